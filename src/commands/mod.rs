@@ -1,0 +1,2 @@
+//! Subcommands other than the TUI and headless runs.
+pub mod info;

@@ -1,0 +1,7 @@
+//! Engines compute: each gets a request, a device, a progress sink and a cancel token,
+//! and never knows who is watching.
+
+pub mod progress;
+pub mod sd;
+
+pub use progress::{CancelToken, EngineEvent, ProgressSink};

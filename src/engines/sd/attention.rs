@@ -1,0 +1,267 @@
+//! Scaled dot-product attention for the UNet, the VAE and CLIP, batched over heads.
+//!
+//! The default path never materialises the whole `(batch*heads, queries, keys)` score matrix for
+//! large token counts: it processes the queries in chunks sized to a memory budget. Each chunk's
+//! softmax still sees every key, so chunking does not change the arithmetic (only the order of
+//! independent rows), which is why sliced and full attention agree to float rounding.
+
+use candle_core::{DType, Device, Module, Result, Tensor};
+use candle_nn::VarBuilder;
+
+/// How attention is computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AttentionMode {
+    /// Query chunks sized so one chunk's scores stay under a per-device budget (the default).
+    #[default]
+    Auto,
+    /// The whole score matrix at once (reference path; most memory).
+    Full,
+    /// Queries processed `query_chunk` tokens at a time.
+    Sliced { query_chunk: usize },
+}
+
+impl AttentionMode {
+    /// The pipeline's `attention_slice` option: `Some(n)` slices by `n` queries, `None` is `Auto`.
+    pub fn from_slice(slice: Option<usize>) -> Self {
+        match slice {
+            Some(n) => Self::Sliced {
+                query_chunk: n.max(1),
+            },
+            None => Self::Auto,
+        }
+    }
+
+    /// Queries per chunk for a score block of `rows` (batch*heads) by `keys` in `bytes_per` bytes.
+    fn query_chunk(self, rows: usize, queries: usize, keys: usize, device: &Device) -> usize {
+        match self {
+            Self::Full => queries,
+            Self::Sliced { query_chunk } => query_chunk.clamp(1, queries.max(1)),
+            Self::Auto => {
+                // One chunk's f32 scores (plus its softmax) under this budget: small enough to stay
+                // in cache-friendly sizes on the CPU, large enough to keep a GPU busy.
+                let budget: usize = if device.is_cpu() { 64 << 20 } else { 512 << 20 };
+                let per_query = rows.saturating_mul(keys).saturating_mul(4).max(1);
+                (budget / per_query).clamp(1, queries.max(1))
+            }
+        }
+    }
+}
+
+/// `q` (b, n_q, heads*d), `k`/`v` (b, n_k, heads*d) -> (b, n_q, heads*d).
+/// With `upcast`, or whenever the inputs are half precision, scores and softmax run in f32.
+pub fn attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    heads: usize,
+    upcast: bool,
+    mode: AttentionMode,
+) -> Result<Tensor> {
+    let (b, n_q, inner) = q.dims3()?;
+    let n_k = k.dim(1)?;
+    let d = inner / heads;
+    let split = |t: &Tensor, n: usize| -> Result<Tensor> {
+        t.reshape((b, n, heads, d))?
+            .transpose(1, 2)?
+            .contiguous()?
+            .reshape((b * heads, n, d))
+    };
+    let scale = (d as f64).powf(-0.5);
+    let q = (split(q, n_q)? * scale)?;
+    let k = split(k, n_k)?;
+    let v = split(v, n_k)?;
+    let out = attention_heads(&q, &k, &v, upcast, mode)?;
+    out.reshape((b, heads, n_q, d))?
+        .transpose(1, 2)?
+        .contiguous()?
+        .reshape((b, n_q, inner))
+}
+
+/// Attention on per-head tensors: `q` (rows, n_q, d) already scaled, `k`/`v` (rows, n_k, d).
+pub fn attention_heads(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    upcast: bool,
+    mode: AttentionMode,
+) -> Result<Tensor> {
+    let (rows, n_q, _) = q.dims3()?;
+    let n_k = k.dim(1)?;
+    let in_dtype = v.dtype();
+    let score_dtype = if upcast || in_dtype != DType::F32 && in_dtype != DType::F64 {
+        DType::F32
+    } else {
+        in_dtype
+    };
+    let q = q.to_dtype(score_dtype)?;
+    let kt = k.to_dtype(score_dtype)?.t()?;
+    let chunk = mode.query_chunk(rows, n_q, n_k, q.device());
+    let one_chunk = |qc: &Tensor| -> Result<Tensor> {
+        let scores = qc.matmul(&kt)?;
+        let probs = candle_nn::ops::softmax_last_dim(&scores)?.to_dtype(in_dtype)?;
+        probs.matmul(v)
+    };
+    if chunk >= n_q {
+        return one_chunk(&q);
+    }
+    let mut outs = Vec::with_capacity(n_q.div_ceil(chunk));
+    let mut start = 0;
+    while start < n_q {
+        let len = chunk.min(n_q - start);
+        outs.push(one_chunk(&q.narrow(1, start, len)?)?);
+        start += len;
+    }
+    Tensor::cat(&outs, 1)
+}
+
+/// diffusers' `Attention` as the UNet uses it: to_q/to_k/to_v (no bias) and to_out.0.
+#[derive(Debug)]
+pub struct CrossAttention {
+    to_q: candle_nn::Linear,
+    to_k: candle_nn::Linear,
+    to_v: candle_nn::Linear,
+    to_out: candle_nn::Linear,
+    heads: usize,
+    upcast: bool,
+}
+
+impl CrossAttention {
+    pub fn new(
+        vb: VarBuilder,
+        query_dim: usize,
+        context_dim: Option<usize>,
+        heads: usize,
+        dim_head: usize,
+        upcast: bool,
+    ) -> Result<Self> {
+        let inner = heads * dim_head;
+        let context_dim = context_dim.unwrap_or(query_dim);
+        Ok(Self {
+            to_q: candle_nn::linear_no_bias(query_dim, inner, vb.pp("to_q"))?,
+            to_k: candle_nn::linear_no_bias(context_dim, inner, vb.pp("to_k"))?,
+            to_v: candle_nn::linear_no_bias(context_dim, inner, vb.pp("to_v"))?,
+            to_out: candle_nn::linear(inner, query_dim, vb.pp("to_out.0"))?,
+            heads,
+            upcast,
+        })
+    }
+
+    /// `xs` (b, n, query_dim); `context` (b, m, context_dim) or None for self-attention.
+    pub fn forward(&self, xs: &Tensor, context: Option<&Tensor>, mode: AttentionMode) -> Result<Tensor> {
+        let context = context.unwrap_or(xs);
+        let q = self.to_q.forward(xs)?;
+        let k = self.to_k.forward(context)?;
+        let v = self.to_v.forward(context)?;
+        let out = attention(&q, &k, &v, self.heads, self.upcast, mode)?;
+        self.to_out.forward(&out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn random(shape: (usize, usize, usize), seed: f64) -> Tensor {
+        // Deterministic pseudo-random values without a global RNG.
+        let n = shape.0 * shape.1 * shape.2;
+        let data: Vec<f32> = (0..n)
+            .map(|i| (((i as f64 + seed) * 12.9898).sin() * 43758.5453).fract() as f32 * 2.0)
+            .collect();
+        Tensor::from_vec(data, shape, &Device::Cpu).unwrap()
+    }
+
+    fn max_rel_diff(a: &Tensor, b: &Tensor) -> f32 {
+        let diff = (a - b).unwrap().abs().unwrap().max_all().unwrap();
+        let scale = b.abs().unwrap().max_all().unwrap();
+        diff.to_scalar::<f32>().unwrap() / scale.to_scalar::<f32>().unwrap()
+    }
+
+    /// Attention written out loop by loop, independent of the tensor code under test.
+    fn naive(q: &Tensor, k: &Tensor, v: &Tensor, heads: usize) -> Tensor {
+        let (b, nq, inner) = q.dims3().unwrap();
+        let nk = k.dim(1).unwrap();
+        let d = inner / heads;
+        let (q, k, v) = (
+            q.to_vec3::<f32>().unwrap(),
+            k.to_vec3::<f32>().unwrap(),
+            v.to_vec3::<f32>().unwrap(),
+        );
+        let mut out = vec![0f32; b * nq * inner];
+        for bi in 0..b {
+            for h in 0..heads {
+                for i in 0..nq {
+                    let s: Vec<f32> = (0..nk)
+                        .map(|j| {
+                            (0..d).map(|c| q[bi][i][h * d + c] * k[bi][j][h * d + c]).sum::<f32>()
+                                / (d as f32).sqrt()
+                        })
+                        .collect();
+                    let m = s.iter().cloned().fold(f32::MIN, f32::max);
+                    let e: Vec<f32> = s.iter().map(|x| (x - m).exp()).collect();
+                    let z: f32 = e.iter().sum();
+                    for c in 0..d {
+                        out[(bi * nq + i) * inner + h * d + c] =
+                            (0..nk).map(|j| e[j] / z * v[bi][j][h * d + c]).sum();
+                    }
+                }
+            }
+        }
+        Tensor::from_vec(out, (b, nq, inner), &Device::Cpu).unwrap()
+    }
+
+    #[test]
+    fn full_attention_matches_a_naive_loop() {
+        let (q, k, v) = (random((2, 9, 12), 1.), random((2, 5, 12), 2.), random((2, 5, 12), 3.));
+        let ours = attention(&q, &k, &v, 3, false, AttentionMode::Full).unwrap();
+        assert!(max_rel_diff(&ours, &naive(&q, &k, &v, 3)) < 1e-5);
+    }
+
+    #[test]
+    fn chunked_attention_equals_full_for_every_chunk_size() {
+        let (q, k, v) = (
+            random((2, 67, 32), 4.),
+            random((2, 67, 32), 5.),
+            random((2, 67, 32), 6.),
+        );
+        let full = attention(&q, &k, &v, 4, false, AttentionMode::Full).unwrap();
+        for chunk in [1, 7, 16, 66, 67, 500] {
+            let sliced =
+                attention(&q, &k, &v, 4, false, AttentionMode::Sliced { query_chunk: chunk })
+                    .unwrap();
+            assert!(max_rel_diff(&sliced, &full) < 1e-6, "chunk {chunk}");
+        }
+        let auto = attention(&q, &k, &v, 4, false, AttentionMode::Auto).unwrap();
+        assert!(max_rel_diff(&auto, &full) < 1e-6);
+    }
+
+    #[test]
+    fn auto_mode_bounds_the_score_chunk() {
+        let chunk = AttentionMode::Auto.query_chunk(16, 4096, 4096, &Device::Cpu);
+        assert!(chunk < 4096 && chunk >= 1);
+        assert!(16 * chunk * 4096 * 4 <= 64 << 20);
+        assert_eq!(AttentionMode::Auto.query_chunk(16, 4096, 77, &Device::Cpu), 4096);
+        assert_eq!(AttentionMode::from_slice(Some(0)), AttentionMode::Sliced { query_chunk: 1 });
+    }
+
+    #[test]
+    fn half_precision_inputs_softmax_in_f32() {
+        let (q, k, v) = (
+            random((1, 33, 16), 7.),
+            random((1, 33, 16), 8.),
+            random((1, 33, 16), 9.),
+        );
+        let full = attention(&q, &k, &v, 2, false, AttentionMode::Full).unwrap();
+        let half = |t: &Tensor| t.to_dtype(DType::F16).unwrap();
+        let ours = attention(
+            &half(&q),
+            &half(&k),
+            &half(&v),
+            2,
+            true,
+            AttentionMode::Sliced { query_chunk: 5 },
+        )
+        .unwrap();
+        assert_eq!(ours.dtype(), DType::F16);
+        assert!(max_rel_diff(&ours.to_dtype(DType::F32).unwrap(), &full) < 5e-3);
+    }
+}

@@ -1,0 +1,297 @@
+//! The CLIP text encoder (transformers' CLIPTextModel and CLIPTextModelWithProjection).
+//!
+//! Owned rather than candle-transformers' because that one cannot be configured from
+//! config.json (private fields, fixed layer-norm eps), computes `gelu` with the tanh
+//! approximation where transformers uses erf, and lacks `text_projection` and the pooled output
+//! that SDXL needs.
+
+use std::path::Path;
+
+use candle_core::{D, DType, Device, Module, Tensor};
+use candle_nn::{Embedding, LayerNorm, Linear, VarBuilder};
+
+use super::config::TextEncoderConfig;
+use super::weights::Weights;
+use crate::error::{Error, Result};
+
+/// What the SD pipelines take from a text encoder.
+#[derive(Debug, Clone)]
+pub struct TextEncoderOutput {
+    /// After the final layer norm: SD 1.x/2.x `prompt_embeds`.
+    pub last_hidden_state: Tensor,
+    /// `hidden_states[-2]`: the second-to-last layer's output, no final norm (SDXL's embeds).
+    pub penultimate: Tensor,
+    /// The final-normed state at the EOS position, projected by `text_projection` when present.
+    pub pooled: Tensor,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Activation {
+    QuickGelu,
+    GeluErf,
+    GeluTanh,
+}
+
+impl Activation {
+    fn from_name(name: &str) -> Self {
+        match name {
+            "gelu" => Self::GeluErf,
+            "gelu_new" | "gelu_pytorch_tanh" => Self::GeluTanh,
+            _ => Self::QuickGelu,
+        }
+    }
+
+    fn apply(self, xs: &Tensor) -> candle_core::Result<Tensor> {
+        match self {
+            Self::QuickGelu => xs * candle_nn::ops::sigmoid(&(xs * 1.702)?)?,
+            Self::GeluErf => xs.gelu_erf(),
+            Self::GeluTanh => xs.gelu(),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct EncoderLayer {
+    layer_norm1: LayerNorm,
+    q_proj: Linear,
+    k_proj: Linear,
+    v_proj: Linear,
+    out_proj: Linear,
+    layer_norm2: LayerNorm,
+    fc1: Linear,
+    fc2: Linear,
+    heads: usize,
+    activation: Activation,
+}
+
+impl EncoderLayer {
+    fn new(vb: VarBuilder, c: &TextEncoderConfig) -> candle_core::Result<Self> {
+        let h = c.hidden_size;
+        let attn = vb.pp("self_attn");
+        Ok(Self {
+            layer_norm1: candle_nn::layer_norm(h, c.layer_norm_eps, vb.pp("layer_norm1"))?,
+            q_proj: candle_nn::linear(h, h, attn.pp("q_proj"))?,
+            k_proj: candle_nn::linear(h, h, attn.pp("k_proj"))?,
+            v_proj: candle_nn::linear(h, h, attn.pp("v_proj"))?,
+            out_proj: candle_nn::linear(h, h, attn.pp("out_proj"))?,
+            layer_norm2: candle_nn::layer_norm(h, c.layer_norm_eps, vb.pp("layer_norm2"))?,
+            fc1: candle_nn::linear(h, c.intermediate_size, vb.pp("mlp.fc1"))?,
+            fc2: candle_nn::linear(c.intermediate_size, h, vb.pp("mlp.fc2"))?,
+            heads: c.num_attention_heads,
+            activation: Activation::from_name(&c.hidden_act),
+        })
+    }
+
+    /// `mask` is the additive causal mask (seq, seq) in f32.
+    fn forward(&self, xs: &Tensor, mask: &Tensor) -> candle_core::Result<Tensor> {
+        let (b, n, h) = xs.dims3()?;
+        let d = h / self.heads;
+        let normed = self.layer_norm1.forward(xs)?;
+        let split = |t: Tensor| -> candle_core::Result<Tensor> {
+            t.reshape((b, n, self.heads, d))?
+                .transpose(1, 2)?
+                .contiguous()?
+                .reshape((b * self.heads, n, d))
+        };
+        let scale = (d as f64).powf(-0.5);
+        let q = split((self.q_proj.forward(&normed)? * scale)?)?.to_dtype(DType::F32)?;
+        let k = split(self.k_proj.forward(&normed)?)?.to_dtype(DType::F32)?;
+        let v = split(self.v_proj.forward(&normed)?)?;
+        // 77 tokens: the whole score matrix is tiny, so no chunking; softmax in f32 always.
+        let scores = q.matmul(&k.t()?)?.broadcast_add(mask)?;
+        let probs = candle_nn::ops::softmax_last_dim(&scores)?.to_dtype(v.dtype())?;
+        let attn = probs
+            .matmul(&v)?
+            .reshape((b, self.heads, n, d))?
+            .transpose(1, 2)?
+            .contiguous()?
+            .reshape((b, n, h))?;
+        let xs = (xs + self.out_proj.forward(&attn)?)?;
+        let mlp = self.layer_norm2.forward(&xs)?.apply(&self.fc1)?;
+        let mlp = self.fc2.forward(&self.activation.apply(&mlp)?)?;
+        xs + mlp
+    }
+}
+
+/// A CLIP text encoder loaded from a `text_encoder*/` folder.
+#[derive(Debug)]
+pub struct TextEncoder {
+    config: TextEncoderConfig,
+    token_embedding: Embedding,
+    position_embedding: Embedding,
+    layers: Vec<EncoderLayer>,
+    final_layer_norm: LayerNorm,
+    text_projection: Option<Linear>,
+    device: Device,
+}
+
+impl TextEncoder {
+    pub fn load(dir: &Path, device: &Device, dtype: DType, fp16_variant: bool) -> Result<Self> {
+        let _span = tracing::info_span!("load_text_encoder", dir = %dir.display()).entered();
+        let config = TextEncoderConfig::load(&dir.join("config.json"))?;
+        let weights = Weights::open(dir, device, dtype, fp16_variant)?;
+        let model = weights.build("text encoder", |vb| Self::new(vb, config.clone()))?;
+        Ok(model)
+    }
+
+    /// Builds from a VarBuilder rooted at the weight file. transformers 5 saves CLIPTextModel
+    /// without the `text_model.` prefix that older checkpoints (and every SD repo) have.
+    pub fn new(vb: VarBuilder, config: TextEncoderConfig) -> candle_core::Result<Self> {
+        let c = &config;
+        let tm = if vb.contains_tensor("text_model.embeddings.token_embedding.weight") {
+            vb.pp("text_model")
+        } else {
+            vb.clone()
+        };
+        let h = c.hidden_size;
+        let emb = tm.pp("embeddings");
+        let token_embedding = candle_nn::embedding(c.vocab_size, h, emb.pp("token_embedding"))?;
+        let position_embedding =
+            candle_nn::embedding(c.max_position_embeddings, h, emb.pp("position_embedding"))?;
+        let layers = (0..c.num_hidden_layers)
+            .map(|i| EncoderLayer::new(tm.pp(format!("encoder.layers.{i}")), c))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let final_layer_norm = candle_nn::layer_norm(h, c.layer_norm_eps, tm.pp("final_layer_norm"))?;
+        let text_projection = if vb.contains_tensor("text_projection.weight") {
+            let out = c.projection_dim.unwrap_or(h);
+            Some(candle_nn::linear_no_bias(h, out, vb.pp("text_projection"))?)
+        } else {
+            None
+        };
+        Ok(Self {
+            device: vb.device().clone(),
+            config,
+            token_embedding,
+            position_embedding,
+            layers,
+            final_layer_norm,
+            text_projection,
+        })
+    }
+
+    pub fn config(&self) -> &TextEncoderConfig {
+        &self.config
+    }
+
+    /// Whether `pooled` is projected (SDXL's text_encoder_2).
+    pub fn has_projection(&self) -> bool {
+        self.text_projection.is_some()
+    }
+
+    /// `ids`: (batch, seq) token ids (u32 or i64), seq at most `max_position_embeddings`.
+    pub fn forward(&self, ids: &Tensor) -> Result<TextEncoderOutput> {
+        let (b, n) = ids.dims2()?;
+        if n == 0 || n > self.config.max_position_embeddings {
+            return Err(Error::bad_input(format!(
+                "the text encoder takes 1 to {} tokens per prompt, got {n}",
+                self.config.max_position_embeddings
+            )));
+        }
+        let ids = ids.to_dtype(DType::U32)?.to_device(&self.device)?;
+        let host_ids = ids.to_vec2::<u32>()?;
+        if let Some(bad) = host_ids.iter().flatten().find(|&&id| id as usize >= self.config.vocab_size) {
+            return Err(Error::bad_input(format!(
+                "token id {bad} is outside the text encoder's vocabulary of {}",
+                self.config.vocab_size
+            )));
+        }
+        let positions = Tensor::arange(0u32, n as u32, &self.device)?;
+        let mut xs = self
+            .token_embedding
+            .forward(&ids)?
+            .broadcast_add(&self.position_embedding.forward(&positions)?)?;
+        let mask = causal_mask(n, &self.device)?;
+        let mut penultimate = xs.clone();
+        let last = self.layers.len().saturating_sub(1);
+        for (i, layer) in self.layers.iter().enumerate() {
+            if i == last {
+                penultimate = xs.clone();
+            }
+            xs = layer.forward(&xs, &mask)?;
+        }
+        let last_hidden_state = self.final_layer_norm.forward(&xs)?;
+        let eos_positions: Vec<u32> = host_ids
+            .iter()
+            .map(|row| self.eos_position(row) as u32)
+            .collect();
+        let rows = (0..b)
+            .map(|i| last_hidden_state.get(i)?.get(eos_positions[i] as usize))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let mut pooled = Tensor::stack(&rows, 0)?;
+        if let Some(proj) = &self.text_projection {
+            pooled = proj.forward(&pooled)?;
+        }
+        Ok(TextEncoderOutput {
+            last_hidden_state,
+            penultimate,
+            pooled,
+        })
+    }
+
+    /// transformers: configs from before its PR #24773 say eos_token_id == 2 and pool at the
+    /// highest id (argmax); newer ones pool at the first EOS (padding may repeat it).
+    fn eos_position(&self, row: &[u32]) -> usize {
+        let eos = self.config.eos_token_id;
+        if eos == 2 {
+            // torch's argmax returns the first maximal index.
+            let mut best = 0;
+            for (i, &id) in row.iter().enumerate() {
+                if id > row[best] {
+                    best = i;
+                }
+            }
+            best
+        } else {
+            row.iter().position(|&id| id == eos).unwrap_or(0)
+        }
+    }
+}
+
+/// Additive causal mask (n, n): 0 on and below the diagonal, f32::MIN above (as transformers).
+fn causal_mask(n: usize, device: &Device) -> candle_core::Result<Tensor> {
+    let mask: Vec<f32> = (0..n)
+        .flat_map(|i| (0..n).map(move |j| if j > i { f32::MIN } else { 0.0 }))
+        .collect();
+    Tensor::from_vec(mask, (n, n), device)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny_config(eos: u32) -> TextEncoderConfig {
+        TextEncoderConfig::from_json(&format!(
+            r#"{{"hidden_size": 8, "intermediate_size": 16, "num_attention_heads": 2,
+                "num_hidden_layers": 2, "vocab_size": 20, "max_position_embeddings": 6,
+                "eos_token_id": {eos}, "projection_dim": 4}}"#
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn pooled_position_follows_transformers_eos_rule() {
+        let map = candle_nn::VarMap::new();
+        let vb = VarBuilder::from_varmap(&map, DType::F32, &Device::Cpu);
+        let enc = TextEncoder::new(vb.clone(), tiny_config(7)).unwrap();
+        assert_eq!(enc.eos_position(&[1, 3, 7, 7, 9]), 2);
+        let legacy = TextEncoder::new(vb, tiny_config(2)).unwrap();
+        assert_eq!(legacy.eos_position(&[1, 19, 3, 19]), 1);
+    }
+
+    #[test]
+    fn forward_shapes_and_bad_ids() {
+        let map = candle_nn::VarMap::new();
+        let vb = VarBuilder::from_varmap(&map, DType::F32, &Device::Cpu);
+        // Request the projection so `has_projection` is exercised.
+        vb.get((4, 8), "text_projection.weight").unwrap();
+        let enc = TextEncoder::new(vb, tiny_config(7)).unwrap();
+        assert!(enc.has_projection());
+        let ids = Tensor::new(&[[1u32, 5, 7, 7], [1, 7, 7, 7]], &Device::Cpu).unwrap();
+        let out = enc.forward(&ids).unwrap();
+        assert_eq!(out.last_hidden_state.dims(), &[2, 4, 8]);
+        assert_eq!(out.penultimate.dims(), &[2, 4, 8]);
+        assert_eq!(out.pooled.dims(), &[2, 4]);
+        let bad = Tensor::new(&[[1u32, 50]], &Device::Cpu).unwrap();
+        assert_eq!(enc.forward(&bad).unwrap_err().exit_code(), 2);
+    }
+}

@@ -1,0 +1,149 @@
+//! The pipeline's components and when they are in memory: all at once (resident) or one stage at a
+//! time (staged: text encoders, then the UNet, then the VAE), so a 16 GB machine holds only one.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device};
+
+use super::clip::TextEncoder;
+use super::request::{LoadOptions, Residency};
+use super::unet::UNet;
+use super::vae::Vae;
+use crate::error::Result;
+
+/// Lazily loaded networks of one diffusers folder.
+pub struct Components {
+    dir: PathBuf,
+    device: Device,
+    dtype: DType,
+    vae_dtype: DType,
+    fp16_variant: bool,
+    residency: Residency,
+    sdxl: bool,
+    text_encoder: Option<TextEncoder>,
+    text_encoder_2: Option<TextEncoder>,
+    unet: Option<UNet>,
+    vae: Option<Vae>,
+}
+
+fn timed<T>(stage: &str, load: impl FnOnce() -> Result<T>) -> Result<T> {
+    let _span = tracing::info_span!("load", stage).entered();
+    let start = std::time::Instant::now();
+    let value = load()?;
+    tracing::info!(
+        stage,
+        seconds = start.elapsed().as_secs_f64(),
+        "component loaded"
+    );
+    crate::logging::log_memory(stage);
+    Ok(value)
+}
+
+impl Components {
+    pub fn new(opts: &LoadOptions, vae_dtype: DType, sdxl: bool) -> Self {
+        Self {
+            dir: opts.model_dir.clone(),
+            device: opts.device.clone(),
+            dtype: opts.dtype,
+            vae_dtype,
+            fp16_variant: opts.prefer_fp16_variant,
+            residency: opts.residency,
+            sdxl,
+            text_encoder: None,
+            text_encoder_2: None,
+            unet: None,
+            vae: None,
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn residency(&self) -> Residency {
+        self.residency
+    }
+
+    /// Load everything now (resident mode does this once, at pipeline load).
+    pub fn load_all(&mut self) -> Result<()> {
+        self.text_encoders()?;
+        self.unet()?;
+        self.vae()?;
+        Ok(())
+    }
+
+    /// The text encoder(s): one for SD, two for SDXL.
+    pub fn text_encoders(&mut self) -> Result<(&TextEncoder, Option<&TextEncoder>)> {
+        if self.text_encoder.is_none() {
+            let p = self.path("text_encoder");
+            let (device, dtype, v) = (self.device.clone(), self.dtype, self.fp16_variant);
+            self.text_encoder = Some(timed("text_encoder", || {
+                TextEncoder::load(&p, &device, dtype, v)
+            })?);
+        }
+        if self.sdxl && self.text_encoder_2.is_none() {
+            let p = self.path("text_encoder_2");
+            let (device, dtype, v) = (self.device.clone(), self.dtype, self.fp16_variant);
+            self.text_encoder_2 = Some(timed("text_encoder_2", || {
+                TextEncoder::load(&p, &device, dtype, v)
+            })?);
+        }
+        match &self.text_encoder {
+            Some(te) => Ok((te, self.text_encoder_2.as_ref())),
+            None => Err(crate::Error::job_failed("text encoder failed to load")),
+        }
+    }
+
+    pub fn unet(&mut self) -> Result<&UNet> {
+        if self.unet.is_none() {
+            let p = self.path("unet");
+            let (device, dtype, v) = (self.device.clone(), self.dtype, self.fp16_variant);
+            self.unet = Some(timed("unet", || UNet::load(&p, &device, dtype, v))?);
+        }
+        self.unet
+            .as_ref()
+            .ok_or_else(|| crate::Error::job_failed("UNet failed to load"))
+    }
+
+    pub fn vae(&mut self) -> Result<&Vae> {
+        if self.vae.is_none() {
+            let p = self.path("vae");
+            let (device, dtype, v) = (self.device.clone(), self.vae_dtype, self.fp16_variant);
+            self.vae = Some(timed("vae", || Vae::load(&p, &device, dtype, v))?);
+        }
+        self.vae
+            .as_ref()
+            .ok_or_else(|| crate::Error::job_failed("VAE failed to load"))
+    }
+
+    /// Staged mode: free the text encoders once the prompts are encoded.
+    pub fn release_text_encoders(&mut self) {
+        if self.residency == Residency::Staged {
+            self.text_encoder = None;
+            self.text_encoder_2 = None;
+            crate::logging::log_memory("text encoders released");
+        }
+    }
+
+    pub fn release_unet(&mut self) {
+        if self.residency == Residency::Staged {
+            self.unet = None;
+            crate::logging::log_memory("unet released");
+        }
+    }
+
+    pub fn release_vae(&mut self) {
+        if self.residency == Residency::Staged {
+            self.vae = None;
+            crate::logging::log_memory("vae released");
+        }
+    }
+
+    pub fn vae_dtype(&self) -> DType {
+        self.vae_dtype
+    }
+}

@@ -1,0 +1,119 @@
+//! The denoising loop: classifier-free guidance, the scheduler step, inpainting input or blending,
+//! progress and previews every step, cancellation between steps.
+
+use std::time::Instant;
+
+use candle_core::Tensor;
+
+use super::conditioning::Conditioning;
+use super::latents::latent_preview;
+use super::noise::SeededNoise;
+use super::request::MemoryModes;
+use super::schedulers::Scheduler;
+use super::unet::{AddedConditioning, AttentionMode, UNet};
+use crate::engines::progress::{CancelToken, EngineEvent, ProgressSink};
+use crate::error::{Error, Result};
+
+/// Inpainting inputs at latent size, already batched.
+pub struct Inpainting {
+    /// (n, 1, h, w), 1 = repaint.
+    pub mask: Tensor,
+    /// 9-channel models: the VAE latents of the image with the masked area blanked.
+    pub masked_image_latents: Option<Tensor>,
+    /// Ordinary models: the clean image latents re-noised and blended outside the mask every step.
+    pub image_latents: Option<Tensor>,
+}
+
+pub struct DenoiseInputs<'a> {
+    pub unet: &'a UNet,
+    pub scheduler: &'a mut dyn Scheduler,
+    pub cond: &'a Conditioning,
+    pub time_ids: Option<&'a Tensor>,
+    pub latents: Tensor,
+    /// The initial noise (inpainting blending re-noises the image with it).
+    pub noise: &'a Tensor,
+    /// First timestep index (img2img).
+    pub start: usize,
+    pub guidance: f64,
+    pub inpainting: Option<&'a Inpainting>,
+    pub memory: MemoryModes,
+    pub preview_every: u32,
+    pub sdxl: bool,
+    /// Seeds the ancestral samplers' fresh noise.
+    pub seed: u64,
+    pub sink: &'a dyn ProgressSink,
+    pub cancel: &'a CancelToken,
+}
+
+fn doubled(t: &Tensor, guided: bool) -> Result<Tensor> {
+    Ok(if guided { Tensor::cat(&[t, t], 0)? } else { t.clone() })
+}
+
+pub fn denoise(inp: DenoiseInputs<'_>) -> Result<Tensor> {
+    let n = inp.latents.dim(0)?;
+    let guided = inp.cond.negative.is_some();
+    let context = inp.cond.hidden_states(n)?;
+    let added = match (inp.cond.pooled_batch(n)?, inp.time_ids) {
+        (Some(text_embeds), Some(ids)) => Some(AddedConditioning {
+            text_embeds,
+            time_ids: ids.repeat((context.dim(0)?, 1))?,
+        }),
+        _ => None,
+    };
+    let attn = match inp.memory.attention_slice {
+        Some(chunk) => AttentionMode::Sliced { query_chunk: chunk },
+        None => AttentionMode::Full,
+    };
+    let timesteps = inp.scheduler.timesteps().to_vec();
+    let total = timesteps.len() - inp.start;
+    // Ancestral samplers draw fresh noise each step; seeded apart from the initial noise.
+    let mut step_noise = SeededNoise::new(inp.seed ^ 0x5DEE_CE66_D1CE_5EED);
+    let mut latents = inp.latents;
+    let begin = Instant::now();
+    for (done, index) in (inp.start..timesteps.len()).enumerate() {
+        if inp.cancel.is_cancelled() {
+            return Err(Error::Cancelled);
+        }
+        let t = timesteps[index];
+        let _span = tracing::debug_span!("step", index, t).entered();
+        let model_in = inp.scheduler.scale_model_input(&doubled(&latents, guided)?, index)?;
+        let model_in = match inp.inpainting.and_then(|i| i.masked_image_latents.as_ref().map(|m| (&i.mask, m))) {
+            Some((mask, masked)) => {
+                let mask = doubled(mask, guided)?.to_dtype(model_in.dtype())?;
+                let masked = doubled(masked, guided)?.to_dtype(model_in.dtype())?;
+                Tensor::cat(&[&model_in, &mask, &masked], 1)?
+            }
+            None => model_in,
+        };
+        let out = inp.unet.forward(&model_in, t, &context, added.as_ref(), attn)?;
+        let guided_out = if guided {
+            let uncond = out.narrow(0, 0, n)?;
+            let text = out.narrow(0, n, n)?;
+            (&uncond + ((&text - &uncond)? * inp.guidance)?)?
+        } else {
+            out
+        };
+        latents = inp.scheduler.step(&guided_out, index, &latents, &mut step_noise)?;
+        if let Some(blend) = inp.inpainting.filter(|i| i.masked_image_latents.is_none()) {
+            if let Some(image_latents) = &blend.image_latents {
+                let proper = if index + 1 < timesteps.len() {
+                    inp.scheduler.add_noise(image_latents, inp.noise, index + 1)?
+                } else {
+                    image_latents.clone()
+                };
+                let mask = blend.mask.to_dtype(latents.dtype())?;
+                let keep = (mask.ones_like()? - &mask)?;
+                latents = ((proper * keep)? + (&latents * &mask)?)?;
+            }
+        }
+        let step = done as u32 + 1;
+        let elapsed_s = begin.elapsed().as_secs_f64();
+        let eta_s = elapsed_s / f64::from(step) * (total as f64 - f64::from(step));
+        inp.sink.emit(EngineEvent::Progress { step, steps: total as u32, elapsed_s, eta_s });
+        if inp.preview_every > 0 && step % inp.preview_every == 0 && (step as usize) < total {
+            inp.sink.emit(EngineEvent::Preview(latent_preview(&latents, inp.sdxl)?));
+        }
+    }
+    tracing::info!(steps = total, seconds = begin.elapsed().as_secs_f64(), "denoising done");
+    Ok(latents)
+}

@@ -1,0 +1,83 @@
+//! What the Stable Diffusion pipeline is asked to do: everything resolved, validated and loaded
+//! (defaults applied, images decoded), so the engine only computes.
+
+use std::path::PathBuf;
+
+use candle_core::{DType, Device, Tensor};
+
+/// Which components stay in memory during a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Residency {
+    /// Text encoders, UNet and VAE all loaded at once (fastest for batches).
+    #[default]
+    Resident,
+    /// Text encoders loaded, run and dropped before the UNet loads; the VAE after the UNet is dropped.
+    Staged,
+}
+
+/// How to load a pipeline from a diffusers folder.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// The diffusers folder (model_index.json at its root).
+    pub model_dir: PathBuf,
+    pub device: Device,
+    pub dtype: DType,
+    pub residency: Residency,
+    /// Use `*.fp16.safetensors` variant files where present (f16/bf16 runs).
+    pub prefer_fp16_variant: bool,
+}
+
+/// Memory-saving modes for one generation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MemoryModes {
+    /// Attention computed over query chunks of this many tokens (None: all at once).
+    pub attention_slice: Option<usize>,
+    /// Decode (and encode) the VAE in overlapping tiles.
+    pub vae_tiling: bool,
+}
+
+/// One txt2img / img2img / inpaint generation, fully resolved.
+#[derive(Debug, Clone)]
+pub struct GenerateRequest {
+    pub prompt: String,
+    pub negative: String,
+    pub steps: u32,
+    /// Classifier-free guidance scale; <= 1 skips the unconditional pass.
+    pub guidance: f64,
+    pub seed: u64,
+    pub width: u32,
+    pub height: u32,
+    /// Images in this job; image i uses seed + i.
+    pub batch: u32,
+    /// Scheduler name as the CLI takes it (ddim, euler, euler-a, dpm++2m, dpm++2m-karras, unipc).
+    pub scheduler: String,
+    /// img2img / inpaint source, RGB, already at width x height.
+    pub init_image: Option<image::RgbImage>,
+    /// How much of the init image to repaint, 0..1.
+    pub strength: f64,
+    /// Inpainting mask, at width x height; white (255) = repaint.
+    pub mask: Option<image::GrayImage>,
+    /// Initial latents, shape (1 or batch, 4, h/8, w/8), replacing the seeded noise.
+    pub init_latents: Option<Tensor>,
+    pub memory: MemoryModes,
+    /// Emit a latent preview every this many steps (0: never).
+    pub preview_every: u32,
+}
+
+/// One finished image and the seed that made it.
+#[derive(Debug, Clone)]
+pub struct GeneratedImage {
+    pub image: image::RgbImage,
+    pub seed: u64,
+}
+
+/// The compute dtype a request runs at, for reporting.
+pub fn dtype_name(dtype: DType) -> &'static str {
+    match dtype {
+        DType::F32 => "f32",
+        DType::F16 => "f16",
+        DType::BF16 => "bf16",
+        _ => "other",
+    }
+}

@@ -1,0 +1,141 @@
+//! diffusers' Transformer2DModel (the "spatial transformer") with BasicTransformerBlocks:
+//! self-attention, cross-attention on the text embeddings, and a GEGLU feed-forward.
+
+use candle_core::{D, Module, Result, Tensor};
+use candle_nn::{Conv2d, GroupNorm, LayerNorm, Linear, VarBuilder};
+
+use super::resnet::conv;
+use crate::engines::sd::attention::{AttentionMode, CrossAttention};
+
+#[derive(Debug)]
+struct FeedForward {
+    proj: Linear,
+    out: Linear,
+}
+
+impl FeedForward {
+    fn new(vb: VarBuilder, dim: usize) -> Result<Self> {
+        let inner = dim * 4;
+        Ok(Self {
+            proj: candle_nn::linear(dim, inner * 2, vb.pp("net.0.proj"))?,
+            out: candle_nn::linear(inner, dim, vb.pp("net.2"))?,
+        })
+    }
+
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        let projected = self.proj.forward(xs)?;
+        let half = projected.dim(D::Minus1)? / 2;
+        let hidden = projected.narrow(D::Minus1, 0, half)?;
+        let gate = projected.narrow(D::Minus1, half, half)?.gelu_erf()?;
+        self.out.forward(&(hidden * gate)?)
+    }
+}
+
+#[derive(Debug)]
+struct BasicTransformerBlock {
+    norm1: LayerNorm,
+    attn1: CrossAttention,
+    norm2: LayerNorm,
+    attn2: CrossAttention,
+    norm3: LayerNorm,
+    ff: FeedForward,
+}
+
+impl BasicTransformerBlock {
+    fn new(vb: VarBuilder, dim: usize, c: &TransformerConfig) -> Result<Self> {
+        let dim_head = dim / c.heads;
+        Ok(Self {
+            norm1: candle_nn::layer_norm(dim, 1e-5, vb.pp("norm1"))?,
+            attn1: CrossAttention::new(vb.pp("attn1"), dim, None, c.heads, dim_head, c.upcast)?,
+            norm2: candle_nn::layer_norm(dim, 1e-5, vb.pp("norm2"))?,
+            attn2: CrossAttention::new(
+                vb.pp("attn2"),
+                dim,
+                Some(c.cross_attention_dim),
+                c.heads,
+                dim_head,
+                c.upcast,
+            )?,
+            norm3: candle_nn::layer_norm(dim, 1e-5, vb.pp("norm3"))?,
+            ff: FeedForward::new(vb.pp("ff"), dim)?,
+        })
+    }
+
+    fn forward(&self, xs: &Tensor, context: &Tensor, mode: AttentionMode) -> Result<Tensor> {
+        let xs = (self.attn1.forward(&self.norm1.forward(xs)?, None, mode)? + xs)?;
+        let xs = (self
+            .attn2
+            .forward(&self.norm2.forward(&xs)?, Some(context), mode)?
+            + xs)?;
+        self.ff.forward(&self.norm3.forward(&xs)?)? + xs
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct TransformerConfig {
+    pub heads: usize,
+    pub depth: usize,
+    pub cross_attention_dim: usize,
+    pub groups: usize,
+    pub use_linear_projection: bool,
+    pub upcast: bool,
+}
+
+#[derive(Debug)]
+enum Projection {
+    Linear(Linear),
+    Conv(Conv2d),
+}
+
+#[derive(Debug)]
+pub struct Transformer2D {
+    norm: GroupNorm,
+    proj_in: Projection,
+    blocks: Vec<BasicTransformerBlock>,
+    proj_out: Projection,
+}
+
+impl Transformer2D {
+    pub fn new(vb: VarBuilder, channels: usize, c: &TransformerConfig) -> Result<Self> {
+        let proj = |name: &str| -> Result<Projection> {
+            Ok(if c.use_linear_projection {
+                Projection::Linear(candle_nn::linear(channels, channels, vb.pp(name))?)
+            } else {
+                Projection::Conv(conv(vb.pp(name), channels, channels, 1, 1, 0)?)
+            })
+        };
+        let blocks = (0..c.depth)
+            .map(|i| BasicTransformerBlock::new(vb.pp(format!("transformer_blocks.{i}")), channels, c))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            norm: candle_nn::group_norm(c.groups, channels, 1e-6, vb.pp("norm"))?,
+            proj_in: proj("proj_in")?,
+            blocks,
+            proj_out: proj("proj_out")?,
+        })
+    }
+
+    pub fn forward(&self, xs: &Tensor, context: &Tensor, mode: AttentionMode) -> Result<Tensor> {
+        let (b, c, h, w) = xs.dims4()?;
+        let normed = self.norm.forward(xs)?;
+        // (b, c, h, w) -> (b, h*w, c), projecting before or after as the weights dictate.
+        let to_tokens = |t: &Tensor| -> Result<Tensor> {
+            t.reshape((b, c, h * w))?.transpose(1, 2)?.contiguous()
+        };
+        let mut tokens = match &self.proj_in {
+            Projection::Linear(l) => l.forward(&to_tokens(&normed)?)?,
+            Projection::Conv(cv) => to_tokens(&cv.forward(&normed)?)?,
+        };
+        for block in &self.blocks {
+            tokens = block.forward(&tokens, context, mode)?;
+        }
+        let to_image = |t: &Tensor| -> Result<Tensor> {
+            t.transpose(1, 2)?.contiguous()?.reshape((b, c, h, w))
+        };
+        let out = match &self.proj_out {
+            Projection::Linear(l) => to_image(&l.forward(&tokens)?)?,
+            Projection::Conv(cv) => cv.forward(&to_image(&tokens)?)?,
+        };
+        out + xs
+    }
+}

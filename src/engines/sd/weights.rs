@@ -1,0 +1,305 @@
+//! Opening one component folder's safetensors (unet/, vae/, text_encoder/ ...), memory-mapped.
+//!
+//! Every failure a user can cause (no weights file, a pickle instead of safetensors, a truncated
+//! or corrupt file, a tensor missing or of the wrong shape for the config) becomes
+//! `Error::BadInput` naming the file and the tensor; nothing panics.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use candle_core::safetensors::MmapedSafetensors;
+use candle_core::{DType, Device, Shape, Tensor};
+use candle_nn::VarBuilder;
+
+use crate::error::{Error, Result};
+
+/// The weight file stems diffusers (models) and transformers (text encoders) write.
+const STEMS: [&str; 2] = ["diffusion_pytorch_model", "model"];
+/// Files we refuse to unpickle: loading them can run arbitrary code.
+const PICKLE_EXTS: [&str; 4] = ["bin", "ckpt", "pt", "pth"];
+
+/// A component's weights: the files found and a `VarBuilder` over them.
+pub struct Weights {
+    files: Vec<PathBuf>,
+    vb: VarBuilder<'static>,
+}
+
+impl Weights {
+    /// Opens the safetensors of `dir`: `<stem>.safetensors` (or `<stem>.fp16.safetensors` when
+    /// `fp16_variant` and present), or a sharded `<stem>.safetensors.index.json`.
+    pub fn open(dir: &Path, device: &Device, dtype: DType, fp16_variant: bool) -> Result<Self> {
+        let files = find_weight_files(dir, fp16_variant)?;
+        let mut shards = Vec::with_capacity(files.len());
+        let mut routing = HashMap::new();
+        for (index, file) in files.iter().enumerate() {
+            // SAFETY: the mapping is read-only; a file modified while mapped is the user's
+            // doing, as with every memory-mapped model loader.
+            let st = unsafe { MmapedSafetensors::new(file) }.map_err(|e| {
+                Error::bad_input(format!(
+                    "{} is not a valid safetensors file (truncated or corrupt?): {}; \
+                     download it again",
+                    file.display(),
+                    first_line(&e)
+                ))
+            })?;
+            for (name, _) in st.tensors() {
+                routing.insert(name, index);
+            }
+            shards.push(st);
+        }
+        tracing::debug!(files = ?files, tensors = routing.len(), "opened weights");
+        let backend = CheckedBackend {
+            files: files.clone(),
+            shards,
+            routing,
+        };
+        let vb = VarBuilder::from_backend(Box::new(backend), dtype, device.clone());
+        Ok(Self { files, vb })
+    }
+
+    pub fn vb(&self) -> &VarBuilder<'static> {
+        &self.vb
+    }
+
+    pub fn files(&self) -> &[PathBuf] {
+        &self.files
+    }
+
+    /// Builds a model from these weights, turning lookup errors (missing tensor, wrong shape)
+    /// into `BadInput` that names the files.
+    pub fn build<T>(
+        &self,
+        what: &str,
+        f: impl FnOnce(VarBuilder<'static>) -> candle_core::Result<T>,
+    ) -> Result<T> {
+        f(self.vb.clone()).map_err(|e| {
+            Error::bad_input(format!(
+                "cannot load the {what} from {}: {}; the weights do not match the folder's \
+                 config.json (a different model or a damaged download)",
+                self.describe(),
+                first_line(&e)
+            ))
+        })
+    }
+
+    fn describe(&self) -> String {
+        let names: Vec<String> = self.files.iter().map(|f| f.display().to_string()).collect();
+        names.join(", ")
+    }
+}
+
+/// candle errors carry backtraces and wrapped context; the first line is the message.
+fn first_line(e: &candle_core::Error) -> String {
+    let text = e.to_string();
+    text.lines().next().unwrap_or_default().to_string()
+}
+
+fn find_weight_files(dir: &Path, fp16_variant: bool) -> Result<Vec<PathBuf>> {
+    if !dir.is_dir() {
+        return Err(Error::bad_input(format!(
+            "{} is not a folder; expected a diffusers component folder with a config.json and \
+             safetensors weights",
+            dir.display()
+        )));
+    }
+    let variants: &[&str] = if fp16_variant { &[".fp16", ""] } else { &[""] };
+    for variant in variants {
+        for stem in STEMS {
+            let single = dir.join(format!("{stem}{variant}.safetensors"));
+            if single.is_file() {
+                return Ok(vec![single]);
+            }
+            let index = dir.join(format!("{stem}{variant}.safetensors.index.json"));
+            if index.is_file() {
+                return shards_from_index(&index);
+            }
+        }
+    }
+    let pickles: Vec<String> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .filter_map(|entry| entry.ok())
+        .map(|entry| entry.path())
+        .filter(|p| {
+            p.extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| PICKLE_EXTS.contains(&e))
+        })
+        .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .collect();
+    if !pickles.is_empty() {
+        return Err(Error::bad_input(format!(
+            "{} holds only pickled weights ({}), which are refused because loading them can run \
+             arbitrary code; convert the model once with diffusers: \
+             `DiffusionPipeline.from_pretrained(path).save_pretrained(out, safe_serialization=True)`",
+            dir.display(),
+            pickles.join(", ")
+        )));
+    }
+    Err(Error::bad_input(format!(
+        "no weights in {}: expected diffusion_pytorch_model.safetensors or model.safetensors{}",
+        dir.display(),
+        if fp16_variant {
+            " (or their .fp16. variants)"
+        } else {
+            ""
+        }
+    )))
+}
+
+fn shards_from_index(index: &Path) -> Result<Vec<PathBuf>> {
+    #[derive(serde::Deserialize)]
+    struct Index {
+        weight_map: HashMap<String, String>,
+    }
+    let bad = |why: String| Error::bad_input(format!("{}: {why}", index.display()));
+    let text = std::fs::read_to_string(index).map_err(|e| Error::io(index, e))?;
+    let parsed: Index =
+        serde_json::from_str(&text).map_err(|e| bad(format!("not a shard index: {e}")))?;
+    let dir = index.parent().unwrap_or(Path::new("."));
+    let mut files: Vec<PathBuf> = parsed.weight_map.values().map(|f| dir.join(f)).collect();
+    files.sort();
+    files.dedup();
+    if let Some(missing) = files.iter().find(|f| !f.is_file()) {
+        return Err(bad(format!("shard {} is missing", missing.display())));
+    }
+    Ok(files)
+}
+
+/// A safetensors backend that checks shapes from the header before reading any data and names
+/// the file in every error.
+struct CheckedBackend {
+    files: Vec<PathBuf>,
+    shards: Vec<MmapedSafetensors>,
+    routing: HashMap<String, usize>,
+}
+
+impl CheckedBackend {
+    fn locate(&self, name: &str) -> candle_core::Result<usize> {
+        self.routing.get(name).copied().ok_or_else(|| {
+            let files: Vec<String> = self.files.iter().map(|f| f.display().to_string()).collect();
+            candle_core::Error::Msg(format!(
+                "tensor `{name}` is missing from {}",
+                files.join(", ")
+            ))
+        })
+    }
+}
+
+impl candle_nn::var_builder::SimpleBackend for CheckedBackend {
+    fn get(
+        &self,
+        s: Shape,
+        name: &str,
+        _: candle_nn::Init,
+        dtype: DType,
+        dev: &Device,
+    ) -> candle_core::Result<Tensor> {
+        let index = self.locate(name)?;
+        let shard = &self.shards[index];
+        let view = shard.get(name)?;
+        if view.shape() != s.dims() {
+            return Err(candle_core::Error::Msg(format!(
+                "tensor `{name}` in {} has shape {:?} but the config needs {:?}",
+                self.files[index].display(),
+                view.shape(),
+                s.dims()
+            )));
+        }
+        shard.load(name, dev)?.to_dtype(dtype)
+    }
+
+    fn get_unchecked(&self, name: &str, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
+        let index = self.locate(name)?;
+        self.shards[index].load(name, dev)?.to_dtype(dtype)
+    }
+
+    fn contains_tensor(&self, name: &str) -> bool {
+        self.routing.contains_key(name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write_tiny(dir: &Path, file: &str) -> PathBuf {
+        let path = dir.join(file);
+        let t = Tensor::arange(0f32, 6., &Device::Cpu)
+            .unwrap()
+            .reshape((2, 3))
+            .unwrap();
+        candle_core::safetensors::save(&HashMap::from([("w".to_string(), t)]), &path).unwrap();
+        path
+    }
+
+    #[test]
+    fn loads_a_tensor_and_prefers_the_fp16_variant_when_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        write_tiny(dir.path(), "model.safetensors");
+        let w = Weights::open(dir.path(), &Device::Cpu, DType::F32, true).unwrap();
+        assert!(w.files()[0].ends_with("model.safetensors"));
+        let t = w.vb().get((2, 3), "w").unwrap();
+        assert_eq!(t.to_vec2::<f32>().unwrap()[1], vec![3., 4., 5.]);
+        write_tiny(dir.path(), "diffusion_pytorch_model.fp16.safetensors");
+        let w = Weights::open(dir.path(), &Device::Cpu, DType::F32, true).unwrap();
+        assert!(w.files()[0].ends_with("diffusion_pytorch_model.fp16.safetensors"));
+        let w = Weights::open(dir.path(), &Device::Cpu, DType::F32, false).unwrap();
+        assert!(w.files()[0].ends_with("model.safetensors"));
+    }
+
+    #[test]
+    fn truncated_file_is_bad_input_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_tiny(dir.path(), "model.safetensors");
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() - 5]).unwrap();
+        let err = Weights::open(dir.path(), &Device::Cpu, DType::F32, false)
+            .err()
+            .unwrap();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("model.safetensors"), "{err}");
+        std::fs::write(&path, b"\x10\x00\x00\x00\x00\x00\x00\x00{not json").unwrap();
+        let err = Weights::open(dir.path(), &Device::Cpu, DType::F32, false)
+            .err()
+            .unwrap();
+        assert_eq!(err.exit_code(), 2);
+    }
+
+    #[test]
+    fn wrong_shape_and_missing_tensor_are_bad_input_naming_the_tensor() {
+        let dir = tempfile::tempdir().unwrap();
+        write_tiny(dir.path(), "model.safetensors");
+        let w = Weights::open(dir.path(), &Device::Cpu, DType::F32, false).unwrap();
+        let err = w
+            .build("test model", |vb| vb.get((3, 2), "w"))
+            .err()
+            .unwrap();
+        assert_eq!(err.exit_code(), 2);
+        let msg = err.to_string();
+        assert!(msg.contains("`w`") && msg.contains("[2, 3]"), "{msg}");
+        assert!(msg.contains("model.safetensors"), "{msg}");
+        let err = w
+            .build("test model", |vb| vb.get((2, 3), "absent"))
+            .err()
+            .unwrap();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("`absent`"), "{err}");
+    }
+
+    #[test]
+    fn pickles_are_refused_with_the_conversion_recipe() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("diffusion_pytorch_model.bin"), b"pickle").unwrap();
+        let err = Weights::open(dir.path(), &Device::Cpu, DType::F32, false)
+            .err()
+            .unwrap();
+        assert_eq!(err.exit_code(), 2);
+        let msg = err.to_string();
+        assert!(msg.contains("safe_serialization=True"), "{msg}");
+        let empty = tempfile::tempdir().unwrap();
+        let err = Weights::open(empty.path(), &Device::Cpu, DType::F32, false)
+            .err()
+            .unwrap();
+        assert_eq!(err.exit_code(), 2);
+    }
+}

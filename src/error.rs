@@ -1,0 +1,79 @@
+//! The library's error boundary: every module error converts into `Error`, whose kind decides the
+//! process exit code (DESIGN.md: 0 done, 1 a job failed, 2 bad input or configuration, 130 cancelled).
+
+use std::path::PathBuf;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The user can fix this (a flag, a file, a model); nothing was written. Exit 2.
+    #[error("{message}")]
+    BadInput { message: String },
+    /// The job was cancelled (Ctrl-C, SIGTERM, the TUI). Exit 130.
+    #[error("cancelled")]
+    Cancelled,
+    /// A job ran and failed (non-finite values, out of memory, a backend error). Exit 1.
+    #[error("{message}")]
+    JobFailed { message: String },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("tensor computation failed: {0}")]
+    Candle(#[from] candle_core::Error),
+}
+
+impl Error {
+    pub fn bad_input(message: impl Into<String>) -> Self {
+        Self::BadInput {
+            message: message.into(),
+        }
+    }
+
+    pub fn job_failed(message: impl Into<String>) -> Self {
+        Self::JobFailed {
+            message: message.into(),
+        }
+    }
+
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Self::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// The process exit code this error should end a command-line run with.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Self::BadInput { .. } => 2,
+            Self::Cancelled => 130,
+            Self::JobFailed { .. } | Self::Io { .. } | Self::Candle(_) => 1,
+        }
+    }
+}
+
+/// Exit code for any error that reached `main`: library errors know theirs, the rest are failures.
+pub fn exit_code_of(err: &anyhow::Error) -> i32 {
+    err.chain()
+        .find_map(|cause| cause.downcast_ref::<Error>())
+        .map_or(1, Error::exit_code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_follow_the_contract() {
+        assert_eq!(Error::bad_input("x").exit_code(), 2);
+        assert_eq!(Error::Cancelled.exit_code(), 130);
+        assert_eq!(Error::job_failed("x").exit_code(), 1);
+        let wrapped = anyhow::Error::new(Error::bad_input("size")).context("while planning");
+        assert_eq!(exit_code_of(&wrapped), 2);
+        assert_eq!(exit_code_of(&anyhow::anyhow!("other")), 1);
+    }
+}

@@ -1,0 +1,267 @@
+//! `pallaidium --headless`: drives the same runner as the TUI and prints JSON lines (with --json or
+//! when stdout is not a terminal) or a progress bar on stderr. Ctrl-C / SIGTERM stop the running job
+//! cleanly (exit 130, waiting jobs stay queued); SIGHUP is ignored so a dropped SSH session does not
+//! stop the batch.
+
+mod history;
+mod progress;
+mod specs;
+
+use std::collections::BTreeSet;
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::sync::Arc;
+
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::cli::Cli;
+use crate::jobs::config::{DtypeChoice, ModelLookup};
+use crate::jobs::{JobEvent, JobId, JobRunner, JobState, ModelInfo, RunnerConfig, Store, WorkerDevice};
+
+/// Runs what the command line asks for and returns the process exit code
+/// (0 all done, 1 a job failed, 2 bad input, 130 cancelled).
+pub fn run(cli: &Cli) -> anyhow::Result<i32> {
+    let paths = crate::platform::paths::Paths::resolve(cli.global.out.as_deref())?;
+    let json = cli.job.json || !std::io::stdout().is_terminal();
+    if cli.batch.history {
+        let store = Store::open(&paths.queue_db).map_err(crate::Error::from)?;
+        history::print(&store, json)?;
+        return Ok(0);
+    }
+    // Everything the user can get wrong in the flags and files fails here, before any work.
+    let specs = specs::collect(cli)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(run_jobs(cli, &paths, specs, json))
+}
+
+async fn run_jobs(
+    cli: &Cli,
+    paths: &crate::platform::paths::Paths,
+    specs: Vec<crate::jobs::JobSpec>,
+    json: bool,
+) -> anyhow::Result<i32> {
+    // Signal handlers first, so a Ctrl-C during set-up is not lost; SIGHUP is taken (and ignored)
+    // so its default action does not end the process.
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sighup = signal(SignalKind::hangup())?;
+
+    let config = RunnerConfig {
+        out_dir: paths.outputs.clone(),
+        device: worker_device(cli)?,
+        models: model_lookup(cli, &paths.hf_cache)?,
+        cache_capacity_bytes: cache_capacity(cli)?,
+        preview_every: 0,
+    };
+    let store = Store::open(&paths.queue_db).map_err(crate::Error::from)?;
+    let runner = JobRunner::start(store, config)?;
+    let mut events = runner.subscribe();
+    let mut waiting: BTreeSet<JobId> = BTreeSet::new();
+    if cli.batch.resume {
+        waiting.extend(runner.resume_pending()?);
+    }
+    // All or nothing: one bad job refuses the whole batch, nothing queued.
+    waiting.extend(runner.submit(&specs)?);
+    if waiting.is_empty() {
+        let _ = writeln!(std::io::stderr(), "nothing to resume: no queued or interrupted jobs");
+        return Ok(0);
+    }
+
+    let _awake = crate::platform::KeepAwake::acquire("pallaidium is generating");
+    let mut view = progress::HumanView::new(std::io::stderr().is_terminal());
+    let mut failed = false;
+    let mut stopping = false;
+    while !waiting.is_empty() {
+        tokio::select! {
+            received = events.recv() => match received {
+                Ok(event) => {
+                    if !waiting.contains(&event.job()) {
+                        continue;
+                    }
+                    show(&event, json, cli.job.preview, &mut view);
+                    if event.is_terminal() {
+                        failed |= matches!(event, JobEvent::Failed { .. });
+                        waiting.remove(&event.job());
+                    }
+                }
+                Err(RecvError::Lagged(missed)) => {
+                    tracing::warn!(missed, "fell behind the job events; re-reading the store");
+                    failed |= reconcile(&runner, &mut waiting);
+                }
+                Err(RecvError::Closed) => break,
+            },
+            _ = sigint.recv() => {
+                if stop(&runner, &mut waiting, &mut stopping) { break; }
+            }
+            _ = sigterm.recv() => {
+                if stop(&runner, &mut waiting, &mut stopping) { break; }
+            }
+            _ = sighup.recv() => {
+                tracing::warn!("SIGHUP (terminal gone?): the batch goes on; see the log file");
+            }
+        }
+    }
+    // The worker finishes (or has stopped) its job; waiting jobs stay queued in the store.
+    runner.shutdown();
+    Ok(if stopping {
+        130
+    } else if failed {
+        1
+    } else {
+        0
+    })
+}
+
+/// First Ctrl-C: stop cleanly and wait for the running job's `cancelled`. A second one: leave at
+/// once (the next run marks the job interrupted and removes its partial file). Returns whether
+/// to leave the event loop now.
+fn stop(runner: &JobRunner, waiting: &mut BTreeSet<JobId>, stopping: &mut bool) -> bool {
+    if *stopping {
+        tracing::warn!("second interrupt: leaving without waiting for the running job");
+        std::process::exit(130);
+    }
+    *stopping = true;
+    tracing::warn!("stopping: the running job is cancelled, waiting jobs stay queued");
+    match runner.stop() {
+        Some(running) => {
+            waiting.retain(|&id| id == running);
+            false
+        }
+        None => true,
+    }
+}
+
+/// After missed events, finished jobs are read from the store. Returns whether one failed.
+fn reconcile(runner: &JobRunner, waiting: &mut BTreeSet<JobId>) -> bool {
+    let mut failed = false;
+    waiting.retain(|&id| match runner.record(id) {
+        Ok(record) if record.state.is_finished() => {
+            failed |= record.state == JobState::Failed;
+            false
+        }
+        _ => true,
+    });
+    failed
+}
+
+fn show(event: &JobEvent, json: bool, preview: bool, view: &mut progress::HumanView) {
+    if json {
+        let mut out = std::io::stdout().lock();
+        // A closed stdout (dropped session, closed pipe) must not stop the batch.
+        let _ = writeln!(out, "{}", event.to_json_line());
+        let _ = out.flush();
+    } else {
+        view.show(event);
+        if let JobEvent::Done { outputs, .. } = event {
+            let mut out = std::io::stdout().lock();
+            for path in outputs {
+                let _ = writeln!(out, "{}", path.display());
+            }
+            let _ = out.flush();
+            if preview {
+                drop(out);
+                show_inline(outputs);
+            }
+        }
+    }
+}
+
+/// `--preview`: the finished images inline, when stdout is a terminal viuer can draw on.
+fn show_inline(outputs: &[std::path::PathBuf]) {
+    if !std::io::stdout().is_terminal() {
+        return;
+    }
+    let config = viuer::Config {
+        absolute_offset: false,
+        width: Some(40),
+        ..Default::default()
+    };
+    for path in outputs {
+        if let Err(err) = viuer::print_from_file(path, &config) {
+            tracing::warn!(path = %path.display(), %err, "cannot show the preview here");
+        }
+    }
+}
+
+fn worker_device(cli: &Cli) -> crate::Result<WorkerDevice> {
+    let request = crate::device::DeviceRequest::parse(&cli.global.device)?;
+    let selected = Arc::new(crate::device::select(&request)?);
+    let platform = Arc::new(crate::platform::PlatformInfo::detect());
+    let run_dtype = cli.global.dtype;
+    let chosen = Arc::clone(&selected);
+    let dtype: DtypeChoice = Arc::new(move |job_dtype| {
+        crate::device::resolve_dtype(job_dtype.unwrap_or(run_dtype), &chosen, &platform)
+    });
+    Ok(WorkerDevice {
+        device: selected.device.clone(),
+        name: selected.name.clone(),
+        dtype,
+    })
+}
+
+fn model_lookup(cli: &Cli, hf_cache: &Path) -> crate::Result<ModelLookup> {
+    let registry = Arc::new(crate::models::Registry::load(cli.global.models_file.as_deref())?);
+    let hf_cache = hf_cache.to_path_buf();
+    Ok(Arc::new(move |model: &str| {
+        let resolved = crate::models::resolve(&registry, model, &hf_cache)?;
+        Ok(ModelInfo {
+            id: resolved.id,
+            dir: resolved.dir,
+            defaults: resolved.defaults,
+        })
+    }))
+}
+
+/// Engines stay loaded up to --memory-budget, or three quarters of the usable memory.
+fn cache_capacity(cli: &Cli) -> crate::Result<u64> {
+    if let Some(text) = &cli.global.memory_budget {
+        return parse_size(text);
+    }
+    let memory = crate::platform::memory::SystemMemory::query();
+    Ok(memory.usable_total() / 4 * 3)
+}
+
+/// `6GiB`, `512MiB`, `2GB`, `1048576`.
+pub fn parse_size(text: &str) -> crate::Result<u64> {
+    let t = text.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1000,
+        "kib" => 1 << 10,
+        "m" | "mb" => 1_000_000,
+        "mib" => 1 << 20,
+        "g" | "gb" => 1_000_000_000,
+        "gib" => 1 << 30,
+        "t" | "tb" => 1_000_000_000_000,
+        "tib" => 1 << 40,
+        _ => u64::MAX,
+    };
+    match number.parse::<f64>() {
+        Ok(n) if n.is_finite() && n > 0.0 && scale != u64::MAX => Ok((n * scale as f64) as u64),
+        _ => Err(crate::Error::bad_input(format!(
+            "--memory-budget {text}: use a size such as 6GiB, 512MiB or 8GB"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_with_units() {
+        assert_eq!(parse_size("6GiB").unwrap(), 6 << 30);
+        assert_eq!(parse_size("512 MiB").unwrap(), 512 << 20);
+        assert_eq!(parse_size("2GB").unwrap(), 2_000_000_000);
+        assert_eq!(parse_size("1.5gib").unwrap(), 3 << 29);
+        assert_eq!(parse_size("1024").unwrap(), 1024);
+        for bad in ["", "lots", "-1GiB", "6 parsecs"] {
+            assert_eq!(parse_size(bad).unwrap_err().exit_code(), 2, "{bad}");
+        }
+    }
+}

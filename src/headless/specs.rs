@@ -1,0 +1,68 @@
+//! The jobs a headless run was asked for: --jobs, --prompts, --from-image, or the flags alone.
+
+use crate::cli::Cli;
+use crate::jobs::JobSpec;
+use crate::jobs::sources::{from_image, read_job_file, read_prompts_file};
+
+/// Every new job the command line describes (empty with only --resume).
+pub fn collect(cli: &Cli) -> crate::Result<Vec<JobSpec>> {
+    let base = JobSpec::from_args(&cli.job);
+    let batch = &cli.batch;
+    let mut specs = Vec::new();
+    if let Some(path) = &batch.jobs {
+        specs.extend(read_job_file(path, &base)?);
+    }
+    if let Some(path) = &batch.prompts {
+        specs.extend(read_prompts_file(path, &base)?);
+    }
+    if let Some(path) = &batch.from_image {
+        specs.push(from_image(path, &cli.job)?);
+    }
+    let from_files = batch.jobs.is_some() || batch.prompts.is_some() || batch.from_image.is_some();
+    if !from_files && (cli.job.prompt.is_some() || cli.job.model.is_some()) {
+        specs.push(base);
+    }
+    if specs.is_empty() && !batch.resume {
+        return Err(crate::Error::bad_input(
+            "nothing to run: pass --model and --prompt, --jobs FILE, --prompts FILE, \
+             --from-image PNG, --resume or --history",
+        ));
+    }
+    Ok(specs)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    fn cli(args: &[&str]) -> Cli {
+        Cli::parse_from(std::iter::once("pallaidium").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn flags_alone_make_one_job() {
+        let specs = collect(&cli(&["--headless", "--model", "m", "--prompt", "a cat"])).unwrap();
+        assert_eq!(specs.len(), 1);
+        assert_eq!((specs[0].model.as_str(), specs[0].prompt.as_str()), ("m", "a cat"));
+    }
+
+    #[test]
+    fn prompts_file_shares_the_other_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.txt");
+        std::fs::write(&path, "one\ntwo\n").unwrap();
+        let p = path.to_str().unwrap();
+        let specs = collect(&cli(&["--headless", "--model", "m", "--steps", "3", "--prompts", p])).unwrap();
+        assert_eq!(specs.len(), 2);
+        assert!(specs.iter().all(|s| s.model == "m" && s.steps == Some(3)));
+    }
+
+    #[test]
+    fn nothing_to_do_is_bad_input_unless_resuming() {
+        let err = collect(&cli(&["--headless"])).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(collect(&cli(&["--headless", "--resume"])).unwrap().is_empty());
+    }
+}

@@ -1,0 +1,44 @@
+//! What a runner needs from the rest of the program: where outputs go, the device it runs on,
+//! and how a `--model` string becomes a folder with defaults (the models module, or a test's).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use candle_core::DType;
+
+use crate::cli::DtypeArg;
+use crate::models::Defaults;
+
+/// A `--model` value resolved to a diffusers folder and its defaults.
+#[derive(Debug, Clone)]
+pub struct ModelInfo {
+    pub id: String,
+    pub dir: PathBuf,
+    pub defaults: Defaults,
+}
+
+/// Resolves a `--model ID|DIR`; an unknown model is `Error::BadInput`.
+pub type ModelLookup = Arc<dyn Fn(&str) -> crate::Result<ModelInfo> + Send + Sync>;
+
+/// Picks the compute dtype for a job's `dtype` (None: the run's `--dtype`).
+pub type DtypeChoice = Arc<dyn Fn(Option<DtypeArg>) -> crate::Result<DType> + Send + Sync>;
+
+/// The device one worker runs on.
+#[derive(Clone)]
+pub struct WorkerDevice {
+    pub device: candle_core::Device,
+    /// e.g. "cpu", "cuda:0", "metal:0": part of the engine cache key.
+    pub name: String,
+    pub dtype: DtypeChoice,
+}
+
+#[derive(Clone)]
+pub struct RunnerConfig {
+    pub out_dir: PathBuf,
+    pub device: WorkerDevice,
+    pub models: ModelLookup,
+    /// Loaded engines are evicted (least recently used first) above this many bytes.
+    pub cache_capacity_bytes: u64,
+    /// Emit a latent preview every this many steps (0: never).
+    pub preview_every: u32,
+}

@@ -1,0 +1,20 @@
+//! Jobs: what the user asked for (`JobSpec`), the durable queue, the runner and its events.
+
+pub mod cache;
+pub mod config;
+pub mod events;
+pub mod latents_file;
+pub mod output;
+pub mod png_meta;
+pub mod queue;
+pub mod resolve;
+pub mod sources;
+pub mod spec;
+pub mod state;
+pub mod store;
+
+pub use config::{ModelInfo, RunnerConfig, WorkerDevice};
+pub use events::{JobEvent, JobId};
+pub use spec::{JobKind, JobSpec};
+pub use state::JobState;
+pub use store::{JobRecord, Store};

@@ -1,0 +1,289 @@
+//! What an output PNG carries: an A1111-style `parameters` text chunk (readable by other tools)
+//! and a `pallaidium` JSON chunk with the whole resolved JobSpec; and reading them back.
+
+use std::io::{BufReader, Write};
+use std::path::{Path, PathBuf};
+
+use super::spec::JobSpec;
+
+/// Keyword of the JSON chunk holding the JobSpec.
+pub const SPEC_KEYWORD: &str = "pallaidium";
+/// Keyword A1111 / Forge / ComfyUI importers read.
+pub const PARAMETERS_KEYWORD: &str = "parameters";
+
+/// Scheduler names as the CLI takes them, with their A1111 sampler names.
+const SAMPLERS: &[(&str, &str)] = &[
+    ("ddim", "DDIM"),
+    ("euler", "Euler"),
+    ("euler-a", "Euler a"),
+    ("dpm++2m", "DPM++ 2M"),
+    ("dpm++2m-karras", "DPM++ 2M Karras"),
+    ("unipc", "UniPC"),
+];
+
+/// The scheduler names `--scheduler` accepts.
+pub fn scheduler_names() -> impl Iterator<Item = &'static str> {
+    SAMPLERS.iter().map(|(ours, _)| *ours)
+}
+
+fn sampler_name(scheduler: &str) -> &str {
+    SAMPLERS
+        .iter()
+        .find(|(ours, _)| *ours == scheduler)
+        .map_or(scheduler, |(_, theirs)| theirs)
+}
+
+fn scheduler_from_sampler(sampler: &str) -> String {
+    SAMPLERS
+        .iter()
+        .find(|(ours, theirs)| theirs.eq_ignore_ascii_case(sampler) || *ours == sampler)
+        .map_or_else(|| sampler.to_lowercase(), |(ours, _)| (*ours).to_string())
+}
+
+/// The A1111 `parameters` text for a resolved spec (every Option filled by the resolver).
+pub fn a1111_parameters(spec: &JobSpec) -> String {
+    let mut text = spec.prompt.clone();
+    if !spec.negative.is_empty() {
+        text.push_str("\nNegative prompt: ");
+        text.push_str(&spec.negative);
+    }
+    let mut fields = vec![];
+    if let Some(steps) = spec.steps {
+        fields.push(format!("Steps: {steps}"));
+    }
+    if let Some(s) = &spec.scheduler {
+        fields.push(format!("Sampler: {}", sampler_name(s)));
+    }
+    if let Some(g) = spec.guidance {
+        fields.push(format!("CFG scale: {g}"));
+    }
+    if let Some(seed) = spec.seed {
+        fields.push(format!("Seed: {seed}"));
+    }
+    if let (Some(w), Some(h)) = (spec.width, spec.height) {
+        fields.push(format!("Size: {w}x{h}"));
+    }
+    fields.push(format!("Model: {}", spec.model));
+    if spec.init_image.is_some() {
+        if let Some(strength) = spec.strength {
+            fields.push(format!("Denoising strength: {strength}"));
+        }
+    }
+    text.push('\n');
+    text.push_str(&fields.join(", "));
+    text
+}
+
+/// Best-effort reading of an A1111 `parameters` text (from any tool) into a spec.
+pub fn parse_a1111(text: &str) -> JobSpec {
+    let mut spec = JobSpec::default();
+    let lines: Vec<&str> = text.lines().collect();
+    // The last line holding "Steps: " is the settings line; before it prompt and negative.
+    let settings_at = lines.iter().rposition(|l| l.trim_start().starts_with("Steps:"));
+    let (body, settings) = match settings_at {
+        Some(i) => (&lines[..i], Some(lines[i])),
+        None => (&lines[..], None),
+    };
+    let mut prompt = vec![];
+    let mut negative: Option<Vec<&str>> = None;
+    for line in body {
+        if let Some(rest) = line.strip_prefix("Negative prompt:") {
+            negative = Some(vec![rest.trim_start()]);
+        } else if let Some(neg) = negative.as_mut() {
+            neg.push(line);
+        } else {
+            prompt.push(*line);
+        }
+    }
+    spec.prompt = prompt.join("\n");
+    spec.negative = negative.map(|n| n.join("\n")).unwrap_or_default();
+    for field in settings.unwrap_or("").split(", ") {
+        let Some((key, value)) = field.split_once(": ") else {
+            continue;
+        };
+        let value = value.trim();
+        match key.trim() {
+            "Steps" => spec.steps = value.parse().ok(),
+            "Sampler" => spec.scheduler = Some(scheduler_from_sampler(value)),
+            "CFG scale" => spec.guidance = value.parse().ok(),
+            "Seed" => spec.seed = value.parse().ok(),
+            "Size" => {
+                if let Some((w, h)) = value.split_once('x') {
+                    spec.width = w.parse().ok();
+                    spec.height = h.parse().ok();
+                }
+            }
+            "Model" => spec.model = value.to_string(),
+            "Denoising strength" => spec.strength = value.parse().ok(),
+            _ => {}
+        }
+    }
+    spec
+}
+
+/// Encodes an RGB image with both chunks into `out`.
+pub fn encode_png(
+    out: impl Write,
+    image: &image::RgbImage,
+    spec: &JobSpec,
+) -> Result<(), png::EncodingError> {
+    let mut encoder = png::Encoder::new(out, image.width(), image.height());
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    let parameters = a1111_parameters(spec);
+    // tEXt is Latin-1 only; other prompts go in UTF-8 iTXt (what PIL does too).
+    if parameters.chars().all(|c| u32::from(c) < 256) {
+        encoder.add_text_chunk(PARAMETERS_KEYWORD.into(), parameters)?;
+    } else {
+        encoder.add_itxt_chunk(PARAMETERS_KEYWORD.into(), parameters)?;
+    }
+    let json = serde_json::to_string(spec)
+        .map_err(|e| png::EncodingError::IoError(std::io::Error::other(e)))?;
+    encoder.add_itxt_chunk(SPEC_KEYWORD.into(), json)?;
+    let mut writer = encoder.write_header()?;
+    writer.write_image_data(image.as_raw())?;
+    writer.finish()
+}
+
+/// What an output stores.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredParams {
+    pub path: PathBuf,
+    pub width: u32,
+    pub height: u32,
+    /// The A1111 `parameters` text, if any.
+    pub parameters: Option<String>,
+    /// The JobSpec from the `pallaidium` chunk, or parsed from `parameters` for other tools' PNGs.
+    pub spec: JobSpec,
+    /// Whether `spec` came from our own JSON chunk (exact) rather than the A1111 text.
+    pub exact: bool,
+}
+
+/// Reads the parameters stored in a PNG (ours, or A1111-style from other tools).
+pub fn read_parameters(path: &Path) -> crate::Result<StoredParams> {
+    let bad = |what: String| {
+        crate::Error::bad_input(format!(
+            "{}: {what}; pass a PNG written by pallaidium (or another tool that stores a \
+             `parameters` chunk)",
+            path.display()
+        ))
+    };
+    let file = std::fs::File::open(path).map_err(|e| bad(format!("cannot open it ({e})")))?;
+    let reader = png::Decoder::new(BufReader::new(file))
+        .read_info()
+        .map_err(|e| bad(format!("not a readable PNG ({e})")))?;
+    let info = reader.info();
+    let mut parameters = None;
+    let mut json = None;
+    for chunk in &info.uncompressed_latin1_text {
+        if chunk.keyword == PARAMETERS_KEYWORD {
+            parameters = Some(chunk.text.clone());
+        }
+    }
+    for chunk in &info.compressed_latin1_text {
+        if chunk.keyword == PARAMETERS_KEYWORD {
+            parameters = chunk.get_text().ok().or(parameters);
+        }
+    }
+    for chunk in &info.utf8_text {
+        let text = chunk.get_text().ok();
+        match chunk.keyword.as_str() {
+            PARAMETERS_KEYWORD => parameters = text.or(parameters),
+            SPEC_KEYWORD => json = text,
+            _ => {}
+        }
+    }
+    let (width, height) = (info.width, info.height);
+    let (spec, exact) = match (json, &parameters) {
+        (Some(json), _) => (
+            serde_json::from_str::<JobSpec>(&json)
+                .map_err(|e| bad(format!("its pallaidium chunk does not parse ({e})")))?,
+            true,
+        ),
+        (None, Some(text)) => (parse_a1111(text), false),
+        (None, None) => return Err(bad("it stores no generation parameters".into())),
+    };
+    Ok(StoredParams {
+        path: path.to_path_buf(),
+        width,
+        height,
+        parameters,
+        spec,
+        exact,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolved() -> JobSpec {
+        JobSpec {
+            model: "sd15".into(),
+            prompt: "a red fox, snow".into(),
+            negative: "blurry".into(),
+            steps: Some(20),
+            guidance: Some(7.5),
+            seed: Some(1234),
+            width: Some(512),
+            height: Some(768),
+            batch: Some(1),
+            scheduler: Some("euler-a".into()),
+            ..JobSpec::default()
+        }
+    }
+
+    #[test]
+    fn parameters_text_is_a1111_shaped() {
+        assert_eq!(
+            a1111_parameters(&resolved()),
+            "a red fox, snow\nNegative prompt: blurry\nSteps: 20, Sampler: Euler a, CFG scale: 7.5, \
+             Seed: 1234, Size: 512x768, Model: sd15"
+        );
+    }
+
+    #[test]
+    fn a1111_text_parses_back() {
+        let spec = resolved();
+        let back = parse_a1111(&a1111_parameters(&spec));
+        assert_eq!(back.prompt, spec.prompt);
+        assert_eq!(back.negative, spec.negative);
+        assert_eq!(back.steps, Some(20));
+        assert_eq!(back.scheduler.as_deref(), Some("euler-a"));
+        assert_eq!(back.guidance, Some(7.5));
+        assert_eq!(back.seed, Some(1234));
+        assert_eq!((back.width, back.height), (Some(512), Some(768)));
+        assert_eq!(back.model, "sd15");
+    }
+
+    #[test]
+    fn png_round_trips_both_chunks_even_for_unicode_prompts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.png");
+        let mut spec = resolved();
+        spec.prompt = "猫 on a mat".into();
+        let image = image::RgbImage::from_fn(16, 8, |x, y| image::Rgb([x as u8, y as u8, 7]));
+        let mut bytes = vec![];
+        encode_png(&mut bytes, &image, &spec).unwrap();
+        std::fs::write(&path, &bytes).unwrap();
+        let stored = read_parameters(&path).unwrap();
+        assert!(stored.exact);
+        assert_eq!(stored.spec, spec);
+        assert_eq!((stored.width, stored.height), (16, 8));
+        assert!(stored.parameters.unwrap().starts_with("猫 on a mat\nNegative prompt: blurry"));
+        let decoded = image::open(&path).unwrap().to_rgb8();
+        assert_eq!(decoded, image);
+    }
+
+    #[test]
+    fn a_png_without_parameters_is_bad_input() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plain.png");
+        image::RgbImage::new(4, 4).save(&path).unwrap();
+        let err = read_parameters(&path).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("no generation parameters"), "{err}");
+        let err = read_parameters(&dir.path().join("missing.png")).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+    }
+}

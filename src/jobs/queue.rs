@@ -1,0 +1,284 @@
+//! The queue a runner works through: the store holds every job and its order; this holds which
+//! of them this runner owns, whether it is paused, and the running job's cancel token.
+
+use std::collections::BTreeSet;
+
+use crate::engines::CancelToken;
+
+use super::events::JobId;
+use super::spec::JobSpec;
+use super::store::{JobRecord, Store, StoreResult};
+
+/// The job a worker is running now.
+#[derive(Debug, Clone)]
+pub struct Running {
+    pub id: JobId,
+    pub cancel: CancelToken,
+    /// Stopped because the process is going away (Ctrl-C, SIGTERM): the job is put back as
+    /// `interrupted` for `--resume`, not `cancelled`.
+    pub shutdown: bool,
+}
+
+/// What `cancel` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelOutcome {
+    /// It was waiting; it is cancelled now.
+    Dequeued,
+    /// It is running; it stops within one step.
+    Signalled,
+    /// Not this runner's, or already finished.
+    NotPending,
+}
+
+pub struct Queue {
+    store: Store,
+    owned: BTreeSet<JobId>,
+    paused: bool,
+    stopping: bool,
+    running: Option<Running>,
+}
+
+impl Queue {
+    pub fn new(store: Store) -> Self {
+        Self {
+            store,
+            owned: BTreeSet::new(),
+            paused: false,
+            stopping: false,
+            running: None,
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn store_mut(&mut self) -> &mut Store {
+        &mut self.store
+    }
+
+    /// Persists jobs (all or none) and takes them on; returns each id and its queue position.
+    pub fn push(&mut self, specs: &[JobSpec]) -> StoreResult<Vec<(JobId, usize)>> {
+        let ids = self.store.enqueue_all(specs)?;
+        self.owned.extend(ids.iter().copied());
+        let order = self.order()?;
+        Ok(ids
+            .into_iter()
+            .map(|id| (id, order.iter().position(|&j| j == id).unwrap_or(0)))
+            .collect())
+    }
+
+    /// Takes on every queued and interrupted job in the store (`--resume`).
+    pub fn adopt_pending(&mut self) -> StoreResult<Vec<JobId>> {
+        let ids: Vec<JobId> = self.store.pending()?.into_iter().map(|r| r.id).collect();
+        self.owned.extend(ids.iter().copied());
+        Ok(ids)
+    }
+
+    /// This runner's waiting jobs, in queue order.
+    pub fn order(&self) -> StoreResult<Vec<JobId>> {
+        Ok(self
+            .store
+            .pending()?
+            .into_iter()
+            .map(|r| r.id)
+            .filter(|id| self.owned.contains(id))
+            .collect())
+    }
+
+    pub fn is_paused(&self) -> bool {
+        self.paused
+    }
+
+    pub fn set_paused(&mut self, paused: bool) {
+        self.paused = paused;
+    }
+
+    pub fn running(&self) -> Option<&Running> {
+        self.running.as_ref()
+    }
+
+    /// No more jobs will start; the store keeps the waiting ones queued.
+    pub fn is_stopping(&self) -> bool {
+        self.stopping
+    }
+
+    /// The next job to run, claimed in the store, unless paused, stopping or busy.
+    /// Jobs another process claimed meanwhile are skipped.
+    pub fn next(&mut self) -> StoreResult<Option<(JobRecord, CancelToken)>> {
+        if self.paused || self.stopping || self.running.is_some() {
+            return Ok(None);
+        }
+        for id in self.order()? {
+            self.owned.remove(&id);
+            match self.store.claim(id) {
+                Ok(record) => {
+                    let cancel = CancelToken::new();
+                    self.running = Some(Running {
+                        id,
+                        cancel: cancel.clone(),
+                        shutdown: false,
+                    });
+                    return Ok(Some((record, cancel)));
+                }
+                Err(err) => tracing::warn!(job = %id, %err, "skipping a job another run took"),
+            }
+        }
+        Ok(None)
+    }
+
+    /// The running job ended (the worker has recorded how); returns whether it was stopped by a
+    /// shutdown rather than a cancel.
+    pub fn finish_running(&mut self, id: JobId) -> bool {
+        match self.running.take() {
+            Some(r) if r.id == id => r.shutdown,
+            other => {
+                self.running = other;
+                false
+            }
+        }
+    }
+
+    pub fn cancel(&mut self, id: JobId) -> StoreResult<CancelOutcome> {
+        if let Some(running) = self.running.as_ref().filter(|r| r.id == id) {
+            running.cancel.cancel();
+            return Ok(CancelOutcome::Signalled);
+        }
+        if !self.owned.remove(&id) {
+            return Ok(CancelOutcome::NotPending);
+        }
+        self.store.mark_cancelled(id)?;
+        Ok(CancelOutcome::Dequeued)
+    }
+
+    /// Ctrl-C / SIGTERM: start nothing more (waiting jobs stay queued in the store) and stop the
+    /// running job, which goes back as interrupted. Returns the running job's id, if any.
+    pub fn stop(&mut self) -> Option<JobId> {
+        self.stopping = true;
+        self.owned.clear();
+        self.running.as_mut().map(|running| {
+            running.shutdown = true;
+            running.cancel.cancel();
+            running.id
+        })
+    }
+
+    /// Puts a waiting job at `index` among the waiting jobs.
+    pub fn move_to(&mut self, id: JobId, index: usize) -> StoreResult<()> {
+        self.store.move_to(id, index)
+    }
+
+    /// A failed, cancelled or interrupted job goes back to the end of the queue.
+    pub fn retry(&mut self, id: JobId) -> StoreResult<usize> {
+        self.store.requeue(id)?;
+        self.owned.insert(id);
+        let order = self.order()?;
+        Ok(order.iter().position(|&j| j == id).unwrap_or(0))
+    }
+
+    /// Whether this runner still has work: a job running or waiting.
+    pub fn has_work(&self) -> bool {
+        self.running.is_some() || !self.owned.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jobs::state::JobState;
+
+    fn queue_with(prompts: &[&str]) -> (Queue, Vec<JobId>) {
+        let mut queue = Queue::new(Store::open_in_memory().unwrap());
+        let specs: Vec<JobSpec> = prompts
+            .iter()
+            .map(|p| JobSpec {
+                prompt: (*p).into(),
+                ..JobSpec::default()
+            })
+            .collect();
+        let ids = queue.push(&specs).unwrap().into_iter().map(|(id, _)| id).collect();
+        (queue, ids)
+    }
+
+    fn run_next(queue: &mut Queue) -> Option<String> {
+        let (record, _) = queue.next().unwrap()?;
+        queue.store_mut().mark_done(record.id).unwrap();
+        queue.finish_running(record.id);
+        Some(record.spec.prompt)
+    }
+
+    #[test]
+    fn jobs_run_in_order_one_at_a_time() {
+        let (mut queue, ids) = queue_with(&["a", "b", "c"]);
+        let (first, _) = queue.next().unwrap().unwrap();
+        assert_eq!(first.spec.prompt, "a");
+        assert!(queue.next().unwrap().is_none(), "one running job at a time");
+        queue.store_mut().mark_done(ids[0]).unwrap();
+        queue.finish_running(ids[0]);
+        queue.move_to(ids[2], 0).unwrap();
+        assert_eq!(run_next(&mut queue).as_deref(), Some("c"));
+        assert_eq!(run_next(&mut queue).as_deref(), Some("b"));
+        assert_eq!(run_next(&mut queue), None);
+        assert!(!queue.has_work());
+    }
+
+    #[test]
+    fn pause_holds_the_queue() {
+        let (mut queue, _) = queue_with(&["a"]);
+        queue.set_paused(true);
+        assert!(queue.next().unwrap().is_none());
+        queue.set_paused(false);
+        assert_eq!(run_next(&mut queue).as_deref(), Some("a"));
+    }
+
+    #[test]
+    fn cancel_a_waiting_or_running_job() {
+        let (mut queue, ids) = queue_with(&["a", "b"]);
+        let (_, token) = queue.next().unwrap().unwrap();
+        assert_eq!(queue.cancel(ids[1]).unwrap(), CancelOutcome::Dequeued);
+        assert_eq!(queue.store().get(ids[1]).unwrap().state, JobState::Cancelled);
+        assert_eq!(queue.cancel(ids[0]).unwrap(), CancelOutcome::Signalled);
+        assert!(token.is_cancelled());
+        assert_eq!(queue.cancel(ids[1]).unwrap(), CancelOutcome::NotPending);
+        queue.store_mut().mark_cancelled(ids[0]).unwrap();
+        assert!(!queue.finish_running(ids[0]));
+        assert_eq!(run_next(&mut queue), None);
+    }
+
+    #[test]
+    fn retry_puts_a_failed_job_back_at_the_end() {
+        let (mut queue, ids) = queue_with(&["a", "b"]);
+        let (record, _) = queue.next().unwrap().unwrap();
+        queue.store_mut().mark_failed(record.id, "boom").unwrap();
+        queue.finish_running(record.id);
+        assert_eq!(queue.retry(ids[0]).unwrap(), 1);
+        assert_eq!(run_next(&mut queue).as_deref(), Some("b"));
+        assert_eq!(run_next(&mut queue).as_deref(), Some("a"));
+        assert_eq!(queue.store().get(ids[0]).unwrap().attempts, 2);
+        assert!(queue.retry(ids[0]).is_err(), "a done job cannot be retried");
+    }
+
+    #[test]
+    fn stop_keeps_waiting_jobs_queued_and_interrupts_the_running_one() {
+        let (mut queue, ids) = queue_with(&["a", "b"]);
+        let (_, token) = queue.next().unwrap().unwrap();
+        assert_eq!(queue.stop(), Some(ids[0]));
+        assert!(token.is_cancelled());
+        assert!(queue.finish_running(ids[0]), "stopped by shutdown");
+        assert!(queue.next().unwrap().is_none());
+        assert_eq!(queue.store().get(ids[1]).unwrap().state, JobState::Queued);
+    }
+
+    #[test]
+    fn resume_adopts_queued_and_interrupted_jobs() {
+        let (mut queue, ids) = queue_with(&["a", "b"]);
+        let (record, _) = queue.next().unwrap().unwrap();
+        queue.store_mut().mark_interrupted(record.id).unwrap();
+        queue.finish_running(record.id);
+        let mut fresh = Queue::new(Store::open_in_memory().unwrap());
+        assert!(fresh.adopt_pending().unwrap().is_empty());
+        let adopted = queue.adopt_pending().unwrap();
+        assert_eq!(adopted, ids);
+        assert_eq!(run_next(&mut queue).as_deref(), Some("a"));
+    }
+}

@@ -1,0 +1,233 @@
+//! JobSpec + the model's defaults -> a validated, fully filled spec -> a `GenerateRequest`.
+//! Everything the user can get wrong is caught here, before anything is queued or written,
+//! as `Error::BadInput` saying what was wrong and how to fix it.
+
+use std::path::{Path, PathBuf};
+
+use crate::cli::Toggle;
+use crate::engines::sd::{GenerateRequest, MemoryModes};
+use crate::models::Defaults;
+
+use super::latents_file::read_latents;
+use super::png_meta::scheduler_names;
+use super::spec::{JobKind, JobSpec};
+
+pub const MAX_STEPS: u32 = 1000;
+pub const MAX_BATCH: u32 = 64;
+pub const MIN_SIDE: u32 = 64;
+pub const MAX_SIDE: u32 = 4096;
+pub const MAX_GUIDANCE: f64 = 100.0;
+/// Above this many pixels `--vae-tiling auto` tiles the decode.
+const AUTO_TILING_PIXELS: u64 = 2048 * 1024;
+
+fn bad(message: impl Into<String>) -> crate::Error {
+    crate::Error::bad_input(message)
+}
+
+/// Fills every Option of `spec` from the flags, the init image and the model defaults, and checks
+/// the numbers. The result is what gets stored and written into outputs: the actual seed, steps...
+pub fn fill_spec(spec: &JobSpec, defaults: &Defaults) -> crate::Result<JobSpec> {
+    let mut out = spec.clone();
+    if out.model.trim().is_empty() {
+        return Err(bad("no model given: pass --model ID|DIR (see `pallaidium models`)"));
+    }
+    out.kind = match (&out.init_image, &out.mask) {
+        (_, Some(_)) if out.init_image.is_none() => {
+            return Err(bad(
+                "--mask needs --init-image: inpainting repaints the masked part of an image",
+            ));
+        }
+        (Some(_), Some(_)) => JobKind::Inpaint,
+        (Some(_), None) => JobKind::Img2img,
+        (None, None) if spec.kind != JobKind::Txt2img => {
+            return Err(bad(format!(
+                "kind {:?} needs --init-image (and --mask for inpaint)",
+                spec.kind
+            )));
+        }
+        (None, None) => JobKind::Txt2img,
+    };
+    for path in [&mut out.init_image, &mut out.mask, &mut out.init_latents]
+        .into_iter()
+        .flatten()
+    {
+        let abs = absolute(path.as_path());
+        *path = abs;
+    }
+
+    let steps = out.steps.unwrap_or(defaults.steps);
+    if steps == 0 || steps > MAX_STEPS {
+        return Err(bad(format!(
+            "--steps {steps}: must be between 1 and {MAX_STEPS}"
+        )));
+    }
+    let guidance = out.guidance.unwrap_or(defaults.guidance);
+    if !guidance.is_finite() || !(0.0..=MAX_GUIDANCE).contains(&guidance) {
+        return Err(bad(format!(
+            "--guidance {guidance}: must be a number between 0 and {MAX_GUIDANCE} \
+             (7.5 is typical; turbo models use 0)"
+        )));
+    }
+    let (default_w, default_h) = match (&out.init_image, out.width, out.height) {
+        // img2img without a size keeps the source's size (rounded down to a multiple of 8).
+        (Some(path), None, None) => {
+            let (w, h) = image_size(path, "--init-image")?;
+            ((w / 8 * 8).clamp(MIN_SIDE, MAX_SIDE), (h / 8 * 8).clamp(MIN_SIDE, MAX_SIDE))
+        }
+        _ => (defaults.width, defaults.height),
+    };
+    let width = out.width.unwrap_or(default_w);
+    let height = out.height.unwrap_or(default_h);
+    check_side("--width", width)?;
+    check_side("--height", height)?;
+    let batch = out.batch.unwrap_or(1);
+    if batch == 0 || batch > MAX_BATCH {
+        return Err(bad(format!("--batch {batch}: must be between 1 and {MAX_BATCH}")));
+    }
+    let scheduler = out
+        .scheduler
+        .clone()
+        .unwrap_or_else(|| defaults.scheduler.clone());
+    if !scheduler_names().any(|n| n == scheduler) {
+        let known: Vec<&str> = scheduler_names().collect();
+        return Err(bad(format!(
+            "--scheduler {scheduler}: unknown; use one of {}",
+            known.join(", ")
+        )));
+    }
+    let default_strength = match out.kind {
+        JobKind::Img2img => 0.8,
+        JobKind::Txt2img | JobKind::Inpaint => 1.0,
+    };
+    let strength = out.strength.unwrap_or(default_strength);
+    if !strength.is_finite() || !(0.0..=1.0).contains(&strength) {
+        return Err(bad(format!(
+            "--strength {strength}: must be between 0 and 1 (how much of the init image to repaint)"
+        )));
+    }
+    if let Some(text) = &out.attention_slicing {
+        parse_attention_slicing(text)?;
+    }
+    out.steps = Some(steps);
+    out.guidance = Some(guidance);
+    out.width = Some(width);
+    out.height = Some(height);
+    out.batch = Some(batch);
+    out.scheduler = Some(scheduler);
+    out.strength = Some(strength);
+    // A fresh random seed is recorded so the output says how to make it again.
+    out.seed = Some(out.seed.unwrap_or_else(|| u64::from(rand::random::<u32>())));
+    Ok(out)
+}
+
+fn check_side(flag: &str, value: u32) -> crate::Result<()> {
+    if value % 8 != 0 || !(MIN_SIDE..=MAX_SIDE).contains(&value) {
+        let down = (value / 8 * 8).clamp(MIN_SIDE, MAX_SIDE);
+        return Err(bad(format!(
+            "{flag} {value}: must be a multiple of 8 between {MIN_SIDE} and {MAX_SIDE} \
+             (try {down})"
+        )));
+    }
+    Ok(())
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// `auto` (None: the planner decides), `off` (None), or a chunk size in tokens.
+pub fn parse_attention_slicing(text: &str) -> crate::Result<Option<usize>> {
+    match text {
+        "auto" | "off" => Ok(None),
+        n => match n.parse::<usize>() {
+            Ok(size) if size > 0 => Ok(Some(size)),
+            _ => Err(bad(format!(
+                "--attention-slicing {text}: use auto, off or a positive number of tokens"
+            ))),
+        },
+    }
+}
+
+fn image_size(path: &Path, flag: &str) -> crate::Result<(u32, u32)> {
+    image::ImageReader::open(path)
+        .and_then(|r| r.with_guessed_format())
+        .map_err(|e| bad(format!("{flag} {}: cannot read it ({e})", path.display())))?
+        .into_dimensions()
+        .map_err(|e| bad(format!("{flag} {}: not a readable image ({e})", path.display())))
+}
+
+fn load_image(path: &Path, flag: &str) -> crate::Result<image::DynamicImage> {
+    image::ImageReader::open(path)
+        .and_then(|r| r.with_guessed_format())
+        .map_err(|e| bad(format!("{flag} {}: cannot read it ({e})", path.display())))?
+        .decode()
+        .map_err(|e| {
+            bad(format!(
+                "{flag} {}: not a decodable image ({e}); use a PNG, JPEG or WebP",
+                path.display()
+            ))
+        })
+}
+
+/// Builds the engine request from a filled spec (see `fill_spec`), loading the init image, mask
+/// and latents. Called at submit time (to refuse bad files early) and again when the job runs.
+pub fn build_request(spec: &JobSpec, preview_every: u32) -> crate::Result<GenerateRequest> {
+    let missing = |what: &str| bad(format!("internal: {what} not filled before build_request"));
+    let width = spec.width.ok_or_else(|| missing("width"))?;
+    let height = spec.height.ok_or_else(|| missing("height"))?;
+    let batch = spec.batch.ok_or_else(|| missing("batch"))?;
+    let filter = image::imageops::FilterType::Lanczos3;
+    let init_image = match &spec.init_image {
+        Some(path) => Some(
+            load_image(path, "--init-image")?
+                .resize_exact(width, height, filter)
+                .to_rgb8(),
+        ),
+        None => None,
+    };
+    let mask = match &spec.mask {
+        Some(path) => Some(
+            load_image(path, "--mask")?
+                .resize_exact(width, height, filter)
+                .to_luma8(),
+        ),
+        None => None,
+    };
+    let init_latents = match &spec.init_latents {
+        Some(path) => Some(read_latents(path, batch, width, height)?),
+        None => None,
+    };
+    let attention_slice = match &spec.attention_slicing {
+        Some(text) => parse_attention_slicing(text)?,
+        None => None,
+    };
+    let vae_tiling = match spec.vae_tiling {
+        Some(Toggle::On) => true,
+        Some(Toggle::Off) => false,
+        Some(Toggle::Auto) | None => u64::from(width) * u64::from(height) > AUTO_TILING_PIXELS,
+    };
+    Ok(GenerateRequest {
+        prompt: spec.prompt.clone(),
+        negative: spec.negative.clone(),
+        steps: spec.steps.ok_or_else(|| missing("steps"))?,
+        guidance: spec.guidance.ok_or_else(|| missing("guidance"))?,
+        seed: spec.seed.ok_or_else(|| missing("seed"))?,
+        width,
+        height,
+        batch,
+        scheduler: spec.scheduler.clone().ok_or_else(|| missing("scheduler"))?,
+        init_image,
+        strength: spec.strength.unwrap_or(1.0),
+        mask,
+        init_latents,
+        memory: MemoryModes {
+            attention_slice,
+            vae_tiling,
+        },
+        preview_every,
+    })
+}
+
+#[cfg(test)]
+#[path = "resolve_tests.rs"]
+mod tests;

@@ -1,0 +1,165 @@
+use super::*;
+
+fn defaults() -> Defaults {
+    Defaults {
+        steps: 25,
+        guidance: 7.5,
+        width: 512,
+        height: 512,
+        scheduler: "euler".into(),
+    }
+}
+
+fn spec() -> JobSpec {
+    JobSpec {
+        model: "tiny".into(),
+        prompt: "a cat".into(),
+        ..JobSpec::default()
+    }
+}
+
+fn bad_input(spec: &JobSpec) -> String {
+    let err = fill_spec(spec, &defaults()).unwrap_err();
+    assert_eq!(err.exit_code(), 2, "{err}");
+    err.to_string()
+}
+
+#[test]
+fn defaults_fill_every_option_and_a_seed_is_recorded() {
+    let filled = fill_spec(&spec(), &defaults()).unwrap();
+    assert_eq!(filled.steps, Some(25));
+    assert_eq!(filled.guidance, Some(7.5));
+    assert_eq!((filled.width, filled.height), (Some(512), Some(512)));
+    assert_eq!(filled.batch, Some(1));
+    assert_eq!(filled.scheduler.as_deref(), Some("euler"));
+    assert_eq!(filled.strength, Some(1.0));
+    assert!(filled.seed.is_some());
+    let mut given = spec();
+    given.seed = Some(7);
+    given.steps = Some(3);
+    let filled = fill_spec(&given, &defaults()).unwrap();
+    assert_eq!((filled.seed, filled.steps), (Some(7), Some(3)));
+    let request = build_request(&filled, 0).unwrap();
+    assert_eq!((request.seed, request.steps, request.width), (7, 3, 512));
+}
+
+#[test]
+fn steps_must_be_positive_and_sane() {
+    let mut s = spec();
+    s.steps = Some(0);
+    assert!(bad_input(&s).contains("--steps 0"));
+    s.steps = Some(MAX_STEPS + 1);
+    assert!(bad_input(&s).contains("--steps"));
+}
+
+#[test]
+fn guidance_must_be_finite_and_in_range() {
+    let mut s = spec();
+    for g in [f64::NAN, f64::INFINITY, -1.0, 1000.0] {
+        s.guidance = Some(g);
+        assert!(bad_input(&s).contains("--guidance"));
+    }
+    s.guidance = Some(0.0);
+    assert!(fill_spec(&s, &defaults()).is_ok());
+}
+
+#[test]
+fn sizes_are_multiples_of_8_within_limits() {
+    let mut s = spec();
+    s.width = Some(500);
+    let msg = bad_input(&s);
+    assert!(msg.contains("--width 500") && msg.contains("try 496"), "{msg}");
+    s.width = Some(64);
+    s.height = Some(8);
+    assert!(bad_input(&s).contains("--height 8"));
+    s.height = Some(100_000);
+    assert!(bad_input(&s).contains("--height"));
+    s.height = Some(4096);
+    assert!(fill_spec(&s, &defaults()).is_ok());
+}
+
+#[test]
+fn strength_batch_scheduler_and_slicing_are_checked() {
+    let mut s = spec();
+    s.strength = Some(1.5);
+    assert!(bad_input(&s).contains("--strength 1.5"));
+    s.strength = Some(f64::NAN);
+    assert!(bad_input(&s).contains("--strength"));
+    let mut s = spec();
+    s.batch = Some(0);
+    assert!(bad_input(&s).contains("--batch 0"));
+    s.batch = Some(65);
+    assert!(bad_input(&s).contains("--batch 65"));
+    let mut s = spec();
+    s.scheduler = Some("heun".into());
+    let msg = bad_input(&s);
+    assert!(msg.contains("heun") && msg.contains("dpm++2m-karras"), "{msg}");
+    let mut s = spec();
+    s.attention_slicing = Some("lots".into());
+    assert!(bad_input(&s).contains("--attention-slicing"));
+    s.attention_slicing = Some("64".into());
+    let filled = fill_spec(&s, &defaults()).unwrap();
+    assert_eq!(build_request(&filled, 0).unwrap().memory.attention_slice, Some(64));
+}
+
+#[test]
+fn model_and_mask_need_their_partners() {
+    let mut s = spec();
+    s.model.clear();
+    assert!(bad_input(&s).contains("--model"));
+    let mut s = spec();
+    s.mask = Some("m.png".into());
+    assert!(bad_input(&s).contains("--mask needs --init-image"));
+    let mut s = spec();
+    s.kind = JobKind::Img2img;
+    assert!(bad_input(&s).contains("--init-image"));
+}
+
+#[test]
+fn init_image_and_mask_are_decoded_and_resized() {
+    let dir = tempfile::tempdir().unwrap();
+    let init = dir.path().join("init.png");
+    let mask = dir.path().join("mask.png");
+    image::RgbImage::from_pixel(100, 60, image::Rgb([200, 10, 10])).save(&init).unwrap();
+    image::GrayImage::from_pixel(30, 30, image::Luma([255])).save(&mask).unwrap();
+    let mut s = spec();
+    s.init_image = Some(init.clone());
+    // No size given: the init image's, rounded down to a multiple of 8.
+    let filled = fill_spec(&s, &defaults()).unwrap();
+    assert_eq!(filled.kind, JobKind::Img2img);
+    assert_eq!((filled.width, filled.height), (Some(96), Some(64)));
+    assert_eq!(filled.strength, Some(0.8));
+    s.mask = Some(mask);
+    s.width = Some(64);
+    s.height = Some(64);
+    let filled = fill_spec(&s, &defaults()).unwrap();
+    assert_eq!(filled.kind, JobKind::Inpaint);
+    let request = build_request(&filled, 0).unwrap();
+    let image = request.init_image.unwrap();
+    assert_eq!(image.dimensions(), (64, 64));
+    assert!(image.get_pixel(10, 10)[0] > 150);
+    assert_eq!(request.mask.unwrap().dimensions(), (64, 64));
+}
+
+#[test]
+fn unreadable_init_images_are_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("broken.png");
+    std::fs::write(&broken, b"not a png at all").unwrap();
+    let mut s = spec();
+    s.init_image = Some(dir.path().join("missing.png"));
+    s.width = Some(64);
+    s.height = Some(64);
+    let filled = fill_spec(&s, &defaults()).unwrap();
+    let err = build_request(&filled, 0).unwrap_err();
+    assert_eq!(err.exit_code(), 2);
+    assert!(err.to_string().contains("--init-image"), "{err}");
+    s.init_image = Some(broken);
+    let filled = fill_spec(&s, &defaults()).unwrap();
+    let err = build_request(&filled, 0).unwrap_err();
+    assert!(err.to_string().contains("not a decodable image"), "{err}");
+    // Without a size, the size probe already refuses it.
+    s.width = None;
+    s.height = None;
+    assert!(bad_input(&s).contains("--init-image"));
+}

@@ -1,0 +1,173 @@
+//! `JobRunner`: the handle the TUI and headless mode drive. Jobs are validated, persisted, then
+//! run by a worker thread (candle work blocks, so it stays off the async runtime); every change is
+//! a `JobEvent` on a broadcast channel any number of watchers can subscribe to.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+
+use tokio::sync::broadcast;
+
+use super::config::RunnerConfig;
+use super::events::{JobEvent, JobId};
+use super::output::OutputWriter;
+use super::queue::{CancelOutcome, Queue};
+use super::resolve::{build_request, fill_spec};
+use super::spec::JobSpec;
+use super::store::{JobRecord, Store};
+use super::worker::{Shared, Worker};
+
+/// Events a slow watcher may fall behind by before it sees `Lagged` (then it should re-read the
+/// store: `JobRunner::record`).
+const EVENT_CAPACITY: usize = 4096;
+
+pub struct JobRunner {
+    shared: Arc<Shared>,
+    config: RunnerConfig,
+    worker: Option<JoinHandle<()>>,
+}
+
+impl JobRunner {
+    /// Starts the worker on `store`. Partial files left by killed runs are removed first.
+    pub fn start(store: Store, config: RunnerConfig) -> crate::Result<Self> {
+        let swept = OutputWriter::new(&config.out_dir).sweep_stale_temps();
+        if swept > 0 {
+            tracing::info!(swept, "removed partial outputs of runs that were killed");
+        }
+        let (events, _) = broadcast::channel(EVENT_CAPACITY);
+        let shared = Arc::new(Shared {
+            queue: std::sync::Mutex::new(Queue::new(store)),
+            wake: std::sync::Condvar::new(),
+            events,
+            closing: AtomicBool::new(false),
+        });
+        let worker = Worker::new(Arc::clone(&shared), config.clone());
+        let handle = std::thread::Builder::new()
+            .name(format!("pallaidium-worker-{}", config.device.name))
+            .spawn(move || worker.run())
+            .map_err(|e| crate::Error::job_failed(format!("cannot start the worker thread: {e}")))?;
+        Ok(Self {
+            shared,
+            config,
+            worker: Some(handle),
+        })
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<JobEvent> {
+        self.shared.events.subscribe()
+    }
+
+    /// Checks one spec and fills in everything (model defaults, a recorded seed, absolute paths)
+    /// without queueing it. Every problem is `Error::BadInput`.
+    pub fn prepare(&self, spec: &JobSpec) -> crate::Result<JobSpec> {
+        let model = (self.config.models)(&spec.model)?;
+        let mut filled = fill_spec(spec, &model.defaults)?;
+        // A local folder is stored absolute, so --resume works from any directory.
+        if Path::new(&filled.model).is_dir() {
+            if let Ok(abs) = std::path::absolute(&filled.model) {
+                filled.model = abs.to_string_lossy().into_owned();
+            }
+        }
+        build_request(&filled, 0)?;
+        (self.config.device.dtype)(filled.dtype)?;
+        Ok(filled)
+    }
+
+    /// Checks every spec, then persists them all (or none) and queues them.
+    pub fn submit(&self, specs: &[JobSpec]) -> crate::Result<Vec<JobId>> {
+        let prepared = specs
+            .iter()
+            .enumerate()
+            .map(|(i, spec)| {
+                self.prepare(spec).map_err(|err| match err {
+                    crate::Error::BadInput { message } if specs.len() > 1 => {
+                        crate::Error::bad_input(format!("job {} of {}: {message}", i + 1, specs.len()))
+                    }
+                    other => other,
+                })
+            })
+            .collect::<crate::Result<Vec<_>>>()?;
+        let queued = self.shared.lock().push(&prepared)?;
+        for &(job, position) in &queued {
+            self.shared.emit(JobEvent::Queued { job, position });
+        }
+        self.shared.wake.notify_all();
+        Ok(queued.into_iter().map(|(id, _)| id).collect())
+    }
+
+    /// Takes on every queued and interrupted job in the store (`--resume`).
+    pub fn resume_pending(&self) -> crate::Result<Vec<JobId>> {
+        let ids = self.shared.lock().adopt_pending()?;
+        for (position, &job) in ids.iter().enumerate() {
+            self.shared.emit(JobEvent::Queued { job, position });
+        }
+        self.shared.wake.notify_all();
+        Ok(ids)
+    }
+
+    /// Cancels a waiting job now, or asks the running one to stop within a step.
+    pub fn cancel(&self, id: JobId) -> crate::Result<CancelOutcome> {
+        let outcome = self.shared.lock().cancel(id)?;
+        if outcome == CancelOutcome::Dequeued {
+            self.shared.emit(JobEvent::Cancelled { job: id });
+        }
+        Ok(outcome)
+    }
+
+    pub fn move_to(&self, id: JobId, index: usize) -> crate::Result<()> {
+        Ok(self.shared.lock().move_to(id, index)?)
+    }
+
+    pub fn set_paused(&self, paused: bool) {
+        self.shared.lock().set_paused(paused);
+        self.shared.wake.notify_all();
+    }
+
+    /// Queues a failed, cancelled or interrupted job again.
+    pub fn retry(&self, id: JobId) -> crate::Result<()> {
+        let position = self.shared.lock().retry(id)?;
+        self.shared.emit(JobEvent::Queued { job: id, position });
+        self.shared.wake.notify_all();
+        Ok(())
+    }
+
+    /// Ctrl-C / SIGTERM: start nothing more and stop the running job (it becomes interrupted;
+    /// waiting jobs stay queued). Returns the running job, whose `cancelled` event will follow.
+    pub fn stop(&self) -> Option<JobId> {
+        let running = self.shared.lock().stop();
+        self.shared.wake.notify_all();
+        running
+    }
+
+    /// A job as stored now.
+    pub fn record(&self, id: JobId) -> crate::Result<JobRecord> {
+        Ok(self.shared.lock().store().get(id)?)
+    }
+
+    /// The newest `limit` jobs.
+    pub fn history(&self, limit: usize) -> crate::Result<Vec<JobRecord>> {
+        Ok(self.shared.lock().store().history(limit)?)
+    }
+
+    /// Lets the worker finish what it is running, then waits for its thread to end.
+    pub fn shutdown(mut self) {
+        self.close();
+    }
+
+    fn close(&mut self) {
+        self.shared.closing.store(true, Ordering::SeqCst);
+        self.shared.wake.notify_all();
+        if let Some(handle) = self.worker.take() {
+            if handle.join().is_err() {
+                tracing::error!("the worker thread panicked");
+            }
+        }
+    }
+}
+
+impl Drop for JobRunner {
+    fn drop(&mut self) {
+        self.close();
+    }
+}

@@ -1,0 +1,220 @@
+//! Where jobs come from besides the flags: `--jobs FILE` (TOML `[[job]]` tables or JSON lines,
+//! any job flag as a key), `--prompts FILE` (one prompt a line) and `--from-image PNG`.
+//! The command-line job flags are shared defaults; a file's keys override them.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::cli::{DtypeArg, JobArgs, ResidencyArg, Toggle};
+
+use super::png_meta::read_parameters;
+use super::spec::{JobKind, JobSpec};
+
+/// One job in a job file: every key optional, kebab-case like the flags (snake_case accepted).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct JobEntry {
+    pub kind: Option<JobKind>,
+    pub model: Option<String>,
+    pub prompt: Option<String>,
+    pub negative: Option<String>,
+    pub steps: Option<u32>,
+    pub guidance: Option<f64>,
+    pub seed: Option<u64>,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub batch: Option<u32>,
+    pub scheduler: Option<String>,
+    #[serde(alias = "init_image")]
+    pub init_image: Option<PathBuf>,
+    pub strength: Option<f64>,
+    pub mask: Option<PathBuf>,
+    #[serde(alias = "init_latents")]
+    pub init_latents: Option<PathBuf>,
+    pub dtype: Option<DtypeArg>,
+    #[serde(alias = "attention_slicing")]
+    pub attention_slicing: Option<String>,
+    #[serde(alias = "vae_tiling")]
+    pub vae_tiling: Option<Toggle>,
+    pub residency: Option<ResidencyArg>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TomlJobFile {
+    #[serde(default)]
+    job: Vec<JobEntry>,
+}
+
+impl JobEntry {
+    /// The entry over `base`; relative paths are taken from `dir` (the job file's folder).
+    pub fn apply(self, base: &JobSpec, dir: &Path) -> JobSpec {
+        let path = |p: PathBuf| if p.is_absolute() { p } else { dir.join(p) };
+        let mut spec = base.clone();
+        if let Some(kind) = self.kind {
+            spec.kind = kind;
+        }
+        // A model folder given relative to the job file, like its images.
+        set(
+            &mut spec.model,
+            self.model.map(|m| {
+                let local = dir.join(&m);
+                if Path::new(&m).is_relative() && local.is_dir() {
+                    local.to_string_lossy().into_owned()
+                } else {
+                    m
+                }
+            }),
+        );
+        set(&mut spec.prompt, self.prompt);
+        set(&mut spec.negative, self.negative);
+        over(&mut spec.steps, self.steps);
+        over(&mut spec.guidance, self.guidance);
+        over(&mut spec.seed, self.seed);
+        over(&mut spec.width, self.width);
+        over(&mut spec.height, self.height);
+        over(&mut spec.batch, self.batch);
+        over(&mut spec.scheduler, self.scheduler);
+        over(&mut spec.init_image, self.init_image.map(path));
+        over(&mut spec.strength, self.strength);
+        over(&mut spec.mask, self.mask.map(path));
+        over(&mut spec.init_latents, self.init_latents.map(path));
+        over(&mut spec.dtype, self.dtype);
+        over(&mut spec.attention_slicing, self.attention_slicing);
+        over(&mut spec.vae_tiling, self.vae_tiling);
+        over(&mut spec.residency, self.residency);
+        spec
+    }
+}
+
+fn set<T>(slot: &mut T, value: Option<T>) {
+    if let Some(v) = value {
+        *slot = v;
+    }
+}
+
+fn over<T>(slot: &mut Option<T>, value: Option<T>) {
+    if value.is_some() {
+        *slot = value;
+    }
+}
+
+fn read_text(path: &Path, flag: &str) -> crate::Result<String> {
+    std::fs::read_to_string(path).map_err(|e| {
+        crate::Error::bad_input(format!("{flag} {}: cannot read it ({e})", path.display()))
+    })
+}
+
+fn folder_of(path: &Path) -> PathBuf {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf())
+}
+
+/// Reads a job file: TOML `[[job]]` tables, or JSON lines (`.jsonl`, `.json`, `.ndjson`, or a
+/// file whose first non-blank character is `{`). Errors name the file and the line.
+pub fn read_job_file(path: &Path, base: &JobSpec) -> crate::Result<Vec<JobSpec>> {
+    let text = read_text(path, "--jobs")?;
+    let dir = folder_of(path);
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    let json_lines = matches!(ext, "jsonl" | "json" | "ndjson")
+        || (ext != "toml" && text.trim_start().starts_with('{'));
+    let entries = if json_lines {
+        parse_json_lines(path, &text)?
+    } else {
+        toml::from_str::<TomlJobFile>(&text)
+            .map_err(|e| {
+                let line = e
+                    .span()
+                    .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+                let at = line.map(|l| format!(" line {l}")).unwrap_or_default();
+                crate::Error::bad_input(format!(
+                    "--jobs {}{at}: {}; each job is a [[job]] table whose keys are job flags \
+                     (model, prompt, steps, ...)",
+                    path.display(),
+                    e.message()
+                ))
+            })?
+            .job
+    };
+    if entries.is_empty() {
+        return Err(crate::Error::bad_input(format!(
+            "--jobs {}: no jobs in it; add [[job]] tables (TOML) or one JSON object a line",
+            path.display()
+        )));
+    }
+    Ok(entries.into_iter().map(|e| e.apply(base, &dir)).collect())
+}
+
+fn parse_json_lines(path: &Path, text: &str) -> crate::Result<Vec<JobEntry>> {
+    let mut entries = vec![];
+    for (index, line) in text.lines().enumerate() {
+        let trimmed = line.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let entry = serde_json::from_str::<JobEntry>(trimmed).map_err(|e| {
+            crate::Error::bad_input(format!(
+                "--jobs {} line {}: {e}; each line is one JSON object whose keys are job flags",
+                path.display(),
+                index + 1
+            ))
+        })?;
+        entries.push(entry);
+    }
+    Ok(entries)
+}
+
+/// One job per prompt line (blank lines and `#` comments skipped), the rest from `base`.
+pub fn read_prompts_file(path: &Path, base: &JobSpec) -> crate::Result<Vec<JobSpec>> {
+    let text = read_text(path, "--prompts")?;
+    let specs: Vec<JobSpec> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|prompt| JobSpec {
+            prompt: prompt.to_string(),
+            ..base.clone()
+        })
+        .collect();
+    if specs.is_empty() {
+        return Err(crate::Error::bad_input(format!(
+            "--prompts {}: no prompts in it (one prompt a line; # starts a comment)",
+            path.display()
+        )));
+    }
+    Ok(specs)
+}
+
+/// The spec stored in an output, with the flags given on the command line overriding it.
+pub fn from_image(path: &Path, args: &JobArgs) -> crate::Result<JobSpec> {
+    let stored = read_parameters(path)?;
+    let mut spec = stored.spec;
+    overlay_args(&mut spec, args);
+    Ok(spec)
+}
+
+/// Flags given on the command line win over a stored or file spec.
+pub fn overlay_args(spec: &mut JobSpec, args: &JobArgs) {
+    set(&mut spec.model, args.model.clone());
+    set(&mut spec.prompt, args.prompt.clone());
+    set(&mut spec.negative, args.negative.clone());
+    over(&mut spec.steps, args.steps);
+    over(&mut spec.guidance, args.guidance);
+    over(&mut spec.seed, args.seed);
+    over(&mut spec.width, args.width);
+    over(&mut spec.height, args.height);
+    over(&mut spec.batch, args.batch);
+    over(&mut spec.scheduler, args.scheduler.clone());
+    over(&mut spec.init_image, args.init_image.clone());
+    over(&mut spec.strength, args.strength);
+    over(&mut spec.mask, args.mask.clone());
+    over(&mut spec.init_latents, args.init_latents.clone());
+    over(&mut spec.attention_slicing, args.attention_slicing.clone());
+    over(&mut spec.vae_tiling, args.vae_tiling);
+    over(&mut spec.residency, args.residency);
+}
+
+#[cfg(test)]
+#[path = "sources_tests.rs"]
+mod tests;

@@ -1,0 +1,556 @@
+//! The durable queue: every job (spec, state, times, outputs, error) in SQLite under PALLAIDIUM_HOME.
+//! WAL mode and a busy timeout let the TUI and a headless run share one database; `PRAGMA
+//! user_version` numbers the applied migrations.
+
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use super::events::JobId;
+use super::spec::JobSpec;
+use super::state::JobState;
+
+/// Schema steps, applied in order; `user_version` = how many have run. Append, never edit.
+const MIGRATIONS: &[&str] = &[
+    // 1: the jobs table.
+    "CREATE TABLE jobs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        spec TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN
+            ('queued','running','done','failed','cancelled','interrupted')),
+        created_ms INTEGER NOT NULL,
+        started_ms INTEGER,
+        finished_ms INTEGER,
+        outputs TEXT NOT NULL DEFAULT '[]',
+        pending_output TEXT,
+        error TEXT,
+        position INTEGER NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        owner_pid INTEGER
+    );
+    CREATE INDEX jobs_state_position ON jobs (state, position);",
+];
+
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("queue database {path}: {source}")]
+    Sqlite {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error(
+        "queue database {path} has schema version {found}, newer than this pallaidium knows ({known}); \
+         upgrade pallaidium or point PALLAIDIUM_HOME elsewhere"
+    )]
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
+    #[error("job {0} does not exist (see `pallaidium --headless --history`)")]
+    NotFound(JobId),
+    #[error("job {id} is {from}; it cannot become {to}")]
+    InvalidTransition {
+        id: JobId,
+        from: JobState,
+        to: JobState,
+    },
+    #[error("job {id}: stored data is corrupt: {message}")]
+    Corrupt { id: JobId, message: String },
+}
+
+impl From<StoreError> for crate::Error {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::NotFound(_) | StoreError::InvalidTransition { .. } => {
+                crate::Error::bad_input(err.to_string())
+            }
+            StoreError::TooNew { .. } => crate::Error::bad_input(err.to_string()),
+            _ => crate::Error::job_failed(err.to_string()),
+        }
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// One row of the queue, as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobRecord {
+    pub id: JobId,
+    pub spec: JobSpec,
+    pub state: JobState,
+    /// Unix milliseconds.
+    pub created_ms: i64,
+    pub started_ms: Option<i64>,
+    pub finished_ms: Option<i64>,
+    /// Files renamed into place, in the order they were written.
+    pub outputs: Vec<PathBuf>,
+    pub error: Option<String>,
+    pub position: i64,
+    pub attempts: u32,
+}
+
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+impl Store {
+    /// Opens (creating if needed) the database, applies migrations, and recovers rows left
+    /// `running` by a process that no longer exists: they become `interrupted`.
+    pub fn open(path: &Path) -> StoreResult<Self> {
+        if let Some(parent) = path.parent() {
+            // A missing folder surfaces as the sqlite error below, with the path in it.
+            let _ = std::fs::create_dir_all(parent);
+        }
+        let conn = Connection::open(path).map_err(|source| StoreError::Sqlite {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::init(conn, path.to_path_buf(), true)
+    }
+
+    /// A private in-memory database (tests, dry runs).
+    pub fn open_in_memory() -> StoreResult<Self> {
+        let path = PathBuf::from(":memory:");
+        let conn = Connection::open_in_memory().map_err(|source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        })?;
+        Self::init(conn, path, false)
+    }
+
+    fn init(conn: Connection, path: PathBuf, wal: bool) -> StoreResult<Self> {
+        let mut store = Self { conn, path };
+        store.sql(|c| c.busy_timeout(BUSY_TIMEOUT))?;
+        if wal {
+            store.sql(|c| c.pragma_update(None, "journal_mode", "WAL"))?;
+            store.sql(|c| c.pragma_update(None, "synchronous", "NORMAL"))?;
+        }
+        store.migrate()?;
+        store.recover()?;
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn sql<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> StoreResult<T> {
+        f(&self.conn).map_err(|source| StoreError::Sqlite {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
+    fn wrap(&self, source: rusqlite::Error) -> StoreError {
+        StoreError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    pub fn schema_version(&self) -> StoreResult<i64> {
+        self.sql(|c| c.pragma_query_value(None, "user_version", |r| r.get(0)))
+    }
+
+    fn migrate(&mut self) -> StoreResult<()> {
+        let known = MIGRATIONS.len() as i64;
+        let found = self.schema_version()?;
+        if found > known {
+            return Err(StoreError::TooNew {
+                path: self.path.clone(),
+                found,
+                known,
+            });
+        }
+        for (index, step) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+            // Each step and its version number commit together, or neither does.
+            let applied = self.conn.transaction().and_then(|tx| {
+                tx.execute_batch(step)?;
+                tx.pragma_update(None, "user_version", index as i64 + 1)?;
+                tx.commit()
+            });
+            applied.map_err(|e| self.wrap(e))?;
+            tracing::debug!(version = index + 1, "queue database migrated");
+        }
+        Ok(())
+    }
+
+    /// Rows `running` under a dead process become `interrupted`; a pending output that made it
+    /// into place before the crash is recorded, so it is never produced twice.
+    fn recover(&mut self) -> StoreResult<()> {
+        let running: Vec<(i64, Option<i64>)> = self.sql(|c| {
+            let mut stmt = c.prepare("SELECT id, owner_pid FROM jobs WHERE state = 'running'")?;
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect()
+        })?;
+        for (id, pid) in running {
+            if pid.is_some_and(process_alive) {
+                continue;
+            }
+            tracing::warn!(job = id, "job was running when its process died; marked interrupted");
+            self.sql(|c| {
+                c.execute(
+                    "UPDATE jobs SET state = 'interrupted', owner_pid = NULL
+                     WHERE id = ?1 AND state = 'running'",
+                    [id],
+                )
+            })?;
+        }
+        let pending: Vec<(i64, String)> = self.sql(|c| {
+            let mut stmt = c.prepare(
+                "SELECT id, pending_output FROM jobs
+                 WHERE pending_output IS NOT NULL AND state != 'running'",
+            )?;
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect()
+        })?;
+        for (id, path) in pending {
+            let path = PathBuf::from(path);
+            if path.is_file() {
+                self.record_output(JobId(id), &path)?;
+            } else {
+                self.sql(|c| {
+                    c.execute("UPDATE jobs SET pending_output = NULL WHERE id = ?1", [id])
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Persists one job at the end of the queue.
+    pub fn enqueue(&mut self, spec: &JobSpec) -> StoreResult<JobId> {
+        Ok(self.enqueue_all(std::slice::from_ref(spec))?[0])
+    }
+
+    /// Persists jobs at the end of the queue, all or none.
+    pub fn enqueue_all(&mut self, specs: &[JobSpec]) -> StoreResult<Vec<JobId>> {
+        let path = self.path.clone();
+        let wrap = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(wrap)?;
+        let mut ids = Vec::with_capacity(specs.len());
+        {
+            let mut next: i64 = tx
+                .query_row("SELECT COALESCE(MAX(position), 0) + 1 FROM jobs", [], |r| {
+                    r.get(0)
+                })
+                .map_err(wrap)?;
+            let mut insert = tx
+                .prepare(
+                    "INSERT INTO jobs (spec, state, created_ms, position)
+                     VALUES (?1, 'queued', ?2, ?3)",
+                )
+                .map_err(wrap)?;
+            for spec in specs {
+                let json = serde_json::to_string(spec).map_err(|e| StoreError::Corrupt {
+                    id: JobId(0),
+                    message: e.to_string(),
+                })?;
+                insert.execute(params![json, now_ms(), next]).map_err(wrap)?;
+                ids.push(JobId(tx.last_insert_rowid()));
+                next += 1;
+            }
+        }
+        tx.commit().map_err(wrap)?;
+        Ok(ids)
+    }
+
+    pub fn get(&self, id: JobId) -> StoreResult<JobRecord> {
+        let row = self.sql(|c| {
+            c.query_row(
+                &format!("SELECT {COLUMNS} FROM jobs WHERE id = ?1"),
+                [id.0],
+                raw_row,
+            )
+            .optional()
+        })?;
+        row.ok_or(StoreError::NotFound(id))?.decode()
+    }
+
+    /// Every job, newest first (the history), at most `limit`.
+    pub fn history(&self, limit: usize) -> StoreResult<Vec<JobRecord>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.select(&format!("SELECT {COLUMNS} FROM jobs ORDER BY id DESC LIMIT {limit}"))
+    }
+
+    /// Jobs waiting to run (queued and interrupted), in queue order.
+    pub fn pending(&self) -> StoreResult<Vec<JobRecord>> {
+        self.select(&format!(
+            "SELECT {COLUMNS} FROM jobs WHERE state IN ('queued', 'interrupted')
+             ORDER BY position, id"
+        ))
+    }
+
+    fn select(&self, query: &str) -> StoreResult<Vec<JobRecord>> {
+        let raws: Vec<RawRow> = self.sql(|c| {
+            let mut stmt = c.prepare(query)?;
+            stmt.query_map([], raw_row)?.collect()
+        })?;
+        raws.into_iter().map(RawRow::decode).collect()
+    }
+
+    /// Moves `id` to `from` -> `to` if its state allows; the error names the state it was in.
+    fn transition(&mut self, id: JobId, to: JobState, extra_sets: &str) -> StoreResult<()> {
+        let from_states: Vec<&str> = JobState::ALL
+            .iter()
+            .filter(|s| s.can_become(to))
+            .map(|s| s.as_str())
+            .collect();
+        let in_list = from_states
+            .iter()
+            .map(|s| format!("'{s}'"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let sets = if extra_sets.is_empty() {
+            String::new()
+        } else {
+            format!(", {extra_sets}")
+        };
+        let changed = self.sql(|c| {
+            c.execute(
+                &format!(
+                    "UPDATE jobs SET state = ?2{sets} WHERE id = ?1 AND state IN ({in_list})"
+                ),
+                params![id.0, to.as_str()],
+            )
+        })?;
+        if changed == 1 {
+            return Ok(());
+        }
+        let from = self.get(id)?.state;
+        Err(StoreError::InvalidTransition { id, from, to })
+    }
+
+    /// A worker takes the job: queued/interrupted -> running, one more attempt.
+    pub fn claim(&mut self, id: JobId) -> StoreResult<JobRecord> {
+        let pid = i64::from(std::process::id());
+        let now = now_ms();
+        self.transition(
+            id,
+            JobState::Running,
+            &format!(
+                "started_ms = {now}, finished_ms = NULL, error = NULL,
+                 attempts = attempts + 1, owner_pid = {pid}"
+            ),
+        )?;
+        self.get(id)
+    }
+
+    pub fn mark_done(&mut self, id: JobId) -> StoreResult<()> {
+        let now = now_ms();
+        self.transition(
+            id,
+            JobState::Done,
+            &format!("finished_ms = {now}, owner_pid = NULL"),
+        )
+    }
+
+    pub fn mark_failed(&mut self, id: JobId, error: &str) -> StoreResult<()> {
+        self.transition(id, JobState::Failed, "owner_pid = NULL")?;
+        let now = now_ms();
+        self.sql(|c| {
+            c.execute(
+                "UPDATE jobs SET error = ?2, finished_ms = ?3 WHERE id = ?1",
+                params![id.0, error, now],
+            )
+        })?;
+        Ok(())
+    }
+
+    pub fn mark_cancelled(&mut self, id: JobId) -> StoreResult<()> {
+        let now = now_ms();
+        self.transition(
+            id,
+            JobState::Cancelled,
+            &format!("finished_ms = {now}, owner_pid = NULL"),
+        )
+    }
+
+    /// A running job stopped without finishing (its process is going away): run it again later.
+    pub fn mark_interrupted(&mut self, id: JobId) -> StoreResult<()> {
+        self.transition(id, JobState::Interrupted, "owner_pid = NULL")
+    }
+
+    /// Retry: a failed, cancelled or interrupted job goes back to the end of the queue.
+    /// Outputs already written stay recorded, so they are not produced again.
+    pub fn requeue(&mut self, id: JobId) -> StoreResult<()> {
+        self.transition(
+            id,
+            JobState::Queued,
+            "error = NULL, finished_ms = NULL, owner_pid = NULL,
+             position = (SELECT COALESCE(MAX(position), 0) + 1 FROM jobs)",
+        )
+    }
+
+    /// Replaces a job's spec (e.g. to record the resolved seed).
+    pub fn update_spec(&mut self, id: JobId, spec: &JobSpec) -> StoreResult<()> {
+        let json = serde_json::to_string(spec).map_err(|e| StoreError::Corrupt {
+            id,
+            message: e.to_string(),
+        })?;
+        let changed = self.sql(|c| {
+            c.execute("UPDATE jobs SET spec = ?2 WHERE id = ?1", params![id.0, json])
+        })?;
+        if changed == 0 {
+            return Err(StoreError::NotFound(id));
+        }
+        Ok(())
+    }
+
+    /// Notes the final name an output is about to be renamed to, so a crash between the rename
+    /// and `record_output` still counts the file as produced (see `recover`).
+    pub fn set_pending_output(&mut self, id: JobId, path: &Path) -> StoreResult<()> {
+        let text = path.to_string_lossy().into_owned();
+        self.sql(|c| {
+            c.execute(
+                "UPDATE jobs SET pending_output = ?2 WHERE id = ?1",
+                params![id.0, text],
+            )
+        })?;
+        Ok(())
+    }
+
+    /// Records an output that is in place under its final name.
+    pub fn record_output(&mut self, id: JobId, path: &Path) -> StoreResult<()> {
+        let mut outputs = self.get(id)?.outputs;
+        if !outputs.iter().any(|p| p == path) {
+            outputs.push(path.to_path_buf());
+        }
+        let json = serde_json::to_string(&outputs).map_err(|e| StoreError::Corrupt {
+            id,
+            message: e.to_string(),
+        })?;
+        self.sql(|c| {
+            c.execute(
+                "UPDATE jobs SET outputs = ?2, pending_output = NULL WHERE id = ?1",
+                params![id.0, json],
+            )
+        })?;
+        Ok(())
+    }
+
+    /// Puts a waiting job at `index` (0 = next) among the waiting jobs.
+    pub fn move_to(&mut self, id: JobId, index: usize) -> StoreResult<()> {
+        let mut order: Vec<JobId> = self.pending()?.into_iter().map(|r| r.id).collect();
+        let Some(current) = order.iter().position(|&j| j == id) else {
+            let from = self.get(id)?.state;
+            return Err(StoreError::InvalidTransition {
+                id,
+                from,
+                to: JobState::Queued,
+            });
+        };
+        order.remove(current);
+        order.insert(index.min(order.len()), id);
+        let path = self.path.clone();
+        let wrap = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(wrap)?;
+        let base: i64 = tx
+            .query_row("SELECT COALESCE(MIN(position), 1) FROM jobs WHERE state IN ('queued','interrupted')", [], |r| r.get(0))
+            .map_err(wrap)?;
+        for (offset, job) in order.iter().enumerate() {
+            tx.execute(
+                "UPDATE jobs SET position = ?2 WHERE id = ?1",
+                params![job.0, base + offset as i64],
+            )
+            .map_err(wrap)?;
+        }
+        tx.commit().map_err(wrap)?;
+        Ok(())
+    }
+}
+
+const COLUMNS: &str = "id, spec, state, created_ms, started_ms, finished_ms, outputs, error, \
+                       position, attempts";
+
+/// A row before its JSON columns are decoded (so decode errors name the job).
+struct RawRow {
+    id: i64,
+    spec: String,
+    state: String,
+    created_ms: i64,
+    started_ms: Option<i64>,
+    finished_ms: Option<i64>,
+    outputs: String,
+    error: Option<String>,
+    position: i64,
+    attempts: i64,
+}
+
+fn raw_row(r: &Row<'_>) -> rusqlite::Result<RawRow> {
+    Ok(RawRow {
+        id: r.get(0)?,
+        spec: r.get(1)?,
+        state: r.get(2)?,
+        created_ms: r.get(3)?,
+        started_ms: r.get(4)?,
+        finished_ms: r.get(5)?,
+        outputs: r.get(6)?,
+        error: r.get(7)?,
+        position: r.get(8)?,
+        attempts: r.get(9)?,
+    })
+}
+
+impl RawRow {
+    fn decode(self) -> StoreResult<JobRecord> {
+        let id = JobId(self.id);
+        let corrupt = |message: String| StoreError::Corrupt { id, message };
+        Ok(JobRecord {
+            id,
+            spec: serde_json::from_str(&self.spec).map_err(|e| corrupt(format!("spec: {e}")))?,
+            state: JobState::parse(&self.state)
+                .ok_or_else(|| corrupt(format!("unknown state {:?}", self.state)))?,
+            created_ms: self.created_ms,
+            started_ms: self.started_ms,
+            finished_ms: self.finished_ms,
+            outputs: serde_json::from_str(&self.outputs)
+                .map_err(|e| corrupt(format!("outputs: {e}")))?,
+            error: self.error,
+            position: self.position,
+            attempts: u32::try_from(self.attempts).unwrap_or(0),
+        })
+    }
+}
+
+/// Whether a process with this id exists (signal 0 checks without sending anything).
+pub fn process_alive(pid: i64) -> bool {
+    #[cfg(unix)]
+    {
+        let Ok(pid) = libc::pid_t::try_from(pid) else {
+            return false;
+        };
+        if pid <= 0 {
+            return false;
+        }
+        // SAFETY: kill with signal 0 only checks for existence and permission.
+        let rc = unsafe { libc::kill(pid, 0) };
+        rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = pid;
+        false
+    }
+}
+
+#[cfg(test)]
+#[path = "store_tests.rs"]
+mod tests;

@@ -1,0 +1,152 @@
+use super::*;
+
+fn spec(prompt: &str) -> JobSpec {
+    JobSpec {
+        model: "tiny".into(),
+        prompt: prompt.into(),
+        ..JobSpec::default()
+    }
+}
+
+#[test]
+fn migrations_run_from_empty_and_are_idempotent() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sub/queue.db");
+    {
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.schema_version().unwrap(), MIGRATIONS.len() as i64);
+    }
+    let mut store = Store::open(&path).unwrap();
+    assert_eq!(store.schema_version().unwrap(), MIGRATIONS.len() as i64);
+    let id = store.enqueue(&spec("a")).unwrap();
+    assert_eq!(store.get(id).unwrap().state, JobState::Queued);
+}
+
+#[test]
+fn newer_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("queue.db");
+    drop(Store::open(&path).unwrap());
+    let conn = Connection::open(&path).unwrap();
+    conn.pragma_update(None, "user_version", 99).unwrap();
+    drop(conn);
+    let err = Store::open(&path).err().unwrap();
+    assert!(matches!(err, StoreError::TooNew { found: 99, .. }), "{err}");
+}
+
+#[test]
+fn transitions_are_validated() {
+    let mut store = Store::open_in_memory().unwrap();
+    let id = store.enqueue(&spec("a")).unwrap();
+    // queued -> done skips running
+    let err = store.mark_done(id).unwrap_err();
+    assert!(matches!(
+        err,
+        StoreError::InvalidTransition { from: JobState::Queued, to: JobState::Done, .. }
+    ));
+    let rec = store.claim(id).unwrap();
+    assert_eq!((rec.state, rec.attempts), (JobState::Running, 1));
+    assert!(rec.started_ms.is_some());
+    store.mark_failed(id, "boom").unwrap();
+    let rec = store.get(id).unwrap();
+    assert_eq!((rec.state, rec.error.as_deref()), (JobState::Failed, Some("boom")));
+    // failed cannot run without a retry
+    assert!(store.claim(id).is_err());
+    store.requeue(id).unwrap();
+    let rec = store.claim(id).unwrap();
+    assert_eq!((rec.attempts, rec.error), (2, None));
+    store.mark_done(id).unwrap();
+    assert!(store.requeue(id).is_err());
+    assert!(store.mark_cancelled(id).is_err());
+    assert!(matches!(store.get(JobId(999)), Err(StoreError::NotFound(_))));
+}
+
+#[test]
+fn running_rows_of_a_dead_process_become_interrupted() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("queue.db");
+    let (dead, alive) = {
+        let mut store = Store::open(&path).unwrap();
+        let dead = store.enqueue(&spec("dead")).unwrap();
+        let alive = store.enqueue(&spec("alive")).unwrap();
+        store.claim(dead).unwrap();
+        store.claim(alive).unwrap();
+        // A pid that cannot exist stands for a killed process.
+        store
+            .sql(|c| c.execute("UPDATE jobs SET owner_pid = 2147483600 WHERE id = ?1", [dead.0]))
+            .unwrap();
+        (dead, alive)
+    };
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.get(dead).unwrap().state, JobState::Interrupted);
+    // Our own process is alive: its running job is left alone.
+    assert_eq!(store.get(alive).unwrap().state, JobState::Running);
+    let pending: Vec<JobId> = store.pending().unwrap().iter().map(|r| r.id).collect();
+    assert_eq!(pending, vec![dead]);
+}
+
+#[test]
+fn a_pending_output_that_reached_disk_is_recorded_on_recovery() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("queue.db");
+    let done_file = dir.path().join("made.png");
+    let missing_file = dir.path().join("never.png");
+    std::fs::write(&done_file, b"png").unwrap();
+    let (a, b) = {
+        let mut store = Store::open(&path).unwrap();
+        let a = store.enqueue(&spec("a")).unwrap();
+        let b = store.enqueue(&spec("b")).unwrap();
+        store.claim(a).unwrap();
+        store.claim(b).unwrap();
+        store.set_pending_output(a, &done_file).unwrap();
+        store.set_pending_output(b, &missing_file).unwrap();
+        store.mark_interrupted(a).unwrap();
+        store.mark_interrupted(b).unwrap();
+        (a, b)
+    };
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.get(a).unwrap().outputs, vec![done_file]);
+    assert!(store.get(b).unwrap().outputs.is_empty());
+}
+
+#[test]
+fn queue_order_follows_position_and_moves() {
+    let mut store = Store::open_in_memory().unwrap();
+    let ids = store
+        .enqueue_all(&[spec("a"), spec("b"), spec("c")])
+        .unwrap();
+    let order = |s: &Store| -> Vec<String> {
+        s.pending().unwrap().into_iter().map(|r| r.spec.prompt).collect()
+    };
+    assert_eq!(order(&store), ["a", "b", "c"]);
+    store.move_to(ids[2], 0).unwrap();
+    assert_eq!(order(&store), ["c", "a", "b"]);
+    store.move_to(ids[2], 99).unwrap();
+    assert_eq!(order(&store), ["a", "b", "c"]);
+    // A cancelled job leaves the queue; a retry puts it at the end.
+    store.mark_cancelled(ids[0]).unwrap();
+    assert_eq!(order(&store), ["b", "c"]);
+    assert!(store.move_to(ids[0], 0).is_err());
+    store.requeue(ids[0]).unwrap();
+    assert_eq!(order(&store), ["b", "c", "a"]);
+}
+
+#[test]
+fn outputs_are_recorded_once_and_history_is_newest_first() {
+    let mut store = Store::open_in_memory().unwrap();
+    let a = store.enqueue(&spec("a")).unwrap();
+    let b = store.enqueue(&spec("b")).unwrap();
+    store.record_output(a, Path::new("x.png")).unwrap();
+    store.record_output(a, Path::new("x.png")).unwrap();
+    store.record_output(a, Path::new("y.png")).unwrap();
+    assert_eq!(
+        store.get(a).unwrap().outputs,
+        vec![PathBuf::from("x.png"), PathBuf::from("y.png")]
+    );
+    let history: Vec<JobId> = store.history(10).unwrap().iter().map(|r| r.id).collect();
+    assert_eq!(history, vec![b, a]);
+    let mut changed = spec("a2");
+    changed.seed = Some(5);
+    store.update_spec(a, &changed).unwrap();
+    assert_eq!(store.get(a).unwrap().spec.seed, Some(5));
+}

@@ -1,0 +1,15 @@
+//! pallaidium: a terminal workbench for local generative AI.
+//!
+//! Data flows one way: CLI/TUI -> JobSpec -> compat + planner -> runner -> engine -> JobEvents -> TUI / headless.
+
+pub mod cli;
+pub mod commands;
+pub mod device;
+pub mod engines;
+pub mod error;
+pub mod jobs;
+pub mod logging;
+pub mod models;
+pub mod platform;
+
+pub use error::{Error, Result};

@@ -1,0 +1,6 @@
+use clap::Parser;
+
+fn main() {
+    let cli = pallaidium::cli::Cli::parse();
+    let _ = cli;
+}

@@ -1,0 +1,288 @@
+//! The shape of one registry entry (one `[[models]]` table of models.toml).
+//! Every struct denies unknown keys so a typo in a user's models file is an error, not a silent default.
+
+use serde::{Deserialize, Serialize};
+
+use super::compat::Severity;
+
+/// What a model makes; the TUI and the job runner pick engines by it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Txt2img,
+    Img2img,
+    Inpaint,
+    Tts,
+    Music,
+    Stt,
+    Caption,
+    Text,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Txt2img => "txt2img",
+            Self::Img2img => "img2img",
+            Self::Inpaint => "inpaint",
+            Self::Tts => "tts",
+            Self::Music => "music",
+            Self::Stt => "stt",
+            Self::Caption => "caption",
+            Self::Text => "text",
+        }
+    }
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The architecture family: decides which engine and which config shapes apply. Later issues add
+/// audio and text families here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    Sd1,
+    Sd2,
+    Sdxl,
+}
+
+impl Family {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sd1 => "sd1",
+            Self::Sd2 => "sd2",
+            Self::Sdxl => "sdxl",
+        }
+    }
+
+    /// The side of the square images the family was trained on (SD2's 768 is the v-prediction model;
+    /// see `ModelLayout::default_params` for the 512 epsilon variant).
+    pub fn native_side(self) -> u32 {
+        match self {
+            Self::Sd1 => 512,
+            Self::Sd2 => 768,
+            Self::Sdxl => 1024,
+        }
+    }
+
+    /// Parameters for a local folder that is not in the registry.
+    pub fn default_params(self) -> Defaults {
+        let side = self.native_side();
+        Defaults {
+            steps: 30,
+            guidance: 7.5,
+            width: side,
+            height: side,
+            scheduler: match self {
+                Self::Sd1 | Self::Sd2 => "ddim".to_owned(),
+                Self::Sdxl => "euler".to_owned(),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for Family {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Job parameters a model runs best with; flags override them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Defaults {
+    pub steps: u32,
+    pub guidance: f64,
+    pub width: u32,
+    pub height: u32,
+    pub scheduler: String,
+}
+
+/// The files of one pipeline component, as paths inside the repo.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Component {
+    /// unet, vae, text_encoder, text_encoder_2, tokenizer, tokenizer_2, scheduler, pipeline, ...
+    pub name: String,
+    /// Files needed whatever the dtype (configs, tokenizer vocabularies).
+    #[serde(default)]
+    pub files: Vec<String>,
+    /// Full-precision weights.
+    #[serde(default)]
+    pub weights: Option<String>,
+    /// The fp16 variant of `weights` (diffusers' `variant="fp16"` naming), when the repo has one.
+    #[serde(default)]
+    pub weights_fp16: Option<String>,
+}
+
+impl Component {
+    /// The files this component needs; `fp16` picks the fp16 weights where they exist.
+    pub fn required_files(&self, fp16: bool) -> Vec<&str> {
+        let weights = if fp16 {
+            self.weights_fp16.as_ref().or(self.weights.as_ref())
+        } else {
+            self.weights.as_ref()
+        };
+        self.files
+            .iter()
+            .chain(weights)
+            .map(String::as_str)
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TokenizerFormat {
+    /// CLIP's byte-pair encoding: vocab.json + merges.txt.
+    ClipBpe,
+    /// A Hugging Face tokenizers `tokenizer.json`.
+    TokenizerJson,
+}
+
+/// Where the tokenizer comes from: folders of the model's own repo unless `repo` names another.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenizerSource {
+    pub format: TokenizerFormat,
+    #[serde(default)]
+    pub repo: Option<String>,
+    pub folders: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    Cpu,
+    Cuda,
+    Metal,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Cpu => "cpu",
+            Self::Cuda => "cuda",
+            Self::Metal => "metal",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Dtype {
+    F32,
+    F16,
+    Bf16,
+}
+
+impl Dtype {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::F32 => "f32",
+            Self::F16 => "f16",
+            Self::Bf16 => "bf16",
+        }
+    }
+
+    /// Half-precision dtypes load the fp16 weight variants.
+    pub fn wants_fp16_weights(self) -> bool {
+        matches!(self, Self::F16 | Self::Bf16)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Os {
+    Macos,
+    Linux,
+    Windows,
+    Other,
+}
+
+impl Os {
+    /// The OS this binary was built for.
+    pub fn current() -> Self {
+        match std::env::consts::OS {
+            "macos" => Self::Macos,
+            "linux" => Self::Linux,
+            "windows" => Self::Windows,
+            _ => Self::Other,
+        }
+    }
+}
+
+/// A known problem of a model under some conditions. Every condition given must hold; a rule with
+/// none always applies. macOS bounds compare only as many components as they give ("13" = any 13.x).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KnownIssue {
+    #[serde(default)]
+    pub backend: Option<Backend>,
+    #[serde(default)]
+    pub dtype: Option<Dtype>,
+    #[serde(default)]
+    pub os: Option<Os>,
+    /// A word of the chip name, e.g. "M1" matches "Apple M1 Pro" but not "Apple M2".
+    #[serde(default)]
+    pub chip: Option<String>,
+    #[serde(default)]
+    pub min_macos: Option<String>,
+    #[serde(default)]
+    pub max_macos: Option<String>,
+    /// Applies when the job's guidance is above this.
+    #[serde(default)]
+    pub guidance_above: Option<f64>,
+    /// Applies when the job's step count is above this.
+    #[serde(default)]
+    pub steps_above: Option<u32>,
+    pub severity: Severity,
+    pub message: String,
+    pub fix: String,
+}
+
+fn default_revision() -> String {
+    "main".to_owned()
+}
+
+/// One model users can pick.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelEntry {
+    pub id: String,
+    pub name: String,
+    pub kind: Kind,
+    pub family: Family,
+    /// Hugging Face repo id, `org/name`.
+    pub repo: String,
+    /// Branch, tag or commit hash.
+    #[serde(default = "default_revision")]
+    pub revision: String,
+    pub license: String,
+    pub license_url: String,
+    pub gated: bool,
+    /// Width and height the model was trained at.
+    pub native_resolution: [u32; 2],
+    pub defaults: Defaults,
+    pub tokenizer: TokenizerSource,
+    pub components: Vec<Component>,
+    #[serde(default)]
+    pub known_issues: Vec<KnownIssue>,
+    /// Where the entry was read from ("file:line"); filled by the registry, not the file.
+    #[serde(skip)]
+    pub source: String,
+}
+
+impl ModelEntry {
+    /// Every file (repo-relative) the entry needs for the given weight variant.
+    pub fn required_files(&self, fp16: bool) -> Vec<&str> {
+        self.components
+            .iter()
+            .flat_map(|c| c.required_files(fp16))
+            .collect()
+    }
+}

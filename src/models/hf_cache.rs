@@ -1,0 +1,91 @@
+//! Read-only lookups in the Hugging Face cache, in the layout Python's huggingface_hub writes:
+//! `<cache>/models--org--name/{refs/<revision>, snapshots/<commit>/<path>, blobs/<hash>}`, where
+//! snapshot files are links into blobs/. Nothing here touches the network or writes.
+
+use std::path::{Path, PathBuf};
+
+use super::entry::ModelEntry;
+
+/// The cache folder by huggingface_hub's rules: HF_HUB_CACHE, else HF_HOME/hub, else
+/// ~/.cache/huggingface/hub.
+pub fn default_cache_dir() -> Option<PathBuf> {
+    cache_dir_from(
+        std::env::var_os("HF_HUB_CACHE").map(PathBuf::from),
+        std::env::var_os("HF_HOME").map(PathBuf::from),
+        dirs::home_dir(),
+    )
+}
+
+/// `default_cache_dir` with the environment passed in (for tests).
+pub fn cache_dir_from(hub_cache: Option<PathBuf>, hf_home: Option<PathBuf>, home: Option<PathBuf>) -> Option<PathBuf> {
+    let non_empty = |p: &PathBuf| !p.as_os_str().is_empty();
+    hub_cache
+        .filter(non_empty)
+        .or_else(|| hf_home.filter(non_empty).map(|h| h.join("hub")))
+        .or_else(|| home.map(|h| h.join(".cache").join("huggingface").join("hub")))
+}
+
+/// Whether a Hugging Face token is available (HF_TOKEN, the legacy HUGGING_FACE_HUB_TOKEN, or the
+/// token file `huggingface-cli login` writes under HF_HOME). Never returns the token itself.
+pub fn token_present() -> bool {
+    let env_set = |name: &str| std::env::var(name).is_ok_and(|v| !v.trim().is_empty());
+    if env_set("HF_TOKEN") || env_set("HUGGING_FACE_HUB_TOKEN") {
+        return true;
+    }
+    let token_file = std::env::var_os("HF_TOKEN_PATH").map(PathBuf::from).or_else(|| {
+        std::env::var_os("HF_HOME")
+            .map(PathBuf::from)
+            .or_else(|| dirs::home_dir().map(|h| h.join(".cache").join("huggingface")))
+            .map(|h| h.join("token"))
+    });
+    token_file
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .is_some_and(|t| !t.trim().is_empty())
+}
+
+/// `models--org--name`: the folder of one repo inside the cache.
+pub fn repo_folder(cache_dir: &Path, repo: &str) -> PathBuf {
+    cache_dir.join(format!("models--{}", repo.replace('/', "--")))
+}
+
+fn is_commit_hash(revision: &str) -> bool {
+    revision.len() == 40 && revision.chars().all(|c| c.is_ascii_hexdigit())
+}
+
+/// The snapshot folder of `repo` at `revision` (a branch or tag resolved through refs/, or a commit
+/// hash used directly), if that snapshot exists.
+pub fn cached_snapshot(cache_dir: &Path, repo: &str, revision: &str) -> Option<PathBuf> {
+    let folder = repo_folder(cache_dir, repo);
+    let commit = if is_commit_hash(revision) {
+        revision.to_owned()
+    } else {
+        // Refuse revisions that would step outside refs/.
+        if revision.split('/').any(|p| p.is_empty() || p == "." || p == "..") {
+            return None;
+        }
+        let text = std::fs::read_to_string(folder.join("refs").join(revision)).ok()?;
+        let commit = text.trim().to_owned();
+        if !is_commit_hash(&commit) {
+            return None;
+        }
+        commit
+    };
+    let snapshot = folder.join("snapshots").join(commit);
+    snapshot.is_dir().then_some(snapshot)
+}
+
+/// The files `entry` needs (fp16 variants when `fp16`) that are not in the cache; every file when
+/// the snapshot itself is missing. A dangling link counts as missing.
+pub fn missing_files<'e>(cache_dir: &Path, entry: &'e ModelEntry, fp16: bool) -> Vec<&'e str> {
+    let needed = entry.required_files(fp16);
+    match cached_snapshot(cache_dir, &entry.repo, &entry.revision) {
+        // `is_file` follows links, so a link into a missing blob is not a file.
+        Some(snapshot) => needed.into_iter().filter(|f| !snapshot.join(f).is_file()).collect(),
+        None => needed,
+    }
+}
+
+/// True when every file the entry needs for this weight variant is in the cache.
+pub fn is_cached(cache_dir: &Path, entry: &ModelEntry, fp16: bool) -> bool {
+    missing_files(cache_dir, entry, fp16).is_empty()
+}

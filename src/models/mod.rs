@@ -1,0 +1,19 @@
+//! Models: the registry (models.toml), compatibility checks, the diffusers folder layout, the read-only
+//! Hugging Face cache lookup and resolution of `--model ID|DIR` to files on disk.
+
+pub mod compat;
+pub mod entry;
+pub mod hf_cache;
+pub mod layout;
+pub mod registry;
+mod registry_errors;
+pub mod resolve;
+
+pub use compat::{CompatContext, CompatFinding, Severity, Verdict};
+pub use entry::{Backend, Defaults, Dtype, Family, Kind, ModelEntry, Os};
+pub use layout::ModelLayout;
+pub use registry::Registry;
+pub use resolve::{ResolvedModel, resolve};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,158 @@
+use crate::models::entry::{Family, Kind};
+use crate::models::registry::Registry;
+
+const ONE: &str = r#"
+[[models]]
+id = "mine"
+name = "Mine"
+kind = "txt2img"
+family = "sd1"
+repo = "me/mine"
+license = "mit"
+license_url = "https://example.org/licence"
+gated = false
+native_resolution = [512, 512]
+
+[models.defaults]
+steps = 20
+guidance = 5.0
+width = 512
+height = 512
+scheduler = "euler"
+
+[models.tokenizer]
+format = "clip-bpe"
+folders = ["tokenizer"]
+
+[[models.components]]
+name = "unet"
+files = ["unet/config.json"]
+weights = "unet/diffusion_pytorch_model.safetensors"
+"#;
+
+fn err_of(text: &str) -> String {
+    match Registry::from_toml(text, "user.toml") {
+        Ok(_) => panic!("expected an error for:\n{text}"),
+        Err(e) => {
+            assert_eq!(e.exit_code(), 2, "{e}");
+            e.to_string()
+        }
+    }
+}
+
+#[test]
+fn shipped_registry_has_the_required_entries() {
+    let reg = Registry::shipped().unwrap();
+    for id in ["sd15", "sd15-inpaint", "sd21", "sd-turbo", "sdxl", "sdxl-inpaint", "sdxl-turbo"] {
+        let e = reg.get(id).unwrap_or_else(|| panic!("{id} missing"));
+        assert!(!e.required_files(true).is_empty());
+        assert!(e.source.starts_with("models.toml (shipped):"), "{}", e.source);
+    }
+    let sd15 = reg.get("sd15").unwrap();
+    assert_eq!(sd15.repo, "stable-diffusion-v1-5/stable-diffusion-v1-5");
+    assert_eq!(sd15.revision, "main");
+    assert_eq!(sd15.family, Family::Sd1);
+    assert!(sd15.required_files(true).contains(&"unet/diffusion_pytorch_model.fp16.safetensors"));
+    assert!(sd15.required_files(false).contains(&"unet/diffusion_pytorch_model.safetensors"));
+    assert!(!sd15.required_files(false).contains(&"unet/diffusion_pytorch_model.fp16.safetensors"));
+    let sdxl = reg.get("sdxl").unwrap();
+    assert_eq!(sdxl.family, Family::Sdxl);
+    assert!(sdxl.required_files(false).contains(&"text_encoder_2/model.safetensors"));
+    assert_eq!(reg.get("sdxl-inpaint").unwrap().kind, Kind::Inpaint);
+    let turbo = reg.get("sd-turbo").unwrap();
+    assert_eq!((turbo.defaults.steps, turbo.defaults.guidance), (1, 0.0));
+}
+
+#[test]
+fn revision_defaults_to_main_and_source_has_the_line() {
+    let reg = Registry::from_toml(ONE, "user.toml").unwrap();
+    let e = reg.get("mine").unwrap();
+    assert_eq!(e.revision, "main");
+    assert_eq!(e.source, "user.toml:2");
+}
+
+#[test]
+fn user_entries_replace_and_add() {
+    let mut reg = Registry::shipped().unwrap();
+    let count = reg.entries().len();
+    let pos = reg.ids().position(|id| id == "sd15").unwrap();
+    let user = ONE.replace("id = \"mine\"", "id = \"sd15\"") + &ONE.replace("id = \"mine\"", "id = \"new\"");
+    reg.merge(Registry::from_toml(&user, "user.toml").unwrap());
+    assert_eq!(reg.entries().len(), count + 1);
+    assert_eq!(reg.ids().position(|id| id == "sd15"), Some(pos), "replaced in place");
+    assert_eq!(reg.get("sd15").unwrap().repo, "me/mine");
+    assert_eq!(reg.ids().last(), Some("new"));
+}
+
+#[test]
+fn load_merges_a_file_and_reports_a_missing_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("extra.toml");
+    std::fs::write(&path, ONE).unwrap();
+    let reg = Registry::load(Some(&path)).unwrap();
+    assert!(reg.get("mine").is_some() && reg.get("sdxl").is_some());
+    let missing = dir.path().join("nope.toml");
+    let err = Registry::load(Some(&missing)).unwrap_err();
+    assert_eq!(err.exit_code(), 2);
+    assert!(err.to_string().contains("nope.toml"), "{err}");
+}
+
+#[test]
+fn syntax_error_names_file_line_and_column() {
+    let text = ONE.replace("gated = false", "gated = ");
+    let msg = err_of(&text);
+    assert!(msg.contains("user.toml, line 10, column"), "{msg}");
+}
+
+#[test]
+fn unknown_key_names_the_key_and_line() {
+    let text = ONE.replace("gated = false", "gated = false\ncolour = \"blue\"");
+    let msg = err_of(&text);
+    assert!(msg.contains("line 11"), "{msg}");
+    assert!(msg.contains("key `colour`"), "{msg}");
+    assert!(msg.contains("entry `mine`"), "{msg}");
+    // Nested tables deny unknown keys too.
+    let msg = err_of(&ONE.replace("steps = 20", "stepz = 20"));
+    assert!(msg.contains("key `stepz`") && msg.contains("line 14"), "{msg}");
+}
+
+#[test]
+fn missing_field_names_the_key() {
+    let msg = err_of(&ONE.replace("license = \"mit\"\n", ""));
+    assert!(msg.contains("key `license`"), "{msg}");
+    assert!(msg.contains("line "), "{msg}");
+}
+
+#[test]
+fn bad_enum_value_names_the_key_and_line() {
+    let msg = err_of(&ONE.replace("kind = \"txt2img\"", "kind = \"painting\""));
+    assert!(msg.contains("line 5") && msg.contains("key `kind`"), "{msg}");
+    assert!(msg.contains("painting"), "{msg}");
+}
+
+#[test]
+fn duplicate_ids_name_both_lines() {
+    let msg = err_of(&format!("{ONE}{ONE}"));
+    assert!(msg.contains("duplicate id `mine`"), "{msg}");
+    assert!(msg.contains("first defined at line 2"), "{msg}");
+    assert!(msg.contains("key `id`"), "{msg}");
+}
+
+#[test]
+fn impossible_values_are_refused() {
+    for (from, to, key) in [
+        ("width = 512", "width = 510", "defaults.width"),
+        ("scheduler = \"euler\"", "scheduler = \"pndm\"", "defaults.scheduler"),
+        ("steps = 20", "steps = 0", "defaults.steps"),
+        ("repo = \"me/mine\"", "repo = \"mine\"", "repo"),
+        ("id = \"mine\"", "id = \"Mine/x\"", "id"),
+        ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin", "components.weights"),
+        ("license_url = \"https://", "license_url = \"http://", "license_url"),
+    ] {
+        let text = ONE.replace(from, to);
+        assert_ne!(text, ONE, "{from}");
+        let msg = err_of(&text);
+        assert!(msg.contains(&format!("key `{key}`")), "{key}: {msg}");
+        assert!(msg.contains("user.toml, line 2"), "{msg}");
+    }
+}

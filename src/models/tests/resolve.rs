@@ -1,0 +1,65 @@
+use super::fixtures::{COMMIT, PipelineSpec, cache_repo, pipeline};
+use crate::models::entry::Family;
+use crate::models::hf_cache::repo_folder;
+use crate::models::registry::Registry;
+use crate::models::resolve::resolve;
+
+#[test]
+fn a_local_folder_resolves_with_family_defaults() {
+    let reg = Registry::shipped().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("my-model");
+    pipeline(&model, &PipelineSpec { cross_attention_dim: 768, ..PipelineSpec::sd1() });
+    let r = resolve(&reg, &model.display().to_string(), dir.path()).unwrap();
+    assert_eq!(r.id, "my-model");
+    assert!(r.entry.is_none());
+    assert_eq!(r.layout.family, Family::Sd1);
+    assert_eq!(r.defaults, r.layout.default_params());
+}
+
+#[test]
+fn a_registry_id_resolves_to_its_cached_snapshot() {
+    let reg = Registry::shipped().unwrap();
+    let entry = reg.get("sd15").unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    // Real configs so the layout reader is happy; weights are placeholders.
+    let src = tempfile::tempdir().unwrap();
+    pipeline(src.path(), &PipelineSpec::sd1());
+    let files = entry.required_files(true);
+    cache_repo(cache.path(), &entry.repo, &files, |f| {
+        std::fs::read_to_string(src.path().join(f)).unwrap_or_else(|_| "{}".to_owned())
+    });
+    let r = resolve(&reg, "sd15", cache.path()).unwrap();
+    assert_eq!(r.id, "sd15");
+    assert_eq!(r.dir, repo_folder(cache.path(), &entry.repo).join("snapshots").join(COMMIT));
+    assert_eq!(r.entry.as_ref().map(|e| e.id.as_str()), Some("sd15"));
+    assert_eq!(r.defaults, entry.defaults);
+    assert_eq!(r.layout.family, Family::Sd1);
+    // Its repo id works too.
+    assert_eq!(resolve(&reg, &entry.repo, cache.path()).unwrap().id, "sd15");
+}
+
+#[test]
+fn an_uncached_model_names_repo_file_and_fetch_command() {
+    let reg = Registry::shipped().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let err = resolve(&reg, "sdxl-turbo", cache.path()).unwrap_err();
+    assert_eq!(err.exit_code(), 2);
+    let msg = err.to_string();
+    assert!(msg.contains("stabilityai/sdxl-turbo"), "{msg}");
+    assert!(msg.contains("model_index.json"), "{msg}");
+    assert!(msg.contains("pallaidium fetch sdxl-turbo"), "{msg}");
+}
+
+#[test]
+fn an_unknown_id_lists_close_matches() {
+    let reg = Registry::shipped().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let msg = resolve(&reg, "sdxl-trubo", cache.path()).unwrap_err().to_string();
+    assert!(msg.contains("`sdxl-turbo`"), "{msg}");
+    assert!(msg.contains("pallaidium models"), "{msg}");
+    let msg = resolve(&reg, "sd1", cache.path()).unwrap_err().to_string();
+    assert!(msg.contains("`sd15`"), "{msg}");
+    let msg = resolve(&reg, "./nowhere", cache.path()).unwrap_err().to_string();
+    assert!(msg.contains("does not exist"), "{msg}");
+}

@@ -1,0 +1,308 @@
+//! The ratatui workbench. One event loop: terminal input, ticks, job events and system snapshots
+//! arrive on one channel; the app drains it, then draws at most ~30 frames a second. Work that
+//! could block (the runner's database, image files, history) runs on blocking threads.
+
+pub mod app;
+pub mod event;
+pub mod history;
+pub mod keys;
+pub mod layout;
+pub mod overlay;
+pub mod panes;
+pub mod preview;
+pub mod runner_link;
+pub mod sampler;
+pub mod terminal;
+pub mod theme;
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::mpsc::UnboundedSender;
+
+use self::app::{App, AppConfig, Command, CompatEnv, QuitMode};
+use self::event::AppEvent;
+use self::panes::form::Form;
+use self::panes::queue::JobRow;
+use self::preview::PreviewProtocol;
+use self::theme::Theme;
+use crate::cli::Cli;
+use crate::jobs::{JobEvent, JobId, JobRunner, JobState, Store};
+use crate::models::{Backend, Registry};
+use crate::platform::paths::Paths;
+
+const FRAME: Duration = Duration::from_millis(33);
+const TICK: Duration = Duration::from_millis(250);
+const SAMPLE_EVERY: Duration = Duration::from_secs(1);
+const HISTORY_ROWS: usize = 30;
+
+/// Opens the TUI and returns the process exit code (0, or 2 for bad configuration).
+pub fn run(cli: &Cli) -> anyhow::Result<i32> {
+    let paths = Paths::resolve(cli.global.out.as_deref())?;
+    paths.create_dirs()?;
+    let registry = Registry::load(cli.global.models_file.as_deref())?;
+    let theme_dirs = vec![paths.home.join("themes"), "themes".into()];
+    let (theme, notice) = Theme::load_or_dark(cli.global.theme.as_deref().unwrap_or("dark"), &theme_dirs);
+    // The runner starts before the terminal is taken, so its errors print plainly.
+    let config = runner_link::runner_config(cli, &paths)?;
+    let store = Store::open(&paths.queue_db).map_err(crate::Error::from)?;
+    let runner = Arc::new(JobRunner::start(store, config)?);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let app_config = AppConfig {
+        theme,
+        notice,
+        form: initial_form(cli),
+        prompt: cli.job.prompt.clone().unwrap_or_default(),
+        negative: cli.job.negative.clone().unwrap_or_default(),
+        compat: compat_env(cli, &paths, &registry),
+        picker: None,
+    };
+    let quit = runtime.block_on(run_loop(app_config, Arc::clone(&runner), &paths))?;
+    finish(runner, quit, &paths);
+    Ok(0)
+}
+
+fn initial_form(cli: &Cli) -> Form {
+    let j = &cli.job;
+    let text = |v: Option<String>| v.unwrap_or_default();
+    Form {
+        model: text(j.model.clone()),
+        steps: text(j.steps.map(|v| v.to_string())),
+        guidance: text(j.guidance.map(|v| v.to_string())),
+        seed: text(j.seed.map(|v| v.to_string())),
+        random_seed: j.seed.is_none(),
+        size: match (j.width, j.height) {
+            (Some(w), Some(h)) => format!("{w}x{h}"),
+            _ => String::new(),
+        },
+        batch: text(j.batch.map(|v| v.to_string())),
+        scheduler: text(j.scheduler.clone()),
+        strength: text(j.strength.map(|v| v.to_string())),
+        init_image: text(j.init_image.as_ref().map(|p| p.display().to_string())),
+        mask: text(j.mask.as_ref().map(|p| p.display().to_string())),
+        dtype: cli.global.dtype,
+        device: cli.global.device.clone(),
+    }
+}
+
+fn compat_env(cli: &Cli, paths: &Paths, registry: &Registry) -> CompatEnv {
+    let platform = crate::platform::PlatformInfo::detect();
+    let backend = if cfg!(feature = "cuda") {
+        Backend::Cuda
+    } else if cfg!(feature = "metal") {
+        Backend::Metal
+    } else {
+        Backend::Cpu
+    };
+    CompatEnv {
+        backend,
+        chip: platform.chip.clone(),
+        macos_version: platform.macos_version.as_ref().map(|v| v.to_string()),
+        memory_budget_bytes: runner_link::cache_capacity(cli).ok(),
+        hf_token_present: paths.hf_token_set(),
+        entries: registry.entries().to_vec(),
+    }
+}
+
+async fn run_loop(config: AppConfig, runner: Arc<JobRunner>, paths: &Paths) -> anyhow::Result<QuitMode> {
+    let protocol = PreviewProtocol::from_env();
+    let mut guard = terminal::TerminalGuard::enter()?;
+    // The capability query reads stdin, so it runs before the input reader starts.
+    let picker = protocol.picker();
+    let mut app = App::new(AppConfig { picker, ..config });
+    let size = guard.terminal.size()?;
+    app.set_size(size.width, size.height);
+    for record in runner.history(HISTORY_ROWS).unwrap_or_default().into_iter().rev() {
+        let mut row = JobRow::new(record.id, record.spec.prompt.lines().next().unwrap_or(""), record.state);
+        row.outputs = record.outputs;
+        row.error = record.error;
+        app.queue.upsert(row);
+    }
+
+    let (tx, mut rx) = event::channel();
+    event::spawn_input(tx.clone());
+    event::spawn_ticks(tx.clone(), TICK);
+    event::spawn_signals(tx.clone());
+    sampler::Sampler::new(None).spawn(SAMPLE_EVERY, tx.clone());
+    forward_job_events(&runner, tx.clone());
+    let history_file = history::path(&paths.home);
+    {
+        let (tx, file) = (tx.clone(), history_file.clone());
+        tokio::task::spawn_blocking(move || {
+            let _ = tx.send(AppEvent::History(history::load(&file)));
+        });
+    }
+
+    let mut frames = tokio::time::interval(FRAME);
+    frames.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut dirty = true;
+    loop {
+        tokio::select! {
+            received = rx.recv() => {
+                let Some(first) = received else { break };
+                let mut commands = app.handle(first);
+                while let Ok(more) = rx.try_recv() {
+                    commands.extend(app.handle(more));
+                }
+                for command in commands {
+                    execute(command, &runner, &tx, &history_file);
+                }
+                dirty = true;
+            }
+            _ = frames.tick(), if dirty => {
+                let area = guard.terminal.size()?;
+                app.prepare(ratatui::layout::Rect::new(0, 0, area.width, area.height));
+                guard.terminal.draw(|frame| app.draw(frame))?;
+                dirty = false;
+            }
+        }
+        if let Some(mode) = app.quit() {
+            return Ok(mode);
+        }
+    }
+    Ok(QuitMode::CancelJobs)
+}
+
+fn forward_job_events(runner: &JobRunner, tx: UnboundedSender<AppEvent>) {
+    let mut events = runner.subscribe();
+    tokio::spawn(async move {
+        loop {
+            match events.recv().await {
+                Ok(e) => {
+                    if tx.send(AppEvent::Job(e)).is_err() {
+                        break;
+                    }
+                }
+                Err(RecvError::Lagged(n)) => tracing::warn!(missed = n, "the TUI fell behind the job events"),
+                Err(RecvError::Closed) => break,
+            }
+        }
+    });
+}
+
+/// Runner calls and file work go to blocking threads; their results come back as events.
+fn execute(command: Command, runner: &Arc<JobRunner>, tx: &UnboundedSender<AppEvent>, history_file: &std::path::Path) {
+    let runner = Arc::clone(runner);
+    let tx = tx.clone();
+    let notice = |tx: &UnboundedSender<AppEvent>, what: &str, e: crate::Error| {
+        let _ = tx.send(AppEvent::Notice(format!("{what}: {e}")));
+    };
+    match command {
+        Command::Submit(spec) => {
+            tokio::task::spawn_blocking(move || match runner.submit(std::slice::from_ref(&spec)) {
+                Ok(ids) => {
+                    for job in ids {
+                        let _ = tx.send(AppEvent::Submitted { job, spec: Box::new(spec.clone()) });
+                    }
+                }
+                Err(e) => notice(&tx, "not queued", e),
+            });
+        }
+        Command::Cancel(id) => {
+            tokio::task::spawn_blocking(move || {
+                if let Err(e) = runner.cancel(id) {
+                    notice(&tx, "cancel", e);
+                }
+            });
+        }
+        Command::Retry(id) => {
+            tokio::task::spawn_blocking(move || {
+                if let Err(e) = runner.retry(id) {
+                    notice(&tx, "retry", e);
+                }
+            });
+        }
+        Command::Move { job, index } => {
+            tokio::task::spawn_blocking(move || {
+                if let Err(e) = runner.move_to(job, index) {
+                    notice(&tx, "move", e);
+                }
+            });
+        }
+        Command::SetPaused(paused) => runner.set_paused(paused),
+        Command::SaveHistory(entries) => {
+            let file = history_file.to_path_buf();
+            tokio::task::spawn_blocking(move || {
+                if let Err(e) = history::save(&file, &entries) {
+                    let _ = tx.send(AppEvent::Notice(format!("cannot save prompt history {}: {e}", file.display())));
+                }
+            });
+        }
+        Command::LoadImage(path) => {
+            tokio::task::spawn_blocking(move || match image::open(&path) {
+                Ok(image) => {
+                    let label = path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+                    let _ = tx.send(AppEvent::Image { label, image: Box::new(image) });
+                }
+                Err(e) => {
+                    let _ = tx.send(AppEvent::Notice(format!("cannot show {}: {e}", path.display())));
+                }
+            });
+        }
+        Command::Quit(_) => {}
+    }
+}
+
+/// After the terminal is given back: cancel, or let the jobs finish headless and say so.
+fn finish(runner: Arc<JobRunner>, quit: QuitMode, paths: &Paths) {
+    let active: BTreeSet<JobId> = runner
+        .history(1000)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| matches!(r.state, JobState::Queued | JobState::Running))
+        .map(|r| r.id)
+        .collect();
+    let mut err = std::io::stderr();
+    match quit {
+        QuitMode::CancelJobs => {
+            for &id in &active {
+                let _ = runner.cancel(id);
+            }
+            runner.stop();
+        }
+        QuitMode::KeepJobs if !active.is_empty() => {
+            let _ = writeln!(
+                err,
+                "pallaidium: {} job(s) keep running headless; outputs go to {}, the log to {}",
+                active.len(),
+                paths.outputs.display(),
+                paths.logs.display()
+            );
+            wait_headless(&runner, active);
+        }
+        QuitMode::KeepJobs => {}
+    }
+    match Arc::try_unwrap(runner) {
+        Ok(runner) => runner.shutdown(),
+        Err(_) => tracing::warn!("the runner is still shared at exit; it stops with the process"),
+    }
+}
+
+/// Blocks until every job in `waiting` has ended; SIGHUP is already handled (ignored) by the
+/// signal listener, so a closed terminal does not stop the batch.
+fn wait_headless(runner: &JobRunner, mut waiting: BTreeSet<JobId>) {
+    let mut events = runner.subscribe();
+    // Jobs may have ended between the store read and the subscription.
+    waiting.retain(|id| runner.record(*id).is_ok_and(|r| !r.state.is_finished()));
+    while !waiting.is_empty() {
+        match events.blocking_recv() {
+            Ok(e) if e.is_terminal() => {
+                waiting.remove(&e.job());
+                if let JobEvent::Failed { job, error } = &e {
+                    tracing::error!("job {job} failed: {error}");
+                }
+            }
+            Ok(_) => {}
+            Err(RecvError::Lagged(_)) => {
+                waiting.retain(|id| runner.record(*id).is_ok_and(|r| !r.state.is_finished()));
+            }
+            Err(RecvError::Closed) => break,
+        }
+    }
+}

@@ -1,0 +1,401 @@
+//! Parameters: a form of fields (Up/Down select, Enter edits, Esc leaves, Left/Right cycle or nudge)
+//! and a model picker searched by name with each model's compatibility verdict as a badge.
+
+use crossterm::event::{Event, KeyCode, KeyEvent, MouseEventKind};
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Position, Rect};
+use ratatui::style::{Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Clear, List, ListItem, ListState, Paragraph};
+
+use super::form::{Form, ModelChoice, ParamField};
+use super::presets::{complete_path, size_presets};
+use super::{Action, DrawCtx, Handled, Pane, ellipsize};
+use crate::cli::DtypeArg;
+use crate::models::Verdict;
+use crate::models::registry::KNOWN_SCHEDULERS;
+use crate::tui::event::AppEvent;
+use crate::tui::theme::Theme;
+
+#[derive(Debug, Default)]
+struct Picker {
+    query: String,
+    selected: usize,
+}
+
+#[derive(Debug, Default)]
+pub struct ParamsPane {
+    form: Form,
+    models: Vec<ModelChoice>,
+    selected: usize,
+    /// The text being typed into the selected field.
+    editing: Option<String>,
+    picker: Option<Picker>,
+    error: Option<String>,
+}
+
+const DTYPES: [DtypeArg; 4] = [DtypeArg::Auto, DtypeArg::F32, DtypeArg::F16, DtypeArg::Bf16];
+
+fn cycle<T: PartialEq + Clone>(items: &[T], current: &T, forward: bool) -> Option<T> {
+    let n = items.len();
+    if n == 0 {
+        return None;
+    }
+    let i = items.iter().position(|x| x == current);
+    let j = match (i, forward) {
+        (None, true) => 0,
+        (None, false) => n - 1,
+        (Some(i), true) => (i + 1) % n,
+        (Some(i), false) => (i + n - 1) % n,
+    };
+    Some(items[j].clone())
+}
+
+pub fn badge(verdict: Verdict, theme: &Theme) -> Span<'static> {
+    let (text, color) = match verdict {
+        Verdict::Ok => ("[ok]", theme.ok),
+        Verdict::Warn => ("[warn]", theme.warn),
+        Verdict::Error => ("[error]", theme.error),
+    };
+    Span::styled(text, Style::new().fg(color).add_modifier(Modifier::BOLD))
+}
+
+impl ParamsPane {
+    pub fn new(form: Form, models: Vec<ModelChoice>) -> Self {
+        Self {
+            form,
+            models,
+            ..Self::default()
+        }
+    }
+
+    pub fn form(&self) -> &Form {
+        &self.form
+    }
+
+    pub fn models(&self) -> &[ModelChoice] {
+        &self.models
+    }
+
+    /// New verdicts after the device or dtype changed.
+    pub fn set_verdicts(&mut self, verdicts: impl Fn(&ModelChoice) -> Verdict) {
+        for m in &mut self.models {
+            m.verdict = verdicts(m);
+        }
+    }
+
+    pub fn current_model(&self) -> Option<&ModelChoice> {
+        self.models.iter().find(|m| m.id == self.form.model)
+    }
+
+    fn field(&self) -> ParamField {
+        ParamField::ALL[self.selected.min(ParamField::ALL.len() - 1)]
+    }
+
+    fn filtered(&self, query: &str) -> Vec<usize> {
+        let q = query.to_lowercase();
+        (0..self.models.len())
+            .filter(|&i| {
+                let m = &self.models[i];
+                m.id.to_lowercase().contains(&q) || m.name.to_lowercase().contains(&q)
+            })
+            .collect()
+    }
+
+    fn default_text(&self, field: ParamField) -> String {
+        let Some(m) = self.current_model() else {
+            return "default".into();
+        };
+        let d = &m.defaults;
+        match field {
+            ParamField::Steps => d.steps.to_string(),
+            ParamField::Guidance => d.guidance.to_string(),
+            ParamField::Size => format!("{}x{}", d.width, d.height),
+            ParamField::Scheduler => d.scheduler.clone(),
+            ParamField::Batch => "1".into(),
+            ParamField::Strength => "0.75".into(),
+            ParamField::Seed => "random".into(),
+            ParamField::InitImage | ParamField::Mask => "none".into(),
+            _ => "default".into(),
+        }
+    }
+
+    fn nudge(&mut self, forward: bool, out: &mut Vec<Action>) {
+        let field = self.field();
+        let sign = if forward { 1.0 } else { -1.0 };
+        let num = |text: &str, default: String, step: f64, min: f64, max: f64, decimals: usize| {
+            let base: f64 = text.trim().parse().or_else(|_| default.parse()).unwrap_or(min);
+            format!("{:.*}", decimals, (base + sign * step).clamp(min, max))
+        };
+        let value = match field {
+            ParamField::Steps => num(&self.form.steps, self.default_text(field), 1.0, 1.0, 500.0, 0),
+            ParamField::Batch => num(&self.form.batch, self.default_text(field), 1.0, 1.0, 64.0, 0),
+            ParamField::Guidance => num(&self.form.guidance, self.default_text(field), 0.5, 0.0, 30.0, 1),
+            ParamField::Strength => num(&self.form.strength, self.default_text(field), 0.05, 0.0, 1.0, 2),
+            ParamField::Scheduler => {
+                let current = if self.form.scheduler.is_empty() {
+                    self.default_text(field)
+                } else {
+                    self.form.scheduler.clone()
+                };
+                let names: Vec<String> = KNOWN_SCHEDULERS.iter().map(|s| (*s).to_owned()).collect();
+                cycle(&names, &current, forward).unwrap_or_default()
+            }
+            ParamField::Size => {
+                let native = self.current_model().map_or([512, 512], |m| m.native);
+                let sizes: Vec<String> = size_presets(native).iter().map(|(w, h)| format!("{w}x{h}")).collect();
+                let current = if self.form.size.is_empty() {
+                    self.default_text(field)
+                } else {
+                    self.form.size.clone()
+                };
+                cycle(&sizes, &current, forward).unwrap_or_default()
+            }
+            ParamField::Dtype => {
+                self.form.dtype = cycle(&DTYPES, &self.form.dtype, forward).unwrap_or_default();
+                out.push(Action::ParamsChanged);
+                return;
+            }
+            ParamField::Seed => {
+                self.form.random_seed ^= true;
+                out.push(Action::ParamsChanged);
+                return;
+            }
+            _ => return,
+        };
+        self.commit(field, value, out);
+    }
+
+    fn commit(&mut self, field: ParamField, value: String, out: &mut Vec<Action>) -> bool {
+        match self.form.set(field, value) {
+            Ok(()) => {
+                self.error = None;
+                out.push(Action::ParamsChanged);
+                true
+            }
+            Err(e) => {
+                self.error = Some(e);
+                false
+            }
+        }
+    }
+
+    fn edit_key(&mut self, key: &KeyEvent, out: &mut Vec<Action>) {
+        let field = self.field();
+        let Some(buf) = self.editing.as_mut() else {
+            return;
+        };
+        match key.code {
+            KeyCode::Esc => {
+                self.editing = None;
+                self.error = None;
+            }
+            KeyCode::Enter => {
+                let value = buf.clone();
+                if self.commit(field, value, out) {
+                    self.editing = None;
+                }
+            }
+            KeyCode::Tab if field.is_path() => match complete_path(buf) {
+                Some(done) => *buf = done,
+                None => self.error = Some(format!("{}: nothing matches {buf:?}", field.label())),
+            },
+            KeyCode::Backspace => {
+                buf.pop();
+            }
+            KeyCode::Char(c) => buf.push(c),
+            _ => {}
+        }
+    }
+
+    fn picker_key(&mut self, key: &KeyEvent, out: &mut Vec<Action>) {
+        let Some(picker) = self.picker.as_mut() else {
+            return;
+        };
+        match key.code {
+            KeyCode::Esc => self.picker = None,
+            KeyCode::Up => picker.selected = picker.selected.saturating_sub(1),
+            KeyCode::Down => picker.selected = picker.selected.saturating_add(1),
+            KeyCode::Backspace => {
+                picker.query.pop();
+                picker.selected = 0;
+            }
+            KeyCode::Char(c) => {
+                picker.query.push(c);
+                picker.selected = 0;
+            }
+            KeyCode::Enter => {
+                let (query, selected) = (picker.query.clone(), picker.selected);
+                let hits = self.filtered(&query);
+                if let Some(&i) = hits.get(selected.min(hits.len().saturating_sub(1))) {
+                    self.form.model = self.models[i].id.clone();
+                    // A new model's own defaults apply unless the user sets them again.
+                    self.form.size.clear();
+                    self.form.scheduler.clear();
+                    out.push(Action::ParamsChanged);
+                }
+                self.picker = None;
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Pane for ParamsPane {
+    fn handle(&mut self, event: &AppEvent, out: &mut Vec<Action>) -> Handled {
+        let key = match event {
+            AppEvent::Input(Event::Paste(text)) if self.editing.is_some() => {
+                if let Some(buf) = self.editing.as_mut() {
+                    buf.push_str(text.trim());
+                }
+                return Handled::Consumed;
+            }
+            AppEvent::Input(Event::Mouse(m)) => {
+                match m.kind {
+                    MouseEventKind::ScrollUp => self.selected = self.selected.saturating_sub(1),
+                    MouseEventKind::ScrollDown => {
+                        self.selected = (self.selected + 1).min(ParamField::ALL.len() - 1)
+                    }
+                    _ => return Handled::Ignored,
+                }
+                return Handled::Consumed;
+            }
+            AppEvent::Input(Event::Key(k)) => k,
+            _ => return Handled::Ignored,
+        };
+        if self.picker.is_some() {
+            self.picker_key(key, out);
+            return Handled::Consumed;
+        }
+        if self.editing.is_some() {
+            self.edit_key(key, out);
+            return Handled::Consumed;
+        }
+        let field = self.field();
+        match key.code {
+            KeyCode::Up | KeyCode::Char('k') => self.selected = self.selected.saturating_sub(1),
+            KeyCode::Down | KeyCode::Char('j') => self.selected = (self.selected + 1).min(ParamField::ALL.len() - 1),
+            KeyCode::Left | KeyCode::Char('-') => self.nudge(false, out),
+            KeyCode::Right | KeyCode::Char('+') => self.nudge(true, out),
+            KeyCode::Char('r') if field == ParamField::Seed => self.nudge(true, out),
+            KeyCode::Enter | KeyCode::Char('e') => match field {
+                ParamField::Model => self.picker = Some(Picker::default()),
+                ParamField::Dtype => self.nudge(true, out),
+                _ => self.editing = Some(self.form.get(field)),
+            },
+            KeyCode::Char('/') if field == ParamField::Model => self.picker = Some(Picker::default()),
+            KeyCode::Backspace | KeyCode::Delete if field != ParamField::Model => {
+                self.commit(field, String::new(), out);
+                if field == ParamField::Dtype {
+                    self.form.dtype = DtypeArg::Auto;
+                }
+            }
+            _ => return Handled::Ignored,
+        }
+        Handled::Consumed
+    }
+
+    fn captures_text(&self) -> bool {
+        self.editing.is_some() || self.picker.is_some()
+    }
+
+    fn on_focus(&mut self, gained: bool) {
+        if !gained {
+            self.editing = None;
+            self.picker = None;
+        }
+    }
+
+    fn draw(&self, frame: &mut Frame, area: Rect, ctx: &DrawCtx) {
+        let t = ctx.theme;
+        let block = ctx.block(" Parameters ");
+        let inner = block.inner(area);
+        frame.render_widget(block, area);
+        let [list_area, err_area] = Layout::vertical([
+            Constraint::Min(1),
+            Constraint::Length(u16::from(self.error.is_some())),
+        ])
+        .areas(inner);
+        let label_w = 11usize;
+        let value_w = usize::from(list_area.width).saturating_sub(label_w);
+        let items: Vec<ListItem> = ParamField::ALL
+            .iter()
+            .map(|&f| {
+                let mut spans = vec![Span::styled(format!("{:<label_w$}", f.label()), t.muted())];
+                let typed = self.form.get(f);
+                match f {
+                    ParamField::Model => {
+                        let name = if typed.is_empty() { "(choose: Enter)".to_owned() } else { typed };
+                        spans.push(Span::styled(ellipsize(&name, value_w.saturating_sub(8)), t.text()));
+                        if let Some(m) = self.current_model() {
+                            spans.push(Span::raw(" "));
+                            spans.push(badge(m.verdict, t));
+                        }
+                    }
+                    ParamField::Seed if self.form.random_seed => {
+                        spans.push(Span::styled("random", Style::new().fg(t.accent)));
+                        spans.push(Span::styled(" (r: fixed)", t.muted()));
+                    }
+                    _ if typed.is_empty() || (f == ParamField::Dtype && self.form.dtype == DtypeArg::Auto) => {
+                        spans.push(Span::styled(ellipsize(&self.default_text(f), value_w), t.muted()));
+                    }
+                    _ => spans.push(Span::styled(ellipsize(&typed, value_w), t.text())),
+                }
+                ListItem::new(Line::from(spans))
+            })
+            .collect();
+        let mut state = ListState::default().with_selected(Some(self.selected));
+        let highlight = if ctx.focused { t.selected() } else { Style::new() };
+        frame.render_stateful_widget(List::new(items).highlight_style(highlight), list_area, &mut state);
+        if let Some(e) = &self.error {
+            frame.render_widget(Paragraph::new(Span::styled(e.clone(), Style::new().fg(t.error))), err_area);
+        }
+        // The field being edited: an input line over its row, with the cursor at its end.
+        if let Some(buf) = &self.editing {
+            let row = self.selected.saturating_sub(state.offset()) as u16;
+            if row < list_area.height && value_w > 0 {
+                let shown: String = {
+                    let n = buf.chars().count();
+                    buf.chars().skip((n + 1).saturating_sub(value_w)).collect()
+                };
+                let r = Rect::new(list_area.x + label_w as u16, list_area.y + row, value_w as u16, 1);
+                frame.render_widget(Clear, r);
+                frame.render_widget(Paragraph::new(shown.clone()).style(t.selected()), r);
+                let x = r.x + (shown.chars().count() as u16).min(r.width.saturating_sub(1));
+                frame.set_cursor_position(Position::new(x, r.y));
+            }
+        }
+        if let Some(p) = &self.picker {
+            self.draw_picker(frame, inner, p, ctx);
+        }
+    }
+}
+
+impl ParamsPane {
+    fn draw_picker(&self, frame: &mut Frame, area: Rect, picker: &Picker, ctx: &DrawCtx) {
+        let t = ctx.theme;
+        frame.render_widget(Clear, area);
+        let block = ctx.block(format!(" model: {}_ ", picker.query));
+        let inner = block.inner(area);
+        frame.render_widget(block, area);
+        let hits = self.filtered(&picker.query);
+        if hits.is_empty() {
+            frame.render_widget(Paragraph::new(Span::styled("no model matches", t.muted())), inner);
+            return;
+        }
+        let items: Vec<ListItem> = hits
+            .iter()
+            .map(|&i| {
+                let m = &self.models[i];
+                ListItem::new(Line::from(vec![
+                    badge(m.verdict, t),
+                    Span::raw(" "),
+                    Span::styled(m.id.clone(), t.text()),
+                    Span::styled(format!("  {}", m.name), t.muted()),
+                ]))
+            })
+            .collect();
+        let mut state = ListState::default().with_selected(Some(picker.selected.min(hits.len() - 1)));
+        frame.render_stateful_widget(List::new(items).highlight_style(t.selected()), inner, &mut state);
+    }
+}
