@@ -49,11 +49,12 @@ async fn run_jobs(
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sighup = signal(SignalKind::hangup())?;
 
+    let (device, cache_capacity_bytes) = worker_device(cli)?;
     let config = RunnerConfig {
         out_dir: paths.outputs.clone(),
-        device: worker_device(cli)?,
+        device,
         models: model_lookup(cli, &paths.hf_cache)?,
-        cache_capacity_bytes: cache_capacity(cli)?,
+        cache_capacity_bytes,
         preview_every: 0,
     };
     let store = Store::open(&paths.queue_db).map_err(crate::Error::from)?;
@@ -186,20 +187,26 @@ fn show_inline(outputs: &[std::path::PathBuf]) {
     }
 }
 
-fn worker_device(cli: &Cli) -> crate::Result<WorkerDevice> {
+/// The device jobs run on, and how many bytes of loaded engines it keeps: --memory-budget, or
+/// three quarters of the device's memory.
+fn worker_device(cli: &Cli) -> crate::Result<(WorkerDevice, u64)> {
+    let budget = crate::device::memory::parse_memory_budget(cli.global.memory_budget.as_deref())?;
     let request = crate::device::DeviceRequest::parse(&cli.global.device)?;
     let selected = Arc::new(crate::device::select(&request)?);
     let platform = Arc::new(crate::platform::PlatformInfo::detect());
+    let memory = crate::device::memory::query(&selected, &platform);
+    let capacity = budget.unwrap_or(memory.total() / 4 * 3);
     let run_dtype = cli.global.dtype;
     let chosen = Arc::clone(&selected);
     let dtype: DtypeChoice = Arc::new(move |job_dtype| {
         crate::device::resolve_dtype(job_dtype.unwrap_or(run_dtype), &chosen, &platform)
     });
-    Ok(WorkerDevice {
+    let device = WorkerDevice {
         device: selected.device.clone(),
-        name: selected.name.clone(),
+        name: format!("{}:{}", selected.kind, selected.ordinal),
         dtype,
-    })
+    };
+    Ok((device, capacity))
 }
 
 fn model_lookup(cli: &Cli, hf_cache: &Path) -> crate::Result<ModelLookup> {
@@ -215,53 +222,3 @@ fn model_lookup(cli: &Cli, hf_cache: &Path) -> crate::Result<ModelLookup> {
     }))
 }
 
-/// Engines stay loaded up to --memory-budget, or three quarters of the usable memory.
-fn cache_capacity(cli: &Cli) -> crate::Result<u64> {
-    if let Some(text) = &cli.global.memory_budget {
-        return parse_size(text);
-    }
-    let memory = crate::platform::memory::SystemMemory::query();
-    Ok(memory.usable_total() / 4 * 3)
-}
-
-/// `6GiB`, `512MiB`, `2GB`, `1048576`.
-pub fn parse_size(text: &str) -> crate::Result<u64> {
-    let t = text.trim();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
-    let (number, unit) = t.split_at(split);
-    let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" => 1000,
-        "kib" => 1 << 10,
-        "m" | "mb" => 1_000_000,
-        "mib" => 1 << 20,
-        "g" | "gb" => 1_000_000_000,
-        "gib" => 1 << 30,
-        "t" | "tb" => 1_000_000_000_000,
-        "tib" => 1 << 40,
-        _ => u64::MAX,
-    };
-    match number.parse::<f64>() {
-        Ok(n) if n.is_finite() && n > 0.0 && scale != u64::MAX => Ok((n * scale as f64) as u64),
-        _ => Err(crate::Error::bad_input(format!(
-            "--memory-budget {text}: use a size such as 6GiB, 512MiB or 8GB"
-        ))),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes_parse_with_units() {
-        assert_eq!(parse_size("6GiB").unwrap(), 6 << 30);
-        assert_eq!(parse_size("512 MiB").unwrap(), 512 << 20);
-        assert_eq!(parse_size("2GB").unwrap(), 2_000_000_000);
-        assert_eq!(parse_size("1.5gib").unwrap(), 3 << 29);
-        assert_eq!(parse_size("1024").unwrap(), 1024);
-        for bad in ["", "lots", "-1GiB", "6 parsecs"] {
-            assert_eq!(parse_size(bad).unwrap_err().exit_code(), 2, "{bad}");
-        }
-    }
-}

@@ -217,7 +217,7 @@ fn the_engine_loads_once_for_a_batch_on_one_model() {
 fn a_run_killed_mid_batch_then_resumed_has_every_output_exactly_once() {
     let env = Env::new();
     let seeds = [21, 22, 23, 24, 25];
-    let file = env.write("jobs.toml", &jobs_toml(&seeds, 4));
+    let file = env.write("jobs.toml", &jobs_toml(&seeds, 10));
     let mut child = env.spawn(&["--jobs".into(), file.to_str().unwrap().into()]);
     // Kill while the second job is generating.
     let (_seen, _reader) = read_until(&mut child, |e| e["event"] == "progress" && e["job"].as_i64() > Some(1));
@@ -246,7 +246,7 @@ fn a_run_killed_mid_batch_then_resumed_has_every_output_exactly_once() {
 #[test]
 fn sigint_exits_130_leaves_no_partial_file_and_keeps_the_queue() {
     let env = Env::new();
-    let file = env.write("jobs.toml", &jobs_toml(&[31, 32, 33], 6));
+    let file = env.write("jobs.toml", &jobs_toml(&[31, 32, 33], 20));
     let mut child = env.spawn(&["--jobs".into(), file.to_str().unwrap().into()]);
     let (_, mut reader) = read_until(&mut child, |e| e["event"] == "progress");
     signal(&child, libc::SIGINT);

@@ -3,6 +3,8 @@
 //! SDXL, turbo (trailing) and a cosine-schedule config. References:
 //! tests/fixtures/schedulers/make_scheduler_refs.py.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 
@@ -25,14 +27,20 @@ struct Refs {
 impl Refs {
     fn load() -> Self {
         let dir = fixtures();
-        let meta: Value =
-            serde_json::from_str(&std::fs::read_to_string(dir.join("scheduler_refs.json")).unwrap()).unwrap();
-        let tensors = candle_core::safetensors::load(dir.join("scheduler_refs.safetensors"), &Device::Cpu).unwrap();
+        let meta: Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.join("scheduler_refs.json")).unwrap(),
+        )
+        .unwrap();
+        let tensors =
+            candle_core::safetensors::load(dir.join("scheduler_refs.safetensors"), &Device::Cpu)
+                .unwrap();
         Self { meta, tensors }
     }
 
     fn t(&self, key: &str) -> &Tensor {
-        self.tensors.get(key).unwrap_or_else(|| panic!("missing reference tensor {key}"))
+        self.tensors
+            .get(key)
+            .unwrap_or_else(|| panic!("missing reference tensor {key}"))
     }
 
     fn config(&self, name: &str) -> SchedulerConfig {
@@ -50,7 +58,9 @@ struct ReplayNoise {
 impl ReplayNoise {
     fn new(draws: Option<&Tensor>) -> Self {
         let draws = match draws {
-            Some(t) => (0..t.dim(0).unwrap()).map(|i| t.narrow(0, i, 1).unwrap()).collect(),
+            Some(t) => (0..t.dim(0).unwrap())
+                .map(|i| t.narrow(0, i, 1).unwrap())
+                .collect(),
             None => Vec::new(),
         };
         Self { draws, next: 0 }
@@ -58,11 +68,15 @@ impl ReplayNoise {
 }
 
 impl NoiseSource for ReplayNoise {
-    fn randn(&mut self, shape: &[usize], device: &Device, dtype: DType) -> candle_core::Result<Tensor> {
-        let t = self
-            .draws
-            .get(self.next)
-            .ok_or_else(|| candle_core::Error::Msg("the scheduler drew more noise than diffusers did".into()))?;
+    fn randn(
+        &mut self,
+        shape: &[usize],
+        device: &Device,
+        dtype: DType,
+    ) -> candle_core::Result<Tensor> {
+        let t = self.draws.get(self.next).ok_or_else(|| {
+            candle_core::Error::Msg("the scheduler drew more noise than diffusers did".into())
+        })?;
         self.next += 1;
         assert_eq!(t.dims(), shape);
         t.to_dtype(dtype)?.to_device(device)
@@ -71,8 +85,21 @@ impl NoiseSource for ReplayNoise {
 
 /// max |a - b| / max |b|
 fn rel_diff(a: &Tensor, b: &Tensor) -> f64 {
-    let diff = (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap() as f64;
-    let scale = b.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap() as f64;
+    let diff = (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap() as f64;
+    let scale = b
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap() as f64;
     diff / scale.max(1e-12)
 }
 
@@ -94,7 +121,11 @@ fn run_and_compare(
     let mut noise = ReplayNoise::new(refs.tensors.get(&format!("{key}/drawn")));
     let f = refs.t("f");
     let n = sched.timesteps().len();
-    assert_eq!(traj.dim(0).unwrap(), n - begin + 1, "{key}: trajectory length");
+    assert_eq!(
+        traj.dim(0).unwrap(),
+        n - begin + 1,
+        "{key}: trajectory length"
+    );
     let mut x = start;
     for (row, i) in (begin..n).enumerate() {
         let d = rel_diff(&x, &traj.narrow(0, row, 1).unwrap());
@@ -117,12 +148,20 @@ fn run_and_compare(
         failures.push(format!("{key}: final sample differs by {d:.2e}"));
     }
     if noise.next != noise.draws.len() {
-        failures.push(format!("{key}: drew {} noise tensors, diffusers drew {}", noise.next, noise.draws.len()));
+        failures.push(format!(
+            "{key}: drew {} noise tensors, diffusers drew {}",
+            noise.next,
+            noise.draws.len()
+        ));
     }
 }
 
 fn floats(v: &Value) -> Vec<f64> {
-    v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect()
 }
 
 fn check_case(refs: &Refs, case: &Value, failures: &mut Vec<String>) {
@@ -130,25 +169,43 @@ fn check_case(refs: &Refs, case: &Value, failures: &mut Vec<String>) {
     let name = case["scheduler"].as_str().unwrap();
     let steps = case["steps"].as_u64().unwrap() as usize;
     let config = refs.config(case["config"].as_str().unwrap());
-    let make = || build(name, &config, steps).unwrap_or_else(|e| panic!("{key}: build failed: {e}"));
+    let make =
+        || build(name, &config, steps).unwrap_or_else(|e| panic!("{key}: build failed: {e}"));
     let mut sched = make();
 
     let want_ts = floats(&case["timesteps"]);
     let ts_ok = sched.timesteps().len() == want_ts.len()
-        && sched.timesteps().iter().zip(&want_ts).all(|(a, b)| (a - b).abs() <= 1e-6 * b.abs().max(1.0));
+        && sched
+            .timesteps()
+            .iter()
+            .zip(&want_ts)
+            .all(|(a, b)| (a - b).abs() <= 1e-6 * b.abs().max(1.0));
     if !ts_ok {
-        failures.push(format!("{key}: timesteps {:?}, diffusers {want_ts:?}", sched.timesteps()));
+        failures.push(format!(
+            "{key}: timesteps {:?}, diffusers {want_ts:?}",
+            sched.timesteps()
+        ));
         return;
     }
     let want_sigmas = floats(&case["sigmas"]);
     let sig_ok = sched.sigmas().len() == want_sigmas.len()
-        && sched.sigmas().iter().zip(&want_sigmas).all(|(a, b)| (a - b).abs() <= 1e-5 * b.abs().max(1e-3));
+        && sched
+            .sigmas()
+            .iter()
+            .zip(&want_sigmas)
+            .all(|(a, b)| (a - b).abs() <= 1e-5 * b.abs().max(1e-3));
     if !sig_ok {
-        failures.push(format!("{key}: sigmas {:?}, diffusers {want_sigmas:?}", sched.sigmas()));
+        failures.push(format!(
+            "{key}: sigmas {:?}, diffusers {want_sigmas:?}",
+            sched.sigmas()
+        ));
     }
     let want_init = case["init_noise_sigma"].as_f64().unwrap();
     if (sched.init_noise_sigma() - want_init).abs() > 1e-5 * want_init {
-        failures.push(format!("{key}: init_noise_sigma {} vs {want_init}", sched.init_noise_sigma()));
+        failures.push(format!(
+            "{key}: init_noise_sigma {} vs {want_init}",
+            sched.init_noise_sigma()
+        ));
     }
 
     // txt2img
@@ -169,12 +226,23 @@ fn check_case(refs: &Refs, case: &Value, failures: &mut Vec<String>) {
     // img2img
     let t_start = case["img2img_start"].as_u64().unwrap() as usize;
     let strength = refs.meta["strength"].as_f64().unwrap();
-    assert_eq!(img2img_start(steps, strength), t_start, "{key}: img2img start");
+    assert_eq!(
+        img2img_start(steps, strength),
+        t_start,
+        "{key}: img2img start"
+    );
     if t_start < steps {
         let mut sched = make();
         sched.set_begin_index(t_start);
         let start = sched.add_noise(clean, noise, t_start).unwrap();
-        run_and_compare(sched.as_mut(), start, t_start, refs, &format!("{key}/img2img"), failures);
+        run_and_compare(
+            sched.as_mut(),
+            start,
+            t_start,
+            refs,
+            &format!("{key}/img2img"),
+            failures,
+        );
     }
 }
 
@@ -182,12 +250,21 @@ fn check_case(refs: &Refs, case: &Value, failures: &mut Vec<String>) {
 fn schedulers_match_diffusers() {
     let refs = Refs::load();
     let cases = refs.meta["cases"].as_array().unwrap();
-    assert!(cases.len() >= 90, "expected the full case list, got {}", cases.len());
+    assert!(
+        cases.len() >= 90,
+        "expected the full case list, got {}",
+        cases.len()
+    );
     let mut failures = Vec::new();
     for case in cases {
         check_case(&refs, case, &mut failures);
     }
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -210,7 +287,10 @@ fn a_rerun_from_the_begin_index_starts_fresh() {
         }
         assert_eq!(rel_diff(&results[0], &results[1]), 0.0, "{name}");
         let key = format!("sd15/{name}/10/traj");
-        assert!(rel_diff(&results[0], &refs.t(&key).narrow(0, 10, 1).unwrap()) < REL_TOL, "{name}");
+        assert!(
+            rel_diff(&results[0], &refs.t(&key).narrow(0, 10, 1).unwrap()) < REL_TOL,
+            "{name}"
+        );
     }
 }
 

@@ -55,11 +55,18 @@ fn check(tokenizer: &ClipTokenizer, reference: &Value, key: &str, label: &str) -
             full.extend(tokenizer.tokenize(prompt));
             full.push(tokenizer.eos_id());
             if full != ids(unpadded) {
-                failures.push(format!("{label} unpadded {prompt:?}\n  expected {unpadded}\n  got      {full:?}"));
+                failures.push(format!(
+                    "{label} unpadded {prompt:?}\n  expected {unpadded}\n  got      {full:?}"
+                ));
             }
         }
     }
-    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     prompts.len()
 }
 
@@ -68,9 +75,18 @@ fn load(path: &str) -> ClipTokenizer {
 }
 
 fn assert_specials(tokenizer: &ClipTokenizer, reference: &Value) {
-    assert_eq!(u64::from(tokenizer.pad_id()), reference["pad_id"].as_u64().unwrap());
-    assert_eq!(u64::from(tokenizer.eos_id()), reference["eos_id"].as_u64().unwrap());
-    assert_eq!(u64::from(tokenizer.bos_id()), reference["bos_id"].as_u64().unwrap());
+    assert_eq!(
+        u64::from(tokenizer.pad_id()),
+        reference["pad_id"].as_u64().unwrap()
+    );
+    assert_eq!(
+        u64::from(tokenizer.eos_id()),
+        reference["eos_id"].as_u64().unwrap()
+    );
+    assert_eq!(
+        u64::from(tokenizer.bos_id()),
+        reference["bos_id"].as_u64().unwrap()
+    );
     assert_eq!(tokenizer.max_length(), 77);
 }
 
@@ -96,19 +112,27 @@ fn long_prompt_is_truncated_with_the_dropped_count() {
     let encoded = tokenizer.encode(long["prompt"].as_str().unwrap());
     assert_eq!(encoded.ids.len(), 77);
     assert_eq!(encoded.ids[76], tokenizer.eos_id());
-    assert_eq!(encoded.truncated_tokens as u64, long["truncated_tokens"].as_u64().unwrap());
+    assert_eq!(
+        encoded.truncated_tokens as u64,
+        long["truncated_tokens"].as_u64().unwrap()
+    );
     assert!(encoded.truncated_tokens > 0);
 }
 
 #[test]
 fn sd1_vocab_json_layout_matches_transformers() {
-    let reference = reference("sd1-tiny");
+    let sd1 = reference("sd1-tiny");
     let tokenizer = load("sd1-tiny/tokenizer");
     assert!(fixtures().join("sd1-tiny/tokenizer/merges.txt").is_file());
-    assert_specials(&tokenizer, &reference);
-    check(&tokenizer, &reference, "ids", "sd1-tiny");
+    assert_specials(&tokenizer, &sd1);
+    check(&tokenizer, &sd1, "ids", "sd1-tiny");
     let inpaint = reference("sd1-inpaint-tiny");
-    check(&load("sd1-inpaint-tiny/tokenizer"), &inpaint, "ids", "sd1-inpaint-tiny");
+    check(
+        &load("sd1-inpaint-tiny/tokenizer"),
+        &inpaint,
+        "ids",
+        "sd1-inpaint-tiny",
+    );
 }
 
 #[test]
@@ -125,7 +149,12 @@ fn sd2_tokenizer_json_layout_pads_with_exclamation_marks() {
 #[test]
 fn sdxl_both_tokenizers_match_transformers() {
     let reference = reference("sdxl-tiny");
-    check(&load("sdxl-tiny/tokenizer"), &reference, "ids", "sdxl-tiny tokenizer");
+    check(
+        &load("sdxl-tiny/tokenizer"),
+        &reference,
+        "ids",
+        "sdxl-tiny tokenizer",
+    );
     let second = load("sdxl-tiny/tokenizer_2");
     assert_eq!(second.pad_id(), 0);
     check(&second, &reference, "ids_2", "sdxl-tiny tokenizer_2");

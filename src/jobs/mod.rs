@@ -8,13 +8,16 @@ pub mod output;
 pub mod png_meta;
 pub mod queue;
 pub mod resolve;
+pub mod runner;
 pub mod sources;
 pub mod spec;
 pub mod state;
 pub mod store;
+pub mod worker;
 
 pub use config::{ModelInfo, RunnerConfig, WorkerDevice};
 pub use events::{JobEvent, JobId};
+pub use runner::JobRunner;
 pub use spec::{JobKind, JobSpec};
 pub use state::JobState;
 pub use store::{JobRecord, Store};

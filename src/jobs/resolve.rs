@@ -32,7 +32,7 @@ pub fn fill_spec(spec: &JobSpec, defaults: &Defaults) -> crate::Result<JobSpec> 
         return Err(bad("no model given: pass --model ID|DIR (see `pallaidium models`)"));
     }
     out.kind = match (&out.init_image, &out.mask) {
-        (_, Some(_)) if out.init_image.is_none() => {
+        (None, Some(_)) => {
             return Err(bad(
                 "--mask needs --init-image: inpainting repaints the masked part of an image",
             ));

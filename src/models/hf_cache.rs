@@ -1,46 +1,22 @@
 //! Read-only lookups in the Hugging Face cache, in the layout Python's huggingface_hub writes:
 //! `<cache>/models--org--name/{refs/<revision>, snapshots/<commit>/<path>, blobs/<hash>}`, where
-//! snapshot files are links into blobs/. Nothing here touches the network or writes.
+//! snapshot files are links into blobs/. Nothing here touches the network or writes. The cache folder
+//! itself comes from the caller (`platform::paths::Paths::hf_cache`).
 
 use std::path::{Path, PathBuf};
 
 use super::entry::ModelEntry;
 
-/// The cache folder by huggingface_hub's rules: HF_HUB_CACHE, else HF_HOME/hub, else
-/// ~/.cache/huggingface/hub.
-pub fn default_cache_dir() -> Option<PathBuf> {
-    cache_dir_from(
-        std::env::var_os("HF_HUB_CACHE").map(PathBuf::from),
-        std::env::var_os("HF_HOME").map(PathBuf::from),
-        dirs::home_dir(),
-    )
-}
-
-/// `default_cache_dir` with the environment passed in (for tests).
-pub fn cache_dir_from(hub_cache: Option<PathBuf>, hf_home: Option<PathBuf>, home: Option<PathBuf>) -> Option<PathBuf> {
-    let non_empty = |p: &PathBuf| !p.as_os_str().is_empty();
-    hub_cache
-        .filter(non_empty)
-        .or_else(|| hf_home.filter(non_empty).map(|h| h.join("hub")))
-        .or_else(|| home.map(|h| h.join(".cache").join("huggingface").join("hub")))
-}
-
-/// Whether a Hugging Face token is available (HF_TOKEN, the legacy HUGGING_FACE_HUB_TOKEN, or the
-/// token file `huggingface-cli login` writes under HF_HOME). Never returns the token itself.
-pub fn token_present() -> bool {
+/// Whether a Hugging Face token is available: HF_TOKEN (or the legacy HUGGING_FACE_HUB_TOKEN) or a
+/// non-empty token file (`Paths::hf_token_file`, where `huggingface-cli login` writes it). Never
+/// returns the token itself.
+pub fn token_present(token_file: Option<&Path>) -> bool {
     let env_set = |name: &str| std::env::var(name).is_ok_and(|v| !v.trim().is_empty());
-    if env_set("HF_TOKEN") || env_set("HUGGING_FACE_HUB_TOKEN") {
-        return true;
-    }
-    let token_file = std::env::var_os("HF_TOKEN_PATH").map(PathBuf::from).or_else(|| {
-        std::env::var_os("HF_HOME")
-            .map(PathBuf::from)
-            .or_else(|| dirs::home_dir().map(|h| h.join(".cache").join("huggingface")))
-            .map(|h| h.join("token"))
-    });
-    token_file
-        .and_then(|p| std::fs::read_to_string(p).ok())
-        .is_some_and(|t| !t.trim().is_empty())
+    env_set("HF_TOKEN")
+        || env_set("HUGGING_FACE_HUB_TOKEN")
+        || token_file
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .is_some_and(|t| !t.trim().is_empty())
 }
 
 /// `models--org--name`: the folder of one repo inside the cache.

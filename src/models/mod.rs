@@ -17,3 +17,6 @@ pub use resolve::{ResolvedModel, resolve};
 
 #[cfg(test)]
 mod tests;
+pub mod planner;
+pub mod safetensors_header;
+pub mod fetch;

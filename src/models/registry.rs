@@ -64,6 +64,7 @@ impl Registry {
             if let Some(first) = entries.iter().position(|e| e.id == entry.id) {
                 return Err(entry_error(
                     origin,
+                    text,
                     line,
                     &entry.id,
                     "id",
@@ -73,7 +74,7 @@ impl Registry {
                     ),
                 ));
             }
-            validate(&entry).map_err(|(key, msg)| entry_error(origin, line, &entry.id, key, &msg))?;
+            validate(&entry).map_err(|(key, msg)| entry_error(origin, text, line, &entry.id, key, &msg))?;
             entry.source = format!("{origin}:{line}");
             entries.push(entry);
             lines.push(line);

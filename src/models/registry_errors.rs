@@ -25,11 +25,27 @@ pub(super) fn parse_error(origin: &str, text: &str, err: &toml::de::Error) -> Er
     Error::bad_input(out)
 }
 
-/// A validation failure in one entry whose table starts at `line`.
-pub(super) fn entry_error(origin: &str, line: usize, id: &str, key: &str, message: &str) -> Error {
+/// A validation failure in the entry whose table starts at `line`. Points at the key's own line when
+/// the key is assigned exactly once in that entry, else at the entry's header.
+pub(super) fn entry_error(origin: &str, text: &str, line: usize, id: &str, key: &str, message: &str) -> Error {
+    let line = key_line(text, line, key).unwrap_or(line);
     Error::bad_input(format!(
         "models file {origin}, line {line} (entry `{id}`), key `{key}`: {message}"
     ))
+}
+
+/// The 1-based line where the last segment of `key` is assigned inside the entry starting at `entry_line`.
+fn key_line(text: &str, entry_line: usize, key: &str) -> Option<usize> {
+    let name = key.rsplit('.').next()?;
+    let mut hits = text
+        .lines()
+        .enumerate()
+        .skip(entry_line)
+        .take_while(|(_, l)| l.trim() != "[[models]]")
+        .filter(|(_, l)| l.split_once('=').is_some_and(|(k, _)| k.trim().trim_matches('"') == name))
+        .map(|(i, _)| i + 1);
+    let first = hits.next()?;
+    hits.next().is_none().then_some(first)
 }
 
 /// 1-based line and column (in characters) of a byte offset.
@@ -90,7 +106,7 @@ mod tests {
         let text = "a = 1\nbé = 2\n";
         assert_eq!(line_col(text, 0), (1, 1));
         assert_eq!(line_col(text, 6), (2, 1));
-        assert_eq!(line_col(text, text.find('=').map_or(0, |i| i + 7)), (2, 4));
+        assert_eq!(line_col(text, text.rfind('=').unwrap_or(0)), (2, 4));
     }
 
     #[test]
@@ -101,5 +117,10 @@ mod tests {
         assert_eq!(key_on_line(text, 3), Some("kind".to_owned()));
         assert_eq!(key_on_line(text, 1), Some("models".to_owned()));
         assert_eq!(entry_id_around(text, 3), Some("x".to_owned()));
+        assert_eq!(key_line(text, 1, "kind"), Some(3));
+        assert_eq!(key_line(text, 1, "defaults.kind"), Some(3));
+        assert_eq!(key_line(text, 1, "width"), None);
+        let twice = "[[models]]\nweights = 1\nweights = 2\n";
+        assert_eq!(key_line(twice, 1, "weights"), None, "ambiguous keys point at the entry");
     }
 }

@@ -31,14 +31,29 @@ pub fn free_bytes(path: &Path) -> Option<u64> {
     Some((stat.f_bavail as u64).saturating_mul(stat.f_frsize as u64))
 }
 
-/// Whether this user could create or write `path` (checks the nearest existing ancestor).
-#[cfg(unix)]
+/// Whether this user could create or write `path`. Permission bits lie for root, so we try:
+/// an existing file is opened for appending (not changed); for a folder, or a path still to be
+/// created, a probe file is created in the nearest existing folder and removed at once.
 pub fn writable(path: &Path) -> bool {
-    let Some(c) = nearest_existing(path).and_then(|p| c_path(&p)) else {
+    let Some(existing) = nearest_existing(path) else {
         return false;
     };
-    // SAFETY: `c` is a valid NUL-terminated path.
-    unsafe { libc::access(c.as_ptr(), libc::W_OK) == 0 }
+    if existing.is_file() {
+        return std::fs::OpenOptions::new().append(true).open(&existing).is_ok();
+    }
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let probe = existing.join(format!(".pallaidium-probe-{}-{nanos}", std::process::id()));
+    let created = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+        .is_ok();
+    if created {
+        let _ = std::fs::remove_file(&probe);
+    }
+    created
 }
 
 /// Elsewhere we cannot ask cheaply; report nothing rather than guess.
@@ -47,10 +62,6 @@ pub fn free_bytes(_path: &Path) -> Option<u64> {
     None
 }
 
-#[cfg(not(unix))]
-pub fn writable(path: &Path) -> bool {
-    nearest_existing(path).is_some()
-}
 
 #[cfg(test)]
 mod tests {
@@ -67,10 +78,20 @@ mod tests {
     }
 
     #[test]
-    fn unwritable_root_file_is_not_writable_for_users() {
-        // /proc/version is read-only even for root.
+    fn proc_is_not_writable_even_for_root() {
+        // Permission bits say yes to root; only trying tells the truth.
         if Path::new("/proc/version").exists() {
-            assert!(!writable(Path::new("/proc/version")));
+            assert!(!writable(Path::new("/proc/pallaidium/outputs")));
         }
+    }
+
+    #[test]
+    fn probe_leaves_nothing_behind() {
+        let Ok(dir) = tempfile::tempdir() else {
+            panic!("no temp dir");
+        };
+        assert!(writable(&dir.path().join("a/b")));
+        let left = std::fs::read_dir(dir.path()).map(|d| d.count()).unwrap_or(usize::MAX);
+        assert_eq!(left, 0);
     }
 }

@@ -4,7 +4,9 @@
 
 use std::path::PathBuf;
 
-use crossterm::event::{Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEventKind};
+use crossterm::event::{
+    Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEventKind,
+};
 use image::DynamicImage;
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -37,7 +39,7 @@ pub enum QuitMode {
 /// Work for the event loop.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
-    Submit(JobSpec),
+    Submit(Box<JobSpec>),
     Cancel(JobId),
     Retry(JobId),
     Move { job: JobId, index: usize },
@@ -194,12 +196,17 @@ impl App {
         let form = self.params.form();
         let mut ctx = base;
         if let Ok(spec) = form.to_spec() {
-            (ctx.width, ctx.height, ctx.steps, ctx.guidance) = (spec.width, spec.height, spec.steps, spec.guidance);
+            (ctx.width, ctx.height, ctx.steps, ctx.guidance) =
+                (spec.width, spec.height, spec.steps, spec.guidance);
         }
         let entry = entries.iter().find(|e| e.id == form.model.trim());
         let subject = format!(
             "{} on {} ({})",
-            if form.model.is_empty() { "(no model)" } else { form.model.as_str() },
+            if form.model.is_empty() {
+                "(no model)"
+            } else {
+                form.model.as_str()
+            },
             backend.as_str(),
             dtype.as_str()
         );
@@ -242,7 +249,8 @@ impl App {
 
     /// A job the runner accepted: it appears in the queue under its prompt.
     pub fn job_submitted(&mut self, id: JobId, spec: &JobSpec) {
-        self.queue.set_label(id, spec.prompt.lines().next().unwrap_or(""));
+        self.queue
+            .set_label(id, spec.prompt.lines().next().unwrap_or(""));
     }
 
     pub fn show_image(&mut self, label: String, image: DynamicImage) {
@@ -292,8 +300,12 @@ impl App {
             AppEvent::System(_) => {
                 self.gauges.handle(&event, &mut actions);
             }
-            AppEvent::Signal(SignalKind::Terminate) => commands.push(Command::Quit(QuitMode::CancelJobs)),
-            AppEvent::Signal(SignalKind::Hangup) => commands.push(Command::Quit(QuitMode::KeepJobs)),
+            AppEvent::Signal(SignalKind::Terminate) => {
+                commands.push(Command::Quit(QuitMode::CancelJobs))
+            }
+            AppEvent::Signal(SignalKind::Hangup) => {
+                commands.push(Command::Quit(QuitMode::KeepJobs))
+            }
             AppEvent::History(h) => self.prompt.set_history(h.clone()),
             AppEvent::Notice(n) => self.notice = Some(n.clone()),
             AppEvent::Submitted { job, spec } => self.job_submitted(*job, spec),
@@ -309,11 +321,20 @@ impl App {
         commands
     }
 
-    fn on_key(&mut self, key: &KeyEvent, event: &AppEvent, actions: &mut Vec<Action>, commands: &mut Vec<Command>) {
+    fn on_key(
+        &mut self,
+        key: &KeyEvent,
+        event: &AppEvent,
+        actions: &mut Vec<Action>,
+        commands: &mut Vec<Command>,
+    ) {
         let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
         match self.overlay {
             Overlay::Help => {
-                if matches!(key.code, KeyCode::Esc | KeyCode::Char('?' | 'q') | KeyCode::Enter) {
+                if matches!(
+                    key.code,
+                    KeyCode::Esc | KeyCode::Char('?' | 'q') | KeyCode::Enter
+                ) {
                     self.overlay = Overlay::None;
                 }
                 return;
@@ -395,7 +416,12 @@ impl App {
             self.notice = Some("choose a model first (Parameters → model, Enter)".into());
             return;
         }
-        if let Some(f) = self.compat.findings().iter().find(|f| f.severity == crate::models::Severity::Error) {
+        if let Some(f) = self
+            .compat
+            .findings()
+            .iter()
+            .find(|f| f.severity == crate::models::Severity::Error)
+        {
             self.notice = Some(format!("not queued: {} ({})", f.message, f.fix));
             return;
         }
@@ -403,7 +429,7 @@ impl App {
         spec.negative = self.prompt.negative();
         let history = self.prompt.remember(&prompt).to_vec();
         commands.push(Command::SaveHistory(history));
-        commands.push(Command::Submit(spec));
+        commands.push(Command::Submit(Box::new(spec)));
         self.notice = None;
     }
 
@@ -424,7 +450,9 @@ impl App {
         self.draw_panes(frame, &areas);
         match self.overlay {
             Overlay::Help => overlay::help(frame, area, &self.theme),
-            Overlay::ConfirmQuit => overlay::confirm_quit(frame, area, &self.theme, self.queue.active()),
+            Overlay::ConfirmQuit => {
+                overlay::confirm_quit(frame, area, &self.theme, self.queue.active())
+            }
             Overlay::None => {}
         }
     }
@@ -438,7 +466,13 @@ impl App {
             backend.as_str(),
             dtype.as_str()
         );
-        overlay::status(frame, areas.status, &self.theme, &subject, self.notice.as_deref());
+        overlay::status(
+            frame,
+            areas.status,
+            &self.theme,
+            &subject,
+            self.notice.as_deref(),
+        );
         for (id, rect) in &areas.panes {
             let ctx = DrawCtx {
                 theme: &self.theme,

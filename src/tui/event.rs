@@ -32,9 +32,15 @@ pub enum AppEvent {
     /// A background task failed; shown in the status line.
     Notice(String),
     /// The runner accepted a job the form submitted.
-    Submitted { job: crate::jobs::JobId, spec: Box<crate::jobs::JobSpec> },
+    Submitted {
+        job: crate::jobs::JobId,
+        spec: Box<crate::jobs::JobSpec>,
+    },
     /// An output image finished loading for the preview.
-    Image { label: String, image: Box<image::DynamicImage> },
+    Image {
+        label: String,
+        image: Box<image::DynamicImage>,
+    },
 }
 
 pub fn channel() -> (UnboundedSender<AppEvent>, UnboundedReceiver<AppEvent>) {
@@ -79,7 +85,8 @@ pub fn spawn_ticks(tx: UnboundedSender<AppEvent>, every: Duration) {
 pub fn spawn_signals(tx: UnboundedSender<AppEvent>) {
     use tokio::signal::unix::{SignalKind as Kind, signal};
     tokio::spawn(async move {
-        let (Ok(mut term), Ok(mut hup)) = (signal(Kind::terminate()), signal(Kind::hangup())) else {
+        let (Ok(mut term), Ok(mut hup)) = (signal(Kind::terminate()), signal(Kind::hangup()))
+        else {
             tracing::warn!("cannot listen for SIGTERM/SIGHUP");
             return;
         };

@@ -44,7 +44,8 @@ pub fn areas(area: Rect) -> Option<Areas> {
     let [status, body] = Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(area);
     let wide = area.width >= 140;
     let bottom_h = if wide { (body.height / 4).max(8) } else { 7 };
-    let [top, bottom] = Layout::vertical([Constraint::Min(0), Constraint::Length(bottom_h)]).areas(body);
+    let [top, bottom] =
+        Layout::vertical([Constraint::Min(0), Constraint::Length(bottom_h)]).areas(body);
     let [logs, gauges] =
         Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(bottom);
     let prompt_h = if wide { 9 } else { 6 };
@@ -56,7 +57,8 @@ pub fn areas(area: Rect) -> Option<Areas> {
             Constraint::Percentage(30),
         ])
         .areas(top);
-        let [prompt, params] = Layout::vertical([Constraint::Length(prompt_h), Constraint::Min(0)]).areas(c1);
+        let [prompt, params] =
+            Layout::vertical([Constraint::Length(prompt_h), Constraint::Min(0)]).areas(c1);
         let [queue, compat] =
             Layout::vertical([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(c2);
         panes.extend([
@@ -67,8 +69,10 @@ pub fn areas(area: Rect) -> Option<Areas> {
             (PaneId::Preview, c3),
         ]);
     } else {
-        let [c1, c2] = Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(top);
-        let [prompt, params] = Layout::vertical([Constraint::Length(prompt_h), Constraint::Min(0)]).areas(c1);
+        let [c1, c2] =
+            Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(top);
+        let [prompt, params] =
+            Layout::vertical([Constraint::Length(prompt_h), Constraint::Min(0)]).areas(c1);
         let [queue, preview, compat] = Layout::vertical([
             Constraint::Percentage(40),
             Constraint::Percentage(32),
@@ -97,7 +101,10 @@ mod tests {
             let a = areas(screen).unwrap();
             assert_eq!(a.panes.len(), PaneId::ORDER.len());
             for (id, r) in &a.panes {
-                assert!(screen.contains(r.as_position()) && r.width >= 10 && r.height >= 3, "{id:?} {r:?} at {w}x{h}");
+                assert!(
+                    screen.contains(r.as_position()) && r.width >= 10 && r.height >= 3,
+                    "{id:?} {r:?} at {w}x{h}"
+                );
             }
         }
         assert!(areas(Rect::new(0, 0, 79, 24)).is_none());

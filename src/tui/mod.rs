@@ -45,7 +45,8 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
     paths.create_dirs()?;
     let registry = Registry::load(cli.global.models_file.as_deref())?;
     let theme_dirs = vec![paths.home.join("themes"), "themes".into()];
-    let (theme, notice) = Theme::load_or_dark(cli.global.theme.as_deref().unwrap_or("dark"), &theme_dirs);
+    let (theme, notice) =
+        Theme::load_or_dark(cli.global.theme.as_deref().unwrap_or("dark"), &theme_dirs);
     // The runner starts before the terminal is taken, so its errors print plainly.
     let config = runner_link::runner_config(cli, &paths)?;
     let store = Store::open(&paths.queue_db).map_err(crate::Error::from)?;
@@ -110,7 +111,11 @@ fn compat_env(cli: &Cli, paths: &Paths, registry: &Registry) -> CompatEnv {
     }
 }
 
-async fn run_loop(config: AppConfig, runner: Arc<JobRunner>, paths: &Paths) -> anyhow::Result<QuitMode> {
+async fn run_loop(
+    config: AppConfig,
+    runner: Arc<JobRunner>,
+    paths: &Paths,
+) -> anyhow::Result<QuitMode> {
     let protocol = PreviewProtocol::from_env();
     let mut guard = terminal::TerminalGuard::enter()?;
     // The capability query reads stdin, so it runs before the input reader starts.
@@ -118,8 +123,17 @@ async fn run_loop(config: AppConfig, runner: Arc<JobRunner>, paths: &Paths) -> a
     let mut app = App::new(AppConfig { picker, ..config });
     let size = guard.terminal.size()?;
     app.set_size(size.width, size.height);
-    for record in runner.history(HISTORY_ROWS).unwrap_or_default().into_iter().rev() {
-        let mut row = JobRow::new(record.id, record.spec.prompt.lines().next().unwrap_or(""), record.state);
+    for record in runner
+        .history(HISTORY_ROWS)
+        .unwrap_or_default()
+        .into_iter()
+        .rev()
+    {
+        let mut row = JobRow::new(
+            record.id,
+            record.spec.prompt.lines().next().unwrap_or(""),
+            record.state,
+        );
         row.outputs = record.outputs;
         row.error = record.error;
         app.queue.upsert(row);
@@ -179,7 +193,9 @@ fn forward_job_events(runner: &JobRunner, tx: UnboundedSender<AppEvent>) {
                         break;
                     }
                 }
-                Err(RecvError::Lagged(n)) => tracing::warn!(missed = n, "the TUI fell behind the job events"),
+                Err(RecvError::Lagged(n)) => {
+                    tracing::warn!(missed = n, "the TUI fell behind the job events")
+                }
                 Err(RecvError::Closed) => break,
             }
         }
@@ -187,7 +203,12 @@ fn forward_job_events(runner: &JobRunner, tx: UnboundedSender<AppEvent>) {
 }
 
 /// Runner calls and file work go to blocking threads; their results come back as events.
-fn execute(command: Command, runner: &Arc<JobRunner>, tx: &UnboundedSender<AppEvent>, history_file: &std::path::Path) {
+fn execute(
+    command: Command,
+    runner: &Arc<JobRunner>,
+    tx: &UnboundedSender<AppEvent>,
+    history_file: &std::path::Path,
+) {
     let runner = Arc::clone(runner);
     let tx = tx.clone();
     let notice = |tx: &UnboundedSender<AppEvent>, what: &str, e: crate::Error| {
@@ -195,13 +216,18 @@ fn execute(command: Command, runner: &Arc<JobRunner>, tx: &UnboundedSender<AppEv
     };
     match command {
         Command::Submit(spec) => {
-            tokio::task::spawn_blocking(move || match runner.submit(std::slice::from_ref(&spec)) {
-                Ok(ids) => {
-                    for job in ids {
-                        let _ = tx.send(AppEvent::Submitted { job, spec: Box::new(spec.clone()) });
+            tokio::task::spawn_blocking(move || {
+                match runner.submit(std::slice::from_ref(&*spec)) {
+                    Ok(ids) => {
+                        for job in ids {
+                            let _ = tx.send(AppEvent::Submitted {
+                                job,
+                                spec: spec.clone(),
+                            });
+                        }
                     }
+                    Err(e) => notice(&tx, "not queued", e),
                 }
-                Err(e) => notice(&tx, "not queued", e),
             });
         }
         Command::Cancel(id) => {
@@ -230,18 +256,29 @@ fn execute(command: Command, runner: &Arc<JobRunner>, tx: &UnboundedSender<AppEv
             let file = history_file.to_path_buf();
             tokio::task::spawn_blocking(move || {
                 if let Err(e) = history::save(&file, &entries) {
-                    let _ = tx.send(AppEvent::Notice(format!("cannot save prompt history {}: {e}", file.display())));
+                    let _ = tx.send(AppEvent::Notice(format!(
+                        "cannot save prompt history {}: {e}",
+                        file.display()
+                    )));
                 }
             });
         }
         Command::LoadImage(path) => {
             tokio::task::spawn_blocking(move || match image::open(&path) {
                 Ok(image) => {
-                    let label = path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-                    let _ = tx.send(AppEvent::Image { label, image: Box::new(image) });
+                    let label = path
+                        .file_name()
+                        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+                    let _ = tx.send(AppEvent::Image {
+                        label,
+                        image: Box::new(image),
+                    });
                 }
                 Err(e) => {
-                    let _ = tx.send(AppEvent::Notice(format!("cannot show {}: {e}", path.display())));
+                    let _ = tx.send(AppEvent::Notice(format!(
+                        "cannot show {}: {e}",
+                        path.display()
+                    )));
                 }
             });
         }

@@ -13,8 +13,14 @@ use super::theme::Theme;
 
 pub fn too_small(frame: &mut Frame, area: Rect, theme: &Theme) {
     let text = vec![
-        Line::styled("terminal too small", Style::new().fg(theme.warn).add_modifier(Modifier::BOLD)),
-        Line::raw(format!("{}x{}, needs {MIN_WIDTH}x{MIN_HEIGHT}", area.width, area.height)),
+        Line::styled(
+            "terminal too small",
+            Style::new().fg(theme.warn).add_modifier(Modifier::BOLD),
+        ),
+        Line::raw(format!(
+            "{}x{}, needs {MIN_WIDTH}x{MIN_HEIGHT}",
+            area.width, area.height
+        )),
         Line::styled("enlarge it, or q to quit", theme.muted()),
     ];
     let top = area.height.saturating_sub(3) / 2;
@@ -32,7 +38,13 @@ pub fn too_small(frame: &mut Frame, area: Rect, theme: &Theme) {
 pub fn status(frame: &mut Frame, area: Rect, theme: &Theme, subject: &str, notice: Option<&str>) {
     let keys = " ? help  Ctrl-G queue  q quit ";
     let mut spans = vec![
-        Span::styled(" pallaidium ", Style::new().fg(theme.selection_fg).bg(theme.accent).add_modifier(Modifier::BOLD)),
+        Span::styled(
+            " pallaidium ",
+            Style::new()
+                .fg(theme.selection_fg)
+                .bg(theme.accent)
+                .add_modifier(Modifier::BOLD),
+        ),
         Span::styled(format!(" {subject} "), theme.muted()),
     ];
     if let Some(n) = notice {
@@ -47,7 +59,12 @@ pub fn status(frame: &mut Frame, area: Rect, theme: &Theme, subject: &str, notic
 fn centered(area: Rect, width: u16, height: u16) -> Rect {
     let w = width.min(area.width);
     let h = height.min(area.height);
-    Rect::new(area.x + (area.width - w) / 2, area.y + (area.height - h) / 2, w, h)
+    Rect::new(
+        area.x + (area.width - w) / 2,
+        area.y + (area.height - h) / 2,
+        w,
+        h,
+    )
 }
 
 fn popup<'a>(theme: &Theme, title: &'a str) -> Block<'a> {
@@ -85,7 +102,8 @@ pub fn help(frame: &mut Frame, area: Rect, theme: &Theme) {
     let block = popup(theme, " Keys (Esc closes) ");
     let inner = block.inner(r);
     frame.render_widget(block, r);
-    let [l, rr] = Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(inner);
+    let [l, rr] =
+        Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(inner);
     frame.render_widget(Paragraph::new(left), l);
     frame.render_widget(Paragraph::new(right), rr);
 }
@@ -102,9 +120,17 @@ pub fn confirm_quit(frame: &mut Frame, area: Rect, theme: &Theme, active: usize)
             Span::styled(" k ", Style::new().fg(theme.accent)),
             Span::raw("keep them running headless (log file) and quit"),
         ]),
-        Line::from(vec![Span::styled(" Esc ", Style::new().fg(theme.accent)), Span::raw("stay")]),
+        Line::from(vec![
+            Span::styled(" Esc ", Style::new().fg(theme.accent)),
+            Span::raw("stay"),
+        ]),
     ];
     let r = centered(area, 60, 9);
     frame.render_widget(Clear, r);
-    frame.render_widget(Paragraph::new(text).block(popup(theme, " Quit? ")).wrap(Wrap { trim: false }), r);
+    frame.render_widget(
+        Paragraph::new(text)
+            .block(popup(theme, " Quit? "))
+            .wrap(Wrap { trim: false }),
+        r,
+    );
 }

@@ -39,7 +39,9 @@ fn worker_device(cli: &Cli) -> crate::Result<WorkerDevice> {
 }
 
 fn model_lookup(cli: &Cli, hf_cache: &Path) -> crate::Result<ModelLookup> {
-    let registry = Arc::new(crate::models::Registry::load(cli.global.models_file.as_deref())?);
+    let registry = Arc::new(crate::models::Registry::load(
+        cli.global.models_file.as_deref(),
+    )?);
     let hf_cache = hf_cache.to_path_buf();
     Ok(Arc::new(move |model: &str| {
         let resolved = crate::models::resolve(&registry, model, &hf_cache)?;

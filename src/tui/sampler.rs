@@ -14,7 +14,12 @@ pub enum DeviceGauge {
     /// A discrete GPU with its own memory (CUDA).
     Discrete { name: String, total: u64, free: u64 },
     /// Unified memory shared with the CPU (Metal): the budget jobs may use and what is in use.
-    Unified { name: String, total: u64, budget: u64, used: u64 },
+    Unified {
+        name: String,
+        total: u64,
+        budget: u64,
+        used: u64,
+    },
 }
 
 /// One look at the machine, in bytes and percent.
@@ -91,6 +96,9 @@ mod tests {
         assert!(s.ram_total > 0 && s.ram_used <= s.ram_total);
         assert!(s.swap_used <= s.swap_total);
         assert!((0.0..=100.0).contains(&s.cpu_percent));
-        assert!(matches!(s.device, Some(DeviceGauge::Discrete { free: 4, .. })));
+        assert!(matches!(
+            s.device,
+            Some(DeviceGauge::Discrete { free: 4, .. })
+        ));
     }
 }

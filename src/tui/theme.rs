@@ -23,7 +23,9 @@ pub enum ThemeError {
         key: String,
         known: String,
     },
-    #[error("theme {origin}: key `{key}` has a bad colour {value:?}; use a name (red), \"#rrggbb\" or 0..255")]
+    #[error(
+        "theme {origin}: key `{key}` has a bad colour {value:?}; use a name (red), \"#rrggbb\" or 0..255"
+    )]
     BadColor {
         origin: String,
         key: String,
@@ -131,7 +133,9 @@ impl Theme {
             };
             let color = match value {
                 toml::Value::String(s) => Color::from_str(s).map_err(|_| bad())?,
-                toml::Value::Integer(i) => u8::try_from(*i).map(Color::Indexed).map_err(|_| bad())?,
+                toml::Value::Integer(i) => {
+                    u8::try_from(*i).map(Color::Indexed).map_err(|_| bad())?
+                }
                 _ => return Err(bad()),
             };
             if !next.set(key, color) {
@@ -191,11 +195,17 @@ impl Theme {
         Style::new().fg(self.muted)
     }
     pub fn border(&self, focused: bool) -> Style {
-        Style::new().fg(if focused { self.border_focused } else { self.border })
+        Style::new().fg(if focused {
+            self.border_focused
+        } else {
+            self.border
+        })
     }
     pub fn title(&self, focused: bool) -> Style {
         if focused {
-            Style::new().fg(self.title_focused).add_modifier(Modifier::BOLD)
+            Style::new()
+                .fg(self.title_focused)
+                .add_modifier(Modifier::BOLD)
         } else {
             Style::new().fg(self.title)
         }
@@ -222,14 +232,21 @@ mod tests {
 
     #[test]
     fn shipped_themes_parse_and_set_every_key() {
-        for (name, text) in [("dark", DARK), ("light", LIGHT), ("high-contrast", HIGH_CONTRAST)] {
+        for (name, text) in [
+            ("dark", DARK),
+            ("light", LIGHT),
+            ("high-contrast", HIGH_CONTRAST),
+        ] {
             let table: toml::Table = toml::from_str(text).unwrap();
             assert_eq!(table.len(), KEYS.len(), "{name} sets every key");
             let mut theme = Theme::plain();
             theme.apply_toml(text, name).unwrap();
         }
         assert_eq!(Theme::dark().accent, Color::Rgb(0xbb, 0x9a, 0xf7));
-        assert_eq!(Theme::load("high-contrast", &[]).unwrap().foreground, Color::White);
+        assert_eq!(
+            Theme::load("high-contrast", &[]).unwrap().foreground,
+            Color::White
+        );
     }
 
     #[test]
@@ -244,14 +261,21 @@ mod tests {
     #[test]
     fn bad_theme_names_the_key_and_falls_back() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("bad.toml"), "accent = \"red\"\nfoo = \"blue\"\n").unwrap();
+        std::fs::write(
+            dir.path().join("bad.toml"),
+            "accent = \"red\"\nfoo = \"blue\"\n",
+        )
+        .unwrap();
         let (theme, err) = Theme::load_or_dark("bad", &[dir.path().to_path_buf()]);
         assert_eq!(theme, Theme::dark());
         assert!(err.unwrap().contains("unknown key `foo`"));
 
         std::fs::write(dir.path().join("color.toml"), "error = \"notacolour\"\n").unwrap();
         let err = Theme::load("color", &[dir.path().to_path_buf()]).unwrap_err();
-        assert!(err.to_string().contains("key `error` has a bad colour"), "{err}");
+        assert!(
+            err.to_string().contains("key `error` has a bad colour"),
+            "{err}"
+        );
 
         let err = Theme::load("nope", &[]).unwrap_err();
         assert!(matches!(err, ThemeError::NotFound { .. }));

@@ -10,7 +10,8 @@ use super::latents::latent_preview;
 use super::noise::SeededNoise;
 use super::request::MemoryModes;
 use super::schedulers::Scheduler;
-use super::unet::{AddedConditioning, AttentionMode, UNet};
+use super::attention::AttentionMode;
+use super::unet::{AddedConditioning, UNet};
 use crate::engines::progress::{CancelToken, EngineEvent, ProgressSink};
 use crate::error::{Error, Result};
 
@@ -60,10 +61,7 @@ pub fn denoise(inp: DenoiseInputs<'_>) -> Result<Tensor> {
         }),
         _ => None,
     };
-    let attn = match inp.memory.attention_slice {
-        Some(chunk) => AttentionMode::Sliced { query_chunk: chunk },
-        None => AttentionMode::Full,
-    };
+    let attn = AttentionMode::from_slice(inp.memory.attention_slice);
     let timesteps = inp.scheduler.timesteps().to_vec();
     let total = timesteps.len() - inp.start;
     // Ancestral samplers draw fresh noise each step; seeded apart from the initial noise.
@@ -103,7 +101,7 @@ pub fn denoise(inp: DenoiseInputs<'_>) -> Result<Tensor> {
                 };
                 let mask = blend.mask.to_dtype(latents.dtype())?;
                 let keep = (mask.ones_like()? - &mask)?;
-                latents = ((proper * keep)? + (&latents * &mask)?)?;
+                latents = (proper.broadcast_mul(&keep)? + latents.broadcast_mul(&mask)?)?;
             }
         }
         let step = done as u32 + 1;

@@ -1,6 +1,13 @@
 //! Stable Diffusion: SD 1.x, 2.x, XL and their turbo and inpainting variants.
 
+mod components;
+pub mod conditioning;
+pub mod denoise;
+pub mod latents;
+pub mod pipeline;
 pub mod request;
+
+pub use pipeline::SdPipeline;
 
 pub use request::{GenerateRequest, GeneratedImage, LoadOptions, MemoryModes, Residency};
 
@@ -12,3 +19,4 @@ pub mod noise;
 pub mod schedulers;
 pub mod tokenizer;
 pub mod unet;
+pub mod vae;

@@ -12,7 +12,12 @@ use rand_distr::{Distribution, StandardNormal};
 /// Standard normal noise of a given shape: the pipeline's initial latents and the ancestral
 /// samplers' per-step noise.
 pub trait NoiseSource {
-    fn randn(&mut self, shape: &[usize], device: &Device, dtype: DType) -> candle_core::Result<Tensor>;
+    fn randn(
+        &mut self,
+        shape: &[usize],
+        device: &Device,
+        dtype: DType,
+    ) -> candle_core::Result<Tensor>;
 }
 
 /// A deterministic standard-normal stream for one seed.
@@ -30,7 +35,12 @@ impl SeededNoise {
 }
 
 impl NoiseSource for SeededNoise {
-    fn randn(&mut self, shape: &[usize], device: &Device, dtype: DType) -> candle_core::Result<Tensor> {
+    fn randn(
+        &mut self,
+        shape: &[usize],
+        device: &Device,
+        dtype: DType,
+    ) -> candle_core::Result<Tensor> {
         let count: usize = shape.iter().product();
         let values: Vec<f32> = (0..count)
             .map(|_| {
@@ -38,7 +48,9 @@ impl NoiseSource for SeededNoise {
                 x as f32
             })
             .collect();
-        Tensor::from_vec(values, shape, &Device::Cpu)?.to_dtype(dtype)?.to_device(device)
+        Tensor::from_vec(values, shape, &Device::Cpu)?
+            .to_dtype(dtype)?
+            .to_device(device)
     }
 }
 
@@ -93,6 +105,7 @@ impl RngCore for Xoshiro256PlusPlus {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -111,7 +124,10 @@ mod tests {
         let got: Vec<u64> = (0..3).map(|_| rng.next_u64()).collect();
         assert_eq!(got, vec![41943041, 58720359, 3588806011781223]);
         // SplitMix64 from seed 0 starts with 0xe220a8397b1dcdaf.
-        assert_eq!(Xoshiro256PlusPlus::seed_from_u64(0).s[0], 0xe220_a839_7b1d_cdaf);
+        assert_eq!(
+            Xoshiro256PlusPlus::seed_from_u64(0).s[0],
+            0xe220_a839_7b1d_cdaf
+        );
     }
 
     #[test]
@@ -120,8 +136,16 @@ mod tests {
         assert_ne!(draw(42, 64), draw(43, 64));
         // The stream continues across calls rather than restarting.
         let mut noise = SeededNoise::new(7);
-        let a = noise.randn(&[8], &Device::Cpu, DType::F32).unwrap().to_vec1::<f32>().unwrap();
-        let b = noise.randn(&[8], &Device::Cpu, DType::F32).unwrap().to_vec1::<f32>().unwrap();
+        let a = noise
+            .randn(&[8], &Device::Cpu, DType::F32)
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        let b = noise
+            .randn(&[8], &Device::Cpu, DType::F32)
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
         assert_ne!(a, b);
         assert_eq!([a, b].concat(), draw(7, 16));
     }
@@ -138,7 +162,9 @@ mod tests {
 
     #[test]
     fn shape_and_dtype_follow_the_request() {
-        let t = SeededNoise::new(1).randn(&[1, 4, 8, 8], &Device::Cpu, DType::F16).unwrap();
+        let t = SeededNoise::new(1)
+            .randn(&[1, 4, 8, 8], &Device::Cpu, DType::F16)
+            .unwrap();
         assert_eq!(t.dims(), &[1, 4, 8, 8]);
         assert_eq!(t.dtype(), DType::F16);
     }

@@ -266,7 +266,12 @@ impl SdPipeline {
         // One image at a time: the decoder's activations are the largest of the whole job.
         for i in 0..scaled.dim(0)? {
             let one = scaled.narrow(0, i, 1)?;
-            let out = if tiled { vae.decode_tiled(&one, 64, 16)? } else { vae.decode(&one)? };
+            let out = if tiled {
+                let tile = vae.default_tile_latent();
+                vae.decode_tiled(&one, tile, tile / 4)?
+            } else {
+                vae.decode(&one)?
+            };
             decoded.push(out);
         }
         let decoded = Tensor::cat(&decoded, 0)?;

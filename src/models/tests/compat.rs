@@ -29,7 +29,7 @@ fn size_not_a_multiple_of_8_is_an_error_with_a_fix() {
     c.width = Some(510);
     let f = check(&c, Some(&entry("sd15")));
     assert_eq!(verdict(&f), Verdict::Error);
-    assert!(f[0].message.contains("multiple of 8"), "{}", messages(&f));
+    assert!(f[0].message.contains("multiples of 8"), "{}", messages(&f));
     assert!(f[0].fix.contains("--width 512 --height 512"), "{}", messages(&f));
 }
 

@@ -2,12 +2,17 @@ use super::fixtures::{PipelineSpec, pipeline, write};
 use crate::models::entry::Family;
 use crate::models::layout::{ModelLayout, PredictionType};
 
-fn open(spec: &PipelineSpec) -> ModelLayout {
+/// The folder lives as long as the returned guard.
+fn open_kept(spec: &PipelineSpec) -> (tempfile::TempDir, ModelLayout) {
     let dir = tempfile::tempdir().unwrap();
     pipeline(dir.path(), spec);
     let layout = ModelLayout::open(dir.path()).unwrap();
     assert_eq!(layout.dir, dir.path());
-    layout
+    (dir, layout)
+}
+
+fn open(spec: &PipelineSpec) -> ModelLayout {
+    open_kept(spec).1
 }
 
 #[test]
@@ -58,15 +63,18 @@ fn tiny_models_fall_back_on_the_text_encoder() {
 
 #[test]
 fn inpainting_and_fp16_variants_are_detected() {
-    let l = open(&PipelineSpec { in_channels: 9, fp16: true, ..PipelineSpec::sd1() });
+    let (_dir, l) = open_kept(&PipelineSpec { in_channels: 9, fp16: true, ..PipelineSpec::sd1() });
     assert!(l.inpainting && l.has_fp16_variants);
     let w = ModelLayout::weights_file(&l.paths.unet, true).unwrap();
     assert!(w.ends_with("diffusion_pytorch_model.fp16.safetensors"), "{}", w.display());
     let w = ModelLayout::weights_file(&l.paths.unet, false).unwrap();
     assert!(w.ends_with("diffusion_pytorch_model.safetensors"));
     // fp16 asked for but absent: the full file.
-    let w = ModelLayout::weights_file(&l.paths.vae, true);
-    assert!(w.is_err(), "the fixture's vae has no weights");
+    std::fs::remove_file(l.paths.unet.join("diffusion_pytorch_model.fp16.safetensors")).unwrap();
+    let w = ModelLayout::weights_file(&l.paths.unet, true).unwrap();
+    assert!(w.ends_with("diffusion_pytorch_model.safetensors"));
+    let msg = ModelLayout::weights_file(&l.paths.vae, true).unwrap_err().to_string();
+    assert!(msg.contains("no weights found") && msg.contains("vae"), "{msg}");
 }
 
 #[test]

@@ -135,24 +135,49 @@ fn duplicate_ids_name_both_lines() {
     let msg = err_of(&format!("{ONE}{ONE}"));
     assert!(msg.contains("duplicate id `mine`"), "{msg}");
     assert!(msg.contains("first defined at line 2"), "{msg}");
+    assert!(msg.contains("user.toml, line 30 "), "points at the second id: {msg}");
     assert!(msg.contains("key `id`"), "{msg}");
 }
 
 #[test]
 fn impossible_values_are_refused() {
-    for (from, to, key) in [
-        ("width = 512", "width = 510", "defaults.width"),
-        ("scheduler = \"euler\"", "scheduler = \"pndm\"", "defaults.scheduler"),
-        ("steps = 20", "steps = 0", "defaults.steps"),
-        ("repo = \"me/mine\"", "repo = \"mine\"", "repo"),
-        ("id = \"mine\"", "id = \"Mine/x\"", "id"),
-        ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin", "components.weights"),
-        ("license_url = \"https://", "license_url = \"http://", "license_url"),
+    // Each error points at the line of the offending key.
+    for (from, to, key, line) in [
+        ("width = 512", "width = 510", "defaults.width", 16),
+        ("scheduler = \"euler\"", "scheduler = \"pndm\"", "defaults.scheduler", 18),
+        ("steps = 20", "steps = 0", "defaults.steps", 14),
+        ("repo = \"me/mine\"", "repo = \"mine\"", "repo", 7),
+        ("id = \"mine\"", "id = \"Mine/x\"", "id", 3),
+        ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin", "components.weights", 27),
+        ("license_url = \"https://", "license_url = \"http://", "license_url", 9),
     ] {
         let text = ONE.replace(from, to);
         assert_ne!(text, ONE, "{from}");
         let msg = err_of(&text);
         assert!(msg.contains(&format!("key `{key}`")), "{key}: {msg}");
-        assert!(msg.contains("user.toml, line 2"), "{msg}");
+        assert!(msg.contains(&format!("user.toml, line {line} ")), "{key}: {msg}");
     }
+}
+
+/// The corpus the black-box test feeds the binary, checked here at the library level too.
+#[test]
+fn bad_models_corpus_names_file_line_and_key() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bad_models");
+    let mut seen = 0;
+    for file in std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.path()) {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let expect = |what: &str| {
+            let tag = format!("# expect-{what}: ");
+            text.lines().find_map(|l| l.strip_prefix(tag.as_str())).unwrap().trim().to_owned()
+        };
+        let err = Registry::load(Some(&file)).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        let msg = err.to_string();
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(msg.contains(&name), "{name}: {msg}");
+        assert!(msg.contains(&format!("line {},", expect("line"))) || msg.contains(&format!("line {} ", expect("line"))), "{name}: {msg}");
+        assert!(msg.contains(&format!("`{}`", expect("key"))), "{name}: {msg}");
+        seen += 1;
+    }
+    assert!(seen >= 5, "corpus has {seen} files");
 }

@@ -23,7 +23,12 @@ pub struct CompatPane {
 }
 
 impl CompatPane {
-    pub fn set(&mut self, subject: String, findings: Vec<CompatFinding>, memory: Option<(u64, u64)>) {
+    pub fn set(
+        &mut self,
+        subject: String,
+        findings: Vec<CompatFinding>,
+        memory: Option<(u64, u64)>,
+    ) {
         self.subject = subject;
         self.findings = findings;
         self.memory = memory;
@@ -57,7 +62,9 @@ impl Pane for CompatPane {
         self.scroll = if up {
             self.scroll.saturating_sub(1)
         } else {
-            self.scroll.saturating_add(1).min(self.findings.len() as u16 * 2)
+            self.scroll
+                .saturating_add(1)
+                .min(self.findings.len() as u16 * 2)
         };
         Handled::Consumed
     }
@@ -71,13 +78,19 @@ impl Pane for CompatPane {
         };
         let title = Line::from(vec![
             Span::raw(" Compatibility "),
-            Span::styled(format!("[{badge}] "), Style::new().fg(color).add_modifier(Modifier::BOLD)),
+            Span::styled(
+                format!("[{badge}] "),
+                Style::new().fg(color).add_modifier(Modifier::BOLD),
+            ),
         ]);
         let block = ctx.block(title);
         let mut lines = vec![Line::styled(self.subject.clone(), t.muted())];
         if let Some((need, budget)) = self.memory {
             let style = Style::new().fg(if need > budget { t.error } else { t.ok });
-            lines.push(Line::styled(format!("memory: ~{} of {} budget", bytes(need), bytes(budget)), style));
+            lines.push(Line::styled(
+                format!("memory: ~{} of {} budget", bytes(need), bytes(budget)),
+                style,
+            ));
         }
         if self.findings.is_empty() {
             lines.push(Line::styled("no known problems", Style::new().fg(t.ok)));
@@ -89,7 +102,10 @@ impl Pane for CompatPane {
                 Severity::Info => ("info", t.info),
             };
             lines.push(Line::from(vec![
-                Span::styled(format!("{tag}: "), Style::new().fg(color).add_modifier(Modifier::BOLD)),
+                Span::styled(
+                    format!("{tag}: "),
+                    Style::new().fg(color).add_modifier(Modifier::BOLD),
+                ),
                 Span::styled(f.message.clone(), t.text()),
             ]));
             lines.push(Line::from(vec![

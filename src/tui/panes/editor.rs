@@ -131,7 +131,10 @@ impl TextEditor {
         let at = byte_at(&self.lines[row], col);
         let tail = self.lines[row].split_off(at);
         self.lines.insert(row + 1, tail);
-        self.cursor = Cursor { row: row + 1, col: 0 };
+        self.cursor = Cursor {
+            row: row + 1,
+            col: 0,
+        };
     }
 
     pub fn backspace(&mut self) {

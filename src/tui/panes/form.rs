@@ -183,7 +183,8 @@ impl Form {
             JobKind::Txt2img
         };
         let scheduler = self.scheduler.trim();
-        if !scheduler.is_empty() && !crate::models::registry::KNOWN_SCHEDULERS.contains(&scheduler) {
+        if !scheduler.is_empty() && !crate::models::registry::KNOWN_SCHEDULERS.contains(&scheduler)
+        {
             return Err(format!(
                 "scheduler: {scheduler:?} is unknown; use one of {}",
                 crate::models::registry::KNOWN_SCHEDULERS.join(", ")
@@ -223,12 +224,27 @@ mod tests {
         f.set(ParamField::Seed, "42".into()).unwrap();
         f.set(ParamField::Mask, "m.png".into()).unwrap();
         let spec = f.to_spec().unwrap();
-        assert_eq!((spec.width, spec.height, spec.seed), (Some(512), Some(768), Some(42)));
+        assert_eq!(
+            (spec.width, spec.height, spec.seed),
+            (Some(512), Some(768), Some(42))
+        );
         assert_eq!(spec.kind, JobKind::Inpaint);
-        assert!(f.set(ParamField::Steps, "ten".into()).unwrap_err().starts_with("steps:"));
-        assert!(f.set(ParamField::Size, "512".into()).unwrap_err().starts_with("size:"));
+        assert!(
+            f.set(ParamField::Steps, "ten".into())
+                .unwrap_err()
+                .starts_with("steps:")
+        );
+        assert!(
+            f.set(ParamField::Size, "512".into())
+                .unwrap_err()
+                .starts_with("size:")
+        );
         assert!(f.set(ParamField::Strength, "2".into()).is_err());
-        assert!(f.set(ParamField::Scheduler, "nope".into()).unwrap_err().contains("euler"));
+        assert!(
+            f.set(ParamField::Scheduler, "nope".into())
+                .unwrap_err()
+                .contains("euler")
+        );
         assert_eq!(f.steps, "", "a rejected value leaves the form as it was");
     }
 }

@@ -34,13 +34,19 @@ impl GaugesPane {
 
     fn on_job(&mut self, event: &JobEvent) {
         match event {
-            JobEvent::Loading { job, .. } | JobEvent::Progress { job, .. } => {
-                if self.peak.is_none_or(|(j, _)| j != *job) {
-                    let rss = self.snapshot.as_ref().and_then(|s| s.process_rss).unwrap_or(0);
-                    self.peak = Some((*job, rss));
-                }
+            JobEvent::Loading { job, .. } | JobEvent::Progress { job, .. }
+                if self.peak.is_none_or(|(j, _)| j != *job) =>
+            {
+                let rss = self
+                    .snapshot
+                    .as_ref()
+                    .and_then(|s| s.process_rss)
+                    .unwrap_or(0);
+                self.peak = Some((*job, rss));
             }
-            JobEvent::Done { job, peak_bytes, .. } => {
+            JobEvent::Done {
+                job, peak_bytes, ..
+            } => {
                 let ours = self.peak.filter(|(j, _)| j == job).map(|(_, p)| p);
                 self.last_peak = peak_bytes.or(ours).map(|p| (*job, p));
                 self.peak = None;
@@ -103,7 +109,13 @@ impl Pane for GaugesPane {
         };
         let rows = Layout::vertical([Constraint::Length(1); 5]).split(inner);
         frame.render_widget(
-            gauge(ctx, "RAM", s.ram_used, s.ram_total, format!("{} / {} ", bytes(s.ram_used), bytes(s.ram_total))),
+            gauge(
+                ctx,
+                "RAM",
+                s.ram_used,
+                s.ram_total,
+                format!("{} / {} ", bytes(s.ram_used), bytes(s.ram_total)),
+            ),
             rows[0],
         );
         let swap = if s.swap_total == 0 {
@@ -119,20 +131,42 @@ impl Pane for GaugesPane {
             (None, None) => String::new(),
         };
         frame.render_widget(
-            gauge(ctx, "Proc", rss, s.ram_total, format!("{}{peak} ", bytes(rss))),
+            gauge(
+                ctx,
+                "Proc",
+                rss,
+                s.ram_total,
+                format!("{}{peak} ", bytes(rss)),
+            ),
             rows[2],
         );
         let device = match &s.device {
             Some(DeviceGauge::Discrete { name, total, free }) => {
                 let used = total.saturating_sub(*free);
-                gauge(ctx, "GPU", used, *total, format!("{} / {} {name} ", bytes(used), bytes(*total)))
+                gauge(
+                    ctx,
+                    "GPU",
+                    used,
+                    *total,
+                    format!("{} / {} {name} ", bytes(used), bytes(*total)),
+                )
             }
-            Some(DeviceGauge::Unified { name, total, budget, used }) => gauge(
+            Some(DeviceGauge::Unified {
+                name,
+                total,
+                budget,
+                used,
+            }) => gauge(
                 ctx,
                 "Unif",
                 *used,
                 *budget,
-                format!("{} / {} budget ({} total) {name} ", bytes(*used), bytes(*budget), bytes(*total)),
+                format!(
+                    "{} / {} budget ({} total) {name} ",
+                    bytes(*used),
+                    bytes(*budget),
+                    bytes(*total)
+                ),
             ),
             None => gauge(ctx, "Dev", 0, 0, "CPU only: RAM above ".to_owned()),
         };

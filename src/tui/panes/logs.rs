@@ -30,7 +30,9 @@ impl Default for LogsPane {
 
 impl std::fmt::Debug for LogsPane {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LogsPane").field("targets_shown", &self.targets_shown).finish()
+        f.debug_struct("LogsPane")
+            .field("targets_shown", &self.targets_shown)
+            .finish()
     }
 }
 

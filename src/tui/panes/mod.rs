@@ -38,7 +38,10 @@ pub enum Action {
     Cancel(JobId),
     Retry(JobId),
     /// Move a queued job to this place among the queued jobs (0 = next to run).
-    Move { job: JobId, index: usize },
+    Move {
+        job: JobId,
+        index: usize,
+    },
     TogglePause,
     /// A parameter changed: recompute the compatibility findings.
     ParamsChanged,
@@ -86,7 +89,11 @@ impl PaneId {
     pub fn next(self, forward: bool) -> Self {
         let n = Self::ORDER.len();
         let i = Self::ORDER.iter().position(|p| *p == self).unwrap_or(0);
-        Self::ORDER[if forward { (i + 1) % n } else { (i + n - 1) % n }]
+        Self::ORDER[if forward {
+            (i + 1) % n
+        } else {
+            (i + n - 1) % n
+        }]
     }
 }
 

@@ -124,14 +124,46 @@ impl ParamsPane {
         let field = self.field();
         let sign = if forward { 1.0 } else { -1.0 };
         let num = |text: &str, default: String, step: f64, min: f64, max: f64, decimals: usize| {
-            let base: f64 = text.trim().parse().or_else(|_| default.parse()).unwrap_or(min);
+            let base: f64 = text
+                .trim()
+                .parse()
+                .or_else(|_| default.parse())
+                .unwrap_or(min);
             format!("{:.*}", decimals, (base + sign * step).clamp(min, max))
         };
         let value = match field {
-            ParamField::Steps => num(&self.form.steps, self.default_text(field), 1.0, 1.0, 500.0, 0),
-            ParamField::Batch => num(&self.form.batch, self.default_text(field), 1.0, 1.0, 64.0, 0),
-            ParamField::Guidance => num(&self.form.guidance, self.default_text(field), 0.5, 0.0, 30.0, 1),
-            ParamField::Strength => num(&self.form.strength, self.default_text(field), 0.05, 0.0, 1.0, 2),
+            ParamField::Steps => num(
+                &self.form.steps,
+                self.default_text(field),
+                1.0,
+                1.0,
+                500.0,
+                0,
+            ),
+            ParamField::Batch => num(
+                &self.form.batch,
+                self.default_text(field),
+                1.0,
+                1.0,
+                64.0,
+                0,
+            ),
+            ParamField::Guidance => num(
+                &self.form.guidance,
+                self.default_text(field),
+                0.5,
+                0.0,
+                30.0,
+                1,
+            ),
+            ParamField::Strength => num(
+                &self.form.strength,
+                self.default_text(field),
+                0.05,
+                0.0,
+                1.0,
+                2,
+            ),
             ParamField::Scheduler => {
                 let current = if self.form.scheduler.is_empty() {
                     self.default_text(field)
@@ -143,7 +175,10 @@ impl ParamsPane {
             }
             ParamField::Size => {
                 let native = self.current_model().map_or([512, 512], |m| m.native);
-                let sizes: Vec<String> = size_presets(native).iter().map(|(w, h)| format!("{w}x{h}")).collect();
+                let sizes: Vec<String> = size_presets(native)
+                    .iter()
+                    .map(|(w, h)| format!("{w}x{h}"))
+                    .collect();
                 let current = if self.form.size.is_empty() {
                     self.default_text(field)
                 } else {
@@ -274,7 +309,9 @@ impl Pane for ParamsPane {
         let field = self.field();
         match key.code {
             KeyCode::Up | KeyCode::Char('k') => self.selected = self.selected.saturating_sub(1),
-            KeyCode::Down | KeyCode::Char('j') => self.selected = (self.selected + 1).min(ParamField::ALL.len() - 1),
+            KeyCode::Down | KeyCode::Char('j') => {
+                self.selected = (self.selected + 1).min(ParamField::ALL.len() - 1)
+            }
             KeyCode::Left | KeyCode::Char('-') => self.nudge(false, out),
             KeyCode::Right | KeyCode::Char('+') => self.nudge(true, out),
             KeyCode::Char('r') if field == ParamField::Seed => self.nudge(true, out),
@@ -283,7 +320,9 @@ impl Pane for ParamsPane {
                 ParamField::Dtype => self.nudge(true, out),
                 _ => self.editing = Some(self.form.get(field)),
             },
-            KeyCode::Char('/') if field == ParamField::Model => self.picker = Some(Picker::default()),
+            KeyCode::Char('/') if field == ParamField::Model => {
+                self.picker = Some(Picker::default())
+            }
             KeyCode::Backspace | KeyCode::Delete if field != ParamField::Model => {
                 self.commit(field, String::new(), out);
                 if field == ParamField::Dtype {
@@ -325,8 +364,15 @@ impl Pane for ParamsPane {
                 let typed = self.form.get(f);
                 match f {
                     ParamField::Model => {
-                        let name = if typed.is_empty() { "(choose: Enter)".to_owned() } else { typed };
-                        spans.push(Span::styled(ellipsize(&name, value_w.saturating_sub(8)), t.text()));
+                        let name = if typed.is_empty() {
+                            "(choose: Enter)".to_owned()
+                        } else {
+                            typed
+                        };
+                        spans.push(Span::styled(
+                            ellipsize(&name, value_w.saturating_sub(8)),
+                            t.text(),
+                        ));
                         if let Some(m) = self.current_model() {
                             spans.push(Span::raw(" "));
                             spans.push(badge(m.verdict, t));
@@ -336,8 +382,13 @@ impl Pane for ParamsPane {
                         spans.push(Span::styled("random", Style::new().fg(t.accent)));
                         spans.push(Span::styled(" (r: fixed)", t.muted()));
                     }
-                    _ if typed.is_empty() || (f == ParamField::Dtype && self.form.dtype == DtypeArg::Auto) => {
-                        spans.push(Span::styled(ellipsize(&self.default_text(f), value_w), t.muted()));
+                    _ if typed.is_empty()
+                        || (f == ParamField::Dtype && self.form.dtype == DtypeArg::Auto) =>
+                    {
+                        spans.push(Span::styled(
+                            ellipsize(&self.default_text(f), value_w),
+                            t.muted(),
+                        ));
                     }
                     _ => spans.push(Span::styled(ellipsize(&typed, value_w), t.text())),
                 }
@@ -345,10 +396,21 @@ impl Pane for ParamsPane {
             })
             .collect();
         let mut state = ListState::default().with_selected(Some(self.selected));
-        let highlight = if ctx.focused { t.selected() } else { Style::new() };
-        frame.render_stateful_widget(List::new(items).highlight_style(highlight), list_area, &mut state);
+        let highlight = if ctx.focused {
+            t.selected()
+        } else {
+            Style::new()
+        };
+        frame.render_stateful_widget(
+            List::new(items).highlight_style(highlight),
+            list_area,
+            &mut state,
+        );
         if let Some(e) = &self.error {
-            frame.render_widget(Paragraph::new(Span::styled(e.clone(), Style::new().fg(t.error))), err_area);
+            frame.render_widget(
+                Paragraph::new(Span::styled(e.clone(), Style::new().fg(t.error))),
+                err_area,
+            );
         }
         // The field being edited: an input line over its row, with the cursor at its end.
         if let Some(buf) = &self.editing {
@@ -358,7 +420,12 @@ impl Pane for ParamsPane {
                     let n = buf.chars().count();
                     buf.chars().skip((n + 1).saturating_sub(value_w)).collect()
                 };
-                let r = Rect::new(list_area.x + label_w as u16, list_area.y + row, value_w as u16, 1);
+                let r = Rect::new(
+                    list_area.x + label_w as u16,
+                    list_area.y + row,
+                    value_w as u16,
+                    1,
+                );
                 frame.render_widget(Clear, r);
                 frame.render_widget(Paragraph::new(shown.clone()).style(t.selected()), r);
                 let x = r.x + (shown.chars().count() as u16).min(r.width.saturating_sub(1));
@@ -380,7 +447,10 @@ impl ParamsPane {
         frame.render_widget(block, area);
         let hits = self.filtered(&picker.query);
         if hits.is_empty() {
-            frame.render_widget(Paragraph::new(Span::styled("no model matches", t.muted())), inner);
+            frame.render_widget(
+                Paragraph::new(Span::styled("no model matches", t.muted())),
+                inner,
+            );
             return;
         }
         let items: Vec<ListItem> = hits
@@ -395,7 +465,12 @@ impl ParamsPane {
                 ]))
             })
             .collect();
-        let mut state = ListState::default().with_selected(Some(picker.selected.min(hits.len() - 1)));
-        frame.render_stateful_widget(List::new(items).highlight_style(t.selected()), inner, &mut state);
+        let mut state =
+            ListState::default().with_selected(Some(picker.selected.min(hits.len() - 1)));
+        frame.render_stateful_widget(
+            List::new(items).highlight_style(t.selected()),
+            inner,
+            &mut state,
+        );
     }
 }

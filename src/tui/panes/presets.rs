@@ -6,7 +6,14 @@ use std::path::{MAIN_SEPARATOR, Path};
 pub fn size_presets(native: [u32; 2]) -> Vec<(u32, u32)> {
     let area = f64::from(native[0]) * f64::from(native[1]);
     let mut out = vec![(native[0], native[1])];
-    for (a, b) in [(2.0, 3.0), (3.0, 2.0), (3.0, 4.0), (4.0, 3.0), (9.0, 16.0), (16.0, 9.0)] {
+    for (a, b) in [
+        (2.0, 3.0),
+        (3.0, 2.0),
+        (3.0, 4.0),
+        (4.0, 3.0),
+        (9.0, 16.0),
+        (16.0, 9.0),
+    ] {
         let h = (area * b / a).sqrt();
         let w = area / h;
         let round = |v: f64| ((v / 64.0).round() as u32).max(1) * 64;
@@ -36,7 +43,8 @@ pub fn complete_path(input: &str) -> Option<String> {
         .filter_map(|e| {
             let name = e.file_name().into_string().ok()?;
             let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
-            (name.starts_with(stem) && (stem.starts_with('.') || !name.starts_with('.'))).then_some((name, is_dir))
+            (name.starts_with(stem) && (stem.starts_with('.') || !name.starts_with('.')))
+                .then_some((name, is_dir))
         })
         .collect();
     names.sort();
@@ -79,9 +87,18 @@ mod tests {
         std::fs::write(dir.path().join("inpaint.png"), b"").unwrap();
         std::fs::create_dir(dir.path().join("masks")).unwrap();
         let base = format!("{}{MAIN_SEPARATOR}", dir.path().display());
-        assert_eq!(complete_path(&format!("{base}in")), Some(format!("{base}in")));
-        assert_eq!(complete_path(&format!("{base}ini")), Some(format!("{base}init.png")));
-        assert_eq!(complete_path(&format!("{base}m")), Some(format!("{base}masks{MAIN_SEPARATOR}")));
+        assert_eq!(
+            complete_path(&format!("{base}in")),
+            Some(format!("{base}in"))
+        );
+        assert_eq!(
+            complete_path(&format!("{base}ini")),
+            Some(format!("{base}init.png"))
+        );
+        assert_eq!(
+            complete_path(&format!("{base}m")),
+            Some(format!("{base}masks{MAIN_SEPARATOR}"))
+        );
         assert_eq!(complete_path(&format!("{base}zzz")), None);
     }
 }

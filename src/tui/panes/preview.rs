@@ -58,7 +58,10 @@ impl PreviewPane {
         let (Some(picker), Some(image)) = (&self.picker, &self.image) else {
             return;
         };
-        if inner.width == 0 || inner.height == 0 || self.encoded.as_ref().is_some_and(|(_, r)| *r == inner) {
+        if inner.width == 0
+            || inner.height == 0
+            || self.encoded.as_ref().is_some_and(|(_, r)| *r == inner)
+        {
             return;
         }
         match picker.new_protocol(image.clone(), inner, Resize::Fit(None)) {
@@ -78,7 +81,12 @@ impl PreviewPane {
             area.width.saturating_sub(2),
             area.height.saturating_sub(2),
         );
-        Rect::new(inner.x, inner.y, inner.width, inner.height.saturating_sub(1))
+        Rect::new(
+            inner.x,
+            inner.y,
+            inner.width,
+            inner.height.saturating_sub(1),
+        )
     }
 }
 
@@ -92,7 +100,10 @@ impl Pane for PreviewPane {
                 pixels,
             }) => {
                 if let Some(img) = RgbImage::from_raw(*width, *height, pixels.clone()) {
-                    self.set_image(format!("job {job}: latent preview"), DynamicImage::ImageRgb8(img));
+                    self.set_image(
+                        format!("job {job}: latent preview"),
+                        DynamicImage::ImageRgb8(img),
+                    );
                 }
                 Handled::Ignored
             }
@@ -112,7 +123,12 @@ impl Pane for PreviewPane {
         let inner = block.inner(area);
         frame.render_widget(block, area);
         let image_area = self.block_inner(area);
-        let label_area = Rect::new(inner.x, inner.y + image_area.height, inner.width, inner.height.min(1));
+        let label_area = Rect::new(
+            inner.x,
+            inner.y + image_area.height,
+            inner.width,
+            inner.height.min(1),
+        );
         let message = match (&self.picker, &self.image, &self.encoded) {
             (None, _, _) => Some("previews off (--preview-protocol none)"),
             (_, None, _) => Some("no image yet: queue a job (Ctrl-G)"),
@@ -123,9 +139,15 @@ impl Pane for PreviewPane {
             }
         };
         if let Some(m) = message {
-            frame.render_widget(Paragraph::new(m).style(t.muted()).wrap(Wrap { trim: true }), inner);
+            frame.render_widget(
+                Paragraph::new(m).style(t.muted()).wrap(Wrap { trim: true }),
+                inner,
+            );
         } else {
-            frame.render_widget(Paragraph::new(Line::styled(self.label.clone(), t.muted())), label_area);
+            frame.render_widget(
+                Paragraph::new(Line::styled(self.label.clone(), t.muted())),
+                label_area,
+            );
         }
     }
 }

@@ -164,7 +164,12 @@ impl PromptPane {
         let cursor = editor.cursor();
         let height = usize::from(text_area.height.max(1));
         let top = (cursor.row + 1).saturating_sub(height);
-        let lines: Vec<Line> = editor.lines().iter().skip(top).map(|l| Line::from(l.as_str())).collect();
+        let lines: Vec<Line> = editor
+            .lines()
+            .iter()
+            .skip(top)
+            .map(|l| Line::from(l.as_str()))
+            .collect();
         let text = if editor.is_empty() && !active {
             Paragraph::new(Span::styled("(empty)", t.muted()))
         } else {
@@ -226,7 +231,7 @@ impl Pane for PromptPane {
 
     fn draw(&self, frame: &mut Frame, area: Rect, ctx: &DrawCtx) {
         let mode = if ctx.focused && self.editing {
-            " editing · Esc leaves · Tab next field · ↑↓ history "
+            " Esc leaves · Tab next · ↑↓ history "
         } else {
             " Enter/i edits "
         };

@@ -97,7 +97,8 @@ impl QueuePane {
         if let Some(i) = self.rows.iter().position(|r| r.id == id) {
             return &mut self.rows[i];
         }
-        self.rows.push(JobRow::new(id, format!("job {id}"), JobState::Queued));
+        self.rows
+            .push(JobRow::new(id, format!("job {id}"), JobState::Queued));
         let last = self.rows.len() - 1;
         &mut self.rows[last]
     }
@@ -119,7 +120,8 @@ impl QueuePane {
             } => {
                 row.state = JobState::Running;
                 row.stage = None;
-                (row.step, row.steps, row.elapsed_s, row.eta_s) = (*step, *steps, *elapsed_s, *eta_s);
+                (row.step, row.steps, row.elapsed_s, row.eta_s) =
+                    (*step, *steps, *elapsed_s, *eta_s);
             }
             JobEvent::Preview { .. } => {}
             JobEvent::Done { outputs, .. } => {
@@ -149,7 +151,10 @@ impl QueuePane {
         }
         self.rows.swap(i, j);
         self.selected = j;
-        let index = self.rows[..j].iter().filter(|r| r.state == JobState::Queued).count();
+        let index = self.rows[..j]
+            .iter()
+            .filter(|r| r.state == JobState::Queued)
+            .count();
         Some((self.rows[j].id, index))
     }
 
@@ -162,7 +167,10 @@ impl QueuePane {
         if self.rows.is_empty() {
             return;
         }
-        self.selected = self.selected.saturating_add_signed(delta).min(self.rows.len() - 1);
+        self.selected = self
+            .selected
+            .saturating_add_signed(delta)
+            .min(self.rows.len() - 1);
     }
 
     fn item<'a>(&self, row: &'a JobRow, width: usize, ctx: &DrawCtx) -> ListItem<'a> {
@@ -187,11 +195,15 @@ impl QueuePane {
             JobState::Running if row.steps > 0 => {
                 let info = format!(" {}/{} ETA {}", row.step, row.steps, clock(row.eta_s));
                 let bar_w = width.saturating_sub(info.len() + 2);
-                let filled = (bar_w as u64 * u64::from(row.step) / u64::from(row.steps.max(1))) as usize;
+                let filled =
+                    (bar_w as u64 * u64::from(row.step) / u64::from(row.steps.max(1))) as usize;
                 Line::from(vec![
                     Span::raw("  "),
                     Span::styled("█".repeat(filled), Style::new().fg(t.progress)),
-                    Span::styled("░".repeat(bar_w - filled.min(bar_w)), Style::new().fg(t.gauge_empty)),
+                    Span::styled(
+                        "░".repeat(bar_w - filled.min(bar_w)),
+                        Style::new().fg(t.gauge_empty),
+                    ),
                     Span::styled(info, t.text()),
                 ])
             }
@@ -203,7 +215,12 @@ impl QueuePane {
                 let out = row
                     .outputs
                     .iter()
-                    .map(|p| p.file_name().map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into_owned()))
+                    .map(|p| {
+                        p.file_name().map_or_else(
+                            || p.display().to_string(),
+                            |n| n.to_string_lossy().into_owned(),
+                        )
+                    })
                     .collect::<Vec<_>>()
                     .join(", ");
                 Line::styled(
@@ -212,7 +229,10 @@ impl QueuePane {
                 )
             }
             JobState::Failed => Line::styled(
-                ellipsize(&format!("  {}", row.error.as_deref().unwrap_or("failed")), width),
+                ellipsize(
+                    &format!("  {}", row.error.as_deref().unwrap_or("failed")),
+                    width,
+                ),
                 Style::new().fg(t.error),
             ),
             _ => Line::default(),
@@ -250,13 +270,17 @@ impl Pane for QueuePane {
             KeyCode::Down | KeyCode::Char('j') => self.select(1),
             KeyCode::Char('c') | KeyCode::Delete => match selected {
                 Some((id, JobState::Queued | JobState::Running)) => out.push(Action::Cancel(id)),
-                _ => out.push(Action::Notice("only a queued or running job can be cancelled".into())),
+                _ => out.push(Action::Notice(
+                    "only a queued or running job can be cancelled".into(),
+                )),
             },
             KeyCode::Char('r') => match selected {
                 Some((id, JobState::Failed | JobState::Cancelled | JobState::Interrupted)) => {
                     out.push(Action::Retry(id))
                 }
-                _ => out.push(Action::Notice("only a failed, cancelled or interrupted job can be retried".into())),
+                _ => out.push(Action::Notice(
+                    "only a failed, cancelled or interrupted job can be retried".into(),
+                )),
             },
             KeyCode::Char('x') => self.clear_finished(),
             KeyCode::Char('p') => out.push(Action::TogglePause),
@@ -289,7 +313,9 @@ impl Pane for QueuePane {
         }
         let width = usize::from(inner.width);
         let items: Vec<ListItem> = self.rows.iter().map(|r| self.item(r, width, ctx)).collect();
-        let list = List::new(items).block(block).highlight_style(ctx.theme.selected());
+        let list = List::new(items)
+            .block(block)
+            .highlight_style(ctx.theme.selected());
         let mut state = ListState::default().with_selected(Some(self.selected));
         frame.render_stateful_widget(list, area, &mut state);
     }
@@ -299,7 +325,9 @@ impl QueuePane {
     fn reorder(&mut self, delta: i32, out: &mut Vec<Action>) {
         match self.move_row(delta) {
             Some((job, index)) => out.push(Action::Move { job, index }),
-            None => out.push(Action::Notice("only queued jobs move, and only past other queued jobs".into())),
+            None => out.push(Action::Notice(
+                "only queued jobs move, and only past other queued jobs".into(),
+            )),
         }
     }
 }
@@ -325,7 +353,10 @@ mod tests {
         let mut out = Vec::new();
         q.selected = 1;
         q.reorder(-1, &mut out);
-        assert!(matches!(out[0], Action::Notice(_)), "cannot pass a running job");
+        assert!(
+            matches!(out[0], Action::Notice(_)),
+            "cannot pass a running job"
+        );
         q.on_job(&JobEvent::Done {
             job: JobId(1),
             outputs: vec!["o/1.png".into()],

@@ -102,10 +102,17 @@ mod tests {
         ] {
             assert_eq!(s.parse::<PreviewProtocol>(), Ok(p));
         }
-        assert!("png".parse::<PreviewProtocol>().unwrap_err().contains("halfblocks"));
+        assert!(
+            "png"
+                .parse::<PreviewProtocol>()
+                .unwrap_err()
+                .contains("halfblocks")
+        );
         assert!(PreviewProtocol::None.picker().is_none());
         assert_eq!(
-            PreviewProtocol::Halfblocks.picker().map(|p| p.protocol_type()),
+            PreviewProtocol::Halfblocks
+                .picker()
+                .map(|p| p.protocol_type()),
             Some(ProtocolType::Halfblocks)
         );
     }

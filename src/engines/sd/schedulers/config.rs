@@ -129,13 +129,13 @@ impl Resolved {
                 "scheduler config: num_train_timesteps must be at least 2, got {num_train_timesteps}"
             )));
         }
-        if let Some(betas) = &cfg.trained_betas {
-            if betas.len() != num_train_timesteps {
-                return Err(Error::bad_input(format!(
-                    "scheduler config: trained_betas has {} values but num_train_timesteps is {num_train_timesteps}",
-                    betas.len()
-                )));
-            }
+        if let Some(betas) = &cfg.trained_betas
+            && betas.len() != num_train_timesteps
+        {
+            return Err(Error::bad_input(format!(
+                "scheduler config: trained_betas has {} values but num_train_timesteps is {num_train_timesteps}",
+                betas.len()
+            )));
         }
         Ok(Self {
             num_train_timesteps,
@@ -144,7 +144,10 @@ impl Resolved {
             beta_schedule: parse_beta_schedule(cfg.beta_schedule.as_deref())?,
             trained_betas: cfg.trained_betas.clone(),
             prediction_type: parse_prediction(cfg.prediction_type.as_deref())?,
-            timestep_spacing: parse_spacing(cfg.timestep_spacing.as_deref(), defaults.timestep_spacing)?,
+            timestep_spacing: parse_spacing(
+                cfg.timestep_spacing.as_deref(),
+                defaults.timestep_spacing,
+            )?,
             steps_offset: cfg.steps_offset.unwrap_or(0),
             rescale_betas_zero_snr: cfg.rescale_betas_zero_snr.unwrap_or(false),
             final_sigmas_type: parse_final_sigmas(cfg.final_sigmas_type.as_deref())?,
@@ -175,7 +178,9 @@ pub(crate) fn unsupported(class: &str, what: &str) -> Error {
 }
 
 fn invalid(key: &str, value: &str, valid: &str) -> Error {
-    Error::bad_input(format!("scheduler config: {key} \"{value}\" is not supported (valid: {valid})"))
+    Error::bad_input(format!(
+        "scheduler config: {key} \"{value}\" is not supported (valid: {valid})"
+    ))
 }
 
 fn parse_beta_schedule(v: Option<&str>) -> Result<BetaSchedule> {
@@ -183,7 +188,11 @@ fn parse_beta_schedule(v: Option<&str>) -> Result<BetaSchedule> {
         "linear" => Ok(BetaSchedule::Linear),
         "scaled_linear" => Ok(BetaSchedule::ScaledLinear),
         "squaredcos_cap_v2" => Ok(BetaSchedule::SquaredCosCapV2),
-        other => Err(invalid("beta_schedule", other, "linear, scaled_linear, squaredcos_cap_v2")),
+        other => Err(invalid(
+            "beta_schedule",
+            other,
+            "linear, scaled_linear, squaredcos_cap_v2",
+        )),
     }
 }
 
@@ -192,7 +201,11 @@ fn parse_prediction(v: Option<&str>) -> Result<PredictionType> {
         "epsilon" => Ok(PredictionType::Epsilon),
         "v_prediction" => Ok(PredictionType::VPrediction),
         "sample" => Ok(PredictionType::Sample),
-        other => Err(invalid("prediction_type", other, "epsilon, v_prediction, sample")),
+        other => Err(invalid(
+            "prediction_type",
+            other,
+            "epsilon, v_prediction, sample",
+        )),
     }
 }
 
@@ -202,7 +215,11 @@ fn parse_spacing(v: Option<&str>, default: TimestepSpacing) -> Result<TimestepSp
         Some("leading") => Ok(TimestepSpacing::Leading),
         Some("trailing") => Ok(TimestepSpacing::Trailing),
         Some("linspace") => Ok(TimestepSpacing::Linspace),
-        Some(other) => Err(invalid("timestep_spacing", other, "leading, trailing, linspace")),
+        Some(other) => Err(invalid(
+            "timestep_spacing",
+            other,
+            "leading, trailing, linspace",
+        )),
     }
 }
 
@@ -215,6 +232,7 @@ fn parse_final_sigmas(v: Option<&str>) -> Result<FinalSigmas> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -253,7 +271,9 @@ mod tests {
             timestep_spacing: TimestepSpacing::Leading,
         };
         assert_eq!(
-            Resolved::new(&SchedulerConfig::default(), ddim).unwrap().timestep_spacing,
+            Resolved::new(&SchedulerConfig::default(), ddim)
+                .unwrap()
+                .timestep_spacing,
             TimestepSpacing::Leading
         );
     }
@@ -267,8 +287,18 @@ mod tests {
         let err = SchedulerConfig::from_json(r#"{"steps_offset": "one"}"#).unwrap_err();
         assert_eq!(err.exit_code(), 2);
         let cfg = SchedulerConfig::from_json(r#"{"thresholding": true}"#).unwrap();
-        assert!(Resolved::new(&cfg, EULER).unwrap_err().to_string().contains("thresholding"));
+        assert!(
+            Resolved::new(&cfg, EULER)
+                .unwrap_err()
+                .to_string()
+                .contains("thresholding")
+        );
         let cfg = SchedulerConfig::from_json(r#"{"trained_betas": [0.1, 0.2]}"#).unwrap();
-        assert!(Resolved::new(&cfg, EULER).unwrap_err().to_string().contains("trained_betas"));
+        assert!(
+            Resolved::new(&cfg, EULER)
+                .unwrap_err()
+                .to_string()
+                .contains("trained_betas")
+        );
     }
 }

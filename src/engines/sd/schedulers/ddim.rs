@@ -38,10 +38,11 @@ impl Ddim {
         } else {
             alphas_cumprod[0]
         };
-        let timesteps: Vec<f64> = discrete_timesteps(r.timestep_spacing, n_train, steps, r.steps_offset)
-            .into_iter()
-            .map(|t| t.round_ties_even())
-            .collect();
+        let timesteps: Vec<f64> =
+            discrete_timesteps(r.timestep_spacing, n_train, steps, r.steps_offset)
+                .into_iter()
+                .map(|t| t.round_ties_even())
+                .collect();
         if let Some(bad) = timesteps.iter().find(|&&t| t < 0.0 || t >= n_train as f64) {
             return Err(Error::bad_input(format!(
                 "ddim: timestep {bad} falls outside 0..{n_train}; check steps_offset in scheduler_config.json"
@@ -90,7 +91,11 @@ impl Scheduler for Ddim {
         1.0
     }
 
-    fn scale_model_input(&self, sample: &Tensor, _timestep_index: usize) -> candle_core::Result<Tensor> {
+    fn scale_model_input(
+        &self,
+        sample: &Tensor,
+        _timestep_index: usize,
+    ) -> candle_core::Result<Tensor> {
         Ok(sample.clone())
     }
 
@@ -108,12 +113,18 @@ impl Scheduler for Ddim {
         let b_t = 1.0 - a_t;
         let (mut x0, eps) = match self.prediction {
             PredictionType::Epsilon => {
-                let x0 = lincomb(&[(1.0 / a_t.sqrt(), sample), (-b_t.sqrt() / a_t.sqrt(), model_output)])?;
+                let x0 = lincomb(&[
+                    (1.0 / a_t.sqrt(), sample),
+                    (-b_t.sqrt() / a_t.sqrt(), model_output),
+                ])?;
                 (x0, model_output.clone())
             }
             PredictionType::Sample => {
                 let x0 = super::ops::f32(model_output)?;
-                let eps = lincomb(&[(1.0 / b_t.sqrt(), sample), (-a_t.sqrt() / b_t.sqrt(), model_output)])?;
+                let eps = lincomb(&[
+                    (1.0 / b_t.sqrt(), sample),
+                    (-a_t.sqrt() / b_t.sqrt(), model_output),
+                ])?;
                 (x0, eps)
             }
             PredictionType::VPrediction => (
@@ -128,7 +139,12 @@ impl Scheduler for Ddim {
         prev.to_dtype(model_output.dtype())
     }
 
-    fn add_noise(&self, original: &Tensor, noise: &Tensor, timestep_index: usize) -> candle_core::Result<Tensor> {
+    fn add_noise(
+        &self,
+        original: &Tensor,
+        noise: &Tensor,
+        timestep_index: usize,
+    ) -> candle_core::Result<Tensor> {
         check_index(timestep_index, self.timesteps.len())?;
         let a = self.alpha_bar(self.timesteps[timestep_index] as i64);
         lincomb(&[(a.sqrt(), original), ((1.0 - a).sqrt(), noise)])?.to_dtype(original.dtype())

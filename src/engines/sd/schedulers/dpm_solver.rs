@@ -4,13 +4,13 @@
 use candle_core::Tensor;
 
 use super::config::{
-    BetaSchedule, ClassDefaults, FinalSigmas, PredictionType, Resolved, SchedulerConfig, TimestepSpacing,
-    refuse_sigma_variants, unsupported,
+    BetaSchedule, ClassDefaults, FinalSigmas, PredictionType, Resolved, SchedulerConfig,
+    TimestepSpacing, refuse_sigma_variants, unsupported,
 };
 use super::ops::{StepCursor, check_index, lincomb};
 use super::schedule::{
-    alpha_sigma, alphas_cumprod, f32r, interp_index, karras_sigmas, log_sigmas, multistep_timesteps, sigma_of,
-    sigma_to_t, train_sigmas,
+    alpha_sigma, sigma_alphas_cumprod, f32r, interp_index, karras_sigmas, log_sigmas,
+    multistep_timesteps, sigma_of, sigma_to_t, train_sigmas,
 };
 use super::{NoiseSource, Scheduler};
 use crate::{Error, Result};
@@ -49,12 +49,16 @@ impl DpmSolver {
         let r = Resolved::new(cfg, defaults)?;
         refuse_sigma_variants(cfg, CLASS)?;
         let (name, order, karras) = match variant {
-            Variant::TwoM { karras } => (if karras { "dpm++2m-karras" } else { "dpm++2m" }, 2, karras),
+            Variant::TwoM { karras } => {
+                (if karras { "dpm++2m-karras" } else { "dpm++2m" }, 2, karras)
+            }
             Variant::FromConfig => {
                 // "deis" is diffusers' alias for dpmsolver++ here.
                 match cfg.algorithm_type.as_deref() {
                     None | Some("dpmsolver++") | Some("deis") => {}
-                    Some(other) => return Err(unsupported(CLASS, &format!("algorithm_type \"{other}\""))),
+                    Some(other) => {
+                        return Err(unsupported(CLASS, &format!("algorithm_type \"{other}\"")));
+                    }
                 }
                 let order = cfg.solver_order.unwrap_or(2);
                 if !(1..=3).contains(&order) {
@@ -63,18 +67,17 @@ impl DpmSolver {
                     )));
                 }
                 let karras = r.use_karras_sigmas;
-                (if karras { "dpm++2m-karras" } else { "dpm++2m" }, order, karras)
+                (
+                    if karras { "dpm++2m-karras" } else { "dpm++2m" },
+                    order,
+                    karras,
+                )
             }
         };
         // diffusers maps the other solvers' names onto midpoint.
         let heun = cfg.solver_type.as_deref() == Some("heun");
 
-        let mut ac = alphas_cumprod(&r);
-        if r.rescale_betas_zero_snr {
-            if let Some(last) = ac.last_mut() {
-                *last = 2f64.powi(-24);
-            }
-        }
+        let ac = sigma_alphas_cumprod(&r);
         let train = train_sigmas(&ac);
         let last_timestep = r.num_train_timesteps - clipped_count(&ac, cfg.lambda_min_clipped);
         let mut timesteps = multistep_timesteps(
@@ -144,10 +147,17 @@ fn clipped_count(ac: &[f64], lambda_min_clipped: Option<f64>) -> usize {
 }
 
 /// The data prediction x0 (dpmsolver++ works on x0 whatever the model predicts).
-fn convert(prediction: PredictionType, sigma: f64, model_output: &Tensor, sample: &Tensor) -> candle_core::Result<Tensor> {
+fn convert(
+    prediction: PredictionType,
+    sigma: f64,
+    model_output: &Tensor,
+    sample: &Tensor,
+) -> candle_core::Result<Tensor> {
     let (alpha_t, sigma_t) = alpha_sigma(sigma);
     match prediction {
-        PredictionType::Epsilon => lincomb(&[(1.0 / alpha_t, sample), (-sigma_t / alpha_t, model_output)]),
+        PredictionType::Epsilon => {
+            lincomb(&[(1.0 / alpha_t, sample), (-sigma_t / alpha_t, model_output)])
+        }
         PredictionType::VPrediction => lincomb(&[(alpha_t, sample), (-sigma_t, model_output)]),
         PredictionType::Sample => super::ops::f32(model_output),
     }
@@ -174,7 +184,11 @@ impl Scheduler for DpmSolver {
         1.0
     }
 
-    fn scale_model_input(&self, sample: &Tensor, _timestep_index: usize) -> candle_core::Result<Tensor> {
+    fn scale_model_input(
+        &self,
+        sample: &Tensor,
+        _timestep_index: usize,
+    ) -> candle_core::Result<Tensor> {
         Ok(sample.clone())
     }
 
@@ -192,8 +206,8 @@ impl Scheduler for DpmSolver {
             self.lower_order_nums = 0;
         }
         let i = timestep_index;
-        let lower_order_final =
-            i == n - 1 && (self.euler_at_final || (self.lower_order_final && n < 15) || self.final_zero);
+        let lower_order_final = i == n - 1
+            && (self.euler_at_final || (self.lower_order_final && n < 15) || self.final_zero);
         let lower_order_second = i + 2 == n && self.lower_order_final && n < 15;
 
         let x0 = convert(self.prediction, self.sigmas[i], model_output, sample)?;
@@ -220,7 +234,11 @@ impl Scheduler for DpmSolver {
                 -0.5 * alpha_t * phi
             };
             // D1 = (m0 - m1) / r0
-            lincomb(&[(sigma_t / sigma_s0, sample), (-alpha_t * phi + c1 / r0, m0), (-c1 / r0, m1)])?
+            lincomb(&[
+                (sigma_t / sigma_s0, sample),
+                (-alpha_t * phi + c1 / r0, m0),
+                (-c1 / r0, m1),
+            ])?
         } else {
             let (m1, m2) = (&m[m.len() - 2], &m[m.len() - 3]);
             let (_, _, lambda_s1) = Self::lambda(self.sigmas[i - 1]);
@@ -243,7 +261,12 @@ impl Scheduler for DpmSolver {
         prev.to_dtype(model_output.dtype())
     }
 
-    fn add_noise(&self, original: &Tensor, noise: &Tensor, timestep_index: usize) -> candle_core::Result<Tensor> {
+    fn add_noise(
+        &self,
+        original: &Tensor,
+        noise: &Tensor,
+        timestep_index: usize,
+    ) -> candle_core::Result<Tensor> {
         check_index(timestep_index, self.timesteps.len())?;
         let (alpha_t, sigma_t) = alpha_sigma(self.sigmas[timestep_index]);
         lincomb(&[(alpha_t, original), (sigma_t, noise)])?.to_dtype(original.dtype())

@@ -4,12 +4,13 @@
 use candle_core::Tensor;
 
 use super::config::{
-    ClassDefaults, FinalSigmas, PredictionType, Resolved, SchedulerConfig, TimestepSpacing, unsupported,
+    ClassDefaults, FinalSigmas, PredictionType, Resolved, SchedulerConfig, TimestepSpacing,
+    unsupported,
 };
 use super::ops::{check_index, lincomb};
 use super::schedule::{
-    alphas_cumprod, discrete_timesteps, f32r, interp_index, karras_sigmas, log_sigmas, sigma_of, sigma_to_t,
-    train_sigmas,
+    sigma_alphas_cumprod, discrete_timesteps, f32r, interp_index, karras_sigmas, log_sigmas, sigma_of,
+    sigma_to_t, train_sigmas,
 };
 use super::{NoiseSource, Scheduler};
 use crate::Result;
@@ -39,11 +40,15 @@ impl EulerSchedule {
             }
         }
         let train = train_sigmas(&ac);
-        let mut timesteps: Vec<f64> =
-            discrete_timesteps(r.timestep_spacing, r.num_train_timesteps, steps, r.steps_offset)
-                .into_iter()
-                .map(f32r)
-                .collect();
+        let mut timesteps: Vec<f64> = discrete_timesteps(
+            r.timestep_spacing,
+            r.num_train_timesteps,
+            steps,
+            r.steps_offset,
+        )
+        .into_iter()
+        .map(f32r)
+        .collect();
         let mut sigmas: Vec<f64> = timesteps.iter().map(|&t| interp_index(t, &train)).collect();
         if let Some((min, max)) = karras {
             // Karras between the interpolated ends, then back to fractional timesteps.
@@ -78,7 +83,12 @@ impl EulerSchedule {
     }
 
     /// `original + noise * sigma`.
-    pub(crate) fn add_noise(&self, original: &Tensor, noise: &Tensor, index: usize) -> candle_core::Result<Tensor> {
+    pub(crate) fn add_noise(
+        &self,
+        original: &Tensor,
+        noise: &Tensor,
+        index: usize,
+    ) -> candle_core::Result<Tensor> {
         check_index(index, self.timesteps.len())?;
         lincomb(&[(1.0, original), (self.sigmas[index], noise)])?.to_dtype(original.dtype())
     }
@@ -116,7 +126,10 @@ impl Euler {
         let r = Resolved::new(cfg, defaults)?;
         super::config::refuse_sigma_variants(cfg, class)?;
         if let Some(kind) = cfg.interpolation_type.as_deref().filter(|k| *k != "linear") {
-            return Err(unsupported(class, &format!("interpolation_type \"{kind}\"")));
+            return Err(unsupported(
+                class,
+                &format!("interpolation_type \"{kind}\""),
+            ));
         }
         if let Some(kind) = cfg.timestep_type.as_deref().filter(|k| *k != "discrete") {
             return Err(unsupported(class, &format!("timestep_type \"{kind}\"")));
@@ -125,7 +138,8 @@ impl Euler {
             schedule: EulerSchedule::new(
                 &r,
                 steps,
-                r.use_karras_sigmas.then_some((cfg.sigma_min, cfg.sigma_max)),
+                r.use_karras_sigmas
+                    .then_some((cfg.sigma_min, cfg.sigma_max)),
                 r.final_sigmas_type,
             ),
             prediction: r.prediction_type,
@@ -154,7 +168,11 @@ impl Scheduler for Euler {
         self.schedule.init_noise_sigma
     }
 
-    fn scale_model_input(&self, sample: &Tensor, timestep_index: usize) -> candle_core::Result<Tensor> {
+    fn scale_model_input(
+        &self,
+        sample: &Tensor,
+        timestep_index: usize,
+    ) -> candle_core::Result<Tensor> {
         self.schedule.scale(sample, timestep_index)
     }
 
@@ -174,7 +192,12 @@ impl Scheduler for Euler {
         lincomb(&[(1.0, sample), (sigma_next - sigma, &derivative)])?.to_dtype(model_output.dtype())
     }
 
-    fn add_noise(&self, original: &Tensor, noise: &Tensor, timestep_index: usize) -> candle_core::Result<Tensor> {
+    fn add_noise(
+        &self,
+        original: &Tensor,
+        noise: &Tensor,
+        timestep_index: usize,
+    ) -> candle_core::Result<Tensor> {
         self.schedule.add_noise(original, noise, timestep_index)
     }
 }

@@ -3,7 +3,10 @@
 
 use candle_core::{DType, Tensor};
 
-use super::config::{ClassDefaults, FinalSigmas, PredictionType, Resolved, SchedulerConfig, TimestepSpacing, unsupported};
+use super::config::{
+    ClassDefaults, FinalSigmas, PredictionType, Resolved, SchedulerConfig, TimestepSpacing,
+    unsupported,
+};
 use super::euler::{EulerSchedule, predict_x0};
 use super::ops::{check_index, lincomb};
 use super::{NoiseSource, Scheduler};
@@ -55,7 +58,11 @@ impl Scheduler for EulerAncestral {
         self.schedule.init_noise_sigma
     }
 
-    fn scale_model_input(&self, sample: &Tensor, timestep_index: usize) -> candle_core::Result<Tensor> {
+    fn scale_model_input(
+        &self,
+        sample: &Tensor,
+        timestep_index: usize,
+    ) -> candle_core::Result<Tensor> {
         self.schedule.scale(sample, timestep_index)
     }
 
@@ -76,10 +83,20 @@ impl Scheduler for EulerAncestral {
         let derivative = lincomb(&[(1.0 / sigma, sample), (-1.0 / sigma, &x0)])?;
         // Drawn at every step, the last (sigma_up = 0) included, so a seed's stream matches diffusers'.
         let fresh = noise.randn(model_output.dims(), model_output.device(), DType::F32)?;
-        lincomb(&[(1.0, sample), (sigma_down - sigma, &derivative), (sigma_up, &fresh)])?.to_dtype(model_output.dtype())
+        lincomb(&[
+            (1.0, sample),
+            (sigma_down - sigma, &derivative),
+            (sigma_up, &fresh),
+        ])?
+        .to_dtype(model_output.dtype())
     }
 
-    fn add_noise(&self, original: &Tensor, noise: &Tensor, timestep_index: usize) -> candle_core::Result<Tensor> {
+    fn add_noise(
+        &self,
+        original: &Tensor,
+        noise: &Tensor,
+        timestep_index: usize,
+    ) -> candle_core::Result<Tensor> {
         self.schedule.add_noise(original, noise, timestep_index)
     }
 }

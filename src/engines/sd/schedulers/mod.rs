@@ -40,7 +40,11 @@ pub trait Scheduler: Send {
     fn set_begin_index(&mut self, index: usize);
     fn init_noise_sigma(&self) -> f64;
     /// Scale the latents before the UNet (Euler family divides by sqrt(sigma^2+1)); identity otherwise.
-    fn scale_model_input(&self, sample: &Tensor, timestep_index: usize) -> candle_core::Result<Tensor>;
+    fn scale_model_input(
+        &self,
+        sample: &Tensor,
+        timestep_index: usize,
+    ) -> candle_core::Result<Tensor>;
     /// One step from timestep_index: model output (already guided) -> previous sample, in the
     /// model output's dtype (computed in float32). `noise` draws fresh standard normal noise
     /// (ancestral samplers; one draw per step, the last included, as diffusers does).
@@ -52,7 +56,12 @@ pub trait Scheduler: Send {
         noise: &mut dyn NoiseSource,
     ) -> candle_core::Result<Tensor>;
     /// Noise a clean sample to the level of timesteps()[timestep_index] (img2img, inpaint blending).
-    fn add_noise(&self, original: &Tensor, noise: &Tensor, timestep_index: usize) -> candle_core::Result<Tensor>;
+    fn add_noise(
+        &self,
+        original: &Tensor,
+        noise: &Tensor,
+        timestep_index: usize,
+    ) -> candle_core::Result<Tensor>;
     /// diffusers' `scheduler.order`: 1 for every scheduler here (DPM-Solver and UniPC included:
     /// they are multistep, one model call per step).
     fn order(&self) -> usize {
@@ -62,13 +71,21 @@ pub trait Scheduler: Send {
 
 /// Build the named scheduler (see [`SCHEDULER_NAMES`]; aliases and diffusers class names are
 /// accepted) from the model's scheduler config, with `steps` inference steps.
-pub fn build(name: &str, config: &SchedulerConfig, steps: usize) -> crate::Result<Box<dyn Scheduler>> {
+pub fn build(
+    name: &str,
+    config: &SchedulerConfig,
+    steps: usize,
+) -> crate::Result<Box<dyn Scheduler>> {
     let kind = SchedulerKind::parse(name)?;
     build_kind(kind, config, steps)
 }
 
 /// Build a scheduler of an already parsed kind.
-pub fn build_kind(kind: SchedulerKind, config: &SchedulerConfig, steps: usize) -> crate::Result<Box<dyn Scheduler>> {
+pub fn build_kind(
+    kind: SchedulerKind,
+    config: &SchedulerConfig,
+    steps: usize,
+) -> crate::Result<Box<dyn Scheduler>> {
     if steps == 0 {
         return Err(crate::Error::bad_input("--steps must be at least 1"));
     }
@@ -76,7 +93,9 @@ pub fn build_kind(kind: SchedulerKind, config: &SchedulerConfig, steps: usize) -
     Ok(match kind {
         SchedulerKind::Ddim => Box::new(ddim::Ddim::new(config, steps)?),
         SchedulerKind::Euler => Box::new(euler::Euler::new(config, steps)?),
-        SchedulerKind::EulerAncestral => Box::new(euler_ancestral::EulerAncestral::new(config, steps)?),
+        SchedulerKind::EulerAncestral => {
+            Box::new(euler_ancestral::EulerAncestral::new(config, steps)?)
+        }
         SchedulerKind::DpmPp2m { karras } => Box::new(dpm_solver::DpmSolver::new(
             config,
             steps,
@@ -99,6 +118,7 @@ pub fn img2img_start(steps: usize, strength: f64) -> usize {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -115,7 +135,9 @@ mod tests {
 
     #[test]
     fn zero_steps_is_bad_input() {
-        let err = build("euler", &SchedulerConfig::default(), 0).err().unwrap();
+        let err = build("euler", &SchedulerConfig::default(), 0)
+            .err()
+            .unwrap();
         assert_eq!(err.exit_code(), 2);
     }
 

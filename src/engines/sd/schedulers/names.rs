@@ -3,7 +3,14 @@
 use crate::{Error, Result};
 
 /// The names `--scheduler` documents.
-pub const SCHEDULER_NAMES: &[&str] = &["ddim", "euler", "euler-a", "dpm++2m", "dpm++2m-karras", "unipc"];
+pub const SCHEDULER_NAMES: &[&str] = &[
+    "ddim",
+    "euler",
+    "euler-a",
+    "dpm++2m",
+    "dpm++2m-karras",
+    "unipc",
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SchedulerKind {
@@ -11,7 +18,9 @@ pub enum SchedulerKind {
     Euler,
     EulerAncestral,
     /// DPM-Solver++ 2M: algorithm dpmsolver++ and solver order 2 forced, Karras sigmas as named.
-    DpmPp2m { karras: bool },
+    DpmPp2m {
+        karras: bool,
+    },
     /// `DPMSolverMultistepScheduler` named by class: solver order and Karras sigmas from the config.
     DpmSolverFromConfig,
     UniPc,
@@ -28,12 +37,18 @@ impl SchedulerKind {
         let kind = match key.as_str() {
             "ddim" | "ddimscheduler" => Self::Ddim,
             "euler" | "eulerdiscrete" | "eulerdiscretescheduler" | "keuler" => Self::Euler,
-            "eulera" | "eulerancestral" | "eulerancestraldiscrete" | "eulerancestraldiscretescheduler" | "keulera"
+            "eulera"
+            | "eulerancestral"
+            | "eulerancestraldiscrete"
+            | "eulerancestraldiscretescheduler"
+            | "keulera"
             | "keulerancestral" => Self::EulerAncestral,
             "dpm++2m" | "dpmpp2m" | "dpmsolver++" | "dpmsolverpp" | "kdpm++2m" | "kdpmpp2m" => {
                 Self::DpmPp2m { karras: false }
             }
-            "dpm++2mkarras" | "dpmpp2mkarras" | "kdpm++2mkarras" | "kdpmpp2mkarras" => Self::DpmPp2m { karras: true },
+            "dpm++2mkarras" | "dpmpp2mkarras" | "kdpm++2mkarras" | "kdpmpp2mkarras" => {
+                Self::DpmPp2m { karras: true }
+            }
             "dpmsolvermultistep" | "dpmsolvermultistepscheduler" => Self::DpmSolverFromConfig,
             "unipc" | "unipcmultistep" | "unipcmultistepscheduler" => Self::UniPc,
             _ => {
@@ -60,6 +75,7 @@ impl SchedulerKind {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -68,14 +84,38 @@ mod tests {
         for name in SCHEDULER_NAMES {
             assert_eq!(SchedulerKind::parse(name).unwrap().cli_name(), *name);
         }
-        assert_eq!(SchedulerKind::parse("dpmpp_2m").unwrap(), SchedulerKind::DpmPp2m { karras: false });
-        assert_eq!(SchedulerKind::parse("DPMPP_2M_Karras").unwrap(), SchedulerKind::DpmPp2m { karras: true });
-        assert_eq!(SchedulerKind::parse("euler_a").unwrap(), SchedulerKind::EulerAncestral);
-        assert_eq!(SchedulerKind::parse("DDIMScheduler").unwrap(), SchedulerKind::Ddim);
-        assert_eq!(SchedulerKind::parse("EulerAncestralDiscreteScheduler").unwrap(), SchedulerKind::EulerAncestral);
-        assert_eq!(SchedulerKind::parse("eulerdiscretescheduler").unwrap(), SchedulerKind::Euler);
-        assert_eq!(SchedulerKind::parse("UniPCMultistepScheduler").unwrap(), SchedulerKind::UniPc);
-        assert_eq!(SchedulerKind::parse("DPMSolverMultistepScheduler").unwrap(), SchedulerKind::DpmSolverFromConfig);
+        assert_eq!(
+            SchedulerKind::parse("dpmpp_2m").unwrap(),
+            SchedulerKind::DpmPp2m { karras: false }
+        );
+        assert_eq!(
+            SchedulerKind::parse("DPMPP_2M_Karras").unwrap(),
+            SchedulerKind::DpmPp2m { karras: true }
+        );
+        assert_eq!(
+            SchedulerKind::parse("euler_a").unwrap(),
+            SchedulerKind::EulerAncestral
+        );
+        assert_eq!(
+            SchedulerKind::parse("DDIMScheduler").unwrap(),
+            SchedulerKind::Ddim
+        );
+        assert_eq!(
+            SchedulerKind::parse("EulerAncestralDiscreteScheduler").unwrap(),
+            SchedulerKind::EulerAncestral
+        );
+        assert_eq!(
+            SchedulerKind::parse("eulerdiscretescheduler").unwrap(),
+            SchedulerKind::Euler
+        );
+        assert_eq!(
+            SchedulerKind::parse("UniPCMultistepScheduler").unwrap(),
+            SchedulerKind::UniPc
+        );
+        assert_eq!(
+            SchedulerKind::parse("DPMSolverMultistepScheduler").unwrap(),
+            SchedulerKind::DpmSolverFromConfig
+        );
     }
 
     #[test]
@@ -83,6 +123,11 @@ mod tests {
         let err = SchedulerKind::parse("PNDMScheduler").unwrap_err();
         assert_eq!(err.exit_code(), 2);
         let msg = err.to_string();
-        assert!(msg.contains("PNDMScheduler") && msg.contains("dpm++2m-karras") && msg.contains("unipc"), "{msg}");
+        assert!(
+            msg.contains("PNDMScheduler")
+                && msg.contains("dpm++2m-karras")
+                && msg.contains("unipc"),
+            "{msg}"
+        );
     }
 }

@@ -33,6 +33,7 @@ pub(crate) fn check_index(index: usize, len: usize) -> Result<()> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use candle_core::Device;
 
@@ -41,7 +42,10 @@ mod tests {
     #[test]
     fn lincomb_combines_in_f32() {
         let a = Tensor::new(&[1.0f32, 2.0], &Device::Cpu).unwrap();
-        let b = Tensor::new(&[10.0f32, 20.0], &Device::Cpu).unwrap().to_dtype(DType::F16).unwrap();
+        let b = Tensor::new(&[10.0f32, 20.0], &Device::Cpu)
+            .unwrap()
+            .to_dtype(DType::F16)
+            .unwrap();
         let r = lincomb(&[(2.0, &a), (0.5, &b)]).unwrap();
         assert_eq!(r.dtype(), DType::F32);
         assert_eq!(r.to_vec1::<f32>().unwrap(), vec![7.0, 14.0]);
@@ -82,6 +86,7 @@ impl StepCursor {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod cursor_tests {
     use super::*;
 

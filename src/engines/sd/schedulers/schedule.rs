@@ -31,7 +31,15 @@ pub(crate) fn np_arange(start: f64, stop: f64, step: f64) -> Vec<f64> {
     }
     let len = len as usize;
     let delta = (start + step) - start;
-    (0..len).map(|i| if i == 0 { start } else { start + i as f64 * delta }).collect()
+    (0..len)
+        .map(|i| {
+            if i == 0 {
+                start
+            } else {
+                start + i as f64 * delta
+            }
+        })
+        .collect()
 }
 
 /// `numpy.interp(x, arange(len(fp)), fp)`: linear interpolation, clamped at both ends.
@@ -55,7 +63,10 @@ pub(crate) fn betas(r: &Resolved) -> Vec<f64> {
         trained.iter().map(|&b| f32r(b)).collect()
     } else {
         match r.beta_schedule {
-            BetaSchedule::Linear => np_linspace(r.beta_start, r.beta_end, n).into_iter().map(f32r).collect(),
+            BetaSchedule::Linear => np_linspace(r.beta_start, r.beta_end, n)
+                .into_iter()
+                .map(f32r)
+                .collect(),
             BetaSchedule::ScaledLinear => np_linspace(r.beta_start.sqrt(), r.beta_end.sqrt(), n)
                 .into_iter()
                 .map(|x| {
@@ -75,7 +86,11 @@ pub(crate) fn betas(r: &Resolved) -> Vec<f64> {
 
 /// diffusers' `betas_for_alpha_bar` with the cosine transform and max_beta 0.999.
 fn cosine_betas(n: usize) -> Vec<f64> {
-    let alpha_bar = |t: f64| ((t + 0.008) / 1.008 * std::f64::consts::PI / 2.0).cos().powi(2);
+    let alpha_bar = |t: f64| {
+        ((t + 0.008) / 1.008 * std::f64::consts::PI / 2.0)
+            .cos()
+            .powi(2)
+    };
     (0..n)
         .map(|i| {
             let t1 = i as f64 / n as f64;
@@ -118,6 +133,18 @@ pub(crate) fn alphas_cumprod(r: &Resolved) -> Vec<f64> {
     alphas_cumprod_of(&betas(r))
 }
 
+/// The cumulative alphas the sigma-based schedulers use: with zero-terminal-SNR betas the last one
+/// is 0, and diffusers sets it to 2^-24 to keep the last sigma finite.
+pub(crate) fn sigma_alphas_cumprod(r: &Resolved) -> Vec<f64> {
+    let mut ac = alphas_cumprod(r);
+    if r.rescale_betas_zero_snr
+        && let Some(last) = ac.last_mut()
+    {
+        *last = 2f64.powi(-24);
+    }
+    ac
+}
+
 /// `((1 - ac) / ac) ** 0.5` in float32, as torch computes it.
 pub(crate) fn sigma_of(ac: f64) -> f64 {
     let a = ac as f32;
@@ -138,7 +165,10 @@ pub(crate) fn log_sigmas(train_sigmas: &[f64]) -> Vec<f64> {
 pub(crate) fn sigma_to_t(sigma: f64, log_sigmas: &[f64]) -> f64 {
     let log_sigma = sigma.max(1e-10).ln();
     // The last index whose log-sigma is <= log_sigma (0 when none), clipped so low+1 exists.
-    let count = log_sigmas.iter().filter(|&&ls| log_sigma - ls >= 0.0).count();
+    let count = log_sigmas
+        .iter()
+        .filter(|&&ls| log_sigma - ls >= 0.0)
+        .count();
     let low_idx = count.saturating_sub(1).min(log_sigmas.len() - 2);
     let (low, high) = (log_sigmas[low_idx], log_sigmas[low_idx + 1]);
     let w = ((low - log_sigma) / (low - high)).clamp(0.0, 1.0);
@@ -164,7 +194,12 @@ pub(crate) fn alpha_sigma(sigma: f64) -> (f64, f64) {
 
 /// Timesteps of DDIM and the Euler samplers (`n` of them, highest first, not yet rounded for
 /// linspace spacing: DDIM rounds them, Euler keeps them fractional).
-pub(crate) fn discrete_timesteps(spacing: TimestepSpacing, num_train: usize, n: usize, offset: i64) -> Vec<f64> {
+pub(crate) fn discrete_timesteps(
+    spacing: TimestepSpacing,
+    num_train: usize,
+    n: usize,
+    offset: i64,
+) -> Vec<f64> {
     match spacing {
         TimestepSpacing::Linspace => {
             let mut v = np_linspace(0.0, (num_train - 1) as f64, n);
@@ -173,7 +208,10 @@ pub(crate) fn discrete_timesteps(spacing: TimestepSpacing, num_train: usize, n: 
         }
         TimestepSpacing::Leading => {
             let ratio = (num_train / n) as i64;
-            (0..n as i64).rev().map(|i| (i * ratio + offset) as f64).collect()
+            (0..n as i64)
+                .rev()
+                .map(|i| (i * ratio + offset) as f64)
+                .collect()
         }
         TimestepSpacing::Trailing => trailing(num_train as f64, num_train, n),
     }
@@ -191,11 +229,18 @@ pub(crate) fn multistep_timesteps(
     match spacing {
         TimestepSpacing::Linspace => {
             let v = np_linspace(0.0, last_timestep as f64 - 1.0, n + 1);
-            v.iter().rev().take(n).map(|t| t.round_ties_even()).collect()
+            v.iter()
+                .rev()
+                .take(n)
+                .map(|t| t.round_ties_even())
+                .collect()
         }
         TimestepSpacing::Leading => {
             let ratio = (last_timestep / (n + 1)) as i64;
-            (1..=n as i64).rev().map(|i| (i * ratio + offset) as f64).collect()
+            (1..=n as i64)
+                .rev()
+                .map(|i| (i * ratio + offset) as f64)
+                .collect()
         }
         TimestepSpacing::Trailing => trailing(last_timestep as f64, num_train, n),
     }
@@ -211,6 +256,7 @@ fn trailing(start: f64, num_train: usize, n: usize) -> Vec<f64> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::super::config::{ClassDefaults, SchedulerConfig};
     use super::*;

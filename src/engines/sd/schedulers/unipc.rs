@@ -4,13 +4,13 @@
 use candle_core::Tensor;
 
 use super::config::{
-    ClassDefaults, FinalSigmas, PredictionType, Resolved, SchedulerConfig, TimestepSpacing, refuse_sigma_variants,
-    unsupported,
+    ClassDefaults, FinalSigmas, PredictionType, Resolved, SchedulerConfig, TimestepSpacing,
+    refuse_sigma_variants, unsupported,
 };
 use super::ops::{StepCursor, check_index, lincomb};
 use super::schedule::{
-    alpha_sigma, alphas_cumprod, f32r, interp_index, karras_sigmas, log_sigmas, multistep_timesteps, sigma_of,
-    sigma_to_t, train_sigmas,
+    alpha_sigma, sigma_alphas_cumprod, f32r, interp_index, karras_sigmas, log_sigmas,
+    multistep_timesteps, sigma_of, sigma_to_t, train_sigmas,
 };
 use super::{NoiseSource, Scheduler};
 use crate::{Error, Result};
@@ -45,7 +45,9 @@ impl UniPc {
         refuse_sigma_variants(cfg, CLASS)?;
         let order = cfg.solver_order.unwrap_or(2);
         if order == 0 {
-            return Err(Error::bad_input("scheduler config: solver_order must be at least 1"));
+            return Err(Error::bad_input(
+                "scheduler config: solver_order must be at least 1",
+            ));
         }
         // diffusers maps DPM-Solver's solver names onto bh2.
         let bh2 = match cfg.solver_type.as_deref() {
@@ -54,12 +56,7 @@ impl UniPc {
             Some(other) => return Err(unsupported(CLASS, &format!("solver_type \"{other}\""))),
         };
 
-        let mut ac = alphas_cumprod(&r);
-        if r.rescale_betas_zero_snr {
-            if let Some(last) = ac.last_mut() {
-                *last = 2f64.powi(-24);
-            }
-        }
+        let ac = sigma_alphas_cumprod(&r);
         let train = train_sigmas(&ac);
         let mut timesteps = multistep_timesteps(
             r.timestep_spacing,
@@ -73,7 +70,10 @@ impl UniPc {
             let hi = cfg.sigma_max.unwrap_or(train[train.len() - 1]);
             let mut sigmas = karras_sigmas(lo, hi, steps);
             let logs = log_sigmas(&train);
-            timesteps = sigmas.iter().map(|&s| sigma_to_t(s, &logs).round_ties_even()).collect();
+            timesteps = sigmas
+                .iter()
+                .map(|&s| sigma_to_t(s, &logs).round_ties_even())
+                .collect();
             let last = match r.final_sigmas_type {
                 FinalSigmas::Zero => 0.0,
                 FinalSigmas::SigmaMin => sigmas[sigmas.len() - 1],
@@ -111,16 +111,29 @@ impl UniPc {
     }
 
     /// x0 (predict_x0) or epsilon from the raw model output.
-    fn convert(&self, model_output: &Tensor, sample: &Tensor, index: usize) -> candle_core::Result<Tensor> {
+    fn convert(
+        &self,
+        model_output: &Tensor,
+        sample: &Tensor,
+        index: usize,
+    ) -> candle_core::Result<Tensor> {
         let (alpha_t, sigma_t) = alpha_sigma(self.sigmas[index]);
         match (self.predict_x0, self.prediction) {
-            (true, PredictionType::Epsilon) => lincomb(&[(1.0 / alpha_t, sample), (-sigma_t / alpha_t, model_output)]),
-            (true, PredictionType::VPrediction) => lincomb(&[(alpha_t, sample), (-sigma_t, model_output)]),
-            (false, PredictionType::Epsilon) | (true, PredictionType::Sample) => super::ops::f32(model_output),
+            (true, PredictionType::Epsilon) => {
+                lincomb(&[(1.0 / alpha_t, sample), (-sigma_t / alpha_t, model_output)])
+            }
+            (true, PredictionType::VPrediction) => {
+                lincomb(&[(alpha_t, sample), (-sigma_t, model_output)])
+            }
+            (false, PredictionType::Epsilon) | (true, PredictionType::Sample) => {
+                super::ops::f32(model_output)
+            }
             (false, PredictionType::Sample) => {
                 lincomb(&[(1.0 / sigma_t, sample), (-alpha_t / sigma_t, model_output)])
             }
-            (false, PredictionType::VPrediction) => lincomb(&[(alpha_t, model_output), (sigma_t, sample)]),
+            (false, PredictionType::VPrediction) => {
+                lincomb(&[(alpha_t, model_output), (sigma_t, sample)])
+            }
         }
     }
 
@@ -156,7 +169,11 @@ impl UniPc {
         let mut rows = Vec::with_capacity(order);
         let mut b = Vec::with_capacity(order);
         for i in 1..=order {
-            rows.push(rks.iter().map(|r| r.powi(i as i32 - 1)).collect::<Vec<f64>>());
+            rows.push(
+                rks.iter()
+                    .map(|r| r.powi(i as i32 - 1))
+                    .collect::<Vec<f64>>(),
+            );
             b.push(h_phi_k * factorial / b_h);
             factorial *= (i + 1) as f64;
             h_phi_k = h_phi_k / hh - 1.0 / factorial;
@@ -201,13 +218,19 @@ fn sub_matrix(rows: &[Vec<f64>], n: usize) -> Vec<Vec<f64>> {
 /// Solve `a x = b` (tiny systems) by Gaussian elimination with partial pivoting.
 fn solve(a: &[Vec<f64>], b: &[f64]) -> candle_core::Result<Vec<f64>> {
     let n = b.len();
-    let mut m: Vec<Vec<f64>> = a.iter().zip(b).map(|(row, &v)| row.iter().copied().chain([v]).collect()).collect();
+    let mut m: Vec<Vec<f64>> = a
+        .iter()
+        .zip(b)
+        .map(|(row, &v)| row.iter().copied().chain([v]).collect())
+        .collect();
     for col in 0..n {
         let pivot = (col..n)
             .max_by(|&i, &j| m[i][col].abs().total_cmp(&m[j][col].abs()))
             .unwrap_or(col);
         if m[pivot][col] == 0.0 || !m[pivot][col].is_finite() {
-            return Err(candle_core::Error::Msg("unipc: singular corrector system".into()));
+            return Err(candle_core::Error::Msg(
+                "unipc: singular corrector system".into(),
+            ));
         }
         m.swap(col, pivot);
         for row in col + 1..n {
@@ -246,7 +269,11 @@ impl Scheduler for UniPc {
         1.0
     }
 
-    fn scale_model_input(&self, sample: &Tensor, _timestep_index: usize) -> candle_core::Result<Tensor> {
+    fn scale_model_input(
+        &self,
+        sample: &Tensor,
+        _timestep_index: usize,
+    ) -> candle_core::Result<Tensor> {
         Ok(sample.clone())
     }
 
@@ -290,7 +317,12 @@ impl Scheduler for UniPc {
         prev.to_dtype(model_output.dtype())
     }
 
-    fn add_noise(&self, original: &Tensor, noise: &Tensor, timestep_index: usize) -> candle_core::Result<Tensor> {
+    fn add_noise(
+        &self,
+        original: &Tensor,
+        noise: &Tensor,
+        timestep_index: usize,
+    ) -> candle_core::Result<Tensor> {
         check_index(timestep_index, self.timesteps.len())?;
         let (alpha_t, sigma_t) = alpha_sigma(self.sigmas[timestep_index]);
         lincomb(&[(alpha_t, original), (sigma_t, noise)])?.to_dtype(original.dtype())
@@ -298,15 +330,22 @@ impl Scheduler for UniPc {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
     #[test]
     fn solve_small_systems() {
         let x = solve(&[vec![1.0, 1.0], vec![1.0, 3.0]], &[3.0, 7.0]).unwrap();
-        assert!((x[0] - 1.0).abs() < 1e-12 && (x[1] - 2.0).abs() < 1e-12, "{x:?}");
+        assert!(
+            (x[0] - 1.0).abs() < 1e-12 && (x[1] - 2.0).abs() < 1e-12,
+            "{x:?}"
+        );
         let x = solve(&[vec![0.0, 2.0], vec![1.0, 0.0]], &[4.0, 5.0]).unwrap();
-        assert!((x[0] - 5.0).abs() < 1e-12 && (x[1] - 2.0).abs() < 1e-12, "{x:?}");
+        assert!(
+            (x[0] - 5.0).abs() < 1e-12 && (x[1] - 2.0).abs() < 1e-12,
+            "{x:?}"
+        );
         assert!(solve(&[vec![1.0, 2.0], vec![2.0, 4.0]], &[1.0, 2.0]).is_err());
     }
 }

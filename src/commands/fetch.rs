@@ -1,0 +1,75 @@
+//! `pallaidium fetch MODEL [--dtype D]`: download a registry model into the Hugging Face cache.
+
+use std::io::IsTerminal;
+
+use crate::cli::{DtypeArg, GlobalArgs};
+use crate::models::fetch::{self, FetchOptions, StderrBar};
+use crate::models::{ModelEntry, Registry};
+use crate::platform::paths::Paths;
+use crate::{Error, Result};
+
+/// Whether this dtype loads the fp16 weight variants; `auto` asks the device it would run on.
+fn wants_fp16(global: &GlobalArgs, dtype: DtypeArg) -> Result<bool> {
+    Ok(match dtype {
+        DtypeArg::F16 | DtypeArg::Bf16 => true,
+        DtypeArg::F32 => false,
+        DtypeArg::Auto => {
+            let request = crate::device::DeviceRequest::parse(&global.device)?;
+            crate::device::select(&request)?.kind != crate::device::DeviceKind::Cpu
+        }
+    })
+}
+
+fn find_entry<'r>(registry: &'r Registry, model: &str) -> Result<&'r ModelEntry> {
+    registry
+        .get(model)
+        .or_else(|| registry.entries().iter().find(|e| e.repo == model))
+        .ok_or_else(|| {
+            Error::bad_input(format!(
+                "unknown model `{model}`: `pallaidium fetch` takes a registry id or its repo \
+                 (`pallaidium models` lists them); add other repos to a models file (--models FILE)"
+            ))
+        })
+}
+
+/// The fetch itself, for the TUI and the headless runner too (on-demand downloads).
+pub fn fetch_model(
+    global: &GlobalArgs,
+    model: &str,
+    dtype: DtypeArg,
+    progress: &mut dyn fetch::FetchProgress,
+) -> Result<fetch::FetchReport> {
+    let registry = Registry::load(global.models_file.as_deref())?;
+    let entry = find_entry(&registry, model)?;
+    let paths = Paths::resolve(global.out.as_deref())?;
+    let opts = FetchOptions {
+        cache_dir: paths.hf_cache.clone(),
+        token: fetch::read_token(&paths.hf_token_file),
+        offline: fetch::offline_requested(global.offline),
+        endpoint: std::env::var("HF_ENDPOINT").ok().filter(|e| !e.trim().is_empty()),
+    };
+    // Offline needs no device: report what is missing for the asked variant (f16 if auto is unsure).
+    let fp16 = if opts.offline && dtype == DtypeArg::Auto {
+        true
+    } else {
+        wants_fp16(global, dtype)?
+    };
+    fetch::fetch_entry(entry, fp16, &opts, progress)
+}
+
+/// Entry point for `pallaidium fetch`: 0 when every file is in the cache afterwards.
+pub fn run(global: &GlobalArgs, model: &str, dtype: DtypeArg) -> anyhow::Result<i32> {
+    let mut bar = StderrBar::new(std::io::stderr().is_terminal());
+    let report = fetch_model(global, model, dtype, &mut bar)?;
+    println!(
+        "{} ({} @ {}): {} downloaded ({}), {} already cached; snapshot {}",
+        model,
+        report.repo,
+        report.revision,
+        report.downloaded.len(),
+        crate::device::memory::format_bytes(report.downloaded_bytes),
+        report.already_cached.len(),
+        report.snapshot.display()
+    );
+    Ok(0)
+}

@@ -1,0 +1,167 @@
+//! `pallaidium models [--json]`: every registry entry with its kind, family, whether its files are in
+//! the Hugging Face cache, and the compatibility verdict for the chosen device and dtype.
+
+use serde::Serialize;
+
+use crate::cli::GlobalArgs;
+use crate::device::{self, DeviceRequest};
+use crate::models::compat::{self, CompatContext, CompatFinding, Severity, Verdict};
+use crate::models::entry::{Backend, Dtype, ModelEntry, Os};
+use crate::models::{Registry, hf_cache};
+use crate::platform::PlatformInfo;
+use crate::platform::paths::Paths;
+
+#[derive(Debug, Serialize)]
+struct ModelRow<'a> {
+    id: &'a str,
+    name: &'a str,
+    kind: &'a str,
+    family: &'a str,
+    repo: &'a str,
+    revision: &'a str,
+    /// The files the chosen dtype needs are all in the cache.
+    cached: bool,
+    cached_variants: CachedVariants,
+    verdict: Verdict,
+    findings: Vec<CompatFinding>,
+}
+
+#[derive(Debug, Serialize)]
+struct CachedVariants {
+    full: bool,
+    fp16: bool,
+}
+
+/// The device, dtype and limits every entry is checked against.
+struct Target {
+    ctx: CompatContext,
+    device_name: String,
+    /// A dtype the device refused: reported on every entry rather than aborting the listing.
+    dtype_problem: Option<String>,
+}
+
+pub fn run(global: &GlobalArgs, json: bool) -> anyhow::Result<i32> {
+    let registry = Registry::load(global.models_file.as_deref())?;
+    let paths = Paths::resolve(global.out.as_deref())?;
+    let target = target(global, &paths)?;
+
+    let rows: Vec<ModelRow<'_>> = registry
+        .entries()
+        .iter()
+        .map(|e| row(e, &target, &paths))
+        .collect();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        print_table(&rows, &target, &paths);
+    }
+    Ok(0)
+}
+
+fn target(global: &GlobalArgs, paths: &Paths) -> crate::Result<Target> {
+    let platform = PlatformInfo::detect();
+    let selected = device::select(&DeviceRequest::parse(&global.device)?)?;
+    let backend = match selected.kind {
+        device::DeviceKind::Cpu => Backend::Cpu,
+        device::DeviceKind::Cuda => Backend::Cuda,
+        device::DeviceKind::Metal => Backend::Metal,
+    };
+    let (dtype, dtype_problem) = match device::resolve_dtype(global.dtype, &selected, &platform) {
+        Ok(d) => (from_candle(d), None),
+        // Keep listing: the refusal becomes a finding on every entry.
+        Err(e) => (from_arg(global.dtype), Some(e.to_string())),
+    };
+    let cap = device::memory::parse_memory_budget(global.memory_budget.as_deref())?;
+    let budget = device::memory::query(&selected, &platform).capped_budget(cap);
+    let mut ctx = CompatContext::new(backend, dtype);
+    ctx.os = match platform.os.as_str() {
+        "macos" => Os::Macos,
+        "linux" => Os::Linux,
+        "windows" => Os::Windows,
+        _ => Os::Other,
+    };
+    ctx.chip = platform.chip.clone();
+    ctx.macos_version = platform.macos_version.map(|v| v.to_string());
+    ctx.memory_budget_bytes = Some(budget);
+    ctx.hf_token_present = hf_cache::token_present(Some(&paths.hf_token_file));
+    Ok(Target {
+        ctx,
+        device_name: selected.name,
+        dtype_problem,
+    })
+}
+
+fn from_candle(d: candle_core::DType) -> Dtype {
+    match d {
+        candle_core::DType::F16 => Dtype::F16,
+        candle_core::DType::BF16 => Dtype::Bf16,
+        _ => Dtype::F32,
+    }
+}
+
+fn from_arg(d: crate::cli::DtypeArg) -> Dtype {
+    match d {
+        crate::cli::DtypeArg::F16 => Dtype::F16,
+        crate::cli::DtypeArg::Bf16 => Dtype::Bf16,
+        crate::cli::DtypeArg::F32 | crate::cli::DtypeArg::Auto => Dtype::F32,
+    }
+}
+
+fn row<'e>(entry: &'e ModelEntry, target: &Target, paths: &Paths) -> ModelRow<'e> {
+    let mut findings = compat::check(&target.ctx, Some(entry));
+    if let Some(problem) = &target.dtype_problem {
+        findings.insert(
+            0,
+            CompatFinding {
+                severity: Severity::Error,
+                message: problem.clone(),
+                fix: "pick another --dtype (or leave it at auto)".to_owned(),
+            },
+        );
+    }
+    let full = hf_cache::is_cached(&paths.hf_cache, entry, false);
+    let fp16 = hf_cache::is_cached(&paths.hf_cache, entry, true);
+    ModelRow {
+        id: &entry.id,
+        name: &entry.name,
+        kind: entry.kind.as_str(),
+        family: entry.family.as_str(),
+        repo: &entry.repo,
+        revision: &entry.revision,
+        cached: if target.ctx.dtype.wants_fp16_weights() { fp16 } else { full },
+        cached_variants: CachedVariants { full, fp16 },
+        verdict: compat::verdict(&findings),
+        findings,
+    }
+}
+
+fn print_table(rows: &[ModelRow<'_>], target: &Target, paths: &Paths) {
+    let ctx = &target.ctx;
+    println!(
+        "Checked for {} ({}), dtype {}, memory budget {}; cache {}",
+        target.device_name,
+        ctx.backend.as_str(),
+        ctx.dtype.as_str(),
+        ctx.memory_budget_bytes.map_or_else(|| "unknown".to_owned(), device::memory::format_bytes),
+        paths.hf_cache.display()
+    );
+    println!();
+    let id_w = rows.iter().map(|r| r.id.len()).max().unwrap_or(2).max(2);
+    println!("{:<id_w$}  {:<8}  {:<6}  {:<6}  {:<7}  NOTE", "ID", "KIND", "FAMILY", "CACHED", "VERDICT");
+    for r in rows {
+        let note = r
+            .findings
+            .first()
+            .map_or_else(String::new, |f| format!("{} ({})", f.message, f.fix));
+        println!(
+            "{:<id_w$}  {:<8}  {:<6}  {:<6}  {:<7}  {note}",
+            r.id,
+            r.kind,
+            r.family,
+            if r.cached { "yes" } else { "no" },
+            r.verdict.as_str(),
+        );
+    }
+    println!();
+    println!("`pallaidium fetch ID` downloads a model; `--model ID` (or a diffusers folder) picks one for a job.");
+}

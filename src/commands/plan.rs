@@ -1,0 +1,125 @@
+//! `--plan`: the memory plan of the job the flags describe, printed without running it.
+
+use std::io::IsTerminal;
+
+use crate::cli::{GlobalArgs, JobArgs, ResidencyArg, Toggle};
+use crate::device::memory::{format_bytes, parse_memory_budget};
+use crate::device::{DeviceRequest, dtype::resolve_dtype};
+use crate::engines::sd::request::Residency;
+use crate::models::planner::{self, MemoryPlan, ModelFootprint, Overrides, PlanRequest};
+use crate::models::{Registry, resolve};
+use crate::platform::PlatformInfo;
+use crate::platform::paths::Paths;
+use crate::{Error, Result};
+
+/// `--residency`, `--attention-slicing` and `--vae-tiling` as planner overrides (auto: planner's choice).
+pub fn overrides_from_args(job: &JobArgs) -> Result<Overrides> {
+    let attention_slice = match job.attention_slicing.as_deref().map(str::trim) {
+        None | Some("auto") => None,
+        Some("off") => Some(None),
+        Some(n) => match n.parse::<u64>() {
+            Ok(n) if n > 0 => Some(Some(n)),
+            _ => {
+                return Err(Error::bad_input(format!(
+                    "--attention-slicing {n:?}: use auto, off, or a query chunk size in tokens such as 256"
+                )));
+            }
+        },
+    };
+    Ok(Overrides {
+        residency: match job.residency {
+            None | Some(ResidencyArg::Auto) => None,
+            Some(ResidencyArg::Resident) => Some(Residency::Resident),
+            Some(ResidencyArg::Staged) => Some(Residency::Staged),
+        },
+        attention_slice,
+        vae_tiling: match job.vae_tiling {
+            None | Some(Toggle::Auto) => None,
+            Some(Toggle::On) => Some(true),
+            Some(Toggle::Off) => Some(false),
+        },
+    })
+}
+
+/// The plan for the job the flags describe (model resolved offline-safe: nothing is downloaded).
+pub fn plan_for_args(global: &GlobalArgs, job: &JobArgs) -> Result<MemoryPlan> {
+    let model = job
+        .model
+        .as_deref()
+        .ok_or_else(|| Error::bad_input("--plan needs --model ID|DIR (see `pallaidium models`)"))?;
+    let registry = Registry::load(global.models_file.as_deref())?;
+    let paths = Paths::resolve(global.out.as_deref())?;
+    let resolved = resolve(&registry, model, &paths.hf_cache)?;
+    let platform = PlatformInfo::detect();
+    let device = crate::device::select(&DeviceRequest::parse(&global.device)?)?;
+    let dtype = resolve_dtype(global.dtype, &device, &platform)?;
+    let memory = crate::device::memory::query(&device, &platform);
+    let width = job.width.unwrap_or(resolved.defaults.width);
+    let height = job.height.unwrap_or(resolved.defaults.height);
+    let scale = resolved.layout.vae_scale_factor.max(1);
+    if width % scale != 0 || height % scale != 0 || width == 0 || height == 0 {
+        return Err(Error::bad_input(format!(
+            "--width {width} --height {height}: both must be positive multiples of {scale}"
+        )));
+    }
+    let req = PlanRequest {
+        width,
+        height,
+        batch: job.batch.unwrap_or(1).max(1),
+        guided: job.guidance.unwrap_or(resolved.defaults.guidance) > 1.0,
+        img2img: job.init_image.is_some(),
+        dtype,
+        device: device.kind,
+        memory,
+        budget_cap: parse_memory_budget(global.memory_budget.as_deref())?,
+        overrides: overrides_from_args(job)?,
+    };
+    let fp16_variant = matches!(dtype, candle_core::DType::F16 | candle_core::DType::BF16);
+    let footprint = ModelFootprint::read(&resolved.dir, fp16_variant)?;
+    Ok(planner::plan(&footprint, &req))
+}
+
+/// A plan for people: one line per stage, then the decision.
+pub fn human(plan: &MemoryPlan) -> String {
+    let mut out = String::new();
+    for s in &plan.steps {
+        out.push_str(&format!(
+            "  {:<22} weights {:>10}  working {:>10}  total {:>10}\n",
+            s.stage,
+            format_bytes(s.weights_bytes),
+            format_bytes(s.working_bytes),
+            format_bytes(s.total_bytes)
+        ));
+    }
+    out.push_str(&format!(
+        "peak {} ({}) of {} budget: {}; {:?}, attention slice {}, VAE tiling {}, {} of {} images per pass, {}\n",
+        format_bytes(plan.peak_bytes),
+        plan.breakdown.peak_stage,
+        format_bytes(plan.budget_bytes),
+        if plan.fits { "fits" } else { "does not fit" },
+        plan.residency,
+        plan.attention_slice.map_or_else(|| "auto".to_owned(), |n| n.to_string()),
+        if plan.vae_tiling { "on" } else { "off" },
+        plan.batch,
+        plan.requested_batch,
+        plan.dtype
+    ));
+    out
+}
+
+/// Entry point for `--plan`: prints the plan; exit 0 when it fits, 2 (with the reason) when not.
+pub fn run(global: &GlobalArgs, job: &JobArgs) -> anyhow::Result<i32> {
+    let plan = plan_for_args(global, job)?;
+    if job.json || !std::io::stdout().is_terminal() {
+        println!("{}", serde_json::to_string(&plan)?);
+    } else {
+        print!("{}", human(&plan));
+    }
+    match plan.require_fit() {
+        Ok(()) => Ok(0),
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(e.exit_code())
+        }
+    }
+}

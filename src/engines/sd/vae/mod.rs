@@ -1,0 +1,156 @@
+//! The autoencoder (diffusers' AutoencoderKL): pixels <-> latents, whole or in blended tiles.
+//! Owned rather than candle's: that one fixes in/out channels, cannot be configured from
+//! config.json (mid-block attention, quant convs) and materialises the mid block's full
+//! pixel-by-pixel attention matrix, which at 1024x1024 is gigabytes.
+
+mod blocks;
+pub mod tiling;
+
+use std::path::Path;
+
+use candle_core::{DType, Device, Module, Tensor};
+use candle_nn::{Conv2d, VarBuilder};
+
+use self::blocks::{Decoder, Encoder};
+use super::attention::AttentionMode;
+use super::config::VaeConfig;
+use super::unet::resnet::conv;
+use super::weights::Weights;
+use crate::error::{Error, Result};
+
+#[derive(Debug)]
+pub struct Vae {
+    config: VaeConfig,
+    encoder: Encoder,
+    quant_conv: Option<Conv2d>,
+    post_quant_conv: Option<Conv2d>,
+    decoder: Decoder,
+    dtype: DType,
+    device: Device,
+}
+
+impl Vae {
+    pub fn load(dir: &Path, device: &Device, dtype: DType, fp16_variant: bool) -> Result<Self> {
+        let _span = tracing::info_span!("load_vae", dir = %dir.display()).entered();
+        let config = VaeConfig::load(&dir.join("config.json"))?;
+        let weights = Weights::open(dir, device, dtype, fp16_variant)?;
+        weights.build("VAE", |vb| Self::new(vb, config))
+    }
+
+    pub fn new(vb: VarBuilder, config: VaeConfig) -> candle_core::Result<Self> {
+        let l = 2 * config.latent_channels;
+        let quant_conv = if config.use_quant_conv {
+            Some(conv(vb.pp("quant_conv"), l, l, 1, 1, 0)?)
+        } else {
+            None
+        };
+        let lc = config.latent_channels;
+        let post_quant_conv = if config.use_post_quant_conv {
+            Some(conv(vb.pp("post_quant_conv"), lc, lc, 1, 1, 0)?)
+        } else {
+            None
+        };
+        Ok(Self {
+            encoder: Encoder::new(vb.pp("encoder"), &config)?,
+            decoder: Decoder::new(vb.pp("decoder"), &config)?,
+            quant_conv,
+            post_quant_conv,
+            dtype: vb.dtype(),
+            device: vb.device().clone(),
+            config,
+        })
+    }
+
+    pub fn config(&self) -> &VaeConfig {
+        &self.config
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// Latents (b, latent_channels, h, w), already divided by `scaling_factor` (and shifted) ->
+    /// pixels (b, out_channels, h*f, w*f) in about [-1, 1].
+    pub fn decode(&self, latents: &Tensor) -> Result<Tensor> {
+        let _span = tracing::debug_span!("vae_decode").entered();
+        self.check_channels(latents, self.config.latent_channels, "latent")?;
+        let xs = latents.to_device(&self.device)?.to_dtype(self.dtype)?;
+        Ok(self.decode_tile(&xs)?)
+    }
+
+    /// Pixels (b, in_channels, H, W) in [-1, 1], H and W multiples of the downscale factor ->
+    /// the mean of the latent distribution, unscaled.
+    pub fn encode_mean(&self, image: &Tensor) -> Result<Tensor> {
+        let _span = tracing::debug_span!("vae_encode").entered();
+        self.check_image(image)?;
+        let xs = image.to_device(&self.device)?.to_dtype(self.dtype)?;
+        Ok(self.encode_tile(&xs)?)
+    }
+
+    /// Decodes in overlapping tiles of `tile_latent` latents, blended over `overlap_latent`
+    /// latents exactly as diffusers' `tiled_decode` (which uses tile 64 and overlap 16 for a
+    /// 512-pixel VAE sample size).
+    pub fn decode_tiled(&self, latents: &Tensor, tile_latent: usize, overlap_latent: usize) -> Result<Tensor> {
+        let _span = tracing::debug_span!("vae_decode_tiled").entered();
+        self.check_channels(latents, self.config.latent_channels, "latent")?;
+        let f = self.config.downscale_factor();
+        let spec = tiling::TileSpec::new(tile_latent, overlap_latent, f, 1)?;
+        let xs = latents.to_device(&self.device)?.to_dtype(self.dtype)?;
+        tiling::tiled(&xs, &spec, |tile| self.decode_tile(tile))
+    }
+
+    /// Encodes in overlapping tiles of `tile_latent * f` pixels, blended over `overlap_latent`
+    /// latents, as diffusers' `_tiled_encode`; returns the latent mean.
+    pub fn encode_mean_tiled(&self, image: &Tensor, tile_latent: usize, overlap_latent: usize) -> Result<Tensor> {
+        let _span = tracing::debug_span!("vae_encode_tiled").entered();
+        self.check_image(image)?;
+        let f = self.config.downscale_factor();
+        let spec = tiling::TileSpec::new(tile_latent * f, overlap_latent * f, 1, f)?;
+        let xs = image.to_device(&self.device)?.to_dtype(self.dtype)?;
+        tiling::tiled(&xs, &spec, |tile| self.encode_tile(tile))
+    }
+
+    /// The size in latents diffusers tiles with: `sample_size / f` (64 for SD 1.5).
+    pub fn default_tile_latent(&self) -> usize {
+        (self.config.sample_size / self.config.downscale_factor()).max(1)
+    }
+
+    fn decode_tile(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
+        let xs = match &self.post_quant_conv {
+            Some(c) => c.forward(xs)?,
+            None => xs.clone(),
+        };
+        self.decoder.forward(&xs, AttentionMode::Auto)
+    }
+
+    fn encode_tile(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
+        let h = self.encoder.forward(xs, AttentionMode::Auto)?;
+        let moments = match &self.quant_conv {
+            Some(c) => c.forward(&h)?,
+            None => h,
+        };
+        moments.narrow(1, 0, self.config.latent_channels)
+    }
+
+    fn check_channels(&self, xs: &Tensor, want: usize, what: &str) -> Result<()> {
+        let (_, c, _, _) = xs.dims4()?;
+        if c != want {
+            return Err(Error::bad_input(format!(
+                "the VAE takes {want} {what} channels, got {c}"
+            )));
+        }
+        Ok(())
+    }
+
+    fn check_image(&self, image: &Tensor) -> Result<()> {
+        self.check_channels(image, self.config.in_channels, "image")?;
+        let (_, _, h, w) = image.dims4()?;
+        let f = self.config.downscale_factor();
+        if h % f != 0 || w % f != 0 || h == 0 || w == 0 {
+            return Err(Error::bad_input(format!(
+                "image size {w}x{h} must be a positive multiple of {f} to encode"
+            )));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,200 @@
+//! What a diffusers folder costs in memory before any job parameters: the exact tensor sizes of each
+//! component (from safetensors headers, never the data) and the few architecture numbers the
+//! activation formulas need (from the components' config.json files).
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::engines::sd::config::{TextEncoderConfig, UNetConfig, VaeConfig};
+use crate::models::safetensors_header::{self, SafetensorsHeader};
+use crate::{Error, Result};
+
+const STEMS: [&str; 2] = ["diffusion_pytorch_model", "model"];
+
+/// One component's weights: its files and the elements it holds.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ComponentWeights {
+    pub name: String,
+    pub files: Vec<PathBuf>,
+    /// Bytes on disk (what a CPU/unified-memory load maps while reading).
+    pub file_bytes: u64,
+    /// Floating-point elements (converted to the run dtype when loaded).
+    pub float_elements: u64,
+    /// Bytes of integer tensors (kept as stored).
+    pub other_bytes: u64,
+}
+
+impl ComponentWeights {
+    fn from_headers(name: &str, headers: &[SafetensorsHeader]) -> Self {
+        let mut float_elements = 0;
+        let mut other_bytes = 0;
+        for t in headers.iter().flat_map(|h| h.tensors.values()) {
+            if t.dtype.is_float() {
+                float_elements += t.elements();
+            } else {
+                other_bytes += t.bytes_at(0);
+            }
+        }
+        Self {
+            name: name.to_owned(),
+            files: headers.iter().map(|h| h.path.clone()).collect(),
+            file_bytes: headers.iter().map(|h| h.file_bytes).sum(),
+            float_elements,
+            other_bytes,
+        }
+    }
+
+    /// Bytes once loaded with floats of `float_bytes` each.
+    pub fn bytes_at(&self, float_bytes: u64) -> u64 {
+        self.float_elements * float_bytes + self.other_bytes
+    }
+}
+
+/// The UNet numbers the activation formulas use.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UNetArch {
+    pub in_channels: u64,
+    pub block_out_channels: Vec<u64>,
+    pub layers_per_block: Vec<u64>,
+    pub heads: Vec<u64>,
+    /// Which down blocks have transformers (CrossAttnDownBlock2D).
+    pub attention: Vec<bool>,
+    pub cross_attention_dim: u64,
+}
+
+/// The VAE numbers the activation formulas use.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VaeArch {
+    pub block_out_channels: Vec<u64>,
+    pub layers_per_block: u64,
+    pub latent_channels: u64,
+    /// diffusers upcasts these VAEs to f32 when the job runs in f16.
+    pub force_upcast: bool,
+}
+
+/// The text encoders' numbers (one for SD 1/2, two for SDXL).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TextArch {
+    pub hidden_size: u64,
+    pub intermediate_size: u64,
+    pub tokens: u64,
+    pub heads: u64,
+}
+
+/// Everything the planner needs to know about a model folder.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModelFootprint {
+    pub dir: PathBuf,
+    pub text_encoders: Vec<ComponentWeights>,
+    pub unet: ComponentWeights,
+    pub vae: ComponentWeights,
+    pub unet_arch: UNetArch,
+    pub vae_arch: VaeArch,
+    pub text_arch: Vec<TextArch>,
+}
+
+impl ModelFootprint {
+    /// Reads configs and safetensors headers of a diffusers folder (`fp16_variant`: the
+    /// `*.fp16.safetensors` files where present, as the engine loads them).
+    pub fn read(dir: &Path, fp16_variant: bool) -> Result<Self> {
+        let _span = tracing::info_span!("footprint", dir = %dir.display()).entered();
+        let unet_cfg = UNetConfig::load(&dir.join("unet").join("config.json"))?;
+        let vae_cfg = VaeConfig::load(&dir.join("vae").join("config.json"))?;
+        let mut text_encoders = Vec::new();
+        let mut text_arch = Vec::new();
+        for name in ["text_encoder", "text_encoder_2"] {
+            let folder = dir.join(name);
+            if name == "text_encoder_2" && !folder.is_dir() {
+                continue;
+            }
+            let cfg = TextEncoderConfig::load(&folder.join("config.json"))?;
+            text_arch.push(TextArch {
+                hidden_size: cfg.hidden_size as u64,
+                intermediate_size: cfg.intermediate_size as u64,
+                tokens: cfg.max_position_embeddings as u64,
+                heads: cfg.num_attention_heads as u64,
+            });
+            text_encoders.push(component(&folder, name, fp16_variant)?);
+        }
+        let u64s = |v: &[usize]| v.iter().map(|&x| x as u64).collect::<Vec<_>>();
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            unet: component(&dir.join("unet"), "unet", fp16_variant)?,
+            vae: component(&dir.join("vae"), "vae", fp16_variant)?,
+            text_encoders,
+            unet_arch: UNetArch {
+                in_channels: unet_cfg.in_channels as u64,
+                block_out_channels: u64s(&unet_cfg.block_out_channels),
+                layers_per_block: u64s(&unet_cfg.layers_per_block),
+                heads: u64s(&unet_cfg.num_attention_heads),
+                attention: unet_cfg
+                    .down_block_types
+                    .iter()
+                    .map(|t| t.contains("CrossAttn"))
+                    .collect(),
+                cross_attention_dim: unet_cfg.cross_attention_dim.first().copied().unwrap_or(768) as u64,
+            },
+            vae_arch: VaeArch {
+                block_out_channels: u64s(&vae_cfg.block_out_channels),
+                layers_per_block: vae_cfg.layers_per_block as u64,
+                latent_channels: vae_cfg.latent_channels as u64,
+                force_upcast: vae_cfg.force_upcast,
+            },
+            text_arch,
+        })
+    }
+}
+
+/// The weight files of one component folder, found as the engine finds them, headers read.
+fn component(folder: &Path, name: &str, fp16_variant: bool) -> Result<ComponentWeights> {
+    let files = weight_files(folder, fp16_variant)?;
+    let headers = files
+        .iter()
+        .map(|f| safetensors_header::read_header(f))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(ComponentWeights::from_headers(name, &headers))
+}
+
+fn weight_files(folder: &Path, fp16_variant: bool) -> Result<Vec<PathBuf>> {
+    let variants: &[&str] = if fp16_variant { &[".fp16", ""] } else { &[""] };
+    for variant in variants {
+        for stem in STEMS {
+            let single = folder.join(format!("{stem}{variant}.safetensors"));
+            if single.is_file() {
+                return Ok(vec![single]);
+            }
+            let index = folder.join(format!("{stem}{variant}.safetensors.index.json"));
+            if index.is_file() {
+                return shards(&index);
+            }
+        }
+    }
+    for stem in STEMS {
+        for ext in safetensors_header::PICKLE_EXTENSIONS {
+            let pickle = folder.join(format!("{stem}.{ext}"));
+            if pickle.is_file() {
+                safetensors_header::refuse_pickle(&pickle)?;
+            }
+        }
+    }
+    Err(Error::bad_input(format!(
+        "no weights in {}: expected diffusion_pytorch_model.safetensors or model.safetensors",
+        folder.display()
+    )))
+}
+
+fn shards(index: &Path) -> Result<Vec<PathBuf>> {
+    #[derive(serde::Deserialize)]
+    struct Index {
+        weight_map: std::collections::BTreeMap<String, String>,
+    }
+    let text = std::fs::read_to_string(index).map_err(|e| Error::io(index, e))?;
+    let parsed: Index = serde_json::from_str(&text)
+        .map_err(|e| Error::bad_input(format!("{}: not a shard index: {e}", index.display())))?;
+    let dir = index.parent().unwrap_or(Path::new("."));
+    let mut files: Vec<PathBuf> = parsed.weight_map.values().map(|f| dir.join(f)).collect();
+    files.sort();
+    files.dedup();
+    Ok(files)
+}

@@ -1,0 +1,187 @@
+//! End to end: the real binary in a private tmux server, on the tiny SD1 fixture. Types a prompt,
+//! presses Ctrl-G, waits for the job, checks the output file and the screen, quits, and checks the
+//! terminal was given back (alternate screen off, canonical mode and echo on).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+/// A tmux server on its own socket, killed when the test ends (pass or fail).
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn start(width: u16, height: u16) -> Self {
+        let socket = format!("pallaidium-tui-test-{}", std::process::id());
+        let tmux = Self { socket };
+        let out = tmux.cmd(&[
+            "new-session",
+            "-d",
+            "-s",
+            "t",
+            "-x",
+            &width.to_string(),
+            "-y",
+            &height.to_string(),
+            "sh",
+        ]);
+        assert!(
+            out.status.success(),
+            "tmux new-session: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        tmux
+    }
+
+    fn cmd(&self, args: &[&str]) -> Output {
+        Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("tmux is installed (CI installs it)")
+    }
+
+    fn send_line(&self, text: &str) {
+        self.cmd(&["send-keys", "-t", "t", "-l", text]);
+        self.cmd(&["send-keys", "-t", "t", "Enter"]);
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "t"];
+        args.extend_from_slice(keys);
+        self.cmd(&args);
+    }
+
+    fn screen(&self) -> String {
+        String::from_utf8_lossy(&self.cmd(&["capture-pane", "-p", "-t", "t"]).stdout).into_owned()
+    }
+
+    fn alternate_on(&self) -> bool {
+        let out = self.cmd(&["display-message", "-p", "-t", "t", "#{alternate_on}"]);
+        String::from_utf8_lossy(&out.stdout).trim() == "1"
+    }
+
+    /// Polls the screen until `pred` holds; panics with the last screen after `timeout`.
+    fn wait_for(&self, what: &str, timeout: Duration, pred: impl Fn(&str) -> bool) -> String {
+        let start = Instant::now();
+        loop {
+            let screen = self.screen();
+            if pred(&screen) {
+                return screen;
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "timed out waiting for {what}; screen:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.cmd(&["kill-server"]);
+    }
+}
+
+fn pngs(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return found;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            found.extend(pngs(&p));
+        } else if p.extension().is_some_and(|x| x == "png") {
+            found.push(p);
+        }
+    }
+    found
+}
+
+#[test]
+fn prompt_ctrl_g_done_and_terminal_restored() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sd1-tiny");
+    assert!(
+        fixture.join("model_index.json").is_file(),
+        "the sd1-tiny fixture is missing"
+    );
+    let home = tempfile::tempdir().unwrap();
+    let out = home.path().join("out");
+    let tmux = Tmux::start(160, 48);
+    tmux.wait_for("the shell", Duration::from_secs(10), |s| {
+        !s.trim().is_empty()
+    });
+    tmux.send_line(&format!(
+        "stty -a | grep -o ' -*icanon' > {}/before.txt",
+        home.path().display()
+    ));
+    let command = format!(
+        "cd {home} && PALLAIDIUM_HOME={home} PALLAIDIUM_PREVIEW_PROTOCOL=halfblocks {bin} --device cpu \
+         --model {model} --steps 2 --width 64 --height 64 --seed 7 --out {out}; echo EXIT=$?",
+        home = home.path().display(),
+        bin = env!("CARGO_BIN_EXE_pallaidium"),
+        model = fixture.display(),
+        out = out.display(),
+    );
+    tmux.send_line(&command);
+    tmux.wait_for("the TUI", Duration::from_secs(30), |s| {
+        s.contains("Parameters") && s.contains("System")
+    });
+    assert!(tmux.alternate_on(), "the TUI runs on the alternate screen");
+
+    tmux.keys(&["-l", "a tiny lighthouse"]);
+    tmux.keys(&["C-g"]);
+    let screen = tmux.wait_for("the job to finish", Duration::from_secs(300), |s| {
+        s.contains("job 1 done") || s.contains("failed")
+    });
+    assert!(!screen.contains("failed"), "the job failed:\n{screen}");
+    assert!(
+        screen.contains("✔ done"),
+        "the queue shows the finished job:\n{screen}"
+    );
+    assert!(
+        screen.contains("a tiny lighthouse"),
+        "the queue names the job by its prompt:\n{screen}"
+    );
+    for gauge in ["RAM", "Swap", "Proc", "CPU"] {
+        assert!(screen.contains(gauge), "gauge {gauge} missing:\n{screen}");
+    }
+    let log_line = regex::Regex::new(r"\d\d:\d\d:\d\d [EWIDT]").unwrap();
+    assert!(
+        log_line.is_match(&screen),
+        "no log lines in the log pane:\n{screen}"
+    );
+    let outputs = pngs(&out);
+    assert_eq!(
+        outputs.len(),
+        1,
+        "exactly one output in {}: {outputs:?}",
+        out.display()
+    );
+
+    // Leave the prompt field, quit, and check the terminal is ours again.
+    tmux.keys(&["Escape"]);
+    tmux.keys(&["q"]);
+    let screen = tmux.wait_for("the shell again", Duration::from_secs(30), |s| {
+        s.contains("EXIT=")
+    });
+    assert!(screen.contains("EXIT=0"), "exit status 0:\n{screen}");
+    assert!(
+        !tmux.alternate_on(),
+        "the alternate screen is off after quitting"
+    );
+    tmux.send_line("stty -a | grep -o ' -*icanon' > after.txt; echo CHECKED");
+    tmux.wait_for("stty", Duration::from_secs(10), |s| s.contains("CHECKED"));
+    let before = std::fs::read_to_string(home.path().join("before.txt")).unwrap_or_default();
+    let after = std::fs::read_to_string(home.path().join("after.txt")).unwrap_or_default();
+    assert_eq!(
+        after.trim(),
+        "icanon",
+        "raw mode is off (canonical input back)"
+    );
+    assert_eq!(before.trim(), after.trim());
+}
