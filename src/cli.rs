@@ -52,6 +52,12 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = DtypeArg::Auto)]
         dtype: DtypeArg,
     },
+    /// Benchmarks on full-size configurations with random weights (the work is the same as with
+    /// trained weights): JSON and a table.
+    Bench {
+        #[command(subcommand)]
+        what: BenchCommand,
+    },
     /// The parameters stored in an output file.
     Info {
         file: PathBuf,
@@ -59,6 +65,41 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Debug, Subcommand, Clone)]
+pub enum BenchCommand {
+    /// One UNet step (median and min over --runs timed runs after warm-up).
+    Unet(BenchArgs),
+    /// A whole generation: load, encode, all steps, decode, with per-stage times.
+    Image(BenchArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct BenchArgs {
+    /// Registry id whose full-size architecture to build (sd15, sd21, sdxl), or a diffusers folder.
+    #[arg(long, default_value = "sd15")]
+    pub model: String,
+    #[arg(long, default_value_t = 512)]
+    pub width: u32,
+    #[arg(long, default_value_t = 512)]
+    pub height: u32,
+    #[arg(long, default_value_t = 1)]
+    pub batch: u32,
+    /// Timed runs after the warm-up.
+    #[arg(long, default_value_t = 3)]
+    pub runs: u32,
+    #[arg(long, default_value_t = 1)]
+    pub warmup: u32,
+    /// Denoising steps (bench image).
+    #[arg(long, default_value_t = 20)]
+    pub steps: u32,
+    /// Attention slicing: auto, off, or a query chunk size in tokens.
+    #[arg(long, value_name = "auto|off|N")]
+    pub attention_slicing: Option<String>,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Flags every command understands.

@@ -181,7 +181,10 @@ fn show_inline(outputs: &[std::path::PathBuf]) {
         ..Default::default()
     };
     for path in outputs {
-        if let Err(err) = viuer::print_from_file(path, &config) {
+        let shown = image::open(path)
+            .map_err(|e| e.to_string())
+            .and_then(|img| viuer::print(&img, &config).map_err(|e| e.to_string()));
+        if let Err(err) = shown {
             tracing::warn!(path = %path.display(), %err, "cannot show the preview here");
         }
     }

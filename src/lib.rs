@@ -6,10 +6,12 @@ pub mod cli;
 pub mod commands;
 pub mod device;
 pub mod engines;
+pub mod headless;
 pub mod error;
 pub mod jobs;
 pub mod logging;
 pub mod models;
 pub mod platform;
+pub mod tui;
 
 pub use error::{Error, Result};

@@ -38,13 +38,14 @@ pub struct LogOptions {
 #[must_use = "dropping the guard stops the file writer"]
 #[derive(Debug)]
 pub struct LogGuard {
-    _file: tracing_appender::non_blocking::WorkerGuard,
-    log_dir: PathBuf,
+    _file: Option<tracing_appender::non_blocking::WorkerGuard>,
+    log_dir: Option<PathBuf>,
 }
 
 impl LogGuard {
-    pub fn log_dir(&self) -> &Path {
-        &self.log_dir
+    /// The folder the daily log files go to; `None` when it could not be created (see the warning logged).
+    pub fn log_dir(&self) -> Option<&Path> {
+        self.log_dir.as_deref()
     }
 }
 
@@ -68,25 +69,25 @@ pub fn build_filter(env_value: Option<&str>, level: Option<&str>) -> Result<EnvF
 }
 
 /// Installs the global subscriber. Safe to call twice: the second call returns an error.
+/// A log folder that cannot be created is not an error: the run goes on without the file.
 pub fn init(opts: &LogOptions) -> Result<LogGuard> {
     let env_value = std::env::var("PALLAIDIUM_LOG").ok();
     let filter = build_filter(env_value.as_deref(), opts.level.as_deref())?;
-    std::fs::create_dir_all(&opts.log_dir).map_err(|e| Error::io(&opts.log_dir, e))?;
-    let appender = tracing_appender::rolling::Builder::new()
-        .rotation(tracing_appender::rolling::Rotation::DAILY)
-        .filename_prefix(LOG_FILE_PREFIX)
-        .filename_suffix("log")
-        .max_log_files(KEEP_LOG_FILES)
-        .build(&opts.log_dir)
-        .map_err(|e| Error::io(&opts.log_dir, std::io::Error::other(e)))?;
-    let (writer, guard) = tracing_appender::non_blocking(appender);
-    let file = tracing_subscriber::fmt::layer()
-        .with_writer(writer)
-        .with_ansi(false)
-        .with_target(true)
-        .with_file(true)
-        .with_line_number(true)
-        .with_thread_names(true);
+    // A log folder we cannot write must not stop the run (doctor has to report exactly that):
+    // fall back to the other layer and say why once logging is up.
+    let (file, guard, file_error) = match file_writer(&opts.log_dir) {
+        Ok((writer, guard)) => {
+            let layer = tracing_subscriber::fmt::layer()
+                .with_writer(writer)
+                .with_ansi(false)
+                .with_target(true)
+                .with_file(true)
+                .with_line_number(true)
+                .with_thread_names(true);
+            (Some(layer), Some(guard), None)
+        }
+        Err(err) => (None, None, Some(err)),
+    };
     let stderr = (opts.mode == LogMode::Headless).then(|| {
         tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
@@ -101,17 +102,44 @@ pub fn init(opts: &LogOptions) -> Result<LogGuard> {
         .with(stderr)
         .with(tui)
         .try_init()
-        .map_err(|e| Error::job_failed(format!("logging is already set up in this process ({e})")))?;
+        .map_err(|e| {
+            Error::job_failed(format!("logging is already set up in this process ({e})"))
+        })?;
     if opts.mode == LogMode::Tui {
         // The widget filters by its own level; the EnvFilter above already did the filtering.
         tui_logger::init_logger(tui_logger::LevelFilter::Trace)
             .map_err(|e| Error::job_failed(format!("the TUI log widget could not start: {e}")))?;
     }
-    tracing::debug!(dir = %opts.log_dir.display(), mode = ?opts.mode, "logging started");
+    match &file_error {
+        None => {
+            tracing::debug!(dir = %opts.log_dir.display(), mode = ?opts.mode, "logging started")
+        }
+        Some(err) => {
+            tracing::warn!(%err, "no log file this run; set PALLAIDIUM_HOME to a writable folder")
+        }
+    }
     Ok(LogGuard {
         _file: guard,
-        log_dir: opts.log_dir.clone(),
+        log_dir: file_error.is_none().then(|| opts.log_dir.clone()),
     })
+}
+
+type FileWriter = (
+    tracing_appender::non_blocking::NonBlocking,
+    tracing_appender::non_blocking::WorkerGuard,
+);
+
+/// The daily rolling file under `dir`, written by a background thread.
+fn file_writer(dir: &Path) -> Result<FileWriter> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let appender = tracing_appender::rolling::Builder::new()
+        .rotation(tracing_appender::rolling::Rotation::DAILY)
+        .filename_prefix(LOG_FILE_PREFIX)
+        .filename_suffix("log")
+        .max_log_files(KEEP_LOG_FILES)
+        .build(dir)
+        .map_err(|e| Error::io(dir, std::io::Error::other(e)))?;
+    Ok(tracing_appender::non_blocking(appender))
 }
 
 /// Logs the platform once at start, so every log file says what machine it came from.
@@ -138,15 +166,25 @@ pub fn log_system_info(platform: &PlatformInfo) {
 
 fn describe(mem: &DeviceMemory) -> String {
     match *mem {
-        DeviceMemory::Discrete { total, free } => format!("{} free of {}", format_bytes(free), format_bytes(total)),
-        DeviceMemory::Unified { total, budget, used } => format!(
+        DeviceMemory::Discrete { total, free } => {
+            format!("{} free of {}", format_bytes(free), format_bytes(total))
+        }
+        DeviceMemory::Unified {
+            total,
+            budget,
+            used,
+        } => format!(
             "{} used of a {} GPU budget ({} unified)",
             format_bytes(used),
             format_bytes(budget),
             format_bytes(total)
         ),
         DeviceMemory::System { total, available } => {
-            format!("{} available of {}", format_bytes(available), format_bytes(total))
+            format!(
+                "{} available of {}",
+                format_bytes(available),
+                format_bytes(total)
+            )
         }
     }
 }
@@ -161,8 +199,12 @@ pub fn log_memory_with(stage: &str, device: Option<&DeviceMemory>) {
     let rss = process_rss().map_or_else(|| "unknown".to_string(), format_bytes);
     let ram = SystemMemory::query();
     match device {
-        Some(mem) => tracing::info!(stage, rss = %rss, ram_available = %format_bytes(ram.ram_available), device = %describe(mem), "memory"),
-        None => tracing::info!(stage, rss = %rss, ram_available = %format_bytes(ram.ram_available), "memory"),
+        Some(mem) => {
+            tracing::info!(stage, rss = %rss, ram_available = %format_bytes(ram.ram_available), device = %describe(mem), "memory")
+        }
+        None => {
+            tracing::info!(stage, rss = %rss, ram_available = %format_bytes(ram.ram_available), "memory")
+        }
     }
 }
 
@@ -211,18 +253,33 @@ mod tests {
 
     #[test]
     fn filter_sources() {
-        assert_eq!(build_filter(None, None).map(|f| f.to_string()).ok().as_deref(), Some("info"));
         assert_eq!(
-            build_filter(None, Some("debug")).map(|f| f.to_string()).ok().as_deref(),
+            build_filter(None, None)
+                .map(|f| f.to_string())
+                .ok()
+                .as_deref(),
+            Some("info")
+        );
+        assert_eq!(
+            build_filter(None, Some("debug"))
+                .map(|f| f.to_string())
+                .ok()
+                .as_deref(),
             Some("debug")
         );
         // PALLAIDIUM_LOG wins over --log-level; an empty one is ignored.
         assert_eq!(
-            build_filter(Some("pallaidium=trace"), Some("warn")).map(|f| f.to_string()).ok().as_deref(),
+            build_filter(Some("pallaidium=trace"), Some("warn"))
+                .map(|f| f.to_string())
+                .ok()
+                .as_deref(),
             Some("pallaidium=trace")
         );
         assert_eq!(
-            build_filter(Some(" "), Some("warn")).map(|f| f.to_string()).ok().as_deref(),
+            build_filter(Some(" "), Some("warn"))
+                .map(|f| f.to_string())
+                .ok()
+                .as_deref(),
             Some("warn")
         );
         let err = build_filter(None, Some("loud[")).err();
@@ -255,14 +312,23 @@ mod tests {
             .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
             .unwrap_or_default();
         assert_eq!(files.len(), 1, "{files:?}");
-        let name = files[0].file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = files[0]
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
         assert_eq!(name, format!("pallaidium.{today}.log"));
         let text = std::fs::read_to_string(&files[0]).unwrap_or_default();
-        let line = text.lines().find(|l| l.contains("xyzzy-logging-test")).unwrap_or_default();
+        let line = text
+            .lines()
+            .find(|l| l.contains("xyzzy-logging-test"))
+            .unwrap_or_default();
         assert!(line.contains(" INFO "), "{line}");
         assert!(line.contains("pallaidium::logging::tests"), "{line}");
         assert!(line.contains("src/logging.rs:"), "{line}");
-        assert!(text.contains("stage done") && text.contains("unit-stage"), "{text}");
+        assert!(
+            text.contains("stage done") && text.contains("unit-stage"),
+            "{text}"
+        );
     }
 }

@@ -1,6 +1,52 @@
-use clap::Parser;
+//! The binary: parse the command line, set up the platform and logging, hand over to the TUI, a
+//! headless run or a subcommand, and turn the outcome into the exit code DESIGN.md promises.
 
-fn main() {
-    let cli = pallaidium::cli::Cli::parse();
-    let _ = cli;
+use std::process::ExitCode;
+
+use clap::Parser;
+use pallaidium::cli::{Cli, Command};
+use pallaidium::logging::{LogMode, LogOptions};
+use pallaidium::platform::{self, PlatformInfo, paths::Paths};
+use pallaidium::{commands, headless, logging, tui};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let code = match run(&cli) {
+        Ok(code) => code,
+        Err(err) => {
+            tracing::error!("{err:#}");
+            eprintln!("error: {err:#}");
+            pallaidium::error::exit_code_of(&err)
+        }
+    };
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
+
+fn run(cli: &Cli) -> anyhow::Result<i32> {
+    let platform = PlatformInfo::detect();
+    platform::prepare_environment(&platform);
+    let paths = Paths::resolve(cli.global.out.as_deref())?;
+    let tui_owns_screen = cli.command.is_none() && !cli.headless;
+    let mode = if tui_owns_screen {
+        LogMode::Tui
+    } else {
+        LogMode::Headless
+    };
+    let _log = logging::init(&LogOptions {
+        level: cli.global.log_level.clone(),
+        log_dir: paths.logs.clone(),
+        mode,
+    })?;
+    logging::log_system_info(&platform);
+
+    match &cli.command {
+        Some(Command::Doctor { json }) => commands::doctor::run(&cli.global, *json),
+        Some(Command::Models { json }) => commands::models::run(&cli.global, *json),
+        Some(Command::Fetch { model, dtype }) => commands::fetch::run(&cli.global, model, *dtype),
+        Some(Command::Info { file, json }) => commands::info::run(file, *json),
+        Some(Command::Bench { what }) => commands::bench::run(&cli.global, what),
+        None if cli.job.plan => commands::plan::run(&cli.global, &cli.job),
+        None if cli.headless => headless::run(cli),
+        None => tui::run(cli),
+    }
 }

@@ -23,7 +23,9 @@ fn meminfo_total_bytes() -> Option<u64> {
 #[test]
 fn json_names_the_cpu_and_the_real_ram() {
     let home = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
-    let out = doctor(home.path(), &["--json", "--device", "cpu"]).get_output().clone();
+    let out = doctor(home.path(), &["--json", "--device", "cpu"])
+        .get_output()
+        .clone();
     assert!(
         matches!(out.status.code(), Some(0 | 1)),
         "status {:?}, stderr: {}",
@@ -34,15 +36,32 @@ fn json_names_the_cpu_and_the_real_ram() {
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)));
 
     for key in [
-        "os", "arch", "chip", "macos_version", "ssh", "tmux", "backends", "devices", "selected_device",
-        "dtype", "memory", "paths", "hf_token_set", "registry", "problems",
+        "os",
+        "arch",
+        "chip",
+        "macos_version",
+        "ssh",
+        "tmux",
+        "backends",
+        "devices",
+        "selected_device",
+        "dtype",
+        "memory",
+        "paths",
+        "hf_token_set",
+        "registry",
+        "problems",
     ] {
         assert!(json.get(key).is_some(), "missing key {key}");
     }
     assert_eq!(json["os"], std::env::consts::OS);
     assert_eq!(json["selected_device"]["kind"], "cpu");
     assert_eq!(json["dtype"], "f32");
-    assert!(json["backends"].as_array().is_some_and(|b| b.contains(&Value::from("cpu"))));
+    assert!(
+        json["backends"]
+            .as_array()
+            .is_some_and(|b| b.contains(&Value::from("cpu")))
+    );
     let cpu = json["devices"]
         .as_array()
         .and_then(|d| d.iter().find(|d| d["kind"] == "cpu"))
@@ -59,14 +78,20 @@ fn json_names_the_cpu_and_the_real_ram() {
     assert_eq!(home_row["path"].as_str(), home.path().to_str());
     assert_eq!(home_row["writable"], true);
     assert!(home_row["free_bytes"].as_u64().is_some_and(|f| f > 0));
-    assert!(json["problems"].as_array().is_some_and(|p| p.iter().all(|p| p["fix"].is_string())));
+    assert!(
+        json["problems"]
+            .as_array()
+            .is_some_and(|p| p.iter().all(|p| p["fix"].is_string()))
+    );
     assert_eq!(json["hf_token_set"].is_boolean(), true);
 }
 
 #[test]
 fn human_report_lists_devices_and_paths() {
     let home = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
-    let out = doctor(home.path(), &["--device", "cpu"]).get_output().clone();
+    let out = doctor(home.path(), &["--device", "cpu"])
+        .get_output()
+        .clone();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("selected   cpu:0"), "{text}");
     assert!(text.contains(&home.path().display().to_string()), "{text}");
@@ -75,21 +100,32 @@ fn human_report_lists_devices_and_paths() {
 #[test]
 fn unwritable_home_blocks_generation() {
     // /proc is read-only even for root, so this holds whoever runs the tests.
-    let out = doctor(std::path::Path::new("/proc/pallaidium"), &["--json", "--device", "cpu"])
-        .code(1)
-        .get_output()
-        .clone();
+    let out = doctor(
+        std::path::Path::new("/proc/pallaidium"),
+        &["--json", "--device", "cpu"],
+    )
+    .code(1)
+    .get_output()
+    .clone();
     let json: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-    assert!(json["problems"]
-        .as_array()
-        .is_some_and(|p| p.iter().any(|p| p["severity"] == "error" && p["fix"].as_str().is_some_and(|f| f.contains("PALLAIDIUM_HOME")))));
+    assert!(
+        json["problems"]
+            .as_array()
+            .is_some_and(|p| p.iter().any(|p| p["severity"] == "error"
+                && p["fix"]
+                    .as_str()
+                    .is_some_and(|f| f.contains("PALLAIDIUM_HOME"))))
+    );
 }
 
 #[cfg(not(feature = "cuda"))]
 #[test]
 fn cuda_without_the_feature_is_bad_input() {
     let home = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
-    let out = doctor(home.path(), &["--device", "cuda"]).code(2).get_output().clone();
+    let out = doctor(home.path(), &["--device", "cuda"])
+        .code(2)
+        .get_output()
+        .clone();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--features cuda"), "{err}");
     assert!(out.stdout.is_empty());
@@ -98,7 +134,10 @@ fn cuda_without_the_feature_is_bad_input() {
 #[test]
 fn bad_device_text_names_the_forms() {
     let home = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
-    let out = doctor(home.path(), &["--device", "gpu0"]).code(2).get_output().clone();
+    let out = doctor(home.path(), &["--device", "gpu0"])
+        .code(2)
+        .get_output()
+        .clone();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("cuda:N") && err.contains("metal:N"), "{err}");
 }

@@ -4,7 +4,15 @@ use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
 
-const SHIPPED_IDS: &[&str] = &["sd15", "sd15-inpaint", "sd21", "sd-turbo", "sdxl", "sdxl-inpaint", "sdxl-turbo"];
+const SHIPPED_IDS: &[&str] = &[
+    "sd15",
+    "sd15-inpaint",
+    "sd21",
+    "sd-turbo",
+    "sdxl",
+    "sdxl-inpaint",
+    "sdxl-turbo",
+];
 
 /// The binary with its data, cache and token sources pointed at empty temporary folders.
 fn pallaidium(home: &Path) -> Command {
@@ -20,8 +28,16 @@ fn pallaidium(home: &Path) -> Command {
 }
 
 fn models_json(home: &Path, extra: &[&str]) -> Vec<serde_json::Value> {
-    let out = pallaidium(home).args(extra).args(["models", "--json"]).output().unwrap();
-    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    let out = pallaidium(home)
+        .args(extra)
+        .args(["models", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     v.as_array().unwrap().clone()
 }
@@ -35,11 +51,26 @@ fn models_json_lists_every_shipped_entry_with_a_verdict() {
         assert!(ids.contains(id), "{id} missing from {ids:?}");
     }
     for m in &list {
-        assert!(["ok", "warn", "error"].contains(&m["verdict"].as_str().unwrap()), "{m}");
-        assert!(m["kind"].is_string() && m["family"].is_string() && m["repo"].is_string() && m["name"].is_string());
-        assert_eq!(m["cached"], serde_json::Value::Bool(false), "the cache is empty: {m}");
+        assert!(
+            ["ok", "warn", "error"].contains(&m["verdict"].as_str().unwrap()),
+            "{m}"
+        );
+        assert!(
+            m["kind"].is_string()
+                && m["family"].is_string()
+                && m["repo"].is_string()
+                && m["name"].is_string()
+        );
+        assert_eq!(
+            m["cached"],
+            serde_json::Value::Bool(false),
+            "the cache is empty: {m}"
+        );
         for f in m["findings"].as_array().unwrap() {
-            assert!(["error", "warning", "info"].contains(&f["severity"].as_str().unwrap()), "{f}");
+            assert!(
+                ["error", "warning", "info"].contains(&f["severity"].as_str().unwrap()),
+                "{f}"
+            );
             assert!(f["message"].is_string() && f["fix"].is_string());
         }
     }
@@ -85,7 +116,9 @@ fn models_json_reports_a_cached_model() {
 fn a_user_models_file_adds_entries() {
     let home = tempfile::tempdir().unwrap();
     let bad = fixture("bad_value.toml");
-    let text = std::fs::read_to_string(bad).unwrap().replace("width = 510", "width = 512");
+    let text = std::fs::read_to_string(bad)
+        .unwrap()
+        .replace("width = 510", "width = 512");
     let user = home.path().join("mine.toml");
     std::fs::write(&user, text).unwrap();
     let list = models_json(home.path(), &["--models", user.to_str().unwrap()]);
@@ -97,15 +130,24 @@ fn a_user_models_file_adds_entries() {
 fn the_human_table_has_a_row_per_model() {
     let home = tempfile::tempdir().unwrap();
     let out = pallaidium(home.path()).arg("models").output().unwrap();
-    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     for id in SHIPPED_IDS {
-        assert!(text.lines().any(|l| l.starts_with(&format!("{id} "))), "{id} row missing:\n{text}");
+        assert!(
+            text.lines().any(|l| l.starts_with(&format!("{id} "))),
+            "{id} row missing:\n{text}"
+        );
     }
 }
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bad_models").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/bad_models")
+        .join(name)
 }
 
 /// Each bad file says in its header which line and key the error must name.
@@ -143,9 +185,22 @@ fn every_bad_models_file_exits_2_naming_file_line_and_key() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         let name = file.file_name().unwrap().to_string_lossy();
         assert_eq!(out.status.code(), Some(2), "{name}: stderr {stderr}");
-        assert!(out.stdout.is_empty(), "{name}: nothing on stdout, got {}", String::from_utf8_lossy(&out.stdout));
-        assert!(stderr.contains(name.as_ref()), "{name}: stderr does not name the file: {stderr}");
-        assert!(stderr.contains(&format!("line {line}")), "{name}: expected line {line}: {stderr}");
-        assert!(stderr.contains(&format!("`{key}`")), "{name}: expected key `{key}`: {stderr}");
+        assert!(
+            out.stdout.is_empty(),
+            "{name}: nothing on stdout, got {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        assert!(
+            stderr.contains(name.as_ref()),
+            "{name}: stderr does not name the file: {stderr}"
+        );
+        assert!(
+            stderr.contains(&format!("line {line}")),
+            "{name}: expected line {line}: {stderr}"
+        );
+        assert!(
+            stderr.contains(&format!("`{key}`")),
+            "{name}: expected key `{key}`: {stderr}"
+        );
     }
 }

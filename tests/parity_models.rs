@@ -1,5 +1,6 @@
 //! Parity of the SD networks (CLIP text encoders, UNet, VAE) with diffusers / transformers, on
 //! the tiny random-weight pipelines in tests/fixtures (see its README), in f32 on the CPU.
+#![allow(clippy::unwrap_used)]
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -39,7 +40,12 @@ fn get<'a>(map: &'a HashMap<String, Tensor>, key: &str) -> &'a Tensor {
 fn rel_diff(ours: &Tensor, reference: &Tensor) -> f32 {
     assert_eq!(ours.dims(), reference.dims(), "shapes differ");
     let ours = ours.to_dtype(DType::F32).unwrap();
-    let diff = (&ours - reference).unwrap().abs().unwrap().max_all().unwrap();
+    let diff = (&ours - reference)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap();
     let scale = reference.abs().unwrap().max_all().unwrap();
     diff.to_scalar::<f32>().unwrap() / scale.to_scalar::<f32>().unwrap().max(1e-12)
 }
@@ -89,8 +95,18 @@ fn check_sd_text_encoder(name: &str) {
         ids_of(get(&refs, "input_ids")).to_vec2::<u32>().unwrap()
     );
     let out = enc.forward(&ids).unwrap();
-    assert_close("last_hidden_state", &out.last_hidden_state, get(&refs, "last_hidden_state"), TOL);
-    assert_close("prompt_embeds", &out.last_hidden_state, get(&refs, "prompt_embeds"), TOL);
+    assert_close(
+        "last_hidden_state",
+        &out.last_hidden_state,
+        get(&refs, "last_hidden_state"),
+        TOL,
+    );
+    assert_close(
+        "prompt_embeds",
+        &out.last_hidden_state,
+        get(&refs, "prompt_embeds"),
+        TOL,
+    );
     assert_close(
         "penultimate",
         &out.penultimate,
@@ -130,18 +146,53 @@ fn sdxl_text_encoders_match_diffusers_prompt_embeds() {
         (o1, o2)
     };
     let (o1, o2) = embeds(PROMPT);
-    assert_close("last_hidden_state", &o1.last_hidden_state, get(&refs, "last_hidden_state"), TOL);
-    assert_close("penultimate", &o1.penultimate, get(&refs, "penultimate_hidden_state"), TOL);
-    assert_close("last_hidden_state_2", &o2.last_hidden_state, get(&refs, "last_hidden_state_2"), TOL);
-    assert_close("penultimate_2", &o2.penultimate, get(&refs, "penultimate_hidden_state_2"), TOL);
-    assert_close("text_embeds_2", &o2.pooled, get(&refs, "text_embeds_2"), TOL);
-    assert_close("pooled_prompt_embeds", &o2.pooled, get(&refs, "pooled_prompt_embeds"), TOL);
+    assert_close(
+        "last_hidden_state",
+        &o1.last_hidden_state,
+        get(&refs, "last_hidden_state"),
+        TOL,
+    );
+    assert_close(
+        "penultimate",
+        &o1.penultimate,
+        get(&refs, "penultimate_hidden_state"),
+        TOL,
+    );
+    assert_close(
+        "last_hidden_state_2",
+        &o2.last_hidden_state,
+        get(&refs, "last_hidden_state_2"),
+        TOL,
+    );
+    assert_close(
+        "penultimate_2",
+        &o2.penultimate,
+        get(&refs, "penultimate_hidden_state_2"),
+        TOL,
+    );
+    assert_close(
+        "text_embeds_2",
+        &o2.pooled,
+        get(&refs, "text_embeds_2"),
+        TOL,
+    );
+    assert_close(
+        "pooled_prompt_embeds",
+        &o2.pooled,
+        get(&refs, "pooled_prompt_embeds"),
+        TOL,
+    );
     let joined = Tensor::cat(&[&o1.penultimate, &o2.penultimate], 2).unwrap();
     assert_close("prompt_embeds", &joined, get(&refs, "prompt_embeds"), TOL);
 
     let (n1, n2) = embeds(NEGATIVE);
     let joined = Tensor::cat(&[&n1.penultimate, &n2.penultimate], 2).unwrap();
-    assert_close("negative_prompt_embeds", &joined, get(&refs, "negative_prompt_embeds"), TOL);
+    assert_close(
+        "negative_prompt_embeds",
+        &joined,
+        get(&refs, "negative_prompt_embeds"),
+        TOL,
+    );
     assert_close(
         "negative_pooled_prompt_embeds",
         &n2.pooled,
@@ -174,7 +225,10 @@ fn check_unet(name: &str) {
         .unwrap();
     assert_close(&format!("{name} unet"), &full, get(&refs, "out"), TOL);
     // Chunking queries (7 does not divide the 64 or 16 tokens) must not change the result.
-    for mode in [AttentionMode::Sliced { query_chunk: 7 }, AttentionMode::Auto] {
+    for mode in [
+        AttentionMode::Sliced { query_chunk: 7 },
+        AttentionMode::Auto,
+    ] {
         let out = unet.forward(sample, t, ctx, added.as_ref(), mode).unwrap();
         assert_close(&format!("{name} unet {mode:?} vs full"), &out, &full, 1e-6);
     }
@@ -223,9 +277,19 @@ fn check_vae(name: &str) {
     let refs = reference(&dir, "vae.safetensors");
     let vae = Vae::load(&dir.join("vae"), &Device::Cpu, DType::F32, false).unwrap();
     let decoded = vae.decode(get(&refs, "latents")).unwrap();
-    assert_close(&format!("{name} vae decode"), &decoded, get(&refs, "decoded"), TOL);
+    assert_close(
+        &format!("{name} vae decode"),
+        &decoded,
+        get(&refs, "decoded"),
+        TOL,
+    );
     let mean = vae.encode_mean(get(&refs, "image")).unwrap();
-    assert_close(&format!("{name} vae encode mean"), &mean, get(&refs, "latent_mean"), TOL);
+    assert_close(
+        &format!("{name} vae encode mean"),
+        &mean,
+        get(&refs, "latent_mean"),
+        TOL,
+    );
 }
 
 #[test]
@@ -276,9 +340,7 @@ fn tiled_vae_decode_is_exact_for_one_tile_and_close_for_many() {
     }
 
     // 32x32 latents from the reference latents tiled (a smooth-ish field, as real latents are).
-    let big = latents
-        .repeat((1, 1, 4, 4))
-        .unwrap();
+    let big = latents.repeat((1, 1, 4, 4)).unwrap();
     let whole = vae.decode(&big).unwrap();
     let tiled = vae.decode_tiled(&big, 16, 4).unwrap();
     assert_eq!(tiled.dims(), &[1, 3, 256, 256]);

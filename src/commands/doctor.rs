@@ -2,16 +2,23 @@
 //! folders) and what stands in the way of generating, each problem with its fix.
 //! Exit 1 when a problem blocks generation, else 0; a bad `--device` is bad input (exit 2).
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
 use crate::cli::GlobalArgs;
-use crate::device::memory::{format_bytes, parse_memory_budget};
+use crate::device::memory::parse_memory_budget;
 use crate::device::{self, DeviceRequest, FoundDevice};
 use crate::platform::memory::SystemMemory;
 use crate::platform::paths::Paths;
 use crate::platform::{PlatformInfo, disk, keep_awake};
+
+mod render;
+mod rules;
+
+pub use render::render;
+pub use rules::find_problems;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -104,7 +111,11 @@ pub struct Report {
     pub problems: Vec<Problem>,
 }
 
-fn problem(severity: Severity, message: impl Into<String>, fix: impl Into<String>) -> Problem {
+pub(crate) fn problem(
+    severity: Severity,
+    message: impl Into<String>,
+    fix: impl Into<String>,
+) -> Problem {
     Problem {
         severity,
         message: message.into(),
@@ -165,7 +176,11 @@ pub fn collect(global: &GlobalArgs) -> crate::Result<Report> {
     let dtype = match device::resolve_dtype(global.dtype, &selected, &platform) {
         Ok(d) => Some(d.as_str().to_string()),
         Err(e) => {
-            problems.push(problem(Severity::Error, e.to_string(), "pick another --dtype (or leave it at auto)"));
+            problems.push(problem(
+                Severity::Error,
+                e.to_string(),
+                "pick another --dtype (or leave it at auto)",
+            ));
             None
         }
     };
@@ -179,7 +194,10 @@ pub fn collect(global: &GlobalArgs) -> crate::Result<Report> {
         memory_budget: selected_memory.capped_budget(cap),
         memory_budget_cap: cap,
     };
-    let devices: Vec<DeviceRow> = device::list(&platform).into_iter().map(device_row).collect();
+    let devices: Vec<DeviceRow> = device::list(&platform)
+        .into_iter()
+        .map(device_row)
+        .collect();
 
     let (paths, hf_token_set) = match Paths::resolve(global.out.as_deref()) {
         Ok(p) => (
@@ -193,7 +211,11 @@ pub fn collect(global: &GlobalArgs) -> crate::Result<Report> {
             p.hf_token_set(),
         ),
         Err(e) => {
-            problems.push(problem(Severity::Error, e.to_string(), "set PALLAIDIUM_HOME"));
+            problems.push(problem(
+                Severity::Error,
+                e.to_string(),
+                "set PALLAIDIUM_HOME",
+            ));
             (None, false)
         }
     };
@@ -223,140 +245,31 @@ pub fn collect(global: &GlobalArgs) -> crate::Result<Report> {
     };
     let found = find_problems(&report, nvidia_driver_present());
     report.problems.extend(found);
-    report.problems.sort_by_key(|p| std::cmp::Reverse(p.severity));
+    report
+        .problems
+        .sort_by_key(|p| std::cmp::Reverse(p.severity));
     Ok(report)
-}
-
-const GIB: u64 = 1 << 30;
-
-/// The rules that turn facts into problems with fixes (pure over the report).
-pub fn find_problems(r: &Report, nvidia_driver: bool) -> Vec<Problem> {
-    use Severity::{Error, Info, Warning};
-    let mut out = Vec::new();
-    if let Some(p) = &r.paths {
-        if !p.home.writable {
-            out.push(problem(Error, format!("the data folder {} cannot be written", p.home.path.display()), "set PALLAIDIUM_HOME to a folder you can write"));
-        }
-        if !p.outputs.writable {
-            out.push(problem(Error, format!("the output folder {} cannot be written", p.outputs.path.display()), "pass --out DIR with a folder you can write"));
-        }
-        if !p.hf_cache.writable {
-            out.push(problem(Warning, format!("the Hugging Face cache {} cannot be written: models cannot be downloaded", p.hf_cache.path.display()), "set HF_HUB_CACHE (or HF_HOME) to a folder you can write"));
-        }
-        if p.hf_cache.free_bytes.is_some_and(|f| f < 10 * GIB) {
-            out.push(problem(Warning, format!("only {} free for the model cache; a Stable Diffusion model takes 2-7 GB", format_bytes(p.hf_cache.free_bytes.unwrap_or(0))), "free disk space or move HF_HUB_CACHE to a bigger disk"));
-        }
-        if p.outputs.free_bytes.is_some_and(|f| f < GIB) {
-            out.push(problem(Warning, "less than 1 GiB free for outputs", "free disk space or pass --out DIR on another disk"));
-        }
-    }
-    if let Some(err) = &r.registry.error {
-        out.push(problem(Error, format!("the model registry cannot be loaded: {err}"), "fix the models file at the line named (or drop --models)"));
-    }
-    let compiled = |b: &str| r.backends.contains(&b);
-    if r.apple_silicon && !compiled("metal") {
-        out.push(problem(Warning, "this build has no Metal support: the GPU of this Mac is unused", "rebuild with `cargo build --release --features metal`"));
-    }
-    if r.rosetta {
-        out.push(problem(Warning, "this is an x86_64 build running under Rosetta: Metal is unavailable and everything is slower", "install the arm64 toolchain (`rustup default stable-aarch64-apple-darwin`) and rebuild"));
-    }
-    if nvidia_driver && !compiled("cuda") {
-        out.push(problem(Warning, "an NVIDIA driver is loaded but this build has no CUDA support", "rebuild with `cargo build --release --features cuda`"));
-    }
-    if r.selected_device.kind == "cpu" {
-        out.push(problem(Info, "generating on the CPU: expect minutes per image", "use a CUDA or Metal build on a machine with a GPU"));
-    }
-    let budget = r.selected_device.memory_budget;
-    if budget < 3 * GIB {
-        out.push(problem(Warning, format!("only {} of memory for jobs; SD 1.5 in f16 needs about 3 GiB", format_bytes(budget)), "close other programs, raise --memory-budget, or use a smaller model"));
-    }
-    if r.ssh && !r.tmux {
-        out.push(problem(Warning, "running over SSH outside tmux: jobs stop when the connection drops", "start `tmux new -s pallaidium` and run inside it (detach with Ctrl-b d)"));
-    }
-    if !r.keep_awake_tool && (r.os == "macos" || r.os == "linux") {
-        out.push(problem(Info, "no keep-awake tool (caffeinate / systemd-inhibit): the machine may sleep during long batches", "disable sleep in the system settings, or install systemd"));
-    }
-    if !r.hf_token_set {
-        out.push(problem(Info, "no Hugging Face token: gated models cannot be downloaded", "set HF_TOKEN or run `huggingface-cli login`"));
-    }
-    out
 }
 
 /// `pallaidium doctor`: prints the report; returns 1 when something blocks generation, else 0.
 pub fn run(global: &GlobalArgs, json: bool) -> anyhow::Result<i32> {
     let report = collect(global)?;
-    if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+    let text = if json {
+        serde_json::to_string_pretty(&report)? + "\n"
     } else {
-        print!("{}", render(&report));
+        render(&report)
+    };
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        // A closed pipe (`doctor | head`) is the reader's choice, not our failure.
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e.into()),
+        _ => {}
     }
-    let blocked = report.problems.iter().any(|p| p.severity == Severity::Error);
+    let blocked = report
+        .problems
+        .iter()
+        .any(|p| p.severity == Severity::Error);
     Ok(i32::from(blocked))
-}
-
-fn yes_no(b: bool) -> &'static str {
-    if b { "yes" } else { "no" }
-}
-
-/// The human report.
-pub fn render(r: &Report) -> String {
-    use std::fmt::Write;
-    let mut s = String::new();
-    let mut line = |label: &str, text: String| {
-        let _ = writeln!(s, "{label:<10} {text}");
-    };
-    let mut system = format!("{} {}, {} ({} cores)", r.os, r.arch, r.chip.as_deref().unwrap_or(&r.cpu), r.cpu_cores);
-    if let Some(v) = &r.macos_version {
-        system.push_str(&format!(", macOS {v}"));
-    }
-    if r.rosetta {
-        system.push_str(", under Rosetta");
-    }
-    line("system", system);
-    line("session", format!("ssh: {}, tmux: {}, keep-awake tool: {}", yes_no(r.ssh), yes_no(r.tmux), yes_no(r.keep_awake_tool)));
-    line("backends", r.backends.join(", "));
-    for (i, d) in r.devices.iter().enumerate() {
-        line(if i == 0 { "devices" } else { "" }, format!("{}:{} {}: {} total, {} usable", d.kind, d.ordinal, d.name, format_bytes(d.memory_total), format_bytes(d.memory_free)));
-    }
-    let sel = &r.selected_device;
-    line("selected", format!("{}:{} {} ({})", sel.kind, sel.ordinal, sel.name, sel.reason));
-    line("", format!("job memory budget {}{}", format_bytes(sel.memory_budget), sel.memory_budget_cap.map_or(String::new(), |c| format!(" (capped at {})", format_bytes(c)))));
-    line("dtype", format!("{} (native here: {})", r.dtype.as_deref().unwrap_or("refused"), sel.native_dtypes.join(", ")));
-    let m = &r.memory;
-    let mut mem = format!("RAM {} ({} available), swap {} used of {}", format_bytes(m.ram_total), format_bytes(m.ram_available), format_bytes(m.swap_used), format_bytes(m.swap_total));
-    if let Some(limit) = m.cgroup_limit {
-        mem.push_str(&format!(", cgroup limit {}", format_bytes(limit)));
-    }
-    line("memory", mem);
-    if let Some(p) = &r.paths {
-        let rows = [("home", &p.home), ("outputs", &p.outputs), ("logs", &p.logs), ("queue db", &p.queue_db), ("hf cache", &p.hf_cache)];
-        for (i, (name, row)) in rows.into_iter().enumerate() {
-            let free = row.free_bytes.map_or_else(|| "free unknown".to_string(), |f| format!("{} free", format_bytes(f)));
-            let state = if !row.writable { ", NOT WRITABLE" } else if !row.exists { ", not created yet" } else { "" };
-            line(if i == 0 { "paths" } else { "" }, format!("{name:<9} {} ({free}{state})", row.path.display()));
-        }
-    }
-    line("hf token", if r.hf_token_set { "set".into() } else { "not set".into() });
-    let reg = match (&r.registry.entries, &r.registry.error) {
-        (Some(n), _) => format!("ok, {n} models"),
-        (None, Some(e)) => format!("error: {e}"),
-        (None, None) => "unknown".into(),
-    };
-    line("registry", reg);
-    if r.problems.is_empty() {
-        let _ = writeln!(s, "\nno problems found");
-    } else {
-        let _ = writeln!(s, "\nproblems");
-        for p in &r.problems {
-            let sev = match p.severity {
-                Severity::Error => "error",
-                Severity::Warning => "warning",
-                Severity::Info => "info",
-            };
-            let _ = writeln!(s, "  {sev:<8} {}\n  {:<8} fix: {}", p.message, "", p.fix);
-        }
-    }
-    s
 }
 
 #[cfg(test)]
@@ -378,7 +291,11 @@ mod tests {
     }
 
     fn severities(r: &Report, needle: &str) -> Vec<Severity> {
-        find_problems(r, false).into_iter().filter(|p| p.message.contains(needle)).map(|p| p.severity).collect()
+        find_problems(r, false)
+            .into_iter()
+            .filter(|p| p.message.contains(needle))
+            .map(|p| p.severity)
+            .collect()
     }
 
     #[test]
@@ -389,7 +306,11 @@ mod tests {
         };
         assert_eq!(r.selected_device.kind, "cpu");
         assert_eq!(r.dtype.as_deref(), Some("f32"));
-        assert!(r.devices.iter().any(|d| d.kind == "cpu" && d.memory_total > 0));
+        assert!(
+            r.devices
+                .iter()
+                .any(|d| d.kind == "cpu" && d.memory_total > 0)
+        );
         assert!(render(&r).contains("selected   cpu:0"));
 
         r.ssh = true;
@@ -400,7 +321,13 @@ mod tests {
 
         r.apple_silicon = true;
         assert_eq!(severities(&r, "no Metal"), [Severity::Warning]);
-        assert_eq!(find_problems(&r, true).iter().filter(|p| p.fix.contains("--features cuda")).count(), 1);
+        assert_eq!(
+            find_problems(&r, true)
+                .iter()
+                .filter(|p| p.fix.contains("--features cuda"))
+                .count(),
+            1
+        );
 
         if let Some(p) = r.paths.as_mut() {
             p.home.writable = false;
@@ -414,7 +341,12 @@ mod tests {
         let mut g = global();
         g.dtype = DtypeArg::F16;
         let r = collect(&g).ok();
-        assert!(r.is_some_and(|r| r.dtype.as_deref() == Some("f16") && r.problems.iter().all(|p| p.severity != Severity::Error || !p.message.contains("dtype"))));
+        assert!(r.is_some_and(|r| {
+            r.dtype.as_deref() == Some("f16")
+                && r.problems
+                    .iter()
+                    .all(|p| p.severity != Severity::Error || !p.message.contains("dtype"))
+        }));
     }
 
     #[test]

@@ -4,3 +4,4 @@ pub mod info;
 pub mod models;
 pub mod fetch;
 pub mod plan;
+pub mod bench;

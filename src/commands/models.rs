@@ -128,7 +128,11 @@ fn row<'e>(entry: &'e ModelEntry, target: &Target, paths: &Paths) -> ModelRow<'e
         family: entry.family.as_str(),
         repo: &entry.repo,
         revision: &entry.revision,
-        cached: if target.ctx.dtype.wants_fp16_weights() { fp16 } else { full },
+        cached: if target.ctx.dtype.wants_fp16_weights() {
+            fp16
+        } else {
+            full
+        },
         cached_variants: CachedVariants { full, fp16 },
         verdict: compat::verdict(&findings),
         findings,
@@ -142,12 +146,16 @@ fn print_table(rows: &[ModelRow<'_>], target: &Target, paths: &Paths) {
         target.device_name,
         ctx.backend.as_str(),
         ctx.dtype.as_str(),
-        ctx.memory_budget_bytes.map_or_else(|| "unknown".to_owned(), device::memory::format_bytes),
+        ctx.memory_budget_bytes
+            .map_or_else(|| "unknown".to_owned(), device::memory::format_bytes),
         paths.hf_cache.display()
     );
     println!();
     let id_w = rows.iter().map(|r| r.id.len()).max().unwrap_or(2).max(2);
-    println!("{:<id_w$}  {:<8}  {:<6}  {:<6}  {:<7}  NOTE", "ID", "KIND", "FAMILY", "CACHED", "VERDICT");
+    println!(
+        "{:<id_w$}  {:<8}  {:<6}  {:<6}  {:<7}  NOTE",
+        "ID", "KIND", "FAMILY", "CACHED", "VERDICT"
+    );
     for r in rows {
         let note = r
             .findings
@@ -163,5 +171,7 @@ fn print_table(rows: &[ModelRow<'_>], target: &Target, paths: &Paths) {
         );
     }
     println!();
-    println!("`pallaidium fetch ID` downloads a model; `--model ID` (or a diffusers folder) picks one for a job.");
+    println!(
+        "`pallaidium fetch ID` downloads a model; `--model ID` (or a diffusers folder) picks one for a job."
+    );
 }

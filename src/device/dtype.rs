@@ -42,11 +42,16 @@ impl DtypeSupport {
 
     /// The dtypes that run natively, for reports.
     pub fn native(&self) -> Vec<&'static str> {
-        [("f32", &self.f32), ("f16", &self.f16), ("bf16", &self.bf16), ("f64", &self.f64)]
-            .into_iter()
-            .filter(|(_, s)| **s == Support::Native)
-            .map(|(n, _)| n)
-            .collect()
+        [
+            ("f32", &self.f32),
+            ("f16", &self.f16),
+            ("bf16", &self.bf16),
+            ("f64", &self.f64),
+        ]
+        .into_iter()
+        .filter(|(_, s)| **s == Support::Native)
+        .map(|(n, _)| n)
+        .collect()
     }
 }
 
@@ -71,7 +76,9 @@ fn dtype_support_with_cc(
         DeviceKind::Cpu => DtypeSupport {
             f32: Support::Native,
             f16: Support::Slow("f16 on the CPU is emulated and slow; f32 is faster".into()),
-            bf16: Support::Slow("bf16 on the CPU is widened to f32 for matmuls and slow; f32 is faster".into()),
+            bf16: Support::Slow(
+                "bf16 on the CPU is widened to f32 for matmuls and slow; f32 is faster".into(),
+            ),
             f64: Support::Native,
         },
         DeviceKind::Cuda => DtypeSupport {
@@ -111,7 +118,11 @@ fn metal_bf16(platform: &PlatformInfo) -> Support {
 
 /// Turns `--dtype` into the compute dtype for this device: auto is f16 on CUDA/Metal and f32
 /// on the CPU. Unsupported combinations are bad input naming the fix; slow ones log a warning.
-pub fn resolve_dtype(arg: DtypeArg, device: &SelectedDevice, platform: &PlatformInfo) -> Result<DType> {
+pub fn resolve_dtype(
+    arg: DtypeArg,
+    device: &SelectedDevice,
+    platform: &PlatformInfo,
+) -> Result<DType> {
     let dtype = match (arg, device.kind) {
         (DtypeArg::Auto, DeviceKind::Cpu) => return Ok(DType::F32),
         (DtypeArg::Auto, _) => return Ok(DType::F16),
@@ -125,7 +136,10 @@ pub fn resolve_dtype(arg: DtypeArg, device: &SelectedDevice, platform: &Platform
             tracing::warn!(?dtype, device = %device.kind, "{note}");
             Ok(dtype)
         }
-        Support::Unsupported(why) => Err(Error::bad_input(format!("--dtype {}: {why}", dtype.as_str()))),
+        Support::Unsupported(why) => Err(Error::bad_input(format!(
+            "--dtype {}: {why}",
+            dtype.as_str()
+        ))),
     }
 }
 
@@ -184,19 +198,33 @@ mod tests {
     fn slow_cpu_dtypes_are_allowed() {
         let p = PlatformInfo::detect();
         let cpu = fake(DeviceKind::Cpu, None);
-        assert_eq!(resolve_dtype(DtypeArg::F16, &cpu, &p).ok(), Some(DType::F16));
-        assert_eq!(resolve_dtype(DtypeArg::Bf16, &cpu, &p).ok(), Some(DType::BF16));
-        assert!(matches!(dtype_support(DeviceKind::Cpu, &p).f16, Support::Slow(_)));
+        assert_eq!(
+            resolve_dtype(DtypeArg::F16, &cpu, &p).ok(),
+            Some(DType::F16)
+        );
+        assert_eq!(
+            resolve_dtype(DtypeArg::Bf16, &cpu, &p).ok(),
+            Some(DType::BF16)
+        );
+        assert!(matches!(
+            dtype_support(DeviceKind::Cpu, &p).f16,
+            Support::Slow(_)
+        ));
     }
 
     #[test]
     fn cuda_bf16_needs_ampere() {
         let p = PlatformInfo::detect();
         let turing = fake(DeviceKind::Cuda, Some((7, 5)));
-        let err = resolve_dtype(DtypeArg::Bf16, &turing, &p).err().map(|e| e.to_string());
+        let err = resolve_dtype(DtypeArg::Bf16, &turing, &p)
+            .err()
+            .map(|e| e.to_string());
         assert!(err.is_some_and(|m| m.contains("7.5")));
         let hopper = fake(DeviceKind::Cuda, Some((9, 0)));
-        assert_eq!(resolve_dtype(DtypeArg::Bf16, &hopper, &p).ok(), Some(DType::BF16));
+        assert_eq!(
+            resolve_dtype(DtypeArg::Bf16, &hopper, &p).ok(),
+            Some(DType::BF16)
+        );
     }
 
     #[test]
@@ -204,6 +232,9 @@ mod tests {
         let s = dtype_support(DeviceKind::Metal, &mac("Apple M3", "14.0"));
         assert!(matches!(s.f64, Support::Unsupported(_)));
         assert_eq!(s.native(), ["f32", "f16", "bf16"]);
-        assert_eq!(dtype_support(DeviceKind::Metal, &mac("Apple M1", "14.0")).native(), ["f32", "f16"]);
+        assert_eq!(
+            dtype_support(DeviceKind::Metal, &mac("Apple M1", "14.0")).native(),
+            ["f32", "f16"]
+        );
     }
 }

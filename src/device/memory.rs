@@ -24,7 +24,9 @@ pub enum DeviceMemory {
 impl DeviceMemory {
     pub fn total(&self) -> u64 {
         match *self {
-            Self::Discrete { total, .. } | Self::Unified { total, .. } | Self::System { total, .. } => total,
+            Self::Discrete { total, .. }
+            | Self::Unified { total, .. }
+            | Self::System { total, .. } => total,
         }
     }
 
@@ -54,10 +56,12 @@ pub fn unified_fallback_budget(ram_total: u64) -> u64 {
 pub fn query(device: &SelectedDevice, platform: &PlatformInfo) -> DeviceMemory {
     let system = SystemMemory::query();
     match device.kind {
-        DeviceKind::Cuda => cuda_memory(device).unwrap_or(DeviceMemory::Discrete { total: 0, free: 0 }),
+        DeviceKind::Cuda => {
+            cuda_memory(device).unwrap_or(DeviceMemory::Discrete { total: 0, free: 0 })
+        }
         DeviceKind::Metal => {
-            let (budget, used) = metal_working_set(device)
-                .unwrap_or((unified_fallback_budget(system.ram_total), 0));
+            let (budget, used) =
+                metal_working_set(device).unwrap_or((unified_fallback_budget(system.ram_total), 0));
             DeviceMemory::Unified {
                 total: system.ram_total,
                 budget,
@@ -146,10 +150,8 @@ pub fn parse_size(text: &str) -> Result<u64> {
 
 /// `--memory-budget` as bytes, or `None` when not given.
 pub fn parse_memory_budget(flag: Option<&str>) -> Result<Option<u64>> {
-    flag.map(|s| {
-        parse_size(s).map_err(|e| Error::bad_input(format!("--memory-budget: {e}")))
-    })
-    .transpose()
+    flag.map(|s| parse_size(s).map_err(|e| Error::bad_input(format!("--memory-budget: {e}"))))
+        .transpose()
 }
 
 /// Human form of a byte count (`15.2 GiB`), for reports and logs.
@@ -189,26 +191,50 @@ mod tests {
 
     #[test]
     fn bad_sizes_explain_the_form() {
-        for bad in ["", "GiB", "6 parsecs", "0", "0.1B", "-1GiB", "6GiBs", "1..2GB"] {
+        for bad in [
+            "",
+            "GiB",
+            "6 parsecs",
+            "0",
+            "0.1B",
+            "-1GiB",
+            "6GiBs",
+            "1..2GB",
+        ] {
             let err = parse_size(bad).err();
             assert_eq!(err.as_ref().map(Error::exit_code), Some(2), "{bad:?}");
-            assert!(err.is_some_and(|e| e.to_string().contains("6GiB")), "{bad:?}");
+            assert!(
+                err.is_some_and(|e| e.to_string().contains("6GiB")),
+                "{bad:?}"
+            );
         }
-        let flag = parse_memory_budget(Some("lots")).err().map(|e| e.to_string());
+        let flag = parse_memory_budget(Some("lots"))
+            .err()
+            .map(|e| e.to_string());
         assert!(flag.is_some_and(|m| m.starts_with("--memory-budget")));
         assert!(parse_memory_budget(None).is_ok_and(|b| b.is_none()));
     }
 
     #[test]
     fn budgets_per_kind() {
-        let gpu = DeviceMemory::Discrete { total: 80 << 30, free: 70 << 30 };
+        let gpu = DeviceMemory::Discrete {
+            total: 80 << 30,
+            free: 70 << 30,
+        };
         assert_eq!(gpu.budget_bytes(), 70 << 30);
         assert_eq!(gpu.capped_budget(Some(6 << 30)), 6 << 30);
         assert_eq!(gpu.capped_budget(Some(100 << 30)), 70 << 30);
-        let mac = DeviceMemory::Unified { total: 16 << 30, budget: 11 << 30, used: 1 << 30 };
+        let mac = DeviceMemory::Unified {
+            total: 16 << 30,
+            budget: 11 << 30,
+            used: 1 << 30,
+        };
         assert_eq!(mac.budget_bytes(), 10 << 30);
         assert_eq!(mac.total(), 16 << 30);
-        let cpu = DeviceMemory::System { total: 24 << 30, available: 20 << 30 };
+        let cpu = DeviceMemory::System {
+            total: 24 << 30,
+            available: 20 << 30,
+        };
         assert_eq!(cpu.capped_budget(None), 20 << 30);
     }
 

@@ -25,7 +25,11 @@ const DEVICE_FORMS: &str = "auto, cpu, cuda, cuda:N, metal or metal:N";
 impl DeviceRequest {
     pub fn parse(s: &str) -> Result<Self> {
         let text = s.trim().to_ascii_lowercase();
-        let bad = || Error::bad_input(format!("--device {s:?} is not a device: use {DEVICE_FORMS}"));
+        let bad = || {
+            Error::bad_input(format!(
+                "--device {s:?} is not a device: use {DEVICE_FORMS}"
+            ))
+        };
         let (name, ordinal) = match text.split_once(':') {
             Some((name, n)) => (name, Some(n.parse::<usize>().map_err(|_| bad())?)),
             None => (text.as_str(), None),
@@ -113,9 +117,16 @@ fn cpu_device(reason: String) -> SelectedDevice {
 
 fn open_cuda(ordinal: usize) -> std::result::Result<SelectedDevice, String> {
     if !candle_core::utils::cuda_is_available() {
-        return Err("this build has no CUDA support: rebuild with `cargo build --release --features cuda`".into());
+        return Err(
+            "this build has no CUDA support: rebuild with `cargo build --release --features cuda`"
+                .into(),
+        );
     }
-    let device = candle_core::Device::new_cuda(ordinal).map_err(|e| format!("CUDA device {ordinal} could not be opened ({e}); check `nvidia-smi` and the driver"))?;
+    let device = candle_core::Device::new_cuda(ordinal).map_err(|e| {
+        format!(
+            "CUDA device {ordinal} could not be opened ({e}); check `nvidia-smi` and the driver"
+        )
+    })?;
     let (name, compute_capability) = cuda_details(&device);
     Ok(SelectedDevice {
         device,
@@ -151,7 +162,9 @@ fn open_metal(ordinal: usize) -> std::result::Result<SelectedDevice, String> {
     if !candle_core::utils::metal_is_available() {
         return Err("this build has no Metal support: rebuild with `cargo build --release --features metal`".into());
     }
-    let device = candle_core::Device::new_metal(ordinal).map_err(|e| format!("Metal device {ordinal} could not be opened ({e}); Metal needs a Mac with a GPU"))?;
+    let device = candle_core::Device::new_metal(ordinal).map_err(|e| {
+        format!("Metal device {ordinal} could not be opened ({e}); Metal needs a Mac with a GPU")
+    })?;
     let name = metal_name(&device);
     Ok(SelectedDevice {
         device,
@@ -185,8 +198,12 @@ pub fn select(request: &DeviceRequest) -> Result<SelectedDevice> {
     };
     match *request {
         DeviceRequest::Cpu => Ok(cpu_device("requested with --device cpu".into())),
-        DeviceRequest::Cuda(n) => explicit(open_cuda(n), format!("requested with --device cuda:{n}")),
-        DeviceRequest::Metal(n) => explicit(open_metal(n), format!("requested with --device metal:{n}")),
+        DeviceRequest::Cuda(n) => {
+            explicit(open_cuda(n), format!("requested with --device cuda:{n}"))
+        }
+        DeviceRequest::Metal(n) => {
+            explicit(open_metal(n), format!("requested with --device metal:{n}"))
+        }
         DeviceRequest::Auto => {
             let cuda = open_cuda(0);
             if let Ok(d) = cuda {
@@ -202,12 +219,24 @@ pub fn select(request: &DeviceRequest) -> Result<SelectedDevice> {
                     ..d
                 });
             }
-            let why = [cuda.err(), metal.err()]
-                .into_iter()
-                .flatten()
-                .collect::<Vec<_>>()
-                .join("; ");
-            Ok(cpu_device(format!("auto: no GPU backend usable ({why}), using the CPU")))
+            // Short reasons for backends not built in; the full error when one failed to open.
+            let short = |compiled: bool, name: &str, err: Option<String>| match (compiled, err) {
+                (false, _) => Some(format!("no {name} in this build")),
+                (true, err) => err,
+            };
+            let why = [
+                short(candle_core::utils::cuda_is_available(), "CUDA", cuda.err()),
+                short(
+                    candle_core::utils::metal_is_available(),
+                    "Metal",
+                    metal.err(),
+                ),
+            ]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(", ");
+            Ok(cpu_device(format!("auto: {why}; using the CPU")))
         }
     }
 }
@@ -259,7 +288,9 @@ mod tests {
 
     #[test]
     fn bad_device_strings_name_the_accepted_forms() {
-        for bad in ["gpu", "cuda:", "cuda:x", "cpu:1", "auto:0", "", "cuda:-1", "mps"] {
+        for bad in [
+            "gpu", "cuda:", "cuda:x", "cpu:1", "auto:0", "", "cuda:-1", "mps",
+        ] {
             let err = DeviceRequest::parse(bad).err();
             assert_eq!(err.as_ref().map(Error::exit_code), Some(2), "{bad:?}");
             let msg = err.map(|e| e.to_string()).unwrap_or_default();
@@ -270,14 +301,20 @@ mod tests {
     #[test]
     fn cpu_is_always_selectable() {
         let d = select(&DeviceRequest::Cpu).map_err(|e| e.to_string());
-        assert!(d.as_ref().is_ok_and(|d| d.kind == DeviceKind::Cpu && d.device.is_cpu()));
+        assert!(
+            d.as_ref()
+                .is_ok_and(|d| d.kind == DeviceKind::Cpu && d.device.is_cpu())
+        );
         assert!(d.is_ok_and(|d| !d.name.is_empty() && d.reason.contains("--device cpu")));
     }
 
     #[test]
     fn missing_backend_names_its_feature() {
         if !candle_core::utils::cuda_is_available() {
-            let msg = select(&DeviceRequest::Cuda(0)).err().map(|e| e.to_string()).unwrap_or_default();
+            let msg = select(&DeviceRequest::Cuda(0))
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
             assert!(msg.contains("--features cuda"), "{msg}");
         }
         if !candle_core::utils::metal_is_available() {
@@ -291,7 +328,9 @@ mod tests {
     fn auto_without_gpus_explains_the_cpu() {
         let d = select(&DeviceRequest::Auto).map_err(|e| e.to_string());
         if !candle_core::utils::cuda_is_available() && !candle_core::utils::metal_is_available() {
-            assert!(d.is_ok_and(|d| d.kind == DeviceKind::Cpu && d.reason.contains("no GPU backend")));
+            assert!(d.is_ok_and(
+                |d| d.kind == DeviceKind::Cpu && d.reason.contains("no CUDA in this build")
+            ));
         } else {
             assert!(d.is_ok());
         }

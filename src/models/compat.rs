@@ -100,7 +100,8 @@ pub fn check(ctx: &CompatContext, entry: Option<&ModelEntry>) -> Vec<CompatFindi
     if family == Some(Family::Sdxl) && ctx.dtype == Dtype::F16 {
         out.push(CompatFinding {
             severity: Severity::Warning,
-            message: "SDXL's original VAE overflows in f16 and decodes to NaN (black images)".to_owned(),
+            message: "SDXL's original VAE overflows in f16 and decodes to NaN (black images)"
+                .to_owned(),
             fix: "use --dtype f32, or the f16-safe VAE madebyollin/sdxl-vae-fp16-fix".to_owned(),
         });
     }
@@ -110,7 +111,10 @@ pub fn check(ctx: &CompatContext, entry: Option<&ModelEntry>) -> Vec<CompatFindi
     {
         out.push(CompatFinding {
             severity: Severity::Error,
-            message: format!("{} ({}) is gated: downloads need an accepted licence and a token", e.id, e.repo),
+            message: format!(
+                "{} ({}) is gated: downloads need an accepted licence and a token",
+                e.id, e.repo
+            ),
             fix: format!(
                 "accept the licence at {} and set HF_TOKEN (or run `huggingface-cli login`)",
                 e.license_url
@@ -129,7 +133,11 @@ pub fn check(ctx: &CompatContext, entry: Option<&ModelEntry>) -> Vec<CompatFindi
     if let Some(e) = entry {
         let steps = ctx.steps.unwrap_or(e.defaults.steps);
         let guidance = ctx.guidance.unwrap_or(e.defaults.guidance);
-        for issue in e.known_issues.iter().filter(|i| applies(i, ctx, steps, guidance)) {
+        for issue in e
+            .known_issues
+            .iter()
+            .filter(|i| applies(i, ctx, steps, guidance))
+        {
             out.push(CompatFinding {
                 severity: issue.severity,
                 message: issue.message.clone(),
@@ -152,8 +160,8 @@ pub fn verdict(findings: &[CompatFinding]) -> Verdict {
 }
 
 fn size_rules(w: u32, h: u32, native: Option<[u32; 2]>, out: &mut Vec<CompatFinding>) {
-    if w == 0 || h == 0 || w % 8 != 0 || h % 8 != 0 {
-        let round = |v: u32| ((v + 4) / 8 * 8).max(8);
+    if w == 0 || h == 0 || !w.is_multiple_of(8) || !h.is_multiple_of(8) {
+        let round = |v: u32| (v.saturating_add(4) / 8 * 8).max(8);
         out.push(CompatFinding {
             severity: Severity::Error,
             message: format!("{w}x{h}: width and height must be positive multiples of 8 (the VAE works on 8x8 blocks)"),
@@ -182,7 +190,10 @@ fn bf16_rules(ctx: &CompatContext, out: &mut Vec<CompatFinding>) {
     if ctx.chip.as_deref().is_some_and(|c| chip_has_word(c, "M1")) {
         out.push(CompatFinding {
             severity: Severity::Error,
-            message: format!("{} has no bf16 support on its GPU", ctx.chip.as_deref().unwrap_or("this chip")),
+            message: format!(
+                "{} has no bf16 support on its GPU",
+                ctx.chip.as_deref().unwrap_or("this chip")
+            ),
             fix: "use --dtype f16 (or f32)".to_owned(),
         });
     } else if let Some(v) = ctx.macos_version.as_deref().and_then(parse_version)
@@ -215,8 +226,7 @@ fn applies(i: &KnownIssue, ctx: &CompatContext, steps: u32, guidance: f64) -> bo
     i.backend.is_none_or(|b| b == ctx.backend)
         && i.dtype.is_none_or(|d| d == ctx.dtype)
         && i.os.is_none_or(|o| o == ctx.os)
-        && i
-            .chip
+        && i.chip
             .as_deref()
             .is_none_or(|want| ctx.chip.as_deref().is_some_and(|c| chip_has_word(c, want)))
         && within(&i.min_macos, std::cmp::Ordering::Greater)
@@ -227,7 +237,8 @@ fn applies(i: &KnownIssue, ctx: &CompatContext, steps: u32, guidance: f64) -> bo
 
 /// "M1" is a word of "Apple M1 Pro" but not of "Apple M10" or "Apple M2".
 fn chip_has_word(chip: &str, word: &str) -> bool {
-    chip.split_whitespace().any(|w| w.eq_ignore_ascii_case(word))
+    chip.split_whitespace()
+        .any(|w| w.eq_ignore_ascii_case(word))
 }
 
 /// "14.4.1" -> [14, 4, 1]; None unless every component is a number.

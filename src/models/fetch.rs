@@ -55,7 +55,10 @@ pub fn offline_requested(flag: bool) -> bool {
 }
 
 fn is_true(value: &str) -> bool {
-    matches!(value.trim().to_ascii_uppercase().as_str(), "1" | "ON" | "YES" | "TRUE")
+    matches!(
+        value.trim().to_ascii_uppercase().as_str(),
+        "1" | "ON" | "YES" | "TRUE"
+    )
 }
 
 /// The token for gated repos: HF_TOKEN, the legacy HUGGING_FACE_HUB_TOKEN, else the token file.
@@ -70,10 +73,17 @@ pub fn read_token(token_file: &Path) -> Option<String> {
 
 /// The files a fetch for this weight variant needs; pickles listed by a user's registry are refused.
 pub fn files_for(entry: &ModelEntry, fp16: bool) -> Result<Vec<String>> {
-    let files: Vec<String> = entry.required_files(fp16).into_iter().map(str::to_owned).collect();
+    let files: Vec<String> = entry
+        .required_files(fp16)
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
     for f in &files {
         safetensors_header::refuse_pickle(Path::new(f)).map_err(|e| {
-            Error::bad_input(format!("model `{}` ({}) lists {f}: {e}", entry.id, entry.repo))
+            Error::bad_input(format!(
+                "model `{}` ({}) lists {f}: {e}",
+                entry.id, entry.repo
+            ))
         })?;
     }
     Ok(files)
@@ -119,14 +129,21 @@ pub fn check_disk(cache_dir: &Path, needed: u64, free: Option<u64>) -> Result<()
 
 /// Checks a downloaded (or cached) file: its size, its SHA-256 for LFS files, and for safetensors
 /// that the header agrees with the file's length. Errors name the repo file.
-pub fn verify_file(path: &Path, rfilename: &str, size: Option<u64>, sha256: Option<&str>) -> Result<()> {
+pub fn verify_file(
+    path: &Path,
+    rfilename: &str,
+    size: Option<u64>,
+    sha256: Option<&str>,
+) -> Result<()> {
     let bad = |why: String| {
         Error::bad_input(format!(
             "{rfilename} ({}) is damaged: {why}; delete it and run the fetch again",
             path.display()
         ))
     };
-    let len = std::fs::metadata(path).map_err(|e| Error::io(path, e))?.len();
+    let len = std::fs::metadata(path)
+        .map_err(|e| Error::io(path, e))?
+        .len();
     if let Some(size) = size.filter(|&s| s != len) {
         return Err(bad(format!("{len} bytes where the hub has {size}")));
     }
@@ -156,7 +173,11 @@ pub fn fetch_entry(
         .into_iter()
         .map(str::to_owned)
         .collect();
-    let cached: Vec<String> = files.iter().filter(|f| !missing.contains(f)).cloned().collect();
+    let cached: Vec<String> = files
+        .iter()
+        .filter(|f| !missing.contains(f))
+        .cloned()
+        .collect();
     let report = |snapshot: PathBuf, downloaded: Vec<String>, bytes: u64| FetchReport {
         repo: entry.repo.clone(),
         revision: entry.revision.clone(),
@@ -183,21 +204,33 @@ pub fn fetch_entry(
                 entry.repo, entry.revision, entry.id, entry.source
             ))
         })?;
-        needed += sib.size.unwrap_or(0).saturating_sub(client.partial_bytes(sib));
+        needed += sib
+            .size
+            .unwrap_or(0)
+            .saturating_sub(client.partial_bytes(sib));
     }
-    check_disk(&opts.cache_dir, needed, crate::platform::disk::free_bytes(&opts.cache_dir))?;
+    check_disk(
+        &opts.cache_dir,
+        needed,
+        crate::platform::disk::free_bytes(&opts.cache_dir),
+    )?;
     let mut downloaded = Vec::new();
     let mut bytes = 0;
     let mut snapshot = None;
     for f in &missing {
-        let sib = listing.file(f).ok_or_else(|| Error::job_failed(format!("{f} vanished from the listing")))?;
+        let sib = listing
+            .file(f)
+            .ok_or_else(|| Error::job_failed(format!("{f} vanished from the listing")))?;
         let path = client.download(sib, progress)?;
         if let Err(e) = verify_file(&path, f, sib.size, sib.sha256()) {
             hub::discard(&path);
             return Err(e);
         }
         bytes += sib.size.unwrap_or(0);
-        snapshot = path.ancestors().nth(Path::new(f).components().count()).map(Path::to_path_buf);
+        snapshot = path
+            .ancestors()
+            .nth(Path::new(f).components().count())
+            .map(Path::to_path_buf);
         downloaded.push(f.clone());
     }
     let snapshot = snapshot.unwrap_or_else(|| hf_cache::repo_folder(&opts.cache_dir, &entry.repo));
@@ -223,10 +256,15 @@ mod tests {
         let dir = Path::new("/tmp/cache");
         assert!(check_disk(dir, 1 << 30, Some(10 << 30)).is_ok());
         assert!(check_disk(dir, 1 << 30, None).is_ok());
-        let err = check_disk(dir, 4 << 30, Some(2 << 30)).err().map(|e| (e.exit_code(), e.to_string()));
+        let err = check_disk(dir, 4 << 30, Some(2 << 30))
+            .err()
+            .map(|e| (e.exit_code(), e.to_string()));
         let (code, msg) = err.unwrap_or_default();
         assert_eq!(code, 2);
-        assert!(msg.contains("4.0 GiB") && msg.contains("2.0 GiB") && msg.contains("HF_HUB_CACHE"), "{msg}");
+        assert!(
+            msg.contains("4.0 GiB") && msg.contains("2.0 GiB") && msg.contains("HF_HUB_CACHE"),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -236,15 +274,21 @@ mod tests {
         std::fs::write(&path, b"abc").unwrap();
         let abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
         assert!(verify_file(&path, "x/config.json", Some(3), Some(abc)).is_ok());
-        let wrong_size = verify_file(&path, "x/config.json", Some(4), None).err().unwrap();
+        let wrong_size = verify_file(&path, "x/config.json", Some(4), None)
+            .err()
+            .unwrap();
         assert!(wrong_size.to_string().contains("x/config.json"));
-        let wrong_hash = verify_file(&path, "x/a.bin", None, Some(&"0".repeat(64))).err().unwrap();
+        let wrong_hash = verify_file(&path, "x/a.bin", None, Some(&"0".repeat(64)))
+            .err()
+            .unwrap();
         assert!(wrong_hash.to_string().contains("SHA-256"));
         let st = dir.path().join("w.safetensors");
         safetensors_header::write_sparse(&st, &[("w", "F32", &[8])]).unwrap();
         let full = std::fs::read(&st).unwrap();
         std::fs::write(&st, &full[..full.len() - 4]).unwrap();
-        let err = verify_file(&st, "unet/w.safetensors", None, None).err().unwrap();
+        let err = verify_file(&st, "unet/w.safetensors", None, None)
+            .err()
+            .unwrap();
         assert_eq!(err.exit_code(), 2);
         assert!(err.to_string().contains("w.safetensors"));
     }

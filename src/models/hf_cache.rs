@@ -36,7 +36,10 @@ pub fn cached_snapshot(cache_dir: &Path, repo: &str, revision: &str) -> Option<P
         revision.to_owned()
     } else {
         // Refuse revisions that would step outside refs/.
-        if revision.split('/').any(|p| p.is_empty() || p == "." || p == "..") {
+        if revision
+            .split('/')
+            .any(|p| p.is_empty() || p == "." || p == "..")
+        {
             return None;
         }
         let text = std::fs::read_to_string(folder.join("refs").join(revision)).ok()?;
@@ -56,7 +59,10 @@ pub fn missing_files<'e>(cache_dir: &Path, entry: &'e ModelEntry, fp16: bool) ->
     let needed = entry.required_files(fp16);
     match cached_snapshot(cache_dir, &entry.repo, &entry.revision) {
         // `is_file` follows links, so a link into a missing blob is not a file.
-        Some(snapshot) => needed.into_iter().filter(|f| !snapshot.join(f).is_file()).collect(),
+        Some(snapshot) => needed
+            .into_iter()
+            .filter(|f| !snapshot.join(f).is_file())
+            .collect(),
         None => needed,
     }
 }

@@ -91,8 +91,17 @@ impl ModelLayout {
                 )));
             }
         };
-        let family = detect_family(&unet_cfg, &te_cfg, &pipeline_class, has_second, prediction_type);
-        let in_channels = unet_cfg.get("in_channels").and_then(Value::as_u64).unwrap_or(4);
+        let family = detect_family(
+            &unet_cfg,
+            &te_cfg,
+            &pipeline_class,
+            has_second,
+            prediction_type,
+        );
+        let in_channels = unet_cfg
+            .get("in_channels")
+            .and_then(Value::as_u64)
+            .unwrap_or(4);
         let inpainting = in_channels == 9 || pipeline_class.contains("Inpaint");
         let vae_blocks = vae_cfg
             .get("block_out_channels")
@@ -134,7 +143,9 @@ impl ModelLayout {
         let mut d = self.family.default_params();
         let side = match self.unet_sample_size {
             Some(s) if s >= 8 => s * self.vae_scale_factor,
-            _ if self.family == Family::Sd2 && self.prediction_type == PredictionType::Epsilon => 512,
+            _ if self.family == Family::Sd2 && self.prediction_type == PredictionType::Epsilon => {
+                512
+            }
             _ => d.width,
         };
         d.width = side;
@@ -152,7 +163,11 @@ impl ModelLayout {
                 .map(|s| folder.join(format!("{s}{suffix}")))
                 .find(|p| p.is_file())
         };
-        let found = if fp16 { pick(".fp16.safetensors") } else { None };
+        let found = if fp16 {
+            pick(".fp16.safetensors")
+        } else {
+            None
+        };
         if let Some(p) = found.or_else(|| pick(".safetensors")) {
             return Ok(p);
         }
@@ -173,7 +188,13 @@ impl ModelLayout {
     }
 }
 
-fn detect_family(unet: &Value, te: &Value, class: &str, has_second: bool, pred: PredictionType) -> Family {
+fn detect_family(
+    unet: &Value,
+    te: &Value,
+    class: &str,
+    has_second: bool,
+    pred: PredictionType,
+) -> Family {
     if has_second
         || unet.get("addition_embed_type").and_then(Value::as_str) == Some("text_time")
         || class.contains("XL")

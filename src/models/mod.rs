@@ -15,8 +15,8 @@ pub use layout::ModelLayout;
 pub use registry::Registry;
 pub use resolve::{ResolvedModel, resolve};
 
-#[cfg(test)]
-mod tests;
+pub mod fetch;
 pub mod planner;
 pub mod safetensors_header;
-pub mod fetch;
+#[cfg(test)]
+mod tests;

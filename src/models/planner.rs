@@ -4,6 +4,7 @@
 //! resident, staged components, attention slicing, VAE tiling, a smaller batch per pass.
 
 pub mod activations;
+pub mod calibration;
 pub mod footprint;
 pub mod stages;
 
@@ -149,8 +150,18 @@ fn job_shape(fp: &ModelFootprint, req: &PlanRequest) -> JobShape {
         img2img: req.img2img,
         elem,
         // f16 VAEs that say so run in f32 (the engine upcasts them as diffusers does).
-        vae_elem: if req.dtype == DType::F16 && fp.vae_arch.force_upcast { 4 } else { elem },
-        vae_scale: 1 << fp.vae_arch.block_out_channels.len().saturating_sub(1).min(8),
+        vae_elem: if req.dtype == DType::F16 && fp.vae_arch.force_upcast {
+            4
+        } else {
+            elem
+        },
+        vae_scale: 1
+            << fp
+                .vae_arch
+                .block_out_channels
+                .len()
+                .saturating_sub(1)
+                .min(8),
     }
 }
 
@@ -180,7 +191,11 @@ pub fn plan(fp: &ModelFootprint, req: &PlanRequest) -> MemoryPlan {
         (cand, steps, peak)
     });
     let fits = peak <= budget;
-    let suggestions = if fits { Vec::new() } else { suggestions(fp, req, budget) };
+    let suggestions = if fits {
+        Vec::new()
+    } else {
+        suggestions(fp, req, budget)
+    };
     MemoryPlan {
         breakdown: breakdown(fp, &job, &steps, &dev),
         steps,
@@ -239,7 +254,12 @@ fn candidates(req: &PlanRequest) -> Vec<Candidate> {
     out
 }
 
-fn breakdown(fp: &ModelFootprint, job: &JobShape, steps: &[PlanStep], dev: &DeviceTraits) -> Breakdown {
+fn breakdown(
+    fp: &ModelFootprint,
+    job: &JobShape,
+    steps: &[PlanStep],
+    dev: &DeviceTraits,
+) -> Breakdown {
     let worst = steps.iter().max_by_key(|s| s.total_bytes);
     Breakdown {
         text_encoders_bytes: fp.text_encoders.iter().map(|t| t.bytes_at(job.elem)).sum(),
@@ -260,19 +280,33 @@ fn suggestions(fp: &ModelFootprint, req: &PlanRequest, budget: u64) -> Vec<Strin
         smaller.width = (smaller.width * 3 / 4).max(64) / 64 * 64;
         smaller.height = (smaller.height * 3 / 4).max(64) / 64 * 64;
         if fits(&smaller) {
-            out.push(format!("--width {} --height {}", smaller.width, smaller.height));
+            out.push(format!(
+                "--width {} --height {}",
+                smaller.width, smaller.height
+            ));
             break;
         }
     }
     if req.dtype == DType::F32 && req.device != DeviceKind::Cpu {
-        let half = PlanRequest { dtype: DType::F16, ..req.clone() };
+        let half = PlanRequest {
+            dtype: DType::F16,
+            ..req.clone()
+        };
         if fits(&half) {
             out.push("--dtype f16".to_owned());
         }
     }
     let fixed = req.overrides != Overrides::default();
-    if fixed && fits(&PlanRequest { overrides: Overrides::default(), ..req.clone() }) {
-        out.push("drop --residency/--attention-slicing/--vae-tiling and let the planner choose".to_owned());
+    if fixed
+        && fits(&PlanRequest {
+            overrides: Overrides::default(),
+            ..req.clone()
+        })
+    {
+        out.push(
+            "drop --residency/--attention-slicing/--vae-tiling and let the planner choose"
+                .to_owned(),
+        );
     }
     let loosest = Candidate {
         residency: Residency::Staged,
@@ -281,16 +315,29 @@ fn suggestions(fp: &ModelFootprint, req: &PlanRequest, budget: u64) -> Vec<Strin
         batch: 1,
     };
     let need = plan_peak(fp, req, &loosest);
-    if req.budget_cap.is_some_and(|cap| cap < req.memory.budget_bytes()) && need <= req.memory.budget_bytes() {
-        out.push(format!("raise --memory-budget to at least {}", format_bytes(need)));
+    if req
+        .budget_cap
+        .is_some_and(|cap| cap < req.memory.budget_bytes())
+        && need <= req.memory.budget_bytes()
+    {
+        out.push(format!(
+            "raise --memory-budget to at least {}",
+            format_bytes(need)
+        ));
     } else {
-        out.push(format!("free memory so that {} is available", format_bytes(need)));
+        out.push(format!(
+            "free memory so that {} is available",
+            format_bytes(need)
+        ));
     }
     out
 }
 
 fn plan_fits(fp: &ModelFootprint, req: &PlanRequest, budget: u64) -> bool {
-    let r = PlanRequest { budget_cap: Some(budget), ..req.clone() };
+    let r = PlanRequest {
+        budget_cap: Some(budget),
+        ..req.clone()
+    };
     let p = plan_without_suggestions(fp, &r);
     p <= budget
 }
@@ -314,7 +361,11 @@ fn plan_peak(fp: &ModelFootprint, req: &PlanRequest, cand: &Candidate) -> u64 {
 }
 
 /// Reads a model folder's footprint and plans a job on it: the one call the runner and the TUI need.
-pub fn plan_folder(dir: &std::path::Path, fp16_variant: bool, req: &PlanRequest) -> Result<MemoryPlan> {
+pub fn plan_folder(
+    dir: &std::path::Path,
+    fp16_variant: bool,
+    req: &PlanRequest,
+) -> Result<MemoryPlan> {
     Ok(plan(&ModelFootprint::read(dir, fp16_variant)?, req))
 }
 

@@ -16,7 +16,14 @@ const SHIPPED: &str = include_str!("../../models.toml");
 const SHIPPED_NAME: &str = "models.toml (shipped)";
 
 /// Scheduler names the SD engine understands (the `--scheduler` values).
-pub const KNOWN_SCHEDULERS: &[&str] = &["ddim", "euler", "euler-a", "dpm++2m", "dpm++2m-karras", "unipc"];
+pub const KNOWN_SCHEDULERS: &[&str] = &[
+    "ddim",
+    "euler",
+    "euler-a",
+    "dpm++2m",
+    "dpm++2m-karras",
+    "unipc",
+];
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -74,7 +81,8 @@ impl Registry {
                     ),
                 ));
             }
-            validate(&entry).map_err(|(key, msg)| entry_error(origin, text, line, &entry.id, key, &msg))?;
+            validate(&entry)
+                .map_err(|(key, msg)| entry_error(origin, text, line, &entry.id, key, &msg))?;
             entry.source = format!("{origin}:{line}");
             entries.push(entry);
             lines.push(line);
@@ -108,76 +116,119 @@ impl Registry {
 /// 1-based line of a byte offset.
 pub(super) fn line_of(text: &str, offset: usize) -> usize {
     let end = offset.min(text.len());
-    text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
 }
 
 fn is_multiple_of_8(v: u32) -> bool {
-    v > 0 && v % 8 == 0
+    v > 0 && v.is_multiple_of(8)
 }
 
 /// Checks serde cannot express. Returns the offending key and what is wrong with it.
 fn validate(e: &ModelEntry) -> std::result::Result<(), (&'static str, String)> {
     let id_ok = !e.id.is_empty()
-        && e
-            .id
+        && e.id
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.'));
     if !id_ok {
         return Err((
             "id",
-            format!("`{}` is not a valid id: use lowercase letters, digits, '-', '_' or '.'", e.id),
+            format!(
+                "`{}` is not a valid id: use lowercase letters, digits, '-', '_' or '.'",
+                e.id
+            ),
         ));
     }
     let mut parts = e.repo.split('/');
     let repo_ok = matches!((parts.next(), parts.next(), parts.next()), (Some(a), Some(b), None) if !a.is_empty() && !b.is_empty());
     if !repo_ok {
-        return Err(("repo", format!("`{}` is not a Hugging Face repo id of the form org/name", e.repo)));
+        return Err((
+            "repo",
+            format!(
+                "`{}` is not a Hugging Face repo id of the form org/name",
+                e.repo
+            ),
+        ));
     }
     if e.revision.trim().is_empty() {
         return Err(("revision", "must not be empty (use \"main\")".to_owned()));
     }
     if !e.license_url.starts_with("https://") {
-        return Err(("license_url", format!("`{}` must be an https:// address", e.license_url)));
+        return Err((
+            "license_url",
+            format!("`{}` must be an https:// address", e.license_url),
+        ));
     }
     let d = &e.defaults;
     if d.steps == 0 {
         return Err(("defaults.steps", "must be at least 1".to_owned()));
     }
     if !d.guidance.is_finite() || d.guidance < 0.0 {
-        return Err(("defaults.guidance", format!("{} must be a number >= 0", d.guidance)));
+        return Err((
+            "defaults.guidance",
+            format!("{} must be a number >= 0", d.guidance),
+        ));
     }
     if !is_multiple_of_8(d.width) {
-        return Err(("defaults.width", format!("{} must be a positive multiple of 8", d.width)));
+        return Err((
+            "defaults.width",
+            format!("{} must be a positive multiple of 8", d.width),
+        ));
     }
     if !is_multiple_of_8(d.height) {
-        return Err(("defaults.height", format!("{} must be a positive multiple of 8", d.height)));
+        return Err((
+            "defaults.height",
+            format!("{} must be a positive multiple of 8", d.height),
+        ));
     }
     if !KNOWN_SCHEDULERS.contains(&d.scheduler.as_str()) {
         return Err((
             "defaults.scheduler",
-            format!("unknown scheduler `{}`; use one of {}", d.scheduler, KNOWN_SCHEDULERS.join(", ")),
+            format!(
+                "unknown scheduler `{}`; use one of {}",
+                d.scheduler,
+                KNOWN_SCHEDULERS.join(", ")
+            ),
         ));
     }
     if !e.native_resolution.iter().all(|&v| is_multiple_of_8(v)) {
         return Err((
             "native_resolution",
-            format!("{:?} must be two positive multiples of 8", e.native_resolution),
+            format!(
+                "{:?} must be two positive multiples of 8",
+                e.native_resolution
+            ),
         ));
     }
     if e.tokenizer.folders.is_empty() {
-        return Err(("tokenizer.folders", "must name at least one folder".to_owned()));
+        return Err((
+            "tokenizer.folders",
+            "must name at least one folder".to_owned(),
+        ));
     }
     validate_components(e)?;
     for issue in &e.known_issues {
-        for (key, bound) in [("known_issues.min_macos", &issue.min_macos), ("known_issues.max_macos", &issue.max_macos)] {
+        for (key, bound) in [
+            ("known_issues.min_macos", &issue.min_macos),
+            ("known_issues.max_macos", &issue.max_macos),
+        ] {
             if let Some(v) = bound
                 && super::compat::parse_version(v).is_none()
             {
-                return Err((key, format!("`{v}` is not a version like \"14\" or \"13.5\"")));
+                return Err((
+                    key,
+                    format!("`{v}` is not a version like \"14\" or \"13.5\""),
+                ));
             }
         }
         if issue.message.trim().is_empty() || issue.fix.trim().is_empty() {
-            return Err(("known_issues.message", "every known issue needs a message and a fix".to_owned()));
+            return Err((
+                "known_issues.message",
+                "every known issue needs a message and a fix".to_owned(),
+            ));
         }
     }
     Ok(())
@@ -185,36 +236,56 @@ fn validate(e: &ModelEntry) -> std::result::Result<(), (&'static str, String)> {
 
 fn validate_components(e: &ModelEntry) -> std::result::Result<(), (&'static str, String)> {
     if e.components.is_empty() {
-        return Err(("components", "an entry needs at least one [[models.components]]".to_owned()));
+        return Err((
+            "components",
+            "an entry needs at least one [[models.components]]".to_owned(),
+        ));
     }
     for (i, c) in e.components.iter().enumerate() {
         if c.name.trim().is_empty() {
             return Err(("components.name", "must not be empty".to_owned()));
         }
         if e.components[..i].iter().any(|o| o.name == c.name) {
-            return Err(("components.name", format!("component `{}` is listed twice", c.name)));
+            return Err((
+                "components.name",
+                format!("component `{}` is listed twice", c.name),
+            ));
         }
         if c.files.is_empty() && c.weights.is_none() {
-            return Err(("components.files", format!("component `{}` lists no files", c.name)));
+            return Err((
+                "components.files",
+                format!("component `{}` lists no files", c.name),
+            ));
         }
         if c.weights_fp16.is_some() && c.weights.is_none() {
-            return Err(("components.weights", format!("component `{}` has weights_fp16 but no weights", c.name)));
+            return Err((
+                "components.weights",
+                format!("component `{}` has weights_fp16 but no weights", c.name),
+            ));
         }
         // Only formats that cannot run code on load (issue 6: pickles are refused).
-        for (key, w) in [("components.weights", &c.weights), ("components.weights_fp16", &c.weights_fp16)] {
+        for (key, w) in [
+            ("components.weights", &c.weights),
+            ("components.weights_fp16", &c.weights_fp16),
+        ] {
             if let Some(w) = w
                 && !(w.ends_with(".safetensors") || w.ends_with(".gguf"))
             {
                 return Err((
                     key,
-                    format!("`{w}` is not a .safetensors or .gguf file; pickled weights (.bin, .ckpt, .pt) are not loaded"),
+                    format!(
+                        "`{w}` is not a .safetensors or .gguf file; pickled weights (.bin, .ckpt, .pt) are not loaded"
+                    ),
                 ));
             }
         }
         let all = c.files.iter().chain(&c.weights).chain(&c.weights_fp16);
         for f in all {
             if f.starts_with('/') || f.split('/').any(|p| p == ".." || p.is_empty()) {
-                return Err(("components.files", format!("`{f}` must be a relative path inside the repo")));
+                return Err((
+                    "components.files",
+                    format!("`{f}` must be a relative path inside the repo"),
+                ));
             }
         }
     }

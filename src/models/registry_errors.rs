@@ -27,7 +27,14 @@ pub(super) fn parse_error(origin: &str, text: &str, err: &toml::de::Error) -> Er
 
 /// A validation failure in the entry whose table starts at `line`. Points at the key's own line when
 /// the key is assigned exactly once in that entry, else at the entry's header.
-pub(super) fn entry_error(origin: &str, text: &str, line: usize, id: &str, key: &str, message: &str) -> Error {
+pub(super) fn entry_error(
+    origin: &str,
+    text: &str,
+    line: usize,
+    id: &str,
+    key: &str,
+    message: &str,
+) -> Error {
     let line = key_line(text, line, key).unwrap_or(line);
     Error::bad_input(format!(
         "models file {origin}, line {line} (entry `{id}`), key `{key}`: {message}"
@@ -42,7 +49,10 @@ fn key_line(text: &str, entry_line: usize, key: &str) -> Option<usize> {
         .enumerate()
         .skip(entry_line)
         .take_while(|(_, l)| l.trim() != "[[models]]")
-        .filter(|(_, l)| l.split_once('=').is_some_and(|(k, _)| k.trim().trim_matches('"') == name))
+        .filter(|(_, l)| {
+            l.split_once('=')
+                .is_some_and(|(k, _)| k.trim().trim_matches('"') == name)
+        })
         .map(|(i, _)| i + 1);
     let first = hits.next()?;
     hits.next().is_none().then_some(first)
@@ -63,12 +73,17 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 
 /// serde names the key in "unknown field `x`", "missing field `x`", "duplicate field `x`".
 fn key_from_message(message: &str) -> Option<String> {
-    ["unknown field `", "missing field `", "duplicate field `", "duplicate key `"]
-        .iter()
-        .find_map(|prefix| {
-            let rest = &message[message.find(prefix)? + prefix.len()..];
-            Some(rest[..rest.find('`')?].to_owned())
-        })
+    [
+        "unknown field `",
+        "missing field `",
+        "duplicate field `",
+        "duplicate key `",
+    ]
+    .iter()
+    .find_map(|prefix| {
+        let rest = &message[message.find(prefix)? + prefix.len()..];
+        Some(rest[..rest.find('`')?].to_owned())
+    })
 }
 
 /// The key assigned on a `key = value` line, or the header of a `[table]` line.
@@ -87,7 +102,9 @@ fn key_on_line(text: &str, line: usize) -> Option<String> {
 fn entry_id_around(text: &str, line: usize) -> Option<String> {
     let lines: Vec<&str> = text.lines().collect();
     let upto = line.min(lines.len());
-    let start = lines[..upto].iter().rposition(|l| l.trim() == "[[models]]")?;
+    let start = lines[..upto]
+        .iter()
+        .rposition(|l| l.trim() == "[[models]]")?;
     lines[start + 1..]
         .iter()
         .take_while(|l| !l.trim_start().starts_with("[[models]]"))
@@ -111,8 +128,14 @@ mod tests {
 
     #[test]
     fn keys_come_from_messages_or_lines() {
-        assert_eq!(key_from_message("unknown field `colour`, expected ..."), Some("colour".to_owned()));
-        assert_eq!(key_from_message("missing field `defaults`"), Some("defaults".to_owned()));
+        assert_eq!(
+            key_from_message("unknown field `colour`, expected ..."),
+            Some("colour".to_owned())
+        );
+        assert_eq!(
+            key_from_message("missing field `defaults`"),
+            Some("defaults".to_owned())
+        );
         let text = "[[models]]\nid = \"x\"\nkind = \"paint\"\n";
         assert_eq!(key_on_line(text, 3), Some("kind".to_owned()));
         assert_eq!(key_on_line(text, 1), Some("models".to_owned()));
@@ -121,6 +144,10 @@ mod tests {
         assert_eq!(key_line(text, 1, "defaults.kind"), Some(3));
         assert_eq!(key_line(text, 1, "width"), None);
         let twice = "[[models]]\nweights = 1\nweights = 2\n";
-        assert_eq!(key_line(twice, 1, "weights"), None, "ambiguous keys point at the entry");
+        assert_eq!(
+            key_line(twice, 1, "weights"),
+            None,
+            "ambiguous keys point at the entry"
+        );
     }
 }

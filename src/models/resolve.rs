@@ -33,7 +33,11 @@ pub fn resolve(registry: &Registry, model: &str, hf_cache: &Path) -> Result<Reso
     {
         return resolve_entry(entry, hf_cache);
     }
-    if model.starts_with('.') || model.starts_with('/') || model.starts_with('~') || model.contains('\\') {
+    if model.starts_with('.')
+        || model.starts_with('/')
+        || model.starts_with('~')
+        || model.contains('\\')
+    {
         return Err(Error::bad_input(format!(
             "model folder {model} does not exist; give a diffusers folder or a registry id (`pallaidium models` lists them)"
         )));
@@ -42,7 +46,14 @@ pub fn resolve(registry: &Registry, model: &str, hf_cache: &Path) -> Result<Reso
     let hint = if close.is_empty() {
         String::new()
     } else {
-        format!("; did you mean {}?", close.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", "))
+        format!(
+            "; did you mean {}?",
+            close
+                .iter()
+                .map(|c| format!("`{c}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
     };
     Err(Error::bad_input(format!(
         "unknown model `{model}`{hint} `pallaidium models` lists the registry ids; a local diffusers folder works too"
@@ -56,7 +67,10 @@ fn resolve_folder(dir: &Path) -> Result<ResolvedModel> {
         .ok()
         .as_deref()
         .and_then(Path::file_name)
-        .map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned());
+        .map_or_else(
+            || dir.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
     Ok(ResolvedModel {
         id,
         dir: dir.to_path_buf(),
@@ -72,7 +86,11 @@ fn resolve_entry(entry: &ModelEntry, cache: &Path) -> Result<ResolvedModel> {
     let snapshot = hf_cache::cached_snapshot(cache, &entry.repo, &entry.revision);
     let (Some(dir), true) = (snapshot, missing_full.is_empty() || missing_fp16.is_empty()) else {
         // Report the variant closer to complete: that is the one the user most likely fetched.
-        let missing = if missing_fp16.len() <= missing_full.len() { missing_fp16 } else { missing_full };
+        let missing = if missing_fp16.len() <= missing_full.len() {
+            missing_fp16
+        } else {
+            missing_full
+        };
         let more = match missing.len() {
             0 | 1 => String::new(),
             n => format!(" and {} more", n - 1),
@@ -106,7 +124,8 @@ fn close_matches<'r>(wanted: &str, registry: &'r Registry) -> Vec<&'r str> {
         .ids()
         .filter_map(|id| {
             let d = edit_distance(&wanted, id);
-            let related = id.contains(wanted.as_str()) || (wanted.len() >= 3 && wanted.contains(id));
+            let related =
+                id.contains(wanted.as_str()) || (wanted.len() >= 3 && wanted.contains(id));
             (d <= limit || related).then_some((d, id))
         })
         .collect();

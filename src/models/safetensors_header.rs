@@ -73,7 +73,10 @@ impl StoredDtype {
 
     /// Floating-point weights are converted to the run dtype when loaded; integers keep theirs.
     pub fn is_float(self) -> bool {
-        matches!(self, Self::F64 | Self::F32 | Self::F16 | Self::Bf16 | Self::F8)
+        matches!(
+            self,
+            Self::F64 | Self::F32 | Self::F16 | Self::Bf16 | Self::F8
+        )
     }
 }
 
@@ -111,7 +114,10 @@ pub struct SafetensorsHeader {
 impl SafetensorsHeader {
     /// Bytes of all tensors once loaded with floats at `run_bytes_per_float` bytes each.
     pub fn bytes_at(&self, run_bytes_per_float: u64) -> u64 {
-        self.tensors.values().map(|t| t.bytes_at(run_bytes_per_float)).sum()
+        self.tensors
+            .values()
+            .map(|t| t.bytes_at(run_bytes_per_float))
+            .sum()
     }
 
     pub fn parameter_count(&self) -> u64 {
@@ -157,8 +163,11 @@ pub fn read_header(path: &Path) -> Result<SafetensorsHeader> {
     let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let file_bytes = file.metadata().map_err(|e| Error::io(path, e))?.len();
     let mut len_bytes = [0u8; 8];
-    file.read_exact(&mut len_bytes)
-        .map_err(|_| corrupt(format!("only {file_bytes} bytes, shorter than the 8-byte header length")))?;
+    file.read_exact(&mut len_bytes).map_err(|_| {
+        corrupt(format!(
+            "only {file_bytes} bytes, shorter than the 8-byte header length"
+        ))
+    })?;
     let header_len = u64::from_le_bytes(len_bytes);
     if header_len > MAX_HEADER_BYTES {
         return Err(corrupt(format!("declares a {header_len}-byte header")));
@@ -172,8 +181,8 @@ pub fn read_header(path: &Path) -> Result<SafetensorsHeader> {
     let mut json = vec![0u8; header_len as usize];
     file.read_exact(&mut json)
         .map_err(|e| corrupt(format!("cannot read the header: {e}")))?;
-    let raw: BTreeMap<String, serde_json::Value> =
-        serde_json::from_slice(&json).map_err(|e| corrupt(format!("the header is not JSON: {e}")))?;
+    let raw: BTreeMap<String, serde_json::Value> = serde_json::from_slice(&json)
+        .map_err(|e| corrupt(format!("the header is not JSON: {e}")))?;
 
     let mut tensors = BTreeMap::new();
     let mut data_end = 0u64;
@@ -185,7 +194,10 @@ pub fn read_header(path: &Path) -> Result<SafetensorsHeader> {
             .map_err(|e| corrupt(format!("tensor `{name}` has a malformed entry: {e}")))?;
         let dtype = StoredDtype::parse(&t.dtype)
             .ok_or_else(|| corrupt(format!("tensor `{name}` has unknown dtype {}", t.dtype)))?;
-        let info = TensorInfo { dtype, shape: t.shape };
+        let info = TensorInfo {
+            dtype,
+            shape: t.shape,
+        };
         let [begin, end] = t.data_offsets;
         let declared = info
             .shape
@@ -255,23 +267,43 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("model.safetensors");
         // 1 GiB of declared f16 data that is never written.
-        write_sparse(&path, &[("w", "F16", &[16384, 32768]), ("ids", "I64", &[1, 77])]).unwrap();
+        write_sparse(
+            &path,
+            &[("w", "F16", &[16384, 32768]), ("ids", "I64", &[1, 77])],
+        )
+        .unwrap();
         let h = read_header(&path).unwrap();
         assert_eq!(h.tensors["w"].shape, vec![16384, 32768]);
         assert_eq!(h.tensors["w"].dtype, StoredDtype::F16);
         assert_eq!(h.parameter_count(), 16384 * 32768 + 77);
         assert_eq!(h.bytes_at(2), (1 << 30) + 77 * 8);
-        assert_eq!(h.bytes_at(4), (2 << 30) + 77 * 8, "floats convert, integers keep their size");
+        assert_eq!(
+            h.bytes_at(4),
+            (2 << 30) + 77 * 8,
+            "floats convert, integers keep their size"
+        );
     }
 
     #[test]
     fn matches_files_written_by_candle() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.safetensors");
-        let t = candle_core::Tensor::zeros((3, 5), candle_core::DType::BF16, &candle_core::Device::Cpu).unwrap();
-        candle_core::safetensors::save(&std::collections::HashMap::from([("a.b".to_string(), t)]), &path).unwrap();
+        let t =
+            candle_core::Tensor::zeros((3, 5), candle_core::DType::BF16, &candle_core::Device::Cpu)
+                .unwrap();
+        candle_core::safetensors::save(
+            &std::collections::HashMap::from([("a.b".to_string(), t)]),
+            &path,
+        )
+        .unwrap();
         let h = read_header(&path).unwrap();
-        assert_eq!(h.tensors["a.b"], TensorInfo { dtype: StoredDtype::Bf16, shape: vec![3, 5] });
+        assert_eq!(
+            h.tensors["a.b"],
+            TensorInfo {
+                dtype: StoredDtype::Bf16,
+                shape: vec![3, 5]
+            }
+        );
         assert_eq!(h.file_bytes, std::fs::metadata(&path).unwrap().len());
     }
 
@@ -299,7 +331,10 @@ mod tests {
             let err = read_header(&path).err().unwrap();
             assert_eq!(err.exit_code(), 2, "case {i}");
             let msg = err.to_string();
-            assert!(msg.contains("unet.safetensors") && msg.contains("truncated or corrupt"), "case {i}: {msg}");
+            assert!(
+                msg.contains("unet.safetensors") && msg.contains("truncated or corrupt"),
+                "case {i}: {msg}"
+            );
         }
     }
 
@@ -309,7 +344,10 @@ mod tests {
             let err = refuse_pickle(Path::new(name)).err().unwrap();
             assert_eq!(err.exit_code(), 2);
             let msg = err.to_string();
-            assert!(msg.contains("arbitrary code") && msg.contains("safe_serialization=True"), "{msg}");
+            assert!(
+                msg.contains("arbitrary code") && msg.contains("safe_serialization=True"),
+                "{msg}"
+            );
         }
         assert!(refuse_pickle(Path::new("model.safetensors")).is_ok());
         assert!(read_header(Path::new("weights.ckpt")).is_err());

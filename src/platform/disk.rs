@@ -39,7 +39,10 @@ pub fn writable(path: &Path) -> bool {
         return false;
     };
     if existing.is_file() {
-        return std::fs::OpenOptions::new().append(true).open(&existing).is_ok();
+        return std::fs::OpenOptions::new()
+            .append(true)
+            .open(&existing)
+            .is_ok();
     }
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -62,7 +65,6 @@ pub fn free_bytes(_path: &Path) -> Option<u64> {
     None
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,7 +75,10 @@ mod tests {
         let missing = dir.join("pallaidium-no-such-dir").join("deeper");
         assert_eq!(nearest_existing(&missing), Some(dir.clone()));
         let free = free_bytes(&missing);
-        assert!(free.is_some_and(|b| b > 0), "free space of {dir:?}: {free:?}");
+        assert!(
+            free.is_some_and(|b| b > 0),
+            "free space of {dir:?}: {free:?}"
+        );
         assert!(writable(&missing));
     }
 
@@ -91,7 +96,9 @@ mod tests {
             panic!("no temp dir");
         };
         assert!(writable(&dir.path().join("a/b")));
-        let left = std::fs::read_dir(dir.path()).map(|d| d.count()).unwrap_or(usize::MAX);
+        let left = std::fs::read_dir(dir.path())
+            .map(|d| d.count())
+            .unwrap_or(usize::MAX);
         assert_eq!(left, 0);
     }
 }

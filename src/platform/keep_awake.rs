@@ -75,10 +75,14 @@ impl KeepAwake {
             method: KeepAwakeMethod::None,
         };
         let Some((method, mut cmd)) = keep_awake_command(reason, std::process::id()) else {
-            tracing::info!("keep-awake: no caffeinate/systemd-inhibit here; the machine may sleep during jobs");
+            tracing::info!(
+                "keep-awake: no caffeinate/systemd-inhibit here; the machine may sleep during jobs"
+            );
             return inert;
         };
-        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
         let mut child = match cmd.spawn() {
             Ok(c) => c,
             Err(err) => {
@@ -127,7 +131,8 @@ impl Drop for KeepAwake {
 
 /// Whether a keep-awake tool is installed here (for `doctor`; does not start it).
 pub fn tool_available() -> bool {
-    keep_awake_command("check", std::process::id()).is_some_and(|(_, cmd)| Path::new(cmd.get_program()).is_file())
+    keep_awake_command("check", std::process::id())
+        .is_some_and(|(_, cmd)| Path::new(cmd.get_program()).is_file())
 }
 
 #[cfg(test)]
@@ -138,7 +143,10 @@ mod tests {
     fn command_matches_the_os() {
         let found = keep_awake_command("batch", 4242);
         if let Some((method, cmd)) = &found {
-            let args: Vec<String> = cmd.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
+            let args: Vec<String> = cmd
+                .get_args()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect();
             match method {
                 KeepAwakeMethod::Caffeinate => assert_eq!(args, ["-i", "-w", "4242"]),
                 KeepAwakeMethod::SystemdInhibit => {

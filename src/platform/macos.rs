@@ -158,8 +158,10 @@ pub fn read_vm_stat() -> Option<VmStat> {
 mod tests {
     use super::*;
 
-    const SW_VERS_SONOMA: &str = "ProductName:\t\tmacOS\nProductVersion:\t\t14.4.1\nBuildVersion:\t\t23E224\n";
-    const SW_VERS_SEQUOIA: &str = "ProductName:\t\tmacOS\nProductVersion:\t\t15.0\nBuildVersion:\t\t24A335\n";
+    const SW_VERS_SONOMA: &str =
+        "ProductName:\t\tmacOS\nProductVersion:\t\t14.4.1\nBuildVersion:\t\t23E224\n";
+    const SW_VERS_SEQUOIA: &str =
+        "ProductName:\t\tmacOS\nProductVersion:\t\t15.0\nBuildVersion:\t\t24A335\n";
     const SW_VERS_CATALINA: &str =
         "ProductName:\tMac OS X\nProductVersion:\t10.15.7\nBuildVersion:\t19H2026\n";
 
@@ -193,15 +195,27 @@ Swapouts:                                 63104.
     fn sw_vers_versions() {
         assert_eq!(
             parse_sw_vers(SW_VERS_SONOMA),
-            Some(MacVersion { major: 14, minor: 4, patch: 1 })
+            Some(MacVersion {
+                major: 14,
+                minor: 4,
+                patch: 1
+            })
         );
         assert_eq!(
             parse_sw_vers(SW_VERS_SEQUOIA),
-            Some(MacVersion { major: 15, minor: 0, patch: 0 })
+            Some(MacVersion {
+                major: 15,
+                minor: 0,
+                patch: 0
+            })
         );
         assert_eq!(
             parse_sw_vers(SW_VERS_CATALINA),
-            Some(MacVersion { major: 10, minor: 15, patch: 7 })
+            Some(MacVersion {
+                major: 10,
+                minor: 15,
+                patch: 7
+            })
         );
         assert_eq!(parse_sw_vers("ProductName: macOS\n"), None);
         assert_eq!(parse_sw_vers("ProductVersion: fourteen\n"), None);
@@ -222,7 +236,10 @@ Swapouts:                                 63104.
         assert_eq!(parse_sysctl_flag("1\n"), Some(true));
         assert_eq!(parse_sysctl_flag("0\n"), Some(false));
         assert_eq!(parse_sysctl_flag(""), None);
-        assert_eq!(parse_brand_string("Apple M2 Pro\n").as_deref(), Some("Apple M2 Pro"));
+        assert_eq!(
+            parse_brand_string("Apple M2 Pro\n").as_deref(),
+            Some("Apple M2 Pro")
+        );
         assert_eq!(parse_brand_string("  \n"), None);
         assert_eq!(parse_sysctl_u64("17179869184\n"), Some(17_179_869_184));
     }

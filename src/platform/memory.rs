@@ -20,7 +20,9 @@ impl SystemMemory {
     pub fn query() -> Self {
         let mut sys = sysinfo::System::new();
         sys.refresh_memory();
-        let limits = sys.cgroup_limits().filter(|l| l.total_memory < sys.total_memory());
+        let limits = sys
+            .cgroup_limits()
+            .filter(|l| l.total_memory < sys.total_memory());
         Self {
             ram_total: sys.total_memory(),
             ram_available: sys.available_memory(),
@@ -33,7 +35,8 @@ impl SystemMemory {
 
     /// Total memory this process may use: RAM, or the cgroup limit when lower.
     pub fn usable_total(&self) -> u64 {
-        self.cgroup_limit.map_or(self.ram_total, |l| l.min(self.ram_total))
+        self.cgroup_limit
+            .map_or(self.ram_total, |l| l.min(self.ram_total))
     }
 
     /// Memory available to this process now: available RAM, or the cgroup's free memory when lower.

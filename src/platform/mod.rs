@@ -88,7 +88,8 @@ impl PlatformInfo {
         self.rosetta = macos::sysctl("sysctl.proc_translated")
             .and_then(|o| macos::parse_sysctl_flag(&o))
             .unwrap_or(false);
-        let brand = macos::sysctl("machdep.cpu.brand_string").and_then(|o| macos::parse_brand_string(&o));
+        let brand =
+            macos::sysctl("machdep.cpu.brand_string").and_then(|o| macos::parse_brand_string(&o));
         if self.apple_silicon {
             self.chip_generation = brand.as_deref().and_then(macos::apple_chip_generation);
             self.chip = brand.clone();
@@ -173,11 +174,9 @@ pub fn prepare_environment(info: &PlatformInfo) -> Vec<EnvChange> {
             return Vec::new();
         }
     };
-    let changes = planned_env(
-        candle_core::utils::cuda_is_available(),
-        &home,
-        |k| std::env::var(k).ok(),
-    );
+    let changes = planned_env(candle_core::utils::cuda_is_available(), &home, |k| {
+        std::env::var(k).ok()
+    });
     for change in &changes {
         // SAFETY: documented precondition: called before other threads exist.
         unsafe { std::env::set_var(&change.name, &change.value) };
@@ -194,8 +193,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> =
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         move |k| map.get(k).cloned()
     }
 
@@ -206,12 +207,18 @@ mod tests {
             session_from_env(env(&[("SSH_CONNECTION", "10.0.0.2 51234 10.0.0.5 22")])),
             (true, false)
         );
-        assert_eq!(session_from_env(env(&[("SSH_TTY", "/dev/ttys001")])), (true, false));
+        assert_eq!(
+            session_from_env(env(&[("SSH_TTY", "/dev/ttys001")])),
+            (true, false)
+        );
         assert_eq!(
             session_from_env(env(&[("TMUX", "/private/tmp/tmux-501/default,1234,0")])),
             (false, true)
         );
-        assert_eq!(session_from_env(env(&[("SSH_CLIENT", " "), ("TMUX", "")])), (false, false));
+        assert_eq!(
+            session_from_env(env(&[("SSH_CLIENT", " "), ("TMUX", "")])),
+            (false, false)
+        );
     }
 
     #[test]

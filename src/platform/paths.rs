@@ -77,7 +77,11 @@ impl PathEnv {
 
     /// HF_HUB_CACHE, else HUGGINGFACE_HUB_CACHE, else `<hf_home>/hub`.
     pub fn hf_cache(&self) -> Option<PathBuf> {
-        match self.hf_hub_cache.as_ref().or(self.huggingface_hub_cache.as_ref()) {
+        match self
+            .hf_hub_cache
+            .as_ref()
+            .or(self.huggingface_hub_cache.as_ref())
+        {
             Some(p) => Some(self.expand(p)),
             None => Some(self.hf_home()?.join("hub")),
         }
@@ -138,8 +142,7 @@ impl Paths {
         let env_set = ["HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"]
             .iter()
             .any(|k| std::env::var(k).is_ok_and(|v| !v.trim().is_empty()));
-        env_set
-            || std::fs::read_to_string(&self.hf_token_file).is_ok_and(|t| !t.trim().is_empty())
+        env_set || std::fs::read_to_string(&self.hf_token_file).is_ok_and(|t| !t.trim().is_empty())
     }
 }
 
@@ -159,17 +162,26 @@ mod tests {
     fn defaults() {
         let p = Paths::from_env(&base(), None).map_err(|e| e.to_string());
         let p = p.as_ref();
-        assert_eq!(p.map(|p| p.home.clone()), Ok("/home/ada/.local/share/pallaidium".into()));
+        assert_eq!(
+            p.map(|p| p.home.clone()),
+            Ok("/home/ada/.local/share/pallaidium".into())
+        );
         assert_eq!(
             p.map(|p| p.outputs.clone()),
             Ok("/home/ada/.local/share/pallaidium/outputs".into())
         );
-        assert_eq!(p.map(|p| p.logs.clone()), Ok("/home/ada/.local/share/pallaidium/logs".into()));
+        assert_eq!(
+            p.map(|p| p.logs.clone()),
+            Ok("/home/ada/.local/share/pallaidium/logs".into())
+        );
         assert_eq!(
             p.map(|p| p.queue_db.clone()),
             Ok("/home/ada/.local/share/pallaidium/queue.sqlite3".into())
         );
-        assert_eq!(p.map(|p| p.hf_cache.clone()), Ok("/home/ada/.cache/huggingface/hub".into()));
+        assert_eq!(
+            p.map(|p| p.hf_cache.clone()),
+            Ok("/home/ada/.cache/huggingface/hub".into())
+        );
         assert_eq!(
             p.map(|p| p.hf_token_file.clone()),
             Ok("/home/ada/.cache/huggingface/token".into())
@@ -185,7 +197,10 @@ mod tests {
         let p = Paths::from_env(&env, Some(Path::new("/tmp/out"))).map_err(|e| e.to_string());
         assert_eq!(p.as_ref().map(|p| p.home.clone()), Ok("/srv/pal".into()));
         assert_eq!(p.as_ref().map(|p| p.outputs.clone()), Ok("/tmp/out".into()));
-        assert_eq!(p.as_ref().map(|p| p.logs.clone()), Ok("/srv/pal/logs".into()));
+        assert_eq!(
+            p.as_ref().map(|p| p.logs.clone()),
+            Ok("/srv/pal/logs".into())
+        );
     }
 
     #[test]

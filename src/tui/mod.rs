@@ -48,7 +48,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
     let (theme, notice) =
         Theme::load_or_dark(cli.global.theme.as_deref().unwrap_or("dark"), &theme_dirs);
     // The runner starts before the terminal is taken, so its errors print plainly.
-    let config = runner_link::runner_config(cli, &paths)?;
+    let (config, device_probe) = runner_link::runner_config(cli, &paths)?;
     let store = Store::open(&paths.queue_db).map_err(crate::Error::from)?;
     let runner = Arc::new(JobRunner::start(store, config)?);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -64,7 +64,12 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
         compat: compat_env(cli, &paths, &registry),
         picker: None,
     };
-    let quit = runtime.block_on(run_loop(app_config, Arc::clone(&runner), &paths))?;
+    let quit = runtime.block_on(run_loop(
+        app_config,
+        Arc::clone(&runner),
+        &paths,
+        device_probe,
+    ))?;
     finish(runner, quit, &paths);
     Ok(0)
 }
@@ -115,6 +120,7 @@ async fn run_loop(
     config: AppConfig,
     runner: Arc<JobRunner>,
     paths: &Paths,
+    device_probe: sampler::DeviceProbe,
 ) -> anyhow::Result<QuitMode> {
     let protocol = PreviewProtocol::from_env();
     let mut guard = terminal::TerminalGuard::enter()?;
@@ -143,7 +149,7 @@ async fn run_loop(
     event::spawn_input(tx.clone());
     event::spawn_ticks(tx.clone(), TICK);
     event::spawn_signals(tx.clone());
-    sampler::Sampler::new(None).spawn(SAMPLE_EVERY, tx.clone());
+    sampler::Sampler::new(Some(device_probe)).spawn(SAMPLE_EVERY, tx.clone());
     forward_job_events(&runner, tx.clone());
     let history_file = history::path(&paths.home);
     {

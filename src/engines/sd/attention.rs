@@ -147,7 +147,12 @@ impl CrossAttention {
     }
 
     /// `xs` (b, n, query_dim); `context` (b, m, context_dim) or None for self-attention.
-    pub fn forward(&self, xs: &Tensor, context: Option<&Tensor>, mode: AttentionMode) -> Result<Tensor> {
+    pub fn forward(
+        &self,
+        xs: &Tensor,
+        context: Option<&Tensor>,
+        mode: AttentionMode,
+    ) -> Result<Tensor> {
         let context = context.unwrap_or(xs);
         let q = self.to_q.forward(xs)?;
         let k = self.to_k.forward(context)?;
@@ -158,6 +163,7 @@ impl CrossAttention {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -192,7 +198,9 @@ mod tests {
                 for i in 0..nq {
                     let s: Vec<f32> = (0..nk)
                         .map(|j| {
-                            (0..d).map(|c| q[bi][i][h * d + c] * k[bi][j][h * d + c]).sum::<f32>()
+                            (0..d)
+                                .map(|c| q[bi][i][h * d + c] * k[bi][j][h * d + c])
+                                .sum::<f32>()
                                 / (d as f32).sqrt()
                         })
                         .collect();
@@ -211,7 +219,11 @@ mod tests {
 
     #[test]
     fn full_attention_matches_a_naive_loop() {
-        let (q, k, v) = (random((2, 9, 12), 1.), random((2, 5, 12), 2.), random((2, 5, 12), 3.));
+        let (q, k, v) = (
+            random((2, 9, 12), 1.),
+            random((2, 5, 12), 2.),
+            random((2, 5, 12), 3.),
+        );
         let ours = attention(&q, &k, &v, 3, false, AttentionMode::Full).unwrap();
         assert!(max_rel_diff(&ours, &naive(&q, &k, &v, 3)) < 1e-5);
     }
@@ -225,9 +237,15 @@ mod tests {
         );
         let full = attention(&q, &k, &v, 4, false, AttentionMode::Full).unwrap();
         for chunk in [1, 7, 16, 66, 67, 500] {
-            let sliced =
-                attention(&q, &k, &v, 4, false, AttentionMode::Sliced { query_chunk: chunk })
-                    .unwrap();
+            let sliced = attention(
+                &q,
+                &k,
+                &v,
+                4,
+                false,
+                AttentionMode::Sliced { query_chunk: chunk },
+            )
+            .unwrap();
             assert!(max_rel_diff(&sliced, &full) < 1e-6, "chunk {chunk}");
         }
         let auto = attention(&q, &k, &v, 4, false, AttentionMode::Auto).unwrap();
@@ -239,8 +257,14 @@ mod tests {
         let chunk = AttentionMode::Auto.query_chunk(16, 4096, 4096, &Device::Cpu);
         assert!(chunk < 4096 && chunk >= 1);
         assert!(16 * chunk * 4096 * 4 <= 64 << 20);
-        assert_eq!(AttentionMode::Auto.query_chunk(16, 4096, 77, &Device::Cpu), 4096);
-        assert_eq!(AttentionMode::from_slice(Some(0)), AttentionMode::Sliced { query_chunk: 1 });
+        assert_eq!(
+            AttentionMode::Auto.query_chunk(16, 4096, 77, &Device::Cpu),
+            4096
+        );
+        assert_eq!(
+            AttentionMode::from_slice(Some(0)),
+            AttentionMode::Sliced { query_chunk: 1 }
+        );
     }
 
     #[test]

@@ -151,7 +151,8 @@ impl TextEncoder {
         let layers = (0..c.num_hidden_layers)
             .map(|i| EncoderLayer::new(tm.pp(format!("encoder.layers.{i}")), c))
             .collect::<candle_core::Result<Vec<_>>>()?;
-        let final_layer_norm = candle_nn::layer_norm(h, c.layer_norm_eps, tm.pp("final_layer_norm"))?;
+        let final_layer_norm =
+            candle_nn::layer_norm(h, c.layer_norm_eps, tm.pp("final_layer_norm"))?;
         let text_projection = if vb.contains_tensor("text_projection.weight") {
             let out = c.projection_dim.unwrap_or(h);
             Some(candle_nn::linear_no_bias(h, out, vb.pp("text_projection"))?)
@@ -189,7 +190,11 @@ impl TextEncoder {
         }
         let ids = ids.to_dtype(DType::U32)?.to_device(&self.device)?;
         let host_ids = ids.to_vec2::<u32>()?;
-        if let Some(bad) = host_ids.iter().flatten().find(|&&id| id as usize >= self.config.vocab_size) {
+        if let Some(bad) = host_ids
+            .iter()
+            .flatten()
+            .find(|&&id| id as usize >= self.config.vocab_size)
+        {
             return Err(Error::bad_input(format!(
                 "token id {bad} is outside the text encoder's vocabulary of {}",
                 self.config.vocab_size
@@ -256,6 +261,7 @@ fn causal_mask(n: usize, device: &Device) -> candle_core::Result<Tensor> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -243,8 +243,7 @@ impl TryFrom<RawUNetConfig> for UNetConfig {
 
     fn try_from(r: RawUNetConfig) -> std::result::Result<Self, String> {
         let blocks = r.down_block_types.len();
-        if blocks == 0 || r.block_out_channels.len() != blocks || r.up_block_types.len() != blocks
-        {
+        if blocks == 0 || r.block_out_channels.len() != blocks || r.up_block_types.len() != blocks {
             return Err(format!(
                 "{} down blocks, {} up blocks and {} block_out_channels must agree",
                 blocks,
@@ -262,7 +261,10 @@ impl TryFrom<RawUNetConfig> for UNetConfig {
             ("timestep_post_act", r.timestep_post_act.is_some()),
             ("time_embedding_act_fn", r.time_embedding_act_fn.is_some()),
             ("act_fn", r.act_fn != "silu"),
-            ("resnet_time_scale_shift", r.resnet_time_scale_shift != "default"),
+            (
+                "resnet_time_scale_shift",
+                r.resnet_time_scale_shift != "default",
+            ),
             ("time_embedding_type", r.time_embedding_type != "positional"),
             ("attention_type", r.attention_type != "default"),
             (
@@ -278,15 +280,17 @@ impl TryFrom<RawUNetConfig> for UNetConfig {
         }
         match r.addition_embed_type.as_deref() {
             None => {}
-            Some("text_time") => {
+            Some("text_time")
                 if r.addition_time_embed_dim.is_none()
-                    || r.projection_class_embeddings_input_dim.is_none()
-                {
-                    return Err("addition_embed_type \"text_time\" needs addition_time_embed_dim \
-                                and projection_class_embeddings_input_dim"
-                        .to_string());
-                }
+                    || r.projection_class_embeddings_input_dim.is_none() =>
+            {
+                return Err(
+                    "addition_embed_type \"text_time\" needs addition_time_embed_dim \
+                            and projection_class_embeddings_input_dim"
+                        .to_string(),
+                );
             }
+            Some("text_time") => {}
             Some(other) => return Err(unsupported("addition_embed_type", other)),
         }
         if let Some(mid) = r.mid_block_type.as_deref()
@@ -304,7 +308,9 @@ impl TryFrom<RawUNetConfig> for UNetConfig {
                 return Err(unsupported("up_block_types", t));
             }
         }
-        let attention_head_dim = r.attention_head_dim.per_block(blocks, "attention_head_dim")?;
+        let attention_head_dim = r
+            .attention_head_dim
+            .per_block(blocks, "attention_head_dim")?;
         let num_attention_heads = match &r.num_attention_heads {
             Some(h) => h.per_block(blocks, "num_attention_heads")?,
             None => attention_head_dim.clone(),
@@ -325,9 +331,7 @@ impl TryFrom<RawUNetConfig> for UNetConfig {
         let norm_num_groups = r
             .norm_num_groups
             .ok_or_else(|| unsupported("norm_num_groups", "null"))?;
-        let time_embedding_dim = r
-            .time_embedding_dim
-            .unwrap_or(r.block_out_channels[0] * 4);
+        let time_embedding_dim = r.time_embedding_dim.unwrap_or(r.block_out_channels[0] * 4);
         for (i, (&c, &h)) in r
             .block_out_channels
             .iter()
@@ -432,7 +436,9 @@ pub struct VaeConfig {
     pub mid_block_add_attention: bool,
 }
 
-fn sample_size_first<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<usize, D::Error> {
+fn sample_size_first<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<usize, D::Error> {
     let s = SampleSize::deserialize(d)?;
     s.first()
         .ok_or_else(|| serde::de::Error::custom("sample_size is an empty list"))
@@ -445,7 +451,9 @@ impl VaeConfig {
             || c.down_block_types.len() != c.block_out_channels.len()
             || c.up_block_types.len() != c.block_out_channels.len()
         {
-            return Err("down_block_types, up_block_types and block_out_channels must agree".into());
+            return Err(
+                "down_block_types, up_block_types and block_out_channels must agree".into(),
+            );
         }
         if let Some(t) = c
             .down_block_types
@@ -460,7 +468,10 @@ impl VaeConfig {
         if c.act_fn != "silu" {
             return Err(unsupported("act_fn", &c.act_fn));
         }
-        if c.block_out_channels.iter().any(|ch| ch % c.norm_num_groups != 0) {
+        if c.block_out_channels
+            .iter()
+            .any(|ch| ch % c.norm_num_groups != 0)
+        {
             return Err("block_out_channels must be multiples of norm_num_groups".into());
         }
         Ok(c)
@@ -568,7 +579,7 @@ impl TextEncoderConfig {
         ) {
             return Err(unsupported("hidden_act", &r.hidden_act));
         }
-        if r.num_attention_heads == 0 || r.hidden_size % r.num_attention_heads != 0 {
+        if r.num_attention_heads == 0 || !r.hidden_size.is_multiple_of(r.num_attention_heads) {
             return Err("hidden_size must be a multiple of num_attention_heads".into());
         }
         let eos_token_id = match r.eos_token_id {
@@ -616,6 +627,7 @@ fn bad_config(path: &Path, why: &str) -> Error {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -685,8 +697,10 @@ mod tests {
 
     #[test]
     fn text_encoder_config_defaults_and_eos_list() {
-        let c = TextEncoderConfig::from_json(r#"{"hidden_act": "gelu", "eos_token_id": [2, 3],
-            "hidden_size": 64, "num_attention_heads": 4}"#)
+        let c = TextEncoderConfig::from_json(
+            r#"{"hidden_act": "gelu", "eos_token_id": [2, 3],
+            "hidden_size": 64, "num_attention_heads": 4}"#,
+        )
         .unwrap();
         assert_eq!(c.eos_token_id, 2);
         assert_eq!(c.max_position_embeddings, 77);

@@ -335,14 +335,15 @@ fn bytes_to_unicode() -> [char; 256] {
     printable.extend(u32::from('®')..=u32::from('ÿ'));
     let mut table = ['\0'; 256];
     let mut next = 256u32;
-    for b in 0..256u32 {
+    for (b, slot) in (0u32..).zip(table.iter_mut()) {
         let code = if printable.contains(&b) {
             b
         } else {
             next += 1;
             next - 1
         };
-        table[b as usize] = char::from_u32(code).unwrap_or('\u{fffd}');
+        // Every code here is below 0x144, a valid char; the fallback never happens.
+        *slot = char::from_u32(code).unwrap_or('\u{fffd}');
     }
     table
 }

@@ -219,6 +219,7 @@ impl candle_nn::var_builder::SimpleBackend for CheckedBackend {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

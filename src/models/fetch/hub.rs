@@ -86,7 +86,9 @@ impl HubClient {
             .with_progress(false)
             .with_retries(RETRIES)
             .build()
-            .map_err(|e| Error::job_failed(format!("cannot set up the Hugging Face client: {e}")))?;
+            .map_err(|e| {
+                Error::job_failed(format!("cannot set up the Hugging Face client: {e}"))
+            })?;
         let repo = api.repo(Repo::with_revision(
             entry.repo.clone(),
             RepoType::Model,
@@ -111,17 +113,24 @@ impl HubClient {
                 return Err(self.http_error(status, &text, "the file list"));
             }
         };
-        let body = response
-            .into_string()
-            .map_err(|e| Error::job_failed(format!("reading the file list of {}: {e}", self.entry.repo)))?;
+        let body = response.into_string().map_err(|e| {
+            Error::job_failed(format!("reading the file list of {}: {e}", self.entry.repo))
+        })?;
         serde_json::from_str(&body).map_err(|e| {
-            Error::job_failed(format!("{} answered an unexpected file list for {}: {e}", self.endpoint, self.entry.repo))
+            Error::job_failed(format!(
+                "{} answered an unexpected file list for {}: {e}",
+                self.endpoint, self.entry.repo
+            ))
         })
     }
 
     fn part_path(&self, sib: &Sibling) -> Option<PathBuf> {
         let etag = sib.etag()?;
-        Some(hf_cache::repo_folder(&self.cache_dir, &self.entry.repo).join("blobs").join(format!("{etag}.part")))
+        Some(
+            hf_cache::repo_folder(&self.cache_dir, &self.entry.repo)
+                .join("blobs")
+                .join(format!("{etag}.part")),
+        )
     }
 
     /// Bytes of `sib` an earlier, interrupted download left in its `.part` file.
@@ -166,7 +175,11 @@ impl HubClient {
                  with the account your token belongs to, then fetch again",
                 e.repo,
                 status.unwrap_or_default(),
-                if self.has_token { "" } else { "no token is set (HF_TOKEN or `huggingface-cli login`); " },
+                if self.has_token {
+                    ""
+                } else {
+                    "no token is set (HF_TOKEN or `huggingface-cli login`); "
+                },
                 e.license_url
             )),
             Some(404) => Error::bad_input(format!(
@@ -176,9 +189,16 @@ impl HubClient {
                 self.endpoint,
                 e.id,
                 e.source,
-                if self.has_token { "" } else { "; a gated or private repo also answers 404 without a token" }
+                if self.has_token {
+                    ""
+                } else {
+                    "; a gated or private repo also answers 404 without a token"
+                }
             )),
-            Some(code) => Error::job_failed(format!("{} answered HTTP {code} for {what} of {}: {text}", self.endpoint, e.repo)),
+            Some(code) => Error::job_failed(format!(
+                "{} answered HTTP {code} for {what} of {}: {text}",
+                self.endpoint, e.repo
+            )),
             None => Error::job_failed(format!(
                 "cannot reach {} for {what} of {}: {text}; check the network or proxy (HTTPS_PROXY), \
                  or use --offline to run from the cache",

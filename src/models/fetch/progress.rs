@@ -48,7 +48,11 @@ impl StderrBar {
     }
 
     pub fn line(file: &str, done: u64, size: u64, secs: f64) -> String {
-        let filled = if size == 0 { 0 } else { ((done.min(size) as u128 * BAR_WIDTH as u128) / size as u128) as usize };
+        let filled = if size == 0 {
+            0
+        } else {
+            ((done.min(size) as u128 * BAR_WIDTH as u128) / size as u128) as usize
+        };
         let rate = if secs > 0.0 { done as f64 / secs } else { 0.0 };
         format!(
             "{file} [{}{}] {}/{} {}/s",
@@ -71,16 +75,30 @@ impl FetchProgress for StderrBar {
 
     fn advance(&mut self, done: u64) {
         // Redraw at most 10 times a second; write errors (a closed terminal) are ignored.
-        if !self.redraw || self.last_draw.is_some_and(|t| t.elapsed().as_millis() < 100) {
+        if !self.redraw
+            || self
+                .last_draw
+                .is_some_and(|t| t.elapsed().as_millis() < 100)
+        {
             return;
         }
         self.last_draw = Some(Instant::now());
-        let line = Self::line(&self.file, done, self.size, self.started.elapsed().as_secs_f64());
+        let line = Self::line(
+            &self.file,
+            done,
+            self.size,
+            self.started.elapsed().as_secs_f64(),
+        );
         let _ = write!(std::io::stderr().lock(), "\r\x1b[2K{line}");
     }
 
     fn finish(&mut self, file: &str) {
-        let line = Self::line(file, self.size, self.size, self.started.elapsed().as_secs_f64());
+        let line = Self::line(
+            file,
+            self.size,
+            self.size,
+            self.started.elapsed().as_secs_f64(),
+        );
         let prefix = if self.redraw { "\r\x1b[2K" } else { "" };
         let _ = writeln!(std::io::stderr().lock(), "{prefix}{line}");
     }
@@ -149,13 +167,27 @@ mod tests {
         p.update(40); // resumed bytes already in the .part file
         p.update(60);
         p.finish();
-        assert_eq!(rec.0, ["start unet/w.safetensors 100", "at 40", "at 100", "done unet/w.safetensors"]);
+        assert_eq!(
+            rec.0,
+            [
+                "start unet/w.safetensors 100",
+                "at 40",
+                "at 100",
+                "done unet/w.safetensors"
+            ]
+        );
     }
 
     #[test]
     fn bar_shows_fraction_and_sizes() {
         let line = StderrBar::line("vae/x.safetensors", 512 << 20, 1 << 30, 2.0);
-        assert!(line.contains(&format!("[{}{}]", "#".repeat(12), ".".repeat(12))), "{line}");
-        assert!(line.contains("512.0 MiB/1.0 GiB") && line.contains("256.0 MiB/s"), "{line}");
+        assert!(
+            line.contains(&format!("[{}{}]", "#".repeat(12), ".".repeat(12))),
+            "{line}"
+        );
+        assert!(
+            line.contains("512.0 MiB/1.0 GiB") && line.contains("256.0 MiB/s"),
+            "{line}"
+        );
     }
 }

@@ -58,7 +58,11 @@ fn attention_bytes(s: &ActivationShape, rows: u64, queries: u64, keys: u64, dim:
     };
     let half_cast = if s.elem < 4 { s.elem } else { 0 };
     let scores = rows * chunk * keys * (8 + half_cast);
-    let upcast_qk = if s.elem < 4 { rows * (queries + keys) * dim * 4 } else { 0 };
+    let upcast_qk = if s.elem < 4 {
+        rows * (queries + keys) * dim * 4
+    } else {
+        0
+    };
     scores + upcast_qk
 }
 
@@ -191,9 +195,15 @@ mod tests {
     #[test]
     fn full_attention_at_512_is_the_score_matrix() {
         // b=2 (CFG) x 8 heads x 4096 x 4096 f32 scores + softmax = 2 GiB at the first block.
-        let full = unet_step(&sd15_unet(), &shape(512, Some(4096), ConvWorkspace::InputCopy));
+        let full = unet_step(
+            &sd15_unet(),
+            &shape(512, Some(4096), ConvWorkspace::InputCopy),
+        );
         assert!(full > 2 << 30 && full < 3 << 30, "{full}");
-        let sliced = unet_step(&sd15_unet(), &shape(512, Some(256), ConvWorkspace::InputCopy));
+        let sliced = unet_step(
+            &sd15_unet(),
+            &shape(512, Some(256), ConvWorkspace::InputCopy),
+        );
         assert!(sliced < full / 4, "{sliced} vs {full}");
         let auto = unet_step(&sd15_unet(), &shape(512, None, ConvWorkspace::InputCopy));
         assert!(auto < full / 4 && auto > sliced / 2, "{auto}");

@@ -133,7 +133,8 @@ impl ModelFootprint {
                     .iter()
                     .map(|t| t.contains("CrossAttn"))
                     .collect(),
-                cross_attention_dim: unet_cfg.cross_attention_dim.first().copied().unwrap_or(768) as u64,
+                cross_attention_dim: unet_cfg.cross_attention_dim.first().copied().unwrap_or(768)
+                    as u64,
             },
             vae_arch: VaeArch {
                 block_out_channels: u64s(&vae_cfg.block_out_channels),

@@ -57,7 +57,12 @@ pub struct JobShape {
 pub const VAE_TILE_LATENT: u64 = 64;
 
 /// The steps of a job under `cand` on a device with `dev`.
-pub fn steps(fp: &ModelFootprint, job: &JobShape, cand: &Candidate, dev: &DeviceTraits) -> Vec<PlanStep> {
+pub fn steps(
+    fp: &ModelFootprint,
+    job: &JobShape,
+    cand: &Candidate,
+    dev: &DeviceTraits,
+) -> Vec<PlanStep> {
     let latent_h = u64::from(job.height / job.vae_scale.max(1));
     let latent_w = u64::from(job.width / job.vae_scale.max(1));
     let shape = ActivationShape {
@@ -71,11 +76,23 @@ pub fn steps(fp: &ModelFootprint, job: &JobShape, cand: &Candidate, dev: &Device
     };
     let vae_shape = |tiled: bool| ActivationShape {
         elem: job.vae_elem,
-        latent_h: if tiled { latent_h.min(VAE_TILE_LATENT) } else { latent_h },
-        latent_w: if tiled { latent_w.min(VAE_TILE_LATENT) } else { latent_w },
+        latent_h: if tiled {
+            latent_h.min(VAE_TILE_LATENT)
+        } else {
+            latent_h
+        },
+        latent_w: if tiled {
+            latent_w.min(VAE_TILE_LATENT)
+        } else {
+            latent_w
+        },
         ..shape
     };
-    let te_bytes: Vec<u64> = fp.text_encoders.iter().map(|t| t.bytes_at(job.elem)).collect();
+    let te_bytes: Vec<u64> = fp
+        .text_encoders
+        .iter()
+        .map(|t| t.bytes_at(job.elem))
+        .collect();
     let te_total: u64 = te_bytes.iter().sum();
     let unet = fp.unet.bytes_at(job.elem);
     let vae = fp.vae.bytes_at(job.vae_elem);

@@ -13,7 +13,10 @@ fn ctx(backend: Backend, dtype: Dtype) -> CompatContext {
 }
 
 fn messages(f: &[crate::models::CompatFinding]) -> String {
-    f.iter().map(|f| format!("{:?}: {} / {}", f.severity, f.message, f.fix)).collect::<Vec<_>>().join("\n")
+    f.iter()
+        .map(|f| format!("{:?}: {} / {}", f.severity, f.message, f.fix))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[test]
@@ -30,7 +33,11 @@ fn size_not_a_multiple_of_8_is_an_error_with_a_fix() {
     let f = check(&c, Some(&entry("sd15")));
     assert_eq!(verdict(&f), Verdict::Error);
     assert!(f[0].message.contains("multiples of 8"), "{}", messages(&f));
-    assert!(f[0].fix.contains("--width 512 --height 512"), "{}", messages(&f));
+    assert!(
+        f[0].fix.contains("--width 512 --height 512"),
+        "{}",
+        messages(&f)
+    );
 }
 
 #[test]
@@ -87,7 +94,12 @@ fn registry_rule_bf16_metal_washes_out() {
 fn sdxl_vae_in_f16_warns_with_the_fp16_fix() {
     let f = check(&ctx(Backend::Cuda, Dtype::F16), Some(&entry("sdxl")));
     assert_eq!(verdict(&f), Verdict::Warn);
-    assert!(f.iter().any(|f| f.fix.contains("madebyollin/sdxl-vae-fp16-fix")), "{}", messages(&f));
+    assert!(
+        f.iter()
+            .any(|f| f.fix.contains("madebyollin/sdxl-vae-fp16-fix")),
+        "{}",
+        messages(&f)
+    );
     // Also for a local SDXL folder without an entry.
     let mut c = ctx(Backend::Cuda, Dtype::F16);
     c.family = Some(Family::Sdxl);
@@ -98,7 +110,10 @@ fn sdxl_vae_in_f16_warns_with_the_fp16_fix() {
 #[test]
 fn turbo_guidance_and_steps_rules_follow_the_job() {
     let mut c = ctx(Backend::Cuda, Dtype::F32);
-    assert!(check(&c, Some(&entry("sdxl-turbo"))).is_empty(), "defaults are fine");
+    assert!(
+        check(&c, Some(&entry("sdxl-turbo"))).is_empty(),
+        "defaults are fine"
+    );
     c.guidance = Some(7.5);
     c.steps = Some(30);
     let f = check(&c, Some(&entry("sdxl-turbo")));
@@ -115,7 +130,11 @@ fn gated_model_without_token_names_the_licence_page() {
     let mut c = ctx(Backend::Cpu, Dtype::F32);
     let f = check(&c, Some(&e));
     assert_eq!(verdict(&f), Verdict::Error);
-    assert!(f[0].fix.contains(&e.license_url) && f[0].fix.contains("HF_TOKEN"), "{}", messages(&f));
+    assert!(
+        f[0].fix.contains(&e.license_url) && f[0].fix.contains("HF_TOKEN"),
+        "{}",
+        messages(&f)
+    );
     c.hf_token_present = true;
     assert!(check(&c, Some(&e)).is_empty());
 }
@@ -127,7 +146,11 @@ fn memory_over_budget_gives_needed_and_available() {
     c.predicted_peak_bytes = Some(6 << 30);
     let f = check(&c, Some(&entry("sd15")));
     assert_eq!(verdict(&f), Verdict::Error);
-    assert!(f[0].message.contains("6.0 GiB") && f[0].message.contains("4.0 GiB"), "{}", messages(&f));
+    assert!(
+        f[0].message.contains("6.0 GiB") && f[0].message.contains("4.0 GiB"),
+        "{}",
+        messages(&f)
+    );
     c.predicted_peak_bytes = Some(3 << 30);
     assert!(check(&c, Some(&entry("sd15"))).is_empty());
 }
@@ -153,7 +176,13 @@ fn macos_bounds_compare_given_components_only() {
     let mut c = ctx(Backend::Metal, Dtype::F16);
     c.os = Os::Macos;
     c.chip = Some("Apple M1 Max".to_owned());
-    for (v, hits) in [("12.7", false), ("13.0", true), ("14.2.1", true), ("14.3", false), ("15", false)] {
+    for (v, hits) in [
+        ("12.7", false),
+        ("13.0", true),
+        ("14.2.1", true),
+        ("14.3", false),
+        ("15", false),
+    ] {
         c.macos_version = Some(v.to_owned());
         assert_eq!(!check(&c, Some(&e)).is_empty(), hits, "macOS {v}");
     }
@@ -161,15 +190,28 @@ fn macos_bounds_compare_given_components_only() {
     c.chip = Some("Apple M10".to_owned());
     assert!(check(&c, Some(&e)).is_empty(), "M1 is a word, not a prefix");
     c.chip = None;
-    assert!(check(&c, Some(&e)).is_empty(), "unknown chip never matches a chip rule");
+    assert!(
+        check(&c, Some(&e)).is_empty(),
+        "unknown chip never matches a chip rule"
+    );
 }
 
 #[test]
 fn verdict_takes_the_worst() {
     use crate::models::CompatFinding;
-    let f = |severity| CompatFinding { severity, message: String::new(), fix: String::new() };
+    let f = |severity| CompatFinding {
+        severity,
+        message: String::new(),
+        fix: String::new(),
+    };
     assert_eq!(verdict(&[]), Verdict::Ok);
     assert_eq!(verdict(&[f(Severity::Info)]), Verdict::Ok);
-    assert_eq!(verdict(&[f(Severity::Info), f(Severity::Warning)]), Verdict::Warn);
-    assert_eq!(verdict(&[f(Severity::Error), f(Severity::Warning)]), Verdict::Error);
+    assert_eq!(
+        verdict(&[f(Severity::Info), f(Severity::Warning)]),
+        Verdict::Warn
+    );
+    assert_eq!(
+        verdict(&[f(Severity::Error), f(Severity::Warning)]),
+        Verdict::Error
+    );
 }

@@ -64,10 +64,19 @@ pub fn pipeline(dir: &Path, spec: &PipelineSpec) {
     write_json(&dir.join("unet/config.json"), &unet);
     write(&dir.join("unet/diffusion_pytorch_model.safetensors"), "w");
     if spec.fp16 {
-        write(&dir.join("unet/diffusion_pytorch_model.fp16.safetensors"), "w");
+        write(
+            &dir.join("unet/diffusion_pytorch_model.fp16.safetensors"),
+            "w",
+        );
     }
-    write_json(&dir.join("vae/config.json"), &json!({"block_out_channels": [32, 64]}));
-    write_json(&dir.join("text_encoder/config.json"), &json!({"hidden_act": spec.hidden_act}));
+    write_json(
+        &dir.join("vae/config.json"),
+        &json!({"block_out_channels": [32, 64]}),
+    );
+    write_json(
+        &dir.join("text_encoder/config.json"),
+        &json!({"hidden_act": spec.hidden_act}),
+    );
     for tok in ["tokenizer/vocab.json", "tokenizer/merges.txt"] {
         write(&dir.join(tok), "{}");
     }
@@ -79,7 +88,10 @@ pub fn pipeline(dir: &Path, spec: &PipelineSpec) {
     if spec.second_encoder {
         index["text_encoder_2"] = json!(["transformers", "CLIPTextModelWithProjection"]);
         index["tokenizer_2"] = json!(["transformers", "CLIPTokenizer"]);
-        write_json(&dir.join("text_encoder_2/config.json"), &json!({"hidden_act": "gelu"}));
+        write_json(
+            &dir.join("text_encoder_2/config.json"),
+            &json!({"hidden_act": "gelu"}),
+        );
         for tok in ["tokenizer_2/vocab.json", "tokenizer_2/merges.txt"] {
             write(&dir.join(tok), "{}");
         }

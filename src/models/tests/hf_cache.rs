@@ -6,13 +6,28 @@ use crate::models::registry::Registry;
 fn snapshot_comes_from_refs_or_a_commit_hash() {
     let cache = tempfile::tempdir().unwrap();
     let repo = "org/name";
-    cache_repo(cache.path(), repo, &["model_index.json"], |_| "{}".to_owned());
-    let expected = repo_folder(cache.path(), repo).join("snapshots").join(COMMIT);
+    cache_repo(cache.path(), repo, &["model_index.json"], |_| {
+        "{}".to_owned()
+    });
+    let expected = repo_folder(cache.path(), repo)
+        .join("snapshots")
+        .join(COMMIT);
     assert!(repo_folder(cache.path(), repo).ends_with("models--org--name"));
-    assert_eq!(cached_snapshot(cache.path(), repo, "main"), Some(expected.clone()));
+    assert_eq!(
+        cached_snapshot(cache.path(), repo, "main"),
+        Some(expected.clone())
+    );
     assert_eq!(cached_snapshot(cache.path(), repo, COMMIT), Some(expected));
-    assert_eq!(cached_snapshot(cache.path(), repo, "dev"), None, "no refs/dev");
-    assert_eq!(cached_snapshot(cache.path(), repo, &"f".repeat(40)), None, "unknown commit");
+    assert_eq!(
+        cached_snapshot(cache.path(), repo, "dev"),
+        None,
+        "no refs/dev"
+    );
+    assert_eq!(
+        cached_snapshot(cache.path(), repo, &"f".repeat(40)),
+        None,
+        "unknown commit"
+    );
     assert_eq!(cached_snapshot(cache.path(), "org/other", "main"), None);
     assert_eq!(cached_snapshot(cache.path(), repo, "../../x"), None);
 }
@@ -23,18 +38,31 @@ fn is_cached_needs_every_file_of_the_variant_and_live_links() {
     let entry = reg.get("sd15").unwrap();
     let cache = tempfile::tempdir().unwrap();
     assert!(!is_cached(cache.path(), entry, true));
-    assert_eq!(missing_files(cache.path(), entry, true).len(), entry.required_files(true).len());
+    assert_eq!(
+        missing_files(cache.path(), entry, true).len(),
+        entry.required_files(true).len()
+    );
 
     let fp16 = entry.required_files(true);
-    cache_repo(cache.path(), &entry.repo, &fp16, |f| format!("content of {f}"));
+    cache_repo(cache.path(), &entry.repo, &fp16, |f| {
+        format!("content of {f}")
+    });
     assert!(is_cached(cache.path(), entry, true));
     let missing = missing_files(cache.path(), entry, false);
-    assert!(missing.contains(&"unet/diffusion_pytorch_model.safetensors"), "{missing:?}");
+    assert!(
+        missing.contains(&"unet/diffusion_pytorch_model.safetensors"),
+        "{missing:?}"
+    );
     assert!(!is_cached(cache.path(), entry, false));
 
     // A link whose blob is gone is not a cached file.
     let blobs = repo_folder(cache.path(), &entry.repo).join("blobs");
-    let first_blob = std::fs::read_dir(&blobs).unwrap().flatten().map(|e| e.path()).min().unwrap();
+    let first_blob = std::fs::read_dir(&blobs)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .min()
+        .unwrap();
     std::fs::remove_file(first_blob).unwrap();
     assert!(!is_cached(cache.path(), entry, true));
     assert_eq!(missing_files(cache.path(), entry, true), vec![fp16[0]]);
@@ -57,7 +85,10 @@ fn a_token_file_counts_only_when_not_empty() {
     let env_token = std::env::var("HF_TOKEN").is_ok_and(|v| !v.trim().is_empty())
         || std::env::var("HUGGING_FACE_HUB_TOKEN").is_ok_and(|v| !v.trim().is_empty());
     std::fs::write(&file, "  \n").unwrap();
-    assert_eq!(crate::models::hf_cache::token_present(Some(&file)), env_token);
+    assert_eq!(
+        crate::models::hf_cache::token_present(Some(&file)),
+        env_token
+    );
     std::fs::write(&file, "hf_abc\n").unwrap();
     assert!(crate::models::hf_cache::token_present(Some(&file)));
 }

@@ -49,32 +49,61 @@ fn sdxl_by_text_time_or_second_encoder() {
     assert_eq!(l.family, Family::Sdxl);
     assert!(l.paths.text_encoder_2.is_some() && l.paths.tokenizer_2.is_some());
     // A tiny model with only the second encoder present.
-    let l = open(&PipelineSpec { cross_attention_dim: 64, second_encoder: true, ..PipelineSpec::sd1() });
+    let l = open(&PipelineSpec {
+        cross_attention_dim: 64,
+        second_encoder: true,
+        ..PipelineSpec::sd1()
+    });
     assert_eq!(l.family, Family::Sdxl);
 }
 
 #[test]
 fn tiny_models_fall_back_on_the_text_encoder() {
-    let l = open(&PipelineSpec { cross_attention_dim: 32, ..PipelineSpec::sd1() });
+    let l = open(&PipelineSpec {
+        cross_attention_dim: 32,
+        ..PipelineSpec::sd1()
+    });
     assert_eq!(l.family, Family::Sd1);
-    let l = open(&PipelineSpec { cross_attention_dim: 32, hidden_act: "gelu", ..PipelineSpec::sd1() });
+    let l = open(&PipelineSpec {
+        cross_attention_dim: 32,
+        hidden_act: "gelu",
+        ..PipelineSpec::sd1()
+    });
     assert_eq!(l.family, Family::Sd2);
 }
 
 #[test]
 fn inpainting_and_fp16_variants_are_detected() {
-    let (_dir, l) = open_kept(&PipelineSpec { in_channels: 9, fp16: true, ..PipelineSpec::sd1() });
+    let (_dir, l) = open_kept(&PipelineSpec {
+        in_channels: 9,
+        fp16: true,
+        ..PipelineSpec::sd1()
+    });
     assert!(l.inpainting && l.has_fp16_variants);
     let w = ModelLayout::weights_file(&l.paths.unet, true).unwrap();
-    assert!(w.ends_with("diffusion_pytorch_model.fp16.safetensors"), "{}", w.display());
+    assert!(
+        w.ends_with("diffusion_pytorch_model.fp16.safetensors"),
+        "{}",
+        w.display()
+    );
     let w = ModelLayout::weights_file(&l.paths.unet, false).unwrap();
     assert!(w.ends_with("diffusion_pytorch_model.safetensors"));
     // fp16 asked for but absent: the full file.
-    std::fs::remove_file(l.paths.unet.join("diffusion_pytorch_model.fp16.safetensors")).unwrap();
+    std::fs::remove_file(
+        l.paths
+            .unet
+            .join("diffusion_pytorch_model.fp16.safetensors"),
+    )
+    .unwrap();
     let w = ModelLayout::weights_file(&l.paths.unet, true).unwrap();
     assert!(w.ends_with("diffusion_pytorch_model.safetensors"));
-    let msg = ModelLayout::weights_file(&l.paths.vae, true).unwrap_err().to_string();
-    assert!(msg.contains("no weights found") && msg.contains("vae"), "{msg}");
+    let msg = ModelLayout::weights_file(&l.paths.vae, true)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("no weights found") && msg.contains("vae"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -103,14 +132,22 @@ fn missing_files_are_named() {
     pipeline(dir.path(), &PipelineSpec::sd1());
     std::fs::remove_file(dir.path().join("tokenizer/merges.txt")).unwrap();
     let msg = ModelLayout::open(dir.path()).unwrap_err().to_string();
-    assert!(msg.contains("tokenizer/") && msg.contains("merges.txt"), "{msg}");
+    assert!(
+        msg.contains("tokenizer/") && msg.contains("merges.txt"),
+        "{msg}"
+    );
 
     pipeline(dir.path(), &PipelineSpec::sd1());
     write(&dir.path().join("unet/config.json"), "{ not json");
     let msg = ModelLayout::open(dir.path()).unwrap_err().to_string();
-    assert!(msg.contains("unet/config.json") && msg.contains("not valid JSON"), "{msg}");
+    assert!(
+        msg.contains("unet/config.json") && msg.contains("not valid JSON"),
+        "{msg}"
+    );
 
-    let msg = ModelLayout::open(&dir.path().join("absent")).unwrap_err().to_string();
+    let msg = ModelLayout::open(&dir.path().join("absent"))
+        .unwrap_err()
+        .to_string();
     assert!(msg.contains("is not a folder"), "{msg}");
 }
 
@@ -119,6 +156,11 @@ fn pickled_weights_are_refused_with_a_reason() {
     let dir = tempfile::tempdir().unwrap();
     write(&dir.path().join("pytorch_model.bin"), "x");
     write(&dir.path().join("model.bin"), "x");
-    let msg = ModelLayout::weights_file(dir.path(), false).unwrap_err().to_string();
-    assert!(msg.contains("pickled") && msg.contains("safetensors"), "{msg}");
+    let msg = ModelLayout::weights_file(dir.path(), false)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("pickled") && msg.contains("safetensors"),
+        "{msg}"
+    );
 }

@@ -43,21 +43,46 @@ fn err_of(text: &str) -> String {
 #[test]
 fn shipped_registry_has_the_required_entries() {
     let reg = Registry::shipped().unwrap();
-    for id in ["sd15", "sd15-inpaint", "sd21", "sd-turbo", "sdxl", "sdxl-inpaint", "sdxl-turbo"] {
+    for id in [
+        "sd15",
+        "sd15-inpaint",
+        "sd21",
+        "sd-turbo",
+        "sdxl",
+        "sdxl-inpaint",
+        "sdxl-turbo",
+    ] {
         let e = reg.get(id).unwrap_or_else(|| panic!("{id} missing"));
         assert!(!e.required_files(true).is_empty());
-        assert!(e.source.starts_with("models.toml (shipped):"), "{}", e.source);
+        assert!(
+            e.source.starts_with("models.toml (shipped):"),
+            "{}",
+            e.source
+        );
     }
     let sd15 = reg.get("sd15").unwrap();
     assert_eq!(sd15.repo, "stable-diffusion-v1-5/stable-diffusion-v1-5");
     assert_eq!(sd15.revision, "main");
     assert_eq!(sd15.family, Family::Sd1);
-    assert!(sd15.required_files(true).contains(&"unet/diffusion_pytorch_model.fp16.safetensors"));
-    assert!(sd15.required_files(false).contains(&"unet/diffusion_pytorch_model.safetensors"));
-    assert!(!sd15.required_files(false).contains(&"unet/diffusion_pytorch_model.fp16.safetensors"));
+    assert!(
+        sd15.required_files(true)
+            .contains(&"unet/diffusion_pytorch_model.fp16.safetensors")
+    );
+    assert!(
+        sd15.required_files(false)
+            .contains(&"unet/diffusion_pytorch_model.safetensors")
+    );
+    assert!(
+        !sd15
+            .required_files(false)
+            .contains(&"unet/diffusion_pytorch_model.fp16.safetensors")
+    );
     let sdxl = reg.get("sdxl").unwrap();
     assert_eq!(sdxl.family, Family::Sdxl);
-    assert!(sdxl.required_files(false).contains(&"text_encoder_2/model.safetensors"));
+    assert!(
+        sdxl.required_files(false)
+            .contains(&"text_encoder_2/model.safetensors")
+    );
     assert_eq!(reg.get("sdxl-inpaint").unwrap().kind, Kind::Inpaint);
     let turbo = reg.get("sd-turbo").unwrap();
     assert_eq!((turbo.defaults.steps, turbo.defaults.guidance), (1, 0.0));
@@ -76,10 +101,15 @@ fn user_entries_replace_and_add() {
     let mut reg = Registry::shipped().unwrap();
     let count = reg.entries().len();
     let pos = reg.ids().position(|id| id == "sd15").unwrap();
-    let user = ONE.replace("id = \"mine\"", "id = \"sd15\"") + &ONE.replace("id = \"mine\"", "id = \"new\"");
+    let user = ONE.replace("id = \"mine\"", "id = \"sd15\"")
+        + &ONE.replace("id = \"mine\"", "id = \"new\"");
     reg.merge(Registry::from_toml(&user, "user.toml").unwrap());
     assert_eq!(reg.entries().len(), count + 1);
-    assert_eq!(reg.ids().position(|id| id == "sd15"), Some(pos), "replaced in place");
+    assert_eq!(
+        reg.ids().position(|id| id == "sd15"),
+        Some(pos),
+        "replaced in place"
+    );
     assert_eq!(reg.get("sd15").unwrap().repo, "me/mine");
     assert_eq!(reg.ids().last(), Some("new"));
 }
@@ -113,7 +143,10 @@ fn unknown_key_names_the_key_and_line() {
     assert!(msg.contains("entry `mine`"), "{msg}");
     // Nested tables deny unknown keys too.
     let msg = err_of(&ONE.replace("steps = 20", "stepz = 20"));
-    assert!(msg.contains("key `stepz`") && msg.contains("line 14"), "{msg}");
+    assert!(
+        msg.contains("key `stepz`") && msg.contains("line 14"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -126,7 +159,10 @@ fn missing_field_names_the_key() {
 #[test]
 fn bad_enum_value_names_the_key_and_line() {
     let msg = err_of(&ONE.replace("kind = \"txt2img\"", "kind = \"painting\""));
-    assert!(msg.contains("line 5") && msg.contains("key `kind`"), "{msg}");
+    assert!(
+        msg.contains("line 5") && msg.contains("key `kind`"),
+        "{msg}"
+    );
     assert!(msg.contains("painting"), "{msg}");
 }
 
@@ -135,7 +171,10 @@ fn duplicate_ids_name_both_lines() {
     let msg = err_of(&format!("{ONE}{ONE}"));
     assert!(msg.contains("duplicate id `mine`"), "{msg}");
     assert!(msg.contains("first defined at line 2"), "{msg}");
-    assert!(msg.contains("user.toml, line 30 "), "points at the second id: {msg}");
+    assert!(
+        msg.contains("user.toml, line 30 "),
+        "points at the second id: {msg}"
+    );
     assert!(msg.contains("key `id`"), "{msg}");
 }
 
@@ -144,18 +183,36 @@ fn impossible_values_are_refused() {
     // Each error points at the line of the offending key.
     for (from, to, key, line) in [
         ("width = 512", "width = 510", "defaults.width", 16),
-        ("scheduler = \"euler\"", "scheduler = \"pndm\"", "defaults.scheduler", 18),
+        (
+            "scheduler = \"euler\"",
+            "scheduler = \"pndm\"",
+            "defaults.scheduler",
+            18,
+        ),
         ("steps = 20", "steps = 0", "defaults.steps", 14),
         ("repo = \"me/mine\"", "repo = \"mine\"", "repo", 7),
         ("id = \"mine\"", "id = \"Mine/x\"", "id", 3),
-        ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin", "components.weights", 27),
-        ("license_url = \"https://", "license_url = \"http://", "license_url", 9),
+        (
+            "diffusion_pytorch_model.safetensors",
+            "diffusion_pytorch_model.bin",
+            "components.weights",
+            27,
+        ),
+        (
+            "license_url = \"https://",
+            "license_url = \"http://",
+            "license_url",
+            9,
+        ),
     ] {
         let text = ONE.replace(from, to);
         assert_ne!(text, ONE, "{from}");
         let msg = err_of(&text);
         assert!(msg.contains(&format!("key `{key}`")), "{key}: {msg}");
-        assert!(msg.contains(&format!("user.toml, line {line} ")), "{key}: {msg}");
+        assert!(
+            msg.contains(&format!("user.toml, line {line} ")),
+            "{key}: {msg}"
+        );
     }
 }
 
@@ -168,15 +225,26 @@ fn bad_models_corpus_names_file_line_and_key() {
         let text = std::fs::read_to_string(&file).unwrap();
         let expect = |what: &str| {
             let tag = format!("# expect-{what}: ");
-            text.lines().find_map(|l| l.strip_prefix(tag.as_str())).unwrap().trim().to_owned()
+            text.lines()
+                .find_map(|l| l.strip_prefix(tag.as_str()))
+                .unwrap()
+                .trim()
+                .to_owned()
         };
         let err = Registry::load(Some(&file)).unwrap_err();
         assert_eq!(err.exit_code(), 2);
         let msg = err.to_string();
         let name = file.file_name().unwrap().to_string_lossy().into_owned();
         assert!(msg.contains(&name), "{name}: {msg}");
-        assert!(msg.contains(&format!("line {},", expect("line"))) || msg.contains(&format!("line {} ", expect("line"))), "{name}: {msg}");
-        assert!(msg.contains(&format!("`{}`", expect("key"))), "{name}: {msg}");
+        assert!(
+            msg.contains(&format!("line {},", expect("line")))
+                || msg.contains(&format!("line {} ", expect("line"))),
+            "{name}: {msg}"
+        );
+        assert!(
+            msg.contains(&format!("`{}`", expect("key"))),
+            "{name}: {msg}"
+        );
         seen += 1;
     }
     assert!(seen >= 5, "corpus has {seen} files");

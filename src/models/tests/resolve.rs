@@ -9,7 +9,13 @@ fn a_local_folder_resolves_with_family_defaults() {
     let reg = Registry::shipped().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("my-model");
-    pipeline(&model, &PipelineSpec { cross_attention_dim: 768, ..PipelineSpec::sd1() });
+    pipeline(
+        &model,
+        &PipelineSpec {
+            cross_attention_dim: 768,
+            ..PipelineSpec::sd1()
+        },
+    );
     let r = resolve(&reg, &model.display().to_string(), dir.path()).unwrap();
     assert_eq!(r.id, "my-model");
     assert!(r.entry.is_none());
@@ -31,7 +37,12 @@ fn a_registry_id_resolves_to_its_cached_snapshot() {
     });
     let r = resolve(&reg, "sd15", cache.path()).unwrap();
     assert_eq!(r.id, "sd15");
-    assert_eq!(r.dir, repo_folder(cache.path(), &entry.repo).join("snapshots").join(COMMIT));
+    assert_eq!(
+        r.dir,
+        repo_folder(cache.path(), &entry.repo)
+            .join("snapshots")
+            .join(COMMIT)
+    );
     assert_eq!(r.entry.as_ref().map(|e| e.id.as_str()), Some("sd15"));
     assert_eq!(r.defaults, entry.defaults);
     assert_eq!(r.layout.family, Family::Sd1);
@@ -55,11 +66,15 @@ fn an_uncached_model_names_repo_file_and_fetch_command() {
 fn an_unknown_id_lists_close_matches() {
     let reg = Registry::shipped().unwrap();
     let cache = tempfile::tempdir().unwrap();
-    let msg = resolve(&reg, "sdxl-trubo", cache.path()).unwrap_err().to_string();
+    let msg = resolve(&reg, "sdxl-trubo", cache.path())
+        .unwrap_err()
+        .to_string();
     assert!(msg.contains("`sdxl-turbo`"), "{msg}");
     assert!(msg.contains("pallaidium models"), "{msg}");
     let msg = resolve(&reg, "sd1", cache.path()).unwrap_err().to_string();
     assert!(msg.contains("`sd15`"), "{msg}");
-    let msg = resolve(&reg, "./nowhere", cache.path()).unwrap_err().to_string();
+    let msg = resolve(&reg, "./nowhere", cache.path())
+        .unwrap_err()
+        .to_string();
     assert!(msg.contains("does not exist"), "{msg}");
 }

@@ -9,8 +9,8 @@ use super::config::{
 };
 use super::ops::{StepCursor, check_index, lincomb};
 use super::schedule::{
-    alpha_sigma, sigma_alphas_cumprod, f32r, interp_index, karras_sigmas, log_sigmas,
-    multistep_timesteps, sigma_of, sigma_to_t, train_sigmas,
+    alpha_sigma, f32r, interp_index, karras_sigmas, log_sigmas, multistep_timesteps,
+    sigma_alphas_cumprod, sigma_of, sigma_to_t, train_sigmas,
 };
 use super::{NoiseSource, Scheduler};
 use crate::{Error, Result};

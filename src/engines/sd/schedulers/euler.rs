@@ -9,8 +9,8 @@ use super::config::{
 };
 use super::ops::{check_index, lincomb};
 use super::schedule::{
-    sigma_alphas_cumprod, discrete_timesteps, f32r, interp_index, karras_sigmas, log_sigmas, sigma_of,
-    sigma_to_t, train_sigmas,
+    discrete_timesteps, f32r, interp_index, karras_sigmas, log_sigmas, sigma_alphas_cumprod,
+    sigma_of, sigma_to_t, train_sigmas,
 };
 use super::{NoiseSource, Scheduler};
 use crate::Result;
@@ -32,13 +32,7 @@ impl EulerSchedule {
         karras: Option<(Option<f64>, Option<f64>)>,
         final_sigmas: FinalSigmas,
     ) -> Self {
-        let mut ac = alphas_cumprod(r);
-        if r.rescale_betas_zero_snr {
-            // diffusers keeps the last sigma finite this way.
-            if let Some(last) = ac.last_mut() {
-                *last = 2f64.powi(-24);
-            }
-        }
+        let ac = sigma_alphas_cumprod(r);
         let train = train_sigmas(&ac);
         let mut timesteps: Vec<f64> = discrete_timesteps(
             r.timestep_spacing,

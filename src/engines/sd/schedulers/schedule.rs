@@ -26,7 +26,8 @@ pub(crate) fn np_linspace(start: f64, stop: f64, n: usize) -> Vec<f64> {
 /// `numpy.arange(start, stop, step)` for floats: numpy fills `start + i * ((start + step) - start)`.
 pub(crate) fn np_arange(start: f64, stop: f64, step: f64) -> Vec<f64> {
     let len = ((stop - start) / step).ceil();
-    if !(len > 0.0) {
+    // NaN (a zero step) counts as empty too.
+    if len.is_nan() || len <= 0.0 {
         return Vec::new();
     }
     let len = len as usize;

@@ -9,8 +9,8 @@ use super::config::{
 };
 use super::ops::{StepCursor, check_index, lincomb};
 use super::schedule::{
-    alpha_sigma, sigma_alphas_cumprod, f32r, interp_index, karras_sigmas, log_sigmas,
-    multistep_timesteps, sigma_of, sigma_to_t, train_sigmas,
+    alpha_sigma, f32r, interp_index, karras_sigmas, log_sigmas, multistep_timesteps,
+    sigma_alphas_cumprod, sigma_of, sigma_to_t, train_sigmas,
 };
 use super::{NoiseSource, Scheduler};
 use crate::{Error, Result};
@@ -233,10 +233,11 @@ fn solve(a: &[Vec<f64>], b: &[f64]) -> candle_core::Result<Vec<f64>> {
             ));
         }
         m.swap(col, pivot);
-        for row in col + 1..n {
-            let f = m[row][col] / m[col][col];
-            for k in col..=n {
-                m[row][k] -= f * m[col][k];
+        let pivot_row = m[col].clone();
+        for row in m.iter_mut().skip(col + 1) {
+            let f = row[col] / pivot_row[col];
+            for (v, p) in row.iter_mut().zip(&pivot_row).skip(col) {
+                *v -= f * p;
             }
         }
     }

@@ -10,6 +10,9 @@ use serde_json::Value;
 use super::{BOS, DEFAULT_MAX_LENGTH, EOS};
 use crate::{Error, Result};
 
+/// What a tokenizer.json holds: vocabulary, merges and added tokens (content, id).
+pub(super) type TokenizerJson = (HashMap<String, u32>, Merges, Vec<(String, u32)>);
+
 /// (left, right, the file it came from).
 pub(super) type Merges = Vec<(String, String, String)>;
 
@@ -83,9 +86,7 @@ pub(super) fn read_merges_txt(path: &Path) -> Result<Merges> {
     Ok(merges)
 }
 
-pub(super) fn read_tokenizer_json(
-    path: &Path,
-) -> Result<(HashMap<String, u32>, Merges, Vec<(String, u32)>)> {
+pub(super) fn read_tokenizer_json(path: &Path) -> Result<TokenizerJson> {
     let json = read_json(path)?;
     let bad = |what: &str| Error::bad_input(format!("{}: {what}", path.display()));
     let model = json
@@ -173,7 +174,7 @@ impl SpecialConfig {
             config.source = tokenizer_config.display().to_string();
             match json.get("model_max_length").and_then(Value::as_f64) {
                 // Configs without a real limit say 1e30; the CLIP text encoder has 77 positions.
-                Some(n) if n >= 2.0 && n <= 4096.0 => config.max_length = n as usize,
+                Some(n) if (2.0..=4096.0).contains(&n) => config.max_length = n as usize,
                 Some(n) => {
                     tracing::debug!(model_max_length = n, "unusable model_max_length, using 77")
                 }

@@ -41,13 +41,26 @@ impl DownBlock {
         let mut attentions = Vec::new();
         for i in 0..s.layers {
             let in_c = if i == 0 { s.in_c } else { s.out_c };
-            resnets.push(ResnetBlock2D::new(vb.pp(format!("resnets.{i}")), in_c, s.out_c, s.resnet)?);
+            resnets.push(ResnetBlock2D::new(
+                vb.pp(format!("resnets.{i}")),
+                in_c,
+                s.out_c,
+                s.resnet,
+            )?);
             if let Some(t) = &s.transformer {
-                attentions.push(Transformer2D::new(vb.pp(format!("attentions.{i}")), s.out_c, t)?);
+                attentions.push(Transformer2D::new(
+                    vb.pp(format!("attentions.{i}")),
+                    s.out_c,
+                    t,
+                )?);
             }
         }
         let downsampler = if s.add_downsample {
-            Some(Downsample2D::new(vb.pp("downsamplers.0"), s.out_c, s.downsample_padding)?)
+            Some(Downsample2D::new(
+                vb.pp("downsamplers.0"),
+                s.out_c,
+                s.downsample_padding,
+            )?)
         } else {
             None
         };
@@ -143,7 +156,11 @@ impl UpBlock {
                 s.resnet,
             )?);
             if let Some(t) = &s.transformer {
-                attentions.push(Transformer2D::new(vb.pp(format!("attentions.{i}")), s.out_c, t)?);
+                attentions.push(Transformer2D::new(
+                    vb.pp(format!("attentions.{i}")),
+                    s.out_c,
+                    t,
+                )?);
             }
         }
         let upsampler = if s.add_upsample {

@@ -23,9 +23,15 @@ pub fn sinusoidal(
     for &t in ts {
         let args: Vec<f32> = freqs.iter().map(|f| t * f).collect();
         let (first, second): (Vec<f32>, Vec<f32>) = if flip_sin_to_cos {
-            (args.iter().map(|a| a.cos()).collect(), args.iter().map(|a| a.sin()).collect())
+            (
+                args.iter().map(|a| a.cos()).collect(),
+                args.iter().map(|a| a.sin()).collect(),
+            )
         } else {
-            (args.iter().map(|a| a.sin()).collect(), args.iter().map(|a| a.cos()).collect())
+            (
+                args.iter().map(|a| a.sin()).collect(),
+                args.iter().map(|a| a.cos()).collect(),
+            )
         };
         data.extend(first);
         data.extend(second);
@@ -65,6 +71,7 @@ pub fn host_f32(t: &Tensor) -> Result<Vec<f32>> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

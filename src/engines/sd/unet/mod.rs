@@ -80,9 +80,19 @@ impl UNet {
             upcast: c.upcast_attention,
         };
         let pad_in = (c.conv_in_kernel - 1) / 2;
-        let conv_in = conv(vb.pp("conv_in"), c.in_channels, ch[0], c.conv_in_kernel, 1, pad_in)?;
+        let conv_in = conv(
+            vb.pp("conv_in"),
+            c.in_channels,
+            ch[0],
+            c.conv_in_kernel,
+            1,
+            pad_in,
+        )?;
         let time_embedding = TimestepEmbedding::new(vb.pp("time_embedding"), ch[0], temb_dim)?;
-        let add_embedding = match (c.addition_time_embed_dim, c.projection_class_embeddings_input_dim) {
+        let add_embedding = match (
+            c.addition_time_embed_dim,
+            c.projection_class_embeddings_input_dim,
+        ) {
             (Some(time_dim), Some(in_dim)) if c.needs_added_conditioning() => Some(AddEmbedding {
                 time_dim,
                 embedding: TimestepEmbedding::new(vb.pp("add_embedding"), in_dim, temb_dim)?,
@@ -141,8 +151,20 @@ impl UNet {
 
         let pad_out = (c.conv_out_kernel - 1) / 2;
         Ok(Self {
-            conv_norm_out: candle_nn::group_norm(c.norm_num_groups, ch[0], c.norm_eps, vb.pp("conv_norm_out"))?,
-            conv_out: conv(vb.pp("conv_out"), ch[0], c.out_channels, c.conv_out_kernel, 1, pad_out)?,
+            conv_norm_out: candle_nn::group_norm(
+                c.norm_num_groups,
+                ch[0],
+                c.norm_eps,
+                vb.pp("conv_norm_out"),
+            )?,
+            conv_out: conv(
+                vb.pp("conv_out"),
+                ch[0],
+                c.out_channels,
+                c.conv_out_kernel,
+                1,
+                pad_out,
+            )?,
             device: vb.device().clone(),
             dtype: vb.dtype(),
             config,
@@ -240,10 +262,17 @@ impl UNet {
             };
             xs = block.forward(&xs, &own, &inp, size)?;
         }
-        Ok(self.conv_out.forward(&norm_silu(&self.conv_norm_out, &xs)?)?)
+        Ok(self
+            .conv_out
+            .forward(&norm_silu(&self.conv_norm_out, &xs)?)?)
     }
 
-    fn added_embedding(&self, add: &AddEmbedding, cond: &AddedConditioning, b: usize) -> Result<Tensor> {
+    fn added_embedding(
+        &self,
+        add: &AddEmbedding,
+        cond: &AddedConditioning,
+        b: usize,
+    ) -> Result<Tensor> {
         let ids = host_f32(&cond.time_ids)?;
         if ids.is_empty() || ids.len() % b != 0 || cond.text_embeds.dim(0)? != b {
             return Err(Error::bad_input(format!(
@@ -260,7 +289,10 @@ impl UNet {
             &self.device,
         )?
         .reshape((b, ()))?;
-        let text = cond.text_embeds.to_dtype(DType::F32)?.to_device(&self.device)?;
+        let text = cond
+            .text_embeds
+            .to_dtype(DType::F32)?
+            .to_device(&self.device)?;
         let joined = Tensor::cat(&[&text, &time], 1)?.to_dtype(self.dtype)?;
         Ok(add.embedding.forward(&joined)?)
     }

@@ -105,7 +105,9 @@ impl Transformer2D {
             })
         };
         let blocks = (0..c.depth)
-            .map(|i| BasicTransformerBlock::new(vb.pp(format!("transformer_blocks.{i}")), channels, c))
+            .map(|i| {
+                BasicTransformerBlock::new(vb.pp(format!("transformer_blocks.{i}")), channels, c)
+            })
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
             norm: candle_nn::group_norm(c.groups, channels, 1e-6, vb.pp("norm"))?,

@@ -59,7 +59,9 @@ impl SpatialSelfAttention {
         let k = self.to_k.forward(&tokens)?;
         let v = self.to_v.forward(&tokens)?;
         // diffusers sets upcast_softmax for the VAE's attention.
-        let out = self.to_out.forward(&attention(&q, &k, &v, 1, true, mode)?)?;
+        let out = self
+            .to_out
+            .forward(&attention(&q, &k, &v, 1, true, mode)?)?;
         let out = out.transpose(1, 2)?.contiguous()?.reshape((b, c, h, w))?;
         out + xs
     }
@@ -134,7 +136,12 @@ impl Encoder {
             conv_in: conv(vb.pp("conv_in"), c.in_channels, ch[0], 3, 1, 1)?,
             down,
             mid: MidBlock::new(vb.pp("mid_block"), ch[last], c)?,
-            conv_norm_out: candle_nn::group_norm(c.norm_num_groups, ch[last], EPS, vb.pp("conv_norm_out"))?,
+            conv_norm_out: candle_nn::group_norm(
+                c.norm_num_groups,
+                ch[last],
+                EPS,
+                vb.pp("conv_norm_out"),
+            )?,
             conv_out: conv(vb.pp("conv_out"), ch[last], 2 * c.latent_channels, 3, 1, 1)?,
         })
     }
@@ -190,7 +197,12 @@ impl Decoder {
             conv_in: conv(vb.pp("conv_in"), c.latent_channels, ch[last], 3, 1, 1)?,
             mid: MidBlock::new(vb.pp("mid_block"), ch[last], c)?,
             up,
-            conv_norm_out: candle_nn::group_norm(c.norm_num_groups, ch[0], EPS, vb.pp("conv_norm_out"))?,
+            conv_norm_out: candle_nn::group_norm(
+                c.norm_num_groups,
+                ch[0],
+                EPS,
+                vb.pp("conv_norm_out"),
+            )?,
             conv_out: conv(vb.pp("conv_out"), ch[0], c.out_channels, 3, 1, 1)?,
         })
     }

@@ -90,7 +90,12 @@ impl Vae {
     /// Decodes in overlapping tiles of `tile_latent` latents, blended over `overlap_latent`
     /// latents exactly as diffusers' `tiled_decode` (which uses tile 64 and overlap 16 for a
     /// 512-pixel VAE sample size).
-    pub fn decode_tiled(&self, latents: &Tensor, tile_latent: usize, overlap_latent: usize) -> Result<Tensor> {
+    pub fn decode_tiled(
+        &self,
+        latents: &Tensor,
+        tile_latent: usize,
+        overlap_latent: usize,
+    ) -> Result<Tensor> {
         let _span = tracing::debug_span!("vae_decode_tiled").entered();
         self.check_channels(latents, self.config.latent_channels, "latent")?;
         let f = self.config.downscale_factor();
@@ -101,7 +106,12 @@ impl Vae {
 
     /// Encodes in overlapping tiles of `tile_latent * f` pixels, blended over `overlap_latent`
     /// latents, as diffusers' `_tiled_encode`; returns the latent mean.
-    pub fn encode_mean_tiled(&self, image: &Tensor, tile_latent: usize, overlap_latent: usize) -> Result<Tensor> {
+    pub fn encode_mean_tiled(
+        &self,
+        image: &Tensor,
+        tile_latent: usize,
+        overlap_latent: usize,
+    ) -> Result<Tensor> {
         let _span = tracing::debug_span!("vae_encode_tiled").entered();
         self.check_image(image)?;
         let f = self.config.downscale_factor();

@@ -19,7 +19,11 @@ pub struct TileSpec {
 
 impl TileSpec {
     pub fn new(tile: usize, overlap: usize, num: usize, den: usize) -> Result<Self> {
-        if tile == 0 || overlap >= tile || (tile * num) % den != 0 || (overlap * num) % den != 0 {
+        if tile == 0
+            || overlap >= tile
+            || !(tile * num).is_multiple_of(den)
+            || !(overlap * num).is_multiple_of(den)
+        {
             return Err(Error::bad_input(format!(
                 "VAE tiles of {tile} with overlap {overlap}: the overlap must be smaller than the \
                  tile and both whole latents"
@@ -72,10 +76,11 @@ pub fn tiled(
             }
             grid[i][j] = tile.clone();
             let (_, _, th, tw) = tile.dims4()?;
-            row.push(
-                tile.narrow(2, 0, spec.row_limit.min(th))?
-                    .narrow(3, 0, spec.row_limit.min(tw))?,
-            );
+            row.push(tile.narrow(2, 0, spec.row_limit.min(th))?.narrow(
+                3,
+                0,
+                spec.row_limit.min(tw),
+            )?);
         }
         rows.push(Tensor::cat(&row, 3)?);
     }
@@ -105,6 +110,7 @@ fn blend(a: &Tensor, b: &Tensor, extent: usize, dim: usize) -> candle_core::Resu
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use candle_core::Device;
@@ -135,10 +141,24 @@ mod tests {
         let a = Tensor::ones((1, 1, 4, 2), DType::F32, &Device::Cpu).unwrap();
         let b = Tensor::zeros((1, 1, 4, 2), DType::F32, &Device::Cpu).unwrap();
         let out = blend(&a, &b, 4, 2).unwrap();
-        let col: Vec<f32> = out.narrow(3, 0, 1).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        let col: Vec<f32> = out
+            .narrow(3, 0, 1)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
         assert_eq!(col, vec![1.0, 0.75, 0.5, 0.25]);
         let out = blend(&a, &b, 1, 3).unwrap();
-        let row: Vec<f32> = out.get(0).unwrap().get(0).unwrap().get(0).unwrap().to_vec1().unwrap();
+        let row: Vec<f32> = out
+            .get(0)
+            .unwrap()
+            .get(0)
+            .unwrap()
+            .get(0)
+            .unwrap()
+            .to_vec1()
+            .unwrap();
         assert_eq!(row, vec![1.0, 0.0]);
     }
 
