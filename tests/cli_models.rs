@@ -1,4 +1,5 @@
 //! Black-box tests of `pallaidium models` and of the bad models-file corpus in tests/fixtures/bad_models.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 

@@ -15,7 +15,11 @@ fn fixture() -> PathBuf {
 }
 
 fn registry(gated: bool, weights: &str) -> Registry {
-    let toml = format!(
+    Registry::from_toml(&registry_toml(gated, weights), "test.toml").unwrap()
+}
+
+fn registry_toml(gated: bool, weights: &str) -> String {
+    format!(
         r#"
 [[models]]
 id = "tiny"
@@ -52,8 +56,7 @@ name = "vae"
 files = ["vae/config.json"]
 weights = "vae/diffusion_pytorch_model.safetensors"
 "#
-    );
-    Registry::from_toml(&toml, "test.toml").unwrap()
+    )
 }
 
 /// Copies the fixture into `cache` the way huggingface_hub does: each file once under blobs/<name>,
@@ -147,12 +150,21 @@ fn gated_repo_without_token_names_the_licence_page_before_any_request() {
 }
 
 #[test]
-fn pickled_weights_in_an_entry_are_refused() {
-    let tmp = tempfile::tempdir().unwrap();
-    let reg = registry(false, "diffusion_pytorch_model.bin");
-    let err = fetch::fetch_entry(reg.get("tiny").unwrap(), false, &options(tmp.path(), false), &mut Silent)
+fn pickled_weights_are_refused_by_the_registry_and_by_fetch() {
+    let toml_err = Registry::from_toml(&registry_toml(false, "diffusion_pytorch_model.bin"), "test.toml")
         .err()
         .unwrap();
+    assert_eq!(toml_err.exit_code(), 2);
+    // An entry built in code (not through models.toml) is still refused before any request.
+    let reg = registry(false, "diffusion_pytorch_model.safetensors");
+    let mut entry = reg.get("tiny").unwrap().clone();
+    for c in &mut entry.components {
+        if c.name == "unet" {
+            c.weights = Some("unet/diffusion_pytorch_model.bin".to_owned());
+        }
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let err = fetch::fetch_entry(&entry, false, &options(tmp.path(), false), &mut Silent).err().unwrap();
     assert_eq!(err.exit_code(), 2);
     let msg = err.to_string();
     assert!(msg.contains("diffusion_pytorch_model.bin") && msg.contains("safe_serialization=True"), "{msg}");

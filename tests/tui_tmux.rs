@@ -167,15 +167,20 @@ fn prompt_ctrl_g_done_and_terminal_restored() {
     tmux.keys(&["Escape"]);
     tmux.keys(&["q"]);
     let screen = tmux.wait_for("the shell again", Duration::from_secs(30), |s| {
-        s.contains("EXIT=")
+        s.lines().any(|l| l.starts_with("EXIT="))
     });
-    assert!(screen.contains("EXIT=0"), "exit status 0:\n{screen}");
+    assert!(
+        screen.lines().any(|l| l.trim() == "EXIT=0"),
+        "exit status 0:\n{screen}"
+    );
     assert!(
         !tmux.alternate_on(),
         "the alternate screen is off after quitting"
     );
     tmux.send_line("stty -a | grep -o ' -*icanon' > after.txt; echo CHECKED");
-    tmux.wait_for("stty", Duration::from_secs(10), |s| s.contains("CHECKED"));
+    tmux.wait_for("stty", Duration::from_secs(10), |s| {
+        s.lines().any(|l| l.trim() == "CHECKED")
+    });
     let before = std::fs::read_to_string(home.path().join("before.txt")).unwrap_or_default();
     let after = std::fs::read_to_string(home.path().join("after.txt")).unwrap_or_default();
     assert_eq!(

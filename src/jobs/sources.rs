@@ -124,10 +124,10 @@ pub fn read_job_file(path: &Path, base: &JobSpec) -> crate::Result<Vec<JobSpec>>
     } else {
         toml::from_str::<TomlJobFile>(&text)
             .map_err(|e| {
-                let line = e
+                let at = e
                     .span()
-                    .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
-                let at = line.map(|l| format!(" line {l}")).unwrap_or_default();
+                    .map(|span| format!(" line {}", toml_error_line(&text, span, e.message())))
+                    .unwrap_or_default();
                 crate::Error::bad_input(format!(
                     "--jobs {}{at}: {}; each job is a [[job]] table whose keys are job flags \
                      (model, prompt, steps, ...)",
@@ -144,6 +144,31 @@ pub fn read_job_file(path: &Path, base: &JobSpec) -> crate::Result<Vec<JobSpec>>
         )));
     }
     Ok(entries.into_iter().map(|e| e.apply(base, &dir)).collect())
+}
+
+/// The line a TOML error is about. For an unknown key toml points at its table, so look for
+/// the key itself inside the table.
+fn toml_error_line(text: &str, span: std::ops::Range<usize>, message: &str) -> usize {
+    let start = span.start.min(text.len());
+    let line_of = |offset: usize| text[..offset].matches('\n').count() + 1;
+    let key = message
+        .strip_prefix("unknown field `")
+        .and_then(|rest| rest.split('`').next());
+    if let Some(key) = key {
+        let end = span.end.clamp(start, text.len());
+        let mut offset = start;
+        for line in text[start..end].split_inclusive('\n') {
+            let trimmed = line.trim_start();
+            let is_key = trimmed
+                .strip_prefix(key)
+                .is_some_and(|after| after.trim_start().starts_with('='));
+            if is_key {
+                return line_of(offset);
+            }
+            offset += line.len();
+        }
+    }
+    line_of(start)
 }
 
 fn parse_json_lines(path: &Path, text: &str) -> crate::Result<Vec<JobEntry>> {

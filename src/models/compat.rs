@@ -146,7 +146,7 @@ pub fn check(ctx: &CompatContext, entry: Option<&ModelEntry>) -> Vec<CompatFindi
         }
     }
     // Stable sort: most severe first, rule order kept within a severity.
-    out.sort_by(|a, b| b.severity.cmp(&a.severity));
+    out.sort_by_key(|f| std::cmp::Reverse(f.severity));
     out
 }
 

@@ -19,4 +19,5 @@ pub mod fetch;
 pub mod planner;
 pub mod safetensors_header;
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests;

@@ -115,6 +115,7 @@ fn entry_id_around(text: &str, line: usize) -> Option<String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

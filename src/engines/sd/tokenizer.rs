@@ -253,7 +253,9 @@ impl ClipTokenizer {
         if text.is_empty() {
             return;
         }
-        let collapsed = self.whitespace.replace_all(text, " ");
+        // NFC first, as transformers' normalizer sequence does: decomposed accents get the same ids.
+        let composed: String = unicode_normalization::UnicodeNormalization::nfc(text).collect();
+        let collapsed = self.whitespace.replace_all(&composed, " ");
         // Per character, as the tokenizers Lowercase normalizer does (no final-sigma rule).
         let normalized: String = collapsed.chars().flat_map(char::to_lowercase).collect();
         for word in self.split.find_iter(&normalized) {

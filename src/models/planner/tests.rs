@@ -139,7 +139,7 @@ fn tighter_budgets_add_slicing_then_tiling_then_smaller_passes() {
 
 #[test]
 fn nothing_fits_refuses_with_needed_available_and_fixes() {
-    let p = plan(&fp_small_budget(), &request(2 * GIB, 768, 1));
+    let p = plan(&sd15(), &request(2 * GIB, 768, 1));
     assert!(!p.fits);
     let err = p
         .require_fit()
@@ -153,10 +153,6 @@ fn nothing_fits_refuses_with_needed_available_and_fixes() {
         err.1
     );
     assert!(err.1.contains("free memory so that"), "{}", err.1);
-}
-
-fn fp_small_budget() -> ModelFootprint {
-    sd15()
 }
 
 #[test]
@@ -194,8 +190,20 @@ fn half_precision_halves_weights_and_unified_memory_keeps_headroom() {
         effective_budget(&mac, Some(4 * GIB)),
         4 * GIB - (4 * GIB) * 15 / 100
     );
+    // With an fp16-safe VAE (no upcast) f16 halves every stage, so f32 cannot fit f16's budget.
+    let mut fp = fp;
+    fp.vae_arch.force_upcast = false;
+    let loosest_f16 = PlanRequest {
+        overrides: Overrides {
+            residency: Some(Residency::Staged),
+            attention_slice: Some(Some(64)),
+            vae_tiling: Some(true),
+        },
+        ..gpu(DType::F16)
+    };
+    let cap = plan(&fp, &loosest_f16).peak_bytes;
     let capped = PlanRequest {
-        budget_cap: Some(f16_plan.peak_bytes),
+        budget_cap: Some(cap),
         ..gpu(DType::F32)
     };
     let p = plan(&fp, &capped);

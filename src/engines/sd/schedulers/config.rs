@@ -53,7 +53,8 @@ pub struct SchedulerConfig {
 impl SchedulerConfig {
     /// Parse the json text of a scheduler_config.json.
     pub fn from_json(text: &str) -> Result<Self> {
-        serde_json::from_str(text).map_err(|e| {
+        let text = crate::engines::sd::json_compat::python_json_to_standard(text);
+        serde_json::from_str(&text).map_err(|e| {
             Error::bad_input(format!(
                 "the scheduler config is not valid: {e}; expected diffusers' scheduler/scheduler_config.json"
             ))
@@ -300,5 +301,17 @@ mod tests {
                 .to_string()
                 .contains("trained_betas")
         );
+    }
+}
+
+#[cfg(test)]
+mod python_json_tests {
+    use super::*;
+
+    #[test]
+    fn configs_saved_by_diffusers_with_minus_infinity_load() {
+        let text = r#"{"_class_name": "DPMSolverMultistepScheduler", "lambda_min_clipped": -Infinity, "beta_schedule": "scaled_linear"}"#;
+        let config = SchedulerConfig::from_json(text).unwrap();
+        assert_eq!(config.beta_schedule.as_deref(), Some("scaled_linear"));
     }
 }

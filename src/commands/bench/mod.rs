@@ -1,0 +1,161 @@
+//! `pallaidium bench`: benchmarks of full-size architectures with random weights (the arithmetic
+//! is the same as with trained weights). Prints one JSON object (`--json`) or a table; every
+//! result names the device, dtype, candle version and machine. BENCHMARKS.md records results.
+
+mod configs;
+mod image;
+mod random;
+mod report;
+mod unet;
+mod weights_dir;
+
+use candle_core::DType;
+use serde_json::{Value, json};
+
+use crate::cli::{BenchArgs, BenchCommand, GlobalArgs};
+use crate::device::{DeviceRequest, SelectedDevice, resolve_dtype};
+use crate::engines::sd::attention::AttentionMode;
+use crate::engines::sd::request::dtype_name;
+use crate::{Error, Result};
+
+/// Everything a benchmark needs besides the model's configuration.
+pub struct BenchSetup<'a> {
+    pub args: &'a BenchArgs,
+    pub device: SelectedDevice,
+    pub dtype: DType,
+    pub attention: AttentionMode,
+    pub global: &'a GlobalArgs,
+}
+
+pub fn run(global: &GlobalArgs, what: &BenchCommand) -> anyhow::Result<i32> {
+    let (kind, args) = match what {
+        BenchCommand::Unet(a) => ("unet", a),
+        BenchCommand::Image(a) => ("image", a),
+    };
+    let result = run_inner(global, kind, args)?;
+    if args.json {
+        println!("{}", serde_json::to_string(&result)?);
+    } else {
+        print!("{}", table(&result));
+    }
+    Ok(0)
+}
+
+fn run_inner(global: &GlobalArgs, kind: &str, args: &BenchArgs) -> Result<Value> {
+    let model = configs::find(&args.model)?;
+    if args.runs == 0 {
+        return Err(Error::bad_input("--runs 0 times nothing: give at least 1"));
+    }
+    let device = crate::device::select(&DeviceRequest::parse(&global.device)?)?;
+    let platform = crate::platform::PlatformInfo::detect();
+    let dtype = resolve_dtype(global.dtype, &device, &platform)?;
+    let setup = BenchSetup {
+        args,
+        dtype,
+        attention: parse_attention(args.attention_slicing.as_deref())?,
+        device,
+        global,
+    };
+    let mut result = match kind {
+        "unet" => unet::run(model, &setup)?,
+        _ => image::run(model, &setup)?,
+    };
+    if let Value::Object(map) = &mut result {
+        let common = json!({
+            "device": setup.device.kind.to_string(),
+            "device_name": setup.device.name,
+            "dtype": dtype_name(dtype),
+            "attention": format!("{:?}", setup.attention),
+            "candle": report::CANDLE_VERSION,
+            "candle_version_source": "report::CANDLE_VERSION, checked against Cargo.lock by a unit test",
+            "pallaidium": env!("CARGO_PKG_VERSION"),
+            "cpu": report::cpu_description(),
+            "rayon_threads": candle_core::utils::get_num_threads(),
+        });
+        if let Value::Object(c) = common {
+            map.extend(c);
+        }
+    }
+    Ok(result)
+}
+
+/// `--attention-slicing auto|off|N` (absent: auto).
+fn parse_attention(flag: Option<&str>) -> Result<AttentionMode> {
+    match flag.map(str::trim) {
+        None | Some("auto") => Ok(AttentionMode::Auto),
+        Some("off") | Some("full") => Ok(AttentionMode::Full),
+        Some(n) => match n.parse::<usize>() {
+            Ok(q) if q > 0 => Ok(AttentionMode::Sliced { query_chunk: q }),
+            _ => Err(Error::bad_input(format!(
+                "--attention-slicing {n:?}: use auto, off, or a positive query chunk size"
+            ))),
+        },
+    }
+}
+
+/// Width and height as latent-compatible pixel sizes.
+pub fn validate_size(width: u32, height: u32) -> Result<(usize, usize)> {
+    if width == 0 || height == 0 || width % 8 != 0 || height % 8 != 0 {
+        return Err(Error::bad_input(format!(
+            "{width}x{height} is not a size the VAE can take: use multiples of 8 (e.g. 512x512)"
+        )));
+    }
+    Ok((width as usize, height as usize))
+}
+
+/// A two-column table of the result's scalar fields, for humans.
+fn table(v: &Value) -> String {
+    let mut out = String::new();
+    let Value::Object(map) = v else {
+        return format!("{v}\n");
+    };
+    let width = map.keys().map(String::len).max().unwrap_or(0);
+    for (k, val) in map {
+        let shown = match val {
+            Value::Number(n) if k.ends_with("_bytes") => {
+                report::gib(n.as_u64())
+            }
+            Value::Number(n) => match n.as_f64() {
+                Some(f) if n.is_f64() => format!("{f:.3}"),
+                _ => n.to_string(),
+            },
+            Value::String(s) => s.clone(),
+            Value::Null => "n/a".into(),
+            other => other.to_string(),
+        };
+        out.push_str(&format!("{k:<width$}  {shown}\n"));
+    }
+    out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attention_flag_forms() {
+        assert_eq!(parse_attention(None).unwrap(), AttentionMode::Auto);
+        assert_eq!(parse_attention(Some("off")).unwrap(), AttentionMode::Full);
+        assert_eq!(
+            parse_attention(Some("512")).unwrap(),
+            AttentionMode::Sliced { query_chunk: 512 }
+        );
+        let err = parse_attention(Some("0")).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+    }
+
+    #[test]
+    fn sizes_must_be_multiples_of_8() {
+        assert_eq!(validate_size(512, 768).unwrap(), (512, 768));
+        assert_eq!(validate_size(500, 512).unwrap_err().exit_code(), 2);
+    }
+
+    #[test]
+    fn table_formats_bytes_and_seconds() {
+        let t = table(&json!({"median_s": 1.23456, "peak_bytes": 1u64 << 31, "device": "cpu"}));
+        assert!(t.contains("1.235"), "{t}");
+        assert!(t.contains("2.00 GiB"), "{t}");
+        assert!(t.contains("cpu"), "{t}");
+    }
+}
