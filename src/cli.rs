@@ -126,6 +126,15 @@ pub struct GlobalArgs {
     /// TUI theme: dark (default), light, high-contrast, or a themes/NAME.toml.
     #[arg(long, global = true, value_name = "NAME")]
     pub theme: Option<String>,
+    /// Inline image protocol: auto (probe the terminal), kitty, iterm, sixel, halfblocks or none.
+    #[arg(
+        long,
+        global = true,
+        env = "PALLAIDIUM_PREVIEW_PROTOCOL",
+        default_value = "auto",
+        value_name = "auto|kitty|iterm|sixel|halfblocks|none"
+    )]
+    pub preview_protocol: String,
     /// Output folder (default: $PALLAIDIUM_HOME/outputs).
     #[arg(long, global = true, value_name = "DIR")]
     pub out: Option<PathBuf>,

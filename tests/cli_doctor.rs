@@ -83,7 +83,7 @@ fn json_names_the_cpu_and_the_real_ram() {
             .as_array()
             .is_some_and(|p| p.iter().all(|p| p["fix"].is_string()))
     );
-    assert_eq!(json["hf_token_set"].is_boolean(), true);
+    assert!(json["hf_token_set"].is_boolean());
 }
 
 #[test]

@@ -49,10 +49,24 @@ fn plan_json_picks_staged_when_only_staged_fits_and_refuses_tiny_budgets() {
     let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/sd1-tiny");
     let peak = |residency: &str| -> u64 {
         let out = pallaidium(tmp.path())
-            .args(["--headless", "--device", "cpu", "--model", fixture, "--plan", "--json", "--residency", residency])
+            .args([
+                "--headless",
+                "--device",
+                "cpu",
+                "--model",
+                fixture,
+                "--plan",
+                "--json",
+                "--residency",
+                residency,
+            ])
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         for key in ["peak_bytes", "budget_bytes", "fits", "steps"] {
             assert!(v.get(key).is_some(), "{key} in {v}");
@@ -62,16 +76,38 @@ fn plan_json_picks_staged_when_only_staged_fits_and_refuses_tiny_budgets() {
     let staged = peak("staged");
     assert!(staged < peak("resident"));
     let out = pallaidium(tmp.path())
-        .args(["--headless", "--device", "cpu", "--model", fixture, "--plan", "--json"])
+        .args([
+            "--headless",
+            "--device",
+            "cpu",
+            "--model",
+            fixture,
+            "--plan",
+            "--json",
+        ])
         .args(["--memory-budget", &staged.to_string()])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["residency"], "staged");
     assert_eq!(v["fits"], true);
     pallaidium(tmp.path())
-        .args(["--headless", "--device", "cpu", "--model", fixture, "--plan", "--json", "--memory-budget", "1MiB"])
+        .args([
+            "--headless",
+            "--device",
+            "cpu",
+            "--model",
+            fixture,
+            "--plan",
+            "--json",
+            "--memory-budget",
+            "1MiB",
+        ])
         .assert()
         .code(2)
         .stderr(contains("not enough memory"))

@@ -297,13 +297,16 @@ fn refused(env: &Env, args: &[String], needle: &str) {
 #[test]
 fn bad_input_exits_2_with_nothing_written_or_queued() {
     let env = Env::new();
-    let tiny = env.tiny();
+    // The tiny job's flags with `extra` replacing any flag of the same name.
     let with = |extra: &[&str]| -> Vec<String> {
-        let mut args = tiny.clone();
-        args.extend(["--prompt".to_string(), "x".to_string()]);
-        for e in extra {
-            args.push((*e).to_string());
+        let mut args = vec![];
+        for pair in env.tiny().chunks(2) {
+            if !extra.contains(&pair[0].as_str()) {
+                args.extend_from_slice(pair);
+            }
         }
+        args.extend(["--prompt".to_string(), "x".to_string()]);
+        args.extend(extra.iter().map(|e| (*e).to_string()));
         args
     };
     refused(&env, &with(&["--width", "100"]), "multiple of 8");

@@ -86,7 +86,10 @@ fn lay_out_cache(cache: &Path) -> PathBuf {
             let link = snapshot.join(&rel);
             std::fs::create_dir_all(link.parent().unwrap()).unwrap();
             let depth = rel.components().count() + 1;
-            let target: PathBuf = std::iter::repeat_n("..", depth).collect::<PathBuf>().join("blobs").join(&blob_name);
+            let target: PathBuf = std::iter::repeat_n("..", depth)
+                .collect::<PathBuf>()
+                .join("blobs")
+                .join(&blob_name);
             std::os::unix::fs::symlink(target, &link).unwrap();
         }
     }
@@ -94,24 +97,38 @@ fn lay_out_cache(cache: &Path) -> PathBuf {
 }
 
 fn options(cache: &Path, offline: bool) -> FetchOptions {
-    FetchOptions { cache_dir: cache.to_path_buf(), token: None, offline, endpoint: None }
+    FetchOptions {
+        cache_dir: cache.to_path_buf(),
+        token: None,
+        offline,
+        endpoint: None,
+    }
 }
 
 #[test]
 fn a_laid_out_cache_resolves_and_needs_no_download() {
     let tmp = tempfile::tempdir().unwrap();
     let snapshot = lay_out_cache(tmp.path());
-    assert!(std::fs::symlink_metadata(snapshot.join("unet/config.json")).unwrap().file_type().is_symlink());
+    assert!(
+        std::fs::symlink_metadata(snapshot.join("unet/config.json"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
     let reg = registry(false, "diffusion_pytorch_model.safetensors");
     let resolved = resolve(&reg, "tiny", tmp.path()).unwrap();
     assert_eq!(resolved.dir, snapshot);
     let entry = reg.get("tiny").unwrap();
     // Offline and online alike: everything is cached, so nothing touches the network.
     for offline in [true, false] {
-        let report = fetch::fetch_entry(entry, false, &options(tmp.path(), offline), &mut Silent).unwrap();
+        let report =
+            fetch::fetch_entry(entry, false, &options(tmp.path(), offline), &mut Silent).unwrap();
         assert!(report.downloaded.is_empty());
         assert_eq!(report.snapshot, snapshot);
-        assert_eq!(report.already_cached.len(), entry.required_files(false).len());
+        assert_eq!(
+            report.already_cached.len(),
+            entry.required_files(false).len()
+        );
     }
 }
 
@@ -120,40 +137,65 @@ fn offline_miss_names_repo_file_and_command() {
     let tmp = tempfile::tempdir().unwrap();
     let snapshot = lay_out_cache(tmp.path());
     // A dangling link (its blob gone) is a miss, as an interrupted Python download leaves it.
-    let blob = std::fs::canonicalize(snapshot.join("vae/diffusion_pytorch_model.safetensors")).unwrap();
+    let blob =
+        std::fs::canonicalize(snapshot.join("vae/diffusion_pytorch_model.safetensors")).unwrap();
     std::fs::remove_file(blob).unwrap();
     let reg = registry(false, "diffusion_pytorch_model.safetensors");
-    let err = fetch::fetch_entry(reg.get("tiny").unwrap(), false, &options(tmp.path(), true), &mut Silent)
-        .err()
-        .unwrap();
+    let err = fetch::fetch_entry(
+        reg.get("tiny").unwrap(),
+        false,
+        &options(tmp.path(), true),
+        &mut Silent,
+    )
+    .err()
+    .unwrap();
     assert_eq!(err.exit_code(), 2);
     let msg = err.to_string();
-    for needle in [REPO, "vae/diffusion_pytorch_model.safetensors", "pallaidium fetch tiny", "offline"] {
+    for needle in [
+        REPO,
+        "vae/diffusion_pytorch_model.safetensors",
+        "pallaidium fetch tiny",
+        "offline",
+    ] {
         assert!(msg.contains(needle), "{needle} in {msg}");
     }
     // resolve (the job path) says the same things.
     let msg = resolve(&reg, "tiny", tmp.path()).err().unwrap().to_string();
-    assert!(msg.contains(REPO) && msg.contains("pallaidium fetch tiny"), "{msg}");
+    assert!(
+        msg.contains(REPO) && msg.contains("pallaidium fetch tiny"),
+        "{msg}"
+    );
 }
 
 #[test]
 fn gated_repo_without_token_names_the_licence_page_before_any_request() {
     let tmp = tempfile::tempdir().unwrap();
     let reg = registry(true, "diffusion_pytorch_model.safetensors");
-    let err = fetch::fetch_entry(reg.get("tiny").unwrap(), false, &options(tmp.path(), false), &mut Silent)
-        .err()
-        .unwrap();
+    let err = fetch::fetch_entry(
+        reg.get("tiny").unwrap(),
+        false,
+        &options(tmp.path(), false),
+        &mut Silent,
+    )
+    .err()
+    .unwrap();
     assert_eq!(err.exit_code(), 2);
     let msg = err.to_string();
     assert!(msg.contains("gated") && msg.contains("HF_TOKEN"), "{msg}");
-    assert!(msg.contains(&format!("https://huggingface.co/{REPO}/blob/main/LICENSE")), "{msg}");
+    assert!(
+        msg.contains(&format!("https://huggingface.co/{REPO}/blob/main/LICENSE")),
+        "{msg}"
+    );
 }
 
 #[test]
 fn pickled_weights_are_refused_by_the_registry_and_by_fetch() {
-    let toml_err = Registry::from_toml(&registry_toml(false, "diffusion_pytorch_model.bin"), "test.toml")
-        .err()
-        .unwrap();
+    let toml_err = Registry::from_toml(
+        &registry_toml(false, "diffusion_pytorch_model.bin"),
+        "test.toml",
+    )
+    .err()
+    .unwrap();
     assert_eq!(toml_err.exit_code(), 2);
     // An entry built in code (not through models.toml) is still refused before any request.
     let reg = registry(false, "diffusion_pytorch_model.safetensors");
@@ -164,10 +206,15 @@ fn pickled_weights_are_refused_by_the_registry_and_by_fetch() {
         }
     }
     let tmp = tempfile::tempdir().unwrap();
-    let err = fetch::fetch_entry(&entry, false, &options(tmp.path(), false), &mut Silent).err().unwrap();
+    let err = fetch::fetch_entry(&entry, false, &options(tmp.path(), false), &mut Silent)
+        .err()
+        .unwrap();
     assert_eq!(err.exit_code(), 2);
     let msg = err.to_string();
-    assert!(msg.contains("diffusion_pytorch_model.bin") && msg.contains("safe_serialization=True"), "{msg}");
+    assert!(
+        msg.contains("diffusion_pytorch_model.bin") && msg.contains("safe_serialization=True"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -178,9 +225,17 @@ fn a_truncated_cached_safetensors_errors_with_its_name() {
     let blob = std::fs::canonicalize(&file).unwrap();
     let bytes = std::fs::read(&blob).unwrap();
     std::fs::write(&blob, &bytes[..bytes.len() / 2]).unwrap();
-    let err = pallaidium::models::safetensors_header::read_header(&file).err().unwrap();
+    let err = pallaidium::models::safetensors_header::read_header(&file)
+        .err()
+        .unwrap();
     assert_eq!(err.exit_code(), 2);
-    assert!(err.to_string().contains("diffusion_pytorch_model.safetensors"), "{err}");
-    let err = pallaidium::models::planner::ModelFootprint::read(&snapshot, false).err().unwrap();
+    assert!(
+        err.to_string()
+            .contains("diffusion_pytorch_model.safetensors"),
+        "{err}"
+    );
+    let err = pallaidium::models::planner::ModelFootprint::read(&snapshot, false)
+        .err()
+        .unwrap();
     assert!(err.to_string().contains("truncated or corrupt"), "{err}");
 }

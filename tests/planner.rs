@@ -16,9 +16,15 @@ fn request(budget: u64, residency: Option<Residency>) -> PlanRequest {
         img2img: false,
         dtype: DType::F32,
         device: DeviceKind::Cpu,
-        memory: DeviceMemory::System { total: 1 << 40, available: 1 << 40 },
+        memory: DeviceMemory::System {
+            total: 1 << 40,
+            available: 1 << 40,
+        },
         budget_cap: Some(budget),
-        overrides: Overrides { residency, ..Overrides::default() },
+        overrides: Overrides {
+            residency,
+            ..Overrides::default()
+        },
     }
 }
 

@@ -46,7 +46,9 @@ pub fn fetch_model(
         cache_dir: paths.hf_cache.clone(),
         token: fetch::read_token(&paths.hf_token_file),
         offline: fetch::offline_requested(global.offline),
-        endpoint: std::env::var("HF_ENDPOINT").ok().filter(|e| !e.trim().is_empty()),
+        endpoint: std::env::var("HF_ENDPOINT")
+            .ok()
+            .filter(|e| !e.trim().is_empty()),
     };
     // Offline needs no device: report what is missing for the asked variant (f16 if auto is unsure).
     let fp16 = if opts.offline && dtype == DtypeArg::Auto {

@@ -41,6 +41,11 @@ const HISTORY_ROWS: usize = 30;
 
 /// Opens the TUI and returns the process exit code (0, or 2 for bad configuration).
 pub fn run(cli: &Cli) -> anyhow::Result<i32> {
+    let protocol: PreviewProtocol = cli
+        .global
+        .preview_protocol
+        .parse()
+        .map_err(|e: String| crate::Error::bad_input(format!("--preview-protocol: {e}")))?;
     let paths = Paths::resolve(cli.global.out.as_deref())?;
     paths.create_dirs()?;
     let registry = Registry::load(cli.global.models_file.as_deref())?;
@@ -69,6 +74,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
         Arc::clone(&runner),
         &paths,
         device_probe,
+        protocol,
     ))?;
     finish(runner, quit, &paths);
     Ok(0)
@@ -121,8 +127,8 @@ async fn run_loop(
     runner: Arc<JobRunner>,
     paths: &Paths,
     device_probe: sampler::DeviceProbe,
+    protocol: PreviewProtocol,
 ) -> anyhow::Result<QuitMode> {
-    let protocol = PreviewProtocol::from_env();
     let mut guard = terminal::TerminalGuard::enter()?;
     // The capability query reads stdin, so it runs before the input reader starts.
     let picker = protocol.picker();

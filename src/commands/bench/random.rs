@@ -12,12 +12,16 @@ use candle_nn::{Init, VarBuilder};
 /// Creates tensors on request; `recorded` keeps (name, tensor) when recording.
 pub struct RandomBackend {
     recorded: Option<Mutex<Vec<(String, Tensor)>>>,
+    /// Names reported as absent, for optional tensors a network probes with `contains_tensor`
+    /// (e.g. CLIPTextModel has no `text_projection`).
+    absent: Vec<String>,
 }
 
 impl RandomBackend {
-    pub fn new(record: bool) -> Self {
+    pub fn new(record: bool, absent: &[&str]) -> Self {
         Self {
             recorded: record.then(|| Mutex::new(Vec::new())),
+            absent: absent.iter().map(|s| s.to_string()).collect(),
         }
     }
 }
@@ -39,22 +43,23 @@ impl SimpleBackend for RandomBackend {
         candle_core::bail!("random weights need a shape for {name}")
     }
 
-    fn contains_tensor(&self, _name: &str) -> bool {
-        true
+    fn contains_tensor(&self, name: &str) -> bool {
+        !self.absent.iter().any(|a| a == name)
     }
 }
 
 /// A `VarBuilder` over fresh random weights (nothing recorded).
 pub fn random_vb(dtype: DType, device: &Device) -> VarBuilder<'static> {
-    VarBuilder::from_backend(Box::new(RandomBackend::new(false)), dtype, device.clone())
+    VarBuilder::from_backend(Box::new(RandomBackend::new(false, &[])), dtype, device.clone())
 }
 
 /// Builds a network with random f32 weights on the CPU and returns its tensors by name, for
 /// writing a safetensors file.
 pub fn build_recorded<T>(
+    absent: &[&str],
     build: impl FnOnce(VarBuilder<'static>) -> Result<T>,
 ) -> Result<Vec<(String, Tensor)>> {
-    let backend = std::sync::Arc::new(RandomBackend::new(true));
+    let backend = std::sync::Arc::new(RandomBackend::new(true, absent));
     let vb = VarBuilder::from_backend(
         Box::new(SharedBackend(backend.clone())),
         DType::F32,
@@ -106,7 +111,11 @@ mod tests {
 
     #[test]
     fn recording_returns_every_tensor_by_name() {
-        let rec = build_recorded(|vb| candle_nn::linear(4, 3, vb.pp("proj"))).unwrap();
+        let rec = build_recorded(&["skip.weight"], |vb| {
+            assert!(!vb.contains_tensor("skip.weight"));
+            candle_nn::linear(4, 3, vb.pp("proj"))
+        })
+        .unwrap();
         let mut names: Vec<_> = rec.iter().map(|(n, t)| (n.clone(), t.dims().to_vec())).collect();
         names.sort();
         assert_eq!(

@@ -83,6 +83,15 @@ pub fn find_problems(r: &Report, nvidia_driver: bool) -> Vec<Problem> {
             "rebuild with `cargo build --release --features cuda`",
         ));
     }
+    if let Some(dtype) = r.dtype.as_deref()
+        && !r.selected_device.native_dtypes.contains(&dtype)
+    {
+        out.push(problem(
+            Warning,
+            format!("{dtype} is emulated on {}: slow", r.selected_device.kind),
+            format!("use one of {} (--dtype)", r.selected_device.native_dtypes.join(", ")),
+        ));
+    }
     if r.selected_device.kind == "cpu" {
         out.push(problem(
             Info,

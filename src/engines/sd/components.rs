@@ -1,7 +1,7 @@
 //! The pipeline's components and when they are in memory: all at once (resident) or one stage at a
 //! time (staged: text encoders, then the UNet, then the VAE), so a 16 GB machine holds only one.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use candle_core::{DType, Device};
 
@@ -58,10 +58,6 @@ impl Components {
 
     fn path(&self, name: &str) -> PathBuf {
         self.dir.join(name)
-    }
-
-    pub fn dir(&self) -> &Path {
-        &self.dir
     }
 
     pub fn residency(&self) -> Residency {

@@ -15,6 +15,7 @@ pub use request::{GenerateRequest, GeneratedImage, LoadOptions, MemoryModes, Res
 pub mod attention;
 pub mod clip;
 pub mod config;
+pub mod kernels;
 pub mod weights;
 pub mod noise;
 pub mod schedulers;

@@ -48,11 +48,17 @@ fn write(path: &Path, text: &str) -> Result<()> {
 }
 
 /// Builds a component through its constructor over a VarMap, randomises every variable, saves it.
-fn random_component(path: &Path, build: impl FnOnce(VarBuilder) -> candle_core::Result<()>) -> Result<()> {
+fn random_component(
+    path: &Path,
+    build: impl FnOnce(VarBuilder) -> candle_core::Result<()>,
+) -> Result<()> {
     let map = VarMap::new();
     build(VarBuilder::from_varmap(&map, DType::F32, &Device::Cpu))?;
     {
-        let vars = map.data().lock().map_err(|_| Error::job_failed("variable map poisoned"))?;
+        let vars = map
+            .data()
+            .lock()
+            .map_err(|_| Error::job_failed("variable map poisoned"))?;
         for var in vars.values() {
             var.set(&Tensor::randn(0f32, 0.02, var.shape(), &Device::Cpu)?)?;
         }
@@ -73,7 +79,12 @@ pub fn write_random_sd15(dir: &Path, tokenizer_dir: &Path) -> Result<()> {
     write(&dir.join("vae/config.json"), SD15_VAE)?;
     write(&dir.join("text_encoder/config.json"), SD15_TEXT_ENCODER)?;
     write(&dir.join("scheduler/scheduler_config.json"), SD15_SCHEDULER)?;
-    for f in ["vocab.json", "merges.txt", "special_tokens_map.json", "tokenizer_config.json"] {
+    for f in [
+        "vocab.json",
+        "merges.txt",
+        "special_tokens_map.json",
+        "tokenizer_config.json",
+    ] {
         let (from, to) = (tokenizer_dir.join(f), dir.join("tokenizer").join(f));
         if from.is_file() {
             write(&to, "")?;
@@ -81,11 +92,18 @@ pub fn write_random_sd15(dir: &Path, tokenizer_dir: &Path) -> Result<()> {
         }
     }
     let te = TextEncoderConfig::from_json(SD15_TEXT_ENCODER).map_err(bad)?;
-    random_component(&dir.join("text_encoder/model.safetensors"), |vb| TextEncoder::new(vb, te).map(drop))?;
+    random_component(&dir.join("text_encoder/model.safetensors"), |vb| {
+        TextEncoder::new(vb, te).map(drop)
+    })?;
     let vae = VaeConfig::from_json(SD15_VAE).map_err(bad)?;
-    random_component(&dir.join("vae/diffusion_pytorch_model.safetensors"), |vb| Vae::new(vb, vae).map(drop))?;
+    random_component(&dir.join("vae/diffusion_pytorch_model.safetensors"), |vb| {
+        Vae::new(vb, vae).map(drop)
+    })?;
     let unet = UNetConfig::from_json(SD15_UNET).map_err(bad)?;
-    random_component(&dir.join("unet/diffusion_pytorch_model.safetensors"), |vb| UNet::new(vb, unet).map(drop))
+    random_component(
+        &dir.join("unet/diffusion_pytorch_model.safetensors"),
+        |vb| UNet::new(vb, unet).map(drop),
+    )
 }
 
 #[cfg(test)]
@@ -100,6 +118,9 @@ mod tests {
         let vae = VaeConfig::from_json(SD15_VAE).unwrap();
         assert_eq!(vae.downscale_factor(), 8);
         let te = TextEncoderConfig::from_json(SD15_TEXT_ENCODER).unwrap();
-        assert_eq!((te.hidden_size, te.num_hidden_layers, te.vocab_size), (768, 12, 49408));
+        assert_eq!(
+            (te.hidden_size, te.num_hidden_layers, te.vocab_size),
+            (768, 12, 49408)
+        );
     }
 }

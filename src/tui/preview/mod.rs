@@ -43,17 +43,6 @@ impl FromStr for PreviewProtocol {
 const QUERY_TIMEOUT: Duration = Duration::from_millis(800);
 
 impl PreviewProtocol {
-    /// PALLAIDIUM_PREVIEW_PROTOCOL, else auto; a bad value is logged and auto used.
-    pub fn from_env() -> Self {
-        match std::env::var("PALLAIDIUM_PREVIEW_PROTOCOL") {
-            Ok(v) => v.parse().unwrap_or_else(|e: String| {
-                tracing::warn!("PALLAIDIUM_PREVIEW_PROTOCOL: {e}");
-                Self::Auto
-            }),
-            Err(_) => Self::Auto,
-        }
-    }
-
     /// Builds the picker. Must run after entering the alternate screen and before the input reader
     /// starts (the query reads stdin). `None` means previews are off.
     pub fn picker(self) -> Option<Picker> {

@@ -1,0 +1,187 @@
+//! GroupNorm with an optional fused SiLU: a CPU f32 custom op (two reads, one write of the
+//! activation), candle_nn's composition everywhere else.
+
+use candle_core::{CpuStorage, CustomOp1, DType, Layout, Module, Result, Shape, Tensor};
+use candle_nn::VarBuilder;
+
+use super::threads::par_chunks_mut;
+
+/// diffusers' GroupNorm (affine), with `forward_silu` for the GroupNorm -> SiLU pairs.
+#[derive(Debug, Clone)]
+pub struct GroupNorm {
+    plain: candle_nn::GroupNorm,
+    weight: Tensor,
+    bias: Tensor,
+    groups: usize,
+    eps: f64,
+}
+
+/// Same signature and weight names as `candle_nn::group_norm`.
+pub fn group_norm(groups: usize, channels: usize, eps: f64, vb: VarBuilder) -> Result<GroupNorm> {
+    let weight = vb.get_with_hints(channels, "weight", candle_nn::Init::Const(1.))?;
+    let bias = vb.get_with_hints(channels, "bias", candle_nn::Init::Const(0.))?;
+    GroupNorm::new(weight, bias, channels, groups, eps)
+}
+
+impl GroupNorm {
+    pub fn new(weight: Tensor, bias: Tensor, channels: usize, groups: usize, eps: f64) -> Result<Self> {
+        let plain = candle_nn::GroupNorm::new(weight.clone(), bias.clone(), channels, groups, eps)?;
+        Ok(Self {
+            plain,
+            weight,
+            bias,
+            groups,
+            eps,
+        })
+    }
+
+    /// GroupNorm then SiLU.
+    pub fn forward_silu(&self, xs: &Tensor) -> Result<Tensor> {
+        self.run(xs, true)
+    }
+
+    fn run(&self, xs: &Tensor, silu: bool) -> Result<Tensor> {
+        if xs.device().is_cpu() && xs.dtype() == DType::F32 && xs.rank() >= 3 {
+            let op = FusedGroupNorm {
+                weight: self.weight.to_dtype(DType::F32)?.to_vec1()?,
+                bias: self.bias.to_dtype(DType::F32)?.to_vec1()?,
+                groups: self.groups,
+                eps: self.eps,
+                silu,
+            };
+            return xs.apply_op1_no_bwd(&op);
+        }
+        let out = self.plain.forward(xs)?;
+        if silu { candle_nn::ops::silu(&out) } else { Ok(out) }
+    }
+}
+
+impl Module for GroupNorm {
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        self.run(xs, false)
+    }
+}
+
+struct FusedGroupNorm {
+    weight: Vec<f32>,
+    bias: Vec<f32>,
+    groups: usize,
+    eps: f64,
+    silu: bool,
+}
+
+impl CustomOp1 for FusedGroupNorm {
+    fn name(&self) -> &'static str {
+        "fused-group-norm"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let CpuStorage::F32(data) = storage else {
+            candle_core::bail!("fused group norm takes f32");
+        };
+        let dims = layout.shape().dims();
+        let (b, c) = (dims[0], dims[1]);
+        let spatial: usize = dims[2..].iter().product();
+        if c != self.weight.len() || c % self.groups != 0 {
+            candle_core::bail!("group norm over {c} channels with {} weights", self.weight.len());
+        }
+        let contiguous;
+        let x: &[f32] = match layout.contiguous_offsets() {
+            Some((start, end)) => &data[start..end],
+            None => {
+                // Rare (callers pass contiguous activations): materialise once.
+                contiguous = strided_copy(data, layout);
+                &contiguous
+            }
+        };
+        let per_group = c / self.groups * spatial;
+        let mut out = vec![0f32; b * c * spatial];
+        par_chunks_mut(&mut out, per_group, |gi, dst| {
+            let src = &x[gi * per_group..(gi + 1) * per_group];
+            // Two-pass statistics in f64: the same numerics as candle's mean-then-variance.
+            let n = per_group as f64;
+            let mean = src.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
+            let var = src.iter().map(|&v| (f64::from(v) - mean).powi(2)).sum::<f64>() / n;
+            let inv = 1.0 / (var + self.eps).sqrt();
+            let first_channel = (gi % self.groups) * (c / self.groups);
+            for (k, (d, s)) in dst
+                .chunks_mut(spatial)
+                .zip(src.chunks(spatial))
+                .enumerate()
+            {
+                let ch = first_channel + k;
+                let scale = (f64::from(self.weight[ch]) * inv) as f32;
+                let shift = (f64::from(self.bias[ch]) - mean * f64::from(self.weight[ch]) * inv) as f32;
+                if self.silu {
+                    for (o, &v) in d.iter_mut().zip(s) {
+                        let y = v * scale + shift;
+                        *o = y / (1.0 + (-y).exp());
+                    }
+                } else {
+                    for (o, &v) in d.iter_mut().zip(s) {
+                        *o = v * scale + shift;
+                    }
+                }
+            }
+        });
+        Ok((CpuStorage::F32(out), layout.shape().clone()))
+    }
+}
+
+/// Elements of a strided f32 view in logical order.
+fn strided_copy(data: &[f32], layout: &Layout) -> Vec<f32> {
+    layout.strided_index().map(|i| data[i]).collect()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    fn rel(a: &Tensor, b: &Tensor) -> f32 {
+        let d = (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        let s = b.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        d / s
+    }
+
+    fn layer(c: usize, groups: usize) -> GroupNorm {
+        let dev = Device::Cpu;
+        let w = Tensor::randn(1f32, 0.5, c, &dev).unwrap();
+        let b = Tensor::randn(0f32, 0.5, c, &dev).unwrap();
+        GroupNorm::new(w, b, c, groups, 1e-5).unwrap()
+    }
+
+    #[test]
+    fn fused_matches_candle_group_norm_and_silu() {
+        let dev = Device::Cpu;
+        for (b, c, g, h, w) in [(2, 64, 32, 9, 7), (1, 12, 3, 4, 4), (3, 8, 8, 1, 5)] {
+            let x = (Tensor::randn(0f32, 3., (b, c, h, w), &dev).unwrap() + 1.5).unwrap();
+            let gn = layer(c, g);
+            let plain = gn.plain.forward(&x).unwrap();
+            assert!(rel(&gn.forward(&x).unwrap(), &plain) < 1e-5);
+            let silu = candle_nn::ops::silu(&plain).unwrap();
+            assert!(rel(&gn.forward_silu(&x).unwrap(), &silu) < 1e-5);
+        }
+    }
+
+    #[test]
+    fn non_contiguous_and_rank3_inputs() {
+        let dev = Device::Cpu;
+        let x = Tensor::randn(0f32, 1., (2, 5, 16), &dev).unwrap().transpose(1, 2).unwrap();
+        let gn = layer(16, 4);
+        let plain = gn.plain.forward(&x.contiguous().unwrap()).unwrap();
+        assert!(rel(&gn.forward(&x).unwrap(), &plain) < 1e-5);
+    }
+
+    #[test]
+    fn other_dtypes_use_the_plain_path() {
+        let dev = Device::Cpu;
+        let x = Tensor::randn(0f32, 1., (1, 8, 4, 4), &dev).unwrap();
+        let gn = layer(8, 4);
+        let f16 = gn.forward_silu(&x.to_dtype(DType::F16).unwrap()).unwrap();
+        assert_eq!(f16.dtype(), DType::F16);
+        let want = gn.forward_silu(&x).unwrap();
+        assert!(rel(&f16.to_dtype(DType::F32).unwrap(), &want) < 1e-2);
+    }
+}
