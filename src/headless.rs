@@ -17,7 +17,9 @@ use tokio::sync::broadcast::error::RecvError;
 
 use crate::cli::Cli;
 use crate::jobs::config::{DtypeChoice, ModelLookup};
-use crate::jobs::{JobEvent, JobId, JobRunner, JobState, ModelInfo, RunnerConfig, Store, WorkerDevice};
+use crate::jobs::{
+    JobEvent, JobId, JobRunner, JobState, ModelInfo, RunnerConfig, Store, WorkerDevice,
+};
 
 /// Runs what the command line asks for and returns the process exit code
 /// (0 all done, 1 a job failed, 2 bad input, 130 cancelled).
@@ -67,7 +69,10 @@ async fn run_jobs(
     // All or nothing: one bad job refuses the whole batch, nothing queued.
     waiting.extend(runner.submit(&specs)?);
     if waiting.is_empty() {
-        let _ = writeln!(std::io::stderr(), "nothing to resume: no queued or interrupted jobs");
+        let _ = writeln!(
+            std::io::stderr(),
+            "nothing to resume: no queued or interrupted jobs"
+        );
         return Ok(0);
     }
 
@@ -213,7 +218,9 @@ fn worker_device(cli: &Cli) -> crate::Result<(WorkerDevice, u64)> {
 }
 
 fn model_lookup(cli: &Cli, hf_cache: &Path) -> crate::Result<ModelLookup> {
-    let registry = Arc::new(crate::models::Registry::load(cli.global.models_file.as_deref())?);
+    let registry = Arc::new(crate::models::Registry::load(
+        cli.global.models_file.as_deref(),
+    )?);
     let hf_cache = hf_cache.to_path_buf();
     Ok(Arc::new(move |model: &str| {
         let resolved = crate::models::resolve(&registry, model, &hf_cache)?;
@@ -224,4 +231,3 @@ fn model_lookup(cli: &Cli, hf_cache: &Path) -> crate::Result<ModelLookup> {
         })
     }))
 }
-

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use tracing_subscriber::Layer as _;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -88,12 +89,21 @@ pub fn init(opts: &LogOptions) -> Result<LogGuard> {
         }
         Err(err) => (None, None, Some(err)),
     };
+    // stderr carries the progress bar (or sits beside JSON lines): only warnings and errors there
+    // unless the user asked for a level; the file keeps everything the filter lets through.
+    let explicit = env_value.as_deref().is_some_and(|v| !v.trim().is_empty()) || opts.level.is_some();
+    let stderr_filter = if explicit {
+        build_filter(env_value.as_deref(), opts.level.as_deref())?
+    } else {
+        EnvFilter::new("warn")
+    };
     let stderr = (opts.mode == LogMode::Headless).then(|| {
         tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .with_target(false)
             .compact()
+            .with_filter(stderr_filter)
     });
     let tui = (opts.mode == LogMode::Tui).then_some(tui_logger::TuiTracingSubscriberLayer);
     tracing_subscriber::registry()

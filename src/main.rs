@@ -14,7 +14,8 @@ fn main() -> ExitCode {
     let code = match run(&cli) {
         Ok(code) => code,
         Err(err) => {
-            tracing::error!("{err:#}");
+            // For the log file; stderr shows only warnings unless asked, so the user sees it once.
+            tracing::info!(target: "pallaidium::exit", "error: {err:#}");
             eprintln!("error: {err:#}");
             pallaidium::error::exit_code_of(&err)
         }

@@ -2,6 +2,9 @@
 //! kill -9 + --resume, signals, and bad input refused before anything is queued or written.
 //! They run the tiny SD1 fixture on the CPU.
 
+// Test helpers (not #[test] functions) unwrap too: a failure there is a test failure.
+#![allow(clippy::unwrap_used)]
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command as StdCommand, Stdio};
@@ -10,7 +13,9 @@ use assert_cmd::Command;
 use serde_json::Value;
 
 fn fixture(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(path)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(path)
 }
 
 struct Env {
@@ -23,9 +28,18 @@ struct Env {
 impl Env {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let (home, out, work) = (dir.path().join("home"), dir.path().join("out"), dir.path().join("work"));
+        let (home, out, work) = (
+            dir.path().join("home"),
+            dir.path().join("out"),
+            dir.path().join("work"),
+        );
         std::fs::create_dir_all(&work).unwrap();
-        Self { _dir: dir, home, out, work }
+        Self {
+            _dir: dir,
+            home,
+            out,
+            work,
+        }
     }
 
     fn std_command(&self) -> StdCommand {
@@ -46,9 +60,18 @@ impl Env {
     /// The shared flags of a tiny, fast job on the fixture model.
     fn tiny(&self) -> Vec<String> {
         let model = fixture("sd1-tiny");
-        ["--model", model.to_str().unwrap(), "--width", "64", "--height", "64", "--steps", "2"]
-            .map(String::from)
-            .to_vec()
+        [
+            "--model",
+            model.to_str().unwrap(),
+            "--width",
+            "64",
+            "--height",
+            "64",
+            "--steps",
+            "2",
+        ]
+        .map(String::from)
+        .to_vec()
     }
 
     fn write(&self, name: &str, text: &str) -> PathBuf {
@@ -62,7 +85,9 @@ impl Env {
         let mut found = vec![];
         let mut stack = vec![self.out.clone()];
         while let Some(dir) = stack.pop() {
-            let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
             for entry in entries.flatten() {
                 if entry.path().is_dir() {
                     stack.push(entry.path());
@@ -77,7 +102,11 @@ impl Env {
 
     fn history(&self) -> Vec<Value> {
         let out = self.command().arg("--history").output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         lines(&out.stdout)
     }
 
@@ -104,7 +133,10 @@ fn events<'a>(all: &'a [Value], name: &str) -> Vec<&'a Value> {
 }
 
 /// Reads JSON events from a running child until `stop(event)` is true; returns those read.
-fn read_until(child: &mut Child, stop: impl Fn(&Value) -> bool) -> (Vec<Value>, BufReader<std::process::ChildStdout>) {
+fn read_until(
+    child: &mut Child,
+    stop: impl Fn(&Value) -> bool,
+) -> (Vec<Value>, BufReader<std::process::ChildStdout>) {
     let mut reader = BufReader::new(child.stdout.take().unwrap());
     let mut seen = vec![];
     let mut line = String::new();
@@ -131,13 +163,27 @@ fn signal(child: &Child, sig: i32) {
 fn partial_files(files: &[PathBuf]) -> Vec<&PathBuf> {
     files
         .iter()
-        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(".pallaidium-partial"))
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(".pallaidium-partial")
+        })
         .collect()
 }
 
 fn stored_seed(path: &Path) -> u64 {
-    let out = Command::cargo_bin("pallaidium").unwrap().args(["info", "--json"]).arg(path).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::cargo_bin("pallaidium")
+        .unwrap()
+        .args(["info", "--json"])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let spec: Value = serde_json::from_slice(&out.stdout).unwrap();
     spec["seed"].as_u64().unwrap()
 }
@@ -159,7 +205,12 @@ fn a_job_file_of_several_jobs_gives_exactly_those_outputs() {
     let env = Env::new();
     let file = env.write("jobs.toml", &jobs_toml(&[11, 12, 13], 2));
     let out = env.command().arg("--jobs").arg(&file).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let all = lines(&out.stdout);
     let done = events(&all, "done");
     assert_eq!(done.len(), 3, "{all:?}");
@@ -170,7 +221,11 @@ fn a_job_file_of_several_jobs_gives_exactly_those_outputs() {
         .map(|p| PathBuf::from(p.as_str().unwrap()))
         .collect();
     from_events.sort();
-    assert_eq!(env.files(), from_events, "exactly the announced outputs, nothing else");
+    assert_eq!(
+        env.files(),
+        from_events,
+        "exactly the announced outputs, nothing else"
+    );
     let mut seeds: Vec<u64> = from_events.iter().map(|p| stored_seed(p)).collect();
     seeds.sort();
     assert_eq!(seeds, [11, 12, 13]);
@@ -195,7 +250,12 @@ fn json_lines_job_files_work_too() {
         ),
     );
     let out = env.command().arg("--jobs").arg(&file).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(events(&lines(&out.stdout), "done").len(), 2);
     assert_eq!(env.files().len(), 3, "one image, then a batch of two");
 }
@@ -203,12 +263,29 @@ fn json_lines_job_files_work_too() {
 #[test]
 fn the_engine_loads_once_for_a_batch_on_one_model() {
     let env = Env::new();
-    let prompts = env.write("prompts.txt", "# three prompts\na red cube\n\na blue sphere\na green cone\n");
-    let out = env.command().args(env.tiny()).arg("--prompts").arg(&prompts).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let prompts = env.write(
+        "prompts.txt",
+        "# three prompts\na red cube\n\na blue sphere\na green cone\n",
+    );
+    let out = env
+        .command()
+        .args(env.tiny())
+        .arg("--prompts")
+        .arg(&prompts)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let all = lines(&out.stdout);
     assert_eq!(events(&all, "done").len(), 3);
-    let model_loads: Vec<_> = events(&all, "loading").into_iter().filter(|e| e["stage"] == "model").collect();
+    let model_loads: Vec<_> = events(&all, "loading")
+        .into_iter()
+        .filter(|e| e["stage"] == "model")
+        .collect();
     assert_eq!(model_loads.len(), 1, "{all:?}");
     assert_eq!(env.files().len(), 3);
 }
@@ -220,15 +297,25 @@ fn a_run_killed_mid_batch_then_resumed_has_every_output_exactly_once() {
     let file = env.write("jobs.toml", &jobs_toml(&seeds, 10));
     let mut child = env.spawn(&["--jobs".into(), file.to_str().unwrap().into()]);
     // Kill while the second job is generating.
-    let (_seen, _reader) = read_until(&mut child, |e| e["event"] == "progress" && e["job"].as_i64() > Some(1));
+    let (_seen, _reader) = read_until(&mut child, |e| {
+        e["event"] == "progress" && e["job"].as_i64() > Some(1)
+    });
     signal(&child, libc::SIGKILL);
     child.wait().unwrap();
     let before = env.history();
     let unfinished = before.iter().filter(|j| j["state"] != "done").count();
-    assert!(unfinished > 0, "the kill came too late to test anything: {before:?}");
+    assert!(
+        unfinished > 0,
+        "the kill came too late to test anything: {before:?}"
+    );
 
     let out = env.command().arg("--resume").output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let files = env.files();
     assert!(partial_files(&files).is_empty(), "stray files: {files:?}");
     let mut stored: Vec<u64> = files.iter().map(|p| stored_seed(p)).collect();
@@ -259,13 +346,21 @@ fn sigint_exits_130_leaves_no_partial_file_and_keeps_the_queue() {
     let files = env.files();
     assert!(partial_files(&files).is_empty(), "{files:?}");
     let history = env.history();
-    let waiting = history.iter().filter(|j| j["state"] == "queued" || j["state"] == "interrupted").count();
+    let waiting = history
+        .iter()
+        .filter(|j| j["state"] == "queued" || j["state"] == "interrupted")
+        .count();
     let done = history.iter().filter(|j| j["state"] == "done").count();
     assert_eq!(waiting + done, 3, "{history:?}");
     assert_eq!(files.len(), done, "only finished jobs have outputs");
     // And the rest can be finished later.
     let out = env.command().arg("--resume").output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(env.files().len(), 3);
 }
 
@@ -289,7 +384,10 @@ fn refused(env: &Env, args: &[String], needle: &str) {
     let out = env.command().args(args).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
-    assert!(stderr.contains(needle), "{args:?}: expected {needle:?} in {stderr}");
+    assert!(
+        stderr.contains(needle),
+        "{args:?}: expected {needle:?} in {stderr}"
+    );
     assert!(env.files().is_empty(), "{args:?} wrote {:?}", env.files());
     assert!(env.history().is_empty(), "{args:?} queued something");
 }
@@ -314,22 +412,53 @@ fn bad_input_exits_2_with_nothing_written_or_queued() {
     refused(&env, &with(&["--strength", "1.5"]), "--strength 1.5");
     refused(&env, &with(&["--scheduler", "nope"]), "--scheduler nope");
     let missing = env.work.join("missing.png");
-    refused(&env, &with(&["--init-image", missing.to_str().unwrap()]), "--init-image");
-    let not_image = env.write("not-an-image.png", "hello");
-    refused(&env, &with(&["--init-image", not_image.to_str().unwrap()]), "--init-image");
     refused(
         &env,
-        &["--model".into(), "no-such-model-anywhere".into(), "--prompt".into(), "x".into()],
+        &with(&["--init-image", missing.to_str().unwrap()]),
+        "--init-image",
+    );
+    let not_image = env.write("not-an-image.png", "hello");
+    refused(
+        &env,
+        &with(&["--init-image", not_image.to_str().unwrap()]),
+        "--init-image",
+    );
+    refused(
+        &env,
+        &[
+            "--model".into(),
+            "no-such-model-anywhere".into(),
+            "--prompt".into(),
+            "x".into(),
+        ],
         "no-such-model-anywhere",
     );
     // A malformed job file names the file and the line; the good job before it is not queued.
-    let bad = env.write("bad.toml", &format!("{}[[job]]\nprompt = \"x\"\nstepz = 3\n", jobs_toml(&[1], 2)));
-    refused(&env, &["--jobs".into(), bad.to_str().unwrap().into()], "bad.toml line");
+    let bad = env.write(
+        "bad.toml",
+        &format!("{}[[job]]\nprompt = \"x\"\nstepz = 3\n", jobs_toml(&[1], 2)),
+    );
+    refused(
+        &env,
+        &["--jobs".into(), bad.to_str().unwrap().into()],
+        "bad.toml line",
+    );
     let bad_jsonl = env.write("bad.jsonl", "{\"prompt\": \"a\"}\n{\"steps\": \"many\"}\n");
-    refused(&env, &["--jobs".into(), bad_jsonl.to_str().unwrap().into()], "bad.jsonl line 2");
+    refused(
+        &env,
+        &["--jobs".into(), bad_jsonl.to_str().unwrap().into()],
+        "bad.jsonl line 2",
+    );
     // One bad job refuses the whole file: nothing of it runs.
-    let mixed = env.write("mixed.toml", &format!("{}[[job]]\nprompt = \"y\"\nsteps = 0\n", jobs_toml(&[1], 2)));
-    refused(&env, &["--jobs".into(), mixed.to_str().unwrap().into()], "--steps 0");
+    let mixed = env.write(
+        "mixed.toml",
+        &format!("{}[[job]]\nprompt = \"y\"\nsteps = 0\n", jobs_toml(&[1], 2)),
+    );
+    refused(
+        &env,
+        &["--jobs".into(), mixed.to_str().unwrap().into()],
+        "--steps 0",
+    );
 }
 
 #[test]
@@ -338,31 +467,89 @@ fn info_prints_what_an_output_stores() {
     let out = env
         .command()
         .args(env.tiny())
-        .args(["--prompt", "a lighthouse", "--negative", "fog", "--seed", "5"])
+        .args([
+            "--prompt",
+            "a lighthouse",
+            "--negative",
+            "fog",
+            "--seed",
+            "5",
+        ])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let file = env.files().pop().unwrap();
-    assert!(file.file_name().unwrap().to_string_lossy().starts_with("5_a-lighthouse"), "{file:?}");
-    let info = Command::cargo_bin("pallaidium").unwrap().arg("info").arg(&file).output().unwrap();
+    assert!(
+        file.file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("5_a-lighthouse"),
+        "{file:?}"
+    );
+    let info = Command::cargo_bin("pallaidium")
+        .unwrap()
+        .arg("info")
+        .arg(&file)
+        .output()
+        .unwrap();
     assert_eq!(info.status.code(), Some(0));
     let text = String::from_utf8_lossy(&info.stdout);
-    assert!(text.contains("a lighthouse\nNegative prompt: fog\nSteps: 2,"), "{text}");
+    assert!(
+        text.contains("a lighthouse\nNegative prompt: fog\nSteps: 2,"),
+        "{text}"
+    );
     assert!(text.contains("Seed: 5, Size: 64x64"), "{text}");
     let not_png = env.write("x.txt", "text");
-    let info = Command::cargo_bin("pallaidium").unwrap().arg("info").arg(&not_png).output().unwrap();
+    let info = Command::cargo_bin("pallaidium")
+        .unwrap()
+        .arg("info")
+        .arg(&not_png)
+        .output()
+        .unwrap();
     assert_eq!(info.status.code(), Some(2));
 }
 
 #[test]
 fn the_committed_sample_job_files_run() {
     let env = Env::new();
-    let out = env.command().arg("--jobs").arg(fixture("jobs/three.toml")).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = env
+        .command()
+        .arg("--jobs")
+        .arg(fixture("jobs/three.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(events(&lines(&out.stdout), "done").len(), 3);
-    let out = env.command().arg("--jobs").arg(fixture("jobs/two.jsonl")).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = env
+        .command()
+        .arg("--jobs")
+        .arg(fixture("jobs/two.jsonl"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(env.files().len(), 6, "3 + 1 + a batch of 2");
     let env = Env::new();
-    refused(&env, &["--jobs".into(), fixture("jobs/malformed.toml").to_str().unwrap().into()], "malformed.toml line 7");
+    refused(
+        &env,
+        &[
+            "--jobs".into(),
+            fixture("jobs/malformed.toml").to_str().unwrap().into(),
+        ],
+        "malformed.toml line 7",
+    );
 }

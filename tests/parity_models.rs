@@ -328,6 +328,27 @@ fn fp16_variant_files_load_and_stay_close() {
     assert!(d > 0.0 && d < 1e-2, "fp16-variant unet: {d:e}");
 }
 
+#[test]
+fn unet_runs_in_f16_close_to_the_f32_reference() {
+    // f16 activations (attention softmax upcast to f32): rounding only, ~1e-3 relative.
+    let dir = fixture("sd1-tiny");
+    let refs = reference(&dir, "unet.safetensors");
+    let unet = UNet::load(&dir.join("unet"), &Device::Cpu, DType::F16, true).unwrap();
+    let (t, added) = unet_inputs(&refs);
+    let out = unet
+        .forward(
+            get(&refs, "sample"),
+            t,
+            get(&refs, "encoder_hidden_states"),
+            added.as_ref(),
+            AttentionMode::Sliced { query_chunk: 5 },
+        )
+        .unwrap();
+    assert_eq!(out.dtype(), DType::F16);
+    let d = rel_diff(&out, get(&refs, "out"));
+    assert!(d < 2e-2, "f16 unet: {d:e}");
+}
+
 /// diffusers' `tiled_decode` transcribed loop for loop (batch 1, in-place blending order), on
 /// top of our whole-tile decode, which the tests above hold to diffusers.
 fn diffusers_tiled_decode(vae: &Vae, z: &Tensor, tile: usize, overlap: usize) -> Tensor {

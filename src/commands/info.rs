@@ -20,7 +20,11 @@ pub fn run(file: &Path, json: bool) -> anyhow::Result<i32> {
         writeln!(out, "\n{parameters}")?;
     }
     if stored.exact {
-        writeln!(out, "\nre-run with: pallaidium --headless --from-image {}", file.display())?;
+        writeln!(
+            out,
+            "\nre-run with: pallaidium --headless --from-image {}",
+            file.display()
+        )?;
     } else {
         writeln!(
             out,

@@ -57,7 +57,7 @@ pub fn plan_for_args(global: &GlobalArgs, job: &JobArgs) -> Result<MemoryPlan> {
     let width = job.width.unwrap_or(resolved.defaults.width);
     let height = job.height.unwrap_or(resolved.defaults.height);
     let scale = resolved.layout.vae_scale_factor.max(1);
-    if width % scale != 0 || height % scale != 0 || width == 0 || height == 0 {
+    if !width.is_multiple_of(scale) || !height.is_multiple_of(scale) || width == 0 || height == 0 {
         return Err(Error::bad_input(format!(
             "--width {width} --height {height}: both must be positive multiples of {scale}"
         )));

@@ -8,7 +8,11 @@ const HISTORY_LIMIT: usize = 200;
 
 fn when(ms: Option<i64>) -> String {
     ms.and_then(chrono::DateTime::from_timestamp_millis)
-        .map(|t| t.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S").to_string())
+        .map(|t| {
+            t.with_timezone(&chrono::Local)
+                .format("%Y-%m-%d %H:%M:%S")
+                .to_string()
+        })
         .unwrap_or_default()
 }
 
@@ -39,7 +43,11 @@ pub fn print(store: &crate::jobs::Store, json: bool) -> crate::Result<()> {
         let _ = writeln!(out, "no jobs yet");
         return Ok(());
     }
-    let _ = writeln!(out, "{:>6}  {:<11}  {:<19}  {:>7}  prompt", "job", "state", "created", "outputs");
+    let _ = writeln!(
+        out,
+        "{:>6}  {:<11}  {:<19}  {:>7}  prompt",
+        "job", "state", "created", "outputs"
+    );
     for r in &records {
         let mut prompt: String = r.spec.prompt.chars().take(50).collect();
         if r.spec.prompt.chars().count() > 50 {

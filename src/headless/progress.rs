@@ -94,7 +94,10 @@ mod tests {
 
     #[test]
     fn bar_fills_with_progress() {
-        assert_eq!(bar_line(3, 0, 4, 8.0), format!("job 3 [{}] 0/4 eta 8.0s", ".".repeat(24)));
+        assert_eq!(
+            bar_line(3, 0, 4, 8.0),
+            format!("job 3 [{}] 0/4 eta 8.0s", ".".repeat(24))
+        );
         assert_eq!(
             bar_line(3, 2, 4, 75.0),
             format!("job 3 [{}{}] 2/4 eta 1m15s", "#".repeat(12), ".".repeat(12))

@@ -45,7 +45,10 @@ mod tests {
     fn flags_alone_make_one_job() {
         let specs = collect(&cli(&["--headless", "--model", "m", "--prompt", "a cat"])).unwrap();
         assert_eq!(specs.len(), 1);
-        assert_eq!((specs[0].model.as_str(), specs[0].prompt.as_str()), ("m", "a cat"));
+        assert_eq!(
+            (specs[0].model.as_str(), specs[0].prompt.as_str()),
+            ("m", "a cat")
+        );
     }
 
     #[test]
@@ -54,7 +57,16 @@ mod tests {
         let path = dir.path().join("p.txt");
         std::fs::write(&path, "one\ntwo\n").unwrap();
         let p = path.to_str().unwrap();
-        let specs = collect(&cli(&["--headless", "--model", "m", "--steps", "3", "--prompts", p])).unwrap();
+        let specs = collect(&cli(&[
+            "--headless",
+            "--model",
+            "m",
+            "--steps",
+            "3",
+            "--prompts",
+            p,
+        ]))
+        .unwrap();
         assert_eq!(specs.len(), 2);
         assert!(specs.iter().all(|s| s.model == "m" && s.steps == Some(3)));
     }
@@ -63,6 +75,10 @@ mod tests {
     fn nothing_to_do_is_bad_input_unless_resuming() {
         let err = collect(&cli(&["--headless"])).unwrap_err();
         assert_eq!(err.exit_code(), 2);
-        assert!(collect(&cli(&["--headless", "--resume"])).unwrap().is_empty());
+        assert!(
+            collect(&cli(&["--headless", "--resume"]))
+                .unwrap()
+                .is_empty()
+        );
     }
 }

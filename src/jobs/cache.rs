@@ -175,7 +175,9 @@ mod tests {
         assert_eq!(loads, 1);
         let mut other = key("a");
         other.dtype = DType::F16;
-        let (_, fresh) = cache.get_or_load(&other, 10, || Ok("a f16".into())).unwrap();
+        let (_, fresh) = cache
+            .get_or_load(&other, 10, || Ok("a f16".into()))
+            .unwrap();
         assert!(fresh, "another dtype is another engine");
     }
 
@@ -198,7 +200,11 @@ mod tests {
     #[test]
     fn a_failed_load_caches_nothing() {
         let mut cache: EngineCache<u8> = EngineCache::new(100);
-        assert!(cache.get_or_load(&key("a"), 1, || Err(crate::Error::bad_input("x"))).is_err());
+        assert!(
+            cache
+                .get_or_load(&key("a"), 1, || Err(crate::Error::bad_input("x")))
+                .is_err()
+        );
         assert!(cache.is_empty());
     }
 
@@ -207,11 +213,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let unet = dir.path().join("unet");
         std::fs::create_dir_all(&unet).unwrap();
-        std::fs::write(unet.join("diffusion_pytorch_model.safetensors"), vec![0u8; 400]).unwrap();
+        std::fs::write(
+            unet.join("diffusion_pytorch_model.safetensors"),
+            vec![0u8; 400],
+        )
+        .unwrap();
         std::fs::write(unet.join("config.json"), b"{}").unwrap();
         assert_eq!(estimate_bytes(dir.path(), DType::F32), 400);
         assert_eq!(estimate_bytes(dir.path(), DType::F16), 200);
-        std::fs::write(unet.join("diffusion_pytorch_model.fp16.safetensors"), vec![0u8; 150]).unwrap();
+        std::fs::write(
+            unet.join("diffusion_pytorch_model.fp16.safetensors"),
+            vec![0u8; 150],
+        )
+        .unwrap();
         assert_eq!(estimate_bytes(dir.path(), DType::F16), 150);
     }
 }

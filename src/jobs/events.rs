@@ -31,7 +31,10 @@ pub enum JobEvent {
         position: usize,
     },
     /// A pipeline stage is loading or starting (e.g. "engine", "text_encoder", "unet", "vae").
-    Loading { job: JobId, stage: String },
+    Loading {
+        job: JobId,
+        stage: String,
+    },
     /// One denoising step finished.
     Progress {
         job: JobId,
@@ -56,8 +59,13 @@ pub enum JobEvent {
         /// Peak resident memory of the process while the job ran, when known.
         peak_bytes: Option<u64>,
     },
-    Failed { job: JobId, error: String },
-    Cancelled { job: JobId },
+    Failed {
+        job: JobId,
+        error: String,
+    },
+    Cancelled {
+        job: JobId,
+    },
 }
 
 impl JobEvent {
@@ -85,7 +93,10 @@ impl JobEvent {
     pub fn to_json_line(&self) -> String {
         // Serialising these plain structs cannot fail; fall back to a minimal line anyway.
         serde_json::to_string(self).unwrap_or_else(|_| {
-            format!(r#"{{"event":"failed","job":{},"error":"unserialisable event"}}"#, self.job())
+            format!(
+                r#"{{"event":"failed","job":{},"error":"unserialisable event"}}"#,
+                self.job()
+            )
         })
     }
 }
@@ -134,13 +145,19 @@ mod tests {
             job: JobId(2),
             error: "boom".into(),
         });
-        assert_eq!((v["event"].as_str(), v["error"].as_str()), (Some("failed"), Some("boom")));
+        assert_eq!(
+            (v["event"].as_str(), v["error"].as_str()),
+            (Some("failed"), Some("boom"))
+        );
 
         let v = json(&JobEvent::Loading {
             job: JobId(3),
             stage: "unet".into(),
         });
-        assert_eq!((v["event"].as_str(), v["stage"].as_str()), (Some("loading"), Some("unet")));
+        assert_eq!(
+            (v["event"].as_str(), v["stage"].as_str()),
+            (Some("loading"), Some("unet"))
+        );
 
         let v = json(&JobEvent::Cancelled { job: JobId(4) });
         assert_eq!(v, serde_json::json!({"event": "cancelled", "job": 4}));
@@ -155,7 +172,10 @@ mod tests {
             pixels: vec![1, 2, 3, 4, 5, 6],
         };
         let v = json(&event);
-        assert_eq!(v, serde_json::json!({"event": "preview", "job": 5, "width": 2, "height": 1}));
+        assert_eq!(
+            v,
+            serde_json::json!({"event": "preview", "job": 5, "width": 2, "height": 1})
+        );
         assert!(!event.is_terminal());
         assert!(JobEvent::Cancelled { job: JobId(5) }.is_terminal());
     }

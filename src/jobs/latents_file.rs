@@ -20,7 +20,10 @@ pub fn read_latents(path: &Path, batch: u32, width: u32, height: u32) -> crate::
     }
     let tensor = match ext.as_deref() {
         Some("npy") => Tensor::read_npy(path).map_err(|e| {
-            bad(path, format!("not a readable .npy array ({e}); save it with numpy.save"))
+            bad(
+                path,
+                format!("not a readable .npy array ({e}); save it with numpy.save"),
+            )
         })?,
         Some("safetensors") => {
             let tensors = candle_core::safetensors::load(path, &Device::Cpu)
@@ -32,30 +35,39 @@ pub fn read_latents(path: &Path, batch: u32, width: u32, height: u32) -> crate::
                     .into_iter()
                     .find(|(name, _)| name == "latents")
                     .map(|(_, t)| t)
-                    .ok_or_else(|| {
-                        bad(path, "holds several tensors and none named `latents`")
-                    })?,
+                    .ok_or_else(|| bad(path, "holds several tensors and none named `latents`"))?,
             }
         }
         _ => return Err(bad(path, "use a .npy or .safetensors file")),
     };
-    if !matches!(tensor.dtype(), DType::F32 | DType::F64 | DType::F16 | DType::BF16) {
+    if !matches!(
+        tensor.dtype(),
+        DType::F32 | DType::F64 | DType::F16 | DType::BF16
+    ) {
         return Err(bad(
             path,
-            format!("holds {:?} values; latents must be floating point", tensor.dtype()),
+            format!(
+                "holds {:?} values; latents must be floating point",
+                tensor.dtype()
+            ),
         ));
     }
     let dims = tensor.dims().to_vec();
     let (lh, lw) = ((height / 8) as usize, (width / 8) as usize);
     let batch = batch as usize;
-    let ok = matches!(dims.as_slice(), [b, 4, h, w] if (*b == 1 || *b == batch) && *h == lh && *w == lw);
+    let ok =
+        matches!(dims.as_slice(), [b, 4, h, w] if (*b == 1 || *b == batch) && *h == lh && *w == lw);
     if !ok {
         return Err(bad(
             path,
             format!(
                 "shape {dims:?} does not fit this job: expected [1, 4, {lh}, {lw}]{} \
                  for {width}x{height}",
-                if batch > 1 { format!(" or [{batch}, 4, {lh}, {lw}]") } else { String::new() }
+                if batch > 1 {
+                    format!(" or [{batch}, 4, {lh}, {lw}]")
+                } else {
+                    String::new()
+                }
             ),
         ));
     }
@@ -118,7 +130,12 @@ mod tests {
 
         let txt = dir.path().join("l.txt");
         std::fs::write(&txt, "1 2 3").unwrap();
-        assert!(read_latents(&txt, 1, 64, 64).unwrap_err().to_string().contains(".npy"));
+        assert!(
+            read_latents(&txt, 1, 64, 64)
+                .unwrap_err()
+                .to_string()
+                .contains(".npy")
+        );
         assert!(read_latents(&dir.path().join("none.npy"), 1, 64, 64).is_err());
     }
 }

@@ -220,12 +220,18 @@ mod tests {
                 Ok(())
             })
             .unwrap();
-        let b = writer.write_png(&noise(), &spec(42, "a cat"), |_| Ok(())).unwrap();
+        let b = writer
+            .write_png(&noise(), &spec(42, "a cat"), |_| Ok(()))
+            .unwrap();
         let day = dir.path().join(today());
         assert_eq!(a, day.join("42_a-cat.png"));
         assert_eq!(b, day.join("42_a-cat(1).png"));
         assert_eq!(noted, vec![a.clone()]);
-        let names: Vec<_> = std::fs::read_dir(&day).unwrap().flatten().map(|e| e.file_name()).collect();
+        let names: Vec<_> = std::fs::read_dir(&day)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
         assert_eq!(names.len(), 2, "no temporary file stays: {names:?}");
         let stored = super::super::png_meta::read_parameters(&a).unwrap();
         assert_eq!(stored.spec.seed, Some(42));
@@ -236,7 +242,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let writer = OutputWriter::new(dir.path());
         let err = writer
-            .write_png(&noise(), &spec(1, "x"), |_| Err(crate::Error::job_failed("store down")))
+            .write_png(&noise(), &spec(1, "x"), |_| {
+                Err(crate::Error::job_failed("store down"))
+            })
             .unwrap_err();
         assert!(err.to_string().contains("store down"));
         let day = dir.path().join(today());

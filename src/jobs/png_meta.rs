@@ -64,10 +64,10 @@ pub fn a1111_parameters(spec: &JobSpec) -> String {
         fields.push(format!("Size: {w}x{h}"));
     }
     fields.push(format!("Model: {}", spec.model));
-    if spec.init_image.is_some() {
-        if let Some(strength) = spec.strength {
-            fields.push(format!("Denoising strength: {strength}"));
-        }
+    if spec.init_image.is_some()
+        && let Some(strength) = spec.strength
+    {
+        fields.push(format!("Denoising strength: {strength}"));
     }
     text.push('\n');
     text.push_str(&fields.join(", "));
@@ -79,7 +79,9 @@ pub fn parse_a1111(text: &str) -> JobSpec {
     let mut spec = JobSpec::default();
     let lines: Vec<&str> = text.lines().collect();
     // The last line holding "Steps: " is the settings line; before it prompt and negative.
-    let settings_at = lines.iter().rposition(|l| l.trim_start().starts_with("Steps:"));
+    let settings_at = lines
+        .iter()
+        .rposition(|l| l.trim_start().starts_with("Steps:"));
     let (body, settings) = match settings_at {
         Some(i) => (&lines[..i], Some(lines[i])),
         None => (&lines[..], None),
@@ -270,7 +272,12 @@ mod tests {
         assert!(stored.exact);
         assert_eq!(stored.spec, spec);
         assert_eq!((stored.width, stored.height), (16, 8));
-        assert!(stored.parameters.unwrap().starts_with("猫 on a mat\nNegative prompt: blurry"));
+        assert!(
+            stored
+                .parameters
+                .unwrap()
+                .starts_with("猫 on a mat\nNegative prompt: blurry")
+        );
         let decoded = image::open(&path).unwrap().to_rgb8();
         assert_eq!(decoded, image);
     }
@@ -282,7 +289,10 @@ mod tests {
         image::RgbImage::new(4, 4).save(&path).unwrap();
         let err = read_parameters(&path).unwrap_err();
         assert_eq!(err.exit_code(), 2);
-        assert!(err.to_string().contains("no generation parameters"), "{err}");
+        assert!(
+            err.to_string().contains("no generation parameters"),
+            "{err}"
+        );
         let err = read_parameters(&dir.path().join("missing.png")).unwrap_err();
         assert_eq!(err.exit_code(), 2);
     }

@@ -105,7 +105,7 @@ impl Queue {
 
     /// The next job to run, claimed in the store, unless paused, stopping or busy.
     /// Jobs another process claimed meanwhile are skipped.
-    pub fn next(&mut self) -> StoreResult<Option<(JobRecord, CancelToken)>> {
+    pub fn take_next(&mut self) -> StoreResult<Option<(JobRecord, CancelToken)>> {
         if self.paused || self.stopping || self.running.is_some() {
             return Ok(None);
         }
@@ -196,12 +196,17 @@ mod tests {
                 ..JobSpec::default()
             })
             .collect();
-        let ids = queue.push(&specs).unwrap().into_iter().map(|(id, _)| id).collect();
+        let ids = queue
+            .push(&specs)
+            .unwrap()
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
         (queue, ids)
     }
 
     fn run_next(queue: &mut Queue) -> Option<String> {
-        let (record, _) = queue.next().unwrap()?;
+        let (record, _) = queue.take_next().unwrap()?;
         queue.store_mut().mark_done(record.id).unwrap();
         queue.finish_running(record.id);
         Some(record.spec.prompt)
@@ -210,9 +215,12 @@ mod tests {
     #[test]
     fn jobs_run_in_order_one_at_a_time() {
         let (mut queue, ids) = queue_with(&["a", "b", "c"]);
-        let (first, _) = queue.next().unwrap().unwrap();
+        let (first, _) = queue.take_next().unwrap().unwrap();
         assert_eq!(first.spec.prompt, "a");
-        assert!(queue.next().unwrap().is_none(), "one running job at a time");
+        assert!(
+            queue.take_next().unwrap().is_none(),
+            "one running job at a time"
+        );
         queue.store_mut().mark_done(ids[0]).unwrap();
         queue.finish_running(ids[0]);
         queue.move_to(ids[2], 0).unwrap();
@@ -226,7 +234,7 @@ mod tests {
     fn pause_holds_the_queue() {
         let (mut queue, _) = queue_with(&["a"]);
         queue.set_paused(true);
-        assert!(queue.next().unwrap().is_none());
+        assert!(queue.take_next().unwrap().is_none());
         queue.set_paused(false);
         assert_eq!(run_next(&mut queue).as_deref(), Some("a"));
     }
@@ -234,9 +242,12 @@ mod tests {
     #[test]
     fn cancel_a_waiting_or_running_job() {
         let (mut queue, ids) = queue_with(&["a", "b"]);
-        let (_, token) = queue.next().unwrap().unwrap();
+        let (_, token) = queue.take_next().unwrap().unwrap();
         assert_eq!(queue.cancel(ids[1]).unwrap(), CancelOutcome::Dequeued);
-        assert_eq!(queue.store().get(ids[1]).unwrap().state, JobState::Cancelled);
+        assert_eq!(
+            queue.store().get(ids[1]).unwrap().state,
+            JobState::Cancelled
+        );
         assert_eq!(queue.cancel(ids[0]).unwrap(), CancelOutcome::Signalled);
         assert!(token.is_cancelled());
         assert_eq!(queue.cancel(ids[1]).unwrap(), CancelOutcome::NotPending);
@@ -248,7 +259,7 @@ mod tests {
     #[test]
     fn retry_puts_a_failed_job_back_at_the_end() {
         let (mut queue, ids) = queue_with(&["a", "b"]);
-        let (record, _) = queue.next().unwrap().unwrap();
+        let (record, _) = queue.take_next().unwrap().unwrap();
         queue.store_mut().mark_failed(record.id, "boom").unwrap();
         queue.finish_running(record.id);
         assert_eq!(queue.retry(ids[0]).unwrap(), 1);
@@ -261,18 +272,18 @@ mod tests {
     #[test]
     fn stop_keeps_waiting_jobs_queued_and_interrupts_the_running_one() {
         let (mut queue, ids) = queue_with(&["a", "b"]);
-        let (_, token) = queue.next().unwrap().unwrap();
+        let (_, token) = queue.take_next().unwrap().unwrap();
         assert_eq!(queue.stop(), Some(ids[0]));
         assert!(token.is_cancelled());
         assert!(queue.finish_running(ids[0]), "stopped by shutdown");
-        assert!(queue.next().unwrap().is_none());
+        assert!(queue.take_next().unwrap().is_none());
         assert_eq!(queue.store().get(ids[1]).unwrap().state, JobState::Queued);
     }
 
     #[test]
     fn resume_adopts_queued_and_interrupted_jobs() {
         let (mut queue, ids) = queue_with(&["a", "b"]);
-        let (record, _) = queue.next().unwrap().unwrap();
+        let (record, _) = queue.take_next().unwrap().unwrap();
         queue.store_mut().mark_interrupted(record.id).unwrap();
         queue.finish_running(record.id);
         let mut fresh = Queue::new(Store::open_in_memory().unwrap());

@@ -29,7 +29,9 @@ fn bad(message: impl Into<String>) -> crate::Error {
 pub fn fill_spec(spec: &JobSpec, defaults: &Defaults) -> crate::Result<JobSpec> {
     let mut out = spec.clone();
     if out.model.trim().is_empty() {
-        return Err(bad("no model given: pass --model ID|DIR (see `pallaidium models`)"));
+        return Err(bad(
+            "no model given: pass --model ID|DIR (see `pallaidium models`)",
+        ));
     }
     out.kind = match (&out.init_image, &out.mask) {
         (None, Some(_)) => {
@@ -72,7 +74,10 @@ pub fn fill_spec(spec: &JobSpec, defaults: &Defaults) -> crate::Result<JobSpec> 
         // img2img without a size keeps the source's size (rounded down to a multiple of 8).
         (Some(path), None, None) => {
             let (w, h) = image_size(path, "--init-image")?;
-            ((w / 8 * 8).clamp(MIN_SIDE, MAX_SIDE), (h / 8 * 8).clamp(MIN_SIDE, MAX_SIDE))
+            (
+                (w / 8 * 8).clamp(MIN_SIDE, MAX_SIDE),
+                (h / 8 * 8).clamp(MIN_SIDE, MAX_SIDE),
+            )
         }
         _ => (defaults.width, defaults.height),
     };
@@ -82,7 +87,9 @@ pub fn fill_spec(spec: &JobSpec, defaults: &Defaults) -> crate::Result<JobSpec> 
     check_side("--height", height)?;
     let batch = out.batch.unwrap_or(1);
     if batch == 0 || batch > MAX_BATCH {
-        return Err(bad(format!("--batch {batch}: must be between 1 and {MAX_BATCH}")));
+        return Err(bad(format!(
+            "--batch {batch}: must be between 1 and {MAX_BATCH}"
+        )));
     }
     let scheduler = out
         .scheduler
@@ -121,7 +128,7 @@ pub fn fill_spec(spec: &JobSpec, defaults: &Defaults) -> crate::Result<JobSpec> 
 }
 
 fn check_side(flag: &str, value: u32) -> crate::Result<()> {
-    if value % 8 != 0 || !(MIN_SIDE..=MAX_SIDE).contains(&value) {
+    if !value.is_multiple_of(8) || !(MIN_SIDE..=MAX_SIDE).contains(&value) {
         let down = (value / 8 * 8).clamp(MIN_SIDE, MAX_SIDE);
         return Err(bad(format!(
             "{flag} {value}: must be a multiple of 8 between {MIN_SIDE} and {MAX_SIDE} \
@@ -153,7 +160,12 @@ fn image_size(path: &Path, flag: &str) -> crate::Result<(u32, u32)> {
         .and_then(|r| r.with_guessed_format())
         .map_err(|e| bad(format!("{flag} {}: cannot read it ({e})", path.display())))?
         .into_dimensions()
-        .map_err(|e| bad(format!("{flag} {}: not a readable image ({e})", path.display())))
+        .map_err(|e| {
+            bad(format!(
+                "{flag} {}: not a readable image ({e})",
+                path.display()
+            ))
+        })
 }
 
 fn load_image(path: &Path, flag: &str) -> crate::Result<image::DynamicImage> {

@@ -68,7 +68,10 @@ fn sizes_are_multiples_of_8_within_limits() {
     let mut s = spec();
     s.width = Some(500);
     let msg = bad_input(&s);
-    assert!(msg.contains("--width 500") && msg.contains("try 496"), "{msg}");
+    assert!(
+        msg.contains("--width 500") && msg.contains("try 496"),
+        "{msg}"
+    );
     s.width = Some(64);
     s.height = Some(8);
     assert!(bad_input(&s).contains("--height 8"));
@@ -93,13 +96,19 @@ fn strength_batch_scheduler_and_slicing_are_checked() {
     let mut s = spec();
     s.scheduler = Some("heun".into());
     let msg = bad_input(&s);
-    assert!(msg.contains("heun") && msg.contains("dpm++2m-karras"), "{msg}");
+    assert!(
+        msg.contains("heun") && msg.contains("dpm++2m-karras"),
+        "{msg}"
+    );
     let mut s = spec();
     s.attention_slicing = Some("lots".into());
     assert!(bad_input(&s).contains("--attention-slicing"));
     s.attention_slicing = Some("64".into());
     let filled = fill_spec(&s, &defaults()).unwrap();
-    assert_eq!(build_request(&filled, 0).unwrap().memory.attention_slice, Some(64));
+    assert_eq!(
+        build_request(&filled, 0).unwrap().memory.attention_slice,
+        Some(64)
+    );
 }
 
 #[test]
@@ -120,8 +129,12 @@ fn init_image_and_mask_are_decoded_and_resized() {
     let dir = tempfile::tempdir().unwrap();
     let init = dir.path().join("init.png");
     let mask = dir.path().join("mask.png");
-    image::RgbImage::from_pixel(100, 60, image::Rgb([200, 10, 10])).save(&init).unwrap();
-    image::GrayImage::from_pixel(30, 30, image::Luma([255])).save(&mask).unwrap();
+    image::RgbImage::from_pixel(100, 60, image::Rgb([200, 10, 10]))
+        .save(&init)
+        .unwrap();
+    image::GrayImage::from_pixel(30, 30, image::Luma([255]))
+        .save(&mask)
+        .unwrap();
     let mut s = spec();
     s.init_image = Some(init.clone());
     // No size given: the init image's, rounded down to a multiple of 8.

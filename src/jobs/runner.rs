@@ -46,7 +46,9 @@ impl JobRunner {
         let handle = std::thread::Builder::new()
             .name(format!("pallaidium-worker-{}", config.device.name))
             .spawn(move || worker.run())
-            .map_err(|e| crate::Error::job_failed(format!("cannot start the worker thread: {e}")))?;
+            .map_err(|e| {
+                crate::Error::job_failed(format!("cannot start the worker thread: {e}"))
+            })?;
         Ok(Self {
             shared,
             config,
@@ -64,10 +66,10 @@ impl JobRunner {
         let model = (self.config.models)(&spec.model)?;
         let mut filled = fill_spec(spec, &model.defaults)?;
         // A local folder is stored absolute, so --resume works from any directory.
-        if Path::new(&filled.model).is_dir() {
-            if let Ok(abs) = std::path::absolute(&filled.model) {
-                filled.model = abs.to_string_lossy().into_owned();
-            }
+        if Path::new(&filled.model).is_dir()
+            && let Ok(abs) = std::path::absolute(&filled.model)
+        {
+            filled.model = abs.to_string_lossy().into_owned();
         }
         build_request(&filled, 0)?;
         (self.config.device.dtype)(filled.dtype)?;
@@ -82,7 +84,11 @@ impl JobRunner {
             .map(|(i, spec)| {
                 self.prepare(spec).map_err(|err| match err {
                     crate::Error::BadInput { message } if specs.len() > 1 => {
-                        crate::Error::bad_input(format!("job {} of {}: {message}", i + 1, specs.len()))
+                        crate::Error::bad_input(format!(
+                            "job {} of {}: {message}",
+                            i + 1,
+                            specs.len()
+                        ))
                     }
                     other => other,
                 })
@@ -158,10 +164,10 @@ impl JobRunner {
     fn close(&mut self) {
         self.shared.closing.store(true, Ordering::SeqCst);
         self.shared.wake.notify_all();
-        if let Some(handle) = self.worker.take() {
-            if handle.join().is_err() {
-                tracing::error!("the worker thread panicked");
-            }
+        if let Some(handle) = self.worker.take()
+            && handle.join().is_err()
+        {
+            tracing::error!("the worker thread panicked");
         }
     }
 }

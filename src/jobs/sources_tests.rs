@@ -34,7 +34,10 @@ attention_slicing = "64"
     );
     let specs = read_job_file(&path, &base()).unwrap();
     assert_eq!(specs.len(), 2);
-    assert_eq!((specs[0].prompt.as_str(), specs[0].model.as_str()), ("a cat", "shared-model"));
+    assert_eq!(
+        (specs[0].prompt.as_str(), specs[0].model.as_str()),
+        ("a cat", "shared-model")
+    );
     assert_eq!((specs[0].seed, specs[0].steps), (Some(1), Some(4)));
     assert_eq!(specs[1].model, "other");
     let init = specs[1].init_image.as_ref().unwrap();
@@ -45,16 +48,28 @@ attention_slicing = "64"
 #[test]
 fn toml_errors_name_the_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
-    let path = write(dir.path(), "bad.toml", "[[job]]\nprompt = \"a\"\n\n[[job]]\nstepz = 3\n");
+    let path = write(
+        dir.path(),
+        "bad.toml",
+        "[[job]]\nprompt = \"a\"\n\n[[job]]\nstepz = 3\n",
+    );
     let err = read_job_file(&path, &base()).unwrap_err();
     let msg = err.to_string();
     assert_eq!(err.exit_code(), 2);
-    assert!(msg.contains("bad.toml line 5") && msg.contains("stepz"), "{msg}");
+    assert!(
+        msg.contains("bad.toml line 5") && msg.contains("stepz"),
+        "{msg}"
+    );
     let path = write(dir.path(), "type.toml", "[[job]]\nsteps = \"ten\"\n");
     let msg = read_job_file(&path, &base()).unwrap_err().to_string();
     assert!(msg.contains("type.toml line 2"), "{msg}");
     let path = write(dir.path(), "empty.toml", "# nothing\n");
-    assert!(read_job_file(&path, &base()).unwrap_err().to_string().contains("no jobs"));
+    assert!(
+        read_job_file(&path, &base())
+            .unwrap_err()
+            .to_string()
+            .contains("no jobs")
+    );
 }
 
 #[test]
@@ -69,7 +84,11 @@ fn json_lines_parse_and_errors_carry_the_line() {
     assert_eq!(specs.len(), 2);
     assert_eq!(specs[0].steps, Some(2));
     assert!(specs[1].init_latents.as_ref().unwrap().is_absolute());
-    let path = write(dir.path(), "bad.jsonl", "{\"prompt\": \"a\"}\n{\"steps\": -1}\n");
+    let path = write(
+        dir.path(),
+        "bad.jsonl",
+        "{\"prompt\": \"a\"}\n{\"steps\": -1}\n",
+    );
     let msg = read_job_file(&path, &base()).unwrap_err().to_string();
     assert!(msg.contains("bad.jsonl line 2"), "{msg}");
     let path = write(dir.path(), "unknown.jsonl", "{\"colour\": \"red\"}\n");
@@ -86,8 +105,16 @@ fn prompts_file_skips_blanks_and_comments() {
     assert_eq!(prompts, ["a cat", "a dog"]);
     assert!(specs.iter().all(|s| s.model == "shared-model"));
     let empty = write(dir.path(), "e.txt", "\n# only comments\n");
-    assert_eq!(read_prompts_file(&empty, &base()).unwrap_err().exit_code(), 2);
-    assert_eq!(read_prompts_file(&dir.path().join("none"), &base()).unwrap_err().exit_code(), 2);
+    assert_eq!(
+        read_prompts_file(&empty, &base()).unwrap_err().exit_code(),
+        2
+    );
+    assert_eq!(
+        read_prompts_file(&dir.path().join("none"), &base())
+            .unwrap_err()
+            .exit_code(),
+        2
+    );
 }
 
 #[test]
@@ -109,7 +136,10 @@ fn from_image_reads_the_stored_spec_and_flags_win() {
         ..JobArgs::default()
     };
     let spec = from_image(&path, &args).unwrap();
-    assert_eq!((spec.prompt.as_str(), spec.seed, spec.steps), ("stored prompt", Some(99), Some(5)));
+    assert_eq!(
+        (spec.prompt.as_str(), spec.seed, spec.steps),
+        ("stored prompt", Some(99), Some(5))
+    );
 }
 
 #[test]
@@ -117,7 +147,13 @@ fn the_committed_sample_files_parse() {
     let jobs = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/jobs");
     let three = read_job_file(&jobs.join("three.toml"), &JobSpec::default()).unwrap();
     assert_eq!(three.len(), 3);
-    assert!(Path::new(&three[0].model).join("model_index.json").is_file(), "{}", three[0].model);
+    assert!(
+        Path::new(&three[0].model)
+            .join("model_index.json")
+            .is_file(),
+        "{}",
+        three[0].model
+    );
     assert!(three[2].init_image.as_ref().unwrap().is_file());
     assert_eq!(three[1].scheduler.as_deref(), Some("ddim"));
     let two = read_job_file(&jobs.join("two.jsonl"), &JobSpec::default()).unwrap();

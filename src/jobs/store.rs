@@ -199,7 +199,10 @@ impl Store {
             if pid.is_some_and(process_alive) {
                 continue;
             }
-            tracing::warn!(job = id, "job was running when its process died; marked interrupted");
+            tracing::warn!(
+                job = id,
+                "job was running when its process died; marked interrupted"
+            );
             self.sql(|c| {
                 c.execute(
                     "UPDATE jobs SET state = 'interrupted', owner_pid = NULL
@@ -244,7 +247,7 @@ impl Store {
         let tx = self.conn.transaction().map_err(wrap)?;
         let mut ids = Vec::with_capacity(specs.len());
         {
-            let mut next: i64 = tx
+            let first: i64 = tx
                 .query_row("SELECT COALESCE(MAX(position), 0) + 1 FROM jobs", [], |r| {
                     r.get(0)
                 })
@@ -255,14 +258,15 @@ impl Store {
                      VALUES (?1, 'queued', ?2, ?3)",
                 )
                 .map_err(wrap)?;
-            for spec in specs {
+            for (offset, spec) in (0i64..).zip(specs) {
                 let json = serde_json::to_string(spec).map_err(|e| StoreError::Corrupt {
                     id: JobId(0),
                     message: e.to_string(),
                 })?;
-                insert.execute(params![json, now_ms(), next]).map_err(wrap)?;
+                insert
+                    .execute(params![json, now_ms(), first + offset])
+                    .map_err(wrap)?;
                 ids.push(JobId(tx.last_insert_rowid()));
-                next += 1;
             }
         }
         tx.commit().map_err(wrap)?;
@@ -284,7 +288,9 @@ impl Store {
     /// Every job, newest first (the history), at most `limit`.
     pub fn history(&self, limit: usize) -> StoreResult<Vec<JobRecord>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.select(&format!("SELECT {COLUMNS} FROM jobs ORDER BY id DESC LIMIT {limit}"))
+        self.select(&format!(
+            "SELECT {COLUMNS} FROM jobs ORDER BY id DESC LIMIT {limit}"
+        ))
     }
 
     /// Jobs waiting to run (queued and interrupted), in queue order.
@@ -322,9 +328,7 @@ impl Store {
         };
         let changed = self.sql(|c| {
             c.execute(
-                &format!(
-                    "UPDATE jobs SET state = ?2{sets} WHERE id = ?1 AND state IN ({in_list})"
-                ),
+                &format!("UPDATE jobs SET state = ?2{sets} WHERE id = ?1 AND state IN ({in_list})"),
                 params![id.0, to.as_str()],
             )
         })?;
@@ -403,7 +407,10 @@ impl Store {
             message: e.to_string(),
         })?;
         let changed = self.sql(|c| {
-            c.execute("UPDATE jobs SET spec = ?2 WHERE id = ?1", params![id.0, json])
+            c.execute(
+                "UPDATE jobs SET spec = ?2 WHERE id = ?1",
+                params![id.0, json],
+            )
         })?;
         if changed == 0 {
             return Err(StoreError::NotFound(id));

@@ -42,14 +42,21 @@ fn transitions_are_validated() {
     let err = store.mark_done(id).unwrap_err();
     assert!(matches!(
         err,
-        StoreError::InvalidTransition { from: JobState::Queued, to: JobState::Done, .. }
+        StoreError::InvalidTransition {
+            from: JobState::Queued,
+            to: JobState::Done,
+            ..
+        }
     ));
     let rec = store.claim(id).unwrap();
     assert_eq!((rec.state, rec.attempts), (JobState::Running, 1));
     assert!(rec.started_ms.is_some());
     store.mark_failed(id, "boom").unwrap();
     let rec = store.get(id).unwrap();
-    assert_eq!((rec.state, rec.error.as_deref()), (JobState::Failed, Some("boom")));
+    assert_eq!(
+        (rec.state, rec.error.as_deref()),
+        (JobState::Failed, Some("boom"))
+    );
     // failed cannot run without a retry
     assert!(store.claim(id).is_err());
     store.requeue(id).unwrap();
@@ -58,7 +65,10 @@ fn transitions_are_validated() {
     store.mark_done(id).unwrap();
     assert!(store.requeue(id).is_err());
     assert!(store.mark_cancelled(id).is_err());
-    assert!(matches!(store.get(JobId(999)), Err(StoreError::NotFound(_))));
+    assert!(matches!(
+        store.get(JobId(999)),
+        Err(StoreError::NotFound(_))
+    ));
 }
 
 #[test]
@@ -73,7 +83,12 @@ fn running_rows_of_a_dead_process_become_interrupted() {
         store.claim(alive).unwrap();
         // A pid that cannot exist stands for a killed process.
         store
-            .sql(|c| c.execute("UPDATE jobs SET owner_pid = 2147483600 WHERE id = ?1", [dead.0]))
+            .sql(|c| {
+                c.execute(
+                    "UPDATE jobs SET owner_pid = 2147483600 WHERE id = ?1",
+                    [dead.0],
+                )
+            })
             .unwrap();
         (dead, alive)
     };
@@ -116,7 +131,11 @@ fn queue_order_follows_position_and_moves() {
         .enqueue_all(&[spec("a"), spec("b"), spec("c")])
         .unwrap();
     let order = |s: &Store| -> Vec<String> {
-        s.pending().unwrap().into_iter().map(|r| r.spec.prompt).collect()
+        s.pending()
+            .unwrap()
+            .into_iter()
+            .map(|r| r.spec.prompt)
+            .collect()
     };
     assert_eq!(order(&store), ["a", "b", "c"]);
     store.move_to(ids[2], 0).unwrap();

@@ -33,7 +33,9 @@ pub struct Shared {
 impl Shared {
     pub fn lock(&self) -> MutexGuard<'_, Queue> {
         // A panic while holding the lock leaves the queue usable: its data is in the store.
-        self.queue.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.queue
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub fn emit(&self, event: JobEvent) {
@@ -76,7 +78,7 @@ impl Worker {
     fn wait_for_job(&self) -> Option<(JobRecord, CancelToken)> {
         let mut queue = self.shared.lock();
         loop {
-            match queue.next() {
+            match queue.take_next() {
                 Ok(Some(job)) => return Some(job),
                 Ok(None) => {}
                 Err(err) => tracing::error!(%err, "the queue database failed"),
@@ -158,11 +160,11 @@ impl Worker {
             return Ok(outputs);
         }
         if already > 0 {
-            if let Some(latents) = &request.init_latents {
-                if latents.dim(0)? == request.batch as usize {
-                    let rest = request.batch as usize - already as usize;
-                    request.init_latents = Some(latents.narrow(0, already as usize, rest)?);
-                }
+            if let Some(latents) = &request.init_latents
+                && latents.dim(0)? == request.batch as usize
+            {
+                let rest = request.batch as usize - already as usize;
+                request.init_latents = Some(latents.narrow(0, already as usize, rest)?);
             }
             request.seed = request.seed.wrapping_add(u64::from(already));
             request.batch -= already;
@@ -182,21 +184,21 @@ impl Worker {
         let load_started = Instant::now();
         let shared = Arc::clone(&self.shared);
         let device = self.config.device.device.clone();
-        let (engine, fresh) = self
-            .cache
-            .get_or_load(&key, estimate_bytes(&model.dir, dtype), || {
-                shared.emit(JobEvent::Loading {
-                    job: id,
-                    stage: "model".into(),
-                });
-                SdPipeline::load(&LoadOptions {
-                    model_dir: model.dir.clone(),
-                    device,
-                    dtype,
-                    residency,
-                    prefer_fp16_variant: dtype != candle_core::DType::F32,
-                })
-            })?;
+        let (engine, fresh) =
+            self.cache
+                .get_or_load(&key, estimate_bytes(&model.dir, dtype), || {
+                    shared.emit(JobEvent::Loading {
+                        job: id,
+                        stage: "model".into(),
+                    });
+                    SdPipeline::load(&LoadOptions {
+                        model_dir: model.dir.clone(),
+                        device,
+                        dtype,
+                        residency,
+                        prefer_fp16_variant: dtype != candle_core::DType::F32,
+                    })
+                })?;
         if fresh {
             let secs = load_started.elapsed().as_secs_f64();
             tracing::info!(model = %model.id, dtype = ?dtype, secs, "engine loaded");
@@ -207,7 +209,9 @@ impl Worker {
         }
         let sink = |event: EngineEvent| self.shared.emit(to_job_event(id, event));
         let generate_started = Instant::now();
-        let images = match catch_unwind(AssertUnwindSafe(|| engine.generate(&request, &sink, cancel))) {
+        let images = match catch_unwind(AssertUnwindSafe(|| {
+            engine.generate(&request, &sink, cancel)
+        })) {
             Ok(result) => result?,
             Err(panic) => {
                 self.cache.evict(&key);
@@ -224,7 +228,11 @@ impl Worker {
             image_spec.seed = Some(image.seed);
             image_spec.batch = Some(1);
             let path = self.writer.write_png(&image.image, &image_spec, |target| {
-                Ok(self.shared.lock().store_mut().set_pending_output(id, target)?)
+                Ok(self
+                    .shared
+                    .lock()
+                    .store_mut()
+                    .set_pending_output(id, target)?)
             })?;
             self.shared.lock().store_mut().record_output(id, &path)?;
             tracing::info!(path = %path.display(), "output written");
@@ -290,7 +298,11 @@ pub fn peak_rss_bytes() -> Option<u64> {
         let max = unsafe { usage.assume_init() }.ru_maxrss;
         let max = u64::try_from(max).ok()?;
         // macOS reports bytes, Linux kilobytes.
-        Some(if cfg!(target_os = "macos") { max } else { max * 1024 })
+        Some(if cfg!(target_os = "macos") {
+            max
+        } else {
+            max * 1024
+        })
     }
     #[cfg(not(unix))]
     {
@@ -323,8 +335,19 @@ mod tests {
                 eta_s: 1.5
             }
         );
-        let stage = to_job_event(JobId(3), EngineEvent::Loading { stage: "unet".into() });
-        assert_eq!(stage, JobEvent::Loading { job: JobId(3), stage: "unet".into() });
+        let stage = to_job_event(
+            JobId(3),
+            EngineEvent::Loading {
+                stage: "unet".into(),
+            },
+        );
+        assert_eq!(
+            stage,
+            JobEvent::Loading {
+                job: JobId(3),
+                stage: "unet".into()
+            }
+        );
     }
 
     #[test]

@@ -244,7 +244,7 @@ pub fn write_sparse(path: &Path, tensors: &[(&str, &str, &[u64])]) -> Result<()>
     }
     let mut json = serde_json::Value::Object(header).to_string().into_bytes();
     // Pad to 8 bytes as the safetensors writer does, so the data is aligned for mmap.
-    while json.len() % 8 != 0 {
+    while !json.len().is_multiple_of(8) {
         json.push(b' ');
     }
     let mut bytes = (json.len() as u64).to_le_bytes().to_vec();

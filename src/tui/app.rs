@@ -155,6 +155,11 @@ impl App {
         app
     }
 
+    /// Jobs queued or running.
+    pub fn active_jobs(&self) -> usize {
+        self.queue.active()
+    }
+
     pub fn quit(&self) -> Option<QuitMode> {
         self.quit
     }

@@ -168,6 +168,8 @@ async fn run_loop(
     let mut frames = tokio::time::interval(FRAME);
     frames.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut dirty = true;
+    // Held while jobs are queued or running, so the machine does not sleep under a long batch.
+    let mut awake: Option<crate::platform::KeepAwake> = None;
     loop {
         tokio::select! {
             received = rx.recv() => {
@@ -178,6 +180,11 @@ async fn run_loop(
                 }
                 for command in commands {
                     execute(command, &runner, &tx, &history_file);
+                }
+                match (app.active_jobs() > 0, awake.is_some()) {
+                    (true, false) => awake = Some(crate::platform::KeepAwake::acquire("pallaidium is generating")),
+                    (false, true) => awake = None,
+                    _ => {}
                 }
                 dirty = true;
             }

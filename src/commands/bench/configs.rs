@@ -81,7 +81,12 @@ mod tests {
             VaeConfig::from_json(m.vae).unwrap();
             TextEncoderConfig::from_json(m.text_encoder).unwrap();
             if let Some(t) = m.text_encoder_2 {
-                assert!(TextEncoderConfig::from_json(t).unwrap().projection_dim.is_some());
+                assert!(
+                    TextEncoderConfig::from_json(t)
+                        .unwrap()
+                        .projection_dim
+                        .is_some()
+                );
             }
             assert_eq!(unet.needs_added_conditioning(), m.id == "sdxl", "{}", m.id);
             serde_json::from_str::<serde_json::Value>(m.model_index).unwrap();

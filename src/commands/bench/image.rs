@@ -12,8 +12,8 @@ use super::configs::BenchModel;
 use super::report::{median_min, peak_rss};
 use super::{BenchSetup, validate_size, weights_dir};
 use crate::engines::progress::{CancelToken, EngineEvent, ProgressSink};
-use crate::engines::sd::request::{GenerateRequest, LoadOptions, MemoryModes, Residency};
 use crate::engines::sd::SdPipeline;
+use crate::engines::sd::request::{GenerateRequest, LoadOptions, MemoryModes, Residency};
 use crate::platform::paths::Paths;
 use crate::{Error, Result};
 
@@ -68,7 +68,9 @@ pub fn run(model: &BenchModel, s: &BenchSetup) -> Result<Value> {
     let a = s.args;
     validate_size(a.width, a.height)?;
     if a.steps == 0 {
-        return Err(Error::bad_input("--steps 0 runs no denoising: give at least 1"));
+        return Err(Error::bad_input(
+            "--steps 0 runs no denoising: give at least 1",
+        ));
     }
     let paths = Paths::resolve(s.global.out.as_deref())?;
     let t = Instant::now();
@@ -131,7 +133,9 @@ pub fn run(model: &BenchModel, s: &BenchSetup) -> Result<Value> {
         }
     }
     let (median_s, min_s) = median_min(&totals);
-    let first_gen = runs.first().and_then(|r| r["generate_to_first_step_s"].as_f64());
+    let first_gen = runs
+        .first()
+        .and_then(|r| r["generate_to_first_step_s"].as_f64());
     Ok(json!({
         "bench": "image",
         "model": model.id,

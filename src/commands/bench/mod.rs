@@ -112,9 +112,7 @@ fn table(v: &Value) -> String {
     let width = map.keys().map(String::len).max().unwrap_or(0);
     for (k, val) in map {
         let shown = match val {
-            Value::Number(n) if k.ends_with("_bytes") => {
-                report::gib(n.as_u64())
-            }
+            Value::Number(n) if k.ends_with("_bytes") => report::gib(n.as_u64()),
             Value::Number(n) => match n.as_f64() {
                 Some(f) if n.is_f64() => format!("{f:.3}"),
                 _ => n.to_string(),

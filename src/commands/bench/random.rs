@@ -29,7 +29,10 @@ impl RandomBackend {
 impl SimpleBackend for RandomBackend {
     fn get(&self, s: Shape, name: &str, h: Init, dtype: DType, dev: &Device) -> Result<Tensor> {
         // Generated in f32 (candle's randn on the CPU is f32-native), then cast.
-        let t = h.var(s, DType::F32, dev)?.as_detached_tensor().to_dtype(dtype)?;
+        let t = h
+            .var(s, DType::F32, dev)?
+            .as_detached_tensor()
+            .to_dtype(dtype)?;
         if let Some(rec) = &self.recorded {
             match rec.lock() {
                 Ok(mut v) => v.push((name.to_string(), t.clone())),
@@ -50,7 +53,11 @@ impl SimpleBackend for RandomBackend {
 
 /// A `VarBuilder` over fresh random weights (nothing recorded).
 pub fn random_vb(dtype: DType, device: &Device) -> VarBuilder<'static> {
-    VarBuilder::from_backend(Box::new(RandomBackend::new(false, &[])), dtype, device.clone())
+    VarBuilder::from_backend(
+        Box::new(RandomBackend::new(false, &[])),
+        dtype,
+        device.clone(),
+    )
 }
 
 /// Builds a network with random f32 weights on the CPU and returns its tensors by name, for
@@ -101,7 +108,14 @@ mod tests {
         let vb = random_vb(DType::F32, &Device::Cpu);
         let lin = candle_nn::linear(64, 32, vb.pp("l")).unwrap();
         let w = lin.weight().flatten_all().unwrap();
-        let std = w.sqr().unwrap().mean_all().unwrap().to_scalar::<f32>().unwrap().sqrt();
+        let std = w
+            .sqr()
+            .unwrap()
+            .mean_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+            .sqrt();
         // Kaiming normal over fan-in 64: std = sqrt(2/64) ~ 0.18.
         assert!((0.1..0.3).contains(&std), "std {std}");
         let gn = candle_nn::group_norm(4, 8, 1e-5, vb.pp("gn")).unwrap();
@@ -116,11 +130,17 @@ mod tests {
             candle_nn::linear(4, 3, vb.pp("proj"))
         })
         .unwrap();
-        let mut names: Vec<_> = rec.iter().map(|(n, t)| (n.clone(), t.dims().to_vec())).collect();
+        let mut names: Vec<_> = rec
+            .iter()
+            .map(|(n, t)| (n.clone(), t.dims().to_vec()))
+            .collect();
         names.sort();
         assert_eq!(
             names,
-            vec![("proj.bias".into(), vec![3]), ("proj.weight".into(), vec![3, 4])]
+            vec![
+                ("proj.bias".into(), vec![3]),
+                ("proj.weight".into(), vec![3, 4])
+            ]
         );
     }
 }

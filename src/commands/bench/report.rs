@@ -65,7 +65,10 @@ pub fn cpu_description() -> String {
 }
 
 pub fn gib(bytes: Option<u64>) -> String {
-    bytes.map_or_else(|| "n/a".into(), |b| format!("{:.2} GiB", b as f64 / (1u64 << 30) as f64))
+    bytes.map_or_else(
+        || "n/a".into(),
+        |b| format!("{:.2} GiB", b as f64 / (1u64 << 30) as f64),
+    )
 }
 
 #[cfg(test)]
@@ -91,9 +94,12 @@ mod tests {
 
     #[test]
     fn candle_version_matches_cargo_lock() {
-        let lock = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.lock"))
+        let lock =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.lock")).unwrap();
+        let entry = lock
+            .split("[[package]]")
+            .find(|p| p.contains("name = \"candle-core\""))
             .unwrap();
-        let entry = lock.split("[[package]]").find(|p| p.contains("name = \"candle-core\"")).unwrap();
         assert!(
             entry.contains(&format!("version = \"{CANDLE_VERSION}\"")),
             "Cargo.lock has another candle-core: update CANDLE_VERSION\n{entry}"

@@ -27,7 +27,10 @@ struct Inputs {
 fn inputs(c: &UNetConfig, batch: usize, w: usize, h: usize, device: &Device) -> Result<Inputs> {
     let sample = Tensor::randn(0f32, 1., (batch, c.in_channels, h / 8, w / 8), device)?;
     let context = Tensor::randn(0f32, 1., (batch, 77, c.cross_attention_dim[0]), device)?;
-    let added = match (c.addition_time_embed_dim, c.projection_class_embeddings_input_dim) {
+    let added = match (
+        c.addition_time_embed_dim,
+        c.projection_class_embeddings_input_dim,
+    ) {
         (Some(t), Some(p)) if c.needs_added_conditioning() => {
             let pooled = p.checked_sub(6 * t).ok_or_else(|| {
                 Error::bad_input("projection_class_embeddings_input_dim is smaller than 6 time ids")
@@ -77,7 +80,11 @@ pub fn run(model: &BenchModel, s: &BenchSetup) -> Result<Value> {
     for i in 0..a.warmup {
         let t = Instant::now();
         step()?;
-        tracing::info!(run = i, secs = t.elapsed().as_secs_f64(), "warm-up UNet step");
+        tracing::info!(
+            run = i,
+            secs = t.elapsed().as_secs_f64(),
+            "warm-up UNet step"
+        );
     }
     let peak_reset = reset_peak_rss();
     let mut times = Vec::with_capacity(a.runs as usize);

@@ -20,8 +20,14 @@ const MARKER: &str = "bench-model.json";
 
 /// The real CLIP BPE vocabulary (the test fixture), so tokenization costs what it really costs.
 const TOKENIZER: [(&str, &str); 4] = [
-    ("vocab.json", include_str!("../../../tests/fixtures/clip-tokenizer/vocab.json")),
-    ("merges.txt", include_str!("../../../tests/fixtures/clip-tokenizer/merges.txt")),
+    (
+        "vocab.json",
+        include_str!("../../../tests/fixtures/clip-tokenizer/vocab.json"),
+    ),
+    (
+        "merges.txt",
+        include_str!("../../../tests/fixtures/clip-tokenizer/merges.txt"),
+    ),
     (
         "tokenizer_config.json",
         include_str!("../../../tests/fixtures/clip-tokenizer/tokenizer_config.json"),
@@ -60,9 +66,9 @@ pub fn ensure(model: &BenchModel, home: &Path) -> Result<(PathBuf, bool)> {
     if dir.join(MARKER).is_file() {
         return Ok((dir, false));
     }
-    let tmp = home
-        .join("bench-models")
-        .join(format!(".{}.partial-{}", model.id, std::process::id()));
+    let tmp =
+        home.join("bench-models")
+            .join(format!(".{}.partial-{}", model.id, std::process::id()));
     let _span = tracing::info_span!("write_bench_model", dir = %dir.display()).entered();
     let result = write_all(model, &tmp);
     if let Err(e) = result {
@@ -80,7 +86,10 @@ pub fn ensure(model: &BenchModel, home: &Path) -> Result<(PathBuf, bool)> {
 fn write_all(model: &BenchModel, dir: &Path) -> Result<()> {
     let id = model.id;
     write(&dir.join("model_index.json"), model.model_index)?;
-    write(&dir.join("scheduler/scheduler_config.json"), model.scheduler)?;
+    write(
+        &dir.join("scheduler/scheduler_config.json"),
+        model.scheduler,
+    )?;
     let mut encoders = vec![("text_encoder", "tokenizer", model.text_encoder)];
     if let Some(t2) = model.text_encoder_2 {
         encoders.push(("text_encoder_2", "tokenizer_2", t2));
@@ -92,7 +101,10 @@ fn write_all(model: &BenchModel, dir: &Path) -> Result<()> {
             write(&dir.join(tok).join(name), body)?;
         }
         let config = TextEncoderConfig::from_json(text).map_err(|e| bad_config(id, e))?;
-        let projection = config.architectures.iter().any(|a| a.ends_with("WithProjection"));
+        let projection = config
+            .architectures
+            .iter()
+            .any(|a| a.ends_with("WithProjection"));
         let absent: &[&str] = if projection {
             &[]
         } else {
@@ -104,11 +116,17 @@ fn write_all(model: &BenchModel, dir: &Path) -> Result<()> {
     write(&dir.join("vae/config.json"), model.vae)?;
     let vae = VaeConfig::from_json(model.vae).map_err(|e| bad_config(id, e))?;
     let tensors = build_recorded(&[], |vb| Vae::new(vb, vae))?;
-    total += save(tensors, &dir.join("vae/diffusion_pytorch_model.safetensors"))?;
+    total += save(
+        tensors,
+        &dir.join("vae/diffusion_pytorch_model.safetensors"),
+    )?;
     write(&dir.join("unet/config.json"), model.unet)?;
     let unet = UNetConfig::from_json(model.unet).map_err(|e| bad_config(id, e))?;
     let tensors = build_recorded(&[], |vb| UNet::new(vb, unet))?;
-    total += save(tensors, &dir.join("unet/diffusion_pytorch_model.safetensors"))?;
+    total += save(
+        tensors,
+        &dir.join("unet/diffusion_pytorch_model.safetensors"),
+    )?;
     let marker = serde_json::json!({
         "model": id,
         "weights": "random (layer init hints), f32",

@@ -89,7 +89,10 @@ pub fn find_problems(r: &Report, nvidia_driver: bool) -> Vec<Problem> {
         out.push(problem(
             Warning,
             format!("{dtype} is emulated on {}: slow", r.selected_device.kind),
-            format!("use one of {} (--dtype)", r.selected_device.native_dtypes.join(", ")),
+            format!(
+                "use one of {} (--dtype)",
+                r.selected_device.native_dtypes.join(", ")
+            ),
         ));
     }
     if r.selected_device.kind == "cpu" {

@@ -37,7 +37,8 @@ impl Conv2d {
 
     fn fast_path_applies(&self, xs: &Tensor) -> bool {
         let c = self.plain.config();
-        xs.device().is_cpu()
+        super::fast_kernels_enabled()
+            && xs.device().is_cpu()
             && xs.dtype() == DType::F32
             && self.plain.weight().dtype() == DType::F32
             && xs.rank() == 4
@@ -65,7 +66,7 @@ impl Module for Conv2d {
         let cols = if kh == 1 && kw == 1 && c.stride == 1 && c.padding == 0 {
             xs.reshape((b, c_in, h * w))?
         } else {
-            xs.apply_op1_no_bwd(&Im2Col {
+            xs.contiguous()?.apply_op1_no_bwd(&Im2Col {
                 kh,
                 kw,
                 stride: c.stride,
@@ -99,14 +100,10 @@ impl CustomOp1 for Im2Col {
             candle_core::bail!("im2col takes f32");
         };
         let (b, c, h, w) = layout.shape().dims4()?;
-        let owned;
-        let x: &[f32] = match layout.contiguous_offsets() {
-            Some((s, e)) => &data[s..e],
-            None => {
-                owned = layout.strided_index().map(|i| data[i]).collect::<Vec<_>>();
-                &owned
-            }
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle_core::bail!("im2col takes a contiguous input");
         };
+        let x = &data[start..end];
         let (kh, kw, st, pad) = (self.kh, self.kw, self.stride, self.padding);
         let oh = (h + 2 * pad - kh) / st + 1;
         let ow = (w + 2 * pad - kw) / st + 1;
@@ -161,12 +158,32 @@ mod tests {
     use candle_core::Device;
 
     fn rel(a: &Tensor, b: &Tensor) -> f32 {
-        let d = (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
-        let s = b.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        let d = (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        let s = b
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
         d / s
     }
 
-    fn plain(c_in: usize, c_out: usize, k: usize, stride: usize, padding: usize, bias: bool) -> candle_nn::Conv2d {
+    fn plain(
+        c_in: usize,
+        c_out: usize,
+        k: usize,
+        stride: usize,
+        padding: usize,
+        bias: bool,
+    ) -> candle_nn::Conv2d {
         let dev = Device::Cpu;
         let w = Tensor::randn(0f32, 0.3, (c_out, c_in, k, k), &dev).unwrap();
         let b = bias.then(|| Tensor::randn(0f32, 1., c_out, &dev).unwrap());
@@ -203,7 +220,10 @@ mod tests {
     #[test]
     fn non_contiguous_input_and_f16_fallback() {
         let dev = Device::Cpu;
-        let x = Tensor::randn(0f32, 1., (2, 6, 5, 4), &dev).unwrap().transpose(2, 3).unwrap();
+        let x = Tensor::randn(0f32, 1., (2, 6, 5, 4), &dev)
+            .unwrap()
+            .transpose(2, 3)
+            .unwrap();
         let c = plain(6, 3, 3, 1, 1, true);
         let want = c.forward(&x.contiguous().unwrap()).unwrap();
         let ours = Conv2d::from_candle(c.clone());

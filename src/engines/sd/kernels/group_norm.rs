@@ -24,7 +24,13 @@ pub fn group_norm(groups: usize, channels: usize, eps: f64, vb: VarBuilder) -> R
 }
 
 impl GroupNorm {
-    pub fn new(weight: Tensor, bias: Tensor, channels: usize, groups: usize, eps: f64) -> Result<Self> {
+    pub fn new(
+        weight: Tensor,
+        bias: Tensor,
+        channels: usize,
+        groups: usize,
+        eps: f64,
+    ) -> Result<Self> {
         let plain = candle_nn::GroupNorm::new(weight.clone(), bias.clone(), channels, groups, eps)?;
         Ok(Self {
             plain,
@@ -41,7 +47,11 @@ impl GroupNorm {
     }
 
     fn run(&self, xs: &Tensor, silu: bool) -> Result<Tensor> {
-        if xs.device().is_cpu() && xs.dtype() == DType::F32 && xs.rank() >= 3 {
+        if super::fast_kernels_enabled()
+            && xs.device().is_cpu()
+            && xs.dtype() == DType::F32
+            && xs.rank() >= 3
+        {
             let op = FusedGroupNorm {
                 weight: self.weight.to_dtype(DType::F32)?.to_vec1()?,
                 bias: self.bias.to_dtype(DType::F32)?.to_vec1()?,
@@ -49,10 +59,14 @@ impl GroupNorm {
                 eps: self.eps,
                 silu,
             };
-            return xs.apply_op1_no_bwd(&op);
+            return xs.contiguous()?.apply_op1_no_bwd(&op);
         }
         let out = self.plain.forward(xs)?;
-        if silu { candle_nn::ops::silu(&out) } else { Ok(out) }
+        if silu {
+            candle_nn::ops::silu(&out)
+        } else {
+            Ok(out)
+        }
     }
 }
 
@@ -83,17 +97,15 @@ impl CustomOp1 for FusedGroupNorm {
         let (b, c) = (dims[0], dims[1]);
         let spatial: usize = dims[2..].iter().product();
         if c != self.weight.len() || c % self.groups != 0 {
-            candle_core::bail!("group norm over {c} channels with {} weights", self.weight.len());
+            candle_core::bail!(
+                "group norm over {c} channels with {} weights",
+                self.weight.len()
+            );
         }
-        let contiguous;
-        let x: &[f32] = match layout.contiguous_offsets() {
-            Some((start, end)) => &data[start..end],
-            None => {
-                // Rare (callers pass contiguous activations): materialise once.
-                contiguous = strided_copy(data, layout);
-                &contiguous
-            }
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle_core::bail!("fused group norm takes a contiguous input");
         };
+        let x = &data[start..end];
         let per_group = c / self.groups * spatial;
         let mut out = vec![0f32; b * c * spatial];
         par_chunks_mut(&mut out, per_group, |gi, dst| {
@@ -101,17 +113,18 @@ impl CustomOp1 for FusedGroupNorm {
             // Two-pass statistics in f64: the same numerics as candle's mean-then-variance.
             let n = per_group as f64;
             let mean = src.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
-            let var = src.iter().map(|&v| (f64::from(v) - mean).powi(2)).sum::<f64>() / n;
+            let var = src
+                .iter()
+                .map(|&v| (f64::from(v) - mean).powi(2))
+                .sum::<f64>()
+                / n;
             let inv = 1.0 / (var + self.eps).sqrt();
             let first_channel = (gi % self.groups) * (c / self.groups);
-            for (k, (d, s)) in dst
-                .chunks_mut(spatial)
-                .zip(src.chunks(spatial))
-                .enumerate()
-            {
+            for (k, (d, s)) in dst.chunks_mut(spatial).zip(src.chunks(spatial)).enumerate() {
                 let ch = first_channel + k;
                 let scale = (f64::from(self.weight[ch]) * inv) as f32;
-                let shift = (f64::from(self.bias[ch]) - mean * f64::from(self.weight[ch]) * inv) as f32;
+                let shift =
+                    (f64::from(self.bias[ch]) - mean * f64::from(self.weight[ch]) * inv) as f32;
                 if self.silu {
                     for (o, &v) in d.iter_mut().zip(s) {
                         let y = v * scale + shift;
@@ -128,11 +141,6 @@ impl CustomOp1 for FusedGroupNorm {
     }
 }
 
-/// Elements of a strided f32 view in logical order.
-fn strided_copy(data: &[f32], layout: &Layout) -> Vec<f32> {
-    layout.strided_index().map(|i| data[i]).collect()
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -140,8 +148,21 @@ mod tests {
     use candle_core::Device;
 
     fn rel(a: &Tensor, b: &Tensor) -> f32 {
-        let d = (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
-        let s = b.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        let d = (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        let s = b
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
         d / s
     }
 
@@ -168,7 +189,10 @@ mod tests {
     #[test]
     fn non_contiguous_and_rank3_inputs() {
         let dev = Device::Cpu;
-        let x = Tensor::randn(0f32, 1., (2, 5, 16), &dev).unwrap().transpose(1, 2).unwrap();
+        let x = Tensor::randn(0f32, 1., (2, 5, 16), &dev)
+            .unwrap()
+            .transpose(1, 2)
+            .unwrap();
         let gn = layer(16, 4);
         let plain = gn.plain.forward(&x.contiguous().unwrap()).unwrap();
         assert!(rel(&gn.forward(&x).unwrap(), &plain) < 1e-5);
@@ -179,7 +203,9 @@ mod tests {
         let dev = Device::Cpu;
         let x = Tensor::randn(0f32, 1., (1, 8, 4, 4), &dev).unwrap();
         let gn = layer(8, 4);
-        let f16 = gn.forward_silu(&x.to_dtype(DType::F16).unwrap()).unwrap();
+        let h = |t: &Tensor| t.to_dtype(DType::F16).unwrap();
+        let gn16 = GroupNorm::new(h(&gn.weight), h(&gn.bias), 8, 4, 1e-5).unwrap();
+        let f16 = gn16.forward_silu(&h(&x)).unwrap();
         assert_eq!(f16.dtype(), DType::F16);
         let want = gn.forward_silu(&x).unwrap();
         assert!(rel(&f16.to_dtype(DType::F32).unwrap(), &want) < 1e-2);

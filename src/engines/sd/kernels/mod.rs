@@ -11,5 +11,17 @@ pub mod conv;
 pub mod group_norm;
 mod threads;
 
+/// `PALLAIDIUM_STOCK_KERNELS=1` routes every layer through candle's own implementation, so
+/// one binary can measure before and after (benchmarks) or rule the kernels out (debugging).
+pub fn fast_kernels_enabled() -> bool {
+    static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ENABLED.get_or_init(|| {
+        !matches!(
+            std::env::var("PALLAIDIUM_STOCK_KERNELS").as_deref(),
+            Ok("1") | Ok("true")
+        )
+    })
+}
+
 pub use conv::{Conv2d, conv2d};
 pub use group_norm::{GroupNorm, group_norm};

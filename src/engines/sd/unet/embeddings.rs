@@ -86,7 +86,10 @@ mod tests {
         assert!((v[1][1] - (10.0 * f).cos()).abs() < 1e-6);
         assert!((v[1][4] - (10.0 * f).sin()).abs() < 1e-6);
         let unflipped = sinusoidal(&[10.0], 6, false, 1.0, &Device::Cpu).unwrap();
-        assert_eq!(unflipped.dims(), &[1, 6]);
-        assert!((unflipped.to_vec2::<f32>().unwrap()[0][0] - 0.0f32.sin()).abs() < 1e-7);
+        let u = unflipped.to_vec2::<f32>().unwrap();
+        // Unflipped: sin first; freq_shift 1 divides by (half - 1) = 2.
+        let f1 = (-(10000f32.ln()) / 2.0).exp();
+        assert!((u[0][0] - 10f32.sin()).abs() < 1e-6);
+        assert!((u[0][4] - (10.0 * f1).cos()).abs() < 1e-6);
     }
 }

@@ -10,13 +10,14 @@ pub mod transformer;
 use std::path::Path;
 
 use candle_core::{DType, Device, Module, Tensor};
-use candle_nn::{Conv2d, GroupNorm, VarBuilder};
+use candle_nn::VarBuilder;
 
 use self::blocks::{BlockInputs, DownBlock, DownSpec, MidBlock, UpBlock, UpSpec};
 use self::embeddings::{TimestepEmbedding, host_f32, sinusoidal};
 use self::resnet::{ResnetConfig, conv, norm_silu};
 use self::transformer::TransformerConfig;
 use super::attention::AttentionMode;
+use super::kernels::{self, Conv2d, GroupNorm};
 use super::config::UNetConfig;
 use super::weights::Weights;
 use crate::error::{Error, Result};
@@ -151,7 +152,7 @@ impl UNet {
 
         let pad_out = (c.conv_out_kernel - 1) / 2;
         Ok(Self {
-            conv_norm_out: candle_nn::group_norm(
+            conv_norm_out: kernels::group_norm(
                 c.norm_num_groups,
                 ch[0],
                 c.norm_eps,

@@ -1,7 +1,9 @@
 //! diffusers' ResnetBlock2D, Downsample2D and Upsample2D, shared by the UNet and the VAE.
 
 use candle_core::{Module, Result, Tensor};
-use candle_nn::{Conv2d, Conv2dConfig, GroupNorm, Linear, VarBuilder};
+use candle_nn::{Conv2dConfig, Linear, VarBuilder};
+
+use crate::engines::sd::kernels::{self, Conv2d, GroupNorm};
 
 pub fn conv(
     vb: VarBuilder,
@@ -16,12 +18,12 @@ pub fn conv(
         stride,
         ..Default::default()
     };
-    candle_nn::conv2d(in_c, out_c, kernel, cfg, vb)
+    kernels::conv2d(in_c, out_c, kernel, cfg, vb)
 }
 
 /// GroupNorm then SiLU, the pair every block starts with.
 pub fn norm_silu(norm: &GroupNorm, xs: &Tensor) -> Result<Tensor> {
-    candle_nn::ops::silu(&norm.forward(xs)?)
+    norm.forward_silu(xs)
 }
 
 #[derive(Debug)]
@@ -56,10 +58,10 @@ impl ResnetBlock2D {
             None
         };
         Ok(Self {
-            norm1: candle_nn::group_norm(c.groups, in_c, c.eps, vb.pp("norm1"))?,
+            norm1: kernels::group_norm(c.groups, in_c, c.eps, vb.pp("norm1"))?,
             conv1: conv(vb.pp("conv1"), in_c, out_c, 3, 1, 1)?,
             time_emb_proj,
-            norm2: candle_nn::group_norm(c.groups, out_c, c.eps, vb.pp("norm2"))?,
+            norm2: kernels::group_norm(c.groups, out_c, c.eps, vb.pp("norm2"))?,
             conv2: conv(vb.pp("conv2"), out_c, out_c, 3, 1, 1)?,
             conv_shortcut,
             output_scale_factor: c.output_scale_factor,

@@ -2,10 +2,11 @@
 //! self-attention, cross-attention on the text embeddings, and a GEGLU feed-forward.
 
 use candle_core::{D, Module, Result, Tensor};
-use candle_nn::{Conv2d, GroupNorm, LayerNorm, Linear, VarBuilder};
+use candle_nn::{LayerNorm, Linear, VarBuilder};
 
 use super::resnet::conv;
 use crate::engines::sd::attention::{AttentionMode, CrossAttention};
+use crate::engines::sd::kernels::{self, Conv2d, GroupNorm};
 
 #[derive(Debug)]
 struct FeedForward {
@@ -110,7 +111,7 @@ impl Transformer2D {
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
-            norm: candle_nn::group_norm(c.groups, channels, 1e-6, vb.pp("norm"))?,
+            norm: kernels::group_norm(c.groups, channels, 1e-6, vb.pp("norm"))?,
             proj_in: proj("proj_in")?,
             blocks,
             proj_out: proj("proj_out")?,

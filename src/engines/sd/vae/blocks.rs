@@ -2,7 +2,9 @@
 //! UpDecoderBlock2D and UNetMidBlock2D), built on the UNet's resnets and resamplers.
 
 use candle_core::{Module, Result, Tensor};
-use candle_nn::{Conv2d, GroupNorm, Linear, VarBuilder};
+use candle_nn::{Linear, VarBuilder};
+
+use crate::engines::sd::kernels::{self, Conv2d, GroupNorm};
 
 use crate::engines::sd::attention::{AttentionMode, attention};
 use crate::engines::sd::config::VaeConfig;
@@ -39,7 +41,7 @@ impl SpatialSelfAttention {
         let name = |new: &'static str, old: &'static str| if legacy { old } else { new };
         let lin = |n: &str| candle_nn::linear(channels, channels, vb.pp(n));
         Ok(Self {
-            group_norm: candle_nn::group_norm(groups, channels, EPS, vb.pp("group_norm"))?,
+            group_norm: kernels::group_norm(groups, channels, EPS, vb.pp("group_norm"))?,
             to_q: lin(name("to_q", "query"))?,
             to_k: lin(name("to_k", "key"))?,
             to_v: lin(name("to_v", "value"))?,
@@ -136,7 +138,7 @@ impl Encoder {
             conv_in: conv(vb.pp("conv_in"), c.in_channels, ch[0], 3, 1, 1)?,
             down,
             mid: MidBlock::new(vb.pp("mid_block"), ch[last], c)?,
-            conv_norm_out: candle_nn::group_norm(
+            conv_norm_out: kernels::group_norm(
                 c.norm_num_groups,
                 ch[last],
                 EPS,
@@ -197,7 +199,7 @@ impl Decoder {
             conv_in: conv(vb.pp("conv_in"), c.latent_channels, ch[last], 3, 1, 1)?,
             mid: MidBlock::new(vb.pp("mid_block"), ch[last], c)?,
             up,
-            conv_norm_out: candle_nn::group_norm(
+            conv_norm_out: kernels::group_norm(
                 c.norm_num_groups,
                 ch[0],
                 EPS,

@@ -9,7 +9,9 @@ pub mod tiling;
 use std::path::Path;
 
 use candle_core::{DType, Device, Module, Tensor};
-use candle_nn::{Conv2d, VarBuilder};
+use candle_nn::VarBuilder;
+
+use crate::engines::sd::kernels::Conv2d;
 
 use self::blocks::{Decoder, Encoder};
 use super::attention::AttentionMode;

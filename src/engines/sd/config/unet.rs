@@ -1,51 +1,13 @@
-//! diffusers / transformers `config.json` files mapped onto typed structs. Missing keys take the
-//! defaults of diffusers' (and transformers') constructors; unknown keys are ignored, so fine-tunes
-//! that carry extra keys still load. Values given as "one for all blocks or a list" are resolved into
-//! one entry per down block here, so the model code never branches on the JSON's shape.
+//! `unet/config.json` (diffusers' UNet2DConditionModel).
 
 use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::error::{Error, Result};
-
-/// A JSON value that is either one number for every block or a list with one per block.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-enum OneOrMany {
-    One(usize),
-    Many(Vec<usize>),
-}
-
-impl OneOrMany {
-    fn per_block(&self, blocks: usize, key: &str) -> std::result::Result<Vec<usize>, String> {
-        match self {
-            Self::One(v) => Ok(vec![*v; blocks]),
-            Self::Many(v) if v.len() == blocks => Ok(v.clone()),
-            Self::Many(v) => Err(format!(
-                "`{key}` has {} entries but the model has {blocks} down blocks",
-                v.len()
-            )),
-        }
-    }
-}
-
-/// `sample_size` is an int or `[height, width]`; the first is what diffusers' tiling uses.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-enum SampleSize {
-    One(usize),
-    Many(Vec<usize>),
-}
-
-impl SampleSize {
-    fn first(&self) -> Option<usize> {
-        match self {
-            Self::One(v) => Some(*v),
-            Self::Many(v) => v.first().copied(),
-        }
-    }
-}
+use super::{
+    OneOrMany, SampleSize, bad_config, f_one, four, one, read_config, silu, three, unsupported, yes,
+};
+use crate::error::Result;
 
 fn default_unet_down_blocks() -> Vec<String> {
     let mut v = vec!["CrossAttnDownBlock2D".to_string(); 3];
@@ -59,21 +21,6 @@ fn default_unet_up_blocks() -> Vec<String> {
 }
 fn default_mid_block() -> Option<String> {
     Some("UNetMidBlock2DCrossAttn".to_string())
-}
-fn four() -> usize {
-    4
-}
-fn three() -> usize {
-    3
-}
-fn one() -> usize {
-    1
-}
-fn yes() -> bool {
-    true
-}
-fn f_one() -> f64 {
-    1.0
 }
 fn groups32() -> Option<usize> {
     Some(32)
@@ -95,9 +42,6 @@ fn cross_dim() -> OneOrMany {
 }
 fn head_dim() -> OneOrMany {
     OneOrMany::One(8)
-}
-fn silu() -> String {
-    "silu".to_string()
 }
 fn default_str() -> String {
     "default".to_string()
@@ -232,10 +176,6 @@ impl UNetConfig {
     pub fn needs_added_conditioning(&self) -> bool {
         self.addition_embed_type.as_deref() == Some("text_time")
     }
-}
-
-fn unsupported(key: &str, value: impl std::fmt::Debug) -> String {
-    format!("`{key}` = {value:?} is not supported by this engine")
 }
 
 impl TryFrom<RawUNetConfig> for UNetConfig {
@@ -380,252 +320,6 @@ impl TryFrom<RawUNetConfig> for UNetConfig {
     }
 }
 
-fn vae_down_blocks() -> Vec<String> {
-    vec!["DownEncoderBlock2D".to_string()]
-}
-fn vae_up_blocks() -> Vec<String> {
-    vec!["UpDecoderBlock2D".to_string()]
-}
-fn vae_channels() -> Vec<usize> {
-    vec![64]
-}
-fn vae_sample() -> usize {
-    32
-}
-fn sd_scaling() -> f64 {
-    0.18215
-}
-fn groups32_plain() -> usize {
-    32
-}
-
-/// `vae/config.json` as written by diffusers' AutoencoderKL.
-#[derive(Debug, Clone, Deserialize)]
-pub struct VaeConfig {
-    #[serde(default = "three")]
-    pub in_channels: usize,
-    #[serde(default = "three")]
-    pub out_channels: usize,
-    #[serde(default = "vae_down_blocks")]
-    pub down_block_types: Vec<String>,
-    #[serde(default = "vae_up_blocks")]
-    pub up_block_types: Vec<String>,
-    #[serde(default = "vae_channels")]
-    pub block_out_channels: Vec<usize>,
-    #[serde(default = "one")]
-    pub layers_per_block: usize,
-    #[serde(default = "silu")]
-    pub act_fn: String,
-    #[serde(default = "four")]
-    pub latent_channels: usize,
-    #[serde(default = "groups32_plain")]
-    pub norm_num_groups: usize,
-    #[serde(default = "vae_sample", deserialize_with = "sample_size_first")]
-    pub sample_size: usize,
-    #[serde(default = "sd_scaling")]
-    pub scaling_factor: f64,
-    #[serde(default)]
-    pub shift_factor: Option<f64>,
-    #[serde(default = "yes")]
-    pub force_upcast: bool,
-    #[serde(default = "yes")]
-    pub use_quant_conv: bool,
-    #[serde(default = "yes")]
-    pub use_post_quant_conv: bool,
-    #[serde(default = "yes")]
-    pub mid_block_add_attention: bool,
-}
-
-fn sample_size_first<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> std::result::Result<usize, D::Error> {
-    let s = SampleSize::deserialize(d)?;
-    s.first()
-        .ok_or_else(|| serde::de::Error::custom("sample_size is an empty list"))
-}
-
-impl VaeConfig {
-    pub fn from_json(text: &str) -> std::result::Result<Self, String> {
-        let c: Self = serde_json::from_str(text).map_err(|e| e.to_string())?;
-        if c.block_out_channels.is_empty()
-            || c.down_block_types.len() != c.block_out_channels.len()
-            || c.up_block_types.len() != c.block_out_channels.len()
-        {
-            return Err(
-                "down_block_types, up_block_types and block_out_channels must agree".into(),
-            );
-        }
-        if let Some(t) = c
-            .down_block_types
-            .iter()
-            .find(|t| *t != "DownEncoderBlock2D")
-        {
-            return Err(unsupported("down_block_types", t));
-        }
-        if let Some(t) = c.up_block_types.iter().find(|t| *t != "UpDecoderBlock2D") {
-            return Err(unsupported("up_block_types", t));
-        }
-        if c.act_fn != "silu" {
-            return Err(unsupported("act_fn", &c.act_fn));
-        }
-        if c.block_out_channels
-            .iter()
-            .any(|ch| ch % c.norm_num_groups != 0)
-        {
-            return Err("block_out_channels must be multiples of norm_num_groups".into());
-        }
-        Ok(c)
-    }
-
-    pub fn load(path: &Path) -> Result<Self> {
-        let text = read_config(path)?;
-        Self::from_json(&text).map_err(|e| bad_config(path, &e))
-    }
-
-    /// Pixels per latent along each side (8 for every SD VAE).
-    pub fn downscale_factor(&self) -> usize {
-        1 << (self.block_out_channels.len() - 1)
-    }
-}
-
-/// `eos_token_id` may be one id or a list; transformers compares against one.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-enum IdOrIds {
-    One(u32),
-    Many(Vec<u32>),
-}
-
-fn vocab() -> usize {
-    49408
-}
-fn hidden512() -> usize {
-    512
-}
-fn inter2048() -> usize {
-    2048
-}
-fn twelve() -> usize {
-    12
-}
-fn eight() -> usize {
-    8
-}
-fn seventy_seven() -> usize {
-    77
-}
-fn quick_gelu() -> String {
-    "quick_gelu".to_string()
-}
-fn eos_default() -> u32 {
-    49407
-}
-fn bos_default() -> u32 {
-    49406
-}
-fn pad_default() -> u32 {
-    1
-}
-
-#[derive(Debug, Clone, Deserialize)]
-struct RawTextEncoderConfig {
-    #[serde(default)]
-    architectures: Vec<String>,
-    #[serde(default = "vocab")]
-    vocab_size: usize,
-    #[serde(default = "hidden512")]
-    hidden_size: usize,
-    #[serde(default = "inter2048")]
-    intermediate_size: usize,
-    projection_dim: Option<usize>,
-    #[serde(default = "twelve")]
-    num_hidden_layers: usize,
-    #[serde(default = "eight")]
-    num_attention_heads: usize,
-    #[serde(default = "seventy_seven")]
-    max_position_embeddings: usize,
-    #[serde(default = "quick_gelu")]
-    hidden_act: String,
-    layer_norm_eps: Option<f64>,
-    pad_token_id: Option<u32>,
-    bos_token_id: Option<u32>,
-    eos_token_id: Option<IdOrIds>,
-}
-
-/// `text_encoder*/config.json` as written by transformers' CLIPTextModel(WithProjection).
-#[derive(Debug, Clone)]
-pub struct TextEncoderConfig {
-    pub architectures: Vec<String>,
-    pub vocab_size: usize,
-    pub hidden_size: usize,
-    pub intermediate_size: usize,
-    pub projection_dim: Option<usize>,
-    pub num_hidden_layers: usize,
-    pub num_attention_heads: usize,
-    pub max_position_embeddings: usize,
-    pub hidden_act: String,
-    pub layer_norm_eps: f64,
-    pub pad_token_id: u32,
-    pub bos_token_id: u32,
-    pub eos_token_id: u32,
-}
-
-impl TextEncoderConfig {
-    pub fn from_json(text: &str) -> std::result::Result<Self, String> {
-        let r: RawTextEncoderConfig = serde_json::from_str(text).map_err(|e| e.to_string())?;
-        if !matches!(
-            r.hidden_act.as_str(),
-            "quick_gelu" | "gelu" | "gelu_new" | "gelu_pytorch_tanh"
-        ) {
-            return Err(unsupported("hidden_act", &r.hidden_act));
-        }
-        if r.num_attention_heads == 0 || !r.hidden_size.is_multiple_of(r.num_attention_heads) {
-            return Err("hidden_size must be a multiple of num_attention_heads".into());
-        }
-        let eos_token_id = match r.eos_token_id {
-            None => eos_default(),
-            Some(IdOrIds::One(id)) => id,
-            Some(IdOrIds::Many(ids)) => ids.first().copied().unwrap_or_else(eos_default),
-        };
-        Ok(Self {
-            architectures: r.architectures,
-            vocab_size: r.vocab_size,
-            hidden_size: r.hidden_size,
-            intermediate_size: r.intermediate_size,
-            projection_dim: r.projection_dim,
-            num_hidden_layers: r.num_hidden_layers,
-            num_attention_heads: r.num_attention_heads,
-            max_position_embeddings: r.max_position_embeddings,
-            hidden_act: r.hidden_act,
-            layer_norm_eps: r.layer_norm_eps.unwrap_or(1e-5),
-            pad_token_id: r.pad_token_id.unwrap_or_else(pad_default),
-            bos_token_id: r.bos_token_id.unwrap_or_else(bos_default),
-            eos_token_id,
-        })
-    }
-
-    pub fn load(path: &Path) -> Result<Self> {
-        let text = read_config(path)?;
-        Self::from_json(&text).map_err(|e| bad_config(path, &e))
-    }
-}
-
-fn read_config(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|e| {
-        Error::bad_input(format!(
-            "cannot read {}: {e}; a diffusers model folder needs this config.json beside its weights",
-            path.display()
-        ))
-    })
-}
-
-fn bad_config(path: &Path, why: &str) -> Error {
-    Error::bad_input(format!(
-        "{} is not a usable diffusers config: {why}",
-        path.display()
-    ))
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -676,43 +370,5 @@ mod tests {
         let err = UNetConfig::from_json(r#"{"addition_embed_type": "text_time"}"#).unwrap_err();
         assert!(err.contains("addition_time_embed_dim"), "{err}");
         assert!(UNetConfig::from_json("not json").is_err());
-    }
-
-    #[test]
-    fn vae_config_defaults_and_list_sample_size() {
-        let c = VaeConfig::from_json(r#"{"block_out_channels": [128, 256, 512, 512],
-            "down_block_types": ["DownEncoderBlock2D","DownEncoderBlock2D","DownEncoderBlock2D","DownEncoderBlock2D"],
-            "up_block_types": ["UpDecoderBlock2D","UpDecoderBlock2D","UpDecoderBlock2D","UpDecoderBlock2D"],
-            "sample_size": [512, 512], "scaling_factor": 0.13025}"#)
-        .unwrap();
-        assert_eq!(c.sample_size, 512);
-        assert_eq!(c.downscale_factor(), 8);
-        assert_eq!(c.latent_channels, 4);
-        assert!(c.force_upcast && c.use_quant_conv && c.mid_block_add_attention);
-        assert_eq!(c.shift_factor, None);
-        let d = VaeConfig::from_json("{}").unwrap();
-        assert!((d.scaling_factor - 0.18215).abs() < 1e-12);
-        assert_eq!(d.sample_size, 32);
-    }
-
-    #[test]
-    fn text_encoder_config_defaults_and_eos_list() {
-        let c = TextEncoderConfig::from_json(
-            r#"{"hidden_act": "gelu", "eos_token_id": [2, 3],
-            "hidden_size": 64, "num_attention_heads": 4}"#,
-        )
-        .unwrap();
-        assert_eq!(c.eos_token_id, 2);
-        assert_eq!(c.max_position_embeddings, 77);
-        assert_eq!(c.projection_dim, None);
-        assert!((c.layer_norm_eps - 1e-5).abs() < 1e-15);
-        assert!(TextEncoderConfig::from_json(r#"{"hidden_act": "relu"}"#).is_err());
-    }
-
-    #[test]
-    fn missing_config_file_is_bad_input() {
-        let err = UNetConfig::load(Path::new("/nonexistent/unet/config.json")).unwrap_err();
-        assert_eq!(err.exit_code(), 2);
-        assert!(err.to_string().contains("config.json"));
     }
 }
