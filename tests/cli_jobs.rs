@@ -452,7 +452,9 @@ fn bad_input_exits_2_with_nothing_written_or_queued() {
     // One bad job refuses the whole file: nothing of it runs.
     let mixed = env.write(
         "mixed.toml",
-        &format!("{}[[job]]\nprompt = \"y\"\nsteps = 0\n", jobs_toml(&[1], 2)),
+        &jobs_toml(&[1, 2], 2)
+            .replacen("steps = 2", "steps = 0", 2)
+            .replacen("steps = 0", "steps = 2", 1),
     );
     refused(
         &env,

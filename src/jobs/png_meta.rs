@@ -21,11 +21,6 @@ const SAMPLERS: &[(&str, &str)] = &[
     ("unipc", "UniPC"),
 ];
 
-/// The scheduler names `--scheduler` accepts.
-pub fn scheduler_names() -> impl Iterator<Item = &'static str> {
-    SAMPLERS.iter().map(|(ours, _)| *ours)
-}
-
 fn sampler_name(scheduler: &str) -> &str {
     SAMPLERS
         .iter()

@@ -9,7 +9,6 @@ use crate::engines::sd::{GenerateRequest, MemoryModes};
 use crate::models::Defaults;
 
 use super::latents_file::read_latents;
-use super::png_meta::scheduler_names;
 use super::spec::{JobKind, JobSpec};
 
 pub const MAX_STEPS: u32 = 1000;
@@ -95,13 +94,11 @@ pub fn fill_spec(spec: &JobSpec, defaults: &Defaults) -> crate::Result<JobSpec> 
         .scheduler
         .clone()
         .unwrap_or_else(|| defaults.scheduler.clone());
-    if !scheduler_names().any(|n| n == scheduler) {
-        let known: Vec<&str> = scheduler_names().collect();
-        return Err(bad(format!(
-            "--scheduler {scheduler}: unknown; use one of {}",
-            known.join(", ")
-        )));
-    }
+    // Aliases (dpmpp_2m, euler_a, diffusers class names) are stored under the canonical CLI name.
+    let scheduler = crate::engines::sd::schedulers::SchedulerKind::parse(&scheduler)
+        .map_err(|e| bad(format!("--scheduler: {e}")))?
+        .cli_name()
+        .to_string();
     let default_strength = match out.kind {
         JobKind::Img2img => 0.8,
         JobKind::Txt2img | JobKind::Inpaint => 1.0,

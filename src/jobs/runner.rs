@@ -63,6 +63,11 @@ impl JobRunner {
     /// Checks one spec and fills in everything (model defaults, a recorded seed, absolute paths)
     /// without queueing it. Every problem is `Error::BadInput`.
     pub fn prepare(&self, spec: &JobSpec) -> crate::Result<JobSpec> {
+        if spec.model.trim().is_empty() {
+            return Err(crate::Error::bad_input(
+                "no model given: pass --model ID|DIR (see `pallaidium models`)",
+            ));
+        }
         let model = (self.config.models)(&spec.model)?;
         let mut filled = fill_spec(spec, &model.defaults)?;
         // A local folder is stored absolute, so --resume works from any directory.

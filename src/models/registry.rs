@@ -16,14 +16,7 @@ const SHIPPED: &str = include_str!("../../models.toml");
 const SHIPPED_NAME: &str = "models.toml (shipped)";
 
 /// Scheduler names the SD engine understands (the `--scheduler` values).
-pub const KNOWN_SCHEDULERS: &[&str] = &[
-    "ddim",
-    "euler",
-    "euler-a",
-    "dpm++2m",
-    "dpm++2m-karras",
-    "unipc",
-];
+pub use crate::engines::sd::schedulers::SCHEDULER_NAMES as KNOWN_SCHEDULERS;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

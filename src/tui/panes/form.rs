@@ -183,12 +183,9 @@ impl Form {
             JobKind::Txt2img
         };
         let scheduler = self.scheduler.trim();
-        if !scheduler.is_empty() && !crate::models::registry::KNOWN_SCHEDULERS.contains(&scheduler)
-        {
-            return Err(format!(
-                "scheduler: {scheduler:?} is unknown; use one of {}",
-                crate::models::registry::KNOWN_SCHEDULERS.join(", ")
-            ));
+        if !scheduler.is_empty() {
+            crate::engines::sd::schedulers::SchedulerKind::parse(scheduler)
+                .map_err(|e| format!("scheduler: {e}"))?;
         }
         Ok(JobSpec {
             kind,
