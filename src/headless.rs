@@ -9,16 +9,13 @@ mod specs;
 
 use std::collections::BTreeSet;
 use std::io::{IsTerminal, Write};
-use std::path::Path;
-use std::sync::Arc;
 
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::cli::Cli;
-use crate::jobs::config::{DtypeChoice, ModelLookup};
 use crate::jobs::{
-    JobEvent, JobId, JobRunner, JobState, ModelInfo, RunnerConfig, Store, WorkerDevice,
+    JobEvent, JobId, JobRunner, JobState, Store,
 };
 
 /// Runs what the command line asks for and returns the process exit code
@@ -51,14 +48,7 @@ async fn run_jobs(
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sighup = signal(SignalKind::hangup())?;
 
-    let (device, cache_capacity_bytes) = worker_device(cli)?;
-    let config = RunnerConfig {
-        out_dir: paths.outputs.clone(),
-        device,
-        models: model_lookup(cli, &paths.hf_cache)?,
-        cache_capacity_bytes,
-        preview_every: 0,
-    };
+    let config = crate::jobs::setup::runner_setup(cli, paths, 0)?.config;
     let store = Store::open(&paths.queue_db).map_err(crate::Error::from)?;
     let runner = JobRunner::start(store, config)?;
     let mut events = runner.subscribe();
@@ -195,39 +185,3 @@ fn show_inline(outputs: &[std::path::PathBuf]) {
     }
 }
 
-/// The device jobs run on, and how many bytes of loaded engines it keeps: --memory-budget, or
-/// three quarters of the device's memory.
-fn worker_device(cli: &Cli) -> crate::Result<(WorkerDevice, u64)> {
-    let budget = crate::device::memory::parse_memory_budget(cli.global.memory_budget.as_deref())?;
-    let request = crate::device::DeviceRequest::parse(&cli.global.device)?;
-    let selected = Arc::new(crate::device::select(&request)?);
-    let platform = Arc::new(crate::platform::PlatformInfo::detect());
-    let memory = crate::device::memory::query(&selected, &platform);
-    let capacity = budget.unwrap_or(memory.total() / 4 * 3);
-    let run_dtype = cli.global.dtype;
-    let chosen = Arc::clone(&selected);
-    let dtype: DtypeChoice = Arc::new(move |job_dtype| {
-        crate::device::resolve_dtype(job_dtype.unwrap_or(run_dtype), &chosen, &platform)
-    });
-    let device = WorkerDevice {
-        device: selected.device.clone(),
-        name: format!("{}:{}", selected.kind, selected.ordinal),
-        dtype,
-    };
-    Ok((device, capacity))
-}
-
-fn model_lookup(cli: &Cli, hf_cache: &Path) -> crate::Result<ModelLookup> {
-    let registry = Arc::new(crate::models::Registry::load(
-        cli.global.models_file.as_deref(),
-    )?);
-    let hf_cache = hf_cache.to_path_buf();
-    Ok(Arc::new(move |model: &str| {
-        let resolved = crate::models::resolve(&registry, model, &hf_cache)?;
-        Ok(ModelInfo {
-            id: resolved.id,
-            dir: resolved.dir,
-            defaults: resolved.defaults,
-        })
-    }))
-}

@@ -2,10 +2,9 @@
 
 use std::io::IsTerminal;
 
-use crate::cli::{GlobalArgs, JobArgs, ResidencyArg, Toggle};
+use crate::cli::{GlobalArgs, JobArgs};
 use crate::device::memory::{format_bytes, parse_memory_budget};
 use crate::device::{DeviceRequest, dtype::resolve_dtype};
-use crate::engines::sd::request::Residency;
 use crate::models::planner::{self, MemoryPlan, ModelFootprint, Overrides, PlanRequest};
 use crate::models::{Registry, resolve};
 use crate::platform::PlatformInfo;
@@ -14,31 +13,11 @@ use crate::{Error, Result};
 
 /// `--residency`, `--attention-slicing` and `--vae-tiling` as planner overrides (auto: planner's choice).
 pub fn overrides_from_args(job: &JobArgs) -> Result<Overrides> {
-    let attention_slice = match job.attention_slicing.as_deref().map(str::trim) {
-        None | Some("auto") => None,
-        Some("off") => Some(None),
-        Some(n) => match n.parse::<u64>() {
-            Ok(n) if n > 0 => Some(Some(n)),
-            _ => {
-                return Err(Error::bad_input(format!(
-                    "--attention-slicing {n:?}: use auto, off, or a query chunk size in tokens such as 256"
-                )));
-            }
-        },
-    };
-    Ok(Overrides {
-        residency: match job.residency {
-            None | Some(ResidencyArg::Auto) => None,
-            Some(ResidencyArg::Resident) => Some(Residency::Resident),
-            Some(ResidencyArg::Staged) => Some(Residency::Staged),
-        },
-        attention_slice,
-        vae_tiling: match job.vae_tiling {
-            None | Some(Toggle::Auto) => None,
-            Some(Toggle::On) => Some(true),
-            Some(Toggle::Off) => Some(false),
-        },
-    })
+    crate::jobs::planning::overrides_from_flags(
+        job.attention_slicing.as_deref(),
+        job.vae_tiling,
+        job.residency,
+    )
 }
 
 /// The plan for the job the flags describe (model resolved offline-safe: nothing is downloaded).

@@ -41,4 +41,7 @@ pub struct RunnerConfig {
     pub cache_capacity_bytes: u64,
     /// Emit a latent preview every this many steps (0: never).
     pub preview_every: u32,
+    /// Plans each job's memory before it is queued and before its engine loads (None: no plan,
+    /// everything resident as the job asks).
+    pub planner: Option<Arc<super::planning::JobPlanner>>,
 }

@@ -96,7 +96,7 @@ pub fn fill_spec(spec: &JobSpec, defaults: &Defaults) -> crate::Result<JobSpec> 
         .unwrap_or_else(|| defaults.scheduler.clone());
     // Aliases (dpmpp_2m, euler_a, diffusers class names) are stored under the canonical CLI name.
     let scheduler = crate::engines::sd::schedulers::SchedulerKind::parse(&scheduler)
-        .map_err(|e| bad(format!("--scheduler: {e}")))?
+        .map_err(|e| bad(format!("--scheduler {scheduler}: {e}")))?
         .cli_name()
         .to_string();
     let default_strength = match out.kind {

@@ -76,8 +76,12 @@ impl JobRunner {
         {
             filled.model = abs.to_string_lossy().into_owned();
         }
-        build_request(&filled, 0)?;
-        (self.config.device.dtype)(filled.dtype)?;
+        let request = build_request(&filled, 0)?;
+        let dtype = (self.config.device.dtype)(filled.dtype)?;
+        // A job that cannot fit is refused now, before anything is queued or loaded.
+        if let Some(planner) = &self.config.planner {
+            planner.plan(&model.dir, &filled, &request, dtype)?;
+        }
         Ok(filled)
     }
 

@@ -171,10 +171,21 @@ impl Worker {
             tracing::info!(already, "resuming a partly written batch");
         }
         let dtype = (self.config.device.dtype)(spec.dtype)?;
-        let residency = match spec.residency {
-            Some(ResidencyArg::Staged) => Residency::Staged,
-            _ => Residency::Resident,
+        // The plan is made again now (memory may have changed since the job was queued) and
+        // decides residency, attention slicing, VAE tiling and how many images run at once.
+        let plan = match &self.config.planner {
+            Some(planner) => Some(planner.plan(&model.dir, spec, &request, dtype)?),
+            None => None,
         };
+        let residency = match (&plan, spec.residency) {
+            (Some(plan), _) => plan.residency,
+            (None, Some(ResidencyArg::Staged)) => Residency::Staged,
+            (None, _) => Residency::Resident,
+        };
+        let per_pass = plan.as_ref().map_or(request.batch, |p| p.batch.max(1));
+        if let Some(plan) = &plan {
+            request.memory = plan.memory_modes();
+        }
         let key = EngineKey {
             model_dir: model.dir.clone(),
             device: self.config.device.name.clone(),
@@ -208,37 +219,54 @@ impl Worker {
             return Err(crate::Error::Cancelled);
         }
         let sink = |event: EngineEvent| self.shared.emit(to_job_event(id, event));
-        let generate_started = Instant::now();
-        let images = match catch_unwind(AssertUnwindSafe(|| {
-            engine.generate(&request, &sink, cancel)
-        })) {
-            Ok(result) => result?,
-            Err(panic) => {
-                self.cache.evict(&key);
-                return Err(crate::Error::job_failed(format!(
-                    "the engine crashed: {}",
-                    panic_message(&*panic)
-                )));
+        let (mut generate_s, mut write_s) = (0.0, 0.0);
+        let mut done = 0u32;
+        // Passes of at most `per_pass` images (the plan shrinks the batch when memory is short);
+        // each pass's outputs are recorded before the next starts, so --resume skips them.
+        while done < request.batch {
+            let mut pass = request.clone();
+            pass.batch = per_pass.min(request.batch - done);
+            pass.seed = request.seed.wrapping_add(u64::from(done));
+            if let Some(latents) = &request.init_latents
+                && latents.dim(0)? == request.batch as usize
+            {
+                pass.init_latents = Some(latents.narrow(0, done as usize, pass.batch as usize)?);
             }
-        };
-        timings.insert("generate".into(), generate_started.elapsed().as_secs_f64());
-        let write_started = Instant::now();
-        for image in images {
-            let mut image_spec = spec.clone();
-            image_spec.seed = Some(image.seed);
-            image_spec.batch = Some(1);
-            let path = self.writer.write_png(&image.image, &image_spec, |target| {
-                Ok(self
-                    .shared
-                    .lock()
-                    .store_mut()
-                    .set_pending_output(id, target)?)
-            })?;
-            self.shared.lock().store_mut().record_output(id, &path)?;
-            tracing::info!(path = %path.display(), "output written");
-            outputs.push(path);
+            let generate_started = Instant::now();
+            let images = match catch_unwind(AssertUnwindSafe(|| {
+                engine.generate(&pass, &sink, cancel)
+            })) {
+                Ok(result) => result?,
+                Err(panic) => {
+                    self.cache.evict(&key);
+                    return Err(crate::Error::job_failed(format!(
+                        "the engine crashed: {}",
+                        panic_message(&*panic)
+                    )));
+                }
+            };
+            generate_s += generate_started.elapsed().as_secs_f64();
+            let write_started = Instant::now();
+            for image in images {
+                let mut image_spec = spec.clone();
+                image_spec.seed = Some(image.seed);
+                image_spec.batch = Some(1);
+                let path = self.writer.write_png(&image.image, &image_spec, |target| {
+                    Ok(self
+                        .shared
+                        .lock()
+                        .store_mut()
+                        .set_pending_output(id, target)?)
+                })?;
+                self.shared.lock().store_mut().record_output(id, &path)?;
+                tracing::info!(path = %path.display(), "output written");
+                outputs.push(path);
+            }
+            write_s += write_started.elapsed().as_secs_f64();
+            done += pass.batch;
         }
-        timings.insert("write".into(), write_started.elapsed().as_secs_f64());
+        timings.insert("generate".into(), generate_s);
+        timings.insert("write".into(), write_s);
         Ok(outputs)
     }
 }

@@ -116,7 +116,12 @@ fn compat_env(cli: &Cli, paths: &Paths, registry: &Registry) -> CompatEnv {
         backend,
         chip: platform.chip.clone(),
         macos_version: platform.macos_version.as_ref().map(|v| v.to_string()),
-        memory_budget_bytes: runner_link::cache_capacity(cli).ok(),
+        memory_budget_bytes: crate::device::memory::parse_memory_budget(
+            cli.global.memory_budget.as_deref(),
+        )
+        .ok()
+        .flatten()
+        .or_else(|| Some(crate::platform::memory::SystemMemory::query().usable_available())),
         hf_token_present: paths.hf_token_set(),
         entries: registry.entries().to_vec(),
     }

@@ -1,0 +1,131 @@
+//! The memory plan of a queued job: checked when the job is submitted (a job that cannot fit is
+//! refused before anything is queued, exit 2) and again just before its engine loads (memory may
+//! have changed meanwhile), where the plan also picks residency, attention slicing, VAE tiling and
+//! how many images run at once.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use candle_core::DType;
+
+use crate::cli::{ResidencyArg, Toggle};
+use crate::device::SelectedDevice;
+use crate::engines::sd::{GenerateRequest, Residency};
+use crate::models::planner::{self, MemoryPlan, Overrides, PlanRequest};
+use crate::platform::PlatformInfo;
+use crate::{Error, Result};
+
+/// The flags (or a job's stored fields) that pin parts of the plan.
+pub fn overrides_from_flags(
+    attention_slicing: Option<&str>,
+    vae_tiling: Option<Toggle>,
+    residency: Option<ResidencyArg>,
+) -> Result<Overrides> {
+    let attention_slice = match attention_slicing.map(str::trim) {
+        None | Some("auto") => None,
+        Some("off") => Some(None),
+        Some(n) => match n.parse::<u64>() {
+            Ok(n) if n > 0 => Some(Some(n)),
+            _ => {
+                return Err(Error::bad_input(format!(
+                    "--attention-slicing {n:?}: use auto, off, or a query chunk size in tokens such as 256"
+                )));
+            }
+        },
+    };
+    Ok(Overrides {
+        residency: match residency {
+            None | Some(ResidencyArg::Auto) => None,
+            Some(ResidencyArg::Resident) => Some(Residency::Resident),
+            Some(ResidencyArg::Staged) => Some(Residency::Staged),
+        },
+        attention_slice,
+        vae_tiling: match vae_tiling {
+            None | Some(Toggle::Auto) => None,
+            Some(Toggle::On) => Some(true),
+            Some(Toggle::Off) => Some(false),
+        },
+    })
+}
+
+/// Plans jobs for one device against its memory right now, capped by `--memory-budget`.
+pub struct JobPlanner {
+    selected: Arc<SelectedDevice>,
+    platform: Arc<PlatformInfo>,
+    budget_cap: Option<u64>,
+}
+
+impl JobPlanner {
+    pub fn new(
+        selected: Arc<SelectedDevice>,
+        platform: Arc<PlatformInfo>,
+        budget_cap: Option<u64>,
+    ) -> Self {
+        Self {
+            selected,
+            platform,
+            budget_cap,
+        }
+    }
+
+    /// The cheapest plan that fits, or `BadInput` saying needed vs available and what would fit.
+    pub fn plan(
+        &self,
+        model_dir: &Path,
+        spec: &crate::jobs::JobSpec,
+        request: &GenerateRequest,
+        dtype: DType,
+    ) -> Result<MemoryPlan> {
+        let overrides = overrides_from_flags(
+            spec.attention_slicing.as_deref(),
+            spec.vae_tiling,
+            spec.residency,
+        )?;
+        let plan = planner::plan_folder(
+            model_dir,
+            dtype != DType::F32,
+            &PlanRequest {
+                width: request.width,
+                height: request.height,
+                batch: request.batch,
+                guided: request.guidance > 1.0,
+                img2img: request.init_image.is_some(),
+                dtype,
+                device: self.selected.kind,
+                memory: crate::device::memory::query(&self.selected, &self.platform),
+                budget_cap: self.budget_cap,
+                overrides,
+            },
+        )?;
+        tracing::info!(
+            peak = plan.peak_bytes,
+            budget = plan.budget_bytes,
+            fits = plan.fits,
+            residency = ?plan.residency,
+            attention_slice = ?plan.attention_slice,
+            vae_tiling = plan.vae_tiling,
+            batch = plan.batch,
+            "memory plan"
+        );
+        plan.require_fit()?;
+        Ok(plan)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_pin_the_plan() {
+        let o = overrides_from_flags(Some("256"), Some(Toggle::On), Some(ResidencyArg::Staged))
+            .unwrap();
+        assert_eq!(o.attention_slice, Some(Some(256)));
+        assert_eq!(o.vae_tiling, Some(true));
+        assert_eq!(o.residency, Some(Residency::Staged));
+        let auto = overrides_from_flags(Some("auto"), Some(Toggle::Auto), None).unwrap();
+        assert_eq!(auto, Overrides::default());
+        assert!(overrides_from_flags(Some("0"), None, None).is_err());
+        assert!(overrides_from_flags(Some("lots"), None, None).is_err());
+    }
+}

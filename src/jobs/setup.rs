@@ -1,0 +1,73 @@
+//! A runner configured from the command line: the device, the model lookup, the engine cache size
+//! and the memory planner, the same for `--headless` and the TUI, so a job runs alike in both.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::config::{DtypeChoice, ModelLookup};
+use super::planning::JobPlanner;
+use super::{ModelInfo, RunnerConfig, WorkerDevice};
+use crate::cli::Cli;
+use crate::device::SelectedDevice;
+use crate::platform::PlatformInfo;
+use crate::platform::paths::Paths;
+
+/// The runner's configuration plus the device it chose (the TUI's gauges probe it).
+pub struct RunnerSetup {
+    pub config: RunnerConfig,
+    pub selected: Arc<SelectedDevice>,
+    pub platform: Arc<PlatformInfo>,
+}
+
+pub fn runner_setup(cli: &Cli, paths: &Paths, preview_every: u32) -> crate::Result<RunnerSetup> {
+    let budget_cap =
+        crate::device::memory::parse_memory_budget(cli.global.memory_budget.as_deref())?;
+    let request = crate::device::DeviceRequest::parse(&cli.global.device)?;
+    let selected = Arc::new(crate::device::select(&request)?);
+    let platform = Arc::new(PlatformInfo::detect());
+    let memory = crate::device::memory::query(&selected, &platform);
+    // Loaded engines stay up to --memory-budget, or three quarters of the device's memory.
+    let cache_capacity_bytes = budget_cap.unwrap_or(memory.total() / 4 * 3);
+    let run_dtype = cli.global.dtype;
+    let (chosen, plat) = (Arc::clone(&selected), Arc::clone(&platform));
+    let dtype: DtypeChoice = Arc::new(move |job_dtype| {
+        crate::device::resolve_dtype(job_dtype.unwrap_or(run_dtype), &chosen, &plat)
+    });
+    let device = WorkerDevice {
+        device: selected.device.clone(),
+        name: format!("{}:{}", selected.kind, selected.ordinal),
+        dtype,
+    };
+    let config = RunnerConfig {
+        out_dir: paths.outputs.clone(),
+        device,
+        models: model_lookup(cli, &paths.hf_cache)?,
+        cache_capacity_bytes,
+        preview_every,
+        planner: Some(Arc::new(JobPlanner::new(
+            Arc::clone(&selected),
+            Arc::clone(&platform),
+            budget_cap,
+        ))),
+    };
+    Ok(RunnerSetup {
+        config,
+        selected,
+        platform,
+    })
+}
+
+fn model_lookup(cli: &Cli, hf_cache: &Path) -> crate::Result<ModelLookup> {
+    let registry = Arc::new(crate::models::Registry::load(
+        cli.global.models_file.as_deref(),
+    )?);
+    let hf_cache = hf_cache.to_path_buf();
+    Ok(Arc::new(move |model: &str| {
+        let resolved = crate::models::resolve(&registry, model, &hf_cache)?;
+        Ok(ModelInfo {
+            id: resolved.id,
+            dir: resolved.dir,
+            defaults: resolved.defaults,
+        })
+    }))
+}
