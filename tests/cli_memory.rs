@@ -16,7 +16,16 @@ fn base(home: &Path) -> Command {
         .env_remove("PALLAIDIUM_LOG")
         .args(["--device", "cpu", "--dtype", "f32", "--model"])
         .arg(tiny())
-        .args(["--prompt", "a lighthouse", "--width", "64", "--height", "64", "--steps", "2"]);
+        .args([
+            "--prompt",
+            "a lighthouse",
+            "--width",
+            "64",
+            "--height",
+            "64",
+            "--steps",
+            "2",
+        ]);
     cmd
 }
 
@@ -25,7 +34,11 @@ fn planned_peak(home: &Path, residency: &str) -> u64 {
         .args(["--plan", "--json", "--residency", residency])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     plan["peak_bytes"].as_u64().unwrap()
 }
@@ -43,7 +56,10 @@ fn a_budget_too_small_refuses_the_job_before_anything_runs() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("not enough memory"), "{stderr}");
     assert!(stderr.contains("1.0 MiB is available"), "{stderr}");
-    assert!(stderr.contains("--memory-budget"), "the fix is named: {stderr}");
+    assert!(
+        stderr.contains("--memory-budget"),
+        "the fix is named: {stderr}"
+    );
     assert!(!out_dir.exists(), "nothing may be written");
     let history = Command::cargo_bin("pallaidium")
         .unwrap()
@@ -51,7 +67,11 @@ fn a_budget_too_small_refuses_the_job_before_anything_runs() {
         .args(["--headless", "--history", "--json"])
         .output()
         .unwrap();
-    assert!(history.stdout.is_empty(), "nothing may be queued: {}", String::from_utf8_lossy(&history.stdout));
+    assert!(
+        history.stdout.is_empty(),
+        "nothing may be queued: {}",
+        String::from_utf8_lossy(&history.stdout)
+    );
 }
 
 #[test]
@@ -59,15 +79,28 @@ fn a_budget_that_fits_only_staged_runs_staged() {
     let home = tempfile::tempdir().unwrap();
     let staged = planned_peak(home.path(), "staged");
     let resident = planned_peak(home.path(), "resident");
-    assert!(staged < resident, "staged {staged} must need less than resident {resident}");
+    assert!(
+        staged < resident,
+        "staged {staged} must need less than resident {resident}"
+    );
     let budget = (staged + resident) / 2;
     let out_dir = home.path().join("out");
     let out = base(home.path())
-        .args(["--headless", "--json", "--memory-budget", &format!("{budget}B"), "--out"])
+        .args([
+            "--headless",
+            "--json",
+            "--memory-budget",
+            &format!("{budget}B"),
+            "--out",
+        ])
         .arg(&out_dir)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let logs: String = std::fs::read_dir(home.path().join("logs"))
         .unwrap()
         .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
@@ -77,5 +110,8 @@ fn a_budget_that_fits_only_staged_runs_staged() {
         .find(|l| l.contains("memory plan"))
         .unwrap_or_else(|| panic!("no memory plan logged:\n{logs}"));
     assert!(plan_line.contains("residency=Staged"), "{plan_line}");
-    assert!(logs.contains("text encoders released"), "staged mode frees the encoders");
+    assert!(
+        logs.contains("text encoders released"),
+        "staged mode frees the encoders"
+    );
 }

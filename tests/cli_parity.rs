@@ -12,9 +12,14 @@ fn fixtures() -> PathBuf {
 }
 
 fn reference(model: &str, name: &str) -> serde_json::Value {
-    let path = fixtures().join(model).join(format!("reference/pipeline_{name}.json"));
+    let path = fixtures()
+        .join(model)
+        .join(format!("reference/pipeline_{name}.json"));
     let text = std::fs::read_to_string(path).unwrap();
-    let text = text.replace("-Infinity", "null").replace("Infinity", "null").replace("NaN", "null");
+    let text = text
+        .replace("-Infinity", "null")
+        .replace("Infinity", "null")
+        .replace("NaN", "null");
     serde_json::from_str(&text).unwrap()
 }
 
@@ -33,8 +38,18 @@ fn run_headless(model: &str, name: &str, noise_file: &str, extra: &[&str]) -> f6
         .args(["--negative", r["negative_prompt"].as_str().unwrap()])
         .args(["--steps", &r["steps"].to_string()])
         .args(["--guidance", &r["guidance_scale"].to_string()])
-        .args(["--width", &r["width"].to_string(), "--height", &r["height"].to_string()])
-        .args(["--scheduler", r["scheduler_name"].as_str().unwrap(), "--seed", "0"])
+        .args([
+            "--width",
+            &r["width"].to_string(),
+            "--height",
+            &r["height"].to_string(),
+        ])
+        .args([
+            "--scheduler",
+            r["scheduler_name"].as_str().unwrap(),
+            "--seed",
+            "0",
+        ])
         .arg("--init-latents")
         .arg(dir.join("reference").join(noise_file))
         .arg("--out")
@@ -76,7 +91,11 @@ fn run_headless(model: &str, name: &str, noise_file: &str, extra: &[&str]) -> f6
 
 #[test]
 fn headless_txt2img_matches_diffusers() {
-    for (model, name) in [("sd1-tiny", "dpmpp2m-karras"), ("sd2-tiny", "euler"), ("sdxl-tiny", "euler")] {
+    for (model, name) in [
+        ("sd1-tiny", "dpmpp2m-karras"),
+        ("sd2-tiny", "euler"),
+        ("sdxl-tiny", "euler"),
+    ] {
         let mad = run_headless(model, name, "init_latents.npy", &[]);
         assert!(mad < 1.0, "{model} {name}: mean abs diff {mad}");
     }

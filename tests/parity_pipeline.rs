@@ -14,7 +14,9 @@ fn fixtures() -> PathBuf {
 
 fn load_tensor(path: &Path, key: &str) -> Tensor {
     let map = candle_core::safetensors::load(path, &Device::Cpu).unwrap();
-    map.get(key).unwrap_or_else(|| panic!("{key} missing in {}", path.display())).clone()
+    map.get(key)
+        .unwrap_or_else(|| panic!("{key} missing in {}", path.display()))
+        .clone()
 }
 
 fn pipeline(model: &str, residency: Residency) -> SdPipeline {
@@ -47,7 +49,10 @@ fn request(reference: &serde_json::Value, noise: Tensor) -> GenerateRequest {
         batch: 1,
         scheduler: s("scheduler_name"),
         init_image: image_at("init_image").map(|i| i.to_rgb8()),
-        strength: reference.get("strength").and_then(|v| v.as_f64()).unwrap_or(1.0),
+        strength: reference
+            .get("strength")
+            .and_then(|v| v.as_f64())
+            .unwrap_or(1.0),
         mask: image_at("mask_image").map(|i| i.to_luma8()),
         init_latents: Some(noise),
         memory: MemoryModes::default(),
@@ -71,7 +76,10 @@ fn mean_abs_diff(ours: &image::RgbImage, reference: &Tensor) -> f64 {
 /// Python's json writes -Infinity/NaN (e.g. lambda_min_clipped); these files only need other keys.
 fn read_reference(path: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(path).unwrap();
-    let text = text.replace("-Infinity", "null").replace("Infinity", "null").replace("NaN", "null");
+    let text = text
+        .replace("-Infinity", "null")
+        .replace("Infinity", "null")
+        .replace("NaN", "null");
     serde_json::from_str(&text).unwrap()
 }
 
@@ -97,15 +105,30 @@ fn check(model: &str, name: &str, residency: Residency) {
     let expected = load_tensor(&dir.join(format!("pipeline_{name}.safetensors")), "image");
     let mad = mean_abs_diff(&images[0].image, &expected);
     eprintln!("{model} {name}: mean abs diff {mad:.4} (0-255)");
-    assert!(mad < 1.0, "{model} {name}: mean abs diff {mad} >= 1 (0-255 scale)");
+    assert!(
+        mad < 1.0,
+        "{model} {name}: mean abs diff {mad} >= 1 (0-255 scale)"
+    );
     let steps = steps.into_inner().unwrap();
     assert!(!steps.is_empty(), "no progress events");
-    assert_eq!(steps, (1..=steps.len() as u32).collect::<Vec<_>>(), "progress steps out of order");
+    assert_eq!(
+        steps,
+        (1..=steps.len() as u32).collect::<Vec<_>>(),
+        "progress steps out of order"
+    );
 }
 
 #[test]
 fn sd1_txt2img_every_deterministic_scheduler() {
-    for name in ["ddim", "ddim_10", "euler", "euler_nocfg", "dpmpp2m", "dpmpp2m-karras", "unipc"] {
+    for name in [
+        "ddim",
+        "ddim_10",
+        "euler",
+        "euler_nocfg",
+        "dpmpp2m",
+        "dpmpp2m-karras",
+        "unipc",
+    ] {
         check("sd1-tiny", name, Residency::Resident);
     }
 }
@@ -163,7 +186,11 @@ fn cancelled_job_stops_and_returns_cancelled() {
     };
     let err = pipe.generate(&req, &sink, &cancel).unwrap_err();
     assert!(matches!(err, pallaidium::Error::Cancelled), "{err}");
-    assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 2, "must stop within one step");
+    assert_eq!(
+        seen.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "must stop within one step"
+    );
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! Subcommands other than the TUI and headless runs.
+pub mod bench;
 pub mod doctor;
+pub mod fetch;
 pub mod info;
 pub mod models;
-pub mod fetch;
 pub mod plan;
-pub mod bench;

@@ -233,18 +233,17 @@ impl Worker {
                 pass.init_latents = Some(latents.narrow(0, done as usize, pass.batch as usize)?);
             }
             let generate_started = Instant::now();
-            let images = match catch_unwind(AssertUnwindSafe(|| {
-                engine.generate(&pass, &sink, cancel)
-            })) {
-                Ok(result) => result?,
-                Err(panic) => {
-                    self.cache.evict(&key);
-                    return Err(crate::Error::job_failed(format!(
-                        "the engine crashed: {}",
-                        panic_message(&*panic)
-                    )));
-                }
-            };
+            let images =
+                match catch_unwind(AssertUnwindSafe(|| engine.generate(&pass, &sink, cancel))) {
+                    Ok(result) => result?,
+                    Err(panic) => {
+                        self.cache.evict(&key);
+                        return Err(crate::Error::job_failed(format!(
+                            "the engine crashed: {}",
+                            panic_message(&*panic)
+                        )));
+                    }
+                };
             generate_s += generate_started.elapsed().as_secs_f64();
             let write_started = Instant::now();
             for image in images {

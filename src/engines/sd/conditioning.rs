@@ -49,7 +49,11 @@ pub fn encode_sd(
 ) -> Result<Conditioning> {
     let encode = |text: &str| -> Result<Tensor> {
         let ids = ids_tensor(pair.tokenizer, text, device)?;
-        Ok(pair.encoder.forward(&ids)?.last_hidden_state.to_dtype(dtype)?)
+        Ok(pair
+            .encoder
+            .forward(&ids)?
+            .last_hidden_state
+            .to_dtype(dtype)?)
     };
     let prompt_embeds = encode(prompt)?;
     let negative_embeds = negative.map(encode).transpose()?;
@@ -81,7 +85,8 @@ pub fn encode_sdxl(
             states.push(out.penultimate.to_dtype(dtype)?);
             pooled = Some(out.pooled.to_dtype(dtype)?);
         }
-        let pooled = pooled.ok_or_else(|| crate::Error::job_failed("SDXL needs two text encoders"))?;
+        let pooled =
+            pooled.ok_or_else(|| crate::Error::job_failed("SDXL needs two text encoders"))?;
         Ok((Tensor::cat(&states, 2)?, pooled))
     };
     let (prompt_embeds, pooled) = encode(prompt)?;
@@ -100,7 +105,7 @@ pub fn encode_sdxl(
         prompt: prompt_embeds,
         negative: negative_embeds,
         pooled: Some(pooled),
-        negative_pooled: negative_pooled,
+        negative_pooled,
     })
 }
 

@@ -5,12 +5,12 @@ use std::time::Instant;
 
 use candle_core::Tensor;
 
+use super::attention::AttentionMode;
 use super::conditioning::Conditioning;
 use super::latents::latent_preview;
 use super::noise::SeededNoise;
 use super::request::MemoryModes;
 use super::schedulers::Scheduler;
-use super::attention::AttentionMode;
 use super::unet::{AddedConditioning, UNet};
 use crate::engines::progress::{CancelToken, EngineEvent, ProgressSink};
 use crate::error::{Error, Result};
@@ -47,7 +47,11 @@ pub struct DenoiseInputs<'a> {
 }
 
 fn doubled(t: &Tensor, guided: bool) -> Result<Tensor> {
-    Ok(if guided { Tensor::cat(&[t, t], 0)? } else { t.clone() })
+    Ok(if guided {
+        Tensor::cat(&[t, t], 0)?
+    } else {
+        t.clone()
+    })
 }
 
 pub fn denoise(inp: DenoiseInputs<'_>) -> Result<Tensor> {
@@ -74,8 +78,13 @@ pub fn denoise(inp: DenoiseInputs<'_>) -> Result<Tensor> {
         }
         let t = timesteps[index];
         let _span = tracing::debug_span!("step", index, t).entered();
-        let model_in = inp.scheduler.scale_model_input(&doubled(&latents, guided)?, index)?;
-        let model_in = match inp.inpainting.and_then(|i| i.masked_image_latents.as_ref().map(|m| (&i.mask, m))) {
+        let model_in = inp
+            .scheduler
+            .scale_model_input(&doubled(&latents, guided)?, index)?;
+        let model_in = match inp
+            .inpainting
+            .and_then(|i| i.masked_image_latents.as_ref().map(|m| (&i.mask, m)))
+        {
             Some((mask, masked)) => {
                 let mask = doubled(mask, guided)?.to_dtype(model_in.dtype())?;
                 let masked = doubled(masked, guided)?.to_dtype(model_in.dtype())?;
@@ -83,7 +92,9 @@ pub fn denoise(inp: DenoiseInputs<'_>) -> Result<Tensor> {
             }
             None => model_in,
         };
-        let out = inp.unet.forward(&model_in, t, &context, added.as_ref(), attn)?;
+        let out = inp
+            .unet
+            .forward(&model_in, t, &context, added.as_ref(), attn)?;
         let guided_out = if guided {
             let uncond = out.narrow(0, 0, n)?;
             let text = out.narrow(0, n, n)?;
@@ -91,27 +102,44 @@ pub fn denoise(inp: DenoiseInputs<'_>) -> Result<Tensor> {
         } else {
             out
         };
-        latents = inp.scheduler.step(&guided_out, index, &latents, &mut step_noise)?;
-        if let Some(blend) = inp.inpainting.filter(|i| i.masked_image_latents.is_none()) {
-            if let Some(image_latents) = &blend.image_latents {
-                let proper = if index + 1 < timesteps.len() {
-                    inp.scheduler.add_noise(image_latents, inp.noise, index + 1)?
-                } else {
-                    image_latents.clone()
-                };
-                let mask = blend.mask.to_dtype(latents.dtype())?;
-                let keep = (mask.ones_like()? - &mask)?;
-                latents = (proper.broadcast_mul(&keep)? + latents.broadcast_mul(&mask)?)?;
-            }
+        latents = inp
+            .scheduler
+            .step(&guided_out, index, &latents, &mut step_noise)?;
+        // Ordinary models inpaint by blending: outside the mask, the image re-noised to the next level.
+        if let Some(blend) = inp.inpainting.filter(|i| i.masked_image_latents.is_none())
+            && let Some(image_latents) = &blend.image_latents
+        {
+            let proper = if index + 1 < timesteps.len() {
+                inp.scheduler
+                    .add_noise(image_latents, inp.noise, index + 1)?
+            } else {
+                image_latents.clone()
+            };
+            let mask = blend.mask.to_dtype(latents.dtype())?;
+            let keep = (mask.ones_like()? - &mask)?;
+            latents = (proper.broadcast_mul(&keep)? + latents.broadcast_mul(&mask)?)?;
         }
         let step = done as u32 + 1;
         let elapsed_s = begin.elapsed().as_secs_f64();
         let eta_s = elapsed_s / f64::from(step) * (total as f64 - f64::from(step));
-        inp.sink.emit(EngineEvent::Progress { step, steps: total as u32, elapsed_s, eta_s });
-        if inp.preview_every > 0 && step % inp.preview_every == 0 && (step as usize) < total {
-            inp.sink.emit(EngineEvent::Preview(latent_preview(&latents, inp.sdxl)?));
+        inp.sink.emit(EngineEvent::Progress {
+            step,
+            steps: total as u32,
+            elapsed_s,
+            eta_s,
+        });
+        if inp.preview_every > 0
+            && step.is_multiple_of(inp.preview_every)
+            && (step as usize) < total
+        {
+            inp.sink
+                .emit(EngineEvent::Preview(latent_preview(&latents, inp.sdxl)?));
         }
     }
-    tracing::info!(steps = total, seconds = begin.elapsed().as_secs_f64(), "denoising done");
+    tracing::info!(
+        steps = total,
+        seconds = begin.elapsed().as_secs_f64(),
+        "denoising done"
+    );
     Ok(latents)
 }

@@ -10,7 +10,11 @@ use crate::error::{Error, Result};
 /// RGB u8 image -> (1, 3, H, W) tensor in [-1, 1], as diffusers' VaeImageProcessor normalises.
 pub fn image_to_tensor(image: &image::RgbImage, device: &Device, dtype: DType) -> Result<Tensor> {
     let (w, h) = (image.width() as usize, image.height() as usize);
-    let data: Vec<f32> = image.as_raw().iter().map(|&v| f32::from(v) / 127.5 - 1.0).collect();
+    let data: Vec<f32> = image
+        .as_raw()
+        .iter()
+        .map(|&v| f32::from(v) / 127.5 - 1.0)
+        .collect();
     let t = Tensor::from_vec(data, (h, w, 3), &Device::Cpu)?
         .permute((2, 0, 1))?
         .unsqueeze(0)?
@@ -48,7 +52,9 @@ pub fn mask_to_latent_size(mask: &Tensor, lh: usize, lw: usize) -> Result<Tensor
 pub fn tensor_to_images(decoded: &Tensor) -> Result<Vec<image::RgbImage>> {
     let x = ((decoded.to_dtype(DType::F32)? / 2.0)? + 0.5)?.clamp(0f32, 1f32)?;
     let (b, _, h, w) = x.dims4()?;
-    let x = (x.permute((0, 2, 3, 1))? * 255.0)?.round()?.to_device(&Device::Cpu)?;
+    let x = (x.permute((0, 2, 3, 1))? * 255.0)?
+        .round()?
+        .to_device(&Device::Cpu)?;
     let mut out = Vec::with_capacity(b);
     for i in 0..b {
         let data: Vec<u8> = x
@@ -109,17 +115,22 @@ const SDXL_FACTORS: [[f32; 3]; 4] = [
 /// A cheap RGB look at the first image's latents (latent resolution, no VAE).
 pub fn latent_preview(latents: &Tensor, sdxl: bool) -> Result<RgbPreview> {
     let factors = if sdxl { &SDXL_FACTORS } else { &SD_FACTORS };
-    let first = latents.get(0)?.to_dtype(DType::F32)?.to_device(&Device::Cpu)?;
+    let first = latents
+        .get(0)?
+        .to_dtype(DType::F32)?
+        .to_device(&Device::Cpu)?;
     let (c, h, w) = first.dims3()?;
     let channels = c.min(4);
     let flat = first.flatten_from(1)?.to_vec2::<f32>()?;
     let mut pixels = Vec::with_capacity(h * w * 3);
     for p in 0..h * w {
-        for rgb in 0..3 {
-            let mut v = 0.0f32;
-            for (ch, row) in flat.iter().enumerate().take(channels) {
-                v += row[p] * factors[ch][rgb];
+        let mut rgb = [0.0f32; 3];
+        for (row, factor) in flat.iter().zip(factors).take(channels) {
+            for (v, f) in rgb.iter_mut().zip(factor) {
+                *v += row[p] * f;
             }
+        }
+        for v in rgb {
             pixels.push((((v + 1.0) / 2.0).clamp(0.0, 1.0) * 255.0).round() as u8);
         }
     }

@@ -101,14 +101,31 @@ impl SdPipeline {
     }
 
     fn encode_prompts(&mut self, req: &GenerateRequest, guided: bool) -> Result<Conditioning> {
-        let (device, dtype, zeros) = (self.device.clone(), self.dtype, self.force_zeros_for_empty_prompt);
+        let (device, dtype, zeros) = (
+            self.device.clone(),
+            self.dtype,
+            self.force_zeros_for_empty_prompt,
+        );
         let negative = guided.then_some(req.negative.as_str());
         let (te, te2) = self.components.text_encoders()?;
-        let first = EncoderPair { tokenizer: &self.tokenizer, encoder: te };
+        let first = EncoderPair {
+            tokenizer: &self.tokenizer,
+            encoder: te,
+        };
         match (&self.tokenizer_2, te2) {
             (Some(tok2), Some(te2)) => {
-                let second = EncoderPair { tokenizer: tok2, encoder: te2 };
-                encode_sdxl([&first, &second], &req.prompt, negative, zeros, &device, dtype)
+                let second = EncoderPair {
+                    tokenizer: tok2,
+                    encoder: te2,
+                };
+                encode_sdxl(
+                    [&first, &second],
+                    &req.prompt,
+                    negative,
+                    zeros,
+                    &device,
+                    dtype,
+                )
             }
             _ => encode_sd(&first, &req.prompt, negative, &device, dtype),
         }
@@ -138,14 +155,21 @@ impl SdPipeline {
         let (device, dtype) = (self.device.clone(), self.dtype);
         let guided = req.guidance > 1.0;
 
-        sink.emit(EngineEvent::Loading { stage: "text_encoder".into() });
+        sink.emit(EngineEvent::Loading {
+            stage: "text_encoder".into(),
+        });
         let cond = stage("text_encoder", || self.encode_prompts(req, guided))?;
         self.components.release_text_encoders();
         check_cancel(cancel)?;
 
-        let mut scheduler = schedulers::build(&req.scheduler, &self.scheduler_config, req.steps as usize)?;
+        let mut scheduler =
+            schedulers::build(&req.scheduler, &self.scheduler_config, req.steps as usize)?;
         let has_image = req.init_image.is_some();
-        let start = if has_image { schedulers::img2img_start(req.steps as usize, req.strength) } else { 0 };
+        let start = if has_image {
+            schedulers::img2img_start(req.steps as usize, req.strength)
+        } else {
+            0
+        };
         if start >= scheduler.timesteps().len() {
             return Err(Error::bad_input(format!(
                 "--strength {} with {} steps leaves no denoising step to run: raise --strength or --steps",
@@ -160,7 +184,11 @@ impl SdPipeline {
         let noise = match &req.init_latents {
             Some(t) => {
                 let t = t.to_device(&device)?.to_dtype(dtype)?;
-                if t.dim(0)? == n { t } else { t.repeat((n, 1, 1, 1))? }
+                if t.dim(0)? == n {
+                    t
+                } else {
+                    t.repeat((n, 1, 1, 1))?
+                }
             }
             None => seeded_noise(&seeds, (latent_channels, lh, lw), &device, dtype)?,
         };
@@ -171,7 +199,11 @@ impl SdPipeline {
             .as_ref()
             .map(|img| image_to_tensor(img, &device, dtype))
             .transpose()?;
-        let mask_full = req.mask.as_ref().map(|m| mask_to_tensor(m, &device, dtype)).transpose()?;
+        let mask_full = req
+            .mask
+            .as_ref()
+            .map(|m| mask_to_tensor(m, &device, dtype))
+            .transpose()?;
         let inpaint9 = self.is_inpainting_model();
         if inpaint9 && (mask_full.is_none() || image_tensor.is_none()) {
             return Err(Error::bad_input(
@@ -179,10 +211,14 @@ impl SdPipeline {
             ));
         }
         if image_tensor.is_some() {
-            sink.emit(EngineEvent::Loading { stage: "vae_encode".into() });
+            sink.emit(EngineEvent::Loading {
+                stage: "vae_encode".into(),
+            });
         }
         if mask_full.is_some() && image_tensor.is_none() {
-            return Err(Error::bad_input("--mask needs --init-image: the image to repaint"));
+            return Err(Error::bad_input(
+                "--mask needs --init-image: the image to repaint",
+            ));
         }
         // Inpainting at full strength starts from pure noise, as diffusers' is_strength_max.
         let from_noise = mask_full.is_some() && req.strength >= 1.0;
@@ -217,9 +253,13 @@ impl SdPipeline {
         self.components.release_vae();
         check_cancel(cancel)?;
 
-        sink.emit(EngineEvent::Loading { stage: "unet".into() });
+        sink.emit(EngineEvent::Loading {
+            stage: "unet".into(),
+        });
         let time_ids = if self.is_sdxl() {
-            Some(super::conditioning::sdxl_time_ids(req.height, req.width, &device, dtype)?)
+            Some(super::conditioning::sdxl_time_ids(
+                req.height, req.width, &device, dtype,
+            )?)
         } else {
             None
         };
@@ -249,8 +289,12 @@ impl SdPipeline {
             ));
         }
 
-        sink.emit(EngineEvent::Loading { stage: "vae_decode".into() });
-        let images = stage("vae_decode", || self.decode(&latents, req.memory.vae_tiling))?;
+        sink.emit(EngineEvent::Loading {
+            stage: "vae_decode".into(),
+        });
+        let images = stage("vae_decode", || {
+            self.decode(&latents, req.memory.vae_tiling)
+        })?;
         self.components.release_vae();
         Ok(images
             .into_iter()
@@ -260,7 +304,8 @@ impl SdPipeline {
     }
 
     fn decode(&mut self, latents: &Tensor, tiled: bool) -> Result<Vec<image::RgbImage>> {
-        let scaled = (latents.to_dtype(self.components.vae_dtype())? / self.vae_config.scaling_factor)?;
+        let scaled =
+            (latents.to_dtype(self.components.vae_dtype())? / self.vae_config.scaling_factor)?;
         let vae = self.components.vae()?;
         let mut decoded = Vec::with_capacity(scaled.dim(0)?);
         // One image at a time: the decoder's activations are the largest of the whole job.
@@ -285,7 +330,11 @@ impl SdPipeline {
 }
 
 fn validate(req: &GenerateRequest) -> Result<()> {
-    if req.width % 8 != 0 || req.height % 8 != 0 || req.width == 0 || req.height == 0 {
+    if !req.width.is_multiple_of(8)
+        || !req.height.is_multiple_of(8)
+        || req.width == 0
+        || req.height == 0
+    {
         return Err(Error::bad_input(format!(
             "size {}x{} is not a multiple of 8: use e.g. {}x{}",
             req.width,
@@ -301,20 +350,31 @@ fn validate(req: &GenerateRequest) -> Result<()> {
         return Err(Error::bad_input("--batch must be at least 1"));
     }
     if !(0.0..=1.0).contains(&req.strength) {
-        return Err(Error::bad_input(format!("--strength {} is outside 0..1", req.strength)));
+        return Err(Error::bad_input(format!(
+            "--strength {} is outside 0..1",
+            req.strength
+        )));
     }
     Ok(())
 }
 
 fn check_cancel(cancel: &CancelToken) -> Result<()> {
-    if cancel.is_cancelled() { Err(Error::Cancelled) } else { Ok(()) }
+    if cancel.is_cancelled() {
+        Err(Error::Cancelled)
+    } else {
+        Ok(())
+    }
 }
 
 fn stage<T>(name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
     let _span = tracing::info_span!("stage", name).entered();
     let start = std::time::Instant::now();
     let out = f()?;
-    tracing::info!(stage = name, seconds = start.elapsed().as_secs_f64(), "stage done");
+    tracing::info!(
+        stage = name,
+        seconds = start.elapsed().as_secs_f64(),
+        "stage done"
+    );
     crate::logging::log_memory(name);
     Ok(out)
 }
