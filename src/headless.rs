@@ -14,9 +14,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::cli::Cli;
-use crate::jobs::{
-    JobEvent, JobId, JobRunner, JobState, Store,
-};
+use crate::jobs::{JobEvent, JobId, JobRunner, JobState, Store};
 
 /// Runs what the command line asks for and returns the process exit code
 /// (0 all done, 1 a job failed, 2 bad input, 130 cancelled).
@@ -69,6 +67,7 @@ async fn run_jobs(
     let _awake = crate::platform::KeepAwake::acquire("pallaidium is generating");
     let mut view = progress::HumanView::new(std::io::stderr().is_terminal());
     let mut failed = false;
+    let mut failed_jobs: Vec<JobId> = Vec::new();
     let mut stopping = false;
     while !waiting.is_empty() {
         tokio::select! {
@@ -79,7 +78,10 @@ async fn run_jobs(
                     }
                     show(&event, json, cli.job.preview, &mut view);
                     if event.is_terminal() {
-                        failed |= matches!(event, JobEvent::Failed { .. });
+                        if matches!(event, JobEvent::Failed { .. }) {
+                            failed = true;
+                            failed_jobs.push(event.job());
+                        }
                         waiting.remove(&event.job());
                     }
                 }
@@ -101,9 +103,14 @@ async fn run_jobs(
         }
     }
     // The worker finishes (or has stopped) its job; waiting jobs stay queued in the store.
+    // Failures that were all the user's input (a model folder whose files do not match) exit 2.
+    let bad_input_only =
+        !failed_jobs.is_empty() && failed_jobs.iter().all(|&id| runner.failed_on_bad_input(id));
     runner.shutdown();
     Ok(if stopping {
         130
+    } else if failed && bad_input_only {
+        2
     } else if failed {
         1
     } else {
@@ -184,4 +191,3 @@ fn show_inline(outputs: &[std::path::PathBuf]) {
         }
     }
 }
-

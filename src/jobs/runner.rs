@@ -41,6 +41,7 @@ impl JobRunner {
             wake: std::sync::Condvar::new(),
             events,
             closing: AtomicBool::new(false),
+            bad_input_failures: std::sync::Mutex::new(std::collections::HashSet::new()),
         });
         let worker = Worker::new(Arc::clone(&shared), config.clone());
         let handle = std::thread::Builder::new()
@@ -83,6 +84,15 @@ impl JobRunner {
             planner.plan(&model.dir, &filled, &request, dtype)?;
         }
         Ok(filled)
+    }
+
+    /// Whether `id` failed on bad input (e.g. model files that do not match their config).
+    pub fn failed_on_bad_input(&self, id: JobId) -> bool {
+        self.shared
+            .bad_input_failures
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .contains(&id)
     }
 
     /// Checks every spec, then persists them all (or none) and queues them.

@@ -28,6 +28,9 @@ pub struct Shared {
     pub events: broadcast::Sender<JobEvent>,
     /// Set when the owner wants the worker to exit once it is idle.
     pub closing: std::sync::atomic::AtomicBool,
+    /// Jobs that failed on the user's input (a broken model folder found only at load time):
+    /// a headless run that failed only on these exits 2, not 1.
+    pub bad_input_failures: Mutex<std::collections::HashSet<JobId>>,
 }
 
 impl Shared {
@@ -124,6 +127,13 @@ impl Worker {
                 (JobEvent::Cancelled { job: id }, stored)
             }
             Err(err) => {
+                if err.exit_code() == 2 {
+                    self.shared
+                        .bad_input_failures
+                        .lock()
+                        .unwrap_or_else(|poisoned| poisoned.into_inner())
+                        .insert(id);
+                }
                 let error = err.to_string();
                 tracing::error!(%error, "job failed");
                 let stored = store.mark_failed(id, &error);

@@ -94,7 +94,9 @@ fn first_line(e: &candle_core::Error) -> String {
     text.lines().next().unwrap_or_default().to_string()
 }
 
-fn find_weight_files(dir: &Path, fp16_variant: bool) -> Result<Vec<PathBuf>> {
+/// The weight files of one component folder, as the loader picks them (fp16 variant first when
+/// asked, sharded indexes followed); pickles are refused with how to convert them.
+pub fn find_weight_files(dir: &Path, fp16_variant: bool) -> Result<Vec<PathBuf>> {
     if !dir.is_dir() {
         return Err(Error::bad_input(format!(
             "{} is not a folder; expected a diffusers component folder with a config.json and \

@@ -6,11 +6,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::Result;
 use crate::engines::sd::config::{TextEncoderConfig, UNetConfig, VaeConfig};
 use crate::models::safetensors_header::{self, SafetensorsHeader};
-use crate::{Error, Result};
-
-const STEMS: [&str; 2] = ["diffusion_pytorch_model", "model"];
 
 /// One component's weights: its files and the elements it holds.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -149,53 +147,10 @@ impl ModelFootprint {
 
 /// The weight files of one component folder, found as the engine finds them, headers read.
 fn component(folder: &Path, name: &str, fp16_variant: bool) -> Result<ComponentWeights> {
-    let files = weight_files(folder, fp16_variant)?;
+    let files = crate::engines::sd::weights::find_weight_files(folder, fp16_variant)?;
     let headers = files
         .iter()
         .map(|f| safetensors_header::read_header(f))
         .collect::<Result<Vec<_>>>()?;
     Ok(ComponentWeights::from_headers(name, &headers))
-}
-
-fn weight_files(folder: &Path, fp16_variant: bool) -> Result<Vec<PathBuf>> {
-    let variants: &[&str] = if fp16_variant { &[".fp16", ""] } else { &[""] };
-    for variant in variants {
-        for stem in STEMS {
-            let single = folder.join(format!("{stem}{variant}.safetensors"));
-            if single.is_file() {
-                return Ok(vec![single]);
-            }
-            let index = folder.join(format!("{stem}{variant}.safetensors.index.json"));
-            if index.is_file() {
-                return shards(&index);
-            }
-        }
-    }
-    for stem in STEMS {
-        for ext in safetensors_header::PICKLE_EXTENSIONS {
-            let pickle = folder.join(format!("{stem}.{ext}"));
-            if pickle.is_file() {
-                safetensors_header::refuse_pickle(&pickle)?;
-            }
-        }
-    }
-    Err(Error::bad_input(format!(
-        "no weights in {}: expected diffusion_pytorch_model.safetensors or model.safetensors",
-        folder.display()
-    )))
-}
-
-fn shards(index: &Path) -> Result<Vec<PathBuf>> {
-    #[derive(serde::Deserialize)]
-    struct Index {
-        weight_map: std::collections::BTreeMap<String, String>,
-    }
-    let text = std::fs::read_to_string(index).map_err(|e| Error::io(index, e))?;
-    let parsed: Index = serde_json::from_str(&text)
-        .map_err(|e| Error::bad_input(format!("{}: not a shard index: {e}", index.display())))?;
-    let dir = index.parent().unwrap_or(Path::new("."));
-    let mut files: Vec<PathBuf> = parsed.weight_map.values().map(|f| dir.join(f)).collect();
-    files.sort();
-    files.dedup();
-    Ok(files)
 }
