@@ -46,7 +46,13 @@ async fn run_jobs(
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sighup = signal(SignalKind::hangup())?;
 
-    let config = crate::jobs::setup::runner_setup(cli, paths, 0)?.config;
+    let config = crate::jobs::setup::runner_setup(
+        cli,
+        paths,
+        0,
+        crate::jobs::setup::FetchDisplay::StderrBar,
+    )?
+    .config;
     let store = Store::open(&paths.queue_db).map_err(crate::Error::from)?;
     let runner = JobRunner::start(store, config)?;
     let mut events = runner.subscribe();

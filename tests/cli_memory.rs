@@ -115,3 +115,47 @@ fn a_budget_that_fits_only_staged_runs_staged() {
         "staged mode frees the encoders"
     );
 }
+
+/// A registry model missing from the cache is downloaded on demand (here the endpoint is a closed
+/// local port, so the download fails fast and says so); with --offline nothing is attempted.
+#[test]
+fn a_registry_model_missing_from_the_cache_is_fetched_on_demand_unless_offline() {
+    let home = tempfile::tempdir().unwrap();
+    let run = |offline: bool| {
+        let mut cmd = Command::cargo_bin("pallaidium").unwrap();
+        cmd.env("PALLAIDIUM_HOME", home.path())
+            .env("HF_HOME", home.path().join("hf"))
+            .env("HF_ENDPOINT", "http://127.0.0.1:9")
+            .env_remove("HF_HUB_OFFLINE")
+            .args([
+                "--headless",
+                "--json",
+                "--device",
+                "cpu",
+                "--model",
+                "sd15",
+                "--prompt",
+                "x",
+            ]);
+        if offline {
+            cmd.arg("--offline");
+        }
+        cmd.output().unwrap()
+    };
+    let online = run(false);
+    assert_eq!(online.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&online.stderr);
+    assert!(stderr.contains("downloading it failed"), "{stderr}");
+    assert!(
+        stderr.contains("127.0.0.1:9"),
+        "the endpoint tried is named: {stderr}"
+    );
+    let offline = run(true);
+    assert_eq!(offline.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&offline.stderr);
+    assert!(
+        !stderr.contains("downloading it failed"),
+        "offline must not download: {stderr}"
+    );
+    assert!(stderr.contains("pallaidium fetch sd15"), "{stderr}");
+}

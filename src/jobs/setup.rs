@@ -19,7 +19,21 @@ pub struct RunnerSetup {
     pub platform: Arc<PlatformInfo>,
 }
 
-pub fn runner_setup(cli: &Cli, paths: &Paths, preview_every: u32) -> crate::Result<RunnerSetup> {
+/// How a model missing from the cache is downloaded on demand (never when offline).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FetchDisplay {
+    /// A progress bar on stderr (headless).
+    StderrBar,
+    /// Log lines only (the TUI owns the screen).
+    LogOnly,
+}
+
+pub fn runner_setup(
+    cli: &Cli,
+    paths: &Paths,
+    preview_every: u32,
+    fetch: FetchDisplay,
+) -> crate::Result<RunnerSetup> {
     let budget_cap =
         crate::device::memory::parse_memory_budget(cli.global.memory_budget.as_deref())?;
     let request = crate::device::DeviceRequest::parse(&cli.global.device)?;
@@ -41,7 +55,7 @@ pub fn runner_setup(cli: &Cli, paths: &Paths, preview_every: u32) -> crate::Resu
     let config = RunnerConfig {
         out_dir: paths.outputs.clone(),
         device,
-        models: model_lookup(cli, &paths.hf_cache)?,
+        models: model_lookup(cli, &paths.hf_cache, fetch)?,
         cache_capacity_bytes,
         preview_every,
         planner: Some(Arc::new(JobPlanner::new(
@@ -57,13 +71,43 @@ pub fn runner_setup(cli: &Cli, paths: &Paths, preview_every: u32) -> crate::Resu
     })
 }
 
-fn model_lookup(cli: &Cli, hf_cache: &Path) -> crate::Result<ModelLookup> {
+fn model_lookup(cli: &Cli, hf_cache: &Path, fetch: FetchDisplay) -> crate::Result<ModelLookup> {
     let registry = Arc::new(crate::models::Registry::load(
         cli.global.models_file.as_deref(),
     )?);
     let hf_cache = hf_cache.to_path_buf();
+    let global = cli.global.clone();
+    let offline = crate::models::fetch::offline_requested(global.offline);
     Ok(Arc::new(move |model: &str| {
-        let resolved = crate::models::resolve(&registry, model, &hf_cache)?;
+        let resolved = match crate::models::resolve(&registry, model, &hf_cache) {
+            Ok(resolved) => resolved,
+            // A registry model not in the cache is downloaded first, unless offline.
+            Err(missing) if !offline && registry.get(model).is_some() => {
+                tracing::info!(model, "not in the Hugging Face cache: downloading it");
+                let fetched = match fetch {
+                    FetchDisplay::StderrBar => {
+                        let mut bar = crate::models::fetch::StderrBar::new(
+                            std::io::IsTerminal::is_terminal(&std::io::stderr()),
+                        );
+                        crate::commands::fetch::fetch_model(&global, model, global.dtype, &mut bar)
+                    }
+                    FetchDisplay::LogOnly => crate::commands::fetch::fetch_model(
+                        &global,
+                        model,
+                        global.dtype,
+                        &mut crate::models::fetch::progress::Silent,
+                    ),
+                };
+                if let Err(err) = fetched {
+                    tracing::info!(model, %err, "download failed");
+                    return Err(crate::Error::bad_input(format!(
+                        "{missing}; downloading it failed: {err}"
+                    )));
+                }
+                crate::models::resolve(&registry, model, &hf_cache)?
+            }
+            Err(err) => return Err(err),
+        };
         Ok(ModelInfo {
             id: resolved.id,
             dir: resolved.dir,

@@ -1,20 +1,17 @@
-//! The app: focus, overlays and dispatch. Events go to the focused pane first; what no pane
-//! consumes is a global key. Panes ask for work with `Action`s; the app turns those into
-//! `Command`s for the loop (runner calls, file I/O), so the app itself never blocks.
+//! The app: focus, overlays, the compatibility findings and the memory plan of the form.
+//! Dispatch (`dispatch`) and drawing (`draw`) are its two halves. Panes ask for work with
+//! `Action`s; the app turns those into `Command`s for the loop (runner calls, file I/O,
+//! planning), so the app itself never blocks.
+
+mod dispatch;
+mod draw;
 
 use std::path::PathBuf;
 
-use crossterm::event::{
-    Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEventKind,
-};
 use image::DynamicImage;
-use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui_image::picker::Picker;
 
-use super::event::{AppEvent, SignalKind};
-use super::layout::{self, Areas};
-use super::overlay;
 use super::panes::compat::CompatPane;
 use super::panes::form::{Form, ModelChoice};
 use super::panes::gauges::GaugesPane;
@@ -23,9 +20,10 @@ use super::panes::params::ParamsPane;
 use super::panes::preview::PreviewPane;
 use super::panes::prompt::PromptPane;
 use super::panes::queue::QueuePane;
-use super::panes::{Action, DrawCtx, Handled, Pane, PaneId, ellipsize};
+use super::panes::{Pane, PaneId};
+use super::planning::PlanStatus;
 use super::theme::Theme;
-use crate::jobs::{JobEvent, JobId, JobSpec};
+use crate::jobs::{JobId, JobSpec};
 use crate::models::{Backend, CompatContext, Dtype, ModelEntry, Verdict, compat};
 
 /// How to leave.
@@ -42,16 +40,25 @@ pub enum Command {
     Submit(Box<JobSpec>),
     Cancel(JobId),
     Retry(JobId),
-    Move { job: JobId, index: usize },
+    Move {
+        job: JobId,
+        index: usize,
+    },
     SetPaused(bool),
     SaveHistory(Vec<String>),
     LoadImage(PathBuf),
+    /// Plan the form's job (debounced by the loop); the answer is `AppEvent::Plan`.
+    Plan {
+        generation: u64,
+        spec: Box<JobSpec>,
+    },
     Quit(QuitMode),
 }
 
 /// What the compatibility checks need besides the form.
 #[derive(Debug, Clone)]
 pub struct CompatEnv {
+    /// The runner's device kind: jobs run there whatever the form says.
     pub backend: Backend,
     pub chip: Option<String>,
     pub macos_version: Option<String>,
@@ -87,6 +94,9 @@ pub struct App {
     paused: bool,
     compat_env: CompatEnv,
     quit: Option<QuitMode>,
+    /// Bumped on every form change; a plan answers the generation it was asked for.
+    plan_generation: u64,
+    plan: PlanStatus,
     pub prompt: PromptPane,
     pub params: ParamsPane,
     pub queue: QueuePane,
@@ -94,19 +104,6 @@ pub struct App {
     pub compat: CompatPane,
     pub logs: LogsPane,
     pub preview: PreviewPane,
-}
-
-fn backend_of(device: &str, fallback: Backend) -> Backend {
-    let d = device.trim().to_ascii_lowercase();
-    if d == "cpu" {
-        Backend::Cpu
-    } else if d.starts_with("cuda") {
-        Backend::Cuda
-    } else if d.starts_with("metal") {
-        Backend::Metal
-    } else {
-        fallback
-    }
 }
 
 fn dtype_for(arg: crate::cli::DtypeArg, backend: Backend) -> Dtype {
@@ -143,6 +140,8 @@ impl App {
             paused: false,
             compat_env: config.compat,
             quit: None,
+            plan_generation: 0,
+            plan: PlanStatus::Idle,
             prompt: PromptPane::new(&config.prompt, &config.negative),
             params: ParamsPane::new(config.form, models),
             queue: QueuePane::default(),
@@ -172,11 +171,49 @@ impl App {
         self.size = Rect::new(0, 0, width, height);
     }
 
-    /// The device and dtype the form points at.
+    /// The runner's device and the dtype the form asks for.
     fn target(&self) -> (Backend, Dtype) {
-        let form = self.params.form();
-        let backend = backend_of(&form.device, self.compat_env.backend);
-        (backend, dtype_for(form.dtype, backend))
+        let backend = self.compat_env.backend;
+        (backend, dtype_for(self.params.form().dtype, backend))
+    }
+
+    /// The memory plan of the form as last answered (Pending while a new one is on its way).
+    pub fn plan(&self) -> &PlanStatus {
+        &self.plan
+    }
+
+    /// Commands the loop runs once at start: the first plan of the pre-filled form.
+    pub fn start_commands(&mut self) -> Vec<Command> {
+        self.request_plan().into_iter().collect()
+    }
+
+    /// The form changed: drop the old plan and ask for one of the new form, if it names a job.
+    fn request_plan(&mut self) -> Option<Command> {
+        self.plan_generation += 1;
+        let spec = self
+            .params
+            .form()
+            .to_spec()
+            .ok()
+            .filter(|s| !s.model.is_empty());
+        self.plan = if spec.is_some() {
+            PlanStatus::Pending
+        } else {
+            PlanStatus::Idle
+        };
+        self.recompute_compat();
+        spec.map(|spec| Command::Plan {
+            generation: self.plan_generation,
+            spec: Box::new(spec),
+        })
+    }
+
+    /// A plan arrived; one of an older form is dropped (a newer one is on its way).
+    pub fn plan_arrived(&mut self, generation: u64, status: PlanStatus) {
+        if generation == self.plan_generation {
+            self.plan = status;
+            self.recompute_compat();
+        }
     }
 
     fn context(&self, backend: Backend, dtype: Dtype) -> CompatContext {
@@ -184,7 +221,11 @@ impl App {
         let mut ctx = CompatContext::new(backend, dtype);
         ctx.chip = env.chip.clone();
         ctx.macos_version = env.macos_version.clone();
-        ctx.memory_budget_bytes = env.memory_budget_bytes;
+        // The plan's budget is the device's memory now, capped by --memory-budget.
+        ctx.memory_budget_bytes = match self.plan.peak_and_budget() {
+            Some((_, budget)) => Some(budget),
+            None => env.memory_budget_bytes,
+        };
         ctx.hf_token_present = env.hf_token_present;
         ctx
     }
@@ -200,6 +241,8 @@ impl App {
         });
         let form = self.params.form();
         let mut ctx = base;
+        // Only the form's own job has a predicted peak; the picker's badges do not.
+        ctx.predicted_peak_bytes = self.plan.peak_and_budget().map(|(peak, _)| peak);
         if let Ok(spec) = form.to_spec() {
             (ctx.width, ctx.height, ctx.steps, ctx.guidance) =
                 (spec.width, spec.height, spec.steps, spec.guidance);
@@ -216,8 +259,7 @@ impl App {
             dtype.as_str()
         );
         let findings = compat::check(&ctx, entry);
-        let memory = ctx.predicted_peak_bytes.zip(ctx.memory_budget_bytes);
-        self.compat.set(subject, findings, memory);
+        self.compat.set(subject, findings, self.plan.clone());
     }
 
     fn set_focus(&mut self, id: PaneId) {
@@ -264,226 +306,5 @@ impl App {
 
     pub fn notify(&mut self, notice: impl Into<String>) {
         self.notice = Some(notice.into());
-    }
-
-    pub fn handle(&mut self, event: AppEvent) -> Vec<Command> {
-        let mut actions = Vec::new();
-        let mut commands = Vec::new();
-        match &event {
-            AppEvent::Input(Event::Resize(w, h)) => self.set_size(*w, *h),
-            AppEvent::Input(Event::Key(key)) if key.kind != KeyEventKind::Release => {
-                self.on_key(key, &event, &mut actions, &mut commands);
-            }
-            AppEvent::Input(Event::Mouse(m)) => {
-                if let Some(areas) = layout::areas(self.size)
-                    && let Some(id) = areas.hit(m.column, m.row)
-                {
-                    match m.kind {
-                        MouseEventKind::Down(MouseButton::Left) => self.set_focus(id),
-                        MouseEventKind::ScrollUp | MouseEventKind::ScrollDown => {
-                            self.pane(id).handle(&event, &mut actions);
-                        }
-                        _ => {}
-                    }
-                }
-            }
-            AppEvent::Input(Event::Paste(_)) if self.overlay == Overlay::None => {
-                self.pane(self.focus).handle(&event, &mut actions);
-            }
-            AppEvent::Job(job_event) => {
-                for id in [PaneId::Queue, PaneId::Gauges, PaneId::Preview] {
-                    self.pane(id).handle(&event, &mut actions);
-                }
-                match job_event {
-                    JobEvent::Failed { job, error } => {
-                        self.notice = Some(format!("job {job} failed: {}", ellipsize(error, 80)))
-                    }
-                    JobEvent::Done { job, .. } => self.notice = Some(format!("job {job} done")),
-                    _ => {}
-                }
-            }
-            AppEvent::System(_) => {
-                self.gauges.handle(&event, &mut actions);
-            }
-            AppEvent::Signal(SignalKind::Terminate) => {
-                commands.push(Command::Quit(QuitMode::CancelJobs))
-            }
-            AppEvent::Signal(SignalKind::Hangup) => {
-                commands.push(Command::Quit(QuitMode::KeepJobs))
-            }
-            AppEvent::History(h) => self.prompt.set_history(h.clone()),
-            AppEvent::Notice(n) => self.notice = Some(n.clone()),
-            AppEvent::Submitted { job, spec } => self.job_submitted(*job, spec),
-            AppEvent::Image { label, image } => self.show_image(label.clone(), (**image).clone()),
-            AppEvent::Tick | AppEvent::Input(_) => {}
-        }
-        for action in actions {
-            self.apply(action, &mut commands);
-        }
-        if let Some(Command::Quit(mode)) = commands.iter().find(|c| matches!(c, Command::Quit(_))) {
-            self.quit = Some(*mode);
-        }
-        commands
-    }
-
-    fn on_key(
-        &mut self,
-        key: &KeyEvent,
-        event: &AppEvent,
-        actions: &mut Vec<Action>,
-        commands: &mut Vec<Command>,
-    ) {
-        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
-        match self.overlay {
-            Overlay::Help => {
-                if matches!(
-                    key.code,
-                    KeyCode::Esc | KeyCode::Char('?' | 'q') | KeyCode::Enter
-                ) {
-                    self.overlay = Overlay::None;
-                }
-                return;
-            }
-            Overlay::ConfirmQuit => {
-                match key.code {
-                    KeyCode::Char('c' | 'y') => commands.push(Command::Quit(QuitMode::CancelJobs)),
-                    KeyCode::Char('k') => commands.push(Command::Quit(QuitMode::KeepJobs)),
-                    KeyCode::Esc | KeyCode::Char('n') => self.overlay = Overlay::None,
-                    _ => {}
-                }
-                return;
-            }
-            Overlay::None => {}
-        }
-        match key.code {
-            KeyCode::Char('c') if ctrl => return self.request_quit(commands),
-            KeyCode::Char('g') if ctrl => return actions.push(Action::Submit),
-            KeyCode::F(5) => return actions.push(Action::Submit),
-            _ => {}
-        }
-        if layout::too_small(self.size) {
-            if key.code == KeyCode::Char('q') {
-                self.request_quit(commands);
-            }
-            return;
-        }
-        if self.pane(self.focus).handle(event, actions) == Handled::Consumed {
-            return;
-        }
-        match key.code {
-            KeyCode::Tab => self.set_focus(self.focus.next(true)),
-            KeyCode::BackTab => self.set_focus(self.focus.next(false)),
-            KeyCode::Char('?') => self.overlay = Overlay::Help,
-            KeyCode::Char('q') => self.request_quit(commands),
-            _ => {}
-        }
-    }
-
-    fn request_quit(&mut self, commands: &mut Vec<Command>) {
-        if self.queue.active() > 0 {
-            self.overlay = Overlay::ConfirmQuit;
-        } else {
-            commands.push(Command::Quit(QuitMode::CancelJobs));
-        }
-    }
-
-    fn apply(&mut self, action: Action, commands: &mut Vec<Command>) {
-        match action {
-            Action::Submit => self.submit(commands),
-            Action::Cancel(id) => commands.push(Command::Cancel(id)),
-            Action::Retry(id) => commands.push(Command::Retry(id)),
-            Action::Move { job, index } => commands.push(Command::Move { job, index }),
-            Action::TogglePause => {
-                self.paused ^= true;
-                self.queue.set_paused(self.paused);
-                commands.push(Command::SetPaused(self.paused));
-            }
-            Action::ParamsChanged => self.recompute_compat(),
-            Action::ShowOutput(path) => commands.push(Command::LoadImage(path)),
-            Action::Notice(n) => self.notice = Some(n),
-        }
-    }
-
-    fn submit(&mut self, commands: &mut Vec<Command>) {
-        let prompt = self.prompt.prompt();
-        if prompt.trim().is_empty() {
-            self.notice = Some("type a prompt first".into());
-            return;
-        }
-        let mut spec = match self.params.form().to_spec() {
-            Ok(spec) => spec,
-            Err(e) => {
-                self.notice = Some(e);
-                return;
-            }
-        };
-        if spec.model.is_empty() {
-            self.notice = Some("choose a model first (Parameters → model, Enter)".into());
-            return;
-        }
-        if let Some(f) = self
-            .compat
-            .findings()
-            .iter()
-            .find(|f| f.severity == crate::models::Severity::Error)
-        {
-            self.notice = Some(format!("not queued: {} ({})", f.message, f.fix));
-            return;
-        }
-        spec.prompt = prompt.clone();
-        spec.negative = self.prompt.negative();
-        let history = self.prompt.remember(&prompt).to_vec();
-        commands.push(Command::SaveHistory(history));
-        commands.push(Command::Submit(Box::new(spec)));
-        self.notice = None;
-    }
-
-    /// Encodes the preview for the current layout; call before `draw` (drawing stays cheap).
-    pub fn prepare(&mut self, area: Rect) {
-        self.size = area;
-        if let Some(areas) = layout::areas(area) {
-            self.preview.prepare(areas.get(PaneId::Preview));
-        }
-    }
-
-    pub fn draw(&self, frame: &mut Frame) {
-        let area = frame.area();
-        let Some(areas) = layout::areas(area) else {
-            overlay::too_small(frame, area, &self.theme);
-            return;
-        };
-        self.draw_panes(frame, &areas);
-        match self.overlay {
-            Overlay::Help => overlay::help(frame, area, &self.theme),
-            Overlay::ConfirmQuit => {
-                overlay::confirm_quit(frame, area, &self.theme, self.queue.active())
-            }
-            Overlay::None => {}
-        }
-    }
-
-    fn draw_panes(&self, frame: &mut Frame, areas: &Areas) {
-        let (backend, dtype) = self.target();
-        let model = self.params.form().model.clone();
-        let subject = format!(
-            "{} · {} · {}",
-            if model.is_empty() { "no model" } else { &model },
-            backend.as_str(),
-            dtype.as_str()
-        );
-        overlay::status(
-            frame,
-            areas.status,
-            &self.theme,
-            &subject,
-            self.notice.as_deref(),
-        );
-        for (id, rect) in &areas.panes {
-            let ctx = DrawCtx {
-                theme: &self.theme,
-                focused: *id == self.focus && self.overlay == Overlay::None,
-            };
-            self.pane_ref(*id).draw(frame, *rect, &ctx);
-        }
     }
 }

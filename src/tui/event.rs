@@ -41,6 +41,11 @@ pub enum AppEvent {
         label: String,
         image: Box<image::DynamicImage>,
     },
+    /// The memory plan of the form as it was at `generation` (older ones are dropped).
+    Plan {
+        generation: u64,
+        status: super::planning::PlanStatus,
+    },
 }
 
 pub fn channel() -> (UnboundedSender<AppEvent>, UnboundedReceiver<AppEvent>) {

@@ -3,12 +3,14 @@
 //! could block (the runner's database, image files, history) runs on blocking threads.
 
 pub mod app;
+pub mod commands;
 pub mod event;
 pub mod history;
 pub mod keys;
 pub mod layout;
 pub mod overlay;
 pub mod panes;
+pub mod planning;
 pub mod preview;
 pub mod runner_link;
 pub mod sampler;
@@ -23,10 +25,12 @@ use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc::UnboundedSender;
 
-use self::app::{App, AppConfig, Command, CompatEnv, QuitMode};
+use self::app::{App, AppConfig, CompatEnv, QuitMode};
+use self::commands::Services;
 use self::event::AppEvent;
 use self::panes::form::Form;
 use self::panes::queue::JobRow;
+use self::planning::FormPlanner;
 use self::preview::PreviewProtocol;
 use self::theme::Theme;
 use crate::cli::Cli;
@@ -53,9 +57,9 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
     let (theme, notice) =
         Theme::load_or_dark(cli.global.theme.as_deref().unwrap_or("dark"), &theme_dirs);
     // The runner starts before the terminal is taken, so its errors print plainly.
-    let (config, device_probe) = runner_link::runner_config(cli, &paths)?;
+    let link = runner_link::runner_link(cli, &paths, &registry)?;
     let store = Store::open(&paths.queue_db).map_err(crate::Error::from)?;
-    let runner = Arc::new(JobRunner::start(store, config)?);
+    let runner = Arc::new(JobRunner::start(store, link.config)?);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -63,24 +67,26 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
     let app_config = AppConfig {
         theme,
         notice,
-        form: initial_form(cli),
+        form: initial_form(cli, &link.device),
         prompt: cli.job.prompt.clone().unwrap_or_default(),
         negative: cli.job.negative.clone().unwrap_or_default(),
-        compat: compat_env(cli, &paths, &registry),
+        compat: compat_env(cli, &paths, &registry, link.backend),
         picker: None,
     };
     let quit = runtime.block_on(run_loop(
         app_config,
         Arc::clone(&runner),
         &paths,
-        device_probe,
+        link.probe,
+        Arc::new(link.planner),
         protocol,
     ))?;
     finish(runner, quit, &paths);
     Ok(0)
 }
 
-fn initial_form(cli: &Cli) -> Form {
+/// The form as the job flags pre-fill it; `device` is the runner's, fixed for the session.
+fn initial_form(cli: &Cli, device: &str) -> Form {
     let j = &cli.job;
     let text = |v: Option<String>| v.unwrap_or_default();
     Form {
@@ -99,19 +105,13 @@ fn initial_form(cli: &Cli) -> Form {
         init_image: text(j.init_image.as_ref().map(|p| p.display().to_string())),
         mask: text(j.mask.as_ref().map(|p| p.display().to_string())),
         dtype: cli.global.dtype,
-        device: cli.global.device.clone(),
+        residency: j.residency.filter(|r| *r != crate::cli::ResidencyArg::Auto),
+        device: device.to_owned(),
     }
 }
 
-fn compat_env(cli: &Cli, paths: &Paths, registry: &Registry) -> CompatEnv {
+fn compat_env(cli: &Cli, paths: &Paths, registry: &Registry, backend: Backend) -> CompatEnv {
     let platform = crate::platform::PlatformInfo::detect();
-    let backend = if cfg!(feature = "cuda") {
-        Backend::Cuda
-    } else if cfg!(feature = "metal") {
-        Backend::Metal
-    } else {
-        Backend::Cpu
-    };
     CompatEnv {
         backend,
         chip: platform.chip.clone(),
@@ -132,6 +132,7 @@ async fn run_loop(
     runner: Arc<JobRunner>,
     paths: &Paths,
     device_probe: sampler::DeviceProbe,
+    planner: Arc<FormPlanner>,
     protocol: PreviewProtocol,
 ) -> anyhow::Result<QuitMode> {
     let mut guard = terminal::TerminalGuard::enter()?;
@@ -162,9 +163,18 @@ async fn run_loop(
     event::spawn_signals(tx.clone());
     sampler::Sampler::new(Some(device_probe)).spawn(SAMPLE_EVERY, tx.clone());
     forward_job_events(&runner, tx.clone());
-    let history_file = history::path(&paths.home);
+    let services = Services {
+        runner: Arc::clone(&runner),
+        tx: tx.clone(),
+        history_file: history::path(&paths.home),
+        planner,
+        plan_latest: Arc::default(),
+    };
+    for command in app.start_commands() {
+        services.execute(command);
+    }
     {
-        let (tx, file) = (tx.clone(), history_file.clone());
+        let (tx, file) = (tx.clone(), services.history_file.clone());
         tokio::task::spawn_blocking(move || {
             let _ = tx.send(AppEvent::History(history::load(&file)));
         });
@@ -184,7 +194,7 @@ async fn run_loop(
                     commands.extend(app.handle(more));
                 }
                 for command in commands {
-                    execute(command, &runner, &tx, &history_file);
+                    services.execute(command);
                 }
                 match (app.active_jobs() > 0, awake.is_some()) {
                     (true, false) => awake = Some(crate::platform::KeepAwake::acquire("pallaidium is generating")),
@@ -224,90 +234,6 @@ fn forward_job_events(runner: &JobRunner, tx: UnboundedSender<AppEvent>) {
             }
         }
     });
-}
-
-/// Runner calls and file work go to blocking threads; their results come back as events.
-fn execute(
-    command: Command,
-    runner: &Arc<JobRunner>,
-    tx: &UnboundedSender<AppEvent>,
-    history_file: &std::path::Path,
-) {
-    let runner = Arc::clone(runner);
-    let tx = tx.clone();
-    let notice = |tx: &UnboundedSender<AppEvent>, what: &str, e: crate::Error| {
-        let _ = tx.send(AppEvent::Notice(format!("{what}: {e}")));
-    };
-    match command {
-        Command::Submit(spec) => {
-            tokio::task::spawn_blocking(move || {
-                match runner.submit(std::slice::from_ref(&*spec)) {
-                    Ok(ids) => {
-                        for job in ids {
-                            let _ = tx.send(AppEvent::Submitted {
-                                job,
-                                spec: spec.clone(),
-                            });
-                        }
-                    }
-                    Err(e) => notice(&tx, "not queued", e),
-                }
-            });
-        }
-        Command::Cancel(id) => {
-            tokio::task::spawn_blocking(move || {
-                if let Err(e) = runner.cancel(id) {
-                    notice(&tx, "cancel", e);
-                }
-            });
-        }
-        Command::Retry(id) => {
-            tokio::task::spawn_blocking(move || {
-                if let Err(e) = runner.retry(id) {
-                    notice(&tx, "retry", e);
-                }
-            });
-        }
-        Command::Move { job, index } => {
-            tokio::task::spawn_blocking(move || {
-                if let Err(e) = runner.move_to(job, index) {
-                    notice(&tx, "move", e);
-                }
-            });
-        }
-        Command::SetPaused(paused) => runner.set_paused(paused),
-        Command::SaveHistory(entries) => {
-            let file = history_file.to_path_buf();
-            tokio::task::spawn_blocking(move || {
-                if let Err(e) = history::save(&file, &entries) {
-                    let _ = tx.send(AppEvent::Notice(format!(
-                        "cannot save prompt history {}: {e}",
-                        file.display()
-                    )));
-                }
-            });
-        }
-        Command::LoadImage(path) => {
-            tokio::task::spawn_blocking(move || match image::open(&path) {
-                Ok(image) => {
-                    let label = path
-                        .file_name()
-                        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-                    let _ = tx.send(AppEvent::Image {
-                        label,
-                        image: Box::new(image),
-                    });
-                }
-                Err(e) => {
-                    let _ = tx.send(AppEvent::Notice(format!(
-                        "cannot show {}: {e}",
-                        path.display()
-                    )));
-                }
-            });
-        }
-        Command::Quit(_) => {}
-    }
 }
 
 /// After the terminal is given back: cancel, or let the jobs finish headless and say so.

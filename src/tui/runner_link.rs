@@ -1,18 +1,55 @@
 //! Starting the job runner for the TUI: the same device, model lookup and cache rules as
 //! `--headless`, so a job queued here runs exactly as it would there.
 
+use super::planning::FormPlanner;
 use super::sampler::{DeviceGauge, DeviceProbe};
 use crate::cli::Cli;
-use crate::device::DeviceMemory;
+use crate::device::{DeviceKind, DeviceMemory};
+use std::sync::Arc;
+
 use crate::jobs::RunnerConfig;
+use crate::jobs::setup::FetchDisplay;
+use crate::models::{Backend, Registry};
 use crate::platform::paths::Paths;
 
 /// Emit a latent preview this often (steps) so the preview pane moves while a job runs.
-const PREVIEW_EVERY: u32 = 2;
+pub const PREVIEW_EVERY: u32 = 2;
 
-/// The runner's configuration and a probe of its device's memory for the gauges.
-pub fn runner_config(cli: &Cli, paths: &Paths) -> crate::Result<(RunnerConfig, DeviceProbe)> {
-    let setup = crate::jobs::setup::runner_setup(cli, paths, PREVIEW_EVERY)?;
+/// Everything the TUI takes from the runner's setup.
+pub struct RunnerLink {
+    pub config: RunnerConfig,
+    /// Device memory for the gauges.
+    pub probe: DeviceProbe,
+    /// The backend jobs run on (the compatibility checks' backend).
+    pub backend: Backend,
+    /// e.g. "cpu:0", "cuda:0": shown read-only in the parameters (fixed for the session).
+    pub device: String,
+    /// Plans the form's job like the runner plans queued ones.
+    pub planner: FormPlanner,
+}
+
+pub fn backend_of(kind: DeviceKind) -> Backend {
+    match kind {
+        DeviceKind::Cpu => Backend::Cpu,
+        DeviceKind::Cuda => Backend::Cuda,
+        DeviceKind::Metal => Backend::Metal,
+    }
+}
+
+/// The runner's configuration, the device it chose, and a planner and memory probe for it.
+pub fn runner_link(cli: &Cli, paths: &Paths, registry: &Registry) -> crate::Result<RunnerLink> {
+    // The TUI owns the screen: downloads report to the log, not a stderr bar.
+    let setup = crate::jobs::setup::runner_setup(cli, paths, PREVIEW_EVERY, FetchDisplay::LogOnly)?;
+    let budget_cap =
+        crate::device::memory::parse_memory_budget(cli.global.memory_budget.as_deref())?;
+    let planner = FormPlanner::new(
+        &setup,
+        budget_cap,
+        Arc::new(registry.clone()),
+        paths.hf_cache.clone(),
+    );
+    let backend = backend_of(setup.selected.kind);
+    let device = format!("{}:{}", setup.selected.kind, setup.selected.ordinal);
     let (selected, platform) = (setup.selected, setup.platform);
     let probe: DeviceProbe = Box::new(move || {
         let name = selected.name.clone();
@@ -33,5 +70,11 @@ pub fn runner_config(cli: &Cli, paths: &Paths) -> crate::Result<(RunnerConfig, D
             DeviceMemory::System { .. } => None,
         }
     });
-    Ok((setup.config, probe))
+    Ok(RunnerLink {
+        config: setup.config,
+        probe,
+        backend,
+        device,
+        planner,
+    })
 }

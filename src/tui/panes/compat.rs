@@ -1,5 +1,6 @@
-//! Compatibility: the findings for the current model x device x parameters, most severe first.
-//! The app recomputes them whenever a parameter changes and hands them over with `set`.
+//! Compatibility: the findings for the current model x device x parameters, most severe first,
+//! and the memory plan of the job against the budget. The app recomputes the findings whenever a
+//! parameter changes (and when a plan arrives) and hands them over with `set`.
 
 use crossterm::event::{Event, KeyCode, MouseEventKind};
 use ratatui::Frame;
@@ -11,27 +12,24 @@ use ratatui::widgets::{Paragraph, Wrap};
 use super::{Action, DrawCtx, Handled, Pane, bytes};
 use crate::models::{CompatFinding, Severity, Verdict, compat::verdict};
 use crate::tui::event::AppEvent;
+use crate::tui::planning::{PlanStatus, PlanSummary};
+use crate::tui::theme::Theme;
 
 #[derive(Debug, Default)]
 pub struct CompatPane {
     /// What was checked, e.g. "sd15 on cpu (f32)".
     subject: String,
     findings: Vec<CompatFinding>,
-    /// The planner's estimate and the budget it is held against, when known.
-    memory: Option<(u64, u64)>,
+    /// The memory plan of the form's job.
+    plan: PlanStatus,
     scroll: u16,
 }
 
 impl CompatPane {
-    pub fn set(
-        &mut self,
-        subject: String,
-        findings: Vec<CompatFinding>,
-        memory: Option<(u64, u64)>,
-    ) {
+    pub fn set(&mut self, subject: String, findings: Vec<CompatFinding>, plan: PlanStatus) {
         self.subject = subject;
         self.findings = findings;
-        self.memory = memory;
+        self.plan = plan;
         self.scroll = 0;
     }
 
@@ -85,13 +83,7 @@ impl Pane for CompatPane {
         ]);
         let block = ctx.block(title);
         let mut lines = vec![Line::styled(self.subject.clone(), t.muted())];
-        if let Some((need, budget)) = self.memory {
-            let style = Style::new().fg(if need > budget { t.error } else { t.ok });
-            lines.push(Line::styled(
-                format!("memory: ~{} of {} budget", bytes(need), bytes(budget)),
-                style,
-            ));
-        }
+        lines.extend(plan_lines(&self.plan, t));
         if self.findings.is_empty() {
             lines.push(Line::styled("no known problems", Style::new().fg(t.ok)));
         }
@@ -121,4 +113,63 @@ impl Pane for CompatPane {
             area,
         );
     }
+}
+
+/// "needs X of Y budget (plan: …)", or why it does not fit and what would, or why there is no plan.
+fn plan_lines(plan: &PlanStatus, t: &Theme) -> Vec<Line<'static>> {
+    match plan {
+        PlanStatus::Idle => Vec::new(),
+        PlanStatus::Pending => vec![Line::styled("memory: planning…", t.muted())],
+        PlanStatus::Unavailable(why) => vec![Line::from(vec![
+            Span::styled("memory: cannot plan: ", Style::new().fg(t.warn)),
+            Span::styled(why.clone(), t.muted()),
+        ])],
+        PlanStatus::Planned(p) if p.fits => vec![Line::from(vec![
+            Span::styled(
+                format!(
+                    "memory: needs {} of {} budget",
+                    bytes(p.peak_bytes),
+                    bytes(p.budget_bytes)
+                ),
+                Style::new().fg(t.ok),
+            ),
+            Span::styled(format!(" (plan: {})", plan_modes(p)), t.muted()),
+        ])],
+        PlanStatus::Planned(p) => {
+            let mut lines = vec![Line::styled(
+                format!(
+                    "memory: needs {} but the budget is {}: does not fit ({})",
+                    bytes(p.peak_bytes),
+                    bytes(p.budget_bytes),
+                    p.peak_stage
+                ),
+                Style::new().fg(t.error).add_modifier(Modifier::BOLD),
+            )];
+            for s in &p.suggestions {
+                lines.push(Line::from(vec![
+                    Span::styled("  to fit: ", t.muted()),
+                    Span::styled(s.clone(), t.text()),
+                ]));
+            }
+            lines
+        }
+    }
+}
+
+/// e.g. "staged, slicing 256, tiling, 2 of 4 images per pass".
+pub fn plan_modes(p: &PlanSummary) -> String {
+    let mut parts = vec![if p.staged { "staged" } else { "resident" }.to_owned()];
+    if let Some(n) = p.attention_slice {
+        parts.push(format!("slicing {n}"));
+    }
+    if p.vae_tiling {
+        parts.push("tiling".into());
+    }
+    if p.batch < p.requested_batch {
+        parts.push(format!(
+            "{} of {} images per pass",
+            p.batch, p.requested_batch
+        ));
+    }
+    parts.join(", ")
 }

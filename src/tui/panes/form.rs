@@ -1,7 +1,7 @@
 //! The parameters form as values: what the user typed (empty = the model's default), turned into
 //! a `JobSpec` with errors naming the field.
 
-use crate::cli::DtypeArg;
+use crate::cli::{DtypeArg, ResidencyArg};
 use crate::jobs::{JobKind, JobSpec};
 use crate::models::{Defaults, Verdict};
 
@@ -28,11 +28,12 @@ pub enum ParamField {
     InitImage,
     Mask,
     Dtype,
+    Residency,
     Device,
 }
 
 impl ParamField {
-    pub const ALL: [ParamField; 12] = [
+    pub const ALL: [ParamField; 13] = [
         Self::Model,
         Self::Steps,
         Self::Guidance,
@@ -44,6 +45,7 @@ impl ParamField {
         Self::InitImage,
         Self::Mask,
         Self::Dtype,
+        Self::Residency,
         Self::Device,
     ];
 
@@ -60,6 +62,7 @@ impl ParamField {
             Self::InitImage => "init image",
             Self::Mask => "mask",
             Self::Dtype => "dtype",
+            Self::Residency => "residency",
             Self::Device => "device",
         }
     }
@@ -84,6 +87,9 @@ pub struct Form {
     pub init_image: String,
     pub mask: String,
     pub dtype: DtypeArg,
+    /// `None`: the planner chooses (auto).
+    pub residency: Option<ResidencyArg>,
+    /// The runner's device, fixed for the session (JobSpec has no device): shown, never sent.
     pub device: String,
 }
 
@@ -111,6 +117,9 @@ impl Form {
             ParamField::InitImage => self.init_image.clone(),
             ParamField::Mask => self.mask.clone(),
             ParamField::Dtype => format!("{:?}", self.dtype).to_lowercase(),
+            ParamField::Residency => self
+                .residency
+                .map_or_else(String::new, |r| format!("{r:?}").to_lowercase()),
             ParamField::Device => self.device.clone(),
         }
     }
@@ -132,8 +141,8 @@ impl Form {
             ParamField::Strength => next.strength = value,
             ParamField::InitImage => next.init_image = value,
             ParamField::Mask => next.mask = value,
-            ParamField::Dtype => {}
-            ParamField::Device => next.device = value,
+            // Cycled, not typed; the device is fixed for the session.
+            ParamField::Dtype | ParamField::Residency | ParamField::Device => {}
         }
         next.to_spec()?;
         *self = next;
@@ -201,6 +210,7 @@ impl Form {
             strength,
             mask,
             dtype: (self.dtype != DtypeArg::Auto).then_some(self.dtype),
+            residency: self.residency,
             ..JobSpec::default()
         })
     }

@@ -6,6 +6,7 @@ pub mod editor;
 pub mod form;
 pub mod gauges;
 pub mod logs;
+pub mod model_picker;
 pub mod params;
 pub mod presets;
 pub mod preview;

@@ -4,24 +4,18 @@
 use crossterm::event::{Event, KeyCode, KeyEvent, MouseEventKind};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Position, Rect};
-use ratatui::style::{Modifier, Style};
+use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Clear, List, ListItem, ListState, Paragraph};
 
 use super::form::{Form, ModelChoice, ParamField};
+use super::model_picker::{ModelPicker, PickerOutcome, badge};
 use super::presets::{complete_path, size_presets};
 use super::{Action, DrawCtx, Handled, Pane, ellipsize};
-use crate::cli::DtypeArg;
+use crate::cli::{DtypeArg, ResidencyArg};
 use crate::models::Verdict;
 use crate::models::registry::KNOWN_SCHEDULERS;
 use crate::tui::event::AppEvent;
-use crate::tui::theme::Theme;
-
-#[derive(Debug, Default)]
-struct Picker {
-    query: String,
-    selected: usize,
-}
 
 #[derive(Debug, Default)]
 pub struct ParamsPane {
@@ -30,11 +24,19 @@ pub struct ParamsPane {
     selected: usize,
     /// The text being typed into the selected field.
     editing: Option<String>,
-    picker: Option<Picker>,
+    picker: Option<ModelPicker>,
     error: Option<String>,
 }
 
 const DTYPES: [DtypeArg; 4] = [DtypeArg::Auto, DtypeArg::F32, DtypeArg::F16, DtypeArg::Bf16];
+const RESIDENCIES: [Option<ResidencyArg>; 3] = [
+    None,
+    Some(ResidencyArg::Resident),
+    Some(ResidencyArg::Staged),
+];
+/// Why the device field does not edit: jobs carry no device, the runner has one for the session.
+const DEVICE_FIXED: &str =
+    "device: jobs run on the device chosen at start; quit and restart with --device to change it";
 
 fn cycle<T: PartialEq + Clone>(items: &[T], current: &T, forward: bool) -> Option<T> {
     let n = items.len();
@@ -49,15 +51,6 @@ fn cycle<T: PartialEq + Clone>(items: &[T], current: &T, forward: bool) -> Optio
         (Some(i), false) => (i + n - 1) % n,
     };
     Some(items[j].clone())
-}
-
-pub fn badge(verdict: Verdict, theme: &Theme) -> Span<'static> {
-    let (text, color) = match verdict {
-        Verdict::Ok => ("[ok]", theme.ok),
-        Verdict::Warn => ("[warn]", theme.warn),
-        Verdict::Error => ("[error]", theme.error),
-    };
-    Span::styled(text, Style::new().fg(color).add_modifier(Modifier::BOLD))
 }
 
 impl ParamsPane {
@@ -92,16 +85,6 @@ impl ParamsPane {
         ParamField::ALL[self.selected.min(ParamField::ALL.len() - 1)]
     }
 
-    fn filtered(&self, query: &str) -> Vec<usize> {
-        let q = query.to_lowercase();
-        (0..self.models.len())
-            .filter(|&i| {
-                let m = &self.models[i];
-                m.id.to_lowercase().contains(&q) || m.name.to_lowercase().contains(&q)
-            })
-            .collect()
-    }
-
     fn default_text(&self, field: ParamField) -> String {
         let Some(m) = self.current_model() else {
             return "default".into();
@@ -116,54 +99,32 @@ impl ParamsPane {
             ParamField::Strength => "0.75".into(),
             ParamField::Seed => "random".into(),
             ParamField::InitImage | ParamField::Mask => "none".into(),
+            ParamField::Residency => "auto (the planner chooses)".into(),
             _ => "default".into(),
         }
     }
 
     fn nudge(&mut self, forward: bool, out: &mut Vec<Action>) {
         let field = self.field();
-        let sign = if forward { 1.0 } else { -1.0 };
-        let num = |text: &str, default: String, step: f64, min: f64, max: f64, decimals: usize| {
-            let base: f64 = text
-                .trim()
-                .parse()
-                .or_else(|_| default.parse())
-                .unwrap_or(min);
-            format!("{:.*}", decimals, (base + sign * step).clamp(min, max))
-        };
         let value = match field {
-            ParamField::Steps => num(
-                &self.form.steps,
-                self.default_text(field),
-                1.0,
-                1.0,
-                500.0,
-                0,
-            ),
-            ParamField::Batch => num(
-                &self.form.batch,
-                self.default_text(field),
-                1.0,
-                1.0,
-                64.0,
-                0,
-            ),
-            ParamField::Guidance => num(
-                &self.form.guidance,
-                self.default_text(field),
-                0.5,
-                0.0,
-                30.0,
-                1,
-            ),
-            ParamField::Strength => num(
-                &self.form.strength,
-                self.default_text(field),
-                0.05,
-                0.0,
-                1.0,
-                2,
-            ),
+            ParamField::Steps | ParamField::Batch | ParamField::Guidance | ParamField::Strength => {
+                // (step, min, max, decimals) of each number field.
+                let (step, min, max, decimals) = match field {
+                    ParamField::Steps => (1.0, 1.0, 500.0, 0),
+                    ParamField::Batch => (1.0, 1.0, 64.0, 0),
+                    ParamField::Guidance => (0.5, 0.0, 30.0, 1),
+                    _ => (0.05, 0.0, 1.0, 2),
+                };
+                let base: f64 = self
+                    .form
+                    .get(field)
+                    .trim()
+                    .parse()
+                    .or_else(|_| self.default_text(field).parse())
+                    .unwrap_or(min);
+                let sign = if forward { 1.0 } else { -1.0 };
+                format!("{:.*}", decimals, (base + sign * step).clamp(min, max))
+            }
             ParamField::Scheduler => {
                 let current = if self.form.scheduler.is_empty() {
                     self.default_text(field)
@@ -188,6 +149,12 @@ impl ParamsPane {
             }
             ParamField::Dtype => {
                 self.form.dtype = cycle(&DTYPES, &self.form.dtype, forward).unwrap_or_default();
+                out.push(Action::ParamsChanged);
+                return;
+            }
+            ParamField::Residency => {
+                self.form.residency =
+                    cycle(&RESIDENCIES, &self.form.residency, forward).unwrap_or_default();
                 out.push(Action::ParamsChanged);
                 return;
             }
@@ -247,31 +214,17 @@ impl ParamsPane {
         let Some(picker) = self.picker.as_mut() else {
             return;
         };
-        match key.code {
-            KeyCode::Esc => self.picker = None,
-            KeyCode::Up => picker.selected = picker.selected.saturating_sub(1),
-            KeyCode::Down => picker.selected = picker.selected.saturating_add(1),
-            KeyCode::Backspace => {
-                picker.query.pop();
-                picker.selected = 0;
-            }
-            KeyCode::Char(c) => {
-                picker.query.push(c);
-                picker.selected = 0;
-            }
-            KeyCode::Enter => {
-                let (query, selected) = (picker.query.clone(), picker.selected);
-                let hits = self.filtered(&query);
-                if let Some(&i) = hits.get(selected.min(hits.len().saturating_sub(1))) {
-                    self.form.model = self.models[i].id.clone();
-                    // A new model's own defaults apply unless the user sets them again.
-                    self.form.size.clear();
-                    self.form.scheduler.clear();
-                    out.push(Action::ParamsChanged);
-                }
+        match picker.key(key, &self.models) {
+            PickerOutcome::Open => {}
+            PickerOutcome::Closed => self.picker = None,
+            PickerOutcome::Chosen(id) => {
+                self.form.model = id;
+                // A new model's own defaults apply unless the user sets them again.
+                self.form.size.clear();
+                self.form.scheduler.clear();
+                out.push(Action::ParamsChanged);
                 self.picker = None;
             }
-            _ => {}
         }
     }
 }
@@ -316,18 +269,23 @@ impl Pane for ParamsPane {
             KeyCode::Right | KeyCode::Char('+') => self.nudge(true, out),
             KeyCode::Char('r') if field == ParamField::Seed => self.nudge(true, out),
             KeyCode::Enter | KeyCode::Char('e') => match field {
-                ParamField::Model => self.picker = Some(Picker::default()),
-                ParamField::Dtype => self.nudge(true, out),
+                ParamField::Model => self.picker = Some(ModelPicker::default()),
+                ParamField::Dtype | ParamField::Residency => self.nudge(true, out),
+                ParamField::Device => self.error = Some(DEVICE_FIXED.into()),
                 _ => self.editing = Some(self.form.get(field)),
             },
             KeyCode::Char('/') if field == ParamField::Model => {
-                self.picker = Some(Picker::default())
+                self.picker = Some(ModelPicker::default())
             }
-            KeyCode::Backspace | KeyCode::Delete if field != ParamField::Model => {
-                self.commit(field, String::new(), out);
-                if field == ParamField::Dtype {
-                    self.form.dtype = DtypeArg::Auto;
+            KeyCode::Backspace | KeyCode::Delete
+                if !matches!(field, ParamField::Model | ParamField::Device) =>
+            {
+                match field {
+                    ParamField::Dtype => self.form.dtype = DtypeArg::Auto,
+                    ParamField::Residency => self.form.residency = None,
+                    _ => {}
                 }
+                self.commit(field, String::new(), out);
             }
             _ => return Handled::Ignored,
         }
@@ -377,6 +335,13 @@ impl Pane for ParamsPane {
                             spans.push(Span::raw(" "));
                             spans.push(badge(m.verdict, t));
                         }
+                    }
+                    ParamField::Device => {
+                        spans.push(Span::styled(ellipsize(&typed, value_w), t.text()));
+                        spans.push(Span::styled(
+                            ellipsize(" (restart to change)", value_w.saturating_sub(typed.len())),
+                            t.muted(),
+                        ));
                     }
                     ParamField::Seed if self.form.random_seed => {
                         spans.push(Span::styled("random", Style::new().fg(t.accent)));
@@ -433,44 +398,7 @@ impl Pane for ParamsPane {
             }
         }
         if let Some(p) = &self.picker {
-            self.draw_picker(frame, inner, p, ctx);
+            p.draw(frame, inner, &self.models, ctx);
         }
-    }
-}
-
-impl ParamsPane {
-    fn draw_picker(&self, frame: &mut Frame, area: Rect, picker: &Picker, ctx: &DrawCtx) {
-        let t = ctx.theme;
-        frame.render_widget(Clear, area);
-        let block = ctx.block(format!(" model: {}_ ", picker.query));
-        let inner = block.inner(area);
-        frame.render_widget(block, area);
-        let hits = self.filtered(&picker.query);
-        if hits.is_empty() {
-            frame.render_widget(
-                Paragraph::new(Span::styled("no model matches", t.muted())),
-                inner,
-            );
-            return;
-        }
-        let items: Vec<ListItem> = hits
-            .iter()
-            .map(|&i| {
-                let m = &self.models[i];
-                ListItem::new(Line::from(vec![
-                    badge(m.verdict, t),
-                    Span::raw(" "),
-                    Span::styled(m.id.clone(), t.text()),
-                    Span::styled(format!("  {}", m.name), t.muted()),
-                ]))
-            })
-            .collect();
-        let mut state =
-            ListState::default().with_selected(Some(picker.selected.min(hits.len() - 1)));
-        frame.render_stateful_widget(
-            List::new(items).highlight_style(t.selected()),
-            inner,
-            &mut state,
-        );
     }
 }

@@ -1,0 +1,187 @@
+//! Dispatch: events go to the focused pane first; what no pane consumes is a global key. Panes'
+//! `Action`s become `Command`s for the loop.
+
+use crossterm::event::{
+    Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEventKind,
+};
+
+use super::{App, Command, Overlay, QuitMode};
+use crate::jobs::JobEvent;
+use crate::tui::event::{AppEvent, SignalKind};
+use crate::tui::layout;
+use crate::tui::panes::{Action, Handled, Pane, PaneId, ellipsize};
+
+impl App {
+    pub fn handle(&mut self, event: AppEvent) -> Vec<Command> {
+        let mut actions = Vec::new();
+        let mut commands = Vec::new();
+        match &event {
+            AppEvent::Input(Event::Resize(w, h)) => self.set_size(*w, *h),
+            AppEvent::Input(Event::Key(key)) if key.kind != KeyEventKind::Release => {
+                self.on_key(key, &event, &mut actions, &mut commands);
+            }
+            AppEvent::Input(Event::Mouse(m)) => {
+                if let Some(areas) = layout::areas(self.size)
+                    && let Some(id) = areas.hit(m.column, m.row)
+                {
+                    match m.kind {
+                        MouseEventKind::Down(MouseButton::Left) => self.set_focus(id),
+                        MouseEventKind::ScrollUp | MouseEventKind::ScrollDown => {
+                            self.pane(id).handle(&event, &mut actions);
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            AppEvent::Input(Event::Paste(_)) if self.overlay == Overlay::None => {
+                self.pane(self.focus).handle(&event, &mut actions);
+            }
+            AppEvent::Job(job_event) => {
+                for id in [PaneId::Queue, PaneId::Gauges, PaneId::Preview] {
+                    self.pane(id).handle(&event, &mut actions);
+                }
+                match job_event {
+                    JobEvent::Failed { job, error } => {
+                        self.notice = Some(format!("job {job} failed: {}", ellipsize(error, 80)))
+                    }
+                    JobEvent::Done { job, .. } => self.notice = Some(format!("job {job} done")),
+                    _ => {}
+                }
+            }
+            AppEvent::System(_) => {
+                self.gauges.handle(&event, &mut actions);
+            }
+            AppEvent::Signal(SignalKind::Terminate) => {
+                commands.push(Command::Quit(QuitMode::CancelJobs))
+            }
+            AppEvent::Signal(SignalKind::Hangup) => {
+                commands.push(Command::Quit(QuitMode::KeepJobs))
+            }
+            AppEvent::History(h) => self.prompt.set_history(h.clone()),
+            AppEvent::Notice(n) => self.notice = Some(n.clone()),
+            AppEvent::Submitted { job, spec } => self.job_submitted(*job, spec),
+            AppEvent::Image { label, image } => self.show_image(label.clone(), (**image).clone()),
+            AppEvent::Plan { generation, status } => self.plan_arrived(*generation, status.clone()),
+            AppEvent::Tick | AppEvent::Input(_) => {}
+        }
+        for action in actions {
+            self.apply(action, &mut commands);
+        }
+        if let Some(Command::Quit(mode)) = commands.iter().find(|c| matches!(c, Command::Quit(_))) {
+            self.quit = Some(*mode);
+        }
+        commands
+    }
+
+    fn on_key(
+        &mut self,
+        key: &KeyEvent,
+        event: &AppEvent,
+        actions: &mut Vec<Action>,
+        commands: &mut Vec<Command>,
+    ) {
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        match self.overlay {
+            Overlay::Help => {
+                if matches!(
+                    key.code,
+                    KeyCode::Esc | KeyCode::Char('?' | 'q') | KeyCode::Enter
+                ) {
+                    self.overlay = Overlay::None;
+                }
+                return;
+            }
+            Overlay::ConfirmQuit => {
+                match key.code {
+                    KeyCode::Char('c' | 'y') => commands.push(Command::Quit(QuitMode::CancelJobs)),
+                    KeyCode::Char('k') => commands.push(Command::Quit(QuitMode::KeepJobs)),
+                    KeyCode::Esc | KeyCode::Char('n') => self.overlay = Overlay::None,
+                    _ => {}
+                }
+                return;
+            }
+            Overlay::None => {}
+        }
+        match key.code {
+            KeyCode::Char('c') if ctrl => return self.request_quit(commands),
+            KeyCode::Char('g') if ctrl => return actions.push(Action::Submit),
+            KeyCode::F(5) => return actions.push(Action::Submit),
+            _ => {}
+        }
+        if layout::too_small(self.size) {
+            if key.code == KeyCode::Char('q') {
+                self.request_quit(commands);
+            }
+            return;
+        }
+        if self.pane(self.focus).handle(event, actions) == Handled::Consumed {
+            return;
+        }
+        match key.code {
+            KeyCode::Tab => self.set_focus(self.focus.next(true)),
+            KeyCode::BackTab => self.set_focus(self.focus.next(false)),
+            KeyCode::Char('?') => self.overlay = Overlay::Help,
+            KeyCode::Char('q') => self.request_quit(commands),
+            _ => {}
+        }
+    }
+
+    fn request_quit(&mut self, commands: &mut Vec<Command>) {
+        if self.queue.active() > 0 {
+            self.overlay = Overlay::ConfirmQuit;
+        } else {
+            commands.push(Command::Quit(QuitMode::CancelJobs));
+        }
+    }
+
+    fn apply(&mut self, action: Action, commands: &mut Vec<Command>) {
+        match action {
+            Action::Submit => self.submit(commands),
+            Action::Cancel(id) => commands.push(Command::Cancel(id)),
+            Action::Retry(id) => commands.push(Command::Retry(id)),
+            Action::Move { job, index } => commands.push(Command::Move { job, index }),
+            Action::TogglePause => {
+                self.paused ^= true;
+                self.queue.set_paused(self.paused);
+                commands.push(Command::SetPaused(self.paused));
+            }
+            Action::ParamsChanged => commands.extend(self.request_plan()),
+            Action::ShowOutput(path) => commands.push(Command::LoadImage(path)),
+            Action::Notice(n) => self.notice = Some(n),
+        }
+    }
+
+    fn submit(&mut self, commands: &mut Vec<Command>) {
+        let prompt = self.prompt.prompt();
+        if prompt.trim().is_empty() {
+            self.notice = Some("type a prompt first".into());
+            return;
+        }
+        let mut spec = match self.params.form().to_spec() {
+            Ok(spec) => spec,
+            Err(e) => {
+                self.notice = Some(e);
+                return;
+            }
+        };
+        if spec.model.is_empty() {
+            self.notice = Some("choose a model first (Parameters → model, Enter)".into());
+            return;
+        }
+        if let Some(f) = self
+            .compat
+            .findings()
+            .iter()
+            .find(|f| f.severity == crate::models::Severity::Error)
+        {
+            self.notice = Some(format!("not queued: {} ({})", f.message, f.fix));
+            return;
+        }
+        spec.prompt = prompt.clone();
+        spec.negative = self.prompt.negative();
+        let history = self.prompt.remember(&prompt).to_vec();
+        commands.push(Command::SaveHistory(history));
+        commands.push(Command::Submit(Box::new(spec)));
+        self.notice = None;
+    }
+}

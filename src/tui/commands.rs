@@ -1,0 +1,134 @@
+//! Carrying out the app's `Command`s: runner calls, file work and memory planning go to blocking
+//! threads and their results come back as `AppEvent`s, so the event loop never waits on them.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::app::Command;
+use super::event::AppEvent;
+use super::history;
+use super::planning::FormPlanner;
+use crate::jobs::JobRunner;
+
+/// Plan only once the form has been still this long, so typing does not plan every key.
+pub const PLAN_DEBOUNCE: Duration = Duration::from_millis(250);
+
+/// What commands run against.
+pub struct Services {
+    pub runner: Arc<JobRunner>,
+    pub tx: UnboundedSender<AppEvent>,
+    pub history_file: PathBuf,
+    pub planner: Arc<FormPlanner>,
+    /// The newest plan generation asked for; an older request that wakes up late gives way.
+    pub plan_latest: Arc<AtomicU64>,
+}
+
+impl Services {
+    pub fn execute(&self, command: Command) {
+        let runner = Arc::clone(&self.runner);
+        let tx = self.tx.clone();
+        let notice = |tx: &UnboundedSender<AppEvent>, what: &str, e: crate::Error| {
+            let _ = tx.send(AppEvent::Notice(format!("{what}: {e}")));
+        };
+        match command {
+            Command::Submit(spec) => {
+                tokio::task::spawn_blocking(move || {
+                    match runner.submit(std::slice::from_ref(&*spec)) {
+                        Ok(ids) => {
+                            for job in ids {
+                                let _ = tx.send(AppEvent::Submitted {
+                                    job,
+                                    spec: spec.clone(),
+                                });
+                            }
+                        }
+                        Err(e) => notice(&tx, "not queued", e),
+                    }
+                });
+            }
+            Command::Cancel(id) => {
+                tokio::task::spawn_blocking(move || {
+                    if let Err(e) = runner.cancel(id) {
+                        notice(&tx, "cancel", e);
+                    }
+                });
+            }
+            Command::Retry(id) => {
+                tokio::task::spawn_blocking(move || {
+                    if let Err(e) = runner.retry(id) {
+                        notice(&tx, "retry", e);
+                    }
+                });
+            }
+            Command::Move { job, index } => {
+                tokio::task::spawn_blocking(move || {
+                    if let Err(e) = runner.move_to(job, index) {
+                        notice(&tx, "move", e);
+                    }
+                });
+            }
+            Command::SetPaused(paused) => runner.set_paused(paused),
+            Command::SaveHistory(entries) => {
+                let file = self.history_file.clone();
+                tokio::task::spawn_blocking(move || {
+                    if let Err(e) = history::save(&file, &entries) {
+                        let _ = tx.send(AppEvent::Notice(format!(
+                            "cannot save prompt history {}: {e}",
+                            file.display()
+                        )));
+                    }
+                });
+            }
+            Command::LoadImage(path) => {
+                tokio::task::spawn_blocking(move || match image::open(&path) {
+                    Ok(image) => {
+                        let label = path
+                            .file_name()
+                            .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+                        let _ = tx.send(AppEvent::Image {
+                            label,
+                            image: Box::new(image),
+                        });
+                    }
+                    Err(e) => {
+                        let _ = tx.send(AppEvent::Notice(format!(
+                            "cannot show {}: {e}",
+                            path.display()
+                        )));
+                    }
+                });
+            }
+            Command::Plan { generation, spec } => self.plan(generation, spec, tx),
+            Command::Quit(_) => {}
+        }
+    }
+
+    /// Debounced: waits, and plans only if no newer form arrived meanwhile.
+    fn plan(
+        &self,
+        generation: u64,
+        spec: Box<crate::jobs::JobSpec>,
+        tx: UnboundedSender<AppEvent>,
+    ) {
+        self.plan_latest.fetch_max(generation, Ordering::Relaxed);
+        let latest = Arc::clone(&self.plan_latest);
+        let planner = Arc::clone(&self.planner);
+        tokio::spawn(async move {
+            tokio::time::sleep(PLAN_DEBOUNCE).await;
+            if latest.load(Ordering::Relaxed) != generation {
+                return;
+            }
+            let planned = tokio::task::spawn_blocking(move || planner.plan(&spec)).await;
+            match planned {
+                Ok(status) => {
+                    let _ = tx.send(AppEvent::Plan { generation, status });
+                }
+                Err(e) => tracing::warn!("memory planning stopped: {e}"),
+            }
+        });
+    }
+}

@@ -1,0 +1,141 @@
+//! The memory plan of the job the form describes, for the compatibility pane. Planning reads
+//! safetensors headers, so it runs on a blocking thread (see `commands`), never while drawing;
+//! the same dtype choice, device and budget cap as the runner, so the pane predicts what the
+//! runner will decide. Models resolve from the cache only: the runner's lookup downloads a
+//! missing model, which picking one in the form must never start.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::device::SelectedDevice;
+use crate::jobs::JobSpec;
+use crate::jobs::config::DtypeChoice;
+use crate::jobs::planning::overrides_from_flags;
+use crate::jobs::resolve::fill_spec;
+use crate::jobs::setup::RunnerSetup;
+use crate::models::Registry;
+use crate::models::planner::{self, MemoryPlan, PlanRequest};
+use crate::platform::PlatformInfo;
+
+/// What the pane shows about memory.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum PlanStatus {
+    /// No model chosen, or the form does not describe a job yet.
+    #[default]
+    Idle,
+    /// The form changed; a new plan is on its way.
+    Pending,
+    /// The model cannot be planned (not cached, unknown, unreadable): the reason, with its fix.
+    Unavailable(String),
+    Planned(PlanSummary),
+}
+
+impl PlanStatus {
+    /// The predicted peak, only from a plan of the current form.
+    pub fn peak_and_budget(&self) -> Option<(u64, u64)> {
+        match self {
+            Self::Planned(p) => Some((p.peak_bytes, p.budget_bytes)),
+            _ => None,
+        }
+    }
+}
+
+/// The parts of a `MemoryPlan` the pane draws.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanSummary {
+    pub peak_bytes: u64,
+    pub budget_bytes: u64,
+    pub fits: bool,
+    pub staged: bool,
+    pub attention_slice: Option<usize>,
+    pub vae_tiling: bool,
+    /// Images per pass (the planner may split a batch).
+    pub batch: u32,
+    pub requested_batch: u32,
+    /// The stage at the peak, e.g. "unet denoise".
+    pub peak_stage: String,
+    /// When it does not fit: what would make it fit.
+    pub suggestions: Vec<String>,
+}
+
+impl From<&MemoryPlan> for PlanSummary {
+    fn from(p: &MemoryPlan) -> Self {
+        Self {
+            peak_bytes: p.peak_bytes,
+            budget_bytes: p.budget_bytes,
+            fits: p.fits,
+            staged: p.residency == crate::engines::sd::Residency::Staged,
+            attention_slice: p.attention_slice,
+            vae_tiling: p.vae_tiling,
+            batch: p.batch,
+            requested_batch: p.requested_batch,
+            peak_stage: p.breakdown.peak_stage.clone(),
+            suggestions: p.suggestions.clone(),
+        }
+    }
+}
+
+/// Plans form jobs the way the runner's `JobPlanner` plans queued ones.
+pub struct FormPlanner {
+    selected: Arc<SelectedDevice>,
+    platform: Arc<PlatformInfo>,
+    budget_cap: Option<u64>,
+    registry: Arc<Registry>,
+    hf_cache: PathBuf,
+    dtype: DtypeChoice,
+}
+
+impl FormPlanner {
+    pub fn new(
+        setup: &RunnerSetup,
+        budget_cap: Option<u64>,
+        registry: Arc<Registry>,
+        hf_cache: PathBuf,
+    ) -> Self {
+        Self {
+            selected: Arc::clone(&setup.selected),
+            platform: Arc::clone(&setup.platform),
+            budget_cap,
+            registry,
+            hf_cache,
+            dtype: Arc::clone(&setup.config.device.dtype),
+        }
+    }
+
+    /// Resolves the model, fills the model's defaults and plans; blocking (file I/O).
+    pub fn plan(&self, spec: &JobSpec) -> PlanStatus {
+        if spec.model.trim().is_empty() {
+            return PlanStatus::Idle;
+        }
+        match self.try_plan(spec) {
+            Ok(plan) => PlanStatus::Planned(PlanSummary::from(&plan)),
+            Err(e) => PlanStatus::Unavailable(e.to_string()),
+        }
+    }
+
+    fn try_plan(&self, spec: &JobSpec) -> crate::Result<MemoryPlan> {
+        let model = crate::models::resolve(&self.registry, &spec.model, &self.hf_cache)?;
+        let filled = fill_spec(spec, &model.defaults)?;
+        let dtype = (self.dtype)(filled.dtype)?;
+        let overrides = overrides_from_flags(
+            filled.attention_slicing.as_deref(),
+            filled.vae_tiling,
+            filled.residency,
+        )?;
+        // The same request fields `JobPlanner::plan` takes from the engine request, read from
+        // the filled spec so no init image is decoded just to plan.
+        let request = PlanRequest {
+            width: filled.width.unwrap_or(model.defaults.width),
+            height: filled.height.unwrap_or(model.defaults.height),
+            batch: filled.batch.unwrap_or(1),
+            guided: filled.guidance.unwrap_or(model.defaults.guidance) > 1.0,
+            img2img: filled.init_image.is_some(),
+            dtype,
+            device: self.selected.kind,
+            memory: crate::device::memory::query(&self.selected, &self.platform),
+            budget_cap: self.budget_cap,
+            overrides,
+        };
+        planner::plan_folder(&model.dir, dtype != candle_core::DType::F32, &request)
+    }
+}
