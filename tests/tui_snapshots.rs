@@ -9,6 +9,7 @@ use pallaidium::tui::panes::form::Form;
 use pallaidium::tui::panes::gauges::GaugesPane;
 use pallaidium::tui::panes::queue::{JobRow, QueuePane};
 use pallaidium::tui::panes::{DrawCtx, Pane};
+use pallaidium::tui::planning::{PlanStatus, PlanSummary};
 use pallaidium::tui::sampler::{DeviceGauge, SysSnapshot};
 use pallaidium::tui::theme::Theme;
 use ratatui::Terminal;
@@ -17,6 +18,10 @@ use ratatui::backend::TestBackend;
 const GIB: u64 = 1 << 30;
 
 fn app(size: &str) -> App {
+    app_with(size, None)
+}
+
+fn app_with(size: &str, picker: Option<ratatui_image::picker::Picker>) -> App {
     let registry = Registry::shipped().unwrap();
     let model = registry.entries()[0].id.clone();
     let mut app = App::new(AppConfig {
@@ -39,7 +44,7 @@ fn app(size: &str) -> App {
             hf_token_present: true,
             entries: registry.entries().to_vec(),
         },
-        picker: None,
+        picker,
     });
     app.handle(AppEvent::System(snapshot()));
     app
@@ -249,4 +254,201 @@ fn each_pane_alone() {
     queue.upsert(JobRow::new(JobId(4), "waiting", JobState::Queued));
     pane_snapshot("pane_queue", &queue, 60, 10);
     let _ = JobSpec::default();
+}
+
+fn planned(peak: u64, budget: u64, fits: bool) -> PlanStatus {
+    PlanStatus::Planned(PlanSummary {
+        peak_bytes: peak,
+        budget_bytes: budget,
+        fits,
+        staged: !fits || peak > budget / 2,
+        attention_slice: Some(256),
+        vae_tiling: false,
+        batch: 4,
+        requested_batch: 4,
+        peak_stage: "unet denoise".into(),
+        suggestions: if fits {
+            Vec::new()
+        } else {
+            vec!["--batch 1".into(), "--width 384 --height 384".into()]
+        },
+    })
+}
+
+fn plan_command(commands: &[Command]) -> Option<u64> {
+    commands.iter().find_map(|c| match c {
+        Command::Plan { generation, .. } => Some(*generation),
+        _ => None,
+    })
+}
+
+#[test]
+fn compat_shows_the_memory_plan_live() {
+    let mut a = app("");
+    let first = plan_command(&a.start_commands()).expect("the pre-filled form is planned at start");
+    assert_eq!(a.plan(), &PlanStatus::Pending);
+    pane_snapshot("pane_compat_planning", &a.compat, 60, 5);
+    a.handle(AppEvent::Plan {
+        generation: first,
+        status: planned(3 * GIB, 12 * GIB, true),
+    });
+    assert_eq!(a.compat.verdict(), pallaidium::models::Verdict::Ok);
+    pane_snapshot("pane_compat_plan_fits", &a.compat, 60, 5);
+
+    // A batch change asks for a new plan; the old answer, arriving late, is dropped.
+    key(&mut a, KeyCode::Esc, KeyModifiers::NONE);
+    key(&mut a, KeyCode::Tab, KeyModifiers::NONE);
+    assert_eq!(a.focus(), pallaidium::tui::panes::PaneId::Params);
+    for _ in 0..5 {
+        key(&mut a, KeyCode::Down, KeyModifiers::NONE); // model → batch
+    }
+    let second = plan_command(&key(&mut a, KeyCode::Right, KeyModifiers::NONE))
+        .expect("changing the batch plans again");
+    assert!(second > first);
+    assert_eq!(a.params.form().batch, "2");
+    a.handle(AppEvent::Plan {
+        generation: first,
+        status: planned(GIB, 12 * GIB, true),
+    });
+    assert_eq!(a.plan(), &PlanStatus::Pending, "a stale plan is ignored");
+
+    // Over budget: an error finding with the planner's fixes, and Ctrl-G does not queue.
+    a.handle(AppEvent::Plan {
+        generation: second,
+        status: planned(20 * GIB, 12 * GIB, false),
+    });
+    assert_eq!(a.compat.verdict(), pallaidium::models::Verdict::Error);
+    let commands = key(&mut a, KeyCode::Char('g'), KeyModifiers::CONTROL);
+    assert!(
+        commands.iter().all(|c| !matches!(c, Command::Submit(_))),
+        "an over-budget job is not queued"
+    );
+    pane_snapshot("pane_compat_over_budget", &a.compat, 60, 9);
+    insta::assert_snapshot!("over_budget_160x48", render(&mut a, 160, 48).backend());
+
+    // No plan for a model that is not in the cache: said so, and nothing blocks on it.
+    let third = plan_command(&key(&mut a, KeyCode::Left, KeyModifiers::NONE)).unwrap();
+    a.handle(AppEvent::Plan {
+        generation: third,
+        status: PlanStatus::Unavailable("sd15 is not in the Hugging Face cache".into()),
+    });
+    assert_eq!(a.compat.verdict(), pallaidium::models::Verdict::Ok);
+    let text = format!("{}", render(&mut a, 160, 48).backend());
+    assert!(text.contains("cannot plan: sd15 is not in the"), "{text}");
+}
+
+#[test]
+fn the_device_field_is_read_only() {
+    let mut a = app("");
+    key(&mut a, KeyCode::Esc, KeyModifiers::NONE);
+    key(&mut a, KeyCode::Tab, KeyModifiers::NONE);
+    for _ in 0..20 {
+        key(&mut a, KeyCode::Down, KeyModifiers::NONE);
+    }
+    key(&mut a, KeyCode::Enter, KeyModifiers::NONE);
+    key(&mut a, KeyCode::Backspace, KeyModifiers::NONE);
+    assert_eq!(a.params.form().device, "cpu", "the device cannot be edited");
+    let text = format!("{}", render(&mut a, 160, 48).backend());
+    assert!(text.contains("cpu (restart to change)"), "{text}");
+    assert!(text.contains("restart with --device"), "{text}");
+}
+
+/// Cells of the preview pane's image area that hold halfblock glyphs.
+fn halfblocks_in_preview(app: &mut App, w: u16, h: u16) -> usize {
+    let term = render(app, w, h);
+    let areas = pallaidium::tui::layout::areas(ratatui::layout::Rect::new(0, 0, w, h)).unwrap();
+    let r = areas.get(pallaidium::tui::panes::PaneId::Preview);
+    let buf = term.backend().buffer();
+    let mut n = 0;
+    for y in r.y + 1..r.y + r.height - 1 {
+        for x in r.x + 1..r.x + r.width - 1 {
+            if matches!(buf[(x, y)].symbol(), "▀" | "▄" | "█") {
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+#[test]
+fn a_latent_preview_is_drawn_in_the_preview_pane() {
+    let mut a = app_with("", Some(ratatui_image::picker::Picker::halfblocks()));
+    submit_and_run(&mut a);
+    assert_eq!(halfblocks_in_preview(&mut a, 160, 48), 0);
+    let pixels: Vec<u8> = (0..8 * 8)
+        .flat_map(|i| [(i * 4) as u8, 255 - (i * 4) as u8, 128])
+        .collect();
+    a.handle(AppEvent::Job(JobEvent::Preview {
+        job: JobId(1),
+        width: 8,
+        height: 8,
+        pixels,
+    }));
+    assert!(halfblocks_in_preview(&mut a, 160, 48) > 0);
+    let text = format!("{}", render(&mut a, 160, 48).backend());
+    assert!(text.contains("job 1: latent preview"), "{text}");
+}
+
+/// The real runner on the tiny fixture: its latent previews (every 2 steps, as the TUI asks)
+/// reach the preview pane and are drawn before the job's output replaces them.
+#[test]
+fn the_runners_previews_reach_the_pane() {
+    use clap::Parser;
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sd1-tiny");
+    let home = tempfile::tempdir().unwrap();
+    let env = pallaidium::platform::paths::PathEnv {
+        pallaidium_home: Some(home.path().to_path_buf()),
+        hf_home: Some(home.path().join("hf")),
+        ..Default::default()
+    };
+    let paths = pallaidium::platform::paths::Paths::from_env(&env, None).unwrap();
+    paths.create_dirs().unwrap();
+    let cli = pallaidium::cli::Cli::try_parse_from(["pallaidium", "--device", "cpu", "--offline"])
+        .unwrap();
+    let registry = Registry::shipped().unwrap();
+    let link = pallaidium::tui::runner_link::runner_link(&cli, &paths, &registry).unwrap();
+    assert_eq!(
+        link.backend,
+        Backend::Cpu,
+        "the compat backend is the runner's device"
+    );
+    let store = pallaidium::jobs::Store::open(&paths.queue_db).unwrap();
+    let runner = pallaidium::jobs::JobRunner::start(store, link.config).unwrap();
+    let mut events = runner.subscribe();
+    let spec = JobSpec {
+        model: fixture.display().to_string(),
+        prompt: "a tiny lighthouse".into(),
+        steps: Some(8),
+        width: Some(64),
+        height: Some(64),
+        seed: Some(7),
+        ..JobSpec::default()
+    };
+    runner.submit(&[spec]).unwrap();
+    let mut a = app_with("", Some(ratatui_image::picker::Picker::halfblocks()));
+    let mut previews = 0;
+    loop {
+        let event = events.blocking_recv().unwrap();
+        let terminal = event.is_terminal();
+        if let JobEvent::Failed { error, .. } = &event {
+            panic!("the fixture job failed: {error}");
+        }
+        if matches!(event, JobEvent::Preview { .. }) {
+            previews += 1;
+            a.handle(AppEvent::Job(event));
+            assert!(a.preview.label().ends_with("latent preview"));
+            assert!(
+                halfblocks_in_preview(&mut a, 160, 48) > 0,
+                "preview {previews} drawn"
+            );
+        } else {
+            a.handle(AppEvent::Job(event));
+        }
+        if terminal {
+            break;
+        }
+    }
+    assert!(previews >= 2, "8 steps, a preview every 2: got {previews}");
+    runner.stop();
+    runner.shutdown();
 }

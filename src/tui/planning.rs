@@ -139,3 +139,99 @@ impl FormPlanner {
         planner::plan_folder(&model.dir, dtype != candle_core::DType::F32, &request)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::Cli;
+    use crate::jobs::setup::{FetchDisplay, runner_setup};
+    use crate::platform::paths::{PathEnv, Paths};
+
+    fn planner(home: &std::path::Path, budget: Option<&str>) -> FormPlanner {
+        let mut args = vec!["pallaidium", "--device", "cpu", "--offline"];
+        if let Some(b) = budget {
+            args.extend(["--memory-budget", b]);
+        }
+        let cli = Cli::try_parse_from(args).unwrap();
+        let env = PathEnv {
+            pallaidium_home: Some(home.to_path_buf()),
+            hf_home: Some(home.join("hf")),
+            ..PathEnv::default()
+        };
+        let paths = Paths::from_env(&env, None).unwrap();
+        let setup = runner_setup(&cli, &paths, 0, FetchDisplay::LogOnly).unwrap();
+        let budget_cap =
+            crate::device::memory::parse_memory_budget(cli.global.memory_budget.as_deref())
+                .unwrap();
+        let registry = Arc::new(Registry::shipped().unwrap());
+        FormPlanner::new(&setup, budget_cap, registry, paths.hf_cache)
+    }
+
+    fn fixture_spec(batch: u32) -> JobSpec {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sd1-tiny");
+        JobSpec {
+            model: dir.display().to_string(),
+            width: Some(64),
+            height: Some(64),
+            batch: Some(batch),
+            ..JobSpec::default()
+        }
+    }
+
+    #[test]
+    fn the_fixture_plans_against_the_budget() {
+        let home = tempfile::tempdir().unwrap();
+        let roomy = planner(home.path(), Some("8GB"));
+        let PlanStatus::Planned(one) = roomy.plan(&fixture_spec(1)) else {
+            panic!("the fixture plans");
+        };
+        assert!(one.fits && one.peak_bytes > 0 && one.peak_bytes <= one.budget_bytes);
+        assert!(
+            one.budget_bytes <= 8 << 30,
+            "--memory-budget caps the budget"
+        );
+        let PlanStatus::Planned(four) = roomy.plan(&fixture_spec(4)) else {
+            panic!("the fixture plans");
+        };
+        assert!(
+            four.peak_bytes > one.peak_bytes,
+            "a bigger batch needs more"
+        );
+
+        let PlanStatus::Planned(tight) = planner(home.path(), Some("1KB")).plan(&fixture_spec(1))
+        else {
+            panic!("a tiny budget still plans");
+        };
+        assert!(!tight.fits && tight.peak_bytes > tight.budget_bytes);
+    }
+
+    #[test]
+    fn unknown_or_uncached_models_say_so_without_downloading() {
+        let home = tempfile::tempdir().unwrap();
+        let p = planner(home.path(), None);
+        assert_eq!(p.plan(&JobSpec::default()), PlanStatus::Idle);
+        let unknown = JobSpec {
+            model: "no-such-model".into(),
+            ..JobSpec::default()
+        };
+        let PlanStatus::Unavailable(why) = p.plan(&unknown) else {
+            panic!("an unknown model cannot plan");
+        };
+        assert!(why.contains("no-such-model"), "{why}");
+        let registry = Registry::shipped().unwrap();
+        let cached_nowhere = JobSpec {
+            model: registry.entries()[0].id.clone(),
+            ..JobSpec::default()
+        };
+        assert!(matches!(
+            p.plan(&cached_nowhere),
+            PlanStatus::Unavailable(_)
+        ));
+        assert!(
+            std::fs::read_dir(home.path().join("hf")).map_or(true, |mut d| d.next().is_none()),
+            "planning never downloads"
+        );
+    }
+}

@@ -95,7 +95,7 @@ fn parse_attention(flag: Option<&str>) -> Result<AttentionMode> {
 
 /// Width and height as latent-compatible pixel sizes.
 pub fn validate_size(width: u32, height: u32) -> Result<(usize, usize)> {
-    if width == 0 || height == 0 || width % 8 != 0 || height % 8 != 0 {
+    if width == 0 || height == 0 || !width.is_multiple_of(8) || !height.is_multiple_of(8) {
         return Err(Error::bad_input(format!(
             "{width}x{height} is not a size the VAE can take: use multiples of 8 (e.g. 512x512)"
         )));

@@ -136,12 +136,12 @@ fn plan_lines(plan: &PlanStatus, t: &Theme) -> Vec<Line<'static>> {
             Span::styled(format!(" (plan: {})", plan_modes(p)), t.muted()),
         ])],
         PlanStatus::Planned(p) => {
+            // Needed vs available is the error finding below; this says where and what fits.
             let mut lines = vec![Line::styled(
                 format!(
-                    "memory: needs {} but the budget is {}: does not fit ({})",
-                    bytes(p.peak_bytes),
-                    bytes(p.budget_bytes),
-                    p.peak_stage
+                    "memory: does not fit (peak at {}, {})",
+                    p.peak_stage,
+                    plan_modes(p)
                 ),
                 Style::new().fg(t.error).add_modifier(Modifier::BOLD),
             )];

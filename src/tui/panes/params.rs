@@ -35,8 +35,7 @@ const RESIDENCIES: [Option<ResidencyArg>; 3] = [
     Some(ResidencyArg::Staged),
 ];
 /// Why the device field does not edit: jobs carry no device, the runner has one for the session.
-const DEVICE_FIXED: &str =
-    "device: jobs run on the device chosen at start; quit and restart with --device to change it";
+const DEVICE_FIXED: &str = "device is fixed at start: restart with --device";
 
 fn cycle<T: PartialEq + Clone>(items: &[T], current: &T, forward: bool) -> Option<T> {
     let n = items.len();

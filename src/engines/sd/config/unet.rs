@@ -50,6 +50,12 @@ fn positional() -> String {
     "positional".to_string()
 }
 
+/// Real configs write `null` for unset flags (SDXL's `"upcast_attention": null`); diffusers treats
+/// `None` as false there.
+fn null_is_false<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    Ok(Option::<bool>::deserialize(d)?.unwrap_or(false))
+}
+
 /// `unet/config.json` as written by diffusers' UNet2DConditionModel.
 #[derive(Debug, Clone, Deserialize)]
 struct RawUNetConfig {
@@ -58,7 +64,7 @@ struct RawUNetConfig {
     in_channels: usize,
     #[serde(default = "four")]
     out_channels: usize,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_is_false")]
     center_input_sample: bool,
     #[serde(default = "yes")]
     flip_sin_to_cos: bool,
@@ -95,14 +101,14 @@ struct RawUNetConfig {
     #[serde(default = "head_dim")]
     attention_head_dim: OneOrMany,
     num_attention_heads: Option<OneOrMany>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_is_false")]
     dual_cross_attention: bool,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_is_false")]
     use_linear_projection: bool,
     class_embed_type: Option<String>,
     addition_embed_type: Option<String>,
     addition_time_embed_dim: Option<usize>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_is_false")]
     upcast_attention: bool,
     #[serde(default = "default_str")]
     resnet_time_scale_shift: String,
@@ -370,5 +376,15 @@ mod tests {
         let err = UNetConfig::from_json(r#"{"addition_embed_type": "text_time"}"#).unwrap_err();
         assert!(err.contains("addition_time_embed_dim"), "{err}");
         assert!(UNetConfig::from_json("not json").is_err());
+    }
+
+    #[test]
+    fn null_flags_read_as_false_like_diffusers() {
+        let c = UNetConfig::from_json(
+            r#"{"upcast_attention": null, "use_linear_projection": null, "dual_cross_attention": null,
+                "center_input_sample": null}"#,
+        )
+        .unwrap();
+        assert!(!c.upcast_attention && !c.use_linear_projection);
     }
 }

@@ -5,6 +5,7 @@
 //! - `Conv2d`: on the CPU in f32, 1x1 convolutions as a plain batched matmul and kxk ones as a
 //!   row-copy im2col in the weight's own (c_in, ky, kx) order followed by one matmul, so the
 //!   weight is never reshuffled per call (candle's tiled path repacks it on every forward).
+//!
 //! Other devices and dtypes use candle's implementations unchanged.
 
 pub mod conv;
