@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use tracing_subscriber::Layer as _;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer as _;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
@@ -91,7 +91,8 @@ pub fn init(opts: &LogOptions) -> Result<LogGuard> {
     };
     // stderr carries the progress bar (or sits beside JSON lines): only warnings and errors there
     // unless the user asked for a level; the file keeps everything the filter lets through.
-    let explicit = env_value.as_deref().is_some_and(|v| !v.trim().is_empty()) || opts.level.is_some();
+    let explicit =
+        env_value.as_deref().is_some_and(|v| !v.trim().is_empty()) || opts.level.is_some();
     let stderr_filter = if explicit {
         build_filter(env_value.as_deref(), opts.level.as_deref())?
     } else {

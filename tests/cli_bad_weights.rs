@@ -2,6 +2,8 @@
 //! wrong shape, pickled weights only. Each is exit 2 with a message naming the file, and nothing is
 //! written or queued.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;

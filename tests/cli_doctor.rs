@@ -1,5 +1,7 @@
 //! Black-box tests of `pallaidium doctor` on this machine (no GPU features in CI builds).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use assert_cmd::Command;
 use serde_json::Value;
 

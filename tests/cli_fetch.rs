@@ -1,6 +1,8 @@
 //! Black-box: `pallaidium fetch` offline and gated errors, and `--plan` with --memory-budget.
 //! (Needs main.rs to route `fetch` to commands::fetch::run and `--plan` to commands::plan::run.)
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use assert_cmd::Command;
 use predicates::str::contains;
 

@@ -2,6 +2,8 @@
 //! anything is queued, loaded or written (exit 2); one that fits only with staged loading runs
 //! staged.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;

@@ -2,6 +2,8 @@
 //! weights, prompt, scheduler and initial noise (`--init-latents`), is within 1/255 mean absolute
 //! difference of the image diffusers produced (tests/fixtures/*/reference/pipeline_*.json).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;

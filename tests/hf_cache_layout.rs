@@ -2,6 +2,8 @@
 //! with relative links) resolves and "fetches" without any network; offline misses, gated repos
 //! without a token and pickles give the stated errors.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::{Path, PathBuf};
 
 use pallaidium::models::fetch::{self, FetchOptions, progress::Silent};

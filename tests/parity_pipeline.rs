@@ -2,6 +2,8 @@
 //! same tiny random-weight models, the same prompts and the same initial noise
 //! (tests/fixtures/*/reference/pipeline_*.json say exactly how each reference was made).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};

@@ -1,5 +1,7 @@
 //! The planner on the tiny fixture through the library, with budgets around its real peaks.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::Path;
 
 use candle_core::DType;

@@ -1,4 +1,6 @@
 //! Snapshot tests of every pane and of the whole layout (ratatui TestBackend + insta).
+// Test helpers panic on purpose: a failed setup is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
 use pallaidium::jobs::{JobEvent, JobId, JobSpec, JobState};

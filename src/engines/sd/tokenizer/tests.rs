@@ -220,7 +220,8 @@ fn missing_and_garbled_files_are_bad_input_naming_the_file() {
 
 #[test]
 fn decomposed_accents_tokenize_like_composed_ones() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/clip-tokenizer");
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/clip-tokenizer");
     let tok = super::ClipTokenizer::from_dir(&dir).unwrap();
     let composed = tok.tokenize("caf\u{e9} na\u{ef}ve");
     let decomposed = tok.tokenize("cafe\u{301} nai\u{308}ve");

@@ -17,8 +17,8 @@ use self::embeddings::{TimestepEmbedding, host_f32, sinusoidal};
 use self::resnet::{ResnetConfig, conv, norm_silu};
 use self::transformer::TransformerConfig;
 use super::attention::AttentionMode;
-use super::kernels::{self, Conv2d, GroupNorm};
 use super::config::UNetConfig;
+use super::kernels::{self, Conv2d, GroupNorm};
 use super::weights::Weights;
 use crate::error::{Error, Result};
 

@@ -1,0 +1,811 @@
+//! Black-box: `pallaidium fetch` (and the headless run after it) against a local imitation of the
+//! Hugging Face hub, speaking the HTTP hf-hub 0.4.3 speaks: the repo listing
+//! (`/api/models/{repo}/revision/{rev}?blobs=true`), `{repo}/resolve/{rev}/{file}` probed with
+//! `Range: bytes=0-0` (ETag / X-Linked-Etag, X-Repo-Commit, Content-Range), LFS files redirected
+//! to a "CDN" path, and `Range: bytes=N-` downloads.
+
+// Test helpers unwrap too: a failure there is a test failure.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use assert_cmd::Command;
+
+use mock_hub::{Deny, MockHub, RepoFile};
+
+const REPO: &str = "pallaidium-test/sd1-tiny";
+const COMMIT: &str = "4f2d0c1e9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d";
+const LICENCE: &str = "https://example.org/sd1-tiny-licence";
+const UNET: &str = "unet/diffusion_pytorch_model.safetensors";
+
+/// The files `--dtype f32` needs; f16 swaps the three weights for their `.fp16` variants.
+const COMMON: [&str; 9] = [
+    "model_index.json",
+    "scheduler/scheduler_config.json",
+    "tokenizer/vocab.json",
+    "tokenizer/merges.txt",
+    "tokenizer/special_tokens_map.json",
+    "tokenizer/tokenizer_config.json",
+    "text_encoder/config.json",
+    "unet/config.json",
+    "vae/config.json",
+];
+const WEIGHTS_F32: [&str; 3] = [
+    "text_encoder/model.safetensors",
+    UNET,
+    "vae/diffusion_pytorch_model.safetensors",
+];
+const WEIGHTS_F16: [&str; 3] = [
+    "text_encoder/model.fp16.safetensors",
+    "unet/diffusion_pytorch_model.fp16.safetensors",
+    "vae/diffusion_pytorch_model.fp16.safetensors",
+];
+
+fn needed(fp16: bool) -> BTreeSet<String> {
+    let weights = if fp16 { WEIGHTS_F16 } else { WEIGHTS_F32 };
+    COMMON
+        .iter()
+        .chain(&weights)
+        .map(|s| s.to_string())
+        .collect()
+}
+
+/// sd1-tiny's files (both weight variants) plus two the registry never asks for.
+fn repo_files() -> Vec<RepoFile> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sd1-tiny");
+    let mut files: Vec<RepoFile> = COMMON
+        .iter()
+        .chain(&WEIGHTS_F32)
+        .chain(&WEIGHTS_F16)
+        .map(|f| RepoFile::new(f, std::fs::read(root.join(f)).unwrap()))
+        .collect();
+    files.push(RepoFile::new("README.md", b"# sd1-tiny\n".to_vec()));
+    files.push(RepoFile::new(
+        "unet/diffusion_pytorch_model.bin",
+        vec![0x80; 4096],
+    ));
+    files
+}
+
+fn models_toml(gated: bool) -> String {
+    let components = [
+        ("pipeline", "\"model_index.json\"", None),
+        ("scheduler", "\"scheduler/scheduler_config.json\"", None),
+        (
+            "tokenizer",
+            "\"tokenizer/vocab.json\", \"tokenizer/merges.txt\", \"tokenizer/special_tokens_map.json\", \"tokenizer/tokenizer_config.json\"",
+            None,
+        ),
+        ("text_encoder", "\"text_encoder/config.json\"", Some(0)),
+        ("unet", "\"unet/config.json\"", Some(1)),
+        ("vae", "\"vae/config.json\"", Some(2)),
+    ];
+    let mut toml = format!(
+        "[[models]]\nid = \"tiny-mock\"\nname = \"SD1 tiny (mock hub)\"\nkind = \"txt2img\"\n\
+         family = \"sd1\"\nrepo = \"{REPO}\"\nrevision = \"main\"\nlicense = \"mit\"\n\
+         license_url = \"{LICENCE}\"\ngated = {gated}\nnative_resolution = [64, 64]\n\n\
+         [models.defaults]\nsteps = 2\nguidance = 7.5\nwidth = 64\nheight = 64\nscheduler = \"ddim\"\n\n\
+         [models.tokenizer]\nformat = \"clip-bpe\"\nfolders = [\"tokenizer\"]\n"
+    );
+    for (name, files, weights) in components {
+        toml += &format!("\n[[models.components]]\nname = \"{name}\"\nfiles = [{files}]\n");
+        if let Some(i) = weights {
+            toml += &format!(
+                "weights = \"{}\"\nweights_fp16 = \"{}\"\n",
+                WEIGHTS_F32[i], WEIGHTS_F16[i]
+            );
+        }
+    }
+    toml
+}
+
+/// A temp home (HF_HOME, PALLAIDIUM_HOME, outputs, the models file) and the mock hub.
+struct Env {
+    dir: tempfile::TempDir,
+    hub: MockHub,
+}
+
+impl Env {
+    fn new(gated: bool) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("models.toml"), models_toml(gated)).unwrap();
+        let hub = MockHub::start(REPO, COMMIT, repo_files());
+        Self { dir, hub }
+    }
+
+    fn repo_dir(&self) -> PathBuf {
+        self.dir
+            .path()
+            .join("hf/hub/models--pallaidium-test--sd1-tiny")
+    }
+
+    fn snapshot(&self) -> PathBuf {
+        self.repo_dir().join("snapshots").join(COMMIT)
+    }
+
+    fn blob(&self, rfilename: &str) -> PathBuf {
+        let f = self.hub.file(rfilename);
+        self.repo_dir().join("blobs").join(f.etag())
+    }
+
+    fn cmd(&self) -> Command {
+        let mut cmd = Command::cargo_bin("pallaidium").unwrap();
+        for var in [
+            "HF_HUB_CACHE",
+            "HUGGINGFACE_HUB_CACHE",
+            "HF_TOKEN",
+            "HUGGING_FACE_HUB_TOKEN",
+            "HF_TOKEN_PATH",
+            "HF_HUB_OFFLINE",
+            // hf-hub's client honours proxies; the mock is on loopback.
+            "ALL_PROXY",
+            "all_proxy",
+            "HTTP_PROXY",
+            "http_proxy",
+            "HTTPS_PROXY",
+            "https_proxy",
+        ] {
+            cmd.env_remove(var);
+        }
+        cmd.env("HF_HOME", self.dir.path().join("hf"))
+            .env("PALLAIDIUM_HOME", self.dir.path().join("pal"))
+            .env("HF_ENDPOINT", self.hub.endpoint())
+            .arg("--models")
+            .arg(self.dir.path().join("models.toml"))
+            .timeout(Duration::from_secs(120));
+        cmd
+    }
+
+    fn fetch(&self, dtype: &str) -> std::process::Output {
+        self.cmd()
+            .args(["fetch", "tiny-mock", "--dtype", dtype])
+            .output()
+            .unwrap()
+    }
+
+    /// Every file `fp16` needs is a relative link from snapshots/<commit>/ to blobs/<etag> holding
+    /// the hub's bytes; refs/main names the commit; no `.part` file is left.
+    fn assert_cached(&self, fp16: bool) {
+        let refs = std::fs::read_to_string(self.repo_dir().join("refs/main")).unwrap();
+        assert_eq!(refs.trim(), COMMIT);
+        for f in needed(fp16) {
+            let link = self.snapshot().join(&f);
+            let target = std::fs::read_link(&link)
+                .unwrap_or_else(|e| panic!("{} is not a link: {e}", link.display()));
+            assert!(target.is_relative(), "{f} -> {}", target.display());
+            assert_eq!(
+                std::fs::canonicalize(&link).unwrap(),
+                std::fs::canonicalize(self.blob(&f)).unwrap(),
+                "{f}"
+            );
+            assert_eq!(
+                std::fs::read(&link).unwrap(),
+                self.hub.file(&f).bytes,
+                "{f}"
+            );
+        }
+        let parts: Vec<_> = std::fs::read_dir(self.repo_dir().join("blobs"))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".part"))
+            .collect();
+        assert!(parts.is_empty(), "left over: {parts:?}");
+    }
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn files_in(dir: &Path) -> BTreeSet<String> {
+    let mut found = BTreeSet::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                found.insert(p.strip_prefix(dir).unwrap().to_string_lossy().into_owned());
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn fetch_f32_writes_the_hf_cache_layout_and_an_offline_run_uses_it() {
+    let env = Env::new(false);
+    let out = env.fetch("f32");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(env.hub.downloaded(), needed(false));
+    assert_eq!(files_in(&env.snapshot()), needed(false));
+    env.assert_cached(false);
+    // LFS blobs are named by their SHA-256 (X-Linked-Etag), not the git blob id in ETag.
+    let sha = env.hub.file(UNET).sha256.clone();
+    assert!(env.repo_dir().join("blobs").join(sha).is_file());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("13 downloaded"), "{stdout}");
+    // A progress bar line per file (stderr is not a terminal: one finished line each).
+    let err = stderr(&out);
+    for f in needed(false) {
+        assert!(err.contains(&format!("{f} [")), "no bar for {f}: {err}");
+    }
+
+    env.hub.clear_log();
+    let png_dir = env.dir.path().join("out");
+    let run = env
+        .cmd()
+        .args([
+            "--headless",
+            "--offline",
+            "--device",
+            "cpu",
+            "--model",
+            "tiny-mock",
+        ])
+        .args([
+            "--width", "64", "--height", "64", "--steps", "2", "--prompt", "x",
+        ])
+        .arg("--out")
+        .arg(&png_dir)
+        .timeout(Duration::from_secs(300))
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", stderr(&run));
+    let pngs: Vec<_> = files_in(&png_dir)
+        .into_iter()
+        .filter(|f| f.ends_with(".png"))
+        .collect();
+    assert_eq!(pngs.len(), 1, "{pngs:?}");
+    let png = std::fs::read(png_dir.join(&pngs[0])).unwrap();
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"));
+    assert_eq!(
+        env.hub.requests().len(),
+        0,
+        "the offline run went to the hub"
+    );
+}
+
+#[test]
+fn fetch_f16_takes_the_fp16_variants_only() {
+    let env = Env::new(false);
+    let out = env.fetch("f16");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(env.hub.downloaded(), needed(true));
+    assert_eq!(files_in(&env.snapshot()), needed(true));
+    env.assert_cached(true);
+}
+
+#[test]
+fn a_second_fetch_downloads_nothing_and_a_new_dtype_only_its_weights() {
+    let env = Env::new(false);
+    assert!(env.fetch("f32").status.success());
+    env.hub.clear_log();
+    let again = env.fetch("f32");
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert_eq!(env.hub.requests(), Vec::<String>::new());
+    assert!(String::from_utf8_lossy(&again.stdout).contains("0 downloaded"));
+
+    let f16 = env.fetch("f16");
+    assert!(f16.status.success(), "{}", stderr(&f16));
+    let weights: BTreeSet<String> = WEIGHTS_F16.iter().map(|s| s.to_string()).collect();
+    assert_eq!(env.hub.downloaded(), weights);
+    env.assert_cached(true);
+    env.assert_cached(false);
+}
+
+#[test]
+fn a_corrupted_download_is_caught_removed_and_refetched() {
+    let env = Env::new(false);
+    env.hub.corrupt(Some(UNET));
+    let out = env.fetch("f32");
+    let err = stderr(&out);
+    assert!(!out.status.success());
+    assert!(err.contains(UNET) && err.contains("SHA-256"), "{err}");
+    assert!(!env.blob(UNET).exists(), "the bad blob was kept");
+    assert!(std::fs::symlink_metadata(env.snapshot().join(UNET)).is_err());
+
+    env.hub.corrupt(None);
+    env.hub.clear_log();
+    let out = env.fetch("f32");
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Only what was missing: the unet weights and what came after it.
+    let again = env.hub.downloaded();
+    assert!(
+        again.contains(UNET) && !again.contains("model_index.json"),
+        "{again:?}"
+    );
+    env.assert_cached(false);
+}
+
+#[test]
+fn refused_access_names_the_licence_page() {
+    // The hub lists a gated repo's files to anyone but refuses its downloads.
+    let env = Env::new(false);
+    env.hub.deny(Some(Deny {
+        status: 401,
+        listing: false,
+    }));
+    let out = env.fetch("f32");
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(LICENCE) && err.contains("HTTP 401") && err.contains("no token"),
+        "{err}"
+    );
+
+    // Gated with a token whose account has not accepted the licence.
+    let env = Env::new(true);
+    env.hub.deny(Some(Deny {
+        status: 403,
+        listing: true,
+    }));
+    let out = env
+        .cmd()
+        .env("HF_TOKEN", "hf_mock")
+        .args(["fetch", "tiny-mock", "--dtype", "f32"])
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains(LICENCE) && err.contains("HTTP 403"), "{err}");
+    assert!(env.hub.auth_headers().iter().all(|a| a == "Bearer hf_mock"));
+    assert!(!env.hub.auth_headers().is_empty());
+
+    // Gated without any token: refused before asking the hub.
+    env.hub.clear_log();
+    let out = env.fetch("f32");
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains(LICENCE) && err.contains("HF_TOKEN"), "{err}");
+    assert_eq!(env.hub.requests(), Vec::<String>::new());
+}
+
+#[test]
+fn a_part_file_is_resumed_with_a_range_request() {
+    let env = Env::new(false);
+    let unet = env.hub.file(UNET).clone();
+    let half = unet.bytes.len() / 2;
+    let blobs = env.repo_dir().join("blobs");
+    std::fs::create_dir_all(&blobs).unwrap();
+    std::fs::write(
+        blobs.join(format!("{}.part", unet.sha256)),
+        &unet.bytes[..half],
+    )
+    .unwrap();
+    let out = env.fetch("f32");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let cdn = format!("/cdn/{}", unet.sha256);
+    let ranges = env.hub.ranges_for(&cdn);
+    assert!(ranges.contains(&format!("bytes={half}-")), "{ranges:?}");
+    assert!(!ranges.contains(&"bytes=0-".to_owned()), "{ranges:?}");
+    env.assert_cached(false);
+}
+
+#[test]
+fn a_dropped_connection_is_resumed_where_it_stopped() {
+    let env = Env::new(false);
+    env.hub.truncate_once(Some(UNET));
+    let out = env.fetch("f32");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let unet = env.hub.file(UNET).clone();
+    let ranges = env.hub.ranges_for(&format!("/cdn/{}", unet.sha256));
+    let half = unet.bytes.len() / 2;
+    assert!(
+        ranges.contains(&"bytes=0-".to_owned()) && ranges.contains(&format!("bytes={half}-")),
+        "{ranges:?}"
+    );
+    env.assert_cached(false);
+}
+
+#[test]
+fn headless_without_offline_fetches_a_missing_model_first() {
+    let env = Env::new(false);
+    let png_dir = env.dir.path().join("out");
+    let run = env
+        .cmd()
+        .args(["--headless", "--device", "cpu", "--model", "tiny-mock"])
+        .args([
+            "--width", "64", "--height", "64", "--steps", "2", "--prompt", "x",
+        ])
+        .arg("--out")
+        .arg(&png_dir)
+        .timeout(Duration::from_secs(300))
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", stderr(&run));
+    // The CPU computes in f32: the full-precision weights are the ones fetched.
+    assert_eq!(env.hub.downloaded(), needed(false));
+    assert!(files_in(&png_dir).iter().any(|f| f.ends_with(".png")));
+}
+
+/// A minimal HTTP/1.1 imitation of the hub for one repo: a thread per connection, read timeouts,
+/// stopped and joined when dropped.
+mod mock_hub {
+    use std::collections::BTreeSet;
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::thread::JoinHandle;
+    use std::time::Duration;
+
+    use pallaidium::models::fetch::sha256::Sha256;
+
+    #[derive(Debug, Clone)]
+    pub struct RepoFile {
+        pub rfilename: String,
+        pub bytes: Vec<u8>,
+        pub lfs: bool,
+        pub sha256: String,
+        /// Stands in for the git blob id (40 hex digits); the hub's ETag for git files.
+        pub blob_id: String,
+    }
+
+    impl RepoFile {
+        pub fn new(rfilename: &str, bytes: Vec<u8>) -> Self {
+            let mut h = Sha256::default();
+            h.update(&bytes);
+            let sha256 = h.finish_hex();
+            let mut g = Sha256::default();
+            g.update(format!("blob {}\0", bytes.len()).as_bytes());
+            g.update(&bytes);
+            Self {
+                rfilename: rfilename.to_owned(),
+                lfs: rfilename.ends_with(".safetensors") || rfilename.ends_with(".bin"),
+                blob_id: g.finish_hex()[..40].to_owned(),
+                sha256,
+                bytes,
+            }
+        }
+
+        /// The blob name in the cache: the LFS SHA-256, else the git blob id.
+        pub fn etag(&self) -> &str {
+            if self.lfs {
+                &self.sha256
+            } else {
+                &self.blob_id
+            }
+        }
+    }
+
+    #[derive(Debug, Clone, Copy)]
+    pub struct Deny {
+        pub status: u16,
+        /// Also refuse the file listing (otherwise only downloads are refused).
+        pub listing: bool,
+    }
+
+    #[derive(Debug, Clone)]
+    struct Seen {
+        path: String,
+        range: Option<String>,
+        auth: Option<String>,
+    }
+
+    #[derive(Default)]
+    struct State {
+        log: Vec<Seen>,
+        corrupt: Option<String>,
+        truncate_once: Option<String>,
+        deny: Option<Deny>,
+    }
+
+    struct Shared {
+        repo: String,
+        commit: String,
+        files: Vec<RepoFile>,
+        addr: SocketAddr,
+        state: Mutex<State>,
+        stop: AtomicBool,
+    }
+
+    pub struct MockHub {
+        shared: Arc<Shared>,
+        accept: Option<JoinHandle<()>>,
+    }
+
+    impl MockHub {
+        pub fn start(repo: &str, commit: &str, files: Vec<RepoFile>) -> Self {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let shared = Arc::new(Shared {
+                repo: repo.to_owned(),
+                commit: commit.to_owned(),
+                files,
+                addr: listener.local_addr().unwrap(),
+                state: Mutex::default(),
+                stop: AtomicBool::new(false),
+            });
+            let s = Arc::clone(&shared);
+            let accept = std::thread::spawn(move || {
+                let mut conns = Vec::new();
+                for stream in listener.incoming() {
+                    if s.stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let Ok(stream) = stream else { continue };
+                    let s = Arc::clone(&s);
+                    conns.push(std::thread::spawn(move || serve(&s, stream)));
+                }
+                for c in conns {
+                    let _ = c.join();
+                }
+            });
+            Self {
+                shared,
+                accept: Some(accept),
+            }
+        }
+
+        pub fn endpoint(&self) -> String {
+            format!("http://{}", self.shared.addr)
+        }
+
+        pub fn file(&self, rfilename: &str) -> &RepoFile {
+            self.shared
+                .files
+                .iter()
+                .find(|f| f.rfilename == rfilename)
+                .unwrap()
+        }
+
+        fn state(&self) -> std::sync::MutexGuard<'_, State> {
+            self.shared.state.lock().unwrap()
+        }
+
+        pub fn corrupt(&self, rfilename: Option<&str>) {
+            self.state().corrupt = rfilename.map(str::to_owned);
+        }
+
+        pub fn truncate_once(&self, rfilename: Option<&str>) {
+            self.state().truncate_once = rfilename.map(str::to_owned);
+        }
+
+        pub fn deny(&self, deny: Option<Deny>) {
+            self.state().deny = deny;
+        }
+
+        pub fn clear_log(&self) {
+            self.state().log.clear();
+        }
+
+        /// Every request path, in order.
+        pub fn requests(&self) -> Vec<String> {
+            self.state().log.iter().map(|s| s.path.clone()).collect()
+        }
+
+        pub fn auth_headers(&self) -> Vec<String> {
+            self.state()
+                .log
+                .iter()
+                .filter_map(|s| s.auth.clone())
+                .collect()
+        }
+
+        pub fn ranges_for(&self, path: &str) -> Vec<String> {
+            self.state()
+                .log
+                .iter()
+                .filter(|s| s.path == path)
+                .filter_map(|s| s.range.clone())
+                .collect()
+        }
+
+        /// Files whose content was requested (a resolve other than hf-hub's `bytes=0-0` probe).
+        pub fn downloaded(&self) -> BTreeSet<String> {
+            let prefix = format!("/{}/resolve/{}/", self.shared.repo, "main");
+            self.state()
+                .log
+                .iter()
+                .filter(|s| s.range.as_deref() != Some("bytes=0-0"))
+                .filter_map(|s| s.path.strip_prefix(&prefix).map(str::to_owned))
+                .collect()
+        }
+    }
+
+    impl Drop for MockHub {
+        fn drop(&mut self) {
+            self.shared.stop.store(true, Ordering::SeqCst);
+            // Wake the blocking accept so the thread sees the flag.
+            let _ = TcpStream::connect_timeout(&self.shared.addr, Duration::from_secs(1));
+            if let Some(t) = self.accept.take() {
+                let _ = t.join();
+            }
+        }
+    }
+
+    struct Response {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+        /// Send only this many body bytes, then close (a dropped connection).
+        cut_at: Option<usize>,
+    }
+
+    impl Response {
+        fn new(status: u16, body: Vec<u8>) -> Self {
+            Self {
+                status,
+                headers: Vec::new(),
+                body,
+                cut_at: None,
+            }
+        }
+
+        fn header(mut self, name: &str, value: impl Into<String>) -> Self {
+            self.headers.push((name.to_owned(), value.into()));
+            self
+        }
+    }
+
+    fn serve(s: &Shared, stream: TcpStream) {
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+        let _ = stream.set_write_timeout(Some(Duration::from_secs(10)));
+        let Ok(read_half) = stream.try_clone() else {
+            return;
+        };
+        let mut reader = BufReader::new(read_half);
+        let mut stream = stream;
+        // Keep-alive: ureq reuses connections.
+        loop {
+            let mut request_line = String::new();
+            if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+                return;
+            }
+            let mut range = None;
+            let mut auth = None;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    return;
+                }
+                let line = line.trim_end();
+                if line.is_empty() {
+                    break;
+                }
+                if let Some((name, value)) = line.split_once(':') {
+                    match name.trim().to_ascii_lowercase().as_str() {
+                        "range" => range = Some(value.trim().to_owned()),
+                        "authorization" => auth = Some(value.trim().to_owned()),
+                        _ => {}
+                    }
+                }
+            }
+            let target = request_line.split_whitespace().nth(1).unwrap_or("/");
+            let path = target.split('?').next().unwrap_or("/").to_owned();
+            let response = respond(s, &path, range.as_deref());
+            s.state.lock().unwrap().log.push(Seen { path, range, auth });
+            if write_response(&mut stream, &response).is_err() || response.cut_at.is_some() {
+                let _ = stream.shutdown(Shutdown::Both);
+                return;
+            }
+        }
+    }
+
+    fn write_response(stream: &mut TcpStream, r: &Response) -> std::io::Result<()> {
+        let mut head = format!("HTTP/1.1 {} Mock\r\n", r.status);
+        for (k, v) in &r.headers {
+            head += &format!("{k}: {v}\r\n");
+        }
+        head += &format!("Content-Length: {}\r\n\r\n", r.body.len());
+        stream.write_all(head.as_bytes())?;
+        let end = r.cut_at.unwrap_or(r.body.len());
+        stream.write_all(&r.body[..end])?;
+        stream.flush()
+    }
+
+    fn respond(s: &Shared, path: &str, range: Option<&str>) -> Response {
+        let mut state = s.state.lock().unwrap();
+        let api = format!("/api/models/{}/revision/", s.repo);
+        let resolve = format!("/{}/resolve/", s.repo);
+        let is_listing = path.starts_with(&api);
+        if let Some(d) = state.deny.filter(|d| d.listing || !is_listing) {
+            let msg = format!("Access to model {} is restricted.", s.repo);
+            return Response::new(d.status, format!("{{\"error\":\"{msg}\"}}").into_bytes())
+                .header("X-Error-Code", "GatedRepo")
+                .header("Content-Type", "application/json");
+        }
+        if let Some(rev) = path.strip_prefix(&api) {
+            if rev != "main" && rev != s.commit {
+                return Response::new(404, b"{\"error\":\"Invalid rev id\"}".to_vec());
+            }
+            return Response::new(200, listing(s).into_bytes())
+                .header("Content-Type", "application/json");
+        }
+        if let Some(rest) = path.strip_prefix(&resolve) {
+            let Some((rev, name)) = rest.split_once('/') else {
+                return Response::new(404, Vec::new());
+            };
+            let Some(f) = s.files.iter().find(|f| f.rfilename == name) else {
+                return Response::new(404, b"Entry not found".to_vec())
+                    .header("X-Error-Code", "EntryNotFound");
+            };
+            if rev != "main" && rev != s.commit {
+                return Response::new(404, b"Revision not found".to_vec());
+            }
+            let common = |r: Response| {
+                r.header("ETag", format!("\"{}\"", f.blob_id))
+                    .header("X-Repo-Commit", s.commit.clone())
+            };
+            if f.lfs {
+                // The hub sends LFS files to its CDN with the SHA-256 as X-Linked-Etag.
+                return common(Response::new(302, Vec::new()))
+                    .header("Location", format!("http://{}/cdn/{}", s.addr, f.sha256))
+                    .header("X-Linked-Etag", format!("\"{}\"", f.sha256))
+                    .header("X-Linked-Size", f.bytes.len().to_string());
+            }
+            return common(ranged(&f.bytes, range));
+        }
+        if let Some(sha) = path.strip_prefix("/cdn/") {
+            let Some(f) = s.files.iter().find(|f| f.sha256 == sha) else {
+                return Response::new(404, Vec::new());
+            };
+            let mut bytes = f.bytes.clone();
+            if state.corrupt.as_deref() == Some(f.rfilename.as_str()) {
+                // Same length, wrong content in the weights (past the safetensors header).
+                let n = bytes.len();
+                for b in &mut bytes[n / 2..] {
+                    *b ^= 0x5a;
+                }
+            }
+            let mut r = ranged(&bytes, range);
+            let whole = range.is_none_or(|r| r == "bytes=0-");
+            if whole && state.truncate_once.as_deref() == Some(f.rfilename.as_str()) {
+                state.truncate_once = None;
+                r.cut_at = Some(bytes.len() / 2);
+            }
+            return r.header("ETag", format!("\"{}\"", f.sha256));
+        }
+        Response::new(404, Vec::new())
+    }
+
+    /// A 206 for `bytes=a-` / `bytes=a-b`, 416 past the end, else the whole body.
+    fn ranged(bytes: &[u8], range: Option<&str>) -> Response {
+        let len = bytes.len();
+        let Some(spec) = range.and_then(|r| r.strip_prefix("bytes=")) else {
+            return Response::new(200, bytes.to_vec());
+        };
+        let (a, b) = spec.split_once('-').unwrap_or((spec, ""));
+        let start: usize = a.parse().unwrap_or(0);
+        let end = b
+            .parse::<usize>()
+            .map_or(len.saturating_sub(1), |e| e.min(len - 1));
+        if start >= len || start > end {
+            return Response::new(416, Vec::new())
+                .header("Content-Range", format!("bytes */{len}"));
+        }
+        Response::new(206, bytes[start..=end].to_vec())
+            .header("Content-Range", format!("bytes {start}-{end}/{len}"))
+    }
+
+    fn listing(s: &Shared) -> String {
+        let siblings: Vec<serde_json::Value> = s
+            .files
+            .iter()
+            .map(|f| {
+                let mut v = serde_json::json!({
+                    "rfilename": f.rfilename,
+                    "size": f.bytes.len(),
+                    "blobId": f.blob_id,
+                });
+                if f.lfs {
+                    v["lfs"] = serde_json::json!({
+                        "sha256": f.sha256,
+                        "size": f.bytes.len(),
+                        "pointerSize": 134,
+                    });
+                }
+                v
+            })
+            .collect();
+        serde_json::json!({
+            "id": s.repo,
+            "sha": s.commit,
+            "siblings": siblings,
+        })
+        .to_string()
+    }
+}
