@@ -227,7 +227,7 @@ fn fetch_f32_writes_the_hf_cache_layout_and_an_offline_run_uses_it() {
     let sha = env.hub.file(UNET).sha256.clone();
     assert!(env.repo_dir().join("blobs").join(sha).is_file());
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("13 downloaded"), "{stdout}");
+    assert!(stdout.contains("12 downloaded"), "{stdout}");
     // A progress bar line per file (stderr is not a terminal: one finished line each).
     let err = stderr(&out);
     for f in needed(false) {
@@ -298,13 +298,49 @@ fn a_second_fetch_downloads_nothing_and_a_new_dtype_only_its_weights() {
 }
 
 #[test]
+fn after_main_moves_a_fetch_completes_the_new_snapshot_from_cached_blobs() {
+    const NEXT: &str = "9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b";
+    let env = Env::new(false);
+    assert!(env.fetch("f32").status.success());
+    env.hub.move_main(NEXT);
+    env.hub.clear_log();
+    let out = env.fetch("f16");
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Only the fp16 weights are new; the configs' blobs are linked into the new snapshot.
+    let weights: BTreeSet<String> = WEIGHTS_F16.iter().map(|s| s.to_string()).collect();
+    assert_eq!(env.hub.downloaded(), weights);
+    let refs = std::fs::read_to_string(env.repo_dir().join("refs/main")).unwrap();
+    assert_eq!(refs.trim(), NEXT);
+    let snapshot = env.repo_dir().join("snapshots").join(NEXT);
+    assert_eq!(files_in(&snapshot), needed(true));
+    for f in needed(true) {
+        assert_eq!(
+            std::fs::read(snapshot.join(&f)).unwrap(),
+            env.hub.file(&f).bytes,
+            "{f}"
+        );
+        assert!(std::fs::read_link(snapshot.join(&f)).unwrap().is_relative());
+    }
+    // The model is complete offline at the commit main names now.
+    let offline = env
+        .cmd()
+        .args(["--offline", "fetch", "tiny-mock", "--dtype", "f16"])
+        .output()
+        .unwrap();
+    assert!(offline.status.success(), "{}", stderr(&offline));
+}
+
+#[test]
 fn a_corrupted_download_is_caught_removed_and_refetched() {
     let env = Env::new(false);
     env.hub.corrupt(Some(UNET));
     let out = env.fetch("f32");
     let err = stderr(&out);
-    assert!(!out.status.success());
-    assert!(err.contains(UNET) && err.contains("SHA-256"), "{err}");
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(UNET) && err.contains("SHA-256") && err.contains("removed"),
+        "{err}"
+    );
     assert!(!env.blob(UNET).exists(), "the bad blob was kept");
     assert!(std::fs::symlink_metadata(env.snapshot().join(UNET)).is_err());
 
@@ -352,8 +388,22 @@ fn refused_access_names_the_licence_page() {
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains(LICENCE) && err.contains("HTTP 403"), "{err}");
-    assert!(env.hub.auth_headers().iter().all(|a| a == "Bearer hf_mock"));
-    assert!(!env.hub.auth_headers().is_empty());
+    assert_eq!(env.hub.auth_headers(), ["Bearer hf_mock"]);
+
+    // Gated, with the token `huggingface-cli login` wrote and the licence accepted.
+    env.hub.deny(None);
+    std::fs::create_dir_all(env.dir.path().join("hf")).unwrap();
+    std::fs::write(env.dir.path().join("hf/token"), "hf_from_file\n").unwrap();
+    let out = env.fetch("f32");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        env.hub
+            .auth_headers()
+            .contains(&"Bearer hf_from_file".to_owned())
+    );
+    env.assert_cached(false);
+    std::fs::remove_file(env.dir.path().join("hf/token")).unwrap();
+    std::fs::remove_dir_all(env.repo_dir()).unwrap();
 
     // Gated without any token: refused before asking the hub.
     env.hub.clear_log();
@@ -386,6 +436,21 @@ fn a_part_file_is_resumed_with_a_range_request() {
 }
 
 #[test]
+fn a_complete_part_file_left_before_its_rename_is_downloaded_again() {
+    // hf-hub would ask for `bytes=<size>-` and get 416; the fetch removes such a .part first.
+    let env = Env::new(false);
+    let vae = env.hub.file(WEIGHTS_F32[2]).clone();
+    let blobs = env.repo_dir().join("blobs");
+    std::fs::create_dir_all(&blobs).unwrap();
+    std::fs::write(blobs.join(format!("{}.part", vae.sha256)), &vae.bytes).unwrap();
+    let out = env.fetch("f32");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let ranges = env.hub.ranges_for(&format!("/cdn/{}", vae.sha256));
+    assert!(ranges.contains(&"bytes=0-".to_owned()), "{ranges:?}");
+    env.assert_cached(false);
+}
+
+#[test]
 fn a_dropped_connection_is_resumed_where_it_stopped() {
     let env = Env::new(false);
     env.hub.truncate_once(Some(UNET));
@@ -399,6 +464,35 @@ fn a_dropped_connection_is_resumed_where_it_stopped() {
         "{ranges:?}"
     );
     env.assert_cached(false);
+}
+
+#[test]
+fn an_endpoint_with_a_trailing_slash_works() {
+    let env = Env::new(false);
+    let out = env
+        .cmd()
+        .env("HF_ENDPOINT", format!("{}/", env.hub.endpoint()))
+        .args(["fetch", "tiny-mock", "--dtype", "f16"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    env.assert_cached(true);
+}
+
+#[test]
+fn a_file_the_repo_lacks_is_named_with_the_entry() {
+    let env = Env::new(false);
+    let toml = models_toml(false).replace("\"vae/config.json\"", "\"vae/config.yaml\"");
+    std::fs::write(env.dir.path().join("models.toml"), toml).unwrap();
+    let out = env.fetch("f32");
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("has no file vae/config.yaml") && err.contains("tiny-mock"),
+        "{err}"
+    );
+    // Refused from the listing, before downloading anything.
+    assert_eq!(env.hub.downloaded(), BTreeSet::new());
 }
 
 #[test]
@@ -488,6 +582,8 @@ mod mock_hub {
 
     #[derive(Default)]
     struct State {
+        /// What `main` points at now.
+        commit: String,
         log: Vec<Seen>,
         corrupt: Option<String>,
         truncate_once: Option<String>,
@@ -496,7 +592,6 @@ mod mock_hub {
 
     struct Shared {
         repo: String,
-        commit: String,
         files: Vec<RepoFile>,
         addr: SocketAddr,
         state: Mutex<State>,
@@ -513,10 +608,12 @@ mod mock_hub {
             let listener = TcpListener::bind("127.0.0.1:0").unwrap();
             let shared = Arc::new(Shared {
                 repo: repo.to_owned(),
-                commit: commit.to_owned(),
                 files,
                 addr: listener.local_addr().unwrap(),
-                state: Mutex::default(),
+                state: Mutex::new(State {
+                    commit: commit.to_owned(),
+                    ..State::default()
+                }),
                 stop: AtomicBool::new(false),
             });
             let s = Arc::clone(&shared);
@@ -566,6 +663,11 @@ mod mock_hub {
 
         pub fn deny(&self, deny: Option<Deny>) {
             self.state().deny = deny;
+        }
+
+        /// A new commit on `main` (same files).
+        pub fn move_main(&self, commit: &str) {
+            self.state().commit = commit.to_owned();
         }
 
         pub fn clear_log(&self) {
@@ -709,10 +811,10 @@ mod mock_hub {
                 .header("Content-Type", "application/json");
         }
         if let Some(rev) = path.strip_prefix(&api) {
-            if rev != "main" && rev != s.commit {
+            if rev != "main" && rev != state.commit {
                 return Response::new(404, b"{\"error\":\"Invalid rev id\"}".to_vec());
             }
-            return Response::new(200, listing(s).into_bytes())
+            return Response::new(200, listing(s, &state.commit).into_bytes())
                 .header("Content-Type", "application/json");
         }
         if let Some(rest) = path.strip_prefix(&resolve) {
@@ -723,12 +825,13 @@ mod mock_hub {
                 return Response::new(404, b"Entry not found".to_vec())
                     .header("X-Error-Code", "EntryNotFound");
             };
-            if rev != "main" && rev != s.commit {
+            if rev != "main" && rev != state.commit {
                 return Response::new(404, b"Revision not found".to_vec());
             }
+            let commit = state.commit.clone();
             let common = |r: Response| {
                 r.header("ETag", format!("\"{}\"", f.blob_id))
-                    .header("X-Repo-Commit", s.commit.clone())
+                    .header("X-Repo-Commit", commit.clone())
             };
             if f.lfs {
                 // The hub sends LFS files to its CDN with the SHA-256 as X-Linked-Etag.
@@ -781,7 +884,7 @@ mod mock_hub {
             .header("Content-Range", format!("bytes {start}-{end}/{len}"))
     }
 
-    fn listing(s: &Shared) -> String {
+    fn listing(s: &Shared, commit: &str) -> String {
         let siblings: Vec<serde_json::Value> = s
             .files
             .iter()
@@ -803,7 +906,7 @@ mod mock_hub {
             .collect();
         serde_json::json!({
             "id": s.repo,
-            "sha": s.commit,
+            "sha": commit,
             "siblings": siblings,
         })
         .to_string()

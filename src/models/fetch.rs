@@ -13,6 +13,7 @@
 pub mod hub;
 pub mod progress;
 pub mod sha256;
+pub mod snapshot;
 
 use std::path::{Path, PathBuf};
 
@@ -135,28 +136,55 @@ pub fn verify_file(
     size: Option<u64>,
     sha256: Option<&str>,
 ) -> Result<()> {
-    let bad = |why: String| {
-        Error::bad_input(format!(
+    match mismatch(path, size, sha256)? {
+        Some(why) => Err(Error::bad_input(format!(
             "{rfilename} ({}) is damaged: {why}; delete it and run the fetch again",
             path.display()
-        ))
-    };
+        ))),
+        None if rfilename.ends_with(".safetensors") => {
+            safetensors_header::read_header(path).map(|_| ())
+        }
+        None => Ok(()),
+    }
+}
+
+/// How `path` differs from the hub's size and SHA-256, if it does.
+fn mismatch(path: &Path, size: Option<u64>, sha256: Option<&str>) -> Result<Option<String>> {
     let len = std::fs::metadata(path)
         .map_err(|e| Error::io(path, e))?
         .len();
     if let Some(size) = size.filter(|&s| s != len) {
-        return Err(bad(format!("{len} bytes where the hub has {size}")));
+        return Ok(Some(format!("{len} bytes where the hub has {size}")));
     }
     if let Some(expected) = sha256 {
         let got = sha256::file_sha256(path).map_err(|e| Error::io(path, e))?;
         if !got.eq_ignore_ascii_case(expected) {
-            return Err(bad(format!("SHA-256 {got} where the hub has {expected}")));
+            return Ok(Some(format!("SHA-256 {got} where the hub has {expected}")));
         }
     }
-    if rfilename.ends_with(".safetensors") {
-        safetensors_header::read_header(path)?;
-    }
-    Ok(())
+    Ok(None)
+}
+
+/// Checks a file just downloaded; a bad one is removed (blob and link), so the next fetch starts
+/// it afresh, and the error says so. A damaged download is a failed job (exit 1), not bad input.
+fn check_download(entry: &ModelEntry, path: &Path, sib: &hub::Sibling) -> Result<()> {
+    let why = match mismatch(path, sib.size, sib.sha256()) {
+        Ok(None) if sib.rfilename.ends_with(".safetensors") => {
+            safetensors_header::read_header(path)
+                .err()
+                .map(|e| e.to_string())
+        }
+        Ok(None) => None,
+        Ok(Some(why)) => Some(why),
+        Err(e) => Some(e.to_string()),
+    };
+    let Some(why) = why else { return Ok(()) };
+    hub::discard(path);
+    Err(Error::job_failed(format!(
+        "the download of {} from {} is damaged ({why}); the bad file was removed: \
+         run `pallaidium fetch {}` again to download it afresh",
+        sib.rfilename, entry.repo, entry.id
+    )))
 }
 
 /// Makes sure every file `entry` needs for this weight variant is in the cache, downloading the
@@ -173,17 +201,16 @@ pub fn fetch_entry(
         .into_iter()
         .map(str::to_owned)
         .collect();
-    let cached: Vec<String> = files
-        .iter()
-        .filter(|f| !missing.contains(f))
-        .cloned()
-        .collect();
     let report = |snapshot: PathBuf, downloaded: Vec<String>, bytes: u64| FetchReport {
         repo: entry.repo.clone(),
         revision: entry.revision.clone(),
         snapshot,
+        already_cached: files
+            .iter()
+            .filter(|f| !downloaded.contains(f))
+            .cloned()
+            .collect(),
         downloaded,
-        already_cached: cached.clone(),
         downloaded_bytes: bytes,
     };
     if missing.is_empty() {
@@ -196,19 +223,31 @@ pub fn fetch_entry(
     }
     let client = hub::HubClient::new(entry, opts)?;
     let listing = client.listing()?;
-    let mut needed = 0u64;
-    for f in &missing {
+    // The branch may have moved since the cache was filled: what is missing is judged against
+    // the commit it names now, and unchanged files (same blob) are linked, not downloaded again.
+    let repo_dir = hf_cache::repo_folder(&opts.cache_dir, &entry.repo);
+    let snapshot = repo_dir.join("snapshots").join(&listing.sha);
+    let mut to_download = Vec::new();
+    for f in &files {
         let sib = listing.file(f).ok_or_else(|| {
             Error::bad_input(format!(
                 "{} at revision {} has no file {f}; the registry entry `{}` ({}) is wrong for this repo",
                 entry.repo, entry.revision, entry.id, entry.source
             ))
         })?;
-        needed += sib
-            .size
-            .unwrap_or(0)
-            .saturating_sub(client.partial_bytes(sib));
+        if !snapshot.join(f).is_file() && !snapshot::link_cached_blob(&repo_dir, &listing.sha, sib)?
+        {
+            to_download.push(sib);
+        }
     }
+    let needed = to_download
+        .iter()
+        .map(|sib| {
+            sib.size
+                .unwrap_or(0)
+                .saturating_sub(client.partial_bytes(sib))
+        })
+        .sum();
     check_disk(
         &opts.cache_dir,
         needed,
@@ -216,24 +255,13 @@ pub fn fetch_entry(
     )?;
     let mut downloaded = Vec::new();
     let mut bytes = 0;
-    let mut snapshot = None;
-    for f in &missing {
-        let sib = listing
-            .file(f)
-            .ok_or_else(|| Error::job_failed(format!("{f} vanished from the listing")))?;
+    for sib in to_download {
         let path = client.download(sib, progress)?;
-        if let Err(e) = verify_file(&path, f, sib.size, sib.sha256()) {
-            hub::discard(&path);
-            return Err(e);
-        }
+        check_download(entry, &path, sib)?;
         bytes += sib.size.unwrap_or(0);
-        snapshot = path
-            .ancestors()
-            .nth(Path::new(f).components().count())
-            .map(Path::to_path_buf);
-        downloaded.push(f.clone());
+        downloaded.push(sib.rfilename.clone());
     }
-    let snapshot = snapshot.unwrap_or_else(|| hf_cache::repo_folder(&opts.cache_dir, &entry.repo));
+    snapshot::write_ref(&repo_dir, &entry.revision, &listing.sha)?;
     Ok(report(snapshot, downloaded, bytes))
 }
 

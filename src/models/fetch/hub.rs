@@ -40,7 +40,7 @@ impl Sibling {
     }
 
     /// The blob name hf-hub stores the file under: the LFS hash, else the git blob id.
-    fn etag(&self) -> Option<&str> {
+    pub fn etag(&self) -> Option<&str> {
         self.sha256().or(self.blob_id.as_deref())
     }
 }
@@ -76,10 +76,14 @@ impl HubClient {
                 entry.id, entry.repo, entry.license_url
             )));
         }
+        // huggingface_hub strips trailing slashes from HF_ENDPOINT; hf-hub would request `//api/...`.
         let endpoint = opts
             .endpoint
-            .clone()
-            .unwrap_or_else(|| "https://huggingface.co".to_owned());
+            .as_deref()
+            .map(|e| e.trim().trim_end_matches('/'))
+            .filter(|e| !e.is_empty())
+            .unwrap_or("https://huggingface.co")
+            .to_owned();
         let api = ApiBuilder::from_cache(Cache::new(opts.cache_dir.clone()))
             .with_token(opts.token.clone())
             .with_endpoint(endpoint.clone())
