@@ -1,0 +1,82 @@
+//! Reading job rows: the column list, the raw row, and decoding its JSON columns into a
+//! `JobRecord` (errors name the job); and whether the process that claimed a job is alive.
+
+use rusqlite::Row;
+
+use super::{JobRecord, StoreError, StoreResult};
+use crate::jobs::events::JobId;
+use crate::jobs::state::JobState;
+
+pub(super) const COLUMNS: &str = "id, spec, state, created_ms, started_ms, finished_ms, outputs, error, \
+                       position, attempts";
+
+/// A row before its JSON columns are decoded (so decode errors name the job).
+pub(super) struct RawRow {
+    id: i64,
+    spec: String,
+    state: String,
+    created_ms: i64,
+    started_ms: Option<i64>,
+    finished_ms: Option<i64>,
+    outputs: String,
+    error: Option<String>,
+    position: i64,
+    attempts: i64,
+}
+
+pub(super) fn raw_row(r: &Row<'_>) -> rusqlite::Result<RawRow> {
+    Ok(RawRow {
+        id: r.get(0)?,
+        spec: r.get(1)?,
+        state: r.get(2)?,
+        created_ms: r.get(3)?,
+        started_ms: r.get(4)?,
+        finished_ms: r.get(5)?,
+        outputs: r.get(6)?,
+        error: r.get(7)?,
+        position: r.get(8)?,
+        attempts: r.get(9)?,
+    })
+}
+
+impl RawRow {
+    pub(super) fn decode(self) -> StoreResult<JobRecord> {
+        let id = JobId(self.id);
+        let corrupt = |message: String| StoreError::Corrupt { id, message };
+        Ok(JobRecord {
+            id,
+            spec: serde_json::from_str(&self.spec).map_err(|e| corrupt(format!("spec: {e}")))?,
+            state: JobState::parse(&self.state)
+                .ok_or_else(|| corrupt(format!("unknown state {:?}", self.state)))?,
+            created_ms: self.created_ms,
+            started_ms: self.started_ms,
+            finished_ms: self.finished_ms,
+            outputs: serde_json::from_str(&self.outputs)
+                .map_err(|e| corrupt(format!("outputs: {e}")))?,
+            error: self.error,
+            position: self.position,
+            attempts: u32::try_from(self.attempts).unwrap_or(0),
+        })
+    }
+}
+
+/// Whether a process with this id exists (signal 0 checks without sending anything).
+pub fn process_alive(pid: i64) -> bool {
+    #[cfg(unix)]
+    {
+        let Ok(pid) = libc::pid_t::try_from(pid) else {
+            return false;
+        };
+        if pid <= 0 {
+            return false;
+        }
+        // SAFETY: kill with signal 0 only checks for existence and permission.
+        let rc = unsafe { libc::kill(pid, 0) };
+        rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = pid;
+        false
+    }
+}
