@@ -155,26 +155,8 @@ impl CustomOp1 for Im2Col {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::engines::sd::kernels::test_support::rel;
     use candle_core::Device;
-
-    fn rel(a: &Tensor, b: &Tensor) -> f32 {
-        let d = (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
-        let s = b
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
-        d / s
-    }
 
     fn plain(
         c_in: usize,

@@ -26,3 +26,22 @@ pub fn fast_kernels_enabled() -> bool {
 
 pub use conv::{Conv2d, conv2d};
 pub use group_norm::{GroupNorm, group_norm};
+
+/// What the kernel tests compare with: max |a - b| relative to max |b|.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub(crate) mod test_support {
+    use candle_core::Tensor;
+
+    pub fn rel(a: &Tensor, b: &Tensor) -> f32 {
+        let max = |t: &Tensor| {
+            t.abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap()
+        };
+        max(&(a - b).unwrap()) / max(b)
+    }
+}
