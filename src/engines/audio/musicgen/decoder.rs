@@ -1,0 +1,265 @@
+//! The MusicGen decoder (transformers' `MusicgenForCausalLM`): summed per-codebook embeddings,
+//! sinusoidal positions, pre-norm layers with causal self-attention and cross-attention to the
+//! (projected) text states, a final layer norm and one lm_head per codebook.
+//!
+//! The kv-cache lives in a `DecoderState` made per generation, so the model itself stays `&self`
+//! and can be shared behind an `Arc`.
+
+use candle_core::{DType, Device, Module, Result, Tensor};
+use candle_nn::{Embedding, LayerNorm, Linear, VarBuilder};
+
+use super::config::DecoderConfig;
+
+/// nn.LayerNorm's default epsilon, which MusicGen's decoder uses throughout.
+const LN_EPS: f64 = 1e-5;
+
+struct Attention {
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    out: Linear,
+    heads: usize,
+    head_dim: usize,
+}
+
+impl Attention {
+    fn load(cfg: &DecoderConfig, vb: VarBuilder) -> Result<Self> {
+        let d = cfg.hidden_size;
+        Ok(Self {
+            q: candle_nn::linear_no_bias(d, d, vb.pp("q_proj"))?,
+            k: candle_nn::linear_no_bias(d, d, vb.pp("k_proj"))?,
+            v: candle_nn::linear_no_bias(d, d, vb.pp("v_proj"))?,
+            out: candle_nn::linear_no_bias(d, d, vb.pp("out_proj"))?,
+            heads: cfg.num_attention_heads,
+            head_dim: d / cfg.num_attention_heads,
+        })
+    }
+
+    /// (b, t, d) -> (b, heads, t, head_dim)
+    fn split(&self, xs: &Tensor) -> Result<Tensor> {
+        let (b, t, _) = xs.dims3()?;
+        xs.reshape((b, t, self.heads, self.head_dim))?
+            .transpose(1, 2)?
+            .contiguous()
+    }
+
+    fn keys_values(&self, xs: &Tensor) -> Result<(Tensor, Tensor)> {
+        Ok((
+            self.split(&self.k.forward(xs)?)?,
+            self.split(&self.v.forward(xs)?)?,
+        ))
+    }
+
+    fn attend(&self, xs: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+        let (b, t, d) = xs.dims3()?;
+        let q = self.split(&self.q.forward(xs)?)?;
+        let scale = (self.head_dim as f64).powf(-0.5);
+        let scores = (q.matmul(&k.t()?.contiguous()?)? * scale)?;
+        let scores = match mask {
+            Some(m) => scores.broadcast_add(m)?,
+            None => scores,
+        };
+        // Softmax in f32: half-precision scores lose too much in the exponent.
+        let probs =
+            candle_nn::ops::softmax_last_dim(&scores.to_dtype(DType::F32)?)?.to_dtype(v.dtype())?;
+        let ctx = probs.matmul(v)?.transpose(1, 2)?.reshape((b, t, d))?;
+        self.out.forward(&ctx)
+    }
+}
+
+struct Layer {
+    self_attn: Attention,
+    self_attn_norm: LayerNorm,
+    cross_attn: Attention,
+    cross_attn_norm: LayerNorm,
+    fc1: Linear,
+    fc2: Linear,
+    final_norm: LayerNorm,
+}
+
+impl Layer {
+    fn load(cfg: &DecoderConfig, vb: VarBuilder) -> Result<Self> {
+        let d = cfg.hidden_size;
+        Ok(Self {
+            self_attn: Attention::load(cfg, vb.pp("self_attn"))?,
+            self_attn_norm: candle_nn::layer_norm(d, LN_EPS, vb.pp("self_attn_layer_norm"))?,
+            cross_attn: Attention::load(cfg, vb.pp("encoder_attn"))?,
+            cross_attn_norm: candle_nn::layer_norm(d, LN_EPS, vb.pp("encoder_attn_layer_norm"))?,
+            fc1: candle_nn::linear_no_bias(d, cfg.ffn_dim, vb.pp("fc1"))?,
+            fc2: candle_nn::linear_no_bias(cfg.ffn_dim, d, vb.pp("fc2"))?,
+            final_norm: candle_nn::layer_norm(d, LN_EPS, vb.pp("final_layer_norm"))?,
+        })
+    }
+}
+
+/// One generation's caches: self-attention keys/values so far and the cross-attention
+/// keys/values of the text states (computed once).
+pub struct DecoderState {
+    self_kv: Vec<Option<(Tensor, Tensor)>>,
+    cross_kv: Vec<(Tensor, Tensor)>,
+    /// Positions already in the cache.
+    offset: usize,
+}
+
+pub struct Decoder {
+    embed_tokens: Vec<Embedding>,
+    layers: Vec<Layer>,
+    layer_norm: LayerNorm,
+    lm_heads: Vec<Linear>,
+    hidden: usize,
+    num_codebooks: usize,
+    dtype: DType,
+    device: Device,
+}
+
+impl Decoder {
+    /// `vb` at the checkpoint's `decoder` prefix.
+    pub fn load(cfg: &DecoderConfig, vb: VarBuilder) -> Result<Self> {
+        let d = cfg.hidden_size;
+        let base = vb.pp("model").pp("decoder");
+        // vocab_size + 1 rows: the extra one is the pad / start token.
+        let embed_tokens = (0..cfg.num_codebooks)
+            .map(|i| candle_nn::embedding(cfg.vocab_size + 1, d, base.pp("embed_tokens").pp(i)))
+            .collect::<Result<Vec<_>>>()?;
+        let layers = (0..cfg.num_hidden_layers)
+            .map(|i| Layer::load(cfg, base.pp("layers").pp(i)))
+            .collect::<Result<Vec<_>>>()?;
+        let layer_norm = candle_nn::layer_norm(d, LN_EPS, base.pp("layer_norm"))?;
+        let lm_heads = (0..cfg.num_codebooks)
+            .map(|i| candle_nn::linear_no_bias(d, cfg.vocab_size, vb.pp("lm_heads").pp(i)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            embed_tokens,
+            layers,
+            layer_norm,
+            lm_heads,
+            hidden: d,
+            num_codebooks: cfg.num_codebooks,
+            dtype: vb.dtype(),
+            device: vb.device().clone(),
+        })
+    }
+
+    /// Starts a generation against `encoder_states` (b, s, hidden), already projected.
+    pub fn start(&self, encoder_states: &Tensor) -> Result<DecoderState> {
+        let enc = encoder_states.to_dtype(self.dtype)?;
+        let cross_kv = self
+            .layers
+            .iter()
+            .map(|l| l.cross_attn.keys_values(&enc))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(DecoderState {
+            self_kv: vec![None; self.layers.len()],
+            cross_kv,
+            offset: 0,
+        })
+    }
+
+    /// Feeds codes (b, num_codebooks, t) and returns f32 logits (b, num_codebooks, t, vocab).
+    pub fn forward(&self, codes: &Tensor, state: &mut DecoderState) -> Result<Tensor> {
+        let (_b, k, t) = codes.dims3()?;
+        if k != self.num_codebooks {
+            candle_core::bail!("expected {} codebooks, got {k}", self.num_codebooks);
+        }
+        let mut xs = self.embed_tokens[0].forward(&codes.narrow(1, 0, 1)?.squeeze(1)?)?;
+        for (i, emb) in self.embed_tokens.iter().enumerate().skip(1) {
+            xs = (xs + emb.forward(&codes.narrow(1, i, 1)?.squeeze(1)?)?)?;
+        }
+        let pos = sinusoidal(state.offset, t, self.hidden, &self.device)?.to_dtype(self.dtype)?;
+        xs = xs.broadcast_add(&pos)?;
+        let mask = causal_mask(t, state.offset, &self.device)?.map(|m| m.to_dtype(self.dtype));
+        let mask = mask.transpose()?;
+        for (i, layer) in self.layers.iter().enumerate() {
+            let h = layer.self_attn_norm.forward(&xs)?;
+            let (k_new, v_new) = layer.self_attn.keys_values(&h)?;
+            let (k_all, v_all) = match state.self_kv[i].take() {
+                Some((k_old, v_old)) => (
+                    Tensor::cat(&[&k_old, &k_new], 2)?,
+                    Tensor::cat(&[&v_old, &v_new], 2)?,
+                ),
+                None => (k_new, v_new),
+            };
+            xs = (&xs + layer.self_attn.attend(&h, &k_all, &v_all, mask.as_ref())?)?;
+            state.self_kv[i] = Some((k_all, v_all));
+
+            let h = layer.cross_attn_norm.forward(&xs)?;
+            let (ck, cv) = &state.cross_kv[i];
+            xs = (&xs + layer.cross_attn.attend(&h, ck, cv, None)?)?;
+
+            let h = layer.final_norm.forward(&xs)?;
+            let h = layer.fc2.forward(&layer.fc1.forward(&h)?.gelu_erf()?)?;
+            xs = (&xs + h)?;
+        }
+        state.offset += t;
+        let xs = self.layer_norm.forward(&xs)?;
+        let logits = self
+            .lm_heads
+            .iter()
+            .map(|head| head.forward(&xs))
+            .collect::<Result<Vec<_>>>()?;
+        Tensor::stack(&logits, 1)?.to_dtype(DType::F32)
+    }
+}
+
+/// transformers' `MusicgenSinusoidalPositionalEmbedding` rows `offset..offset + len`:
+/// [cos | sin] halves (in that order), frequencies exp(-i * ln(10000) / (half - 1)), in f32.
+pub fn sinusoidal(offset: usize, len: usize, dim: usize, device: &Device) -> Result<Tensor> {
+    let half = dim / 2;
+    let step = (10000f32).ln() / (half.saturating_sub(1).max(1)) as f32;
+    let freqs: Vec<f32> = (0..half).map(|i| (i as f32 * -step).exp()).collect();
+    let mut data = Vec::with_capacity(len * dim);
+    for p in offset..offset + len {
+        let angles: Vec<f32> = freqs.iter().map(|f| p as f32 * f).collect();
+        data.extend(angles.iter().map(|a| a.cos()));
+        data.extend(angles.iter().map(|a| a.sin()));
+        if dim % 2 == 1 {
+            data.push(0.0);
+        }
+    }
+    Tensor::from_vec(data, (len, dim), device)
+}
+
+/// Additive causal mask (1, 1, t, offset + t) for t > 1 new positions; None for one step.
+fn causal_mask(t: usize, offset: usize, device: &Device) -> Result<Option<Tensor>> {
+    if t <= 1 {
+        return Ok(None);
+    }
+    let total = offset + t;
+    let data: Vec<f32> = (0..t)
+        .flat_map(|i| {
+            (0..total).map(move |j| {
+                if j > offset + i {
+                    f32::NEG_INFINITY
+                } else {
+                    0.0
+                }
+            })
+        })
+        .collect();
+    Ok(Some(Tensor::from_vec(data, (1, 1, t, total), device)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sinusoidal_rows_start_with_cos_then_sin() {
+        let pos = sinusoidal(0, 3, 6, &Device::Cpu).unwrap();
+        let rows: Vec<Vec<f32>> = pos.to_vec2().unwrap();
+        assert_eq!(rows[0], vec![1.0, 1.0, 1.0, 0.0, 0.0, 0.0]);
+        // half = 3, step = ln(10000) / 2: frequencies 1, 0.01, 0.0001.
+        assert!((rows[2][0] - 2f32.cos()).abs() < 1e-6);
+        assert!((rows[2][4] - 0.02f32.sin()).abs() < 1e-6);
+    }
+
+    #[test]
+    fn causal_mask_hides_the_future_only() {
+        assert!(causal_mask(1, 5, &Device::Cpu).unwrap().is_none());
+        let m = causal_mask(2, 1, &Device::Cpu).unwrap().unwrap();
+        let rows: Vec<Vec<f32>> = m.squeeze(0).unwrap().squeeze(0).unwrap().to_vec2().unwrap();
+        assert_eq!(rows[0][..2], [0.0, 0.0]);
+        assert!(rows[0][2].is_infinite());
+        assert_eq!(rows[1], vec![0.0, 0.0, 0.0]);
+    }
+}
