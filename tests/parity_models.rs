@@ -11,6 +11,9 @@ use pallaidium::engines::sd::clip::TextEncoder;
 use pallaidium::engines::sd::unet::{AddedConditioning, UNet};
 use pallaidium::engines::sd::vae::Vae;
 
+#[path = "support/parity.rs"]
+mod parity;
+
 const TOL: f32 = 1e-4;
 const PROMPT: &str = "a photo of an astronaut riding a horse";
 const NEGATIVE: &str = "blurry, low quality";
@@ -33,30 +36,13 @@ fn reference(dir: &Path, file: &str) -> HashMap<String, Tensor> {
 }
 
 fn get<'a>(map: &'a HashMap<String, Tensor>, key: &str) -> &'a Tensor {
-    map.get(key)
-        .unwrap_or_else(|| panic!("reference tensor {key} missing"))
-}
-
-/// max |a - b| / max |b|.
-fn rel_diff(ours: &Tensor, reference: &Tensor) -> f32 {
-    assert_eq!(ours.dims(), reference.dims(), "shapes differ");
-    let ours = ours.to_dtype(DType::F32).unwrap();
-    let diff = (&ours - reference)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap();
-    let scale = reference.abs().unwrap().max_all().unwrap();
-    diff.to_scalar::<f32>().unwrap() / scale.to_scalar::<f32>().unwrap().max(1e-12)
+    parity::get(map, key)
 }
 
 fn assert_close(what: &str, ours: &Tensor, reference: &Tensor, tol: f32) {
-    let d = rel_diff(ours, reference);
-    assert!(d <= tol, "{what}: relative difference {d:e} > {tol:e}");
+    parity::assert_close(what, ours, reference, tol);
 }
 
-/// Token ids of `prompt` as the reference tokenizer produced them (`key` "ids" or "ids_2").
 fn token_ids(dir: &Path, prompt: &str, key: &str) -> Tensor {
     let text = std::fs::read_to_string(dir.join("reference/tokens.json")).unwrap();
     let json: serde_json::Value = serde_json::from_str(&text).unwrap();
@@ -324,7 +310,7 @@ fn fp16_variant_files_load_and_stay_close() {
             AttentionMode::Auto,
         )
         .unwrap();
-    let d = rel_diff(&out, get(&refs, "out"));
+    let d = parity::rel_diff(&out, get(&refs, "out"));
     assert!(d > 0.0 && d < 1e-2, "fp16-variant unet: {d:e}");
 }
 
@@ -345,7 +331,7 @@ fn unet_runs_in_f16_close_to_the_f32_reference() {
         )
         .unwrap();
     assert_eq!(out.dtype(), DType::F16);
-    let d = rel_diff(&out, get(&refs, "out"));
+    let d = parity::rel_diff(&out, get(&refs, "out"));
     assert!(d < 2e-2, "f16 unet: {d:e}");
 }
 

@@ -13,6 +13,9 @@ use pallaidium::engines::{CancelToken, EngineEvent};
 use pallaidium::error::Error;
 
 /// Relative tolerance (max |ours - ref| / max |ref|) for encoder states, logits and audio.
+#[path = "support/parity.rs"]
+mod parity;
+
 const TOL: f32 = 1e-4;
 
 /// The committed fixture, or another folder made by make_musicgen.py (`--codec-32khz --out DIR`
@@ -40,25 +43,11 @@ fn reference_json() -> serde_json::Value {
 }
 
 fn reference_tensors() -> HashMap<String, Tensor> {
-    candle_core::safetensors::load(fixture().join("reference.safetensors"), &Device::Cpu).unwrap()
-}
-
-fn rel_diff(ours: &Tensor, reference: &Tensor) -> f32 {
-    assert_eq!(ours.dims(), reference.dims(), "shapes differ");
-    let diff = (ours - reference)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap();
-    let scale = reference.abs().unwrap().max_all().unwrap();
-    diff.to_scalar::<f32>().unwrap() / scale.to_scalar::<f32>().unwrap().max(1e-12)
+    parity::reference_tensors(&fixture().join("reference.safetensors"))
 }
 
 fn assert_close(what: &str, ours: &Tensor, reference: &Tensor) {
-    let d = rel_diff(ours, reference);
-    eprintln!("{what}: relative difference {d:e}");
-    assert!(d <= TOL, "{what}: relative difference {d:e} > {TOL:e}");
+    parity::assert_close(what, ours, reference, TOL);
 }
 
 fn greedy(guidance: f64) -> MusicOptions {
@@ -72,11 +61,7 @@ fn greedy(guidance: f64) -> MusicOptions {
 }
 
 fn ids_of(v: &serde_json::Value) -> Vec<u32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_u64().unwrap() as u32)
-        .collect()
+    parity::ids(v)
 }
 
 #[test]

@@ -16,6 +16,9 @@ const TOL: f32 = 1e-4;
 /// differs from torch's: measured up to 5.2e-5 of the peak, allowed 2e-4.
 const AUDIO_TOL: f32 = 2e-4;
 
+#[path = "support/parity.rs"]
+mod parity;
+
 fn fixture() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/parler-tiny");
     assert!(
@@ -31,7 +34,7 @@ fn load() -> ParlerTts {
 }
 
 fn reference() -> HashMap<String, Tensor> {
-    candle_core::safetensors::load(fixture().join("reference.safetensors"), &Device::Cpu).unwrap()
+    parity::reference_tensors(&fixture().join("reference.safetensors"))
 }
 
 fn cases() -> serde_json::Value {
@@ -40,35 +43,15 @@ fn cases() -> serde_json::Value {
 }
 
 fn get<'a>(r: &'a HashMap<String, Tensor>, key: &str) -> &'a Tensor {
-    r.get(key)
-        .unwrap_or_else(|| panic!("reference tensor {key} missing"))
-}
-
-fn rel_diff(ours: &Tensor, reference: &Tensor) -> f32 {
-    assert_eq!(ours.dims(), reference.dims(), "shapes differ");
-    let ours = ours.to_dtype(DType::F32).unwrap();
-    let diff = (&ours - reference)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap();
-    let scale = reference.abs().unwrap().max_all().unwrap();
-    diff.to_scalar::<f32>().unwrap() / scale.to_scalar::<f32>().unwrap().max(1e-12)
+    parity::get(r, key)
 }
 
 fn assert_close(what: &str, ours: &Tensor, reference: &Tensor, tol: f32) {
-    let d = rel_diff(ours, reference);
-    eprintln!("{what}: relative difference {d:e}");
-    assert!(d <= tol, "{what}: relative difference {d:e} > {tol:e}");
+    parity::assert_close(what, ours, reference, tol);
 }
 
 fn ids(v: &serde_json::Value) -> Vec<u32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_u64().unwrap() as u32)
-        .collect()
+    parity::ids(v)
 }
 
 fn grid(t: &Tensor) -> Vec<Vec<u32>> {
