@@ -1,0 +1,367 @@
+//! The Whisper encoder-decoder, written after transformers' `WhisperModel` rather than taken from
+//! candle-transformers: candle's copy uses the tanh approximation of GELU (transformers and the
+//! checkpoints use the exact erf GELU), computes the encoder positions instead of loading them,
+//! fixes the MLP at 4 x d_model and re-runs the whole prefix every step (no self-attention cache).
+//! Tensor names are transformers' (`model.encoder.layers.0.self_attn.q_proj.weight` ...).
+
+use candle_core::{DType, Device, Module, Tensor};
+use candle_nn::{Conv1d, Conv1dConfig, Embedding, LayerNorm, Linear, VarBuilder};
+
+use super::config::ModelConfig;
+
+#[derive(Debug, Clone, Copy)]
+enum Activation {
+    /// transformers' "gelu": the exact erf form.
+    Gelu,
+    /// "gelu_new" / "gelu_pytorch_tanh": the tanh approximation.
+    GeluTanh,
+    Relu,
+}
+
+impl Activation {
+    fn parse(name: &str) -> candle_core::Result<Self> {
+        match name {
+            "gelu" => Ok(Self::Gelu),
+            "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => Ok(Self::GeluTanh),
+            "relu" => Ok(Self::Relu),
+            other => Err(candle_core::Error::Msg(format!(
+                "config.json: unsupported activation_function `{other}`"
+            ))),
+        }
+    }
+
+    fn apply(self, x: &Tensor) -> candle_core::Result<Tensor> {
+        match self {
+            Self::Gelu => x.gelu_erf(),
+            Self::GeluTanh => x.gelu(),
+            Self::Relu => x.relu(),
+        }
+    }
+}
+
+fn layer_norm(size: usize, vb: VarBuilder) -> candle_core::Result<LayerNorm> {
+    // Whisper's layer norms use PyTorch's default eps.
+    candle_nn::layer_norm(size, 1e-5, vb)
+}
+
+struct Attention {
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    out: Linear,
+    heads: usize,
+    head_dim: usize,
+}
+
+impl Attention {
+    fn load(d: usize, heads: usize, vb: VarBuilder) -> candle_core::Result<Self> {
+        Ok(Self {
+            q: candle_nn::linear(d, d, vb.pp("q_proj"))?,
+            // Whisper's key projection has no bias.
+            k: candle_nn::linear_no_bias(d, d, vb.pp("k_proj"))?,
+            v: candle_nn::linear(d, d, vb.pp("v_proj"))?,
+            out: candle_nn::linear(d, d, vb.pp("out_proj"))?,
+            heads,
+            head_dim: d / heads,
+        })
+    }
+
+    /// `(b, t, d)` -> `(b, heads, t, head_dim)`.
+    fn split(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let (b, t, _) = x.dims3()?;
+        x.reshape((b, t, self.heads, self.head_dim))?
+            .transpose(1, 2)?
+            .contiguous()
+    }
+
+    /// Keys and values of `x`, split into heads.
+    fn kv(&self, x: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
+        Ok((
+            self.split(&self.k.forward(x)?)?,
+            self.split(&self.v.forward(x)?)?,
+        ))
+    }
+
+    fn attend(
+        &self,
+        x: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        mask: Option<&Tensor>,
+    ) -> candle_core::Result<Tensor> {
+        let (b, t, d) = x.dims3()?;
+        // transformers scales the projected queries by head_dim^-0.5.
+        let q = (self.split(&self.q.forward(x)?)? * (self.head_dim as f64).powf(-0.5))?;
+        let mut scores = q.matmul(&k.t()?)?;
+        if let Some(mask) = mask {
+            scores = scores.broadcast_add(mask)?;
+        }
+        // Softmax in f32: candle's CPU kernel sums in the tensor's dtype, which costs bf16 ~7%
+        // over a few hundred positions (torch accumulates half types in f32 too).
+        let weights = candle_nn::ops::softmax_last_dim(&scores.to_dtype(DType::F32)?)?
+            .to_dtype(scores.dtype())?;
+        let ctx = weights.matmul(v)?.transpose(1, 2)?.reshape((b, t, d))?;
+        self.out.forward(&ctx)
+    }
+}
+
+struct Mlp {
+    fc1: Linear,
+    fc2: Linear,
+    norm: LayerNorm,
+}
+
+impl Mlp {
+    fn load(d: usize, ffn: usize, vb: &VarBuilder) -> candle_core::Result<Self> {
+        Ok(Self {
+            fc1: candle_nn::linear(d, ffn, vb.pp("fc1"))?,
+            fc2: candle_nn::linear(ffn, d, vb.pp("fc2"))?,
+            norm: layer_norm(d, vb.pp("final_layer_norm"))?,
+        })
+    }
+
+    fn residual(&self, x: &Tensor, act: Activation) -> candle_core::Result<Tensor> {
+        let h = act.apply(&self.fc1.forward(&self.norm.forward(x)?)?)?;
+        x + self.fc2.forward(&h)?
+    }
+}
+
+struct EncoderLayer {
+    attn: Attention,
+    attn_norm: LayerNorm,
+    mlp: Mlp,
+}
+
+pub struct Encoder {
+    conv1: Conv1d,
+    conv2: Conv1d,
+    positions: Tensor,
+    layers: Vec<EncoderLayer>,
+    norm: LayerNorm,
+    act: Activation,
+}
+
+impl Encoder {
+    fn load(cfg: &ModelConfig, vb: VarBuilder) -> candle_core::Result<Self> {
+        let d = cfg.d_model;
+        let conv = |stride| Conv1dConfig {
+            padding: 1,
+            stride,
+            ..Default::default()
+        };
+        let conv1 = candle_nn::conv1d(cfg.num_mel_bins, d, 3, conv(1), vb.pp("conv1"))?;
+        let conv2 = candle_nn::conv1d(d, d, 3, conv(2), vb.pp("conv2"))?;
+        let positions = vb.get((cfg.max_source_positions, d), "embed_positions.weight")?;
+        let layers = (0..cfg.encoder_layers)
+            .map(|i| {
+                let vb = vb.pp(format!("layers.{i}"));
+                Ok(EncoderLayer {
+                    attn: Attention::load(d, cfg.encoder_attention_heads, vb.pp("self_attn"))?,
+                    attn_norm: layer_norm(d, vb.pp("self_attn_layer_norm"))?,
+                    mlp: Mlp::load(d, cfg.encoder_ffn_dim, &vb)?,
+                })
+            })
+            .collect::<candle_core::Result<_>>()?;
+        Ok(Self {
+            conv1,
+            conv2,
+            positions,
+            layers,
+            norm: layer_norm(d, vb.pp("layer_norm"))?,
+            act: Activation::parse(&cfg.activation_function)?,
+        })
+    }
+
+    /// `(1, n_mels, 2 * max_source_positions)` features -> `(1, max_source_positions, d_model)`.
+    pub fn forward(&self, features: &Tensor) -> candle_core::Result<Tensor> {
+        let x = self.act.apply(&self.conv1.forward(features)?)?;
+        let x = self.act.apply(&self.conv2.forward(&x)?)?;
+        let x = x.transpose(1, 2)?;
+        let mut x = x.broadcast_add(&self.positions.narrow(0, 0, x.dim(1)?)?)?;
+        for layer in &self.layers {
+            let h = layer.attn_norm.forward(&x)?;
+            let (k, v) = layer.attn.kv(&h)?;
+            x = (&x + layer.attn.attend(&h, &k, &v, None)?)?;
+            x = layer.mlp.residual(&x, self.act)?;
+        }
+        self.norm.forward(&x)
+    }
+}
+
+struct DecoderLayer {
+    self_attn: Attention,
+    self_norm: LayerNorm,
+    cross_attn: Attention,
+    cross_norm: LayerNorm,
+    mlp: Mlp,
+}
+
+pub struct Decoder {
+    tokens: Embedding,
+    positions: Tensor,
+    layers: Vec<DecoderLayer>,
+    norm: LayerNorm,
+    act: Activation,
+    embed_scale: f64,
+    max_positions: usize,
+}
+
+/// One decoding run's caches: the self-attention keys/values so far and the cross-attention
+/// keys/values of the window's encoder output (computed once).
+pub struct DecoderState {
+    self_kv: Vec<Option<(Tensor, Tensor)>>,
+    cross_kv: Vec<(Tensor, Tensor)>,
+    len: usize,
+}
+
+impl Decoder {
+    fn load(cfg: &ModelConfig, vb: VarBuilder) -> candle_core::Result<Self> {
+        let d = cfg.d_model;
+        let tokens = candle_nn::embedding(cfg.vocab_size, d, vb.pp("embed_tokens"))?;
+        let positions = vb.get((cfg.max_target_positions, d), "embed_positions.weight")?;
+        let layers = (0..cfg.decoder_layers)
+            .map(|i| {
+                let vb = vb.pp(format!("layers.{i}"));
+                let heads = cfg.decoder_attention_heads;
+                Ok(DecoderLayer {
+                    self_attn: Attention::load(d, heads, vb.pp("self_attn"))?,
+                    self_norm: layer_norm(d, vb.pp("self_attn_layer_norm"))?,
+                    cross_attn: Attention::load(d, heads, vb.pp("encoder_attn"))?,
+                    cross_norm: layer_norm(d, vb.pp("encoder_attn_layer_norm"))?,
+                    mlp: Mlp::load(d, cfg.decoder_ffn_dim, &vb)?,
+                })
+            })
+            .collect::<candle_core::Result<_>>()?;
+        Ok(Self {
+            tokens,
+            positions,
+            layers,
+            norm: layer_norm(d, vb.pp("layer_norm"))?,
+            act: Activation::parse(&cfg.activation_function)?,
+            embed_scale: if cfg.scale_embedding {
+                (d as f64).sqrt()
+            } else {
+                1.0
+            },
+            max_positions: cfg.max_target_positions,
+        })
+    }
+
+    pub fn start(&self, encoded: &Tensor) -> candle_core::Result<DecoderState> {
+        let cross_kv = self
+            .layers
+            .iter()
+            .map(|l| l.cross_attn.kv(encoded))
+            .collect::<candle_core::Result<_>>()?;
+        Ok(DecoderState {
+            self_kv: vec![None; self.layers.len()],
+            cross_kv,
+            len: 0,
+        })
+    }
+
+    /// Feeds `tokens` after what `state` holds; returns the f32 logits of every new position,
+    /// `(tokens.len(), vocab)`. The output projection is tied to the token embedding.
+    pub fn step(&self, tokens: &[u32], state: &mut DecoderState) -> candle_core::Result<Tensor> {
+        let t = tokens.len();
+        if state.len + t > self.max_positions {
+            return Err(candle_core::Error::Msg(format!(
+                "decoder length {} exceeds max_target_positions {}",
+                state.len + t,
+                self.max_positions
+            )));
+        }
+        let device = self.positions.device();
+        let ids = Tensor::new(tokens, device)?.unsqueeze(0)?;
+        let x = (self.tokens.forward(&ids)? * self.embed_scale)?;
+        let mut x = x.broadcast_add(&self.positions.narrow(0, state.len, t)?)?;
+        let mask = causal_mask(t, state.len, x.dtype(), device)?;
+        for (i, layer) in self.layers.iter().enumerate() {
+            let h = layer.self_norm.forward(&x)?;
+            let (k, v) = layer.self_attn.kv(&h)?;
+            let (k, v) = match state.self_kv[i].take() {
+                Some((pk, pv)) => (Tensor::cat(&[&pk, &k], 2)?, Tensor::cat(&[&pv, &v], 2)?),
+                None => (k, v),
+            };
+            x = (&x + layer.self_attn.attend(&h, &k, &v, mask.as_ref())?)?;
+            state.self_kv[i] = Some((k, v));
+            let h = layer.cross_norm.forward(&x)?;
+            let (ck, cv) = &state.cross_kv[i];
+            x = (&x + layer.cross_attn.attend(&h, ck, cv, None)?)?;
+            x = layer.mlp.residual(&x, self.act)?;
+        }
+        state.len += t;
+        let x = self.norm.forward(&x)?.squeeze(0)?;
+        x.matmul(&self.tokens.embeddings().t()?)?
+            .to_dtype(DType::F32)
+    }
+}
+
+/// New positions attend to everything cached plus themselves and what comes before them.
+fn causal_mask(
+    t: usize,
+    past: usize,
+    dtype: DType,
+    device: &Device,
+) -> candle_core::Result<Option<Tensor>> {
+    if t == 1 {
+        return Ok(None);
+    }
+    let total = past + t;
+    let values: Vec<f32> = (0..t)
+        .flat_map(|i| (0..total).map(move |j| if j > past + i { f32::NEG_INFINITY } else { 0.0 }))
+        .collect();
+    Tensor::from_vec(values, (t, total), device)?
+        .to_dtype(dtype)
+        .map(Some)
+}
+
+pub struct Whisper {
+    pub encoder: Encoder,
+    pub decoder: Decoder,
+}
+
+impl Whisper {
+    pub fn load(cfg: &ModelConfig, vb: VarBuilder) -> candle_core::Result<Self> {
+        Ok(Self {
+            encoder: Encoder::load(cfg, vb.pp("model.encoder"))?,
+            decoder: Decoder::load(cfg, vb.pp("model.decoder"))?,
+        })
+    }
+}
+
+/// The index of the largest value, the first one on ties (as torch.argmax).
+pub fn argmax(values: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, v) in values.iter().enumerate() {
+        if *v > values[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argmax_takes_the_first_of_equal_maxima() {
+        assert_eq!(argmax(&[1.0, 3.0, 3.0, -1.0]), 1);
+        assert_eq!(argmax(&[f32::NEG_INFINITY, f32::NEG_INFINITY, 0.5]), 2);
+    }
+
+    #[test]
+    fn the_mask_hides_later_positions_only() -> candle_core::Result<()> {
+        let m = causal_mask(2, 3, DType::F32, &Device::Cpu)?;
+        let rows = m
+            .map(|m| m.to_vec2::<f32>())
+            .transpose()?
+            .unwrap_or_default();
+        assert_eq!(rows[0][..4], [0.0; 4]);
+        assert!(rows[0][4].is_infinite());
+        assert_eq!(rows[1], vec![0.0; 5]);
+        assert!(causal_mask(1, 7, DType::F32, &Device::Cpu)?.is_none());
+        Ok(())
+    }
+}
