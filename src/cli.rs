@@ -196,6 +196,58 @@ pub struct JobArgs {
     /// resident keeps every component loaded; staged loads text encoders, UNet and VAE one at a time.
     #[arg(long, value_enum)]
     pub residency: Option<ResidencyArg>,
+    /// What to make; by default it follows the model (an image model: txt2img, img2img with
+    /// --init-image, inpaint with --mask) and the inputs (--audio: stt, --caption: caption).
+    #[arg(long, value_enum)]
+    pub kind: Option<KindArg>,
+    /// Text to speech: how the voice sounds ("a calm female voice, close to the microphone").
+    #[arg(long, value_name = "TEXT")]
+    pub voice: Option<String>,
+    /// Seconds of audio to make (music; the most speech may run).
+    #[arg(long, value_name = "SECONDS")]
+    pub duration: Option<f64>,
+    /// Speech to text: the audio file to transcribe (wav, flac, mp3, ogg).
+    #[arg(long, value_name = "PATH")]
+    pub audio: Option<PathBuf>,
+    /// Speech to text: the spoken language (Whisper code, e.g. en, de); detected when absent.
+    #[arg(long, value_name = "CODE")]
+    pub language: Option<String>,
+    /// Speech to text: translate into English instead of transcribing.
+    #[arg(long)]
+    pub translate: bool,
+    /// Image to text: caption this image (BLIP); the caption is written as text.
+    #[arg(long, value_name = "PATH")]
+    pub caption: Option<PathBuf>,
+    /// Rewrite the prompt into a detailed image prompt with the enhancer model before generating.
+    #[arg(long)]
+    pub enhance: bool,
+    /// The prompt-enhancer model (registry id or folder) for --enhance and --kind enhance.
+    #[arg(long, value_name = "ID|DIR")]
+    pub enhancer: Option<String>,
+    /// Most tokens a text model may generate (captions, enhanced prompts, transcripts).
+    #[arg(long, value_name = "N")]
+    pub max_tokens: Option<u32>,
+}
+
+/// What a job makes (`--kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KindArg {
+    Txt2img,
+    Img2img,
+    Inpaint,
+    /// Text to speech (Parler-TTS).
+    #[value(alias = "speech")]
+    Tts,
+    /// Text to music (MusicGen).
+    Music,
+    /// Speech to text (Whisper).
+    #[value(alias = "transcribe")]
+    Stt,
+    /// Image to text (BLIP).
+    Caption,
+    /// Prompt enhancement (a small instruct LLM, GGUF).
+    Enhance,
 }
 
 /// Flags that make many jobs at once.

@@ -164,10 +164,14 @@ fn show(event: &JobEvent, json: bool, preview: bool, view: &mut progress::HumanV
         let _ = out.flush();
     } else {
         view.show(event);
-        if let JobEvent::Done { outputs, .. } = event {
+        if let JobEvent::Done { outputs, text, .. } = event {
             let mut out = std::io::stdout().lock();
             for path in outputs {
                 let _ = writeln!(out, "{}", path.display());
+            }
+            // A caption, transcript or enhanced prompt is what the user came for: print it.
+            if let Some(text) = text {
+                let _ = writeln!(out, "\n{text}");
             }
             let _ = out.flush();
             if preview {

@@ -517,6 +517,36 @@ fn a_file_the_repo_lacks_is_named_with_the_entry() {
 }
 
 #[test]
+fn a_star_pattern_fetches_every_matching_file_and_resolves_offline() {
+    // Sharded weights (`model-*-of-*.safetensors`) are listed this way: the hub says how many.
+    let env = Env::new(false);
+    let toml = models_toml(false).replace(
+        "\"tokenizer/vocab.json\", \"tokenizer/merges.txt\"",
+        "\"tokenizer/*.json\", \"tokenizer/merges.txt\"",
+    );
+    std::fs::write(env.dir.path().join("models.toml"), toml).unwrap();
+    let out = env.fetch("f32");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // vocab.json, special_tokens_map.json and tokenizer_config.json all came with the pattern.
+    env.assert_cached(false);
+    let missing = env
+        .cmd()
+        .args(["--offline", "--headless", "--plan", "--model", "tiny-mock"])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(0), "{}", stderr(&missing));
+    let toml = models_toml(false).replace("\"tokenizer/merges.txt\"", "\"tokenizer/*.bpe\"");
+    std::fs::write(env.dir.path().join("models.toml"), toml).unwrap();
+    let out = env.fetch("f32");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("has no file tokenizer/*.bpe"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
 fn headless_without_offline_fetches_a_missing_model_first() {
     let env = Env::new(false);
     let png_dir = env.dir.path().join("out");

@@ -16,6 +16,9 @@ use pallaidium::engines::{CancelToken, EngineEvent};
 use pallaidium::error::Error;
 use serde_json::Value;
 
+#[path = "support/parity.rs"]
+mod parity;
+
 const TOL: f32 = 1e-4;
 
 fn fixture() -> PathBuf {
@@ -38,31 +41,15 @@ fn engine() -> WhisperEngine {
 }
 
 fn tensors() -> HashMap<String, Tensor> {
-    candle_core::safetensors::load(fixture().join("reference.safetensors"), &Device::Cpu).unwrap()
+    parity::reference_tensors(&fixture().join("reference.safetensors"))
 }
 
 fn meta() -> Value {
-    serde_json::from_str(&std::fs::read_to_string(fixture().join("reference.json")).unwrap())
-        .unwrap()
-}
-
-/// max |a - b| / max |b|.
-fn rel_diff(ours: &Tensor, reference: &Tensor) -> f32 {
-    assert_eq!(ours.dims(), reference.dims(), "shapes differ");
-    let diff = (ours - reference)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap();
-    let scale = reference.abs().unwrap().max_all().unwrap();
-    diff.to_scalar::<f32>().unwrap() / scale.to_scalar::<f32>().unwrap().max(1e-12)
+    parity::reference_json(&fixture().join("reference.json"))
 }
 
 fn assert_close(what: &str, ours: &Tensor, reference: &Tensor) {
-    let d = rel_diff(ours, reference);
-    eprintln!("{what}: relative difference {d:e}");
-    assert!(d <= TOL, "{what}: relative difference {d:e} > {TOL:e}");
+    parity::assert_close(what, ours, reference, TOL);
 }
 
 fn features_tensor(mel: &mel::LogMel) -> Tensor {
@@ -555,7 +542,7 @@ fn half_precision_runs_close_to_f32() {
         let mel = engine.features(&clip());
         let enc = engine.encode(&mel.window(0, 3000, 3000)).unwrap();
         let enc = enc.to_dtype(DType::F32).unwrap();
-        let d = rel_diff(&enc.i(..160).unwrap(), &refs["encoder_head"]);
+        let d = parity::rel_diff(&enc.i(..160).unwrap(), &refs["encoder_head"]);
         eprintln!("{dtype:?} encoder: relative difference {d:e}");
         assert!(d < tol, "{dtype:?}: {d}");
         let opts = TranscribeOptions {

@@ -3,11 +3,18 @@
 use std::io::Write;
 use std::path::Path;
 
+use crate::jobs::media_files::{Sidecar, read_wav_info};
 use crate::jobs::png_meta::read_parameters;
 
 /// Prints what `file` stores: the A1111 parameters and the JobSpec, or with `json` the JobSpec
 /// as one JSON object. Exit code 0; an unreadable file or one without parameters is bad input.
 pub fn run(file: &Path, json: bool) -> anyhow::Result<i32> {
+    let is_png = file
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("png"));
+    if !is_png && file.extension().is_some() {
+        return media_info(file, json);
+    }
     let stored = read_parameters(file)?;
     let mut out = std::io::stdout().lock();
     if json {
@@ -30,6 +37,56 @@ pub fn run(file: &Path, json: bool) -> anyhow::Result<i32> {
             out,
             "\n(no pallaidium chunk: the settings above were read from another tool's text)"
         )?;
+    }
+    Ok(0)
+}
+
+/// Audio and text outputs: the JSON sidecar beside them, and a WAV's own INFO chunk.
+fn media_info(file: &Path, json: bool) -> anyhow::Result<i32> {
+    if !file.is_file() {
+        return Err(crate::Error::bad_input(format!("{}: no such file", file.display())).into());
+    }
+    let car = Sidecar::read(file)?;
+    let mut out = std::io::stdout().lock();
+    if json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&car.spec)?)?;
+        return Ok(0);
+    }
+    let spec = &car.spec;
+    writeln!(out, "{}", file.display())?;
+    writeln!(out, "kind: {}", spec.kind.as_str())?;
+    writeln!(out, "model: {}", spec.model)?;
+    if !spec.prompt.is_empty() {
+        writeln!(out, "prompt: {}", spec.prompt)?;
+    }
+    if let Some(idea) = &spec.enhanced_from {
+        writeln!(out, "enhanced from: {idea}")?;
+    }
+    if let Some(voice) = &spec.voice {
+        writeln!(out, "voice: {voice}")?;
+    }
+    if let Some(audio) = &spec.audio {
+        writeln!(out, "audio: {}", audio.display())?;
+    }
+    if let Some(language) = &spec.language {
+        writeln!(out, "language: {language}")?;
+    }
+    if let Some(seed) = spec.seed {
+        writeln!(out, "seed: {seed}")?;
+    }
+    if let Some(seconds) = car.duration_s {
+        writeln!(out, "duration: {seconds:.2} s")?;
+    }
+    if file
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("wav"))
+        && let Ok(bytes) = std::fs::read(file)
+        && let Some(info) = read_wav_info(&bytes)
+    {
+        writeln!(out, "wav comment: {}", info.comment)?;
+    }
+    if let Some(text) = &car.text {
+        writeln!(out, "\n{text}")?;
     }
     Ok(0)
 }

@@ -152,8 +152,14 @@ fn print_table(rows: &[ModelRow<'_>], target: &Target, paths: &Paths) {
     );
     println!();
     let id_w = rows.iter().map(|r| r.id.len()).max().unwrap_or(2).max(2);
+    let fam_w = rows
+        .iter()
+        .map(|r| r.family.len())
+        .max()
+        .unwrap_or(6)
+        .max(6);
     println!(
-        "{:<id_w$}  {:<8}  {:<6}  {:<6}  {:<7}  NOTE",
+        "{:<id_w$}  {:<8}  {:<fam_w$}  {:<6}  {:<7}  NOTE",
         "ID", "KIND", "FAMILY", "CACHED", "VERDICT"
     );
     for r in rows {
@@ -162,7 +168,7 @@ fn print_table(rows: &[ModelRow<'_>], target: &Target, paths: &Paths) {
             .first()
             .map_or_else(String::new, |f| format!("{} ({})", f.message, f.fix));
         println!(
-            "{:<id_w$}  {:<8}  {:<6}  {:<6}  {:<7}  {note}",
+            "{:<id_w$}  {:<8}  {:<fam_w$}  {:<6}  {:<7}  {note}",
             r.id,
             r.kind,
             r.family,

@@ -33,9 +33,30 @@ pub fn plan_for_args(global: &GlobalArgs, job: &JobArgs) -> Result<MemoryPlan> {
     let device = crate::device::select(&DeviceRequest::parse(&global.device)?)?;
     let dtype = resolve_dtype(global.dtype, &device, &platform)?;
     let memory = crate::device::memory::query(&device, &platform);
+    let Some(layout) = &resolved.layout else {
+        // Audio and text models: weights plus what the run makes.
+        let seconds = match resolved.kind {
+            crate::models::Kind::Music | crate::models::Kind::Tts => {
+                job.duration.or(resolved.defaults.duration).unwrap_or(10.0)
+            }
+            _ => 0.0,
+        };
+        return Ok(planner::media::plan_media(
+            &planner::media::MediaPlanRequest {
+                family: resolved.family,
+                weights_bytes: planner::media::estimate_media_bytes(&resolved.dir, dtype),
+                seconds,
+                batch: job.batch.unwrap_or(1).max(1),
+                dtype,
+                device: device.kind,
+                memory,
+                budget_cap: parse_memory_budget(global.memory_budget.as_deref())?,
+            },
+        ));
+    };
     let width = job.width.unwrap_or(resolved.defaults.width);
     let height = job.height.unwrap_or(resolved.defaults.height);
-    let scale = resolved.layout.vae_scale_factor.max(1);
+    let scale = layout.vae_scale_factor.max(1);
     if !width.is_multiple_of(scale) || !height.is_multiple_of(scale) || width == 0 || height == 0 {
         return Err(Error::bad_input(format!(
             "--width {width} --height {height}: both must be positive multiples of {scale}"

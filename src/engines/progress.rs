@@ -25,6 +25,9 @@ pub enum EngineEvent {
     },
     /// A cheap look at the current latents.
     Preview(RgbPreview),
+    /// Text produced so far grew by `delta` (streamed tokens of the prompt enhancer, a caption,
+    /// a transcript segment).
+    Text { delta: String },
 }
 
 /// Receives engine events; must be cheap (called every step).

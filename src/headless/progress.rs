@@ -66,15 +66,29 @@ impl HumanView {
                 let _ = err.flush();
                 self.bar_shown = true;
             }
-            JobEvent::Queued { .. } | JobEvent::Progress { .. } | JobEvent::Preview { .. } => {}
+            JobEvent::Queued { .. }
+            | JobEvent::Progress { .. }
+            | JobEvent::Preview { .. }
+            | JobEvent::Text { .. } => {}
             JobEvent::Loading { job, stage } if stage == "model" => {
                 self.clear_bar(&mut err);
                 let _ = writeln!(err, "job {job}: loading the model");
             }
-            JobEvent::Loading { .. } => {}
-            JobEvent::Done { job, outputs, .. } => {
+            JobEvent::Loading { job, stage } if stage == "enhance" => {
                 self.clear_bar(&mut err);
-                let _ = writeln!(err, "job {job}: done, {} image(s)", outputs.len());
+                let _ = writeln!(err, "job {job}: enhancing the prompt");
+            }
+            JobEvent::Loading { .. } => {}
+            JobEvent::Done {
+                job,
+                outputs,
+                duration_s,
+                text,
+                ..
+            } => {
+                self.clear_bar(&mut err);
+                let what = done_summary(outputs, *duration_s, text.is_some());
+                let _ = writeln!(err, "job {job}: done, {what}");
             }
             JobEvent::Failed { job, error } => {
                 self.clear_bar(&mut err);
@@ -86,6 +100,25 @@ impl HumanView {
             }
         }
     }
+}
+
+/// "2 image(s)", "1 audio file(s), 8.0 s", "text": what a finished job made, for people.
+fn done_summary(outputs: &[std::path::PathBuf], duration_s: Option<f64>, text: bool) -> String {
+    let count = |ext: &str| {
+        outputs
+            .iter()
+            .filter(|p| p.extension().is_some_and(|e| e == ext))
+            .count()
+    };
+    if let Some(seconds) = duration_s
+        && count("wav") > 0
+    {
+        return format!("{} audio file(s), {seconds:.1} s", count("wav"));
+    }
+    if text {
+        return "text".to_owned();
+    }
+    format!("{} image(s)", count("png"))
 }
 
 #[cfg(test)]
@@ -104,5 +137,19 @@ mod tests {
         );
         assert!(bar_line(1, 9, 4, 0.0).contains(&"#".repeat(24)));
         assert_eq!(human_secs(f64::NAN), "?");
+    }
+
+    #[test]
+    fn done_says_what_was_made() {
+        let wav = vec!["a.wav".into(), "a.json".into()];
+        assert_eq!(
+            done_summary(&wav, Some(8.0), false),
+            "1 audio file(s), 8.0 s"
+        );
+        assert_eq!(done_summary(&["a.txt".into()], None, true), "text");
+        assert_eq!(
+            done_summary(&["a.png".into(), "b.png".into()], None, false),
+            "2 image(s)"
+        );
     }
 }

@@ -7,14 +7,18 @@ use std::sync::Arc;
 use candle_core::DType;
 
 use crate::cli::DtypeArg;
-use crate::models::Defaults;
+use crate::models::{Defaults, Family, Kind};
 
 /// A `--model` value resolved to a diffusers folder and its defaults.
 #[derive(Debug, Clone)]
 pub struct ModelInfo {
     pub id: String,
+    /// The model's folder (or a .gguf file for a language model).
     pub dir: PathBuf,
     pub defaults: Defaults,
+    pub family: Family,
+    /// What it makes.
+    pub kind: Kind,
 }
 
 /// Resolves a `--model ID|DIR`; an unknown model is `Error::BadInput`.

@@ -51,6 +51,12 @@ pub enum JobEvent {
         #[serde(skip)]
         pixels: Vec<u8>,
     },
+    /// Text produced so far grew by `delta` (streamed tokens: enhanced prompts, captions,
+    /// transcript segments).
+    Text {
+        job: JobId,
+        delta: String,
+    },
     /// Every output is written and recorded.
     Done {
         job: JobId,
@@ -58,6 +64,12 @@ pub enum JobEvent {
         timings: Timings,
         /// Peak resident memory of the process while the job ran, when known.
         peak_bytes: Option<u64>,
+        /// The whole text of a text job (caption, enhanced prompt, transcript).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        text: Option<String>,
+        /// Seconds of audio of an audio job.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        duration_s: Option<f64>,
     },
     Failed {
         job: JobId,
@@ -75,6 +87,7 @@ impl JobEvent {
             | Self::Loading { job, .. }
             | Self::Progress { job, .. }
             | Self::Preview { job, .. }
+            | Self::Text { job, .. }
             | Self::Done { job, .. }
             | Self::Failed { job, .. }
             | Self::Cancelled { job } => *job,
@@ -135,6 +148,8 @@ mod tests {
             outputs: vec!["a/b.png".into()],
             timings,
             peak_bytes: Some(42),
+            text: None,
+            duration_s: None,
         });
         assert_eq!(v["event"], "done");
         assert_eq!(v["outputs"][0], "a/b.png");

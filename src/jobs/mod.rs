@@ -2,8 +2,14 @@
 
 pub mod cache;
 pub mod config;
+pub mod engine;
 pub mod events;
+mod image_job;
 pub mod latents_file;
+pub mod media_files;
+pub mod media_job;
+mod media_output;
+pub mod media_spec;
 pub mod output;
 pub mod planning;
 pub mod png_meta;

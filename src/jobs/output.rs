@@ -2,7 +2,7 @@
 //! the same folder, synced, then linked into place, so no half file ever has the final name.
 
 use std::fs::File;
-use std::io::BufWriter;
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -112,7 +112,7 @@ impl OutputWriter {
         &self,
         image: &image::RgbImage,
         spec: &JobSpec,
-        mut before_place: impl FnMut(&Path) -> crate::Result<()>,
+        before_place: impl FnMut(&Path) -> crate::Result<()>,
     ) -> crate::Result<PathBuf> {
         if looks_uniform(image) {
             tracing::warn!(
@@ -121,26 +121,57 @@ impl OutputWriter {
                  (try --dtype f32)"
             );
         }
+        let mut bytes = Vec::new();
+        encode_png(&mut bytes, image, spec)
+            .map_err(|e| crate::Error::job_failed(format!("PNG encoding failed: {e}")))?;
+        self.write_bytes(&output_stem(spec), "png", &bytes, before_place)
+    }
+
+    /// Writes `bytes` as `<out>/<date>/<stem>.<ext>` (a `(N)` suffix on collision) through a
+    /// synced temporary file, and returns the final path.
+    pub fn write_bytes(
+        &self,
+        stem: &str,
+        ext: &str,
+        bytes: &[u8],
+        mut before_place: impl FnMut(&Path) -> crate::Result<()>,
+    ) -> crate::Result<PathBuf> {
         let dir = self.root.join(today());
         std::fs::create_dir_all(&dir).map_err(|e| crate::Error::io(&dir, e))?;
-        let temp = dir.join(format!(
-            "{TEMP_PREFIX}{}-{}.png",
-            std::process::id(),
-            TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
-        let result = Self::write_temp(&temp, image, spec)
-            .and_then(|()| Self::place(&dir, &temp, spec, &mut before_place));
+        let temp = self.temp_in(&dir, ext);
+        let result = Self::write_temp(&temp, bytes)
+            .and_then(|()| Self::place(&dir, &temp, stem, ext, &mut before_place));
         // Whatever happened, the temporary name must not stay behind.
         let _ = std::fs::remove_file(&temp);
         result
     }
 
-    fn write_temp(temp: &Path, image: &image::RgbImage, spec: &JobSpec) -> crate::Result<()> {
+    /// Writes a file that belongs to `main` (same stem, other extension: a sidecar, the .txt of
+    /// an .srt), atomically; an older companion of the same name is replaced.
+    pub fn write_companion(&self, main: &Path, ext: &str, bytes: &[u8]) -> crate::Result<PathBuf> {
+        let target = main.with_extension(ext);
+        let dir = target.parent().unwrap_or(&self.root).to_path_buf();
+        let temp = self.temp_in(&dir, ext);
+        let result = Self::write_temp(&temp, bytes).and_then(|()| {
+            std::fs::rename(&temp, &target).map_err(|e| crate::Error::io(&target, e))
+        });
+        let _ = std::fs::remove_file(&temp);
+        result.map(|()| target)
+    }
+
+    fn temp_in(&self, dir: &Path, ext: &str) -> PathBuf {
+        dir.join(format!(
+            "{TEMP_PREFIX}{}-{}.{ext}",
+            std::process::id(),
+            TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+        ))
+    }
+
+    fn write_temp(temp: &Path, bytes: &[u8]) -> crate::Result<()> {
         let file = File::create(temp).map_err(|e| crate::Error::io(temp, e))?;
         let mut out = BufWriter::new(file);
-        encode_png(&mut out, image, spec).map_err(|e| {
-            crate::Error::job_failed(format!("{}: PNG encoding failed: {e}", temp.display()))
-        })?;
+        out.write_all(bytes)
+            .map_err(|e| crate::Error::io(temp, e))?;
         let file = out
             .into_inner()
             .map_err(|e| crate::Error::io(temp, e.into_error()))?;
@@ -153,13 +184,14 @@ impl OutputWriter {
     fn place(
         dir: &Path,
         temp: &Path,
-        spec: &JobSpec,
+        stem: &str,
+        ext: &str,
         before_place: &mut impl FnMut(&Path) -> crate::Result<()>,
     ) -> crate::Result<PathBuf> {
-        let stem = format!("{}_{}", spec.seed.unwrap_or(0), prompt_slug(&spec.prompt));
         for n in 0..MAX_COLLISIONS {
-            let target = Self::candidate(dir, &stem, n, "png");
-            if target.exists() {
+            let target = Self::candidate(dir, stem, n, ext);
+            // A companion of another output (its .json, .txt) blocks the stem too.
+            if target.exists() || target.with_extension("json").exists() {
                 continue;
             }
             before_place(&target)?;
@@ -175,10 +207,26 @@ impl OutputWriter {
             }
         }
         Err(crate::Error::job_failed(format!(
-            "{}: {MAX_COLLISIONS} files named {stem}(N).png already exist; choose another --out",
+            "{}: {MAX_COLLISIONS} files named {stem}(N).{ext} already exist; choose another --out",
             dir.display()
         )))
     }
+}
+
+/// `<seed>_<slug>`: the slug of the prompt, or of the input file's name for jobs without a prompt
+/// (transcripts, captions).
+pub fn output_stem(spec: &JobSpec) -> String {
+    let source = if spec.prompt.trim().is_empty() {
+        spec.audio
+            .as_ref()
+            .or(spec.init_image.as_ref())
+            .and_then(|p| p.file_stem())
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    } else {
+        spec.prompt.clone()
+    };
+    format!("{}_{}", spec.seed.unwrap_or(0), prompt_slug(&source))
 }
 
 #[cfg(test)]

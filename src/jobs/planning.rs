@@ -110,6 +110,42 @@ impl JobPlanner {
         plan.require_fit()?;
         Ok(plan)
     }
+
+    /// The plan of an audio or text job on the model at `path` (a folder or a .gguf file).
+    pub fn plan_media(
+        &self,
+        path: &Path,
+        family: crate::models::Family,
+        spec: &crate::jobs::JobSpec,
+        dtype: DType,
+    ) -> Result<MemoryPlan> {
+        // Transcription reads its audio in 30 s windows; the rest grows with what is made.
+        let seconds = match spec.kind {
+            crate::jobs::spec::JobKind::Music | crate::jobs::spec::JobKind::Tts => {
+                spec.duration.unwrap_or(10.0)
+            }
+            _ => 0.0,
+        };
+        let plan = planner::media::plan_media(&planner::media::MediaPlanRequest {
+            family,
+            weights_bytes: planner::media::estimate_media_bytes(path, dtype),
+            seconds,
+            batch: spec.batch.unwrap_or(1),
+            dtype,
+            device: self.selected.kind,
+            memory: crate::device::memory::query(&self.selected, &self.platform),
+            budget_cap: self.budget_cap,
+        });
+        tracing::info!(
+            peak = plan.peak_bytes,
+            budget = plan.budget_bytes,
+            fits = plan.fits,
+            family = %family,
+            "memory plan"
+        );
+        plan.require_fit()?;
+        Ok(plan)
+    }
 }
 
 #[cfg(test)]

@@ -101,7 +101,7 @@ pub fn fill_spec(spec: &JobSpec, defaults: &Defaults) -> crate::Result<JobSpec> 
         .to_string();
     let default_strength = match out.kind {
         JobKind::Img2img => 0.8,
-        JobKind::Txt2img | JobKind::Inpaint => 1.0,
+        _ => 1.0,
     };
     let strength = out.strength.unwrap_or(default_strength);
     if !strength.is_finite() || !(0.0..=1.0).contains(&strength) {
@@ -135,7 +135,7 @@ fn check_side(flag: &str, value: u32) -> crate::Result<()> {
     Ok(())
 }
 
-fn absolute(path: &Path) -> PathBuf {
+pub(crate) fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
@@ -152,7 +152,7 @@ pub fn parse_attention_slicing(text: &str) -> crate::Result<Option<usize>> {
     }
 }
 
-fn image_size(path: &Path, flag: &str) -> crate::Result<(u32, u32)> {
+pub(crate) fn image_size(path: &Path, flag: &str) -> crate::Result<(u32, u32)> {
     image::ImageReader::open(path)
         .and_then(|r| r.with_guessed_format())
         .map_err(|e| bad(format!("{flag} {}: cannot read it ({e})", path.display())))?
@@ -165,7 +165,7 @@ fn image_size(path: &Path, flag: &str) -> crate::Result<(u32, u32)> {
         })
 }
 
-fn load_image(path: &Path, flag: &str) -> crate::Result<image::DynamicImage> {
+pub(crate) fn load_image(path: &Path, flag: &str) -> crate::Result<image::DynamicImage> {
     image::ImageReader::open(path)
         .and_then(|r| r.with_guessed_format())
         .map_err(|e| bad(format!("{flag} {}: cannot read it ({e})", path.display())))?

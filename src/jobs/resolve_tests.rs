@@ -7,6 +7,7 @@ fn defaults() -> Defaults {
         width: 512,
         height: 512,
         scheduler: "euler".into(),
+        ..Defaults::default()
     }
 }
 

@@ -11,6 +11,7 @@ use tokio::sync::broadcast;
 
 use super::config::RunnerConfig;
 use super::events::{JobEvent, JobId};
+use super::media_spec::{DEFAULT_ENHANCER, default_model, fill_media_spec, settle_kind};
 use super::output::OutputWriter;
 use super::queue::{CancelOutcome, Queue};
 use super::resolve::{build_request, fill_spec};
@@ -64,21 +65,59 @@ impl JobRunner {
     /// Checks one spec and fills in everything (model defaults, a recorded seed, absolute paths)
     /// without queueing it. Every problem is `Error::BadInput`.
     pub fn prepare(&self, spec: &JobSpec) -> crate::Result<JobSpec> {
+        let mut spec = spec.clone();
         if spec.model.trim().is_empty() {
-            return Err(crate::Error::bad_input(
-                "no model given: pass --model ID|DIR (see `pallaidium models`)",
-            ));
+            spec.model = default_model(&spec).ok_or_else(|| {
+                crate::Error::bad_input(
+                    "no model given: pass --model ID|DIR (see `pallaidium models`)",
+                )
+            })?;
         }
         let model = (self.config.models)(&spec.model)?;
-        let mut filled = fill_spec(spec, &model.defaults)?;
+        spec.kind = settle_kind(&spec, &model.id, model.kind)?;
+        let mut filled = if spec.kind.makes_images() {
+            fill_spec(&spec, &model.defaults)?
+        } else {
+            fill_media_spec(&spec, &model.defaults)?
+        };
         // A local folder is stored absolute, so --resume works from any directory.
-        if Path::new(&filled.model).is_dir()
+        if Path::new(&filled.model).exists()
             && let Ok(abs) = std::path::absolute(&filled.model)
         {
             filled.model = abs.to_string_lossy().into_owned();
         }
-        let request = build_request(&filled, 0)?;
         let dtype = (self.config.device.dtype)(filled.dtype)?;
+        if !filled.kind.makes_images() {
+            if let Some(planner) = &self.config.planner {
+                planner.plan_media(&model.dir, model.family, &filled, dtype)?;
+            }
+            return Ok(filled);
+        }
+        if filled.enhance && filled.enhanced_from.is_none() {
+            let id = filled
+                .enhancer
+                .clone()
+                .unwrap_or_else(|| DEFAULT_ENHANCER.to_owned());
+            let enhancer = (self.config.models)(&id)?;
+            if enhancer.kind != crate::models::Kind::Text {
+                return Err(crate::Error::bad_input(format!(
+                    "--enhancer {id}: that model makes {}, not text; use a prompt-enhancer model \
+                     such as `{DEFAULT_ENHANCER}`",
+                    enhancer.kind
+                )));
+            }
+            if filled.prompt.trim().is_empty() {
+                return Err(crate::Error::bad_input(
+                    "--enhance needs --prompt: the idea to turn into a detailed prompt",
+                ));
+            }
+            filled.enhancer = Some(if Path::new(&id).exists() {
+                std::path::absolute(&id).map_or(id.clone(), |p| p.to_string_lossy().into_owned())
+            } else {
+                id
+            });
+        }
+        let request = build_request(&filled, 0)?;
         // A job that cannot fit is refused now, before anything is queued or loaded.
         if let Some(planner) = &self.config.planner {
             planner.plan(&model.dir, &filled, &request, dtype)?;
@@ -113,10 +152,14 @@ impl JobRunner {
                 })
             })
             .collect::<crate::Result<Vec<_>>>()?;
-        let queued = self.shared.lock().push(&prepared)?;
+        // Announced while the queue is still locked, so `queued` always comes before the
+        // worker's first event for the job.
+        let mut queue = self.shared.lock();
+        let queued = queue.push(&prepared)?;
         for &(job, position) in &queued {
             self.shared.emit(JobEvent::Queued { job, position });
         }
+        drop(queue);
         self.shared.wake.notify_all();
         Ok(queued.into_iter().map(|(id, _)| id).collect())
     }

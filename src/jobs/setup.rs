@@ -112,6 +112,8 @@ fn model_lookup(cli: &Cli, hf_cache: &Path, fetch: FetchDisplay) -> crate::Resul
             id: resolved.id,
             dir: resolved.dir,
             defaults: resolved.defaults,
+            family: resolved.family,
+            kind: resolved.kind,
         })
     }))
 }

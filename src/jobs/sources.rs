@@ -38,6 +38,17 @@ pub struct JobEntry {
     #[serde(alias = "vae_tiling")]
     pub vae_tiling: Option<Toggle>,
     pub residency: Option<ResidencyArg>,
+    pub voice: Option<String>,
+    pub duration: Option<f64>,
+    pub audio: Option<PathBuf>,
+    pub language: Option<String>,
+    pub translate: Option<bool>,
+    /// An image to caption (a caption job).
+    pub caption: Option<PathBuf>,
+    pub enhance: Option<bool>,
+    pub enhancer: Option<String>,
+    #[serde(alias = "max_tokens")]
+    pub max_tokens: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -84,6 +95,25 @@ impl JobEntry {
         over(&mut spec.attention_slicing, self.attention_slicing);
         over(&mut spec.vae_tiling, self.vae_tiling);
         over(&mut spec.residency, self.residency);
+        over(&mut spec.voice, self.voice);
+        over(&mut spec.duration, self.duration);
+        if let Some(audio) = self.audio.map(path) {
+            spec.audio = Some(audio);
+            if self.kind.is_none() {
+                spec.kind = JobKind::Stt;
+            }
+        }
+        over(&mut spec.language, self.language);
+        set(&mut spec.translate, self.translate);
+        if let Some(image) = self.caption.map(path) {
+            spec.init_image = Some(image);
+            if self.kind.is_none() {
+                spec.kind = JobKind::Caption;
+            }
+        }
+        set(&mut spec.enhance, self.enhance);
+        over(&mut spec.enhancer, self.enhancer);
+        over(&mut spec.max_tokens, self.max_tokens);
         spec
     }
 }

@@ -1,25 +1,21 @@
 //! The worker: one thread per device, taking jobs off the queue, running the engine (kept loaded
 //! in the cache between jobs), writing outputs and recording everything before announcing it.
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
 use tokio::sync::broadcast;
 
-use crate::engines::sd::pipeline::SdPipeline;
-use crate::engines::sd::{LoadOptions, Residency};
 use crate::engines::{CancelToken, EngineEvent};
 
-use super::cache::{EngineCache, EngineKey, estimate_bytes};
+use super::cache::EngineCache;
 use super::config::RunnerConfig;
+use super::engine::Engine;
 use super::events::{JobEvent, JobId, Timings};
 use super::output::OutputWriter;
 use super::queue::Queue;
-use super::resolve::build_request;
 use super::store::JobRecord;
-use crate::cli::ResidencyArg;
 
 /// What the runner handle and the worker thread share.
 pub struct Shared {
@@ -52,10 +48,10 @@ impl Shared {
 }
 
 pub struct Worker {
-    shared: Arc<Shared>,
-    config: RunnerConfig,
-    cache: EngineCache<SdPipeline>,
-    writer: OutputWriter,
+    pub(super) shared: Arc<Shared>,
+    pub(super) config: RunnerConfig,
+    pub(super) cache: EngineCache<Engine>,
+    pub(super) writer: OutputWriter,
 }
 
 impl Worker {
@@ -108,12 +104,14 @@ impl Worker {
         let shutdown = queue.finish_running(id);
         let store = queue.store_mut();
         let (event, stored) = match result {
-            Ok(outputs) => (
+            Ok(outcome) => (
                 JobEvent::Done {
                     job: id,
-                    outputs,
+                    outputs: outcome.outputs,
                     timings,
                     peak_bytes: peak_rss_bytes(),
+                    text: outcome.text,
+                    duration_s: outcome.duration_s,
                 },
                 store.mark_done(id),
             ),
@@ -153,134 +151,24 @@ impl Worker {
         record: &JobRecord,
         cancel: &CancelToken,
         timings: &mut Timings,
-    ) -> crate::Result<Vec<PathBuf>> {
-        let id = record.id;
-        let spec = &record.spec;
-        let model = (self.config.models)(&spec.model)?;
-        let mut request = build_request(spec, self.config.preview_every)?;
-        // Outputs recorded by an earlier attempt are kept, never produced twice.
-        let mut outputs: Vec<PathBuf> = record
-            .outputs
-            .iter()
-            .filter(|p| p.is_file())
-            .cloned()
-            .collect();
-        let already = outputs.len() as u32;
-        if already >= request.batch {
-            return Ok(outputs);
+    ) -> crate::Result<JobOutcome> {
+        if record.spec.kind.makes_images() {
+            self.run_images(record, cancel, timings)
+        } else {
+            self.run_media(record, cancel, timings)
         }
-        if already > 0 {
-            if let Some(latents) = &request.init_latents
-                && latents.dim(0)? == request.batch as usize
-            {
-                let rest = request.batch as usize - already as usize;
-                request.init_latents = Some(latents.narrow(0, already as usize, rest)?);
-            }
-            request.seed = request.seed.wrapping_add(u64::from(already));
-            request.batch -= already;
-            tracing::info!(already, "resuming a partly written batch");
-        }
-        let dtype = (self.config.device.dtype)(spec.dtype)?;
-        // The plan is made again now (memory may have changed since the job was queued) and
-        // decides residency, attention slicing, VAE tiling and how many images run at once.
-        let plan = match &self.config.planner {
-            Some(planner) => Some(planner.plan(&model.dir, spec, &request, dtype)?),
-            None => None,
-        };
-        let residency = match (&plan, spec.residency) {
-            (Some(plan), _) => plan.residency,
-            (None, Some(ResidencyArg::Staged)) => Residency::Staged,
-            (None, _) => Residency::Resident,
-        };
-        let per_pass = plan.as_ref().map_or(request.batch, |p| p.batch.max(1));
-        if let Some(plan) = &plan {
-            request.memory = plan.memory_modes();
-        }
-        let key = EngineKey {
-            model_dir: model.dir.clone(),
-            device: self.config.device.name.clone(),
-            dtype,
-            residency,
-        };
-        let load_started = Instant::now();
-        let shared = Arc::clone(&self.shared);
-        let device = self.config.device.device.clone();
-        let (engine, fresh) =
-            self.cache
-                .get_or_load(&key, estimate_bytes(&model.dir, dtype), || {
-                    shared.emit(JobEvent::Loading {
-                        job: id,
-                        stage: "model".into(),
-                    });
-                    SdPipeline::load(&LoadOptions {
-                        model_dir: model.dir.clone(),
-                        device,
-                        dtype,
-                        residency,
-                        prefer_fp16_variant: dtype != candle_core::DType::F32,
-                    })
-                })?;
-        if fresh {
-            let secs = load_started.elapsed().as_secs_f64();
-            tracing::info!(model = %model.id, dtype = ?dtype, secs, "engine loaded");
-            timings.insert("load".into(), secs);
-        }
-        if cancel.is_cancelled() {
-            return Err(crate::Error::Cancelled);
-        }
-        let sink = |event: EngineEvent| self.shared.emit(to_job_event(id, event));
-        let (mut generate_s, mut write_s) = (0.0, 0.0);
-        let mut done = 0u32;
-        // Passes of at most `per_pass` images (the plan shrinks the batch when memory is short);
-        // each pass's outputs are recorded before the next starts, so --resume skips them.
-        while done < request.batch {
-            let mut pass = request.clone();
-            pass.batch = per_pass.min(request.batch - done);
-            pass.seed = request.seed.wrapping_add(u64::from(done));
-            if let Some(latents) = &request.init_latents
-                && latents.dim(0)? == request.batch as usize
-            {
-                pass.init_latents = Some(latents.narrow(0, done as usize, pass.batch as usize)?);
-            }
-            let generate_started = Instant::now();
-            let images =
-                match catch_unwind(AssertUnwindSafe(|| engine.generate(&pass, &sink, cancel))) {
-                    Ok(result) => result?,
-                    Err(panic) => {
-                        self.cache.evict(&key);
-                        return Err(crate::Error::job_failed(format!(
-                            "the engine crashed: {}",
-                            panic_message(&*panic)
-                        )));
-                    }
-                };
-            generate_s += generate_started.elapsed().as_secs_f64();
-            let write_started = Instant::now();
-            for image in images {
-                let mut image_spec = spec.clone();
-                image_spec.seed = Some(image.seed);
-                image_spec.batch = Some(1);
-                let path = self.writer.write_png(&image.image, &image_spec, |target| {
-                    Ok(self
-                        .shared
-                        .lock()
-                        .store_mut()
-                        .set_pending_output(id, target)?)
-                })?;
-                self.shared.lock().store_mut().record_output(id, &path)?;
-                tracing::info!(path = %path.display(), "output written");
-                outputs.push(path);
-            }
-            write_s += write_started.elapsed().as_secs_f64();
-            done += pass.batch;
-        }
-        timings.insert("generate".into(), generate_s);
-        timings.insert("write".into(), write_s);
-        Ok(outputs)
     }
 }
 
-fn to_job_event(job: JobId, event: EngineEvent) -> JobEvent {
+/// What a finished job hands to its `done` event.
+#[derive(Debug, Default)]
+pub struct JobOutcome {
+    pub outputs: Vec<PathBuf>,
+    pub text: Option<String>,
+    pub duration_s: Option<f64>,
+}
+
+pub(super) fn to_job_event(job: JobId, event: EngineEvent) -> JobEvent {
     match event {
         EngineEvent::Loading { stage } => JobEvent::Loading { job, stage },
         EngineEvent::Progress {
@@ -301,6 +189,7 @@ fn to_job_event(job: JobId, event: EngineEvent) -> JobEvent {
             height: preview.height,
             pixels: preview.pixels,
         },
+        EngineEvent::Text { delta } => JobEvent::Text { job, delta },
     }
 }
 
@@ -313,7 +202,7 @@ fn event_name(event: &JobEvent) -> &'static str {
     }
 }
 
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+pub(super) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     panic
         .downcast_ref::<&str>()
         .map(|s| (*s).to_string())

@@ -93,7 +93,9 @@ pub fn check(ctx: &CompatContext, entry: Option<&ModelEntry>) -> Vec<CompatFindi
         .map(|e| e.native_resolution)
         .or_else(|| family.map(|f| [f.native_side(), f.native_side()]));
 
-    if let (Some(w), Some(h)) = (width, height) {
+    // Sizes only mean something for image models.
+    let makes_images = family.is_none_or(Family::is_diffusion);
+    if makes_images && let (Some(w), Some(h)) = (width, height) {
         size_rules(w, h, native, &mut out);
     }
     bf16_rules(ctx, &mut out);
@@ -127,7 +129,11 @@ pub fn check(ctx: &CompatContext, entry: Option<&ModelEntry>) -> Vec<CompatFindi
         out.push(CompatFinding {
             severity: Severity::Error,
             message: format!("needs about {} but only {} is available", gib(need), gib(have)),
-            fix: "use a smaller size or batch, --dtype f16, --residency staged or --vae-tiling on, or raise --memory-budget".to_owned(),
+            fix: if makes_images {
+                "use a smaller size or batch, --dtype f16, --residency staged or --vae-tiling on, or raise --memory-budget".to_owned()
+            } else {
+                "use a smaller model of the same kind, --dtype f16, a shorter --duration, or raise --memory-budget".to_owned()
+            },
         });
     }
     if let Some(e) = entry {

@@ -40,14 +40,23 @@ impl std::fmt::Display for Kind {
     }
 }
 
-/// The architecture family: decides which engine and which config shapes apply. Later issues add
-/// audio and text families here.
+/// The architecture family: decides which engine and which config shapes apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum Family {
     Sd1,
     Sd2,
     Sdxl,
+    /// Parler-TTS: T5 description encoder, decoder over DAC codes.
+    ParlerTts,
+    /// MusicGen: T5 text encoder, decoder over EnCodec codes.
+    Musicgen,
+    /// Whisper speech recognition.
+    Whisper,
+    /// BLIP image captioning.
+    Blip,
+    /// A small instruct language model in one GGUF file (Qwen2, Llama/SmolLM2).
+    GgufLlm,
 }
 
 impl Family {
@@ -56,34 +65,77 @@ impl Family {
             Self::Sd1 => "sd1",
             Self::Sd2 => "sd2",
             Self::Sdxl => "sdxl",
+            Self::ParlerTts => "parler-tts",
+            Self::Musicgen => "musicgen",
+            Self::Whisper => "whisper",
+            Self::Blip => "blip",
+            Self::GgufLlm => "gguf-llm",
+        }
+    }
+
+    /// Stable Diffusion families make images through the diffusion engine.
+    pub fn is_diffusion(self) -> bool {
+        matches!(self, Self::Sd1 | Self::Sd2 | Self::Sdxl)
+    }
+
+    /// What a model of this family makes when no registry entry says.
+    pub fn kind(self) -> Kind {
+        match self {
+            Self::Sd1 | Self::Sd2 | Self::Sdxl => Kind::Txt2img,
+            Self::ParlerTts => Kind::Tts,
+            Self::Musicgen => Kind::Music,
+            Self::Whisper => Kind::Stt,
+            Self::Blip => Kind::Caption,
+            Self::GgufLlm => Kind::Text,
         }
     }
 
     /// The side of the square images the family was trained on (SD2's 768 is the v-prediction model;
-    /// see `ModelLayout::default_params` for the 512 epsilon variant).
+    /// see `ModelLayout::default_params` for the 512 epsilon variant); 0 for families without images.
     pub fn native_side(self) -> u32 {
         match self {
             Self::Sd1 => 512,
             Self::Sd2 => 768,
             Self::Sdxl => 1024,
+            _ => 0,
         }
     }
 
     /// Parameters for a local folder that is not in the registry.
     pub fn default_params(self) -> Defaults {
         let side = self.native_side();
-        Defaults {
+        let mut d = Defaults {
             steps: 30,
             guidance: 7.5,
             width: side,
             height: side,
             scheduler: match self {
-                Self::Sd1 | Self::Sd2 => "ddim".to_owned(),
                 Self::Sdxl => "euler".to_owned(),
+                _ => "ddim".to_owned(),
             },
+            ..Defaults::default()
+        };
+        match self {
+            Self::Musicgen => {
+                d.guidance = 3.0;
+                d.duration = Some(8.0);
+            }
+            Self::ParlerTts => {
+                d.guidance = 0.0;
+                d.duration = Some(30.0);
+                d.voice = Some(DEFAULT_VOICE.to_owned());
+            }
+            Self::Whisper | Self::Blip | Self::GgufLlm => d.guidance = 0.0,
+            Self::Sd1 | Self::Sd2 | Self::Sdxl => {}
         }
+        d
     }
 }
+
+/// The voice description used when a speech job gives none.
+pub const DEFAULT_VOICE: &str = "A female speaker delivers a slightly expressive and animated speech \
+with a moderate speed and pitch. The recording is of very high quality, with the speaker's voice \
+sounding clear and very close up.";
 
 impl std::fmt::Display for Family {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -91,15 +143,40 @@ impl std::fmt::Display for Family {
     }
 }
 
-/// Job parameters a model runs best with; flags override them.
+/// Job parameters a model runs best with; flags override them. Image models give steps, guidance,
+/// size and scheduler; audio and text models the keys that apply to them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct Defaults {
     pub steps: u32,
     pub guidance: f64,
     pub width: u32,
     pub height: u32,
     pub scheduler: String,
+    /// Seconds of audio (music), or the most a speech clip may last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration: Option<f64>,
+    /// The voice description of a speech model.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub voice: Option<String>,
+    /// Most tokens a text model generates.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u32>,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Self {
+            steps: 30,
+            guidance: 7.5,
+            width: 512,
+            height: 512,
+            scheduler: "ddim".to_owned(),
+            duration: None,
+            voice: None,
+            max_tokens: None,
+        }
+    }
 }
 
 /// The files of one pipeline component, as paths inside the repo.
@@ -265,10 +342,13 @@ pub struct ModelEntry {
     pub license: String,
     pub license_url: String,
     pub gated: bool,
-    /// Width and height the model was trained at.
+    /// Width and height the model was trained at (image models only).
+    #[serde(default)]
     pub native_resolution: [u32; 2],
     pub defaults: Defaults,
-    pub tokenizer: TokenizerSource,
+    /// Where the tokenizer comes from (image models; audio and text models carry theirs in `files`).
+    #[serde(default)]
+    pub tokenizer: Option<TokenizerSource>,
     pub components: Vec<Component>,
     #[serde(default)]
     pub known_issues: Vec<KnownIssue>,

@@ -229,15 +229,19 @@ pub fn fetch_entry(
     let snapshot = repo_dir.join("snapshots").join(&listing.sha);
     let mut to_download = Vec::new();
     for f in &files {
-        let sib = listing.file(f).ok_or_else(|| {
-            Error::bad_input(format!(
+        let sibs = listing.files_matching(f);
+        if sibs.is_empty() {
+            return Err(Error::bad_input(format!(
                 "{} at revision {} has no file {f}; the registry entry `{}` ({}) is wrong for this repo",
                 entry.repo, entry.revision, entry.id, entry.source
-            ))
-        })?;
-        if !snapshot.join(f).is_file() && !snapshot::link_cached_blob(&repo_dir, &listing.sha, sib)?
-        {
-            to_download.push(sib);
+            )));
+        }
+        for sib in sibs {
+            if !snapshot.join(&sib.rfilename).is_file()
+                && !snapshot::link_cached_blob(&repo_dir, &listing.sha, sib)?
+            {
+                to_download.push(sib);
+            }
         }
     }
     let needed = to_download

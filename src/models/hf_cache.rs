@@ -61,7 +61,13 @@ pub fn missing_files<'e>(cache_dir: &Path, entry: &'e ModelEntry, fp16: bool) ->
         // `is_file` follows links, so a link into a missing blob is not a file.
         Some(snapshot) => needed
             .into_iter()
-            .filter(|f| !snapshot.join(f).is_file())
+            .filter(|f| {
+                if super::file_pattern::is_pattern(f) {
+                    super::file_pattern::matching_in(&snapshot, f).is_empty()
+                } else {
+                    !snapshot.join(f).is_file()
+                }
+            })
             .collect(),
         None => needed,
     }

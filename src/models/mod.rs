@@ -3,8 +3,10 @@
 
 pub mod compat;
 pub mod entry;
+pub mod file_pattern;
 pub mod hf_cache;
 pub mod layout;
+pub mod media_layout;
 pub mod registry;
 mod registry_errors;
 pub mod resolve;

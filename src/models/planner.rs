@@ -6,6 +6,7 @@
 pub mod activations;
 pub mod calibration;
 pub mod footprint;
+pub mod media;
 pub mod stages;
 
 use candle_core::DType;

@@ -155,6 +155,38 @@ fn validate(e: &ModelEntry) -> std::result::Result<(), (&'static str, String)> {
             format!("`{}` must be an https:// address", e.license_url),
         ));
     }
+    if e.family.is_diffusion() {
+        validate_image_entry(e)?;
+    } else {
+        validate_media_entry(e)?;
+    }
+    validate_components(e)?;
+    for issue in &e.known_issues {
+        for (key, bound) in [
+            ("known_issues.min_macos", &issue.min_macos),
+            ("known_issues.max_macos", &issue.max_macos),
+        ] {
+            if let Some(v) = bound
+                && super::compat::parse_version(v).is_none()
+            {
+                return Err((
+                    key,
+                    format!("`{v}` is not a version like \"14\" or \"13.5\""),
+                ));
+            }
+        }
+        if issue.message.trim().is_empty() || issue.fix.trim().is_empty() {
+            return Err((
+                "known_issues.message",
+                "every known issue needs a message and a fix".to_owned(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Image entries: steps, guidance, size, scheduler, native resolution and a tokenizer.
+fn validate_image_entry(e: &ModelEntry) -> std::result::Result<(), (&'static str, String)> {
     let d = &e.defaults;
     if d.steps == 0 {
         return Err(("defaults.steps", "must be at least 1".to_owned()));
@@ -196,33 +228,51 @@ fn validate(e: &ModelEntry) -> std::result::Result<(), (&'static str, String)> {
             ),
         ));
     }
-    if e.tokenizer.folders.is_empty() {
+    let Some(tokenizer) = &e.tokenizer else {
+        return Err((
+            "tokenizer",
+            "image models need a [models.tokenizer] table (format, folders)".to_owned(),
+        ));
+    };
+    if tokenizer.folders.is_empty() {
         return Err((
             "tokenizer.folders",
             "must name at least one folder".to_owned(),
         ));
     }
-    validate_components(e)?;
-    for issue in &e.known_issues {
-        for (key, bound) in [
-            ("known_issues.min_macos", &issue.min_macos),
-            ("known_issues.max_macos", &issue.max_macos),
-        ] {
-            if let Some(v) = bound
-                && super::compat::parse_version(v).is_none()
-            {
-                return Err((
-                    key,
-                    format!("`{v}` is not a version like \"14\" or \"13.5\""),
-                ));
-            }
-        }
-        if issue.message.trim().is_empty() || issue.fix.trim().is_empty() {
-            return Err((
-                "known_issues.message",
-                "every known issue needs a message and a fix".to_owned(),
-            ));
-        }
+    Ok(())
+}
+
+/// Audio and text entries: a duration and token cap that make sense, and a kind that fits the family.
+fn validate_media_entry(e: &ModelEntry) -> std::result::Result<(), (&'static str, String)> {
+    if e.family.kind() != e.kind {
+        return Err((
+            "kind",
+            format!(
+                "a {} model makes {}, not {}",
+                e.family,
+                e.family.kind(),
+                e.kind
+            ),
+        ));
+    }
+    let d = &e.defaults;
+    if let Some(duration) = d.duration
+        && !(duration.is_finite() && duration > 0.0 && duration <= 600.0)
+    {
+        return Err((
+            "defaults.duration",
+            format!("{duration} must be seconds between 0 and 600"),
+        ));
+    }
+    if d.max_tokens == Some(0) {
+        return Err(("defaults.max_tokens", "must be at least 1".to_owned()));
+    }
+    if !d.guidance.is_finite() || d.guidance < 0.0 {
+        return Err((
+            "defaults.guidance",
+            format!("{} must be a number >= 0", d.guidance),
+        ));
     }
     Ok(())
 }

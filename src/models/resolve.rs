@@ -3,9 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
-use super::entry::{Defaults, ModelEntry};
+use super::entry::{Defaults, Family, Kind, ModelEntry};
 use super::hf_cache;
 use super::layout::ModelLayout;
+use super::media_layout;
 use super::registry::Registry;
 use crate::{Error, Result};
 
@@ -17,14 +18,18 @@ pub struct ResolvedModel {
     pub dir: PathBuf,
     /// The registry entry; `None` for a local folder.
     pub entry: Option<ModelEntry>,
-    pub layout: ModelLayout,
+    /// The diffusers layout of an image model; `None` for audio and text models.
+    pub layout: Option<ModelLayout>,
+    pub family: Family,
+    /// What the model makes (the registry's word, or the family's for a local folder).
+    pub kind: Kind,
     /// The entry's defaults, or the detected family's for a local folder.
     pub defaults: Defaults,
 }
 
 pub fn resolve(registry: &Registry, model: &str, hf_cache: &Path) -> Result<ResolvedModel> {
     let path = Path::new(model);
-    if path.is_dir() {
+    if path.is_dir() || (path.is_file() && media_layout::detect(path)?.is_some()) {
         return resolve_folder(path);
     }
     if let Some(entry) = registry
@@ -61,7 +66,6 @@ pub fn resolve(registry: &Registry, model: &str, hf_cache: &Path) -> Result<Reso
 }
 
 fn resolve_folder(dir: &Path) -> Result<ResolvedModel> {
-    let layout = ModelLayout::open(dir)?;
     let id = dir
         .canonicalize()
         .ok()
@@ -71,12 +75,26 @@ fn resolve_folder(dir: &Path) -> Result<ResolvedModel> {
             || dir.display().to_string(),
             |n| n.to_string_lossy().into_owned(),
         );
+    if let Some(media) = media_layout::detect(dir)? {
+        return Ok(ResolvedModel {
+            id,
+            dir: media.path,
+            entry: None,
+            layout: None,
+            family: media.family,
+            kind: media.family.kind(),
+            defaults: media.family.default_params(),
+        });
+    }
+    let layout = ModelLayout::open(dir)?;
     Ok(ResolvedModel {
         id,
         dir: dir.to_path_buf(),
         entry: None,
         defaults: layout.default_params(),
-        layout,
+        family: layout.family,
+        kind: Kind::Txt2img,
+        layout: Some(layout),
     })
 }
 
@@ -106,14 +124,39 @@ fn resolve_entry(entry: &ModelEntry, cache: &Path) -> Result<ResolvedModel> {
             entry.id
         )));
     };
-    let layout = ModelLayout::open(&dir)?;
+    let layout = if entry.family.is_diffusion() {
+        Some(ModelLayout::open(&dir)?)
+    } else {
+        None
+    };
+    // A GGUF repo often holds several quantisations: the engine gets the entry's file, not the
+    // folder, so a second .gguf there (fetched by another tool) is no ambiguity.
+    let dir = match entry.family {
+        Family::GgufLlm => gguf_weights(entry, &dir).unwrap_or(dir),
+        _ => dir,
+    };
     Ok(ResolvedModel {
         id: entry.id.clone(),
         dir,
         entry: Some(entry.clone()),
         layout,
+        family: entry.family,
+        kind: entry.kind,
         defaults: entry.defaults.clone(),
     })
+}
+
+/// The cached file an LLM entry's `weights` names (a `*` pattern picks the first match).
+fn gguf_weights(entry: &ModelEntry, snapshot: &Path) -> Option<PathBuf> {
+    let name = entry.components.iter().find_map(|c| c.weights.as_deref())?;
+    let rel = if super::file_pattern::is_pattern(name) {
+        super::file_pattern::matching_in(snapshot, name)
+            .into_iter()
+            .next()?
+    } else {
+        name.to_owned()
+    };
+    Some(snapshot.join(rel)).filter(|p| p.is_file())
 }
 
 /// Registry ids within a few edits of `wanted`, or containing it, closest first (at most 3).

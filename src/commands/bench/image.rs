@@ -28,7 +28,7 @@ impl ProgressSink for Recorder {
         let label = match event {
             EngineEvent::Loading { stage } => stage,
             EngineEvent::Progress { step, .. } => format!("step {step}"),
-            EngineEvent::Preview(_) => return,
+            EngineEvent::Preview(_) | EngineEvent::Text { .. } => return,
         };
         if let Ok(mut m) = self.marks.lock() {
             m.push((label, self.start.elapsed().as_secs_f64()));

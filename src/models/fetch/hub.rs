@@ -55,6 +55,18 @@ impl Listing {
     pub fn file(&self, rfilename: &str) -> Option<&Sibling> {
         self.siblings.iter().find(|s| s.rfilename == rfilename)
     }
+
+    /// The files a registry name stands for: itself, or every file a `*` pattern matches.
+    pub fn files_matching(&self, name: &str) -> Vec<&Sibling> {
+        if crate::models::file_pattern::is_pattern(name) {
+            self.siblings
+                .iter()
+                .filter(|s| crate::models::file_pattern::matches(name, &s.rfilename))
+                .collect()
+        } else {
+            self.file(name).into_iter().collect()
+        }
+    }
 }
 
 pub struct HubClient {

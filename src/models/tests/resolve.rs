@@ -19,8 +19,8 @@ fn a_local_folder_resolves_with_family_defaults() {
     let r = resolve(&reg, &model.display().to_string(), dir.path()).unwrap();
     assert_eq!(r.id, "my-model");
     assert!(r.entry.is_none());
-    assert_eq!(r.layout.family, Family::Sd1);
-    assert_eq!(r.defaults, r.layout.default_params());
+    assert_eq!(r.family, Family::Sd1);
+    assert_eq!(r.defaults, r.layout.as_ref().unwrap().default_params());
 }
 
 #[test]
@@ -45,7 +45,7 @@ fn a_registry_id_resolves_to_its_cached_snapshot() {
     );
     assert_eq!(r.entry.as_ref().map(|e| e.id.as_str()), Some("sd15"));
     assert_eq!(r.defaults, entry.defaults);
-    assert_eq!(r.layout.family, Family::Sd1);
+    assert_eq!(r.family, Family::Sd1);
     // Its repo id works too.
     assert_eq!(resolve(&reg, &entry.repo, cache.path()).unwrap().id, "sd15");
 }
@@ -77,4 +77,54 @@ fn an_unknown_id_lists_close_matches() {
         .unwrap_err()
         .to_string();
     assert!(msg.contains("does not exist"), "{msg}");
+}
+
+#[test]
+fn a_gguf_entry_resolves_to_its_own_file_among_several() {
+    let reg = Registry::shipped().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let entry = reg.get("smollm2-1.7b-instruct").unwrap();
+    // Another tool fetched a second quantisation into the same snapshot.
+    cache_repo(
+        cache.path(),
+        &entry.repo,
+        &[
+            "SmolLM2-1.7B-Instruct-Q8_0.gguf",
+            "SmolLM2-1.7B-Instruct-Q4_K_M.gguf",
+        ],
+        |_| "GGUF".to_owned(),
+    );
+    let r = resolve(&reg, "smollm2-1.7b-instruct", cache.path()).unwrap();
+    assert_eq!(r.family, Family::GgufLlm);
+    assert_eq!(r.kind, crate::models::Kind::Text);
+    assert!(r.layout.is_none());
+    assert_eq!(
+        r.dir.file_name().unwrap(),
+        "SmolLM2-1.7B-Instruct-Q4_K_M.gguf"
+    );
+}
+
+#[test]
+fn an_audio_model_resolves_without_a_diffusers_layout() {
+    let reg = Registry::shipped().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let entry = reg.get("whisper-tiny").unwrap();
+    let files = entry.required_files(false);
+    cache_repo(cache.path(), &entry.repo, &files, |f| {
+        if f == "config.json" {
+            r#"{"model_type":"whisper"}"#.to_owned()
+        } else {
+            "{}".to_owned()
+        }
+    });
+    let r = resolve(&reg, "whisper-tiny", cache.path()).unwrap();
+    assert_eq!(
+        (r.family, r.kind),
+        (Family::Whisper, crate::models::Kind::Stt)
+    );
+    assert!(r.dir.join("model.safetensors").is_file());
+    // A local folder is recognised from its config.json.
+    let local = resolve(&reg, &r.dir.display().to_string(), cache.path()).unwrap();
+    assert_eq!(local.family, Family::Whisper);
+    assert!(local.entry.is_none());
 }

@@ -1,0 +1,67 @@
+//! One loaded engine of any family, as the worker's cache holds it. The family (from the registry
+//! or the model's own configs) picks the engine; each engine only computes.
+
+use std::path::Path;
+
+use candle_core::{DType, Device};
+
+use crate::engines::audio::musicgen::MusicGen;
+use crate::engines::audio::parler::ParlerTts;
+use crate::engines::sd::pipeline::SdPipeline;
+use crate::engines::sd::{LoadOptions, Residency};
+use crate::engines::text::blip::BlipCaptioner;
+use crate::engines::text::enhance::PromptEnhancer;
+use crate::engines::text::whisper::WhisperEngine;
+use crate::models::Family;
+
+pub enum Engine {
+    Sd(Box<SdPipeline>),
+    Parler(Box<ParlerTts>),
+    MusicGen(Box<MusicGen>),
+    Whisper(Box<WhisperEngine>),
+    Blip(Box<BlipCaptioner>),
+    Enhancer(Box<PromptEnhancer>),
+}
+
+/// What loading needs.
+pub struct EngineLoad<'a> {
+    pub family: Family,
+    pub path: &'a Path,
+    pub device: &'a Device,
+    pub dtype: DType,
+    pub residency: Residency,
+}
+
+impl Engine {
+    pub fn load(what: &EngineLoad<'_>) -> crate::Result<Self> {
+        let _span = tracing::info_span!("load", family = %what.family).entered();
+        let (path, device, dtype) = (what.path, what.device, what.dtype);
+        Ok(match what.family {
+            Family::Sd1 | Family::Sd2 | Family::Sdxl => {
+                Self::Sd(Box::new(SdPipeline::load(&LoadOptions {
+                    model_dir: path.to_path_buf(),
+                    device: device.clone(),
+                    dtype,
+                    residency: what.residency,
+                    prefer_fp16_variant: dtype != DType::F32,
+                })?))
+            }
+            Family::ParlerTts => Self::Parler(Box::new(ParlerTts::load(path, device, dtype)?)),
+            Family::Musicgen => Self::MusicGen(Box::new(MusicGen::load(path, device, dtype)?)),
+            Family::Whisper => Self::Whisper(Box::new(WhisperEngine::load(path, device, dtype)?)),
+            Family::Blip => Self::Blip(Box::new(BlipCaptioner::load(path, device, dtype)?)),
+            Family::GgufLlm => Self::Enhancer(Box::new(PromptEnhancer::load(path, device)?)),
+        })
+    }
+
+    pub fn family_name(&self) -> &'static str {
+        match self {
+            Self::Sd(_) => "stable diffusion",
+            Self::Parler(_) => "parler-tts",
+            Self::MusicGen(_) => "musicgen",
+            Self::Whisper(_) => "whisper",
+            Self::Blip(_) => "blip",
+            Self::Enhancer(_) => "gguf-llm",
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! Image jobs on the worker: the prompt enhanced first when the job asks, then the diffusion
+//! engine in passes the memory plan sizes, each image written and recorded before the next pass.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::cli::ResidencyArg;
+use crate::engines::CancelToken;
+use crate::engines::EngineEvent;
+use crate::engines::sd::Residency;
+
+use super::cache::{EngineKey, estimate_bytes};
+use super::engine::{Engine, EngineLoad};
+use super::events::{JobEvent, Timings};
+use super::resolve::build_request;
+use super::store::JobRecord;
+use super::worker::{JobOutcome, Worker, panic_message, to_job_event};
+
+impl Worker {
+    /// An image job: enhance the prompt first when asked, then generate in planned passes.
+    pub(super) fn run_images(
+        &mut self,
+        record: &JobRecord,
+        cancel: &CancelToken,
+        timings: &mut Timings,
+    ) -> crate::Result<JobOutcome> {
+        let id = record.id;
+        let enhanced;
+        let spec = if record.spec.enhance && record.spec.enhanced_from.is_none() {
+            enhanced = self.enhance_spec(record, cancel, timings)?;
+            &enhanced
+        } else {
+            &record.spec
+        };
+        let model = (self.config.models)(&spec.model)?;
+        let mut request = build_request(spec, self.config.preview_every)?;
+        // Outputs recorded by an earlier attempt are kept, never produced twice.
+        let mut outputs: Vec<PathBuf> = record
+            .outputs
+            .iter()
+            .filter(|p| p.is_file())
+            .cloned()
+            .collect();
+        let already = outputs.len() as u32;
+        if already >= request.batch {
+            return Ok(JobOutcome {
+                outputs,
+                ..JobOutcome::default()
+            });
+        }
+        if already > 0 {
+            if let Some(latents) = &request.init_latents
+                && latents.dim(0)? == request.batch as usize
+            {
+                let rest = request.batch as usize - already as usize;
+                request.init_latents = Some(latents.narrow(0, already as usize, rest)?);
+            }
+            request.seed = request.seed.wrapping_add(u64::from(already));
+            request.batch -= already;
+            tracing::info!(already, "resuming a partly written batch");
+        }
+        let dtype = (self.config.device.dtype)(spec.dtype)?;
+        // The plan is made again now (memory may have changed since the job was queued) and
+        // decides residency, attention slicing, VAE tiling and how many images run at once.
+        let plan = match &self.config.planner {
+            Some(planner) => Some(planner.plan(&model.dir, spec, &request, dtype)?),
+            None => None,
+        };
+        let residency = match (&plan, spec.residency) {
+            (Some(plan), _) => plan.residency,
+            (None, Some(ResidencyArg::Staged)) => Residency::Staged,
+            (None, _) => Residency::Resident,
+        };
+        let per_pass = plan.as_ref().map_or(request.batch, |p| p.batch.max(1));
+        if let Some(plan) = &plan {
+            request.memory = plan.memory_modes();
+        }
+        let key = EngineKey {
+            model_dir: model.dir.clone(),
+            device: self.config.device.name.clone(),
+            dtype,
+            residency,
+        };
+        let load_started = Instant::now();
+        let shared = Arc::clone(&self.shared);
+        let device = self.config.device.device.clone();
+        let (engine, fresh) =
+            self.cache
+                .get_or_load(&key, estimate_bytes(&model.dir, dtype), || {
+                    shared.emit(JobEvent::Loading {
+                        job: id,
+                        stage: "model".into(),
+                    });
+                    Engine::load(&EngineLoad {
+                        family: model.family,
+                        path: &model.dir,
+                        device: &device,
+                        dtype,
+                        residency,
+                    })
+                })?;
+        let Engine::Sd(engine) = engine else {
+            return Err(crate::Error::bad_input(format!(
+                "model `{}` is a {} model, not an image model",
+                model.id,
+                engine.family_name()
+            )));
+        };
+        if fresh {
+            let secs = load_started.elapsed().as_secs_f64();
+            tracing::info!(model = %model.id, dtype = ?dtype, secs, "engine loaded");
+            timings.insert("load".into(), secs);
+        }
+        if cancel.is_cancelled() {
+            return Err(crate::Error::Cancelled);
+        }
+        let sink = |event: EngineEvent| self.shared.emit(to_job_event(id, event));
+        let (mut generate_s, mut write_s) = (0.0, 0.0);
+        let mut done = 0u32;
+        // Passes of at most `per_pass` images (the plan shrinks the batch when memory is short);
+        // each pass's outputs are recorded before the next starts, so --resume skips them.
+        while done < request.batch {
+            let mut pass = request.clone();
+            pass.batch = per_pass.min(request.batch - done);
+            pass.seed = request.seed.wrapping_add(u64::from(done));
+            if let Some(latents) = &request.init_latents
+                && latents.dim(0)? == request.batch as usize
+            {
+                pass.init_latents = Some(latents.narrow(0, done as usize, pass.batch as usize)?);
+            }
+            let generate_started = Instant::now();
+            let images =
+                match catch_unwind(AssertUnwindSafe(|| engine.generate(&pass, &sink, cancel))) {
+                    Ok(result) => result?,
+                    Err(panic) => {
+                        self.cache.evict(&key);
+                        return Err(crate::Error::job_failed(format!(
+                            "the engine crashed: {}",
+                            panic_message(&*panic)
+                        )));
+                    }
+                };
+            generate_s += generate_started.elapsed().as_secs_f64();
+            let write_started = Instant::now();
+            for image in images {
+                let mut image_spec = spec.clone();
+                image_spec.seed = Some(image.seed);
+                image_spec.batch = Some(1);
+                let path = self.writer.write_png(&image.image, &image_spec, |target| {
+                    Ok(self
+                        .shared
+                        .lock()
+                        .store_mut()
+                        .set_pending_output(id, target)?)
+                })?;
+                self.shared.lock().store_mut().record_output(id, &path)?;
+                tracing::info!(path = %path.display(), "output written");
+                outputs.push(path);
+            }
+            write_s += write_started.elapsed().as_secs_f64();
+            done += pass.batch;
+        }
+        timings.insert("generate".into(), generate_s);
+        timings.insert("write".into(), write_s);
+        Ok(JobOutcome {
+            outputs,
+            text: spec.enhanced_from.as_ref().map(|_| spec.prompt.clone()),
+            duration_s: None,
+        })
+    }
+}

@@ -1,0 +1,334 @@
+//! Audio and text jobs on the worker: speech, music, transcripts, captions and enhanced prompts.
+//! Each clip or text is written (with its JSON sidecar) and recorded before the next starts, so
+//! `--resume` never makes one twice; the prompt enhancer also runs here ahead of image jobs.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use candle_core::DType;
+
+use crate::engines::audio::decode::read_audio;
+use crate::engines::audio::parler::SpeechOptions;
+use crate::engines::media::AudioClip;
+use crate::engines::sd::Residency;
+use crate::engines::text::blip::CaptionOptions;
+use crate::engines::text::enhance::EnhanceOptions;
+use crate::engines::text::whisper::TranscribeOptions;
+use crate::engines::{CancelToken, EngineEvent};
+
+use super::cache::{EngineCache, EngineKey};
+use super::config::{ModelInfo, WorkerDevice};
+use super::engine::{Engine, EngineLoad};
+use super::events::{JobEvent, JobId, Timings};
+use super::media_output::{MediaWriter, check_clip};
+use super::media_spec::DEFAULT_ENHANCER;
+use super::spec::{JobKind, JobSpec};
+use super::store::JobRecord;
+use super::worker::{JobOutcome, Shared, Worker, panic_message, to_job_event};
+use crate::models::planner::media::estimate_media_bytes;
+
+/// Sampling settings of the prompt enhancer (seeded, so a stored job re-runs the same).
+const ENHANCE_TEMPERATURE: f64 = 0.7;
+const ENHANCE_TOP_P: f64 = 0.9;
+
+/// The extension of a kind's main output (the one counted for --resume).
+fn main_ext(kind: JobKind) -> &'static str {
+    match kind {
+        JobKind::Tts | JobKind::Music => "wav",
+        JobKind::Stt => "srt",
+        _ => "txt",
+    }
+}
+
+/// The engine for `model`, from the cache or loaded now (announced with a `loading` event).
+fn cached_engine<'c>(
+    cache: &'c mut EngineCache<Engine>,
+    shared: &Arc<Shared>,
+    device: &WorkerDevice,
+    job: JobId,
+    model: &ModelInfo,
+    dtype: DType,
+    timings: &mut Timings,
+) -> crate::Result<&'c mut Engine> {
+    let key = EngineKey {
+        model_dir: model.dir.clone(),
+        device: device.name.clone(),
+        dtype,
+        residency: Residency::Resident,
+    };
+    let started = Instant::now();
+    let (engine, fresh) =
+        cache.get_or_load(&key, estimate_media_bytes(&model.dir, dtype), || {
+            shared.emit(JobEvent::Loading {
+                job,
+                stage: model.family.to_string(),
+            });
+            Engine::load(&EngineLoad {
+                family: model.family,
+                path: &model.dir,
+                device: &device.device,
+                dtype,
+                residency: Residency::Resident,
+            })
+        })?;
+    if fresh {
+        let secs = started.elapsed().as_secs_f64();
+        tracing::info!(model = %model.id, secs, "engine loaded");
+        *timings.entry("load".into()).or_insert(0.0) += secs;
+    }
+    Ok(engine)
+}
+
+impl Worker {
+    pub(super) fn run_media(
+        &mut self,
+        record: &JobRecord,
+        cancel: &CancelToken,
+        timings: &mut Timings,
+    ) -> crate::Result<JobOutcome> {
+        let id = record.id;
+        let spec = &record.spec;
+        let model = (self.config.models)(&spec.model)?;
+        let ext = main_ext(spec.kind);
+        let mut outputs: Vec<PathBuf> = record
+            .outputs
+            .iter()
+            .filter(|p| p.is_file())
+            .cloned()
+            .collect();
+        let done = outputs
+            .iter()
+            .filter(|p| p.extension().is_some_and(|e| e == ext))
+            .count() as u32;
+        let batch = spec.batch.unwrap_or(1).max(1);
+        if done >= batch {
+            return Ok(JobOutcome {
+                outputs,
+                ..JobOutcome::default()
+            });
+        }
+        let dtype = (self.config.device.dtype)(spec.dtype)?;
+        if let Some(planner) = &self.config.planner {
+            planner.plan_media(&model.dir, model.family, spec, dtype)?;
+        }
+        let device = self.config.device.clone();
+        let engine = cached_engine(
+            &mut self.cache,
+            &self.shared,
+            &device,
+            id,
+            &model,
+            dtype,
+            timings,
+        )?;
+        if cancel.is_cancelled() {
+            return Err(crate::Error::Cancelled);
+        }
+        let shared = Arc::clone(&self.shared);
+        let sink = move |event: EngineEvent| shared.emit(to_job_event(id, event));
+        let out = MediaWriter {
+            writer: &self.writer,
+            shared: &self.shared,
+            job: id,
+        };
+        let started = Instant::now();
+        let mut outcome = JobOutcome::default();
+        match spec.kind {
+            JobKind::Tts | JobKind::Music => {
+                let mut total = 0.0;
+                for i in done..batch {
+                    let mut clip_spec = spec.clone();
+                    clip_spec.seed = Some(spec.seed.unwrap_or(0).wrapping_add(u64::from(i)));
+                    clip_spec.batch = Some(1);
+                    let clip = run_audio(engine, &clip_spec, &sink, cancel)?;
+                    check_clip(&clip)?;
+                    total += clip.duration_s();
+                    outputs.extend(out.audio(&clip, &clip_spec)?);
+                }
+                outcome.duration_s = Some(total);
+            }
+            JobKind::Stt => {
+                let path = spec.audio.clone().unwrap_or_default();
+                let audio = read_audio(&path)?;
+                let Engine::Whisper(whisper) = engine else {
+                    return Err(wrong_engine(&model, engine));
+                };
+                let opts = TranscribeOptions {
+                    language: spec.language.clone(),
+                    translate: spec.translate,
+                    max_tokens: spec.max_tokens,
+                };
+                let transcript = whisper.transcribe(&audio, &opts, &sink, cancel)?;
+                let text = transcript.text();
+                let mut stored = spec.clone();
+                if stored.language.is_none() {
+                    stored.language = transcript.language.clone();
+                }
+                outputs.extend(out.transcript(&transcript, &stored, audio.duration_s())?);
+                outcome.text = Some(text);
+                outcome.duration_s = Some(audio.duration_s());
+            }
+            JobKind::Caption | JobKind::Enhance => {
+                let text = run_text(engine, spec, &sink, cancel)?;
+                outputs.extend(out.text(&text, spec)?);
+                outcome.text = Some(text);
+            }
+            JobKind::Txt2img | JobKind::Img2img | JobKind::Inpaint => {
+                return Err(crate::Error::job_failed(
+                    "internal: an image job reached run_media",
+                ));
+            }
+        }
+        timings.insert("generate".into(), started.elapsed().as_secs_f64());
+        outcome.outputs = outputs;
+        Ok(outcome)
+    }
+
+    /// Rewrites an image job's prompt with the enhancer and records the new spec (so --resume
+    /// keeps the same prompt); returns the spec to generate with.
+    pub(super) fn enhance_spec(
+        &mut self,
+        record: &JobRecord,
+        cancel: &CancelToken,
+        timings: &mut Timings,
+    ) -> crate::Result<JobSpec> {
+        let id = record.id;
+        let mut spec = record.spec.clone();
+        let enhancer_id = spec
+            .enhancer
+            .clone()
+            .unwrap_or_else(|| DEFAULT_ENHANCER.to_owned());
+        let model = (self.config.models)(&enhancer_id)?;
+        let device = self.config.device.clone();
+        let engine = cached_engine(
+            &mut self.cache,
+            &self.shared,
+            &device,
+            id,
+            &model,
+            DType::F32,
+            timings,
+        )?;
+        self.shared.emit(JobEvent::Loading {
+            job: id,
+            stage: "enhance".into(),
+        });
+        let shared = Arc::clone(&self.shared);
+        let sink = move |event: EngineEvent| shared.emit(to_job_event(id, event));
+        let started = Instant::now();
+        let mut ask = spec.clone();
+        ask.kind = JobKind::Enhance;
+        ask.max_tokens = Some(spec.max_tokens.unwrap_or(200));
+        let enhanced = run_text(engine, &ask, &sink, cancel)?;
+        timings.insert("enhance".into(), started.elapsed().as_secs_f64());
+        tracing::info!(idea = %spec.prompt, prompt = %enhanced, "prompt enhanced");
+        spec.enhanced_from = Some(std::mem::replace(&mut spec.prompt, enhanced));
+        self.shared.lock().store_mut().update_spec(id, &spec)?;
+        Ok(spec)
+    }
+}
+
+fn wrong_engine(model: &ModelInfo, engine: &Engine) -> crate::Error {
+    crate::Error::bad_input(format!(
+        "model `{}` loaded as a {} model, which cannot do this job",
+        model.id,
+        engine.family_name()
+    ))
+}
+
+fn run_audio(
+    engine: &mut Engine,
+    spec: &JobSpec,
+    sink: &(dyn Fn(EngineEvent) + Send + Sync),
+    cancel: &CancelToken,
+) -> crate::Result<AudioClip> {
+    let seed = spec.seed.unwrap_or(0);
+    let duration = spec.duration.unwrap_or(10.0);
+    let result = catch_unwind(AssertUnwindSafe(|| match (spec.kind, &*engine) {
+        (JobKind::Tts, Engine::Parler(parler)) => {
+            let opts = SpeechOptions {
+                seed,
+                temperature: 1.0,
+                max_seconds: duration,
+            };
+            parler.speak(
+                &spec.prompt,
+                spec.voice.as_deref().unwrap_or_default(),
+                &opts,
+                &sink,
+                cancel,
+            )
+        }
+        (JobKind::Music, Engine::MusicGen(musicgen)) => {
+            let mut opts = musicgen.generation_defaults();
+            opts.duration_s = duration;
+            opts.seed = seed;
+            if let Some(g) = spec.guidance {
+                opts.guidance = g;
+            }
+            musicgen.generate(&spec.prompt, &opts, &sink, cancel)
+        }
+        (kind, other) => Err(crate::Error::bad_input(format!(
+            "a {} model cannot make {}",
+            other.family_name(),
+            kind.as_str()
+        ))),
+    }));
+    result.unwrap_or_else(|panic| {
+        Err(crate::Error::job_failed(format!(
+            "the engine crashed: {}",
+            panic_message(&*panic)
+        )))
+    })
+}
+
+fn run_text(
+    engine: &mut Engine,
+    spec: &JobSpec,
+    sink: &(dyn Fn(EngineEvent) + Send + Sync),
+    cancel: &CancelToken,
+) -> crate::Result<String> {
+    let max_tokens = spec.max_tokens.unwrap_or(200);
+    let result = catch_unwind(AssertUnwindSafe(|| match (spec.kind, &*engine) {
+        (JobKind::Caption, Engine::Blip(blip)) => {
+            let path = spec.init_image.clone().unwrap_or_default();
+            let image = super::resolve::load_image(&path, "--caption")?;
+            let prefix = Some(spec.prompt.trim().to_owned()).filter(|p| !p.is_empty());
+            blip.caption(
+                &image,
+                &CaptionOptions { max_tokens, prefix },
+                &sink,
+                cancel,
+            )
+        }
+        (JobKind::Enhance, Engine::Enhancer(enhancer)) => {
+            let opts = EnhanceOptions {
+                max_tokens,
+                seed: spec.seed.unwrap_or(0),
+                temperature: ENHANCE_TEMPERATURE,
+                top_p: ENHANCE_TOP_P,
+            };
+            enhancer.enhance(&spec.prompt, &opts, &sink, cancel)
+        }
+        (kind, other) => Err(crate::Error::bad_input(format!(
+            "a {} model cannot do {} jobs",
+            other.family_name(),
+            kind.as_str()
+        ))),
+    }));
+    let text = result.unwrap_or_else(|panic| {
+        Err(crate::Error::job_failed(format!(
+            "the engine crashed: {}",
+            panic_message(&*panic)
+        )))
+    })?;
+    let text = text.trim().to_owned();
+    if text.is_empty() {
+        return Err(crate::Error::job_failed(
+            "the model produced no text (it stopped at once); try another seed or model",
+        ));
+    }
+    Ok(text)
+}

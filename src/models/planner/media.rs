@@ -1,0 +1,182 @@
+//! Memory plans for audio and text models: weights at the run dtype (GGUF files as stored), the
+//! file mapped while loading where mapped pages count, and the working memory of one run, which
+//! grows with the length of what is generated (kv caches, the codec's upsampled signal).
+
+use std::path::{Path, PathBuf};
+
+use candle_core::DType;
+
+use super::stages::PlanStep;
+use super::{Breakdown, MemoryPlan, device_traits, effective_budget};
+use crate::device::memory::format_bytes;
+use crate::device::{DeviceKind, DeviceMemory};
+use crate::engines::sd::request::Residency;
+use crate::models::Family;
+
+/// What an audio or text job asks for, as the planner sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MediaPlanRequest {
+    pub family: Family,
+    /// Bytes of the weights once loaded (see `jobs::engine::estimate_media_bytes`).
+    pub weights_bytes: u64,
+    /// Seconds of audio made (music, speech) or read (transcription).
+    pub seconds: f64,
+    pub batch: u32,
+    pub dtype: DType,
+    pub device: DeviceKind,
+    pub memory: DeviceMemory,
+    pub budget_cap: Option<u64>,
+}
+
+const MIB: u64 = 1 << 20;
+
+/// Working memory of one run beyond the weights: a fixed part per family plus a part per second
+/// of audio (generous upper bounds: kv caches of both guidance passes, the codec's conv stacks at
+/// the output rate).
+fn working_bytes(req: &MediaPlanRequest) -> u64 {
+    let elem = req.dtype.size_in_bytes() as u64;
+    let secs = req.seconds.clamp(0.0, 3600.0);
+    let (fixed, per_second) = match req.family {
+        Family::Musicgen => (192 * MIB, 24 * MIB),
+        Family::ParlerTts => (192 * MIB, 16 * MIB),
+        // 30 s windows: the encoder's 1500 frames and the decoder's cache.
+        Family::Whisper => (160 * MIB, 0),
+        Family::Blip => (96 * MIB, 0),
+        Family::GgufLlm => (128 * MIB, 0),
+        Family::Sd1 | Family::Sd2 | Family::Sdxl => (0, 0),
+    };
+    let per_run = fixed + (per_second as f64 * secs) as u64;
+    // Activations scale with the element size relative to f32.
+    per_run * elem.max(2) / 4 * u64::from(req.batch.max(1))
+}
+
+/// The plan for an audio or text job: everything resident, one pass per clip.
+pub fn plan_media(req: &MediaPlanRequest) -> MemoryPlan {
+    let budget = effective_budget(&req.memory, req.budget_cap);
+    let dev = device_traits(req.device, &req.memory);
+    let weights = req.weights_bytes;
+    let working = working_bytes(req);
+    let load_working = if dev.mapped_files_count { weights } else { 0 };
+    let steps = vec![
+        PlanStep {
+            stage: format!("load {}", req.family),
+            weights_bytes: weights,
+            working_bytes: load_working,
+            total_bytes: weights + load_working + dev.overhead_bytes,
+        },
+        PlanStep {
+            stage: "generate".to_owned(),
+            weights_bytes: weights,
+            working_bytes: working,
+            total_bytes: weights + working + dev.overhead_bytes,
+        },
+    ];
+    let peak_step = steps
+        .iter()
+        .max_by_key(|s| s.total_bytes)
+        .cloned()
+        .unwrap_or_else(|| steps[0].clone());
+    let fits = peak_step.total_bytes <= budget;
+    let mut suggestions = Vec::new();
+    if !fits {
+        if req.dtype == DType::F32 && req.family != Family::GgufLlm {
+            suggestions.push(format!(
+                "--dtype f16 (about {} less)",
+                format_bytes(weights / 2)
+            ));
+        }
+        if req.seconds > 10.0 {
+            suggestions.push("a shorter --duration".to_owned());
+        }
+        suggestions.push("a smaller model of the same kind (`pallaidium models`)".to_owned());
+    }
+    MemoryPlan {
+        breakdown: Breakdown {
+            text_encoders_bytes: 0,
+            unet_bytes: weights,
+            vae_bytes: 0,
+            working_bytes: peak_step.working_bytes,
+            overhead_bytes: dev.overhead_bytes,
+            peak_stage: peak_step.stage.clone(),
+        },
+        peak_bytes: peak_step.total_bytes,
+        steps,
+        budget_bytes: budget,
+        fits,
+        residency: Residency::Resident,
+        attention_slice: None,
+        vae_tiling: false,
+        batch: req.batch.max(1),
+        requested_batch: req.batch.max(1),
+        dtype: crate::engines::sd::request::dtype_name(req.dtype).to_owned(),
+        suggestions,
+    }
+}
+
+/// Bytes an audio or text model takes loaded: its safetensors scaled to the compute dtype (they
+/// are stored in f32 or f16), or its GGUF file as it is (quantized weights stay quantized).
+pub fn estimate_media_bytes(path: &Path, dtype: DType) -> u64 {
+    let files: Vec<PathBuf> = if path.is_file() {
+        vec![path.to_path_buf()]
+    } else {
+        std::fs::read_dir(path)
+            .map(|rd| rd.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default()
+    };
+    files
+        .iter()
+        .filter_map(|f| {
+            let size = f.metadata().ok()?.len();
+            let ext = f.extension()?.to_str()?;
+            match ext {
+                "gguf" => Some(size),
+                "safetensors" => Some(
+                    crate::models::safetensors_header::read_header(f)
+                        .map_or(size, |h| h.bytes_at(dtype.size_in_bytes() as u64)),
+                ),
+                _ => None,
+            }
+        })
+        .sum()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn req(family: Family, weights: u64, seconds: f64, budget: u64) -> MediaPlanRequest {
+        MediaPlanRequest {
+            family,
+            weights_bytes: weights,
+            seconds,
+            batch: 1,
+            dtype: DType::F32,
+            device: DeviceKind::Cpu,
+            memory: DeviceMemory::System {
+                total: budget,
+                available: budget,
+            },
+            budget_cap: None,
+        }
+    }
+
+    #[test]
+    fn longer_music_needs_more_memory() {
+        let short = plan_media(&req(Family::Musicgen, 2 << 30, 5.0, 64 << 30));
+        let long = plan_media(&req(Family::Musicgen, 2 << 30, 60.0, 64 << 30));
+        assert!(long.steps[1].total_bytes > short.steps[1].total_bytes);
+        assert!(long.peak_bytes >= short.peak_bytes);
+        assert!(short.fits);
+        assert_eq!(short.batch, 1);
+    }
+
+    #[test]
+    fn a_model_larger_than_the_budget_does_not_fit_and_says_what_helps() {
+        let plan = plan_media(&req(Family::ParlerTts, 9 << 30, 30.0, 4 << 30));
+        assert!(!plan.fits);
+        assert!(plan.suggestions.iter().any(|s| s.contains("--dtype f16")));
+        let err = plan.require_fit().unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+    }
+}
