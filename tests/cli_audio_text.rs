@@ -408,3 +408,66 @@ fn bad_audio_and_text_input_exits_2_with_nothing_written() {
         &run,
     );
 }
+
+#[test]
+fn a_job_file_mixes_kinds_with_paths_relative_to_it() {
+    let run = Run::new();
+    let audio = run.speech_wav();
+    let jobs = run.dir.path().join("jobs.toml");
+    std::fs::write(
+        &jobs,
+        format!(
+            "[[job]]\nmodel = {musicgen:?}\nprompt = \"drums\"\nduration = 0.3\nseed = 1\n\n\
+             [[job]]\nmodel = {whisper:?}\naudio = \"talk.wav\"\nmax-tokens = 6\n\n\
+             [[job]]\nkind = \"caption\"\nmodel = {blip:?}\ncaption = {image:?}\nmax_tokens = 4\n",
+            musicgen = fixture("musicgen-tiny"),
+            whisper = fixture("whisper-tiny"),
+            blip = fixture("blip-tiny"),
+            image = fixture("images/init.png"),
+        ),
+    )
+    .unwrap();
+    assert!(audio.is_file());
+    let events = run_ok(run.command().arg("--jobs").arg(&jobs));
+    let done: Vec<&Value> = events.iter().filter(|e| e["event"] == "done").collect();
+    assert_eq!(done.len(), 3, "{events:?}");
+    let exts: Vec<String> = done
+        .iter()
+        .map(|d| {
+            Path::new(d["outputs"][0].as_str().unwrap())
+                .extension()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    assert_eq!(exts, ["wav", "srt", "txt"]);
+}
+
+#[test]
+fn the_memory_plan_of_an_audio_model_counts_its_weights_and_length() {
+    let run = Run::new();
+    let plan = |duration: &str| -> Value {
+        let out = run
+            .command()
+            .arg("--model")
+            .arg(fixture("musicgen-tiny"))
+            .args(["--prompt", "x", "--plan", "--duration", duration])
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let short = plan("2");
+    let long = plan("120");
+    assert!(short["fits"].as_bool().unwrap());
+    let working = |p: &Value| p["steps"][1]["working_bytes"].as_u64().unwrap();
+    assert!(working(&long) > working(&short), "{short} vs {long}");
+    assert_eq!(short["steps"][0]["stage"], "load musicgen");
+    assert!(run.files().is_empty());
+}
