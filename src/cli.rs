@@ -259,8 +259,8 @@ pub struct BatchArgs {
     /// One prompt a line; the other job flags are shared.
     #[arg(long, value_name = "FILE")]
     pub prompts: Option<PathBuf>,
-    /// Re-run with the parameters stored in an output PNG.
-    #[arg(long, value_name = "PNG")]
+    /// Re-run with the parameters stored in an output (a PNG, or a WAV/SRT/TXT with its sidecar).
+    #[arg(long, value_name = "OUTPUT")]
     pub from_image: Option<PathBuf>,
     /// Finish queued and interrupted jobs.
     #[arg(long)]

@@ -242,9 +242,16 @@ pub fn read_prompts_file(path: &Path, base: &JobSpec) -> crate::Result<Vec<JobSp
 }
 
 /// The spec stored in an output, with the flags given on the command line overriding it.
+/// Audio and text outputs (.wav, .srt, .txt, .json) are read through their JSON sidecar.
 pub fn from_image(path: &Path, args: &JobArgs) -> crate::Result<JobSpec> {
-    let stored = read_parameters(path)?;
-    let mut spec = stored.spec;
+    let is_png = path
+        .extension()
+        .is_none_or(|e| e.eq_ignore_ascii_case("png"));
+    let mut spec = if is_png {
+        read_parameters(path)?.spec
+    } else {
+        super::media_files::Sidecar::read(path)?.spec
+    };
     overlay_args(&mut spec, args);
     Ok(spec)
 }
@@ -268,6 +275,22 @@ pub fn overlay_args(spec: &mut JobSpec, args: &JobArgs) {
     over(&mut spec.attention_slicing, args.attention_slicing.clone());
     over(&mut spec.vae_tiling, args.vae_tiling);
     over(&mut spec.residency, args.residency);
+    if let Some(kind) = args.kind {
+        spec.kind = kind.into();
+    }
+    over(&mut spec.voice, args.voice.clone());
+    over(&mut spec.duration, args.duration);
+    over(&mut spec.audio, args.audio.clone());
+    over(&mut spec.language, args.language.clone());
+    spec.translate |= args.translate;
+    over(&mut spec.init_image, args.caption.clone());
+    spec.enhance |= args.enhance;
+    over(&mut spec.enhancer, args.enhancer.clone());
+    over(&mut spec.max_tokens, args.max_tokens);
+    // A new idea is enhanced again; the stored prompt was the old idea's enhancement.
+    if args.prompt.is_some() {
+        spec.enhanced_from = None;
+    }
 }
 
 #[cfg(test)]

@@ -143,6 +143,53 @@ fn from_image_reads_the_stored_spec_and_flags_win() {
 }
 
 #[test]
+fn audio_and_text_outputs_rerun_from_their_sidecar() {
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("7_lofi.wav");
+    std::fs::write(&wav, b"RIFF").unwrap();
+    let stored = JobSpec {
+        kind: JobKind::Music,
+        model: "musicgen-small".into(),
+        prompt: "lofi".into(),
+        seed: Some(7),
+        duration: Some(8.0),
+        ..JobSpec::default()
+    };
+    let car = super::super::media_files::Sidecar::new(&stored, vec![wav.clone()]);
+    std::fs::write(dir.path().join("7_lofi.json"), car.to_json()).unwrap();
+    let args = JobArgs {
+        duration: Some(4.0),
+        ..JobArgs::default()
+    };
+    let spec = from_image(&wav, &args).unwrap();
+    assert_eq!(spec.kind, JobKind::Music);
+    assert_eq!((spec.seed, spec.duration), (Some(7), Some(4.0)));
+    // An enhanced image re-run with a new idea is enhanced again.
+    let enhanced = JobSpec {
+        prompt: "a detailed fox".into(),
+        enhance: true,
+        enhanced_from: Some("a fox".into()),
+        ..JobSpec::default()
+    };
+    let json = super::super::media_files::Sidecar::new(&enhanced, vec![]).to_json();
+    let side = dir.path().join("x.json");
+    std::fs::write(&side, json).unwrap();
+    let same = from_image(&side, &JobArgs::default()).unwrap();
+    assert_eq!(same.enhanced_from.as_deref(), Some("a fox"));
+    let args = JobArgs {
+        prompt: Some("a wolf".into()),
+        ..JobArgs::default()
+    };
+    assert_eq!(from_image(&side, &args).unwrap().enhanced_from, None);
+    assert_eq!(
+        from_image(&dir.path().join("none.srt"), &args)
+            .unwrap_err()
+            .exit_code(),
+        2
+    );
+}
+
+#[test]
 fn the_committed_sample_files_parse() {
     let jobs = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/jobs");
     let three = read_job_file(&jobs.join("three.toml"), &JobSpec::default()).unwrap();
