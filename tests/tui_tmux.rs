@@ -17,7 +17,10 @@ struct Tmux {
 
 impl Tmux {
     fn start(width: u16, height: u16) -> Self {
-        let socket = format!("pallaidium-tui-test-{}", std::process::id());
+        // One server per test: tests of this file run in parallel in one process.
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let socket = format!("pallaidium-tui-test-{}-{n}", std::process::id());
         let tmux = Self { socket };
         let out = tmux.cmd(&[
             "new-session",
@@ -182,8 +185,12 @@ fn prompt_ctrl_g_done_and_terminal_restored() {
         out.display()
     );
 
-    // Leave the prompt field, quit, and check the terminal is ours again.
+    // Leave the prompt field, quit, and check the terminal is ours again (q only once the field
+    // is left: sent back to back, Esc q can arrive as one Alt-q).
     tmux.keys(&["Escape"]);
+    tmux.wait_for("the prompt field left", Duration::from_secs(10), |s| {
+        s.contains("Enter/i edits")
+    });
     tmux.keys(&["q"]);
     // The echo's output, not the typed command (`EXIT=$?`); a prompt may precede it.
     let exit_line = regex::Regex::new(r"(^|\s)EXIT=(\d+)\s*$").unwrap();
@@ -214,4 +221,187 @@ fn prompt_ctrl_g_done_and_terminal_restored() {
         "raw mode is off (canonical input back)"
     );
     assert_eq!(before.trim(), after.trim());
+}
+
+/// Starts the TUI in `tmux` with `args` and waits until it is drawn.
+fn launch(tmux: &Tmux, home: &Path, args: &str) {
+    tmux.wait_for("the shell", Duration::from_secs(10), |s| {
+        !s.trim().is_empty()
+    });
+    let command = format!(
+        "cd {home} && PALLAIDIUM_HOME={home} PALLAIDIUM_PREVIEW_PROTOCOL=none {bin} --device cpu \
+         --out {home}/out {args}; echo EXIT=$?",
+        home = home.display(),
+        bin = env!("CARGO_BIN_EXE_pallaidium"),
+    );
+    tmux.send_line(&command);
+    tmux.wait_for("the TUI", Duration::from_secs(30), |s| {
+        s.contains("Parameters") && s.contains("System")
+    });
+}
+
+/// Leaves the prompt field, then quits. Esc and q sent back to back can reach the TUI as one
+/// Alt-q (a letter typed into the prompt), so q waits until the field is left.
+fn quit(tmux: &Tmux) {
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("the prompt field left", Duration::from_secs(10), |s| {
+        s.contains("Enter/i edits")
+    });
+    tmux.keys(&["q"]);
+    tmux.wait_for("the shell again", Duration::from_secs(30), |s| {
+        s.contains("EXIT=0")
+    });
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// Ctrl-E on the tiny enhancer: the job runs, its text replaces the prompt (or the TUI says it
+/// returned none: random weights may stop at once), and the TUI quits cleanly.
+#[test]
+fn ctrl_e_enhances_the_prompt_with_the_fixture() {
+    let enhancer = fixture("qwen2-tiny-gguf");
+    assert!(enhancer.is_dir(), "the qwen2-tiny-gguf fixture is missing");
+    let home = tempfile::tempdir().unwrap();
+    let tmux = Tmux::start(160, 48);
+    launch(
+        &tmux,
+        home.path(),
+        &format!(
+            "--model {} --enhancer {} --max-tokens 12 --seed 1",
+            fixture("sd1-tiny").display(),
+            enhancer.display()
+        ),
+    );
+    tmux.keys(&["-l", "a red fox"]);
+    tmux.keys(&["C-e"]);
+    let screen = tmux.wait_for("the enhance job", Duration::from_secs(120), |s| {
+        s.contains("prompt enhanced") || s.contains("returned no text") || s.contains("failed")
+    });
+    assert!(
+        !screen.contains("failed"),
+        "the enhance job failed:\n{screen}"
+    );
+    assert!(
+        screen.contains("enhance: a red fox"),
+        "the queue names the job:\n{screen}"
+    );
+    assert!(
+        screen.contains("✔ done"),
+        "the queue shows it done:\n{screen}"
+    );
+    if screen.contains("prompt enhanced") {
+        // The enhanced text replaced the idea; one undo brings the idea back.
+        tmux.keys(&["C-z"]);
+        tmux.wait_for("the idea again", Duration::from_secs(10), |s| {
+            s.contains("prompt   a red fox")
+        });
+    }
+    quit(&tmux);
+}
+
+/// Ctrl-P on the tiny BLIP: the init image's caption job runs and comes back to the prompt.
+#[test]
+fn ctrl_p_captions_the_init_image_with_the_fixture() {
+    let blip = fixture("blip-tiny");
+    assert!(blip.is_dir(), "the blip-tiny fixture is missing");
+    let home = tempfile::tempdir().unwrap();
+    let tmux = Tmux::start(160, 48);
+    launch(
+        &tmux,
+        home.path(),
+        &format!(
+            "--model {} --kind caption --init-image {} --max-tokens 8",
+            blip.display(),
+            fixture("images/init.png").display()
+        ),
+    );
+    let screen = tmux.screen();
+    assert!(screen.contains("image"), "the caption form:\n{screen}");
+    tmux.keys(&["C-p"]);
+    let screen = tmux.wait_for("the caption job", Duration::from_secs(120), |s| {
+        s.contains("caption in the prompt")
+            || s.contains("returned no text")
+            || s.contains("failed")
+    });
+    assert!(
+        !screen.contains("failed"),
+        "the caption job failed:\n{screen}"
+    );
+    assert!(
+        screen.contains("caption: init.png"),
+        "the queue names the job:\n{screen}"
+    );
+    quit(&tmux);
+}
+
+/// A music job on the tiny MusicGen folder (no --kind): the form follows the folder's kind, the
+/// job is queued from it, and its WAV is drawn as a waveform with its duration and rate.
+#[test]
+fn a_music_job_shows_its_waveform() {
+    let musicgen = fixture("musicgen-tiny");
+    assert!(musicgen.is_dir(), "the musicgen-tiny fixture is missing");
+    let home = tempfile::tempdir().unwrap();
+    let tmux = Tmux::start(160, 48);
+    launch(
+        &tmux,
+        home.path(),
+        &format!("--model {} --duration 1 --seed 3", musicgen.display()),
+    );
+    // No --kind: the form turns into the music form once the folder has been read.
+    tmux.wait_for("the music form", Duration::from_secs(30), |s| {
+        s.contains("duration") && !s.contains("scheduler")
+    });
+    tmux.keys(&["-l", "calm piano"]);
+    tmux.keys(&["C-g"]);
+    let screen = tmux.wait_for("the waveform", Duration::from_secs(120), |s| {
+        s.contains("kHz · mono") || s.contains("failed")
+    });
+    assert!(
+        !screen.contains("failed"),
+        "the music job failed:\n{screen}"
+    );
+    assert!(screen.contains("1.0 s · "), "the clip's length:\n{screen}");
+    assert!(
+        screen.contains("calm-piano.wav"),
+        "the file name:\n{screen}"
+    );
+    assert!(screen.contains('█'), "sparkline bars:\n{screen}");
+    quit(&tmux);
+}
+
+/// Transcription on the tiny Whisper: no prompt needed, the transcript lands in the preview.
+#[test]
+fn a_transcription_shows_its_text() {
+    let whisper = fixture("whisper-tiny");
+    assert!(whisper.is_dir(), "the whisper-tiny fixture is missing");
+    let home = tempfile::tempdir().unwrap();
+    let tmux = Tmux::start(160, 48);
+    launch(
+        &tmux,
+        home.path(),
+        &format!(
+            "--model {} --kind stt --audio {} --max-tokens 8",
+            whisper.display(),
+            fixture("audio/speech.wav").display()
+        ),
+    );
+    let screen = tmux.screen();
+    assert!(screen.contains("translate"), "the stt form:\n{screen}");
+    tmux.keys(&["C-g"]);
+    let screen = tmux.wait_for("the transcript", Duration::from_secs(120), |s| {
+        s.contains("job 1 done") || s.contains("failed")
+    });
+    assert!(!screen.contains("failed"), "the stt job failed:\n{screen}");
+    assert!(
+        screen.contains("stt: speech.wav"),
+        "the queue names the job:\n{screen}"
+    );
+    tmux.wait_for("the text in the preview", Duration::from_secs(10), |s| {
+        s.contains(".txt")
+    });
+    quit(&tmux);
 }

@@ -3,6 +3,7 @@
 //! `Action`s; the app turns those into `Command`s for the loop (runner calls, file I/O,
 //! planning), so the app itself never blocks.
 
+pub mod assist;
 mod dispatch;
 mod draw;
 
@@ -47,6 +48,12 @@ pub enum Command {
     SetPaused(bool),
     SaveHistory(Vec<String>),
     LoadImage(PathBuf),
+    /// Read an audio output's waveform for the preview; the answer is `AppEvent::Waveform`.
+    LoadAudio(PathBuf),
+    /// Read a text output for the preview; the answer is `AppEvent::TextFile`.
+    LoadText(PathBuf),
+    /// Find what a model (a folder) makes; the answer is `AppEvent::ModelKind`.
+    ResolveKind(String),
     /// Plan the form's job (debounced by the loop); the answer is `AppEvent::Plan`.
     Plan {
         generation: u64,
@@ -97,6 +104,8 @@ pub struct App {
     /// Bumped on every form change; a plan answers the generation it was asked for.
     plan_generation: u64,
     plan: PlanStatus,
+    /// The prompt helper job (enhance or caption) whose text goes into the prompt.
+    assist: Option<assist::Assist>,
     pub prompt: PromptPane,
     pub params: ParamsPane,
     pub queue: QueuePane,
@@ -129,6 +138,7 @@ impl App {
                 verdict: Verdict::Ok,
                 defaults: e.defaults.clone(),
                 native: e.native_resolution,
+                kind: e.kind,
             })
             .collect();
         let mut app = Self {
@@ -142,6 +152,7 @@ impl App {
             quit: None,
             plan_generation: 0,
             plan: PlanStatus::Idle,
+            assist: None,
             prompt: PromptPane::new(&config.prompt, &config.negative),
             params: ParamsPane::new(config.form, models),
             queue: QueuePane::default(),
@@ -184,6 +195,22 @@ impl App {
 
     /// Commands the loop runs once at start: the first plan of the pre-filled form.
     pub fn start_commands(&mut self) -> Vec<Command> {
+        let mut commands: Vec<Command> = self.request_plan().into_iter().collect();
+        // A folder from --model without --kind: what it makes is only known once it is read.
+        let form = self.params.form();
+        if form.kind.is_none() && !form.model.trim().is_empty() {
+            commands.push(Command::ResolveKind(form.model.trim().to_owned()));
+        }
+        commands
+    }
+
+    /// What a folder model makes, read off the UI thread: the form's fields follow it.
+    pub fn model_kind_known(&mut self, model: &str, kind: crate::models::Kind) -> Vec<Command> {
+        let form = self.params.form();
+        if form.kind.is_some() || form.model.trim() != model {
+            return Vec::new();
+        }
+        self.params.set_kind(kind);
         self.request_plan().into_iter().collect()
     }
 
@@ -294,10 +321,10 @@ impl App {
         }
     }
 
-    /// A job the runner accepted: it appears in the queue under its prompt.
+    /// A job the runner accepted: it appears in the queue under its prompt (or its input file).
     pub fn job_submitted(&mut self, id: JobId, spec: &JobSpec) {
-        self.queue
-            .set_label(id, spec.prompt.lines().next().unwrap_or(""));
+        self.queue.set_label(id, &job_label(spec));
+        self.assist_submitted(id, spec);
     }
 
     pub fn show_image(&mut self, label: String, image: DynamicImage) {
@@ -306,5 +333,23 @@ impl App {
 
     pub fn notify(&mut self, notice: impl Into<String>) {
         self.notice = Some(notice.into());
+    }
+}
+
+/// The queue's label of a job: image jobs keep their prompt's first line as before; the other
+/// kinds say what they are, and jobs without a prompt name their input.
+pub fn job_label(spec: &JobSpec) -> String {
+    use crate::jobs::JobKind;
+    let first = spec.prompt.lines().next().unwrap_or("");
+    let file = |p: &Option<PathBuf>| {
+        p.as_deref()
+            .and_then(|p| p.file_name())
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+    };
+    match spec.kind {
+        k if k.makes_images() => first.to_owned(),
+        JobKind::Caption => format!("caption: {}", file(&spec.init_image)),
+        JobKind::Stt => format!("stt: {}", file(&spec.audio)),
+        k => format!("{}: {first}", k.as_str()),
     }
 }

@@ -46,7 +46,9 @@ impl Services {
                                 });
                             }
                         }
-                        Err(e) => notice(&tx, "not queued", e),
+                        Err(e) => {
+                            let _ = tx.send(AppEvent::Rejected(format!("not queued: {e}")));
+                        }
                     }
                 });
             }
@@ -102,7 +104,38 @@ impl Services {
                     }
                 });
             }
+            Command::LoadAudio(path) => {
+                tokio::task::spawn_blocking(move || {
+                    let event = match super::preview::waveform::read_wav(&path) {
+                        Ok(wave) => AppEvent::Waveform(Box::new(wave)),
+                        Err(e) => AppEvent::Notice(format!("cannot show: {e}")),
+                    };
+                    let _ = tx.send(event);
+                });
+            }
+            Command::LoadText(path) => {
+                tokio::task::spawn_blocking(move || {
+                    let event = match std::fs::read_to_string(&path) {
+                        Ok(text) => AppEvent::TextFile {
+                            label: path
+                                .file_name()
+                                .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+                            text,
+                        },
+                        Err(e) => AppEvent::Notice(format!("cannot show {}: {e}", path.display())),
+                    };
+                    let _ = tx.send(event);
+                });
+            }
             Command::Plan { generation, spec } => self.plan(generation, spec, tx),
+            Command::ResolveKind(model) => {
+                let planner = Arc::clone(&self.planner);
+                tokio::task::spawn_blocking(move || {
+                    if let Some(kind) = planner.model_kind(&model) {
+                        let _ = tx.send(AppEvent::ModelKind { model, kind });
+                    }
+                });
+            }
             Command::Quit(_) => {}
         }
     }

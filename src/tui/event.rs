@@ -31,6 +31,20 @@ pub enum AppEvent {
     History(Vec<String>),
     /// A background task failed; shown in the status line.
     Notice(String),
+    /// The runner refused a submitted job (shown like a notice; a waiting prompt helper stops).
+    Rejected(String),
+    /// An audio output's waveform, read for the preview.
+    Waveform(Box<crate::tui::preview::waveform::Waveform>),
+    /// What the form's model (a folder) makes.
+    ModelKind {
+        model: String,
+        kind: crate::models::Kind,
+    },
+    /// A text output, read for the preview.
+    TextFile {
+        label: String,
+        text: String,
+    },
     /// The runner accepted a job the form submitted.
     Submitted {
         job: crate::jobs::JobId,

@@ -20,6 +20,9 @@ pub const BINDINGS: &[(&str, &[(&str, &str)])] = &[
             ("Ctrl/Alt-←→", "word left / right"),
             ("Ctrl-W", "delete word;  Ctrl-Z undo"),
             ("↑ / ↓", "history at the first / last line"),
+            ("Ctrl-E", "enhance the prompt (any pane; text model)"),
+            ("Ctrl-P", "caption the init image into the prompt"),
+            ("Esc (running)", "cancel Ctrl-E/P; Ctrl-Z undoes the result"),
         ],
     ),
     (
@@ -28,7 +31,11 @@ pub const BINDINGS: &[(&str, &[(&str, &str)])] = &[
             ("↑↓  Enter", "select field, edit it (Enter again sets)"),
             ("←→  + -", "cycle presets, nudge numbers"),
             ("r   Del", "random seed toggle, back to default"),
-            ("Tab (path)", "complete init image / mask path"),
+            ("Tab (path)", "complete init image / mask / audio path"),
+            (
+                "model kinds",
+                "fields follow the model: image, tts, music, stt, caption",
+            ),
         ],
     ),
     (
@@ -44,6 +51,13 @@ pub const BINDINGS: &[(&str, &[(&str, &str)])] = &[
         &[
             ("PgUp PgDn  End", "scroll back, back to live"),
             ("h  ↑↓ ←→  + -", "targets: select, show level, record level"),
+        ],
+    ),
+    (
+        "Preview",
+        &[
+            ("↑↓ PgUp PgDn", "scroll a text result (wheel too)"),
+            ("Home End", "top, follow the end"),
         ],
     ),
 ];

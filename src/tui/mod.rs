@@ -102,11 +102,41 @@ fn initial_form(cli: &Cli, device: &str) -> Form {
         batch: text(j.batch.map(|v| v.to_string())),
         scheduler: text(j.scheduler.clone()),
         strength: text(j.strength.map(|v| v.to_string())),
-        init_image: text(j.init_image.as_ref().map(|p| p.display().to_string())),
+        init_image: text(
+            j.caption
+                .as_ref()
+                .or(j.init_image.as_ref())
+                .map(|p| p.display().to_string()),
+        ),
         mask: text(j.mask.as_ref().map(|p| p.display().to_string())),
         dtype: cli.global.dtype,
         residency: j.residency.filter(|r| *r != crate::cli::ResidencyArg::Auto),
         device: device.to_owned(),
+        // --kind names it for a folder model; otherwise the parameters pane takes the registry's.
+        kind: j.kind.map(model_kind),
+        enhancer: text(j.enhancer.clone()),
+        max_tokens: j.max_tokens,
+        voice: text(j.voice.clone()),
+        duration: text(j.duration.map(|v| v.to_string())),
+        audio: text(j.audio.as_ref().map(|p| p.display().to_string())),
+        language: text(j.language.clone()),
+        translate: j.translate,
+    }
+}
+
+/// The registry kind of the models that run jobs of this kind.
+fn model_kind(kind: crate::cli::KindArg) -> crate::models::Kind {
+    use crate::cli::KindArg;
+    use crate::models::Kind;
+    match kind {
+        KindArg::Txt2img => Kind::Txt2img,
+        KindArg::Img2img => Kind::Img2img,
+        KindArg::Inpaint => Kind::Inpaint,
+        KindArg::Tts => Kind::Tts,
+        KindArg::Music => Kind::Music,
+        KindArg::Stt => Kind::Stt,
+        KindArg::Caption => Kind::Caption,
+        KindArg::Enhance => Kind::Text,
     }
 }
 
@@ -147,11 +177,7 @@ async fn run_loop(
         .into_iter()
         .rev()
     {
-        let mut row = JobRow::new(
-            record.id,
-            record.spec.prompt.lines().next().unwrap_or(""),
-            record.state,
-        );
+        let mut row = JobRow::new(record.id, app::job_label(&record.spec), record.state);
         row.outputs = record.outputs;
         row.error = record.error;
         app.queue.upsert(row);

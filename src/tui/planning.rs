@@ -8,11 +8,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::device::SelectedDevice;
-use crate::jobs::JobSpec;
 use crate::jobs::config::DtypeChoice;
 use crate::jobs::planning::overrides_from_flags;
 use crate::jobs::resolve::fill_spec;
 use crate::jobs::setup::RunnerSetup;
+use crate::jobs::{JobKind, JobSpec};
 use crate::models::Registry;
 use crate::models::planner::{self, MemoryPlan, PlanRequest};
 use crate::platform::PlatformInfo;
@@ -113,8 +113,20 @@ impl FormPlanner {
         }
     }
 
+    /// What the model makes (a folder's kind follows its files); `None` when it cannot be read.
+    /// Blocking (file I/O); never downloads.
+    pub fn model_kind(&self, model: &str) -> Option<crate::models::Kind> {
+        crate::models::resolve(&self.registry, model, &self.hf_cache)
+            .ok()
+            .map(|m| m.kind)
+    }
+
     fn try_plan(&self, spec: &JobSpec) -> crate::Result<MemoryPlan> {
         let model = crate::models::resolve(&self.registry, &spec.model, &self.hf_cache)?;
+        // An audio or text model (the form's kind, or a folder that has no diffusers layout).
+        if !spec.kind.makes_images() || model.layout.is_none() {
+            return self.plan_media(spec, &model);
+        }
         let filled = fill_spec(spec, &model.defaults)?;
         let dtype = (self.dtype)(filled.dtype)?;
         let overrides = overrides_from_flags(
@@ -127,7 +139,7 @@ impl FormPlanner {
         let request = PlanRequest {
             width: filled.width.unwrap_or(model.defaults.width),
             height: filled.height.unwrap_or(model.defaults.height),
-            batch: filled.batch.unwrap_or(1),
+            batch: spec.batch.unwrap_or(1),
             guided: filled.guidance.unwrap_or(model.defaults.guidance) > 1.0,
             img2img: filled.init_image.is_some(),
             dtype,
@@ -137,6 +149,36 @@ impl FormPlanner {
             overrides,
         };
         planner::plan_folder(&model.dir, dtype != candle_core::DType::F32, &request)
+    }
+}
+
+impl FormPlanner {
+    /// The runner's media plan (`JobPlanner::plan_media`): weights plus working memory that grows
+    /// with the seconds of audio made.
+    fn plan_media(
+        &self,
+        spec: &JobSpec,
+        model: &crate::models::ResolvedModel,
+    ) -> crate::Result<MemoryPlan> {
+        // Not `fill_media_spec`: the form's spec has no prompt or input file yet, and memory does
+        // not depend on them.
+        let dtype = (self.dtype)(spec.dtype)?;
+        let seconds = match spec.kind {
+            JobKind::Music | JobKind::Tts => spec.duration.unwrap_or(10.0),
+            _ => 0.0,
+        };
+        Ok(planner::media::plan_media(
+            &planner::media::MediaPlanRequest {
+                family: model.family,
+                weights_bytes: planner::media::estimate_media_bytes(&model.dir, dtype),
+                seconds,
+                batch: spec.batch.unwrap_or(1),
+                dtype,
+                device: self.selected.kind,
+                memory: crate::device::memory::query(&self.selected, &self.platform),
+                budget_cap: self.budget_cap,
+            },
+        ))
     }
 }
 
@@ -233,5 +275,34 @@ mod tests {
             std::fs::read_dir(home.path().join("hf")).map_or(true, |mut d| d.next().is_none()),
             "planning never downloads"
         );
+    }
+
+    #[test]
+    fn audio_models_plan_with_the_media_planner() {
+        let home = tempfile::tempdir().unwrap();
+        let p = planner(home.path(), Some("8GB"));
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/musicgen-tiny");
+        let spec = |seconds| JobSpec {
+            kind: JobKind::Music,
+            model: dir.display().to_string(),
+            duration: Some(seconds),
+            ..JobSpec::default()
+        };
+        let status = p.plan(&spec(1.0));
+        let PlanStatus::Planned(short) = status else {
+            panic!("the musicgen fixture plans: {status:?}");
+        };
+        let PlanStatus::Planned(long) = p.plan(&spec(60.0)) else {
+            panic!("the musicgen fixture plans");
+        };
+        assert!(short.fits && short.peak_bytes > 0);
+        assert!(
+            long.peak_bytes > short.peak_bytes,
+            "longer music needs more"
+        );
+        let folder = dir.display().to_string();
+        assert_eq!(p.model_kind(&folder), Some(crate::models::Kind::Music));
+        assert_eq!(p.model_kind("no-such-model"), None);
     }
 }

@@ -5,10 +5,12 @@ use crossterm::event::{
     Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEventKind,
 };
 
+use super::assist::AssistKind;
 use super::{App, Command, Overlay, QuitMode};
-use crate::jobs::JobEvent;
+use crate::jobs::{JobEvent, JobKind};
 use crate::tui::event::{AppEvent, SignalKind};
 use crate::tui::layout;
+use crate::tui::panes::preview::{OutputKind, output_kind};
 use crate::tui::panes::{Action, Handled, Pane, PaneId, ellipsize};
 
 impl App {
@@ -47,6 +49,7 @@ impl App {
                     JobEvent::Done { job, .. } => self.notice = Some(format!("job {job} done")),
                     _ => {}
                 }
+                self.assist_event(job_event);
             }
             AppEvent::System(_) => {
                 self.gauges.handle(&event, &mut actions);
@@ -59,9 +62,20 @@ impl App {
             }
             AppEvent::History(h) => self.prompt.set_history(h.clone()),
             AppEvent::Notice(n) => self.notice = Some(n.clone()),
+            AppEvent::Rejected(n) => {
+                self.notice = Some(n.clone());
+                self.assist_rejected();
+            }
+            AppEvent::Waveform(wave) => self.preview.set_waveform((**wave).clone()),
+            AppEvent::TextFile { label, text } => {
+                self.preview.set_text(label.clone(), text.clone(), None)
+            }
             AppEvent::Submitted { job, spec } => self.job_submitted(*job, spec),
             AppEvent::Image { label, image } => self.show_image(label.clone(), (**image).clone()),
             AppEvent::Plan { generation, status } => self.plan_arrived(*generation, status.clone()),
+            AppEvent::ModelKind { model, kind } => {
+                commands.extend(self.model_kind_known(model, *kind))
+            }
             AppEvent::Tick | AppEvent::Input(_) => {}
         }
         for action in actions {
@@ -105,6 +119,8 @@ impl App {
         match key.code {
             KeyCode::Char('c') if ctrl => return self.request_quit(commands),
             KeyCode::Char('g') if ctrl => return actions.push(Action::Submit),
+            KeyCode::Char('e') if ctrl => return self.start_assist(AssistKind::Enhance, commands),
+            KeyCode::Char('p') if ctrl => return self.start_assist(AssistKind::Caption, commands),
             KeyCode::F(5) => return actions.push(Action::Submit),
             _ => {}
         }
@@ -146,17 +162,18 @@ impl App {
                 commands.push(Command::SetPaused(self.paused));
             }
             Action::ParamsChanged => commands.extend(self.request_plan()),
-            Action::ShowOutput(path) => commands.push(Command::LoadImage(path)),
+            Action::ShowOutput(path) => commands.push(match output_kind(&path) {
+                OutputKind::Image => Command::LoadImage(path),
+                OutputKind::Audio => Command::LoadAudio(path),
+                OutputKind::Text => Command::LoadText(path),
+            }),
+            Action::CancelAssist => self.cancel_assist(commands),
             Action::Notice(n) => self.notice = Some(n),
         }
     }
 
     fn submit(&mut self, commands: &mut Vec<Command>) {
         let prompt = self.prompt.prompt();
-        if prompt.trim().is_empty() {
-            self.notice = Some("type a prompt first".into());
-            return;
-        }
         let mut spec = match self.params.form().to_spec() {
             Ok(spec) => spec,
             Err(e) => {
@@ -164,6 +181,27 @@ impl App {
                 return;
             }
         };
+        // Transcription and captioning read a file, not the prompt.
+        let uses_prompt = !matches!(spec.kind, JobKind::Stt | JobKind::Caption);
+        let missing = match spec.kind {
+            _ if uses_prompt && prompt.trim().is_empty() => Some(match spec.kind {
+                JobKind::Tts => "type the text to speak first",
+                JobKind::Music => "describe the music in the prompt first",
+                JobKind::Enhance => "type an idea to enhance first",
+                _ => "type a prompt first",
+            }),
+            JobKind::Stt if spec.audio.is_none() => {
+                Some("choose an audio file first (Parameters → audio, Tab completes)")
+            }
+            JobKind::Caption if spec.init_image.is_none() => {
+                Some("choose an image to caption first (Parameters → image, Tab completes)")
+            }
+            _ => None,
+        };
+        if let Some(m) = missing {
+            self.notice = Some(m.into());
+            return;
+        }
         if spec.model.is_empty() {
             self.notice = Some("choose a model first (Parameters → model, Enter)".into());
             return;
@@ -177,10 +215,14 @@ impl App {
             self.notice = Some(format!("not queued: {} ({})", f.message, f.fix));
             return;
         }
-        spec.prompt = prompt.clone();
-        spec.negative = self.prompt.negative();
-        let history = self.prompt.remember(&prompt).to_vec();
-        commands.push(Command::SaveHistory(history));
+        if uses_prompt {
+            spec.prompt = prompt.clone();
+            let history = self.prompt.remember(&prompt).to_vec();
+            commands.push(Command::SaveHistory(history));
+        }
+        if spec.kind.makes_images() {
+            spec.negative = self.prompt.negative();
+        }
         commands.push(Command::Submit(Box::new(spec)));
         self.notice = None;
     }

@@ -1,9 +1,13 @@
 //! The parameters form as values: what the user typed (empty = the model's default), turned into
-//! a `JobSpec` with errors naming the field.
+//! a `JobSpec` with errors naming the field. Which fields exist follows the model's kind: an image
+//! model has steps and sizes, a speech model a voice, a transcriber an audio file; fields the kind
+//! does not show are not submitted.
 
 use crate::cli::{DtypeArg, ResidencyArg};
 use crate::jobs::{JobKind, JobSpec};
-use crate::models::{Defaults, Verdict};
+use crate::models::{Defaults, Kind, Verdict};
+
+pub use super::fields::{ParamField, fields_for};
 
 /// A model the picker offers.
 #[derive(Debug, Clone, PartialEq)]
@@ -13,63 +17,7 @@ pub struct ModelChoice {
     pub verdict: Verdict,
     pub defaults: Defaults,
     pub native: [u32; 2],
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ParamField {
-    Model,
-    Steps,
-    Guidance,
-    Seed,
-    Size,
-    Batch,
-    Scheduler,
-    Strength,
-    InitImage,
-    Mask,
-    Dtype,
-    Residency,
-    Device,
-}
-
-impl ParamField {
-    pub const ALL: [ParamField; 13] = [
-        Self::Model,
-        Self::Steps,
-        Self::Guidance,
-        Self::Seed,
-        Self::Size,
-        Self::Batch,
-        Self::Scheduler,
-        Self::Strength,
-        Self::InitImage,
-        Self::Mask,
-        Self::Dtype,
-        Self::Residency,
-        Self::Device,
-    ];
-
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::Model => "model",
-            Self::Steps => "steps",
-            Self::Guidance => "guidance",
-            Self::Seed => "seed",
-            Self::Size => "size",
-            Self::Batch => "batch",
-            Self::Scheduler => "scheduler",
-            Self::Strength => "strength",
-            Self::InitImage => "init image",
-            Self::Mask => "mask",
-            Self::Dtype => "dtype",
-            Self::Residency => "residency",
-            Self::Device => "device",
-        }
-    }
-
-    pub fn is_path(self) -> bool {
-        matches!(self, Self::InitImage | Self::Mask)
-    }
+    pub kind: Kind,
 }
 
 /// The form's values as text; an empty string means "the model's default".
@@ -91,6 +39,19 @@ pub struct Form {
     pub residency: Option<ResidencyArg>,
     /// The runner's device, fixed for the session (JobSpec has no device): shown, never sent.
     pub device: String,
+    /// What the chosen model makes; `None` is an image model (or a folder not in the registry).
+    pub kind: Option<Kind>,
+    pub voice: String,
+    /// Seconds, as typed.
+    pub duration: String,
+    pub audio: String,
+    pub language: String,
+    pub translate: bool,
+    /// The prompt enhancer for Ctrl-E (--enhancer: a registry id or a folder); empty: the
+    /// form's model when it is a text model, else the registry's text model. Not a field.
+    pub enhancer: String,
+    /// --max-tokens, for text jobs and the prompt helpers. Not a field.
+    pub max_tokens: Option<u32>,
 }
 
 fn opt<T: std::str::FromStr>(text: &str, field: &str, what: &str) -> Result<Option<T>, String> {
@@ -121,7 +82,17 @@ impl Form {
                 .residency
                 .map_or_else(String::new, |r| format!("{r:?}").to_lowercase()),
             ParamField::Device => self.device.clone(),
+            ParamField::Voice => self.voice.clone(),
+            ParamField::Duration => self.duration.clone(),
+            ParamField::Audio => self.audio.clone(),
+            ParamField::Language => self.language.clone(),
+            ParamField::Translate => if self.translate { "on" } else { "" }.into(),
         }
+    }
+
+    /// The fields the chosen model takes.
+    pub fn fields(&self) -> &'static [ParamField] {
+        fields_for(self.kind)
     }
 
     /// Sets a text field after checking it; the error names the field and what it wants.
@@ -141,6 +112,13 @@ impl Form {
             ParamField::Strength => next.strength = value,
             ParamField::InitImage => next.init_image = value,
             ParamField::Mask => next.mask = value,
+            ParamField::Voice => next.voice = value,
+            ParamField::Duration => next.duration = value,
+            ParamField::Audio => next.audio = value,
+            ParamField::Language => next.language = value,
+            ParamField::Translate => {
+                next.translate = matches!(value.trim(), "on" | "yes" | "true" | "1")
+            }
             // Cycled, not typed; the device is fixed for the session.
             ParamField::Dtype | ParamField::Residency | ParamField::Device => {}
         }
@@ -163,6 +141,69 @@ impl Form {
     }
 
     pub fn to_spec(&self) -> Result<JobSpec, String> {
+        let common = JobSpec {
+            model: self.model.trim().to_owned(),
+            dtype: (self.dtype != DtypeArg::Auto).then_some(self.dtype),
+            ..JobSpec::default()
+        };
+        let seed = if self.random_seed {
+            None
+        } else {
+            opt(&self.seed, "seed", "a whole number")?
+        };
+        let path = |s: &str| (!s.trim().is_empty()).then(|| s.trim().into());
+        let text = |s: &str| (!s.trim().is_empty()).then(|| s.trim().to_owned());
+        match self.kind {
+            None | Some(Kind::Txt2img | Kind::Img2img | Kind::Inpaint) => {
+                self.image_spec(JobSpec { seed, ..common })
+            }
+            Some(Kind::Tts) => Ok(JobSpec {
+                kind: JobKind::Tts,
+                voice: text(&self.voice),
+                duration: self.duration()?,
+                seed,
+                ..common
+            }),
+            Some(Kind::Music) => Ok(JobSpec {
+                kind: JobKind::Music,
+                duration: self.duration()?,
+                guidance: opt(&self.guidance, "guidance", "a number")?,
+                seed,
+                ..common
+            }),
+            Some(Kind::Stt) => Ok(JobSpec {
+                kind: JobKind::Stt,
+                audio: path(&self.audio),
+                language: text(&self.language),
+                translate: self.translate,
+                max_tokens: self.max_tokens,
+                ..common
+            }),
+            Some(Kind::Caption) => Ok(JobSpec {
+                kind: JobKind::Caption,
+                init_image: path(&self.init_image),
+                max_tokens: self.max_tokens,
+                ..common
+            }),
+            Some(Kind::Text) => Ok(JobSpec {
+                kind: JobKind::Enhance,
+                seed,
+                max_tokens: self.max_tokens,
+                ..common
+            }),
+        }
+    }
+
+    fn duration(&self) -> Result<Option<f64>, String> {
+        let d: Option<f64> = opt(&self.duration, "duration", "a number of seconds")?;
+        if d.is_some_and(|d| !(d > 0.0 && d.is_finite())) {
+            return Err("duration: must be more than 0 seconds".into());
+        }
+        Ok(d)
+    }
+
+    /// An image job: the kind follows the inputs (mask: inpaint, init image: img2img).
+    fn image_spec(&self, base: JobSpec) -> Result<JobSpec, String> {
         let (width, height) = self.size()?;
         let steps: Option<u32> = opt(&self.steps, "steps", "a whole number")?;
         if steps == Some(0) {
@@ -176,11 +217,6 @@ impl Form {
         if strength.is_some_and(|s| !(0.0..=1.0).contains(&s)) {
             return Err("strength: must be between 0 and 1".into());
         }
-        let seed = if self.random_seed {
-            None
-        } else {
-            opt(&self.seed, "seed", "a whole number")?
-        };
         let path = |s: &str| (!s.trim().is_empty()).then(|| s.trim().into());
         let init_image = path(&self.init_image);
         let mask = path(&self.mask);
@@ -198,10 +234,8 @@ impl Form {
         }
         Ok(JobSpec {
             kind,
-            model: self.model.trim().to_owned(),
             steps,
             guidance: opt(&self.guidance, "guidance", "a number")?,
-            seed,
             width,
             height,
             batch,
@@ -209,9 +243,8 @@ impl Form {
             init_image,
             strength,
             mask,
-            dtype: (self.dtype != DtypeArg::Auto).then_some(self.dtype),
             residency: self.residency,
-            ..JobSpec::default()
+            ..base
         })
     }
 }
@@ -253,5 +286,65 @@ mod tests {
                 .contains("euler")
         );
         assert_eq!(f.steps, "", "a rejected value leaves the form as it was");
+    }
+
+    #[test]
+    fn each_kind_submits_only_its_own_fields() {
+        let mut f = Form {
+            model: "m".into(),
+            random_seed: false,
+            seed: "7".into(),
+            steps: "20".into(),
+            size: "512x512".into(),
+            init_image: "in.png".into(),
+            voice: "a calm voice".into(),
+            duration: "3.5".into(),
+            audio: "talk.wav".into(),
+            language: "de".into(),
+            translate: true,
+            ..Form::default()
+        };
+        let image = f.to_spec().unwrap();
+        assert_eq!(image.kind, JobKind::Img2img);
+        assert_eq!(
+            (image.voice, image.duration, image.audio),
+            (None, None, None)
+        );
+
+        f.kind = Some(Kind::Tts);
+        let tts = f.to_spec().unwrap();
+        assert_eq!(tts.kind, JobKind::Tts);
+        assert_eq!(tts.voice.as_deref(), Some("a calm voice"));
+        assert_eq!((tts.duration, tts.seed), (Some(3.5), Some(7)));
+        assert_eq!((tts.steps, tts.width, tts.init_image), (None, None, None));
+
+        f.kind = Some(Kind::Music);
+        let music = f.to_spec().unwrap();
+        assert_eq!((music.kind, music.voice), (JobKind::Music, None));
+
+        f.kind = Some(Kind::Stt);
+        let stt = f.to_spec().unwrap();
+        assert_eq!(stt.kind, JobKind::Stt);
+        assert_eq!(stt.audio, Some("talk.wav".into()));
+        assert_eq!((stt.language.as_deref(), stt.translate), (Some("de"), true));
+        assert_eq!((stt.seed, stt.duration), (None, None));
+
+        f.kind = Some(Kind::Caption);
+        let caption = f.to_spec().unwrap();
+        assert_eq!(caption.kind, JobKind::Caption);
+        assert_eq!(caption.init_image, Some("in.png".into()));
+        assert!(!caption.translate);
+
+        f.kind = Some(Kind::Text);
+        assert_eq!(f.to_spec().unwrap().kind, JobKind::Enhance);
+
+        f.kind = Some(Kind::Music);
+        assert!(
+            f.set(ParamField::Duration, "-1".into())
+                .unwrap_err()
+                .starts_with("duration:")
+        );
+        assert!(fields_for(Some(Kind::Stt)).contains(&ParamField::Translate));
+        assert!(!fields_for(Some(Kind::Tts)).contains(&ParamField::Steps));
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod compat;
 pub mod editor;
+pub mod fields;
 pub mod form;
 pub mod gauges;
 pub mod logs;
@@ -12,6 +13,7 @@ pub mod presets;
 pub mod preview;
 pub mod prompt;
 pub mod queue;
+pub mod text_view;
 
 use std::path::PathBuf;
 
@@ -50,6 +52,8 @@ pub enum Action {
     ShowOutput(PathBuf),
     /// A message for the status line.
     Notice(String),
+    /// Stop the running prompt helper (enhance or caption).
+    CancelAssist,
 }
 
 /// The focusable panes, in Tab order.

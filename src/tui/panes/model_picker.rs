@@ -1,5 +1,6 @@
 //! The model picker over the parameters pane: type to search by id or name, Up/Down to choose,
-//! Enter to take it, Esc to leave; each model carries its compatibility verdict as a badge.
+//! Enter to take it, Esc to leave; each model carries its compatibility verdict as a badge and
+//! its kind (txt2img, tts, stt, ...), which decides the form's fields.
 
 use crossterm::event::{KeyCode, KeyEvent};
 use ratatui::Frame;
@@ -39,13 +40,15 @@ pub fn badge(verdict: Verdict, theme: &Theme) -> Span<'static> {
     Span::styled(text, Style::new().fg(color).add_modifier(Modifier::BOLD))
 }
 
-/// Indices of the models whose id or name contains `query` (any case).
+/// Indices of the models whose id or name contains `query` (any case), or whose kind it names.
 fn filtered(models: &[ModelChoice], query: &str) -> Vec<usize> {
     let q = query.to_lowercase();
     (0..models.len())
         .filter(|&i| {
             let m = &models[i];
-            m.id.to_lowercase().contains(&q) || m.name.to_lowercase().contains(&q)
+            m.id.to_lowercase().contains(&q)
+                || m.name.to_lowercase().contains(&q)
+                || m.kind.as_str() == q
         })
         .collect()
 }
@@ -90,6 +93,13 @@ impl ModelPicker {
             );
             return;
         }
+        // Ids padded to the longest shown, so the kinds line up in a column.
+        let id_w = hits
+            .iter()
+            .map(|&i| models[i].id.chars().count())
+            .max()
+            .unwrap_or(0)
+            .min(32);
         let items: Vec<ListItem> = hits
             .iter()
             .map(|&i| {
@@ -97,8 +107,13 @@ impl ModelPicker {
                 ListItem::new(Line::from(vec![
                     badge(m.verdict, t),
                     Span::raw(" "),
-                    Span::styled(m.id.clone(), t.text()),
-                    Span::styled(format!("  {}", m.name), t.muted()),
+                    Span::styled(format!("{:<id_w$}", m.id), t.text()),
+                    // What it makes: the form's fields follow it.
+                    Span::styled(
+                        format!("  {:<7}", m.kind.as_str()),
+                        Style::new().fg(t.accent),
+                    ),
+                    Span::styled(format!(" {}", m.name), t.muted()),
                 ]))
             })
             .collect();
@@ -127,8 +142,10 @@ mod tests {
                 width: 512,
                 height: 512,
                 scheduler: "euler".into(),
+                ..Default::default()
             },
             native: [512, 512],
+            kind: crate::models::Kind::Txt2img,
         }
     }
 

@@ -53,12 +53,27 @@ fn cycle<T: PartialEq + Clone>(items: &[T], current: &T, forward: bool) -> Optio
 }
 
 impl ParamsPane {
-    pub fn new(form: Form, models: Vec<ModelChoice>) -> Self {
+    pub fn new(mut form: Form, models: Vec<ModelChoice>) -> Self {
+        if form.kind.is_none() {
+            form.kind = models.iter().find(|m| m.id == form.model).map(|m| m.kind);
+        }
         Self {
             form,
             models,
             ..Self::default()
         }
+    }
+
+    /// What the model makes, learnt after the form was built (a folder model): its fields show.
+    pub fn set_kind(&mut self, kind: crate::models::Kind) {
+        self.form.kind = Some(kind);
+        self.selected = self.selected.min(self.last_field());
+        self.editing = None;
+    }
+
+    /// The init image as typed (a caption job's input).
+    pub fn init_image(&self) -> &str {
+        self.form.init_image.trim()
     }
 
     pub fn form(&self) -> &Form {
@@ -81,10 +96,18 @@ impl ParamsPane {
     }
 
     fn field(&self) -> ParamField {
-        ParamField::ALL[self.selected.min(ParamField::ALL.len() - 1)]
+        let fields = self.form.fields();
+        fields[self.selected.min(fields.len() - 1)]
+    }
+
+    fn last_field(&self) -> usize {
+        self.form.fields().len() - 1
     }
 
     fn default_text(&self, field: ParamField) -> String {
+        if let Some(text) = field.placeholder(self.form.kind) {
+            return text.into();
+        }
         let Some(m) = self.current_model() else {
             return "default".into();
         };
@@ -105,25 +128,20 @@ impl ParamsPane {
 
     fn nudge(&mut self, forward: bool, out: &mut Vec<Action>) {
         let field = self.field();
+        if let Some((step, min, max, decimals)) = field.nudge_range() {
+            let base: f64 = self
+                .form
+                .get(field)
+                .trim()
+                .parse()
+                .or_else(|_| self.default_text(field).parse())
+                .unwrap_or(min);
+            let sign = if forward { 1.0 } else { -1.0 };
+            let value = format!("{:.*}", decimals, (base + sign * step).clamp(min, max));
+            self.commit(field, value, out);
+            return;
+        }
         let value = match field {
-            ParamField::Steps | ParamField::Batch | ParamField::Guidance | ParamField::Strength => {
-                // (step, min, max, decimals) of each number field.
-                let (step, min, max, decimals) = match field {
-                    ParamField::Steps => (1.0, 1.0, 500.0, 0),
-                    ParamField::Batch => (1.0, 1.0, 64.0, 0),
-                    ParamField::Guidance => (0.5, 0.0, 30.0, 1),
-                    _ => (0.05, 0.0, 1.0, 2),
-                };
-                let base: f64 = self
-                    .form
-                    .get(field)
-                    .trim()
-                    .parse()
-                    .or_else(|_| self.default_text(field).parse())
-                    .unwrap_or(min);
-                let sign = if forward { 1.0 } else { -1.0 };
-                format!("{:.*}", decimals, (base + sign * step).clamp(min, max))
-            }
             ParamField::Scheduler => {
                 let current = if self.form.scheduler.is_empty() {
                     self.default_text(field)
@@ -159,6 +177,11 @@ impl ParamsPane {
             }
             ParamField::Seed => {
                 self.form.random_seed ^= true;
+                out.push(Action::ParamsChanged);
+                return;
+            }
+            ParamField::Translate => {
+                self.form.translate ^= true;
                 out.push(Action::ParamsChanged);
                 return;
             }
@@ -217,10 +240,13 @@ impl ParamsPane {
             PickerOutcome::Open => {}
             PickerOutcome::Closed => self.picker = None,
             PickerOutcome::Chosen(id) => {
+                self.form.kind = self.models.iter().find(|m| m.id == id).map(|m| m.kind);
                 self.form.model = id;
                 // A new model's own defaults apply unless the user sets them again.
                 self.form.size.clear();
                 self.form.scheduler.clear();
+                // The field list follows the kind; keep the selection on the model row.
+                self.selected = 0;
                 out.push(Action::ParamsChanged);
                 self.picker = None;
             }
@@ -241,7 +267,7 @@ impl Pane for ParamsPane {
                 match m.kind {
                     MouseEventKind::ScrollUp => self.selected = self.selected.saturating_sub(1),
                     MouseEventKind::ScrollDown => {
-                        self.selected = (self.selected + 1).min(ParamField::ALL.len() - 1)
+                        self.selected = (self.selected + 1).min(self.last_field())
                     }
                     _ => return Handled::Ignored,
                 }
@@ -262,14 +288,16 @@ impl Pane for ParamsPane {
         match key.code {
             KeyCode::Up | KeyCode::Char('k') => self.selected = self.selected.saturating_sub(1),
             KeyCode::Down | KeyCode::Char('j') => {
-                self.selected = (self.selected + 1).min(ParamField::ALL.len() - 1)
+                self.selected = (self.selected + 1).min(self.last_field())
             }
             KeyCode::Left | KeyCode::Char('-') => self.nudge(false, out),
             KeyCode::Right | KeyCode::Char('+') => self.nudge(true, out),
             KeyCode::Char('r') if field == ParamField::Seed => self.nudge(true, out),
             KeyCode::Enter | KeyCode::Char('e') => match field {
                 ParamField::Model => self.picker = Some(ModelPicker::default()),
-                ParamField::Dtype | ParamField::Residency => self.nudge(true, out),
+                ParamField::Dtype | ParamField::Residency | ParamField::Translate => {
+                    self.nudge(true, out)
+                }
                 ParamField::Device => self.error = Some(DEVICE_FIXED.into()),
                 _ => self.editing = Some(self.form.get(field)),
             },
@@ -282,6 +310,7 @@ impl Pane for ParamsPane {
                 match field {
                     ParamField::Dtype => self.form.dtype = DtypeArg::Auto,
                     ParamField::Residency => self.form.residency = None,
+                    ParamField::Translate => self.form.translate = false,
                     _ => {}
                 }
                 self.commit(field, String::new(), out);
@@ -314,10 +343,14 @@ impl Pane for ParamsPane {
         .areas(inner);
         let label_w = 11usize;
         let value_w = usize::from(list_area.width).saturating_sub(label_w);
-        let items: Vec<ListItem> = ParamField::ALL
+        let kind = self.form.kind;
+        let items: Vec<ListItem> = self
+            .form
+            .fields()
             .iter()
             .map(|&f| {
-                let mut spans = vec![Span::styled(format!("{:<label_w$}", f.label()), t.muted())];
+                let label = f.label_for(kind);
+                let mut spans = vec![Span::styled(format!("{label:<label_w$}"), t.muted())];
                 let typed = self.form.get(f);
                 match f {
                     ParamField::Model => {
@@ -341,6 +374,10 @@ impl Pane for ParamsPane {
                             ellipsize(" (restart to change)", value_w.saturating_sub(typed.len())),
                             t.muted(),
                         ));
+                    }
+                    ParamField::Translate if self.form.translate => {
+                        spans.push(Span::styled("on", Style::new().fg(t.accent)));
+                        spans.push(Span::styled(" (into English)", t.muted()));
                     }
                     ParamField::Seed if self.form.random_seed => {
                         spans.push(Span::styled("random", Style::new().fg(t.accent)));

@@ -1,5 +1,6 @@
 //! The prompt: a multi-line editor for the prompt and one for the negative prompt, with history
-//! recalled by Up at the first line and Down at the last.
+//! recalled by Up at the first line and Down at the last. While a prompt helper (enhance, caption)
+//! runs, its streamed text shows in place of the prompt, which it then replaces (one undo step).
 
 use crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
 use ratatui::Frame;
@@ -27,6 +28,8 @@ pub struct PromptPane {
     /// Index into `history` while browsing it; `draft` holds what was typed before.
     browsing: Option<usize>,
     draft: String,
+    /// A running helper: its label ("enhance") and the text it has streamed so far.
+    assist: Option<(String, String)>,
 }
 
 pub const HISTORY_LIMIT: usize = 500;
@@ -41,7 +44,34 @@ impl PromptPane {
             history: Vec::new(),
             browsing: None,
             draft: String::new(),
+            assist: None,
         }
+    }
+
+    /// A helper job started: its text streams in place of the prompt until `end_assist`.
+    pub fn begin_assist(&mut self, doing: &str) {
+        self.assist = Some((doing.to_owned(), String::new()));
+    }
+
+    pub fn assist_push(&mut self, delta: &str) {
+        if let Some((_, text)) = &mut self.assist {
+            text.push_str(delta);
+        }
+    }
+
+    pub fn end_assist(&mut self) {
+        self.assist = None;
+    }
+
+    /// What the running helper has streamed, if one runs.
+    pub fn assist_text(&self) -> Option<&str> {
+        self.assist.as_ref().map(|(_, t)| t.as_str())
+    }
+
+    /// Replaces the prompt with a helper's result; Ctrl-Z brings the old prompt back.
+    pub fn replace_prompt(&mut self, text: &str) {
+        self.browsing = None;
+        self.prompt.set_text(text);
     }
 
     pub fn prompt(&self) -> String {
@@ -124,7 +154,6 @@ impl PromptPane {
             KeyCode::Char('w') if ctrl => e.delete_word_back(),
             KeyCode::Backspace if ctrl || alt => e.delete_word_back(),
             KeyCode::Char('a') if ctrl => e.home(),
-            KeyCode::Char('e') if ctrl => e.end(),
             KeyCode::Char(_) if ctrl => return Handled::Ignored,
             KeyCode::Char(c) => e.insert_char(c),
             KeyCode::Enter => e.newline(),
@@ -149,8 +178,32 @@ impl PromptPane {
         Handled::Consumed
     }
 
+    /// The helper's streamed text, wrapped, its last lines in view.
+    fn draw_assist(&self, frame: &mut Frame, area: Rect, ctx: &DrawCtx, doing: &str, text: &str) {
+        let t = ctx.theme;
+        let [label_area, text_area] =
+            Layout::horizontal([Constraint::Length(9), Constraint::Min(1)]).areas(area);
+        let accent = ratatui::style::Style::new().fg(t.accent);
+        frame.render_widget(Paragraph::new(Span::styled(doing, accent)), label_area);
+        let lines = super::text_view::wrap(text.trim_start(), usize::from(text_area.width));
+        let height = usize::from(text_area.height);
+        let shown: Vec<Line> = if text.trim().is_empty() {
+            vec![Line::styled("waiting for the model…", t.muted())]
+        } else {
+            lines
+                .iter()
+                .skip(lines.len().saturating_sub(height))
+                .map(|l| Line::styled(l.clone(), accent))
+                .collect()
+        };
+        frame.render_widget(Paragraph::new(shown), text_area);
+    }
+
     fn draw_field(&self, frame: &mut Frame, area: Rect, ctx: &DrawCtx, field: Field) {
         let t = ctx.theme;
+        if let (Field::Prompt, Some((doing, text))) = (field, &self.assist) {
+            return self.draw_assist(frame, area, ctx, doing, text);
+        }
         let (editor, label) = match field {
             Field::Prompt => (&self.prompt, "prompt"),
             Field::Negative => (&self.negative, "negative"),
@@ -189,6 +242,25 @@ impl PromptPane {
 
 impl Pane for PromptPane {
     fn handle(&mut self, event: &AppEvent, out: &mut Vec<Action>) -> Handled {
+        // A helper is about to replace the prompt: edits would be lost, so only Esc (cancel it)
+        // and the keys that leave the pane do anything.
+        if self.assist.is_some() {
+            return match event {
+                AppEvent::Input(Event::Key(key)) => match key.code {
+                    KeyCode::Esc => {
+                        out.push(Action::CancelAssist);
+                        Handled::Consumed
+                    }
+                    KeyCode::Tab | KeyCode::BackTab => Handled::Ignored,
+                    KeyCode::Char(_) if key.modifiers.contains(KeyModifiers::CONTROL) => {
+                        Handled::Ignored
+                    }
+                    _ => Handled::Consumed,
+                },
+                AppEvent::Input(Event::Paste(_)) => Handled::Consumed,
+                _ => Handled::Ignored,
+            };
+        }
         match event {
             AppEvent::Input(Event::Paste(text)) => {
                 self.editing = true;
@@ -230,7 +302,9 @@ impl Pane for PromptPane {
     }
 
     fn draw(&self, frame: &mut Frame, area: Rect, ctx: &DrawCtx) {
-        let mode = if ctx.focused && self.editing {
+        let mode = if self.assist.is_some() {
+            " Esc cancels · Ctrl-Z undoes the result "
+        } else if ctx.focused && self.editing {
             " Esc leaves · Tab next · ↑↓ history "
         } else {
             " Enter/i edits "

@@ -123,7 +123,7 @@ impl QueuePane {
                 (row.step, row.steps, row.elapsed_s, row.eta_s) =
                     (*step, *steps, *elapsed_s, *eta_s);
             }
-            JobEvent::Preview { .. } => {}
+            JobEvent::Preview { .. } | JobEvent::Text { .. } => {}
             JobEvent::Done { outputs, .. } => {
                 row.state = JobState::Done;
                 row.outputs = outputs.clone();
@@ -285,7 +285,10 @@ impl Pane for QueuePane {
             KeyCode::Char('x') => self.clear_finished(),
             KeyCode::Char('p') => out.push(Action::TogglePause),
             KeyCode::Enter => {
-                if let Some(path) = self.selected().and_then(|r| r.outputs.first()) {
+                if let Some(path) = self
+                    .selected()
+                    .and_then(|r| super::preview::primary_output(&r.outputs))
+                {
                     out.push(Action::ShowOutput(path.clone()));
                 }
             }
@@ -362,6 +365,8 @@ mod tests {
             outputs: vec!["o/1.png".into()],
             timings: Default::default(),
             peak_bytes: None,
+            text: None,
+            duration_s: None,
         });
         q.on_job(&JobEvent::Failed {
             job: JobId(3),

@@ -1,6 +1,8 @@
 //! Which image protocol the preview uses: guess from the environment, confirm with a terminal
 //! query that has a timeout (ratatui-image's picker, tmux passthrough aware), halfblocks last.
 
+pub mod waveform;
+
 use std::str::FromStr;
 use std::time::Duration;
 
