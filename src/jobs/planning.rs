@@ -48,6 +48,35 @@ pub fn overrides_from_flags(
     })
 }
 
+/// The planner's view of an audio or text job, for the runner and the TUI's live plan alike.
+/// Transcription reads its audio in 30 s windows; speech and music grow with their length.
+pub fn media_request(
+    path: &Path,
+    family: crate::models::Family,
+    spec: &crate::jobs::JobSpec,
+    dtype: DType,
+    selected: &SelectedDevice,
+    platform: &PlatformInfo,
+    budget_cap: Option<u64>,
+) -> planner::media::MediaPlanRequest {
+    let seconds = match spec.kind {
+        crate::jobs::spec::JobKind::Music | crate::jobs::spec::JobKind::Tts => {
+            spec.duration.unwrap_or(10.0)
+        }
+        _ => 0.0,
+    };
+    planner::media::MediaPlanRequest {
+        family,
+        weights_bytes: planner::media::estimate_media_bytes(path, dtype),
+        seconds,
+        batch: spec.batch.unwrap_or(1),
+        dtype,
+        device: selected.kind,
+        memory: crate::device::memory::query(selected, platform),
+        budget_cap,
+    }
+}
+
 /// Plans jobs for one device against its memory right now, capped by `--memory-budget`.
 pub struct JobPlanner {
     selected: Arc<SelectedDevice>,
@@ -119,23 +148,15 @@ impl JobPlanner {
         spec: &crate::jobs::JobSpec,
         dtype: DType,
     ) -> Result<MemoryPlan> {
-        // Transcription reads its audio in 30 s windows; the rest grows with what is made.
-        let seconds = match spec.kind {
-            crate::jobs::spec::JobKind::Music | crate::jobs::spec::JobKind::Tts => {
-                spec.duration.unwrap_or(10.0)
-            }
-            _ => 0.0,
-        };
-        let plan = planner::media::plan_media(&planner::media::MediaPlanRequest {
+        let plan = planner::media::plan_media(&media_request(
+            path,
             family,
-            weights_bytes: planner::media::estimate_media_bytes(path, dtype),
-            seconds,
-            batch: spec.batch.unwrap_or(1),
+            spec,
             dtype,
-            device: self.selected.kind,
-            memory: crate::device::memory::query(&self.selected, &self.platform),
-            budget_cap: self.budget_cap,
-        });
+            &self.selected,
+            &self.platform,
+            self.budget_cap,
+        ));
         tracing::info!(
             peak = plan.peak_bytes,
             budget = plan.budget_bytes,

@@ -8,11 +8,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::device::SelectedDevice;
+use crate::jobs::JobSpec;
 use crate::jobs::config::DtypeChoice;
 use crate::jobs::planning::overrides_from_flags;
 use crate::jobs::resolve::fill_spec;
 use crate::jobs::setup::RunnerSetup;
-use crate::jobs::{JobKind, JobSpec};
 use crate::models::Registry;
 use crate::models::planner::{self, MemoryPlan, PlanRequest};
 use crate::platform::PlatformInfo;
@@ -163,21 +163,18 @@ impl FormPlanner {
         // Not `fill_media_spec`: the form's spec has no prompt or input file yet, and memory does
         // not depend on them.
         let dtype = (self.dtype)(spec.dtype)?;
-        let seconds = match spec.kind {
-            JobKind::Music | JobKind::Tts => spec.duration.unwrap_or(10.0),
-            _ => 0.0,
-        };
+        let mut spec = spec.clone();
+        spec.duration = spec.duration.or(model.defaults.duration);
         Ok(planner::media::plan_media(
-            &planner::media::MediaPlanRequest {
-                family: model.family,
-                weights_bytes: planner::media::estimate_media_bytes(&model.dir, dtype),
-                seconds,
-                batch: spec.batch.unwrap_or(1),
+            &crate::jobs::planning::media_request(
+                &model.dir,
+                model.family,
+                &spec,
                 dtype,
-                device: self.selected.kind,
-                memory: crate::device::memory::query(&self.selected, &self.platform),
-                budget_cap: self.budget_cap,
-            },
+                &self.selected,
+                &self.platform,
+                self.budget_cap,
+            ),
         ))
     }
 }
@@ -188,6 +185,7 @@ mod tests {
 
     use super::*;
     use crate::cli::Cli;
+    use crate::jobs::JobKind;
     use crate::jobs::setup::{FetchDisplay, runner_setup};
     use crate::platform::paths::{PathEnv, Paths};
 
