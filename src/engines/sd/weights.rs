@@ -131,8 +131,9 @@ pub fn find_weight_files(dir: &Path, fp16_variant: bool) -> Result<Vec<PathBuf>>
     if !pickles.is_empty() {
         return Err(Error::bad_input(format!(
             "{} holds only pickled weights ({}), which are refused because loading them can run \
-             arbitrary code; convert the model once with diffusers: \
-             `DiffusionPipeline.from_pretrained(path).save_pretrained(out, safe_serialization=True)`",
+             arbitrary code; convert the model once in Python: \
+             `from_pretrained(path).save_pretrained(out, safe_serialization=True)` (diffusers' \
+             DiffusionPipeline for image models, transformers' Auto classes for the rest)",
             dir.display(),
             pickles.join(", ")
         )));
@@ -165,6 +166,37 @@ fn shards_from_index(index: &Path) -> Result<Vec<PathBuf>> {
         return Err(bad(format!("shard {} is missing", missing.display())));
     }
     Ok(files)
+}
+
+/// Drops the resident pages of mapped weight bytes that have been copied into a tensor, so that
+/// loading a model does not hold every weight twice (the mapped file and the copy) in the
+/// process's memory: on a 16 GB Mac that doubling decides whether a model fits. The file stays
+/// mapped and read-only: a later read of the same bytes faults them back in from the file.
+fn release_pages(bytes: &[u8]) {
+    #[cfg(unix)]
+    {
+        // SAFETY: sysconf has no preconditions.
+        let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+        let start = bytes.as_ptr() as usize;
+        // Only whole pages inside the tensor's bytes: the pages it shares with its neighbours
+        // stay until they are copied too.
+        let first = start.div_ceil(page) * page;
+        let last = (start + bytes.len()) / page * page;
+        if page > 0 && last > first {
+            // SAFETY: [first, last) lies inside `bytes`, a slice of a live read-only file mapping;
+            // MADV_DONTNEED on such a mapping only drops cached pages, whose contents come back
+            // from the file on the next access. No Rust reference is invalidated.
+            unsafe {
+                libc::madvise(
+                    first as *mut libc::c_void,
+                    last - first,
+                    libc::MADV_DONTNEED,
+                );
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = bytes;
 }
 
 /// A safetensors backend that checks shapes from the header before reading any data and names
@@ -207,12 +239,18 @@ impl candle_nn::var_builder::SimpleBackend for CheckedBackend {
                 s.dims()
             )));
         }
-        shard.load(name, dev)?.to_dtype(dtype)
+        let tensor = shard.load(name, dev)?.to_dtype(dtype)?;
+        release_pages(view.data());
+        Ok(tensor)
     }
 
     fn get_unchecked(&self, name: &str, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
         let index = self.locate(name)?;
-        self.shards[index].load(name, dev)?.to_dtype(dtype)
+        let tensor = self.shards[index].load(name, dev)?.to_dtype(dtype)?;
+        if let Ok(view) = self.shards[index].get(name) {
+            release_pages(view.data());
+        }
+        Ok(tensor)
     }
 
     fn contains_tensor(&self, name: &str) -> bool {
