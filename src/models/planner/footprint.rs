@@ -15,11 +15,8 @@ use crate::models::safetensors_header::{self, SafetensorsHeader};
 pub struct ComponentWeights {
     pub name: String,
     pub files: Vec<PathBuf>,
-    /// Bytes on disk.
+    /// Bytes on disk (what a CPU/unified-memory load maps while reading).
     pub file_bytes: u64,
-    /// The largest tensor as stored: what a CPU/unified-memory load holds twice at worst (its
-    /// mapped pages and its copy), since each tensor's pages are dropped once copied.
-    pub largest_tensor_bytes: u64,
     /// Floating-point elements (converted to the run dtype when loaded).
     pub float_elements: u64,
     /// Bytes of integer tensors (kept as stored).
@@ -30,9 +27,7 @@ impl ComponentWeights {
     fn from_headers(name: &str, headers: &[SafetensorsHeader]) -> Self {
         let mut float_elements = 0;
         let mut other_bytes = 0;
-        let mut largest_tensor_bytes = 0;
         for t in headers.iter().flat_map(|h| h.tensors.values()) {
-            largest_tensor_bytes = largest_tensor_bytes.max(t.elements() * t.dtype.size_in_bytes());
             if t.dtype.is_float() {
                 float_elements += t.elements();
             } else {
@@ -43,7 +38,6 @@ impl ComponentWeights {
             name: name.to_owned(),
             files: headers.iter().map(|h| h.path.clone()).collect(),
             file_bytes: headers.iter().map(|h| h.file_bytes).sum(),
-            largest_tensor_bytes,
             float_elements,
             other_bytes,
         }

@@ -14,7 +14,7 @@ pub struct PlanStep {
     pub stage: String,
     /// Weights in memory during the stage.
     pub weights_bytes: u64,
-    /// Activations (or, while loading, the mapped pages of the tensor being read).
+    /// Activations (or, while loading, the mapped weight file being read).
     pub working_bytes: u64,
     /// weights + working + runtime overhead.
     pub total_bytes: u64,
@@ -25,8 +25,7 @@ pub struct PlanStep {
 pub struct DeviceTraits {
     pub conv: ConvWorkspace,
     /// Weight files are mapped into the same memory the budget counts (CPU, unified memory):
-    /// while a component loads, the pages of the tensor being copied count as well as the
-    /// tensors (each tensor's pages are dropped once copied: `engines::sd::weights`).
+    /// while a component loads, its file's pages count as well as its tensors.
     pub mapped_files_count: bool,
     /// The runtime itself: allocator slack, thread stacks, BLAS workspaces, the binary.
     pub overhead_bytes: u64,
@@ -123,16 +122,12 @@ pub fn steps(
             let mut loaded = 0;
             for (t, bytes) in fp.text_encoders.iter().zip(&te_bytes) {
                 loaded += bytes;
-                push(
-                    &format!("load {}", t.name),
-                    loaded,
-                    mapped(t.largest_tensor_bytes),
-                );
+                push(&format!("load {}", t.name), loaded, mapped(t.file_bytes));
             }
             loaded += unet;
-            push("load unet", loaded, mapped(fp.unet.largest_tensor_bytes));
+            push("load unet", loaded, mapped(fp.unet.file_bytes));
             loaded += vae;
-            push("load vae", loaded, mapped(fp.vae.largest_tensor_bytes));
+            push("load vae", loaded, mapped(fp.vae.file_bytes));
             push("encode prompt", loaded, te_act);
             if job.img2img {
                 push("vae encode", loaded, encode_act + latents);
@@ -144,28 +139,16 @@ pub fn steps(
             let mut loaded = 0;
             for (t, bytes) in fp.text_encoders.iter().zip(&te_bytes) {
                 loaded += bytes;
-                push(
-                    &format!("load {}", t.name),
-                    loaded,
-                    mapped(t.largest_tensor_bytes),
-                );
+                push(&format!("load {}", t.name), loaded, mapped(t.file_bytes));
             }
             push("encode prompt", te_total, te_act);
             if job.img2img {
-                push("load vae", vae, mapped(fp.vae.largest_tensor_bytes));
+                push("load vae", vae, mapped(fp.vae.file_bytes));
                 push("vae encode", vae, encode_act + latents);
             }
-            push(
-                "load unet",
-                unet,
-                mapped(fp.unet.largest_tensor_bytes) + latents,
-            );
+            push("load unet", unet, mapped(fp.unet.file_bytes) + latents);
             push("denoise", unet, unet_act + latents);
-            push(
-                "load vae",
-                vae,
-                mapped(fp.vae.largest_tensor_bytes) + latents,
-            );
+            push("load vae", vae, mapped(fp.vae.file_bytes) + latents);
             push("vae decode", vae, decode_act + latents);
         }
     }

@@ -12,7 +12,6 @@ fn weights(name: &str, params: u64, stored: u64) -> ComponentWeights {
         name: name.to_owned(),
         files: vec![PathBuf::from(format!("{name}/model.safetensors"))],
         file_bytes: params * stored,
-        largest_tensor_bytes: params * stored / 8,
         float_elements: params,
         other_bytes: 0,
     }
@@ -77,11 +76,10 @@ fn plenty_of_memory_keeps_everything_resident() {
         (plan.attention_slice, plan.vae_tiling, plan.batch),
         (None, false, 1)
     );
-    // f32 weights: 4.26 GB of tensors, plus the denoising activations at 512 (mapped pages are
-    // dropped tensor by tensor while loading, so the load never doubles the weights).
+    // f32 weights: 4.26 GB of tensors, plus the UNet file mapped while it loads on the CPU.
     assert_eq!(plan.breakdown.unet_bytes, 859_520_964 * 4);
     assert!(
-        plan.peak_bytes > 5 * GIB && plan.peak_bytes < 6 * GIB,
+        plan.peak_bytes > 7 * GIB && plan.peak_bytes < 9 * GIB,
         "{}",
         plan.peak_bytes
     );
@@ -127,12 +125,15 @@ fn tighter_budgets_add_slicing_then_tiling_then_smaller_passes() {
         "{p:?}"
     );
     assert!(p.fits);
-    // The loosest plan still fits in less: slicing, tiling and a smaller batch per pass, the
-    // staged f32 UNet's 3.4 GB of tensors being what is left.
-    let loosest = plan(&fp, &request(5 * GIB, 1024, 4));
+    // The loosest plan still fits in less: a smaller batch per pass.
+    // On the CPU a staged f32 UNet needs its tensors plus its mapped file while loading (~6.7 GiB).
+    let loosest = plan(&fp, &request(7 * GIB, 1024, 4));
     assert!(loosest.fits, "{}", loosest.peak_bytes);
     assert_eq!(loosest.residency, Residency::Staged);
-    assert!(loosest.batch < 4 && loosest.attention_slice.is_some(), "{loosest:?}");
+    assert!(
+        loosest.breakdown.peak_stage.starts_with("load"),
+        "{loosest:?}"
+    );
     assert_eq!(loosest.requested_batch, 4);
 }
 
@@ -282,7 +283,6 @@ fn footprint_reads_sparse_headers_of_a_folder() {
             .len()
     );
     assert_eq!(full.text_encoders[0].other_bytes, 77 * 8);
-    assert_eq!(full.unet.largest_tensor_bytes, 4 << 28);
     let half = ModelFootprint::read(root, true).unwrap();
     assert!(half.unet.files[0].ends_with("diffusion_pytorch_model.fp16.safetensors"));
     assert!(
