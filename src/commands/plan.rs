@@ -45,6 +45,7 @@ pub fn plan_for_args(global: &GlobalArgs, job: &JobArgs) -> Result<MemoryPlan> {
             &planner::media::MediaPlanRequest {
                 family: resolved.family,
                 weights_bytes: planner::media::estimate_media_bytes(&resolved.dir, dtype),
+                largest_tensor_bytes: planner::media::largest_tensor_bytes(&resolved.dir),
                 seconds,
                 batch: job.batch.unwrap_or(1).max(1),
                 dtype,

@@ -68,6 +68,7 @@ pub fn media_request(
     planner::media::MediaPlanRequest {
         family,
         weights_bytes: planner::media::estimate_media_bytes(path, dtype),
+        largest_tensor_bytes: planner::media::largest_tensor_bytes(path),
         seconds,
         batch: spec.batch.unwrap_or(1),
         dtype,

@@ -17,8 +17,11 @@ use crate::models::Family;
 #[derive(Debug, Clone, PartialEq)]
 pub struct MediaPlanRequest {
     pub family: Family,
-    /// Bytes of the weights once loaded (see `jobs::engine::estimate_media_bytes`).
+    /// Bytes of the weights once loaded (see `estimate_media_bytes`).
     pub weights_bytes: u64,
+    /// The largest tensor as stored (see `largest_tensor_bytes`): held twice while it loads,
+    /// since each tensor's mapped pages are dropped once copied (`engines::sd::weights`).
+    pub largest_tensor_bytes: u64,
     /// Seconds of audio made (music, speech) or read (transcription).
     pub seconds: f64,
     pub batch: u32,
@@ -56,7 +59,11 @@ pub fn plan_media(req: &MediaPlanRequest) -> MemoryPlan {
     let dev = device_traits(req.device, &req.memory);
     let weights = req.weights_bytes;
     let working = working_bytes(req);
-    let load_working = if dev.mapped_files_count { weights } else { 0 };
+    let load_working = if dev.mapped_files_count {
+        req.largest_tensor_bytes
+    } else {
+        0
+    };
     let steps = vec![
         PlanStep {
             stage: format!("load {}", req.family),
@@ -113,6 +120,23 @@ pub fn plan_media(req: &MediaPlanRequest) -> MemoryPlan {
     }
 }
 
+/// The largest safetensors tensor of a model folder as stored (0 for GGUF, which candle reads
+/// through a file handle, not a mapping).
+pub fn largest_tensor_bytes(path: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|f| f.extension().is_some_and(|e| e == "safetensors"))
+        .filter_map(|f| crate::models::safetensors_header::read_header(&f).ok())
+        .flat_map(|h| h.tensors.into_values())
+        .map(|t| t.elements() * t.dtype.size_in_bytes())
+        .max()
+        .unwrap_or(0)
+}
+
 /// Bytes an audio or text model takes loaded: its safetensors scaled to the compute dtype (they
 /// are stored in f32 or f16), or its GGUF file as it is (quantized weights stay quantized).
 pub fn estimate_media_bytes(path: &Path, dtype: DType) -> u64 {
@@ -149,6 +173,7 @@ mod tests {
         MediaPlanRequest {
             family,
             weights_bytes: weights,
+            largest_tensor_bytes: weights / 10,
             seconds,
             batch: 1,
             dtype: DType::F32,
