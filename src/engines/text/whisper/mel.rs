@@ -44,18 +44,46 @@ pub fn log_mel(samples: &[f32], n_mels: usize) -> LogMel {
     let bins = N_FFT / 2 + 1;
     // 1 + len / hop centred frames; transformers drops the last one.
     let frames = padded_len / HOP;
+    // Frames are independent: blocks of them go to all cores, each block frame-major.
+    let chunk = frames
+        .div_ceil(candle_core::utils::get_num_threads().clamp(1, 16))
+        .max(64);
+    let blocks: Vec<Vec<f32>> = std::thread::scope(|s| {
+        let filters = &filters;
+        let handles: Vec<_> = (0..frames)
+            .step_by(chunk.max(1))
+            .map(|lo| {
+                let hi = (lo + chunk).min(frames);
+                s.spawn(move || {
+                    let mut stft = Stft::new(samples, padded_len);
+                    let mut power = vec![0.0f64; bins];
+                    let mut block = Vec::with_capacity((hi - lo) * n_mels);
+                    for t in lo..hi {
+                        stft.power(t, &mut power);
+                        block.extend(filters.chunks_exact(bins).map(|filter| {
+                            let e: f64 = filter.iter().zip(&power).map(|(f, p)| f * p).sum();
+                            e.max(1e-10).log10() as f32
+                        }));
+                    }
+                    block
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    });
     let mut data = vec![0.0f32; n_mels * frames];
     let mut max = f32::NEG_INFINITY;
-    let mut power = vec![0.0f64; bins];
-    let mut stft = Stft::new(samples, padded_len);
-    for t in 0..frames {
-        stft.power(t, &mut power);
-        for m in 0..n_mels {
-            let filter = &filters[m * bins..(m + 1) * bins];
-            let e: f64 = filter.iter().zip(&power).map(|(f, p)| f * p).sum();
-            let v = e.max(1e-10).log10() as f32;
-            data[m * frames + t] = v;
-            max = max.max(v);
+    for (t, frame) in blocks
+        .iter()
+        .flat_map(|b| b.chunks_exact(n_mels))
+        .enumerate()
+    {
+        for (m, v) in frame.iter().enumerate() {
+            data[m * frames + t] = *v;
+            max = max.max(*v);
         }
     }
     let floor = max - 8.0;

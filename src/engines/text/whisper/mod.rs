@@ -4,6 +4,7 @@
 
 mod config;
 mod decoding;
+mod kernels;
 mod languages;
 pub mod mel;
 mod model;

@@ -8,6 +8,7 @@ use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{Conv1d, Conv1dConfig, Embedding, LayerNorm, Linear, VarBuilder};
 
 use super::config::ModelConfig;
+use super::kernels;
 
 #[derive(Debug, Clone, Copy)]
 enum Activation {
@@ -32,7 +33,7 @@ impl Activation {
 
     fn apply(self, x: &Tensor) -> candle_core::Result<Tensor> {
         match self {
-            Self::Gelu => x.gelu_erf(),
+            Self::Gelu => kernels::gelu_erf(x),
             Self::GeluTanh => x.gelu(),
             Self::Relu => x.relu(),
         }
@@ -92,15 +93,9 @@ impl Attention {
         let (b, t, d) = x.dims3()?;
         // transformers scales the projected queries by head_dim^-0.5.
         let q = (self.split(&self.q.forward(x)?)? * (self.head_dim as f64).powf(-0.5))?;
-        let mut scores = q.matmul(&k.t()?)?;
-        if let Some(mask) = mask {
-            scores = scores.broadcast_add(mask)?;
-        }
-        // Softmax in f32: candle's CPU kernel sums in the tensor's dtype, which costs bf16 ~7%
-        // over a few hundred positions (torch accumulates half types in f32 too).
-        let weights = candle_nn::ops::softmax_last_dim(&scores.to_dtype(DType::F32)?)?
-            .to_dtype(scores.dtype())?;
-        let ctx = weights.matmul(v)?.transpose(1, 2)?.reshape((b, t, d))?;
+        let ctx = kernels::attention(&q, k, v, mask)?
+            .transpose(1, 2)?
+            .reshape((b, t, d))?;
         self.out.forward(&ctx)
     }
 }

@@ -178,8 +178,12 @@ impl WhisperEngine {
             let frames = (max_frames - seek).min(window);
             let encoded = {
                 let _span = tracing::info_span!("whisper_encode", seek).entered();
-                self.encode(&features.window(seek, frames, window))?
+                let started = Instant::now();
+                let encoded = self.encode(&features.window(seek, frames, window))?;
+                tracing::info!(elapsed_s = started.elapsed().as_secs_f64(), "encoded");
+                encoded
             };
+            let started = Instant::now();
             let mut tokens = self.greedy(
                 &encoded,
                 &init,
@@ -188,6 +192,12 @@ impl WhisperEngine {
                 &mut progress,
                 cancel,
             )?;
+            tracing::info!(
+                seek,
+                tokens = tokens.len(),
+                elapsed_s = started.elapsed().as_secs_f64(),
+                "window decoded"
+            );
             if tokens.last() == Some(&self.generation.eot) {
                 tokens.pop();
             }
