@@ -1,6 +1,7 @@
 //! Greedy caption decoding, as `BlipTextLMHeadModel.generate` with `do_sample=False,
-//! num_beams=1`: the prompt in one pass, then one token a step with the self-attention kv cache,
-//! argmax of the last position's logits, stop after [SEP] or `max_tokens` new tokens.
+//! num_beams=1`: the image's cross-attention keys/values once, the prompt in one pass, then one
+//! token a step with the self-attention kv cache, argmax of the last position's logits, stop
+//! after [SEP] or `max_tokens` new tokens.
 
 use std::time::Instant;
 
@@ -31,8 +32,7 @@ pub(super) fn greedy(
     let steps = (max_tokens as usize).min(room);
     let sep = model.cfg.sep_token_id;
 
-    let mut decoder = model.decoder.clone();
-    decoder.reset_kv_cache();
+    let mut state = model.decoder.start(image_embeds)?;
     let mut ids = prompt;
     let mut input = ids.clone();
     let mut stream = TextStream::default();
@@ -43,8 +43,8 @@ pub(super) fn greedy(
             return Err(Error::Cancelled);
         }
         let xs = Tensor::new(input.as_slice(), model.device())?.unsqueeze(0)?;
-        let logits = decoder.forward(&xs, image_embeds)?;
-        let last = logits.i((0, input.len() - 1))?.to_dtype(DType::F32)?;
+        let logits = model.decoder.forward(&mut state, &xs, false)?;
+        let last = logits.i((0, 0))?.to_dtype(DType::F32)?;
         let next = argmax(&last.to_vec1::<f32>()?)?;
         ids.push(next);
         input = vec![next];

@@ -4,14 +4,19 @@
 //! (plus an optional prefix for conditional captioning) until [SEP] or the token cap.
 
 mod config;
+mod decoder;
+mod gelu;
 mod generate;
 pub mod preprocess;
+mod vision;
 
 use std::path::Path;
 
-use candle_core::{DType, Device, Module, Tensor};
-use candle_transformers::models::{blip, blip_text};
+use candle_core::{DType, Device, Tensor};
 use tokenizers::Tokenizer;
+
+use decoder::TextDecoder;
+use vision::VisionEncoder;
 
 use crate::engines::sd::weights::Weights;
 use crate::engines::{CancelToken, EngineEvent, ProgressSink};
@@ -45,9 +50,9 @@ pub struct Caption {
 }
 
 pub struct BlipCaptioner {
-    vision: blip::VisionModel,
-    /// Cloned per caption (its kv cache is per call; the tensors are shared, not copied).
-    decoder: blip_text::TextLMHeadModel,
+    vision: VisionEncoder,
+    /// Stateless; each caption gets its own `decoder::DecodeState`.
+    decoder: TextDecoder,
     cfg: ModelConfig,
     pre: PreprocessConfig,
     tokenizer: Tokenizer,
@@ -86,23 +91,22 @@ impl BlipCaptioner {
 
         let weights = Weights::open(dir, device, dtype, false)?;
         let tie = cfg.tie_word_embeddings;
-        let (vision, decoder) = weights.build("BLIP captioning model", |vb| {
-            let vb = vb.rename_f(move |name: &str| head_alias(name, tie));
-            let mut model = blip::BlipForConditionalGeneration::new(&cfg.candle, vb)?;
-            Ok((model.vision_model().clone(), model.text_decoder().clone()))
+        let vision = weights.build("BLIP vision encoder", |vb| {
+            VisionEncoder::new(&cfg.candle.vision_config, vb.pp("vision_model"))
         })?;
-        // candle's decoder builds its causal mask in f32 and adds it to the attention scores, which
-        // fails in f16/bf16; the decoder therefore always runs in f32 (the vision encoder, most of
-        // the compute, runs in the requested dtype).
-        let decoder = if dtype == DType::F32 {
-            decoder
+        // The decoder runs in f32 whatever the dtype: its per-token matmuls are small and CPU f16
+        // matmuls are slow (the vision encoder, most of the compute, runs in the requested dtype).
+        let f32_weights;
+        let decoder_weights = if dtype == DType::F32 {
+            &weights
         } else {
-            let weights = Weights::open(dir, device, DType::F32, false)?;
-            weights.build("BLIP text decoder", |vb| {
-                let vb = vb.rename_f(move |name: &str| head_alias(name, tie));
-                blip_text::TextLMHeadModel::new(&cfg.candle.text_config, vb.pp("text_decoder"))
-            })?
+            f32_weights = Weights::open(dir, device, DType::F32, false)?;
+            &f32_weights
         };
+        let decoder = decoder_weights.build("BLIP text decoder", |vb| {
+            let vb = vb.rename_f(move |name: &str| head_alias(name, tie));
+            TextDecoder::new(&cfg.candle.text_config, vb.pp("text_decoder"))
+        })?;
         tracing::info!(elapsed_s = started.elapsed().as_secs_f64(), "BLIP loaded");
         Ok(Self {
             vision,
@@ -177,11 +181,11 @@ impl BlipCaptioner {
     /// Decoder logits for `ids` in one uncached forward pass over the whole sequence:
     /// (1, ids.len(), vocab) f32. `image_embeds` is `encode_image`'s output.
     pub fn decoder_logits(&self, image_embeds: &Tensor, ids: &[u32]) -> Result<Tensor> {
-        let mut decoder = self.decoder.clone();
-        decoder.reset_kv_cache();
+        let mut state = self.decoder.start(image_embeds)?;
         let input = Tensor::new(ids, &self.device)?.unsqueeze(0)?;
-        Ok(decoder
-            .forward(&input, image_embeds)?
+        Ok(self
+            .decoder
+            .forward(&mut state, &input, true)?
             .to_dtype(DType::F32)?)
     }
 

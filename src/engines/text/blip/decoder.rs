@@ -1,0 +1,254 @@
+//! BLIP's text decoder (`BlipTextLMHeadModel`: a BERT with cross-attention to the image and an MLM
+//! head), read under transformers' weight names. Ours rather than candle-transformers' because
+//! that one recomputes the cross-attention keys/values over all image tokens in every layer at
+//! every step; here they are projected once per image (`DecodeState::new`) and the
+//! self-attention keys/values are cached per step, so a step costs one token's worth of matmuls.
+
+use candle_core::{D, DType, Module, Result, Tensor};
+use candle_nn::{Activation, Embedding, LayerNorm, Linear, VarBuilder};
+use candle_transformers::models::blip_text::Config;
+
+/// Attention projections and the residual + LayerNorm after them (`BlipTextAttention`).
+struct Attention {
+    query: Linear,
+    key: Linear,
+    value: Linear,
+    output: Linear,
+    norm: LayerNorm,
+    heads: usize,
+    head_dim: usize,
+}
+
+impl Attention {
+    fn new(cfg: &Config, kv_in: usize, vb: VarBuilder) -> Result<Self> {
+        let hidden = cfg.hidden_size;
+        let sv = vb.pp("self");
+        let ov = vb.pp("output");
+        Ok(Self {
+            query: candle_nn::linear(hidden, hidden, sv.pp("query"))?,
+            key: candle_nn::linear(kv_in, hidden, sv.pp("key"))?,
+            value: candle_nn::linear(kv_in, hidden, sv.pp("value"))?,
+            output: candle_nn::linear(hidden, hidden, ov.pp("dense"))?,
+            norm: candle_nn::layer_norm(hidden, cfg.layer_norm_eps, ov.pp("LayerNorm"))?,
+            heads: cfg.num_attention_heads,
+            head_dim: hidden / cfg.num_attention_heads,
+        })
+    }
+
+    /// (b, s, hidden) -> (b, heads, s, head_dim), contiguous.
+    fn split(&self, xs: &Tensor) -> Result<Tensor> {
+        let (b, s, _) = xs.dims3()?;
+        xs.reshape((b, s, self.heads, self.head_dim))?
+            .transpose(1, 2)?
+            .contiguous()
+    }
+
+    /// Keys (already transposed: (b, heads, head_dim, n)) and values ((b, heads, n, head_dim))
+    /// of `xs`, laid out contiguously for the score and context matmuls.
+    fn keys_values(&self, xs: &Tensor) -> Result<(Tensor, Tensor)> {
+        let k = self.split(&self.key.forward(xs)?)?.t()?.contiguous()?;
+        let v = self.split(&self.value.forward(xs)?)?;
+        Ok((k, v))
+    }
+
+    /// softmax(q kᵀ / √d + mask) v, then the output projection, residual and LayerNorm.
+    fn attend(
+        &self,
+        xs: &Tensor,
+        keys_t: &Tensor,
+        values: &Tensor,
+        mask: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        let q = self.split(&self.query.forward(xs)?)?;
+        let scores = (q.matmul(keys_t)? * (1.0 / (self.head_dim as f64).sqrt()))?;
+        let scores = match mask {
+            Some(m) => scores.broadcast_add(m)?,
+            None => scores,
+        };
+        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+        let (b, _, s, _) = q.dims4()?;
+        let ctx =
+            probs
+                .matmul(values)?
+                .transpose(1, 2)?
+                .reshape((b, s, self.heads * self.head_dim))?;
+        (self.output.forward(&ctx)? + xs)?.apply(&self.norm)
+    }
+}
+
+struct Layer {
+    attention: Attention,
+    cross: Attention,
+    intermediate: Linear,
+    output: Linear,
+    norm: LayerNorm,
+    act: Activation,
+}
+
+impl Layer {
+    fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
+        Ok(Self {
+            attention: Attention::new(cfg, cfg.hidden_size, vb.pp("attention"))?,
+            cross: Attention::new(cfg, cfg.encoder_hidden_size, vb.pp("crossattention"))?,
+            intermediate: candle_nn::linear(
+                cfg.hidden_size,
+                cfg.intermediate_size,
+                vb.pp("intermediate").pp("dense"),
+            )?,
+            output: candle_nn::linear(
+                cfg.intermediate_size,
+                cfg.hidden_size,
+                vb.pp("output").pp("dense"),
+            )?,
+            norm: candle_nn::layer_norm(
+                cfg.hidden_size,
+                cfg.layer_norm_eps,
+                vb.pp("output").pp("LayerNorm"),
+            )?,
+            act: cfg.hidden_act,
+        })
+    }
+}
+
+/// One caption's decoding state: the image's cross-attention keys/values per layer (computed
+/// once) and the self-attention keys/values of the tokens read so far.
+pub(super) struct DecodeState {
+    cross: Vec<(Tensor, Tensor)>,
+    past: Vec<Option<(Tensor, Tensor)>>,
+    len: usize,
+}
+
+pub(super) struct TextDecoder {
+    word: Embedding,
+    position: Embedding,
+    embed_norm: LayerNorm,
+    layers: Vec<Layer>,
+    head_dense: Linear,
+    head_act: Activation,
+    head_norm: LayerNorm,
+    head: Linear,
+    max_positions: usize,
+}
+
+impl TextDecoder {
+    /// `vb` points at `text_decoder` (holding `bert.*` and `cls.*`).
+    pub(super) fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
+        let hidden = cfg.hidden_size;
+        let bert = vb.pp("bert");
+        let emb = bert.pp("embeddings");
+        let layers = (0..cfg.num_hidden_layers)
+            .map(|i| Layer::new(cfg, bert.pp("encoder").pp("layer").pp(i)))
+            .collect::<Result<Vec<_>>>()?;
+        let pred = vb.pp("cls").pp("predictions");
+        let transform = pred.pp("transform");
+        let head = Linear::new(
+            pred.get((cfg.vocab_size, hidden), "decoder.weight")?,
+            Some(pred.get(cfg.vocab_size, "bias")?),
+        );
+        Ok(Self {
+            word: candle_nn::embedding(cfg.vocab_size, hidden, emb.pp("word_embeddings"))?,
+            position: candle_nn::embedding(
+                cfg.max_position_embeddings,
+                hidden,
+                emb.pp("position_embeddings"),
+            )?,
+            embed_norm: candle_nn::layer_norm(hidden, cfg.layer_norm_eps, emb.pp("LayerNorm"))?,
+            layers,
+            head_dense: candle_nn::linear(hidden, hidden, transform.pp("dense"))?,
+            head_act: cfg.hidden_act,
+            head_norm: candle_nn::layer_norm(
+                hidden,
+                cfg.layer_norm_eps,
+                transform.pp("LayerNorm"),
+            )?,
+            head,
+            max_positions: cfg.max_position_embeddings,
+        })
+    }
+
+    /// A fresh state for one image: `image_embeds` (b, n, encoder_hidden) projected to every
+    /// layer's cross-attention keys and values.
+    pub(super) fn start(&self, image_embeds: &Tensor) -> Result<DecodeState> {
+        let cross = self
+            .layers
+            .iter()
+            .map(|l| l.cross.keys_values(image_embeds))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(DecodeState {
+            cross,
+            past: self.layers.iter().map(|_| None).collect(),
+            len: 0,
+        })
+    }
+
+    /// Reads `ids` (b, s) after the state's tokens; logits (b, s, vocab) for every new position,
+    /// or (b, 1, vocab) for the last one only when `all_positions` is false.
+    pub(super) fn forward(
+        &self,
+        state: &mut DecodeState,
+        ids: &Tensor,
+        all_positions: bool,
+    ) -> Result<Tensor> {
+        let (_, s) = ids.dims2()?;
+        let past = state.len;
+        if past + s > self.max_positions {
+            candle_core::bail!(
+                "the caption would reach {} tokens; the decoder reads at most {}",
+                past + s,
+                self.max_positions
+            );
+        }
+        let positions =
+            Tensor::arange(past as u32, (past + s) as u32, ids.device())?.unsqueeze(0)?;
+        let mut xs = self
+            .word
+            .forward(ids)?
+            .broadcast_add(&self.position.forward(&positions)?)?
+            .apply(&self.embed_norm)?;
+        let mask = causal_mask(past, s, xs.dtype(), xs.device())?;
+        for (i, layer) in self.layers.iter().enumerate() {
+            let (k_t, v) = layer.attention.keys_values(&xs)?;
+            let (k_t, v) = match &state.past[i] {
+                Some((pk, pv)) => (
+                    Tensor::cat(&[pk, &k_t], D::Minus1)?,
+                    Tensor::cat(&[pv, &v], 2)?,
+                ),
+                None => (k_t, v),
+            };
+            xs = layer.attention.attend(&xs, &k_t, &v, mask.as_ref())?;
+            state.past[i] = Some((k_t, v));
+            let (ck, cv) = &state.cross[i];
+            xs = layer.cross.attend(&xs, ck, cv, None)?;
+            let inner = layer.intermediate.forward(&xs)?.apply(&layer.act)?;
+            xs = (layer.output.forward(&inner)? + &xs)?.apply(&layer.norm)?;
+        }
+        state.len += s;
+        if !all_positions {
+            xs = xs.narrow(1, s - 1, 1)?;
+        }
+        xs.apply(&self.head_dense)?
+            .apply(&self.head_act)?
+            .apply(&self.head_norm)?
+            .apply(&self.head)
+    }
+}
+
+/// (s, past + s) additive mask hiding later tokens; none for a single new token (it sees all).
+fn causal_mask(
+    past: usize,
+    s: usize,
+    dtype: DType,
+    device: &candle_core::Device,
+) -> Result<Option<Tensor>> {
+    if s <= 1 {
+        return Ok(None);
+    }
+    let mask: Vec<f32> = (0..s)
+        .flat_map(|i| {
+            (0..past + s).map(move |j| if j > past + i { f32::NEG_INFINITY } else { 0.0 })
+        })
+        .collect();
+    Tensor::from_vec(mask, (s, past + s), device)?
+        .to_dtype(dtype)
+        .map(Some)
+}

@@ -1,0 +1,117 @@
+//! BLIP's vision encoder (`BlipVisionModel`: a pre-norm ViT with a class token, returning the
+//! post-LayerNorm last hidden state), read under transformers' weight names. Ours so the text
+//! decoder can come from the same weights without candle's `BlipForConditionalGeneration`
+//! loading (and copying) a second decoder; the math is the same as candle's and transformers'.
+
+use candle_core::{Module, Result, Tensor};
+use candle_nn::{Activation, Conv2d, Conv2dConfig, LayerNorm, Linear, VarBuilder};
+use candle_transformers::models::blip::VisionConfig;
+
+use super::gelu;
+
+struct Layer {
+    norm1: LayerNorm,
+    qkv: Linear,
+    projection: Linear,
+    norm2: LayerNorm,
+    fc1: Linear,
+    fc2: Linear,
+    act: Activation,
+    heads: usize,
+}
+
+impl Layer {
+    fn new(cfg: &VisionConfig, vb: VarBuilder) -> Result<Self> {
+        let width = cfg.hidden_size;
+        let attn = vb.pp("self_attn");
+        let mlp = vb.pp("mlp");
+        Ok(Self {
+            norm1: candle_nn::layer_norm(width, cfg.layer_norm_eps, vb.pp("layer_norm1"))?,
+            qkv: candle_nn::linear(width, 3 * width, attn.pp("qkv"))?,
+            projection: candle_nn::linear(width, width, attn.pp("projection"))?,
+            norm2: candle_nn::layer_norm(width, cfg.layer_norm_eps, vb.pp("layer_norm2"))?,
+            fc1: candle_nn::linear(width, cfg.intermediate_size, mlp.pp("fc1"))?,
+            fc2: candle_nn::linear(cfg.intermediate_size, width, mlp.pp("fc2"))?,
+            act: cfg.hidden_act,
+            heads: cfg.num_attention_heads,
+        })
+    }
+
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        let (b, n, width) = xs.dims3()?;
+        let head_dim = width / self.heads;
+        // (3, b, heads, n, head_dim); k and v made contiguous once for the matmuls (the scaled q
+        // comes out contiguous).
+        let qkv = self
+            .qkv
+            .forward(&xs.apply(&self.norm1)?)?
+            .reshape((b, n, 3, self.heads, head_dim))?
+            .permute((2, 0, 3, 1, 4))?;
+        // The scale goes on q (n x head_dim) rather than on the n x n scores: 9x fewer elements.
+        let q = (qkv.get(0)? * (1.0 / (head_dim as f64).sqrt()))?;
+        let k_t = qkv.get(1)?.t()?.contiguous()?;
+        let v = qkv.get(2)?.contiguous()?;
+        let scores = q.matmul(&k_t)?;
+        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+        let ctx = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, n, width))?;
+        let xs = (self.projection.forward(&ctx)? + xs)?;
+        let inner = gelu::apply(&self.act, &self.fc1.forward(&xs.apply(&self.norm2)?)?)?;
+        self.fc2.forward(&inner)? + xs
+    }
+}
+
+pub(super) struct VisionEncoder {
+    class_embedding: Tensor,
+    patch_embedding: Conv2d,
+    position_embedding: Tensor,
+    layers: Vec<Layer>,
+    post_norm: LayerNorm,
+}
+
+impl VisionEncoder {
+    /// `vb` points at `vision_model`.
+    pub(super) fn new(cfg: &VisionConfig, vb: VarBuilder) -> Result<Self> {
+        let width = cfg.hidden_size;
+        let emb = vb.pp("embeddings");
+        let side = cfg.image_size / cfg.patch_size;
+        let conv = Conv2dConfig {
+            stride: cfg.patch_size,
+            ..Default::default()
+        };
+        let layers = (0..cfg.num_hidden_layers)
+            .map(|i| Layer::new(cfg, vb.pp("encoder").pp("layers").pp(i)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            class_embedding: emb.get((1, 1, width), "class_embedding")?,
+            patch_embedding: candle_nn::conv2d(
+                3,
+                width,
+                cfg.patch_size,
+                conv,
+                emb.pp("patch_embedding"),
+            )?,
+            position_embedding: emb.get((1, side * side + 1, width), "position_embedding")?,
+            layers,
+            post_norm: candle_nn::layer_norm(width, cfg.layer_norm_eps, vb.pp("post_layernorm"))?,
+        })
+    }
+
+    /// (b, 3, H, W) pixels in the weights' dtype -> (b, patches + 1, width).
+    pub(super) fn forward(&self, pixels: &Tensor) -> Result<Tensor> {
+        let b = pixels.dim(0)?;
+        // (b, width, gh, gw) -> (b, patches, width)
+        let patches = self
+            .patch_embedding
+            .forward(pixels)?
+            .flatten_from(2)?
+            .transpose(1, 2)?;
+        let width = patches.dim(2)?;
+        let class = self.class_embedding.broadcast_as((b, 1, width))?;
+        let mut xs =
+            Tensor::cat(&[&class, &patches], 1)?.broadcast_add(&self.position_embedding)?;
+        for layer in &self.layers {
+            xs = layer.forward(&xs)?;
+        }
+        xs.apply(&self.post_norm)
+    }
+}
