@@ -34,25 +34,20 @@ pub fn plan_for_args(global: &GlobalArgs, job: &JobArgs) -> Result<MemoryPlan> {
     let dtype = resolve_dtype(global.dtype, &device, &platform)?;
     let memory = crate::device::memory::query(&device, &platform);
     let Some(layout) = &resolved.layout else {
-        // Audio and text models: weights plus what the run makes.
-        let seconds = match resolved.kind {
-            crate::models::Kind::Music | crate::models::Kind::Tts => {
-                job.duration.or(resolved.defaults.duration).unwrap_or(10.0)
-            }
-            _ => 0.0,
-        };
+        // Audio and text models: the runner's own media plan for the job the flags describe.
+        let mut spec = crate::jobs::JobSpec::from_args(job);
+        spec.duration = spec.duration.or(resolved.defaults.duration);
+        spec.kind = crate::jobs::media_spec::settle_kind(&spec, &resolved.id, resolved.kind)?;
         return Ok(planner::media::plan_media(
-            &planner::media::MediaPlanRequest {
-                family: resolved.family,
-                weights_bytes: planner::media::estimate_media_bytes(&resolved.dir, dtype),
-                largest_tensor_bytes: planner::media::largest_tensor_bytes(&resolved.dir),
-                seconds,
-                batch: job.batch.unwrap_or(1).max(1),
+            &crate::jobs::planning::media_request(
+                &resolved.dir,
+                resolved.family,
+                &spec,
                 dtype,
-                device: device.kind,
-                memory,
-                budget_cap: parse_memory_budget(global.memory_budget.as_deref())?,
-            },
+                &device,
+                &platform,
+                parse_memory_budget(global.memory_budget.as_deref())?,
+            ),
         ));
     };
     let width = job.width.unwrap_or(resolved.defaults.width);

@@ -16,7 +16,7 @@ use super::engine::{Engine, EngineLoad};
 use super::events::{JobEvent, Timings};
 use super::resolve::build_request;
 use super::store::JobRecord;
-use super::worker::{JobOutcome, Worker, panic_message, to_job_event};
+use super::worker::{JobOutcome, Worker, engine_crash, to_job_event};
 
 impl Worker {
     /// An image job: enhance the prompt first when asked, then generate in planned passes.
@@ -136,10 +136,7 @@ impl Worker {
                     Ok(result) => result?,
                     Err(panic) => {
                         self.cache.evict(&key);
-                        return Err(crate::Error::job_failed(format!(
-                            "the engine crashed: {}",
-                            panic_message(&*panic)
-                        )));
+                        return Err(engine_crash(panic));
                     }
                 };
             generate_s += generate_started.elapsed().as_secs_f64();

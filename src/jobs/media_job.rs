@@ -26,8 +26,8 @@ use super::media_output::{MediaWriter, check_clip};
 use super::media_spec::DEFAULT_ENHANCER;
 use super::spec::{JobKind, JobSpec};
 use super::store::JobRecord;
-use super::worker::{JobOutcome, Shared, Worker, panic_message, to_job_event};
-use crate::models::planner::media::estimate_media_bytes;
+use super::worker::{JobOutcome, Shared, Worker, engine_crash, to_job_event};
+use crate::models::planner::media::MediaWeights;
 
 /// Sampling settings of the prompt enhancer (seeded, so a stored job re-runs the same).
 const ENHANCE_TEMPERATURE: f64 = 0.7;
@@ -60,7 +60,7 @@ fn cached_engine<'c>(
     };
     let started = Instant::now();
     let (engine, fresh) =
-        cache.get_or_load(&key, estimate_media_bytes(&model.dir, dtype), || {
+        cache.get_or_load(&key, MediaWeights::read(&model.dir, dtype).bytes, || {
             shared.emit(JobEvent::Loading {
                 job,
                 stage: model.family.to_string(),
@@ -276,12 +276,7 @@ fn run_audio(
             kind.as_str()
         ))),
     }));
-    result.unwrap_or_else(|panic| {
-        Err(crate::Error::job_failed(format!(
-            "the engine crashed: {}",
-            panic_message(&*panic)
-        )))
-    })
+    result.unwrap_or_else(|panic| Err(engine_crash(panic)))
 }
 
 fn run_text(
@@ -318,12 +313,7 @@ fn run_text(
             kind.as_str()
         ))),
     }));
-    let text = result.unwrap_or_else(|panic| {
-        Err(crate::Error::job_failed(format!(
-            "the engine crashed: {}",
-            panic_message(&*panic)
-        )))
-    })?;
+    let text = result.unwrap_or_else(|panic| Err(engine_crash(panic)))?;
     let text = text.trim().to_owned();
     if text.is_empty() {
         return Err(crate::Error::job_failed(

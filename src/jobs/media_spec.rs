@@ -20,23 +20,19 @@ fn bad(message: impl Into<String>) -> crate::Error {
     crate::Error::bad_input(message)
 }
 
-/// The model a job without `--model` runs with (None: the kind needs one named).
+/// The model a job without `--model` runs with (None: image jobs need one named).
 pub fn default_model(spec: &JobSpec) -> Option<String> {
     match spec.kind {
-        JobKind::Tts => Some(DEFAULT_TTS.to_owned()),
-        JobKind::Music => Some(DEFAULT_MUSIC.to_owned()),
-        JobKind::Stt => Some(DEFAULT_STT.to_owned()),
-        JobKind::Caption => Some(DEFAULT_CAPTION.to_owned()),
-        JobKind::Enhance => Some(
-            spec.enhancer
-                .clone()
-                .unwrap_or_else(|| DEFAULT_ENHANCER.to_owned()),
-        ),
         JobKind::Txt2img | JobKind::Img2img | JobKind::Inpaint => None,
+        JobKind::Enhance => spec
+            .enhancer
+            .clone()
+            .or_else(|| Some(example(spec.kind).to_owned())),
+        kind => Some(example(kind).to_owned()),
     }
 }
 
-/// An example model for a kind, for messages.
+/// The registry's default model of a kind (also named in messages).
 fn example(kind: JobKind) -> &'static str {
     match kind {
         JobKind::Tts => DEFAULT_TTS,
@@ -44,7 +40,7 @@ fn example(kind: JobKind) -> &'static str {
         JobKind::Stt => DEFAULT_STT,
         JobKind::Caption => DEFAULT_CAPTION,
         JobKind::Enhance => DEFAULT_ENHANCER,
-        _ => "sd15",
+        JobKind::Txt2img | JobKind::Img2img | JobKind::Inpaint => "sd15",
     }
 }
 

@@ -65,10 +65,11 @@ pub fn media_request(
         }
         _ => 0.0,
     };
+    let weights = planner::media::MediaWeights::read(path, dtype);
     planner::media::MediaPlanRequest {
         family,
-        weights_bytes: planner::media::estimate_media_bytes(path, dtype),
-        largest_tensor_bytes: planner::media::largest_tensor_bytes(path),
+        weights_bytes: weights.bytes,
+        largest_tensor_bytes: weights.largest_tensor_bytes,
         seconds,
         batch: spec.batch.unwrap_or(1),
         dtype,

@@ -202,12 +202,14 @@ fn event_name(event: &JobEvent) -> &'static str {
     }
 }
 
-pub(super) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
+/// A panic inside an engine, as the failed job reports it.
+pub(super) fn engine_crash(panic: Box<dyn std::any::Any + Send>) -> crate::Error {
+    let message = panic
         .downcast_ref::<&str>()
         .map(|s| (*s).to_string())
         .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".into())
+        .unwrap_or_else(|| "unknown panic".into());
+    crate::Error::job_failed(format!("the engine crashed: {message}"))
 }
 
 /// The process's peak resident memory so far.

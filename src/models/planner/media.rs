@@ -17,9 +17,9 @@ use crate::models::Family;
 #[derive(Debug, Clone, PartialEq)]
 pub struct MediaPlanRequest {
     pub family: Family,
-    /// Bytes of the weights once loaded (see `estimate_media_bytes`).
+    /// Bytes of the weights once loaded (`MediaWeights::bytes`).
     pub weights_bytes: u64,
-    /// The largest tensor as stored (see `largest_tensor_bytes`): held twice while it loads,
+    /// The largest tensor as stored (`MediaWeights`): held twice while it loads,
     /// since each tensor's mapped pages are dropped once copied (`engines::sd::weights`).
     pub largest_tensor_bytes: u64,
     /// Seconds of audio made (music, speech) or read (transcription).
@@ -120,48 +120,52 @@ pub fn plan_media(req: &MediaPlanRequest) -> MemoryPlan {
     }
 }
 
-/// The largest safetensors tensor of a model folder as stored (0 for GGUF, which candle reads
-/// through a file handle, not a mapping).
-pub fn largest_tensor_bytes(path: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(path) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|e| e.path())
-        .filter(|f| f.extension().is_some_and(|e| e == "safetensors"))
-        .filter_map(|f| crate::models::safetensors_header::read_header(&f).ok())
-        .flat_map(|h| h.tensors.into_values())
-        .map(|t| t.elements() * t.dtype.size_in_bytes())
-        .max()
-        .unwrap_or(0)
+/// What an audio or text model's weight files hold, read from their headers in one pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MediaWeights {
+    /// Bytes once loaded: safetensors scaled to the compute dtype (they are stored in f32 or
+    /// f16), a GGUF file as it is (quantized weights stay quantized).
+    pub bytes: u64,
+    /// The largest safetensors tensor as stored (GGUF files are read through a file handle,
+    /// not a mapping, so they add nothing here).
+    pub largest_tensor_bytes: u64,
 }
 
-/// Bytes an audio or text model takes loaded: its safetensors scaled to the compute dtype (they
-/// are stored in f32 or f16), or its GGUF file as it is (quantized weights stay quantized).
-pub fn estimate_media_bytes(path: &Path, dtype: DType) -> u64 {
-    let files: Vec<PathBuf> = if path.is_file() {
-        vec![path.to_path_buf()]
-    } else {
-        std::fs::read_dir(path)
-            .map(|rd| rd.flatten().map(|e| e.path()).collect())
-            .unwrap_or_default()
-    };
-    files
-        .iter()
-        .filter_map(|f| {
-            let size = f.metadata().ok()?.len();
-            let ext = f.extension()?.to_str()?;
-            match ext {
-                "gguf" => Some(size),
-                "safetensors" => Some(
-                    crate::models::safetensors_header::read_header(f)
-                        .map_or(size, |h| h.bytes_at(dtype.size_in_bytes() as u64)),
-                ),
-                _ => None,
+impl MediaWeights {
+    /// `path`: a model folder, or a .gguf file.
+    pub fn read(path: &Path, dtype: DType) -> Self {
+        let files: Vec<PathBuf> = if path.is_file() {
+            vec![path.to_path_buf()]
+        } else {
+            std::fs::read_dir(path)
+                .map(|rd| rd.flatten().map(|e| e.path()).collect())
+                .unwrap_or_default()
+        };
+        let mut out = Self::default();
+        for f in &files {
+            let Some(size) = f.metadata().ok().map(|m| m.len()) else {
+                continue;
+            };
+            match f.extension().and_then(|e| e.to_str()) {
+                Some("gguf") => out.bytes += size,
+                Some("safetensors") => match crate::models::safetensors_header::read_header(f) {
+                    Ok(h) => {
+                        out.bytes += h.bytes_at(dtype.size_in_bytes() as u64);
+                        let largest = h
+                            .tensors
+                            .values()
+                            .map(|t| t.elements() * t.dtype.size_in_bytes())
+                            .max()
+                            .unwrap_or(0);
+                        out.largest_tensor_bytes = out.largest_tensor_bytes.max(largest);
+                    }
+                    Err(_) => out.bytes += size,
+                },
+                _ => {}
             }
-        })
-        .sum()
+        }
+        out
+    }
 }
 
 #[cfg(test)]

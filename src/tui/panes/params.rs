@@ -10,11 +10,10 @@ use ratatui::widgets::{Clear, List, ListItem, ListState, Paragraph};
 
 use super::form::{Form, ModelChoice, ParamField};
 use super::model_picker::{ModelPicker, PickerOutcome, badge};
-use super::presets::{complete_path, size_presets};
+use super::presets::complete_path;
 use super::{Action, DrawCtx, Handled, Pane, ellipsize};
-use crate::cli::{DtypeArg, ResidencyArg};
+use crate::cli::DtypeArg;
 use crate::models::Verdict;
-use crate::models::registry::KNOWN_SCHEDULERS;
 use crate::tui::event::AppEvent;
 
 #[derive(Debug, Default)]
@@ -28,29 +27,8 @@ pub struct ParamsPane {
     error: Option<String>,
 }
 
-const DTYPES: [DtypeArg; 4] = [DtypeArg::Auto, DtypeArg::F32, DtypeArg::F16, DtypeArg::Bf16];
-const RESIDENCIES: [Option<ResidencyArg>; 3] = [
-    None,
-    Some(ResidencyArg::Resident),
-    Some(ResidencyArg::Staged),
-];
 /// Why the device field does not edit: jobs carry no device, the runner has one for the session.
 const DEVICE_FIXED: &str = "device is fixed at start: restart with --device";
-
-fn cycle<T: PartialEq + Clone>(items: &[T], current: &T, forward: bool) -> Option<T> {
-    let n = items.len();
-    if n == 0 {
-        return None;
-    }
-    let i = items.iter().position(|x| x == current);
-    let j = match (i, forward) {
-        (None, true) => 0,
-        (None, false) => n - 1,
-        (Some(i), true) => (i + 1) % n,
-        (Some(i), false) => (i + n - 1) % n,
-    };
-    Some(items[j].clone())
-}
 
 impl ParamsPane {
     pub fn new(mut form: Form, models: Vec<ModelChoice>) -> Self {
@@ -124,70 +102,6 @@ impl ParamsPane {
             ParamField::Residency => "auto (the planner chooses)".into(),
             _ => "default".into(),
         }
-    }
-
-    fn nudge(&mut self, forward: bool, out: &mut Vec<Action>) {
-        let field = self.field();
-        if let Some((step, min, max, decimals)) = field.nudge_range() {
-            let base: f64 = self
-                .form
-                .get(field)
-                .trim()
-                .parse()
-                .or_else(|_| self.default_text(field).parse())
-                .unwrap_or(min);
-            let sign = if forward { 1.0 } else { -1.0 };
-            let value = format!("{:.*}", decimals, (base + sign * step).clamp(min, max));
-            self.commit(field, value, out);
-            return;
-        }
-        let value = match field {
-            ParamField::Scheduler => {
-                let current = if self.form.scheduler.is_empty() {
-                    self.default_text(field)
-                } else {
-                    self.form.scheduler.clone()
-                };
-                let names: Vec<String> = KNOWN_SCHEDULERS.iter().map(|s| (*s).to_owned()).collect();
-                cycle(&names, &current, forward).unwrap_or_default()
-            }
-            ParamField::Size => {
-                let native = self.current_model().map_or([512, 512], |m| m.native);
-                let sizes: Vec<String> = size_presets(native)
-                    .iter()
-                    .map(|(w, h)| format!("{w}x{h}"))
-                    .collect();
-                let current = if self.form.size.is_empty() {
-                    self.default_text(field)
-                } else {
-                    self.form.size.clone()
-                };
-                cycle(&sizes, &current, forward).unwrap_or_default()
-            }
-            ParamField::Dtype => {
-                self.form.dtype = cycle(&DTYPES, &self.form.dtype, forward).unwrap_or_default();
-                out.push(Action::ParamsChanged);
-                return;
-            }
-            ParamField::Residency => {
-                self.form.residency =
-                    cycle(&RESIDENCIES, &self.form.residency, forward).unwrap_or_default();
-                out.push(Action::ParamsChanged);
-                return;
-            }
-            ParamField::Seed => {
-                self.form.random_seed ^= true;
-                out.push(Action::ParamsChanged);
-                return;
-            }
-            ParamField::Translate => {
-                self.form.translate ^= true;
-                out.push(Action::ParamsChanged);
-                return;
-            }
-            _ => return,
-        };
-        self.commit(field, value, out);
     }
 
     fn commit(&mut self, field: ParamField, value: String, out: &mut Vec<Action>) -> bool {
@@ -438,3 +352,6 @@ impl Pane for ParamsPane {
         }
     }
 }
+
+#[path = "params_nudge.rs"]
+mod nudge;
