@@ -407,6 +407,14 @@ fn bad_audio_and_text_input_exits_2_with_nothing_written() {
         "makes images",
         &run,
     );
+    // An input alone picks the kind's default model; offline and not cached, it says how to get it.
+    bad_input(
+        run.command()
+            .arg("--caption")
+            .arg(fixture("images/init.png")),
+        "pallaidium fetch blip-base",
+        &run,
+    );
 }
 
 #[test]

@@ -19,13 +19,20 @@ pub fn collect(cli: &Cli) -> crate::Result<Vec<JobSpec>> {
         specs.push(from_image(path, &cli.job)?);
     }
     let from_files = batch.jobs.is_some() || batch.prompts.is_some() || batch.from_image.is_some();
-    if !from_files && (cli.job.prompt.is_some() || cli.job.model.is_some()) {
+    // A job needs a prompt or a model, or an input that implies its kind (and default model).
+    let job = &cli.job;
+    let described = job.prompt.is_some()
+        || job.model.is_some()
+        || job.audio.is_some()
+        || job.caption.is_some()
+        || job.kind.is_some();
+    if !from_files && described {
         specs.push(base);
     }
     if specs.is_empty() && !batch.resume {
         return Err(crate::Error::bad_input(
-            "nothing to run: pass --model and --prompt, --jobs FILE, --prompts FILE, \
-             --from-image PNG, --resume or --history",
+            "nothing to run: pass --model and --prompt (or --audio FILE, --caption IMAGE), \
+             --jobs FILE, --prompts FILE, --from-image OUTPUT, --resume or --history",
         ));
     }
     Ok(specs)
@@ -39,6 +46,19 @@ mod tests {
 
     fn cli(args: &[&str]) -> Cli {
         Cli::parse_from(std::iter::once("pallaidium").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn an_input_alone_makes_a_job_for_the_default_model() {
+        for args in [&["--audio", "talk.wav"][..], &["--caption", "photo.png"]] {
+            let specs = collect(&cli(args)).unwrap();
+            assert_eq!(specs.len(), 1, "{args:?}");
+            assert!(
+                specs[0].model.is_empty(),
+                "the runner picks the kind's default"
+            );
+        }
+        assert!(collect(&cli(&[])).is_err());
     }
 
     #[test]
