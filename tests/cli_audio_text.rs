@@ -10,68 +10,34 @@ use std::path::{Path, PathBuf};
 use assert_cmd::Command;
 use serde_json::Value;
 
-fn fixture(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(path)
+#[path = "support/run.rs"]
+mod run;
+use run::{Run, fixture};
+
+/// `--headless --json`.
+fn json_command(run: &Run) -> Command {
+    let mut cmd = run.command();
+    cmd.arg("--json");
+    cmd
 }
 
-struct Run {
-    dir: tempfile::TempDir,
-    home: PathBuf,
-    out: PathBuf,
-}
-
-impl Run {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let (home, out) = (dir.path().join("home"), dir.path().join("out"));
-        Self { dir, home, out }
+/// A 1.5 s mono 16 kHz WAV: a chirp, like a voice sweeping in pitch.
+fn speech_wav(run: &Run) -> PathBuf {
+    let path = run.dir.path().join("talk.wav");
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 16_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(&path, spec).unwrap();
+    for i in 0..24_000 {
+        let t = f64::from(i) / 16_000.0;
+        let v = (2.0 * std::f64::consts::PI * (200.0 + 300.0 * t) * t).sin() * 0.4;
+        w.write_sample((v * 32767.0) as i16).unwrap();
     }
-
-    fn command(&self) -> Command {
-        let mut cmd = Command::cargo_bin("pallaidium").unwrap();
-        cmd.env("PALLAIDIUM_HOME", &self.home)
-            .env("HF_HOME", self.home.join("hf"))
-            .env("HF_HUB_OFFLINE", "1")
-            .args(["--headless", "--device", "cpu", "--json", "--out"])
-            .arg(&self.out);
-        cmd
-    }
-
-    fn files(&self) -> Vec<PathBuf> {
-        let mut found = vec![];
-        for day in std::fs::read_dir(&self.out).into_iter().flatten().flatten() {
-            for file in std::fs::read_dir(day.path())
-                .into_iter()
-                .flatten()
-                .flatten()
-            {
-                found.push(file.path());
-            }
-        }
-        found.sort();
-        found
-    }
-
-    /// A 1.5 s mono 16 kHz WAV: a chirp, like a voice sweeping in pitch.
-    fn speech_wav(&self) -> PathBuf {
-        let path = self.dir.path().join("talk.wav");
-        let spec = hound::WavSpec {
-            channels: 1,
-            sample_rate: 16_000,
-            bits_per_sample: 16,
-            sample_format: hound::SampleFormat::Int,
-        };
-        let mut w = hound::WavWriter::create(&path, spec).unwrap();
-        for i in 0..24_000 {
-            let t = f64::from(i) / 16_000.0;
-            let v = (2.0 * std::f64::consts::PI * (200.0 + 300.0 * t) * t).sin() * 0.4;
-            w.write_sample((v * 32767.0) as i16).unwrap();
-        }
-        w.finalize().unwrap();
-        path
-    }
+    w.finalize().unwrap();
+    path
 }
 
 fn run_ok(cmd: &mut Command) -> Vec<Value> {
@@ -140,7 +106,7 @@ fn check_wav(path: &Path, min_s: f64, max_s: f64) -> hound::WavSpec {
 fn music_makes_a_wav_of_the_asked_duration_with_its_parameters() {
     let run = Run::new();
     let events = run_ok(
-        run.command()
+        json_command(&run)
             .arg("--model")
             .arg(fixture("musicgen-tiny"))
             .args(["--prompt", "lofi beat", "--duration", "0.5", "--seed", "7"]),
@@ -162,7 +128,7 @@ fn music_makes_a_wav_of_the_asked_duration_with_its_parameters() {
     assert_eq!(car["spec"]["seed"], 7);
     // The same seed makes the same audio.
     let again = run_ok(
-        run.command()
+        json_command(&run)
             .arg("--model")
             .arg(fixture("musicgen-tiny"))
             .args(["--prompt", "lofi beat", "--duration", "0.5", "--seed", "7"]),
@@ -183,7 +149,7 @@ fn music_makes_a_wav_of_the_asked_duration_with_its_parameters() {
 fn speech_makes_a_wav_and_stores_the_voice() {
     let run = Run::new();
     let events = run_ok(
-        run.command()
+        json_command(&run)
             .arg("--model")
             .arg(fixture("parler-tiny"))
             .args([
@@ -219,9 +185,9 @@ fn speech_makes_a_wav_and_stores_the_voice() {
 #[test]
 fn transcription_writes_srt_and_timed_text() {
     let run = Run::new();
-    let audio = run.speech_wav();
+    let audio = speech_wav(&run);
     let events = run_ok(
-        run.command()
+        json_command(&run)
             .arg("--model")
             .arg(fixture("whisper-tiny"))
             .arg("--audio")
@@ -268,7 +234,7 @@ fn a_caption_is_printed_and_written() {
     let run = Run::new();
     let image = fixture("images/init.png");
     let events = run_ok(
-        run.command()
+        json_command(&run)
             .arg("--model")
             .arg(fixture("blip-tiny"))
             .arg("--caption")
@@ -287,7 +253,7 @@ fn a_caption_is_printed_and_written() {
 fn enhance_streams_text_and_writes_the_prompt() {
     let run = Run::new();
     let events = run_ok(
-        run.command()
+        json_command(&run)
             .args(["--kind", "enhance", "--enhancer"])
             .arg(fixture("qwen2-tiny-gguf"))
             .args([
@@ -320,7 +286,7 @@ fn enhance_streams_text_and_writes_the_prompt() {
 fn an_image_job_can_enhance_its_prompt_first() {
     let run = Run::new();
     let events = run_ok(
-        run.command()
+        json_command(&run)
             .arg("--model")
             .arg(fixture("sd1-tiny"))
             .args([
@@ -348,15 +314,17 @@ fn bad_audio_and_text_input_exits_2_with_nothing_written() {
     let run = Run::new();
     let musicgen = fixture("musicgen-tiny");
     bad_input(
-        run.command()
-            .arg("--model")
-            .arg(&musicgen)
-            .args(["--prompt", "x", "--duration", "100000"]),
+        json_command(&run).arg("--model").arg(&musicgen).args([
+            "--prompt",
+            "x",
+            "--duration",
+            "100000",
+        ]),
         "--duration",
         &run,
     );
     bad_input(
-        run.command()
+        json_command(&run)
             .arg("--model")
             .arg(&musicgen)
             .args(["--prompt", " "]),
@@ -364,7 +332,7 @@ fn bad_audio_and_text_input_exits_2_with_nothing_written() {
         &run,
     );
     bad_input(
-        run.command()
+        json_command(&run)
             .arg("--model")
             .arg(&musicgen)
             .args(["--kind", "stt", "--audio", "x.wav"]),
@@ -372,7 +340,7 @@ fn bad_audio_and_text_input_exits_2_with_nothing_written() {
         &run,
     );
     bad_input(
-        run.command()
+        json_command(&run)
             .arg("--model")
             .arg(fixture("whisper-tiny"))
             .args(["--audio", "/no/such/file.wav"]),
@@ -382,7 +350,7 @@ fn bad_audio_and_text_input_exits_2_with_nothing_written() {
     let not_audio = run.dir.path().join("notes.wav");
     std::fs::write(&not_audio, b"this is not audio").unwrap();
     bad_input(
-        run.command()
+        json_command(&run)
             .arg("--model")
             .arg(fixture("whisper-tiny"))
             .arg("--audio")
@@ -391,7 +359,7 @@ fn bad_audio_and_text_input_exits_2_with_nothing_written() {
         &run,
     );
     bad_input(
-        run.command()
+        json_command(&run)
             .arg("--model")
             .arg(fixture("blip-tiny"))
             .arg("--caption")
@@ -400,7 +368,7 @@ fn bad_audio_and_text_input_exits_2_with_nothing_written() {
         &run,
     );
     bad_input(
-        run.command()
+        json_command(&run)
             .arg("--model")
             .arg(fixture("sd1-tiny"))
             .args(["--kind", "tts", "--prompt", "hi"]),
@@ -409,7 +377,7 @@ fn bad_audio_and_text_input_exits_2_with_nothing_written() {
     );
     // An input alone picks the kind's default model; offline and not cached, it says how to get it.
     bad_input(
-        run.command()
+        json_command(&run)
             .arg("--caption")
             .arg(fixture("images/init.png")),
         "pallaidium fetch blip-base",
@@ -420,7 +388,7 @@ fn bad_audio_and_text_input_exits_2_with_nothing_written() {
 #[test]
 fn a_job_file_mixes_kinds_with_paths_relative_to_it() {
     let run = Run::new();
-    let audio = run.speech_wav();
+    let audio = speech_wav(&run);
     let jobs = run.dir.path().join("jobs.toml");
     std::fs::write(
         &jobs,
@@ -436,7 +404,7 @@ fn a_job_file_mixes_kinds_with_paths_relative_to_it() {
     )
     .unwrap();
     assert!(audio.is_file());
-    let events = run_ok(run.command().arg("--jobs").arg(&jobs));
+    let events = run_ok(json_command(&run).arg("--jobs").arg(&jobs));
     let done: Vec<&Value> = events.iter().filter(|e| e["event"] == "done").collect();
     assert_eq!(done.len(), 3, "{events:?}");
     let exts: Vec<String> = done

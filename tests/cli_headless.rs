@@ -9,62 +9,17 @@ use std::path::{Path, PathBuf};
 use assert_cmd::Command;
 use serde_json::Value;
 
-fn fixture(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(path)
-}
+#[path = "support/run.rs"]
+mod run;
+use run::{Run, fixture};
 
-struct Run {
-    _dir: tempfile::TempDir,
-    home: PathBuf,
-    out: PathBuf,
-}
-
-impl Run {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let (home, out) = (dir.path().join("home"), dir.path().join("out"));
-        Self {
-            _dir: dir,
-            home,
-            out,
-        }
-    }
-
-    /// `--headless` without --json: stdout is a pipe here, so JSON lines are the default.
-    fn command(&self) -> Command {
-        let mut cmd = Command::cargo_bin("pallaidium").unwrap();
-        cmd.env("PALLAIDIUM_HOME", &self.home)
-            .env("HF_HOME", self.home.join("hf"))
-            .env("HF_HUB_OFFLINE", "1")
-            .args(["--headless", "--device", "cpu", "--out"])
-            .arg(&self.out);
-        cmd
-    }
-
-    fn tiny(&self) -> Command {
-        let mut cmd = self.command();
-        cmd.arg("--model")
-            .arg(fixture("sd1-tiny"))
-            .args(["--width", "64", "--height", "64", "--steps", "2"]);
-        cmd
-    }
-
-    fn files(&self) -> Vec<PathBuf> {
-        let mut found = vec![];
-        for day in std::fs::read_dir(&self.out).into_iter().flatten().flatten() {
-            for file in std::fs::read_dir(day.path())
-                .into_iter()
-                .flatten()
-                .flatten()
-            {
-                found.push(file.path());
-            }
-        }
-        found.sort();
-        found
-    }
+/// The tiny SD1 fixture at 64x64, 2 steps.
+fn tiny(run: &Run) -> Command {
+    let mut cmd = run.command();
+    cmd.arg("--model")
+        .arg(fixture("sd1-tiny"))
+        .args(["--width", "64", "--height", "64", "--steps", "2"]);
+    cmd
 }
 
 fn json_lines(stdout: &[u8]) -> Vec<Value> {
@@ -99,9 +54,7 @@ fn info_json(path: &Path) -> Value {
 #[test]
 fn a_one_shot_run_follows_the_event_contract() {
     let run = Run::new();
-    let events = ok(run
-        .tiny()
-        .args(["--prompt", "a cat, in snow!", "--seed", "7"]));
+    let events = ok(tiny(&run).args(["--prompt", "a cat, in snow!", "--seed", "7"]));
     let names: Vec<&str> = events
         .iter()
         .map(|e| e["event"].as_str().unwrap())
@@ -163,9 +116,7 @@ fn a_one_shot_run_follows_the_event_contract() {
 #[test]
 fn batch_seeds_count_up_and_a_random_seed_is_recorded() {
     let run = Run::new();
-    ok(run
-        .tiny()
-        .args(["--prompt", "dots", "--seed", "100", "--batch", "2"]));
+    ok(tiny(&run).args(["--prompt", "dots", "--seed", "100", "--batch", "2"]));
     let seeds: Vec<u64> = run
         .files()
         .iter()
@@ -174,7 +125,7 @@ fn batch_seeds_count_up_and_a_random_seed_is_recorded() {
     assert_eq!(seeds, [100, 101]);
 
     let run = Run::new();
-    ok(run.tiny().args(["--prompt", "no seed given"]));
+    ok(tiny(&run).args(["--prompt", "no seed given"]));
     let file = run.files().pop().unwrap();
     let seed = info_json(&file)["seed"].as_u64().unwrap();
     assert!(
@@ -188,7 +139,7 @@ fn batch_seeds_count_up_and_a_random_seed_is_recorded() {
 #[test]
 fn from_image_reproduces_an_output_and_flags_override() {
     let run = Run::new();
-    ok(run.tiny().args(["--prompt", "a tower", "--seed", "3"]));
+    ok(tiny(&run).args(["--prompt", "a tower", "--seed", "3"]));
     let first = run.files().pop().unwrap();
     ok(run.command().arg("--from-image").arg(&first));
     let files = run.files();
@@ -219,8 +170,7 @@ fn from_image_reproduces_an_output_and_flags_override() {
 #[test]
 fn img2img_runs_from_an_init_image() {
     let run = Run::new();
-    let events = ok(run
-        .tiny()
+    let events = ok(tiny(&run)
         .args(["--prompt", "repaint", "--seed", "1", "--strength", "0.5"])
         .arg("--init-image")
         .arg(fixture("images/init.png")));
@@ -236,7 +186,7 @@ fn history_lists_jobs_as_json_lines() {
     let out = run.command().arg("--history").output().unwrap();
     assert_eq!(out.status.code(), Some(0));
     assert!(out.stdout.is_empty());
-    ok(run.tiny().args(["--prompt", "one", "--seed", "1"]));
+    ok(tiny(&run).args(["--prompt", "one", "--seed", "1"]));
     let out = run.command().arg("--history").output().unwrap();
     let jobs = json_lines(&out.stdout);
     assert_eq!(jobs.len(), 1);
