@@ -16,6 +16,9 @@ pub enum Error {
     /// A job ran and failed (non-finite values, out of memory, a backend error). Exit 1.
     #[error("{message}")]
     JobFailed { message: String },
+    /// An engine panicked mid-job; the job failed and the engine must be reloaded. Exit 1.
+    #[error("the engine crashed: {message}")]
+    EngineCrashed { message: String },
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -51,7 +54,10 @@ impl Error {
         match self {
             Self::BadInput { .. } => 2,
             Self::Cancelled => 130,
-            Self::JobFailed { .. } | Self::Io { .. } | Self::Candle(_) => 1,
+            Self::JobFailed { .. }
+            | Self::EngineCrashed { .. }
+            | Self::Io { .. }
+            | Self::Candle(_) => 1,
         }
     }
 }
@@ -72,6 +78,11 @@ mod tests {
         assert_eq!(Error::bad_input("x").exit_code(), 2);
         assert_eq!(Error::Cancelled.exit_code(), 130);
         assert_eq!(Error::job_failed("x").exit_code(), 1);
+        let crash = Error::EngineCrashed {
+            message: "index out of bounds".into(),
+        };
+        assert_eq!(crash.exit_code(), 1);
+        assert_eq!(crash.to_string(), "the engine crashed: index out of bounds");
         let wrapped = anyhow::Error::new(Error::bad_input("size")).context("while planning");
         assert_eq!(exit_code_of(&wrapped), 2);
         assert_eq!(exit_code_of(&anyhow::anyhow!("other")), 1);

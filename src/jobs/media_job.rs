@@ -42,6 +42,16 @@ fn main_ext(kind: JobKind) -> &'static str {
     }
 }
 
+/// Where a media model's engine lives in the cache.
+fn media_key(model: &ModelInfo, device: &WorkerDevice, dtype: DType) -> EngineKey {
+    EngineKey {
+        model_dir: model.dir.clone(),
+        device: device.name.clone(),
+        dtype,
+        residency: Residency::Resident,
+    }
+}
+
 /// The engine for `model`, from the cache or loaded now (announced with a `loading` event).
 fn cached_engine<'c>(
     cache: &'c mut EngineCache<Engine>,
@@ -52,12 +62,7 @@ fn cached_engine<'c>(
     dtype: DType,
     timings: &mut Timings,
 ) -> crate::Result<&'c mut Engine> {
-    let key = EngineKey {
-        model_dir: model.dir.clone(),
-        device: device.name.clone(),
-        dtype,
-        residency: Residency::Resident,
-    };
+    let key = media_key(model, device, dtype);
     let started = Instant::now();
     let (engine, fresh) =
         cache.get_or_load(&key, MediaWeights::read(&model.dir, dtype).bytes, || {
@@ -82,7 +87,38 @@ fn cached_engine<'c>(
 }
 
 impl Worker {
+    /// Drops a media engine that panicked, so the next job loads it afresh instead of reusing
+    /// a half-updated state (image engines are evicted the same way in image_job).
+    fn evict_after_crash<T>(
+        &mut self,
+        result: crate::Result<T>,
+        model_id: &str,
+        dtype: DType,
+    ) -> crate::Result<T> {
+        if let Err(crate::Error::EngineCrashed { .. }) = &result
+            && let Ok(model) = (self.config.models)(model_id)
+        {
+            let key = media_key(&model, &self.config.device, dtype);
+            tracing::warn!(model = %model.id, "engine evicted after a crash");
+            self.cache.evict(&key);
+        }
+        result
+    }
+
     pub(super) fn run_media(
+        &mut self,
+        record: &JobRecord,
+        cancel: &CancelToken,
+        timings: &mut Timings,
+    ) -> crate::Result<JobOutcome> {
+        let result = self.run_media_inner(record, cancel, timings);
+        match (self.config.device.dtype)(record.spec.dtype) {
+            Ok(dtype) => self.evict_after_crash(result, &record.spec.model, dtype),
+            Err(_) => result,
+        }
+    }
+
+    fn run_media_inner(
         &mut self,
         record: &JobRecord,
         cancel: &CancelToken,
@@ -160,7 +196,10 @@ impl Worker {
                     translate: spec.translate,
                     max_tokens: spec.max_tokens,
                 };
-                let transcript = whisper.transcribe(&audio, &opts, &sink, cancel)?;
+                let transcript = catch_unwind(AssertUnwindSafe(|| {
+                    whisper.transcribe(&audio, &opts, &sink, cancel)
+                }))
+                .unwrap_or_else(|panic| Err(engine_crash(panic)))?;
                 let text = transcript.text();
                 let mut stored = spec.clone();
                 if stored.language.is_none() {
@@ -189,6 +228,21 @@ impl Worker {
     /// Rewrites an image job's prompt with the enhancer and records the new spec (so --resume
     /// keeps the same prompt); returns the spec to generate with.
     pub(super) fn enhance_spec(
+        &mut self,
+        record: &JobRecord,
+        cancel: &CancelToken,
+        timings: &mut Timings,
+    ) -> crate::Result<JobSpec> {
+        let enhancer = record
+            .spec
+            .enhancer
+            .clone()
+            .unwrap_or_else(|| DEFAULT_ENHANCER.to_owned());
+        let result = self.enhance_spec_inner(record, cancel, timings);
+        self.evict_after_crash(result, &enhancer, DType::F32)
+    }
+
+    fn enhance_spec_inner(
         &mut self,
         record: &JobRecord,
         cancel: &CancelToken,

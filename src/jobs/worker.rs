@@ -209,7 +209,7 @@ pub(super) fn engine_crash(panic: Box<dyn std::any::Any + Send>) -> crate::Error
         .map(|s| (*s).to_string())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown panic".into());
-    crate::Error::job_failed(format!("the engine crashed: {message}"))
+    crate::Error::EngineCrashed { message }
 }
 
 /// The process's peak resident memory so far.
