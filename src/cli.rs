@@ -73,6 +73,9 @@ pub enum BenchCommand {
     Unet(BenchArgs),
     /// A whole generation: load, encode, all steps, decode, with per-stage times.
     Image(BenchArgs),
+    /// The hot layers one at a time (GroupNorm, convolutions, attention, GEGLU, the VAE's
+    /// full-resolution layers), candle's stock kernels against ours: times and differences.
+    Ops(BenchArgs),
 }
 
 #[derive(Debug, Args, Clone)]

@@ -175,6 +175,7 @@ fn an_audio_result_shows_its_waveform() {
         outputs: vec![wav.clone()],
         timings: Default::default(),
         peak_bytes: None,
+        device_peak_bytes: None,
         text: None,
         duration_s: Some(3.2),
     }));
@@ -201,6 +202,7 @@ fn a_text_result_is_wrapped_and_scrolls() {
         outputs: vec!["out/7_caption.txt".into()],
         timings: Default::default(),
         peak_bytes: None,
+        device_peak_bytes: None,
         text: Some(CAPTION.into()),
         duration_s: None,
     }));
@@ -250,6 +252,7 @@ fn enhance_streams_into_the_prompt_and_undo_restores_the_idea() {
         outputs: vec!["out/9_enhanced.txt".into()],
         timings: Default::default(),
         peak_bytes: None,
+        device_peak_bytes: None,
         text: Some(format!(" {CAPTION}\n")),
         duration_s: None,
     }));
@@ -284,6 +287,7 @@ fn caption_fills_the_prompt_from_the_init_image() {
         outputs: vec![],
         timings: Default::default(),
         peak_bytes: None,
+        device_peak_bytes: None,
         text: Some("a harbour with boats".into()),
         duration_s: None,
     }));

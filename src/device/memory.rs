@@ -85,9 +85,10 @@ fn cuda_memory(device: &SelectedDevice) -> Option<DeviceMemory> {
     let cuda = device.device.as_cuda_device().ok()?;
     let stream = cuda.cuda_stream();
     match stream.context().mem_get_info() {
+        // Memory our own pool keeps cached (see cuda_pool) is free for our next job.
         Ok((free, total)) => Some(DeviceMemory::Discrete {
             total: total as u64,
-            free: free as u64,
+            free: (free as u64 + super::cuda_pool::reusable(&device.device)).min(total as u64),
         }),
         Err(err) => {
             tracing::warn!(%err, "CUDA memory query failed");

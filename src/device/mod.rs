@@ -1,6 +1,7 @@
 //! Backend choice: `--device auto|cpu|cuda[:N]|metal[:N]`. Auto prefers CUDA, then Metal, then the CPU.
 //! Memory per device lives in `memory`, dtype rules in `dtype`.
 
+pub mod cuda_pool;
 pub mod dtype;
 pub mod memory;
 
@@ -128,6 +129,13 @@ fn open_cuda(ordinal: usize) -> std::result::Result<SelectedDevice, String> {
         )
     })?;
     let (name, compute_capability) = cuda_details(&device);
+    // PALLAIDIUM_CUDA_DEFAULTS=1 keeps cudarc's settings, to measure what these two change.
+    if std::env::var("PALLAIDIUM_CUDA_DEFAULTS").as_deref() != Ok("1") {
+        if !cuda_pool::keep_freed_memory(&device) {
+            tracing::warn!("the CUDA memory pool could not be set to keep freed memory");
+        }
+        skip_event_tracking(&device);
+    }
     Ok(SelectedDevice {
         device,
         kind: DeviceKind::Cuda,
@@ -137,6 +145,22 @@ fn open_cuda(ordinal: usize) -> std::result::Result<SelectedDevice, String> {
         compute_capability,
     })
 }
+
+/// cudarc creates two CUDA events for every allocation (and destroys them with it) so that
+/// tensors shared between streams can be synchronised; they are only ever recorded once a
+/// second stream exists. Every tensor of ours lives on the device's one stream, so the events
+/// are pure overhead: thousands of driver calls per UNet step.
+#[cfg(feature = "cuda")]
+fn skip_event_tracking(device: &candle_core::Device) {
+    if let Ok(cuda) = device.as_cuda_device() {
+        // SAFETY: candle runs every kernel, copy and cuBLAS call of this device on its one
+        // stream and we create no other, so no tensor is ever used across streams.
+        unsafe { cuda.disable_event_tracking() };
+    }
+}
+
+#[cfg(not(feature = "cuda"))]
+fn skip_event_tracking(_device: &candle_core::Device) {}
 
 #[cfg(feature = "cuda")]
 fn cuda_details(device: &candle_core::Device) -> (String, Option<(u32, u32)>) {

@@ -64,6 +64,10 @@ pub enum JobEvent {
         timings: Timings,
         /// Peak resident memory of the process while the job ran, when known.
         peak_bytes: Option<u64>,
+        /// Peak device memory in use while the job ran (CUDA: the memory pool's high-water
+        /// mark, weights included), when the device reports it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        device_peak_bytes: Option<u64>,
         /// The whole text of a text job (caption, enhanced prompt, transcript).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         text: Option<String>,
@@ -148,6 +152,7 @@ mod tests {
             outputs: vec!["a/b.png".into()],
             timings,
             peak_bytes: Some(42),
+            device_peak_bytes: None,
             text: None,
             duration_s: None,
         });

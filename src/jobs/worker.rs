@@ -98,6 +98,7 @@ impl Worker {
         let _span = tracing::info_span!("job", job = %id).entered();
         let started = Instant::now();
         let mut timings = Timings::new();
+        crate::device::cuda_pool::reset_peak(&self.config.device.device);
         let result = self.execute(&record, cancel, &mut timings);
         timings.insert("total".into(), started.elapsed().as_secs_f64());
         let mut queue = self.shared.lock();
@@ -110,6 +111,8 @@ impl Worker {
                     outputs: outcome.outputs,
                     timings,
                     peak_bytes: peak_rss_bytes(),
+                    device_peak_bytes: crate::device::cuda_pool::peak(&self.config.device.device)
+                        .map(|p| p.used),
                     text: outcome.text,
                     duration_s: outcome.duration_s,
                 },

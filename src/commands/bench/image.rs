@@ -9,7 +9,7 @@ use std::time::Instant;
 use serde_json::{Value, json};
 
 use super::configs::BenchModel;
-use super::report::{median_min, peak_rss};
+use super::report::{median_min, peak, reset_peak};
 use super::{BenchSetup, validate_size, weights_dir};
 use crate::engines::progress::{CancelToken, EngineEvent, ProgressSink};
 use crate::engines::sd::SdPipeline;
@@ -84,6 +84,7 @@ pub fn run(model: &BenchModel, s: &BenchSetup) -> Result<Value> {
         residency: Residency::Resident,
         prefer_fp16_variant: false,
     };
+    let peak_reset = reset_peak(&s.device.device);
     let t = Instant::now();
     let mut pipe = SdPipeline::load(&opts)?;
     s.device.device.synchronize()?;
@@ -133,6 +134,7 @@ pub fn run(model: &BenchModel, s: &BenchSetup) -> Result<Value> {
         }
     }
     let (median_s, min_s) = median_min(&totals);
+    let (peak_bytes, peak_reserved, peak_kind) = peak(&s.device.device, peak_reset);
     let first_gen = runs
         .first()
         .and_then(|r| r["generate_to_first_step_s"].as_f64());
@@ -155,8 +157,9 @@ pub fn run(model: &BenchModel, s: &BenchSetup) -> Result<Value> {
         "median_s": median_s,
         "min_s": min_s,
         "stages": runs,
-        "peak_bytes": if s.device.device.is_cpu() { peak_rss() } else { None },
-        "peak_kind": "process VmHWM over load and every generation",
+        "peak_bytes": peak_bytes,
+        "peak_reserved_bytes": peak_reserved,
+        "peak_kind": format!("{peak_kind}; over load and every generation"),
     }))
 }
 

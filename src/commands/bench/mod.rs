@@ -4,6 +4,7 @@
 
 mod configs;
 mod image;
+mod ops;
 mod random;
 mod report;
 mod unet;
@@ -31,10 +32,13 @@ pub fn run(global: &GlobalArgs, what: &BenchCommand) -> anyhow::Result<i32> {
     let (kind, args) = match what {
         BenchCommand::Unet(a) => ("unet", a),
         BenchCommand::Image(a) => ("image", a),
+        BenchCommand::Ops(a) => ("ops", a),
     };
     let result = run_inner(global, kind, args)?;
     if args.json {
         println!("{}", serde_json::to_string(&result)?);
+    } else if kind == "ops" {
+        print!("{}", ops::table(&result));
     } else {
         print!("{}", table(&result));
     }
@@ -58,6 +62,7 @@ fn run_inner(global: &GlobalArgs, kind: &str, args: &BenchArgs) -> Result<Value>
     };
     let mut result = match kind {
         "unet" => unet::run(model, &setup)?,
+        "ops" => ops::run(model, &setup)?,
         _ => image::run(model, &setup)?,
     };
     if let Value::Object(map) = &mut result {

@@ -50,6 +50,37 @@ pub fn reset_peak_rss() -> bool {
     std::fs::write("/proc/self/clear_refs", "5").is_ok()
 }
 
+/// Starts a peak-memory measurement: the process's RSS on the CPU, the CUDA memory pool's
+/// high-water marks on CUDA. Returns whether it worked.
+pub fn reset_peak(device: &candle_core::Device) -> bool {
+    if device.is_cpu() {
+        reset_peak_rss()
+    } else {
+        crate::device::cuda_pool::reset_peak(device)
+    }
+}
+
+/// Peak memory since `reset_peak` (or since start when that failed): `(peak_bytes,
+/// peak_reserved_bytes, what they measure)`.
+pub fn peak(device: &candle_core::Device, reset: bool) -> (Option<u64>, Option<u64>, &'static str) {
+    if device.is_cpu() {
+        let kind = if reset {
+            "process VmHWM since the reset (includes the weights)"
+        } else {
+            "process VmHWM since start"
+        };
+        return (peak_rss(), None, kind);
+    }
+    match crate::device::cuda_pool::peak(device) {
+        Some(p) => (
+            Some(p.used),
+            Some(p.reserved),
+            "CUDA memory pool high-water marks since the reset: used (as torch.cuda.max_memory_allocated, includes the weights) and reserved (as max_memory_reserved)",
+        ),
+        None => (None, None, "not measured on this device"),
+    }
+}
+
 /// CPU model and logical cores, for the record.
 pub fn cpu_description() -> String {
     let model = std::fs::read_to_string("/proc/cpuinfo")

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::configs::BenchModel;
 use super::random::random_vb;
-use super::report::{current_rss, median_min, peak_rss, reset_peak_rss};
+use super::report::{current_rss, median_min, peak, reset_peak};
 use super::{BenchSetup, validate_size};
 use crate::engines::sd::config::UNetConfig;
 use crate::engines::sd::unet::{AddedConditioning, UNet};
@@ -86,7 +86,7 @@ pub fn run(model: &BenchModel, s: &BenchSetup) -> Result<Value> {
             "warm-up UNet step"
         );
     }
-    let peak_reset = reset_peak_rss();
+    let peak_reset = reset_peak(device);
     let mut times = Vec::with_capacity(a.runs as usize);
     for i in 0..a.runs.max(1) {
         let t = Instant::now();
@@ -96,8 +96,7 @@ pub fn run(model: &BenchModel, s: &BenchSetup) -> Result<Value> {
         times.push(d);
     }
     let (median_s, min_s) = median_min(&times);
-    let cpu = device.is_cpu();
-    let peak = if cpu { peak_rss() } else { None };
+    let (peak_bytes, peak_reserved, peak_kind) = peak(device, peak_reset);
     Ok(json!({
         "bench": "unet",
         "model": model.id,
@@ -111,13 +110,9 @@ pub fn run(model: &BenchModel, s: &BenchSetup) -> Result<Value> {
         "median_s": median_s,
         "min_s": min_s,
         "build_s": build_s,
-        "peak_bytes": peak,
-        "peak_kind": if cpu {
-            if peak_reset { "process VmHWM over the timed runs (includes the weights)" }
-            else { "process VmHWM since start (includes weight creation)" }
-        } else {
-            "not measured on this device by pallaidium: sample nvidia-smi (see BENCHMARKS.md)"
-        },
+        "peak_bytes": peak_bytes,
+        "peak_reserved_bytes": peak_reserved,
+        "peak_kind": format!("{peak_kind}; over the timed runs"),
         "rss_after_build_bytes": rss_after_build,
         "rss_before_build_bytes": rss_before_build,
     }))

@@ -31,24 +31,48 @@ impl AttentionMode {
         }
     }
 
-    /// Queries per chunk for a score block of `rows` (batch*heads) by `keys` in `bytes_per` bytes.
-    fn query_chunk(self, rows: usize, queries: usize, keys: usize, device: &Device) -> usize {
+    /// Queries per chunk for a score block of `rows` (batch*heads) by `keys` in `score_bytes`
+    /// bytes per score.
+    fn query_chunk(
+        self,
+        rows: usize,
+        queries: usize,
+        keys: usize,
+        score_bytes: usize,
+        device: &Device,
+    ) -> usize {
         match self {
             Self::Full => queries,
             Self::Sliced { query_chunk } => query_chunk.clamp(1, queries.max(1)),
             Self::Auto => {
-                // One chunk's f32 scores (plus its softmax) under this budget: small enough to stay
+                // One chunk's scores (plus its softmax) under this budget: small enough to stay
                 // in cache-friendly sizes on the CPU, large enough to keep a GPU busy.
                 let budget: usize = if device.is_cpu() { 64 << 20 } else { 512 << 20 };
-                let per_query = rows.saturating_mul(keys).saturating_mul(4).max(1);
+                let per_query = rows
+                    .saturating_mul(keys)
+                    .saturating_mul(score_bytes.max(1))
+                    .max(1);
                 (budget / per_query).clamp(1, queries.max(1))
             }
         }
     }
 }
 
+/// The type the scores and softmax are computed in. f32 inputs stay f32. Half-precision inputs
+/// are upcast to f32, except f16 on CUDA with our kernels on and no `upcast` asked: there the
+/// scores stay f16 from a tensor-core GEMM with f32 accumulation (diffusers' own attention
+/// processor keeps f16 scores the same way when `upcast_attention` is off) and candle's softmax
+/// accumulates in f32; that halves the score traffic, which dominates GPU attention.
+fn score_dtype(in_dtype: DType, upcast: bool, fast: bool, device: &Device) -> DType {
+    match in_dtype {
+        DType::F32 | DType::F64 if !upcast => in_dtype,
+        DType::F16 if !upcast && fast && device.is_cuda() => DType::F16,
+        _ => DType::F32,
+    }
+}
+
 /// `q` (b, n_q, heads*d), `k`/`v` (b, n_k, heads*d) -> (b, n_q, heads*d).
-/// With `upcast`, or whenever the inputs are half precision, scores and softmax run in f32.
+/// Scores and softmax run in the type `score_dtype` picks (f32 unless f16 on CUDA).
 pub fn attention(
     q: &Tensor,
     k: &Tensor,
@@ -56,6 +80,20 @@ pub fn attention(
     heads: usize,
     upcast: bool,
     mode: AttentionMode,
+) -> Result<Tensor> {
+    let fast = crate::engines::sd::kernels::fast_kernels_enabled();
+    attention_with(q, k, v, heads, upcast, mode, fast)
+}
+
+/// `attention` with (`fast`) or without our half-precision score path (benchmarks, tests).
+pub fn attention_with(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    heads: usize,
+    upcast: bool,
+    mode: AttentionMode,
+    fast: bool,
 ) -> Result<Tensor> {
     let (b, n_q, inner) = q.dims3()?;
     let n_k = k.dim(1)?;
@@ -70,7 +108,7 @@ pub fn attention(
     let q = (split(q, n_q)? * scale)?;
     let k = split(k, n_k)?;
     let v = split(v, n_k)?;
-    let out = attention_heads(&q, &k, &v, upcast, mode)?;
+    let out = attention_heads(&q, &k, &v, upcast, mode, fast)?;
     out.reshape((b, heads, n_q, d))?
         .transpose(1, 2)?
         .contiguous()?
@@ -84,18 +122,15 @@ pub fn attention_heads(
     v: &Tensor,
     upcast: bool,
     mode: AttentionMode,
+    fast: bool,
 ) -> Result<Tensor> {
     let (rows, n_q, _) = q.dims3()?;
     let n_k = k.dim(1)?;
     let in_dtype = v.dtype();
-    let score_dtype = if upcast || in_dtype != DType::F32 && in_dtype != DType::F64 {
-        DType::F32
-    } else {
-        in_dtype
-    };
+    let score_dtype = score_dtype(in_dtype, upcast, fast, q.device());
     let q = q.to_dtype(score_dtype)?;
     let kt = k.to_dtype(score_dtype)?.t()?;
-    let chunk = mode.query_chunk(rows, n_q, n_k, q.device());
+    let chunk = mode.query_chunk(rows, n_q, n_k, score_dtype.size_in_bytes(), q.device());
     let one_chunk = |qc: &Tensor| -> Result<Tensor> {
         let scores = qc.matmul(&kt)?;
         let probs = candle_nn::ops::softmax_last_dim(&scores)?.to_dtype(in_dtype)?;
@@ -254,17 +289,33 @@ mod tests {
 
     #[test]
     fn auto_mode_bounds_the_score_chunk() {
-        let chunk = AttentionMode::Auto.query_chunk(16, 4096, 4096, &Device::Cpu);
+        let chunk = AttentionMode::Auto.query_chunk(16, 4096, 4096, 4, &Device::Cpu);
         assert!((1..4096).contains(&chunk));
         assert!(16 * chunk * 4096 * 4 <= 64 << 20);
         assert_eq!(
-            AttentionMode::Auto.query_chunk(16, 4096, 77, &Device::Cpu),
+            AttentionMode::Auto.query_chunk(16, 4096, 77, 4, &Device::Cpu),
             4096
+        );
+        // Half-size scores get chunks twice as long.
+        assert_eq!(
+            AttentionMode::Auto.query_chunk(16, 4096, 4096, 2, &Device::Cpu),
+            2 * chunk
         );
         assert_eq!(
             AttentionMode::from_slice(Some(0)),
             AttentionMode::Sliced { query_chunk: 1 }
         );
+    }
+
+    #[test]
+    fn scores_stay_f32_on_the_cpu_and_when_upcast() {
+        let cpu = Device::Cpu;
+        for fast in [false, true] {
+            assert_eq!(score_dtype(DType::F32, false, fast, &cpu), DType::F32);
+            assert_eq!(score_dtype(DType::F32, true, fast, &cpu), DType::F32);
+            assert_eq!(score_dtype(DType::F16, false, fast, &cpu), DType::F32);
+            assert_eq!(score_dtype(DType::BF16, false, fast, &cpu), DType::F32);
+        }
     }
 
     #[test]

@@ -365,6 +365,7 @@ mod tests {
             outputs: vec!["o/1.png".into()],
             timings: Default::default(),
             peak_bytes: None,
+            device_peak_bytes: None,
             text: None,
             duration_s: None,
         });

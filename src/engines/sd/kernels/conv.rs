@@ -35,24 +35,64 @@ impl Conv2d {
         self.plain.weight()
     }
 
+    /// Whether our kernels can take this call: groups 1, dilation 1, a contiguous weight of the
+    /// input's type; on the CPU in f32, on CUDA in f32/f16/bf16.
     fn fast_path_applies(&self, xs: &Tensor) -> bool {
         let c = self.plain.config();
-        super::fast_kernels_enabled()
-            && xs.device().is_cpu()
-            && xs.dtype() == DType::F32
-            && self.plain.weight().dtype() == DType::F32
+        let w = self.plain.weight();
+        let dtype_ok = match xs.device() {
+            candle_core::Device::Cpu => xs.dtype() == DType::F32,
+            candle_core::Device::Cuda(_) => {
+                matches!(xs.dtype(), DType::F32 | DType::F16 | DType::BF16)
+            }
+            _ => false,
+        };
+        dtype_ok
+            && w.dtype() == xs.dtype()
             && xs.rank() == 4
             && c.groups == 1
             && c.dilation == 1
-            && self.plain.weight().is_contiguous()
+            && w.is_contiguous()
     }
-}
 
-impl Module for Conv2d {
-    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        if !self.fast_path_applies(xs) {
+    /// The layer with (`fast`) or without (candle's conv2d) this crate's kernels.
+    pub fn forward_with(&self, xs: &Tensor, fast: bool) -> Result<Tensor> {
+        if !fast || !self.fast_path_applies(xs) {
             return self.plain.forward(xs);
         }
+        if xs.device().is_cuda() {
+            return self.forward_cuda(xs);
+        }
+        self.forward_cpu(xs)
+    }
+
+    #[cfg(feature = "cuda")]
+    fn forward_cuda(&self, xs: &Tensor) -> Result<Tensor> {
+        let c = self.plain.config();
+        let op = super::cuda::Conv2dOp {
+            stride: c.stride,
+            padding: c.padding,
+        };
+        let out = xs
+            .contiguous()?
+            .apply_op2_no_bwd(self.plain.weight(), &op)?;
+        match self.plain.bias() {
+            Some(bias) => out.broadcast_add(&bias.reshape((1, bias.elem_count(), 1, 1))?),
+            None => Ok(out),
+        }
+    }
+
+    #[cfg(not(feature = "cuda"))]
+    fn forward_cuda(&self, xs: &Tensor) -> Result<Tensor> {
+        self.plain.forward(xs)
+    }
+
+    fn forward_cpu(&self, xs: &Tensor) -> Result<Tensor> {
+        self.forward_cpu_banded(xs, COL_BAND_BYTES)
+    }
+
+    /// The CPU path with im2col bands of at most `band_bytes` (at least one output row).
+    fn forward_cpu_banded(&self, xs: &Tensor, band_bytes: usize) -> Result<Tensor> {
         let c = self.plain.config();
         let (b, c_in, h, w) = xs.dims4()?;
         let (c_out, k_in, kh, kw) = self.plain.weight().dims4()?;
@@ -63,17 +103,35 @@ impl Module for Conv2d {
         let ow = (w + 2 * c.padding - kw) / c.stride + 1;
         let k = c_in * kh * kw;
         let weight = self.plain.weight().reshape((1, c_out, k))?;
-        let cols = if kh == 1 && kw == 1 && c.stride == 1 && c.padding == 0 {
-            xs.reshape((b, c_in, h * w))?
+        let weight = weight.broadcast_as((b, c_out, k))?;
+        let out = if kh == 1 && kw == 1 && c.stride == 1 && c.padding == 0 {
+            weight.matmul(&xs.reshape((b, c_in, h * w))?)?
         } else {
-            xs.contiguous()?.apply_op1_no_bwd(&Im2Col {
-                kh,
-                kw,
-                stride: c.stride,
-                padding: c.padding,
-            })?
+            // The column matrix is built a band of output rows at a time, so it stays a few
+            // MiB instead of k*oh*ow floats (1.2 GB for a 128-channel 3x3 conv at 512x512).
+            let xs = xs.contiguous()?;
+            let band = (band_bytes / (b * k * ow * 4).max(1)).clamp(1, oh);
+            let mut bands = Vec::with_capacity(oh.div_ceil(band));
+            let mut row0 = 0;
+            while row0 < oh {
+                let rows = band.min(oh - row0);
+                let cols = xs.apply_op1_no_bwd(&Im2Col {
+                    kh,
+                    kw,
+                    stride: c.stride,
+                    padding: c.padding,
+                    row0,
+                    rows,
+                })?;
+                bands.push(weight.matmul(&cols)?);
+                row0 += rows;
+            }
+            if bands.len() == 1 {
+                bands.remove(0)
+            } else {
+                Tensor::cat(&bands, 2)?
+            }
         };
-        let out = weight.broadcast_as((b, c_out, k))?.matmul(&cols)?;
         let out = match self.plain.bias() {
             Some(bias) => out.broadcast_add(&bias.reshape((1, c_out, 1))?)?,
             None => out,
@@ -82,12 +140,24 @@ impl Module for Conv2d {
     }
 }
 
-/// (b, c, h, w) -> (b, c*kh*kw, oh*ow) with zero padding.
+impl Module for Conv2d {
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        self.forward_with(xs, super::fast_kernels_enabled())
+    }
+}
+
+/// Most bytes of im2col columns built at once (all batch elements together).
+const COL_BAND_BYTES: usize = 32 << 20;
+
+/// (b, c, h, w) -> (b, c*kh*kw, rows*ow) with zero padding: the columns of output rows
+/// `row0..row0 + rows`.
 struct Im2Col {
     kh: usize,
     kw: usize,
     stride: usize,
     padding: usize,
+    row0: usize,
+    rows: usize,
 }
 
 impl CustomOp1 for Im2Col {
@@ -108,7 +178,15 @@ impl CustomOp1 for Im2Col {
         let oh = (h + 2 * pad - kh) / st + 1;
         let ow = (w + 2 * pad - kw) / st + 1;
         let rows_per_channel = kh * kw;
-        let plane = oh * ow;
+        if self.row0 + self.rows > oh {
+            candle_core::bail!(
+                "im2col rows {}..{} beyond {oh}",
+                self.row0,
+                self.row0 + self.rows
+            );
+        }
+        let plane = self.rows * ow;
+        let row0 = self.row0;
         let mut out = vec![0f32; b * c * rows_per_channel * plane];
         // One chunk per (batch, input channel): its kh*kw rows of the column matrix.
         par_chunks_mut(&mut out, rows_per_channel * plane, |bc, dst| {
@@ -116,13 +194,13 @@ impl CustomOp1 for Im2Col {
             for ky in 0..kh {
                 for kx in 0..kw {
                     let row = &mut dst[(ky * kw + kx) * plane..(ky * kw + kx + 1) * plane];
-                    for oy in 0..oh {
+                    for (band_row, oy) in (row0..row0 + self.rows).enumerate() {
                         let iy = (oy * st + ky) as isize - pad as isize;
                         if iy < 0 || iy >= h as isize {
                             continue; // stays zero
                         }
                         let src_row = &src[iy as usize * w..(iy as usize + 1) * w];
-                        let dst_row = &mut row[oy * ow..(oy + 1) * ow];
+                        let dst_row = &mut row[band_row * ow..(band_row + 1) * ow];
                         if st == 1 {
                             // Output x reads input x + kx - pad: one shifted slice copy.
                             let shift = kx as isize - pad as isize;
@@ -195,6 +273,22 @@ mod tests {
                 let ours = Conv2d::from_candle(c).forward(&x).unwrap();
                 assert_eq!(ours.dims(), want.dims());
                 assert!(rel(&ours, &want) < 1e-5, "{ci} {co} {k} {s} {p}");
+            }
+        }
+    }
+
+    #[test]
+    fn row_bands_give_the_same_result() {
+        let dev = Device::Cpu;
+        for (k, s, p) in [(3, 1, 1), (3, 2, 1), (3, 2, 0)] {
+            let x = Tensor::randn(0f32, 1., (2, 5, 11, 9), &dev).unwrap();
+            let c = plain(5, 4, k, s, p, true);
+            let want = c.forward(&x).unwrap();
+            let ours = Conv2d::from_candle(c);
+            for band_bytes in [1, 2 * 5 * 9 * 9 * 4 * 3, usize::MAX] {
+                let got = ours.forward_cpu_banded(&x, band_bytes).unwrap();
+                assert_eq!(got.dims(), want.dims());
+                assert!(rel(&got, &want) < 1e-5, "{k} {s} {p} {band_bytes}");
             }
         }
     }

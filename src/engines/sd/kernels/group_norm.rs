@@ -43,15 +43,13 @@ impl GroupNorm {
 
     /// GroupNorm then SiLU.
     pub fn forward_silu(&self, xs: &Tensor) -> Result<Tensor> {
-        self.run(xs, true)
+        self.forward_with(xs, true, super::fast_kernels_enabled())
     }
 
-    fn run(&self, xs: &Tensor, silu: bool) -> Result<Tensor> {
-        if super::fast_kernels_enabled()
-            && xs.device().is_cpu()
-            && xs.dtype() == DType::F32
-            && xs.rank() >= 3
-        {
+    /// The layer (then SiLU when `silu`) with (`fast`) or without (candle_nn's composition)
+    /// this crate's kernels: CPU f32, and f32/f16/bf16 on CUDA builds.
+    pub fn forward_with(&self, xs: &Tensor, silu: bool, fast: bool) -> Result<Tensor> {
+        if fast && xs.rank() >= 3 && xs.device().is_cpu() && xs.dtype() == DType::F32 {
             let op = FusedGroupNorm {
                 weight: self.weight.to_dtype(DType::F32)?.to_vec1()?,
                 bias: self.bias.to_dtype(DType::F32)?.to_vec1()?,
@@ -60,6 +58,21 @@ impl GroupNorm {
                 silu,
             };
             return xs.contiguous()?.apply_op1_no_bwd(&op);
+        }
+        #[cfg(feature = "cuda")]
+        if fast
+            && xs.rank() >= 3
+            && xs.device().is_cuda()
+            && matches!(xs.dtype(), DType::F32 | DType::F16 | DType::BF16)
+        {
+            let op = super::cuda::GroupNormOp {
+                groups: self.groups,
+                eps: self.eps as f32,
+                silu,
+            };
+            let weight = self.weight.to_dtype(xs.dtype())?;
+            let bias = self.bias.to_dtype(xs.dtype())?;
+            return xs.contiguous()?.apply_op3_no_bwd(&weight, &bias, &op);
         }
         let out = self.plain.forward(xs)?;
         if silu {
@@ -72,7 +85,7 @@ impl GroupNorm {
 
 impl Module for GroupNorm {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        self.run(xs, false)
+        self.forward_with(xs, false, super::fast_kernels_enabled())
     }
 }
 

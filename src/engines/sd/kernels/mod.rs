@@ -5,12 +5,18 @@
 //! - `Conv2d`: on the CPU in f32, 1x1 convolutions as a plain batched matmul and kxk ones as a
 //!   row-copy im2col in the weight's own (c_in, ky, kx) order followed by one matmul, so the
 //!   weight is never reshuffled per call (candle's tiled path repacks it on every forward).
+//! - On CUDA builds, the same two layers plus GEGLU as our own kernels (`cuda.rs`, PTX from
+//!   `cuda/sd_kernels.cu`) in f32/f16/bf16.
 //!
 //! Other devices and dtypes use candle's implementations unchanged.
 
 pub mod conv;
+#[cfg(feature = "cuda")]
+mod cuda;
 pub mod group_norm;
 mod threads;
+
+use candle_core::{D, Result, Tensor};
 
 /// `PALLAIDIUM_STOCK_KERNELS=1` routes every layer through candle's own implementation, so
 /// one binary can measure before and after (benchmarks) or rule the kernels out (debugging).
@@ -26,6 +32,26 @@ pub fn fast_kernels_enabled() -> bool {
 
 pub use conv::{Conv2d, conv2d};
 pub use group_norm::{GroupNorm, group_norm};
+
+/// diffusers' GEGLU: `(..., 2d) -> first half * gelu_erf(second half)`; with `fast` on CUDA one
+/// fused pass instead of two strided views, a GELU and a product.
+#[cfg_attr(not(feature = "cuda"), allow(unused_variables))]
+pub fn geglu(xs: &Tensor, fast: bool) -> Result<Tensor> {
+    #[cfg(feature = "cuda")]
+    if fast
+        && xs.device().is_cuda()
+        && matches!(
+            xs.dtype(),
+            candle_core::DType::F32 | candle_core::DType::F16 | candle_core::DType::BF16
+        )
+    {
+        return xs.contiguous()?.apply_op1_no_bwd(&cuda::GegluOp);
+    }
+    let half = xs.dim(D::Minus1)? / 2;
+    let hidden = xs.narrow(D::Minus1, 0, half)?;
+    let gate = xs.narrow(D::Minus1, half, half)?.gelu_erf()?;
+    hidden * gate
+}
 
 /// What the kernel tests compare with: max |a - b| relative to max |b|.
 #[cfg(test)]

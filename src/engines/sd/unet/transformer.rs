@@ -1,7 +1,7 @@
 //! diffusers' Transformer2DModel (the "spatial transformer") with BasicTransformerBlocks:
 //! self-attention, cross-attention on the text embeddings, and a GEGLU feed-forward.
 
-use candle_core::{D, Module, Result, Tensor};
+use candle_core::{Module, Result, Tensor};
 use candle_nn::{LayerNorm, Linear, VarBuilder};
 
 use super::resnet::conv;
@@ -25,10 +25,8 @@ impl FeedForward {
 
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         let projected = self.proj.forward(xs)?;
-        let half = projected.dim(D::Minus1)? / 2;
-        let hidden = projected.narrow(D::Minus1, 0, half)?;
-        let gate = projected.narrow(D::Minus1, half, half)?.gelu_erf()?;
-        self.out.forward(&(hidden * gate)?)
+        let gated = kernels::geglu(&projected, kernels::fast_kernels_enabled())?;
+        self.out.forward(&gated)
     }
 }
 

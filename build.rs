@@ -1,0 +1,43 @@
+//! With the `cuda` feature, compiles the engine's own CUDA kernels
+//! (src/engines/sd/kernels/cuda/sd_kernels.cu) to PTX with nvcc, as candle-kernels does for
+//! candle's. Without it, does nothing.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+const SOURCE: &str = "src/engines/sd/kernels/cuda/sd_kernels.cu";
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-changed={SOURCE}");
+    println!("cargo:rerun-if-env-changed=CUDA_COMPUTE_CAP");
+    if std::env::var_os("CARGO_FEATURE_CUDA").is_none() {
+        return Ok(());
+    }
+    let out = PathBuf::from(std::env::var("OUT_DIR")?).join("sd_kernels.ptx");
+    let nvcc = std::env::var_os("CUDA_HOME")
+        .map(|home| PathBuf::from(home).join("bin").join("nvcc"))
+        .filter(|p| p.exists())
+        .unwrap_or_else(|| PathBuf::from("nvcc"));
+    // PTX is compiled for the lowest architecture asked for and JIT-compiled by the driver for
+    // newer GPUs (candle-kernels reads the same variable).
+    let cap = std::env::var("CUDA_COMPUTE_CAP").unwrap_or_else(|_| "70".into());
+    let cap: String = cap.chars().filter(char::is_ascii_digit).collect();
+    let status = Command::new(&nvcc)
+        .args(["--ptx", "-O3", "-std=c++17"])
+        .arg(format!("-arch=compute_{cap}"))
+        .arg("-o")
+        .arg(&out)
+        .arg(SOURCE)
+        .status()
+        .map_err(|e| {
+            format!(
+                "running {} failed ({e}): install the CUDA toolkit or set CUDA_HOME",
+                nvcc.display()
+            )
+        })?;
+    if !status.success() {
+        return Err(format!("nvcc failed on {SOURCE} ({status})").into());
+    }
+    Ok(())
+}
