@@ -116,6 +116,8 @@ pub fn attention_with(
 }
 
 /// Attention on per-head tensors: `q` (rows, n_q, d) already scaled, `k`/`v` (rows, n_k, d).
+/// With `fast` on CUDA and a head size our fused kernel covers, one kernel with an online
+/// softmax (f32 inside; the scores are never stored, so `mode` has nothing to slice).
 pub fn attention_heads(
     q: &Tensor,
     k: &Tensor,
@@ -124,6 +126,9 @@ pub fn attention_heads(
     mode: AttentionMode,
     fast: bool,
 ) -> Result<Tensor> {
+    if fast && let Some(out) = crate::engines::sd::kernels::fused_attention(q, k, v) {
+        return out;
+    }
     let (rows, n_q, _) = q.dims3()?;
     let n_k = k.dim(1)?;
     let in_dtype = v.dtype();

@@ -57,13 +57,18 @@ fn contiguous<'a, T>(s: &'a CudaSlice<T>, l: &Layout, what: &str) -> Result<Cuda
     }
 }
 
-fn grid_for(total: usize) -> LaunchConfig {
-    let blocks = total.div_ceil(THREADS as usize).clamp(1, 1 << 20) as u32;
+/// Blocks over `inner` elements (x) for each of `outer` rows (y, looped past 65535 in-kernel).
+fn grid_2d(inner: usize, outer: usize) -> LaunchConfig {
+    let x = inner.div_ceil(THREADS as usize).clamp(1, 1 << 16) as u32;
     LaunchConfig {
-        grid_dim: (blocks, 1, 1),
+        grid_dim: (x, outer.clamp(1, 65535) as u32, 1),
         block_dim: (THREADS, 1, 1),
         shared_mem_bytes: 0,
     }
+}
+
+fn i32_arg(v: usize) -> Result<i32> {
+    i32::try_from(v).map_err(|_| candle_core::Error::Msg(format!("kernel size {v} exceeds i32")))
 }
 
 fn cpu_unsupported(name: &str) -> Result<(CpuStorage, Shape)> {
@@ -126,21 +131,20 @@ impl GroupNormOp {
         launch.arg(&stats);
         launch.arg(&w);
         launch.arg(&b);
-        let args = [
-            n as i64,
-            spatial as i64,
-            per_group as i64,
-            self.groups as i64,
-            total as i64,
+        let ints = [
+            i32_arg(n)?,
+            i32_arg(spatial)?,
+            i32_arg(per_group)?,
+            i32_arg(self.groups)?,
         ];
-        for a in &args {
+        for a in &ints {
             launch.arg(a);
         }
         let silu = i32::from(self.silu);
         launch.arg(&self.eps);
         launch.arg(&silu);
         // SAFETY: as above; w and b hold `channels` elements.
-        unsafe { launch.launch(grid_for(total)) }.w()?;
+        unsafe { launch.launch(grid_2d(n, groups_total)) }.w()?;
         Ok(out)
     }
 }
@@ -272,23 +276,22 @@ impl Conv2dOp {
                         launch.arg(&xb);
                         launch.arg(col);
                         let ints = [
-                            c_in as i32,
-                            h as i32,
-                            wd as i32,
-                            kh as i32,
-                            kw as i32,
-                            self.stride as i32,
-                            self.padding as i32,
-                            w_out as i32,
+                            i32_arg(k)?,
+                            i32_arg(h)?,
+                            i32_arg(wd)?,
+                            i32_arg(kh)?,
+                            i32_arg(kw)?,
+                            i32_arg(self.stride)?,
+                            i32_arg(self.padding)?,
+                            i32_arg(w_out)?,
+                            i32_arg(p0)?,
+                            i32_arg(pn)?,
                         ];
                         for a in &ints {
                             launch.arg(a);
                         }
-                        let (p0_64, pn_64) = (p0 as i64, pn as i64);
-                        launch.arg(&p0_64);
-                        launch.arg(&pn_64);
                         // SAFETY: col holds k*chunk >= k*pn elements, xb one batch element.
-                        unsafe { launch.launch(grid_for(k * pn)) }.w()?;
+                        unsafe { launch.launch(grid_2d(pn, k)) }.w()?;
                         gemm::<T>(
                             &blas,
                             &stream,
@@ -440,11 +443,11 @@ impl GegluOp {
         let mut launch = func.builder();
         launch.arg(&x);
         launch.arg(&out);
-        let (d64, total64) = (d as i64, total as i64);
-        launch.arg(&d64);
-        launch.arg(&total64);
+        let (d32, rows32) = (i32_arg(d)?, i32_arg(total / d)?);
+        launch.arg(&d32);
+        launch.arg(&rows32);
         // SAFETY: x holds 2*total elements, out total.
-        unsafe { launch.launch(grid_for(total)) }.w()?;
+        unsafe { launch.launch(grid_2d(d, total / d)) }.w()?;
         Ok((out, Shape::from(dims)))
     }
 }
@@ -481,6 +484,113 @@ impl CustomOp1 for GegluOp {
                 device: dev.clone(),
             },
             shape,
+        ))
+    }
+}
+
+/// Head sizes the fused attention kernel is compiled for.
+pub const FLASH_HEAD_DIMS: [usize; 3] = [40, 64, 80];
+
+/// Attention with the online softmax in one kernel: `q` (rows, n_q, d) already scaled, `k`/`v`
+/// (rows, n_k, d), `d` one of `FLASH_HEAD_DIMS`.
+pub struct FlashAttnOp;
+
+impl FlashAttnOp {
+    fn launch<T: Element>(
+        &self,
+        (q, ql): (CudaView<T>, &Layout),
+        (k, kl): (CudaView<T>, &Layout),
+        v: CudaView<T>,
+        dev: &CudaDevice,
+    ) -> Result<CudaSlice<T>> {
+        let (rows, n_q, d) = ql.shape().dims3()?;
+        let (k_rows, n_k, k_d) = kl.shape().dims3()?;
+        if k_rows != rows || k_d != d || !FLASH_HEAD_DIMS.contains(&d) || n_k == 0 {
+            bail!("fused attention: q {:?} k {:?}", ql.dims(), kl.dims());
+        }
+        if rows > 65535 {
+            bail!("fused attention: {rows} batch*heads rows exceed the grid");
+        }
+        // SAFETY: every element is written by the kernel.
+        let out = unsafe { dev.alloc::<T>(rows * n_q * d)? };
+        let name = format!("flash_attn_d{d}_{}", T::DTYPE.as_str());
+        let func = dev.get_or_load_custom_func(&name, MODULE, PTX)?;
+        let mut launch = func.builder();
+        launch.arg(&q);
+        launch.arg(&k);
+        launch.arg(&v);
+        launch.arg(&out);
+        let (nq, nk) = (i32_arg(n_q)?, i32_arg(n_k)?);
+        launch.arg(&nq);
+        launch.arg(&nk);
+        let block = 128u32;
+        let cfg = LaunchConfig {
+            grid_dim: (n_q.div_ceil(block as usize) as u32, rows as u32, 1),
+            block_dim: (block, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        // SAFETY: shapes checked above; the kernel reads rows*n*d elements of each input.
+        unsafe { launch.launch(cfg) }.w()?;
+        Ok(out)
+    }
+}
+
+impl CustomOp3 for FlashAttnOp {
+    fn name(&self) -> &'static str {
+        "pallaidium-cuda-flash-attention"
+    }
+
+    fn cpu_fwd(
+        &self,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        cpu_unsupported(self.name())
+    }
+
+    fn cuda_fwd(
+        &self,
+        q: &CudaStorage,
+        ql: &Layout,
+        k: &CudaStorage,
+        kl: &Layout,
+        v: &CudaStorage,
+        vl: &Layout,
+    ) -> Result<(CudaStorage, Shape)> {
+        let dev = &q.device;
+        if vl.dims() != kl.dims() {
+            bail!(
+                "fused attention: k {:?} and v {:?} differ",
+                kl.dims(),
+                vl.dims()
+            );
+        }
+        macro_rules! go {
+            ($q:expr, $k:expr, $v:expr) => {
+                self.launch(
+                    (contiguous($q, ql, "attention q")?, ql),
+                    (contiguous($k, kl, "attention k")?, kl),
+                    contiguous($v, vl, "attention v")?,
+                    dev,
+                )?
+            };
+        }
+        let slice = match (&q.slice, &k.slice, &v.slice) {
+            (S::F32(q), S::F32(k), S::F32(v)) => S::F32(go!(q, k, v)),
+            (S::F16(q), S::F16(k), S::F16(v)) => S::F16(go!(q, k, v)),
+            (S::BF16(q), S::BF16(k), S::BF16(v)) => S::BF16(go!(q, k, v)),
+            _ => bail!("fused attention takes f32, f16 or bf16 of one type"),
+        };
+        Ok((
+            CudaStorage {
+                slice,
+                device: dev.clone(),
+            },
+            ql.shape().clone(),
         ))
     }
 }

@@ -33,6 +33,31 @@ pub fn fast_kernels_enabled() -> bool {
 pub use conv::{Conv2d, conv2d};
 pub use group_norm::{GroupNorm, group_norm};
 
+/// Attention in one fused kernel (CUDA builds, head sizes the kernel is compiled for): `q`
+/// (rows, n_q, d) already scaled, `k`/`v` (rows, n_k, d). None where it does not apply.
+#[cfg_attr(not(feature = "cuda"), allow(unused_variables))]
+pub fn fused_attention(q: &Tensor, k: &Tensor, v: &Tensor) -> Option<Result<Tensor>> {
+    #[cfg(feature = "cuda")]
+    {
+        let d = q.dim(D::Minus1).ok()?;
+        let dtype_ok = matches!(
+            q.dtype(),
+            candle_core::DType::F32 | candle_core::DType::F16 | candle_core::DType::BF16
+        );
+        if q.device().is_cuda() && dtype_ok && cuda::FLASH_HEAD_DIMS.contains(&d) {
+            let run = || -> Result<Tensor> {
+                q.contiguous()?.apply_op3_no_bwd(
+                    &k.contiguous()?,
+                    &v.contiguous()?,
+                    &cuda::FlashAttnOp,
+                )
+            };
+            return Some(run());
+        }
+    }
+    None
+}
+
 /// diffusers' GEGLU: `(..., 2d) -> first half * gelu_erf(second half)`; with `fast` on CUDA one
 /// fused pass instead of two strided views, a GELU and a product.
 #[cfg_attr(not(feature = "cuda"), allow(unused_variables))]
