@@ -52,6 +52,14 @@ pub const MODELS: [BenchModel; 3] = [
     },
 ];
 
+impl BenchModel {
+    /// The UNet's configuration; a broken committed file is reported, not unwrapped.
+    pub fn unet_config(&self) -> crate::Result<crate::engines::sd::config::UNetConfig> {
+        crate::engines::sd::config::UNetConfig::from_json(self.unet)
+            .map_err(|e| Error::bad_input(format!("bench config for {}: {e}", self.id)))
+    }
+}
+
 /// The configuration for `--model`; registry aliases of the same architecture map onto it.
 pub fn find(model: &str) -> crate::Result<&'static BenchModel> {
     let id = match model.to_ascii_lowercase().as_str() {

@@ -56,8 +56,7 @@ pub fn run(model: &BenchModel, s: &BenchSetup) -> Result<Value> {
     let a = s.args;
     let (w, h) = validate_size(a.width, a.height)?;
     let batch = a.batch.max(1) as usize;
-    let config = UNetConfig::from_json(model.unet)
-        .map_err(|e| Error::bad_input(format!("bench config for {}: {e}", model.id)))?;
+    let config = model.unet_config()?;
     let device = &s.device.device;
 
     let rss_before_build = current_rss();
