@@ -5,10 +5,19 @@
 //! - attention materialises f32 scores and softmax for one query chunk: rows x chunk x keys,
 //!   where rows = batch x heads and the chunk is the whole query set, the `Auto` budget's share,
 //!   or the sliced size;
-//! - a 3x3 convolution holds its input, a norm/activation temporary, its output and a workspace:
-//!   the full im2col matrix (input x 9) on CUDA/Metal, an NHWC copy of the input on the CPU
-//!   (candle 0.11 tiles im2col there);
-//! - the VAE decodes one image at a time; its largest tensors are at full resolution.
+//! - a 3x3 convolution holds what is live around it (its input, the GroupNorm+SiLU output it
+//!   reads, a resnet's input while its second conv runs), a workspace, its output and a second
+//!   output-sized tensor (the bias-added copy; on the CPU a third: the band outputs the heap
+//!   may keep, see `conv_bytes`). The
+//!   workspace is the full im2col matrix (input x 9) on CUDA/Metal, one band of it (32 MiB, at
+//!   least one output row) on the CPU in f32 (the engine's own kernel,
+//!   `engines/sd/kernels/conv.rs`), an NHWC copy of the input on the CPU otherwise (candle 0.11's
+//!   tiled conv2d for half precision, or `PALLAIDIUM_STOCK_KERNELS=1`);
+//! - the VAE decodes one image at a time; its largest tensors are at full resolution, where the
+//!   last upsampler's conv (256 channels for SD) holds its quarter-size input, the x2 copy and
+//!   the outputs besides the workspace: on the CPU in f32 (64 + 256 + 3 x 256) channels x H x W
+//!   x 4 bytes + 32 MiB, 1.09 GiB at 512x512 and 4.28 GiB at 1024x1024; with a full im2col
+//!   matrix and two outputs (GPU) (64 + 256 + 2304 + 2 x 256) channels, 3.06 and 12.25 GiB.
 
 use serde::Serialize;
 
@@ -20,7 +29,9 @@ use super::footprint::{TextArch, UNetArch, VaeArch};
 pub enum ConvWorkspace {
     /// CUDA and Metal: the full im2col matrix.
     Im2col,
-    /// The CPU: tiled im2col, so only an NHWC copy of the input.
+    /// The CPU: in f32 the engine's own kernel builds the im2col matrix one band of output rows
+    /// at a time; other dtypes (and `PALLAIDIUM_STOCK_KERNELS=1`) go through candle's tiled
+    /// conv2d, which only copies the input to NHWC.
     InputCopy,
 }
 
@@ -66,14 +77,54 @@ fn attention_bytes(s: &ActivationShape, rows: u64, queries: u64, keys: u64, dim:
     scores + upcast_qk
 }
 
-/// A 3x3 convolution at `pixels` positions: input, a norm/activation temporary of the input's
-/// size, the output and the workspace.
-fn conv_bytes(s: &ActivationShape, batch: u64, c_in: u64, c_out: u64, pixels: u64) -> u64 {
-    let work = match s.conv {
-        ConvWorkspace::Im2col => c_in * 9,
-        ConvWorkspace::InputCopy => c_in,
-    };
-    batch * pixels * s.elem * (2 * c_in + c_out + work)
+/// The engine's CPU f32 convolution builds its im2col matrix in bands of at most this many bytes,
+/// and at least one output row (`COL_BAND_BYTES` in src/engines/sd/kernels/conv.rs).
+pub const CPU_COL_BAND_BYTES: u64 = crate::engines::sd::kernels::conv::COL_BAND_BYTES as u64;
+
+/// The engine's own CPU f32 kernel runs this convolution (rather than candle's conv2d).
+fn cpu_banded(s: &ActivationShape) -> bool {
+    s.conv == ConvWorkspace::InputCopy
+        && s.elem == 4
+        && crate::engines::sd::kernels::fast_kernels_enabled()
+}
+
+/// Bytes of the workspace of a 3x3 convolution over `c_in` channels with `pixels` output
+/// positions in rows of `row`, for `batch` inputs.
+fn conv_workspace(s: &ActivationShape, batch: u64, c_in: u64, pixels: u64, row: u64) -> u64 {
+    let full = batch * 9 * c_in * pixels * s.elem;
+    match s.conv {
+        _ if cpu_banded(s) => full.min(CPU_COL_BAND_BYTES.max(batch * 9 * c_in * row * s.elem)),
+        ConvWorkspace::Im2col => full,
+        ConvWorkspace::InputCopy => batch * c_in * pixels * s.elem,
+    }
+}
+
+/// A 3x3 convolution with `pixels` output positions in rows of `row`: `held` channels of the
+/// tensors live around it at that resolution (its input included), its workspace, its output and
+/// a second output-sized tensor (candle adds the bias as a separate op, so both exist for a
+/// moment). The CPU kernel's band outputs (a few MiB each, under glibc's mmap threshold) come
+/// from the heap, which may keep them after the concatenation frees them while the
+/// concatenated output and its bias-added copy are mapped anew: a third output-sized block.
+/// Measured (BENCHMARKS.md) the decode sits between two and three: a bound, not an average.
+fn conv_bytes(
+    s: &ActivationShape,
+    batch: u64,
+    held: u64,
+    (c_in, c_out): (u64, u64),
+    pixels: u64,
+    row: u64,
+) -> u64 {
+    let outputs = if cpu_banded(s) { 3 } else { 2 };
+    batch * pixels * s.elem * (held + outputs * c_out) + conv_workspace(s, batch, c_in, pixels, row)
+}
+
+/// A resnet block of one image (the VAE's: no time embedding): `conv1` reads GroupNorm+SiLU of
+/// the input while the input is held; `conv2` reads GroupNorm+SiLU of `h` while the input and
+/// `h` are held (the shortcut is added last).
+fn resnet_bytes(s: &ActivationShape, (c_in, c_out): (u64, u64), pixels: u64, row: u64) -> u64 {
+    let conv1 = conv_bytes(s, 1, 2 * c_in, (c_in, c_out), pixels, row);
+    let conv2 = conv_bytes(s, 1, c_in + 2 * c_out, (c_out, c_out), pixels, row);
+    conv1.max(conv2)
 }
 
 /// One UNet evaluation (all steps have the same shape).
@@ -82,6 +133,7 @@ pub fn unet_step(arch: &UNetArch, s: &ActivationShape) -> u64 {
     let ch = &arch.block_out_channels;
     let levels = ch.len();
     let pixels = |level: usize| (s.latent_h >> level).max(1) * (s.latent_w >> level).max(1);
+    let row = |level: usize| (s.latent_w >> level).max(1);
     let layers = |i: usize| arch.layers_per_block.get(i).copied().unwrap_or(2);
 
     // Skip connections: conv_in, every down resnet and downsampler output.
@@ -95,22 +147,30 @@ pub fn unet_step(arch: &UNetArch, s: &ActivationShape) -> u64 {
     }
     let skips = skips * b * s.elem;
 
-    let mut transient = conv_bytes(s, b, arch.in_channels, c0, pixels(0));
+    let cin = arch.in_channels;
+    let mut transient = conv_bytes(s, b, cin, (cin, c0), pixels(0), row(0));
     for (i, &c) in ch.iter().enumerate() {
         let prev = if i == 0 { c0 } else { ch[i - 1] };
-        transient = transient.max(conv_bytes(s, b, prev.max(c), c, pixels(i)));
+        let widest = prev.max(c);
+        transient = transient.max(conv_bytes(s, b, 2 * widest, (widest, c), pixels(i), row(i)));
         // Up path at this level: the first resnet sees the deeper level's output plus a skip.
         let deeper = ch.get(i + 1).copied().unwrap_or(c);
-        transient = transient.max(conv_bytes(s, b, deeper + c, c, pixels(i)));
+        let joined = deeper + c;
+        transient = transient.max(conv_bytes(s, b, 2 * joined, (joined, c), pixels(i), row(i)));
         if arch.attention.get(i).copied().unwrap_or(false) {
             let n = pixels(i);
             let heads = arch.heads.get(i).copied().unwrap_or(8).max(1);
             let rows = b * heads;
             let dim = c / heads;
-            // q, k, v, output and the residual, plus the scores of one chunk.
-            let self_attn = 5 * b * n * c * s.elem + attention_bytes(s, rows, n, n, dim);
-            // GEGLU: the 8C projection, its two 4C halves' product and the output.
-            let feed_forward = b * n * (8 * c + 4 * c + 2 * c) * s.elem;
+            // Held through a transformer block: its NCHW input, the GroupNorm of it, the tokens,
+            // the block's running residual and its LayerNorm (5C).
+            let held = 5 * b * n * c * s.elem;
+            // Self-attention: q, k, v, their per-head copies (q scaled once more) and the
+            // chunks' outputs with their concatenation, plus the scores of one chunk.
+            let self_attn = held + 8 * b * n * c * s.elem + attention_bytes(s, rows, n, n, dim);
+            // GEGLU: the 8C projection and its bias-added copy (the 4C gated output is made
+            // once the unbiased copy is freed).
+            let feed_forward = held + 16 * b * n * c * s.elem;
             transient = transient.max(self_attn).max(feed_forward);
         }
     }
@@ -118,25 +178,43 @@ pub fn unet_step(arch: &UNetArch, s: &ActivationShape) -> u64 {
     skips + transient + context
 }
 
-/// Decoding one image (one tile when tiling) at `latent_h x latent_w`.
+/// The VAE's mid block at `n` latent positions and `c` channels: its resnets, and the
+/// single-head attention (the normed input, its token copy, q, k, v, the scaled and split q, the
+/// chunks' outputs and their concatenation: about eight `c`-channel tensors besides the scores
+/// of one query chunk).
+fn vae_mid_block(s: &ActivationShape, c: u64, n: u64, row: u64) -> u64 {
+    resnet_bytes(s, (c, c), n, row).max(8 * n * c * s.elem + attention_bytes(s, 1, n, n, c))
+}
+
+/// Decoding one image (one tile when tiling) at `latent_h x latent_w`: the largest of its
+/// layers' live sets (see the module notes), plus the decoded images of the pass.
 pub fn vae_decode(arch: &VaeArch, s: &ActivationShape) -> u64 {
     let rev: Vec<u64> = arch.block_out_channels.iter().rev().copied().collect();
     let levels = rev.len();
     let pixels = |k: usize| (s.latent_h << k) * (s.latent_w << k);
+    let row = |k: usize| s.latent_w << k;
     let top = rev.first().copied().unwrap_or(512);
-    let mut worst = conv_bytes(s, 1, arch.latent_channels, top, pixels(0));
-    // The mid block's single-head attention over every latent position.
-    let n = pixels(0);
-    worst = worst.max(4 * n * top * s.elem + attention_bytes(s, 1, n, n, top));
+    let latent = arch.latent_channels;
+    let mut worst = conv_bytes(s, 1, latent, (latent, top), pixels(0), row(0));
+    worst = worst.max(vae_mid_block(s, top, pixels(0), row(0)));
+    let mut prev = top;
     for (k, &c) in rev.iter().enumerate() {
-        let prev = if k == 0 { top } else { rev[k - 1] };
-        worst = worst.max(conv_bytes(s, 1, prev, c, pixels(k)));
+        // The first resnet changes the channels; the others keep them.
+        worst = worst.max(resnet_bytes(s, (prev, c), pixels(k), row(k)));
+        worst = worst.max(resnet_bytes(s, (c, c), pixels(k), row(k)));
         if k + 1 < levels {
-            // The upsampler: nearest x2, then a conv at the next resolution.
-            worst = worst.max(conv_bytes(s, 1, c, c, pixels(k + 1)));
+            // The upsampler: the block's output stays while its nearest x2 copy is convolved.
+            let here = c * pixels(k) * s.elem;
+            let up = conv_bytes(s, 1, c, (c, c), pixels(k + 1), row(k + 1));
+            worst = worst.max(here + up);
         }
+        prev = c;
     }
     let full = pixels(levels.saturating_sub(1));
+    // conv_norm_out + SiLU, then conv_out to RGB.
+    let bottom = rev.last().copied().unwrap_or(128);
+    let last = levels.saturating_sub(1);
+    worst = worst.max(conv_bytes(s, 1, 2 * bottom, (bottom, 3), full, row(last)));
     // The decoded images of the pass, kept until all are done.
     worst + s.images * 3 * full * s.elem
 }
@@ -147,14 +225,24 @@ pub fn vae_encode(arch: &VaeArch, s: &ActivationShape) -> u64 {
     let levels = ch.len();
     let shift = levels.saturating_sub(1);
     let pixels = |i: usize| ((s.latent_h << shift) >> i) * ((s.latent_w << shift) >> i);
-    let mut worst = 0;
+    let row = |i: usize| (s.latent_w << shift) >> i;
+    let first = ch.first().copied().unwrap_or(128);
+    let mut worst = conv_bytes(s, 1, 3, (3, first), pixels(0), row(0));
+    let mut prev = first;
     for (i, &c) in ch.iter().enumerate() {
-        let prev = if i == 0 { 3 } else { ch[i - 1] };
-        worst = worst.max(conv_bytes(s, 1, prev.max(c), c, pixels(i)));
+        worst = worst.max(resnet_bytes(s, (prev, c), pixels(i), row(i)));
+        worst = worst.max(resnet_bytes(s, (c, c), pixels(i), row(i)));
+        if i + 1 < levels {
+            // The downsampler: the block output and its padded copy, a stride-2 conv.
+            let here = 2 * c * pixels(i) * s.elem;
+            let down = conv_bytes(s, 1, 0, (c, c), pixels(i + 1), row(i + 1));
+            worst = worst.max(here + down);
+        }
+        prev = c;
     }
     let top = ch.last().copied().unwrap_or(512);
     let n = s.latent_h * s.latent_w;
-    worst.max(4 * n * top * s.elem + attention_bytes(s, 1, n, n, top))
+    worst.max(vae_mid_block(s, top, n, s.latent_w))
 }
 
 /// One text-encoder pass over the prompt (and the negative prompt when guided).
@@ -209,21 +297,56 @@ mod tests {
         assert!(auto < full / 4 && auto > sliced / 2, "{auto}");
     }
 
-    #[test]
-    fn activations_grow_with_resolution_and_gpu_im2col() {
-        let vae = VaeArch {
+    fn sd15_vae() -> VaeArch {
+        VaeArch {
             block_out_channels: vec![128, 256, 512, 512],
             layers_per_block: 2,
             latent_channels: 4,
             force_upcast: true,
+        }
+    }
+
+    #[test]
+    fn vae_decode_is_the_last_upsampler_at_full_resolution() {
+        let vae = sd15_vae();
+        let cpu = |side| vae_decode(&vae, &shape(side, None, ConvWorkspace::InputCopy));
+        let gpu = |side| vae_decode(&vae, &shape(side, None, ConvWorkspace::Im2col));
+        let rgb = |side: u64| 3 * side * side * 4;
+        // The 256-channel x2 upsampler's conv at H x W in f32: its quarter-size input, the x2
+        // copy and the outputs (64 + 256 channels + 3 x 256 on the CPU, 2 x 256 on a GPU), and
+        // the workspace: one 32 MiB band of im2col on the CPU, the full 9 x 256 channels on a GPU.
+        let band = CPU_COL_BAND_BYTES;
+        for side in [256, 512, 768, 1024] {
+            let px = side * side;
+            assert_eq!(cpu(side), 1088 * px * 4 + band + rgb(side), "{side}");
+            assert_eq!(gpu(side), (832 + 2304) * px * 4 + rgb(side), "{side}");
+        }
+        // 1.09 GiB at 512 and 4.28 GiB at 1024 on the CPU; 3.06 and 12.25 GiB with full im2col.
+        assert_eq!(cpu(1024) - band, 4 * (cpu(512) - band));
+        assert_eq!(gpu(1024), 4 * gpu(512));
+        // Half precision on the CPU goes through candle's tiled conv2d: an input copy.
+        let half = ActivationShape {
+            elem: 2,
+            ..shape(512, None, ConvWorkspace::InputCopy)
         };
-        let small = vae_decode(&vae, &shape(256, None, ConvWorkspace::InputCopy));
-        let big = vae_decode(&vae, &shape(512, None, ConvWorkspace::InputCopy));
-        assert!(big > 3 * small, "{small} -> {big}");
-        let gpu = vae_decode(&vae, &shape(512, None, ConvWorkspace::Im2col));
-        assert!(gpu > 2 * big, "im2col is 9x the input: {big} -> {gpu}");
-        // At 512x512 the decoder's 256-channel convs at full resolution dominate: ~1.3 GiB on the CPU.
-        assert!(big > 1 << 30 && big < 2 << 30, "{big}");
-        assert!(vae_encode(&vae, &shape(512, None, ConvWorkspace::InputCopy)) < big);
+        assert_eq!(
+            vae_decode(&vae, &half),
+            (832 + 256) * 512 * 512 * 2 + 3 * 512 * 512 * 2
+        );
+        assert!(vae_encode(&vae, &shape(512, None, ConvWorkspace::InputCopy)) < cpu(512));
+    }
+
+    #[test]
+    fn unet_feed_forward_holds_its_projection_twice() {
+        // 1024x1024 with CFG: 2 x 16384 tokens of 320 channels at the first level; the GEGLU
+        // projection (8C) before and after its bias plus the block's inputs and norms (5C) is the
+        // largest transient there (measured staged: 4.31 GiB at the end of the step).
+        let s = shape(1024, None, ConvWorkspace::InputCopy);
+        let feed_forward = 21 * 2 * 16384 * 320 * 4;
+        let step = unet_step(&sd15_unet(), &s);
+        assert!(
+            step > feed_forward && step < feed_forward + (1 << 29),
+            "{step}"
+        );
     }
 }

@@ -21,13 +21,61 @@ pub struct ComponentWeights {
     pub float_elements: u64,
     /// Bytes of integer tensors (kept as stored).
     pub other_bytes: u64,
+    /// The largest tensor as stored. The loader copies one tensor at a time out of the mapped
+    /// file and then drops that tensor's mapped pages (`engines/sd/weights.rs`), so loading
+    /// holds the tensors copied so far plus about two copies of one tensor (its mapped pages and,
+    /// when the run dtype differs, the stored-dtype copy it is converted from).
+    pub largest_tensor_bytes: u64,
+    /// Every tensor's size, for the allocator model of staged residency (`stages.rs`).
+    #[serde(skip)]
+    pub tensors: Vec<TensorSize>,
+}
+
+/// One tensor's size as stored and once loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TensorSize {
+    pub elements: u64,
+    /// Bytes per element in the file.
+    pub stored_elem: u64,
+    /// Floats are converted to the run dtype when loaded; other tensors keep theirs.
+    pub float: bool,
+}
+
+impl TensorSize {
+    pub fn stored_bytes(&self) -> u64 {
+        self.elements * self.stored_elem
+    }
+
+    /// Bytes once loaded with floats of `float_bytes` each.
+    pub fn bytes_at(&self, float_bytes: u64) -> u64 {
+        self.elements
+            * if self.float {
+                float_bytes
+            } else {
+                self.stored_elem
+            }
+    }
+
+    /// Loading converts it (a stored-dtype copy exists for a moment).
+    pub fn converted_at(&self, float_bytes: u64) -> bool {
+        self.float && self.stored_elem != float_bytes
+    }
 }
 
 impl ComponentWeights {
     fn from_headers(name: &str, headers: &[SafetensorsHeader]) -> Self {
         let mut float_elements = 0;
         let mut other_bytes = 0;
+        let mut largest_tensor_bytes = 0;
+        let mut tensors = Vec::new();
         for t in headers.iter().flat_map(|h| h.tensors.values()) {
+            let size = TensorSize {
+                elements: t.elements(),
+                stored_elem: t.dtype.size_in_bytes(),
+                float: t.dtype.is_float(),
+            };
+            largest_tensor_bytes = largest_tensor_bytes.max(size.stored_bytes());
+            tensors.push(size);
             if t.dtype.is_float() {
                 float_elements += t.elements();
             } else {
@@ -40,6 +88,8 @@ impl ComponentWeights {
             file_bytes: headers.iter().map(|h| h.file_bytes).sum(),
             float_elements,
             other_bytes,
+            largest_tensor_bytes,
+            tensors,
         }
     }
 

@@ -146,8 +146,9 @@ impl Module for Conv2d {
     }
 }
 
-/// Most bytes of im2col columns built at once (all batch elements together).
-const COL_BAND_BYTES: usize = 32 << 20;
+/// Most bytes of im2col columns built at once (all batch elements together); the memory
+/// planner counts the same figure.
+pub const COL_BAND_BYTES: usize = 32 << 20;
 
 /// (b, c, h, w) -> (b, c*kh*kw, rows*ow) with zero padding: the columns of output rows
 /// `row0..row0 + rows`.
