@@ -138,7 +138,8 @@ pub fn attention_heads(
     let chunk = mode.query_chunk(rows, n_q, n_k, score_dtype.size_in_bytes(), q.device());
     let one_chunk = |qc: &Tensor| -> Result<Tensor> {
         let scores = qc.matmul(&kt)?;
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?.to_dtype(in_dtype)?;
+        let probs =
+            crate::engines::sd::kernels::softmax_last_dim(scores, fast)?.to_dtype(in_dtype)?;
         probs.matmul(v)
     };
     if chunk >= n_q {

@@ -5,6 +5,7 @@
 //! - `Conv2d`: on the CPU in f32, 1x1 convolutions as a plain batched matmul and kxk ones as a
 //!   row-copy im2col in the weight's own (c_in, ky, kx) order followed by one matmul, so the
 //!   weight is never reshuffled per call (candle's tiled path repacks it on every forward).
+//! - Softmax: in place on the CPU in f32, with a vectorized polynomial exp.
 //! - On CUDA builds, the same two layers plus GEGLU as our own kernels (`cuda.rs`, PTX from
 //!   `cuda/sd_kernels.cu`) in f32/f16/bf16.
 //!
@@ -14,6 +15,7 @@ pub mod conv;
 #[cfg(feature = "cuda")]
 mod cuda;
 pub mod group_norm;
+mod softmax;
 mod threads;
 
 use candle_core::{D, Result, Tensor};
@@ -32,6 +34,7 @@ pub fn fast_kernels_enabled() -> bool {
 
 pub use conv::{Conv2d, conv2d};
 pub use group_norm::{GroupNorm, group_norm};
+pub use softmax::softmax_last_dim;
 
 /// Attention in one fused kernel (CUDA builds, head sizes the kernel is compiled for): `q`
 /// (rows, n_q, d) already scaled, `k`/`v` (rows, n_k, d). None where it does not apply.
