@@ -129,6 +129,9 @@ pub fn attention_heads(
     if fast && let Some(out) = crate::engines::sd::kernels::fused_attention(q, k, v) {
         return out;
     }
+    if fast && let Some(out) = crate::engines::sd::kernels::cpu_attention(q, k, v) {
+        return out;
+    }
     let (rows, n_q, _) = q.dims3()?;
     let n_k = k.dim(1)?;
     let in_dtype = v.dtype();
@@ -276,21 +279,25 @@ mod tests {
             random((2, 67, 32), 5.),
             random((2, 67, 32), 6.),
         );
-        let full = attention(&q, &k, &v, 4, false, AttentionMode::Full).unwrap();
+        let full = attention_with(&q, &k, &v, 4, false, AttentionMode::Full, false).unwrap();
         for chunk in [1, 7, 16, 66, 67, 500] {
-            let sliced = attention(
+            let sliced = attention_with(
                 &q,
                 &k,
                 &v,
                 4,
                 false,
                 AttentionMode::Sliced { query_chunk: chunk },
+                false,
             )
             .unwrap();
             assert!(max_rel_diff(&sliced, &full) < 1e-6, "chunk {chunk}");
         }
-        let auto = attention(&q, &k, &v, 4, false, AttentionMode::Auto).unwrap();
+        let auto = attention_with(&q, &k, &v, 4, false, AttentionMode::Auto, false).unwrap();
         assert!(max_rel_diff(&auto, &full) < 1e-6);
+        // The fused CPU path (the default) agrees with the plain one.
+        let fused = attention_with(&q, &k, &v, 4, false, AttentionMode::Auto, true).unwrap();
+        assert!(max_rel_diff(&fused, &full) < 1e-5);
     }
 
     #[test]

@@ -6,11 +6,13 @@
 //!   row-copy im2col in the weight's own (c_in, ky, kx) order followed by one matmul, so the
 //!   weight is never reshuffled per call (candle's tiled path repacks it on every forward).
 //! - Softmax: in place on the CPU in f32, with a vectorized polynomial exp.
+//! - Attention on the CPU in f32: score tiles of 64 queries kept in cache between the two GEMMs.
 //! - On CUDA builds, the same two layers plus GEGLU as our own kernels (`cuda.rs`, PTX from
 //!   `cuda/sd_kernels.cu`) in f32/f16/bf16.
 //!
 //! Other devices and dtypes use candle's implementations unchanged.
 
+mod attention_cpu;
 pub mod conv;
 #[cfg(feature = "cuda")]
 mod cuda;
@@ -32,6 +34,7 @@ pub fn fast_kernels_enabled() -> bool {
     })
 }
 
+pub use attention_cpu::attention as cpu_attention;
 pub use conv::{Conv2d, conv2d};
 pub use group_norm::{GroupNorm, group_norm};
 pub use softmax::softmax_last_dim;

@@ -45,7 +45,7 @@ impl InplaceOp1 for SoftmaxInPlace {
     }
 }
 
-fn softmax_row(row: &mut [f32]) {
+pub(super) fn softmax_row(row: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
         // SAFETY: the CPU has the features the function is compiled for.
