@@ -108,7 +108,7 @@ fn softmax_row_portable(row: &mut [f32]) {
 /// exponent bits. Relative error about 1e-7; inputs below -87 give 0 (e^-87 is far below any
 /// row sum, which is at least 1).
 #[inline(always)]
-fn exp_approx(x: f32) -> f32 {
+pub(super) fn exp_approx(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     const LN2_HI: f32 = 0.693_359_4;
     const LN2_LO: f32 = -2.121_944_4e-4;
