@@ -29,6 +29,56 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor) -> Option<Result<Tensor>> {
 
 struct FusedAttention;
 
+/// `dst (m x n, row-major) = lhs (m x k) . rhs (k x n)`, operands given as (slice, column
+/// stride, row stride), on the calling thread. False (nothing written) when a stride would
+/// leave its slice.
+#[must_use]
+fn matmul(
+    dst: &mut [f32],
+    (m, n, k): (usize, usize, usize),
+    (lhs, lhs_cs, lhs_rs): (&[f32], usize, usize),
+    (rhs, rhs_cs, rhs_rs): (&[f32], usize, usize),
+) -> bool {
+    let last = |cs: usize, rs: usize, rows: usize, cols: usize| {
+        (rows.max(1) - 1) * rs + (cols.max(1) - 1) * cs
+    };
+    let fits = dst.len() >= m * n
+        && lhs.len() > last(lhs_cs, lhs_rs, m, k)
+        && rhs.len() > last(rhs_cs, rhs_rs, k, n);
+    if !fits {
+        return false;
+    }
+    if m == 0 || n == 0 || k == 0 {
+        return true;
+    }
+    // SAFETY: the checks above keep every element the strides address inside its slice; dst is
+    // written as m x n row-major; single-threaded.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            lhs.as_ptr(),
+            lhs_cs as isize,
+            lhs_rs as isize,
+            rhs.as_ptr(),
+            rhs_cs as isize,
+            rhs_rs as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+    true
+}
+
 fn slice<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
     match (s, l.contiguous_offsets()) {
         (CpuStorage::F32(data), Some((a, b))) => Ok(&data[a..b]),
@@ -62,6 +112,7 @@ impl CustomOp3 for FusedAttention {
         }
         let (q, k, v) = (slice(qs, ql)?, slice(ks, kl)?, slice(vs, vl)?);
         let mut out = vec![0f32; rows * n_q * d];
+        let failed = std::sync::atomic::AtomicBool::new(false);
         par_chunks_mut(&mut out, n_q * d, |row, out_row| {
             let q_row = &q[row * n_q * d..(row + 1) * n_q * d];
             let k_row = &k[row * n_k * d..(row + 1) * n_k * d];
@@ -71,63 +122,25 @@ impl CustomOp3 for FusedAttention {
             while q0 < n_q {
                 let m = QUERY_BLOCK.min(n_q - q0);
                 let tile = &mut scores[..m * n_k];
-                // SAFETY: every pointer addresses a slice of the stated (rows x cols, strides)
-                // shape: q block m x d (row stride d), K^T d x n_k (element (c, j) at j*d + c),
-                // the tile m x n_k, V n_k x d, the output block m x d; single-threaded GEMMs.
-                unsafe {
-                    gemm::gemm(
-                        m,
-                        n_k,
-                        d,
-                        tile.as_mut_ptr(),
-                        1,
-                        n_k as isize,
-                        false,
-                        q_row[q0 * d..].as_ptr(),
-                        1,
-                        d as isize,
-                        k_row.as_ptr(),
-                        d as isize,
-                        1,
-                        0.0,
-                        1.0,
-                        false,
-                        false,
-                        false,
-                        gemm::Parallelism::None,
-                    );
-                }
+                // Scores: q block (m x d, row stride d) times K^T (d x n_k: element (c, j) at
+                // j*d + c).
+                let scored = matmul(tile, (m, n_k, d), (&q_row[q0 * d..], 1, d), (k_row, d, 1));
                 for r in tile.chunks_mut(n_k) {
                     softmax_row(r);
                 }
+                // Output block: probs (m x n_k) times V (n_k x d).
                 let out_block = &mut out_row[q0 * d..(q0 + m) * d];
-                // SAFETY: as above.
-                unsafe {
-                    gemm::gemm(
-                        m,
-                        d,
-                        n_k,
-                        out_block.as_mut_ptr(),
-                        1,
-                        d as isize,
-                        false,
-                        tile.as_ptr(),
-                        1,
-                        n_k as isize,
-                        v_row.as_ptr(),
-                        1,
-                        d as isize,
-                        0.0,
-                        1.0,
-                        false,
-                        false,
-                        false,
-                        gemm::Parallelism::None,
-                    );
+                let mixed = matmul(out_block, (m, d, n_k), (tile, 1, n_k), (v_row, 1, d));
+                if !(scored && mixed) {
+                    failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                    return;
                 }
                 q0 += m;
             }
         });
+        if failed.load(std::sync::atomic::Ordering::Relaxed) {
+            candle_core::bail!("fused attention: an operand is shorter than its shape");
+        }
         Ok((CpuStorage::F32(out), Shape::from((rows, n_q, d))))
     }
 }
