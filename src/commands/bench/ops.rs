@@ -14,7 +14,7 @@ use super::report::median_min;
 use super::{BenchSetup, validate_size};
 use crate::engines::sd::attention::{AttentionMode, attention_with};
 use crate::engines::sd::config::UNetConfig;
-use crate::engines::sd::kernels::{Conv2d, GroupNorm, geglu};
+use crate::engines::sd::kernels::{Conv2d, GroupNorm, geglu, upsample_nearest2d};
 use crate::{Error, Result};
 
 type Run<'a> = Box<dyn Fn(bool) -> candle_core::Result<Tensor> + 'a>;
@@ -134,6 +134,13 @@ fn cases<'a>(
         shape: format!("{images}x{vae_c}x{h}x{w}"),
         dtype: DType::F32,
         run: Box::new(move |fast| vgn.forward_with(&xvg, true, fast)),
+    });
+    let low = randn(&[images, 2 * vae_c, h / 2, w / 2], 1.0, DType::F32, device)?;
+    out.push(Case {
+        name: "vae_upsample_2x",
+        shape: format!("{images}x{}x{}x{} -> {h}x{w}", 2 * vae_c, h / 2, w / 2),
+        dtype: DType::F32,
+        run: Box::new(move |fast| upsample_nearest2d(&low, h, w, fast)),
     });
     let vconv = conv(vae_c, vae_c, 3, 1, DType::F32, device)?;
     out.push(Case {

@@ -20,6 +20,7 @@ mod geglu_cpu;
 pub mod group_norm;
 mod softmax;
 mod threads;
+mod upsample;
 
 use candle_core::{D, Result, Tensor};
 
@@ -39,6 +40,7 @@ pub use attention_cpu::attention as cpu_attention;
 pub use conv::{Conv2d, conv2d};
 pub use group_norm::{GroupNorm, group_norm};
 pub use softmax::softmax_last_dim;
+pub use upsample::upsample_nearest2d;
 
 /// Attention in one fused kernel (CUDA builds, head sizes the kernel is compiled for): `q`
 /// (rows, n_q, d) already scaled, `k`/`v` (rows, n_k, d). None where it does not apply.

@@ -131,6 +131,8 @@ impl Upsample2D {
     pub fn forward(&self, xs: &Tensor, size: Option<(usize, usize)>) -> Result<Tensor> {
         let (_, _, h, w) = xs.dims4()?;
         let (th, tw) = size.unwrap_or((2 * h, 2 * w));
-        self.conv.forward(&xs.upsample_nearest2d(th, tw)?)
+        let fast = crate::engines::sd::kernels::fast_kernels_enabled();
+        let up = crate::engines::sd::kernels::upsample_nearest2d(xs, th, tw, fast)?;
+        self.conv.forward(&up)
     }
 }
