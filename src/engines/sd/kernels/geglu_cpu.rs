@@ -4,7 +4,7 @@
 
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape};
 
-use super::softmax::exp_approx;
+use super::approx::erf_approx;
 use super::threads::par_chunks_mut;
 
 /// Rows handed to one task.
@@ -66,35 +66,12 @@ fn geglu_row_portable(hidden: &[f32], gate: &[f32], out: &mut [f32]) {
     }
 }
 
-/// erf(x), Abramowitz and Stegun 7.1.26 (absolute error below 1.5e-7).
-#[inline(always)]
-fn erf_approx(x: f32) -> f32 {
-    let a = x.abs();
-    let t = 1.0 / (1.0 + 0.327_591_1 * a);
-    let poly = t
-        * (0.254_829_6
-            + t * (-0.284_496_74 + t * (1.421_413_7 + t * (-1.453_152 + t * 1.061_405_4))));
-    let y = 1.0 - poly * exp_approx(-a * a);
-    y.copysign(x)
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::engines::sd::kernels::test_support::rel;
     use candle_core::{D, Device, Tensor};
-
-    #[test]
-    fn erf_is_accurate() {
-        let mut worst = 0f64;
-        for i in -4000..=4000 {
-            let x = i as f32 / 500.0;
-            let want = candle_core::cpu::erf::erf_f64(f64::from(x));
-            worst = worst.max((f64::from(erf_approx(x)) - want).abs());
-        }
-        assert!(worst < 5e-7, "worst absolute error {worst}");
-    }
 
     #[test]
     fn matches_candle_narrow_gelu_mul() {

@@ -12,6 +12,7 @@
 //!
 //! Other devices and dtypes use candle's implementations unchanged.
 
+mod approx;
 mod attention_cpu;
 pub mod conv;
 #[cfg(feature = "cuda")]

@@ -5,6 +5,7 @@
 
 use candle_core::{CpuStorage, InplaceOp1, Layout, Result, Tensor};
 
+use super::approx::exp_approx;
 use super::threads::par_chunks_mut;
 
 /// Rows handed to one task: enough work per thread spawn, small enough to balance.
@@ -103,55 +104,12 @@ fn softmax_row_portable(row: &mut [f32]) {
     row.iter_mut().for_each(|x| *x *= inv);
 }
 
-/// exp(x) for x <= 0 (softmax inputs after the max is subtracted): Cody-Waite reduction
-/// x = n ln2 + r, |r| <= ln2/2, Cephes' degree-6 polynomial for e^r, then 2^n through the
-/// exponent bits. Relative error about 1e-7; inputs below -87 give 0 (e^-87 is far below any
-/// row sum, which is at least 1).
-#[inline(always)]
-pub(super) fn exp_approx(x: f32) -> f32 {
-    const LOG2E: f32 = std::f32::consts::LOG2_E;
-    const LN2_HI: f32 = 0.693_359_4;
-    const LN2_LO: f32 = -2.121_944_4e-4;
-    // Adding 1.5 * 2^23 rounds to the nearest integer in the low mantissa bits.
-    const ROUND: f32 = 12_582_912.0;
-    let underflow = x < -87.0;
-    let x = x.clamp(-87.0, 88.0);
-    let t = x * LOG2E + ROUND;
-    let n = t - ROUND;
-    let r = x - n * LN2_HI - n * LN2_LO;
-    let mut p = 1.987_569_1e-4_f32;
-    p = p * r + 1.398_199_9e-3;
-    p = p * r + 8.333_452e-3;
-    p = p * r + 4.166_579_6e-2;
-    p = p * r + 1.666_666_5e-1;
-    p = p * r + 0.5;
-    let er = p * r * r + r + 1.0;
-    let bits = (t.to_bits() as i32 - ROUND.to_bits() as i32 + 127) << 23;
-    let e = er * f32::from_bits(bits as u32);
-    if underflow { 0.0 } else { e }
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::engines::sd::kernels::test_support::rel;
     use candle_core::Device;
-
-    #[test]
-    fn exp_approx_is_accurate_over_the_softmax_range() {
-        let mut worst = 0f32;
-        for i in 0..=20_000 {
-            let x = -87.0 * i as f32 / 20_000.0;
-            let want = x.exp();
-            let got = exp_approx(x);
-            worst = worst.max(((got - want) / want).abs());
-        }
-        assert!(worst < 5e-7, "worst relative error {worst}");
-        assert_eq!(exp_approx(0.0), 1.0);
-        assert_eq!(exp_approx(-1000.0), 0.0);
-        assert_eq!(exp_approx(f32::NEG_INFINITY), 0.0);
-    }
 
     #[test]
     fn matches_candle_softmax_and_leaves_other_paths_alone() {

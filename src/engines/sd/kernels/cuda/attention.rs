@@ -1,0 +1,96 @@
+//! Fused attention on CUDA (online softmax, scores never stored).
+use super::*;
+
+/// Head sizes the fused attention kernel is compiled for.
+pub const FLASH_HEAD_DIMS: [usize; 3] = [40, 64, 80];
+
+/// Attention with the online softmax in one kernel: `q` (rows, n_q, d) already scaled, `k`/`v`
+/// (rows, n_k, d), `d` one of `FLASH_HEAD_DIMS`.
+pub struct FlashAttnOp;
+
+impl FlashAttnOp {
+    fn launch<T: Element>(
+        &self,
+        (q, ql): (CudaView<T>, &Layout),
+        (k, kl): (CudaView<T>, &Layout),
+        v: CudaView<T>,
+        dev: &CudaDevice,
+    ) -> Result<CudaSlice<T>> {
+        let (rows, n_q, d) = ql.shape().dims3()?;
+        let (k_rows, n_k, k_d) = kl.shape().dims3()?;
+        if k_rows != rows || k_d != d || !FLASH_HEAD_DIMS.contains(&d) || n_k == 0 {
+            bail!("fused attention: q {:?} k {:?}", ql.dims(), kl.dims());
+        }
+        if rows > 65535 {
+            bail!("fused attention: {rows} batch*heads rows exceed the grid");
+        }
+        // SAFETY: every element is written by the kernel.
+        let out = unsafe { dev.alloc::<T>(rows * n_q * d)? };
+        let name = format!("flash_attn_d{d}_{}", T::DTYPE.as_str());
+        let func = dev.get_or_load_custom_func(&name, MODULE, PTX)?;
+        let mut launch = func.builder();
+        launch.arg(&q);
+        launch.arg(&k);
+        launch.arg(&v);
+        launch.arg(&out);
+        let (nq, nk) = (i32_arg(n_q)?, i32_arg(n_k)?);
+        launch.arg(&nq);
+        launch.arg(&nk);
+        let block = 128u32;
+        let cfg = LaunchConfig {
+            grid_dim: (n_q.div_ceil(block as usize) as u32, rows as u32, 1),
+            block_dim: (block, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        // SAFETY: shapes checked above; the kernel reads rows*n*d elements of each input.
+        unsafe { launch.launch(cfg) }.w()?;
+        Ok(out)
+    }
+}
+
+impl CustomOp3 for FlashAttnOp {
+    fn name(&self) -> &'static str {
+        "pallaidium-cuda-flash-attention"
+    }
+
+    fn cpu_fwd(
+        &self,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        cpu_unsupported(self.name())
+    }
+
+    fn cuda_fwd(
+        &self,
+        q: &CudaStorage,
+        ql: &Layout,
+        k: &CudaStorage,
+        kl: &Layout,
+        v: &CudaStorage,
+        vl: &Layout,
+    ) -> Result<(CudaStorage, Shape)> {
+        let dev = &q.device;
+        if vl.dims() != kl.dims() {
+            bail!(
+                "fused attention: k {:?} and v {:?} differ",
+                kl.dims(),
+                vl.dims()
+            );
+        }
+        let out = by_dtype!("fused attention", [q => qs, k => ks, v => vs], {
+            let o = self.launch(
+                (contiguous(qs, ql, "attention q")?, ql),
+                (contiguous(ks, kl, "attention k")?, kl),
+                contiguous(vs, vl, "attention v")?,
+                dev,
+            )?;
+            (o, ql.shape().clone())
+        });
+        Ok(storage(dev, out))
+    }
+}
