@@ -11,6 +11,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed={SOURCE}");
     println!("cargo:rerun-if-env-changed=CUDA_COMPUTE_CAP");
+    println!("cargo::rustc-check-cfg=cfg(sd_mma)");
     if std::env::var_os("CARGO_FEATURE_CUDA").is_none() {
         return Ok(());
     }
@@ -23,6 +24,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // newer GPUs (candle-kernels reads the same variable).
     let cap = std::env::var("CUDA_COMPUTE_CAP").unwrap_or_else(|_| "70".into());
     let cap: String = cap.chars().filter(char::is_ascii_digit).collect();
+    // The tensor-core attention (mma.sync on f16/bf16) needs sm_80 or newer.
+    if cap.parse::<u32>().is_ok_and(|c| c >= 80) {
+        println!("cargo:rustc-cfg=sd_mma");
+    }
     let status = Command::new(&nvcc)
         .args(["--ptx", "-O3", "-std=c++17"])
         .arg(format!("-arch=compute_{cap}"))

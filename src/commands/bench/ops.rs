@@ -66,8 +66,7 @@ fn norm(
     Ok(GroupNorm::new(weight, bias, channels, groups, eps)?)
 }
 
-/// The cases for a UNet config at a latent size, plus the VAE decoder's full-resolution layers
-/// (in f32, as SD's VAE runs when upcast).
+/// The cases for a UNet config at a latent size, plus the VAE decoder's full-resolution layers.
 fn cases<'a>(
     c: &UNetConfig,
     batch: usize,
@@ -117,6 +116,24 @@ fn cases<'a>(
             attention_with(&q, &k, &v, heads, false, AttentionMode::Auto, fast)
         }),
     });
+    if device.is_cuda() && dtype == DType::F16 {
+        out.extend(tensor_core_attention_cases(c, batch, tokens, device)?);
+    }
+    // candle's own cuBLAS matmul at the first level's 3x3-conv GEMM size: no kernel of ours
+    // (both columns are the same call), the reference for what one GEMM costs here.
+    let rows = randn(&[batch * tokens, 9 * c0], 1.0, dtype, device)?;
+    let wt = randn(&[9 * c0, c0], 0.02, dtype, device)?;
+    out.push(Case {
+        name: "matmul",
+        shape: format!(
+            "{}x{} . {}x{c0} (candle, both columns)",
+            batch * tokens,
+            9 * c0,
+            9 * c0
+        ),
+        dtype,
+        run: Box::new(move |_| rows.matmul(&wt)),
+    });
     let projected = randn(&[batch, tokens, 8 * c0], 1.0, dtype, device)?;
     out.push(Case {
         name: "unet_geglu",
@@ -125,30 +142,82 @@ fn cases<'a>(
         run: Box::new(move |fast| geglu(&projected, fast)),
     });
 
+    // The VAE in the job's dtype, as the pipeline decodes SD 1.x/2.x (SDXL's upcasts to f32).
+    let vae_dtype = dtype;
     let vae_c = 128;
-    let xv = randn(&[images, vae_c, h, w], 1.0, DType::F32, device)?;
-    let vgn = norm(vae_c, 32, 1e-6, DType::F32, device)?;
+    let xv = randn(&[images, vae_c, h, w], 1.0, vae_dtype, device)?;
+    let vgn = norm(vae_c, 32, 1e-6, vae_dtype, device)?;
     let xvg = xv.clone();
     out.push(Case {
         name: "vae_group_norm_silu",
         shape: format!("{images}x{vae_c}x{h}x{w}"),
-        dtype: DType::F32,
+        dtype: vae_dtype,
         run: Box::new(move |fast| vgn.forward_with(&xvg, true, fast)),
     });
-    let low = randn(&[images, 2 * vae_c, h / 2, w / 2], 1.0, DType::F32, device)?;
+    let low = randn(&[images, 2 * vae_c, h / 2, w / 2], 1.0, vae_dtype, device)?;
     out.push(Case {
         name: "vae_upsample_2x",
         shape: format!("{images}x{}x{}x{} -> {h}x{w}", 2 * vae_c, h / 2, w / 2),
-        dtype: DType::F32,
+        dtype: vae_dtype,
         run: Box::new(move |fast| upsample_nearest2d(&low, h, w, fast)),
     });
-    let vconv = conv(vae_c, vae_c, 3, 1, DType::F32, device)?;
+    let vconv = conv(vae_c, vae_c, 3, 1, vae_dtype, device)?;
     out.push(Case {
         name: "vae_conv3x3",
         shape: format!("{images}x{vae_c}x{h}x{w} -> {vae_c}"),
-        dtype: DType::F32,
+        dtype: vae_dtype,
         run: Box::new(move |fast| vconv.forward_with(&xv, fast)),
     });
+    Ok(out)
+}
+
+/// f16 on CUDA: the tensor-core attention kernel ("ours") against the one-thread-a-query fused
+/// kernel ("stock" here, f32 inside), per head, at the UNet's first two levels and for the
+/// cross-attention on 77 prompt tokens.
+fn tensor_core_attention_cases<'a>(
+    c: &UNetConfig,
+    batch: usize,
+    tokens: usize,
+    device: &'a Device,
+) -> Result<Vec<Case<'a>>> {
+    let heads = c.num_attention_heads.first().copied().unwrap_or(8).max(1);
+    let mut out: Vec<Case<'a>> = Vec::new();
+    let shapes = c
+        .block_out_channels
+        .iter()
+        .take(2)
+        .enumerate()
+        .map(|(level, ch)| {
+            let n = tokens >> (2 * level);
+            (n, n, ch / heads)
+        });
+    let first_d = c.block_out_channels.first().copied().unwrap_or(320) / heads;
+    for (name, (n_q, n_k, d)) in [
+        "unet_attention_tc_level0",
+        "unet_attention_tc_level1",
+        "unet_cross_attention_tc",
+    ]
+    .into_iter()
+    .zip(shapes.chain([(tokens, 77, first_d)]))
+    {
+        let rows = batch * heads;
+        let q = randn(&[rows, n_q, d], (d as f64).powf(-0.5), DType::F16, device)?;
+        let k = randn(&[rows, n_k, d], 1.0, DType::F16, device)?;
+        let v = randn(&[rows, n_k, d], 1.0, DType::F16, device)?;
+        if crate::engines::sd::kernels::fused_attention_with(&q, &k, &v, true).is_none() {
+            continue;
+        }
+        out.push(Case {
+            name,
+            shape: format!("{rows}x{n_q}x{d} . {n_k} keys (scalar kernel -> tensor cores)"),
+            dtype: DType::F16,
+            run: Box::new(move |tc| {
+                crate::engines::sd::kernels::fused_attention_with(&q, &k, &v, tc).unwrap_or_else(
+                    || Err(candle_core::Error::Msg("no fused attention here".into())),
+                )
+            }),
+        });
+    }
     Ok(out)
 }
 

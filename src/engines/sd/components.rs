@@ -142,4 +142,13 @@ impl Components {
     pub fn vae_dtype(&self) -> DType {
         self.vae_dtype
     }
+
+    /// From now on the VAE runs in f32 (reloaded on next use): the fallback when a half-precision
+    /// decode overflows.
+    pub fn upcast_vae(&mut self) {
+        if self.vae_dtype != DType::F32 {
+            self.vae_dtype = DType::F32;
+            self.vae = None;
+        }
+    }
 }

@@ -68,8 +68,10 @@ impl SdPipeline {
         } else {
             None
         };
-        // f16 overflows in the VAEs that say so (SD 1.x/SDXL): decode those in f32, as diffusers upcasts.
-        let vae_dtype = if opts.dtype == DType::F16 && vae_config.force_upcast {
+        // As diffusers: SDXL's pipelines upcast an f16 VAE that says `force_upcast` (its VAE
+        // overflows in f16); SD 1.x/2.x pipelines decode in the model's dtype. Any half-precision
+        // decode that overflows anyway is redone in f32 (`decode`).
+        let vae_dtype = if sdxl && opts.dtype == DType::F16 && vae_config.force_upcast {
             DType::F32
         } else {
             opts.dtype
@@ -304,6 +306,29 @@ impl SdPipeline {
     }
 
     fn decode(&mut self, latents: &Tensor, tiled: bool) -> Result<Vec<image::RgbImage>> {
+        let decoded = self.decode_tensor(latents, tiled)?;
+        if all_finite(&decoded)? {
+            return tensor_to_images(&decoded);
+        }
+        if self.components.vae_dtype() != DType::F32 {
+            tracing::warn!(
+                dtype = ?self.components.vae_dtype(),
+                "the VAE overflowed in half precision; decoding again in f32"
+            );
+            self.components.upcast_vae();
+            let decoded = self.decode_tensor(latents, tiled)?;
+            if all_finite(&decoded)? {
+                return tensor_to_images(&decoded);
+            }
+        }
+        Err(Error::job_failed(
+            "the VAE decoded NaN or infinity even in f32: the latents are broken (try another \
+             seed or scheduler, or --dtype f32)",
+        ))
+    }
+
+    /// The decoder's output tensor (b, 3, h, w) in [-1, 1], finite or not.
+    fn decode_tensor(&mut self, latents: &Tensor, tiled: bool) -> Result<Tensor> {
         let scaled =
             (latents.to_dtype(self.components.vae_dtype())? / self.vae_config.scaling_factor)?;
         let vae = self.components.vae()?;
@@ -319,13 +344,7 @@ impl SdPipeline {
             };
             decoded.push(out);
         }
-        let decoded = Tensor::cat(&decoded, 0)?;
-        if !all_finite(&decoded)? {
-            return Err(Error::job_failed(
-                "the VAE decoded NaN or infinity: use --dtype f32, or an fp16-fix VAE for SDXL",
-            ));
-        }
-        tensor_to_images(&decoded)
+        Ok(Tensor::cat(&decoded, 0)?)
     }
 }
 
@@ -377,4 +396,49 @@ fn stage<T>(name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
     );
     crate::logging::log_memory(name);
     Ok(out)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::engines::sd::request::Residency;
+    use candle_core::Device;
+
+    fn tiny_sd1(dtype: DType) -> SdPipeline {
+        SdPipeline::load(&LoadOptions {
+            model_dir: Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sd1-tiny"),
+            device: Device::Cpu,
+            dtype,
+            residency: Residency::Resident,
+            prefer_fp16_variant: false,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn an_sd1_vae_decodes_in_f16_like_diffusers_and_redoes_an_overflow_in_f32() {
+        let mut pipe = tiny_sd1(DType::F16);
+        assert_eq!(pipe.components.vae_dtype(), DType::F16);
+        let channels = pipe.unet_config.in_channels;
+        // Past f16's range once divided by the scaling factor: the half decode cannot be finite.
+        let latents = (Tensor::randn(0f32, 1., (1, channels, 8, 8), &Device::Cpu).unwrap() * 2.0e4)
+            .unwrap()
+            .to_dtype(DType::F16)
+            .unwrap();
+        let half = pipe.decode_tensor(&latents, false).unwrap();
+        assert!(!all_finite(&half).unwrap());
+        let images = pipe.decode(&latents, false).unwrap();
+        assert_eq!(pipe.components.vae_dtype(), DType::F32);
+        assert_eq!(images.len(), 1);
+        assert_eq!(images[0].dimensions(), (64, 64));
+        // A plain f16 decode stays in f16.
+        let mut pipe = tiny_sd1(DType::F16);
+        let calm = (Tensor::randn(0f32, 1., (1, channels, 8, 8), &Device::Cpu).unwrap() * 0.5)
+            .unwrap()
+            .to_dtype(DType::F16)
+            .unwrap();
+        assert_eq!(pipe.decode(&calm, false).unwrap().len(), 1);
+        assert_eq!(pipe.components.vae_dtype(), DType::F16);
+    }
 }

@@ -73,12 +73,10 @@ impl Conv2d {
             stride: c.stride,
             padding: c.padding,
         };
-        let out = xs
-            .contiguous()?
-            .apply_op2_no_bwd(self.plain.weight(), &op)?;
+        let xs = xs.contiguous()?;
         match self.plain.bias() {
-            Some(bias) => out.broadcast_add(&bias.reshape((1, bias.elem_count(), 1, 1))?),
-            None => Ok(out),
+            Some(bias) => xs.apply_op3_no_bwd(self.plain.weight(), bias, &op),
+            None => xs.apply_op2_no_bwd(self.plain.weight(), &op),
         }
     }
 

@@ -44,9 +44,24 @@ pub use softmax::softmax_last_dim;
 pub use upsample::upsample_nearest2d;
 
 /// Attention in one fused kernel (CUDA builds, head sizes the kernel is compiled for): `q`
-/// (rows, n_q, d) already scaled, `k`/`v` (rows, n_k, d). None where it does not apply.
-#[cfg_attr(not(feature = "cuda"), allow(unused_variables))]
+/// (rows, n_q, d) already scaled, `k`/`v` (rows, n_k, d). None where it does not apply. f16
+/// runs on tensor cores unless `PALLAIDIUM_SCALAR_ATTENTION=1` (a measurement switch).
 pub fn fused_attention(q: &Tensor, k: &Tensor, v: &Tensor) -> Option<Result<Tensor>> {
+    let scalar = matches!(
+        std::env::var("PALLAIDIUM_SCALAR_ATTENTION").as_deref(),
+        Ok("1") | Ok("true")
+    );
+    fused_attention_with(q, k, v, !scalar)
+}
+
+/// `fused_attention` with the kernel chosen: `tensor_cores` (f16 only) or one thread a query.
+#[cfg_attr(not(feature = "cuda"), allow(unused_variables))]
+pub fn fused_attention_with(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    tensor_cores: bool,
+) -> Option<Result<Tensor>> {
     #[cfg(feature = "cuda")]
     {
         let d = q.dim(D::Minus1).ok()?;
@@ -59,7 +74,7 @@ pub fn fused_attention(q: &Tensor, k: &Tensor, v: &Tensor) -> Option<Result<Tens
                 q.contiguous()?.apply_op3_no_bwd(
                     &k.contiguous()?,
                     &v.contiguous()?,
-                    &cuda::FlashAttnOp,
+                    &cuda::FlashAttnOp { tensor_cores },
                 )
             };
             return Some(run());

@@ -1,12 +1,25 @@
-//! Fused attention on CUDA (online softmax, scores never stored).
+//! Fused attention on CUDA (online softmax, scores never stored): on tensor cores (mma.sync,
+//! FlashAttention-2's loop) for f16 and bf16 when the PTX targets sm_80 or newer; otherwise,
+//! for f32, or when asked (to compare), one thread per query in f32.
 use super::*;
 
-/// Head sizes the fused attention kernel is compiled for.
+/// Head sizes the fused attention kernels are compiled for.
 pub const FLASH_HEAD_DIMS: [usize; 3] = [40, 64, 80];
 
+/// Queries per block of the tensor-core kernel (eight warps of 16) and its threads.
+const TC_QUERIES: usize = 128;
+const TC_THREADS: u32 = 256;
+
+/// Whether the PTX was built for a GPU with mma.sync on half types (build.rs sets `sd_mma` for
+/// CUDA_COMPUTE_CAP 80 and up).
+const MMA_BUILT: bool = cfg!(sd_mma);
+
 /// Attention with the online softmax in one kernel: `q` (rows, n_q, d) already scaled, `k`/`v`
-/// (rows, n_k, d), `d` one of `FLASH_HEAD_DIMS`.
-pub struct FlashAttnOp;
+/// (rows, n_k, d), `d` one of `FLASH_HEAD_DIMS`. `tensor_cores` picks the MMA kernel for f16
+/// and bf16 inputs (f32 always takes the scalar one).
+pub struct FlashAttnOp {
+    pub tensor_cores: bool,
+}
 
 impl FlashAttnOp {
     fn launch<T: Element>(
@@ -26,7 +39,13 @@ impl FlashAttnOp {
         }
         // SAFETY: every element is written by the kernel.
         let out = unsafe { dev.alloc::<T>(rows * n_q * d)? };
-        let name = format!("flash_attn_d{d}_{}", T::DTYPE.as_str());
+        let half = matches!(T::DTYPE, candle_core::DType::F16 | candle_core::DType::BF16);
+        let tc = self.tensor_cores && MMA_BUILT && half;
+        let name = if tc {
+            format!("flash_attn_mma_d{d}_{}", T::DTYPE.as_str())
+        } else {
+            format!("flash_attn_d{d}_{}", T::DTYPE.as_str())
+        };
         let func = dev.get_or_load_custom_func(&name, MODULE, PTX)?;
         let mut launch = func.builder();
         launch.arg(&q);
@@ -36,9 +55,14 @@ impl FlashAttnOp {
         let (nq, nk) = (i32_arg(n_q)?, i32_arg(n_k)?);
         launch.arg(&nq);
         launch.arg(&nk);
-        let block = 128u32;
+        // The scalar kernel runs a query a thread, the MMA one 16 queries a warp.
+        let (block, per_block) = if tc {
+            (TC_THREADS, TC_QUERIES)
+        } else {
+            (128u32, 128)
+        };
         let cfg = LaunchConfig {
-            grid_dim: (n_q.div_ceil(block as usize) as u32, rows as u32, 1),
+            grid_dim: (n_q.div_ceil(per_block) as u32, rows as u32, 1),
             block_dim: (block, 1, 1),
             shared_mem_bytes: 0,
         };

@@ -1,13 +1,28 @@
-//! Conv2d on CUDA: NCHW im2col and one cuBLAS GEMM per batch element (none for 1x1).
+//! Conv2d on CUDA: NCHW im2col and cuBLAS GEMMs batched over as many batch elements as the
+//! workspace budget holds (none for 1x1: one batched GEMM straight on the input), then the bias
+//! added in place.
 use super::*;
 
-/// im2col buffers are built in spatial chunks of at most this many elements (128 MiB in f32).
-const COL_BUDGET: usize = 1 << 25;
+/// The im2col workspace: at most this many bytes. Whole batch elements share one strided
+/// batched GEMM while they fit (one element's GEMM alone leaves most of a large GPU idle at the
+/// UNet's first level); larger ones are built in spatial chunks.
+const COL_BUDGET_BYTES: usize = 128 << 20;
 
-/// Conv2d without bias, groups 1, dilation 1: input (b, c_in, h, w), weight (c_out, c_in, kh, kw).
+/// Conv2d, groups 1, dilation 1: input (b, c_in, h, w), weight (c_out, c_in, kh, kw), and as a
+/// three-input op a bias (c_out).
 pub struct Conv2dOp {
     pub stride: usize,
     pub padding: usize,
+}
+
+/// One GEMM (or a batch of them) writing into the output: `pn` positions of `count` elements.
+struct GemmCall<'a, T> {
+    a: CudaView<'a, T>,
+    lda: usize,
+    stride_a: usize,
+    out_offset: usize,
+    pn: usize,
+    count: usize,
 }
 
 impl Conv2dOp {
@@ -28,6 +43,7 @@ impl Conv2dOp {
         xl: &Layout,
         w: CudaView<T>,
         wl: &Layout,
+        bias: Option<CudaView<T>>,
         dev: &CudaDevice,
     ) -> Result<(CudaSlice<T>, Shape)> {
         let (b, c_in, h, wd) = xl.shape().dims4()?;
@@ -38,120 +54,185 @@ impl Conv2dOp {
         let (h_out, w_out) = (self.out_size(h, kh)?, self.out_size(wd, kw)?);
         let positions = h_out * w_out;
         let k = c_in * kh * kw;
-        let direct = kh == 1 && kw == 1 && self.stride == 1 && self.padding == 0;
-        let chunk = if direct {
-            positions
-        } else {
-            (COL_BUDGET / k).clamp(1, positions)
-        };
+        let in_len = c_in * h * wd;
+        let out_len = c_out * positions;
         // SAFETY: every output element is written by the GEMMs below.
-        let mut out = unsafe { dev.alloc::<T>(b * c_out * positions)? };
-        let col = if direct {
-            None
-        } else {
-            // SAFETY: written by im2col before each GEMM reads it.
-            Some(unsafe { dev.alloc::<T>(k * chunk)? })
-        };
-        let im2col = dev.get_or_load_custom_func(&kernel_name::<T>("im2col_nchw"), MODULE, PTX)?;
+        let mut out = unsafe { dev.alloc::<T>(b * out_len)? };
         let stream = dev.cuda_stream();
         let blas = dev.cublas_handle();
-        let in_len = c_in * h * wd;
-        for bi in 0..b {
-            let xb = x.slice(bi * in_len..(bi + 1) * in_len);
+        let shape = Shape::from((b, c_out, h_out, w_out));
+        let gemm_into = |out: &mut CudaSlice<T>, call: GemmCall<T>| -> Result<()> {
+            gemm::<T>(&blas, &stream, &w, k, c_out, out_len, out, call)
+        };
+        if kh == 1 && kw == 1 && self.stride == 1 && self.padding == 0 {
+            gemm_into(
+                &mut out,
+                GemmCall {
+                    a: x.slice(..),
+                    lda: positions,
+                    stride_a: in_len,
+                    out_offset: 0,
+                    pn: positions,
+                    count: b,
+                },
+            )?;
+            add_bias(&mut out, bias, b * c_out, c_out, positions, dev)?;
+            return Ok((out, shape));
+        }
+        let budget = (COL_BUDGET_BYTES / std::mem::size_of::<T>()).max(k);
+        let per_elem = k * positions;
+        // Spatial chunks are whole groups of 8 positions, so the im2col's 16-byte stores stay
+        // aligned.
+        let (group, chunk) = if per_elem <= budget {
+            ((budget / per_elem).clamp(1, b), positions)
+        } else {
+            (1, (budget / k / 8 * 8).clamp(8, positions))
+        };
+        // SAFETY: written by im2col before each GEMM reads it.
+        let mut col = unsafe { dev.alloc::<T>(group * k * chunk)? };
+        let im2col = dev.get_or_load_custom_func(&kernel_name::<T>("im2col_nchw"), MODULE, PTX)?;
+        let mut b0 = 0;
+        while b0 < b {
+            let count = group.min(b - b0);
             let mut p0 = 0;
             while p0 < positions {
                 let pn = chunk.min(positions - p0);
-                let out_view =
-                    out.slice_mut(bi * c_out * positions + p0..(bi + 1) * c_out * positions);
-                match col.as_ref() {
-                    None => gemm::<T>(
-                        &blas,
-                        &stream,
-                        (pn, c_out, k),
-                        (&xb.slice(p0..), positions),
-                        &w,
-                        (out_view, positions),
-                    )?,
-                    Some(col) => {
-                        let mut launch = im2col.builder();
-                        launch.arg(&xb);
-                        launch.arg(col);
-                        let ints = [
-                            i32_arg(k)?,
-                            i32_arg(h)?,
-                            i32_arg(wd)?,
-                            i32_arg(kh)?,
-                            i32_arg(kw)?,
-                            i32_arg(self.stride)?,
-                            i32_arg(self.padding)?,
-                            i32_arg(w_out)?,
-                            i32_arg(p0)?,
-                            i32_arg(pn)?,
-                        ];
-                        for a in &ints {
-                            launch.arg(a);
-                        }
-                        // SAFETY: col holds k*chunk >= k*pn elements, xb one batch element.
-                        unsafe { launch.launch(grid_2d(pn, k)) }.w()?;
-                        gemm::<T>(
-                            &blas,
-                            &stream,
-                            (pn, c_out, k),
-                            (&col.slice(..k * pn), pn),
-                            &w,
-                            (out_view, positions),
-                        )?;
+                for e in 0..count {
+                    let xb = x.slice((b0 + e) * in_len..(b0 + e + 1) * in_len);
+                    let mut dst = col.slice_mut(e * k * pn..(e + 1) * k * pn);
+                    let mut launch = im2col.builder();
+                    launch.arg(&xb);
+                    launch.arg(&mut dst);
+                    let ints = [
+                        i32_arg(c_in)?,
+                        i32_arg(h)?,
+                        i32_arg(wd)?,
+                        i32_arg(kh)?,
+                        i32_arg(kw)?,
+                        i32_arg(self.stride)?,
+                        i32_arg(self.padding)?,
+                        i32_arg(w_out)?,
+                        i32_arg(p0)?,
+                        i32_arg(pn)?,
+                    ];
+                    for a in &ints {
+                        launch.arg(a);
                     }
+                    // SAFETY: dst holds k*pn elements, xb one batch element.
+                    unsafe { launch.launch(grid_2d(pn.div_ceil(8), c_in)) }.w()?;
                 }
+                gemm_into(
+                    &mut out,
+                    GemmCall {
+                        a: col.slice(..count * k * pn),
+                        lda: pn,
+                        stride_a: k * pn,
+                        out_offset: b0 * out_len + p0,
+                        pn,
+                        count,
+                    },
+                )?;
                 p0 += pn;
             }
+            b0 += count;
         }
-        Ok((out, Shape::from((b, c_out, h_out, w_out))))
+        add_bias(&mut out, bias, b * c_out, c_out, positions, dev)?;
+        Ok((out, shape))
     }
 }
 
-/// Row-major `out (c_out x pn, row stride ld_out) = weight (c_out x k) . a (k x pn, row stride
-/// lda)`, written as cuBLAS's column-major `out^T = a^T . weight^T`.
+/// `out[b][c][p] += bias[c]` in place (nothing without a bias).
+fn add_bias<T: Element>(
+    out: &mut CudaSlice<T>,
+    bias: Option<CudaView<T>>,
+    rows: usize,
+    channels: usize,
+    positions: usize,
+    dev: &CudaDevice,
+) -> Result<()> {
+    let Some(bias) = bias else {
+        return Ok(());
+    };
+    if bias.len() != channels {
+        bail!("conv2d: bias of {} for {channels} channels", bias.len());
+    }
+    let func = dev.get_or_load_custom_func(&kernel_name::<T>("bias_nchw"), MODULE, PTX)?;
+    let mut launch = func.builder();
+    launch.arg(out);
+    launch.arg(&bias);
+    let ints = [i32_arg(rows)?, i32_arg(channels)?, i32_arg(positions)?];
+    for a in &ints {
+        launch.arg(a);
+    }
+    // SAFETY: out holds rows*positions elements, bias `channels`.
+    unsafe { launch.launch(grid_2d(positions, rows)) }.w()?;
+    Ok(())
+}
+
+/// For each of `call.count` elements, row-major `out (c_out x pn, row stride positions) =
+/// weight (c_out x k) . a (k x pn, row stride lda)`, written as cuBLAS's column-major
+/// `out^T = a^T . weight^T`; elements are `stride_a` apart in `a`, `out_len` in `out`.
+#[allow(clippy::too_many_arguments)]
 fn gemm<T: Element>(
     blas: &candle_core::cuda_backend::cudarc::cublas::CudaBlas,
     stream: &std::sync::Arc<candle_core::cuda_backend::cudarc::driver::CudaStream>,
-    (pn, c_out, k): (usize, usize, usize),
-    (a, lda): (&CudaView<T>, usize),
     weight: &CudaView<T>,
-    (mut out, ld_out): (CudaViewMut<T>, usize),
+    k: usize,
+    c_out: usize,
+    out_len: usize,
+    out: &mut CudaSlice<T>,
+    call: GemmCall<T>,
 ) -> Result<()> {
+    if call.count == 0 || c_out == 0 {
+        return Ok(());
+    }
+    let positions = out_len / c_out;
+    let needed = call.out_offset + (call.count - 1) * out_len + (c_out - 1) * positions + call.pn;
+    if needed > out.len() {
+        bail!("conv2d: GEMM of {} elements past the output", call.count);
+    }
     // Every compute type used here (32F, 32F_FAST_TF32) takes f32 scalars.
     let (alpha, beta) = (1f32, 0f32);
     let alpha_ptr = &alpha as *const f32 as *const std::ffi::c_void;
     let beta_ptr = &beta as *const f32 as *const std::ffi::c_void;
-    let (a_ptr, _a_guard) = a.device_ptr(stream);
+    let mut out_view = out.slice_mut(call.out_offset..);
+    let (a_ptr, _a_guard) = call.a.device_ptr(stream);
     let (w_ptr, _w_guard) = weight.device_ptr(stream);
-    let (o_ptr, _o_guard) = out.device_ptr_mut(stream);
+    let (o_ptr, _o_guard) = out_view.device_ptr_mut(stream);
     let dim = |v: usize| -> Result<i32> {
         i32::try_from(v)
             .map_err(|_| candle_core::Error::Msg(format!("conv2d: {v} exceeds cuBLAS's int range")))
     };
-    // SAFETY: the pointers are live device buffers of the sizes the dimensions describe, on
-    // the stream the handle is bound to; the guards outlive the call.
+    let stride = |v: usize| -> Result<i64> {
+        i64::try_from(v)
+            .map_err(|_| candle_core::Error::Msg(format!("conv2d: stride {v} exceeds i64")))
+    };
+    // SAFETY: the pointers are live device buffers of the sizes the dimensions describe (the
+    // output's extent checked above, the inputs' by construction), on the stream the handle is
+    // bound to; the guards outlive the call.
     unsafe {
-        cublas_result::gemm_ex(
+        cublas_result::gemm_strided_batched_ex(
             *blas.handle(),
             cublas_sys::cublasOperation_t::CUBLAS_OP_N,
             cublas_sys::cublasOperation_t::CUBLAS_OP_N,
-            dim(pn)?,
+            dim(call.pn)?,
             dim(c_out)?,
             dim(k)?,
             alpha_ptr,
             a_ptr as *const std::ffi::c_void,
             T::CUDA_TYPE,
-            dim(lda)?,
+            dim(call.lda)?,
+            stride(call.stride_a)?,
             w_ptr as *const std::ffi::c_void,
             T::CUDA_TYPE,
             dim(k)?,
+            0,
             beta_ptr,
             o_ptr as *mut std::ffi::c_void,
             T::CUDA_TYPE,
-            dim(ld_out)?,
+            dim(positions)?,
+            stride(out_len)?,
+            dim(call.count)?,
             T::COMPUTE,
             cublas_sys::cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT_TENSOR_OP,
         )
@@ -171,7 +252,7 @@ impl CustomOp2 for Conv2dOp {
         _: &CpuStorage,
         _: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        cpu_unsupported(self.name())
+        cpu_unsupported(CustomOp2::name(self))
     }
 
     fn cuda_fwd(
@@ -188,6 +269,48 @@ impl CustomOp2 for Conv2dOp {
                 xl,
                 contiguous(ws, wl, "conv2d weight")?,
                 wl,
+                None,
+                dev,
+            )?
+        });
+        Ok(storage(dev, out))
+    }
+}
+
+impl CustomOp3 for Conv2dOp {
+    fn name(&self) -> &'static str {
+        "pallaidium-cuda-conv2d-bias"
+    }
+
+    fn cpu_fwd(
+        &self,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        cpu_unsupported(CustomOp3::name(self))
+    }
+
+    fn cuda_fwd(
+        &self,
+        x: &CudaStorage,
+        xl: &Layout,
+        w: &CudaStorage,
+        wl: &Layout,
+        bias: &CudaStorage,
+        bl: &Layout,
+    ) -> Result<(CudaStorage, Shape)> {
+        let dev = &x.device;
+        let out = by_dtype!("conv2d", [x => xs, w => ws, bias => bs], {
+            self.launch(
+                contiguous(xs, xl, "conv2d input")?,
+                xl,
+                contiguous(ws, wl, "conv2d weight")?,
+                wl,
+                Some(contiguous(bs, bl, "conv2d bias")?),
                 dev,
             )?
         });

@@ -5,6 +5,7 @@
 #include <cuda_fp16.h>
 #include <cuda_bf16.h>
 #include <stdint.h>
+#include <type_traits>
 
 __device__ __forceinline__ float to_f(float x) { return x; }
 __device__ __forceinline__ float to_f(__half x) { return __half2float(x); }
@@ -86,25 +87,65 @@ __device__ void gn_apply(const T *x, T *y, const float *stats, const T *w, const
 
 // One batch element's im2col in the weight's own row order: col[(c*kh + ky)*kw + kx][p] for the
 // output positions p in [p0, p0 + pn), so that weight (c_out, c_in*kh*kw) x col gives the output
-// rows in NCHW order directly. Grid (blocks over positions, rows): one column row per blockIdx.y,
-// so each thread does one 32-bit division per element.
+// rows in NCHW order directly. Grid (blocks over groups of 8 positions, input channels): each
+// thread reads its 8 positions' neighbourhood once and writes 16-byte runs to the kh*kw rows of
+// its channel (plain stores where pn is not a multiple of 8).
 template <typename T>
-__device__ void im2col_nchw(const T *x, T *col, int rows, int h, int w, int kh, int kw,
+__device__ void im2col_nchw(const T *x, T *col, int c_in, int h, int w, int kh, int kw,
                             int stride, int pad, int w_out, int p0, int pn) {
-    for (int r = blockIdx.y; r < rows; r += gridDim.y) {
-        const int kx = r % kw;
-        const int ky = (r / kw) % kh;
-        const int ci = r / (kw * kh);
+    const int groups = (pn + 7) / 8;
+    const bool vec = (pn & 7) == 0;
+    for (int ci = blockIdx.y; ci < c_in; ci += gridDim.y) {
         const T *xc = x + (int64_t)ci * h * w;
-        T *dst = col + (int64_t)r * pn;
-        for (int p = blockIdx.x * blockDim.x + threadIdx.x; p < pn; p += gridDim.x * blockDim.x) {
-            const int q = p0 + p;
-            const int oy = q / w_out, ox = q - (q / w_out) * w_out;
-            const int iy = oy * stride - pad + ky, ix = ox * stride - pad + kx;
-            T v = from_f<T>(0.f);
-            if (iy >= 0 && iy < h && ix >= 0 && ix < w) v = xc[iy * w + ix];
-            dst[p] = v;
+        for (int gi = blockIdx.x * blockDim.x + threadIdx.x; gi < groups;
+             gi += gridDim.x * blockDim.x) {
+            const int p = gi * 8;
+            const int n = min(8, pn - p);
+            int oy[8], ox[8];
+            int y0 = (p0 + p) / w_out, x0 = (p0 + p) - y0 * w_out;
+#pragma unroll
+            for (int i = 0; i < 8; ++i) {
+                oy[i] = y0 * stride - pad;
+                ox[i] = x0 * stride - pad;
+                if (++x0 == w_out) {
+                    x0 = 0;
+                    ++y0;
+                }
+            }
+            for (int ky = 0; ky < kh; ++ky) {
+                for (int kx = 0; kx < kw; ++kx) {
+                    __align__(16) T vals[8];
+#pragma unroll
+                    for (int i = 0; i < 8; ++i) {
+                        const int iy = oy[i] + ky, ix = ox[i] + kx;
+                        const bool in = i < n && iy >= 0 && iy < h && ix >= 0 && ix < w;
+                        vals[i] = in ? xc[iy * w + ix] : from_f<T>(0.f);
+                    }
+                    T *dst = col + ((int64_t)(ci * kh + ky) * kw + kx) * pn + p;
+                    if (vec) {
+                        const uint4 *src = reinterpret_cast<const uint4 *>(vals);
+                        uint4 *out = reinterpret_cast<uint4 *>(dst);
+#pragma unroll
+                        for (int v = 0; v < (int)(8 * sizeof(T) / 16); ++v) out[v] = src[v];
+                    } else {
+                        for (int i = 0; i < n; ++i) dst[i] = vals[i];
+                    }
+                }
+            }
         }
+    }
+}
+
+// y[b][c][p] += bias[c] in place, y (batch*channels rows of `positions`). Grid (blocks over
+// positions, rows).
+template <typename T>
+__device__ void bias_nchw(T *y, const T *bias, int rows, int channels, int positions) {
+    for (int r = blockIdx.y; r < rows; r += gridDim.y) {
+        const float b = to_f(bias[r % channels]);
+        T *yr = y + (int64_t)r * positions;
+        for (int p = blockIdx.x * blockDim.x + threadIdx.x; p < positions;
+             p += gridDim.x * blockDim.x)
+            yr[p] = from_f<T>(to_f(yr[p]) + b);
     }
 }
 
@@ -192,6 +233,196 @@ __device__ void flash_attn(const T *q, const T *k, const T *v, T *o, int n_q, in
     }
 }
 
+// Attention on tensor cores: FlashAttention-2's loop on mma.sync m16n8k16 (f16 or bf16 in, f32
+// accumulate; sm_80 and newer). A block takes 128 queries of one (batch*head) row, one warp per
+// 16; key tiles of 64 rows and the matching V^T tile are staged in shared memory. Scores,
+// probabilities and the output stay in registers: the accumulator layout of Q.K^T is the
+// operand layout of P.V, so P goes from one MMA to the next without touching memory. The
+// probabilities are rounded to the input type for P.V, as FlashAttention does. q (rows, n_q,
+// D) already scaled, k/v (rows, n_k, D), all contiguous, D a multiple of 8; DK is D rounded up
+// to 16 (the Q.K^T reduction; the padding is zeros). Grid (query blocks, rows), 256 threads
+// (eight warps of 16 queries share each key/value tile).
+namespace mma {
+constexpr int BQ = 128, BK = 64, THREADS = 256;
+
+template <typename T> __device__ __forceinline__ uint32_t pack2(float lo, float hi);
+template <> __device__ __forceinline__ uint32_t pack2<__half>(float lo, float hi) {
+    __half2 h = __floats2half2_rn(lo, hi);
+    return *reinterpret_cast<uint32_t *>(&h);
+}
+template <> __device__ __forceinline__ uint32_t pack2<__nv_bfloat16>(float lo, float hi) {
+    __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<uint32_t *>(&h);
+}
+
+// c += a . b for one 16x8 tile (a 16x16 row-major, b 16x8 column-major, in registers).
+template <typename T>
+__device__ __forceinline__ void mma16816(float c[4], const uint32_t a[4], uint32_t b0,
+                                         uint32_t b1) {
+#if __CUDA_ARCH__ >= 800
+    if constexpr (sizeof(T) == 2 && std::is_same<T, __half>::value) {
+        asm volatile(
+            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+            "{%8,%9}, {%0,%1,%2,%3};\n"
+            : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+    } else {
+        asm volatile(
+            "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+            "{%8,%9}, {%0,%1,%2,%3};\n"
+            : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+    }
+#else
+    __trap();
+#endif
+}
+
+// Two consecutive elements (col even) of row r of a (n, D) matrix as one register; zero outside.
+template <typename T, int D>
+__device__ __forceinline__ uint32_t pair(const T *m, int r, int n, int col) {
+    if (r >= n || col >= D) return 0u;
+    return *reinterpret_cast<const uint32_t *>(m + (int64_t)r * D + col);
+}
+} // namespace mma
+
+template <typename T, int D, int DK>
+__device__ void flash_attn_mma(const T *q, const T *k, const T *v, T *o, int n_q, int n_k) {
+    using mma::BK;
+    using mma::BQ;
+    static_assert(D % 8 == 0 && DK % 16 == 0 && DK >= D, "head dims");
+    constexpr int KS = DK + 8; // K tile row stride (elements): conflict-free 32-bit reads
+    constexpr int VS = BK + 8; // V^T tile row stride
+    __shared__ __align__(16) T ks[BK * KS];
+    __shared__ __align__(16) T vts[D * VS];
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int g = lane >> 2, t = lane & 3;
+    const int64_t row = blockIdx.y;
+    const T *qb = q + row * (int64_t)n_q * D;
+    const T *kb = k + row * (int64_t)n_k * D;
+    const T *vb = v + row * (int64_t)n_k * D;
+    const int r0 = blockIdx.x * BQ + warp * 16 + g; // this thread's rows: r0 and r0 + 8
+
+    uint32_t qf[DK / 16][4];
+#pragma unroll
+    for (int c = 0; c < DK / 16; ++c) {
+        qf[c][0] = mma::pair<T, D>(qb, r0, n_q, c * 16 + 2 * t);
+        qf[c][1] = mma::pair<T, D>(qb, r0 + 8, n_q, c * 16 + 2 * t);
+        qf[c][2] = mma::pair<T, D>(qb, r0, n_q, c * 16 + 8 + 2 * t);
+        qf[c][3] = mma::pair<T, D>(qb, r0 + 8, n_q, c * 16 + 8 + 2 * t);
+    }
+    float acc[D / 8][4];
+#pragma unroll
+    for (int j = 0; j < D / 8; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.f;
+    float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.f, l1 = 0.f;
+
+    for (int k0 = 0; k0 < n_k; k0 += BK) {
+        __syncthreads();
+        for (int e = threadIdx.x; e < BK * (DK / 2); e += mma::THREADS) {
+            const int j = e / (DK / 2), c = (e - j * (DK / 2)) * 2;
+            const uint32_t val = k0 + j < n_k ? mma::pair<T, D>(kb, k0 + j, n_k, c) : 0u;
+            *reinterpret_cast<uint32_t *>(ks + j * KS + c) = val;
+        }
+        for (int e = threadIdx.x; e < BK * (D / 2); e += mma::THREADS) {
+            const int j = e / (D / 2), c = (e - j * (D / 2)) * 2;
+            uint32_t val = k0 + j < n_k ? mma::pair<T, D>(vb, k0 + j, n_k, c) : 0u;
+            const T *two = reinterpret_cast<const T *>(&val);
+            vts[c * VS + j] = two[0];
+            vts[(c + 1) * VS + j] = two[1];
+        }
+        __syncthreads();
+
+        float s[BK / 8][4];
+#pragma unroll
+        for (int n = 0; n < BK / 8; ++n) {
+            s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
+            const T *kr = ks + (n * 8 + g) * KS + 2 * t;
+#pragma unroll
+            for (int c = 0; c < DK / 16; ++c) {
+                const uint32_t b0 = *reinterpret_cast<const uint32_t *>(kr + c * 16);
+                const uint32_t b1 = *reinterpret_cast<const uint32_t *>(kr + c * 16 + 8);
+                mma::mma16816<T>(s[n], qf[c], b0, b1);
+            }
+        }
+        float mx0 = m0, mx1 = m1;
+#pragma unroll
+        for (int n = 0; n < BK / 8; ++n) {
+            const int col = k0 + n * 8 + 2 * t;
+            if (col >= n_k) s[n][0] = s[n][2] = -INFINITY;
+            if (col + 1 >= n_k) s[n][1] = s[n][3] = -INFINITY;
+            mx0 = fmaxf(mx0, fmaxf(s[n][0], s[n][1]));
+            mx1 = fmaxf(mx1, fmaxf(s[n][2], s[n][3]));
+        }
+        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
+        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+        const float c0 = __expf(m0 - mx0), c1 = __expf(m1 - mx1);
+        m0 = mx0;
+        m1 = mx1;
+        l0 *= c0;
+        l1 *= c1;
+#pragma unroll
+        for (int j = 0; j < D / 8; ++j) {
+            acc[j][0] *= c0;
+            acc[j][1] *= c0;
+            acc[j][2] *= c1;
+            acc[j][3] *= c1;
+        }
+#pragma unroll
+        for (int kk = 0; kk < BK / 16; ++kk) {
+            float p[8];
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+                p[4 * h + 0] = __expf(s[2 * kk + h][0] - m0);
+                p[4 * h + 1] = __expf(s[2 * kk + h][1] - m0);
+                p[4 * h + 2] = __expf(s[2 * kk + h][2] - m1);
+                p[4 * h + 3] = __expf(s[2 * kk + h][3] - m1);
+            }
+            l0 += p[0] + p[1] + p[4] + p[5];
+            l1 += p[2] + p[3] + p[6] + p[7];
+            const uint32_t pa[4] = {mma::pack2<T>(p[0], p[1]), mma::pack2<T>(p[2], p[3]),
+                                    mma::pack2<T>(p[4], p[5]), mma::pack2<T>(p[6], p[7])};
+#pragma unroll
+            for (int j = 0; j < D / 8; ++j) {
+                const T *vr = vts + (j * 8 + g) * VS + kk * 16 + 2 * t;
+                const uint32_t b0 = *reinterpret_cast<const uint32_t *>(vr);
+                const uint32_t b1 = *reinterpret_cast<const uint32_t *>(vr + 8);
+                mma::mma16816<T>(acc[j], pa, b0, b1);
+            }
+        }
+    }
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+    const float i0 = 1.f / l0, i1 = 1.f / l1;
+#pragma unroll
+    for (int j = 0; j < D / 8; ++j) {
+        const int col = j * 8 + 2 * t;
+        if (r0 < n_q)
+            *reinterpret_cast<uint32_t *>(o + (row * n_q + r0) * D + col) =
+                mma::pack2<T>(acc[j][0] * i0, acc[j][1] * i0);
+        if (r0 + 8 < n_q)
+            *reinterpret_cast<uint32_t *>(o + (row * n_q + r0 + 8) * D + col) =
+                mma::pack2<T>(acc[j][2] * i1, acc[j][3] * i1);
+    }
+}
+
+#define FLASH_MMA(T, SUFFIX, D, DK)                                                            \
+    extern "C" __global__ void __launch_bounds__(256)                                          \
+        flash_attn_mma_d##D##_##SUFFIX(const T *q, const T *k, const T *v, T *o, int n_q,      \
+                                       int n_k) {                                              \
+        flash_attn_mma<T, D, DK>(q, k, v, o, n_q, n_k);                                        \
+    }
+
+FLASH_MMA(__half, f16, 40, 48)
+FLASH_MMA(__half, f16, 64, 64)
+FLASH_MMA(__half, f16, 80, 80)
+FLASH_MMA(__nv_bfloat16, bf16, 40, 48)
+FLASH_MMA(__nv_bfloat16, bf16, 64, 64)
+FLASH_MMA(__nv_bfloat16, bf16, 80, 80)
+
 #define FLASH(T, SUFFIX, D)                                                                    \
     extern "C" __global__ void flash_attn_d##D##_##SUFFIX(const T *q, const T *k, const T *v,  \
                                                           T *o, int n_q, int n_k) {            \
@@ -209,10 +440,14 @@ __device__ void flash_attn(const T *q, const T *k, const T *v, T *o, int n_q, in
                                                  int silu) {                                   \
         gn_apply<T>(x, y, stats, w, b, n, spatial, per_group, groups, eps, silu);              \
     }                                                                                          \
-    extern "C" __global__ void im2col_nchw_##SUFFIX(const T *x, T *col, int rows, int h,       \
+    extern "C" __global__ void im2col_nchw_##SUFFIX(const T *x, T *col, int c_in, int h,       \
                                                     int w, int kh, int kw, int stride,         \
                                                     int pad, int w_out, int p0, int pn) {      \
-        im2col_nchw<T>(x, col, rows, h, w, kh, kw, stride, pad, w_out, p0, pn);                \
+        im2col_nchw<T>(x, col, c_in, h, w, kh, kw, stride, pad, w_out, p0, pn);                \
+    }                                                                                          \
+    extern "C" __global__ void bias_nchw_##SUFFIX(T *y, const T *bias, int rows, int channels, \
+                                                  int positions) {                             \
+        bias_nchw<T>(y, bias, rows, channels, positions);                                      \
     }                                                                                          \
     extern "C" __global__ void geglu_##SUFFIX(const T *x, T *out, int d, int rows) {           \
         geglu<T>(x, out, d, rows);                                                             \
