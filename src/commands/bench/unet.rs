@@ -86,6 +86,7 @@ pub fn run(model: &BenchModel, s: &BenchSetup) -> Result<Value> {
         );
     }
     let peak_reset = reset_peak(device);
+    unet.take_profile();
     let mut times = Vec::with_capacity(a.runs as usize);
     for i in 0..a.runs.max(1) {
         let t = Instant::now();
@@ -96,7 +97,18 @@ pub fn run(model: &BenchModel, s: &BenchSetup) -> Result<Value> {
     }
     let (median_s, min_s) = median_min(&times);
     let (peak_bytes, peak_reserved, peak_kind) = peak(device, peak_reset);
+    // PALLAIDIUM_PROFILE=1: milliseconds per step by kind of layer (synchronized around each).
+    let runs = times.len().max(1) as f64;
+    let profile: serde_json::Map<String, Value> = unet
+        .take_profile()
+        .into_iter()
+        .map(|(kind, seconds, calls)| {
+            let per_step = json!({"ms": seconds * 1e3 / runs, "calls": calls as f64 / runs});
+            (kind.to_string(), per_step)
+        })
+        .collect();
     Ok(json!({
+        "profile": profile,
         "bench": "unet",
         "model": model.id,
         "width": w,

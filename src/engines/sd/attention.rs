@@ -5,7 +5,7 @@
 //! softmax still sees every key, so chunking does not change the arithmetic (only the order of
 //! independent rows), which is why sliced and full attention agree to float rounding.
 
-use candle_core::{DType, Device, Module, Result, Tensor};
+use candle_core::{DType, Device, Result, Tensor};
 use candle_nn::VarBuilder;
 
 /// How attention is computed.
@@ -105,6 +105,14 @@ pub fn attention_with(
             .reshape((b * heads, n, d))
     };
     let scale = (d as f64).powf(-0.5);
+    // Tensor cores straight from this layout where they apply (f32 scores and softmax inside,
+    // so `upcast` is honoured; no scores stored, so `mode` has nothing to slice).
+    if fast
+        && let Some(out) =
+            crate::engines::sd::kernels::fused_attention_packed(q, k, v, heads, scale)
+    {
+        return out;
+    }
     let q = (split(q, n_q)? * scale)?;
     let k = split(k, n_k)?;
     let v = split(v, n_k)?;
@@ -198,11 +206,12 @@ impl CrossAttention {
         mode: AttentionMode,
     ) -> Result<Tensor> {
         let context = context.unwrap_or(xs);
-        let q = self.to_q.forward(xs)?;
-        let k = self.to_k.forward(context)?;
-        let v = self.to_v.forward(context)?;
+        use crate::engines::sd::kernels::linear;
+        let q = linear(&self.to_q, xs)?;
+        let k = linear(&self.to_k, context)?;
+        let v = linear(&self.to_v, context)?;
         let out = attention(&q, &k, &v, self.heads, self.upcast, mode)?;
-        self.to_out.forward(&out)
+        linear(&self.to_out, &out)
     }
 }
 

@@ -112,10 +112,12 @@ fn storage(device: &CudaDevice, (slice, shape): (S, Shape)) -> (CudaStorage, Sha
 
 mod attention;
 mod conv;
+mod elementwise;
 mod geglu;
 mod group_norm;
 
 pub use attention::{FLASH_HEAD_DIMS, FlashAttnOp};
 pub use conv::Conv2dOp;
+pub use elementwise::{BiasAddOp, Upsample2xOp};
 pub use geglu::GegluOp;
 pub use group_norm::GroupNormOp;

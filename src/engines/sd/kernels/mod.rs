@@ -74,8 +74,101 @@ pub fn fused_attention_with(
                 q.contiguous()?.apply_op3_no_bwd(
                     &k.contiguous()?,
                     &v.contiguous()?,
-                    &cuda::FlashAttnOp { tensor_cores },
+                    &cuda::FlashAttnOp {
+                        tensor_cores,
+                        heads: 1,
+                        scale: 1.0,
+                    },
                 )
+            };
+            return Some(run());
+        }
+    }
+    None
+}
+
+/// `xs` (b, c, h, w) plus `values` (b, c) broadcast over the positions (the ResNet's time
+/// embedding); with `fast` on CUDA one pass of our kernel instead of candle's strided broadcast.
+pub fn add_per_channel(xs: &Tensor, values: &Tensor, fast: bool) -> Result<Tensor> {
+    #[cfg(feature = "cuda")]
+    if fast && xs.device().is_cuda() {
+        let (b, c, h, w) = xs.dims4()?;
+        return xs
+            .contiguous()?
+            .reshape((b * c, h * w))?
+            .apply_op2_no_bwd(
+                &values.contiguous()?.reshape(b * c)?,
+                &cuda::BiasAddOp {
+                    along_columns: false,
+                },
+            )?
+            .reshape((b, c, h, w));
+    }
+    let _ = fast;
+    xs.broadcast_add(&values.unsqueeze(2)?.unsqueeze(3)?)
+}
+
+/// candle_nn's `Linear`; on CUDA with our kernels on, the leading dimensions flattened into one
+/// GEMM and the bias added by our kernel (candle adds it through its general strided broadcast,
+/// which costs more than the GEMM at the UNet's sizes).
+pub fn linear(layer: &candle_nn::Linear, xs: &Tensor) -> Result<Tensor> {
+    #[cfg(feature = "cuda")]
+    if xs.device().is_cuda() && fast_kernels_enabled() && xs.rank() >= 2 {
+        let mut dims = xs.dims().to_vec();
+        let in_features = xs.dim(D::Minus1)?;
+        let rows = xs.elem_count() / in_features.max(1);
+        let y = xs
+            .contiguous()?
+            .reshape((rows, in_features))?
+            .matmul(&layer.weight().t()?)?;
+        let y = match layer.bias() {
+            Some(bias) => y.apply_op2_no_bwd(
+                bias,
+                &cuda::BiasAddOp {
+                    along_columns: true,
+                },
+            )?,
+            None => y,
+        };
+        if let Some(last) = dims.last_mut() {
+            *last = y.dim(1)?;
+        }
+        return y.reshape(dims);
+    }
+    candle_core::Module::forward(layer, xs)
+}
+
+/// Attention straight from the projections' layout on tensor cores (CUDA builds, f16/bf16, a
+/// head size the kernel covers): `q` (b, n_q, heads*d), `k`/`v` (b, n_k,
+/// heads*d), scores scaled by `scale` inside; no per-head copies, no scaled copy of q. None
+/// where it does not apply (the caller splits the heads and takes another path).
+#[cfg_attr(not(feature = "cuda"), allow(unused_variables))]
+pub fn fused_attention_packed(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    heads: usize,
+    scale: f64,
+) -> Option<Result<Tensor>> {
+    #[cfg(feature = "cuda")]
+    {
+        let scalar = matches!(
+            std::env::var("PALLAIDIUM_SCALAR_ATTENTION").as_deref(),
+            Ok("1") | Ok("true")
+        );
+        let op = cuda::FlashAttnOp {
+            tensor_cores: !scalar,
+            heads,
+            scale: scale as f32,
+        };
+        let d = q.dim(D::Minus1).ok()? / heads.max(1);
+        if q.device().is_cuda()
+            && op.uses_tensor_cores(q.dtype())
+            && cuda::FLASH_HEAD_DIMS.contains(&d)
+        {
+            let run = || -> Result<Tensor> {
+                q.contiguous()?
+                    .apply_op3_no_bwd(&k.contiguous()?, &v.contiguous()?, &op)
             };
             return Some(run());
         }

@@ -5,6 +5,7 @@
 use candle_core::{Result, Tensor};
 use candle_nn::VarBuilder;
 
+use super::probe::Probe;
 use super::resnet::{Downsample2D, ResnetBlock2D, ResnetConfig, Upsample2D};
 use super::transformer::{Transformer2D, TransformerConfig};
 use crate::engines::sd::attention::AttentionMode;
@@ -15,6 +16,7 @@ pub struct BlockInputs<'a> {
     pub temb_silu: &'a Tensor,
     pub context: &'a Tensor,
     pub mode: AttentionMode,
+    pub probe: &'a Probe,
 }
 
 #[derive(Debug)]
@@ -76,14 +78,16 @@ impl DownBlock {
         let mut xs = xs.clone();
         let mut states = Vec::with_capacity(self.resnets.len() + 1);
         for (i, resnet) in self.resnets.iter().enumerate() {
-            xs = resnet.forward(&xs, Some(inp.temb_silu))?;
+            xs = inp
+                .probe
+                .time("resnet", || resnet.forward(&xs, Some(inp.temb_silu)))?;
             if let Some(attn) = self.attentions.get(i) {
-                xs = attn.forward(&xs, inp.context, inp.mode)?;
+                xs = attn.forward(&xs, inp)?;
             }
             states.push(xs.clone());
         }
         if let Some(down) = &self.downsampler {
-            xs = down.forward(&xs)?;
+            xs = inp.probe.time("downsample", || down.forward(&xs))?;
             states.push(xs.clone());
         }
         Ok((xs, states))
@@ -113,10 +117,14 @@ impl MidBlock {
     }
 
     pub fn forward(&self, xs: &Tensor, inp: &BlockInputs) -> Result<Tensor> {
-        let mut xs = self.first.forward(xs, Some(inp.temb_silu))?;
+        let mut xs = inp
+            .probe
+            .time("resnet", || self.first.forward(xs, Some(inp.temb_silu)))?;
         for (attn, resnet) in &self.layers {
-            xs = attn.forward(&xs, inp.context, inp.mode)?;
-            xs = resnet.forward(&xs, Some(inp.temb_silu))?;
+            xs = attn.forward(&xs, inp)?;
+            xs = inp
+                .probe
+                .time("resnet", || resnet.forward(&xs, Some(inp.temb_silu)))?;
         }
         Ok(xs)
     }
@@ -191,14 +199,20 @@ impl UpBlock {
         let mut xs = xs.clone();
         for (i, resnet) in self.resnets.iter().enumerate() {
             let skip = &skips[skips.len() - 1 - i];
-            xs = Tensor::cat(&[&xs, skip], 1)?;
-            xs = resnet.forward(&xs, Some(inp.temb_silu))?;
+            xs = inp
+                .probe
+                .time("skip_cat", || Tensor::cat(&[&xs, skip], 1))?;
+            xs = inp
+                .probe
+                .time("resnet", || resnet.forward(&xs, Some(inp.temb_silu)))?;
             if let Some(attn) = self.attentions.get(i) {
-                xs = attn.forward(&xs, inp.context, inp.mode)?;
+                xs = attn.forward(&xs, inp)?;
             }
         }
         match &self.upsampler {
-            Some(up) => up.forward(&xs, upsample_size),
+            Some(up) => inp
+                .probe
+                .time("upsample", || up.forward(&xs, upsample_size)),
             None => Ok(xs),
         }
     }

@@ -4,6 +4,7 @@
 
 pub mod blocks;
 pub mod embeddings;
+pub mod probe;
 pub mod resnet;
 pub mod transformer;
 
@@ -51,6 +52,7 @@ pub struct UNet {
     conv_out: Conv2d,
     device: Device,
     dtype: DType,
+    probe: probe::Probe,
 }
 
 impl UNet {
@@ -166,6 +168,7 @@ impl UNet {
                 1,
                 pad_out,
             )?,
+            probe: probe::Probe::from_env(vb.device()),
             device: vb.device().clone(),
             dtype: vb.dtype(),
             config,
@@ -237,9 +240,12 @@ impl UNet {
             temb_silu: &temb_silu,
             context: &context,
             mode: attn,
+            probe: &self.probe,
         };
 
-        let mut xs = self.conv_in.forward(&sample)?;
+        let mut xs = self
+            .probe
+            .time("conv_in", || self.conv_in.forward(&sample))?;
         let mut skips = vec![xs.clone()];
         for block in &self.down_blocks {
             let (out, states) = block.forward(&xs, &inp)?;
@@ -263,9 +269,15 @@ impl UNet {
             };
             xs = block.forward(&xs, &own, &inp, size)?;
         }
-        Ok(self
-            .conv_out
-            .forward(&norm_silu(&self.conv_norm_out, &xs)?)?)
+        Ok(self.probe.time("conv_out", || {
+            self.conv_out.forward(&norm_silu(&self.conv_norm_out, &xs)?)
+        })?)
+    }
+
+    /// Device time per kind of layer since the last call (`PALLAIDIUM_PROFILE=1` at load; empty
+    /// otherwise): (kind, seconds, calls).
+    pub fn take_profile(&self) -> Vec<(&'static str, f64, u64)> {
+        self.probe.take()
     }
 
     fn added_embedding(

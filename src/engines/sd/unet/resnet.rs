@@ -72,7 +72,8 @@ impl ResnetBlock2D {
     pub fn forward(&self, xs: &Tensor, temb_silu: Option<&Tensor>) -> Result<Tensor> {
         let mut h = self.conv1.forward(&norm_silu(&self.norm1, xs)?)?;
         if let (Some(proj), Some(t)) = (&self.time_emb_proj, temb_silu) {
-            h = h.broadcast_add(&proj.forward(t)?.unsqueeze(2)?.unsqueeze(3)?)?;
+            let fast = kernels::fast_kernels_enabled();
+            h = kernels::add_per_channel(&h, &proj.forward(t)?, fast)?;
         }
         let h = self.conv2.forward(&norm_silu(&self.norm2, &h)?)?;
         let shortcut = match &self.conv_shortcut {

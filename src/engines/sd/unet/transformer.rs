@@ -4,8 +4,9 @@
 use candle_core::{Module, Result, Tensor};
 use candle_nn::{LayerNorm, Linear, VarBuilder};
 
+use super::blocks::BlockInputs;
 use super::resnet::conv;
-use crate::engines::sd::attention::{AttentionMode, CrossAttention};
+use crate::engines::sd::attention::CrossAttention;
 use crate::engines::sd::kernels::{self, Conv2d, GroupNorm};
 
 #[derive(Debug)]
@@ -24,9 +25,9 @@ impl FeedForward {
     }
 
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        let projected = self.proj.forward(xs)?;
+        let projected = kernels::linear(&self.proj, xs)?;
         let gated = kernels::geglu(&projected, kernels::fast_kernels_enabled())?;
-        self.out.forward(&gated)
+        kernels::linear(&self.out, &gated)
     }
 }
 
@@ -60,13 +61,19 @@ impl BasicTransformerBlock {
         })
     }
 
-    fn forward(&self, xs: &Tensor, context: &Tensor, mode: AttentionMode) -> Result<Tensor> {
-        let xs = (self.attn1.forward(&self.norm1.forward(xs)?, None, mode)? + xs)?;
-        let xs = (self
-            .attn2
-            .forward(&self.norm2.forward(&xs)?, Some(context), mode)?
-            + xs)?;
-        self.ff.forward(&self.norm3.forward(&xs)?)? + xs
+    fn forward(&self, xs: &Tensor, inp: &BlockInputs) -> Result<Tensor> {
+        let (mode, p) = (inp.mode, inp.probe);
+        let xs = p.time("attn_self", || {
+            self.attn1.forward(&self.norm1.forward(xs)?, None, mode)? + xs
+        })?;
+        let xs = p.time("attn_cross", || {
+            self.attn2
+                .forward(&self.norm2.forward(&xs)?, Some(inp.context), mode)?
+                + &xs
+        })?;
+        p.time("feed_forward", || {
+            self.ff.forward(&self.norm3.forward(&xs)?)? + &xs
+        })
     }
 }
 
@@ -116,27 +123,32 @@ impl Transformer2D {
         })
     }
 
-    pub fn forward(&self, xs: &Tensor, context: &Tensor, mode: AttentionMode) -> Result<Tensor> {
+    pub fn forward(&self, xs: &Tensor, inp: &BlockInputs) -> Result<Tensor> {
         let (b, c, h, w) = xs.dims4()?;
-        let normed = self.norm.forward(xs)?;
+        let p = inp.probe;
         // (b, c, h, w) -> (b, h*w, c), projecting before or after as the weights dictate.
         let to_tokens = |t: &Tensor| -> Result<Tensor> {
             t.reshape((b, c, h * w))?.transpose(1, 2)?.contiguous()
         };
-        let mut tokens = match &self.proj_in {
-            Projection::Linear(l) => l.forward(&to_tokens(&normed)?)?,
-            Projection::Conv(cv) => to_tokens(&cv.forward(&normed)?)?,
-        };
+        let mut tokens = p.time("transformer_in", || {
+            let normed = self.norm.forward(xs)?;
+            match &self.proj_in {
+                Projection::Linear(l) => kernels::linear(l, &to_tokens(&normed)?),
+                Projection::Conv(cv) => to_tokens(&cv.forward(&normed)?),
+            }
+        })?;
         for block in &self.blocks {
-            tokens = block.forward(&tokens, context, mode)?;
+            tokens = block.forward(&tokens, inp)?;
         }
         let to_image = |t: &Tensor| -> Result<Tensor> {
             t.transpose(1, 2)?.contiguous()?.reshape((b, c, h, w))
         };
-        let out = match &self.proj_out {
-            Projection::Linear(l) => to_image(&l.forward(&tokens)?)?,
-            Projection::Conv(cv) => cv.forward(&to_image(&tokens)?)?,
-        };
-        out + xs
+        p.time("transformer_out", || {
+            let out = match &self.proj_out {
+                Projection::Linear(l) => to_image(&kernels::linear(l, &tokens)?)?,
+                Projection::Conv(cv) => cv.forward(&to_image(&tokens)?)?,
+            };
+            out + xs
+        })
     }
 }

@@ -14,14 +14,25 @@ const TC_THREADS: u32 = 256;
 /// CUDA_COMPUTE_CAP 80 and up).
 const MMA_BUILT: bool = cfg!(sd_mma);
 
-/// Attention with the online softmax in one kernel: `q` (rows, n_q, d) already scaled, `k`/`v`
-/// (rows, n_k, d), `d` one of `FLASH_HEAD_DIMS`. `tensor_cores` picks the MMA kernel for f16
-/// and bf16 inputs (f32 always takes the scalar one).
+/// Attention with the online softmax in one kernel. `q` (b, n_q, heads*d), `k`/`v` (b, n_k,
+/// heads*d) with the heads side by side in each token, as the projections write them (heads 1:
+/// already split per head, (rows, n, d)); `d` one of `FLASH_HEAD_DIMS`; the output has q's
+/// layout. `tensor_cores` picks the MMA kernel for f16 and bf16, which applies `scale` itself
+/// and reads any `heads`; the scalar kernel (f32, or when asked) takes one head per row and `q`
+/// already scaled (`heads` 1, `scale` 1).
 pub struct FlashAttnOp {
     pub tensor_cores: bool,
+    pub heads: usize,
+    pub scale: f32,
 }
 
 impl FlashAttnOp {
+    /// Whether this op runs the tensor-core kernel for `dtype`.
+    pub fn uses_tensor_cores(&self, dtype: candle_core::DType) -> bool {
+        let half = matches!(dtype, candle_core::DType::F16 | candle_core::DType::BF16);
+        self.tensor_cores && MMA_BUILT && half
+    }
+
     fn launch<T: Element>(
         &self,
         (q, ql): (CudaView<T>, &Layout),
@@ -29,18 +40,32 @@ impl FlashAttnOp {
         v: CudaView<T>,
         dev: &CudaDevice,
     ) -> Result<CudaSlice<T>> {
-        let (rows, n_q, d) = ql.shape().dims3()?;
-        let (k_rows, n_k, k_d) = kl.shape().dims3()?;
-        if k_rows != rows || k_d != d || !FLASH_HEAD_DIMS.contains(&d) || n_k == 0 {
-            bail!("fused attention: q {:?} k {:?}", ql.dims(), kl.dims());
+        let (b, n_q, inner) = ql.shape().dims3()?;
+        let (k_b, n_k, k_inner) = kl.shape().dims3()?;
+        let heads = self.heads.max(1);
+        let d = inner / heads;
+        if k_b != b
+            || k_inner != inner
+            || inner % heads != 0
+            || !FLASH_HEAD_DIMS.contains(&d)
+            || n_k == 0
+        {
+            bail!(
+                "fused attention: q {:?} k {:?} with {heads} heads",
+                ql.dims(),
+                kl.dims()
+            );
         }
+        let rows = b * heads;
         if rows > 65535 {
             bail!("fused attention: {rows} batch*heads rows exceed the grid");
         }
+        let tc = self.uses_tensor_cores(T::DTYPE);
+        if !tc && (heads != 1 || self.scale != 1.0) {
+            bail!("fused attention: the scalar kernel takes split heads and a pre-scaled q");
+        }
         // SAFETY: every element is written by the kernel.
-        let out = unsafe { dev.alloc::<T>(rows * n_q * d)? };
-        let half = matches!(T::DTYPE, candle_core::DType::F16 | candle_core::DType::BF16);
-        let tc = self.tensor_cores && MMA_BUILT && half;
+        let out = unsafe { dev.alloc::<T>(b * n_q * inner)? };
         let name = if tc {
             format!("flash_attn_mma_d{d}_{}", T::DTYPE.as_str())
         } else {
@@ -52,9 +77,13 @@ impl FlashAttnOp {
         launch.arg(&k);
         launch.arg(&v);
         launch.arg(&out);
-        let (nq, nk) = (i32_arg(n_q)?, i32_arg(n_k)?);
+        let (nq, nk, h32) = (i32_arg(n_q)?, i32_arg(n_k)?, i32_arg(heads)?);
         launch.arg(&nq);
         launch.arg(&nk);
+        if tc {
+            launch.arg(&h32);
+            launch.arg(&self.scale);
+        }
         // The scalar kernel runs a query a thread, the MMA one 16 queries a warp.
         let (block, per_block) = if tc {
             (TC_THREADS, TC_QUERIES)
@@ -66,7 +95,7 @@ impl FlashAttnOp {
             block_dim: (block, 1, 1),
             shared_mem_bytes: 0,
         };
-        // SAFETY: shapes checked above; the kernel reads rows*n*d elements of each input.
+        // SAFETY: shapes checked above; the kernel reads b*n*heads*d elements of each input.
         unsafe { launch.launch(cfg) }.w()?;
         Ok(out)
     }

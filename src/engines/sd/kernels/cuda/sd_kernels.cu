@@ -149,6 +149,54 @@ __device__ void bias_nchw(T *y, const T *bias, int rows, int channels, int posit
     }
 }
 
+// y[r][p] = x[r][p] + bias[r % bias_len]: a per-channel (bias_len = channels) or per-(batch,
+// channel) (bias_len = rows) value broadcast over the positions. Grid (blocks over positions,
+// rows).
+template <typename T>
+__device__ void add_row_bias(const T *x, const T *bias, T *y, int rows, int bias_len,
+                             int positions) {
+    for (int r = blockIdx.y; r < rows; r += gridDim.y) {
+        const float b = to_f(bias[r % bias_len]);
+        const T *xr = x + (int64_t)r * positions;
+        T *yr = y + (int64_t)r * positions;
+        for (int p = blockIdx.x * blockDim.x + threadIdx.x; p < positions;
+             p += gridDim.x * blockDim.x)
+            yr[p] = from_f<T>(to_f(xr[p]) + b);
+    }
+}
+
+// y[r][c] = x[r][c] + bias[c] (a Linear layer's bias over its rows). Grid (blocks over
+// columns, rows).
+template <typename T>
+__device__ void add_col_bias(const T *x, const T *bias, T *y, int rows, int cols) {
+    for (int r = blockIdx.y; r < rows; r += gridDim.y) {
+        const T *xr = x + (int64_t)r * cols;
+        T *yr = y + (int64_t)r * cols;
+        for (int c = blockIdx.x * blockDim.x + threadIdx.x; c < cols; c += gridDim.x * blockDim.x)
+            yr[c] = from_f<T>(to_f(xr[c]) + to_f(bias[c]));
+    }
+}
+
+// Nearest-neighbour 2x upsampling of (planes, h, w) to (planes, 2h, 2w): each thread copies one
+// input value to its 2x2 block. Grid (blocks over h*w, planes).
+template <typename T>
+__device__ void upsample2x(const T *x, T *y, int planes, int h, int w) {
+    const int n = h * w;
+    for (int pl = blockIdx.y; pl < planes; pl += gridDim.y) {
+        const T *xp = x + (int64_t)pl * n;
+        T *yp = y + (int64_t)pl * 4 * n;
+        for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
+            const int iy = i / w, ix = i - iy * w;
+            const T v = xp[i];
+            T *top = yp + (int64_t)(2 * iy) * (2 * w) + 2 * ix;
+            top[0] = v;
+            top[1] = v;
+            top[2 * w] = v;
+            top[2 * w + 1] = v;
+        }
+    }
+}
+
 // diffusers' GEGLU on (rows, 2*d): out[r][j] = x[r][j] * gelu_erf(x[r][d + j]). Grid (blocks
 // over j, rows).
 template <typename T>
@@ -238,10 +286,12 @@ __device__ void flash_attn(const T *q, const T *k, const T *v, T *o, int n_q, in
 // 16; key tiles of 64 rows and the matching V^T tile are staged in shared memory. Scores,
 // probabilities and the output stay in registers: the accumulator layout of Q.K^T is the
 // operand layout of P.V, so P goes from one MMA to the next without touching memory. The
-// probabilities are rounded to the input type for P.V, as FlashAttention does. q (rows, n_q,
-// D) already scaled, k/v (rows, n_k, D), all contiguous, D a multiple of 8; DK is D rounded up
-// to 16 (the Q.K^T reduction; the padding is zeros). Grid (query blocks, rows), 256 threads
-// (eight warps of 16 queries share each key/value tile).
+// probabilities are rounded to the input type for P.V, as FlashAttention does. q (b, n_q,
+// heads*D), k/v (b, n_k, heads*D) and o (b, n_q, heads*D) contiguous, heads side by side in
+// each token as the projections write them (heads = 1: already split per head); the scores are
+// multiplied by `scale` in f32. D a multiple of 8; DK is D rounded up to 16 (the Q.K^T
+// reduction; the padding is zeros). Grid (query blocks, b*heads), 256 threads (eight warps of
+// 16 queries share each key/value tile).
 namespace mma {
 constexpr int BQ = 128, BK = 64, THREADS = 256;
 
@@ -278,16 +328,18 @@ __device__ __forceinline__ void mma16816(float c[4], const uint32_t a[4], uint32
 #endif
 }
 
-// Two consecutive elements (col even) of row r of a (n, D) matrix as one register; zero outside.
+// Two consecutive elements (col even) of token r of one head (D values, tokens `ts` apart) as
+// one register; zero outside.
 template <typename T, int D>
-__device__ __forceinline__ uint32_t pair(const T *m, int r, int n, int col) {
+__device__ __forceinline__ uint32_t pair(const T *m, int r, int n, int col, int ts) {
     if (r >= n || col >= D) return 0u;
-    return *reinterpret_cast<const uint32_t *>(m + (int64_t)r * D + col);
+    return *reinterpret_cast<const uint32_t *>(m + (int64_t)r * ts + col);
 }
 } // namespace mma
 
 template <typename T, int D, int DK>
-__device__ void flash_attn_mma(const T *q, const T *k, const T *v, T *o, int n_q, int n_k) {
+__device__ void flash_attn_mma(const T *q, const T *k, const T *v, T *o, int n_q, int n_k,
+                               int heads, float scale) {
     using mma::BK;
     using mma::BQ;
     static_assert(D % 8 == 0 && DK % 16 == 0 && DK >= D, "head dims");
@@ -297,40 +349,67 @@ __device__ void flash_attn_mma(const T *q, const T *k, const T *v, T *o, int n_q
     __shared__ __align__(16) T vts[D * VS];
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int g = lane >> 2, t = lane & 3;
-    const int64_t row = blockIdx.y;
-    const T *qb = q + row * (int64_t)n_q * D;
-    const T *kb = k + row * (int64_t)n_k * D;
-    const T *vb = v + row * (int64_t)n_k * D;
+    const int64_t bi = blockIdx.y / heads, head = blockIdx.y % heads;
+    const int ts = heads * D;
+    const T *qb = q + bi * n_q * ts + head * D;
+    const T *kb = k + bi * n_k * ts + head * D;
+    const T *vb = v + bi * n_k * ts + head * D;
+    T *ob = o + bi * n_q * ts + head * D;
     const int r0 = blockIdx.x * BQ + warp * 16 + g; // this thread's rows: r0 and r0 + 8
 
     uint32_t qf[DK / 16][4];
 #pragma unroll
     for (int c = 0; c < DK / 16; ++c) {
-        qf[c][0] = mma::pair<T, D>(qb, r0, n_q, c * 16 + 2 * t);
-        qf[c][1] = mma::pair<T, D>(qb, r0 + 8, n_q, c * 16 + 2 * t);
-        qf[c][2] = mma::pair<T, D>(qb, r0, n_q, c * 16 + 8 + 2 * t);
-        qf[c][3] = mma::pair<T, D>(qb, r0 + 8, n_q, c * 16 + 8 + 2 * t);
+        qf[c][0] = mma::pair<T, D>(qb, r0, n_q, c * 16 + 2 * t, ts);
+        qf[c][1] = mma::pair<T, D>(qb, r0 + 8, n_q, c * 16 + 2 * t, ts);
+        qf[c][2] = mma::pair<T, D>(qb, r0, n_q, c * 16 + 8 + 2 * t, ts);
+        qf[c][3] = mma::pair<T, D>(qb, r0 + 8, n_q, c * 16 + 8 + 2 * t, ts);
     }
     float acc[D / 8][4];
 #pragma unroll
     for (int j = 0; j < D / 8; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.f;
     float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.f, l1 = 0.f;
 
+    // The next key/value tile is fetched into registers while this one is computed on, so the
+    // global loads' latency overlaps the MMAs; element e of a tile is (row e / (W/2), pair e % (W/2)).
+    constexpr int KW = (BK * (DK / 2) + mma::THREADS - 1) / mma::THREADS;
+    constexpr int VW = (BK * (D / 2) + mma::THREADS - 1) / mma::THREADS;
+    uint32_t kreg[KW], vreg[VW];
+    auto fetch = [&](int k0) {
+#pragma unroll
+        for (int i = 0; i < KW; ++i) {
+            const int e = threadIdx.x + i * mma::THREADS;
+            const int j = e / (DK / 2), c = (e - j * (DK / 2)) * 2;
+            kreg[i] = e < BK * (DK / 2) ? mma::pair<T, D>(kb, k0 + j, n_k, c, ts) : 0u;
+        }
+#pragma unroll
+        for (int i = 0; i < VW; ++i) {
+            const int e = threadIdx.x + i * mma::THREADS;
+            const int j = e / (D / 2), c = (e - j * (D / 2)) * 2;
+            vreg[i] = e < BK * (D / 2) ? mma::pair<T, D>(vb, k0 + j, n_k, c, ts) : 0u;
+        }
+    };
+    fetch(0);
     for (int k0 = 0; k0 < n_k; k0 += BK) {
         __syncthreads();
-        for (int e = threadIdx.x; e < BK * (DK / 2); e += mma::THREADS) {
+#pragma unroll
+        for (int i = 0; i < KW; ++i) {
+            const int e = threadIdx.x + i * mma::THREADS;
             const int j = e / (DK / 2), c = (e - j * (DK / 2)) * 2;
-            const uint32_t val = k0 + j < n_k ? mma::pair<T, D>(kb, k0 + j, n_k, c) : 0u;
-            *reinterpret_cast<uint32_t *>(ks + j * KS + c) = val;
+            if (e < BK * (DK / 2)) *reinterpret_cast<uint32_t *>(ks + j * KS + c) = kreg[i];
         }
-        for (int e = threadIdx.x; e < BK * (D / 2); e += mma::THREADS) {
+#pragma unroll
+        for (int i = 0; i < VW; ++i) {
+            const int e = threadIdx.x + i * mma::THREADS;
             const int j = e / (D / 2), c = (e - j * (D / 2)) * 2;
-            uint32_t val = k0 + j < n_k ? mma::pair<T, D>(vb, k0 + j, n_k, c) : 0u;
-            const T *two = reinterpret_cast<const T *>(&val);
-            vts[c * VS + j] = two[0];
-            vts[(c + 1) * VS + j] = two[1];
+            if (e < BK * (D / 2)) {
+                const T *two = reinterpret_cast<const T *>(&vreg[i]);
+                vts[c * VS + j] = two[0];
+                vts[(c + 1) * VS + j] = two[1];
+            }
         }
         __syncthreads();
+        if (k0 + BK < n_k) fetch(k0 + BK);
 
         float s[BK / 8][4];
 #pragma unroll
@@ -348,6 +427,8 @@ __device__ void flash_attn_mma(const T *q, const T *k, const T *v, T *o, int n_q
 #pragma unroll
         for (int n = 0; n < BK / 8; ++n) {
             const int col = k0 + n * 8 + 2 * t;
+#pragma unroll
+            for (int i = 0; i < 4; ++i) s[n][i] *= scale;
             if (col >= n_k) s[n][0] = s[n][2] = -INFINITY;
             if (col + 1 >= n_k) s[n][1] = s[n][3] = -INFINITY;
             mx0 = fmaxf(mx0, fmaxf(s[n][0], s[n][1]));
@@ -401,27 +482,29 @@ __device__ void flash_attn_mma(const T *q, const T *k, const T *v, T *o, int n_q
     for (int j = 0; j < D / 8; ++j) {
         const int col = j * 8 + 2 * t;
         if (r0 < n_q)
-            *reinterpret_cast<uint32_t *>(o + (row * n_q + r0) * D + col) =
+            *reinterpret_cast<uint32_t *>(ob + (int64_t)r0 * ts + col) =
                 mma::pack2<T>(acc[j][0] * i0, acc[j][1] * i0);
         if (r0 + 8 < n_q)
-            *reinterpret_cast<uint32_t *>(o + (row * n_q + r0 + 8) * D + col) =
+            *reinterpret_cast<uint32_t *>(ob + (int64_t)(r0 + 8) * ts + col) =
                 mma::pack2<T>(acc[j][2] * i1, acc[j][3] * i1);
     }
 }
 
-#define FLASH_MMA(T, SUFFIX, D, DK)                                                            \
-    extern "C" __global__ void __launch_bounds__(256)                                          \
+// Two blocks an SM (128 registers a thread) where that costs no more than a few spilled bytes;
+// head size 80 keeps its registers and runs one.
+#define FLASH_MMA(T, SUFFIX, D, DK, MIN_BLOCKS)                                                \
+    extern "C" __global__ void __launch_bounds__(256, MIN_BLOCKS)                              \
         flash_attn_mma_d##D##_##SUFFIX(const T *q, const T *k, const T *v, T *o, int n_q,      \
-                                       int n_k) {                                              \
-        flash_attn_mma<T, D, DK>(q, k, v, o, n_q, n_k);                                        \
+                                       int n_k, int heads, float scale) {                      \
+        flash_attn_mma<T, D, DK>(q, k, v, o, n_q, n_k, heads, scale);                          \
     }
 
-FLASH_MMA(__half, f16, 40, 48)
-FLASH_MMA(__half, f16, 64, 64)
-FLASH_MMA(__half, f16, 80, 80)
-FLASH_MMA(__nv_bfloat16, bf16, 40, 48)
-FLASH_MMA(__nv_bfloat16, bf16, 64, 64)
-FLASH_MMA(__nv_bfloat16, bf16, 80, 80)
+FLASH_MMA(__half, f16, 40, 48, 2)
+FLASH_MMA(__half, f16, 64, 64, 2)
+FLASH_MMA(__half, f16, 80, 80, 1)
+FLASH_MMA(__nv_bfloat16, bf16, 40, 48, 2)
+FLASH_MMA(__nv_bfloat16, bf16, 64, 64, 2)
+FLASH_MMA(__nv_bfloat16, bf16, 80, 80, 1)
 
 #define FLASH(T, SUFFIX, D)                                                                    \
     extern "C" __global__ void flash_attn_d##D##_##SUFFIX(const T *q, const T *k, const T *v,  \
@@ -448,6 +531,18 @@ FLASH_MMA(__nv_bfloat16, bf16, 80, 80)
     extern "C" __global__ void bias_nchw_##SUFFIX(T *y, const T *bias, int rows, int channels, \
                                                   int positions) {                             \
         bias_nchw<T>(y, bias, rows, channels, positions);                                      \
+    }                                                                                          \
+    extern "C" __global__ void add_row_bias_##SUFFIX(const T *x, const T *bias, T *y,          \
+                                                     int rows, int bias_len, int positions) {  \
+        add_row_bias<T>(x, bias, y, rows, bias_len, positions);                                \
+    }                                                                                          \
+    extern "C" __global__ void add_col_bias_##SUFFIX(const T *x, const T *bias, T *y,          \
+                                                     int rows, int cols) {                     \
+        add_col_bias<T>(x, bias, y, rows, cols);                                               \
+    }                                                                                          \
+    extern "C" __global__ void upsample2x_##SUFFIX(const T *x, T *y, int planes, int h,        \
+                                                   int w) {                                    \
+        upsample2x<T>(x, y, planes, h, w);                                                     \
     }                                                                                          \
     extern "C" __global__ void geglu_##SUFFIX(const T *x, T *out, int d, int rows) {           \
         geglu<T>(x, out, d, rows);                                                             \
