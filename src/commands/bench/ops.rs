@@ -116,6 +116,13 @@ fn cases<'a>(
             attention_with(&q, &k, &v, heads, false, AttentionMode::Auto, fast)
         }),
     });
+    let xt = x.reshape((batch, c0, tokens))?;
+    out.push(Case {
+        name: "unet_to_tokens",
+        shape: format!("{batch}x{c0}x{tokens} -> {batch}x{tokens}x{c0}"),
+        dtype,
+        run: Box::new(move |fast| crate::engines::sd::kernels::transpose_last2(&xt, fast)),
+    });
     if device.is_cuda() && dtype == DType::F16 {
         out.extend(tensor_core_attention_cases(c, batch, tokens, device)?);
     }

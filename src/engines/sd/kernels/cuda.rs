@@ -118,6 +118,6 @@ mod group_norm;
 
 pub use attention::{FLASH_HEAD_DIMS, FlashAttnOp};
 pub use conv::Conv2dOp;
-pub use elementwise::{BiasAddOp, Upsample2xOp};
+pub use elementwise::{BiasAddOp, TransposeOp, Upsample2xOp};
 pub use geglu::GegluOp;
 pub use group_norm::GroupNormOp;

@@ -176,6 +176,18 @@ pub fn fused_attention_packed(
     None
 }
 
+/// (b, rows, cols) -> (b, cols, rows), contiguous: the NCHW <-> tokens reshuffle around the
+/// spatial transformers; with `fast` on CUDA our tiled kernel (candle's strided copy writes or
+/// reads with a stride).
+pub fn transpose_last2(xs: &Tensor, fast: bool) -> Result<Tensor> {
+    #[cfg(feature = "cuda")]
+    if fast && xs.device().is_cuda() && xs.rank() == 3 {
+        return xs.contiguous()?.apply_op1_no_bwd(&cuda::TransposeOp);
+    }
+    let _ = fast;
+    xs.transpose(1, 2)?.contiguous()
+}
+
 /// diffusers' GEGLU: `(..., 2d) -> first half * gelu_erf(second half)`; with `fast` (CUDA, or
 /// the CPU in f32) one fused pass instead of two strided views, a GELU and a product.
 pub fn geglu(xs: &Tensor, fast: bool) -> Result<Tensor> {

@@ -127,8 +127,9 @@ impl Transformer2D {
         let (b, c, h, w) = xs.dims4()?;
         let p = inp.probe;
         // (b, c, h, w) -> (b, h*w, c), projecting before or after as the weights dictate.
+        let fast = kernels::fast_kernels_enabled();
         let to_tokens = |t: &Tensor| -> Result<Tensor> {
-            t.reshape((b, c, h * w))?.transpose(1, 2)?.contiguous()
+            kernels::transpose_last2(&t.reshape((b, c, h * w))?, fast)
         };
         let mut tokens = p.time("transformer_in", || {
             let normed = self.norm.forward(xs)?;
@@ -141,7 +142,7 @@ impl Transformer2D {
             tokens = block.forward(&tokens, inp)?;
         }
         let to_image = |t: &Tensor| -> Result<Tensor> {
-            t.transpose(1, 2)?.contiguous()?.reshape((b, c, h, w))
+            kernels::transpose_last2(t, fast)?.reshape((b, c, h, w))
         };
         p.time("transformer_out", || {
             let out = match &self.proj_out {

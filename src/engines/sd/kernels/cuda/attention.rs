@@ -26,6 +26,15 @@ pub struct FlashAttnOp {
     pub scale: f32,
 }
 
+/// The tensor-core kernel streams key/value tiles with cp.async (16-byte aligned inputs) unless
+/// `PALLAIDIUM_ATTENTION_V1=1` (a measurement switch: tiles prefetched through registers).
+fn pipelined() -> bool {
+    !matches!(
+        std::env::var("PALLAIDIUM_ATTENTION_V1").as_deref(),
+        Ok("1") | Ok("true")
+    )
+}
+
 impl FlashAttnOp {
     /// Whether this op runs the tensor-core kernel for `dtype`.
     pub fn uses_tensor_cores(&self, dtype: candle_core::DType) -> bool {
@@ -66,7 +75,13 @@ impl FlashAttnOp {
         }
         // SAFETY: every element is written by the kernel.
         let out = unsafe { dev.alloc::<T>(b * n_q * inner)? };
-        let name = if tc {
+        let stream = dev.cuda_stream();
+        let aligned = [&q, &k, &v]
+            .iter()
+            .all(|t| t.device_ptr(&stream).0 % 16 == 0);
+        let name = if tc && aligned && pipelined() {
+            format!("flash_attn_async_d{d}_{}", T::DTYPE.as_str())
+        } else if tc {
             format!("flash_attn_mma_d{d}_{}", T::DTYPE.as_str())
         } else {
             format!("flash_attn_d{d}_{}", T::DTYPE.as_str())

@@ -1,6 +1,6 @@
 //! Memory-bound element-wise ops on CUDA that candle runs through its general strided kernels:
 //! a bias broadcast along rows (the ResNet's time embedding over positions) or along columns (a
-//! Linear layer's bias), and nearest 2x upsampling.
+//! Linear layer's bias), nearest 2x upsampling, and the transpose between NCHW and tokens.
 use super::*;
 
 /// `x` (rows, n) plus a bias broadcast: `bias[r % bias_len]` on row `r` (`along_columns` off),
@@ -123,6 +123,57 @@ impl CustomOp1 for Upsample2xOp {
         let dev = &x.device;
         let out = by_dtype!("2x upsampling", [x => xs], {
             self.launch((contiguous(xs, xl, "upsampling input")?, xl), dev)?
+        });
+        Ok(storage(dev, out))
+    }
+}
+
+/// (b, rows, cols) -> (b, cols, rows), contiguous.
+pub struct TransposeOp;
+
+impl TransposeOp {
+    fn launch<T: Element>(
+        &self,
+        (x, xl): (CudaView<T>, &Layout),
+        dev: &CudaDevice,
+    ) -> Result<(CudaSlice<T>, Shape)> {
+        let (b, rows, cols) = xl.shape().dims3()?;
+        if b > 65535 || rows.div_ceil(32) > 65535 {
+            bail!("transpose: {:?} exceeds the grid", xl.dims());
+        }
+        // SAFETY: every element is written by the kernel.
+        let out = unsafe { dev.alloc::<T>(b * rows * cols)? };
+        let func = dev.get_or_load_custom_func(&kernel_name::<T>("transpose2d"), MODULE, PTX)?;
+        let mut launch = func.builder();
+        launch.arg(&x);
+        launch.arg(&out);
+        let (r32, c32) = (i32_arg(rows)?, i32_arg(cols)?);
+        launch.arg(&r32);
+        launch.arg(&c32);
+        let cfg = LaunchConfig {
+            grid_dim: (cols.div_ceil(32) as u32, rows.div_ceil(32) as u32, b as u32),
+            block_dim: (32, 8, 1),
+            shared_mem_bytes: 0,
+        };
+        // SAFETY: x and out hold b*rows*cols elements; the grid covers them in 32x32 tiles.
+        unsafe { launch.launch(cfg) }.w()?;
+        Ok((out, Shape::from((b, cols, rows))))
+    }
+}
+
+impl CustomOp1 for TransposeOp {
+    fn name(&self) -> &'static str {
+        "pallaidium-cuda-transpose"
+    }
+
+    fn cpu_fwd(&self, _: &CpuStorage, _: &Layout) -> Result<(CpuStorage, Shape)> {
+        cpu_unsupported(self.name())
+    }
+
+    fn cuda_fwd(&self, x: &CudaStorage, xl: &Layout) -> Result<(CudaStorage, Shape)> {
+        let dev = &x.device;
+        let out = by_dtype!("transpose", [x => xs], {
+            self.launch((contiguous(xs, xl, "transpose input")?, xl), dev)?
         });
         Ok(storage(dev, out))
     }

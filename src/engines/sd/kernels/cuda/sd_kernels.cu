@@ -177,6 +177,25 @@ __device__ void add_col_bias(const T *x, const T *bias, T *y, int rows, int cols
     }
 }
 
+// y[b] = x[b]^T for (batch, rows, cols) -> (batch, cols, rows), through 32x32 tiles in shared
+// memory so reads and writes are both coalesced. Grid (column tiles, row tiles, batch), blocks
+// of 32x8 threads.
+template <typename T>
+__device__ void transpose2d(const T *x, T *y, int rows, int cols) {
+    __shared__ T tile[32][33];
+    const int64_t base = (int64_t)blockIdx.z * rows * cols;
+    const int c0 = blockIdx.x * 32, r0 = blockIdx.y * 32;
+    for (int i = threadIdx.y; i < 32; i += 8) {
+        const int r = r0 + i, c = c0 + threadIdx.x;
+        if (r < rows && c < cols) tile[i][threadIdx.x] = x[base + (int64_t)r * cols + c];
+    }
+    __syncthreads();
+    for (int i = threadIdx.y; i < 32; i += 8) {
+        const int c = c0 + i, r = r0 + threadIdx.x;
+        if (r < rows && c < cols) y[base + (int64_t)c * rows + r] = tile[threadIdx.x][i];
+    }
+}
+
 // Nearest-neighbour 2x upsampling of (planes, h, w) to (planes, 2h, 2w): each thread copies one
 // input value to its 2x2 block. Grid (blocks over h*w, planes).
 template <typename T>
@@ -335,9 +354,44 @@ __device__ __forceinline__ uint32_t pair(const T *m, int r, int n, int col, int 
     if (r >= n || col >= D) return 0u;
     return *reinterpret_cast<const uint32_t *>(m + (int64_t)r * ts + col);
 }
+// 16 bytes global -> shared without passing through registers; zeros where !valid.
+__device__ __forceinline__ void cp_async16(void *smem, const void *gmem, bool valid) {
+#if __CUDA_ARCH__ >= 800
+    const unsigned dst = (unsigned)__cvta_generic_to_shared(smem);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(gmem),
+                 "r"(valid ? 16 : 0));
+#else
+    __trap();
+#endif
+}
+__device__ __forceinline__ void cp_async_commit() {
+#if __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.commit_group;\n" ::);
+#endif
+}
+// Waits until at most N committed groups are still in flight.
+template <int N> __device__ __forceinline__ void cp_async_wait() {
+#if __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+#endif
+}
+// Two 8x8 tiles of 16-bit values, transposed, from rows whose addresses lanes 0-15 give.
+__device__ __forceinline__ void ldmatrix_x2_trans(uint32_t &a, uint32_t &b, const void *smem) {
+#if __CUDA_ARCH__ >= 800
+    const unsigned src = (unsigned)__cvta_generic_to_shared(smem);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0, %1}, [%2];\n"
+                 : "=r"(a), "=r"(b)
+                 : "r"(src));
+#else
+    __trap();
+#endif
+}
 } // namespace mma
 
-template <typename T, int D, int DK>
+// ASYNC: key/value tiles double-buffered with cp.async (the next tile streams in while this one
+// is computed on; 16-byte aligned q/k/v) and V read row-major through ldmatrix.trans; otherwise
+// the next tile is prefetched through registers and V stored transposed.
+template <typename T, int D, int DK, bool ASYNC>
 __device__ void flash_attn_mma(const T *q, const T *k, const T *v, T *o, int n_q, int n_k,
                                int heads, float scale) {
     using mma::BK;
@@ -345,8 +399,12 @@ __device__ void flash_attn_mma(const T *q, const T *k, const T *v, T *o, int n_q
     static_assert(D % 8 == 0 && DK % 16 == 0 && DK >= D, "head dims");
     constexpr int KS = DK + 8; // K tile row stride (elements): conflict-free 32-bit reads
     constexpr int VS = BK + 8; // V^T tile row stride
-    __shared__ __align__(16) T ks[BK * KS];
-    __shared__ __align__(16) T vts[D * VS];
+    // Row-major V rows for ldmatrix: an odd number of 16-byte units apart, conflict-free.
+    constexpr int VR = ((D + 8) / 8) % 2 == 1 ? D + 8 : D + 16;
+    constexpr int SMEM = ASYNC ? 2 * BK * (KS + VR) : BK * KS + D * VS;
+    __shared__ __align__(16) T smem[SMEM];
+    T *ks = smem;
+    T *vts = smem + BK * KS;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int g = lane >> 2, t = lane & 3;
     const int64_t bi = blockIdx.y / heads, head = blockIdx.y % heads;
@@ -389,17 +447,53 @@ __device__ void flash_attn_mma(const T *q, const T *k, const T *v, T *o, int n_q
             vreg[i] = e < BK * (D / 2) ? mma::pair<T, D>(vb, k0 + j, n_k, c, ts) : 0u;
         }
     };
-    fetch(0);
-    for (int k0 = 0; k0 < n_k; k0 += BK) {
+    // ASYNC: buffer b holds K at smem + b*BK*KS and V at smem + 2*BK*KS + b*BK*VR.
+    auto issue = [&](int k0, int b) {
+        if constexpr (ASYNC) {
+            T *kd = smem + b * BK * KS;
+            T *vd = smem + 2 * BK * KS + b * BK * VR;
+            for (int e = threadIdx.x; e < BK * (D / 8); e += mma::THREADS) {
+                const int j = e / (D / 8), c = (e - j * (D / 8)) * 8;
+                const bool in = k0 + j < n_k;
+                const int64_t at = in ? (int64_t)(k0 + j) * ts + c : 0;
+                mma::cp_async16(kd + j * KS + c, kb + at, in);
+                mma::cp_async16(vd + j * VR + c, vb + at, in);
+            }
+            mma::cp_async_commit();
+        }
+    };
+    if constexpr (ASYNC) {
+        // The K columns past D (the reduction's zero padding) are never written by the copies.
+        for (int e = threadIdx.x; e < 2 * BK * (KS - D); e += mma::THREADS) {
+            const int row = e / (KS - D), c = D + e % (KS - D);
+            smem[row * KS + c] = from_f<T>(0.f);
+        }
+        issue(0, 0);
+    } else {
+        fetch(0);
+    }
+    int buf = 0;
+    for (int k0 = 0; k0 < n_k; k0 += BK, buf ^= 1) {
         __syncthreads();
+        if constexpr (ASYNC) {
+            if (k0 + BK < n_k) {
+                issue(k0 + BK, buf ^ 1);
+                mma::cp_async_wait<1>();
+            } else {
+                mma::cp_async_wait<0>();
+            }
+            __syncthreads();
+            ks = smem + buf * BK * KS;
+            vts = smem + 2 * BK * KS + buf * BK * VR;
+        }
 #pragma unroll
-        for (int i = 0; i < KW; ++i) {
+        for (int i = 0; i < (ASYNC ? 0 : KW); ++i) {
             const int e = threadIdx.x + i * mma::THREADS;
             const int j = e / (DK / 2), c = (e - j * (DK / 2)) * 2;
             if (e < BK * (DK / 2)) *reinterpret_cast<uint32_t *>(ks + j * KS + c) = kreg[i];
         }
 #pragma unroll
-        for (int i = 0; i < VW; ++i) {
+        for (int i = 0; i < (ASYNC ? 0 : VW); ++i) {
             const int e = threadIdx.x + i * mma::THREADS;
             const int j = e / (D / 2), c = (e - j * (D / 2)) * 2;
             if (e < BK * (D / 2)) {
@@ -408,8 +502,10 @@ __device__ void flash_attn_mma(const T *q, const T *k, const T *v, T *o, int n_q
                 vts[(c + 1) * VS + j] = two[1];
             }
         }
-        __syncthreads();
-        if (k0 + BK < n_k) fetch(k0 + BK);
+        if constexpr (!ASYNC) {
+            __syncthreads();
+            if (k0 + BK < n_k) fetch(k0 + BK);
+        }
 
         float s[BK / 8][4];
 #pragma unroll
@@ -466,9 +562,14 @@ __device__ void flash_attn_mma(const T *q, const T *k, const T *v, T *o, int n_q
                                     mma::pack2<T>(p[4], p[5]), mma::pack2<T>(p[6], p[7])};
 #pragma unroll
             for (int j = 0; j < D / 8; ++j) {
-                const T *vr = vts + (j * 8 + g) * VS + kk * 16 + 2 * t;
-                const uint32_t b0 = *reinterpret_cast<const uint32_t *>(vr);
-                const uint32_t b1 = *reinterpret_cast<const uint32_t *>(vr + 8);
+                uint32_t b0, b1;
+                if constexpr (ASYNC) {
+                    mma::ldmatrix_x2_trans(b0, b1, vts + (kk * 16 + (lane & 15)) * VR + j * 8);
+                } else {
+                    const T *vr = vts + (j * 8 + g) * VS + kk * 16 + 2 * t;
+                    b0 = *reinterpret_cast<const uint32_t *>(vr);
+                    b1 = *reinterpret_cast<const uint32_t *>(vr + 8);
+                }
                 mma::mma16816<T>(acc[j], pa, b0, b1);
             }
         }
@@ -496,7 +597,12 @@ __device__ void flash_attn_mma(const T *q, const T *k, const T *v, T *o, int n_q
     extern "C" __global__ void __launch_bounds__(256, MIN_BLOCKS)                              \
         flash_attn_mma_d##D##_##SUFFIX(const T *q, const T *k, const T *v, T *o, int n_q,      \
                                        int n_k, int heads, float scale) {                      \
-        flash_attn_mma<T, D, DK>(q, k, v, o, n_q, n_k, heads, scale);                          \
+        flash_attn_mma<T, D, DK, false>(q, k, v, o, n_q, n_k, heads, scale);                   \
+    }                                                                                          \
+    extern "C" __global__ void __launch_bounds__(256, 2)                                       \
+        flash_attn_async_d##D##_##SUFFIX(const T *q, const T *k, const T *v, T *o, int n_q,    \
+                                         int n_k, int heads, float scale) {                    \
+        flash_attn_mma<T, D, DK, true>(q, k, v, o, n_q, n_k, heads, scale);                    \
     }
 
 FLASH_MMA(__half, f16, 40, 48, 2)
@@ -539,6 +645,9 @@ FLASH_MMA(__nv_bfloat16, bf16, 80, 80, 1)
     extern "C" __global__ void add_col_bias_##SUFFIX(const T *x, const T *bias, T *y,          \
                                                      int rows, int cols) {                     \
         add_col_bias<T>(x, bias, y, rows, cols);                                               \
+    }                                                                                          \
+    extern "C" __global__ void transpose2d_##SUFFIX(const T *x, T *y, int rows, int cols) {   \
+        transpose2d<T>(x, y, rows, cols);                                                      \
     }                                                                                          \
     extern "C" __global__ void upsample2x_##SUFFIX(const T *x, T *y, int planes, int h,        \
                                                    int w) {                                    \
