@@ -1,15 +1,17 @@
 //! With the `cuda` feature, compiles the engine's own CUDA kernels
-//! (src/engines/sd/kernels/cuda/sd_kernels.cu) to PTX with nvcc, as candle-kernels does for
-//! candle's. Without it, does nothing.
+//! (src/engines/sd/kernels/cuda/sd_kernels.cu and the .cuh files it includes) to PTX with nvcc,
+//! as candle-kernels does for candle's. Without it, does nothing.
 
 use std::path::PathBuf;
 use std::process::Command;
 
 const SOURCE: &str = "src/engines/sd/kernels/cuda/sd_kernels.cu";
+/// The folder of SOURCE and the per-op headers it includes.
+const SOURCE_DIR: &str = "src/engines/sd/kernels/cuda";
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=build.rs");
-    println!("cargo:rerun-if-changed={SOURCE}");
+    println!("cargo:rerun-if-changed={SOURCE_DIR}");
     println!("cargo:rerun-if-env-changed=CUDA_COMPUTE_CAP");
     println!("cargo::rustc-check-cfg=cfg(sd_mma)");
     if std::env::var_os("CARGO_FEATURE_CUDA").is_none() {

@@ -150,7 +150,9 @@ fn job_shape(fp: &ModelFootprint, req: &PlanRequest) -> JobShape {
         guided: req.guided,
         img2img: req.img2img,
         elem,
-        // f16 VAEs that say so run in f32 (the engine upcasts them as diffusers does).
+        // f16 VAEs that say `force_upcast` are planned in f32: SDXL's run in f32 (the engine
+        // upcasts them as diffusers does); SD 1.x/2.x decode in f16 but redo a decode that
+        // overflows in f32, and the plan must cover that.
         vae_elem: if req.dtype == DType::F16 && fp.vae_arch.force_upcast {
             4
         } else {

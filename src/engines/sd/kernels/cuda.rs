@@ -1,16 +1,19 @@
 //! The CUDA side of the fast kernels (built with the `cuda` feature; the PTX comes from
-//! `cuda/sd_kernels.cu` through build.rs):
+//! `cuda/sd_kernels.cu` and its per-op `.cuh` headers through build.rs):
 //! - GroupNorm(+SiLU): statistics over grid-wide blocks (so a 32-group VAE norm still fills the
 //!   GPU), then one fused apply pass; candle_nn's composition makes about ten full passes.
-//! - Conv2d: an im2col in the weight's own (c_in, ky, kx) order and one cuBLAS GEMM per batch
-//!   element writing NCHW directly (candle's im2col is position-major and needs a transposing
-//!   copy of the output); 1x1 stride-1 convolutions skip the im2col. f32 GEMMs use TF32, as
-//!   PyTorch's cuDNN convolutions do by default.
+//! - Conv2d: an im2col in the weight's own (c_in, ky, kx) order (8 positions a thread, 16-byte
+//!   stores) and cuBLAS GEMMs batched over batch elements writing NCHW directly, the bias added
+//!   in place; 1x1 stride-1 convolutions skip the im2col. f32 GEMMs use TF32, as PyTorch's cuDNN
+//!   convolutions do by default.
 //! - GEGLU: the feed-forward's split, erf-GELU and product in one pass.
-//! - Attention: one thread per query, key/value tiles in shared memory, online softmax in f32.
+//! - Attention: on tensor cores (mma.sync, FlashAttention-2's loop, cp.async tiles) for f16/bf16,
+//!   reading the heads in place; one thread per query in f32 otherwise.
+//! - Element-wise: bias broadcasts (a Linear's, the ResNet's time embedding), the NCHW <-> tokens
+//!   transpose, 2x nearest upsampling, which candle runs through its general strided kernels.
 //!
 //! This file holds what every op shares (the PTX, element types, launch helpers, the dtype
-//! dispatch); each op lives in `cuda/<op>.rs`.
+//! dispatch); each op lives in `cuda/<op>.rs` (and its device code in `cuda/<op>.cuh`).
 
 use candle_core::cuda_backend::cudarc::cublas::{result as cublas_result, sys as cublas_sys};
 use candle_core::cuda_backend::cudarc::driver::{

@@ -7,8 +7,9 @@
 //!   weight is never reshuffled per call (candle's tiled path repacks it on every forward).
 //! - Softmax: in place on the CPU in f32, with a vectorized polynomial exp.
 //! - Attention on the CPU in f32: score tiles of 64 queries kept in cache between the two GEMMs.
-//! - On CUDA builds, the same two layers plus GEGLU as our own kernels (`cuda.rs`, PTX from
-//!   `cuda/sd_kernels.cu`) in f32/f16/bf16.
+//! - On CUDA builds, the same layers plus GEGLU, tensor-core attention, `linear` (one GEMM and a
+//!   bias kernel), the time-embedding add, the tokens transpose and 2x upsampling as our own
+//!   kernels (`cuda.rs`, PTX from `cuda/sd_kernels.cu`) in f32/f16/bf16.
 //!
 //! Other devices and dtypes use candle's implementations unchanged.
 
