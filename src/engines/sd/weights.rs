@@ -237,6 +237,35 @@ fn populate(start: usize, end: usize) {
     let _ = (start, end);
 }
 
+/// Tensors below this many bytes are copied by candle on one thread.
+const PARALLEL_COPY_BYTES: usize = 1 << 20;
+
+/// An f32 weight kept f32 on the CPU: its pages mapped in one call, then copied over the
+/// threads (candle copies on one thread, faulting the file in a page at a time; that was most
+/// of a CPU model load). None where this does not apply (other dtypes, devices, small tensors).
+fn parallel_f32_copy(
+    data: &[u8],
+    shape: &[usize],
+    stored_f32: bool,
+    dtype: DType,
+    dev: &Device,
+) -> candle_core::Result<Option<Tensor>> {
+    if !dev.is_cpu() || dtype != DType::F32 || !stored_f32 || data.len() < PARALLEL_COPY_BYTES {
+        return Ok(None);
+    }
+    let start = data.as_ptr() as usize;
+    populate(start, start + data.len());
+    let mut out = vec![0f32; data.len() / 4];
+    const CHUNK: usize = 1 << 16;
+    crate::engines::sd::kernels::threads::par_chunks_mut(&mut out, CHUNK, |i, dst| {
+        let src = &data[i * CHUNK * 4..i * CHUNK * 4 + dst.len() * 4];
+        for (d, s) in dst.iter_mut().zip(src.chunks_exact(4)) {
+            *d = f32::from_le_bytes([s[0], s[1], s[2], s[3]]);
+        }
+    });
+    Tensor::from_vec(out, shape, dev).map(Some)
+}
+
 /// A safetensors backend that checks shapes from the header before reading any data and names
 /// the file in every error.
 struct CheckedBackend {
@@ -277,7 +306,11 @@ impl candle_nn::var_builder::SimpleBackend for CheckedBackend {
                 s.dims()
             )));
         }
-        let tensor = shard.load(name, dev)?.to_dtype(dtype)?;
+        let stored_f32 = DType::try_from(view.dtype()).is_ok_and(|d| d == DType::F32);
+        let tensor = match parallel_f32_copy(view.data(), view.shape(), stored_f32, dtype, dev)? {
+            Some(t) => t,
+            None => shard.load(name, dev)?.to_dtype(dtype)?,
+        };
         release_pages(view.data());
         Ok(tensor)
     }
@@ -324,6 +357,25 @@ mod tests {
         assert!(w.files()[0].ends_with("diffusion_pytorch_model.fp16.safetensors"));
         let w = Weights::open(dir.path(), &Device::Cpu, DType::F32, false).unwrap();
         assert!(w.files()[0].ends_with("model.safetensors"));
+    }
+
+    #[test]
+    fn a_large_f32_tensor_is_copied_over_the_threads_exactly() {
+        let dir = tempfile::tempdir().unwrap();
+        let n = PARALLEL_COPY_BYTES / 4 * 3 + 7;
+        let t = (Tensor::arange(0f32, n as f32, &Device::Cpu).unwrap() * 0.37)
+            .unwrap()
+            .sin()
+            .unwrap();
+        let path = dir.path().join("model.safetensors");
+        candle_core::safetensors::save(&HashMap::from([("big".to_string(), t.clone())]), &path)
+            .unwrap();
+        let w = Weights::open(dir.path(), &Device::Cpu, DType::F32, false).unwrap();
+        let got = w.vb().get(n, "big").unwrap();
+        assert_eq!(got.to_vec1::<f32>().unwrap(), t.to_vec1::<f32>().unwrap());
+        // Converted to another dtype, it goes through candle's path and still arrives.
+        let w16 = Weights::open(dir.path(), &Device::Cpu, DType::F16, false).unwrap();
+        assert_eq!(w16.vb().get(n, "big").unwrap().dtype(), DType::F16);
     }
 
     #[test]

@@ -21,7 +21,7 @@ mod cuda;
 mod geglu_cpu;
 pub mod group_norm;
 mod softmax;
-mod threads;
+pub(crate) mod threads;
 mod upsample;
 
 use candle_core::{D, Result, Tensor};
