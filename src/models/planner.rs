@@ -120,7 +120,8 @@ impl MemoryPlan {
 pub fn device_traits(device: DeviceKind, memory: &DeviceMemory) -> DeviceTraits {
     let (conv, overhead) = match device {
         DeviceKind::Cpu => (ConvWorkspace::InputCopy, 256 << 20),
-        DeviceKind::Cuda | DeviceKind::Metal => (ConvWorkspace::Im2col, 384 << 20),
+        DeviceKind::Cuda => (ConvWorkspace::Im2colChunked, 384 << 20),
+        DeviceKind::Metal => (ConvWorkspace::Im2col, 384 << 20),
     };
     DeviceTraits {
         conv,

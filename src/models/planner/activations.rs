@@ -27,8 +27,11 @@ use super::footprint::{TextArch, UNetArch, VaeArch};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ConvWorkspace {
-    /// CUDA and Metal: the full im2col matrix.
+    /// Metal (candle's conv2d): the full im2col matrix.
     Im2col,
+    /// CUDA (the engine's kernel, `engines/sd/kernels/cuda/conv.rs`): the im2col matrix in
+    /// chunks of at most `CUDA_COL_BUDGET_BYTES`, at least 8 positions.
+    Im2colChunked,
     /// The CPU: in f32 the engine's own kernel builds the im2col matrix one band of output rows
     /// at a time; other dtypes (and `PALLAIDIUM_STOCK_KERNELS=1`) go through candle's tiled
     /// conv2d, which only copies the input to NHWC.
@@ -56,13 +59,21 @@ pub struct ActivationShape {
 pub fn auto_score_budget(conv: ConvWorkspace) -> u64 {
     match conv {
         ConvWorkspace::InputCopy => 64 << 20,
-        ConvWorkspace::Im2col => 512 << 20,
+        ConvWorkspace::Im2col | ConvWorkspace::Im2colChunked => 512 << 20,
     }
 }
 
 /// Scores and softmax of one query chunk (f32 both, plus a cast back for half inputs), and f32
-/// copies of q and k when the inputs are half precision.
+/// copies of q and k when the inputs are half precision; nothing for CUDA's fused kernels.
 fn attention_bytes(s: &ActivationShape, rows: u64, queries: u64, keys: u64, dim: u64) -> u64 {
+    // CUDA's fused kernels keep the scores on chip.
+    let fused = s.conv == ConvWorkspace::Im2colChunked
+        && crate::engines::sd::kernels::fast_kernels_enabled()
+        && usize::try_from(dim)
+            .is_ok_and(|d| crate::engines::sd::kernels::FUSED_ATTENTION_HEAD_DIMS.contains(&d));
+    if fused {
+        return 0;
+    }
     let chunk = match s.attention_slice {
         Some(n) => n.clamp(1, queries),
         None => (auto_score_budget(s.conv) / (rows * keys * 4).max(1)).clamp(1, queries),
@@ -95,6 +106,11 @@ fn conv_workspace(s: &ActivationShape, batch: u64, c_in: u64, pixels: u64, row: 
     match s.conv {
         _ if cpu_banded(s) => full.min(CPU_COL_BAND_BYTES.max(batch * 9 * c_in * row * s.elem)),
         ConvWorkspace::Im2col => full,
+        ConvWorkspace::Im2colChunked if crate::engines::sd::kernels::fast_kernels_enabled() => {
+            let budget = crate::engines::sd::kernels::conv::CUDA_COL_BUDGET_BYTES as u64;
+            full.min(budget.max(9 * c_in * 8 * s.elem))
+        }
+        ConvWorkspace::Im2colChunked => full,
         ConvWorkspace::InputCopy => batch * c_in * pixels * s.elem,
     }
 }

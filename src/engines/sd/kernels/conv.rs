@@ -148,6 +148,10 @@ impl Module for Conv2d {
 /// planner counts the same figure.
 pub const COL_BAND_BYTES: usize = 32 << 20;
 
+/// The CUDA convolution's im2col workspace: at most this many bytes (whole batch elements while
+/// they fit, else spatial chunks of at least 8 positions). Used by `cuda/conv.rs` and the planner.
+pub const CUDA_COL_BUDGET_BYTES: usize = 128 << 20;
+
 /// (b, c, h, w) -> (b, c*kh*kw, rows*ow) with zero padding: the columns of output rows
 /// `row0..row0 + rows`.
 struct Im2Col {

@@ -38,6 +38,10 @@ pub fn fast_kernels_enabled() -> bool {
     })
 }
 
+/// Head sizes the CUDA fused attention kernels are compiled for (`cuda/attention.rs`); the
+/// planner counts no score memory for them.
+pub const FUSED_ATTENTION_HEAD_DIMS: [usize; 3] = [40, 64, 80];
+
 pub use attention_cpu::attention as cpu_attention;
 pub use conv::{Conv2d, conv2d};
 pub use group_norm::{GroupNorm, group_norm};

@@ -4,7 +4,7 @@
 use super::*;
 
 /// Head sizes the fused attention kernels are compiled for.
-pub const FLASH_HEAD_DIMS: [usize; 3] = [40, 64, 80];
+pub const FLASH_HEAD_DIMS: [usize; 3] = super::super::FUSED_ATTENTION_HEAD_DIMS;
 
 /// Queries per block of the tensor-core kernel (eight warps of 16) and its threads.
 const TC_QUERIES: usize = 128;
