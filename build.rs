@@ -22,9 +22,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|home| PathBuf::from(home).join("bin").join("nvcc"))
         .filter(|p| p.exists())
         .unwrap_or_else(|| PathBuf::from("nvcc"));
-    // PTX is compiled for the lowest architecture asked for and JIT-compiled by the driver for
-    // newer GPUs (candle-kernels reads the same variable).
-    let cap = std::env::var("CUDA_COMPUTE_CAP").unwrap_or_else(|_| "70".into());
+    // PTX is compiled for the architecture asked for (CUDA_COMPUTE_CAP, as candle-kernels reads
+    // it), else this machine's GPU as nvidia-smi reports it, else 70; the driver JIT-compiles it
+    // for newer GPUs. The tensor-core attention needs 80 or more.
+    let cap = std::env::var("CUDA_COMPUTE_CAP")
+        .ok()
+        .or_else(detected_compute_cap)
+        .unwrap_or_else(|| {
+            println!(
+                "cargo:warning=CUDA_COMPUTE_CAP unset and no GPU found: building PTX for \
+                 compute 7.0 (set CUDA_COMPUTE_CAP=80 or higher for the tensor-core attention)"
+            );
+            "70".into()
+        });
     let cap: String = cap.chars().filter(char::is_ascii_digit).collect();
     // The tensor-core attention (mma.sync on f16/bf16) needs sm_80 or newer.
     if cap.parse::<u32>().is_ok_and(|c| c >= 80) {
@@ -47,4 +57,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err(format!("nvcc failed on {SOURCE} ({status})").into());
     }
     Ok(())
+}
+
+/// The first GPU's compute capability as nvidia-smi reports it ("9.0" -> "90").
+fn detected_compute_cap() -> Option<String> {
+    let out = Command::new("nvidia-smi")
+        .args(["--query-gpu=compute_cap", "--format=csv,noheader"])
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let text = String::from_utf8(out.stdout).ok()?;
+    let digits: String = text
+        .lines()
+        .next()?
+        .chars()
+        .filter(char::is_ascii_digit)
+        .collect();
+    (!digits.is_empty()).then_some(digits)
 }

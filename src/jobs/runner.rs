@@ -224,7 +224,14 @@ impl JobRunner {
     }
 
     fn close(&mut self) {
-        self.shared.closing.store(true, Ordering::SeqCst);
+        // Set under the queue's lock: the worker checks the flag holding that lock and releases
+        // it only inside `wait`, so it either sees the flag or is already waiting for the
+        // notification (set outside the lock, the notification could fall between its check and
+        // its wait, and the join below would wait forever).
+        {
+            let _queue = self.shared.lock();
+            self.shared.closing.store(true, Ordering::SeqCst);
+        }
         self.shared.wake.notify_all();
         if let Some(handle) = self.worker.take()
             && handle.join().is_err()
