@@ -7,23 +7,14 @@
 use std::sync::mpsc;
 use std::time::Duration;
 
-use clap::Parser;
-use pallaidium::models::Registry;
+#[path = "support/runner.rs"]
+mod runner;
+use runner::cpu_runner_link;
 
 #[test]
 fn start_then_shutdown_never_hangs() {
     let home = tempfile::tempdir().unwrap();
-    let env = pallaidium::platform::paths::PathEnv {
-        pallaidium_home: Some(home.path().to_path_buf()),
-        hf_home: Some(home.path().join("hf")),
-        ..Default::default()
-    };
-    let paths = pallaidium::platform::paths::Paths::from_env(&env, None).unwrap();
-    paths.create_dirs().unwrap();
-    let cli = pallaidium::cli::Cli::try_parse_from(["pallaidium", "--device", "cpu", "--offline"])
-        .unwrap();
-    let registry = Registry::shipped().unwrap();
-    let link = pallaidium::tui::runner_link::runner_link(&cli, &paths, &registry).unwrap();
+    let (paths, link) = cpu_runner_link(home.path());
     for round in 0..3000 {
         let store = pallaidium::jobs::Store::open(&paths.queue_db).unwrap();
         let runner = pallaidium::jobs::JobRunner::start(store, link.config.clone()).unwrap();

@@ -14,6 +14,8 @@ use pallaidium::tui::panes::queue::{JobRow, QueuePane};
 use pallaidium::tui::planning::{PlanStatus, PlanSummary};
 use pallaidium::tui::theme::Theme;
 
+#[path = "support/runner.rs"]
+mod runner;
 #[path = "support/tui.rs"]
 mod tui;
 use tui::{GIB, key, pane_terminal, plan_command, render, snapshot};
@@ -355,20 +357,9 @@ fn a_latent_preview_is_drawn_in_the_preview_pane() {
 /// reach the preview pane and are drawn before the job's output replaces them.
 #[test]
 fn the_runners_previews_reach_the_pane() {
-    use clap::Parser;
     let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sd1-tiny");
     let home = tempfile::tempdir().unwrap();
-    let env = pallaidium::platform::paths::PathEnv {
-        pallaidium_home: Some(home.path().to_path_buf()),
-        hf_home: Some(home.path().join("hf")),
-        ..Default::default()
-    };
-    let paths = pallaidium::platform::paths::Paths::from_env(&env, None).unwrap();
-    paths.create_dirs().unwrap();
-    let cli = pallaidium::cli::Cli::try_parse_from(["pallaidium", "--device", "cpu", "--offline"])
-        .unwrap();
-    let registry = Registry::shipped().unwrap();
-    let link = pallaidium::tui::runner_link::runner_link(&cli, &paths, &registry).unwrap();
+    let (paths, link) = runner::cpu_runner_link(home.path());
     assert_eq!(
         link.backend,
         Backend::Cpu,

@@ -374,4 +374,6 @@ pub fn plan_folder(
 }
 
 #[cfg(test)]
+mod gpu_tests;
+#[cfg(test)]
 mod tests;

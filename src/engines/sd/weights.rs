@@ -13,6 +13,9 @@ use candle_nn::VarBuilder;
 
 use crate::error::{Error, Result};
 
+mod pages;
+use pages::{parallel_f32_copy, populate, release_pages};
+
 /// The weight file stems diffusers (models) and transformers (text encoders) write.
 const STEMS: [&str; 2] = ["diffusion_pytorch_model", "model"];
 /// Files we refuse to unpickle: loading them can run arbitrary code.
@@ -183,89 +186,6 @@ fn shards_from_index(index: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// Drops the resident pages of mapped weight bytes that have been copied into a tensor, so that
-/// loading a model does not hold every weight twice (the mapped file and the copy) in the
-/// process's memory: on a 16 GB Mac that doubling decides whether a model fits. The file stays
-/// mapped and read-only: a later read of the same bytes faults them back in from the file.
-fn release_pages(bytes: &[u8]) {
-    #[cfg(unix)]
-    {
-        // SAFETY: sysconf has no preconditions.
-        let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
-        let start = bytes.as_ptr() as usize;
-        // Only whole pages inside the tensor's bytes: the pages it shares with its neighbours
-        // stay until they are copied too.
-        let first = start.div_ceil(page) * page;
-        let last = (start + bytes.len()) / page * page;
-        if page > 0 && last > first {
-            // SAFETY: [first, last) lies inside `bytes`, a slice of a live read-only file mapping;
-            // MADV_DONTNEED on such a mapping only drops cached pages, whose contents come back
-            // from the file on the next access. No Rust reference is invalidated.
-            unsafe {
-                libc::madvise(
-                    first as *mut libc::c_void,
-                    last - first,
-                    libc::MADV_DONTNEED,
-                );
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = bytes;
-}
-
-/// Maps the pages of [start, end) of a live read-only file mapping in one call
-/// (MADV_POPULATE_READ, Linux 5.14+; silently nothing where unsupported).
-fn populate(start: usize, end: usize) {
-    #[cfg(target_os = "linux")]
-    {
-        // SAFETY: sysconf has no preconditions.
-        let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
-        let first = start / page * page;
-        if page == 0 || end <= first {
-            return;
-        }
-        const MADV_POPULATE_READ: libc::c_int = 22;
-        // SAFETY: [first, end) covers the tensors' bytes of one live read-only mapping, rounded
-        // down to its page (the mapping starts on a page); populating only reads pages in and
-        // changes no contents. An error (old kernel) leaves the pages to fault in as before.
-        let rc =
-            unsafe { libc::madvise(first as *mut libc::c_void, end - first, MADV_POPULATE_READ) };
-        tracing::debug!(bytes = end - first, rc, "populated the weights' pages");
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = (start, end);
-}
-
-/// Tensors below this many bytes are copied by candle on one thread.
-const PARALLEL_COPY_BYTES: usize = 1 << 20;
-
-/// An f32 weight kept f32 on the CPU: its pages mapped in one call, then copied over the
-/// threads (candle copies on one thread, faulting the file in a page at a time; that was most
-/// of a CPU model load). None where this does not apply (other dtypes, devices, small tensors).
-fn parallel_f32_copy(
-    data: &[u8],
-    shape: &[usize],
-    stored_f32: bool,
-    dtype: DType,
-    dev: &Device,
-) -> candle_core::Result<Option<Tensor>> {
-    if !dev.is_cpu() || dtype != DType::F32 || !stored_f32 || data.len() < PARALLEL_COPY_BYTES {
-        return Ok(None);
-    }
-    let start = data.as_ptr() as usize;
-    populate(start, start + data.len());
-    let mut out = vec![0f32; data.len() / 4];
-    const CHUNK: usize = 1 << 16;
-    crate::engines::sd::kernels::threads::par_chunks_mut(&mut out, CHUNK, |i, dst| {
-        let src = &data[i * CHUNK * 4..i * CHUNK * 4 + dst.len() * 4];
-        for (d, s) in dst.iter_mut().zip(src.chunks_exact(4)) {
-            *d = f32::from_le_bytes([s[0], s[1], s[2], s[3]]);
-        }
-    });
-    Tensor::from_vec(out, shape, dev).map(Some)
-}
-
 /// A safetensors backend that checks shapes from the header before reading any data and names
 /// the file in every error.
 struct CheckedBackend {
@@ -362,7 +282,7 @@ mod tests {
     #[test]
     fn a_large_f32_tensor_is_copied_over_the_threads_exactly() {
         let dir = tempfile::tempdir().unwrap();
-        let n = PARALLEL_COPY_BYTES / 4 * 3 + 7;
+        let n = pages::PARALLEL_COPY_BYTES / 4 * 3 + 7;
         let t = (Tensor::arange(0f32, n as f32, &Device::Cpu).unwrap() * 0.37)
             .unwrap()
             .sin()

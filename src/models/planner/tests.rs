@@ -22,7 +22,7 @@ fn weights(name: &str, params: u64, largest: u64, stored: u64) -> ComponentWeigh
 /// SD 1.5: UNet 859.5M, VAE 83.7M, CLIP-L 123.1M parameters, stored in f32. The largest
 /// tensors: CLIP's token embedding (49408 x 768), the UNet's 2560 -> 1280 3x3 convs, the VAE's
 /// 512 -> 512 3x3 convs.
-fn sd15() -> ModelFootprint {
+pub(super) fn sd15() -> ModelFootprint {
     ModelFootprint {
         dir: PathBuf::from("sd15"),
         text_encoders: vec![weights("text_encoder", 123_060_480, 49_408 * 768, 4)],
@@ -51,7 +51,7 @@ fn sd15() -> ModelFootprint {
     }
 }
 
-fn request(budget: u64, side: u32, batch: u32) -> PlanRequest {
+pub(super) fn request(budget: u64, side: u32, batch: u32) -> PlanRequest {
     PlanRequest {
         width: side,
         height: side,
@@ -69,7 +69,7 @@ fn request(budget: u64, side: u32, batch: u32) -> PlanRequest {
     }
 }
 
-const GIB: u64 = 1 << 30;
+pub(super) const GIB: u64 = 1 << 30;
 
 #[test]
 fn plenty_of_memory_keeps_everything_resident() {
@@ -161,70 +161,6 @@ fn nothing_fits_refuses_with_needed_available_and_fixes() {
         err.1
     );
     assert!(err.1.contains("free memory so that"), "{}", err.1);
-}
-
-#[test]
-fn half_precision_halves_weights_and_unified_memory_keeps_headroom() {
-    let fp = sd15();
-    let gpu = |dtype| PlanRequest {
-        dtype,
-        device: DeviceKind::Cuda,
-        memory: DeviceMemory::Discrete {
-            total: 80 * GIB,
-            free: 70 * GIB,
-        },
-        ..request(0, 512, 1)
-    };
-    let f32_plan = plan(&fp, &gpu(DType::F32));
-    let f16_plan = plan(&fp, &gpu(DType::F16));
-    assert_eq!(
-        f16_plan.breakdown.unet_bytes * 2,
-        f32_plan.breakdown.unet_bytes
-    );
-    assert_eq!(
-        f16_plan.breakdown.vae_bytes, f32_plan.breakdown.vae_bytes,
-        "force_upcast VAE stays f32"
-    );
-    let mac = DeviceMemory::Unified {
-        total: 16 * GIB,
-        budget: 11 * GIB,
-        used: GIB,
-    };
-    assert_eq!(
-        effective_budget(&mac, None),
-        10 * GIB - (10 * GIB) * 15 / 100
-    );
-    assert_eq!(
-        effective_budget(&mac, Some(4 * GIB)),
-        4 * GIB - (4 * GIB) * 15 / 100
-    );
-    // With an fp16-safe VAE (no upcast) f16 halves every stage, so f32 cannot fit f16's budget.
-    let mut fp = fp;
-    fp.vae_arch.force_upcast = false;
-    let loosest_f16 = PlanRequest {
-        overrides: Overrides {
-            residency: Some(Residency::Staged),
-            attention_slice: Some(Some(64)),
-            vae_tiling: Some(true),
-        },
-        ..gpu(DType::F16)
-    };
-    let cap = plan(&fp, &loosest_f16).peak_bytes;
-    let capped = PlanRequest {
-        budget_cap: Some(cap),
-        ..gpu(DType::F32)
-    };
-    let p = plan(&fp, &capped);
-    assert!(!p.fits);
-    let msg = p
-        .require_fit()
-        .err()
-        .map(|e| e.to_string())
-        .unwrap_or_default();
-    assert!(
-        msg.contains("--dtype f16") && msg.contains("--memory-budget"),
-        "{msg}"
-    );
 }
 
 #[test]
@@ -438,32 +374,4 @@ fn staged_vae_stages_count_what_the_released_unet_leaves_in_the_heap() {
         step(&p, "vae decode").weights_bytes,
         p.steps[2].weights_bytes
     );
-}
-
-#[test]
-fn the_cuda_plan_covers_the_measured_peaks_without_doubling_them() {
-    // bench image on an H200 (BENCHMARKS.md, build d6a4f35): SD 1.5 at 512x512 in f16 peaked at
-    // 2.61 GB (one image) and 2.68 GB (four) of pool memory; the plan adds the context overhead
-    // and plans an SD 1.x VAE in f32 (the overflow redo), so it sits above, but not far.
-    let fp = sd15();
-    for (batch, measured) in [(1, 2_606_780_246u64), (4, 2_679_483_222)] {
-        let req = PlanRequest {
-            dtype: DType::F16,
-            device: DeviceKind::Cuda,
-            memory: DeviceMemory::Discrete {
-                total: 140 * GIB,
-                free: 139 * GIB,
-            },
-            ..request(0, 512, batch)
-        };
-        let peak = plan(&fp, &req).peak_bytes;
-        assert!(
-            peak > measured,
-            "batch {batch}: planned {peak} under {measured}"
-        );
-        assert!(
-            peak < measured * 3 / 2,
-            "batch {batch}: planned {peak}, measured {measured}"
-        );
-    }
 }

@@ -80,6 +80,39 @@ fn cpu_unsupported(name: &str) -> Result<(CpuStorage, Shape)> {
     bail!("{name} runs on CUDA only")
 }
 
+/// `cpu_fwd` of an op that runs on CUDA only (an error naming it), for `$op` (CustomOp1/2/3).
+macro_rules! cuda_only {
+    (CustomOp1) => {
+        fn cpu_fwd(&self, _: &CpuStorage, _: &Layout) -> Result<(CpuStorage, Shape)> {
+            cpu_unsupported(<Self as CustomOp1>::name(self))
+        }
+    };
+    (CustomOp2) => {
+        fn cpu_fwd(
+            &self,
+            _: &CpuStorage,
+            _: &Layout,
+            _: &CpuStorage,
+            _: &Layout,
+        ) -> Result<(CpuStorage, Shape)> {
+            cpu_unsupported(<Self as CustomOp2>::name(self))
+        }
+    };
+    (CustomOp3) => {
+        fn cpu_fwd(
+            &self,
+            _: &CpuStorage,
+            _: &Layout,
+            _: &CpuStorage,
+            _: &Layout,
+            _: &CpuStorage,
+            _: &Layout,
+        ) -> Result<(CpuStorage, Shape)> {
+            cpu_unsupported(<Self as CustomOp3>::name(self))
+        }
+    };
+}
+
 /// Runs `$body` with each `$v` bound to the f32, f16 or bf16 slice of its storage (all of one
 /// dtype); `$body` gives `(CudaSlice<T>, Shape)`, which comes back as a storage slice and shape.
 macro_rules! by_dtype {

@@ -26,16 +26,32 @@ mod upsample;
 
 use candle_core::{D, Result, Tensor};
 
+/// A measurement switch: the variable set to `1` or `true`, read once per process (the kernels
+/// ask on every call).
+fn env_switch(cell: &'static std::sync::OnceLock<bool>, name: &str) -> bool {
+    *cell.get_or_init(|| matches!(std::env::var(name).as_deref(), Ok("1") | Ok("true")))
+}
+
 /// `PALLAIDIUM_STOCK_KERNELS=1` routes every layer through candle's own implementation, so
 /// one binary can measure before and after (benchmarks) or rule the kernels out (debugging).
 pub fn fast_kernels_enabled() -> bool {
-    static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ENABLED.get_or_init(|| {
-        !matches!(
-            std::env::var("PALLAIDIUM_STOCK_KERNELS").as_deref(),
-            Ok("1") | Ok("true")
-        )
-    })
+    static STOCK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    !env_switch(&STOCK, "PALLAIDIUM_STOCK_KERNELS")
+}
+
+/// `PALLAIDIUM_SCALAR_ATTENTION=1`: the CUDA attention without tensor cores (one thread a query).
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+fn scalar_attention_requested() -> bool {
+    static SCALAR: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    env_switch(&SCALAR, "PALLAIDIUM_SCALAR_ATTENTION")
+}
+
+/// `PALLAIDIUM_ATTENTION_V1=1`: the tensor-core attention with register prefetch instead of
+/// cp.async tiles.
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+fn attention_v1_requested() -> bool {
+    static V1: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    env_switch(&V1, "PALLAIDIUM_ATTENTION_V1")
 }
 
 /// Head sizes the CUDA fused attention kernels are compiled for (`cuda/attention.rs`); the
@@ -52,11 +68,7 @@ pub use upsample::upsample_nearest2d;
 /// (rows, n_q, d) already scaled, `k`/`v` (rows, n_k, d). None where it does not apply. f16
 /// runs on tensor cores unless `PALLAIDIUM_SCALAR_ATTENTION=1` (a measurement switch).
 pub fn fused_attention(q: &Tensor, k: &Tensor, v: &Tensor) -> Option<Result<Tensor>> {
-    let scalar = matches!(
-        std::env::var("PALLAIDIUM_SCALAR_ATTENTION").as_deref(),
-        Ok("1") | Ok("true")
-    );
-    fused_attention_with(q, k, v, !scalar)
+    fused_attention_with(q, k, v, !scalar_attention_requested())
 }
 
 /// `fused_attention` with the kernel chosen: `tensor_cores` (f16 only) or one thread a query.
@@ -157,12 +169,8 @@ pub fn fused_attention_packed(
 ) -> Option<Result<Tensor>> {
     #[cfg(feature = "cuda")]
     {
-        let scalar = matches!(
-            std::env::var("PALLAIDIUM_SCALAR_ATTENTION").as_deref(),
-            Ok("1") | Ok("true")
-        );
         let op = cuda::FlashAttnOp {
-            tensor_cores: !scalar,
+            tensor_cores: !scalar_attention_requested(),
             heads,
             scale: scale as f32,
         };

@@ -26,15 +26,6 @@ pub struct FlashAttnOp {
     pub scale: f32,
 }
 
-/// The tensor-core kernel streams key/value tiles with cp.async (16-byte aligned inputs) unless
-/// `PALLAIDIUM_ATTENTION_V1=1` (a measurement switch: tiles prefetched through registers).
-fn pipelined() -> bool {
-    !matches!(
-        std::env::var("PALLAIDIUM_ATTENTION_V1").as_deref(),
-        Ok("1") | Ok("true")
-    )
-}
-
 impl FlashAttnOp {
     /// Whether this op runs the tensor-core kernel for `dtype`.
     pub fn uses_tensor_cores(&self, dtype: candle_core::DType) -> bool {
@@ -79,7 +70,9 @@ impl FlashAttnOp {
         let aligned = [&q, &k, &v]
             .iter()
             .all(|t| t.device_ptr(&stream).0 % 16 == 0);
-        let name = if tc && aligned && pipelined() {
+        // cp.async tiles need 16-byte aligned inputs; `PALLAIDIUM_ATTENTION_V1=1` keeps the
+        // register-prefetch kernel (a measurement switch).
+        let name = if tc && aligned && !super::super::attention_v1_requested() {
             format!("flash_attn_async_d{d}_{}", T::DTYPE.as_str())
         } else if tc {
             format!("flash_attn_mma_d{d}_{}", T::DTYPE.as_str())
@@ -121,17 +114,7 @@ impl CustomOp3 for FlashAttnOp {
         "pallaidium-cuda-flash-attention"
     }
 
-    fn cpu_fwd(
-        &self,
-        _: &CpuStorage,
-        _: &Layout,
-        _: &CpuStorage,
-        _: &Layout,
-        _: &CpuStorage,
-        _: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        cpu_unsupported(self.name())
-    }
+    cuda_only!(CustomOp3);
 
     fn cuda_fwd(
         &self,

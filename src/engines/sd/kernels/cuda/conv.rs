@@ -245,15 +245,7 @@ impl CustomOp2 for Conv2dOp {
         "pallaidium-cuda-conv2d"
     }
 
-    fn cpu_fwd(
-        &self,
-        _: &CpuStorage,
-        _: &Layout,
-        _: &CpuStorage,
-        _: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        cpu_unsupported(CustomOp2::name(self))
-    }
+    cuda_only!(CustomOp2);
 
     fn cuda_fwd(
         &self,
@@ -282,17 +274,7 @@ impl CustomOp3 for Conv2dOp {
         "pallaidium-cuda-conv2d-bias"
     }
 
-    fn cpu_fwd(
-        &self,
-        _: &CpuStorage,
-        _: &Layout,
-        _: &CpuStorage,
-        _: &Layout,
-        _: &CpuStorage,
-        _: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        cpu_unsupported(CustomOp3::name(self))
-    }
+    cuda_only!(CustomOp3);
 
     fn cuda_fwd(
         &self,

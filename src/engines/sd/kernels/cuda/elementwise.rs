@@ -55,15 +55,7 @@ impl CustomOp2 for BiasAddOp {
         "pallaidium-cuda-bias-add"
     }
 
-    fn cpu_fwd(
-        &self,
-        _: &CpuStorage,
-        _: &Layout,
-        _: &CpuStorage,
-        _: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        cpu_unsupported(self.name())
-    }
+    cuda_only!(CustomOp2);
 
     fn cuda_fwd(
         &self,
@@ -115,9 +107,7 @@ impl CustomOp1 for Upsample2xOp {
         "pallaidium-cuda-upsample-2x"
     }
 
-    fn cpu_fwd(&self, _: &CpuStorage, _: &Layout) -> Result<(CpuStorage, Shape)> {
-        cpu_unsupported(self.name())
-    }
+    cuda_only!(CustomOp1);
 
     fn cuda_fwd(&self, x: &CudaStorage, xl: &Layout) -> Result<(CudaStorage, Shape)> {
         let dev = &x.device;
@@ -166,9 +156,7 @@ impl CustomOp1 for TransposeOp {
         "pallaidium-cuda-transpose"
     }
 
-    fn cpu_fwd(&self, _: &CpuStorage, _: &Layout) -> Result<(CpuStorage, Shape)> {
-        cpu_unsupported(self.name())
-    }
+    cuda_only!(CustomOp1);
 
     fn cuda_fwd(&self, x: &CudaStorage, xl: &Layout) -> Result<(CudaStorage, Shape)> {
         let dev = &x.device;

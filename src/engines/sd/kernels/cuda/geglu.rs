@@ -41,9 +41,7 @@ impl CustomOp1 for GegluOp {
         "pallaidium-cuda-geglu"
     }
 
-    fn cpu_fwd(&self, _: &CpuStorage, _: &Layout) -> Result<(CpuStorage, Shape)> {
-        cpu_unsupported(self.name())
-    }
+    cuda_only!(CustomOp1);
 
     fn cuda_fwd(&self, x: &CudaStorage, xl: &Layout) -> Result<(CudaStorage, Shape)> {
         let dev = &x.device;

@@ -80,17 +80,7 @@ impl CustomOp3 for GroupNormOp {
         "pallaidium-cuda-group-norm"
     }
 
-    fn cpu_fwd(
-        &self,
-        _: &CpuStorage,
-        _: &Layout,
-        _: &CpuStorage,
-        _: &Layout,
-        _: &CpuStorage,
-        _: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        cpu_unsupported(self.name())
-    }
+    cuda_only!(CustomOp3);
 
     fn cuda_fwd(
         &self,
