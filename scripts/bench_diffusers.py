@@ -160,6 +160,10 @@ def bench_image(args, device, dtype):
         sys.exit(f"{folder} is missing: run `pallaidium bench image --model {args.model}` first")
     cls = StableDiffusionXLPipeline if args.model == "sdxl" else StableDiffusionPipeline
     extra = {} if args.model == "sdxl" else {"safety_checker": None, "requires_safety_checker": False}
+    if device.type == "cuda":
+        # Open the CUDA context first: pallaidium opens its device before it times the load.
+        torch.zeros(1, device=device)
+        sync(device)
     t = time.perf_counter()
     pipe = cls.from_pretrained(folder, torch_dtype=dtype, **extra).to(device)
     sync(device)

@@ -15,3 +15,8 @@ pub mod platform;
 pub mod tui;
 
 pub use error::{Error, Result};
+
+/// The system allocator, plus file-mapped vectors: lets f32 weights become CPU tensors without
+/// a copy (`platform::mapped_alloc`). Stateless; declared here so the binary and every test use it.
+#[global_allocator]
+static ALLOCATOR: platform::mapped_alloc::MappingAlloc = platform::mapped_alloc::MappingAlloc;

@@ -4,6 +4,7 @@
 pub mod disk;
 pub mod keep_awake;
 pub mod macos;
+pub mod mapped_alloc;
 pub mod memory;
 pub mod paths;
 

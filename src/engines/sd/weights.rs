@@ -13,7 +13,9 @@ use candle_nn::VarBuilder;
 
 use crate::error::{Error, Result};
 
+mod mapped;
 mod pages;
+use mapped::MappedFile;
 use pages::{parallel_f32_copy, populate, release_pages};
 
 /// The weight file stems diffusers (models) and transformers (text encoders) write.
@@ -30,9 +32,26 @@ pub struct Weights {
 impl Weights {
     /// Opens the safetensors of `dir`: `<stem>.safetensors` (or `<stem>.fp16.safetensors` when
     /// `fp16_variant` and present), or a sharded `<stem>.safetensors.index.json`.
+    /// Large f32 tensors kept f32 on the CPU are mapped from the file, not copied
+    /// (`weights/mapped.rs`), unless `PALLAIDIUM_COPY_WEIGHTS=1`.
     pub fn open(dir: &Path, device: &Device, dtype: DType, fp16_variant: bool) -> Result<Self> {
+        let copy = matches!(
+            std::env::var("PALLAIDIUM_COPY_WEIGHTS").as_deref(),
+            Ok("1") | Ok("true")
+        );
+        Self::open_with(dir, device, dtype, fp16_variant, !copy)
+    }
+
+    fn open_with(
+        dir: &Path,
+        device: &Device,
+        dtype: DType,
+        fp16_variant: bool,
+        map: bool,
+    ) -> Result<Self> {
         let files = find_weight_files(dir, fp16_variant)?;
         let mut shards = Vec::with_capacity(files.len());
+        let mut mapped = Vec::with_capacity(files.len());
         let mut routing = HashMap::new();
         for (index, file) in files.iter().enumerate() {
             // SAFETY: the mapping is read-only; a file modified while mapped is the user's
@@ -63,12 +82,17 @@ impl Weights {
             {
                 populate(start, end);
             }
+            mapped.push(
+                span.filter(|_| map)
+                    .and_then(|(start, _)| MappedFile::open(file, start)),
+            );
             shards.push(st);
         }
         tracing::debug!(files = ?files, tensors = routing.len(), "opened weights");
         let backend = CheckedBackend {
             files: files.clone(),
             shards,
+            mapped,
             routing,
         };
         let vb = VarBuilder::from_backend(Box::new(backend), dtype, device.clone());
@@ -186,11 +210,33 @@ fn shards_from_index(index: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+/// One tensor as the backend reads it: its stored bytes and what it is to become.
+struct TensorRead<'a> {
+    data: &'a [u8],
+    shape: &'a [usize],
+    /// The stored dtype, when candle has it.
+    stored: Option<DType>,
+    dtype: DType,
+    dev: &'a Device,
+}
+
+impl TensorRead<'_> {
+    /// An f32 weight of at least `min_bytes` that stays f32 on the CPU.
+    fn f32_kept_on_cpu(&self, min_bytes: usize) -> bool {
+        self.dev.is_cpu()
+            && self.dtype == DType::F32
+            && self.stored == Some(DType::F32)
+            && self.data.len() >= min_bytes
+    }
+}
+
 /// A safetensors backend that checks shapes from the header before reading any data and names
 /// the file in every error.
 struct CheckedBackend {
     files: Vec<PathBuf>,
     shards: Vec<MmapedSafetensors>,
+    /// Each shard opened again for mapping its f32 tensors (None: they are copied).
+    mapped: Vec<Option<MappedFile>>,
     routing: HashMap<String, usize>,
 }
 
@@ -226,8 +272,19 @@ impl candle_nn::var_builder::SimpleBackend for CheckedBackend {
                 s.dims()
             )));
         }
-        let stored_f32 = DType::try_from(view.dtype()).is_ok_and(|d| d == DType::F32);
-        let tensor = match parallel_f32_copy(view.data(), view.shape(), stored_f32, dtype, dev)? {
+        let read = TensorRead {
+            data: view.data(),
+            shape: view.shape(),
+            stored: DType::try_from(view.dtype()).ok(),
+            dtype,
+            dev,
+        };
+        if let Some(file) = &self.mapped[index]
+            && let Some(t) = file.tensor(&read)?
+        {
+            return Ok(t);
+        }
+        let tensor = match parallel_f32_copy(&read)? {
             Some(t) => t,
             None => shard.load(name, dev)?.to_dtype(dtype)?,
         };
@@ -280,19 +337,35 @@ mod tests {
     }
 
     #[test]
-    fn a_large_f32_tensor_is_copied_over_the_threads_exactly() {
+    fn large_f32_tensors_are_mapped_or_copied_over_the_threads_exactly() {
         let dir = tempfile::tempdir().unwrap();
         let n = pages::PARALLEL_COPY_BYTES / 4 * 3 + 7;
         let t = (Tensor::arange(0f32, n as f32, &Device::Cpu).unwrap() * 0.37)
             .unwrap()
             .sin()
             .unwrap();
+        // A second, smaller tensor (mapped too) and a tiny one (copied) at odd offsets.
+        let mid = (Tensor::arange(0f32, 20_001., &Device::Cpu).unwrap() * 1.5).unwrap();
+        let tiny = Tensor::new(&[3f32, 4.], &Device::Cpu).unwrap();
         let path = dir.path().join("model.safetensors");
-        candle_core::safetensors::save(&HashMap::from([("big".to_string(), t.clone())]), &path)
-            .unwrap();
-        let w = Weights::open(dir.path(), &Device::Cpu, DType::F32, false).unwrap();
-        let got = w.vb().get(n, "big").unwrap();
-        assert_eq!(got.to_vec1::<f32>().unwrap(), t.to_vec1::<f32>().unwrap());
+        let all = HashMap::from([
+            ("big".to_string(), t.clone()),
+            ("mid".to_string(), mid.clone()),
+            ("tiny".to_string(), tiny.clone()),
+        ]);
+        candle_core::safetensors::save(&all, &path).unwrap();
+        for map in [true, false] {
+            let w = Weights::open_with(dir.path(), &Device::Cpu, DType::F32, false, map).unwrap();
+            let got = w.vb().get(n, "big").unwrap();
+            assert_eq!(got.to_vec1::<f32>().unwrap(), t.to_vec1::<f32>().unwrap());
+            let got = w.vb().get(20_001, "mid").unwrap();
+            assert_eq!(got.to_vec1::<f32>().unwrap(), mid.to_vec1::<f32>().unwrap());
+            let got = w.vb().get(2, "tiny").unwrap();
+            assert_eq!(got.to_vec1::<f32>().unwrap(), vec![3., 4.]);
+            // Used after the loader is gone (the mapping belongs to the tensor).
+            drop(w);
+            assert_eq!((got.sum_all().unwrap().to_scalar::<f32>().unwrap()), 7.);
+        }
         // Converted to another dtype, it goes through candle's path and still arrives.
         let w16 = Weights::open(dir.path(), &Device::Cpu, DType::F16, false).unwrap();
         assert_eq!(w16.vb().get(n, "big").unwrap().dtype(), DType::F16);

@@ -1,7 +1,9 @@
 //! The mapped weight files' pages: mapped in bulk before a copy, dropped once copied, and the
 //! large f32 copies spread over the threads.
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::Tensor;
+
+use super::TensorRead;
 
 /// Drops the resident pages of mapped weight bytes that have been copied into a tensor, so that
 /// loading a model does not hold every weight twice (the mapped file and the copy) in the
@@ -63,16 +65,11 @@ pub(super) const PARALLEL_COPY_BYTES: usize = 1 << 20;
 /// An f32 weight kept f32 on the CPU: its pages mapped in one call, then copied over the
 /// threads (candle copies on one thread, faulting the file in a page at a time; that was most
 /// of a CPU model load). None where this does not apply (other dtypes, devices, small tensors).
-pub(super) fn parallel_f32_copy(
-    data: &[u8],
-    shape: &[usize],
-    stored_f32: bool,
-    dtype: DType,
-    dev: &Device,
-) -> candle_core::Result<Option<Tensor>> {
-    if !dev.is_cpu() || dtype != DType::F32 || !stored_f32 || data.len() < PARALLEL_COPY_BYTES {
+pub(super) fn parallel_f32_copy(read: &TensorRead) -> candle_core::Result<Option<Tensor>> {
+    if !read.f32_kept_on_cpu(PARALLEL_COPY_BYTES) {
         return Ok(None);
     }
+    let data = read.data;
     let start = data.as_ptr() as usize;
     populate(start, start + data.len());
     let mut out = vec![0f32; data.len() / 4];
@@ -83,5 +80,5 @@ pub(super) fn parallel_f32_copy(
             *d = f32::from_le_bytes([s[0], s[1], s[2], s[3]]);
         }
     });
-    Tensor::from_vec(out, shape, dev).map(Some)
+    Tensor::from_vec(out, read.shape, read.dev).map(Some)
 }
