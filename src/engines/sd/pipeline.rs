@@ -62,12 +62,44 @@ impl SdPipeline {
         let scheduler_config =
             SchedulerConfig::load(&dir.join("scheduler").join("scheduler_config.json"))?;
         let sdxl = unet_config.addition_embed_type.as_deref() == Some("text_time");
-        let tokenizer = ClipTokenizer::from_dir(&dir.join("tokenizer"))?;
-        let tokenizer_2 = if sdxl {
-            Some(ClipTokenizer::from_dir(&dir.join("tokenizer_2"))?)
-        } else {
-            None
-        };
+        // The tokenizers' vocabularies are parsed on another thread while the weights load.
+        let (tokenizers, components) = std::thread::scope(|scope| {
+            let tokenizers = scope.spawn(|| -> Result<_> {
+                let first = ClipTokenizer::from_dir(&dir.join("tokenizer"))?;
+                let second = if sdxl {
+                    Some(ClipTokenizer::from_dir(&dir.join("tokenizer_2"))?)
+                } else {
+                    None
+                };
+                Ok((first, second))
+            });
+            let components = Self::load_components(opts, &vae_config, sdxl);
+            let tokenizers = tokenizers
+                .join()
+                .unwrap_or_else(|_| Err(Error::job_failed("the tokenizer thread panicked")));
+            (tokenizers, components)
+        });
+        let (tokenizer, tokenizer_2) = tokenizers?;
+        let components = components?;
+        Ok(Self {
+            components,
+            tokenizer,
+            tokenizer_2,
+            scheduler_config,
+            unet_config,
+            vae_config,
+            force_zeros_for_empty_prompt: index.force_zeros_for_empty_prompt.unwrap_or(sdxl),
+            device: opts.device.clone(),
+            dtype: opts.dtype,
+        })
+    }
+
+    /// The components, loaded now when resident.
+    fn load_components(
+        opts: &LoadOptions,
+        vae_config: &VaeConfig,
+        sdxl: bool,
+    ) -> Result<Components> {
         // As diffusers: SDXL's pipelines upcast an f16 VAE that says `force_upcast` (its VAE
         // overflows in f16); SD 1.x/2.x pipelines decode in the model's dtype. Any half-precision
         // decode that overflows anyway is redone in f32 (`decode`).
@@ -80,17 +112,7 @@ impl SdPipeline {
         if components.residency() == super::request::Residency::Resident {
             components.load_all()?;
         }
-        Ok(Self {
-            components,
-            tokenizer,
-            tokenizer_2,
-            scheduler_config,
-            unet_config,
-            vae_config,
-            force_zeros_for_empty_prompt: index.force_zeros_for_empty_prompt.unwrap_or(sdxl),
-            device: opts.device.clone(),
-            dtype: opts.dtype,
-        })
+        Ok(components)
     }
 
     pub fn is_sdxl(&self) -> bool {
@@ -149,7 +171,7 @@ impl SdPipeline {
         sink: &dyn ProgressSink,
         cancel: &CancelToken,
     ) -> Result<Vec<GeneratedImage>> {
-        validate(req)?;
+        req.validate()?;
         let _span = tracing::info_span!("generate", steps = req.steps, seed = req.seed).entered();
         let n = req.batch as usize;
         let seeds: Vec<u64> = (0..n as u64).map(|i| req.seed.wrapping_add(i)).collect();
@@ -346,35 +368,6 @@ impl SdPipeline {
         }
         Ok(Tensor::cat(&decoded, 0)?)
     }
-}
-
-fn validate(req: &GenerateRequest) -> Result<()> {
-    if !req.width.is_multiple_of(8)
-        || !req.height.is_multiple_of(8)
-        || req.width == 0
-        || req.height == 0
-    {
-        return Err(Error::bad_input(format!(
-            "size {}x{} is not a multiple of 8: use e.g. {}x{}",
-            req.width,
-            req.height,
-            (req.width / 8).max(1) * 8,
-            (req.height / 8).max(1) * 8
-        )));
-    }
-    if req.steps == 0 {
-        return Err(Error::bad_input("--steps must be at least 1"));
-    }
-    if req.batch == 0 {
-        return Err(Error::bad_input("--batch must be at least 1"));
-    }
-    if !(0.0..=1.0).contains(&req.strength) {
-        return Err(Error::bad_input(format!(
-            "--strength {} is outside 0..1",
-            req.strength
-        )));
-    }
-    Ok(())
 }
 
 fn check_cancel(cancel: &CancelToken) -> Result<()> {

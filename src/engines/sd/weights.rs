@@ -15,8 +15,10 @@ use crate::error::{Error, Result};
 
 mod mapped;
 mod pages;
+mod upload;
 use mapped::MappedFile;
 use pages::{parallel_f32_copy, populate, release_pages};
+use upload::Staging;
 
 /// The weight file stems diffusers (models) and transformers (text encoders) write.
 const STEMS: [&str; 2] = ["diffusion_pytorch_model", "model"];
@@ -33,7 +35,9 @@ impl Weights {
     /// Opens the safetensors of `dir`: `<stem>.safetensors` (or `<stem>.fp16.safetensors` when
     /// `fp16_variant` and present), or a sharded `<stem>.safetensors.index.json`.
     /// Large f32 tensors kept f32 on the CPU are mapped from the file, not copied
-    /// (`weights/mapped.rs`), unless `PALLAIDIUM_COPY_WEIGHTS=1`.
+    /// (`weights/mapped.rs`); a CUDA device gets its weights through pinned staging buffers,
+    /// converted on the CPU (`weights/upload.rs`). `PALLAIDIUM_COPY_WEIGHTS=1` does neither
+    /// (copies on the CPU, candle's upload on a GPU), to measure against.
     pub fn open(dir: &Path, device: &Device, dtype: DType, fp16_variant: bool) -> Result<Self> {
         let copy = matches!(
             std::env::var("PALLAIDIUM_COPY_WEIGHTS").as_deref(),
@@ -47,9 +51,10 @@ impl Weights {
         device: &Device,
         dtype: DType,
         fp16_variant: bool,
-        map: bool,
+        fast: bool,
     ) -> Result<Self> {
         let files = find_weight_files(dir, fp16_variant)?;
+        let staging = if fast { Staging::new(device) } else { None };
         let mut shards = Vec::with_capacity(files.len());
         let mut mapped = Vec::with_capacity(files.len());
         let mut routing = HashMap::new();
@@ -76,14 +81,16 @@ impl Weights {
             // For a GPU every weight is read once, straight into device memory: mapping the
             // file's pages in one call costs far less than a page fault per 4 KiB during the
             // copies. (Not for the CPU, whose loader drops each tensor's pages once copied so a
-            // model is never held twice.)
+            // model is never held twice, nor for the staged upload, whose threads fault the
+            // pages of the large tensors in parallel.)
             if device.is_cuda()
+                && staging.is_none()
                 && let Some((start, end)) = span
             {
                 populate(start, end);
             }
             mapped.push(
-                span.filter(|_| map)
+                span.filter(|_| fast)
                     .and_then(|(start, _)| MappedFile::open(file, start)),
             );
             shards.push(st);
@@ -93,6 +100,7 @@ impl Weights {
             files: files.clone(),
             shards,
             mapped,
+            staging: std::sync::Mutex::new(staging),
             routing,
         };
         let vb = VarBuilder::from_backend(Box::new(backend), dtype, device.clone());
@@ -237,6 +245,8 @@ struct CheckedBackend {
     shards: Vec<MmapedSafetensors>,
     /// Each shard opened again for mapping its f32 tensors (None: they are copied).
     mapped: Vec<Option<MappedFile>>,
+    /// Pinned buffers for a CUDA device (None: candle uploads).
+    staging: std::sync::Mutex<Option<Staging>>,
     routing: HashMap<String, usize>,
 }
 
@@ -284,6 +294,13 @@ impl candle_nn::var_builder::SimpleBackend for CheckedBackend {
         {
             return Ok(t);
         }
+        if let Ok(mut guard) = self.staging.lock()
+            && let Some(staging) = guard.as_mut()
+            && let Some(t) = staging.upload(&read)?
+        {
+            release_pages(view.data());
+            return Ok(t);
+        }
         let tensor = match parallel_f32_copy(&read)? {
             Some(t) => t,
             None => shard.load(name, dev)?.to_dtype(dtype)?,
@@ -307,123 +324,4 @@ impl candle_nn::var_builder::SimpleBackend for CheckedBackend {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    fn write_tiny(dir: &Path, file: &str) -> PathBuf {
-        let path = dir.join(file);
-        let t = Tensor::arange(0f32, 6., &Device::Cpu)
-            .unwrap()
-            .reshape((2, 3))
-            .unwrap();
-        candle_core::safetensors::save(&HashMap::from([("w".to_string(), t)]), &path).unwrap();
-        path
-    }
-
-    #[test]
-    fn loads_a_tensor_and_prefers_the_fp16_variant_when_asked() {
-        let dir = tempfile::tempdir().unwrap();
-        write_tiny(dir.path(), "model.safetensors");
-        let w = Weights::open(dir.path(), &Device::Cpu, DType::F32, true).unwrap();
-        assert!(w.files()[0].ends_with("model.safetensors"));
-        let t = w.vb().get((2, 3), "w").unwrap();
-        assert_eq!(t.to_vec2::<f32>().unwrap()[1], vec![3., 4., 5.]);
-        write_tiny(dir.path(), "diffusion_pytorch_model.fp16.safetensors");
-        let w = Weights::open(dir.path(), &Device::Cpu, DType::F32, true).unwrap();
-        assert!(w.files()[0].ends_with("diffusion_pytorch_model.fp16.safetensors"));
-        let w = Weights::open(dir.path(), &Device::Cpu, DType::F32, false).unwrap();
-        assert!(w.files()[0].ends_with("model.safetensors"));
-    }
-
-    #[test]
-    fn large_f32_tensors_are_mapped_or_copied_over_the_threads_exactly() {
-        let dir = tempfile::tempdir().unwrap();
-        let n = pages::PARALLEL_COPY_BYTES / 4 * 3 + 7;
-        let t = (Tensor::arange(0f32, n as f32, &Device::Cpu).unwrap() * 0.37)
-            .unwrap()
-            .sin()
-            .unwrap();
-        // A second, smaller tensor (mapped too) and a tiny one (copied) at odd offsets.
-        let mid = (Tensor::arange(0f32, 20_001., &Device::Cpu).unwrap() * 1.5).unwrap();
-        let tiny = Tensor::new(&[3f32, 4.], &Device::Cpu).unwrap();
-        let path = dir.path().join("model.safetensors");
-        let all = HashMap::from([
-            ("big".to_string(), t.clone()),
-            ("mid".to_string(), mid.clone()),
-            ("tiny".to_string(), tiny.clone()),
-        ]);
-        candle_core::safetensors::save(&all, &path).unwrap();
-        for map in [true, false] {
-            let w = Weights::open_with(dir.path(), &Device::Cpu, DType::F32, false, map).unwrap();
-            let got = w.vb().get(n, "big").unwrap();
-            assert_eq!(got.to_vec1::<f32>().unwrap(), t.to_vec1::<f32>().unwrap());
-            let got = w.vb().get(20_001, "mid").unwrap();
-            assert_eq!(got.to_vec1::<f32>().unwrap(), mid.to_vec1::<f32>().unwrap());
-            let got = w.vb().get(2, "tiny").unwrap();
-            assert_eq!(got.to_vec1::<f32>().unwrap(), vec![3., 4.]);
-            // Used after the loader is gone (the mapping belongs to the tensor).
-            drop(w);
-            assert_eq!((got.sum_all().unwrap().to_scalar::<f32>().unwrap()), 7.);
-        }
-        // Converted to another dtype, it goes through candle's path and still arrives.
-        let w16 = Weights::open(dir.path(), &Device::Cpu, DType::F16, false).unwrap();
-        assert_eq!(w16.vb().get(n, "big").unwrap().dtype(), DType::F16);
-    }
-
-    #[test]
-    fn truncated_file_is_bad_input_naming_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = write_tiny(dir.path(), "model.safetensors");
-        let bytes = std::fs::read(&path).unwrap();
-        std::fs::write(&path, &bytes[..bytes.len() - 5]).unwrap();
-        let err = Weights::open(dir.path(), &Device::Cpu, DType::F32, false)
-            .err()
-            .unwrap();
-        assert_eq!(err.exit_code(), 2);
-        assert!(err.to_string().contains("model.safetensors"), "{err}");
-        std::fs::write(&path, b"\x10\x00\x00\x00\x00\x00\x00\x00{not json").unwrap();
-        let err = Weights::open(dir.path(), &Device::Cpu, DType::F32, false)
-            .err()
-            .unwrap();
-        assert_eq!(err.exit_code(), 2);
-    }
-
-    #[test]
-    fn wrong_shape_and_missing_tensor_are_bad_input_naming_the_tensor() {
-        let dir = tempfile::tempdir().unwrap();
-        write_tiny(dir.path(), "model.safetensors");
-        let w = Weights::open(dir.path(), &Device::Cpu, DType::F32, false).unwrap();
-        let err = w
-            .build("test model", |vb| vb.get((3, 2), "w"))
-            .err()
-            .unwrap();
-        assert_eq!(err.exit_code(), 2);
-        let msg = err.to_string();
-        assert!(msg.contains("`w`") && msg.contains("[2, 3]"), "{msg}");
-        assert!(msg.contains("model.safetensors"), "{msg}");
-        let err = w
-            .build("test model", |vb| vb.get((2, 3), "absent"))
-            .err()
-            .unwrap();
-        assert_eq!(err.exit_code(), 2);
-        assert!(err.to_string().contains("`absent`"), "{err}");
-    }
-
-    #[test]
-    fn pickles_are_refused_with_the_conversion_recipe() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("diffusion_pytorch_model.bin"), b"pickle").unwrap();
-        let err = Weights::open(dir.path(), &Device::Cpu, DType::F32, false)
-            .err()
-            .unwrap();
-        assert_eq!(err.exit_code(), 2);
-        let msg = err.to_string();
-        assert!(msg.contains("safe_serialization=True"), "{msg}");
-        let empty = tempfile::tempdir().unwrap();
-        let err = Weights::open(empty.path(), &Device::Cpu, DType::F32, false)
-            .err()
-            .unwrap();
-        assert_eq!(err.exit_code(), 2);
-    }
-}
+mod tests;

@@ -18,7 +18,7 @@ impl GroupNormOp {
         dev: &CudaDevice,
     ) -> Result<CudaSlice<T>> {
         let dims = xl.dims();
-        if dims.len() < 3 || dims[1] % self.groups != 0 {
+        if dims.len() < 3 || !dims[1].is_multiple_of(self.groups) {
             bail!(
                 "GroupNorm: {dims:?} does not split into {} groups",
                 self.groups
