@@ -123,11 +123,18 @@ impl Weights {
         f: impl FnOnce(VarBuilder<'static>) -> candle_core::Result<T>,
     ) -> Result<T> {
         f(self.vb.clone()).map_err(|e| {
+            let why = first_line(&e);
+            if is_out_of_memory(&why) {
+                return Error::job_failed(format!(
+                    "not enough device memory to load the {what} ({why}); close other programs \
+                     using the GPU, run in f16 (--dtype f16) or pick a smaller model: `--plan` \
+                     shows what the job needs"
+                ));
+            }
             Error::bad_input(format!(
-                "cannot load the {what} from {}: {}; the weights do not match the folder's \
+                "cannot load the {what} from {}: {why}; the weights do not match the folder's \
                  config.json (a different model or a damaged download)",
                 self.describe(),
-                first_line(&e)
             ))
         })
     }
@@ -136,6 +143,18 @@ impl Weights {
         let names: Vec<String> = self.files.iter().map(|f| f.display().to_string()).collect();
         names.join(", ")
     }
+}
+
+/// A device allocation that failed while loading: CUDA's and Metal's wordings.
+fn is_out_of_memory(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    [
+        "out_of_memory",
+        "out of memory",
+        "failed to create metal resource",
+    ]
+    .iter()
+    .any(|p| m.contains(p))
 }
 
 /// candle errors carry backtraces and wrapped context; the first line is the message.

@@ -140,6 +140,26 @@ fn wrong_shape_and_missing_tensor_are_bad_input_naming_the_tensor() {
 }
 
 #[test]
+fn running_out_of_device_memory_while_loading_says_so_instead_of_blaming_the_files() {
+    let dir = tempfile::tempdir().unwrap();
+    write_tiny(dir.path(), "model.safetensors");
+    let w = Weights::open(dir.path(), &Device::Cpu, DType::F32, false).unwrap();
+    let oom =
+        candle_core::Error::Msg("DriverError(CUDA_ERROR_OUT_OF_MEMORY, \"out of memory\")".into());
+    let err = w.build("UNet", |_| Err::<(), _>(oom)).err().unwrap();
+    assert_eq!(err.exit_code(), 1);
+    let msg = err.to_string();
+    assert!(
+        msg.contains("not enough device memory to load the UNet"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("--dtype f16") && !msg.contains("do not match"),
+        "{msg}"
+    );
+}
+
+#[test]
 fn pickles_are_refused_with_the_conversion_recipe() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("diffusion_pytorch_model.bin"), b"pickle").unwrap();
