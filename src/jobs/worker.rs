@@ -76,6 +76,7 @@ impl Worker {
 
     fn wait_for_job(&self) -> Option<(JobRecord, CancelToken)> {
         let mut queue = self.shared.lock();
+        let mut trimmed = false;
         loop {
             match queue.take_next() {
                 Ok(Some(job)) => return Some(job),
@@ -84,6 +85,14 @@ impl Worker {
             }
             if queue.is_stopping() || self.shared.closing() {
                 return None;
+            }
+            if !trimmed {
+                // Idle: the memory the jobs freed goes back to the system (outside the lock).
+                drop(queue);
+                crate::platform::heap::return_freed_memory();
+                trimmed = true;
+                queue = self.shared.lock();
+                continue;
             }
             queue = self
                 .shared

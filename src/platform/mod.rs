@@ -2,6 +2,7 @@
 //! the environment set-up done before any device exists, and the keep-awake guard.
 
 pub mod disk;
+pub mod heap;
 pub mod keep_awake;
 pub mod macos;
 pub mod mapped_alloc;
@@ -168,6 +169,7 @@ pub fn planned_env(
 /// Call it at the start of `main`, before any thread is spawned: setting environment variables
 /// while other threads read them is undefined behaviour on Unix.
 pub fn prepare_environment(info: &PlatformInfo) -> Vec<EnvChange> {
+    heap::keep_freed_memory();
     let home = match paths::Paths::resolve(None) {
         Ok(p) => p.home,
         Err(err) => {
