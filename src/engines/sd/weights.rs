@@ -13,6 +13,7 @@ use candle_nn::VarBuilder;
 
 use crate::error::{Error, Result};
 
+mod convert;
 mod mapped;
 mod pages;
 mod upload;

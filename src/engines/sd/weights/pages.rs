@@ -1,9 +1,10 @@
 //! The mapped weight files' pages: mapped in bulk before a copy, dropped once copied, and the
 //! large f32 copies spread over the threads.
 
-use candle_core::Tensor;
+use candle_core::{DType, Tensor};
 
 use super::TensorRead;
+use super::convert::convert_parallel;
 
 /// Drops the resident pages of mapped weight bytes that have been copied into a tensor, so that
 /// loading a model does not hold every weight twice (the mapped file and the copy) in the
@@ -73,12 +74,8 @@ pub(super) fn parallel_f32_copy(read: &TensorRead) -> candle_core::Result<Option
     let start = data.as_ptr() as usize;
     populate(start, start + data.len());
     let mut out = vec![0f32; data.len() / 4];
-    const CHUNK: usize = 1 << 16;
-    crate::engines::sd::kernels::threads::par_chunks_mut(&mut out, CHUNK, |i, dst| {
-        let src = &data[i * CHUNK * 4..i * CHUNK * 4 + dst.len() * 4];
-        for (d, s) in dst.iter_mut().zip(src.chunks_exact(4)) {
-            *d = f32::from_le_bytes([s[0], s[1], s[2], s[3]]);
-        }
-    });
+    if !convert_parallel(data, DType::F32, &mut out) {
+        return Ok(None);
+    }
     Tensor::from_vec(out, read.shape, read.dev).map(Some)
 }

@@ -9,7 +9,11 @@ use candle_core::cuda_backend::{CudaDType, CudaStorage, WrapErr};
 use candle_core::op::BackpropOp;
 use candle_core::{DType, Device, Storage, Tensor};
 
-use super::{STAGE_BYTES, Staged, TensorRead, convert_parallel};
+use super::super::convert::{Staged, convert_parallel};
+use super::TensorRead;
+
+/// Bytes per staging buffer.
+const STAGE_BYTES: usize = 32 << 20;
 
 /// Two pinned buffers used in turn: while the device copies one, the CPU fills the other.
 pub(in crate::engines::sd::weights) struct Staging {
