@@ -14,7 +14,7 @@ use super::report::median_min;
 use super::{BenchSetup, validate_size};
 use crate::engines::sd::attention::{AttentionMode, attention_with};
 use crate::engines::sd::config::UNetConfig;
-use crate::engines::sd::kernels::{Conv2d, GroupNorm, geglu, upsample_nearest2d};
+use crate::engines::sd::kernels::{Conv2d, GroupNorm, geglu, linear_geglu, upsample_nearest2d};
 use crate::{Error, Result};
 
 type Run<'a> = Box<dyn Fn(bool) -> candle_core::Result<Tensor> + 'a>;
@@ -147,6 +147,22 @@ fn cases<'a>(
         shape: format!("{batch}x{tokens}x{}", 8 * c0),
         dtype,
         run: Box::new(move |fast| geglu(&projected, fast)),
+    });
+    // The feed-forward's projection and GEGLU, the bias added in the GEGLU kernel (ours) or
+    // by the Linear (stock).
+    let ff_in = randn(&[batch, tokens, c0], 1.0, dtype, device)?;
+    let proj = candle_nn::Linear::new(
+        randn(&[8 * c0, c0], (c0 as f64).powf(-0.5), dtype, device)?,
+        Some(randn(&[8 * c0], 0.1, dtype, device)?),
+    );
+    out.push(Case {
+        name: "unet_linear_geglu",
+        shape: format!("{batch}x{tokens}x{c0} -> {}", 4 * c0),
+        dtype,
+        run: Box::new(move |fast| match fast {
+            true => linear_geglu(&proj, &ff_in),
+            false => geglu(&candle_core::Module::forward(&proj, &ff_in)?, false),
+        }),
     });
 
     // The VAE in the job's dtype, as the pipeline decodes SD 1.x/2.x (SDXL's upcasts to f32).

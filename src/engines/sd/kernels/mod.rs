@@ -54,6 +54,14 @@ fn attention_v1_requested() -> bool {
     env_switch(&V1, "PALLAIDIUM_ATTENTION_V1")
 }
 
+/// `PALLAIDIUM_IM2COL_V1=1`: the CUDA convolutions' untiled im2col (each thread gathering its
+/// positions from global memory) instead of the shared-memory tiles.
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+fn im2col_v1_requested() -> bool {
+    static V1: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    env_switch(&V1, "PALLAIDIUM_IM2COL_V1")
+}
+
 /// Head sizes the CUDA fused attention kernels are compiled for (`cuda/attention.rs`); the
 /// planner counts no score memory for them.
 pub const FUSED_ATTENTION_HEAD_DIMS: [usize; 3] = [40, 64, 80];
@@ -130,14 +138,7 @@ pub fn add_per_channel(xs: &Tensor, values: &Tensor, fast: bool) -> Result<Tenso
 /// which costs more than the GEMM at the UNet's sizes).
 pub fn linear(layer: &candle_nn::Linear, xs: &Tensor) -> Result<Tensor> {
     #[cfg(feature = "cuda")]
-    if xs.device().is_cuda() && fast_kernels_enabled() && xs.rank() >= 2 {
-        let mut dims = xs.dims().to_vec();
-        let in_features = xs.dim(D::Minus1)?;
-        let rows = xs.elem_count() / in_features.max(1);
-        let y = xs
-            .contiguous()?
-            .reshape((rows, in_features))?
-            .matmul(&layer.weight().t()?)?;
+    if let Some((y, dims)) = cuda_linear_unbiased(layer, xs)? {
         let y = match layer.bias() {
             Some(bias) => y.apply_op2_no_bwd(
                 bias,
@@ -147,12 +148,54 @@ pub fn linear(layer: &candle_nn::Linear, xs: &Tensor) -> Result<Tensor> {
             )?,
             None => y,
         };
-        if let Some(last) = dims.last_mut() {
-            *last = y.dim(1)?;
-        }
         return y.reshape(dims);
     }
     candle_core::Module::forward(layer, xs)
+}
+
+/// The feed-forward's projection then GEGLU: `geglu(linear(layer, xs))`, with the projection's
+/// bias added inside the GEGLU kernel on CUDA (same rounding as the separate add).
+pub fn linear_geglu(layer: &candle_nn::Linear, xs: &Tensor) -> Result<Tensor> {
+    #[cfg(feature = "cuda")]
+    if let (Some(bias), Some((y, dims))) = (layer.bias(), cuda_linear_unbiased(layer, xs)?) {
+        return y
+            .apply_op2_no_bwd(bias, &cuda::GegluOp)?
+            .reshape(half_last(&dims));
+    }
+    geglu(&linear(layer, xs)?, fast_kernels_enabled())
+}
+
+/// `dims` with the last halved (GEGLU's output of a (..., 2*d) input).
+#[cfg(feature = "cuda")]
+fn half_last(dims: &[usize]) -> Vec<usize> {
+    let mut out = dims.to_vec();
+    if let Some(last) = out.last_mut() {
+        *last /= 2;
+    }
+    out
+}
+
+/// On the fast CUDA path: `xs . weight^T` as one 2-D GEMM (rows, out_features) without the
+/// bias, and the output's dims; None elsewhere.
+#[cfg(feature = "cuda")]
+fn cuda_linear_unbiased(
+    layer: &candle_nn::Linear,
+    xs: &Tensor,
+) -> Result<Option<(Tensor, Vec<usize>)>> {
+    if !(xs.device().is_cuda() && fast_kernels_enabled() && xs.rank() >= 2) {
+        return Ok(None);
+    }
+    let mut dims = xs.dims().to_vec();
+    let in_features = xs.dim(D::Minus1)?;
+    let rows = xs.elem_count() / in_features.max(1);
+    let y = xs
+        .contiguous()?
+        .reshape((rows, in_features))?
+        .matmul(&layer.weight().t()?)?;
+    if let Some(last) = dims.last_mut() {
+        *last = y.dim(1)?;
+    }
+    Ok(Some((y, dims)))
 }
 
 /// Attention straight from the projections' layout on tensor cores (CUDA builds, f16/bf16, a

@@ -25,8 +25,7 @@ impl FeedForward {
     }
 
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        let projected = kernels::linear(&self.proj, xs)?;
-        let gated = kernels::geglu(&projected, kernels::fast_kernels_enabled())?;
+        let gated = kernels::linear_geglu(&self.proj, xs)?;
         kernels::linear(&self.out, &gated)
     }
 }

@@ -70,14 +70,20 @@ __device__ void upsample2x(const T *x, T *y, int planes, int h, int w) {
 
 // diffusers' GEGLU on (rows, 2*d): out[r][j] = x[r][j] * gelu_erf(x[r][d + j]). Grid (blocks
 // over j, rows).
-template <typename T>
-__device__ void geglu(const T *x, T *out, int d, int rows) {
+template <typename T, bool BIAS>
+__device__ void geglu(const T *x, const T *bias, T *out, int d, int rows) {
     for (int r = blockIdx.y; r < rows; r += gridDim.y) {
         const T *xr = x + (int64_t)r * 2 * d;
         T *orow = out + (int64_t)r * d;
         for (int j = blockIdx.x * blockDim.x + threadIdx.x; j < d; j += gridDim.x * blockDim.x) {
-            const float hidden = to_f(xr[j]);
-            const float gate = to_f(xr[d + j]);
+            float hidden = to_f(xr[j]);
+            float gate = to_f(xr[d + j]);
+            if (BIAS) {
+                // The projection's bias, added here instead of in a pass of its own; rounded to
+                // the storage type first, as the separate add would have stored it.
+                hidden = to_f(from_f<T>(hidden + to_f(bias[j])));
+                gate = to_f(from_f<T>(gate + to_f(bias[d + j])));
+            }
             const float g = 0.5f * gate * (1.f + erff(gate * 0.70710678118654752f));
             orow[j] = from_f<T>(hidden * g);
         }

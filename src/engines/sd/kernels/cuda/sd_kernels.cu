@@ -85,6 +85,13 @@ FLASH_MMA(__nv_bfloat16, bf16, 80, 80, 1)
                                                     int pad, int w_out, int p0, int pn) {      \
         im2col_nchw<T>(x, col, c_in, h, w, kh, kw, stride, pad, w_out, p0, pn);                \
     }                                                                                          \
+    extern "C" __global__ void im2col_tile_##SUFFIX(const T *x, T *col, int c_in, int h,       \
+                                                    int w, int kh, int kw, int stride,         \
+                                                    int pad, int w_out, int p0, int pn,        \
+                                                    int64_t in_len, int64_t col_len) {         \
+        im2col_tile<T>(x, col, c_in, h, w, kh, kw, stride, pad, w_out, p0, pn, in_len,         \
+                       col_len);                                                               \
+    }                                                                                          \
     extern "C" __global__ void bias_nchw_##SUFFIX(T *y, const T *bias, int rows, int channels, \
                                                   int positions) {                             \
         bias_nchw<T>(y, bias, rows, channels, positions);                                      \
@@ -105,7 +112,11 @@ FLASH_MMA(__nv_bfloat16, bf16, 80, 80, 1)
         upsample2x<T>(x, y, planes, h, w);                                                     \
     }                                                                                          \
     extern "C" __global__ void geglu_##SUFFIX(const T *x, T *out, int d, int rows) {           \
-        geglu<T>(x, out, d, rows);                                                             \
+        geglu<T, false>(x, nullptr, out, d, rows);                                             \
+    }                                                                                          \
+    extern "C" __global__ void geglu_bias_##SUFFIX(const T *x, const T *bias, T *out, int d,   \
+                                                   int rows) {                                 \
+        geglu<T, true>(x, bias, out, d, rows);                                                 \
     }                                                                                          \
     FLASH(T, SUFFIX, 40)                                                                       \
     FLASH(T, SUFFIX, 64)                                                                       \
