@@ -151,6 +151,9 @@ mod conv;
 mod elementwise;
 mod geglu;
 mod group_norm;
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests;
 
 pub use attention::{FLASH_HEAD_DIMS, FlashAttnOp};
 pub use conv::Conv2dOp;

@@ -155,6 +155,12 @@ __device__ __forceinline__ void ldmatrix_x2_trans(uint32_t &a, uint32_t &b, cons
     __trap();
 #endif
 }
+// 2^x on the special-function unit (what __expf runs after its multiply by log2(e)).
+__device__ __forceinline__ float exp2_approx(float x) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+}
 } // namespace mma
 
 // ASYNC: key/value tiles double-buffered with cp.async (the next tile streams in while this one
@@ -196,6 +202,7 @@ __device__ void flash_attn_mma(const T *q, const T *k, const T *v, T *o, int n_q
 #pragma unroll
     for (int j = 0; j < D / 8; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.f;
     float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.f, l1 = 0.f;
+    const float sl2 = scale * 1.4426950408889634f; // scale * log2(e)
 
     // The next key/value tile is fetched into registers while this one is computed on, so the
     // global loads' latency overlaps the MMAs; element e of a tile is (row e / (W/2), pair e % (W/2)).
@@ -288,14 +295,17 @@ __device__ void flash_attn_mma(const T *q, const T *k, const T *v, T *o, int n_q
                 mma::mma16816<T>(s[n], qf[c], b0, b1);
             }
         }
+        // Scores stay unscaled (scale > 0 keeps the maximum where it is); the scale and log2(e)
+        // go into one FMA before each exp2 below. Only the last tile can run past n_k.
         float mx0 = m0, mx1 = m1;
+        const bool partial = k0 + BK > n_k;
 #pragma unroll
         for (int n = 0; n < BK / 8; ++n) {
-            const int col = k0 + n * 8 + 2 * t;
-#pragma unroll
-            for (int i = 0; i < 4; ++i) s[n][i] *= scale;
-            if (col >= n_k) s[n][0] = s[n][2] = -INFINITY;
-            if (col + 1 >= n_k) s[n][1] = s[n][3] = -INFINITY;
+            if (partial) {
+                const int col = k0 + n * 8 + 2 * t;
+                if (col >= n_k) s[n][0] = s[n][2] = -INFINITY;
+                if (col + 1 >= n_k) s[n][1] = s[n][3] = -INFINITY;
+            }
             mx0 = fmaxf(mx0, fmaxf(s[n][0], s[n][1]));
             mx1 = fmaxf(mx1, fmaxf(s[n][2], s[n][3]));
         }
@@ -303,9 +313,11 @@ __device__ void flash_attn_mma(const T *q, const T *k, const T *v, T *o, int n_q
         mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
         mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
         mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
-        const float c0 = __expf(m0 - mx0), c1 = __expf(m1 - mx1);
+        const float c0 = mma::exp2_approx((m0 - mx0) * sl2);
+        const float c1 = mma::exp2_approx((m1 - mx1) * sl2);
         m0 = mx0;
         m1 = mx1;
+        const float mb0 = m0 * sl2, mb1 = m1 * sl2;
         l0 *= c0;
         l1 *= c1;
 #pragma unroll
@@ -320,10 +332,10 @@ __device__ void flash_attn_mma(const T *q, const T *k, const T *v, T *o, int n_q
             float p[8];
 #pragma unroll
             for (int h = 0; h < 2; ++h) {
-                p[4 * h + 0] = __expf(s[2 * kk + h][0] - m0);
-                p[4 * h + 1] = __expf(s[2 * kk + h][1] - m0);
-                p[4 * h + 2] = __expf(s[2 * kk + h][2] - m1);
-                p[4 * h + 3] = __expf(s[2 * kk + h][3] - m1);
+                p[4 * h + 0] = mma::exp2_approx(fmaf(s[2 * kk + h][0], sl2, -mb0));
+                p[4 * h + 1] = mma::exp2_approx(fmaf(s[2 * kk + h][1], sl2, -mb0));
+                p[4 * h + 2] = mma::exp2_approx(fmaf(s[2 * kk + h][2], sl2, -mb1));
+                p[4 * h + 3] = mma::exp2_approx(fmaf(s[2 * kk + h][3], sl2, -mb1));
             }
             l0 += p[0] + p[1] + p[4] + p[5];
             l1 += p[2] + p[3] + p[6] + p[7];

@@ -146,13 +146,20 @@ struct Im2col {
 const TILE_SMEM_LIMIT: usize = 48 * 1024;
 
 impl Im2col {
-    /// Threads a block of the tiled kernel (8 positions each) and its shared memory for `pn`
-    /// positions; None where the staged rows would not fit.
-    fn tile<T>(&self, pn: usize) -> Option<(u32, u32)> {
+    /// The tiled kernel's launch for `pn` positions: threads a block (8 positions each), the
+    /// staged rows' pitch in elements and the shared memory; None where the rows would not fit.
+    fn tile<T>(&self, pn: usize) -> Option<(u32, usize, u32)> {
         let threads = pn.div_ceil(8).next_multiple_of(32).clamp(32, 128);
         let rows = ((8 * threads - 1) / self.w_out.max(1) + 1) * self.stride + self.kh;
-        let bytes = rows * (self.w + 2 * self.padding) * std::mem::size_of::<T>();
-        (bytes <= TILE_SMEM_LIMIT).then_some((threads as u32, bytes as u32))
+        // A multiple of 16 bytes, covering the padded row and the widest 16-byte window the
+        // kernel's 3-wide gather loads (8 * stride + 2 inputs, rounded up to whole vectors).
+        let vector = 16 / std::mem::size_of::<T>();
+        let window = (8 * self.stride + 2).next_multiple_of(vector);
+        let pitch = (self.w + 2 * self.padding)
+            .max(self.w_out.saturating_sub(8) * self.stride + window)
+            .next_multiple_of(vector);
+        let bytes = rows * pitch * std::mem::size_of::<T>();
+        (bytes <= TILE_SMEM_LIMIT).then_some((threads as u32, pitch, bytes as u32))
     }
 
     /// Columns for positions `p0..p0 + pn` of `count` consecutive batch elements of `x` into
@@ -183,7 +190,7 @@ impl Im2col {
             true => None,
             false => self.tile::<T>(pn),
         };
-        if let Some((threads, smem)) = tile {
+        if let Some((threads, pitch, smem)) = tile {
             let func =
                 dev.get_or_load_custom_func(&kernel_name::<T>("im2col_tile"), MODULE, PTX)?;
             let tiles = u32::try_from(pn.div_ceil(8 * threads as usize))
@@ -195,8 +202,10 @@ impl Im2col {
                 launch.arg(a);
             }
             let (in_len64, col_len64) = (in_len as i64, (k * pn) as i64);
+            let pitch32 = i32_arg(pitch)?;
             launch.arg(&in_len64);
             launch.arg(&col_len64);
+            launch.arg(&pitch32);
             let cfg = LaunchConfig {
                 grid_dim: (
                     tiles,

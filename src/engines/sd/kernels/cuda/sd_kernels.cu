@@ -88,9 +88,10 @@ FLASH_MMA(__nv_bfloat16, bf16, 80, 80, 1)
     extern "C" __global__ void im2col_tile_##SUFFIX(const T *x, T *col, int c_in, int h,       \
                                                     int w, int kh, int kw, int stride,         \
                                                     int pad, int w_out, int p0, int pn,        \
-                                                    int64_t in_len, int64_t col_len) {         \
+                                                    int64_t in_len, int64_t col_len,           \
+                                                    int sw) {                                  \
         im2col_tile<T>(x, col, c_in, h, w, kh, kw, stride, pad, w_out, p0, pn, in_len,         \
-                       col_len);                                                               \
+                       col_len, sw);                                                           \
     }                                                                                          \
     extern "C" __global__ void bias_nchw_##SUFFIX(T *y, const T *bias, int rows, int channels, \
                                                   int positions) {                             \

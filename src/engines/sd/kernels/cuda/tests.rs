@@ -1,0 +1,84 @@
+//! Run on a machine with a GPU (`cargo test --features cuda`; skipped without one): our CUDA
+//! convolution (tiled im2col, both of its gathers and both of its staging loads) against
+//! candle's at shapes that reach every path, and the GEGLU with the projection's bias against
+//! the separate add.
+
+use candle_core::{DType, Device, Module, Tensor};
+
+use crate::engines::sd::kernels::{Conv2d, geglu, linear_geglu, test_support::rel};
+
+fn gpu() -> Option<Device> {
+    match Device::new_cuda(0) {
+        Ok(d) => Some(d),
+        Err(_) => {
+            eprintln!("no CUDA device: skipped");
+            None
+        }
+    }
+}
+
+fn randn(shape: &[usize], dtype: DType, dev: &Device) -> Tensor {
+    Tensor::randn(0f32, 1f32, shape, dev)
+        .unwrap()
+        .to_dtype(dtype)
+        .unwrap()
+}
+
+#[test]
+fn tiled_im2col_convolutions_match_candles() {
+    let Some(dev) = gpu() else { return };
+    // (batch, c_in, h, w, c_out, stride, padding): window gathers at stride 1 and 2 (output
+    // widths a multiple of 8), the general gather (odd widths, padding 0 as the VAE encoder's
+    // downsampling), rows staged element by element (w not a multiple of 8), several tiles.
+    let shapes = [
+        (2, 16, 24, 40, 8, 1, 1),
+        (1, 8, 65, 64, 16, 2, 1),
+        (2, 5, 13, 17, 7, 1, 1),
+        (1, 8, 20, 20, 8, 2, 0),
+        (2, 64, 96, 96, 32, 1, 1),
+        (1, 3, 7, 130, 4, 1, 1),
+    ];
+    for dtype in [DType::F16, DType::F32] {
+        for (b, c_in, h, w, c_out, stride, padding) in shapes {
+            let x = randn(&[b, c_in, h, w], dtype, &dev);
+            let weight = (randn(&[c_out, c_in, 3, 3], dtype, &dev) * 0.2).unwrap();
+            let bias = randn(&[c_out], dtype, &dev);
+            let cfg = candle_nn::Conv2dConfig {
+                padding,
+                stride,
+                ..Default::default()
+            };
+            let conv = Conv2d::from_candle(candle_nn::Conv2d::new(weight, Some(bias), cfg));
+            let ours = conv.forward_with(&x, true).unwrap();
+            let stock = conv.forward_with(&x, false).unwrap();
+            assert_eq!(ours.dims(), stock.dims());
+            let (a, s) = (
+                ours.to_dtype(DType::F32).unwrap(),
+                stock.to_dtype(DType::F32).unwrap(),
+            );
+            // f16 rounding; TF32 for f32 (PyTorch's default for convolutions).
+            let r = rel(&a, &s);
+            assert!(r < 3e-3, "{dtype:?} {:?}: {r}", (b, c_in, h, w, stride));
+        }
+    }
+}
+
+#[test]
+fn geglu_with_the_projection_bias_matches_the_separate_add() {
+    let Some(dev) = gpu() else { return };
+    for dtype in [DType::F16, DType::F32] {
+        let x = randn(&[2, 77, 64], dtype, &dev);
+        let proj = candle_nn::Linear::new(
+            (randn(&[512, 64], dtype, &dev) * 0.125).unwrap(),
+            Some(randn(&[512], dtype, &dev)),
+        );
+        let fused = linear_geglu(&proj, &x).unwrap();
+        let separate = geglu(&proj.forward(&x).unwrap(), true).unwrap();
+        assert_eq!(fused.dims(), &[2, 77, 256]);
+        let r = rel(
+            &fused.to_dtype(DType::F32).unwrap(),
+            &separate.to_dtype(DType::F32).unwrap(),
+        );
+        assert!(r < 1e-3, "{dtype:?}: {r}");
+    }
+}
