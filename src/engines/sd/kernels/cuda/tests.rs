@@ -5,7 +5,7 @@
 
 use candle_core::{DType, Device, Module, Tensor};
 
-use crate::engines::sd::kernels::{Conv2d, geglu, linear_geglu, test_support::rel};
+use crate::engines::sd::kernels::{Conv2d, GroupNorm, geglu, linear_geglu, test_support::rel};
 
 fn gpu() -> Option<Device> {
     match Device::new_cuda(0) {
@@ -80,5 +80,33 @@ fn geglu_with_the_projection_bias_matches_the_separate_add() {
             &separate.to_dtype(DType::F32).unwrap(),
         );
         assert!(r < 1e-3, "{dtype:?}: {r}");
+    }
+}
+
+#[test]
+fn group_norm_vector_and_scalar_paths_match_candles() {
+    let Some(dev) = gpu() else { return };
+    // (batch, channels, h, w, groups): 16-byte vectors (spatial a multiple of 8), and the
+    // element-by-element path (odd spatial size), with and without SiLU.
+    for dtype in [DType::F16, DType::F32] {
+        for (b, c, h, w, groups) in [(2, 64, 16, 24, 32), (1, 12, 7, 9, 4), (2, 32, 64, 64, 8)] {
+            let x = ((randn(&[b, c, h, w], dtype, &dev) * 2.0).unwrap() + 3.0).unwrap();
+            let weight = ((randn(&[c], DType::F32, &dev) * 0.1).unwrap() + 1.0)
+                .unwrap()
+                .to_dtype(dtype)
+                .unwrap();
+            let bias = (randn(&[c], dtype, &dev) * 0.1).unwrap();
+            let gn = GroupNorm::new(weight, bias, c, groups, 1e-5).unwrap();
+            for silu in [false, true] {
+                let ours = gn.forward_with(&x, silu, true).unwrap();
+                let stock = gn.forward_with(&x, silu, false).unwrap();
+                let r = rel(
+                    &ours.to_dtype(DType::F32).unwrap(),
+                    &stock.to_dtype(DType::F32).unwrap(),
+                );
+                let tol = if dtype == DType::F32 { 1e-5 } else { 3e-3 };
+                assert!(r < tol, "{dtype:?} {:?} silu {silu}: {r}", (b, c, h, w));
+            }
+        }
     }
 }
