@@ -191,9 +191,22 @@ __device__ void im2col_tile(const T *x, T *col, int c_in, int h, int w, int kh, 
 // positions, rows).
 template <typename T>
 __device__ void bias_nchw(T *y, const T *bias, int rows, int channels, int positions) {
+    constexpr int V = VEC_OF(T);
+    const bool vec = positions % V == 0 && aligned16(y);
     for (int r = blockIdx.y; r < rows; r += gridDim.y) {
         const float b = to_f(bias[r % channels]);
         T *yr = y + (int64_t)r * positions;
+        if (vec) {
+            for (int p = (blockIdx.x * blockDim.x + threadIdx.x) * V; p < positions;
+                 p += gridDim.x * blockDim.x * V) {
+                __align__(16) T v[V];
+                load16(v, yr + p);
+#pragma unroll
+                for (int e = 0; e < V; ++e) v[e] = from_f<T>(to_f(v[e]) + b);
+                store16(yr + p, v);
+            }
+            continue;
+        }
         for (int p = blockIdx.x * blockDim.x + threadIdx.x; p < positions;
              p += gridDim.x * blockDim.x)
             yr[p] = from_f<T>(to_f(yr[p]) + b);

@@ -275,7 +275,7 @@ fn add_bias<T: Element>(
         launch.arg(a);
     }
     // SAFETY: out holds rows*positions elements, bias `channels`.
-    unsafe { launch.launch(grid_2d(positions, rows)) }.w()?;
+    unsafe { launch.launch(grid_2d(positions.div_ceil(8), rows)) }.w()?;
     Ok(())
 }
 

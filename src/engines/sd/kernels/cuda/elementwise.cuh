@@ -7,10 +7,23 @@
 template <typename T>
 __device__ void add_row_bias(const T *x, const T *bias, T *y, int rows, int bias_len,
                              int positions) {
+    constexpr int V = VEC_OF(T);
+    const bool vec = positions % V == 0 && aligned16(x) && aligned16(y);
     for (int r = blockIdx.y; r < rows; r += gridDim.y) {
         const float b = to_f(bias[r % bias_len]);
         const T *xr = x + (int64_t)r * positions;
         T *yr = y + (int64_t)r * positions;
+        if (vec) {
+            for (int p = (blockIdx.x * blockDim.x + threadIdx.x) * V; p < positions;
+                 p += gridDim.x * blockDim.x * V) {
+                __align__(16) T v[V];
+                load16(v, xr + p);
+#pragma unroll
+                for (int e = 0; e < V; ++e) v[e] = from_f<T>(to_f(v[e]) + b);
+                store16(yr + p, v);
+            }
+            continue;
+        }
         for (int p = blockIdx.x * blockDim.x + threadIdx.x; p < positions;
              p += gridDim.x * blockDim.x)
             yr[p] = from_f<T>(to_f(xr[p]) + b);
@@ -21,9 +34,23 @@ __device__ void add_row_bias(const T *x, const T *bias, T *y, int rows, int bias
 // columns, rows).
 template <typename T>
 __device__ void add_col_bias(const T *x, const T *bias, T *y, int rows, int cols) {
+    constexpr int V = VEC_OF(T);
+    const bool vec = cols % V == 0 && aligned16(x) && aligned16(y) && aligned16(bias);
     for (int r = blockIdx.y; r < rows; r += gridDim.y) {
         const T *xr = x + (int64_t)r * cols;
         T *yr = y + (int64_t)r * cols;
+        if (vec) {
+            for (int c = (blockIdx.x * blockDim.x + threadIdx.x) * V; c < cols;
+                 c += gridDim.x * blockDim.x * V) {
+                __align__(16) T v[V], b[V];
+                load16(v, xr + c);
+                load16(b, bias + c);
+#pragma unroll
+                for (int e = 0; e < V; ++e) v[e] = from_f<T>(to_f(v[e]) + to_f(b[e]));
+                store16(yr + c, v);
+            }
+            continue;
+        }
         for (int c = blockIdx.x * blockDim.x + threadIdx.x; c < cols; c += gridDim.x * blockDim.x)
             yr[c] = from_f<T>(to_f(xr[c]) + to_f(bias[c]));
     }
@@ -71,21 +98,37 @@ __device__ void upsample2x(const T *x, T *y, int planes, int h, int w) {
 // diffusers' GEGLU on (rows, 2*d): out[r][j] = x[r][j] * gelu_erf(x[r][d + j]). Grid (blocks
 // over j, rows).
 template <typename T, bool BIAS>
+__device__ __forceinline__ float geglu_one(float hidden, float gate, const T *bias, int j, int d) {
+    if (BIAS) {
+        // The projection's bias, added here instead of in a pass of its own; rounded to the
+        // storage type first, as the separate add would have stored it.
+        hidden = to_f(from_f<T>(hidden + to_f(bias[j])));
+        gate = to_f(from_f<T>(gate + to_f(bias[d + j])));
+    }
+    return hidden * (0.5f * gate * (1.f + erff(gate * 0.70710678118654752f)));
+}
+
+template <typename T, bool BIAS>
 __device__ void geglu(const T *x, const T *bias, T *out, int d, int rows) {
+    constexpr int V = VEC_OF(T);
+    const bool vec = d % V == 0 && aligned16(x) && aligned16(out);
     for (int r = blockIdx.y; r < rows; r += gridDim.y) {
         const T *xr = x + (int64_t)r * 2 * d;
         T *orow = out + (int64_t)r * d;
-        for (int j = blockIdx.x * blockDim.x + threadIdx.x; j < d; j += gridDim.x * blockDim.x) {
-            float hidden = to_f(xr[j]);
-            float gate = to_f(xr[d + j]);
-            if (BIAS) {
-                // The projection's bias, added here instead of in a pass of its own; rounded to
-                // the storage type first, as the separate add would have stored it.
-                hidden = to_f(from_f<T>(hidden + to_f(bias[j])));
-                gate = to_f(from_f<T>(gate + to_f(bias[d + j])));
+        if (vec) {
+            for (int j = (blockIdx.x * blockDim.x + threadIdx.x) * V; j < d;
+                 j += gridDim.x * blockDim.x * V) {
+                __align__(16) T h[V], g[V];
+                load16(h, xr + j);
+                load16(g, xr + d + j);
+#pragma unroll
+                for (int e = 0; e < V; ++e)
+                    h[e] = from_f<T>(geglu_one<T, BIAS>(to_f(h[e]), to_f(g[e]), bias, j + e, d));
+                store16(orow + j, h);
             }
-            const float g = 0.5f * gate * (1.f + erff(gate * 0.70710678118654752f));
-            orow[j] = from_f<T>(hidden * g);
+            continue;
         }
+        for (int j = blockIdx.x * blockDim.x + threadIdx.x; j < d; j += gridDim.x * blockDim.x)
+            orow[j] = from_f<T>(geglu_one<T, BIAS>(to_f(xr[j]), to_f(xr[d + j]), bias, j, d));
     }
 }

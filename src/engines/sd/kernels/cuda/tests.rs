@@ -5,7 +5,9 @@
 
 use candle_core::{DType, Device, Module, Tensor};
 
-use crate::engines::sd::kernels::{Conv2d, GroupNorm, geglu, linear_geglu, test_support::rel};
+use crate::engines::sd::kernels::{
+    Conv2d, GroupNorm, add_per_channel, geglu, linear, linear_geglu, test_support::rel,
+};
 
 fn gpu() -> Option<Device> {
     match Device::new_cuda(0) {
@@ -80,6 +82,51 @@ fn geglu_with_the_projection_bias_matches_the_separate_add() {
             &separate.to_dtype(DType::F32).unwrap(),
         );
         assert!(r < 1e-3, "{dtype:?}: {r}");
+        // An odd half width takes the element-by-element path.
+        let odd = randn(&[3, 5, 74], dtype, &dev);
+        let ours = geglu(&odd, true).unwrap();
+        let stock = geglu(&odd, false).unwrap();
+        let r = rel(
+            &ours.to_dtype(DType::F32).unwrap(),
+            &stock.to_dtype(DType::F32).unwrap(),
+        );
+        assert!(r < 1e-3, "{dtype:?} odd: {r}");
+    }
+}
+
+#[test]
+fn bias_broadcasts_match_candles_in_vectors_and_elements() {
+    let Some(dev) = gpu() else { return };
+    for dtype in [DType::F16, DType::F32] {
+        // A Linear's bias along columns: 512 outputs (vectors), 74 (element by element).
+        for out in [512, 74] {
+            let x = randn(&[2, 33, 64], dtype, &dev);
+            let layer = candle_nn::Linear::new(
+                (randn(&[out, 64], dtype, &dev) * 0.125).unwrap(),
+                Some(randn(&[out], dtype, &dev)),
+            );
+            let ours = linear(&layer, &x).unwrap();
+            let stock = layer.forward(&x).unwrap();
+            assert_eq!(ours.dims(), stock.dims());
+            let r = rel(
+                &ours.to_dtype(DType::F32).unwrap(),
+                &stock.to_dtype(DType::F32).unwrap(),
+            );
+            assert!(r < 2e-3, "{dtype:?} linear {out}: {r}");
+        }
+        // A per-(batch, channel) value over the positions: 16x24 (vectors), 5x7 (elements).
+        for (h, w) in [(16, 24), (5, 7)] {
+            let x = randn(&[2, 6, h, w], dtype, &dev);
+            let values = randn(&[2, 6], dtype, &dev);
+            let ours = add_per_channel(&x, &values, true).unwrap();
+            let stock = add_per_channel(&x, &values, false).unwrap();
+            let r = rel(
+                &ours.to_dtype(DType::F32).unwrap(),
+                &stock.to_dtype(DType::F32).unwrap(),
+            );
+            let tol = if dtype == DType::F32 { 1e-6 } else { 1e-3 };
+            assert!(r < tol, "{dtype:?} per channel {h}x{w}: {r}");
+        }
     }
 }
 
