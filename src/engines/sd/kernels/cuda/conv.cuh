@@ -1,5 +1,19 @@
-// Convolution helpers: the NCHW im2col and the in-place bias. Included by sd_kernels.cu (one PTX module).
+// Convolution helpers: the NCHW im2col, untiled and tiled (the bias is added in place by add_row_bias). Included by sd_kernels.cu (one PTX module).
 #pragma once
+
+// Writes one (ky, kx) row's 8 values for a thread's positions: a 16-byte run (or two for f32)
+// where the chunk is a whole multiple of 8 positions, element by element otherwise.
+template <typename T>
+__device__ __forceinline__ void im2col_store(T *dst, const T *vals, int n, bool vec) {
+    if (vec) {
+        const uint4 *src = reinterpret_cast<const uint4 *>(vals);
+        uint4 *out = reinterpret_cast<uint4 *>(dst);
+#pragma unroll
+        for (int v = 0; v < (int)(8 * sizeof(T) / 16); ++v) out[v] = src[v];
+    } else {
+        for (int i = 0; i < n; ++i) dst[i] = vals[i];
+    }
+}
 
 // One batch element's im2col in the weight's own row order: col[(c*kh + ky)*kw + kx][p] for the
 // output positions p in [p0, p0 + pn), so that weight (c_out, c_in*kh*kw) x col gives the output
@@ -37,32 +51,11 @@ __device__ void im2col_nchw(const T *x, T *col, int c_in, int h, int w, int kh, 
                         const bool in = i < n && iy >= 0 && iy < h && ix >= 0 && ix < w;
                         vals[i] = in ? xc[iy * w + ix] : from_f<T>(0.f);
                     }
-                    T *dst = col + ((int64_t)(ci * kh + ky) * kw + kx) * pn + p;
-                    if (vec) {
-                        const uint4 *src = reinterpret_cast<const uint4 *>(vals);
-                        uint4 *out = reinterpret_cast<uint4 *>(dst);
-#pragma unroll
-                        for (int v = 0; v < (int)(8 * sizeof(T) / 16); ++v) out[v] = src[v];
-                    } else {
-                        for (int i = 0; i < n; ++i) dst[i] = vals[i];
-                    }
+                    im2col_store(col + ((int64_t)(ci * kh + ky) * kw + kx) * pn + p, vals, n,
+                                 vec);
                 }
             }
         }
-    }
-}
-
-// Writes one (ky, kx) row's 8 values for a thread's positions: a 16-byte run (or two for f32)
-// where the chunk is a whole multiple of 8 positions, element by element otherwise.
-template <typename T>
-__device__ __forceinline__ void im2col_store(T *dst, const T *vals, int n, bool vec) {
-    if (vec) {
-        const uint4 *src = reinterpret_cast<const uint4 *>(vals);
-        uint4 *out = reinterpret_cast<uint4 *>(dst);
-#pragma unroll
-        for (int v = 0; v < (int)(8 * sizeof(T) / 16); ++v) out[v] = src[v];
-    } else {
-        for (int i = 0; i < n; ++i) dst[i] = vals[i];
     }
 }
 
@@ -184,31 +177,5 @@ __device__ void im2col_tile(const T *x, T *col, int c_in, int h, int w, int kh, 
                 im2col_store(dst0 + (int64_t)(ky * kw + kx) * pn, vals, n, vec);
             }
         }
-    }
-}
-
-// y[b][c][p] += bias[c] in place, y (batch*channels rows of `positions`). Grid (blocks over
-// positions, rows).
-template <typename T>
-__device__ void bias_nchw(T *y, const T *bias, int rows, int channels, int positions) {
-    constexpr int V = VEC_OF(T);
-    const bool vec = positions % V == 0 && aligned16(y);
-    for (int r = blockIdx.y; r < rows; r += gridDim.y) {
-        const float b = to_f(bias[r % channels]);
-        T *yr = y + (int64_t)r * positions;
-        if (vec) {
-            for (int p = (blockIdx.x * blockDim.x + threadIdx.x) * V; p < positions;
-                 p += gridDim.x * blockDim.x * V) {
-                __align__(16) T v[V];
-                load16(v, yr + p);
-#pragma unroll
-                for (int e = 0; e < V; ++e) v[e] = from_f<T>(to_f(v[e]) + b);
-                store16(yr + p, v);
-            }
-            continue;
-        }
-        for (int p = blockIdx.x * blockDim.x + threadIdx.x; p < positions;
-             p += gridDim.x * blockDim.x)
-            yr[p] = from_f<T>(to_f(yr[p]) + b);
     }
 }

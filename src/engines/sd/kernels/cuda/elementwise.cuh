@@ -2,8 +2,8 @@
 #pragma once
 
 // y[r][p] = x[r][p] + bias[r % bias_len]: a per-channel (bias_len = channels) or per-(batch,
-// channel) (bias_len = rows) value broadcast over the positions. Grid (blocks over positions,
-// rows).
+// channel) (bias_len = rows) value broadcast over the positions; x may be y (a convolution's
+// bias, in place). Grid (blocks over positions, rows).
 template <typename T>
 __device__ void add_row_bias(const T *x, const T *bias, T *y, int rows, int bias_len,
                              int positions) {

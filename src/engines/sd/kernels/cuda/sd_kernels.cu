@@ -107,7 +107,7 @@ FLASH_MMA(__nv_bfloat16, bf16, 80, 80, 1)
     }                                                                                          \
     extern "C" __global__ void bias_nchw_##SUFFIX(T *y, const T *bias, int rows, int channels, \
                                                   int positions) {                             \
-        bias_nchw<T>(y, bias, rows, channels, positions);                                      \
+        add_row_bias<T>(y, bias, y, rows, channels, positions); /* in place */                \
     }                                                                                          \
     extern "C" __global__ void add_row_bias_##SUFFIX(const T *x, const T *bias, T *y,          \
                                                      int rows, int bias_len, int positions) {  \
