@@ -2,11 +2,13 @@
 //! `cuda/sd_kernels.cu` and its per-op `.cuh` headers through build.rs):
 //! - GroupNorm(+SiLU): statistics over grid-wide blocks (so a 32-group VAE norm still fills the
 //!   GPU), then one fused apply pass; candle_nn's composition makes about ten full passes.
-//! - Conv2d: an im2col in the weight's own (c_in, ky, kx) order (8 positions a thread, 16-byte
-//!   stores) and cuBLAS GEMMs batched over batch elements writing NCHW directly, the bias added
-//!   in place; 1x1 stride-1 convolutions skip the im2col. f32 GEMMs use TF32, as PyTorch's cuDNN
+//! - Conv2d: an im2col in the weight's own (c_in, ky, kx) order (input rows staged in
+//!   shared-memory tiles, 8 positions a thread, 16-byte loads and stores; `cuda/im2col.rs`) and
+//!   cuBLAS GEMMs batched over batch elements writing NCHW directly, the bias added in place;
+//!   1x1 stride-1 convolutions skip the im2col. f32 GEMMs use TF32, as PyTorch's cuDNN
 //!   convolutions do by default.
-//! - GEGLU: the feed-forward's split, erf-GELU and product in one pass.
+//! - GEGLU: the feed-forward's split, erf-GELU and product in one pass (the projection's bias
+//!   added on the way).
 //! - Attention: on tensor cores (mma.sync, FlashAttention-2's loop, cp.async tiles) for f16/bf16,
 //!   reading the heads in place; one thread per query in f32 otherwise.
 //! - Element-wise: bias broadcasts (a Linear's, the ResNet's time embedding), the NCHW <-> tokens
@@ -151,6 +153,7 @@ mod conv;
 mod elementwise;
 mod geglu;
 mod group_norm;
+mod im2col;
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests;
