@@ -74,6 +74,12 @@ fn grid_2d(inner: usize, outer: usize) -> LaunchConfig {
     }
 }
 
+/// `grid_2d` for the kernels that take 8 elements a thread (16-byte vectors of a half type; f32
+/// threads loop twice), element by element where rows do not allow vectors.
+fn grid_2d_vectors(inner: usize, outer: usize) -> LaunchConfig {
+    grid_2d(inner.div_ceil(8), outer)
+}
+
 fn i32_arg(v: usize) -> Result<i32> {
     i32::try_from(v).map_err(|_| candle_core::Error::Msg(format!("kernel size {v} exceeds i32")))
 }

@@ -138,7 +138,7 @@ pub fn add_per_channel(xs: &Tensor, values: &Tensor, fast: bool) -> Result<Tenso
 /// which costs more than the GEMM at the UNet's sizes).
 pub fn linear(layer: &candle_nn::Linear, xs: &Tensor) -> Result<Tensor> {
     #[cfg(feature = "cuda")]
-    if let Some((y, dims)) = cuda_linear_unbiased(layer, xs)? {
+    if let Some(y) = cuda_linear_unbiased(layer, xs)? {
         let y = match layer.bias() {
             Some(bias) => y.apply_op2_no_bwd(
                 bias,
@@ -148,7 +148,7 @@ pub fn linear(layer: &candle_nn::Linear, xs: &Tensor) -> Result<Tensor> {
             )?,
             None => y,
         };
-        return y.reshape(dims);
+        return with_leading_dims(&y, xs);
     }
     candle_core::Module::forward(layer, xs)
 }
@@ -157,45 +157,35 @@ pub fn linear(layer: &candle_nn::Linear, xs: &Tensor) -> Result<Tensor> {
 /// bias added inside the GEGLU kernel on CUDA (same rounding as the separate add).
 pub fn linear_geglu(layer: &candle_nn::Linear, xs: &Tensor) -> Result<Tensor> {
     #[cfg(feature = "cuda")]
-    if let (Some(bias), Some((y, dims))) = (layer.bias(), cuda_linear_unbiased(layer, xs)?) {
-        return y
-            .apply_op2_no_bwd(bias, &cuda::GegluOp)?
-            .reshape(half_last(&dims));
+    if let (Some(bias), Some(y)) = (layer.bias(), cuda_linear_unbiased(layer, xs)?) {
+        return with_leading_dims(&y.apply_op2_no_bwd(bias, &cuda::GegluOp)?, xs);
     }
     geglu(&linear(layer, xs)?, fast_kernels_enabled())
 }
 
-/// `dims` with the last halved (GEGLU's output of a (..., 2*d) input).
+/// On the fast CUDA path: `xs . weight^T` as one 2-D GEMM, (rows, out_features), without the
+/// bias; None elsewhere.
 #[cfg(feature = "cuda")]
-fn half_last(dims: &[usize]) -> Vec<usize> {
-    let mut out = dims.to_vec();
-    if let Some(last) = out.last_mut() {
-        *last /= 2;
-    }
-    out
-}
-
-/// On the fast CUDA path: `xs . weight^T` as one 2-D GEMM (rows, out_features) without the
-/// bias, and the output's dims; None elsewhere.
-#[cfg(feature = "cuda")]
-fn cuda_linear_unbiased(
-    layer: &candle_nn::Linear,
-    xs: &Tensor,
-) -> Result<Option<(Tensor, Vec<usize>)>> {
+fn cuda_linear_unbiased(layer: &candle_nn::Linear, xs: &Tensor) -> Result<Option<Tensor>> {
     if !(xs.device().is_cuda() && fast_kernels_enabled() && xs.rank() >= 2) {
         return Ok(None);
     }
-    let mut dims = xs.dims().to_vec();
     let in_features = xs.dim(D::Minus1)?;
     let rows = xs.elem_count() / in_features.max(1);
-    let y = xs
-        .contiguous()?
+    xs.contiguous()?
         .reshape((rows, in_features))?
-        .matmul(&layer.weight().t()?)?;
+        .matmul(&layer.weight().t()?)
+        .map(Some)
+}
+
+/// A (rows, n) result back under `xs`'s leading dimensions: (..., n).
+#[cfg(feature = "cuda")]
+fn with_leading_dims(y: &Tensor, xs: &Tensor) -> Result<Tensor> {
+    let mut dims = xs.dims().to_vec();
     if let Some(last) = dims.last_mut() {
         *last = y.dim(1)?;
     }
-    Ok(Some((y, dims)))
+    y.reshape(dims)
 }
 
 /// Attention straight from the projections' layout on tensor cores (CUDA builds, f16/bf16, a

@@ -168,7 +168,7 @@ fn add_bias<T: Element>(
         launch.arg(a);
     }
     // SAFETY: out holds rows*positions elements, bias `channels`.
-    unsafe { launch.launch(grid_2d(positions.div_ceil(8), rows)) }.w()?;
+    unsafe { launch.launch(grid_2d_vectors(positions, rows)) }.w()?;
     Ok(())
 }
 

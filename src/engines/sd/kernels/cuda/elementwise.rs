@@ -45,7 +45,7 @@ impl BiasAddOp {
         }
         launch.arg(&n32);
         // SAFETY: x and out hold rows*positions elements, bias bias_len.
-        unsafe { launch.launch(grid_2d(positions.div_ceil(8), rows)) }.w()?;
+        unsafe { launch.launch(grid_2d_vectors(positions, rows)) }.w()?;
         Ok((out, xl.shape().clone()))
     }
 }

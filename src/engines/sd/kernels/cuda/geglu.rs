@@ -47,7 +47,7 @@ impl GegluOp {
         launch.arg(&d32);
         launch.arg(&rows32);
         // SAFETY: x holds 2*total elements, out total, the bias 2*d.
-        unsafe { launch.launch(grid_2d(d.div_ceil(8), total / d)) }.w()?;
+        unsafe { launch.launch(grid_2d_vectors(d, total / d)) }.w()?;
         Ok((out, Shape::from(dims)))
     }
 }

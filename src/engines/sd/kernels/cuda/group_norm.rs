@@ -70,7 +70,7 @@ impl GroupNormOp {
         launch.arg(&self.eps);
         launch.arg(&silu);
         // SAFETY: as above; w and b hold `channels` elements.
-        unsafe { launch.launch(grid_2d(n.div_ceil(8), groups_total)) }.w()?;
+        unsafe { launch.launch(grid_2d_vectors(n, groups_total)) }.w()?;
         Ok(out)
     }
 }

@@ -26,6 +26,14 @@ fn randn(shape: &[usize], dtype: DType, dev: &Device) -> Tensor {
         .unwrap()
 }
 
+/// `rel` of the two tensors taken in f32, whatever they are stored in.
+fn rel_f32(a: &Tensor, b: &Tensor) -> f32 {
+    rel(
+        &a.to_dtype(DType::F32).unwrap(),
+        &b.to_dtype(DType::F32).unwrap(),
+    )
+}
+
 #[test]
 fn tiled_im2col_convolutions_match_candles() {
     let Some(dev) = gpu() else { return };
@@ -54,12 +62,8 @@ fn tiled_im2col_convolutions_match_candles() {
             let ours = conv.forward_with(&x, true).unwrap();
             let stock = conv.forward_with(&x, false).unwrap();
             assert_eq!(ours.dims(), stock.dims());
-            let (a, s) = (
-                ours.to_dtype(DType::F32).unwrap(),
-                stock.to_dtype(DType::F32).unwrap(),
-            );
             // f16 rounding; TF32 for f32 (PyTorch's default for convolutions).
-            let r = rel(&a, &s);
+            let r = rel_f32(&ours, &stock);
             assert!(r < 3e-3, "{dtype:?} {:?}: {r}", (b, c_in, h, w, stride));
         }
     }
@@ -77,19 +81,13 @@ fn geglu_with_the_projection_bias_matches_the_separate_add() {
         let fused = linear_geglu(&proj, &x).unwrap();
         let separate = geglu(&proj.forward(&x).unwrap(), true).unwrap();
         assert_eq!(fused.dims(), &[2, 77, 256]);
-        let r = rel(
-            &fused.to_dtype(DType::F32).unwrap(),
-            &separate.to_dtype(DType::F32).unwrap(),
-        );
+        let r = rel_f32(&fused, &separate);
         assert!(r < 1e-3, "{dtype:?}: {r}");
         // An odd half width takes the element-by-element path.
         let odd = randn(&[3, 5, 74], dtype, &dev);
         let ours = geglu(&odd, true).unwrap();
         let stock = geglu(&odd, false).unwrap();
-        let r = rel(
-            &ours.to_dtype(DType::F32).unwrap(),
-            &stock.to_dtype(DType::F32).unwrap(),
-        );
+        let r = rel_f32(&ours, &stock);
         assert!(r < 1e-3, "{dtype:?} odd: {r}");
     }
 }
@@ -108,10 +106,7 @@ fn bias_broadcasts_match_candles_in_vectors_and_elements() {
             let ours = linear(&layer, &x).unwrap();
             let stock = layer.forward(&x).unwrap();
             assert_eq!(ours.dims(), stock.dims());
-            let r = rel(
-                &ours.to_dtype(DType::F32).unwrap(),
-                &stock.to_dtype(DType::F32).unwrap(),
-            );
+            let r = rel_f32(&ours, &stock);
             assert!(r < 2e-3, "{dtype:?} linear {out}: {r}");
         }
         // A per-(batch, channel) value over the positions: 16x24 (vectors), 5x7 (elements).
@@ -120,10 +115,7 @@ fn bias_broadcasts_match_candles_in_vectors_and_elements() {
             let values = randn(&[2, 6], dtype, &dev);
             let ours = add_per_channel(&x, &values, true).unwrap();
             let stock = add_per_channel(&x, &values, false).unwrap();
-            let r = rel(
-                &ours.to_dtype(DType::F32).unwrap(),
-                &stock.to_dtype(DType::F32).unwrap(),
-            );
+            let r = rel_f32(&ours, &stock);
             let tol = if dtype == DType::F32 { 1e-6 } else { 1e-3 };
             assert!(r < tol, "{dtype:?} per channel {h}x{w}: {r}");
         }
@@ -147,10 +139,7 @@ fn group_norm_vector_and_scalar_paths_match_candles() {
             for silu in [false, true] {
                 let ours = gn.forward_with(&x, silu, true).unwrap();
                 let stock = gn.forward_with(&x, silu, false).unwrap();
-                let r = rel(
-                    &ours.to_dtype(DType::F32).unwrap(),
-                    &stock.to_dtype(DType::F32).unwrap(),
-                );
+                let r = rel_f32(&ours, &stock);
                 let tol = if dtype == DType::F32 { 1e-5 } else { 3e-3 };
                 assert!(r < tol, "{dtype:?} {:?} silu {silu}: {r}", (b, c, h, w));
             }
