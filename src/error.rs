@@ -25,8 +25,27 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    #[error("tensor computation failed: {0}")]
+    /// Shown with its chain of contexts on one line, never with candle's captured backtrace
+    /// (RUST_BACKTRACE makes candle attach one; it would fill a `failed` event with frames).
+    #[error("tensor computation failed: {}", candle_message(.0))]
     Candle(#[from] candle_core::Error),
+}
+
+/// A candle error as one line: contexts and paths before the cause, backtraces dropped.
+pub fn candle_message(err: &candle_core::Error) -> String {
+    use candle_core::Error as E;
+    let text = match err {
+        E::WithBacktrace { inner, .. } => return candle_message(inner),
+        E::Context { inner, context } => format!("{context}: {}", candle_message(inner)),
+        E::WithPath { inner, path } => format!("{}: {}", path.display(), candle_message(inner)),
+        E::WrappedContext { wrapped, context } => format!("{context}: {wrapped}"),
+        other => other.to_string(),
+    };
+    text.split('\n')
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 impl Error {
@@ -86,5 +105,20 @@ mod tests {
         let wrapped = anyhow::Error::new(Error::bad_input("size")).context("while planning");
         assert_eq!(exit_code_of(&wrapped), 2);
         assert_eq!(exit_code_of(&anyhow::anyhow!("other")), 1);
+    }
+
+    #[test]
+    fn candle_errors_show_their_chain_without_a_backtrace() {
+        let inner = candle_core::Error::Msg("unsupported dtype BF16 for op matmul".into());
+        let traced = candle_core::Error::WithBacktrace {
+            inner: Box::new(inner),
+            backtrace: Box::new(std::backtrace::Backtrace::force_capture()),
+        }
+        .context("unet block 2");
+        let shown = Error::from(traced).to_string();
+        assert_eq!(
+            shown,
+            "tensor computation failed: unet block 2: unsupported dtype BF16 for op matmul"
+        );
     }
 }

@@ -29,6 +29,7 @@ pub fn plan_for_args(global: &GlobalArgs, job: &JobArgs) -> Result<MemoryPlan> {
     let registry = Registry::load(global.models_file.as_deref())?;
     let paths = Paths::resolve(global.out.as_deref())?;
     let resolved = resolve(&registry, model, &paths.hf_cache)?;
+    crate::jobs::model_check::check_model_configs(&resolved.dir, resolved.family)?;
     let platform = PlatformInfo::detect();
     let device = crate::device::select(&DeviceRequest::parse(&global.device)?)?;
     let dtype = resolve_dtype(global.dtype, &device, &platform)?;
@@ -50,12 +51,18 @@ pub fn plan_for_args(global: &GlobalArgs, job: &JobArgs) -> Result<MemoryPlan> {
             ),
         ));
     };
-    let width = job.width.unwrap_or(resolved.defaults.width);
-    let height = job.height.unwrap_or(resolved.defaults.height);
+    // The size the job will run at: from the init image when no --width/--height is given.
+    let size = crate::jobs::resolve::job_size(
+        job.init_image.as_deref(),
+        job.width,
+        job.height,
+        &resolved.defaults,
+    )?;
+    let (width, height) = (size.width, size.height);
     let scale = layout.vae_scale_factor.max(1);
-    if !width.is_multiple_of(scale) || !height.is_multiple_of(scale) || width == 0 || height == 0 {
+    if !width.is_multiple_of(scale) || !height.is_multiple_of(scale) {
         return Err(Error::bad_input(format!(
-            "--width {width} --height {height}: both must be positive multiples of {scale}"
+            "--width {width} --height {height}: both must be multiples of {scale}"
         )));
     }
     let req = PlanRequest {
@@ -72,7 +79,9 @@ pub fn plan_for_args(global: &GlobalArgs, job: &JobArgs) -> Result<MemoryPlan> {
     };
     let fp16_variant = matches!(dtype, candle_core::DType::F16 | candle_core::DType::BF16);
     let footprint = ModelFootprint::read(&resolved.dir, fp16_variant)?;
-    Ok(planner::plan(&footprint, &req))
+    let mut plan = planner::plan(&footprint, &req);
+    plan.warnings = size.notes;
+    Ok(plan)
 }
 
 /// A plan for people: one line per stage, then the decision.
@@ -106,6 +115,9 @@ pub fn human(plan: &MemoryPlan) -> String {
 /// Entry point for `--plan`: prints the plan; exit 0 when it fits, 2 (with the reason) when not.
 pub fn run(global: &GlobalArgs, job: &JobArgs) -> anyhow::Result<i32> {
     let plan = plan_for_args(global, job)?;
+    for warning in &plan.warnings {
+        eprintln!("warning: {warning}");
+    }
     if job.json || !std::io::stdout().is_terminal() {
         println!("{}", serde_json::to_string(&plan)?);
     } else {

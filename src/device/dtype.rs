@@ -76,8 +76,10 @@ fn dtype_support_with_cc(
         DeviceKind::Cpu => DtypeSupport {
             f32: Support::Native,
             f16: Support::Slow("f16 on the CPU is emulated and slow; f32 is faster".into()),
-            bf16: Support::Slow(
-                "bf16 on the CPU is widened to f32 for matmuls and slow; f32 is faster".into(),
+            // candle's CPU matmul has no bf16 kernel: a bf16 job would fail at its first layer.
+            bf16: Support::Unsupported(
+                "the CPU has no bf16 matrix multiply: use --dtype f32 (fastest on the CPU) or f16"
+                    .into(),
             ),
             f64: Support::Native,
         },
@@ -195,17 +197,16 @@ mod tests {
     }
 
     #[test]
-    fn slow_cpu_dtypes_are_allowed() {
+    fn slow_cpu_dtypes_are_allowed_and_bf16_is_refused() {
         let p = PlatformInfo::detect();
         let cpu = fake(DeviceKind::Cpu, None);
         assert_eq!(
             resolve_dtype(DtypeArg::F16, &cpu, &p).ok(),
             Some(DType::F16)
         );
-        assert_eq!(
-            resolve_dtype(DtypeArg::Bf16, &cpu, &p).ok(),
-            Some(DType::BF16)
-        );
+        let err = resolve_dtype(DtypeArg::Bf16, &cpu, &p).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("--dtype f32"), "{err}");
         assert!(matches!(
             dtype_support(DeviceKind::Cpu, &p).f16,
             Support::Slow(_)

@@ -34,14 +34,24 @@ pub struct Transcript {
 }
 
 impl Transcript {
-    /// The whole text, segments joined by single spaces.
+    /// The whole text as transformers' pipeline gives it: the segments' texts concatenated, each
+    /// with its own leading space (Whisper's tokens carry it) and nothing added between them, so
+    /// Chinese and Japanese come out without spurious spaces.
     pub fn text(&self) -> String {
         self.segments
             .iter()
-            .map(|s| s.text.trim())
-            .filter(|t| !t.is_empty())
-            .collect::<Vec<_>>()
-            .join(" ")
+            .map(|s| s.text.as_str())
+            .filter(|t| !t.trim().is_empty())
+            .collect()
+    }
+
+    /// Keeps every cue inside the clip: Whisper's last timestamp can point past the audio's end.
+    pub fn clamp_to(&mut self, duration_s: f64) {
+        let end = duration_s.max(0.0);
+        for s in &mut self.segments {
+            s.start_s = s.start_s.clamp(0.0, end);
+            s.end_s = s.end_s.clamp(s.start_s, end);
+        }
     }
 }
 
@@ -58,23 +68,47 @@ mod tests {
         assert!((clip.duration_s() - 1.5).abs() < 1e-12);
     }
 
+    fn segment(start_s: f64, end_s: f64, text: &str) -> Segment {
+        Segment {
+            start_s,
+            end_s,
+            text: text.into(),
+        }
+    }
+
     #[test]
-    fn transcript_text_joins_trimmed_segments() {
+    fn transcript_text_concatenates_segments_like_transformers() {
         let t = Transcript {
             language: None,
             segments: vec![
-                Segment {
-                    start_s: 0.0,
-                    end_s: 1.0,
-                    text: " Hello".into(),
-                },
-                Segment {
-                    start_s: 1.0,
-                    end_s: 2.0,
-                    text: "world. ".into(),
-                },
+                segment(0.0, 1.0, " Hello"),
+                segment(1.0, 1.5, "  "),
+                segment(1.5, 2.0, " world."),
             ],
         };
-        assert_eq!(t.text(), "Hello world.");
+        assert_eq!(t.text(), " Hello world.");
+        let ja = Transcript {
+            language: Some("ja".into()),
+            segments: vec![
+                segment(0.0, 1.0, "こんにちは。"),
+                segment(1.0, 2.0, "元気です。"),
+            ],
+        };
+        assert_eq!(ja.text(), "こんにちは。元気です。");
+    }
+
+    #[test]
+    fn cues_are_clamped_to_the_clip() {
+        let mut t = Transcript {
+            language: None,
+            segments: vec![
+                segment(0.0, 1.0, " a"),
+                segment(2.5, 4.0, " b"),
+                segment(3.5, 5.0, " c"),
+            ],
+        };
+        t.clamp_to(3.0);
+        let times: Vec<(f64, f64)> = t.segments.iter().map(|s| (s.start_s, s.end_s)).collect();
+        assert_eq!(times, vec![(0.0, 1.0), (2.5, 3.0), (3.0, 3.0)]);
     }
 }

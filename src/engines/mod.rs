@@ -2,6 +2,7 @@
 //! and never knows who is watching.
 
 pub mod audio;
+pub mod config_check;
 pub mod media;
 pub mod progress;
 pub mod sd;

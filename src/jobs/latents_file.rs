@@ -5,11 +5,16 @@ use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 
+#[path = "npy_header.rs"]
+mod npy_header;
+
 fn bad(path: &Path, what: impl std::fmt::Display) -> crate::Error {
     crate::Error::bad_input(format!("--init-latents {}: {what}", path.display()))
 }
 
-/// Reads latents of shape (1 or batch, 4, height/8, width/8) as f32 on the CPU.
+/// Reads latents of shape (1 or batch, 4, height/8, width/8) as f32 on the CPU. The shape is
+/// read from the file's header and checked against the job before any data is allocated, so a
+/// header claiming petabytes is refused, not allocated.
 pub fn read_latents(path: &Path, batch: u32, width: u32, height: u32) -> crate::Result<Tensor> {
     let ext = path
         .extension()
@@ -18,26 +23,34 @@ pub fn read_latents(path: &Path, batch: u32, width: u32, height: u32) -> crate::
     if !path.is_file() {
         return Err(bad(path, "no such file"));
     }
+    let expect = Expected::new(batch, width, height);
     let tensor = match ext.as_deref() {
-        Some("npy") => Tensor::read_npy(path).map_err(|e| {
-            bad(
-                path,
-                format!("not a readable .npy array ({e}); save it with numpy.save"),
-            )
-        })?,
-        Some("safetensors") => {
-            let tensors = candle_core::safetensors::load(path, &Device::Cpu)
-                .map_err(|e| bad(path, format!("not a readable safetensors file ({e})")))?;
-            let mut tensors: Vec<_> = tensors.into_iter().collect();
-            match tensors.len() {
-                1 => tensors.remove(0).1,
-                _ => tensors
-                    .into_iter()
-                    .find(|(name, _)| name == "latents")
-                    .map(|(_, t)| t)
-                    .ok_or_else(|| bad(path, "holds several tensors and none named `latents`"))?,
+        Some("npy") => {
+            let header = npy_header::read(path)
+                .map_err(|why| bad(path, format!("{why}; save it with numpy.save")))?;
+            expect.check(path, header.shape.as_slice())?;
+            if header.fortran_order || !matches!(header.descr.as_str(), "<f2" | "<f4" | "<f8") {
+                return Err(bad(
+                    path,
+                    format!(
+                        "holds `{}`{} values; latents must be little-endian float16/32/64 in C                          order (numpy.save of a float32 array)",
+                        header.descr,
+                        if header.fortran_order {
+                            " Fortran-ordered"
+                        } else {
+                            ""
+                        }
+                    ),
+                ));
             }
+            Tensor::read_npy(path).map_err(|e| {
+                bad(
+                    path,
+                    format!("not a readable .npy array ({e}); save it with numpy.save"),
+                )
+            })?
         }
+        Some("safetensors") => read_safetensors(path, &expect)?,
         _ => return Err(bad(path, "use a .npy or .safetensors file")),
     };
     if !matches!(
@@ -52,25 +65,7 @@ pub fn read_latents(path: &Path, batch: u32, width: u32, height: u32) -> crate::
             ),
         ));
     }
-    let dims = tensor.dims().to_vec();
-    let (lh, lw) = ((height / 8) as usize, (width / 8) as usize);
-    let batch = batch as usize;
-    let ok =
-        matches!(dims.as_slice(), [b, 4, h, w] if (*b == 1 || *b == batch) && *h == lh && *w == lw);
-    if !ok {
-        return Err(bad(
-            path,
-            format!(
-                "shape {dims:?} does not fit this job: expected [1, 4, {lh}, {lw}]{} \
-                 for {width}x{height}",
-                if batch > 1 {
-                    format!(" or [{batch}, 4, {lh}, {lw}]")
-                } else {
-                    String::new()
-                }
-            ),
-        ));
-    }
+    expect.check(path, tensor.dims())?;
     let tensor = tensor.to_dtype(DType::F32)?;
     let finite = tensor
         .flatten_all()?
@@ -81,6 +76,89 @@ pub fn read_latents(path: &Path, batch: u32, width: u32, height: u32) -> crate::
         return Err(bad(path, "contains NaN or infinite values"));
     }
     Ok(tensor)
+}
+
+/// The shapes a job accepts: (1 or batch, 4, height/8, width/8).
+struct Expected {
+    batch: usize,
+    width: u32,
+    height: u32,
+}
+
+impl Expected {
+    fn new(batch: u32, width: u32, height: u32) -> Self {
+        Self {
+            batch: batch as usize,
+            width,
+            height,
+        }
+    }
+
+    fn latent_side(&self) -> (usize, usize) {
+        ((self.height / 8) as usize, (self.width / 8) as usize)
+    }
+
+    /// Bytes of the largest latents this job takes, stored as f64.
+    fn max_bytes(&self) -> u64 {
+        let (lh, lw) = self.latent_side();
+        (self.batch.max(1) * 4 * lh * lw * 8) as u64
+    }
+
+    fn check<D: TryInto<usize> + Copy>(&self, path: &Path, dims: &[D]) -> crate::Result<()> {
+        let dims: Vec<usize> = dims
+            .iter()
+            .map(|&d| d.try_into().unwrap_or(usize::MAX))
+            .collect();
+        let (lh, lw) = self.latent_side();
+        let batch = self.batch;
+        let ok = matches!(dims.as_slice(), [b, 4, h, w] if (*b == 1 || *b == batch) && *h == lh && *w == lw);
+        if ok {
+            return Ok(());
+        }
+        Err(bad(
+            path,
+            format!(
+                "shape {dims:?} does not fit this job: expected [1, 4, {lh}, {lw}]{} for {}x{}",
+                if batch > 1 {
+                    format!(" or [{batch}, 4, {lh}, {lw}]")
+                } else {
+                    String::new()
+                },
+                self.width,
+                self.height
+            ),
+        ))
+    }
+}
+
+/// A `.safetensors` file's one tensor (or the one named `latents`), its shape checked from the
+/// header before the data is read.
+fn read_safetensors(path: &Path, expect: &Expected) -> crate::Result<Tensor> {
+    let header = crate::models::safetensors_header::read_header(path)
+        .map_err(|e| bad(path, format!("not a readable safetensors file ({e})")))?;
+    let name = match header.tensors.len() {
+        1 => header.tensors.keys().next().cloned(),
+        _ => header.tensors.keys().find(|n| *n == "latents").cloned(),
+    }
+    .ok_or_else(|| bad(path, "holds several tensors and none named `latents`"))?;
+    if let Some(info) = header.tensors.get(&name) {
+        expect.check(path, info.shape.as_slice())?;
+    }
+    // Loading reads every tensor: a file far larger than this job's latents is not latents.
+    if header.file_bytes > expect.max_bytes().saturating_mul(4) + (1 << 20) {
+        return Err(bad(
+            path,
+            format!(
+                "{} bytes, far more than this job's latents take; save only the latents",
+                header.file_bytes
+            ),
+        ));
+    }
+    let mut tensors = candle_core::safetensors::load(path, &Device::Cpu)
+        .map_err(|e| bad(path, format!("not a readable safetensors file ({e})")))?;
+    tensors
+        .remove(&name)
+        .ok_or_else(|| bad(path, format!("tensor `{name}` could not be read")))
 }
 
 #[cfg(test)]
@@ -137,5 +215,41 @@ mod tests {
                 .contains(".npy")
         );
         assert!(read_latents(&dir.path().join("none.npy"), 1, 64, 64).is_err());
+    }
+
+    #[test]
+    fn a_header_claiming_petabytes_is_refused_before_allocating() {
+        let dir = tempfile::tempdir().unwrap();
+        let npy = dir.path().join("huge.npy");
+        let header =
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (100000, 4, 100000, 100000), }";
+        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+        bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+        bytes.extend_from_slice(header.as_bytes());
+        bytes.extend_from_slice(&[0u8; 16]);
+        std::fs::write(&npy, bytes).unwrap();
+        let err = read_latents(&npy, 1, 64, 64).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("does not fit this job"), "{err}");
+
+        let st = dir.path().join("huge.safetensors");
+        let json =
+            r#"{"latents":{"dtype":"F32","shape":[100000,4,100000,100000],"data_offsets":[0,16]}}"#;
+        let mut bytes = (json.len() as u64).to_le_bytes().to_vec();
+        bytes.extend_from_slice(json.as_bytes());
+        bytes.extend_from_slice(&[0u8; 16]);
+        std::fs::write(&st, bytes).unwrap();
+        assert_eq!(read_latents(&st, 1, 64, 64).unwrap_err().exit_code(), 2);
+
+        // Right shape, but stored as big-endian doubles: refused, not misread.
+        let be = dir.path().join("be.npy");
+        let header = "{'descr': '>f8', 'fortran_order': False, 'shape': (1, 4, 8, 8), }";
+        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+        bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+        bytes.extend_from_slice(header.as_bytes());
+        bytes.extend_from_slice(&[0u8; 2048]);
+        std::fs::write(&be, bytes).unwrap();
+        let err = read_latents(&be, 1, 64, 64).unwrap_err();
+        assert!(err.to_string().contains(">f8"), "{err}");
     }
 }

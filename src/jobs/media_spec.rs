@@ -1,7 +1,7 @@
 //! Audio and text jobs: which kind a job is once its model is known, the models used when none is
 //! given, and the checks and defaults of each kind, before anything is queued.
 
-use super::resolve::{absolute, image_size};
+use super::resolve::{absolute, load_image};
 use super::spec::{JobKind, JobSpec};
 use crate::models::{Defaults, Kind};
 
@@ -143,7 +143,7 @@ pub fn fill_media_spec(spec: &JobSpec, defaults: &Defaults) -> crate::Result<Job
             out.batch = Some(batch);
         }
         JobKind::Stt => {
-            let Some(audio) = &out.audio else {
+            let Some(audio) = out.audio.clone() else {
                 return Err(bad(
                     "speech to text needs the audio file: pass --audio PATH (wav, flac, mp3, ogg)",
                 ));
@@ -151,7 +151,7 @@ pub fn fill_media_spec(spec: &JobSpec, defaults: &Defaults) -> crate::Result<Job
             if !audio.is_file() {
                 return Err(bad(format!("--audio {}: no such file", audio.display())));
             }
-            out.audio = Some(absolute(audio));
+            out.audio = Some(absolute(&audio));
             if let Some(lang) = &out.language
                 && (lang.len() < 2 || !lang.chars().all(|c| c.is_ascii_lowercase()))
             {
@@ -159,19 +159,25 @@ pub fn fill_media_spec(spec: &JobSpec, defaults: &Defaults) -> crate::Result<Job
                     "--language {lang}: use Whisper's code in lowercase, e.g. en, de, fr, ja"
                 )));
             }
+            // Decoded now, as the job will, so a corrupt or absurd file is refused before it
+            // is queued rather than failing the job.
+            crate::engines::audio::decode::check_audio(&audio).map_err(|e| {
+                // The decoder's message starts with the path: say which flag gave it.
+                let text = e.to_string();
+                let shown = audio.display().to_string();
+                bad(match text.strip_prefix(&shown) {
+                    Some(rest) => format!("--audio {shown}{rest}"),
+                    None => format!("--audio {shown}: {text}"),
+                })
+            })?;
             out.batch = Some(1);
         }
         JobKind::Caption => {
             let Some(image) = &out.init_image else {
                 return Err(bad("captioning needs an image: pass --caption PATH"));
             };
-            let (w, h) = image_size(image, "--caption")?;
-            if w == 0 || h == 0 {
-                return Err(bad(format!(
-                    "--caption {}: the image is empty",
-                    image.display()
-                )));
-            }
+            // Decoded now (its header checked first), as the job will.
+            load_image(image, "--caption")?;
             out.init_image = Some(absolute(image));
             out.max_tokens = Some(out.max_tokens.or(defaults.max_tokens).unwrap_or(40));
             out.batch = Some(1);

@@ -10,6 +10,8 @@ pub mod media_files;
 pub mod media_job;
 mod media_output;
 pub mod media_spec;
+pub mod model_check;
+pub mod out_dir;
 pub mod output;
 pub mod planning;
 pub mod png_meta;

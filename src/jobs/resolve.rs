@@ -57,11 +57,7 @@ pub fn fill_spec(spec: &JobSpec, defaults: &Defaults) -> crate::Result<JobSpec> 
     }
 
     let steps = out.steps.unwrap_or(defaults.steps);
-    if steps == 0 || steps > MAX_STEPS {
-        return Err(bad(format!(
-            "--steps {steps}: must be between 1 and {MAX_STEPS}"
-        )));
-    }
+    check_steps(steps)?;
     let guidance = out.guidance.unwrap_or(defaults.guidance);
     if !guidance.is_finite() || !(0.0..=MAX_GUIDANCE).contains(&guidance) {
         return Err(bad(format!(
@@ -69,27 +65,13 @@ pub fn fill_spec(spec: &JobSpec, defaults: &Defaults) -> crate::Result<JobSpec> 
              (7.5 is typical; turbo models use 0)"
         )));
     }
-    let (default_w, default_h) = match (&out.init_image, out.width, out.height) {
-        // img2img without a size keeps the source's size (rounded down to a multiple of 8).
-        (Some(path), None, None) => {
-            let (w, h) = image_size(path, "--init-image")?;
-            (
-                (w / 8 * 8).clamp(MIN_SIDE, MAX_SIDE),
-                (h / 8 * 8).clamp(MIN_SIDE, MAX_SIDE),
-            )
-        }
-        _ => (defaults.width, defaults.height),
-    };
-    let width = out.width.unwrap_or(default_w);
-    let height = out.height.unwrap_or(default_h);
-    check_side("--width", width)?;
-    check_side("--height", height)?;
-    let batch = out.batch.unwrap_or(1);
-    if batch == 0 || batch > MAX_BATCH {
-        return Err(bad(format!(
-            "--batch {batch}: must be between 1 and {MAX_BATCH}"
-        )));
+    let size = job_size(out.init_image.as_deref(), out.width, out.height, defaults)?;
+    for note in &size.notes {
+        tracing::warn!("{note}");
     }
+    let (width, height) = (size.width, size.height);
+    let batch = out.batch.unwrap_or(1);
+    check_batch(batch)?;
     let scheduler = out
         .scheduler
         .clone()
@@ -109,6 +91,16 @@ pub fn fill_spec(spec: &JobSpec, defaults: &Defaults) -> crate::Result<JobSpec> 
             "--strength {strength}: must be between 0 and 1 (how much of the init image to repaint)"
         )));
     }
+    // diffusers runs int(steps * strength) steps of an img2img job; with none the engine would
+    // refuse the job only once it has been queued and its model loaded.
+    let start = crate::engines::sd::schedulers::img2img_start(steps as usize, strength);
+    if out.kind != JobKind::Txt2img && start >= steps as usize {
+        let need = (1.0 / strength.max(1e-6)).ceil().min(f64::from(MAX_STEPS));
+        return Err(bad(format!(
+            "--strength {strength} with --steps {steps} runs no denoising step \
+             (steps x strength < 1); raise --steps to at least {need} or --strength"
+        )));
+    }
     if let Some(text) = &out.attention_slicing {
         parse_attention_slicing(text)?;
     }
@@ -124,7 +116,28 @@ pub fn fill_spec(spec: &JobSpec, defaults: &Defaults) -> crate::Result<JobSpec> 
     Ok(out)
 }
 
-fn check_side(flag: &str, value: u32) -> crate::Result<()> {
+/// `--steps`: 1 to MAX_STEPS (jobs and `bench` alike).
+pub fn check_steps(steps: u32) -> crate::Result<()> {
+    if steps == 0 || steps > MAX_STEPS {
+        return Err(bad(format!(
+            "--steps {steps}: must be between 1 and {MAX_STEPS}"
+        )));
+    }
+    Ok(())
+}
+
+/// `--batch`: 1 to MAX_BATCH (jobs and `bench` alike).
+pub fn check_batch(batch: u32) -> crate::Result<()> {
+    if batch == 0 || batch > MAX_BATCH {
+        return Err(bad(format!(
+            "--batch {batch}: must be between 1 and {MAX_BATCH}"
+        )));
+    }
+    Ok(())
+}
+
+/// `--width` / `--height`: a multiple of 8 from MIN_SIDE to MAX_SIDE (jobs and `bench` alike).
+pub fn check_side(flag: &str, value: u32) -> crate::Result<()> {
     if !value.is_multiple_of(8) || !(MIN_SIDE..=MAX_SIDE).contains(&value) {
         let down = (value / 8 * 8).clamp(MIN_SIDE, MAX_SIDE);
         return Err(bad(format!(
@@ -152,30 +165,114 @@ pub fn parse_attention_slicing(text: &str) -> crate::Result<Option<usize>> {
     }
 }
 
+/// The size an image job runs at, with a note for each way it differs from what was asked
+/// (taken from the init image, scaled down to the limit, rounded to a multiple of 8).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobSize {
+    pub width: u32,
+    pub height: u32,
+    pub notes: Vec<String>,
+}
+
+/// Without --width/--height an img2img job keeps its source's size, scaled down (aspect kept) to
+/// at most MAX_SIDE and rounded down to a multiple of 8; otherwise the flags or model defaults.
+pub fn job_size(
+    init_image: Option<&Path>,
+    width: Option<u32>,
+    height: Option<u32>,
+    defaults: &Defaults,
+) -> crate::Result<JobSize> {
+    let mut notes = vec![];
+    let (w, h) = match (init_image, width, height) {
+        (Some(path), None, None) => {
+            let (iw, ih) = image_size(path, "--init-image")?;
+            let scale = (f64::from(MAX_SIDE) / f64::from(iw.max(ih))).min(1.0);
+            let fit = |side: u32| (((f64::from(side) * scale) as u32) / 8 * 8).max(MIN_SIDE);
+            let (w, h) = (fit(iw).min(MAX_SIDE), fit(ih).min(MAX_SIDE));
+            let how = if scale < 1.0 {
+                format!(
+                    "scaled down to at most {MAX_SIDE} a side (aspect kept) and rounded to a                      multiple of 8"
+                )
+            } else if (w, h) != (iw, ih) {
+                "rounded to a multiple of 8".to_string()
+            } else {
+                "its own size".to_string()
+            };
+            notes.push(format!(
+                "the size {w}x{h} is taken from --init-image {} ({iw}x{ih}, {how}); pass --width                  and --height to choose another",
+                path.display()
+            ));
+            (w, h)
+        }
+        _ => (
+            width.unwrap_or(defaults.width),
+            height.unwrap_or(defaults.height),
+        ),
+    };
+    check_side("--width", w)?;
+    check_side("--height", h)?;
+    Ok(JobSize {
+        width: w,
+        height: h,
+        notes,
+    })
+}
+
+/// Most pixels an input image may have: its header is checked before it is decoded, so a file
+/// claiming 100000x100000 is refused instead of allocated.
+pub const MAX_INPUT_PIXELS: u64 = 100_000_000;
+
+fn too_big(flag: &str, path: &Path, w: u32, h: u32) -> crate::Error {
+    bad(format!(
+        "{flag} {}: {w}x{h} is more than the {} megapixel limit on input images; scale it down \
+         first",
+        path.display(),
+        MAX_INPUT_PIXELS / 1_000_000
+    ))
+}
+
+/// An image's size from its header alone, refused above MAX_INPUT_PIXELS or when empty.
 pub(crate) fn image_size(path: &Path, flag: &str) -> crate::Result<(u32, u32)> {
-    image::ImageReader::open(path)
+    let (w, h) = image::ImageReader::open(path)
         .and_then(|r| r.with_guessed_format())
         .map_err(|e| bad(format!("{flag} {}: cannot read it ({e})", path.display())))?
         .into_dimensions()
         .map_err(|e| {
             bad(format!(
-                "{flag} {}: not a readable image ({e})",
-                path.display()
-            ))
-        })
-}
-
-pub(crate) fn load_image(path: &Path, flag: &str) -> crate::Result<image::DynamicImage> {
-    image::ImageReader::open(path)
-        .and_then(|r| r.with_guessed_format())
-        .map_err(|e| bad(format!("{flag} {}: cannot read it ({e})", path.display())))?
-        .decode()
-        .map_err(|e| {
-            bad(format!(
                 "{flag} {}: not a decodable image ({e}); use a PNG, JPEG or WebP",
                 path.display()
             ))
-        })
+        })?;
+    if u64::from(w) * u64::from(h) > MAX_INPUT_PIXELS {
+        return Err(too_big(flag, path, w, h));
+    }
+    if w == 0 || h == 0 {
+        return Err(bad(format!(
+            "{flag} {}: the image is empty",
+            path.display()
+        )));
+    }
+    Ok((w, h))
+}
+
+/// Decodes an image whose header was checked first (see `image_size`); the decoder's own
+/// allocation limit backs that up.
+pub(crate) fn load_image(path: &Path, flag: &str) -> crate::Result<image::DynamicImage> {
+    let (w, h) = image_size(path, flag)?;
+    let mut reader = image::ImageReader::open(path)
+        .and_then(|r| r.with_guessed_format())
+        .map_err(|e| bad(format!("{flag} {}: cannot read it ({e})", path.display())))?;
+    let mut limits = image::Limits::default();
+    // 16-bit RGBA at the pixel limit, the largest buffer a decode may need.
+    limits.max_alloc = Some(MAX_INPUT_PIXELS * 8);
+    reader.limits(limits);
+    reader.decode().map_err(|e| match e {
+        image::ImageError::Limits(_) => too_big(flag, path, w, h),
+        e => bad(format!(
+            "{flag} {}: not a decodable image ({e}); use a PNG, JPEG or WebP",
+            path.display()
+        )),
+    })
 }
 
 /// Builds the engine request from a filled spec (see `fill_spec`), loading the init image, mask

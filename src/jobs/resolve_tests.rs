@@ -177,3 +177,48 @@ fn unreadable_init_images_are_bad_input() {
     s.height = None;
     assert!(bad_input(&s).contains("--init-image"));
 }
+
+#[test]
+fn the_job_size_from_an_image_is_scaled_rounded_and_noted() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = defaults();
+    let png = |name: &str, w: u32, h: u32| {
+        let path = dir.path().join(name);
+        image::RgbImage::new(w, h).save(&path).unwrap();
+        path
+    };
+    let exact = png("exact.png", 128, 64);
+    let size = job_size(Some(&exact), None, None, &d).unwrap();
+    assert_eq!((size.width, size.height), (128, 64));
+    assert!(size.notes[0].contains("its own size"), "{:?}", size.notes);
+    let odd = png("odd.png", 100, 70);
+    let size = job_size(Some(&odd), None, None, &d).unwrap();
+    assert_eq!((size.width, size.height), (96, 64));
+    assert!(size.notes[0].contains("rounded to a multiple of 8"));
+    // Wider than the limit: scaled down with its aspect kept, not clamped side by side.
+    let wide = png("wide.png", 8192, 2048);
+    let size = job_size(Some(&wide), None, None, &d).unwrap();
+    assert_eq!((size.width, size.height), (4096, 1024));
+    assert!(size.notes[0].contains("scaled down"), "{:?}", size.notes);
+    // A size given on the command line wins, silently.
+    let size = job_size(Some(&wide), Some(512), Some(256), &d).unwrap();
+    assert_eq!((size.width, size.height, size.notes.len()), (512, 256, 0));
+}
+
+#[test]
+fn img2img_with_no_denoising_step_is_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let init = dir.path().join("init.png");
+    image::RgbImage::new(64, 64).save(&init).unwrap();
+    let mut s = spec();
+    s.init_image = Some(init);
+    s.steps = Some(1);
+    s.strength = Some(0.8);
+    let err = bad_input(&s);
+    assert!(err.contains("--strength 0.8 with --steps 1"), "{err}");
+    assert!(err.contains("at least 2"), "{err}");
+    s.steps = Some(2);
+    assert!(fill_spec(&s, &defaults()).is_ok());
+    s.strength = Some(0.0);
+    assert!(bad_input(&s).contains("--strength 0"));
+}

@@ -152,6 +152,8 @@ impl JobRunner {
                 })
             })
             .collect::<crate::Result<Vec<_>>>()?;
+        // An output folder that cannot take the outputs is refused now, not after the work.
+        super::out_dir::check_for_jobs(&self.config.out_dir, &prepared)?;
         // Announced while the queue is still locked, so `queued` always comes before the
         // worker's first event for the job.
         let mut queue = self.shared.lock();

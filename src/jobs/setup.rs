@@ -108,6 +108,8 @@ fn model_lookup(cli: &Cli, hf_cache: &Path, fetch: FetchDisplay) -> crate::Resul
             }
             Err(err) => return Err(err),
         };
+        // Configs the engine would divide or index by are checked before anything is queued.
+        super::model_check::check_model_configs(&resolved.dir, resolved.family)?;
         Ok(ModelInfo {
             id: resolved.id,
             dir: resolved.dir,

@@ -85,6 +85,10 @@ pub struct MemoryPlan {
     pub breakdown: Breakdown,
     /// When nothing fits: changes that would make the job fit, for the message.
     pub suggestions: Vec<String>,
+    /// What the user should know about the job planned, e.g. that its size was taken from the
+    /// init image or scaled down to the limit.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 impl MemoryPlan {
@@ -213,6 +217,7 @@ pub fn plan(fp: &ModelFootprint, req: &PlanRequest) -> MemoryPlan {
         requested_batch: req.batch.max(1),
         dtype: crate::engines::sd::request::dtype_name(req.dtype).to_owned(),
         suggestions,
+        warnings: Vec::new(),
     }
 }
 

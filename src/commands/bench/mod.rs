@@ -47,9 +47,7 @@ pub fn run(global: &GlobalArgs, what: &BenchCommand) -> anyhow::Result<i32> {
 
 fn run_inner(global: &GlobalArgs, kind: &str, args: &BenchArgs) -> Result<Value> {
     let model = configs::find(&args.model)?;
-    if args.runs == 0 {
-        return Err(Error::bad_input("--runs 0 times nothing: give at least 1"));
-    }
+    check_limits(args)?;
     let device = crate::device::select(&DeviceRequest::parse(&global.device)?)?;
     let platform = crate::platform::PlatformInfo::detect();
     let dtype = resolve_dtype(global.dtype, &device, &platform)?;
@@ -98,13 +96,34 @@ fn parse_attention(flag: Option<&str>) -> Result<AttentionMode> {
     }
 }
 
-/// Width and height as latent-compatible pixel sizes.
-pub fn validate_size(width: u32, height: u32) -> Result<(usize, usize)> {
-    if width == 0 || height == 0 || !width.is_multiple_of(8) || !height.is_multiple_of(8) {
+/// Most timed or warm-up runs one bench may ask for.
+pub const MAX_RUNS: u32 = 1000;
+
+/// The limits jobs have (size, batch, steps), and sane run counts, before anything is built.
+fn check_limits(args: &BenchArgs) -> Result<()> {
+    use crate::jobs::resolve::{check_batch, check_side, check_steps};
+    if args.runs == 0 || args.runs > MAX_RUNS {
         return Err(Error::bad_input(format!(
-            "{width}x{height} is not a size the VAE can take: use multiples of 8 (e.g. 512x512)"
+            "--runs {}: must be between 1 and {MAX_RUNS}",
+            args.runs
         )));
     }
+    if args.warmup > MAX_RUNS {
+        return Err(Error::bad_input(format!(
+            "--warmup {}: must be at most {MAX_RUNS}",
+            args.warmup
+        )));
+    }
+    check_side("--width", args.width)?;
+    check_side("--height", args.height)?;
+    check_batch(args.batch)?;
+    check_steps(args.steps)
+}
+
+/// Width and height as latent-compatible pixel sizes, within the limits jobs have.
+pub fn validate_size(width: u32, height: u32) -> Result<(usize, usize)> {
+    crate::jobs::resolve::check_side("--width", width)?;
+    crate::jobs::resolve::check_side("--height", height)?;
     Ok((width as usize, height as usize))
 }
 
@@ -152,6 +171,39 @@ mod tests {
     fn sizes_must_be_multiples_of_8() {
         assert_eq!(validate_size(512, 768).unwrap(), (512, 768));
         assert_eq!(validate_size(500, 512).unwrap_err().exit_code(), 2);
+    }
+
+    fn args(width: u32, height: u32, batch: u32, steps: u32, runs: u32) -> BenchArgs {
+        BenchArgs {
+            model: "sd15".into(),
+            width,
+            height,
+            batch,
+            runs,
+            warmup: 1,
+            steps,
+            attention_slicing: None,
+            json: false,
+        }
+    }
+
+    #[test]
+    fn bench_has_the_limits_jobs_have() {
+        check_limits(&args(512, 512, 1, 20, 3)).unwrap();
+        check_limits(&args(4096, 4096, 64, 1000, 1000)).unwrap();
+        for (bad, names) in [
+            (args(8192, 512, 1, 20, 3), "--width 8192"),
+            (args(512, 8, 1, 20, 3), "--height 8"),
+            (args(512, 512, 65, 20, 3), "--batch 65"),
+            (args(512, 512, 0, 20, 3), "--batch 0"),
+            (args(512, 512, 1, 5000, 3), "--steps 5000"),
+            (args(512, 512, 1, 20, 0), "--runs 0"),
+            (args(512, 512, 1, 20, 100_000), "--runs 100000"),
+        ] {
+            let err = check_limits(&bad).unwrap_err();
+            assert_eq!(err.exit_code(), 2);
+            assert!(err.to_string().contains(names), "{names}: {err}");
+        }
     }
 
     #[test]

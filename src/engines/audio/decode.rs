@@ -18,7 +18,47 @@ pub use super::resample::resample;
 use crate::engines::media::AudioClip;
 use crate::error::{Error, Result};
 
-/// Reads an audio file and downmixes it to mono (the mean of the channels).
+/// Sample rates an input may have: below this a header is lying (1 Hz would make the
+/// resampler write hours of output), above it no recorder goes.
+pub const MIN_SAMPLE_RATE: u32 = 4_000;
+pub const MAX_SAMPLE_RATE: u32 = 384_000;
+pub const MAX_CHANNELS: usize = 32;
+/// Longest input accepted, in seconds (three hours).
+pub const MAX_AUDIO_S: f64 = 3.0 * 3600.0;
+
+/// Refuses a header whose rate, channel count or length is out of range, before any decoding.
+fn check_header(path: &Path, rate: u32, channels: usize, frames: Option<u64>) -> Result<()> {
+    let why = if !(MIN_SAMPLE_RATE..=MAX_SAMPLE_RATE).contains(&rate) {
+        format!(
+            "its header claims a sample rate of {rate} Hz, outside {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz"
+        )
+    } else if !(1..=MAX_CHANNELS).contains(&channels) {
+        format!("its header claims {channels} channels, outside 1-{MAX_CHANNELS}")
+    } else if let Some(seconds) = frames
+        .map(|f| f as f64 / f64::from(rate))
+        .filter(|&s| s > MAX_AUDIO_S)
+    {
+        format!(
+            "it is {seconds:.0} s long, more than the {MAX_AUDIO_S:.0} s limit; cut it into parts"
+        )
+    } else {
+        return Ok(());
+    };
+    Err(Error::bad_input(format!(
+        "{}: {why}; give a WAV, FLAC, MP3 or Ogg Vorbis file with a sound header (re-encode it, \
+         e.g. `ffmpeg -i IN -ar 16000 OUT.wav`)",
+        path.display()
+    )))
+}
+
+/// Decodes `path` as a job would and returns its length in seconds: the check made before an
+/// audio job is queued, so a corrupt or absurd file is refused up front.
+pub fn check_audio(path: &Path) -> Result<f64> {
+    Ok(read_audio(path)?.duration_s())
+}
+
+/// Reads an audio file and downmixes it to mono (the mean of the channels). The header's rate,
+/// channels and length are checked before decoding (see `check_header`).
 pub fn read_audio(path: &Path) -> Result<AudioClip> {
     let _span = tracing::info_span!("read_audio", path = %path.display()).entered();
     if !path.is_file() {
@@ -48,6 +88,12 @@ pub fn read_audio(path: &Path) -> Result<AudioClip> {
             path.display()
         )));
     }
+    check_header(
+        path,
+        sample_rate,
+        channels,
+        Some((interleaved.len() / channels) as u64),
+    )?;
     let samples = downmix(&interleaved, channels);
     tracing::debug!(samples = samples.len(), channels, sample_rate, "read audio");
     Ok(AudioClip {
@@ -68,6 +114,21 @@ fn unreadable(path: &Path, why: impl std::fmt::Display) -> Error {
 fn read_wav(path: &Path) -> Result<(Vec<f32>, usize, u32)> {
     let reader = hound::WavReader::open(path).map_err(|e| unreadable(path, e))?;
     let spec = reader.spec();
+    check_header(
+        path,
+        spec.sample_rate,
+        usize::from(spec.channels),
+        Some(u64::from(reader.duration())),
+    )?;
+    // Collecting reserves what the header claims: it must not claim more than the file holds.
+    let claimed = u64::from(reader.len()) * u64::from(spec.bits_per_sample.div_ceil(8));
+    let file_bytes = std::fs::metadata(path).map_or(0, |m| m.len());
+    if claimed > file_bytes {
+        return Err(unreadable(
+            path,
+            format!("its header claims {claimed} bytes of samples but the file has {file_bytes}"),
+        ));
+    }
     let samples: Vec<f32> = match spec.sample_format {
         hound::SampleFormat::Float => reader
             .into_samples::<f32>()
@@ -110,6 +171,9 @@ fn read_with_symphonia(path: &Path, ext: &str) -> Result<(Vec<f32>, usize, u32)>
     let track_id = track.id;
     let mut sample_rate = track.codec_params.sample_rate.unwrap_or(0);
     let mut channels = track.codec_params.channels.map_or(0, |c| c.count());
+    if sample_rate != 0 && channels != 0 {
+        check_header(path, sample_rate, channels, track.codec_params.n_frames)?;
+    }
     let mut decoder = symphonia::default::get_codecs()
         .make(&track.codec_params, &DecoderOptions::default())
         .map_err(|e| unreadable(path, e))?;
@@ -138,6 +202,13 @@ fn read_with_symphonia(path: &Path, ext: &str) -> Result<(Vec<f32>, usize, u32)>
         let spec = *decoded.spec();
         sample_rate = spec.rate;
         channels = spec.channels.count();
+        // Streams without a length in their header are held to the same limits as they decode.
+        check_header(
+            path,
+            sample_rate,
+            channels,
+            Some((out.len() / channels.max(1)) as u64),
+        )?;
         let mut buf = SampleBuffer::<f32>::new(decoded.capacity() as u64, spec);
         buf.copy_interleaved_ref(decoded);
         out.extend_from_slice(buf.samples());
@@ -220,6 +291,37 @@ mod tests {
         write_wav(&empty, 1, 16_000, &[]);
         let err = read_audio(&empty).unwrap_err();
         assert!(err.to_string().contains("no audio samples"), "{err}");
+    }
+
+    #[test]
+    fn headers_with_absurd_rates_or_lengths_are_refused_before_decoding() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lying.wav");
+        write_wav(&path, 1, 16_000, &vec![vec![100]; 800]);
+        let good = std::fs::read(&path).unwrap();
+        let mut one_hz = good.clone();
+        one_hz[24..28].copy_from_slice(&1u32.to_le_bytes());
+        one_hz[28..32].copy_from_slice(&2u32.to_le_bytes()); // byte rate: rate x 2 bytes
+        std::fs::write(&path, &one_hz).unwrap();
+        let err = read_audio(&path).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("sample rate of 1 Hz"), "{err}");
+        assert!(err.to_string().contains("lying.wav"), "{err}");
+        // A data chunk that claims far more bytes than the file holds.
+        let mut long = good;
+        let data = long.windows(4).position(|w| w == b"data").unwrap();
+        long[data + 4..data + 8].copy_from_slice(&0x7fff_0000u32.to_le_bytes());
+        std::fs::write(&path, &long).unwrap();
+        let err = read_audio(&path).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(
+            err.to_string().contains("s long") || err.to_string().contains("claims"),
+            "{err}"
+        );
+        assert!(check_header(&path, 16_000, 0, None).is_err());
+        assert!(check_header(&path, 500_000, 1, None).is_err());
+        assert!(check_header(&path, 16_000, 1, Some(16_000 * 4 * 3600)).is_err());
+        assert!(check_header(&path, 16_000, 2, Some(16_000 * 60)).is_ok());
     }
 
     #[test]

@@ -54,6 +54,17 @@ pub fn resample(clip: &AudioClip, rate: u32) -> AudioClip {
         table
     });
     let out_len = (clip.samples.len() as f64 * ratio).round() as usize;
+    // Inputs are refused above this length when read (decode.rs); a clip made in memory is cut
+    // there rather than let a mislabelled rate make the output run away.
+    let limit = (super::decode::MAX_AUDIO_S * f64::from(rate)) as usize;
+    if out_len > limit {
+        tracing::warn!(
+            out_len,
+            limit,
+            "resampled audio is longer than the input limit; cut there"
+        );
+    }
+    let out_len = out_len.min(limit);
     let x = &clip.samples;
     let mut scratch = vec![0.0; taps];
     let mut samples = Vec::with_capacity(out_len);
@@ -206,5 +217,17 @@ pub(crate) mod tests {
     fn same_rate_is_unchanged() {
         let clip = sine(440.0, 16_000, 0.1);
         assert_eq!(resample(&clip, 16_000), clip);
+    }
+
+    #[test]
+    fn the_output_is_bounded_whatever_the_rate_claims() {
+        // A million samples said to be at 1 Hz (11.6 days) would become 16 million at 16 Hz;
+        // the output stops at the input limit's length.
+        let clip = AudioClip {
+            samples: vec![0.0; 1_000_000],
+            sample_rate: 1,
+        };
+        let limit = (crate::engines::audio::decode::MAX_AUDIO_S * 16.0) as usize;
+        assert_eq!(resample(&clip, 16).samples.len(), limit);
     }
 }

@@ -117,6 +117,7 @@ pub fn plan_media(req: &MediaPlanRequest) -> MemoryPlan {
         requested_batch: req.batch.max(1),
         dtype: crate::engines::sd::request::dtype_name(req.dtype).to_owned(),
         suggestions,
+        warnings: Vec::new(),
     }
 }
 

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use crate::engines::config_check as check;
 use crate::error::{Error, Result};
 
 /// The `decoder` section (transformers' `MusicgenDecoderConfig`).
@@ -153,12 +154,27 @@ impl MusicgenConfig {
                 "stereo MusicGen (audio_channels 2) is not supported; use a mono model".into(),
             );
         }
-        if d.num_attention_heads == 0 || !d.hidden_size.is_multiple_of(d.num_attention_heads) {
-            return Err("decoder hidden_size must be a multiple of num_attention_heads".into());
-        }
-        if d.num_codebooks == 0 || d.vocab_size == 0 {
-            return Err("decoder num_codebooks and vocab_size must be positive".into());
-        }
+        check::t5("text_encoder", &self.text_encoder)?;
+        check::positive(&[
+            ("decoder.vocab_size", d.vocab_size),
+            ("decoder.hidden_size", d.hidden_size),
+            ("decoder.num_hidden_layers", d.num_hidden_layers),
+            ("decoder.ffn_dim", d.ffn_dim),
+            ("decoder.num_codebooks", d.num_codebooks),
+        ])?;
+        check::multiple_of(
+            "decoder.hidden_size",
+            d.hidden_size,
+            "decoder.num_attention_heads",
+            d.num_attention_heads,
+        )?;
+        // The embedding tables have vocab_size + 1 rows: the pad (and start) token is the last.
+        check::index_in(
+            "decoder.pad_token_id",
+            d.pad_token_id as usize,
+            "decoder.vocab_size + 1",
+            d.vocab_size + 1,
+        )?;
         if d.activation_function != "gelu" {
             return Err(format!(
                 "decoder activation_function {:?} is not supported (MusicGen uses gelu)",
@@ -180,6 +196,25 @@ impl MusicgenConfig {
         }
         if c.upsampling_ratios.is_empty() || c.compress == 0 || c.sampling_rate == 0 {
             return Err("audio_encoder needs upsampling_ratios, compress and sampling_rate".into());
+        }
+        check::all_positive("audio_encoder.upsampling_ratios", &c.upsampling_ratios)?;
+        check::positive(&[
+            ("audio_encoder.hidden_size", c.hidden_size),
+            ("audio_encoder.num_filters", c.num_filters),
+            ("audio_encoder.num_residual_layers", c.num_residual_layers),
+            ("audio_encoder.kernel_size", c.kernel_size),
+            ("audio_encoder.last_kernel_size", c.last_kernel_size),
+            ("audio_encoder.residual_kernel_size", c.residual_kernel_size),
+            ("audio_encoder.dilation_growth_rate", c.dilation_growth_rate),
+            ("audio_encoder.num_lstm_layers", c.num_lstm_layers),
+            ("audio_encoder.codebook_size", c.codebook_size),
+            ("audio_encoder.codebook_dim", c.codebook_dim()),
+        ])?;
+        if c.target_bandwidths.is_empty() {
+            return Err("`audio_encoder.target_bandwidths` is empty".into());
+        }
+        for bw in &c.target_bandwidths {
+            check::positive_float("audio_encoder.target_bandwidths", *bw)?;
         }
         if let Some(x) = d.cross_attention_hidden_size
             && x != self.text_encoder.d_model
@@ -287,4 +322,61 @@ fn two() -> usize {
 }
 fn yes() -> bool {
     true
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn tiny() -> serde_json::Value {
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/musicgen-tiny/config.json");
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn values_divided_or_indexed_by_are_checked_naming_the_key() {
+        MusicgenConfig::from_json(&tiny().to_string()).unwrap();
+        for (section, key, value, names) in [
+            (
+                "decoder",
+                "num_attention_heads",
+                0,
+                "`decoder.num_attention_heads` = 0",
+            ),
+            ("decoder", "num_attention_heads", 5, "not a multiple"),
+            ("decoder", "num_codebooks", 0, "`decoder.num_codebooks` = 0"),
+            ("decoder", "pad_token_id", 99, "`decoder.pad_token_id` = 99"),
+            (
+                "text_encoder",
+                "num_heads",
+                0,
+                "`text_encoder.num_heads` = 0",
+            ),
+            (
+                "text_encoder",
+                "vocab_size",
+                0,
+                "`text_encoder.vocab_size` = 0",
+            ),
+            (
+                "audio_encoder",
+                "num_filters",
+                0,
+                "`audio_encoder.num_filters` = 0",
+            ),
+            (
+                "audio_encoder",
+                "codebook_size",
+                0,
+                "`audio_encoder.codebook_size` = 0",
+            ),
+        ] {
+            let mut json = tiny();
+            json[section][key] = value.into();
+            let err = MusicgenConfig::from_json(&json.to_string()).unwrap_err();
+            assert!(err.contains(names), "{section}.{key}: {err}");
+        }
+    }
 }

@@ -57,6 +57,12 @@ pub struct MusicGen {
     pad: u32,
 }
 
+/// Reads and checks a MusicGen folder's config.json and generation_config.json.
+pub fn check_config(dir: &Path) -> Result<()> {
+    MusicgenConfig::load(&dir.join("config.json"))?;
+    GenerationConfig::load(&dir.join("generation_config.json")).map(|_| ())
+}
+
 impl MusicGen {
     /// Loads a MusicGen folder. The T5 encoder and the codec run in f32 whatever `dtype` is
     /// (T5 overflows in f16; both are small); the decoder uses `dtype`.

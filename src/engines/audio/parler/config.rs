@@ -11,6 +11,7 @@ use candle_transformers::models::{parler_tts, t5};
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::engines::config_check as check;
 use crate::error::{Error, Result};
 
 /// The DAC decoder's shape (only the decoding half is used for speech).
@@ -215,14 +216,73 @@ impl ParlerConfig {
             min_length: g.min_length.unwrap_or(0),
             top_k: g.top_k.unwrap_or(50),
         };
-        Ok(Self {
+        let cfg = Self {
             text_encoder,
             decoder,
             codec,
             generation,
             prompt_vocab: raw.vocab_size,
             decoder_start,
-        })
+        };
+        cfg.check_sizes()?;
+        Ok(cfg)
+    }
+
+    /// The values the engine divides or indexes by: heads into the width, key/value heads into
+    /// heads, token ids into the embedding tables, the codec's rates and sizes.
+    fn check_sizes(&self) -> check::Check {
+        check::t5("text_encoder", &self.text_encoder)?;
+        let d = &self.decoder;
+        check::positive(&[
+            ("vocab_size", self.prompt_vocab),
+            ("decoder.vocab_size", d.vocab_size),
+            ("decoder.hidden_size", d.hidden_size),
+            ("decoder.num_hidden_layers", d.num_hidden_layers),
+            ("decoder.ffn_dim", d.ffn_dim),
+            ("decoder.num_codebooks", d.num_codebooks),
+            ("decoder.max_position_embeddings", d.max_position_embeddings),
+        ])?;
+        check::multiple_of(
+            "decoder.hidden_size",
+            d.hidden_size,
+            "decoder.num_attention_heads",
+            d.num_attention_heads,
+        )?;
+        for kv_key in ["num_key_value_heads", "num_cross_attention_key_value_heads"] {
+            let kv = match kv_key {
+                "num_key_value_heads" => d.num_key_value_heads,
+                _ => d.num_cross_attention_key_value_heads,
+            };
+            if let Some(kv) = kv {
+                check::multiple_of(
+                    "decoder.num_attention_heads",
+                    d.num_attention_heads,
+                    &format!("decoder.{kv_key}"),
+                    kv,
+                )?;
+            }
+        }
+        // The decoder's embedding tables have vocab_size + 1 rows (the extra one is BOS).
+        let rows = d.vocab_size + 1;
+        let g = &self.generation;
+        for (key, id) in [
+            ("bos_token_id", g.bos),
+            ("eos_token_id", g.eos),
+            ("pad_token_id", g.pad),
+            ("decoder_start_token_id", self.decoder_start),
+        ] {
+            check::index_in(key, id as usize, "decoder.vocab_size + 1", rows)?;
+        }
+        let c = &self.codec;
+        check::positive(&[
+            ("audio_encoder.num_codebooks", c.num_codebooks),
+            ("audio_encoder.codebook_size", c.codebook_size),
+            ("audio_encoder.codebook_dim", c.codebook_dim),
+            ("audio_encoder.latent_dim", c.latent_dim),
+            ("audio_encoder.sampling_rate", c.sampling_rate as usize),
+        ])?;
+        check::all_positive("audio_encoder.decoder_rates", &c.decoder_rates)?;
+        check::positive_float("audio_encoder.frame_rate", c.frame_rate)
     }
 }
 
@@ -302,6 +362,38 @@ mod tests {
                 .contains("rope")
         );
         assert!(ParlerConfig::parse("{}", None).is_err());
+        for (from, to, key) in [
+            (
+                r#""num_attention_heads": 16"#,
+                r#""num_attention_heads": 0"#,
+                "`decoder.num_attention_heads` = 0",
+            ),
+            (
+                r#""num_heads": 16"#,
+                r#""num_heads": 0"#,
+                "`text_encoder.num_heads` = 0",
+            ),
+            (
+                r#""num_key_value_heads": 16"#,
+                r#""num_key_value_heads": 3"#,
+                "not a multiple of `decoder.num_key_value_heads` = 3",
+            ),
+            (
+                r#""bos_token_id": 1025"#,
+                r#""bos_token_id": 5000"#,
+                "`bos_token_id` = 5000",
+            ),
+            (
+                r#""codebook_size": 1024"#,
+                r#""codebook_size": 0"#,
+                "codebook_size` = 0",
+            ),
+        ] {
+            let broken = MINI.replace(from, to);
+            assert_ne!(broken, MINI, "{from}");
+            let err = ParlerConfig::parse(&broken, None).unwrap_err();
+            assert!(err.contains(key), "{to}: {err}");
+        }
         let err = ParlerConfig::parse(MINI, Some("[")).unwrap_err();
         assert!(err.starts_with("generation_config"), "{err}");
     }

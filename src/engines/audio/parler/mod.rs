@@ -51,6 +51,11 @@ pub struct ParlerTts {
     tokenizer: Tokenizer,
 }
 
+/// Reads and checks a Parler-TTS folder's config.json (and generation_config.json).
+pub fn check_config(dir: &Path) -> Result<()> {
+    config::ParlerConfig::load(dir).map(|_| ())
+}
+
 impl ParlerTts {
     /// Loads a Parler-TTS folder: config.json, generation_config.json (optional),
     /// tokenizer.json and model.safetensors. Missing or damaged files are `BadInput` naming the file.

@@ -5,6 +5,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use super::{bad_config, read_config, unsupported};
+use crate::engines::config_check as check;
 use crate::error::Result;
 
 /// `eos_token_id` may be one id or a list; transformers compares against one.
@@ -98,14 +99,37 @@ impl TextEncoderConfig {
         ) {
             return Err(unsupported("hidden_act", &r.hidden_act));
         }
-        if r.num_attention_heads == 0 || !r.hidden_size.is_multiple_of(r.num_attention_heads) {
-            return Err("hidden_size must be a multiple of num_attention_heads".into());
-        }
+        check::positive(&[
+            ("vocab_size", r.vocab_size),
+            ("hidden_size", r.hidden_size),
+            ("intermediate_size", r.intermediate_size),
+            ("num_hidden_layers", r.num_hidden_layers),
+            ("max_position_embeddings", r.max_position_embeddings),
+            ("projection_dim", r.projection_dim.unwrap_or(1)),
+        ])?;
+        check::multiple_of(
+            "hidden_size",
+            r.hidden_size,
+            "num_attention_heads",
+            r.num_attention_heads,
+        )?;
         let eos_token_id = match r.eos_token_id {
             None => eos_default(),
             Some(IdOrIds::One(id)) => id,
             Some(IdOrIds::Many(ids)) => ids.first().copied().unwrap_or_else(eos_default),
         };
+        // Token ids index the embedding table.
+        let (bos, pad) = (
+            r.bos_token_id.unwrap_or_else(bos_default),
+            r.pad_token_id.unwrap_or_else(pad_default),
+        );
+        for (key, id) in [
+            ("eos_token_id", eos_token_id),
+            ("bos_token_id", bos),
+            ("pad_token_id", pad),
+        ] {
+            check::index_in(key, id as usize, "vocab_size", r.vocab_size)?;
+        }
         Ok(Self {
             architectures: r.architectures,
             vocab_size: r.vocab_size,
@@ -146,5 +170,21 @@ mod tests {
         assert_eq!(c.projection_dim, None);
         assert!((c.layer_norm_eps - 1e-5).abs() < 1e-15);
         assert!(TextEncoderConfig::from_json(r#"{"hidden_act": "relu"}"#).is_err());
+        for (json, key) in [
+            (r#"{"num_attention_heads": 0}"#, "`num_attention_heads` = 0"),
+            (r#"{"vocab_size": 0}"#, "`vocab_size` = 0"),
+            (
+                r#"{"hidden_size": 100, "num_attention_heads": 8}"#,
+                "`hidden_size` = 100",
+            ),
+            (r#"{"vocab_size": 1000}"#, "`eos_token_id` = 49407"),
+            (
+                r#"{"max_position_embeddings": 0}"#,
+                "`max_position_embeddings` = 0",
+            ),
+        ] {
+            let err = TextEncoderConfig::from_json(json).unwrap_err();
+            assert!(err.contains(key), "{json}: {err}");
+        }
     }
 }

@@ -7,6 +7,7 @@ use serde::Deserialize;
 use super::{
     OneOrMany, SampleSize, bad_config, f_one, four, one, read_config, silu, three, unsupported, yes,
 };
+use crate::engines::config_check as check;
 use crate::error::Result;
 
 fn default_unet_down_blocks() -> Vec<String> {
@@ -264,32 +265,33 @@ impl TryFrom<RawUNetConfig> for UNetConfig {
         let transformer_layers_per_block = r
             .transformer_layers_per_block
             .per_block(blocks, "transformer_layers_per_block")?;
-        let reverse_transformer_layers_per_block = match r.reverse_transformer_layers_per_block {
-            Some(v) if v.len() == blocks => v,
-            Some(v) => {
-                return Err(format!(
-                    "`reverse_transformer_layers_per_block` has {} entries, expected {blocks}",
-                    v.len()
-                ));
-            }
-            None => transformer_layers_per_block.iter().rev().copied().collect(),
-        };
+        let reverse_transformer_layers_per_block =
+            match r.reverse_transformer_layers_per_block.clone() {
+                Some(v) if v.len() == blocks => v,
+                Some(v) => {
+                    return Err(format!(
+                        "`reverse_transformer_layers_per_block` has {} entries, expected {blocks}",
+                        v.len()
+                    ));
+                }
+                None => transformer_layers_per_block.iter().rev().copied().collect(),
+            };
         let norm_num_groups = r
             .norm_num_groups
             .ok_or_else(|| unsupported("norm_num_groups", "null"))?;
+        let layers_per_block = r.layers_per_block.per_block(blocks, "layers_per_block")?;
+        let cross_attention_dim = r
+            .cross_attention_dim
+            .per_block(blocks, "cross_attention_dim")?;
+        check_sizes(
+            &r,
+            norm_num_groups,
+            &num_attention_heads,
+            &layers_per_block,
+            &cross_attention_dim,
+            &transformer_layers_per_block,
+        )?;
         let time_embedding_dim = r.time_embedding_dim.unwrap_or(r.block_out_channels[0] * 4);
-        for (i, (&c, &h)) in r
-            .block_out_channels
-            .iter()
-            .zip(&num_attention_heads)
-            .enumerate()
-        {
-            if h == 0 || c % h != 0 || c % norm_num_groups != 0 {
-                return Err(format!(
-                    "block {i}: {c} channels do not split into {h} heads and {norm_num_groups} groups"
-                ));
-            }
-        }
         Ok(Self {
             sample_size: r.sample_size.as_ref().and_then(SampleSize::first),
             in_channels: r.in_channels,
@@ -297,10 +299,8 @@ impl TryFrom<RawUNetConfig> for UNetConfig {
             center_input_sample: r.center_input_sample,
             flip_sin_to_cos: r.flip_sin_to_cos,
             freq_shift: r.freq_shift,
-            layers_per_block: r.layers_per_block.per_block(blocks, "layers_per_block")?,
-            cross_attention_dim: r
-                .cross_attention_dim
-                .per_block(blocks, "cross_attention_dim")?,
+            layers_per_block,
+            cross_attention_dim,
             down_block_types: r.down_block_types,
             mid_block_type: r.mid_block_type,
             up_block_types: r.up_block_types,
@@ -326,65 +326,82 @@ impl TryFrom<RawUNetConfig> for UNetConfig {
     }
 }
 
+/// The values the UNet divides or indexes by: channels into groups and heads, kernels into
+/// paddings, the timestep embedding into halves.
+fn check_sizes(
+    r: &RawUNetConfig,
+    groups: usize,
+    heads: &[usize],
+    layers: &[usize],
+    cross: &[usize],
+    transformer_layers: &[usize],
+) -> check::Check {
+    check::positive(&[
+        ("in_channels", r.in_channels),
+        ("out_channels", r.out_channels),
+        ("norm_num_groups", groups),
+        ("conv_in_kernel", r.conv_in_kernel),
+        ("conv_out_kernel", r.conv_out_kernel),
+        ("downsample_padding", r.downsample_padding.max(1)),
+    ])?;
+    check::odd_kernel("conv_in_kernel", r.conv_in_kernel)?;
+    check::odd_kernel("conv_out_kernel", r.conv_out_kernel)?;
+    check::all_positive("block_out_channels", &r.block_out_channels)?;
+    check::all_positive("layers_per_block", layers)?;
+    check::all_positive("cross_attention_dim", cross)?;
+    check::all_positive("transformer_layers_per_block", transformer_layers)?;
+    if let Some(reverse) = &r.reverse_transformer_layers_per_block {
+        check::all_positive("reverse_transformer_layers_per_block", reverse)?;
+    }
+    let heads_key = if r.num_attention_heads.is_some() {
+        "num_attention_heads"
+    } else {
+        "attention_head_dim"
+    };
+    check::all_positive(heads_key, heads)?;
+    for (i, (&c, &h)) in r.block_out_channels.iter().zip(heads).enumerate() {
+        check::multiple_of(
+            &format!("block_out_channels[{i}]"),
+            c,
+            "norm_num_groups",
+            groups,
+        )?;
+        check::multiple_of(
+            &format!("block_out_channels[{i}]"),
+            c,
+            &format!("{heads_key}[{i}]"),
+            h,
+        )?;
+    }
+    // The sinusoidal timestep embedding splits block_out_channels[0] in halves and divides by
+    // (half - freq_shift).
+    let first = r.block_out_channels[0];
+    if first < 2 || !first.is_multiple_of(2) || (first / 2) as f64 - r.freq_shift == 0.0 {
+        return Err(format!(
+            "`block_out_channels`[0] = {first}: the timestep embedding needs an even width above \
+             2 x freq_shift"
+        ));
+    }
+    if let Some(dim) = r.time_embedding_dim {
+        check::positive(&[("time_embedding_dim", dim)])?;
+    }
+    if let Some(dim) = r.addition_time_embed_dim
+        && (dim < 2 || !dim.is_multiple_of(2))
+    {
+        return Err(format!(
+            "`addition_time_embed_dim` = {dim}: it must be even and at least 2"
+        ));
+    }
+    if let Some(dim) = r.projection_class_embeddings_input_dim {
+        check::positive(&[("projection_class_embeddings_input_dim", dim)])?;
+    }
+    if let Some(size) = r.sample_size.as_ref().and_then(SampleSize::first) {
+        check::positive(&[("sample_size", size)])?;
+    }
+    check::positive_float("norm_eps", r.norm_eps)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn empty_unet_config_takes_diffusers_defaults() {
-        let c = UNetConfig::from_json("{}").unwrap();
-        assert_eq!(c.in_channels, 4);
-        assert_eq!(c.block_out_channels, vec![320, 640, 1280, 1280]);
-        assert_eq!(c.layers_per_block, vec![2; 4]);
-        assert_eq!(c.num_attention_heads, vec![8; 4]);
-        assert_eq!(c.cross_attention_dim, vec![1280; 4]);
-        assert_eq!(c.norm_num_groups, 32);
-        assert_eq!(c.time_embedding_dim, 1280);
-        assert!(c.flip_sin_to_cos);
-        assert!(!c.needs_added_conditioning());
-        assert_eq!(c.down_block_types[3], "DownBlock2D");
-        assert_eq!(c.up_block_types[0], "UpBlock2D");
-    }
-
-    #[test]
-    fn sdxl_style_unet_config_resolves_per_block_lists() {
-        let json = r#"{
-            "_class_name": "UNet2DConditionModel", "some_future_key": [1, 2],
-            "addition_embed_type": "text_time", "addition_time_embed_dim": 256,
-            "projection_class_embeddings_input_dim": 2816,
-            "attention_head_dim": [5, 10, 20], "block_out_channels": [320, 640, 1280],
-            "cross_attention_dim": 2048,
-            "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"],
-            "up_block_types": ["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"],
-            "transformer_layers_per_block": [1, 2, 10], "use_linear_projection": true,
-            "sample_size": 128
-        }"#;
-        let c = UNetConfig::from_json(json).unwrap();
-        assert_eq!(c.num_attention_heads, vec![5, 10, 20]);
-        assert_eq!(c.transformer_layers_per_block, vec![1, 2, 10]);
-        assert_eq!(c.reverse_transformer_layers_per_block, vec![10, 2, 1]);
-        assert_eq!(c.cross_attention_dim, vec![2048; 3]);
-        assert!(c.needs_added_conditioning());
-        assert_eq!(c.sample_size, Some(128));
-    }
-
-    #[test]
-    fn unsupported_or_inconsistent_unet_configs_are_refused() {
-        assert!(UNetConfig::from_json(r#"{"class_embed_type": "timestep"}"#).is_err());
-        assert!(UNetConfig::from_json(r#"{"attention_head_dim": [8, 8]}"#).is_err());
-        let err = UNetConfig::from_json(r#"{"addition_embed_type": "text_time"}"#).unwrap_err();
-        assert!(err.contains("addition_time_embed_dim"), "{err}");
-        assert!(UNetConfig::from_json("not json").is_err());
-    }
-
-    #[test]
-    fn null_flags_read_as_false_like_diffusers() {
-        let c = UNetConfig::from_json(
-            r#"{"upcast_attention": null, "use_linear_projection": null, "dual_cross_attention": null,
-                "center_input_sample": null}"#,
-        )
-        .unwrap();
-        assert!(!c.upcast_attention && !c.use_linear_projection);
-    }
-}
+#[path = "unet_tests.rs"]
+mod tests;

@@ -5,6 +5,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use super::{SampleSize, bad_config, four, one, read_config, silu, three, unsupported, yes};
+use crate::engines::config_check as check;
 use crate::error::Result;
 
 fn vae_down_blocks() -> Vec<String> {
@@ -95,13 +96,37 @@ impl VaeConfig {
         if c.act_fn != "silu" {
             return Err(unsupported("act_fn", &c.act_fn));
         }
-        if c.block_out_channels
-            .iter()
-            .any(|ch| ch % c.norm_num_groups != 0)
-        {
-            return Err("block_out_channels must be multiples of norm_num_groups".into());
-        }
+        c.check_sizes()?;
         Ok(c)
+    }
+
+    /// The values the VAE divides or indexes by: channels into groups, latents by the scaling
+    /// factor, tiles by the sample size.
+    fn check_sizes(&self) -> check::Check {
+        check::positive(&[
+            ("in_channels", self.in_channels),
+            ("out_channels", self.out_channels),
+            ("latent_channels", self.latent_channels),
+            ("norm_num_groups", self.norm_num_groups),
+            ("layers_per_block", self.layers_per_block),
+            ("sample_size", self.sample_size),
+        ])?;
+        check::all_positive("block_out_channels", &self.block_out_channels)?;
+        for (i, &ch) in self.block_out_channels.iter().enumerate() {
+            check::multiple_of(
+                &format!("block_out_channels[{i}]"),
+                ch,
+                "norm_num_groups",
+                self.norm_num_groups,
+            )?;
+        }
+        if !self.scaling_factor.is_finite() || self.scaling_factor == 0.0 {
+            return Err(format!(
+                "`scaling_factor` = {}: latents are divided by it, so it must be a non-zero number",
+                self.scaling_factor
+            ));
+        }
+        Ok(())
     }
 
     pub fn load(path: &Path) -> Result<Self> {
@@ -132,6 +157,23 @@ mod tests {
         assert_eq!(c.latent_channels, 4);
         assert!(c.force_upcast && c.use_quant_conv && c.mid_block_add_attention);
         assert_eq!(c.shift_factor, None);
+        for (json, key) in [
+            (r#"{"norm_num_groups": 0}"#, "`norm_num_groups` = 0"),
+            (
+                r#"{"norm_num_groups": 48}"#,
+                "not a multiple of `norm_num_groups` = 48",
+            ),
+            (
+                r#"{"block_out_channels": [0]}"#,
+                "`block_out_channels`[0] = 0",
+            ),
+            (r#"{"latent_channels": 0}"#, "`latent_channels` = 0"),
+            (r#"{"sample_size": 0}"#, "`sample_size` = 0"),
+            (r#"{"scaling_factor": 0.0}"#, "`scaling_factor` = 0"),
+        ] {
+            let err = VaeConfig::from_json(json).unwrap_err();
+            assert!(err.contains(key), "{json}: {err}");
+        }
         let d = VaeConfig::from_json("{}").unwrap();
         assert!((d.scaling_factor - 0.18215).abs() < 1e-12);
         assert_eq!(d.sample_size, 32);

@@ -9,6 +9,7 @@ use std::path::Path;
 use candle_transformers::models::{blip, blip_text};
 use serde_json::Value;
 
+use crate::engines::config_check as check;
 use crate::error::{Error, Result};
 
 /// The model's sizes (candle's config) plus the generation ids transformers reads from text_config.
@@ -183,6 +184,36 @@ pub fn model_config(dir: &Path) -> Result<ModelConfig> {
         // Captioning always runs the decoder with cross-attention.
         is_decoder: true,
     };
+    check::positive(&[
+        ("vision_config.hidden_size", v_hidden),
+        (
+            "vision_config.intermediate_size",
+            vision_config.intermediate_size,
+        ),
+        (
+            "vision_config.num_hidden_layers",
+            vision_config.num_hidden_layers,
+        ),
+        ("text_config.vocab_size", vocab_size),
+        ("text_config.hidden_size", t_hidden),
+        (
+            "text_config.intermediate_size",
+            text_config.intermediate_size,
+        ),
+        (
+            "text_config.num_hidden_layers",
+            text_config.num_hidden_layers,
+        ),
+        (
+            "text_config.max_position_embeddings",
+            text_config.max_position_embeddings,
+        ),
+    ])
+    .and_then(|()| {
+        check::positive_float("vision_config.layer_norm_eps", vision_config.layer_norm_eps)
+    })
+    .and_then(|()| check::positive_float("text_config.layer_norm_eps", text_config.layer_norm_eps))
+    .map_err(|why| Error::bad_input(format!("{}: {why}", file.display())))?;
     for (what, hidden, heads) in [
         ("vision_config", v_hidden, vision_config.num_attention_heads),
         ("text_config", t_hidden, t_heads),
@@ -287,8 +318,12 @@ pub fn preprocess_config(dir: &Path) -> Result<PreprocessConfig> {
         }
     };
     let std = triple("image_std", CLIP_STD)?;
-    if std.contains(&0.0) {
+    if std.iter().any(|s| *s == 0.0 || !s.is_finite()) {
         return Err(bad_key(&file, "image_std", "non-zero"));
+    }
+    let rescale_factor = opt_f64(&root, "rescale_factor", &file)?.unwrap_or(1.0 / 255.0);
+    if !rescale_factor.is_finite() {
+        return Err(bad_key(&file, "rescale_factor", "a finite number"));
     }
     Ok(PreprocessConfig {
         height,
@@ -296,7 +331,7 @@ pub fn preprocess_config(dir: &Path) -> Result<PreprocessConfig> {
         resample,
         do_resize: opt_bool(&root, "do_resize", &file)?.unwrap_or(true),
         do_rescale: opt_bool(&root, "do_rescale", &file)?.unwrap_or(true),
-        rescale_factor: opt_f64(&root, "rescale_factor", &file)?.unwrap_or(1.0 / 255.0),
+        rescale_factor,
         do_normalize: opt_bool(&root, "do_normalize", &file)?.unwrap_or(true),
         mean: triple("image_mean", CLIP_MEAN)?,
         std,
@@ -358,5 +393,35 @@ mod tests {
             preprocess_config(dir.path()),
             Err(Error::BadInput { .. })
         ));
+    }
+
+    #[test]
+    fn zero_sizes_and_heads_name_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        for (json, key) in [
+            (
+                r#"{"text_config": {"num_attention_heads": 0}}"#,
+                "num_attention_heads 0",
+            ),
+            (
+                r#"{"vision_config": {"hidden_size": 0}}"#,
+                "`vision_config.hidden_size` = 0",
+            ),
+            (
+                r#"{"text_config": {"num_hidden_layers": 0}}"#,
+                "`text_config.num_hidden_layers` = 0",
+            ),
+            (
+                r#"{"vision_config": {"patch_size": 0}}"#,
+                "`patch_size` must be",
+            ),
+        ] {
+            std::fs::write(dir.path().join("config.json"), json).unwrap();
+            let err = model_config(dir.path()).unwrap_err().to_string();
+            assert!(
+                err.contains(key) && err.contains("config.json"),
+                "{json}: {err}"
+            );
+        }
     }
 }

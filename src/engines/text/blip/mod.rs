@@ -33,6 +33,12 @@ pub struct CaptionOptions {
     pub prefix: Option<String>,
 }
 
+/// Reads and checks a BLIP folder's config.json and preprocessor_config.json as loading does.
+pub fn check_config(dir: &Path) -> Result<()> {
+    config::model_config(dir)?;
+    config::preprocess_config(dir).map(|_| ())
+}
+
 impl Default for CaptionOptions {
     fn default() -> Self {
         Self {

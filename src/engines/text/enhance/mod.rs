@@ -1,6 +1,7 @@
 //! Prompt enhancement: a small quantized instruct LLM (GGUF: Qwen2.5 or SmolLM2 Instruct) rewrites a
 //! short idea into one detailed image prompt, streaming its tokens.
 
+mod config;
 mod model;
 mod prompt;
 mod sampling;
@@ -60,6 +61,16 @@ pub struct PromptEnhancer {
     tokenizer_from_json: bool,
 }
 
+/// The checks `PromptEnhancer::load` makes of a file's header (whole, a supported
+/// architecture, a model shape candle can build), without loading it: run before a job is
+/// queued.
+pub fn check_model_file(path: &Path) -> Result<()> {
+    let files = model::locate(path)?;
+    let gguf = model::open_gguf(&files.gguf)?;
+    let arch = model::architecture(&gguf.content, &files.gguf)?;
+    config::check_header(&gguf.content, &arch, &files.gguf)
+}
+
 impl PromptEnhancer {
     /// `path`: a .gguf file, or a folder holding exactly one .gguf (a tokenizer.json beside it is used when present;
     /// otherwise the tokenizer is built from the GGUF's own tokenizer.ggml.* metadata, so one file is enough).
@@ -69,7 +80,8 @@ impl PromptEnhancer {
         let started = Instant::now();
         let files = model::locate(path)?;
         let gguf = model::open_gguf(&files.gguf)?;
-        model::architecture(&gguf.content, &files.gguf)?;
+        let arch = model::architecture(&gguf.content, &files.gguf)?;
+        config::check_header(&gguf.content, &arch, &files.gguf)?;
         let tokenizer = match &files.tokenizer_json {
             Some(json) => TextTokenizer::from_file(json)?,
             None => TextTokenizer::from_gguf(&gguf.content, &files.gguf)?,

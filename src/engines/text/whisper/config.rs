@@ -6,6 +6,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use crate::engines::config_check as check;
 use crate::error::{Error, Result};
 
 /// The model shape, as transformers' `WhisperConfig` writes it.
@@ -99,21 +100,37 @@ impl ModelConfig {
         let path = dir.join("config.json");
         let cfg: Self = read_json(&path)?;
         let bad = |why: &str| Error::bad_input(format!("{}: {why}", path.display()));
-        if cfg.d_model == 0
-            || cfg.encoder_attention_heads == 0
-            || cfg.decoder_attention_heads == 0
-            || !cfg.d_model.is_multiple_of(cfg.encoder_attention_heads)
-            || !cfg.d_model.is_multiple_of(cfg.decoder_attention_heads)
-        {
-            return Err(bad(
-                "d_model must be a positive multiple of the attention heads",
-            ));
-        }
         if cfg.max_source_positions == 0 || cfg.max_target_positions < 8 {
             return Err(bad(
                 "max_source_positions / max_target_positions are too small",
             ));
         }
+        check::positive(&[
+            ("d_model", cfg.d_model),
+            ("vocab_size", cfg.vocab_size),
+            ("num_mel_bins", cfg.num_mel_bins),
+            ("encoder_layers", cfg.encoder_layers),
+            ("encoder_ffn_dim", cfg.encoder_ffn_dim),
+            ("decoder_layers", cfg.decoder_layers),
+            ("decoder_ffn_dim", cfg.decoder_ffn_dim),
+        ])
+        .and_then(|()| {
+            check::multiple_of(
+                "d_model",
+                cfg.d_model,
+                "encoder_attention_heads",
+                cfg.encoder_attention_heads,
+            )
+        })
+        .and_then(|()| {
+            check::multiple_of(
+                "d_model",
+                cfg.d_model,
+                "decoder_attention_heads",
+                cfg.decoder_attention_heads,
+            )
+        })
+        .map_err(|why| bad(&why))?;
         Ok(cfg)
     }
 
@@ -121,6 +138,39 @@ impl ModelConfig {
     pub fn window_frames(&self) -> usize {
         self.max_source_positions * 2
     }
+}
+
+/// config.json, tokenizer.json and generation_config.json of a Whisper folder, every special
+/// token id checked against the vocabulary: what loading needs before the weights, and what a
+/// job checks before it is queued.
+pub fn load_checked(dir: &Path) -> Result<(ModelConfig, tokenizers::Tokenizer, Generation)> {
+    let cfg = ModelConfig::load(dir)?;
+    let tokenizer_path = dir.join("tokenizer.json");
+    let tokenizer = tokenizers::Tokenizer::from_file(&tokenizer_path).map_err(|e| {
+        Error::bad_input(format!(
+            "cannot load the tokenizer {}: {e}; download the model again",
+            tokenizer_path.display()
+        ))
+    })?;
+    let generation = Generation::load(dir, &|name| tokenizer.token_to_id(name))?;
+    let vocab = cfg.vocab_size as u32;
+    let out_of_range = [generation.sot, generation.eot, generation.no_timestamps]
+        .into_iter()
+        .chain(generation.lang_to_id.values().copied())
+        .chain(generation.transcribe)
+        .chain(generation.translate)
+        .chain(generation.suppress_tokens.iter().copied())
+        .chain(generation.begin_suppress_tokens.iter().copied())
+        .find(|&id| id >= vocab)
+        .or((generation.timestamp_begin >= vocab).then_some(generation.timestamp_begin));
+    if let Some(id) = out_of_range {
+        return Err(Error::bad_input(format!(
+            "{}: token id {id} is outside config.json's `vocab_size` = {vocab}; \
+             generation_config.json and config.json are from different models",
+            dir.join("generation_config.json").display()
+        )));
+    }
+    Ok((cfg, tokenizer, generation))
 }
 
 impl Generation {

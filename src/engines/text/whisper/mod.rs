@@ -55,33 +55,18 @@ pub struct WhisperEngine {
     dtype: DType,
 }
 
+/// Reads and checks a Whisper folder's configs and tokenizer as `load` does, without the weights.
+pub fn check_config(dir: &Path) -> Result<()> {
+    config::load_checked(dir).map(|_| ())
+}
+
 impl WhisperEngine {
     /// Loads a Whisper folder: config.json, generation_config.json, tokenizer.json and
     /// model.safetensors. Missing or damaged files are `BadInput` naming the file.
     pub fn load(dir: &Path, device: &Device, dtype: DType) -> Result<Self> {
         let _span = tracing::info_span!("whisper_load", dir = %dir.display()).entered();
         let started = std::time::Instant::now();
-        let cfg = config::ModelConfig::load(dir)?;
-        let tokenizer_path = dir.join("tokenizer.json");
-        let tokenizer = Tokenizer::from_file(&tokenizer_path).map_err(|e| {
-            Error::bad_input(format!(
-                "cannot load the tokenizer {}: {e}; download the model again",
-                tokenizer_path.display()
-            ))
-        })?;
-        let generation = config::Generation::load(dir, &|name| tokenizer.token_to_id(name))?;
-        let vocab = cfg.vocab_size as u32;
-        let out_of_range = [generation.sot, generation.eot, generation.no_timestamps]
-            .into_iter()
-            .chain(generation.lang_to_id.values().copied())
-            .any(|id| id >= vocab);
-        if out_of_range || generation.timestamp_begin >= vocab {
-            return Err(Error::bad_input(format!(
-                "{}: special token ids do not fit the model's vocab_size {vocab}; \
-                 generation_config.json and config.json are from different models",
-                dir.join("generation_config.json").display()
-            )));
-        }
+        let (cfg, tokenizer, generation) = config::load_checked(dir)?;
         let weights = Weights::open(dir, device, dtype, false)?;
         let model = weights.build("Whisper model", |vb| model::Whisper::load(&cfg, vb))?;
         tracing::info!(

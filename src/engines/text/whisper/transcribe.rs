@@ -232,13 +232,14 @@ impl WhisperEngine {
                 });
             }
         }
-        let transcript = Transcript {
+        let mut transcript = Transcript {
             language: match language {
                 Some(id) => self.generation.language_code(id),
                 None => Some("en".into()),
             },
             segments: timed,
         };
+        transcript.clamp_to(audio.duration_s());
         Ok(Transcription {
             transcript,
             segments,
