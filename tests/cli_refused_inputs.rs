@@ -134,14 +134,19 @@ fn corrupt_audio_and_images_are_refused_before_queueing() {
 fn img2img_with_no_effective_step_is_refused() {
     let run = Run::new();
     let init = fixture("images/init.png");
-    let args = image_job(&[
+    let args = [
+        "--model",
+        &sd1(),
+        "--prompt",
+        "x",
         "--init-image",
         init.to_str().unwrap(),
         "--strength",
         "0.8",
         "--steps",
         "1",
-    ]);
+    ]
+    .map(str::to_owned);
     refused(
         &run,
         &strs(&args),
@@ -180,6 +185,12 @@ fn png_claiming(path: &Path, w: u32, h: u32) {
     png.extend_from_slice(&13u32.to_be_bytes());
     png.extend_from_slice(&ihdr);
     png.extend_from_slice(&crc32(&ihdr).to_be_bytes());
+    // An empty IDAT (decoders read the header up to the first one) and the end.
+    for chunk in [&b"IDAT"[..], &b"IEND"[..]] {
+        png.extend_from_slice(&0u32.to_be_bytes());
+        png.extend_from_slice(chunk);
+        png.extend_from_slice(&crc32(chunk).to_be_bytes());
+    }
     std::fs::write(path, png).unwrap();
 }
 
