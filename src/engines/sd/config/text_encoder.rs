@@ -118,18 +118,6 @@ impl TextEncoderConfig {
             Some(IdOrIds::One(id)) => id,
             Some(IdOrIds::Many(ids)) => ids.first().copied().unwrap_or_else(eos_default),
         };
-        // Token ids index the embedding table.
-        let (bos, pad) = (
-            r.bos_token_id.unwrap_or_else(bos_default),
-            r.pad_token_id.unwrap_or_else(pad_default),
-        );
-        for (key, id) in [
-            ("eos_token_id", eos_token_id),
-            ("bos_token_id", bos),
-            ("pad_token_id", pad),
-        ] {
-            check::index_in(key, id as usize, "vocab_size", r.vocab_size)?;
-        }
         Ok(Self {
             architectures: r.architectures,
             vocab_size: r.vocab_size,
@@ -177,7 +165,6 @@ mod tests {
                 r#"{"hidden_size": 100, "num_attention_heads": 8}"#,
                 "`hidden_size` = 100",
             ),
-            (r#"{"vocab_size": 1000}"#, "`eos_token_id` = 49407"),
             (
                 r#"{"max_position_embeddings": 0}"#,
                 "`max_position_embeddings` = 0",
