@@ -26,7 +26,26 @@ pub enum Error {
         source: std::io::Error,
     },
     #[error("tensor computation failed: {0}")]
-    Candle(#[from] candle_core::Error),
+    Candle(candle_core::Error),
+    /// An output could not be written (disk full, a read-only or vanished folder): the job goes
+    /// back to the queue for `--resume` and the batch stops. Exit 1.
+    #[error("cannot write the output {path}: {source}")]
+    OutputWrite {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl From<candle_core::Error> for Error {
+    /// A network stopped by its job's cancel token is a cancellation, not a failure.
+    fn from(err: candle_core::Error) -> Self {
+        if crate::engines::progress::is_cancellation(&err) {
+            Self::Cancelled
+        } else {
+            Self::Candle(err)
+        }
+    }
 }
 
 impl Error {
@@ -49,6 +68,14 @@ impl Error {
         }
     }
 
+    /// A file error while writing an output becomes `OutputWrite` (other errors pass through).
+    pub fn on_output_write(self) -> Self {
+        match self {
+            Self::Io { path, source } => Self::OutputWrite { path, source },
+            other => other,
+        }
+    }
+
     /// The process exit code this error should end a command-line run with.
     pub fn exit_code(&self) -> i32 {
         match self {
@@ -57,7 +84,8 @@ impl Error {
             Self::JobFailed { .. }
             | Self::EngineCrashed { .. }
             | Self::Io { .. }
-            | Self::Candle(_) => 1,
+            | Self::Candle(_)
+            | Self::OutputWrite { .. } => 1,
         }
     }
 }
