@@ -45,7 +45,7 @@ fn cancel_then_stop_records_every_job_cancelled() {
         model: fixture.display().to_string(),
         prompt: "a long job".into(),
         // Long enough that it still runs when the cancel comes.
-        steps: Some(1000),
+        steps: Some(500),
         width: Some(64),
         height: Some(64),
         seed: Some(seed),
