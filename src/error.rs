@@ -28,7 +28,26 @@ pub enum Error {
     /// Shown with its chain of contexts on one line, never with candle's captured backtrace
     /// (RUST_BACKTRACE makes candle attach one; it would fill a `failed` event with frames).
     #[error("tensor computation failed: {}", candle_message(.0))]
-    Candle(#[from] candle_core::Error),
+    Candle(candle_core::Error),
+    /// An output could not be written (disk full, a read-only or vanished folder): the job goes
+    /// back to the queue for `--resume` and the batch stops. Exit 1.
+    #[error("cannot write the output {path}: {source}")]
+    OutputWrite {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl From<candle_core::Error> for Error {
+    /// A network stopped by its job's cancel token is a cancellation, not a failure.
+    fn from(err: candle_core::Error) -> Self {
+        if crate::engines::progress::is_cancellation(&err) {
+            Self::Cancelled
+        } else {
+            Self::Candle(err)
+        }
+    }
 }
 
 /// A candle error as one line: contexts and paths before the cause, backtraces dropped.
@@ -68,6 +87,14 @@ impl Error {
         }
     }
 
+    /// A file error while writing an output becomes `OutputWrite` (other errors pass through).
+    pub fn on_output_write(self) -> Self {
+        match self {
+            Self::Io { path, source } => Self::OutputWrite { path, source },
+            other => other,
+        }
+    }
+
     /// The process exit code this error should end a command-line run with.
     pub fn exit_code(&self) -> i32 {
         match self {
@@ -76,7 +103,8 @@ impl Error {
             Self::JobFailed { .. }
             | Self::EngineCrashed { .. }
             | Self::Io { .. }
-            | Self::Candle(_) => 1,
+            | Self::Candle(_)
+            | Self::OutputWrite { .. } => 1,
         }
     }
 }

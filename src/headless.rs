@@ -11,10 +11,9 @@ use std::collections::BTreeSet;
 use std::io::{IsTerminal, Write};
 
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::broadcast::error::RecvError;
 
 use crate::cli::Cli;
-use crate::jobs::{JobEvent, JobId, JobRunner, JobState, Store};
+use crate::jobs::{JobEvent, JobId, JobRunner, Store};
 
 /// Runs what the command line asks for and returns the process exit code
 /// (0 all done, 1 a job failed, 2 bad input, 130 cancelled).
@@ -75,33 +74,55 @@ async fn run_jobs(
     let mut failed = false;
     let mut failed_jobs: Vec<JobId> = Vec::new();
     let mut stopping = false;
+    // Whether the run was cut short: a job cancelled, or jobs left queued by a stop.
+    let mut cut_short = false;
     while !waiting.is_empty() {
         tokio::select! {
             received = events.recv() => match received {
-                Ok(event) => {
+                Some(event) => {
                     if !waiting.contains(&event.job()) {
                         continue;
                     }
                     show(&event, json, cli.job.preview, &mut view);
-                    if event.is_terminal() {
-                        if matches!(event, JobEvent::Failed { .. }) {
+                    match &event {
+                        JobEvent::Failed { .. } => {
                             failed = true;
                             failed_jobs.push(event.job());
                         }
+                        JobEvent::Cancelled { .. } => cut_short = true,
+                        _ => {}
+                    }
+                    if event.is_terminal() {
                         waiting.remove(&event.job());
+                        if !waiting.is_empty() && runner.halted().is_some() {
+                            // The error (in the event above) names the fix; the rest waits.
+                            let _ = writeln!(
+                                std::io::stderr(),
+                                "pallaidium: the batch stopped; {} job(s) stay queued for \
+                                 `pallaidium --headless --resume`",
+                                waiting.len()
+                            );
+                            failed = true;
+                            break;
+                        }
                     }
                 }
-                Err(RecvError::Lagged(missed)) => {
-                    tracing::warn!(missed, "fell behind the job events; re-reading the store");
-                    failed |= reconcile(&runner, &mut waiting);
+                None => {
+                    // The worker ended with jobs unfinished (it should not): say so, exit 1.
+                    tracing::error!(jobs = ?waiting, "the worker stopped before these jobs ended");
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "pallaidium: the worker stopped before job(s) {waiting:?} ended; see the log"
+                    );
+                    failed = true;
+                    break;
                 }
-                Err(RecvError::Closed) => break,
             },
             _ = sigint.recv() => {
-                if stop(&runner, &mut waiting, &mut stopping) { break; }
+                if stop(&runner, &mut waiting, &mut stopping, &mut cut_short) { break; }
             }
             _ = sigterm.recv() => {
-                if stop(&runner, &mut waiting, &mut stopping) { break; }
+                if stop(&runner, &mut waiting, &mut stopping, &mut cut_short) { break; }
             }
             _ = sighup.recv() => {
                 tracing::warn!("SIGHUP (terminal gone?): the batch goes on; see the log file");
@@ -113,7 +134,9 @@ async fn run_jobs(
     let bad_input_only =
         !failed_jobs.is_empty() && failed_jobs.iter().all(|&id| runner.failed_on_bad_input(id));
     runner.shutdown();
-    Ok(if stopping {
+    // A stop that came after the running job's output was written leaves it done: the exit code
+    // says done unless other jobs were left queued.
+    Ok(if cut_short {
         130
     } else if failed && bad_input_only {
         2
@@ -124,36 +147,31 @@ async fn run_jobs(
     })
 }
 
-/// First Ctrl-C: stop cleanly and wait for the running job's `cancelled`. A second one: leave at
-/// once (the next run marks the job interrupted and removes its partial file). Returns whether
-/// to leave the event loop now.
-fn stop(runner: &JobRunner, waiting: &mut BTreeSet<JobId>, stopping: &mut bool) -> bool {
+/// First Ctrl-C: stop cleanly and wait for the running job's end (`cancelled`, or `done` when
+/// its output was already written). A second one: leave at once (the next run marks the job
+/// interrupted and removes its partial file). Returns whether to leave the event loop now.
+fn stop(
+    runner: &JobRunner,
+    waiting: &mut BTreeSet<JobId>,
+    stopping: &mut bool,
+    cut_short: &mut bool,
+) -> bool {
     if *stopping {
         tracing::warn!("second interrupt: leaving without waiting for the running job");
         std::process::exit(130);
     }
     *stopping = true;
     tracing::warn!("stopping: the running job is cancelled, waiting jobs stay queued");
-    match runner.stop() {
+    let running = runner.stop();
+    // Jobs that will not run now make this a cut-short run, whatever the running one does.
+    *cut_short |= waiting.iter().any(|&id| Some(id) != running);
+    match running {
         Some(running) => {
             waiting.retain(|&id| id == running);
             false
         }
         None => true,
     }
-}
-
-/// After missed events, finished jobs are read from the store. Returns whether one failed.
-fn reconcile(runner: &JobRunner, waiting: &mut BTreeSet<JobId>) -> bool {
-    let mut failed = false;
-    waiting.retain(|&id| match runner.record(id) {
-        Ok(record) if record.state.is_finished() => {
-            failed |= record.state == JobState::Failed;
-            false
-        }
-        _ => true,
-    });
-    failed
 }
 
 fn show(event: &JobEvent, json: bool, preview: bool, view: &mut progress::HumanView) {

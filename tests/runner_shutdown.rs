@@ -29,3 +29,49 @@ fn start_then_shutdown_never_hangs() {
         );
     }
 }
+
+/// The TUI's "cancel them and quit": cancel every job, then stop and shut down. The running job
+/// and the waiting ones end `cancelled` (not `interrupted`, which --resume would run again).
+#[test]
+fn cancel_then_stop_records_every_job_cancelled() {
+    use pallaidium::jobs::{JobEvent, JobSpec, JobState};
+    let home = tempfile::tempdir().unwrap();
+    let (paths, link) = cpu_runner_link(home.path());
+    let store = pallaidium::jobs::Store::open(&paths.queue_db).unwrap();
+    let runner = pallaidium::jobs::JobRunner::start(store, link.config.clone()).unwrap();
+    let mut events = runner.subscribe();
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sd1-tiny");
+    let spec = |seed| JobSpec {
+        model: fixture.display().to_string(),
+        prompt: "a long job".into(),
+        // Long enough that it still runs when the cancel comes.
+        steps: Some(500),
+        width: Some(64),
+        height: Some(64),
+        seed: Some(seed),
+        ..JobSpec::default()
+    };
+    let ids = runner.submit(&[spec(1), spec(2), spec(3)]).unwrap();
+    loop {
+        match events.blocking_recv().unwrap() {
+            JobEvent::Progress { job, .. } if job == ids[0] => break,
+            e => assert!(!e.is_terminal(), "ended before the cancel: {e:?}"),
+        }
+    }
+    for &id in &ids {
+        runner.cancel(id).unwrap();
+    }
+    runner.stop();
+    let (done, finished) = mpsc::channel();
+    std::thread::spawn(move || {
+        runner.shutdown();
+        let _ = done.send(());
+    });
+    assert!(
+        finished.recv_timeout(Duration::from_secs(120)).is_ok(),
+        "the runner did not stop"
+    );
+    let store = pallaidium::jobs::Store::open(&paths.queue_db).unwrap();
+    let states: Vec<JobState> = ids.iter().map(|&id| store.get(id).unwrap().state).collect();
+    assert_eq!(states, [JobState::Cancelled; 3]);
+}

@@ -48,9 +48,14 @@ impl<F: Fn(EngineEvent) + Send + Sync> ProgressSink for F {
     }
 }
 
-/// Checked between steps; a cancelled job stops within one step and writes nothing.
+/// Checked between steps and inside long stages (UNet and VAE blocks, attention chunks, VAE
+/// tiles); a cancelled job stops within about a second of work and writes nothing.
 #[derive(Debug, Clone, Default)]
 pub struct CancelToken(Arc<AtomicBool>);
+
+/// The message of the candle error a network returns when its job is cancelled mid-stage;
+/// `crate::Error` turns it back into `Error::Cancelled`.
+const CANCELLED_MID_STAGE: &str = "the job was cancelled mid-stage";
 
 impl CancelToken {
     pub fn new() -> Self {
@@ -61,6 +66,27 @@ impl CancelToken {
     }
     pub fn is_cancelled(&self) -> bool {
         self.0.load(Ordering::SeqCst)
+    }
+
+    /// For checks deep inside a network, whose errors are candle's.
+    pub fn check(&self) -> candle_core::Result<()> {
+        if self.is_cancelled() {
+            Err(candle_core::Error::Msg(CANCELLED_MID_STAGE.into()))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// Whether a candle error is `CancelToken::check`'s (however wrapped on its way up).
+pub fn is_cancellation(err: &candle_core::Error) -> bool {
+    use candle_core::Error as E;
+    match err {
+        E::Msg(message) => message == CANCELLED_MID_STAGE,
+        E::WithBacktrace { inner, .. } | E::Context { inner, .. } | E::WithPath { inner, .. } => {
+            is_cancellation(inner)
+        }
+        _ => false,
     }
 }
 
@@ -73,7 +99,16 @@ mod tests {
         let token = CancelToken::new();
         let other = token.clone();
         assert!(!other.is_cancelled());
+        assert!(other.check().is_ok());
         token.cancel();
         assert!(other.is_cancelled());
+        let err = other.check().unwrap_err();
+        assert!(is_cancellation(&err));
+        assert!(is_cancellation(&err.context("in the VAE decoder")));
+        assert!(!is_cancellation(&candle_core::Error::Msg("other".into())));
+        assert!(matches!(
+            crate::Error::from(other.check().unwrap_err()),
+            crate::Error::Cancelled
+        ));
     }
 }

@@ -111,6 +111,11 @@ impl<E> EngineCache<E> {
     pub fn evict(&mut self, key: &EngineKey) {
         self.entries.retain(|e| &e.key != key);
     }
+
+    /// Drops every engine (after a panic whose engine is not known).
+    pub fn clear(&mut self) {
+        self.entries.clear();
+    }
 }
 
 /// Bytes the weights of a diffusers folder take when loaded: the safetensors files it would

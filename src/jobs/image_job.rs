@@ -64,6 +64,7 @@ impl Worker {
         let dtype = (self.config.device.dtype)(spec.dtype)?;
         // The plan is made again now (memory may have changed since the job was queued) and
         // decides residency, attention slicing, VAE tiling and how many images run at once.
+        super::fault::point("plan", id);
         let plan = match &self.config.planner {
             Some(planner) => Some(planner.plan(&model.dir, spec, &request, dtype)?),
             None => None,
@@ -93,6 +94,7 @@ impl Worker {
                         job: id,
                         stage: "model".into(),
                     });
+                    super::fault::point("load", id);
                     Engine::load(&EngineLoad {
                         family: model.family,
                         path: &model.dir,
@@ -145,13 +147,16 @@ impl Worker {
                 let mut image_spec = spec.clone();
                 image_spec.seed = Some(image.seed);
                 image_spec.batch = Some(1);
-                let path = self.writer.write_png(&image.image, &image_spec, |target| {
-                    Ok(self
-                        .shared
-                        .lock()
-                        .store_mut()
-                        .set_pending_output(id, target)?)
-                })?;
+                let path = self
+                    .writer
+                    .write_png(&image.image, &image_spec, |target| {
+                        Ok(self
+                            .shared
+                            .lock()
+                            .store_mut()
+                            .set_pending_output(id, target)?)
+                    })
+                    .map_err(crate::Error::on_output_write)?;
                 self.shared.lock().store_mut().record_output(id, &path)?;
                 tracing::info!(path = %path.display(), "output written");
                 outputs.push(path);

@@ -70,6 +70,7 @@ fn cached_engine<'c>(
                 job,
                 stage: model.family.to_string(),
             });
+            super::fault::point("load", job);
             Engine::load(&EngineLoad {
                 family: model.family,
                 path: &model.dir,
@@ -181,7 +182,10 @@ impl Worker {
                     let clip = run_audio(engine, &clip_spec, &sink, cancel)?;
                     check_clip(&clip)?;
                     total += clip.duration_s();
-                    outputs.extend(out.audio(&clip, &clip_spec)?);
+                    outputs.extend(
+                        out.audio(&clip, &clip_spec)
+                            .map_err(crate::Error::on_output_write)?,
+                    );
                 }
                 outcome.duration_s = Some(total);
             }
@@ -205,13 +209,19 @@ impl Worker {
                 if stored.language.is_none() {
                     stored.language = transcript.language.clone();
                 }
-                outputs.extend(out.transcript(&transcript, &stored, audio.duration_s())?);
+                outputs.extend(
+                    out.transcript(&transcript, &stored, audio.duration_s())
+                        .map_err(crate::Error::on_output_write)?,
+                );
                 outcome.text = Some(text);
                 outcome.duration_s = Some(audio.duration_s());
             }
             JobKind::Caption | JobKind::Enhance => {
                 let text = run_text(engine, spec, &sink, cancel)?;
-                outputs.extend(out.text(&text, spec)?);
+                outputs.extend(
+                    out.text(&text, spec)
+                        .map_err(crate::Error::on_output_write)?,
+                );
                 outcome.text = Some(text);
             }
             JobKind::Txt2img | JobKind::Img2img | JobKind::Inpaint => {

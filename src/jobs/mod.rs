@@ -3,7 +3,9 @@
 pub mod cache;
 pub mod config;
 pub mod engine;
+pub mod event_hub;
 pub mod events;
+pub mod fault;
 mod image_job;
 pub mod latents_file;
 pub mod media_files;
@@ -26,6 +28,7 @@ pub mod store;
 pub mod worker;
 
 pub use config::{ModelInfo, RunnerConfig, WorkerDevice};
+pub use event_hub::JobEvents;
 pub use events::{JobEvent, JobId};
 pub use runner::JobRunner;
 pub use spec::{JobKind, JobSpec};

@@ -17,6 +17,9 @@ pub struct Running {
     /// Stopped because the process is going away (Ctrl-C, SIGTERM): the job is put back as
     /// `interrupted` for `--resume`, not `cancelled`.
     pub shutdown: bool,
+    /// The user cancelled it: it ends `cancelled` even if a shutdown follows (the TUI's "cancel
+    /// them and quit").
+    pub user_cancelled: bool,
 }
 
 /// What `cancel` did.
@@ -34,6 +37,9 @@ pub struct Queue {
     store: Store,
     owned: BTreeSet<JobId>,
     paused: bool,
+    /// Why the queue stopped by itself (an output could not be written): nothing starts until
+    /// it is unpaused or a job is retried, so a full disk does not fail every remaining job.
+    halted: Option<String>,
     stopping: bool,
     running: Option<Running>,
 }
@@ -44,6 +50,7 @@ impl Queue {
             store,
             owned: BTreeSet::new(),
             paused: false,
+            halted: None,
             stopping: false,
             running: None,
         }
@@ -61,10 +68,15 @@ impl Queue {
     pub fn push(&mut self, specs: &[JobSpec]) -> StoreResult<Vec<(JobId, usize)>> {
         let ids = self.store.enqueue_all(specs)?;
         self.owned.extend(ids.iter().copied());
-        let order = self.order()?;
+        let place: std::collections::HashMap<JobId, usize> = self
+            .order()?
+            .into_iter()
+            .enumerate()
+            .map(|(i, id)| (id, i))
+            .collect();
         Ok(ids
             .into_iter()
-            .map(|id| (id, order.iter().position(|&j| j == id).unwrap_or(0)))
+            .map(|id| (id, place.get(&id).copied().unwrap_or(0)))
             .collect())
     }
 
@@ -79,9 +91,8 @@ impl Queue {
     pub fn order(&self) -> StoreResult<Vec<JobId>> {
         Ok(self
             .store
-            .pending()?
+            .pending_ids()?
             .into_iter()
-            .map(|r| r.id)
             .filter(|id| self.owned.contains(id))
             .collect())
     }
@@ -92,6 +103,18 @@ impl Queue {
 
     pub fn set_paused(&mut self, paused: bool) {
         self.paused = paused;
+        if !paused {
+            self.halted = None;
+        }
+    }
+
+    /// Starts nothing more until unpaused or a retry, saying why.
+    pub fn halt(&mut self, reason: String) {
+        self.halted = Some(reason);
+    }
+
+    pub fn halted(&self) -> Option<&str> {
+        self.halted.as_deref()
     }
 
     pub fn running(&self) -> Option<&Running> {
@@ -106,10 +129,11 @@ impl Queue {
     /// The next job to run, claimed in the store, unless paused, stopping or busy.
     /// Jobs another process claimed meanwhile are skipped.
     pub fn take_next(&mut self) -> StoreResult<Option<(JobRecord, CancelToken)>> {
-        if self.paused || self.stopping || self.running.is_some() {
+        if self.paused || self.halted.is_some() || self.stopping || self.running.is_some() {
             return Ok(None);
         }
-        for id in self.order()? {
+        // One job at a time from the front: a batch of thousands is not re-read per job.
+        while let Some(id) = self.store.first_pending(|id| self.owned.contains(&id))? {
             self.owned.remove(&id);
             match self.store.claim(id) {
                 Ok(record) => {
@@ -118,6 +142,7 @@ impl Queue {
                         id,
                         cancel: cancel.clone(),
                         shutdown: false,
+                        user_cancelled: false,
                     });
                     return Ok(Some((record, cancel)));
                 }
@@ -127,11 +152,11 @@ impl Queue {
         Ok(None)
     }
 
-    /// The running job ended (the worker has recorded how); returns whether it was stopped by a
-    /// shutdown rather than a cancel.
+    /// The running job ended (the worker records how); returns whether it was stopped by a
+    /// shutdown rather than cancelled by the user.
     pub fn finish_running(&mut self, id: JobId) -> bool {
         match self.running.take() {
-            Some(r) if r.id == id => r.shutdown,
+            Some(r) if r.id == id => r.shutdown && !r.user_cancelled,
             other => {
                 self.running = other;
                 false
@@ -140,7 +165,8 @@ impl Queue {
     }
 
     pub fn cancel(&mut self, id: JobId) -> StoreResult<CancelOutcome> {
-        if let Some(running) = self.running.as_ref().filter(|r| r.id == id) {
+        if let Some(running) = self.running.as_mut().filter(|r| r.id == id) {
+            running.user_cancelled = true;
             running.cancel.cancel();
             return Ok(CancelOutcome::Signalled);
         }
@@ -172,6 +198,7 @@ impl Queue {
     pub fn retry(&mut self, id: JobId) -> StoreResult<usize> {
         self.store.requeue(id)?;
         self.owned.insert(id);
+        self.halted = None;
         let order = self.order()?;
         Ok(order.iter().position(|&j| j == id).unwrap_or(0))
     }
@@ -278,6 +305,37 @@ mod tests {
         assert!(queue.finish_running(ids[0]), "stopped by shutdown");
         assert!(queue.take_next().unwrap().is_none());
         assert_eq!(queue.store().get(ids[1]).unwrap().state, JobState::Queued);
+    }
+
+    #[test]
+    fn a_halt_holds_the_queue_until_unpaused_or_retried() {
+        let (mut queue, ids) = queue_with(&["a", "b", "c"]);
+        let (record, _) = queue.take_next().unwrap().unwrap();
+        queue.store_mut().mark_interrupted(record.id).unwrap();
+        queue.finish_running(record.id);
+        queue.halt("disk full".into());
+        assert_eq!(queue.halted(), Some("disk full"));
+        assert!(queue.take_next().unwrap().is_none());
+        queue.set_paused(false);
+        assert_eq!(run_next(&mut queue).as_deref(), Some("b"));
+        queue.halt("disk full".into());
+        queue.retry(ids[0]).unwrap();
+        assert_eq!(run_next(&mut queue).as_deref(), Some("c"));
+        assert_eq!(run_next(&mut queue).as_deref(), Some("a"));
+    }
+
+    #[test]
+    fn cancel_then_stop_leaves_jobs_cancelled_not_interrupted() {
+        let (mut queue, ids) = queue_with(&["a", "b"]);
+        let (_, token) = queue.take_next().unwrap().unwrap();
+        assert_eq!(queue.cancel(ids[0]).unwrap(), CancelOutcome::Signalled);
+        assert_eq!(queue.cancel(ids[1]).unwrap(), CancelOutcome::Dequeued);
+        assert_eq!(queue.stop(), Some(ids[0]));
+        assert!(token.is_cancelled());
+        assert!(
+            !queue.finish_running(ids[0]),
+            "the user's cancel wins over the shutdown that follows it"
+        );
     }
 
     #[test]

@@ -1,15 +1,14 @@
 //! `JobRunner`: the handle the TUI and headless mode drive. Jobs are validated, persisted, then
 //! run by a worker thread (candle work blocks, so it stays off the async runtime); every change is
-//! a `JobEvent` on a broadcast channel any number of watchers can subscribe to.
+//! a `JobEvent`, delivered to every watcher in order (each has its own queue: none misses one).
 
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 
-use tokio::sync::broadcast;
-
 use super::config::RunnerConfig;
+use super::event_hub::{EventHub, JobEvents};
 use super::events::{JobEvent, JobId};
 use super::media_spec::{DEFAULT_ENHANCER, default_model, fill_media_spec, settle_kind};
 use super::output::OutputWriter;
@@ -18,10 +17,6 @@ use super::resolve::{build_request, fill_spec};
 use super::spec::JobSpec;
 use super::store::{JobRecord, Store};
 use super::worker::{Shared, Worker};
-
-/// Events a slow watcher may fall behind by before it sees `Lagged` (then it should re-read the
-/// store: `JobRunner::record`).
-const EVENT_CAPACITY: usize = 4096;
 
 pub struct JobRunner {
     shared: Arc<Shared>,
@@ -36,11 +31,10 @@ impl JobRunner {
         if swept > 0 {
             tracing::info!(swept, "removed partial outputs of runs that were killed");
         }
-        let (events, _) = broadcast::channel(EVENT_CAPACITY);
         let shared = Arc::new(Shared {
             queue: std::sync::Mutex::new(Queue::new(store)),
             wake: std::sync::Condvar::new(),
-            events,
+            events: EventHub::new(),
             closing: AtomicBool::new(false),
             bad_input_failures: std::sync::Mutex::new(std::collections::HashSet::new()),
         });
@@ -58,7 +52,8 @@ impl JobRunner {
         })
     }
 
-    pub fn subscribe(&self) -> broadcast::Receiver<JobEvent> {
+    /// Every event from now on, in order; the queue ends when the worker has ended.
+    pub fn subscribe(&self) -> JobEvents {
         self.shared.events.subscribe()
     }
 
@@ -192,6 +187,12 @@ impl JobRunner {
     pub fn set_paused(&self, paused: bool) {
         self.shared.lock().set_paused(paused);
         self.shared.wake.notify_all();
+    }
+
+    /// Why the queue stopped by itself (an output could not be written), if it did: nothing
+    /// more starts until `set_paused(false)` or a retry.
+    pub fn halted(&self) -> Option<String> {
+        self.shared.lock().halted().map(str::to_owned)
     }
 
     /// Queues a failed, cancelled or interrupted job again.

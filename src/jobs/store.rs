@@ -153,38 +153,49 @@ impl Store {
         })
     }
 
-    fn wrap(&self, source: rusqlite::Error) -> StoreError {
-        StoreError::Sqlite {
-            path: self.path.clone(),
-            source,
-        }
-    }
-
     pub fn schema_version(&self) -> StoreResult<i64> {
         self.sql(|c| c.pragma_query_value(None, "user_version", |r| r.get(0)))
     }
 
     fn migrate(&mut self) -> StoreResult<()> {
         let known = MIGRATIONS.len() as i64;
-        let found = self.schema_version()?;
+        if self.schema_version()? == known {
+            return Ok(());
+        }
+        // The version is read again under a write lock taken up front (BEGIN IMMEDIATE): two
+        // processes starting on a fresh database would otherwise both see version 0 and the
+        // second would fail with "table jobs already exists". The busy timeout makes it wait.
+        let path = self.path.clone();
+        let wrap = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.begin_write().map_err(wrap)?;
+        let found: i64 = tx
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(wrap)?;
         if found > known {
             return Err(StoreError::TooNew {
-                path: self.path.clone(),
+                path: path.clone(),
                 found,
                 known,
             });
         }
         for (index, step) in MIGRATIONS.iter().enumerate().skip(found as usize) {
-            // Each step and its version number commit together, or neither does.
-            let applied = self.conn.transaction().and_then(|tx| {
-                tx.execute_batch(step)?;
-                tx.pragma_update(None, "user_version", index as i64 + 1)?;
-                tx.commit()
-            });
-            applied.map_err(|e| self.wrap(e))?;
+            tx.execute_batch(step).map_err(wrap)?;
+            tx.pragma_update(None, "user_version", index as i64 + 1)
+                .map_err(wrap)?;
             tracing::debug!(version = index + 1, "queue database migrated");
         }
-        Ok(())
+        // Every step and its version number commit together, or none does.
+        tx.commit().map_err(wrap)
+    }
+
+    /// A transaction that writes: the write lock is taken at BEGIN (waiting up to the busy
+    /// timeout), so it cannot fail half-way when another process wrote since it first read.
+    fn begin_write(&mut self) -> rusqlite::Result<rusqlite::Transaction<'_>> {
+        self.conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
     }
 
     /// Rows `running` under a dead process become `interrupted`; a pending output that made it
@@ -244,7 +255,7 @@ impl Store {
             path: path.clone(),
             source,
         };
-        let tx = self.conn.transaction().map_err(wrap)?;
+        let tx = self.begin_write().map_err(wrap)?;
         let mut ids = Vec::with_capacity(specs.len());
         {
             let first: i64 = tx
@@ -299,6 +310,38 @@ impl Store {
             "SELECT {COLUMNS} FROM jobs WHERE state IN ('queued', 'interrupted')
              ORDER BY position, id"
         ))
+    }
+
+    /// The ids of the waiting jobs, in queue order (no row decoded: cheap for large queues).
+    pub fn pending_ids(&self) -> StoreResult<Vec<JobId>> {
+        self.sql(|c| {
+            let mut stmt = c.prepare(
+                "SELECT id FROM jobs WHERE state IN ('queued', 'interrupted')
+                 ORDER BY position, id",
+            )?;
+            stmt.query_map([], |r| r.get(0).map(JobId))?.collect()
+        })
+    }
+
+    /// The first waiting job, in queue order, that `wanted` accepts (stops reading there).
+    pub fn first_pending(
+        &self,
+        mut wanted: impl FnMut(JobId) -> bool,
+    ) -> StoreResult<Option<JobId>> {
+        self.sql(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT id FROM jobs WHERE state IN ('queued', 'interrupted')
+                 ORDER BY position, id",
+            )?;
+            let mut rows = stmt.query([])?;
+            while let Some(row) = rows.next()? {
+                let id = JobId(row.get(0)?);
+                if wanted(id) {
+                    return Ok(Some(id));
+                }
+            }
+            Ok(None)
+        })
     }
 
     fn select(&self, query: &str) -> StoreResult<Vec<JobRecord>> {

@@ -78,7 +78,7 @@ impl Store {
             path: path.clone(),
             source,
         };
-        let tx = self.conn.transaction().map_err(wrap)?;
+        let tx = self.begin_write().map_err(wrap)?;
         let base: i64 = tx
             .query_row("SELECT COALESCE(MIN(position), 1) FROM jobs WHERE state IN ('queued','interrupted')", [], |r| r.get(0))
             .map_err(wrap)?;

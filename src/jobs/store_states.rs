@@ -88,6 +88,19 @@ impl Store {
         self.transition(id, JobState::Interrupted, "owner_pid = NULL")
     }
 
+    /// A running job could not finish for a reason outside it (its output could not be
+    /// written): it waits, interrupted, with the reason, to run again once that is fixed.
+    pub fn mark_interrupted_by(&mut self, id: JobId, error: &str) -> StoreResult<()> {
+        self.mark_interrupted(id)?;
+        self.sql(|c| {
+            c.execute(
+                "UPDATE jobs SET error = ?2 WHERE id = ?1",
+                params![id.0, error],
+            )
+        })?;
+        Ok(())
+    }
+
     /// Retry: a failed, cancelled or interrupted job goes back to the end of the queue.
     /// Outputs already written stay recorded, so they are not produced again.
     pub fn requeue(&mut self, id: JobId) -> StoreResult<()> {

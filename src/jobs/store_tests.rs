@@ -23,6 +23,37 @@ fn migrations_run_from_empty_and_are_idempotent() {
 }
 
 #[test]
+fn processes_starting_together_on_a_fresh_database_all_open_and_enqueue() {
+    // Threads with their own connections lock the file as separate processes do.
+    const OPENERS: usize = 8;
+    for round in 0..25 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("queue.db");
+        let start = std::sync::Arc::new(std::sync::Barrier::new(OPENERS));
+        let threads: Vec<_> = (0..OPENERS)
+            .map(|i| {
+                let (path, start) = (path.clone(), std::sync::Arc::clone(&start));
+                std::thread::spawn(move || -> StoreResult<usize> {
+                    start.wait();
+                    let mut store = Store::open(&path)?;
+                    let ids =
+                        store.enqueue_all(&[spec(&format!("{i}a")), spec(&format!("{i}b"))])?;
+                    store.history(100)?;
+                    Ok(ids.len())
+                })
+            })
+            .collect();
+        for thread in threads {
+            let queued = thread.join().unwrap();
+            assert!(matches!(queued, Ok(2)), "round {round}: {queued:?}");
+        }
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.pending().unwrap().len(), 2 * OPENERS, "round {round}");
+        assert_eq!(store.schema_version().unwrap(), MIGRATIONS.len() as i64);
+    }
+}
+
+#[test]
 fn newer_schema_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("queue.db");

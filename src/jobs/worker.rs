@@ -1,17 +1,17 @@
 //! The worker: one thread per device, taking jobs off the queue, running the engine (kept loaded
 //! in the cache between jobs), writing outputs and recording everything before announcing it.
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Instant;
-
-use tokio::sync::broadcast;
 
 use crate::engines::{CancelToken, EngineEvent};
 
 use super::cache::EngineCache;
 use super::config::RunnerConfig;
 use super::engine::Engine;
+use super::event_hub::EventHub;
 use super::events::{JobEvent, JobId, Timings};
 use super::output::OutputWriter;
 use super::queue::Queue;
@@ -21,7 +21,7 @@ use super::store::JobRecord;
 pub struct Shared {
     pub queue: Mutex<Queue>,
     pub wake: Condvar,
-    pub events: broadcast::Sender<JobEvent>,
+    pub events: EventHub,
     /// Set when the owner wants the worker to exit once it is idle.
     pub closing: std::sync::atomic::AtomicBool,
     /// Jobs that failed on the user's input (a broken model folder found only at load time):
@@ -39,7 +39,7 @@ impl Shared {
 
     pub fn emit(&self, event: JobEvent) {
         // No watcher is fine: the store has the truth.
-        let _ = self.events.send(event);
+        self.events.emit(event);
     }
 
     fn closing(&self) -> bool {
@@ -68,6 +68,8 @@ impl Worker {
 
     /// Runs jobs until told to close and idle, or stopped.
     pub fn run(mut self) {
+        // However the worker ends (a panic included), watchers learn that nothing more comes.
+        let _close = CloseEvents(Arc::clone(&self.shared));
         while let Some((record, cancel)) = self.wait_for_job() {
             self.run_job(record, &cancel);
         }
@@ -108,11 +110,18 @@ impl Worker {
         let started = Instant::now();
         let mut timings = Timings::new();
         crate::device::cuda_pool::reset_peak(&self.config.device.device);
-        let result = self.execute(&record, cancel, &mut timings);
+        // A panic anywhere in the job (loading, planning, writing) fails this job only; the
+        // engines it may have left half-updated are dropped and loaded afresh by the next job.
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            self.execute(&record, cancel, &mut timings)
+        }))
+        .unwrap_or_else(|panic| {
+            self.cache.clear();
+            Err(job_panicked(panic))
+        });
         timings.insert("total".into(), started.elapsed().as_secs_f64());
         let mut queue = self.shared.lock();
         let shutdown = queue.finish_running(id);
-        let store = queue.store_mut();
         let (event, stored) = match result {
             Ok(outcome) => (
                 JobEvent::Done {
@@ -125,16 +134,32 @@ impl Worker {
                     text: outcome.text,
                     duration_s: outcome.duration_s,
                 },
-                store.mark_done(id),
+                queue.store_mut().mark_done(id),
             ),
             Err(crate::Error::Cancelled) => {
                 // A shutdown puts the job back for --resume; a cancel is the user's choice.
+                let store = queue.store_mut();
                 let stored = if shutdown {
                     store.mark_interrupted(id)
                 } else {
                     store.mark_cancelled(id)
                 };
                 (JobEvent::Cancelled { job: id }, stored)
+            }
+            Err(crate::Error::OutputWrite { path, source }) => {
+                // Not the job's fault: it waits to run again, and nothing more starts (a full
+                // disk would fail every remaining job after computing it).
+                let error = format!(
+                    "cannot write the output {}: {source}. The job is back in the queue and the \
+                     batch stopped: free space or make {} writable, then run `pallaidium \
+                     --headless --resume` (or retry the job)",
+                    path.display(),
+                    self.config.out_dir.display()
+                );
+                tracing::error!(%error, "output not written; queue halted");
+                queue.halt(error.clone());
+                let stored = queue.store_mut().mark_interrupted_by(id, &error);
+                (JobEvent::Failed { job: id, error }, stored)
             }
             Err(err) => {
                 if err.exit_code() == 2 {
@@ -146,7 +171,7 @@ impl Worker {
                 }
                 let error = err.to_string();
                 tracing::error!(%error, "job failed");
-                let stored = store.mark_failed(id, &error);
+                let stored = queue.store_mut().mark_failed(id, &error);
                 (JobEvent::Failed { job: id, error }, stored)
             }
         };
@@ -214,14 +239,36 @@ fn event_name(event: &JobEvent) -> &'static str {
     }
 }
 
-/// A panic inside an engine, as the failed job reports it.
-pub(super) fn engine_crash(panic: Box<dyn std::any::Any + Send>) -> crate::Error {
-    let message = panic
+/// Closes the event queues when dropped (the worker thread's end, however it comes).
+struct CloseEvents(Arc<Shared>);
+
+impl Drop for CloseEvents {
+    fn drop(&mut self) {
+        self.0.events.close();
+    }
+}
+
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
         .downcast_ref::<&str>()
         .map(|s| (*s).to_string())
         .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".into());
-    crate::Error::EngineCrashed { message }
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+/// A panic inside an engine, as the failed job reports it.
+pub(super) fn engine_crash(panic: Box<dyn std::any::Any + Send>) -> crate::Error {
+    crate::Error::EngineCrashed {
+        message: panic_text(&*panic),
+    }
+}
+
+/// A panic elsewhere in a job (loading a model, planning, writing), as the failed job reports it.
+fn job_panicked(panic: Box<dyn std::any::Any + Send>) -> crate::Error {
+    crate::Error::job_failed(format!(
+        "the job panicked (a bug; please report it with the log): {}",
+        panic_text(&*panic)
+    ))
 }
 
 /// The process's peak resident memory so far.

@@ -22,7 +22,6 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc::UnboundedSender;
 
 use self::app::{App, AppConfig, CompatEnv, QuitMode};
@@ -246,17 +245,9 @@ async fn run_loop(
 fn forward_job_events(runner: &JobRunner, tx: UnboundedSender<AppEvent>) {
     let mut events = runner.subscribe();
     tokio::spawn(async move {
-        loop {
-            match events.recv().await {
-                Ok(e) => {
-                    if tx.send(AppEvent::Job(e)).is_err() {
-                        break;
-                    }
-                }
-                Err(RecvError::Lagged(n)) => {
-                    tracing::warn!(missed = n, "the TUI fell behind the job events")
-                }
-                Err(RecvError::Closed) => break,
+        while let Some(e) = events.recv().await {
+            if tx.send(AppEvent::Job(e)).is_err() {
+                break;
             }
         }
     });
@@ -305,17 +296,14 @@ fn wait_headless(runner: &JobRunner, mut waiting: BTreeSet<JobId>) {
     waiting.retain(|id| runner.record(*id).is_ok_and(|r| !r.state.is_finished()));
     while !waiting.is_empty() {
         match events.blocking_recv() {
-            Ok(e) if e.is_terminal() => {
+            Some(e) if e.is_terminal() => {
                 waiting.remove(&e.job());
                 if let JobEvent::Failed { job, error } = &e {
                     tracing::error!("job {job} failed: {error}");
                 }
             }
-            Ok(_) => {}
-            Err(RecvError::Lagged(_)) => {
-                waiting.retain(|id| runner.record(*id).is_ok_and(|r| !r.state.is_finished()));
-            }
-            Err(RecvError::Closed) => break,
+            Some(_) => {}
+            None => break,
         }
     }
 }

@@ -8,6 +8,8 @@
 use candle_core::{DType, Device, Result, Tensor};
 use candle_nn::VarBuilder;
 
+use crate::engines::progress::CancelToken;
+
 /// How attention is computed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum AttentionMode {
@@ -83,6 +85,45 @@ pub fn attention(
 ) -> Result<Tensor> {
     let fast = crate::engines::sd::kernels::fast_kernels_enabled();
     attention_with(q, k, v, heads, upcast, mode, fast)
+}
+
+/// Queries per cancellation check when attention is watched: about a second of CPU work at the
+/// largest sizes (65536 keys), and no split at all below 8192 queries.
+const WATCHED_QUERY_CHUNK: usize = 4096;
+
+/// `attention`, checking `cancel` between chunks of queries, so one attention over a 2048x2048
+/// image does not hold a cancel for minutes. Query rows are independent, so the chunks give the
+/// same numbers as one call.
+pub fn attention_watched(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    heads: usize,
+    upcast: bool,
+    mode: AttentionMode,
+    cancel: &CancelToken,
+) -> Result<Tensor> {
+    cancel.check()?;
+    let n_q = q.dim(1)?;
+    if n_q <= 2 * WATCHED_QUERY_CHUNK {
+        return attention(q, k, v, heads, upcast, mode);
+    }
+    let mut outs = Vec::with_capacity(n_q.div_ceil(WATCHED_QUERY_CHUNK));
+    let mut start = 0;
+    while start < n_q {
+        cancel.check()?;
+        let len = WATCHED_QUERY_CHUNK.min(n_q - start);
+        outs.push(attention(
+            &q.narrow(1, start, len)?,
+            k,
+            v,
+            heads,
+            upcast,
+            mode,
+        )?);
+        start += len;
+    }
+    Tensor::cat(&outs, 1)
 }
 
 /// `attention` with (`fast`) or without our half-precision score path (benchmarks, tests).
@@ -204,13 +245,14 @@ impl CrossAttention {
         xs: &Tensor,
         context: Option<&Tensor>,
         mode: AttentionMode,
+        cancel: &CancelToken,
     ) -> Result<Tensor> {
         let context = context.unwrap_or(xs);
         use crate::engines::sd::kernels::linear;
         let q = linear(&self.to_q, xs)?;
         let k = linear(&self.to_k, context)?;
         let v = linear(&self.to_v, context)?;
-        let out = attention(&q, &k, &v, self.heads, self.upcast, mode)?;
+        let out = attention_watched(&q, &k, &v, self.heads, self.upcast, mode, cancel)?;
         linear(&self.to_out, &out)
     }
 }
@@ -268,6 +310,21 @@ mod tests {
             }
         }
         Tensor::from_vec(out, (b, nq, inner), &Device::Cpu).unwrap()
+    }
+
+    #[test]
+    fn watched_attention_matches_and_stops_when_cancelled() {
+        let n = 2 * WATCHED_QUERY_CHUNK + 100;
+        let q = random((1, n, 8), 1.0);
+        let k = random((1, 64, 8), 2.0);
+        let v = random((1, 64, 8), 3.0);
+        let token = CancelToken::new();
+        let whole = attention(&q, &k, &v, 2, false, AttentionMode::Auto).unwrap();
+        let watched = attention_watched(&q, &k, &v, 2, false, AttentionMode::Auto, &token).unwrap();
+        assert!(max_rel_diff(&watched, &whole) < 1e-6);
+        token.cancel();
+        let err = attention_watched(&q, &k, &v, 2, false, AttentionMode::Auto, &token).unwrap_err();
+        assert!(crate::engines::progress::is_cancellation(&err), "{err}");
     }
 
     #[test]

@@ -92,9 +92,9 @@ pub fn denoise(inp: DenoiseInputs<'_>) -> Result<Tensor> {
             }
             None => model_in,
         };
-        let out = inp
-            .unet
-            .forward(&model_in, t, &context, added.as_ref(), attn)?;
+        let out =
+            inp.unet
+                .forward_watched(&model_in, t, &context, added.as_ref(), attn, inp.cancel)?;
         let guided_out = if guided {
             let uncond = out.narrow(0, 0, n)?;
             let text = out.narrow(0, n, n)?;

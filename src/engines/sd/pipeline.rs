@@ -13,7 +13,6 @@ use super::config::{UNetConfig, VaeConfig};
 use super::denoise::{DenoiseInputs, Inpainting, denoise};
 use super::latents::{
     all_finite, image_to_tensor, mask_to_latent_size, mask_to_tensor, seeded_noise,
-    tensor_to_images,
 };
 use super::request::{GenerateRequest, GeneratedImage, LoadOptions};
 use super::schedulers::{self, SchedulerConfig};
@@ -156,11 +155,11 @@ impl SdPipeline {
     }
 
     /// VAE-encode an image batch to scaled latents (the latent mean, deterministic).
-    fn encode_image(&mut self, image: &Tensor) -> Result<Tensor> {
+    fn encode_image(&mut self, image: &Tensor, cancel: &CancelToken) -> Result<Tensor> {
         let scaling = self.vae_config.scaling_factor;
         let vae_dtype = self.components.vae_dtype();
         let vae = self.components.vae()?;
-        let mean = vae.encode_mean(&image.to_dtype(vae_dtype)?)?;
+        let mean = vae.encode_mean_watched(&image.to_dtype(vae_dtype)?, None, cancel)?;
         Ok((mean.to_dtype(self.dtype)? * scaling)?)
     }
 
@@ -248,7 +247,7 @@ impl SdPipeline {
         let from_noise = mask_full.is_some() && req.strength >= 1.0;
         let image_latents = match &image_tensor {
             Some(img) if !(inpaint9 && from_noise) => {
-                Some(stage("vae_encode", || self.encode_image(img))?.repeat((n, 1, 1, 1))?)
+                Some(stage("vae_encode", || self.encode_image(img, cancel))?.repeat((n, 1, 1, 1))?)
             }
             _ => None,
         };
@@ -258,7 +257,10 @@ impl SdPipeline {
                 let masked_image_latents = if inpaint9 {
                     let keep = (mask.ones_like()? - mask)?;
                     let masked = img.broadcast_mul(&keep)?;
-                    Some(stage("vae_encode", || self.encode_image(&masked))?.repeat((n, 1, 1, 1))?)
+                    Some(
+                        stage("vae_encode", || self.encode_image(&masked, cancel))?
+                            .repeat((n, 1, 1, 1))?,
+                    )
                 } else {
                     None
                 };
@@ -317,7 +319,7 @@ impl SdPipeline {
             stage: "vae_decode".into(),
         });
         let images = stage("vae_decode", || {
-            self.decode(&latents, req.memory.vae_tiling)
+            self.decode(&latents, req.memory.vae_tiling, cancel)
         })?;
         self.components.release_vae();
         Ok(images
@@ -325,48 +327,6 @@ impl SdPipeline {
             .zip(seeds)
             .map(|(image, seed)| GeneratedImage { image, seed })
             .collect())
-    }
-
-    fn decode(&mut self, latents: &Tensor, tiled: bool) -> Result<Vec<image::RgbImage>> {
-        let decoded = self.decode_tensor(latents, tiled)?;
-        if all_finite(&decoded)? {
-            return tensor_to_images(&decoded);
-        }
-        if self.components.vae_dtype() != DType::F32 {
-            tracing::warn!(
-                dtype = ?self.components.vae_dtype(),
-                "the VAE overflowed in half precision; decoding again in f32"
-            );
-            self.components.upcast_vae();
-            let decoded = self.decode_tensor(latents, tiled)?;
-            if all_finite(&decoded)? {
-                return tensor_to_images(&decoded);
-            }
-        }
-        Err(Error::job_failed(
-            "the VAE decoded NaN or infinity even in f32: the latents are broken (try another \
-             seed or scheduler, or --dtype f32)",
-        ))
-    }
-
-    /// The decoder's output tensor (b, 3, h, w) in [-1, 1], finite or not.
-    fn decode_tensor(&mut self, latents: &Tensor, tiled: bool) -> Result<Tensor> {
-        let scaled =
-            (latents.to_dtype(self.components.vae_dtype())? / self.vae_config.scaling_factor)?;
-        let vae = self.components.vae()?;
-        let mut decoded = Vec::with_capacity(scaled.dim(0)?);
-        // One image at a time: the decoder's activations are the largest of the whole job.
-        for i in 0..scaled.dim(0)? {
-            let one = scaled.narrow(0, i, 1)?;
-            let out = if tiled {
-                let tile = vae.default_tile_latent();
-                vae.decode_tiled(&one, tile, tile / 4)?
-            } else {
-                vae.decode(&one)?
-            };
-            decoded.push(out);
-        }
-        Ok(Tensor::cat(&decoded, 0)?)
     }
 }
 
@@ -390,6 +350,8 @@ fn stage<T>(name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
     crate::logging::log_memory(name);
     Ok(out)
 }
+
+mod decode;
 
 #[cfg(test)]
 mod tests;

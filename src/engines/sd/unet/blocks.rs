@@ -8,6 +8,7 @@ use candle_nn::VarBuilder;
 use super::probe::Probe;
 use super::resnet::{Downsample2D, ResnetBlock2D, ResnetConfig, Upsample2D};
 use super::transformer::{Transformer2D, TransformerConfig};
+use crate::engines::progress::CancelToken;
 use crate::engines::sd::attention::AttentionMode;
 
 /// What one block's forward needs besides its input.
@@ -17,6 +18,8 @@ pub struct BlockInputs<'a> {
     pub context: &'a Tensor,
     pub mode: AttentionMode,
     pub probe: &'a Probe,
+    /// Checked before every resnet and transformer (one of them can take seconds at 2048x2048).
+    pub cancel: &'a CancelToken,
 }
 
 #[derive(Debug)]
@@ -78,10 +81,12 @@ impl DownBlock {
         let mut xs = xs.clone();
         let mut states = Vec::with_capacity(self.resnets.len() + 1);
         for (i, resnet) in self.resnets.iter().enumerate() {
+            inp.cancel.check()?;
             xs = inp
                 .probe
                 .time("resnet", || resnet.forward(&xs, Some(inp.temb_silu)))?;
             if let Some(attn) = self.attentions.get(i) {
+                inp.cancel.check()?;
                 xs = attn.forward(&xs, inp)?;
             }
             states.push(xs.clone());
@@ -121,7 +126,9 @@ impl MidBlock {
             .probe
             .time("resnet", || self.first.forward(xs, Some(inp.temb_silu)))?;
         for (attn, resnet) in &self.layers {
+            inp.cancel.check()?;
             xs = attn.forward(&xs, inp)?;
+            inp.cancel.check()?;
             xs = inp
                 .probe
                 .time("resnet", || resnet.forward(&xs, Some(inp.temb_silu)))?;
@@ -199,6 +206,7 @@ impl UpBlock {
         let mut xs = xs.clone();
         for (i, resnet) in self.resnets.iter().enumerate() {
             let skip = &skips[skips.len() - 1 - i];
+            inp.cancel.check()?;
             xs = inp
                 .probe
                 .time("skip_cat", || Tensor::cat(&[&xs, skip], 1))?;
@@ -206,6 +214,7 @@ impl UpBlock {
                 .probe
                 .time("resnet", || resnet.forward(&xs, Some(inp.temb_silu)))?;
             if let Some(attn) = self.attentions.get(i) {
+                inp.cancel.check()?;
                 xs = attn.forward(&xs, inp)?;
             }
         }

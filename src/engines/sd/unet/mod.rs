@@ -21,6 +21,7 @@ use super::attention::AttentionMode;
 use super::config::UNetConfig;
 use super::kernels::{self, Conv2d, GroupNorm};
 use super::weights::Weights;
+use crate::engines::progress::CancelToken;
 use crate::error::{Error, Result};
 
 /// SDXL's extra conditioning: pooled text embeddings of text_encoder_2 and the six size/crop ids
@@ -196,6 +197,28 @@ impl UNet {
         added: Option<&AddedConditioning>,
         attn: AttentionMode,
     ) -> Result<Tensor> {
+        let unwatched = CancelToken::new();
+        self.forward_watched(
+            sample,
+            timestep,
+            encoder_hidden_states,
+            added,
+            attn,
+            &unwatched,
+        )
+    }
+
+    /// `forward`, stopping with `Error::Cancelled` soon after `cancel` is set (checked before
+    /// every block and between attention chunks).
+    pub fn forward_watched(
+        &self,
+        sample: &Tensor,
+        timestep: f64,
+        encoder_hidden_states: &Tensor,
+        added: Option<&AddedConditioning>,
+        attn: AttentionMode,
+        cancel: &CancelToken,
+    ) -> Result<Tensor> {
         let (b, in_c, _, _) = sample.dims4()?;
         if in_c != self.config.in_channels {
             return Err(Error::bad_input(format!(
@@ -241,6 +264,7 @@ impl UNet {
             context: &context,
             mode: attn,
             probe: &self.probe,
+            cancel,
         };
 
         let mut xs = self

@@ -61,13 +61,15 @@ impl BasicTransformerBlock {
     }
 
     fn forward(&self, xs: &Tensor, inp: &BlockInputs) -> Result<Tensor> {
-        let (mode, p) = (inp.mode, inp.probe);
+        let (mode, p, cancel) = (inp.mode, inp.probe, inp.cancel);
         let xs = p.time("attn_self", || {
-            self.attn1.forward(&self.norm1.forward(xs)?, None, mode)? + xs
+            self.attn1
+                .forward(&self.norm1.forward(xs)?, None, mode, cancel)?
+                + xs
         })?;
         let xs = p.time("attn_cross", || {
             self.attn2
-                .forward(&self.norm2.forward(&xs)?, Some(inp.context), mode)?
+                .forward(&self.norm2.forward(&xs)?, Some(inp.context), mode, cancel)?
                 + &xs
         })?;
         p.time("feed_forward", || {
@@ -138,6 +140,7 @@ impl Transformer2D {
             }
         })?;
         for block in &self.blocks {
+            inp.cancel.check()?;
             tokens = block.forward(&tokens, inp)?;
         }
         let to_image = |t: &Tensor| -> Result<Tensor> {

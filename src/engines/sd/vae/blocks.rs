@@ -6,7 +6,8 @@ use candle_nn::{Linear, VarBuilder};
 
 use crate::engines::sd::kernels::{self, Conv2d, GroupNorm};
 
-use crate::engines::sd::attention::{AttentionMode, attention};
+use crate::engines::progress::CancelToken;
+use crate::engines::sd::attention::{AttentionMode, attention_watched};
 use crate::engines::sd::config::VaeConfig;
 use crate::engines::sd::unet::resnet::{
     Downsample2D, ResnetBlock2D, ResnetConfig, Upsample2D, conv, norm_silu,
@@ -49,7 +50,7 @@ impl SpatialSelfAttention {
         })
     }
 
-    fn forward(&self, xs: &Tensor, mode: AttentionMode) -> Result<Tensor> {
+    fn forward(&self, xs: &Tensor, mode: AttentionMode, cancel: &CancelToken) -> Result<Tensor> {
         let (b, c, h, w) = xs.dims4()?;
         let tokens = self
             .group_norm
@@ -63,7 +64,7 @@ impl SpatialSelfAttention {
         // diffusers sets upcast_softmax for the VAE's attention.
         let out = self
             .to_out
-            .forward(&attention(&q, &k, &v, 1, true, mode)?)?;
+            .forward(&attention_watched(&q, &k, &v, 1, true, mode, cancel)?)?;
         let out = out.transpose(1, 2)?.contiguous()?.reshape((b, c, h, w))?;
         out + xs
     }
@@ -95,11 +96,13 @@ impl MidBlock {
         })
     }
 
-    fn forward(&self, xs: &Tensor, mode: AttentionMode) -> Result<Tensor> {
+    fn forward(&self, xs: &Tensor, mode: AttentionMode, cancel: &CancelToken) -> Result<Tensor> {
+        cancel.check()?;
         let mut xs = self.resnet_in.forward(xs, None)?;
         if let Some(attn) = &self.attention {
-            xs = attn.forward(&xs, mode)?;
+            xs = attn.forward(&xs, mode, cancel)?;
         }
+        cancel.check()?;
         self.resnet_out.forward(&xs, None)
     }
 }
@@ -148,17 +151,26 @@ impl Encoder {
         })
     }
 
-    pub fn forward(&self, xs: &Tensor, mode: AttentionMode) -> Result<Tensor> {
+    /// Checks `cancel` before every block: at 8192x8192 one resnet takes seconds.
+    pub fn forward(
+        &self,
+        xs: &Tensor,
+        mode: AttentionMode,
+        cancel: &CancelToken,
+    ) -> Result<Tensor> {
         let mut xs = self.conv_in.forward(xs)?;
         for (resnets, downsampler) in &self.down {
             for r in resnets {
+                cancel.check()?;
                 xs = r.forward(&xs, None)?;
             }
             if let Some(d) = downsampler {
+                cancel.check()?;
                 xs = d.forward(&xs)?;
             }
         }
-        let xs = self.mid.forward(&xs, mode)?;
+        let xs = self.mid.forward(&xs, mode, cancel)?;
+        cancel.check()?;
         self.conv_out.forward(&norm_silu(&self.conv_norm_out, &xs)?)
     }
 }
@@ -209,17 +221,26 @@ impl Decoder {
         })
     }
 
-    pub fn forward(&self, xs: &Tensor, mode: AttentionMode) -> Result<Tensor> {
+    /// Checks `cancel` before every block: at 2048x2048 one resnet takes seconds.
+    pub fn forward(
+        &self,
+        xs: &Tensor,
+        mode: AttentionMode,
+        cancel: &CancelToken,
+    ) -> Result<Tensor> {
         let xs = self.conv_in.forward(xs)?;
-        let mut xs = self.mid.forward(&xs, mode)?;
+        let mut xs = self.mid.forward(&xs, mode, cancel)?;
         for (resnets, upsampler) in &self.up {
             for r in resnets {
+                cancel.check()?;
                 xs = r.forward(&xs, None)?;
             }
             if let Some(u) = upsampler {
+                cancel.check()?;
                 xs = u.forward(&xs, None)?;
             }
         }
+        cancel.check()?;
         self.conv_out.forward(&norm_silu(&self.conv_norm_out, &xs)?)
     }
 }

@@ -18,6 +18,7 @@ use super::attention::AttentionMode;
 use super::config::VaeConfig;
 use super::unet::resnet::conv;
 use super::weights::Weights;
+use crate::engines::progress::CancelToken;
 use crate::error::{Error, Result};
 
 #[derive(Debug)]
@@ -74,19 +75,13 @@ impl Vae {
     /// Latents (b, latent_channels, h, w), already divided by `scaling_factor` (and shifted) ->
     /// pixels (b, out_channels, h*f, w*f) in about [-1, 1].
     pub fn decode(&self, latents: &Tensor) -> Result<Tensor> {
-        let _span = tracing::debug_span!("vae_decode").entered();
-        self.check_channels(latents, self.config.latent_channels, "latent")?;
-        let xs = latents.to_device(&self.device)?.to_dtype(self.dtype)?;
-        Ok(self.decode_tile(&xs)?)
+        self.decode_watched(latents, None, &CancelToken::new())
     }
 
     /// Pixels (b, in_channels, H, W) in [-1, 1], H and W multiples of the downscale factor ->
     /// the mean of the latent distribution, unscaled.
     pub fn encode_mean(&self, image: &Tensor) -> Result<Tensor> {
-        let _span = tracing::debug_span!("vae_encode").entered();
-        self.check_image(image)?;
-        let xs = image.to_device(&self.device)?.to_dtype(self.dtype)?;
-        Ok(self.encode_tile(&xs)?)
+        self.encode_mean_watched(image, None, &CancelToken::new())
     }
 
     /// Decodes in overlapping tiles of `tile_latent` latents, blended over `overlap_latent`
@@ -98,12 +93,11 @@ impl Vae {
         tile_latent: usize,
         overlap_latent: usize,
     ) -> Result<Tensor> {
-        let _span = tracing::debug_span!("vae_decode_tiled").entered();
-        self.check_channels(latents, self.config.latent_channels, "latent")?;
-        let f = self.config.downscale_factor();
-        let spec = tiling::TileSpec::new(tile_latent, overlap_latent, f, 1)?;
-        let xs = latents.to_device(&self.device)?.to_dtype(self.dtype)?;
-        tiling::tiled(&xs, &spec, |tile| self.decode_tile(tile))
+        self.decode_watched(
+            latents,
+            Some((tile_latent, overlap_latent)),
+            &CancelToken::new(),
+        )
     }
 
     /// Encodes in overlapping tiles of `tile_latent * f` pixels, blended over `overlap_latent`
@@ -114,12 +108,49 @@ impl Vae {
         tile_latent: usize,
         overlap_latent: usize,
     ) -> Result<Tensor> {
-        let _span = tracing::debug_span!("vae_encode_tiled").entered();
-        self.check_image(image)?;
+        self.encode_mean_watched(
+            image,
+            Some((tile_latent, overlap_latent)),
+            &CancelToken::new(),
+        )
+    }
+
+    /// `decode` (whole, or in `(tile, overlap)` latent tiles as `decode_tiled`), stopping with
+    /// `Error::Cancelled` soon after `cancel` is set (checked before every block and tile).
+    pub fn decode_watched(
+        &self,
+        latents: &Tensor,
+        tiles: Option<(usize, usize)>,
+        cancel: &CancelToken,
+    ) -> Result<Tensor> {
+        let _span = tracing::debug_span!("vae_decode", tiled = tiles.is_some()).entered();
+        self.check_channels(latents, self.config.latent_channels, "latent")?;
+        let xs = latents.to_device(&self.device)?.to_dtype(self.dtype)?;
+        let Some((tile, overlap)) = tiles else {
+            return Ok(self.decode_tile(&xs, cancel)?);
+        };
         let f = self.config.downscale_factor();
-        let spec = tiling::TileSpec::new(tile_latent * f, overlap_latent * f, 1, f)?;
+        let spec = tiling::TileSpec::new(tile, overlap, f, 1)?;
+        tiling::tiled(&xs, &spec, |tile| self.decode_tile(tile, cancel))
+    }
+
+    /// `encode_mean` (whole, or in `(tile, overlap)` latent tiles as `encode_mean_tiled`),
+    /// stopping with `Error::Cancelled` soon after `cancel` is set.
+    pub fn encode_mean_watched(
+        &self,
+        image: &Tensor,
+        tiles: Option<(usize, usize)>,
+        cancel: &CancelToken,
+    ) -> Result<Tensor> {
+        let _span = tracing::debug_span!("vae_encode", tiled = tiles.is_some()).entered();
+        self.check_image(image)?;
         let xs = image.to_device(&self.device)?.to_dtype(self.dtype)?;
-        tiling::tiled(&xs, &spec, |tile| self.encode_tile(tile))
+        let Some((tile, overlap)) = tiles else {
+            return Ok(self.encode_tile(&xs, cancel)?);
+        };
+        let f = self.config.downscale_factor();
+        let spec = tiling::TileSpec::new(tile * f, overlap * f, 1, f)?;
+        tiling::tiled(&xs, &spec, |tile| self.encode_tile(tile, cancel))
     }
 
     /// The size in latents diffusers tiles with: `sample_size / f` (64 for SD 1.5).
@@ -127,16 +158,18 @@ impl Vae {
         (self.config.sample_size / self.config.downscale_factor()).max(1)
     }
 
-    fn decode_tile(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
+    fn decode_tile(&self, xs: &Tensor, cancel: &CancelToken) -> candle_core::Result<Tensor> {
+        cancel.check()?;
         let xs = match &self.post_quant_conv {
             Some(c) => c.forward(xs)?,
             None => xs.clone(),
         };
-        self.decoder.forward(&xs, AttentionMode::Auto)
+        self.decoder.forward(&xs, AttentionMode::Auto, cancel)
     }
 
-    fn encode_tile(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
-        let h = self.encoder.forward(xs, AttentionMode::Auto)?;
+    fn encode_tile(&self, xs: &Tensor, cancel: &CancelToken) -> candle_core::Result<Tensor> {
+        cancel.check()?;
+        let h = self.encoder.forward(xs, AttentionMode::Auto, cancel)?;
         let moments = match &self.quant_conv {
             Some(c) => c.forward(&h)?,
             None => h,
