@@ -567,5 +567,40 @@ fn headless_without_offline_fetches_a_missing_model_first() {
     assert!(files_in(&png_dir).iter().any(|f| f.ends_with(".png")));
 }
 
+#[test]
+fn a_stalled_download_times_out_keeps_its_bytes_and_the_next_fetch_resumes() {
+    let env = Env::new(false);
+    env.hub.stall(Some(UNET), 100);
+    let out = env
+        .cmd()
+        .env("PALLAIDIUM_READ_TIMEOUT", "1")
+        .args(["fetch", "tiny-mock", "--dtype", "f32"])
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "got no answer from {} within 1 s",
+            env.hub.endpoint()
+        )) && err.contains(UNET)
+            && err.contains("PALLAIDIUM_READ_TIMEOUT"),
+        "{err}"
+    );
+    // Each of the four attempts resumed where the last stalled; nothing reached the snapshot.
+    let sha = env.hub.file(UNET).sha256.clone();
+    let part = env.repo_dir().join("blobs").join(format!("{sha}.part"));
+    assert_eq!(std::fs::metadata(&part).unwrap().len(), 400);
+    assert!(!env.blob(UNET).exists());
+    assert!(std::fs::symlink_metadata(env.snapshot().join(UNET)).is_err());
+
+    env.hub.stall(None, 0);
+    let out = env.fetch("f32");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let ranges = env.hub.ranges_for(&format!("/cdn/{sha}"));
+    assert!(ranges.contains(&"bytes=400-".to_owned()), "{ranges:?}");
+    env.assert_cached(false);
+}
+
 #[path = "support/mock_hub.rs"]
 mod mock_hub;
