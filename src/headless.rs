@@ -184,12 +184,13 @@ fn show(event: &JobEvent, json: bool, preview: bool, view: &mut progress::HumanV
         view.show(event);
         if let JobEvent::Done { outputs, text, .. } = event {
             let mut out = std::io::stdout().lock();
+            let shown = |t: &str| crate::terminal_text::escape_controls(t).into_owned();
             for path in outputs {
-                let _ = writeln!(out, "{}", path.display());
+                let _ = writeln!(out, "{}", shown(&path.display().to_string()));
             }
             // A caption, transcript or enhanced prompt is what the user came for: print it.
             if let Some(text) = text {
-                let _ = writeln!(out, "\n{text}");
+                let _ = writeln!(out, "\n{}", shown(text));
             }
             let _ = out.flush();
             if preview {

@@ -54,6 +54,35 @@ impl LogGuard {
 const KEEP_LOG_FILES: usize = 30;
 pub const LOG_FILE_PREFIX: &str = "pallaidium";
 
+const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+
+/// A level, or comma-separated EnvFilter directives each ending in a level
+/// (`pallaidium=debug,info`). EnvFilter alone would take any bare word (`garbage`) as a target
+/// and log everything for it; that is refused here.
+pub fn check_filter(text: &str) -> std::result::Result<(), String> {
+    let hint = "use error, warn, info, debug or trace, or a filter like pallaidium=debug,info";
+    let directives: Vec<&str> = text
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .collect();
+    if directives.is_empty() {
+        return Err(format!("no log level given: {hint}"));
+    }
+    for d in directives {
+        let level = d
+            .rsplit_once('=')
+            .map_or(d, |(_, l)| l)
+            .to_ascii_lowercase();
+        if !LEVELS.contains(&level.as_str()) {
+            return Err(format!("{d:?} names no log level: {hint}"));
+        }
+        d.parse::<tracing_subscriber::filter::Directive>()
+            .map_err(|e| format!("{d:?} is not a log filter ({e}): {hint}"))?;
+    }
+    Ok(())
+}
+
 /// The filter from PALLAIDIUM_LOG (when set and not empty), else `--log-level`, else `info`.
 pub fn build_filter(env_value: Option<&str>, level: Option<&str>) -> Result<EnvFilter> {
     let (source, text) = match (env_value.filter(|v| !v.trim().is_empty()), level) {
@@ -61,6 +90,7 @@ pub fn build_filter(env_value: Option<&str>, level: Option<&str>) -> Result<EnvF
         (None, Some(l)) => ("--log-level", l),
         (None, None) => ("default", "info"),
     };
+    check_filter(text).map_err(|why| Error::bad_input(format!("{source} {why}")))?;
     EnvFilter::try_new(text).map_err(|e| {
         Error::bad_input(format!(
             "{source} {text:?} is not a log filter ({e}): use error, warn, info, debug or trace, \
@@ -296,6 +326,32 @@ mod tests {
         let err = build_filter(None, Some("loud[")).err();
         assert_eq!(err.as_ref().map(Error::exit_code), Some(2));
         assert!(err.is_some_and(|e| e.to_string().contains("--log-level")));
+    }
+
+    #[test]
+    fn bare_words_that_are_no_level_are_refused() {
+        for good in [
+            "warn",
+            "TRACE",
+            "pallaidium=debug,info",
+            "pallaidium::jobs=trace",
+            "off",
+        ] {
+            assert_eq!(check_filter(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "garbage",
+            "",
+            " , ",
+            "pallaidium",
+            "pallaidium=loud",
+            "info,garbage",
+        ] {
+            assert!(check_filter(bad).is_err(), "{bad}");
+        }
+        let err = build_filter(Some("garbage"), None).err();
+        assert_eq!(err.as_ref().map(Error::exit_code), Some(2));
+        assert!(err.is_some_and(|e| e.to_string().contains("PALLAIDIUM_LOG")));
     }
 
     // The only test that installs the global subscriber (one per process).

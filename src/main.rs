@@ -16,7 +16,12 @@ fn main() -> ExitCode {
         Err(err) => {
             // For the log file; stderr shows only warnings unless asked, so the user sees it once.
             tracing::info!(target: "pallaidium::exit", "error: {err:#}");
-            eprintln!("error: {err:#}");
+            // Messages quote user text (prompts, paths): no control characters reach the terminal.
+            let shown = format!("{err:#}");
+            eprintln!(
+                "error: {}",
+                pallaidium::terminal_text::escape_controls(&shown)
+            );
             pallaidium::error::exit_code_of(&err)
         }
     };
@@ -26,7 +31,9 @@ fn main() -> ExitCode {
 fn run(cli: &Cli) -> anyhow::Result<i32> {
     let platform = PlatformInfo::detect();
     platform::prepare_environment(&platform);
-    let paths = Paths::resolve(cli.global.out.as_deref())?;
+    // A subcommand's own flags (`doctor --device cpu`) over the ones given before it.
+    let global = cli.effective_global();
+    let paths = Paths::resolve(global.out.as_deref())?;
     let tui_owns_screen = cli.command.is_none() && !cli.headless;
     let mode = if tui_owns_screen {
         LogMode::Tui
@@ -34,18 +41,18 @@ fn run(cli: &Cli) -> anyhow::Result<i32> {
         LogMode::Headless
     };
     let _log = logging::init(&LogOptions {
-        level: cli.global.log_level.clone(),
+        level: global.log_level.clone(),
         log_dir: paths.logs.clone(),
         mode,
     })?;
     logging::log_system_info(&platform);
 
     match &cli.command {
-        Some(Command::Doctor { json }) => commands::doctor::run(&cli.global, *json),
-        Some(Command::Models { json }) => commands::models::run(&cli.global, *json),
-        Some(Command::Fetch { model, dtype }) => commands::fetch::run(&cli.global, model, *dtype),
+        Some(Command::Doctor { json, .. }) => commands::doctor::run(&global, *json),
+        Some(Command::Models { json, .. }) => commands::models::run(&global, *json),
+        Some(Command::Fetch { model, dtype, .. }) => commands::fetch::run(&global, model, *dtype),
         Some(Command::Info { file, json }) => commands::info::run(file, *json),
-        Some(Command::Bench { what }) => commands::bench::run(&cli.global, what),
+        Some(Command::Bench { what }) => commands::bench::run(&global, what),
         None if cli.job.plan => commands::plan::run(&cli.global, &cli.job),
         None if cli.headless => headless::run(cli),
         None => tui::run(cli),

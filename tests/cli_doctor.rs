@@ -101,12 +101,13 @@ fn human_report_lists_devices_and_paths() {
 
 #[test]
 fn unwritable_home_blocks_generation() {
-    // /proc is read-only even for root, so this holds whoever runs the tests.
+    // /proc is read-only even for root, so this holds whoever runs the tests. Every run would
+    // fail the same way until the home is changed: exit 2.
     let out = doctor(
         std::path::Path::new("/proc/pallaidium"),
         &["--json", "--device", "cpu"],
     )
-    .code(1)
+    .code(2)
     .get_output()
     .clone();
     let json: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
@@ -142,4 +143,86 @@ fn bad_device_text_names_the_forms() {
         .clone();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("cuda:N") && err.contains("metal:N"), "{err}");
+}
+
+/// A headless run on the tiny fixture in `home`, or `--history` there.
+fn run(home: &std::path::Path, args: &[&str]) -> std::process::Output {
+    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/sd1-tiny");
+    let mut cmd = Command::cargo_bin("pallaidium").unwrap();
+    cmd.env("PALLAIDIUM_HOME", home)
+        .env("HF_HOME", home.join("hf"))
+        .env("HF_HUB_OFFLINE", "1")
+        .env_remove("PALLAIDIUM_LOG")
+        .args(["--headless", "--device", "cpu"]);
+    if args.is_empty() {
+        cmd.args(["--model", fixture, "--prompt", "fox", "--steps", "1"])
+            .args(["--width", "64", "--height", "64"]);
+    }
+    cmd.args(args).output().unwrap()
+}
+
+#[test]
+fn a_damaged_queue_database_is_exit_2_naming_the_file_to_move_aside() {
+    let home = tempfile::tempdir().unwrap();
+    let db = home.path().join("queue.sqlite3");
+    std::fs::write(&db, vec![0x42u8; 8192]).unwrap();
+    let out = doctor(home.path(), &["--device", "cpu"])
+        .code(2)
+        .get_output()
+        .clone();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("damaged") && text.contains(&format!("mv {}", db.display())),
+        "{text}"
+    );
+    let json = doctor(home.path(), &["--json", "--device", "cpu"])
+        .code(2)
+        .get_output()
+        .clone();
+    let json: Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(json["queue_db"]["status"], "unusable");
+
+    // Every run that opens the queue says the same, exit 2, and writes nothing.
+    for args in [&[][..], &["--history"][..]] {
+        let out = run(home.path(), args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains("is damaged") && err.contains("move it aside"),
+            "{args:?}: {err}"
+        );
+    }
+    assert!(!home.path().join("outputs").exists());
+    assert_eq!(std::fs::read(&db).unwrap(), vec![0x42u8; 8192]);
+
+    // The fix named works: moved aside, a new queue is created and the run succeeds.
+    std::fs::rename(&db, home.path().join("queue.sqlite3.broken")).unwrap();
+    let out = run(home.path(), &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    doctor(home.path(), &["--device", "cpu"]).code(predicates::ord::lt(2));
+}
+
+#[test]
+fn a_home_under_a_regular_file_is_exit_2_for_doctor_and_runs() {
+    // Tests run as root, for whom permission bits do not stop writes: a path below a file does.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-folder");
+    std::fs::write(&file, b"x").unwrap();
+    let home = file.join("home");
+    let out = doctor(&home, &["--json", "--device", "cpu"])
+        .code(2)
+        .get_output()
+        .clone();
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["paths"]["home"]["writable"], false);
+    for args in [&[][..], &["--history"][..]] {
+        let out = run(&home, args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("PALLAIDIUM_HOME"), "{args:?}: {err}");
+    }
 }

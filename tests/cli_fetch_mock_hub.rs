@@ -130,8 +130,10 @@ impl Env {
         self.repo_dir().join("blobs").join(f.etag())
     }
 
-    fn cmd(&self) -> Command {
-        let mut cmd = Command::cargo_bin("pallaidium").unwrap();
+    /// The binary with this home, the mock hub and the models file; no proxies, tokens or
+    /// offline switch from the caller's environment.
+    fn std_cmd(&self) -> std::process::Command {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_pallaidium"));
         for var in [
             "HF_HUB_CACHE",
             "HUGGINGFACE_HUB_CACHE",
@@ -139,7 +141,7 @@ impl Env {
             "HUGGING_FACE_HUB_TOKEN",
             "HF_TOKEN_PATH",
             "HF_HUB_OFFLINE",
-            // hf-hub's client honours proxies; the mock is on loopback.
+            // The client honours proxies; the mock is on loopback.
             "ALL_PROXY",
             "all_proxy",
             "HTTP_PROXY",
@@ -153,8 +155,13 @@ impl Env {
             .env("PALLAIDIUM_HOME", self.dir.path().join("pal"))
             .env("HF_ENDPOINT", self.hub.endpoint())
             .arg("--models")
-            .arg(self.dir.path().join("models.toml"))
-            .timeout(Duration::from_secs(120));
+            .arg(self.dir.path().join("models.toml"));
+        cmd
+    }
+
+    fn cmd(&self) -> Command {
+        let mut cmd = Command::from_std(self.std_cmd());
+        cmd.timeout(Duration::from_secs(120));
         cmd
     }
 
@@ -565,6 +572,86 @@ fn headless_without_offline_fetches_a_missing_model_first() {
     // The CPU computes in f32: the full-precision weights are the ones fetched.
     assert_eq!(env.hub.downloaded(), needed(false));
     assert!(files_in(&png_dir).iter().any(|f| f.ends_with(".png")));
+}
+
+#[test]
+fn a_stalled_download_times_out_keeps_its_bytes_and_the_next_fetch_resumes() {
+    let env = Env::new(false);
+    env.hub.stall(Some(UNET), 100);
+    let out = env
+        .cmd()
+        .env("PALLAIDIUM_READ_TIMEOUT", "1")
+        .args(["fetch", "tiny-mock", "--dtype", "f32"])
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "got no answer from {} within 1 s",
+            env.hub.endpoint()
+        )) && err.contains(UNET)
+            && err.contains("PALLAIDIUM_READ_TIMEOUT"),
+        "{err}"
+    );
+    // Each of the four attempts resumed where the last stalled; nothing reached the snapshot.
+    let sha = env.hub.file(UNET).sha256.clone();
+    let part = env.repo_dir().join("blobs").join(format!("{sha}.part"));
+    assert_eq!(std::fs::metadata(&part).unwrap().len(), 400);
+    assert!(!env.blob(UNET).exists());
+    assert!(std::fs::symlink_metadata(env.snapshot().join(UNET)).is_err());
+
+    env.hub.stall(None, 0);
+    let out = env.fetch("f32");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let ranges = env.hub.ranges_for(&format!("/cdn/{sha}"));
+    assert!(ranges.contains(&"bytes=400-".to_owned()), "{ranges:?}");
+    env.assert_cached(false);
+}
+
+#[test]
+fn sigterm_mid_download_exits_130_keeping_only_the_resumable_part() {
+    let env = Env::new(false);
+    env.hub.stall(Some(UNET), 100);
+    let sha = env.hub.file(UNET).sha256.clone();
+    let part = env.repo_dir().join("blobs").join(format!("{sha}.part"));
+    let mut child = env
+        .std_cmd()
+        // Far beyond the bound below: only the cancel can end the run in time.
+        .env("PALLAIDIUM_READ_TIMEOUT", "600")
+        .args(["fetch", "tiny-mock", "--dtype", "f32"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while std::fs::metadata(&part).map_or(0, |m| m.len()) < 100 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the download never stalled"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: kill(2) on the pid of a child this test started and has not reaped.
+    assert_eq!(
+        unsafe { libc::kill(i32::try_from(child.id()).unwrap(), libc::SIGTERM) },
+        0
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("SIGTERM did not end the stalled download");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    // The bytes that came stay for the next fetch to resume; nothing half-made is in blobs/ or
+    // the snapshot.
+    assert_eq!(std::fs::metadata(&part).unwrap().len(), 100);
+    assert!(!env.blob(UNET).exists());
+    assert!(std::fs::symlink_metadata(env.snapshot().join(UNET)).is_err());
 }
 
 #[path = "support/mock_hub.rs"]

@@ -145,7 +145,9 @@ fn a_registry_model_missing_from_the_cache_is_fetched_on_demand_unless_offline()
         cmd.output().unwrap()
     };
     let online = run(false);
-    assert_eq!(online.status.code(), Some(2));
+    // The input was fine and the network was not: a failure (1), as `pallaidium fetch` says it;
+    // nothing was queued.
+    assert_eq!(online.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&online.stderr);
     assert!(stderr.contains("downloading it failed"), "{stderr}");
     assert!(

@@ -104,6 +104,8 @@ fn options(cache: &Path, offline: bool) -> FetchOptions {
         token: None,
         offline,
         endpoint: None,
+        timeouts: Default::default(),
+        cancel: Default::default(),
     }
 }
 

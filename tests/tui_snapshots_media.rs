@@ -219,6 +219,19 @@ fn a_text_result_is_wrapped_and_scrolls() {
 }
 
 #[test]
+fn ctrl_e_takes_the_same_default_enhancer_as_headless() {
+    // With both Qwen sizes in the list, the TUI used the first (0.5B) while headless used 1.5B.
+    let mut entries = all_kinds();
+    let mut default = entries.last().unwrap().clone();
+    default.id = pallaidium::jobs::media_spec::DEFAULT_ENHANCER.into();
+    entries.push(default);
+    let mut a = app_kinds("sd15", entries, Form::default());
+    let spec = submitted(&key(&mut a, KeyCode::Char('e'), KeyModifiers::CONTROL))
+        .expect("Ctrl-E queues an enhance job");
+    assert_eq!(spec.model, pallaidium::jobs::media_spec::DEFAULT_ENHANCER);
+}
+
+#[test]
 fn enhance_streams_into_the_prompt_and_undo_restores_the_idea() {
     let mut a = app_kinds("sd15", all_kinds(), Form::default());
     let spec = submitted(&key(&mut a, KeyCode::Char('e'), KeyModifiers::CONTROL))

@@ -405,3 +405,31 @@ fn a_transcription_shows_its_text() {
     });
     quit(&tmux);
 }
+
+#[path = "support/silent_hub.rs"]
+mod silent_hub;
+
+#[test]
+fn q_quits_while_a_download_is_pending() {
+    // A registry model not in the (empty) cache is fetched when the job is queued; the hub
+    // accepts and never answers, with a read timeout far beyond the test's wait.
+    let hub = silent_hub::SilentHub::start();
+    let home = tempfile::tempdir().unwrap();
+    let tmux = Tmux::start(160, 48);
+    tmux.wait_for("the shell", Duration::from_secs(10), |s| {
+        !s.trim().is_empty()
+    });
+    tmux.send_line(&format!(
+        "export HF_ENDPOINT={} HF_HOME={}/hf PALLAIDIUM_READ_TIMEOUT=600",
+        hub.endpoint(),
+        home.path().display()
+    ));
+    launch(&tmux, home.path(), "--model sd15 --prompt fox");
+    // A letter first: the very first key may be lost to the terminal probe (another item of
+    // this issue); the letter goes into the prompt, Ctrl-G queues.
+    tmux.keys(&["-l", "x"]);
+    std::thread::sleep(Duration::from_millis(300));
+    tmux.keys(&["C-g"]);
+    hub.wait_for_connection();
+    quit(&tmux);
+}

@@ -85,6 +85,13 @@ pub struct RegistryStatus {
     pub error: Option<String>,
 }
 
+/// The queue database: `ok`, `absent` (created by the first run) or `unusable` (see problems).
+#[derive(Debug, Serialize)]
+pub struct QueueDbStatus {
+    pub status: &'static str,
+    pub error: Option<String>,
+}
+
 #[derive(Debug, Serialize)]
 pub struct Report {
     pub version: &'static str,
@@ -108,6 +115,7 @@ pub struct Report {
     pub paths: Option<PathsReport>,
     pub hf_token_set: bool,
     pub registry: RegistryStatus,
+    pub queue_db: QueueDbStatus,
     pub problems: Vec<Problem>,
 }
 
@@ -160,6 +168,28 @@ fn registry_status(models_file: Option<&Path>) -> RegistryStatus {
     }
 }
 
+/// Opens an existing queue database read-only and runs SQLite's quick_check; a damaged one is a
+/// problem whose fix names the file to move aside.
+fn queue_db_status(path: &Path, problems: &mut Vec<Problem>) -> QueueDbStatus {
+    match crate::jobs::store_health::check(path) {
+        Ok(()) if path.exists() => QueueDbStatus {
+            status: "ok",
+            error: None,
+        },
+        Ok(()) => QueueDbStatus {
+            status: "absent",
+            error: None,
+        },
+        Err(u) => {
+            problems.push(problem(Severity::Error, u.problem.clone(), u.fix.clone()));
+            QueueDbStatus {
+                status: "unusable",
+                error: Some(u.to_string()),
+            }
+        }
+    }
+}
+
 /// Whether an NVIDIA driver is loaded (Linux), to suggest `--features cuda` when it is missing.
 fn nvidia_driver_present() -> bool {
     Path::new("/proc/driver/nvidia/version").exists() || Path::new("/dev/nvidia0").exists()
@@ -199,7 +229,15 @@ pub fn collect(global: &GlobalArgs) -> crate::Result<Report> {
         .map(device_row)
         .collect();
 
-    let (paths, hf_token_set) = match Paths::resolve(global.out.as_deref()) {
+    let resolved = Paths::resolve(global.out.as_deref());
+    let queue_db = match &resolved {
+        Ok(p) => queue_db_status(&p.queue_db, &mut problems),
+        Err(_) => QueueDbStatus {
+            status: "unusable",
+            error: None,
+        },
+    };
+    let (paths, hf_token_set) = match resolved {
         Ok(p) => (
             Some(PathsReport {
                 home: path_row(&p.home),
@@ -241,6 +279,7 @@ pub fn collect(global: &GlobalArgs) -> crate::Result<Report> {
         paths,
         hf_token_set,
         registry: registry_status(global.models_file.as_deref()),
+        queue_db,
         problems,
     };
     let found = find_problems(&report, nvidia_driver_present());
@@ -257,7 +296,8 @@ pub fn run(global: &GlobalArgs, json: bool) -> anyhow::Result<i32> {
     let text = if json {
         serde_json::to_string_pretty(&report)? + "\n"
     } else {
-        render(&report)
+        // Paths and registry errors quote user text: no control characters reach the terminal.
+        crate::terminal_text::escape_controls(&render(&report)).into_owned()
     };
     let mut out = std::io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
@@ -265,103 +305,20 @@ pub fn run(global: &GlobalArgs, json: bool) -> anyhow::Result<i32> {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e.into()),
         _ => {}
     }
+    Ok(exit_code(&report))
+}
+
+/// 2 when the home or the queue database cannot be used (every run would fail the same way
+/// until the named fix is made), 1 when another problem blocks generation, else 0.
+pub fn exit_code(report: &Report) -> i32 {
+    let storage = report.queue_db.status == "unusable"
+        || report.paths.as_ref().is_none_or(|p| !p.home.writable);
     let blocked = report
         .problems
         .iter()
         .any(|p| p.severity == Severity::Error);
-    Ok(i32::from(blocked))
+    if storage { 2 } else { i32::from(blocked) }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::cli::DtypeArg;
-
-    fn global() -> GlobalArgs {
-        GlobalArgs {
-            device: "cpu".into(),
-            dtype: DtypeArg::Auto,
-            models_file: None,
-            offline: true,
-            memory_budget: None,
-            log_level: None,
-            theme: None,
-            out: None,
-            preview_protocol: "auto".into(),
-        }
-    }
-
-    fn severities(r: &Report, needle: &str) -> Vec<Severity> {
-        find_problems(r, false)
-            .into_iter()
-            .filter(|p| p.message.contains(needle))
-            .map(|p| p.severity)
-            .collect()
-    }
-
-    #[test]
-    fn cpu_report_and_rules() {
-        let report = collect(&global());
-        let Ok(mut r) = report else {
-            panic!("doctor failed: {:?}", report.err());
-        };
-        assert_eq!(r.selected_device.kind, "cpu");
-        assert_eq!(r.dtype.as_deref(), Some("f32"));
-        assert!(
-            r.devices
-                .iter()
-                .any(|d| d.kind == "cpu" && d.memory_total > 0)
-        );
-        assert!(render(&r).contains("selected   cpu:0"));
-
-        r.ssh = true;
-        r.tmux = false;
-        assert_eq!(severities(&r, "outside tmux"), [Severity::Warning]);
-        r.tmux = true;
-        assert!(severities(&r, "outside tmux").is_empty());
-
-        r.apple_silicon = true;
-        assert_eq!(severities(&r, "no Metal"), [Severity::Warning]);
-        assert_eq!(
-            find_problems(&r, true)
-                .iter()
-                .filter(|p| p.fix.contains("--features cuda"))
-                .count(),
-            1
-        );
-
-        if let Some(p) = r.paths.as_mut() {
-            p.home.writable = false;
-        }
-        assert_eq!(severities(&r, "data folder"), [Severity::Error]);
-    }
-
-    #[test]
-    fn slow_cpu_dtype_warns_but_does_not_block() {
-        // f16 on the CPU is emulated: allowed, with a warning naming the native dtypes.
-        let mut g = global();
-        g.dtype = DtypeArg::F16;
-        let r = collect(&g).ok();
-        assert!(
-            r.as_ref()
-                .is_some_and(|r| r.dtype.as_deref() == Some("f16"))
-        );
-        let slow: Vec<Severity> = r
-            .iter()
-            .flat_map(|r| &r.problems)
-            .filter(|p| p.message.contains("f16 is emulated"))
-            .map(|p| p.severity)
-            .collect();
-        assert_eq!(slow, [Severity::Warning]);
-    }
-
-    #[test]
-    fn bad_flags_are_bad_input() {
-        let mut g = global();
-        g.device = "gpu".into();
-        assert_eq!(collect(&g).err().map(|e| e.exit_code()), Some(2));
-        let mut g = global();
-        g.memory_budget = Some("lots".into());
-        assert_eq!(collect(&g).err().map(|e| e.exit_code()), Some(2));
-    }
-}
+mod tests;

@@ -3,6 +3,8 @@
 use std::io::IsTerminal;
 
 use crate::cli::{DtypeArg, GlobalArgs};
+use crate::engines::CancelToken;
+use crate::models::fetch::net::NetTimeouts;
 use crate::models::fetch::{self, FetchOptions, StderrBar};
 use crate::models::{ModelEntry, Registry};
 use crate::platform::paths::Paths;
@@ -32,12 +34,14 @@ fn find_entry<'r>(registry: &'r Registry, model: &str) -> Result<&'r ModelEntry>
         })
 }
 
-/// The fetch itself, for the TUI and the headless runner too (on-demand downloads).
+/// The fetch itself, for the TUI and the headless runner too (on-demand downloads); `cancel`
+/// ends it at once (so do SIGINT and SIGTERM).
 pub fn fetch_model(
     global: &GlobalArgs,
     model: &str,
     dtype: DtypeArg,
     progress: &mut dyn fetch::FetchProgress,
+    cancel: &CancelToken,
 ) -> Result<fetch::FetchReport> {
     let registry = Registry::load(global.models_file.as_deref())?;
     let entry = find_entry(&registry, model)?;
@@ -49,6 +53,8 @@ pub fn fetch_model(
         endpoint: std::env::var("HF_ENDPOINT")
             .ok()
             .filter(|e| !e.trim().is_empty()),
+        timeouts: NetTimeouts::from_env()?,
+        cancel: cancel.clone(),
     };
     // Offline needs no device: report what is missing for the asked variant (f16 if auto is unsure).
     let fp16 = if opts.offline && dtype == DtypeArg::Auto {
@@ -62,7 +68,7 @@ pub fn fetch_model(
 /// Entry point for `pallaidium fetch`: 0 when every file is in the cache afterwards.
 pub fn run(global: &GlobalArgs, model: &str, dtype: DtypeArg) -> anyhow::Result<i32> {
     let mut bar = StderrBar::new(std::io::stderr().is_terminal());
-    let report = fetch_model(global, model, dtype, &mut bar)?;
+    let report = fetch_model(global, model, dtype, &mut bar, &CancelToken::new())?;
     println!(
         "{} ({} @ {}): {} downloaded ({}), {} already cached; snapshot {}",
         model,

@@ -1,6 +1,7 @@
 //! `pallaidium info FILE [--json]`: the parameters stored in an output.
 
-use std::io::Write;
+use std::fmt::Write as _;
+use std::io::Write as _;
 use std::path::Path;
 
 use crate::jobs::media_files::{Sidecar, read_wav_info};
@@ -8,19 +9,40 @@ use crate::jobs::png_meta::read_parameters;
 
 /// Prints what `file` stores: the A1111 parameters and the JobSpec, or with `json` the JobSpec
 /// as one JSON object. Exit code 0; an unreadable file or one without parameters is bad input.
+/// Stored text reaches the terminal with its control characters escaped.
 pub fn run(file: &Path, json: bool) -> anyhow::Result<i32> {
-    let is_png = file
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("png"));
-    if !is_png && file.extension().is_some() {
-        return media_info(file, json);
+    // JSON is left to serde, which escapes control characters itself.
+    let text = if json {
+        describe_json(file)?
+    } else {
+        crate::terminal_text::escape_controls(&describe(file)?).into_owned()
+    };
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()?;
+    Ok(0)
+}
+
+fn describe_json(file: &Path) -> anyhow::Result<String> {
+    let spec = if is_png(file) {
+        read_parameters(file)?.spec
+    } else {
+        media_sidecar(file)?.spec
+    };
+    Ok(serde_json::to_string_pretty(&spec)? + "\n")
+}
+
+fn is_png(file: &Path) -> bool {
+    file.extension()
+        .is_none_or(|e| e.eq_ignore_ascii_case("png"))
+}
+
+fn describe(file: &Path) -> anyhow::Result<String> {
+    if !is_png(file) {
+        return media_info(file);
     }
     let stored = read_parameters(file)?;
-    let mut out = std::io::stdout().lock();
-    if json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&stored.spec)?)?;
-        return Ok(0);
-    }
+    let mut out = String::new();
     writeln!(out, "{}", stored.path.display())?;
     writeln!(out, "size: {}x{}", stored.width, stored.height)?;
     if let Some(parameters) = &stored.parameters {
@@ -38,20 +60,20 @@ pub fn run(file: &Path, json: bool) -> anyhow::Result<i32> {
             "\n(no pallaidium chunk: the settings above were read from another tool's text)"
         )?;
     }
-    Ok(0)
+    Ok(out)
 }
 
-/// Audio and text outputs: the JSON sidecar beside them, and a WAV's own INFO chunk.
-fn media_info(file: &Path, json: bool) -> anyhow::Result<i32> {
+fn media_sidecar(file: &Path) -> anyhow::Result<Sidecar> {
     if !file.is_file() {
         return Err(crate::Error::bad_input(format!("{}: no such file", file.display())).into());
     }
-    let car = Sidecar::read(file)?;
-    let mut out = std::io::stdout().lock();
-    if json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&car.spec)?)?;
-        return Ok(0);
-    }
+    Ok(Sidecar::read(file)?)
+}
+
+/// Audio and text outputs: the JSON sidecar beside them, and a WAV's own INFO chunk.
+fn media_info(file: &Path) -> anyhow::Result<String> {
+    let car = media_sidecar(file)?;
+    let mut out = String::new();
     let spec = &car.spec;
     writeln!(out, "{}", file.display())?;
     writeln!(out, "kind: {}", spec.kind.as_str())?;
@@ -88,5 +110,5 @@ fn media_info(file: &Path, json: bool) -> anyhow::Result<i32> {
     if let Some(text) = &car.text {
         writeln!(out, "\n{text}")?;
     }
-    Ok(0)
+    Ok(out)
 }

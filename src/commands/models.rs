@@ -53,7 +53,9 @@ pub fn run(global: &GlobalArgs, json: bool) -> anyhow::Result<i32> {
     if json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
-        print_table(&rows, &target, &paths);
+        // Ids, names and notes come from the models file: no control characters reach the terminal.
+        let table = table(&rows, &target, &paths);
+        print!("{}", crate::terminal_text::escape_controls(&table));
     }
     Ok(0)
 }
@@ -139,9 +141,12 @@ fn row<'e>(entry: &'e ModelEntry, target: &Target, paths: &Paths) -> ModelRow<'e
     }
 }
 
-fn print_table(rows: &[ModelRow<'_>], target: &Target, paths: &Paths) {
+fn table(rows: &[ModelRow<'_>], target: &Target, paths: &Paths) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
     let ctx = &target.ctx;
-    println!(
+    let _ = writeln!(
+        s,
         "Checked for {} ({}), dtype {}, memory budget {}; cache {}",
         target.device_name,
         ctx.backend.as_str(),
@@ -150,7 +155,7 @@ fn print_table(rows: &[ModelRow<'_>], target: &Target, paths: &Paths) {
             .map_or_else(|| "unknown".to_owned(), device::memory::format_bytes),
         paths.hf_cache.display()
     );
-    println!();
+    let _ = writeln!(s);
     let id_w = rows.iter().map(|r| r.id.len()).max().unwrap_or(2).max(2);
     let fam_w = rows
         .iter()
@@ -158,7 +163,8 @@ fn print_table(rows: &[ModelRow<'_>], target: &Target, paths: &Paths) {
         .max()
         .unwrap_or(6)
         .max(6);
-    println!(
+    let _ = writeln!(
+        s,
         "{:<id_w$}  {:<8}  {:<fam_w$}  {:<6}  {:<7}  NOTE",
         "ID", "KIND", "FAMILY", "CACHED", "VERDICT"
     );
@@ -167,7 +173,8 @@ fn print_table(rows: &[ModelRow<'_>], target: &Target, paths: &Paths) {
             .findings
             .first()
             .map_or_else(String::new, |f| format!("{} ({})", f.message, f.fix));
-        println!(
+        let _ = writeln!(
+            s,
             "{:<id_w$}  {:<8}  {:<fam_w$}  {:<6}  {:<7}  {note}",
             r.id,
             r.kind,
@@ -176,8 +183,10 @@ fn print_table(rows: &[ModelRow<'_>], target: &Target, paths: &Paths) {
             r.verdict.as_str(),
         );
     }
-    println!();
-    println!(
+    let _ = writeln!(s);
+    let _ = writeln!(
+        s,
         "`pallaidium fetch ID` downloads a model; `--model ID` (or a diffusers folder) picks one for a job."
     );
+    s
 }

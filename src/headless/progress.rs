@@ -92,6 +92,7 @@ impl HumanView {
             }
             JobEvent::Failed { job, error } => {
                 self.clear_bar(&mut err);
+                let error = crate::terminal_text::escape_controls(error);
                 let _ = writeln!(err, "job {job}: failed: {error}");
             }
             JobEvent::Cancelled { job } => {

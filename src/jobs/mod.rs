@@ -25,6 +25,7 @@ pub mod sources;
 pub mod spec;
 pub mod state;
 pub mod store;
+pub mod store_health;
 pub mod worker;
 
 pub use config::{ModelInfo, RunnerConfig, WorkerDevice};

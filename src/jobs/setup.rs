@@ -17,6 +17,8 @@ pub struct RunnerSetup {
     pub config: RunnerConfig,
     pub selected: Arc<SelectedDevice>,
     pub platform: Arc<PlatformInfo>,
+    /// Cancels an on-demand download in progress (the TUI's quit).
+    pub downloads: crate::engines::CancelToken,
 }
 
 /// How a model missing from the cache is downloaded on demand (never when offline).
@@ -52,10 +54,11 @@ pub fn runner_setup(
         name: format!("{}:{}", selected.kind, selected.ordinal),
         dtype,
     };
+    let downloads = crate::engines::CancelToken::new();
     let config = RunnerConfig {
         out_dir: paths.outputs.clone(),
         device,
-        models: model_lookup(cli, &paths.hf_cache, fetch)?,
+        models: model_lookup(cli, &paths.hf_cache, fetch, &downloads)?,
         cache_capacity_bytes,
         preview_every,
         planner: Some(Arc::new(JobPlanner::new(
@@ -68,16 +71,23 @@ pub fn runner_setup(
         config,
         selected,
         platform,
+        downloads,
     })
 }
 
-fn model_lookup(cli: &Cli, hf_cache: &Path, fetch: FetchDisplay) -> crate::Result<ModelLookup> {
+fn model_lookup(
+    cli: &Cli,
+    hf_cache: &Path,
+    fetch: FetchDisplay,
+    downloads: &crate::engines::CancelToken,
+) -> crate::Result<ModelLookup> {
     let registry = Arc::new(crate::models::Registry::load(
         cli.global.models_file.as_deref(),
     )?);
     let hf_cache = hf_cache.to_path_buf();
     let global = cli.global.clone();
     let offline = crate::models::fetch::offline_requested(global.offline);
+    let downloads = downloads.clone();
     Ok(Arc::new(move |model: &str| {
         let resolved = match crate::models::resolve(&registry, model, &hf_cache) {
             Ok(resolved) => resolved,
@@ -89,20 +99,39 @@ fn model_lookup(cli: &Cli, hf_cache: &Path, fetch: FetchDisplay) -> crate::Resul
                         let mut bar = crate::models::fetch::StderrBar::new(
                             std::io::IsTerminal::is_terminal(&std::io::stderr()),
                         );
-                        crate::commands::fetch::fetch_model(&global, model, global.dtype, &mut bar)
+                        crate::commands::fetch::fetch_model(
+                            &global,
+                            model,
+                            global.dtype,
+                            &mut bar,
+                            &downloads,
+                        )
                     }
                     FetchDisplay::LogOnly => crate::commands::fetch::fetch_model(
                         &global,
                         model,
                         global.dtype,
                         &mut crate::models::fetch::progress::Silent,
+                        &downloads,
                     ),
                 };
-                if let Err(err) = fetched {
-                    tracing::info!(model, %err, "download failed");
-                    return Err(crate::Error::bad_input(format!(
-                        "{missing}; downloading it failed: {err}"
-                    )));
+                // A cancel stays a cancel (130) and a network failure a failure (1): only what
+                // the user must change is bad input (2).
+                match fetched {
+                    Ok(_) => {}
+                    Err(crate::Error::Cancelled) => return Err(crate::Error::Cancelled),
+                    Err(err @ crate::Error::BadInput { .. }) => {
+                        tracing::info!(model, %err, "download failed");
+                        return Err(crate::Error::bad_input(format!(
+                            "{missing}; downloading it failed: {err}"
+                        )));
+                    }
+                    Err(err) => {
+                        tracing::info!(model, %err, "download failed");
+                        return Err(crate::Error::job_failed(format!(
+                            "{missing}; downloading it failed: {err}"
+                        )));
+                    }
                 }
                 crate::models::resolve(&registry, model, &hf_cache)?
             }

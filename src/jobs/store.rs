@@ -70,6 +70,14 @@ impl From<StoreError> for crate::Error {
                 crate::Error::bad_input(err.to_string())
             }
             StoreError::TooNew { .. } => crate::Error::bad_input(err.to_string()),
+            // A damaged file or a home it cannot live in fails every run: name the fix (exit 2).
+            StoreError::Sqlite {
+                ref path,
+                ref source,
+            } => match super::store_health::unusable(path, source) {
+                Some(fix) => crate::Error::bad_input(fix),
+                None => crate::Error::job_failed(err.to_string()),
+            },
             _ => crate::Error::job_failed(err.to_string()),
         }
     }

@@ -1,16 +1,18 @@
-//! Downloading a registry model into the Hugging Face cache with hf-hub, in the layout Python's
-//! huggingface_hub writes (`refs/`, `blobs/<etag>`, `snapshots/<commit>/<path>` as relative links),
-//! so diffusers and pallaidium share downloads both ways.
+//! Downloading a registry model into the Hugging Face cache, in the layout Python's huggingface_hub
+//! (and hf-hub) write (`refs/`, `blobs/<etag>`, `snapshots/<commit>/<path>` as relative links), so
+//! diffusers and pallaidium share downloads both ways.
 //!
-//! What hf-hub 0.4.3 does and what we add:
-//! - it downloads to `blobs/<etag>.part` opened for append and asks for `Range: bytes=<len>-`, so an
-//!   interrupted download resumes on the next run; it re-downloads a blob even when present, so we
-//!   skip files the cache already holds;
-//! - it checks nothing after downloading: we compare each LFS blob's SHA-256 with the hub's hash
-//!   (the etag of an LFS file is that hash) and every file's size, and read safetensors headers;
-//! - it has no offline mode: `--offline` / HF_HUB_OFFLINE never builds a client.
+//! - a download goes to `blobs/<etag>.part`, asking for `Range: bytes=<len>-`, so an interrupted
+//!   download resumes on the next run; files the cache already holds are skipped;
+//! - every request has connect and read timeouts (`net`), and a cancel (Ctrl-C, SIGTERM, the
+//!   TUI's quit) ends a fetch at once (`cancel`);
+//! - after downloading we compare each LFS blob's SHA-256 with the hub's hash (the etag of an LFS
+//!   file is that hash) and every file's size, and read safetensors headers;
+//! - `--offline` / HF_HUB_OFFLINE never builds a client.
 
+pub mod cancel;
 pub mod hub;
+pub mod net;
 pub mod progress;
 pub mod sha256;
 pub mod snapshot;
@@ -37,6 +39,9 @@ pub struct FetchOptions {
     pub offline: bool,
     /// HF_ENDPOINT (a mirror), else huggingface.co.
     pub endpoint: Option<String>,
+    pub timeouts: net::NetTimeouts,
+    /// Ends the fetch at once (the TUI's quit); SIGINT and SIGTERM do too while it runs.
+    pub cancel: crate::engines::CancelToken,
 }
 
 /// What a fetch did.
@@ -222,7 +227,8 @@ pub fn fetch_entry(
         return Err(offline_miss(entry, &missing, &opts.cache_dir, fp16));
     }
     let client = hub::HubClient::new(entry, opts)?;
-    let listing = client.listing()?;
+    let cancel = cancel::FetchCancel::watch(&opts.cancel);
+    let listing = client.listing(&cancel)?;
     // The branch may have moved since the cache was filled: what is missing is judged against
     // the commit it names now, and unchanged files (same blob) are linked, not downloaded again.
     let repo_dir = hf_cache::repo_folder(&opts.cache_dir, &entry.repo);
@@ -260,7 +266,7 @@ pub fn fetch_entry(
     let mut downloaded = Vec::new();
     let mut bytes = 0;
     for sib in to_download {
-        let path = client.download(sib, progress)?;
+        let path = client.download(sib, &listing.sha, &cancel, progress)?;
         check_download(entry, &path, sib)?;
         bytes += sib.size.unwrap_or(0);
         downloaded.push(sib.rfilename.clone());

@@ -38,6 +38,10 @@ pub fn writable(path: &Path) -> bool {
     let Some(existing) = nearest_existing(path) else {
         return false;
     };
+    // Nothing can be created under a regular file (`home` below `/etc/passwd`).
+    if existing.is_file() && existing != path {
+        return false;
+    }
     if existing.is_file() {
         return std::fs::OpenOptions::new()
             .append(true)

@@ -66,6 +66,18 @@ pub fn keep_awake_command(reason: &str, pid: u32) -> Option<(KeepAwakeMethod, Co
     None
 }
 
+/// Whether this process already said it cannot keep the machine awake. Said once: the TUI takes
+/// a guard for each batch, and a container without logind refuses every time.
+static SAID_INERT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Logs why nothing is held, at info level (nothing fails; doctor reports the missing tool),
+/// and only the first time.
+fn say_inert(why: std::fmt::Arguments<'_>) {
+    if !SAID_INERT.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        tracing::info!("keep-awake: {why}; the machine may sleep during jobs");
+    }
+}
+
 impl KeepAwake {
     /// Starts holding the assertion. Never fails: without the tool, or when it refuses
     /// (no D-Bus in a container, say), the guard is inert and the log says why.
@@ -75,9 +87,7 @@ impl KeepAwake {
             method: KeepAwakeMethod::None,
         };
         let Some((method, mut cmd)) = keep_awake_command(reason, std::process::id()) else {
-            tracing::info!(
-                "keep-awake: no caffeinate/systemd-inhibit here; the machine may sleep during jobs"
-            );
+            say_inert(format_args!("no caffeinate/systemd-inhibit here"));
             return inert;
         };
         cmd.stdin(Stdio::null())
@@ -86,7 +96,7 @@ impl KeepAwake {
         let mut child = match cmd.spawn() {
             Ok(c) => c,
             Err(err) => {
-                tracing::warn!(?method, %err, "keep-awake: could not start; the machine may sleep during jobs");
+                say_inert(format_args!("{method:?} could not start ({err})"));
                 return inert;
             }
         };
@@ -97,7 +107,10 @@ impl KeepAwake {
             if let Some(mut err) = child.stderr.take() {
                 let _ = err.read_to_string(&mut why);
             }
-            tracing::warn!(?method, %status, why = why.trim(), "keep-awake: refused; the machine may sleep during jobs");
+            say_inert(format_args!(
+                "{method:?} refused ({status}: {})",
+                why.trim()
+            ));
             return inert;
         }
         tracing::info!(?method, reason, pid = child.id(), "keep-awake: holding");

@@ -129,9 +129,31 @@ impl Paths {
     }
 
     /// Creates home, outputs and logs (not the HF cache: the hub client makes it when it downloads).
+    /// A folder that cannot be made or written is bad input (exit 2) naming the setting to change.
     pub fn create_dirs(&self) -> Result<()> {
-        for dir in [&self.home, &self.outputs, &self.logs] {
-            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        for (dir, setting) in [
+            (
+                &self.home,
+                "point PALLAIDIUM_HOME at a folder you can write",
+            ),
+            (&self.outputs, "pass --out DIR with a folder you can write"),
+            (
+                &self.logs,
+                "point PALLAIDIUM_HOME at a folder you can write",
+            ),
+        ] {
+            let made = std::fs::create_dir_all(dir).map_err(|e| e.to_string());
+            let writable = made.and_then(|()| {
+                super::disk::writable(dir)
+                    .then_some(())
+                    .ok_or_else(|| "not writable".to_owned())
+            });
+            if let Err(why) = writable {
+                return Err(Error::bad_input(format!(
+                    "{} cannot be used ({why}): {setting}",
+                    dir.display()
+                )));
+            }
         }
         Ok(())
     }

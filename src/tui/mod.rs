@@ -72,6 +72,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
         compat: compat_env(cli, &paths, &registry, link.backend),
         picker: None,
     };
+    let downloads = link.downloads.clone();
     let quit = runtime.block_on(run_loop(
         app_config,
         Arc::clone(&runner),
@@ -79,7 +80,10 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
         link.probe,
         Arc::new(link.planner),
         protocol,
-    ))?;
+    ));
+    // A download a submit started would hold the exit: the runtime waits for blocking tasks.
+    downloads.cancel();
+    let quit = quit?;
     finish(runner, quit, &paths);
     Ok(0)
 }

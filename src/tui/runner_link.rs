@@ -26,6 +26,8 @@ pub struct RunnerLink {
     pub device: String,
     /// Plans the form's job like the runner plans queued ones.
     pub planner: FormPlanner,
+    /// Cancels an on-demand download in progress (quitting must not wait for one).
+    pub downloads: crate::engines::CancelToken,
 }
 
 pub fn backend_of(kind: DeviceKind) -> Backend {
@@ -50,7 +52,7 @@ pub fn runner_link(cli: &Cli, paths: &Paths, registry: &Registry) -> crate::Resu
     );
     let backend = backend_of(setup.selected.kind);
     let device = format!("{}:{}", setup.selected.kind, setup.selected.ordinal);
-    let (selected, platform) = (setup.selected, setup.platform);
+    let (selected, platform, downloads) = (setup.selected, setup.platform, setup.downloads);
     let probe: DeviceProbe = Box::new(move || {
         let name = selected.name.clone();
         match crate::device::memory::query(&selected, &platform) {
@@ -76,5 +78,6 @@ pub fn runner_link(cli: &Cli, paths: &Paths, registry: &Registry) -> crate::Resu
         backend,
         device,
         planner,
+        downloads,
     })
 }

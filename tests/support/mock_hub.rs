@@ -69,6 +69,8 @@ struct State {
     log: Vec<Seen>,
     corrupt: Option<String>,
     truncate_once: Option<String>,
+    /// Send this file's headers and this many body bytes, then nothing more (a stalled server).
+    stall: Option<(String, usize)>,
     deny: Option<Deny>,
 }
 
@@ -143,6 +145,10 @@ impl MockHub {
         self.state().truncate_once = rfilename.map(str::to_owned);
     }
 
+    pub fn stall(&self, rfilename: Option<&str>, after_bytes: usize) {
+        self.state().stall = rfilename.map(|f| (f.to_owned(), after_bytes));
+    }
+
     pub fn deny(&self, deny: Option<Deny>) {
         self.state().deny = deny;
     }
@@ -207,6 +213,8 @@ struct Response {
     body: Vec<u8>,
     /// Send only this many body bytes, then close (a dropped connection).
     cut_at: Option<usize>,
+    /// Send only this many body bytes, then hold the connection silent until the hub stops.
+    stall_at: Option<usize>,
 }
 
 impl Response {
@@ -216,6 +224,7 @@ impl Response {
             headers: Vec::new(),
             body,
             cut_at: None,
+            stall_at: None,
         }
     }
 
@@ -262,6 +271,13 @@ fn serve(s: &Shared, stream: TcpStream) {
         let path = target.split('?').next().unwrap_or("/").to_owned();
         let response = respond(s, &path, range.as_deref());
         s.state.lock().unwrap().log.push(Seen { path, range, auth });
+        if response.stall_at.is_some() {
+            let _ = write_response(&mut stream, &response);
+            while !s.stop.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            return;
+        }
         if write_response(&mut stream, &response).is_err() || response.cut_at.is_some() {
             let _ = stream.shutdown(Shutdown::Both);
             return;
@@ -276,7 +292,11 @@ fn write_response(stream: &mut TcpStream, r: &Response) -> std::io::Result<()> {
     }
     head += &format!("Content-Length: {}\r\n\r\n", r.body.len());
     stream.write_all(head.as_bytes())?;
-    let end = r.cut_at.unwrap_or(r.body.len());
+    let end = r
+        .cut_at
+        .or(r.stall_at)
+        .unwrap_or(r.body.len())
+        .min(r.body.len());
     stream.write_all(&r.body[..end])?;
     stream.flush()
 }
@@ -337,6 +357,13 @@ fn respond(s: &Shared, path: &str, range: Option<&str>) -> Response {
             }
         }
         let mut r = ranged(&bytes, range);
+        if let Some((_, n)) = state
+            .stall
+            .as_ref()
+            .filter(|(name, _)| *name == f.rfilename)
+        {
+            r.stall_at = Some(*n);
+        }
         let whole = range.is_none_or(|r| r == "bytes=0-");
         if whole && state.truncate_once.as_deref() == Some(f.rfilename.as_str()) {
             state.truncate_once = None;

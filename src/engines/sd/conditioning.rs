@@ -26,17 +26,22 @@ pub struct Conditioning {
     pub negative_pooled: Option<Tensor>,
 }
 
-fn ids_tensor(tokenizer: &ClipTokenizer, text: &str, device: &Device) -> Result<Tensor> {
+/// The ids as a (1, max_length) tensor, and how many tokens did not fit.
+fn ids_tensor(tokenizer: &ClipTokenizer, text: &str, device: &Device) -> Result<(Tensor, usize)> {
     let encoded = tokenizer.encode(text);
-    if encoded.truncated_tokens > 0 {
+    let ids = Tensor::new(encoded.ids.as_slice(), device)?.unsqueeze(0)?;
+    Ok((ids, encoded.truncated_tokens))
+}
+
+/// One warning per prompt of a job (SDXL's two tokenizers cut alike), naming the count.
+fn warn_dropped(what: &str, tokenizer: &ClipTokenizer, dropped: usize) {
+    if dropped > 0 {
         tracing::warn!(
-            dropped = encoded.truncated_tokens,
-            "prompt longer than {} tokens: {} tokens were dropped",
-            tokenizer.max_length(),
-            encoded.truncated_tokens
+            dropped,
+            "the {what} is longer than the text encoder's {} tokens: its last {dropped} tokens were dropped",
+            tokenizer.max_length()
         );
     }
-    Ok(Tensor::new(encoded.ids.as_slice(), device)?.unsqueeze(0)?)
 }
 
 /// SD 1.x / 2.x: the last hidden state of the single encoder.
@@ -47,16 +52,17 @@ pub fn encode_sd(
     device: &Device,
     dtype: DType,
 ) -> Result<Conditioning> {
-    let encode = |text: &str| -> Result<Tensor> {
-        let ids = ids_tensor(pair.tokenizer, text, device)?;
+    let encode = |what: &str, text: &str| -> Result<Tensor> {
+        let (ids, dropped) = ids_tensor(pair.tokenizer, text, device)?;
+        warn_dropped(what, pair.tokenizer, dropped);
         Ok(pair
             .encoder
             .forward(&ids)?
             .last_hidden_state
             .to_dtype(dtype)?)
     };
-    let prompt_embeds = encode(prompt)?;
-    let negative_embeds = negative.map(encode).transpose()?;
+    let prompt_embeds = encode("prompt", prompt)?;
+    let negative_embeds = negative.map(|n| encode("negative prompt", n)).transpose()?;
     Ok(Conditioning {
         prompt: prompt_embeds,
         negative: negative_embeds,
@@ -76,11 +82,14 @@ pub fn encode_sdxl(
     device: &Device,
     dtype: DType,
 ) -> Result<Conditioning> {
-    let encode = |text: &str| -> Result<(Tensor, Tensor)> {
+    let encode = |what: &str, text: &str| -> Result<(Tensor, Tensor)> {
         let mut states = Vec::with_capacity(2);
         let mut pooled = None;
-        for pair in pairs {
-            let ids = ids_tensor(pair.tokenizer, text, device)?;
+        for (i, pair) in pairs.iter().enumerate() {
+            let (ids, dropped) = ids_tensor(pair.tokenizer, text, device)?;
+            if i == 0 {
+                warn_dropped(what, pair.tokenizer, dropped);
+            }
             let out = pair.encoder.forward(&ids)?;
             states.push(out.penultimate.to_dtype(dtype)?);
             pooled = Some(out.pooled.to_dtype(dtype)?);
@@ -89,7 +98,7 @@ pub fn encode_sdxl(
             pooled.ok_or_else(|| crate::Error::job_failed("SDXL needs two text encoders"))?;
         Ok((Tensor::cat(&states, 2)?, pooled))
     };
-    let (prompt_embeds, pooled) = encode(prompt)?;
+    let (prompt_embeds, pooled) = encode("prompt", prompt)?;
     let (negative_embeds, negative_pooled) = match negative {
         None => (None, None),
         Some(text) if text.is_empty() && force_zeros_for_empty_prompt => (
@@ -97,7 +106,7 @@ pub fn encode_sdxl(
             Some(pooled.zeros_like()?),
         ),
         Some(text) => {
-            let (e, p) = encode(text)?;
+            let (e, p) = encode("negative prompt", text)?;
             (Some(e), Some(p))
         }
     };

@@ -170,20 +170,12 @@ impl ClipTokenizer {
     }
 
     /// `bos, tokens..., eos` padded to `max_length()`; a prompt that does not fit keeps its first
-    /// `max_length() - 2` tokens, and the drop is logged as a warning.
+    /// `max_length() - 2` tokens and says how many it dropped.
     pub fn encode(&self, text: &str) -> Encoded {
         let tokens = self.tokenize(text);
         let room = self.max_length - 2;
+        // Counted, not logged: the caller warns once per job (`conditioning::warn_dropped`).
         let truncated_tokens = tokens.len().saturating_sub(room);
-        if truncated_tokens > 0 {
-            tracing::warn!(
-                truncated_tokens,
-                max_length = self.max_length,
-                "the prompt is longer than the text encoder's {} tokens: its last {} tokens were dropped",
-                self.max_length,
-                truncated_tokens
-            );
-        }
         let mut ids = Vec::with_capacity(self.max_length);
         ids.push(self.bos_id);
         ids.extend(tokens.iter().take(room));

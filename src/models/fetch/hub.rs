@@ -1,19 +1,26 @@
-//! The network side of a fetch: the repo listing (sizes and LFS hashes) and one file's download,
-//! through hf-hub's blocking client; HTTP failures become messages a user can act on.
+//! The network side of a fetch over ureq: the repo listing (sizes and LFS hashes) and one file's
+//! download into `blobs/<etag>.part`, resumed with `Range: bytes=N-` and renamed to `blobs/<etag>`
+//! when whole, as hf-hub 0.4.3 (whose agent has no read timeout) and huggingface_hub do. Every
+//! request has connect and read timeouts and runs through `cancel::run_io`, so a silent server
+//! ends in a timeout and a cancel ends the fetch at once. HTTP failures become messages a user
+//! can act on.
 
+use std::fs::File;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use hf_hub::api::sync::{ApiBuilder, ApiError, ApiRepo};
-use hf_hub::{Cache, Repo, RepoType};
 use serde::Deserialize;
 
 use super::FetchOptions;
-use super::progress::{FetchProgress, HubProgress};
+use super::cancel::{FetchCancel, IoCtx, run_io};
+use super::net::{self, NetTimeouts, TimedOut};
+use super::progress::FetchProgress;
+use super::snapshot;
 use crate::models::entry::ModelEntry;
 use crate::models::hf_cache;
 use crate::{Error, Result};
 
-/// Retries per file (hf-hub resumes from the `.part` file each time).
+/// Retries per file after a broken or stalled body (each resumes from the `.part` file).
 const RETRIES: usize = 3;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -69,12 +76,23 @@ impl Listing {
     }
 }
 
+/// How a request ended, on the I/O thread (mapped to messages on the caller's side).
+enum CallError {
+    Status(u16, String),
+    Transport(ureq::Transport),
+    /// The body broke off `RETRIES + 1` times; the last error.
+    Body(std::io::Error),
+    /// The caller gave up (cancelled); nothing more was written.
+    Stopped,
+}
+
 pub struct HubClient {
-    repo: ApiRepo,
+    agent: ureq::Agent,
     entry: ModelEntry,
     endpoint: String,
     cache_dir: PathBuf,
-    has_token: bool,
+    token: Option<String>,
+    timeouts: NetTimeouts,
 }
 
 impl HubClient {
@@ -88,7 +106,7 @@ impl HubClient {
                 entry.id, entry.repo, entry.license_url
             )));
         }
-        // huggingface_hub strips trailing slashes from HF_ENDPOINT; hf-hub would request `//api/...`.
+        // huggingface_hub strips trailing slashes from HF_ENDPOINT; a bare join would request `//api/...`.
         let endpoint = opts
             .endpoint
             .as_deref()
@@ -96,42 +114,44 @@ impl HubClient {
             .filter(|e| !e.is_empty())
             .unwrap_or("https://huggingface.co")
             .to_owned();
-        let api = ApiBuilder::from_cache(Cache::new(opts.cache_dir.clone()))
-            .with_token(opts.token.clone())
-            .with_endpoint(endpoint.clone())
-            .with_progress(false)
-            .with_retries(RETRIES)
-            .build()
-            .map_err(|e| {
-                Error::job_failed(format!("cannot set up the Hugging Face client: {e}"))
-            })?;
-        let repo = api.repo(Repo::with_revision(
-            entry.repo.clone(),
-            RepoType::Model,
-            entry.revision.clone(),
-        ));
         Ok(Self {
-            repo,
+            agent: opts.timeouts.agent(),
             entry: entry.clone(),
             endpoint,
             cache_dir: opts.cache_dir.clone(),
-            has_token: opts.token.is_some(),
+            token: opts.token.clone(),
+            timeouts: opts.timeouts,
         })
     }
 
+    fn get(&self, url: &str) -> ureq::Request {
+        authorized(self.agent.get(url), self.token.as_deref())
+    }
+
+    /// The revision as a URL path segment (a branch like `refs/pr/1` keeps its slashes escaped).
+    fn url_revision(&self) -> String {
+        self.entry.revision.replace('/', "%2F")
+    }
+
     /// The repo's files with sizes and hashes at the entry's revision.
-    pub fn listing(&self) -> Result<Listing> {
-        let response = match self.repo.info_request().query("blobs", "true").call() {
-            Ok(r) => r,
-            Err(e) => {
-                let text = e.to_string();
-                let status = e.into_response().map(|r| r.status());
-                return Err(self.http_error(status, &text, "the file list"));
-            }
-        };
-        let body = response.into_string().map_err(|e| {
-            Error::job_failed(format!("reading the file list of {}: {e}", self.entry.repo))
-        })?;
+    pub fn listing(&self, cancel: &FetchCancel) -> Result<Listing> {
+        let url = format!(
+            "{}/api/models/{}/revision/{}",
+            self.endpoint,
+            self.entry.repo,
+            self.url_revision()
+        );
+        let request = self.get(&url).query("blobs", "true");
+        let body = run_io(cancel, &mut |_| {}, move |_: &IoCtx<_>| {
+            Ok(match request.call() {
+                Ok(r) => r.into_string().map_err(CallError::Body),
+                Err(ureq::Error::Status(code, r)) => {
+                    Err(CallError::Status(code, r.into_string().unwrap_or_default()))
+                }
+                Err(ureq::Error::Transport(t)) => Err(CallError::Transport(t)),
+            })
+        })?
+        .map_err(|e| self.call_error(e, "the file list"))?;
         serde_json::from_str(&body).map_err(|e| {
             Error::job_failed(format!(
                 "{} answered an unexpected file list for {}: {e}",
@@ -140,13 +160,14 @@ impl HubClient {
         })
     }
 
+    fn blob_path(&self, etag: &str) -> PathBuf {
+        hf_cache::repo_folder(&self.cache_dir, &self.entry.repo)
+            .join("blobs")
+            .join(etag)
+    }
+
     fn part_path(&self, sib: &Sibling) -> Option<PathBuf> {
-        let etag = sib.etag()?;
-        Some(
-            hf_cache::repo_folder(&self.cache_dir, &self.entry.repo)
-                .join("blobs")
-                .join(format!("{etag}.part")),
-        )
+        Some(self.blob_path(&format!("{}.part", sib.etag()?)))
     }
 
     /// Bytes of `sib` an earlier, interrupted download left in its `.part` file.
@@ -156,42 +177,110 @@ impl HubClient {
             .map_or(0, |m| m.len())
     }
 
-    /// Downloads one file into the cache (resuming a `.part`), returning its snapshot path.
-    pub fn download(&self, sib: &Sibling, progress: &mut dyn FetchProgress) -> Result<PathBuf> {
-        // hf-hub asks for `bytes=<len>-`; a complete or oversized .part would be answered 416.
-        if let (Some(part), Some(size)) = (self.part_path(sib), sib.size)
-            && self.partial_bytes(sib) >= size
-        {
-            let _ = std::fs::remove_file(part);
+    /// Downloads one file into `blobs/` (resuming a `.part`) and links it into the snapshot of
+    /// `commit`, returning the snapshot path. On cancel or failure an empty `.part` is removed;
+    /// one holding bytes stays, so the next fetch resumes it.
+    pub fn download(
+        &self,
+        sib: &Sibling,
+        commit: &str,
+        cancel: &FetchCancel,
+        progress: &mut dyn FetchProgress,
+    ) -> Result<PathBuf> {
+        let etag = sib.etag().ok_or_else(|| {
+            Error::job_failed(format!(
+                "the hub's file list has no blob id for {} in {}; cannot place it in the cache",
+                sib.rfilename, self.entry.repo
+            ))
+        })?;
+        let (blob, part) = (
+            self.blob_path(etag),
+            self.blob_path(&format!("{etag}.part")),
+        );
+        if let Some(dir) = part.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         }
-        let adapter = HubProgress::new(progress);
-        match self.repo.download_with_progress(&sib.rfilename, adapter) {
-            Ok(path) => Ok(path),
-            Err(ApiError::RequestError(e)) => {
-                let text = e.to_string();
-                let status = (*e).into_response().map(|r| r.status());
-                Err(self.http_error(status, &text, &sib.rfilename))
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&part)
+            .map_err(|e| Error::io(&part, e))?;
+        lock_exclusive(&file).map_err(|_| {
+            Error::job_failed(format!(
+                "another download of {} is in progress ({}); wait for it to finish, then run again",
+                sib.rfilename,
+                part.display()
+            ))
+        })?;
+        let size = sib.size.unwrap_or(0);
+        // A complete or oversized .part would be answered 416: start it afresh.
+        if sib.size.is_some_and(|s| self.partial_bytes(sib) >= s) {
+            file.set_len(0).map_err(|e| Error::io(&part, e))?;
+        }
+        let url = format!(
+            "{}/{}/resolve/{}/{}",
+            self.endpoint,
+            self.entry.repo,
+            self.url_revision(),
+            sib.rfilename
+        );
+        let (agent, token, part_for_io) = (self.agent.clone(), self.token.clone(), part.clone());
+        progress.start(&sib.rfilename, size);
+        let outcome = run_io(cancel, &mut |done| progress.advance(done), move |ctx| {
+            transfer(ctx, &agent, &url, token.as_deref(), file, &part_for_io)
+        });
+        let result = match outcome {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(self.call_error(e, &sib.rfilename)),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
+            remove_if_empty(&part);
+            return Err(e);
+        }
+        std::fs::rename(&part, &blob).map_err(|e| Error::io(&blob, e))?;
+        progress.finish(&sib.rfilename);
+        let repo_dir = hf_cache::repo_folder(&self.cache_dir, &self.entry.repo);
+        if !snapshot::link_cached_blob(&repo_dir, commit, sib)? {
+            discard_blob(&blob);
+            return Err(Error::job_failed(format!(
+                "the download of {} from {} has the wrong size (the hub lists {size} bytes); \
+                 the file was removed: run the fetch again",
+                sib.rfilename, self.entry.repo
+            )));
+        }
+        Ok(repo_dir.join("snapshots").join(commit).join(&sib.rfilename))
+    }
+
+    fn call_error(&self, e: CallError, what: &str) -> Error {
+        match e {
+            CallError::Status(code, text) => self.http_error(Some(code), &text, what),
+            CallError::Transport(t) => match net::timed_out(&t) {
+                Some(which) => net::timeout_error(which, &self.timeouts, &self.endpoint, what),
+                None => self.http_error(None, &t.to_string(), what),
+            },
+            CallError::Body(e) if net::io_timed_out(&e) => {
+                net::timeout_error(TimedOut::Read, &self.timeouts, &self.endpoint, what)
             }
-            Err(ApiError::TooManyRetries(inner)) => Err(Error::job_failed(format!(
-                "downloading {} from {} failed after {RETRIES} retries: {inner}; run the fetch again to resume",
-                sib.rfilename, self.entry.repo
-            ))),
-            Err(e) => Err(Error::job_failed(format!(
-                "downloading {} from {}: {e}; run the fetch again to resume",
-                sib.rfilename, self.entry.repo
-            ))),
+            CallError::Body(e) => Error::job_failed(format!(
+                "downloading {what} from {} ({}) failed after {RETRIES} retries: {e}; \
+                 run the fetch again to resume",
+                self.entry.repo, self.endpoint
+            )),
+            CallError::Stopped => Error::Cancelled,
         }
     }
 
     fn http_error(&self, status: Option<u16>, text: &str, what: &str) -> Error {
         let e = &self.entry;
+        let has_token = self.token.is_some();
         match status {
             Some(401 | 403) => Error::bad_input(format!(
                 "the Hugging Face hub refused access to {} ({what}, HTTP {}): {}accept the licence at {} \
                  with the account your token belongs to, then fetch again",
                 e.repo,
                 status.unwrap_or_default(),
-                if self.has_token {
+                if has_token {
                     ""
                 } else {
                     "no token is set (HF_TOKEN or `huggingface-cli login`); "
@@ -205,15 +294,17 @@ impl HubClient {
                 self.endpoint,
                 e.id,
                 e.source,
-                if self.has_token {
+                if has_token {
                     ""
                 } else {
                     "; a gated or private repo also answers 404 without a token"
                 }
             )),
             Some(code) => Error::job_failed(format!(
-                "{} answered HTTP {code} for {what} of {}: {text}",
-                self.endpoint, e.repo
+                "{} answered HTTP {code} for {what} of {}: {}",
+                self.endpoint,
+                e.repo,
+                text.chars().take(300).collect::<String>()
             )),
             None => Error::job_failed(format!(
                 "cannot reach {} for {what} of {}: {text}; check the network or proxy (HTTPS_PROXY), \
@@ -222,6 +313,107 @@ impl HubClient {
             )),
         }
     }
+}
+
+fn authorized(request: ureq::Request, token: Option<&str>) -> ureq::Request {
+    match token {
+        Some(t) => request.set("Authorization", &format!("Bearer {t}")),
+        None => request,
+    }
+}
+
+/// The I/O thread's side of a download: `Range: bytes=<len>-` requests appended to the `.part`
+/// file until it is whole; a body that breaks off or stalls is resumed up to `RETRIES` times.
+fn transfer(
+    ctx: &IoCtx<std::result::Result<(), CallError>>,
+    agent: &ureq::Agent,
+    url: &str,
+    token: Option<&str>,
+    mut file: File,
+    part: &Path,
+) -> Result<std::result::Result<(), CallError>> {
+    let io = |e| Error::io(part, e);
+    let mut broken = 0;
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let mut done = file.metadata().map_err(io)?.len();
+        let request = authorized(agent.get(url), token).set("Range", &format!("bytes={done}-"));
+        let response = match request.call() {
+            Ok(r) => r,
+            // The .part is longer than the file: start over.
+            Err(ureq::Error::Status(416, _)) if done > 0 && broken < RETRIES => {
+                file.set_len(0).map_err(io)?;
+                broken += 1;
+                continue;
+            }
+            Err(ureq::Error::Status(code, r)) => {
+                return Ok(Err(CallError::Status(
+                    code,
+                    r.into_string().unwrap_or_default(),
+                )));
+            }
+            Err(ureq::Error::Transport(t)) => return Ok(Err(CallError::Transport(t))),
+        };
+        if response.status() != 206 && done > 0 {
+            // The server ignored the range and sends the whole file.
+            file.set_len(0).map_err(io)?;
+            done = 0;
+        }
+        ctx.advance(done);
+        let mut body = response.into_reader();
+        let error = loop {
+            if ctx.stopped() {
+                return Ok(Err(CallError::Stopped));
+            }
+            match body.read(&mut buf) {
+                Ok(0) => return Ok(Ok(())),
+                Ok(n) => {
+                    file.write_all(&buf[..n]).map_err(io)?;
+                    done += n as u64;
+                    ctx.advance(done);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => break e,
+            }
+        };
+        broken += 1;
+        if broken > RETRIES {
+            return Ok(Err(CallError::Body(error)));
+        }
+        tracing::info!(url, %error, attempt = broken, "the download broke off; resuming");
+        if ctx.pause(std::time::Duration::from_millis(300 << broken.min(5))) {
+            return Ok(Err(CallError::Stopped));
+        }
+    }
+}
+
+/// A second process downloading the same blob would interleave its bytes with ours.
+#[cfg(unix)]
+fn lock_exclusive(file: &File) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on a descriptor this File owns; the lock goes with the descriptor.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+#[cfg(not(unix))]
+fn lock_exclusive(_file: &File) -> std::io::Result<()> {
+    Ok(())
+}
+
+/// A `.part` with no bytes is no use for resuming: leave nothing behind.
+fn remove_if_empty(part: &Path) {
+    if std::fs::metadata(part).is_ok_and(|m| m.len() == 0) {
+        let _ = std::fs::remove_file(part);
+    }
+}
+
+fn discard_blob(blob: &Path) {
+    let _ = std::fs::remove_file(blob);
 }
 
 /// Removes a snapshot link and the blob it points to (after a failed check).

@@ -1,5 +1,4 @@
-//! Per-file download progress: a trait the TUI (a gauge) and headless runs (a stderr bar) implement,
-//! and the adapter onto hf-hub's `Progress`.
+//! Per-file download progress: a trait the TUI (a gauge) and headless runs (a stderr bar) implement.
 
 use std::io::Write;
 use std::time::Instant;
@@ -104,79 +103,9 @@ impl FetchProgress for StderrBar {
     }
 }
 
-/// hf-hub's progress callbacks onto a `FetchProgress`: hf-hub reports increments; we report totals.
-pub struct HubProgress<'a> {
-    inner: &'a mut dyn FetchProgress,
-    file: String,
-    done: u64,
-}
-
-impl<'a> HubProgress<'a> {
-    pub fn new(inner: &'a mut dyn FetchProgress) -> Self {
-        Self {
-            inner,
-            file: String::new(),
-            done: 0,
-        }
-    }
-}
-
-impl hf_hub::api::Progress for HubProgress<'_> {
-    fn init(&mut self, size: usize, filename: &str) {
-        // Called again on each (resumed) attempt, followed by an update with the bytes already there.
-        self.file = filename.to_owned();
-        self.done = 0;
-        self.inner.start(filename, size as u64);
-    }
-
-    fn update(&mut self, size: usize) {
-        self.done += size as u64;
-        self.inner.advance(self.done);
-    }
-
-    fn finish(&mut self) {
-        self.inner.finish(&self.file);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hf_hub::api::Progress;
-
-    #[derive(Default)]
-    struct Record(Vec<String>);
-
-    impl FetchProgress for Record {
-        fn start(&mut self, file: &str, size: u64) {
-            self.0.push(format!("start {file} {size}"));
-        }
-        fn advance(&mut self, done: u64) {
-            self.0.push(format!("at {done}"));
-        }
-        fn finish(&mut self, file: &str) {
-            self.0.push(format!("done {file}"));
-        }
-    }
-
-    #[test]
-    fn hub_increments_become_totals_and_resume_restarts_the_count() {
-        let mut rec = Record::default();
-        let mut p = HubProgress::new(&mut rec);
-        p.init(100, "unet/w.safetensors");
-        p.update(40); // resumed bytes already in the .part file
-        p.update(60);
-        p.finish();
-        assert_eq!(
-            rec.0,
-            [
-                "start unet/w.safetensors 100",
-                "at 40",
-                "at 100",
-                "done unet/w.safetensors"
-            ]
-        );
-    }
 
     #[test]
     fn bar_shows_fraction_and_sizes() {

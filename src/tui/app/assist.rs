@@ -62,7 +62,7 @@ pub(super) struct Assist {
 
 impl App {
     /// The helper's model: --enhancer for enhancing, the form's own model when it is of that
-    /// kind, else the registry's first of that kind.
+    /// kind, else the default enhancer (as headless) or the registry's first of that kind.
     fn assist_model(&self, kind: Kind) -> Option<String> {
         let form = self.params.form();
         if kind == Kind::Text && !form.enhancer.trim().is_empty() {
@@ -70,6 +70,11 @@ impl App {
         }
         if form.kind == Some(kind) && !form.model.trim().is_empty() {
             return Some(form.model.trim().to_owned());
+        }
+        // The same default enhancer as --headless (one constant, in media_spec).
+        let default = crate::jobs::media_spec::DEFAULT_ENHANCER;
+        if kind == Kind::Text && self.compat_env.entries.iter().any(|e| e.id == default) {
+            return Some(default.to_owned());
         }
         self.compat_env
             .entries
