@@ -78,7 +78,7 @@ fn screen(term: &Terminal<TestBackend>) -> String {
         .join("\n")
 }
 
-fn progress(job: u64, step: u32) -> AppEvent {
+fn progress(job: i64, step: u32) -> AppEvent {
     AppEvent::Job(JobEvent::Progress {
         job: JobId(job),
         step,
@@ -88,7 +88,7 @@ fn progress(job: u64, step: u32) -> AppEvent {
     })
 }
 
-fn done(job: u64) -> AppEvent {
+fn done(job: i64) -> AppEvent {
     AppEvent::Job(JobEvent::Done {
         job: JobId(job),
         outputs: vec!["out/2026-01-01/7_a-lighthouse.png".into()],
@@ -100,7 +100,7 @@ fn done(job: u64) -> AppEvent {
     })
 }
 
-fn preview_image(job: u64) -> AppEvent {
+fn preview_image(job: i64) -> AppEvent {
     let pixels: Vec<u8> = (0..16 * 16)
         .flat_map(|i| [(i % 256) as u8, 200, 40])
         .collect();
@@ -164,7 +164,7 @@ fn a_done_row_shows_no_progress() {
     let mut queue = QueuePane::default();
     queue.upsert(JobRow::new(JobId(1), "a red fox", JobState::Queued));
     let mut term = Terminal::new(TestBackend::new(60, 6)).unwrap();
-    let mut frame_of = |queue: &QueuePane, term: &mut Terminal<TestBackend>| {
+    let frame_of = |queue: &QueuePane, term: &mut Terminal<TestBackend>| {
         term.draw(|f| {
             queue.draw(
                 f,

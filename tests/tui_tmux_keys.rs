@@ -95,7 +95,7 @@ fn esc_outside_a_field_cancels_the_running_job() {
         &tmux,
         home.path(),
         "none",
-        &sd1(1000, 512, "--prompt 'a slow fox'"),
+        &sd1(500, 128, "--prompt 'a slow fox'"),
     );
     wait_for_tui(&tmux);
     tmux.keys(&["C-g"]);
@@ -107,7 +107,7 @@ fn esc_outside_a_field_cancels_the_running_job() {
         s.contains("Enter/i edits")
     });
     tmux.keys(&["Escape"]);
-    let screen = tmux.wait_for("the job cancelled", Duration::from_secs(60), |s| {
+    let screen = tmux.wait_for("the job cancelled", Duration::from_secs(120), |s| {
         s.contains("⊘ cancelled")
     });
     assert!(screen.contains("a slow fox"), "{screen}");
@@ -126,7 +126,7 @@ fn cancel_them_and_quit_leaves_the_jobs_cancelled() {
         &tmux,
         home.path(),
         "none",
-        &sd1(1000, 512, "--prompt 'a slow fox'"),
+        &sd1(500, 128, "--prompt 'a slow fox'"),
     );
     wait_for_tui(&tmux);
     tmux.keys(&["C-g"]);
@@ -142,7 +142,7 @@ fn cancel_them_and_quit_leaves_the_jobs_cancelled() {
         s.contains("cancel them and quit")
     });
     tmux.keys(&["c"]);
-    tmux.wait_for("the shell again", Duration::from_secs(60), |s| {
+    tmux.wait_for("the shell again", Duration::from_secs(120), |s| {
         s.contains("EXIT=0")
     });
     assert_eq!(stored_states(home.path()), ["cancelled", "cancelled"]);
