@@ -61,7 +61,6 @@ fn job_flags_without_a_terminal_run_headless() {
     let out = bare(home.path())
         .args(tiny_job())
         .args(["--prompt", "a fox"])
-        .stdin(std::process::Stdio::null())
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{out:?}");

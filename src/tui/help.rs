@@ -1,5 +1,5 @@
-//! The help overlay: every binding of `keys::BINDINGS`, in as many columns as the terminal
-//! fits (two at 160 columns), scrolled with ↑↓ PgUp PgDn when it is still taller than the screen.
+//! The help overlay: every binding of `keys::BINDINGS`, in the fewest columns that show it all
+//! (one at 160x48, two at 160x30), scrolled with ↑↓ PgUp PgDn where even that does not fit.
 
 use std::ops::Range;
 
@@ -141,16 +141,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn two_columns_at_160x48_one_scrolled_at_80x24() {
-        let wide = layout(Rect::new(0, 0, 160, 48));
+    fn fits_160x48_in_columns_scrolls_at_80x24() {
+        let tall = layout(Rect::new(0, 0, 160, 48));
+        assert_eq!(tall.scroll_max, 0, "all in view at 160x48");
+        assert!(tall.rect.width <= 160 && tall.rect.height <= 48);
+        // Less height: two columns rather than scrolling.
+        let wide = layout(Rect::new(0, 0, 160, 30));
         assert_eq!(wide.columns.len(), 2);
         assert_eq!(wide.scroll_max, 0);
-        assert!(wide.rect.width <= 160);
         let small = layout(Rect::new(0, 0, 80, 24));
         assert_eq!(small.columns, vec![0..BINDINGS.len()]);
         assert!(small.scroll_max > 0);
         // Every group is in exactly one column, in order.
-        for l in [&wide, &small] {
+        for l in [&tall, &wide, &small] {
             let flat: Vec<usize> = l.columns.iter().flat_map(|r| r.clone()).collect();
             assert_eq!(flat, (0..BINDINGS.len()).collect::<Vec<_>>());
         }
