@@ -5,7 +5,7 @@
 
 mod history;
 mod progress;
-mod specs;
+pub(crate) mod specs;
 
 use std::collections::BTreeSet;
 use std::io::{IsTerminal, Write};

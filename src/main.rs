@@ -1,6 +1,7 @@
 //! The binary: parse the command line, set up the platform and logging, hand over to the TUI, a
 //! headless run or a subcommand, and turn the outcome into the exit code DESIGN.md promises.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -34,7 +35,11 @@ fn run(cli: &Cli) -> anyhow::Result<i32> {
     // A subcommand's own flags (`doctor --device cpu`) over the ones given before it.
     let global = cli.effective_global();
     let paths = Paths::resolve(global.out.as_deref())?;
-    let tui_owns_screen = cli.command.is_none() && !cli.headless;
+    // The TUI needs a terminal on both ends; without one (a pipe, cron, a CI job) the same flags
+    // run headless. --history is a listing, not a screen: it prints like --headless.
+    let terminal = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    let headless = cli.headless || cli.batch.history || !terminal;
+    let tui_owns_screen = cli.command.is_none() && !headless;
     let mode = if tui_owns_screen {
         LogMode::Tui
     } else {
@@ -46,6 +51,9 @@ fn run(cli: &Cli) -> anyhow::Result<i32> {
         mode,
     })?;
     logging::log_system_info(&platform);
+    if cli.command.is_none() && !cli.headless && !terminal {
+        tracing::info!("no terminal on stdin/stdout: running headless");
+    }
 
     match &cli.command {
         Some(Command::Doctor { json, .. }) => commands::doctor::run(&global, *json),
@@ -54,7 +62,7 @@ fn run(cli: &Cli) -> anyhow::Result<i32> {
         Some(Command::Info { file, json }) => commands::info::run(file, *json),
         Some(Command::Bench { what }) => commands::bench::run(&global, what),
         None if cli.job.plan => commands::plan::run(&cli.global, &cli.job),
-        None if cli.headless => headless::run(cli),
+        None if headless => headless::run(cli),
         None => tui::run(cli),
     }
 }

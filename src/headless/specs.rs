@@ -4,8 +4,9 @@ use crate::cli::Cli;
 use crate::jobs::JobSpec;
 use crate::jobs::sources::{from_image, read_job_file, read_prompts_file};
 
-/// Every new job the command line describes (empty with only --resume).
-pub fn collect(cli: &Cli) -> crate::Result<Vec<JobSpec>> {
+/// The jobs of --jobs, --prompts and --from-image (the job flags are their defaults); the TUI
+/// queues these too.
+pub fn from_files(cli: &Cli) -> crate::Result<Vec<JobSpec>> {
     let base = JobSpec::from_args(&cli.job);
     let batch = &cli.batch;
     let mut specs = Vec::new();
@@ -18,6 +19,14 @@ pub fn collect(cli: &Cli) -> crate::Result<Vec<JobSpec>> {
     if let Some(path) = &batch.from_image {
         specs.push(from_image(path, &cli.job)?);
     }
+    Ok(specs)
+}
+
+/// Every new job the command line describes (empty with only --resume).
+pub fn collect(cli: &Cli) -> crate::Result<Vec<JobSpec>> {
+    let base = JobSpec::from_args(&cli.job);
+    let batch = &cli.batch;
+    let mut specs = from_files(cli)?;
     let from_files = batch.jobs.is_some() || batch.prompts.is_some() || batch.from_image.is_some();
     // A job needs a prompt or a model, or an input that implies its kind (and default model).
     let job = &cli.job;

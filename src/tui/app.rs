@@ -30,7 +30,10 @@ use crate::models::{Backend, CompatContext, Dtype, ModelEntry, Verdict, compat};
 /// How to leave.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum QuitMode {
+    /// Every queued and running job ends cancelled.
     CancelJobs,
+    /// SIGTERM: the running job stops (interrupted) and the rest stay queued, as in --headless.
+    StopJobs,
     /// Restore the terminal and let queued and running jobs finish headless.
     KeepJobs,
 }
@@ -96,6 +99,8 @@ pub struct App {
     theme: Theme,
     focus: PaneId,
     overlay: Overlay,
+    /// How far the help overlay is scrolled (where it is taller than the screen).
+    help_scroll: u16,
     size: Rect,
     notice: Option<String>,
     paused: bool,
@@ -145,6 +150,7 @@ impl App {
             theme: config.theme,
             focus: PaneId::Prompt,
             overlay: Overlay::None,
+            help_scroll: 0,
             size: Rect::new(0, 0, 80, 24),
             notice: config.notice,
             paused: false,

@@ -13,7 +13,7 @@ use crate::jobs::JobEvent;
 /// A signal the TUI reacts to by leaving (the terminal is restored on the way out).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SignalKind {
-    /// SIGTERM: stop, cancelling the running job.
+    /// SIGTERM: stop the running job (it goes back as interrupted); the rest stay queued.
     Terminate,
     /// SIGHUP: the terminal is gone; running jobs finish headless.
     Hangup,

@@ -1,4 +1,5 @@
-//! Every key binding, in one table: the help overlay lists it and the README can copy it.
+//! Every key binding, in one table: the help overlay lists it and the README copies it.
+//! Descriptions stay under `DESC_MAX` characters so two columns fit 160 columns.
 
 /// (keys, what they do), grouped by where they apply.
 pub const BINDINGS: &[(&str, &[(&str, &str)])] = &[
@@ -8,8 +9,10 @@ pub const BINDINGS: &[(&str, &[(&str, &str)])] = &[
             ("Tab / Shift-Tab", "next / previous pane (or field)"),
             ("Ctrl-G, F5", "queue the job"),
             ("Esc", "leave the field being edited"),
-            ("?", "this help (outside text fields)"),
-            ("q, Ctrl-C", "quit (asks while jobs run)"),
+            ("Esc (not editing)", "cancel the running job"),
+            ("F1, ?", "this help (? outside text fields)"),
+            ("Ctrl-Q, Ctrl-C", "quit (asks while jobs run)"),
+            ("q", "quit, outside text fields"),
             ("mouse", "click focuses, wheel scrolls"),
         ],
     ),
@@ -20,22 +23,19 @@ pub const BINDINGS: &[(&str, &[(&str, &str)])] = &[
             ("Ctrl/Alt-←→", "word left / right"),
             ("Ctrl-W", "delete word;  Ctrl-Z undo"),
             ("↑ / ↓", "history at the first / last line"),
-            ("Ctrl-E", "enhance the prompt (any pane; text model)"),
-            ("Ctrl-P", "caption the init image into the prompt"),
-            ("Esc (running)", "cancel Ctrl-E/P; Ctrl-Z undoes the result"),
+            ("Ctrl-E", "enhance the prompt (text model)"),
+            ("Ctrl-P", "caption the init image into it"),
+            ("Esc (helper runs)", "cancel Ctrl-E/P; Ctrl-Z undoes it"),
         ],
     ),
     (
         "Parameters",
         &[
-            ("↑↓  Enter", "select field, edit it (Enter again sets)"),
+            ("↑↓  Enter", "select a field, edit it, Enter sets"),
             ("←→  + -", "cycle presets, nudge numbers"),
             ("r   Del", "random seed toggle, back to default"),
-            ("Tab (path)", "complete init image / mask / audio path"),
-            (
-                "model kinds",
-                "fields follow the model: image, tts, music, stt, caption",
-            ),
+            ("Tab (path)", "complete image / mask / audio path"),
+            ("model kinds", "the fields follow the model's kind"),
         ],
     ),
     (
@@ -50,7 +50,7 @@ pub const BINDINGS: &[(&str, &[(&str, &str)])] = &[
         "Log",
         &[
             ("PgUp PgDn  End", "scroll back, back to live"),
-            ("h  ↑↓ ←→  + -", "targets: select, show level, record level"),
+            ("h  ↑↓ ←→  + -", "targets: select, show, record level"),
         ],
     ),
     (
@@ -62,7 +62,22 @@ pub const BINDINGS: &[(&str, &[(&str, &str)])] = &[
     ),
 ];
 
-/// The number of lines the help text takes (group titles, bindings and a gap between groups).
-pub fn help_lines() -> usize {
-    BINDINGS.iter().map(|(_, b)| b.len() + 2).sum::<usize>() - 1
+/// The longest description, in characters (a test holds the table to it).
+pub const DESC_MAX: usize = 38;
+/// The key column's width, in characters.
+pub const KEY_WIDTH: usize = 18;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_binding_fits_its_column() {
+        for (_, bindings) in BINDINGS {
+            for (k, what) in *bindings {
+                assert!(k.chars().count() < KEY_WIDTH, "{k}");
+                assert!(what.chars().count() <= DESC_MAX, "{what}");
+            }
+        }
+    }
 }

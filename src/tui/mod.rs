@@ -3,8 +3,10 @@
 //! could block (the runner's database, image files, history) runs on blocking threads.
 
 pub mod app;
+pub mod batch;
 pub mod commands;
 pub mod event;
+pub mod help;
 pub mod history;
 pub mod keys;
 pub mod layout;
@@ -12,13 +14,12 @@ pub mod overlay;
 pub mod panes;
 pub mod planning;
 pub mod preview;
+pub mod quit;
 pub mod runner_link;
 pub mod sampler;
 pub mod terminal;
 pub mod theme;
 
-use std::collections::BTreeSet;
-use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,7 +34,7 @@ use self::planning::FormPlanner;
 use self::preview::PreviewProtocol;
 use self::theme::Theme;
 use crate::cli::Cli;
-use crate::jobs::{JobEvent, JobId, JobRunner, JobState, Store};
+use crate::jobs::{JobRunner, Store};
 use crate::models::{Backend, Registry};
 use crate::platform::paths::Paths;
 
@@ -52,6 +53,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
     let paths = Paths::resolve(cli.global.out.as_deref())?;
     paths.create_dirs()?;
     let registry = Registry::load(cli.global.models_file.as_deref())?;
+    let start_jobs = batch::StartJobs::read(cli)?;
     let theme_dirs = vec![paths.home.join("themes"), "themes".into()];
     let (theme, notice) =
         Theme::load_or_dark(cli.global.theme.as_deref().unwrap_or("dark"), &theme_dirs);
@@ -59,13 +61,16 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
     let link = runner_link::runner_link(cli, &paths, &registry)?;
     let store = Store::open(&paths.queue_db).map_err(crate::Error::from)?;
     let runner = Arc::new(JobRunner::start(store, link.config)?);
+    // Subscribed before anything is queued: the loop replays what happens until it runs.
+    let events = runner.subscribe();
+    let (started, started_notice) = start_jobs.queue(&runner)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
     let app_config = AppConfig {
         theme,
-        notice,
+        notice: started_notice.or(notice),
         form: initial_form(cli, &link.device),
         prompt: cli.job.prompt.clone().unwrap_or_default(),
         negative: cli.job.negative.clone().unwrap_or_default(),
@@ -75,16 +80,20 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
     let downloads = link.downloads.clone();
     let quit = runtime.block_on(run_loop(
         app_config,
-        Arc::clone(&runner),
+        LoopParts {
+            runner: Arc::clone(&runner),
+            events,
+            history_rows: HISTORY_ROWS + started.len(),
+            device_probe: link.probe,
+            planner: Arc::new(link.planner),
+            protocol,
+        },
         &paths,
-        link.probe,
-        Arc::new(link.planner),
-        protocol,
     ));
     // A download a submit started would hold the exit: the runtime waits for blocking tasks.
     downloads.cancel();
     let quit = quit?;
-    finish(runner, quit, &paths);
+    quit::finish(runner, quit, &paths);
     Ok(0)
 }
 
@@ -160,22 +169,39 @@ fn compat_env(cli: &Cli, paths: &Paths, registry: &Registry, backend: Backend) -
     }
 }
 
-async fn run_loop(
-    config: AppConfig,
+/// What the event loop runs with besides the app's configuration.
+struct LoopParts {
     runner: Arc<JobRunner>,
-    paths: &Paths,
+    /// The runner's events since before the command line's jobs were queued.
+    events: crate::jobs::JobEvents,
+    /// Rows of history the queue shows at start (the command line's jobs included).
+    history_rows: usize,
     device_probe: sampler::DeviceProbe,
     planner: Arc<FormPlanner>,
     protocol: PreviewProtocol,
-) -> anyhow::Result<QuitMode> {
+}
+
+async fn run_loop(config: AppConfig, parts: LoopParts, paths: &Paths) -> anyhow::Result<QuitMode> {
+    let LoopParts {
+        runner,
+        events,
+        history_rows,
+        device_probe,
+        planner,
+        protocol,
+    } = parts;
     let mut guard = terminal::TerminalGuard::enter()?;
-    // The capability query reads stdin, so it runs before the input reader starts.
-    let picker = protocol.picker();
-    let mut app = App::new(AppConfig { picker, ..config });
+    // The capability query reads stdin, so it runs before the input reader starts; keys typed
+    // while it waited come back from it and go first.
+    let preview = protocol.picker();
+    let mut app = App::new(AppConfig {
+        picker: preview.picker,
+        ..config
+    });
     let size = guard.terminal.size()?;
     app.set_size(size.width, size.height);
     for record in runner
-        .history(HISTORY_ROWS)
+        .history(history_rows)
         .unwrap_or_default()
         .into_iter()
         .rev()
@@ -187,11 +213,14 @@ async fn run_loop(
     }
 
     let (tx, mut rx) = event::channel();
+    for typed in preview.typed {
+        let _ = tx.send(AppEvent::Input(typed));
+    }
     event::spawn_input(tx.clone());
     event::spawn_ticks(tx.clone(), TICK);
     event::spawn_signals(tx.clone());
     sampler::Sampler::new(Some(device_probe)).spawn(SAMPLE_EVERY, tx.clone());
-    forward_job_events(&runner, tx.clone());
+    forward_job_events(events, tx.clone());
     let services = Services {
         runner: Arc::clone(&runner),
         tx: tx.clone(),
@@ -246,8 +275,7 @@ async fn run_loop(
     Ok(QuitMode::CancelJobs)
 }
 
-fn forward_job_events(runner: &JobRunner, tx: UnboundedSender<AppEvent>) {
-    let mut events = runner.subscribe();
+fn forward_job_events(mut events: crate::jobs::JobEvents, tx: UnboundedSender<AppEvent>) {
     tokio::spawn(async move {
         while let Some(e) = events.recv().await {
             if tx.send(AppEvent::Job(e)).is_err() {
@@ -255,59 +283,4 @@ fn forward_job_events(runner: &JobRunner, tx: UnboundedSender<AppEvent>) {
             }
         }
     });
-}
-
-/// After the terminal is given back: cancel, or let the jobs finish headless and say so.
-fn finish(runner: Arc<JobRunner>, quit: QuitMode, paths: &Paths) {
-    let active: BTreeSet<JobId> = runner
-        .history(1000)
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|r| matches!(r.state, JobState::Queued | JobState::Running))
-        .map(|r| r.id)
-        .collect();
-    let mut err = std::io::stderr();
-    match quit {
-        QuitMode::CancelJobs => {
-            for &id in &active {
-                let _ = runner.cancel(id);
-            }
-            runner.stop();
-        }
-        QuitMode::KeepJobs if !active.is_empty() => {
-            let _ = writeln!(
-                err,
-                "pallaidium: {} job(s) keep running headless; outputs go to {}, the log to {}",
-                active.len(),
-                paths.outputs.display(),
-                paths.logs.display()
-            );
-            wait_headless(&runner, active);
-        }
-        QuitMode::KeepJobs => {}
-    }
-    match Arc::try_unwrap(runner) {
-        Ok(runner) => runner.shutdown(),
-        Err(_) => tracing::warn!("the runner is still shared at exit; it stops with the process"),
-    }
-}
-
-/// Blocks until every job in `waiting` has ended; SIGHUP is already handled (ignored) by the
-/// signal listener, so a closed terminal does not stop the batch.
-fn wait_headless(runner: &JobRunner, mut waiting: BTreeSet<JobId>) {
-    let mut events = runner.subscribe();
-    // Jobs may have ended between the store read and the subscription.
-    waiting.retain(|id| runner.record(*id).is_ok_and(|r| !r.state.is_finished()));
-    while !waiting.is_empty() {
-        match events.blocking_recv() {
-            Some(e) if e.is_terminal() => {
-                waiting.remove(&e.job());
-                if let JobEvent::Failed { job, error } = &e {
-                    tracing::error!("job {job} failed: {error}");
-                }
-            }
-            Some(_) => {}
-            None => break,
-        }
-    }
 }

@@ -1,5 +1,5 @@
-//! What is drawn over or instead of the panes: the status line, the help overlay, the quit
-//! question and the "terminal too small" notice.
+//! What is drawn over or instead of the panes: the status line, the quit question and the
+//! "terminal too small" notice (the help overlay is `help`).
 
 use ratatui::Frame;
 use ratatui::layout::{Alignment, Constraint, Layout, Rect};
@@ -7,7 +7,6 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Clear, Paragraph, Wrap};
 
-use super::keys::BINDINGS;
 use super::layout::{MIN_HEIGHT, MIN_WIDTH};
 use super::theme::Theme;
 
@@ -36,7 +35,8 @@ pub fn too_small(frame: &mut Frame, area: Rect, theme: &Theme) {
 
 /// The top line: what a job would run on, the latest notice, the main keys.
 pub fn status(frame: &mut Frame, area: Rect, theme: &Theme, subject: &str, notice: Option<&str>) {
-    let keys = " ? help  Ctrl-G queue  q quit ";
+    // Keys that work wherever the focus is, the prompt editor included.
+    let keys = " F1 help  Ctrl-G queue  Ctrl-Q quit ";
     let mut spans = vec![
         Span::styled(
             " pallaidium ",
@@ -73,39 +73,6 @@ fn popup<'a>(theme: &Theme, title: &'a str) -> Block<'a> {
         .border_style(Style::new().fg(theme.border_focused))
         .title(Line::styled(title, theme.title(true)))
         .style(theme.text())
-}
-
-/// Every binding from `keys::BINDINGS`, in two columns so it fits 80x24.
-pub fn help(frame: &mut Frame, area: Rect, theme: &Theme) {
-    let group_lines = |groups: &[(&str, &[(&str, &str)])]| -> Vec<Line<'static>> {
-        let mut lines = Vec::new();
-        for (i, (title, bindings)) in groups.iter().enumerate() {
-            if i > 0 {
-                lines.push(Line::default());
-            }
-            lines.push(Line::styled((*title).to_owned(), theme.title(true)));
-            for (k, what) in *bindings {
-                lines.push(Line::from(vec![
-                    Span::styled(format!(" {k:<17}"), Style::new().fg(theme.accent)),
-                    Span::styled((*what).to_owned(), theme.text()),
-                ]));
-            }
-        }
-        lines
-    };
-    let (a, b) = BINDINGS.split_at(2);
-    let left = group_lines(a);
-    let right = group_lines(b);
-    let height = left.len().max(right.len()) as u16 + 3;
-    let r = centered(area, area.width.saturating_sub(2).min(130), height);
-    frame.render_widget(Clear, r);
-    let block = popup(theme, " Keys (Esc closes) ");
-    let inner = block.inner(r);
-    frame.render_widget(block, r);
-    let [l, rr] =
-        Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(inner);
-    frame.render_widget(Paragraph::new(left), l);
-    frame.render_widget(Paragraph::new(right), rr);
 }
 
 pub fn confirm_quit(frame: &mut Frame, area: Rect, theme: &Theme, active: usize) {

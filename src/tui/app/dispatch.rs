@@ -9,6 +9,7 @@ use super::assist::AssistKind;
 use super::{App, Command, Overlay, QuitMode};
 use crate::jobs::{JobEvent, JobKind};
 use crate::tui::event::{AppEvent, SignalKind};
+use crate::tui::help;
 use crate::tui::layout;
 use crate::tui::panes::preview::{OutputKind, output_kind};
 use crate::tui::panes::{Action, Handled, Pane, PaneId, ellipsize};
@@ -55,7 +56,7 @@ impl App {
                 self.gauges.handle(&event, &mut actions);
             }
             AppEvent::Signal(SignalKind::Terminate) => {
-                commands.push(Command::Quit(QuitMode::CancelJobs))
+                commands.push(Command::Quit(QuitMode::StopJobs))
             }
             AppEvent::Signal(SignalKind::Hangup) => {
                 commands.push(Command::Quit(QuitMode::KeepJobs))
@@ -96,15 +97,7 @@ impl App {
     ) {
         let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
         match self.overlay {
-            Overlay::Help => {
-                if matches!(
-                    key.code,
-                    KeyCode::Esc | KeyCode::Char('?' | 'q') | KeyCode::Enter
-                ) {
-                    self.overlay = Overlay::None;
-                }
-                return;
-            }
+            Overlay::Help => return self.help_key(key),
             Overlay::ConfirmQuit => {
                 match key.code {
                     KeyCode::Char('c' | 'y') => commands.push(Command::Quit(QuitMode::CancelJobs)),
@@ -117,7 +110,7 @@ impl App {
             Overlay::None => {}
         }
         match key.code {
-            KeyCode::Char('c') if ctrl => return self.request_quit(commands),
+            KeyCode::Char('c' | 'q') if ctrl => return self.request_quit(commands),
             KeyCode::Char('g') if ctrl => return actions.push(Action::Submit),
             KeyCode::Char('e') if ctrl => return self.start_assist(AssistKind::Enhance, commands),
             KeyCode::Char('p') if ctrl => return self.start_assist(AssistKind::Caption, commands),
@@ -130,15 +123,61 @@ impl App {
             }
             return;
         }
+        if key.code == KeyCode::F(1) {
+            return self.open_help();
+        }
         if self.pane(self.focus).handle(event, actions) == Handled::Consumed {
             return;
         }
         match key.code {
             KeyCode::Tab => self.set_focus(self.focus.next(true)),
             KeyCode::BackTab => self.set_focus(self.focus.next(false)),
-            KeyCode::Char('?') => self.overlay = Overlay::Help,
+            KeyCode::Char('?') => self.open_help(),
             KeyCode::Char('q') => self.request_quit(commands),
+            // No text field or dialog took it: Esc stops the running job (README, `?`).
+            KeyCode::Esc => self.cancel_running(actions),
             _ => {}
+        }
+    }
+
+    fn open_help(&mut self) {
+        self.overlay = Overlay::Help;
+        self.help_scroll = 0;
+    }
+
+    /// Keys while the help is open: scroll it, or close it.
+    fn help_key(&mut self, key: &KeyEvent) {
+        let max = help::layout(self.size).scroll_max;
+        let page = help::layout(self.size).rect.height.saturating_sub(3).max(1);
+        let s = self.help_scroll;
+        self.help_scroll = match key.code {
+            KeyCode::Up | KeyCode::Char('k') => s.saturating_sub(1),
+            KeyCode::Down | KeyCode::Char('j') => s.saturating_add(1),
+            KeyCode::PageUp => s.saturating_sub(page),
+            KeyCode::PageDown | KeyCode::Char(' ') => s.saturating_add(page),
+            KeyCode::Home => 0,
+            KeyCode::End => max,
+            _ => {
+                if matches!(
+                    key.code,
+                    KeyCode::Esc | KeyCode::Char('?' | 'q') | KeyCode::Enter | KeyCode::F(1)
+                ) {
+                    self.overlay = Overlay::None;
+                }
+                s
+            }
+        }
+        .min(max);
+    }
+
+    /// Esc outside a text field: cancel the running job, if one runs.
+    fn cancel_running(&mut self, actions: &mut Vec<Action>) {
+        match self.queue.running() {
+            Some(id) => {
+                self.notice = Some(format!("cancelling job {id} (Esc)"));
+                actions.push(Action::Cancel(id));
+            }
+            None => self.notice = Some("no job is running (Esc cancels the running job)".into()),
         }
     }
 

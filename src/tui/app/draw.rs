@@ -4,6 +4,7 @@ use ratatui::Frame;
 use ratatui::layout::Rect;
 
 use super::{App, Overlay};
+use crate::tui::help;
 use crate::tui::layout::{self, Areas};
 use crate::tui::overlay;
 use crate::tui::panes::{DrawCtx, PaneId};
@@ -25,7 +26,7 @@ impl App {
         };
         self.draw_panes(frame, &areas);
         match self.overlay {
-            Overlay::Help => overlay::help(frame, area, &self.theme),
+            Overlay::Help => help::draw(frame, area, &self.theme, self.help_scroll),
             Overlay::ConfirmQuit => {
                 overlay::confirm_quit(frame, area, &self.theme, self.queue.active())
             }

@@ -3,11 +3,13 @@
 //! terminal's protocol in `prepare` (before drawing, when the image or the area changed), and a
 //! waveform is read from its file on a blocking thread, so drawing only copies cells.
 
+use std::num::NonZeroU16;
 use std::path::{Path, PathBuf};
 
 use crossterm::event::{Event, MouseEventKind};
 use image::{DynamicImage, RgbImage};
 use ratatui::Frame;
+use ratatui::buffer::{Buffer, CellDiffOption};
 use ratatui::layout::Rect;
 use ratatui::style::Style;
 use ratatui::text::Line;
@@ -280,6 +282,7 @@ impl Pane for PreviewPane {
             (_, Some(_), None) => Some("preparing preview…"),
             (_, Some(_), Some((proto, _))) => {
                 frame.render_widget(Image::new(proto), image_area);
+                pin_escape_cells(frame.buffer_mut(), image_area);
                 None
             }
         };
@@ -293,6 +296,22 @@ impl Pane for PreviewPane {
                 Paragraph::new(Line::styled(self.label.clone(), t.muted())),
                 label_area,
             );
+        }
+    }
+}
+
+/// An image protocol (sixel, kitty, iTerm2) writes its escape sequence into one cell. ratatui
+/// would count that sequence's printable characters as the cell's width and then skip updating
+/// as many cells after it: the rest of the row and rows below kept stale text (the placeholder's
+/// tail beside the image, a finished job's old progress in the queue). Such cells are one column.
+fn pin_escape_cells(buf: &mut Buffer, area: Rect) {
+    for y in area.top()..area.bottom() {
+        for x in area.left()..area.right() {
+            if let Some(cell) = buf.cell_mut((x, y))
+                && cell.symbol().starts_with('\x1b')
+            {
+                cell.set_diff_option(CellDiffOption::ForcedWidth(NonZeroU16::MIN));
+            }
         }
     }
 }

@@ -80,6 +80,14 @@ impl QueuePane {
             .count()
     }
 
+    /// The running job (the one Esc cancels).
+    pub fn running(&self) -> Option<JobId> {
+        self.rows
+            .iter()
+            .find(|r| r.state == JobState::Running)
+            .map(|r| r.id)
+    }
+
     /// Names a job the runner accepted, keeping whatever its events already told.
     pub fn set_label(&mut self, id: JobId, label: &str) {
         self.row(id).label = label.to_owned();

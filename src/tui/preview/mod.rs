@@ -1,12 +1,14 @@
-//! Which image protocol the preview uses: guess from the environment, confirm with a terminal
-//! query that has a timeout (ratatui-image's picker, tmux passthrough aware), halfblocks last.
+//! Which image protocol the preview uses: a terminal query with a deadline (`probe`, tmux
+//! passthrough aware), environment hints, halfblocks last; or the protocol the user forces.
 
+pub mod probe;
+pub mod typed_ahead;
 pub mod waveform;
 
 use std::str::FromStr;
 use std::time::Duration;
 
-use ratatui_image::picker::cap_parser::QueryStdioOptions;
+use crossterm::event::Event;
 use ratatui_image::picker::{Picker, ProtocolType};
 
 /// `--preview-protocol` (or PALLAIDIUM_PREVIEW_PROTOCOL until the flag exists).
@@ -44,36 +46,40 @@ impl FromStr for PreviewProtocol {
 /// How long the terminal gets to answer the capability query (tmux over SSH can be slow).
 const QUERY_TIMEOUT: Duration = Duration::from_millis(800);
 
+/// The preview's picker (`None`: previews off) and the keys typed while the terminal was asked.
+pub struct PreviewSetup {
+    pub picker: Option<Picker>,
+    pub typed: Vec<Event>,
+}
+
 impl PreviewProtocol {
-    /// Builds the picker. Must run after entering the alternate screen and before the input reader
-    /// starts (the query reads stdin). `None` means previews are off.
-    pub fn picker(self) -> Option<Picker> {
+    /// Builds the picker. Must run after entering raw mode and before the input reader starts
+    /// (the query reads stdin); the keys it read meanwhile come back in `typed`.
+    pub fn picker(self) -> PreviewSetup {
         let forced = match self {
-            Self::None => return None,
-            Self::Halfblocks => return Some(Picker::halfblocks()),
+            Self::None => {
+                return PreviewSetup {
+                    picker: None,
+                    typed: Vec::new(),
+                };
+            }
+            // Nothing to ask: halfblocks need no cell size.
+            Self::Halfblocks => {
+                return PreviewSetup {
+                    picker: Some(Picker::halfblocks()),
+                    typed: Vec::new(),
+                };
+            }
             Self::Auto => None,
             Self::Kitty => Some(ProtocolType::Kitty),
             Self::Iterm => Some(ProtocolType::Iterm2),
             Self::Sixel => Some(ProtocolType::Sixel),
         };
-        let mut options = QueryStdioOptions::default();
-        options.timeout = QUERY_TIMEOUT;
-        let mut picker = match Picker::from_query_stdio_with_options(options) {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::info!("terminal graphics query failed ({e}); previews use halfblocks");
-                Picker::halfblocks()
-            }
-        };
-        if let Some(p) = forced {
-            picker.set_protocol_type(p);
+        let probed = probe::probe(QUERY_TIMEOUT, forced);
+        PreviewSetup {
+            picker: Some(probed.picker),
+            typed: probed.typed,
         }
-        tracing::info!(
-            "preview protocol {:?} (font {:?})",
-            picker.protocol_type(),
-            picker.font_size()
-        );
-        Some(picker)
     }
 }
 
@@ -99,10 +105,11 @@ mod tests {
                 .unwrap_err()
                 .contains("halfblocks")
         );
-        assert!(PreviewProtocol::None.picker().is_none());
+        assert!(PreviewProtocol::None.picker().picker.is_none());
         assert_eq!(
             PreviewProtocol::Halfblocks
                 .picker()
+                .picker
                 .map(|p| p.protocol_type()),
             Some(ProtocolType::Halfblocks)
         );
