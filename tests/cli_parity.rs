@@ -7,27 +7,49 @@
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
-use candle_core::Device;
+
+#[path = "support/parity.rs"]
+mod parity;
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
 
 fn reference(model: &str, name: &str) -> serde_json::Value {
-    let path = fixtures()
-        .join(model)
-        .join(format!("reference/pipeline_{name}.json"));
-    let text = std::fs::read_to_string(path).unwrap();
-    let text = text
-        .replace("-Infinity", "null")
-        .replace("Infinity", "null")
-        .replace("NaN", "null");
-    serde_json::from_str(&text).unwrap()
+    parity::reference_json_lenient(
+        &fixtures()
+            .join(model)
+            .join(format!("reference/pipeline_{name}.json")),
+    )
 }
 
-/// Runs the binary as diffusers was run and returns the mean absolute difference (0-255).
-fn run_headless(model: &str, name: &str, noise_file: &str, extra: &[&str]) -> f64 {
+/// The first word of a reference JSON string field (a file name, then a note).
+fn file_of(r: &serde_json::Value, key: &str) -> Option<String> {
+    r.get(key)?
+        .as_str()?
+        .split_whitespace()
+        .next()
+        .map(str::to_string)
+}
+
+/// Runs the binary as diffusers was run (its initial latents or noise, init image, mask and
+/// strength from the reference JSON) and returns the mean absolute difference (0-255).
+fn run_headless(model: &str, name: &str) -> f64 {
     let r = reference(model, name);
+    let noise_file = file_of(&r, "noise")
+        // txt2img through the .npy copy, so both formats of --init-latents are exercised.
+        .or_else(|| file_of(&r, "init_latents_file").map(|f| f.replace(".safetensors", ".npy")))
+        .unwrap_or_else(|| panic!("{model} {name}: no noise or init_latents_file"));
+    let mut extra: Vec<String> = Vec::new();
+    for (key, flag) in [("init_image", "--init-image"), ("mask_image", "--mask")] {
+        if let Some(file) = file_of(&r, key) {
+            extra.push(flag.into());
+            extra.push(fixtures().join(file).to_str().unwrap().into());
+        }
+    }
+    if let Some(strength) = r.get("strength") {
+        extra.extend(["--strength".into(), strength.to_string()]);
+    }
     let home = tempfile::tempdir().unwrap();
     let out = home.path().join("out");
     let dir = fixtures().join(model);
@@ -53,10 +75,10 @@ fn run_headless(model: &str, name: &str, noise_file: &str, extra: &[&str]) -> f6
             "0",
         ])
         .arg("--init-latents")
-        .arg(dir.join("reference").join(noise_file))
+        .arg(dir.join("reference").join(&noise_file))
         .arg("--out")
         .arg(&out)
-        .args(extra);
+        .args(&extra);
     let output = cmd.output().unwrap();
     assert!(
         output.status.success(),
@@ -72,23 +94,11 @@ fn run_headless(model: &str, name: &str, noise_file: &str, extra: &[&str]) -> f6
         .unwrap_or_else(|| panic!("no done event in {stdout}"));
     let png = PathBuf::from(done["outputs"][0].as_str().unwrap());
     let ours = image::open(&png).unwrap().to_rgb8();
-    let expected = candle_core::safetensors::load(
-        dir.join(format!("reference/pipeline_{name}.safetensors")),
-        &Device::Cpu,
-    )
-    .unwrap()["image"]
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f32>()
-        .unwrap();
-    assert_eq!(expected.len(), ours.as_raw().len());
-    let total: f64 = ours
-        .as_raw()
-        .iter()
-        .zip(&expected)
-        .map(|(&a, &b)| (f64::from(a) - f64::from(b) * 255.0).abs())
-        .sum();
-    total / expected.len() as f64
+    let expected =
+        parity::reference_tensors(&dir.join(format!("reference/pipeline_{name}.safetensors")));
+    let mad = parity::image_mean_abs_diff(ours.as_raw(), parity::get(&expected, "image"));
+    eprintln!("{model} {name}: mean abs diff {mad:.4} (0-255)");
+    mad
 }
 
 #[test]
@@ -97,30 +107,26 @@ fn headless_txt2img_matches_diffusers() {
         ("sd1-tiny", "dpmpp2m-karras"),
         ("sd2-tiny", "euler"),
         ("sdxl-tiny", "euler"),
+        ("sdxl-tiny", "euler_portrait"),
     ] {
-        let mad = run_headless(model, name, "init_latents.npy", &[]);
-        assert!(mad < 1.0, "{model} {name}: mean abs diff {mad}");
+        let mad = run_headless(model, name);
+        assert!(
+            mad < parity::IMAGE_TOL_255,
+            "{model} {name}: mean abs diff {mad}"
+        );
     }
 }
 
 #[test]
 fn headless_img2img_and_inpaint_match_diffusers() {
-    let images = fixtures().join("images");
-    let init = images.join("init.png");
-    let mask = images.join("mask.png");
-    let (init, mask) = (init.to_str().unwrap(), mask.to_str().unwrap());
-    let mad = run_headless(
-        "sd1-tiny",
-        "img2img_ddim",
-        "noise_img2img_ddim.safetensors",
-        &["--init-image", init, "--strength", "0.6"],
-    );
-    assert!(mad < 1.0, "img2img: mean abs diff {mad}");
-    let mad = run_headless(
-        "sd1-inpaint-tiny",
-        "inpaint9_ddim",
-        "noise_inpaint9_ddim.safetensors",
-        &["--init-image", init, "--mask", mask, "--strength", "1.0"],
-    );
-    assert!(mad < 1.0, "inpaint: mean abs diff {mad}");
+    for (model, name) in [
+        ("sd1-tiny", "img2img_ddim"),
+        ("sd1-inpaint-tiny", "inpaint9_ddim"),
+    ] {
+        let mad = run_headless(model, name);
+        assert!(
+            mad < parity::IMAGE_TOL_255,
+            "{model} {name}: mean abs diff {mad}"
+        );
+    }
 }

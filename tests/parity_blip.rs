@@ -57,17 +57,10 @@ fn ids(v: &Value) -> Vec<u32> {
         .collect()
 }
 
+/// max |a - b| (infinite on any NaN or infinity) and max |b|.
 fn max_abs_diff(a: &Tensor, b: &Tensor) -> (f32, f32) {
     assert_eq!(a.dims(), b.dims(), "shapes differ");
-    let a = a.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-    let b = b.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-    let diff = a
-        .iter()
-        .zip(&b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0f32, f32::max);
-    let scale = b.iter().map(|y| y.abs()).fold(0f32, f32::max);
-    (diff, scale)
+    pallaidium::engines::sd::kernels::compare::max_abs_diff(a, b).unwrap()
 }
 
 fn assert_close(what: &str, ours: &Tensor, theirs: &Tensor) {

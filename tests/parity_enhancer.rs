@@ -96,15 +96,11 @@ fn token_ids_match_transformers_from_gguf_metadata() {
     check_token_ids(&enhancer, &reference());
 }
 
-/// Largest |a - b| over the row, relative to the row's largest |b|.
+/// Largest |a - b| over the row, relative to the row's largest |b|; infinite on any NaN or
+/// infinity.
 fn rel_err(got: &[f32], want: &[f32]) -> f32 {
     assert_eq!(got.len(), want.len());
-    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
-    let diff = got
-        .iter()
-        .zip(want)
-        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-    diff / scale
+    pallaidium::engines::sd::kernels::compare::max_rel_diff_slices(got, want)
 }
 
 fn reference_logits(dir: &Path) -> Vec<Vec<f32>> {

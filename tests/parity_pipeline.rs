@@ -10,6 +10,9 @@ use candle_core::{DType, Device, Tensor};
 use pallaidium::engines::progress::{CancelToken, EngineEvent};
 use pallaidium::engines::sd::{GenerateRequest, LoadOptions, MemoryModes, Residency, SdPipeline};
 
+#[path = "support/parity.rs"]
+mod parity;
+
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
@@ -62,37 +65,19 @@ fn request(reference: &serde_json::Value, noise: Tensor) -> GenerateRequest {
     }
 }
 
-/// Mean absolute difference on the 0-255 scale between our image and diffusers' float image.
-fn mean_abs_diff(ours: &image::RgbImage, reference: &Tensor) -> f64 {
-    let r = reference.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-    assert_eq!(r.len(), ours.as_raw().len(), "image sizes differ");
-    let total: f64 = ours
-        .as_raw()
-        .iter()
-        .zip(&r)
-        .map(|(&a, &b)| (f64::from(a) - f64::from(b) * 255.0).abs())
-        .sum();
-    total / r.len() as f64
-}
-
-/// Python's json writes -Infinity/NaN (e.g. lambda_min_clipped); these files only need other keys.
 fn read_reference(path: &Path) -> serde_json::Value {
-    let text = std::fs::read_to_string(path).unwrap();
-    let text = text
-        .replace("-Infinity", "null")
-        .replace("Infinity", "null")
-        .replace("NaN", "null");
-    serde_json::from_str(&text).unwrap()
+    parity::reference_json_lenient(path)
 }
 
 fn check(model: &str, name: &str, residency: Residency) {
     let dir = fixtures().join(model).join("reference");
     let reference = read_reference(&dir.join(format!("pipeline_{name}.json")));
-    let noise_file = reference
-        .get("noise")
-        .and_then(|v| v.as_str())
+    // img2img/inpaint: the noise diffusers drew; txt2img: the initial latents.
+    let noise_file = ["noise", "init_latents_file"]
+        .iter()
+        .find_map(|k| reference.get(*k).and_then(|v| v.as_str()))
         .map(|s| s.split_whitespace().next().unwrap().to_string())
-        .unwrap_or_else(|| "init_latents.safetensors".into());
+        .unwrap_or_else(|| panic!("{model} {name}: no noise or init_latents_file"));
     let noise = load_tensor(&dir.join(noise_file), "latents");
     let req = request(&reference, noise);
     let mut pipe = pipeline(model, residency);
@@ -105,11 +90,12 @@ fn check(model: &str, name: &str, residency: Residency) {
     let images = pipe.generate(&req, &sink, &CancelToken::new()).unwrap();
     assert_eq!(images.len(), 1);
     let expected = load_tensor(&dir.join(format!("pipeline_{name}.safetensors")), "image");
-    let mad = mean_abs_diff(&images[0].image, &expected);
+    let mad = parity::image_mean_abs_diff(images[0].image.as_raw(), &expected);
     eprintln!("{model} {name}: mean abs diff {mad:.4} (0-255)");
     assert!(
-        mad < 1.0,
-        "{model} {name}: mean abs diff {mad} >= 1 (0-255 scale)"
+        mad < parity::IMAGE_TOL_255,
+        "{model} {name}: mean abs diff {mad} >= {} (0-255 scale)",
+        parity::IMAGE_TOL_255
     );
     let steps = steps.into_inner().unwrap();
     assert!(!steps.is_empty(), "no progress events");
@@ -130,9 +116,15 @@ fn sd1_txt2img_every_deterministic_scheduler() {
         "dpmpp2m",
         "dpmpp2m-karras",
         "unipc",
+        "euler_prompt2",
     ] {
         check("sd1-tiny", name, Residency::Resident);
     }
+}
+
+#[test]
+fn sd1_portrait_is_the_transposed_size() {
+    check("sd1-tiny", "euler_portrait", Residency::Resident);
 }
 
 #[test]
@@ -164,7 +156,7 @@ fn sd2_v_prediction() {
 
 #[test]
 fn sdxl_txt2img() {
-    for name in ["euler", "ddim"] {
+    for name in ["euler", "dpmpp2m-karras", "euler_portrait"] {
         check("sdxl-tiny", name, Residency::Resident);
     }
 }
@@ -212,5 +204,5 @@ fn previews_arrive_during_the_run() {
     pipe.generate(&req, &sink, &CancelToken::new()).unwrap();
     let previews = previews.into_inner().unwrap();
     assert_eq!(previews.len(), 3, "steps 3, 6, 9 of 10");
-    assert_eq!((previews[0].width, previews[0].height), (8, 8));
+    assert_eq!((previews[0].width, previews[0].height), (12, 8));
 }

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use candle_core::{DType, Device, Tensor};
+use pallaidium::engines::sd::kernels::compare;
 use pallaidium::engines::sd::noise::NoiseSource;
 use pallaidium::engines::sd::schedulers::{Scheduler, SchedulerConfig, build, img2img_start};
 use serde_json::Value;
@@ -83,24 +84,9 @@ impl NoiseSource for ReplayNoise {
     }
 }
 
-/// max |a - b| / max |b|
+/// max |a - b| / max |b|; infinite on any NaN or infinity, so `d > REL_TOL` reports it.
 fn rel_diff(a: &Tensor, b: &Tensor) -> f64 {
-    let diff = (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap() as f64;
-    let scale = b
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap() as f64;
-    diff / scale.max(1e-12)
+    f64::from(compare::max_rel_diff(a, b).unwrap())
 }
 
 /// The stand-in for the guided UNet, as in the Python script.
@@ -208,9 +194,13 @@ fn check_case(refs: &Refs, case: &Value, failures: &mut Vec<String>) {
         ));
     }
 
-    // txt2img
-    let start = refs.t("x").affine(sched.init_noise_sigma(), 0.0).unwrap();
-    run_and_compare(sched.as_mut(), start, 0, refs, key, failures);
+    // txt2img, unless diffusers' own trajectory overflowed (then only the schedule is checked).
+    if case["traj_finite"].as_bool().unwrap() {
+        let start = refs.t("x").affine(sched.init_noise_sigma(), 0.0).unwrap();
+        run_and_compare(sched.as_mut(), start, 0, refs, key, failures);
+    } else {
+        eprintln!("{key}: diffusers' trajectory is not finite; samples not compared");
+    }
 
     // add_noise
     let (clean, noise) = (refs.t("clean"), refs.t("noise"));
@@ -255,6 +245,13 @@ fn schedulers_match_diffusers() {
         "expected the full case list, got {}",
         cases.len()
     );
+    // Only Euler Ancestral on the cosine schedule at 4 steps overflows in diffusers (float32).
+    let overflowed: Vec<_> = cases
+        .iter()
+        .filter(|c| !c["traj_finite"].as_bool().unwrap())
+        .map(|c| c["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(overflowed, ["cosine/euler-a/4"]);
     let mut failures = Vec::new();
     for case in cases {
         check_case(&refs, case, &mut failures);

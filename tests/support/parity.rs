@@ -1,11 +1,20 @@
 //! What every parity test needs: reference files, a relative difference, id lists from JSON.
 //! Included with `#[path = "support/parity.rs"] mod parity;`; not every test uses every helper.
+//! Every difference here is infinite when either side holds a NaN or an infinity
+//! (`pallaidium::engines::sd::kernels::compare`), so no tolerance passes a broken output.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
+use pallaidium::engines::sd::kernels::compare;
+
+/// Mean |diff| on the 0-255 scale a whole image may differ from diffusers' by (parity_pipeline,
+/// cli_parity).
+pub const IMAGE_TOL_255: f64 = 1.0;
+/// max |diff| / max |reference| a network's output may differ from the reference's by.
+pub const TENSOR_REL_TOL: f32 = 1e-4;
 
 /// Tensors of a reference safetensors file (f32, on the CPU).
 pub fn reference_tensors(path: &Path) -> HashMap<String, Tensor> {
@@ -19,24 +28,28 @@ pub fn reference_json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("reference {}: {e}", path.display()))
 }
 
+/// A reference JSON written by Python's json, which writes -Infinity/NaN (e.g. a scheduler's
+/// lambda_min_clipped): those values read as null; the tests need other keys.
+pub fn reference_json_lenient(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("reference {}: {e}", path.display()));
+    let text = text
+        .replace("-Infinity", "null")
+        .replace("Infinity", "null")
+        .replace("NaN", "null");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("reference {}: {e}", path.display()))
+}
+
 pub fn get<'a>(map: &'a HashMap<String, Tensor>, key: &str) -> &'a Tensor {
     map.get(key)
         .unwrap_or_else(|| panic!("reference tensor {key} missing"))
 }
 
-/// max |ours - reference| / max |reference|, ours converted to f32 first.
+/// max |ours - reference| / max |reference|, in f32 whatever either is stored in; infinite on
+/// any NaN or infinity.
 pub fn rel_diff(ours: &Tensor, reference: &Tensor) -> f32 {
     assert_eq!(ours.dims(), reference.dims(), "shapes differ");
-    let ours = ours.to_dtype(DType::F32).unwrap();
-    let reference = reference.to_dtype(DType::F32).unwrap();
-    let diff = (&ours - &reference)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap();
-    let scale = reference.abs().unwrap().max_all().unwrap();
-    diff.to_scalar::<f32>().unwrap() / scale.to_scalar::<f32>().unwrap().max(1e-12)
+    compare::max_rel_diff(ours, reference).unwrap()
 }
 
 /// Fails unless the relative difference is within `tol`; prints it either way (`--nocapture`).
@@ -44,6 +57,37 @@ pub fn assert_close(what: &str, ours: &Tensor, reference: &Tensor, tol: f32) {
     let d = rel_diff(ours, reference);
     eprintln!("{what}: relative difference {d:e}");
     assert!(d <= tol, "{what}: relative difference {d:e} > {tol:e}");
+}
+
+/// Mean |a - b| over two float images in [0, 1], on the 0-255 scale; infinite on any NaN or
+/// infinity.
+pub fn mean_abs_diff_255(a: &[f32], b: &[f32]) -> f64 {
+    assert_eq!(a.len(), b.len(), "image sizes differ");
+    let mut total = 0f64;
+    for (&x, &y) in a.iter().zip(b) {
+        if !(x.is_finite() && y.is_finite()) {
+            return f64::INFINITY;
+        }
+        total += (f64::from(x) - f64::from(y)).abs();
+    }
+    total * 255.0 / a.len().max(1) as f64
+}
+
+/// Our 8-bit RGB pixels against diffusers' float image (..., h, w, 3) in [0, 1]: mean |diff| on
+/// the 0-255 scale, infinite on any NaN or infinity in the reference.
+pub fn image_mean_abs_diff(ours: &[u8], reference: &Tensor) -> f64 {
+    let ours: Vec<f32> = ours.iter().map(|&v| f32::from(v) / 255.0).collect();
+    mean_abs_diff_255(&ours, &image_values(reference))
+}
+
+/// A reference tensor's values in f32, flattened.
+pub fn image_values(t: &Tensor) -> Vec<f32> {
+    t.flatten_all()
+        .unwrap()
+        .to_dtype(DType::F32)
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap()
 }
 
 /// A JSON array of token ids.

@@ -14,7 +14,9 @@ use super::report::median_min;
 use super::{BenchSetup, validate_size};
 use crate::engines::sd::attention::{AttentionMode, attention_with};
 use crate::engines::sd::config::UNetConfig;
-use crate::engines::sd::kernels::{Conv2d, GroupNorm, geglu, linear_geglu, upsample_nearest2d};
+use crate::engines::sd::kernels::{
+    Conv2d, GroupNorm, compare, geglu, linear_geglu, upsample_nearest2d,
+};
 use crate::{Error, Result};
 
 type Run<'a> = Box<dyn Fn(bool) -> candle_core::Result<Tensor> + 'a>;
@@ -244,10 +246,6 @@ fn tensor_core_attention_cases<'a>(
     Ok(out)
 }
 
-fn max_abs(t: &Tensor) -> candle_core::Result<f32> {
-    t.to_dtype(DType::F32)?.abs()?.max_all()?.to_scalar::<f32>()
-}
-
 /// Times `f` (`warmup` untimed calls first) with a device synchronize after each call.
 fn time(
     f: &dyn Fn() -> candle_core::Result<Tensor>,
@@ -285,9 +283,8 @@ fn measure(cases: &[Case], device: &Device, warmup: u32, runs: u32) -> Result<Ve
                 stock.dims()
             )));
         }
-        let diff = max_abs(&(ours.to_dtype(DType::F32)? - stock.to_dtype(DType::F32)?)?)?;
-        let scale = max_abs(&stock)?;
-        let rel = if scale > 0.0 { diff / scale } else { diff };
+        // Infinite (and `finite: false`) when either output holds a NaN or an infinity.
+        let rel = compare::max_rel_diff(&ours, &stock)?;
         tracing::info!(op = case.name, stock_ms, ours_ms, rel, "bench op");
         rows.push(json!({
             "op": case.name,
@@ -370,6 +367,33 @@ mod tests {
             let rel = row["max_rel_diff"].as_f64().unwrap();
             assert!(rel < 1e-5, "{row}");
             assert!(row["stock_ms"].as_f64().unwrap() > 0.0);
+        }
+    }
+
+    #[test]
+    fn a_kernel_that_returns_nan_is_reported_not_finite() {
+        let device = Device::Cpu;
+        let x = Tensor::new(&[1f32, 2.0, 3.0, 4.0], &device).unwrap();
+        for at in [0, 2, 3] {
+            let xs = x.clone();
+            let cases = vec![Case {
+                name: "nan_at",
+                shape: "4".into(),
+                dtype: DType::F32,
+                run: Box::new(move |fast| {
+                    if !fast {
+                        return Ok(xs.clone());
+                    }
+                    let mut v = xs.to_vec1::<f32>()?;
+                    v[at] = f32::NAN;
+                    Tensor::new(v.as_slice(), xs.device())
+                }),
+            }];
+            let rows = measure(&cases, &device, 1, 1).unwrap();
+            // JSON has no infinity: serde_json writes the non-finite difference as null.
+            let rel = rows[0]["max_rel_diff"].as_f64();
+            assert!(rel.is_none_or(|d| d >= 1e-5), "{}", rows[0]);
+            assert_eq!(rows[0]["finite"], false, "NaN at {at}: {}", rows[0]);
         }
     }
 

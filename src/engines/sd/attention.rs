@@ -272,9 +272,7 @@ mod tests {
     }
 
     fn max_rel_diff(a: &Tensor, b: &Tensor) -> f32 {
-        let diff = (a - b).unwrap().abs().unwrap().max_all().unwrap();
-        let scale = b.abs().unwrap().max_all().unwrap();
-        diff.to_scalar::<f32>().unwrap() / scale.to_scalar::<f32>().unwrap()
+        crate::engines::sd::kernels::compare::max_rel_diff(a, b).unwrap()
     }
 
     /// Attention written out loop by loop, independent of the tensor code under test.

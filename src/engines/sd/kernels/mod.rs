@@ -15,6 +15,7 @@
 
 mod approx;
 mod attention_cpu;
+pub mod compare;
 pub mod conv;
 #[cfg(feature = "cuda")]
 mod cuda;
@@ -256,21 +257,26 @@ pub fn geglu(xs: &Tensor, fast: bool) -> Result<Tensor> {
     hidden * gate
 }
 
-/// What the kernel tests compare with: max |a - b| relative to max |b|.
+/// What the kernel tests compare with: max |a - b| relative to max |b|, infinite on any NaN or
+/// infinity (`compare::max_rel_diff`).
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 pub(crate) mod test_support {
     use candle_core::Tensor;
 
     pub fn rel(a: &Tensor, b: &Tensor) -> f32 {
-        let max = |t: &Tensor| {
-            t.abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap()
-        };
-        max(&(a - b).unwrap()) / max(b)
+        super::compare::max_rel_diff(a, b).unwrap()
+    }
+
+    #[test]
+    fn rel_fails_on_nan_anywhere() {
+        let good = Tensor::new(&[1f32, 2.0, 3.0], &candle_core::Device::Cpu).unwrap();
+        for at in 0..3 {
+            let mut v = vec![1f32, 2.0, 3.0];
+            v[at] = f32::NAN;
+            let bad = Tensor::new(v.as_slice(), &candle_core::Device::Cpu).unwrap();
+            assert_eq!(rel(&bad, &good), f32::INFINITY);
+            assert_eq!(rel(&good, &bad), f32::INFINITY);
+        }
     }
 }

@@ -111,20 +111,21 @@ pub fn attention(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engines::sd::kernels::compare::max_abs_diff;
 
     #[test]
     fn fast_paths_match_candle() -> candle_core::Result<()> {
         let dev = Device::Cpu;
         let x = Tensor::randn(0f32, 2., (3, 40_000), &dev)?;
-        let diff = (gelu_erf(&x)? - x.gelu_erf()?)?.abs()?.max_all()?;
-        assert_eq!(diff.to_scalar::<f32>()?, 0.0);
+        let (diff, _) = max_abs_diff(&gelu_erf(&x)?, &x.gelu_erf()?)?;
+        assert_eq!(diff, 0.0);
         let q = Tensor::randn(0f32, 1., (1, 4, 1100, 8), &dev)?;
         let k = Tensor::randn(0f32, 1., (1, 4, 1100, 8), &dev)?;
         let v = Tensor::randn(0f32, 1., (1, 4, 1100, 8), &dev)?;
         let split = attention(&q, &k, &v, None)?;
         let whole = candle_nn::ops::softmax_last_dim(&q.matmul(&k.t()?)?)?.matmul(&v)?;
-        let diff = (split - whole)?.abs()?.max_all()?;
-        assert!(diff.to_scalar::<f32>()? < 1e-5);
+        let (diff, _) = max_abs_diff(&split, &whole)?;
+        assert!(diff < 1e-5);
         Ok(())
     }
 }
