@@ -18,7 +18,9 @@ pub fn run(file: &Path, json: bool) -> anyhow::Result<i32> {
     let stored = read_parameters(file)?;
     let mut out = std::io::stdout().lock();
     if json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&stored.spec)?)?;
+        let spec = serde_json::to_value(&stored.spec)?;
+        let shown = crate::platform::switches::annotate(spec, &stored.switches);
+        writeln!(out, "{}", serde_json::to_string_pretty(&shown)?)?;
         return Ok(0);
     }
     writeln!(out, "{}", stored.path.display())?;
@@ -49,7 +51,9 @@ fn media_info(file: &Path, json: bool) -> anyhow::Result<i32> {
     let car = Sidecar::read(file)?;
     let mut out = std::io::stdout().lock();
     if json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&car.spec)?)?;
+        let spec = serde_json::to_value(&car.spec)?;
+        let shown = crate::platform::switches::annotate(spec, &car.switches);
+        writeln!(out, "{}", serde_json::to_string_pretty(&shown)?)?;
         return Ok(0);
     }
     let spec = &car.spec;
