@@ -14,7 +14,11 @@ torch.cuda.max_memory_allocated on CUDA.
 
 `image`: from_pretrained on the folder `pallaidium bench image` wrote
 ($PALLAIDIUM_HOME/bench-models/<id>), Euler scheduler, guidance 7.5, the same prompt, with
-per-stage times (text encoder, first step, all steps, VAE decode).
+per-stage times (text encoder, first step, all steps, VAE decode). diffusers decodes the whole
+batch at once; `--vae-slicing` decodes one image at a time (pipe.enable_vae_slicing()), which is
+what pallaidium does, so peak memory compares like with like. Stage marks synchronize the device
+(one sync a step); `--no-stage-sync` leaves the host free to run ahead, so the totals carry no
+sync of ours (stage times are then host times).
 Threads: torch.set_num_threads(os.cpu_count()).
 """
 import argparse
@@ -170,11 +174,14 @@ def bench_image(args, device, dtype):
     load_s = time.perf_counter() - t
     pipe.scheduler = EulerDiscreteScheduler.from_config(pipe.scheduler.config)
     pipe.set_progress_bar_config(disable=True)
+    if args.vae_slicing:
+        pipe.enable_vae_slicing()
 
     marks = []
 
     def mark(label):
-        sync(device)
+        if args.stage_sync:
+            sync(device)
         marks.append((label, time.perf_counter()))
 
     def wrap(module, name, label):
@@ -241,8 +248,14 @@ def bench_image(args, device, dtype):
         "min_s": min(totals),
         "stages": runs,
         "peak_bytes": torch.cuda.max_memory_allocated() if device.type == "cuda" else status_bytes("VmHWM"),
-        "peak_kind": "torch.cuda.max_memory_allocated" if device.type == "cuda"
-        else "process VmHWM over load and every generation",
+        "peak_kind": "torch.cuda.max_memory_allocated since start (load and every generation)"
+        if device.type == "cuda"
+        else "process VmHWM over load and every generation (includes the Python/torch runtime)",
+        "vae_decode": ("one image at a time (enable_vae_slicing)" if args.vae_slicing
+                       else "whole batch at once (diffusers' default)")
+        + (f", in {args.dtype} (StableDiffusionPipeline ignores force_upcast)" if args.model != "sdxl"
+           else ", upcast to f32 when the VAE says force_upcast"),
+        "stage_sync": args.stage_sync,
     }
 
 
@@ -260,6 +273,9 @@ def main():
     p.add_argument("--dtype", default="f32", choices=["f32", "f16", "bf16"])
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--vae-slicing", action="store_true", help="image: decode one image at a time")
+    p.add_argument("--no-stage-sync", dest="stage_sync", action="store_false",
+                   help="image: stage marks without a device synchronize")
     args = p.parse_args()
     if args.width % 8 or args.height % 8 or args.runs < 1:
         sys.exit("sizes must be multiples of 8 and --runs at least 1")

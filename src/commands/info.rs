@@ -23,13 +23,17 @@ pub fn run(file: &Path, json: bool) -> anyhow::Result<i32> {
     Ok(0)
 }
 
+/// The JobSpec, with the PALLAIDIUM_* switches that were set when it was made (if any).
 fn describe_json(file: &Path) -> anyhow::Result<String> {
-    let spec = if is_png(file) {
-        read_parameters(file)?.spec
+    let (spec, switches) = if is_png(file) {
+        let stored = read_parameters(file)?;
+        (serde_json::to_value(&stored.spec)?, stored.switches)
     } else {
-        media_sidecar(file)?.spec
+        let car = media_sidecar(file)?;
+        (serde_json::to_value(&car.spec)?, car.switches)
     };
-    Ok(serde_json::to_string_pretty(&spec)? + "\n")
+    let shown = crate::platform::switches::annotate(spec, &switches);
+    Ok(serde_json::to_string_pretty(&shown)? + "\n")
 }
 
 fn is_png(file: &Path) -> bool {

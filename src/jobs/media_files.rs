@@ -22,6 +22,9 @@ pub struct Sidecar {
     pub text: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_s: Option<f64>,
+    /// The PALLAIDIUM_* switches set when it was made (`platform::switches`), if any.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub switches: std::collections::BTreeMap<String, String>,
 }
 
 impl Sidecar {
@@ -32,6 +35,7 @@ impl Sidecar {
             outputs,
             text: None,
             duration_s: None,
+            switches: crate::platform::switches::set_now(),
         }
     }
 

@@ -8,6 +8,8 @@ use super::spec::JobSpec;
 
 /// Keyword of the JSON chunk holding the JobSpec.
 pub const SPEC_KEYWORD: &str = "pallaidium";
+/// Keyword of the JSON chunk holding the PALLAIDIUM_* switches set when it was made (if any).
+pub const SWITCHES_KEYWORD: &str = "pallaidium-switches";
 /// Keyword A1111 / Forge / ComfyUI importers read.
 pub const PARAMETERS_KEYWORD: &str = "parameters";
 
@@ -137,6 +139,13 @@ pub fn encode_png(
     let json = serde_json::to_string(spec)
         .map_err(|e| png::EncodingError::IoError(std::io::Error::other(e)))?;
     encoder.add_itxt_chunk(SPEC_KEYWORD.into(), json)?;
+    let switches = crate::platform::switches::set_now();
+    if !switches.is_empty() {
+        encoder.add_itxt_chunk(
+            SWITCHES_KEYWORD.into(),
+            serde_json::json!(switches).to_string(),
+        )?;
+    }
     let mut writer = encoder.write_header()?;
     writer.write_image_data(image.as_raw())?;
     writer.finish()
@@ -154,6 +163,8 @@ pub struct StoredParams {
     pub spec: JobSpec,
     /// Whether `spec` came from our own JSON chunk (exact) rather than the A1111 text.
     pub exact: bool,
+    /// The PALLAIDIUM_* switches that were set when it was made (`platform::switches`).
+    pub switches: std::collections::BTreeMap<String, String>,
 }
 
 /// Reads the parameters stored in a PNG (ours, or A1111-style from other tools).
@@ -172,6 +183,7 @@ pub fn read_parameters(path: &Path) -> crate::Result<StoredParams> {
     let info = reader.info();
     let mut parameters = None;
     let mut json = None;
+    let mut switches = std::collections::BTreeMap::new();
     for chunk in &info.uncompressed_latin1_text {
         if chunk.keyword == PARAMETERS_KEYWORD {
             parameters = Some(chunk.text.clone());
@@ -187,6 +199,12 @@ pub fn read_parameters(path: &Path) -> crate::Result<StoredParams> {
         match chunk.keyword.as_str() {
             PARAMETERS_KEYWORD => parameters = text.or(parameters),
             SPEC_KEYWORD => json = text,
+            SWITCHES_KEYWORD => {
+                switches =
+                    serde_json::from_str(text.as_deref().unwrap_or_default()).map_err(|e| {
+                        bad(format!("its {SWITCHES_KEYWORD} chunk does not parse ({e})"))
+                    })?
+            }
             _ => {}
         }
     }
@@ -207,6 +225,7 @@ pub fn read_parameters(path: &Path) -> crate::Result<StoredParams> {
         parameters,
         spec,
         exact,
+        switches,
     })
 }
 

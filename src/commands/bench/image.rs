@@ -160,6 +160,12 @@ pub fn run(model: &BenchModel, s: &BenchSetup) -> Result<Value> {
         "peak_bytes": peak_bytes,
         "peak_reserved_bytes": peak_reserved,
         "peak_kind": format!("{peak_kind}; over load and every generation"),
+        // What the peak depends on: the decode holds one image's activations at a time.
+        "vae_decode": format!(
+            "one image at a time, untiled, in {} (SDXL: f32 when its VAE says force_upcast, as \
+             diffusers; a half-precision decode that overflows is redone in f32)",
+            crate::engines::sd::request::dtype_name(s.dtype)
+        ),
     }))
 }
 

@@ -74,6 +74,8 @@ fn run_inner(global: &GlobalArgs, kind: &str, args: &BenchArgs) -> Result<Value>
             "pallaidium": env!("CARGO_PKG_VERSION"),
             "cpu": report::cpu_description(),
             "rayon_threads": candle_core::utils::get_num_threads(),
+            // PALLAIDIUM_* switches set for this run that change results or speed ({} if none).
+            "switches": crate::platform::switches::set_now(),
         });
         if let Value::Object(c) = common {
             map.extend(c);
@@ -184,6 +186,9 @@ mod tests {
             steps,
             attention_slicing: None,
             json: false,
+            device: Default::default(),
+            dtype: Default::default(),
+            out: Default::default(),
         }
     }
 

@@ -64,15 +64,14 @@ fn large_f32_tensors_are_mapped_or_copied_over_the_threads_exactly() {
     assert_eq!(w16.vb().get(n, "big").unwrap().dtype(), DType::F16);
 }
 
-/// Run on a machine with a GPU (`cargo test --features cuda`): the staged upload gives
+/// A device test (`cargo test --features cuda -- --ignored` on a GPU): the staged upload gives
 /// exactly what candle's upload and device cast give.
 #[cfg(feature = "cuda")]
 #[test]
+#[ignore = "needs a CUDA GPU"]
 fn staged_upload_matches_candles_upload_and_cast() {
-    let Ok(gpu) = Device::new_cuda(0) else {
-        eprintln!("no CUDA device: skipped");
-        return;
-    };
+    let gpu =
+        Device::new_cuda(0).unwrap_or_else(|e| panic!("this device test needs a CUDA GPU: {e}"));
     let dir = tempfile::tempdir().unwrap();
     let n = (40 << 20) / 4 + 13; // more than one staging buffer
     let big = (Tensor::arange(0f32, n as f32, &Device::Cpu).unwrap() * 0.173)

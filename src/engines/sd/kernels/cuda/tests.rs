@@ -1,4 +1,5 @@
-//! Run on a machine with a GPU (`cargo test --features cuda`; skipped without one): our CUDA
+//! Device tests, ignored unless asked for (`cargo test --features cuda -- --ignored`, run on the
+//! lent GPU; elsewhere they are reported as ignored, never as passed): our CUDA
 //! convolution (tiled im2col, both of its gathers and both of its staging loads) against
 //! candle's at shapes that reach every path, and the GEGLU with the projection's bias against
 //! the separate add.
@@ -9,14 +10,9 @@ use crate::engines::sd::kernels::{
     Conv2d, GroupNorm, add_per_channel, geglu, linear, linear_geglu, test_support::rel,
 };
 
-fn gpu() -> Option<Device> {
-    match Device::new_cuda(0) {
-        Ok(d) => Some(d),
-        Err(_) => {
-            eprintln!("no CUDA device: skipped");
-            None
-        }
-    }
+/// The GPU; a test asked to run without one fails rather than passing unseen.
+fn gpu() -> Device {
+    Device::new_cuda(0).unwrap_or_else(|e| panic!("this device test needs a CUDA GPU: {e}"))
 }
 
 fn randn(shape: &[usize], dtype: DType, dev: &Device) -> Tensor {
@@ -35,8 +31,9 @@ fn rel_f32(a: &Tensor, b: &Tensor) -> f32 {
 }
 
 #[test]
+#[ignore = "needs a CUDA GPU"]
 fn tiled_im2col_convolutions_match_candles() {
-    let Some(dev) = gpu() else { return };
+    let dev = gpu();
     // (batch, c_in, h, w, c_out, stride, padding): window gathers at stride 1 and 2 (output
     // widths a multiple of 8), the general gather (odd widths, padding 0 as the VAE encoder's
     // downsampling), rows staged element by element (w not a multiple of 8), several tiles.
@@ -70,8 +67,9 @@ fn tiled_im2col_convolutions_match_candles() {
 }
 
 #[test]
+#[ignore = "needs a CUDA GPU"]
 fn geglu_with_the_projection_bias_matches_the_separate_add() {
-    let Some(dev) = gpu() else { return };
+    let dev = gpu();
     for dtype in [DType::F16, DType::F32] {
         let x = randn(&[2, 77, 64], dtype, &dev);
         let proj = candle_nn::Linear::new(
@@ -93,8 +91,9 @@ fn geglu_with_the_projection_bias_matches_the_separate_add() {
 }
 
 #[test]
+#[ignore = "needs a CUDA GPU"]
 fn bias_broadcasts_match_candles_in_vectors_and_elements() {
-    let Some(dev) = gpu() else { return };
+    let dev = gpu();
     for dtype in [DType::F16, DType::F32] {
         // A Linear's bias along columns: 512 outputs (vectors), 74 (element by element).
         for out in [512, 74] {
@@ -123,8 +122,9 @@ fn bias_broadcasts_match_candles_in_vectors_and_elements() {
 }
 
 #[test]
+#[ignore = "needs a CUDA GPU"]
 fn group_norm_vector_and_scalar_paths_match_candles() {
-    let Some(dev) = gpu() else { return };
+    let dev = gpu();
     // (batch, channels, h, w, groups): 16-byte vectors (spatial a multiple of 8), and the
     // element-by-element path (odd spatial size), with and without SiLU.
     for dtype in [DType::F16, DType::F32] {
