@@ -113,6 +113,22 @@ pub fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
+/// Runs `op` again while SQLite says the database is busy, for up to the busy timeout.
+fn retry_busy<T>(mut op: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match op() {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            other => return other,
+        }
+    }
+}
+
 impl Store {
     /// Opens (creating if needed) the database, applies migrations, and recovers rows left
     /// `running` by a process that no longer exists: they become `interrupted`.
@@ -142,7 +158,9 @@ impl Store {
         let mut store = Self { conn, path };
         store.sql(|c| c.busy_timeout(BUSY_TIMEOUT))?;
         if wal {
-            store.sql(|c| c.pragma_update(None, "journal_mode", "WAL"))?;
+            // Switching to WAL needs the file to itself and SQLite answers "locked" at once
+            // instead of calling the busy handler, so processes starting together retry here.
+            store.sql(|c| retry_busy(|| c.pragma_update(None, "journal_mode", "WAL")))?;
             store.sql(|c| c.pragma_update(None, "synchronous", "NORMAL"))?;
         }
         store.migrate()?;
