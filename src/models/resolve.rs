@@ -61,7 +61,7 @@ pub fn resolve(registry: &Registry, model: &str, hf_cache: &Path) -> Result<Reso
         )
     };
     Err(Error::bad_input(format!(
-        "unknown model `{model}`{hint} `pallaidium models` lists the registry ids; a local diffusers folder works too"
+        "unknown model `{model}`{hint} (`pallaidium models` lists the registry ids; a local diffusers folder works too)"
     )))
 }
 
