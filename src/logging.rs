@@ -10,8 +10,8 @@ use tracing_subscriber::Layer as _;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
+use crate::device::DeviceMemory;
 use crate::device::memory::format_bytes;
-use crate::device::{DeviceMemory, SelectedDevice};
 use crate::platform::PlatformInfo;
 use crate::platform::memory::{SystemMemory, process_rss};
 use crate::{Error, Result};
@@ -247,12 +247,6 @@ pub fn log_memory_with(stage: &str, device: Option<&DeviceMemory>) {
             tracing::info!(stage, rss = %rss, ram_available = %format_bytes(ram.ram_available), "memory")
         }
     }
-}
-
-/// Queries and logs a device's memory (GPU queries cost little; call at stage boundaries only).
-pub fn log_device_memory(stage: &str, device: &SelectedDevice, platform: &PlatformInfo) {
-    let mem = crate::device::memory::query(device, platform);
-    log_memory_with(stage, Some(&mem));
 }
 
 /// A timed stage: enters an `info` span named `stage` with the given name; on drop logs how

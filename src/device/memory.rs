@@ -171,6 +171,19 @@ pub fn format_bytes(bytes: u64) -> String {
     }
 }
 
+/// The compact form for narrow panes: GiB with one decimal, MiB without (`1.5 GiB`, `512 MiB`).
+/// The one other byte formatter; everything else uses [`format_bytes`].
+pub fn format_bytes_compact(bytes: u64) -> String {
+    const GIB: f64 = (1u64 << 30) as f64;
+    const MIB: f64 = (1u64 << 20) as f64;
+    let f = bytes as f64;
+    if f >= GIB {
+        format!("{:.1} GiB", f / GIB)
+    } else {
+        format!("{:.0} MiB", f / MIB)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,6 +6,7 @@
 use std::path::Path;
 
 use super::spec::{JobKind, JobSpec};
+use crate::device::memory::format_bytes;
 use crate::platform::disk;
 
 /// Room kept free beyond the outputs themselves (sidecars, the queue database's growth).
@@ -75,8 +76,8 @@ pub fn check_out_dir(dir: &Path, needed: u64) -> crate::Result<()> {
                 format!(
                     "only {} free on its disk, the outputs need about {}; free some space or \
                      pass --out on another disk",
-                    mib(free),
-                    mib(want)
+                    format_bytes(free),
+                    format_bytes(want)
                 ),
             ));
         }
@@ -91,10 +92,6 @@ pub fn check_for_jobs(dir: &Path, specs: &[JobSpec]) -> crate::Result<()> {
         .map(planned_output_bytes)
         .fold(0u64, u64::saturating_add);
     check_out_dir(dir, needed)
-}
-
-fn mib(bytes: u64) -> String {
-    format!("{:.1} MiB", bytes as f64 / f64::from(1 << 20))
 }
 
 #[cfg(test)]

@@ -97,10 +97,6 @@ impl Queue {
             .collect())
     }
 
-    pub fn is_paused(&self) -> bool {
-        self.paused
-    }
-
     pub fn set_paused(&mut self, paused: bool) {
         self.paused = paused;
         if !paused {

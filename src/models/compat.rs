@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::device::memory::format_bytes;
+
 use super::entry::{Backend, Dtype, Family, KnownIssue, ModelEntry, Os};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -128,7 +130,7 @@ pub fn check(ctx: &CompatContext, entry: Option<&ModelEntry>) -> Vec<CompatFindi
     {
         out.push(CompatFinding {
             severity: Severity::Error,
-            message: format!("needs about {} but only {} is available", gib(need), gib(have)),
+            message: format!("needs about {} but only {} is available", format_bytes(need), format_bytes(have)),
             fix: if makes_images {
                 "use a smaller size or batch, --dtype f16, --residency staged or --vae-tiling on, or raise --memory-budget".to_owned()
             } else {
@@ -251,8 +253,4 @@ fn chip_has_word(chip: &str, word: &str) -> bool {
 pub fn parse_version(v: &str) -> Option<Vec<u32>> {
     let parts: Option<Vec<u32>> = v.trim().split('.').map(|p| p.parse().ok()).collect();
     parts.filter(|p| !p.is_empty())
-}
-
-fn gib(bytes: u64) -> String {
-    format!("{:.1} GiB", bytes as f64 / (1u64 << 30) as f64)
 }

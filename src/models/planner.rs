@@ -4,7 +4,6 @@
 //! resident, staged components, attention slicing, VAE tiling, a smaller batch per pass.
 
 pub mod activations;
-pub mod calibration;
 pub mod footprint;
 pub mod media;
 pub mod stages;

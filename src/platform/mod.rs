@@ -103,10 +103,6 @@ impl PlatformInfo {
         self.macos_version = macos::run_tool("sw_vers", &[]).and_then(|o| macos::parse_sw_vers(&o));
     }
 
-    pub fn is_macos(&self) -> bool {
-        self.os == "macos"
-    }
-
     /// The M1 family lacks native bf16, whatever Metal claims.
     pub fn is_m1(&self) -> bool {
         self.chip_generation == Some(1)

@@ -336,10 +336,6 @@ impl App {
     pub fn show_image(&mut self, label: String, image: DynamicImage) {
         self.preview.set_image(label, image);
     }
-
-    pub fn notify(&mut self, notice: impl Into<String>) {
-        self.notice = Some(notice.into());
-    }
 }
 
 /// The queue's label of a job: image jobs keep their prompt's first line as before; the other

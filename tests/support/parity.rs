@@ -1,5 +1,5 @@
 //! What every parity test needs: reference files, a relative difference, id lists from JSON.
-//! Included with `#[path = "support/parity.rs"] mod parity;`; not every test uses every helper.
+//! Included with `#[path = "../support/parity.rs"] mod parity;` in a test binary\'s main.rs; not every test uses every helper.
 //! Every difference here is infinite when either side holds a NaN or an infinity
 //! (`pallaidium::engines::sd::kernels::compare`), so no tolerance passes a broken output.
 #![allow(dead_code)]

@@ -1,6 +1,6 @@
 //! A headless run in a temporary home: the binary with its own PALLAIDIUM_HOME, an empty HF cache,
 //! offline, on the CPU; and the outputs it wrote. Included with
-//! `#[path = "support/run.rs"] mod run;`.
+//! `#[path = "../support/run.rs"] mod run;` in a test binary\'s main.rs.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};

@@ -1,5 +1,5 @@
 //! The runner a `--device cpu --offline` invocation builds, in a temporary home (as the TUI
-//! links it). Included with `#[path = "support/runner.rs"] mod runner;`.
+//! links it). Included with `#[path = "../support/runner.rs"] mod runner;` in a test binary\'s main.rs.
 #![allow(dead_code)]
 
 use std::path::Path;

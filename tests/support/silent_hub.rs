@@ -1,6 +1,6 @@
 //! A "hub" that accepts connections and never answers: it reads nothing and writes nothing, and
 //! holds each connection open until the test process ends. Included with
-//! `#[path = "support/silent_hub.rs"] mod silent_hub;`.
+//! `#[path = "../support/silent_hub.rs"] mod silent_hub;` in a test binary\'s main.rs.
 #![allow(dead_code)]
 
 use std::net::{TcpListener, TcpStream};

@@ -1,5 +1,5 @@
 //! A private tmux server for the TUI tests: start one, type into it, read its screen, start the
-//! TUI in it and quit it. Included with `#[path = "support/tmux.rs"] mod tmux;`.
+//! TUI in it and quit it. Included with `#[path = "../support/tmux.rs"] mod tmux;` in a test binary\'s main.rs.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};

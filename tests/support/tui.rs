@@ -1,5 +1,5 @@
 //! What the TUI snapshot tests share: a system snapshot, rendering, keys, one pane drawn alone.
-//! Included with `#[path = "support/tui.rs"] mod tui;`. The insta calls stay in the test files,
+//! Included with `#[path = "../support/tui.rs"] mod tui;` in a test binary\'s main.rs. The insta calls stay in the test files,
 //! so snapshot names keep their test binary's prefix.
 #![allow(dead_code)]
 

@@ -138,7 +138,7 @@ fn table(v: &Value) -> String {
     let width = map.keys().map(String::len).max().unwrap_or(0);
     for (k, val) in map {
         let shown = match val {
-            Value::Number(n) if k.ends_with("_bytes") => report::gib(n.as_u64()),
+            Value::Number(n) if k.ends_with("_bytes") => report::bytes_or_na(n.as_u64()),
             Value::Number(n) => match n.as_f64() {
                 Some(f) if n.is_f64() => format!("{f:.3}"),
                 _ => n.to_string(),
@@ -215,7 +215,7 @@ mod tests {
     fn table_formats_bytes_and_seconds() {
         let t = table(&json!({"median_s": 1.23456, "peak_bytes": 1u64 << 31, "device": "cpu"}));
         assert!(t.contains("1.235"), "{t}");
-        assert!(t.contains("2.00 GiB"), "{t}");
+        assert!(t.contains("2.0 GiB"), "{t}");
         assert!(t.contains("cpu"), "{t}");
     }
 }

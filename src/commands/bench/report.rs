@@ -95,11 +95,8 @@ pub fn cpu_description() -> String {
     format!("{model}, {cores} threads")
 }
 
-pub fn gib(bytes: Option<u64>) -> String {
-    bytes.map_or_else(
-        || "n/a".into(),
-        |b| format!("{:.2} GiB", b as f64 / (1u64 << 30) as f64),
-    )
+pub fn bytes_or_na(bytes: Option<u64>) -> String {
+    bytes.map_or_else(|| "n/a".into(), crate::device::memory::format_bytes)
 }
 
 #[cfg(test)]

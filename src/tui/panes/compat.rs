@@ -9,7 +9,8 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 
-use super::{Action, DrawCtx, Handled, Pane, bytes};
+use super::{Action, DrawCtx, Handled, Pane};
+use crate::device::memory::format_bytes_compact as bytes;
 use crate::models::{CompatFinding, Severity, Verdict, compat::verdict};
 use crate::tui::event::AppEvent;
 use crate::tui::planning::{PlanStatus, PlanSummary};

@@ -6,7 +6,8 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{LineGauge, Paragraph};
 
-use super::{Action, DrawCtx, Handled, Pane, bytes};
+use super::{Action, DrawCtx, Handled, Pane};
+use crate::device::memory::format_bytes_compact as bytes;
 use crate::jobs::{JobEvent, JobId};
 use crate::tui::event::AppEvent;
 use crate::tui::sampler::{DeviceGauge, SysSnapshot};

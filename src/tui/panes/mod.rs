@@ -142,18 +142,6 @@ pub trait Pane {
     }
 }
 
-/// Human bytes: 1.5 GiB, 512 MiB.
-pub fn bytes(n: u64) -> String {
-    const GIB: f64 = (1u64 << 30) as f64;
-    const MIB: f64 = (1u64 << 20) as f64;
-    let f = n as f64;
-    if f >= GIB {
-        format!("{:.1} GiB", f / GIB)
-    } else {
-        format!("{:.0} MiB", f / MIB)
-    }
-}
-
 /// Cuts `text` to `width` characters with an ellipsis.
 pub fn ellipsize(text: &str, width: usize) -> String {
     if text.chars().count() <= width {

@@ -4,7 +4,7 @@
 //! convolution, horizontal pass first, the filter support widened by the downscale factor
 //! (antialiasing), coefficients normalised per output pixel and quantised to 22-bit fixed point,
 //! each pass rounded and clipped back to u8. Doing the same integer arithmetic gives the same
-//! bytes as PIL, so pixel_values match transformers to float rounding (see tests/parity_blip.rs).
+//! bytes as PIL, so pixel_values match transformers to float rounding (see tests/parity/parity_blip.rs).
 
 use candle_core::{Device, Tensor};
 use image::{DynamicImage, RgbImage};

@@ -1,0 +1,21 @@
+//! Parity tests against references computed by diffusers/transformers from the committed tiny fixtures.
+//! One test binary for the group: each binary links candle, so fewer binaries keep CI's disk and link
+//! time small. Each module is one former tests/*.rs file; helpers live in tests/support/,
+//! declared once here and imported by the modules that use them.
+
+// Test code and its helpers unwrap: a failure there is a test failure.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "../support/parity.rs"]
+mod parity;
+
+mod parity_blip;
+mod parity_enhancer;
+mod parity_models;
+mod parity_musicgen;
+mod parity_parler;
+mod parity_pipeline;
+mod parity_power;
+mod parity_schedulers;
+mod parity_tokenizer;
+mod parity_whisper;
