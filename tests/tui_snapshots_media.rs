@@ -4,12 +4,13 @@
 
 use crossterm::event::{KeyCode, KeyModifiers};
 use pallaidium::jobs::{JobEvent, JobId, JobSpec};
-use pallaidium::models::{Backend, Registry};
+use pallaidium::models::Registry;
 use pallaidium::tui::app::{App, AppConfig, Command, CompatEnv};
 use pallaidium::tui::event::AppEvent;
 use pallaidium::tui::panes::Pane;
 use pallaidium::tui::panes::form::Form;
 use pallaidium::tui::theme::Theme;
+use pallaidium::vocab::Backend;
 
 #[path = "support/tui.rs"]
 mod tui;
@@ -82,7 +83,7 @@ fn screen(app: &mut App, w: u16, h: u16) -> String {
 
 #[test]
 fn the_form_follows_the_model_kind() {
-    use pallaidium::jobs::JobKind;
+    use pallaidium::vocab::JobKind;
     let typed = Form {
         voice: "a calm female voice, close to the microphone".into(),
         duration: "8".into(),

@@ -12,11 +12,11 @@ use candle_core::DType;
 use crate::engines::audio::decode::read_audio;
 use crate::engines::audio::parler::SpeechOptions;
 use crate::engines::media::AudioClip;
-use crate::engines::sd::Residency;
 use crate::engines::text::blip::CaptionOptions;
 use crate::engines::text::enhance::EnhanceOptions;
 use crate::engines::text::whisper::TranscribeOptions;
 use crate::engines::{CancelToken, EngineEvent};
+use crate::vocab::Residency;
 
 use super::cache::{EngineCache, EngineKey};
 use super::config::{ModelInfo, WorkerDevice};
@@ -24,10 +24,11 @@ use super::engine::{Engine, EngineLoad};
 use super::events::{JobEvent, JobId, Timings};
 use super::media_output::{MediaWriter, check_clip};
 use super::media_spec::DEFAULT_ENHANCER;
-use super::spec::{JobKind, JobSpec};
+use super::spec::JobSpec;
 use super::store::JobRecord;
 use super::worker::{JobOutcome, Shared, Worker, engine_crash, to_job_event};
 use crate::models::planner::media::MediaWeights;
+use crate::vocab::JobKind;
 
 /// Sampling settings of the prompt enhancer (seeded, so a stored job re-runs the same).
 const ENHANCE_TEMPERATURE: f64 = 0.7;

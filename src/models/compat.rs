@@ -4,7 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::entry::{Backend, Dtype, Family, KnownIssue, ModelEntry, Os};
+use super::entry::{Family, KnownIssue, ModelEntry, Os};
+use crate::vocab::{Backend, Dtype};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
