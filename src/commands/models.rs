@@ -10,7 +10,6 @@ use crate::models::entry::{ModelEntry, Os};
 use crate::models::{Registry, hf_cache};
 use crate::platform::PlatformInfo;
 use crate::platform::paths::Paths;
-use crate::vocab::{Backend, Dtype};
 
 #[derive(Debug, Serialize)]
 struct ModelRow<'a> {

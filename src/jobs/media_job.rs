@@ -16,7 +16,7 @@ use crate::engines::text::blip::CaptionOptions;
 use crate::engines::text::enhance::EnhanceOptions;
 use crate::engines::text::whisper::TranscribeOptions;
 use crate::engines::{CancelToken, EngineEvent};
-use crate::vocab::Residency;
+use crate::vocab::{JobKind, Residency};
 
 use super::cache::{EngineCache, EngineKey};
 use super::config::{ModelInfo, WorkerDevice};
@@ -28,7 +28,6 @@ use super::spec::JobSpec;
 use super::store::JobRecord;
 use super::worker::{JobOutcome, Shared, Worker, engine_crash, to_job_event};
 use crate::models::planner::media::MediaWeights;
-use crate::vocab::JobKind;
 
 /// Sampling settings of the prompt enhancer (seeded, so a stored job re-runs the same).
 const ENHANCE_TEMPERATURE: f64 = 0.7;

@@ -19,8 +19,7 @@ pub use stages::{Candidate, DeviceTraits, JobShape, PlanStep};
 use crate::device::DeviceMemory;
 use crate::device::memory::format_bytes;
 use crate::engines::sd::request::MemoryModes;
-use crate::vocab::Backend;
-use crate::vocab::Residency;
+use crate::vocab::{Backend, Residency};
 use crate::{Error, Result};
 
 /// Query chunks tried by the attention-slicing step, largest (fastest) first.

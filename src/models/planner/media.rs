@@ -11,8 +11,7 @@ use super::{Breakdown, MemoryPlan, device_traits, effective_budget};
 use crate::device::DeviceMemory;
 use crate::device::memory::format_bytes;
 use crate::models::Family;
-use crate::vocab::Backend;
-use crate::vocab::Residency;
+use crate::vocab::{Backend, Residency};
 
 /// What an audio or text job asks for, as the planner sees it.
 #[derive(Debug, Clone, PartialEq)]

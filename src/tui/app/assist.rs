@@ -6,8 +6,7 @@
 use super::{App, Command};
 use crate::jobs::{JobEvent, JobId, JobSpec};
 use crate::models::Kind;
-use crate::vocab::DtypeChoice;
-use crate::vocab::JobKind;
+use crate::vocab::{DtypeChoice, JobKind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AssistKind {

@@ -5,8 +5,7 @@
 
 use crate::jobs::JobSpec;
 use crate::models::{Defaults, Kind, Verdict};
-use crate::vocab::JobKind;
-use crate::vocab::{DtypeChoice, ResidencyChoice};
+use crate::vocab::{DtypeChoice, JobKind, ResidencyChoice};
 
 pub use super::fields::{ParamField, fields_for};
 
