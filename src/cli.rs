@@ -3,14 +3,18 @@
 //! before the subcommand, the top-level ones still apply: `pallaidium --offline fetch sd15`).
 
 mod job_args;
+mod job_spec;
 mod scoped;
 pub mod values;
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 
+use crate::jobs::config::RunSettings;
+use crate::vocab::DtypeChoice;
 pub use job_args::{BatchArgs, JobArgs};
+
 pub use scoped::{
     BudgetFlag, DeviceFlag, DeviceScope, DtypeFlag, OfflineFlag, OutFlag, RegistryFlag,
 };
@@ -74,8 +78,8 @@ pub enum Command {
         /// Registry id or Hugging Face repo id.
         model: String,
         /// Fetch the files this dtype needs (fp16 variants for f16/bf16; auto asks the device).
-        #[arg(long, value_enum, default_value_t = DtypeArg::Auto)]
-        dtype: DtypeArg,
+        #[arg(long, value_enum, default_value_t = DtypeChoice::Auto)]
+        dtype: DtypeChoice,
         #[command(flatten)]
         device: DeviceFlag,
         #[command(flatten)]
@@ -163,8 +167,8 @@ pub struct GlobalArgs {
     #[arg(long, default_value = "auto", value_name = "DEVICE", help_heading = GLOBAL)]
     pub device: String,
     /// Compute dtype; auto picks per device (f16 on CUDA/Metal, f32 on the CPU).
-    #[arg(long, value_enum, default_value_t = DtypeArg::Auto, help_heading = GLOBAL)]
-    pub dtype: DtypeArg,
+    #[arg(long, value_enum, default_value_t = DtypeChoice::Auto, help_heading = GLOBAL)]
+    pub dtype: DtypeChoice,
     /// An extra models file merged over the shipped registry [default: none].
     #[arg(long = "models", value_name = "FILE", help_heading = GLOBAL)]
     pub models_file: Option<PathBuf>,
@@ -193,6 +197,20 @@ pub struct GlobalArgs {
     /// Output folder [default: $PALLAIDIUM_HOME/outputs].
     #[arg(long, value_name = "DIR", help_heading = OUTPUT)]
     pub out: Option<PathBuf>,
+}
+
+impl GlobalArgs {
+    /// What the run was asked for, as the runner takes it.
+    pub fn run_settings(&self) -> RunSettings {
+        RunSettings {
+            device: self.device.clone(),
+            dtype: self.dtype,
+            models_file: self.models_file.clone(),
+            offline: self.offline,
+            memory_budget: self.memory_budget.clone(),
+            out: self.out.clone(),
+        }
+    }
 }
 
 impl Cli {
@@ -226,53 +244,4 @@ impl Cli {
         }
         g
     }
-}
-
-/// What a job makes (`--kind`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum KindArg {
-    Txt2img,
-    Img2img,
-    Inpaint,
-    /// Text to speech (Parler-TTS).
-    #[value(alias = "speech")]
-    Tts,
-    /// Text to music (MusicGen).
-    Music,
-    /// Speech to text (Whisper).
-    #[value(alias = "transcribe")]
-    Stt,
-    /// Image to text (BLIP).
-    Caption,
-    /// Prompt enhancement (a small instruct LLM, GGUF).
-    Enhance,
-}
-
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum DtypeArg {
-    #[default]
-    Auto,
-    F32,
-    F16,
-    Bf16,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Toggle {
-    Auto,
-    On,
-    Off,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ResidencyArg {
-    Auto,
-    Resident,
-    Staged,
 }

@@ -46,7 +46,7 @@ async fn run_jobs(
     let mut sighup = signal(SignalKind::hangup())?;
 
     let config = crate::jobs::setup::runner_setup(
-        cli,
+        &cli.global.run_settings(),
         paths,
         0,
         crate::jobs::setup::FetchDisplay::StderrBar,

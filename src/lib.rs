@@ -14,6 +14,7 @@ pub mod models;
 pub mod platform;
 pub mod terminal_text;
 pub mod tui;
+pub mod vocab;
 
 pub use error::{Error, Result};
 

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::values;
-use super::{KindArg, ResidencyArg, Toggle};
+use crate::vocab::{JobKind, ResidencyChoice, Toggle};
 
 const JOB: &str = "Job";
 const IMAGE: &str = "Image";
@@ -42,7 +42,7 @@ pub struct JobArgs {
     /// What to make [default: follows the model (txt2img, img2img with --init-image, inpaint
     /// with --mask) and the inputs (--audio: stt, --caption: caption)].
     #[arg(long, value_enum, help_heading = JOB)]
-    pub kind: Option<KindArg>,
+    pub kind: Option<JobKind>,
     /// Image width in pixels, a multiple of 8 [default: the model's, e.g. 512].
     #[arg(long, value_name = "N", value_parser = values::side, help_heading = IMAGE)]
     pub width: Option<u32>,
@@ -105,7 +105,7 @@ pub struct JobArgs {
     /// resident keeps every component loaded; staged loads text encoders, UNet and VAE one at a
     /// time [default: auto, the planner's choice].
     #[arg(long, value_enum, help_heading = MEMORY)]
-    pub residency: Option<ResidencyArg>,
+    pub residency: Option<ResidencyChoice>,
     /// Print the memory plan and exit without running [default: off].
     #[arg(long, help_heading = MEMORY)]
     pub plan: bool,

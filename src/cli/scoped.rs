@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{DtypeArg, GlobalArgs};
+use super::GlobalArgs;
+use crate::vocab::DtypeChoice;
 
 #[derive(Debug, Args, Clone, Default)]
 pub struct DeviceFlag {
@@ -18,7 +19,7 @@ pub struct DeviceFlag {
 pub struct DtypeFlag {
     /// Compute dtype; auto picks per device (f16 on CUDA/Metal, f32 on the CPU) [default: auto].
     #[arg(long, value_enum)]
-    pub dtype: Option<DtypeArg>,
+    pub dtype: Option<DtypeChoice>,
 }
 
 #[derive(Debug, Args, Clone, Default)]

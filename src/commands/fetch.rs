@@ -2,24 +2,26 @@
 
 use std::io::IsTerminal;
 
-use crate::cli::{DtypeArg, GlobalArgs};
+use crate::cli::GlobalArgs;
 use crate::engines::CancelToken;
+use crate::jobs::config::RunSettings;
 use crate::models::fetch::net::NetTimeouts;
 use crate::models::fetch::{self, FetchOptions, StderrBar};
 use crate::models::{ModelEntry, Registry};
 use crate::platform::paths::Paths;
+use crate::vocab::DtypeChoice;
 use crate::{Error, Result};
 
 /// Whether this dtype loads the fp16 weight variants; `auto` asks the device it would run on.
-fn wants_fp16(global: &GlobalArgs, dtype: DtypeArg) -> Result<bool> {
-    Ok(match dtype {
-        DtypeArg::F16 | DtypeArg::Bf16 => true,
-        DtypeArg::F32 => false,
-        DtypeArg::Auto => {
-            let request = crate::device::DeviceRequest::parse(&global.device)?;
-            crate::device::select(&request)?.kind != crate::device::DeviceKind::Cpu
+fn wants_fp16(settings: &RunSettings, dtype: DtypeChoice) -> Result<bool> {
+    let backend = match dtype.fixed() {
+        Some(fixed) => return Ok(fixed.wants_fp16_weights()),
+        None => {
+            let request = crate::device::DeviceRequest::parse(&settings.device)?;
+            crate::device::select(&request)?.kind
         }
-    })
+    };
+    Ok(dtype.on(backend).wants_fp16_weights())
 }
 
 fn find_entry<'r>(registry: &'r Registry, model: &str) -> Result<&'r ModelEntry> {
@@ -37,19 +39,19 @@ fn find_entry<'r>(registry: &'r Registry, model: &str) -> Result<&'r ModelEntry>
 /// The fetch itself, for the TUI and the headless runner too (on-demand downloads); `cancel`
 /// ends it at once (so do SIGINT and SIGTERM).
 pub fn fetch_model(
-    global: &GlobalArgs,
+    settings: &RunSettings,
     model: &str,
-    dtype: DtypeArg,
+    dtype: DtypeChoice,
     progress: &mut dyn fetch::FetchProgress,
     cancel: &CancelToken,
 ) -> Result<fetch::FetchReport> {
-    let registry = Registry::load(global.models_file.as_deref())?;
+    let registry = Registry::load(settings.models_file.as_deref())?;
     let entry = find_entry(&registry, model)?;
-    let paths = Paths::resolve(global.out.as_deref())?;
+    let paths = Paths::resolve(settings.out.as_deref())?;
     let opts = FetchOptions {
         cache_dir: paths.hf_cache.clone(),
         token: fetch::read_token(&paths.hf_token_file),
-        offline: fetch::offline_requested(global.offline),
+        offline: fetch::offline_requested(settings.offline),
         endpoint: std::env::var("HF_ENDPOINT")
             .ok()
             .filter(|e| !e.trim().is_empty()),
@@ -57,18 +59,24 @@ pub fn fetch_model(
         cancel: cancel.clone(),
     };
     // Offline needs no device: report what is missing for the asked variant (f16 if auto is unsure).
-    let fp16 = if opts.offline && dtype == DtypeArg::Auto {
+    let fp16 = if opts.offline && dtype == DtypeChoice::Auto {
         true
     } else {
-        wants_fp16(global, dtype)?
+        wants_fp16(settings, dtype)?
     };
     fetch::fetch_entry(entry, fp16, &opts, progress)
 }
 
 /// Entry point for `pallaidium fetch`: 0 when every file is in the cache afterwards.
-pub fn run(global: &GlobalArgs, model: &str, dtype: DtypeArg) -> anyhow::Result<i32> {
+pub fn run(global: &GlobalArgs, model: &str, dtype: DtypeChoice) -> anyhow::Result<i32> {
     let mut bar = StderrBar::new(std::io::stderr().is_terminal());
-    let report = fetch_model(global, model, dtype, &mut bar, &CancelToken::new())?;
+    let report = fetch_model(
+        &global.run_settings(),
+        model,
+        dtype,
+        &mut bar,
+        &CancelToken::new(),
+    )?;
     println!(
         "{} ({} @ {}): {} downloaded ({}), {} already cached; snapshot {}",
         model,

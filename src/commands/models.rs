@@ -6,7 +6,7 @@ use serde::Serialize;
 use crate::cli::GlobalArgs;
 use crate::device::{self, DeviceRequest};
 use crate::models::compat::{self, CompatContext, CompatFinding, Severity, Verdict};
-use crate::models::entry::{Backend, Dtype, ModelEntry, Os};
+use crate::models::entry::{ModelEntry, Os};
 use crate::models::{Registry, hf_cache};
 use crate::platform::PlatformInfo;
 use crate::platform::paths::Paths;
@@ -63,16 +63,12 @@ pub fn run(global: &GlobalArgs, json: bool) -> anyhow::Result<i32> {
 fn target(global: &GlobalArgs, paths: &Paths) -> crate::Result<Target> {
     let platform = PlatformInfo::detect();
     let selected = device::select(&DeviceRequest::parse(&global.device)?)?;
-    let backend = match selected.kind {
-        device::DeviceKind::Cpu => Backend::Cpu,
-        device::DeviceKind::Cuda => Backend::Cuda,
-        device::DeviceKind::Metal => Backend::Metal,
-    };
-    let (dtype, dtype_problem) = match device::resolve_dtype(global.dtype, &selected, &platform) {
-        Ok(d) => (from_candle(d), None),
-        // Keep listing: the refusal becomes a finding on every entry.
-        Err(e) => (from_arg(global.dtype), Some(e.to_string())),
-    };
+    let backend = selected.kind;
+    let dtype = global.dtype.on(backend);
+    // A refused dtype keeps the listing going: the refusal becomes a finding on every entry.
+    let dtype_problem = device::resolve_dtype(global.dtype, &selected, &platform)
+        .err()
+        .map(|e| e.to_string());
     let cap = device::memory::parse_memory_budget(global.memory_budget.as_deref())?;
     let budget = device::memory::query(&selected, &platform).capped_budget(cap);
     let mut ctx = CompatContext::new(backend, dtype);
@@ -91,22 +87,6 @@ fn target(global: &GlobalArgs, paths: &Paths) -> crate::Result<Target> {
         device_name: selected.name,
         dtype_problem,
     })
-}
-
-fn from_candle(d: candle_core::DType) -> Dtype {
-    match d {
-        candle_core::DType::F16 => Dtype::F16,
-        candle_core::DType::BF16 => Dtype::Bf16,
-        _ => Dtype::F32,
-    }
-}
-
-fn from_arg(d: crate::cli::DtypeArg) -> Dtype {
-    match d {
-        crate::cli::DtypeArg::F16 => Dtype::F16,
-        crate::cli::DtypeArg::Bf16 => Dtype::Bf16,
-        crate::cli::DtypeArg::F32 | crate::cli::DtypeArg::Auto => Dtype::F32,
-    }
 }
 
 fn row<'e>(entry: &'e ModelEntry, target: &Target, paths: &Paths) -> ModelRow<'e> {

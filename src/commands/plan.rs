@@ -36,7 +36,7 @@ pub fn plan_for_args(global: &GlobalArgs, job: &JobArgs) -> Result<MemoryPlan> {
     let memory = crate::device::memory::query(&device, &platform);
     let Some(layout) = &resolved.layout else {
         // Audio and text models: the runner's own media plan for the job the flags describe.
-        let mut spec = crate::jobs::JobSpec::from_args(job);
+        let mut spec = job.spec();
         spec.duration = spec.duration.or(resolved.defaults.duration);
         spec.kind = crate::jobs::media_spec::settle_kind(&spec, &resolved.id, resolved.kind)?;
         return Ok(planner::media::plan_media(

@@ -6,9 +6,9 @@
 use candle_core::DType;
 use serde::Serialize;
 
-use super::{DeviceKind, SelectedDevice};
-use crate::cli::DtypeArg;
+use super::SelectedDevice;
 use crate::platform::{MacVersion, PlatformInfo};
+use crate::vocab::{Backend, DtypeChoice};
 use crate::{Error, Result};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -63,17 +63,17 @@ const MIN_BF16_MACOS: MacVersion = MacVersion {
 
 /// Which dtypes `kind` supports on this platform. For CUDA, bf16 depends on the card:
 /// pass its compute capability when known (`SelectedDevice::compute_capability`).
-pub fn dtype_support(kind: DeviceKind, platform: &PlatformInfo) -> DtypeSupport {
+pub fn dtype_support(kind: Backend, platform: &PlatformInfo) -> DtypeSupport {
     dtype_support_with_cc(kind, platform, None)
 }
 
 fn dtype_support_with_cc(
-    kind: DeviceKind,
+    kind: Backend,
     platform: &PlatformInfo,
     compute_capability: Option<(u32, u32)>,
 ) -> DtypeSupport {
     match kind {
-        DeviceKind::Cpu => DtypeSupport {
+        Backend::Cpu => DtypeSupport {
             f32: Support::Native,
             f16: Support::Slow("f16 on the CPU is emulated and slow; f32 is faster".into()),
             // candle's CPU matmul has no bf16 kernel: a bf16 job would fail at its first layer.
@@ -83,7 +83,7 @@ fn dtype_support_with_cc(
             ),
             f64: Support::Native,
         },
-        DeviceKind::Cuda => DtypeSupport {
+        Backend::Cuda => DtypeSupport {
             f32: Support::Native,
             f16: Support::Native,
             bf16: match compute_capability {
@@ -94,7 +94,7 @@ fn dtype_support_with_cc(
             },
             f64: Support::Native,
         },
-        DeviceKind::Metal => DtypeSupport {
+        Backend::Metal => DtypeSupport {
             f32: Support::Native,
             f16: Support::Native,
             bf16: metal_bf16(platform),
@@ -118,20 +118,17 @@ fn metal_bf16(platform: &PlatformInfo) -> Support {
     }
 }
 
-/// Turns `--dtype` into the compute dtype for this device: auto is f16 on CUDA/Metal and f32
-/// on the CPU. Unsupported combinations are bad input naming the fix; slow ones log a warning.
+/// Turns `--dtype` into the compute dtype for this device (auto: `DtypeChoice::on`, always
+/// supported). Unsupported combinations are bad input naming the fix; slow ones log a warning.
 pub fn resolve_dtype(
-    arg: DtypeArg,
+    choice: DtypeChoice,
     device: &SelectedDevice,
     platform: &PlatformInfo,
 ) -> Result<DType> {
-    let dtype = match (arg, device.kind) {
-        (DtypeArg::Auto, DeviceKind::Cpu) => return Ok(DType::F32),
-        (DtypeArg::Auto, _) => return Ok(DType::F16),
-        (DtypeArg::F32, _) => DType::F32,
-        (DtypeArg::F16, _) => DType::F16,
-        (DtypeArg::Bf16, _) => DType::BF16,
+    let Some(fixed) = choice.fixed() else {
+        return Ok(choice.on(device.kind).to_candle());
     };
+    let dtype = fixed.to_candle();
     match dtype_support_with_cc(device.kind, platform, device.compute_capability).of(dtype) {
         Support::Native => Ok(dtype),
         Support::Slow(note) => {
@@ -159,7 +156,7 @@ mod tests {
         p
     }
 
-    fn fake(kind: DeviceKind, cc: Option<(u32, u32)>) -> SelectedDevice {
+    fn fake(kind: Backend, cc: Option<(u32, u32)>) -> SelectedDevice {
         // The candle device is the CPU in every case: resolution only reads `kind`.
         SelectedDevice {
             device: candle_core::Device::Cpu,
@@ -174,16 +171,16 @@ mod tests {
     #[test]
     fn auto_picks_per_device() {
         let p = PlatformInfo::detect();
-        let r = |k| resolve_dtype(DtypeArg::Auto, &fake(k, None), &p).ok();
-        assert_eq!(r(DeviceKind::Cpu), Some(DType::F32));
-        assert_eq!(r(DeviceKind::Cuda), Some(DType::F16));
-        assert_eq!(r(DeviceKind::Metal), Some(DType::F16));
+        let r = |k| resolve_dtype(DtypeChoice::Auto, &fake(k, None), &p).ok();
+        assert_eq!(r(Backend::Cpu), Some(DType::F32));
+        assert_eq!(r(Backend::Cuda), Some(DType::F16));
+        assert_eq!(r(Backend::Metal), Some(DType::F16));
     }
 
     #[test]
     fn bf16_on_metal_needs_macos_14_and_not_m1() {
-        let metal = fake(DeviceKind::Metal, None);
-        let r = |p: &PlatformInfo| resolve_dtype(DtypeArg::Bf16, &metal, p);
+        let metal = fake(Backend::Metal, None);
+        let r = |p: &PlatformInfo| resolve_dtype(DtypeChoice::Bf16, &metal, p);
         assert_eq!(r(&mac("Apple M2 Pro", "14.4.1")).ok(), Some(DType::BF16));
         let old = r(&mac("Apple M2 Pro", "13.6")).err();
         assert_eq!(old.as_ref().map(Error::exit_code), Some(2));
@@ -191,7 +188,7 @@ mod tests {
         let m1 = r(&mac("Apple M1 Max", "15.1")).err().map(|e| e.to_string());
         assert!(m1.is_some_and(|m| m.contains("M1 Max") && m.contains("--dtype f16")));
         assert_eq!(
-            resolve_dtype(DtypeArg::F16, &metal, &mac("Apple M1", "12.0")).ok(),
+            resolve_dtype(DtypeChoice::F16, &metal, &mac("Apple M1", "12.0")).ok(),
             Some(DType::F16)
         );
     }
@@ -199,16 +196,16 @@ mod tests {
     #[test]
     fn slow_cpu_dtypes_are_allowed_and_bf16_is_refused() {
         let p = PlatformInfo::detect();
-        let cpu = fake(DeviceKind::Cpu, None);
+        let cpu = fake(Backend::Cpu, None);
         assert_eq!(
-            resolve_dtype(DtypeArg::F16, &cpu, &p).ok(),
+            resolve_dtype(DtypeChoice::F16, &cpu, &p).ok(),
             Some(DType::F16)
         );
-        let err = resolve_dtype(DtypeArg::Bf16, &cpu, &p).unwrap_err();
+        let err = resolve_dtype(DtypeChoice::Bf16, &cpu, &p).unwrap_err();
         assert_eq!(err.exit_code(), 2);
         assert!(err.to_string().contains("--dtype f32"), "{err}");
         assert!(matches!(
-            dtype_support(DeviceKind::Cpu, &p).f16,
+            dtype_support(Backend::Cpu, &p).f16,
             Support::Slow(_)
         ));
     }
@@ -216,25 +213,25 @@ mod tests {
     #[test]
     fn cuda_bf16_needs_ampere() {
         let p = PlatformInfo::detect();
-        let turing = fake(DeviceKind::Cuda, Some((7, 5)));
-        let err = resolve_dtype(DtypeArg::Bf16, &turing, &p)
+        let turing = fake(Backend::Cuda, Some((7, 5)));
+        let err = resolve_dtype(DtypeChoice::Bf16, &turing, &p)
             .err()
             .map(|e| e.to_string());
         assert!(err.is_some_and(|m| m.contains("7.5")));
-        let hopper = fake(DeviceKind::Cuda, Some((9, 0)));
+        let hopper = fake(Backend::Cuda, Some((9, 0)));
         assert_eq!(
-            resolve_dtype(DtypeArg::Bf16, &hopper, &p).ok(),
+            resolve_dtype(DtypeChoice::Bf16, &hopper, &p).ok(),
             Some(DType::BF16)
         );
     }
 
     #[test]
     fn metal_has_no_f64() {
-        let s = dtype_support(DeviceKind::Metal, &mac("Apple M3", "14.0"));
+        let s = dtype_support(Backend::Metal, &mac("Apple M3", "14.0"));
         assert!(matches!(s.f64, Support::Unsupported(_)));
         assert_eq!(s.native(), ["f32", "f16", "bf16"]);
         assert_eq!(
-            dtype_support(DeviceKind::Metal, &mac("Apple M1", "14.0")).native(),
+            dtype_support(Backend::Metal, &mac("Apple M1", "14.0")).native(),
             ["f32", "f16"]
         );
     }

@@ -3,9 +3,10 @@
 
 use serde::Serialize;
 
-use super::{DeviceKind, SelectedDevice};
+use super::SelectedDevice;
 use crate::platform::PlatformInfo;
 use crate::platform::memory::SystemMemory;
+use crate::vocab::Backend;
 use crate::{Error, Result};
 
 /// Memory of one device, in bytes.
@@ -56,10 +57,10 @@ pub fn unified_fallback_budget(ram_total: u64) -> u64 {
 pub fn query(device: &SelectedDevice, platform: &PlatformInfo) -> DeviceMemory {
     let system = SystemMemory::query();
     match device.kind {
-        DeviceKind::Cuda => {
+        Backend::Cuda => {
             cuda_memory(device).unwrap_or(DeviceMemory::Discrete { total: 0, free: 0 })
         }
-        DeviceKind::Metal => {
+        Backend::Metal => {
             let (budget, used) =
                 metal_working_set(device).unwrap_or((unified_fallback_budget(system.ram_total), 0));
             DeviceMemory::Unified {
@@ -68,12 +69,12 @@ pub fn query(device: &SelectedDevice, platform: &PlatformInfo) -> DeviceMemory {
                 used,
             }
         }
-        DeviceKind::Cpu if platform.apple_silicon => DeviceMemory::System {
+        Backend::Cpu if platform.apple_silicon => DeviceMemory::System {
             // Unified memory: the CPU shares it with the GPU and the OS; available RAM is the honest number.
             total: system.ram_total,
             available: system.ram_available,
         },
-        DeviceKind::Cpu => DeviceMemory::System {
+        Backend::Cpu => DeviceMemory::System {
             total: system.usable_total(),
             available: system.usable_available(),
         },

@@ -7,6 +7,7 @@ pub mod memory;
 
 use serde::Serialize;
 
+use crate::vocab::Backend;
 use crate::{Error, Result};
 
 pub use dtype::{DtypeSupport, Support, dtype_support, resolve_dtype};
@@ -45,29 +46,11 @@ impl DeviceRequest {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DeviceKind {
-    Cpu,
-    Cuda,
-    Metal,
-}
-
-impl std::fmt::Display for DeviceKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::Cpu => "cpu",
-            Self::Cuda => "cuda",
-            Self::Metal => "metal",
-        })
-    }
-}
-
 /// The device a job runs on, with why it was chosen.
 #[derive(Debug, Clone)]
 pub struct SelectedDevice {
     pub device: candle_core::Device,
-    pub kind: DeviceKind,
+    pub kind: Backend,
     pub ordinal: usize,
     /// `NVIDIA H100 80GB HBM3`, `Apple GPU (applegpu_g14g)`, or the CPU brand.
     pub name: String,
@@ -108,7 +91,7 @@ fn cpu_device(reason: String) -> SelectedDevice {
         .unwrap_or_else(|| "CPU".to_string());
     SelectedDevice {
         device: candle_core::Device::Cpu,
-        kind: DeviceKind::Cpu,
+        kind: Backend::Cpu,
         ordinal: 0,
         name,
         reason,
@@ -138,7 +121,7 @@ fn open_cuda(ordinal: usize) -> std::result::Result<SelectedDevice, String> {
     }
     Ok(SelectedDevice {
         device,
-        kind: DeviceKind::Cuda,
+        kind: Backend::Cuda,
         ordinal,
         name,
         reason: String::new(),
@@ -192,7 +175,7 @@ fn open_metal(ordinal: usize) -> std::result::Result<SelectedDevice, String> {
     let name = metal_name(&device);
     Ok(SelectedDevice {
         device,
-        kind: DeviceKind::Metal,
+        kind: Backend::Metal,
         ordinal,
         name,
         reason: String::new(),
@@ -268,7 +251,7 @@ pub fn select(request: &DeviceRequest) -> Result<SelectedDevice> {
 /// A device found on this machine, with its memory (for `doctor`).
 #[derive(Debug, Clone, Serialize)]
 pub struct FoundDevice {
-    pub kind: DeviceKind,
+    pub kind: Backend,
     pub ordinal: usize,
     pub name: String,
     pub memory: DeviceMemory,
@@ -327,7 +310,7 @@ mod tests {
         let d = select(&DeviceRequest::Cpu).map_err(|e| e.to_string());
         assert!(
             d.as_ref()
-                .is_ok_and(|d| d.kind == DeviceKind::Cpu && d.device.is_cpu())
+                .is_ok_and(|d| d.kind == Backend::Cpu && d.device.is_cpu())
         );
         assert!(d.is_ok_and(|d| !d.name.is_empty() && d.reason.contains("--device cpu")));
     }
@@ -353,7 +336,7 @@ mod tests {
         let d = select(&DeviceRequest::Auto).map_err(|e| e.to_string());
         if !candle_core::utils::cuda_is_available() && !candle_core::utils::metal_is_available() {
             assert!(d.is_ok_and(
-                |d| d.kind == DeviceKind::Cpu && d.reason.contains("no CUDA in this build")
+                |d| d.kind == Backend::Cpu && d.reason.contains("no CUDA in this build")
             ));
         } else {
             assert!(d.is_ok());

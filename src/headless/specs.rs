@@ -2,12 +2,12 @@
 
 use crate::cli::Cli;
 use crate::jobs::JobSpec;
-use crate::jobs::sources::{from_image, read_job_file, read_prompts_file};
+use crate::jobs::sources::{read_job_file, read_prompts_file, stored_spec};
 
 /// The jobs of --jobs, --prompts and --from-image (the job flags are their defaults); the TUI
 /// queues these too.
 pub fn from_files(cli: &Cli) -> crate::Result<Vec<JobSpec>> {
-    let base = JobSpec::from_args(&cli.job);
+    let base = cli.job.spec();
     let batch = &cli.batch;
     let mut specs = Vec::new();
     if let Some(path) = &batch.jobs {
@@ -17,14 +17,16 @@ pub fn from_files(cli: &Cli) -> crate::Result<Vec<JobSpec>> {
         specs.extend(read_prompts_file(path, &base)?);
     }
     if let Some(path) = &batch.from_image {
-        specs.push(from_image(path, &cli.job)?);
+        let mut spec = stored_spec(path)?;
+        cli.job.overlay(&mut spec);
+        specs.push(spec);
     }
     Ok(specs)
 }
 
 /// Every new job the command line describes (empty with only --resume).
 pub fn collect(cli: &Cli) -> crate::Result<Vec<JobSpec>> {
-    let base = JobSpec::from_args(&cli.job);
+    let base = cli.job.spec();
     let batch = &cli.batch;
     let mut specs = from_files(cli)?;
     let from_files = batch.jobs.is_some() || batch.prompts.is_some() || batch.from_image.is_some();

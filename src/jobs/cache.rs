@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use candle_core::DType;
 
-use crate::engines::sd::Residency;
+use crate::vocab::Residency;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EngineKey {

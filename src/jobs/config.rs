@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use candle_core::DType;
 
-use crate::cli::DtypeArg;
 use crate::models::{Defaults, Family, Kind};
+use crate::vocab::DtypeChoice;
 
 /// A `--model` value resolved to a diffusers folder and its defaults.
 #[derive(Debug, Clone)]
@@ -25,7 +25,23 @@ pub struct ModelInfo {
 pub type ModelLookup = Arc<dyn Fn(&str) -> crate::Result<ModelInfo> + Send + Sync>;
 
 /// Picks the compute dtype for a job's `dtype` (None: the run's `--dtype`).
-pub type DtypeChoice = Arc<dyn Fn(Option<DtypeArg>) -> crate::Result<DType> + Send + Sync>;
+pub type DtypeResolver = Arc<dyn Fn(Option<DtypeChoice>) -> crate::Result<DType> + Send + Sync>;
+
+/// What a run was asked for (the global flags): the device, the dtype, the model registry, the
+/// memory cap, the network and the output folder.
+#[derive(Debug, Clone)]
+pub struct RunSettings {
+    /// `auto|cpu|cuda[:N]|metal[:N]`.
+    pub device: String,
+    pub dtype: DtypeChoice,
+    /// An extra models file merged over the shipped registry.
+    pub models_file: Option<PathBuf>,
+    pub offline: bool,
+    /// e.g. "6GiB" (None: the device's budget).
+    pub memory_budget: Option<String>,
+    /// The output folder (None: under PALLAIDIUM_HOME).
+    pub out: Option<PathBuf>,
+}
 
 /// The device one worker runs on.
 #[derive(Clone)]
@@ -33,7 +49,7 @@ pub struct WorkerDevice {
     pub device: candle_core::Device,
     /// e.g. "cpu", "cuda:0", "metal:0": part of the engine cache key.
     pub name: String,
-    pub dtype: DtypeChoice,
+    pub dtype: DtypeResolver,
 }
 
 #[derive(Clone)]

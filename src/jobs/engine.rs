@@ -7,12 +7,13 @@ use candle_core::{DType, Device};
 
 use crate::engines::audio::musicgen::MusicGen;
 use crate::engines::audio::parler::ParlerTts;
+use crate::engines::sd::LoadOptions;
 use crate::engines::sd::pipeline::SdPipeline;
-use crate::engines::sd::{LoadOptions, Residency};
 use crate::engines::text::blip::BlipCaptioner;
 use crate::engines::text::enhance::PromptEnhancer;
 use crate::engines::text::whisper::WhisperEngine;
 use crate::models::Family;
+use crate::vocab::Residency;
 
 pub enum Engine {
     Sd(Box<SdPipeline>),

@@ -6,10 +6,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::cli::ResidencyArg;
 use crate::engines::CancelToken;
 use crate::engines::EngineEvent;
-use crate::engines::sd::Residency;
+use crate::vocab::ResidencyChoice;
 
 use super::cache::{EngineKey, estimate_bytes};
 use super::engine::{Engine, EngineLoad};
@@ -69,10 +68,12 @@ impl Worker {
             Some(planner) => Some(planner.plan(&model.dir, spec, &request, dtype)?),
             None => None,
         };
-        let residency = match (&plan, spec.residency) {
-            (Some(plan), _) => plan.residency,
-            (None, Some(ResidencyArg::Staged)) => Residency::Staged,
-            (None, _) => Residency::Resident,
+        let residency = match &plan {
+            Some(plan) => plan.residency,
+            None => spec
+                .residency
+                .and_then(ResidencyChoice::forced)
+                .unwrap_or_default(),
         };
         let per_pass = plan.as_ref().map_or(request.batch, |p| p.batch.max(1));
         if let Some(plan) = &plan {

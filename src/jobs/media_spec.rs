@@ -2,8 +2,9 @@
 //! given, and the checks and defaults of each kind, before anything is queued.
 
 use super::resolve::{absolute, load_image};
-use super::spec::{JobKind, JobSpec};
+use super::spec::JobSpec;
 use crate::models::{Defaults, Kind};
+use crate::vocab::JobKind;
 
 /// Longest speech clip and longest piece of music a job may ask for, in seconds.
 pub const MAX_SPEECH_S: f64 = 120.0;
@@ -44,21 +45,10 @@ fn example(kind: JobKind) -> &'static str {
     }
 }
 
-fn model_job_kind(kind: Kind) -> JobKind {
-    match kind {
-        Kind::Txt2img | Kind::Img2img | Kind::Inpaint => JobKind::Txt2img,
-        Kind::Tts => JobKind::Tts,
-        Kind::Music => JobKind::Music,
-        Kind::Stt => JobKind::Stt,
-        Kind::Caption => JobKind::Caption,
-        Kind::Text => JobKind::Enhance,
-    }
-}
-
 /// The job's kind given what its model makes: an image job on a MusicGen model is a music job;
 /// asking a model for something it does not make is bad input naming a model that does.
 pub fn settle_kind(spec: &JobSpec, model_id: &str, model_kind: Kind) -> crate::Result<JobKind> {
-    let makes = model_job_kind(model_kind);
+    let makes = model_kind.job_kind();
     if makes == JobKind::Txt2img {
         if spec.kind.makes_images() {
             return Ok(spec.kind);

@@ -32,6 +32,6 @@ pub use config::{ModelInfo, RunnerConfig, WorkerDevice};
 pub use event_hub::JobEvents;
 pub use events::{JobEvent, JobId};
 pub use runner::JobRunner;
-pub use spec::{JobKind, JobSpec};
+pub use spec::JobSpec;
 pub use state::JobState;
 pub use store::{JobRecord, Store};

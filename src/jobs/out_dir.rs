@@ -5,9 +5,10 @@
 
 use std::path::Path;
 
-use super::spec::{JobKind, JobSpec};
+use super::spec::JobSpec;
 use crate::device::memory::format_bytes;
 use crate::platform::disk;
+use crate::vocab::JobKind;
 
 /// Room kept free beyond the outputs themselves (sidecars, the queue database's growth).
 const SLACK_BYTES: u64 = 16 << 20;

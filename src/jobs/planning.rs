@@ -8,18 +8,18 @@ use std::sync::Arc;
 
 use candle_core::DType;
 
-use crate::cli::{ResidencyArg, Toggle};
 use crate::device::SelectedDevice;
-use crate::engines::sd::{GenerateRequest, Residency};
+use crate::engines::sd::GenerateRequest;
 use crate::models::planner::{self, MemoryPlan, Overrides, PlanRequest};
 use crate::platform::PlatformInfo;
+use crate::vocab::{ResidencyChoice, Toggle};
 use crate::{Error, Result};
 
 /// The flags (or a job's stored fields) that pin parts of the plan.
 pub fn overrides_from_flags(
     attention_slicing: Option<&str>,
     vae_tiling: Option<Toggle>,
-    residency: Option<ResidencyArg>,
+    residency: Option<ResidencyChoice>,
 ) -> Result<Overrides> {
     let attention_slice = match attention_slicing.map(str::trim) {
         None | Some("auto") => None,
@@ -34,17 +34,9 @@ pub fn overrides_from_flags(
         },
     };
     Ok(Overrides {
-        residency: match residency {
-            None | Some(ResidencyArg::Auto) => None,
-            Some(ResidencyArg::Resident) => Some(Residency::Resident),
-            Some(ResidencyArg::Staged) => Some(Residency::Staged),
-        },
+        residency: residency.and_then(ResidencyChoice::forced),
         attention_slice,
-        vae_tiling: match vae_tiling {
-            None | Some(Toggle::Auto) => None,
-            Some(Toggle::On) => Some(true),
-            Some(Toggle::Off) => Some(false),
-        },
+        vae_tiling: vae_tiling.and_then(Toggle::forced),
     })
 }
 
@@ -60,9 +52,7 @@ pub fn media_request(
     budget_cap: Option<u64>,
 ) -> planner::media::MediaPlanRequest {
     let seconds = match spec.kind {
-        crate::jobs::spec::JobKind::Music | crate::jobs::spec::JobKind::Tts => {
-            spec.duration.unwrap_or(10.0)
-        }
+        crate::vocab::JobKind::Music | crate::vocab::JobKind::Tts => spec.duration.unwrap_or(10.0),
         _ => 0.0,
     };
     let weights = planner::media::MediaWeights::read(path, dtype);
@@ -174,10 +164,11 @@ impl JobPlanner {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::vocab::Residency;
 
     #[test]
     fn flags_pin_the_plan() {
-        let o = overrides_from_flags(Some("256"), Some(Toggle::On), Some(ResidencyArg::Staged))
+        let o = overrides_from_flags(Some("256"), Some(Toggle::On), Some(ResidencyChoice::Staged))
             .unwrap();
         assert_eq!(o.attention_slice, Some(Some(256)));
         assert_eq!(o.vae_tiling, Some(true));

@@ -4,12 +4,12 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::cli::Toggle;
 use crate::engines::sd::{GenerateRequest, MemoryModes};
 use crate::models::Defaults;
 
 use super::latents_file::read_latents;
-use super::spec::{JobKind, JobSpec};
+use super::spec::JobSpec;
+use crate::vocab::{JobKind, Toggle};
 
 pub const MAX_STEPS: u32 = 1000;
 pub const MAX_BATCH: u32 = 64;
@@ -307,11 +307,10 @@ pub fn build_request(spec: &JobSpec, preview_every: u32) -> crate::Result<Genera
         Some(text) => parse_attention_slicing(text)?,
         None => None,
     };
-    let vae_tiling = match spec.vae_tiling {
-        Some(Toggle::On) => true,
-        Some(Toggle::Off) => false,
-        Some(Toggle::Auto) | None => u64::from(width) * u64::from(height) > AUTO_TILING_PIXELS,
-    };
+    let vae_tiling = spec
+        .vae_tiling
+        .and_then(Toggle::forced)
+        .unwrap_or_else(|| u64::from(width) * u64::from(height) > AUTO_TILING_PIXELS);
     Ok(GenerateRequest {
         prompt: spec.prompt.clone(),
         negative: spec.negative.clone(),

@@ -4,10 +4,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use super::config::{DtypeChoice, ModelLookup};
+use super::config::{DtypeResolver, ModelLookup, RunSettings};
 use super::planning::JobPlanner;
 use super::{ModelInfo, RunnerConfig, WorkerDevice};
-use crate::cli::Cli;
 use crate::device::SelectedDevice;
 use crate::platform::PlatformInfo;
 use crate::platform::paths::Paths;
@@ -31,22 +30,21 @@ pub enum FetchDisplay {
 }
 
 pub fn runner_setup(
-    cli: &Cli,
+    settings: &RunSettings,
     paths: &Paths,
     preview_every: u32,
     fetch: FetchDisplay,
 ) -> crate::Result<RunnerSetup> {
-    let budget_cap =
-        crate::device::memory::parse_memory_budget(cli.global.memory_budget.as_deref())?;
-    let request = crate::device::DeviceRequest::parse(&cli.global.device)?;
+    let budget_cap = crate::device::memory::parse_memory_budget(settings.memory_budget.as_deref())?;
+    let request = crate::device::DeviceRequest::parse(&settings.device)?;
     let selected = Arc::new(crate::device::select(&request)?);
     let platform = Arc::new(PlatformInfo::detect());
     let memory = crate::device::memory::query(&selected, &platform);
     // Loaded engines stay up to --memory-budget, or three quarters of the device's memory.
     let cache_capacity_bytes = budget_cap.unwrap_or(memory.total() / 4 * 3);
-    let run_dtype = cli.global.dtype;
+    let run_dtype = settings.dtype;
     let (chosen, plat) = (Arc::clone(&selected), Arc::clone(&platform));
-    let dtype: DtypeChoice = Arc::new(move |job_dtype| {
+    let dtype: DtypeResolver = Arc::new(move |job_dtype| {
         crate::device::resolve_dtype(job_dtype.unwrap_or(run_dtype), &chosen, &plat)
     });
     let device = WorkerDevice {
@@ -58,7 +56,7 @@ pub fn runner_setup(
     let config = RunnerConfig {
         out_dir: paths.outputs.clone(),
         device,
-        models: model_lookup(cli, &paths.hf_cache, fetch, &downloads)?,
+        models: model_lookup(settings, &paths.hf_cache, fetch, &downloads)?,
         cache_capacity_bytes,
         preview_every,
         planner: Some(Arc::new(JobPlanner::new(
@@ -76,16 +74,16 @@ pub fn runner_setup(
 }
 
 fn model_lookup(
-    cli: &Cli,
+    settings: &RunSettings,
     hf_cache: &Path,
     fetch: FetchDisplay,
     downloads: &crate::engines::CancelToken,
 ) -> crate::Result<ModelLookup> {
     let registry = Arc::new(crate::models::Registry::load(
-        cli.global.models_file.as_deref(),
+        settings.models_file.as_deref(),
     )?);
     let hf_cache = hf_cache.to_path_buf();
-    let global = cli.global.clone();
+    let global = settings.clone();
     let offline = crate::models::fetch::offline_requested(global.offline);
     let downloads = downloads.clone();
     Ok(Arc::new(move |model: &str| {

@@ -6,10 +6,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::cli::{DtypeArg, JobArgs, ResidencyArg, Toggle};
-
 use super::png_meta::read_parameters;
-use super::spec::{JobKind, JobSpec};
+use super::spec::JobSpec;
+use crate::vocab::{DtypeChoice, JobKind, ResidencyChoice, Toggle};
 
 /// One job in a job file: every key optional, kebab-case like the flags (snake_case accepted).
 #[derive(Debug, Default, Deserialize)]
@@ -32,12 +31,12 @@ pub struct JobEntry {
     pub mask: Option<PathBuf>,
     #[serde(alias = "init_latents")]
     pub init_latents: Option<PathBuf>,
-    pub dtype: Option<DtypeArg>,
+    pub dtype: Option<DtypeChoice>,
     #[serde(alias = "attention_slicing")]
     pub attention_slicing: Option<String>,
     #[serde(alias = "vae_tiling")]
     pub vae_tiling: Option<Toggle>,
-    pub residency: Option<ResidencyArg>,
+    pub residency: Option<ResidencyChoice>,
     pub voice: Option<String>,
     pub duration: Option<f64>,
     pub audio: Option<PathBuf>,
@@ -241,55 +240,16 @@ pub fn read_prompts_file(path: &Path, base: &JobSpec) -> crate::Result<Vec<JobSp
     Ok(specs)
 }
 
-/// The spec stored in an output, with the flags given on the command line overriding it.
-/// Audio and text outputs (.wav, .srt, .txt, .json) are read through their JSON sidecar.
-pub fn from_image(path: &Path, args: &JobArgs) -> crate::Result<JobSpec> {
+/// The spec stored in an output (`--from-image`): a PNG's JSON chunk, or the JSON sidecar of
+/// an audio or text output (.wav, .srt, .txt, .json).
+pub fn stored_spec(path: &Path) -> crate::Result<JobSpec> {
     let is_png = path
         .extension()
         .is_none_or(|e| e.eq_ignore_ascii_case("png"));
-    let mut spec = if is_png {
-        read_parameters(path)?.spec
+    if is_png {
+        Ok(read_parameters(path)?.spec)
     } else {
-        super::media_files::Sidecar::read(path)?.spec
-    };
-    overlay_args(&mut spec, args);
-    Ok(spec)
-}
-
-/// Flags given on the command line win over a stored or file spec.
-pub fn overlay_args(spec: &mut JobSpec, args: &JobArgs) {
-    set(&mut spec.model, args.model.clone());
-    set(&mut spec.prompt, args.prompt.clone());
-    set(&mut spec.negative, args.negative.clone());
-    over(&mut spec.steps, args.steps);
-    over(&mut spec.guidance, args.guidance);
-    over(&mut spec.seed, args.seed);
-    over(&mut spec.width, args.width);
-    over(&mut spec.height, args.height);
-    over(&mut spec.batch, args.batch);
-    over(&mut spec.scheduler, args.scheduler.clone());
-    over(&mut spec.init_image, args.init_image.clone());
-    over(&mut spec.strength, args.strength);
-    over(&mut spec.mask, args.mask.clone());
-    over(&mut spec.init_latents, args.init_latents.clone());
-    over(&mut spec.attention_slicing, args.attention_slicing.clone());
-    over(&mut spec.vae_tiling, args.vae_tiling);
-    over(&mut spec.residency, args.residency);
-    if let Some(kind) = args.kind {
-        spec.kind = kind.into();
-    }
-    over(&mut spec.voice, args.voice.clone());
-    over(&mut spec.duration, args.duration);
-    over(&mut spec.audio, args.audio.clone());
-    over(&mut spec.language, args.language.clone());
-    spec.translate |= args.translate;
-    over(&mut spec.init_image, args.caption.clone());
-    spec.enhance |= args.enhance;
-    over(&mut spec.enhancer, args.enhancer.clone());
-    over(&mut spec.max_tokens, args.max_tokens);
-    // A new idea is enhanced again; the stored prompt was the old idea's enhancement.
-    if args.prompt.is_some() {
-        spec.enhanced_from = None;
+        Ok(super::media_files::Sidecar::read(path)?.spec)
     }
 }
 

@@ -200,3 +200,60 @@ fn outputs_are_recorded_once_and_history_is_newest_first() {
     store.update_spec(a, &changed).unwrap();
     assert_eq!(store.get(a).unwrap().spec.seed, Some(5));
 }
+
+/// A queue database written by the release before `vocab` (f9eb111: clap's enums stored in the
+/// spec), from tests/fixtures/queue/capture.toml, and its spec column as that release wrote it.
+/// The rows load, and each spec is written back byte for byte: the stored names did not change,
+/// so no migration is needed.
+#[test]
+fn rows_written_by_the_previous_release_load_unchanged() {
+    use crate::vocab::{DtypeChoice, JobKind, ResidencyChoice, Toggle};
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/queue");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("queue.db");
+    std::fs::copy(fixtures.join("f9eb111.sqlite3"), &path).unwrap();
+    let store = Store::open(&path).unwrap();
+    let mut records = store.history(100).unwrap();
+    records.sort_by_key(|r| r.id);
+    let captured = std::fs::read_to_string(fixtures.join("f9eb111-specs.jsonl")).unwrap();
+    let lines: Vec<&str> = captured.lines().collect();
+    assert_eq!(records.len(), lines.len());
+    for (record, line) in records.iter().zip(&lines) {
+        assert_eq!(record.state, JobState::Done, "{line}");
+        assert_eq!(serde_json::to_string(&record.spec).unwrap(), *line);
+    }
+    let kinds: Vec<JobKind> = records.iter().map(|r| r.spec.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            JobKind::Txt2img,
+            JobKind::Img2img,
+            JobKind::Inpaint,
+            JobKind::Stt,
+            JobKind::Music
+        ]
+    );
+    let first = &records[0].spec;
+    assert_eq!(
+        (first.dtype, first.vae_tiling, first.residency),
+        (
+            Some(DtypeChoice::F32),
+            Some(Toggle::On),
+            Some(ResidencyChoice::Staged)
+        )
+    );
+    let second = &records[1].spec;
+    assert_eq!(
+        (second.dtype, second.vae_tiling, second.residency),
+        (
+            Some(DtypeChoice::Auto),
+            Some(Toggle::Off),
+            Some(ResidencyChoice::Auto)
+        )
+    );
+    let third = &records[2].spec;
+    assert_eq!(
+        (third.vae_tiling, third.residency),
+        (Some(Toggle::Auto), Some(ResidencyChoice::Resident))
+    );
+}

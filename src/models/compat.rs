@@ -4,9 +4,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::entry::{Family, KnownIssue, ModelEntry, Os};
 use crate::device::memory::format_bytes;
-
-use super::entry::{Backend, Dtype, Family, KnownIssue, ModelEntry, Os};
+use crate::vocab::{Backend, Dtype};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

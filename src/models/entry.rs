@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::compat::Severity;
+use crate::vocab::{Backend, Dtype, JobKind};
 
 /// What a model makes; the TUI and the job runner pick engines by it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -30,6 +31,34 @@ impl Kind {
             Self::Stt => "stt",
             Self::Caption => "caption",
             Self::Text => "text",
+        }
+    }
+}
+
+impl Kind {
+    /// The kind of the models that run jobs of this kind (language models enhance prompts).
+    pub fn for_job(kind: JobKind) -> Self {
+        match kind {
+            JobKind::Txt2img => Self::Txt2img,
+            JobKind::Img2img => Self::Img2img,
+            JobKind::Inpaint => Self::Inpaint,
+            JobKind::Tts => Self::Tts,
+            JobKind::Music => Self::Music,
+            JobKind::Stt => Self::Stt,
+            JobKind::Caption => Self::Caption,
+            JobKind::Enhance => Self::Text,
+        }
+    }
+
+    /// The job a model of this kind runs when the job does not say (image models: txt2img).
+    pub fn job_kind(self) -> JobKind {
+        match self {
+            Self::Txt2img | Self::Img2img | Self::Inpaint => JobKind::Txt2img,
+            Self::Tts => JobKind::Tts,
+            Self::Music => JobKind::Music,
+            Self::Stt => JobKind::Stt,
+            Self::Caption => JobKind::Caption,
+            Self::Text => JobKind::Enhance,
         }
     }
 }
@@ -229,47 +258,6 @@ pub struct TokenizerSource {
     #[serde(default)]
     pub repo: Option<String>,
     pub folders: Vec<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Backend {
-    Cpu,
-    Cuda,
-    Metal,
-}
-
-impl Backend {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Cpu => "cpu",
-            Self::Cuda => "cuda",
-            Self::Metal => "metal",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Dtype {
-    F32,
-    F16,
-    Bf16,
-}
-
-impl Dtype {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::F32 => "f32",
-            Self::F16 => "f16",
-            Self::Bf16 => "bf16",
-        }
-    }
-
-    /// Half-precision dtypes load the fp16 weight variants.
-    pub fn wants_fp16_weights(self) -> bool {
-        matches!(self, Self::F16 | Self::Bf16)
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

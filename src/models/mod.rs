@@ -12,7 +12,7 @@ mod registry_errors;
 pub mod resolve;
 
 pub use compat::{CompatContext, CompatFinding, Severity, Verdict};
-pub use entry::{Backend, Defaults, Dtype, Family, Kind, ModelEntry, Os};
+pub use entry::{Defaults, Family, Kind, ModelEntry, Os};
 pub use layout::ModelLayout;
 pub use registry::Registry;
 pub use resolve::{ResolvedModel, resolve};

@@ -15,9 +15,10 @@ pub use activations::ConvWorkspace;
 pub use footprint::ModelFootprint;
 pub use stages::{Candidate, DeviceTraits, JobShape, PlanStep};
 
+use crate::device::DeviceMemory;
 use crate::device::memory::format_bytes;
-use crate::device::{DeviceKind, DeviceMemory};
-use crate::engines::sd::request::{MemoryModes, Residency};
+use crate::engines::sd::request::MemoryModes;
+use crate::vocab::{Backend, Residency};
 use crate::{Error, Result};
 
 /// Query chunks tried by the attention-slicing step, largest (fastest) first.
@@ -45,7 +46,7 @@ pub struct PlanRequest {
     /// img2img / inpainting: the VAE encodes the init image.
     pub img2img: bool,
     pub dtype: DType,
-    pub device: DeviceKind,
+    pub device: Backend,
     pub memory: DeviceMemory,
     /// `--memory-budget`, in bytes.
     pub budget_cap: Option<u64>,
@@ -120,11 +121,11 @@ impl MemoryPlan {
 }
 
 /// How the device's memory behaves, for the stage model.
-pub fn device_traits(device: DeviceKind, memory: &DeviceMemory) -> DeviceTraits {
+pub fn device_traits(device: Backend, memory: &DeviceMemory) -> DeviceTraits {
     let (conv, overhead) = match device {
-        DeviceKind::Cpu => (ConvWorkspace::InputCopy, 256 << 20),
-        DeviceKind::Cuda => (ConvWorkspace::Im2colChunked, 384 << 20),
-        DeviceKind::Metal => (ConvWorkspace::Im2col, 384 << 20),
+        Backend::Cpu => (ConvWorkspace::InputCopy, 256 << 20),
+        Backend::Cuda => (ConvWorkspace::Im2colChunked, 384 << 20),
+        Backend::Metal => (ConvWorkspace::Im2col, 384 << 20),
     };
     DeviceTraits {
         conv,
@@ -295,7 +296,7 @@ fn suggestions(fp: &ModelFootprint, req: &PlanRequest, budget: u64) -> Vec<Strin
             break;
         }
     }
-    if req.dtype == DType::F32 && req.device != DeviceKind::Cpu {
+    if req.dtype == DType::F32 && req.device != Backend::Cpu {
         let half = PlanRequest {
             dtype: DType::F16,
             ..req.clone()

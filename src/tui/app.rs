@@ -25,7 +25,8 @@ use super::panes::{Pane, PaneId};
 use super::planning::PlanStatus;
 use super::theme::Theme;
 use crate::jobs::{JobId, JobSpec};
-use crate::models::{Backend, CompatContext, Dtype, ModelEntry, Verdict, compat};
+use crate::models::{CompatContext, ModelEntry, Verdict, compat};
+use crate::vocab::{Backend, Dtype};
 
 /// How to leave.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,17 +121,6 @@ pub struct App {
     pub preview: PreviewPane,
 }
 
-fn dtype_for(arg: crate::cli::DtypeArg, backend: Backend) -> Dtype {
-    use crate::cli::DtypeArg;
-    match arg {
-        DtypeArg::F32 => Dtype::F32,
-        DtypeArg::F16 => Dtype::F16,
-        DtypeArg::Bf16 => Dtype::Bf16,
-        DtypeArg::Auto if backend == Backend::Cpu => Dtype::F32,
-        DtypeArg::Auto => Dtype::F16,
-    }
-}
-
 impl App {
     pub fn new(config: AppConfig) -> Self {
         let models = config
@@ -191,7 +181,7 @@ impl App {
     /// The runner's device and the dtype the form asks for.
     fn target(&self) -> (Backend, Dtype) {
         let backend = self.compat_env.backend;
-        (backend, dtype_for(self.params.form().dtype, backend))
+        (backend, self.params.form().dtype.on(backend))
     }
 
     /// The memory plan of the form as last answered (Pending while a new one is on its way).
@@ -341,7 +331,7 @@ impl App {
 /// The queue's label of a job: image jobs keep their prompt's first line as before; the other
 /// kinds say what they are, and jobs without a prompt name their input.
 pub fn job_label(spec: &JobSpec) -> String {
-    use crate::jobs::JobKind;
+    use crate::vocab::JobKind;
     let first = spec.prompt.lines().next().unwrap_or("");
     let file = |p: &Option<PathBuf>| {
         p.as_deref()

@@ -35,8 +35,9 @@ use self::preview::PreviewProtocol;
 use self::theme::Theme;
 use crate::cli::Cli;
 use crate::jobs::{JobRunner, Store};
-use crate::models::{Backend, Registry};
+use crate::models::Registry;
 use crate::platform::paths::Paths;
+use crate::vocab::{Backend, ResidencyChoice};
 
 const FRAME: Duration = Duration::from_millis(33);
 const TICK: Duration = Duration::from_millis(250);
@@ -122,10 +123,10 @@ fn initial_form(cli: &Cli, device: &str) -> Form {
         ),
         mask: text(j.mask.as_ref().map(|p| p.display().to_string())),
         dtype: cli.global.dtype,
-        residency: j.residency.filter(|r| *r != crate::cli::ResidencyArg::Auto),
+        residency: j.residency.filter(|r| *r != ResidencyChoice::Auto),
         device: device.to_owned(),
         // --kind names it for a folder model; otherwise the parameters pane takes the registry's.
-        kind: j.kind.map(model_kind),
+        kind: j.kind.map(crate::models::Kind::for_job),
         enhancer: text(j.enhancer.clone()),
         max_tokens: j.max_tokens,
         voice: text(j.voice.clone()),
@@ -133,22 +134,6 @@ fn initial_form(cli: &Cli, device: &str) -> Form {
         audio: text(j.audio.as_ref().map(|p| p.display().to_string())),
         language: text(j.language.clone()),
         translate: j.translate,
-    }
-}
-
-/// The registry kind of the models that run jobs of this kind.
-fn model_kind(kind: crate::cli::KindArg) -> crate::models::Kind {
-    use crate::cli::KindArg;
-    use crate::models::Kind;
-    match kind {
-        KindArg::Txt2img => Kind::Txt2img,
-        KindArg::Img2img => Kind::Img2img,
-        KindArg::Inpaint => Kind::Inpaint,
-        KindArg::Tts => Kind::Tts,
-        KindArg::Music => Kind::Music,
-        KindArg::Stt => Kind::Stt,
-        KindArg::Caption => Kind::Caption,
-        KindArg::Enhance => Kind::Text,
     }
 }
 

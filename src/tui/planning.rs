@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use crate::device::SelectedDevice;
 use crate::jobs::JobSpec;
-use crate::jobs::config::DtypeChoice;
+use crate::jobs::config::DtypeResolver;
 use crate::jobs::planning::overrides_from_flags;
 use crate::jobs::resolve::fill_spec;
 use crate::jobs::setup::RunnerSetup;
@@ -64,7 +64,7 @@ impl From<&MemoryPlan> for PlanSummary {
             peak_bytes: p.peak_bytes,
             budget_bytes: p.budget_bytes,
             fits: p.fits,
-            staged: p.residency == crate::engines::sd::Residency::Staged,
+            staged: p.residency == crate::vocab::Residency::Staged,
             attention_slice: p.attention_slice,
             vae_tiling: p.vae_tiling,
             batch: p.batch,
@@ -82,7 +82,7 @@ pub struct FormPlanner {
     budget_cap: Option<u64>,
     registry: Arc<Registry>,
     hf_cache: PathBuf,
-    dtype: DtypeChoice,
+    dtype: DtypeResolver,
 }
 
 impl FormPlanner {
@@ -185,9 +185,9 @@ mod tests {
 
     use super::*;
     use crate::cli::Cli;
-    use crate::jobs::JobKind;
     use crate::jobs::setup::{FetchDisplay, runner_setup};
     use crate::platform::paths::{PathEnv, Paths};
+    use crate::vocab::JobKind;
 
     fn planner(home: &std::path::Path, budget: Option<&str>) -> FormPlanner {
         let mut args = vec!["pallaidium", "--device", "cpu", "--offline"];
@@ -201,7 +201,8 @@ mod tests {
             ..PathEnv::default()
         };
         let paths = Paths::from_env(&env, None).unwrap();
-        let setup = runner_setup(&cli, &paths, 0, FetchDisplay::LogOnly).unwrap();
+        let setup =
+            runner_setup(&cli.global.run_settings(), &paths, 0, FetchDisplay::LogOnly).unwrap();
         let budget_cap =
             crate::device::memory::parse_memory_budget(cli.global.memory_budget.as_deref())
                 .unwrap();

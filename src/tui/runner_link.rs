@@ -4,13 +4,14 @@
 use super::planning::FormPlanner;
 use super::sampler::{DeviceGauge, DeviceProbe};
 use crate::cli::Cli;
-use crate::device::{DeviceKind, DeviceMemory};
+use crate::device::DeviceMemory;
 use std::sync::Arc;
 
 use crate::jobs::RunnerConfig;
 use crate::jobs::setup::FetchDisplay;
-use crate::models::{Backend, Registry};
+use crate::models::Registry;
 use crate::platform::paths::Paths;
+use crate::vocab::Backend;
 
 /// Emit a latent preview this often (steps) so the preview pane moves while a job runs.
 pub const PREVIEW_EVERY: u32 = 2;
@@ -30,18 +31,15 @@ pub struct RunnerLink {
     pub downloads: crate::engines::CancelToken,
 }
 
-pub fn backend_of(kind: DeviceKind) -> Backend {
-    match kind {
-        DeviceKind::Cpu => Backend::Cpu,
-        DeviceKind::Cuda => Backend::Cuda,
-        DeviceKind::Metal => Backend::Metal,
-    }
-}
-
 /// The runner's configuration, the device it chose, and a planner and memory probe for it.
 pub fn runner_link(cli: &Cli, paths: &Paths, registry: &Registry) -> crate::Result<RunnerLink> {
     // The TUI owns the screen: downloads report to the log, not a stderr bar.
-    let setup = crate::jobs::setup::runner_setup(cli, paths, PREVIEW_EVERY, FetchDisplay::LogOnly)?;
+    let setup = crate::jobs::setup::runner_setup(
+        &cli.global.run_settings(),
+        paths,
+        PREVIEW_EVERY,
+        FetchDisplay::LogOnly,
+    )?;
     let budget_cap =
         crate::device::memory::parse_memory_budget(cli.global.memory_budget.as_deref())?;
     let planner = FormPlanner::new(
@@ -50,7 +48,7 @@ pub fn runner_link(cli: &Cli, paths: &Paths, registry: &Registry) -> crate::Resu
         Arc::new(registry.clone()),
         paths.hf_cache.clone(),
     );
-    let backend = backend_of(setup.selected.kind);
+    let backend = setup.selected.kind;
     let device = format!("{}:{}", setup.selected.kind, setup.selected.ordinal);
     let (selected, platform, downloads) = (setup.selected, setup.platform, setup.downloads);
     let probe: DeviceProbe = Box::new(move || {

@@ -5,9 +5,10 @@
 use std::path::Path;
 
 use candle_core::DType;
-use pallaidium::device::{DeviceKind, DeviceMemory};
-use pallaidium::engines::sd::request::Residency;
+use pallaidium::device::DeviceMemory;
 use pallaidium::models::planner::{self, Overrides, PlanRequest};
+use pallaidium::vocab::Backend;
+use pallaidium::vocab::Residency;
 
 fn request(budget: u64, residency: Option<Residency>) -> PlanRequest {
     PlanRequest {
@@ -17,7 +18,7 @@ fn request(budget: u64, residency: Option<Residency>) -> PlanRequest {
         guided: true,
         img2img: false,
         dtype: DType::F32,
-        device: DeviceKind::Cpu,
+        device: Backend::Cpu,
         memory: DeviceMemory::System {
             total: 1 << 40,
             available: 1 << 40,

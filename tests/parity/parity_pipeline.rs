@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
 use pallaidium::engines::progress::{CancelToken, EngineEvent};
-use pallaidium::engines::sd::{GenerateRequest, LoadOptions, MemoryModes, Residency, SdPipeline};
+use pallaidium::engines::sd::{GenerateRequest, LoadOptions, MemoryModes, SdPipeline};
+use pallaidium::vocab::Residency;
 
 use crate::parity;
 

@@ -4,7 +4,7 @@
 
 use crossterm::event::{KeyCode, KeyModifiers};
 use pallaidium::jobs::{JobEvent, JobId, JobSpec, JobState};
-use pallaidium::models::{Backend, Registry};
+use pallaidium::models::Registry;
 use pallaidium::tui::app::{App, AppConfig, Command, CompatEnv};
 use pallaidium::tui::event::AppEvent;
 use pallaidium::tui::panes::Pane;
@@ -13,6 +13,7 @@ use pallaidium::tui::panes::gauges::GaugesPane;
 use pallaidium::tui::panes::queue::{JobRow, QueuePane};
 use pallaidium::tui::planning::{PlanStatus, PlanSummary};
 use pallaidium::tui::theme::Theme;
+use pallaidium::vocab::Backend;
 
 use crate::runner;
 use crate::tui;

@@ -6,7 +6,7 @@
 
 use crossterm::event::{KeyCode, KeyModifiers};
 use pallaidium::jobs::{JobEvent, JobId, JobState};
-use pallaidium::models::{Backend, Registry};
+use pallaidium::models::Registry;
 use pallaidium::tui::app::{App, AppConfig, CompatEnv};
 use pallaidium::tui::event::AppEvent;
 use pallaidium::tui::keys::BINDINGS;
@@ -16,6 +16,7 @@ use pallaidium::tui::panes::queue::{JobRow, QueuePane};
 use pallaidium::tui::panes::{DrawCtx, Pane, PaneId};
 use pallaidium::tui::preview::probe::picker_for;
 use pallaidium::tui::theme::Theme;
+use pallaidium::vocab::Backend;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::layout::Rect;

@@ -4,12 +4,13 @@
 
 use crossterm::event::{KeyCode, KeyModifiers};
 use pallaidium::jobs::{JobEvent, JobId, JobSpec};
-use pallaidium::models::{Backend, Registry};
+use pallaidium::models::Registry;
 use pallaidium::tui::app::{App, AppConfig, Command, CompatEnv};
 use pallaidium::tui::event::AppEvent;
 use pallaidium::tui::panes::Pane;
 use pallaidium::tui::panes::form::Form;
 use pallaidium::tui::theme::Theme;
+use pallaidium::vocab::Backend;
 
 use crate::tui;
 use tui::{key, pane_terminal, plan_command, render, snapshot};
@@ -81,7 +82,7 @@ fn screen(app: &mut App, w: u16, h: u16) -> String {
 
 #[test]
 fn the_form_follows_the_model_kind() {
-    use pallaidium::jobs::JobKind;
+    use pallaidium::vocab::JobKind;
     let typed = Form {
         voice: "a calm female voice, close to the microphone".into(),
         duration: "8".into(),
@@ -235,7 +236,7 @@ fn enhance_streams_into_the_prompt_and_undo_restores_the_idea() {
     let mut a = app_kinds("sd15", all_kinds(), Form::default());
     let spec = submitted(&key(&mut a, KeyCode::Char('e'), KeyModifiers::CONTROL))
         .expect("Ctrl-E queues an enhance job");
-    assert_eq!(spec.kind, pallaidium::jobs::JobKind::Enhance);
+    assert_eq!(spec.kind, pallaidium::vocab::JobKind::Enhance);
     assert_eq!(spec.model, "qwen2.5-0.5b-instruct");
     assert_eq!(spec.prompt, "a lighthouse at dusk");
     // The first delta arrives before the runner's answer to the submission.
@@ -284,7 +285,7 @@ fn caption_fills_the_prompt_from_the_init_image() {
     let mut a = app_kinds("sd15", all_kinds(), form);
     let spec = submitted(&key(&mut a, KeyCode::Char('p'), KeyModifiers::CONTROL))
         .expect("Ctrl-P queues a caption job");
-    assert_eq!(spec.kind, pallaidium::jobs::JobKind::Caption);
+    assert_eq!(spec.kind, pallaidium::vocab::JobKind::Caption);
     assert_eq!(
         (spec.model.as_str(), spec.init_image.clone()),
         ("blip-base", Some("photos/harbour.png".into()))

@@ -13,8 +13,9 @@ use super::report::{median_min, peak, reset_peak};
 use super::{BenchSetup, validate_size, weights_dir};
 use crate::engines::progress::{CancelToken, EngineEvent, ProgressSink};
 use crate::engines::sd::SdPipeline;
-use crate::engines::sd::request::{GenerateRequest, LoadOptions, MemoryModes, Residency};
+use crate::engines::sd::request::{GenerateRequest, LoadOptions, MemoryModes};
 use crate::platform::paths::Paths;
+use crate::vocab::Residency;
 use crate::{Error, Result};
 
 /// Event timestamps of one generation.

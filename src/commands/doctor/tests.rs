@@ -1,12 +1,12 @@
 //! Doctor's report and rules on this machine (CPU).
 
 use super::*;
-use crate::cli::DtypeArg;
+use crate::vocab::DtypeChoice;
 
 fn global() -> GlobalArgs {
     GlobalArgs {
         device: "cpu".into(),
-        dtype: DtypeArg::Auto,
+        dtype: DtypeChoice::Auto,
         models_file: None,
         offline: true,
         memory_budget: None,
@@ -66,7 +66,7 @@ fn cpu_report_and_rules() {
 fn slow_cpu_dtype_warns_but_does_not_block() {
     // f16 on the CPU is emulated: allowed, with a warning naming the native dtypes.
     let mut g = global();
-    g.dtype = DtypeArg::F16;
+    g.dtype = DtypeChoice::F16;
     let r = collect(&g).ok();
     assert!(
         r.as_ref()

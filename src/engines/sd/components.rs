@@ -6,10 +6,11 @@ use std::path::PathBuf;
 use candle_core::{DType, Device};
 
 use super::clip::TextEncoder;
-use super::request::{LoadOptions, Residency};
+use super::request::LoadOptions;
 use super::unet::UNet;
 use super::vae::Vae;
 use crate::error::Result;
+use crate::vocab::Residency;
 
 /// Lazily loaded networks of one diffusers folder.
 pub struct Components {

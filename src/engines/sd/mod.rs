@@ -10,7 +10,7 @@ pub mod request;
 
 pub use pipeline::SdPipeline;
 
-pub use request::{GenerateRequest, GeneratedImage, LoadOptions, MemoryModes, Residency};
+pub use request::{GenerateRequest, GeneratedImage, LoadOptions, MemoryModes};
 
 pub mod attention;
 pub mod clip;

@@ -108,7 +108,7 @@ impl SdPipeline {
             opts.dtype
         };
         let mut components = Components::new(opts, vae_dtype, sdxl);
-        if components.residency() == super::request::Residency::Resident {
+        if components.residency() == crate::vocab::Residency::Resident {
             components.load_all()?;
         }
         Ok(components)

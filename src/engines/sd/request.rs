@@ -6,17 +6,7 @@ use std::path::PathBuf;
 use candle_core::{DType, Device, Tensor};
 
 use crate::error::{Error, Result};
-
-/// Which components stay in memory during a job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Residency {
-    /// Text encoders, UNet and VAE all loaded at once (fastest for batches).
-    #[default]
-    Resident,
-    /// Text encoders loaded, run and dropped before the UNet loads; the VAE after the UNet is dropped.
-    Staged,
-}
+use crate::vocab::Residency;
 
 /// How to load a pipeline from a diffusers folder.
 #[derive(Debug, Clone)]

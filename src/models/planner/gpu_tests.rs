@@ -11,7 +11,7 @@ fn half_precision_halves_weights_and_unified_memory_keeps_headroom() {
     let fp = sd15();
     let gpu = |dtype| PlanRequest {
         dtype,
-        device: DeviceKind::Cuda,
+        device: Backend::Cuda,
         memory: DeviceMemory::Discrete {
             total: 80 * GIB,
             free: 70 * GIB,
@@ -79,7 +79,7 @@ fn the_cuda_plan_covers_the_measured_peaks_without_doubling_them() {
     for (batch, measured) in [(1, 2_606_780_246u64), (4, 2_679_483_222)] {
         let req = PlanRequest {
             dtype: DType::F16,
-            device: DeviceKind::Cuda,
+            device: Backend::Cuda,
             memory: DeviceMemory::Discrete {
                 total: 140 * GIB,
                 free: 139 * GIB,

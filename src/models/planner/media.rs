@@ -8,10 +8,10 @@ use candle_core::DType;
 
 use super::stages::PlanStep;
 use super::{Breakdown, MemoryPlan, device_traits, effective_budget};
+use crate::device::DeviceMemory;
 use crate::device::memory::format_bytes;
-use crate::device::{DeviceKind, DeviceMemory};
-use crate::engines::sd::request::Residency;
 use crate::models::Family;
+use crate::vocab::{Backend, Residency};
 
 /// What an audio or text job asks for, as the planner sees it.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,7 +26,7 @@ pub struct MediaPlanRequest {
     pub seconds: f64,
     pub batch: u32,
     pub dtype: DType,
-    pub device: DeviceKind,
+    pub device: Backend,
     pub memory: DeviceMemory,
     pub budget_cap: Option<u64>,
 }
@@ -182,7 +182,7 @@ mod tests {
             seconds,
             batch: 1,
             dtype: DType::F32,
-            device: DeviceKind::Cpu,
+            device: Backend::Cpu,
             memory: DeviceMemory::System {
                 total: budget,
                 available: budget,

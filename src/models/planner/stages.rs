@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use super::activations::{self, ActivationShape, ConvWorkspace};
 use super::footprint::{ComponentWeights, ModelFootprint};
-use crate::engines::sd::request::Residency;
+use crate::vocab::Residency;
 
 /// One stage of a job and the bytes it holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

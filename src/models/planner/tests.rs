@@ -59,7 +59,7 @@ pub(super) fn request(budget: u64, side: u32, batch: u32) -> PlanRequest {
         guided: true,
         img2img: false,
         dtype: DType::F32,
-        device: DeviceKind::Cpu,
+        device: Backend::Cpu,
         memory: DeviceMemory::System {
             total: 64 << 30,
             available: budget,
@@ -269,7 +269,7 @@ fn loading_counts_one_tensor_being_copied_not_the_mapped_file() {
     assert_eq!(load.weights_bytes, (123_060_480 + 859_520_964) * 4);
     // On a discrete GPU the mapped file is host memory: not counted at all.
     let cuda = PlanRequest {
-        device: DeviceKind::Cuda,
+        device: Backend::Cuda,
         memory: DeviceMemory::Discrete {
             total: 80 * GIB,
             free: 70 * GIB,
@@ -308,7 +308,7 @@ fn untiled_decode_grows_with_the_pixels_and_tiling_bounds_it() {
     // is 12.25 GiB: on a 16 GB Mac the planner tiles it.
     let mac = |tiling| PlanRequest {
         dtype: DType::F16,
-        device: DeviceKind::Metal,
+        device: Backend::Metal,
         memory: DeviceMemory::Unified {
             total: 16 * GIB,
             budget: 12 * GIB,

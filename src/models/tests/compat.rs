@@ -1,6 +1,7 @@
 use crate::models::compat::{CompatContext, Severity, Verdict, check, verdict};
-use crate::models::entry::{Backend, Dtype, Family, ModelEntry, Os};
+use crate::models::entry::{Family, ModelEntry, Os};
 use crate::models::registry::Registry;
+use crate::vocab::{Backend, Dtype};
 
 fn entry(id: &str) -> ModelEntry {
     Registry::shipped().unwrap().get(id).unwrap().clone()

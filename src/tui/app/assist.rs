@@ -4,9 +4,9 @@
 //! Done puts the text into the prompt as one undo step.
 
 use super::{App, Command};
-use crate::cli::DtypeArg;
-use crate::jobs::{JobEvent, JobId, JobKind, JobSpec};
+use crate::jobs::{JobEvent, JobId, JobSpec};
 use crate::models::Kind;
+use crate::vocab::{DtypeChoice, JobKind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AssistKind {
@@ -23,10 +23,7 @@ impl AssistKind {
     }
 
     fn model_kind(self) -> Kind {
-        match self {
-            Self::Enhance => Kind::Text,
-            Self::Caption => Kind::Caption,
-        }
+        Kind::for_job(self.job_kind())
     }
 
     /// "enhancing", shown in the prompt pane while it runs.
@@ -107,7 +104,7 @@ impl App {
         let mut spec = JobSpec {
             kind: kind.job_kind(),
             model,
-            dtype: (form.dtype != DtypeArg::Auto).then_some(form.dtype),
+            dtype: (form.dtype != DtypeChoice::Auto).then_some(form.dtype),
             max_tokens: form.max_tokens,
             seed: form.to_spec().ok().and_then(|s| s.seed),
             ..JobSpec::default()

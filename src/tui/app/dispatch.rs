@@ -7,12 +7,13 @@ use crossterm::event::{
 
 use super::assist::AssistKind;
 use super::{App, Command, Overlay, QuitMode};
-use crate::jobs::{JobEvent, JobKind};
+use crate::jobs::JobEvent;
 use crate::tui::event::{AppEvent, SignalKind};
 use crate::tui::help;
 use crate::tui::layout;
 use crate::tui::panes::preview::{OutputKind, output_kind};
 use crate::tui::panes::{Action, Handled, Pane, PaneId, ellipsize};
+use crate::vocab::JobKind;
 
 impl App {
     pub fn handle(&mut self, event: AppEvent) -> Vec<Command> {

@@ -3,9 +3,9 @@
 //! model has steps and sizes, a speech model a voice, a transcriber an audio file; fields the kind
 //! does not show are not submitted.
 
-use crate::cli::{DtypeArg, ResidencyArg};
-use crate::jobs::{JobKind, JobSpec};
+use crate::jobs::JobSpec;
 use crate::models::{Defaults, Kind, Verdict};
+use crate::vocab::{DtypeChoice, JobKind, ResidencyChoice};
 
 pub use super::fields::{ParamField, fields_for};
 
@@ -34,9 +34,9 @@ pub struct Form {
     pub strength: String,
     pub init_image: String,
     pub mask: String,
-    pub dtype: DtypeArg,
+    pub dtype: DtypeChoice,
     /// `None`: the planner chooses (auto).
-    pub residency: Option<ResidencyArg>,
+    pub residency: Option<ResidencyChoice>,
     /// The runner's device, fixed for the session (JobSpec has no device): shown, never sent.
     pub device: String,
     /// What the chosen model makes; `None` is an image model (or a folder not in the registry).
@@ -143,7 +143,7 @@ impl Form {
     pub fn to_spec(&self) -> Result<JobSpec, String> {
         let common = JobSpec {
             model: self.model.trim().to_owned(),
-            dtype: (self.dtype != DtypeArg::Auto).then_some(self.dtype),
+            dtype: (self.dtype != DtypeChoice::Auto).then_some(self.dtype),
             ..JobSpec::default()
         };
         let seed = if self.random_seed {

@@ -12,9 +12,9 @@ use super::form::{Form, ModelChoice, ParamField};
 use super::model_picker::{ModelPicker, PickerOutcome, badge};
 use super::presets::complete_path;
 use super::{Action, DrawCtx, Handled, Pane, ellipsize};
-use crate::cli::DtypeArg;
 use crate::models::Verdict;
 use crate::tui::event::AppEvent;
+use crate::vocab::DtypeChoice;
 
 #[derive(Debug, Default)]
 pub struct ParamsPane {
@@ -222,7 +222,7 @@ impl Pane for ParamsPane {
                 if !matches!(field, ParamField::Model | ParamField::Device) =>
             {
                 match field {
-                    ParamField::Dtype => self.form.dtype = DtypeArg::Auto,
+                    ParamField::Dtype => self.form.dtype = DtypeChoice::Auto,
                     ParamField::Residency => self.form.residency = None,
                     ParamField::Translate => self.form.translate = false,
                     _ => {}
@@ -298,7 +298,7 @@ impl Pane for ParamsPane {
                         spans.push(Span::styled(" (r: fixed)", t.muted()));
                     }
                     _ if typed.is_empty()
-                        || (f == ParamField::Dtype && self.form.dtype == DtypeArg::Auto) =>
+                        || (f == ParamField::Dtype && self.form.dtype == DtypeChoice::Auto) =>
                     {
                         spans.push(Span::styled(
                             ellipsize(&self.default_text(f), value_w),

@@ -5,14 +5,19 @@ use super::super::Action;
 use super::super::form::ParamField;
 use super::super::presets::size_presets;
 use super::ParamsPane;
-use crate::cli::{DtypeArg, ResidencyArg};
 use crate::models::registry::KNOWN_SCHEDULERS;
+use crate::vocab::{DtypeChoice, ResidencyChoice};
 
-const DTYPES: [DtypeArg; 4] = [DtypeArg::Auto, DtypeArg::F32, DtypeArg::F16, DtypeArg::Bf16];
-const RESIDENCIES: [Option<ResidencyArg>; 3] = [
+const DTYPES: [DtypeChoice; 4] = [
+    DtypeChoice::Auto,
+    DtypeChoice::F32,
+    DtypeChoice::F16,
+    DtypeChoice::Bf16,
+];
+const RESIDENCIES: [Option<ResidencyChoice>; 3] = [
     None,
-    Some(ResidencyArg::Resident),
-    Some(ResidencyArg::Staged),
+    Some(ResidencyChoice::Resident),
+    Some(ResidencyChoice::Staged),
 ];
 fn cycle<T: PartialEq + Clone>(items: &[T], current: &T, forward: bool) -> Option<T> {
     let n = items.len();

@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
-use crate::engines::sd::request::Residency;
+use crate::vocab::Residency;
 use candle_core::Device;
 
 fn tiny_sd1(dtype: DType) -> SdPipeline {
