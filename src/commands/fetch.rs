@@ -8,16 +8,17 @@ use crate::models::fetch::net::NetTimeouts;
 use crate::models::fetch::{self, FetchOptions, StderrBar};
 use crate::models::{ModelEntry, Registry};
 use crate::platform::paths::Paths;
+use crate::platform::switches::Switches;
 use crate::{Error, Result};
 
 /// Whether this dtype loads the fp16 weight variants; `auto` asks the device it would run on.
-fn wants_fp16(global: &GlobalArgs, dtype: DtypeArg) -> Result<bool> {
+fn wants_fp16(global: &GlobalArgs, switches: &Switches, dtype: DtypeArg) -> Result<bool> {
     Ok(match dtype {
         DtypeArg::F16 | DtypeArg::Bf16 => true,
         DtypeArg::F32 => false,
         DtypeArg::Auto => {
             let request = crate::device::DeviceRequest::parse(&global.device)?;
-            crate::device::select(&request)?.kind != crate::device::DeviceKind::Cpu
+            crate::device::select(&request, switches)?.kind != crate::device::DeviceKind::Cpu
         }
     })
 }
@@ -38,6 +39,7 @@ fn find_entry<'r>(registry: &'r Registry, model: &str) -> Result<&'r ModelEntry>
 /// ends it at once (so do SIGINT and SIGTERM).
 pub fn fetch_model(
     global: &GlobalArgs,
+    switches: &Switches,
     model: &str,
     dtype: DtypeArg,
     progress: &mut dyn fetch::FetchProgress,
@@ -45,7 +47,7 @@ pub fn fetch_model(
 ) -> Result<fetch::FetchReport> {
     let registry = Registry::load(global.models_file.as_deref())?;
     let entry = find_entry(&registry, model)?;
-    let paths = Paths::resolve(global.out.as_deref())?;
+    let paths = Paths::resolve(global.out.as_deref(), switches)?;
     let opts = FetchOptions {
         cache_dir: paths.hf_cache.clone(),
         token: fetch::read_token(&paths.hf_token_file),
@@ -53,22 +55,34 @@ pub fn fetch_model(
         endpoint: std::env::var("HF_ENDPOINT")
             .ok()
             .filter(|e| !e.trim().is_empty()),
-        timeouts: NetTimeouts::from_env()?,
+        timeouts: NetTimeouts::from_switches(switches),
         cancel: cancel.clone(),
     };
     // Offline needs no device: report what is missing for the asked variant (f16 if auto is unsure).
     let fp16 = if opts.offline && dtype == DtypeArg::Auto {
         true
     } else {
-        wants_fp16(global, dtype)?
+        wants_fp16(global, switches, dtype)?
     };
     fetch::fetch_entry(entry, fp16, &opts, progress)
 }
 
 /// Entry point for `pallaidium fetch`: 0 when every file is in the cache afterwards.
-pub fn run(global: &GlobalArgs, model: &str, dtype: DtypeArg) -> anyhow::Result<i32> {
+pub fn run(
+    global: &GlobalArgs,
+    switches: &Switches,
+    model: &str,
+    dtype: DtypeArg,
+) -> anyhow::Result<i32> {
     let mut bar = StderrBar::new(std::io::stderr().is_terminal());
-    let report = fetch_model(global, model, dtype, &mut bar, &CancelToken::new())?;
+    let report = fetch_model(
+        global,
+        switches,
+        model,
+        dtype,
+        &mut bar,
+        &CancelToken::new(),
+    )?;
     println!(
         "{} ({} @ {}): {} downloaded ({}), {} already cached; snapshot {}",
         model,

@@ -11,6 +11,7 @@ use crate::cli::Cli;
 use crate::device::SelectedDevice;
 use crate::platform::PlatformInfo;
 use crate::platform::paths::Paths;
+use crate::platform::switches::Switches;
 
 /// The runner's configuration plus the device it chose (the TUI's gauges probe it).
 pub struct RunnerSetup {
@@ -33,13 +34,14 @@ pub enum FetchDisplay {
 pub fn runner_setup(
     cli: &Cli,
     paths: &Paths,
+    switches: &Switches,
     preview_every: u32,
     fetch: FetchDisplay,
 ) -> crate::Result<RunnerSetup> {
     let budget_cap =
         crate::device::memory::parse_memory_budget(cli.global.memory_budget.as_deref())?;
     let request = crate::device::DeviceRequest::parse(&cli.global.device)?;
-    let selected = Arc::new(crate::device::select(&request)?);
+    let selected = Arc::new(crate::device::select(&request, switches)?);
     let platform = Arc::new(PlatformInfo::detect());
     let memory = crate::device::memory::query(&selected, &platform);
     // Loaded engines stay up to --memory-budget, or three quarters of the device's memory.
@@ -58,14 +60,16 @@ pub fn runner_setup(
     let config = RunnerConfig {
         out_dir: paths.outputs.clone(),
         device,
-        models: model_lookup(cli, &paths.hf_cache, fetch, &downloads)?,
+        models: model_lookup(cli, switches, &paths.hf_cache, fetch, &downloads)?,
         cache_capacity_bytes,
         preview_every,
         planner: Some(Arc::new(JobPlanner::new(
             Arc::clone(&selected),
             Arc::clone(&platform),
             budget_cap,
+            switches.stock_kernels,
         ))),
+        switches: switches.clone(),
     };
     Ok(RunnerSetup {
         config,
@@ -77,6 +81,7 @@ pub fn runner_setup(
 
 fn model_lookup(
     cli: &Cli,
+    switches: &Switches,
     hf_cache: &Path,
     fetch: FetchDisplay,
     downloads: &crate::engines::CancelToken,
@@ -86,6 +91,7 @@ fn model_lookup(
     )?);
     let hf_cache = hf_cache.to_path_buf();
     let global = cli.global.clone();
+    let switches = switches.clone();
     let offline = crate::models::fetch::offline_requested(global.offline);
     let downloads = downloads.clone();
     Ok(Arc::new(move |model: &str| {
@@ -101,6 +107,7 @@ fn model_lookup(
                         );
                         crate::commands::fetch::fetch_model(
                             &global,
+                            &switches,
                             model,
                             global.dtype,
                             &mut bar,
@@ -109,6 +116,7 @@ fn model_lookup(
                     }
                     FetchDisplay::LogOnly => crate::commands::fetch::fetch_model(
                         &global,
+                        &switches,
                         model,
                         global.dtype,
                         &mut crate::models::fetch::progress::Silent,

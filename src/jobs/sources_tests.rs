@@ -129,7 +129,13 @@ fn from_image_reads_the_stored_spec_and_flags_win() {
         ..JobSpec::default()
     };
     let mut bytes = vec![];
-    super::super::png_meta::encode_png(&mut bytes, &image::RgbImage::new(8, 8), &stored).unwrap();
+    super::super::png_meta::encode_png(
+        &mut bytes,
+        &image::RgbImage::new(8, 8),
+        &stored,
+        &Default::default(),
+    )
+    .unwrap();
     std::fs::write(&path, bytes).unwrap();
     let args = JobArgs {
         steps: Some(5),
@@ -155,7 +161,8 @@ fn audio_and_text_outputs_rerun_from_their_sidecar() {
         duration: Some(8.0),
         ..JobSpec::default()
     };
-    let car = super::super::media_files::Sidecar::new(&stored, vec![wav.clone()]);
+    let car =
+        super::super::media_files::Sidecar::new(&stored, vec![wav.clone()], &Default::default());
     std::fs::write(dir.path().join("7_lofi.json"), car.to_json()).unwrap();
     let args = JobArgs {
         duration: Some(4.0),
@@ -171,7 +178,8 @@ fn audio_and_text_outputs_rerun_from_their_sidecar() {
         enhanced_from: Some("a fox".into()),
         ..JobSpec::default()
     };
-    let json = super::super::media_files::Sidecar::new(&enhanced, vec![]).to_json();
+    let json =
+        super::super::media_files::Sidecar::new(&enhanced, vec![], &Default::default()).to_json();
     let side = dir.path().join("x.json");
     std::fs::write(&side, json).unwrap();
     let same = from_image(&side, &JobArgs::default()).unwrap();

@@ -169,9 +169,9 @@ pub fn planned_env(
 ///
 /// Call it at the start of `main`, before any thread is spawned: setting environment variables
 /// while other threads read them is undefined behaviour on Unix.
-pub fn prepare_environment(info: &PlatformInfo) -> Vec<EnvChange> {
-    heap::keep_freed_memory();
-    let home = match paths::Paths::resolve(None) {
+pub fn prepare_environment(info: &PlatformInfo, switches: &switches::Switches) -> Vec<EnvChange> {
+    heap::keep_freed_memory(switches.malloc_defaults);
+    let home = match paths::Paths::resolve(None, switches) {
         Ok(p) => p.home,
         Err(err) => {
             tracing::debug!(%err, "no data folder; environment left as it is");

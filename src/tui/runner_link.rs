@@ -39,9 +39,20 @@ pub fn backend_of(kind: DeviceKind) -> Backend {
 }
 
 /// The runner's configuration, the device it chose, and a planner and memory probe for it.
-pub fn runner_link(cli: &Cli, paths: &Paths, registry: &Registry) -> crate::Result<RunnerLink> {
+pub fn runner_link(
+    cli: &Cli,
+    paths: &Paths,
+    switches: &crate::platform::switches::Switches,
+    registry: &Registry,
+) -> crate::Result<RunnerLink> {
     // The TUI owns the screen: downloads report to the log, not a stderr bar.
-    let setup = crate::jobs::setup::runner_setup(cli, paths, PREVIEW_EVERY, FetchDisplay::LogOnly)?;
+    let setup = crate::jobs::setup::runner_setup(
+        cli,
+        paths,
+        switches,
+        PREVIEW_EVERY,
+        FetchDisplay::LogOnly,
+    )?;
     let budget_cap =
         crate::device::memory::parse_memory_budget(cli.global.memory_budget.as_deref())?;
     let planner = FormPlanner::new(

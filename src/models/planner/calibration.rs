@@ -97,12 +97,12 @@ pub fn write_random_sd15(dir: &Path, tokenizer_dir: &Path) -> Result<()> {
     })?;
     let vae = VaeConfig::from_json(SD15_VAE).map_err(bad)?;
     random_component(&dir.join("vae/diffusion_pytorch_model.safetensors"), |vb| {
-        Vae::new(vb, vae).map(drop)
+        Vae::new(vb, vae, Default::default()).map(drop)
     })?;
     let unet = UNetConfig::from_json(SD15_UNET).map_err(bad)?;
     random_component(
         &dir.join("unet/diffusion_pytorch_model.safetensors"),
-        |vb| UNet::new(vb, unet).map(drop),
+        |vb| UNet::new(vb, unet, Default::default()).map(drop),
     )
 }
 
