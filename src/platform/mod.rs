@@ -1,5 +1,6 @@
 //! The machine we run on: OS, arch, Apple Silicon chip, macOS version, SSH/tmux session,
-//! the environment set-up done before any device exists, and the keep-awake guard.
+//! the environment set-up done before any device exists, the keep-awake guard, and the
+//! PALLAIDIUM_* switches (`switches`, read once in main and passed down).
 
 pub mod disk;
 pub mod heap;
