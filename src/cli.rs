@@ -185,15 +185,14 @@ pub struct GlobalArgs {
     /// TUI theme: dark, light, high-contrast, or a themes/NAME.toml [default: dark].
     #[arg(long, value_name = "NAME", help_heading = OUTPUT)]
     pub theme: Option<String>,
-    /// Inline image protocol: auto (probe the terminal), kitty, iterm, sixel, halfblocks or none.
+    /// Inline image protocol: auto (probe the terminal), kitty, iterm, sixel, halfblocks or none
+    /// [default: PALLAIDIUM_PREVIEW_PROTOCOL, else auto]
     #[arg(
         long,
-        env = "PALLAIDIUM_PREVIEW_PROTOCOL",
-        default_value = "auto",
         value_name = "auto|kitty|iterm|sixel|halfblocks|none",
         help_heading = OUTPUT
     )]
-    pub preview_protocol: String,
+    pub preview_protocol: Option<String>,
     /// Output folder [default: $PALLAIDIUM_HOME/outputs].
     #[arg(long, value_name = "DIR", help_heading = OUTPUT)]
     pub out: Option<PathBuf>,

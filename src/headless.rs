@@ -14,11 +14,12 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::cli::Cli;
 use crate::jobs::{JobEvent, JobId, JobRunner, Store};
+use crate::platform::switches::Switches;
 
 /// Runs what the command line asks for and returns the process exit code
 /// (0 all done, 1 a job failed, 2 bad input, 130 cancelled).
-pub fn run(cli: &Cli) -> anyhow::Result<i32> {
-    let paths = crate::platform::paths::Paths::resolve(cli.global.out.as_deref())?;
+pub fn run(cli: &Cli, switches: &Switches) -> anyhow::Result<i32> {
+    let paths = crate::platform::paths::Paths::resolve(cli.global.out.as_deref(), switches)?;
     let json = cli.job.json || !std::io::stdout().is_terminal();
     if cli.batch.history {
         let store = Store::open(&paths.queue_db).map_err(crate::Error::from)?;
@@ -30,12 +31,13 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(run_jobs(cli, &paths, specs, json))
+    runtime.block_on(run_jobs(cli, &paths, switches, specs, json))
 }
 
 async fn run_jobs(
     cli: &Cli,
     paths: &crate::platform::paths::Paths,
+    switches: &Switches,
     specs: Vec<crate::jobs::JobSpec>,
     json: bool,
 ) -> anyhow::Result<i32> {
@@ -48,6 +50,7 @@ async fn run_jobs(
     let config = crate::jobs::setup::runner_setup(
         &cli.global.run_settings(),
         paths,
+        switches,
         0,
         crate::jobs::setup::FetchDisplay::StderrBar,
     )?

@@ -31,6 +31,8 @@ pub enum LogMode {
 pub struct LogOptions {
     /// `--log-level`: a level (`debug`) or an EnvFilter (`pallaidium=debug,hf_hub=warn`).
     pub level: Option<String>,
+    /// PALLAIDIUM_LOG (`Switches::log`): overrides `level` when set.
+    pub env_filter: Option<String>,
     pub log_dir: PathBuf,
     pub mode: LogMode,
 }
@@ -102,7 +104,7 @@ pub fn build_filter(env_value: Option<&str>, level: Option<&str>) -> Result<EnvF
 /// Installs the global subscriber. Safe to call twice: the second call returns an error.
 /// A log folder that cannot be created is not an error: the run goes on without the file.
 pub fn init(opts: &LogOptions) -> Result<LogGuard> {
-    let env_value = std::env::var("PALLAIDIUM_LOG").ok();
+    let env_value = opts.env_filter.clone();
     let filter = build_filter(env_value.as_deref(), opts.level.as_deref())?;
     // A log folder we cannot write must not stop the run (doctor has to report exactly that):
     // fall back to the other layer and say why once logging is up.
@@ -357,6 +359,7 @@ mod tests {
         };
         let opts = LogOptions {
             level: Some("info".into()),
+            env_filter: None,
             log_dir: dir.path().join("logs"),
             mode: LogMode::Quiet,
         };

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use pallaidium::cli::{Cli, Command};
 use pallaidium::logging::{LogMode, LogOptions};
+use pallaidium::platform::switches::Switches;
 use pallaidium::platform::{self, PlatformInfo, paths::Paths};
 use pallaidium::{commands, headless, logging, tui};
 
@@ -30,11 +31,13 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli) -> anyhow::Result<i32> {
+    // Every PALLAIDIUM_* variable, read here once; a malformed one is bad input (exit 2).
+    let switches = Switches::from_env()?;
     let platform = PlatformInfo::detect();
-    platform::prepare_environment(&platform);
+    platform::prepare_environment(&platform, &switches);
     // A subcommand's own flags (`doctor --device cpu`) over the ones given before it.
     let global = cli.effective_global();
-    let paths = Paths::resolve(global.out.as_deref())?;
+    let paths = Paths::resolve(global.out.as_deref(), &switches)?;
     // The TUI needs a terminal on both ends; without one (a pipe, cron, a CI job) the same flags
     // run headless. --history is a listing, not a screen: it prints like --headless.
     let terminal = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
@@ -47,22 +50,26 @@ fn run(cli: &Cli) -> anyhow::Result<i32> {
     };
     let _log = logging::init(&LogOptions {
         level: global.log_level.clone(),
+        env_filter: switches.log.clone(),
         log_dir: paths.logs.clone(),
         mode,
     })?;
     logging::log_system_info(&platform);
+    switches.log_at_start();
     if cli.command.is_none() && !cli.headless && !terminal {
         tracing::info!("no terminal on stdin/stdout: running headless");
     }
 
     match &cli.command {
-        Some(Command::Doctor { json, .. }) => commands::doctor::run(&global, *json),
-        Some(Command::Models { json, .. }) => commands::models::run(&global, *json),
-        Some(Command::Fetch { model, dtype, .. }) => commands::fetch::run(&global, model, *dtype),
+        Some(Command::Doctor { json, .. }) => commands::doctor::run(&global, &switches, *json),
+        Some(Command::Models { json, .. }) => commands::models::run(&global, &switches, *json),
+        Some(Command::Fetch { model, dtype, .. }) => {
+            commands::fetch::run(&global, &switches, model, *dtype)
+        }
         Some(Command::Info { file, json }) => commands::info::run(file, *json),
-        Some(Command::Bench { what }) => commands::bench::run(&global, what),
-        None if cli.job.plan => commands::plan::run(&cli.global, &cli.job),
-        None if headless => headless::run(cli),
-        None => tui::run(cli),
+        Some(Command::Bench { what }) => commands::bench::run(&global, &switches, what),
+        None if cli.job.plan => commands::plan::run(&cli.global, &switches, &cli.job),
+        None if headless => headless::run(cli, &switches),
+        None => tui::run(cli, &switches),
     }
 }

@@ -152,7 +152,13 @@ mod tests {
             ..JobSpec::default()
         };
         let mut bytes = vec![];
-        encode_png(&mut bytes, &image::RgbImage::new(8, 8), &stored).unwrap();
+        encode_png(
+            &mut bytes,
+            &image::RgbImage::new(8, 8),
+            &stored,
+            &Default::default(),
+        )
+        .unwrap();
         std::fs::write(&path, bytes).unwrap();
         let args = JobArgs {
             steps: Some(5),
@@ -178,7 +184,7 @@ mod tests {
             duration: Some(8.0),
             ..JobSpec::default()
         };
-        let car = Sidecar::new(&stored, vec![wav.clone()]);
+        let car = Sidecar::new(&stored, vec![wav.clone()], &Default::default());
         std::fs::write(dir.path().join("7_lofi.json"), car.to_json()).unwrap();
         let args = JobArgs {
             duration: Some(4.0),
@@ -194,7 +200,7 @@ mod tests {
             enhanced_from: Some("a fox".into()),
             ..JobSpec::default()
         };
-        let json = Sidecar::new(&enhanced, vec![]).to_json();
+        let json = Sidecar::new(&enhanced, vec![], &Default::default()).to_json();
         let side = dir.path().join("x.json");
         std::fs::write(&side, json).unwrap();
         let same = rerun(&side, &JobArgs::default()).unwrap();

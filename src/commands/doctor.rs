@@ -12,6 +12,7 @@ use crate::device::memory::parse_memory_budget;
 use crate::device::{self, DeviceRequest, FoundDevice};
 use crate::platform::memory::SystemMemory;
 use crate::platform::paths::Paths;
+use crate::platform::switches::Switches;
 use crate::platform::{PlatformInfo, disk, keep_awake};
 
 mod render;
@@ -196,11 +197,11 @@ fn nvidia_driver_present() -> bool {
 }
 
 /// Gathers everything. Errors only for bad flags (`--device`, `--memory-budget`): exit 2.
-pub fn collect(global: &GlobalArgs) -> crate::Result<Report> {
+pub fn collect(global: &GlobalArgs, switches: &Switches) -> crate::Result<Report> {
     let platform = PlatformInfo::detect();
     let request = DeviceRequest::parse(&global.device)?;
     let cap = parse_memory_budget(global.memory_budget.as_deref())?;
-    let selected = device::select(&request)?;
+    let selected = device::select(&request, switches)?;
     let mut problems = Vec::new();
 
     let dtype = match device::resolve_dtype(global.dtype, &selected, &platform) {
@@ -224,12 +225,12 @@ pub fn collect(global: &GlobalArgs) -> crate::Result<Report> {
         memory_budget: selected_memory.capped_budget(cap),
         memory_budget_cap: cap,
     };
-    let devices: Vec<DeviceRow> = device::list(&platform)
+    let devices: Vec<DeviceRow> = device::list(&platform, switches)
         .into_iter()
         .map(device_row)
         .collect();
 
-    let resolved = Paths::resolve(global.out.as_deref());
+    let resolved = Paths::resolve(global.out.as_deref(), switches);
     let queue_db = match &resolved {
         Ok(p) => queue_db_status(&p.queue_db, &mut problems),
         Err(_) => QueueDbStatus {
@@ -291,8 +292,8 @@ pub fn collect(global: &GlobalArgs) -> crate::Result<Report> {
 }
 
 /// `pallaidium doctor`: prints the report; returns 1 when something blocks generation, else 0.
-pub fn run(global: &GlobalArgs, json: bool) -> anyhow::Result<i32> {
-    let report = collect(global)?;
+pub fn run(global: &GlobalArgs, switches: &Switches, json: bool) -> anyhow::Result<i32> {
+    let report = collect(global, switches)?;
     let text = if json {
         serde_json::to_string_pretty(&report)? + "\n"
     } else {

@@ -40,10 +40,14 @@ struct Target {
     dtype_problem: Option<String>,
 }
 
-pub fn run(global: &GlobalArgs, json: bool) -> anyhow::Result<i32> {
+pub fn run(
+    global: &GlobalArgs,
+    switches: &crate::platform::switches::Switches,
+    json: bool,
+) -> anyhow::Result<i32> {
     let registry = Registry::load(global.models_file.as_deref())?;
-    let paths = Paths::resolve(global.out.as_deref())?;
-    let target = target(global, &paths)?;
+    let paths = Paths::resolve(global.out.as_deref(), switches)?;
+    let target = target(global, switches, &paths)?;
 
     let rows: Vec<ModelRow<'_>> = registry
         .entries()
@@ -60,9 +64,13 @@ pub fn run(global: &GlobalArgs, json: bool) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-fn target(global: &GlobalArgs, paths: &Paths) -> crate::Result<Target> {
+fn target(
+    global: &GlobalArgs,
+    switches: &crate::platform::switches::Switches,
+    paths: &Paths,
+) -> crate::Result<Target> {
     let platform = PlatformInfo::detect();
-    let selected = device::select(&DeviceRequest::parse(&global.device)?)?;
+    let selected = device::select(&DeviceRequest::parse(&global.device)?, switches)?;
     let backend = selected.kind;
     let dtype = global.dtype.on(backend);
     // A refused dtype keeps the listing going: the refusal becomes a finding on every entry.

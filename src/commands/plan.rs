@@ -9,6 +9,7 @@ use crate::models::planner::{self, MemoryPlan, ModelFootprint, Overrides, PlanRe
 use crate::models::{Registry, resolve};
 use crate::platform::PlatformInfo;
 use crate::platform::paths::Paths;
+use crate::platform::switches::Switches;
 use crate::{Error, Result};
 
 /// `--residency`, `--attention-slicing` and `--vae-tiling` as planner overrides (auto: planner's choice).
@@ -21,17 +22,21 @@ pub fn overrides_from_args(job: &JobArgs) -> Result<Overrides> {
 }
 
 /// The plan for the job the flags describe (model resolved offline-safe: nothing is downloaded).
-pub fn plan_for_args(global: &GlobalArgs, job: &JobArgs) -> Result<MemoryPlan> {
+pub fn plan_for_args(
+    global: &GlobalArgs,
+    switches: &Switches,
+    job: &JobArgs,
+) -> Result<MemoryPlan> {
     let model = job
         .model
         .as_deref()
         .ok_or_else(|| Error::bad_input("--plan needs --model ID|DIR (see `pallaidium models`)"))?;
     let registry = Registry::load(global.models_file.as_deref())?;
-    let paths = Paths::resolve(global.out.as_deref())?;
+    let paths = Paths::resolve(global.out.as_deref(), switches)?;
     let resolved = resolve(&registry, model, &paths.hf_cache)?;
     crate::jobs::model_check::check_model_configs(&resolved.dir, resolved.family)?;
     let platform = PlatformInfo::detect();
-    let device = crate::device::select(&DeviceRequest::parse(&global.device)?)?;
+    let device = crate::device::select(&DeviceRequest::parse(&global.device)?, switches)?;
     let dtype = resolve_dtype(global.dtype, &device, &platform)?;
     let memory = crate::device::memory::query(&device, &platform);
     let Some(layout) = &resolved.layout else {
@@ -76,6 +81,7 @@ pub fn plan_for_args(global: &GlobalArgs, job: &JobArgs) -> Result<MemoryPlan> {
         memory,
         budget_cap: parse_memory_budget(global.memory_budget.as_deref())?,
         overrides: overrides_from_args(job)?,
+        stock_kernels: switches.stock_kernels,
     };
     let fp16_variant = matches!(dtype, candle_core::DType::F16 | candle_core::DType::BF16);
     let footprint = ModelFootprint::read(&resolved.dir, fp16_variant)?;
@@ -113,8 +119,8 @@ pub fn human(plan: &MemoryPlan) -> String {
 }
 
 /// Entry point for `--plan`: prints the plan; exit 0 when it fits, 2 (with the reason) when not.
-pub fn run(global: &GlobalArgs, job: &JobArgs) -> anyhow::Result<i32> {
-    let plan = plan_for_args(global, job)?;
+pub fn run(global: &GlobalArgs, switches: &Switches, job: &JobArgs) -> anyhow::Result<i32> {
+    let plan = plan_for_args(global, switches, job)?;
     for warning in &plan.warnings {
         eprintln!("warning: {warning}");
     }

@@ -265,7 +265,10 @@ mod tests {
     #[test]
     fn cpu_memory_is_real() {
         let platform = PlatformInfo::detect();
-        let cpu = super::super::select(&super::super::DeviceRequest::Cpu);
+        let cpu = super::super::select(
+            &super::super::DeviceRequest::Cpu,
+            &crate::platform::switches::Switches::default(),
+        );
         let mem = cpu.map(|d| query(&d, &platform)).ok();
         assert!(mem.is_some_and(|m| m.total() > 0 && m.budget_bytes() <= m.total()));
     }

@@ -7,6 +7,7 @@ pub mod memory;
 
 use serde::Serialize;
 
+use crate::platform::switches::Switches;
 use crate::vocab::Backend;
 use crate::{Error, Result};
 
@@ -99,7 +100,9 @@ fn cpu_device(reason: String) -> SelectedDevice {
     }
 }
 
-fn open_cuda(ordinal: usize) -> std::result::Result<SelectedDevice, String> {
+/// `cuda_defaults` (`Switches::cuda_defaults`) keeps cudarc's settings, to measure what ours
+/// change.
+fn open_cuda(ordinal: usize, cuda_defaults: bool) -> std::result::Result<SelectedDevice, String> {
     if !candle_core::utils::cuda_is_available() {
         return Err(
             "this build has no CUDA support: rebuild with `cargo build --release --features cuda`"
@@ -112,8 +115,7 @@ fn open_cuda(ordinal: usize) -> std::result::Result<SelectedDevice, String> {
         )
     })?;
     let (name, compute_capability) = cuda_details(&device);
-    // PALLAIDIUM_CUDA_DEFAULTS=1 keeps cudarc's settings, to measure what these two change.
-    if std::env::var("PALLAIDIUM_CUDA_DEFAULTS").as_deref() != Ok("1") {
+    if !cuda_defaults {
         if !cuda_pool::keep_freed_memory(&device) {
             tracing::warn!("the CUDA memory pool could not be set to keep freed memory");
         }
@@ -198,21 +200,22 @@ fn metal_name(_device: &candle_core::Device) -> String {
 
 /// Opens the requested device. An explicit backend that is not compiled in, or not present,
 /// is bad input (exit 2) naming the cargo feature or the reason; auto falls back to the CPU.
-pub fn select(request: &DeviceRequest) -> Result<SelectedDevice> {
+pub fn select(request: &DeviceRequest, switches: &Switches) -> Result<SelectedDevice> {
     let explicit = |r: std::result::Result<SelectedDevice, String>, why: String| {
         r.map(|d| SelectedDevice { reason: why, ..d })
             .map_err(|e| Error::bad_input(format!("{e}; or use --device cpu")))
     };
     match *request {
         DeviceRequest::Cpu => Ok(cpu_device("requested with --device cpu".into())),
-        DeviceRequest::Cuda(n) => {
-            explicit(open_cuda(n), format!("requested with --device cuda:{n}"))
-        }
+        DeviceRequest::Cuda(n) => explicit(
+            open_cuda(n, switches.cuda_defaults),
+            format!("requested with --device cuda:{n}"),
+        ),
         DeviceRequest::Metal(n) => {
             explicit(open_metal(n), format!("requested with --device metal:{n}"))
         }
         DeviceRequest::Auto => {
-            let cuda = open_cuda(0);
+            let cuda = open_cuda(0, switches.cuda_defaults);
             if let Ok(d) = cuda {
                 return Ok(SelectedDevice {
                     reason: "auto: CUDA device 0 is available (CUDA is preferred)".into(),
@@ -258,7 +261,7 @@ pub struct FoundDevice {
 }
 
 /// Every device this build can use: the CPU, each CUDA device, the Metal GPU.
-pub fn list(platform: &crate::platform::PlatformInfo) -> Vec<FoundDevice> {
+pub fn list(platform: &crate::platform::PlatformInfo, switches: &Switches) -> Vec<FoundDevice> {
     let found = |d: SelectedDevice| FoundDevice {
         memory: memory::query(&d, platform),
         kind: d.kind,
@@ -268,7 +271,11 @@ pub fn list(platform: &crate::platform::PlatformInfo) -> Vec<FoundDevice> {
     let mut all = vec![found(cpu_device(String::new()))];
     if candle_core::utils::cuda_is_available() {
         // Opening each ordinal until one fails: candle does not expose a device count.
-        all.extend((0..64).map_while(|n| open_cuda(n).ok()).map(found));
+        all.extend(
+            (0..64)
+                .map_while(|n| open_cuda(n, switches.cuda_defaults).ok())
+                .map(found),
+        );
     }
     if candle_core::utils::metal_is_available()
         && let Ok(d) = open_metal(0)
@@ -307,7 +314,7 @@ mod tests {
 
     #[test]
     fn cpu_is_always_selectable() {
-        let d = select(&DeviceRequest::Cpu).map_err(|e| e.to_string());
+        let d = select(&DeviceRequest::Cpu, &Switches::default()).map_err(|e| e.to_string());
         assert!(
             d.as_ref()
                 .is_ok_and(|d| d.kind == Backend::Cpu && d.device.is_cpu())
@@ -318,14 +325,14 @@ mod tests {
     #[test]
     fn missing_backend_names_its_feature() {
         if !candle_core::utils::cuda_is_available() {
-            let msg = select(&DeviceRequest::Cuda(0))
+            let msg = select(&DeviceRequest::Cuda(0), &Switches::default())
                 .err()
                 .map(|e| e.to_string())
                 .unwrap_or_default();
             assert!(msg.contains("--features cuda"), "{msg}");
         }
         if !candle_core::utils::metal_is_available() {
-            let err = select(&DeviceRequest::Metal(0)).err();
+            let err = select(&DeviceRequest::Metal(0), &Switches::default()).err();
             assert_eq!(err.as_ref().map(Error::exit_code), Some(2));
             assert!(err.is_some_and(|e| e.to_string().contains("--features metal")));
         }
@@ -333,7 +340,7 @@ mod tests {
 
     #[test]
     fn auto_without_gpus_explains_the_cpu() {
-        let d = select(&DeviceRequest::Auto).map_err(|e| e.to_string());
+        let d = select(&DeviceRequest::Auto, &Switches::default()).map_err(|e| e.to_string());
         if !candle_core::utils::cuda_is_available() && !candle_core::utils::metal_is_available() {
             assert!(d.is_ok_and(
                 |d| d.kind == Backend::Cpu && d.reason.contains("no CUDA in this build")

@@ -9,3 +9,30 @@ pub mod sd;
 pub mod text;
 
 pub use progress::{CancelToken, EngineEvent, ProgressSink};
+
+/// The PALLAIDIUM_* switches engines obey, from `platform::switches::Switches` (read once at
+/// start and passed down with every load; `Default` is none set).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct EngineSwitches {
+    /// candle's stock layers instead of ours (`sd::kernels::Kernels::Stock`).
+    pub stock_kernels: bool,
+    /// Weights copied instead of mapped (CPU) or staged (CUDA) (`sd::weights`).
+    pub copy_weights: bool,
+    /// Device time per kind of UNet layer (`sd::unet::probe`).
+    pub profile: bool,
+}
+
+impl EngineSwitches {
+    pub fn from_switches(s: &crate::platform::switches::Switches) -> Self {
+        Self {
+            stock_kernels: s.stock_kernels,
+            copy_weights: s.copy_weights,
+            profile: s.profile,
+        }
+    }
+
+    /// The layers' implementation these switches pick.
+    pub fn kernels(self) -> sd::kernels::Kernels {
+        sd::kernels::Kernels::stock_if(self.stock_kernels)
+    }
+}

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use candle_core::{DType, Device};
 
+use crate::engines::EngineSwitches;
 use crate::engines::audio::musicgen::MusicGen;
 use crate::engines::audio::parler::ParlerTts;
 use crate::engines::sd::LoadOptions;
@@ -31,12 +32,14 @@ pub struct EngineLoad<'a> {
     pub device: &'a Device,
     pub dtype: DType,
     pub residency: Residency,
+    /// The run's PALLAIDIUM_* switches (kernels, weight loading, profile).
+    pub switches: EngineSwitches,
 }
 
 impl Engine {
     pub fn load(what: &EngineLoad<'_>) -> crate::Result<Self> {
         let _span = tracing::info_span!("load", family = %what.family).entered();
-        let (path, device, dtype) = (what.path, what.device, what.dtype);
+        let (path, device, dtype, switches) = (what.path, what.device, what.dtype, what.switches);
         Ok(match what.family {
             Family::Sd1 | Family::Sd2 | Family::Sdxl => {
                 Self::Sd(Box::new(SdPipeline::load(&LoadOptions {
@@ -45,12 +48,21 @@ impl Engine {
                     dtype,
                     residency: what.residency,
                     prefer_fp16_variant: dtype != DType::F32,
+                    switches,
                 })?))
             }
-            Family::ParlerTts => Self::Parler(Box::new(ParlerTts::load(path, device, dtype)?)),
-            Family::Musicgen => Self::MusicGen(Box::new(MusicGen::load(path, device, dtype)?)),
-            Family::Whisper => Self::Whisper(Box::new(WhisperEngine::load(path, device, dtype)?)),
-            Family::Blip => Self::Blip(Box::new(BlipCaptioner::load(path, device, dtype)?)),
+            Family::ParlerTts => Self::Parler(Box::new(ParlerTts::load_with(
+                path, device, dtype, switches,
+            )?)),
+            Family::Musicgen => Self::MusicGen(Box::new(MusicGen::load_with(
+                path, device, dtype, switches,
+            )?)),
+            Family::Whisper => Self::Whisper(Box::new(WhisperEngine::load_with(
+                path, device, dtype, switches,
+            )?)),
+            Family::Blip => Self::Blip(Box::new(BlipCaptioner::load_with(
+                path, device, dtype, switches,
+            )?)),
             Family::GgufLlm => Self::Enhancer(Box::new(PromptEnhancer::load(path, device)?)),
         })
     }

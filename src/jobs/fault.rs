@@ -1,19 +1,17 @@
 //! A test-only fault hook, so black-box tests can prove that a panic anywhere in a job fails only
 //! that job: `PALLAIDIUM_TEST_FAULT=panic-at-load:3` panics while job 3 loads its model (points:
-//! `load`, `plan`; several faults separated by commas). Not a user setting: unset, each point
-//! costs one environment lookup.
+//! `load`, `plan`; several faults separated by commas). Not a user setting; the value comes from
+//! `Switches::test_fault` (read at start), so unset it costs nothing.
 
 use super::events::JobId;
 
-pub const TEST_FAULT_VAR: &str = "PALLAIDIUM_TEST_FAULT";
-
-/// Panics here when the test fault names this point and job.
-pub fn point(name: &str, job: JobId) {
-    let Ok(faults) = std::env::var(TEST_FAULT_VAR) else {
+/// Panics here when `faults` (PALLAIDIUM_TEST_FAULT) names this point and job.
+pub fn point(faults: Option<&str>, name: &str, job: JobId) {
+    let Some(faults) = faults else {
         return;
     };
     let wanted = format!("panic-at-{name}:{job}");
     if faults.split(',').any(|f| f.trim() == wanted) {
-        panic!("test fault {wanted} ({TEST_FAULT_VAR})");
+        panic!("test fault {wanted} (PALLAIDIUM_TEST_FAULT)");
     }
 }

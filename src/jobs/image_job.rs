@@ -63,7 +63,7 @@ impl Worker {
         let dtype = (self.config.device.dtype)(spec.dtype)?;
         // The plan is made again now (memory may have changed since the job was queued) and
         // decides residency, attention slicing, VAE tiling and how many images run at once.
-        super::fault::point("plan", id);
+        super::fault::point(self.config.switches.test_fault.as_deref(), "plan", id);
         let plan = match &self.config.planner {
             Some(planner) => Some(planner.plan(&model.dir, spec, &request, dtype)?),
             None => None,
@@ -88,6 +88,8 @@ impl Worker {
         let load_started = Instant::now();
         let shared = Arc::clone(&self.shared);
         let device = self.config.device.device.clone();
+        let switches = crate::engines::EngineSwitches::from_switches(&self.config.switches);
+        let fault = self.config.switches.test_fault.clone();
         let (engine, fresh) =
             self.cache
                 .get_or_load(&key, estimate_bytes(&model.dir, dtype), || {
@@ -95,13 +97,14 @@ impl Worker {
                         job: id,
                         stage: "model".into(),
                     });
-                    super::fault::point("load", id);
+                    super::fault::point(fault.as_deref(), "load", id);
                     Engine::load(&EngineLoad {
                         family: model.family,
                         path: &model.dir,
                         device: &device,
                         dtype,
                         residency,
+                        switches,
                     })
                 })?;
         let Engine::Sd(engine) = engine else {

@@ -28,14 +28,19 @@ pub struct Sidecar {
 }
 
 impl Sidecar {
-    pub fn new(spec: &JobSpec, outputs: Vec<PathBuf>) -> Self {
+    /// `switches`: the run's recorded PALLAIDIUM_* switches (`OutputWriter::switches`).
+    pub fn new(
+        spec: &JobSpec,
+        outputs: Vec<PathBuf>,
+        switches: &std::collections::BTreeMap<String, String>,
+    ) -> Self {
         Self {
             pallaidium: env!("CARGO_PKG_VERSION").to_owned(),
             spec: spec.clone(),
             outputs,
             text: None,
             duration_s: None,
-            switches: crate::platform::switches::set_now(),
+            switches: switches.clone(),
         }
     }
 
@@ -316,7 +321,7 @@ mod tests {
     fn sidecar_round_trips() {
         let dir = tempfile::tempdir().unwrap();
         let wav = dir.path().join("1_x.wav");
-        let mut car = Sidecar::new(&JobSpec::default(), vec![wav.clone()]);
+        let mut car = Sidecar::new(&JobSpec::default(), vec![wav.clone()], &Default::default());
         car.duration_s = Some(2.0);
         std::fs::write(sidecar_path(&wav), car.to_json()).unwrap();
         assert_eq!(Sidecar::read(&wav).unwrap(), car);

@@ -19,7 +19,7 @@ use crate::engines::{CancelToken, EngineEvent};
 use crate::vocab::{JobKind, Residency};
 
 use super::cache::{EngineCache, EngineKey};
-use super::config::{ModelInfo, WorkerDevice};
+use super::config::{ModelInfo, RunnerConfig, WorkerDevice};
 use super::engine::{Engine, EngineLoad};
 use super::events::{JobEvent, JobId, Timings};
 use super::media_output::{MediaWriter, check_clip};
@@ -56,12 +56,15 @@ fn media_key(model: &ModelInfo, device: &WorkerDevice, dtype: DType) -> EngineKe
 fn cached_engine<'c>(
     cache: &'c mut EngineCache<Engine>,
     shared: &Arc<Shared>,
-    device: &WorkerDevice,
+    config: &RunnerConfig,
     job: JobId,
     model: &ModelInfo,
     dtype: DType,
     timings: &mut Timings,
 ) -> crate::Result<&'c mut Engine> {
+    let device = &config.device;
+    let switches = crate::engines::EngineSwitches::from_switches(&config.switches);
+    let faults = config.switches.test_fault.as_deref();
     let key = media_key(model, device, dtype);
     let started = Instant::now();
     let (engine, fresh) =
@@ -70,13 +73,14 @@ fn cached_engine<'c>(
                 job,
                 stage: model.family.to_string(),
             });
-            super::fault::point("load", job);
+            super::fault::point(faults, "load", job);
             Engine::load(&EngineLoad {
                 family: model.family,
                 path: &model.dir,
                 device: &device.device,
                 dtype,
                 residency: Residency::Resident,
+                switches,
             })
         })?;
     if fresh {
@@ -150,11 +154,10 @@ impl Worker {
         if let Some(planner) = &self.config.planner {
             planner.plan_media(&model.dir, model.family, spec, dtype)?;
         }
-        let device = self.config.device.clone();
         let engine = cached_engine(
             &mut self.cache,
             &self.shared,
-            &device,
+            &self.config,
             id,
             &model,
             dtype,
@@ -265,11 +268,10 @@ impl Worker {
             .clone()
             .unwrap_or_else(|| DEFAULT_ENHANCER.to_owned());
         let model = (self.config.models)(&enhancer_id)?;
-        let device = self.config.device.clone();
         let engine = cached_engine(
             &mut self.cache,
             &self.shared,
-            &device,
+            &self.config,
             id,
             &model,
             DType::F32,

@@ -65,7 +65,7 @@ impl MediaWriter<'_> {
             date: today(),
         };
         let wav = self.main_file(spec, "wav", &encode_wav(clip, &info))?;
-        let mut car = Sidecar::new(spec, vec![wav.clone()]);
+        let mut car = Sidecar::new(spec, vec![wav.clone()], self.writer.switches());
         car.duration_s = Some(clip.duration_s());
         let json = self
             .writer
@@ -84,7 +84,7 @@ impl MediaWriter<'_> {
         let txt = self
             .writer
             .write_companion(&srt, "txt", to_timed_text(transcript).as_bytes())?;
-        let mut car = Sidecar::new(spec, vec![srt.clone(), txt.clone()]);
+        let mut car = Sidecar::new(spec, vec![srt.clone(), txt.clone()], self.writer.switches());
         car.text = Some(transcript.text());
         car.duration_s = Some(audio_s);
         let json = self
@@ -96,7 +96,7 @@ impl MediaWriter<'_> {
     /// A caption or prompt as a text file, and the sidecar.
     pub fn text(&self, text: &str, spec: &JobSpec) -> crate::Result<Vec<PathBuf>> {
         let txt = self.main_file(spec, "txt", format!("{text}\n").as_bytes())?;
-        let mut car = Sidecar::new(spec, vec![txt.clone()]);
+        let mut car = Sidecar::new(spec, vec![txt.clone()], self.writer.switches());
         car.text = Some(text.to_owned());
         let json = self
             .writer

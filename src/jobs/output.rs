@@ -21,6 +21,9 @@ static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 #[derive(Debug, Clone)]
 pub struct OutputWriter {
     root: PathBuf,
+    /// The run's recorded PALLAIDIUM_* switches (`Switches::recorded`): in every output's
+    /// metadata.
+    switches: std::collections::BTreeMap<String, String>,
 }
 
 /// At most 50 safe characters of the prompt: ASCII letters, digits, `-`; runs of anything else
@@ -60,8 +63,22 @@ pub fn looks_uniform(image: &image::RgbImage) -> bool {
 }
 
 impl OutputWriter {
+    /// A writer into `root` whose outputs record no switches (`with_switches` adds them).
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        Self {
+            root: root.into(),
+            switches: Default::default(),
+        }
+    }
+
+    /// This writer recording `switches` (`Switches::recorded`) in each output's metadata.
+    pub fn with_switches(self, switches: std::collections::BTreeMap<String, String>) -> Self {
+        Self { switches, ..self }
+    }
+
+    /// The switches each output records.
+    pub fn switches(&self) -> &std::collections::BTreeMap<String, String> {
+        &self.switches
     }
 
     pub fn root(&self) -> &Path {
@@ -122,7 +139,7 @@ impl OutputWriter {
             );
         }
         let mut bytes = Vec::new();
-        encode_png(&mut bytes, image, spec)
+        encode_png(&mut bytes, image, spec, &self.switches)
             .map_err(|e| crate::Error::job_failed(format!("PNG encoding failed: {e}")))?;
         self.write_bytes(&output_stem(spec), "png", &bytes, before_place)
     }

@@ -74,6 +74,8 @@ pub struct JobPlanner {
     selected: Arc<SelectedDevice>,
     platform: Arc<PlatformInfo>,
     budget_cap: Option<u64>,
+    /// The engine runs candle's stock layers (`Switches::stock_kernels`).
+    stock_kernels: bool,
 }
 
 impl JobPlanner {
@@ -81,11 +83,13 @@ impl JobPlanner {
         selected: Arc<SelectedDevice>,
         platform: Arc<PlatformInfo>,
         budget_cap: Option<u64>,
+        stock_kernels: bool,
     ) -> Self {
         Self {
             selected,
             platform,
             budget_cap,
+            stock_kernels,
         }
     }
 
@@ -116,6 +120,7 @@ impl JobPlanner {
                 memory: crate::device::memory::query(&self.selected, &self.platform),
                 budget_cap: self.budget_cap,
                 overrides,
+                stock_kernels: self.stock_kernels,
             },
         )?;
         tracing::info!(

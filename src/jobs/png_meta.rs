@@ -120,11 +120,12 @@ pub fn parse_a1111(text: &str) -> JobSpec {
     spec
 }
 
-/// Encodes an RGB image with both chunks into `out`.
+/// Encodes an RGB image with both chunks into `out`, and the recorded `switches` (when any).
 pub fn encode_png(
     out: impl Write,
     image: &image::RgbImage,
     spec: &JobSpec,
+    switches: &std::collections::BTreeMap<String, String>,
 ) -> Result<(), png::EncodingError> {
     let mut encoder = png::Encoder::new(out, image.width(), image.height());
     encoder.set_color(png::ColorType::Rgb);
@@ -139,7 +140,6 @@ pub fn encode_png(
     let json = serde_json::to_string(spec)
         .map_err(|e| png::EncodingError::IoError(std::io::Error::other(e)))?;
     encoder.add_itxt_chunk(SPEC_KEYWORD.into(), json)?;
-    let switches = crate::platform::switches::set_now();
     if !switches.is_empty() {
         encoder.add_itxt_chunk(
             SWITCHES_KEYWORD.into(),
@@ -280,11 +280,16 @@ mod tests {
         spec.prompt = "猫 on a mat".into();
         let image = image::RgbImage::from_fn(16, 8, |x, y| image::Rgb([x as u8, y as u8, 7]));
         let mut bytes = vec![];
-        encode_png(&mut bytes, &image, &spec).unwrap();
+        let switches = std::collections::BTreeMap::from([(
+            "PALLAIDIUM_STOCK_KERNELS".to_owned(),
+            "1".to_owned(),
+        )]);
+        encode_png(&mut bytes, &image, &spec, &switches).unwrap();
         std::fs::write(&path, &bytes).unwrap();
         let stored = read_parameters(&path).unwrap();
         assert!(stored.exact);
         assert_eq!(stored.spec, spec);
+        assert_eq!(stored.switches, switches);
         assert_eq!((stored.width, stored.height), (16, 8));
         assert!(
             stored

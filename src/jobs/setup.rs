@@ -10,6 +10,7 @@ use super::{ModelInfo, RunnerConfig, WorkerDevice};
 use crate::device::SelectedDevice;
 use crate::platform::PlatformInfo;
 use crate::platform::paths::Paths;
+use crate::platform::switches::Switches;
 
 /// The runner's configuration plus the device it chose (the TUI's gauges probe it).
 pub struct RunnerSetup {
@@ -32,12 +33,13 @@ pub enum FetchDisplay {
 pub fn runner_setup(
     settings: &RunSettings,
     paths: &Paths,
+    switches: &Switches,
     preview_every: u32,
     fetch: FetchDisplay,
 ) -> crate::Result<RunnerSetup> {
     let budget_cap = crate::device::memory::parse_memory_budget(settings.memory_budget.as_deref())?;
     let request = crate::device::DeviceRequest::parse(&settings.device)?;
-    let selected = Arc::new(crate::device::select(&request)?);
+    let selected = Arc::new(crate::device::select(&request, switches)?);
     let platform = Arc::new(PlatformInfo::detect());
     let memory = crate::device::memory::query(&selected, &platform);
     // Loaded engines stay up to --memory-budget, or three quarters of the device's memory.
@@ -56,14 +58,16 @@ pub fn runner_setup(
     let config = RunnerConfig {
         out_dir: paths.outputs.clone(),
         device,
-        models: model_lookup(settings, &paths.hf_cache, fetch, &downloads)?,
+        models: model_lookup(settings, switches, &paths.hf_cache, fetch, &downloads)?,
         cache_capacity_bytes,
         preview_every,
         planner: Some(Arc::new(JobPlanner::new(
             Arc::clone(&selected),
             Arc::clone(&platform),
             budget_cap,
+            switches.stock_kernels,
         ))),
+        switches: switches.clone(),
     };
     Ok(RunnerSetup {
         config,
@@ -75,6 +79,7 @@ pub fn runner_setup(
 
 fn model_lookup(
     settings: &RunSettings,
+    switches: &Switches,
     hf_cache: &Path,
     fetch: FetchDisplay,
     downloads: &crate::engines::CancelToken,
@@ -84,6 +89,7 @@ fn model_lookup(
     )?);
     let hf_cache = hf_cache.to_path_buf();
     let global = settings.clone();
+    let switches = switches.clone();
     let offline = crate::models::fetch::offline_requested(global.offline);
     let downloads = downloads.clone();
     Ok(Arc::new(move |model: &str| {
@@ -99,6 +105,7 @@ fn model_lookup(
                         );
                         crate::commands::fetch::fetch_model(
                             &global,
+                            &switches,
                             model,
                             global.dtype,
                             &mut bar,
@@ -107,6 +114,7 @@ fn model_lookup(
                     }
                     FetchDisplay::LogOnly => crate::commands::fetch::fetch_model(
                         &global,
+                        &switches,
                         model,
                         global.dtype,
                         &mut crate::models::fetch::progress::Silent,

@@ -57,7 +57,7 @@ pub struct Worker {
 impl Worker {
     pub fn new(shared: Arc<Shared>, config: RunnerConfig) -> Self {
         let cache = EngineCache::new(config.cache_capacity_bytes);
-        let writer = OutputWriter::new(&config.out_dir);
+        let writer = OutputWriter::new(&config.out_dir).with_switches(config.switches.recorded());
         Self {
             shared,
             config,

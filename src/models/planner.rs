@@ -51,6 +51,8 @@ pub struct PlanRequest {
     /// `--memory-budget`, in bytes.
     pub budget_cap: Option<u64>,
     pub overrides: Overrides,
+    /// The engine runs candle's stock layers (`Switches::stock_kernels`): other workspaces.
+    pub stock_kernels: bool,
 }
 
 /// Bytes per stage category, at the chosen plan's worst stage.
@@ -131,6 +133,15 @@ pub fn device_traits(device: Backend, memory: &DeviceMemory) -> DeviceTraits {
         conv,
         mapped_files_count: !matches!(memory, DeviceMemory::Discrete { .. }),
         overhead_bytes: overhead,
+        stock_kernels: false,
+    }
+}
+
+/// `device_traits` of the request's device, with its kernel choice.
+fn request_traits(req: &PlanRequest) -> DeviceTraits {
+    DeviceTraits {
+        stock_kernels: req.stock_kernels,
+        ..device_traits(req.device, &req.memory)
     }
 }
 
@@ -176,7 +187,7 @@ fn job_shape(fp: &ModelFootprint, req: &PlanRequest) -> JobShape {
 /// Plans one job on a model whose footprint was read with `ModelFootprint::read`.
 pub fn plan(fp: &ModelFootprint, req: &PlanRequest) -> MemoryPlan {
     let budget = effective_budget(&req.memory, req.budget_cap);
-    let dev = device_traits(req.device, &req.memory);
+    let dev = request_traits(req);
     let job = job_shape(fp, req);
     let candidates = candidates(req);
     let evaluate = |cand: &Candidate| {
@@ -361,7 +372,7 @@ fn plan_without_suggestions(fp: &ModelFootprint, req: &PlanRequest) -> u64 {
 
 fn plan_peak(fp: &ModelFootprint, req: &PlanRequest, cand: &Candidate) -> u64 {
     let job = job_shape(fp, req);
-    let dev = device_traits(req.device, &req.memory);
+    let dev = request_traits(req);
     stages::steps(fp, &job, cand, &dev)
         .iter()
         .map(|s| s.total_bytes)

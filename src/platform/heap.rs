@@ -8,12 +8,10 @@
 //! `return_freed_memory` hands the heap's free pages back between jobs.
 //! `PALLAIDIUM_MALLOC_DEFAULTS=1` leaves glibc as it is.
 
-/// Large allocations from the heap, freed memory kept. Call once at start, before other threads.
-pub fn keep_freed_memory() -> bool {
-    if matches!(
-        std::env::var("PALLAIDIUM_MALLOC_DEFAULTS").as_deref(),
-        Ok("1") | Ok("true")
-    ) {
+/// Large allocations from the heap, freed memory kept, unless `malloc_defaults`
+/// (`Switches::malloc_defaults`). Call once at start, before other threads.
+pub fn keep_freed_memory(malloc_defaults: bool) -> bool {
+    if malloc_defaults {
         return false;
     }
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -49,7 +47,7 @@ mod tests {
 
     #[test]
     fn large_blocks_still_allocate_and_free_after_the_change() {
-        keep_freed_memory();
+        keep_freed_memory(false);
         for size in [1usize << 20, 64 << 20, 3 << 20] {
             let v = vec![7u8; size];
             assert_eq!((v[0], v[size - 1], v.len()), (7, 7, size));

@@ -1,5 +1,6 @@
 //! The machine we run on: OS, arch, Apple Silicon chip, macOS version, SSH/tmux session,
-//! the environment set-up done before any device exists, and the keep-awake guard.
+//! the environment set-up done before any device exists, the keep-awake guard, and the
+//! PALLAIDIUM_* switches (`switches`, read once in main and passed down).
 
 pub mod disk;
 pub mod heap;
@@ -165,9 +166,9 @@ pub fn planned_env(
 ///
 /// Call it at the start of `main`, before any thread is spawned: setting environment variables
 /// while other threads read them is undefined behaviour on Unix.
-pub fn prepare_environment(info: &PlatformInfo) -> Vec<EnvChange> {
-    heap::keep_freed_memory();
-    let home = match paths::Paths::resolve(None) {
+pub fn prepare_environment(info: &PlatformInfo, switches: &switches::Switches) -> Vec<EnvChange> {
+    heap::keep_freed_memory(switches.malloc_defaults);
+    let home = match paths::Paths::resolve(None, switches) {
         Ok(p) => p.home,
         Err(err) => {
             tracing::debug!(%err, "no data folder; environment left as it is");

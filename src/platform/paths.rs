@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use super::switches::Switches;
 use crate::{Error, Result};
 
 /// The folders and files a run uses. `resolve` only computes them; `create_dirs` makes them.
@@ -36,15 +37,16 @@ pub struct PathEnv {
 }
 
 impl PathEnv {
-    /// Reads the process environment (empty values count as unset).
-    pub fn from_process() -> Self {
+    /// Reads the process environment (empty values count as unset); PALLAIDIUM_HOME comes from
+    /// the switches read at start.
+    pub fn from_process(switches: &Switches) -> Self {
         let var = |k: &str| {
             std::env::var_os(k)
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from)
         };
         Self {
-            pallaidium_home: var("PALLAIDIUM_HOME"),
+            pallaidium_home: switches.home.clone(),
             hf_home: var("HF_HOME"),
             hf_hub_cache: var("HF_HUB_CACHE"),
             huggingface_hub_cache: var("HUGGINGFACE_HUB_CACHE"),
@@ -97,9 +99,9 @@ impl PathEnv {
 }
 
 impl Paths {
-    /// Resolves every path from the process environment and `--out`.
-    pub fn resolve(out_override: Option<&Path>) -> Result<Self> {
-        Self::from_env(&PathEnv::from_process(), out_override)
+    /// Resolves every path from the switches, the process environment and `--out`.
+    pub fn resolve(out_override: Option<&Path>, switches: &Switches) -> Result<Self> {
+        Self::from_env(&PathEnv::from_process(switches), out_override)
     }
 
     /// The same rules over given environment values.

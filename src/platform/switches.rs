@@ -1,122 +1,207 @@
-//! Every `PALLAIDIUM_*` environment variable the program reads: what it does, whether it can
-//! change what a job or benchmark produces, and which are set now. The set ones that change
-//! results or speed are recorded in every bench JSON and in an output's JSON metadata, so a
-//! number or an image made with a measurement switch is never mistaken for a default one.
+//! Every `PALLAIDIUM_*` environment variable, read once at start (`Switches::from_env`, in
+//! `main`) into one typed struct that is passed to what needs it; nothing else reads them. A
+//! malformed value is bad input naming the variable and what it takes (exit 2). The set ones
+//! that change results or speed are recorded in every bench JSON and in an output's JSON
+//! metadata, so a number or an image made with a measurement switch is never mistaken for a
+//! default one.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
 
-/// What setting a variable can change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Effect {
-    /// The numbers computed (other kernels or another order of arithmetic): recorded.
-    Results,
-    /// Only time or memory; the values computed are the same: recorded.
-    Speed,
-    /// Where files go, what is logged or shown: not recorded.
-    Setting,
+use crate::{Error, Result};
+
+mod table;
+pub use table::{Effect, PREVIEW_PROTOCOLS, SWITCHES, Switch, Takes, switch};
+
+/// The switches of this run. `Default` is every variable unset (what tests construct).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Switches {
+    /// PALLAIDIUM_HOME: the data folder (queue, logs, outputs).
+    pub home: Option<PathBuf>,
+    /// PALLAIDIUM_LOG: an EnvFilter that overrides `--log-level` (checked by `logging`).
+    pub log: Option<String>,
+    /// PALLAIDIUM_PREVIEW_PROTOCOL: the default of `--preview-protocol` (lowercase).
+    pub preview_protocol: Option<String>,
+    /// PALLAIDIUM_CONNECT_TIMEOUT: how long a download waits to connect.
+    pub connect_timeout: Option<Duration>,
+    /// PALLAIDIUM_READ_TIMEOUT: how long a download waits for the next bytes of an answer.
+    pub read_timeout: Option<Duration>,
+    /// PALLAIDIUM_TEST_FAULT: the test suite's fault hook (`jobs::fault`).
+    pub test_fault: Option<String>,
+    /// PALLAIDIUM_STOCK_KERNELS: candle's own layers instead of ours.
+    pub stock_kernels: bool,
+    /// PALLAIDIUM_COPY_WEIGHTS: copy weights instead of mapping (CPU) or staging (CUDA) them.
+    pub copy_weights: bool,
+    /// PALLAIDIUM_MALLOC_DEFAULTS: leave glibc's allocator settings alone.
+    pub malloc_defaults: bool,
+    /// PALLAIDIUM_CUDA_DEFAULTS: keep cudarc's memory pool and event tracking settings.
+    pub cuda_defaults: bool,
+    /// PALLAIDIUM_PROFILE: time each kind of UNet layer.
+    pub profile: bool,
 }
 
-/// One environment variable.
-#[derive(Debug, Clone, Copy)]
-pub struct Switch {
-    pub name: &'static str,
-    pub effect: Effect,
-    pub what: &'static str,
-}
+impl Switches {
+    /// From this process's environment (once, in `main`).
+    pub fn from_env() -> Result<Self> {
+        Self::parse(|name| std::env::var_os(name))
+    }
 
-/// All of them (README's environment paragraph lists the same; a unit test checks both against
-/// the source).
-pub const SWITCHES: &[Switch] = &[
-    Switch {
-        name: "PALLAIDIUM_HOME",
-        effect: Effect::Setting,
-        what: "queue database, logs and outputs",
-    },
-    Switch {
-        name: "PALLAIDIUM_LOG",
-        effect: Effect::Setting,
-        what: "an EnvFilter for the log (overrides --log-level)",
-    },
-    Switch {
-        name: "PALLAIDIUM_PREVIEW_PROTOCOL",
-        effect: Effect::Setting,
-        what: "the default of --preview-protocol",
-    },
-    Switch {
-        name: "PALLAIDIUM_CONNECT_TIMEOUT",
-        effect: Effect::Setting,
-        what: "seconds a download waits to connect (default 10)",
-    },
-    Switch {
-        name: "PALLAIDIUM_READ_TIMEOUT",
-        effect: Effect::Setting,
-        what: "seconds a download waits for the next bytes of an answer (default 30)",
-    },
-    Switch {
-        name: "PALLAIDIUM_TEST_FAULT",
-        effect: Effect::Results,
-        what: "test suite only: injects panics into named jobs; never set it",
-    },
-    Switch {
-        name: "PALLAIDIUM_STOCK_KERNELS",
-        effect: Effect::Results,
-        what: "1: candle's own layers instead of ours (rounding differs)",
-    },
-    Switch {
-        name: "PALLAIDIUM_SCALAR_ATTENTION",
-        effect: Effect::Results,
-        what: "1: the CUDA attention without tensor cores (rounding differs)",
-    },
-    Switch {
-        name: "PALLAIDIUM_ATTENTION_V1",
-        effect: Effect::Results,
-        what: "1: the older tensor-core CUDA attention (rounding may differ)",
-    },
-    Switch {
-        name: "PALLAIDIUM_COL_BUDGET_MB",
-        effect: Effect::Results,
-        what: "a smaller CUDA im2col workspace: other GEMM shapes (rounding may differ)",
-    },
-    Switch {
-        name: "PALLAIDIUM_IM2COL_V1",
-        effect: Effect::Speed,
-        what: "1: the untiled CUDA im2col (the same columns)",
-    },
-    Switch {
-        name: "PALLAIDIUM_COPY_WEIGHTS",
-        effect: Effect::Speed,
-        what: "1: copy weights instead of mapping them (CPU) or staging them (CUDA); same values",
-    },
-    Switch {
-        name: "PALLAIDIUM_MALLOC_DEFAULTS",
-        effect: Effect::Speed,
-        what: "1: leave glibc's allocator settings as they are",
-    },
-    Switch {
-        name: "PALLAIDIUM_CUDA_DEFAULTS",
-        effect: Effect::Speed,
-        what: "1: keep cudarc's memory pool and event tracking settings",
-    },
-    Switch {
-        name: "PALLAIDIUM_PROFILE",
-        effect: Effect::Speed,
-        what: "1: time each UNet layer kind (synchronizes, so steps are slower)",
-    },
-];
+    /// From `get` (a variable's value by name): unset or empty is unset; anything else must be
+    /// what the variable takes.
+    pub fn parse(get: impl Fn(&str) -> Option<OsString>) -> Result<Self> {
+        Self::parse_logged(&Reader::new(&get))
+    }
 
-/// The recorded switches (results or speed) that are set, by name, from `get`.
-pub fn set_in(get: impl Fn(&str) -> Option<String>) -> BTreeMap<String, String> {
-    SWITCHES
-        .iter()
-        .filter(|s| s.effect != Effect::Setting)
-        .filter_map(|s| get(s.name).map(|v| (s.name.to_owned(), v)))
+    fn parse_logged(r: &Reader<'_>) -> Result<Self> {
+        Ok(Self {
+            home: r.path("PALLAIDIUM_HOME")?,
+            log: r.text("PALLAIDIUM_LOG")?,
+            preview_protocol: r.one_of("PALLAIDIUM_PREVIEW_PROTOCOL", PREVIEW_PROTOCOLS)?,
+            connect_timeout: r.seconds("PALLAIDIUM_CONNECT_TIMEOUT")?,
+            read_timeout: r.seconds("PALLAIDIUM_READ_TIMEOUT")?,
+            test_fault: r.text("PALLAIDIUM_TEST_FAULT")?,
+            stock_kernels: r.flag("PALLAIDIUM_STOCK_KERNELS")?,
+            copy_weights: r.flag("PALLAIDIUM_COPY_WEIGHTS")?,
+            malloc_defaults: r.flag("PALLAIDIUM_MALLOC_DEFAULTS")?,
+            cuda_defaults: r.flag("PALLAIDIUM_CUDA_DEFAULTS")?,
+            profile: r.flag("PALLAIDIUM_PROFILE")?,
+        })
+    }
+
+    /// Every set variable with its value as parsed (flags as `1`), in the table's order.
+    pub fn set(&self) -> Vec<(&'static str, String)> {
+        let flag = |on: bool| on.then(|| "1".to_owned());
+        let seconds = |d: Option<Duration>| d.map(|d| d.as_secs_f64().to_string());
+        [
+            (
+                "PALLAIDIUM_HOME",
+                self.home.as_ref().map(|p| p.display().to_string()),
+            ),
+            ("PALLAIDIUM_LOG", self.log.clone()),
+            ("PALLAIDIUM_PREVIEW_PROTOCOL", self.preview_protocol.clone()),
+            ("PALLAIDIUM_CONNECT_TIMEOUT", seconds(self.connect_timeout)),
+            ("PALLAIDIUM_READ_TIMEOUT", seconds(self.read_timeout)),
+            ("PALLAIDIUM_TEST_FAULT", self.test_fault.clone()),
+            ("PALLAIDIUM_STOCK_KERNELS", flag(self.stock_kernels)),
+            ("PALLAIDIUM_COPY_WEIGHTS", flag(self.copy_weights)),
+            ("PALLAIDIUM_MALLOC_DEFAULTS", flag(self.malloc_defaults)),
+            ("PALLAIDIUM_CUDA_DEFAULTS", flag(self.cuda_defaults)),
+            ("PALLAIDIUM_PROFILE", flag(self.profile)),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| value.map(|v| (name, v)))
         .collect()
+    }
+
+    /// The set switches that can change results or speed, by name: what bench JSON and output
+    /// metadata record.
+    pub fn recorded(&self) -> BTreeMap<String, String> {
+        self.set()
+            .into_iter()
+            .filter(|(name, _)| switch(name).is_some_and(|s| s.effect != Effect::Setting))
+            .map(|(name, value)| (name.to_owned(), value))
+            .collect()
+    }
+
+    /// One info line at start naming every set switch (or none).
+    pub fn log_at_start(&self) {
+        let set = self.set();
+        if set.is_empty() {
+            tracing::info!("no PALLAIDIUM_* switches set");
+            return;
+        }
+        let shown: Vec<String> = set.iter().map(|(n, v)| format!("{n}={v}")).collect();
+        tracing::info!(switches = %shown.join(" "), recorded = !self.recorded().is_empty(), "PALLAIDIUM_* switches set");
+    }
 }
 
-/// The recorded switches set in this process's environment.
-pub fn set_now() -> BTreeMap<String, String> {
-    set_in(|name| std::env::var(name).ok())
+/// The one parsing rule per kind of value; an error names the variable and what it takes.
+struct Reader<'a> {
+    get: &'a dyn Fn(&str) -> Option<OsString>,
+    /// What was read, for the test that checks the parser against the table.
+    read: RefCell<Vec<(&'static str, Takes)>>,
+}
+
+impl<'a> Reader<'a> {
+    fn new(get: &'a dyn Fn(&str) -> Option<OsString>) -> Self {
+        Self {
+            get,
+            read: RefCell::new(Vec::new()),
+        }
+    }
+
+    fn raw(&self, name: &'static str, takes: Takes) -> Option<OsString> {
+        self.read.borrow_mut().push((name, takes));
+        (self.get)(name).filter(|v| !v.to_string_lossy().trim().is_empty())
+    }
+
+    fn string(&self, name: &'static str, takes: Takes) -> Result<Option<String>> {
+        match self.raw(name, takes) {
+            None => Ok(None),
+            Some(v) => match v.into_string() {
+                Ok(s) => Ok(Some(s.trim().to_owned())),
+                Err(v) => Err(bad(name, &v.to_string_lossy(), takes)),
+            },
+        }
+    }
+
+    fn path(&self, name: &'static str) -> Result<Option<PathBuf>> {
+        Ok(self.raw(name, Takes::Path).map(PathBuf::from))
+    }
+
+    fn text(&self, name: &'static str) -> Result<Option<String>> {
+        self.string(name, Takes::Text)
+    }
+
+    fn one_of(&self, name: &'static str, words: &'static [&'static str]) -> Result<Option<String>> {
+        let takes = Takes::OneOf(words);
+        match self.string(name, takes)? {
+            None => Ok(None),
+            Some(v) if words.contains(&v.to_ascii_lowercase().as_str()) => {
+                Ok(Some(v.to_ascii_lowercase()))
+            }
+            Some(v) => Err(bad(name, &v, takes)),
+        }
+    }
+
+    fn seconds(&self, name: &'static str) -> Result<Option<Duration>> {
+        let Some(v) = self.string(name, Takes::Seconds)? else {
+            return Ok(None);
+        };
+        match v.parse::<f64>() {
+            Ok(s) if s.is_finite() && s > 0.0 && s <= 86_400.0 => {
+                Ok(Some(Duration::from_secs_f64(s)))
+            }
+            _ => Err(bad(name, &v, Takes::Seconds)),
+        }
+    }
+
+    fn flag(&self, name: &'static str) -> Result<bool> {
+        match self.string(name, Takes::Flag)? {
+            None => Ok(false),
+            Some(v) => match v.to_ascii_lowercase().as_str() {
+                "1" | "true" => Ok(true),
+                "0" | "false" => Ok(false),
+                _ => Err(bad(name, &v, Takes::Flag)),
+            },
+        }
+    }
+}
+
+fn bad(name: &str, value: &str, takes: Takes) -> Error {
+    let what = match takes {
+        Takes::Flag => format!("takes 1 (on) or 0 (off), e.g. {name}=1"),
+        Takes::Seconds => {
+            format!("takes seconds, more than 0 and at most 86400, e.g. {name}=30")
+        }
+        Takes::Path => "takes a folder".to_owned(),
+        Takes::Text => "takes text (UTF-8)".to_owned(),
+        Takes::OneOf(words) => format!("takes one of {}", words.join(", ")),
+    };
+    Error::bad_input(format!("{name}={value:?}: {what} (or unset it)"))
 }
 
 /// Key of the switches in an output's JSON metadata (`info --json` shows it when present).
@@ -135,81 +220,4 @@ pub fn annotate(
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-    use std::path::Path;
-
-    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let owned: Vec<(String, String)> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        move |name| {
-            owned
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.clone())
-        }
-    }
-
-    #[test]
-    fn only_set_switches_that_change_results_or_speed_are_recorded() {
-        assert!(set_in(env(&[])).is_empty());
-        let got = set_in(env(&[
-            ("PALLAIDIUM_STOCK_KERNELS", "1"),
-            ("PALLAIDIUM_COL_BUDGET_MB", "48"),
-            ("PALLAIDIUM_HOME", "/tmp/x"),
-            ("PALLAIDIUM_LOG", "debug"),
-            ("PALLAIDIUM_NOT_A_SWITCH", "1"),
-        ]));
-        let names: Vec<_> = got.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        assert_eq!(
-            names,
-            [
-                ("PALLAIDIUM_COL_BUDGET_MB", "48"),
-                ("PALLAIDIUM_STOCK_KERNELS", "1")
-            ]
-        );
-    }
-
-    #[test]
-    fn annotate_adds_the_key_only_when_something_is_set() {
-        let spec = serde_json::json!({"prompt": "a"});
-        assert_eq!(annotate(spec.clone(), &BTreeMap::new()), spec);
-        let set = BTreeMap::from([("PALLAIDIUM_SCALAR_ATTENTION".to_owned(), "1".to_owned())]);
-        let v = annotate(spec, &set);
-        assert_eq!(v["prompt"], "a");
-        assert_eq!(v[METADATA_KEY]["PALLAIDIUM_SCALAR_ATTENTION"], "1");
-    }
-
-    /// Every `PALLAIDIUM_*` name in src/ is a known switch, and README lists each one.
-    fn names_in(dir: &Path, found: &mut std::collections::BTreeSet<String>) {
-        let re = regex::Regex::new(r"PALLAIDIUM_[A-Z0-9_]*[A-Z0-9]").unwrap();
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                names_in(&path, found);
-            } else if path.extension().is_some_and(|e| e == "rs") {
-                let text = std::fs::read_to_string(&path).unwrap();
-                found.extend(re.find_iter(&text).map(|m| m.as_str().to_owned()));
-            }
-        }
-    }
-
-    #[test]
-    fn every_variable_the_source_names_is_listed_here_and_in_the_readme() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let mut found = std::collections::BTreeSet::new();
-        names_in(&root.join("src"), &mut found);
-        found.remove("PALLAIDIUM_NOT_A_SWITCH"); // this file's own test input
-        let known: Vec<_> = SWITCHES.iter().map(|s| s.name).collect();
-        let unknown: Vec<_> = found
-            .iter()
-            .filter(|n| !known.contains(&n.as_str()))
-            .collect();
-        assert!(unknown.is_empty(), "add to SWITCHES: {unknown:?}");
-        let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
-        let missing: Vec<_> = known.iter().filter(|n| !readme.contains(*n)).collect();
-        assert!(missing.is_empty(), "README does not list {missing:?}");
-    }
-}
+mod tests;

@@ -37,6 +37,7 @@ use crate::cli::Cli;
 use crate::jobs::{JobRunner, Store};
 use crate::models::Registry;
 use crate::platform::paths::Paths;
+use crate::platform::switches::Switches;
 use crate::vocab::{Backend, ResidencyChoice};
 
 const FRAME: Duration = Duration::from_millis(33);
@@ -45,13 +46,22 @@ const SAMPLE_EVERY: Duration = Duration::from_secs(1);
 const HISTORY_ROWS: usize = 30;
 
 /// Opens the TUI and returns the process exit code (0, or 2 for bad configuration).
-pub fn run(cli: &Cli) -> anyhow::Result<i32> {
-    let protocol: PreviewProtocol = cli
-        .global
-        .preview_protocol
-        .parse()
-        .map_err(|e: String| crate::Error::bad_input(format!("--preview-protocol: {e}")))?;
-    let paths = Paths::resolve(cli.global.out.as_deref())?;
+pub fn run(cli: &Cli, switches: &Switches) -> anyhow::Result<i32> {
+    // The flag, else PALLAIDIUM_PREVIEW_PROTOCOL (checked at start), else auto.
+    let protocol: PreviewProtocol = match &cli.global.preview_protocol {
+        Some(flag) => flag
+            .parse()
+            .map_err(|e: String| crate::Error::bad_input(format!("--preview-protocol: {e}")))?,
+        None => switches
+            .preview_protocol
+            .as_deref()
+            .unwrap_or("auto")
+            .parse()
+            .map_err(|e: String| {
+                crate::Error::bad_input(format!("PALLAIDIUM_PREVIEW_PROTOCOL: {e}"))
+            })?,
+    };
+    let paths = Paths::resolve(cli.global.out.as_deref(), switches)?;
     paths.create_dirs()?;
     let registry = Registry::load(cli.global.models_file.as_deref())?;
     let start_jobs = batch::StartJobs::read(cli)?;
@@ -59,7 +69,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
     let (theme, notice) =
         Theme::load_or_dark(cli.global.theme.as_deref().unwrap_or("dark"), &theme_dirs);
     // The runner starts before the terminal is taken, so its errors print plainly.
-    let link = runner_link::runner_link(cli, &paths, &registry)?;
+    let link = runner_link::runner_link(cli, &paths, switches, &registry)?;
     let store = Store::open(&paths.queue_db).map_err(crate::Error::from)?;
     let runner = Arc::new(JobRunner::start(store, link.config)?);
     // Subscribed before anything is queued: the loop replays what happens until it runs.

@@ -83,6 +83,7 @@ pub struct FormPlanner {
     registry: Arc<Registry>,
     hf_cache: PathBuf,
     dtype: DtypeResolver,
+    stock_kernels: bool,
 }
 
 impl FormPlanner {
@@ -99,6 +100,7 @@ impl FormPlanner {
             registry,
             hf_cache,
             dtype: Arc::clone(&setup.config.device.dtype),
+            stock_kernels: setup.config.switches.stock_kernels,
         }
     }
 
@@ -147,6 +149,7 @@ impl FormPlanner {
             memory: crate::device::memory::query(&self.selected, &self.platform),
             budget_cap: self.budget_cap,
             overrides,
+            stock_kernels: self.stock_kernels,
         };
         planner::plan_folder(&model.dir, dtype != candle_core::DType::F32, &request)
     }
@@ -201,8 +204,14 @@ mod tests {
             ..PathEnv::default()
         };
         let paths = Paths::from_env(&env, None).unwrap();
-        let setup =
-            runner_setup(&cli.global.run_settings(), &paths, 0, FetchDisplay::LogOnly).unwrap();
+        let setup = runner_setup(
+            &cli.global.run_settings(),
+            &paths,
+            &Default::default(),
+            0,
+            FetchDisplay::LogOnly,
+        )
+        .unwrap();
         let budget_cap =
             crate::device::memory::parse_memory_budget(cli.global.memory_budget.as_deref())
                 .unwrap();

@@ -32,11 +32,17 @@ pub struct RunnerLink {
 }
 
 /// The runner's configuration, the device it chose, and a planner and memory probe for it.
-pub fn runner_link(cli: &Cli, paths: &Paths, registry: &Registry) -> crate::Result<RunnerLink> {
+pub fn runner_link(
+    cli: &Cli,
+    paths: &Paths,
+    switches: &crate::platform::switches::Switches,
+    registry: &Registry,
+) -> crate::Result<RunnerLink> {
     // The TUI owns the screen: downloads report to the log, not a stderr bar.
     let setup = crate::jobs::setup::runner_setup(
         &cli.global.run_settings(),
         paths,
+        switches,
         PREVIEW_EVERY,
         FetchDisplay::LogOnly,
     )?;

@@ -1,6 +1,7 @@
 //! Black-box: a PALLAIDIUM_* measurement switch set for a headless run is recorded in the
 //! output's JSON metadata (PNG chunk, or a text output's sidecar), and `info --json` shows it;
-//! without one, the metadata has no `env_switches`. Tiny fixtures, CPU.
+//! without one, the metadata has no `env_switches`; a malformed one is exit 2 naming it. Tiny
+//! fixtures, CPU.
 
 #![allow(clippy::unwrap_used)]
 
@@ -92,4 +93,19 @@ fn a_set_switch_is_in_a_text_outputs_sidecar() {
         info["env_switches"]["PALLAIDIUM_COPY_WEIGHTS"], "1",
         "{info}"
     );
+}
+
+#[test]
+fn a_malformed_switch_is_bad_input_for_every_command() {
+    for (name, value, args) in [
+        ("PALLAIDIUM_STOCK_KERNELS", "yes", &["doctor"][..]),
+        ("PALLAIDIUM_PROFILE", "2", &["models"][..]),
+        ("PALLAIDIUM_PREVIEW_PROTOCOL", "png", &["--history"][..]),
+    ] {
+        let run = Run::new();
+        let out = run.command().env(name, value).args(args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}={value}: {err}");
+        assert!(err.contains(name) && err.contains("takes"), "{err}");
+    }
 }

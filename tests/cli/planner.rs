@@ -28,6 +28,7 @@ fn request(budget: u64, residency: Option<Residency>) -> PlanRequest {
             residency,
             ..Overrides::default()
         },
+        stock_kernels: false,
     }
 }
 

@@ -31,6 +31,7 @@ fn pipeline(model: &str, residency: Residency) -> SdPipeline {
         dtype: DType::F32,
         residency,
         prefer_fp16_variant: false,
+        switches: Default::default(),
     })
     .unwrap()
 }

@@ -21,6 +21,6 @@ pub fn cpu_runner_link(home: &Path) -> (Paths, RunnerLink) {
     let cli = pallaidium::cli::Cli::try_parse_from(["pallaidium", "--device", "cpu", "--offline"])
         .unwrap();
     let registry = Registry::shipped().unwrap();
-    let link = runner_link(&cli, &paths, &registry).unwrap();
+    let link = runner_link(&cli, &paths, &Default::default(), &registry).unwrap();
     (paths, link)
 }

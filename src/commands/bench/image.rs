@@ -73,7 +73,7 @@ pub fn run(model: &BenchModel, s: &BenchSetup) -> Result<Value> {
             "--steps 0 runs no denoising: give at least 1",
         ));
     }
-    let paths = Paths::resolve(s.global.out.as_deref())?;
+    let paths = Paths::resolve(s.global.out.as_deref(), s.switches)?;
     let t = Instant::now();
     let (dir, written) = weights_dir::ensure(model, &paths.home)?;
     let write_s = t.elapsed().as_secs_f64();
@@ -84,6 +84,7 @@ pub fn run(model: &BenchModel, s: &BenchSetup) -> Result<Value> {
         dtype: s.dtype,
         residency: Residency::Resident,
         prefer_fp16_variant: false,
+        switches: crate::engines::EngineSwitches::from_switches(s.switches),
     };
     let peak_reset = reset_peak(&s.device.device);
     let t = Instant::now();

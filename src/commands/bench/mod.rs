@@ -17,6 +17,7 @@ use crate::cli::{BenchArgs, BenchCommand, GlobalArgs};
 use crate::device::{DeviceRequest, SelectedDevice, resolve_dtype};
 use crate::engines::sd::attention::AttentionMode;
 use crate::engines::sd::request::dtype_name;
+use crate::platform::switches::Switches;
 use crate::{Error, Result};
 
 /// Everything a benchmark needs besides the model's configuration.
@@ -26,15 +27,17 @@ pub struct BenchSetup<'a> {
     pub dtype: DType,
     pub attention: AttentionMode,
     pub global: &'a GlobalArgs,
+    /// The PALLAIDIUM_* switches of this run (kernels, weight loading, profile; recorded below).
+    pub switches: &'a Switches,
 }
 
-pub fn run(global: &GlobalArgs, what: &BenchCommand) -> anyhow::Result<i32> {
+pub fn run(global: &GlobalArgs, switches: &Switches, what: &BenchCommand) -> anyhow::Result<i32> {
     let (kind, args) = match what {
         BenchCommand::Unet(a) => ("unet", a),
         BenchCommand::Image(a) => ("image", a),
         BenchCommand::Ops(a) => ("ops", a),
     };
-    let result = run_inner(global, kind, args)?;
+    let result = run_inner(global, switches, kind, args)?;
     if args.json {
         println!("{}", serde_json::to_string(&result)?);
     } else if kind == "ops" {
@@ -45,10 +48,15 @@ pub fn run(global: &GlobalArgs, what: &BenchCommand) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-fn run_inner(global: &GlobalArgs, kind: &str, args: &BenchArgs) -> Result<Value> {
+fn run_inner(
+    global: &GlobalArgs,
+    switches: &Switches,
+    kind: &str,
+    args: &BenchArgs,
+) -> Result<Value> {
     let model = configs::find(&args.model)?;
     check_limits(args)?;
-    let device = crate::device::select(&DeviceRequest::parse(&global.device)?)?;
+    let device = crate::device::select(&DeviceRequest::parse(&global.device)?, switches)?;
     let platform = crate::platform::PlatformInfo::detect();
     let dtype = resolve_dtype(global.dtype, &device, &platform)?;
     let setup = BenchSetup {
@@ -57,6 +65,7 @@ fn run_inner(global: &GlobalArgs, kind: &str, args: &BenchArgs) -> Result<Value>
         attention: parse_attention(args.attention_slicing.as_deref())?,
         device,
         global,
+        switches,
     };
     let mut result = match kind {
         "unet" => unet::run(model, &setup)?,
@@ -75,7 +84,7 @@ fn run_inner(global: &GlobalArgs, kind: &str, args: &BenchArgs) -> Result<Value>
             "cpu": report::cpu_description(),
             "rayon_threads": candle_core::utils::get_num_threads(),
             // PALLAIDIUM_* switches set for this run that change results or speed ({} if none).
-            "switches": crate::platform::switches::set_now(),
+            "switches": switches.recorded(),
         });
         if let Value::Object(c) = common {
             map.extend(c);

@@ -15,7 +15,7 @@ use super::{BenchSetup, validate_size};
 use crate::engines::sd::attention::{AttentionMode, attention_with};
 use crate::engines::sd::config::UNetConfig;
 use crate::engines::sd::kernels::{
-    Conv2d, GroupNorm, compare, geglu, linear_geglu, upsample_nearest2d,
+    Conv2d, GroupNorm, Kernels, compare, geglu, linear_geglu, upsample_nearest2d,
 };
 use crate::{Error, Result};
 
@@ -49,11 +49,10 @@ fn conv(
         stride,
         ..Default::default()
     };
-    Ok(Conv2d::from_candle(candle_nn::Conv2d::new(
-        weight,
-        Some(bias),
-        cfg,
-    )))
+    Ok(Conv2d::from_candle(
+        candle_nn::Conv2d::new(weight, Some(bias), cfg),
+        Kernels::Ours,
+    ))
 }
 
 fn norm(
@@ -162,7 +161,7 @@ fn cases<'a>(
         shape: format!("{batch}x{tokens}x{c0} -> {}", 4 * c0),
         dtype,
         run: Box::new(move |fast| match fast {
-            true => linear_geglu(&proj, &ff_in),
+            true => linear_geglu(&proj, &ff_in, true),
             false => geglu(&candle_core::Module::forward(&proj, &ff_in)?, false),
         }),
     });

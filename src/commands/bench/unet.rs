@@ -61,7 +61,8 @@ pub fn run(model: &BenchModel, s: &BenchSetup) -> Result<Value> {
 
     let rss_before_build = current_rss();
     let t = Instant::now();
-    let unet = UNet::new(random_vb(s.dtype, device), config)?;
+    let switches = crate::engines::EngineSwitches::from_switches(s.switches);
+    let unet = UNet::new(random_vb(s.dtype, device), config, switches)?;
     device.synchronize()?;
     let build_s = t.elapsed().as_secs_f64();
     let rss_after_build = current_rss();

@@ -115,14 +115,14 @@ fn write_all(model: &BenchModel, dir: &Path) -> Result<()> {
     }
     write(&dir.join("vae/config.json"), model.vae)?;
     let vae = VaeConfig::from_json(model.vae).map_err(|e| bad_config(id, e))?;
-    let tensors = build_recorded(&[], |vb| Vae::new(vb, vae))?;
+    let tensors = build_recorded(&[], |vb| Vae::new(vb, vae, Default::default()))?;
     total += save(
         tensors,
         &dir.join("vae/diffusion_pytorch_model.safetensors"),
     )?;
     write(&dir.join("unet/config.json"), model.unet)?;
     let unet = UNetConfig::from_json(model.unet).map_err(|e| bad_config(id, e))?;
-    let tensors = build_recorded(&[], |vb| UNet::new(vb, unet))?;
+    let tensors = build_recorded(&[], |vb| UNet::new(vb, unet, Default::default()))?;
     total += save(
         tensors,
         &dir.join("unet/diffusion_pytorch_model.safetensors"),

@@ -13,7 +13,7 @@ fn global() -> GlobalArgs {
         log_level: None,
         theme: None,
         out: None,
-        preview_protocol: "auto".into(),
+        preview_protocol: None,
     }
 }
 
@@ -27,7 +27,7 @@ fn severities(r: &Report, needle: &str) -> Vec<Severity> {
 
 #[test]
 fn cpu_report_and_rules() {
-    let report = collect(&global());
+    let report = collect(&global(), &Default::default());
     let Ok(mut r) = report else {
         panic!("doctor failed: {:?}", report.err());
     };
@@ -67,7 +67,7 @@ fn slow_cpu_dtype_warns_but_does_not_block() {
     // f16 on the CPU is emulated: allowed, with a warning naming the native dtypes.
     let mut g = global();
     g.dtype = DtypeChoice::F16;
-    let r = collect(&g).ok();
+    let r = collect(&g, &Default::default()).ok();
     assert!(
         r.as_ref()
             .is_some_and(|r| r.dtype.as_deref() == Some("f16"))
@@ -85,15 +85,25 @@ fn slow_cpu_dtype_warns_but_does_not_block() {
 fn bad_flags_are_bad_input() {
     let mut g = global();
     g.device = "gpu".into();
-    assert_eq!(collect(&g).err().map(|e| e.exit_code()), Some(2));
+    assert_eq!(
+        collect(&g, &Default::default())
+            .err()
+            .map(|e| e.exit_code()),
+        Some(2)
+    );
     let mut g = global();
     g.memory_budget = Some("lots".into());
-    assert_eq!(collect(&g).err().map(|e| e.exit_code()), Some(2));
+    assert_eq!(
+        collect(&g, &Default::default())
+            .err()
+            .map(|e| e.exit_code()),
+        Some(2)
+    );
 }
 
 #[test]
 fn an_unusable_home_or_queue_is_exit_2_other_errors_1() {
-    let Ok(mut r) = collect(&global()) else {
+    let Ok(mut r) = collect(&global(), &Default::default()) else {
         panic!("doctor failed");
     };
     r.problems.clear();

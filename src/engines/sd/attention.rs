@@ -9,6 +9,7 @@ use candle_core::{DType, Device, Result, Tensor};
 use candle_nn::VarBuilder;
 
 use crate::engines::progress::CancelToken;
+use crate::engines::sd::kernels::Kernels;
 
 /// How attention is computed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -73,27 +74,14 @@ fn score_dtype(in_dtype: DType, upcast: bool, fast: bool, device: &Device) -> DT
     }
 }
 
-/// `q` (b, n_q, heads*d), `k`/`v` (b, n_k, heads*d) -> (b, n_q, heads*d).
-/// Scores and softmax run in the type `score_dtype` picks (f32 unless f16 on CUDA).
-pub fn attention(
-    q: &Tensor,
-    k: &Tensor,
-    v: &Tensor,
-    heads: usize,
-    upcast: bool,
-    mode: AttentionMode,
-) -> Result<Tensor> {
-    let fast = crate::engines::sd::kernels::fast_kernels_enabled();
-    attention_with(q, k, v, heads, upcast, mode, fast)
-}
-
 /// Queries per cancellation check when attention is watched: about a second of CPU work at the
 /// largest sizes (65536 keys), and no split at all below 8192 queries.
 const WATCHED_QUERY_CHUNK: usize = 4096;
 
-/// `attention`, checking `cancel` between chunks of queries, so one attention over a 2048x2048
-/// image does not hold a cancel for minutes. Query rows are independent, so the chunks give the
-/// same numbers as one call.
+/// `attention_with`, checking `cancel` between chunks of queries, so one attention over a
+/// 2048x2048 image does not hold a cancel for minutes. Query rows are independent, so the
+/// chunks give the same numbers as one call.
+#[allow(clippy::too_many_arguments)] // attention_with's seven, plus the cancel
 pub fn attention_watched(
     q: &Tensor,
     k: &Tensor,
@@ -101,32 +89,36 @@ pub fn attention_watched(
     heads: usize,
     upcast: bool,
     mode: AttentionMode,
+    fast: bool,
     cancel: &CancelToken,
 ) -> Result<Tensor> {
     cancel.check()?;
     let n_q = q.dim(1)?;
     if n_q <= 2 * WATCHED_QUERY_CHUNK {
-        return attention(q, k, v, heads, upcast, mode);
+        return attention_with(q, k, v, heads, upcast, mode, fast);
     }
     let mut outs = Vec::with_capacity(n_q.div_ceil(WATCHED_QUERY_CHUNK));
     let mut start = 0;
     while start < n_q {
         cancel.check()?;
         let len = WATCHED_QUERY_CHUNK.min(n_q - start);
-        outs.push(attention(
+        outs.push(attention_with(
             &q.narrow(1, start, len)?,
             k,
             v,
             heads,
             upcast,
             mode,
+            fast,
         )?);
         start += len;
     }
     Tensor::cat(&outs, 1)
 }
 
-/// `attention` with (`fast`) or without our half-precision score path (benchmarks, tests).
+/// `q` (b, n_q, heads*d), `k`/`v` (b, n_k, heads*d) -> (b, n_q, heads*d). Scores and softmax
+/// run in the type `score_dtype` picks (f32 unless f16 on CUDA); `fast`: our kernels
+/// (`Kernels::fast`), else candle's ops throughout.
 pub fn attention_with(
     q: &Tensor,
     k: &Tensor,
@@ -216,6 +208,7 @@ pub struct CrossAttention {
     to_out: candle_nn::Linear,
     heads: usize,
     upcast: bool,
+    kernels: Kernels,
 }
 
 impl CrossAttention {
@@ -226,6 +219,7 @@ impl CrossAttention {
         heads: usize,
         dim_head: usize,
         upcast: bool,
+        kernels: Kernels,
     ) -> Result<Self> {
         let inner = heads * dim_head;
         let context_dim = context_dim.unwrap_or(query_dim);
@@ -236,6 +230,7 @@ impl CrossAttention {
             to_out: candle_nn::linear(inner, query_dim, vb.pp("to_out.0"))?,
             heads,
             upcast,
+            kernels,
         })
     }
 
@@ -249,11 +244,13 @@ impl CrossAttention {
     ) -> Result<Tensor> {
         let context = context.unwrap_or(xs);
         use crate::engines::sd::kernels::linear;
-        let q = linear(&self.to_q, xs)?;
-        let k = linear(&self.to_k, context)?;
-        let v = linear(&self.to_v, context)?;
-        let out = attention_watched(&q, &k, &v, self.heads, self.upcast, mode, cancel)?;
-        linear(&self.to_out, &out)
+        let fast = self.kernels.fast();
+        let q = linear(&self.to_q, xs, fast)?;
+        let k = linear(&self.to_k, context, fast)?;
+        let v = linear(&self.to_v, context, fast)?;
+        let (heads, upcast) = (self.heads, self.upcast);
+        let out = attention_watched(&q, &k, &v, heads, upcast, mode, fast, cancel)?;
+        linear(&self.to_out, &out, fast)
     }
 }
 
@@ -317,11 +314,13 @@ mod tests {
         let k = random((1, 64, 8), 2.0);
         let v = random((1, 64, 8), 3.0);
         let token = CancelToken::new();
-        let whole = attention(&q, &k, &v, 2, false, AttentionMode::Auto).unwrap();
-        let watched = attention_watched(&q, &k, &v, 2, false, AttentionMode::Auto, &token).unwrap();
+        let whole = attention_with(&q, &k, &v, 2, false, AttentionMode::Auto, true).unwrap();
+        let watched =
+            attention_watched(&q, &k, &v, 2, false, AttentionMode::Auto, true, &token).unwrap();
         assert!(max_rel_diff(&watched, &whole) < 1e-6);
         token.cancel();
-        let err = attention_watched(&q, &k, &v, 2, false, AttentionMode::Auto, &token).unwrap_err();
+        let err =
+            attention_watched(&q, &k, &v, 2, false, AttentionMode::Auto, true, &token).unwrap_err();
         assert!(crate::engines::progress::is_cancellation(&err), "{err}");
     }
 
@@ -332,7 +331,7 @@ mod tests {
             random((2, 5, 12), 2.),
             random((2, 5, 12), 3.),
         );
-        let ours = attention(&q, &k, &v, 3, false, AttentionMode::Full).unwrap();
+        let ours = attention_with(&q, &k, &v, 3, false, AttentionMode::Full, true).unwrap();
         assert!(max_rel_diff(&ours, &naive(&q, &k, &v, 3)) < 1e-5);
     }
 
@@ -402,15 +401,16 @@ mod tests {
             random((1, 33, 16), 8.),
             random((1, 33, 16), 9.),
         );
-        let full = attention(&q, &k, &v, 2, false, AttentionMode::Full).unwrap();
+        let full = attention_with(&q, &k, &v, 2, false, AttentionMode::Full, true).unwrap();
         let half = |t: &Tensor| t.to_dtype(DType::F16).unwrap();
-        let ours = attention(
+        let ours = attention_with(
             &half(&q),
             &half(&k),
             &half(&v),
             2,
             true,
             AttentionMode::Sliced { query_chunk: 5 },
+            true,
         )
         .unwrap();
         assert_eq!(ours.dtype(), DType::F16);

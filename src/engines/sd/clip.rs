@@ -126,10 +126,21 @@ pub struct TextEncoder {
 }
 
 impl TextEncoder {
+    /// `load_with` with no PALLAIDIUM_* switches set (parity tests, tools); jobs pass theirs.
     pub fn load(dir: &Path, device: &Device, dtype: DType, fp16_variant: bool) -> Result<Self> {
+        Self::load_with(dir, device, dtype, fp16_variant, Default::default())
+    }
+
+    pub fn load_with(
+        dir: &Path,
+        device: &Device,
+        dtype: DType,
+        fp16_variant: bool,
+        switches: crate::engines::EngineSwitches,
+    ) -> Result<Self> {
         let _span = tracing::info_span!("load_text_encoder", dir = %dir.display()).entered();
         let config = TextEncoderConfig::load(&dir.join("config.json"))?;
-        let weights = Weights::open(dir, device, dtype, fp16_variant)?;
+        let weights = Weights::open(dir, device, dtype, fp16_variant, switches)?;
         let model = weights.build("text encoder", |vb| Self::new(vb, config.clone()))?;
         Ok(model)
     }

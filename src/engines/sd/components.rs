@@ -9,6 +9,7 @@ use super::clip::TextEncoder;
 use super::request::LoadOptions;
 use super::unet::UNet;
 use super::vae::Vae;
+use crate::engines::EngineSwitches;
 use crate::error::Result;
 use crate::vocab::Residency;
 
@@ -21,6 +22,7 @@ pub struct Components {
     fp16_variant: bool,
     residency: Residency,
     sdxl: bool,
+    switches: EngineSwitches,
     text_encoder: Option<TextEncoder>,
     text_encoder_2: Option<TextEncoder>,
     unet: Option<UNet>,
@@ -50,6 +52,7 @@ impl Components {
             fp16_variant: opts.prefer_fp16_variant,
             residency: opts.residency,
             sdxl,
+            switches: opts.switches,
             text_encoder: None,
             text_encoder_2: None,
             unet: None,
@@ -77,16 +80,26 @@ impl Components {
     pub fn text_encoders(&mut self) -> Result<(&TextEncoder, Option<&TextEncoder>)> {
         if self.text_encoder.is_none() {
             let p = self.path("text_encoder");
-            let (device, dtype, v) = (self.device.clone(), self.dtype, self.fp16_variant);
+            let (device, dtype, v, sw) = (
+                self.device.clone(),
+                self.dtype,
+                self.fp16_variant,
+                self.switches,
+            );
             self.text_encoder = Some(timed("text_encoder", || {
-                TextEncoder::load(&p, &device, dtype, v)
+                TextEncoder::load_with(&p, &device, dtype, v, sw)
             })?);
         }
         if self.sdxl && self.text_encoder_2.is_none() {
             let p = self.path("text_encoder_2");
-            let (device, dtype, v) = (self.device.clone(), self.dtype, self.fp16_variant);
+            let (device, dtype, v, sw) = (
+                self.device.clone(),
+                self.dtype,
+                self.fp16_variant,
+                self.switches,
+            );
             self.text_encoder_2 = Some(timed("text_encoder_2", || {
-                TextEncoder::load(&p, &device, dtype, v)
+                TextEncoder::load_with(&p, &device, dtype, v, sw)
             })?);
         }
         match &self.text_encoder {
@@ -98,8 +111,15 @@ impl Components {
     pub fn unet(&mut self) -> Result<&UNet> {
         if self.unet.is_none() {
             let p = self.path("unet");
-            let (device, dtype, v) = (self.device.clone(), self.dtype, self.fp16_variant);
-            self.unet = Some(timed("unet", || UNet::load(&p, &device, dtype, v))?);
+            let (device, dtype, v, sw) = (
+                self.device.clone(),
+                self.dtype,
+                self.fp16_variant,
+                self.switches,
+            );
+            self.unet = Some(timed("unet", || {
+                UNet::load_with(&p, &device, dtype, v, sw)
+            })?);
         }
         self.unet
             .as_ref()
@@ -109,8 +129,13 @@ impl Components {
     pub fn vae(&mut self) -> Result<&Vae> {
         if self.vae.is_none() {
             let p = self.path("vae");
-            let (device, dtype, v) = (self.device.clone(), self.vae_dtype, self.fp16_variant);
-            self.vae = Some(timed("vae", || Vae::load(&p, &device, dtype, v))?);
+            let (device, dtype, v, sw) = (
+                self.device.clone(),
+                self.vae_dtype,
+                self.fp16_variant,
+                self.switches,
+            );
+            self.vae = Some(timed("vae", || Vae::load_with(&p, &device, dtype, v, sw))?);
         }
         self.vae
             .as_ref()

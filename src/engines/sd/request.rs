@@ -18,6 +18,8 @@ pub struct LoadOptions {
     pub residency: Residency,
     /// Use `*.fp16.safetensors` variant files where present (f16/bf16 runs).
     pub prefer_fp16_variant: bool,
+    /// The PALLAIDIUM_* switches the networks are loaded and built with.
+    pub switches: crate::engines::EngineSwitches,
 }
 
 /// Memory-saving modes for one generation.

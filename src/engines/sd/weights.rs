@@ -37,14 +37,17 @@ impl Weights {
     /// `fp16_variant` and present), or a sharded `<stem>.safetensors.index.json`.
     /// Large f32 tensors kept f32 on the CPU are mapped from the file, not copied
     /// (`weights/mapped.rs`); a CUDA device gets its weights through pinned staging buffers,
-    /// converted on the CPU (`weights/upload.rs`). `PALLAIDIUM_COPY_WEIGHTS=1` does neither
-    /// (copies on the CPU, candle's upload on a GPU), to measure against.
-    pub fn open(dir: &Path, device: &Device, dtype: DType, fp16_variant: bool) -> Result<Self> {
-        let copy = matches!(
-            std::env::var("PALLAIDIUM_COPY_WEIGHTS").as_deref(),
-            Ok("1") | Ok("true")
-        );
-        Self::open_with(dir, device, dtype, fp16_variant, !copy)
+    /// converted on the CPU (`weights/upload.rs`). `switches.copy_weights`
+    /// (PALLAIDIUM_COPY_WEIGHTS) does neither (copies on the CPU, candle's upload on a GPU), to
+    /// measure against or for a file system that cannot be mapped.
+    pub fn open(
+        dir: &Path,
+        device: &Device,
+        dtype: DType,
+        fp16_variant: bool,
+        switches: crate::engines::EngineSwitches,
+    ) -> Result<Self> {
+        Self::open_with(dir, device, dtype, fp16_variant, !switches.copy_weights)
     }
 
     fn open_with(

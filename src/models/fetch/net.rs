@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use crate::{Error, Result};
+use crate::Error;
+use crate::platform::switches::Switches;
 
 /// Seconds to wait for a TCP connection (`PALLAIDIUM_CONNECT_TIMEOUT`).
 pub const CONNECT_TIMEOUT_VAR: &str = "PALLAIDIUM_CONNECT_TIMEOUT";
@@ -30,21 +31,14 @@ impl Default for NetTimeouts {
 }
 
 impl NetTimeouts {
-    /// The defaults, overridden by the environment; a bad value is exit 2 naming the variable.
-    pub fn from_env() -> Result<Self> {
-        let get = |name: &str| std::env::var(name).ok();
-        Self::from_values(
-            get(CONNECT_TIMEOUT_VAR).as_deref(),
-            get(READ_TIMEOUT_VAR).as_deref(),
-        )
-    }
-
-    fn from_values(connect: Option<&str>, read: Option<&str>) -> Result<Self> {
+    /// The defaults, overridden by PALLAIDIUM_CONNECT_TIMEOUT / PALLAIDIUM_READ_TIMEOUT (parsed
+    /// and checked at start, `Switches`).
+    pub fn from_switches(switches: &Switches) -> Self {
         let d = Self::default();
-        Ok(Self {
-            connect: parse_seconds(CONNECT_TIMEOUT_VAR, connect)?.unwrap_or(d.connect),
-            read: parse_seconds(READ_TIMEOUT_VAR, read)?.unwrap_or(d.read),
-        })
+        Self {
+            connect: switches.connect_timeout.unwrap_or(d.connect),
+            read: switches.read_timeout.unwrap_or(d.read),
+        }
     }
 
     /// A ureq agent with these timeouts; proxies from the environment as before (HTTPS_PROXY),
@@ -58,18 +52,6 @@ impl NetTimeouts {
             .redirect_auth_headers(ureq::RedirectAuthHeaders::SameHost)
             .user_agent(concat!("pallaidium/", env!("CARGO_PKG_VERSION")))
             .build()
-    }
-}
-
-fn parse_seconds(name: &str, value: Option<&str>) -> Result<Option<Duration>> {
-    let Some(v) = value.map(str::trim).filter(|v| !v.is_empty()) else {
-        return Ok(None);
-    };
-    match v.parse::<f64>() {
-        Ok(s) if s.is_finite() && s > 0.0 && s <= 86_400.0 => Ok(Some(Duration::from_secs_f64(s))),
-        _ => Err(Error::bad_input(format!(
-            "{name}={v:?}: give the timeout in seconds, more than 0 and at most 86400 (e.g. {name}=30)"
-        ))),
     }
 }
 
@@ -142,27 +124,25 @@ mod tests {
 
     #[test]
     fn defaults_and_overrides() {
-        let t = NetTimeouts::from_values(None, None).unwrap();
+        let t = NetTimeouts::from_switches(&Switches::default());
         assert_eq!(t, NetTimeouts::default());
         assert_eq!(t.connect, Duration::from_secs(10));
         assert_eq!(t.read, Duration::from_secs(30));
-        let t = NetTimeouts::from_values(Some("2"), Some(" 0.5 ")).unwrap();
+        let t = NetTimeouts::from_switches(&Switches {
+            connect_timeout: Some(Duration::from_secs(2)),
+            read_timeout: Some(Duration::from_millis(500)),
+            ..Switches::default()
+        });
         assert_eq!(t.connect, Duration::from_secs(2));
         assert_eq!(t.read, Duration::from_millis(500));
     }
 
     #[test]
-    fn bad_values_are_bad_input_naming_the_variable() {
-        for bad in ["0", "-1", "abc", "inf", "100000"] {
-            let err = NetTimeouts::from_values(None, Some(bad)).unwrap_err();
-            assert_eq!(err.exit_code(), 2, "{bad}");
-            assert!(err.to_string().contains(READ_TIMEOUT_VAR), "{err}");
-        }
-    }
-
-    #[test]
     fn the_timeout_message_names_endpoint_wait_and_variable() {
-        let t = NetTimeouts::from_values(Some("3"), Some("1.5")).unwrap();
+        let t = NetTimeouts {
+            connect: Duration::from_secs(3),
+            read: Duration::from_millis(1500),
+        };
         let e = timeout_error(TimedOut::Read, &t, "http://127.0.0.1:9", "the file list");
         assert_eq!(e.exit_code(), 1);
         let msg = e.to_string();

@@ -53,6 +53,8 @@ pub struct ActivationShape {
     pub conv: ConvWorkspace,
     /// Query chunk of sliced attention; `None` is the engine's `Auto` (a per-device score budget).
     pub attention_slice: Option<u64>,
+    /// candle's stock layers (PALLAIDIUM_STOCK_KERNELS) instead of the engine's own kernels.
+    pub stock_kernels: bool,
 }
 
 /// The engine's `AttentionMode::Auto` score budget per chunk (src/engines/sd/attention.rs).
@@ -68,7 +70,7 @@ pub fn auto_score_budget(conv: ConvWorkspace) -> u64 {
 fn attention_bytes(s: &ActivationShape, rows: u64, queries: u64, keys: u64, dim: u64) -> u64 {
     // CUDA's fused kernels keep the scores on chip.
     let fused = s.conv == ConvWorkspace::Im2colChunked
-        && crate::engines::sd::kernels::fast_kernels_enabled()
+        && !s.stock_kernels
         && usize::try_from(dim)
             .is_ok_and(|d| crate::engines::sd::kernels::FUSED_ATTENTION_HEAD_DIMS.contains(&d));
     if fused {
@@ -94,9 +96,7 @@ pub const CPU_COL_BAND_BYTES: u64 = crate::engines::sd::kernels::conv::COL_BAND_
 
 /// The engine's own CPU f32 kernel runs this convolution (rather than candle's conv2d).
 fn cpu_banded(s: &ActivationShape) -> bool {
-    s.conv == ConvWorkspace::InputCopy
-        && s.elem == 4
-        && crate::engines::sd::kernels::fast_kernels_enabled()
+    s.conv == ConvWorkspace::InputCopy && s.elem == 4 && !s.stock_kernels
 }
 
 /// Bytes of the workspace of a 3x3 convolution over `c_in` channels with `pixels` output
@@ -106,7 +106,7 @@ fn conv_workspace(s: &ActivationShape, batch: u64, c_in: u64, pixels: u64, row: 
     match s.conv {
         _ if cpu_banded(s) => full.min(CPU_COL_BAND_BYTES.max(batch * 9 * c_in * row * s.elem)),
         ConvWorkspace::Im2col => full,
-        ConvWorkspace::Im2colChunked if crate::engines::sd::kernels::fast_kernels_enabled() => {
+        ConvWorkspace::Im2colChunked if !s.stock_kernels => {
             let budget = crate::engines::sd::kernels::conv::CUDA_COL_BUDGET_BYTES as u64;
             full.min(budget.max(9 * c_in * 8 * s.elem))
         }
@@ -293,6 +293,7 @@ mod tests {
             elem: 4,
             conv,
             attention_slice: slice,
+            stock_kernels: false,
         }
     }
 

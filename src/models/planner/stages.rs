@@ -32,6 +32,8 @@ pub struct DeviceTraits {
     pub mapped_files_count: bool,
     /// The runtime itself: allocator slack, thread stacks, BLAS workspaces, the binary.
     pub overhead_bytes: u64,
+    /// The engine runs candle's stock layers (PALLAIDIUM_STOCK_KERNELS), not ours.
+    pub stock_kernels: bool,
 }
 
 /// The options one candidate plan fixes.
@@ -122,6 +124,7 @@ pub fn steps(
         elem: job.elem,
         conv: dev.conv,
         attention_slice: cand.attention_slice,
+        stock_kernels: dev.stock_kernels,
     };
     let vae_shape = |tiled: bool| ActivationShape {
         elem: job.vae_elem,

@@ -11,7 +11,7 @@ use std::time::Duration;
 use crossterm::event::Event;
 use ratatui_image::picker::{Picker, ProtocolType};
 
-/// `--preview-protocol` (or PALLAIDIUM_PREVIEW_PROTOCOL until the flag exists).
+/// `--preview-protocol` (or PALLAIDIUM_PREVIEW_PROTOCOL, `Switches::preview_protocol`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum PreviewProtocol {
     #[default]
@@ -98,6 +98,10 @@ mod tests {
             ("none", PreviewProtocol::None),
         ] {
             assert_eq!(s.parse::<PreviewProtocol>(), Ok(p));
+        }
+        // Every word PALLAIDIUM_PREVIEW_PROTOCOL accepts at start parses here too.
+        for word in crate::platform::switches::PREVIEW_PROTOCOLS {
+            assert!(word.parse::<PreviewProtocol>().is_ok(), "{word}");
         }
         assert!(
             "png"

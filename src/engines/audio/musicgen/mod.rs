@@ -67,16 +67,26 @@ impl MusicGen {
     /// Loads a MusicGen folder. The T5 encoder and the codec run in f32 whatever `dtype` is
     /// (T5 overflows in f16; both are small); the decoder uses `dtype`.
     pub fn load(dir: &Path, device: &Device, dtype: DType) -> Result<Self> {
+        Self::load_with(dir, device, dtype, Default::default())
+    }
+
+    /// `load` with the run's PALLAIDIUM_* switches (how the weights are read).
+    pub fn load_with(
+        dir: &Path,
+        device: &Device,
+        dtype: DType,
+        switches: crate::engines::EngineSwitches,
+    ) -> Result<Self> {
         let started = Instant::now();
         let _span = tracing::info_span!("musicgen_load", dir = %dir.display()).entered();
         let config = MusicgenConfig::load(&dir.join("config.json"))?;
         let generation = GenerationConfig::load(&dir.join("generation_config.json"))?;
         let tokenizer = load_tokenizer(dir)?;
-        let full = Weights::open(dir, device, DType::F32, false)?;
+        let full = Weights::open(dir, device, DType::F32, false, switches)?;
         let half = if dtype == DType::F32 {
             None
         } else {
-            Some(Weights::open(dir, device, dtype, false)?)
+            Some(Weights::open(dir, device, dtype, false, switches)?)
         };
         let main = half.as_ref().unwrap_or(&full);
         let t5_cfg = config.text_encoder.clone();

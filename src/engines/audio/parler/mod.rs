@@ -60,6 +60,16 @@ impl ParlerTts {
     /// Loads a Parler-TTS folder: config.json, generation_config.json (optional),
     /// tokenizer.json and model.safetensors. Missing or damaged files are `BadInput` naming the file.
     pub fn load(dir: &Path, device: &Device, dtype: DType) -> Result<Self> {
+        Self::load_with(dir, device, dtype, Default::default())
+    }
+
+    /// `load` with the run's PALLAIDIUM_* switches (how the weights are read).
+    pub fn load_with(
+        dir: &Path,
+        device: &Device,
+        dtype: DType,
+        switches: crate::engines::EngineSwitches,
+    ) -> Result<Self> {
         let _span = tracing::info_span!("parler_load", dir = %dir.display()).entered();
         let started = Instant::now();
         let cfg = config::ParlerConfig::load(dir)?;
@@ -70,7 +80,7 @@ impl ParlerTts {
                 tokenizer_path.display()
             ))
         })?;
-        let weights = Weights::open(dir, device, dtype, false)?;
+        let weights = Weights::open(dir, device, dtype, false, switches)?;
         let nets = model::Networks::load(&cfg, &weights, device, dtype)?;
         tracing::info!(
             elapsed_s = started.elapsed().as_secs_f64(),

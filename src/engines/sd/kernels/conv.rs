@@ -11,24 +11,27 @@ use super::threads::par_chunks_mut;
 #[derive(Debug, Clone)]
 pub struct Conv2d {
     plain: candle_nn::Conv2d,
+    kernels: super::Kernels,
 }
 
-/// Same signature, weight names and init as `candle_nn::conv2d`.
+/// Same weight names and init as `candle_nn::conv2d`; `kernels` picks the implementation.
 pub fn conv2d(
     in_c: usize,
     out_c: usize,
     kernel: usize,
     cfg: Conv2dConfig,
     vb: VarBuilder,
+    kernels: super::Kernels,
 ) -> Result<Conv2d> {
     Ok(Conv2d {
         plain: candle_nn::conv2d(in_c, out_c, kernel, cfg, vb)?,
+        kernels,
     })
 }
 
 impl Conv2d {
-    pub fn from_candle(plain: candle_nn::Conv2d) -> Self {
-        Self { plain }
+    pub fn from_candle(plain: candle_nn::Conv2d, kernels: super::Kernels) -> Self {
+        Self { plain, kernels }
     }
 
     pub fn weight(&self) -> &Tensor {
@@ -140,7 +143,7 @@ impl Conv2d {
 
 impl Module for Conv2d {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        self.forward_with(xs, super::fast_kernels_enabled())
+        self.forward_with(xs, self.kernels.fast())
     }
 }
 
@@ -273,7 +276,9 @@ mod tests {
                 let x = Tensor::randn(0f32, 1., (2, ci, h, w), &dev).unwrap();
                 let c = plain(ci, co, k, s, p, bias);
                 let want = c.forward(&x).unwrap();
-                let ours = Conv2d::from_candle(c).forward(&x).unwrap();
+                let ours = Conv2d::from_candle(c, super::super::Kernels::Ours)
+                    .forward(&x)
+                    .unwrap();
                 assert_eq!(ours.dims(), want.dims());
                 assert!(rel(&ours, &want) < 1e-5, "{ci} {co} {k} {s} {p}");
             }
@@ -287,7 +292,7 @@ mod tests {
             let x = Tensor::randn(0f32, 1., (2, 5, 11, 9), &dev).unwrap();
             let c = plain(5, 4, k, s, p, true);
             let want = c.forward(&x).unwrap();
-            let ours = Conv2d::from_candle(c);
+            let ours = Conv2d::from_candle(c, super::super::Kernels::Ours);
             for band_bytes in [1, 2 * 5 * 9 * 9 * 4 * 3, usize::MAX] {
                 let got = ours.forward_cpu_banded(&x, band_bytes).unwrap();
                 assert_eq!(got.dims(), want.dims());
@@ -305,14 +310,14 @@ mod tests {
             .unwrap();
         let c = plain(6, 3, 3, 1, 1, true);
         let want = c.forward(&x.contiguous().unwrap()).unwrap();
-        let ours = Conv2d::from_candle(c.clone());
+        let ours = Conv2d::from_candle(c.clone(), super::super::Kernels::Ours);
         assert!(rel(&ours.forward(&x).unwrap(), &want) < 1e-5);
         let half = candle_nn::Conv2d::new(
             c.weight().to_dtype(DType::F16).unwrap(),
             c.bias().map(|b| b.to_dtype(DType::F16).unwrap()),
             *c.config(),
         );
-        let y = Conv2d::from_candle(half)
+        let y = Conv2d::from_candle(half, super::super::Kernels::Ours)
             .forward(&x.contiguous().unwrap().to_dtype(DType::F16).unwrap())
             .unwrap();
         assert!(rel(&y.to_dtype(DType::F32).unwrap(), &want) < 1e-2);

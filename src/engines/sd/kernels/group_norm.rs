@@ -14,13 +14,20 @@ pub struct GroupNorm {
     bias: Tensor,
     groups: usize,
     eps: f64,
+    kernels: super::Kernels,
 }
 
-/// Same signature and weight names as `candle_nn::group_norm`.
-pub fn group_norm(groups: usize, channels: usize, eps: f64, vb: VarBuilder) -> Result<GroupNorm> {
+/// Same weight names as `candle_nn::group_norm`; `kernels` picks the implementation.
+pub fn group_norm(
+    groups: usize,
+    channels: usize,
+    eps: f64,
+    vb: VarBuilder,
+    kernels: super::Kernels,
+) -> Result<GroupNorm> {
     let weight = vb.get_with_hints(channels, "weight", candle_nn::Init::Const(1.))?;
     let bias = vb.get_with_hints(channels, "bias", candle_nn::Init::Const(0.))?;
-    GroupNorm::new(weight, bias, channels, groups, eps)
+    Ok(GroupNorm::new(weight, bias, channels, groups, eps)?.with_kernels(kernels))
 }
 
 impl GroupNorm {
@@ -38,12 +45,18 @@ impl GroupNorm {
             bias,
             groups,
             eps,
+            kernels: super::Kernels::Ours,
         })
+    }
+
+    /// This layer running `kernels` (`new` runs ours).
+    pub fn with_kernels(self, kernels: super::Kernels) -> Self {
+        Self { kernels, ..self }
     }
 
     /// GroupNorm then SiLU.
     pub fn forward_silu(&self, xs: &Tensor) -> Result<Tensor> {
-        self.forward_with(xs, true, super::fast_kernels_enabled())
+        self.forward_with(xs, true, self.kernels.fast())
     }
 
     /// The layer (then SiLU when `silu`) with (`fast`) or without (candle_nn's composition)
@@ -85,7 +98,7 @@ impl GroupNorm {
 
 impl Module for GroupNorm {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        self.forward_with(xs, false, super::fast_kernels_enabled())
+        self.forward_with(xs, false, self.kernels.fast())
     }
 }
 

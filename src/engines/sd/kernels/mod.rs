@@ -27,40 +27,25 @@ mod upsample;
 
 use candle_core::{D, Result, Tensor};
 
-/// A measurement switch: the variable set to `1` or `true`, read once per process (the kernels
-/// ask on every call).
-fn env_switch(cell: &'static std::sync::OnceLock<bool>, name: &str) -> bool {
-    *cell.get_or_init(|| matches!(std::env::var(name).as_deref(), Ok("1") | Ok("true")))
+/// Which implementation the layers run, fixed when a model is built: this crate's kernels, or
+/// candle's own with PALLAIDIUM_STOCK_KERNELS (`EngineSwitches::stock_kernels`), so one binary
+/// can measure before and after (benchmarks) or rule the kernels out (debugging).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Kernels {
+    #[default]
+    Ours,
+    Stock,
 }
 
-/// `PALLAIDIUM_STOCK_KERNELS=1` routes every layer through candle's own implementation, so
-/// one binary can measure before and after (benchmarks) or rule the kernels out (debugging).
-pub fn fast_kernels_enabled() -> bool {
-    static STOCK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    !env_switch(&STOCK, "PALLAIDIUM_STOCK_KERNELS")
-}
+impl Kernels {
+    pub fn stock_if(stock: bool) -> Self {
+        if stock { Self::Stock } else { Self::Ours }
+    }
 
-/// `PALLAIDIUM_SCALAR_ATTENTION=1`: the CUDA attention without tensor cores (one thread a query).
-#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
-fn scalar_attention_requested() -> bool {
-    static SCALAR: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    env_switch(&SCALAR, "PALLAIDIUM_SCALAR_ATTENTION")
-}
-
-/// `PALLAIDIUM_ATTENTION_V1=1`: the tensor-core attention with register prefetch instead of
-/// cp.async tiles.
-#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
-fn attention_v1_requested() -> bool {
-    static V1: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    env_switch(&V1, "PALLAIDIUM_ATTENTION_V1")
-}
-
-/// `PALLAIDIUM_IM2COL_V1=1`: the CUDA convolutions' untiled im2col (each thread gathering its
-/// positions from global memory) instead of the shared-memory tiles.
-#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
-fn im2col_v1_requested() -> bool {
-    static V1: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    env_switch(&V1, "PALLAIDIUM_IM2COL_V1")
+    /// Whether our kernels run: the `fast` argument of the `*_with` functions.
+    pub fn fast(self) -> bool {
+        self == Self::Ours
+    }
 }
 
 /// Head sizes the CUDA fused attention kernels are compiled for (`cuda/attention.rs`); the
@@ -75,9 +60,9 @@ pub use upsample::upsample_nearest2d;
 
 /// Attention in one fused kernel (CUDA builds, head sizes the kernel is compiled for): `q`
 /// (rows, n_q, d) already scaled, `k`/`v` (rows, n_k, d). None where it does not apply. f16
-/// runs on tensor cores unless `PALLAIDIUM_SCALAR_ATTENTION=1` (a measurement switch).
+/// and bf16 run on tensor cores where the PTX has them.
 pub fn fused_attention(q: &Tensor, k: &Tensor, v: &Tensor) -> Option<Result<Tensor>> {
-    fused_attention_with(q, k, v, !scalar_attention_requested())
+    fused_attention_with(q, k, v, true)
 }
 
 /// `fused_attention` with the kernel chosen: `tensor_cores` (f16 only) or one thread a query.
@@ -134,12 +119,13 @@ pub fn add_per_channel(xs: &Tensor, values: &Tensor, fast: bool) -> Result<Tenso
     xs.broadcast_add(&values.unsqueeze(2)?.unsqueeze(3)?)
 }
 
-/// candle_nn's `Linear`; on CUDA with our kernels on, the leading dimensions flattened into one
-/// GEMM and the bias added by our kernel (candle adds it through its general strided broadcast,
-/// which costs more than the GEMM at the UNet's sizes).
-pub fn linear(layer: &candle_nn::Linear, xs: &Tensor) -> Result<Tensor> {
+/// candle_nn's `Linear`; on CUDA with our kernels on (`fast`), the leading dimensions flattened
+/// into one GEMM and the bias added by our kernel (candle adds it through its general strided
+/// broadcast, which costs more than the GEMM at the UNet's sizes).
+#[cfg_attr(not(feature = "cuda"), allow(unused_variables))]
+pub fn linear(layer: &candle_nn::Linear, xs: &Tensor, fast: bool) -> Result<Tensor> {
     #[cfg(feature = "cuda")]
-    if let Some(y) = cuda_linear_unbiased(layer, xs)? {
+    if let Some(y) = cuda_linear_unbiased(layer, xs, fast)? {
         let y = match layer.bias() {
             Some(bias) => y.apply_op2_no_bwd(
                 bias,
@@ -156,19 +142,23 @@ pub fn linear(layer: &candle_nn::Linear, xs: &Tensor) -> Result<Tensor> {
 
 /// The feed-forward's projection then GEGLU: `geglu(linear(layer, xs))`, with the projection's
 /// bias added inside the GEGLU kernel on CUDA (same rounding as the separate add).
-pub fn linear_geglu(layer: &candle_nn::Linear, xs: &Tensor) -> Result<Tensor> {
+pub fn linear_geglu(layer: &candle_nn::Linear, xs: &Tensor, fast: bool) -> Result<Tensor> {
     #[cfg(feature = "cuda")]
-    if let (Some(bias), Some(y)) = (layer.bias(), cuda_linear_unbiased(layer, xs)?) {
+    if let (Some(bias), Some(y)) = (layer.bias(), cuda_linear_unbiased(layer, xs, fast)?) {
         return with_leading_dims(&y.apply_op2_no_bwd(bias, &cuda::GegluOp)?, xs);
     }
-    geglu(&linear(layer, xs)?, fast_kernels_enabled())
+    geglu(&linear(layer, xs, fast)?, fast)
 }
 
 /// On the fast CUDA path: `xs . weight^T` as one 2-D GEMM, (rows, out_features), without the
 /// bias; None elsewhere.
 #[cfg(feature = "cuda")]
-fn cuda_linear_unbiased(layer: &candle_nn::Linear, xs: &Tensor) -> Result<Option<Tensor>> {
-    if !(xs.device().is_cuda() && fast_kernels_enabled() && xs.rank() >= 2) {
+fn cuda_linear_unbiased(
+    layer: &candle_nn::Linear,
+    xs: &Tensor,
+    fast: bool,
+) -> Result<Option<Tensor>> {
+    if !(xs.device().is_cuda() && fast && xs.rank() >= 2) {
         return Ok(None);
     }
     let in_features = xs.dim(D::Minus1)?;
@@ -204,7 +194,7 @@ pub fn fused_attention_packed(
     #[cfg(feature = "cuda")]
     {
         let op = cuda::FlashAttnOp {
-            tensor_cores: !scalar_attention_requested(),
+            tensor_cores: true,
             heads,
             scale: scale as f32,
         };

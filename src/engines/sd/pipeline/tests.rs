@@ -13,6 +13,7 @@ fn tiny_sd1(dtype: DType) -> SdPipeline {
         dtype,
         residency: Residency::Resident,
         prefer_fp16_variant: false,
+        switches: Default::default(),
     })
     .unwrap()
 }

@@ -65,6 +65,7 @@ impl DownBlock {
                 vb.pp("downsamplers.0"),
                 s.out_c,
                 s.downsample_padding,
+                s.resnet.kernels,
             )?)
         } else {
             None
@@ -179,7 +180,11 @@ impl UpBlock {
             }
         }
         let upsampler = if s.add_upsample {
-            Some(Upsample2D::new(vb.pp("upsamplers.0"), s.out_c)?)
+            Some(Upsample2D::new(
+                vb.pp("upsamplers.0"),
+                s.out_c,
+                s.resnet.kernels,
+            )?)
         } else {
             None
         };

@@ -21,6 +21,7 @@ use super::attention::AttentionMode;
 use super::config::UNetConfig;
 use super::kernels::{self, Conv2d, GroupNorm};
 use super::weights::Weights;
+use crate::engines::EngineSwitches;
 use crate::engines::progress::CancelToken;
 use crate::error::{Error, Result};
 
@@ -57,14 +58,31 @@ pub struct UNet {
 }
 
 impl UNet {
+    /// `load_with` with no PALLAIDIUM_* switches set (parity tests, tools); jobs pass theirs.
     pub fn load(dir: &Path, device: &Device, dtype: DType, fp16_variant: bool) -> Result<Self> {
-        let _span = tracing::info_span!("load_unet", dir = %dir.display()).entered();
-        let config = UNetConfig::load(&dir.join("config.json"))?;
-        let weights = Weights::open(dir, device, dtype, fp16_variant)?;
-        weights.build("UNet", |vb| Self::new(vb, config))
+        Self::load_with(dir, device, dtype, fp16_variant, Default::default())
     }
 
-    pub fn new(vb: VarBuilder, config: UNetConfig) -> candle_core::Result<Self> {
+    pub fn load_with(
+        dir: &Path,
+        device: &Device,
+        dtype: DType,
+        fp16_variant: bool,
+        switches: EngineSwitches,
+    ) -> Result<Self> {
+        let _span = tracing::info_span!("load_unet", dir = %dir.display()).entered();
+        let config = UNetConfig::load(&dir.join("config.json"))?;
+        let weights = Weights::open(dir, device, dtype, fp16_variant, switches)?;
+        weights.build("UNet", |vb| Self::new(vb, config, switches))
+    }
+
+    /// `switches`: the layers' kernels and whether the probe times them.
+    pub fn new(
+        vb: VarBuilder,
+        config: UNetConfig,
+        switches: EngineSwitches,
+    ) -> candle_core::Result<Self> {
+        let kernels = switches.kernels();
         let c = &config;
         let ch = &c.block_out_channels;
         let blocks = ch.len();
@@ -74,6 +92,7 @@ impl UNet {
             eps: c.norm_eps,
             temb_channels: Some(temb_dim),
             output_scale_factor: c.resnet_out_scale_factor,
+            kernels,
         };
         let transformer = |i: usize, depth: usize| TransformerConfig {
             heads: c.num_attention_heads[i],
@@ -82,6 +101,7 @@ impl UNet {
             groups: c.norm_num_groups,
             use_linear_projection: c.use_linear_projection,
             upcast: c.upcast_attention,
+            kernels,
         };
         let pad_in = (c.conv_in_kernel - 1) / 2;
         let conv_in = conv(
@@ -91,6 +111,7 @@ impl UNet {
             c.conv_in_kernel,
             1,
             pad_in,
+            kernels,
         )?;
         let time_embedding = TimestepEmbedding::new(vb.pp("time_embedding"), ch[0], temb_dim)?;
         let add_embedding = match (
@@ -160,6 +181,7 @@ impl UNet {
                 ch[0],
                 c.norm_eps,
                 vb.pp("conv_norm_out"),
+                kernels,
             )?,
             conv_out: conv(
                 vb.pp("conv_out"),
@@ -168,8 +190,9 @@ impl UNet {
                 c.conv_out_kernel,
                 1,
                 pad_out,
+                kernels,
             )?,
-            probe: probe::Probe::from_env(vb.device()),
+            probe: probe::Probe::new(vb.device(), switches.profile),
             device: vb.device().clone(),
             dtype: vb.dtype(),
             config,

@@ -1,5 +1,5 @@
 //! Where a UNet step's device time goes, by kind of layer: off unless `PALLAIDIUM_PROFILE=1`
-//! when the UNet is loaded (read then, kept in the UNet). When on, the device is synchronized
+//! (`EngineSwitches::profile`) when the UNet is loaded (kept in the UNet). When on, the device is synchronized
 //! around every timed layer, which slows the step itself: the totals say where time goes, not
 //! what a step costs (`bench unet` reports them under `profile`).
 
@@ -18,11 +18,7 @@ pub struct Probe {
 }
 
 impl Probe {
-    pub fn from_env(device: &Device) -> Self {
-        let enabled = matches!(
-            std::env::var("PALLAIDIUM_PROFILE").as_deref(),
-            Ok("1") | Ok("true")
-        );
+    pub fn new(device: &Device, enabled: bool) -> Self {
         Self {
             device: device.clone(),
             enabled,
@@ -71,7 +67,7 @@ mod tests {
 
     #[test]
     fn totals_accumulate_per_kind_when_enabled_and_not_otherwise() {
-        let mut probe = Probe::from_env(&Device::Cpu);
+        let mut probe = Probe::new(&Device::Cpu, false);
         probe.enabled = true;
         probe.time("a", || Ok(())).unwrap();
         probe.time("a", || Ok(())).unwrap();

@@ -3,7 +3,7 @@
 use candle_core::{Module, Result, Tensor};
 use candle_nn::{Conv2dConfig, Linear, VarBuilder};
 
-use crate::engines::sd::kernels::{self, Conv2d, GroupNorm};
+use crate::engines::sd::kernels::{self, Conv2d, GroupNorm, Kernels};
 
 pub fn conv(
     vb: VarBuilder,
@@ -12,13 +12,14 @@ pub fn conv(
     kernel: usize,
     stride: usize,
     padding: usize,
+    kernels: Kernels,
 ) -> Result<Conv2d> {
     let cfg = Conv2dConfig {
         padding,
         stride,
         ..Default::default()
     };
-    kernels::conv2d(in_c, out_c, kernel, cfg, vb)
+    kernels::conv2d(in_c, out_c, kernel, cfg, vb, kernels)
 }
 
 /// GroupNorm then SiLU, the pair every block starts with.
@@ -35,6 +36,7 @@ pub struct ResnetBlock2D {
     conv2: Conv2d,
     conv_shortcut: Option<Conv2d>,
     output_scale_factor: f64,
+    kernels: Kernels,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -44,6 +46,8 @@ pub struct ResnetConfig {
     /// Channels of the time embedding; None in the VAE.
     pub temb_channels: Option<usize>,
     pub output_scale_factor: f64,
+    /// Ours or candle's layers (`Kernels`).
+    pub kernels: Kernels,
 }
 
 impl ResnetBlock2D {
@@ -53,18 +57,27 @@ impl ResnetBlock2D {
             None => None,
         };
         let conv_shortcut = if in_c != out_c {
-            Some(conv(vb.pp("conv_shortcut"), in_c, out_c, 1, 1, 0)?)
+            Some(conv(
+                vb.pp("conv_shortcut"),
+                in_c,
+                out_c,
+                1,
+                1,
+                0,
+                c.kernels,
+            )?)
         } else {
             None
         };
         Ok(Self {
-            norm1: kernels::group_norm(c.groups, in_c, c.eps, vb.pp("norm1"))?,
-            conv1: conv(vb.pp("conv1"), in_c, out_c, 3, 1, 1)?,
+            norm1: kernels::group_norm(c.groups, in_c, c.eps, vb.pp("norm1"), c.kernels)?,
+            conv1: conv(vb.pp("conv1"), in_c, out_c, 3, 1, 1, c.kernels)?,
             time_emb_proj,
-            norm2: kernels::group_norm(c.groups, out_c, c.eps, vb.pp("norm2"))?,
-            conv2: conv(vb.pp("conv2"), out_c, out_c, 3, 1, 1)?,
+            norm2: kernels::group_norm(c.groups, out_c, c.eps, vb.pp("norm2"), c.kernels)?,
+            conv2: conv(vb.pp("conv2"), out_c, out_c, 3, 1, 1, c.kernels)?,
             conv_shortcut,
             output_scale_factor: c.output_scale_factor,
+            kernels: c.kernels,
         })
     }
 
@@ -72,8 +85,7 @@ impl ResnetBlock2D {
     pub fn forward(&self, xs: &Tensor, temb_silu: Option<&Tensor>) -> Result<Tensor> {
         let mut h = self.conv1.forward(&norm_silu(&self.norm1, xs)?)?;
         if let (Some(proj), Some(t)) = (&self.time_emb_proj, temb_silu) {
-            let fast = kernels::fast_kernels_enabled();
-            h = kernels::add_per_channel(&h, &proj.forward(t)?, fast)?;
+            h = kernels::add_per_channel(&h, &proj.forward(t)?, self.kernels.fast())?;
         }
         let h = self.conv2.forward(&norm_silu(&self.norm2, &h)?)?;
         let shortcut = match &self.conv_shortcut {
@@ -98,9 +110,9 @@ pub struct Downsample2D {
 }
 
 impl Downsample2D {
-    pub fn new(vb: VarBuilder, channels: usize, padding: usize) -> Result<Self> {
+    pub fn new(vb: VarBuilder, channels: usize, padding: usize, kernels: Kernels) -> Result<Self> {
         Ok(Self {
-            conv: conv(vb.pp("conv"), channels, channels, 3, 2, padding)?,
+            conv: conv(vb.pp("conv"), channels, channels, 3, 2, padding, kernels)?,
             pad_right_bottom: padding == 0,
         })
     }
@@ -120,20 +132,21 @@ impl Downsample2D {
 #[derive(Debug)]
 pub struct Upsample2D {
     conv: Conv2d,
+    kernels: Kernels,
 }
 
 impl Upsample2D {
-    pub fn new(vb: VarBuilder, channels: usize) -> Result<Self> {
+    pub fn new(vb: VarBuilder, channels: usize, kernels: Kernels) -> Result<Self> {
         Ok(Self {
-            conv: conv(vb.pp("conv"), channels, channels, 3, 1, 1)?,
+            conv: conv(vb.pp("conv"), channels, channels, 3, 1, 1, kernels)?,
+            kernels,
         })
     }
 
     pub fn forward(&self, xs: &Tensor, size: Option<(usize, usize)>) -> Result<Tensor> {
         let (_, _, h, w) = xs.dims4()?;
         let (th, tw) = size.unwrap_or((2 * h, 2 * w));
-        let fast = crate::engines::sd::kernels::fast_kernels_enabled();
-        let up = crate::engines::sd::kernels::upsample_nearest2d(xs, th, tw, fast)?;
+        let up = kernels::upsample_nearest2d(xs, th, tw, self.kernels.fast())?;
         self.conv.forward(&up)
     }
 }

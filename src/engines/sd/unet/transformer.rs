@@ -7,26 +7,29 @@ use candle_nn::{LayerNorm, Linear, VarBuilder};
 use super::blocks::BlockInputs;
 use super::resnet::conv;
 use crate::engines::sd::attention::CrossAttention;
-use crate::engines::sd::kernels::{self, Conv2d, GroupNorm};
+use crate::engines::sd::kernels::{self, Conv2d, GroupNorm, Kernels};
 
 #[derive(Debug)]
 struct FeedForward {
     proj: Linear,
     out: Linear,
+    kernels: Kernels,
 }
 
 impl FeedForward {
-    fn new(vb: VarBuilder, dim: usize) -> Result<Self> {
+    fn new(vb: VarBuilder, dim: usize, kernels: Kernels) -> Result<Self> {
         let inner = dim * 4;
         Ok(Self {
             proj: candle_nn::linear(dim, inner * 2, vb.pp("net.0.proj"))?,
             out: candle_nn::linear(inner, dim, vb.pp("net.2"))?,
+            kernels,
         })
     }
 
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        let gated = kernels::linear_geglu(&self.proj, xs)?;
-        kernels::linear(&self.out, &gated)
+        let fast = self.kernels.fast();
+        let gated = kernels::linear_geglu(&self.proj, xs, fast)?;
+        kernels::linear(&self.out, &gated, fast)
     }
 }
 
@@ -45,7 +48,15 @@ impl BasicTransformerBlock {
         let dim_head = dim / c.heads;
         Ok(Self {
             norm1: candle_nn::layer_norm(dim, 1e-5, vb.pp("norm1"))?,
-            attn1: CrossAttention::new(vb.pp("attn1"), dim, None, c.heads, dim_head, c.upcast)?,
+            attn1: CrossAttention::new(
+                vb.pp("attn1"),
+                dim,
+                None,
+                c.heads,
+                dim_head,
+                c.upcast,
+                c.kernels,
+            )?,
             norm2: candle_nn::layer_norm(dim, 1e-5, vb.pp("norm2"))?,
             attn2: CrossAttention::new(
                 vb.pp("attn2"),
@@ -54,9 +65,10 @@ impl BasicTransformerBlock {
                 c.heads,
                 dim_head,
                 c.upcast,
+                c.kernels,
             )?,
             norm3: candle_nn::layer_norm(dim, 1e-5, vb.pp("norm3"))?,
-            ff: FeedForward::new(vb.pp("ff"), dim)?,
+            ff: FeedForward::new(vb.pp("ff"), dim, c.kernels)?,
         })
     }
 
@@ -86,6 +98,8 @@ pub struct TransformerConfig {
     pub groups: usize,
     pub use_linear_projection: bool,
     pub upcast: bool,
+    /// Ours or candle's layers (`Kernels`).
+    pub kernels: Kernels,
 }
 
 #[derive(Debug)]
@@ -100,6 +114,7 @@ pub struct Transformer2D {
     proj_in: Projection,
     blocks: Vec<BasicTransformerBlock>,
     proj_out: Projection,
+    kernels: Kernels,
 }
 
 impl Transformer2D {
@@ -108,7 +123,7 @@ impl Transformer2D {
             Ok(if c.use_linear_projection {
                 Projection::Linear(candle_nn::linear(channels, channels, vb.pp(name))?)
             } else {
-                Projection::Conv(conv(vb.pp(name), channels, channels, 1, 1, 0)?)
+                Projection::Conv(conv(vb.pp(name), channels, channels, 1, 1, 0, c.kernels)?)
             })
         };
         let blocks = (0..c.depth)
@@ -117,10 +132,11 @@ impl Transformer2D {
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
-            norm: kernels::group_norm(c.groups, channels, 1e-6, vb.pp("norm"))?,
+            norm: kernels::group_norm(c.groups, channels, 1e-6, vb.pp("norm"), c.kernels)?,
             proj_in: proj("proj_in")?,
             blocks,
             proj_out: proj("proj_out")?,
+            kernels: c.kernels,
         })
     }
 
@@ -128,14 +144,14 @@ impl Transformer2D {
         let (b, c, h, w) = xs.dims4()?;
         let p = inp.probe;
         // (b, c, h, w) -> (b, h*w, c), projecting before or after as the weights dictate.
-        let fast = kernels::fast_kernels_enabled();
+        let fast = self.kernels.fast();
         let to_tokens = |t: &Tensor| -> Result<Tensor> {
             kernels::transpose_last2(&t.reshape((b, c, h * w))?, fast)
         };
         let mut tokens = p.time("transformer_in", || {
             let normed = self.norm.forward(xs)?;
             match &self.proj_in {
-                Projection::Linear(l) => kernels::linear(l, &to_tokens(&normed)?),
+                Projection::Linear(l) => kernels::linear(l, &to_tokens(&normed)?, fast),
                 Projection::Conv(cv) => to_tokens(&cv.forward(&normed)?),
             }
         })?;
@@ -148,7 +164,7 @@ impl Transformer2D {
         };
         p.time("transformer_out", || {
             let out = match &self.proj_out {
-                Projection::Linear(l) => to_image(&kernels::linear(l, &tokens)?)?,
+                Projection::Linear(l) => to_image(&kernels::linear(l, &tokens, fast)?)?,
                 Projection::Conv(cv) => cv.forward(&to_image(&tokens)?)?,
             };
             out + xs

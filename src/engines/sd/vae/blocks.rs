@@ -4,7 +4,7 @@
 use candle_core::{Module, Result, Tensor};
 use candle_nn::{Linear, VarBuilder};
 
-use crate::engines::sd::kernels::{self, Conv2d, GroupNorm};
+use crate::engines::sd::kernels::{self, Conv2d, GroupNorm, Kernels};
 
 use crate::engines::progress::CancelToken;
 use crate::engines::sd::attention::{AttentionMode, attention_watched};
@@ -16,12 +16,13 @@ use crate::engines::sd::unet::resnet::{
 /// diffusers builds every VAE resnet and norm with eps 1e-6.
 const EPS: f64 = 1e-6;
 
-fn resnet_config(c: &VaeConfig) -> ResnetConfig {
+fn resnet_config(c: &VaeConfig, kernels: Kernels) -> ResnetConfig {
     ResnetConfig {
         groups: c.norm_num_groups,
         eps: EPS,
         temb_channels: None,
         output_scale_factor: 1.0,
+        kernels,
     }
 }
 
@@ -33,20 +34,22 @@ struct SpatialSelfAttention {
     to_k: Linear,
     to_v: Linear,
     to_out: Linear,
+    kernels: Kernels,
 }
 
 impl SpatialSelfAttention {
-    fn new(vb: VarBuilder, channels: usize, groups: usize) -> Result<Self> {
+    fn new(vb: VarBuilder, channels: usize, groups: usize, kernels: Kernels) -> Result<Self> {
         // Checkpoints saved before diffusers 0.14 name these query/key/value/proj_attn.
         let legacy = !vb.contains_tensor("to_q.weight") && vb.contains_tensor("query.weight");
         let name = |new: &'static str, old: &'static str| if legacy { old } else { new };
         let lin = |n: &str| candle_nn::linear(channels, channels, vb.pp(n));
         Ok(Self {
-            group_norm: kernels::group_norm(groups, channels, EPS, vb.pp("group_norm"))?,
+            group_norm: kernels::group_norm(groups, channels, EPS, vb.pp("group_norm"), kernels)?,
             to_q: lin(name("to_q", "query"))?,
             to_k: lin(name("to_k", "key"))?,
             to_v: lin(name("to_v", "value"))?,
             to_out: lin(name("to_out.0", "proj_attn"))?,
+            kernels,
         })
     }
 
@@ -62,9 +65,10 @@ impl SpatialSelfAttention {
         let k = self.to_k.forward(&tokens)?;
         let v = self.to_v.forward(&tokens)?;
         // diffusers sets upcast_softmax for the VAE's attention.
+        let fast = self.kernels.fast();
         let out = self
             .to_out
-            .forward(&attention_watched(&q, &k, &v, 1, true, mode, cancel)?)?;
+            .forward(&attention_watched(&q, &k, &v, 1, true, mode, fast, cancel)?)?;
         let out = out.transpose(1, 2)?.contiguous()?.reshape((b, c, h, w))?;
         out + xs
     }
@@ -78,13 +82,14 @@ struct MidBlock {
 }
 
 impl MidBlock {
-    fn new(vb: VarBuilder, channels: usize, c: &VaeConfig) -> Result<Self> {
-        let rc = resnet_config(c);
+    fn new(vb: VarBuilder, channels: usize, c: &VaeConfig, kernels: Kernels) -> Result<Self> {
+        let rc = resnet_config(c, kernels);
         let attention = if c.mid_block_add_attention {
             Some(SpatialSelfAttention::new(
                 vb.pp("attentions.0"),
                 channels,
                 c.norm_num_groups,
+                kernels,
             )?)
         } else {
             None
@@ -117,7 +122,7 @@ pub struct Encoder {
 }
 
 impl Encoder {
-    pub fn new(vb: VarBuilder, c: &VaeConfig) -> Result<Self> {
+    pub fn new(vb: VarBuilder, c: &VaeConfig, kernels: Kernels) -> Result<Self> {
         let ch = &c.block_out_channels;
         let last = ch.len() - 1;
         let mut down = Vec::with_capacity(ch.len());
@@ -127,27 +132,46 @@ impl Encoder {
             let resnets = (0..c.layers_per_block)
                 .map(|j| {
                     let rin = if j == 0 { in_c } else { out_c };
-                    ResnetBlock2D::new(vbi.pp(format!("resnets.{j}")), rin, out_c, resnet_config(c))
+                    ResnetBlock2D::new(
+                        vbi.pp(format!("resnets.{j}")),
+                        rin,
+                        out_c,
+                        resnet_config(c, kernels),
+                    )
                 })
                 .collect::<Result<Vec<_>>>()?;
             let downsampler = if i < last {
-                Some(Downsample2D::new(vbi.pp("downsamplers.0"), out_c, 0)?)
+                Some(Downsample2D::new(
+                    vbi.pp("downsamplers.0"),
+                    out_c,
+                    0,
+                    kernels,
+                )?)
             } else {
                 None
             };
             down.push((resnets, downsampler));
         }
         Ok(Self {
-            conv_in: conv(vb.pp("conv_in"), c.in_channels, ch[0], 3, 1, 1)?,
+            conv_in: conv(vb.pp("conv_in"), c.in_channels, ch[0], 3, 1, 1, kernels)?,
             down,
-            mid: MidBlock::new(vb.pp("mid_block"), ch[last], c)?,
+            mid: MidBlock::new(vb.pp("mid_block"), ch[last], c, kernels)?,
             conv_norm_out: kernels::group_norm(
                 c.norm_num_groups,
                 ch[last],
                 EPS,
                 vb.pp("conv_norm_out"),
+                kernels,
             )?,
-            conv_out: conv(vb.pp("conv_out"), ch[last], 2 * c.latent_channels, 3, 1, 1)?,
+            conv_out: conv(
+                vb.pp("conv_out"),
+                ch[last],
+                2 * c.latent_channels,
+                3,
+                1,
+                1,
+                kernels,
+            )?,
         })
     }
 
@@ -185,7 +209,7 @@ pub struct Decoder {
 }
 
 impl Decoder {
-    pub fn new(vb: VarBuilder, c: &VaeConfig) -> Result<Self> {
+    pub fn new(vb: VarBuilder, c: &VaeConfig, kernels: Kernels) -> Result<Self> {
         let ch = &c.block_out_channels;
         let last = ch.len() - 1;
         let mut up = Vec::with_capacity(ch.len());
@@ -196,11 +220,16 @@ impl Decoder {
             let resnets = (0..=c.layers_per_block)
                 .map(|j| {
                     let rin = if j == 0 { prev } else { out_c };
-                    ResnetBlock2D::new(vbi.pp(format!("resnets.{j}")), rin, out_c, resnet_config(c))
+                    ResnetBlock2D::new(
+                        vbi.pp(format!("resnets.{j}")),
+                        rin,
+                        out_c,
+                        resnet_config(c, kernels),
+                    )
                 })
                 .collect::<Result<Vec<_>>>()?;
             let upsampler = if i < last {
-                Some(Upsample2D::new(vbi.pp("upsamplers.0"), out_c)?)
+                Some(Upsample2D::new(vbi.pp("upsamplers.0"), out_c, kernels)?)
             } else {
                 None
             };
@@ -208,16 +237,25 @@ impl Decoder {
             prev = out_c;
         }
         Ok(Self {
-            conv_in: conv(vb.pp("conv_in"), c.latent_channels, ch[last], 3, 1, 1)?,
-            mid: MidBlock::new(vb.pp("mid_block"), ch[last], c)?,
+            conv_in: conv(
+                vb.pp("conv_in"),
+                c.latent_channels,
+                ch[last],
+                3,
+                1,
+                1,
+                kernels,
+            )?,
+            mid: MidBlock::new(vb.pp("mid_block"), ch[last], c, kernels)?,
             up,
             conv_norm_out: kernels::group_norm(
                 c.norm_num_groups,
                 ch[0],
                 EPS,
                 vb.pp("conv_norm_out"),
+                kernels,
             )?,
-            conv_out: conv(vb.pp("conv_out"), ch[0], c.out_channels, 3, 1, 1)?,
+            conv_out: conv(vb.pp("conv_out"), ch[0], c.out_channels, 3, 1, 1, kernels)?,
         })
     }
 

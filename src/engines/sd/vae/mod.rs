@@ -11,6 +11,7 @@ use std::path::Path;
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::VarBuilder;
 
+use crate::engines::EngineSwitches;
 use crate::engines::sd::kernels::Conv2d;
 
 use self::blocks::{Decoder, Encoder};
@@ -33,29 +34,45 @@ pub struct Vae {
 }
 
 impl Vae {
+    /// `load_with` with no PALLAIDIUM_* switches set (parity tests, tools); jobs pass theirs.
     pub fn load(dir: &Path, device: &Device, dtype: DType, fp16_variant: bool) -> Result<Self> {
-        let _span = tracing::info_span!("load_vae", dir = %dir.display()).entered();
-        let config = VaeConfig::load(&dir.join("config.json"))?;
-        let weights = Weights::open(dir, device, dtype, fp16_variant)?;
-        weights.build("VAE", |vb| Self::new(vb, config))
+        Self::load_with(dir, device, dtype, fp16_variant, Default::default())
     }
 
-    pub fn new(vb: VarBuilder, config: VaeConfig) -> candle_core::Result<Self> {
+    pub fn load_with(
+        dir: &Path,
+        device: &Device,
+        dtype: DType,
+        fp16_variant: bool,
+        switches: EngineSwitches,
+    ) -> Result<Self> {
+        let _span = tracing::info_span!("load_vae", dir = %dir.display()).entered();
+        let config = VaeConfig::load(&dir.join("config.json"))?;
+        let weights = Weights::open(dir, device, dtype, fp16_variant, switches)?;
+        weights.build("VAE", |vb| Self::new(vb, config, switches))
+    }
+
+    pub fn new(
+        vb: VarBuilder,
+        config: VaeConfig,
+        switches: EngineSwitches,
+    ) -> candle_core::Result<Self> {
+        let kernels = switches.kernels();
         let l = 2 * config.latent_channels;
         let quant_conv = if config.use_quant_conv {
-            Some(conv(vb.pp("quant_conv"), l, l, 1, 1, 0)?)
+            Some(conv(vb.pp("quant_conv"), l, l, 1, 1, 0, kernels)?)
         } else {
             None
         };
         let lc = config.latent_channels;
         let post_quant_conv = if config.use_post_quant_conv {
-            Some(conv(vb.pp("post_quant_conv"), lc, lc, 1, 1, 0)?)
+            Some(conv(vb.pp("post_quant_conv"), lc, lc, 1, 1, 0, kernels)?)
         } else {
             None
         };
         Ok(Self {
-            encoder: Encoder::new(vb.pp("encoder"), &config)?,
-            decoder: Decoder::new(vb.pp("decoder"), &config)?,
+            encoder: Encoder::new(vb.pp("encoder"), &config, kernels)?,
+            decoder: Decoder::new(vb.pp("decoder"), &config, kernels)?,
             quant_conv,
             post_quant_conv,
             dtype: vb.dtype(),

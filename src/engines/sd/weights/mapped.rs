@@ -1,6 +1,6 @@
 //! f32 weights kept f32 on the CPU become tensors over a private mapping of their file: no copy
 //! at load, pages read in when first used and shared with the page cache (the way PyTorch's
-//! safetensors loader leaves CPU tensors). `PALLAIDIUM_COPY_WEIGHTS=1` copies them instead
+//! safetensors loader leaves CPU tensors). `PALLAIDIUM_COPY_WEIGHTS=1` (`EngineSwitches::copy_weights`) copies them instead
 //! (measurements, or a file system that cannot map).
 
 use std::fs::File;

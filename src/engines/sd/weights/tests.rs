@@ -18,14 +18,35 @@ fn write_tiny(dir: &Path, file: &str) -> PathBuf {
 fn loads_a_tensor_and_prefers_the_fp16_variant_when_asked() {
     let dir = tempfile::tempdir().unwrap();
     write_tiny(dir.path(), "model.safetensors");
-    let w = Weights::open(dir.path(), &Device::Cpu, DType::F32, true).unwrap();
+    let w = Weights::open(
+        dir.path(),
+        &Device::Cpu,
+        DType::F32,
+        true,
+        Default::default(),
+    )
+    .unwrap();
     assert!(w.files()[0].ends_with("model.safetensors"));
     let t = w.vb().get((2, 3), "w").unwrap();
     assert_eq!(t.to_vec2::<f32>().unwrap()[1], vec![3., 4., 5.]);
     write_tiny(dir.path(), "diffusion_pytorch_model.fp16.safetensors");
-    let w = Weights::open(dir.path(), &Device::Cpu, DType::F32, true).unwrap();
+    let w = Weights::open(
+        dir.path(),
+        &Device::Cpu,
+        DType::F32,
+        true,
+        Default::default(),
+    )
+    .unwrap();
     assert!(w.files()[0].ends_with("diffusion_pytorch_model.fp16.safetensors"));
-    let w = Weights::open(dir.path(), &Device::Cpu, DType::F32, false).unwrap();
+    let w = Weights::open(
+        dir.path(),
+        &Device::Cpu,
+        DType::F32,
+        false,
+        Default::default(),
+    )
+    .unwrap();
     assert!(w.files()[0].ends_with("model.safetensors"));
 }
 
@@ -60,7 +81,14 @@ fn large_f32_tensors_are_mapped_or_copied_over_the_threads_exactly() {
         assert_eq!((got.sum_all().unwrap().to_scalar::<f32>().unwrap()), 7.);
     }
     // Converted to another dtype, it goes through candle's path and still arrives.
-    let w16 = Weights::open(dir.path(), &Device::Cpu, DType::F16, false).unwrap();
+    let w16 = Weights::open(
+        dir.path(),
+        &Device::Cpu,
+        DType::F16,
+        false,
+        Default::default(),
+    )
+    .unwrap();
     assert_eq!(w16.vb().get(n, "big").unwrap().dtype(), DType::F16);
 }
 
@@ -105,15 +133,27 @@ fn truncated_file_is_bad_input_naming_it() {
     let path = write_tiny(dir.path(), "model.safetensors");
     let bytes = std::fs::read(&path).unwrap();
     std::fs::write(&path, &bytes[..bytes.len() - 5]).unwrap();
-    let err = Weights::open(dir.path(), &Device::Cpu, DType::F32, false)
-        .err()
-        .unwrap();
+    let err = Weights::open(
+        dir.path(),
+        &Device::Cpu,
+        DType::F32,
+        false,
+        Default::default(),
+    )
+    .err()
+    .unwrap();
     assert_eq!(err.exit_code(), 2);
     assert!(err.to_string().contains("model.safetensors"), "{err}");
     std::fs::write(&path, b"\x10\x00\x00\x00\x00\x00\x00\x00{not json").unwrap();
-    let err = Weights::open(dir.path(), &Device::Cpu, DType::F32, false)
-        .err()
-        .unwrap();
+    let err = Weights::open(
+        dir.path(),
+        &Device::Cpu,
+        DType::F32,
+        false,
+        Default::default(),
+    )
+    .err()
+    .unwrap();
     assert_eq!(err.exit_code(), 2);
 }
 
@@ -121,7 +161,14 @@ fn truncated_file_is_bad_input_naming_it() {
 fn wrong_shape_and_missing_tensor_are_bad_input_naming_the_tensor() {
     let dir = tempfile::tempdir().unwrap();
     write_tiny(dir.path(), "model.safetensors");
-    let w = Weights::open(dir.path(), &Device::Cpu, DType::F32, false).unwrap();
+    let w = Weights::open(
+        dir.path(),
+        &Device::Cpu,
+        DType::F32,
+        false,
+        Default::default(),
+    )
+    .unwrap();
     let err = w
         .build("test model", |vb| vb.get((3, 2), "w"))
         .err()
@@ -142,7 +189,14 @@ fn wrong_shape_and_missing_tensor_are_bad_input_naming_the_tensor() {
 fn running_out_of_device_memory_while_loading_says_so_instead_of_blaming_the_files() {
     let dir = tempfile::tempdir().unwrap();
     write_tiny(dir.path(), "model.safetensors");
-    let w = Weights::open(dir.path(), &Device::Cpu, DType::F32, false).unwrap();
+    let w = Weights::open(
+        dir.path(),
+        &Device::Cpu,
+        DType::F32,
+        false,
+        Default::default(),
+    )
+    .unwrap();
     let oom =
         candle_core::Error::Msg("DriverError(CUDA_ERROR_OUT_OF_MEMORY, \"out of memory\")".into());
     let err = w.build("UNet", |_| Err::<(), _>(oom)).err().unwrap();
@@ -162,15 +216,27 @@ fn running_out_of_device_memory_while_loading_says_so_instead_of_blaming_the_fil
 fn pickles_are_refused_with_the_conversion_recipe() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("diffusion_pytorch_model.bin"), b"pickle").unwrap();
-    let err = Weights::open(dir.path(), &Device::Cpu, DType::F32, false)
-        .err()
-        .unwrap();
+    let err = Weights::open(
+        dir.path(),
+        &Device::Cpu,
+        DType::F32,
+        false,
+        Default::default(),
+    )
+    .err()
+    .unwrap();
     assert_eq!(err.exit_code(), 2);
     let msg = err.to_string();
     assert!(msg.contains("safe_serialization=True"), "{msg}");
     let empty = tempfile::tempdir().unwrap();
-    let err = Weights::open(empty.path(), &Device::Cpu, DType::F32, false)
-        .err()
-        .unwrap();
+    let err = Weights::open(
+        empty.path(),
+        &Device::Cpu,
+        DType::F32,
+        false,
+        Default::default(),
+    )
+    .err()
+    .unwrap();
     assert_eq!(err.exit_code(), 2);
 }

@@ -72,6 +72,16 @@ const WORD_EMBEDDINGS: &str = "text_decoder.bert.embeddings.word_embeddings.weig
 
 impl BlipCaptioner {
     pub fn load(dir: &Path, device: &Device, dtype: DType) -> Result<Self> {
+        Self::load_with(dir, device, dtype, Default::default())
+    }
+
+    /// `load` with the run's PALLAIDIUM_* switches (how the weights are read).
+    pub fn load_with(
+        dir: &Path,
+        device: &Device,
+        dtype: DType,
+        switches: crate::engines::EngineSwitches,
+    ) -> Result<Self> {
         let span = tracing::info_span!("blip_load", dir = %dir.display());
         let _enter = span.enter();
         let started = std::time::Instant::now();
@@ -95,7 +105,7 @@ impl BlipCaptioner {
         }
         let tokenizer = load_tokenizer(dir, cfg.candle.text_config.vocab_size)?;
 
-        let weights = Weights::open(dir, device, dtype, false)?;
+        let weights = Weights::open(dir, device, dtype, false, switches)?;
         let tie = cfg.tie_word_embeddings;
         let vision = weights.build("BLIP vision encoder", |vb| {
             VisionEncoder::new(&cfg.candle.vision_config, vb.pp("vision_model"))
@@ -106,7 +116,7 @@ impl BlipCaptioner {
         let decoder_weights = if dtype == DType::F32 {
             &weights
         } else {
-            f32_weights = Weights::open(dir, device, DType::F32, false)?;
+            f32_weights = Weights::open(dir, device, DType::F32, false, switches)?;
             &f32_weights
         };
         let decoder = decoder_weights.build("BLIP text decoder", |vb| {

@@ -64,10 +64,20 @@ impl WhisperEngine {
     /// Loads a Whisper folder: config.json, generation_config.json, tokenizer.json and
     /// model.safetensors. Missing or damaged files are `BadInput` naming the file.
     pub fn load(dir: &Path, device: &Device, dtype: DType) -> Result<Self> {
+        Self::load_with(dir, device, dtype, Default::default())
+    }
+
+    /// `load` with the run's PALLAIDIUM_* switches (how the weights are read).
+    pub fn load_with(
+        dir: &Path,
+        device: &Device,
+        dtype: DType,
+        switches: crate::engines::EngineSwitches,
+    ) -> Result<Self> {
         let _span = tracing::info_span!("whisper_load", dir = %dir.display()).entered();
         let started = std::time::Instant::now();
         let (cfg, tokenizer, generation) = config::load_checked(dir)?;
-        let weights = Weights::open(dir, device, dtype, false)?;
+        let weights = Weights::open(dir, device, dtype, false, switches)?;
         let model = weights.build("Whisper model", |vb| model::Whisper::load(&cfg, vb))?;
         tracing::info!(
             elapsed_s = started.elapsed().as_secs_f64(),

@@ -70,9 +70,8 @@ impl FlashAttnOp {
         let aligned = [&q, &k, &v]
             .iter()
             .all(|t| t.device_ptr(&stream).0 % 16 == 0);
-        // cp.async tiles need 16-byte aligned inputs; `PALLAIDIUM_ATTENTION_V1=1` keeps the
-        // register-prefetch kernel (a measurement switch).
-        let name = if tc && aligned && !super::super::attention_v1_requested() {
+        // cp.async tiles need 16-byte aligned inputs; others take the register-prefetch kernel.
+        let name = if tc && aligned {
             format!("flash_attn_async_d{d}_{}", T::DTYPE.as_str())
         } else if tc {
             format!("flash_attn_mma_d{d}_{}", T::DTYPE.as_str())

@@ -9,20 +9,6 @@ use super::*;
 /// UNet's first level); larger ones are built in spatial chunks.
 const COL_BUDGET_BYTES: usize = crate::engines::sd::kernels::conv::CUDA_COL_BUDGET_BYTES;
 
-/// The im2col workspace budget: `COL_BUDGET_BYTES`, or less with the measurement switch
-/// `PALLAIDIUM_COL_BUDGET_MB` (read once; never more than the budget the planner counts).
-fn col_budget_bytes() -> usize {
-    static BUDGET: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *BUDGET.get_or_init(|| {
-        std::env::var("PALLAIDIUM_COL_BUDGET_MB")
-            .ok()
-            .and_then(|v| v.trim().parse::<usize>().ok())
-            .map_or(COL_BUDGET_BYTES, |mb| {
-                (mb << 20).clamp(1 << 20, COL_BUDGET_BYTES)
-            })
-    })
-}
-
 /// Conv2d, groups 1, dilation 1: input (b, c_in, h, w), weight (c_out, c_in, kh, kw), and as a
 /// three-input op a bias (c_out).
 pub struct Conv2dOp {
@@ -94,7 +80,7 @@ impl Conv2dOp {
             add_bias(&mut out, bias, b * c_out, c_out, positions, dev)?;
             return Ok((out, shape));
         }
-        let budget = (col_budget_bytes() / std::mem::size_of::<T>()).max(k);
+        let budget = (COL_BUDGET_BYTES / std::mem::size_of::<T>()).max(k);
         let per_elem = k * positions;
         // Spatial chunks are whole groups of 8 positions, so the im2col's 16-byte stores stay
         // aligned.

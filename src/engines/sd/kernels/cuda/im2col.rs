@@ -1,6 +1,6 @@
 //! The CUDA convolutions' im2col launches: the tiled kernel (input rows staged in shared
 //! memory, one launch for every batch element of a GEMM) where its staged rows fit, the untiled
-//! one (each thread gathering from global memory) otherwise or with `PALLAIDIUM_IM2COL_V1=1`.
+//! one (each thread gathering from global memory) otherwise.
 use super::*;
 
 /// What an im2col launch needs to know about the convolution.
@@ -60,11 +60,7 @@ impl Im2col {
             i32_arg(p0)?,
             i32_arg(pn)?,
         ];
-        let tile = match crate::engines::sd::kernels::im2col_v1_requested() {
-            true => None,
-            false => self.tile::<T>(pn),
-        };
-        if let Some((threads, pitch, smem)) = tile {
+        if let Some((threads, pitch, smem)) = self.tile::<T>(pn) {
             let func =
                 dev.get_or_load_custom_func(&kernel_name::<T>("im2col_tile"), MODULE, PTX)?;
             let tiles = u32::try_from(pn.div_ceil(8 * threads as usize))

@@ -55,7 +55,10 @@ fn tiled_im2col_convolutions_match_candles() {
                 stride,
                 ..Default::default()
             };
-            let conv = Conv2d::from_candle(candle_nn::Conv2d::new(weight, Some(bias), cfg));
+            let conv = Conv2d::from_candle(
+                candle_nn::Conv2d::new(weight, Some(bias), cfg),
+                crate::engines::sd::kernels::Kernels::Ours,
+            );
             let ours = conv.forward_with(&x, true).unwrap();
             let stock = conv.forward_with(&x, false).unwrap();
             assert_eq!(ours.dims(), stock.dims());
@@ -76,7 +79,7 @@ fn geglu_with_the_projection_bias_matches_the_separate_add() {
             (randn(&[512, 64], dtype, &dev) * 0.125).unwrap(),
             Some(randn(&[512], dtype, &dev)),
         );
-        let fused = linear_geglu(&proj, &x).unwrap();
+        let fused = linear_geglu(&proj, &x, true).unwrap();
         let separate = geglu(&proj.forward(&x).unwrap(), true).unwrap();
         assert_eq!(fused.dims(), &[2, 77, 256]);
         let r = rel_f32(&fused, &separate);
@@ -102,7 +105,7 @@ fn bias_broadcasts_match_candles_in_vectors_and_elements() {
                 (randn(&[out, 64], dtype, &dev) * 0.125).unwrap(),
                 Some(randn(&[out], dtype, &dev)),
             );
-            let ours = linear(&layer, &x).unwrap();
+            let ours = linear(&layer, &x, true).unwrap();
             let stock = layer.forward(&x).unwrap();
             assert_eq!(ours.dims(), stock.dims());
             let r = rel_f32(&ours, &stock);
