@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::jobs::config::RunSettings;
+use crate::jobs::run::config::RunSettings;
 use crate::vocab::DtypeChoice;
 pub use job_args::{BatchArgs, JobArgs};
 

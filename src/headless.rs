@@ -47,12 +47,12 @@ async fn run_jobs(
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sighup = signal(SignalKind::hangup())?;
 
-    let config = crate::jobs::setup::runner_setup(
+    let config = crate::jobs::run::setup::runner_setup(
         &cli.global.run_settings(),
         paths,
         switches,
         0,
-        crate::jobs::setup::FetchDisplay::StderrBar,
+        crate::jobs::run::setup::FetchDisplay::StderrBar,
     )?
     .config;
     let store = Store::open(&paths.queue_db).map_err(crate::Error::from)?;

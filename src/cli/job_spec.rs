@@ -108,9 +108,9 @@ fn over<T>(slot: &mut Option<T>, value: Option<T>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::jobs::media_files::Sidecar;
-    use crate::jobs::png_meta::encode_png;
-    use crate::jobs::sources::stored_spec;
+    use crate::jobs::output::media_files::Sidecar;
+    use crate::jobs::output::png_meta::encode_png;
+    use crate::jobs::spec::sources::stored_spec;
 
     #[test]
     fn kind_follows_the_inputs() {

@@ -3,7 +3,7 @@
 //! are the job's to check (`--steps 0: must be between 1 and 1000`), the same for flags, job files
 //! and the TUI's form.
 
-use crate::jobs::resolve::{MAX_SIDE, MIN_SIDE};
+use crate::jobs::spec::resolve::{MAX_SIDE, MIN_SIDE};
 
 fn whole(s: &str) -> Option<i128> {
     s.trim().parse::<i128>().ok()

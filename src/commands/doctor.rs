@@ -172,7 +172,7 @@ fn registry_status(models_file: Option<&Path>) -> RegistryStatus {
 /// Opens an existing queue database read-only and runs SQLite's quick_check; a damaged one is a
 /// problem whose fix names the file to move aside.
 fn queue_db_status(path: &Path, problems: &mut Vec<Problem>) -> QueueDbStatus {
-    match crate::jobs::store_health::check(path) {
+    match crate::jobs::store::health::check(path) {
         Ok(()) if path.exists() => QueueDbStatus {
             status: "ok",
             error: None,

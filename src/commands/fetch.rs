@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 
 use crate::cli::GlobalArgs;
 use crate::engines::CancelToken;
-use crate::jobs::config::RunSettings;
+use crate::jobs::run::config::RunSettings;
 use crate::models::fetch::net::NetTimeouts;
 use crate::models::fetch::{self, FetchOptions, StderrBar};
 use crate::models::{ModelEntry, Registry};

@@ -4,8 +4,8 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::Path;
 
-use crate::jobs::media_files::{Sidecar, read_wav_info};
-use crate::jobs::png_meta::read_parameters;
+use crate::jobs::output::media_files::{Sidecar, read_wav_info};
+use crate::jobs::output::png_meta::read_parameters;
 
 /// Prints what `file` stores: the A1111 parameters and the JobSpec, or with `json` the JobSpec
 /// as one JSON object. Exit code 0; an unreadable file or one without parameters is bad input.

@@ -14,7 +14,7 @@ use crate::{Error, Result};
 
 /// `--residency`, `--attention-slicing` and `--vae-tiling` as planner overrides (auto: planner's choice).
 pub fn overrides_from_args(job: &JobArgs) -> Result<Overrides> {
-    crate::jobs::planning::overrides_from_flags(
+    crate::jobs::run::planning::overrides_from_flags(
         job.attention_slicing.as_deref(),
         job.vae_tiling,
         job.residency,
@@ -34,7 +34,7 @@ pub fn plan_for_args(
     let registry = Registry::load(global.models_file.as_deref())?;
     let paths = Paths::resolve(global.out.as_deref(), switches)?;
     let resolved = resolve(&registry, model, &paths.hf_cache)?;
-    crate::jobs::model_check::check_model_configs(&resolved.dir, resolved.family)?;
+    crate::jobs::spec::model_check::check_model_configs(&resolved.dir, resolved.family)?;
     let platform = PlatformInfo::detect();
     let device = crate::device::select(&DeviceRequest::parse(&global.device)?, switches)?;
     let dtype = resolve_dtype(global.dtype, &device, &platform)?;
@@ -43,9 +43,9 @@ pub fn plan_for_args(
         // Audio and text models: the runner's own media plan for the job the flags describe.
         let mut spec = job.spec();
         spec.duration = spec.duration.or(resolved.defaults.duration);
-        spec.kind = crate::jobs::media_spec::settle_kind(&spec, &resolved.id, resolved.kind)?;
+        spec.kind = crate::jobs::spec::media::settle_kind(&spec, &resolved.id, resolved.kind)?;
         return Ok(planner::media::plan_media(
-            &crate::jobs::planning::media_request(
+            &crate::jobs::run::planning::media_request(
                 &resolved.dir,
                 resolved.family,
                 &spec,
@@ -57,7 +57,7 @@ pub fn plan_for_args(
         ));
     };
     // The size the job will run at: from the init image when no --width/--height is given.
-    let size = crate::jobs::resolve::job_size(
+    let size = crate::jobs::spec::resolve::job_size(
         job.init_image.as_deref(),
         job.width,
         job.height,

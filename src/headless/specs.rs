@@ -2,7 +2,7 @@
 
 use crate::cli::Cli;
 use crate::jobs::JobSpec;
-use crate::jobs::sources::{read_job_file, read_prompts_file, stored_spec};
+use crate::jobs::spec::sources::{read_job_file, read_prompts_file, stored_spec};
 
 /// The jobs of --jobs, --prompts and --from-image (the job flags are their defaults); the TUI
 /// queues these too.

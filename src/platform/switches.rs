@@ -29,7 +29,7 @@ pub struct Switches {
     pub connect_timeout: Option<Duration>,
     /// PALLAIDIUM_READ_TIMEOUT: how long a download waits for the next bytes of an answer.
     pub read_timeout: Option<Duration>,
-    /// PALLAIDIUM_TEST_FAULT: the test suite's fault hook (`jobs::fault`).
+    /// PALLAIDIUM_TEST_FAULT: the test suite's fault hook (`jobs::run::fault`).
     pub test_fault: Option<String>,
     /// PALLAIDIUM_STOCK_KERNELS: candle's own layers instead of ours.
     pub stock_kernels: bool,

@@ -9,10 +9,10 @@ use std::sync::Arc;
 
 use crate::device::SelectedDevice;
 use crate::jobs::JobSpec;
-use crate::jobs::config::DtypeResolver;
-use crate::jobs::planning::overrides_from_flags;
-use crate::jobs::resolve::fill_spec;
-use crate::jobs::setup::RunnerSetup;
+use crate::jobs::run::config::DtypeResolver;
+use crate::jobs::run::planning::overrides_from_flags;
+use crate::jobs::run::setup::RunnerSetup;
+use crate::jobs::spec::resolve::fill_spec;
 use crate::models::Registry;
 use crate::models::planner::{self, MemoryPlan, PlanRequest};
 use crate::platform::PlatformInfo;
@@ -169,7 +169,7 @@ impl FormPlanner {
         let mut spec = spec.clone();
         spec.duration = spec.duration.or(model.defaults.duration);
         Ok(planner::media::plan_media(
-            &crate::jobs::planning::media_request(
+            &crate::jobs::run::planning::media_request(
                 &model.dir,
                 model.family,
                 &spec,
@@ -188,7 +188,7 @@ mod tests {
 
     use super::*;
     use crate::cli::Cli;
-    use crate::jobs::setup::{FetchDisplay, runner_setup};
+    use crate::jobs::run::setup::{FetchDisplay, runner_setup};
     use crate::platform::paths::{PathEnv, Paths};
     use crate::vocab::JobKind;
 

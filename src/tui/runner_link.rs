@@ -8,7 +8,7 @@ use crate::device::DeviceMemory;
 use std::sync::Arc;
 
 use crate::jobs::RunnerConfig;
-use crate::jobs::setup::FetchDisplay;
+use crate::jobs::run::setup::FetchDisplay;
 use crate::models::Registry;
 use crate::platform::paths::Paths;
 use crate::vocab::Backend;
@@ -39,7 +39,7 @@ pub fn runner_link(
     registry: &Registry,
 ) -> crate::Result<RunnerLink> {
     // The TUI owns the screen: downloads report to the log, not a stderr bar.
-    let setup = crate::jobs::setup::runner_setup(
+    let setup = crate::jobs::run::setup::runner_setup(
         &cli.global.run_settings(),
         paths,
         switches,

@@ -96,7 +96,7 @@ fn check_wav(path: &Path, min_s: f64, max_s: f64) -> hound::WavSpec {
     );
     assert!(samples.iter().any(|&s| s != 0), "silence");
     let bytes = std::fs::read(path).unwrap();
-    let info = pallaidium::jobs::media_files::read_wav_info(&bytes).expect("an INFO chunk");
+    let info = pallaidium::jobs::output::media_files::read_wav_info(&bytes).expect("an INFO chunk");
     assert!(info.software.starts_with("pallaidium"), "{info:?}");
     spec
 }

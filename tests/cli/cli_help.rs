@@ -63,7 +63,7 @@ fn top_level_help_is_grouped_and_every_flag_has_a_description_and_default() {
             "--{name} has no default:\n{block}"
         );
     }
-    assert!(text.contains(pallaidium::jobs::media_spec::DEFAULT_ENHANCER));
+    assert!(text.contains(pallaidium::jobs::spec::media::DEFAULT_ENHANCER));
     insta::assert_snapshot!("top_level_help", text);
 }
 

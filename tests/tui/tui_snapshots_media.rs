@@ -223,12 +223,12 @@ fn ctrl_e_takes_the_same_default_enhancer_as_headless() {
     // With both Qwen sizes in the list, the TUI used the first (0.5B) while headless used 1.5B.
     let mut entries = all_kinds();
     let mut default = entries.last().unwrap().clone();
-    default.id = pallaidium::jobs::media_spec::DEFAULT_ENHANCER.into();
+    default.id = pallaidium::jobs::spec::media::DEFAULT_ENHANCER.into();
     entries.push(default);
     let mut a = app_kinds("sd15", entries, Form::default());
     let spec = submitted(&key(&mut a, KeyCode::Char('e'), KeyModifiers::CONTROL))
         .expect("Ctrl-E queues an enhance job");
-    assert_eq!(spec.model, pallaidium::jobs::media_spec::DEFAULT_ENHANCER);
+    assert_eq!(spec.model, pallaidium::jobs::spec::media::DEFAULT_ENHANCER);
 }
 
 #[test]

@@ -112,7 +112,7 @@ pub const MAX_RUNS: u32 = 1000;
 
 /// The limits jobs have (size, batch, steps), and sane run counts, before anything is built.
 fn check_limits(args: &BenchArgs) -> Result<()> {
-    use crate::jobs::resolve::{check_batch, check_side, check_steps};
+    use crate::jobs::spec::resolve::{check_batch, check_side, check_steps};
     if args.runs == 0 || args.runs > MAX_RUNS {
         return Err(Error::bad_input(format!(
             "--runs {}: must be between 1 and {MAX_RUNS}",
@@ -133,8 +133,8 @@ fn check_limits(args: &BenchArgs) -> Result<()> {
 
 /// Width and height as latent-compatible pixel sizes, within the limits jobs have.
 pub fn validate_size(width: u32, height: u32) -> Result<(usize, usize)> {
-    crate::jobs::resolve::check_side("--width", width)?;
-    crate::jobs::resolve::check_side("--height", height)?;
+    crate::jobs::spec::resolve::check_side("--width", width)?;
+    crate::jobs::spec::resolve::check_side("--height", height)?;
     Ok((width as usize, height as usize))
 }
 

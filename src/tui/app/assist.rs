@@ -69,7 +69,7 @@ impl App {
             return Some(form.model.trim().to_owned());
         }
         // The same default enhancer as --headless (one constant, in media_spec).
-        let default = crate::jobs::media_spec::DEFAULT_ENHANCER;
+        let default = crate::jobs::spec::media::DEFAULT_ENHANCER;
         if kind == Kind::Text && self.compat_env.entries.iter().any(|e| e.id == default) {
             return Some(default.to_owned());
         }

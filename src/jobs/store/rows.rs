@@ -4,8 +4,8 @@
 use rusqlite::Row;
 
 use super::{JobRecord, StoreError, StoreResult};
-use crate::jobs::events::JobId;
-use crate::jobs::state::JobState;
+use crate::jobs::run::events::JobId;
+use crate::jobs::store::state::JobState;
 
 pub(super) const COLUMNS: &str = "id, spec, state, created_ms, started_ms, finished_ms, outputs, error, \
                        position, attempts";

@@ -1,6 +1,12 @@
 //! `JobSpec`: everything one job needs, as the user asked for it (defaults not yet applied).
 //! Stored in the queue database and in every output's JSON chunk.
 
+pub mod latents_file;
+pub mod media;
+pub mod model_check;
+pub mod resolve;
+pub mod sources;
+
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};

@@ -63,7 +63,7 @@ pub struct RunnerConfig {
     pub preview_every: u32,
     /// Plans each job's memory before it is queued and before its engine loads (None: no plan,
     /// everything resident as the job asks).
-    pub planner: Option<Arc<super::planning::JobPlanner>>,
+    pub planner: Option<Arc<crate::jobs::run::planning::JobPlanner>>,
     /// The PALLAIDIUM_* switches read at start: the engines' kernel and loading choices, the
     /// test fault hook, and what outputs record in their metadata.
     pub switches: crate::platform::switches::Switches,

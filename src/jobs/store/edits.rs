@@ -6,8 +6,8 @@ use std::path::Path;
 use rusqlite::params;
 
 use super::{JobSpec, Store, StoreError, StoreResult};
-use crate::jobs::events::JobId;
-use crate::jobs::state::JobState;
+use crate::jobs::run::events::JobId;
+use crate::jobs::store::state::JobState;
 
 impl Store {
     /// Replaces a job's spec (e.g. to record the resolved seed).

@@ -4,10 +4,10 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use super::config::{DtypeResolver, ModelLookup, RunSettings};
-use super::planning::JobPlanner;
-use super::{ModelInfo, RunnerConfig, WorkerDevice};
 use crate::device::SelectedDevice;
+use crate::jobs::run::config::{DtypeResolver, ModelLookup, RunSettings};
+use crate::jobs::run::planning::JobPlanner;
+use crate::jobs::{ModelInfo, RunnerConfig, WorkerDevice};
 use crate::platform::PlatformInfo;
 use crate::platform::paths::Paths;
 use crate::platform::switches::Switches;
@@ -144,7 +144,7 @@ fn model_lookup(
             Err(err) => return Err(err),
         };
         // Configs the engine would divide or index by are checked before anything is queued.
-        super::model_check::check_model_configs(&resolved.dir, resolved.family)?;
+        crate::jobs::spec::model_check::check_model_configs(&resolved.dir, resolved.family)?;
         Ok(ModelInfo {
             id: resolved.id,
             dir: resolved.dir,

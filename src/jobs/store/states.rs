@@ -4,8 +4,8 @@
 use rusqlite::params;
 
 use super::{JobRecord, Store, StoreError, StoreResult, now_ms};
-use crate::jobs::events::JobId;
-use crate::jobs::state::JobState;
+use crate::jobs::run::events::JobId;
+use crate::jobs::store::state::JobState;
 
 impl Store {
     /// Moves `id` to `from` -> `to` if its state allows; the error names the state it was in.

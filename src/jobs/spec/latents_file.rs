@@ -5,7 +5,6 @@ use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 
-#[path = "npy_header.rs"]
 mod npy_header;
 
 fn bad(path: &Path, what: impl std::fmt::Display) -> crate::Error {

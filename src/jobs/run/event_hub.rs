@@ -7,7 +7,7 @@ use std::sync::Mutex;
 
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
-use super::events::JobEvent;
+use crate::jobs::run::events::JobEvent;
 
 /// A watcher's end: `recv().await` or `blocking_recv()`; `None` once the runner is gone.
 pub type JobEvents = UnboundedReceiver<JobEvent>;
@@ -58,7 +58,7 @@ impl EventHub {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::jobs::events::JobId;
+    use crate::jobs::run::events::JobId;
 
     #[test]
     fn every_watcher_gets_every_event_in_order_however_many() {

@@ -4,8 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-use super::spec::JobSpec;
 use crate::engines::media::{AudioClip, Transcript};
+use crate::jobs::spec::JobSpec;
 
 /// The JSON sidecar of an output: `<stem>.json` next to it.
 pub fn sidecar_path(output: &Path) -> PathBuf {

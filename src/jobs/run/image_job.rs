@@ -10,12 +10,12 @@ use crate::engines::CancelToken;
 use crate::engines::EngineEvent;
 use crate::vocab::ResidencyChoice;
 
-use super::cache::{EngineKey, estimate_bytes};
-use super::engine::{Engine, EngineLoad};
-use super::events::{JobEvent, Timings};
-use super::resolve::build_request;
-use super::store::JobRecord;
-use super::worker::{JobOutcome, Worker, engine_crash, to_job_event};
+use crate::jobs::run::cache::{EngineKey, estimate_bytes};
+use crate::jobs::run::engine::{Engine, EngineLoad};
+use crate::jobs::run::events::{JobEvent, Timings};
+use crate::jobs::run::worker::{JobOutcome, Worker, engine_crash, to_job_event};
+use crate::jobs::spec::resolve::build_request;
+use crate::jobs::store::JobRecord;
 
 impl Worker {
     /// An image job: enhance the prompt first when asked, then generate in planned passes.
@@ -63,7 +63,7 @@ impl Worker {
         let dtype = (self.config.device.dtype)(spec.dtype)?;
         // The plan is made again now (memory may have changed since the job was queued) and
         // decides residency, attention slicing, VAE tiling and how many images run at once.
-        super::fault::point(self.config.switches.test_fault.as_deref(), "plan", id);
+        crate::jobs::run::fault::point(self.config.switches.test_fault.as_deref(), "plan", id);
         let plan = match &self.config.planner {
             Some(planner) => Some(planner.plan(&model.dir, spec, &request, dtype)?),
             None => None,
@@ -97,7 +97,7 @@ impl Worker {
                         job: id,
                         stage: "model".into(),
                     });
-                    super::fault::point(fault.as_deref(), "load", id);
+                    crate::jobs::run::fault::point(fault.as_deref(), "load", id);
                     Engine::load(&EngineLoad {
                         family: model.family,
                         path: &model.dir,

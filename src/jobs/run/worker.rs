@@ -8,14 +8,14 @@ use std::time::Instant;
 
 use crate::engines::{CancelToken, EngineEvent};
 
-use super::cache::EngineCache;
-use super::config::RunnerConfig;
-use super::engine::Engine;
-use super::event_hub::EventHub;
-use super::events::{JobEvent, JobId, Timings};
-use super::output::OutputWriter;
-use super::queue::Queue;
-use super::store::JobRecord;
+use crate::jobs::output::OutputWriter;
+use crate::jobs::run::cache::EngineCache;
+use crate::jobs::run::config::RunnerConfig;
+use crate::jobs::run::engine::Engine;
+use crate::jobs::run::event_hub::EventHub;
+use crate::jobs::run::events::{JobEvent, JobId, Timings};
+use crate::jobs::run::queue::Queue;
+use crate::jobs::store::JobRecord;
 
 /// What the runner handle and the worker thread share.
 pub struct Shared {

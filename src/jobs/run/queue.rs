@@ -5,9 +5,9 @@ use std::collections::BTreeSet;
 
 use crate::engines::CancelToken;
 
-use super::events::JobId;
-use super::spec::JobSpec;
-use super::store::{JobRecord, Store, StoreResult};
+use crate::jobs::run::events::JobId;
+use crate::jobs::spec::JobSpec;
+use crate::jobs::store::{JobRecord, Store, StoreResult};
 
 /// The job a worker is running now.
 #[derive(Debug, Clone)]
@@ -208,7 +208,7 @@ impl Queue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::jobs::state::JobState;
+    use crate::jobs::store::state::JobState;
 
     fn queue_with(prompts: &[&str]) -> (Queue, Vec<JobId>) {
         let mut queue = Queue::new(Store::open_in_memory().unwrap());

@@ -2,14 +2,17 @@
 //! WAL mode and a busy timeout let the TUI and a headless run share one database; `PRAGMA
 //! user_version` numbers the applied migrations.
 
+pub mod health;
+pub mod state;
+
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::events::JobId;
-use super::spec::JobSpec;
-use super::state::JobState;
+use crate::jobs::run::events::JobId;
+use crate::jobs::spec::JobSpec;
+use crate::jobs::store::state::JobState;
 
 /// Schema steps, applied in order; `user_version` = how many have run. Append, never edit.
 const MIGRATIONS: &[&str] = &[
@@ -74,7 +77,7 @@ impl From<StoreError> for crate::Error {
             StoreError::Sqlite {
                 ref path,
                 ref source,
-            } => match super::store_health::unusable(path, source) {
+            } => match crate::jobs::store::health::unusable(path, source) {
                 Some(fix) => crate::Error::bad_input(fix),
                 None => crate::Error::job_failed(err.to_string()),
             },
@@ -379,18 +382,14 @@ impl Store {
     }
 }
 
-#[path = "store_rows.rs"]
 mod rows;
 
-#[path = "store_edits.rs"]
 mod edits;
 
-#[path = "store_states.rs"]
 mod states;
 
 pub use rows::process_alive;
 use rows::{COLUMNS, RawRow, raw_row};
 
 #[cfg(test)]
-#[path = "store_tests.rs"]
 mod tests;

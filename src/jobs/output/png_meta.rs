@@ -4,7 +4,7 @@
 use std::io::{BufReader, Write};
 use std::path::{Path, PathBuf};
 
-use super::spec::JobSpec;
+use crate::jobs::spec::JobSpec;
 
 /// Keyword of the JSON chunk holding the JobSpec.
 pub const SPEC_KEYWORD: &str = "pallaidium";

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use crate::engines::sd::{GenerateRequest, MemoryModes};
 use crate::models::Defaults;
 
-use super::latents_file::read_latents;
-use super::spec::JobSpec;
+use crate::jobs::spec::JobSpec;
+use crate::jobs::spec::latents_file::read_latents;
 use crate::vocab::{JobKind, Toggle};
 
 pub const MAX_STEPS: u32 = 1000;
@@ -334,5 +334,4 @@ pub fn build_request(spec: &JobSpec, preview_every: u32) -> crate::Result<Genera
 }
 
 #[cfg(test)]
-#[path = "resolve_tests.rs"]
 mod tests;

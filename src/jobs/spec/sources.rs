@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::png_meta::read_parameters;
-use super::spec::JobSpec;
+use crate::jobs::output::png_meta::read_parameters;
+use crate::jobs::spec::JobSpec;
 use crate::vocab::{DtypeChoice, JobKind, ResidencyChoice, Toggle};
 
 /// One job in a job file: every key optional, kebab-case like the flags (snake_case accepted).
@@ -249,10 +249,9 @@ pub fn stored_spec(path: &Path) -> crate::Result<JobSpec> {
     if is_png {
         Ok(read_parameters(path)?.spec)
     } else {
-        Ok(super::media_files::Sidecar::read(path)?.spec)
+        Ok(crate::jobs::output::media_files::Sidecar::read(path)?.spec)
     }
 }
 
 #[cfg(test)]
-#[path = "sources_tests.rs"]
 mod tests;

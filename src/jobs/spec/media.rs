@@ -1,8 +1,8 @@
 //! Audio and text jobs: which kind a job is once its model is known, the models used when none is
 //! given, and the checks and defaults of each kind, before anything is queued.
 
-use super::resolve::{absolute, load_image};
-use super::spec::JobSpec;
+use crate::jobs::spec::JobSpec;
+use crate::jobs::spec::resolve::{absolute, load_image};
 use crate::models::{Defaults, Kind};
 use crate::vocab::JobKind;
 
@@ -100,10 +100,10 @@ pub fn fill_media_spec(spec: &JobSpec, defaults: &Defaults) -> crate::Result<Job
         )));
     }
     let batch = out.batch.unwrap_or(1);
-    if batch == 0 || batch > super::resolve::MAX_BATCH {
+    if batch == 0 || batch > crate::jobs::spec::resolve::MAX_BATCH {
         return Err(bad(format!(
             "--batch {batch}: must be between 1 and {}",
-            super::resolve::MAX_BATCH
+            crate::jobs::spec::resolve::MAX_BATCH
         )));
     }
     match out.kind {
@@ -123,10 +123,12 @@ pub fn fill_media_spec(spec: &JobSpec, defaults: &Defaults) -> crate::Result<Job
             require_prompt(&out, "a description of the music")?;
             out.duration = Some(duration(&out, defaults, 8.0, MAX_MUSIC_S)?);
             let guidance = out.guidance.unwrap_or(defaults.guidance);
-            if !guidance.is_finite() || !(0.0..=super::resolve::MAX_GUIDANCE).contains(&guidance) {
+            if !guidance.is_finite()
+                || !(0.0..=crate::jobs::spec::resolve::MAX_GUIDANCE).contains(&guidance)
+            {
                 return Err(bad(format!(
                     "--guidance {guidance}: must be between 0 and {} (MusicGen uses 3)",
-                    super::resolve::MAX_GUIDANCE
+                    crate::jobs::spec::resolve::MAX_GUIDANCE
                 )));
             }
             out.guidance = Some(guidance);

@@ -7,16 +7,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 
-use super::config::RunnerConfig;
-use super::event_hub::{EventHub, JobEvents};
-use super::events::{JobEvent, JobId};
-use super::media_spec::{DEFAULT_ENHANCER, default_model, fill_media_spec, settle_kind};
-use super::output::OutputWriter;
-use super::queue::{CancelOutcome, Queue};
-use super::resolve::{build_request, fill_spec};
-use super::spec::JobSpec;
-use super::store::{JobRecord, Store};
-use super::worker::{Shared, Worker};
+use crate::jobs::output::OutputWriter;
+use crate::jobs::run::config::RunnerConfig;
+use crate::jobs::run::event_hub::{EventHub, JobEvents};
+use crate::jobs::run::events::{JobEvent, JobId};
+use crate::jobs::run::queue::{CancelOutcome, Queue};
+use crate::jobs::run::worker::{Shared, Worker};
+use crate::jobs::spec::JobSpec;
+use crate::jobs::spec::media::{DEFAULT_ENHANCER, default_model, fill_media_spec, settle_kind};
+use crate::jobs::spec::resolve::{build_request, fill_spec};
+use crate::jobs::store::{JobRecord, Store};
 
 pub struct JobRunner {
     shared: Arc<Shared>,
@@ -148,7 +148,7 @@ impl JobRunner {
             })
             .collect::<crate::Result<Vec<_>>>()?;
         // An output folder that cannot take the outputs is refused now, not after the work.
-        super::out_dir::check_for_jobs(&self.config.out_dir, &prepared)?;
+        crate::jobs::output::out_dir::check_for_jobs(&self.config.out_dir, &prepared)?;
         // Announced while the queue is still locked, so `queued` always comes before the
         // worker's first event for the job.
         let mut queue = self.shared.lock();

@@ -5,8 +5,8 @@
 
 use std::path::Path;
 
-use super::spec::JobSpec;
 use crate::device::memory::format_bytes;
+use crate::jobs::spec::JobSpec;
 use crate::platform::disk;
 use crate::vocab::JobKind;
 

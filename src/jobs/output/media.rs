@@ -3,15 +3,17 @@
 
 use std::path::PathBuf;
 
-use super::events::JobId;
-use super::media_files::{Sidecar, WavInfo, encode_wav, to_srt, to_timed_text, wav_comment};
-use super::output::{OutputWriter, output_stem, today};
-use super::spec::JobSpec;
-use super::worker::Shared;
 use crate::engines::media::{AudioClip, Transcript};
+use crate::jobs::output::media_files::{
+    Sidecar, WavInfo, encode_wav, to_srt, to_timed_text, wav_comment,
+};
+use crate::jobs::output::{OutputWriter, output_stem, today};
+use crate::jobs::run::events::JobId;
+use crate::jobs::run::worker::Shared;
+use crate::jobs::spec::JobSpec;
 
 /// A clip of silence or of non-numbers is a broken model or dtype, never a result.
-pub(super) fn check_clip(clip: &AudioClip) -> crate::Result<()> {
+pub(crate) fn check_clip(clip: &AudioClip) -> crate::Result<()> {
     if clip.samples.is_empty() || clip.sample_rate == 0 {
         return Err(crate::Error::job_failed("the model produced no audio"));
     }
@@ -30,7 +32,7 @@ pub(super) fn check_clip(clip: &AudioClip) -> crate::Result<()> {
 }
 
 /// Writes one job's audio and text outputs.
-pub(super) struct MediaWriter<'a> {
+pub(crate) struct MediaWriter<'a> {
     pub writer: &'a OutputWriter,
     pub shared: &'a Shared,
     pub job: JobId,

@@ -1,14 +1,19 @@
 //! Output files: `<out>/<YYYY-MM-DD>/<seed>_<prompt-slug>.png`, written under a temporary name in
 //! the same folder, synced, then linked into place, so no half file ever has the final name.
 
+pub mod media;
+pub mod media_files;
+pub mod out_dir;
+pub mod png_meta;
+
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::png_meta::encode_png;
-use super::spec::JobSpec;
-use super::store::process_alive;
+use crate::jobs::output::png_meta::encode_png;
+use crate::jobs::spec::JobSpec;
+use crate::jobs::store::process_alive;
 
 /// Temporary files start with this and carry the writer's pid, so a later run can remove those
 /// left by a killed process.
@@ -298,7 +303,7 @@ mod tests {
             .map(|e| e.file_name())
             .collect();
         assert_eq!(names.len(), 2, "no temporary file stays: {names:?}");
-        let stored = super::super::png_meta::read_parameters(&a).unwrap();
+        let stored = crate::jobs::output::png_meta::read_parameters(&a).unwrap();
         assert_eq!(stored.spec.seed, Some(42));
     }
 

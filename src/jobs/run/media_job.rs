@@ -18,15 +18,15 @@ use crate::engines::text::whisper::TranscribeOptions;
 use crate::engines::{CancelToken, EngineEvent};
 use crate::vocab::{JobKind, Residency};
 
-use super::cache::{EngineCache, EngineKey};
-use super::config::{ModelInfo, RunnerConfig, WorkerDevice};
-use super::engine::{Engine, EngineLoad};
-use super::events::{JobEvent, JobId, Timings};
-use super::media_output::{MediaWriter, check_clip};
-use super::media_spec::DEFAULT_ENHANCER;
-use super::spec::JobSpec;
-use super::store::JobRecord;
-use super::worker::{JobOutcome, Shared, Worker, engine_crash, to_job_event};
+use crate::jobs::output::media::{MediaWriter, check_clip};
+use crate::jobs::run::cache::{EngineCache, EngineKey};
+use crate::jobs::run::config::{ModelInfo, RunnerConfig, WorkerDevice};
+use crate::jobs::run::engine::{Engine, EngineLoad};
+use crate::jobs::run::events::{JobEvent, JobId, Timings};
+use crate::jobs::run::worker::{JobOutcome, Shared, Worker, engine_crash, to_job_event};
+use crate::jobs::spec::JobSpec;
+use crate::jobs::spec::media::DEFAULT_ENHANCER;
+use crate::jobs::store::JobRecord;
 use crate::models::planner::media::MediaWeights;
 
 /// Sampling settings of the prompt enhancer (seeded, so a stored job re-runs the same).
@@ -73,7 +73,7 @@ fn cached_engine<'c>(
                 job,
                 stage: model.family.to_string(),
             });
-            super::fault::point(faults, "load", job);
+            crate::jobs::run::fault::point(faults, "load", job);
             Engine::load(&EngineLoad {
                 family: model.family,
                 path: &model.dir,
@@ -355,7 +355,7 @@ fn run_text(
     let result = catch_unwind(AssertUnwindSafe(|| match (spec.kind, &*engine) {
         (JobKind::Caption, Engine::Blip(blip)) => {
             let path = spec.init_image.clone().unwrap_or_default();
-            let image = super::resolve::load_image(&path, "--caption")?;
+            let image = crate::jobs::spec::resolve::load_image(&path, "--caption")?;
             let prefix = Some(spec.prompt.trim().to_owned()).filter(|p| !p.is_empty());
             blip.caption(
                 &image,

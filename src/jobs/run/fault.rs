@@ -3,7 +3,7 @@
 //! `load`, `plan`; several faults separated by commas). Not a user setting; the value comes from
 //! `Switches::test_fault` (read at start), so unset it costs nothing.
 
-use super::events::JobId;
+use crate::jobs::run::events::JobId;
 
 /// Panics here when `faults` (PALLAIDIUM_TEST_FAULT) names this point and job.
 pub fn point(faults: Option<&str>, name: &str, job: JobId) {
