@@ -11,8 +11,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::jobs::run::config::RunSettings;
 use crate::vocab::DtypeChoice;
+use crate::vocab::RunSettings;
 pub use job_args::{BatchArgs, JobArgs};
 
 pub use scoped::{

@@ -13,9 +13,12 @@
 pub mod cancel;
 pub mod hub;
 pub mod net;
+mod on_demand;
 pub mod progress;
 pub mod sha256;
 pub mod snapshot;
+
+pub use on_demand::fetch_model;
 
 use std::path::{Path, PathBuf};
 

@@ -9,6 +9,7 @@ pub mod macos;
 pub mod mapped_alloc;
 pub mod memory;
 pub mod paths;
+pub mod process;
 pub mod switches;
 
 use std::path::Path;

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::jobs::output::png_meta::encode_png;
 use crate::jobs::spec::JobSpec;
-use crate::jobs::store::process_alive;
+use crate::platform::process::process_alive;
 
 /// Temporary files start with this and carry the writer's pid, so a later run can remove those
 /// left by a killed process.

@@ -27,22 +27,6 @@ pub type ModelLookup = Arc<dyn Fn(&str) -> crate::Result<ModelInfo> + Send + Syn
 /// Picks the compute dtype for a job's `dtype` (None: the run's `--dtype`).
 pub type DtypeResolver = Arc<dyn Fn(Option<DtypeChoice>) -> crate::Result<DType> + Send + Sync>;
 
-/// What a run was asked for (the global flags): the device, the dtype, the model registry, the
-/// memory cap, the network and the output folder.
-#[derive(Debug, Clone)]
-pub struct RunSettings {
-    /// `auto|cpu|cuda[:N]|metal[:N]`.
-    pub device: String,
-    pub dtype: DtypeChoice,
-    /// An extra models file merged over the shipped registry.
-    pub models_file: Option<PathBuf>,
-    pub offline: bool,
-    /// e.g. "6GiB" (None: the device's budget).
-    pub memory_budget: Option<String>,
-    /// The output folder (None: under PALLAIDIUM_HOME).
-    pub out: Option<PathBuf>,
-}
-
 /// The device one worker runs on.
 #[derive(Clone)]
 pub struct WorkerDevice {

@@ -5,12 +5,13 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::device::SelectedDevice;
-use crate::jobs::run::config::{DtypeResolver, ModelLookup, RunSettings};
+use crate::jobs::run::config::{DtypeResolver, ModelLookup};
 use crate::jobs::run::planning::JobPlanner;
 use crate::jobs::{ModelInfo, RunnerConfig, WorkerDevice};
 use crate::platform::PlatformInfo;
 use crate::platform::paths::Paths;
 use crate::platform::switches::Switches;
+use crate::vocab::RunSettings;
 
 /// The runner's configuration plus the device it chose (the TUI's gauges probe it).
 pub struct RunnerSetup {
@@ -103,7 +104,7 @@ fn model_lookup(
                         let mut bar = crate::models::fetch::StderrBar::new(
                             std::io::IsTerminal::is_terminal(&std::io::stderr()),
                         );
-                        crate::commands::fetch::fetch_model(
+                        crate::models::fetch::fetch_model(
                             &global,
                             &switches,
                             model,
@@ -112,7 +113,7 @@ fn model_lookup(
                             &downloads,
                         )
                     }
-                    FetchDisplay::LogOnly => crate::commands::fetch::fetch_model(
+                    FetchDisplay::LogOnly => crate::models::fetch::fetch_model(
                         &global,
                         &switches,
                         model,

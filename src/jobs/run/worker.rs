@@ -128,7 +128,7 @@ impl Worker {
                     job: id,
                     outputs: outcome.outputs,
                     timings,
-                    peak_bytes: peak_rss_bytes(),
+                    peak_bytes: crate::platform::process::peak_rss_bytes(),
                     device_peak_bytes: crate::device::cuda_pool::peak(&self.config.device.device)
                         .map(|p| p.used),
                     text: outcome.text,
@@ -271,32 +271,6 @@ fn job_panicked(panic: Box<dyn std::any::Any + Send>) -> crate::Error {
     ))
 }
 
-/// The process's peak resident memory so far.
-pub fn peak_rss_bytes() -> Option<u64> {
-    #[cfg(unix)]
-    {
-        let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
-        // SAFETY: getrusage fills the struct we pass; RUSAGE_SELF is always valid.
-        let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()) };
-        if rc != 0 {
-            return None;
-        }
-        // SAFETY: initialised by the successful call above.
-        let max = unsafe { usage.assume_init() }.ru_maxrss;
-        let max = u64::try_from(max).ok()?;
-        // macOS reports bytes, Linux kilobytes.
-        Some(if cfg!(target_os = "macos") {
-            max
-        } else {
-            max * 1024
-        })
-    }
-    #[cfg(not(unix))]
-    {
-        None
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -340,7 +314,7 @@ mod tests {
     #[test]
     fn peak_memory_is_known_on_unix() {
         if cfg!(unix) {
-            assert!(peak_rss_bytes().unwrap() > 1024 * 1024);
+            assert!(crate::platform::process::peak_rss_bytes().unwrap() > 1024 * 1024);
         }
     }
 }

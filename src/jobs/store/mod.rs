@@ -388,7 +388,7 @@ mod edits;
 
 mod states;
 
-pub use rows::process_alive;
+use crate::platform::process::process_alive;
 use rows::{COLUMNS, RawRow, raw_row};
 
 #[cfg(test)]

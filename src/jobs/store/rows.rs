@@ -59,24 +59,3 @@ impl RawRow {
         })
     }
 }
-
-/// Whether a process with this id exists (signal 0 checks without sending anything).
-pub fn process_alive(pid: i64) -> bool {
-    #[cfg(unix)]
-    {
-        let Ok(pid) = libc::pid_t::try_from(pid) else {
-            return false;
-        };
-        if pid <= 0 {
-            return false;
-        }
-        // SAFETY: kill with signal 0 only checks for existence and permission.
-        let rc = unsafe { libc::kill(pid, 0) };
-        rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = pid;
-        false
-    }
-}

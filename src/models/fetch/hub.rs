@@ -205,7 +205,7 @@ impl HubClient {
             .append(true)
             .open(&part)
             .map_err(|e| Error::io(&part, e))?;
-        lock_exclusive(&file).map_err(|_| {
+        crate::platform::process::lock_exclusive(&file).map_err(|_| {
             Error::job_failed(format!(
                 "another download of {} is in progress ({}); wait for it to finish, then run again",
                 sib.rfilename,
@@ -385,24 +385,6 @@ fn transfer(
             return Ok(Err(CallError::Stopped));
         }
     }
-}
-
-/// A second process downloading the same blob would interleave its bytes with ours.
-#[cfg(unix)]
-fn lock_exclusive(file: &File) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: flock on a descriptor this File owns; the lock goes with the descriptor.
-    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
-}
-
-#[cfg(not(unix))]
-fn lock_exclusive(_file: &File) -> std::io::Result<()> {
-    Ok(())
 }
 
 /// A `.part` with no bytes is no use for resuming: leave nothing behind.
