@@ -3,6 +3,7 @@
 //! PALLAIDIUM_* switches (`switches`, read once in main and passed down).
 
 pub mod disk;
+pub mod fd_input;
 pub mod heap;
 pub mod keep_awake;
 pub mod macos;

@@ -195,22 +195,11 @@ fn ask(tmux: bool, timeout: Duration) -> std::io::Result<(Findings, TypedAhead)>
     let mut buf = [0u8; 256];
     while !found.answered {
         let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() || !readable(fd, left)? {
-            break;
-        }
-        // SAFETY: `buf` is valid for `buf.len()` bytes; poll said `fd` has data, so this returns.
-        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
-        if n < 0 {
-            let err = std::io::Error::last_os_error();
-            if err.kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(err);
-        }
-        if n == 0 {
-            break;
-        }
-        let bytes = &buf[..n as usize];
+        let n = match crate::platform::fd_input::read_within(fd, &mut buf, left)? {
+            None | Some(0) => break,
+            Some(n) => n,
+        };
+        let bytes = &buf[..n];
         for &b in bytes {
             // Bytes after the status report are the user's: only the scanner sees them.
             if !found.answered {
@@ -220,27 +209,6 @@ fn ask(tmux: bool, timeout: Duration) -> std::io::Result<(Findings, TypedAhead)>
         }
     }
     Ok((found, typed))
-}
-
-/// Whether `fd` has input within `wait` (poll(2); EINTR counts as "look again").
-fn readable(fd: i32, wait: Duration) -> std::io::Result<bool> {
-    let mut pfd = libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    let ms = i32::try_from(wait.as_millis().max(1)).unwrap_or(i32::MAX);
-    // SAFETY: one valid pollfd, the count says one.
-    let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
-    if rc < 0 {
-        let err = std::io::Error::last_os_error();
-        return if err.kind() == std::io::ErrorKind::Interrupted {
-            Ok(true)
-        } else {
-            Err(err)
-        };
-    }
-    Ok(rc > 0)
 }
 
 #[cfg(test)]
