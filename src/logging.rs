@@ -3,7 +3,6 @@
 //! Stages are wrapped in `stage(..)` guards that log their duration and memory at the end.
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::Layer as _;
@@ -251,39 +250,6 @@ pub fn log_memory_with(stage: &str, device: Option<&DeviceMemory>) {
     }
 }
 
-/// A timed stage: enters an `info` span named `stage` with the given name; on drop logs how
-/// long it took and the memory. Keep it on one thread (it holds an entered span).
-#[must_use = "the stage ends when this guard is dropped"]
-pub struct StageGuard {
-    name: String,
-    start: Instant,
-    _span: tracing::span::EnteredSpan,
-}
-
-pub fn stage(name: &str) -> StageGuard {
-    let span = tracing::info_span!("stage", name).entered();
-    tracing::debug!("stage started");
-    StageGuard {
-        name: name.to_string(),
-        start: Instant::now(),
-        _span: span,
-    }
-}
-
-impl StageGuard {
-    pub fn elapsed(&self) -> std::time::Duration {
-        self.start.elapsed()
-    }
-}
-
-impl Drop for StageGuard {
-    fn drop(&mut self) {
-        let elapsed_ms = self.start.elapsed().as_secs_f64() * 1e3;
-        tracing::info!(stage = %self.name, elapsed_ms = format!("{elapsed_ms:.1}"), "stage done");
-        log_memory(&self.name);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -366,9 +332,6 @@ mod tests {
         let guard = init(&opts);
         assert!(guard.is_ok(), "{:?}", guard.err());
         tracing::info!(marker = "xyzzy-logging-test", "hello from the test");
-        {
-            let _s = stage("unit-stage");
-        }
         let second = init(&opts);
         assert!(second.is_err_and(|e| e.to_string().contains("already")));
         drop(guard);
@@ -390,9 +353,5 @@ mod tests {
         assert!(line.contains(" INFO "), "{line}");
         assert!(line.contains("pallaidium::logging::tests"), "{line}");
         assert!(line.contains("src/logging.rs:"), "{line}");
-        assert!(
-            text.contains("stage done") && text.contains("unit-stage"),
-            "{text}"
-        );
     }
 }
