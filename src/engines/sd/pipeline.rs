@@ -185,8 +185,11 @@ impl SdPipeline {
         self.components.release_text_encoders();
         check_cancel(cancel)?;
 
-        let mut scheduler =
-            schedulers::build(&req.scheduler, &self.scheduler_config, req.steps as usize)?;
+        let mut scheduler = schedulers::build_kind(
+            req.scheduler.into(),
+            &self.scheduler_config,
+            req.steps as usize,
+        )?;
         let has_image = req.init_image.is_some();
         let start = if has_image {
             schedulers::img2img_start(req.steps as usize, req.strength)

@@ -44,8 +44,7 @@ pub struct GenerateRequest {
     pub height: u32,
     /// Images in this job; image i uses seed + i.
     pub batch: u32,
-    /// Scheduler name as the CLI takes it (ddim, euler, euler-a, dpm++2m, dpm++2m-karras, unipc).
-    pub scheduler: String,
+    pub scheduler: crate::vocab::Scheduler,
     /// img2img / inpaint source, RGB, already at width x height.
     pub init_image: Option<image::RgbImage>,
     /// How much of the init image to repaint, 0..1.
