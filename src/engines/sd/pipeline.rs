@@ -170,7 +170,6 @@ impl SdPipeline {
         sink: &dyn ProgressSink,
         cancel: &CancelToken,
     ) -> Result<Vec<GeneratedImage>> {
-        req.validate()?;
         let _span = tracing::info_span!("generate", steps = req.steps, seed = req.seed).entered();
         let n = req.batch as usize;
         let seeds: Vec<u64> = (0..n as u64).map(|i| req.seed.wrapping_add(i)).collect();
