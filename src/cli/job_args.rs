@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::values;
-use crate::vocab::{JobKind, ResidencyChoice, Toggle};
+use crate::vocab::{JobKind, ResidencyChoice, Scheduler, Toggle};
 
 const JOB: &str = "Job";
 const IMAGE: &str = "Image";
@@ -37,8 +37,8 @@ pub struct JobArgs {
     #[arg(long, value_name = "N", value_parser = values::seed, help_heading = JOB)]
     pub seed: Option<u64>,
     /// ddim|euler|euler-a|dpm++2m|dpm++2m-karras|unipc [default: the model's].
-    #[arg(long, value_name = "NAME", help_heading = JOB)]
-    pub scheduler: Option<String>,
+    #[arg(long, value_name = "NAME", value_parser = Scheduler::parse_flag, help_heading = JOB)]
+    pub scheduler: Option<Scheduler>,
     /// What to make [default: follows the model (txt2img, img2img with --init-image, inpaint
     /// with --mask) and the inputs (--audio: stt, --caption: caption)].
     #[arg(long, value_enum, help_heading = JOB)]

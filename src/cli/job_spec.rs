@@ -36,7 +36,7 @@ impl JobArgs {
             width: self.width,
             height: self.height,
             batch: self.batch,
-            scheduler: self.scheduler.clone(),
+            scheduler: self.scheduler,
             init_image,
             strength: self.strength,
             mask: self.mask.clone(),
@@ -68,7 +68,7 @@ impl JobArgs {
         over(&mut spec.width, self.width);
         over(&mut spec.height, self.height);
         over(&mut spec.batch, self.batch);
-        over(&mut spec.scheduler, self.scheduler.clone());
+        over(&mut spec.scheduler, self.scheduler);
         over(&mut spec.init_image, self.init_image.clone());
         over(&mut spec.strength, self.strength);
         over(&mut spec.mask, self.mask.clone());

@@ -9,6 +9,7 @@ use toml::Spanned;
 
 use super::entry::ModelEntry;
 use super::registry_errors::{entry_error, parse_error};
+use crate::vocab::Scheduler;
 use crate::{Error, Result};
 
 /// The registry shipped inside the binary.
@@ -16,7 +17,6 @@ const SHIPPED: &str = include_str!("../../models.toml");
 const SHIPPED_NAME: &str = "models.toml (shipped)";
 
 /// Scheduler names the SD engine understands (the `--scheduler` values).
-pub use crate::engines::sd::schedulers::SCHEDULER_NAMES as KNOWN_SCHEDULERS;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -209,13 +209,13 @@ fn validate_image_entry(e: &ModelEntry) -> std::result::Result<(), (&'static str
             format!("{} must be a positive multiple of 8", d.height),
         ));
     }
-    if !KNOWN_SCHEDULERS.contains(&d.scheduler.as_str()) {
+    if !Scheduler::names().contains(&d.scheduler.as_str()) {
         return Err((
             "defaults.scheduler",
             format!(
                 "unknown scheduler `{}`; use one of {}",
                 d.scheduler,
-                KNOWN_SCHEDULERS.join(", ")
+                Scheduler::names().join(", ")
             ),
         ));
     }

@@ -123,7 +123,7 @@ fn initial_form(cli: &Cli, device: &str) -> Form {
             _ => String::new(),
         },
         batch: text(j.batch.map(|v| v.to_string())),
-        scheduler: text(j.scheduler.clone()),
+        scheduler: text(j.scheduler.map(|s| s.to_string())),
         strength: text(j.strength.map(|v| v.to_string())),
         init_image: text(
             j.caption

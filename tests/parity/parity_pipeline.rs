@@ -53,7 +53,7 @@ fn request(reference: &serde_json::Value, noise: Tensor) -> GenerateRequest {
         width: reference["width"].as_u64().unwrap() as u32,
         height: reference["height"].as_u64().unwrap() as u32,
         batch: 1,
-        scheduler: s("scheduler_name"),
+        scheduler: pallaidium::vocab::Scheduler::parse(&s("scheduler_name")).unwrap(),
         init_image: image_at("init_image").map(|i| i.to_rgb8()),
         strength: reference
             .get("strength")

@@ -11,12 +11,12 @@ use serde_json::{Value, json};
 use super::configs::BenchModel;
 use super::report::{median_min, peak, reset_peak};
 use super::{BenchSetup, validate_size, weights_dir};
+use crate::Result;
 use crate::engines::progress::{CancelToken, EngineEvent, ProgressSink};
 use crate::engines::sd::SdPipeline;
 use crate::engines::sd::request::{GenerateRequest, LoadOptions, MemoryModes};
 use crate::platform::paths::Paths;
 use crate::vocab::Residency;
-use crate::{Error, Result};
 
 /// Event timestamps of one generation.
 struct Recorder {
@@ -68,11 +68,7 @@ fn stages(marks: &[(String, f64)], steps: u32, total: f64) -> Value {
 pub fn run(model: &BenchModel, s: &BenchSetup) -> Result<Value> {
     let a = s.args;
     validate_size(a.width, a.height)?;
-    if a.steps == 0 {
-        return Err(Error::bad_input(
-            "--steps 0 runs no denoising: give at least 1",
-        ));
-    }
+    crate::jobs::spec::resolve::check_steps(a.steps)?;
     let paths = Paths::resolve(s.global.out.as_deref(), s.switches)?;
     let t = Instant::now();
     let (dir, written) = weights_dir::ensure(model, &paths.home)?;
@@ -101,7 +97,7 @@ pub fn run(model: &BenchModel, s: &BenchSetup) -> Result<Value> {
         width: a.width,
         height: a.height,
         batch: a.batch.max(1),
-        scheduler: "euler".into(),
+        scheduler: crate::vocab::Scheduler::Euler,
         init_image: None,
         strength: 1.0,
         mask: None,

@@ -170,7 +170,6 @@ impl SdPipeline {
         sink: &dyn ProgressSink,
         cancel: &CancelToken,
     ) -> Result<Vec<GeneratedImage>> {
-        req.validate()?;
         let _span = tracing::info_span!("generate", steps = req.steps, seed = req.seed).entered();
         let n = req.batch as usize;
         let seeds: Vec<u64> = (0..n as u64).map(|i| req.seed.wrapping_add(i)).collect();
@@ -185,8 +184,11 @@ impl SdPipeline {
         self.components.release_text_encoders();
         check_cancel(cancel)?;
 
-        let mut scheduler =
-            schedulers::build(&req.scheduler, &self.scheduler_config, req.steps as usize)?;
+        let mut scheduler = schedulers::build_kind(
+            req.scheduler.into(),
+            &self.scheduler_config,
+            req.steps as usize,
+        )?;
         let has_image = req.init_image.is_some();
         let start = if has_image {
             schedulers::img2img_start(req.steps as usize, req.strength)

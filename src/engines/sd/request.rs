@@ -1,11 +1,11 @@
 //! What the Stable Diffusion pipeline is asked to do: everything resolved, validated and loaded
-//! (defaults applied, images decoded), so the engine only computes.
+//! (defaults applied, images decoded), so the engine only computes. The checks live in one place,
+//! `jobs::spec::resolve` (bench uses the same functions); the engine does not repeat them.
 
 use std::path::PathBuf;
 
 use candle_core::{DType, Device, Tensor};
 
-use crate::error::{Error, Result};
 use crate::vocab::Residency;
 
 /// How to load a pipeline from a diffusers folder.
@@ -44,8 +44,7 @@ pub struct GenerateRequest {
     pub height: u32,
     /// Images in this job; image i uses seed + i.
     pub batch: u32,
-    /// Scheduler name as the CLI takes it (ddim, euler, euler-a, dpm++2m, dpm++2m-karras, unipc).
-    pub scheduler: String,
+    pub scheduler: crate::vocab::Scheduler,
     /// img2img / inpaint source, RGB, already at width x height.
     pub init_image: Option<image::RgbImage>,
     /// How much of the init image to repaint, 0..1.
@@ -73,37 +72,5 @@ pub fn dtype_name(dtype: DType) -> &'static str {
         DType::F16 => "f16",
         DType::BF16 => "bf16",
         _ => "other",
-    }
-}
-
-impl GenerateRequest {
-    /// Refuses sizes, step and batch counts and strengths no generation can use.
-    pub fn validate(&self) -> Result<()> {
-        if !self.width.is_multiple_of(8)
-            || !self.height.is_multiple_of(8)
-            || self.width == 0
-            || self.height == 0
-        {
-            return Err(Error::bad_input(format!(
-                "size {}x{} is not a multiple of 8: use e.g. {}x{}",
-                self.width,
-                self.height,
-                (self.width / 8).max(1) * 8,
-                (self.height / 8).max(1) * 8
-            )));
-        }
-        if self.steps == 0 {
-            return Err(Error::bad_input("--steps must be at least 1"));
-        }
-        if self.batch == 0 {
-            return Err(Error::bad_input("--batch must be at least 1"));
-        }
-        if !(0.0..=1.0).contains(&self.strength) {
-            return Err(Error::bad_input(format!(
-                "--strength {} is outside 0..1",
-                self.strength
-            )));
-        }
-        Ok(())
     }
 }

@@ -5,6 +5,7 @@ use std::io::{BufReader, Write};
 use std::path::{Path, PathBuf};
 
 use crate::jobs::spec::JobSpec;
+use crate::vocab::Scheduler;
 
 /// Keyword of the JSON chunk holding the JobSpec.
 pub const SPEC_KEYWORD: &str = "pallaidium";
@@ -23,18 +24,23 @@ const SAMPLERS: &[(&str, &str)] = &[
     ("unipc", "UniPC"),
 ];
 
-fn sampler_name(scheduler: &str) -> &str {
+fn sampler_name(scheduler: Scheduler) -> &'static str {
     SAMPLERS
         .iter()
-        .find(|(ours, _)| *ours == scheduler)
-        .map_or(scheduler, |(_, theirs)| theirs)
+        .find(|(ours, _)| *ours == scheduler.as_str())
+        .map_or(scheduler.as_str(), |(_, theirs)| theirs)
 }
 
-fn scheduler_from_sampler(sampler: &str) -> String {
-    SAMPLERS
+/// A sampler another tool wrote: A1111's name, ours or an alias; None (the model's default, with
+/// a warning) for one we do not have.
+fn scheduler_from_sampler(sampler: &str) -> Option<Scheduler> {
+    let ours = SAMPLERS
         .iter()
-        .find(|(ours, theirs)| theirs.eq_ignore_ascii_case(sampler) || *ours == sampler)
-        .map_or_else(|| sampler.to_lowercase(), |(ours, _)| (*ours).to_string())
+        .find(|(_, theirs)| theirs.eq_ignore_ascii_case(sampler))
+        .map_or(sampler, |(ours, _)| ours);
+    Scheduler::parse(ours)
+        .inspect_err(|e| tracing::warn!("Sampler: {e}; the model's default is used"))
+        .ok()
 }
 
 /// The A1111 `parameters` text for a resolved spec (every Option filled by the resolver).
@@ -48,7 +54,7 @@ pub fn a1111_parameters(spec: &JobSpec) -> String {
     if let Some(steps) = spec.steps {
         fields.push(format!("Steps: {steps}"));
     }
-    if let Some(s) = &spec.scheduler {
+    if let Some(s) = spec.scheduler {
         fields.push(format!("Sampler: {}", sampler_name(s)));
     }
     if let Some(g) = spec.guidance {
@@ -103,7 +109,7 @@ pub fn parse_a1111(text: &str) -> JobSpec {
         let value = value.trim();
         match key.trim() {
             "Steps" => spec.steps = value.parse().ok(),
-            "Sampler" => spec.scheduler = Some(scheduler_from_sampler(value)),
+            "Sampler" => spec.scheduler = scheduler_from_sampler(value),
             "CFG scale" => spec.guidance = value.parse().ok(),
             "Seed" => spec.seed = value.parse().ok(),
             "Size" => {
@@ -244,7 +250,7 @@ mod tests {
             width: Some(512),
             height: Some(768),
             batch: Some(1),
-            scheduler: Some("euler-a".into()),
+            scheduler: Some(Scheduler::EulerA),
             ..JobSpec::default()
         }
     }
@@ -265,7 +271,7 @@ mod tests {
         assert_eq!(back.prompt, spec.prompt);
         assert_eq!(back.negative, spec.negative);
         assert_eq!(back.steps, Some(20));
-        assert_eq!(back.scheduler.as_deref(), Some("euler-a"));
+        assert_eq!(back.scheduler, Some(Scheduler::EulerA));
         assert_eq!(back.guidance, Some(7.5));
         assert_eq!(back.seed, Some(1234));
         assert_eq!((back.width, back.height), (Some(512), Some(768)));

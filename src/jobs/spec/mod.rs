@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::vocab::{DtypeChoice, JobKind, ResidencyChoice, Toggle};
+use crate::vocab::{DtypeChoice, JobKind, ResidencyChoice, Scheduler, Toggle};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
@@ -26,7 +26,7 @@ pub struct JobSpec {
     pub width: Option<u32>,
     pub height: Option<u32>,
     pub batch: Option<u32>,
-    pub scheduler: Option<String>,
+    pub scheduler: Option<Scheduler>,
     pub init_image: Option<PathBuf>,
     pub strength: Option<f64>,
     pub mask: Option<PathBuf>,

@@ -9,7 +9,7 @@ use crate::models::Defaults;
 
 use crate::jobs::spec::JobSpec;
 use crate::jobs::spec::latents_file::read_latents;
-use crate::vocab::{JobKind, Toggle};
+use crate::vocab::{JobKind, Scheduler, Toggle};
 
 pub const MAX_STEPS: u32 = 1000;
 pub const MAX_BATCH: u32 = 64;
@@ -72,15 +72,12 @@ pub fn fill_spec(spec: &JobSpec, defaults: &Defaults) -> crate::Result<JobSpec> 
     let (width, height) = (size.width, size.height);
     let batch = out.batch.unwrap_or(1);
     check_batch(batch)?;
-    let scheduler = out
-        .scheduler
-        .clone()
-        .unwrap_or_else(|| defaults.scheduler.clone());
-    // Aliases (dpmpp_2m, euler_a, diffusers class names) are stored under the canonical CLI name.
-    let scheduler = crate::engines::sd::schedulers::SchedulerKind::parse(&scheduler)
-        .map_err(|e| bad(format!("--scheduler {scheduler}: {e}")))?
-        .cli_name()
-        .to_string();
+    let scheduler = match out.scheduler {
+        Some(s) => s,
+        // The registry checked its defaults when it loaded (see `models::registry`).
+        None => Scheduler::parse(&defaults.scheduler)
+            .map_err(|e| bad(format!("the model's defaults.scheduler: {e}")))?,
+    };
     let default_strength = match out.kind {
         JobKind::Img2img => 0.8,
         _ => 1.0,
@@ -320,7 +317,7 @@ pub fn build_request(spec: &JobSpec, preview_every: u32) -> crate::Result<Genera
         width,
         height,
         batch,
-        scheduler: spec.scheduler.clone().ok_or_else(|| missing("scheduler"))?,
+        scheduler: spec.scheduler.ok_or_else(|| missing("scheduler"))?,
         init_image,
         strength: spec.strength.unwrap_or(1.0),
         mask,

@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use crate::jobs::output::png_meta::read_parameters;
 use crate::jobs::spec::JobSpec;
-use crate::vocab::{DtypeChoice, JobKind, ResidencyChoice, Toggle};
+use crate::vocab::{DtypeChoice, JobKind, ResidencyChoice, Scheduler, Toggle};
 
 /// One job in a job file: every key optional, kebab-case like the flags (snake_case accepted).
 #[derive(Debug, Default, Deserialize)]
@@ -24,7 +24,7 @@ pub struct JobEntry {
     pub width: Option<u32>,
     pub height: Option<u32>,
     pub batch: Option<u32>,
-    pub scheduler: Option<String>,
+    pub scheduler: Option<Scheduler>,
     #[serde(alias = "init_image")]
     pub init_image: Option<PathBuf>,
     pub strength: Option<f64>,

@@ -228,10 +228,11 @@ impl Form {
             JobKind::Txt2img
         };
         let scheduler = self.scheduler.trim();
-        if !scheduler.is_empty() {
-            crate::engines::sd::schedulers::SchedulerKind::parse(scheduler)
-                .map_err(|e| format!("scheduler: {e}"))?;
-        }
+        let scheduler = if scheduler.is_empty() {
+            None
+        } else {
+            Some(crate::vocab::Scheduler::parse(scheduler).map_err(|e| format!("scheduler: {e}"))?)
+        };
         Ok(JobSpec {
             kind,
             steps,
@@ -239,7 +240,7 @@ impl Form {
             width,
             height,
             batch,
-            scheduler: (!scheduler.is_empty()).then(|| scheduler.to_owned()),
+            scheduler,
             init_image,
             strength,
             mask,

@@ -5,7 +5,6 @@ use super::super::Action;
 use super::super::form::ParamField;
 use super::super::presets::size_presets;
 use super::ParamsPane;
-use crate::models::registry::KNOWN_SCHEDULERS;
 use crate::vocab::{DtypeChoice, ResidencyChoice};
 
 const DTYPES: [DtypeChoice; 4] = [
@@ -57,7 +56,10 @@ impl ParamsPane {
                 } else {
                     self.form.scheduler.clone()
                 };
-                let names: Vec<String> = KNOWN_SCHEDULERS.iter().map(|s| (*s).to_owned()).collect();
+                let names: Vec<String> = crate::vocab::Scheduler::names()
+                    .into_iter()
+                    .map(str::to_owned)
+                    .collect();
                 cycle(&names, &current, forward).unwrap_or_default()
             }
             ParamField::Size => {

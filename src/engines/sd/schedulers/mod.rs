@@ -20,7 +20,7 @@ mod unipc;
 use candle_core::Tensor;
 
 pub use config::SchedulerConfig;
-pub use names::{SCHEDULER_NAMES, SchedulerKind};
+pub use names::SchedulerKind;
 
 use super::noise::NoiseSource;
 
@@ -69,7 +69,7 @@ pub trait Scheduler: Send {
     }
 }
 
-/// Build the named scheduler (see [`SCHEDULER_NAMES`]; aliases and diffusers class names are
+/// Build the named scheduler (see [`crate::vocab::Scheduler`]; aliases and diffusers class names are
 /// accepted) from the model's scheduler config, with `steps` inference steps.
 pub fn build(
     name: &str,
@@ -143,9 +143,9 @@ mod tests {
 
     #[test]
     fn every_name_builds_with_order_one() {
-        for name in SCHEDULER_NAMES {
+        for name in crate::vocab::Scheduler::names() {
             let s = build(name, &SchedulerConfig::default(), 10).unwrap();
-            assert_eq!(s.name(), *name);
+            assert_eq!(s.name(), name);
             assert_eq!(s.order(), 1);
             assert_eq!(s.timesteps().len(), 10);
         }

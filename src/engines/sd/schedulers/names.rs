@@ -1,17 +1,10 @@
 //! Scheduler names: the CLI's, common aliases (A1111/ComfyUI style) and diffusers class names.
 
-use crate::{Error, Result};
+use crate::Result;
+use crate::vocab::Scheduler;
 
-/// The names `--scheduler` documents.
-pub const SCHEDULER_NAMES: &[&str] = &[
-    "ddim",
-    "euler",
-    "euler-a",
-    "dpm++2m",
-    "dpm++2m-karras",
-    "unipc",
-];
-
+/// How the engine builds a scheduler: a job's [`Scheduler`], or (for tests and tools that name
+/// diffusers' class) DPM-Solver with its order and sigmas taken from the model's config.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SchedulerKind {
     Ddim,
@@ -26,39 +19,27 @@ pub enum SchedulerKind {
     UniPc,
 }
 
+impl From<Scheduler> for SchedulerKind {
+    fn from(s: Scheduler) -> Self {
+        match s {
+            Scheduler::Ddim => Self::Ddim,
+            Scheduler::Euler => Self::Euler,
+            Scheduler::EulerA => Self::EulerAncestral,
+            Scheduler::DpmPp2m => Self::DpmPp2m { karras: false },
+            Scheduler::DpmPp2mKarras => Self::DpmPp2m { karras: true },
+            Scheduler::UniPc => Self::UniPc,
+        }
+    }
+}
+
 impl SchedulerKind {
-    /// Parse a name, case-insensitively, ignoring `-`, `_` and spaces.
+    /// Parse a name as [`Scheduler::parse`] does, except that diffusers' DPM-Solver class name
+    /// keeps the config's own solver settings.
     pub fn parse(name: &str) -> Result<Self> {
-        let key: String = name
-            .chars()
-            .filter(|c| !matches!(c, '-' | '_' | ' '))
-            .flat_map(char::to_lowercase)
-            .collect();
-        let kind = match key.as_str() {
-            "ddim" | "ddimscheduler" => Self::Ddim,
-            "euler" | "eulerdiscrete" | "eulerdiscretescheduler" | "keuler" => Self::Euler,
-            "eulera"
-            | "eulerancestral"
-            | "eulerancestraldiscrete"
-            | "eulerancestraldiscretescheduler"
-            | "keulera"
-            | "keulerancestral" => Self::EulerAncestral,
-            "dpm++2m" | "dpmpp2m" | "dpmsolver++" | "dpmsolverpp" | "kdpm++2m" | "kdpmpp2m" => {
-                Self::DpmPp2m { karras: false }
-            }
-            "dpm++2mkarras" | "dpmpp2mkarras" | "kdpm++2mkarras" | "kdpmpp2mkarras" => {
-                Self::DpmPp2m { karras: true }
-            }
-            "dpmsolvermultistep" | "dpmsolvermultistepscheduler" => Self::DpmSolverFromConfig,
-            "unipc" | "unipcmultistep" | "unipcmultistepscheduler" => Self::UniPc,
-            _ => {
-                return Err(Error::bad_input(format!(
-                    "unknown scheduler \"{name}\"; valid: {}",
-                    SCHEDULER_NAMES.join(", ")
-                )));
-            }
-        };
-        Ok(kind)
+        match crate::vocab::scheduler_alias_key(name).as_str() {
+            "dpmsolvermultistep" | "dpmsolvermultistepscheduler" => Ok(Self::DpmSolverFromConfig),
+            _ => Scheduler::parse(name).map(Self::from),
+        }
     }
 
     /// The canonical CLI name.
@@ -81,8 +62,8 @@ mod tests {
 
     #[test]
     fn cli_names_and_aliases_parse() {
-        for name in SCHEDULER_NAMES {
-            assert_eq!(SchedulerKind::parse(name).unwrap().cli_name(), *name);
+        for name in Scheduler::names() {
+            assert_eq!(SchedulerKind::parse(name).unwrap().cli_name(), name);
         }
         assert_eq!(
             SchedulerKind::parse("dpmpp_2m").unwrap(),

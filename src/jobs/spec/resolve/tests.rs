@@ -32,7 +32,7 @@ fn defaults_fill_every_option_and_a_seed_is_recorded() {
     assert_eq!(filled.guidance, Some(7.5));
     assert_eq!((filled.width, filled.height), (Some(512), Some(512)));
     assert_eq!(filled.batch, Some(1));
-    assert_eq!(filled.scheduler.as_deref(), Some("euler"));
+    assert_eq!(filled.scheduler, Some(Scheduler::Euler));
     assert_eq!(filled.strength, Some(1.0));
     assert!(filled.seed.is_some());
     let mut given = spec();
@@ -94,9 +94,13 @@ fn strength_batch_scheduler_and_slicing_are_checked() {
     assert!(bad_input(&s).contains("--batch 0"));
     s.batch = Some(65);
     assert!(bad_input(&s).contains("--batch 65"));
-    let mut s = spec();
-    s.scheduler = Some("heun".into());
-    let msg = bad_input(&s);
+    // A job's scheduler is typed when it is read (flag, job file, form); a model's default is
+    // a registry string, checked here too.
+    let mut heun = defaults();
+    heun.scheduler = "heun".into();
+    let err = fill_spec(&spec(), &heun).unwrap_err();
+    assert_eq!(err.exit_code(), 2, "{err}");
+    let msg = err.to_string();
     assert!(
         msg.contains("heun") && msg.contains("dpm++2m-karras"),
         "{msg}"

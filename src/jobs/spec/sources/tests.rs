@@ -130,7 +130,7 @@ fn the_committed_sample_files_parse() {
         three[0].model
     );
     assert!(three[2].init_image.as_ref().unwrap().is_file());
-    assert_eq!(three[1].scheduler.as_deref(), Some("ddim"));
+    assert_eq!(three[1].scheduler, Some(crate::vocab::Scheduler::Ddim));
     let two = read_job_file(&jobs.join("two.jsonl"), &JobSpec::default()).unwrap();
     assert_eq!(two[1].batch, Some(2));
     let prompts = read_prompts_file(&jobs.join("prompts.txt"), &JobSpec::default()).unwrap();
