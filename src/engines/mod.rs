@@ -4,6 +4,7 @@
 pub mod audio;
 pub mod config_check;
 pub mod media;
+pub mod nn;
 pub mod progress;
 pub mod sd;
 pub mod text;
@@ -16,7 +17,7 @@ pub use progress::{CancelToken, EngineEvent, ProgressSink};
 pub struct EngineSwitches {
     /// candle's stock layers instead of ours (`sd::kernels::Kernels::Stock`).
     pub stock_kernels: bool,
-    /// Weights copied instead of mapped (CPU) or staged (CUDA) (`sd::weights`).
+    /// Weights copied instead of mapped (CPU) or staged (CUDA) (`nn::weights`).
     pub copy_weights: bool,
     /// Device time per kind of UNet layer (`sd::unet::probe`).
     pub profile: bool,

@@ -21,4 +21,3 @@ pub mod schedulers;
 pub mod tokenizer;
 pub mod unet;
 pub mod vae;
-pub mod weights;

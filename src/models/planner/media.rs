@@ -20,7 +20,7 @@ pub struct MediaPlanRequest {
     /// Bytes of the weights once loaded (`MediaWeights::bytes`).
     pub weights_bytes: u64,
     /// The largest tensor as stored (`MediaWeights`): held twice while it loads,
-    /// since each tensor's mapped pages are dropped once copied (`engines::sd::weights`).
+    /// since each tensor's mapped pages are dropped once copied (`engines::nn::weights`).
     pub largest_tensor_bytes: u64,
     /// Seconds of audio made (music, speech) or read (transcription).
     pub seconds: f64,
