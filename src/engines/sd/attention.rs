@@ -279,7 +279,7 @@ mod tests {
     }
 
     fn max_rel_diff(a: &Tensor, b: &Tensor) -> f32 {
-        crate::engines::sd::kernels::compare::max_rel_diff(a, b).unwrap()
+        crate::engines::nn::compare::max_rel_diff(a, b).unwrap()
     }
 
     /// Attention written out loop by loop, independent of the tensor code under test.
