@@ -289,7 +289,7 @@ fn measure(cases: &[Case], device: &Device, warmup: u32, runs: u32) -> Result<Ve
         rows.push(json!({
             "op": case.name,
             "shape": case.shape,
-            "dtype": crate::engines::sd::request::dtype_name(case.dtype),
+            "dtype": crate::engines::nn::dtype::dtype_name(case.dtype),
             "stock_ms": stock_ms,
             "ours_ms": ours_ms,
             "speedup": stock_ms / ours_ms.max(1e-9),

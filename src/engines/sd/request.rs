@@ -66,16 +66,6 @@ pub struct GeneratedImage {
     pub seed: u64,
 }
 
-/// The compute dtype a request runs at, for reporting.
-pub fn dtype_name(dtype: DType) -> &'static str {
-    match dtype {
-        DType::F32 => "f32",
-        DType::F16 => "f16",
-        DType::BF16 => "bf16",
-        _ => "other",
-    }
-}
-
 impl GenerateRequest {
     /// Refuses sizes, step and batch counts and strengths no generation can use.
     pub fn validate(&self) -> Result<()> {

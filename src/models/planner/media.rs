@@ -115,7 +115,7 @@ pub fn plan_media(req: &MediaPlanRequest) -> MemoryPlan {
         vae_tiling: false,
         batch: req.batch.max(1),
         requested_batch: req.batch.max(1),
-        dtype: crate::engines::sd::request::dtype_name(req.dtype).to_owned(),
+        dtype: crate::engines::nn::dtype::dtype_name(req.dtype).to_owned(),
         suggestions,
         warnings: Vec::new(),
     }
