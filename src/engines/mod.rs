@@ -1,5 +1,7 @@
 //! Engines compute: each gets a request, a device, a progress sink and a cancel token,
-//! and never knows who is watching.
+//! and never knows who is watching. nn/ holds what the families share (weight loading); each
+//! family (sd/, audio/, text/) keeps only its own models, and the SD engine tells the memory
+//! planner its working memory through `sd::footprint`.
 
 pub mod audio;
 pub mod config_check;
