@@ -1,9 +1,12 @@
 //! Engines compute: each gets a request, a device, a progress sink and a cancel token,
-//! and never knows who is watching.
+//! and never knows who is watching. nn/ holds what the families share (weight loading); each
+//! family (sd/, audio/, text/) keeps only its own models, and the SD engine tells the memory
+//! planner its working memory through `sd::footprint`.
 
 pub mod audio;
 pub mod config_check;
 pub mod media;
+pub mod nn;
 pub mod progress;
 pub mod sd;
 pub mod text;
@@ -16,7 +19,7 @@ pub use progress::{CancelToken, EngineEvent, ProgressSink};
 pub struct EngineSwitches {
     /// candle's stock layers instead of ours (`sd::kernels::Kernels::Stock`).
     pub stock_kernels: bool,
-    /// Weights copied instead of mapped (CPU) or staged (CUDA) (`sd::weights`).
+    /// Weights copied instead of mapped (CPU) or staged (CUDA) (`nn::weights`).
     pub copy_weights: bool,
     /// Device time per kind of UNet layer (`sd::unet::probe`).
     pub profile: bool,

@@ -226,7 +226,7 @@ pub fn plan(fp: &ModelFootprint, req: &PlanRequest) -> MemoryPlan {
         vae_tiling: cand.vae_tiling,
         batch: cand.batch,
         requested_batch: req.batch.max(1),
-        dtype: crate::engines::sd::request::dtype_name(req.dtype).to_owned(),
+        dtype: crate::engines::nn::dtype::dtype_name(req.dtype).to_owned(),
         suggestions,
         warnings: Vec::new(),
     }

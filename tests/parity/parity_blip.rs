@@ -60,7 +60,7 @@ fn ids(v: &Value) -> Vec<u32> {
 /// max |a - b| (infinite on any NaN or infinity) and max |b|.
 fn max_abs_diff(a: &Tensor, b: &Tensor) -> (f32, f32) {
     assert_eq!(a.dims(), b.dims(), "shapes differ");
-    pallaidium::engines::sd::kernels::compare::max_abs_diff(a, b).unwrap()
+    pallaidium::engines::nn::compare::max_abs_diff(a, b).unwrap()
 }
 
 fn assert_close(what: &str, ours: &Tensor, theirs: &Tensor) {

@@ -100,7 +100,7 @@ fn token_ids_match_transformers_from_gguf_metadata() {
 /// infinity.
 fn rel_err(got: &[f32], want: &[f32]) -> f32 {
     assert_eq!(got.len(), want.len());
-    pallaidium::engines::sd::kernels::compare::max_rel_diff_slices(got, want)
+    pallaidium::engines::nn::compare::max_rel_diff_slices(got, want)
 }
 
 fn reference_logits(dir: &Path) -> Vec<Vec<f32>> {

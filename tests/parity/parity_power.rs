@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
-use pallaidium::engines::sd::kernels::compare;
+use pallaidium::engines::nn::compare;
 
 use crate::parity;
 

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use candle_core::{DType, Device, Tensor};
-use pallaidium::engines::sd::kernels::compare;
+use pallaidium::engines::nn::compare;
 use pallaidium::engines::sd::noise::NoiseSource;
 use pallaidium::engines::sd::schedulers::{Scheduler, SchedulerConfig, build, img2img_start};
 use serde_json::Value;

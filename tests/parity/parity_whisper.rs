@@ -514,7 +514,7 @@ fn other_sample_rates_are_resampled_to_nearly_the_same_features() {
         .map(|(a, b)| (a - b).abs())
         .collect();
     let mean = diffs.iter().sum::<f32>() / diffs.len() as f32;
-    let (max, _) = pallaidium::engines::sd::kernels::compare::max_abs_diff_slices(
+    let (max, _) = pallaidium::engines::nn::compare::max_abs_diff_slices(
         &ours.data[..rows],
         &reference.data[..rows],
     );

@@ -1,14 +1,14 @@
 //! What every parity test needs: reference files, a relative difference, id lists from JSON.
 //! Included with `#[path = "../support/parity.rs"] mod parity;` in a test binary\'s main.rs; not every test uses every helper.
 //! Every difference here is infinite when either side holds a NaN or an infinity
-//! (`pallaidium::engines::sd::kernels::compare`), so no tolerance passes a broken output.
+//! (`pallaidium::engines::nn::compare`), so no tolerance passes a broken output.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
-use pallaidium::engines::sd::kernels::compare;
+use pallaidium::engines::nn::compare;
 
 /// Mean |diff| on the 0-255 scale a whole image may differ from diffusers' by (parity_pipeline,
 /// cli_parity).

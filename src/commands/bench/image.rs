@@ -162,7 +162,7 @@ pub fn run(model: &BenchModel, s: &BenchSetup) -> Result<Value> {
         "vae_decode": format!(
             "one image at a time, untiled, in {} (SDXL: f32 when its VAE says force_upcast, as \
              diffusers; a half-precision decode that overflows is redone in f32)",
-            crate::engines::sd::request::dtype_name(s.dtype)
+            crate::engines::nn::dtype::dtype_name(s.dtype)
         ),
     }))
 }

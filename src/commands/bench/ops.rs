@@ -12,10 +12,11 @@ use serde_json::{Value, json};
 use super::configs::BenchModel;
 use super::report::median_min;
 use super::{BenchSetup, validate_size};
+use crate::engines::nn::compare;
 use crate::engines::sd::attention::{AttentionMode, attention_with};
 use crate::engines::sd::config::UNetConfig;
 use crate::engines::sd::kernels::{
-    Conv2d, GroupNorm, Kernels, compare, geglu, linear_geglu, upsample_nearest2d,
+    Conv2d, GroupNorm, Kernels, geglu, linear_geglu, upsample_nearest2d,
 };
 use crate::{Error, Result};
 
@@ -288,7 +289,7 @@ fn measure(cases: &[Case], device: &Device, warmup: u32, runs: u32) -> Result<Ve
         rows.push(json!({
             "op": case.name,
             "shape": case.shape,
-            "dtype": crate::engines::sd::request::dtype_name(case.dtype),
+            "dtype": crate::engines::nn::dtype::dtype_name(case.dtype),
             "stock_ms": stock_ms,
             "ours_ms": ours_ms,
             "speedup": stock_ms / ours_ms.max(1e-9),

@@ -11,6 +11,12 @@ use candle_nn::VarBuilder;
 use crate::engines::progress::CancelToken;
 use crate::engines::sd::kernels::Kernels;
 
+/// `AttentionMode::Auto`'s budget for one query chunk's scores on the CPU (and the planner's,
+/// through `sd::footprint`).
+pub(crate) const CPU_SCORE_BUDGET_BYTES: usize = 64 << 20;
+/// The same on a GPU.
+pub(crate) const GPU_SCORE_BUDGET_BYTES: usize = 512 << 20;
+
 /// How attention is computed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum AttentionMode {
@@ -50,7 +56,11 @@ impl AttentionMode {
             Self::Auto => {
                 // One chunk's scores (plus its softmax) under this budget: small enough to stay
                 // in cache-friendly sizes on the CPU, large enough to keep a GPU busy.
-                let budget: usize = if device.is_cpu() { 64 << 20 } else { 512 << 20 };
+                let budget = if device.is_cpu() {
+                    CPU_SCORE_BUDGET_BYTES
+                } else {
+                    GPU_SCORE_BUDGET_BYTES
+                };
                 let per_query = rows
                     .saturating_mul(keys)
                     .saturating_mul(score_bytes.max(1))
@@ -269,7 +279,7 @@ mod tests {
     }
 
     fn max_rel_diff(a: &Tensor, b: &Tensor) -> f32 {
-        crate::engines::sd::kernels::compare::max_rel_diff(a, b).unwrap()
+        crate::engines::nn::compare::max_rel_diff(a, b).unwrap()
     }
 
     /// Attention written out loop by loop, independent of the tensor code under test.

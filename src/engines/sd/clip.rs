@@ -11,7 +11,7 @@ use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{Embedding, LayerNorm, Linear, VarBuilder};
 
 use super::config::TextEncoderConfig;
-use super::weights::Weights;
+use crate::engines::nn::weights::Weights;
 use crate::error::{Error, Result};
 
 /// What the SD pipelines take from a text encoder.

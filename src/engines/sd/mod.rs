@@ -3,6 +3,7 @@
 mod components;
 pub mod conditioning;
 pub mod denoise;
+pub mod footprint;
 pub mod json_compat;
 pub mod latents;
 pub mod pipeline;
@@ -21,4 +22,3 @@ pub mod schedulers;
 pub mod tokenizer;
 pub mod unet;
 pub mod vae;
-pub mod weights;

@@ -64,13 +64,3 @@ pub struct GeneratedImage {
     pub image: image::RgbImage,
     pub seed: u64,
 }
-
-/// The compute dtype a request runs at, for reporting.
-pub fn dtype_name(dtype: DType) -> &'static str {
-    match dtype {
-        DType::F32 => "f32",
-        DType::F16 => "f16",
-        DType::BF16 => "bf16",
-        _ => "other",
-    }
-}

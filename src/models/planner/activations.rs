@@ -10,8 +10,8 @@
 //!   output-sized tensor (the bias-added copy; on the CPU a third: the band outputs the heap
 //!   may keep, see `conv_bytes`). The
 //!   workspace is the full im2col matrix (input x 9) on CUDA/Metal, one band of it (32 MiB, at
-//!   least one output row) on the CPU in f32 (the engine's own kernel,
-//!   `engines/sd/kernels/conv.rs`), an NHWC copy of the input on the CPU otherwise (candle 0.11's
+//!   least one output row) on the CPU in f32 (the engine's own kernel; the planner reads its
+//!   figures from `engines::sd::footprint`), an NHWC copy of the input on the CPU otherwise (candle 0.11's
 //!   tiled conv2d for half precision, or `PALLAIDIUM_STOCK_KERNELS=1`);
 //! - the VAE decodes one image at a time; its largest tensors are at full resolution, where the
 //!   last upsampler's conv (256 channels for SD) holds its quarter-size input, the x2 copy and
@@ -22,6 +22,7 @@
 use serde::Serialize;
 
 use super::footprint::{TextArch, UNetArch, VaeArch};
+use crate::engines::sd::footprint as sd_footprint;
 
 /// How candle computes convolutions on the job's device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -30,7 +31,7 @@ pub enum ConvWorkspace {
     /// Metal (candle's conv2d): the full im2col matrix.
     Im2col,
     /// CUDA (the engine's kernel, `engines/sd/kernels/cuda/conv.rs`): the im2col matrix in
-    /// chunks of at most `CUDA_COL_BUDGET_BYTES`, at least 8 positions.
+    /// chunks of at most `sd_footprint::CUDA_CONV_BUDGET_BYTES`, at least 8 positions.
     Im2colChunked,
     /// The CPU: in f32 the engine's own kernel builds the im2col matrix one band of output rows
     /// at a time; other dtypes (and `PALLAIDIUM_STOCK_KERNELS=1`) go through candle's tiled
@@ -57,12 +58,10 @@ pub struct ActivationShape {
     pub stock_kernels: bool,
 }
 
-/// The engine's `AttentionMode::Auto` score budget per chunk (src/engines/sd/attention.rs).
+/// The engine's `AttentionMode::Auto` score budget per chunk (`engines::sd::footprint`): the
+/// CPU's (the only backend whose convolutions copy their input) or a GPU's.
 pub fn auto_score_budget(conv: ConvWorkspace) -> u64 {
-    match conv {
-        ConvWorkspace::InputCopy => 64 << 20,
-        ConvWorkspace::Im2col | ConvWorkspace::Im2colChunked => 512 << 20,
-    }
+    sd_footprint::attention_score_budget(conv == ConvWorkspace::InputCopy)
 }
 
 /// Scores and softmax of one query chunk (f32 both, plus a cast back for half inputs), and f32
@@ -71,8 +70,7 @@ fn attention_bytes(s: &ActivationShape, rows: u64, queries: u64, keys: u64, dim:
     // CUDA's fused kernels keep the scores on chip.
     let fused = s.conv == ConvWorkspace::Im2colChunked
         && !s.stock_kernels
-        && usize::try_from(dim)
-            .is_ok_and(|d| crate::engines::sd::kernels::FUSED_ATTENTION_HEAD_DIMS.contains(&d));
+        && sd_footprint::fused_attention(dim);
     if fused {
         return 0;
     }
@@ -91,8 +89,8 @@ fn attention_bytes(s: &ActivationShape, rows: u64, queries: u64, keys: u64, dim:
 }
 
 /// The engine's CPU f32 convolution builds its im2col matrix in bands of at most this many bytes,
-/// and at least one output row (`COL_BAND_BYTES` in src/engines/sd/kernels/conv.rs).
-pub const CPU_COL_BAND_BYTES: u64 = crate::engines::sd::kernels::conv::COL_BAND_BYTES as u64;
+/// and at least one output row (`engines::sd::footprint`).
+pub const CPU_COL_BAND_BYTES: u64 = sd_footprint::CPU_CONV_BAND_BYTES;
 
 /// The engine's own CPU f32 kernel runs this convolution (rather than candle's conv2d).
 fn cpu_banded(s: &ActivationShape) -> bool {
@@ -107,7 +105,7 @@ fn conv_workspace(s: &ActivationShape, batch: u64, c_in: u64, pixels: u64, row: 
         _ if cpu_banded(s) => full.min(CPU_COL_BAND_BYTES.max(batch * 9 * c_in * row * s.elem)),
         ConvWorkspace::Im2col => full,
         ConvWorkspace::Im2colChunked if !s.stock_kernels => {
-            let budget = crate::engines::sd::kernels::conv::CUDA_COL_BUDGET_BYTES as u64;
+            let budget = sd_footprint::CUDA_CONV_BUDGET_BYTES;
             full.min(budget.max(9 * c_in * 8 * s.elem))
         }
         ConvWorkspace::Im2colChunked => full,

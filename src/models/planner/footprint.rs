@@ -22,7 +22,7 @@ pub struct ComponentWeights {
     /// Bytes of integer tensors (kept as stored).
     pub other_bytes: u64,
     /// The largest tensor as stored. The loader copies one tensor at a time out of the mapped
-    /// file and then drops that tensor's mapped pages (`engines/sd/weights.rs`), so loading
+    /// file and then drops that tensor's mapped pages (`engines/nn/weights.rs`), so loading
     /// holds the tensors copied so far plus about two copies of one tensor (its mapped pages and,
     /// when the run dtype differs, the stored-dtype copy it is converted from).
     pub largest_tensor_bytes: u64,
@@ -197,7 +197,7 @@ impl ModelFootprint {
 
 /// The weight files of one component folder, found as the engine finds them, headers read.
 fn component(folder: &Path, name: &str, fp16_variant: bool) -> Result<ComponentWeights> {
-    let files = crate::engines::sd::weights::find_weight_files(folder, fp16_variant)?;
+    let files = crate::engines::nn::weights::find_weight_files(folder, fp16_variant)?;
     let headers = files
         .iter()
         .map(|f| safetensors_header::read_header(f))

@@ -20,7 +20,7 @@ pub struct MediaPlanRequest {
     /// Bytes of the weights once loaded (`MediaWeights::bytes`).
     pub weights_bytes: u64,
     /// The largest tensor as stored (`MediaWeights`): held twice while it loads,
-    /// since each tensor's mapped pages are dropped once copied (`engines::sd::weights`).
+    /// since each tensor's mapped pages are dropped once copied (`engines::nn::weights`).
     pub largest_tensor_bytes: u64,
     /// Seconds of audio made (music, speech) or read (transcription).
     pub seconds: f64,
@@ -115,7 +115,7 @@ pub fn plan_media(req: &MediaPlanRequest) -> MemoryPlan {
         vae_tiling: false,
         batch: req.batch.max(1),
         requested_batch: req.batch.max(1),
-        dtype: crate::engines::sd::request::dtype_name(req.dtype).to_owned(),
+        dtype: crate::engines::nn::dtype::dtype_name(req.dtype).to_owned(),
         suggestions,
         warnings: Vec::new(),
     }

@@ -262,7 +262,7 @@ fn step(p: &MemoryPlan, stage: &str) -> PlanStep {
 
 #[test]
 fn loading_counts_one_tensor_being_copied_not_the_mapped_file() {
-    // The loader drops each tensor's mapped pages once copied (engines/sd/weights.rs).
+    // The loader drops each tensor's mapped pages once copied (engines/nn/weights.rs).
     let fp = sd15();
     let p = plan(&fp, &forced(512, Residency::Resident, false));
     let load = step(&p, "load unet");

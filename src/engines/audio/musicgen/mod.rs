@@ -21,7 +21,7 @@ use candle_transformers::models::t5::T5EncoderModel;
 use tokenizers::Tokenizer;
 
 use crate::engines::media::AudioClip;
-use crate::engines::sd::weights::Weights;
+use crate::engines::nn::weights::Weights;
 use crate::engines::{CancelToken, EngineEvent, ProgressSink};
 use crate::error::{Error, Result};
 

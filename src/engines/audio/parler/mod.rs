@@ -17,7 +17,7 @@ use candle_core::{DType, Device, Tensor};
 use tokenizers::Tokenizer;
 
 use crate::engines::media::AudioClip;
-use crate::engines::sd::weights::Weights;
+use crate::engines::nn::weights::Weights;
 use crate::engines::{CancelToken, EngineEvent, ProgressSink};
 use crate::error::{Error, Result};
 

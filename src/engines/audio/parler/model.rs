@@ -10,7 +10,7 @@ use candle_transformers::models::t5;
 use super::codec::DacDecoder;
 use super::config::ParlerConfig;
 use super::decoder::{Decoder, DecoderState};
-use crate::engines::sd::weights::Weights;
+use crate::engines::nn::weights::Weights;
 use crate::error::Result;
 
 pub struct Networks {

@@ -84,8 +84,7 @@ mod tests {
             let ours = x.apply_op1_no_bwd(&Geglu).unwrap();
             assert_eq!(ours.dims(), want.dims());
             // Absolute: a 1x1 case may have an output near 0, where a relative bound means nothing.
-            let (abs, _) =
-                crate::engines::sd::kernels::compare::max_abs_diff(&ours, &want).unwrap();
+            let (abs, _) = crate::engines::nn::compare::max_abs_diff(&ours, &want).unwrap();
             assert!(abs < 2e-5, "{rows} {d}: {abs}");
             if rows * d > 100 {
                 assert!(rel(&ours, &want) < 1e-6, "{rows} {d}");

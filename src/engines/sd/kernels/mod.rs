@@ -15,7 +15,6 @@
 
 mod approx;
 mod attention_cpu;
-pub mod compare;
 pub mod conv;
 #[cfg(feature = "cuda")]
 mod cuda;
@@ -248,14 +247,14 @@ pub fn geglu(xs: &Tensor, fast: bool) -> Result<Tensor> {
 }
 
 /// What the kernel tests compare with: max |a - b| relative to max |b|, infinite on any NaN or
-/// infinity (`compare::max_rel_diff`).
+/// infinity (`nn::compare::max_rel_diff`).
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 pub(crate) mod test_support {
     use candle_core::Tensor;
 
     pub fn rel(a: &Tensor, b: &Tensor) -> f32 {
-        super::compare::max_rel_diff(a, b).unwrap()
+        crate::engines::nn::compare::max_rel_diff(a, b).unwrap()
     }
 
     #[test]

@@ -67,7 +67,7 @@ mod tests {
         let want = x.upsample_nearest2d(10, 14).unwrap();
         let ours = upsample_nearest2d(&x, 10, 14, true).unwrap();
         assert_eq!(ours.dims(), want.dims());
-        let (diff, _) = super::super::compare::max_abs_diff(&ours, &want).unwrap();
+        let (diff, _) = crate::engines::nn::compare::max_abs_diff(&ours, &want).unwrap();
         assert_eq!(diff, 0.0);
         // Non-2x sizes (an odd skip connection) take candle's path.
         let odd = upsample_nearest2d(&x, 11, 14, true).unwrap();

@@ -20,8 +20,8 @@ use self::transformer::TransformerConfig;
 use super::attention::AttentionMode;
 use super::config::UNetConfig;
 use super::kernels::{self, Conv2d, GroupNorm};
-use super::weights::Weights;
 use crate::engines::EngineSwitches;
+use crate::engines::nn::weights::Weights;
 use crate::engines::progress::CancelToken;
 use crate::error::{Error, Result};
 

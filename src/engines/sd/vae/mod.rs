@@ -18,7 +18,7 @@ use self::blocks::{Decoder, Encoder};
 use super::attention::AttentionMode;
 use super::config::VaeConfig;
 use super::unet::resnet::conv;
-use super::weights::Weights;
+use crate::engines::nn::weights::Weights;
 use crate::engines::progress::CancelToken;
 use crate::error::{Error, Result};
 

@@ -132,7 +132,7 @@ mod tests {
         assert_eq!(calls.get(), 5 * 4);
         assert_eq!(out.dims(), xs.dims());
         // Blending a tile with itself-overlapping copies of the same data changes nothing.
-        let (diff, _) = crate::engines::sd::kernels::compare::max_abs_diff(&out, &xs).unwrap();
+        let (diff, _) = crate::engines::nn::compare::max_abs_diff(&out, &xs).unwrap();
         assert!(diff < 1e-3);
     }
 

@@ -18,7 +18,7 @@ use tokenizers::Tokenizer;
 use decoder::TextDecoder;
 use vision::VisionEncoder;
 
-use crate::engines::sd::weights::Weights;
+use crate::engines::nn::weights::Weights;
 use crate::engines::{CancelToken, EngineEvent, ProgressSink};
 use crate::error::{Error, Result};
 

@@ -111,7 +111,7 @@ pub fn attention(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engines::sd::kernels::compare::max_abs_diff;
+    use crate::engines::nn::compare::max_abs_diff;
 
     #[test]
     fn fast_paths_match_candle() -> candle_core::Result<()> {

@@ -16,7 +16,7 @@ use candle_core::{DType, Device, Tensor};
 use tokenizers::Tokenizer;
 
 use crate::engines::media::{AudioClip, Transcript};
-use crate::engines::sd::weights::Weights;
+use crate::engines::nn::weights::Weights;
 use crate::engines::{CancelToken, ProgressSink};
 use crate::error::{Error, Result};
 

@@ -1,4 +1,5 @@
-//! Opening one component folder's safetensors (unet/, vae/, text_encoder/ ...), memory-mapped.
+//! Opening one component folder's safetensors (an SD unet/ or vae/, a text encoder, a Parler,
+//! MusicGen, Whisper or BLIP model folder), memory-mapped.
 //!
 //! Every failure a user can cause (no weights file, a pickle instead of safetensors, a truncated
 //! or corrupt file, a tensor missing or of the wrong shape for the config) becomes

@@ -21,14 +21,14 @@ mod stub {
 
     use super::TensorRead;
 
-    pub(in crate::engines::sd::weights) struct Staging;
+    pub(in crate::engines::nn::weights) struct Staging;
 
     impl Staging {
-        pub(in crate::engines::sd::weights) fn new(_dev: &Device) -> Option<Self> {
+        pub(in crate::engines::nn::weights) fn new(_dev: &Device) -> Option<Self> {
             None
         }
 
-        pub(in crate::engines::sd::weights) fn upload(
+        pub(in crate::engines::nn::weights) fn upload(
             &mut self,
             _read: &TensorRead,
         ) -> candle_core::Result<Option<Tensor>> {

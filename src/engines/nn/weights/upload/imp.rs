@@ -16,7 +16,7 @@ use super::TensorRead;
 const STAGE_BYTES: usize = 32 << 20;
 
 /// Two pinned buffers used in turn: while the device copies one, the CPU fills the other.
-pub(in crate::engines::sd::weights) struct Staging {
+pub(in crate::engines::nn::weights) struct Staging {
     stream: Arc<CudaStream>,
     buffers: Vec<(PinnedHostSlice<u8>, CudaEvent)>,
     next: usize,
@@ -25,7 +25,7 @@ pub(in crate::engines::sd::weights) struct Staging {
 impl Staging {
     /// None when `dev` is not a CUDA device or pinned memory cannot be had (the caller then
     /// loads through candle).
-    pub(in crate::engines::sd::weights) fn new(dev: &Device) -> Option<Self> {
+    pub(in crate::engines::nn::weights) fn new(dev: &Device) -> Option<Self> {
         let cuda = dev.as_cuda_device().ok()?;
         let stream = cuda.cuda_stream();
         let ctx = stream.context().clone();
@@ -43,7 +43,7 @@ impl Staging {
     }
 
     /// The tensor on the device in the run's dtype; None for dtypes this does not stage.
-    pub(in crate::engines::sd::weights) fn upload(
+    pub(in crate::engines::nn::weights) fn upload(
         &mut self,
         read: &TensorRead,
     ) -> candle_core::Result<Option<Tensor>> {
