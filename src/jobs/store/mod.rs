@@ -13,6 +13,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use crate::jobs::run::events::JobId;
 use crate::jobs::spec::JobSpec;
 use crate::jobs::store::state::JobState;
+use crate::platform::process::process_alive;
 
 /// Schema steps, applied in order; `user_version` = how many have run. Append, never edit.
 const MIGRATIONS: &[&str] = &[
@@ -388,7 +389,6 @@ mod edits;
 
 mod states;
 
-use crate::platform::process::process_alive;
 use rows::{COLUMNS, RawRow, raw_row};
 
 #[cfg(test)]
