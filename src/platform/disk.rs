@@ -4,9 +4,19 @@
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
 
-/// The path itself if it exists, else its nearest existing ancestor.
+/// The path itself if it exists, else its nearest existing ancestor. A relative path's last
+/// ancestor is the empty path, which stands for the current folder (`--out out` on a fresh clone).
 pub fn nearest_existing(path: &Path) -> Option<PathBuf> {
-    path.ancestors().find(|p| p.exists()).map(Path::to_path_buf)
+    path.ancestors()
+        .map(|p| {
+            if p.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                p
+            }
+        })
+        .find(|p| p.exists())
+        .map(Path::to_path_buf)
 }
 
 #[cfg(unix)]
@@ -78,6 +88,10 @@ mod tests {
         let dir = std::env::temp_dir();
         let missing = dir.join("pallaidium-no-such-dir").join("deeper");
         assert_eq!(nearest_existing(&missing), Some(dir.clone()));
+        assert_eq!(
+            nearest_existing(Path::new("no-such-folder-here/out")),
+            Some(PathBuf::from("."))
+        );
         let free = free_bytes(&missing);
         assert!(
             free.is_some_and(|b| b > 0),

@@ -202,3 +202,46 @@ fn nothing_to_do_is_bad_input() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("nothing to run"));
     assert!(run.files().is_empty());
 }
+
+/// README's main command as a new user runs it: `--out out`, a relative folder that does not exist
+/// yet, made under the current folder.
+#[test]
+fn readme_main_command_writes_under_a_relative_out_folder_that_does_not_exist_yet() {
+    let run = Run::new();
+    let cwd = run.dir.path().join("clone");
+    std::fs::create_dir(&cwd).unwrap();
+    let out = Command::cargo_bin("pallaidium")
+        .unwrap()
+        .current_dir(&cwd)
+        .env("PALLAIDIUM_HOME", &run.home)
+        .env("HF_HOME", run.home.join("hf"))
+        .env("HF_HUB_OFFLINE", "1")
+        .env_remove("PALLAIDIUM_LOG")
+        .env_remove("PALLAIDIUM_TEST_FAULT")
+        .args(["--headless", "--device", "cpu", "--model"])
+        .arg(fixture("sd1-tiny"))
+        .args([
+            "--prompt",
+            "a lighthouse at dusk",
+            "--width",
+            "64",
+            "--height",
+            "64",
+        ])
+        .args(["--steps", "2", "--seed", "42", "--out", "out"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pngs: Vec<PathBuf> = std::fs::read_dir(cwd.join("out"))
+        .unwrap()
+        .flat_map(|day| std::fs::read_dir(day.unwrap().path()).unwrap())
+        .map(|f| f.unwrap().path())
+        .collect();
+    assert_eq!(pngs.len(), 1, "{pngs:?}");
+    assert!(pngs[0].ends_with("42_a-lighthouse-at-dusk.png"), "{pngs:?}");
+}
