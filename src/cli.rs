@@ -3,9 +3,7 @@
 //! before the subcommand, the top-level ones still apply: `pallaidium --offline fetch sd15`).
 
 mod job_args;
-mod job_spec;
 mod scoped;
-pub mod values;
 
 use std::path::PathBuf;
 
@@ -180,7 +178,7 @@ pub struct GlobalArgs {
     pub memory_budget: Option<String>,
     /// error|warn|info|debug|trace, or an EnvFilter like pallaidium=debug,info (PALLAIDIUM_LOG
     /// overrides) [default: info in the log file, warn on stderr].
-    #[arg(long, global = true, value_name = "LEVEL", value_parser = values::log_level, help_heading = GLOBAL)]
+    #[arg(long, global = true, value_name = "LEVEL", value_parser = log_level, help_heading = GLOBAL)]
     pub log_level: Option<String>,
     /// TUI theme: dark, light, high-contrast, or a themes/NAME.toml [default: dark].
     #[arg(long, value_name = "NAME", help_heading = OUTPUT)]
@@ -243,4 +241,9 @@ impl Cli {
         }
         g
     }
+}
+
+/// `--log-level`: a level or an EnvFilter directive list that parses.
+fn log_level(s: &str) -> Result<String, String> {
+    crate::logging::check_filter(s).map(|()| s.to_owned())
 }

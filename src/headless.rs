@@ -38,7 +38,7 @@ async fn run_jobs(
     cli: &Cli,
     paths: &crate::platform::paths::Paths,
     switches: &Switches,
-    specs: Vec<crate::jobs::JobSpec>,
+    specs: Vec<crate::jobs::spec::JobOverrides>,
     json: bool,
 ) -> anyhow::Result<i32> {
     // Signal handlers first, so a Ctrl-C during set-up is not lost; SIGHUP is taken (and ignored)

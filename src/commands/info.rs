@@ -6,6 +6,7 @@ use std::path::Path;
 
 use crate::jobs::output::media_files::{Sidecar, read_wav_info};
 use crate::jobs::output::png_meta::read_parameters;
+use crate::jobs::spec::Params;
 
 /// Prints what `file` stores: the A1111 parameters and the JobSpec, or with `json` the JobSpec
 /// as one JSON object. Exit code 0; an unreadable file or one without parameters is bad input.
@@ -27,7 +28,12 @@ pub fn run(file: &Path, json: bool) -> anyhow::Result<i32> {
 fn describe_json(file: &Path) -> anyhow::Result<String> {
     let (spec, switches) = if is_png(file) {
         let stored = read_parameters(file)?;
-        (serde_json::to_value(&stored.spec)?, stored.switches)
+        // Our own chunk: the spec as it ran; another tool's text: the job it asks for.
+        let spec = match &stored.spec {
+            Some(spec) => serde_json::to_value(spec)?,
+            None => serde_json::to_value(&stored.job)?,
+        };
+        (spec, stored.switches)
     } else {
         let car = media_sidecar(file)?;
         (serde_json::to_value(&car.spec)?, car.switches)
@@ -52,7 +58,7 @@ fn describe(file: &Path) -> anyhow::Result<String> {
     if let Some(parameters) = &stored.parameters {
         writeln!(out, "\n{parameters}")?;
     }
-    if stored.exact {
+    if stored.spec.is_some() {
         writeln!(
             out,
             "\nre-run with: pallaidium --headless --from-image {}",
@@ -85,17 +91,21 @@ fn media_info(file: &Path) -> anyhow::Result<String> {
     if !spec.prompt.is_empty() {
         writeln!(out, "prompt: {}", spec.prompt)?;
     }
-    if let Some(idea) = &spec.enhanced_from {
-        writeln!(out, "enhanced from: {idea}")?;
-    }
-    if let Some(voice) = &spec.voice {
-        writeln!(out, "voice: {voice}")?;
-    }
-    if let Some(audio) = &spec.audio {
-        writeln!(out, "audio: {}", audio.display())?;
-    }
-    if let Some(language) = &spec.language {
-        writeln!(out, "language: {language}")?;
+    match &spec.params {
+        Params::Image(p) => {
+            if let Some(idea) = p.enhance.as_ref().and_then(|e| e.from.as_ref()) {
+                writeln!(out, "enhanced from: {idea}")?;
+            }
+        }
+        Params::Speech(p) => writeln!(out, "voice: {}", p.voice)?,
+        Params::Transcribe(p) => {
+            writeln!(out, "audio: {}", p.audio.display())?;
+            if let Some(language) = &p.language {
+                writeln!(out, "language: {language}")?;
+            }
+        }
+        Params::Caption(p) => writeln!(out, "image: {}", p.image.display())?,
+        Params::Music(_) | Params::Enhance(_) => {}
     }
     if let Some(seed) = spec.seed {
         writeln!(out, "seed: {seed}")?;

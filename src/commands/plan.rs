@@ -5,6 +5,7 @@ use std::io::IsTerminal;
 use crate::cli::{GlobalArgs, JobArgs};
 use crate::device::memory::{format_bytes, parse_memory_budget};
 use crate::device::{DeviceRequest, dtype::resolve_dtype};
+use crate::jobs::spec::JobOverrides;
 use crate::models::planner::{self, MemoryPlan, ModelFootprint, Overrides, PlanRequest};
 use crate::models::{Registry, resolve};
 use crate::platform::PlatformInfo;
@@ -13,9 +14,9 @@ use crate::platform::switches::Switches;
 use crate::{Error, Result};
 
 /// `--residency`, `--attention-slicing` and `--vae-tiling` as planner overrides (auto: planner's choice).
-pub fn overrides_from_args(job: &JobArgs) -> Result<Overrides> {
+pub fn overrides_from_args(job: &JobOverrides) -> Overrides {
     crate::jobs::run::planning::overrides_from_flags(
-        job.attention_slicing.as_deref(),
+        job.attention_slicing,
         job.vae_tiling,
         job.residency,
     )
@@ -25,8 +26,9 @@ pub fn overrides_from_args(job: &JobArgs) -> Result<Overrides> {
 pub fn plan_for_args(
     global: &GlobalArgs,
     switches: &Switches,
-    job: &JobArgs,
+    args: &JobArgs,
 ) -> Result<MemoryPlan> {
+    let job = &args.job;
     let model = job
         .model
         .as_deref()
@@ -41,14 +43,18 @@ pub fn plan_for_args(
     let memory = crate::device::memory::query(&device, &platform);
     let Some(layout) = &resolved.layout else {
         // Audio and text models: the runner's own media plan for the job the flags describe.
-        let mut spec = job.spec();
-        spec.duration = spec.duration.or(resolved.defaults.duration);
-        spec.kind = crate::jobs::spec::media::settle_kind(&spec, &resolved.id, resolved.kind)?;
+        let kind =
+            crate::jobs::spec::media::settle_kind(job.kind_asked(), &resolved.id, resolved.kind)?;
+        let seconds = if kind.makes_audio() {
+            job.duration.or(resolved.defaults.duration).unwrap_or(10.0)
+        } else {
+            0.0
+        };
         return Ok(planner::media::plan_media(
             &crate::jobs::run::planning::media_request(
                 &resolved.dir,
                 resolved.family,
-                &spec,
+                (seconds, job.batch.unwrap_or(1)),
                 dtype,
                 &device,
                 &platform,
@@ -80,7 +86,7 @@ pub fn plan_for_args(
         device: device.kind,
         memory,
         budget_cap: parse_memory_budget(global.memory_budget.as_deref())?,
-        overrides: overrides_from_args(job)?,
+        overrides: overrides_from_args(job),
         stock_kernels: switches.stock_kernels,
     };
     let fp16_variant = matches!(dtype, candle_core::DType::F16 | candle_core::DType::BF16);

@@ -1,44 +1,41 @@
 //! The jobs a headless run was asked for: --jobs, --prompts, --from-image, or the flags alone.
 
 use crate::cli::Cli;
-use crate::jobs::JobSpec;
-use crate::jobs::spec::sources::{read_job_file, read_prompts_file, stored_spec};
+use crate::jobs::spec::JobOverrides;
+use crate::jobs::spec::sources::{read_job_file, read_prompts_file, stored_job};
 
-/// The jobs of --jobs, --prompts and --from-image (the job flags are their defaults); the TUI
-/// queues these too.
-pub fn from_files(cli: &Cli) -> crate::Result<Vec<JobSpec>> {
-    let base = cli.job.spec();
+/// The jobs of --jobs, --prompts and --from-image (the job flags are their defaults, and win
+/// over a stored output's values); the TUI queues these too.
+pub fn from_files(cli: &Cli) -> crate::Result<Vec<JobOverrides>> {
+    let base = &cli.job.job;
     let batch = &cli.batch;
     let mut specs = Vec::new();
     if let Some(path) = &batch.jobs {
-        specs.extend(read_job_file(path, &base)?);
+        specs.extend(read_job_file(path, base)?);
     }
     if let Some(path) = &batch.prompts {
-        specs.extend(read_prompts_file(path, &base)?);
+        specs.extend(read_prompts_file(path, base)?);
     }
     if let Some(path) = &batch.from_image {
-        let mut spec = stored_spec(path)?;
-        cli.job.overlay(&mut spec);
-        specs.push(spec);
+        specs.push(stored_job(path)?.merged(base.clone()));
     }
     Ok(specs)
 }
 
 /// Every new job the command line describes (empty with only --resume).
-pub fn collect(cli: &Cli) -> crate::Result<Vec<JobSpec>> {
-    let base = cli.job.spec();
+pub fn collect(cli: &Cli) -> crate::Result<Vec<JobOverrides>> {
     let batch = &cli.batch;
     let mut specs = from_files(cli)?;
     let from_files = batch.jobs.is_some() || batch.prompts.is_some() || batch.from_image.is_some();
     // A job needs a prompt or a model, or an input that implies its kind (and default model).
-    let job = &cli.job;
+    let job = &cli.job.job;
     let described = job.prompt.is_some()
         || job.model.is_some()
         || job.audio.is_some()
         || job.caption.is_some()
         || job.kind.is_some();
     if !from_files && described {
-        specs.push(base);
+        specs.push(job.clone());
     }
     if specs.is_empty() && !batch.resume {
         return Err(crate::Error::bad_input(
@@ -65,7 +62,7 @@ mod tests {
             let specs = collect(&cli(args)).unwrap();
             assert_eq!(specs.len(), 1, "{args:?}");
             assert!(
-                specs[0].model.is_empty(),
+                specs[0].model.is_none(),
                 "the runner picks the kind's default"
             );
         }
@@ -77,8 +74,8 @@ mod tests {
         let specs = collect(&cli(&["--headless", "--model", "m", "--prompt", "a cat"])).unwrap();
         assert_eq!(specs.len(), 1);
         assert_eq!(
-            (specs[0].model.as_str(), specs[0].prompt.as_str()),
-            ("m", "a cat")
+            (specs[0].model.as_deref(), specs[0].prompt.as_deref()),
+            (Some("m"), Some("a cat"))
         );
     }
 
@@ -99,7 +96,23 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(specs.len(), 2);
-        assert!(specs.iter().all(|s| s.model == "m" && s.steps == Some(3)));
+        assert!(
+            specs
+                .iter()
+                .all(|s| s.model.as_deref() == Some("m") && s.steps == Some(3))
+        );
+    }
+
+    #[test]
+    fn switches_take_no_value_and_absent_ones_ask_nothing() {
+        let job = cli(&["--translate", "--audio", "a.wav", "--enhance"]).job.job;
+        assert_eq!((job.translate, job.enhance), (Some(true), Some(true)));
+        assert_eq!(job.audio, Some("a.wav".into()));
+        let none = cli(&["--audio", "a.wav"]).job.job;
+        assert_eq!((none.translate, none.enhance), (None, None));
+        // A subcommand after a switch is not taken as its value.
+        let c = cli(&["--enhance", "models"]);
+        assert!(c.command.is_some() && c.job.job.enhance == Some(true));
     }
 
     #[test]

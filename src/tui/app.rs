@@ -24,6 +24,7 @@ use super::panes::queue::QueuePane;
 use super::panes::{Pane, PaneId};
 use super::planning::PlanStatus;
 use super::theme::Theme;
+use crate::jobs::spec::JobOverrides;
 use crate::jobs::{JobId, JobSpec};
 use crate::models::{CompatContext, ModelEntry, Verdict, compat};
 use crate::vocab::{Backend, Dtype};
@@ -42,7 +43,7 @@ pub enum QuitMode {
 /// Work for the event loop.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
-    Submit(Box<JobSpec>),
+    Submit(Box<JobOverrides>),
     Cancel(JobId),
     Retry(JobId),
     Move {
@@ -61,7 +62,7 @@ pub enum Command {
     /// Plan the form's job (debounced by the loop); the answer is `AppEvent::Plan`.
     Plan {
         generation: u64,
-        spec: Box<JobSpec>,
+        spec: Box<JobOverrides>,
     },
     Quit(QuitMode),
 }
@@ -216,9 +217,9 @@ impl App {
         let spec = self
             .params
             .form()
-            .to_spec()
+            .to_overrides()
             .ok()
-            .filter(|s| !s.model.is_empty());
+            .filter(|s| s.model.is_some());
         self.plan = if spec.is_some() {
             PlanStatus::Pending
         } else {
@@ -266,9 +267,9 @@ impl App {
         let mut ctx = base;
         // Only the form's own job has a predicted peak; the picker's badges do not.
         ctx.predicted_peak_bytes = self.plan.peak_and_budget().map(|(peak, _)| peak);
-        if let Ok(spec) = form.to_spec() {
+        if let Ok(job) = form.to_overrides() {
             (ctx.width, ctx.height, ctx.steps, ctx.guidance) =
-                (spec.width, spec.height, spec.steps, spec.guidance);
+                (job.width, job.height, job.steps, job.guidance);
         }
         let entry = entries.iter().find(|e| e.id == form.model.trim());
         let subject = format!(
@@ -331,17 +332,16 @@ impl App {
 /// The queue's label of a job: image jobs keep their prompt's first line as before; the other
 /// kinds say what they are, and jobs without a prompt name their input.
 pub fn job_label(spec: &JobSpec) -> String {
-    use crate::vocab::JobKind;
+    use crate::jobs::spec::Params;
     let first = spec.prompt.lines().next().unwrap_or("");
-    let file = |p: &Option<PathBuf>| {
-        p.as_deref()
-            .and_then(|p| p.file_name())
+    let file = |p: &std::path::Path| {
+        p.file_name()
             .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
     };
-    match spec.kind {
-        k if k.makes_images() => first.to_owned(),
-        JobKind::Caption => format!("caption: {}", file(&spec.init_image)),
-        JobKind::Stt => format!("stt: {}", file(&spec.audio)),
-        k => format!("{}: {first}", k.as_str()),
+    match &spec.params {
+        Params::Image(_) => first.to_owned(),
+        Params::Caption(p) => format!("caption: {}", file(&p.image)),
+        Params::Transcribe(p) => format!("stt: {}", file(&p.audio)),
+        _ => format!("{}: {first}", spec.kind.as_str()),
     }
 }

@@ -3,11 +3,12 @@
 //! shows them running instead of silently dropping them.
 
 use crate::cli::Cli;
-use crate::jobs::{JobId, JobRunner, JobSpec};
+use crate::jobs::spec::JobOverrides;
+use crate::jobs::{JobId, JobRunner};
 
 /// The jobs the command line asks to queue at start.
 pub struct StartJobs {
-    pub specs: Vec<JobSpec>,
+    pub specs: Vec<JobOverrides>,
     pub resume: bool,
 }
 

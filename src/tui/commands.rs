@@ -37,12 +37,12 @@ impl Services {
         match command {
             Command::Submit(spec) => {
                 tokio::task::spawn_blocking(move || {
-                    match runner.submit(std::slice::from_ref(&*spec)) {
-                        Ok(ids) => {
-                            for job in ids {
+                    match runner.submit_prepared(std::slice::from_ref(&*spec)) {
+                        Ok(jobs) => {
+                            for (job, spec) in jobs {
                                 let _ = tx.send(AppEvent::Submitted {
                                     job,
-                                    spec: spec.clone(),
+                                    spec: Box::new(spec),
                                 });
                             }
                         }
@@ -144,7 +144,7 @@ impl Services {
     fn plan(
         &self,
         generation: u64,
-        spec: Box<crate::jobs::JobSpec>,
+        spec: Box<crate::jobs::spec::JobOverrides>,
         tx: UnboundedSender<AppEvent>,
     ) {
         self.plan_latest.fetch_max(generation, Ordering::Relaxed);

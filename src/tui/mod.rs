@@ -83,8 +83,8 @@ pub fn run(cli: &Cli, switches: &Switches) -> anyhow::Result<i32> {
         theme,
         notice: started_notice.or(notice),
         form: initial_form(cli, &link.device),
-        prompt: cli.job.prompt.clone().unwrap_or_default(),
-        negative: cli.job.negative.clone().unwrap_or_default(),
+        prompt: cli.job.job.prompt.clone().unwrap_or_default(),
+        negative: cli.job.job.negative.clone().unwrap_or_default(),
         compat: compat_env(cli, &paths, &registry, link.backend),
         picker: None,
     };
@@ -110,7 +110,7 @@ pub fn run(cli: &Cli, switches: &Switches) -> anyhow::Result<i32> {
 
 /// The form as the job flags pre-fill it; `device` is the runner's, fixed for the session.
 fn initial_form(cli: &Cli, device: &str) -> Form {
-    let j = &cli.job;
+    let j = &cli.job.job;
     let text = |v: Option<String>| v.unwrap_or_default();
     Form {
         model: text(j.model.clone()),
@@ -137,13 +137,12 @@ fn initial_form(cli: &Cli, device: &str) -> Form {
         device: device.to_owned(),
         // --kind names it for a folder model; otherwise the parameters pane takes the registry's.
         kind: j.kind.map(crate::models::Kind::for_job),
-        enhancer: text(j.enhancer.clone()),
-        max_tokens: j.max_tokens,
         voice: text(j.voice.clone()),
         duration: text(j.duration.map(|v| v.to_string())),
         audio: text(j.audio.as_ref().map(|p| p.display().to_string())),
         language: text(j.language.clone()),
-        translate: j.translate,
+        translate: j.translate.unwrap_or(false),
+        base: j.clone(),
     }
 }
 

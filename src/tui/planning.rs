@@ -8,10 +8,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::device::SelectedDevice;
-use crate::jobs::JobSpec;
 use crate::jobs::run::config::DtypeResolver;
 use crate::jobs::run::planning::overrides_from_flags;
 use crate::jobs::run::setup::RunnerSetup;
+use crate::jobs::spec::JobOverrides;
 use crate::jobs::spec::resolve::fill_spec;
 use crate::models::Registry;
 use crate::models::planner::{self, MemoryPlan, PlanRequest};
@@ -105,8 +105,8 @@ impl FormPlanner {
     }
 
     /// Resolves the model, fills the model's defaults and plans; blocking (file I/O).
-    pub fn plan(&self, spec: &JobSpec) -> PlanStatus {
-        if spec.model.trim().is_empty() {
+    pub fn plan(&self, spec: &JobOverrides) -> PlanStatus {
+        if spec.model.as_deref().is_none_or(|m| m.trim().is_empty()) {
             return PlanStatus::Idle;
         }
         match self.try_plan(spec) {
@@ -123,32 +123,34 @@ impl FormPlanner {
             .map(|m| m.kind)
     }
 
-    fn try_plan(&self, spec: &JobSpec) -> crate::Result<MemoryPlan> {
-        let model = crate::models::resolve(&self.registry, &spec.model, &self.hf_cache)?;
+    fn try_plan(&self, asked: &JobOverrides) -> crate::Result<MemoryPlan> {
+        let model_id = asked.model.clone().unwrap_or_default();
+        let model = crate::models::resolve(&self.registry, &model_id, &self.hf_cache)?;
         // An audio or text model (the form's kind, or a folder that has no diffusers layout).
-        if !spec.kind.makes_images() || model.layout.is_none() {
-            return self.plan_media(spec, &model);
+        let kind = asked.kind_asked();
+        if !kind.makes_images() || model.layout.is_none() {
+            return self.plan_media(asked, &model);
         }
-        let filled = fill_spec(spec, &model.defaults)?;
+        let filled = fill_spec(asked, kind, &model.defaults)?;
         let dtype = (self.dtype)(filled.dtype)?;
-        let overrides = overrides_from_flags(
-            filled.attention_slicing.as_deref(),
-            filled.vae_tiling,
-            filled.residency,
-        )?;
+        let Some(p) = filled.image() else {
+            return Err(crate::Error::bad_input(
+                "internal: an image job without image parameters",
+            ));
+        };
         // The same request fields `JobPlanner::plan` takes from the engine request, read from
         // the filled spec so no init image is decoded just to plan.
         let request = PlanRequest {
-            width: filled.width.unwrap_or(model.defaults.width),
-            height: filled.height.unwrap_or(model.defaults.height),
-            batch: spec.batch.unwrap_or(1),
-            guided: filled.guidance.unwrap_or(model.defaults.guidance) > 1.0,
-            img2img: filled.init_image.is_some(),
+            width: p.width,
+            height: p.height,
+            batch: p.batch,
+            guided: p.guidance > 1.0,
+            img2img: p.init_image.is_some(),
             dtype,
             device: self.selected.kind,
             memory: crate::device::memory::query(&self.selected, &self.platform),
             budget_cap: self.budget_cap,
-            overrides,
+            overrides: overrides_from_flags(p.attention_slicing, p.vae_tiling, p.residency),
             stock_kernels: self.stock_kernels,
         };
         planner::plan_folder(&model.dir, dtype != candle_core::DType::F32, &request)
@@ -160,19 +162,22 @@ impl FormPlanner {
     /// with the seconds of audio made.
     fn plan_media(
         &self,
-        spec: &JobSpec,
+        asked: &JobOverrides,
         model: &crate::models::ResolvedModel,
     ) -> crate::Result<MemoryPlan> {
-        // Not `fill_media_spec`: the form's spec has no prompt or input file yet, and memory does
+        // Not `fill_media_spec`: the form's job has no prompt or input file yet, and memory does
         // not depend on them.
-        let dtype = (self.dtype)(spec.dtype)?;
-        let mut spec = spec.clone();
-        spec.duration = spec.duration.or(model.defaults.duration);
+        let dtype = (self.dtype)(asked.dtype)?;
+        let seconds = if asked.kind_asked().makes_audio() {
+            asked.duration.or(model.defaults.duration).unwrap_or(10.0)
+        } else {
+            0.0
+        };
         Ok(planner::media::plan_media(
             &crate::jobs::run::planning::media_request(
                 &model.dir,
                 model.family,
-                &spec,
+                (seconds, asked.batch.unwrap_or(1)),
                 dtype,
                 &self.selected,
                 &self.platform,
@@ -219,14 +224,14 @@ mod tests {
         FormPlanner::new(&setup, budget_cap, registry, paths.hf_cache)
     }
 
-    fn fixture_spec(batch: u32) -> JobSpec {
+    fn fixture_spec(batch: u32) -> JobOverrides {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sd1-tiny");
-        JobSpec {
-            model: dir.display().to_string(),
+        JobOverrides {
+            model: Some(dir.display().to_string()),
             width: Some(64),
             height: Some(64),
             batch: Some(batch),
-            ..JobSpec::default()
+            ..JobOverrides::default()
         }
     }
 
@@ -261,19 +266,19 @@ mod tests {
     fn unknown_or_uncached_models_say_so_without_downloading() {
         let home = tempfile::tempdir().unwrap();
         let p = planner(home.path(), None);
-        assert_eq!(p.plan(&JobSpec::default()), PlanStatus::Idle);
-        let unknown = JobSpec {
-            model: "no-such-model".into(),
-            ..JobSpec::default()
+        assert_eq!(p.plan(&JobOverrides::default()), PlanStatus::Idle);
+        let unknown = JobOverrides {
+            model: Some("no-such-model".into()),
+            ..JobOverrides::default()
         };
         let PlanStatus::Unavailable(why) = p.plan(&unknown) else {
             panic!("an unknown model cannot plan");
         };
         assert!(why.contains("no-such-model"), "{why}");
         let registry = Registry::shipped().unwrap();
-        let cached_nowhere = JobSpec {
-            model: registry.entries()[0].id.clone(),
-            ..JobSpec::default()
+        let cached_nowhere = JobOverrides {
+            model: Some(registry.entries()[0].id.clone()),
+            ..JobOverrides::default()
         };
         assert!(matches!(
             p.plan(&cached_nowhere),
@@ -291,11 +296,11 @@ mod tests {
         let p = planner(home.path(), Some("8GB"));
         let dir =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/musicgen-tiny");
-        let spec = |seconds| JobSpec {
-            kind: JobKind::Music,
-            model: dir.display().to_string(),
+        let spec = |seconds| JobOverrides {
+            kind: Some(JobKind::Music),
+            model: Some(dir.display().to_string()),
             duration: Some(seconds),
-            ..JobSpec::default()
+            ..JobOverrides::default()
         };
         let status = p.plan(&spec(1.0));
         let PlanStatus::Planned(short) = status else {

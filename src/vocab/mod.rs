@@ -10,10 +10,11 @@ mod kind;
 mod memory_modes;
 mod run_settings;
 mod scheduler;
+pub mod values;
 
 pub use backend::Backend;
 pub use dtype::{Dtype, DtypeChoice};
 pub use kind::JobKind;
-pub use memory_modes::{Residency, ResidencyChoice, Toggle};
+pub use memory_modes::{AttentionSlicing, Residency, ResidencyChoice, Toggle};
 pub use run_settings::RunSettings;
 pub use scheduler::{Scheduler, alias_key as scheduler_alias_key};

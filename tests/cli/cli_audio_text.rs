@@ -123,7 +123,7 @@ fn music_makes_a_wav_of_the_asked_duration_with_its_parameters() {
     check_wav(&wav, 0.3, 0.6);
     let car = sidecar(&wav);
     assert_eq!(car["spec"]["kind"], "music");
-    assert_eq!(car["spec"]["duration"], 0.5);
+    assert_eq!(car["spec"]["params"]["music"]["duration"], 0.5);
     assert_eq!(car["spec"]["seed"], 7);
     // The same seed makes the same audio.
     let again = run_ok(
@@ -166,7 +166,7 @@ fn speech_makes_a_wav_and_stores_the_voice() {
     check_wav(&wav, 0.01, 1.1);
     let car = sidecar(&wav);
     assert_eq!(car["spec"]["kind"], "tts");
-    assert_eq!(car["spec"]["voice"], "a calm voice");
+    assert_eq!(car["spec"]["params"]["speech"]["voice"], "a calm voice");
     // `info` reads audio outputs too.
     let info = Command::cargo_bin("pallaidium")
         .unwrap()
@@ -304,7 +304,7 @@ fn an_image_job_can_enhance_its_prompt_first() {
         .output()
         .unwrap();
     let spec: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(spec["enhanced_from"], "a fox");
+    assert_eq!(spec["params"]["image"]["enhance"]["from"], "a fox");
     assert_eq!(spec["prompt"], d["text"]);
 }
 

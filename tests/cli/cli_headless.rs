@@ -101,10 +101,12 @@ fn a_one_shot_run_follows_the_event_contract() {
     );
     let spec = info_json(&path);
     assert_eq!(spec["seed"], 7);
-    assert_eq!(spec["steps"], 2);
+    assert_eq!(spec["params"]["image"]["steps"], 2);
     assert_eq!(spec["prompt"], "a cat, in snow!");
     assert_eq!(
-        spec["scheduler"].as_str().map(str::is_empty),
+        spec["params"]["image"]["scheduler"]
+            .as_str()
+            .map(str::is_empty),
         Some(false),
         "resolved values are stored"
     );
@@ -176,7 +178,7 @@ fn img2img_runs_from_an_init_image() {
     assert!(events.iter().any(|e| e["event"] == "done"));
     let spec = info_json(&run.files()[0]);
     assert_eq!(spec["kind"], "img2img");
-    assert_eq!(spec["strength"], 0.5);
+    assert_eq!(spec["params"]["image"]["strength"], 0.5);
 }
 
 #[test]

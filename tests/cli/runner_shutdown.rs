@@ -33,22 +33,23 @@ fn start_then_shutdown_never_hangs() {
 /// and the waiting ones end `cancelled` (not `interrupted`, which --resume would run again).
 #[test]
 fn cancel_then_stop_records_every_job_cancelled() {
-    use pallaidium::jobs::{JobEvent, JobSpec, JobState};
+    use pallaidium::jobs::spec::JobOverrides;
+    use pallaidium::jobs::{JobEvent, JobState};
     let home = tempfile::tempdir().unwrap();
     let (paths, link) = cpu_runner_link(home.path());
     let store = pallaidium::jobs::Store::open(&paths.queue_db).unwrap();
     let runner = pallaidium::jobs::JobRunner::start(store, link.config.clone()).unwrap();
     let mut events = runner.subscribe();
     let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sd1-tiny");
-    let spec = |seed| JobSpec {
-        model: fixture.display().to_string(),
-        prompt: "a long job".into(),
+    let spec = |seed| JobOverrides {
+        model: Some(fixture.display().to_string()),
+        prompt: Some("a long job".into()),
         // Long enough that it still runs when the cancel comes.
         steps: Some(500),
         width: Some(64),
         height: Some(64),
         seed: Some(seed),
-        ..JobSpec::default()
+        ..JobOverrides::default()
     };
     let ids = runner.submit(&[spec(1), spec(2), spec(3)]).unwrap();
     loop {

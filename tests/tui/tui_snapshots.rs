@@ -61,7 +61,10 @@ fn submit_and_run(app: &mut App) {
             _ => None,
         })
         .expect("Ctrl-G submits");
-    assert_eq!(spec.prompt, "a lighthouse at dusk, oil painting");
+    assert_eq!(
+        spec.prompt.as_deref(),
+        Some("a lighthouse at dusk, oil painting")
+    );
     assert!(
         commands
             .iter()
@@ -73,7 +76,11 @@ fn submit_and_run(app: &mut App) {
     }));
     app.handle(AppEvent::Submitted {
         job: JobId(1),
-        spec,
+        spec: Box::new(JobSpec {
+            model: spec.model.clone().unwrap_or_default(),
+            prompt: spec.prompt.clone().unwrap_or_default(),
+            ..JobSpec::default()
+        }),
     });
     app.handle(AppEvent::Job(JobEvent::Progress {
         job: JobId(1),
@@ -368,14 +375,14 @@ fn the_runners_previews_reach_the_pane() {
     let store = pallaidium::jobs::Store::open(&paths.queue_db).unwrap();
     let runner = pallaidium::jobs::JobRunner::start(store, link.config).unwrap();
     let mut events = runner.subscribe();
-    let spec = JobSpec {
-        model: fixture.display().to_string(),
-        prompt: "a tiny lighthouse".into(),
+    let spec = pallaidium::jobs::spec::JobOverrides {
+        model: Some(fixture.display().to_string()),
+        prompt: Some("a tiny lighthouse".into()),
         steps: Some(8),
         width: Some(64),
         height: Some(64),
         seed: Some(7),
-        ..JobSpec::default()
+        ..Default::default()
     };
     runner.submit(&[spec]).unwrap();
     let mut a = app_with("", Some(ratatui_image::picker::Picker::halfblocks()));

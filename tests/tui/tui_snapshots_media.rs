@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crossterm::event::{KeyCode, KeyModifiers};
+use pallaidium::jobs::spec::{CaptionParams, EnhanceParams, JobOverrides, Params};
 use pallaidium::jobs::{JobEvent, JobId, JobSpec};
 use pallaidium::models::Registry;
 use pallaidium::tui::app::{App, AppConfig, Command, CompatEnv};
@@ -69,7 +70,19 @@ fn app_kinds(model: &str, entries: Vec<ModelEntry>, form: Form) -> App {
     app
 }
 
-fn submitted(commands: &[Command]) -> Option<JobSpec> {
+/// What the runner would have prepared from a submitted job (for `AppEvent::Submitted`).
+fn prepared(asked: &JobOverrides, params: Params) -> Box<JobSpec> {
+    Box::new(JobSpec {
+        kind: asked.kind_asked(),
+        model: asked.model.clone().unwrap_or_default(),
+        prompt: asked.prompt.clone().unwrap_or_default(),
+        seed: asked.seed,
+        dtype: None,
+        params,
+    })
+}
+
+fn submitted(commands: &[Command]) -> Option<JobOverrides> {
     commands.iter().find_map(|c| match c {
         Command::Submit(s) => Some((**s).clone()),
         _ => None,
@@ -103,25 +116,25 @@ fn the_form_follows_the_model_kind() {
         pane_snapshot(name, &a.params, 52, 9);
         let spec = submitted(&key(&mut a, KeyCode::F(5), KeyModifiers::NONE))
             .unwrap_or_else(|| panic!("{model}: F5 queues; screen:\n{}", screen(&mut a, 160, 48)));
-        assert_eq!(spec.kind, kind);
+        assert_eq!(spec.kind_asked(), kind);
         assert_eq!(spec.steps, None, "{model}: a hidden field is not submitted");
-        assert_eq!(spec.negative, "", "{model}: no negative prompt");
+        assert_eq!(spec.negative, None, "{model}: no negative prompt");
         match kind {
             JobKind::Tts => {
                 assert_eq!(spec.voice.as_deref(), Some(typed.voice.as_str()));
                 assert_eq!(spec.duration, Some(8.0));
-                assert_eq!(spec.prompt, "a lighthouse at dusk");
+                assert_eq!(spec.prompt.as_deref(), Some("a lighthouse at dusk"));
             }
             JobKind::Music => assert_eq!((spec.duration, spec.voice), (Some(8.0), None)),
             JobKind::Stt => {
                 assert_eq!(spec.audio, Some("talk.wav".into()));
                 assert_eq!(
                     (spec.language.as_deref(), spec.translate),
-                    (Some("de"), true)
+                    (Some("de"), Some(true))
                 );
-                assert_eq!(spec.prompt, "", "transcription takes no prompt");
+                assert_eq!(spec.prompt, None, "transcription takes no prompt");
             }
-            _ => assert_eq!(spec.init_image, Some("photo.png".into())),
+            _ => assert_eq!(spec.caption, Some("photo.png".into())),
         }
     }
 }
@@ -228,7 +241,10 @@ fn ctrl_e_takes_the_same_default_enhancer_as_headless() {
     let mut a = app_kinds("sd15", entries, Form::default());
     let spec = submitted(&key(&mut a, KeyCode::Char('e'), KeyModifiers::CONTROL))
         .expect("Ctrl-E queues an enhance job");
-    assert_eq!(spec.model, pallaidium::jobs::spec::media::DEFAULT_ENHANCER);
+    assert_eq!(
+        spec.model.as_deref(),
+        Some(pallaidium::jobs::spec::media::DEFAULT_ENHANCER)
+    );
 }
 
 #[test]
@@ -236,9 +252,9 @@ fn enhance_streams_into_the_prompt_and_undo_restores_the_idea() {
     let mut a = app_kinds("sd15", all_kinds(), Form::default());
     let spec = submitted(&key(&mut a, KeyCode::Char('e'), KeyModifiers::CONTROL))
         .expect("Ctrl-E queues an enhance job");
-    assert_eq!(spec.kind, pallaidium::vocab::JobKind::Enhance);
-    assert_eq!(spec.model, "qwen2.5-0.5b-instruct");
-    assert_eq!(spec.prompt, "a lighthouse at dusk");
+    assert_eq!(spec.kind, Some(pallaidium::vocab::JobKind::Enhance));
+    assert_eq!(spec.model.as_deref(), Some("qwen2.5-0.5b-instruct"));
+    assert_eq!(spec.prompt.as_deref(), Some("a lighthouse at dusk"));
     // The first delta arrives before the runner's answer to the submission.
     a.handle(AppEvent::Job(JobEvent::Text {
         job: JobId(9),
@@ -246,7 +262,7 @@ fn enhance_streams_into_the_prompt_and_undo_restores_the_idea() {
     }));
     a.handle(AppEvent::Submitted {
         job: JobId(9),
-        spec: Box::new(spec),
+        spec: prepared(&spec, Params::Enhance(EnhanceParams { max_tokens: 200 })),
     });
     a.handle(AppEvent::Job(JobEvent::Text {
         job: JobId(9),
@@ -285,14 +301,20 @@ fn caption_fills_the_prompt_from_the_init_image() {
     let mut a = app_kinds("sd15", all_kinds(), form);
     let spec = submitted(&key(&mut a, KeyCode::Char('p'), KeyModifiers::CONTROL))
         .expect("Ctrl-P queues a caption job");
-    assert_eq!(spec.kind, pallaidium::vocab::JobKind::Caption);
+    assert_eq!(spec.kind, Some(pallaidium::vocab::JobKind::Caption));
     assert_eq!(
-        (spec.model.as_str(), spec.init_image.clone()),
-        ("blip-base", Some("photos/harbour.png".into()))
+        (spec.model.as_deref(), spec.caption.clone()),
+        (Some("blip-base"), Some("photos/harbour.png".into()))
     );
     a.handle(AppEvent::Submitted {
         job: JobId(2),
-        spec: Box::new(spec),
+        spec: prepared(
+            &spec,
+            Params::Caption(CaptionParams {
+                image: "photos/harbour.png".into(),
+                max_tokens: 40,
+            }),
+        ),
     });
     assert!(screen(&mut a, 80, 24).contains("captioning"));
     a.handle(AppEvent::Job(JobEvent::Done {
@@ -310,7 +332,13 @@ fn caption_fills_the_prompt_from_the_init_image() {
     let spec = submitted(&key(&mut a, KeyCode::Char('p'), KeyModifiers::CONTROL)).unwrap();
     a.handle(AppEvent::Submitted {
         job: JobId(3),
-        spec: Box::new(spec),
+        spec: prepared(
+            &spec,
+            Params::Caption(CaptionParams {
+                image: "photos/harbour.png".into(),
+                max_tokens: 40,
+            }),
+        ),
     });
     a.handle(AppEvent::Job(JobEvent::Failed {
         job: JobId(3),
@@ -338,7 +366,7 @@ fn helpers_say_what_is_missing() {
     let spec = submitted(&key(&mut a, KeyCode::Char('e'), KeyModifiers::CONTROL)).unwrap();
     a.handle(AppEvent::Submitted {
         job: JobId(5),
-        spec: Box::new(spec),
+        spec: prepared(&spec, Params::Enhance(EnhanceParams { max_tokens: 200 })),
     });
     let c = key(&mut a, KeyCode::Esc, KeyModifiers::NONE);
     assert!(c.contains(&Command::Cancel(JobId(5))), "{c:?}");

@@ -85,16 +85,16 @@ pub struct WavInfo {
 /// The one-line description stored as the WAV comment.
 pub fn wav_comment(spec: &JobSpec) -> String {
     let mut parts = vec![format!("Model: {}", spec.model)];
-    if let Some(voice) = &spec.voice {
-        parts.push(format!("Voice: {voice}"));
+    if let crate::jobs::spec::Params::Speech(p) = &spec.params {
+        parts.push(format!("Voice: {}", p.voice));
     }
     if let Some(seed) = spec.seed {
         parts.push(format!("Seed: {seed}"));
     }
-    if let Some(d) = spec.duration {
+    if let Some(d) = spec.duration() {
         parts.push(format!("Duration: {d}s"));
     }
-    if let Some(g) = spec.guidance {
+    if let Some(g) = spec.guidance() {
         parts.push(format!("Guidance: {g}"));
     }
     parts.join(", ")

@@ -239,9 +239,13 @@ impl OutputWriter {
 /// (transcripts, captions).
 pub fn output_stem(spec: &JobSpec) -> String {
     let source = if spec.prompt.trim().is_empty() {
-        spec.audio
-            .as_ref()
-            .or(spec.init_image.as_ref())
+        let input = match &spec.params {
+            crate::jobs::spec::Params::Transcribe(p) => Some(&p.audio),
+            crate::jobs::spec::Params::Caption(p) => Some(&p.image),
+            crate::jobs::spec::Params::Image(p) => p.init_image.as_ref(),
+            _ => None,
+        };
+        input
             .and_then(|p| p.file_stem())
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default()
@@ -304,7 +308,7 @@ mod tests {
             .collect();
         assert_eq!(names.len(), 2, "no temporary file stays: {names:?}");
         let stored = crate::jobs::output::png_meta::read_parameters(&a).unwrap();
-        assert_eq!(stored.spec.seed, Some(42));
+        assert_eq!(stored.spec.unwrap().seed, Some(42));
     }
 
     #[test]

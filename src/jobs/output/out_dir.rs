@@ -8,7 +8,6 @@ use std::path::Path;
 use crate::device::memory::format_bytes;
 use crate::jobs::spec::JobSpec;
 use crate::platform::disk;
-use crate::vocab::JobKind;
 
 /// Room kept free beyond the outputs themselves (sidecars, the queue database's growth).
 const SLACK_BYTES: u64 = 16 << 20;
@@ -18,18 +17,14 @@ const MAX_AUDIO_RATE: u64 = 48_000;
 /// Upper bound of the bytes `spec`'s outputs take: uncompressed RGB for a PNG, 16-bit mono for
 /// a WAV, a little for text (plus each output's JSON sidecar).
 pub fn planned_output_bytes(spec: &JobSpec) -> u64 {
-    let batch = u64::from(spec.batch.unwrap_or(1).max(1));
+    let batch = u64::from(spec.batch().max(1));
     let sidecar = 64 << 10;
-    let one = match spec.kind {
-        JobKind::Txt2img | JobKind::Img2img | JobKind::Inpaint => {
-            let (w, h) = (spec.width.unwrap_or(512), spec.height.unwrap_or(512));
-            u64::from(w) * u64::from(h) * 3 + sidecar
-        }
-        JobKind::Tts | JobKind::Music => {
-            let seconds = spec.duration.unwrap_or(30.0).clamp(0.0, 3600.0);
-            (seconds * (MAX_AUDIO_RATE * 2) as f64) as u64 + sidecar
-        }
-        JobKind::Stt | JobKind::Caption | JobKind::Enhance => 2 * sidecar,
+    let one = if let Some(p) = spec.image() {
+        u64::from(p.width) * u64::from(p.height) * 3 + sidecar
+    } else if let Some(seconds) = spec.duration() {
+        (seconds.clamp(0.0, 3600.0) * (MAX_AUDIO_RATE * 2) as f64) as u64 + sidecar
+    } else {
+        2 * sidecar
     };
     one.saturating_mul(batch)
 }
@@ -99,6 +94,8 @@ pub fn check_for_jobs(dir: &Path, specs: &[JobSpec]) -> crate::Result<()> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::jobs::spec::{ImageParams, MusicParams, Params};
+    use crate::vocab::JobKind;
 
     #[test]
     fn a_missing_folder_under_a_writable_one_is_fine_and_not_created() {
@@ -136,9 +133,12 @@ mod tests {
     #[test]
     fn planned_bytes_follow_size_batch_and_duration() {
         let image = JobSpec {
-            width: Some(1024),
-            height: Some(512),
-            batch: Some(4),
+            params: Params::Image(ImageParams {
+                width: 1024,
+                height: 512,
+                batch: 4,
+                ..ImageParams::default()
+            }),
             ..JobSpec::default()
         };
         assert_eq!(
@@ -147,7 +147,11 @@ mod tests {
         );
         let music = JobSpec {
             kind: JobKind::Music,
-            duration: Some(10.0),
+            params: Params::Music(MusicParams {
+                duration: 10.0,
+                guidance: 3.0,
+                batch: 1,
+            }),
             ..JobSpec::default()
         };
         assert_eq!(planned_output_bytes(&music), 960_000 + (64 << 10));

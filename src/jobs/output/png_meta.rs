@@ -4,7 +4,7 @@
 use std::io::{BufReader, Write};
 use std::path::{Path, PathBuf};
 
-use crate::jobs::spec::JobSpec;
+use crate::jobs::spec::{JobOverrides, JobSpec};
 use crate::vocab::Scheduler;
 
 /// Keyword of the JSON chunk holding the JobSpec.
@@ -43,43 +43,42 @@ fn scheduler_from_sampler(sampler: &str) -> Option<Scheduler> {
         .ok()
 }
 
-/// The A1111 `parameters` text for a resolved spec (every Option filled by the resolver).
+/// The A1111 `parameters` text of an image job (other jobs: the prompt and model).
 pub fn a1111_parameters(spec: &JobSpec) -> String {
     let mut text = spec.prompt.clone();
-    if !spec.negative.is_empty() {
+    let image = spec.image();
+    if let Some(p) = image
+        && !p.negative.is_empty()
+    {
         text.push_str("\nNegative prompt: ");
-        text.push_str(&spec.negative);
+        text.push_str(&p.negative);
     }
     let mut fields = vec![];
-    if let Some(steps) = spec.steps {
-        fields.push(format!("Steps: {steps}"));
-    }
-    if let Some(s) = spec.scheduler {
-        fields.push(format!("Sampler: {}", sampler_name(s)));
-    }
-    if let Some(g) = spec.guidance {
-        fields.push(format!("CFG scale: {g}"));
+    if let Some(p) = image {
+        fields.push(format!("Steps: {}", p.steps));
+        fields.push(format!("Sampler: {}", sampler_name(p.scheduler)));
+        fields.push(format!("CFG scale: {}", p.guidance));
     }
     if let Some(seed) = spec.seed {
         fields.push(format!("Seed: {seed}"));
     }
-    if let (Some(w), Some(h)) = (spec.width, spec.height) {
-        fields.push(format!("Size: {w}x{h}"));
+    if let Some(p) = image {
+        fields.push(format!("Size: {}x{}", p.width, p.height));
     }
     fields.push(format!("Model: {}", spec.model));
-    if spec.init_image.is_some()
-        && let Some(strength) = spec.strength
+    if let Some(p) = image
+        && p.init_image.is_some()
     {
-        fields.push(format!("Denoising strength: {strength}"));
+        fields.push(format!("Denoising strength: {}", p.strength));
     }
     text.push('\n');
     text.push_str(&fields.join(", "));
     text
 }
 
-/// Best-effort reading of an A1111 `parameters` text (from any tool) into a spec.
-pub fn parse_a1111(text: &str) -> JobSpec {
-    let mut spec = JobSpec::default();
+/// Best-effort reading of an A1111 `parameters` text (from any tool) into the job it asks for.
+pub fn parse_a1111(text: &str) -> JobOverrides {
+    let mut job = JobOverrides::default();
     let lines: Vec<&str> = text.lines().collect();
     // The last line holding "Steps: " is the settings line; before it prompt and negative.
     let settings_at = lines
@@ -100,30 +99,30 @@ pub fn parse_a1111(text: &str) -> JobSpec {
             prompt.push(*line);
         }
     }
-    spec.prompt = prompt.join("\n");
-    spec.negative = negative.map(|n| n.join("\n")).unwrap_or_default();
+    job.prompt = Some(prompt.join("\n"));
+    job.negative = negative.map(|n| n.join("\n"));
     for field in settings.unwrap_or("").split(", ") {
         let Some((key, value)) = field.split_once(": ") else {
             continue;
         };
         let value = value.trim();
         match key.trim() {
-            "Steps" => spec.steps = value.parse().ok(),
-            "Sampler" => spec.scheduler = scheduler_from_sampler(value),
-            "CFG scale" => spec.guidance = value.parse().ok(),
-            "Seed" => spec.seed = value.parse().ok(),
+            "Steps" => job.steps = value.parse().ok(),
+            "Sampler" => job.scheduler = scheduler_from_sampler(value),
+            "CFG scale" => job.guidance = value.parse().ok(),
+            "Seed" => job.seed = value.parse().ok(),
             "Size" => {
                 if let Some((w, h)) = value.split_once('x') {
-                    spec.width = w.parse().ok();
-                    spec.height = h.parse().ok();
+                    job.width = w.parse().ok();
+                    job.height = h.parse().ok();
                 }
             }
-            "Model" => spec.model = value.to_string(),
-            "Denoising strength" => spec.strength = value.parse().ok(),
+            "Model" => job.model = Some(value.to_string()),
+            "Denoising strength" => job.strength = value.parse().ok(),
             _ => {}
         }
     }
-    spec
+    job
 }
 
 /// Encodes an RGB image with both chunks into `out`, and the recorded `switches` (when any).
@@ -165,10 +164,10 @@ pub struct StoredParams {
     pub height: u32,
     /// The A1111 `parameters` text, if any.
     pub parameters: Option<String>,
-    /// The JobSpec from the `pallaidium` chunk, or parsed from `parameters` for other tools' PNGs.
-    pub spec: JobSpec,
-    /// Whether `spec` came from our own JSON chunk (exact) rather than the A1111 text.
-    pub exact: bool,
+    /// The JobSpec from the `pallaidium` chunk (None for other tools' PNGs).
+    pub spec: Option<JobSpec>,
+    /// The job to run it again: the spec's values, or those parsed from `parameters`.
+    pub job: JobOverrides,
     /// The PALLAIDIUM_* switches that were set when it was made (`platform::switches`).
     pub switches: std::collections::BTreeMap<String, String>,
 }
@@ -215,13 +214,14 @@ pub fn read_parameters(path: &Path) -> crate::Result<StoredParams> {
         }
     }
     let (width, height) = (info.width, info.height);
-    let (spec, exact) = match (json, &parameters) {
-        (Some(json), _) => (
-            serde_json::from_str::<JobSpec>(&json)
-                .map_err(|e| bad(format!("its pallaidium chunk does not parse ({e})")))?,
-            true,
-        ),
-        (None, Some(text)) => (parse_a1111(text), false),
+    let (spec, job) = match (json, &parameters) {
+        (Some(json), _) => {
+            let spec = serde_json::from_str::<JobSpec>(&json)
+                .map_err(|e| bad(format!("its pallaidium chunk does not parse ({e})")))?;
+            let job = spec.to_overrides();
+            (Some(spec), job)
+        }
+        (None, Some(text)) => (None, parse_a1111(text)),
         (None, None) => return Err(bad("it stores no generation parameters".into())),
     };
     Ok(StoredParams {
@@ -230,7 +230,7 @@ pub fn read_parameters(path: &Path) -> crate::Result<StoredParams> {
         height,
         parameters,
         spec,
-        exact,
+        job,
         switches,
     })
 }
@@ -243,14 +243,17 @@ mod tests {
         JobSpec {
             model: "sd15".into(),
             prompt: "a red fox, snow".into(),
-            negative: "blurry".into(),
-            steps: Some(20),
-            guidance: Some(7.5),
             seed: Some(1234),
-            width: Some(512),
-            height: Some(768),
-            batch: Some(1),
-            scheduler: Some(Scheduler::EulerA),
+            params: crate::jobs::spec::Params::Image(crate::jobs::spec::ImageParams {
+                negative: "blurry".into(),
+                steps: 20,
+                guidance: 7.5,
+                width: 512,
+                height: 768,
+                batch: 1,
+                scheduler: Scheduler::EulerA,
+                ..Default::default()
+            }),
             ..JobSpec::default()
         }
     }
@@ -268,14 +271,14 @@ mod tests {
     fn a1111_text_parses_back() {
         let spec = resolved();
         let back = parse_a1111(&a1111_parameters(&spec));
-        assert_eq!(back.prompt, spec.prompt);
-        assert_eq!(back.negative, spec.negative);
+        assert_eq!(back.prompt, Some(spec.prompt));
+        assert_eq!(back.negative.as_deref(), Some("blurry"));
         assert_eq!(back.steps, Some(20));
         assert_eq!(back.scheduler, Some(Scheduler::EulerA));
         assert_eq!(back.guidance, Some(7.5));
         assert_eq!(back.seed, Some(1234));
         assert_eq!((back.width, back.height), (Some(512), Some(768)));
-        assert_eq!(back.model, "sd15");
+        assert_eq!(back.model.as_deref(), Some("sd15"));
     }
 
     #[test]
@@ -293,8 +296,8 @@ mod tests {
         encode_png(&mut bytes, &image, &spec, &switches).unwrap();
         std::fs::write(&path, &bytes).unwrap();
         let stored = read_parameters(&path).unwrap();
-        assert!(stored.exact);
-        assert_eq!(stored.spec, spec);
+        assert_eq!(stored.spec.as_ref(), Some(&spec));
+        assert_eq!(stored.job, spec.to_overrides());
         assert_eq!(stored.switches, switches);
         assert_eq!((stored.width, stored.height), (16, 8));
         assert!(

@@ -27,7 +27,12 @@ impl Worker {
     ) -> crate::Result<JobOutcome> {
         let id = record.id;
         let enhanced;
-        let spec = if record.spec.enhance && record.spec.enhanced_from.is_none() {
+        let to_enhance = record
+            .spec
+            .image()
+            .and_then(|p| p.enhance.as_ref())
+            .is_some_and(|e| e.from.is_none());
+        let spec = if to_enhance {
             enhanced = self.enhance_spec(record, cancel, timings)?;
             &enhanced
         } else {
@@ -71,7 +76,8 @@ impl Worker {
         let residency = match &plan {
             Some(plan) => plan.residency,
             None => spec
-                .residency
+                .image()
+                .and_then(|p| p.residency)
                 .and_then(ResidencyChoice::forced)
                 .unwrap_or_default(),
         };
@@ -150,7 +156,9 @@ impl Worker {
             for image in images {
                 let mut image_spec = spec.clone();
                 image_spec.seed = Some(image.seed);
-                image_spec.batch = Some(1);
+                if let Some(p) = image_spec.image_mut() {
+                    p.batch = 1;
+                }
                 let path = self
                     .writer
                     .write_png(&image.image, &image_spec, |target| {
@@ -172,7 +180,11 @@ impl Worker {
         timings.insert("write".into(), write_s);
         Ok(JobOutcome {
             outputs,
-            text: spec.enhanced_from.as_ref().map(|_| spec.prompt.clone()),
+            text: spec
+                .image()
+                .and_then(|p| p.enhance.as_ref())
+                .and_then(|e| e.from.as_ref())
+                .map(|_| spec.prompt.clone()),
             duration_s: None,
         })
     }

@@ -24,8 +24,8 @@ use crate::jobs::run::config::{ModelInfo, RunnerConfig, WorkerDevice};
 use crate::jobs::run::engine::{Engine, EngineLoad};
 use crate::jobs::run::events::{JobEvent, JobId, Timings};
 use crate::jobs::run::worker::{JobOutcome, Shared, Worker, engine_crash, to_job_event};
-use crate::jobs::spec::JobSpec;
 use crate::jobs::spec::media::DEFAULT_ENHANCER;
+use crate::jobs::spec::{EnhanceParams, JobSpec, Params};
 use crate::jobs::store::JobRecord;
 use crate::models::planner::media::MediaWeights;
 
@@ -143,7 +143,7 @@ impl Worker {
             .iter()
             .filter(|p| p.extension().is_some_and(|e| e == ext))
             .count() as u32;
-        let batch = spec.batch.unwrap_or(1).max(1);
+        let batch = spec.batch().max(1);
         if done >= batch {
             return Ok(JobOutcome {
                 outputs,
@@ -175,13 +175,17 @@ impl Worker {
         };
         let started = Instant::now();
         let mut outcome = JobOutcome::default();
-        match spec.kind {
-            JobKind::Tts | JobKind::Music => {
+        match &spec.params {
+            Params::Speech(_) | Params::Music(_) => {
                 let mut total = 0.0;
                 for i in done..batch {
                     let mut clip_spec = spec.clone();
                     clip_spec.seed = Some(spec.seed.unwrap_or(0).wrapping_add(u64::from(i)));
-                    clip_spec.batch = Some(1);
+                    match &mut clip_spec.params {
+                        Params::Speech(p) => p.batch = 1,
+                        Params::Music(p) => p.batch = 1,
+                        _ => {}
+                    }
                     let clip = run_audio(engine, &clip_spec, &sink, cancel)?;
                     check_clip(&clip)?;
                     total += clip.duration_s();
@@ -192,16 +196,15 @@ impl Worker {
                 }
                 outcome.duration_s = Some(total);
             }
-            JobKind::Stt => {
-                let path = spec.audio.clone().unwrap_or_default();
-                let audio = read_audio(&path)?;
+            Params::Transcribe(p) => {
+                let audio = read_audio(&p.audio)?;
                 let Engine::Whisper(whisper) = engine else {
                     return Err(wrong_engine(&model, engine));
                 };
                 let opts = TranscribeOptions {
-                    language: spec.language.clone(),
-                    translate: spec.translate,
-                    max_tokens: spec.max_tokens,
+                    language: p.language.clone(),
+                    translate: p.translate,
+                    max_tokens: p.max_tokens,
                 };
                 let transcript = catch_unwind(AssertUnwindSafe(|| {
                     whisper.transcribe(&audio, &opts, &sink, cancel)
@@ -209,8 +212,10 @@ impl Worker {
                 .unwrap_or_else(|panic| Err(engine_crash(panic)))?;
                 let text = transcript.text();
                 let mut stored = spec.clone();
-                if stored.language.is_none() {
-                    stored.language = transcript.language.clone();
+                if let Params::Transcribe(p) = &mut stored.params
+                    && p.language.is_none()
+                {
+                    p.language.clone_from(&transcript.language);
                 }
                 outputs.extend(
                     out.transcript(&transcript, &stored, audio.duration_s())
@@ -219,7 +224,7 @@ impl Worker {
                 outcome.text = Some(text);
                 outcome.duration_s = Some(audio.duration_s());
             }
-            JobKind::Caption | JobKind::Enhance => {
+            Params::Caption(_) | Params::Enhance(_) => {
                 let text = run_text(engine, spec, &sink, cancel)?;
                 outputs.extend(
                     out.text(&text, spec)
@@ -227,7 +232,7 @@ impl Worker {
                 );
                 outcome.text = Some(text);
             }
-            JobKind::Txt2img | JobKind::Img2img | JobKind::Inpaint => {
+            Params::Image(_) => {
                 return Err(crate::Error::job_failed(
                     "internal: an image job reached run_media",
                 ));
@@ -246,11 +251,7 @@ impl Worker {
         cancel: &CancelToken,
         timings: &mut Timings,
     ) -> crate::Result<JobSpec> {
-        let enhancer = record
-            .spec
-            .enhancer
-            .clone()
-            .unwrap_or_else(|| DEFAULT_ENHANCER.to_owned());
+        let enhancer = enhancer_of(&record.spec);
         let result = self.enhance_spec_inner(record, cancel, timings);
         self.evict_after_crash(result, &enhancer, DType::F32)
     }
@@ -263,10 +264,7 @@ impl Worker {
     ) -> crate::Result<JobSpec> {
         let id = record.id;
         let mut spec = record.spec.clone();
-        let enhancer_id = spec
-            .enhancer
-            .clone()
-            .unwrap_or_else(|| DEFAULT_ENHANCER.to_owned());
+        let enhancer_id = enhancer_of(&spec);
         let model = (self.config.models)(&enhancer_id)?;
         let engine = cached_engine(
             &mut self.cache,
@@ -284,16 +282,33 @@ impl Worker {
         let shared = Arc::clone(&self.shared);
         let sink = move |event: EngineEvent| shared.emit(to_job_event(id, event));
         let started = Instant::now();
-        let mut ask = spec.clone();
-        ask.kind = JobKind::Enhance;
-        ask.max_tokens = Some(spec.max_tokens.unwrap_or(200));
+        let max_tokens = spec
+            .image()
+            .and_then(|p| p.enhance.as_ref())
+            .and_then(|e| e.max_tokens)
+            .unwrap_or(200);
+        let ask = JobSpec {
+            kind: JobKind::Enhance,
+            params: Params::Enhance(EnhanceParams { max_tokens }),
+            ..spec.clone()
+        };
         let enhanced = run_text(engine, &ask, &sink, cancel)?;
         timings.insert("enhance".into(), started.elapsed().as_secs_f64());
         tracing::info!(idea = %spec.prompt, prompt = %enhanced, "prompt enhanced");
-        spec.enhanced_from = Some(std::mem::replace(&mut spec.prompt, enhanced));
+        let idea = std::mem::replace(&mut spec.prompt, enhanced);
+        if let Some(e) = spec.image_mut().and_then(|p| p.enhance.as_mut()) {
+            e.from = Some(idea);
+        }
         self.shared.lock().store_mut().update_spec(id, &spec)?;
         Ok(spec)
     }
+}
+
+/// The text model an image job's prompt is enhanced with.
+fn enhancer_of(spec: &JobSpec) -> String {
+    spec.image()
+        .and_then(|p| p.enhance.as_ref())
+        .map_or_else(|| DEFAULT_ENHANCER.to_owned(), |e| e.enhancer.clone())
 }
 
 fn wrong_engine(model: &ModelInfo, engine: &Engine) -> crate::Error {
@@ -311,35 +326,26 @@ fn run_audio(
     cancel: &CancelToken,
 ) -> crate::Result<AudioClip> {
     let seed = spec.seed.unwrap_or(0);
-    let duration = spec.duration.unwrap_or(10.0);
-    let result = catch_unwind(AssertUnwindSafe(|| match (spec.kind, &*engine) {
-        (JobKind::Tts, Engine::Parler(parler)) => {
+    let result = catch_unwind(AssertUnwindSafe(|| match (&spec.params, &*engine) {
+        (Params::Speech(p), Engine::Parler(parler)) => {
             let opts = SpeechOptions {
                 seed,
                 temperature: 1.0,
-                max_seconds: duration,
+                max_seconds: p.duration,
             };
-            parler.speak(
-                &spec.prompt,
-                spec.voice.as_deref().unwrap_or_default(),
-                &opts,
-                &sink,
-                cancel,
-            )
+            parler.speak(&spec.prompt, &p.voice, &opts, &sink, cancel)
         }
-        (JobKind::Music, Engine::MusicGen(musicgen)) => {
+        (Params::Music(p), Engine::MusicGen(musicgen)) => {
             let mut opts = musicgen.generation_defaults();
-            opts.duration_s = duration;
+            opts.duration_s = p.duration;
             opts.seed = seed;
-            if let Some(g) = spec.guidance {
-                opts.guidance = g;
-            }
+            opts.guidance = p.guidance;
             musicgen.generate(&spec.prompt, &opts, &sink, cancel)
         }
-        (kind, other) => Err(crate::Error::bad_input(format!(
+        (_, other) => Err(crate::Error::bad_input(format!(
             "a {} model cannot make {}",
             other.family_name(),
-            kind.as_str()
+            spec.kind.as_str()
         ))),
     }));
     result.unwrap_or_else(|panic| Err(engine_crash(panic)))
@@ -351,12 +357,11 @@ fn run_text(
     sink: &(dyn Fn(EngineEvent) + Send + Sync),
     cancel: &CancelToken,
 ) -> crate::Result<String> {
-    let max_tokens = spec.max_tokens.unwrap_or(200);
-    let result = catch_unwind(AssertUnwindSafe(|| match (spec.kind, &*engine) {
-        (JobKind::Caption, Engine::Blip(blip)) => {
-            let path = spec.init_image.clone().unwrap_or_default();
-            let image = crate::jobs::spec::resolve::load_image(&path, "--caption")?;
+    let result = catch_unwind(AssertUnwindSafe(|| match (&spec.params, &*engine) {
+        (Params::Caption(p), Engine::Blip(blip)) => {
+            let image = crate::jobs::spec::resolve::load_image(&p.image, "--caption")?;
             let prefix = Some(spec.prompt.trim().to_owned()).filter(|p| !p.is_empty());
+            let max_tokens = p.max_tokens;
             blip.caption(
                 &image,
                 &CaptionOptions { max_tokens, prefix },
@@ -364,19 +369,19 @@ fn run_text(
                 cancel,
             )
         }
-        (JobKind::Enhance, Engine::Enhancer(enhancer)) => {
+        (Params::Enhance(p), Engine::Enhancer(enhancer)) => {
             let opts = EnhanceOptions {
-                max_tokens,
+                max_tokens: p.max_tokens,
                 seed: spec.seed.unwrap_or(0),
                 temperature: ENHANCE_TEMPERATURE,
                 top_p: ENHANCE_TOP_P,
             };
             enhancer.enhance(&spec.prompt, &opts, &sink, cancel)
         }
-        (kind, other) => Err(crate::Error::bad_input(format!(
+        (_, other) => Err(crate::Error::bad_input(format!(
             "a {} model cannot do {} jobs",
             other.family_name(),
-            kind.as_str()
+            spec.kind.as_str()
         ))),
     }));
     let text = result.unwrap_or_else(|panic| Err(engine_crash(panic)))?;

@@ -8,60 +8,45 @@ use std::sync::Arc;
 
 use candle_core::DType;
 
+use crate::Result;
 use crate::device::SelectedDevice;
 use crate::engines::sd::GenerateRequest;
 use crate::models::planner::{self, MemoryPlan, Overrides, PlanRequest};
 use crate::platform::PlatformInfo;
-use crate::vocab::{ResidencyChoice, Toggle};
-use crate::{Error, Result};
+use crate::vocab::{AttentionSlicing, ResidencyChoice, Toggle};
 
-/// The flags (or a job's stored fields) that pin parts of the plan.
+/// The values a job pins parts of its plan to (auto: the planner's choice).
 pub fn overrides_from_flags(
-    attention_slicing: Option<&str>,
+    attention_slicing: Option<AttentionSlicing>,
     vae_tiling: Option<Toggle>,
     residency: Option<ResidencyChoice>,
-) -> Result<Overrides> {
-    let attention_slice = match attention_slicing.map(str::trim) {
-        None | Some("auto") => None,
-        Some("off") => Some(None),
-        Some(n) => match n.parse::<u64>() {
-            Ok(n) if n > 0 => Some(Some(n)),
-            _ => {
-                return Err(Error::bad_input(format!(
-                    "--attention-slicing {n:?}: use auto, off, or a query chunk size in tokens such as 256"
-                )));
-            }
-        },
-    };
-    Ok(Overrides {
+) -> Overrides {
+    Overrides {
         residency: residency.and_then(ResidencyChoice::forced),
-        attention_slice,
+        attention_slice: attention_slicing.and_then(AttentionSlicing::forced),
         vae_tiling: vae_tiling.and_then(Toggle::forced),
-    })
+    }
 }
 
 /// The planner's view of an audio or text job, for the runner and the TUI's live plan alike.
-/// Transcription reads its audio in 30 s windows; speech and music grow with their length.
+/// Transcription reads its audio in 30 s windows; speech and music grow with their length
+/// (`seconds`, 0 for text jobs; `batch` outputs).
 pub fn media_request(
     path: &Path,
     family: crate::models::Family,
-    spec: &crate::jobs::JobSpec,
+    (seconds, batch): (f64, u32),
     dtype: DType,
     selected: &SelectedDevice,
     platform: &PlatformInfo,
     budget_cap: Option<u64>,
 ) -> planner::media::MediaPlanRequest {
-    let seconds = match spec.kind {
-        crate::vocab::JobKind::Music | crate::vocab::JobKind::Tts => spec.duration.unwrap_or(10.0),
-        _ => 0.0,
-    };
     let weights = planner::media::MediaWeights::read(path, dtype);
     planner::media::MediaPlanRequest {
         family,
         weights_bytes: weights.bytes,
         largest_tensor_bytes: weights.largest_tensor_bytes,
         seconds,
-        batch: spec.batch.unwrap_or(1),
+        batch,
         dtype,
         device: selected.kind,
         memory: crate::device::memory::query(selected, platform),
@@ -101,11 +86,9 @@ impl JobPlanner {
         request: &GenerateRequest,
         dtype: DType,
     ) -> Result<MemoryPlan> {
-        let overrides = overrides_from_flags(
-            spec.attention_slicing.as_deref(),
-            spec.vae_tiling,
-            spec.residency,
-        )?;
+        let pinned = spec.image().map_or_else(Overrides::default, |p| {
+            overrides_from_flags(p.attention_slicing, p.vae_tiling, p.residency)
+        });
         let plan = planner::plan_folder(
             model_dir,
             dtype != DType::F32,
@@ -119,7 +102,7 @@ impl JobPlanner {
                 device: self.selected.kind,
                 memory: crate::device::memory::query(&self.selected, &self.platform),
                 budget_cap: self.budget_cap,
-                overrides,
+                overrides: pinned,
                 stock_kernels: self.stock_kernels,
             },
         )?;
@@ -148,7 +131,7 @@ impl JobPlanner {
         let plan = planner::media::plan_media(&media_request(
             path,
             family,
-            spec,
+            (spec.duration().unwrap_or(0.0), spec.batch()),
             dtype,
             &self.selected,
             &self.platform,
@@ -173,14 +156,17 @@ mod tests {
 
     #[test]
     fn flags_pin_the_plan() {
-        let o = overrides_from_flags(Some("256"), Some(Toggle::On), Some(ResidencyChoice::Staged))
-            .unwrap();
+        let o = overrides_from_flags(
+            Some(AttentionSlicing::Tokens(256)),
+            Some(Toggle::On),
+            Some(ResidencyChoice::Staged),
+        );
         assert_eq!(o.attention_slice, Some(Some(256)));
         assert_eq!(o.vae_tiling, Some(true));
         assert_eq!(o.residency, Some(Residency::Staged));
-        let auto = overrides_from_flags(Some("auto"), Some(Toggle::Auto), None).unwrap();
+        let auto = overrides_from_flags(Some(AttentionSlicing::Auto), Some(Toggle::Auto), None);
         assert_eq!(auto, Overrides::default());
-        assert!(overrides_from_flags(Some("0"), None, None).is_err());
-        assert!(overrides_from_flags(Some("lots"), None, None).is_err());
+        let off = overrides_from_flags(Some(AttentionSlicing::Off), None, None);
+        assert_eq!(off.attention_slice, Some(None));
     }
 }

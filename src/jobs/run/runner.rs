@@ -13,9 +13,9 @@ use crate::jobs::run::event_hub::{EventHub, JobEvents};
 use crate::jobs::run::events::{JobEvent, JobId};
 use crate::jobs::run::queue::{CancelOutcome, Queue};
 use crate::jobs::run::worker::{Shared, Worker};
-use crate::jobs::spec::JobSpec;
 use crate::jobs::spec::media::{DEFAULT_ENHANCER, default_model, fill_media_spec, settle_kind};
 use crate::jobs::spec::resolve::{build_request, fill_spec};
+use crate::jobs::spec::{JobOverrides, JobSpec};
 use crate::jobs::store::{JobRecord, Store};
 
 pub struct JobRunner {
@@ -57,23 +57,35 @@ impl JobRunner {
         self.shared.events.subscribe()
     }
 
-    /// Checks one spec and fills in everything (model defaults, a recorded seed, absolute paths)
-    /// without queueing it. Every problem is `Error::BadInput`.
-    pub fn prepare(&self, spec: &JobSpec) -> crate::Result<JobSpec> {
-        let mut spec = spec.clone();
-        if spec.model.trim().is_empty() {
-            spec.model = default_model(&spec).ok_or_else(|| {
+    /// Checks one job as asked and fills in everything (the model's defaults, a recorded seed,
+    /// absolute paths) into its `JobSpec`, without queueing it. Every problem is
+    /// `Error::BadInput`.
+    pub fn prepare(&self, asked: &JobOverrides) -> crate::Result<JobSpec> {
+        let mut asked = asked.clone();
+        if asked.model.as_deref().is_none_or(|m| m.trim().is_empty()) {
+            asked.model = Some(default_model(&asked).ok_or_else(|| {
                 crate::Error::bad_input(
                     "no model given: pass --model ID|DIR (see `pallaidium models`)",
                 )
-            })?;
+            })?);
         }
-        let model = (self.config.models)(&spec.model)?;
-        spec.kind = settle_kind(&spec, &model.id, model.kind)?;
-        let mut filled = if spec.kind.makes_images() {
-            fill_spec(&spec, &model.defaults)?
+        let model_id = asked.model.clone().unwrap_or_default();
+        let model = (self.config.models)(&model_id)?;
+        let kind = settle_kind(asked.kind_asked(), &model.id, model.kind)?;
+        if kind.makes_images() {
+            if asked.enhance == Some(true) && asked.enhanced_from.is_none() {
+                asked.enhancer = Some(self.enhancer(&asked)?);
+            }
+        } else if asked.enhance == Some(true) {
+            return Err(crate::Error::bad_input(format!(
+                "--enhance rewrites image prompts; a {} job takes its prompt as it is",
+                kind.as_str()
+            )));
+        }
+        let mut filled = if kind.makes_images() {
+            fill_spec(&asked, kind, &model.defaults)?
         } else {
-            fill_media_spec(&spec, &model.defaults)?
+            fill_media_spec(&asked, kind, &model.defaults)?
         };
         // A local folder is stored absolute, so --resume works from any directory.
         if Path::new(&filled.model).exists()
@@ -88,36 +100,45 @@ impl JobRunner {
             }
             return Ok(filled);
         }
-        if filled.enhance && filled.enhanced_from.is_none() {
-            let id = filled
-                .enhancer
-                .clone()
-                .unwrap_or_else(|| DEFAULT_ENHANCER.to_owned());
-            let enhancer = (self.config.models)(&id)?;
-            if enhancer.kind != crate::models::Kind::Text {
-                return Err(crate::Error::bad_input(format!(
-                    "--enhancer {id}: that model makes {}, not text; use a prompt-enhancer model \
-                     such as `{DEFAULT_ENHANCER}`",
-                    enhancer.kind
-                )));
-            }
-            if filled.prompt.trim().is_empty() {
-                return Err(crate::Error::bad_input(
-                    "--enhance needs --prompt: the idea to turn into a detailed prompt",
-                ));
-            }
-            filled.enhancer = Some(if Path::new(&id).exists() {
-                std::path::absolute(&id).map_or(id.clone(), |p| p.to_string_lossy().into_owned())
-            } else {
-                id
-            });
-        }
         let request = build_request(&filled, 0)?;
         // A job that cannot fit is refused now, before anything is queued or loaded.
         if let Some(planner) = &self.config.planner {
             planner.plan(&model.dir, &filled, &request, dtype)?;
         }
         Ok(filled)
+    }
+
+    /// The enhancer of an image job asked to `--enhance`: a text model, stored absolute when a
+    /// folder, with a prompt to enhance.
+    fn enhancer(&self, asked: &JobOverrides) -> crate::Result<String> {
+        let id = asked
+            .enhancer
+            .clone()
+            .unwrap_or_else(|| DEFAULT_ENHANCER.to_owned());
+        let enhancer = (self.config.models)(&id)?;
+        if enhancer.kind != crate::models::Kind::Text {
+            return Err(crate::Error::bad_input(format!(
+                "--enhancer {id}: that model makes {}, not text; use a prompt-enhancer model \
+                 such as `{DEFAULT_ENHANCER}`",
+                enhancer.kind
+            )));
+        }
+        if asked
+            .prompt
+            .as_deref()
+            .unwrap_or_default()
+            .trim()
+            .is_empty()
+        {
+            return Err(crate::Error::bad_input(
+                "--enhance needs --prompt: the idea to turn into a detailed prompt",
+            ));
+        }
+        Ok(if Path::new(&id).exists() {
+            std::path::absolute(&id).map_or(id.clone(), |p| p.to_string_lossy().into_owned())
+        } else {
+            id
+        })
     }
 
     /// Whether `id` failed on bad input (e.g. model files that do not match their config).
@@ -129,8 +150,17 @@ impl JobRunner {
             .contains(&id)
     }
 
-    /// Checks every spec, then persists them all (or none) and queues them.
-    pub fn submit(&self, specs: &[JobSpec]) -> crate::Result<Vec<JobId>> {
+    /// Checks every job, then persists them all (or none) and queues them.
+    pub fn submit(&self, specs: &[JobOverrides]) -> crate::Result<Vec<JobId>> {
+        Ok(self
+            .submit_prepared(specs)?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect())
+    }
+
+    /// `submit`, returning each job's prepared spec with its id.
+    pub fn submit_prepared(&self, specs: &[JobOverrides]) -> crate::Result<Vec<(JobId, JobSpec)>> {
         let prepared = specs
             .iter()
             .enumerate()
@@ -158,7 +188,7 @@ impl JobRunner {
         }
         drop(queue);
         self.shared.wake.notify_all();
-        Ok(queued.into_iter().map(|(id, _)| id).collect())
+        Ok(queued.into_iter().map(|(id, _)| id).zip(prepared).collect())
     }
 
     /// Takes on every queued and interrupted job in the store (`--resume`).

@@ -1,8 +1,11 @@
 //! Audio and text jobs: which kind a job is once its model is known, the models used when none is
 //! given, and the checks and defaults of each kind, before anything is queued.
 
-use crate::jobs::spec::JobSpec;
 use crate::jobs::spec::resolve::{absolute, load_image};
+use crate::jobs::spec::{
+    CaptionParams, EnhanceParams, JobOverrides, JobSpec, MusicParams, Params, SpeechParams,
+    TranscribeParams,
+};
 use crate::models::{Defaults, Kind};
 use crate::vocab::JobKind;
 
@@ -22,13 +25,13 @@ fn bad(message: impl Into<String>) -> crate::Error {
 }
 
 /// The model a job without `--model` runs with (None: image jobs need one named).
-pub fn default_model(spec: &JobSpec) -> Option<String> {
-    match spec.kind {
+pub fn default_model(asked: &JobOverrides) -> Option<String> {
+    match asked.kind_asked() {
         JobKind::Txt2img | JobKind::Img2img | JobKind::Inpaint => None,
-        JobKind::Enhance => spec
+        JobKind::Enhance => asked
             .enhancer
             .clone()
-            .or_else(|| Some(example(spec.kind).to_owned())),
+            .or_else(|| Some(example(JobKind::Enhance).to_owned())),
         kind => Some(example(kind).to_owned()),
     }
 }
@@ -47,82 +50,87 @@ fn example(kind: JobKind) -> &'static str {
 
 /// The job's kind given what its model makes: an image job on a MusicGen model is a music job;
 /// asking a model for something it does not make is bad input naming a model that does.
-pub fn settle_kind(spec: &JobSpec, model_id: &str, model_kind: Kind) -> crate::Result<JobKind> {
+pub fn settle_kind(asked: JobKind, model_id: &str, model_kind: Kind) -> crate::Result<JobKind> {
     let makes = model_kind.job_kind();
     if makes == JobKind::Txt2img {
-        if spec.kind.makes_images() {
-            return Ok(spec.kind);
+        if asked.makes_images() {
+            return Ok(asked);
         }
         return Err(bad(format!(
             "model `{model_id}` makes images; a {} job needs a {} model such as `{}` \
              (`pallaidium models` lists them)",
-            spec.kind.as_str(),
-            spec.kind.as_str(),
-            example(spec.kind)
+            asked.as_str(),
+            asked.as_str(),
+            example(asked)
         )));
     }
     // Defaults that follow from the inputs (txt2img, img2img from --init-image) give way to the
     // model's kind; anything else must match it.
-    let implied = matches!(spec.kind, JobKind::Txt2img)
-        || (spec.kind == JobKind::Img2img && makes == JobKind::Caption);
-    if implied || spec.kind == makes {
+    let implied = matches!(asked, JobKind::Txt2img)
+        || (asked == JobKind::Img2img && makes == JobKind::Caption);
+    if implied || asked == makes {
         return Ok(makes);
     }
     Err(bad(format!(
         "model `{model_id}` makes {}, not {}; use a {} model such as `{}`, or drop --kind",
         makes.as_str(),
-        spec.kind.as_str(),
-        spec.kind.as_str(),
-        example(spec.kind)
+        asked.as_str(),
+        asked.as_str(),
+        example(asked)
     )))
 }
 
-/// Fills and checks an audio or text job (its kind already settled).
-pub fn fill_media_spec(spec: &JobSpec, defaults: &Defaults) -> crate::Result<JobSpec> {
-    let mut out = spec.clone();
-    if out.mask.is_some() {
+/// Fills and checks an audio or text job (its kind already settled) into its typed parameters.
+pub fn fill_media_spec(
+    asked: &JobOverrides,
+    kind: JobKind,
+    defaults: &Defaults,
+) -> crate::Result<JobSpec> {
+    if asked.mask.is_some() {
         return Err(bad(format!(
             "--mask does not apply to {} jobs (it is for inpainting)",
-            out.kind.as_str()
+            kind.as_str()
         )));
     }
-    if out.init_image.is_some() && out.kind != JobKind::Caption {
+    if asked.init_image.is_some() && kind != JobKind::Caption {
         return Err(bad(format!(
             "--init-image does not apply to {} jobs; to caption an image use --caption PATH",
-            out.kind.as_str()
+            kind.as_str()
         )));
     }
-    if let Some(n) = out.max_tokens
+    if let Some(n) = asked.max_tokens
         && !(1..=MAX_TOKENS).contains(&n)
     {
         return Err(bad(format!(
             "--max-tokens {n}: must be between 1 and {MAX_TOKENS}"
         )));
     }
-    let batch = out.batch.unwrap_or(1);
+    let batch = asked.batch.unwrap_or(1);
     if batch == 0 || batch > crate::jobs::spec::resolve::MAX_BATCH {
         return Err(bad(format!(
             "--batch {batch}: must be between 1 and {}",
             crate::jobs::spec::resolve::MAX_BATCH
         )));
     }
-    match out.kind {
+    let prompt = asked.prompt.clone().unwrap_or_default();
+    let params = match kind {
         JobKind::Tts => {
-            require_prompt(&out, "the text to speak")?;
-            let voice = out
+            require_prompt(kind, &prompt, "the text to speak")?;
+            let voice = asked
                 .voice
                 .clone()
                 .filter(|v| !v.trim().is_empty())
                 .or_else(|| defaults.voice.clone())
                 .unwrap_or_else(|| crate::models::entry::DEFAULT_VOICE.to_owned());
-            out.voice = Some(voice);
-            out.duration = Some(duration(&out, defaults, 30.0, MAX_SPEECH_S)?);
-            out.batch = Some(batch);
+            Params::Speech(SpeechParams {
+                voice,
+                duration: duration(asked, defaults, 30.0, MAX_SPEECH_S)?,
+                batch,
+            })
         }
         JobKind::Music => {
-            require_prompt(&out, "a description of the music")?;
-            out.duration = Some(duration(&out, defaults, 8.0, MAX_MUSIC_S)?);
-            let guidance = out.guidance.unwrap_or(defaults.guidance);
+            require_prompt(kind, &prompt, "a description of the music")?;
+            let guidance = asked.guidance.unwrap_or(defaults.guidance);
             if !guidance.is_finite()
                 || !(0.0..=crate::jobs::spec::resolve::MAX_GUIDANCE).contains(&guidance)
             {
@@ -131,11 +139,14 @@ pub fn fill_media_spec(spec: &JobSpec, defaults: &Defaults) -> crate::Result<Job
                     crate::jobs::spec::resolve::MAX_GUIDANCE
                 )));
             }
-            out.guidance = Some(guidance);
-            out.batch = Some(batch);
+            Params::Music(MusicParams {
+                duration: duration(asked, defaults, 8.0, MAX_MUSIC_S)?,
+                guidance,
+                batch,
+            })
         }
         JobKind::Stt => {
-            let Some(audio) = out.audio.clone() else {
+            let Some(audio) = asked.audio.clone() else {
                 return Err(bad(
                     "speech to text needs the audio file: pass --audio PATH (wav, flac, mp3, ogg)",
                 ));
@@ -143,8 +154,7 @@ pub fn fill_media_spec(spec: &JobSpec, defaults: &Defaults) -> crate::Result<Job
             if !audio.is_file() {
                 return Err(bad(format!("--audio {}: no such file", audio.display())));
             }
-            out.audio = Some(absolute(&audio));
-            if let Some(lang) = &out.language
+            if let Some(lang) = &asked.language
                 && (lang.len() < 2 || !lang.chars().all(|c| c.is_ascii_lowercase()))
             {
                 return Err(bad(format!(
@@ -162,55 +172,72 @@ pub fn fill_media_spec(spec: &JobSpec, defaults: &Defaults) -> crate::Result<Job
                     None => format!("--audio {shown}: {text}"),
                 })
             })?;
-            out.batch = Some(1);
+            Params::Transcribe(TranscribeParams {
+                audio: absolute(&audio),
+                language: asked.language.clone(),
+                translate: asked.translate.unwrap_or(false),
+                max_tokens: asked.max_tokens,
+            })
         }
         JobKind::Caption => {
-            let Some(image) = &out.init_image else {
+            let Some(image) = asked.image_input() else {
                 return Err(bad("captioning needs an image: pass --caption PATH"));
             };
             // Decoded now (its header checked first), as the job will.
             load_image(image, "--caption")?;
-            out.init_image = Some(absolute(image));
-            out.max_tokens = Some(out.max_tokens.or(defaults.max_tokens).unwrap_or(40));
-            out.batch = Some(1);
+            Params::Caption(CaptionParams {
+                image: absolute(image),
+                max_tokens: asked.max_tokens.or(defaults.max_tokens).unwrap_or(40),
+            })
         }
         JobKind::Enhance => {
-            require_prompt(&out, "the idea to turn into an image prompt")?;
-            out.max_tokens = Some(out.max_tokens.or(defaults.max_tokens).unwrap_or(200));
-            out.batch = Some(1);
+            require_prompt(kind, &prompt, "the idea to turn into an image prompt")?;
+            Params::Enhance(EnhanceParams {
+                max_tokens: asked.max_tokens.or(defaults.max_tokens).unwrap_or(200),
+            })
         }
         JobKind::Txt2img | JobKind::Img2img | JobKind::Inpaint => {
             return Err(bad("internal: an image job reached the audio/text checks"));
         }
-    }
-    if out.kind.makes_audio() || out.kind == JobKind::Enhance {
-        // A fresh random seed is recorded so the output says how to make it again.
-        out.seed = Some(out.seed.unwrap_or_else(|| u64::from(rand::random::<u32>())));
-    }
-    // Image-only settings do not apply; drop them so outputs do not claim them.
-    out.steps = None;
-    out.width = None;
-    out.height = None;
-    out.scheduler = None;
-    out.strength = None;
-    if out.kind != JobKind::Music {
-        out.guidance = None;
-    }
-    Ok(out)
+    };
+    // A fresh random seed is recorded so the output says how to make it again; transcripts and
+    // captions draw nothing (a seed asked for is kept as asked).
+    let seed = if kind.makes_audio() || kind == JobKind::Enhance {
+        Some(
+            asked
+                .seed
+                .unwrap_or_else(|| u64::from(rand::random::<u32>())),
+        )
+    } else {
+        asked.seed
+    };
+    Ok(JobSpec {
+        kind,
+        model: asked.model.clone().unwrap_or_default(),
+        prompt,
+        seed,
+        dtype: asked.dtype,
+        params,
+    })
 }
 
-fn require_prompt(spec: &JobSpec, what: &str) -> crate::Result<()> {
-    if spec.prompt.trim().is_empty() {
+fn require_prompt(kind: JobKind, prompt: &str, what: &str) -> crate::Result<()> {
+    if prompt.trim().is_empty() {
         return Err(bad(format!(
             "a {} job needs --prompt: {what}",
-            spec.kind.as_str()
+            kind.as_str()
         )));
     }
     Ok(())
 }
 
-fn duration(spec: &JobSpec, defaults: &Defaults, fallback: f64, max: f64) -> crate::Result<f64> {
-    let d = spec.duration.or(defaults.duration).unwrap_or(fallback);
+fn duration(
+    asked: &JobOverrides,
+    defaults: &Defaults,
+    fallback: f64,
+    max: f64,
+) -> crate::Result<f64> {
+    let d = asked.duration.or(defaults.duration).unwrap_or(fallback);
     if !d.is_finite() || d <= 0.0 || d > max {
         return Err(bad(format!(
             "--duration {d}: must be more than 0 and at most {max} seconds"
@@ -224,34 +251,30 @@ fn duration(spec: &JobSpec, defaults: &Defaults, fallback: f64, max: f64) -> cra
 mod tests {
     use super::*;
 
-    fn spec(kind: JobKind, prompt: &str) -> JobSpec {
-        JobSpec {
-            kind,
-            model: "m".into(),
-            prompt: prompt.into(),
-            ..JobSpec::default()
+    fn asked(prompt: &str) -> JobOverrides {
+        JobOverrides {
+            model: Some("m".into()),
+            prompt: Some(prompt.into()),
+            ..JobOverrides::default()
         }
     }
 
     #[test]
     fn the_model_decides_the_kind_unless_asked_otherwise() {
-        let s = spec(JobKind::Txt2img, "lofi");
         assert_eq!(
-            settle_kind(&s, "musicgen-small", Kind::Music).unwrap(),
+            settle_kind(JobKind::Txt2img, "musicgen-small", Kind::Music).unwrap(),
             JobKind::Music
         );
         assert_eq!(
-            settle_kind(&s, "sd15", Kind::Txt2img).unwrap(),
+            settle_kind(JobKind::Txt2img, "sd15", Kind::Txt2img).unwrap(),
             JobKind::Txt2img
         );
-        let err = settle_kind(&spec(JobKind::Stt, ""), "sd15", Kind::Txt2img).unwrap_err();
+        let err = settle_kind(JobKind::Stt, "sd15", Kind::Txt2img).unwrap_err();
         assert!(err.to_string().contains("whisper-base"), "{err}");
-        let err =
-            settle_kind(&spec(JobKind::Tts, "hi"), "musicgen-small", Kind::Music).unwrap_err();
+        let err = settle_kind(JobKind::Tts, "musicgen-small", Kind::Music).unwrap_err();
         assert!(err.to_string().contains("makes music, not tts"), "{err}");
-        let img = spec(JobKind::Img2img, "");
         assert_eq!(
-            settle_kind(&img, "blip-base", Kind::Caption).unwrap(),
+            settle_kind(JobKind::Img2img, "blip-base", Kind::Caption).unwrap(),
             JobKind::Caption
         );
     }
@@ -259,52 +282,80 @@ mod tests {
     #[test]
     fn audio_jobs_get_defaults_and_bounds() {
         let d = crate::models::Family::Musicgen.default_params();
-        let filled = fill_media_spec(&spec(JobKind::Music, "lofi"), &d).unwrap();
-        assert_eq!(filled.duration, Some(8.0));
-        assert_eq!(filled.guidance, Some(3.0));
-        assert!(filled.seed.is_some() && filled.steps.is_none());
-        let mut long = spec(JobKind::Music, "lofi");
-        long.duration = Some(10_000.0);
+        let filled = fill_media_spec(&asked("lofi"), JobKind::Music, &d).unwrap();
+        assert_eq!(
+            filled.params,
+            Params::Music(MusicParams {
+                duration: 8.0,
+                guidance: 3.0,
+                batch: 1
+            })
+        );
+        assert!(filled.seed.is_some() && filled.image().is_none());
+        let long = JobOverrides {
+            duration: Some(10_000.0),
+            ..asked("lofi")
+        };
         assert!(
-            fill_media_spec(&long, &d)
+            fill_media_spec(&long, JobKind::Music, &d)
                 .unwrap_err()
                 .to_string()
                 .contains("--duration")
         );
-        let empty = fill_media_spec(&spec(JobKind::Tts, "  "), &d).unwrap_err();
+        let empty = fill_media_spec(&asked("  "), JobKind::Tts, &d).unwrap_err();
         assert_eq!(empty.exit_code(), 2);
-        let tts = fill_media_spec(&spec(JobKind::Tts, "Hello"), &d).unwrap();
-        assert!(tts.voice.unwrap().contains("speaker"));
+        let tts = fill_media_spec(&asked("Hello"), JobKind::Tts, &d).unwrap();
+        let Params::Speech(speech) = tts.params else {
+            panic!("{tts:?}")
+        };
+        assert!(speech.voice.contains("speaker"));
+        // Image-only values asked of an audio job are not carried into it.
+        let with_steps = JobOverrides {
+            steps: Some(30),
+            width: Some(512),
+            ..asked("lofi")
+        };
+        let music = fill_media_spec(&with_steps, JobKind::Music, &d).unwrap();
+        assert!(!serde_json::to_string(&music).unwrap().contains("steps"));
     }
 
     #[test]
     fn inputs_must_exist() {
         let d = Defaults::default();
-        let mut stt = spec(JobKind::Stt, "");
+        let mut stt = asked("");
         assert!(
-            fill_media_spec(&stt, &d)
+            fill_media_spec(&stt, JobKind::Stt, &d)
                 .unwrap_err()
                 .to_string()
                 .contains("--audio")
         );
         stt.audio = Some("/no/such.wav".into());
         assert!(
-            fill_media_spec(&stt, &d)
+            fill_media_spec(&stt, JobKind::Stt, &d)
                 .unwrap_err()
                 .to_string()
                 .contains("no such file")
         );
-        let mut cap = spec(JobKind::Caption, "");
-        cap.init_image = Some("/no/such.png".into());
-        assert_eq!(fill_media_spec(&cap, &d).unwrap_err().exit_code(), 2);
-        let mut bad_lang = spec(JobKind::Stt, "");
+        let cap = JobOverrides {
+            caption: Some("/no/such.png".into()),
+            ..asked("")
+        };
+        assert_eq!(
+            fill_media_spec(&cap, JobKind::Caption, &d)
+                .unwrap_err()
+                .exit_code(),
+            2
+        );
         let dir = tempfile::tempdir().unwrap();
         let wav = dir.path().join("a.wav");
         std::fs::write(&wav, b"x").unwrap();
-        bad_lang.audio = Some(wav);
-        bad_lang.language = Some("English".into());
+        let bad_lang = JobOverrides {
+            audio: Some(wav),
+            language: Some("English".into()),
+            ..asked("")
+        };
         assert!(
-            fill_media_spec(&bad_lang, &d)
+            fill_media_spec(&bad_lang, JobKind::Stt, &d)
                 .unwrap_err()
                 .to_string()
                 .contains("lowercase")

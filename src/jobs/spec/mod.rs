@@ -1,92 +1,225 @@
-//! `JobSpec`: everything one job needs, as the user asked for it (defaults not yet applied).
-//! Stored in the queue database and in every output's JSON chunk.
+//! A job from what the user asks to what runs: `JobOverrides` (every value optional, from flags,
+//! job files, the TUI form or a stored output; laid over each other by `merge`) is checked and
+//! filled once its model is known (`resolve` for image jobs, `media` for audio and text) into a
+//! `JobSpec`: the common fields and one family's typed `Params`. The `JobSpec` is what the queue
+//! stores, the engine gets and every output records.
 
 pub mod latents_file;
+mod legacy;
 pub mod media;
+pub mod merge;
 pub mod model_check;
+pub mod overrides;
+pub mod params;
 pub mod resolve;
 pub mod sources;
 
-use std::path::PathBuf;
-
 use serde::{Deserialize, Serialize};
 
-use crate::vocab::{DtypeChoice, JobKind, ResidencyChoice, Scheduler, Toggle};
+use crate::vocab::{DtypeChoice, JobKind};
+pub use overrides::JobOverrides;
+pub use params::{
+    CaptionParams, EnhanceParams, Enhancement, ImageParams, MusicParams, Params, SpeechParams,
+    TranscribeParams,
+};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-#[serde(deny_unknown_fields, default)]
+/// A prepared job: checked, every default filled in, a random seed recorded.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct JobSpec {
     pub kind: JobKind,
+    /// Registry id or an absolute model folder.
     pub model: String,
     pub prompt: String,
-    pub negative: String,
-    pub steps: Option<u32>,
-    pub guidance: Option<f64>,
+    /// The seed used (absent where a job draws nothing: transcripts, captions).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
-    pub width: Option<u32>,
-    pub height: Option<u32>,
-    pub batch: Option<u32>,
-    pub scheduler: Option<Scheduler>,
-    pub init_image: Option<PathBuf>,
-    pub strength: Option<f64>,
-    pub mask: Option<PathBuf>,
-    pub init_latents: Option<PathBuf>,
+    /// This job's own dtype; absent: the run's --dtype.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub dtype: Option<DtypeChoice>,
-    pub attention_slicing: Option<String>,
-    pub vae_tiling: Option<Toggle>,
-    pub residency: Option<ResidencyChoice>,
-    /// Text to speech: the voice description.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub voice: Option<String>,
-    /// Seconds of audio (music; the cap for speech).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub duration: Option<f64>,
-    /// Speech to text: the audio file.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub audio: Option<PathBuf>,
-    /// Speech to text: the language code; detected when absent.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub language: Option<String>,
-    /// Speech to text: translate into English.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub translate: bool,
-    /// Image jobs: rewrite the prompt with the enhancer first.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub enhance: bool,
-    /// The enhancer model for `enhance` (and the model of an Enhance job when `model` is empty).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub enhancer: Option<String>,
-    /// The idea the prompt was enhanced from (set by the runner once it has rewritten `prompt`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub enhanced_from: Option<String>,
-    /// Most tokens a text model may generate.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_tokens: Option<u32>,
+    pub params: Params,
+}
+
+impl Default for JobSpec {
+    /// A txt2img job with the image defaults (tests build on it).
+    fn default() -> Self {
+        Self {
+            kind: JobKind::Txt2img,
+            model: String::new(),
+            prompt: String::new(),
+            seed: None,
+            dtype: None,
+            params: Params::Image(ImageParams::default()),
+        }
+    }
+}
+
+impl JobSpec {
+    /// An image job's parameters.
+    pub fn image(&self) -> Option<&ImageParams> {
+        match &self.params {
+            Params::Image(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    pub fn image_mut(&mut self) -> Option<&mut ImageParams> {
+        match &mut self.params {
+            Params::Image(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// Outputs the job makes at once.
+    pub fn batch(&self) -> u32 {
+        match &self.params {
+            Params::Image(p) => p.batch,
+            Params::Speech(p) => p.batch,
+            Params::Music(p) => p.batch,
+            _ => 1,
+        }
+    }
+
+    /// Seconds of audio asked for (speech: the most it may run).
+    pub fn duration(&self) -> Option<f64> {
+        match &self.params {
+            Params::Speech(p) => Some(p.duration),
+            Params::Music(p) => Some(p.duration),
+            _ => None,
+        }
+    }
+
+    /// The guidance scale, where the family has one.
+    pub fn guidance(&self) -> Option<f64> {
+        match &self.params {
+            Params::Image(p) => Some(p.guidance),
+            Params::Music(p) => Some(p.guidance),
+            _ => None,
+        }
+    }
+
+    /// The job as asked again (`--from-image`, editing a queued job): every stored value as an
+    /// override, so flags laid over it win and the rest stays as it ran.
+    pub fn to_overrides(&self) -> JobOverrides {
+        let mut o = JobOverrides {
+            kind: Some(self.kind),
+            model: Some(self.model.clone()),
+            prompt: Some(self.prompt.clone()),
+            seed: self.seed,
+            dtype: self.dtype,
+            ..JobOverrides::default()
+        };
+        match &self.params {
+            Params::Image(p) => {
+                o.negative = Some(p.negative.clone());
+                o.steps = Some(p.steps);
+                o.guidance = Some(p.guidance);
+                o.width = Some(p.width);
+                o.height = Some(p.height);
+                o.batch = Some(p.batch);
+                o.scheduler = Some(p.scheduler);
+                o.strength = Some(p.strength);
+                o.init_image.clone_from(&p.init_image);
+                o.mask.clone_from(&p.mask);
+                o.init_latents.clone_from(&p.init_latents);
+                o.attention_slicing = p.attention_slicing;
+                o.vae_tiling = p.vae_tiling;
+                o.residency = p.residency;
+                if let Some(e) = &p.enhance {
+                    o.enhance = Some(true);
+                    o.enhancer = Some(e.enhancer.clone());
+                    o.enhanced_from.clone_from(&e.from);
+                    o.max_tokens = e.max_tokens;
+                }
+            }
+            Params::Speech(p) => {
+                o.voice = Some(p.voice.clone());
+                o.duration = Some(p.duration);
+                o.batch = Some(p.batch);
+            }
+            Params::Music(p) => {
+                o.duration = Some(p.duration);
+                o.guidance = Some(p.guidance);
+                o.batch = Some(p.batch);
+            }
+            Params::Transcribe(p) => {
+                o.audio = Some(p.audio.clone());
+                o.language.clone_from(&p.language);
+                o.translate = Some(p.translate);
+                o.max_tokens = p.max_tokens;
+            }
+            Params::Caption(p) => {
+                o.caption = Some(p.image.clone());
+                o.max_tokens = Some(p.max_tokens);
+            }
+            Params::Enhance(p) => o.max_tokens = Some(p.max_tokens),
+        }
+        o
+    }
+}
+
+/// Today's shape, read as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Stored {
+    kind: JobKind,
+    model: String,
+    #[serde(default)]
+    prompt: String,
+    #[serde(default)]
+    seed: Option<u64>,
+    #[serde(default)]
+    dtype: Option<DtypeChoice>,
+    params: Params,
+}
+
+impl<'de> Deserialize<'de> for JobSpec {
+    /// Today's shape, or the flat one that releases before the family parameters wrote (queue
+    /// rows before the migration, PNGs and sidecars of earlier outputs).
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let value = serde_json::Value::deserialize(d)?;
+        if value.get("params").is_some() {
+            let s = Stored::deserialize(value).map_err(D::Error::custom)?;
+            let spec = JobSpec {
+                kind: s.kind,
+                model: s.model,
+                prompt: s.prompt,
+                seed: s.seed,
+                dtype: s.dtype,
+                params: s.params,
+            };
+            spec.check_family().map_err(D::Error::custom)?;
+            Ok(spec)
+        } else {
+            legacy::from_flat(value).map_err(D::Error::custom)
+        }
+    }
+}
+
+impl JobSpec {
+    /// The parameters belong to the kind's family.
+    fn check_family(&self) -> Result<(), String> {
+        let fits = matches!(
+            (self.kind, &self.params),
+            (
+                JobKind::Txt2img | JobKind::Img2img | JobKind::Inpaint,
+                Params::Image(_)
+            ) | (JobKind::Tts, Params::Speech(_))
+                | (JobKind::Music, Params::Music(_))
+                | (JobKind::Stt, Params::Transcribe(_))
+                | (JobKind::Caption, Params::Caption(_))
+                | (JobKind::Enhance, Params::Enhance(_))
+        );
+        if fits {
+            Ok(())
+        } else {
+            Err(format!(
+                "a {} job stored with another family's parameters",
+                self.kind.as_str()
+            ))
+        }
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn old_specs_without_the_audio_fields_still_parse() {
-        let spec: JobSpec = serde_json::from_str(r#"{"model":"sd15","prompt":"a cat"}"#).unwrap();
-        assert_eq!(spec.kind, JobKind::Txt2img);
-        assert!(!spec.enhance);
-        let text = serde_json::to_string(&spec).unwrap();
-        assert!(!text.contains("voice"), "{text}");
-    }
-
-    #[test]
-    fn spec_round_trips_through_json() {
-        let spec = JobSpec {
-            model: "sd15".into(),
-            prompt: "a cat".into(),
-            steps: Some(20),
-            ..JobSpec::default()
-        };
-        let text = serde_json::to_string(&spec).unwrap();
-        let back: JobSpec = serde_json::from_str(&text).unwrap();
-        assert_eq!(spec, back);
-    }
-}
+mod tests;

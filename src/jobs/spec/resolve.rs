@@ -1,4 +1,4 @@
-//! JobSpec + the model's defaults -> a validated, fully filled spec -> a `GenerateRequest`.
+//! An image job as asked + the model's defaults -> a checked, typed `JobSpec` -> a `GenerateRequest`.
 //! Everything the user can get wrong is caught here, before anything is queued or written,
 //! as `Error::BadInput` saying what was wrong and how to fix it.
 
@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use crate::engines::sd::{GenerateRequest, MemoryModes};
 use crate::models::Defaults;
 
-use crate::jobs::spec::JobSpec;
 use crate::jobs::spec::latents_file::read_latents;
-use crate::vocab::{JobKind, Scheduler, Toggle};
+use crate::jobs::spec::{Enhancement, ImageParams, JobOverrides, JobSpec, Params};
+use crate::vocab::{AttentionSlicing, JobKind, Scheduler, Toggle};
 
 pub const MAX_STEPS: u32 = 1000;
 pub const MAX_BATCH: u32 = 64;
@@ -23,16 +23,21 @@ fn bad(message: impl Into<String>) -> crate::Error {
     crate::Error::bad_input(message)
 }
 
-/// Fills every Option of `spec` from the flags, the init image and the model defaults, and checks
-/// the numbers. The result is what gets stored and written into outputs: the actual seed, steps...
-pub fn fill_spec(spec: &JobSpec, defaults: &Defaults) -> crate::Result<JobSpec> {
-    let mut out = spec.clone();
-    if out.model.trim().is_empty() {
+/// An image job as asked, filled from the model's defaults and the init image, checked, and
+/// typed: what gets stored and written into outputs (the actual seed, steps, size...). `kind`
+/// is the one asked; the inputs settle txt2img, img2img or inpaint.
+pub fn fill_spec(
+    asked: &JobOverrides,
+    kind: JobKind,
+    defaults: &Defaults,
+) -> crate::Result<JobSpec> {
+    let model = asked.model.clone().unwrap_or_default();
+    if model.trim().is_empty() {
         return Err(bad(
             "no model given: pass --model ID|DIR (see `pallaidium models`)",
         ));
     }
-    out.kind = match (&out.init_image, &out.mask) {
+    let kind = match (&asked.init_image, &asked.mask) {
         (None, Some(_)) => {
             return Err(bad(
                 "--mask needs --init-image: inpainting repaints the masked part of an image",
@@ -40,49 +45,44 @@ pub fn fill_spec(spec: &JobSpec, defaults: &Defaults) -> crate::Result<JobSpec> 
         }
         (Some(_), Some(_)) => JobKind::Inpaint,
         (Some(_), None) => JobKind::Img2img,
-        (None, None) if spec.kind != JobKind::Txt2img => {
+        (None, None) if kind != JobKind::Txt2img => {
             return Err(bad(format!(
-                "kind {:?} needs --init-image (and --mask for inpaint)",
-                spec.kind
+                "kind {kind:?} needs --init-image (and --mask for inpaint)"
             )));
         }
         (None, None) => JobKind::Txt2img,
     };
-    for path in [&mut out.init_image, &mut out.mask, &mut out.init_latents]
-        .into_iter()
-        .flatten()
-    {
-        let abs = absolute(path.as_path());
-        *path = abs;
-    }
+    let init_image = asked.init_image.as_deref().map(absolute);
+    let mask = asked.mask.as_deref().map(absolute);
+    let init_latents = asked.init_latents.as_deref().map(absolute);
 
-    let steps = out.steps.unwrap_or(defaults.steps);
+    let steps = asked.steps.unwrap_or(defaults.steps);
     check_steps(steps)?;
-    let guidance = out.guidance.unwrap_or(defaults.guidance);
+    let guidance = asked.guidance.unwrap_or(defaults.guidance);
     if !guidance.is_finite() || !(0.0..=MAX_GUIDANCE).contains(&guidance) {
         return Err(bad(format!(
             "--guidance {guidance}: must be a number between 0 and {MAX_GUIDANCE} \
              (7.5 is typical; turbo models use 0)"
         )));
     }
-    let size = job_size(out.init_image.as_deref(), out.width, out.height, defaults)?;
+    let size = job_size(init_image.as_deref(), asked.width, asked.height, defaults)?;
     for note in &size.notes {
         tracing::warn!("{note}");
     }
     let (width, height) = (size.width, size.height);
-    let batch = out.batch.unwrap_or(1);
+    let batch = asked.batch.unwrap_or(1);
     check_batch(batch)?;
-    let scheduler = match out.scheduler {
+    let scheduler = match asked.scheduler {
         Some(s) => s,
         // The registry checked its defaults when it loaded (see `models::registry`).
         None => Scheduler::parse(&defaults.scheduler)
             .map_err(|e| bad(format!("the model's defaults.scheduler: {e}")))?,
     };
-    let default_strength = match out.kind {
+    let default_strength = match kind {
         JobKind::Img2img => 0.8,
         _ => 1.0,
     };
-    let strength = out.strength.unwrap_or(default_strength);
+    let strength = asked.strength.unwrap_or(default_strength);
     if !strength.is_finite() || !(0.0..=1.0).contains(&strength) {
         return Err(bad(format!(
             "--strength {strength}: must be between 0 and 1 (how much of the init image to repaint)"
@@ -91,26 +91,53 @@ pub fn fill_spec(spec: &JobSpec, defaults: &Defaults) -> crate::Result<JobSpec> 
     // diffusers runs int(steps * strength) steps of an img2img job; with none the engine would
     // refuse the job only once it has been queued and its model loaded.
     let start = crate::engines::sd::schedulers::img2img_start(steps as usize, strength);
-    if out.kind != JobKind::Txt2img && start >= steps as usize {
+    if kind != JobKind::Txt2img && start >= steps as usize {
         let need = (1.0 / strength.max(1e-6)).ceil().min(f64::from(MAX_STEPS));
         return Err(bad(format!(
             "--strength {strength} with --steps {steps} runs no denoising step \
              (steps x strength < 1); raise --steps to at least {need} or --strength"
         )));
     }
-    if let Some(text) = &out.attention_slicing {
-        parse_attention_slicing(text)?;
-    }
-    out.steps = Some(steps);
-    out.guidance = Some(guidance);
-    out.width = Some(width);
-    out.height = Some(height);
-    out.batch = Some(batch);
-    out.scheduler = Some(scheduler);
-    out.strength = Some(strength);
-    // A fresh random seed is recorded so the output says how to make it again.
-    out.seed = Some(out.seed.unwrap_or_else(|| u64::from(rand::random::<u32>())));
-    Ok(out)
+    let enhance = match asked.enhance {
+        Some(true) => Some(Enhancement {
+            enhancer: asked
+                .enhancer
+                .clone()
+                .unwrap_or_else(|| super::media::DEFAULT_ENHANCER.to_owned()),
+            from: asked.enhanced_from.clone(),
+            max_tokens: asked.max_tokens,
+        }),
+        _ => None,
+    };
+    Ok(JobSpec {
+        kind,
+        model,
+        prompt: asked.prompt.clone().unwrap_or_default(),
+        // A fresh random seed is recorded so the output says how to make it again.
+        seed: Some(
+            asked
+                .seed
+                .unwrap_or_else(|| u64::from(rand::random::<u32>())),
+        ),
+        dtype: asked.dtype,
+        params: Params::Image(ImageParams {
+            negative: asked.negative.clone().unwrap_or_default(),
+            steps,
+            guidance,
+            width,
+            height,
+            batch,
+            scheduler,
+            strength,
+            init_image,
+            mask,
+            init_latents,
+            attention_slicing: asked.attention_slicing,
+            vae_tiling: asked.vae_tiling,
+            residency: asked.residency,
+            enhance,
+        }),
+    })
 }
 
 /// `--steps`: 1 to MAX_STEPS (jobs and `bench` alike).
@@ -147,19 +174,6 @@ pub fn check_side(flag: &str, value: u32) -> crate::Result<()> {
 
 pub(crate) fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
-}
-
-/// `auto` (None: the planner decides), `off` (None), or a chunk size in tokens.
-pub fn parse_attention_slicing(text: &str) -> crate::Result<Option<usize>> {
-    match text {
-        "auto" | "off" => Ok(None),
-        n => match n.parse::<usize>() {
-            Ok(size) if size > 0 => Ok(Some(size)),
-            _ => Err(bad(format!(
-                "--attention-slicing {text}: use auto, off or a positive number of tokens"
-            ))),
-        },
-    }
 }
 
 /// The size an image job runs at, with a note for each way it differs from what was asked
@@ -272,15 +286,18 @@ pub(crate) fn load_image(path: &Path, flag: &str) -> crate::Result<image::Dynami
     })
 }
 
-/// Builds the engine request from a filled spec (see `fill_spec`), loading the init image, mask
+/// Builds the engine request from an image job (see `fill_spec`), loading the init image, mask
 /// and latents. Called at submit time (to refuse bad files early) and again when the job runs.
 pub fn build_request(spec: &JobSpec, preview_every: u32) -> crate::Result<GenerateRequest> {
-    let missing = |what: &str| bad(format!("internal: {what} not filled before build_request"));
-    let width = spec.width.ok_or_else(|| missing("width"))?;
-    let height = spec.height.ok_or_else(|| missing("height"))?;
-    let batch = spec.batch.ok_or_else(|| missing("batch"))?;
+    let p = spec.image().ok_or_else(|| {
+        bad(format!(
+            "internal: a {} job reached the image engine",
+            spec.kind.as_str()
+        ))
+    })?;
+    let (width, height) = (p.width, p.height);
     let filter = image::imageops::FilterType::Lanczos3;
-    let init_image = match &spec.init_image {
+    let init_image = match &p.init_image {
         Some(path) => Some(
             load_image(path, "--init-image")?
                 .resize_exact(width, height, filter)
@@ -288,7 +305,7 @@ pub fn build_request(spec: &JobSpec, preview_every: u32) -> crate::Result<Genera
         ),
         None => None,
     };
-    let mask = match &spec.mask {
+    let mask = match &p.mask {
         Some(path) => Some(
             load_image(path, "--mask")?
                 .resize_exact(width, height, filter)
@@ -296,30 +313,31 @@ pub fn build_request(spec: &JobSpec, preview_every: u32) -> crate::Result<Genera
         ),
         None => None,
     };
-    let init_latents = match &spec.init_latents {
-        Some(path) => Some(read_latents(path, batch, width, height)?),
+    let init_latents = match &p.init_latents {
+        Some(path) => Some(read_latents(path, p.batch, width, height)?),
         None => None,
     };
-    let attention_slice = match &spec.attention_slicing {
-        Some(text) => parse_attention_slicing(text)?,
-        None => None,
+    // The plan may still choose a slice size for auto; off and auto run unsliced until it does.
+    let attention_slice = match p.attention_slicing {
+        Some(AttentionSlicing::Tokens(n)) => Some(usize::try_from(n).unwrap_or(usize::MAX)),
+        _ => None,
     };
-    let vae_tiling = spec
+    let vae_tiling = p
         .vae_tiling
         .and_then(Toggle::forced)
         .unwrap_or_else(|| u64::from(width) * u64::from(height) > AUTO_TILING_PIXELS);
     Ok(GenerateRequest {
         prompt: spec.prompt.clone(),
-        negative: spec.negative.clone(),
-        steps: spec.steps.ok_or_else(|| missing("steps"))?,
-        guidance: spec.guidance.ok_or_else(|| missing("guidance"))?,
-        seed: spec.seed.ok_or_else(|| missing("seed"))?,
+        negative: p.negative.clone(),
+        steps: p.steps,
+        guidance: p.guidance,
+        seed: spec.seed.unwrap_or(0),
         width,
         height,
-        batch,
-        scheduler: spec.scheduler.ok_or_else(|| missing("scheduler"))?,
+        batch: p.batch,
+        scheduler: p.scheduler,
         init_image,
-        strength: spec.strength.unwrap_or(1.0),
+        strength: p.strength,
         mask,
         init_latents,
         memory: MemoryModes {

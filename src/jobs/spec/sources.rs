@@ -1,132 +1,19 @@
 //! Where jobs come from besides the flags: `--jobs FILE` (TOML `[[job]]` tables or JSON lines,
 //! any job flag as a key), `--prompts FILE` (one prompt a line) and `--from-image PNG`.
-//! The command-line job flags are shared defaults; a file's keys override them.
+//! The command-line job flags are shared defaults; a file's keys are merged over them.
 
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
 use crate::jobs::output::png_meta::read_parameters;
-use crate::jobs::spec::JobSpec;
-use crate::vocab::{DtypeChoice, JobKind, ResidencyChoice, Scheduler, Toggle};
-
-/// One job in a job file: every key optional, kebab-case like the flags (snake_case accepted).
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct JobEntry {
-    pub kind: Option<JobKind>,
-    pub model: Option<String>,
-    pub prompt: Option<String>,
-    pub negative: Option<String>,
-    pub steps: Option<u32>,
-    pub guidance: Option<f64>,
-    pub seed: Option<u64>,
-    pub width: Option<u32>,
-    pub height: Option<u32>,
-    pub batch: Option<u32>,
-    pub scheduler: Option<Scheduler>,
-    #[serde(alias = "init_image")]
-    pub init_image: Option<PathBuf>,
-    pub strength: Option<f64>,
-    pub mask: Option<PathBuf>,
-    #[serde(alias = "init_latents")]
-    pub init_latents: Option<PathBuf>,
-    pub dtype: Option<DtypeChoice>,
-    #[serde(alias = "attention_slicing")]
-    pub attention_slicing: Option<String>,
-    #[serde(alias = "vae_tiling")]
-    pub vae_tiling: Option<Toggle>,
-    pub residency: Option<ResidencyChoice>,
-    pub voice: Option<String>,
-    pub duration: Option<f64>,
-    pub audio: Option<PathBuf>,
-    pub language: Option<String>,
-    pub translate: Option<bool>,
-    /// An image to caption (a caption job).
-    pub caption: Option<PathBuf>,
-    pub enhance: Option<bool>,
-    pub enhancer: Option<String>,
-    #[serde(alias = "max_tokens")]
-    pub max_tokens: Option<u32>,
-}
+use crate::jobs::spec::JobOverrides;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TomlJobFile {
     #[serde(default)]
-    job: Vec<JobEntry>,
-}
-
-impl JobEntry {
-    /// The entry over `base`; relative paths are taken from `dir` (the job file's folder).
-    pub fn apply(self, base: &JobSpec, dir: &Path) -> JobSpec {
-        let path = |p: PathBuf| if p.is_absolute() { p } else { dir.join(p) };
-        let mut spec = base.clone();
-        if let Some(kind) = self.kind {
-            spec.kind = kind;
-        }
-        // A model folder given relative to the job file, like its images.
-        set(
-            &mut spec.model,
-            self.model.map(|m| {
-                let local = dir.join(&m);
-                if Path::new(&m).is_relative() && local.is_dir() {
-                    local.to_string_lossy().into_owned()
-                } else {
-                    m
-                }
-            }),
-        );
-        set(&mut spec.prompt, self.prompt);
-        set(&mut spec.negative, self.negative);
-        over(&mut spec.steps, self.steps);
-        over(&mut spec.guidance, self.guidance);
-        over(&mut spec.seed, self.seed);
-        over(&mut spec.width, self.width);
-        over(&mut spec.height, self.height);
-        over(&mut spec.batch, self.batch);
-        over(&mut spec.scheduler, self.scheduler);
-        over(&mut spec.init_image, self.init_image.map(path));
-        over(&mut spec.strength, self.strength);
-        over(&mut spec.mask, self.mask.map(path));
-        over(&mut spec.init_latents, self.init_latents.map(path));
-        over(&mut spec.dtype, self.dtype);
-        over(&mut spec.attention_slicing, self.attention_slicing);
-        over(&mut spec.vae_tiling, self.vae_tiling);
-        over(&mut spec.residency, self.residency);
-        over(&mut spec.voice, self.voice);
-        over(&mut spec.duration, self.duration);
-        if let Some(audio) = self.audio.map(path) {
-            spec.audio = Some(audio);
-            if self.kind.is_none() {
-                spec.kind = JobKind::Stt;
-            }
-        }
-        over(&mut spec.language, self.language);
-        set(&mut spec.translate, self.translate);
-        if let Some(image) = self.caption.map(path) {
-            spec.init_image = Some(image);
-            if self.kind.is_none() {
-                spec.kind = JobKind::Caption;
-            }
-        }
-        set(&mut spec.enhance, self.enhance);
-        over(&mut spec.enhancer, self.enhancer);
-        over(&mut spec.max_tokens, self.max_tokens);
-        spec
-    }
-}
-
-fn set<T>(slot: &mut T, value: Option<T>) {
-    if let Some(v) = value {
-        *slot = v;
-    }
-}
-
-fn over<T>(slot: &mut Option<T>, value: Option<T>) {
-    if value.is_some() {
-        *slot = value;
-    }
+    job: Vec<JobOverrides>,
 }
 
 fn read_text(path: &Path, flag: &str) -> crate::Result<String> {
@@ -141,8 +28,9 @@ fn folder_of(path: &Path) -> PathBuf {
 }
 
 /// Reads a job file: TOML `[[job]]` tables, or JSON lines (`.jsonl`, `.json`, `.ndjson`, or a
-/// file whose first non-blank character is `{`). Errors name the file and the line.
-pub fn read_job_file(path: &Path, base: &JobSpec) -> crate::Result<Vec<JobSpec>> {
+/// file whose first non-blank character is `{`), each laid over `base` (the flags). Errors name
+/// the file and the line.
+pub fn read_job_file(path: &Path, base: &JobOverrides) -> crate::Result<Vec<JobOverrides>> {
     let text = read_text(path, "--jobs")?;
     let dir = folder_of(path);
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
@@ -172,7 +60,10 @@ pub fn read_job_file(path: &Path, base: &JobSpec) -> crate::Result<Vec<JobSpec>>
             path.display()
         )));
     }
-    Ok(entries.into_iter().map(|e| e.apply(base, &dir)).collect())
+    Ok(entries
+        .into_iter()
+        .map(|e| base.clone().merged(e.relative_to(&dir)))
+        .collect())
 }
 
 /// The line a TOML error is about. For an unknown key toml points at its table, so look for
@@ -200,14 +91,14 @@ fn toml_error_line(text: &str, span: std::ops::Range<usize>, message: &str) -> u
     line_of(start)
 }
 
-fn parse_json_lines(path: &Path, text: &str) -> crate::Result<Vec<JobEntry>> {
+fn parse_json_lines(path: &Path, text: &str) -> crate::Result<Vec<JobOverrides>> {
     let mut entries = vec![];
     for (index, line) in text.lines().enumerate() {
         let trimmed = line.trim();
         if trimmed.is_empty() || trimmed.starts_with('#') {
             continue;
         }
-        let entry = serde_json::from_str::<JobEntry>(trimmed).map_err(|e| {
+        let entry = serde_json::from_str::<JobOverrides>(trimmed).map_err(|e| {
             crate::Error::bad_input(format!(
                 "--jobs {} line {}: {e}; each line is one JSON object whose keys are job flags",
                 path.display(),
@@ -220,14 +111,14 @@ fn parse_json_lines(path: &Path, text: &str) -> crate::Result<Vec<JobEntry>> {
 }
 
 /// One job per prompt line (blank lines and `#` comments skipped), the rest from `base`.
-pub fn read_prompts_file(path: &Path, base: &JobSpec) -> crate::Result<Vec<JobSpec>> {
+pub fn read_prompts_file(path: &Path, base: &JobOverrides) -> crate::Result<Vec<JobOverrides>> {
     let text = read_text(path, "--prompts")?;
-    let specs: Vec<JobSpec> = text
+    let specs: Vec<JobOverrides> = text
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(|prompt| JobSpec {
-            prompt: prompt.to_string(),
+        .map(|prompt| JobOverrides {
+            prompt: Some(prompt.to_string()),
             ..base.clone()
         })
         .collect();
@@ -240,16 +131,19 @@ pub fn read_prompts_file(path: &Path, base: &JobSpec) -> crate::Result<Vec<JobSp
     Ok(specs)
 }
 
-/// The spec stored in an output (`--from-image`): a PNG's JSON chunk, or the JSON sidecar of
-/// an audio or text output (.wav, .srt, .txt, .json).
-pub fn stored_spec(path: &Path) -> crate::Result<JobSpec> {
+/// The job stored in an output, as asked again (`--from-image`): a PNG's JSON chunk (or another
+/// tool's `parameters` text), or the JSON sidecar of an audio or text output (.wav, .srt, .txt,
+/// .json).
+pub fn stored_job(path: &Path) -> crate::Result<JobOverrides> {
     let is_png = path
         .extension()
         .is_none_or(|e| e.eq_ignore_ascii_case("png"));
     if is_png {
-        Ok(read_parameters(path)?.spec)
+        Ok(read_parameters(path)?.job)
     } else {
-        Ok(crate::jobs::output::media_files::Sidecar::read(path)?.spec)
+        Ok(crate::jobs::output::media_files::Sidecar::read(path)?
+            .spec
+            .to_overrides())
     }
 }
 

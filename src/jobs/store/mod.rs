@@ -3,6 +3,7 @@
 //! user_version` numbers the applied migrations.
 
 pub mod health;
+mod migrations;
 pub mod state;
 
 use std::path::{Path, PathBuf};
@@ -14,27 +15,7 @@ use crate::jobs::run::events::JobId;
 use crate::jobs::spec::JobSpec;
 use crate::jobs::store::state::JobState;
 use crate::platform::process::process_alive;
-
-/// Schema steps, applied in order; `user_version` = how many have run. Append, never edit.
-const MIGRATIONS: &[&str] = &[
-    // 1: the jobs table.
-    "CREATE TABLE jobs (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        spec TEXT NOT NULL,
-        state TEXT NOT NULL CHECK (state IN
-            ('queued','running','done','failed','cancelled','interrupted')),
-        created_ms INTEGER NOT NULL,
-        started_ms INTEGER,
-        finished_ms INTEGER,
-        outputs TEXT NOT NULL DEFAULT '[]',
-        pending_output TEXT,
-        error TEXT,
-        position INTEGER NOT NULL,
-        attempts INTEGER NOT NULL DEFAULT 0,
-        owner_pid INTEGER
-    );
-    CREATE INDEX jobs_state_position ON jobs (state, position);",
-];
+use migrations::{MIGRATIONS, Step};
 
 const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -212,7 +193,11 @@ impl Store {
             });
         }
         for (index, step) in MIGRATIONS.iter().enumerate().skip(found as usize) {
-            tx.execute_batch(step).map_err(wrap)?;
+            match step {
+                Step::Sql(sql) => tx.execute_batch(sql),
+                Step::Rows(rewrite) => rewrite(&tx),
+            }
+            .map_err(wrap)?;
             tx.pragma_update(None, "user_version", index as i64 + 1)
                 .map_err(wrap)?;
             tracing::debug!(version = index + 1, "queue database migrated");

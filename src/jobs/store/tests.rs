@@ -202,12 +202,13 @@ fn outputs_are_recorded_once_and_history_is_newest_first() {
 }
 
 /// A queue database written by the release before `vocab` (f9eb111: clap's enums stored in the
-/// spec), from tests/fixtures/queue/capture.toml, and its spec column as that release wrote it.
-/// The rows load, and each spec is written back byte for byte: the stored names did not change,
-/// so no migration is needed.
+/// spec, every field side by side), from tests/fixtures/queue/capture.toml, and its spec column
+/// as that release wrote it. Opening it migrates each row to the family shape; every value reads
+/// back as that release stored it.
 #[test]
 fn rows_written_by_the_previous_release_load_unchanged() {
-    use crate::vocab::{DtypeChoice, JobKind, ResidencyChoice, Toggle};
+    use crate::jobs::spec::{MusicParams, Params, TranscribeParams};
+    use crate::vocab::{AttentionSlicing, DtypeChoice, JobKind, ResidencyChoice, Toggle};
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/queue");
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("queue.db");
@@ -218,10 +219,42 @@ fn rows_written_by_the_previous_release_load_unchanged() {
     let captured = std::fs::read_to_string(fixtures.join("f9eb111-specs.jsonl")).unwrap();
     let lines: Vec<&str> = captured.lines().collect();
     assert_eq!(records.len(), lines.len());
-    for (record, line) in records.iter().zip(&lines) {
+    // The rows were rewritten in today's shape, each to the spec its flat line reads as.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 2);
+    let mut stmt = conn.prepare("SELECT spec FROM jobs ORDER BY id").unwrap();
+    let raw: Vec<String> = stmt
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    for ((record, line), raw) in records.iter().zip(&lines).zip(&raw) {
         assert_eq!(record.state, JobState::Done, "{line}");
-        assert_eq!(serde_json::to_string(&record.spec).unwrap(), *line);
+        assert!(raw.contains("\"params\":{"), "{raw}");
+        let flat: JobSpec = serde_json::from_str(line).unwrap();
+        assert_eq!(record.spec, flat, "{line}");
+        assert_eq!(serde_json::to_string(&record.spec).unwrap(), *raw);
+        // Each flat line's values all survive: its fields, re-read from the spec, match.
+        let asked = record.spec.to_overrides();
+        let line: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(asked.prompt.as_deref(), line["prompt"].as_str());
+        assert_eq!(asked.seed, line["seed"].as_u64());
+        if record.spec.kind.makes_images() {
+            assert_eq!(asked.steps.map(u64::from), line["steps"].as_u64());
+            assert_eq!(asked.strength, line["strength"].as_f64());
+            assert_eq!(
+                asked.init_image.map(|p| p.display().to_string()).as_deref(),
+                line["init_image"].as_str()
+            );
+        }
     }
+    // Opening it again changes nothing.
+    drop(store);
+    let again = Store::open(&path).unwrap();
+    assert_eq!(again.get(records[0].id).unwrap().spec, records[0].spec);
     let kinds: Vec<JobKind> = records.iter().map(|r| r.spec.kind).collect();
     assert_eq!(
         kinds,
@@ -233,27 +266,48 @@ fn rows_written_by_the_previous_release_load_unchanged() {
             JobKind::Music
         ]
     );
-    let first = &records[0].spec;
+    let first = records[0].spec.image().unwrap();
     assert_eq!(
-        (first.dtype, first.vae_tiling, first.residency),
+        (
+            records[0].spec.dtype,
+            first.vae_tiling,
+            first.residency,
+            first.attention_slicing
+        ),
         (
             Some(DtypeChoice::F32),
             Some(Toggle::On),
-            Some(ResidencyChoice::Staged)
+            Some(ResidencyChoice::Staged),
+            Some(AttentionSlicing::Auto)
         )
     );
-    let second = &records[1].spec;
+    let second = records[1].spec.image().unwrap();
     assert_eq!(
-        (second.dtype, second.vae_tiling, second.residency),
+        (records[1].spec.dtype, second.vae_tiling, second.residency),
         (
             Some(DtypeChoice::Auto),
             Some(Toggle::Off),
             Some(ResidencyChoice::Auto)
         )
     );
-    let third = &records[2].spec;
+    let third = records[2].spec.image().unwrap();
     assert_eq!(
-        (third.vae_tiling, third.residency),
-        (Some(Toggle::Auto), Some(ResidencyChoice::Resident))
+        (third.vae_tiling, third.residency, third.attention_slicing),
+        (
+            Some(Toggle::Auto),
+            Some(ResidencyChoice::Resident),
+            Some(AttentionSlicing::Off)
+        )
     );
+    let Params::Transcribe(TranscribeParams { audio, .. }) = &records[3].spec.params else {
+        panic!("{:?}", records[3].spec)
+    };
+    assert!(
+        audio.ends_with("speech.wav") || audio.extension().is_some(),
+        "{audio:?}"
+    );
+    assert!(matches!(
+        records[4].spec.params,
+        Params::Music(MusicParams { .. })
+    ));
 }

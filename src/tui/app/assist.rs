@@ -4,6 +4,7 @@
 //! Done puts the text into the prompt as one undo step.
 
 use super::{App, Command};
+use crate::jobs::spec::JobOverrides;
 use crate::jobs::{JobEvent, JobId, JobSpec};
 use crate::models::Kind;
 use crate::vocab::{DtypeChoice, JobKind};
@@ -62,8 +63,11 @@ impl App {
     /// kind, else the default enhancer (as headless) or the registry's first of that kind.
     fn assist_model(&self, kind: Kind) -> Option<String> {
         let form = self.params.form();
-        if kind == Kind::Text && !form.enhancer.trim().is_empty() {
-            return Some(form.enhancer.trim().to_owned());
+        if kind == Kind::Text
+            && let Some(enhancer) = form.base.enhancer.as_deref().map(str::trim)
+            && !enhancer.is_empty()
+        {
+            return Some(enhancer.to_owned());
         }
         if form.kind == Some(kind) && !form.model.trim().is_empty() {
             return Some(form.model.trim().to_owned());
@@ -101,13 +105,13 @@ impl App {
             return;
         };
         let form = self.params.form();
-        let mut spec = JobSpec {
-            kind: kind.job_kind(),
-            model,
+        let mut spec = JobOverrides {
+            kind: Some(kind.job_kind()),
+            model: Some(model),
             dtype: (form.dtype != DtypeChoice::Auto).then_some(form.dtype),
-            max_tokens: form.max_tokens,
-            seed: form.to_spec().ok().and_then(|s| s.seed),
-            ..JobSpec::default()
+            max_tokens: form.base.max_tokens,
+            seed: form.to_overrides().ok().and_then(|s| s.seed),
+            ..JobOverrides::default()
         };
         match kind {
             AssistKind::Enhance => {
@@ -116,7 +120,7 @@ impl App {
                     self.notice = Some("type an idea to enhance first".into());
                     return;
                 }
-                spec.prompt = idea;
+                spec.prompt = Some(idea);
             }
             AssistKind::Caption => {
                 let image = self.params.init_image();
@@ -128,10 +132,11 @@ impl App {
                     );
                     return;
                 }
-                spec.init_image = Some(image.into());
+                spec.caption = Some(image.into());
             }
         }
-        self.notice = Some(format!("{} the prompt with {}…", kind.doing(), spec.model));
+        let model = spec.model.clone().unwrap_or_default();
+        self.notice = Some(format!("{} the prompt with {model}…", kind.doing()));
         self.prompt.begin_assist(kind.noun());
         self.assist = Some(Assist {
             kind,

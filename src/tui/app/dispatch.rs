@@ -214,7 +214,7 @@ impl App {
 
     fn submit(&mut self, commands: &mut Vec<Command>) {
         let prompt = self.prompt.prompt();
-        let mut spec = match self.params.form().to_spec() {
+        let mut spec = match self.params.form().to_overrides() {
             Ok(spec) => spec,
             Err(e) => {
                 self.notice = Some(e);
@@ -222,9 +222,10 @@ impl App {
             }
         };
         // Transcription and captioning read a file, not the prompt.
-        let uses_prompt = !matches!(spec.kind, JobKind::Stt | JobKind::Caption);
-        let missing = match spec.kind {
-            _ if uses_prompt && prompt.trim().is_empty() => Some(match spec.kind {
+        let kind = spec.kind_asked();
+        let uses_prompt = !matches!(kind, JobKind::Stt | JobKind::Caption);
+        let missing = match kind {
+            _ if uses_prompt && prompt.trim().is_empty() => Some(match kind {
                 JobKind::Tts => "type the text to speak first",
                 JobKind::Music => "describe the music in the prompt first",
                 JobKind::Enhance => "type an idea to enhance first",
@@ -233,7 +234,7 @@ impl App {
             JobKind::Stt if spec.audio.is_none() => {
                 Some("choose an audio file first (Parameters → audio, Tab completes)")
             }
-            JobKind::Caption if spec.init_image.is_none() => {
+            JobKind::Caption if spec.caption.is_none() => {
                 Some("choose an image to caption first (Parameters → image, Tab completes)")
             }
             _ => None,
@@ -242,7 +243,7 @@ impl App {
             self.notice = Some(m.into());
             return;
         }
-        if spec.model.is_empty() {
+        if spec.model.is_none() {
             self.notice = Some("choose a model first (Parameters → model, Enter)".into());
             return;
         }
@@ -256,12 +257,12 @@ impl App {
             return;
         }
         if uses_prompt {
-            spec.prompt = prompt.clone();
+            spec.prompt = Some(prompt.clone());
             let history = self.prompt.remember(&prompt).to_vec();
             commands.push(Command::SaveHistory(history));
         }
-        if spec.kind.makes_images() {
-            spec.negative = self.prompt.negative();
+        if kind.makes_images() {
+            spec.negative = Some(self.prompt.negative());
         }
         commands.push(Command::Submit(Box::new(spec)));
         self.notice = None;

@@ -1,9 +1,10 @@
 //! The parameters form as values: what the user typed (empty = the model's default), turned into
-//! a `JobSpec` with errors naming the field. Which fields exist follows the model's kind: an image
-//! model has steps and sizes, a speech model a voice, a transcriber an audio file; fields the kind
-//! does not show are not submitted.
+//! the job's `JobOverrides` with errors naming the field. Which fields exist follows the model's
+//! kind: an image model has steps and sizes, a speech model a voice, a transcriber an audio file;
+//! fields the kind does not show are not submitted. Job flags the form has no field for
+//! (--max-tokens, --enhancer, --attention-slicing, ...) pass through from the command line.
 
-use crate::jobs::JobSpec;
+use crate::jobs::spec::JobOverrides;
 use crate::models::{Defaults, Kind, Verdict};
 use crate::vocab::{DtypeChoice, JobKind, ResidencyChoice};
 
@@ -47,11 +48,9 @@ pub struct Form {
     pub audio: String,
     pub language: String,
     pub translate: bool,
-    /// The prompt enhancer for Ctrl-E (--enhancer: a registry id or a folder); empty: the
-    /// form's model when it is a text model, else the registry's text model. Not a field.
-    pub enhancer: String,
-    /// --max-tokens, for text jobs and the prompt helpers. Not a field.
-    pub max_tokens: Option<u32>,
+    /// The command line's job flags. Those the form shows as fields are replaced by the fields;
+    /// the others (--max-tokens, --enhancer for Ctrl-E, memory modes...) are sent as given.
+    pub base: JobOverrides,
 }
 
 fn opt<T: std::str::FromStr>(text: &str, field: &str, what: &str) -> Result<Option<T>, String> {
@@ -122,7 +121,7 @@ impl Form {
             // Cycled, not typed; the device is fixed for the session.
             ParamField::Dtype | ParamField::Residency | ParamField::Device => {}
         }
-        next.to_spec()?;
+        next.to_overrides()?;
         *self = next;
         Ok(())
     }
@@ -140,13 +139,35 @@ impl Form {
         Ok((Some(w), Some(h)))
     }
 
-    pub fn to_spec(&self) -> Result<JobSpec, String> {
-        let common = JobSpec {
-            model: self.model.trim().to_owned(),
+    /// The job the form asks for (prompt and negative are the prompt pane's, set on submit).
+    pub fn to_overrides(&self) -> Result<JobOverrides, String> {
+        let mut o = JobOverrides {
+            model: Some(self.model.trim().to_owned()).filter(|m| !m.is_empty()),
             dtype: (self.dtype != DtypeChoice::Auto).then_some(self.dtype),
-            ..JobSpec::default()
+            ..self.base.clone()
         };
-        let seed = if self.random_seed {
+        // The form's fields replace the flags they were filled from; a kind's hidden fields are
+        // not sent.
+        o.prompt = None;
+        o.negative = None;
+        o.kind = None;
+        o.steps = None;
+        o.guidance = None;
+        o.width = None;
+        o.height = None;
+        o.batch = None;
+        o.scheduler = None;
+        o.strength = None;
+        o.init_image = None;
+        o.mask = None;
+        o.caption = None;
+        o.residency = None;
+        o.voice = None;
+        o.duration = None;
+        o.audio = None;
+        o.language = None;
+        o.translate = None;
+        o.seed = if self.random_seed {
             None
         } else {
             opt(&self.seed, "seed", "a whole number")?
@@ -155,43 +176,33 @@ impl Form {
         let text = |s: &str| (!s.trim().is_empty()).then(|| s.trim().to_owned());
         match self.kind {
             None | Some(Kind::Txt2img | Kind::Img2img | Kind::Inpaint) => {
-                self.image_spec(JobSpec { seed, ..common })
+                self.image_fields(&mut o)?
             }
-            Some(Kind::Tts) => Ok(JobSpec {
-                kind: JobKind::Tts,
-                voice: text(&self.voice),
-                duration: self.duration()?,
-                seed,
-                ..common
-            }),
-            Some(Kind::Music) => Ok(JobSpec {
-                kind: JobKind::Music,
-                duration: self.duration()?,
-                guidance: opt(&self.guidance, "guidance", "a number")?,
-                seed,
-                ..common
-            }),
-            Some(Kind::Stt) => Ok(JobSpec {
-                kind: JobKind::Stt,
-                audio: path(&self.audio),
-                language: text(&self.language),
-                translate: self.translate,
-                max_tokens: self.max_tokens,
-                ..common
-            }),
-            Some(Kind::Caption) => Ok(JobSpec {
-                kind: JobKind::Caption,
-                init_image: path(&self.init_image),
-                max_tokens: self.max_tokens,
-                ..common
-            }),
-            Some(Kind::Text) => Ok(JobSpec {
-                kind: JobKind::Enhance,
-                seed,
-                max_tokens: self.max_tokens,
-                ..common
-            }),
+            Some(Kind::Tts) => {
+                o.kind = Some(JobKind::Tts);
+                o.voice = text(&self.voice);
+                o.duration = self.duration()?;
+            }
+            Some(Kind::Music) => {
+                o.kind = Some(JobKind::Music);
+                o.duration = self.duration()?;
+                o.guidance = opt(&self.guidance, "guidance", "a number")?;
+            }
+            Some(Kind::Stt) => {
+                o.kind = Some(JobKind::Stt);
+                o.audio = path(&self.audio);
+                o.language = text(&self.language);
+                o.translate = Some(self.translate);
+                o.seed = None;
+            }
+            Some(Kind::Caption) => {
+                o.kind = Some(JobKind::Caption);
+                o.caption = path(&self.init_image);
+                o.seed = None;
+            }
+            Some(Kind::Text) => o.kind = Some(JobKind::Enhance),
         }
+        Ok(o)
     }
 
     fn duration(&self) -> Result<Option<f64>, String> {
@@ -202,8 +213,9 @@ impl Form {
         Ok(d)
     }
 
-    /// An image job: the kind follows the inputs (mask: inpaint, init image: img2img).
-    fn image_spec(&self, base: JobSpec) -> Result<JobSpec, String> {
+    /// An image job's fields (the kind follows the inputs: mask inpaints, an init image is
+    /// img2img).
+    fn image_fields(&self, o: &mut JobOverrides) -> Result<(), String> {
         let (width, height) = self.size()?;
         let steps: Option<u32> = opt(&self.steps, "steps", "a whole number")?;
         if steps == Some(0) {
@@ -218,35 +230,22 @@ impl Form {
             return Err("strength: must be between 0 and 1".into());
         }
         let path = |s: &str| (!s.trim().is_empty()).then(|| s.trim().into());
-        let init_image = path(&self.init_image);
-        let mask = path(&self.mask);
-        let kind = if mask.is_some() {
-            JobKind::Inpaint
-        } else if init_image.is_some() {
-            JobKind::Img2img
-        } else {
-            JobKind::Txt2img
-        };
         let scheduler = self.scheduler.trim();
-        let scheduler = if scheduler.is_empty() {
+        o.scheduler = if scheduler.is_empty() {
             None
         } else {
             Some(crate::vocab::Scheduler::parse(scheduler).map_err(|e| format!("scheduler: {e}"))?)
         };
-        Ok(JobSpec {
-            kind,
-            steps,
-            guidance: opt(&self.guidance, "guidance", "a number")?,
-            width,
-            height,
-            batch,
-            scheduler,
-            init_image,
-            strength,
-            mask,
-            residency: self.residency,
-            ..base
-        })
+        o.steps = steps;
+        o.guidance = opt(&self.guidance, "guidance", "a number")?;
+        o.width = width;
+        o.height = height;
+        o.batch = batch;
+        o.init_image = path(&self.init_image);
+        o.strength = strength;
+        o.mask = path(&self.mask);
+        o.residency = self.residency;
+        Ok(())
     }
 }
 
@@ -264,12 +263,12 @@ mod tests {
         f.set(ParamField::Size, "512x768".into()).unwrap();
         f.set(ParamField::Seed, "42".into()).unwrap();
         f.set(ParamField::Mask, "m.png".into()).unwrap();
-        let spec = f.to_spec().unwrap();
+        let spec = f.to_overrides().unwrap();
         assert_eq!(
             (spec.width, spec.height, spec.seed),
             (Some(512), Some(768), Some(42))
         );
-        assert_eq!(spec.kind, JobKind::Inpaint);
+        assert_eq!(spec.kind_asked(), JobKind::Inpaint);
         assert!(
             f.set(ParamField::Steps, "ten".into())
                 .unwrap_err()
@@ -305,39 +304,58 @@ mod tests {
             translate: true,
             ..Form::default()
         };
-        let image = f.to_spec().unwrap();
-        assert_eq!(image.kind, JobKind::Img2img);
+        let image = f.to_overrides().unwrap();
+        assert_eq!(image.kind_asked(), JobKind::Img2img);
         assert_eq!(
             (image.voice, image.duration, image.audio),
             (None, None, None)
         );
 
         f.kind = Some(Kind::Tts);
-        let tts = f.to_spec().unwrap();
-        assert_eq!(tts.kind, JobKind::Tts);
+        let tts = f.to_overrides().unwrap();
+        assert_eq!(tts.kind, Some(JobKind::Tts));
         assert_eq!(tts.voice.as_deref(), Some("a calm voice"));
         assert_eq!((tts.duration, tts.seed), (Some(3.5), Some(7)));
         assert_eq!((tts.steps, tts.width, tts.init_image), (None, None, None));
 
         f.kind = Some(Kind::Music);
-        let music = f.to_spec().unwrap();
-        assert_eq!((music.kind, music.voice), (JobKind::Music, None));
+        let music = f.to_overrides().unwrap();
+        assert_eq!((music.kind, music.voice), (Some(JobKind::Music), None));
 
         f.kind = Some(Kind::Stt);
-        let stt = f.to_spec().unwrap();
-        assert_eq!(stt.kind, JobKind::Stt);
+        let stt = f.to_overrides().unwrap();
+        assert_eq!(stt.kind, Some(JobKind::Stt));
         assert_eq!(stt.audio, Some("talk.wav".into()));
-        assert_eq!((stt.language.as_deref(), stt.translate), (Some("de"), true));
+        assert_eq!(
+            (stt.language.as_deref(), stt.translate),
+            (Some("de"), Some(true))
+        );
         assert_eq!((stt.seed, stt.duration), (None, None));
 
         f.kind = Some(Kind::Caption);
-        let caption = f.to_spec().unwrap();
-        assert_eq!(caption.kind, JobKind::Caption);
-        assert_eq!(caption.init_image, Some("in.png".into()));
-        assert!(!caption.translate);
+        let caption = f.to_overrides().unwrap();
+        assert_eq!(caption.kind, Some(JobKind::Caption));
+        assert_eq!(caption.caption, Some("in.png".into()));
+        assert_eq!((caption.init_image, caption.translate), (None, None));
 
         f.kind = Some(Kind::Text);
-        assert_eq!(f.to_spec().unwrap().kind, JobKind::Enhance);
+        assert_eq!(f.to_overrides().unwrap().kind, Some(JobKind::Enhance));
+
+        // Flags the form has no field for pass through; those it shows are the form's.
+        f.base = JobOverrides {
+            max_tokens: Some(64),
+            steps: Some(99),
+            attention_slicing: Some(crate::vocab::AttentionSlicing::Off),
+            ..JobOverrides::default()
+        };
+        f.kind = None;
+        let image = f.to_overrides().unwrap();
+        assert_eq!(image.max_tokens, Some(64));
+        assert_eq!(image.steps, Some(20));
+        assert_eq!(
+            image.attention_slicing,
+            Some(crate::vocab::AttentionSlicing::Off)
+        );
 
         f.kind = Some(Kind::Music);
         assert!(

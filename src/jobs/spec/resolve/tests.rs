@@ -11,35 +11,42 @@ fn defaults() -> Defaults {
     }
 }
 
-fn spec() -> JobSpec {
-    JobSpec {
-        model: "tiny".into(),
-        prompt: "a cat".into(),
-        ..JobSpec::default()
+fn spec() -> JobOverrides {
+    JobOverrides {
+        model: Some("tiny".into()),
+        prompt: Some("a cat".into()),
+        ..JobOverrides::default()
     }
 }
 
-fn bad_input(spec: &JobSpec) -> String {
-    let err = fill_spec(spec, &defaults()).unwrap_err();
+/// The image job `asked` describes, filled from `defaults`.
+fn fill(asked: &JobOverrides, defaults: &Defaults) -> crate::Result<JobSpec> {
+    fill_spec(asked, asked.kind_asked(), defaults)
+}
+
+fn img(spec: &JobSpec) -> &ImageParams {
+    spec.image().unwrap()
+}
+
+fn bad_input(spec: &JobOverrides) -> String {
+    let err = fill(spec, &defaults()).unwrap_err();
     assert_eq!(err.exit_code(), 2, "{err}");
     err.to_string()
 }
 
 #[test]
 fn defaults_fill_every_option_and_a_seed_is_recorded() {
-    let filled = fill_spec(&spec(), &defaults()).unwrap();
-    assert_eq!(filled.steps, Some(25));
-    assert_eq!(filled.guidance, Some(7.5));
-    assert_eq!((filled.width, filled.height), (Some(512), Some(512)));
-    assert_eq!(filled.batch, Some(1));
-    assert_eq!(filled.scheduler, Some(Scheduler::Euler));
-    assert_eq!(filled.strength, Some(1.0));
+    let filled = fill(&spec(), &defaults()).unwrap();
+    let p = img(&filled);
+    assert_eq!((p.steps, p.guidance), (25, 7.5));
+    assert_eq!((p.width, p.height, p.batch), (512, 512, 1));
+    assert_eq!((p.scheduler, p.strength), (Scheduler::Euler, 1.0));
     assert!(filled.seed.is_some());
     let mut given = spec();
     given.seed = Some(7);
     given.steps = Some(3);
-    let filled = fill_spec(&given, &defaults()).unwrap();
-    assert_eq!((filled.seed, filled.steps), (Some(7), Some(3)));
+    let filled = fill(&given, &defaults()).unwrap();
+    assert_eq!((filled.seed, img(&filled).steps), (Some(7), 3));
     let request = build_request(&filled, 0).unwrap();
     assert_eq!((request.seed, request.steps, request.width), (7, 3, 512));
 }
@@ -61,7 +68,7 @@ fn guidance_must_be_finite_and_in_range() {
         assert!(bad_input(&s).contains("--guidance"));
     }
     s.guidance = Some(0.0);
-    assert!(fill_spec(&s, &defaults()).is_ok());
+    assert!(fill(&s, &defaults()).is_ok());
 }
 
 #[test]
@@ -79,7 +86,7 @@ fn sizes_are_multiples_of_8_within_limits() {
     s.height = Some(100_000);
     assert!(bad_input(&s).contains("--height"));
     s.height = Some(4096);
-    assert!(fill_spec(&s, &defaults()).is_ok());
+    assert!(fill(&s, &defaults()).is_ok());
 }
 
 #[test]
@@ -98,7 +105,7 @@ fn strength_batch_scheduler_and_slicing_are_checked() {
     // a registry string, checked here too.
     let mut heun = defaults();
     heun.scheduler = "heun".into();
-    let err = fill_spec(&spec(), &heun).unwrap_err();
+    let err = fill(&spec(), &heun).unwrap_err();
     assert_eq!(err.exit_code(), 2, "{err}");
     let msg = err.to_string();
     assert!(
@@ -106,10 +113,8 @@ fn strength_batch_scheduler_and_slicing_are_checked() {
         "{msg}"
     );
     let mut s = spec();
-    s.attention_slicing = Some("lots".into());
-    assert!(bad_input(&s).contains("--attention-slicing"));
-    s.attention_slicing = Some("64".into());
-    let filled = fill_spec(&s, &defaults()).unwrap();
+    s.attention_slicing = Some(crate::vocab::AttentionSlicing::Tokens(64));
+    let filled = fill(&s, &defaults()).unwrap();
     assert_eq!(
         build_request(&filled, 0).unwrap().memory.attention_slice,
         Some(64)
@@ -119,13 +124,13 @@ fn strength_batch_scheduler_and_slicing_are_checked() {
 #[test]
 fn model_and_mask_need_their_partners() {
     let mut s = spec();
-    s.model.clear();
+    s.model = Some(String::new());
     assert!(bad_input(&s).contains("--model"));
     let mut s = spec();
     s.mask = Some("m.png".into());
     assert!(bad_input(&s).contains("--mask needs --init-image"));
     let mut s = spec();
-    s.kind = JobKind::Img2img;
+    s.kind = Some(JobKind::Img2img);
     assert!(bad_input(&s).contains("--init-image"));
 }
 
@@ -143,14 +148,14 @@ fn init_image_and_mask_are_decoded_and_resized() {
     let mut s = spec();
     s.init_image = Some(init.clone());
     // No size given: the init image's, rounded down to a multiple of 8.
-    let filled = fill_spec(&s, &defaults()).unwrap();
+    let filled = fill(&s, &defaults()).unwrap();
     assert_eq!(filled.kind, JobKind::Img2img);
-    assert_eq!((filled.width, filled.height), (Some(96), Some(64)));
-    assert_eq!(filled.strength, Some(0.8));
+    assert_eq!((img(&filled).width, img(&filled).height), (96, 64));
+    assert_eq!(img(&filled).strength, 0.8);
     s.mask = Some(mask);
     s.width = Some(64);
     s.height = Some(64);
-    let filled = fill_spec(&s, &defaults()).unwrap();
+    let filled = fill(&s, &defaults()).unwrap();
     assert_eq!(filled.kind, JobKind::Inpaint);
     let request = build_request(&filled, 0).unwrap();
     let image = request.init_image.unwrap();
@@ -168,12 +173,12 @@ fn unreadable_init_images_are_bad_input() {
     s.init_image = Some(dir.path().join("missing.png"));
     s.width = Some(64);
     s.height = Some(64);
-    let filled = fill_spec(&s, &defaults()).unwrap();
+    let filled = fill(&s, &defaults()).unwrap();
     let err = build_request(&filled, 0).unwrap_err();
     assert_eq!(err.exit_code(), 2);
     assert!(err.to_string().contains("--init-image"), "{err}");
     s.init_image = Some(broken);
-    let filled = fill_spec(&s, &defaults()).unwrap();
+    let filled = fill(&s, &defaults()).unwrap();
     let err = build_request(&filled, 0).unwrap_err();
     assert!(err.to_string().contains("not a decodable image"), "{err}");
     // Without a size, the size probe already refuses it.
@@ -222,7 +227,7 @@ fn img2img_with_no_denoising_step_is_bad_input() {
     assert!(err.contains("--strength 0.8 with --steps 1"), "{err}");
     assert!(err.contains("at least 2"), "{err}");
     s.steps = Some(2);
-    assert!(fill_spec(&s, &defaults()).is_ok());
+    assert!(fill(&s, &defaults()).is_ok());
     s.strength = Some(0.0);
     assert!(bad_input(&s).contains("--strength 0"));
 }

@@ -1,10 +1,10 @@
 use super::*;
 
-fn base() -> JobSpec {
-    JobSpec {
-        model: "shared-model".into(),
+fn base() -> JobOverrides {
+    JobOverrides {
+        model: Some("shared-model".into()),
         steps: Some(4),
-        ..JobSpec::default()
+        ..JobOverrides::default()
     }
 }
 
@@ -35,14 +35,17 @@ attention_slicing = "64"
     let specs = read_job_file(&path, &base()).unwrap();
     assert_eq!(specs.len(), 2);
     assert_eq!(
-        (specs[0].prompt.as_str(), specs[0].model.as_str()),
-        ("a cat", "shared-model")
+        (specs[0].prompt.as_deref(), specs[0].model.as_deref()),
+        (Some("a cat"), Some("shared-model"))
     );
     assert_eq!((specs[0].seed, specs[0].steps), (Some(1), Some(4)));
-    assert_eq!(specs[1].model, "other");
+    assert_eq!(specs[1].model.as_deref(), Some("other"));
     let init = specs[1].init_image.as_ref().unwrap();
     assert!(init.is_absolute() && init.ends_with("in.png"), "{init:?}");
-    assert_eq!(specs[1].attention_slicing.as_deref(), Some("64"));
+    assert_eq!(
+        specs[1].attention_slicing,
+        Some(crate::vocab::AttentionSlicing::Tokens(64))
+    );
 }
 
 #[test]
@@ -101,9 +104,13 @@ fn prompts_file_skips_blanks_and_comments() {
     let dir = tempfile::tempdir().unwrap();
     let path = write(dir.path(), "p.txt", "# header\na cat\n\n  a dog  \n#x\n");
     let specs = read_prompts_file(&path, &base()).unwrap();
-    let prompts: Vec<&str> = specs.iter().map(|s| s.prompt.as_str()).collect();
+    let prompts: Vec<&str> = specs.iter().filter_map(|s| s.prompt.as_deref()).collect();
     assert_eq!(prompts, ["a cat", "a dog"]);
-    assert!(specs.iter().all(|s| s.model == "shared-model"));
+    assert!(
+        specs
+            .iter()
+            .all(|s| s.model.as_deref() == Some("shared-model"))
+    );
     let empty = write(dir.path(), "e.txt", "\n# only comments\n");
     assert_eq!(
         read_prompts_file(&empty, &base()).unwrap_err().exit_code(),
@@ -120,21 +127,21 @@ fn prompts_file_skips_blanks_and_comments() {
 #[test]
 fn the_committed_sample_files_parse() {
     let jobs = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/jobs");
-    let three = read_job_file(&jobs.join("three.toml"), &JobSpec::default()).unwrap();
+    let three = read_job_file(&jobs.join("three.toml"), &JobOverrides::default()).unwrap();
     assert_eq!(three.len(), 3);
     assert!(
-        Path::new(&three[0].model)
+        Path::new(three[0].model.as_deref().unwrap())
             .join("model_index.json")
             .is_file(),
-        "{}",
+        "{:?}",
         three[0].model
     );
     assert!(three[2].init_image.as_ref().unwrap().is_file());
     assert_eq!(three[1].scheduler, Some(crate::vocab::Scheduler::Ddim));
-    let two = read_job_file(&jobs.join("two.jsonl"), &JobSpec::default()).unwrap();
+    let two = read_job_file(&jobs.join("two.jsonl"), &JobOverrides::default()).unwrap();
     assert_eq!(two[1].batch, Some(2));
-    let prompts = read_prompts_file(&jobs.join("prompts.txt"), &JobSpec::default()).unwrap();
+    let prompts = read_prompts_file(&jobs.join("prompts.txt"), &JobOverrides::default()).unwrap();
     assert_eq!(prompts.len(), 2);
-    let err = read_job_file(&jobs.join("malformed.toml"), &JobSpec::default()).unwrap_err();
+    let err = read_job_file(&jobs.join("malformed.toml"), &JobOverrides::default()).unwrap_err();
     assert!(err.to_string().contains("malformed.toml line 7"), "{err}");
 }

@@ -1,4 +1,4 @@
-//! Value parsers for numeric flags: a negative number reaches these (the command allows negative
+//! Value parsers for the numeric job flags (and the same keys' checks nowhere else): a negative number reaches these (the command allows negative
 //! numbers as values) and gets a message saying what the flag takes, exit 2. Ranges past that
 //! are the job's to check (`--steps 0: must be between 1 and 1000`), the same for flags, job files
 //! and the TUI's form.
@@ -62,11 +62,6 @@ pub fn seconds(s: &str) -> Result<f64, String> {
         Some(v) if v >= 0.0 => Ok(v),
         _ => Err("must be a number of seconds more than 0".to_owned()),
     }
-}
-
-/// `--log-level`: a level or an EnvFilter directive list that parses.
-pub fn log_level(s: &str) -> Result<String, String> {
-    crate::logging::check_filter(s).map(|()| s.to_owned())
 }
 
 #[cfg(test)]

@@ -1,0 +1,149 @@
+//! `JobOverrides`: one job as asked, every value optional (absent = the model's default). The one
+//! declaration of the job flags: clap reads it from the command line (the help text below is
+//! `--help`), serde from job files (kebab-case keys like the flags, snake_case accepted), the TUI
+//! form fills one, `--from-image` rebuilds one from a stored spec, and `merge` lays one over
+//! another. `prepare` (jobs::run) turns it into a `JobSpec` once the model is known.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use serde::{Deserialize, Serialize};
+
+use crate::vocab::values;
+use crate::vocab::{AttentionSlicing, DtypeChoice, JobKind, ResidencyChoice, Scheduler, Toggle};
+
+const JOB: &str = "Job";
+const IMAGE: &str = "Image";
+const MEDIA: &str = "Audio and text";
+const MEMORY: &str = "Memory";
+
+/// One job as asked; see the module header.
+#[derive(Debug, Clone, PartialEq, Default, Args, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct JobOverrides {
+    /// Registry id (see `pallaidium models`) or a local diffusers folder [default: none; the
+    /// kind's default model for --kind, --audio and --caption jobs].
+    #[arg(long, value_name = "ID|DIR", help_heading = JOB)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// What to generate (text to image, speech or music); the idea to enhance [default: empty].
+    #[arg(long, value_name = "TEXT", help_heading = JOB)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<String>,
+    /// What to steer away from (images) [default: empty].
+    #[arg(long, value_name = "TEXT", help_heading = JOB)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub negative: Option<String>,
+    /// Denoising steps [default: the model's, e.g. 25 for sd15].
+    #[arg(long, value_name = "N", value_parser = values::count, help_heading = JOB)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub steps: Option<u32>,
+    /// Classifier-free guidance scale [default: the model's, e.g. 7.5].
+    #[arg(long, value_name = "F", value_parser = values::non_negative, help_heading = JOB)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub guidance: Option<f64>,
+    /// Random seed; a job records the one it used [default: random].
+    #[arg(long, value_name = "N", value_parser = values::seed, help_heading = JOB)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// ddim|euler|euler-a|dpm++2m|dpm++2m-karras|unipc [default: the model's].
+    #[arg(long, value_name = "NAME", value_parser = Scheduler::parse_flag, help_heading = JOB)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scheduler: Option<Scheduler>,
+    /// What to make [default: follows the model (txt2img, img2img with --init-image, inpaint
+    /// with --mask) and the inputs (--audio: stt, --caption: caption)].
+    #[arg(long, value_enum, help_heading = JOB)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<JobKind>,
+    /// Image width in pixels, a multiple of 8 [default: the model's, e.g. 512].
+    #[arg(long, value_name = "N", value_parser = values::side, help_heading = IMAGE)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub width: Option<u32>,
+    /// Image height in pixels, a multiple of 8 [default: the model's, e.g. 512].
+    #[arg(long, value_name = "N", value_parser = values::side, help_heading = IMAGE)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub height: Option<u32>,
+    /// Images per job, seeds seed, seed+1, ... [default: 1].
+    #[arg(long, value_name = "N", value_parser = values::count, help_heading = IMAGE)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch: Option<u32>,
+    /// img2img source image [default: none].
+    #[arg(long, value_name = "PATH", help_heading = IMAGE)]
+    #[serde(alias = "init_image", skip_serializing_if = "Option::is_none")]
+    pub init_image: Option<PathBuf>,
+    /// How much of the init image to repaint, 0..1 [default: 0.8 for img2img, 1 for inpainting].
+    #[arg(long, value_name = "F", value_parser = values::fraction, help_heading = IMAGE)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub strength: Option<f64>,
+    /// Inpainting mask, white = repaint [default: none].
+    #[arg(long, value_name = "PATH", help_heading = IMAGE)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mask: Option<PathBuf>,
+    /// Initial latents (.npy or .safetensors, 1x4xH/8xW/8) for exact reproduction [default:
+    /// seeded noise].
+    #[arg(long, value_name = "PATH", help_heading = IMAGE)]
+    #[serde(alias = "init_latents", skip_serializing_if = "Option::is_none")]
+    pub init_latents: Option<PathBuf>,
+    /// Text to speech: how the voice sounds ("a calm female voice, close to the microphone")
+    /// [default: the model's].
+    #[arg(long, value_name = "TEXT", help_heading = MEDIA)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub voice: Option<String>,
+    /// Seconds of audio to make (music; the most speech may run) [default: the model's].
+    #[arg(long, value_name = "SECONDS", value_parser = values::seconds, help_heading = MEDIA)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration: Option<f64>,
+    /// Speech to text: the audio file to transcribe (wav, flac, mp3, ogg) [default: none].
+    #[arg(long, value_name = "PATH", help_heading = MEDIA)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audio: Option<PathBuf>,
+    /// Speech to text: the spoken language (Whisper code, e.g. en, de) [default: detected].
+    #[arg(long, value_name = "CODE", help_heading = MEDIA)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+    /// Speech to text: translate into English instead of transcribing [default: off].
+    #[arg(long, num_args = 0, default_missing_value = "true", help_heading = MEDIA)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub translate: Option<bool>,
+    /// Image to text: caption this image (BLIP); the caption is written as text [default: none].
+    #[arg(long, value_name = "PATH", help_heading = MEDIA)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub caption: Option<PathBuf>,
+    /// Rewrite the prompt into a detailed image prompt with the enhancer before generating
+    /// [default: off].
+    #[arg(long, num_args = 0, default_missing_value = "true", help_heading = MEDIA)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enhance: Option<bool>,
+    /// The prompt-enhancer model (registry id or folder) for --enhance, --kind enhance and the
+    /// TUI's Ctrl-E [default: qwen2.5-1.5b-instruct].
+    #[arg(long, value_name = "ID|DIR", help_heading = MEDIA)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enhancer: Option<String>,
+    /// Most tokens a text model may generate (captions, enhanced prompts, transcripts)
+    /// [default: the model's].
+    #[arg(long, value_name = "N", value_parser = values::count, help_heading = MEDIA)]
+    #[serde(alias = "max_tokens", skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u32>,
+    /// Attention slicing: auto, off, or a query chunk size in tokens [default: auto].
+    #[arg(long, value_name = "auto|off|N", value_parser = AttentionSlicing::parse_flag, help_heading = MEMORY)]
+    #[serde(alias = "attention_slicing", skip_serializing_if = "Option::is_none")]
+    pub attention_slicing: Option<AttentionSlicing>,
+    /// VAE tiling for large images [default: auto].
+    #[arg(long, value_enum, help_heading = MEMORY)]
+    #[serde(alias = "vae_tiling", skip_serializing_if = "Option::is_none")]
+    pub vae_tiling: Option<Toggle>,
+    /// resident keeps every component loaded; staged loads text encoders, UNet and VAE one at a
+    /// time [default: auto, the planner's choice].
+    #[arg(long, value_enum, help_heading = MEMORY)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub residency: Option<ResidencyChoice>,
+    /// The compute dtype of this job (a job-file key; on the command line --dtype applies to all).
+    #[arg(skip)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dtype: Option<DtypeChoice>,
+    /// The idea an enhanced prompt came from: set only when re-running a stored output, so its
+    /// enhanced prompt is used as it is (a new --prompt clears it). Not a flag or a key.
+    #[arg(skip)]
+    #[serde(skip)]
+    pub enhanced_from: Option<String>,
+}

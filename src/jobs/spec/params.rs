@@ -1,0 +1,138 @@
+//! Each family's parameters of a prepared job, typed and filled: what the engine gets, what the
+//! queue stores and what every output records. Only the values the family uses exist here, so an
+//! output never claims a setting its job did not use.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::vocab::{AttentionSlicing, ResidencyChoice, Scheduler, Toggle};
+
+/// The parameters of one family of jobs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Params {
+    /// txt2img, img2img and inpaint.
+    Image(ImageParams),
+    /// Text to speech.
+    Speech(SpeechParams),
+    Music(MusicParams),
+    /// Speech to text.
+    Transcribe(TranscribeParams),
+    /// Image to text.
+    Caption(CaptionParams),
+    /// A prompt rewritten by a text model.
+    Enhance(EnhanceParams),
+}
+
+/// A diffusion image job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageParams {
+    pub negative: String,
+    pub steps: u32,
+    pub guidance: f64,
+    pub width: u32,
+    pub height: u32,
+    pub batch: u32,
+    pub scheduler: Scheduler,
+    /// How much of the init image is repainted (1 for txt2img).
+    pub strength: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_image: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mask: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_latents: Option<PathBuf>,
+    /// Memory modes pinned by the job; absent: the planner's choice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attention_slicing: Option<AttentionSlicing>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vae_tiling: Option<Toggle>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub residency: Option<ResidencyChoice>,
+    /// The prompt is rewritten by a text model first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enhance: Option<Enhancement>,
+}
+
+impl Default for ImageParams {
+    fn default() -> Self {
+        Self {
+            negative: String::new(),
+            steps: 25,
+            guidance: 7.5,
+            width: 512,
+            height: 512,
+            batch: 1,
+            scheduler: Scheduler::Euler,
+            strength: 1.0,
+            init_image: None,
+            mask: None,
+            init_latents: None,
+            attention_slicing: None,
+            vae_tiling: None,
+            residency: None,
+            enhance: None,
+        }
+    }
+}
+
+/// `--enhance` on an image job: the enhancer and, once it has run, the idea it started from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Enhancement {
+    /// Registry id or absolute folder of the text model.
+    pub enhancer: String,
+    /// The idea the job's prompt was enhanced from (set once the enhancer has run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u32>,
+}
+
+/// Text to speech.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpeechParams {
+    pub voice: String,
+    /// The most seconds the speech may run.
+    pub duration: f64,
+    pub batch: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MusicParams {
+    pub duration: f64,
+    pub guidance: f64,
+    pub batch: u32,
+}
+
+/// Speech to text.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TranscribeParams {
+    pub audio: PathBuf,
+    /// Whisper's language code; detected when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub translate: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u32>,
+}
+
+/// Image to text.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaptionParams {
+    pub image: PathBuf,
+    pub max_tokens: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnhanceParams {
+    pub max_tokens: u32,
+}
