@@ -105,7 +105,9 @@ mod tests {
 
     #[test]
     fn switches_take_no_value_and_absent_ones_ask_nothing() {
-        let job = cli(&["--translate", "--audio", "a.wav", "--enhance"]).job.job;
+        let job = cli(&["--translate", "--audio", "a.wav", "--enhance"])
+            .job
+            .job;
         assert_eq!((job.translate, job.enhance), (Some(true), Some(true)));
         assert_eq!(job.audio, Some("a.wav".into()));
         let none = cli(&["--audio", "a.wav"]).job.job;

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
 use pallaidium::engines::progress::{CancelToken, EngineEvent};
-use pallaidium::engines::sd::{GenerateRequest, LoadOptions, MemoryModes, SdPipeline};
+use pallaidium::engines::sd::{GenerateRequest, LoadOptions, SdPipeline};
 use pallaidium::vocab::Residency;
 
 use crate::parity;
@@ -61,8 +61,7 @@ fn request(reference: &serde_json::Value, noise: Tensor) -> GenerateRequest {
             .unwrap_or(1.0),
         mask: image_at("mask_image").map(|i| i.to_luma8()),
         init_latents: Some(noise),
-        memory: MemoryModes::default(),
-        preview_every: 0,
+        ..GenerateRequest::default()
     }
 }
 

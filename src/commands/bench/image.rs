@@ -90,18 +90,12 @@ pub fn run(model: &BenchModel, s: &BenchSetup) -> Result<Value> {
 
     let req = GenerateRequest {
         prompt: "a photograph of an astronaut riding a horse".into(),
-        negative: String::new(),
         steps: a.steps,
         guidance: 7.5,
-        seed: 0,
         width: a.width,
         height: a.height,
         batch: a.batch.max(1),
         scheduler: crate::vocab::Scheduler::Euler,
-        init_image: None,
-        strength: 1.0,
-        mask: None,
-        init_latents: None,
         memory: MemoryModes {
             attention_slice: match s.attention {
                 crate::engines::sd::attention::AttentionMode::Sliced { query_chunk } => {
@@ -111,7 +105,7 @@ pub fn run(model: &BenchModel, s: &BenchSetup) -> Result<Value> {
             },
             vae_tiling: false,
         },
-        preview_every: 0,
+        ..GenerateRequest::default()
     };
     let cancel = CancelToken::new();
     let mut runs = Vec::new();

@@ -58,6 +58,29 @@ pub struct GenerateRequest {
     pub preview_every: u32,
 }
 
+impl Default for GenerateRequest {
+    /// An empty prompt, 25 Euler steps at guidance 7.5, one 512x512 image, no inputs.
+    fn default() -> Self {
+        Self {
+            prompt: String::new(),
+            negative: String::new(),
+            steps: 25,
+            guidance: 7.5,
+            seed: 0,
+            width: 512,
+            height: 512,
+            batch: 1,
+            scheduler: crate::vocab::Scheduler::Euler,
+            init_image: None,
+            strength: 1.0,
+            mask: None,
+            init_latents: None,
+            memory: MemoryModes::default(),
+            preview_every: 0,
+        }
+    }
+}
+
 /// One finished image and the seed that made it.
 #[derive(Debug, Clone)]
 pub struct GeneratedImage {

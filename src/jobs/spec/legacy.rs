@@ -58,6 +58,9 @@ pub(super) fn from_flat(value: serde_json::Value) -> Result<JobSpec, String> {
                 .as_deref()
                 .map(AttentionSlicing::parse)
                 .transpose()?;
+            // Fields added after the flat shape (none yet) take their defaults: such rows never
+            // asked for them.
+            #[allow(clippy::needless_update)]
             Params::Image(ImageParams {
                 negative: f.negative,
                 steps: f.steps.unwrap_or(image.steps),
@@ -80,6 +83,7 @@ pub(super) fn from_flat(value: serde_json::Value) -> Result<JobSpec, String> {
                     from: f.enhanced_from,
                     max_tokens: f.max_tokens,
                 }),
+                ..image
             })
         }
         JobKind::Tts => Params::Speech(SpeechParams {
