@@ -168,6 +168,38 @@ fn from_image_reproduces_an_output_and_flags_override() {
     );
 }
 
+/// `--max-sequence-length`: the encoder's own length changes nothing; a shorter one cuts the
+/// prompt to its first N-2 tokens (two prompts that differ only after them give the same image)
+/// and pads to N (a different image from the full-length default).
+#[test]
+fn max_sequence_length_cuts_the_prompt_for_the_text_encoder() {
+    let image = |prompt: &str, length: Option<&str>| {
+        let run = Run::new();
+        let mut cmd = run.command();
+        cmd.arg("--model").arg(fixture("sd1-tiny"));
+        cmd.args(["--width", "72", "--height", "64", "--steps", "2"]);
+        cmd.args(["--prompt", prompt, "--seed", "3"]);
+        if let Some(n) = length {
+            cmd.args(["--max-sequence-length", n]);
+        }
+        ok(&mut cmd);
+        let path = run.files().into_iter().next().unwrap();
+        let pixels = image::open(&path).unwrap().to_rgb8().into_raw();
+        (pixels, info_json(&path))
+    };
+    let red = "red red red red dog";
+    let (plain, _) = image(red, None);
+    let (full, spec) = image(red, Some("77"));
+    assert_eq!(plain, full, "the encoder's own length is the default");
+    assert_eq!(spec["params"]["image"]["max_sequence_length"], 77);
+    let (cut_dog, _) = image(red, Some("6"));
+    let (cut_blue, _) = image("red red red red blue", Some("6"));
+    assert_eq!(cut_dog, cut_blue, "only the first 4 tokens are read");
+    assert_ne!(cut_dog, plain, "a shorter sequence conditions differently");
+    let (full_blue, _) = image("red red red red blue", None);
+    assert_ne!(full_blue, plain, "the last word matters at full length");
+}
+
 #[test]
 fn img2img_runs_from_an_init_image() {
     let run = Run::new();

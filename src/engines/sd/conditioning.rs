@@ -8,16 +8,18 @@ use super::clip::TextEncoder;
 use super::tokenizer::ClipTokenizer;
 use crate::error::Result;
 
-/// One tokenizer + encoder pair (SD has one, SDXL two).
+/// One tokenizer + encoder pair (SD has one, SDXL two), and the token length prompts are cut
+/// and padded to (the tokenizer's `max_length()` unless `--max-sequence-length` asks less).
 pub struct EncoderPair<'a> {
     pub tokenizer: &'a ClipTokenizer,
     pub encoder: &'a TextEncoder,
+    pub length: usize,
 }
 
 /// What the denoising loop needs from the prompts.
 #[derive(Debug, Clone)]
 pub struct Conditioning {
-    /// (1, 77, D) for the prompt.
+    /// (1, 77, D) for the prompt (77: the encoder pairs' `length`).
     pub prompt: Tensor,
     /// (1, 77, D) for the negative prompt; None when guidance is off.
     pub negative: Option<Tensor>,
@@ -26,20 +28,21 @@ pub struct Conditioning {
     pub negative_pooled: Option<Tensor>,
 }
 
-/// The ids as a (1, max_length) tensor, and how many tokens did not fit.
-fn ids_tensor(tokenizer: &ClipTokenizer, text: &str, device: &Device) -> Result<(Tensor, usize)> {
-    let encoded = tokenizer.encode(text);
+/// The ids as a (1, length) tensor, and how many tokens did not fit.
+fn ids_tensor(pair: &EncoderPair<'_>, text: &str, device: &Device) -> Result<(Tensor, usize)> {
+    let encoded = pair.tokenizer.encode_to(text, pair.length);
     let ids = Tensor::new(encoded.ids.as_slice(), device)?.unsqueeze(0)?;
     Ok((ids, encoded.truncated_tokens))
 }
 
 /// One warning per prompt of a job (SDXL's two tokenizers cut alike), naming the count.
-fn warn_dropped(what: &str, tokenizer: &ClipTokenizer, dropped: usize) {
+fn warn_dropped(what: &str, pair: &EncoderPair<'_>, dropped: usize) {
     if dropped > 0 {
         tracing::warn!(
             dropped,
-            "the {what} is longer than the text encoder's {} tokens: its last {dropped} tokens were dropped",
-            tokenizer.max_length()
+            "the {what} is longer than the {} tokens the text encoder reads: its last {dropped} \
+             tokens were dropped",
+            pair.length.min(pair.tokenizer.max_length())
         );
     }
 }
@@ -53,8 +56,8 @@ pub fn encode_sd(
     dtype: DType,
 ) -> Result<Conditioning> {
     let encode = |what: &str, text: &str| -> Result<Tensor> {
-        let (ids, dropped) = ids_tensor(pair.tokenizer, text, device)?;
-        warn_dropped(what, pair.tokenizer, dropped);
+        let (ids, dropped) = ids_tensor(pair, text, device)?;
+        warn_dropped(what, pair, dropped);
         Ok(pair
             .encoder
             .forward(&ids)?
@@ -86,9 +89,9 @@ pub fn encode_sdxl(
         let mut states = Vec::with_capacity(2);
         let mut pooled = None;
         for (i, pair) in pairs.iter().enumerate() {
-            let (ids, dropped) = ids_tensor(pair.tokenizer, text, device)?;
+            let (ids, dropped) = ids_tensor(pair, text, device)?;
             if i == 0 {
-                warn_dropped(what, pair.tokenizer, dropped);
+                warn_dropped(what, pair, dropped);
             }
             let out = pair.encoder.forward(&ids)?;
             states.push(out.penultimate.to_dtype(dtype)?);

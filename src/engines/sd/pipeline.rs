@@ -131,15 +131,29 @@ impl SdPipeline {
         );
         let negative = guided.then_some(req.negative.as_str());
         let (te, te2) = self.components.text_encoders()?;
+        let positions = self.tokenizer.max_length();
+        let length = match req.max_sequence_length {
+            Some(n) if n > positions => {
+                tracing::warn!(
+                    "--max-sequence-length {n} is more than the text encoder's {positions} \
+                     positions; {positions} used"
+                );
+                positions
+            }
+            Some(n) => n,
+            None => positions,
+        };
         let first = EncoderPair {
             tokenizer: &self.tokenizer,
             encoder: te,
+            length,
         };
         match (&self.tokenizer_2, te2) {
             (Some(tok2), Some(te2)) => {
                 let second = EncoderPair {
                     tokenizer: tok2,
                     encoder: te2,
+                    length,
                 };
                 encode_sdxl(
                     [&first, &second],

@@ -56,6 +56,8 @@ pub struct GenerateRequest {
     pub memory: MemoryModes,
     /// Emit a latent preview every this many steps (0: never).
     pub preview_every: u32,
+    /// Prompt tokens the text encoders read, bos and eos included (None: all their positions).
+    pub max_sequence_length: Option<usize>,
 }
 
 impl Default for GenerateRequest {
@@ -77,6 +79,7 @@ impl Default for GenerateRequest {
             init_latents: None,
             memory: MemoryModes::default(),
             preview_every: 0,
+            max_sequence_length: None,
         }
     }
 }

@@ -172,15 +172,22 @@ impl ClipTokenizer {
     /// `bos, tokens..., eos` padded to `max_length()`; a prompt that does not fit keeps its first
     /// `max_length() - 2` tokens and says how many it dropped.
     pub fn encode(&self, text: &str) -> Encoded {
+        self.encode_to(text, self.max_length)
+    }
+
+    /// `encode` to `length` ids (`--max-sequence-length`), at least bos and eos and at most
+    /// `max_length()`: the prompt keeps its first `length - 2` tokens.
+    pub fn encode_to(&self, text: &str, length: usize) -> Encoded {
+        let length = length.clamp(2, self.max_length);
         let tokens = self.tokenize(text);
-        let room = self.max_length - 2;
+        let room = length - 2;
         // Counted, not logged: the caller warns once per job (`conditioning::warn_dropped`).
         let truncated_tokens = tokens.len().saturating_sub(room);
-        let mut ids = Vec::with_capacity(self.max_length);
+        let mut ids = Vec::with_capacity(length);
         ids.push(self.bos_id);
         ids.extend(tokens.iter().take(room));
         ids.push(self.eos_id);
-        ids.resize(self.max_length, self.pad_id);
+        ids.resize(length, self.pad_id);
         Encoded {
             ids,
             truncated_tokens,

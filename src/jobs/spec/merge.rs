@@ -44,6 +44,7 @@ impl JobOverrides {
             enhance,
             enhancer,
             max_tokens,
+            max_sequence_length,
             attention_slicing,
             vae_tiling,
             residency,
@@ -81,6 +82,7 @@ impl JobOverrides {
         over(&mut self.enhance, enhance);
         over(&mut self.enhancer, enhancer);
         over(&mut self.max_tokens, max_tokens);
+        over(&mut self.max_sequence_length, max_sequence_length);
         over(&mut self.attention_slicing, attention_slicing);
         over(&mut self.vae_tiling, vae_tiling);
         over(&mut self.residency, residency);

@@ -121,6 +121,7 @@ impl JobSpec {
                 o.init_image.clone_from(&p.init_image);
                 o.mask.clone_from(&p.mask);
                 o.init_latents.clone_from(&p.init_latents);
+                o.max_sequence_length = p.max_sequence_length;
                 o.attention_slicing = p.attention_slicing;
                 o.vae_tiling = p.vae_tiling;
                 o.residency = p.residency;

@@ -124,6 +124,11 @@ pub struct JobOverrides {
     #[arg(long, value_name = "N", value_parser = values::count, help_heading = MEDIA)]
     #[serde(alias = "max_tokens", skip_serializing_if = "Option::is_none")]
     pub max_tokens: Option<u32>,
+    /// Most prompt tokens the text encoder reads, start and end tokens included: longer prompts
+    /// are cut, shorter ones padded to it [default: the encoder's, 77 for CLIP].
+    #[arg(long, value_name = "N", value_parser = values::count, help_heading = IMAGE)]
+    #[serde(alias = "max_sequence_length", skip_serializing_if = "Option::is_none")]
+    pub max_sequence_length: Option<u32>,
     /// Attention slicing: auto, off, or a query chunk size in tokens [default: auto].
     #[arg(long, value_name = "auto|off|N", value_parser = AttentionSlicing::parse_flag, help_heading = MEMORY)]
     #[serde(alias = "attention_slicing", skip_serializing_if = "Option::is_none")]

@@ -44,6 +44,9 @@ pub struct ImageParams {
     pub mask: Option<PathBuf>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init_latents: Option<PathBuf>,
+    /// Prompt tokens the text encoder reads (`--max-sequence-length`); absent: all it has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_sequence_length: Option<u32>,
     /// Memory modes pinned by the job; absent: the planner's choice.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attention_slicing: Option<AttentionSlicing>,
@@ -70,6 +73,7 @@ impl Default for ImageParams {
             init_image: None,
             mask: None,
             init_latents: None,
+            max_sequence_length: None,
             attention_slicing: None,
             vae_tiling: None,
             residency: None,

@@ -16,6 +16,9 @@ pub const MAX_BATCH: u32 = 64;
 pub const MIN_SIDE: u32 = 64;
 pub const MAX_SIDE: u32 = 4096;
 pub const MAX_GUIDANCE: f64 = 100.0;
+/// `--max-sequence-length` bounds: start and end token plus one, and T5's longest and then some.
+pub const MIN_SEQUENCE: u32 = 3;
+pub const MAX_SEQUENCE: u32 = 4096;
 /// Above this many pixels `--vae-tiling auto` tiles the decode.
 const AUTO_TILING_PIXELS: u64 = 2048 * 1024;
 
@@ -98,6 +101,14 @@ pub fn fill_spec(
              (steps x strength < 1); raise --steps to at least {need} or --strength"
         )));
     }
+    if let Some(n) = asked.max_sequence_length
+        && !(MIN_SEQUENCE..=MAX_SEQUENCE).contains(&n)
+    {
+        return Err(bad(format!(
+            "--max-sequence-length {n}: must be between {MIN_SEQUENCE} and {MAX_SEQUENCE} tokens \
+             (the start and end token count; CLIP reads 77)"
+        )));
+    }
     let enhance = match asked.enhance {
         Some(true) => Some(Enhancement {
             enhancer: asked
@@ -132,6 +143,7 @@ pub fn fill_spec(
             init_image,
             mask,
             init_latents,
+            max_sequence_length: asked.max_sequence_length,
             attention_slicing: asked.attention_slicing,
             vae_tiling: asked.vae_tiling,
             residency: asked.residency,
@@ -345,6 +357,7 @@ pub fn build_request(spec: &JobSpec, preview_every: u32) -> crate::Result<Genera
             vae_tiling,
         },
         preview_every,
+        max_sequence_length: p.max_sequence_length.map(|n| n as usize),
     })
 }
 

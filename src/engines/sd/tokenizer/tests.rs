@@ -118,6 +118,13 @@ fn encode_pads_and_truncates_with_a_count() {
     assert_eq!(long.truncated_tokens, 3);
     assert_eq!(long.ids, vec![b, h, h, h, h, h, h, e]);
     assert_eq!(tok.encode("").ids, vec![b, e, e, e, e, e, e, e]);
+    // --max-sequence-length: a shorter length cuts and pads to it; a longer one is the most the
+    // encoder has.
+    let four = tok.encode_to("hi cat hi", 4);
+    assert_eq!((four.ids, four.truncated_tokens), (vec![b, h, c, e], 1));
+    assert_eq!(tok.encode_to("hi", 5).ids, vec![b, h, e, e, e]);
+    assert_eq!(tok.encode_to("hi cat", 100).ids, short.ids);
+    assert_eq!(tok.encode_to("hi cat", 8).ids, short.ids);
 }
 
 #[test]

@@ -231,3 +231,20 @@ fn img2img_with_no_denoising_step_is_bad_input() {
     s.strength = Some(0.0);
     assert!(bad_input(&s).contains("--strength 0"));
 }
+
+#[test]
+fn max_sequence_length_is_checked_and_reaches_the_engine() {
+    let mut s = spec();
+    for n in [0, 2, MAX_SEQUENCE + 1] {
+        s.max_sequence_length = Some(n);
+        assert!(bad_input(&s).contains("--max-sequence-length"), "{n}");
+    }
+    s.max_sequence_length = Some(16);
+    let filled = fill(&s, &defaults()).unwrap();
+    assert_eq!(img(&filled).max_sequence_length, Some(16));
+    assert_eq!(filled.to_overrides().max_sequence_length, Some(16));
+    let request = build_request(&filled, 0).unwrap();
+    assert_eq!(request.max_sequence_length, Some(16));
+    let unset = build_request(&fill(&spec(), &defaults()).unwrap(), 0).unwrap();
+    assert_eq!(unset.max_sequence_length, None);
+}
