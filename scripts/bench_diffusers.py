@@ -15,7 +15,7 @@ torch.cuda.max_memory_allocated on CUDA.
 `image`: from_pretrained on the folder `pallaidium bench image` wrote
 ($PALLAIDIUM_HOME/bench-models/<id>), Euler scheduler, guidance 7.5, the same prompt, with
 per-stage times (text encoder, first step, all steps, VAE decode). diffusers decodes the whole
-batch at once; `--vae-slicing` decodes one image at a time (pipe.enable_vae_slicing()), which is
+batch at once; `--vae-slicing` decodes one image at a time (pipe.vae.enable_slicing()), which is
 what pallaidium does, so peak memory compares like with like. Stage marks synchronize the device
 (one sync a step); `--no-stage-sync` leaves the host free to run ahead, so the totals carry no
 sync of ours (stage times are then host times).
@@ -175,7 +175,7 @@ def bench_image(args, device, dtype):
     pipe.scheduler = EulerDiscreteScheduler.from_config(pipe.scheduler.config)
     pipe.set_progress_bar_config(disable=True)
     if args.vae_slicing:
-        pipe.enable_vae_slicing()
+        pipe.vae.enable_slicing()
 
     marks = []
 
@@ -251,7 +251,7 @@ def bench_image(args, device, dtype):
         "peak_kind": "torch.cuda.max_memory_allocated since start (load and every generation)"
         if device.type == "cuda"
         else "process VmHWM over load and every generation (includes the Python/torch runtime)",
-        "vae_decode": ("one image at a time (enable_vae_slicing)" if args.vae_slicing
+        "vae_decode": ("one image at a time (vae.enable_slicing)" if args.vae_slicing
                        else "whole batch at once (diffusers' default)")
         + (f", in {args.dtype} (StableDiffusionPipeline ignores force_upcast)" if args.model != "sdxl"
            else ", upcast to f32 when the VAE says force_upcast"),
