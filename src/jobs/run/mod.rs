@@ -1,5 +1,5 @@
-//! Running jobs: the runner thread and its queue, the worker that loads engines (cached) and runs a
-//! job of each kind, the memory planner's hook, set-up from the command line, and the events a job
+//! Running jobs: the runner thread and its queue, the worker that loads engines (cached) and hands
+//! each job to its kind (kinds/), the memory planner's hook, set-up from the command line, and the events a job
 //! emits to every watcher.
 
 pub mod cache;
@@ -8,8 +8,7 @@ pub mod engine;
 pub mod event_hub;
 pub mod events;
 pub mod fault;
-mod image_job;
-pub mod media_job;
+mod kinds;
 pub mod planning;
 pub mod queue;
 pub mod runner;

@@ -189,11 +189,7 @@ impl Worker {
         cancel: &CancelToken,
         timings: &mut Timings,
     ) -> crate::Result<JobOutcome> {
-        if record.spec.kind.makes_images() {
-            self.run_images(record, cancel, timings)
-        } else {
-            self.run_media(record, cancel, timings)
-        }
+        super::kinds::job_for(&record.spec.params).run(self, record, cancel, timings)
     }
 }
 

@@ -14,13 +14,19 @@ use crate::jobs::run::cache::{EngineKey, estimate_bytes};
 use crate::jobs::run::engine::{Engine, EngineLoad};
 use crate::jobs::run::events::{JobEvent, Timings};
 use crate::jobs::run::worker::{JobOutcome, Worker, engine_crash, to_job_event};
+
+use super::KindJob;
 use crate::jobs::spec::resolve::build_request;
 use crate::jobs::store::JobRecord;
 
-impl Worker {
-    /// An image job: enhance the prompt first when asked, then generate in planned passes.
-    pub(super) fn run_images(
-        &mut self,
+/// txt2img, img2img and inpaint: the prompt enhanced first when the job asks, then the diffusion
+/// engine in passes the memory plan sizes.
+pub(super) struct ImageJob;
+
+impl KindJob for ImageJob {
+    fn run(
+        &self,
+        w: &mut Worker,
         record: &JobRecord,
         cancel: &CancelToken,
         timings: &mut Timings,
@@ -33,13 +39,13 @@ impl Worker {
             .and_then(|p| p.enhance.as_ref())
             .is_some_and(|e| e.from.is_none());
         let spec = if to_enhance {
-            enhanced = self.enhance_spec(record, cancel, timings)?;
+            enhanced = super::text::enhance_spec(w, record, cancel, timings)?;
             &enhanced
         } else {
             &record.spec
         };
-        let model = (self.config.models)(&spec.model)?;
-        let mut request = build_request(spec, self.config.preview_every)?;
+        let model = (w.config.models)(&spec.model)?;
+        let mut request = build_request(spec, w.config.preview_every)?;
         // Outputs recorded by an earlier attempt are kept, never produced twice.
         let mut outputs: Vec<PathBuf> = record
             .outputs
@@ -65,11 +71,11 @@ impl Worker {
             request.batch -= already;
             tracing::info!(already, "resuming a partly written batch");
         }
-        let dtype = (self.config.device.dtype)(spec.dtype)?;
+        let dtype = (w.config.device.dtype)(spec.dtype)?;
         // The plan is made again now (memory may have changed since the job was queued) and
         // decides residency, attention slicing, VAE tiling and how many images run at once.
-        crate::jobs::run::fault::point(self.config.switches.test_fault.as_deref(), "plan", id);
-        let plan = match &self.config.planner {
+        crate::jobs::run::fault::point(w.config.switches.test_fault.as_deref(), "plan", id);
+        let plan = match &w.config.planner {
             Some(planner) => Some(planner.plan(&model.dir, spec, &request, dtype)?),
             None => None,
         };
@@ -87,17 +93,17 @@ impl Worker {
         }
         let key = EngineKey {
             model_dir: model.dir.clone(),
-            device: self.config.device.name.clone(),
+            device: w.config.device.name.clone(),
             dtype,
             residency,
         };
         let load_started = Instant::now();
-        let shared = Arc::clone(&self.shared);
-        let device = self.config.device.device.clone();
-        let switches = crate::engines::EngineSwitches::from_switches(&self.config.switches);
-        let fault = self.config.switches.test_fault.clone();
+        let shared = Arc::clone(&w.shared);
+        let device = w.config.device.device.clone();
+        let switches = crate::engines::EngineSwitches::from_switches(&w.config.switches);
+        let fault = w.config.switches.test_fault.clone();
         let (engine, fresh) =
-            self.cache
+            w.cache
                 .get_or_load(&key, estimate_bytes(&model.dir, dtype), || {
                     shared.emit(JobEvent::Loading {
                         job: id,
@@ -128,7 +134,7 @@ impl Worker {
         if cancel.is_cancelled() {
             return Err(crate::Error::Cancelled);
         }
-        let sink = |event: EngineEvent| self.shared.emit(to_job_event(id, event));
+        let sink = |event: EngineEvent| w.shared.emit(to_job_event(id, event));
         let (mut generate_s, mut write_s) = (0.0, 0.0);
         let mut done = 0u32;
         // Passes of at most `per_pass` images (the plan shrinks the batch when memory is short);
@@ -147,7 +153,7 @@ impl Worker {
                 match catch_unwind(AssertUnwindSafe(|| engine.generate(&pass, &sink, cancel))) {
                     Ok(result) => result?,
                     Err(panic) => {
-                        self.cache.evict(&key);
+                        w.cache.evict(&key);
                         return Err(engine_crash(panic));
                     }
                 };
@@ -159,17 +165,13 @@ impl Worker {
                 if let Some(p) = image_spec.image_mut() {
                     p.batch = 1;
                 }
-                let path = self
+                let path = w
                     .writer
                     .write_png(&image.image, &image_spec, |target| {
-                        Ok(self
-                            .shared
-                            .lock()
-                            .store_mut()
-                            .set_pending_output(id, target)?)
+                        Ok(w.shared.lock().store_mut().set_pending_output(id, target)?)
                     })
                     .map_err(crate::Error::on_output_write)?;
-                self.shared.lock().store_mut().record_output(id, &path)?;
+                w.shared.lock().store_mut().record_output(id, &path)?;
                 tracing::info!(path = %path.display(), "output written");
                 outputs.push(path);
             }
