@@ -1,5 +1,27 @@
 //! What the audio and text engines hand back: a mono clip, a transcript with timestamps.
 //! Writing them to files (WAV, SRT, text) is the job runner's business, not the engines'.
+//! Each engine also publishes its `WorkingSet`: what the memory planner adds to its weights.
+
+const MIB: u64 = 1 << 20;
+
+/// Working memory of one run of an audio or text engine beyond its weights, in f32: a fixed part
+/// plus a part per second of audio (generous upper bounds: kv caches of both guidance passes, the
+/// codec's conv stacks at the output rate). The planner (`models::planner::media`) scales it by
+/// the element size and the batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkingSet {
+    pub fixed_bytes: u64,
+    pub per_second_bytes: u64,
+}
+
+impl WorkingSet {
+    pub const fn mib(fixed: u64, per_second: u64) -> Self {
+        Self {
+            fixed_bytes: fixed * MIB,
+            per_second_bytes: per_second * MIB,
+        }
+    }
+}
 
 /// Mono audio, samples in -1..1.
 #[derive(Debug, Clone, PartialEq)]

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::compat::Severity;
-use crate::vocab::{Backend, Dtype, JobKind};
+use crate::vocab::{Backend, Dtype, JobKind, Scheduler};
 
 /// What a model makes; the TUI and the job runner pick engines by it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -139,8 +139,8 @@ impl Family {
             width: side,
             height: side,
             scheduler: match self {
-                Self::Sdxl => "euler".to_owned(),
-                _ => "ddim".to_owned(),
+                Self::Sdxl => Scheduler::Euler,
+                _ => Scheduler::Ddim,
             },
             ..Defaults::default()
         };
@@ -181,7 +181,7 @@ pub struct Defaults {
     pub guidance: f64,
     pub width: u32,
     pub height: u32,
-    pub scheduler: String,
+    pub scheduler: Scheduler,
     /// Seconds of audio (music), or the most a speech clip may last.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub duration: Option<f64>,
@@ -200,7 +200,7 @@ impl Default for Defaults {
             guidance: 7.5,
             width: 512,
             height: 512,
-            scheduler: "ddim".to_owned(),
+            scheduler: Scheduler::Ddim,
             duration: None,
             voice: None,
             max_tokens: None,

@@ -9,14 +9,11 @@ use toml::Spanned;
 
 use super::entry::ModelEntry;
 use super::registry_errors::{entry_error, parse_error};
-use crate::vocab::Scheduler;
 use crate::{Error, Result};
 
 /// The registry shipped inside the binary.
 const SHIPPED: &str = include_str!("../../models.toml");
 const SHIPPED_NAME: &str = "models.toml (shipped)";
-
-/// Scheduler names the SD engine understands (the `--scheduler` values).
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -207,16 +204,6 @@ fn validate_image_entry(e: &ModelEntry) -> std::result::Result<(), (&'static str
         return Err((
             "defaults.height",
             format!("{} must be a positive multiple of 8", d.height),
-        ));
-    }
-    if !Scheduler::names().contains(&d.scheduler.as_str()) {
-        return Err((
-            "defaults.scheduler",
-            format!(
-                "unknown scheduler `{}`; use one of {}",
-                d.scheduler,
-                Scheduler::names().join(", ")
-            ),
         ));
     }
     if !e.native_resolution.iter().all(|&v| is_multiple_of_8(v)) {

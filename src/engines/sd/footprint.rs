@@ -1,9 +1,15 @@
 //! What the memory planner asks the SD engine about its working memory, so that it never reads
-//! the kernels' internals: which attention keeps its scores on chip, how large the convolutions'
-//! workspaces and attention's score chunks may grow. The planner's arithmetic over these lives in
+//! the engine's configs or kernels: the architecture numbers of a model folder (`Architecture`),
+//! which attention keeps its scores on chip, how large the convolutions' workspaces and
+//! attention's score chunks may grow. The planner's arithmetic over these lives in
 //! models/planner/activations.rs; its tests pin the predictions.
 
+use std::path::Path;
+
+use serde::Serialize;
+
 use super::attention::{CPU_SCORE_BUDGET_BYTES, GPU_SCORE_BUDGET_BYTES};
+use super::config::{TextEncoderConfig, UNetConfig, VaeConfig};
 use super::kernels;
 
 /// Whether CUDA's fused attention kernels (which keep the scores on chip) run heads of `head_dim`.
@@ -28,3 +34,88 @@ pub const CPU_CONV_BAND_BYTES: u64 = kernels::conv::COL_BAND_BYTES as u64;
 
 /// The CUDA convolution's im2col workspace: at most this many bytes (and at least 8 positions).
 pub const CUDA_CONV_BUDGET_BYTES: u64 = kernels::conv::CUDA_COL_BUDGET_BYTES as u64;
+
+/// The UNet numbers the activation formulas use.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UNetArch {
+    pub in_channels: u64,
+    pub block_out_channels: Vec<u64>,
+    pub layers_per_block: Vec<u64>,
+    pub heads: Vec<u64>,
+    /// Which down blocks have transformers (CrossAttnDownBlock2D).
+    pub attention: Vec<bool>,
+    pub cross_attention_dim: u64,
+}
+
+/// The VAE numbers the activation formulas use.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VaeArch {
+    pub block_out_channels: Vec<u64>,
+    pub layers_per_block: u64,
+    pub latent_channels: u64,
+    /// diffusers upcasts these VAEs to f32 when the job runs in f16.
+    pub force_upcast: bool,
+}
+
+/// The text encoders' numbers (one for SD 1/2, two for SDXL).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TextArch {
+    pub hidden_size: u64,
+    pub intermediate_size: u64,
+    pub tokens: u64,
+    pub heads: u64,
+}
+
+/// A model folder's architecture as the planner needs it: the UNet, the VAE and one entry per text
+/// encoder (one for SD 1/2, two for SDXL).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Architecture {
+    pub unet: UNetArch,
+    pub vae: VaeArch,
+    pub text: Vec<TextArch>,
+}
+
+impl Architecture {
+    /// Reads the components' config.json files (validated as the engine validates them).
+    pub fn read(dir: &Path) -> crate::Result<Self> {
+        let unet = UNetConfig::load(&dir.join("unet").join("config.json"))?;
+        let vae = VaeConfig::load(&dir.join("vae").join("config.json"))?;
+        let mut text = Vec::new();
+        for name in ["text_encoder", "text_encoder_2"] {
+            let folder = dir.join(name);
+            if name == "text_encoder_2" && !folder.is_dir() {
+                continue;
+            }
+            let cfg = TextEncoderConfig::load(&folder.join("config.json"))?;
+            text.push(TextArch {
+                hidden_size: cfg.hidden_size as u64,
+                intermediate_size: cfg.intermediate_size as u64,
+                tokens: cfg.max_position_embeddings as u64,
+                heads: cfg.num_attention_heads as u64,
+            });
+        }
+        let u64s = |v: &[usize]| v.iter().map(|&x| x as u64).collect::<Vec<_>>();
+        Ok(Self {
+            unet: UNetArch {
+                in_channels: unet.in_channels as u64,
+                block_out_channels: u64s(&unet.block_out_channels),
+                layers_per_block: u64s(&unet.layers_per_block),
+                heads: u64s(&unet.num_attention_heads),
+                attention: unet
+                    .down_block_types
+                    .iter()
+                    .map(|t| t.contains("CrossAttn"))
+                    .collect(),
+                cross_attention_dim: unet.cross_attention_dim.first().copied().unwrap_or(768)
+                    as u64,
+            },
+            vae: VaeArch {
+                block_out_channels: u64s(&vae.block_out_channels),
+                layers_per_block: vae.layers_per_block as u64,
+                latent_channels: vae.latent_channels as u64,
+                force_upcast: vae.force_upcast,
+            },
+            text,
+        })
+    }
+}

@@ -9,7 +9,7 @@ use crate::models::Defaults;
 
 use crate::jobs::spec::latents_file::read_latents;
 use crate::jobs::spec::{Enhancement, ImageParams, JobOverrides, JobSpec, Params};
-use crate::vocab::{AttentionSlicing, JobKind, Scheduler, Toggle};
+use crate::vocab::{AttentionSlicing, JobKind, Toggle};
 
 pub const MAX_STEPS: u32 = 1000;
 pub const MAX_BATCH: u32 = 64;
@@ -75,12 +75,8 @@ pub fn fill_spec(
     let (width, height) = (size.width, size.height);
     let batch = asked.batch.unwrap_or(1);
     check_batch(batch)?;
-    let scheduler = match asked.scheduler {
-        Some(s) => s,
-        // The registry checked its defaults when it loaded (see `models::registry`).
-        None => Scheduler::parse(&defaults.scheduler)
-            .map_err(|e| bad(format!("the model's defaults.scheduler: {e}")))?,
-    };
+    // The registry's default is typed when its file is read (`models::registry`).
+    let scheduler = asked.scheduler.unwrap_or(defaults.scheduler);
     let default_strength = match kind {
         JobKind::Img2img => 0.8,
         _ => 1.0,

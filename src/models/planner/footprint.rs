@@ -1,13 +1,14 @@
 //! What a diffusers folder costs in memory before any job parameters: the exact tensor sizes of each
 //! component (from safetensors headers, never the data) and the few architecture numbers the
-//! activation formulas need (from the components' config.json files).
+//! activation formulas need (which the SD engine reads from its configs: `engines::sd::footprint`).
 
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
 use crate::Result;
-use crate::engines::sd::config::{TextEncoderConfig, UNetConfig, VaeConfig};
+use crate::engines::sd::footprint as sd_footprint;
+pub use crate::engines::sd::footprint::{TextArch, UNetArch, VaeArch};
 use crate::models::safetensors_header::{self, SafetensorsHeader};
 
 /// One component's weights: its files and the elements it holds.
@@ -99,37 +100,6 @@ impl ComponentWeights {
     }
 }
 
-/// The UNet numbers the activation formulas use.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct UNetArch {
-    pub in_channels: u64,
-    pub block_out_channels: Vec<u64>,
-    pub layers_per_block: Vec<u64>,
-    pub heads: Vec<u64>,
-    /// Which down blocks have transformers (CrossAttnDownBlock2D).
-    pub attention: Vec<bool>,
-    pub cross_attention_dim: u64,
-}
-
-/// The VAE numbers the activation formulas use.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct VaeArch {
-    pub block_out_channels: Vec<u64>,
-    pub layers_per_block: u64,
-    pub latent_channels: u64,
-    /// diffusers upcasts these VAEs to f32 when the job runs in f16.
-    pub force_upcast: bool,
-}
-
-/// The text encoders' numbers (one for SD 1/2, two for SDXL).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct TextArch {
-    pub hidden_size: u64,
-    pub intermediate_size: u64,
-    pub tokens: u64,
-    pub heads: u64,
-}
-
 /// Everything the planner needs to know about a model folder.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ModelFootprint {
@@ -147,50 +117,22 @@ impl ModelFootprint {
     /// `*.fp16.safetensors` files where present, as the engine loads them).
     pub fn read(dir: &Path, fp16_variant: bool) -> Result<Self> {
         let _span = tracing::info_span!("footprint", dir = %dir.display()).entered();
-        let unet_cfg = UNetConfig::load(&dir.join("unet").join("config.json"))?;
-        let vae_cfg = VaeConfig::load(&dir.join("vae").join("config.json"))?;
+        let arch = sd_footprint::Architecture::read(dir)?;
         let mut text_encoders = Vec::new();
-        let mut text_arch = Vec::new();
-        for name in ["text_encoder", "text_encoder_2"] {
-            let folder = dir.join(name);
-            if name == "text_encoder_2" && !folder.is_dir() {
-                continue;
-            }
-            let cfg = TextEncoderConfig::load(&folder.join("config.json"))?;
-            text_arch.push(TextArch {
-                hidden_size: cfg.hidden_size as u64,
-                intermediate_size: cfg.intermediate_size as u64,
-                tokens: cfg.max_position_embeddings as u64,
-                heads: cfg.num_attention_heads as u64,
-            });
-            text_encoders.push(component(&folder, name, fp16_variant)?);
+        for name in ["text_encoder", "text_encoder_2"]
+            .iter()
+            .take(arch.text.len())
+        {
+            text_encoders.push(component(&dir.join(name), name, fp16_variant)?);
         }
-        let u64s = |v: &[usize]| v.iter().map(|&x| x as u64).collect::<Vec<_>>();
         Ok(Self {
             dir: dir.to_path_buf(),
             unet: component(&dir.join("unet"), "unet", fp16_variant)?,
             vae: component(&dir.join("vae"), "vae", fp16_variant)?,
             text_encoders,
-            unet_arch: UNetArch {
-                in_channels: unet_cfg.in_channels as u64,
-                block_out_channels: u64s(&unet_cfg.block_out_channels),
-                layers_per_block: u64s(&unet_cfg.layers_per_block),
-                heads: u64s(&unet_cfg.num_attention_heads),
-                attention: unet_cfg
-                    .down_block_types
-                    .iter()
-                    .map(|t| t.contains("CrossAttn"))
-                    .collect(),
-                cross_attention_dim: unet_cfg.cross_attention_dim.first().copied().unwrap_or(768)
-                    as u64,
-            },
-            vae_arch: VaeArch {
-                block_out_channels: u64s(&vae_cfg.block_out_channels),
-                layers_per_block: vae_cfg.layers_per_block as u64,
-                latent_channels: vae_cfg.latent_channels as u64,
-                force_upcast: vae_cfg.force_upcast,
-            },
-            text_arch,
+            unet_arch: arch.unet,
+            vae_arch: arch.vae,
+            text_arch: arch.text,
         })
     }
 }

@@ -10,6 +10,7 @@ use super::stages::PlanStep;
 use super::{Breakdown, MemoryPlan, device_traits, effective_budget};
 use crate::device::DeviceMemory;
 use crate::device::memory::format_bytes;
+use crate::engines::media::WorkingSet;
 use crate::models::Family;
 use crate::vocab::{Backend, Residency};
 
@@ -31,25 +32,22 @@ pub struct MediaPlanRequest {
     pub budget_cap: Option<u64>,
 }
 
-const MIB: u64 = 1 << 20;
-
-/// Working memory of one run beyond the weights: a fixed part per family plus a part per second
-/// of audio (generous upper bounds: kv caches of both guidance passes, the codec's conv stacks at
-/// the output rate).
+/// Working memory of one run beyond the weights, as the family's engine publishes it
+/// (`WORKING_SET` in each engine; SD plans through `planner::plan`), scaled by the element size
+/// relative to f32 and the batch.
 fn working_bytes(req: &MediaPlanRequest) -> u64 {
+    use crate::engines::{audio, text};
     let elem = req.dtype.size_in_bytes() as u64;
     let secs = req.seconds.clamp(0.0, 3600.0);
-    let (fixed, per_second) = match req.family {
-        Family::Musicgen => (192 * MIB, 24 * MIB),
-        Family::ParlerTts => (192 * MIB, 16 * MIB),
-        // 30 s windows: the encoder's 1500 frames and the decoder's cache.
-        Family::Whisper => (160 * MIB, 0),
-        Family::Blip => (96 * MIB, 0),
-        Family::GgufLlm => (128 * MIB, 0),
-        Family::Sd1 | Family::Sd2 | Family::Sdxl => (0, 0),
+    let set = match req.family {
+        Family::Musicgen => audio::musicgen::WORKING_SET,
+        Family::ParlerTts => audio::parler::WORKING_SET,
+        Family::Whisper => text::whisper::WORKING_SET,
+        Family::Blip => text::blip::WORKING_SET,
+        Family::GgufLlm => text::enhance::WORKING_SET,
+        Family::Sd1 | Family::Sd2 | Family::Sdxl => WorkingSet::mib(0, 0),
     };
-    let per_run = fixed + (per_second as f64 * secs) as u64;
-    // Activations scale with the element size relative to f32.
+    let per_run = set.fixed_bytes + (set.per_second_bytes as f64 * secs) as u64;
     per_run * elem.max(2) / 4 * u64::from(req.batch.max(1))
 }
 

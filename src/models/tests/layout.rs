@@ -114,7 +114,10 @@ fn defaults_follow_family_and_unet_sample_size() {
     let d = l.default_params();
     assert_eq!((d.width, d.height, d.steps, d.guidance), (64, 64, 30, 7.5));
     assert_eq!(Family::Sdxl.default_params().width, 1024);
-    assert_eq!(Family::Sdxl.default_params().scheduler, "euler");
+    assert_eq!(
+        Family::Sdxl.default_params().scheduler,
+        crate::vocab::Scheduler::Euler
+    );
     assert_eq!(Family::Sd1.default_params().width, 512);
 }
 

@@ -179,16 +179,34 @@ fn duplicate_ids_name_both_lines() {
 }
 
 #[test]
+fn an_unknown_default_scheduler_is_refused_where_it_is_written() {
+    // The default is typed as the file is read, so the TOML parser's error names it.
+    let text = ONE.replace("scheduler = \"euler\"", "scheduler = \"pndm\"");
+    assert_ne!(text, ONE);
+    let msg = err_of(&text);
+    for part in [
+        "user.toml, line 18,",
+        "key `scheduler`",
+        "pndm",
+        "dpm++2m-karras",
+    ] {
+        assert!(msg.contains(part), "{part}: {msg}");
+    }
+    // An alias reads as its canonical scheduler, like `--scheduler`.
+    let text = ONE.replace(
+        "scheduler = \"euler\"",
+        "scheduler = \"DPMSolverMultistepScheduler\"",
+    );
+    let reg = Registry::from_toml(&text, "user.toml").unwrap();
+    let entry = reg.get("mine").unwrap();
+    assert_eq!(entry.defaults.scheduler, crate::vocab::Scheduler::DpmPp2m);
+}
+
+#[test]
 fn impossible_values_are_refused() {
     // Each error points at the line of the offending key.
     for (from, to, key, line) in [
         ("width = 512", "width = 510", "defaults.width", 16),
-        (
-            "scheduler = \"euler\"",
-            "scheduler = \"pndm\"",
-            "defaults.scheduler",
-            18,
-        ),
         ("steps = 20", "steps = 0", "defaults.steps", 14),
         ("repo = \"me/mine\"", "repo = \"mine\"", "repo", 7),
         ("id = \"mine\"", "id = \"Mine/x\"", "id", 3),

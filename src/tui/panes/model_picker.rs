@@ -141,7 +141,7 @@ mod tests {
                 guidance: 7.5,
                 width: 512,
                 height: 512,
-                scheduler: "euler".into(),
+                scheduler: crate::vocab::Scheduler::Euler,
                 ..Default::default()
             },
             native: [512, 512],

@@ -94,7 +94,7 @@ impl ParamsPane {
             ParamField::Steps => d.steps.to_string(),
             ParamField::Guidance => d.guidance.to_string(),
             ParamField::Size => format!("{}x{}", d.width, d.height),
-            ParamField::Scheduler => d.scheduler.clone(),
+            ParamField::Scheduler => d.scheduler.to_string(),
             ParamField::Batch => "1".into(),
             ParamField::Strength => "0.75".into(),
             ParamField::Seed => "random".into(),

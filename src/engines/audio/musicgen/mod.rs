@@ -32,6 +32,10 @@ use decoder::Decoder;
 /// The longest clip we agree to make; MusicGen was trained on 30 s and degrades well before this.
 pub const MAX_DURATION_S: f64 = 300.0;
 
+/// What a run needs beyond the weights: both guidance passes' kv caches, EnCodec's conv stacks at 32 kHz (the memory planner asks).
+pub const WORKING_SET: crate::engines::media::WorkingSet =
+    crate::engines::media::WorkingSet::mib(192, 24);
+
 /// How to generate. `temperature` 0 = greedy; `top_k` 0 = no top-k filter; `guidance` <= 1
 /// turns classifier-free guidance off.
 #[derive(Debug, Clone, PartialEq)]

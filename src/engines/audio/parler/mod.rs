@@ -21,6 +21,10 @@ use crate::engines::nn::weights::Weights;
 use crate::engines::{CancelToken, EngineEvent, ProgressSink};
 use crate::error::{Error, Result};
 
+/// What a run needs beyond the weights: the decoder's kv cache, the DAC's conv stacks at 44.1 kHz (the memory planner asks).
+pub const WORKING_SET: crate::engines::media::WorkingSet =
+    crate::engines::media::WorkingSet::mib(192, 16);
+
 /// Used when the voice description is empty: the description of parler-tts's own examples.
 pub const DEFAULT_DESCRIPTION: &str = "A female speaker delivers a slightly expressive and \
     animated speech with a moderate speed and pitch. The recording is of very high quality, with \

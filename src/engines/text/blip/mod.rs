@@ -24,6 +24,10 @@ use crate::error::{Error, Result};
 
 pub use config::{ModelConfig, PreprocessConfig, Resample};
 
+/// What a run needs beyond the weights: the vision encoder's 577 patches and the decoder's cache (the memory planner asks).
+pub const WORKING_SET: crate::engines::media::WorkingSet =
+    crate::engines::media::WorkingSet::mib(96, 0);
+
 /// What the user asks of one caption.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CaptionOptions {

@@ -21,6 +21,10 @@ pub use prompt::{SYSTEM_PROMPT, chat_prompt, clean_output};
 use tokenizer::TextTokenizer;
 use utf8_stream::Utf8Stream;
 
+/// What a run needs beyond the weights: the kv cache of prompt and answer (the memory planner asks).
+pub const WORKING_SET: crate::engines::media::WorkingSet =
+    crate::engines::media::WorkingSet::mib(128, 0);
+
 /// How the enhancer writes: `temperature` 0 is greedy (reproducible without a seed).
 #[derive(Debug, Clone, PartialEq)]
 pub struct EnhanceOptions {

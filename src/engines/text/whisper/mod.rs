@@ -22,6 +22,10 @@ use crate::error::{Error, Result};
 
 pub use decoding::RawSegment;
 
+/// What a run needs beyond the weights: one 30 s window, the encoder's 1500 frames and the decoder's cache (the memory planner asks).
+pub const WORKING_SET: crate::engines::media::WorkingSet =
+    crate::engines::media::WorkingSet::mib(160, 0);
+
 /// What the user asks of a transcription.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TranscribeOptions {

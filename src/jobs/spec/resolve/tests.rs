@@ -1,4 +1,5 @@
 use super::*;
+use crate::vocab::Scheduler;
 
 fn defaults() -> Defaults {
     Defaults {
@@ -6,7 +7,7 @@ fn defaults() -> Defaults {
         guidance: 7.5,
         width: 512,
         height: 512,
-        scheduler: "euler".into(),
+        scheduler: Scheduler::Euler,
         ..Defaults::default()
     }
 }
@@ -101,16 +102,17 @@ fn strength_batch_scheduler_and_slicing_are_checked() {
     assert!(bad_input(&s).contains("--batch 0"));
     s.batch = Some(65);
     assert!(bad_input(&s).contains("--batch 65"));
-    // A job's scheduler is typed when it is read (flag, job file, form); a model's default is
-    // a registry string, checked here too.
-    let mut heun = defaults();
-    heun.scheduler = "heun".into();
-    let err = fill(&spec(), &heun).unwrap_err();
-    assert_eq!(err.exit_code(), 2, "{err}");
-    let msg = err.to_string();
-    assert!(
-        msg.contains("heun") && msg.contains("dpm++2m-karras"),
-        "{msg}"
+    // A job's scheduler is typed when it is read (flag, job file, form), and so is a model's
+    // default (the registry refuses an unknown one: models/tests/registry.rs); the job's wins.
+    let mut unipc = defaults();
+    unipc.scheduler = Scheduler::UniPc;
+    let filled = fill(&spec(), &unipc).unwrap();
+    assert_eq!(filled.image().unwrap().scheduler, Scheduler::UniPc);
+    let mut s = spec();
+    s.scheduler = Some(Scheduler::Ddim);
+    assert_eq!(
+        fill(&s, &unipc).unwrap().image().unwrap().scheduler,
+        Scheduler::Ddim
     );
     let mut s = spec();
     s.attention_slicing = Some(crate::vocab::AttentionSlicing::Tokens(64));
