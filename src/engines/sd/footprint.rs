@@ -3,8 +3,8 @@
 //! workspaces and attention's score chunks may grow. The planner's arithmetic over these lives in
 //! models/planner/activations.rs; its tests pin the predictions.
 
-use super::attention::{CPU_SCORE_BUDGET_BYTES, GPU_SCORE_BUDGET_BYTES};
 use super::kernels;
+use crate::engines::nn::attention::{CPU_SCORE_BUDGET_BYTES, GPU_SCORE_BUDGET_BYTES};
 
 /// Whether CUDA's fused attention kernels (which keep the scores on chip) run heads of `head_dim`.
 pub fn fused_attention(head_dim: u64) -> bool {
