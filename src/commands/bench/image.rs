@@ -98,7 +98,7 @@ pub fn run(model: &BenchModel, s: &BenchSetup) -> Result<Value> {
         scheduler: crate::vocab::Scheduler::Euler,
         memory: MemoryModes {
             attention_slice: match s.attention {
-                crate::engines::sd::attention::AttentionMode::Sliced { query_chunk } => {
+                crate::engines::nn::attention::AttentionMode::Sliced { query_chunk } => {
                     Some(query_chunk)
                 }
                 _ => None,

@@ -15,8 +15,8 @@ use serde_json::{Value, json};
 
 use crate::cli::{BenchArgs, BenchCommand, GlobalArgs};
 use crate::device::{DeviceRequest, SelectedDevice, resolve_dtype};
+use crate::engines::nn::attention::AttentionMode;
 use crate::engines::nn::dtype::dtype_name;
-use crate::engines::sd::attention::AttentionMode;
 use crate::platform::switches::Switches;
 use crate::{Error, Result};
 

@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 use super::configs::BenchModel;
 use super::report::median_min;
 use super::{BenchSetup, validate_size};
+use crate::engines::nn::attention::{AttentionMode, attention_with};
 use crate::engines::nn::compare;
-use crate::engines::sd::attention::{AttentionMode, attention_with};
 use crate::engines::sd::config::UNetConfig;
 use crate::engines::sd::kernels::{
     Conv2d, GroupNorm, Kernels, geglu, linear_geglu, upsample_nearest2d,

@@ -3,7 +3,7 @@
 //! Owned rather than candle-transformers' because that one cannot be configured from
 //! config.json (private fields, fixed layer-norm eps), computes `gelu` with the tanh
 //! approximation where transformers uses erf, and lacks `text_projection` and the pooled output
-//! that SDXL needs.
+//! that SDXL needs. Its attention is the shared `nn::attention` block.
 
 use std::path::Path;
 
@@ -11,6 +11,9 @@ use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{Embedding, LayerNorm, Linear, VarBuilder};
 
 use super::config::TextEncoderConfig;
+use crate::engines::nn::attention::{
+    AttentionConfig, MultiHeadAttention, Numerics, Precision, ScaleAt, causal_mask,
+};
 use crate::engines::nn::weights::Weights;
 use crate::error::{Error, Result};
 
@@ -53,60 +56,43 @@ impl Activation {
 #[derive(Debug)]
 struct EncoderLayer {
     layer_norm1: LayerNorm,
-    q_proj: Linear,
-    k_proj: Linear,
-    v_proj: Linear,
-    out_proj: Linear,
+    self_attn: MultiHeadAttention,
     layer_norm2: LayerNorm,
     fc1: Linear,
     fc2: Linear,
-    heads: usize,
     activation: Activation,
 }
+
+/// transformers' CLIPAttention: queries scaled in the model's type, then scores and softmax in
+/// f32 (77 tokens: the whole score matrix is tiny, so no chunking).
+const CLIP_ATTENTION: Numerics = Numerics {
+    scale_at: ScaleAt::Queries,
+    precision: Precision::ScoresF32,
+    contiguous_keys: false,
+    split_heads_above: None,
+};
 
 impl EncoderLayer {
     fn new(vb: VarBuilder, c: &TextEncoderConfig) -> candle_core::Result<Self> {
         let h = c.hidden_size;
-        let attn = vb.pp("self_attn");
+        let attn = AttentionConfig {
+            numerics: CLIP_ATTENTION,
+            ..AttentionConfig::new(h, c.num_attention_heads)
+        };
         Ok(Self {
             layer_norm1: candle_nn::layer_norm(h, c.layer_norm_eps, vb.pp("layer_norm1"))?,
-            q_proj: candle_nn::linear(h, h, attn.pp("q_proj"))?,
-            k_proj: candle_nn::linear(h, h, attn.pp("k_proj"))?,
-            v_proj: candle_nn::linear(h, h, attn.pp("v_proj"))?,
-            out_proj: candle_nn::linear(h, h, attn.pp("out_proj"))?,
+            self_attn: MultiHeadAttention::load(vb.pp("self_attn"), &attn)?,
             layer_norm2: candle_nn::layer_norm(h, c.layer_norm_eps, vb.pp("layer_norm2"))?,
             fc1: candle_nn::linear(h, c.intermediate_size, vb.pp("mlp.fc1"))?,
             fc2: candle_nn::linear(c.intermediate_size, h, vb.pp("mlp.fc2"))?,
-            heads: c.num_attention_heads,
             activation: Activation::from_name(&c.hidden_act),
         })
     }
 
     /// `mask` is the additive causal mask (seq, seq) in f32.
     fn forward(&self, xs: &Tensor, mask: &Tensor) -> candle_core::Result<Tensor> {
-        let (b, n, h) = xs.dims3()?;
-        let d = h / self.heads;
         let normed = self.layer_norm1.forward(xs)?;
-        let split = |t: Tensor| -> candle_core::Result<Tensor> {
-            t.reshape((b, n, self.heads, d))?
-                .transpose(1, 2)?
-                .contiguous()?
-                .reshape((b * self.heads, n, d))
-        };
-        let scale = (d as f64).powf(-0.5);
-        let q = split((self.q_proj.forward(&normed)? * scale)?)?.to_dtype(DType::F32)?;
-        let k = split(self.k_proj.forward(&normed)?)?.to_dtype(DType::F32)?;
-        let v = split(self.v_proj.forward(&normed)?)?;
-        // 77 tokens: the whole score matrix is tiny, so no chunking; softmax in f32 always.
-        let scores = q.matmul(&k.t()?)?.broadcast_add(mask)?;
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?.to_dtype(v.dtype())?;
-        let attn = probs
-            .matmul(&v)?
-            .reshape((b, self.heads, n, d))?
-            .transpose(1, 2)?
-            .contiguous()?
-            .reshape((b, n, h))?;
-        let xs = (xs + self.out_proj.forward(&attn)?)?;
+        let xs = (xs + self.self_attn.forward(&normed, Some(mask))?)?;
         let mlp = self.layer_norm2.forward(&xs)?.apply(&self.fc1)?;
         let mlp = self.fc2.forward(&self.activation.apply(&mlp)?)?;
         xs + mlp
@@ -216,7 +202,8 @@ impl TextEncoder {
             .token_embedding
             .forward(&ids)?
             .broadcast_add(&self.position_embedding.forward(&positions)?)?;
-        let mask = causal_mask(n, &self.device)?;
+        // As transformers: f32::MIN above the diagonal.
+        let mask = causal_mask(n, 0, f32::MIN, &self.device)?;
         let mut penultimate = xs.clone();
         let last = self.layers.len().saturating_sub(1);
         for (i, layer) in self.layers.iter().enumerate() {
@@ -261,14 +248,6 @@ impl TextEncoder {
             row.iter().position(|&id| id == eos).unwrap_or(0)
         }
     }
-}
-
-/// Additive causal mask (n, n): 0 on and below the diagonal, f32::MIN above (as transformers).
-fn causal_mask(n: usize, device: &Device) -> candle_core::Result<Tensor> {
-    let mask: Vec<f32> = (0..n)
-        .flat_map(|i| (0..n).map(move |j| if j > i { f32::MIN } else { 0.0 }))
-        .collect();
-    Tensor::from_vec(mask, (n, n), device)
 }
 
 #[cfg(test)]

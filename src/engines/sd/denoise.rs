@@ -5,13 +5,13 @@ use std::time::Instant;
 
 use candle_core::Tensor;
 
-use super::attention::AttentionMode;
 use super::conditioning::Conditioning;
 use super::latents::latent_preview;
 use super::noise::SeededNoise;
 use super::request::MemoryModes;
 use super::schedulers::Scheduler;
 use super::unet::{AddedConditioning, UNet};
+use crate::engines::nn::attention::AttentionMode;
 use crate::engines::progress::{CancelToken, EngineEvent, ProgressSink};
 use crate::error::{Error, Result};
 

@@ -2,75 +2,44 @@
 //! sinusoidal positions, pre-norm layers with causal self-attention and cross-attention to the
 //! (projected) text states, a final layer norm and one lm_head per codebook.
 //!
-//! The kv-cache lives in a `DecoderState` made per generation, so the model itself stays `&self`
-//! and can be shared behind an `Arc`.
+//! The attention blocks and the kv-cache are the shared `nn::attention` ones; the caches live in
+//! a `DecoderState` made per generation, so the model itself stays `&self` and can be shared
+//! behind an `Arc`.
 
 use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::{Embedding, LayerNorm, Linear, VarBuilder};
 
 use super::config::DecoderConfig;
+use crate::engines::nn::attention::{
+    self, AttentionConfig, KvCache, MultiHeadAttention, Numerics, Precision, ProjectionBias,
+    ScaleAt,
+};
 
 /// nn.LayerNorm's default epsilon, which MusicGen's decoder uses throughout.
 const LN_EPS: f64 = 1e-5;
 
-struct Attention {
-    q: Linear,
-    k: Linear,
-    v: Linear,
-    out: Linear,
-    heads: usize,
-    head_dim: usize,
-}
+/// transformers' MusicgenAttention: the scale on the scores, the softmax in f32 (half-precision
+/// scores lose too much in the exponent).
+const MUSICGEN_ATTENTION: Numerics = Numerics {
+    scale_at: ScaleAt::Scores,
+    precision: Precision::SoftmaxF32,
+    contiguous_keys: true,
+    split_heads_above: None,
+};
 
-impl Attention {
-    fn load(cfg: &DecoderConfig, vb: VarBuilder) -> Result<Self> {
-        let d = cfg.hidden_size;
-        Ok(Self {
-            q: candle_nn::linear_no_bias(d, d, vb.pp("q_proj"))?,
-            k: candle_nn::linear_no_bias(d, d, vb.pp("k_proj"))?,
-            v: candle_nn::linear_no_bias(d, d, vb.pp("v_proj"))?,
-            out: candle_nn::linear_no_bias(d, d, vb.pp("out_proj"))?,
-            heads: cfg.num_attention_heads,
-            head_dim: d / cfg.num_attention_heads,
-        })
-    }
-
-    /// (b, t, d) -> (b, heads, t, head_dim)
-    fn split(&self, xs: &Tensor) -> Result<Tensor> {
-        let (b, t, _) = xs.dims3()?;
-        xs.reshape((b, t, self.heads, self.head_dim))?
-            .transpose(1, 2)?
-            .contiguous()
-    }
-
-    fn keys_values(&self, xs: &Tensor) -> Result<(Tensor, Tensor)> {
-        Ok((
-            self.split(&self.k.forward(xs)?)?,
-            self.split(&self.v.forward(xs)?)?,
-        ))
-    }
-
-    fn attend(&self, xs: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
-        let (b, t, d) = xs.dims3()?;
-        let q = self.split(&self.q.forward(xs)?)?;
-        let scale = (self.head_dim as f64).powf(-0.5);
-        let scores = (q.matmul(&k.t()?.contiguous()?)? * scale)?;
-        let scores = match mask {
-            Some(m) => scores.broadcast_add(m)?,
-            None => scores,
-        };
-        // Softmax in f32: half-precision scores lose too much in the exponent.
-        let probs =
-            candle_nn::ops::softmax_last_dim(&scores.to_dtype(DType::F32)?)?.to_dtype(v.dtype())?;
-        let ctx = probs.matmul(v)?.transpose(1, 2)?.reshape((b, t, d))?;
-        self.out.forward(&ctx)
-    }
+fn attention(cfg: &DecoderConfig, vb: VarBuilder) -> Result<MultiHeadAttention> {
+    let attn = AttentionConfig {
+        bias: ProjectionBias::NONE,
+        numerics: MUSICGEN_ATTENTION,
+        ..AttentionConfig::new(cfg.hidden_size, cfg.num_attention_heads)
+    };
+    MultiHeadAttention::load(vb, &attn)
 }
 
 struct Layer {
-    self_attn: Attention,
+    self_attn: MultiHeadAttention,
     self_attn_norm: LayerNorm,
-    cross_attn: Attention,
+    cross_attn: MultiHeadAttention,
     cross_attn_norm: LayerNorm,
     fc1: Linear,
     fc2: Linear,
@@ -81,9 +50,9 @@ impl Layer {
     fn load(cfg: &DecoderConfig, vb: VarBuilder) -> Result<Self> {
         let d = cfg.hidden_size;
         Ok(Self {
-            self_attn: Attention::load(cfg, vb.pp("self_attn"))?,
+            self_attn: attention(cfg, vb.pp("self_attn"))?,
             self_attn_norm: candle_nn::layer_norm(d, LN_EPS, vb.pp("self_attn_layer_norm"))?,
-            cross_attn: Attention::load(cfg, vb.pp("encoder_attn"))?,
+            cross_attn: attention(cfg, vb.pp("encoder_attn"))?,
             cross_attn_norm: candle_nn::layer_norm(d, LN_EPS, vb.pp("encoder_attn_layer_norm"))?,
             fc1: candle_nn::linear_no_bias(d, cfg.ffn_dim, vb.pp("fc1"))?,
             fc2: candle_nn::linear_no_bias(cfg.ffn_dim, d, vb.pp("fc2"))?,
@@ -95,7 +64,7 @@ impl Layer {
 /// One generation's caches: self-attention keys/values so far and the cross-attention
 /// keys/values of the text states (computed once).
 pub struct DecoderState {
-    self_kv: Vec<Option<(Tensor, Tensor)>>,
+    self_kv: Vec<KvCache>,
     cross_kv: Vec<(Tensor, Tensor)>,
     /// Positions already in the cache.
     offset: usize,
@@ -149,7 +118,7 @@ impl Decoder {
             .map(|l| l.cross_attn.keys_values(&enc))
             .collect::<Result<Vec<_>>>()?;
         Ok(DecoderState {
-            self_kv: vec![None; self.layers.len()],
+            self_kv: vec![KvCache::new(); self.layers.len()],
             cross_kv,
             offset: 0,
         })
@@ -171,16 +140,11 @@ impl Decoder {
         let mask = mask.transpose()?;
         for (i, layer) in self.layers.iter().enumerate() {
             let h = layer.self_attn_norm.forward(&xs)?;
-            let (k_new, v_new) = layer.self_attn.keys_values(&h)?;
-            let (k_all, v_all) = match state.self_kv[i].take() {
-                Some((k_old, v_old)) => (
-                    Tensor::cat(&[&k_old, &k_new], 2)?,
-                    Tensor::cat(&[&v_old, &v_new], 2)?,
-                ),
-                None => (k_new, v_new),
-            };
-            xs = (&xs + layer.self_attn.attend(&h, &k_all, &v_all, mask.as_ref())?)?;
-            state.self_kv[i] = Some((k_all, v_all));
+            let attended =
+                layer
+                    .self_attn
+                    .forward_cached(&h, &mut state.self_kv[i], mask.as_ref())?;
+            xs = (&xs + attended)?;
 
             let h = layer.cross_attn_norm.forward(&xs)?;
             let (ck, cv) = &state.cross_kv[i];
@@ -224,19 +188,8 @@ fn causal_mask(t: usize, offset: usize, device: &Device) -> Result<Option<Tensor
     if t <= 1 {
         return Ok(None);
     }
-    let total = offset + t;
-    let data: Vec<f32> = (0..t)
-        .flat_map(|i| {
-            (0..total).map(move |j| {
-                if j > offset + i {
-                    f32::NEG_INFINITY
-                } else {
-                    0.0
-                }
-            })
-        })
-        .collect();
-    Ok(Some(Tensor::from_vec(data, (1, 1, t, total), device)?))
+    let mask = attention::causal_mask(t, offset, f32::NEG_INFINITY, device)?;
+    Ok(Some(mask.unsqueeze(0)?.unsqueeze(0)?))
 }
 
 #[cfg(test)]

@@ -2,86 +2,38 @@
 //! no embedding scale, one LM head per codebook), with the same weight names as candle's
 //! `parler_tts::Decoder`. Ours because candle's recomputes the cross-attention keys and values
 //! from the description at every step, which costs more than the rest of a step for the real
-//! models; here they are projected once per generation and kept in [`DecoderState`].
+//! models; here they are projected once per generation and kept in [`DecoderState`]. The
+//! attention blocks and the self-attention cache are the shared `nn::attention` ones.
 
 use candle_core::{D, IndexOp, Module, Tensor};
 use candle_nn::{Activation, Embedding, LayerNorm, Linear, VarBuilder, linear_no_bias};
 use candle_transformers::models::parler_tts::DecoderConfig;
-use candle_transformers::utils::repeat_kv;
 
-struct Attention {
-    q: Linear,
-    k: Linear,
-    v: Linear,
-    out: Linear,
+use crate::engines::nn::attention::{
+    AttentionConfig, KvCache, MultiHeadAttention, Numerics, ProjectionBias,
+};
+
+/// parler_tts's attention: queries scaled, scores and softmax in the model's type, grouped
+/// key/value heads.
+fn attention(
+    hidden: usize,
     heads: usize,
     kv_heads: usize,
-    head_dim: usize,
-}
-
-impl Attention {
-    fn new(
-        hidden: usize,
-        heads: usize,
-        kv_heads: usize,
-        vb: VarBuilder,
-    ) -> candle_core::Result<Self> {
-        let head_dim = hidden / heads;
-        Ok(Self {
-            q: linear_no_bias(hidden, hidden, vb.pp("q_proj"))?,
-            k: linear_no_bias(hidden, kv_heads * head_dim, vb.pp("k_proj"))?,
-            v: linear_no_bias(hidden, kv_heads * head_dim, vb.pp("v_proj"))?,
-            out: linear_no_bias(hidden, hidden, vb.pp("out_proj"))?,
-            heads,
-            kv_heads,
-            head_dim,
-        })
-    }
-
-    /// Keys and values of `xs`: each (batch, kv_heads, len, head_dim).
-    fn keys_values(&self, xs: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
-        let (b, len, _) = xs.dims3()?;
-        let split = |t: Tensor| -> candle_core::Result<Tensor> {
-            t.reshape((b, len, self.kv_heads, self.head_dim))?
-                .transpose(1, 2)?
-                .contiguous()
-        };
-        Ok((split(self.k.forward(xs)?)?, split(self.v.forward(xs)?)?))
-    }
-
-    fn attend(
-        &self,
-        xs: &Tensor,
-        keys: &Tensor,
-        values: &Tensor,
-        mask: Option<&Tensor>,
-    ) -> candle_core::Result<Tensor> {
-        let (b, len, hidden) = xs.dims3()?;
-        let scale = (self.head_dim as f64).powf(-0.5);
-        let q = (self.q.forward(xs)? * scale)?
-            .reshape((b, len, self.heads, self.head_dim))?
-            .transpose(1, 2)?
-            .contiguous()?;
-        let groups = self.heads / self.kv_heads;
-        let keys = repeat_kv(keys.clone(), groups)?.contiguous()?;
-        let values = repeat_kv(values.clone(), groups)?.contiguous()?;
-        let mut weights = q.matmul(&keys.t()?)?;
-        if let Some(mask) = mask {
-            weights = weights.broadcast_add(mask)?;
-        }
-        let weights = candle_nn::ops::softmax_last_dim(&weights)?;
-        weights
-            .matmul(&values)?
-            .transpose(1, 2)?
-            .reshape((b, len, hidden))?
-            .apply(&self.out)
-    }
+    vb: VarBuilder,
+) -> candle_core::Result<MultiHeadAttention> {
+    let cfg = AttentionConfig {
+        kv_heads,
+        bias: ProjectionBias::NONE,
+        numerics: Numerics::default(),
+        ..AttentionConfig::new(hidden, heads)
+    };
+    MultiHeadAttention::load(vb, &cfg)
 }
 
 struct Layer {
-    self_attn: Attention,
+    self_attn: MultiHeadAttention,
     self_norm: LayerNorm,
-    cross_attn: Attention,
+    cross_attn: MultiHeadAttention,
     cross_norm: LayerNorm,
     fc1: Linear,
     fc2: Linear,
@@ -91,7 +43,7 @@ struct Layer {
 
 /// Per-generation caches: self-attention keys/values so far, cross-attention ones fixed.
 pub struct DecoderState {
-    self_kv: Vec<Option<(Tensor, Tensor)>>,
+    self_kv: Vec<KvCache>,
     cross_kv: Vec<(Tensor, Tensor)>,
 }
 
@@ -120,9 +72,9 @@ impl Decoder {
         for i in 0..cfg.num_hidden_layers {
             let l = d.pp("layers").pp(i);
             layers.push(Layer {
-                self_attn: Attention::new(h, cfg.num_attention_heads, kv_heads, l.pp("self_attn"))?,
+                self_attn: attention(h, cfg.num_attention_heads, kv_heads, l.pp("self_attn"))?,
                 self_norm: norm(l.pp("self_attn_layer_norm"))?,
-                cross_attn: Attention::new(
+                cross_attn: attention(
                     h,
                     cfg.num_attention_heads,
                     cross_kv_heads,
@@ -156,7 +108,7 @@ impl Decoder {
             .map(|l| l.cross_attn.keys_values(cross))
             .collect::<candle_core::Result<Vec<_>>>()?;
         Ok(DecoderState {
-            self_kv: vec![None; self.layers.len()],
+            self_kv: vec![KvCache::new(); self.layers.len()],
             cross_kv,
         })
     }
@@ -210,13 +162,7 @@ impl Decoder {
             .zip(&state.cross_kv)
         {
             let normed = layer.self_norm.forward(&xs)?;
-            let (k, v) = layer.self_attn.keys_values(&normed)?;
-            let (k, v) = match cache.take() {
-                Some((pk, pv)) => (Tensor::cat(&[&pk, &k], 2)?, Tensor::cat(&[&pv, &v], 2)?),
-                None => (k, v),
-            };
-            let attended = layer.self_attn.attend(&normed, &k, &v, mask)?;
-            *cache = Some((k, v));
+            let attended = layer.self_attn.forward_cached(&normed, cache, mask)?;
             xs = (xs + attended)?;
             let normed = layer.cross_norm.forward(&xs)?;
             xs = (&xs + layer.cross_attn.attend(&normed, ck, cv, None)?)?;

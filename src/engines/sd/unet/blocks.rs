@@ -8,8 +8,8 @@ use candle_nn::VarBuilder;
 use super::probe::Probe;
 use super::resnet::{Downsample2D, ResnetBlock2D, ResnetConfig, Upsample2D};
 use super::transformer::{Transformer2D, TransformerConfig};
+use crate::engines::nn::attention::AttentionMode;
 use crate::engines::progress::CancelToken;
-use crate::engines::sd::attention::AttentionMode;
 
 /// What one block's forward needs besides its input.
 pub struct BlockInputs<'a> {

@@ -3,6 +3,7 @@
 //! because that one lacks `add_embedding` and materialises whole attention score matrices.
 
 pub mod blocks;
+pub mod cross_attention;
 pub mod embeddings;
 pub mod probe;
 pub mod resnet;
@@ -17,10 +18,10 @@ use self::blocks::{BlockInputs, DownBlock, DownSpec, MidBlock, UpBlock, UpSpec};
 use self::embeddings::{TimestepEmbedding, host_f32, sinusoidal};
 use self::resnet::{ResnetConfig, conv, norm_silu};
 use self::transformer::TransformerConfig;
-use super::attention::AttentionMode;
 use super::config::UNetConfig;
 use super::kernels::{self, Conv2d, GroupNorm};
 use crate::engines::EngineSwitches;
+use crate::engines::nn::attention::AttentionMode;
 use crate::engines::nn::weights::Weights;
 use crate::engines::progress::CancelToken;
 use crate::error::{Error, Result};

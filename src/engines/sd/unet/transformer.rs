@@ -5,8 +5,8 @@ use candle_core::{Module, Result, Tensor};
 use candle_nn::{LayerNorm, Linear, VarBuilder};
 
 use super::blocks::BlockInputs;
+use super::cross_attention::CrossAttention;
 use super::resnet::conv;
-use crate::engines::sd::attention::CrossAttention;
 use crate::engines::sd::kernels::{self, Conv2d, GroupNorm, Kernels};
 
 #[derive(Debug)]

@@ -6,8 +6,8 @@ use candle_nn::{Linear, VarBuilder};
 
 use crate::engines::sd::kernels::{self, Conv2d, GroupNorm, Kernels};
 
+use crate::engines::nn::attention::{AttentionMode, attention_watched};
 use crate::engines::progress::CancelToken;
-use crate::engines::sd::attention::{AttentionMode, attention_watched};
 use crate::engines::sd::config::VaeConfig;
 use crate::engines::sd::unet::resnet::{
     Downsample2D, ResnetBlock2D, ResnetConfig, Upsample2D, conv, norm_silu,

@@ -15,9 +15,9 @@ use crate::engines::EngineSwitches;
 use crate::engines::sd::kernels::Conv2d;
 
 use self::blocks::{Decoder, Encoder};
-use super::attention::AttentionMode;
 use super::config::VaeConfig;
 use super::unet::resnet::conv;
+use crate::engines::nn::attention::AttentionMode;
 use crate::engines::nn::weights::Weights;
 use crate::engines::progress::CancelToken;
 use crate::error::{Error, Result};

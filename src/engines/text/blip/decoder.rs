@@ -3,76 +3,55 @@
 //! that one recomputes the cross-attention keys/values over all image tokens in every layer at
 //! every step; here they are projected once per image (`DecodeState::new`) and the
 //! self-attention keys/values are cached per step, so a step costs one token's worth of matmuls.
+//! The attention blocks and the cache are the shared `nn::attention` ones.
 
-use candle_core::{D, DType, Module, Result, Tensor};
+use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::{Activation, Embedding, LayerNorm, Linear, VarBuilder};
 use candle_transformers::models::blip_text::Config;
 
-/// Attention projections and the residual + LayerNorm after them (`BlipTextAttention`).
+use crate::engines::nn::attention::{
+    self, AttentionConfig, KvCache, MultiHeadAttention, Numerics, Precision, ProjectionNames,
+    ScaleAt,
+};
+
+/// transformers' BlipTextSelfAttention: the scale on the scores, scores and softmax in the
+/// model's type.
+const BLIP_TEXT_ATTENTION: Numerics = Numerics {
+    scale_at: ScaleAt::Scores,
+    precision: Precision::Native,
+    contiguous_keys: true,
+    split_heads_above: None,
+};
+
+/// Attention and the residual + LayerNorm after it (`BlipTextAttention`).
 struct Attention {
-    query: Linear,
-    key: Linear,
-    value: Linear,
-    output: Linear,
+    attention: MultiHeadAttention,
     norm: LayerNorm,
-    heads: usize,
-    head_dim: usize,
 }
 
 impl Attention {
     fn new(cfg: &Config, kv_in: usize, vb: VarBuilder) -> Result<Self> {
         let hidden = cfg.hidden_size;
-        let sv = vb.pp("self");
-        let ov = vb.pp("output");
+        let attention = AttentionConfig {
+            kv_input: kv_in,
+            names: ProjectionNames {
+                q: "self.query",
+                k: "self.key",
+                v: "self.value",
+                out: "output.dense",
+            },
+            numerics: BLIP_TEXT_ATTENTION,
+            ..AttentionConfig::new(hidden, cfg.num_attention_heads)
+        };
         Ok(Self {
-            query: candle_nn::linear(hidden, hidden, sv.pp("query"))?,
-            key: candle_nn::linear(kv_in, hidden, sv.pp("key"))?,
-            value: candle_nn::linear(kv_in, hidden, sv.pp("value"))?,
-            output: candle_nn::linear(hidden, hidden, ov.pp("dense"))?,
-            norm: candle_nn::layer_norm(hidden, cfg.layer_norm_eps, ov.pp("LayerNorm"))?,
-            heads: cfg.num_attention_heads,
-            head_dim: hidden / cfg.num_attention_heads,
+            attention: MultiHeadAttention::load(vb.clone(), &attention)?,
+            norm: candle_nn::layer_norm(hidden, cfg.layer_norm_eps, vb.pp("output.LayerNorm"))?,
         })
     }
 
-    /// (b, s, hidden) -> (b, heads, s, head_dim), contiguous.
-    fn split(&self, xs: &Tensor) -> Result<Tensor> {
-        let (b, s, _) = xs.dims3()?;
-        xs.reshape((b, s, self.heads, self.head_dim))?
-            .transpose(1, 2)?
-            .contiguous()
-    }
-
-    /// Keys (already transposed: (b, heads, head_dim, n)) and values ((b, heads, n, head_dim))
-    /// of `xs`, laid out contiguously for the score and context matmuls.
-    fn keys_values(&self, xs: &Tensor) -> Result<(Tensor, Tensor)> {
-        let k = self.split(&self.key.forward(xs)?)?.t()?.contiguous()?;
-        let v = self.split(&self.value.forward(xs)?)?;
-        Ok((k, v))
-    }
-
-    /// softmax(q kᵀ / √d + mask) v, then the output projection, residual and LayerNorm.
-    fn attend(
-        &self,
-        xs: &Tensor,
-        keys_t: &Tensor,
-        values: &Tensor,
-        mask: Option<&Tensor>,
-    ) -> Result<Tensor> {
-        let q = self.split(&self.query.forward(xs)?)?;
-        let scores = (q.matmul(keys_t)? * (1.0 / (self.head_dim as f64).sqrt()))?;
-        let scores = match mask {
-            Some(m) => scores.broadcast_add(m)?,
-            None => scores,
-        };
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-        let (b, _, s, _) = q.dims4()?;
-        let ctx =
-            probs
-                .matmul(values)?
-                .transpose(1, 2)?
-                .reshape((b, s, self.heads * self.head_dim))?;
-        (self.output.forward(&ctx)? + xs)?.apply(&self.norm)
+    /// The residual and LayerNorm after an attention output.
+    fn close(&self, xs: &Tensor, attended: &Tensor) -> Result<Tensor> {
+        (attended + xs)?.apply(&self.norm)
     }
 }
 
@@ -114,7 +93,7 @@ impl Layer {
 /// once) and the self-attention keys/values of the tokens read so far.
 pub(super) struct DecodeState {
     cross: Vec<(Tensor, Tensor)>,
-    past: Vec<Option<(Tensor, Tensor)>>,
+    past: Vec<KvCache>,
     len: usize,
 }
 
@@ -172,11 +151,11 @@ impl TextDecoder {
         let cross = self
             .layers
             .iter()
-            .map(|l| l.cross.keys_values(image_embeds))
+            .map(|l| l.cross.attention.keys_values(image_embeds))
             .collect::<Result<Vec<_>>>()?;
         Ok(DecodeState {
             cross,
-            past: self.layers.iter().map(|_| None).collect(),
+            past: vec![KvCache::new(); self.layers.len()],
             len: 0,
         })
     }
@@ -207,18 +186,15 @@ impl TextDecoder {
             .apply(&self.embed_norm)?;
         let mask = causal_mask(past, s, xs.dtype(), xs.device())?;
         for (i, layer) in self.layers.iter().enumerate() {
-            let (k_t, v) = layer.attention.keys_values(&xs)?;
-            let (k_t, v) = match &state.past[i] {
-                Some((pk, pv)) => (
-                    Tensor::cat(&[pk, &k_t], D::Minus1)?,
-                    Tensor::cat(&[pv, &v], 2)?,
-                ),
-                None => (k_t, v),
-            };
-            xs = layer.attention.attend(&xs, &k_t, &v, mask.as_ref())?;
-            state.past[i] = Some((k_t, v));
+            let attended =
+                layer
+                    .attention
+                    .attention
+                    .forward_cached(&xs, &mut state.past[i], mask.as_ref())?;
+            xs = layer.attention.close(&xs, &attended)?;
             let (ck, cv) = &state.cross[i];
-            xs = layer.cross.attend(&xs, ck, cv, None)?;
+            let attended = layer.cross.attention.attend(&xs, ck, cv, None)?;
+            xs = layer.cross.close(&xs, &attended)?;
             let inner = layer.intermediate.forward(&xs)?.apply(&layer.act)?;
             xs = (layer.output.forward(&inner)? + &xs)?.apply(&layer.norm)?;
         }
@@ -243,12 +219,7 @@ fn causal_mask(
     if s <= 1 {
         return Ok(None);
     }
-    let mask: Vec<f32> = (0..s)
-        .flat_map(|i| {
-            (0..past + s).map(move |j| if j > past + i { f32::NEG_INFINITY } else { 0.0 })
-        })
-        .collect();
-    Tensor::from_vec(mask, (s, past + s), device)?
+    attention::causal_mask(s, past, f32::NEG_INFINITY, device)?
         .to_dtype(dtype)
         .map(Some)
 }

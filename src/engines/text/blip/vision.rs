@@ -2,59 +2,60 @@
 //! post-LayerNorm last hidden state), read under transformers' weight names. Ours so the text
 //! decoder can come from the same weights without candle's `BlipForConditionalGeneration`
 //! loading (and copying) a second decoder; the math is the same as candle's and transformers'.
+//! Attention is the shared `nn::attention` block (with BLIP's fused qkv projection).
 
 use candle_core::{Module, Result, Tensor};
 use candle_nn::{Activation, Conv2d, Conv2dConfig, LayerNorm, Linear, VarBuilder};
 use candle_transformers::models::blip::VisionConfig;
 
 use super::gelu;
+use crate::engines::nn::attention::{
+    AttentionConfig, MultiHeadAttention, Numerics, Precision, ProjectionNames, ScaleAt,
+};
+
+/// transformers' BlipAttention: one fused `qkv` projection, the scale on q (n x head_dim) rather
+/// than on the n x n scores (9x fewer elements), scores and softmax in the model's type.
+const BLIP_VISION_ATTENTION: Numerics = Numerics {
+    scale_at: ScaleAt::Queries,
+    precision: Precision::Native,
+    contiguous_keys: true,
+    split_heads_above: None,
+};
 
 struct Layer {
     norm1: LayerNorm,
-    qkv: Linear,
-    projection: Linear,
+    attention: MultiHeadAttention,
     norm2: LayerNorm,
     fc1: Linear,
     fc2: Linear,
     act: Activation,
-    heads: usize,
 }
 
 impl Layer {
     fn new(cfg: &VisionConfig, vb: VarBuilder) -> Result<Self> {
         let width = cfg.hidden_size;
-        let attn = vb.pp("self_attn");
         let mlp = vb.pp("mlp");
+        let attention = AttentionConfig {
+            names: ProjectionNames {
+                out: "projection",
+                ..ProjectionNames::QKV_PROJ
+            },
+            fused_qkv: Some("qkv"),
+            numerics: BLIP_VISION_ATTENTION,
+            ..AttentionConfig::new(width, cfg.num_attention_heads)
+        };
         Ok(Self {
             norm1: candle_nn::layer_norm(width, cfg.layer_norm_eps, vb.pp("layer_norm1"))?,
-            qkv: candle_nn::linear(width, 3 * width, attn.pp("qkv"))?,
-            projection: candle_nn::linear(width, width, attn.pp("projection"))?,
+            attention: MultiHeadAttention::load(vb.pp("self_attn"), &attention)?,
             norm2: candle_nn::layer_norm(width, cfg.layer_norm_eps, vb.pp("layer_norm2"))?,
             fc1: candle_nn::linear(width, cfg.intermediate_size, mlp.pp("fc1"))?,
             fc2: candle_nn::linear(cfg.intermediate_size, width, mlp.pp("fc2"))?,
             act: cfg.hidden_act,
-            heads: cfg.num_attention_heads,
         })
     }
 
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        let (b, n, width) = xs.dims3()?;
-        let head_dim = width / self.heads;
-        // (3, b, heads, n, head_dim); k and v made contiguous once for the matmuls (the scaled q
-        // comes out contiguous).
-        let qkv = self
-            .qkv
-            .forward(&xs.apply(&self.norm1)?)?
-            .reshape((b, n, 3, self.heads, head_dim))?
-            .permute((2, 0, 3, 1, 4))?;
-        // The scale goes on q (n x head_dim) rather than on the n x n scores: 9x fewer elements.
-        let q = (qkv.get(0)? * (1.0 / (head_dim as f64).sqrt()))?;
-        let k_t = qkv.get(1)?.t()?.contiguous()?;
-        let v = qkv.get(2)?.contiguous()?;
-        let scores = q.matmul(&k_t)?;
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-        let ctx = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, n, width))?;
-        let xs = (self.projection.forward(&ctx)? + xs)?;
+        let xs = (self.attention.forward(&xs.apply(&self.norm1)?, None)? + xs)?;
         let inner = gelu::apply(&self.act, &self.fc1.forward(&xs.apply(&self.norm2)?)?)?;
         self.fc2.forward(&inner)? + xs
     }

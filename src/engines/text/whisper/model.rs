@@ -2,13 +2,18 @@
 //! candle-transformers: candle's copy uses the tanh approximation of GELU (transformers and the
 //! checkpoints use the exact erf GELU), computes the encoder positions instead of loading them,
 //! fixes the MLP at 4 x d_model and re-runs the whole prefix every step (no self-attention cache).
-//! Tensor names are transformers' (`model.encoder.layers.0.self_attn.q_proj.weight` ...).
+//! Tensor names are transformers' (`model.encoder.layers.0.self_attn.q_proj.weight` ...). The
+//! attention blocks and the decoder's key/value cache are the shared `nn::attention` ones.
 
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{Conv1d, Conv1dConfig, Embedding, LayerNorm, Linear, VarBuilder};
 
 use super::config::ModelConfig;
 use super::kernels;
+use crate::engines::nn::attention::{
+    self, AttentionConfig, KvCache, MultiHeadAttention, Numerics, Precision, ProjectionBias,
+    ScaleAt,
+};
 
 #[derive(Debug, Clone, Copy)]
 enum Activation {
@@ -45,59 +50,28 @@ fn layer_norm(size: usize, vb: VarBuilder) -> candle_core::Result<LayerNorm> {
     candle_nn::layer_norm(size, 1e-5, vb)
 }
 
-struct Attention {
-    q: Linear,
-    k: Linear,
-    v: Linear,
-    out: Linear,
-    heads: usize,
-    head_dim: usize,
-}
+/// transformers' WhisperAttention: queries scaled by head_dim^-0.5, softmax in f32 (candle's CPU
+/// kernel sums in the tensor's type, which costs bf16 ~7% over a few hundred positions; torch
+/// accumulates half types in f32 too); the encoder's scores over 1500 positions one head at a
+/// time, ~9 MB reused instead of ~72 MB allocated fresh by every layer.
+const WHISPER_ATTENTION: Numerics = Numerics {
+    scale_at: ScaleAt::Queries,
+    precision: Precision::SoftmaxF32,
+    contiguous_keys: false,
+    split_heads_above: Some(8 << 20),
+};
 
-impl Attention {
-    fn load(d: usize, heads: usize, vb: VarBuilder) -> candle_core::Result<Self> {
-        Ok(Self {
-            q: candle_nn::linear(d, d, vb.pp("q_proj"))?,
-            // Whisper's key projection has no bias.
-            k: candle_nn::linear_no_bias(d, d, vb.pp("k_proj"))?,
-            v: candle_nn::linear(d, d, vb.pp("v_proj"))?,
-            out: candle_nn::linear(d, d, vb.pp("out_proj"))?,
-            heads,
-            head_dim: d / heads,
-        })
-    }
-
-    /// `(b, t, d)` -> `(b, heads, t, head_dim)`.
-    fn split(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let (b, t, _) = x.dims3()?;
-        x.reshape((b, t, self.heads, self.head_dim))?
-            .transpose(1, 2)?
-            .contiguous()
-    }
-
-    /// Keys and values of `x`, split into heads.
-    fn kv(&self, x: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
-        Ok((
-            self.split(&self.k.forward(x)?)?,
-            self.split(&self.v.forward(x)?)?,
-        ))
-    }
-
-    fn attend(
-        &self,
-        x: &Tensor,
-        k: &Tensor,
-        v: &Tensor,
-        mask: Option<&Tensor>,
-    ) -> candle_core::Result<Tensor> {
-        let (b, t, d) = x.dims3()?;
-        // transformers scales the projected queries by head_dim^-0.5.
-        let q = (self.split(&self.q.forward(x)?)? * (self.head_dim as f64).powf(-0.5))?;
-        let ctx = kernels::attention(&q, k, v, mask)?
-            .transpose(1, 2)?
-            .reshape((b, t, d))?;
-        self.out.forward(&ctx)
-    }
+fn attention(d: usize, heads: usize, vb: VarBuilder) -> candle_core::Result<MultiHeadAttention> {
+    let cfg = AttentionConfig {
+        // Whisper's key projection has no bias.
+        bias: ProjectionBias {
+            k: false,
+            ..ProjectionBias::ALL
+        },
+        numerics: WHISPER_ATTENTION,
+        ..AttentionConfig::new(d, heads)
+    };
+    MultiHeadAttention::load(vb, &cfg)
 }
 
 struct Mlp {
@@ -122,7 +96,7 @@ impl Mlp {
 }
 
 struct EncoderLayer {
-    attn: Attention,
+    attn: MultiHeadAttention,
     attn_norm: LayerNorm,
     mlp: Mlp,
 }
@@ -151,7 +125,7 @@ impl Encoder {
             .map(|i| {
                 let vb = vb.pp(format!("layers.{i}"));
                 Ok(EncoderLayer {
-                    attn: Attention::load(d, cfg.encoder_attention_heads, vb.pp("self_attn"))?,
+                    attn: attention(d, cfg.encoder_attention_heads, vb.pp("self_attn"))?,
                     attn_norm: layer_norm(d, vb.pp("self_attn_layer_norm"))?,
                     mlp: Mlp::load(d, cfg.encoder_ffn_dim, &vb)?,
                 })
@@ -175,8 +149,7 @@ impl Encoder {
         let mut x = x.broadcast_add(&self.positions.narrow(0, 0, x.dim(1)?)?)?;
         for layer in &self.layers {
             let h = layer.attn_norm.forward(&x)?;
-            let (k, v) = layer.attn.kv(&h)?;
-            x = (&x + layer.attn.attend(&h, &k, &v, None)?)?;
+            x = (&x + layer.attn.forward(&h, None)?)?;
             x = layer.mlp.residual(&x, self.act)?;
         }
         self.norm.forward(&x)
@@ -184,9 +157,9 @@ impl Encoder {
 }
 
 struct DecoderLayer {
-    self_attn: Attention,
+    self_attn: MultiHeadAttention,
     self_norm: LayerNorm,
-    cross_attn: Attention,
+    cross_attn: MultiHeadAttention,
     cross_norm: LayerNorm,
     mlp: Mlp,
 }
@@ -204,7 +177,7 @@ pub struct Decoder {
 /// One decoding run's caches: the self-attention keys/values so far and the cross-attention
 /// keys/values of the window's encoder output (computed once).
 pub struct DecoderState {
-    self_kv: Vec<Option<(Tensor, Tensor)>>,
+    self_kv: Vec<KvCache>,
     cross_kv: Vec<(Tensor, Tensor)>,
     len: usize,
 }
@@ -219,9 +192,9 @@ impl Decoder {
                 let vb = vb.pp(format!("layers.{i}"));
                 let heads = cfg.decoder_attention_heads;
                 Ok(DecoderLayer {
-                    self_attn: Attention::load(d, heads, vb.pp("self_attn"))?,
+                    self_attn: attention(d, heads, vb.pp("self_attn"))?,
                     self_norm: layer_norm(d, vb.pp("self_attn_layer_norm"))?,
-                    cross_attn: Attention::load(d, heads, vb.pp("encoder_attn"))?,
+                    cross_attn: attention(d, heads, vb.pp("encoder_attn"))?,
                     cross_norm: layer_norm(d, vb.pp("encoder_attn_layer_norm"))?,
                     mlp: Mlp::load(d, cfg.decoder_ffn_dim, &vb)?,
                 })
@@ -246,10 +219,10 @@ impl Decoder {
         let cross_kv = self
             .layers
             .iter()
-            .map(|l| l.cross_attn.kv(encoded))
+            .map(|l| l.cross_attn.keys_values(encoded))
             .collect::<candle_core::Result<_>>()?;
         Ok(DecoderState {
-            self_kv: vec![None; self.layers.len()],
+            self_kv: vec![KvCache::new(); self.layers.len()],
             cross_kv,
             len: 0,
         })
@@ -273,13 +246,10 @@ impl Decoder {
         let mask = causal_mask(t, state.len, x.dtype(), device)?;
         for (i, layer) in self.layers.iter().enumerate() {
             let h = layer.self_norm.forward(&x)?;
-            let (k, v) = layer.self_attn.kv(&h)?;
-            let (k, v) = match state.self_kv[i].take() {
-                Some((pk, pv)) => (Tensor::cat(&[&pk, &k], 2)?, Tensor::cat(&[&pv, &v], 2)?),
-                None => (k, v),
-            };
-            x = (&x + layer.self_attn.attend(&h, &k, &v, mask.as_ref())?)?;
-            state.self_kv[i] = Some((k, v));
+            x = (&x
+                + layer
+                    .self_attn
+                    .forward_cached(&h, &mut state.self_kv[i], mask.as_ref())?)?;
             let h = layer.cross_norm.forward(&x)?;
             let (ck, cv) = &state.cross_kv[i];
             x = (&x + layer.cross_attn.attend(&h, ck, cv, None)?)?;
@@ -292,7 +262,8 @@ impl Decoder {
     }
 }
 
-/// New positions attend to everything cached plus themselves and what comes before them.
+/// New positions attend to everything cached plus themselves and what comes before them; a
+/// single new position sees everything (no mask).
 fn causal_mask(
     t: usize,
     past: usize,
@@ -302,11 +273,7 @@ fn causal_mask(
     if t == 1 {
         return Ok(None);
     }
-    let total = past + t;
-    let values: Vec<f32> = (0..t)
-        .flat_map(|i| (0..total).map(move |j| if j > past + i { f32::NEG_INFINITY } else { 0.0 }))
-        .collect();
-    Tensor::from_vec(values, (t, total), device)?
+    attention::causal_mask(t, past, f32::NEG_INFINITY, device)?
         .to_dtype(dtype)
         .map(Some)
 }

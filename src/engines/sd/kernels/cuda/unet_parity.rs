@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use candle_core::{DType, Device, Tensor};
 
-use crate::engines::sd::attention::AttentionMode;
+use crate::engines::nn::attention::AttentionMode;
 use crate::engines::sd::unet::UNet;
 
 /// Differences of `ours` from `reference`, both taken in f32.

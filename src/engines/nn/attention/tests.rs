@@ -1,4 +1,8 @@
+use candle_core::{DType, Device, Tensor};
+
+use super::packed::{WATCHED_QUERY_CHUNK, score_dtype};
 use super::*;
+use crate::engines::progress::CancelToken;
 
 fn random(shape: (usize, usize, usize), seed: f64) -> Tensor {
     // Deterministic pseudo-random values without a global RNG.
