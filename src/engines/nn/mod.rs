@@ -3,7 +3,8 @@
 //! - `attention`: the one attention implementation: the scaled dot-product core (with the fused
 //!   CPU/CUDA kernels and memory-bounded query chunks the UNet and the VAE run on), masks, the
 //!   multi-head block and the decoders' key/value cache (CLIP, Whisper, BLIP, MusicGen, Parler);
-//! - `weights`: weight loading (safetensors, memory-mapped, converted, staged onto CUDA);
+//! - `weights`: weight loading (safetensors, memory-mapped, converted, staged onto CUDA; GGUF files
+//!   read and dequantized one tensor at a time, or handed out as candle's quantized tensors);
 //! - `compare`: how outputs are compared with a reference (kernel tests, `bench ops`, the parity
 //!   tests); `dtype`: a dtype's reported name.
 //!

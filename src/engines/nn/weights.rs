@@ -15,6 +15,7 @@ use candle_nn::VarBuilder;
 use crate::error::{Error, Result};
 
 mod convert;
+pub mod gguf;
 mod mapped;
 mod pages;
 mod upload;
@@ -128,19 +129,12 @@ impl Weights {
         f: impl FnOnce(VarBuilder<'static>) -> candle_core::Result<T>,
     ) -> Result<T> {
         f(self.vb.clone()).map_err(|e| {
-            let why = first_line(&e);
-            if is_out_of_memory(&why) {
-                return Error::job_failed(format!(
-                    "not enough device memory to load the {what} ({why}); close other programs \
-                     using the GPU, run in f16 (--dtype f16) or pick a smaller model: `--plan` \
-                     shows what the job needs"
-                ));
-            }
-            Error::bad_input(format!(
-                "cannot load the {what} from {}: {why}; the weights do not match the folder's \
-                 config.json (a different model or a damaged download)",
-                self.describe(),
-            ))
+            build_error(
+                what,
+                &self.describe(),
+                "the weights do not match the folder's config.json",
+                &e,
+            )
         })
     }
 
@@ -148,6 +142,24 @@ impl Weights {
         let names: Vec<String> = self.files.iter().map(|f| f.display().to_string()).collect();
         names.join(", ")
     }
+}
+
+/// A model build's error from weights in `from` (file names): out of device memory is a failed
+/// job, anything else (a tensor missing, a wrong shape) bad input naming the files; `mismatch`
+/// says what did not match.
+fn build_error(what: &str, from: &str, mismatch: &str, e: &candle_core::Error) -> Error {
+    let why = first_line(e);
+    if is_out_of_memory(&why) {
+        return Error::job_failed(format!(
+            "not enough device memory to load the {what} ({why}); close other programs \
+             using the GPU, run in f16 (--dtype f16) or pick a smaller model: `--plan` \
+             shows what the job needs"
+        ));
+    }
+    Error::bad_input(format!(
+        "cannot load the {what} from {from}: {why}; {mismatch} (a different model or a damaged \
+         download)"
+    ))
 }
 
 /// A device allocation that failed while loading: CUDA's and Metal's wordings.
