@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use candle_core::quantized::gguf_file::Value;
+use candle_core::quantized::gguf_file::{self, Value};
 use candle_core::quantized::{QMatMul, QStorage, QTensor};
 use candle_core::{DType, Device, Tensor};
 
@@ -29,6 +29,7 @@ pub struct GgufFile {
     path: PathBuf,
     map: memmap2::Mmap,
     version: u32,
+    data_start: u64,
     metadata: HashMap<String, Value>,
     tensors: Vec<TensorInfo>,
     index: HashMap<String, usize>,
@@ -96,6 +97,7 @@ impl GgufFile {
             path: path.to_path_buf(),
             map,
             version: header.version,
+            data_start: header.data_start,
             metadata: header.metadata,
             tensors: header.tensors,
             index,
@@ -238,6 +240,9 @@ impl GgufFile {
             let values = self.dequantize_f32(name)?;
             Tensor::from_vec(values, info.shape.as_slice(), &Device::Cpu)?.to_dtype(dtype)?
         };
+        // The stored bytes are copied: drop their pages, as the safetensors loader does, so a
+        // model is not held twice (file pages and tensors) while it loads.
+        super::pages::release_pages(self.raw(info));
         Ok(cpu.to_device(device)?)
     }
 
@@ -259,12 +264,43 @@ impl GgufFile {
             QStorage::from_data(std::borrow::Cow::Borrowed(bytes), device, dtype)?
         };
         self.reads.fetch_add(1, Ordering::Relaxed);
+        super::pages::release_pages(data);
         Ok(QTensor::new(storage, info.shape.as_slice())?)
     }
 
     /// `name` as a quantized matmul (candle dequantizes F32/F16/BF16 ones at once).
     pub fn qmatmul(&self, name: &str, device: &Device) -> Result<QMatMul> {
         Ok(QMatMul::from_qtensor(self.qtensor(name, device)?)?)
+    }
+
+    /// The header as candle's `gguf_file::Content`, for candle's quantized models
+    /// (`quantized_llama::ModelWeights::from_gguf` and friends), which then read the tensors
+    /// through a reader of this file: this file's checks, candle's model code. Refuses a file
+    /// holding a type pallaidium cannot read.
+    pub fn candle_content(&self) -> Result<gguf_file::Content> {
+        self.check_supported()?;
+        let mut tensor_infos = HashMap::with_capacity(self.tensors.len());
+        for t in &self.tensors {
+            let Some(ggml_dtype) = t.ggml.candle() else {
+                return Err(self.unsupported(t));
+            };
+            let info = gguf_file::TensorInfo {
+                ggml_dtype,
+                shape: candle_core::Shape::from(t.shape.clone()),
+                offset: t.start - self.data_start,
+            };
+            tensor_infos.insert(t.name.clone(), info);
+        }
+        Ok(gguf_file::Content {
+            magic: if self.version == 2 {
+                gguf_file::VersionedMagic::GgufV2
+            } else {
+                gguf_file::VersionedMagic::GgufV3
+            },
+            metadata: self.metadata.clone(),
+            tensor_infos,
+            tensor_data_offset: self.data_start,
+        })
     }
 
     fn supported(&self, name: &str) -> Result<&TensorInfo> {

@@ -6,6 +6,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use candle_core::quantized::{QMatMul, QTensor};
 use candle_core::{DType, Device, Shape, Tensor};
 use candle_nn::VarBuilder;
 
@@ -18,6 +19,7 @@ pub type NameMap = Arc<dyn Fn(&str) -> String + Send + Sync>;
 /// A GGUF's weights: the open file and a `VarBuilder` over it.
 pub struct GgufWeights {
     file: Arc<GgufFile>,
+    names: Option<NameMap>,
     vb: VarBuilder<'static>,
 }
 
@@ -49,10 +51,10 @@ impl GgufWeights {
     ) -> Self {
         let backend = Backend {
             file: file.clone(),
-            names,
+            names: names.clone(),
         };
         let vb = VarBuilder::from_backend(Box::new(backend), dtype, device.clone());
-        Self { file, vb }
+        Self { file, names, vb }
     }
 
     pub fn vb(&self) -> &VarBuilder<'static> {
@@ -61,6 +63,18 @@ impl GgufWeights {
 
     pub fn file(&self) -> &Arc<GgufFile> {
         &self.file
+    }
+
+    /// The tensor a model calls `name` (through the name map), kept quantized on the
+    /// `VarBuilder`'s device, for code that multiplies by it with candle's quantized matmul.
+    pub fn qtensor(&self, name: &str) -> Result<QTensor> {
+        self.file
+            .qtensor(&stored_name(self.names.as_ref(), name), self.vb.device())
+    }
+
+    /// [`Self::qtensor`] as a `QMatMul` (F32/F16/BF16 tensors become plain ones).
+    pub fn qmatmul(&self, name: &str) -> Result<QMatMul> {
+        Ok(QMatMul::from_qtensor(self.qtensor(name)?)?)
     }
 
     /// Builds a model from these weights; a missing tensor or a wrong shape becomes `BadInput`
@@ -83,10 +97,14 @@ struct Backend {
 
 impl Backend {
     fn stored_name(&self, name: &str) -> String {
-        match &self.names {
-            Some(map) => map(name),
-            None => name.to_string(),
-        }
+        stored_name(self.names.as_ref(), name)
+    }
+}
+
+fn stored_name(names: Option<&NameMap>, name: &str) -> String {
+    match names {
+        Some(map) => map(name),
+        None => name.to_string(),
     }
 }
 

@@ -45,6 +45,8 @@ pub struct Header {
     pub metadata: HashMap<String, Value>,
     /// In the file's order.
     pub tensors: Vec<TensorInfo>,
+    /// Where the data section starts (tensor offsets in the file are relative to it).
+    pub data_start: u64,
 }
 
 /// Reads the header of `buf`, the whole file; the error says what is wrong, without the file name.
@@ -122,6 +124,7 @@ pub fn parse(buf: &[u8]) -> Result<Header, String> {
         version,
         metadata,
         tensors,
+        data_start,
     })
 }
 
