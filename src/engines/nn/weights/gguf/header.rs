@@ -62,7 +62,9 @@ pub fn parse(buf: &[u8]) -> Result<Header, String> {
     match version {
         2 | 3 => {}
         1 => return Err("GGUF version 1 is not supported (re-convert it with llama.cpp)".into()),
-        v if v.swap_bytes() <= 3 => return Err("a big-endian GGUF, which is not supported".into()),
+        v if (1..=3).contains(&v.swap_bytes()) => {
+            return Err("a big-endian GGUF, which is not supported".into());
+        }
         v => return Err(format!("unknown GGUF version {v}")),
     }
     let tensor_count = r.u64()?;

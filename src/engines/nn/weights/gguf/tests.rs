@@ -304,3 +304,37 @@ fn open_refuses_missing_short_and_corrupt_files_naming_them() {
         assert!(message.contains(&path.display().to_string()), "{message}");
     }
 }
+
+#[test]
+fn architecture_checks_name_what_was_expected_and_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, b: Builder| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, b.bytes()).unwrap();
+        GgufFile::open(&path).unwrap()
+    };
+    let none = write(
+        "none.gguf",
+        Builder::new().tensor("w", &[8], 0, 0).data(&[0; 32]),
+    );
+    assert_eq!(none.architecture(), None);
+    let Err(Error::BadInput { message }) = none.expect_architecture("flux") else {
+        panic!("accepted");
+    };
+    assert!(message.contains("none.gguf") && message.contains("without general.architecture"));
+    let t5 = write(
+        "t5.gguf",
+        Builder::new().kv_str("general.architecture", "t5encoder"),
+    );
+    t5.expect_architecture("t5encoder").unwrap();
+    let Err(Error::BadInput { message }) = t5.expect_architecture("flux") else {
+        panic!("accepted");
+    };
+    assert!(
+        message.contains("t5.gguf")
+            && message.contains("`t5encoder`")
+            && message.contains("`flux`")
+    );
+    assert!(t5.tensors().is_empty());
+    assert_eq!(t5.footprint().stored, 0);
+}
