@@ -3,7 +3,8 @@
 //!
 //! The quantized types use candle's block decoders (`k_quants::GgmlType::to_float`): they compute
 //! each value with the same f32 operations in the same order as gguf-py's numpy code (and
-//! ggml's C), which the fixture test confirms for every type. F32, F16 and BF16 are decoded here.
+//! ggml's C), which the fixture test confirms for every type; F16 too. F32 and BF16 are decoded
+//! here (candle's BF16 conversion quiets NaN payloads, which gguf-py keeps).
 
 use candle_core::quantized::k_quants::{
     BlockQ2K, BlockQ3K, BlockQ4_0, BlockQ4_1, BlockQ4K, BlockQ5_0, BlockQ5_1, BlockQ5K, BlockQ6K,
@@ -37,16 +38,22 @@ pub fn to_f32(ty: GgmlType, data: &[u8], out: &mut [f32]) -> bool {
 
 fn decode(ty: GgmlType, data: &[u8], out: &mut [f32]) {
     match ty.name {
+        "F32" if cfg!(target_endian = "little") => {
+            let n = out.len().min(data.len() / 4);
+            // SAFETY: `out` has room for n f32s, `data` holds 4n bytes; a byte copy needs no
+            // alignment, and the stored little-endian f32s are this target's own.
+            unsafe {
+                std::ptr::copy_nonoverlapping(data.as_ptr(), out.as_mut_ptr().cast::<u8>(), 4 * n);
+            }
+        }
         "F32" => {
             for (o, s) in out.iter_mut().zip(data.chunks_exact(4)) {
                 *o = f32::from_le_bytes([s[0], s[1], s[2], s[3]]);
             }
         }
-        "F16" => {
-            for (o, s) in out.iter_mut().zip(data.chunks_exact(2)) {
-                *o = half::f16::from_le_bytes([s[0], s[1]]).to_f32();
-            }
-        }
+        // candle's (half's slice conversion, vectorised where the CPU can): exact for every
+        // value but a signalling NaN, which it quiets and numpy does not.
+        "F16" => blocks::<half::f16>(data, out),
         // gguf-py: the 16 bits become the top half of an f32 (NaN payloads kept as they are).
         "BF16" => {
             for (o, s) in out.iter_mut().zip(data.chunks_exact(2)) {
@@ -68,13 +75,14 @@ fn decode(ty: GgmlType, data: &[u8], out: &mut [f32]) {
 }
 
 /// candle's decoder of block type `B` over `data`, realigned first when the bytes are not
-/// aligned for `B` (a file may declare any power-of-two alignment, 1 included).
+/// aligned for `B` (a file may declare any power-of-two alignment, 1 included). candle's f16
+/// "block" is one little-endian value, like every block here (GGUF is little-endian).
 fn blocks<B: Block>(data: &[u8], out: &mut [f32]) {
     let size = std::mem::size_of::<B>();
     let n = data.len() / size;
     if (data.as_ptr() as usize).is_multiple_of(std::mem::align_of::<B>()) {
         // SAFETY: candle's blocks are `repr(C)` structs of f16, u8, i8 fields and arrays of
-        // them, valid for any bit pattern; `data` holds `n` of them and is aligned for `B`.
+        // them (or one f16), valid for any bit pattern; `data` holds `n` of them and is aligned for `B`.
         let xs = unsafe { std::slice::from_raw_parts(data.as_ptr().cast::<B>(), n) };
         B::to_float(xs, out);
     } else {

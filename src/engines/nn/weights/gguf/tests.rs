@@ -281,6 +281,11 @@ fn threaded_decoding_equals_the_single_threaded_one_for_every_type() {
             .all(|(a, b)| a.to_bits() == b.to_bits());
         assert!(same, "{ty}");
     }
+    // BF16 keeps a signalling NaN's payload, as gguf-py's `<< 16` does (half would quiet it).
+    let bf16 = GgmlType::from_id(30).unwrap();
+    let mut one = [0f32; 1];
+    assert!(dequant::to_f32(bf16, &[0x81, 0x7F], &mut one));
+    assert_eq!(one[0].to_bits(), 0x7F81_0000);
     // Unsupported types and mismatched lengths decode nothing.
     let iq4 = GgmlType::from_id(20).unwrap();
     assert!(!dequant::to_f32(iq4, &bytes[..18], &mut [0f32; 32]));
