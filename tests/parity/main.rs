@@ -17,5 +17,6 @@ mod parity_parler;
 mod parity_pipeline;
 mod parity_power;
 mod parity_schedulers;
+mod parity_t5;
 mod parity_tokenizer;
 mod parity_whisper;

@@ -3,14 +3,15 @@
 //! Owned rather than candle-transformers' because that one cannot be configured from
 //! config.json (private fields, fixed layer-norm eps), computes `gelu` with the tanh
 //! approximation where transformers uses erf, and lacks `text_projection` and the pooled output
-//! that SDXL needs. Its attention is the shared `nn::attention` block.
+//! that SDXL needs. Its attention is the shared `nn::attention` block. SD 1.x/2.x/XL use it, and
+//! so will every family with a CLIP text encoder (FLUX's `text_encoder`).
 
 use std::path::Path;
 
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{Embedding, LayerNorm, Linear, VarBuilder};
 
-use super::config::TextEncoderConfig;
+use super::clip_config::TextEncoderConfig;
 use crate::engines::nn::attention::{
     AttentionConfig, MultiHeadAttention, Numerics, Precision, ScaleAt, causal_mask,
 };
