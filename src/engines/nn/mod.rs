@@ -8,11 +8,11 @@
 //! - `norm`: LayerNorm, RMSNorm and GroupNorm (on SD's fused kernels) from a VarBuilder;
 //! - `mlp`: the feed-forwards (linear-act-linear, diffusers' GEGLU on SD's fused kernels, T5's
 //!   gated GELU) and `activation`: transformers' activations, the exact GELU on all CPU cores;
+//! - `rotary`: rotary position embeddings, Llama/Qwen's (rotate-half) and FLUX's (multi-axis);
 //! - `compare`: how outputs are compared with a reference (kernel tests, `bench ops`, the parity
 //!   tests); `dtype`: a dtype's reported name.
 //!
-//! Rotary embeddings join here as the families come to share them; what only one family uses
-//! stays in its engine.
+//! What only one family uses stays in its engine.
 
 pub mod activation;
 pub mod attention;
@@ -20,5 +20,6 @@ pub mod compare;
 pub mod dtype;
 pub mod mlp;
 pub mod norm;
+pub mod rotary;
 pub mod text;
 pub mod weights;
