@@ -3,8 +3,37 @@
 //! the vocabulary would index out of bounds. Each check's reason names the key; the config
 //! loader adds the file, so the message says where to look.
 
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
 /// A reason naming the key, or nothing.
 pub type Check = std::result::Result<(), String>;
+
+/// A value the engine does not implement.
+pub fn unsupported(key: &str, value: impl std::fmt::Debug) -> String {
+    format!("`{key}` = {value:?} is not supported by this engine")
+}
+
+/// A diffusers / transformers `config.json`'s text; a missing or unreadable file is bad input
+/// naming it.
+pub fn read_config(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).map_err(|e| {
+        Error::bad_input(format!(
+            "cannot read {}: {e}; a diffusers model folder needs this config.json beside its weights",
+            path.display()
+        ))
+    })
+}
+
+/// A config file that fails a check: bad input naming the file and the reason (which names the
+/// key).
+pub fn bad_config(path: &Path, why: &str) -> Error {
+    Error::bad_input(format!(
+        "{} is not a usable diffusers config: {why}",
+        path.display()
+    ))
+}
 
 /// Every value is at least 1.
 pub fn positive(values: &[(&str, usize)]) -> Check {
@@ -64,48 +93,6 @@ pub fn odd_kernel(key: &str, value: usize) -> Check {
     } else {
         Err(format!("`{key}` = {value}: a kernel size must be odd"))
     }
-}
-
-/// A T5 encoder's sizes (Parler-TTS and MusicGen share it), keys prefixed with `section.`.
-pub fn t5(section: &str, c: &candle_transformers::models::t5::Config) -> Check {
-    let key = |k: &str| format!("{section}.{k}");
-    positive(&[
-        (&key("vocab_size"), c.vocab_size),
-        (&key("d_model"), c.d_model),
-        (&key("d_kv"), c.d_kv),
-        (&key("d_ff"), c.d_ff),
-        (&key("num_layers"), c.num_layers),
-        (&key("num_heads"), c.num_heads),
-        (
-            &key("relative_attention_num_buckets"),
-            c.relative_attention_num_buckets,
-        ),
-        (
-            &key("relative_attention_max_distance"),
-            c.relative_attention_max_distance,
-        ),
-    ])?;
-    // Bucketing divides by num_buckets / 2 (bidirectional) and by log(max_distance / max_exact).
-    if c.relative_attention_num_buckets < 4 {
-        return Err(format!(
-            "`{}` = {}: T5 needs at least 4 relative attention buckets",
-            key("relative_attention_num_buckets"),
-            c.relative_attention_num_buckets
-        ));
-    }
-    positive_float(&key("layer_norm_epsilon"), c.layer_norm_epsilon)?;
-    index_in(
-        &key("pad_token_id"),
-        c.pad_token_id,
-        &key("vocab_size"),
-        c.vocab_size,
-    )?;
-    index_in(
-        &key("eos_token_id"),
-        c.eos_token_id,
-        &key("vocab_size"),
-        c.vocab_size,
-    )
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
 use pallaidium::engines::nn::attention::AttentionMode;
-use pallaidium::engines::sd::clip::TextEncoder;
+use pallaidium::engines::nn::text::clip::TextEncoder;
 use pallaidium::engines::sd::unet::{AddedConditioning, UNet};
 use pallaidium::engines::sd::vae::Vae;
 

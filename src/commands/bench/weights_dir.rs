@@ -9,7 +9,7 @@ use candle_core::Tensor;
 
 use super::configs::BenchModel;
 use super::random::build_recorded;
-use crate::engines::sd::clip::TextEncoder;
+use crate::engines::nn::text::clip::TextEncoder;
 use crate::engines::sd::config::{TextEncoderConfig, UNetConfig, VaeConfig};
 use crate::engines::sd::unet::UNet;
 use crate::engines::sd::vae::Vae;

@@ -5,13 +5,22 @@
 //!   multi-head block and the decoders' key/value cache (CLIP, Whisper, BLIP, MusicGen, Parler);
 //! - `weights`: weight loading (safetensors, memory-mapped, converted, staged onto CUDA; GGUF files
 //!   read and dequantized one tensor at a time, or handed out as candle's quantized tensors);
+//! - `text`: the text encoders: CLIP (SD's) and T5 (MusicGen's and Parler's; FLUX's to come);
+//! - `norm`: LayerNorm, RMSNorm and GroupNorm (on SD's fused kernels) from a VarBuilder;
+//! - `mlp`: the feed-forwards (linear-act-linear, diffusers' GEGLU on SD's fused kernels, T5's
+//!   gated GELU) and `activation`: transformers' activations, the exact GELU on all CPU cores;
+//! - `rotary`: rotary position embeddings, Llama/Qwen's (rotate-half) and FLUX's (multi-axis);
 //! - `compare`: how outputs are compared with a reference (kernel tests, `bench ops`, the parity
 //!   tests); `dtype`: a dtype's reported name.
 //!
-//! Norms, MLPs, rotary embeddings and the text encoders join here as the families come to share
-//! them; what only one family uses stays in its engine.
+//! What only one family uses stays in its engine.
 
+pub mod activation;
 pub mod attention;
 pub mod compare;
 pub mod dtype;
+pub mod mlp;
+pub mod norm;
+pub mod rotary;
+pub mod text;
 pub mod weights;

@@ -5,11 +5,11 @@ use std::path::PathBuf;
 
 use candle_core::{DType, Device};
 
-use super::clip::TextEncoder;
 use super::request::LoadOptions;
 use super::unet::UNet;
 use super::vae::Vae;
 use crate::engines::EngineSwitches;
+use crate::engines::nn::text::clip::TextEncoder;
 use crate::error::Result;
 use crate::vocab::Residency;
 

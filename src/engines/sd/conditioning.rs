@@ -4,8 +4,8 @@
 
 use candle_core::{DType, Device, Tensor};
 
-use super::clip::TextEncoder;
 use super::tokenizer::ClipTokenizer;
+use crate::engines::nn::text::clip::TextEncoder;
 use crate::error::Result;
 
 /// One tokenizer + encoder pair (SD has one, SDXL two), and the token length prompts are cut

@@ -13,7 +13,6 @@ pub use pipeline::SdPipeline;
 
 pub use request::{GenerateRequest, GeneratedImage, LoadOptions, MemoryModes};
 
-pub mod clip;
 pub mod config;
 pub mod kernels;
 pub mod noise;

@@ -7,6 +7,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::engines::config_check as check;
+use crate::engines::nn::text::t5::{self, T5Config};
 use crate::error::{Error, Result};
 
 /// The `decoder` section (transformers' `MusicgenDecoderConfig`).
@@ -94,7 +95,7 @@ impl CodecConfig {
 /// The whole config.json.
 #[derive(Debug, Clone)]
 pub struct MusicgenConfig {
-    pub text_encoder: candle_transformers::models::t5::Config,
+    pub text_encoder: T5Config,
     pub audio_encoder: CodecConfig,
     pub decoder: DecoderConfig,
 }
@@ -121,8 +122,7 @@ impl MusicgenConfig {
                  (facebook/musicgen-small, -medium, -large)"
             ));
         }
-        let text_encoder = serde_json::from_value(raw.text_encoder)
-            .map_err(|e| format!("text_encoder (T5) section: {e}"))?;
+        let text_encoder = t5::parse_config("text_encoder", raw.text_encoder)?;
         let audio_encoder: CodecConfig = serde_json::from_value(raw.audio_encoder)
             .map_err(|e| format!("audio_encoder (EnCodec) section: {e}"))?;
         let decoder: DecoderConfig =
@@ -154,7 +154,6 @@ impl MusicgenConfig {
                 "stereo MusicGen (audio_channels 2) is not supported; use a mono model".into(),
             );
         }
-        check::t5("text_encoder", &self.text_encoder)?;
         check::positive(&[
             ("decoder.vocab_size", d.vocab_size),
             ("decoder.hidden_size", d.hidden_size),

@@ -2,7 +2,7 @@
 //! sinusoidal positions, pre-norm layers with causal self-attention and cross-attention to the
 //! (projected) text states, a final layer norm and one lm_head per codebook.
 //!
-//! The attention blocks and the kv-cache are the shared `nn::attention` ones; the caches live in
+//! The attention blocks and the kv-cache are the shared `nn::attention` ones, the MLP and norms nn's; the caches live in
 //! a `DecoderState` made per generation, so the model itself stays `&self` and can be shared
 //! behind an `Arc`.
 
@@ -10,13 +10,16 @@ use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::{Embedding, LayerNorm, Linear, VarBuilder};
 
 use super::config::DecoderConfig;
+use crate::engines::nn::activation::Activation;
 use crate::engines::nn::attention::{
     self, AttentionConfig, KvCache, MultiHeadAttention, Numerics, Precision, ProjectionBias,
     ScaleAt,
 };
+use crate::engines::nn::mlp::{Mlp, MlpConfig};
+use crate::engines::nn::norm;
 
 /// nn.LayerNorm's default epsilon, which MusicGen's decoder uses throughout.
-const LN_EPS: f64 = 1e-5;
+const LN_EPS: f64 = norm::TORCH_NORM_EPS;
 
 /// transformers' MusicgenAttention: the scale on the scores, the softmax in f32 (half-precision
 /// scores lose too much in the exponent).
@@ -41,8 +44,7 @@ struct Layer {
     self_attn_norm: LayerNorm,
     cross_attn: MultiHeadAttention,
     cross_attn_norm: LayerNorm,
-    fc1: Linear,
-    fc2: Linear,
+    mlp: Mlp,
     final_norm: LayerNorm,
 }
 
@@ -51,12 +53,18 @@ impl Layer {
         let d = cfg.hidden_size;
         Ok(Self {
             self_attn: attention(cfg, vb.pp("self_attn"))?,
-            self_attn_norm: candle_nn::layer_norm(d, LN_EPS, vb.pp("self_attn_layer_norm"))?,
+            self_attn_norm: norm::layer_norm(d, LN_EPS, vb.pp("self_attn_layer_norm"))?,
             cross_attn: attention(cfg, vb.pp("encoder_attn"))?,
-            cross_attn_norm: candle_nn::layer_norm(d, LN_EPS, vb.pp("encoder_attn_layer_norm"))?,
-            fc1: candle_nn::linear_no_bias(d, cfg.ffn_dim, vb.pp("fc1"))?,
-            fc2: candle_nn::linear_no_bias(cfg.ffn_dim, d, vb.pp("fc2"))?,
-            final_norm: candle_nn::layer_norm(d, LN_EPS, vb.pp("final_layer_norm"))?,
+            cross_attn_norm: norm::layer_norm(d, LN_EPS, vb.pp("encoder_attn_layer_norm"))?,
+            // MusicGen's activation is "gelu" (the config check refuses others), no biases.
+            mlp: Mlp::load(
+                vb.clone(),
+                &MlpConfig {
+                    bias: false,
+                    ..MlpConfig::new(d, cfg.ffn_dim, Activation::GeluErf)
+                },
+            )?,
+            final_norm: norm::layer_norm(d, LN_EPS, vb.pp("final_layer_norm"))?,
         })
     }
 }
@@ -93,7 +101,7 @@ impl Decoder {
         let layers = (0..cfg.num_hidden_layers)
             .map(|i| Layer::load(cfg, base.pp("layers").pp(i)))
             .collect::<Result<Vec<_>>>()?;
-        let layer_norm = candle_nn::layer_norm(d, LN_EPS, base.pp("layer_norm"))?;
+        let layer_norm = norm::layer_norm(d, LN_EPS, base.pp("layer_norm"))?;
         let lm_heads = (0..cfg.num_codebooks)
             .map(|i| candle_nn::linear_no_bias(d, cfg.vocab_size, vb.pp("lm_heads").pp(i)))
             .collect::<Result<Vec<_>>>()?;
@@ -151,7 +159,7 @@ impl Decoder {
             xs = (&xs + layer.cross_attn.attend(&h, ck, cv, None)?)?;
 
             let h = layer.final_norm.forward(&xs)?;
-            let h = layer.fc2.forward(&layer.fc1.forward(&h)?.gelu_erf()?)?;
+            let h = layer.mlp.forward(&h)?;
             xs = (&xs + h)?;
         }
         state.offset += t;

@@ -1,5 +1,5 @@
 //! Text to music with MusicGen (facebook/musicgen-small / -medium in the transformers layout):
-//! T5 text encoder (candle_transformers), enc_to_dec_proj, our decoder with the codebook delay
+//! T5 text encoder (nn::text::t5), enc_to_dec_proj, our decoder with the codebook delay
 //! pattern and classifier-free guidance, then EnCodec decoding to a mono clip. Mirrors
 //! transformers' `MusicgenForConditionalGeneration.generate`.
 
@@ -17,10 +17,10 @@ use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::Linear;
-use candle_transformers::models::t5::T5EncoderModel;
 use tokenizers::Tokenizer;
 
 use crate::engines::media::AudioClip;
+use crate::engines::nn::text::t5::T5Encoder;
 use crate::engines::nn::weights::Weights;
 use crate::engines::{CancelToken, EngineEvent, ProgressSink};
 use crate::error::{Error, Result};
@@ -52,7 +52,7 @@ pub struct MusicGen {
     config: MusicgenConfig,
     generation: GenerationConfig,
     tokenizer: Tokenizer,
-    text_encoder: T5EncoderModel,
+    text_encoder: T5Encoder,
     enc_to_dec_proj: Option<Linear>,
     decoder: Decoder,
     codec: CodecDecoder,
@@ -93,9 +93,9 @@ impl MusicGen {
             Some(Weights::open(dir, device, dtype, false, switches)?)
         };
         let main = half.as_ref().unwrap_or(&full);
-        let t5_cfg = config.text_encoder.clone();
+        // `full` is f32: MusicGen keeps T5 in f32 even in bf16 runs.
         let text_encoder = full.build("T5 text encoder", |vb| {
-            T5EncoderModel::load(vb.pp("text_encoder"), &t5_cfg)
+            T5Encoder::new(vb.pp("text_encoder"), &config.text_encoder)
         })?;
         let enc_to_dec_proj = if config.has_enc_to_dec_proj() {
             let (i, o) = (config.text_encoder.d_model, config.decoder.hidden_size);
@@ -249,10 +249,7 @@ impl MusicGen {
     /// The T5 encoder's last hidden state for `ids`: (1, len, d_model), f32, before
     /// enc_to_dec_proj.
     pub fn encode_text(&self, ids: &[u32]) -> Result<Tensor> {
-        let input = Tensor::new(ids, &self.device)?.unsqueeze(0)?;
-        // The encoder needs `&mut` for caches it does not use; a clone shares the weights.
-        let mut encoder = self.text_encoder.clone();
-        Ok(encoder.forward(&input)?)
+        self.text_encoder.encode(ids)
     }
 
     /// EnCodec-decodes codes (num_codebooks rows of frames) to mono samples.

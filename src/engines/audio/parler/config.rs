@@ -7,11 +7,12 @@
 
 use std::path::Path;
 
-use candle_transformers::models::{parler_tts, t5};
+use candle_transformers::models::parler_tts;
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::engines::config_check as check;
+use crate::engines::nn::text::t5::{self, T5Config};
 use crate::error::{Error, Result};
 
 /// The DAC decoder's shape (only the decoding half is used for speech).
@@ -43,7 +44,7 @@ pub struct GenerationConfig {
 
 #[derive(Debug, Clone)]
 pub struct ParlerConfig {
-    pub text_encoder: t5::Config,
+    pub text_encoder: T5Config,
     pub decoder: parler_tts::DecoderConfig,
     pub codec: CodecConfig,
     pub generation: GenerationConfig,
@@ -130,23 +131,8 @@ impl ParlerConfig {
         if raw.prompt_cross_attention {
             return Err("prompt_cross_attention models are not supported".into());
         }
-        // transformers writes every field, but configs saved by older versions may lack the
-        // newer ones candle requires; their defaults are transformers'.
-        let mut t5_value = raw.text_encoder;
-        fill_defaults(
-            &mut t5_value,
-            &[
-                ("is_encoder_decoder", Value::Bool(true)),
-                ("pad_token_id", 0.into()),
-                ("eos_token_id", 1.into()),
-                ("dropout_rate", 0.1.into()),
-                ("initializer_factor", 1.0.into()),
-                ("layer_norm_epsilon", 1e-6.into()),
-                ("relative_attention_num_buckets", 32.into()),
-            ],
-        );
-        let text_encoder: t5::Config =
-            serde_json::from_value(t5_value).map_err(|e| format!("text_encoder: {e}"))?;
+        // Missing T5 keys take transformers' defaults there (older configs lack newer keys).
+        let text_encoder = t5::parse_config("text_encoder", raw.text_encoder)?;
         let mut decoder_value = raw.decoder;
         fill_defaults(
             &mut decoder_value,
@@ -231,7 +217,6 @@ impl ParlerConfig {
     /// The values the engine divides or indexes by: heads into the width, key/value heads into
     /// heads, token ids into the embedding tables, the codec's rates and sizes.
     fn check_sizes(&self) -> check::Check {
-        check::t5("text_encoder", &self.text_encoder)?;
         let d = &self.decoder;
         check::positive(&[
             ("vocab_size", self.prompt_vocab),

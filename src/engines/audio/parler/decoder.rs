@@ -3,15 +3,19 @@
 //! `parler_tts::Decoder`. Ours because candle's recomputes the cross-attention keys and values
 //! from the description at every step, which costs more than the rest of a step for the real
 //! models; here they are projected once per generation and kept in [`DecoderState`]. The
-//! attention blocks and the self-attention cache are the shared `nn::attention` ones.
+//! attention blocks and the self-attention cache are the shared `nn::attention` ones, the MLP
+//! and the norms nn's.
 
 use candle_core::{D, IndexOp, Module, Tensor};
-use candle_nn::{Activation, Embedding, LayerNorm, Linear, VarBuilder, linear_no_bias};
+use candle_nn::{Embedding, LayerNorm, Linear, VarBuilder, linear_no_bias};
 use candle_transformers::models::parler_tts::DecoderConfig;
 
+use crate::engines::nn::activation::Activation;
 use crate::engines::nn::attention::{
     AttentionConfig, KvCache, MultiHeadAttention, Numerics, ProjectionBias,
 };
+use crate::engines::nn::mlp::{Mlp, MlpConfig};
+use crate::engines::nn::norm;
 
 /// parler_tts's attention: queries scaled, scores and softmax in the model's type, grouped
 /// key/value heads.
@@ -35,10 +39,8 @@ struct Layer {
     self_norm: LayerNorm,
     cross_attn: MultiHeadAttention,
     cross_norm: LayerNorm,
-    fc1: Linear,
-    fc2: Linear,
+    mlp: Mlp,
     final_norm: LayerNorm,
-    activation: Activation,
 }
 
 /// Per-generation caches: self-attention keys/values so far, cross-attention ones fixed.
@@ -67,24 +69,30 @@ impl Decoder {
         let positions = d.get((cfg.max_position_embeddings, h), "embed_positions.weights")?;
         let kv_heads = cfg.num_key_value_heads.unwrap_or(cfg.num_attention_heads);
         let cross_kv_heads = cfg.num_cross_attention_key_value_heads.unwrap_or(kv_heads);
-        let norm = |vb: VarBuilder| candle_nn::layer_norm(h, 1e-5, vb);
+        let layer_norm = |vb: VarBuilder| norm::layer_norm(h, norm::TORCH_NORM_EPS, vb);
+        let mlp = MlpConfig {
+            bias: false,
+            ..MlpConfig::new(
+                h,
+                cfg.ffn_dim,
+                Activation::from_candle(cfg.activation_function),
+            )
+        };
         let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
         for i in 0..cfg.num_hidden_layers {
             let l = d.pp("layers").pp(i);
             layers.push(Layer {
                 self_attn: attention(h, cfg.num_attention_heads, kv_heads, l.pp("self_attn"))?,
-                self_norm: norm(l.pp("self_attn_layer_norm"))?,
+                self_norm: layer_norm(l.pp("self_attn_layer_norm"))?,
                 cross_attn: attention(
                     h,
                     cfg.num_attention_heads,
                     cross_kv_heads,
                     l.pp("encoder_attn"),
                 )?,
-                cross_norm: norm(l.pp("encoder_attn_layer_norm"))?,
-                fc1: linear_no_bias(h, cfg.ffn_dim, l.pp("fc1"))?,
-                fc2: linear_no_bias(cfg.ffn_dim, h, l.pp("fc2"))?,
-                final_norm: norm(l.pp("final_layer_norm"))?,
-                activation: cfg.activation_function,
+                cross_norm: layer_norm(l.pp("encoder_attn_layer_norm"))?,
+                mlp: Mlp::load(l.clone(), &mlp)?,
+                final_norm: layer_norm(l.pp("final_layer_norm"))?,
             });
         }
         let lm_heads = (0..cfg.num_codebooks)
@@ -94,7 +102,7 @@ impl Decoder {
             embed_tokens,
             positions,
             layers,
-            norm: norm(d.pp("layer_norm"))?,
+            norm: layer_norm(d.pp("layer_norm"))?,
             lm_heads,
             hidden: h,
         })
@@ -166,12 +174,7 @@ impl Decoder {
             xs = (xs + attended)?;
             let normed = layer.cross_norm.forward(&xs)?;
             xs = (&xs + layer.cross_attn.attend(&normed, ck, cv, None)?)?;
-            let ff = layer
-                .final_norm
-                .forward(&xs)?
-                .apply(&layer.fc1)?
-                .apply(&layer.activation)?
-                .apply(&layer.fc2)?;
+            let ff = layer.mlp.forward(&layer.final_norm.forward(&xs)?)?;
             xs = (xs + ff)?;
         }
         let xs = self.norm.forward(&xs)?;

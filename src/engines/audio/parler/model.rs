@@ -1,20 +1,19 @@
 //! The networks of a Parler-TTS checkpoint: T5 text encoder (the voice description), prompt
-//! embedding (the text to speak), decoder over codec tokens, DAC codec. candle's T5 encoder is
-//! used as it is; it keeps a key/value cache, so each call works on its own clone (cheap: tensors
-//! are shared). The decoder's caches live in a per-generation [`DecoderState`].
+//! embedding (the text to speak), decoder over codec tokens, DAC codec. The T5 encoder is
+//! nn::text::t5's. The decoder's caches live in a per-generation [`DecoderState`].
 
 use candle_core::{DType, Device, IndexOp, Tensor};
 use candle_nn::{Embedding, Linear, Module};
-use candle_transformers::models::t5;
 
 use super::codec::DacDecoder;
 use super::config::ParlerConfig;
 use super::decoder::{Decoder, DecoderState};
+use crate::engines::nn::text::t5::T5Encoder;
 use crate::engines::nn::weights::Weights;
 use crate::error::Result;
 
 pub struct Networks {
-    pub text_encoder: t5::T5EncoderModel,
+    pub text_encoder: T5Encoder,
     pub enc_to_dec_proj: Option<Linear>,
     pub embed_prompts: Embedding,
     pub decoder: Decoder,
@@ -31,18 +30,9 @@ impl Networks {
         device: &Device,
         dtype: DType,
     ) -> Result<Self> {
-        // T5 overflows in f16 (transformers keeps its `wo` layers in f32 for that reason); it
-        // runs once per utterance, so in f16 runs it is simply kept in f32.
-        let text_dtype = if dtype == DType::F16 {
-            DType::F32
-        } else {
-            dtype
-        };
+        // In f16 runs T5 is kept in f32 (it overflows f16; it runs once per utterance).
         let text_encoder = weights.build("T5 text encoder", |vb| {
-            t5::T5EncoderModel::load(
-                vb.set_dtype(text_dtype).pp("text_encoder"),
-                &cfg.text_encoder,
-            )
+            T5Encoder::new(vb.pp("text_encoder"), &cfg.text_encoder)
         })?;
         let hidden = cfg.decoder.hidden_size;
         // parler_tts adds the projection only when the encoder and decoder widths differ.
@@ -75,10 +65,7 @@ impl Networks {
 
     /// T5's last hidden state for the description ids: (1, len, d_model).
     pub fn encode_description(&self, ids: &[u32]) -> Result<Tensor> {
-        let input = Tensor::new(ids, &self.device)?.unsqueeze(0)?;
-        let mut encoder = self.text_encoder.clone();
-        encoder.clear_kv_cache();
-        Ok(encoder.forward(&input)?)
+        self.text_encoder.encode(ids)
     }
 
     /// What the decoder cross-attends to: the encoder output, projected to the decoder width.

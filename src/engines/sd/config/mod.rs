@@ -3,17 +3,14 @@
 //! that carry extra keys still load. Values given as "one for all blocks or a list" are resolved into
 //! one entry per down block here, so the model code never branches on the JSON's shape.
 
-use std::path::Path;
-
 use serde::Deserialize;
 
-use crate::error::{Error, Result};
+use crate::engines::config_check::{bad_config, read_config, unsupported};
 
-mod text_encoder;
 mod unet;
 mod vae;
 
-pub use text_encoder::TextEncoderConfig;
+pub use crate::engines::nn::text::clip_config::TextEncoderConfig;
 pub use unet::UNetConfig;
 pub use vae::VaeConfig;
 
@@ -74,26 +71,6 @@ fn silu() -> String {
     "silu".to_string()
 }
 
-fn unsupported(key: &str, value: impl std::fmt::Debug) -> String {
-    format!("`{key}` = {value:?} is not supported by this engine")
-}
-
-fn read_config(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|e| {
-        Error::bad_input(format!(
-            "cannot read {}: {e}; a diffusers model folder needs this config.json beside its weights",
-            path.display()
-        ))
-    })
-}
-
-fn bad_config(path: &Path, why: &str) -> Error {
-    Error::bad_input(format!(
-        "{} is not a usable diffusers config: {why}",
-        path.display()
-    ))
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -101,7 +78,8 @@ mod tests {
 
     #[test]
     fn missing_config_file_is_bad_input() {
-        let err = UNetConfig::load(Path::new("/nonexistent/unet/config.json")).unwrap_err();
+        let err =
+            UNetConfig::load(std::path::Path::new("/nonexistent/unet/config.json")).unwrap_err();
         assert_eq!(err.exit_code(), 2);
         assert!(err.to_string().contains("config.json"));
     }

@@ -1,8 +1,8 @@
 //! GroupNorm with an optional fused SiLU: a CPU f32 custom op (two reads, one write of the
-//! activation), candle_nn's composition everywhere else.
+//! activation), candle_nn's composition everywhere else. Built from weights by
+//! `nn::norm::group_norm`.
 
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Module, Result, Shape, Tensor};
-use candle_nn::VarBuilder;
 
 use super::threads::par_chunks_mut;
 
@@ -15,19 +15,6 @@ pub struct GroupNorm {
     groups: usize,
     eps: f64,
     kernels: super::Kernels,
-}
-
-/// Same weight names as `candle_nn::group_norm`; `kernels` picks the implementation.
-pub fn group_norm(
-    groups: usize,
-    channels: usize,
-    eps: f64,
-    vb: VarBuilder,
-    kernels: super::Kernels,
-) -> Result<GroupNorm> {
-    let weight = vb.get_with_hints(channels, "weight", candle_nn::Init::Const(1.))?;
-    let bias = vb.get_with_hints(channels, "bias", candle_nn::Init::Const(0.))?;
-    Ok(GroupNorm::new(weight, bias, channels, groups, eps)?.with_kernels(kernels))
 }
 
 impl GroupNorm {

@@ -11,7 +11,8 @@
 //!   bias kernel), the time-embedding add, the tokens transpose and 2x upsampling as our own
 //!   kernels (`cuda.rs`, PTX from `cuda/sd_kernels.cu`) in f32/f16/bf16.
 //!
-//! Other devices and dtypes use candle's implementations unchanged.
+//! Other devices and dtypes use candle's implementations unchanged. engines/nn builds on them
+//! too: `nn::norm::group_norm`, `nn::mlp::Geglu` and `nn::attention`'s packed path.
 
 mod approx;
 mod attention_cpu;
@@ -53,7 +54,7 @@ pub const FUSED_ATTENTION_HEAD_DIMS: [usize; 3] = [40, 64, 80];
 
 pub use attention_cpu::attention as cpu_attention;
 pub use conv::{Conv2d, conv2d};
-pub use group_norm::{GroupNorm, group_norm};
+pub use group_norm::GroupNorm;
 pub use softmax::softmax_last_dim;
 pub use upsample::upsample_nearest2d;
 

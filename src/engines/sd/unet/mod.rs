@@ -19,9 +19,10 @@ use self::embeddings::{TimestepEmbedding, host_f32, sinusoidal};
 use self::resnet::{ResnetConfig, conv, norm_silu};
 use self::transformer::TransformerConfig;
 use super::config::UNetConfig;
-use super::kernels::{self, Conv2d, GroupNorm};
+use super::kernels::{Conv2d, GroupNorm};
 use crate::engines::EngineSwitches;
 use crate::engines::nn::attention::AttentionMode;
+use crate::engines::nn::norm;
 use crate::engines::nn::weights::Weights;
 use crate::engines::progress::CancelToken;
 use crate::error::{Error, Result};
@@ -177,7 +178,7 @@ impl UNet {
 
         let pad_out = (c.conv_out_kernel - 1) / 2;
         Ok(Self {
-            conv_norm_out: kernels::group_norm(
+            conv_norm_out: norm::group_norm(
                 c.norm_num_groups,
                 ch[0],
                 c.norm_eps,

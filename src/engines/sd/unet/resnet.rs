@@ -3,6 +3,7 @@
 use candle_core::{Module, Result, Tensor};
 use candle_nn::{Conv2dConfig, Linear, VarBuilder};
 
+use crate::engines::nn::norm;
 use crate::engines::sd::kernels::{self, Conv2d, GroupNorm, Kernels};
 
 pub fn conv(
@@ -70,10 +71,10 @@ impl ResnetBlock2D {
             None
         };
         Ok(Self {
-            norm1: kernels::group_norm(c.groups, in_c, c.eps, vb.pp("norm1"), c.kernels)?,
+            norm1: norm::group_norm(c.groups, in_c, c.eps, vb.pp("norm1"), c.kernels)?,
             conv1: conv(vb.pp("conv1"), in_c, out_c, 3, 1, 1, c.kernels)?,
             time_emb_proj,
-            norm2: kernels::group_norm(c.groups, out_c, c.eps, vb.pp("norm2"), c.kernels)?,
+            norm2: norm::group_norm(c.groups, out_c, c.eps, vb.pp("norm2"), c.kernels)?,
             conv2: conv(vb.pp("conv2"), out_c, out_c, 3, 1, 1, c.kernels)?,
             conv_shortcut,
             output_scale_factor: c.output_scale_factor,

@@ -7,31 +7,9 @@ use candle_nn::{LayerNorm, Linear, VarBuilder};
 use super::blocks::BlockInputs;
 use super::cross_attention::CrossAttention;
 use super::resnet::conv;
+use crate::engines::nn::mlp::Geglu;
+use crate::engines::nn::norm;
 use crate::engines::sd::kernels::{self, Conv2d, GroupNorm, Kernels};
-
-#[derive(Debug)]
-struct FeedForward {
-    proj: Linear,
-    out: Linear,
-    kernels: Kernels,
-}
-
-impl FeedForward {
-    fn new(vb: VarBuilder, dim: usize, kernels: Kernels) -> Result<Self> {
-        let inner = dim * 4;
-        Ok(Self {
-            proj: candle_nn::linear(dim, inner * 2, vb.pp("net.0.proj"))?,
-            out: candle_nn::linear(inner, dim, vb.pp("net.2"))?,
-            kernels,
-        })
-    }
-
-    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        let fast = self.kernels.fast();
-        let gated = kernels::linear_geglu(&self.proj, xs, fast)?;
-        kernels::linear(&self.out, &gated, fast)
-    }
-}
 
 #[derive(Debug)]
 struct BasicTransformerBlock {
@@ -40,14 +18,14 @@ struct BasicTransformerBlock {
     norm2: LayerNorm,
     attn2: CrossAttention,
     norm3: LayerNorm,
-    ff: FeedForward,
+    ff: Geglu,
 }
 
 impl BasicTransformerBlock {
     fn new(vb: VarBuilder, dim: usize, c: &TransformerConfig) -> Result<Self> {
         let dim_head = dim / c.heads;
         Ok(Self {
-            norm1: candle_nn::layer_norm(dim, 1e-5, vb.pp("norm1"))?,
+            norm1: norm::layer_norm(dim, norm::TORCH_NORM_EPS, vb.pp("norm1"))?,
             attn1: CrossAttention::new(
                 vb.pp("attn1"),
                 dim,
@@ -57,7 +35,7 @@ impl BasicTransformerBlock {
                 c.upcast,
                 c.kernels,
             )?,
-            norm2: candle_nn::layer_norm(dim, 1e-5, vb.pp("norm2"))?,
+            norm2: norm::layer_norm(dim, norm::TORCH_NORM_EPS, vb.pp("norm2"))?,
             attn2: CrossAttention::new(
                 vb.pp("attn2"),
                 dim,
@@ -67,8 +45,8 @@ impl BasicTransformerBlock {
                 c.upcast,
                 c.kernels,
             )?,
-            norm3: candle_nn::layer_norm(dim, 1e-5, vb.pp("norm3"))?,
-            ff: FeedForward::new(vb.pp("ff"), dim, c.kernels)?,
+            norm3: norm::layer_norm(dim, norm::TORCH_NORM_EPS, vb.pp("norm3"))?,
+            ff: Geglu::load(vb.pp("ff"), dim, dim * 4, c.kernels)?,
         })
     }
 
@@ -132,7 +110,7 @@ impl Transformer2D {
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
-            norm: kernels::group_norm(c.groups, channels, 1e-6, vb.pp("norm"), c.kernels)?,
+            norm: norm::group_norm(c.groups, channels, 1e-6, vb.pp("norm"), c.kernels)?,
             proj_in: proj("proj_in")?,
             blocks,
             proj_out: proj("proj_out")?,

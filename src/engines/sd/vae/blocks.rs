@@ -4,9 +4,10 @@
 use candle_core::{Module, Result, Tensor};
 use candle_nn::{Linear, VarBuilder};
 
-use crate::engines::sd::kernels::{self, Conv2d, GroupNorm, Kernels};
+use crate::engines::sd::kernels::{Conv2d, GroupNorm, Kernels};
 
 use crate::engines::nn::attention::{AttentionMode, attention_watched};
+use crate::engines::nn::norm;
 use crate::engines::progress::CancelToken;
 use crate::engines::sd::config::VaeConfig;
 use crate::engines::sd::unet::resnet::{
@@ -44,7 +45,7 @@ impl SpatialSelfAttention {
         let name = |new: &'static str, old: &'static str| if legacy { old } else { new };
         let lin = |n: &str| candle_nn::linear(channels, channels, vb.pp(n));
         Ok(Self {
-            group_norm: kernels::group_norm(groups, channels, EPS, vb.pp("group_norm"), kernels)?,
+            group_norm: norm::group_norm(groups, channels, EPS, vb.pp("group_norm"), kernels)?,
             to_q: lin(name("to_q", "query"))?,
             to_k: lin(name("to_k", "key"))?,
             to_v: lin(name("to_v", "value"))?,
@@ -156,7 +157,7 @@ impl Encoder {
             conv_in: conv(vb.pp("conv_in"), c.in_channels, ch[0], 3, 1, 1, kernels)?,
             down,
             mid: MidBlock::new(vb.pp("mid_block"), ch[last], c, kernels)?,
-            conv_norm_out: kernels::group_norm(
+            conv_norm_out: norm::group_norm(
                 c.norm_num_groups,
                 ch[last],
                 EPS,
@@ -248,7 +249,7 @@ impl Decoder {
             )?,
             mid: MidBlock::new(vb.pp("mid_block"), ch[last], c, kernels)?,
             up,
-            conv_norm_out: kernels::group_norm(
+            conv_norm_out: norm::group_norm(
                 c.norm_num_groups,
                 ch[0],
                 EPS,

@@ -3,7 +3,7 @@
 //! that one recomputes the cross-attention keys/values over all image tokens in every layer at
 //! every step; here they are projected once per image (`DecodeState::new`) and the
 //! self-attention keys/values are cached per step, so a step costs one token's worth of matmuls.
-//! The attention blocks and the cache are the shared `nn::attention` ones.
+//! The attention blocks and the cache are the shared `nn::attention` ones, the MLP nn's.
 
 use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::{Activation, Embedding, LayerNorm, Linear, VarBuilder};
@@ -12,6 +12,11 @@ use candle_transformers::models::blip_text::Config;
 use crate::engines::nn::attention::{
     self, AttentionConfig, KvCache, MultiHeadAttention, Numerics, Precision, ProjectionNames,
     ScaleAt,
+};
+use crate::engines::nn::norm;
+use crate::engines::nn::{
+    self,
+    mlp::{Mlp, MlpConfig},
 };
 
 /// transformers' BlipTextSelfAttention: the scale on the scores, scores and softmax in the
@@ -45,7 +50,7 @@ impl Attention {
         };
         Ok(Self {
             attention: MultiHeadAttention::load(vb.clone(), &attention)?,
-            norm: candle_nn::layer_norm(hidden, cfg.layer_norm_eps, vb.pp("output.LayerNorm"))?,
+            norm: norm::layer_norm(hidden, cfg.layer_norm_eps, vb.pp("output.LayerNorm"))?,
         })
     }
 
@@ -58,10 +63,9 @@ impl Attention {
 struct Layer {
     attention: Attention,
     cross: Attention,
-    intermediate: Linear,
-    output: Linear,
+    /// BERT's intermediate.dense -> act -> output.dense.
+    mlp: Mlp,
     norm: LayerNorm,
-    act: Activation,
 }
 
 impl Layer {
@@ -69,22 +73,23 @@ impl Layer {
         Ok(Self {
             attention: Attention::new(cfg, cfg.hidden_size, vb.pp("attention"))?,
             cross: Attention::new(cfg, cfg.encoder_hidden_size, vb.pp("crossattention"))?,
-            intermediate: candle_nn::linear(
-                cfg.hidden_size,
-                cfg.intermediate_size,
-                vb.pp("intermediate").pp("dense"),
+            mlp: Mlp::load(
+                vb.clone(),
+                &MlpConfig {
+                    fc1: "intermediate.dense",
+                    fc2: "output.dense",
+                    ..MlpConfig::new(
+                        cfg.hidden_size,
+                        cfg.intermediate_size,
+                        nn::activation::Activation::from_candle(cfg.hidden_act),
+                    )
+                },
             )?,
-            output: candle_nn::linear(
-                cfg.intermediate_size,
-                cfg.hidden_size,
-                vb.pp("output").pp("dense"),
-            )?,
-            norm: candle_nn::layer_norm(
+            norm: norm::layer_norm(
                 cfg.hidden_size,
                 cfg.layer_norm_eps,
                 vb.pp("output").pp("LayerNorm"),
             )?,
-            act: cfg.hidden_act,
         })
     }
 }
@@ -131,15 +136,11 @@ impl TextDecoder {
                 hidden,
                 emb.pp("position_embeddings"),
             )?,
-            embed_norm: candle_nn::layer_norm(hidden, cfg.layer_norm_eps, emb.pp("LayerNorm"))?,
+            embed_norm: norm::layer_norm(hidden, cfg.layer_norm_eps, emb.pp("LayerNorm"))?,
             layers,
             head_dense: candle_nn::linear(hidden, hidden, transform.pp("dense"))?,
             head_act: cfg.hidden_act,
-            head_norm: candle_nn::layer_norm(
-                hidden,
-                cfg.layer_norm_eps,
-                transform.pp("LayerNorm"),
-            )?,
+            head_norm: norm::layer_norm(hidden, cfg.layer_norm_eps, transform.pp("LayerNorm"))?,
             head,
             max_positions: cfg.max_position_embeddings,
         })
@@ -195,8 +196,7 @@ impl TextDecoder {
             let (ck, cv) = &state.cross[i];
             let attended = layer.cross.attention.attend(&xs, ck, cv, None)?;
             xs = layer.cross.close(&xs, &attended)?;
-            let inner = layer.intermediate.forward(&xs)?.apply(&layer.act)?;
-            xs = (layer.output.forward(&inner)? + &xs)?.apply(&layer.norm)?;
+            xs = (layer.mlp.forward(&xs)? + &xs)?.apply(&layer.norm)?;
         }
         state.len += s;
         if !all_positions {

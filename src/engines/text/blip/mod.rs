@@ -5,7 +5,6 @@
 
 mod config;
 mod decoder;
-mod gelu;
 mod generate;
 pub mod preprocess;
 mod vision;

@@ -2,16 +2,19 @@
 //! post-LayerNorm last hidden state), read under transformers' weight names. Ours so the text
 //! decoder can come from the same weights without candle's `BlipForConditionalGeneration`
 //! loading (and copying) a second decoder; the math is the same as candle's and transformers'.
-//! Attention is the shared `nn::attention` block (with BLIP's fused qkv projection).
+//! Attention is the shared `nn::attention` block (with BLIP's fused qkv projection), the MLP
+//! nn's (its exact GELU on all CPU cores).
 
 use candle_core::{Module, Result, Tensor};
-use candle_nn::{Activation, Conv2d, Conv2dConfig, LayerNorm, Linear, VarBuilder};
+use candle_nn::{Conv2d, Conv2dConfig, LayerNorm, VarBuilder};
 use candle_transformers::models::blip::VisionConfig;
 
-use super::gelu;
+use crate::engines::nn::activation::Activation;
 use crate::engines::nn::attention::{
     AttentionConfig, MultiHeadAttention, Numerics, Precision, ProjectionNames, ScaleAt,
 };
+use crate::engines::nn::mlp::{Mlp, MlpConfig};
+use crate::engines::nn::norm;
 
 /// transformers' BlipAttention: one fused `qkv` projection, the scale on q (n x head_dim) rather
 /// than on the n x n scores (9x fewer elements), scores and softmax in the model's type.
@@ -26,15 +29,12 @@ struct Layer {
     norm1: LayerNorm,
     attention: MultiHeadAttention,
     norm2: LayerNorm,
-    fc1: Linear,
-    fc2: Linear,
-    act: Activation,
+    mlp: Mlp,
 }
 
 impl Layer {
     fn new(cfg: &VisionConfig, vb: VarBuilder) -> Result<Self> {
         let width = cfg.hidden_size;
-        let mlp = vb.pp("mlp");
         let attention = AttentionConfig {
             names: ProjectionNames {
                 out: "projection",
@@ -45,19 +45,23 @@ impl Layer {
             ..AttentionConfig::new(width, cfg.num_attention_heads)
         };
         Ok(Self {
-            norm1: candle_nn::layer_norm(width, cfg.layer_norm_eps, vb.pp("layer_norm1"))?,
+            norm1: norm::layer_norm(width, cfg.layer_norm_eps, vb.pp("layer_norm1"))?,
             attention: MultiHeadAttention::load(vb.pp("self_attn"), &attention)?,
-            norm2: candle_nn::layer_norm(width, cfg.layer_norm_eps, vb.pp("layer_norm2"))?,
-            fc1: candle_nn::linear(width, cfg.intermediate_size, mlp.pp("fc1"))?,
-            fc2: candle_nn::linear(cfg.intermediate_size, width, mlp.pp("fc2"))?,
-            act: cfg.hidden_act,
+            norm2: norm::layer_norm(width, cfg.layer_norm_eps, vb.pp("layer_norm2"))?,
+            mlp: Mlp::load(
+                vb.pp("mlp"),
+                &MlpConfig::new(
+                    width,
+                    cfg.intermediate_size,
+                    Activation::from_candle(cfg.hidden_act),
+                ),
+            )?,
         })
     }
 
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         let xs = (self.attention.forward(&xs.apply(&self.norm1)?, None)? + xs)?;
-        let inner = gelu::apply(&self.act, &self.fc1.forward(&xs.apply(&self.norm2)?)?)?;
-        self.fc2.forward(&inner)? + xs
+        self.mlp.forward(&xs.apply(&self.norm2)?)? + xs
     }
 }
 
@@ -93,7 +97,7 @@ impl VisionEncoder {
             )?,
             position_embedding: emb.get((1, side * side + 1, width), "position_embedding")?,
             layers,
-            post_norm: candle_nn::layer_norm(width, cfg.layer_norm_eps, vb.pp("post_layernorm"))?,
+            post_norm: norm::layer_norm(width, cfg.layer_norm_eps, vb.pp("post_layernorm"))?,
         })
     }
 

@@ -4,7 +4,6 @@
 
 mod config;
 mod decoding;
-mod kernels;
 mod languages;
 pub mod mel;
 mod model;

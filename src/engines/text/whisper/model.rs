@@ -3,51 +3,32 @@
 //! checkpoints use the exact erf GELU), computes the encoder positions instead of loading them,
 //! fixes the MLP at 4 x d_model and re-runs the whole prefix every step (no self-attention cache).
 //! Tensor names are transformers' (`model.encoder.layers.0.self_attn.q_proj.weight` ...). The
-//! attention blocks and the decoder's key/value cache are the shared `nn::attention` ones.
+//! attention blocks and the decoder's key/value cache are the shared `nn::attention` ones; the
+//! MLPs, their activation (the exact GELU on all CPU cores) and the norms are nn's.
 
 use candle_core::{DType, Device, Module, Tensor};
-use candle_nn::{Conv1d, Conv1dConfig, Embedding, LayerNorm, Linear, VarBuilder};
+use candle_nn::{Conv1d, Conv1dConfig, Embedding, LayerNorm, VarBuilder};
 
 use super::config::ModelConfig;
-use super::kernels;
+use crate::engines::nn::activation::Activation;
 use crate::engines::nn::attention::{
     self, AttentionConfig, KvCache, MultiHeadAttention, Numerics, Precision, ProjectionBias,
     ScaleAt,
 };
+use crate::engines::nn::mlp::{Mlp, MlpConfig};
+use crate::engines::nn::norm;
 
-#[derive(Debug, Clone, Copy)]
-enum Activation {
-    /// transformers' "gelu": the exact erf form.
-    Gelu,
-    /// "gelu_new" / "gelu_pytorch_tanh": the tanh approximation.
-    GeluTanh,
-    Relu,
-}
-
-impl Activation {
-    fn parse(name: &str) -> candle_core::Result<Self> {
-        match name {
-            "gelu" => Ok(Self::Gelu),
-            "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => Ok(Self::GeluTanh),
-            "relu" => Ok(Self::Relu),
-            other => Err(candle_core::Error::Msg(format!(
-                "config.json: unsupported activation_function `{other}`"
-            ))),
-        }
-    }
-
-    fn apply(self, x: &Tensor) -> candle_core::Result<Tensor> {
-        match self {
-            Self::Gelu => kernels::gelu_erf(x),
-            Self::GeluTanh => x.gelu(),
-            Self::Relu => x.relu(),
-        }
-    }
+fn activation(name: &str) -> candle_core::Result<Activation> {
+    Activation::parse(name).ok_or_else(|| {
+        candle_core::Error::Msg(format!(
+            "config.json: unsupported activation_function `{name}`"
+        ))
+    })
 }
 
 fn layer_norm(size: usize, vb: VarBuilder) -> candle_core::Result<LayerNorm> {
     // Whisper's layer norms use PyTorch's default eps.
-    candle_nn::layer_norm(size, 1e-5, vb)
+    norm::layer_norm(size, norm::TORCH_NORM_EPS, vb)
 }
 
 /// transformers' WhisperAttention: queries scaled by head_dim^-0.5, softmax in f32 (candle's CPU
@@ -74,31 +55,29 @@ fn attention(d: usize, heads: usize, vb: VarBuilder) -> candle_core::Result<Mult
     MultiHeadAttention::load(vb, &cfg)
 }
 
-struct Mlp {
-    fc1: Linear,
-    fc2: Linear,
+/// The layer's feed-forward with its pre-norm and residual.
+struct FeedForward {
+    mlp: Mlp,
     norm: LayerNorm,
 }
 
-impl Mlp {
-    fn load(d: usize, ffn: usize, vb: &VarBuilder) -> candle_core::Result<Self> {
+impl FeedForward {
+    fn load(d: usize, ffn: usize, act: Activation, vb: &VarBuilder) -> candle_core::Result<Self> {
         Ok(Self {
-            fc1: candle_nn::linear(d, ffn, vb.pp("fc1"))?,
-            fc2: candle_nn::linear(ffn, d, vb.pp("fc2"))?,
+            mlp: Mlp::load(vb.clone(), &MlpConfig::new(d, ffn, act))?,
             norm: layer_norm(d, vb.pp("final_layer_norm"))?,
         })
     }
 
-    fn residual(&self, x: &Tensor, act: Activation) -> candle_core::Result<Tensor> {
-        let h = act.apply(&self.fc1.forward(&self.norm.forward(x)?)?)?;
-        x + self.fc2.forward(&h)?
+    fn residual(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        x + self.mlp.forward(&self.norm.forward(x)?)?
     }
 }
 
 struct EncoderLayer {
     attn: MultiHeadAttention,
     attn_norm: LayerNorm,
-    mlp: Mlp,
+    mlp: FeedForward,
 }
 
 pub struct Encoder {
@@ -118,6 +97,7 @@ impl Encoder {
             stride,
             ..Default::default()
         };
+        let act = activation(&cfg.activation_function)?;
         let conv1 = candle_nn::conv1d(cfg.num_mel_bins, d, 3, conv(1), vb.pp("conv1"))?;
         let conv2 = candle_nn::conv1d(d, d, 3, conv(2), vb.pp("conv2"))?;
         let positions = vb.get((cfg.max_source_positions, d), "embed_positions.weight")?;
@@ -127,7 +107,7 @@ impl Encoder {
                 Ok(EncoderLayer {
                     attn: attention(d, cfg.encoder_attention_heads, vb.pp("self_attn"))?,
                     attn_norm: layer_norm(d, vb.pp("self_attn_layer_norm"))?,
-                    mlp: Mlp::load(d, cfg.encoder_ffn_dim, &vb)?,
+                    mlp: FeedForward::load(d, cfg.encoder_ffn_dim, act, &vb)?,
                 })
             })
             .collect::<candle_core::Result<_>>()?;
@@ -137,7 +117,7 @@ impl Encoder {
             positions,
             layers,
             norm: layer_norm(d, vb.pp("layer_norm"))?,
-            act: Activation::parse(&cfg.activation_function)?,
+            act,
         })
     }
 
@@ -150,7 +130,7 @@ impl Encoder {
         for layer in &self.layers {
             let h = layer.attn_norm.forward(&x)?;
             x = (&x + layer.attn.forward(&h, None)?)?;
-            x = layer.mlp.residual(&x, self.act)?;
+            x = layer.mlp.residual(&x)?;
         }
         self.norm.forward(&x)
     }
@@ -161,7 +141,7 @@ struct DecoderLayer {
     self_norm: LayerNorm,
     cross_attn: MultiHeadAttention,
     cross_norm: LayerNorm,
-    mlp: Mlp,
+    mlp: FeedForward,
 }
 
 pub struct Decoder {
@@ -169,7 +149,6 @@ pub struct Decoder {
     positions: Tensor,
     layers: Vec<DecoderLayer>,
     norm: LayerNorm,
-    act: Activation,
     embed_scale: f64,
     max_positions: usize,
 }
@@ -185,6 +164,7 @@ pub struct DecoderState {
 impl Decoder {
     fn load(cfg: &ModelConfig, vb: VarBuilder) -> candle_core::Result<Self> {
         let d = cfg.d_model;
+        let act = activation(&cfg.activation_function)?;
         let tokens = candle_nn::embedding(cfg.vocab_size, d, vb.pp("embed_tokens"))?;
         let positions = vb.get((cfg.max_target_positions, d), "embed_positions.weight")?;
         let layers = (0..cfg.decoder_layers)
@@ -196,7 +176,7 @@ impl Decoder {
                     self_norm: layer_norm(d, vb.pp("self_attn_layer_norm"))?,
                     cross_attn: attention(d, heads, vb.pp("encoder_attn"))?,
                     cross_norm: layer_norm(d, vb.pp("encoder_attn_layer_norm"))?,
-                    mlp: Mlp::load(d, cfg.decoder_ffn_dim, &vb)?,
+                    mlp: FeedForward::load(d, cfg.decoder_ffn_dim, act, &vb)?,
                 })
             })
             .collect::<candle_core::Result<_>>()?;
@@ -205,7 +185,6 @@ impl Decoder {
             positions,
             layers,
             norm: layer_norm(d, vb.pp("layer_norm"))?,
-            act: Activation::parse(&cfg.activation_function)?,
             embed_scale: if cfg.scale_embedding {
                 (d as f64).sqrt()
             } else {
@@ -253,7 +232,7 @@ impl Decoder {
             let h = layer.cross_norm.forward(&x)?;
             let (ck, cv) = &state.cross_kv[i];
             x = (&x + layer.cross_attn.attend(&h, ck, cv, None)?)?;
-            x = layer.mlp.residual(&x, self.act)?;
+            x = layer.mlp.residual(&x)?;
         }
         state.len += t;
         let x = self.norm.forward(&x)?.squeeze(0)?;

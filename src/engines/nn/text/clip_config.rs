@@ -4,8 +4,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::{bad_config, read_config, unsupported};
-use crate::engines::config_check as check;
+use crate::engines::config_check::{self as check, bad_config, read_config, unsupported};
 use crate::error::Result;
 
 /// `eos_token_id` may be one id or a list; transformers compares against one.

@@ -3,17 +3,21 @@
 //! Owned rather than candle-transformers' because that one cannot be configured from
 //! config.json (private fields, fixed layer-norm eps), computes `gelu` with the tanh
 //! approximation where transformers uses erf, and lacks `text_projection` and the pooled output
-//! that SDXL needs. Its attention is the shared `nn::attention` block.
+//! that SDXL needs. Its attention is the shared `nn::attention` block, its MLP and norms nn's. SD 1.x/2.x/XL use it, and
+//! so will every family with a CLIP text encoder (FLUX's `text_encoder`).
 
 use std::path::Path;
 
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{Embedding, LayerNorm, Linear, VarBuilder};
 
-use super::config::TextEncoderConfig;
+use super::clip_config::TextEncoderConfig;
+use crate::engines::nn::activation::Activation;
 use crate::engines::nn::attention::{
     AttentionConfig, MultiHeadAttention, Numerics, Precision, ScaleAt, causal_mask,
 };
+use crate::engines::nn::mlp::{Mlp, MlpConfig};
+use crate::engines::nn::norm;
 use crate::engines::nn::weights::Weights;
 use crate::error::{Error, Result};
 
@@ -28,39 +32,12 @@ pub struct TextEncoderOutput {
     pub pooled: Tensor,
 }
 
-#[derive(Debug, Clone, Copy)]
-enum Activation {
-    QuickGelu,
-    GeluErf,
-    GeluTanh,
-}
-
-impl Activation {
-    fn from_name(name: &str) -> Self {
-        match name {
-            "gelu" => Self::GeluErf,
-            "gelu_new" | "gelu_pytorch_tanh" => Self::GeluTanh,
-            _ => Self::QuickGelu,
-        }
-    }
-
-    fn apply(self, xs: &Tensor) -> candle_core::Result<Tensor> {
-        match self {
-            Self::QuickGelu => xs * candle_nn::ops::sigmoid(&(xs * 1.702)?)?,
-            Self::GeluErf => xs.gelu_erf(),
-            Self::GeluTanh => xs.gelu(),
-        }
-    }
-}
-
 #[derive(Debug)]
 struct EncoderLayer {
     layer_norm1: LayerNorm,
     self_attn: MultiHeadAttention,
     layer_norm2: LayerNorm,
-    fc1: Linear,
-    fc2: Linear,
-    activation: Activation,
+    mlp: Mlp,
 }
 
 /// transformers' CLIPAttention: queries scaled in the model's type, then scores and softmax in
@@ -80,12 +57,18 @@ impl EncoderLayer {
             ..AttentionConfig::new(h, c.num_attention_heads)
         };
         Ok(Self {
-            layer_norm1: candle_nn::layer_norm(h, c.layer_norm_eps, vb.pp("layer_norm1"))?,
+            layer_norm1: norm::layer_norm(h, c.layer_norm_eps, vb.pp("layer_norm1"))?,
             self_attn: MultiHeadAttention::load(vb.pp("self_attn"), &attn)?,
-            layer_norm2: candle_nn::layer_norm(h, c.layer_norm_eps, vb.pp("layer_norm2"))?,
-            fc1: candle_nn::linear(h, c.intermediate_size, vb.pp("mlp.fc1"))?,
-            fc2: candle_nn::linear(c.intermediate_size, h, vb.pp("mlp.fc2"))?,
-            activation: Activation::from_name(&c.hidden_act),
+            layer_norm2: norm::layer_norm(h, c.layer_norm_eps, vb.pp("layer_norm2"))?,
+            // The config admits quick_gelu, gelu, gelu_new and gelu_pytorch_tanh.
+            mlp: Mlp::load(
+                vb.pp("mlp"),
+                &MlpConfig::new(
+                    h,
+                    c.intermediate_size,
+                    Activation::parse(&c.hidden_act).unwrap_or(Activation::QuickGelu),
+                ),
+            )?,
         })
     }
 
@@ -93,8 +76,7 @@ impl EncoderLayer {
     fn forward(&self, xs: &Tensor, mask: &Tensor) -> candle_core::Result<Tensor> {
         let normed = self.layer_norm1.forward(xs)?;
         let xs = (xs + self.self_attn.forward(&normed, Some(mask))?)?;
-        let mlp = self.layer_norm2.forward(&xs)?.apply(&self.fc1)?;
-        let mlp = self.fc2.forward(&self.activation.apply(&mlp)?)?;
+        let mlp = self.mlp.forward(&self.layer_norm2.forward(&xs)?)?;
         xs + mlp
     }
 }
@@ -148,8 +130,7 @@ impl TextEncoder {
         let layers = (0..c.num_hidden_layers)
             .map(|i| EncoderLayer::new(tm.pp(format!("encoder.layers.{i}")), c))
             .collect::<candle_core::Result<Vec<_>>>()?;
-        let final_layer_norm =
-            candle_nn::layer_norm(h, c.layer_norm_eps, tm.pp("final_layer_norm"))?;
+        let final_layer_norm = norm::layer_norm(h, c.layer_norm_eps, tm.pp("final_layer_norm"))?;
         let text_projection = if vb.contains_tensor("text_projection.weight") {
             let out = c.projection_dim.unwrap_or(h);
             Some(candle_nn::linear_no_bias(h, out, vb.pp("text_projection"))?)
