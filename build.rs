@@ -1,13 +1,13 @@
 //! With the `cuda` feature, compiles the engine's own CUDA kernels
-//! (src/engines/sd/kernels/cuda/sd_kernels.cu and the .cuh files it includes) to PTX with nvcc,
+//! (src/engines/nn/kernels/cuda/sd_kernels.cu and the .cuh files it includes) to PTX with nvcc,
 //! as candle-kernels does for candle's. Without it, does nothing.
 
 use std::path::PathBuf;
 use std::process::Command;
 
-const SOURCE: &str = "src/engines/sd/kernels/cuda/sd_kernels.cu";
+const SOURCE: &str = "src/engines/nn/kernels/cuda/sd_kernels.cu";
 /// The folder of SOURCE and the per-op headers it includes.
-const SOURCE_DIR: &str = "src/engines/sd/kernels/cuda";
+const SOURCE_DIR: &str = "src/engines/nn/kernels/cuda";
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=build.rs");

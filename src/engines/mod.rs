@@ -17,7 +17,7 @@ pub use progress::{CancelToken, EngineEvent, ProgressSink};
 /// start and passed down with every load; `Default` is none set).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct EngineSwitches {
-    /// candle's stock layers instead of ours (`sd::kernels::Kernels::Stock`).
+    /// candle's stock layers instead of ours (`nn::kernels::Kernels::Stock`).
     pub stock_kernels: bool,
     /// Weights copied instead of mapped (CPU) or staged (CUDA) (`nn::weights`).
     pub copy_weights: bool,
@@ -35,7 +35,7 @@ impl EngineSwitches {
     }
 
     /// The layers' implementation these switches pick.
-    pub fn kernels(self) -> sd::kernels::Kernels {
-        sd::kernels::Kernels::stock_if(self.stock_kernels)
+    pub fn kernels(self) -> nn::kernels::Kernels {
+        nn::kernels::Kernels::stock_if(self.stock_kernels)
     }
 }

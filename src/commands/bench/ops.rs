@@ -14,10 +14,10 @@ use super::report::median_min;
 use super::{BenchSetup, validate_size};
 use crate::engines::nn::attention::{AttentionMode, attention_with};
 use crate::engines::nn::compare;
-use crate::engines::sd::config::UNetConfig;
-use crate::engines::sd::kernels::{
+use crate::engines::nn::kernels::{
     Conv2d, GroupNorm, Kernels, geglu, linear_geglu, upsample_nearest2d,
 };
+use crate::engines::sd::config::UNetConfig;
 use crate::{Error, Result};
 
 type Run<'a> = Box<dyn Fn(bool) -> candle_core::Result<Tensor> + 'a>;
@@ -123,7 +123,7 @@ fn cases<'a>(
         name: "unet_to_tokens",
         shape: format!("{batch}x{c0}x{tokens} -> {batch}x{tokens}x{c0}"),
         dtype,
-        run: Box::new(move |fast| crate::engines::sd::kernels::transpose_last2(&xt, fast)),
+        run: Box::new(move |fast| crate::engines::nn::kernels::transpose_last2(&xt, fast)),
     });
     if device.is_cuda() && dtype == DType::F16 {
         out.extend(tensor_core_attention_cases(c, batch, tokens, device)?);
@@ -226,7 +226,7 @@ fn tensor_core_attention_cases<'a>(
     .zip(shapes.chain([(tokens, 77, first_d)]))
     {
         let rows = batch * heads;
-        if !crate::engines::sd::kernels::FUSED_ATTENTION_HEAD_DIMS.contains(&d) {
+        if !crate::engines::nn::kernels::FUSED_ATTENTION_HEAD_DIMS.contains(&d) {
             continue;
         }
         let q = randn(&[rows, n_q, d], (d as f64).powf(-0.5), DType::F16, device)?;
@@ -237,7 +237,7 @@ fn tensor_core_attention_cases<'a>(
             shape: format!("{rows}x{n_q}x{d} . {n_k} keys (scalar kernel -> tensor cores)"),
             dtype: DType::F16,
             run: Box::new(move |tc| {
-                crate::engines::sd::kernels::fused_attention_with(&q, &k, &v, tc).unwrap_or_else(
+                crate::engines::nn::kernels::fused_attention_with(&q, &k, &v, tc).unwrap_or_else(
                     || Err(candle_core::Error::Msg("no fused attention here".into())),
                 )
             }),

@@ -2,7 +2,7 @@
 //! multi-head block with its projections, and the key/value cache for incremental decoding.
 //!
 //! - `packed`: the fast path on the projections' `(batch, tokens, heads*d)` layout, with this
-//!   crate's fused CPU/CUDA kernels (`sd::kernels`), query chunks under a memory budget
+//!   crate's fused CPU/CUDA kernels (`nn::kernels`), query chunks under a memory budget
 //!   (`AttentionMode`) and cancellation between chunks: the UNet and the VAE.
 //! - `heads`: attention on `(batch, heads, tokens, d)` with an optional additive mask and grouped
 //!   key/value heads; `Numerics` records where a model scales and in which type it takes the
@@ -11,7 +11,7 @@
 //!   fused qkv), self- or cross-attention; CLIP, Whisper, BLIP, MusicGen and Parler-TTS use it.
 //! - `KvCache` (past keys/values of a decoder) and `causal_mask`.
 //!
-//! The kernels themselves still live in `sd::kernels` (one CUDA PTX build for all of them).
+//! The kernels themselves live in `nn::kernels` (one CUDA PTX build for all of them).
 
 mod block;
 mod heads;

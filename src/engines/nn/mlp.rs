@@ -2,8 +2,8 @@
 //! - [`Mlp`]: linear -> activation -> linear (CLIP, Whisper, BLIP, MusicGen, Parler; with
 //!   diffusers' names `net.0.proj` / `net.2` and GELU-tanh it is diffusers' "gelu-approximate"
 //!   FeedForward, FLUX's);
-//! - [`Geglu`]: diffusers' "geglu" FeedForward (SD's transformer blocks), on SD's fused CPU/CUDA
-//!   GEGLU kernels, which stay in sd/kernels;
+//! - [`Geglu`]: diffusers' "geglu" FeedForward (SD's transformer blocks), on the fused CPU/CUDA
+//!   GEGLU kernels of `nn::kernels`;
 //! - [`GatedMlp`]: down(act(gate(x)) * up(x)) without biases, T5 v1.1's "gated-gelu"
 //!   (transformers' T5DenseGatedActDense: `wi_0`, `wi_1`, `wo`).
 
@@ -11,7 +11,7 @@ use candle_core::{Module, Result, Tensor};
 use candle_nn::{Linear, VarBuilder};
 
 use super::activation::Activation;
-use crate::engines::sd::kernels::{self, Kernels};
+use crate::engines::nn::kernels::{self, Kernels};
 
 /// Sizes, activation, biases and weight names of an [`Mlp`].
 #[derive(Debug, Clone, Copy)]

@@ -6,10 +6,13 @@
 //! - `weights`: weight loading (safetensors, memory-mapped, converted, staged onto CUDA; GGUF files
 //!   read and dequantized one tensor at a time, or handed out as candle's quantized tensors);
 //! - `text`: the text encoders: CLIP (SD's) and T5 (MusicGen's and Parler's; FLUX's to come);
-//! - `norm`: LayerNorm, RMSNorm and GroupNorm (on SD's fused kernels) from a VarBuilder;
-//! - `mlp`: the feed-forwards (linear-act-linear, diffusers' GEGLU on SD's fused kernels, T5's
+//! - `norm`: LayerNorm, RMSNorm and GroupNorm (on the fused kernels) from a VarBuilder;
+//! - `mlp`: the feed-forwards (linear-act-linear, diffusers' GEGLU on the fused kernels, T5's
 //!   gated GELU) and `activation`: transformers' activations, the exact GELU on all CPU cores;
 //! - `rotary`: rotary position embeddings, Llama/Qwen's (rotate-half) and FLUX's (multi-axis);
+//! - `kernels`: this crate's CPU and CUDA kernels (convolution, fused GroupNorm(+SiLU), softmax,
+//!   attention, GEGLU, upsampling; CUDA's PTX built from kernels/cuda/ by build.rs), each a
+//!   drop-in for the candle layer it replaces, with `Kernels::Stock` for candle's own;
 //! - `compare`: how outputs are compared with a reference (kernel tests, `bench ops`, the parity
 //!   tests); `dtype`: a dtype's reported name.
 //!
@@ -19,6 +22,7 @@ pub mod activation;
 pub mod attention;
 pub mod compare;
 pub mod dtype;
+pub mod kernels;
 pub mod mlp;
 pub mod norm;
 pub mod rotary;

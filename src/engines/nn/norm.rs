@@ -1,12 +1,12 @@
 //! The norms every family builds from a VarBuilder: LayerNorm and RMSNorm (candle_nn's, with
-//! the checkpoint's names `weight` / `bias`) and GroupNorm (diffusers' affine GroupNorm on SD's
-//! fused kernels, which stay in sd/kernels with the other CPU/CUDA kernels). The eps is always
+//! the checkpoint's names `weight` / `bias`) and GroupNorm (diffusers' affine GroupNorm on the
+//! fused kernels of `nn::kernels`). The eps is always
 //! the caller's: the model's config, or PyTorch's default where the model hard-codes it.
 
 use candle_core::Result;
 use candle_nn::{LayerNorm, RmsNorm, VarBuilder};
 
-use crate::engines::sd::kernels::{GroupNorm, Kernels};
+use crate::engines::nn::kernels::{GroupNorm, Kernels};
 
 /// PyTorch's `nn.LayerNorm` / `nn.GroupNorm` default eps, which models that do not configure it
 /// (Whisper, MusicGen, Parler, SD's transformer blocks) run with.

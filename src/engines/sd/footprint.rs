@@ -9,8 +9,8 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::config::{TextEncoderConfig, UNetConfig, VaeConfig};
-use super::kernels;
 use crate::engines::nn::attention::{CPU_SCORE_BUDGET_BYTES, GPU_SCORE_BUDGET_BYTES};
+use crate::engines::nn::kernels;
 
 /// Whether CUDA's fused attention kernels (which keep the scores on chip) run heads of `head_dim`.
 pub fn fused_attention(head_dim: u64) -> bool {

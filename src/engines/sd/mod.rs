@@ -14,7 +14,6 @@ pub use pipeline::SdPipeline;
 pub use request::{GenerateRequest, GeneratedImage, LoadOptions, MemoryModes};
 
 pub mod config;
-pub mod kernels;
 pub mod noise;
 pub mod schedulers;
 pub mod tokenizer;

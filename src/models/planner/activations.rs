@@ -30,7 +30,7 @@ use crate::engines::sd::footprint as sd_footprint;
 pub enum ConvWorkspace {
     /// Metal (candle's conv2d): the full im2col matrix.
     Im2col,
-    /// CUDA (the engine's kernel, `engines/sd/kernels/cuda/conv.rs`): the im2col matrix in
+    /// CUDA (the engine's kernel, `engines/nn/kernels/cuda/conv.rs`): the im2col matrix in
     /// chunks of at most `sd_footprint::CUDA_CONV_BUDGET_BYTES`, at least 8 positions.
     Im2colChunked,
     /// The CPU: in f32 the engine's own kernel builds the im2col matrix one band of output rows

@@ -9,8 +9,8 @@
 use candle_core::{DType, Device, Result, Tensor};
 
 use super::AttentionMode;
+use crate::engines::nn::kernels;
 use crate::engines::progress::CancelToken;
-use crate::engines::sd::kernels;
 
 /// The type the scores and softmax are computed in. f32 inputs stay f32. Half-precision inputs
 /// are upcast to f32, except f16 on CUDA with our kernels on and no `upcast` asked: there the

@@ -6,8 +6,8 @@ use candle_core::{Result, Tensor};
 use candle_nn::VarBuilder;
 
 use crate::engines::nn::attention::{AttentionMode, attention_watched};
+use crate::engines::nn::kernels::{Kernels, linear};
 use crate::engines::progress::CancelToken;
-use crate::engines::sd::kernels::{Kernels, linear};
 
 /// diffusers' `Attention` as the UNet uses it: to_q/to_k/to_v (no bias) and to_out.0.
 #[derive(Debug)]

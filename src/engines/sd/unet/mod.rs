@@ -5,6 +5,9 @@
 pub mod blocks;
 pub mod cross_attention;
 pub mod embeddings;
+#[cfg(all(test, feature = "cuda"))]
+#[allow(clippy::unwrap_used)]
+mod gpu_parity;
 pub mod probe;
 pub mod resnet;
 pub mod transformer;
@@ -19,9 +22,9 @@ use self::embeddings::{TimestepEmbedding, host_f32, sinusoidal};
 use self::resnet::{ResnetConfig, conv, norm_silu};
 use self::transformer::TransformerConfig;
 use super::config::UNetConfig;
-use super::kernels::{Conv2d, GroupNorm};
 use crate::engines::EngineSwitches;
 use crate::engines::nn::attention::AttentionMode;
+use crate::engines::nn::kernels::{Conv2d, GroupNorm};
 use crate::engines::nn::norm;
 use crate::engines::nn::weights::Weights;
 use crate::engines::progress::CancelToken;

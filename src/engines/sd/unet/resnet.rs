@@ -3,8 +3,8 @@
 use candle_core::{Module, Result, Tensor};
 use candle_nn::{Conv2dConfig, Linear, VarBuilder};
 
+use crate::engines::nn::kernels::{self, Conv2d, GroupNorm, Kernels};
 use crate::engines::nn::norm;
-use crate::engines::sd::kernels::{self, Conv2d, GroupNorm, Kernels};
 
 pub fn conv(
     vb: VarBuilder,

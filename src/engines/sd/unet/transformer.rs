@@ -7,9 +7,9 @@ use candle_nn::{LayerNorm, Linear, VarBuilder};
 use super::blocks::BlockInputs;
 use super::cross_attention::CrossAttention;
 use super::resnet::conv;
+use crate::engines::nn::kernels::{self, Conv2d, GroupNorm, Kernels};
 use crate::engines::nn::mlp::Geglu;
 use crate::engines::nn::norm;
-use crate::engines::sd::kernels::{self, Conv2d, GroupNorm, Kernels};
 
 #[derive(Debug)]
 struct BasicTransformerBlock {

@@ -4,7 +4,7 @@
 use candle_core::{Module, Result, Tensor};
 use candle_nn::{Linear, VarBuilder};
 
-use crate::engines::sd::kernels::{Conv2d, GroupNorm, Kernels};
+use crate::engines::nn::kernels::{Conv2d, GroupNorm, Kernels};
 
 use crate::engines::nn::attention::{AttentionMode, attention_watched};
 use crate::engines::nn::norm;

@@ -12,7 +12,7 @@ use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::VarBuilder;
 
 use crate::engines::EngineSwitches;
-use crate::engines::sd::kernels::Conv2d;
+use crate::engines::nn::kernels::Conv2d;
 
 use self::blocks::{Decoder, Encoder};
 use super::config::VaeConfig;

@@ -7,7 +7,7 @@ use super::*;
 /// The im2col workspace: at most this many bytes. Whole batch elements share one strided
 /// batched GEMM while they fit (one element's GEMM alone leaves most of a large GPU idle at the
 /// UNet's first level); larger ones are built in spatial chunks.
-const COL_BUDGET_BYTES: usize = crate::engines::sd::kernels::conv::CUDA_COL_BUDGET_BYTES;
+const COL_BUDGET_BYTES: usize = crate::engines::nn::kernels::conv::CUDA_COL_BUDGET_BYTES;
 
 /// Conv2d, groups 1, dilation 1: input (b, c_in, h, w), weight (c_out, c_in, kh, kw), and as a
 /// three-input op a bias (c_out).

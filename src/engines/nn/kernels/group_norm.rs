@@ -158,7 +158,7 @@ impl CustomOp1 for FusedGroupNorm {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::engines::sd::kernels::test_support::rel;
+    use crate::engines::nn::kernels::test_support::rel;
     use candle_core::Device;
 
     fn layer(c: usize, groups: usize) -> GroupNorm {

@@ -6,7 +6,7 @@
 
 use candle_core::{DType, Device, Module, Tensor};
 
-use crate::engines::sd::kernels::{
+use crate::engines::nn::kernels::{
     Conv2d, GroupNorm, add_per_channel, geglu, linear, linear_geglu, test_support::rel,
 };
 
@@ -57,7 +57,7 @@ fn tiled_im2col_convolutions_match_candles() {
             };
             let conv = Conv2d::from_candle(
                 candle_nn::Conv2d::new(weight, Some(bias), cfg),
-                crate::engines::sd::kernels::Kernels::Ours,
+                crate::engines::nn::kernels::Kernels::Ours,
             );
             let ours = conv.forward_with(&x, true).unwrap();
             let stock = conv.forward_with(&x, false).unwrap();

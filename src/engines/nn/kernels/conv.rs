@@ -239,7 +239,7 @@ impl CustomOp1 for Im2Col {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::engines::sd::kernels::test_support::rel;
+    use crate::engines::nn::kernels::test_support::rel;
     use candle_core::Device;
 
     fn plain(

@@ -108,7 +108,7 @@ fn softmax_row_portable(row: &mut [f32]) {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::engines::sd::kernels::test_support::rel;
+    use crate::engines::nn::kernels::test_support::rel;
     use candle_core::Device;
 
     #[test]

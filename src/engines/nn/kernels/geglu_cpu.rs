@@ -70,7 +70,7 @@ fn geglu_row_portable(hidden: &[f32], gate: &[f32], out: &mut [f32]) {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::engines::sd::kernels::test_support::rel;
+    use crate::engines::nn::kernels::test_support::rel;
     use candle_core::{D, Device, Tensor};
 
     #[test]

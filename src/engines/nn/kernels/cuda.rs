@@ -163,9 +163,6 @@ mod im2col;
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests;
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod unet_parity;
 
 pub use attention::{FLASH_HEAD_DIMS, FlashAttnOp};
 pub use conv::Conv2dOp;

@@ -11,8 +11,9 @@
 //!   bias kernel), the time-embedding add, the tokens transpose and 2x upsampling as our own
 //!   kernels (`cuda.rs`, PTX from `cuda/sd_kernels.cu`) in f32/f16/bf16.
 //!
-//! Other devices and dtypes use candle's implementations unchanged. engines/nn builds on them
-//! too: `nn::norm::group_norm`, `nn::mlp::Geglu` and `nn::attention`'s packed path.
+//! Other devices and dtypes use candle's implementations unchanged. The rest of engines/nn builds
+//! on them (`nn::norm::group_norm`, `nn::mlp::Geglu`, `nn::attention`'s packed path), and so do
+//! SD's UNet and VAE (convolutions, upsampling) and the planner (through `sd::footprint`).
 
 mod approx;
 mod attention_cpu;

@@ -149,7 +149,7 @@ impl CustomOp3 for FusedAttention {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::engines::sd::kernels::test_support::rel;
+    use crate::engines::nn::kernels::test_support::rel;
     use candle_core::Device;
 
     fn reference(q: &Tensor, k: &Tensor, v: &Tensor) -> Tensor {

@@ -1,5 +1,5 @@
 // CUDA kernels for the Stable Diffusion engine, compiled to one PTX module by build.rs when the
-// `cuda` feature is on (src/engines/sd/kernels/cuda.rs launches them). Every kernel reads and
+// `cuda` feature is on (src/engines/nn/kernels/cuda.rs launches them). Every kernel reads and
 // writes contiguous tensors and accumulates in f32 whatever the storage type. This file holds
 // the shared helpers and the extern "C" entry points; each op's device code is in <op>.cuh.
 
