@@ -385,6 +385,29 @@ fn bad_audio_and_text_input_exits_2_with_nothing_written() {
 }
 
 #[test]
+fn a_damaged_enhancer_gguf_exits_2_naming_it() {
+    let run = Run::new();
+    let good = std::fs::read(fixture("qwen2-tiny-gguf/qwen2-tiny-f32.gguf")).unwrap();
+    // Cut short (an interrupted download), and a header claiming 2^62 tensors, which candle's own
+    // parser would try to allocate for: both are refused before any model code runs.
+    let truncated = run.dir.path().join("cut.gguf");
+    std::fs::write(&truncated, &good[..good.len() / 2]).unwrap();
+    let mut absurd = good.clone();
+    absurd[8..16].copy_from_slice(&(1u64 << 62).to_le_bytes());
+    let huge = run.dir.path().join("huge.gguf");
+    std::fs::write(&huge, &absurd).unwrap();
+    for (file, name) in [(&truncated, "cut.gguf"), (&huge, "huge.gguf")] {
+        bad_input(
+            json_command(&run)
+                .args(["--kind", "enhance", "--prompt", "a fox", "--enhancer"])
+                .arg(file),
+            name,
+            &run,
+        );
+    }
+}
+
+#[test]
 fn a_job_file_mixes_kinds_with_paths_relative_to_it() {
     let run = Run::new();
     let audio = speech_wav(&run);

@@ -313,7 +313,7 @@ fn bad_files_are_bad_input_naming_the_file() {
     std::fs::write(&truncated, &bytes[..bytes.len() - 1000]).unwrap();
     let message = bad_input(&truncated);
     assert!(
-        message.contains("truncated.gguf") && message.contains("ends at byte"),
+        message.contains("truncated.gguf") && message.contains("the file is truncated"),
         "{message}"
     );
 

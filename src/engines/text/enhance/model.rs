@@ -2,13 +2,14 @@
 //! candle-transformers' quantized model for it.
 
 use std::fs::File;
-use std::io::{BufReader, Read, Seek};
+use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use candle_core::quantized::gguf_file;
 use candle_core::{Device, Tensor};
 use candle_transformers::models::{quantized_llama, quantized_qwen2};
 
+use crate::engines::nn::weights::gguf::GgufFile as CheckedGguf;
 use crate::error::{Error, Result};
 
 /// The GGUF file and the tokenizer.json beside it, if any.
@@ -80,31 +81,18 @@ fn corrupt(file: &Path, what: impl std::fmt::Display) -> Error {
     ))
 }
 
-/// Reads the header and checks every tensor lies inside the file, so a truncated download is
-/// reported here, naming the file, rather than as a read error deep in the model loader.
+/// Reads the header through nn's GGUF reader, which checks every count, offset, alignment and
+/// tensor type against the file's size (candle's own parser panics on some damaged headers and
+/// allocates whatever a header claims), so a truncated or corrupt download is reported here,
+/// naming the file, rather than deep in the model loader; candle's quantized model code then
+/// reads the tensors through `reader`.
 pub fn open_gguf(file: &Path) -> Result<GgufFile> {
+    let content = CheckedGguf::open(file)?.candle_content()?;
     let handle = File::open(file).map_err(|e| Error::io(file, e))?;
-    let len = handle.metadata().map_err(|e| Error::io(file, e))?.len();
-    let mut reader = BufReader::new(handle);
-    let mut magic = [0u8; 4];
-    if reader.read_exact(&mut magic).is_err() || &magic != b"GGUF" {
-        return Err(corrupt(file, "it does not start with the GGUF magic"));
-    }
-    reader.rewind().map_err(|e| Error::io(file, e))?;
-    let content = gguf_file::Content::read(&mut reader).map_err(|e| corrupt(file, e))?;
-    for (name, info) in &content.tensor_infos {
-        let dtype = info.ggml_dtype;
-        let bytes =
-            (info.shape.elem_count() / dtype.block_size()) as u64 * dtype.type_size() as u64;
-        let end = content.tensor_data_offset + info.offset + bytes;
-        if end > len {
-            return Err(corrupt(
-                file,
-                format!("tensor {name} ends at byte {end} but the file has {len} bytes"),
-            ));
-        }
-    }
-    Ok(GgufFile { content, reader })
+    Ok(GgufFile {
+        content,
+        reader: BufReader::new(handle),
+    })
 }
 
 pub fn metadata_string(content: &gguf_file::Content, key: &str) -> Option<String> {
