@@ -19,7 +19,8 @@ make_*.py, but padded to the real vocabulary size where a shape or a special-tok
   blip-image-captioning-base  Salesforce/blip-image-captioning-base (ViT-B/16 at 384, BERT-base decoder)
   qwen2.5-0.5b-instruct-gguf  Qwen/Qwen2.5-0.5B-Instruct as ONE Q8_0 GGUF (llama.cpp layout, every
                               matrix Q8_0, norms f32); transformers gets the same Q8_0-rounded weights
-                              as f32 safetensors in qwen2.5-0.5b-instruct-hf/
+                              as f32 safetensors in qwen2.5-0.5b-instruct-hf/, and our binary runs a
+                              second time on the same rounded values as an F32 GGUF (same precision)
   whisper-base                openai/whisper-base (6+6 layers, d_model 512, vocab 51865)
 
 Work, the same on both sides (prompt, lengths, decoding rule):
@@ -312,6 +313,9 @@ def build_qwen(out: Path) -> None:
                                    temperature=0.7, top_p=0.8, top_k=20, repetition_penalty=1.05)
     model.save_pretrained(hf, safe_serialization=True)
     me.write_gguf(out / "qwen2.5-0.5b-instruct-q8_0.gguf", model, tok, "q8_0", "qwen2")
+    # The same (already Q8_0-rounded) values stored as F32: our binary run on this file does the
+    # arithmetic transformers does (f32 weights, f32 matmuls), so the two can be compared like for like.
+    me.write_gguf(out / "qwen2.5-0.5b-instruct-f32.gguf", model, tok, "f32", "qwen2")
 
 
 def whisper_languages():
@@ -543,7 +547,7 @@ PY = {"musicgen-small": py_musicgen, "parler-tts-mini-v1": py_parler, "blip-imag
 # Our binary
 # ----------------------------------------------------------------------------------------------
 
-def ours_args(mid: str, d: Path) -> list[str]:
+def ours_args(mid: str, d: Path, variant: str = "") -> list[str]:
     if mid == "musicgen-small":
         return ["--model", str(d), "--prompt", MUSIC_PROMPT, "--duration", str(MUSIC_SECONDS), "--seed", "1"]
     if mid == "parler-tts-mini-v1":
@@ -552,7 +556,8 @@ def ours_args(mid: str, d: Path) -> list[str]:
     if mid == "blip-image-captioning-base":
         return ["--model", str(d), "--caption", str(ROOT / "inputs" / "photo.png"), "--max-tokens", str(TEXT_TOKENS)]
     if mid == "qwen2.5-0.5b-instruct-gguf":
-        return ["--kind", "enhance", "--enhancer", str(d / "qwen2.5-0.5b-instruct-q8_0.gguf"), "--prompt",
+        gguf_file = "qwen2.5-0.5b-instruct-f32.gguf" if variant == "f32" else "qwen2.5-0.5b-instruct-q8_0.gguf"
+        return ["--kind", "enhance", "--enhancer", str(d / gguf_file), "--prompt",
                 ENHANCE_IDEA, "--max-tokens", str(TEXT_TOKENS), "--seed", "1"]
     if mid == "whisper-base":
         return ["--model", str(d), "--audio", str(FIX / "audio" / "speech.wav"), "--language", "en",
@@ -560,11 +565,11 @@ def ours_args(mid: str, d: Path) -> list[str]:
     raise KeyError(mid)
 
 
-def run_ours(mid: str, d: Path, run: int) -> dict:
-    out = ROOT / "ours_out" / f"{mid}-{run}"
+def run_ours(mid: str, d: Path, run: int, variant: str = "") -> dict:
+    out = ROOT / "ours_out" / f"{mid}{'-' + variant if variant else ''}-{run}"
     shutil.rmtree(out, ignore_errors=True)
     env = dict(os.environ, PALLAIDIUM_HOME=str(ROOT / "home"), HF_HUB_OFFLINE="1")
-    cmd = [str(BIN), "--headless", "--device", "cpu", "--json", "--out", str(out)] + ours_args(mid, d)
+    cmd = [str(BIN), "--headless", "--device", "cpu", "--json", "--out", str(out)] + ours_args(mid, d, variant)
     t0 = time.perf_counter()
     p = subprocess.run(cmd, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t0
@@ -717,24 +722,28 @@ def main() -> None:
                 entry["theirs"]["runs"] = len(good)
             else:
                 entry["theirs"] = theirs_runs[-1]
-        runs = []
-        for r in range(args.runs):
-            res = run_ours(mid, ROOT / mid, r)
-            runs.append(res)
-            print(mid, "ours run", r, {k: v for k, v in res.items() if k not in ("outputs", "cmd")}, flush=True)
-            if "error" in res:
-                break
-        entry["ours_runs"] = runs
-        ok = [r for r in runs if "error" not in r]
-        if ok:
-            entry["ours"] = {k: statistics.median(r[k] for r in ok) for k in ("load", "generate", "total", "peak")
-                             if all(r.get(k) is not None for r in ok)}
-            entry["ours"]["outputs"] = ok[-1]["outputs"]
-            entry["ours"]["duration_s"] = ok[-1].get("duration_s")
-            entry["ours"]["text"] = text_of(ok[-1]["outputs"])
-        else:
-            entry["ours"] = {"error": runs[-1]["error"]}
-        entry["cmd"] = runs[0]["cmd"]
+        # Qwen: ours on the Q8_0 file (what users run) and on the F32 file (transformers' precision).
+        for variant in (["", "f32"] if mid == "qwen2.5-0.5b-instruct-gguf" else [""]):
+            key = "ours_" + variant if variant else "ours"
+            runs = []
+            for r in range(args.runs):
+                res = run_ours(mid, ROOT / mid, r, variant)
+                runs.append(res)
+                print(mid, key, "run", r, {k: v for k, v in res.items() if k not in ("outputs", "cmd")}, flush=True)
+                if "error" in res:
+                    break
+            entry[key + "_runs"] = runs
+            ok = [r for r in runs if "error" not in r]
+            if ok:
+                entry[key] = {k: statistics.median(r[k] for r in ok) for k in ("load", "generate", "total", "peak")
+                              if all(r.get(k) is not None for r in ok)}
+                entry[key]["outputs"] = ok[-1]["outputs"]
+                entry[key]["duration_s"] = ok[-1].get("duration_s")
+                entry[key]["text"] = text_of(ok[-1]["outputs"])
+                entry[key]["runs"] = len(ok)
+            else:
+                entry[key] = {"error": runs[-1]["error"]}
+            entry[key.replace("ours", "cmd")] = runs[0]["cmd"]
         entry["parity"] = parity(mid, entry["theirs"], entry["ours"])
         entry["uptime_after"] = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
         results[mid] = entry
@@ -759,6 +768,11 @@ def main() -> None:
             theirs_cells = f"{fmt_s(t.get('load'))} | {fmt_s(t.get('generate'))} | {fmt_b(t.get('peak'))}"
         ratio = (f"{t['generate'] / o['generate']:.2f}x" if o.get("generate") and t.get("generate") else "-")
         print(f"| {mid} | {WORK[mid]} | {ours_cells} | {theirs_cells} | {ratio} | {e.get('parity')} |")
+        o = e.get("ours_f32")
+        if o and "error" not in o:
+            ratio = (f"{t['generate'] / o['generate']:.2f}x" if o.get("generate") and t.get("generate") else "-")
+            print(f"| {mid} (ours: F32 GGUF) | {WORK[mid].replace('Q8_0', 'f32 both sides')} | {fmt_s(o.get('load'))} | "
+                  f"{fmt_s(o.get('generate'))} | {fmt_b(o.get('peak'))} | {theirs_cells} | {ratio} | n/a (sampling) |")
 
 
 if __name__ == "__main__":
