@@ -5,7 +5,8 @@ use crate::engines::nn::activation::Activation;
 use crate::engines::nn::compare::max_rel_diff;
 use serde_json::{Value, json};
 
-/// Z-Image-Turbo's `text_encoder/config.json` (Qwen3-4B, saved by transformers 4.51).
+/// Z-Image-Turbo's `text_encoder/config.json` (Qwen3-4B, saved by transformers 4.51) as
+/// DiffSynth-Studio's `z_image_text_encoder.py` reproduces it (not read from the hub here).
 fn zimage_config() -> Value {
     json!({
         "architectures": ["Qwen3ForCausalLM"], "attention_bias": false, "attention_dropout": 0.0,
