@@ -17,6 +17,7 @@ mod parity_musicgen;
 mod parity_parler;
 mod parity_pipeline;
 mod parity_power;
+mod parity_qwen;
 mod parity_rope;
 mod parity_schedulers;
 mod parity_t5;

@@ -5,7 +5,8 @@
 //!   multi-head block and the decoders' key/value cache (CLIP, Whisper, BLIP, MusicGen, Parler);
 //! - `weights`: weight loading (safetensors, memory-mapped, converted, staged onto CUDA; GGUF files
 //!   read and dequantized one tensor at a time, or handed out as candle's quantized tensors);
-//! - `text`: the text encoders: CLIP (SD's) and T5 (MusicGen's and Parler's; FLUX's to come);
+//! - `text`: the text encoders: CLIP (SD's), T5 (MusicGen's and Parler's; FLUX's to come) and
+//!   Qwen3 (Z-Image's: a chosen hidden state under a padding mask);
 //! - `norm`: LayerNorm, RMSNorm and GroupNorm (on the fused kernels) from a VarBuilder;
 //! - `mlp`: the feed-forwards (linear-act-linear, diffusers' GEGLU on the fused kernels, T5's
 //!   gated GELU) and `activation`: transformers' activations, the exact GELU on all CPU cores;

@@ -1,7 +1,10 @@
 //! Text encoders more than one family uses: `clip` (transformers' CLIPTextModel and
-//! CLIPTextModelWithProjection; its config.json in `clip_config`) and `t5` (transformers'
-//! T5EncoderModel).
+//! CLIPTextModelWithProjection; its config.json in `clip_config`), `t5` (transformers'
+//! T5EncoderModel) and `qwen` (transformers' Qwen3Model, any of its hidden states: Z-Image's
+//! `hidden_states[-2]`; its config.json in `qwen_config`).
 
 pub mod clip;
 pub mod clip_config;
+pub mod qwen;
+pub mod qwen_config;
 pub mod t5;
