@@ -176,10 +176,10 @@ impl QwenEncoder {
     /// Qwen residual stream carries outliers past f16's range; the checkpoints are bf16), bf16
     /// and f32 stay.
     pub fn dtype_for(dtype: DType, device: &Device) -> DType {
-        if device.is_cpu() || dtype == DType::F16 {
+        if device.is_cpu() {
             DType::F32
         } else {
-            dtype
+            crate::engines::nn::dtype::widen_f16(dtype)
         }
     }
 

@@ -143,11 +143,7 @@ impl T5Encoder {
     /// and f32 stay. A family that wants f32 whatever the run's dtype (MusicGen: its encoder is
     /// small) hands over an f32 VarBuilder.
     pub fn dtype_for(dtype: DType) -> DType {
-        if dtype == DType::F16 {
-            DType::F32
-        } else {
-            dtype
-        }
+        crate::engines::nn::dtype::widen_f16(dtype)
     }
 
     /// Builds the encoder from `vb` rooted at the T5's own names (`shared` or
