@@ -5,6 +5,7 @@
 
 pub mod audio;
 pub mod config_check;
+pub mod flux;
 pub mod media;
 pub mod nn;
 pub mod progress;
