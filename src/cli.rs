@@ -78,6 +78,11 @@ pub enum Command {
         /// Fetch the files this dtype needs (fp16 variants for f16/bf16; auto asks the device).
         #[arg(long, value_enum, default_value_t = DtypeChoice::Auto)]
         dtype: DtypeChoice,
+        /// Fetch a quantized variant (GGUF files, e.g. q4_k_s for FLUX) instead of the full
+        /// weights of the components it replaces; `pallaidium models` lists each model's
+        /// [default: none].
+        #[arg(long, value_name = "Q")]
+        quant: Option<String>,
         #[command(flatten)]
         device: DeviceFlag,
         #[command(flatten)]

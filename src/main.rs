@@ -63,9 +63,12 @@ fn run(cli: &Cli) -> anyhow::Result<i32> {
     match &cli.command {
         Some(Command::Doctor { json, .. }) => commands::doctor::run(&global, &switches, *json),
         Some(Command::Models { json, .. }) => commands::models::run(&global, &switches, *json),
-        Some(Command::Fetch { model, dtype, .. }) => {
-            commands::fetch::run(&global, &switches, model, *dtype)
-        }
+        Some(Command::Fetch {
+            model,
+            dtype,
+            quant,
+            ..
+        }) => commands::fetch::run(&global, &switches, model, *dtype, quant.as_deref()),
         Some(Command::Info { file, json }) => commands::info::run(file, *json),
         Some(Command::Bench { what }) => commands::bench::run(&global, &switches, what),
         None if cli.job.plan => commands::plan::run(&cli.global, &switches, &cli.job),

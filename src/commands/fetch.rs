@@ -1,4 +1,5 @@
-//! `pallaidium fetch MODEL [--dtype D]`: download a registry model into the Hugging Face cache.
+//! `pallaidium fetch MODEL [--dtype D] [--quant Q]`: download a registry model (or its quantized
+//! variant) into the Hugging Face cache.
 
 use std::io::IsTerminal;
 
@@ -14,6 +15,7 @@ pub fn run(
     switches: &Switches,
     model: &str,
     dtype: DtypeChoice,
+    quant: Option<&str>,
 ) -> anyhow::Result<i32> {
     let mut bar = StderrBar::new(std::io::stderr().is_terminal());
     let report = fetch_model(
@@ -21,6 +23,7 @@ pub fn run(
         switches,
         model,
         dtype,
+        quant,
         &mut bar,
         &CancelToken::new(),
     )?;

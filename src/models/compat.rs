@@ -98,7 +98,8 @@ pub fn check(ctx: &CompatContext, entry: Option<&ModelEntry>) -> Vec<CompatFindi
     // Sizes only mean something for image models.
     let makes_images = family.is_none_or(Family::is_diffusion);
     if makes_images && let (Some(w), Some(h)) = (width, height) {
-        size_rules(w, h, native, &mut out);
+        let multiple = if family.is_some_and(Family::is_flow) { 16 } else { 8 };
+        size_rules(w, h, multiple, native, &mut out);
     }
     bf16_rules(ctx, &mut out);
     if family == Some(Family::Sdxl) && ctx.dtype == Dtype::F16 {
@@ -167,12 +168,23 @@ pub fn verdict(findings: &[CompatFinding]) -> Verdict {
     }
 }
 
-fn size_rules(w: u32, h: u32, native: Option<[u32; 2]>, out: &mut Vec<CompatFinding>) {
-    if w == 0 || h == 0 || !w.is_multiple_of(8) || !h.is_multiple_of(8) {
-        let round = |v: u32| (v.saturating_add(4) / 8 * 8).max(8);
+fn size_rules(
+    w: u32,
+    h: u32,
+    m: u32,
+    native: Option<[u32; 2]>,
+    out: &mut Vec<CompatFinding>,
+) {
+    if w == 0 || h == 0 || !w.is_multiple_of(m) || !h.is_multiple_of(m) {
+        let round = |v: u32| (v.saturating_add(m / 2) / m * m).max(m);
+        let why = if m == 16 {
+            "the VAE works on 8x8 blocks and FLUX packs 2x2 of them"
+        } else {
+            "the VAE works on 8x8 blocks"
+        };
         out.push(CompatFinding {
             severity: Severity::Error,
-            message: format!("{w}x{h}: width and height must be positive multiples of 8 (the VAE works on 8x8 blocks)"),
+            message: format!("{w}x{h}: width and height must be positive multiples of {m} ({why})"),
             fix: format!("use --width {} --height {}", round(w), round(h)),
         });
         return;

@@ -86,6 +86,8 @@ pub enum Family {
     Blip,
     /// A small instruct language model in one GGUF file (Qwen2, Llama/SmolLM2).
     GgufLlm,
+    /// FLUX.1 (schnell, dev): a flow-matching MMDiT transformer, CLIP-L + T5 text encoders.
+    Flux,
 }
 
 impl Family {
@@ -99,18 +101,25 @@ impl Family {
             Self::Whisper => "whisper",
             Self::Blip => "blip",
             Self::GgufLlm => "gguf-llm",
+            Self::Flux => "flux",
         }
     }
 
-    /// Stable Diffusion families make images through the diffusion engine.
+    /// Families that make images from a diffusers pipeline folder (Stable Diffusion, FLUX).
     pub fn is_diffusion(self) -> bool {
-        matches!(self, Self::Sd1 | Self::Sd2 | Self::Sdxl)
+        matches!(self, Self::Sd1 | Self::Sd2 | Self::Sdxl | Self::Flux)
+    }
+
+    /// Flow-matching transformer families (FLUX): sizes in multiples of 16, the flow-euler
+    /// scheduler, T5 prompts.
+    pub fn is_flow(self) -> bool {
+        matches!(self, Self::Flux)
     }
 
     /// What a model of this family makes when no registry entry says.
     pub fn kind(self) -> Kind {
         match self {
-            Self::Sd1 | Self::Sd2 | Self::Sdxl => Kind::Txt2img,
+            Self::Sd1 | Self::Sd2 | Self::Sdxl | Self::Flux => Kind::Txt2img,
             Self::ParlerTts => Kind::Tts,
             Self::Musicgen => Kind::Music,
             Self::Whisper => Kind::Stt,
@@ -125,7 +134,7 @@ impl Family {
         match self {
             Self::Sd1 => 512,
             Self::Sd2 => 768,
-            Self::Sdxl => 1024,
+            Self::Sdxl | Self::Flux => 1024,
             _ => 0,
         }
     }
@@ -155,6 +164,15 @@ impl Family {
                 d.voice = Some(DEFAULT_VOICE.to_owned());
             }
             Self::Whisper | Self::Blip | Self::GgufLlm => d.guidance = 0.0,
+            // dev's defaults (28 steps, embedded guidance 3.5); a schnell folder's are set by
+            // `ModelLayout::default_params` from its transformer config.
+            Self::Flux => {
+                d.steps = 28;
+                d.guidance = 3.5;
+                d.scheduler = Scheduler::FlowEuler;
+                d.max_sequence_length = Some(512);
+                d.embedded_guidance = Some(true);
+            }
             Self::Sd1 | Self::Sd2 | Self::Sdxl => {}
         }
         d
@@ -191,6 +209,14 @@ pub struct Defaults {
     /// Most tokens a text model generates.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_tokens: Option<u32>,
+    /// Prompt tokens the (T5) text encoder reads when the job does not say (FLUX: schnell 256,
+    /// dev 512).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_sequence_length: Option<u32>,
+    /// FLUX: whether the transformer takes `--guidance` as an embedded input (dev: true) or
+    /// ignores it (schnell: false). None for families with classifier-free guidance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embedded_guidance: Option<bool>,
 }
 
 impl Default for Defaults {
@@ -204,8 +230,26 @@ impl Default for Defaults {
             duration: None,
             voice: None,
             max_tokens: None,
+            max_sequence_length: None,
+            embedded_guidance: None,
         }
     }
+}
+
+/// One GGUF file of a quantized variant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuantFile {
+    /// The variant's name, lowercase (`q4_k_s`): what `--quant` takes.
+    pub name: String,
+    /// The component whose weights the file replaces (`transformer`, `text_encoder_2`).
+    pub component: String,
+    /// The Hugging Face repo holding the file.
+    pub repo: String,
+    #[serde(default = "default_revision")]
+    pub revision: String,
+    /// The file's path inside that repo.
+    pub file: String,
 }
 
 /// The files of one pipeline component, as paths inside the repo.
@@ -340,6 +384,11 @@ pub struct ModelEntry {
     pub components: Vec<Component>,
     #[serde(default)]
     pub known_issues: Vec<KnownIssue>,
+    /// Quantized variants: GGUF files (often in another repo) that replace a component's
+    /// weights (`pallaidium fetch MODEL --quant NAME`). Several rows with one name make one
+    /// variant (FLUX: the transformer and T5).
+    #[serde(default)]
+    pub quants: Vec<QuantFile>,
     /// Where the entry was read from ("file:line"); filled by the registry, not the file.
     #[serde(skip)]
     pub source: String,

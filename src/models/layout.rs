@@ -20,7 +20,8 @@ pub enum PredictionType {
 /// The component folders of the pipeline (absolute or relative as `dir` was given).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ComponentPaths {
-    pub unet: PathBuf,
+    /// The denoiser: unet/ (Stable Diffusion) or transformer/ (FLUX).
+    pub denoiser: PathBuf,
     pub vae: PathBuf,
     pub text_encoder: PathBuf,
     pub text_encoder_2: Option<PathBuf>,
@@ -44,6 +45,9 @@ pub struct ModelLayout {
     pub vae_scale_factor: u32,
     /// The UNet's `sample_size` (latent side it was trained at), when given.
     pub unet_sample_size: Option<u32>,
+    /// FLUX: whether the transformer embeds `--guidance` (dev) or has no guidance input
+    /// (schnell). None for UNet families.
+    pub embedded_guidance: Option<bool>,
 }
 
 impl ModelLayout {
@@ -68,6 +72,9 @@ impl ModelLayout {
                 .is_some_and(|a| a.iter().any(|v| !v.is_null()))
         };
 
+        if super::flux_layout::is_flux(dir, &pipeline_class) {
+            return super::flux_layout::open(dir, pipeline_class);
+        }
         let unet_cfg = read_json(dir, "unet/config.json")?;
         let vae_cfg = read_json(dir, "vae/config.json")?;
         let te_cfg = read_json(dir, "text_encoder/config.json")?;
@@ -115,7 +122,7 @@ impl ModelLayout {
             .and_then(|v| u32::try_from(v).ok());
 
         let paths = ComponentPaths {
-            unet: dir.join("unet"),
+            denoiser: dir.join("unet"),
             vae: dir.join("vae"),
             text_encoder: dir.join("text_encoder"),
             text_encoder_2: has_second.then(|| dir.join("text_encoder_2")),
@@ -123,7 +130,7 @@ impl ModelLayout {
             tokenizer_2: has_second.then(|| dir.join("tokenizer_2")),
             scheduler: dir.join("scheduler"),
         };
-        let has_fp16_variants = folder_has_fp16(&paths.unet);
+        let has_fp16_variants = folder_has_fp16(&paths.denoiser);
         Ok(Self {
             dir: dir.to_path_buf(),
             family,
@@ -134,6 +141,7 @@ impl ModelLayout {
             pipeline_class,
             vae_scale_factor,
             unet_sample_size,
+            embedded_guidance: None,
         })
     }
 
@@ -141,6 +149,9 @@ impl ModelLayout {
     /// trained at when its config says (SD2 epsilon models are 512, v-prediction ones 768).
     pub fn default_params(&self) -> Defaults {
         let mut d = self.family.default_params();
+        if self.family == Family::Flux {
+            return super::flux_layout::default_params(d, self.embedded_guidance);
+        }
         let side = match self.unet_sample_size {
             Some(s) if s >= 8 => s * self.vae_scale_factor,
             _ if self.family == Family::Sd2 && self.prediction_type == PredictionType::Epsilon => {
@@ -215,7 +226,7 @@ fn detect_family(
     }
 }
 
-fn read_json(dir: &Path, rel: &str) -> Result<Value> {
+pub(super) fn read_json(dir: &Path, rel: &str) -> Result<Value> {
     let path = dir.join(rel);
     let text = std::fs::read_to_string(&path).map_err(|e| {
         let what = if e.kind() == std::io::ErrorKind::NotFound { "is missing" } else { "cannot be read" };
@@ -229,7 +240,7 @@ fn read_json(dir: &Path, rel: &str) -> Result<Value> {
         .map_err(|e| Error::bad_input(format!("{}: not valid JSON: {e}", path.display())))
 }
 
-fn check_tokenizer(dir: &Path, folder: &str) -> Result<()> {
+pub(super) fn check_tokenizer(dir: &Path, folder: &str) -> Result<()> {
     let base = dir.join(folder);
     let bpe = base.join("vocab.json").is_file() && base.join("merges.txt").is_file();
     if bpe || base.join("tokenizer.json").is_file() {
@@ -241,7 +252,7 @@ fn check_tokenizer(dir: &Path, folder: &str) -> Result<()> {
     )))
 }
 
-fn folder_has_fp16(folder: &Path) -> bool {
+pub(super) fn folder_has_fp16(folder: &Path) -> bool {
     std::fs::read_dir(folder).is_ok_and(|rd| {
         rd.flatten().any(|e| {
             let name = e.file_name();

@@ -4,9 +4,11 @@
 pub mod compat;
 pub mod entry;
 pub mod file_pattern;
+mod flux_layout;
 pub mod hf_cache;
 pub mod layout;
 pub mod media_layout;
+pub mod quant;
 pub mod registry;
 mod registry_errors;
 pub mod resolve;

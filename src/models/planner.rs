@@ -4,6 +4,7 @@
 //! resident, staged components, attention slicing, VAE tiling, a smaller batch per pass.
 
 pub mod activations;
+pub mod flux;
 pub mod footprint;
 pub mod media;
 pub mod stages;
@@ -138,7 +139,7 @@ pub fn device_traits(device: Backend, memory: &DeviceMemory) -> DeviceTraits {
 }
 
 /// `device_traits` of the request's device, with its kernel choice.
-fn request_traits(req: &PlanRequest) -> DeviceTraits {
+pub(super) fn request_traits(req: &PlanRequest) -> DeviceTraits {
     DeviceTraits {
         stock_kernels: req.stock_kernels,
         ..device_traits(req.device, &req.memory)
@@ -232,7 +233,7 @@ pub fn plan(fp: &ModelFootprint, req: &PlanRequest) -> MemoryPlan {
     }
 }
 
-fn candidates_fallback(req: &PlanRequest) -> Candidate {
+pub(super) fn candidates_fallback(req: &PlanRequest) -> Candidate {
     Candidate {
         residency: req.overrides.residency.unwrap_or_default(),
         attention_slice: req.overrides.attention_slice.flatten(),
@@ -243,7 +244,7 @@ fn candidates_fallback(req: &PlanRequest) -> Candidate {
 
 /// Candidates cheapest-to-run first; each later one keeps the savings of those before it.
 /// Options fixed by flags stay fixed.
-fn candidates(req: &PlanRequest) -> Vec<Candidate> {
+pub(super) fn candidates(req: &PlanRequest) -> Vec<Candidate> {
     let o = &req.overrides;
     let mut out = Vec::new();
     let mut cand = candidates_fallback(req);
@@ -389,7 +390,20 @@ pub fn plan_folder(
     Ok(plan(&ModelFootprint::read(dir, fp16_variant)?, req))
 }
 
+/// Reads a FLUX folder's footprint (with the job's replacement weights) and plans a job on it.
+pub fn plan_flux_folder(
+    dir: &std::path::Path,
+    fp16_variant: bool,
+    req: &PlanRequest,
+    job: &flux::FluxJob,
+) -> Result<MemoryPlan> {
+    let fp = flux::FluxFootprint::read(dir, fp16_variant, job)?;
+    Ok(flux::plan(&fp, req, job))
+}
+
 #[cfg(test)]
 mod gpu_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod flux_tests;

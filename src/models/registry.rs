@@ -158,6 +158,16 @@ fn validate(e: &ModelEntry) -> std::result::Result<(), (&'static str, String)> {
         validate_media_entry(e)?;
     }
     validate_components(e)?;
+    super::quant::validate(e)?;
+    if e.family.is_diffusion() && e.defaults.scheduler.is_flow() != e.family.is_flow() {
+        return Err((
+            "defaults.scheduler",
+            format!(
+                "`{}` does not fit a {} model: FLUX runs flow-euler, the UNet models the others",
+                e.defaults.scheduler, e.family
+            ),
+        ));
+    }
     for issue in &e.known_issues {
         for (key, bound) in [
             ("known_issues.min_macos", &issue.min_macos),

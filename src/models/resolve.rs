@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use super::entry::{Defaults, Family, Kind, ModelEntry};
 use super::hf_cache;
 use super::layout::ModelLayout;
+use super::quant::{self, ReplacedWeights};
 use super::media_layout;
 use super::registry::Registry;
 use crate::{Error, Result};
@@ -25,6 +26,10 @@ pub struct ResolvedModel {
     pub kind: Kind,
     /// The entry's defaults, or the detected family's for a local folder.
     pub defaults: Defaults,
+    /// Weights files replacing some of the folder's (a cached quantized variant).
+    pub weights: ReplacedWeights,
+    /// The quantized variant those files are, when one is used.
+    pub quant: Option<String>,
 }
 
 pub fn resolve(registry: &Registry, model: &str, hf_cache: &Path) -> Result<ResolvedModel> {
@@ -84,6 +89,8 @@ fn resolve_folder(dir: &Path) -> Result<ResolvedModel> {
             family: media.family,
             kind: media.family.kind(),
             defaults: media.family.default_params(),
+            weights: ReplacedWeights::default(),
+            quant: None,
         });
     }
     let layout = ModelLayout::open(dir)?;
@@ -95,6 +102,8 @@ fn resolve_folder(dir: &Path) -> Result<ResolvedModel> {
         family: layout.family,
         kind: Kind::Txt2img,
         layout: Some(layout),
+        weights: ReplacedWeights::default(),
+        quant: None,
     })
 }
 
@@ -102,7 +111,19 @@ fn resolve_entry(entry: &ModelEntry, cache: &Path) -> Result<ResolvedModel> {
     let missing_full = hf_cache::missing_files(cache, entry, false);
     let missing_fp16 = hf_cache::missing_files(cache, entry, true);
     let snapshot = hf_cache::cached_snapshot(cache, &entry.repo, &entry.revision);
-    let (Some(dir), true) = (snapshot, missing_full.is_empty() || missing_fp16.is_empty()) else {
+    let complete = missing_full.is_empty() || missing_fp16.is_empty();
+    // Without the full weights, a quantized variant in the cache serves (FLUX's GGUFs).
+    let (weights, quant_name) = match (&snapshot, complete) {
+        (Some(_), true) => (ReplacedWeights::default(), None),
+        _ => match quant::first_cached(cache, entry) {
+            Some((name, weights)) => {
+                tracing::info!(model = %entry.id, quant = %name, "using the cached quantized variant");
+                (weights, Some(name))
+            }
+            None => (ReplacedWeights::default(), None),
+        },
+    };
+    let (Some(dir), true) = (snapshot, complete || quant_name.is_some()) else {
         // Report the variant closer to complete: that is the one the user most likely fetched.
         let missing = if missing_fp16.len() <= missing_full.len() {
             missing_fp16
@@ -113,9 +134,18 @@ fn resolve_entry(entry: &ModelEntry, cache: &Path) -> Result<ResolvedModel> {
             0 | 1 => String::new(),
             n => format!(" and {} more", n - 1),
         };
+        let variants = quant::names(entry);
+        let quants = match variants.first() {
+            Some(first) => format!(
+                " (or a quantized variant: `pallaidium fetch {} --quant {first}`; variants: {})",
+                entry.id,
+                variants.join(", ")
+            ),
+            None => String::new(),
+        };
         return Err(Error::bad_input(format!(
             "model `{}` ({} at revision {}) is not in the Hugging Face cache at {}: missing {}{more}; \
-             run `pallaidium fetch {}` to download it",
+             run `pallaidium fetch {}` to download it{quants}",
             entry.id,
             entry.repo,
             entry.revision,
@@ -143,6 +173,8 @@ fn resolve_entry(entry: &ModelEntry, cache: &Path) -> Result<ResolvedModel> {
         family: entry.family,
         kind: entry.kind,
         defaults: entry.defaults.clone(),
+        weights,
+        quant: quant_name,
     })
 }
 

@@ -153,7 +153,12 @@ impl FormPlanner {
             overrides: overrides_from_flags(p.attention_slicing, p.vae_tiling, p.residency),
             stock_kernels: self.stock_kernels,
         };
-        planner::plan_folder(&model.dir, dtype != candle_core::DType::F32, &request)
+        let fp16 = dtype != candle_core::DType::F32;
+        if p.scheduler.is_flow() {
+            let job = crate::jobs::run::planning::flux_job(p, &model.weights);
+            return planner::plan_flux_folder(&model.dir, fp16, &request, &job);
+        }
+        planner::plan_folder(&model.dir, fp16, &request)
     }
 }
 

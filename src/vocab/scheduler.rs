@@ -22,16 +22,20 @@ pub enum Scheduler {
     DpmPp2mKarras,
     #[value(name = "unipc")]
     UniPc,
+    /// Flow-matching Euler (diffusers' FlowMatchEulerDiscreteScheduler): the one FLUX runs.
+    #[value(name = "flow-euler")]
+    FlowEuler,
 }
 
 impl Scheduler {
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::Ddim,
         Self::Euler,
         Self::EulerA,
         Self::DpmPp2m,
         Self::DpmPp2mKarras,
         Self::UniPc,
+        Self::FlowEuler,
     ];
 
     /// The canonical name: what is stored, printed and written into outputs.
@@ -43,6 +47,7 @@ impl Scheduler {
             Self::DpmPp2m => "dpm++2m",
             Self::DpmPp2mKarras => "dpm++2m-karras",
             Self::UniPc => "unipc",
+            Self::FlowEuler => "flow-euler",
         }
     }
 
@@ -69,6 +74,10 @@ impl Scheduler {
                 Self::DpmPp2mKarras
             }
             "unipc" | "unipcmultistep" | "unipcmultistepscheduler" => Self::UniPc,
+            "floweuler"
+            | "flowmatcheuler"
+            | "flowmatcheulerdiscrete"
+            | "flowmatcheulerdiscretescheduler" => Self::FlowEuler,
             _ => {
                 return Err(crate::Error::bad_input(format!(
                     "unknown scheduler \"{name}\"; valid: {}",
@@ -77,6 +86,12 @@ impl Scheduler {
             }
         };
         Ok(kind)
+    }
+
+    /// Whether this is a flow-matching scheduler (FLUX's), which the epsilon/v-prediction
+    /// models cannot run, as those schedulers cannot run FLUX.
+    pub fn is_flow(self) -> bool {
+        matches!(self, Self::FlowEuler)
     }
 
     /// `--scheduler`'s value parser: the error names the flag (clap exits 2).

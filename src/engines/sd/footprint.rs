@@ -109,13 +109,19 @@ impl Architecture {
                 cross_attention_dim: unet.cross_attention_dim.first().copied().unwrap_or(768)
                     as u64,
             },
-            vae: VaeArch {
-                block_out_channels: u64s(&vae.block_out_channels),
-                layers_per_block: vae.layers_per_block as u64,
-                latent_channels: vae.latent_channels as u64,
-                force_upcast: vae.force_upcast,
-            },
+            vae: VaeArch::from_config(&vae),
             text,
         })
+    }
+}
+
+impl VaeArch {
+    pub fn from_config(vae: &VaeConfig) -> Self {
+        Self {
+            block_out_channels: vae.block_out_channels.iter().map(|&x| x as u64).collect(),
+            layers_per_block: vae.layers_per_block as u64,
+            latent_channels: vae.latent_channels as u64,
+            force_upcast: vae.force_upcast,
+        }
     }
 }

@@ -58,6 +58,8 @@ pub struct GenerateRequest {
     pub preview_every: u32,
     /// Prompt tokens the text encoders read, bos and eos included (None: all their positions).
     pub max_sequence_length: Option<usize>,
+    /// FLUX: true classifier-free guidance scale with `negative` (applies above 1).
+    pub true_cfg: Option<f64>,
 }
 
 impl Default for GenerateRequest {
@@ -80,6 +82,7 @@ impl Default for GenerateRequest {
             memory: MemoryModes::default(),
             preview_every: 0,
             max_sequence_length: None,
+            true_cfg: None,
         }
     }
 }

@@ -14,6 +14,8 @@ pub struct EngineKey {
     pub device: String,
     pub dtype: DType,
     pub residency: Residency,
+    /// Files replacing some of the model's weights (FLUX's `--transformer`, `--text-encoder-2`).
+    pub weights: Vec<PathBuf>,
 }
 
 struct Entry<E> {
@@ -156,6 +158,7 @@ mod tests {
 
     fn key(name: &str) -> EngineKey {
         EngineKey {
+            weights: vec![],
             model_dir: name.into(),
             device: "cpu".into(),
             dtype: DType::F32,

@@ -19,6 +19,8 @@ pub struct ModelInfo {
     pub family: Family,
     /// What it makes.
     pub kind: Kind,
+    /// Weights files replacing some of the folder's (a cached quantized variant).
+    pub weights: crate::models::quant::ReplacedWeights,
 }
 
 /// Resolves a `--model ID|DIR`; an unknown model is `Error::BadInput`.

@@ -8,7 +8,9 @@ use candle_core::{DType, Device};
 use crate::engines::EngineSwitches;
 use crate::engines::audio::musicgen::MusicGen;
 use crate::engines::audio::parler::ParlerTts;
-use crate::engines::sd::LoadOptions;
+use crate::engines::flux::{FluxLoadOptions, FluxPipeline};
+use crate::engines::sd::{GenerateRequest, GeneratedImage, LoadOptions};
+use crate::engines::{CancelToken, ProgressSink};
 use crate::engines::sd::pipeline::SdPipeline;
 use crate::engines::text::blip::BlipCaptioner;
 use crate::engines::text::enhance::PromptEnhancer;
@@ -18,6 +20,7 @@ use crate::vocab::Residency;
 
 pub enum Engine {
     Sd(Box<SdPipeline>),
+    Flux(Box<FluxPipeline>),
     Parler(Box<ParlerTts>),
     MusicGen(Box<MusicGen>),
     Whisper(Box<WhisperEngine>),
@@ -34,6 +37,9 @@ pub struct EngineLoad<'a> {
     pub residency: Residency,
     /// The run's PALLAIDIUM_* switches (kernels, weight loading, profile).
     pub switches: EngineSwitches,
+    /// FLUX: the transformer's and T5's weights from these files instead of the folder's.
+    pub transformer: Option<&'a Path>,
+    pub text_encoder_2: Option<&'a Path>,
 }
 
 impl Engine {
@@ -51,6 +57,15 @@ impl Engine {
                     switches,
                 })?))
             }
+            Family::Flux => Self::Flux(Box::new(FluxPipeline::load(FluxLoadOptions {
+                model_dir: path.to_path_buf(),
+                transformer: what.transformer.map(Path::to_path_buf),
+                text_encoder_2: what.text_encoder_2.map(Path::to_path_buf),
+                device: device.clone(),
+                dtype,
+                residency: what.residency,
+                switches,
+            })?)),
             Family::ParlerTts => Self::Parler(Box::new(ParlerTts::load_with(
                 path, device, dtype, switches,
             )?)),
@@ -67,14 +82,56 @@ impl Engine {
         })
     }
 
+    /// The image generator inside, for image jobs (None for the other families).
+    pub fn images(&mut self) -> Option<&mut dyn ImageEngine> {
+        match self {
+            Self::Sd(e) => Some(e.as_mut()),
+            Self::Flux(e) => Some(e.as_mut()),
+            _ => None,
+        }
+    }
+
     pub fn family_name(&self) -> &'static str {
         match self {
             Self::Sd(_) => "stable diffusion",
+            Self::Flux(_) => "flux",
             Self::Parler(_) => "parler-tts",
             Self::MusicGen(_) => "musicgen",
             Self::Whisper(_) => "whisper",
             Self::Blip(_) => "blip",
             Self::Enhancer(_) => "gguf-llm",
         }
+    }
+}
+
+/// What image jobs ask of an engine, whichever the family.
+pub trait ImageEngine {
+    fn generate(
+        &mut self,
+        req: &GenerateRequest,
+        sink: &dyn ProgressSink,
+        cancel: &CancelToken,
+    ) -> crate::Result<Vec<GeneratedImage>>;
+}
+
+impl ImageEngine for SdPipeline {
+    fn generate(
+        &mut self,
+        req: &GenerateRequest,
+        sink: &dyn ProgressSink,
+        cancel: &CancelToken,
+    ) -> crate::Result<Vec<GeneratedImage>> {
+        SdPipeline::generate(self, req, sink, cancel)
+    }
+}
+
+impl ImageEngine for FluxPipeline {
+    fn generate(
+        &mut self,
+        req: &GenerateRequest,
+        sink: &dyn ProgressSink,
+        cancel: &CancelToken,
+    ) -> crate::Result<Vec<GeneratedImage>> {
+        FluxPipeline::generate(self, req, sink, cancel)
     }
 }

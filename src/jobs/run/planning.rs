@@ -85,14 +85,16 @@ impl JobPlanner {
         spec: &crate::jobs::JobSpec,
         request: &GenerateRequest,
         dtype: DType,
+        replaced: &crate::models::quant::ReplacedWeights,
     ) -> Result<MemoryPlan> {
         let pinned = spec.image().map_or_else(Overrides::default, |p| {
             overrides_from_flags(p.attention_slicing, p.vae_tiling, p.residency)
         });
-        let plan = planner::plan_folder(
-            model_dir,
-            dtype != DType::F32,
-            &PlanRequest {
+        let flux = spec
+            .image()
+            .filter(|p| p.scheduler.is_flow())
+            .map(|p| flux_job(p, replaced));
+        let plan_request = PlanRequest {
                 width: request.width,
                 height: request.height,
                 batch: request.batch,
@@ -104,8 +106,13 @@ impl JobPlanner {
                 budget_cap: self.budget_cap,
                 overrides: pinned,
                 stock_kernels: self.stock_kernels,
-            },
-        )?;
+        };
+        let plan = match &flux {
+            Some(job) => {
+                planner::plan_flux_folder(model_dir, dtype != DType::F32, &plan_request, job)?
+            }
+            None => planner::plan_folder(model_dir, dtype != DType::F32, &plan_request)?,
+        };
         tracing::info!(
             peak = plan.peak_bytes,
             budget = plan.budget_bytes,
@@ -168,5 +175,24 @@ mod tests {
         assert_eq!(auto, Overrides::default());
         let off = overrides_from_flags(Some(AttentionSlicing::Off), None, None);
         assert_eq!(off.attention_slice, Some(None));
+    }
+}
+
+/// A FLUX job's plan inputs: its T5 length and the weights files it loads (the job's own, else
+/// the model's quantized variant).
+pub fn flux_job(
+    p: &crate::jobs::spec::ImageParams,
+    replaced: &crate::models::quant::ReplacedWeights,
+) -> planner::flux::FluxJob {
+    planner::flux::FluxJob {
+        max_sequence_length: p.max_sequence_length.unwrap_or(512),
+        transformer: p
+            .transformer
+            .clone()
+            .or_else(|| replaced.transformer.clone()),
+        text_encoder_2: p
+            .text_encoder_2
+            .clone()
+            .or_else(|| replaced.text_encoder_2.clone()),
     }
 }

@@ -103,7 +103,7 @@ impl JobRunner {
         let request = build_request(&filled, 0)?;
         // A job that cannot fit is refused now, before anything is queued or loaded.
         if let Some(planner) = &self.config.planner {
-            planner.plan(&model.dir, &filled, &request, dtype)?;
+            planner.plan(&model.dir, &filled, &request, dtype, &model.weights)?;
         }
         Ok(filled)
     }

@@ -109,6 +109,7 @@ fn model_lookup(
                             &switches,
                             model,
                             global.dtype,
+                            None,
                             &mut bar,
                             &downloads,
                         )
@@ -118,6 +119,7 @@ fn model_lookup(
                         &switches,
                         model,
                         global.dtype,
+                        None,
                         &mut crate::models::fetch::progress::Silent,
                         &downloads,
                     ),
@@ -152,6 +154,7 @@ fn model_lookup(
             defaults: resolved.defaults,
             family: resolved.family,
             kind: resolved.kind,
+            weights: resolved.weights,
         })
     }))
 }

@@ -14,7 +14,13 @@ fn bad(path: &Path, what: impl std::fmt::Display) -> crate::Error {
 /// Reads latents of shape (1 or batch, 4, height/8, width/8) as f32 on the CPU. The shape is
 /// read from the file's header and checked against the job before any data is allocated, so a
 /// header claiming petabytes is refused, not allocated.
-pub fn read_latents(path: &Path, batch: u32, width: u32, height: u32) -> crate::Result<Tensor> {
+pub fn read_latents(
+    path: &Path,
+    batch: u32,
+    channels: usize,
+    width: u32,
+    height: u32,
+) -> crate::Result<Tensor> {
     let ext = path
         .extension()
         .and_then(|e| e.to_str())
@@ -22,7 +28,7 @@ pub fn read_latents(path: &Path, batch: u32, width: u32, height: u32) -> crate::
     if !path.is_file() {
         return Err(bad(path, "no such file"));
     }
-    let expect = Expected::new(batch, width, height);
+    let expect = Expected::new(batch, channels, width, height);
     let tensor = match ext.as_deref() {
         Some("npy") => {
             let header = npy_header::read(path)
@@ -32,7 +38,8 @@ pub fn read_latents(path: &Path, batch: u32, width: u32, height: u32) -> crate::
                 return Err(bad(
                     path,
                     format!(
-                        "holds `{}`{} values; latents must be little-endian float16/32/64 in C                          order (numpy.save of a float32 array)",
+                        "holds `{}`{} values; latents must be little-endian float16/32/64 in C \
+                         order (numpy.save of a float32 array)",
                         header.descr,
                         if header.fortran_order {
                             " Fortran-ordered"
@@ -80,14 +87,17 @@ pub fn read_latents(path: &Path, batch: u32, width: u32, height: u32) -> crate::
 /// The shapes a job accepts: (1 or batch, 4, height/8, width/8).
 struct Expected {
     batch: usize,
+    /// 4 for Stable Diffusion, 16 for FLUX (the unpacked latents).
+    channels: usize,
     width: u32,
     height: u32,
 }
 
 impl Expected {
-    fn new(batch: u32, width: u32, height: u32) -> Self {
+    fn new(batch: u32, channels: usize, width: u32, height: u32) -> Self {
         Self {
             batch: batch as usize,
+            channels,
             width,
             height,
         }
@@ -100,7 +110,7 @@ impl Expected {
     /// Bytes of the largest latents this job takes, stored as f64.
     fn max_bytes(&self) -> u64 {
         let (lh, lw) = self.latent_side();
-        (self.batch.max(1) * 4 * lh * lw * 8) as u64
+        (self.batch.max(1) * self.channels * lh * lw * 8) as u64
     }
 
     fn check<D: TryInto<usize> + Copy>(&self, path: &Path, dims: &[D]) -> crate::Result<()> {
@@ -109,17 +119,17 @@ impl Expected {
             .map(|&d| d.try_into().unwrap_or(usize::MAX))
             .collect();
         let (lh, lw) = self.latent_side();
-        let batch = self.batch;
-        let ok = matches!(dims.as_slice(), [b, 4, h, w] if (*b == 1 || *b == batch) && *h == lh && *w == lw);
+        let (batch, c) = (self.batch, self.channels);
+        let ok = matches!(dims.as_slice(), [b, ch, h, w] if (*b == 1 || *b == batch) && *ch == c && *h == lh && *w == lw);
         if ok {
             return Ok(());
         }
         Err(bad(
             path,
             format!(
-                "shape {dims:?} does not fit this job: expected [1, 4, {lh}, {lw}]{} for {}x{}",
+                "shape {dims:?} does not fit this job: expected [1, {c}, {lh}, {lw}]{} for {}x{}",
                 if batch > 1 {
-                    format!(" or [{batch}, 4, {lh}, {lw}]")
+                    format!(" or [{batch}, {c}, {lh}, {lw}]")
                 } else {
                     String::new()
                 },
@@ -177,7 +187,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let npy = dir.path().join("l.npy");
         latents(&[1, 4, 8, 8]).write_npy(&npy).unwrap();
-        let t = read_latents(&npy, 1, 64, 64).unwrap();
+        let t = read_latents(&npy, 1, 4, 64, 64).unwrap();
         assert_eq!(t.dims(), &[1, 4, 8, 8]);
         assert_eq!(t.flatten_all().unwrap().to_vec1::<f32>().unwrap()[5], 5.0);
 
@@ -185,7 +195,7 @@ mod tests {
         let f64s = latents(&[2, 4, 8, 16]).to_dtype(DType::F64).unwrap();
         candle_core::safetensors::save(&[("latents".to_string(), f64s)].into_iter().collect(), &st)
             .unwrap();
-        let t = read_latents(&st, 2, 128, 64).unwrap();
+        let t = read_latents(&st, 2, 4, 128, 64).unwrap();
         assert_eq!((t.dims(), t.dtype()), (&[2usize, 4, 8, 16][..], DType::F32));
     }
 
@@ -194,21 +204,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let npy = dir.path().join("l.npy");
         latents(&[1, 4, 8, 8]).write_npy(&npy).unwrap();
-        let err = read_latents(&npy, 1, 128, 64).unwrap_err();
+        let err = read_latents(&npy, 1, 4, 128, 64).unwrap_err();
         assert_eq!(err.exit_code(), 2);
         assert!(err.to_string().contains("expected [1, 4, 8, 16]"), "{err}");
         // batch 3 needs 1 or 3 in the first dimension
         latents(&[2, 4, 8, 8]).write_npy(&npy).unwrap();
-        assert!(read_latents(&npy, 3, 64, 64).is_err());
+        assert!(read_latents(&npy, 3, 4, 64, 64).is_err());
 
         let bytes = std::fs::read(&npy).unwrap();
         std::fs::write(&npy, &bytes[..bytes.len() / 2]).unwrap();
-        assert_eq!(read_latents(&npy, 2, 64, 64).unwrap_err().exit_code(), 2);
+        assert_eq!(read_latents(&npy, 2, 4, 64, 64).unwrap_err().exit_code(), 2);
 
         let txt = dir.path().join("l.txt");
         std::fs::write(&txt, "1 2 3").unwrap();
         assert!(
-            read_latents(&txt, 1, 64, 64)
+            read_latents(&txt, 1, 4, 64, 64)
                 .unwrap_err()
                 .to_string()
                 .contains(".npy")
@@ -227,7 +237,7 @@ mod tests {
         bytes.extend_from_slice(header.as_bytes());
         bytes.extend_from_slice(&[0u8; 16]);
         std::fs::write(&npy, bytes).unwrap();
-        let err = read_latents(&npy, 1, 64, 64).unwrap_err();
+        let err = read_latents(&npy, 1, 4, 64, 64).unwrap_err();
         assert_eq!(err.exit_code(), 2);
         assert!(err.to_string().contains("does not fit this job"), "{err}");
 
@@ -238,7 +248,7 @@ mod tests {
         bytes.extend_from_slice(json.as_bytes());
         bytes.extend_from_slice(&[0u8; 16]);
         std::fs::write(&st, bytes).unwrap();
-        assert_eq!(read_latents(&st, 1, 64, 64).unwrap_err().exit_code(), 2);
+        assert_eq!(read_latents(&st, 1, 4, 64, 64).unwrap_err().exit_code(), 2);
 
         // Right shape, but stored as big-endian doubles: refused, not misread.
         let be = dir.path().join("be.npy");
@@ -248,7 +258,7 @@ mod tests {
         bytes.extend_from_slice(header.as_bytes());
         bytes.extend_from_slice(&[0u8; 2048]);
         std::fs::write(&be, bytes).unwrap();
-        let err = read_latents(&be, 1, 64, 64).unwrap_err();
+        let err = read_latents(&be, 1, 4, 64, 64).unwrap_err();
         assert!(err.to_string().contains(">f8"), "{err}");
     }
 }

@@ -45,6 +45,9 @@ impl JobOverrides {
             enhancer,
             max_tokens,
             max_sequence_length,
+            true_cfg,
+            transformer,
+            text_encoder_2,
             attention_slicing,
             vae_tiling,
             residency,
@@ -83,6 +86,9 @@ impl JobOverrides {
         over(&mut self.enhancer, enhancer);
         over(&mut self.max_tokens, max_tokens);
         over(&mut self.max_sequence_length, max_sequence_length);
+        over(&mut self.true_cfg, true_cfg);
+        over(&mut self.transformer, transformer);
+        over(&mut self.text_encoder_2, text_encoder_2);
         over(&mut self.attention_slicing, attention_slicing);
         over(&mut self.vae_tiling, vae_tiling);
         over(&mut self.residency, residency);

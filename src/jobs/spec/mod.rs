@@ -4,6 +4,7 @@
 //! `JobSpec`: the common fields and one family's typed `Params`. The `JobSpec` is what the queue
 //! stores, the engine gets and every output records.
 
+pub mod flow;
 pub mod latents_file;
 mod legacy;
 pub mod media;
@@ -122,6 +123,9 @@ impl JobSpec {
                 o.mask.clone_from(&p.mask);
                 o.init_latents.clone_from(&p.init_latents);
                 o.max_sequence_length = p.max_sequence_length;
+                o.true_cfg = p.true_cfg;
+                o.transformer.clone_from(&p.transformer);
+                o.text_encoder_2.clone_from(&p.text_encoder_2);
                 o.attention_slicing = p.attention_slicing;
                 o.vae_tiling = p.vae_tiling;
                 o.residency = p.residency;

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use crate::engines::{audio, sd, text};
+use crate::engines::{audio, flux, sd, text};
 use crate::models::Family;
 
 /// Reads every config the family's engine reads before its weights, with the engine's checks.
@@ -27,5 +27,6 @@ pub fn check_model_configs(dir: &Path, family: Family) -> crate::Result<()> {
         Family::Whisper => text::whisper::check_config(dir),
         Family::Blip => text::blip::check_config(dir),
         Family::GgufLlm => text::enhance::check_model_file(dir),
+        Family::Flux => flux::check_configs(dir),
     }
 }

@@ -125,10 +125,27 @@ pub struct JobOverrides {
     #[serde(alias = "max_tokens", skip_serializing_if = "Option::is_none")]
     pub max_tokens: Option<u32>,
     /// Most prompt tokens the text encoder reads, start and end tokens included: longer prompts
-    /// are cut, shorter ones padded to it [default: the encoder's, 77 for CLIP].
+    /// are cut, shorter ones padded to it [default: the encoder's, 77 for CLIP; FLUX's T5 256
+    /// (schnell) or 512 (dev)].
     #[arg(long, value_name = "N", value_parser = values::count, help_heading = IMAGE)]
     #[serde(alias = "max_sequence_length", skip_serializing_if = "Option::is_none")]
     pub max_sequence_length: Option<u32>,
+    /// FLUX: true classifier-free guidance with --negative, two transformer passes a step;
+    /// above 1 it applies [default: off].
+    #[arg(long, value_name = "F", value_parser = values::non_negative, help_heading = IMAGE)]
+    #[serde(alias = "true_cfg", skip_serializing_if = "Option::is_none")]
+    pub true_cfg: Option<f64>,
+    /// FLUX: the transformer's weights from this file (a GGUF such as
+    /// flux1-schnell-Q4_K_S.gguf, or a .safetensors) instead of the model's transformer/
+    /// [default: the model's].
+    #[arg(long, value_name = "PATH", help_heading = IMAGE)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transformer: Option<PathBuf>,
+    /// FLUX: the T5 encoder's weights from this GGUF (e.g. t5-v1_1-xxl-encoder-Q8_0.gguf)
+    /// instead of the model's text_encoder_2/ [default: the model's].
+    #[arg(long, value_name = "PATH", help_heading = IMAGE)]
+    #[serde(alias = "text_encoder_2", skip_serializing_if = "Option::is_none")]
+    pub text_encoder_2: Option<PathBuf>,
     /// Attention slicing: auto, off, or a query chunk size in tokens [default: auto].
     #[arg(long, value_name = "auto|off|N", value_parser = AttentionSlicing::parse_flag, help_heading = MEMORY)]
     #[serde(alias = "attention_slicing", skip_serializing_if = "Option::is_none")]

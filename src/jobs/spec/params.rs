@@ -47,6 +47,15 @@ pub struct ImageParams {
     /// Prompt tokens the text encoder reads (`--max-sequence-length`); absent: all it has.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_sequence_length: Option<u32>,
+    /// FLUX: true CFG scale with the negative prompt (`--true-cfg`); absent: off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub true_cfg: Option<f64>,
+    /// FLUX: the transformer / T5 weights replacing the model's (`--transformer`,
+    /// `--text-encoder-2`), absolute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transformer: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text_encoder_2: Option<PathBuf>,
     /// Memory modes pinned by the job; absent: the planner's choice.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attention_slicing: Option<AttentionSlicing>,
@@ -74,6 +83,9 @@ impl Default for ImageParams {
             mask: None,
             init_latents: None,
             max_sequence_length: None,
+            true_cfg: None,
+            transformer: None,
+            text_encoder_2: None,
             attention_slicing: None,
             vae_tiling: None,
             residency: None,

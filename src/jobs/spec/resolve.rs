@@ -68,6 +68,7 @@ pub fn fill_spec(
              (7.5 is typical; turbo models use 0)"
         )));
     }
+    let flow = super::flow::fill(asked, kind, defaults)?;
     let size = job_size(init_image.as_deref(), asked.width, asked.height, defaults)?;
     for note in &size.notes {
         tracing::warn!("{note}");
@@ -76,7 +77,7 @@ pub fn fill_spec(
     let batch = asked.batch.unwrap_or(1);
     check_batch(batch)?;
     // The registry's default is typed when its file is read (`models::registry`).
-    let scheduler = asked.scheduler.unwrap_or(defaults.scheduler);
+    let scheduler = super::flow::scheduler(asked.scheduler, defaults)?;
     let default_strength = match kind {
         JobKind::Img2img => 0.8,
         _ => 1.0,
@@ -139,7 +140,10 @@ pub fn fill_spec(
             init_image,
             mask,
             init_latents,
-            max_sequence_length: asked.max_sequence_length,
+            max_sequence_length: flow.max_sequence_length,
+            true_cfg: flow.true_cfg,
+            transformer: flow.transformer,
+            text_encoder_2: flow.text_encoder_2,
             attention_slicing: asked.attention_slicing,
             vae_tiling: asked.vae_tiling,
             residency: asked.residency,
@@ -170,11 +174,16 @@ pub fn check_batch(batch: u32) -> crate::Result<()> {
 
 /// `--width` / `--height`: a multiple of 8 from MIN_SIDE to MAX_SIDE (jobs and `bench` alike).
 pub fn check_side(flag: &str, value: u32) -> crate::Result<()> {
-    if !value.is_multiple_of(8) || !(MIN_SIDE..=MAX_SIDE).contains(&value) {
-        let down = (value / 8 * 8).clamp(MIN_SIDE, MAX_SIDE);
+    check_side_of(flag, value, 8, "")
+}
+
+/// A side that must be a multiple of `multiple` (16 for FLUX: `why` says so).
+fn check_side_of(flag: &str, value: u32, multiple: u32, why: &str) -> crate::Result<()> {
+    if !value.is_multiple_of(multiple) || !(MIN_SIDE..=MAX_SIDE).contains(&value) {
+        let down = (value / multiple * multiple).clamp(MIN_SIDE, MAX_SIDE);
         return Err(bad(format!(
-            "{flag} {value}: must be a multiple of 8 between {MIN_SIDE} and {MAX_SIDE} \
-             (try {down})"
+            "{flag} {value}: must be a multiple of {multiple}{why} between {MIN_SIDE} and \
+             {MAX_SIDE} (try {down})"
         )));
     }
     Ok(())
@@ -202,23 +211,26 @@ pub fn job_size(
     defaults: &Defaults,
 ) -> crate::Result<JobSize> {
     let mut notes = vec![];
+    let m = super::flow::side_multiple(defaults);
     let (w, h) = match (init_image, width, height) {
         (Some(path), None, None) => {
             let (iw, ih) = image_size(path, "--init-image")?;
             let scale = (f64::from(MAX_SIDE) / f64::from(iw.max(ih))).min(1.0);
-            let fit = |side: u32| (((f64::from(side) * scale) as u32) / 8 * 8).max(MIN_SIDE);
+            let fit = |side: u32| (((f64::from(side) * scale) as u32) / m * m).max(MIN_SIDE);
             let (w, h) = (fit(iw).min(MAX_SIDE), fit(ih).min(MAX_SIDE));
             let how = if scale < 1.0 {
                 format!(
-                    "scaled down to at most {MAX_SIDE} a side (aspect kept) and rounded to a                      multiple of 8"
+                    "scaled down to at most {MAX_SIDE} a side (aspect kept) and rounded to a \
+                     multiple of {m}"
                 )
             } else if (w, h) != (iw, ih) {
-                "rounded to a multiple of 8".to_string()
+                format!("rounded to a multiple of {m}")
             } else {
                 "its own size".to_string()
             };
             notes.push(format!(
-                "the size {w}x{h} is taken from --init-image {} ({iw}x{ih}, {how}); pass --width                  and --height to choose another",
+                "the size {w}x{h} is taken from --init-image {} ({iw}x{ih}, {how}); pass --width \
+                 and --height to choose another",
                 path.display()
             ));
             (w, h)
@@ -228,8 +240,13 @@ pub fn job_size(
             height.unwrap_or(defaults.height),
         ),
     };
-    check_side("--width", w)?;
-    check_side("--height", h)?;
+    let why = if m == 16 {
+        " (FLUX: 8x VAE, then 2x2 patches)"
+    } else {
+        ""
+    };
+    check_side_of("--width", w, m, why)?;
+    check_side_of("--height", h, m, why)?;
     Ok(JobSize {
         width: w,
         height: h,
@@ -322,7 +339,11 @@ pub fn build_request(spec: &JobSpec, preview_every: u32) -> crate::Result<Genera
         None => None,
     };
     let init_latents = match &p.init_latents {
-        Some(path) => Some(read_latents(path, p.batch, width, height)?),
+        // FLUX (the flow scheduler) takes its 16 channels unpacked, as diffusers draws them.
+        Some(path) => {
+            let channels = if p.scheduler.is_flow() { 16 } else { 4 };
+            Some(read_latents(path, p.batch, channels, width, height)?)
+        }
         None => None,
     };
     // The plan may still choose a slice size for auto; off and auto run unsliced until it does.
@@ -354,6 +375,7 @@ pub fn build_request(spec: &JobSpec, preview_every: u32) -> crate::Result<Genera
         },
         preview_every,
         max_sequence_length: p.max_sequence_length.map(|n| n as usize),
+        true_cfg: p.true_cfg,
     })
 }
 

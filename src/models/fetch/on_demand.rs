@@ -43,6 +43,7 @@ pub fn fetch_model(
     switches: &Switches,
     model: &str,
     dtype: DtypeChoice,
+    quant: Option<&str>,
     progress: &mut dyn super::FetchProgress,
     cancel: &CancelToken,
 ) -> Result<super::FetchReport> {
@@ -65,5 +66,21 @@ pub fn fetch_model(
     } else {
         wants_fp16(settings, switches, dtype)?
     };
-    super::fetch_entry(entry, fp16, &opts, progress)
+    let Some(quant) = quant else {
+        return super::fetch_entry(entry, fp16, &opts, progress);
+    };
+    // A quantized variant: the model's repo without the weights it replaces, then each GGUF
+    // from its own repo.
+    let files = crate::models::quant::variant(entry, quant)?;
+    let base = crate::models::quant::base_without(entry, &files);
+    let mut report = super::fetch_entry(&base, fp16, &opts, progress)?;
+    for q in files {
+        let one = crate::models::quant::file_entry(entry, q);
+        let part = super::fetch_entry(&one, false, &opts, progress)?;
+        let named = |f: &String| format!("{}:{f}", q.repo);
+        report.downloaded.extend(part.downloaded.iter().map(named));
+        report.already_cached.extend(part.already_cached.iter().map(named));
+        report.downloaded_bytes += part.downloaded_bytes;
+    }
+    Ok(report)
 }

@@ -64,7 +64,7 @@ impl TensorSize {
 }
 
 impl ComponentWeights {
-    fn from_headers(name: &str, headers: &[SafetensorsHeader]) -> Self {
+    pub(super) fn from_headers(name: &str, headers: &[SafetensorsHeader]) -> Self {
         let mut float_elements = 0;
         let mut other_bytes = 0;
         let mut largest_tensor_bytes = 0;
@@ -138,7 +138,7 @@ impl ModelFootprint {
 }
 
 /// The weight files of one component folder, found as the engine finds them, headers read.
-fn component(folder: &Path, name: &str, fp16_variant: bool) -> Result<ComponentWeights> {
+pub(super) fn component(folder: &Path, name: &str, fp16_variant: bool) -> Result<ComponentWeights> {
     let files = crate::engines::nn::weights::find_weight_files(folder, fp16_variant)?;
     let headers = files
         .iter()

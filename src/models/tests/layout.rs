@@ -22,7 +22,7 @@ fn sd1_by_cross_attention_dim() {
     assert!(!l.inpainting && !l.has_fp16_variants);
     assert_eq!(l.prediction_type, PredictionType::Epsilon);
     assert_eq!(l.paths.text_encoder_2, None);
-    assert!(l.paths.unet.ends_with("unet") && l.paths.scheduler.ends_with("scheduler"));
+    assert!(l.paths.denoiser.ends_with("unet") && l.paths.scheduler.ends_with("scheduler"));
     assert_eq!(l.pipeline_class, "StableDiffusionPipeline");
 }
 
@@ -80,13 +80,13 @@ fn inpainting_and_fp16_variants_are_detected() {
         ..PipelineSpec::sd1()
     });
     assert!(l.inpainting && l.has_fp16_variants);
-    let w = ModelLayout::weights_file(&l.paths.unet, true).unwrap();
+    let w = ModelLayout::weights_file(&l.paths.denoiser, true).unwrap();
     assert!(
         w.ends_with("diffusion_pytorch_model.fp16.safetensors"),
         "{}",
         w.display()
     );
-    let w = ModelLayout::weights_file(&l.paths.unet, false).unwrap();
+    let w = ModelLayout::weights_file(&l.paths.denoiser, false).unwrap();
     assert!(w.ends_with("diffusion_pytorch_model.safetensors"));
     // fp16 asked for but absent: the full file.
     std::fs::remove_file(
@@ -95,7 +95,7 @@ fn inpainting_and_fp16_variants_are_detected() {
             .join("diffusion_pytorch_model.fp16.safetensors"),
     )
     .unwrap();
-    let w = ModelLayout::weights_file(&l.paths.unet, true).unwrap();
+    let w = ModelLayout::weights_file(&l.paths.denoiser, true).unwrap();
     assert!(w.ends_with("diffusion_pytorch_model.safetensors"));
     let msg = ModelLayout::weights_file(&l.paths.vae, true)
         .unwrap_err()

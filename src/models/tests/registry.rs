@@ -269,3 +269,30 @@ fn bad_models_corpus_names_file_line_and_key() {
     }
     assert!(seen >= 5, "corpus has {seen} files");
 }
+
+#[test]
+fn flux_entries_ship_with_their_defaults_licences_and_quantized_variants() {
+    let reg = Registry::shipped().unwrap();
+    let schnell = reg.get("flux-schnell").unwrap();
+    assert_eq!(schnell.family, Family::Flux);
+    assert!(!schnell.gated && schnell.license == "apache-2.0");
+    assert_eq!((schnell.defaults.steps, schnell.defaults.embedded_guidance), (4, Some(false)));
+    let dev = reg.get("flux-dev").unwrap();
+    assert!(dev.gated && dev.license_url.contains("FLUX.1-dev"));
+    assert_eq!((dev.defaults.steps, dev.defaults.guidance), (28, 3.5));
+    assert_eq!(dev.defaults.max_sequence_length, Some(512));
+    for e in [schnell, dev] {
+        assert!(e.defaults.scheduler.is_flow());
+        assert_eq!(crate::models::quant::names(e), vec!["q4_k_s", "q8_0"]);
+    }
+}
+
+#[test]
+fn quant_rows_and_flow_schedulers_are_checked() {
+    let bad_component = format!(
+        "{ONE}\n[[models.quants]]\nname = \"q4_k_s\"\ncomponent = \"vae\"\nrepo = \"a/b\"\nfile = \"x.gguf\"\n"
+    );
+    assert!(err_of(&bad_component).contains("quants.component"));
+    let flow_for_sd = ONE.replace("scheduler = \"euler\"", "scheduler = \"flow-euler\"");
+    assert!(err_of(&flow_for_sd).contains("defaults.scheduler"));
+}

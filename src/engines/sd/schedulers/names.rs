@@ -28,6 +28,9 @@ impl From<Scheduler> for SchedulerKind {
             Scheduler::DpmPp2m => Self::DpmPp2m { karras: false },
             Scheduler::DpmPp2mKarras => Self::DpmPp2m { karras: true },
             Scheduler::UniPc => Self::UniPc,
+            // Refused for SD models when the job is filled (`jobs::spec::resolve`); Euler is its
+            // nearest sigma-space relative should a tool call this directly.
+            Scheduler::FlowEuler => Self::Euler,
         }
     }
 }

@@ -76,7 +76,7 @@ impl KindJob for ImageJob {
         // decides residency, attention slicing, VAE tiling and how many images run at once.
         crate::jobs::run::fault::point(w.config.switches.test_fault.as_deref(), "plan", id);
         let plan = match &w.config.planner {
-            Some(planner) => Some(planner.plan(&model.dir, spec, &request, dtype)?),
+            Some(planner) => Some(planner.plan(&model.dir, spec, &request, dtype, &model.weights)?),
             None => None,
         };
         let residency = match &plan {
@@ -91,12 +91,26 @@ impl KindJob for ImageJob {
         if let Some(plan) = &plan {
             request.memory = plan.memory_modes();
         }
+        let image_params = spec.image();
+        // The job's own files first, then a quantized variant the model resolved to.
+        let transformer = image_params
+            .and_then(|p| p.transformer.clone())
+            .or_else(|| model.weights.transformer.clone());
+        let text_encoder_2 = image_params
+            .and_then(|p| p.text_encoder_2.clone())
+            .or_else(|| model.weights.text_encoder_2.clone());
         let key = EngineKey {
             model_dir: model.dir.clone(),
             device: w.config.device.name.clone(),
             dtype,
             residency,
+            weights: transformer.iter().chain(&text_encoder_2).cloned().collect(),
         };
+        let replaced_bytes: u64 = key
+            .weights
+            .iter()
+            .map(|p| std::fs::metadata(p).map_or(0, |m| m.len()))
+            .sum();
         let load_started = Instant::now();
         let shared = Arc::clone(&w.shared);
         let device = w.config.device.device.clone();
@@ -104,7 +118,7 @@ impl KindJob for ImageJob {
         let fault = w.config.switches.test_fault.clone();
         let (engine, fresh) =
             w.cache
-                .get_or_load(&key, estimate_bytes(&model.dir, dtype), || {
+                .get_or_load(&key, estimate_bytes(&model.dir, dtype) + replaced_bytes, || {
                     shared.emit(JobEvent::Loading {
                         job: id,
                         stage: "model".into(),
@@ -117,13 +131,15 @@ impl KindJob for ImageJob {
                         dtype,
                         residency,
                         switches,
+                        transformer: transformer.as_deref(),
+                        text_encoder_2: text_encoder_2.as_deref(),
                     })
                 })?;
-        let Engine::Sd(engine) = engine else {
+        let family = engine.family_name();
+        let Some(engine) = engine.images() else {
             return Err(crate::Error::bad_input(format!(
-                "model `{}` is a {} model, not an image model",
-                model.id,
-                engine.family_name()
+                "model `{}` is a {family} model, not an image model",
+                model.id
             )));
         };
         if fresh {

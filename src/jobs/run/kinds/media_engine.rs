@@ -20,6 +20,7 @@ use crate::vocab::Residency;
 /// Where a media model's engine lives in the cache.
 pub(super) fn media_key(model: &ModelInfo, device: &WorkerDevice, dtype: DType) -> EngineKey {
     EngineKey {
+        weights: vec![],
         model_dir: model.dir.clone(),
         device: device.name.clone(),
         dtype,
@@ -56,6 +57,8 @@ pub(super) fn cached_engine<'c>(
                 dtype,
                 residency: Residency::Resident,
                 switches,
+                transformer: None,
+                text_encoder_2: None,
             })
         })?;
     if fresh {

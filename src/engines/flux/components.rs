@@ -1,0 +1,194 @@
+//! FLUX's networks and when they are in memory: all at once (resident), or one stage at a time
+//! (staged: CLIP and T5, then the transformer, then the VAE), which is how a 16 GB machine runs
+//! a model whose parts together do not fit. The transformer and T5 may come from GGUF files.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device};
+use candle_nn::VarBuilder;
+
+use super::transformer::FluxTransformer;
+use crate::engines::EngineSwitches;
+use crate::engines::nn::text::clip::TextEncoder;
+use crate::engines::nn::text::t5::{self, T5Encoder};
+use crate::engines::nn::weights::Weights;
+use crate::engines::sd::vae::Vae;
+use crate::error::Result;
+use crate::vocab::Residency;
+
+/// How to load a FLUX pipeline.
+#[derive(Debug, Clone)]
+pub struct FluxLoadOptions {
+    /// The diffusers folder (model_index.json, transformer/, vae/, text_encoder(_2)/ ...).
+    pub model_dir: PathBuf,
+    /// The transformer's weights from this GGUF or safetensors file instead of transformer/.
+    pub transformer: Option<PathBuf>,
+    /// T5's weights from this GGUF instead of text_encoder_2/.
+    pub text_encoder_2: Option<PathBuf>,
+    pub device: Device,
+    pub dtype: DType,
+    pub residency: Residency,
+    pub switches: EngineSwitches,
+}
+
+/// Lazily loaded networks of one FLUX folder.
+pub struct FluxComponents {
+    opts: FluxLoadOptions,
+    clip: Option<TextEncoder>,
+    t5: Option<T5Encoder>,
+    transformer: Option<FluxTransformer>,
+    vae: Option<Vae>,
+    vae_dtype: DType,
+}
+
+fn timed<T>(stage: &str, load: impl FnOnce() -> Result<T>) -> Result<T> {
+    let _span = tracing::info_span!("load", stage).entered();
+    let start = std::time::Instant::now();
+    let value = load()?;
+    tracing::info!(
+        stage,
+        seconds = start.elapsed().as_secs_f64(),
+        "component loaded"
+    );
+    crate::logging::log_memory(stage);
+    Ok(value)
+}
+
+impl FluxComponents {
+    pub fn new(opts: FluxLoadOptions) -> Self {
+        let vae_dtype = opts.dtype;
+        Self {
+            opts,
+            clip: None,
+            t5: None,
+            transformer: None,
+            vae: None,
+            vae_dtype,
+        }
+    }
+
+    pub fn residency(&self) -> Residency {
+        self.opts.residency
+    }
+
+    fn dir(&self, sub: &str) -> PathBuf {
+        self.opts.model_dir.join(sub)
+    }
+
+    fn fp16_variant(&self) -> bool {
+        self.opts.dtype != DType::F32
+    }
+
+    /// Every network, now (resident runs).
+    pub fn load_all(&mut self) -> Result<()> {
+        self.text_encoders()?;
+        self.transformer()?;
+        self.vae()?;
+        Ok(())
+    }
+
+    /// CLIP-L (pooled output) and T5, loaded when absent.
+    pub fn text_encoders(&mut self) -> Result<(&TextEncoder, &T5Encoder)> {
+        if self.clip.is_none() {
+            let (dir, device, dtype, fp16, sw) = (
+                self.dir("text_encoder"),
+                self.opts.device.clone(),
+                self.opts.dtype,
+                self.fp16_variant(),
+                self.opts.switches,
+            );
+            self.clip = Some(timed("text_encoder", || {
+                TextEncoder::load_with(&dir, &device, dtype, fp16, sw)
+            })?);
+        }
+        if self.t5.is_none() {
+            let t5 = timed("text_encoder_2", || self.load_t5())?;
+            self.t5 = Some(t5);
+        }
+        match (&self.clip, &self.t5) {
+            (Some(clip), Some(t5)) => Ok((clip, t5)),
+            _ => Err(crate::Error::job_failed("internal: text encoders not loaded")),
+        }
+    }
+
+    fn load_t5(&self) -> Result<T5Encoder> {
+        let dir = self.dir("text_encoder_2");
+        let config = t5::load_config(&dir.join("config.json"))?;
+        let device = &self.opts.device;
+        if let Some(gguf) = &self.opts.text_encoder_2 {
+            return T5Encoder::load_gguf(gguf, &config, device);
+        }
+        let dtype = T5Encoder::dtype_for(self.opts.dtype);
+        let weights = Weights::open(&dir, device, dtype, self.fp16_variant(), self.opts.switches)?;
+        weights.build("T5 text encoder", |vb: VarBuilder| T5Encoder::new(vb, &config))
+    }
+
+    pub fn transformer(&mut self) -> Result<&FluxTransformer> {
+        if self.transformer.is_none() {
+            let dir = self.dir("transformer");
+            let (device, dtype, sw) = (self.opts.device.clone(), self.opts.dtype, self.opts.switches);
+            let file = self.opts.transformer.clone();
+            self.transformer = Some(timed("transformer", || {
+                FluxTransformer::load(&dir, file.as_deref(), &device, dtype, sw)
+            })?);
+        }
+        self.transformer
+            .as_ref()
+            .ok_or_else(|| crate::Error::job_failed("internal: transformer not loaded"))
+    }
+
+    pub fn vae(&mut self) -> Result<&Vae> {
+        if self.vae.is_none() {
+            let dir = self.dir("vae");
+            let (device, dtype, fp16, sw) = (
+                self.opts.device.clone(),
+                self.vae_dtype,
+                self.vae_dtype != DType::F32,
+                self.opts.switches,
+            );
+            self.vae = Some(timed("vae", || Vae::load_with(&dir, &device, dtype, fp16, sw))?);
+        }
+        self.vae
+            .as_ref()
+            .ok_or_else(|| crate::Error::job_failed("internal: VAE not loaded"))
+    }
+
+    pub fn vae_dtype(&self) -> DType {
+        self.vae_dtype
+    }
+
+    /// Decodes in f32 from now on (a half-precision decode overflowed).
+    pub fn upcast_vae(&mut self) {
+        if self.vae_dtype != DType::F32 {
+            self.vae_dtype = DType::F32;
+            self.vae = None;
+        }
+    }
+
+    fn staged(&self) -> bool {
+        self.opts.residency == Residency::Staged
+    }
+
+    pub fn release_text_encoders(&mut self) {
+        if self.staged() {
+            self.clip = None;
+            self.t5 = None;
+        }
+    }
+
+    pub fn release_transformer(&mut self) {
+        if self.staged() {
+            self.transformer = None;
+        }
+    }
+
+    pub fn release_vae(&mut self) {
+        if self.staged() {
+            self.vae = None;
+        }
+    }
+
+    pub fn model_dir(&self) -> &Path {
+        &self.opts.model_dir
+    }
+}

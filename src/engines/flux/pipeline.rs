@@ -1,0 +1,396 @@
+//! The FLUX.1 pipeline, step for step as diffusers' FluxPipeline (txt2img) and
+//! FluxImg2ImgPipeline: prompts -> CLIP pooled + T5 states; noise (1, 16, H/8, W/8) drawn per
+//! seed (or given unpacked, as diffusers draws it) and packed into 2x2 patches; the flow-matching
+//! Euler loop over the transformer (embedded guidance for dev, two passes for true CFG); unpack,
+//! undo the VAE's shift and scale, decode.
+
+use std::path::Path;
+
+use candle_core::{DType, Tensor};
+
+use super::components::{FluxComponents, FluxLoadOptions};
+use super::latents::{image_ids, pack, text_ids, unpack};
+use super::preview::latent_preview;
+use super::prompt::{Encoders, PromptEmbeds};
+use super::scheduler::{FlowMatchConfig, FlowMatchEuler};
+use super::tokenizer::T5Tokenizer;
+use super::transformer::FluxTransformerConfig;
+use crate::engines::progress::{CancelToken, EngineEvent, ProgressSink};
+use crate::engines::sd::config::VaeConfig;
+use crate::engines::sd::latents::{all_finite, image_to_tensor, seeded_noise, tensor_to_images};
+use crate::engines::sd::tokenizer::ClipTokenizer;
+use crate::engines::sd::{GenerateRequest, GeneratedImage};
+use crate::error::{Error, Result};
+
+/// T5 tokens when a job does not say: diffusers' FluxPipeline default.
+const DEFAULT_SEQUENCE: usize = 512;
+
+/// A loaded (or, when staged, loadable) FLUX model.
+pub struct FluxPipeline {
+    components: FluxComponents,
+    clip_tokenizer: ClipTokenizer,
+    t5_tokenizer: T5Tokenizer,
+    scheduler_config: FlowMatchConfig,
+    transformer_config: FluxTransformerConfig,
+    vae_config: VaeConfig,
+    device: candle_core::Device,
+    dtype: DType,
+}
+
+impl FluxPipeline {
+    /// Reads the configs and tokenizers; loads the networks now when resident.
+    pub fn load(opts: FluxLoadOptions) -> Result<Self> {
+        let dir = opts.model_dir.clone();
+        let _span = tracing::info_span!("pipeline_load", model = %dir.display()).entered();
+        let transformer_config = FluxTransformerConfig::load(&dir.join("transformer/config.json"))?;
+        let vae_config = VaeConfig::load(&dir.join("vae/config.json"))?;
+        if vae_config.latent_channels * 4 != transformer_config.in_channels {
+            return Err(Error::bad_input(format!(
+                "{}: the VAE has {} latent channels but the transformer takes {} (2x2 patches of \
+                 {} channels); the folder mixes models",
+                dir.display(),
+                vae_config.latent_channels,
+                transformer_config.in_channels,
+                transformer_config.in_channels / 4
+            )));
+        }
+        let scheduler_config =
+            FlowMatchConfig::load(&dir.join("scheduler/scheduler_config.json"))?;
+        let clip_tokenizer = ClipTokenizer::from_dir(&dir.join("tokenizer"))?;
+        let t5_tokenizer = T5Tokenizer::from_dir(&dir.join("tokenizer_2"))?;
+        let (device, dtype) = (opts.device.clone(), opts.dtype);
+        let mut components = FluxComponents::new(opts);
+        if components.residency() == crate::vocab::Residency::Resident {
+            components.load_all()?;
+        }
+        Ok(Self {
+            components,
+            clip_tokenizer,
+            t5_tokenizer,
+            scheduler_config,
+            transformer_config,
+            vae_config,
+            device,
+            dtype,
+        })
+    }
+
+    pub fn model_dir(&self) -> &Path {
+        self.components.model_dir()
+    }
+
+    /// Whether the transformer embeds `--guidance` (FLUX.1-dev) rather than ignoring it.
+    pub fn has_guidance_embeds(&self) -> bool {
+        self.transformer_config.guidance_embeds
+    }
+
+    fn encode_prompts(
+        &mut self,
+        req: &GenerateRequest,
+        true_cfg: bool,
+    ) -> Result<(PromptEmbeds, Option<PromptEmbeds>)> {
+        let (device, dtype) = (self.device.clone(), self.dtype);
+        let max_sequence_length = req.max_sequence_length.unwrap_or(DEFAULT_SEQUENCE);
+        let (clip, t5) = self.components.text_encoders()?;
+        let encoders = Encoders {
+            clip_tokenizer: &self.clip_tokenizer,
+            clip,
+            t5_tokenizer: &self.t5_tokenizer,
+            t5,
+            max_sequence_length,
+        };
+        let prompt = encoders.encode(&req.prompt, &device, dtype)?;
+        let negative = if true_cfg {
+            Some(encoders.encode(&req.negative, &device, dtype)?)
+        } else {
+            None
+        };
+        Ok((prompt, negative))
+    }
+
+    /// `image` in [-1, 1] -> the VAE's latent mean, shifted and scaled as the transformer sees
+    /// latents (diffusers' `(latents - shift_factor) * scaling_factor`).
+    fn encode_image(&mut self, image: &Tensor, cancel: &CancelToken) -> Result<Tensor> {
+        let (scaling, shift) = self.latent_scaling();
+        let vae_dtype = self.components.vae_dtype();
+        let vae = self.components.vae()?;
+        let mean = vae.encode_mean_watched(&image.to_dtype(vae_dtype)?, None, cancel)?;
+        Ok(((mean.to_dtype(DType::F32)? - shift)? * scaling)?.to_dtype(self.dtype)?)
+    }
+
+    fn latent_scaling(&self) -> (f64, f64) {
+        (
+            self.vae_config.scaling_factor,
+            self.vae_config.shift_factor.unwrap_or(0.0),
+        )
+    }
+
+    /// Run one job: `req.batch` images with seeds seed, seed+1, ...
+    pub fn generate(
+        &mut self,
+        req: &GenerateRequest,
+        sink: &dyn ProgressSink,
+        cancel: &CancelToken,
+    ) -> Result<Vec<GeneratedImage>> {
+        let _span = tracing::info_span!("generate", steps = req.steps, seed = req.seed).entered();
+        let (height, width) = (req.height as usize, req.width as usize);
+        if !height.is_multiple_of(16) || !width.is_multiple_of(16) || height == 0 || width == 0 {
+            return Err(Error::bad_input(format!(
+                "FLUX makes images whose sides are multiples of 16; {width}x{height} is not"
+            )));
+        }
+        if req.mask.is_some() {
+            return Err(Error::bad_input(
+                "FLUX inpainting is not supported yet: drop --mask (img2img takes --init-image)",
+            ));
+        }
+        let n = req.batch as usize;
+        let seeds: Vec<u64> = (0..n as u64).map(|i| req.seed.wrapping_add(i)).collect();
+        let (lh, lw) = (height / 8, width / 8);
+        let channels = self.vae_config.latent_channels;
+        let (device, dtype) = (self.device.clone(), self.dtype);
+        let true_cfg = req.true_cfg.filter(|&t| t > 1.0 && !req.negative.trim().is_empty());
+
+        sink.emit(EngineEvent::Loading {
+            stage: "text_encoder".into(),
+        });
+        let (prompt, negative) = stage("text_encoder", || {
+            self.encode_prompts(req, true_cfg.is_some())
+        })?;
+        self.components.release_text_encoders();
+        check_cancel(cancel)?;
+
+        let noise = match &req.init_latents {
+            Some(t) => {
+                let t = t.to_device(&device)?.to_dtype(dtype)?;
+                let dims = t.dims4()?;
+                if dims.1 != channels || dims.2 != lh || dims.3 != lw || (dims.0 != 1 && dims.0 != n)
+                {
+                    return Err(Error::bad_input(format!(
+                        "--init-latents has shape {:?}; FLUX at {width}x{height} takes the \
+                         unpacked noise [1, {channels}, {lh}, {lw}]",
+                        t.dims()
+                    )));
+                }
+                if dims.0 == n { t } else { t.repeat((n, 1, 1, 1))? }
+            }
+            None => seeded_noise(&seeds, (channels, lh, lw), &device, dtype)?,
+        };
+        let image_seq_len = (lh / 2) * (lw / 2);
+        let mut scheduler =
+            FlowMatchEuler::for_flux(&self.scheduler_config, req.steps as usize, image_seq_len)?;
+        let latents = match &req.init_image {
+            Some(img) => {
+                let left = scheduler.truncate_for_strength(req.strength)?;
+                if left == 0 {
+                    return Err(Error::bad_input(format!(
+                        "--strength {} with {} steps leaves no denoising step to run: raise \
+                         --strength or --steps",
+                        req.strength, req.steps
+                    )));
+                }
+                sink.emit(EngineEvent::Loading {
+                    stage: "vae_encode".into(),
+                });
+                let pixels = image_to_tensor(img, &device, dtype)?;
+                let image_latents = stage("vae_encode", || self.encode_image(&pixels, cancel))?
+                    .repeat((n, 1, 1, 1))?;
+                self.components.release_vae();
+                scheduler.scale_noise(&image_latents, &noise)?
+            }
+            None => noise,
+        };
+        let latents = pack(&latents)?;
+        check_cancel(cancel)?;
+
+        sink.emit(EngineEvent::Loading {
+            stage: "transformer".into(),
+        });
+        let denoised = stage("denoise", || {
+            self.denoise(DenoiseInputs {
+                latents,
+                prompt: &prompt,
+                negative: negative.as_ref(),
+                true_cfg: true_cfg.unwrap_or(1.0),
+                guidance: req.guidance,
+                scheduler: &scheduler,
+                lh,
+                lw,
+                preview_every: req.preview_every,
+                sink,
+                cancel,
+            })
+        })?;
+        self.components.release_transformer();
+        if !all_finite(&denoised)? {
+            return Err(Error::job_failed(
+                "the denoised latents hold NaN or infinity (the transformer overflowed): try \
+                 --dtype f32 or bf16",
+            ));
+        }
+        let latents = unpack(&denoised, height, width, 8)?;
+
+        sink.emit(EngineEvent::Loading {
+            stage: "vae_decode".into(),
+        });
+        let images = stage("vae_decode", || {
+            self.decode(&latents, req.memory.vae_tiling, cancel)
+        })?;
+        self.components.release_vae();
+        Ok(images
+            .into_iter()
+            .zip(seeds)
+            .map(|(image, seed)| GeneratedImage { image, seed })
+            .collect())
+    }
+
+    fn denoise(&mut self, inp: DenoiseInputs<'_>) -> Result<Tensor> {
+        let (device, dtype) = (self.device.clone(), self.dtype);
+        let mut latents = inp.latents;
+        let n = latents.dim(0)?;
+        let img_ids = image_ids(inp.lh / 2, inp.lw / 2, &device)?;
+        let txt_ids = text_ids(inp.prompt.t5.dim(1)?, &device)?;
+        let prompt = inp.prompt.repeat(n)?;
+        let negative = inp.negative.map(|e| e.repeat(n)).transpose()?;
+        let guidance = if self.transformer_config.guidance_embeds {
+            Some(Tensor::full(inp.guidance as f32, n, &device)?)
+        } else {
+            None
+        };
+        let transformer = self.components.transformer()?;
+        let timesteps = inp.scheduler.timesteps().to_vec();
+        let total = timesteps.len();
+        let begin = std::time::Instant::now();
+        for (i, &t) in timesteps.iter().enumerate() {
+            check_cancel(inp.cancel)?;
+            let _span = tracing::debug_span!("step", i, t).entered();
+            // As diffusers: the pipeline passes t / 1000 (in f32), the model scales it back.
+            let timestep = Tensor::full((t as f32) / 1000.0, n, &device)?.to_dtype(dtype)?;
+            let forward = |embeds: &PromptEmbeds| {
+                transformer.forward(
+                    &latents,
+                    &embeds.t5,
+                    &embeds.pooled,
+                    &timestep,
+                    guidance.as_ref(),
+                    &img_ids,
+                    &txt_ids,
+                )
+            };
+            let mut velocity = forward(&prompt)?;
+            if let Some(negative) = &negative {
+                let uncond = forward(negative)?;
+                velocity = (&uncond + ((&velocity - &uncond)? * inp.true_cfg)?)?;
+            }
+            latents = inp.scheduler.step(&velocity, i, &latents)?;
+            let step = i as u32 + 1;
+            let elapsed_s = begin.elapsed().as_secs_f64();
+            let eta_s = elapsed_s / f64::from(step) * (total as f64 - f64::from(step));
+            inp.sink.emit(EngineEvent::Progress {
+                step,
+                steps: total as u32,
+                elapsed_s,
+                eta_s,
+            });
+            if inp.preview_every > 0
+                && step.is_multiple_of(inp.preview_every)
+                && (step as usize) < total
+            {
+                let unpacked = unpack(&latents, inp.lh * 8, inp.lw * 8, 8)?;
+                inp.sink
+                    .emit(EngineEvent::Preview(latent_preview(&unpacked)?));
+            }
+        }
+        tracing::info!(
+            steps = total,
+            seconds = begin.elapsed().as_secs_f64(),
+            "denoising done"
+        );
+        Ok(latents)
+    }
+
+    /// Latents (b, 16, h/8, w/8) -> images, one at a time, redone in f32 when a half-precision
+    /// decode overflows.
+    fn decode(
+        &mut self,
+        latents: &Tensor,
+        tiled: bool,
+        cancel: &CancelToken,
+    ) -> Result<Vec<image::RgbImage>> {
+        let decoded = self.decode_tensor(latents, tiled, cancel)?;
+        if all_finite(&decoded)? {
+            return tensor_to_images(&decoded);
+        }
+        if self.components.vae_dtype() != DType::F32 {
+            tracing::warn!("the VAE overflowed in half precision; decoding again in f32");
+            self.components.upcast_vae();
+            let decoded = self.decode_tensor(latents, tiled, cancel)?;
+            if all_finite(&decoded)? {
+                return tensor_to_images(&decoded);
+            }
+        }
+        Err(Error::job_failed(
+            "the VAE decoded NaN or infinity even in f32: the latents are broken (try another \
+             seed, or --dtype f32)",
+        ))
+    }
+
+    /// The decoder's output (b, 3, h, w) in [-1, 1]: latents / scaling + shift, decoded.
+    fn decode_tensor(
+        &mut self,
+        latents: &Tensor,
+        tiled: bool,
+        cancel: &CancelToken,
+    ) -> Result<Tensor> {
+        let (scaling, shift) = self.latent_scaling();
+        let vae_dtype = self.components.vae_dtype();
+        let scaled = ((latents.to_dtype(DType::F32)? / scaling)? + shift)?.to_dtype(vae_dtype)?;
+        let vae = self.components.vae()?;
+        let mut decoded = Vec::with_capacity(scaled.dim(0)?);
+        for i in 0..scaled.dim(0)? {
+            let one = scaled.narrow(0, i, 1)?;
+            let tiles = tiled.then(|| {
+                let tile = vae.default_tile_latent();
+                (tile, tile / 4)
+            });
+            decoded.push(vae.decode_watched(&one, tiles, cancel)?);
+        }
+        Ok(Tensor::cat(&decoded, 0)?)
+    }
+}
+
+struct DenoiseInputs<'a> {
+    /// Packed (b, seq, 64).
+    latents: Tensor,
+    prompt: &'a PromptEmbeds,
+    negative: Option<&'a PromptEmbeds>,
+    true_cfg: f64,
+    guidance: f64,
+    scheduler: &'a FlowMatchEuler,
+    lh: usize,
+    lw: usize,
+    preview_every: u32,
+    sink: &'a dyn ProgressSink,
+    cancel: &'a CancelToken,
+}
+
+fn check_cancel(cancel: &CancelToken) -> Result<()> {
+    if cancel.is_cancelled() {
+        Err(Error::Cancelled)
+    } else {
+        Ok(())
+    }
+}
+
+fn stage<T>(name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    let _span = tracing::info_span!("stage", name).entered();
+    let start = std::time::Instant::now();
+    let out = f()?;
+    tracing::info!(
+        stage = name,
+        seconds = start.elapsed().as_secs_f64(),
+        "stage done"
+    );
+    crate::logging::log_memory(name);
+    Ok(out)
+}

@@ -1,0 +1,86 @@
+//! A FLUX.1 diffusers folder (FluxPipeline): transformer/ instead of unet/, a 16-channel VAE,
+//! CLIP-L in text_encoder/ and T5 in text_encoder_2/ with their tokenizers. Only configs are read.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use super::entry::{Defaults, Family};
+use super::layout::{
+    ComponentPaths, ModelLayout, PredictionType, check_tokenizer, folder_has_fp16, read_json,
+};
+use crate::{Error, Result};
+
+/// A FLUX folder: model_index.json names a Flux pipeline, or transformer/config.json is a
+/// FluxTransformer2DModel.
+pub(super) fn is_flux(dir: &Path, pipeline_class: &str) -> bool {
+    if pipeline_class.starts_with("Flux") {
+        return true;
+    }
+    std::fs::read_to_string(dir.join("transformer/config.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+        .and_then(|v| v.get("_class_name")?.as_str().map(str::to_owned))
+        .is_some_and(|c| c.starts_with("FluxTransformer"))
+}
+
+pub(super) fn open(dir: &Path, pipeline_class: String) -> Result<ModelLayout> {
+    let transformer = read_json(dir, "transformer/config.json")?;
+    let vae = read_json(dir, "vae/config.json")?;
+    read_json(dir, "text_encoder/config.json")?;
+    read_json(dir, "text_encoder_2/config.json")?;
+    read_json(dir, "scheduler/scheduler_config.json")?;
+    check_tokenizer(dir, "tokenizer")?;
+    let t5_tokenizer = dir.join("tokenizer_2/tokenizer.json");
+    if !t5_tokenizer.is_file() {
+        return Err(Error::bad_input(format!(
+            "{}: FLUX's T5 tokenizer needs tokenizer_2/tokenizer.json (the file the real repos \
+             ship beside spiece.model); fetch the model again",
+            dir.display()
+        )));
+    }
+    let vae_blocks = vae
+        .get("block_out_channels")
+        .and_then(Value::as_array)
+        .map_or(4, Vec::len)
+        .clamp(1, 8);
+    let embedded_guidance = transformer
+        .get("guidance_embeds")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let paths = ComponentPaths {
+        denoiser: dir.join("transformer"),
+        vae: dir.join("vae"),
+        text_encoder: dir.join("text_encoder"),
+        text_encoder_2: Some(dir.join("text_encoder_2")),
+        tokenizer: dir.join("tokenizer"),
+        tokenizer_2: Some(dir.join("tokenizer_2")),
+        scheduler: dir.join("scheduler"),
+    };
+    Ok(ModelLayout {
+        dir: dir.to_path_buf(),
+        family: Family::Flux,
+        inpainting: false,
+        // Flow matching predicts a velocity; the UNet vocabulary has no word for it and no
+        // FLUX code reads this.
+        prediction_type: PredictionType::Epsilon,
+        has_fp16_variants: folder_has_fp16(&paths.denoiser),
+        paths,
+        pipeline_class,
+        vae_scale_factor: 1u32 << (vae_blocks - 1),
+        unet_sample_size: None,
+        embedded_guidance: Some(embedded_guidance),
+    })
+}
+
+/// A FLUX folder's defaults: dev's (28 steps, guidance 3.5, 512 T5 tokens) when the transformer
+/// embeds guidance, schnell's (4 steps, guidance ignored, 256 tokens) otherwise.
+pub(super) fn default_params(mut d: Defaults, embedded_guidance: Option<bool>) -> Defaults {
+    if embedded_guidance == Some(false) {
+        d.steps = 4;
+        d.guidance = 0.0;
+        d.max_sequence_length = Some(256);
+        d.embedded_guidance = Some(false);
+    }
+    d
+}

@@ -1,0 +1,293 @@
+//! FLUX's memory plan: CLIP + T5, then the transformer, then the VAE, each at the precision it is
+//! held in (a GGUF transformer stays quantized, a GGUF T5 is dequantized at load), staged when
+//! together they do not fit, with attention slicing, VAE tiling and smaller passes after that
+//! (the candidates of `planner::candidates`).
+
+use std::path::{Path, PathBuf};
+
+use candle_core::DType;
+
+use super::activations::{self, ActivationShape};
+use super::footprint::{ComponentWeights, component};
+use super::stages::{Candidate, DeviceTraits, PlanStep};
+use super::{Breakdown, MemoryPlan, PlanRequest};
+use crate::Result;
+use crate::device::memory::format_bytes;
+use crate::engines::flux::footprint::{FluxArch, t5_dtype};
+use crate::engines::nn::weights::gguf;
+use crate::engines::sd::footprint::VaeArch;
+use crate::vocab::Residency;
+
+/// What only a FLUX job adds to the plan request.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FluxJob {
+    /// T5 tokens.
+    pub max_sequence_length: u32,
+    /// `--transformer` / `--text-encoder-2` (or a quantized variant's files).
+    pub transformer: Option<PathBuf>,
+    pub text_encoder_2: Option<PathBuf>,
+}
+
+/// Weights held at load: bytes at the run dtype, plus the largest single tensor a load or a
+/// quantized matmul holds for a moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Held {
+    pub bytes: u64,
+    pub transient: u64,
+}
+
+/// A FLUX folder's weights as the engine will hold them, and its shape.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FluxFootprint {
+    pub arch: FluxArch,
+    pub vae_arch: VaeArch,
+    clip: ComponentWeights,
+    t5: Source,
+    transformer: Source,
+    vae: ComponentWeights,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Source {
+    Folder(ComponentWeights),
+    Gguf(gguf::GgufFootprint),
+}
+
+impl FluxFootprint {
+    pub fn read(dir: &Path, fp16_variant: bool, job: &FluxJob) -> Result<Self> {
+        let _span = tracing::info_span!("flux_footprint", dir = %dir.display()).entered();
+        let source = |file: &Option<PathBuf>, name: &str| -> Result<Source> {
+            match file {
+                Some(f) if f.extension().is_some_and(|e| e == "gguf") => {
+                    Ok(Source::Gguf(gguf::footprint(f)?))
+                }
+                Some(f) => {
+                    let header = crate::models::safetensors_header::read_header(f)?;
+                    Ok(Source::Folder(ComponentWeights::from_headers(name, &[header])))
+                }
+                None => Ok(Source::Folder(component(&dir.join(name), name, fp16_variant)?)),
+            }
+        };
+        let vae = crate::engines::sd::config::VaeConfig::load(&dir.join("vae/config.json"))?;
+        Ok(Self {
+            arch: FluxArch::read(dir)?,
+            vae_arch: VaeArch::from_config(&vae),
+            clip: component(&dir.join("text_encoder"), "text_encoder", fp16_variant)?,
+            t5: source(&job.text_encoder_2, "text_encoder_2")?,
+            transformer: source(&job.transformer, "transformer")?,
+            vae: component(&dir.join("vae"), "vae", fp16_variant)?,
+        })
+    }
+
+    fn clip_held(&self, elem: u64) -> Held {
+        Held {
+            bytes: self.clip.bytes_at(elem),
+            transient: self.clip.largest_tensor_bytes,
+        }
+    }
+
+    fn t5_held(&self, dtype: DType) -> Held {
+        let t5 = t5_dtype(dtype);
+        match &self.t5 {
+            Source::Folder(c) => Held {
+                bytes: c.bytes_at(t5.size_in_bytes() as u64),
+                transient: c.largest_tensor_bytes,
+            },
+            // Dequantized tensor by tensor into T5's dtype (through f32).
+            Source::Gguf(g) => Held {
+                bytes: g.dequantized(t5),
+                transient: g.largest_dequantized(DType::F32),
+            },
+        }
+    }
+
+    fn transformer_held(&self, elem: u64) -> Held {
+        match &self.transformer {
+            Source::Folder(c) => Held {
+                bytes: c.bytes_at(elem),
+                transient: c.largest_tensor_bytes,
+            },
+            // Quantized weights stay as stored; a matmul may dequantize one weight at a time.
+            Source::Gguf(g) => Held {
+                bytes: g.stored,
+                transient: g.largest_dequantized(DType::F32),
+            },
+        }
+    }
+
+    fn vae_held(&self, elem: u64) -> Held {
+        Held {
+            bytes: self.vae.bytes_at(elem),
+            transient: self.vae.largest_tensor_bytes,
+        }
+    }
+}
+
+/// The stages of one candidate plan.
+fn steps(fp: &FluxFootprint, req: &PlanRequest, job: &FluxJob, cand: &Candidate, dev: &DeviceTraits) -> Vec<PlanStep> {
+    let elem = req.dtype.size_in_bytes() as u64;
+    let images = u64::from(cand.batch.max(1));
+    let clip = fp.clip_held(elem);
+    let t5 = fp.t5_held(req.dtype);
+    let transformer = fp.transformer_held(elem);
+    let vae = fp.vae_held(elem);
+    let resident = cand.residency == Residency::Resident;
+    let all = clip.bytes + t5.bytes + transformer.bytes + vae.bytes;
+    let held = |own: u64| if resident { all } else { own };
+    let (lh, lw) = (u64::from(req.height) / 8, u64::from(req.width) / 8);
+    let image_tokens = (lh / 2) * (lw / 2);
+    let text_tokens = u64::from(job.max_sequence_length);
+    let tokens = image_tokens + text_tokens;
+    let shape = ActivationShape {
+        latent_h: lh,
+        latent_w: lw,
+        images: 1,
+        guided: false,
+        elem,
+        conv: dev.conv,
+        attention_slice: cand.attention_slice,
+        stock_kernels: dev.stock_kernels,
+    };
+    let a = &fp.arch;
+    let t5_elem = t5_dtype(req.dtype).size_in_bytes() as u64;
+    let t5_rows = text_tokens;
+    let text_work = t5_rows * (4 * a.t5_width + 2 * a.t5_ff) * t5_elem
+        + a.t5_heads * t5_rows * t5_rows * 4
+        + t5.transient.max(clip.transient);
+    let scores = activations::attention_bytes(
+        &ActivationShape { images, ..shape },
+        images * a.heads,
+        tokens,
+        tokens,
+        a.head_dim,
+    );
+    // Latents, noise and their packed copies of the pass in f32.
+    let latents = 4 * images * 16 * lh * lw * 4;
+    let denoise_work = a.step_bytes(tokens, images, elem) + scores + latents + transformer.transient;
+    let tile = if cand.vae_tiling { lh.min(64) } else { lh };
+    let tile_w = if cand.vae_tiling { lw.min(64) } else { lw };
+    let vae_shape = ActivationShape {
+        latent_h: tile,
+        latent_w: tile_w,
+        images,
+        ..shape
+    };
+    let mut out = vec![
+        step("encode prompt (CLIP + T5)", held(clip.bytes + t5.bytes), text_work, dev),
+        step("denoise (transformer)", held(transformer.bytes), denoise_work, dev),
+    ];
+    if req.img2img {
+        let enc = activations::vae_encode(&fp.vae_arch, &ActivationShape { images: 1, ..vae_shape });
+        out.insert(1, step("vae encode", held(vae.bytes), enc, dev));
+    }
+    let dec = activations::vae_decode(&fp.vae_arch, &vae_shape) + vae.transient;
+    out.push(step("vae decode", held(vae.bytes), dec, dev));
+    out
+}
+
+fn step(stage: &str, weights: u64, working: u64, dev: &DeviceTraits) -> PlanStep {
+    PlanStep {
+        stage: stage.to_owned(),
+        weights_bytes: weights,
+        working_bytes: working,
+        total_bytes: weights + working + dev.overhead_bytes,
+    }
+}
+
+fn peak(steps: &[PlanStep]) -> u64 {
+    steps.iter().map(|s| s.total_bytes).max().unwrap_or(0)
+}
+
+/// Plans one FLUX job: the first candidate that fits, else the last, with what would fit.
+pub fn plan(fp: &FluxFootprint, req: &PlanRequest, job: &FluxJob) -> MemoryPlan {
+    let budget = super::effective_budget(&req.memory, req.budget_cap);
+    let dev = super::request_traits(req);
+    let candidates = super::candidates(req);
+    let mut chosen = None;
+    for cand in &candidates {
+        let s = steps(fp, req, job, cand, &dev);
+        let fits = peak(&s) <= budget;
+        chosen = Some((*cand, s));
+        if fits {
+            break;
+        }
+    }
+    let (cand, steps_taken) = chosen.unwrap_or_else(|| {
+        let cand = super::candidates_fallback(req);
+        let s = steps(fp, req, job, &cand, &dev);
+        (cand, s)
+    });
+    let peak_bytes = peak(&steps_taken);
+    let fits = peak_bytes <= budget;
+    let elem = req.dtype.size_in_bytes() as u64;
+    let worst = steps_taken.iter().max_by_key(|s| s.total_bytes);
+    let breakdown = Breakdown {
+        text_encoders_bytes: fp.clip_held(elem).bytes + fp.t5_held(req.dtype).bytes,
+        unet_bytes: fp.transformer_held(elem).bytes,
+        vae_bytes: fp.vae_held(elem).bytes,
+        working_bytes: worst.map_or(0, |s| s.working_bytes),
+        overhead_bytes: dev.overhead_bytes,
+        peak_stage: worst.map_or_else(String::new, |s| s.stage.clone()),
+    };
+    let suggestions = if fits {
+        vec![]
+    } else {
+        suggestions(fp, req, job, budget, &dev)
+    };
+    MemoryPlan {
+        steps: steps_taken,
+        peak_bytes,
+        budget_bytes: budget,
+        fits,
+        residency: cand.residency,
+        attention_slice: cand.attention_slice.map(|n| n as usize),
+        vae_tiling: cand.vae_tiling,
+        batch: cand.batch,
+        requested_batch: req.batch.max(1),
+        dtype: crate::engines::nn::dtype::dtype_name(req.dtype).to_owned(),
+        breakdown,
+        suggestions,
+        warnings: Vec::new(),
+    }
+}
+
+fn suggestions(
+    fp: &FluxFootprint,
+    req: &PlanRequest,
+    job: &FluxJob,
+    budget: u64,
+    dev: &DeviceTraits,
+) -> Vec<String> {
+    let loosest = Candidate {
+        residency: Residency::Staged,
+        attention_slice: Some(64),
+        vae_tiling: true,
+        batch: 1,
+    };
+    let need = |r: &PlanRequest| peak(&steps(fp, r, job, &loosest, dev));
+    let mut out = Vec::new();
+    let mut smaller = req.clone();
+    while smaller.width > 256 || smaller.height > 256 {
+        smaller.width = (smaller.width * 3 / 4).max(256) / 64 * 64;
+        smaller.height = (smaller.height * 3 / 4).max(256) / 64 * 64;
+        if need(&smaller) <= budget {
+            out.push(format!("--width {} --height {}", smaller.width, smaller.height));
+            break;
+        }
+    }
+    if matches!(fp.transformer, Source::Folder(_)) {
+        out.push(
+            "a quantized transformer: `pallaidium fetch MODEL --quant q4_k_s`, or --transformer \
+             FILE.gguf"
+                .to_owned(),
+        );
+    }
+    if req.dtype == DType::F32 {
+        out.push("--dtype bf16".to_owned());
+    }
+    out.push(format!(
+        "free memory so that {} is available",
+        format_bytes(need(req))
+    ));
+    out
+}
