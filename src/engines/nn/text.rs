@@ -8,3 +8,4 @@ pub mod clip_config;
 pub mod qwen;
 pub mod qwen_config;
 pub mod t5;
+pub mod t5_gguf;
