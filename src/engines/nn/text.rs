@@ -8,4 +8,5 @@ pub mod clip_config;
 pub mod qwen;
 pub mod qwen_config;
 pub mod t5;
+pub mod t5_gguf;
 pub mod t5_quantized;

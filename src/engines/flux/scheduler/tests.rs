@@ -1,0 +1,187 @@
+#![allow(clippy::unwrap_used)]
+
+use candle_core::{DType, Device, Tensor};
+
+use super::*;
+
+const SCHNELL: &str = r#"{"_class_name": "FlowMatchEulerDiscreteScheduler",
+  "_diffusers_version": "0.30.0.dev0", "base_image_seq_len": 256, "base_shift": 0.5,
+  "max_image_seq_len": 4096, "max_shift": 1.15, "num_train_timesteps": 1000, "shift": 1.0,
+  "use_dynamic_shifting": false}"#;
+/// FLUX.1-dev's scheduler_config.json.
+const DEV: &str = r#"{"_class_name": "FlowMatchEulerDiscreteScheduler",
+  "_diffusers_version": "0.30.0.dev0", "base_image_seq_len": 256, "base_shift": 0.5,
+  "max_image_seq_len": 4096, "max_shift": 1.15, "num_train_timesteps": 1000, "shift": 3.0,
+  "use_dynamic_shifting": true}"#;
+
+fn config(text: &str) -> FlowMatchConfig {
+    FlowMatchConfig::from_json(text).unwrap()
+}
+
+#[test]
+fn calculate_shift_is_the_line_through_base_and_max() {
+    assert_eq!(calculate_shift(256, 256, 4096, 0.5, 1.15), 0.5);
+    assert!((calculate_shift(4096, 256, 4096, 0.5, 1.15) - 1.15).abs() < 1e-15);
+    // 1024x1024: (1024/16)^2 = 4096 patches; 512x512: 1024.
+    let mu = calculate_shift(1024, 256, 4096, 0.5, 1.15);
+    assert!((mu - (0.5 + 0.65 * 768.0 / 3840.0)).abs() < 1e-15);
+}
+
+#[test]
+fn linspace_is_numpys() {
+    assert_eq!(linspace(1.0, 0.25, 4), vec![1.0, 0.75, 0.5, 0.25]);
+    assert_eq!(linspace(1.0, 1.0, 1), vec![1.0]);
+    let v = linspace(1.0, 1.0 / 28.0, 28);
+    assert_eq!(v[27], 1.0 / 28.0);
+    assert_eq!(v[1], 1.0 + (1.0 / 28.0 - 1.0) / 27.0);
+}
+
+#[test]
+fn schnell_schedule_is_unshifted() {
+    let s = FlowMatchEuler::for_flux(&config(SCHNELL), 4, 4096).unwrap();
+    assert_eq!(s.sigmas(), &[1.0, 0.75, 0.5, 0.25, 0.0]);
+    assert_eq!(s.timesteps(), &[1000.0, 750.0, 500.0, 250.0]);
+}
+
+#[test]
+fn dev_schedule_shifts_by_resolution() {
+    let c = config(DEV);
+    for (steps, seq) in [(28usize, 4096usize), (4, 1024), (1, 12)] {
+        let s = FlowMatchEuler::for_flux(&c, steps, seq).unwrap();
+        let mu = calculate_shift(seq, 256, 4096, 0.5, 1.15);
+        assert_eq!(s.timesteps().len(), steps);
+        assert_eq!(s.sigmas().len(), steps + 1);
+        assert_eq!(s.sigmas()[steps], 0.0);
+        for (i, (&sigma, &t)) in s.sigmas().iter().zip(s.timesteps()).enumerate() {
+            let x = 1.0 - i as f64 * (1.0 - 1.0 / steps as f64) / (steps as f64 - 1.0).max(1.0);
+            let want = mu.exp() / (mu.exp() + (1.0 / x - 1.0));
+            assert!((sigma - want).abs() < 1e-6, "{steps} steps, sigma {i}");
+            assert_eq!(t, f64::from(sigma as f32 * 1000.0));
+            // Every value is an f32.
+            assert_eq!(sigma, f64::from(sigma as f32));
+        }
+        assert_eq!(s.sigmas()[0], 1.0);
+    }
+}
+
+#[test]
+fn static_shift_and_linear_and_terminal() {
+    let mut c = config(SCHNELL);
+    c.shift = 3.0;
+    let s = FlowMatchEuler::for_flux(&c, 2, 1).unwrap();
+    // 3 * 0.5 / (1 + 2 * 0.5) = 0.75.
+    assert_eq!(s.sigmas(), &[1.0, 0.75, 0.0]);
+    c.use_dynamic_shifting = true;
+    c.time_shift_type = TimeShift::Linear;
+    let s = FlowMatchEuler::with_sigmas(&c, &[1.0, 0.5], Some(2.0)).unwrap();
+    assert_eq!(s.sigmas(), &[1.0, f64::from(2.0f32 / 3.0), 0.0]);
+    assert!(FlowMatchEuler::with_sigmas(&c, &[1.0], None).is_err());
+    let mut c = config(SCHNELL);
+    c.shift_terminal = Some(0.1);
+    let s = FlowMatchEuler::for_flux(&c, 4, 1).unwrap();
+    assert!((s.sigmas()[3] - 0.1).abs() < 1e-7);
+    assert_eq!(s.sigmas()[0], 1.0);
+}
+
+#[test]
+fn strength_drops_the_first_steps_as_python_truncates() {
+    let c = config(SCHNELL);
+    let mut s = FlowMatchEuler::for_flux(&c, 28, 1).unwrap();
+    // 28 - 28 * 0.3 = 19.6: int() drops 19 steps (rounding would drop 20).
+    assert_eq!(s.truncate_for_strength(0.3).unwrap(), 9);
+    assert_eq!(s.begin_index(), 19);
+    assert_eq!(s.timesteps().len(), 9);
+    assert_eq!(s.sigmas().len(), 10);
+    assert_eq!(s.all_sigmas().len(), 29);
+    assert_eq!(
+        s.timesteps()[0],
+        f64::from(s.all_sigmas()[19] as f32 * 1000.0)
+    );
+    let mut s = FlowMatchEuler::for_flux(&c, 4, 1).unwrap();
+    assert_eq!(s.truncate_for_strength(1.0).unwrap(), 4);
+    assert_eq!(s.truncate_for_strength(0.1).unwrap(), 1);
+    assert!(s.truncate_for_strength(0.0).is_err());
+    assert!(s.truncate_for_strength(1.5).is_err());
+}
+
+#[test]
+fn step_and_scale_noise() {
+    let dev = Device::Cpu;
+    let c = config(SCHNELL);
+    let mut s = FlowMatchEuler::for_flux(&c, 4, 1).unwrap();
+    let x = Tensor::new(&[1.0f32, 2.0], &dev).unwrap();
+    let v = Tensor::new(&[4.0f32, -8.0], &dev).unwrap();
+    // sigma 0.75 -> 0.5: x - 0.25 v.
+    let prev = s.step(&v, 1, &x).unwrap();
+    assert_eq!(prev.to_vec1::<f32>().unwrap(), vec![0.0, 4.0]);
+    assert!(s.step(&v, 4, &x).is_err());
+    let out = s.step(&v.to_dtype(DType::BF16).unwrap(), 0, &x).unwrap();
+    assert_eq!(out.dtype(), DType::BF16);
+    s.truncate_for_strength(0.5).unwrap();
+    let noise = Tensor::new(&[10.0f32, 20.0], &dev).unwrap();
+    let y = s.scale_noise(&x, &noise).unwrap();
+    assert_eq!(y.to_vec1::<f32>().unwrap(), vec![5.5, 11.0]);
+    // After truncation, step 0 is the schedule's step 2 (0.5 -> 0.25).
+    let prev = s.step(&v, 0, &x).unwrap();
+    assert_eq!(prev.to_vec1::<f32>().unwrap(), vec![0.0, 4.0]);
+}
+
+#[test]
+fn config_defaults_and_refusals() {
+    let c = config("{}");
+    assert_eq!(c, FlowMatchConfig::default());
+    let d = config(DEV);
+    assert!(d.use_dynamic_shifting && d.shift == 3.0);
+    for (text, key) in [
+        (r#"{"use_karras_sigmas": true}"#, "use_karras_sigmas"),
+        (r#"{"use_beta_sigmas": true}"#, "use_beta_sigmas"),
+        (
+            r#"{"use_exponential_sigmas": true}"#,
+            "use_exponential_sigmas",
+        ),
+        (r#"{"invert_sigmas": true}"#, "invert_sigmas"),
+        (r#"{"stochastic_sampling": true}"#, "stochastic_sampling"),
+        (r#"{"time_shift_type": "cosine"}"#, "time_shift_type"),
+        (
+            r#"{"_class_name": "EulerDiscreteScheduler"}"#,
+            "_class_name",
+        ),
+        (r#"{"shift": "3"}"#, "shift"),
+        (r#"{"shift": 0}"#, "shift"),
+        (r#"{"num_train_timesteps": 0}"#, "num_train_timesteps"),
+        (r#"{"shift_terminal": 1.0}"#, "shift_terminal"),
+        (
+            r#"{"use_dynamic_shifting": true, "base_shift": null}"#,
+            "base_shift",
+        ),
+        (
+            r#"{"use_dynamic_shifting": true, "max_image_seq_len": 256}"#,
+            "max_image_seq_len",
+        ),
+    ] {
+        let err = FlowMatchConfig::from_json(text).unwrap_err();
+        assert!(err.contains(&format!("`{key}`")), "{text}: {err}");
+    }
+    // Off options and a null Optional are fine.
+    let c = config(r#"{"use_karras_sigmas": false, "shift_terminal": null, "base_shift": null}"#);
+    assert_eq!(c.base_shift, None);
+    assert!(FlowMatchEuler::for_flux(&c, 0, 1).is_err());
+}
+
+#[test]
+fn load_names_the_file() {
+    let dir = std::env::temp_dir().join(format!("pallaidium-flowmatch-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("scheduler_config.json");
+    std::fs::write(&path, r#"{"use_beta_sigmas": true}"#).unwrap();
+    let err = FlowMatchConfig::load(&path).unwrap_err().to_string();
+    assert!(
+        err.contains("scheduler_config.json") && err.contains("use_beta_sigmas"),
+        "{err}"
+    );
+    let err = FlowMatchConfig::load(&dir.join("missing.json"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("missing.json"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
