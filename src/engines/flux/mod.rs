@@ -4,3 +4,4 @@
 //! 2x2 latent patches; a flow-matching Euler scheduler integrates it; a 16-channel VAE decodes.
 //! The transformer and T5 may come from GGUF files (dequantized per layer or multiplied
 //! quantized), which is how FLUX fits a 16 GB Mac.
+pub mod transformer;
