@@ -144,7 +144,7 @@ impl FluxTransformerConfig {
         let head = self.attention_head_dim as u64;
         let double = 2 * (lin(d, 6 * d) + lin(d, 3 * d) + lin(d, d) + lin(d, m) + lin(m, d))
             + 4 * head;
-        let single = lin(d, 2 * d) + lin(d, 3 * d + m) + lin(d + m, d) + 2 * head;
+        let single = lin(d, 3 * d) + lin(d, 3 * d + m) + lin(d + m, d) + 2 * head;
         n += self.num_layers as u64 * double + self.num_single_layers as u64 * single;
         n + lin(d, 2 * d) + lin(d, self.out_channels() as u64)
     }
@@ -161,9 +161,9 @@ mod tests {
         assert_eq!(c.inner_dim(), 3072);
         assert_eq!(c.out_channels(), 64);
         assert_eq!(c.axes_dims_rope, vec![16, 56, 56]);
-        // FLUX.1-schnell: 11.9 B parameters (no guidance embedder).
+        // FLUX.1-schnell: 11,901,408,320 parameters (no guidance embedder).
         let p = c.parameters();
-        assert!((11_800_000_000..12_000_000_000).contains(&p), "{p}");
+        assert_eq!(p, 11_901_408_320);
     }
 
     #[test]
