@@ -1,0 +1,101 @@
+//! FLUX transformer parity (engines::flux::transformer) with diffusers 0.42.1's
+//! FluxTransformer2DModel on the tiny fixtures of tests/fixtures/make_flux.py: one forward step
+//! from the diffusers folders (schnell: no guidance embedder; dev: guidance 3.5), and from the
+//! BFL-named GGUFs (F16, BF16, Q8_0, Q5_1, Q5_0, Q4_1, Q4_0 of schnell-tiny; flux-k-tiny's
+//! Q2_K..Q6_K at hidden 256) against diffusers' `from_single_file` with
+//! GGUFQuantizationConfig(compute_dtype=float32). f32 on the CPU; relative tolerance 1e-4
+//! (max |diff| / max |reference|); a NaN or infinity fails (nn::compare).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+use pallaidium::engines::flux::transformer::FluxTransformer;
+
+use crate::parity;
+
+fn fixture(model: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(model)
+}
+
+fn load(model: &str, gguf: Option<&str>) -> FluxTransformer {
+    let dir = fixture(model);
+    let gguf = gguf.map(|name| dir.join("gguf").join(name));
+    FluxTransformer::load(
+        &dir.join("transformer"),
+        gguf.as_deref(),
+        &Device::Cpu,
+        DType::F32,
+        Default::default(),
+    )
+    .unwrap()
+}
+
+/// Our output for a reference step's inputs.
+fn step(model: &FluxTransformer, r: &HashMap<String, Tensor>) -> Tensor {
+    let get = |k: &str| parity::get(r, k);
+    model
+        .forward(
+            get("hidden_states"),
+            get("encoder_hidden_states"),
+            get("pooled_projections"),
+            get("timestep"),
+            r.get("guidance"),
+            get("img_ids"),
+            get("txt_ids"),
+        )
+        .unwrap()
+}
+
+fn check(what: &str, model: &FluxTransformer, reference: &Path) {
+    let r = parity::reference_tensors(reference);
+    let ours = step(model, &r);
+    parity::assert_close(what, &ours, parity::get(&r, "output"), parity::TENSOR_REL_TOL);
+}
+
+#[test]
+fn flux_transformer_step_matches_diffusers_schnell_and_dev() {
+    for model in ["flux-schnell-tiny", "flux-dev-tiny"] {
+        let transformer = load(model, None);
+        assert_eq!(transformer.config().guidance_embeds, model == "flux-dev-tiny");
+        let reference = fixture(model).join("reference/transformer_step.safetensors");
+        check(&format!("{model} transformer step"), &transformer, &reference);
+    }
+}
+
+#[test]
+fn flux_transformer_ggufs_match_diffusers_from_single_file() {
+    let dir = fixture("flux-schnell-tiny");
+    for ty in ["F16", "BF16", "Q8_0", "Q5_1", "Q5_0", "Q4_1", "Q4_0"] {
+        let transformer = load("flux-schnell-tiny", Some(&format!("transformer-{ty}.gguf")));
+        let reference = dir.join(format!("reference/gguf_step_{ty}.safetensors"));
+        check(&format!("schnell-tiny GGUF {ty} step"), &transformer, &reference);
+    }
+}
+
+#[test]
+fn flux_transformer_k_quant_gguf_matches_diffusers_from_single_file() {
+    let transformer = load("flux-k-tiny", Some("transformer-K.gguf"));
+    assert_eq!(transformer.config().inner_dim(), 256);
+    let reference = fixture("flux-k-tiny").join("reference/gguf_step_K.safetensors");
+    check("flux-k-tiny GGUF Q2_K..Q6_K step", &transformer, &reference);
+}
+
+#[test]
+fn flux_transformer_weight_bytes_are_the_files_sizes() {
+    let dir = fixture("flux-schnell-tiny");
+    let dense = pallaidium::engines::flux::transformer::weight_bytes(&dir.join("transformer"), None)
+        .unwrap();
+    let on_disk = std::fs::metadata(dir.join("transformer/diffusion_pytorch_model.safetensors"))
+        .unwrap()
+        .len();
+    assert_eq!(dense, on_disk);
+    let q4 = dir.join("gguf/transformer-Q4_0.gguf");
+    let quantized =
+        pallaidium::engines::flux::transformer::weight_bytes(&dir.join("transformer"), Some(&q4))
+            .unwrap();
+    assert!(quantized < dense / 4, "{quantized} vs {dense}");
+}
