@@ -90,8 +90,19 @@ pub fn plan_for_args(
         stock_kernels: switches.stock_kernels,
     };
     let fp16_variant = matches!(dtype, candle_core::DType::F16 | candle_core::DType::BF16);
-    let footprint = ModelFootprint::read(&resolved.dir, fp16_variant)?;
-    let mut plan = planner::plan(&footprint, &req);
+    let mut plan = if resolved.family.is_flow() {
+        // The flags FLUX alone takes, checked as a job's are (GGUF headers included).
+        let flow = crate::jobs::spec::flow::fill(job, job.kind_asked(), &resolved.defaults)?;
+        let flux = planner::flux::FluxJob {
+            max_sequence_length: flow.max_sequence_length.unwrap_or(512),
+            transformer: flow.transformer.or(resolved.weights.transformer.clone()),
+            text_encoder_2: flow.text_encoder_2.or(resolved.weights.text_encoder_2.clone()),
+        };
+        planner::plan_flux_folder(&resolved.dir, fp16_variant, &req, &flux)?
+    } else {
+        let footprint = ModelFootprint::read(&resolved.dir, fp16_variant)?;
+        planner::plan(&footprint, &req)
+    };
     plan.warnings = size.notes;
     Ok(plan)
 }

@@ -124,7 +124,17 @@ fn copy_truncated(src: &Path, keep: usize) -> (tempfile::TempDir, PathBuf) {
 fn bad_flux_inputs_exit_2_with_nothing_written() {
     assert_refused(&["--width", "72", "--height", "64"], &["--width 72", "multiple of 16"]);
     assert_refused(&["--scheduler", "ddim", "--width", "64", "--height", "64"], &["flow-matching"]);
-    assert_refused(&["--max-sequence-length", "600"], &["512"]);
+    let run = Run::new();
+    let output = run
+        .command()
+        .arg("--model")
+        .arg(fixture("flux-dev-tiny"))
+        .args(["--prompt", "x", "--max-sequence-length", "600"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("at most 512"));
+    assert!(run.files().is_empty());
     let gguf = fixture("flux-schnell-tiny/gguf");
     let t5 = gguf.join("t5-encoder-Q8_0.gguf");
     let transformer = gguf.join("transformer-Q8_0.gguf");

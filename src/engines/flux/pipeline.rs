@@ -248,7 +248,7 @@ impl FluxPipeline {
         let (device, dtype) = (self.device.clone(), self.dtype);
         let mut latents = inp.latents;
         let n = latents.dim(0)?;
-        let img_ids = image_ids(inp.lh / 2, inp.lw / 2, &device)?;
+        let img_ids = image_ids(inp.lh, inp.lw, &device)?;
         let txt_ids = text_ids(inp.prompt.t5.dim(1)?, &device)?;
         let prompt = inp.prompt.repeat(n)?;
         let negative = inp.negative.map(|e| e.repeat(n)).transpose()?;

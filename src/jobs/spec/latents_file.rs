@@ -223,7 +223,7 @@ mod tests {
                 .to_string()
                 .contains(".npy")
         );
-        assert!(read_latents(&dir.path().join("none.npy"), 1, 64, 64).is_err());
+        assert!(read_latents(&dir.path().join("none.npy"), 1, 4, 64, 64).is_err());
     }
 
     #[test]

@@ -91,7 +91,7 @@ fn inpainting_and_fp16_variants_are_detected() {
     // fp16 asked for but absent: the full file.
     std::fs::remove_file(
         l.paths
-            .unet
+            .denoiser
             .join("diffusion_pytorch_model.fp16.safetensors"),
     )
     .unwrap();

@@ -67,7 +67,7 @@ impl QuantizedT5Encoder {
         let (d, ff, heads) = (config.d_model, config.d_ff, config.num_heads);
         let inner = config.d_kv * heads;
         let shape_of = |name: &str| -> Result<Vec<usize>> {
-            Ok(file.tensor(name)?.dims.iter().rev().map(|&x| x as usize).collect())
+            Ok(file.tensor(name)?.shape.clone())
         };
         let expect = |name: &str, want: &[usize]| -> Result<()> {
             let got = shape_of(name)?;
