@@ -53,16 +53,28 @@ fn step(model: &FluxTransformer, r: &HashMap<String, Tensor>) -> Tensor {
 fn check(what: &str, model: &FluxTransformer, reference: &Path) {
     let r = parity::reference_tensors(reference);
     let ours = step(model, &r);
-    parity::assert_close(what, &ours, parity::get(&r, "output"), parity::TENSOR_REL_TOL);
+    parity::assert_close(
+        what,
+        &ours,
+        parity::get(&r, "output"),
+        parity::TENSOR_REL_TOL,
+    );
 }
 
 #[test]
 fn flux_transformer_step_matches_diffusers_schnell_and_dev() {
     for model in ["flux-schnell-tiny", "flux-dev-tiny"] {
         let transformer = load(model, None);
-        assert_eq!(transformer.config().guidance_embeds, model == "flux-dev-tiny");
+        assert_eq!(
+            transformer.config().guidance_embeds,
+            model == "flux-dev-tiny"
+        );
         let reference = fixture(model).join("reference/transformer_step.safetensors");
-        check(&format!("{model} transformer step"), &transformer, &reference);
+        check(
+            &format!("{model} transformer step"),
+            &transformer,
+            &reference,
+        );
     }
 }
 
@@ -72,7 +84,11 @@ fn flux_transformer_ggufs_match_diffusers_from_single_file() {
     for ty in ["F16", "BF16", "Q8_0", "Q5_1", "Q5_0", "Q4_1", "Q4_0"] {
         let transformer = load("flux-schnell-tiny", Some(&format!("transformer-{ty}.gguf")));
         let reference = dir.join(format!("reference/gguf_step_{ty}.safetensors"));
-        check(&format!("schnell-tiny GGUF {ty} step"), &transformer, &reference);
+        check(
+            &format!("schnell-tiny GGUF {ty} step"),
+            &transformer,
+            &reference,
+        );
     }
 }
 
@@ -87,8 +103,9 @@ fn flux_transformer_k_quant_gguf_matches_diffusers_from_single_file() {
 #[test]
 fn flux_transformer_weight_bytes_are_the_files_sizes() {
     let dir = fixture("flux-schnell-tiny");
-    let dense = pallaidium::engines::flux::transformer::weight_bytes(&dir.join("transformer"), None)
-        .unwrap();
+    let dense =
+        pallaidium::engines::flux::transformer::weight_bytes(&dir.join("transformer"), None)
+            .unwrap();
     let on_disk = std::fs::metadata(dir.join("transformer/diffusion_pytorch_model.safetensors"))
         .unwrap()
         .len();

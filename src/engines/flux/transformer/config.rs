@@ -142,8 +142,8 @@ impl FluxTransformerConfig {
             n += embed;
         }
         let head = self.attention_head_dim as u64;
-        let double = 2 * (lin(d, 6 * d) + lin(d, 3 * d) + lin(d, d) + lin(d, m) + lin(m, d))
-            + 4 * head;
+        let double =
+            2 * (lin(d, 6 * d) + lin(d, 3 * d) + lin(d, d) + lin(d, m) + lin(m, d)) + 4 * head;
         let single = lin(d, 3 * d) + lin(d, 3 * d + m) + lin(d + m, d) + 2 * head;
         n += self.num_layers as u64 * double + self.num_single_layers as u64 * single;
         n + lin(d, 2 * d) + lin(d, self.out_channels() as u64)

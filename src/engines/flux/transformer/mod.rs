@@ -22,9 +22,9 @@ use std::path::Path;
 
 use candle_core::{D, DType, Device, Module, Tensor};
 
-pub use self::config::FluxTransformerConfig;
 use self::blocks::{AttentionRun, DoubleBlock, SingleBlock, layer_norm};
 use self::build::{Outer, WeightSource};
+pub use self::config::FluxTransformerConfig;
 use self::load_dense::DenseSource;
 use self::load_gguf::GgufSource;
 use crate::engines::EngineSwitches;
@@ -153,9 +153,9 @@ impl FluxTransformer {
         };
         let mut img = o.img_in.forward(&hidden_states.to_dtype(dtype)?)?;
         let timestep = (timestep.to_dtype(dtype)? * 1000.0)?;
-        let temb =
-            o.time_text
-                .forward(&timestep, guidance.as_ref(), &pooled.to_dtype(dtype)?)?;
+        let temb = o
+            .time_text
+            .forward(&timestep, guidance.as_ref(), &pooled.to_dtype(dtype)?)?;
         let mut txt = o.txt_in.forward(&encoder_hidden_states.to_dtype(dtype)?)?;
         let ids = Tensor::cat(&[ids_2d(txt_ids)?, ids_2d(img_ids)?], 0)?;
         let rope = self.rope.tables(&ids.to_device(hidden_states.device())?)?;
@@ -169,7 +169,10 @@ impl FluxTransformer {
             joint = block.forward(&joint, &temb, &rope, self.attention)?;
         }
         let img = joint.narrow(1, n_txt, n_img)?;
-        let m = o.final_modulation.forward(&temb.silu()?)?.chunk(2, D::Minus1)?;
+        let m = o
+            .final_modulation
+            .forward(&temb.silu()?)?
+            .chunk(2, D::Minus1)?;
         let (shift, scale) = (&m[0], &m[1]);
         let normed = layer_norm(&img)?
             .broadcast_mul(&(scale + 1.0)?.unsqueeze(1)?)?
