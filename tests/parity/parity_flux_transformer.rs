@@ -116,3 +116,36 @@ fn flux_transformer_weight_bytes_are_the_files_sizes() {
             .unwrap();
     assert!(quantized < dense / 4, "{quantized} vs {dense}");
 }
+
+/// bf16 and f16 runs (dense against transformer_step, Q8_0 against its GGUF step) stay within
+/// their precision of the f32 references: not parity (diffusers in half precision was not
+/// recorded) but a guard against a dtype mistake (a value cast to the wrong type, an f16
+/// overflow), which moves outputs by far more. bf16 keeps 8 bits, f16 11: measured 1.0e-2 and
+/// 6.7e-3 in bf16, 8.8e-4 and 1.1e-3 in f16.
+#[test]
+fn flux_transformer_runs_in_bf16_and_f16_near_the_f32_references() {
+    let dir = fixture("flux-schnell-tiny");
+    for (dtype, dense_tol, q8_tol) in [(DType::BF16, 3e-2, 3e-2), (DType::F16, 3e-3, 3e-3)] {
+        for (gguf, reference, tol) in [
+            (None, "transformer_step", dense_tol),
+            (Some("transformer-Q8_0.gguf"), "gguf_step_Q8_0", q8_tol),
+        ] {
+            let g = gguf.map(|n| dir.join("gguf").join(n));
+            let transformer = FluxTransformer::load(
+                &dir.join("transformer"),
+                g.as_deref(),
+                &Device::Cpu,
+                dtype,
+                Default::default(),
+            )
+            .unwrap();
+            let r =
+                parity::reference_tensors(&dir.join(format!("reference/{reference}.safetensors")));
+            let ours = step(&transformer, &r);
+            assert_eq!(ours.dtype(), dtype);
+            let what = format!("schnell-tiny {dtype:?} {reference}");
+            let ours = ours.to_dtype(DType::F32).unwrap();
+            parity::assert_close(&what, &ours, parity::get(&r, "output"), tol);
+        }
+    }
+}
