@@ -336,3 +336,49 @@ fn a_guidance_model_needs_a_guidance_value() {
         .unwrap();
     assert_eq!(max_diff(&out, &run(&model)), 0.0);
 }
+
+#[test]
+fn inputs_that_disagree_are_refused_and_a_cancel_stops_the_forward() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = model_dir(tmp.path(), CONFIG);
+    let model = load(&dir, None).unwrap();
+    let [x, ctx, pooled, t, g, img_ids, txt_ids] = inputs();
+    let base = Inputs {
+        hidden_states: &x,
+        encoder_hidden_states: &ctx,
+        pooled: &pooled,
+        timestep: &t,
+        guidance: Some(&g),
+        img_ids: &img_ids,
+        txt_ids: &txt_ids,
+    };
+    let token = CancelToken::new();
+    let refused = |inputs: Inputs| bad_input(model.forward_watched(&inputs, &token).unwrap_err());
+    let wide = tensor(&[1, 6, 9], 1);
+    assert!(
+        refused(Inputs {
+            hidden_states: &wide,
+            ..base
+        })
+        .contains("in_channels 8")
+    );
+    let two = Tensor::new(&[0.5f32, 0.5], &Device::Cpu).unwrap();
+    assert!(
+        refused(Inputs {
+            timestep: &two,
+            ..base
+        })
+        .contains("batch of 1")
+    );
+    let short = img_ids.narrow(0, 0, 5).unwrap();
+    assert!(
+        refused(Inputs {
+            img_ids: &short,
+            ..base
+        })
+        .contains("6 image")
+    );
+    token.cancel();
+    let e = model.forward_watched(&base, &token).unwrap_err();
+    assert!(matches!(e, Error::Cancelled), "{e:?}");
+}
