@@ -87,7 +87,13 @@ fn split_qkv(qkv: &Tensor, heads: usize, norm: &QkNorm) -> Result<[Tensor; 3]> {
 
 /// Rotary embedding on q and k, scaled dot-product attention; (b, heads, s, d) in,
 /// (b, s, heads * d) out.
-fn attend(q: &Tensor, k: &Tensor, v: &Tensor, rope: &RopeTables, run: AttentionRun) -> Result<Tensor> {
+fn attend(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    rope: &RopeTables,
+    run: AttentionRun,
+) -> Result<Tensor> {
     let (b, heads, s, d) = q.dims4()?;
     let q = rope.apply(q)?;
     let k = rope.apply(k)?;
@@ -135,7 +141,9 @@ impl StreamWeights {
     fn finish(&self, x: &Tensor, attn: &Tensor, m: &[Tensor]) -> Result<Tensor> {
         let x = gated_add(x, &m[2], &self.proj.forward(attn)?)?;
         let normed = modulate(&layer_norm(&x)?, &m[3], &m[4])?;
-        let ff = self.mlp_out.forward(&self.mlp_in.forward(&normed)?.gelu()?)?;
+        let ff = self
+            .mlp_out
+            .forward(&self.mlp_in.forward(&normed)?.gelu()?)?;
         gated_add(&x, &m[5], &ff)
     }
 }
@@ -161,7 +169,13 @@ impl DoubleBlock {
         let i = self.img.prepare(img, temb, self.heads)?;
         let t = self.txt.prepare(txt, temb, self.heads)?;
         let cat = |a: &Tensor, b: &Tensor| Tensor::cat(&[a, b], 2);
-        let attn = attend(&cat(&t.q, &i.q)?, &cat(&t.k, &i.k)?, &cat(&t.v, &i.v)?, rope, run)?;
+        let attn = attend(
+            &cat(&t.q, &i.q)?,
+            &cat(&t.k, &i.k)?,
+            &cat(&t.v, &i.v)?,
+            rope,
+            run,
+        )?;
         let n_txt = txt.dim(1)?;
         let txt_attn = attn.narrow(1, 0, n_txt)?;
         let img_attn = attn.narrow(1, n_txt, img.dim(1)?)?;
@@ -204,7 +218,9 @@ impl SingleBlock {
             .gelu()?;
         let [q, k, v] = split_qkv(&qkv, self.heads, &self.norm)?;
         let attn = attend(&q, &k, &v, rope, run)?;
-        let out = self.linear2.forward(&Tensor::cat(&[attn, mlp], D::Minus1)?)?;
+        let out = self
+            .linear2
+            .forward(&Tensor::cat(&[attn, mlp], D::Minus1)?)?;
         clip_f16(gated_add(x, &m[2], &out)?)
     }
 }
@@ -232,7 +248,10 @@ mod tests {
         let x = Tensor::new(&[[[1f32, 2.0], [3.0, 4.0]]], &dev).unwrap();
         let shift = Tensor::new(&[[0.5f32, -1.0]], &dev).unwrap();
         let scale = Tensor::new(&[[1.0f32, 0.0]], &dev).unwrap();
-        let y = modulate(&x, &shift, &scale).unwrap().to_vec3::<f32>().unwrap();
+        let y = modulate(&x, &shift, &scale)
+            .unwrap()
+            .to_vec3::<f32>()
+            .unwrap();
         assert_eq!(y[0], vec![vec![2.5, 1.0], vec![6.5, 3.0]]);
         let g = gated_add(&x, &scale, &x).unwrap().to_vec3::<f32>().unwrap();
         assert_eq!(g[0], vec![vec![2.0, 2.0], vec![6.0, 4.0]]);

@@ -142,8 +142,8 @@ impl FluxTransformerConfig {
             n += embed;
         }
         let head = self.attention_head_dim as u64;
-        let double = 2 * (lin(d, 6 * d) + lin(d, 3 * d) + lin(d, d) + lin(d, m) + lin(m, d))
-            + 4 * head;
+        let double =
+            2 * (lin(d, 6 * d) + lin(d, 3 * d) + lin(d, d) + lin(d, m) + lin(m, d)) + 4 * head;
         let single = lin(d, 3 * d) + lin(d, 3 * d + m) + lin(d + m, d) + 2 * head;
         n += self.num_layers as u64 * double + self.num_single_layers as u64 * single;
         n + lin(d, 2 * d) + lin(d, self.out_channels() as u64)
@@ -161,9 +161,11 @@ mod tests {
         assert_eq!(c.inner_dim(), 3072);
         assert_eq!(c.out_channels(), 64);
         assert_eq!(c.axes_dims_rope, vec![16, 56, 56]);
-        // FLUX.1-schnell: 11,901,408,320 parameters (no guidance embedder).
-        let p = c.parameters();
-        assert_eq!(p, 11_901_408_320);
+        // 11.89 B parameters: 23.8 GB in bf16, the size of flux1-schnell.safetensors; dev adds
+        // the guidance embedder.
+        assert_eq!(c.parameters(), 11_891_178_560);
+        let dev = FluxTransformerConfig::from_json(r#"{"guidance_embeds": true}"#).unwrap();
+        assert_eq!(dev.parameters(), 11_901_408_320);
     }
 
     #[test]

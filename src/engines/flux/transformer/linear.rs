@@ -24,7 +24,10 @@ use crate::engines::nn::kernels;
 pub enum Weight {
     Dense(Tensor),
     /// Kept quantized; dequantized for each call. `ggml` is the type's gguf-py name.
-    Quantized { q: Arc<QTensor>, ggml: &'static str },
+    Quantized {
+        q: Arc<QTensor>,
+        ggml: &'static str,
+    },
 }
 
 impl Weight {
@@ -133,7 +136,11 @@ mod tests {
             .unwrap();
         let q = QTensor::quantize(&w, GgmlDType::Q8_0).unwrap();
         // diffusers' Q8_0 values: ggml's rounded to f16.
-        let deq = q.dequantize_f16(&dev).unwrap().to_dtype(DType::F32).unwrap();
+        let deq = q
+            .dequantize_f16(&dev)
+            .unwrap()
+            .to_dtype(DType::F32)
+            .unwrap();
         let b = Tensor::arange(0f32, 32., &dev).unwrap();
         let x = Tensor::arange(0f32, 3. * 64., &dev)
             .unwrap()

@@ -77,8 +77,7 @@ impl WeightSource for DenseSource {
     fn vector(&self, name: &str, len: usize) -> Result<Tensor> {
         let source = diffusers_source(name).ok_or_else(|| unknown(name))?;
         let full = &source.parts[0];
-        self.weights
-            .build(&describe(name), |vb| vb.get(len, full))
+        self.weights.build(&describe(name), |vb| vb.get(len, full))
     }
 
     fn has_linear(&self, name: &str) -> bool {
@@ -102,8 +101,19 @@ mod tests {
             .reshape((4, 2))
             .unwrap();
         let s = swap_halves(&t).unwrap().to_vec2::<f32>().unwrap();
-        assert_eq!(s, vec![vec![4.0, 5.0], vec![6.0, 7.0], vec![0.0, 1.0], vec![2.0, 3.0]]);
+        assert_eq!(
+            s,
+            vec![
+                vec![4.0, 5.0],
+                vec![6.0, 7.0],
+                vec![0.0, 1.0],
+                vec![2.0, 3.0]
+            ]
+        );
         let b = Tensor::new(&[1f32, 2.0, 3.0, 4.0], &Device::Cpu).unwrap();
-        assert_eq!(swap_halves(&b).unwrap().to_vec1::<f32>().unwrap(), [3.0, 4.0, 1.0, 2.0]);
+        assert_eq!(
+            swap_halves(&b).unwrap().to_vec1::<f32>().unwrap(),
+            [3.0, 4.0, 1.0, 2.0]
+        );
     }
 }

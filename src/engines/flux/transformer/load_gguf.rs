@@ -46,9 +46,11 @@ impl GgufSource {
         } else if file.contains(&format!("{DIFFUSION_MODEL_PREFIX}img_in.weight")) {
             DIFFUSION_MODEL_PREFIX
         } else if file.contains("x_embedder.weight") {
-            return Err(bad("a FLUX GGUF with diffusers' tensor names; only BFL's names \
+            return Err(bad(
+                "a FLUX GGUF with diffusers' tensor names; only BFL's names \
                  (img_in, double_blocks.N..., as in city96's FLUX GGUFs) are read"
-                .to_string()));
+                    .to_string(),
+            ));
         } else {
             return Err(bad(
                 "no `img_in.weight`: not a FLUX transformer GGUF with BFL's names (city96's \
@@ -80,7 +82,12 @@ impl GgufSource {
         }
         for (kind, layer, count, key) in [
             ("double_blocks", "img_mod.lin", c.num_layers, "num_layers"),
-            ("single_blocks", "linear1", c.num_single_layers, "num_single_layers"),
+            (
+                "single_blocks",
+                "linear1",
+                c.num_single_layers,
+                "num_single_layers",
+            ),
         ] {
             if extra(&format!("{kind}.{count}.{layer}")) {
                 let stored = (count..)
@@ -167,7 +174,6 @@ impl WeightSource for GgufSource {
     }
 
     fn has_linear(&self, name: &str) -> bool {
-        self.file
-            .contains(&format!("{}{name}.weight", self.prefix))
+        self.file.contains(&format!("{}{name}.weight", self.prefix))
     }
 }

@@ -22,15 +22,16 @@ use std::path::Path;
 
 use candle_core::{D, DType, Device, Module, Tensor};
 
-pub use self::config::FluxTransformerConfig;
 use self::blocks::{AttentionRun, DoubleBlock, SingleBlock, layer_norm};
 use self::build::{Outer, WeightSource};
+pub use self::config::FluxTransformerConfig;
 use self::load_dense::DenseSource;
 use self::load_gguf::GgufSource;
 use crate::engines::EngineSwitches;
 use crate::engines::nn::attention::AttentionMode;
 use crate::engines::nn::rotary::MultiAxisRope;
 use crate::engines::nn::weights::{find_weight_files, gguf};
+use crate::engines::progress::CancelToken;
 use crate::error::{Error, Result};
 
 /// FluxPosEmbed's theta.
@@ -137,6 +138,32 @@ impl FluxTransformer {
         img_ids: &Tensor,
         txt_ids: &Tensor,
     ) -> Result<Tensor> {
+        let inputs = Inputs {
+            hidden_states,
+            encoder_hidden_states,
+            pooled,
+            timestep,
+            guidance,
+            img_ids,
+            txt_ids,
+        };
+        self.forward_watched(&inputs, &CancelToken::new())
+    }
+
+    /// `forward`, stopping with `Error::Cancelled` soon after `cancel` is set (checked before
+    /// every block: a block of FLUX.1 at 1024x1024 takes seconds on a CPU).
+    pub fn forward_watched(&self, inputs: &Inputs, cancel: &CancelToken) -> Result<Tensor> {
+        let Inputs {
+            hidden_states,
+            encoder_hidden_states,
+            pooled,
+            timestep,
+            guidance,
+            img_ids,
+            txt_ids,
+        } = *inputs;
+        let (img_ids, txt_ids) = (ids_2d(img_ids)?, ids_2d(txt_ids)?);
+        self.check_inputs(inputs, &img_ids, &txt_ids)?;
         let _span = tracing::debug_span!("flux_transformer").entered();
         let dtype = self.dtype;
         let o = &self.outer;
@@ -153,28 +180,69 @@ impl FluxTransformer {
         };
         let mut img = o.img_in.forward(&hidden_states.to_dtype(dtype)?)?;
         let timestep = (timestep.to_dtype(dtype)? * 1000.0)?;
-        let temb =
-            o.time_text
-                .forward(&timestep, guidance.as_ref(), &pooled.to_dtype(dtype)?)?;
+        let temb = o
+            .time_text
+            .forward(&timestep, guidance.as_ref(), &pooled.to_dtype(dtype)?)?;
         let mut txt = o.txt_in.forward(&encoder_hidden_states.to_dtype(dtype)?)?;
-        let ids = Tensor::cat(&[ids_2d(txt_ids)?, ids_2d(img_ids)?], 0)?;
+        let ids = Tensor::cat(&[txt_ids, img_ids], 0)?;
         let rope = self.rope.tables(&ids.to_device(hidden_states.device())?)?;
         for block in &self.double {
+            cancel.check()?;
             (txt, img) = block.forward(&img, &txt, &temb, &rope, self.attention)?;
         }
         let n_txt = txt.dim(1)?;
         let n_img = img.dim(1)?;
         let mut joint = Tensor::cat(&[txt, img], 1)?;
         for block in &self.single {
+            cancel.check()?;
             joint = block.forward(&joint, &temb, &rope, self.attention)?;
         }
         let img = joint.narrow(1, n_txt, n_img)?;
-        let m = o.final_modulation.forward(&temb.silu()?)?.chunk(2, D::Minus1)?;
+        let m = o
+            .final_modulation
+            .forward(&temb.silu()?)?
+            .chunk(2, D::Minus1)?;
         let (shift, scale) = (&m[0], &m[1]);
         let normed = layer_norm(&img)?
             .broadcast_mul(&(scale + 1.0)?.unsqueeze(1)?)?
             .broadcast_add(&shift.unsqueeze(1)?)?;
         Ok(o.final_linear.forward(&normed)?)
+    }
+
+    /// Refuses inputs whose shapes disagree with the config or with each other.
+    fn check_inputs(&self, x: &Inputs, img_ids: &Tensor, txt_ids: &Tensor) -> Result<()> {
+        let c = &self.config;
+        let bad = |why: String| Err(Error::bad_input(format!("FLUX transformer: {why}")));
+        let (b, n_img, in_c) = x.hidden_states.dims3()?;
+        let (tb, n_txt, joint) = x.encoder_hidden_states.dims3()?;
+        let (pb, pooled) = x.pooled.dims2()?;
+        let axes = c.axes_dims_rope.len();
+        if in_c != c.in_channels
+            || joint != c.joint_attention_dim
+            || pooled != c.pooled_projection_dim
+        {
+            return bad(format!(
+                "inputs {in_c}, {joint} and {pooled} wide (latents, text, pooled); the config \
+                 says in_channels {}, joint_attention_dim {}, pooled_projection_dim {}",
+                c.in_channels, c.joint_attention_dim, c.pooled_projection_dim
+            ));
+        }
+        let per_batch = |t: &Tensor| t.elem_count() == b;
+        if tb != b || pb != b || !per_batch(x.timestep) || !x.guidance.is_none_or(per_batch) {
+            return bad(format!(
+                "a batch of {b} latents needs as many text states ({tb}), pooled ({pb}), \
+                 timesteps and guidance values"
+            ));
+        }
+        if img_ids.dims() != [n_img, axes] || txt_ids.dims() != [n_txt, axes] {
+            return bad(format!(
+                "ids {:?} (image) and {:?} (text) for {n_img} image and {n_txt} text tokens of \
+                 {axes} rotary axes",
+                img_ids.dims(),
+                txt_ids.dims()
+            ));
+        }
+        Ok(())
     }
 
     /// Bytes the weights hold in memory.
@@ -205,6 +273,18 @@ impl FluxTransformer {
         }
         n
     }
+}
+
+/// The forward's inputs, as [`FluxTransformer::forward`] describes them.
+#[derive(Debug, Clone, Copy)]
+pub struct Inputs<'a> {
+    pub hidden_states: &'a Tensor,
+    pub encoder_hidden_states: &'a Tensor,
+    pub pooled: &'a Tensor,
+    pub timestep: &'a Tensor,
+    pub guidance: Option<&'a Tensor>,
+    pub img_ids: &'a Tensor,
+    pub txt_ids: &'a Tensor,
 }
 
 /// Ids as (seq, 3): diffusers takes the first of a batched (b, seq, 3).

@@ -32,10 +32,13 @@ fn tensor(shape: &[usize], seed: usize) -> Tensor {
     Tensor::from_vec(values(n, seed), shape, &Device::Cpu).unwrap()
 }
 
-/// Every request the model builder makes: (BFL name, shape of the fused tensor).
+/// One request of the model builder: BFL name, input width (none for a vector), output split.
+type Request = (String, Vec<usize>, Vec<usize>);
+
+/// Every request the model builder makes.
 #[derive(Default)]
 struct Recorder {
-    tensors: RefCell<Vec<(String, Vec<usize>, Vec<usize>)>>,
+    tensors: RefCell<Vec<Request>>,
 }
 
 impl WeightSource for Recorder {
@@ -136,7 +139,9 @@ fn inputs() -> [Tensor; 7] {
         let n = rows.len();
         Tensor::from_vec(rows.concat(), (n, 3), &Device::Cpu).unwrap()
     };
-    let img: Vec<[f32; 3]> = (0..6).map(|i| [0.0, (i / 3) as f32, (i % 3) as f32]).collect();
+    let img: Vec<[f32; 3]> = (0..6)
+        .map(|i| [0.0, (i / 3) as f32, (i % 3) as f32])
+        .collect();
     [
         tensor(&[1, 6, 8], 901),
         tensor(&[1, 5, 8], 902),
@@ -169,11 +174,23 @@ fn diffusers_weights_and_a_bfl_gguf_of_them_give_the_same_output() {
     let dir = model_dir(tmp.path(), CONFIG);
     let dense = run(&load(&dir, None).unwrap());
     assert_eq!(dense.dims(), &[1, 6, 8]);
-    assert!(dense.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap() > 1e-3);
+    assert!(
+        dense
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+            > 1e-3
+    );
     let (bfl, _) = checkpoints();
     let gguf = tmp.path().join("f32.gguf");
     write_gguf(&gguf, "flux", &bfl, GgmlDType::F32);
-    assert_eq!(max_diff(&run(&load(&dir, Some(&gguf)).unwrap()), &dense), 0.0);
+    assert_eq!(
+        max_diff(&run(&load(&dir, Some(&gguf)).unwrap()), &dense),
+        0.0
+    );
     // ComfyUI's prefix.
     let prefixed: Vec<(String, Tensor)> = bfl
         .iter()
@@ -181,7 +198,10 @@ fn diffusers_weights_and_a_bfl_gguf_of_them_give_the_same_output() {
         .collect();
     let gguf = tmp.path().join("prefixed.gguf");
     write_gguf(&gguf, "flux", &prefixed, GgmlDType::F32);
-    assert_eq!(max_diff(&run(&load(&dir, Some(&gguf)).unwrap()), &dense), 0.0);
+    assert_eq!(
+        max_diff(&run(&load(&dir, Some(&gguf)).unwrap()), &dense),
+        0.0
+    );
     assert!(weight_bytes(&dir, None).unwrap() > weight_bytes(&dir, Some(&gguf)).unwrap() / 2);
 }
 
@@ -252,12 +272,18 @@ fn ggufs_that_disagree_with_the_config_are_refused_naming_file_and_tensor() {
         .cloned()
         .collect();
     let e = write("missing.gguf", "flux", &missing);
-    assert!(e.contains("`single_blocks.1.norm.key_norm.scale` of"), "{e}");
+    assert!(
+        e.contains("`single_blocks.1.norm.key_norm.scale` of"),
+        "{e}"
+    );
     assert!(e.contains("attn.norm_k.weight"), "{e}");
     let mut extra = bfl.clone();
     extra.push(("single_blocks.2.linear1.weight".into(), tensor(&[1, 32], 3)));
     let e = write("extra.gguf", "flux", &extra);
-    assert!(e.contains("3 single_blocks") && e.contains("num_single_layers = 2"), "{e}");
+    assert!(
+        e.contains("3 single_blocks") && e.contains("num_single_layers = 2"),
+        "{e}"
+    );
     let diffusers_named = vec![("x_embedder.weight".to_string(), tensor(&[32, 8], 1))];
     let e = write("diffusers.gguf", "flux", &diffusers_named);
     assert!(e.contains("diffusers' tensor names"), "{e}");
@@ -274,9 +300,16 @@ fn ggufs_that_disagree_with_the_config_are_refused_naming_file_and_tensor() {
 fn a_diffusers_folder_that_disagrees_with_its_config_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = model_dir(tmp.path(), CONFIG);
-    std::fs::write(dir.join("config.json"), CONFIG.replace("\"in_channels\": 8", "\"in_channels\": 4")).unwrap();
+    std::fs::write(
+        dir.join("config.json"),
+        CONFIG.replace("\"in_channels\": 8", "\"in_channels\": 4"),
+    )
+    .unwrap();
     let e = bad_input(load(&dir, None).err().unwrap());
-    assert!(e.contains("x_embedder.weight") && e.contains("diffusion_pytorch_model"), "{e}");
+    assert!(
+        e.contains("x_embedder.weight") && e.contains("diffusion_pytorch_model"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -302,4 +335,50 @@ fn a_guidance_model_needs_a_guidance_value() {
         )
         .unwrap();
     assert_eq!(max_diff(&out, &run(&model)), 0.0);
+}
+
+#[test]
+fn inputs_that_disagree_are_refused_and_a_cancel_stops_the_forward() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = model_dir(tmp.path(), CONFIG);
+    let model = load(&dir, None).unwrap();
+    let [x, ctx, pooled, t, g, img_ids, txt_ids] = inputs();
+    let base = Inputs {
+        hidden_states: &x,
+        encoder_hidden_states: &ctx,
+        pooled: &pooled,
+        timestep: &t,
+        guidance: Some(&g),
+        img_ids: &img_ids,
+        txt_ids: &txt_ids,
+    };
+    let token = CancelToken::new();
+    let refused = |inputs: Inputs| bad_input(model.forward_watched(&inputs, &token).unwrap_err());
+    let wide = tensor(&[1, 6, 9], 1);
+    assert!(
+        refused(Inputs {
+            hidden_states: &wide,
+            ..base
+        })
+        .contains("in_channels 8")
+    );
+    let two = Tensor::new(&[0.5f32, 0.5], &Device::Cpu).unwrap();
+    assert!(
+        refused(Inputs {
+            timestep: &two,
+            ..base
+        })
+        .contains("batch of 1")
+    );
+    let short = img_ids.narrow(0, 0, 5).unwrap();
+    assert!(
+        refused(Inputs {
+            img_ids: &short,
+            ..base
+        })
+        .contains("6 image")
+    );
+    token.cancel();
+    let e = model.forward_watched(&base, &token).unwrap_err();
+    assert!(matches!(e, Error::Cancelled), "{e:?}");
 }
