@@ -122,12 +122,12 @@ impl FlowMatchConfig {
     fn check(&self) -> check::Check {
         check::positive(&[("num_train_timesteps", self.num_train_timesteps)])?;
         if self.use_dynamic_shifting {
-            let (base, max) = self.dynamic_line()?;
-            if base.0 == max.0 {
+            let line = self.shift_line()?;
+            if line.base_seq_len == line.max_seq_len {
                 return Err(format!(
                     "`base_image_seq_len` = `max_image_seq_len` = {}: the shift line needs two \
                      different lengths",
-                    base.0
+                    line.base_seq_len
                 ));
             }
         } else {
@@ -142,24 +142,38 @@ impl FlowMatchConfig {
         }
     }
 
-    /// ((base_image_seq_len, base_shift), (max_image_seq_len, max_shift)), or why they are unset.
-    pub(crate) fn dynamic_line(&self) -> std::result::Result<((usize, f64), (usize, f64)), String> {
+    /// The dynamic-shift line, or why it is unset.
+    pub(crate) fn shift_line(&self) -> std::result::Result<ShiftLine, String> {
         let missing = |k: &str| format!("`{k}` is null but `use_dynamic_shifting` needs it");
-        let base_len = self
-            .base_image_seq_len
-            .ok_or_else(|| missing("base_image_seq_len"))?;
-        let max_len = self
-            .max_image_seq_len
-            .ok_or_else(|| missing("max_image_seq_len"))?;
-        let base = self.base_shift.ok_or_else(|| missing("base_shift"))?;
-        let max = self.max_shift.ok_or_else(|| missing("max_shift"))?;
-        for (k, v) in [("base_shift", base), ("max_shift", max)] {
+        let line = ShiftLine {
+            base_seq_len: self
+                .base_image_seq_len
+                .ok_or_else(|| missing("base_image_seq_len"))?,
+            max_seq_len: self
+                .max_image_seq_len
+                .ok_or_else(|| missing("max_image_seq_len"))?,
+            base_shift: self.base_shift.ok_or_else(|| missing("base_shift"))?,
+            max_shift: self.max_shift.ok_or_else(|| missing("max_shift"))?,
+        };
+        for (k, v) in [
+            ("base_shift", line.base_shift),
+            ("max_shift", line.max_shift),
+        ] {
             if !v.is_finite() {
                 return Err(format!("`{k}` = {v}: it must be a finite number"));
             }
         }
-        Ok(((base_len, base), (max_len, max)))
+        Ok(line)
     }
+}
+
+/// `calculate_shift`'s line: mu = base_shift at base_seq_len, max_shift at max_seq_len.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct ShiftLine {
+    pub base_seq_len: usize,
+    pub max_seq_len: usize,
+    pub base_shift: f64,
+    pub max_shift: f64,
 }
 
 type Field<T> = std::result::Result<Option<T>, String>;

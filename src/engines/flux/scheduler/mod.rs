@@ -65,9 +65,14 @@ impl FlowMatchEuler {
         }
         let sigmas = linspace(1.0, 1.0 / steps as f64, steps);
         let mu = if config.use_dynamic_shifting {
-            let ((base_len, base), (max_len, max)) =
-                config.dynamic_line().map_err(Error::bad_input)?;
-            Some(calculate_shift(image_seq_len, base_len, max_len, base, max))
+            let l = config.shift_line().map_err(Error::bad_input)?;
+            Some(calculate_shift(
+                image_seq_len,
+                l.base_seq_len,
+                l.max_seq_len,
+                l.base_shift,
+                l.max_shift,
+            ))
         } else {
             None
         };

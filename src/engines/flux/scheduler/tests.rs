@@ -185,3 +185,75 @@ fn load_names_the_file() {
     assert!(err.contains("missing.json"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// bf16 values and outputs from diffusers 0.42.1 / torch 2.15 (FlowMatchEulerDiscreteScheduler(
+/// shift=3.0), set_timesteps(sigmas=[1.0, 0.7, 0.3]), step at index 1, scale_noise at begin
+/// index 1). The step's product is bf16 (torch keeps a 0-dim f32 times a bf16 tensor in bf16);
+/// computing it in f32 gives other values here.
+// The literals are torch's exact bf16 values as Python prints them.
+#[allow(clippy::excessive_precision)]
+#[test]
+fn bf16_step_and_scale_noise_round_as_torch_does() {
+    let dev = Device::Cpu;
+    let bf16 = |v: &[f32]| Tensor::new(v, &dev).unwrap().to_dtype(DType::BF16).unwrap();
+    let values = |t: &Tensor| t.to_dtype(DType::F32).unwrap().to_vec1::<f32>().unwrap();
+    let mut c = config(SCHNELL);
+    c.shift = 3.0;
+    let mut s = FlowMatchEuler::with_sigmas(&c, &[1.0, 0.7, 0.3], None).unwrap();
+    assert_eq!(s.sigmas(), &[1.0, 0.8749999403953552, 0.5625, 0.0]);
+    let x = bf16(&[
+        1.5390625,
+        -0.29296875,
+        -2.171875,
+        0.5703125,
+        -1.0859375,
+        -1.3984375,
+        0.404296875,
+        0.83984375,
+    ]);
+    let v = bf16(&[
+        -2.15625, -1.2109375, -1.7890625, 0.546875, -2.5625, 3.296875, -3.21875, 0.3671875,
+    ]);
+    let out = s.step(&v, 1, &x).unwrap();
+    assert_eq!(out.dtype(), DType::BF16);
+    assert_eq!(
+        values(&out),
+        vec![
+            2.21875,
+            0.0859375,
+            -1.609375,
+            0.3984375,
+            -0.28515625,
+            -2.4375,
+            1.4140625,
+            0.7265625
+        ]
+    );
+    // 3 * 0.6 = 1.7999999999999998: int(1.2000000000000002) = 1 step dropped.
+    assert_eq!(s.truncate_for_strength(0.6).unwrap(), 2);
+    let n = bf16(&[
+        -0.56640625,
+        0.373046875,
+        -0.890625,
+        -1.5078125,
+        0.37109375,
+        1.453125,
+        0.94140625,
+        0.7734375,
+    ]);
+    let y = s.scale_noise(&x, &n).unwrap();
+    assert_eq!(y.dtype(), DType::BF16);
+    assert_eq!(
+        values(&y),
+        vec![
+            -0.3046875,
+            0.2890625,
+            -1.0546875,
+            -1.25,
+            0.1884765625,
+            1.1015625,
+            0.875,
+            0.78125
+        ]
+    );
+}
