@@ -12,6 +12,7 @@ mod parity;
 mod parity_blip;
 mod parity_enhancer;
 mod parity_flux_parts;
+mod parity_flux_pipeline;
 mod parity_flux_transformer;
 mod parity_gguf;
 mod parity_models;

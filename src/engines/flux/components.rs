@@ -9,8 +9,10 @@ use candle_nn::VarBuilder;
 
 use super::transformer::FluxTransformer;
 use crate::engines::EngineSwitches;
+use crate::engines::nn::attention::AttentionMode;
 use crate::engines::nn::text::clip::TextEncoder;
 use crate::engines::nn::text::t5::{self, T5Encoder};
+use crate::engines::nn::text::t5_quantized::QuantizedT5Encoder;
 use crate::engines::nn::weights::Weights;
 use crate::engines::sd::vae::Vae;
 use crate::error::Result;
@@ -31,11 +33,28 @@ pub struct FluxLoadOptions {
     pub switches: EngineSwitches,
 }
 
+/// FLUX's T5: dense from text_encoder_2/, or a GGUF kept quantized (dequantized per layer).
+#[derive(Debug)]
+pub enum T5Text {
+    Dense(T5Encoder),
+    Quantized(QuantizedT5Encoder),
+}
+
+impl T5Text {
+    /// The last hidden state of `ids`: (1, len, d_model).
+    pub fn encode(&self, ids: &[u32]) -> Result<candle_core::Tensor> {
+        match self {
+            Self::Dense(t) => t.encode(ids),
+            Self::Quantized(t) => t.encode(ids),
+        }
+    }
+}
+
 /// Lazily loaded networks of one FLUX folder.
 pub struct FluxComponents {
     opts: FluxLoadOptions,
     clip: Option<TextEncoder>,
-    t5: Option<T5Encoder>,
+    t5: Option<T5Text>,
     transformer: Option<FluxTransformer>,
     vae: Option<Vae>,
     vae_dtype: DType,
@@ -82,13 +101,13 @@ impl FluxComponents {
     /// Every network, now (resident runs).
     pub fn load_all(&mut self) -> Result<()> {
         self.text_encoders()?;
-        self.transformer()?;
+        self.transformer(AttentionMode::default())?;
         self.vae()?;
         Ok(())
     }
 
     /// CLIP-L (pooled output) and T5, loaded when absent.
-    pub fn text_encoders(&mut self) -> Result<(&TextEncoder, &T5Encoder)> {
+    pub fn text_encoders(&mut self) -> Result<(&TextEncoder, &T5Text)> {
         if self.clip.is_none() {
             let (dir, device, dtype, fp16, sw) = (
                 self.dir("text_encoder"),
@@ -111,19 +130,25 @@ impl FluxComponents {
         }
     }
 
-    fn load_t5(&self) -> Result<T5Encoder> {
+    fn load_t5(&self) -> Result<T5Text> {
         let dir = self.dir("text_encoder_2");
         let config = t5::load_config(&dir.join("config.json"))?;
         let device = &self.opts.device;
-        if let Some(gguf) = &self.opts.text_encoder_2 {
-            return T5Encoder::load_gguf(gguf, &config, device);
-        }
         let dtype = T5Encoder::dtype_for(self.opts.dtype);
+        if let Some(gguf) = &self.opts.text_encoder_2 {
+            return Ok(T5Text::Quantized(QuantizedT5Encoder::load(
+                gguf, &config, device, dtype,
+            )?));
+        }
         let weights = Weights::open(&dir, device, dtype, self.fp16_variant(), self.opts.switches)?;
-        weights.build("T5 text encoder", |vb: VarBuilder| T5Encoder::new(vb, &config))
+        Ok(T5Text::Dense(weights.build(
+            "T5 text encoder",
+            |vb: VarBuilder| T5Encoder::new(vb, &config),
+        )?))
     }
 
-    pub fn transformer(&mut self) -> Result<&FluxTransformer> {
+    /// The transformer, loaded when absent, computing attention as `mode` says.
+    pub fn transformer(&mut self, mode: AttentionMode) -> Result<&FluxTransformer> {
         if self.transformer.is_none() {
             let dir = self.dir("transformer");
             let (device, dtype, sw) = (self.opts.device.clone(), self.opts.dtype, self.opts.switches);
@@ -132,9 +157,12 @@ impl FluxComponents {
                 FluxTransformer::load(&dir, file.as_deref(), &device, dtype, sw)
             })?);
         }
-        self.transformer
-            .as_ref()
-            .ok_or_else(|| crate::Error::job_failed("internal: transformer not loaded"))
+        let transformer = self
+            .transformer
+            .as_mut()
+            .ok_or_else(|| crate::Error::job_failed("internal: transformer not loaded"))?;
+        transformer.set_attention_mode(mode);
+        Ok(transformer)
     }
 
     pub fn vae(&mut self) -> Result<&Vae> {

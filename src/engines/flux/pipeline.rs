@@ -14,7 +14,8 @@ use super::preview::latent_preview;
 use super::prompt::{Encoders, PromptEmbeds};
 use super::scheduler::{FlowMatchConfig, FlowMatchEuler};
 use super::tokenizer::T5Tokenizer;
-use super::transformer::FluxTransformerConfig;
+use super::transformer::{FluxTransformerConfig, Inputs};
+use crate::engines::nn::attention::AttentionMode;
 use crate::engines::progress::{CancelToken, EngineEvent, ProgressSink};
 use crate::engines::sd::config::VaeConfig;
 use crate::engines::sd::latents::{all_finite, image_to_tensor, seeded_noise, tensor_to_images};
@@ -217,6 +218,7 @@ impl FluxPipeline {
                 lh,
                 lw,
                 preview_every: req.preview_every,
+                attention: AttentionMode::from_slice(req.memory.attention_slice),
                 sink,
                 cancel,
             })
@@ -257,7 +259,7 @@ impl FluxPipeline {
         } else {
             None
         };
-        let transformer = self.components.transformer()?;
+        let transformer = self.components.transformer(inp.attention)?;
         let timesteps = inp.scheduler.timesteps().to_vec();
         let total = timesteps.len();
         let begin = std::time::Instant::now();
@@ -266,15 +268,19 @@ impl FluxPipeline {
             let _span = tracing::debug_span!("step", i, t).entered();
             // As diffusers: the pipeline passes t / 1000 (in f32), the model scales it back.
             let timestep = Tensor::full((t as f32) / 1000.0, n, &device)?.to_dtype(dtype)?;
+            // Cancelling stops the forward between blocks (a step is long on the CPU).
             let forward = |embeds: &PromptEmbeds| {
-                transformer.forward(
-                    &latents,
-                    &embeds.t5,
-                    &embeds.pooled,
-                    &timestep,
-                    guidance.as_ref(),
-                    &img_ids,
-                    &txt_ids,
+                transformer.forward_watched(
+                    &Inputs {
+                        hidden_states: &latents,
+                        encoder_hidden_states: &embeds.t5,
+                        pooled: &embeds.pooled,
+                        timestep: &timestep,
+                        guidance: guidance.as_ref(),
+                        img_ids: &img_ids,
+                        txt_ids: &txt_ids,
+                    },
+                    inp.cancel,
                 )
             };
             let mut velocity = forward(&prompt)?;
@@ -370,6 +376,7 @@ struct DenoiseInputs<'a> {
     lh: usize,
     lw: usize,
     preview_every: u32,
+    attention: AttentionMode,
     sink: &'a dyn ProgressSink,
     cancel: &'a CancelToken,
 }

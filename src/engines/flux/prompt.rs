@@ -6,7 +6,7 @@ use candle_core::{DType, Device, Tensor};
 
 use super::tokenizer::T5Tokenizer;
 use crate::engines::nn::text::clip::TextEncoder;
-use crate::engines::nn::text::t5::T5Encoder;
+use super::components::T5Text;
 use crate::engines::sd::tokenizer::ClipTokenizer;
 use crate::error::Result;
 
@@ -32,7 +32,7 @@ pub struct Encoders<'a> {
     pub clip_tokenizer: &'a ClipTokenizer,
     pub clip: &'a TextEncoder,
     pub t5_tokenizer: &'a T5Tokenizer,
-    pub t5: &'a T5Encoder,
+    pub t5: &'a T5Text,
     /// T5 tokens (`--max-sequence-length`).
     pub max_sequence_length: usize,
 }

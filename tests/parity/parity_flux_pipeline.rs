@@ -1,0 +1,228 @@
+//! Whole FLUX pipelines against diffusers' FluxPipeline / FluxImg2ImgPipeline on the tiny
+//! fixtures: every reference of flux-schnell-tiny, flux-dev-tiny and flux-k-tiny (txt2img and
+//! img2img, non-square, embedded guidance, true CFG, static and dynamic shift, T5 lengths, GGUF
+//! transformers) from the same unpacked noise; the fixtures' power; the GGUF T5 kept quantized;
+//! staged and resident runs alike.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+use pallaidium::engines::flux::{FluxLoadOptions, FluxPipeline};
+use pallaidium::engines::nn::text::t5;
+use pallaidium::engines::nn::text::t5_quantized::QuantizedT5Encoder;
+use pallaidium::engines::progress::{CancelToken, NullSink};
+use pallaidium::engines::sd::GenerateRequest;
+use pallaidium::vocab::{Residency, Scheduler};
+
+use crate::parity;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+fn first_word(v: &serde_json::Value) -> Option<String> {
+    v.as_str()?.split_whitespace().next().map(str::to_owned)
+}
+
+fn pipeline(model: &str, transformer: Option<PathBuf>, residency: Residency) -> FluxPipeline {
+    load(fixtures().join(model), transformer, residency)
+}
+
+fn load(model_dir: PathBuf, transformer: Option<PathBuf>, residency: Residency) -> FluxPipeline {
+    FluxPipeline::load(FluxLoadOptions {
+        model_dir,
+        transformer,
+        text_encoder_2: None,
+        device: Device::Cpu,
+        dtype: DType::F32,
+        residency,
+        switches: Default::default(),
+    })
+    .unwrap()
+}
+
+/// The request diffusers' call describes (reference JSON), with its saved noise.
+fn request(model: &str, r: &serde_json::Value) -> GenerateRequest {
+    let dir = fixtures().join(model).join("reference");
+    let noise = first_word(&r["noise"]).unwrap();
+    let map = candle_core::safetensors::load(dir.join(noise), &Device::Cpu).unwrap();
+    let init_image = first_word(&r["init_image"])
+        .map(|p| image::open(fixtures().join(p)).unwrap().to_rgb8());
+    GenerateRequest {
+        prompt: r["prompt"].as_str().unwrap().to_owned(),
+        negative: r["negative_prompt"].as_str().unwrap_or_default().to_owned(),
+        true_cfg: r["true_cfg_scale"].as_f64(),
+        steps: r["steps"].as_u64().unwrap() as u32,
+        guidance: r["guidance_scale"].as_f64().unwrap(),
+        width: r["width"].as_u64().unwrap() as u32,
+        height: r["height"].as_u64().unwrap() as u32,
+        max_sequence_length: r["max_sequence_length"].as_u64().map(|n| n as usize),
+        strength: r["strength"].as_f64().unwrap_or(1.0),
+        init_image,
+        init_latents: Some(map["latents"].clone()),
+        scheduler: Scheduler::FlowEuler,
+        ..GenerateRequest::default()
+    }
+}
+
+fn references(model: &str) -> Vec<(String, serde_json::Value)> {
+    let dir = fixtures().join(model).join("reference");
+    let mut out: Vec<(String, serde_json::Value)> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let stem = name.strip_prefix("pipeline_")?.strip_suffix(".json")?.to_owned();
+            Some((stem, parity::reference_json_lenient(&e.path())))
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+fn image_of(model: &str, name: &str) -> Tensor {
+    let path = fixtures()
+        .join(model)
+        .join(format!("reference/pipeline_{name}.safetensors"));
+    parity::get(&parity::reference_tensors(&path), "image").clone()
+}
+
+/// The model folder with the scheduler config a reference overrode (diffusers' static shift on
+/// dev): links to the other components, the config written as diffusers used it.
+fn with_scheduler(model: &str, config: &serde_json::Value) -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join(model);
+    std::fs::create_dir_all(dir.join("scheduler")).unwrap();
+    for entry in std::fs::read_dir(fixtures().join(model)).unwrap().flatten() {
+        let name = entry.file_name();
+        if name != "scheduler" {
+            std::os::unix::fs::symlink(entry.path(), dir.join(&name)).unwrap();
+        }
+    }
+    std::fs::write(
+        dir.join("scheduler/scheduler_config.json"),
+        config.to_string(),
+    )
+    .unwrap();
+    (tmp, dir)
+}
+
+/// Runs every reference of `model` and returns (name, mean abs diff 0-255).
+fn run_all(model: &str) -> Vec<(String, f64)> {
+    let mut dense: Option<FluxPipeline> = None;
+    let mut out = Vec::new();
+    for (name, r) in references(model) {
+        let gguf = first_word(&r["transformer"])
+            .filter(|t| t.ends_with(".gguf"))
+            .or_else(|| r["cli"]["gguf"].as_str().map(|g| format!("../{g}")));
+        let req = request(model, &r);
+        let run = |p: &mut FluxPipeline| p.generate(&req, &NullSink, &CancelToken::new());
+        let images = match (gguf, r.get("scheduler_override")) {
+            (Some(file), _) => {
+                let path = fixtures().join(model).join(file);
+                run(&mut pipeline(model, Some(path), Residency::Staged))
+            }
+            (None, Some(_)) => {
+                let (_tmp, dir) = with_scheduler(model, &r["scheduler_config_used"]);
+                run(&mut load(dir, None, Residency::Resident))
+            }
+            (None, None) => run(dense.get_or_insert_with(|| {
+                pipeline(model, None, Residency::Resident)
+            })),
+        }
+        .unwrap_or_else(|e| panic!("{model} {name}: {e}"));
+        assert_eq!(images.len(), 1);
+        let mad = parity::image_mean_abs_diff(images[0].image.as_raw(), &image_of(model, &name));
+        eprintln!("{model} {name}: mean abs diff {mad:.4} (0-255)");
+        out.push((name, mad));
+    }
+    out
+}
+
+fn check_all(model: &str, at_least: usize) {
+    let results = run_all(model);
+    assert!(results.len() >= at_least, "{model}: {results:?}");
+    for (name, mad) in results {
+        assert!(mad.is_finite() && mad < parity::IMAGE_TOL_255, "{model} {name}: {mad}");
+    }
+}
+
+#[test]
+fn flux_schnell_pipelines_match_diffusers() {
+    check_all("flux-schnell-tiny", 10);
+}
+
+#[test]
+fn flux_dev_pipelines_match_diffusers() {
+    check_all("flux-dev-tiny", 8);
+}
+
+#[test]
+fn flux_k_quant_pipeline_matches_diffusers() {
+    check_all("flux-k-tiny", 1);
+}
+
+/// The fixtures can fail a test: prompt, guidance, true CFG, steps, shift and T5 length each move
+/// diffusers' image by several levels, more than the 1-level tolerance.
+#[test]
+fn the_flux_fixtures_have_the_power_to_fail() {
+    for (model, base, others) in [
+        ("flux-schnell-tiny", "txt2img", vec!["prompt2", "steps2", "seq256", "img2img"]),
+        (
+            "flux-dev-tiny",
+            "txt2img",
+            vec!["prompt2", "guidance7", "true_cfg", "steps4", "static_shift"],
+        ),
+    ] {
+        let a = parity::image_values(&image_of(model, base));
+        for other in others {
+            let b = parity::image_values(&image_of(model, other));
+            let mad = parity::mean_abs_diff_255(&a, &b);
+            assert!(mad > 3.0 * parity::IMAGE_TOL_255, "{model} {other} vs {base}: {mad}");
+        }
+    }
+}
+
+/// Staged residency (each network loaded for its stage, then dropped) makes the same image.
+#[test]
+fn staged_and_resident_flux_runs_agree() {
+    let r = parity::reference_json_lenient(
+        &fixtures().join("flux-dev-tiny/reference/pipeline_true_cfg.json"),
+    );
+    let req = request("flux-dev-tiny", &r);
+    let mut images = Vec::new();
+    for residency in [Residency::Resident, Residency::Staged] {
+        let mut p = pipeline("flux-dev-tiny", None, residency);
+        images.push(p.generate(&req, &NullSink, &CancelToken::new()).unwrap());
+    }
+    assert_eq!(images[0][0].image, images[1][0].image);
+}
+
+/// The GGUF T5 kept quantized (dequantized per layer) equals transformers on the dequantized
+/// weights, and differs from the f32 encoder (so the check can fail).
+#[test]
+fn quantized_t5_matches_transformers_on_the_gguf() {
+    let dir = fixtures().join("flux-schnell-tiny");
+    let config = t5::load_config(&dir.join("text_encoder_2/config.json")).unwrap();
+    let t5 = QuantizedT5Encoder::load(
+        &dir.join("gguf/t5-encoder-Q8_0.gguf"),
+        &config,
+        &Device::Cpu,
+        DType::F32,
+    )
+    .unwrap();
+    let reference = parity::reference_tensors(&dir.join("reference/t5_gguf.safetensors"));
+    let ids = parity::get(&reference, "input_ids_16").to_dtype(DType::U32).unwrap();
+    let expected = parity::get(&reference, "t5_hidden_16");
+    for row in 0..ids.dim(0).unwrap() {
+        let ids_row: Vec<u32> = ids.get(row).unwrap().to_vec1().unwrap();
+        let ours = t5.encode(&ids_row).unwrap().squeeze(0).unwrap();
+        parity::assert_close(
+            &format!("quantized T5 prompt {row}"),
+            &ours,
+            &expected.get(row).unwrap(),
+            parity::TENSOR_REL_TOL,
+        );
+    }
+    assert!(t5.stored_bytes() > 0);
+}
