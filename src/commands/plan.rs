@@ -96,7 +96,9 @@ pub fn plan_for_args(
         let flux = planner::flux::FluxJob {
             max_sequence_length: flow.max_sequence_length.unwrap_or(512),
             transformer: flow.transformer.or(resolved.weights.transformer.clone()),
-            text_encoder_2: flow.text_encoder_2.or(resolved.weights.text_encoder_2.clone()),
+            text_encoder_2: flow
+                .text_encoder_2
+                .or(resolved.weights.text_encoder_2.clone()),
         };
         planner::plan_flux_folder(&resolved.dir, fp16_variant, &req, &flux)?
     } else {

@@ -98,7 +98,11 @@ pub fn check(ctx: &CompatContext, entry: Option<&ModelEntry>) -> Vec<CompatFindi
     // Sizes only mean something for image models.
     let makes_images = family.is_none_or(Family::is_diffusion);
     if makes_images && let (Some(w), Some(h)) = (width, height) {
-        let multiple = if family.is_some_and(Family::is_flow) { 16 } else { 8 };
+        let multiple = if family.is_some_and(Family::is_flow) {
+            16
+        } else {
+            8
+        };
         size_rules(w, h, multiple, native, &mut out);
     }
     bf16_rules(ctx, &mut out);
@@ -168,13 +172,7 @@ pub fn verdict(findings: &[CompatFinding]) -> Verdict {
     }
 }
 
-fn size_rules(
-    w: u32,
-    h: u32,
-    m: u32,
-    native: Option<[u32; 2]>,
-    out: &mut Vec<CompatFinding>,
-) {
+fn size_rules(w: u32, h: u32, m: u32, native: Option<[u32; 2]>, out: &mut Vec<CompatFinding>) {
     if w == 0 || h == 0 || !w.is_multiple_of(m) || !h.is_multiple_of(m) {
         let round = |v: u32| (v.saturating_add(m / 2) / m * m).max(m);
         let why = if m == 16 {

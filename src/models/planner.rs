@@ -402,8 +402,8 @@ pub fn plan_flux_folder(
 }
 
 #[cfg(test)]
+mod flux_tests;
+#[cfg(test)]
 mod gpu_tests;
 #[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod flux_tests;

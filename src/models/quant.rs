@@ -51,7 +51,10 @@ pub fn variant<'e>(entry: &'e ModelEntry, name: &str) -> Result<Vec<&'e QuantFil
     if files.is_empty() {
         let known = names(entry);
         return Err(Error::bad_input(if known.is_empty() {
-            format!("--quant {name}: model `{}` has no quantized variants", entry.id)
+            format!(
+                "--quant {name}: model `{}` has no quantized variants",
+                entry.id
+            )
         } else {
             format!(
                 "--quant {name}: model `{}` has the variants {}",

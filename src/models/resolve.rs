@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use super::entry::{Defaults, Family, Kind, ModelEntry};
 use super::hf_cache;
 use super::layout::ModelLayout;
-use super::quant::{self, ReplacedWeights};
 use super::media_layout;
+use super::quant::{self, ReplacedWeights};
 use super::registry::Registry;
 use crate::{Error, Result};
 

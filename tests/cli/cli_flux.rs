@@ -11,9 +11,7 @@ use crate::parity;
 use crate::run::{Run, fixture, json_lines};
 
 fn reference(model: &str, name: &str) -> serde_json::Value {
-    parity::reference_json_lenient(
-        &fixture(model).join(format!("reference/pipeline_{name}.json")),
-    )
+    parity::reference_json_lenient(&fixture(model).join(format!("reference/pipeline_{name}.json")))
 }
 
 /// Runs the binary as diffusers ran (the reference's `cli` block) and returns the mean absolute
@@ -32,7 +30,10 @@ fn run_like_diffusers(model: &str, name: &str) -> f64 {
         .args(["--steps", &cli["steps"].to_string()])
         .args(["--width", &cli["width"].to_string()])
         .args(["--height", &cli["height"].to_string()])
-        .args(["--max-sequence-length", &cli["max_sequence_length"].to_string()])
+        .args([
+            "--max-sequence-length",
+            &cli["max_sequence_length"].to_string(),
+        ])
         .arg("--init-latents")
         .arg(fixture(&s("noise").unwrap()));
     if r["guidance_used"].as_bool() == Some(true) {
@@ -63,9 +64,8 @@ fn run_like_diffusers(model: &str, name: &str) -> f64 {
         .unwrap();
     let png = PathBuf::from(done["outputs"][0].as_str().unwrap());
     let ours = image::open(&png).unwrap().to_rgb8();
-    let expected = parity::reference_tensors(
-        &dir.join(format!("reference/pipeline_{name}.safetensors")),
-    );
+    let expected =
+        parity::reference_tensors(&dir.join(format!("reference/pipeline_{name}.safetensors")));
     let mad = parity::image_mean_abs_diff(ours.as_raw(), parity::get(&expected, "image"));
     eprintln!("{model} {name}: mean abs diff {mad:.4} (0-255)");
     mad
@@ -81,7 +81,10 @@ fn headless_flux_images_match_diffusers() {
         ("flux-dev-tiny", "cli_true_cfg"),
     ] {
         let mad = run_like_diffusers(model, name);
-        assert!(mad < parity::IMAGE_TOL_255, "{model} {name}: mean abs diff {mad}");
+        assert!(
+            mad < parity::IMAGE_TOL_255,
+            "{model} {name}: mean abs diff {mad}"
+        );
     }
 }
 
@@ -92,7 +95,14 @@ fn refused(extra: &[&str]) -> (i32, String, Vec<PathBuf>) {
         .command()
         .arg("--model")
         .arg(fixture("flux-schnell-tiny"))
-        .args(["--prompt", "x", "--steps", "1", "--max-sequence-length", "8"])
+        .args([
+            "--prompt",
+            "x",
+            "--steps",
+            "1",
+            "--max-sequence-length",
+            "8",
+        ])
         .args(extra)
         .output()
         .unwrap();
@@ -122,8 +132,14 @@ fn copy_truncated(src: &Path, keep: usize) -> (tempfile::TempDir, PathBuf) {
 
 #[test]
 fn bad_flux_inputs_exit_2_with_nothing_written() {
-    assert_refused(&["--width", "72", "--height", "64"], &["--width 72", "multiple of 16"]);
-    assert_refused(&["--scheduler", "ddim", "--width", "64", "--height", "64"], &["flow-matching"]);
+    assert_refused(
+        &["--width", "72", "--height", "64"],
+        &["--width 72", "multiple of 16"],
+    );
+    assert_refused(
+        &["--scheduler", "ddim", "--width", "64", "--height", "64"],
+        &["flow-matching"],
+    );
     let run = Run::new();
     let output = run
         .command()
@@ -140,11 +156,25 @@ fn bad_flux_inputs_exit_2_with_nothing_written() {
     let transformer = gguf.join("transformer-Q8_0.gguf");
     // Each GGUF where the other belongs: the architectures are named.
     assert_refused(
-        &["--width", "64", "--height", "64", "--transformer", t5.to_str().unwrap()],
+        &[
+            "--width",
+            "64",
+            "--height",
+            "64",
+            "--transformer",
+            t5.to_str().unwrap(),
+        ],
         &["t5-encoder-Q8_0.gguf", "t5encoder", "flux"],
     );
     assert_refused(
-        &["--width", "64", "--height", "64", "--text-encoder-2", transformer.to_str().unwrap()],
+        &[
+            "--width",
+            "64",
+            "--height",
+            "64",
+            "--text-encoder-2",
+            transformer.to_str().unwrap(),
+        ],
         &["transformer-Q8_0.gguf", "architecture"],
     );
     // Truncated in its data and in its header.
@@ -152,14 +182,28 @@ fn bad_flux_inputs_exit_2_with_nothing_written() {
     for keep in [size - 100, 40] {
         let (_dir, cut) = copy_truncated(&transformer, keep);
         assert_refused(
-            &["--width", "64", "--height", "64", "--transformer", cut.to_str().unwrap()],
+            &[
+                "--width",
+                "64",
+                "--height",
+                "64",
+                "--transformer",
+                cut.to_str().unwrap(),
+            ],
             &["transformer-Q8_0.gguf"],
         );
     }
     // SD latents (4 channels) for a FLUX job.
     let sd_noise = fixture("sd1-tiny/reference/init_latents.npy");
     assert_refused(
-        &["--width", "64", "--height", "64", "--init-latents", sd_noise.to_str().unwrap()],
+        &[
+            "--width",
+            "64",
+            "--height",
+            "64",
+            "--init-latents",
+            sd_noise.to_str().unwrap(),
+        ],
         &["init_latents.npy", "16"],
     );
     // FLUX flags on an SD model.
@@ -168,7 +212,16 @@ fn bad_flux_inputs_exit_2_with_nothing_written() {
         .command()
         .arg("--model")
         .arg(fixture("sd1-tiny"))
-        .args(["--prompt", "x", "--width", "64", "--height", "64", "--true-cfg", "4"])
+        .args([
+            "--prompt",
+            "x",
+            "--width",
+            "64",
+            "--height",
+            "64",
+            "--true-cfg",
+            "4",
+        ])
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
@@ -188,8 +241,15 @@ fn a_flux_plan_on_a_16_gib_budget_stages_and_fits() {
         .arg(fixture("flux-schnell-tiny/gguf/transformer-Q4_0.gguf"))
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(text.contains("transformer"), "{text}");
-    assert!(text.contains("\"fits\":true") || text.contains("fits"), "{text}");
+    assert!(
+        text.contains("\"fits\":true") || text.contains("fits"),
+        "{text}"
+    );
 }

@@ -46,8 +46,8 @@ fn request(model: &str, r: &serde_json::Value) -> GenerateRequest {
     let dir = fixtures().join(model).join("reference");
     let noise = first_word(&r["noise"]).unwrap();
     let map = candle_core::safetensors::load(dir.join(noise), &Device::Cpu).unwrap();
-    let init_image = first_word(&r["init_image"])
-        .map(|p| image::open(fixtures().join(p)).unwrap().to_rgb8());
+    let init_image =
+        first_word(&r["init_image"]).map(|p| image::open(fixtures().join(p)).unwrap().to_rgb8());
     GenerateRequest {
         prompt: r["prompt"].as_str().unwrap().to_owned(),
         negative: r["negative_prompt"].as_str().unwrap_or_default().to_owned(),
@@ -72,7 +72,10 @@ fn references(model: &str) -> Vec<(String, serde_json::Value)> {
         .flatten()
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
-            let stem = name.strip_prefix("pipeline_")?.strip_suffix(".json")?.to_owned();
+            let stem = name
+                .strip_prefix("pipeline_")?
+                .strip_suffix(".json")?
+                .to_owned();
             Some((stem, parity::reference_json_lenient(&e.path())))
         })
         .collect();
@@ -126,9 +129,9 @@ fn run_all(model: &str) -> Vec<(String, f64)> {
                 let (_tmp, dir) = with_scheduler(model, &r["scheduler_config_used"]);
                 run(&mut load(dir, None, Residency::Resident))
             }
-            (None, None) => run(dense.get_or_insert_with(|| {
-                pipeline(model, None, Residency::Resident)
-            })),
+            (None, None) => {
+                run(dense.get_or_insert_with(|| pipeline(model, None, Residency::Resident)))
+            }
         }
         .unwrap_or_else(|e| panic!("{model} {name}: {e}"));
         assert_eq!(images.len(), 1);
@@ -143,7 +146,10 @@ fn check_all(model: &str, at_least: usize) {
     let results = run_all(model);
     assert!(results.len() >= at_least, "{model}: {results:?}");
     for (name, mad) in results {
-        assert!(mad.is_finite() && mad < parity::IMAGE_TOL_255, "{model} {name}: {mad}");
+        assert!(
+            mad.is_finite() && mad < parity::IMAGE_TOL_255,
+            "{model} {name}: {mad}"
+        );
     }
 }
 
@@ -167,7 +173,11 @@ fn flux_k_quant_pipeline_matches_diffusers() {
 #[test]
 fn the_flux_fixtures_have_the_power_to_fail() {
     for (model, base, others) in [
-        ("flux-schnell-tiny", "txt2img", vec!["prompt2", "steps2", "seq256", "img2img"]),
+        (
+            "flux-schnell-tiny",
+            "txt2img",
+            vec!["prompt2", "steps2", "seq256", "img2img"],
+        ),
         (
             "flux-dev-tiny",
             "txt2img",
@@ -178,7 +188,10 @@ fn the_flux_fixtures_have_the_power_to_fail() {
         for other in others {
             let b = parity::image_values(&image_of(model, other));
             let mad = parity::mean_abs_diff_255(&a, &b);
-            assert!(mad > 3.0 * parity::IMAGE_TOL_255, "{model} {other} vs {base}: {mad}");
+            assert!(
+                mad > 3.0 * parity::IMAGE_TOL_255,
+                "{model} {other} vs {base}: {mad}"
+            );
         }
     }
 }
@@ -212,7 +225,9 @@ fn quantized_t5_matches_transformers_on_the_gguf() {
     )
     .unwrap();
     let reference = parity::reference_tensors(&dir.join("reference/t5_gguf.safetensors"));
-    let ids = parity::get(&reference, "input_ids_16").to_dtype(DType::U32).unwrap();
+    let ids = parity::get(&reference, "input_ids_16")
+        .to_dtype(DType::U32)
+        .unwrap();
     let expected = parity::get(&reference, "t5_hidden_16");
     for row in 0..ids.dim(0).unwrap() {
         let ids_row: Vec<u32> = ids.get(row).unwrap().to_vec1().unwrap();

@@ -126,7 +126,9 @@ impl FluxComponents {
         }
         match (&self.clip, &self.t5) {
             (Some(clip), Some(t5)) => Ok((clip, t5)),
-            _ => Err(crate::Error::job_failed("internal: text encoders not loaded")),
+            _ => Err(crate::Error::job_failed(
+                "internal: text encoders not loaded",
+            )),
         }
     }
 
@@ -141,17 +143,22 @@ impl FluxComponents {
             )?));
         }
         let weights = Weights::open(&dir, device, dtype, self.fp16_variant(), self.opts.switches)?;
-        Ok(T5Text::Dense(weights.build(
-            "T5 text encoder",
-            |vb: VarBuilder| T5Encoder::new(vb, &config),
-        )?))
+        Ok(T5Text::Dense(
+            weights.build("T5 text encoder", |vb: VarBuilder| {
+                T5Encoder::new(vb, &config)
+            })?,
+        ))
     }
 
     /// The transformer, loaded when absent, computing attention as `mode` says.
     pub fn transformer(&mut self, mode: AttentionMode) -> Result<&FluxTransformer> {
         if self.transformer.is_none() {
             let dir = self.dir("transformer");
-            let (device, dtype, sw) = (self.opts.device.clone(), self.opts.dtype, self.opts.switches);
+            let (device, dtype, sw) = (
+                self.opts.device.clone(),
+                self.opts.dtype,
+                self.opts.switches,
+            );
             let file = self.opts.transformer.clone();
             self.transformer = Some(timed("transformer", || {
                 FluxTransformer::load(&dir, file.as_deref(), &device, dtype, sw)
@@ -174,7 +181,9 @@ impl FluxComponents {
                 self.vae_dtype != DType::F32,
                 self.opts.switches,
             );
-            self.vae = Some(timed("vae", || Vae::load_with(&dir, &device, dtype, fp16, sw))?);
+            self.vae = Some(timed("vae", || {
+                Vae::load_with(&dir, &device, dtype, fp16, sw)
+            })?);
         }
         self.vae
             .as_ref()

@@ -55,8 +55,7 @@ impl FluxPipeline {
                 transformer_config.in_channels / 4
             )));
         }
-        let scheduler_config =
-            FlowMatchConfig::load(&dir.join("scheduler/scheduler_config.json"))?;
+        let scheduler_config = FlowMatchConfig::load(&dir.join("scheduler/scheduler_config.json"))?;
         let clip_tokenizer = ClipTokenizer::from_dir(&dir.join("tokenizer"))?;
         let t5_tokenizer = T5Tokenizer::from_dir(&dir.join("tokenizer_2"))?;
         let (device, dtype) = (opts.device.clone(), opts.dtype);
@@ -150,7 +149,9 @@ impl FluxPipeline {
         let (lh, lw) = (height / 8, width / 8);
         let channels = self.vae_config.latent_channels;
         let (device, dtype) = (self.device.clone(), self.dtype);
-        let true_cfg = req.true_cfg.filter(|&t| t > 1.0 && !req.negative.trim().is_empty());
+        let true_cfg = req
+            .true_cfg
+            .filter(|&t| t > 1.0 && !req.negative.trim().is_empty());
 
         sink.emit(EngineEvent::Loading {
             stage: "text_encoder".into(),
@@ -165,7 +166,10 @@ impl FluxPipeline {
             Some(t) => {
                 let t = t.to_device(&device)?.to_dtype(dtype)?;
                 let dims = t.dims4()?;
-                if dims.1 != channels || dims.2 != lh || dims.3 != lw || (dims.0 != 1 && dims.0 != n)
+                if dims.1 != channels
+                    || dims.2 != lh
+                    || dims.3 != lw
+                    || (dims.0 != 1 && dims.0 != n)
                 {
                     return Err(Error::bad_input(format!(
                         "--init-latents has shape {:?}; FLUX at {width}x{height} takes the \
@@ -173,7 +177,11 @@ impl FluxPipeline {
                         t.dims()
                     )));
                 }
-                if dims.0 == n { t } else { t.repeat((n, 1, 1, 1))? }
+                if dims.0 == n {
+                    t
+                } else {
+                    t.repeat((n, 1, 1, 1))?
+                }
             }
             None => seeded_noise(&seeds, (channels, lh, lw), &device, dtype)?,
         };

@@ -4,9 +4,9 @@
 
 use candle_core::{DType, Device, Tensor};
 
+use super::components::T5Text;
 use super::tokenizer::T5Tokenizer;
 use crate::engines::nn::text::clip::TextEncoder;
-use super::components::T5Text;
 use crate::engines::sd::tokenizer::ClipTokenizer;
 use crate::error::Result;
 
@@ -50,9 +50,7 @@ impl Encoders<'_> {
         }
         let ids = Tensor::new(clip_ids.ids.as_slice(), device)?.unsqueeze(0)?;
         let pooled = self.clip.forward(&ids)?.pooled.to_dtype(dtype)?;
-        let t5_ids = self
-            .t5_tokenizer
-            .encode(prompt, self.max_sequence_length)?;
+        let t5_ids = self.t5_tokenizer.encode(prompt, self.max_sequence_length)?;
         let t5 = self.t5.encode(&t5_ids)?.to_dtype(dtype)?;
         Ok(PromptEmbeds { pooled, t5 })
     }

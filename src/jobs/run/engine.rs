@@ -9,12 +9,12 @@ use crate::engines::EngineSwitches;
 use crate::engines::audio::musicgen::MusicGen;
 use crate::engines::audio::parler::ParlerTts;
 use crate::engines::flux::{FluxLoadOptions, FluxPipeline};
-use crate::engines::sd::{GenerateRequest, GeneratedImage, LoadOptions};
-use crate::engines::{CancelToken, ProgressSink};
 use crate::engines::sd::pipeline::SdPipeline;
+use crate::engines::sd::{GenerateRequest, GeneratedImage, LoadOptions};
 use crate::engines::text::blip::BlipCaptioner;
 use crate::engines::text::enhance::PromptEnhancer;
 use crate::engines::text::whisper::WhisperEngine;
+use crate::engines::{CancelToken, ProgressSink};
 use crate::models::Family;
 use crate::vocab::Residency;
 

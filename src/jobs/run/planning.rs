@@ -95,17 +95,17 @@ impl JobPlanner {
             .filter(|p| p.scheduler.is_flow())
             .map(|p| flux_job(p, replaced));
         let plan_request = PlanRequest {
-                width: request.width,
-                height: request.height,
-                batch: request.batch,
-                guided: request.guidance > 1.0,
-                img2img: request.init_image.is_some(),
-                dtype,
-                device: self.selected.kind,
-                memory: crate::device::memory::query(&self.selected, &self.platform),
-                budget_cap: self.budget_cap,
-                overrides: pinned,
-                stock_kernels: self.stock_kernels,
+            width: request.width,
+            height: request.height,
+            batch: request.batch,
+            guided: request.guidance > 1.0,
+            img2img: request.init_image.is_some(),
+            dtype,
+            device: self.selected.kind,
+            memory: crate::device::memory::query(&self.selected, &self.platform),
+            budget_cap: self.budget_cap,
+            overrides: pinned,
+            stock_kernels: self.stock_kernels,
         };
         let plan = match &flux {
             Some(job) => {
@@ -156,6 +156,25 @@ impl JobPlanner {
     }
 }
 
+/// A FLUX job's plan inputs: its T5 length and the weights files it loads (the job's own, else
+/// the model's quantized variant).
+pub fn flux_job(
+    p: &crate::jobs::spec::ImageParams,
+    replaced: &crate::models::quant::ReplacedWeights,
+) -> planner::flux::FluxJob {
+    planner::flux::FluxJob {
+        max_sequence_length: p.max_sequence_length.unwrap_or(512),
+        transformer: p
+            .transformer
+            .clone()
+            .or_else(|| replaced.transformer.clone()),
+        text_encoder_2: p
+            .text_encoder_2
+            .clone()
+            .or_else(|| replaced.text_encoder_2.clone()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,24 +194,5 @@ mod tests {
         assert_eq!(auto, Overrides::default());
         let off = overrides_from_flags(Some(AttentionSlicing::Off), None, None);
         assert_eq!(off.attention_slice, Some(None));
-    }
-}
-
-/// A FLUX job's plan inputs: its T5 length and the weights files it loads (the job's own, else
-/// the model's quantized variant).
-pub fn flux_job(
-    p: &crate::jobs::spec::ImageParams,
-    replaced: &crate::models::quant::ReplacedWeights,
-) -> planner::flux::FluxJob {
-    planner::flux::FluxJob {
-        max_sequence_length: p.max_sequence_length.unwrap_or(512),
-        transformer: p
-            .transformer
-            .clone()
-            .or_else(|| replaced.transformer.clone()),
-        text_encoder_2: p
-            .text_encoder_2
-            .clone()
-            .or_else(|| replaced.text_encoder_2.clone()),
     }
 }

@@ -104,7 +104,12 @@ pub fn fill(asked: &JobOverrides, kind: JobKind, defaults: &Defaults) -> crate::
                  applies; 4 is typical)"
             )));
         }
-        if t > 1.0 && asked.negative.as_deref().is_none_or(|n| n.trim().is_empty()) {
+        if t > 1.0
+            && asked
+                .negative
+                .as_deref()
+                .is_none_or(|n| n.trim().is_empty())
+        {
             tracing::warn!(
                 "--true-cfg {t} without --negative: true CFG needs a negative prompt and is off"
             );

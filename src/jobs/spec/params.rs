@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::vocab::{AttentionSlicing, ResidencyChoice, Scheduler, Toggle};
 
-/// The parameters of one family of jobs.
+/// The parameters of one family of jobs. (An image job's are the largest by far; a spec is built
+/// once per job and cloned rarely, so they are not boxed.)
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Params {

@@ -79,7 +79,9 @@ pub fn fetch_model(
         let part = super::fetch_entry(&one, false, &opts, progress)?;
         let named = |f: &String| format!("{}:{f}", q.repo);
         report.downloaded.extend(part.downloaded.iter().map(named));
-        report.already_cached.extend(part.already_cached.iter().map(named));
+        report
+            .already_cached
+            .extend(part.already_cached.iter().map(named));
         report.downloaded_bytes += part.downloaded_bytes;
     }
     Ok(report)

@@ -66,7 +66,13 @@ pub fn auto_score_budget(conv: ConvWorkspace) -> u64 {
 
 /// Scores and softmax of one query chunk (f32 both, plus a cast back for half inputs), and f32
 /// copies of q and k when the inputs are half precision; nothing for CUDA's fused kernels.
-pub(super) fn attention_bytes(s: &ActivationShape, rows: u64, queries: u64, keys: u64, dim: u64) -> u64 {
+pub(super) fn attention_bytes(
+    s: &ActivationShape,
+    rows: u64,
+    queries: u64,
+    keys: u64,
+    dim: u64,
+) -> u64 {
     // CUDA's fused kernels keep the scores on chip.
     let fused = s.conv == ConvWorkspace::Im2colChunked
         && !s.stock_kernels

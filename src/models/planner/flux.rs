@@ -63,9 +63,16 @@ impl FluxFootprint {
                 }
                 Some(f) => {
                     let header = crate::models::safetensors_header::read_header(f)?;
-                    Ok(Source::Folder(ComponentWeights::from_headers(name, &[header])))
+                    Ok(Source::Folder(ComponentWeights::from_headers(
+                        name,
+                        &[header],
+                    )))
                 }
-                None => Ok(Source::Folder(component(&dir.join(name), name, fp16_variant)?)),
+                None => Ok(Source::Folder(component(
+                    &dir.join(name),
+                    name,
+                    fp16_variant,
+                )?)),
             }
         };
         let vae = crate::engines::sd::config::VaeConfig::load(&dir.join("vae/config.json"))?;
@@ -124,7 +131,13 @@ impl FluxFootprint {
 }
 
 /// The stages of one candidate plan.
-fn steps(fp: &FluxFootprint, req: &PlanRequest, job: &FluxJob, cand: &Candidate, dev: &DeviceTraits) -> Vec<PlanStep> {
+fn steps(
+    fp: &FluxFootprint,
+    req: &PlanRequest,
+    job: &FluxJob,
+    cand: &Candidate,
+    dev: &DeviceTraits,
+) -> Vec<PlanStep> {
     let elem = req.dtype.size_in_bytes() as u64;
     let images = u64::from(cand.batch.max(1));
     let clip = fp.clip_held(elem);
@@ -163,7 +176,8 @@ fn steps(fp: &FluxFootprint, req: &PlanRequest, job: &FluxJob, cand: &Candidate,
     );
     // Latents, noise and their packed copies of the pass in f32.
     let latents = 4 * images * 16 * lh * lw * 4;
-    let denoise_work = a.step_bytes(tokens, images, elem) + scores + latents + transformer.transient;
+    let denoise_work =
+        a.step_bytes(tokens, images, elem) + scores + latents + transformer.transient;
     let tile = if cand.vae_tiling { lh.min(64) } else { lh };
     let tile_w = if cand.vae_tiling { lw.min(64) } else { lw };
     let vae_shape = ActivationShape {
@@ -173,11 +187,27 @@ fn steps(fp: &FluxFootprint, req: &PlanRequest, job: &FluxJob, cand: &Candidate,
         ..shape
     };
     let mut out = vec![
-        step("encode prompt (CLIP + T5)", held(clip.bytes + t5.bytes), text_work, dev),
-        step("denoise (transformer)", held(transformer.bytes), denoise_work, dev),
+        step(
+            "encode prompt (CLIP + T5)",
+            held(clip.bytes + t5.bytes),
+            text_work,
+            dev,
+        ),
+        step(
+            "denoise (transformer)",
+            held(transformer.bytes),
+            denoise_work,
+            dev,
+        ),
     ];
     if req.img2img {
-        let enc = activations::vae_encode(&fp.vae_arch, &ActivationShape { images: 1, ..vae_shape });
+        let enc = activations::vae_encode(
+            &fp.vae_arch,
+            &ActivationShape {
+                images: 1,
+                ..vae_shape
+            },
+        );
         out.insert(1, step("vae encode", held(vae.bytes), enc, dev));
     }
     let dec = activations::vae_decode(&fp.vae_arch, &vae_shape) + vae.transient;
@@ -271,7 +301,10 @@ fn suggestions(
         smaller.width = (smaller.width * 3 / 4).max(256) / 64 * 64;
         smaller.height = (smaller.height * 3 / 4).max(256) / 64 * 64;
         if need(&smaller) <= budget {
-            out.push(format!("--width {} --height {}", smaller.width, smaller.height));
+            out.push(format!(
+                "--width {} --height {}",
+                smaller.width, smaller.height
+            ));
             break;
         }
     }

@@ -23,6 +23,9 @@ fn gguf_string(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(s.as_bytes());
 }
 
+/// A tensor to write: name, dims as ggml orders them, type.
+type TensorRow = (String, Vec<u64>, (u32, u64, u64));
+
 /// (ggml type id, block elements, block bytes)
 const Q4_K: (u32, u64, u64) = (12, 256, 144);
 const Q8_0: (u32, u64, u64) = (8, 32, 34);
@@ -30,7 +33,7 @@ const F32: (u32, u64, u64) = (0, 1, 4);
 
 /// A GGUF v3 of `tensors` (name, dims as ggml orders them: fastest first, type) whose data is a
 /// hole: the header is real, the file sparse.
-fn sparse_gguf(path: &Path, arch: &str, tensors: &[(String, Vec<u64>, (u32, u64, u64))]) {
+fn sparse_gguf(path: &Path, arch: &str, tensors: &[TensorRow]) {
     let mut h = Vec::new();
     h.extend_from_slice(b"GGUF");
     h.extend_from_slice(&3u32.to_le_bytes());
@@ -79,7 +82,7 @@ fn sparse_safetensors(path: &Path, tensors: &[(String, Vec<u64>)]) {
     f.set_len(8 + text.len() as u64 + offset).unwrap();
 }
 
-fn linear(name: &str, out_f: u64, in_f: u64, ty: (u32, u64, u64)) -> Vec<(String, Vec<u64>, (u32, u64, u64))> {
+fn linear(name: &str, out_f: u64, in_f: u64, ty: (u32, u64, u64)) -> Vec<TensorRow> {
     vec![
         (format!("{name}.weight"), vec![in_f, out_f], ty),
         (format!("{name}.bias"), vec![out_f], F32),
@@ -93,7 +96,12 @@ fn flux_transformer_q4k(path: &Path) {
     t.extend(linear("img_in", h, 64, F32));
     t.extend(linear("txt_in", h, 4096, Q4_K));
     for e in ["time_in", "vector_in"] {
-        t.extend(linear(&format!("{e}.in_layer"), h, if e == "time_in" { 256 } else { 768 }, Q4_K));
+        t.extend(linear(
+            &format!("{e}.in_layer"),
+            h,
+            if e == "time_in" { 256 } else { 768 },
+            Q4_K,
+        ));
         t.extend(linear(&format!("{e}.out_layer"), h, h, Q4_K));
     }
     for i in 0..19 {
@@ -146,7 +154,8 @@ fn t5_xxl_q8(path: &Path) {
 
 /// FLUX.1-schnell's folder: real configs, CLIP-L and the VAE as sparse bf16 safetensors.
 fn schnell_folder(dir: &Path) {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/commands/bench/configs/flux-schnell");
+    let root =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("src/commands/bench/configs/flux-schnell");
     for rel in [
         "model_index.json",
         "transformer/config.json",
@@ -155,12 +164,25 @@ fn schnell_folder(dir: &Path) {
         "vae/config.json",
         "scheduler/scheduler_config.json",
     ] {
-        write(&dir.join(rel), &std::fs::read_to_string(root.join(rel)).unwrap());
+        write(
+            &dir.join(rel),
+            &std::fs::read_to_string(root.join(rel)).unwrap(),
+        );
     }
     // CLIP-L: 123M parameters, the largest the token embedding.
-    let mut clip = vec![("text_model.embeddings.token_embedding.weight".to_owned(), vec![49408, 768])];
+    let mut clip = vec![(
+        "text_model.embeddings.token_embedding.weight".to_owned(),
+        vec![49408, 768],
+    )];
     for i in 0..12 {
-        for (n, shape) in [("fc1", vec![3072, 768]), ("fc2", vec![768, 3072]), ("q", vec![768, 768]), ("k", vec![768, 768]), ("v", vec![768, 768]), ("o", vec![768, 768])] {
+        for (n, shape) in [
+            ("fc1", vec![3072, 768]),
+            ("fc2", vec![768, 3072]),
+            ("q", vec![768, 768]),
+            ("k", vec![768, 768]),
+            ("v", vec![768, 768]),
+            ("o", vec![768, 768]),
+        ] {
             clip.push((format!("text_model.encoder.layers.{i}.{n}.weight"), shape));
         }
     }
@@ -225,7 +247,8 @@ fn schnell_q4_k_s_at_1024_fits_16_gib_staged_and_bf16_weights_do_not() {
         shapes.push((format!("w{i}"), vec![209_000_000]));
     }
     sparse_safetensors(
-        &dir.path().join("transformer/diffusion_pytorch_model.safetensors"),
+        &dir.path()
+            .join("transformer/diffusion_pytorch_model.safetensors"),
         &shapes,
     );
     let fp = FluxFootprint::read(dir.path(), true, &folder_job).unwrap();

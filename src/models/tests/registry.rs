@@ -276,7 +276,10 @@ fn flux_entries_ship_with_their_defaults_licences_and_quantized_variants() {
     let schnell = reg.get("flux-schnell").unwrap();
     assert_eq!(schnell.family, Family::Flux);
     assert!(!schnell.gated && schnell.license == "apache-2.0");
-    assert_eq!((schnell.defaults.steps, schnell.defaults.embedded_guidance), (4, Some(false)));
+    assert_eq!(
+        (schnell.defaults.steps, schnell.defaults.embedded_guidance),
+        (4, Some(false))
+    );
     let dev = reg.get("flux-dev").unwrap();
     assert!(dev.gated && dev.license_url.contains("FLUX.1-dev"));
     assert_eq!((dev.defaults.steps, dev.defaults.guidance), (28, 3.5));

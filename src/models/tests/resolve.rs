@@ -131,7 +131,8 @@ fn an_audio_model_resolves_without_a_diffusers_layout() {
 
 /// flux-schnell's files from the tiny fixture (configs and tokenizers real, weights stand-ins).
 fn flux_content(f: &str) -> String {
-    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/flux-schnell-tiny");
+    let fixture =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/flux-schnell-tiny");
     std::fs::read_to_string(fixture.join(f)).unwrap_or_else(|_| "{}".to_owned())
 }
 
@@ -144,12 +145,16 @@ fn a_flux_model_without_full_weights_resolves_to_a_cached_quantized_variant() {
     let base = crate::models::quant::base_without(entry, &files);
     let needed = base.required_files(false);
     assert!(
-        !needed.iter().any(|f| f.starts_with("transformer/diffusion_pytorch_model")),
+        !needed
+            .iter()
+            .any(|f| f.starts_with("transformer/diffusion_pytorch_model")),
         "{needed:?}"
     );
     assert!(needed.contains(&"transformer/config.json"));
     // Nothing cached: the error names the variant as a way out.
-    let err = resolve(&reg, "flux-schnell", cache.path()).unwrap_err().to_string();
+    let err = resolve(&reg, "flux-schnell", cache.path())
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("--quant q4_k_s"), "{err}");
     cache_repo(cache.path(), &entry.repo, &needed, flux_content);
     // The base alone is not enough: the GGUFs are missing.
@@ -157,15 +162,24 @@ fn a_flux_model_without_full_weights_resolves_to_a_cached_quantized_variant() {
     for q in &files {
         let one = crate::models::quant::file_entry(entry, q);
         assert_eq!(one.required_files(false), vec![q.file.as_str()]);
-        cache_repo(cache.path(), &q.repo, &[q.file.as_str()], |_| "gguf".to_owned());
+        cache_repo(cache.path(), &q.repo, &[q.file.as_str()], |_| {
+            "gguf".to_owned()
+        });
     }
     let r = resolve(&reg, "flux-schnell", cache.path()).unwrap();
     assert_eq!(r.family, Family::Flux);
     assert_eq!(r.quant.as_deref(), Some("q4_k_s"));
     let t = r.weights.transformer.unwrap();
     assert!(t.ends_with("flux1-schnell-Q4_K_S.gguf"), "{}", t.display());
-    assert!(r.weights.text_encoder_2.unwrap().ends_with("t5-v1_1-xxl-encoder-Q8_0.gguf"));
-    let err = crate::models::quant::variant(entry, "q3_nope").unwrap_err().to_string();
+    assert!(
+        r.weights
+            .text_encoder_2
+            .unwrap()
+            .ends_with("t5-v1_1-xxl-encoder-Q8_0.gguf")
+    );
+    let err = crate::models::quant::variant(entry, "q3_nope")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("q4_k_s") && err.contains("q8_0"), "{err}");
 }
 
@@ -173,12 +187,25 @@ fn a_flux_model_without_full_weights_resolves_to_a_cached_quantized_variant() {
 fn a_flux_folder_resolves_with_schnell_or_dev_defaults() {
     let reg = Registry::shipped().unwrap();
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    let schnell = resolve(&reg, &root.join("flux-schnell-tiny").display().to_string(), root.as_path()).unwrap();
+    let schnell = resolve(
+        &reg,
+        &root.join("flux-schnell-tiny").display().to_string(),
+        root.as_path(),
+    )
+    .unwrap();
     assert_eq!(schnell.family, Family::Flux);
-    assert_eq!((schnell.defaults.steps, schnell.defaults.max_sequence_length), (4, Some(256)));
+    assert_eq!(
+        (schnell.defaults.steps, schnell.defaults.max_sequence_length),
+        (4, Some(256))
+    );
     assert_eq!(schnell.defaults.embedded_guidance, Some(false));
     assert!(schnell.defaults.scheduler.is_flow());
-    let dev = resolve(&reg, &root.join("flux-dev-tiny").display().to_string(), root.as_path()).unwrap();
+    let dev = resolve(
+        &reg,
+        &root.join("flux-dev-tiny").display().to_string(),
+        root.as_path(),
+    )
+    .unwrap();
     assert_eq!((dev.defaults.steps, dev.defaults.guidance), (28, 3.5));
     assert_eq!(dev.defaults.embedded_guidance, Some(true));
     let layout = dev.layout.unwrap();

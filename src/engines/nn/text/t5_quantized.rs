@@ -66,9 +66,7 @@ impl QuantizedT5Encoder {
         let bad = |why: String| Error::bad_input(format!("{}: {why}", path.display()));
         let (d, ff, heads) = (config.d_model, config.d_ff, config.num_heads);
         let inner = config.d_kv * heads;
-        let shape_of = |name: &str| -> Result<Vec<usize>> {
-            Ok(file.tensor(name)?.shape.clone())
-        };
+        let shape_of = |name: &str| -> Result<Vec<usize>> { Ok(file.tensor(name)?.shape.clone()) };
         let expect = |name: &str, want: &[usize]| -> Result<()> {
             let got = shape_of(name)?;
             if got != want {
@@ -175,7 +173,11 @@ impl QuantizedT5Encoder {
     fn norm(&self, xs: &Tensor, weight: &Tensor) -> candle_core::Result<Tensor> {
         let x = xs.to_dtype(DType::F32)?;
         let variance = x.sqr()?.mean_keepdim(D::Minus1)?;
-        let normed = x.broadcast_mul(&(variance + self.config.layer_norm_epsilon)?.sqrt()?.recip()?)?;
+        let normed = x.broadcast_mul(
+            &(variance + self.config.layer_norm_epsilon)?
+                .sqrt()?
+                .recip()?,
+        )?;
         normed.broadcast_mul(weight)?.to_dtype(self.dtype)
     }
 
@@ -194,7 +196,11 @@ impl QuantizedT5Encoder {
         let len = ids.len();
         let (heads, d_kv) = (self.config.num_heads, self.config.d_kv);
         let index = Tensor::new(ids, &self.device)?;
-        let mut hidden = self.embedding.index_select(&index, 0)?.to_dtype(self.dtype)?.unsqueeze(0)?;
+        let mut hidden = self
+            .embedding
+            .index_select(&index, 0)?
+            .to_dtype(self.dtype)?
+            .unsqueeze(0)?;
         let buckets = Tensor::from_vec(self.buckets(len), len * len, &self.device)?;
         // (1, heads, len, len) in f32.
         let bias = self
@@ -205,7 +211,9 @@ impl QuantizedT5Encoder {
             .unsqueeze(0)?
             .contiguous()?;
         let split = |t: Tensor| -> candle_core::Result<Tensor> {
-            t.reshape((1, len, heads, d_kv))?.transpose(1, 2)?.contiguous()
+            t.reshape((1, len, heads, d_kv))?
+                .transpose(1, 2)?
+                .contiguous()
         };
         for layer in &self.layers {
             let normed = self.norm(&hidden, &layer.attn_norm)?;

@@ -76,7 +76,9 @@ impl KindJob for ImageJob {
         // decides residency, attention slicing, VAE tiling and how many images run at once.
         crate::jobs::run::fault::point(w.config.switches.test_fault.as_deref(), "plan", id);
         let plan = match &w.config.planner {
-            Some(planner) => Some(planner.plan(&model.dir, spec, &request, dtype, &model.weights)?),
+            Some(planner) => {
+                Some(planner.plan(&model.dir, spec, &request, dtype, &model.weights)?)
+            }
             None => None,
         };
         let residency = match &plan {
@@ -116,25 +118,27 @@ impl KindJob for ImageJob {
         let device = w.config.device.device.clone();
         let switches = crate::engines::EngineSwitches::from_switches(&w.config.switches);
         let fault = w.config.switches.test_fault.clone();
-        let (engine, fresh) =
-            w.cache
-                .get_or_load(&key, estimate_bytes(&model.dir, dtype) + replaced_bytes, || {
-                    shared.emit(JobEvent::Loading {
-                        job: id,
-                        stage: "model".into(),
-                    });
-                    crate::jobs::run::fault::point(fault.as_deref(), "load", id);
-                    Engine::load(&EngineLoad {
-                        family: model.family,
-                        path: &model.dir,
-                        device: &device,
-                        dtype,
-                        residency,
-                        switches,
-                        transformer: transformer.as_deref(),
-                        text_encoder_2: text_encoder_2.as_deref(),
-                    })
-                })?;
+        let (engine, fresh) = w.cache.get_or_load(
+            &key,
+            estimate_bytes(&model.dir, dtype) + replaced_bytes,
+            || {
+                shared.emit(JobEvent::Loading {
+                    job: id,
+                    stage: "model".into(),
+                });
+                crate::jobs::run::fault::point(fault.as_deref(), "load", id);
+                Engine::load(&EngineLoad {
+                    family: model.family,
+                    path: &model.dir,
+                    device: &device,
+                    dtype,
+                    residency,
+                    switches,
+                    transformer: transformer.as_deref(),
+                    text_encoder_2: text_encoder_2.as_deref(),
+                })
+            },
+        )?;
         let family = engine.family_name();
         let Some(engine) = engine.images() else {
             return Err(crate::Error::bad_input(format!(

@@ -285,7 +285,12 @@ fn flux_jobs_take_flow_euler_multiples_of_16_and_their_t5_length() {
     assert!(fill(&s, &defaults()).is_ok());
     let mut s = spec();
     s.max_sequence_length = Some(513);
-    assert!(fill(&s, &flux_defaults(true)).unwrap_err().to_string().contains("512"));
+    assert!(
+        fill(&s, &flux_defaults(true))
+            .unwrap_err()
+            .to_string()
+            .contains("512")
+    );
     s.max_sequence_length = Some(77);
     assert_eq!(
         img(&fill(&s, &flux_defaults(true)).unwrap()).max_sequence_length,
@@ -320,7 +325,12 @@ fn schedulers_and_flux_flags_stay_with_their_family() {
 fn flux_flags_are_checked_and_reach_the_engine() {
     let mut s = spec();
     s.true_cfg = Some(f64::NAN);
-    assert!(fill(&s, &flux_defaults(true)).unwrap_err().to_string().contains("--true-cfg"));
+    assert!(
+        fill(&s, &flux_defaults(true))
+            .unwrap_err()
+            .to_string()
+            .contains("--true-cfg")
+    );
     s.true_cfg = Some(4.0);
     s.negative = Some("blurry".into());
     let filled = fill(&s, &flux_defaults(true)).unwrap();
@@ -330,7 +340,10 @@ fn flux_flags_are_checked_and_reach_the_engine() {
     let mut s = spec();
     s.transformer = Some("/nonexistent/flux.gguf".into());
     let err = fill(&s, &flux_defaults(true)).unwrap_err().to_string();
-    assert!(err.contains("--transformer") && err.contains("no such file"), "{err}");
+    assert!(
+        err.contains("--transformer") && err.contains("no such file"),
+        "{err}"
+    );
     let dir = tempfile::tempdir().unwrap();
     let junk = dir.path().join("flux.gguf");
     std::fs::write(&junk, b"not a gguf file at all, just text").unwrap();
@@ -341,5 +354,10 @@ fn flux_flags_are_checked_and_reach_the_engine() {
     let mut s = spec();
     s.mask = Some(junk.clone());
     s.init_image = Some(junk);
-    assert!(fill(&s, &flux_defaults(true)).unwrap_err().to_string().contains("inpainting"));
+    assert!(
+        fill(&s, &flux_defaults(true))
+            .unwrap_err()
+            .to_string()
+            .contains("inpainting")
+    );
 }
