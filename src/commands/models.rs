@@ -22,6 +22,11 @@ struct ModelRow<'a> {
     /// The files the chosen dtype needs are all in the cache.
     cached: bool,
     cached_variants: CachedVariants,
+    /// Quantized variants (`fetch --quant`), and the one a job would use from the cache.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    quants: Vec<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cached_quant: Option<String>,
     verdict: Verdict,
     findings: Vec<CompatFinding>,
 }
@@ -124,6 +129,12 @@ fn row<'e>(entry: &'e ModelEntry, target: &Target, paths: &Paths) -> ModelRow<'e
             full
         },
         cached_variants: CachedVariants { full, fp16 },
+        quants: crate::models::quant::names(entry),
+        cached_quant: if full || fp16 {
+            None
+        } else {
+            crate::models::quant::first_cached(&paths.hf_cache, entry).map(|(name, _)| name)
+        },
         verdict: compat::verdict(&findings),
         findings,
     }
@@ -167,7 +178,11 @@ fn table(rows: &[ModelRow<'_>], target: &Target, paths: &Paths) -> String {
             r.id,
             r.kind,
             r.family,
-            if r.cached { "yes" } else { "no" },
+            match (&r.cached_quant, r.cached) {
+                (_, true) => "yes",
+                (Some(q), false) => q.as_str(),
+                (None, false) => "no",
+            },
             r.verdict.as_str(),
         );
     }

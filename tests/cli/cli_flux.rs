@@ -253,3 +253,56 @@ fn a_flux_plan_on_a_16_gib_budget_stages_and_fits() {
         "{text}"
     );
 }
+
+/// Both GGUFs at once (`--transformer` and `--text-encoder-2`, as a 16 GB Mac runs FLUX): the
+/// image is written, close to the all-f32 reference but not equal to it (the quantized T5 and
+/// transformer move it), and schnell says it ignores --guidance.
+#[test]
+fn both_ggufs_run_headless_and_schnell_ignores_guidance() {
+    let r = reference("flux-schnell-tiny", "cli_txt2img");
+    let cli = &r["cli"];
+    let gguf = fixture("flux-schnell-tiny/gguf");
+    let run = Run::new();
+    let output = run
+        .command()
+        .args(["--json", "--dtype", "f32", "--seed", "0", "--guidance", "5"])
+        .arg("--model")
+        .arg(fixture("flux-schnell-tiny"))
+        .args(["--prompt", cli["prompt"].as_str().unwrap()])
+        .args(["--steps", "4", "--width", "80", "--height", "64"])
+        .args(["--max-sequence-length", "16"])
+        .arg("--init-latents")
+        .arg(fixture(cli["noise"].as_str().unwrap()))
+        .arg("--transformer")
+        .arg(gguf.join("transformer-Q8_0.gguf"))
+        .arg("--text-encoder-2")
+        .arg(gguf.join("t5-encoder-Q8_0.gguf"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("--guidance is ignored"), "{stderr}");
+    let done = json_lines(&output.stdout)
+        .into_iter()
+        .find(|v| v["event"] == "done")
+        .unwrap();
+    let png = PathBuf::from(done["outputs"][0].as_str().unwrap());
+    let ours = image::open(&png).unwrap().to_rgb8();
+    let expected = parity::reference_tensors(&fixture(
+        "flux-schnell-tiny/reference/pipeline_cli_txt2img.safetensors",
+    ));
+    let mad = parity::image_mean_abs_diff(ours.as_raw(), parity::get(&expected, "image"));
+    assert!(mad > 0.3 && mad < 40.0, "mean abs diff {mad}");
+    // The stored parameters name the files, so --from-image can run it again.
+    let info = std::process::Command::new(assert_cmd::cargo::cargo_bin("pallaidium"))
+        .args(["info", "--json"])
+        .arg(&png)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&info.stdout);
+    assert!(
+        text.contains("transformer-Q8_0.gguf") && text.contains("t5-encoder-Q8_0.gguf"),
+        "{text}"
+    );
+    assert!(text.contains("flow-euler"), "{text}");
+}

@@ -185,6 +185,12 @@ impl SdPipeline {
         cancel: &CancelToken,
     ) -> Result<Vec<GeneratedImage>> {
         let _span = tracing::info_span!("generate", steps = req.steps, seed = req.seed).entered();
+        if req.scheduler.is_flow() {
+            return Err(Error::bad_input(format!(
+                "scheduler {} is FLUX's flow-matching one, not for a Stable Diffusion model",
+                req.scheduler
+            )));
+        }
         let n = req.batch as usize;
         let seeds: Vec<u64> = (0..n as u64).map(|i| req.seed.wrapping_add(i)).collect();
         let (lh, lw) = (req.height as usize / 8, req.width as usize / 8);

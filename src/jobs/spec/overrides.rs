@@ -46,7 +46,7 @@ pub struct JobOverrides {
     #[arg(long, value_name = "N", value_parser = values::seed, help_heading = JOB)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
-    /// ddim|euler|euler-a|dpm++2m|dpm++2m-karras|unipc [default: the model's].
+    /// ddim|euler|euler-a|dpm++2m|dpm++2m-karras|unipc; flow-euler for FLUX [default: the model's].
     #[arg(long, value_name = "NAME", value_parser = Scheduler::parse_flag, help_heading = JOB)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scheduler: Option<Scheduler>,
@@ -55,11 +55,11 @@ pub struct JobOverrides {
     #[arg(long, value_enum, help_heading = JOB)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kind: Option<JobKind>,
-    /// Image width in pixels, a multiple of 8 [default: the model's, e.g. 512].
+    /// Image width in pixels, a multiple of 8 (16 for FLUX) [default: the model's, e.g. 512].
     #[arg(long, value_name = "N", value_parser = values::side, help_heading = IMAGE)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub width: Option<u32>,
-    /// Image height in pixels, a multiple of 8 [default: the model's, e.g. 512].
+    /// Image height in pixels, a multiple of 8 (16 for FLUX) [default: the model's, e.g. 512].
     #[arg(long, value_name = "N", value_parser = values::side, help_heading = IMAGE)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub height: Option<u32>,

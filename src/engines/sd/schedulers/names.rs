@@ -41,7 +41,18 @@ impl SchedulerKind {
     pub fn parse(name: &str) -> Result<Self> {
         match crate::vocab::scheduler_alias_key(name).as_str() {
             "dpmsolvermultistep" | "dpmsolvermultistepscheduler" => Ok(Self::DpmSolverFromConfig),
-            _ => Scheduler::parse(name).map(Self::from),
+            _ => match Scheduler::parse(name)? {
+                s if s.is_flow() => Err(crate::Error::bad_input(format!(
+                    "scheduler {s} is FLUX's flow-matching one; Stable Diffusion takes {}",
+                    Scheduler::ALL
+                        .iter()
+                        .filter(|s| !s.is_flow())
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))),
+                s => Ok(Self::from(s)),
+            },
         }
     }
 
@@ -65,9 +76,15 @@ mod tests {
 
     #[test]
     fn cli_names_and_aliases_parse() {
-        for name in Scheduler::names() {
-            assert_eq!(SchedulerKind::parse(name).unwrap().cli_name(), name);
+        for s in Scheduler::ALL.iter().filter(|s| !s.is_flow()) {
+            assert_eq!(
+                SchedulerKind::parse(s.as_str()).unwrap().cli_name(),
+                s.as_str()
+            );
         }
+        let err = SchedulerKind::parse("flow-euler").unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("FLUX"), "{err}");
         assert_eq!(
             SchedulerKind::parse("dpmpp_2m").unwrap(),
             SchedulerKind::DpmPp2m { karras: false }
