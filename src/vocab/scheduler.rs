@@ -94,6 +94,16 @@ impl Scheduler {
         matches!(self, Self::FlowEuler)
     }
 
+    /// The names the UNet models (every family but FLUX) take, comma-separated.
+    pub fn unet_names() -> String {
+        Self::ALL
+            .iter()
+            .filter(|s| !s.is_flow())
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     /// `--scheduler`'s value parser: the error names the flag (clap exits 2).
     pub fn parse_flag(name: &str) -> Result<Self, String> {
         Self::parse(name).map_err(|e| format!("--scheduler {name}: {e}"))

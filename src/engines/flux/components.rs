@@ -60,18 +60,7 @@ pub struct FluxComponents {
     vae_dtype: DType,
 }
 
-fn timed<T>(stage: &str, load: impl FnOnce() -> Result<T>) -> Result<T> {
-    let _span = tracing::info_span!("load", stage).entered();
-    let start = std::time::Instant::now();
-    let value = load()?;
-    tracing::info!(
-        stage,
-        seconds = start.elapsed().as_secs_f64(),
-        "component loaded"
-    );
-    crate::logging::log_memory(stage);
-    Ok(value)
-}
+use crate::engines::stage::timed_load as timed;
 
 impl FluxComponents {
     pub fn new(opts: FluxLoadOptions) -> Self {

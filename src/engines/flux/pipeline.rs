@@ -21,6 +21,7 @@ use crate::engines::sd::config::VaeConfig;
 use crate::engines::sd::latents::{all_finite, image_to_tensor, seeded_noise, tensor_to_images};
 use crate::engines::sd::tokenizer::ClipTokenizer;
 use crate::engines::sd::{GenerateRequest, GeneratedImage};
+use crate::engines::stage::{check_cancel, stage};
 use crate::error::{Error, Result};
 
 /// T5 tokens when a job does not say: diffusers' FluxPipeline default.
@@ -298,14 +299,7 @@ impl FluxPipeline {
             }
             latents = inp.scheduler.step(&velocity, i, &latents)?;
             let step = i as u32 + 1;
-            let elapsed_s = begin.elapsed().as_secs_f64();
-            let eta_s = elapsed_s / f64::from(step) * (total as f64 - f64::from(step));
-            inp.sink.emit(EngineEvent::Progress {
-                step,
-                steps: total as u32,
-                elapsed_s,
-                eta_s,
-            });
+            crate::engines::stage::emit_step(inp.sink, step, total as u32, begin);
             if inp.preview_every > 0
                 && step.is_multiple_of(inp.preview_every)
                 && (step as usize) < total
@@ -387,25 +381,4 @@ struct DenoiseInputs<'a> {
     attention: AttentionMode,
     sink: &'a dyn ProgressSink,
     cancel: &'a CancelToken,
-}
-
-fn check_cancel(cancel: &CancelToken) -> Result<()> {
-    if cancel.is_cancelled() {
-        Err(Error::Cancelled)
-    } else {
-        Ok(())
-    }
-}
-
-fn stage<T>(name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
-    let _span = tracing::info_span!("stage", name).entered();
-    let start = std::time::Instant::now();
-    let out = f()?;
-    tracing::info!(
-        stage = name,
-        seconds = start.elapsed().as_secs_f64(),
-        "stage done"
-    );
-    crate::logging::log_memory(name);
-    Ok(out)
 }

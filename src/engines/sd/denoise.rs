@@ -120,14 +120,7 @@ pub fn denoise(inp: DenoiseInputs<'_>) -> Result<Tensor> {
             latents = (proper.broadcast_mul(&keep)? + latents.broadcast_mul(&mask)?)?;
         }
         let step = done as u32 + 1;
-        let elapsed_s = begin.elapsed().as_secs_f64();
-        let eta_s = elapsed_s / f64::from(step) * (total as f64 - f64::from(step));
-        inp.sink.emit(EngineEvent::Progress {
-            step,
-            steps: total as u32,
-            elapsed_s,
-            eta_s,
-        });
+        crate::engines::stage::emit_step(inp.sink, step, total as u32, begin);
         if inp.preview_every > 0
             && step.is_multiple_of(inp.preview_every)
             && (step as usize) < total

@@ -18,6 +18,7 @@ use super::request::{GenerateRequest, GeneratedImage, LoadOptions};
 use super::schedulers::{self, SchedulerConfig};
 use super::tokenizer::ClipTokenizer;
 use crate::engines::progress::{CancelToken, EngineEvent, ProgressSink};
+use crate::engines::stage::{check_cancel, stage};
 use crate::error::{Error, Result};
 
 /// A loaded (or, when staged, loadable) Stable Diffusion model.
@@ -350,27 +351,6 @@ impl SdPipeline {
             .map(|(image, seed)| GeneratedImage { image, seed })
             .collect())
     }
-}
-
-fn check_cancel(cancel: &CancelToken) -> Result<()> {
-    if cancel.is_cancelled() {
-        Err(Error::Cancelled)
-    } else {
-        Ok(())
-    }
-}
-
-fn stage<T>(name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
-    let _span = tracing::info_span!("stage", name).entered();
-    let start = std::time::Instant::now();
-    let out = f()?;
-    tracing::info!(
-        stage = name,
-        seconds = start.elapsed().as_secs_f64(),
-        "stage done"
-    );
-    crate::logging::log_memory(name);
-    Ok(out)
 }
 
 mod decode;

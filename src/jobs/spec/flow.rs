@@ -39,12 +39,7 @@ pub fn scheduler(asked: Option<Scheduler>, defaults: &Defaults) -> crate::Result
     match asked {
         Some(s) if s.is_flow() && !flow => Err(bad(format!(
             "--scheduler {s} is for flow-matching models (FLUX); this model takes {}",
-            Scheduler::ALL
-                .iter()
-                .filter(|s| !s.is_flow())
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+            Scheduler::unet_names()
         ))),
         Some(s) if !s.is_flow() && flow => Err(bad(format!(
             "--scheduler {s}: FLUX runs the flow-matching Euler scheduler only; drop --scheduler \

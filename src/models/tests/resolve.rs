@@ -144,10 +144,7 @@ fn a_flux_model_without_full_weights_resolves_to_a_cached_quantized_variant() {
     let files = crate::models::quant::variant(entry, "q4_k_s").unwrap();
     let base = crate::models::quant::base_without(entry, &files);
     let needed = base.required_files(false);
-    assert!(
-        !needed.iter().any(|f| f.contains("-of-")),
-        "{needed:?}"
-    );
+    assert!(!needed.iter().any(|f| f.contains("-of-")), "{needed:?}");
     assert!(needed.contains(&"transformer/config.json"));
     // Nothing cached: the error names the variant as a way out.
     let err = resolve(&reg, "flux-schnell", cache.path())

@@ -128,6 +128,19 @@ pub fn check_config(section: &str, c: &T5Config) -> Check {
     )
 }
 
+/// Refuses an empty sequence or an id past the vocabulary (bad input).
+pub fn check_ids(ids: &[u32], vocab: usize) -> Result<()> {
+    if ids.is_empty() {
+        return Err(Error::bad_input("the T5 encoder got no token ids"));
+    }
+    if let Some(bad) = ids.iter().find(|&&id| id as usize >= vocab) {
+        return Err(Error::bad_input(format!(
+            "token id {bad} is outside the T5 encoder's {vocab} embeddings"
+        )));
+    }
+    Ok(())
+}
+
 /// A loaded T5 encoder.
 #[derive(Debug, Clone)]
 pub struct T5Encoder {
@@ -175,15 +188,7 @@ impl T5Encoder {
     /// The last hidden state for one sequence of ids (no padding, no mask): (1, len, d_model) in
     /// `dtype()`. An empty sequence or an id past the vocabulary is bad input.
     pub fn encode(&self, ids: &[u32]) -> Result<Tensor> {
-        if ids.is_empty() {
-            return Err(Error::bad_input("the T5 encoder got no token ids"));
-        }
-        let vocab = self.config.vocab_size;
-        if let Some(bad) = ids.iter().find(|&&id| id as usize >= vocab) {
-            return Err(Error::bad_input(format!(
-                "token id {bad} is outside the T5 encoder's {vocab} embeddings"
-            )));
-        }
+        check_ids(ids, self.config.vocab_size)?;
         let input = Tensor::new(ids, &self.device)?.unsqueeze(0)?;
         // candle's encoder needs `&mut` for key/value caches an encoder does not use; a clone
         // shares the weights.

@@ -184,15 +184,7 @@ impl QuantizedT5Encoder {
     /// The last hidden state of `ids` (no padding mask, as FLUX encodes): (1, len, d_model) in
     /// `dtype()`.
     pub fn encode(&self, ids: &[u32]) -> Result<Tensor> {
-        if ids.is_empty() {
-            return Err(Error::bad_input("the T5 encoder got no token ids"));
-        }
-        let vocab = self.config.vocab_size;
-        if let Some(bad) = ids.iter().find(|&&id| id as usize >= vocab) {
-            return Err(Error::bad_input(format!(
-                "token id {bad} is outside the T5 encoder's {vocab} embeddings"
-            )));
-        }
+        super::t5::check_ids(ids, self.config.vocab_size)?;
         let len = ids.len();
         let (heads, d_kv) = (self.config.num_heads, self.config.d_kv);
         let index = Tensor::new(ids, &self.device)?;

@@ -44,12 +44,7 @@ impl SchedulerKind {
             _ => match Scheduler::parse(name)? {
                 s if s.is_flow() => Err(crate::Error::bad_input(format!(
                     "scheduler {s} is FLUX's flow-matching one; Stable Diffusion takes {}",
-                    Scheduler::ALL
-                        .iter()
-                        .filter(|s| !s.is_flow())
-                        .map(|s| s.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    Scheduler::unet_names()
                 ))),
                 s => Ok(Self::from(s)),
             },
