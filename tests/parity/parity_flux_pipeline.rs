@@ -241,3 +241,33 @@ fn quantized_t5_matches_transformers_on_the_gguf() {
     }
     assert!(t5.stored_bytes() > 0);
 }
+
+/// FLUX's 16-channel VAE (no quant convs) decodes and encodes as diffusers' AutoencoderKL.
+#[test]
+fn flux_vae_matches_diffusers() {
+    use pallaidium::engines::sd::vae::Vae;
+    for model in ["flux-schnell-tiny", "flux-dev-tiny"] {
+        let dir = fixtures().join(model);
+        let vae = Vae::load(&dir.join("vae"), &Device::Cpu, DType::F32, false).unwrap();
+        let r = parity::reference_tensors(&dir.join("reference/vae.safetensors"));
+        let cancel = CancelToken::new();
+        let decoded = vae
+            .decode_watched(parity::get(&r, "latents"), None, &cancel)
+            .unwrap();
+        parity::assert_close(
+            &format!("{model} VAE decode"),
+            &decoded,
+            parity::get(&r, "decoded"),
+            parity::TENSOR_REL_TOL,
+        );
+        let mean = vae
+            .encode_mean_watched(parity::get(&r, "image"), None, &cancel)
+            .unwrap();
+        parity::assert_close(
+            &format!("{model} VAE encode"),
+            &mean,
+            parity::get(&r, "encoded_mean"),
+            parity::TENSOR_REL_TOL,
+        );
+    }
+}

@@ -100,10 +100,12 @@ impl FluxFootprint {
                 bytes: c.bytes_at(t5.size_in_bytes() as u64),
                 transient: c.largest_tensor_bytes,
             },
-            // Dequantized tensor by tensor into T5's dtype (through f32).
+            // Kept quantized (`QuantizedT5Encoder`): the stored bytes, plus the token
+            // embedding dequantized once to f32; each layer's weight is dequantized for its
+            // matmul.
             Source::Gguf(g) => Held {
-                bytes: g.dequantized(t5),
-                transient: g.largest_dequantized(DType::F32),
+                bytes: g.stored + g.largest_dequantized(DType::F32),
+                transient: 2 * g.largest_dequantized(t5),
             },
         }
     }

@@ -237,6 +237,11 @@ fn schnell_q4_k_s_at_1024_fits_16_gib_staged_and_bf16_weights_do_not() {
     let held = p.breakdown.unet_bytes as f64 / GIB as f64;
     assert!((5.5..7.5).contains(&held), "{held} GiB");
     assert!(p.peak_bytes <= p.budget_bytes);
+    // On the CPU in f32 (what `--device cpu` runs) it fits too: both GGUFs stay quantized.
+    let p = plan(&fp, &mac_16gib(DType::F32), &job);
+    assert!(p.fits, "{p:#?}");
+    let text = p.breakdown.text_encoders_bytes as f64 / GIB as f64;
+    assert!((4.5..7.0).contains(&text), "T5 + CLIP held: {text} GiB");
     // The same job with the bf16 transformer from the folder cannot fit, and says what would.
     let folder_job = FluxJob {
         transformer: None,
