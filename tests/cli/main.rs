@@ -24,6 +24,7 @@ mod cli_cancel_stage;
 mod cli_doctor;
 mod cli_failures;
 mod cli_fetch;
+mod cli_fetch_flux_quant;
 mod cli_fetch_mock_hub;
 mod cli_fetch_timeouts;
 mod cli_flux;
