@@ -158,6 +158,18 @@ pub fn check(ctx: &CompatContext, entry: Option<&ModelEntry>) -> Vec<CompatFindi
             });
         }
     }
+    if let Some(e) = entry
+        && let Some(first) = super::quant::names(e).first()
+    {
+        out.push(CompatFinding {
+            severity: Severity::Info,
+            message: format!(
+                "quantized variants: {} (GGUF files that need far less memory)",
+                super::quant::names(e).join(", ")
+            ),
+            fix: format!("`pallaidium fetch {} --quant {first}`", e.id),
+        });
+    }
     // Stable sort: most severe first, rule order kept within a severity.
     out.sort_by_key(|f| std::cmp::Reverse(f.severity));
     out
