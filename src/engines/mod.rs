@@ -12,6 +12,7 @@ pub mod progress;
 pub mod sd;
 pub mod stage;
 pub mod text;
+pub mod zimage;
 
 pub use progress::{CancelToken, EngineEvent, ProgressSink};
 
