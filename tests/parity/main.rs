@@ -26,3 +26,4 @@ mod parity_schedulers;
 mod parity_t5;
 mod parity_tokenizer;
 mod parity_whisper;
+mod parity_zimage_transformer;

@@ -149,8 +149,7 @@ pub struct FinalLayer {
 impl FinalLayer {
     pub fn forward(&self, x: &Tensor, adaln: &Tensor) -> Result<Tensor> {
         let scale = (self.modulation.forward(&adaln.silu()?)? + 1.0)?.unsqueeze(1)?;
-        self.linear
-            .forward(&layer_norm(x)?.broadcast_mul(&scale)?)
+        self.linear.forward(&layer_norm(x)?.broadcast_mul(&scale)?)
     }
 }
 
@@ -177,7 +176,10 @@ mod tests {
             let y = y.to_dtype(DType::F32).unwrap().to_vec2::<f32>().unwrap();
             let tol = if dtype == DType::F32 { 1e-6 } else { 2e-2 };
             for (a, b) in y[0].iter().zip(&want) {
-                assert!((a - b).abs() <= tol * b.abs().max(1.0), "{dtype:?}: {a} {b}");
+                assert!(
+                    (a - b).abs() <= tol * b.abs().max(1.0),
+                    "{dtype:?}: {a} {b}"
+                );
             }
         }
     }

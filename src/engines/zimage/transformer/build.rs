@@ -64,7 +64,12 @@ pub fn block(
     };
     let norm = |n: &str| src.tensor(&format!("{p}.{n}.weight"), &[d]);
     let modulation = if modulated {
-        Some(src.linear(&format!("{p}.adaLN_modulation.0"), c.adaln_dim(), &[d; 4], true)?)
+        Some(src.linear(
+            &format!("{p}.adaLN_modulation.0"),
+            c.adaln_dim(),
+            &[d; 4],
+            true,
+        )?)
     } else {
         None
     };

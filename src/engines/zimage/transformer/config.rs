@@ -78,7 +78,11 @@ impl ZImageTransformerConfig {
             ));
         }
         // The pipeline runs the 2-1 patch embedder and final layer only; others are not loaded.
-        if !patches.iter().zip(&f_patches).any(|p| p == (&PATCH, &F_PATCH)) {
+        if !patches
+            .iter()
+            .zip(&f_patches)
+            .any(|p| p == (&PATCH, &F_PATCH))
+        {
             return Err(unsupported(
                 "all_patch_size / all_f_patch_size",
                 (patches, f_patches),
@@ -174,7 +178,11 @@ impl ZImageTransformerConfig {
 
     /// Parameters of the text-to-image transformer (every weight it loads), for the planner.
     pub fn parameters(&self) -> u64 {
-        let (d, a, f) = (self.dim as u64, self.adaln_dim() as u64, self.ffn_dim() as u64);
+        let (d, a, f) = (
+            self.dim as u64,
+            self.adaln_dim() as u64,
+            self.ffn_dim() as u64,
+        );
         let lin = |i: u64, o: u64| i * o + o;
         let hd = self.head_dim() as u64;
         let qk = if self.qk_norm { 2 * hd } else { 0 };
@@ -204,7 +212,10 @@ mod tests {
     #[test]
     fn defaults_are_z_image_turbos_shape() {
         let c = ZImageTransformerConfig::from_json("{}").unwrap();
-        assert_eq!((c.head_dim(), c.adaln_dim(), c.ffn_dim()), (128, 256, 10240));
+        assert_eq!(
+            (c.head_dim(), c.adaln_dim(), c.ffn_dim()),
+            (128, 256, 10240)
+        );
         assert_eq!(c.patch_dim(), 64);
         // 6.15 B parameters: Z-Image-Turbo's 12.3 GB of bf16 transformer weights.
         assert_eq!(c.parameters(), 6_154_908_736);

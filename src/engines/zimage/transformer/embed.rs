@@ -173,7 +173,9 @@ mod tests {
         let dev = Device::Cpu;
         // (1, C=2, F=1, H=4, W=2): value = c*100 + h*10 + w.
         let v: Vec<f32> = (0..2)
-            .flat_map(|c| (0..4).flat_map(move |h| (0..2).map(move |w| (c * 100 + h * 10 + w) as f32)))
+            .flat_map(|c| {
+                (0..4).flat_map(move |h| (0..2).map(move |w| (c * 100 + h * 10 + w) as f32))
+            })
             .collect();
         let x = Tensor::from_vec(v, (1, 2, 1, 4, 2), &dev).unwrap();
         let p = patchify(&x).unwrap();
@@ -183,7 +185,9 @@ mod tests {
         assert_eq!(rows[1], vec![20., 120., 21., 121., 30., 130., 31., 131.]);
         let padded = Tensor::cat(&[&p, &p.zeros_like().unwrap()], 1).unwrap();
         let back = unpatchify(&padded, 2, (1, 4, 2)).unwrap();
-        let d = crate::engines::nn::compare::max_abs_diff(&back, &x).unwrap().0;
+        let d = crate::engines::nn::compare::max_abs_diff(&back, &x)
+            .unwrap()
+            .0;
         assert_eq!(d, 0.0);
     }
 

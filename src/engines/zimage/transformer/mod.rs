@@ -28,8 +28,8 @@ use candle_core::{DType, Device, Module, Tensor};
 
 use self::blocks::{AttentionRun, Block, rms_norm};
 use self::build::Outer;
-pub use self::config::ZImageTransformerConfig;
 use self::config::PATCH;
+pub use self::config::ZImageTransformerConfig;
 use self::embed::{Rope, padded_len};
 use self::load_dense::{DenseSource, WeightSource};
 use self::load_gguf::GgufSource;
@@ -61,8 +61,7 @@ impl ZImageTransformer {
         dtype: DType,
         switches: EngineSwitches,
     ) -> Result<Self> {
-        let _span =
-            tracing::info_span!("load_zimage_transformer", dir = %dir.display()).entered();
+        let _span = tracing::info_span!("load_zimage_transformer", dir = %dir.display()).entered();
         let config = ZImageTransformerConfig::load(&dir.join("config.json"))?;
         let fast = switches.kernels().fast();
         match gguf {
@@ -176,11 +175,9 @@ impl ZImageTransformer {
         }
         let mut out: Vec<Option<Tensor>> = vec![None; latents.len()];
         for (cap_total, size, items) in groups {
-            let pick = |ts: &[Tensor]| -> Vec<Tensor> { items.iter().map(|&i| ts[i].clone()).collect() };
-            let index = Tensor::new(
-                items.iter().map(|&i| i as u32).collect::<Vec<_>>(),
-                device,
-            )?;
+            let pick =
+                |ts: &[Tensor]| -> Vec<Tensor> { items.iter().map(|&i| ts[i].clone()).collect() };
+            let index = Tensor::new(items.iter().map(|&i| i as u32).collect::<Vec<_>>(), device)?;
             let group = Group {
                 latents: Tensor::stack(&pick(latents), 0)?,
                 caps: pick(cap_feats),
@@ -194,7 +191,9 @@ impl ZImageTransformer {
             }
         }
         out.into_iter()
-            .map(|t| t.ok_or_else(|| Error::job_failed("Z-Image transformer: an image was not run")))
+            .map(|t| {
+                t.ok_or_else(|| Error::job_failed("Z-Image transformer: an image was not run"))
+            })
             .collect()
     }
 
@@ -269,9 +268,18 @@ impl ZImageTransformer {
             .zip(cap_feats)
             .map(|(x, cap)| {
                 let (ch, f, h, w) = x.dims4().map_err(|_| {
-                    bad(format!("latents {:?}; each must be (channels, frames, height, width)", x.dims()))
+                    bad(format!(
+                        "latents {:?}; each must be (channels, frames, height, width)",
+                        x.dims()
+                    ))
                 })?;
-                if ch != c.in_channels || h % PATCH != 0 || w % PATCH != 0 || f == 0 || h == 0 || w == 0 {
+                if ch != c.in_channels
+                    || h % PATCH != 0
+                    || w % PATCH != 0
+                    || f == 0
+                    || h == 0
+                    || w == 0
+                {
                     return Err(bad(format!(
                         "latents {:?}: the config says {} channels, and height and width must be \
                          even",
