@@ -39,6 +39,9 @@ use crate::engines::nn::weights::{find_weight_files, gguf};
 use crate::engines::progress::CancelToken;
 use crate::error::{Error, Result};
 
+/// A latent's (channels, frames, height, width).
+type Size = (usize, usize, usize, usize);
+
 pub struct ZImageTransformer {
     config: ZImageTransformerConfig,
     outer: Outer,
@@ -165,8 +168,8 @@ impl ZImageTransformer {
         let t_freq = embed::timestep_embedding(&t, device)?.to_dtype(self.dtype)?;
         let adaln = o.t_out.forward(&o.t_in.forward(&t_freq)?.silu()?)?;
         // Items that share a caption length (after padding) and an image size run together.
-        let mut groups: Vec<(usize, (usize, usize, usize, usize), Vec<usize>)> = Vec::new();
-        for (i, (&cap_len, &size)) in sizes.iter().map(|(c, s)| (c, s)).enumerate() {
+        let mut groups: Vec<(usize, Size, Vec<usize>)> = Vec::new();
+        for (i, &(cap_len, size)) in sizes.iter().enumerate() {
             let total = padded_len(cap_len);
             match groups.iter_mut().find(|g| g.0 == total && g.1 == size) {
                 Some(g) => g.2.push(i),
@@ -252,7 +255,7 @@ impl ZImageTransformer {
         latents: &[Tensor],
         timestep: &Tensor,
         cap_feats: &[Tensor],
-    ) -> Result<Vec<(usize, (usize, usize, usize, usize))>> {
+    ) -> Result<Vec<(usize, Size)>> {
         let c = &self.config;
         let bad = |why: String| Error::bad_input(format!("Z-Image transformer: {why}"));
         let b = latents.len();
@@ -309,7 +312,7 @@ struct Group {
     /// (g, adaln_dim): the timestep embeddings.
     adaln: Tensor,
     cap_total: usize,
-    size: (usize, usize, usize, usize),
+    size: Size,
 }
 
 /// The stored bytes of the transformer's weights: the GGUF's tensors when one is given, else the
