@@ -3,7 +3,7 @@
 //! step as ZImagePipeline calls it (a list of (16, 1, h, w) latents, t = (1000 - t) / 1000, a
 //! list of caption features of different lengths, so diffusers pads and masks the batch). f32
 //! on the CPU; relative tolerance 1e-4 (max |diff| / max |reference|); a NaN or infinity fails
-//! (nn::compare).
+//! (nn::compare). The Q8_0 and Q4_0 GGUFs likewise against diffusers' single-file loader.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
@@ -61,13 +61,29 @@ fn reference(name: &str) -> HashMap<String, Tensor> {
 #[test]
 fn zimage_transformer_step_matches_diffusers() {
     let model = load(None, DType::F32);
-    assert_eq!(model.config().dim, 64);
+    assert_eq!(model.config().dim, 32);
     check(
         "zimage-tiny transformer step",
         &model,
         &reference("transformer_step"),
         parity::TENSOR_REL_TOL,
     );
+}
+
+/// The original-named GGUFs (Q8_0, Q4_0; one-row and odd-width tensors F32) against diffusers'
+/// `from_single_file` with GGUFQuantizationConfig(compute_dtype=float32).
+#[test]
+fn zimage_transformer_ggufs_match_diffusers_from_single_file() {
+    for ty in ["Q8_0", "Q4_0"] {
+        let gguf = fixture().join(format!("gguf/transformer-{ty}.gguf"));
+        let model = load(Some(&gguf), DType::F32);
+        check(
+            &format!("zimage-tiny GGUF {ty} step"),
+            &model,
+            &reference(&format!("gguf_step_{ty}")),
+            parity::TENSOR_REL_TOL,
+        );
+    }
 }
 
 /// Each image alone gives what it gives in the batch (diffusers masks the batch's padding; we
@@ -85,6 +101,23 @@ fn zimage_transformer_items_alone_match_the_batch_and_cancel_stops() {
             &format!("image {i} alone"),
             &one[0],
             &want[i],
+            parity::TENSOR_REL_TOL,
+        );
+    }
+    // Two items with one caption length run as one batch: each as alone.
+    let t0 = t.narrow(0, 0, 1).unwrap();
+    let pair = model
+        .forward(
+            &[latents[0].clone(), latents[0].clone()],
+            &Tensor::cat(&[&t0, &t0], 0).unwrap(),
+            &[caps[0].clone(), caps[0].clone()],
+        )
+        .unwrap();
+    for (k, o) in pair.iter().enumerate() {
+        parity::assert_close(
+            &format!("batched copy {k}"),
+            o,
+            &want[0],
             parity::TENSOR_REL_TOL,
         );
     }
