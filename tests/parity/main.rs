@@ -27,3 +27,4 @@ mod parity_t5;
 mod parity_tokenizer;
 mod parity_whisper;
 mod parity_zimage_tokens;
+mod parity_zimage_transformer;
