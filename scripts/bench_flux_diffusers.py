@@ -16,14 +16,11 @@ over the timed runs (reset after the warm-up; the weights are included).
 
 The committed configs (src/commands/bench/configs/flux-*/transformer/config.json) give the
 architecture. `write` builds the model on the GPU in bf16, fills every weight with N(0, 0.02)
-(norm scales 1) and saves it; a dev folder also serves schnell (`--model flux-schnell` on a dev
-folder: the guidance embedder is present but unused on both sides) when `--config` replaces
-config.json.
+(norm scales 1) and saves it as bf16 safetensors.
 """
 import argparse
 import json
 import os
-import shutil
 import statistics
 import sys
 import time
@@ -44,8 +41,11 @@ def write(args):
 
     cfg = FluxTransformer2DModel.load_config(os.path.dirname(config_path(args.model)))
     torch.manual_seed(0)
+    # Built in bf16 on the GPU directly: an fp32 model (48 GB) then cast would not fit beside it.
+    torch.set_default_dtype(torch.bfloat16)
     with torch.device("cuda"):
-        model = FluxTransformer2DModel.from_config(cfg).to(torch.bfloat16)
+        model = FluxTransformer2DModel.from_config(cfg)
+    torch.set_default_dtype(torch.float32)
     with torch.no_grad():
         for name, p in model.named_parameters():
             if p.dim() == 1 and "norm" in name:
@@ -130,14 +130,11 @@ def main():
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--text-tokens", type=int, default=0)
     ap.add_argument("--dtype", default="bf16")
-    ap.add_argument("--config", help="copy this config.json into DIR (write: after saving)")
     args = ap.parse_args()
     if args.what == "write":
         write(args)
     else:
         bench(args)
-    if args.config:
-        shutil.copy(args.config, os.path.join(args.dir, "config.json"))
 
 
 if __name__ == "__main__":
