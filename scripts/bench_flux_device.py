@@ -33,7 +33,7 @@ def main():
     start = time.time()
     log = open(os.path.join(a.out, "log.txt"), "a")
 
-    def run(name, cmd, timeout):
+    def run(name, cmd, timeout, save=True):
         left = a.budget_s - (time.time() - start)
         if left < 30:
             log.write(f"SKIPPED {name}: {left:.0f} s left\n")
@@ -51,8 +51,10 @@ def main():
         log.flush()
         line = [l for l in p.stdout.splitlines() if l.startswith("{")]
         if p.returncode == 0 and line:
-            with open(os.path.join(a.out, name + ".json"), "w") as f:
-                f.write(line[-1] + "\n")
+            log.write(line[-1] + "\n")
+            if save:
+                with open(os.path.join(a.out, name + ".json"), "w") as f:
+                    f.write(line[-1] + "\n")
             print(name, json.loads(line[-1]).get("median_s"), flush=True)
             return json.loads(line[-1])
         print(name, "FAILED rc", p.returncode, p.stderr[-1500:], flush=True)
@@ -65,7 +67,8 @@ def main():
     for model in a.models.split(","):
         w = os.path.join(a.scratch, model)
         shutil.rmtree(w, ignore_errors=True)
-        if run(f"write_{model}", [py, diff, "write", w, "--model", model], 240) is None:
+        if run(f"write_{model}", [py, diff, "write", w, "--model", model], 240,
+               save=False) is None:
             continue
         size = [str(a.size)]
         run(f"ours_{model}", [a.bin, "bench", "transformer", "--model", model, "--weights", w,

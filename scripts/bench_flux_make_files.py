@@ -180,7 +180,7 @@ def vae_tensors():
 
 
 def clip_tensors():
-    p, d = "transformer.text_model", 768
+    p, d = "text_model", 768
     t = [(f"{p}.embeddings.token_embedding.weight", (49408, d)),
          (f"{p}.embeddings.position_embedding.weight", (77, d))]
     for i in range(12):
