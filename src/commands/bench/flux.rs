@@ -48,9 +48,11 @@ pub fn find(model: &str) -> Result<&'static FluxBenchModel> {
     let id = match model.to_ascii_lowercase().as_str() {
         "flux-schnell" | "flux1-schnell" | "flux.1-schnell" | "schnell" => "flux-schnell",
         "flux-dev" | "flux1-dev" | "flux.1-dev" | "dev" => "flux-dev",
-        other => return Err(Error::bad_input(format!(
-            "--model {other:?} has no FLUX benchmark configuration: use flux-schnell or flux-dev"
-        ))),
+        other => {
+            return Err(Error::bad_input(format!(
+                "--model {other:?} has no FLUX benchmark configuration: use flux-schnell or flux-dev"
+            )));
+        }
     };
     FLUX_MODELS
         .iter()
@@ -65,7 +67,11 @@ fn transformer_dir(model: &FluxBenchModel, s: &BenchSetup) -> Result<PathBuf> {
         return Ok(dir.clone());
     }
     let paths = Paths::resolve(s.global.out.as_deref(), s.switches)?;
-    let dir = paths.home.join("bench-models").join(model.id).join("transformer");
+    let dir = paths
+        .home
+        .join("bench-models")
+        .join(model.id)
+        .join("transformer");
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
     let file = dir.join("config.json");
     std::fs::write(&file, model.transformer).map_err(|e| Error::io(&file, e))?;
@@ -104,7 +110,9 @@ pub fn run(model: &FluxBenchModel, s: &BenchSetup) -> Result<Value> {
     }
     let n_txt = a.text_tokens.map_or(model.text_tokens, |n| n as usize);
     if n_txt == 0 || n_txt > 4096 {
-        return Err(Error::bad_input(format!("--text-tokens {n_txt}: 1 to 4096")));
+        return Err(Error::bad_input(format!(
+            "--text-tokens {n_txt}: 1 to 4096"
+        )));
     }
     let dir = transformer_dir(model, s)?;
     let config = FluxTransformerConfig::load(&dir.join("config.json"))?;
@@ -134,8 +142,8 @@ pub fn run(model: &FluxBenchModel, s: &BenchSetup) -> Result<Value> {
     let n_img = lh * lw;
     let c = model_t.config();
     let hidden = Tensor::randn(0f32, 1., (1, n_img, c.in_channels), device)?.to_dtype(s.dtype)?;
-    let text = Tensor::randn(0f32, 1., (1, n_txt, c.joint_attention_dim), device)?
-        .to_dtype(s.dtype)?;
+    let text =
+        Tensor::randn(0f32, 1., (1, n_txt, c.joint_attention_dim), device)?.to_dtype(s.dtype)?;
     let pooled =
         Tensor::randn(0f32, 1., (1, c.pooled_projection_dim), device)?.to_dtype(s.dtype)?;
     let timestep = Tensor::new(&[1.0f32], device)?;
@@ -166,7 +174,11 @@ pub fn run(model: &FluxBenchModel, s: &BenchSetup) -> Result<Value> {
     for i in 0..a.warmup {
         let t = Instant::now();
         step()?;
-        tracing::info!(run = i, secs = t.elapsed().as_secs_f64(), "warm-up FLUX step");
+        tracing::info!(
+            run = i,
+            secs = t.elapsed().as_secs_f64(),
+            "warm-up FLUX step"
+        );
     }
     // The whole process's peak so far (load + warm-up), before the timed runs' reset.
     let peak_rss_load_warmup = peak_rss();
@@ -233,7 +245,10 @@ mod tests {
 
     #[test]
     fn image_ids_are_row_then_column() {
-        let ids = image_ids(2, 3, &Device::Cpu).unwrap().to_vec2::<f32>().unwrap();
+        let ids = image_ids(2, 3, &Device::Cpu)
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap();
         assert_eq!(ids.len(), 6);
         assert_eq!(ids[4], vec![0.0, 1.0, 1.0]);
     }

@@ -84,7 +84,12 @@ fn run_inner(
         ("unet", Some(m), _) => unet::run(m, &setup)?,
         ("ops", Some(m), _) => ops::run(m, &setup)?,
         (_, Some(m), _) => image::run(m, &setup)?,
-        _ => return Err(Error::bad_input(format!("--model {:?}: no benchmark configuration", args.model))),
+        _ => {
+            return Err(Error::bad_input(format!(
+                "--model {:?}: no benchmark configuration",
+                args.model
+            )));
+        }
     };
     if let Value::Object(map) = &mut result {
         let common = json!({
