@@ -115,12 +115,15 @@ pub enum BenchCommand {
     /// The hot layers one at a time (GroupNorm, convolutions, attention, GEGLU, the VAE's
     /// full-resolution layers), candle's stock kernels against ours: times and differences.
     Ops(BenchArgs),
+    /// One FLUX.1 transformer step (flux-schnell, flux-dev) from a diffusers transformer/ folder
+    /// (--weights) or a city96 GGUF (--gguf): median and min over --runs timed runs.
+    Transformer(BenchArgs),
 }
 
 impl BenchCommand {
     pub fn args(&self) -> &BenchArgs {
         match self {
-            Self::Unet(a) | Self::Image(a) | Self::Ops(a) => a,
+            Self::Unet(a) | Self::Image(a) | Self::Ops(a) | Self::Transformer(a) => a,
         }
     }
 }
@@ -154,6 +157,16 @@ pub struct BenchArgs {
     /// Print one JSON object instead of a table [default: off].
     #[arg(long)]
     pub json: bool,
+    /// bench transformer: a city96 FLUX GGUF whose weights to use (kept quantized) [default: none].
+    #[arg(long, value_name = "FILE")]
+    pub gguf: Option<PathBuf>,
+    /// bench transformer: a diffusers FLUX transformer/ folder (config.json + safetensors) whose
+    /// weights to use [default: none; one of --gguf or --weights is needed].
+    #[arg(long, value_name = "DIR")]
+    pub weights: Option<PathBuf>,
+    /// bench transformer: T5 tokens [default: 256 for flux-schnell, 512 for flux-dev].
+    #[arg(long, value_name = "N")]
+    pub text_tokens: Option<u32>,
     #[command(flatten)]
     pub device: DeviceFlag,
     #[command(flatten)]

@@ -3,6 +3,7 @@
 //! result names the device, dtype, candle version and machine. BENCHMARKS.md records results.
 
 mod configs;
+mod flux;
 mod image;
 mod ops;
 mod random;
@@ -36,6 +37,7 @@ pub fn run(global: &GlobalArgs, switches: &Switches, what: &BenchCommand) -> any
         BenchCommand::Unet(a) => ("unet", a),
         BenchCommand::Image(a) => ("image", a),
         BenchCommand::Ops(a) => ("ops", a),
+        BenchCommand::Transformer(a) => ("transformer", a),
     };
     let result = run_inner(global, switches, kind, args)?;
     if args.json {
@@ -54,7 +56,17 @@ fn run_inner(
     kind: &str,
     args: &BenchArgs,
 ) -> Result<Value> {
-    let model = configs::find(&args.model)?;
+    // FLUX's transformer has its own configs; every other bench builds an SD architecture.
+    let model = if kind == "transformer" {
+        None
+    } else {
+        Some(configs::find(&args.model)?)
+    };
+    let flux_model = if kind == "transformer" {
+        Some(flux::find(&args.model)?)
+    } else {
+        None
+    };
     check_limits(args)?;
     let device = crate::device::select(&DeviceRequest::parse(&global.device)?, switches)?;
     let platform = crate::platform::PlatformInfo::detect();
@@ -67,10 +79,17 @@ fn run_inner(
         global,
         switches,
     };
-    let mut result = match kind {
-        "unet" => unet::run(model, &setup)?,
-        "ops" => ops::run(model, &setup)?,
-        _ => image::run(model, &setup)?,
+    let mut result = match (kind, model, flux_model) {
+        (_, _, Some(f)) => flux::run(f, &setup)?,
+        ("unet", Some(m), _) => unet::run(m, &setup)?,
+        ("ops", Some(m), _) => ops::run(m, &setup)?,
+        (_, Some(m), _) => image::run(m, &setup)?,
+        _ => {
+            return Err(Error::bad_input(format!(
+                "--model {:?}: no benchmark configuration",
+                args.model
+            )));
+        }
     };
     if let Value::Object(map) = &mut result {
         let common = json!({
@@ -195,6 +214,9 @@ mod tests {
             steps,
             attention_slicing: None,
             json: false,
+            gguf: None,
+            weights: None,
+            text_tokens: None,
             device: Default::default(),
             dtype: Default::default(),
             out: Default::default(),
