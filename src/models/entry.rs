@@ -236,22 +236,6 @@ impl Default for Defaults {
     }
 }
 
-/// One GGUF file of a quantized variant.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct QuantFile {
-    /// The variant's name, lowercase (`q4_k_s`): what `--quant` takes.
-    pub name: String,
-    /// The component whose weights the file replaces (`transformer`, `text_encoder_2`).
-    pub component: String,
-    /// The Hugging Face repo holding the file.
-    pub repo: String,
-    #[serde(default = "default_revision")]
-    pub revision: String,
-    /// The file's path inside that repo.
-    pub file: String,
-}
-
 /// The files of one pipeline component, as paths inside the repo.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -354,7 +338,7 @@ pub struct KnownIssue {
     pub fix: String,
 }
 
-fn default_revision() -> String {
+pub(super) fn default_revision() -> String {
     "main".to_owned()
 }
 
@@ -388,7 +372,7 @@ pub struct ModelEntry {
     /// weights (`pallaidium fetch MODEL --quant NAME`). Several rows with one name make one
     /// variant (FLUX: the transformer and T5).
     #[serde(default)]
-    pub quants: Vec<QuantFile>,
+    pub quants: Vec<super::quant::QuantFile>,
     /// Where the entry was read from ("file:line"); filled by the registry, not the file.
     #[serde(skip)]
     pub source: String,

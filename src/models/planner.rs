@@ -13,6 +13,7 @@ use candle_core::DType;
 use serde::Serialize;
 
 pub use activations::ConvWorkspace;
+pub use flux::plan_flux_folder;
 pub use footprint::ModelFootprint;
 pub use stages::{Candidate, DeviceTraits, JobShape, PlanStep};
 
@@ -388,17 +389,6 @@ pub fn plan_folder(
     req: &PlanRequest,
 ) -> Result<MemoryPlan> {
     Ok(plan(&ModelFootprint::read(dir, fp16_variant)?, req))
-}
-
-/// Reads a FLUX folder's footprint (with the job's replacement weights) and plans a job on it.
-pub fn plan_flux_folder(
-    dir: &std::path::Path,
-    fp16_variant: bool,
-    req: &PlanRequest,
-    job: &flux::FluxJob,
-) -> Result<MemoryPlan> {
-    let fp = flux::FluxFootprint::read(dir, fp16_variant, job)?;
-    Ok(flux::plan(&fp, req, job))
 }
 
 #[cfg(test)]

@@ -5,9 +5,26 @@
 
 use std::path::{Path, PathBuf};
 
-use super::entry::{Component, ModelEntry, QuantFile};
+use serde::{Deserialize, Serialize};
+
+use super::entry::{Component, ModelEntry};
 use super::hf_cache;
 use crate::{Error, Result};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuantFile {
+    /// The variant's name, lowercase (`q4_k_s`): what `--quant` takes.
+    pub name: String,
+    /// The component whose weights the file replaces (`transformer`, `text_encoder_2`).
+    pub component: String,
+    /// The Hugging Face repo holding the file.
+    pub repo: String,
+    #[serde(default = "super::entry::default_revision")]
+    pub revision: String,
+    /// The file's path inside that repo.
+    pub file: String,
+}
 
 /// The weights files that replace parts of a model folder (FLUX's transformer and T5).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -9,6 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::engines::nn::text::padding::PaddingSettings;
 use serde_json::Value;
 use tokenizers::{
     PaddingDirection, PaddingParams, PaddingStrategy, Tokenizer, TruncationDirection,
@@ -56,14 +57,8 @@ impl T5Tokenizer {
                 path.display()
             ))
         })?;
-        let settings = Settings::read(&dir.join("tokenizer_config.json"))?;
-        let pad_id = tokenizer.token_to_id(&settings.pad_token).ok_or_else(|| {
-            Error::bad_input(format!(
-                "{}: the pad token {:?} is not in the vocabulary",
-                path.display(),
-                settings.pad_token
-            ))
-        })?;
+        let settings = settings(&dir.join("tokenizer_config.json"))?;
+        let pad_id = settings.pad_id(&tokenizer, &path)?;
         Ok(Self {
             tokenizer,
             path,
@@ -124,63 +119,15 @@ impl T5Tokenizer {
     }
 }
 
-/// What tokenizer_config.json may change from transformers' T5 defaults.
-struct Settings {
-    pad_token: String,
-    padding_side: PaddingDirection,
-    truncation_side: TruncationDirection,
-}
-
-impl Settings {
-    fn read(path: &Path) -> Result<Self> {
-        let mut s = Self {
-            pad_token: DEFAULT_PAD.to_string(),
-            padding_side: PaddingDirection::Right,
-            truncation_side: TruncationDirection::Right,
-        };
-        if !path.is_file() {
-            return Ok(s);
-        }
-        let bad = |why: String| Error::bad_input(format!("{}: {why}", path.display()));
-        let text =
-            std::fs::read_to_string(path).map_err(|e| bad(format!("cannot read it: {e}")))?;
-        let value: Value = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
-        // An AddedToken is saved as a string or as {"content": ...}.
-        match value.get("pad_token") {
-            Some(Value::String(t)) => s.pad_token = t.clone(),
-            Some(Value::Object(o)) => {
-                if let Some(Value::String(t)) = o.get("content") {
-                    s.pad_token = t.clone();
-                }
-            }
-            _ => {}
-        }
-        let side = |key: &str| -> Result<Option<bool>> {
-            match value.get(key) {
-                None | Some(Value::Null) => Ok(None),
-                Some(Value::String(v)) if v == "right" => Ok(Some(true)),
-                Some(Value::String(v)) if v == "left" => Ok(Some(false)),
-                Some(v) => Err(bad(format!(
-                    "`{key}` = {v}: expected \"left\" or \"right\""
-                ))),
-            }
-        };
-        if let Some(right) = side("padding_side")? {
-            s.padding_side = if right {
-                PaddingDirection::Right
-            } else {
-                PaddingDirection::Left
-            };
-        }
-        if let Some(right) = side("truncation_side")? {
-            s.truncation_side = if right {
-                TruncationDirection::Right
-            } else {
-                TruncationDirection::Left
-            };
-        }
-        Ok(s)
+/// tokenizer_config.json's padding settings, transformers' defaults when the file is absent.
+fn settings(path: &Path) -> Result<PaddingSettings> {
+    if !path.is_file() {
+        return Ok(PaddingSettings::defaults(DEFAULT_PAD));
     }
+    let bad = |why: String| Error::bad_input(format!("{}: {why}", path.display()));
+    let text = std::fs::read_to_string(path).map_err(|e| bad(format!("cannot read it: {e}")))?;
+    let value: Value = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+    PaddingSettings::from_config(&value, path, DEFAULT_PAD)
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 
 pub mod clip;
 pub mod clip_config;
+pub mod padding;
 pub mod qwen;
 pub mod qwen_config;
 pub mod t5;

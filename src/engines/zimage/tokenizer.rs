@@ -14,6 +14,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::engines::nn::text::padding::PaddingSettings;
 use serde_json::Value;
 use tokenizers::{
     PaddingDirection, PaddingParams, PaddingStrategy, Tokenizer, TruncationDirection,
@@ -94,14 +95,8 @@ impl QwenTokenizer {
                 path.display()
             ))
         })?;
-        let settings = Settings::read(dir)?;
-        let pad_id = tokenizer.token_to_id(&settings.pad_token).ok_or_else(|| {
-            Error::bad_input(format!(
-                "{}: the pad token {:?} is not in the vocabulary",
-                path.display(),
-                settings.pad_token
-            ))
-        })?;
+        let settings = settings(dir)?;
+        let pad_id = settings.pad_id(&tokenizer, &path)?;
         Ok(Self {
             tokenizer,
             path,
@@ -194,69 +189,32 @@ pub fn check_template(template: &str, source: &Path) -> Result<()> {
     )))
 }
 
-/// What tokenizer_config.json sets (and the chat template, checked).
-struct Settings {
-    pad_token: String,
-    padding_side: PaddingDirection,
-    truncation_side: TruncationDirection,
-}
-
-impl Settings {
-    fn read(dir: &Path) -> Result<Self> {
-        let path = dir.join("tokenizer_config.json");
-        let bad = |why: String| Error::bad_input(format!("{}: {why}", path.display()));
-        let text = std::fs::read_to_string(&path).map_err(|e| {
-            bad(format!(
-                "cannot read it ({e}); Z-Image needs it for the chat template; download the model again"
-            ))
-        })?;
-        let value: Value = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
-        match value.get("chat_template") {
-            Some(Value::String(t)) => check_template(t, &path)?,
-            Some(Value::Null) | None => {
-                let jinja = dir.join("chat_template.jinja");
-                let t =
-                    std::fs::read_to_string(&jinja).map_err(|_| {
-                        bad("no chat_template in it (nor a chat_template.jinja beside it); Z-Image \
+/// What tokenizer_config.json sets about padding, once its chat template is checked.
+fn settings(dir: &Path) -> Result<PaddingSettings> {
+    let path = dir.join("tokenizer_config.json");
+    let bad = |why: String| Error::bad_input(format!("{}: {why}", path.display()));
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        bad(format!(
+            "cannot read it ({e}); Z-Image needs it for the chat template; download the model again"
+        ))
+    })?;
+    let value: Value = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+    match value.get("chat_template") {
+        Some(Value::String(t)) => check_template(t, &path)?,
+        Some(Value::Null) | None => {
+            let jinja = dir.join("chat_template.jinja");
+            let t = std::fs::read_to_string(&jinja).map_err(|_| {
+                bad(
+                    "no chat_template in it (nor a chat_template.jinja beside it); Z-Image \
                          needs Qwen3's; download the model's tokenizer/ folder again"
-                        .to_string())
-                    })?;
-                check_template(&t, &jinja)?;
-            }
-            Some(_) => return Err(bad("`chat_template` is not one template string".into())),
+                        .to_string(),
+                )
+            })?;
+            check_template(&t, &jinja)?;
         }
-        let pad_token = match value.get("pad_token") {
-            Some(Value::String(t)) => t.clone(),
-            Some(Value::Object(o)) => match o.get("content") {
-                Some(Value::String(t)) => t.clone(),
-                _ => DEFAULT_PAD.to_string(),
-            },
-            _ => DEFAULT_PAD.to_string(),
-        };
-        let right = |key: &str| -> Result<bool> {
-            match value.get(key) {
-                None | Some(Value::Null) => Ok(true),
-                Some(Value::String(v)) if v == "right" => Ok(true),
-                Some(Value::String(v)) if v == "left" => Ok(false),
-                Some(v) => Err(bad(format!(
-                    "`{key}` = {v}: expected \"left\" or \"right\""
-                ))),
-            }
-        };
-        Ok(Self {
-            pad_token,
-            padding_side: if right("padding_side")? {
-                PaddingDirection::Right
-            } else {
-                PaddingDirection::Left
-            },
-            truncation_side: if right("truncation_side")? {
-                TruncationDirection::Right
-            } else {
-                TruncationDirection::Left
-            },
-        })
+        Some(_) => return Err(bad("`chat_template` is not one template string".into())),
     }
+    PaddingSettings::from_config(&value, &path, DEFAULT_PAD)
 }
 
 #[cfg(test)]

@@ -326,3 +326,14 @@ fn suggestions(
     ));
     out
 }
+
+/// Reads a FLUX folder's footprint (with the job's replacement weights) and plans a job on it.
+pub fn plan_flux_folder(
+    dir: &std::path::Path,
+    fp16_variant: bool,
+    req: &PlanRequest,
+    job: &FluxJob,
+) -> Result<MemoryPlan> {
+    let fp = FluxFootprint::read(dir, fp16_variant, job)?;
+    Ok(plan(&fp, req, job))
+}
