@@ -18,6 +18,7 @@ use candle_core::{DType, Module, Result, Tensor};
 
 use super::dequant;
 use crate::engines::nn::kernels;
+use crate::engines::nn::weights::gguf::{GgufFile, TensorInfo};
 
 /// A weight matrix (out, in).
 #[derive(Debug, Clone)]
@@ -31,6 +32,23 @@ pub enum Weight {
 }
 
 impl Weight {
+    /// A GGUF tensor as a weight: the float types loaded dense in `dtype`, the others kept
+    /// quantized (what both diffusion transformers' GGUF sources do).
+    pub fn from_gguf(
+        file: &GgufFile,
+        info: &TensorInfo,
+        dtype: DType,
+        device: &candle_core::Device,
+    ) -> crate::Result<Self> {
+        Ok(match info.ggml.name {
+            "F32" | "F16" | "BF16" => Self::Dense(file.load(&info.name, dtype, device)?),
+            ggml => Self::Quantized {
+                q: Arc::new(file.qtensor(&info.name, device)?),
+                ggml,
+            },
+        })
+    }
+
     /// (out, in).
     pub fn dims(&self) -> Result<(usize, usize)> {
         match self {

@@ -5,7 +5,6 @@
 //! `transformer/config.json` before it is read.
 
 use std::path::Path;
-use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor};
 
@@ -155,16 +154,7 @@ impl WeightSource for GgufSource {
     fn linear(&self, name: &str, in_dim: usize, outs: &[usize]) -> Result<Linear> {
         let out: usize = outs.iter().sum();
         let info = self.checked(name, ".weight", &[out, in_dim])?;
-        let stored = info.name.clone();
-        let weight = match info.ggml.name {
-            "F32" | "F16" | "BF16" => {
-                Weight::Dense(self.file.load(&stored, self.dtype, &self.device)?)
-            }
-            ggml => Weight::Quantized {
-                q: Arc::new(self.file.qtensor(&stored, &self.device)?),
-                ggml,
-            },
-        };
+        let weight = Weight::from_gguf(&self.file, info, self.dtype, &self.device)?;
         let bias = self.read_1d(name, ".bias", out)?;
         Ok(Linear::new(weight, Some(bias), self.fast))
     }
