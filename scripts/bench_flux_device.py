@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""One GPU call of the FLUX side-by-side: for flux-schnell then flux-dev, random full-size bf16
-weights written once (scripts/bench_flux_diffusers.py write), then ours
+"""One GPU call of the flow-model side-by-side: for flux-schnell, flux-dev and z-image-turbo, random
+full-size bf16 weights written once (scripts/bench_flux_diffusers.py / bench_zimage_diffusers.py
+write), then ours
 (`pallaidium bench transformer --weights`) and diffusers on the very same folder, ours first,
 1024x1024, bf16, 3 warm-ups + 10 timed runs each. Every JSON, the log and nvidia-smi go to OUT.
 
@@ -27,7 +28,7 @@ def main():
     ap.add_argument("--runs", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--size", type=int, default=1024)
-    ap.add_argument("--models", default="flux-schnell,flux-dev")
+    ap.add_argument("--models", default="flux-schnell,flux-dev,z-image-turbo")
     ap.add_argument("--scratch", default="/tmp/flux-bench-weights")
     a = ap.parse_args()
     start = time.time()
@@ -63,19 +64,20 @@ def main():
     smi = subprocess.run(["nvidia-smi"], capture_output=True, text=True).stdout
     open(os.path.join(a.out, "gpu.txt"), "w").write(smi)
     py = sys.executable
-    diff = os.path.join(HERE, "bench_flux_diffusers.py")
     for model in a.models.split(","):
+        zimage = model == "z-image-turbo"
+        diff = os.path.join(HERE, "bench_zimage_diffusers.py" if zimage else "bench_flux_diffusers.py")
+        which = [] if zimage else ["--model", model]
         w = os.path.join(a.scratch, model)
         shutil.rmtree(w, ignore_errors=True)
-        if run(f"write_{model}", [py, diff, "write", w, "--model", model], 240,
-               save=False) is None:
+        if run(f"write_{model}", [py, diff, "write", w, *which], 240, save=False) is None:
             continue
         size = [str(a.size)]
         run(f"ours_{model}", [a.bin, "bench", "transformer", "--model", model, "--weights", w,
                               "--width", *size, "--height", *size, "--runs", str(a.runs),
                               "--warmup", str(a.warmup), "--device", "cuda", "--dtype", "bf16",
                               "--json"], 300)
-        run(f"diffusers_{model}", [py, diff, "bench", w, "--model", model, "--width", *size,
+        run(f"diffusers_{model}", [py, diff, "bench", w, *which, "--width", *size,
                                    "--height", *size, "--runs", str(a.runs),
                                    "--warmup", str(a.warmup)], 300)
         shutil.rmtree(w, ignore_errors=True)

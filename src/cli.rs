@@ -115,8 +115,8 @@ pub enum BenchCommand {
     /// The hot layers one at a time (GroupNorm, convolutions, attention, GEGLU, the VAE's
     /// full-resolution layers), candle's stock kernels against ours: times and differences.
     Ops(BenchArgs),
-    /// One FLUX.1 transformer step (flux-schnell, flux-dev) from a diffusers transformer/ folder
-    /// (--weights) or a city96 GGUF (--gguf): median and min over --runs timed runs.
+    /// One flow-model transformer step (flux-schnell, flux-dev, z-image-turbo) from a diffusers
+    /// transformer/ folder (--weights) or a GGUF (--gguf): median and min over --runs timed runs.
     Transformer(BenchArgs),
 }
 
@@ -157,14 +157,16 @@ pub struct BenchArgs {
     /// Print one JSON object instead of a table [default: off].
     #[arg(long)]
     pub json: bool,
-    /// bench transformer: a city96 FLUX GGUF whose weights to use (kept quantized) [default: none].
+    /// bench transformer: a GGUF (city96 FLUX, Z-Image) whose weights to use (kept quantized)
+    /// [default: none].
     #[arg(long, value_name = "FILE")]
     pub gguf: Option<PathBuf>,
-    /// bench transformer: a diffusers FLUX transformer/ folder (config.json + safetensors) whose
+    /// bench transformer: a diffusers transformer/ folder (config.json + safetensors) whose
     /// weights to use [default: none; one of --gguf or --weights is needed].
     #[arg(long, value_name = "DIR")]
     pub weights: Option<PathBuf>,
-    /// bench transformer: T5 tokens [default: 256 for flux-schnell, 512 for flux-dev].
+    /// bench transformer: text tokens [default: T5's 256 for flux-schnell, 512 for flux-dev;
+    /// 128 Qwen3 features for z-image-turbo].
     #[arg(long, value_name = "N")]
     pub text_tokens: Option<u32>,
     #[command(flatten)]

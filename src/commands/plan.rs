@@ -91,16 +91,27 @@ pub fn plan_for_args(
     };
     let fp16_variant = matches!(dtype, candle_core::DType::F16 | candle_core::DType::BF16);
     let mut plan = if resolved.family.is_flow() {
-        // The flags FLUX alone takes, checked as a job's are (GGUF headers included).
-        let flow = crate::jobs::spec::flow::fill(job, job.kind_asked(), &resolved.defaults)?;
-        let flux = planner::flux::FluxJob {
-            max_sequence_length: flow.max_sequence_length.unwrap_or(512),
-            transformer: flow.transformer.or(resolved.weights.transformer.clone()),
-            text_encoder_2: flow
-                .text_encoder_2
-                .or(resolved.weights.text_encoder_2.clone()),
+        // The flags flow models alone take, checked as a job's are (GGUF headers included).
+        let flow = crate::jobs::spec::flow::fill(
+            job,
+            job.kind_asked(),
+            &resolved.defaults,
+            resolved.family,
+        )?;
+        let params = crate::jobs::spec::ImageParams {
+            guidance: job.guidance.unwrap_or(resolved.defaults.guidance),
+            max_sequence_length: flow.max_sequence_length,
+            transformer: flow.transformer,
+            text_encoder_2: flow.text_encoder_2,
+            ..crate::jobs::spec::ImageParams::default()
         };
-        planner::plan_flux_folder(&resolved.dir, fp16_variant, &req, &flux)?
+        crate::jobs::run::planning::plan_image_folder(
+            resolved.family,
+            &resolved.dir,
+            fp16_variant,
+            &req,
+            Some((&params, &resolved.weights)),
+        )?
     } else {
         let footprint = ModelFootprint::read(&resolved.dir, fp16_variant)?;
         planner::plan(&footprint, &req)

@@ -88,6 +88,8 @@ pub enum Family {
     GgufLlm,
     /// FLUX.1 (schnell, dev): a flow-matching MMDiT transformer, CLIP-L + T5 text encoders.
     Flux,
+    /// Z-Image(-Turbo): a flow-matching single-stream DiT conditioned on Qwen3 states.
+    ZImage,
 }
 
 impl Family {
@@ -102,24 +104,29 @@ impl Family {
             Self::Blip => "blip",
             Self::GgufLlm => "gguf-llm",
             Self::Flux => "flux",
+            Self::ZImage => "z-image",
         }
     }
 
-    /// Families that make images from a diffusers pipeline folder (Stable Diffusion, FLUX).
+    /// Families that make images from a diffusers pipeline folder (Stable Diffusion, FLUX,
+    /// Z-Image).
     pub fn is_diffusion(self) -> bool {
-        matches!(self, Self::Sd1 | Self::Sd2 | Self::Sdxl | Self::Flux)
+        matches!(
+            self,
+            Self::Sd1 | Self::Sd2 | Self::Sdxl | Self::Flux | Self::ZImage
+        )
     }
 
-    /// Flow-matching transformer families (FLUX): sizes in multiples of 16, the flow-euler
-    /// scheduler, T5 prompts.
+    /// Flow-matching transformer families (FLUX, Z-Image): sizes in multiples of 16, the
+    /// flow-euler scheduler, long-context text encoders.
     pub fn is_flow(self) -> bool {
-        matches!(self, Self::Flux)
+        matches!(self, Self::Flux | Self::ZImage)
     }
 
     /// What a model of this family makes when no registry entry says.
     pub fn kind(self) -> Kind {
         match self {
-            Self::Sd1 | Self::Sd2 | Self::Sdxl | Self::Flux => Kind::Txt2img,
+            Self::Sd1 | Self::Sd2 | Self::Sdxl | Self::Flux | Self::ZImage => Kind::Txt2img,
             Self::ParlerTts => Kind::Tts,
             Self::Musicgen => Kind::Music,
             Self::Whisper => Kind::Stt,
@@ -134,7 +141,7 @@ impl Family {
         match self {
             Self::Sd1 => 512,
             Self::Sd2 => 768,
-            Self::Sdxl | Self::Flux => 1024,
+            Self::Sdxl | Self::Flux | Self::ZImage => 1024,
             _ => 0,
         }
     }
@@ -172,6 +179,13 @@ impl Family {
                 d.scheduler = Scheduler::FlowEuler;
                 d.max_sequence_length = Some(512);
                 d.embedded_guidance = Some(true);
+            }
+            // Z-Image-Turbo's model card: 9 steps, no guidance; 512 Qwen3 tokens (diffusers).
+            Self::ZImage => {
+                d.steps = 9;
+                d.guidance = 0.0;
+                d.scheduler = Scheduler::FlowEuler;
+                d.max_sequence_length = Some(512);
             }
             Self::Sd1 | Self::Sd2 | Self::Sdxl => {}
         }

@@ -11,17 +11,21 @@ use super::layout::{
 };
 use crate::{Error, Result};
 
+/// transformer/config.json's `_class_name`, when the folder has one.
+pub(super) fn transformer_class(dir: &Path) -> Option<String> {
+    std::fs::read_to_string(dir.join("transformer/config.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+        .and_then(|v| v.get("_class_name")?.as_str().map(str::to_owned))
+}
+
 /// A FLUX folder: model_index.json names a Flux pipeline, or transformer/config.json is a
 /// FluxTransformer2DModel.
 pub(super) fn is_flux(dir: &Path, pipeline_class: &str) -> bool {
     if pipeline_class.starts_with("Flux") {
         return true;
     }
-    std::fs::read_to_string(dir.join("transformer/config.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-        .and_then(|v| v.get("_class_name")?.as_str().map(str::to_owned))
-        .is_some_and(|c| c.starts_with("FluxTransformer"))
+    transformer_class(dir).is_some_and(|c| c.starts_with("FluxTransformer"))
 }
 
 pub(super) fn open(dir: &Path, pipeline_class: String) -> Result<ModelLayout> {

@@ -75,6 +75,9 @@ impl ModelLayout {
         if super::flux_layout::is_flux(dir, &pipeline_class) {
             return super::flux_layout::open(dir, pipeline_class);
         }
+        if super::zimage_layout::is_zimage(dir, &pipeline_class) {
+            return super::zimage_layout::open(dir, pipeline_class);
+        }
         let unet_cfg = read_json(dir, "unet/config.json")?;
         let vae_cfg = read_json(dir, "vae/config.json")?;
         let te_cfg = read_json(dir, "text_encoder/config.json")?;
@@ -151,6 +154,9 @@ impl ModelLayout {
         let mut d = self.family.default_params();
         if self.family == Family::Flux {
             return super::flux_layout::default_params(d, self.embedded_guidance);
+        }
+        if self.family == Family::ZImage {
+            return d;
         }
         let side = match self.unet_sample_size {
             Some(s) if s >= 8 => s * self.vae_scale_factor,

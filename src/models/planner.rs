@@ -4,10 +4,12 @@
 //! resident, staged components, attention slicing, VAE tiling, a smaller batch per pass.
 
 pub mod activations;
+pub mod flow;
 pub mod flux;
 pub mod footprint;
 pub mod media;
 pub mod stages;
+pub mod zimage;
 
 use candle_core::DType;
 use serde::Serialize;
@@ -16,6 +18,7 @@ pub use activations::ConvWorkspace;
 pub use flux::plan_flux_folder;
 pub use footprint::ModelFootprint;
 pub use stages::{Candidate, DeviceTraits, JobShape, PlanStep};
+pub use zimage::plan_zimage_folder;
 
 use crate::device::DeviceMemory;
 use crate::device::memory::format_bytes;
@@ -395,5 +398,7 @@ pub fn plan_folder(
 mod flux_tests;
 #[cfg(test)]
 mod gpu_tests;
+#[cfg(test)]
+mod sparse_files;
 #[cfg(test)]
 mod tests;

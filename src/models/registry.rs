@@ -163,7 +163,7 @@ fn validate(e: &ModelEntry) -> std::result::Result<(), (&'static str, String)> {
         return Err((
             "defaults.scheduler",
             format!(
-                "`{}` does not fit a {} model: FLUX runs flow-euler, the UNet models the others",
+                "`{}` does not fit a {} model: flow models (FLUX, Z-Image) run flow-euler, the UNet models the others",
                 e.defaults.scheduler, e.family
             ),
         ));

@@ -131,7 +131,7 @@ impl FormPlanner {
         if !kind.makes_images() || model.layout.is_none() {
             return self.plan_media(asked, &model);
         }
-        let filled = fill_spec(asked, kind, &model.defaults)?;
+        let filled = fill_spec(asked, kind, &model.defaults, model.family)?;
         let dtype = (self.dtype)(filled.dtype)?;
         let Some(p) = filled.image() else {
             return Err(crate::Error::bad_input(
@@ -154,11 +154,13 @@ impl FormPlanner {
             stock_kernels: self.stock_kernels,
         };
         let fp16 = dtype != candle_core::DType::F32;
-        if p.scheduler.is_flow() {
-            let job = crate::jobs::run::planning::flux_job(p, &model.weights);
-            return planner::plan_flux_folder(&model.dir, fp16, &request, &job);
-        }
-        planner::plan_folder(&model.dir, fp16, &request)
+        crate::jobs::run::planning::plan_image_folder(
+            model.family,
+            &model.dir,
+            fp16,
+            &request,
+            Some((p, &model.weights)),
+        )
     }
 }
 

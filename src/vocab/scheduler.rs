@@ -94,7 +94,7 @@ impl Scheduler {
         matches!(self, Self::FlowEuler)
     }
 
-    /// The names the UNet models (every family but FLUX) take, comma-separated.
+    /// The names the UNet models (every family but the flow models) take, comma-separated.
     pub fn unet_names() -> String {
         Self::ALL
             .iter()

@@ -40,6 +40,7 @@ mod cli_parity;
 mod cli_plan_size;
 mod cli_refused_inputs;
 mod cli_switches;
+mod cli_zimage;
 mod hf_cache_layout;
 mod planner;
 mod runner_shutdown;

@@ -26,5 +26,6 @@ mod parity_schedulers;
 mod parity_t5;
 mod parity_tokenizer;
 mod parity_whisper;
+mod parity_zimage_pipeline;
 mod parity_zimage_tokens;
 mod parity_zimage_transformer;

@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device};
 use pallaidium::engines::flux::{FluxLoadOptions, FluxPipeline};
 use pallaidium::engines::nn::text::t5;
 use pallaidium::engines::nn::text::t5_quantized::QuantizedT5Encoder;
@@ -18,10 +18,6 @@ use crate::parity;
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
-}
-
-fn first_word(v: &serde_json::Value) -> Option<String> {
-    v.as_str()?.split_whitespace().next().map(str::to_owned)
 }
 
 fn pipeline(model: &str, transformer: Option<PathBuf>, residency: Residency) -> FluxPipeline {
@@ -44,10 +40,10 @@ fn load(model_dir: PathBuf, transformer: Option<PathBuf>, residency: Residency) 
 /// The request diffusers' call describes (reference JSON), with its saved noise.
 fn request(model: &str, r: &serde_json::Value) -> GenerateRequest {
     let dir = fixtures().join(model).join("reference");
-    let noise = first_word(&r["noise"]).unwrap();
+    let noise = parity::first_word(&r["noise"]).unwrap();
     let map = candle_core::safetensors::load(dir.join(noise), &Device::Cpu).unwrap();
-    let init_image =
-        first_word(&r["init_image"]).map(|p| image::open(fixtures().join(p)).unwrap().to_rgb8());
+    let init_image = parity::first_word(&r["init_image"])
+        .map(|p| image::open(fixtures().join(p)).unwrap().to_rgb8());
     GenerateRequest {
         prompt: r["prompt"].as_str().unwrap().to_owned(),
         negative: r["negative_prompt"].as_str().unwrap_or_default().to_owned(),
@@ -65,57 +61,12 @@ fn request(model: &str, r: &serde_json::Value) -> GenerateRequest {
     }
 }
 
-fn references(model: &str) -> Vec<(String, serde_json::Value)> {
-    let dir = fixtures().join(model).join("reference");
-    let mut out: Vec<(String, serde_json::Value)> = std::fs::read_dir(&dir)
-        .unwrap()
-        .flatten()
-        .filter_map(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let stem = name
-                .strip_prefix("pipeline_")?
-                .strip_suffix(".json")?
-                .to_owned();
-            Some((stem, parity::reference_json_lenient(&e.path())))
-        })
-        .collect();
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    out
-}
-
-fn image_of(model: &str, name: &str) -> Tensor {
-    let path = fixtures()
-        .join(model)
-        .join(format!("reference/pipeline_{name}.safetensors"));
-    parity::get(&parity::reference_tensors(&path), "image").clone()
-}
-
-/// The model folder with the scheduler config a reference overrode (diffusers' static shift on
-/// dev): links to the other components, the config written as diffusers used it.
-fn with_scheduler(model: &str, config: &serde_json::Value) -> (tempfile::TempDir, PathBuf) {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join(model);
-    std::fs::create_dir_all(dir.join("scheduler")).unwrap();
-    for entry in std::fs::read_dir(fixtures().join(model)).unwrap().flatten() {
-        let name = entry.file_name();
-        if name != "scheduler" {
-            std::os::unix::fs::symlink(entry.path(), dir.join(&name)).unwrap();
-        }
-    }
-    std::fs::write(
-        dir.join("scheduler/scheduler_config.json"),
-        config.to_string(),
-    )
-    .unwrap();
-    (tmp, dir)
-}
-
 /// Runs every reference of `model` and returns (name, mean abs diff 0-255).
 fn run_all(model: &str) -> Vec<(String, f64)> {
     let mut dense: Option<FluxPipeline> = None;
     let mut out = Vec::new();
-    for (name, r) in references(model) {
-        let gguf = first_word(&r["transformer"])
+    for (name, r) in parity::pipeline_references(&fixtures().join(model)) {
+        let gguf = parity::first_word(&r["transformer"])
             .filter(|t| t.ends_with(".gguf"))
             .or_else(|| r["cli"]["gguf"].as_str().map(|g| format!("../{g}")));
         let req = request(model, &r);
@@ -126,7 +77,8 @@ fn run_all(model: &str) -> Vec<(String, f64)> {
                 run(&mut pipeline(model, Some(path), Residency::Staged))
             }
             (None, Some(_)) => {
-                let (_tmp, dir) = with_scheduler(model, &r["scheduler_config_used"]);
+                let (_tmp, dir) =
+                    parity::with_scheduler(&fixtures().join(model), &r["scheduler_config_used"]);
                 run(&mut load(dir, None, Residency::Resident))
             }
             (None, None) => {
@@ -135,7 +87,10 @@ fn run_all(model: &str) -> Vec<(String, f64)> {
         }
         .unwrap_or_else(|e| panic!("{model} {name}: {e}"));
         assert_eq!(images.len(), 1);
-        let mad = parity::image_mean_abs_diff(images[0].image.as_raw(), &image_of(model, &name));
+        let mad = parity::image_mean_abs_diff(
+            images[0].image.as_raw(),
+            &parity::pipeline_image(&fixtures().join(model), &name),
+        );
         eprintln!("{model} {name}: mean abs diff {mad:.4} (0-255)");
         out.push((name, mad));
     }
@@ -184,9 +139,9 @@ fn the_flux_fixtures_have_the_power_to_fail() {
             vec!["prompt2", "guidance7", "true_cfg", "steps4", "static_shift"],
         ),
     ] {
-        let a = parity::image_values(&image_of(model, base));
+        let a = parity::image_values(&parity::pipeline_image(&fixtures().join(model), base));
         for other in others {
-            let b = parity::image_values(&image_of(model, other));
+            let b = parity::image_values(&parity::pipeline_image(&fixtures().join(model), other));
             let mad = parity::mean_abs_diff_255(&a, &b);
             assert!(
                 mad > 3.0 * parity::IMAGE_TOL_255,

@@ -98,3 +98,55 @@ pub fn ids(v: &serde_json::Value) -> Vec<u32> {
         .map(|x| u32::try_from(x.as_u64().unwrap()).unwrap())
         .collect()
 }
+
+/// The first word of a reference JSON string (a file name followed by how it was made).
+pub fn first_word(v: &serde_json::Value) -> Option<String> {
+    v.as_str()?.split_whitespace().next().map(str::to_owned)
+}
+
+/// Every `reference/pipeline_NAME.json` of a fixture model folder, by NAME, sorted.
+pub fn pipeline_references(model_dir: &Path) -> Vec<(String, serde_json::Value)> {
+    let mut out: Vec<(String, serde_json::Value)> = std::fs::read_dir(model_dir.join("reference"))
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let stem = name
+                .strip_prefix("pipeline_")?
+                .strip_suffix(".json")?
+                .to_owned();
+            Some((stem, reference_json_lenient(&e.path())))
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// The image (h, w, 3) of `reference/pipeline_NAME.safetensors`.
+pub fn pipeline_image(model_dir: &Path, name: &str) -> Tensor {
+    let path = model_dir.join(format!("reference/pipeline_{name}.safetensors"));
+    get(&reference_tensors(&path), "image").clone()
+}
+
+/// A copy of a fixture model folder (links to its components) whose scheduler config is the one
+/// a reference overrode, written as diffusers used it.
+pub fn with_scheduler(
+    model_dir: &Path,
+    config: &serde_json::Value,
+) -> (tempfile::TempDir, std::path::PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join(model_dir.file_name().unwrap());
+    std::fs::create_dir_all(dir.join("scheduler")).unwrap();
+    for entry in std::fs::read_dir(model_dir).unwrap().flatten() {
+        let name = entry.file_name();
+        if name != "scheduler" {
+            std::os::unix::fs::symlink(entry.path(), dir.join(&name)).unwrap();
+        }
+    }
+    std::fs::write(
+        dir.join("scheduler/scheduler_config.json"),
+        config.to_string(),
+    )
+    .unwrap();
+    (tmp, dir)
+}

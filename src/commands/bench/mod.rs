@@ -10,6 +10,7 @@ mod random;
 mod report;
 mod unet;
 mod weights_dir;
+mod zimage;
 
 use candle_core::DType;
 use serde_json::{Value, json};
@@ -62,7 +63,8 @@ fn run_inner(
     } else {
         Some(configs::find(&args.model)?)
     };
-    let flux_model = if kind == "transformer" {
+    let zimage_model = kind == "transformer" && zimage::is_zimage(&args.model);
+    let flux_model = if kind == "transformer" && !zimage_model {
         Some(flux::find(&args.model)?)
     } else {
         None
@@ -80,6 +82,7 @@ fn run_inner(
         switches,
     };
     let mut result = match (kind, model, flux_model) {
+        _ if zimage_model => zimage::run(&setup)?,
         (_, _, Some(f)) => flux::run(f, &setup)?,
         ("unet", Some(m), _) => unet::run(m, &setup)?,
         ("ops", Some(m), _) => ops::run(m, &setup)?,

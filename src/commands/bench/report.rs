@@ -134,3 +134,58 @@ mod tests {
         );
     }
 }
+
+/// What `timed_runs` measured.
+pub struct TimedRuns {
+    pub times: Vec<Duration>,
+    pub median_s: f64,
+    pub min_s: f64,
+    /// The device's peak over the timed runs (see `peak`).
+    pub peak_bytes: Option<u64>,
+    pub peak_reserved_bytes: Option<u64>,
+    pub peak_kind: &'static str,
+    /// The process's peak RSS before the timed runs (load and warm-up).
+    pub peak_rss_load_and_warmup: Option<u64>,
+}
+
+impl TimedRuns {
+    pub fn times_s(&self) -> Vec<f64> {
+        self.times.iter().map(Duration::as_secs_f64).collect()
+    }
+}
+
+/// `warmup` untimed calls of `step`, then `runs` (at least one) timed ones, each logged as
+/// `what`; the device's peak memory is reset between the two.
+pub fn timed_runs(
+    device: &candle_core::Device,
+    (warmup, runs): (u32, u32),
+    what: &str,
+    mut step: impl FnMut() -> crate::Result<()>,
+) -> crate::Result<TimedRuns> {
+    for i in 0..warmup {
+        let t = std::time::Instant::now();
+        step()?;
+        tracing::info!(run = i, secs = t.elapsed().as_secs_f64(), "warm-up {what}");
+    }
+    let peak_rss_load_and_warmup = peak_rss();
+    let reset = reset_peak(device);
+    let mut times = Vec::with_capacity(runs as usize);
+    for i in 0..runs.max(1) {
+        let t = std::time::Instant::now();
+        step()?;
+        let d = t.elapsed();
+        tracing::info!(run = i, secs = d.as_secs_f64(), "timed {what}");
+        times.push(d);
+    }
+    let (median_s, min_s) = median_min(&times);
+    let (peak_bytes, peak_reserved_bytes, peak_kind) = peak(device, reset);
+    Ok(TimedRuns {
+        times,
+        median_s,
+        min_s,
+        peak_bytes,
+        peak_reserved_bytes,
+        peak_kind,
+        peak_rss_load_and_warmup,
+    })
+}

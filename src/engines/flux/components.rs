@@ -8,13 +8,13 @@ use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
 
 use super::transformer::FluxTransformer;
+use super::vae_io::{LazyVae, VaeHolder};
 use crate::engines::EngineSwitches;
 use crate::engines::nn::attention::AttentionMode;
 use crate::engines::nn::text::clip::TextEncoder;
 use crate::engines::nn::text::t5::{self, T5Encoder};
 use crate::engines::nn::text::t5_quantized::QuantizedT5Encoder;
 use crate::engines::nn::weights::Weights;
-use crate::engines::sd::vae::Vae;
 use crate::error::Result;
 use crate::vocab::Residency;
 
@@ -56,22 +56,25 @@ pub struct FluxComponents {
     clip: Option<TextEncoder>,
     t5: Option<T5Text>,
     transformer: Option<FluxTransformer>,
-    vae: Option<Vae>,
-    vae_dtype: DType,
+    vae: LazyVae,
 }
 
 use crate::engines::stage::timed_load as timed;
 
 impl FluxComponents {
     pub fn new(opts: FluxLoadOptions) -> Self {
-        let vae_dtype = opts.dtype;
+        let vae = LazyVae::new(
+            opts.model_dir.join("vae"),
+            opts.device.clone(),
+            opts.dtype,
+            opts.switches,
+        );
         Self {
             opts,
             clip: None,
             t5: None,
             transformer: None,
-            vae: None,
-            vae_dtype,
+            vae,
         }
     }
 
@@ -91,7 +94,7 @@ impl FluxComponents {
     pub fn load_all(&mut self) -> Result<()> {
         self.text_encoders()?;
         self.transformer(AttentionMode::default())?;
-        self.vae()?;
+        self.vae.vae()?;
         Ok(())
     }
 
@@ -161,34 +164,9 @@ impl FluxComponents {
         Ok(transformer)
     }
 
-    pub fn vae(&mut self) -> Result<&Vae> {
-        if self.vae.is_none() {
-            let dir = self.dir("vae");
-            let (device, dtype, fp16, sw) = (
-                self.opts.device.clone(),
-                self.vae_dtype,
-                self.vae_dtype != DType::F32,
-                self.opts.switches,
-            );
-            self.vae = Some(timed("vae", || {
-                Vae::load_with(&dir, &device, dtype, fp16, sw)
-            })?);
-        }
-        self.vae
-            .as_ref()
-            .ok_or_else(|| crate::Error::job_failed("internal: VAE not loaded"))
-    }
-
-    pub fn vae_dtype(&self) -> DType {
-        self.vae_dtype
-    }
-
-    /// Decodes in f32 from now on (a half-precision decode overflowed).
-    pub fn upcast_vae(&mut self) {
-        if self.vae_dtype != DType::F32 {
-            self.vae_dtype = DType::F32;
-            self.vae = None;
-        }
+    /// The VAE, loaded when first used.
+    pub fn vae(&mut self) -> &mut LazyVae {
+        &mut self.vae
     }
 
     fn staged(&self) -> bool {
@@ -210,7 +188,7 @@ impl FluxComponents {
 
     pub fn release_vae(&mut self) {
         if self.staged() {
-            self.vae = None;
+            self.vae.release();
         }
     }
 

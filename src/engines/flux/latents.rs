@@ -76,6 +76,39 @@ pub fn text_ids(seq: usize, device: &Device) -> Result<Tensor> {
     Ok(Tensor::zeros((seq, 3), DType::F32, device)?)
 }
 
+/// The starting noise (n, C, H/8, W/8) of a flow model's job in `dtype`: `given` (`--init-latents`:
+/// one for every image, or one each; any other shape is bad input naming what `model` takes) or
+/// each seed's own draw.
+pub fn starting_noise(
+    given: Option<&Tensor>,
+    seeds: &[u64],
+    (channels, lh, lw): (usize, usize, usize),
+    device: &Device,
+    dtype: DType,
+    model: &str,
+) -> Result<Tensor> {
+    let n = seeds.len();
+    let Some(t) = given else {
+        return crate::engines::sd::latents::seeded_noise(seeds, (channels, lh, lw), device, dtype);
+    };
+    let t = t.to_device(device)?.to_dtype(dtype)?;
+    let dims = t.dims4()?;
+    if dims.1 != channels || dims.2 != lh || dims.3 != lw || (dims.0 != 1 && dims.0 != n) {
+        return Err(Error::bad_input(format!(
+            "--init-latents has shape {:?}; {model} at {}x{} takes the unpacked noise [1, \
+             {channels}, {lh}, {lw}]",
+            t.dims(),
+            lw * 8,
+            lh * 8
+        )));
+    }
+    Ok(if dims.0 == n {
+        t
+    } else {
+        t.repeat((n, 1, 1, 1))?
+    })
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

@@ -11,11 +11,12 @@ pub mod components;
 pub mod footprint;
 pub mod latents;
 pub mod pipeline;
-mod preview;
+pub(crate) mod preview;
 pub mod prompt;
 pub mod scheduler;
 pub mod tokenizer;
 pub mod transformer;
+pub mod vae_io;
 
 pub use components::FluxLoadOptions;
 pub use pipeline::FluxPipeline;

@@ -9,16 +9,17 @@ use std::path::Path;
 use candle_core::{DType, Tensor};
 
 use super::components::{FluxComponents, FluxLoadOptions};
-use super::latents::{image_ids, pack, text_ids, unpack};
+use super::latents::{image_ids, pack, starting_noise, text_ids, unpack};
 use super::preview::latent_preview;
 use super::prompt::{Encoders, PromptEmbeds};
 use super::scheduler::{FlowMatchConfig, FlowMatchEuler};
 use super::tokenizer::T5Tokenizer;
 use super::transformer::{FluxTransformerConfig, Inputs};
+use super::vae_io;
 use crate::engines::nn::attention::AttentionMode;
 use crate::engines::progress::{CancelToken, EngineEvent, ProgressSink};
 use crate::engines::sd::config::VaeConfig;
-use crate::engines::sd::latents::{all_finite, image_to_tensor, seeded_noise, tensor_to_images};
+use crate::engines::sd::latents::image_to_tensor;
 use crate::engines::sd::tokenizer::ClipTokenizer;
 use crate::engines::sd::{GenerateRequest, GeneratedImage};
 use crate::engines::stage::{check_cancel, stage};
@@ -109,16 +110,6 @@ impl FluxPipeline {
         Ok((prompt, negative))
     }
 
-    /// `image` in [-1, 1] -> the VAE's latent mean, shifted and scaled as the transformer sees
-    /// latents (diffusers' `(latents - shift_factor) * scaling_factor`).
-    fn encode_image(&mut self, image: &Tensor, cancel: &CancelToken) -> Result<Tensor> {
-        let (scaling, shift) = self.latent_scaling();
-        let vae_dtype = self.components.vae_dtype();
-        let vae = self.components.vae()?;
-        let mean = vae.encode_mean_watched(&image.to_dtype(vae_dtype)?, None, cancel)?;
-        Ok(((mean.to_dtype(DType::F32)? - shift)? * scaling)?.to_dtype(self.dtype)?)
-    }
-
     fn latent_scaling(&self) -> (f64, f64) {
         (
             self.vae_config.scaling_factor,
@@ -163,29 +154,14 @@ impl FluxPipeline {
         self.components.release_text_encoders();
         check_cancel(cancel)?;
 
-        let noise = match &req.init_latents {
-            Some(t) => {
-                let t = t.to_device(&device)?.to_dtype(dtype)?;
-                let dims = t.dims4()?;
-                if dims.1 != channels
-                    || dims.2 != lh
-                    || dims.3 != lw
-                    || (dims.0 != 1 && dims.0 != n)
-                {
-                    return Err(Error::bad_input(format!(
-                        "--init-latents has shape {:?}; FLUX at {width}x{height} takes the \
-                         unpacked noise [1, {channels}, {lh}, {lw}]",
-                        t.dims()
-                    )));
-                }
-                if dims.0 == n {
-                    t
-                } else {
-                    t.repeat((n, 1, 1, 1))?
-                }
-            }
-            None => seeded_noise(&seeds, (channels, lh, lw), &device, dtype)?,
-        };
+        let noise = starting_noise(
+            req.init_latents.as_ref(),
+            &seeds,
+            (channels, lh, lw),
+            &device,
+            dtype,
+            "FLUX",
+        )?;
         let image_seq_len = (lh / 2) * (lw / 2);
         let mut scheduler =
             FlowMatchEuler::for_flux(&self.scheduler_config, req.steps as usize, image_seq_len)?;
@@ -203,8 +179,11 @@ impl FluxPipeline {
                     stage: "vae_encode".into(),
                 });
                 let pixels = image_to_tensor(img, &device, dtype)?;
-                let image_latents = stage("vae_encode", || self.encode_image(&pixels, cancel))?
-                    .repeat((n, 1, 1, 1))?;
+                let scaling = self.latent_scaling();
+                let image_latents = stage("vae_encode", || {
+                    vae_io::encode_image(self.components.vae(), &pixels, scaling, dtype, cancel)
+                })?
+                .repeat((n, 1, 1, 1))?;
                 self.components.release_vae();
                 scheduler.scale_noise(&image_latents, &noise)?
             }
@@ -233,26 +212,19 @@ impl FluxPipeline {
             })
         })?;
         self.components.release_transformer();
-        if !all_finite(&denoised)? {
-            return Err(Error::job_failed(
-                "the denoised latents hold NaN or infinity (the transformer overflowed): try \
-                 --dtype f32 or bf16",
-            ));
-        }
         let latents = unpack(&denoised, height, width, 8)?;
-
-        sink.emit(EngineEvent::Loading {
-            stage: "vae_decode".into(),
-        });
-        let images = stage("vae_decode", || {
-            self.decode(&latents, req.memory.vae_tiling, cancel)
-        })?;
+        let scaling = self.latent_scaling();
+        let tiled = req.memory.vae_tiling;
+        let images = vae_io::finish(
+            self.components.vae(),
+            &latents,
+            scaling,
+            (tiled, &seeds),
+            sink,
+            cancel,
+        )?;
         self.components.release_vae();
-        Ok(images
-            .into_iter()
-            .zip(seeds)
-            .map(|(image, seed)| GeneratedImage { image, seed })
-            .collect())
+        Ok(images)
     }
 
     fn denoise(&mut self, inp: DenoiseInputs<'_>) -> Result<Tensor> {
@@ -315,55 +287,6 @@ impl FluxPipeline {
             "denoising done"
         );
         Ok(latents)
-    }
-
-    /// Latents (b, 16, h/8, w/8) -> images, one at a time, redone in f32 when a half-precision
-    /// decode overflows.
-    fn decode(
-        &mut self,
-        latents: &Tensor,
-        tiled: bool,
-        cancel: &CancelToken,
-    ) -> Result<Vec<image::RgbImage>> {
-        let decoded = self.decode_tensor(latents, tiled, cancel)?;
-        if all_finite(&decoded)? {
-            return tensor_to_images(&decoded);
-        }
-        if self.components.vae_dtype() != DType::F32 {
-            tracing::warn!("the VAE overflowed in half precision; decoding again in f32");
-            self.components.upcast_vae();
-            let decoded = self.decode_tensor(latents, tiled, cancel)?;
-            if all_finite(&decoded)? {
-                return tensor_to_images(&decoded);
-            }
-        }
-        Err(Error::job_failed(
-            "the VAE decoded NaN or infinity even in f32: the latents are broken (try another \
-             seed, or --dtype f32)",
-        ))
-    }
-
-    /// The decoder's output (b, 3, h, w) in [-1, 1]: latents / scaling + shift, decoded.
-    fn decode_tensor(
-        &mut self,
-        latents: &Tensor,
-        tiled: bool,
-        cancel: &CancelToken,
-    ) -> Result<Tensor> {
-        let (scaling, shift) = self.latent_scaling();
-        let vae_dtype = self.components.vae_dtype();
-        let scaled = ((latents.to_dtype(DType::F32)? / scaling)? + shift)?.to_dtype(vae_dtype)?;
-        let vae = self.components.vae()?;
-        let mut decoded = Vec::with_capacity(scaled.dim(0)?);
-        for i in 0..scaled.dim(0)? {
-            let one = scaled.narrow(0, i, 1)?;
-            let tiles = tiled.then(|| {
-                let tile = vae.default_tile_latent();
-                (tile, tile / 4)
-            });
-            decoded.push(vae.decode_watched(&one, tiles, cancel)?);
-        }
-        Ok(Tensor::cat(&decoded, 0)?)
     }
 }
 

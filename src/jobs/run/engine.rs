@@ -14,6 +14,7 @@ use crate::engines::sd::{GenerateRequest, GeneratedImage, LoadOptions};
 use crate::engines::text::blip::BlipCaptioner;
 use crate::engines::text::enhance::PromptEnhancer;
 use crate::engines::text::whisper::WhisperEngine;
+use crate::engines::zimage::{ZImageLoadOptions, ZImagePipeline};
 use crate::engines::{CancelToken, ProgressSink};
 use crate::models::Family;
 use crate::vocab::Residency;
@@ -21,6 +22,7 @@ use crate::vocab::Residency;
 pub enum Engine {
     Sd(Box<SdPipeline>),
     Flux(Box<FluxPipeline>),
+    ZImage(Box<ZImagePipeline>),
     Parler(Box<ParlerTts>),
     MusicGen(Box<MusicGen>),
     Whisper(Box<WhisperEngine>),
@@ -37,7 +39,8 @@ pub struct EngineLoad<'a> {
     pub residency: Residency,
     /// The run's PALLAIDIUM_* switches (kernels, weight loading, profile).
     pub switches: EngineSwitches,
-    /// FLUX: the transformer's and T5's weights from these files instead of the folder's.
+    /// Flow models: the transformer's (FLUX, Z-Image) and T5's (FLUX) weights from these files
+    /// instead of the folder's.
     pub transformer: Option<&'a Path>,
     pub text_encoder_2: Option<&'a Path>,
 }
@@ -66,6 +69,14 @@ impl Engine {
                 residency: what.residency,
                 switches,
             })?)),
+            Family::ZImage => Self::ZImage(Box::new(ZImagePipeline::load(ZImageLoadOptions {
+                model_dir: path.to_path_buf(),
+                transformer: what.transformer.map(Path::to_path_buf),
+                device: device.clone(),
+                dtype,
+                residency: what.residency,
+                switches,
+            })?)),
             Family::ParlerTts => Self::Parler(Box::new(ParlerTts::load_with(
                 path, device, dtype, switches,
             )?)),
@@ -87,6 +98,7 @@ impl Engine {
         match self {
             Self::Sd(e) => Some(e.as_mut()),
             Self::Flux(e) => Some(e.as_mut()),
+            Self::ZImage(e) => Some(e.as_mut()),
             _ => None,
         }
     }
@@ -95,6 +107,7 @@ impl Engine {
         match self {
             Self::Sd(_) => "stable diffusion",
             Self::Flux(_) => "flux",
+            Self::ZImage(_) => "z-image",
             Self::Parler(_) => "parler-tts",
             Self::MusicGen(_) => "musicgen",
             Self::Whisper(_) => "whisper",
@@ -133,5 +146,16 @@ impl ImageEngine for FluxPipeline {
         cancel: &CancelToken,
     ) -> crate::Result<Vec<GeneratedImage>> {
         FluxPipeline::generate(self, req, sink, cancel)
+    }
+}
+
+impl ImageEngine for ZImagePipeline {
+    fn generate(
+        &mut self,
+        req: &GenerateRequest,
+        sink: &dyn ProgressSink,
+        cancel: &CancelToken,
+    ) -> crate::Result<Vec<GeneratedImage>> {
+        ZImagePipeline::generate(self, req, sink, cancel)
     }
 }

@@ -85,15 +85,14 @@ impl JobPlanner {
         spec: &crate::jobs::JobSpec,
         request: &GenerateRequest,
         dtype: DType,
-        replaced: &crate::models::quant::ReplacedWeights,
+        model: (
+            crate::models::Family,
+            &crate::models::quant::ReplacedWeights,
+        ),
     ) -> Result<MemoryPlan> {
         let pinned = spec.image().map_or_else(Overrides::default, |p| {
             overrides_from_flags(p.attention_slicing, p.vae_tiling, p.residency)
         });
-        let flux = spec
-            .image()
-            .filter(|p| p.scheduler.is_flow())
-            .map(|p| flux_job(p, replaced));
         let plan_request = PlanRequest {
             width: request.width,
             height: request.height,
@@ -107,12 +106,13 @@ impl JobPlanner {
             overrides: pinned,
             stock_kernels: self.stock_kernels,
         };
-        let plan = match &flux {
-            Some(job) => {
-                planner::plan_flux_folder(model_dir, dtype != DType::F32, &plan_request, job)?
-            }
-            None => planner::plan_folder(model_dir, dtype != DType::F32, &plan_request)?,
-        };
+        let plan = plan_image_folder(
+            model.0,
+            model_dir,
+            dtype != DType::F32,
+            &plan_request,
+            spec.image().map(|p| (p, model.1)),
+        )?;
         tracing::info!(
             peak = plan.peak_bytes,
             budget = plan.budget_bytes,
@@ -153,6 +153,44 @@ impl JobPlanner {
         );
         plan.require_fit()?;
         Ok(plan)
+    }
+}
+
+/// The plan of an image job on a diffusers folder: the family's planner (FLUX and Z-Image with
+/// the job's replacement weights, `params` with the model's quantized variant; the UNet
+/// families' otherwise).
+pub fn plan_image_folder(
+    family: crate::models::Family,
+    dir: &Path,
+    fp16_variant: bool,
+    request: &PlanRequest,
+    params: Option<(
+        &crate::jobs::spec::ImageParams,
+        &crate::models::quant::ReplacedWeights,
+    )>,
+) -> Result<MemoryPlan> {
+    use crate::models::Family;
+    match (family, params) {
+        (Family::Flux, Some((p, replaced))) => {
+            planner::plan_flux_folder(dir, fp16_variant, request, &flux_job(p, replaced))
+        }
+        // Z-Image guides (two items a pass) for any scale above 0.
+        (Family::ZImage, Some((p, replaced))) => planner::plan_zimage_folder(
+            dir,
+            fp16_variant,
+            &PlanRequest {
+                guided: p.guidance > 0.0,
+                ..request.clone()
+            },
+            &planner::zimage::ZImageJob {
+                max_sequence_length: p.max_sequence_length.unwrap_or(512),
+                transformer: p
+                    .transformer
+                    .clone()
+                    .or_else(|| replaced.transformer.clone()),
+            },
+        ),
+        _ => planner::plan_folder(dir, fp16_variant, request),
     }
 }
 

@@ -83,7 +83,7 @@ impl JobRunner {
             )));
         }
         let mut filled = if kind.makes_images() {
-            fill_spec(&asked, kind, &model.defaults)?
+            fill_spec(&asked, kind, &model.defaults, model.family)?
         } else {
             fill_media_spec(&asked, kind, &model.defaults)?
         };
@@ -103,7 +103,13 @@ impl JobRunner {
         let request = build_request(&filled, 0)?;
         // A job that cannot fit is refused now, before anything is queued or loaded.
         if let Some(planner) = &self.config.planner {
-            planner.plan(&model.dir, &filled, &request, dtype, &model.weights)?;
+            planner.plan(
+                &model.dir,
+                &filled,
+                &request,
+                dtype,
+                (model.family, &model.weights),
+            )?;
         }
         Ok(filled)
     }

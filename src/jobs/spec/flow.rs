@@ -1,12 +1,13 @@
-//! What an image job asks of a flow-matching model (FLUX) and of the others: the flags only one
-//! side takes (`--true-cfg`, `--transformer`, `--text-encoder-2`, the flow-euler scheduler),
-//! sizes in multiples of 16, the T5 length, and guidance that schnell ignores. A model is a flow
-//! model when its default scheduler is (`models::registry` and `ModelLayout` see to that).
+//! What an image job asks of a flow-matching model (FLUX, Z-Image) and of the others: the flags
+//! only one side takes (`--true-cfg`, `--transformer`, `--text-encoder-2`, the flow-euler
+//! scheduler), sizes in multiples of 16, the text encoder's length, and guidance that schnell
+//! ignores. A model is a flow model when its default scheduler is (`models::registry` and
+//! `ModelLayout` see to that); the family says which of the flow flags apply.
 
 use std::path::{Path, PathBuf};
 
 use crate::engines::nn::weights::gguf::GgufFile;
-use crate::models::Defaults;
+use crate::models::{Defaults, Family};
 use crate::vocab::{JobKind, Scheduler};
 
 use super::JobOverrides;
@@ -51,8 +52,16 @@ pub fn scheduler(asked: Option<Scheduler>, defaults: &Defaults) -> crate::Result
 }
 
 /// Checks the flow-only flags against the model and fills the flow fields.
-pub fn fill(asked: &JobOverrides, kind: JobKind, defaults: &Defaults) -> crate::Result<FlowFill> {
+pub fn fill(
+    asked: &JobOverrides,
+    kind: JobKind,
+    defaults: &Defaults,
+    family: Family,
+) -> crate::Result<FlowFill> {
     let flow = defaults.scheduler.is_flow();
+    if flow && family == Family::ZImage {
+        return fill_zimage(asked, kind);
+    }
     if !flow {
         for (set, flag) in [
             (asked.true_cfg.is_some(), "--true-cfg"),
@@ -133,6 +142,46 @@ pub fn fill(asked: &JobOverrides, kind: JobKind, defaults: &Defaults) -> crate::
         true_cfg,
         transformer,
         text_encoder_2,
+    })
+}
+
+/// Z-Image: text-to-image with CFG through --guidance and --negative; only the transformer's
+/// weights may be replaced (a GGUF of the original checkpoint's names, architecture lumina2 as
+/// ComfyUI-GGUF writes it).
+fn fill_zimage(asked: &JobOverrides, kind: JobKind) -> crate::Result<FlowFill> {
+    for (set, flag, why) in [
+        (
+            asked.true_cfg.is_some(),
+            "--true-cfg",
+            "its guidance is --guidance (classifier-free above 1) with --negative",
+        ),
+        (
+            asked.text_encoder_2.is_some(),
+            "--text-encoder-2",
+            "it has one text encoder (Qwen3, from --model)",
+        ),
+    ] {
+        if set {
+            return Err(bad(format!(
+                "{flag} is for FLUX models; Z-Image takes none: {why}"
+            )));
+        }
+    }
+    if kind != JobKind::Txt2img {
+        return Err(bad(
+            "--init-image: Z-Image runs text-to-image only; drop --init-image and --mask",
+        ));
+    }
+    let transformer = asked
+        .transformer
+        .as_deref()
+        .map(|p| weights_file(p, "--transformer", &["lumina2", "zimage", "z_image"]))
+        .transpose()?;
+    Ok(FlowFill {
+        max_sequence_length: asked.max_sequence_length,
+        true_cfg: None,
+        transformer,
+        text_encoder_2: None,
     })
 }
 

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use crate::engines::{audio, flux, sd, text};
+use crate::engines::{audio, flux, sd, text, zimage};
 use crate::models::Family;
 
 /// Reads every config the family's engine reads before its weights, with the engine's checks.
@@ -28,5 +28,6 @@ pub fn check_model_configs(dir: &Path, family: Family) -> crate::Result<()> {
         Family::Blip => text::blip::check_config(dir),
         Family::GgufLlm => text::enhance::check_model_file(dir),
         Family::Flux => flux::check_configs(dir),
+        Family::ZImage => zimage::check_configs(dir),
     }
 }

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::engines::sd::{GenerateRequest, MemoryModes};
-use crate::models::Defaults;
+use crate::models::{Defaults, Family};
 
 use crate::jobs::spec::latents_file::read_latents;
 use crate::jobs::spec::{Enhancement, ImageParams, JobOverrides, JobSpec, Params};
@@ -28,11 +28,13 @@ fn bad(message: impl Into<String>) -> crate::Error {
 
 /// An image job as asked, filled from the model's defaults and the init image, checked, and
 /// typed: what gets stored and written into outputs (the actual seed, steps, size...). `kind`
-/// is the one asked; the inputs settle txt2img, img2img or inpaint.
+/// is the one asked; the inputs settle txt2img, img2img or inpaint; the family says which
+/// flow-model flags apply.
 pub fn fill_spec(
     asked: &JobOverrides,
     kind: JobKind,
     defaults: &Defaults,
+    family: Family,
 ) -> crate::Result<JobSpec> {
     let model = asked.model.clone().unwrap_or_default();
     if model.trim().is_empty() {
@@ -68,7 +70,7 @@ pub fn fill_spec(
              (7.5 is typical; turbo models use 0)"
         )));
     }
-    let flow = super::flow::fill(asked, kind, defaults)?;
+    let flow = super::flow::fill(asked, kind, defaults, family)?;
     let size = job_size(init_image.as_deref(), asked.width, asked.height, defaults)?;
     for note in &size.notes {
         tracing::warn!("{note}");

@@ -90,7 +90,13 @@ fn a_stored_spec_asked_again_fills_to_the_same_spec() {
         ..JobSpec::default()
     };
     let asked = image.to_overrides();
-    let again = resolve::fill_spec(&asked, asked.kind_asked(), &Defaults::default()).unwrap();
+    let again = resolve::fill_spec(
+        &asked,
+        asked.kind_asked(),
+        &Defaults::default(),
+        crate::models::Family::Sd1,
+    )
+    .unwrap();
     assert_eq!(again, image);
     let music = JobSpec {
         kind: JobKind::Music,

@@ -1,20 +1,17 @@
-//! FLUX's memory plan: CLIP + T5, then the transformer, then the VAE, each at the precision it is
-//! held in (a GGUF transformer stays quantized, a GGUF T5 is dequantized at load), staged when
-//! together they do not fit, with attention slicing, VAE tiling and smaller passes after that
-//! (the candidates of `planner::candidates`).
+//! FLUX's stages for the flow planner (`planner::flow`): CLIP + T5 (a GGUF T5 kept quantized),
+//! then the transformer (a GGUF one stays quantized), then the VAE.
 
 use std::path::{Path, PathBuf};
 
 use candle_core::DType;
 
 use super::activations::{self, ActivationShape};
+use super::flow::{FlowModel, Held, Source, step};
 use super::footprint::{ComponentWeights, component};
 use super::stages::{Candidate, DeviceTraits, PlanStep};
-use super::{Breakdown, MemoryPlan, PlanRequest};
+use super::{MemoryPlan, PlanRequest};
 use crate::Result;
-use crate::device::memory::format_bytes;
 use crate::engines::flux::footprint::{FluxArch, t5_dtype};
-use crate::engines::nn::weights::gguf;
 use crate::engines::sd::footprint::VaeArch;
 use crate::vocab::Residency;
 
@@ -28,14 +25,6 @@ pub struct FluxJob {
     pub text_encoder_2: Option<PathBuf>,
 }
 
-/// Weights held at load: bytes at the run dtype, plus the largest single tensor a load or a
-/// quantized matmul holds for a moment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Held {
-    pub bytes: u64,
-    pub transient: u64,
-}
-
 /// A FLUX folder's weights as the engine will hold them, and its shape.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FluxFootprint {
@@ -47,33 +36,11 @@ pub struct FluxFootprint {
     vae: ComponentWeights,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-enum Source {
-    Folder(ComponentWeights),
-    Gguf(gguf::GgufFootprint),
-}
-
 impl FluxFootprint {
     pub fn read(dir: &Path, fp16_variant: bool, job: &FluxJob) -> Result<Self> {
         let _span = tracing::info_span!("flux_footprint", dir = %dir.display()).entered();
-        let source = |file: &Option<PathBuf>, name: &str| -> Result<Source> {
-            match file {
-                Some(f) if f.extension().is_some_and(|e| e == "gguf") => {
-                    Ok(Source::Gguf(gguf::footprint(f)?))
-                }
-                Some(f) => {
-                    let header = crate::models::safetensors_header::read_header(f)?;
-                    Ok(Source::Folder(ComponentWeights::from_headers(
-                        name,
-                        &[header],
-                    )))
-                }
-                None => Ok(Source::Folder(component(
-                    &dir.join(name),
-                    name,
-                    fp16_variant,
-                )?)),
-            }
+        let source = |file: &Option<PathBuf>, name: &str| {
+            Source::read(dir, file.as_deref(), name, fp16_variant)
         };
         let vae = crate::engines::sd::config::VaeConfig::load(&dir.join("vae/config.json"))?;
         Ok(Self {
@@ -111,17 +78,7 @@ impl FluxFootprint {
     }
 
     fn transformer_held(&self, elem: u64) -> Held {
-        match &self.transformer {
-            Source::Folder(c) => Held {
-                bytes: c.bytes_at(elem),
-                transient: c.largest_tensor_bytes,
-            },
-            // Quantized weights stay as stored; a matmul may dequantize one weight at a time.
-            Source::Gguf(g) => Held {
-                bytes: g.stored,
-                transient: g.largest_dequantized(DType::F32),
-            },
-        }
+        self.transformer.transformer_held(elem)
     }
 
     fn vae_held(&self, elem: u64) -> Held {
@@ -217,114 +174,38 @@ fn steps(
     out
 }
 
-fn step(stage: &str, weights: u64, working: u64, dev: &DeviceTraits) -> PlanStep {
-    PlanStep {
-        stage: stage.to_owned(),
-        weights_bytes: weights,
-        working_bytes: working,
-        total_bytes: weights + working + dev.overhead_bytes,
-    }
+/// A FLUX footprint with its job's T5 length: what the flow planner plans.
+struct FluxModel<'a> {
+    fp: &'a FluxFootprint,
+    job: &'a FluxJob,
 }
 
-fn peak(steps: &[PlanStep]) -> u64 {
-    steps.iter().map(|s| s.total_bytes).max().unwrap_or(0)
+impl FlowModel for FluxModel<'_> {
+    fn steps(&self, req: &PlanRequest, cand: &Candidate, dev: &DeviceTraits) -> Vec<PlanStep> {
+        steps(self.fp, req, self.job, cand, dev)
+    }
+
+    fn held_bytes(&self, dtype: DType) -> (u64, u64, u64) {
+        let (fp, elem) = (self.fp, dtype.size_in_bytes() as u64);
+        (
+            fp.clip_held(elem).bytes + fp.t5_held(dtype).bytes,
+            fp.transformer_held(elem).bytes,
+            fp.vae_held(elem).bytes,
+        )
+    }
+
+    fn dense_transformer(&self) -> bool {
+        matches!(self.fp.transformer, Source::Folder(_))
+    }
+
+    fn suggested_quant(&self) -> &'static str {
+        "q4_k_s"
+    }
 }
 
 /// Plans one FLUX job: the first candidate that fits, else the last, with what would fit.
 pub fn plan(fp: &FluxFootprint, req: &PlanRequest, job: &FluxJob) -> MemoryPlan {
-    let budget = super::effective_budget(&req.memory, req.budget_cap);
-    let dev = super::request_traits(req);
-    let candidates = super::candidates(req);
-    let mut chosen = None;
-    for cand in &candidates {
-        let s = steps(fp, req, job, cand, &dev);
-        let fits = peak(&s) <= budget;
-        chosen = Some((*cand, s));
-        if fits {
-            break;
-        }
-    }
-    let (cand, steps_taken) = chosen.unwrap_or_else(|| {
-        let cand = super::candidates_fallback(req);
-        let s = steps(fp, req, job, &cand, &dev);
-        (cand, s)
-    });
-    let peak_bytes = peak(&steps_taken);
-    let fits = peak_bytes <= budget;
-    let elem = req.dtype.size_in_bytes() as u64;
-    let worst = steps_taken.iter().max_by_key(|s| s.total_bytes);
-    let breakdown = Breakdown {
-        text_encoders_bytes: fp.clip_held(elem).bytes + fp.t5_held(req.dtype).bytes,
-        unet_bytes: fp.transformer_held(elem).bytes,
-        vae_bytes: fp.vae_held(elem).bytes,
-        working_bytes: worst.map_or(0, |s| s.working_bytes),
-        overhead_bytes: dev.overhead_bytes,
-        peak_stage: worst.map_or_else(String::new, |s| s.stage.clone()),
-    };
-    let suggestions = if fits {
-        vec![]
-    } else {
-        suggestions(fp, req, job, budget, &dev)
-    };
-    MemoryPlan {
-        steps: steps_taken,
-        peak_bytes,
-        budget_bytes: budget,
-        fits,
-        residency: cand.residency,
-        attention_slice: cand.attention_slice.map(|n| n as usize),
-        vae_tiling: cand.vae_tiling,
-        batch: cand.batch,
-        requested_batch: req.batch.max(1),
-        dtype: crate::engines::nn::dtype::dtype_name(req.dtype).to_owned(),
-        breakdown,
-        suggestions,
-        warnings: Vec::new(),
-    }
-}
-
-fn suggestions(
-    fp: &FluxFootprint,
-    req: &PlanRequest,
-    job: &FluxJob,
-    budget: u64,
-    dev: &DeviceTraits,
-) -> Vec<String> {
-    let loosest = Candidate {
-        residency: Residency::Staged,
-        attention_slice: Some(64),
-        vae_tiling: true,
-        batch: 1,
-    };
-    let need = |r: &PlanRequest| peak(&steps(fp, r, job, &loosest, dev));
-    let mut out = Vec::new();
-    let mut smaller = req.clone();
-    while smaller.width > 256 || smaller.height > 256 {
-        smaller.width = (smaller.width * 3 / 4).max(256) / 64 * 64;
-        smaller.height = (smaller.height * 3 / 4).max(256) / 64 * 64;
-        if need(&smaller) <= budget {
-            out.push(format!(
-                "--width {} --height {}",
-                smaller.width, smaller.height
-            ));
-            break;
-        }
-    }
-    if matches!(fp.transformer, Source::Folder(_)) {
-        out.push(
-            "a quantized transformer: `pallaidium fetch MODEL --quant q4_k_s`, or --transformer \
-             FILE.gguf"
-                .to_owned(),
-        );
-    }
-    if req.dtype == DType::F32 {
-        out.push("--dtype bf16".to_owned());
-    }
-    out.push(format!(
-        "free memory so that {} is available",
-        format_bytes(need(req))
-    ));
-    out
+    super::flow::plan(&FluxModel { fp, job }, req)
 }
 
 /// Reads a FLUX folder's footprint (with the job's replacement weights) and plans a job on it.

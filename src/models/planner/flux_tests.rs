@@ -2,85 +2,12 @@
 //! shapes, written as GGUF and safetensors headers over sparse files (the planner reads headers
 //! only), planned on a 16 GiB unified-memory budget.
 
-use std::io::Write;
 use std::path::Path;
 
 use super::flux::{FluxFootprint, FluxJob, plan};
-use super::{Overrides, PlanRequest};
-use crate::device::DeviceMemory;
-use crate::vocab::{Backend, Residency};
+use super::sparse_files::*;
+use crate::vocab::Residency;
 use candle_core::DType;
-
-const GIB: u64 = 1 << 30;
-
-fn write(path: &Path, text: &str) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, text).unwrap();
-}
-
-fn gguf_string(out: &mut Vec<u8>, s: &str) {
-    out.extend_from_slice(&(s.len() as u64).to_le_bytes());
-    out.extend_from_slice(s.as_bytes());
-}
-
-/// A tensor to write: name, dims as ggml orders them, type.
-type TensorRow = (String, Vec<u64>, (u32, u64, u64));
-
-/// (ggml type id, block elements, block bytes)
-const Q4_K: (u32, u64, u64) = (12, 256, 144);
-const Q8_0: (u32, u64, u64) = (8, 32, 34);
-const F32: (u32, u64, u64) = (0, 1, 4);
-
-/// A GGUF v3 of `tensors` (name, dims as ggml orders them: fastest first, type) whose data is a
-/// hole: the header is real, the file sparse.
-fn sparse_gguf(path: &Path, arch: &str, tensors: &[TensorRow]) {
-    let mut h = Vec::new();
-    h.extend_from_slice(b"GGUF");
-    h.extend_from_slice(&3u32.to_le_bytes());
-    h.extend_from_slice(&(tensors.len() as u64).to_le_bytes());
-    h.extend_from_slice(&1u64.to_le_bytes());
-    gguf_string(&mut h, "general.architecture");
-    h.extend_from_slice(&8u32.to_le_bytes());
-    gguf_string(&mut h, arch);
-    let mut offset = 0u64;
-    for (name, dims, (ty, block, bytes)) in tensors {
-        gguf_string(&mut h, name);
-        h.extend_from_slice(&(dims.len() as u32).to_le_bytes());
-        for d in dims {
-            h.extend_from_slice(&d.to_le_bytes());
-        }
-        h.extend_from_slice(&ty.to_le_bytes());
-        h.extend_from_slice(&offset.to_le_bytes());
-        let size = dims.iter().product::<u64>() / block * bytes;
-        offset += size.div_ceil(32) * 32;
-    }
-    while h.len() % 32 != 0 {
-        h.push(0);
-    }
-    let mut f = std::fs::File::create(path).unwrap();
-    f.write_all(&h).unwrap();
-    f.set_len(h.len() as u64 + offset).unwrap();
-}
-
-/// A safetensors file of bf16 `tensors` with a real header over a sparse body.
-fn sparse_safetensors(path: &Path, tensors: &[(String, Vec<u64>)]) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let mut header = serde_json::Map::new();
-    let mut offset = 0u64;
-    for (name, shape) in tensors {
-        let bytes = shape.iter().product::<u64>() * 2;
-        header.insert(
-            name.clone(),
-            serde_json::json!({"dtype": "BF16", "shape": shape, "data_offsets": [offset, offset + bytes]}),
-        );
-        offset += bytes;
-    }
-    let text = serde_json::Value::Object(header).to_string();
-    let mut f = std::fs::File::create(path).unwrap();
-    f.write_all(&(text.len() as u64).to_le_bytes()).unwrap();
-    f.write_all(text.as_bytes()).unwrap();
-    f.set_len(8 + text.len() as u64 + offset).unwrap();
-}
 
 fn linear(name: &str, out_f: u64, in_f: u64, ty: (u32, u64, u64)) -> Vec<TensorRow> {
     vec![
@@ -194,26 +121,6 @@ fn schnell_folder(dir: &Path) {
         ("decoder.conv_in.weight".to_owned(), vec![512, 16, 3, 3]),
     ];
     sparse_safetensors(&dir.join("vae/diffusion_pytorch_model.safetensors"), &vae);
-}
-
-fn mac_16gib(dtype: DType) -> PlanRequest {
-    PlanRequest {
-        width: 1024,
-        height: 1024,
-        batch: 1,
-        guided: false,
-        img2img: false,
-        dtype,
-        device: Backend::Cpu,
-        memory: DeviceMemory::Unified {
-            total: 16 * GIB,
-            budget: 16 * GIB,
-            used: 0,
-        },
-        budget_cap: Some(16 * GIB),
-        overrides: Overrides::default(),
-        stock_kernels: false,
-    }
 }
 
 #[test]

@@ -299,3 +299,16 @@ fn quant_rows_and_flow_schedulers_are_checked() {
     let flow_for_sd = ONE.replace("scheduler = \"euler\"", "scheduler = \"flow-euler\"");
     assert!(err_of(&flow_for_sd).contains("defaults.scheduler"));
 }
+
+#[test]
+fn z_image_turbo_ships_with_its_defaults_licence_and_quantized_variants() {
+    let reg = Registry::shipped().unwrap();
+    let e = reg.get("z-image-turbo").unwrap();
+    assert_eq!(e.family, Family::ZImage);
+    assert!(!e.gated && e.license == "apache-2.0");
+    assert_eq!((e.defaults.steps, e.defaults.guidance), (9, 0.0));
+    assert_eq!(e.defaults.max_sequence_length, Some(512));
+    assert!(e.defaults.scheduler.is_flow());
+    assert_eq!(e.native_resolution, [1024, 1024]);
+    assert_eq!(crate::models::quant::names(e), vec!["q4_k_m", "q8_0"]);
+}

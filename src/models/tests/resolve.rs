@@ -207,3 +207,43 @@ fn a_flux_folder_resolves_with_schnell_or_dev_defaults() {
     assert!(layout.paths.denoiser.ends_with("transformer"));
     assert_eq!(layout.vae_scale_factor, 8);
 }
+
+#[test]
+fn a_z_image_folder_resolves_with_turbo_defaults() {
+    let reg = Registry::shipped().unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let z = resolve(
+        &reg,
+        &root.join("zimage-tiny").display().to_string(),
+        root.as_path(),
+    )
+    .unwrap();
+    assert_eq!(z.family, Family::ZImage);
+    assert_eq!((z.defaults.steps, z.defaults.guidance), (9, 0.0));
+    assert_eq!(z.defaults.max_sequence_length, Some(512));
+    assert!(z.defaults.scheduler.is_flow());
+    let layout = z.layout.unwrap();
+    assert!(layout.paths.denoiser.ends_with("transformer"));
+    assert_eq!(layout.paths.text_encoder_2, None);
+    assert_eq!(layout.vae_scale_factor, 8);
+    // A folder without the Qwen3 tokenizer is refused naming it.
+    let tmp = tempfile::tempdir().unwrap();
+    for sub in ["transformer", "vae", "text_encoder", "scheduler"] {
+        let from = root.join("zimage-tiny").join(sub);
+        std::fs::create_dir_all(tmp.path().join(sub)).unwrap();
+        for f in std::fs::read_dir(&from).unwrap().flatten() {
+            if f.file_name().to_string_lossy().ends_with(".json") {
+                std::fs::copy(f.path(), tmp.path().join(sub).join(f.file_name())).unwrap();
+            }
+        }
+    }
+    std::fs::copy(
+        root.join("zimage-tiny/model_index.json"),
+        tmp.path().join("model_index.json"),
+    )
+    .unwrap();
+    let err = resolve(&reg, &tmp.path().display().to_string(), root.as_path())
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("tokenizer.json"), "{err}");
+}

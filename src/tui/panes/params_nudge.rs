@@ -56,8 +56,16 @@ impl ParamsPane {
                 } else {
                     self.form.scheduler.clone()
                 };
+                // Only the schedulers the model runs: flow-euler for FLUX and Z-Image, the
+                // UNet schedulers otherwise.
+                let flow = self
+                    .current_model()
+                    .is_some_and(|m| m.defaults.scheduler.is_flow());
                 let names: Vec<String> = crate::vocab::Scheduler::names()
                     .into_iter()
+                    .filter(|n| {
+                        crate::vocab::Scheduler::parse(n).is_ok_and(|s| s.is_flow() == flow)
+                    })
                     .map(str::to_owned)
                     .collect();
                 cycle(&names, &current, forward).unwrap_or_default()
@@ -99,5 +107,61 @@ impl ParamsPane {
             _ => return,
         };
         self.commit(field, value, out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::{Defaults, Kind, Verdict};
+    use crate::tui::panes::form::{Form, ModelChoice};
+    use crate::vocab::Scheduler;
+
+    fn pane(scheduler: Scheduler) -> ParamsPane {
+        let model = ModelChoice {
+            id: "m".into(),
+            name: "m".into(),
+            verdict: Verdict::Ok,
+            defaults: Defaults {
+                scheduler,
+                ..Defaults::default()
+            },
+            native: [1024, 1024],
+            kind: Kind::Txt2img,
+        };
+        let form = Form {
+            model: "m".into(),
+            ..Form::default()
+        };
+        let mut p = ParamsPane::new(form, vec![model]);
+        p.selected = p
+            .form
+            .fields()
+            .iter()
+            .position(|f| *f == ParamField::Scheduler)
+            .unwrap();
+        p
+    }
+
+    /// Every scheduler Right offers, starting from the model's default.
+    fn offered(p: &mut ParamsPane) -> Vec<String> {
+        let mut seen = Vec::new();
+        for _ in 0..10 {
+            p.nudge(true, &mut Vec::new());
+            let s = p.form.scheduler.clone();
+            if seen.contains(&s) {
+                break;
+            }
+            seen.push(s);
+        }
+        seen
+    }
+
+    #[test]
+    fn the_scheduler_cycles_through_what_the_model_runs() {
+        assert_eq!(offered(&mut pane(Scheduler::FlowEuler)), ["flow-euler"]);
+        let unet = offered(&mut pane(Scheduler::Euler));
+        assert_eq!(unet.len(), Scheduler::names().len() - 1, "{unet:?}");
+        assert!(!unet.contains(&"flow-euler".to_owned()));
     }
 }

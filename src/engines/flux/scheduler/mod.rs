@@ -46,6 +46,26 @@ fn linspace(start: f64, stop: f64, num: usize) -> Vec<f64> {
     v
 }
 
+/// `torch.linspace(start, end, num)` in float32 as torch's CPU kernel computes it: one f32 step,
+/// the first half counted up from `start`, the second half down from `end`, each value one fused
+/// multiply-add (checked against torch for every length up to 119).
+fn torch_linspace_f32(start: f32, end: f32, num: usize) -> Vec<f32> {
+    if num == 1 {
+        return vec![start];
+    }
+    let step = (end - start) / (num - 1) as f32;
+    let halfway = num / 2;
+    (0..num)
+        .map(|i| {
+            if i < halfway {
+                step.mul_add(i as f32, start)
+            } else {
+                (-step).mul_add((num - i - 1) as f32, end)
+            }
+        })
+        .collect()
+}
+
 /// A flow-matching Euler schedule: timesteps, sigmas (one more: the trailing 0) and the index
 /// img2img starts at.
 #[derive(Debug, Clone, PartialEq)]
@@ -76,6 +96,34 @@ impl FlowMatchEuler {
         } else {
             None
         };
+        Self::with_sigmas(config, &sigmas, mu)
+    }
+
+    /// ZImagePipeline's schedule: sigmas = `torch.linspace(1.0, 1/steps, steps)` (float32, torch's
+    /// own arithmetic), mu = calculate_shift(image_seq_len, ..) with diffusers' defaults for the
+    /// keys the config lacks (used only when `use_dynamic_shifting`); then `set_timesteps(sigmas=,
+    /// mu=)`.
+    pub fn for_zimage(
+        config: &FlowMatchConfig,
+        steps: usize,
+        image_seq_len: usize,
+    ) -> Result<Self> {
+        if steps == 0 {
+            return Err(Error::bad_input("Z-Image needs at least 1 inference step"));
+        }
+        let sigmas: Vec<f64> = torch_linspace_f32(1.0, (1.0 / steps as f64) as f32, steps)
+            .into_iter()
+            .map(f64::from)
+            .collect();
+        let mu = config.use_dynamic_shifting.then(|| {
+            calculate_shift(
+                image_seq_len,
+                config.base_image_seq_len.unwrap_or(256),
+                config.max_image_seq_len.unwrap_or(4096),
+                config.base_shift.unwrap_or(0.5),
+                config.max_shift.unwrap_or(1.15),
+            )
+        });
         Self::with_sigmas(config, &sigmas, mu)
     }
 

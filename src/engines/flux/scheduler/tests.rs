@@ -257,3 +257,89 @@ fn bf16_step_and_scale_noise_round_as_torch_does() {
         ]
     );
 }
+
+#[test]
+fn torch_linspace_matches_torch_float32_values() {
+    // torch.linspace(1.0, 1 / n, n).tolist() printed by torch 2.15 (get_default_z_image_sigmas).
+    let cases: [(usize, &[f64]); 5] = [
+        (3, &[1.0, 0.666_666_626_930_236_8, 0.333_333_343_267_440_8]),
+        (
+            10,
+            &[
+                1.0,
+                0.899_999_976_158_142_1,
+                0.800_000_011_920_929,
+                0.700_000_047_683_715_8,
+                0.600_000_023_841_857_9,
+                0.499_999_970_197_677_6,
+                0.399_999_976_158_142_1,
+                0.299_999_982_118_606_57,
+                0.199_999_988_079_071_04,
+                0.100_000_001_490_116_12,
+            ],
+        ),
+        (
+            9,
+            &[
+                1.0,
+                0.888_888_895_511_627_2,
+                0.777_777_791_023_254_4,
+                0.666_666_686_534_881_6,
+                0.555_555_582_046_508_8,
+                0.444_444_447_755_813_6,
+                0.333_333_343_267_440_8,
+                0.222_222_223_877_906_8,
+                0.111_111_111_938_953_4,
+            ],
+        ),
+        (
+            13,
+            &[
+                1.0,
+                0.923_076_927_661_895_8,
+                0.846_153_855_323_791_5,
+                0.769_230_782_985_687_3,
+                0.692_307_710_647_583,
+                0.615_384_578_704_834,
+                0.538_461_565_971_374_5,
+                0.461_538_493_633_270_26,
+                0.384_615_391_492_843_63,
+                0.307_692_319_154_739_4,
+                0.230_769_246_816_635_13,
+                0.153_846_159_577_369_7,
+                0.076_923_079_788_684_84,
+            ],
+        ),
+        (
+            50,
+            &[
+                1.0,
+                0.980_000_019_073_486_3,
+                0.959_999_978_542_327_9,
+                0.939_999_997_615_814_2,
+                0.920_000_016_689_300_5,
+                0.899_999_976_158_142_1,
+            ],
+        ),
+    ];
+    for (n, want) in cases {
+        let got = torch_linspace_f32(1.0, (1.0 / n as f64) as f32, n);
+        assert_eq!(got.len(), n);
+        for (i, w) in want.iter().enumerate() {
+            assert_eq!(f64::from(got[i]), *w, "n {n}, index {i}");
+        }
+    }
+}
+
+/// Z-Image-Turbo's scheduler_config.json.
+const ZIMAGE: &str = r#"{"_class_name": "FlowMatchEulerDiscreteScheduler",
+  "_diffusers_version": "0.36.0.dev0", "num_train_timesteps": 1000,
+  "use_dynamic_shifting": false, "shift": 3.0}"#;
+
+#[test]
+fn zimage_schedule_is_the_static_shift_of_torch_linspace() {
+    let s = FlowMatchEuler::for_zimage(&config(ZIMAGE), 2, 12).unwrap();
+    assert_eq!(s.timesteps(), &[1000.0, 750.0]);
+    assert_eq!(s.sigmas(), &[1.0, 0.75, 0.0]);
+    assert!(FlowMatchEuler::for_zimage(&config(ZIMAGE), 0, 12).is_err());
+}

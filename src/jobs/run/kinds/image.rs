@@ -76,9 +76,13 @@ impl KindJob for ImageJob {
         // decides residency, attention slicing, VAE tiling and how many images run at once.
         crate::jobs::run::fault::point(w.config.switches.test_fault.as_deref(), "plan", id);
         let plan = match &w.config.planner {
-            Some(planner) => {
-                Some(planner.plan(&model.dir, spec, &request, dtype, &model.weights)?)
-            }
+            Some(planner) => Some(planner.plan(
+                &model.dir,
+                spec,
+                &request,
+                dtype,
+                (model.family, &model.weights),
+            )?),
             None => None,
         };
         let residency = match &plan {

@@ -22,7 +22,12 @@ fn spec() -> JobOverrides {
 
 /// The image job `asked` describes, filled from `defaults`.
 fn fill(asked: &JobOverrides, defaults: &Defaults) -> crate::Result<JobSpec> {
-    fill_spec(asked, asked.kind_asked(), defaults)
+    let family = if defaults.scheduler.is_flow() {
+        crate::models::Family::Flux
+    } else {
+        crate::models::Family::Sd1
+    };
+    fill_spec(asked, asked.kind_asked(), defaults, family)
 }
 
 fn img(spec: &JobSpec) -> &ImageParams {

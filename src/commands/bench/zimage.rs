@@ -1,0 +1,148 @@
+//! `bench transformer --model z-image-turbo`: one Z-Image transformer step of the full-size
+//! architecture (committed config: 30 + 2 + 2 blocks, 3840 wide, 6.15 B parameters).
+//!
+//! What is timed: `ZImageTransformer::forward` on one (16, 1, h/8, w/8) latent with `--text-tokens`
+//! caption features (default 128: a templated prompt of a few dozen words; the pipeline keeps the
+//! real tokens only), timestep 0.5, followed by one device synchronize. Loading and inputs are
+//! outside the timed region; `--warmup` untimed runs come first. Weights: a diffusers
+//! `transformer/` folder (`--weights`, e.g. random bf16 ones written by
+//! scripts/bench_zimage_diffusers.py, so diffusers and we run the same file) or a GGUF (`--gguf`,
+//! kept quantized as the engine keeps it).
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use candle_core::Tensor;
+use serde_json::{Value, json};
+
+use super::report::{current_rss, timed_runs};
+use super::{BenchSetup, validate_size};
+use crate::engines::zimage::transformer::{self, ZImageTransformer, ZImageTransformerConfig};
+use crate::platform::paths::Paths;
+use crate::{Error, Result};
+
+/// The registry id this bench builds.
+pub const ID: &str = "z-image-turbo";
+const CONFIG: &str = include_str!("configs/z-image-turbo/transformer/config.json");
+const DEFAULT_TEXT_TOKENS: usize = 128;
+
+/// Whether `--model` names Z-Image-Turbo.
+pub fn is_zimage(model: &str) -> bool {
+    matches!(
+        model.to_ascii_lowercase().as_str(),
+        "z-image-turbo" | "zimage-turbo" | "z-image" | "zimage"
+    )
+}
+
+/// `--weights`, else the committed config under PALLAIDIUM_HOME/bench-models (a GGUF brings
+/// every weight).
+fn transformer_dir(s: &BenchSetup) -> Result<PathBuf> {
+    if let Some(dir) = &s.args.weights {
+        return Ok(dir.clone());
+    }
+    let paths = Paths::resolve(s.global.out.as_deref(), s.switches)?;
+    let dir = paths.home.join("bench-models").join(ID).join("transformer");
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    let file = dir.join("config.json");
+    std::fs::write(&file, CONFIG).map_err(|e| Error::io(&file, e))?;
+    Ok(dir)
+}
+
+pub fn run(s: &BenchSetup) -> Result<Value> {
+    let a = s.args;
+    let (w, h) = validate_size(a.width, a.height)?;
+    if w % 16 != 0 || h % 16 != 0 {
+        return Err(Error::bad_input(format!(
+            "Z-Image needs --width and --height in multiples of 16 ({w}x{h})"
+        )));
+    }
+    if a.gguf.is_none() && a.weights.is_none() {
+        return Err(Error::bad_input(
+            "bench transformer needs --weights DIR (a diffusers transformer/ folder; \
+             scripts/bench_zimage_diffusers.py write DIR makes random full-size ones) or --gguf \
+             FILE (a Z-Image GGUF)",
+        ));
+    }
+    let n_txt = a.text_tokens.map_or(DEFAULT_TEXT_TOKENS, |n| n as usize);
+    if n_txt == 0 || n_txt > 4096 {
+        return Err(Error::bad_input(format!(
+            "--text-tokens {n_txt}: 1 to 4096"
+        )));
+    }
+    let dir = transformer_dir(s)?;
+    let device = &s.device.device;
+    let switches = crate::engines::EngineSwitches::from_switches(s.switches);
+    let rss_before_build = current_rss();
+    let t = Instant::now();
+    let mut model = ZImageTransformer::load(&dir, a.gguf.as_deref(), device, s.dtype, switches)?;
+    model.set_attention_mode(s.attention);
+    device.synchronize()?;
+    let build_s = t.elapsed().as_secs_f64();
+    let rss_after_build = current_rss();
+
+    let c: &ZImageTransformerConfig = model.config();
+    let latent =
+        Tensor::randn(0f32, 1., (c.in_channels, 1, h / 8, w / 8), device)?.to_dtype(s.dtype)?;
+    let caption = Tensor::randn(0f32, 1., (n_txt, c.cap_feat_dim), device)?.to_dtype(s.dtype)?;
+    let timestep = Tensor::new(&[0.5f32], device)?;
+    let cancel = crate::engines::progress::CancelToken::new();
+    let latents = [latent];
+    let captions = [caption];
+    let step = || -> Result<()> {
+        let out = model.forward_watched(&latents, &timestep, &captions, &cancel)?;
+        device.synchronize()?;
+        drop(out);
+        Ok(())
+    };
+    let timed = timed_runs(device, (a.warmup, a.runs), "Z-Image step", step)?;
+    let weights = match &a.gguf {
+        Some(g) => json!({
+            "gguf": g.display().to_string(),
+            "file_bytes": std::fs::metadata(g).ok().map(|m| m.len()),
+        }),
+        None => json!({"diffusers_dir": dir.display().to_string()}),
+    };
+    Ok(json!({
+        "bench": "transformer",
+        "model": ID,
+        "width": w,
+        "height": h,
+        "image_tokens": (h / 16) * (w / 16),
+        "text_tokens": n_txt,
+        "timestep": 0.5,
+        "parameters": c.parameters(),
+        "weights": weights,
+        "weight_bytes_stored": transformer::weight_bytes(&dir, a.gguf.as_deref()).ok(),
+        "runs": timed.times.len(),
+        "warmup": a.warmup,
+        "times_s": timed.times_s(),
+        "median_s": timed.median_s,
+        "min_s": timed.min_s,
+        "build_s": build_s,
+        "peak_bytes": timed.peak_bytes,
+        "peak_reserved_bytes": timed.peak_reserved_bytes,
+        "peak_kind": format!("{}; over the timed runs", timed.peak_kind),
+        "peak_rss_load_and_warmup_bytes": timed.peak_rss_load_and_warmup,
+        "rss_after_build_bytes": rss_after_build,
+        "rss_before_build_bytes": rss_before_build,
+    }))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_committed_config_is_z_image_turbo() {
+        let c = ZImageTransformerConfig::from_json(CONFIG).unwrap();
+        assert_eq!(
+            (c.dim, c.n_layers, c.n_refiner_layers, c.n_heads),
+            (3840, 30, 2, 30)
+        );
+        assert_eq!(c.cap_feat_dim, 2560);
+        let billions = c.parameters() as f64 / 1e9;
+        assert!((6.0..6.3).contains(&billions), "{billions} B parameters");
+        assert!(is_zimage("Z-Image-Turbo") && !is_zimage("flux-dev"));
+    }
+}

@@ -1,0 +1,256 @@
+//! Z-Image against diffusers' ZImagePipeline on tests/fixtures/zimage-tiny: the prompt features
+//! (Qwen3 `hidden_states[-2]` at the real tokens, 16 and 512 tokens, truncation included), the
+//! schedule, and every whole-image reference (non-square both ways, 4 and 8 steps, CFG with a
+//! negative prompt, the static shift overridden, 16 Qwen3 tokens, Q8_0 and Q4_0 GGUF
+//! transformers) from the same noise; the fixture's power (each knob moves the image by more than
+//! the tolerance); staged and resident runs alike.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+use pallaidium::engines::flux::scheduler::{FlowMatchConfig, FlowMatchEuler};
+use pallaidium::engines::nn::text::qwen::QwenEncoder;
+use pallaidium::engines::progress::{CancelToken, NullSink};
+use pallaidium::engines::sd::GenerateRequest;
+use pallaidium::engines::zimage::tokenizer::QwenTokenizer;
+use pallaidium::engines::zimage::{ZImageLoadOptions, ZImagePipeline, prompt};
+use pallaidium::vocab::{Residency, Scheduler};
+
+use crate::parity;
+
+const MODEL: &str = "zimage-tiny";
+
+fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(MODEL)
+}
+
+fn load(model_dir: PathBuf, transformer: Option<PathBuf>, residency: Residency) -> ZImagePipeline {
+    ZImagePipeline::load(ZImageLoadOptions {
+        model_dir,
+        transformer,
+        device: Device::Cpu,
+        dtype: DType::F32,
+        residency,
+        switches: Default::default(),
+    })
+    .unwrap()
+}
+
+/// The request diffusers' call describes (reference JSON), with its saved noise.
+fn request(r: &serde_json::Value) -> GenerateRequest {
+    let noise = parity::first_word(&r["noise"]).unwrap();
+    let map = candle_core::safetensors::load(fixture().join("reference").join(noise), &Device::Cpu)
+        .unwrap();
+    GenerateRequest {
+        prompt: r["prompt"].as_str().unwrap().to_owned(),
+        negative: r["negative_prompt"].as_str().unwrap_or_default().to_owned(),
+        steps: r["steps"].as_u64().unwrap() as u32,
+        guidance: r["guidance_scale"].as_f64().unwrap(),
+        width: r["width"].as_u64().unwrap() as u32,
+        height: r["height"].as_u64().unwrap() as u32,
+        max_sequence_length: r["max_sequence_length"].as_u64().map(|n| n as usize),
+        init_latents: Some(map["latents"].clone()),
+        scheduler: Scheduler::FlowEuler,
+        ..GenerateRequest::default()
+    }
+}
+
+#[test]
+fn zimage_prompt_features_match_the_pipeline() {
+    let dir = fixture();
+    let tokenizer = QwenTokenizer::from_dir(&dir.join("tokenizer")).unwrap();
+    let encoder = QwenEncoder::load(&dir.join("text_encoder"), &Device::Cpu, DType::F32).unwrap();
+    let tokens = parity::reference_json(&dir.join("reference/tokens.json"));
+    let prompts: Vec<String> = tokens["prompts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap().to_owned())
+        .collect();
+    let reference = parity::reference_tensors(&dir.join("reference/text.safetensors"));
+    let mut checked = 0;
+    for (key, want) in &reference {
+        let mut parts = key.split('_').skip(1);
+        let n: usize = parts.next().unwrap().parse().unwrap();
+        let i: usize = parts.next().unwrap().parse().unwrap();
+        let got = prompt::encode(&tokenizer, &encoder, &prompts[i], n, DType::F32).unwrap();
+        assert_eq!(got.dims(), want.dims(), "{key}");
+        parity::assert_close(key, &got, want, 1e-4);
+        checked += 1;
+    }
+    assert!(checked >= 25, "{checked} prompt references");
+}
+
+#[test]
+fn zimage_schedule_matches_the_pipeline() {
+    let dir = fixture();
+    let config = FlowMatchConfig::load(&dir.join("scheduler/scheduler_config.json")).unwrap();
+    let r = parity::reference_json(&dir.join("reference/schedule.json"));
+    let rows = r["rows"].as_array().unwrap();
+    assert!(rows.len() >= 9);
+    for row in rows {
+        let steps = row["steps"].as_u64().unwrap() as usize;
+        let seq = row["image_seq_len"].as_u64().unwrap() as usize;
+        let s = FlowMatchEuler::for_zimage(&config, steps, seq).unwrap();
+        // diffusers' values are float32: compared as such, exactly.
+        let want = |k: &str| -> Vec<f32> {
+            row[k]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap() as f32)
+                .collect()
+        };
+        let f32s = |v: &[f64]| -> Vec<f32> { v.iter().map(|&x| x as f32).collect() };
+        assert_eq!(f32s(s.timesteps()), want("timesteps"), "{steps} steps");
+        assert_eq!(f32s(s.sigmas()), want("sigmas"), "{steps} steps");
+    }
+}
+
+/// Every whole-image reference: (name, mean abs diff in 0-255 levels).
+fn run_all() -> Vec<(String, f64)> {
+    let mut dense: Option<ZImagePipeline> = None;
+    let mut out = Vec::new();
+    for (name, r) in parity::pipeline_references(&fixture()) {
+        let gguf = parity::first_word(&r["transformer"]).filter(|t| t.ends_with(".gguf"));
+        let req = request(&r);
+        let run = |p: &mut ZImagePipeline| p.generate(&req, &NullSink, &CancelToken::new());
+        let images = match (gguf, r.get("scheduler_override")) {
+            (Some(file), _) => run(&mut load(
+                fixture(),
+                Some(fixture().join(file)),
+                Residency::Staged,
+            )),
+            (None, Some(_)) => {
+                let (_tmp, dir) = parity::with_scheduler(&fixture(), &r["scheduler_config_used"]);
+                run(&mut load(dir, None, Residency::Resident))
+            }
+            (None, None) => {
+                run(dense.get_or_insert_with(|| load(fixture(), None, Residency::Resident)))
+            }
+        }
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(images.len(), 1);
+        let want = parity::pipeline_image(&fixture(), &name);
+        let (h, w) = (want.dim(1).unwrap(), want.dim(2).unwrap());
+        assert_eq!(
+            (
+                images[0].image.height() as usize,
+                images[0].image.width() as usize
+            ),
+            (h, w),
+            "{name}"
+        );
+        let mad = parity::image_mean_abs_diff(images[0].image.as_raw(), &want);
+        eprintln!("{name}: mean abs diff {mad:.4} (0-255)");
+        out.push((name, mad));
+    }
+    out
+}
+
+#[test]
+fn zimage_images_match_diffusers_and_each_knob_moves_them() {
+    let results = run_all();
+    let names: Vec<&str> = results.iter().map(|(n, _)| n.as_str()).collect();
+    for want in [
+        "txt2img",
+        "portrait",
+        "prompt2",
+        "steps4",
+        "cfg",
+        "shift1",
+        "seq16",
+        "gguf_Q8_0",
+    ] {
+        assert!(names.contains(&want), "missing reference {want}: {names:?}");
+    }
+    for (name, mad) in &results {
+        assert!(
+            mad.is_finite() && *mad <= 1.0,
+            "{name}: {mad} levels from diffusers"
+        );
+    }
+    // The fixture can tell a wrong prompt, step count, guidance, shift or token length apart:
+    // each moves diffusers' image by several levels, far beyond the tolerance.
+    let r = parity::reference_json_lenient(&fixture().join("reference/pipeline_txt2img.json"));
+    let power = r["power"].as_object().unwrap();
+    for knob in ["prompt2", "steps4", "cfg", "seq16", "shift1"] {
+        let levels = power[knob].as_f64().unwrap() * 255.0;
+        assert!(
+            levels > 3.0,
+            "{knob} moves the image by only {levels} levels"
+        );
+    }
+}
+
+#[test]
+fn zimage_staged_equals_resident_and_cancel_stops() {
+    let (_, r) = parity::pipeline_references(&fixture())
+        .into_iter()
+        .find(|(n, _)| n == "txt2img")
+        .unwrap();
+    let req = request(&r);
+    let a = load(fixture(), None, Residency::Staged)
+        .generate(&req, &NullSink, &CancelToken::new())
+        .unwrap();
+    let b = load(fixture(), None, Residency::Resident)
+        .generate(&req, &NullSink, &CancelToken::new())
+        .unwrap();
+    assert_eq!(a[0].image.as_raw(), b[0].image.as_raw());
+    let cancel = CancelToken::new();
+    cancel.cancel();
+    let err = load(fixture(), None, Residency::Resident)
+        .generate(&req, &NullSink, &cancel)
+        .err()
+        .unwrap();
+    assert!(err.to_string().to_lowercase().contains("cancel"), "{err}");
+}
+
+#[test]
+fn zimage_batches_use_one_seed_each_and_refuse_bad_input() {
+    let mut p = load(fixture(), None, Residency::Resident);
+    let req = GenerateRequest {
+        prompt: "a red fox".into(),
+        steps: 2,
+        guidance: 0.0,
+        width: 64,
+        height: 48,
+        batch: 2,
+        seed: 7,
+        scheduler: Scheduler::FlowEuler,
+        ..GenerateRequest::default()
+    };
+    let two = p.generate(&req, &NullSink, &CancelToken::new()).unwrap();
+    assert_eq!((two[0].seed, two[1].seed), (7, 8));
+    assert_ne!(two[0].image.as_raw(), two[1].image.as_raw());
+    let one = p
+        .generate(
+            &GenerateRequest {
+                batch: 1,
+                seed: 8,
+                ..req.clone()
+            },
+            &NullSink,
+            &CancelToken::new(),
+        )
+        .unwrap();
+    assert_eq!(one[0].image.as_raw(), two[1].image.as_raw());
+    for bad in [
+        GenerateRequest {
+            width: 72,
+            ..req.clone()
+        },
+        GenerateRequest {
+            init_latents: Some(Tensor::zeros((1, 16, 5, 8), DType::F32, &Device::Cpu).unwrap()),
+            ..req.clone()
+        },
+    ] {
+        let err = p
+            .generate(&bad, &NullSink, &CancelToken::new())
+            .err()
+            .unwrap();
+        assert_eq!(err.exit_code(), 2, "{err}");
+    }
+}
