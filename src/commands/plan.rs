@@ -99,6 +99,7 @@ pub fn plan_for_args(
             text_encoder_2: flow
                 .text_encoder_2
                 .or(resolved.weights.text_encoder_2.clone()),
+            no_t5: flow.no_t5,
         };
         planner::plan_flux_folder(&resolved.dir, fp16_variant, &req, &flux)?
     } else {

@@ -88,6 +88,9 @@ pub enum Family {
     GgufLlm,
     /// FLUX.1 (schnell, dev): a flow-matching MMDiT transformer, CLIP-L + T5 text encoders.
     Flux,
+    /// Stable Diffusion 3.5 (Medium, Large, Large Turbo): a flow-matching MMDiT transformer,
+    /// CLIP-L + OpenCLIP bigG + optional T5 text encoders.
+    Sd3,
 }
 
 impl Family {
@@ -102,24 +105,28 @@ impl Family {
             Self::Blip => "blip",
             Self::GgufLlm => "gguf-llm",
             Self::Flux => "flux",
+            Self::Sd3 => "sd3",
         }
     }
 
     /// Families that make images from a diffusers pipeline folder (Stable Diffusion, FLUX).
     pub fn is_diffusion(self) -> bool {
-        matches!(self, Self::Sd1 | Self::Sd2 | Self::Sdxl | Self::Flux)
+        matches!(
+            self,
+            Self::Sd1 | Self::Sd2 | Self::Sdxl | Self::Flux | Self::Sd3
+        )
     }
 
-    /// Flow-matching transformer families (FLUX): sizes in multiples of 16, the flow-euler
-    /// scheduler, T5 prompts.
+    /// Flow-matching transformer families (FLUX, SD 3.5): sizes in multiples of 16, the
+    /// flow-euler scheduler, T5 prompts.
     pub fn is_flow(self) -> bool {
-        matches!(self, Self::Flux)
+        matches!(self, Self::Flux | Self::Sd3)
     }
 
     /// What a model of this family makes when no registry entry says.
     pub fn kind(self) -> Kind {
         match self {
-            Self::Sd1 | Self::Sd2 | Self::Sdxl | Self::Flux => Kind::Txt2img,
+            Self::Sd1 | Self::Sd2 | Self::Sdxl | Self::Flux | Self::Sd3 => Kind::Txt2img,
             Self::ParlerTts => Kind::Tts,
             Self::Musicgen => Kind::Music,
             Self::Whisper => Kind::Stt,
@@ -134,7 +141,7 @@ impl Family {
         match self {
             Self::Sd1 => 512,
             Self::Sd2 => 768,
-            Self::Sdxl | Self::Flux => 1024,
+            Self::Sdxl | Self::Flux | Self::Sd3 => 1024,
             _ => 0,
         }
     }
@@ -172,6 +179,14 @@ impl Family {
                 d.scheduler = Scheduler::FlowEuler;
                 d.max_sequence_length = Some(512);
                 d.embedded_guidance = Some(true);
+            }
+            // SD 3.5 Large's (28 steps, CFG 3.5, 256 T5 tokens); a Medium folder's are set by
+            // `ModelLayout::default_params` from its transformer config.
+            Self::Sd3 => {
+                d.steps = 28;
+                d.guidance = 3.5;
+                d.scheduler = Scheduler::FlowEuler;
+                d.max_sequence_length = Some(256);
             }
             Self::Sd1 | Self::Sd2 | Self::Sdxl => {}
         }

@@ -75,6 +75,9 @@ impl ModelLayout {
         if super::flux_layout::is_flux(dir, &pipeline_class) {
             return super::flux_layout::open(dir, pipeline_class);
         }
+        if super::sd3_layout::is_sd3(dir, &pipeline_class) {
+            return super::sd3_layout::open(dir, pipeline_class);
+        }
         let unet_cfg = read_json(dir, "unet/config.json")?;
         let vae_cfg = read_json(dir, "vae/config.json")?;
         let te_cfg = read_json(dir, "text_encoder/config.json")?;
@@ -151,6 +154,9 @@ impl ModelLayout {
         let mut d = self.family.default_params();
         if self.family == Family::Flux {
             return super::flux_layout::default_params(d, self.embedded_guidance);
+        }
+        if self.family == Family::Sd3 {
+            return super::sd3_layout::default_params(d, &self.dir);
         }
         let side = match self.unet_sample_size {
             Some(s) if s >= 8 => s * self.vae_scale_factor,

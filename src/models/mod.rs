@@ -12,6 +12,7 @@ pub mod quant;
 pub mod registry;
 mod registry_errors;
 pub mod resolve;
+mod sd3_layout;
 
 pub use compat::{CompatContext, CompatFinding, Severity, Verdict};
 pub use entry::{Defaults, Family, Kind, ModelEntry, Os};

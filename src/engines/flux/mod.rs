@@ -11,7 +11,7 @@ pub mod components;
 pub mod footprint;
 pub mod latents;
 pub mod pipeline;
-mod preview;
+pub(crate) mod preview;
 pub mod prompt;
 pub mod scheduler;
 pub mod tokenizer;

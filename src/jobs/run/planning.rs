@@ -172,6 +172,7 @@ pub fn flux_job(
             .text_encoder_2
             .clone()
             .or_else(|| replaced.text_encoder_2.clone()),
+        no_t5: p.no_t5,
     }
 }
 

@@ -1,7 +1,9 @@
-//! What an image job asks of a flow-matching model (FLUX) and of the others: the flags only one
-//! side takes (`--true-cfg`, `--transformer`, `--text-encoder-2`, the flow-euler scheduler),
-//! sizes in multiples of 16, the T5 length, and guidance that schnell ignores. A model is a flow
-//! model when its default scheduler is (`models::registry` and `ModelLayout` see to that).
+//! What an image job asks of a flow-matching model (FLUX, SD 3.5) and of the others: the flags
+//! only one side takes (`--true-cfg`, `--transformer`, `--text-encoder-2`, `--no-t5`, the
+//! flow-euler scheduler), sizes in multiples of 16, the T5 length, and guidance that schnell
+//! ignores. A model is a flow model when its default scheduler is (`models::registry` and
+//! `ModelLayout` see to that); FLUX's defaults say whether it embeds guidance, SD 3.5's (classifier-
+//! free guidance) do not.
 
 use std::path::{Path, PathBuf};
 
@@ -22,6 +24,8 @@ pub struct FlowFill {
     pub true_cfg: Option<f64>,
     pub transformer: Option<PathBuf>,
     pub text_encoder_2: Option<PathBuf>,
+    /// SD 3.5 without T5.
+    pub no_t5: bool,
 }
 
 fn bad(message: impl Into<String>) -> crate::Error {
@@ -58,11 +62,12 @@ pub fn fill(asked: &JobOverrides, kind: JobKind, defaults: &Defaults) -> crate::
             (asked.true_cfg.is_some(), "--true-cfg"),
             (asked.transformer.is_some(), "--transformer"),
             (asked.text_encoder_2.is_some(), "--text-encoder-2"),
+            (asked.no_t5 == Some(true), "--no-t5"),
         ] {
             if set {
                 return Err(bad(format!(
-                    "{flag} is for FLUX models; this model's guidance is --guidance and its \
-                     weights come from --model"
+                    "{flag} is for flow models (FLUX, SD 3.5); this model's guidance is \
+                     --guidance and its weights come from --model"
                 )));
             }
         }
@@ -73,9 +78,33 @@ pub fn fill(asked: &JobOverrides, kind: JobKind, defaults: &Defaults) -> crate::
     }
     if kind == JobKind::Inpaint {
         return Err(bad(
-            "--mask: FLUX inpainting is not supported yet; use --init-image with --strength \
-             (img2img), or an SD inpainting model",
+            "--mask: FLUX and SD 3.5 inpainting are not supported yet; use --init-image with \
+             --strength (img2img), or an SD inpainting model",
         ));
+    }
+    // SD 3.5: classifier-free guidance (--guidance with --negative), T5 optional.
+    let cfg_flow = defaults.embedded_guidance.is_none();
+    let no_t5 = asked.no_t5 == Some(true);
+    for (set, flag, why) in [
+        (
+            !cfg_flow && no_t5,
+            "--no-t5",
+            "FLUX reads its prompt through T5 only; it cannot run without it",
+        ),
+        (
+            cfg_flow && asked.true_cfg.is_some(),
+            "--true-cfg",
+            "SD 3.5 applies --guidance as classifier-free guidance with --negative",
+        ),
+        (
+            cfg_flow && asked.text_encoder_2.is_some(),
+            "--text-encoder-2",
+            "SD 3.5's T5 is text_encoder_3/ and comes from --model (or is left out with --no-t5)",
+        ),
+    ] {
+        if set {
+            return Err(bad(format!("{flag}: {why}")));
+        }
     }
     if defaults.embedded_guidance == Some(false) && asked.guidance.is_some_and(|g| g > 0.0) {
         tracing::warn!(
@@ -113,7 +142,13 @@ pub fn fill(asked: &JobOverrides, kind: JobKind, defaults: &Defaults) -> crate::
     let transformer = asked
         .transformer
         .as_deref()
-        .map(|p| weights_file(p, "--transformer", &["flux"]))
+        .map(|p| {
+            weights_file(
+                p,
+                "--transformer",
+                if cfg_flow { &["sd3"] } else { &["flux"] },
+            )
+        })
         .transpose()?;
     let text_encoder_2 = asked
         .text_encoder_2
@@ -133,6 +168,7 @@ pub fn fill(asked: &JobOverrides, kind: JobKind, defaults: &Defaults) -> crate::
         true_cfg,
         transformer,
         text_encoder_2,
+        no_t5,
     })
 }
 

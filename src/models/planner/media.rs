@@ -45,7 +45,9 @@ fn working_bytes(req: &MediaPlanRequest) -> u64 {
         Family::Whisper => text::whisper::WORKING_SET,
         Family::Blip => text::blip::WORKING_SET,
         Family::GgufLlm => text::enhance::WORKING_SET,
-        Family::Sd1 | Family::Sd2 | Family::Sdxl | Family::Flux => WorkingSet::mib(0, 0),
+        Family::Sd1 | Family::Sd2 | Family::Sdxl | Family::Flux | Family::Sd3 => {
+            WorkingSet::mib(0, 0)
+        }
     };
     let per_run = set.fixed_bytes + (set.per_second_bytes as f64 * secs) as u64;
     per_run * elem.max(2) / 4 * u64::from(req.batch.max(1))

@@ -32,19 +32,19 @@ pub fn layer_norm(xs: &Tensor) -> Result<Tensor> {
 }
 
 /// `norm * (1 + scale) + shift` with (b, dim) modulation broadcast over the tokens.
-fn modulate(normed: &Tensor, shift: &Tensor, scale: &Tensor) -> Result<Tensor> {
+pub(crate) fn modulate(normed: &Tensor, shift: &Tensor, scale: &Tensor) -> Result<Tensor> {
     normed
         .broadcast_mul(&(scale + 1.0)?.unsqueeze(1)?)?
         .broadcast_add(&shift.unsqueeze(1)?)
 }
 
 /// `x + gate * y` with a (b, dim) gate.
-fn gated_add(x: &Tensor, gate: &Tensor, y: &Tensor) -> Result<Tensor> {
+pub(crate) fn gated_add(x: &Tensor, gate: &Tensor, y: &Tensor) -> Result<Tensor> {
     x + y.broadcast_mul(&gate.unsqueeze(1)?)?
 }
 
 /// f16 activations clipped to its range, as diffusers does after each block.
-fn clip_f16(xs: Tensor) -> Result<Tensor> {
+pub(crate) fn clip_f16(xs: Tensor) -> Result<Tensor> {
     if xs.dtype() == DType::F16 {
         xs.clamp(-65504f32, 65504f32)
     } else {
@@ -53,7 +53,7 @@ fn clip_f16(xs: Tensor) -> Result<Tensor> {
 }
 
 /// A modulation linear applied to `silu(temb)`, cut into `n` (b, dim) chunks.
-fn modulation(lin: &Linear, temb: &Tensor, n: usize) -> Result<Vec<Tensor>> {
+pub(crate) fn modulation(lin: &Linear, temb: &Tensor, n: usize) -> Result<Vec<Tensor>> {
     lin.forward(&temb.silu()?)?.chunk(n, D::Minus1)
 }
 
