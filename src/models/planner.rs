@@ -396,4 +396,6 @@ mod flux_tests;
 #[cfg(test)]
 mod gpu_tests;
 #[cfg(test)]
+mod sd3_tests;
+#[cfg(test)]
 mod tests;

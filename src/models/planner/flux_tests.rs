@@ -11,9 +11,9 @@ use crate::device::DeviceMemory;
 use crate::vocab::{Backend, Residency};
 use candle_core::DType;
 
-const GIB: u64 = 1 << 30;
+pub(super) const GIB: u64 = 1 << 30;
 
-fn write(path: &Path, text: &str) {
+pub(super) fn write(path: &Path, text: &str) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(path, text).unwrap();
 }
@@ -63,7 +63,7 @@ fn sparse_gguf(path: &Path, arch: &str, tensors: &[TensorRow]) {
 }
 
 /// A safetensors file of bf16 `tensors` with a real header over a sparse body.
-fn sparse_safetensors(path: &Path, tensors: &[(String, Vec<u64>)]) {
+pub(super) fn sparse_safetensors(path: &Path, tensors: &[(String, Vec<u64>)]) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     let mut header = serde_json::Map::new();
     let mut offset = 0u64;
@@ -196,7 +196,7 @@ fn schnell_folder(dir: &Path) {
     sparse_safetensors(&dir.join("vae/diffusion_pytorch_model.safetensors"), &vae);
 }
 
-fn mac_16gib(dtype: DType) -> PlanRequest {
+pub(super) fn mac_16gib(dtype: DType) -> PlanRequest {
     PlanRequest {
         width: 1024,
         height: 1024,
