@@ -199,3 +199,41 @@ fn sd3_gguf_with_another_structure_is_refused() {
     .to_string();
     assert!(e.contains("joint blocks") || e.contains("attn2"), "{e}");
 }
+
+/// bf16 and f16 runs (dense against transformer_step, Q8_0 against its GGUF step) stay within
+/// their precision of the f32 references: not parity (diffusers in half precision was not
+/// recorded) but a guard against a dtype mistake (the timestep cast to bf16 before its
+/// sinusoidal embedding, an f16 overflow), which moves outputs by far more.
+#[test]
+fn sd3_transformer_runs_in_bf16_and_f16_near_the_f32_references() {
+    let dir = fixture("sd3-tiny");
+    for (dtype, tol) in [(DType::BF16, 3e-2), (DType::F16, 3e-3)] {
+        for (gguf, name) in [
+            (None, "transformer_step"),
+            (Some("transformer-Q8_0.gguf"), "gguf_step_Q8_0"),
+        ] {
+            let g = gguf.map(|n| dir.join("gguf").join(n));
+            let t = Sd3Transformer::load(
+                &dir.join("transformer"),
+                g.as_deref(),
+                &Device::Cpu,
+                dtype,
+                Default::default(),
+            )
+            .unwrap();
+            let r = parity::reference_tensors(&reference(&format!("{name}.safetensors")));
+            let get = |k: &str| parity::get(&r, k);
+            let ours = t
+                .forward(
+                    get("hidden_states"),
+                    get("encoder_hidden_states"),
+                    get("pooled_projections"),
+                    get("timestep"),
+                )
+                .unwrap();
+            assert_eq!(ours.dtype(), dtype);
+            let ours = ours.to_dtype(DType::F32).unwrap();
+            parity::assert_close(&format!("{dtype:?} {name}"), &ours, get("output"), tol);
+        }
+    }
+}
