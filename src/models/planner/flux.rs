@@ -245,7 +245,11 @@ fn steps(
     };
     let mut out = vec![
         step(
-            "encode prompt (CLIP + T5)",
+            match (fp.sd3, job.no_t5) {
+                (true, true) => "encode prompt (CLIP-L + CLIP-G)",
+                (true, false) => "encode prompt (CLIPs + T5)",
+                _ => "encode prompt (CLIP + T5)",
+            },
             held(clip.bytes + t5.bytes),
             text_work,
             dev,
