@@ -5,6 +5,7 @@
 //! diffusers' `from_single_file` with GGUFQuantizationConfig(compute_dtype=float32). f32 on the
 //! CPU; tensors within 1e-4 relative; a NaN or infinity fails.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
@@ -134,18 +135,28 @@ fn load(model: &str, gguf: Option<&str>) -> Sd3Transformer {
     .unwrap()
 }
 
-fn check_step(what: &str, model: &Sd3Transformer, path: &Path) {
-    let r = parity::reference_tensors(path);
-    let get = |k: &str| parity::get(&r, k);
-    let ours = model
+/// Our output for a reference step's inputs.
+fn step_output(model: &Sd3Transformer, r: &HashMap<String, Tensor>) -> Tensor {
+    let get = |k: &str| parity::get(r, k);
+    model
         .forward(
             get("hidden_states"),
             get("encoder_hidden_states"),
             get("pooled_projections"),
             get("timestep"),
         )
-        .unwrap();
-    parity::assert_close(what, &ours, get("output"), parity::TENSOR_REL_TOL);
+        .unwrap()
+}
+
+fn check_step(what: &str, model: &Sd3Transformer, path: &Path) {
+    let r = parity::reference_tensors(path);
+    let ours = step_output(model, &r);
+    parity::assert_close(
+        what,
+        &ours,
+        parity::get(&r, "output"),
+        parity::TENSOR_REL_TOL,
+    );
 }
 
 #[test]
@@ -222,18 +233,11 @@ fn sd3_transformer_runs_in_bf16_and_f16_near_the_f32_references() {
             )
             .unwrap();
             let r = parity::reference_tensors(&reference(&format!("{name}.safetensors")));
-            let get = |k: &str| parity::get(&r, k);
-            let ours = t
-                .forward(
-                    get("hidden_states"),
-                    get("encoder_hidden_states"),
-                    get("pooled_projections"),
-                    get("timestep"),
-                )
-                .unwrap();
+            let ours = step_output(&t, &r);
             assert_eq!(ours.dtype(), dtype);
             let ours = ours.to_dtype(DType::F32).unwrap();
-            parity::assert_close(&format!("{dtype:?} {name}"), &ours, get("output"), tol);
+            let what = format!("{dtype:?} {name}");
+            parity::assert_close(&what, &ours, parity::get(&r, "output"), tol);
         }
     }
 }

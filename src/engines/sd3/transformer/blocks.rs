@@ -7,7 +7,7 @@
 use candle_core::{D, Module, Result, Tensor};
 
 use crate::engines::flux::transformer::blocks::{
-    AttentionRun, NORM_EPS, QkNorm, clip_f16, gated_add, layer_norm, modulate, modulation,
+    AttentionRun, QkNorm, clip_f16, gated_add, layer_norm, modulate, modulation, split_qkv,
 };
 use crate::engines::flux::transformer::linear::Linear;
 use crate::engines::nn::attention::attention_heads;
@@ -24,23 +24,7 @@ pub struct Attention {
 impl Attention {
     /// (b, s, dim) -> per-head q, k, v (b, heads, s, d), queries and keys normed.
     fn qkv(&self, x: &Tensor, heads: usize) -> Result<[Tensor; 3]> {
-        let qkv = self.qkv.forward(x)?;
-        let (b, s, width) = qkv.dims3()?;
-        let d = width / (3 * heads);
-        let qkv = qkv.reshape((b, s, 3, heads, d))?;
-        let part = |i: usize, scale: Option<&Tensor>| -> Result<Tensor> {
-            let x = qkv.narrow(2, i, 1)?.squeeze(2)?.contiguous()?;
-            let x = match scale {
-                Some(w) => candle_nn::ops::rms_norm(&x, &w.to_dtype(x.dtype())?, NORM_EPS as f32)?,
-                None => x,
-            };
-            x.transpose(1, 2)?.contiguous()
-        };
-        let (q, k) = match &self.norm {
-            Some(n) => (part(0, Some(&n.query))?, part(1, Some(&n.key))?),
-            None => (part(0, None)?, part(1, None)?),
-        };
-        Ok([q, k, part(2, None)?])
+        split_qkv(&self.qkv.forward(x)?, heads, self.norm.as_ref())
     }
 
     fn project(&self, x: &Tensor) -> Result<Tensor> {
