@@ -7,9 +7,8 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::entry::{Defaults, Family};
-use super::layout::{
-    ComponentPaths, ModelLayout, PredictionType, check_tokenizer, folder_has_fp16, read_json,
-};
+use super::layout::{ModelLayout, check_tokenizer, read_json};
+use super::transformer_layout::transformer_layout;
 use crate::{Error, Result};
 
 /// An SD 3 folder: model_index.json names a StableDiffusion3 pipeline, or transformer/config.json
@@ -44,33 +43,13 @@ pub(super) fn open(dir: &Path, pipeline_class: String) -> Result<ModelLayout> {
             dir.display()
         )));
     }
-    let vae_blocks = vae
-        .get("block_out_channels")
-        .and_then(Value::as_array)
-        .map_or(4, Vec::len)
-        .clamp(1, 8);
-    let paths = ComponentPaths {
-        denoiser: dir.join("transformer"),
-        vae: dir.join("vae"),
-        text_encoder: dir.join("text_encoder"),
-        text_encoder_2: Some(dir.join("text_encoder_2")),
-        tokenizer: dir.join("tokenizer"),
-        tokenizer_2: Some(dir.join("tokenizer_2")),
-        scheduler: dir.join("scheduler"),
-    };
-    Ok(ModelLayout {
-        dir: dir.to_path_buf(),
-        family: Family::Sd3,
-        inpainting: false,
-        // Flow matching predicts a velocity; no SD 3 code reads this.
-        prediction_type: PredictionType::Epsilon,
-        has_fp16_variants: folder_has_fp16(&paths.denoiser),
-        paths,
+    Ok(transformer_layout(
+        dir,
+        Family::Sd3,
         pipeline_class,
-        vae_scale_factor: 1u32 << (vae_blocks - 1),
-        unet_sample_size: None,
-        embedded_guidance: None,
-    })
+        &vae,
+        None,
+    ))
 }
 
 /// A folder's defaults: Medium's (40 steps, CFG 4.5) when the transformer has MMDiT-X blocks,
