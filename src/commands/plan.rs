@@ -103,6 +103,7 @@ pub fn plan_for_args(
             max_sequence_length: flow.max_sequence_length,
             transformer: flow.transformer,
             text_encoder_2: flow.text_encoder_2,
+            no_t5: flow.no_t5,
             ..crate::jobs::spec::ImageParams::default()
         };
         crate::jobs::run::planning::plan_image_folder(

@@ -10,6 +10,7 @@ pub mod media;
 pub mod nn;
 pub mod progress;
 pub mod sd;
+pub mod sd3;
 pub mod stage;
 pub mod text;
 pub mod zimage;

@@ -90,6 +90,9 @@ pub enum Family {
     Flux,
     /// Z-Image(-Turbo): a flow-matching single-stream DiT conditioned on Qwen3 states.
     ZImage,
+    /// Stable Diffusion 3.5 (Medium, Large, Large Turbo): a flow-matching MMDiT transformer,
+    /// CLIP-L + OpenCLIP bigG + optional T5 text encoders.
+    Sd3,
 }
 
 impl Family {
@@ -105,6 +108,7 @@ impl Family {
             Self::GgufLlm => "gguf-llm",
             Self::Flux => "flux",
             Self::ZImage => "z-image",
+            Self::Sd3 => "sd3",
         }
     }
 
@@ -113,20 +117,22 @@ impl Family {
     pub fn is_diffusion(self) -> bool {
         matches!(
             self,
-            Self::Sd1 | Self::Sd2 | Self::Sdxl | Self::Flux | Self::ZImage
+            Self::Sd1 | Self::Sd2 | Self::Sdxl | Self::Flux | Self::ZImage | Self::Sd3
         )
     }
 
-    /// Flow-matching transformer families (FLUX, Z-Image): sizes in multiples of 16, the
+    /// Flow-matching transformer families (FLUX, Z-Image, SD 3.5): sizes in multiples of 16, the
     /// flow-euler scheduler, long-context text encoders.
     pub fn is_flow(self) -> bool {
-        matches!(self, Self::Flux | Self::ZImage)
+        matches!(self, Self::Flux | Self::ZImage | Self::Sd3)
     }
 
     /// What a model of this family makes when no registry entry says.
     pub fn kind(self) -> Kind {
         match self {
-            Self::Sd1 | Self::Sd2 | Self::Sdxl | Self::Flux | Self::ZImage => Kind::Txt2img,
+            Self::Sd1 | Self::Sd2 | Self::Sdxl | Self::Flux | Self::ZImage | Self::Sd3 => {
+                Kind::Txt2img
+            }
             Self::ParlerTts => Kind::Tts,
             Self::Musicgen => Kind::Music,
             Self::Whisper => Kind::Stt,
@@ -141,7 +147,7 @@ impl Family {
         match self {
             Self::Sd1 => 512,
             Self::Sd2 => 768,
-            Self::Sdxl | Self::Flux | Self::ZImage => 1024,
+            Self::Sdxl | Self::Flux | Self::ZImage | Self::Sd3 => 1024,
             _ => 0,
         }
     }
@@ -186,6 +192,14 @@ impl Family {
                 d.guidance = 0.0;
                 d.scheduler = Scheduler::FlowEuler;
                 d.max_sequence_length = Some(512);
+            }
+            // SD 3.5 Large's (28 steps, CFG 3.5, 256 T5 tokens); a Medium folder's are set by
+            // `ModelLayout::default_params` from its transformer config.
+            Self::Sd3 => {
+                d.steps = 28;
+                d.guidance = 3.5;
+                d.scheduler = Scheduler::FlowEuler;
+                d.max_sequence_length = Some(256);
             }
             Self::Sd1 | Self::Sd2 | Self::Sdxl => {}
         }

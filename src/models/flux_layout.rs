@@ -6,9 +6,8 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::entry::{Defaults, Family};
-use super::layout::{
-    ComponentPaths, ModelLayout, PredictionType, check_tokenizer, folder_has_fp16, read_json,
-};
+use super::layout::{ModelLayout, check_tokenizer, read_json};
+use super::transformer_layout::transformer_layout;
 use crate::{Error, Result};
 
 /// transformer/config.json's `_class_name`, when the folder has one.
@@ -43,38 +42,17 @@ pub(super) fn open(dir: &Path, pipeline_class: String) -> Result<ModelLayout> {
             dir.display()
         )));
     }
-    let vae_blocks = vae
-        .get("block_out_channels")
-        .and_then(Value::as_array)
-        .map_or(4, Vec::len)
-        .clamp(1, 8);
     let embedded_guidance = transformer
         .get("guidance_embeds")
         .and_then(Value::as_bool)
         .unwrap_or(false);
-    let paths = ComponentPaths {
-        denoiser: dir.join("transformer"),
-        vae: dir.join("vae"),
-        text_encoder: dir.join("text_encoder"),
-        text_encoder_2: Some(dir.join("text_encoder_2")),
-        tokenizer: dir.join("tokenizer"),
-        tokenizer_2: Some(dir.join("tokenizer_2")),
-        scheduler: dir.join("scheduler"),
-    };
-    Ok(ModelLayout {
-        dir: dir.to_path_buf(),
-        family: Family::Flux,
-        inpainting: false,
-        // Flow matching predicts a velocity; the UNet vocabulary has no word for it and no
-        // FLUX code reads this.
-        prediction_type: PredictionType::Epsilon,
-        has_fp16_variants: folder_has_fp16(&paths.denoiser),
-        paths,
+    Ok(transformer_layout(
+        dir,
+        Family::Flux,
         pipeline_class,
-        vae_scale_factor: 1u32 << (vae_blocks - 1),
-        unet_sample_size: None,
-        embedded_guidance: Some(embedded_guidance),
-    })
+        &vae,
+        Some(embedded_guidance),
+    ))
 }
 
 /// A FLUX folder's defaults: dev's (28 steps, guidance 3.5, 512 T5 tokens) when the transformer

@@ -78,6 +78,9 @@ impl ModelLayout {
         if super::zimage_layout::is_zimage(dir, &pipeline_class) {
             return super::zimage_layout::open(dir, pipeline_class);
         }
+        if super::sd3_layout::is_sd3(dir, &pipeline_class) {
+            return super::sd3_layout::open(dir, pipeline_class);
+        }
         let unet_cfg = read_json(dir, "unet/config.json")?;
         let vae_cfg = read_json(dir, "vae/config.json")?;
         let te_cfg = read_json(dir, "text_encoder/config.json")?;
@@ -157,6 +160,9 @@ impl ModelLayout {
         }
         if self.family == Family::ZImage {
             return d;
+        }
+        if self.family == Family::Sd3 {
+            return super::sd3_layout::default_params(d, &self.dir);
         }
         let side = match self.unet_sample_size {
             Some(s) if s >= 8 => s * self.vae_scale_factor,

@@ -400,5 +400,6 @@ mod flux_tests;
 mod gpu_tests;
 #[cfg(test)]
 mod sparse_files;
+mod sd3_tests;
 #[cfg(test)]
 mod tests;

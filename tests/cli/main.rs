@@ -39,6 +39,7 @@ mod cli_output_text;
 mod cli_parity;
 mod cli_plan_size;
 mod cli_refused_inputs;
+mod cli_sd3;
 mod cli_switches;
 mod cli_zimage;
 mod hf_cache_layout;

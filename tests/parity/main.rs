@@ -23,6 +23,8 @@ mod parity_power;
 mod parity_qwen;
 mod parity_rope;
 mod parity_schedulers;
+mod parity_sd3_parts;
+mod parity_sd3_pipeline;
 mod parity_t5;
 mod parity_tokenizer;
 mod parity_whisper;

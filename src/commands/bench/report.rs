@@ -99,42 +99,6 @@ pub fn bytes_or_na(bytes: Option<u64>) -> String {
     bytes.map_or_else(|| "n/a".into(), crate::device::memory::format_bytes)
 }
 
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn median_of_odd_and_even_counts() {
-        let d = |s: f64| Duration::from_secs_f64(s);
-        assert_eq!(median_min(&[d(3.0), d(1.0), d(2.0)]), (2.0, 1.0));
-        assert_eq!(median_min(&[d(4.0), d(1.0), d(2.0), d(3.0)]), (2.5, 1.0));
-        assert!(median_min(&[]).0.is_nan());
-    }
-
-    #[test]
-    fn status_fields_parse_in_kib() {
-        let text = "Name:\tx\nVmHWM:\t  123456 kB\nVmRSS:\t 100 kB\n";
-        assert_eq!(parse_status_kb(text, "VmHWM"), Some(123456));
-        assert_eq!(parse_status_kb(text, "VmRSS"), Some(100));
-        assert_eq!(parse_status_kb(text, "VmSwap"), None);
-    }
-
-    #[test]
-    fn candle_version_matches_cargo_lock() {
-        let lock =
-            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.lock")).unwrap();
-        let entry = lock
-            .split("[[package]]")
-            .find(|p| p.contains("name = \"candle-core\""))
-            .unwrap();
-        assert!(
-            entry.contains(&format!("version = \"{CANDLE_VERSION}\"")),
-            "Cargo.lock has another candle-core: update CANDLE_VERSION\n{entry}"
-        );
-    }
-}
-
 /// What `timed_runs` measured.
 pub struct TimedRuns {
     pub times: Vec<Duration>,
@@ -188,4 +152,40 @@ pub fn timed_runs(
         peak_kind,
         peak_rss_load_and_warmup,
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        let d = |s: f64| Duration::from_secs_f64(s);
+        assert_eq!(median_min(&[d(3.0), d(1.0), d(2.0)]), (2.0, 1.0));
+        assert_eq!(median_min(&[d(4.0), d(1.0), d(2.0), d(3.0)]), (2.5, 1.0));
+        assert!(median_min(&[]).0.is_nan());
+    }
+
+    #[test]
+    fn status_fields_parse_in_kib() {
+        let text = "Name:\tx\nVmHWM:\t  123456 kB\nVmRSS:\t 100 kB\n";
+        assert_eq!(parse_status_kb(text, "VmHWM"), Some(123456));
+        assert_eq!(parse_status_kb(text, "VmRSS"), Some(100));
+        assert_eq!(parse_status_kb(text, "VmSwap"), None);
+    }
+
+    #[test]
+    fn candle_version_matches_cargo_lock() {
+        let lock =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.lock")).unwrap();
+        let entry = lock
+            .split("[[package]]")
+            .find(|p| p.contains("name = \"candle-core\""))
+            .unwrap();
+        assert!(
+            entry.contains(&format!("version = \"{CANDLE_VERSION}\"")),
+            "Cargo.lock has another candle-core: update CANDLE_VERSION\n{entry}"
+        );
+    }
 }

@@ -10,6 +10,8 @@
 //! - `norm`: LayerNorm, RMSNorm and GroupNorm (on the fused kernels) from a VarBuilder;
 //! - `mlp`: the feed-forwards (linear-act-linear, diffusers' GEGLU on the fused kernels, T5's
 //!   gated GELU) and `activation`: transformers' activations, the exact GELU on all CPU cores;
+//! - `layer_source`: a diffusion transformer's layers under their original names, from a diffusers
+//!   folder through a name map or from a GGUF as stored (SD 3.5's);
 //! - `rotary`: rotary position embeddings, Llama/Qwen's (rotate-half) and FLUX's (multi-axis);
 //! - `kernels`: this crate's CPU and CUDA kernels (convolution, fused GroupNorm(+SiLU), softmax,
 //!   attention, GEGLU, upsampling; CUDA's PTX built from kernels/cuda/ by build.rs), each a
@@ -24,6 +26,7 @@ pub mod attention;
 pub mod compare;
 pub mod dtype;
 pub mod kernels;
+pub mod layer_source;
 pub mod mlp;
 pub mod norm;
 pub mod rotary;

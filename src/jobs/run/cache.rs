@@ -16,6 +16,8 @@ pub struct EngineKey {
     pub residency: Residency,
     /// Files replacing some of the model's weights (FLUX's `--transformer`, `--text-encoder-2`).
     pub weights: Vec<PathBuf>,
+    /// SD 3.5 loaded without T5 (`--no-t5`).
+    pub no_t5: bool,
 }
 
 struct Entry<E> {
@@ -159,6 +161,7 @@ mod tests {
     fn key(name: &str) -> EngineKey {
         EngineKey {
             weights: vec![],
+            no_t5: false,
             model_dir: name.into(),
             device: "cpu".into(),
             dtype: DType::F32,

@@ -11,6 +11,7 @@ use crate::engines::audio::parler::ParlerTts;
 use crate::engines::flux::{FluxLoadOptions, FluxPipeline};
 use crate::engines::sd::pipeline::SdPipeline;
 use crate::engines::sd::{GenerateRequest, GeneratedImage, LoadOptions};
+use crate::engines::sd3::{Sd3LoadOptions, Sd3Pipeline};
 use crate::engines::text::blip::BlipCaptioner;
 use crate::engines::text::enhance::PromptEnhancer;
 use crate::engines::text::whisper::WhisperEngine;
@@ -23,6 +24,7 @@ pub enum Engine {
     Sd(Box<SdPipeline>),
     Flux(Box<FluxPipeline>),
     ZImage(Box<ZImagePipeline>),
+    Sd3(Box<Sd3Pipeline>),
     Parler(Box<ParlerTts>),
     MusicGen(Box<MusicGen>),
     Whisper(Box<WhisperEngine>),
@@ -43,6 +45,8 @@ pub struct EngineLoad<'a> {
     /// instead of the folder's.
     pub transformer: Option<&'a Path>,
     pub text_encoder_2: Option<&'a Path>,
+    /// SD 3.5: T5 left out (`--no-t5`).
+    pub no_t5: bool,
 }
 
 impl Engine {
@@ -77,6 +81,16 @@ impl Engine {
                 residency: what.residency,
                 switches,
             })?)),
+            Family::Sd3 => Self::Sd3(Box::new(Sd3Pipeline::load(Sd3LoadOptions {
+                model_dir: path.to_path_buf(),
+                transformer: what.transformer.map(Path::to_path_buf),
+                text_encoder_3: None,
+                no_t5: what.no_t5,
+                device: device.clone(),
+                dtype,
+                residency: what.residency,
+                switches,
+            })?)),
             Family::ParlerTts => Self::Parler(Box::new(ParlerTts::load_with(
                 path, device, dtype, switches,
             )?)),
@@ -99,6 +113,7 @@ impl Engine {
             Self::Sd(e) => Some(e.as_mut()),
             Self::Flux(e) => Some(e.as_mut()),
             Self::ZImage(e) => Some(e.as_mut()),
+            Self::Sd3(e) => Some(e.as_mut()),
             _ => None,
         }
     }
@@ -108,6 +123,7 @@ impl Engine {
             Self::Sd(_) => "stable diffusion",
             Self::Flux(_) => "flux",
             Self::ZImage(_) => "z-image",
+            Self::Sd3(_) => "sd3",
             Self::Parler(_) => "parler-tts",
             Self::MusicGen(_) => "musicgen",
             Self::Whisper(_) => "whisper",
@@ -157,5 +173,16 @@ impl ImageEngine for ZImagePipeline {
         cancel: &CancelToken,
     ) -> crate::Result<Vec<GeneratedImage>> {
         ZImagePipeline::generate(self, req, sink, cancel)
+    }
+}
+
+impl ImageEngine for Sd3Pipeline {
+    fn generate(
+        &mut self,
+        req: &GenerateRequest,
+        sink: &dyn ProgressSink,
+        cancel: &CancelToken,
+    ) -> crate::Result<Vec<GeneratedImage>> {
+        Sd3Pipeline::generate(self, req, sink, cancel)
     }
 }

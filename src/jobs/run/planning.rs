@@ -171,7 +171,7 @@ pub fn plan_image_folder(
 ) -> Result<MemoryPlan> {
     use crate::models::Family;
     match (family, params) {
-        (Family::Flux, Some((p, replaced))) => {
+        (Family::Flux | Family::Sd3, Some((p, replaced))) => {
             planner::plan_flux_folder(dir, fp16_variant, request, &flux_job(p, replaced))
         }
         // Z-Image guides (two items a pass) for any scale above 0.
@@ -210,6 +210,7 @@ pub fn flux_job(
             .text_encoder_2
             .clone()
             .or_else(|| replaced.text_encoder_2.clone()),
+        no_t5: p.no_t5,
     }
 }
 

@@ -1,8 +1,9 @@
-//! What an image job asks of a flow-matching model (FLUX, Z-Image) and of the others: the flags
-//! only one side takes (`--true-cfg`, `--transformer`, `--text-encoder-2`, the flow-euler
-//! scheduler), sizes in multiples of 16, the text encoder's length, and guidance that schnell
-//! ignores. A model is a flow model when its default scheduler is (`models::registry` and
-//! `ModelLayout` see to that); the family says which of the flow flags apply.
+//! What an image job asks of a flow-matching model (FLUX, SD 3.5, Z-Image) and of the others:
+//! the flags only one side takes (`--true-cfg`, `--transformer`, `--text-encoder-2`, `--no-t5`,
+//! the flow-euler scheduler), sizes in multiples of 16, the text encoder's length, and guidance
+//! that schnell ignores. A model is a flow model when its default scheduler is
+//! (`models::registry` and `ModelLayout` see to that); the family says which flow flags apply
+//! (FLUX embeds guidance or ignores it; SD 3.5 and Z-Image guide classifier-free).
 
 use std::path::{Path, PathBuf};
 
@@ -23,6 +24,8 @@ pub struct FlowFill {
     pub true_cfg: Option<f64>,
     pub transformer: Option<PathBuf>,
     pub text_encoder_2: Option<PathBuf>,
+    /// SD 3.5 without T5.
+    pub no_t5: bool,
 }
 
 fn bad(message: impl Into<String>) -> crate::Error {
@@ -39,12 +42,13 @@ pub fn scheduler(asked: Option<Scheduler>, defaults: &Defaults) -> crate::Result
     let flow = defaults.scheduler.is_flow();
     match asked {
         Some(s) if s.is_flow() && !flow => Err(bad(format!(
-            "--scheduler {s} is for flow-matching models (FLUX); this model takes {}",
+            "--scheduler {s} is for flow-matching models (FLUX, SD 3.5, Z-Image); this model \
+             takes {}",
             Scheduler::unet_names()
         ))),
         Some(s) if !s.is_flow() && flow => Err(bad(format!(
-            "--scheduler {s}: FLUX runs the flow-matching Euler scheduler only; drop --scheduler \
-             (or pass flow-euler)"
+            "--scheduler {s}: flow-matching models run the flow-matching Euler scheduler only; \
+             drop --scheduler (or pass flow-euler)"
         ))),
         Some(s) => Ok(s),
         None => Ok(defaults.scheduler),
@@ -67,11 +71,12 @@ pub fn fill(
             (asked.true_cfg.is_some(), "--true-cfg"),
             (asked.transformer.is_some(), "--transformer"),
             (asked.text_encoder_2.is_some(), "--text-encoder-2"),
+            (asked.no_t5 == Some(true), "--no-t5"),
         ] {
             if set {
                 return Err(bad(format!(
-                    "{flag} is for FLUX models; this model's guidance is --guidance and its \
-                     weights come from --model"
+                    "{flag} is for flow models (FLUX, SD 3.5); this model's guidance is \
+                     --guidance and its weights come from --model"
                 )));
             }
         }
@@ -82,9 +87,33 @@ pub fn fill(
     }
     if kind == JobKind::Inpaint {
         return Err(bad(
-            "--mask: FLUX inpainting is not supported yet; use --init-image with --strength \
-             (img2img), or an SD inpainting model",
+            "--mask: FLUX and SD 3.5 inpainting are not supported yet; use --init-image with \
+             --strength (img2img), or an SD inpainting model",
         ));
+    }
+    // SD 3.5: classifier-free guidance (--guidance with --negative), T5 optional.
+    let cfg_flow = family == Family::Sd3;
+    let no_t5 = asked.no_t5 == Some(true);
+    for (set, flag, why) in [
+        (
+            !cfg_flow && no_t5,
+            "--no-t5",
+            "FLUX reads its prompt through T5 only; it cannot run without it",
+        ),
+        (
+            cfg_flow && asked.true_cfg.is_some(),
+            "--true-cfg",
+            "SD 3.5 applies --guidance as classifier-free guidance with --negative",
+        ),
+        (
+            cfg_flow && asked.text_encoder_2.is_some(),
+            "--text-encoder-2",
+            "SD 3.5's T5 is text_encoder_3/ and comes from --model (or is left out with --no-t5)",
+        ),
+    ] {
+        if set {
+            return Err(bad(format!("{flag}: {why}")));
+        }
     }
     if defaults.embedded_guidance == Some(false) && asked.guidance.is_some_and(|g| g > 0.0) {
         tracing::warn!(
@@ -122,7 +151,13 @@ pub fn fill(
     let transformer = asked
         .transformer
         .as_deref()
-        .map(|p| weights_file(p, "--transformer", &["flux"]))
+        .map(|p| {
+            weights_file(
+                p,
+                "--transformer",
+                if cfg_flow { &["sd3"] } else { &["flux"] },
+            )
+        })
         .transpose()?;
     let text_encoder_2 = asked
         .text_encoder_2
@@ -142,6 +177,7 @@ pub fn fill(
         true_cfg,
         transformer,
         text_encoder_2,
+        no_t5,
     })
 }
 
@@ -153,18 +189,21 @@ fn fill_zimage(asked: &JobOverrides, kind: JobKind) -> crate::Result<FlowFill> {
         (
             asked.true_cfg.is_some(),
             "--true-cfg",
-            "its guidance is --guidance (classifier-free above 1) with --negative",
+            "its guidance is --guidance (classifier-free above 0) with --negative",
         ),
         (
             asked.text_encoder_2.is_some(),
             "--text-encoder-2",
             "it has one text encoder (Qwen3, from --model)",
         ),
+        (
+            asked.no_t5 == Some(true),
+            "--no-t5",
+            "it has no T5 (its one text encoder is Qwen3)",
+        ),
     ] {
         if set {
-            return Err(bad(format!(
-                "{flag} is for FLUX models; Z-Image takes none: {why}"
-            )));
+            return Err(bad(format!("{flag}: Z-Image takes no such flag; {why}")));
         }
     }
     if kind != JobKind::Txt2img {
@@ -182,6 +221,7 @@ fn fill_zimage(asked: &JobOverrides, kind: JobKind) -> crate::Result<FlowFill> {
         true_cfg: None,
         transformer,
         text_encoder_2: None,
+        no_t5: false,
     })
 }
 

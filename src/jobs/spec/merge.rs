@@ -48,6 +48,7 @@ impl JobOverrides {
             true_cfg,
             transformer,
             text_encoder_2,
+            no_t5,
             attention_slicing,
             vae_tiling,
             residency,
@@ -89,6 +90,7 @@ impl JobOverrides {
         over(&mut self.true_cfg, true_cfg);
         over(&mut self.transformer, transformer);
         over(&mut self.text_encoder_2, text_encoder_2);
+        over(&mut self.no_t5, no_t5);
         over(&mut self.attention_slicing, attention_slicing);
         over(&mut self.vae_tiling, vae_tiling);
         over(&mut self.residency, residency);

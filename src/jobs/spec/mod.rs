@@ -126,6 +126,7 @@ impl JobSpec {
                 o.true_cfg = p.true_cfg;
                 o.transformer.clone_from(&p.transformer);
                 o.text_encoder_2.clone_from(&p.text_encoder_2);
+                o.no_t5 = p.no_t5.then_some(true);
                 o.attention_slicing = p.attention_slicing;
                 o.vae_tiling = p.vae_tiling;
                 o.residency = p.residency;

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use crate::engines::{audio, flux, sd, text, zimage};
+use crate::engines::{audio, flux, sd, sd3, text, zimage};
 use crate::models::Family;
 
 /// Reads every config the family's engine reads before its weights, with the engine's checks.
@@ -29,5 +29,7 @@ pub fn check_model_configs(dir: &Path, family: Family) -> crate::Result<()> {
         Family::GgufLlm => text::enhance::check_model_file(dir),
         Family::Flux => flux::check_configs(dir),
         Family::ZImage => zimage::check_configs(dir),
+        // T5's config is read when present: `--no-t5` folders may lack text_encoder_3/.
+        Family::Sd3 => sd3::check_configs(dir, !dir.join("text_encoder_3").is_dir()),
     }
 }

@@ -146,6 +146,11 @@ pub struct JobOverrides {
     #[arg(long, value_name = "PATH", help_heading = IMAGE)]
     #[serde(alias = "text_encoder_2", skip_serializing_if = "Option::is_none")]
     pub text_encoder_2: Option<PathBuf>,
+    /// SD 3.5: leave the T5 text encoder out (zeros in its place, as diffusers without
+    /// text_encoder_3): less memory and time, weaker prompt following [default: off].
+    #[arg(long = "no-t5", num_args = 0, default_missing_value = "true", help_heading = IMAGE)]
+    #[serde(alias = "no_t5", skip_serializing_if = "Option::is_none")]
+    pub no_t5: Option<bool>,
     /// Attention slicing: auto, off, or a query chunk size in tokens [default: auto].
     #[arg(long, value_name = "auto|off|N", value_parser = AttentionSlicing::parse_flag, help_heading = MEMORY)]
     #[serde(alias = "attention_slicing", skip_serializing_if = "Option::is_none")]

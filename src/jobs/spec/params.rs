@@ -58,6 +58,9 @@ pub struct ImageParams {
     pub transformer: Option<PathBuf>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text_encoder_2: Option<PathBuf>,
+    /// SD 3.5: T5 left out (`--no-t5`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_t5: bool,
     /// Memory modes pinned by the job; absent: the planner's choice.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attention_slicing: Option<AttentionSlicing>,
@@ -88,6 +91,7 @@ impl Default for ImageParams {
             true_cfg: None,
             transformer: None,
             text_encoder_2: None,
+            no_t5: false,
             attention_slicing: None,
             vae_tiling: None,
             residency: None,

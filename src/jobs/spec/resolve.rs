@@ -146,6 +146,7 @@ pub fn fill_spec(
             true_cfg: flow.true_cfg,
             transformer: flow.transformer,
             text_encoder_2: flow.text_encoder_2,
+            no_t5: flow.no_t5,
             attention_slicing: asked.attention_slicing,
             vae_tiling: asked.vae_tiling,
             residency: asked.residency,

@@ -1,5 +1,7 @@
-//! FLUX's stages for the flow planner (`planner::flow`): CLIP + T5 (a GGUF T5 kept quantized),
-//! then the transformer (a GGUF one stays quantized), then the VAE.
+//! FLUX's (and SD 3.5's) stages for the flow planner (`planner::flow`): CLIP + T5 (a GGUF T5
+//! kept quantized), then the transformer (a GGUF one stays quantized), then the VAE. SD 3.5 adds
+//! CLIP-G, CLIP's 77 tokens before T5's and classifier-free guidance's second row per image;
+//! `--no-t5` drops T5.
 
 use std::path::{Path, PathBuf};
 
@@ -23,6 +25,8 @@ pub struct FluxJob {
     /// `--transformer` / `--text-encoder-2` (or a quantized variant's files).
     pub transformer: Option<PathBuf>,
     pub text_encoder_2: Option<PathBuf>,
+    /// SD 3.5 without T5 (`--no-t5`).
+    pub no_t5: bool,
 }
 
 /// A FLUX folder's weights as the engine will hold them, and its shape.
@@ -34,6 +38,8 @@ pub struct FluxFootprint {
     t5: Source,
     transformer: Source,
     vae: ComponentWeights,
+    /// SD 3.5: CLIP tokens before T5's (77), and whether guidance doubles the denoised rows.
+    sd3: bool,
 }
 
 impl FluxFootprint {
@@ -43,11 +49,48 @@ impl FluxFootprint {
             Source::read(dir, file.as_deref(), name, fp16_variant)
         };
         let vae = crate::engines::sd::config::VaeConfig::load(&dir.join("vae/config.json"))?;
+        if crate::engines::sd3::footprint::is_sd3_folder(dir) {
+            return Self::read_sd3(dir, fp16_variant, job, vae, &source);
+        }
         Ok(Self {
+            sd3: false,
             arch: FluxArch::read(dir)?,
             vae_arch: VaeArch::from_config(&vae),
             clip: component(&dir.join("text_encoder"), "text_encoder", fp16_variant)?,
             t5: source(&job.text_encoder_2, "text_encoder_2")?,
+            transformer: source(&job.transformer, "transformer")?,
+            vae: component(&dir.join("vae"), "vae", fp16_variant)?,
+        })
+    }
+
+    /// An SD 3.5 folder: both CLIPs as one component, T5 in text_encoder_3/ (none with
+    /// `--no-t5`).
+    fn read_sd3(
+        dir: &Path,
+        fp16_variant: bool,
+        job: &FluxJob,
+        vae: crate::engines::sd::config::VaeConfig,
+        source: &dyn Fn(&Option<PathBuf>, &str) -> Result<Source>,
+    ) -> Result<Self> {
+        let mut clip = component(&dir.join("text_encoder"), "text_encoder", fp16_variant)?;
+        let g = component(&dir.join("text_encoder_2"), "text_encoder_2", fp16_variant)?;
+        clip.files.extend(g.files);
+        clip.file_bytes += g.file_bytes;
+        clip.float_elements += g.float_elements;
+        clip.other_bytes += g.other_bytes;
+        clip.largest_tensor_bytes = clip.largest_tensor_bytes.max(g.largest_tensor_bytes);
+        clip.tensors.extend(g.tensors);
+        let t5 = if job.no_t5 {
+            Source::Folder(ComponentWeights::from_headers("text_encoder_3", &[]))
+        } else {
+            source(&None, "text_encoder_3")?
+        };
+        Ok(Self {
+            sd3: true,
+            arch: crate::engines::sd3::footprint::arch(dir, job.no_t5)?,
+            vae_arch: VaeArch::from_config(&vae),
+            clip,
+            t5,
             transformer: source(&job.transformer, "transformer")?,
             vae: component(&dir.join("vae"), "vae", fp16_variant)?,
         })
@@ -109,7 +152,18 @@ fn steps(
     let (lh, lw) = (u64::from(req.height) / 8, u64::from(req.width) / 8);
     let image_tokens = (lh / 2) * (lw / 2);
     let text_tokens = u64::from(job.max_sequence_length);
-    let tokens = image_tokens + text_tokens;
+    let clip_tokens = if fp.sd3 {
+        crate::engines::sd3::footprint::CLIP_TOKENS
+    } else {
+        0
+    };
+    let tokens = image_tokens + text_tokens + clip_tokens;
+    // SD 3.5's classifier-free guidance runs negative and positive rows in one batch.
+    let rows = if fp.sd3 && req.guided {
+        2 * images
+    } else {
+        images
+    };
     let shape = ActivationShape {
         latent_h: lh,
         latent_w: lw,
@@ -127,16 +181,18 @@ fn steps(
         + a.t5_heads * t5_rows * t5_rows * 4
         + t5.transient.max(clip.transient);
     let scores = activations::attention_bytes(
-        &ActivationShape { images, ..shape },
-        images * a.heads,
+        &ActivationShape {
+            images: rows,
+            ..shape
+        },
+        rows * a.heads,
         tokens,
         tokens,
         a.head_dim,
     );
     // Latents, noise and their packed copies of the pass in f32.
-    let latents = 4 * images * 16 * lh * lw * 4;
-    let denoise_work =
-        a.step_bytes(tokens, images, elem) + scores + latents + transformer.transient;
+    let latents = 4 * rows * 16 * lh * lw * 4;
+    let denoise_work = a.step_bytes(tokens, rows, elem) + scores + latents + transformer.transient;
     let tile = if cand.vae_tiling { lh.min(64) } else { lh };
     let tile_w = if cand.vae_tiling { lw.min(64) } else { lw };
     let vae_shape = ActivationShape {
@@ -147,7 +203,11 @@ fn steps(
     };
     let mut out = vec![
         step(
-            "encode prompt (CLIP + T5)",
+            match (fp.sd3, job.no_t5) {
+                (true, true) => "encode prompt (CLIP-L + CLIP-G)",
+                (true, false) => "encode prompt (CLIPs + T5)",
+                _ => "encode prompt (CLIP + T5)",
+            },
             held(clip.bytes + t5.bytes),
             text_work,
             dev,

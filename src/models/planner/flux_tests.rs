@@ -135,6 +135,7 @@ fn schnell_q4_k_s_at_1024_fits_16_gib_staged_and_bf16_weights_do_not() {
         max_sequence_length: 256,
         transformer: Some(transformer.clone()),
         text_encoder_2: Some(t5.clone()),
+        no_t5: false,
     };
     let fp = FluxFootprint::read(dir.path(), true, &job).unwrap();
     let p = plan(&fp, &mac_16gib(DType::BF16), &job);

@@ -45,7 +45,7 @@ fn working_bytes(req: &MediaPlanRequest) -> u64 {
         Family::Whisper => text::whisper::WORKING_SET,
         Family::Blip => text::blip::WORKING_SET,
         Family::GgufLlm => text::enhance::WORKING_SET,
-        Family::Sd1 | Family::Sd2 | Family::Sdxl | Family::Flux | Family::ZImage => {
+        Family::Sd1 | Family::Sd2 | Family::Sdxl | Family::Flux | Family::ZImage | Family::Sd3 => {
             WorkingSet::mib(0, 0)
         }
     };

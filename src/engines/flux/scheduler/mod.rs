@@ -34,7 +34,7 @@ pub fn calculate_shift(
 
 /// `np.linspace(start, stop, num)` in float64, numpy's way: `i * step + start`, the last value
 /// set to `stop` exactly.
-fn linspace(start: f64, stop: f64, num: usize) -> Vec<f64> {
+pub(crate) fn linspace(start: f64, stop: f64, num: usize) -> Vec<f64> {
     if num == 1 {
         return vec![start];
     }
@@ -162,15 +162,21 @@ impl FlowMatchEuler {
         if let Some(terminal) = config.shift_terminal.filter(|&t| t != 0.0) {
             stretch_to_terminal(&mut shifted, terminal);
         }
-        let train = config.num_train_timesteps as f32;
+        Ok(Self::from_shifted(&shifted, config.num_train_timesteps))
+    }
+
+    /// The schedule of final (shifted) f32 sigmas: timesteps `sigma * num_train_timesteps` in
+    /// f32, a trailing 0 sigma (the end of diffusers' `set_timesteps`).
+    pub(crate) fn from_shifted(shifted: &[f32], num_train_timesteps: usize) -> Self {
+        let train = num_train_timesteps as f32;
         let timesteps = shifted.iter().map(|&s| f64::from(s * train)).collect();
         let mut sigmas: Vec<f64> = shifted.iter().map(|&s| f64::from(s)).collect();
         sigmas.push(0.0);
-        Ok(Self {
+        Self {
             timesteps,
             sigmas,
             begin: 0,
-        })
+        }
     }
 
     /// The timesteps still to run (from the img2img start), float32 values.

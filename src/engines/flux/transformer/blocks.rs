@@ -32,19 +32,19 @@ pub fn layer_norm(xs: &Tensor) -> Result<Tensor> {
 }
 
 /// `norm * (1 + scale) + shift` with (b, dim) modulation broadcast over the tokens.
-fn modulate(normed: &Tensor, shift: &Tensor, scale: &Tensor) -> Result<Tensor> {
+pub(crate) fn modulate(normed: &Tensor, shift: &Tensor, scale: &Tensor) -> Result<Tensor> {
     normed
         .broadcast_mul(&(scale + 1.0)?.unsqueeze(1)?)?
         .broadcast_add(&shift.unsqueeze(1)?)
 }
 
 /// `x + gate * y` with a (b, dim) gate.
-fn gated_add(x: &Tensor, gate: &Tensor, y: &Tensor) -> Result<Tensor> {
+pub(crate) fn gated_add(x: &Tensor, gate: &Tensor, y: &Tensor) -> Result<Tensor> {
     x + y.broadcast_mul(&gate.unsqueeze(1)?)?
 }
 
 /// f16 activations clipped to its range, as diffusers does after each block.
-fn clip_f16(xs: Tensor) -> Result<Tensor> {
+pub(crate) fn clip_f16(xs: Tensor) -> Result<Tensor> {
     if xs.dtype() == DType::F16 {
         xs.clamp(-65504f32, 65504f32)
     } else {
@@ -53,7 +53,7 @@ fn clip_f16(xs: Tensor) -> Result<Tensor> {
 }
 
 /// A modulation linear applied to `silu(temb)`, cut into `n` (b, dim) chunks.
-fn modulation(lin: &Linear, temb: &Tensor, n: usize) -> Result<Vec<Tensor>> {
+pub(crate) fn modulation(lin: &Linear, temb: &Tensor, n: usize) -> Result<Vec<Tensor>> {
     lin.forward(&temb.silu()?)?.chunk(n, D::Minus1)
 }
 
@@ -65,8 +65,8 @@ pub struct QkNorm {
 }
 
 /// The fused q/k/v projection's output (b, s, 3 * heads * d) as per-head q, k, v
-/// (b, heads, s, d), queries and keys RMS-normed.
-fn split_qkv(qkv: &Tensor, heads: usize, norm: &QkNorm) -> Result<[Tensor; 3]> {
+/// (b, heads, s, d), queries and keys RMS-normed when `norm` is given (SD 3 has none).
+pub(crate) fn split_qkv(qkv: &Tensor, heads: usize, norm: Option<&QkNorm>) -> Result<[Tensor; 3]> {
     let (b, s, width) = qkv.dims3()?;
     let d = width / (3 * heads);
     let qkv = qkv.reshape((b, s, 3, heads, d))?;
@@ -79,8 +79,8 @@ fn split_qkv(qkv: &Tensor, heads: usize, norm: &QkNorm) -> Result<[Tensor; 3]> {
         x.transpose(1, 2)?.contiguous()
     };
     Ok([
-        part(0, Some(&norm.query))?,
-        part(1, Some(&norm.key))?,
+        part(0, norm.map(|n| &n.query))?,
+        part(1, norm.map(|n| &n.key))?,
         part(2, None)?,
     ])
 }
@@ -133,7 +133,7 @@ impl StreamWeights {
     fn prepare(&self, x: &Tensor, temb: &Tensor, heads: usize) -> Result<Prepared> {
         let m = modulation(&self.modulation, temb, 6)?;
         let normed = modulate(&layer_norm(x)?, &m[0], &m[1])?;
-        let [q, k, v] = split_qkv(&self.qkv.forward(&normed)?, heads, &self.norm)?;
+        let [q, k, v] = split_qkv(&self.qkv.forward(&normed)?, heads, Some(&self.norm))?;
         Ok(Prepared { gates: m, q, k, v })
     }
 
@@ -216,7 +216,7 @@ impl SingleBlock {
         let mlp = fused
             .narrow(D::Minus1, 3 * self.inner_dim, width - 3 * self.inner_dim)?
             .gelu()?;
-        let [q, k, v] = split_qkv(&qkv, self.heads, &self.norm)?;
+        let [q, k, v] = split_qkv(&qkv, self.heads, Some(&self.norm))?;
         let attn = attend(&q, &k, &v, rope, run)?;
         let out = self
             .linear2

@@ -8,11 +8,11 @@
 //! timestep and guidance scaled by 1000 in the hidden dtype, f16 activations clipped after each
 //! block.
 
-mod blocks;
+pub(crate) mod blocks;
 mod build;
 pub mod config;
 mod dequant;
-mod embeddings;
+pub(crate) mod embeddings;
 pub mod linear;
 mod load_dense;
 mod load_gguf;

@@ -105,12 +105,14 @@ impl KindJob for ImageJob {
         let text_encoder_2 = image_params
             .and_then(|p| p.text_encoder_2.clone())
             .or_else(|| model.weights.text_encoder_2.clone());
+        let no_t5 = image_params.is_some_and(|p| p.no_t5);
         let key = EngineKey {
             model_dir: model.dir.clone(),
             device: w.config.device.name.clone(),
             dtype,
             residency,
             weights: transformer.iter().chain(&text_encoder_2).cloned().collect(),
+            no_t5,
         };
         let replaced_bytes: u64 = key
             .weights
@@ -140,6 +142,7 @@ impl KindJob for ImageJob {
                     switches,
                     transformer: transformer.as_deref(),
                     text_encoder_2: text_encoder_2.as_deref(),
+                    no_t5,
                 })
             },
         )?;

@@ -21,6 +21,7 @@ use crate::vocab::Residency;
 pub(super) fn media_key(model: &ModelInfo, device: &WorkerDevice, dtype: DType) -> EngineKey {
     EngineKey {
         weights: vec![],
+        no_t5: false,
         model_dir: model.dir.clone(),
         device: device.name.clone(),
         dtype,
@@ -59,6 +60,7 @@ pub(super) fn cached_engine<'c>(
                 switches,
                 transformer: None,
                 text_encoder_2: None,
+                no_t5: false,
             })
         })?;
     if fresh {

@@ -317,12 +317,45 @@ fn schedulers_and_flux_flags_stay_with_their_family() {
         |s: &mut JobOverrides| s.true_cfg = Some(4.0),
         |s: &mut JobOverrides| s.transformer = Some("x.gguf".into()),
         |s: &mut JobOverrides| s.text_encoder_2 = Some("t5.gguf".into()),
+        |s: &mut JobOverrides| s.no_t5 = Some(true),
     ] {
         let mut s = spec();
         set(&mut s);
         let err = fill(&s, &defaults()).unwrap_err();
         assert_eq!(err.exit_code(), 2);
-        assert!(err.to_string().contains("for FLUX models"), "{err}");
+        assert!(err.to_string().contains("for flow models"), "{err}");
+    }
+}
+
+/// SD 3.5 (a flow model with classifier-free guidance: no embedded_guidance) takes --no-t5 and
+/// refuses FLUX's --true-cfg and --text-encoder-2; FLUX refuses --no-t5.
+#[test]
+fn sd3_flags_stay_with_sd3() {
+    let sd3 = Defaults {
+        embedded_guidance: None,
+        ..flux_defaults(true)
+    };
+    let mut s = spec();
+    s.scheduler = Some(Scheduler::FlowEuler);
+    s.no_t5 = Some(true);
+    assert!(img(&fill(&s, &sd3).unwrap()).no_t5);
+    let err = fill(&s, &flux_defaults(true)).unwrap_err().to_string();
+    assert!(err.contains("--no-t5"), "{err}");
+    for (set, flag) in [
+        (
+            (|s: &mut JobOverrides| s.true_cfg = Some(4.0)) as fn(&mut JobOverrides),
+            "--true-cfg",
+        ),
+        (
+            |s: &mut JobOverrides| s.text_encoder_2 = Some("t5.gguf".into()),
+            "--text-encoder-2",
+        ),
+    ] {
+        let mut s = spec();
+        set(&mut s);
+        let err = fill(&s, &sd3).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains(flag), "{err}");
     }
 }
 
