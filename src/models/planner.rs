@@ -400,6 +400,7 @@ mod flux_tests;
 mod gpu_tests;
 #[cfg(test)]
 mod sparse_files;
+#[cfg(test)]
 mod sd3_tests;
 #[cfg(test)]
 mod tests;

@@ -20,12 +20,14 @@ fn spec() -> JobOverrides {
     }
 }
 
-/// The image job `asked` describes, filled from `defaults`.
+/// The image job `asked` describes, filled from `defaults`; the family is what such defaults
+/// belong to (a flow model without embedded guidance is SD 3.5 here).
 fn fill(asked: &JobOverrides, defaults: &Defaults) -> crate::Result<JobSpec> {
-    let family = if defaults.scheduler.is_flow() {
-        crate::models::Family::Flux
-    } else {
-        crate::models::Family::Sd1
+    use crate::models::Family;
+    let family = match (defaults.scheduler.is_flow(), defaults.embedded_guidance) {
+        (true, None) => Family::Sd3,
+        (true, Some(_)) => Family::Flux,
+        (false, _) => Family::Sd1,
     };
     fill_spec(asked, asked.kind_asked(), defaults, family)
 }
