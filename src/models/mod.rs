@@ -12,9 +12,9 @@ pub mod quant;
 pub mod registry;
 mod registry_errors;
 pub mod resolve;
-mod zimage_layout;
 mod sd3_layout;
 mod transformer_layout;
+mod zimage_layout;
 
 pub use compat::{CompatContext, CompatFinding, Severity, Verdict};
 pub use entry::{Defaults, Family, Kind, ModelEntry, Os};

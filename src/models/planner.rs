@@ -399,8 +399,8 @@ mod flux_tests;
 #[cfg(test)]
 mod gpu_tests;
 #[cfg(test)]
-mod sparse_files;
-#[cfg(test)]
 mod sd3_tests;
+#[cfg(test)]
+mod sparse_files;
 #[cfg(test)]
 mod tests;
