@@ -87,6 +87,16 @@ impl Error {
         }
     }
 
+    /// Bad input of job `index` (0-based) of a batch of `count` says which job it is.
+    pub fn in_batch(self, index: usize, count: usize) -> Self {
+        match self {
+            Self::BadInput { message } if count > 1 => {
+                Self::bad_input(format!("job {} of {count}: {message}", index + 1))
+            }
+            other => other,
+        }
+    }
+
     /// A file error while writing an output becomes `OutputWrite` (other errors pass through).
     pub fn on_output_write(self) -> Self {
         match self {
