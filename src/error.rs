@@ -131,6 +131,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn bad_input_in_a_batch_names_the_job() {
+        let one = Error::bad_input("no prompt").in_batch(0, 1);
+        assert_eq!(one.to_string(), "no prompt");
+        let third = Error::bad_input("no prompt").in_batch(2, 5);
+        assert_eq!(third.to_string(), "job 3 of 5: no prompt");
+        assert_eq!(Error::job_failed("x").in_batch(2, 5).to_string(), "x");
+    }
+
+    #[test]
     fn exit_codes_follow_the_contract() {
         assert_eq!(Error::bad_input("x").exit_code(), 2);
         assert_eq!(Error::Cancelled.exit_code(), 130);
