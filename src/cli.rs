@@ -3,7 +3,9 @@
 //! before the subcommand, the top-level ones still apply: `pallaidium --offline fetch sd15`).
 
 mod job_args;
+mod remote_args;
 mod scoped;
+mod serve_args;
 
 use std::path::PathBuf;
 
@@ -12,6 +14,8 @@ use clap::{Args, Parser, Subcommand};
 use crate::vocab::DtypeChoice;
 use crate::vocab::RunSettings;
 pub use job_args::{BatchArgs, JobArgs};
+pub use remote_args::RemoteArgs;
+pub use serve_args::ServeArgs;
 
 pub use scoped::{
     BudgetFlag, DeviceFlag, DeviceScope, DtypeFlag, OfflineFlag, OutFlag, RegistryFlag,
@@ -48,6 +52,9 @@ pub struct Cli {
 
     #[command(flatten)]
     pub batch: BatchArgs,
+
+    #[command(flatten)]
+    pub remote: RemoteArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -104,6 +111,10 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Serve the queue over HTTP: the native JSON API under /api/v1 (jobs, SSE events,
+    /// outputs, models, doctor; OpenAPI at /api/v1/openapi.json) and OpenAI- and A1111-style
+    /// subsets. Job flags given before `serve` are every request's defaults.
+    Serve(ServeArgs),
 }
 
 #[derive(Debug, Subcommand, Clone)]
@@ -257,6 +268,7 @@ impl Cli {
                 a.dtype.apply(&mut g);
                 a.out.apply(&mut g);
             }
+            Some(Command::Serve(args)) => args.apply(&mut g),
             Some(Command::Info { .. }) | None => {}
         }
         g

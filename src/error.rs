@@ -87,6 +87,16 @@ impl Error {
         }
     }
 
+    /// Bad input of job `index` (0-based) of a batch of `count` says which job it is.
+    pub fn in_batch(self, index: usize, count: usize) -> Self {
+        match self {
+            Self::BadInput { message } if count > 1 => {
+                Self::bad_input(format!("job {} of {count}: {message}", index + 1))
+            }
+            other => other,
+        }
+    }
+
     /// A file error while writing an output becomes `OutputWrite` (other errors pass through).
     pub fn on_output_write(self) -> Self {
         match self {
@@ -119,6 +129,15 @@ pub fn exit_code_of(err: &anyhow::Error) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bad_input_in_a_batch_names_the_job() {
+        let one = Error::bad_input("no prompt").in_batch(0, 1);
+        assert_eq!(one.to_string(), "no prompt");
+        let third = Error::bad_input("no prompt").in_batch(2, 5);
+        assert_eq!(third.to_string(), "job 3 of 5: no prompt");
+        assert_eq!(Error::job_failed("x").in_batch(2, 5).to_string(), "x");
+    }
 
     #[test]
     fn exit_codes_follow_the_contract() {

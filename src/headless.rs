@@ -4,7 +4,7 @@
 //! stop the batch.
 
 mod history;
-mod progress;
+pub(crate) mod progress;
 pub(crate) mod specs;
 
 use std::collections::BTreeSet;
@@ -19,6 +19,9 @@ use crate::platform::switches::Switches;
 /// Runs what the command line asks for and returns the process exit code
 /// (0 all done, 1 a job failed, 2 bad input, 130 cancelled).
 pub fn run(cli: &Cli, switches: &Switches) -> anyhow::Result<i32> {
+    if let Some(host) = &cli.remote.host {
+        return crate::serve::client::run(cli, switches, host);
+    }
     let paths = crate::platform::paths::Paths::resolve(cli.global.out.as_deref(), switches)?;
     let json = cli.job.json || !std::io::stdout().is_terminal();
     if cli.batch.history {
@@ -177,7 +180,7 @@ fn stop(
     }
 }
 
-fn show(event: &JobEvent, json: bool, preview: bool, view: &mut progress::HumanView) {
+pub(crate) fn show(event: &JobEvent, json: bool, preview: bool, view: &mut progress::HumanView) {
     if json {
         let mut out = std::io::stdout().lock();
         // A closed stdout (dropped session, closed pipe) must not stop the batch.

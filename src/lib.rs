@@ -12,6 +12,7 @@ pub mod jobs;
 pub mod logging;
 pub mod models;
 pub mod platform;
+pub mod serve;
 pub mod terminal_text;
 pub mod tui;
 pub mod vocab;

@@ -5,3 +5,4 @@ pub mod fetch;
 pub mod info;
 pub mod models;
 pub mod plan;
+pub mod serve;

@@ -50,23 +50,56 @@ pub fn run(
     switches: &crate::platform::switches::Switches,
     json: bool,
 ) -> anyhow::Result<i32> {
-    let registry = Registry::load(global.models_file.as_deref())?;
-    let paths = Paths::resolve(global.out.as_deref(), switches)?;
-    let target = target(global, switches, &paths)?;
-
-    let rows: Vec<ModelRow<'_>> = registry
-        .entries()
-        .iter()
-        .map(|e| row(e, &target, &paths))
-        .collect();
+    let listing = Listing::load(global, switches)?;
+    let (rows, target, paths) = (listing.rows(), &listing.target, &listing.paths);
     if json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
         // Ids, names and notes come from the models file: no control characters reach the terminal.
-        let table = table(&rows, &target, &paths);
+        let table = table(&rows, target, paths);
         print!("{}", crate::terminal_text::escape_controls(&table));
     }
     Ok(0)
+}
+
+/// The registry and what its entries are checked against.
+struct Listing {
+    registry: Registry,
+    paths: Paths,
+    target: Target,
+}
+
+impl Listing {
+    fn load(
+        global: &GlobalArgs,
+        switches: &crate::platform::switches::Switches,
+    ) -> crate::Result<Self> {
+        let registry = Registry::load(global.models_file.as_deref())?;
+        let paths = Paths::resolve(global.out.as_deref(), switches)?;
+        let target = target(global, switches, &paths)?;
+        Ok(Self {
+            registry,
+            paths,
+            target,
+        })
+    }
+
+    fn rows(&self) -> Vec<ModelRow<'_>> {
+        self.registry
+            .entries()
+            .iter()
+            .map(|e| row(e, &self.target, &self.paths))
+            .collect()
+    }
+}
+
+/// The rows `models --json` prints, as one JSON list (the HTTP API's `/api/v1/models`).
+pub fn listing(
+    global: &GlobalArgs,
+    switches: &crate::platform::switches::Switches,
+) -> crate::Result<serde_json::Value> {
+    serde_json::to_value(Listing::load(global, switches)?.rows())
+        .map_err(|e| crate::Error::job_failed(format!("cannot list the models: {e}")))
 }
 
 fn target(

@@ -14,6 +14,8 @@ mod parity;
 mod run;
 #[path = "../support/runner.rs"]
 mod runner;
+#[path = "../support/serve.rs"]
+mod serve;
 #[path = "../support/silent_hub.rs"]
 mod silent_hub;
 
@@ -40,6 +42,9 @@ mod cli_parity;
 mod cli_plan_size;
 mod cli_refused_inputs;
 mod cli_sd3;
+mod cli_serve;
+mod cli_serve_client;
+mod cli_serve_compat;
 mod cli_switches;
 mod cli_zimage;
 mod hf_cache_layout;

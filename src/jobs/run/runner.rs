@@ -171,16 +171,8 @@ impl JobRunner {
             .iter()
             .enumerate()
             .map(|(i, spec)| {
-                self.prepare(spec).map_err(|err| match err {
-                    crate::Error::BadInput { message } if specs.len() > 1 => {
-                        crate::Error::bad_input(format!(
-                            "job {} of {}: {message}",
-                            i + 1,
-                            specs.len()
-                        ))
-                    }
-                    other => other,
-                })
+                self.prepare(spec)
+                    .map_err(|err| err.in_batch(i, specs.len()))
             })
             .collect::<crate::Result<Vec<_>>>()?;
         // An output folder that cannot take the outputs is refused now, not after the work.

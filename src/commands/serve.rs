@@ -1,0 +1,51 @@
+//! `pallaidium serve`: checks the flags (a token where other machines can reach it, the body
+//! limit), sets up the runner as headless runs do, and hands over to `serve::run`.
+
+use crate::cli::{Cli, GlobalArgs, ServeArgs};
+use crate::jobs::Store;
+use crate::jobs::run::setup::{FetchDisplay, runner_setup};
+use crate::platform::paths::Paths;
+use crate::platform::switches::Switches;
+use crate::serve::auth::{Token, check_exposure};
+
+pub fn run(
+    cli: &Cli,
+    global: &GlobalArgs,
+    switches: &Switches,
+    args: &ServeArgs,
+) -> anyhow::Result<i32> {
+    let token = args
+        .token_file
+        .as_deref()
+        .map(Token::from_file)
+        .transpose()?;
+    check_exposure(args.listen, token.is_some())?;
+    let max_body = crate::device::memory::parse_size(&args.max_body)
+        .map_err(|e| crate::Error::bad_input(format!("--max-body: {e}")))?;
+    let paths = Paths::resolve(global.out.as_deref(), switches)?;
+    let setup = runner_setup(
+        &global.run_settings(),
+        &paths,
+        switches,
+        0,
+        FetchDisplay::LogOnly,
+    )?;
+    let store = Store::open(&paths.queue_db).map_err(crate::Error::from)?;
+    let reads = Store::open(&paths.queue_db).map_err(crate::Error::from)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(crate::serve::run(crate::serve::ServeConfig {
+        listen: args.listen,
+        token,
+        max_body: usize::try_from(max_body).unwrap_or(usize::MAX),
+        runner: setup.config,
+        store,
+        reads,
+        defaults: cli.job.job.clone(),
+        uploads_dir: paths.home.join("uploads"),
+        global: global.clone(),
+        switches: switches.clone(),
+    }))?;
+    Ok(0)
+}
