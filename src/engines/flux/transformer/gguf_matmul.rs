@@ -119,18 +119,11 @@ pub fn quantized_matmul(w: &QTensor, xs: &Tensor) -> Result<Option<Tensor>> {
             xs.device()
         );
     }
-    let paired = matches!(
-        w.dtype(),
-        GgmlDType::Q4_1 | GgmlDType::Q5_0 | GgmlDType::Q5_1
-    );
-    if paired && !(k / w.dtype().block_size()).is_multiple_of(2) {
+    if !pairs_fit(w)? {
         return Ok(None);
     }
     let in_dtype = xs.dtype();
     let x = xs.to_dtype(DType::F32)?.contiguous()?;
-    if !all_finite(&x)? {
-        return Ok(None);
-    }
     let m = x.elem_count() / k;
     let mut out = vec![0f32; m * n];
     {
@@ -139,6 +132,9 @@ pub fn quantized_matmul(w: &QTensor, xs: &Tensor) -> Result<Option<Tensor>> {
             candle_core::bail!("quantized matmul: the input is not f32 CPU memory");
         };
         let lhs = &all[layout.start_offset()..layout.start_offset() + m * k];
+        if !lhs.iter().all(|v| v.is_finite()) {
+            return Ok(None);
+        }
         let data = w.data()?;
         match w.dtype() {
             GgmlDType::Q4_0 => run::<BlockQ4_0>((m, k, n), lhs, &data, &mut out)?,
