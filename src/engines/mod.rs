@@ -27,6 +27,9 @@ pub struct EngineSwitches {
     pub copy_weights: bool,
     /// Device time per kind of UNet layer (`sd::unet::probe`).
     pub profile: bool,
+    /// How a diffusion transformer's quantized GGUF matrices are multiplied (None: the default
+    /// for the device, `flux::transformer::GgufMatmul::resolve`).
+    pub gguf_matmul: Option<flux::transformer::GgufMatmul>,
 }
 
 impl EngineSwitches {
@@ -35,6 +38,10 @@ impl EngineSwitches {
             stock_kernels: s.stock_kernels,
             copy_weights: s.copy_weights,
             profile: s.profile,
+            gguf_matmul: s
+                .gguf_matmul
+                .as_deref()
+                .and_then(flux::transformer::GgufMatmul::from_word),
         }
     }
 

@@ -14,7 +14,7 @@ use std::time::Duration;
 use crate::{Error, Result};
 
 mod table;
-pub use table::{Effect, PREVIEW_PROTOCOLS, SWITCHES, Switch, Takes, switch};
+pub use table::{Effect, GGUF_MATMUL_MODES, PREVIEW_PROTOCOLS, SWITCHES, Switch, Takes, switch};
 
 /// The switches of this run. `Default` is every variable unset (what tests construct).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -41,6 +41,9 @@ pub struct Switches {
     pub cuda_defaults: bool,
     /// PALLAIDIUM_PROFILE: time each kind of UNet layer.
     pub profile: bool,
+    /// PALLAIDIUM_GGUF_MATMUL: one of `GGUF_MATMUL_MODES` (lowercase); unset, the engine's
+    /// default per device.
+    pub gguf_matmul: Option<String>,
 }
 
 impl Switches {
@@ -68,6 +71,7 @@ impl Switches {
             malloc_defaults: r.flag("PALLAIDIUM_MALLOC_DEFAULTS")?,
             cuda_defaults: r.flag("PALLAIDIUM_CUDA_DEFAULTS")?,
             profile: r.flag("PALLAIDIUM_PROFILE")?,
+            gguf_matmul: r.one_of("PALLAIDIUM_GGUF_MATMUL", GGUF_MATMUL_MODES)?,
         })
     }
 
@@ -90,6 +94,7 @@ impl Switches {
             ("PALLAIDIUM_MALLOC_DEFAULTS", flag(self.malloc_defaults)),
             ("PALLAIDIUM_CUDA_DEFAULTS", flag(self.cuda_defaults)),
             ("PALLAIDIUM_PROFILE", flag(self.profile)),
+            ("PALLAIDIUM_GGUF_MATMUL", self.gguf_matmul.clone()),
         ]
         .into_iter()
         .filter_map(|(name, value)| value.map(|v| (name, v)))

@@ -18,19 +18,34 @@ pub const RETAINED_EVENTS: usize = 20_000;
 /// The most jobs a list answers with.
 pub const MAX_LIST: usize = 1_000;
 
-/// Refuses a body whose announced length is over `--max-body` before reading any of it (one
-/// sent without a length is cut at the limit as it is read).
+/// A refused body up to this many times `--max-body` is read and dropped before the answer, so
+/// the connection closes cleanly and the client reads its 413 (a socket closed with unread bytes
+/// is reset, and the reset can destroy the answer); a larger one is refused unread.
+const DRAIN_FACTOR: u64 = 8;
+/// How long a refused body may take to arrive before the answer goes out anyway.
+const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Refuses a body whose announced length is over `--max-body` (one sent without a length is cut
+/// at the limit as it is read).
 pub async fn announced_size(State(max): State<usize>, request: Request, next: Next) -> Response {
     let announced = request
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
+    let max_bytes = u64::try_from(max).unwrap_or(u64::MAX);
     match announced {
-        Some(bytes) if bytes > u64::try_from(max).unwrap_or(u64::MAX) => ApiError::TooLarge(
-            format!("the body is {bytes} bytes; this server takes at most {max} (--max-body)"),
-        )
-        .into_response(),
+        Some(bytes) if bytes > max_bytes => {
+            if bytes <= max_bytes.saturating_mul(DRAIN_FACTOR) {
+                let cap = usize::try_from(bytes).unwrap_or(usize::MAX);
+                let drain = axum::body::to_bytes(request.into_body(), cap);
+                let _ = tokio::time::timeout(DRAIN_TIMEOUT, drain).await;
+            }
+            ApiError::TooLarge(format!(
+                "the body is {bytes} bytes; this server takes at most {max} (--max-body)"
+            ))
+            .into_response()
+        }
         _ => next.run(request).await,
     }
 }

@@ -49,7 +49,11 @@ fn run_like_diffusers(model: &str, name: &str) -> f64 {
             .args(["--strength", &cli["strength"].to_string()]);
     }
     if let Some(gguf) = s("gguf") {
-        cmd.arg("--transformer").arg(fixture(&gguf));
+        // diffusers' arithmetic (the 1/255 parity mode); the CPU's default 8-bit matmul has its
+        // own tolerance in the parity tests.
+        cmd.arg("--transformer")
+            .arg(fixture(&gguf))
+            .env("PALLAIDIUM_GGUF_MATMUL", "dequant");
     }
     let output = cmd.output().unwrap();
     assert!(

@@ -1,12 +1,15 @@
 //! Whole FLUX pipelines against diffusers' FluxPipeline / FluxImg2ImgPipeline on the tiny
 //! fixtures: every reference of flux-schnell-tiny, flux-dev-tiny and flux-k-tiny (txt2img and
 //! img2img, non-square, embedded guidance, true CFG, static and dynamic shift, T5 lengths, GGUF
-//! transformers) from the same unpacked noise; the fixtures' power; the GGUF T5 kept quantized;
-//! staged and resident runs alike.
+//! transformers, their matrices dequantized with diffusers' arithmetic) from the same unpacked
+//! noise; the GGUF transformers again in the CPU's default 8-bit mode with its own tolerance; the
+//! fixtures' power; the GGUF T5 kept quantized; staged and resident runs alike.
 
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device};
+use pallaidium::engines::EngineSwitches;
+use pallaidium::engines::flux::transformer::GgufMatmul;
 use pallaidium::engines::flux::{FluxLoadOptions, FluxPipeline};
 use pallaidium::engines::nn::text::t5;
 use pallaidium::engines::nn::text::t5_quantized::QuantizedT5Encoder;
@@ -24,7 +27,17 @@ fn pipeline(model: &str, transformer: Option<PathBuf>, residency: Residency) -> 
     load(fixtures().join(model), transformer, residency)
 }
 
+/// GGUF matrices dequantized with diffusers' arithmetic (the parity tolerance's mode).
 fn load(model_dir: PathBuf, transformer: Option<PathBuf>, residency: Residency) -> FluxPipeline {
+    load_as(model_dir, transformer, residency, GgufMatmul::Dequant)
+}
+
+fn load_as(
+    model_dir: PathBuf,
+    transformer: Option<PathBuf>,
+    residency: Residency,
+    matmul: GgufMatmul,
+) -> FluxPipeline {
     FluxPipeline::load(FluxLoadOptions {
         model_dir,
         transformer,
@@ -32,7 +45,10 @@ fn load(model_dir: PathBuf, transformer: Option<PathBuf>, residency: Residency) 
         device: Device::Cpu,
         dtype: DType::F32,
         residency,
-        switches: Default::default(),
+        switches: EngineSwitches {
+            gguf_matmul: Some(matmul),
+            ..Default::default()
+        },
     })
     .unwrap()
 }
@@ -61,14 +77,19 @@ fn request(model: &str, r: &serde_json::Value) -> GenerateRequest {
     }
 }
 
+/// The GGUF transformer file a reference used, relative to the model's folder.
+fn gguf_of(r: &serde_json::Value) -> Option<String> {
+    parity::first_word(&r["transformer"])
+        .filter(|t| t.ends_with(".gguf"))
+        .or_else(|| r["cli"]["gguf"].as_str().map(|g| format!("../{g}")))
+}
+
 /// Runs every reference of `model` and returns (name, mean abs diff 0-255).
 fn run_all(model: &str) -> Vec<(String, f64)> {
     let mut dense: Option<FluxPipeline> = None;
     let mut out = Vec::new();
     for (name, r) in parity::pipeline_references(&fixtures().join(model)) {
-        let gguf = parity::first_word(&r["transformer"])
-            .filter(|t| t.ends_with(".gguf"))
-            .or_else(|| r["cli"]["gguf"].as_str().map(|g| format!("../{g}")));
+        let gguf = gguf_of(&r);
         let req = request(model, &r);
         let run = |p: &mut FluxPipeline| p.generate(&req, &NullSink, &CancelToken::new());
         let images = match (gguf, r.get("scheduler_override")) {
@@ -123,10 +144,60 @@ fn flux_k_quant_pipeline_matches_diffusers() {
     check_all("flux-k-tiny", 1);
 }
 
-/// The fixtures can fail a test: prompt, guidance, true CFG, steps, shift and T5 length each move
-/// diffusers' image by several levels, more than the 1-level tolerance.
+/// The 8-bit modes' image tolerance (mean |diff| on the 0-255 scale) against diffusers' GGUF
+/// images; below the smallest effect of a prompt, step count or guidance change (asserted).
+const EIGHT_BIT_IMAGE_TOL_255: f64 = 2.0;
+
+/// Every GGUF reference (schnell's Q8_0 and Q4_0, the CLI's Q4_0, flux-k-tiny's Q2_K..Q6_K)
+/// through the CPU's default `Quantized` mode: within EIGHT_BIT_IMAGE_TOL_255 of diffusers'
+/// GGUF image, and that tolerance below every fixture-power effect.
 #[test]
-fn the_flux_fixtures_have_the_power_to_fail() {
+fn flux_gguf_pipelines_in_the_quantized_mode_stay_near_diffusers() {
+    let mut checked = 0;
+    for model in ["flux-schnell-tiny", "flux-k-tiny"] {
+        for (name, r) in parity::pipeline_references(&fixtures().join(model)) {
+            let Some(file) = gguf_of(&r) else { continue };
+            let path = fixtures().join(model).join(file);
+            let mut p = load_as(
+                fixtures().join(model),
+                Some(path),
+                Residency::Staged,
+                GgufMatmul::Quantized,
+            );
+            let images = p
+                .generate(&request(model, &r), &NullSink, &CancelToken::new())
+                .unwrap();
+            let mad = parity::image_mean_abs_diff(
+                images[0].image.as_raw(),
+                &parity::pipeline_image(&fixtures().join(model), &name),
+            );
+            eprintln!("{model} {name} (Quantized): mean abs diff {mad:.4} (0-255)");
+            assert!(
+                mad.is_finite() && mad < EIGHT_BIT_IMAGE_TOL_255,
+                "{model} {name}: {mad}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 4, "{checked} GGUF references");
+    let smallest = smallest_fixture_effect();
+    assert!(
+        smallest > EIGHT_BIT_IMAGE_TOL_255,
+        "a prompt/step/guidance change moves an image by only {smallest}"
+    );
+}
+
+/// The smallest mean |diff| (0-255) between a fixture's base image and one made with another
+/// prompt, step count, guidance, true CFG, shift or T5 length.
+fn smallest_fixture_effect() -> f64 {
+    fixture_effects()
+        .into_iter()
+        .map(|(_, mad)| mad)
+        .fold(f64::INFINITY, f64::min)
+}
+
+fn fixture_effects() -> Vec<(String, f64)> {
+    let mut out = Vec::new();
     for (model, base, others) in [
         (
             "flux-schnell-tiny",
@@ -142,12 +213,21 @@ fn the_flux_fixtures_have_the_power_to_fail() {
         let a = parity::image_values(&parity::pipeline_image(&fixtures().join(model), base));
         for other in others {
             let b = parity::image_values(&parity::pipeline_image(&fixtures().join(model), other));
-            let mad = parity::mean_abs_diff_255(&a, &b);
-            assert!(
-                mad > 3.0 * parity::IMAGE_TOL_255,
-                "{model} {other} vs {base}: {mad}"
-            );
+            out.push((
+                format!("{model} {other} vs {base}"),
+                parity::mean_abs_diff_255(&a, &b),
+            ));
         }
+    }
+    out
+}
+
+/// The fixtures can fail a test: prompt, guidance, true CFG, steps, shift and T5 length each move
+/// diffusers' image by several levels, more than the 1-level tolerance.
+#[test]
+fn the_flux_fixtures_have_the_power_to_fail() {
+    for (what, mad) in fixture_effects() {
+        assert!(mad > 3.0 * parity::IMAGE_TOL_255, "{what}: {mad}");
     }
 }
 

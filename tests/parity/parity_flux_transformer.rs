@@ -4,14 +4,17 @@
 //! BFL-named GGUFs (F16, BF16, Q8_0, Q5_1, Q5_0, Q4_1, Q4_0 of schnell-tiny; flux-k-tiny's
 //! Q2_K..Q6_K at hidden 256) against diffusers' `from_single_file` with
 //! GGUFQuantizationConfig(compute_dtype=float32). f32 on the CPU; relative tolerance 1e-4
-//! (max |diff| / max |reference|); a NaN or infinity fails (nn::compare).
+//! (max |diff| / max |reference|); a NaN or infinity fails (nn::compare). The GGUFs run with
+//! `GgufMatmul::Dequant` (diffusers' arithmetic) for that tolerance; the CPU's default 8-bit
+//! modes (`Quantized`, `Repacked`) against the same references with their own tolerance.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
-use pallaidium::engines::flux::transformer::FluxTransformer;
+use pallaidium::engines::EngineSwitches;
+use pallaidium::engines::flux::transformer::{FluxTransformer, GgufMatmul};
 
 use crate::parity;
 
@@ -21,7 +24,15 @@ fn fixture(model: &str) -> PathBuf {
         .join(model)
 }
 
-fn load(model: &str, gguf: Option<&str>) -> FluxTransformer {
+/// The switches with GGUF matrices multiplied as `matmul` says.
+fn multiplied(matmul: GgufMatmul) -> EngineSwitches {
+    EngineSwitches {
+        gguf_matmul: Some(matmul),
+        ..Default::default()
+    }
+}
+
+fn load_as(model: &str, gguf: Option<&str>, matmul: GgufMatmul) -> FluxTransformer {
     let dir = fixture(model);
     let gguf = gguf.map(|name| dir.join("gguf").join(name));
     FluxTransformer::load(
@@ -29,9 +40,14 @@ fn load(model: &str, gguf: Option<&str>) -> FluxTransformer {
         gguf.as_deref(),
         &Device::Cpu,
         DType::F32,
-        Default::default(),
+        multiplied(matmul),
     )
     .unwrap()
+}
+
+/// GGUF matrices dequantized with diffusers' arithmetic.
+fn load(model: &str, gguf: Option<&str>) -> FluxTransformer {
+    load_as(model, gguf, GgufMatmul::Dequant)
 }
 
 /// Our output for a reference step's inputs.
@@ -136,7 +152,7 @@ fn flux_transformer_runs_in_bf16_and_f16_near_the_f32_references() {
                 g.as_deref(),
                 &Device::Cpu,
                 dtype,
-                Default::default(),
+                multiplied(GgufMatmul::Dequant),
             )
             .unwrap();
             let r =
@@ -146,6 +162,43 @@ fn flux_transformer_runs_in_bf16_and_f16_near_the_f32_references() {
             let what = format!("schnell-tiny {dtype:?} {reference}");
             let ours = ours.to_dtype(DType::F32).unwrap();
             parity::assert_close(&what, &ours, parity::get(&r, "output"), tol);
+        }
+    }
+}
+
+/// The 8-bit modes' tolerance against diffusers' GGUF step (max |diff| / max |reference|):
+/// activations rounded to 8-bit blocks move each layer's output by a few 1e-3 and the error
+/// grows through the blocks.
+const EIGHT_BIT_REL_TOL: f32 = 5e-2;
+
+/// The CPU's 8-bit modes (the default `Quantized`, and `Repacked`) on every quantized GGUF of
+/// the fixtures stay within EIGHT_BIT_REL_TOL of diffusers' GGUF step; the tolerance has the
+/// power to fail: a timestep of 0.5 instead of the reference's moves the step by more than 3x
+/// it.
+#[test]
+fn flux_transformer_ggufs_in_the_8_bit_modes_stay_near_diffusers() {
+    let files = ["Q8_0", "Q5_1", "Q5_0", "Q4_1", "Q4_0"]
+        .map(|ty| ("flux-schnell-tiny", format!("transformer-{ty}.gguf"), ty))
+        .into_iter()
+        .chain([("flux-k-tiny", "transformer-K.gguf".to_owned(), "K")]);
+    for (model, file, ty) in files {
+        let reference = fixture(model).join(format!("reference/gguf_step_{ty}.safetensors"));
+        let r = parity::reference_tensors(&reference);
+        let want = parity::get(&r, "output");
+        for matmul in [GgufMatmul::Quantized, GgufMatmul::Repacked] {
+            let transformer = load_as(model, Some(&file), matmul);
+            let what = format!("{model} GGUF {ty} step, {matmul:?}");
+            let ours = step(&transformer, &r);
+            let d = parity::rel_diff(&ours, want);
+            assert!(d > 0.0, "{what}: no rounding at all (not 8-bit?)");
+            parity::assert_close(&what, &ours, want, EIGHT_BIT_REL_TOL);
+            if matmul == GgufMatmul::Quantized {
+                let mut other = r.clone();
+                let half = (parity::get(&r, "timestep") * 0.5).unwrap();
+                other.insert("timestep".to_owned(), half);
+                let moved = parity::rel_diff(&step(&transformer, &other), want);
+                assert!(moved > 3.0 * EIGHT_BIT_REL_TOL, "{what}: t/2 moves {moved}");
+            }
         }
     }
 }

@@ -61,7 +61,7 @@ fn pipeline(no_t5: bool) -> Sd3Pipeline {
         device: Device::Cpu,
         dtype: DType::F32,
         residency: Residency::Staged,
-        switches: Default::default(),
+        switches: parity::exact_gguf_switches(),
     })
     .unwrap()
 }
@@ -130,7 +130,7 @@ fn load(model: &str, gguf: Option<&str>) -> Sd3Transformer {
         gguf.as_deref(),
         &Device::Cpu,
         DType::F32,
-        Default::default(),
+        parity::exact_gguf_switches(),
     )
     .unwrap()
 }
@@ -203,7 +203,7 @@ fn sd3_gguf_with_another_structure_is_refused() {
         Some(&gguf),
         &Device::Cpu,
         DType::F32,
-        Default::default(),
+        parity::exact_gguf_switches(),
     )
     .err()
     .unwrap()
@@ -229,7 +229,7 @@ fn sd3_transformer_runs_in_bf16_and_f16_near_the_f32_references() {
                 g.as_deref(),
                 &Device::Cpu,
                 dtype,
-                Default::default(),
+                parity::exact_gguf_switches(),
             )
             .unwrap();
             let r = parity::reference_tensors(&reference(&format!("{name}.safetensors")));

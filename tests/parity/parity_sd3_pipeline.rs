@@ -36,7 +36,7 @@ fn pipeline(no_t5: bool, transformer: Option<PathBuf>, residency: Residency) -> 
         device: Device::Cpu,
         dtype: DType::F32,
         residency,
-        switches: Default::default(),
+        switches: parity::exact_gguf_switches(),
     })
     .unwrap()
 }

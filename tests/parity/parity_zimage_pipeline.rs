@@ -8,7 +8,9 @@
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
+use pallaidium::engines::EngineSwitches;
 use pallaidium::engines::flux::scheduler::{FlowMatchConfig, FlowMatchEuler};
+use pallaidium::engines::flux::transformer::GgufMatmul;
 use pallaidium::engines::nn::text::qwen::QwenEncoder;
 use pallaidium::engines::progress::{CancelToken, NullSink};
 use pallaidium::engines::sd::GenerateRequest;
@@ -26,14 +28,27 @@ fn fixture() -> PathBuf {
         .join(MODEL)
 }
 
+/// GGUF matrices dequantized with diffusers' arithmetic (the parity tolerance's mode).
 fn load(model_dir: PathBuf, transformer: Option<PathBuf>, residency: Residency) -> ZImagePipeline {
+    load_as(model_dir, transformer, residency, GgufMatmul::Dequant)
+}
+
+fn load_as(
+    model_dir: PathBuf,
+    transformer: Option<PathBuf>,
+    residency: Residency,
+    matmul: GgufMatmul,
+) -> ZImagePipeline {
     ZImagePipeline::load(ZImageLoadOptions {
         model_dir,
         transformer,
         device: Device::Cpu,
         dtype: DType::F32,
         residency,
-        switches: Default::default(),
+        switches: EngineSwitches {
+            gguf_matmul: Some(matmul),
+            ..Default::default()
+        },
     })
     .unwrap()
 }
@@ -252,5 +267,39 @@ fn zimage_batches_use_one_seed_each_and_refuse_bad_input() {
             .err()
             .unwrap();
         assert_eq!(err.exit_code(), 2, "{err}");
+    }
+}
+
+/// The GGUF references through the CPU's default `Quantized` mode (8-bit activations): near
+/// diffusers' GGUF images, within a tolerance below what a different prompt or step count does.
+#[test]
+fn zimage_gguf_images_in_the_quantized_mode_stay_near_diffusers() {
+    const TOL_255: f64 = 2.0;
+    let mut checked = 0;
+    for (name, r) in parity::pipeline_references(&fixture()) {
+        let Some(file) = parity::first_word(&r["transformer"]).filter(|t| t.ends_with(".gguf"))
+        else {
+            continue;
+        };
+        let mut p = load_as(
+            fixture(),
+            Some(fixture().join(file)),
+            Residency::Staged,
+            GgufMatmul::Quantized,
+        );
+        let images = p
+            .generate(&request(&r), &NullSink, &CancelToken::new())
+            .unwrap();
+        let want = parity::pipeline_image(&fixture(), &name);
+        let mad = parity::image_mean_abs_diff(images[0].image.as_raw(), &want);
+        eprintln!("{name} (Quantized): mean abs diff {mad:.4} (0-255)");
+        assert!(mad.is_finite() && mad < TOL_255, "{name}: {mad}");
+        checked += 1;
+    }
+    assert!(checked >= 2, "{checked} GGUF references");
+    let r = parity::reference_json_lenient(&fixture().join("reference/pipeline_txt2img.json"));
+    for knob in ["prompt2", "steps4"] {
+        let levels = r["power"][knob].as_f64().unwrap() * 255.0;
+        assert!(levels > 2.0 * TOL_255, "{knob}: {levels} levels");
     }
 }

@@ -3,13 +3,17 @@
 //! step as ZImagePipeline calls it (a list of (16, 1, h, w) latents, t = (1000 - t) / 1000, a
 //! list of caption features of different lengths, so diffusers pads and masks the batch). f32
 //! on the CPU; relative tolerance 1e-4 (max |diff| / max |reference|); a NaN or infinity fails
-//! (nn::compare). The Q8_0 and Q4_0 GGUFs likewise against diffusers' single-file loader.
+//! (nn::compare). The Q8_0 and Q4_0 GGUFs likewise against diffusers' single-file loader, their
+//! matrices dequantized with diffusers' arithmetic (`GgufMatmul::Dequant`), and again in the
+//! CPU's default 8-bit mode (`Quantized`) with its own tolerance.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
+use pallaidium::engines::EngineSwitches;
+use pallaidium::engines::flux::transformer::GgufMatmul;
 use pallaidium::engines::zimage::transformer::ZImageTransformer;
 
 use crate::parity;
@@ -18,13 +22,22 @@ fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/zimage-tiny")
 }
 
+/// GGUF matrices dequantized with diffusers' arithmetic.
 fn load(gguf: Option<&Path>, dtype: DType) -> ZImageTransformer {
+    load_as(gguf, dtype, GgufMatmul::Dequant)
+}
+
+fn load_as(gguf: Option<&Path>, dtype: DType, matmul: GgufMatmul) -> ZImageTransformer {
+    let switches = EngineSwitches {
+        gguf_matmul: Some(matmul),
+        ..Default::default()
+    };
     ZImageTransformer::load(
         &fixture().join("transformer"),
         gguf,
         &Device::Cpu,
         dtype,
-        Default::default(),
+        switches,
     )
     .unwrap()
 }
@@ -140,4 +153,26 @@ fn zimage_transformer_runs_in_bf16_near_the_f32_reference() {
         &reference("transformer_step"),
         5e-2,
     );
+}
+
+/// The 8-bit modes' tolerance against diffusers' GGUF step (max |diff| / max |reference|).
+const EIGHT_BIT_REL_TOL: f32 = 5e-2;
+
+/// The GGUFs in the CPU's default `Quantized` mode stay within EIGHT_BIT_REL_TOL of diffusers'
+/// GGUF step, which half the timestep moves by more than 3x that.
+#[test]
+fn zimage_transformer_ggufs_in_the_quantized_mode_stay_near_diffusers() {
+    for ty in ["Q8_0", "Q4_0"] {
+        let gguf = fixture().join(format!("gguf/transformer-{ty}.gguf"));
+        let model = load_as(Some(&gguf), DType::F32, GgufMatmul::Quantized);
+        let r = reference(&format!("gguf_step_{ty}"));
+        let what = format!("zimage-tiny GGUF {ty} step, Quantized");
+        check(&what, &model, &r, EIGHT_BIT_REL_TOL);
+        let (latents, caps) = (items(&r, "x"), items(&r, "cap_feats"));
+        let t = (parity::get(&r, "t") * 0.5).unwrap();
+        let moved = model.forward(&latents, &t, &caps).unwrap();
+        let want = items(&r, "output");
+        let d = parity::rel_diff(&moved[0], &want[0]);
+        assert!(d > 3.0 * EIGHT_BIT_REL_TOL, "{what}: t/2 moves {d}");
+    }
 }

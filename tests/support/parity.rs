@@ -150,3 +150,12 @@ pub fn with_scheduler(
     .unwrap();
     (tmp, dir)
 }
+
+/// Engine switches for parity with diffusers' GGUF loads: quantized matrices dequantized with
+/// diffusers' own arithmetic (`PALLAIDIUM_GGUF_MATMUL=dequant`), not the CPU's 8-bit default.
+pub fn exact_gguf_switches() -> pallaidium::engines::EngineSwitches {
+    pallaidium::engines::EngineSwitches {
+        gguf_matmul: Some(pallaidium::engines::flux::transformer::GgufMatmul::Dequant),
+        ..Default::default()
+    }
+}

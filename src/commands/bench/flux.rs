@@ -18,7 +18,9 @@ use serde_json::{Value, json};
 
 use super::report::{current_rss, median_min, peak, peak_rss, reset_peak};
 use super::{BenchSetup, validate_size};
-use crate::engines::flux::transformer::{FluxTransformer, FluxTransformerConfig, Inputs};
+use crate::engines::flux::transformer::{
+    FluxTransformer, FluxTransformerConfig, GgufMatmul, Inputs,
+};
 use crate::platform::paths::Paths;
 use crate::{Error, Result};
 
@@ -194,7 +196,13 @@ pub fn run(model: &FluxBenchModel, s: &BenchSetup) -> Result<Value> {
     let (median_s, min_s) = median_min(&times);
     let (peak_bytes, peak_reserved, peak_kind) = peak(device, peak_reset);
     let weights = match &a.gguf {
-        Some(g) => json!({"gguf": g.display().to_string(), "file_bytes": file_size(g)}),
+        Some(g) => json!({
+            "gguf": g.display().to_string(),
+            "file_bytes": file_size(g),
+            // How its quantized matrices were multiplied (PALLAIDIUM_GGUF_MATMUL or the default).
+            "matmul": GgufMatmul::resolve(switches.gguf_matmul, device).word(),
+            "cpu_threads": candle_core::utils::get_num_threads(),
+        }),
         None => json!({"diffusers_dir": dir.display().to_string()}),
     };
     Ok(json!({

@@ -8,6 +8,7 @@ use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 
+use crate::engines::flux::transformer::GgufMatmul;
 use crate::engines::flux::transformer::linear::{Linear, Weight};
 use crate::engines::nn::weights::Weights;
 use crate::engines::nn::weights::gguf::{GgufFile, TensorInfo};
@@ -165,6 +166,8 @@ pub struct GgufLayers {
     dtype: DType,
     device: Device,
     fast: bool,
+    /// How the quantized matrices multiply (`PALLAIDIUM_GGUF_MATMUL`, resolved for the device).
+    matmul: GgufMatmul,
 }
 
 impl GgufLayers {
@@ -174,7 +177,7 @@ impl GgufLayers {
         map: NameMap,
         device: &Device,
         dtype: DType,
-        fast: bool,
+        (fast, matmul): (bool, GgufMatmul),
     ) -> Self {
         Self {
             file,
@@ -183,6 +186,7 @@ impl GgufLayers {
             dtype,
             device: device.clone(),
             fast,
+            matmul,
         }
     }
 
@@ -224,7 +228,7 @@ impl LayerSource for GgufLayers {
     fn linear(&self, name: &str, in_dim: usize, outs: &[usize], bias: bool) -> Result<Linear> {
         let out: usize = outs.iter().sum();
         let info = self.checked(name, ".weight", &[out, in_dim])?;
-        let weight = Weight::from_gguf(&self.file, info, self.dtype, &self.device)?;
+        let weight = Weight::from_gguf(&self.file, info, self.dtype, &self.device, self.matmul)?;
         let bias = if bias {
             Some(self.read(name, ".bias", &[out])?)
         } else {

@@ -50,6 +50,10 @@ pub const PREVIEW_PROTOCOLS: &[&str] = &[
     "off",
 ];
 
+/// The words `PALLAIDIUM_GGUF_MATMUL` takes (`engines::flux::transformer::GgufMatmul` parses
+/// each).
+pub const GGUF_MATMUL_MODES: &[&str] = &["quantized", "repacked", "dequant"];
+
 /// All of them.
 pub const SWITCHES: &[Switch] = &[
     Switch {
@@ -117,6 +121,15 @@ pub const SWITCHES: &[Switch] = &[
         effect: Effect::Speed,
         takes: Takes::Flag,
         what: "1: time each UNet layer kind (synchronizes, so steps are slower)",
+    },
+    Switch {
+        name: "PALLAIDIUM_GGUF_MATMUL",
+        effect: Effect::Results,
+        takes: Takes::OneOf(GGUF_MATMUL_MODES),
+        what: "how the CPU multiplies a diffusion transformer's quantized GGUF matrices: \
+               quantized (8-bit activations, integer dot products on the stored blocks), \
+               repacked (the same on tiles candle repacks and keeps beside them: faster, \
+               about twice the memory) or dequant (diffusers' arithmetic, per call)",
     },
 ];
 

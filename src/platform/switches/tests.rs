@@ -40,12 +40,15 @@ fn values_are_typed() {
         ("PALLAIDIUM_STOCK_KERNELS", "true"),
         ("PALLAIDIUM_PROFILE", "0"),
         ("PALLAIDIUM_PREVIEW_PROTOCOL", "Kitty"),
+        ("PALLAIDIUM_GGUF_MATMUL", " Dequant "),
     ]))
     .unwrap();
     assert_eq!(s.home.as_deref(), Some(Path::new("/data/p")));
     assert_eq!(s.connect_timeout, Some(Duration::from_millis(2500)));
     assert!(s.stock_kernels && !s.profile);
     assert_eq!(s.preview_protocol.as_deref(), Some("kitty"));
+    assert_eq!(s.gguf_matmul.as_deref(), Some("dequant"));
+    assert!(s.recorded().contains_key("PALLAIDIUM_GGUF_MATMUL"));
 }
 
 #[test]
@@ -55,6 +58,11 @@ fn a_malformed_value_names_the_variable_and_what_it_takes() {
         ("PALLAIDIUM_READ_TIMEOUT", "-3", "seconds"),
         ("PALLAIDIUM_CONNECT_TIMEOUT", "inf", "seconds"),
         ("PALLAIDIUM_PREVIEW_PROTOCOL", "png", "one of auto, kitty"),
+        (
+            "PALLAIDIUM_GGUF_MATMUL",
+            "q8",
+            "one of quantized, repacked, dequant",
+        ),
     ] {
         let err = Switches::parse(env(&[(name, value)])).unwrap_err();
         assert!(matches!(err, Error::BadInput { .. }), "{err}");

@@ -2,14 +2,15 @@
 //! matmul per stream, a single block's q/k/v/MLP input as one): a GGUF's tensors are used as
 //! stored and a diffusers checkpoint's are concatenated once at load.
 //!
-//! A quantized weight stays quantized in memory and is dequantized for each call, then multiplied
-//! as a dense one: that is what diffusers' GGUF layers compute (dequantize in f16, cast to the
+//! A quantized weight stays quantized in memory and is multiplied as its load's `GgufMatmul`
+//! says (`gguf_matmul.rs`). `Dequant` dequantizes it for each call, then multiplies it as a
+//! dense one: that is what diffusers' GGUF layers compute (dequantize in f16, cast to the
 //! compute dtype, `F.linear`). On the CPU the dequantization is diffusers' own f16 arithmetic
 //! (`dequant.rs`), so outputs agree to float rounding; on a GPU candle's kernel dequantizes to
-//! f16 (f32 arithmetic rounded once, an f16 ulp from diffusers' at most). candle's quantized matmul
-//! (`QMatMul::QTensor`) would quantize the activations to 8 bits for its integer dot products on
-//! the CPU, which moves outputs by ~1e-3 relative, and it is no faster than one GEMM over the
-//! dequantized weight at the token counts of an image (thousands of rows).
+//! f16 (f32 arithmetic rounded once, an f16 ulp from diffusers' at most). `Quantized` (the CPU
+//! default) rounds the activations to 8-bit blocks for integer dot products against the stored
+//! blocks, as ggml does: outputs move by a few 1e-3 relative, and a FLUX step is several times
+//! faster on the CPU (BENCHMARKS.md).
 
 use std::sync::Arc;
 
@@ -17,6 +18,7 @@ use candle_core::quantized::QTensor;
 use candle_core::{DType, Module, Result, Tensor};
 
 use super::dequant;
+use super::gguf_matmul::{self, GgufMatmul};
 use crate::engines::nn::kernels;
 use crate::engines::nn::weights::gguf::{GgufFile, TensorInfo};
 
@@ -24,27 +26,31 @@ use crate::engines::nn::weights::gguf::{GgufFile, TensorInfo};
 #[derive(Debug, Clone)]
 pub enum Weight {
     Dense(Tensor),
-    /// Kept quantized; dequantized for each call. `ggml` is the type's gguf-py name.
+    /// Kept quantized and multiplied as `matmul` says. `ggml` is the type's gguf-py name.
     Quantized {
         q: Arc<QTensor>,
         ggml: &'static str,
+        matmul: GgufMatmul,
     },
 }
 
 impl Weight {
     /// A GGUF tensor as a weight: the float types loaded dense in `dtype`, the others kept
-    /// quantized (what both diffusion transformers' GGUF sources do).
+    /// quantized and multiplied as `matmul` says (what both diffusion transformers' GGUF sources
+    /// do; `matmul` is resolved for `device` by `GgufMatmul::resolve`).
     pub fn from_gguf(
         file: &GgufFile,
         info: &TensorInfo,
         dtype: DType,
         device: &candle_core::Device,
+        matmul: GgufMatmul,
     ) -> crate::Result<Self> {
         Ok(match info.ggml.name {
             "F32" | "F16" | "BF16" => Self::Dense(file.load(&info.name, dtype, device)?),
             ggml => Self::Quantized {
                 q: Arc::new(file.qtensor(&info.name, device)?),
                 ggml,
+                matmul,
             },
         })
     }
@@ -69,7 +75,7 @@ impl Weight {
     fn dense(&self, dtype: DType) -> Result<Tensor> {
         match self {
             Self::Dense(t) => t.to_dtype(dtype),
-            Self::Quantized { q, ggml } => {
+            Self::Quantized { q, ggml, .. } => {
                 let device = q.device();
                 if !device.is_cpu() {
                     return q.dequantize_f16(&device)?.to_dtype(dtype);
@@ -124,6 +130,23 @@ impl Linear {
 
 impl Module for Linear {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        if let Weight::Quantized { q, matmul, .. } = &self.weight
+            && *matmul != GgufMatmul::Dequant
+            && q.device().is_cpu()
+        {
+            let ys = match matmul {
+                GgufMatmul::Repacked => gguf_matmul::repacked_matmul(q, xs)?,
+                _ => gguf_matmul::quantized_matmul(q, xs)?,
+            };
+            // None: a NaN or infinity in xs (carried through by the dequantized path below), or
+            // a shape candle's kernel does not take.
+            if let Some(ys) = ys {
+                return match &self.bias {
+                    Some(b) => ys.broadcast_add(&b.to_dtype(ys.dtype())?),
+                    None => Ok(ys),
+                };
+            }
+        }
         let weight = self.weight.dense(xs.dtype())?;
         let bias = match &self.bias {
             Some(b) => Some(b.to_dtype(xs.dtype())?),
@@ -169,6 +192,7 @@ mod tests {
         let q = Weight::Quantized {
             q: Arc::new(q),
             ggml: "Q8_0",
+            matmul: GgufMatmul::Dequant,
         };
         let ql = Linear::new(q, Some(b.clone()), true);
         let dl = Linear::new(Weight::Dense(deq), Some(b), true);
@@ -180,5 +204,92 @@ mod tests {
             .unwrap()
             .0;
         assert_eq!(d, 0.0);
+    }
+
+    /// A deterministic (rows, cols) matrix of values in about [-scale, scale].
+    fn wave(rows: usize, cols: usize, phase: f64, scale: f64) -> Tensor {
+        Tensor::arange(0f32, (rows * cols) as f32, &Device::Cpu)
+            .unwrap()
+            .affine(0.37, phase)
+            .unwrap()
+            .sin()
+            .unwrap()
+            .affine(scale, 0.0)
+            .unwrap()
+            .reshape((rows, cols))
+            .unwrap()
+    }
+
+    /// mean |a - b| / mean |b|.
+    fn rel_mean_diff(a: &Tensor, b: &Tensor) -> f32 {
+        let num = (a - b).unwrap().abs().unwrap().mean_all().unwrap();
+        let den = b.abs().unwrap().mean_all().unwrap();
+        (num / den).unwrap().to_scalar::<f32>().unwrap()
+    }
+
+    /// The 8-bit activations of the quantized modes move a linear's output by this much at most
+    /// (mean |diff| / mean |output|) from the dequantized product; measured 1.2e-4 (Q4_K) and
+    /// 7e-5 (Q8_0) on these smooth inputs (random normal ones: about 7e-3).
+    const QUANTIZED_TOLERANCE: f32 = 1e-3;
+
+    #[test]
+    fn the_quantized_mode_stays_within_its_tolerance_of_the_dequantized_product() {
+        for (dtype, ggml) in [(GgmlDType::Q4K, "Q4_K"), (GgmlDType::Q8_0, "Q8_0")] {
+            let q = Arc::new(QTensor::quantize(&wave(48, 512, 0.3, 0.02), dtype).unwrap());
+            let bias = wave(1, 48, 0.7, 0.1).squeeze(0).unwrap();
+            let layer = |matmul| {
+                let weight = Weight::Quantized {
+                    q: q.clone(),
+                    ggml,
+                    matmul,
+                };
+                Linear::new(weight, Some(bias.clone()), true)
+            };
+            let exact = layer(GgufMatmul::Dequant);
+            let x = wave(5, 512, 1.1, 1.0);
+            // The tolerance's power: another input moves the exact output by far more.
+            let other = wave(5, 512, 1.6, 1.0);
+            let moved = rel_mean_diff(&exact.forward(&other).unwrap(), &exact.forward(&x).unwrap());
+            assert!(
+                moved > 10.0 * QUANTIZED_TOLERANCE,
+                "{ggml}: another input moves {moved}"
+            );
+            // Both 8-bit modes, with a batch dim and without.
+            for mode in [GgufMatmul::Quantized, GgufMatmul::Repacked] {
+                let fast = layer(mode);
+                for x in [x.unsqueeze(0).unwrap(), x.clone()] {
+                    let (got, want) = (fast.forward(&x).unwrap(), exact.forward(&x).unwrap());
+                    assert_eq!(got.dims(), want.dims());
+                    let d = rel_mean_diff(&got, &want);
+                    let what = format!("{ggml} {mode:?}: {d}");
+                    eprintln!("{what}");
+                    assert!(d.is_finite() && d > 0.0, "{what} (no rounding: not 8-bit?)");
+                    assert!(d <= QUANTIZED_TOLERANCE, "{what}");
+                }
+            }
+        }
+    }
+
+    /// 8-bit rounding would turn a NaN into finite values: such an input takes the dequantized
+    /// path, so a NaN still fails the parity tests.
+    #[test]
+    fn the_8_bit_modes_pass_nan_through() {
+        let q = Arc::new(QTensor::quantize(&wave(16, 256, 0.3, 0.02), GgmlDType::Q4K).unwrap());
+        let x = wave(2, 256, 0.0, 1.0)
+            .broadcast_mul(&Tensor::new(&[f32::NAN], &Device::Cpu).unwrap())
+            .unwrap();
+        for matmul in [GgufMatmul::Quantized, GgufMatmul::Repacked] {
+            let weight = Weight::Quantized {
+                q: q.clone(),
+                ggml: "Q4_K",
+                matmul,
+            };
+            let y = Linear::new(weight, None, true).forward(&x).unwrap();
+            let values = y.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            assert!(
+                values.iter().any(|v| !v.is_finite()),
+                "{matmul:?}: {values:?}"
+            );
+        }
     }
 }

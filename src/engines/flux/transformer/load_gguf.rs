@@ -1,6 +1,6 @@
 //! Weights from a FLUX GGUF with BFL's names (city96's flux1-*-Q*.gguf, architecture "flux"),
 //! optionally under the `model.diffusion_model.` prefix some converters keep. Quantized matrices
-//! stay quantized (`Weight::Quantized`, dequantized per call); F32/F16/BF16 ones and every 1-D
+//! stay quantized (`Weight::Quantized`, multiplied as `GgufMatmul` says); F32/F16/BF16 ones and every 1-D
 //! tensor (biases, norm scales) are read into the compute dtype. Every tensor is checked against
 //! `transformer/config.json` before it is read.
 
@@ -10,6 +10,7 @@ use candle_core::{DType, Device, Tensor};
 
 use super::build::WeightSource;
 use super::config::FluxTransformerConfig;
+use super::gguf_matmul::GgufMatmul;
 use super::linear::{Linear, Weight};
 use super::names::describe;
 use crate::engines::nn::weights::gguf::GgufFile;
@@ -24,6 +25,7 @@ pub struct GgufSource {
     dtype: DType,
     device: Device,
     fast: bool,
+    matmul: GgufMatmul,
 }
 
 impl GgufSource {
@@ -35,6 +37,7 @@ impl GgufSource {
         device: &Device,
         dtype: DType,
         fast: bool,
+        matmul: GgufMatmul,
     ) -> Result<Self> {
         let file = GgufFile::open(path)?;
         file.expect_architecture("flux")?;
@@ -63,6 +66,7 @@ impl GgufSource {
             dtype,
             device: device.clone(),
             fast,
+            matmul,
         };
         source.check_structure(config)?;
         Ok(source)
@@ -154,7 +158,7 @@ impl WeightSource for GgufSource {
     fn linear(&self, name: &str, in_dim: usize, outs: &[usize]) -> Result<Linear> {
         let out: usize = outs.iter().sum();
         let info = self.checked(name, ".weight", &[out, in_dim])?;
-        let weight = Weight::from_gguf(&self.file, info, self.dtype, &self.device)?;
+        let weight = Weight::from_gguf(&self.file, info, self.dtype, &self.device, self.matmul)?;
         let bias = self.read_1d(name, ".bias", out)?;
         Ok(Linear::new(weight, Some(bias), self.fast))
     }

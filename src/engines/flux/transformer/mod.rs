@@ -13,6 +13,7 @@ mod build;
 pub mod config;
 mod dequant;
 pub(crate) mod embeddings;
+mod gguf_matmul;
 pub mod linear;
 mod load_dense;
 mod load_gguf;
@@ -25,6 +26,7 @@ use candle_core::{D, DType, Device, Module, Tensor};
 use self::blocks::{AttentionRun, DoubleBlock, SingleBlock, layer_norm};
 use self::build::{Outer, WeightSource};
 pub use self::config::FluxTransformerConfig;
+pub use self::gguf_matmul::GgufMatmul;
 use self::load_dense::DenseSource;
 use self::load_gguf::GgufSource;
 use crate::engines::EngineSwitches;
@@ -63,7 +65,9 @@ impl FluxTransformer {
         let fast = switches.kernels().fast();
         match gguf {
             Some(path) => {
-                let src = GgufSource::open(path, &config, device, dtype, fast)?;
+                let matmul = GgufMatmul::resolve(switches.gguf_matmul, device);
+                tracing::info!(matmul = matmul.word(), "GGUF quantized matrices");
+                let src = GgufSource::open(path, &config, device, dtype, fast, matmul)?;
                 Self::build(config, &src, dtype, fast)
             }
             None => {

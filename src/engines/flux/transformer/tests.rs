@@ -160,8 +160,13 @@ fn run(model: &FluxTransformer) -> Tensor {
         .unwrap()
 }
 
+/// GGUF matrices dequantized per call with diffusers' arithmetic (what these tests compare).
 fn load(dir: &Path, gguf: Option<&Path>) -> Result<FluxTransformer> {
-    FluxTransformer::load(dir, gguf, &Device::Cpu, DType::F32, Default::default())
+    let switches = EngineSwitches {
+        gguf_matmul: Some(GgufMatmul::Dequant),
+        ..Default::default()
+    };
+    FluxTransformer::load(dir, gguf, &Device::Cpu, DType::F32, switches)
 }
 
 fn max_diff(a: &Tensor, b: &Tensor) -> f32 {

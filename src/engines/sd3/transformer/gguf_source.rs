@@ -9,6 +9,7 @@ use candle_core::{DType, Device};
 
 use super::config::Sd3TransformerConfig;
 use super::names::name_map;
+use crate::engines::flux::transformer::GgufMatmul;
 use crate::engines::nn::layer_source::{GgufLayers, LayerSource};
 use crate::engines::nn::weights::gguf::GgufFile;
 use crate::error::{Error, Result};
@@ -23,7 +24,7 @@ pub fn open(
     config: &Sd3TransformerConfig,
     device: &Device,
     dtype: DType,
-    fast: bool,
+    (fast, matmul): (bool, GgufMatmul),
 ) -> Result<GgufLayers> {
     let file = GgufFile::open(path)?;
     let bad = |why: String| Error::bad_input(format!("{}: {why}", path.display()));
@@ -59,7 +60,7 @@ pub fn open(
         name_map(config.num_layers),
         device,
         dtype,
-        fast,
+        (fast, matmul),
     );
     check_structure(&src, config)?;
     Ok(src)

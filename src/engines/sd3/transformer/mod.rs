@@ -23,6 +23,7 @@ use self::blocks::JointBlock;
 use self::build::Outer;
 pub use self::config::Sd3TransformerConfig;
 use crate::engines::EngineSwitches;
+use crate::engines::flux::transformer::GgufMatmul;
 use crate::engines::flux::transformer::blocks::AttentionRun;
 use crate::engines::nn::attention::AttentionMode;
 use crate::engines::nn::layer_source::{LayerSource, MappedDense};
@@ -53,7 +54,9 @@ impl Sd3Transformer {
         let fast = switches.kernels().fast();
         match gguf {
             Some(path) => {
-                let src = gguf_source::open(path, &config, device, dtype, fast)?;
+                let matmul = GgufMatmul::resolve(switches.gguf_matmul, device);
+                tracing::info!(matmul = matmul.word(), "GGUF quantized matrices");
+                let src = gguf_source::open(path, &config, device, dtype, (fast, matmul))?;
                 Self::build(config, &src, dtype, fast)
             }
             None => {

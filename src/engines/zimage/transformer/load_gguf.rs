@@ -2,7 +2,8 @@
 //! architecture "lumina2": Z-Image is Lumina-Image 2's NextDiT there), optionally under the
 //! `model.diffusion_model.` prefix some converters keep; the names diffusers' single-file loader
 //! maps (`convert_z_image_transformer_checkpoint_to_diffusers`). Quantized matrices stay
-//! quantized (dequantized per call, as diffusers' GGUF layers); F32/F16/BF16 ones and every
+//! quantized (multiplied as `GgufMatmul` says: dequantized per call as diffusers' GGUF layers,
+//! or against 8-bit activations on the CPU); F32/F16/BF16 ones and every
 //! 1-D tensor are read into the compute dtype. Every tensor is checked against
 //! `transformer/config.json` before it is read.
 
@@ -13,6 +14,7 @@ use candle_core::{DType, Device, Tensor};
 use super::config::ZImageTransformerConfig;
 use super::load_dense::WeightSource;
 use super::names::describe;
+use crate::engines::flux::transformer::GgufMatmul;
 use crate::engines::flux::transformer::linear::{Linear, Weight};
 use crate::engines::nn::weights::gguf::{GgufFile, TensorInfo};
 use crate::error::{Error, Result};
@@ -29,6 +31,7 @@ pub struct GgufSource {
     dtype: DType,
     device: Device,
     fast: bool,
+    matmul: GgufMatmul,
 }
 
 impl GgufSource {
@@ -40,6 +43,7 @@ impl GgufSource {
         device: &Device,
         dtype: DType,
         fast: bool,
+        matmul: GgufMatmul,
     ) -> Result<Self> {
         let file = GgufFile::open(path)?;
         let bad = |why: String| Error::bad_input(format!("{}: {why}", path.display()));
@@ -77,6 +81,7 @@ impl GgufSource {
             dtype,
             device: device.clone(),
             fast,
+            matmul,
         };
         source.check_structure(config)?;
         Ok(source)
@@ -135,7 +140,7 @@ impl WeightSource for GgufSource {
     fn linear(&self, name: &str, in_dim: usize, outs: &[usize], bias: bool) -> Result<Linear> {
         let out: usize = outs.iter().sum();
         let info = self.checked(name, ".weight", &[out, in_dim])?;
-        let weight = Weight::from_gguf(&self.file, info, self.dtype, &self.device)?;
+        let weight = Weight::from_gguf(&self.file, info, self.dtype, &self.device, self.matmul)?;
         let bias = if bias {
             Some(self.read(name, ".bias", &[out])?)
         } else {

@@ -34,6 +34,7 @@ use self::embed::{Rope, padded_len};
 use self::load_dense::{DenseSource, WeightSource};
 use self::load_gguf::GgufSource;
 use crate::engines::EngineSwitches;
+use crate::engines::flux::transformer::GgufMatmul;
 use crate::engines::nn::attention::AttentionMode;
 use crate::engines::nn::weights::{find_weight_files, gguf};
 use crate::engines::progress::CancelToken;
@@ -69,7 +70,9 @@ impl ZImageTransformer {
         let fast = switches.kernels().fast();
         match gguf {
             Some(path) => {
-                let src = GgufSource::open(path, &config, device, dtype, fast)?;
+                let matmul = GgufMatmul::resolve(switches.gguf_matmul, device);
+                tracing::info!(matmul = matmul.word(), "GGUF quantized matrices");
+                let src = GgufSource::open(path, &config, device, dtype, fast, matmul)?;
                 Self::build(config, &src, dtype, fast)
             }
             None => {
