@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# One GPU call for the flow families, from the repository root on the device, with .benchcarry/ carried:
+#   pallaidium.xz (cargo build --release --features cuda, xz), gpu-libs.sh (shared/cuda), whl/diffusers-0.42.1-*.whl.
+# STAGE: check (scripts/gpu_flow_check.py, then the FLUX bf16 1024x1024 step vs diffusers), flux, zimage.
+set -uo pipefail
+C=$(pwd)/.benchcarry
+OUT=${OUT:-/tmp/out}
+mkdir -p "$OUT"
+cd "$C" && { [ -x pallaidium ] || { xz -dc pallaidium.xz > pallaidium && chmod +x pallaidium; }; }
+source "$C/gpu-libs.sh"
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site "$C"/whl/*.whl > "$OUT/pip.txt" 2>&1
+export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1
+cd "$C/.."
+nvidia-smi > "$OUT/gpu.txt" 2>&1
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv >> "$OUT/gpu.txt" 2>&1
+python3 -c "import torch, diffusers; print(torch.__version__, torch.version.cuda, diffusers.__version__)" > "$OUT/versions.txt" 2>&1
+lscpu | head -20 > "$OUT/cpu.txt"
+"$C/pallaidium" --version >> "$OUT/versions.txt" 2>&1
+case "$1" in
+  check)
+    mkdir -p "$OUT/flow_check"
+    timeout 250 python3 scripts/gpu_flow_check.py --bin "$C/pallaidium" --out "$OUT/flow_check" --dtypes f32,bf16 > "$OUT/flow_check.jsonl" 2> "$OUT/flow_check.err"
+    rm -rf "$OUT"/flow_check/*/ 2>/dev/null
+    tail -3 "$OUT/flow_check.jsonl"
+    timeout 300 python3 scripts/bench_flux_device.py "$OUT" --bin "$C/pallaidium" --budget-s 290 --models flux-schnell
+    ;;
+  zimage)
+    python3 scripts/bench_flux_device.py "$OUT" --bin "$C/pallaidium" --budget-s 540 --models z-image-turbo
+    ;;
+  flux)
+    python3 scripts/bench_flux_device.py "$OUT" --bin "$C/pallaidium" --budget-s 540 --models flux-schnell
+    ;;
+esac
+ls -la "$OUT"
