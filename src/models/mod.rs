@@ -3,6 +3,7 @@
 
 pub mod compat;
 pub mod entry;
+pub mod family;
 pub mod file_pattern;
 mod flux_layout;
 pub mod hf_cache;

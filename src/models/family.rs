@@ -1,0 +1,156 @@
+//! The architecture families: which engine runs a model and which config shapes apply, what
+//! each makes, its native size and the defaults of a folder that is not in the registry.
+
+use serde::{Deserialize, Serialize};
+
+use super::entry::{Defaults, Kind};
+use crate::vocab::Scheduler;
+
+/// The architecture family: decides which engine and which config shapes apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Family {
+    Sd1,
+    Sd2,
+    Sdxl,
+    /// Parler-TTS: T5 description encoder, decoder over DAC codes.
+    ParlerTts,
+    /// MusicGen: T5 text encoder, decoder over EnCodec codes.
+    Musicgen,
+    /// Whisper speech recognition.
+    Whisper,
+    /// BLIP image captioning.
+    Blip,
+    /// A small instruct language model in one GGUF file (Qwen2, Llama/SmolLM2).
+    GgufLlm,
+    /// FLUX.1 (schnell, dev): a flow-matching MMDiT transformer, CLIP-L + T5 text encoders.
+    Flux,
+    /// Z-Image(-Turbo): a flow-matching single-stream DiT conditioned on Qwen3 states.
+    ZImage,
+    /// Stable Diffusion 3.5 (Medium, Large, Large Turbo): a flow-matching MMDiT transformer,
+    /// CLIP-L + OpenCLIP bigG + optional T5 text encoders.
+    Sd3,
+}
+
+impl Family {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sd1 => "sd1",
+            Self::Sd2 => "sd2",
+            Self::Sdxl => "sdxl",
+            Self::ParlerTts => "parler-tts",
+            Self::Musicgen => "musicgen",
+            Self::Whisper => "whisper",
+            Self::Blip => "blip",
+            Self::GgufLlm => "gguf-llm",
+            Self::Flux => "flux",
+            Self::ZImage => "z-image",
+            Self::Sd3 => "sd3",
+        }
+    }
+
+    /// Families that make images from a diffusers pipeline folder (Stable Diffusion, FLUX,
+    /// Z-Image).
+    pub fn is_diffusion(self) -> bool {
+        matches!(
+            self,
+            Self::Sd1 | Self::Sd2 | Self::Sdxl | Self::Flux | Self::ZImage | Self::Sd3
+        )
+    }
+
+    /// Flow-matching transformer families (FLUX, Z-Image, SD 3.5): sizes in multiples of 16, the
+    /// flow-euler scheduler, long-context text encoders.
+    pub fn is_flow(self) -> bool {
+        matches!(self, Self::Flux | Self::ZImage | Self::Sd3)
+    }
+
+    /// What a model of this family makes when no registry entry says.
+    pub fn kind(self) -> Kind {
+        match self {
+            Self::Sd1 | Self::Sd2 | Self::Sdxl | Self::Flux | Self::ZImage | Self::Sd3 => {
+                Kind::Txt2img
+            }
+            Self::ParlerTts => Kind::Tts,
+            Self::Musicgen => Kind::Music,
+            Self::Whisper => Kind::Stt,
+            Self::Blip => Kind::Caption,
+            Self::GgufLlm => Kind::Text,
+        }
+    }
+
+    /// The side of the square images the family was trained on (SD2's 768 is the v-prediction model;
+    /// see `ModelLayout::default_params` for the 512 epsilon variant); 0 for families without images.
+    pub fn native_side(self) -> u32 {
+        match self {
+            Self::Sd1 => 512,
+            Self::Sd2 => 768,
+            Self::Sdxl | Self::Flux | Self::ZImage | Self::Sd3 => 1024,
+            _ => 0,
+        }
+    }
+
+    /// Parameters for a local folder that is not in the registry.
+    pub fn default_params(self) -> Defaults {
+        let side = self.native_side();
+        let mut d = Defaults {
+            steps: 30,
+            guidance: 7.5,
+            width: side,
+            height: side,
+            scheduler: match self {
+                Self::Sdxl => Scheduler::Euler,
+                _ => Scheduler::Ddim,
+            },
+            ..Defaults::default()
+        };
+        match self {
+            Self::Musicgen => {
+                d.guidance = 3.0;
+                d.duration = Some(8.0);
+            }
+            Self::ParlerTts => {
+                d.guidance = 0.0;
+                d.duration = Some(30.0);
+                d.voice = Some(DEFAULT_VOICE.to_owned());
+            }
+            Self::Whisper | Self::Blip | Self::GgufLlm => d.guidance = 0.0,
+            // dev's defaults (28 steps, embedded guidance 3.5); a schnell folder's are set by
+            // `ModelLayout::default_params` from its transformer config.
+            Self::Flux => {
+                d.steps = 28;
+                d.guidance = 3.5;
+                d.scheduler = Scheduler::FlowEuler;
+                d.max_sequence_length = Some(512);
+                d.embedded_guidance = Some(true);
+            }
+            // Z-Image-Turbo's model card: 9 steps, no guidance; 512 Qwen3 tokens (diffusers).
+            Self::ZImage => {
+                d.steps = 9;
+                d.guidance = 0.0;
+                d.scheduler = Scheduler::FlowEuler;
+                d.max_sequence_length = Some(512);
+            }
+            // SD 3.5 Large's (28 steps, CFG 3.5, 256 T5 tokens); a Medium folder's are set by
+            // `ModelLayout::default_params` from its transformer config.
+            Self::Sd3 => {
+                d.steps = 28;
+                d.guidance = 3.5;
+                d.scheduler = Scheduler::FlowEuler;
+                d.max_sequence_length = Some(256);
+            }
+            Self::Sd1 | Self::Sd2 | Self::Sdxl => {}
+        }
+        d
+    }
+}
+
+/// The voice description used when a speech job gives none.
+pub const DEFAULT_VOICE: &str = "A female speaker delivers a slightly expressive and animated speech \
+with a moderate speed and pitch. The recording is of very high quality, with the speaker's voice \
+sounding clear and very close up.";
+
+impl std::fmt::Display for Family {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
