@@ -32,7 +32,7 @@ fn bad(message: impl Into<String>) -> crate::Error {
     crate::Error::bad_input(message)
 }
 
-/// Pixels a side must be a multiple of: 16 for FLUX (8x VAE, then 2x2 patches), 8 otherwise.
+/// Pixels a side must be a multiple of: 16 for the flow models (8x VAE, then 2x2 patches), 8 otherwise.
 pub fn side_multiple(defaults: &Defaults) -> u32 {
     if defaults.scheduler.is_flow() { 16 } else { 8 }
 }

@@ -244,7 +244,7 @@ pub fn job_size(
         ),
     };
     let why = if m == 16 {
-        " (FLUX: 8x VAE, then 2x2 patches)"
+        " (flow models: 8x VAE, then 2x2 patches)"
     } else {
         ""
     };
