@@ -13,6 +13,7 @@ pub mod sd;
 pub mod sd3;
 pub mod stage;
 pub mod text;
+pub mod upscale;
 pub mod zimage;
 
 pub use progress::{CancelToken, EngineEvent, ProgressSink};
