@@ -105,6 +105,7 @@ fn media_info(file: &Path) -> anyhow::Result<String> {
             }
         }
         Params::Caption(p) => writeln!(out, "image: {}", p.image.display())?,
+        Params::Upscale(p) => writeln!(out, "image: {} (x{})", p.image.display(), p.scale)?,
         Params::Music(_) | Params::Enhance(_) => {}
     }
     if let Some(seed) = spec.seed {

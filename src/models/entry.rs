@@ -19,6 +19,8 @@ pub enum Kind {
     Stt,
     Caption,
     Text,
+    /// Image upscaling (Real-ESRGAN).
+    Upscale,
 }
 
 impl Kind {
@@ -32,6 +34,7 @@ impl Kind {
             Self::Stt => "stt",
             Self::Caption => "caption",
             Self::Text => "text",
+            Self::Upscale => "upscale",
         }
     }
 }
@@ -48,6 +51,7 @@ impl Kind {
             JobKind::Stt => Self::Stt,
             JobKind::Caption => Self::Caption,
             JobKind::Enhance => Self::Text,
+            JobKind::Upscale => Self::Upscale,
         }
     }
 
@@ -60,6 +64,7 @@ impl Kind {
             Self::Stt => JobKind::Stt,
             Self::Caption => JobKind::Caption,
             Self::Text => JobKind::Enhance,
+            Self::Upscale => JobKind::Upscale,
         }
     }
 }
@@ -97,6 +102,9 @@ pub struct Defaults {
     /// ignores it (schnell: false). None for families with classifier-free guidance.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub embedded_guidance: Option<bool>,
+    /// An upscaler's scale (2 or 4): what `--scale` must be with this model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale: Option<u32>,
 }
 
 impl Default for Defaults {
@@ -112,6 +120,7 @@ impl Default for Defaults {
             max_tokens: None,
             max_sequence_length: None,
             embedded_guidance: None,
+            scale: None,
         }
     }
 }

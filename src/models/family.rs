@@ -30,6 +30,8 @@ pub enum Family {
     /// Stable Diffusion 3.5 (Medium, Large, Large Turbo): a flow-matching MMDiT transformer,
     /// CLIP-L + OpenCLIP bigG + optional T5 text encoders.
     Sd3,
+    /// Real-ESRGAN upscalers (RRDBNet, SRVGGNetCompact) in one safetensors file.
+    Realesrgan,
 }
 
 impl Family {
@@ -46,6 +48,7 @@ impl Family {
             Self::Flux => "flux",
             Self::ZImage => "z-image",
             Self::Sd3 => "sd3",
+            Self::Realesrgan => "realesrgan",
         }
     }
 
@@ -75,6 +78,7 @@ impl Family {
             Self::Whisper => Kind::Stt,
             Self::Blip => Kind::Caption,
             Self::GgufLlm => Kind::Text,
+            Self::Realesrgan => Kind::Upscale,
         }
     }
 
@@ -113,7 +117,7 @@ impl Family {
                 d.duration = Some(30.0);
                 d.voice = Some(DEFAULT_VOICE.to_owned());
             }
-            Self::Whisper | Self::Blip | Self::GgufLlm => d.guidance = 0.0,
+            Self::Whisper | Self::Blip | Self::GgufLlm | Self::Realesrgan => d.guidance = 0.0,
             // dev's defaults (28 steps, embedded guidance 3.5); a schnell folder's are set by
             // `ModelLayout::default_params` from its transformer config.
             Self::Flux => {

@@ -14,6 +14,8 @@ pub struct MediaLayout {
     /// The folder (or the .gguf file itself) the engine loads.
     pub path: PathBuf,
     pub family: Family,
+    /// An upscaler's scale, read from its weights' shapes.
+    pub scale: Option<u32>,
 }
 
 /// The family a transformers `model_type` names, if it is one we run.
@@ -31,9 +33,13 @@ pub fn family_of_model_type(model_type: &str) -> Option<Family> {
 /// or a folder whose config.json names a known model_type). Errors only for broken configs.
 pub fn detect(path: &Path) -> Result<Option<MediaLayout>> {
     if path.is_file() {
-        return Ok(is_gguf(path).then(|| MediaLayout {
+        if !is_gguf(path) {
+            return super::upscaler_file::detect(path);
+        }
+        return Ok(Some(MediaLayout {
             path: path.to_path_buf(),
             family: Family::GgufLlm,
+            scale: None,
         }));
     }
     if !path.is_dir() {
@@ -56,6 +62,7 @@ pub fn detect(path: &Path) -> Result<Option<MediaLayout>> {
             return Ok(Some(MediaLayout {
                 path: path.to_path_buf(),
                 family,
+                scale: None,
             }));
         }
         if !gguf_files(path).is_empty() {
@@ -78,6 +85,7 @@ fn gguf_layout(dir: &Path) -> MediaLayout {
     MediaLayout {
         path: dir.to_path_buf(),
         family: Family::GgufLlm,
+        scale: None,
     }
 }
 

@@ -88,7 +88,10 @@ fn resolve_folder(dir: &Path) -> Result<ResolvedModel> {
             layout: None,
             family: media.family,
             kind: media.family.kind(),
-            defaults: media.family.default_params(),
+            defaults: Defaults {
+                scale: media.scale,
+                ..media.family.default_params()
+            },
             weights: ReplacedWeights::default(),
             quant: None,
         });
@@ -159,10 +162,10 @@ fn resolve_entry(entry: &ModelEntry, cache: &Path) -> Result<ResolvedModel> {
     } else {
         None
     };
-    // A GGUF repo often holds several quantisations: the engine gets the entry's file, not the
-    // folder, so a second .gguf there (fetched by another tool) is no ambiguity.
+    // A GGUF repo often holds several quantisations, an upscaler repo several networks: the
+    // engine gets the entry's file, not the folder.
     let dir = match entry.family {
-        Family::GgufLlm => gguf_weights(entry, &dir).unwrap_or(dir),
+        Family::GgufLlm | Family::Realesrgan => gguf_weights(entry, &dir).unwrap_or(dir),
         _ => dir,
     };
     Ok(ResolvedModel {

@@ -30,6 +30,9 @@ pub enum JobKind {
     // `prompt` is the idea. Text.
     /// Prompt enhancement (a small instruct LLM, GGUF).
     Enhance,
+    // `image` is the input, `scale` 2 or 4. PNG.
+    /// Image upscaling (Real-ESRGAN).
+    Upscale,
 }
 
 impl JobKind {
@@ -43,6 +46,7 @@ impl JobKind {
             Self::Stt => "stt",
             Self::Caption => "caption",
             Self::Enhance => "enhance",
+            Self::Upscale => "upscale",
         }
     }
 

@@ -78,10 +78,28 @@ impl Arch {
 #[error("{0}")]
 pub struct NotAnUpscaler(pub String);
 
-type Tensors = HashMap<String, Tensor>;
+/// What detection reads of a tensor: its shape (a loaded tensor, or a safetensors header's
+/// entry, so a file is recognised without loading it).
+pub trait Shaped {
+    fn shape_dims(&self) -> &[usize];
+}
+
+impl Shaped for Tensor {
+    fn shape_dims(&self) -> &[usize] {
+        self.dims()
+    }
+}
+
+impl Shaped for Vec<usize> {
+    fn shape_dims(&self) -> &[usize] {
+        self
+    }
+}
+
+type Tensors<T = Tensor> = HashMap<String, T>;
 
 /// The architecture of `tensors`, with their names in the layout the networks read.
-pub fn detect(tensors: Tensors) -> Result<(Arch, Tensors), NotAnUpscaler> {
+pub fn detect<T: Shaped>(tensors: Tensors<T>) -> Result<(Arch, Tensors<T>), NotAnUpscaler> {
     let tensors = from_esrgan_repo(strip_prefix(tensors));
     let tensors = if tensors.contains_key("model.0.weight") {
         from_original_esrgan(tensors)?
@@ -112,7 +130,7 @@ pub fn detect(tensors: Tensors) -> Result<(Arch, Tensors), NotAnUpscaler> {
 
 /// Drops the `params_ema.` (or `params.`, `module.`) prefix a flattened .pth gives every name;
 /// where both EMA and plain weights are there, the EMA ones (what Real-ESRGAN loads).
-fn strip_prefix(tensors: Tensors) -> Tensors {
+fn strip_prefix<T>(tensors: Tensors<T>) -> Tensors<T> {
     for prefix in ["params_ema.", "params.", "module."] {
         if tensors.keys().any(|k| k.starts_with(prefix)) {
             return tensors
@@ -126,7 +144,7 @@ fn strip_prefix(tensors: Tensors) -> Tensors {
 
 /// The ESRGAN repository's later names (`RRDB_trunk.N.RDB1`, `trunk_conv`, `upconv1`, `HRconv`)
 /// to BasicSR's.
-fn from_esrgan_repo(tensors: Tensors) -> Tensors {
+fn from_esrgan_repo<T>(tensors: Tensors<T>) -> Tensors<T> {
     if !tensors.keys().any(|k| k.starts_with("RRDB_trunk.")) {
         return tensors;
     }
@@ -147,11 +165,11 @@ fn from_esrgan_repo(tensors: Tensors) -> Tensors {
 /// The original ESRGAN sequential names to BasicSR's: `model.0` conv_first, `model.1.sub.N.RDBk.
 /// convm.0` body.N.rdbk.convm, `model.1.sub.<last>` conv_body, then the upsampling convs and the
 /// last two (conv_hr, conv_last) in index order.
-fn from_original_esrgan(tensors: Tensors) -> Result<Tensors, NotAnUpscaler> {
+fn from_original_esrgan<T>(tensors: Tensors<T>) -> Result<Tensors<T>, NotAnUpscaler> {
     let mut out = Tensors::new();
     let mut tail: BTreeSet<usize> = BTreeSet::new();
     let mut sub_plain: BTreeSet<usize> = BTreeSet::new();
-    let mut rest: Vec<(String, Tensor)> = Vec::new();
+    let mut rest: Vec<(String, T)> = Vec::new();
     for (name, t) in tensors {
         if let Some(r) = name.strip_prefix("model.0.") {
             out.insert(format!("conv_first.{r}"), t);
@@ -212,14 +230,14 @@ fn bad_name(name: &str) -> NotAnUpscaler {
     ))
 }
 
-fn dims(tensors: &Tensors, name: &str) -> Result<Vec<usize>, NotAnUpscaler> {
+fn dims<T: Shaped>(tensors: &Tensors<T>, name: &str) -> Result<Vec<usize>, NotAnUpscaler> {
     tensors
         .get(name)
-        .map(|t| t.dims().to_vec())
+        .map(|t| t.shape_dims().to_vec())
         .ok_or_else(|| NotAnUpscaler(format!("tensor `{name}` is missing")))
 }
 
-fn conv_dims(tensors: &Tensors, name: &str) -> Result<(usize, usize), NotAnUpscaler> {
+fn conv_dims<T: Shaped>(tensors: &Tensors<T>, name: &str) -> Result<(usize, usize), NotAnUpscaler> {
     match dims(tensors, &format!("{name}.weight"))?[..] {
         [o, i, 3, 3] => Ok((o, i)),
         ref d => Err(NotAnUpscaler(format!(
@@ -228,7 +246,7 @@ fn conv_dims(tensors: &Tensors, name: &str) -> Result<(usize, usize), NotAnUpsca
     }
 }
 
-fn rrdb_shape(tensors: &Tensors) -> Result<RrdbShape, NotAnUpscaler> {
+fn rrdb_shape<T: Shaped>(tensors: &Tensors<T>) -> Result<RrdbShape, NotAnUpscaler> {
     let (features, in_channels) = conv_dims(tensors, "conv_first")?;
     let (out_channels, _) = conv_dims(tensors, "conv_last")?;
     let blocks = tensors
@@ -269,7 +287,7 @@ fn rrdb_shape(tensors: &Tensors) -> Result<RrdbShape, NotAnUpscaler> {
     })
 }
 
-fn compact_shape(tensors: &Tensors) -> Result<CompactShape, NotAnUpscaler> {
+fn compact_shape<T: Shaped>(tensors: &Tensors<T>) -> Result<CompactShape, NotAnUpscaler> {
     let (features, channels) = conv_dims(tensors, "body.0")?;
     let mut i: usize = 0;
     let mut last = None;
@@ -281,7 +299,7 @@ fn compact_shape(tensors: &Tensors) -> Result<CompactShape, NotAnUpscaler> {
         let (o, _) = conv_dims(tensors, &conv)?;
         last = Some(o);
         let act = format!("body.{}.weight", i + 1);
-        match tensors.get(&act).map(|t| t.dims().to_vec()) {
+        match tensors.get(&act).map(|t| t.shape_dims().to_vec()) {
             Some(d) if d == [features] => i += 2,
             Some(_) => {
                 return Err(NotAnUpscaler(format!(

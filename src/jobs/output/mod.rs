@@ -149,6 +149,38 @@ impl OutputWriter {
         self.write_bytes(&output_stem(spec), "png", &bytes, before_place)
     }
 
+    /// Writes an upscaled image (8-bit RGB or RGBA) as PNG with its metadata, as `write_png`.
+    pub fn write_image_png(
+        &self,
+        image: &image::DynamicImage,
+        spec: &JobSpec,
+        before_place: impl FnMut(&Path) -> crate::Result<()>,
+    ) -> crate::Result<PathBuf> {
+        let rgba;
+        let rgb;
+        let pixels = if image.color().has_alpha() {
+            rgba = image.to_rgba8();
+            png_meta::Pixels {
+                width: rgba.width(),
+                height: rgba.height(),
+                alpha: true,
+                data: rgba.as_raw(),
+            }
+        } else {
+            rgb = image.to_rgb8();
+            png_meta::Pixels {
+                width: rgb.width(),
+                height: rgb.height(),
+                alpha: false,
+                data: rgb.as_raw(),
+            }
+        };
+        let mut bytes = Vec::new();
+        png_meta::encode_png_pixels(&mut bytes, &pixels, spec, &self.switches)
+            .map_err(|e| crate::Error::job_failed(format!("PNG encoding failed: {e}")))?;
+        self.write_bytes(&output_stem(spec), "png", &bytes, before_place)
+    }
+
     /// Writes `bytes` as `<out>/<date>/<stem>.<ext>` (a `(N)` suffix on collision) through a
     /// synced temporary file, and returns the final path.
     pub fn write_bytes(
@@ -242,6 +274,7 @@ pub fn output_stem(spec: &JobSpec) -> String {
         let input = match &spec.params {
             crate::jobs::spec::Params::Transcribe(p) => Some(&p.audio),
             crate::jobs::spec::Params::Caption(p) => Some(&p.image),
+            crate::jobs::spec::Params::Upscale(p) => Some(&p.image),
             crate::jobs::spec::Params::Image(p) => p.init_image.as_ref(),
             _ => None,
         };

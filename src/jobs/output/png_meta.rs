@@ -71,6 +71,17 @@ pub fn a1111_parameters(spec: &JobSpec) -> String {
     {
         fields.push(format!("Denoising strength: {}", p.strength));
     }
+    // A1111's Extras tab names its upscaling so.
+    let upscaled = match &spec.params {
+        crate::jobs::spec::Params::Upscale(p) => Some((p.scale, spec.model.as_str())),
+        _ => image
+            .and_then(|p| p.upscale.as_ref())
+            .map(|u| (u.scale, u.model.as_str())),
+    };
+    if let Some((scale, model)) = upscaled {
+        fields.push(format!("Postprocess upscale by: {scale}"));
+        fields.push(format!("Postprocess upscaler: {model}"));
+    }
     text.push('\n');
     text.push_str(&fields.join(", "));
     text
@@ -132,8 +143,36 @@ pub fn encode_png(
     spec: &JobSpec,
     switches: &std::collections::BTreeMap<String, String>,
 ) -> Result<(), png::EncodingError> {
-    let mut encoder = png::Encoder::new(out, image.width(), image.height());
-    encoder.set_color(png::ColorType::Rgb);
+    let pixels = Pixels {
+        width: image.width(),
+        height: image.height(),
+        alpha: false,
+        data: image.as_raw(),
+    };
+    encode_png_pixels(out, &pixels, spec, switches)
+}
+
+/// 8-bit pixels to encode: RGB, or RGBA with `alpha`.
+pub struct Pixels<'a> {
+    pub width: u32,
+    pub height: u32,
+    pub alpha: bool,
+    pub data: &'a [u8],
+}
+
+/// Encodes 8-bit RGB or RGBA pixels with both chunks (see `encode_png`).
+pub fn encode_png_pixels(
+    out: impl Write,
+    image: &Pixels<'_>,
+    spec: &JobSpec,
+    switches: &std::collections::BTreeMap<String, String>,
+) -> Result<(), png::EncodingError> {
+    let mut encoder = png::Encoder::new(out, image.width, image.height);
+    encoder.set_color(if image.alpha {
+        png::ColorType::Rgba
+    } else {
+        png::ColorType::Rgb
+    });
     encoder.set_depth(png::BitDepth::Eight);
     let parameters = a1111_parameters(spec);
     // tEXt is Latin-1 only; other prompts go in UTF-8 iTXt (what PIL does too).
@@ -152,7 +191,7 @@ pub fn encode_png(
         )?;
     }
     let mut writer = encoder.write_header()?;
-    writer.write_image_data(image.as_raw())?;
+    writer.write_image_data(image.data)?;
     writer.finish()
 }
 

@@ -15,6 +15,7 @@ use crate::engines::sd3::{Sd3LoadOptions, Sd3Pipeline};
 use crate::engines::text::blip::BlipCaptioner;
 use crate::engines::text::enhance::PromptEnhancer;
 use crate::engines::text::whisper::WhisperEngine;
+use crate::engines::upscale::Upscaler;
 use crate::engines::zimage::{ZImageLoadOptions, ZImagePipeline};
 use crate::engines::{CancelToken, ProgressSink};
 use crate::models::Family;
@@ -30,6 +31,7 @@ pub enum Engine {
     Whisper(Box<WhisperEngine>),
     Blip(Box<BlipCaptioner>),
     Enhancer(Box<PromptEnhancer>),
+    Upscaler(Box<Upscaler>),
 }
 
 /// What loading needs.
@@ -104,6 +106,9 @@ impl Engine {
                 path, device, dtype, switches,
             )?)),
             Family::GgufLlm => Self::Enhancer(Box::new(PromptEnhancer::load(path, device)?)),
+            Family::Realesrgan => {
+                Self::Upscaler(Box::new(Upscaler::load(path, device, dtype, switches)?))
+            }
         })
     }
 
@@ -129,6 +134,7 @@ impl Engine {
             Self::Whisper(_) => "whisper",
             Self::Blip(_) => "blip",
             Self::Enhancer(_) => "gguf-llm",
+            Self::Upscaler(_) => "real-esrgan",
         }
     }
 }

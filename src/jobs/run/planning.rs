@@ -51,6 +51,16 @@ pub fn media_request(
         device: selected.kind,
         memory: crate::device::memory::query(selected, platform),
         budget_cap,
+        tile: None,
+    }
+}
+
+/// The tile an upscale job or step asks for.
+fn asked_tile(spec: &crate::jobs::JobSpec) -> Option<u32> {
+    match &spec.params {
+        crate::jobs::spec::Params::Upscale(p) => p.tile,
+        crate::jobs::spec::Params::Image(p) => p.upscale.as_ref().and_then(|u| u.tile),
+        _ => None,
     }
 }
 
@@ -127,6 +137,33 @@ impl JobPlanner {
         Ok(plan)
     }
 
+    fn upscale_aware_request(
+        &self,
+        path: &Path,
+        family: crate::models::Family,
+        spec: &crate::jobs::JobSpec,
+        dtype: DType,
+    ) -> planner::media::MediaPlanRequest {
+        let mut req = media_request(
+            path,
+            family,
+            (spec.duration().unwrap_or(0.0), spec.batch()),
+            dtype,
+            &self.selected,
+            &self.platform,
+            self.budget_cap,
+        );
+        req.tile = asked_tile(spec);
+        req
+    }
+
+    /// The tile side an upscaler runs `spec` with (the model at `path`): `--tile`, else the
+    /// largest the memory allows.
+    pub fn upscale_tile(&self, path: &Path, spec: &crate::jobs::JobSpec, dtype: DType) -> u32 {
+        let req = self.upscale_aware_request(path, crate::models::Family::Realesrgan, spec, dtype);
+        planner::media::upscale_tile(&req)
+    }
+
     /// The plan of an audio or text job on the model at `path` (a folder or a .gguf file).
     pub fn plan_media(
         &self,
@@ -135,15 +172,7 @@ impl JobPlanner {
         spec: &crate::jobs::JobSpec,
         dtype: DType,
     ) -> Result<MemoryPlan> {
-        let plan = planner::media::plan_media(&media_request(
-            path,
-            family,
-            (spec.duration().unwrap_or(0.0), spec.batch()),
-            dtype,
-            &self.selected,
-            &self.platform,
-            self.budget_cap,
-        ));
+        let plan = planner::media::plan_media(&self.upscale_aware_request(path, family, spec, dtype));
         tracing::info!(
             peak = plan.peak_bytes,
             budget = plan.budget_bytes,

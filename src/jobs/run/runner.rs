@@ -83,7 +83,13 @@ impl JobRunner {
             )));
         }
         let mut filled = if kind.makes_images() {
-            fill_spec(&asked, kind, &model.defaults, model.family)?
+            crate::jobs::spec::upscale::refuse_stray_flags(&asked, true)?;
+            let mut filled = fill_spec(&asked, kind, &model.defaults, model.family)?;
+            let step = crate::jobs::spec::upscale::upscale_step(&asked, |id| (self.config.models)(id))?;
+            if let Some(p) = filled.image_mut() {
+                p.upscale = step;
+            }
+            filled
         } else {
             fill_media_spec(&asked, kind, &model.defaults)?
         };

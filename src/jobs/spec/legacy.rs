@@ -111,6 +111,8 @@ pub(super) fn from_flat(value: serde_json::Value) -> Result<JobSpec, String> {
         JobKind::Enhance => Params::Enhance(EnhanceParams {
             max_tokens: f.max_tokens.unwrap_or(200),
         }),
+        // Upscaling came after the family parameters: no flat row holds one.
+        JobKind::Upscale => return Err(missing("parameters (a flat row cannot hold one)")),
     };
     Ok(JobSpec {
         kind: f.kind,

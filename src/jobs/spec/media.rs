@@ -28,6 +28,9 @@ fn bad(message: impl Into<String>) -> crate::Error {
 pub fn default_model(asked: &JobOverrides) -> Option<String> {
     match asked.kind_asked() {
         JobKind::Txt2img | JobKind::Img2img | JobKind::Inpaint => None,
+        JobKind::Upscale => {
+            Some(crate::jobs::spec::upscale::default_upscaler(asked.scale).to_owned())
+        }
         JobKind::Enhance => asked
             .enhancer
             .clone()
@@ -44,6 +47,7 @@ fn example(kind: JobKind) -> &'static str {
         JobKind::Stt => DEFAULT_STT,
         JobKind::Caption => DEFAULT_CAPTION,
         JobKind::Enhance => DEFAULT_ENHANCER,
+        JobKind::Upscale => crate::jobs::spec::upscale::DEFAULT_X4,
         JobKind::Txt2img | JobKind::Img2img | JobKind::Inpaint => "sd15",
     }
 }
@@ -92,6 +96,18 @@ pub fn fill_media_spec(
             kind.as_str()
         )));
     }
+    if kind == JobKind::Upscale {
+        let model = asked.model.clone().unwrap_or_default();
+        return Ok(JobSpec {
+            kind,
+            params: crate::jobs::spec::upscale::upscale_params(asked, &model, defaults)?,
+            model,
+            prompt: asked.prompt.clone().unwrap_or_default(),
+            seed: asked.seed,
+            dtype: asked.dtype,
+        });
+    }
+    crate::jobs::spec::upscale::refuse_stray_flags(asked, false)?;
     if asked.init_image.is_some() && kind != JobKind::Caption {
         return Err(bad(format!(
             "--init-image does not apply to {} jobs; to caption an image use --caption PATH",
@@ -196,7 +212,7 @@ pub fn fill_media_spec(
                 max_tokens: asked.max_tokens.or(defaults.max_tokens).unwrap_or(200),
             })
         }
-        JobKind::Txt2img | JobKind::Img2img | JobKind::Inpaint => {
+        JobKind::Txt2img | JobKind::Img2img | JobKind::Inpaint | JobKind::Upscale => {
             return Err(bad("internal: an image job reached the audio/text checks"));
         }
     };

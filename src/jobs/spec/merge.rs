@@ -52,12 +52,17 @@ impl JobOverrides {
             attention_slicing,
             vae_tiling,
             residency,
+            image,
+            scale,
+            upscale,
+            upscaler,
+            tile,
             dtype,
             enhanced_from,
         } = newer;
         if kind.is_some() {
             self.kind = kind;
-        } else if audio.is_some() || caption.is_some() {
+        } else if audio.is_some() || caption.is_some() || image.is_some() {
             self.kind = None;
         }
         if prompt.is_some() {
@@ -94,6 +99,11 @@ impl JobOverrides {
         over(&mut self.attention_slicing, attention_slicing);
         over(&mut self.vae_tiling, vae_tiling);
         over(&mut self.residency, residency);
+        over(&mut self.image, image);
+        over(&mut self.scale, scale);
+        over(&mut self.upscale, upscale);
+        over(&mut self.upscaler, upscaler);
+        over(&mut self.tile, tile);
         over(&mut self.dtype, dtype);
         over(&mut self.enhanced_from, enhanced_from);
     }
@@ -114,6 +124,8 @@ impl JobOverrides {
             JobKind::Stt
         } else if self.caption.is_some() {
             JobKind::Caption
+        } else if self.image.is_some() {
+            JobKind::Upscale
         } else if self.mask.is_some() {
             JobKind::Inpaint
         } else if self.init_image.is_some() {
@@ -125,7 +137,10 @@ impl JobOverrides {
 
     /// The image a job reads: the one to caption, else the init image.
     pub fn image_input(&self) -> Option<&Path> {
-        self.caption.as_deref().or(self.init_image.as_deref())
+        self.caption
+            .as_deref()
+            .or(self.image.as_deref())
+            .or(self.init_image.as_deref())
     }
 
     /// Paths taken from `dir` (a job file's folder) where relative, like a model folder that
@@ -138,13 +153,15 @@ impl JobOverrides {
             &mut self.init_latents,
             &mut self.audio,
             &mut self.caption,
+            &mut self.image,
         ] {
             *path = path.take().map(from);
         }
-        if let Some(model) = &self.model {
-            let local = dir.join(model);
-            if Path::new(model).is_relative() && local.is_dir() {
-                self.model = Some(local.to_string_lossy().into_owned());
+        for model in [&mut self.model, &mut self.upscaler].into_iter().flatten() {
+            let local = dir.join(&*model);
+            // A folder, or an upscaler's weight file.
+            if Path::new(model.as_str()).is_relative() && (local.is_dir() || local.is_file()) {
+                *model = local.to_string_lossy().into_owned();
             }
         }
         self

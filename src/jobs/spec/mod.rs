@@ -14,6 +14,7 @@ pub mod overrides;
 pub mod params;
 pub mod resolve;
 pub mod sources;
+pub mod upscale;
 
 use serde::{Deserialize, Serialize};
 
@@ -21,7 +22,7 @@ use crate::vocab::{DtypeChoice, JobKind};
 pub use overrides::JobOverrides;
 pub use params::{
     CaptionParams, EnhanceParams, Enhancement, ImageParams, MusicParams, Params, SpeechParams,
-    TranscribeParams,
+    TranscribeParams, UpscaleParams, UpscaleStep,
 };
 
 /// A prepared job: checked, every default filled in, a random seed recorded.
@@ -130,6 +131,11 @@ impl JobSpec {
                 o.attention_slicing = p.attention_slicing;
                 o.vae_tiling = p.vae_tiling;
                 o.residency = p.residency;
+                if let Some(u) = &p.upscale {
+                    o.upscale = Some(u.scale);
+                    o.upscaler = Some(u.model.clone());
+                    o.tile = u.tile;
+                }
                 if let Some(e) = &p.enhance {
                     o.enhance = Some(true);
                     o.enhancer = Some(e.enhancer.clone());
@@ -158,6 +164,11 @@ impl JobSpec {
                 o.max_tokens = Some(p.max_tokens);
             }
             Params::Enhance(p) => o.max_tokens = Some(p.max_tokens),
+            Params::Upscale(p) => {
+                o.image = Some(p.image.clone());
+                o.scale = Some(p.scale);
+                o.tile = p.tile;
+            }
         }
         o
     }
@@ -215,6 +226,7 @@ impl JobSpec {
                 | (JobKind::Stt, Params::Transcribe(_))
                 | (JobKind::Caption, Params::Caption(_))
                 | (JobKind::Enhance, Params::Enhance(_))
+                | (JobKind::Upscale, Params::Upscale(_))
         );
         if fits {
             Ok(())

@@ -27,6 +27,7 @@ pub fn check_model_configs(dir: &Path, family: Family) -> crate::Result<()> {
         Family::Whisper => text::whisper::check_config(dir),
         Family::Blip => text::blip::check_config(dir),
         Family::GgufLlm => text::enhance::check_model_file(dir),
+        Family::Realesrgan => crate::models::upscaler_file::detect(dir).map(|_| ()),
         Family::Flux => flux::check_configs(dir),
         Family::ZImage => zimage::check_configs(dir),
         // T5's config is read when present: `--no-t5` folders may lack text_encoder_3/.

@@ -16,6 +16,7 @@ const JOB: &str = "Job";
 const IMAGE: &str = "Image";
 const MEDIA: &str = "Audio and text";
 const MEMORY: &str = "Memory";
+const UPSCALE: &str = "Upscaling";
 
 /// One job as asked; see the module header.
 #[derive(Debug, Clone, PartialEq, Default, Args, Serialize, Deserialize)]
@@ -164,6 +165,30 @@ pub struct JobOverrides {
     #[arg(long, value_enum, help_heading = MEMORY)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub residency: Option<ResidencyChoice>,
+    /// Upscaling: the image to upscale (Real-ESRGAN; implies --kind upscale) [default: none].
+    #[arg(long, value_name = "PATH", help_heading = UPSCALE)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<PathBuf>,
+    /// Upscaling: 2 or 4; picks realesrgan-x2plus or realesrgan-x4plus when no --model is given,
+    /// and must be a given model's own scale [default: the model's, else 4].
+    #[arg(long, value_name = "2|4", value_parser = values::count, help_heading = UPSCALE)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scale: Option<u32>,
+    /// Upscale each image of an image job by 2 or 4 before it is written; the PNG records both
+    /// jobs' parameters [default: off].
+    #[arg(long, value_name = "2|4", value_parser = values::count, help_heading = UPSCALE)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upscale: Option<u32>,
+    /// The upscaler for --upscale (registry id or .safetensors file) [default:
+    /// realesrgan-x2plus for 2, realesrgan-x4plus for 4].
+    #[arg(long, value_name = "ID|FILE", help_heading = UPSCALE)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upscaler: Option<String>,
+    /// Upscaling: input pixels a tile side, at least 32 (tiles overlap by 10 pixels of context)
+    /// [default: the largest the memory plan allows].
+    #[arg(long, value_name = "N", value_parser = values::count, help_heading = UPSCALE)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tile: Option<u32>,
     /// The compute dtype of this job (a job-file key; on the command line --dtype applies to all).
     #[arg(skip)]
     #[serde(skip_serializing_if = "Option::is_none")]

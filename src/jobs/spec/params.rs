@@ -25,6 +25,8 @@ pub enum Params {
     Caption(CaptionParams),
     /// A prompt rewritten by a text model.
     Enhance(EnhanceParams),
+    /// An image made larger (Real-ESRGAN).
+    Upscale(UpscaleParams),
 }
 
 /// A diffusion image job.
@@ -71,6 +73,9 @@ pub struct ImageParams {
     /// The prompt is rewritten by a text model first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enhance: Option<Enhancement>,
+    /// Each image is upscaled before it is written (`--upscale N`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upscale: Option<UpscaleStep>,
 }
 
 impl Default for ImageParams {
@@ -96,8 +101,21 @@ impl Default for ImageParams {
             vae_tiling: None,
             residency: None,
             enhance: None,
+            upscale: None,
         }
     }
+}
+
+/// `--upscale N` after an image job: the upscaler and its scale.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpscaleStep {
+    pub scale: u32,
+    /// Registry id or absolute file of the upscaler.
+    pub model: String,
+    /// Input pixels a tile (`--tile`); absent: the memory plan's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tile: Option<u32>,
 }
 
 /// `--enhance` on an image job: the enhancer and, once it has run, the idea it started from.
@@ -157,4 +175,17 @@ pub struct CaptionParams {
 #[serde(deny_unknown_fields)]
 pub struct EnhanceParams {
     pub max_tokens: u32,
+}
+
+/// An image upscaled by a Real-ESRGAN network.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpscaleParams {
+    /// The input image, absolute.
+    pub image: PathBuf,
+    /// 2 or 4: the model's own scale.
+    pub scale: u32,
+    /// Input pixels a tile (`--tile`); absent: the memory plan's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tile: Option<u32>,
 }

@@ -151,6 +151,8 @@ pub fn fill_spec(
             vae_tiling: asked.vae_tiling,
             residency: asked.residency,
             enhance,
+            // Set by the runner once the upscaler is resolved (`spec::upscale::upscale_step`).
+            upscale: None,
         }),
     })
 }

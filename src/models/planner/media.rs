@@ -30,6 +30,21 @@ pub struct MediaPlanRequest {
     pub device: Backend,
     pub memory: DeviceMemory,
     pub budget_cap: Option<u64>,
+    /// Upscalers: the tile side asked for (`--tile`); None: the largest that fits.
+    pub tile: Option<u32>,
+}
+
+/// The tile side an upscale job runs with: the one asked, else the largest whose working
+/// memory fits beside the weights (the smallest if none does; the plan then does not fit).
+pub fn upscale_tile(req: &MediaPlanRequest) -> u32 {
+    use crate::engines::upscale::{WORKING_SET, footprint};
+    let budget = effective_budget(&req.memory, req.budget_cap);
+    let dev = device_traits(req.device, &req.memory);
+    let fixed = req.weights_bytes + dev.overhead_bytes + WORKING_SET.fixed_bytes;
+    let elem = req.dtype.size_in_bytes() as u64;
+    req.tile
+        .or_else(|| footprint::auto_tile(budget.saturating_sub(fixed), elem))
+        .unwrap_or(footprint::TILE_SIDES[footprint::TILE_SIDES.len() - 1])
 }
 
 /// Working memory of one run beyond the weights, as the family's engine publishes it
@@ -45,6 +60,11 @@ fn working_bytes(req: &MediaPlanRequest) -> u64 {
         Family::Whisper => text::whisper::WORKING_SET,
         Family::Blip => text::blip::WORKING_SET,
         Family::GgufLlm => text::enhance::WORKING_SET,
+        Family::Realesrgan => {
+            let elem = req.dtype.size_in_bytes() as u64;
+            let tile = crate::engines::upscale::footprint::tile_bytes(upscale_tile(req), elem);
+            return crate::engines::upscale::WORKING_SET.fixed_bytes + tile;
+        }
         Family::Sd1 | Family::Sd2 | Family::Sdxl | Family::Flux | Family::ZImage | Family::Sd3 => {
             WorkingSet::mib(0, 0)
         }
@@ -72,7 +92,11 @@ pub fn plan_media(req: &MediaPlanRequest) -> MemoryPlan {
             total_bytes: weights + load_working + dev.overhead_bytes,
         },
         PlanStep {
-            stage: "generate".to_owned(),
+            stage: if req.family == Family::Realesrgan {
+                format!("upscale (tiles of {} px)", upscale_tile(req))
+            } else {
+                "generate".to_owned()
+            },
             weights_bytes: weights,
             working_bytes: working,
             total_bytes: weights + working + dev.overhead_bytes,
@@ -90,6 +114,12 @@ pub fn plan_media(req: &MediaPlanRequest) -> MemoryPlan {
             suggestions.push(format!(
                 "--dtype f16 (about {} less)",
                 format_bytes(weights / 2)
+            ));
+        }
+        if req.family == Family::Realesrgan {
+            suggestions.push(format!(
+                "a smaller --tile (at least {})",
+                crate::jobs::spec::upscale::MIN_TILE
             ));
         }
         if req.seconds > 10.0 {
@@ -188,7 +218,26 @@ mod tests {
                 available: budget,
             },
             budget_cap: None,
+            tile: None,
         }
+    }
+
+    #[test]
+    fn upscale_tiles_follow_the_budget_and_the_flag() {
+        let roomy = req(Family::Realesrgan, 64 << 20, 0.0, 32 << 30);
+        let tight = req(Family::Realesrgan, 64 << 20, 0.0, 2 << 30);
+        assert!(upscale_tile(&roomy) > upscale_tile(&tight));
+        let plan = plan_media(&tight);
+        assert!(plan.fits, "{plan:?}");
+        assert!(plan.steps[1].stage.contains("tiles of"), "{}", plan.steps[1].stage);
+        let asked = MediaPlanRequest {
+            tile: Some(1024),
+            ..tight
+        };
+        assert_eq!(upscale_tile(&asked), 1024);
+        let plan = plan_media(&asked);
+        assert!(!plan.fits);
+        assert!(plan.suggestions.iter().any(|s| s.contains("--tile")), "{plan:?}");
     }
 
     #[test]

@@ -88,7 +88,8 @@ pub fn fields_for(kind: Option<Kind>) -> &'static [ParamField] {
         Some(Kind::Tts) => TTS_FIELDS,
         Some(Kind::Music) => MUSIC_FIELDS,
         Some(Kind::Stt) => STT_FIELDS,
-        Some(Kind::Caption) => CAPTION_FIELDS,
+        // An upscaler reads one image, as a captioner does.
+        Some(Kind::Caption | Kind::Upscale) => CAPTION_FIELDS,
         Some(Kind::Text) => TEXT_FIELDS,
     }
 }
@@ -120,7 +121,7 @@ impl ParamField {
     /// The label as a model of `kind` shows it (a captioner's init image is just its image).
     pub fn label_for(self, kind: Option<Kind>) -> &'static str {
         match (self, kind) {
-            (Self::InitImage, Some(Kind::Caption)) => "image",
+            (Self::InitImage, Some(Kind::Caption | Kind::Upscale)) => "image",
             (Self::Duration, Some(Kind::Tts)) => "max secs",
             _ => self.label(),
         }
@@ -135,7 +136,9 @@ impl ParamField {
             (Self::Audio, _) => "none (Enter, then a .wav path)",
             (Self::Language, _) => "detect",
             (Self::Translate, _) => "off (transcribe as spoken)",
-            (Self::InitImage, Some(Kind::Caption)) => "none (Enter, then an image path)",
+            (Self::InitImage, Some(Kind::Caption | Kind::Upscale)) => {
+                "none (Enter, then an image path)"
+            }
             _ => return None,
         })
     }

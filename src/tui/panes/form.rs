@@ -201,6 +201,11 @@ impl Form {
                 o.seed = None;
             }
             Some(Kind::Text) => o.kind = Some(JobKind::Enhance),
+            Some(Kind::Upscale) => {
+                o.kind = Some(JobKind::Upscale);
+                o.image = path(&self.init_image);
+                o.seed = None;
+            }
         }
         Ok(o)
     }

@@ -119,6 +119,8 @@ impl KindJob for ImageJob {
             .iter()
             .map(|p| std::fs::metadata(p).map_or(0, |m| m.len()))
             .sum();
+        // The --upscale step's network, loaded first so a bad one fails before any image is made.
+        let step = super::upscale::load_step(w, spec, dtype, timings)?;
         let load_started = Instant::now();
         let shared = Arc::clone(&w.shared);
         let device = w.config.device.device.clone();
@@ -192,12 +194,27 @@ impl KindJob for ImageJob {
                 if let Some(p) = image_spec.image_mut() {
                     p.batch = 1;
                 }
-                let path = w
-                    .writer
-                    .write_png(&image.image, &image_spec, |target| {
-                        Ok(w.shared.lock().store_mut().set_pending_output(id, target)?)
-                    })
-                    .map_err(crate::Error::on_output_write)?;
+                let before_place = |target: &std::path::Path| {
+                    Ok(w.shared.lock().store_mut().set_pending_output(id, target)?)
+                };
+                let path = match &step {
+                    None => w.writer.write_png(&image.image, &image_spec, before_place),
+                    Some(s) => {
+                        sink(EngineEvent::Loading {
+                            stage: "upscale".into(),
+                        });
+                        let upscaled = super::upscale::run_upscaler(
+                            &s.upscaler,
+                            &image::DynamicImage::ImageRgb8(image.image),
+                            s.tile,
+                            &sink,
+                            cancel,
+                        )?;
+                        w.writer
+                            .write_image_png(&upscaled, &image_spec, before_place)
+                    }
+                }
+                .map_err(crate::Error::on_output_write)?;
                 w.shared.lock().store_mut().record_output(id, &path)?;
                 tracing::info!(path = %path.display(), "output written");
                 outputs.push(path);

@@ -8,6 +8,7 @@ mod image;
 mod media_engine;
 mod text;
 mod transcribe;
+mod upscale;
 
 use crate::engines::CancelToken;
 use crate::jobs::run::events::Timings;
@@ -34,5 +35,6 @@ pub(super) fn job_for(params: &Params) -> &'static dyn KindJob {
         Params::Speech(_) | Params::Music(_) => &audio::AudioJob,
         Params::Transcribe(_) => &transcribe::TranscribeJob,
         Params::Caption(_) | Params::Enhance(_) => &text::TextJob,
+        Params::Upscale(_) => &upscale::UpscaleJob,
     }
 }
