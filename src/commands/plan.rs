@@ -50,17 +50,18 @@ pub fn plan_for_args(
         } else {
             0.0
         };
-        return Ok(planner::media::plan_media(
-            &crate::jobs::run::planning::media_request(
-                &resolved.dir,
-                resolved.family,
-                (seconds, job.batch.unwrap_or(1)),
-                dtype,
-                &device,
-                &platform,
-                parse_memory_budget(global.memory_budget.as_deref())?,
-            ),
-        ));
+        let mut request = crate::jobs::run::planning::media_request(
+            &resolved.dir,
+            resolved.family,
+            (seconds, job.batch.unwrap_or(1)),
+            dtype,
+            &device,
+            &platform,
+            parse_memory_budget(global.memory_budget.as_deref())?,
+        );
+        // An upscaler's working memory is its tile's.
+        request.tile = job.tile;
+        return Ok(planner::media::plan_media(&request));
     };
     // The size the job will run at: from the init image when no --width/--height is given.
     let size = crate::jobs::spec::resolve::job_size(

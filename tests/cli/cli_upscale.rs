@@ -1,0 +1,234 @@
+//! Black-box tests of upscaling through `pallaidium --headless`: `--kind upscale` (and `--image`
+//! alone) with the tiny Real-ESRGAN fixtures writes the upscaled PNG (alpha kept) equal to the
+//! reference, with its parameters stored; `--upscale 2` after a tiny SD txt2img writes the larger
+//! image carrying both jobs' parameters; bad models, scales and images exit 2 with nothing written.
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+use crate::run::{Run, fixture, json_lines};
+
+fn up(name: &str) -> PathBuf {
+    fixture(&format!("upscale/{name}"))
+}
+
+fn run_ok(cmd: &mut Command) -> Vec<Value> {
+    let out = cmd.output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    json_lines(&out.stdout)
+}
+
+/// The paths of the `done` event.
+fn outputs(events: &[Value]) -> Vec<PathBuf> {
+    let done = events
+        .iter()
+        .find(|e| e["event"] == "done")
+        .unwrap_or_else(|| panic!("no done event in {events:?}"));
+    done["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| PathBuf::from(p.as_str().unwrap()))
+        .collect()
+}
+
+fn refused(cmd: &mut Command, needle: &str, run: &Run) {
+    let out = cmd.output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(out.status.code(), Some(2), "output: {said}");
+    assert!(said.contains(needle), "expected {needle:?} in: {said}");
+    assert!(run.files().is_empty(), "nothing may be written: {:?}", run.files());
+}
+
+fn mean_diff(a: &image::DynamicImage, b: &image::DynamicImage) -> f64 {
+    assert_eq!((a.width(), a.height(), a.color()), (b.width(), b.height(), b.color()));
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let sum: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (f64::from(*x) - f64::from(*y)).abs())
+        .sum();
+    sum / a.len() as f64
+}
+
+fn stored(path: &Path) -> pallaidium::jobs::output::png_meta::StoredParams {
+    pallaidium::jobs::output::png_meta::read_parameters(path).unwrap()
+}
+
+#[test]
+fn kind_upscale_writes_the_reference_image_with_alpha_and_parameters() {
+    for tile in [None, Some("32")] {
+        let run = Run::new();
+        let mut cmd = run.command();
+        cmd.args(["--kind", "upscale", "--image"])
+            .arg(up("in_rgba.png"))
+            .arg("--model")
+            .arg(up("compact_x4.safetensors"));
+        if let Some(t) = tile {
+            cmd.args(["--tile", t]);
+        }
+        let files = outputs(&run_ok(&mut cmd));
+        assert_eq!(files.len(), 1);
+        assert_eq!(run.files(), files, "only the PNG is written");
+        let ours = image::open(&files[0]).unwrap();
+        assert_eq!(ours.color(), image::ColorType::Rgba8);
+        let theirs = image::open(up("ref_compact_x4_rgba.png")).unwrap();
+        assert!(mean_diff(&ours, &theirs) <= 1.0);
+        let meta = stored(&files[0]);
+        let parameters = meta.parameters.unwrap();
+        assert!(parameters.contains("Postprocess upscale by: 4"), "{parameters}");
+        let spec = meta.spec.unwrap();
+        assert_eq!(spec.kind, pallaidium::vocab::JobKind::Upscale);
+    }
+}
+
+#[test]
+fn image_alone_means_upscale_and_the_x2_model_sets_the_scale() {
+    let run = Run::new();
+    let files = outputs(&run_ok(
+        run.command()
+            .arg("--image")
+            .arg(up("in_rgb.png"))
+            .arg("--model")
+            .arg(up("rrdb_x2.safetensors")),
+    ));
+    let ours = image::open(&files[0]).unwrap();
+    assert_eq!((ours.width(), ours.height()), (46, 34));
+    let theirs = image::open(up("ref_rrdb_x2_rgb.png")).unwrap();
+    assert!(mean_diff(&ours, &theirs) <= 1.0);
+}
+
+#[test]
+fn upscale_after_txt2img_writes_the_larger_image_with_both_jobs_parameters() {
+    let run = Run::new();
+    let mut cmd = run.command();
+    cmd.arg("--model")
+        .arg(fixture("sd1-tiny"))
+        .args(["--prompt", "a red fox", "--width", "64", "--height", "64"])
+        .args(["--steps", "2", "--seed", "7", "--upscale", "2", "--upscaler"])
+        .arg(up("rrdb_x2.safetensors"));
+    let files = outputs(&run_ok(&mut cmd));
+    assert_eq!(files.len(), 1);
+    let image = image::open(&files[0]).unwrap();
+    assert_eq!((image.width(), image.height()), (128, 128));
+    let meta = stored(&files[0]);
+    let parameters = meta.parameters.unwrap();
+    for field in ["Steps: 2", "Seed: 7", "Size: 64x64", "Postprocess upscale by: 2"] {
+        assert!(parameters.contains(field), "{field} in {parameters}");
+    }
+    let spec = meta.spec.unwrap();
+    let step = spec.image().unwrap().upscale.clone().unwrap();
+    assert_eq!(step.scale, 2);
+    assert!(step.model.ends_with("rrdb_x2.safetensors"), "{}", step.model);
+    // The same job without the step: the generated image itself, smaller and different.
+    let plain = Run::new();
+    let files = outputs(&run_ok(
+        plain
+            .command()
+            .arg("--model")
+            .arg(fixture("sd1-tiny"))
+            .args(["--prompt", "a red fox", "--width", "64", "--height", "64"])
+            .args(["--steps", "2", "--seed", "7"]),
+    ));
+    let small = image::open(&files[0]).unwrap();
+    assert_eq!((small.width(), small.height()), (64, 64));
+}
+
+#[test]
+fn pickled_weights_are_refused_with_the_conversion() {
+    let run = Run::new();
+    let pth = run.dir.path().join("RealESRGAN_x4plus.pth");
+    std::fs::write(&pth, b"PK\x03\x04 not really a zip").unwrap();
+    refused(
+        run.command()
+            .args(["--kind", "upscale", "--image"])
+            .arg(up("in_rgb.png"))
+            .arg("--model")
+            .arg(&pth),
+        "params_ema",
+        &run,
+    );
+}
+
+#[test]
+fn bad_scales_models_and_images_exit_2_with_nothing_written() {
+    let run = Run::new();
+    let job = |args: &[&str]| {
+        let mut cmd = run.command();
+        cmd.args(["--kind", "upscale", "--image"]).arg(up("in_rgb.png"));
+        cmd.args(args);
+        cmd
+    };
+    let x2 = up("rrdb_x2.safetensors");
+    let x2 = x2.to_str().unwrap();
+    refused(&mut job(&["--scale", "3", "--model", x2]), "must be 2 or 4", &run);
+    refused(&mut job(&["--scale", "4", "--model", x2]), "upscales by 2", &run);
+    refused(&mut job(&["--model", x2, "--tile", "8"]), "at least 32", &run);
+    // Not an upscaler: another network's safetensors.
+    let other = fixture("sd1-tiny/vae/diffusion_pytorch_model.safetensors");
+    refused(
+        &mut job(&["--model", other.to_str().unwrap()]),
+        "Real-ESRGAN",
+        &run,
+    );
+    // The default upscaler is not in the (offline, empty) cache.
+    refused(&mut job(&[]), "realesrgan-x4plus", &run);
+    let garbage = run.dir.path().join("broken.png");
+    std::fs::write(&garbage, b"\x89PNG\r\n\x1a\nnot an image").unwrap();
+    refused(
+        run.command()
+            .args(["--kind", "upscale", "--model", x2, "--image"])
+            .arg(&garbage),
+        "--image",
+        &run,
+    );
+    refused(
+        run.command().args(["--kind", "upscale", "--model", x2]),
+        "--image PATH",
+        &run,
+    );
+    // The step after an image job.
+    let sd = fixture("sd1-tiny");
+    let image_job = |extra: &[&str]| {
+        let mut cmd = run.command();
+        cmd.arg("--model").arg(&sd);
+        cmd.args(["--prompt", "x", "--width", "64", "--height", "64", "--steps", "1"]);
+        cmd.args(extra);
+        cmd
+    };
+    refused(&mut image_job(&["--upscale", "3", "--upscaler", x2]), "must be 2 or 4", &run);
+    let x4 = up("compact_x4.safetensors");
+    refused(
+        &mut image_job(&["--upscale", "2", "--upscaler", x4.to_str().unwrap()]),
+        "upscales by 4",
+        &run,
+    );
+    refused(&mut image_job(&["--scale", "2"]), "--upscale", &run);
+}
+
+#[test]
+fn plan_names_the_tile_size() {
+    let run = Run::new();
+    let out = run
+        .command()
+        .args(["--kind", "upscale", "--plan", "--json", "--tile", "64", "--image"])
+        .arg(up("in_rgb.png"))
+        .arg("--model")
+        .arg(up("rrdb_x4.safetensors"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("tiles of 64 px"), "{text}");
+}
