@@ -75,6 +75,7 @@ pub fn check_no_paths(job: &JobOverrides) -> Result<(), ApiError> {
         ("init-image", job.init_image.is_some()),
         ("mask", job.mask.is_some()),
         ("caption", job.caption.is_some()),
+        ("image", job.image.is_some()),
         ("audio", job.audio.is_some()),
         ("init-latents", job.init_latents.is_some()),
         ("transformer", job.transformer.is_some()),

@@ -90,6 +90,7 @@ impl Remote {
             ("init-image", &mut job.init_image),
             ("mask", &mut job.mask),
             ("caption", &mut job.caption),
+            ("image", &mut job.image),
         ] {
             if let Some(path) = slot.take() {
                 let bytes = std::fs::read(&path).map_err(|e| crate::Error::io(&path, e))?;

@@ -12,7 +12,7 @@ use crate::jobs::spec::JobOverrides;
 use crate::serve::error::ApiError;
 
 /// The job inputs a request may upload, by their job-file key.
-pub const UPLOADABLE: [&str; 3] = ["init-image", "mask", "caption"];
+pub const UPLOADABLE: [&str; 4] = ["init-image", "mask", "caption", "image"];
 
 /// Decodes base64, with or without a `data:image/...;base64,` prefix (A1111 clients send one).
 pub fn decode_base64(field: &str, text: &str) -> Result<Vec<u8>, ApiError> {
@@ -68,6 +68,7 @@ impl Uploads {
                 "init-image" => &mut job.init_image,
                 "mask" => &mut job.mask,
                 "caption" => &mut job.caption,
+                "image" => &mut job.image,
                 other => {
                     return Err(ApiError::Unprocessable(format!(
                         "files.{other}: not an upload this server takes; it takes {}",

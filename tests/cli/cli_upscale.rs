@@ -232,3 +232,36 @@ fn plan_names_the_tile_size() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("tiles of 64 px"), "{text}");
 }
+
+#[test]
+fn serve_takes_an_upscale_job_with_its_image_uploaded_and_never_by_path() {
+    use serde_json::json;
+
+    use crate::serve::{Server, b64};
+
+    let server = Server::start(&[], &[]);
+    let model = up("compact_x4.safetensors");
+    let named = server.post_json(
+        "/api/v1/jobs",
+        &json!({"job": {"kind": "upscale", "model": model, "image": up("in_rgb.png")}}),
+    );
+    assert_eq!(named.status, 422, "{}", named.message());
+    assert!(named.message().contains("job.image"), "{}", named.message());
+    let bytes = std::fs::read(up("in_rgba.png")).unwrap();
+    let reply = server.post_json(
+        "/api/v1/jobs",
+        &json!({"job": {"kind": "upscale", "model": model}, "files": {"image": b64(&bytes)}}),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.message());
+    let job = reply.json();
+    assert_eq!(job["spec"]["kind"], "upscale");
+    let id = job["id"].as_i64().unwrap();
+    let events = server.events(&format!("/api/v1/jobs/{id}/events"), None, 1000);
+    let last = &events.last().unwrap().data;
+    assert_eq!(last["event"], "done", "{events:?}");
+    let output = server.get(&format!("/api/v1/jobs/{id}/outputs/0"));
+    assert_eq!(output.status, 200);
+    let ours = image::load_from_memory(&output.body).unwrap();
+    let theirs = image::open(up("ref_compact_x4_rgba.png")).unwrap();
+    assert!(mean_diff(&ours, &theirs) <= 1.0);
+}

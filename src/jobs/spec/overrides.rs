@@ -165,11 +165,11 @@ pub struct JobOverrides {
     #[arg(long, value_enum, help_heading = MEMORY)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub residency: Option<ResidencyChoice>,
-    /// Upscaling: the image to upscale (Real-ESRGAN; implies --kind upscale) [default: none].
+    /// The image to upscale (Real-ESRGAN; implies --kind upscale) [default: none].
     #[arg(long, value_name = "PATH", help_heading = UPSCALE)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub image: Option<PathBuf>,
-    /// Upscaling: 2 or 4; picks realesrgan-x2plus or realesrgan-x4plus when no --model is given,
+    /// 2 or 4; picks realesrgan-x2plus or realesrgan-x4plus when no --model is given,
     /// and must be a given model's own scale [default: the model's, else 4].
     #[arg(long, value_name = "2|4", value_parser = values::count, help_heading = UPSCALE)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -184,7 +184,7 @@ pub struct JobOverrides {
     #[arg(long, value_name = "ID|FILE", help_heading = UPSCALE)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upscaler: Option<String>,
-    /// Upscaling: input pixels a tile side, at least 32 (tiles overlap by 10 pixels of context)
+    /// Input pixels a tile side, at least 32 (tiles overlap by 10 pixels of context)
     /// [default: the largest the memory plan allows].
     #[arg(long, value_name = "N", value_parser = values::count, help_heading = UPSCALE)]
     #[serde(skip_serializing_if = "Option::is_none")]
