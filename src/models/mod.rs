@@ -26,7 +26,7 @@ pub use resolve::{ResolvedModel, resolve};
 pub mod fetch;
 pub mod planner;
 pub mod safetensors_header;
-pub mod upscaler_file;
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests;
+pub mod upscaler_file;

@@ -342,6 +342,7 @@ pub fn job_label(spec: &JobSpec) -> String {
         Params::Image(_) => first.to_owned(),
         Params::Caption(p) => format!("caption: {}", file(&p.image)),
         Params::Transcribe(p) => format!("stt: {}", file(&p.audio)),
+        Params::Upscale(p) => format!("upscale x{}: {}", p.scale, file(&p.image)),
         _ => format!("{}: {first}", spec.kind.as_str()),
     }
 }

@@ -48,11 +48,18 @@ fn refused(cmd: &mut Command, needle: &str, run: &Run) {
     );
     assert_eq!(out.status.code(), Some(2), "output: {said}");
     assert!(said.contains(needle), "expected {needle:?} in: {said}");
-    assert!(run.files().is_empty(), "nothing may be written: {:?}", run.files());
+    assert!(
+        run.files().is_empty(),
+        "nothing may be written: {:?}",
+        run.files()
+    );
 }
 
 fn mean_diff(a: &image::DynamicImage, b: &image::DynamicImage) -> f64 {
-    assert_eq!((a.width(), a.height(), a.color()), (b.width(), b.height(), b.color()));
+    assert_eq!(
+        (a.width(), a.height(), a.color()),
+        (b.width(), b.height(), b.color())
+    );
     let (a, b) = (a.as_bytes(), b.as_bytes());
     let sum: f64 = a
         .iter()
@@ -87,7 +94,10 @@ fn kind_upscale_writes_the_reference_image_with_alpha_and_parameters() {
         assert!(mean_diff(&ours, &theirs) <= 1.0);
         let meta = stored(&files[0]);
         let parameters = meta.parameters.unwrap();
-        assert!(parameters.contains("Postprocess upscale by: 4"), "{parameters}");
+        assert!(
+            parameters.contains("Postprocess upscale by: 4"),
+            "{parameters}"
+        );
         let spec = meta.spec.unwrap();
         assert_eq!(spec.kind, pallaidium::vocab::JobKind::Upscale);
     }
@@ -116,7 +126,15 @@ fn upscale_after_txt2img_writes_the_larger_image_with_both_jobs_parameters() {
     cmd.arg("--model")
         .arg(fixture("sd1-tiny"))
         .args(["--prompt", "a red fox", "--width", "64", "--height", "64"])
-        .args(["--steps", "2", "--seed", "7", "--upscale", "2", "--upscaler"])
+        .args([
+            "--steps",
+            "2",
+            "--seed",
+            "7",
+            "--upscale",
+            "2",
+            "--upscaler",
+        ])
         .arg(up("rrdb_x2.safetensors"));
     let files = outputs(&run_ok(&mut cmd));
     assert_eq!(files.len(), 1);
@@ -124,13 +142,22 @@ fn upscale_after_txt2img_writes_the_larger_image_with_both_jobs_parameters() {
     assert_eq!((image.width(), image.height()), (128, 128));
     let meta = stored(&files[0]);
     let parameters = meta.parameters.unwrap();
-    for field in ["Steps: 2", "Seed: 7", "Size: 64x64", "Postprocess upscale by: 2"] {
+    for field in [
+        "Steps: 2",
+        "Seed: 7",
+        "Size: 64x64",
+        "Postprocess upscale by: 2",
+    ] {
         assert!(parameters.contains(field), "{field} in {parameters}");
     }
     let spec = meta.spec.unwrap();
     let step = spec.image().unwrap().upscale.clone().unwrap();
     assert_eq!(step.scale, 2);
-    assert!(step.model.ends_with("rrdb_x2.safetensors"), "{}", step.model);
+    assert!(
+        step.model.ends_with("rrdb_x2.safetensors"),
+        "{}",
+        step.model
+    );
     // The same job without the step: the generated image itself, smaller and different.
     let plain = Run::new();
     let files = outputs(&run_ok(
@@ -166,15 +193,28 @@ fn bad_scales_models_and_images_exit_2_with_nothing_written() {
     let run = Run::new();
     let job = |args: &[&str]| {
         let mut cmd = run.command();
-        cmd.args(["--kind", "upscale", "--image"]).arg(up("in_rgb.png"));
+        cmd.args(["--kind", "upscale", "--image"])
+            .arg(up("in_rgb.png"));
         cmd.args(args);
         cmd
     };
     let x2 = up("rrdb_x2.safetensors");
     let x2 = x2.to_str().unwrap();
-    refused(&mut job(&["--scale", "3", "--model", x2]), "must be 2 or 4", &run);
-    refused(&mut job(&["--scale", "4", "--model", x2]), "upscales by 2", &run);
-    refused(&mut job(&["--model", x2, "--tile", "8"]), "at least 32", &run);
+    refused(
+        &mut job(&["--scale", "3", "--model", x2]),
+        "must be 2 or 4",
+        &run,
+    );
+    refused(
+        &mut job(&["--scale", "4", "--model", x2]),
+        "upscales by 2",
+        &run,
+    );
+    refused(
+        &mut job(&["--model", x2, "--tile", "8"]),
+        "at least 32",
+        &run,
+    );
     // Not an upscaler: another network's safetensors.
     let other = fixture("sd1-tiny/vae/diffusion_pytorch_model.safetensors");
     refused(
@@ -203,11 +243,17 @@ fn bad_scales_models_and_images_exit_2_with_nothing_written() {
     let image_job = |extra: &[&str]| {
         let mut cmd = run.command();
         cmd.arg("--model").arg(&sd);
-        cmd.args(["--prompt", "x", "--width", "64", "--height", "64", "--steps", "1"]);
+        cmd.args([
+            "--prompt", "x", "--width", "64", "--height", "64", "--steps", "1",
+        ]);
         cmd.args(extra);
         cmd
     };
-    refused(&mut image_job(&["--upscale", "3", "--upscaler", x2]), "must be 2 or 4", &run);
+    refused(
+        &mut image_job(&["--upscale", "3", "--upscaler", x2]),
+        "must be 2 or 4",
+        &run,
+    );
     let x4 = up("compact_x4.safetensors");
     refused(
         &mut image_job(&["--upscale", "2", "--upscaler", x4.to_str().unwrap()]),
@@ -222,13 +268,19 @@ fn plan_names_the_tile_size() {
     let run = Run::new();
     let out = run
         .command()
-        .args(["--kind", "upscale", "--plan", "--json", "--tile", "64", "--image"])
+        .args([
+            "--kind", "upscale", "--plan", "--json", "--tile", "64", "--image",
+        ])
         .arg(up("in_rgb.png"))
         .arg("--model")
         .arg(up("rrdb_x4.safetensors"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("tiles of 64 px"), "{text}");
 }

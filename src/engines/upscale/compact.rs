@@ -18,16 +18,15 @@ pub struct CompactNet {
 }
 
 impl CompactNet {
-    pub fn new(
-        shape: CompactShape,
-        t: &HashMap<String, Tensor>,
-        kernels: Kernels,
-    ) -> Result<Self> {
+    pub fn new(shape: CompactShape, t: &HashMap<String, Tensor>, kernels: Kernels) -> Result<Self> {
         let layers = (0..=shape.convs)
             .map(|i| {
                 let slopes = t.get(&format!("body.{}.weight", 2 * i + 1)).cloned();
                 let slopes = slopes.ok_or_else(|| {
-                    candle_core::Error::Msg(format!("tensor `body.{}.weight` is missing", 2 * i + 1))
+                    candle_core::Error::Msg(format!(
+                        "tensor `body.{}.weight` is missing",
+                        2 * i + 1
+                    ))
                 })?;
                 Ok((conv(t, &format!("body.{}", 2 * i), kernels)?, slopes))
             })

@@ -24,7 +24,12 @@ fn basicsr_rrdb(blocks: usize, nf: usize, gc: usize, in_mult: usize) -> Tensors 
         for k in 1..=3 {
             for m in 1..=5 {
                 let o = if m < 5 { gc } else { nf };
-                conv(&mut t, &format!("body.{n}.rdb{k}.conv{m}"), o, nf + (m - 1) * gc);
+                conv(
+                    &mut t,
+                    &format!("body.{n}.rdb{k}.conv{m}"),
+                    o,
+                    nf + (m - 1) * gc,
+                );
             }
         }
     }
@@ -85,13 +90,7 @@ fn original_esrgan_layout_maps_to_basicsr_names() {
         let k = if let Some(r) = k.strip_prefix("body.") {
             // "0.rdb1.conv1.weight" -> "model.1.sub.0.RDB1.conv1.0.weight"
             let p: Vec<&str> = r.split('.').collect();
-            format!(
-                "model.1.sub.{}.RDB{}.{}.0.{}",
-                p[0],
-                &p[1][3..],
-                p[2],
-                p[3]
-            )
+            format!("model.1.sub.{}.RDB{}.{}.0.{}", p[0], &p[1][3..], p[2], p[3])
         } else {
             let (name, leaf) = k.split_once('.').unwrap();
             let i = match name {
@@ -122,7 +121,12 @@ fn compact_convs_features_and_scale_come_from_the_shapes() {
     let (nf, convs, scale) = (16, 5, 4);
     let mut i = 0;
     for n in 0..=convs {
-        conv(&mut t, &format!("body.{i}"), nf, if n == 0 { 3 } else { nf });
+        conv(
+            &mut t,
+            &format!("body.{i}"),
+            nf,
+            if n == 0 { 3 } else { nf },
+        );
         t.insert(
             format!("body.{}.weight", i + 1),
             Tensor::zeros(nf, DType::F32, &dev).unwrap(),

@@ -22,10 +22,11 @@ use crate::engines::{CancelToken, EngineSwitches, ProgressSink};
 pub use detect::Arch;
 
 /// Working memory the planner adds per run beyond the tile's (`footprint` sizes the tiles).
-pub const WORKING_SET: crate::engines::media::WorkingSet = crate::engines::media::WorkingSet::mib(64, 0);
+pub const WORKING_SET: crate::engines::media::WorkingSet =
+    crate::engines::media::WorkingSet::mib(64, 0);
 
 enum Net {
-    Rrdb(rrdb::RrdbNet),
+    Rrdb(Box<rrdb::RrdbNet>),
     Compact(compact::CompactNet),
 }
 
@@ -51,13 +52,12 @@ impl Upscaler {
                 path.display()
             ))
         })?;
-        Self::from_tensors(tensors, device, dtype, switches.kernels())
-            .map_err(|e| match e {
-                crate::Error::BadInput { message } => {
-                    crate::Error::bad_input(format!("{}: {message}", path.display()))
-                }
-                other => other,
-            })
+        Self::from_tensors(tensors, device, dtype, switches.kernels()).map_err(|e| match e {
+            crate::Error::BadInput { message } => {
+                crate::Error::bad_input(format!("{}: {message}", path.display()))
+            }
+            other => other,
+        })
     }
 
     /// The network held by `tensors` (any accepted naming).
@@ -67,14 +67,13 @@ impl Upscaler {
         dtype: DType,
         kernels: Kernels,
     ) -> crate::Result<Self> {
-        let (arch, tensors) =
-            detect::detect(tensors).map_err(|e| crate::Error::bad_input(e.0))?;
+        let (arch, tensors) = detect::detect(tensors).map_err(|e| crate::Error::bad_input(e.0))?;
         let tensors = tensors
             .into_iter()
             .map(|(k, v)| Ok((k, v.to_dtype(dtype)?.to_device(device)?)))
             .collect::<candle_core::Result<HashMap<_, _>>>()?;
         let net = match &arch {
-            Arch::Rrdb(s) => Net::Rrdb(rrdb::RrdbNet::new(s.clone(), &tensors, kernels)?),
+            Arch::Rrdb(s) => Net::Rrdb(Box::new(rrdb::RrdbNet::new(s.clone(), &tensors, kernels)?)),
             Arch::Compact(s) => {
                 Net::Compact(compact::CompactNet::new(s.clone(), &tensors, kernels)?)
             }

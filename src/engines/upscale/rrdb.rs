@@ -53,11 +53,7 @@ pub struct RrdbNet {
 }
 
 impl RrdbNet {
-    pub fn new(
-        shape: RrdbShape,
-        t: &HashMap<String, Tensor>,
-        kernels: Kernels,
-    ) -> Result<Self> {
+    pub fn new(shape: RrdbShape, t: &HashMap<String, Tensor>, kernels: Kernels) -> Result<Self> {
         let c = |name: &str| conv(t, name, kernels);
         let dense = |n: usize, k: usize| -> Result<DenseBlock> {
             let p = format!("body.{n}.rdb{k}");

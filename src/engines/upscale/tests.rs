@@ -7,7 +7,9 @@ use crate::engines::EngineSwitches;
 use crate::engines::progress::NullSink;
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/upscale").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/upscale")
+        .join(name)
 }
 
 #[test]
@@ -17,8 +19,13 @@ fn fixture_networks_load_with_their_scales() {
         ("rrdb_x2.safetensors", 2),
         ("compact_x4.safetensors", 4),
     ] {
-        let up = Upscaler::load(&fixture(file), &Device::Cpu, DType::F32, EngineSwitches::default())
-            .unwrap();
+        let up = Upscaler::load(
+            &fixture(file),
+            &Device::Cpu,
+            DType::F32,
+            EngineSwitches::default(),
+        )
+        .unwrap();
         assert_eq!(up.scale(), scale, "{file}");
     }
 }
@@ -47,7 +54,8 @@ fn gray_images_come_out_rgb_and_alpha_stays() {
     )
     .unwrap();
     let cancel = crate::engines::CancelToken::new();
-    let gray = image::DynamicImage::ImageLuma8(image::GrayImage::from_pixel(5, 3, image::Luma([90])));
+    let gray =
+        image::DynamicImage::ImageLuma8(image::GrayImage::from_pixel(5, 3, image::Luma([90])));
     let out = up.upscale(&gray, None, &NullSink, &cancel).unwrap();
     assert_eq!((out.width(), out.height()), (20, 12));
     assert!(matches!(out, image::DynamicImage::ImageRgb8(_)));

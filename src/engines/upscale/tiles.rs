@@ -100,11 +100,7 @@ pub fn upscale_planes(
         }
         cropped
     };
-    Ok(Planes {
-        h: fh,
-        w: fw,
-        data,
-    })
+    Ok(Planes { h: fh, w: fw, data })
 }
 
 #[cfg(test)]

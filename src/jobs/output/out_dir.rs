@@ -20,7 +20,13 @@ pub fn planned_output_bytes(spec: &JobSpec) -> u64 {
     let batch = u64::from(spec.batch().max(1));
     let sidecar = 64 << 10;
     let one = if let Some(p) = spec.image() {
-        u64::from(p.width) * u64::from(p.height) * 3 + sidecar
+        let scale = u64::from(p.upscale.as_ref().map_or(1, |u| u.scale));
+        u64::from(p.width) * u64::from(p.height) * 3 * scale * scale + sidecar
+    } else if let crate::jobs::spec::Params::Upscale(p) = &spec.params {
+        // RGBA at the output size (the input's header gives its size).
+        let (w, h) = crate::jobs::spec::resolve::image_size(&p.image, "--image").unwrap_or((0, 0));
+        let scale = u64::from(p.scale);
+        u64::from(w) * u64::from(h) * 4 * scale * scale + sidecar
     } else if let Some(seconds) = spec.duration() {
         (seconds.clamp(0.0, 3600.0) * (MAX_AUDIO_RATE * 2) as f64) as u64 + sidecar
     } else {

@@ -172,7 +172,8 @@ impl JobPlanner {
         spec: &crate::jobs::JobSpec,
         dtype: DType,
     ) -> Result<MemoryPlan> {
-        let plan = planner::media::plan_media(&self.upscale_aware_request(path, family, spec, dtype));
+        let plan =
+            planner::media::plan_media(&self.upscale_aware_request(path, family, spec, dtype));
         tracing::info!(
             peak = plan.peak_bytes,
             budget = plan.budget_bytes,

@@ -1,9 +1,9 @@
 //! Upscaling jobs (`--kind upscale --image PATH [--scale 2|4]`) and the `--upscale N` step after
 //! an image job: the default upscaler of a scale, and the checks of scale, tile and input.
 
+use crate::jobs::run::config::ModelInfo;
 use crate::jobs::spec::resolve::{absolute, load_image};
 use crate::jobs::spec::{JobOverrides, Params, UpscaleParams, UpscaleStep};
-use crate::jobs::run::config::ModelInfo;
 use crate::models::{Defaults, Kind};
 
 /// Registry ids of the upscalers used when none is named.
@@ -45,7 +45,12 @@ fn check_tile(tile: Option<u32>) -> crate::Result<()> {
 }
 
 /// The scale a job runs at: the one asked, which must be the model's own where the model says.
-fn settle_scale(flag: &str, asked: Option<u32>, model: &str, defaults: &Defaults) -> crate::Result<u32> {
+fn settle_scale(
+    flag: &str,
+    asked: Option<u32>,
+    model: &str,
+    defaults: &Defaults,
+) -> crate::Result<u32> {
     if let Some(s) = asked {
         check_scale(flag, s)?;
     }
@@ -64,7 +69,11 @@ fn settle_scale(flag: &str, asked: Option<u32>, model: &str, defaults: &Defaults
 }
 
 /// Fills and checks an upscale job.
-pub fn upscale_params(asked: &JobOverrides, model: &str, defaults: &Defaults) -> crate::Result<Params> {
+pub fn upscale_params(
+    asked: &JobOverrides,
+    model: &str,
+    defaults: &Defaults,
+) -> crate::Result<Params> {
     let Some(image) = asked.image.as_deref() else {
         return Err(bad(
             "an upscale job needs its input: pass --image PATH (PNG, JPEG or WebP)",
@@ -107,7 +116,9 @@ pub fn refuse_stray_flags(asked: &JobOverrides, makes_images: bool) -> crate::Re
         ));
     }
     if asked.upscale.is_none() && (asked.upscaler.is_some() || asked.tile.is_some()) {
-        return Err(bad("--upscaler and --tile need --upscale 2|4 (or --kind upscale)"));
+        return Err(bad(
+            "--upscaler and --tile need --upscale 2|4 (or --kind upscale)",
+        ));
     }
     Ok(())
 }
@@ -160,11 +171,19 @@ mod tests {
         };
         assert_eq!(settle_scale("--scale", None, "m", &x2).unwrap(), 2);
         assert_eq!(settle_scale("--scale", Some(2), "m", &x2).unwrap(), 2);
-        let err = settle_scale("--scale", Some(4), "m", &x2).unwrap_err().to_string();
-        assert!(err.contains("upscales by 2") && err.contains(DEFAULT_X4), "{err}");
+        let err = settle_scale("--scale", Some(4), "m", &x2)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("upscales by 2") && err.contains(DEFAULT_X4),
+            "{err}"
+        );
         let err = settle_scale("--scale", Some(3), "m", &Defaults::default()).unwrap_err();
         assert!(err.to_string().contains("must be 2 or 4"), "{err}");
-        assert_eq!(settle_scale("--scale", None, "m", &Defaults::default()).unwrap(), 4);
+        assert_eq!(
+            settle_scale("--scale", None, "m", &Defaults::default()).unwrap(),
+            4
+        );
     }
 
     #[test]

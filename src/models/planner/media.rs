@@ -229,7 +229,11 @@ mod tests {
         assert!(upscale_tile(&roomy) > upscale_tile(&tight));
         let plan = plan_media(&tight);
         assert!(plan.fits, "{plan:?}");
-        assert!(plan.steps[1].stage.contains("tiles of"), "{}", plan.steps[1].stage);
+        assert!(
+            plan.steps[1].stage.contains("tiles of"),
+            "{}",
+            plan.steps[1].stage
+        );
         let asked = MediaPlanRequest {
             tile: Some(1024),
             ..tight
@@ -237,7 +241,10 @@ mod tests {
         assert_eq!(upscale_tile(&asked), 1024);
         let plan = plan_media(&asked);
         assert!(!plan.fits);
-        assert!(plan.suggestions.iter().any(|s| s.contains("--tile")), "{plan:?}");
+        assert!(
+            plan.suggestions.iter().any(|s| s.contains("--tile")),
+            "{plan:?}"
+        );
     }
 
     #[test]

@@ -35,7 +35,13 @@ impl KindJob for UpscaleJob {
 }
 
 /// The tile side for `spec` on the upscaler at `model`: the plan's, else the job's own.
-fn tile_for(w: &Worker, model: &Path, spec: &JobSpec, dtype: DType, asked: Option<u32>) -> Option<u32> {
+fn tile_for(
+    w: &Worker,
+    model: &Path,
+    spec: &JobSpec,
+    dtype: DType,
+    asked: Option<u32>,
+) -> Option<u32> {
     match &w.config.planner {
         Some(planner) => Some(planner.upscale_tile(model, spec, dtype)),
         None => asked,
@@ -74,7 +80,9 @@ fn upscale_job(
 ) -> crate::Result<JobOutcome> {
     let (id, spec) = (record.id, &record.spec);
     let Params::Upscale(p) = &spec.params else {
-        return Err(crate::Error::bad_input("an upscale job without its parameters"));
+        return Err(crate::Error::bad_input(
+            "an upscale job without its parameters",
+        ));
     };
     let start = match media_start(w, record, "png")? {
         Start::Finished(outcome) => return Ok(outcome),
