@@ -39,7 +39,7 @@ fn speech_wav(run: &Run) -> PathBuf {
     path
 }
 
-fn run_ok(cmd: &mut Command) -> Vec<Value> {
+pub(crate) fn run_ok(cmd: &mut Command) -> Vec<Value> {
     let out = cmd.output().unwrap();
     assert_eq!(
         out.status.code(),
@@ -60,7 +60,7 @@ fn done(events: &[Value]) -> &Value {
         .unwrap_or_else(|| panic!("no done event in {events:?}"))
 }
 
-fn bad_input(cmd: &mut Command, needle: &str, run: &Run) {
+pub(crate) fn bad_input(cmd: &mut Command, needle: &str, run: &Run) {
     let out = cmd.output().unwrap();
     // Refused at submit: the message is on stderr; failed while running: in the `failed` event.
     let said = format!(

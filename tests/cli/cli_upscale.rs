@@ -5,24 +5,14 @@
 
 use std::path::{Path, PathBuf};
 
-use assert_cmd::Command;
 use serde_json::Value;
 
-use crate::run::{Run, fixture, json_lines};
+use crate::cli_audio_text::{bad_input, run_ok};
+use crate::parity::image_levels_diff;
+use crate::run::{Run, fixture};
 
 fn up(name: &str) -> PathBuf {
     fixture(&format!("upscale/{name}"))
-}
-
-fn run_ok(cmd: &mut Command) -> Vec<Value> {
-    let out = cmd.output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "stderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    json_lines(&out.stdout)
 }
 
 /// The paths of the `done` event.
@@ -37,36 +27,6 @@ fn outputs(events: &[Value]) -> Vec<PathBuf> {
         .iter()
         .map(|p| PathBuf::from(p.as_str().unwrap()))
         .collect()
-}
-
-fn refused(cmd: &mut Command, needle: &str, run: &Run) {
-    let out = cmd.output().unwrap();
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    assert_eq!(out.status.code(), Some(2), "output: {said}");
-    assert!(said.contains(needle), "expected {needle:?} in: {said}");
-    assert!(
-        run.files().is_empty(),
-        "nothing may be written: {:?}",
-        run.files()
-    );
-}
-
-fn mean_diff(a: &image::DynamicImage, b: &image::DynamicImage) -> f64 {
-    assert_eq!(
-        (a.width(), a.height(), a.color()),
-        (b.width(), b.height(), b.color())
-    );
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    let sum: f64 = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| (f64::from(*x) - f64::from(*y)).abs())
-        .sum();
-    sum / a.len() as f64
 }
 
 fn stored(path: &Path) -> pallaidium::jobs::output::png_meta::StoredParams {
@@ -91,7 +51,7 @@ fn kind_upscale_writes_the_reference_image_with_alpha_and_parameters() {
         let ours = image::open(&files[0]).unwrap();
         assert_eq!(ours.color(), image::ColorType::Rgba8);
         let theirs = image::open(up("ref_compact_x4_rgba.png")).unwrap();
-        assert!(mean_diff(&ours, &theirs) <= 1.0);
+        assert!(image_levels_diff(&ours, &theirs) <= 1.0);
         let meta = stored(&files[0]);
         let parameters = meta.parameters.unwrap();
         assert!(
@@ -116,7 +76,7 @@ fn image_alone_means_upscale_and_the_x2_model_sets_the_scale() {
     let ours = image::open(&files[0]).unwrap();
     assert_eq!((ours.width(), ours.height()), (46, 34));
     let theirs = image::open(up("ref_rrdb_x2_rgb.png")).unwrap();
-    assert!(mean_diff(&ours, &theirs) <= 1.0);
+    assert!(image_levels_diff(&ours, &theirs) <= 1.0);
 }
 
 #[test]
@@ -177,7 +137,7 @@ fn pickled_weights_are_refused_with_the_conversion() {
     let run = Run::new();
     let pth = run.dir.path().join("RealESRGAN_x4plus.pth");
     std::fs::write(&pth, b"PK\x03\x04 not really a zip").unwrap();
-    refused(
+    bad_input(
         run.command()
             .args(["--kind", "upscale", "--image"])
             .arg(up("in_rgb.png"))
@@ -200,40 +160,40 @@ fn bad_scales_models_and_images_exit_2_with_nothing_written() {
     };
     let x2 = up("rrdb_x2.safetensors");
     let x2 = x2.to_str().unwrap();
-    refused(
+    bad_input(
         &mut job(&["--scale", "3", "--model", x2]),
         "must be 2 or 4",
         &run,
     );
-    refused(
+    bad_input(
         &mut job(&["--scale", "4", "--model", x2]),
         "upscales by 2",
         &run,
     );
-    refused(
+    bad_input(
         &mut job(&["--model", x2, "--tile", "8"]),
         "at least 32",
         &run,
     );
     // Not an upscaler: another network's safetensors.
     let other = fixture("sd1-tiny/vae/diffusion_pytorch_model.safetensors");
-    refused(
+    bad_input(
         &mut job(&["--model", other.to_str().unwrap()]),
         "Real-ESRGAN",
         &run,
     );
     // The default upscaler is not in the (offline, empty) cache.
-    refused(&mut job(&[]), "realesrgan-x4plus", &run);
+    bad_input(&mut job(&[]), "realesrgan-x4plus", &run);
     let garbage = run.dir.path().join("broken.png");
     std::fs::write(&garbage, b"\x89PNG\r\n\x1a\nnot an image").unwrap();
-    refused(
+    bad_input(
         run.command()
             .args(["--kind", "upscale", "--model", x2, "--image"])
             .arg(&garbage),
         "--image",
         &run,
     );
-    refused(
+    bad_input(
         run.command().args(["--kind", "upscale", "--model", x2]),
         "--image PATH",
         &run,
@@ -249,18 +209,18 @@ fn bad_scales_models_and_images_exit_2_with_nothing_written() {
         cmd.args(extra);
         cmd
     };
-    refused(
+    bad_input(
         &mut image_job(&["--upscale", "3", "--upscaler", x2]),
         "must be 2 or 4",
         &run,
     );
     let x4 = up("compact_x4.safetensors");
-    refused(
+    bad_input(
         &mut image_job(&["--upscale", "2", "--upscaler", x4.to_str().unwrap()]),
         "upscales by 4",
         &run,
     );
-    refused(&mut image_job(&["--scale", "2"]), "--upscale", &run);
+    bad_input(&mut image_job(&["--scale", "2"]), "--upscale", &run);
 }
 
 #[test]
@@ -315,5 +275,5 @@ fn serve_takes_an_upscale_job_with_its_image_uploaded_and_never_by_path() {
     assert_eq!(output.status, 200);
     let ours = image::load_from_memory(&output.body).unwrap();
     let theirs = image::open(up("ref_compact_x4_rgba.png")).unwrap();
-    assert!(mean_diff(&ours, &theirs) <= 1.0);
+    assert!(image_levels_diff(&ours, &theirs) <= 1.0);
 }

@@ -10,6 +10,8 @@ use pallaidium::engines::EngineSwitches;
 use pallaidium::engines::progress::{CancelToken, NullSink};
 use pallaidium::engines::upscale::Upscaler;
 
+use crate::parity::image_levels_diff;
+
 /// Mean |ours - theirs| allowed, in 8-bit levels (1/255).
 const TOLERANCE: f64 = 1.0;
 
@@ -35,25 +37,12 @@ fn upscale(up: &Upscaler, input: &str, tile: Option<u32>) -> image::DynamicImage
         .unwrap()
 }
 
-/// Mean absolute difference in 8-bit levels over every channel; the shapes must agree.
-fn mean_diff(a: &image::DynamicImage, b: &image::DynamicImage) -> f64 {
-    assert_eq!((a.width(), a.height()), (b.width(), b.height()));
-    assert_eq!(a.color(), b.color());
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    let sum: f64 = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| (f64::from(*x) - f64::from(*y)).abs())
-        .sum();
-    sum / a.len() as f64
-}
-
 fn check(net: &str, input: &str) {
     let up = load(net);
     for (tile, suffix) in [(None, ""), (Some(8), "_tile8")] {
         let ours = upscale(&up, input, tile);
         let theirs = image::open(fixture(&format!("ref_{net}_{input}{suffix}.png"))).unwrap();
-        let d = mean_diff(&ours, &theirs);
+        let d = image_levels_diff(&ours, &theirs);
         assert!(
             d <= TOLERANCE,
             "{net} on {input} (tile {tile:?}): mean |diff| {d:.3} levels"
@@ -85,7 +74,7 @@ fn compact_x4_rgb_and_alpha_match_realesrgan() {
 fn other_weights_or_depth_are_far_outside_the_tolerance() {
     let theirs = image::open(fixture("ref_rrdb_x4_rgb.png")).unwrap();
     let compact = upscale(&load("compact_x4"), "rgb", None);
-    let d = mean_diff(&compact, &theirs);
+    let d = image_levels_diff(&compact, &theirs);
     assert!(d > 20.0 * TOLERANCE, "compact vs rrdb: {d:.2}");
     let deep = image::open(fixture("in_16.png")).unwrap();
     assert_eq!(deep.color(), image::ColorType::Rgb16);
@@ -96,7 +85,7 @@ fn other_weights_or_depth_are_far_outside_the_tolerance() {
         .unwrap();
     let from_16 = upscale(&up, "16", None);
     let reference = image::open(fixture("ref_rrdb_x4_16.png")).unwrap();
-    assert!(mean_diff(&from_16, &reference) <= TOLERANCE);
+    assert!(image_levels_diff(&from_16, &reference) <= TOLERANCE);
     // Depth matters less than weights, but still shows (rounding to 8 bits first).
-    assert!(mean_diff(&from_8, &from_16) > 0.0);
+    assert!(image_levels_diff(&from_8, &from_16) > 0.0);
 }

@@ -159,3 +159,19 @@ pub fn exact_gguf_switches() -> pallaidium::engines::EngineSwitches {
         ..Default::default()
     }
 }
+
+/// Mean |a - b| over every 8-bit value of two images of the same size and colour type, in levels
+/// (1 = 1/255).
+pub fn image_levels_diff(a: &image::DynamicImage, b: &image::DynamicImage) -> f64 {
+    assert_eq!(
+        (a.width(), a.height(), a.color()),
+        (b.width(), b.height(), b.color())
+    );
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let sum: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (f64::from(*x) - f64::from(*y)).abs())
+        .sum();
+    sum / a.len() as f64
+}
