@@ -277,3 +277,54 @@ fn serve_takes_an_upscale_job_with_its_image_uploaded_and_never_by_path() {
     let theirs = image::open(up("ref_compact_x4_rgba.png")).unwrap();
     assert!(image_levels_diff(&ours, &theirs) <= 1.0);
 }
+
+#[test]
+fn a_job_file_takes_upscale_keys_with_paths_relative_to_it() {
+    let run = Run::new();
+    let dir = run.dir.path().join("jobs");
+    std::fs::create_dir_all(&dir).unwrap();
+    for name in [
+        "in_rgb.png",
+        "rrdb_x2.safetensors",
+        "compact_x4.safetensors",
+    ] {
+        std::fs::copy(up(name), dir.join(name)).unwrap();
+    }
+    let file = dir.join("jobs.toml");
+    std::fs::write(
+        &file,
+        "[[job]]\nkind = \"upscale\"\nimage = \"in_rgb.png\"\nmodel = \"compact_x4.safetensors\"\n\n\
+         [[job]]\nmodel = \"rrdb_x2.safetensors\"\nimage = \"in_rgb.png\"\nscale = 2\ntile = 32\n",
+    )
+    .unwrap();
+    let events = run_ok(run.command().arg("--jobs").arg(&file));
+    let sizes: Vec<(u32, u32)> = events
+        .iter()
+        .filter(|e| e["event"] == "done")
+        .map(|e| {
+            let path = e["outputs"][0].as_str().unwrap();
+            let img = image::open(path).unwrap();
+            (img.width(), img.height())
+        })
+        .collect();
+    assert_eq!(sizes, vec![(92, 68), (46, 34)], "{events:?}");
+}
+
+#[test]
+fn from_image_runs_a_stored_upscale_again() {
+    let run = Run::new();
+    let first = outputs(&run_ok(
+        run.command()
+            .arg("--image")
+            .arg(up("in_rgb.png"))
+            .arg("--model")
+            .arg(up("rrdb_x4.safetensors")),
+    ));
+    let again = outputs(&run_ok(run.command().arg("--from-image").arg(&first[0])));
+    assert_ne!(first[0], again[0]);
+    let (a, b) = (
+        image::open(&first[0]).unwrap(),
+        image::open(&again[0]).unwrap(),
+    );
+    assert_eq!(a.as_bytes(), b.as_bytes());
+}
