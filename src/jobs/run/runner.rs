@@ -85,10 +85,11 @@ impl JobRunner {
         let mut filled = if kind.makes_images() {
             crate::jobs::spec::upscale::refuse_stray_flags(&asked, true)?;
             let mut filled = fill_spec(&asked, kind, &model.defaults, model.family)?;
-            let step =
-                crate::jobs::spec::upscale::upscale_step(&asked, |id| (self.config.models)(id))?;
             if let Some(p) = filled.image_mut() {
-                p.upscale = step;
+                p.upscale =
+                    crate::jobs::spec::upscale::upscale_step(&asked, (p.width, p.height), |id| {
+                        (self.config.models)(id)
+                    })?;
             }
             filled
         } else {

@@ -11,6 +11,8 @@ pub const DEFAULT_X4: &str = "realesrgan-x4plus";
 pub const DEFAULT_X2: &str = "realesrgan-x2plus";
 /// The smallest tile side `--tile` takes.
 pub const MIN_TILE: u32 = 32;
+/// The largest output an upscale makes (the whole output is held in memory as it is built).
+pub const MAX_OUTPUT_PIXELS: u64 = 128_000_000;
 
 fn bad(message: impl Into<String>) -> crate::Error {
     crate::Error::bad_input(message)
@@ -32,6 +34,23 @@ fn check_scale(flag: &str, scale: u32) -> crate::Result<()> {
             "{flag} {scale}: must be 2 or 4 (Real-ESRGAN's x2plus and x4plus-class models)"
         )))
     }
+}
+
+/// Refuses an output larger than `MAX_OUTPUT_PIXELS`.
+fn check_output(what: &str, (w, h): (u32, u32), scale: u32) -> crate::Result<()> {
+    let (ow, oh) = (
+        u64::from(w) * u64::from(scale),
+        u64::from(h) * u64::from(scale),
+    );
+    if ow * oh > MAX_OUTPUT_PIXELS {
+        return Err(bad(format!(
+            "{what} {w}x{h} upscaled x{scale} would be {ow}x{oh} ({} megapixels); the most is {} \
+             megapixels: use a smaller scale or image",
+            ow * oh / 1_000_000,
+            MAX_OUTPUT_PIXELS / 1_000_000
+        )));
+    }
+    Ok(())
 }
 
 fn check_tile(tile: Option<u32>) -> crate::Result<()> {
@@ -88,7 +107,12 @@ pub fn upscale_params(
     check_tile(asked.tile)?;
     // Decoded now (its header checked first), as the job will: a bad file is refused before
     // anything is queued or written.
-    load_image(image, "--image")?;
+    let decoded = load_image(image, "--image")?;
+    check_output(
+        &format!("--image {}:", image.display()),
+        (decoded.width(), decoded.height()),
+        scale,
+    )?;
     Ok(Params::Upscale(UpscaleParams {
         image: absolute(image),
         scale,
@@ -126,12 +150,14 @@ pub fn refuse_stray_flags(asked: &JobOverrides, makes_images: bool) -> crate::Re
 /// The `--upscale N` step of an image job, its upscaler resolved by `lookup` and checked.
 pub fn upscale_step(
     asked: &JobOverrides,
+    size: (u32, u32),
     lookup: impl Fn(&str) -> crate::Result<ModelInfo>,
 ) -> crate::Result<Option<UpscaleStep>> {
     let Some(scale) = asked.upscale else {
         return Ok(None);
     };
     check_scale("--upscale", scale)?;
+    check_output("the image of", size, scale)?;
     check_tile(asked.tile)?;
     let id = asked
         .upscaler
@@ -201,5 +227,8 @@ mod tests {
         assert!(refuse_stray_flags(&step, false).is_err());
         assert!(check_tile(Some(16)).is_err());
         assert!(check_tile(Some(64)).is_ok());
+        assert!(check_output("x", (2048, 2048), 4).is_ok());
+        let err = check_output("x", (4096, 4096), 4).unwrap_err().to_string();
+        assert!(err.contains("16384x16384"), "{err}");
     }
 }
