@@ -247,3 +247,33 @@ fn a_z_image_folder_resolves_with_turbo_defaults() {
         .unwrap();
     assert!(err.to_string().contains("tokenizer.json"), "{err}");
 }
+
+#[test]
+fn upscaler_entries_resolve_to_their_file_and_a_file_alone_is_one() {
+    let reg = Registry::shipped().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let entry = reg.get("realesrgan-x2plus").unwrap();
+    // The repo holds both networks; the entry's file is the one loaded.
+    cache_repo(
+        cache.path(),
+        &entry.repo,
+        &[
+            "RealESRGAN_x4plus.safetensors",
+            "RealESRGAN_x2plus.safetensors",
+        ],
+        |_| "weights".to_owned(),
+    );
+    let r = resolve(&reg, "realesrgan-x2plus", cache.path()).unwrap();
+    assert_eq!(
+        (r.family, r.kind),
+        (Family::Realesrgan, crate::models::Kind::Upscale)
+    );
+    assert_eq!(r.dir.file_name().unwrap(), "RealESRGAN_x2plus.safetensors");
+    assert_eq!(r.defaults.scale, Some(2));
+    // A converted file given as the model: its scale comes from its shapes.
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/upscale/rrdb_x2.safetensors");
+    let r = resolve(&reg, file.to_str().unwrap(), cache.path()).unwrap();
+    assert_eq!((r.family, r.defaults.scale), (Family::Realesrgan, Some(2)));
+    assert_eq!(r.dir, file);
+}
