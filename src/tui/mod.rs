@@ -14,7 +14,9 @@ pub mod overlay;
 pub mod panes;
 pub mod planning;
 pub mod preview;
+pub mod queue_link;
 pub mod quit;
+pub mod remote_queue;
 pub mod runner_link;
 pub mod sampler;
 pub mod terminal;
@@ -22,8 +24,6 @@ pub mod theme;
 
 use std::sync::Arc;
 use std::time::Duration;
-
-use tokio::sync::mpsc::UnboundedSender;
 
 use self::app::{App, AppConfig, CompatEnv, QuitMode};
 use self::commands::Services;
@@ -68,44 +68,133 @@ pub fn run(cli: &Cli, switches: &Switches) -> anyhow::Result<i32> {
     let theme_dirs = vec![paths.home.join("themes"), "themes".into()];
     let (theme, notice) =
         Theme::load_or_dark(cli.global.theme.as_deref().unwrap_or("dark"), &theme_dirs);
-    // The runner starts before the terminal is taken, so its errors print plainly.
-    let link = runner_link::runner_link(cli, &paths, switches, &registry)?;
-    let store = Store::open(&paths.queue_db).map_err(crate::Error::from)?;
-    let runner = Arc::new(JobRunner::start(store, link.config)?);
-    // Subscribed before anything is queued: the loop replays what happens until it runs.
-    let events = runner.subscribe();
-    let (started, started_notice) = start_jobs.queue(&runner)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    let app_config = AppConfig {
+    let session = Session {
+        cli,
+        paths: &paths,
+        registry: &registry,
+        protocol,
         theme,
-        notice: started_notice.or(notice),
-        form: initial_form(cli, &link.device),
-        prompt: cli.job.job.prompt.clone().unwrap_or_default(),
-        negative: cli.job.job.negative.clone().unwrap_or_default(),
-        compat: compat_env(cli, &paths, &registry, link.backend),
-        picker: None,
+        notice,
     };
-    let downloads = link.downloads.clone();
-    let quit = runtime.block_on(run_loop(
-        app_config,
-        LoopParts {
-            runner: Arc::clone(&runner),
-            events,
-            history_rows: HISTORY_ROWS + started.len(),
-            device_probe: link.probe,
-            planner: Arc::new(link.planner),
-            protocol,
-        },
-        &paths,
-    ));
-    // A download a submit started would hold the exit: the runtime waits for blocking tasks.
-    downloads.cancel();
-    let quit = quit?;
-    quit::finish(runner, quit, &paths);
-    Ok(0)
+    match cli.remote.host.as_deref() {
+        Some(host) => session.remote(host, start_jobs),
+        None => session.local(switches, start_jobs),
+    }
+}
+
+/// What a session of the TUI starts from, whichever queue it drives.
+struct Session<'a> {
+    cli: &'a Cli,
+    paths: &'a Paths,
+    registry: &'a Registry,
+    protocol: PreviewProtocol,
+    theme: Theme,
+    notice: Option<String>,
+}
+
+impl Session<'_> {
+    fn app_config(&self, notice: Option<String>, device: &str, compat: CompatEnv) -> AppConfig {
+        AppConfig {
+            theme: self.theme,
+            notice: notice.or_else(|| self.notice.clone()),
+            form: initial_form(self.cli, device),
+            prompt: self.cli.job.job.prompt.clone().unwrap_or_default(),
+            negative: self.cli.job.job.negative.clone().unwrap_or_default(),
+            compat,
+            picker: None,
+        }
+    }
+
+    /// This machine's runner.
+    fn local(self, switches: &Switches, start_jobs: batch::StartJobs) -> anyhow::Result<i32> {
+        // The runner starts before the terminal is taken, so its errors print plainly.
+        let link = runner_link::runner_link(self.cli, self.paths, switches, self.registry)?;
+        let store = Store::open(&self.paths.queue_db).map_err(crate::Error::from)?;
+        let runner = Arc::new(JobRunner::start(store, link.config)?);
+        // Subscribed before anything is queued: the loop replays what happens until it runs.
+        let queue = Arc::new(queue_link::LocalQueue::new(Arc::clone(&runner), link.probe));
+        let (started, started_notice) = start_jobs.queue(&runner)?;
+        let compat = compat_env(self.cli, self.paths, self.registry, link.backend);
+        let app_config = self.app_config(started_notice, &link.device, compat);
+        let downloads = link.downloads.clone();
+        let quit = self.run_loop(
+            app_config,
+            LoopParts {
+                runner: queue,
+                history_rows: HISTORY_ROWS + started.len(),
+                planner: Some(Arc::new(link.planner)),
+            },
+        );
+        // A download a submit started would hold the exit: the runtime waits for blocking tasks.
+        downloads.cancel();
+        let quit = quit?;
+        quit::finish(runner, quit, self.paths);
+        Ok(0)
+    }
+
+    /// A remote `pallaidium serve` (`--host URL`).
+    fn remote(self, host: &str, start_jobs: batch::StartJobs) -> anyhow::Result<i32> {
+        if start_jobs.resume {
+            return Err(crate::Error::bad_input(
+                "--resume reads this machine's queue; with --host the server keeps its own \
+                 (it resumes its jobs when it starts)",
+            )
+            .into());
+        }
+        let token = self
+            .cli
+            .remote
+            .token_file
+            .as_deref()
+            .map(crate::serve::auth::read_token_file)
+            .transpose()?;
+        let (queue, report) =
+            remote_queue::RemoteQueue::connect(host, token, self.paths.outputs.clone())?;
+        let queue = Arc::new(queue);
+        let mut queued = Vec::new();
+        for (i, spec) in start_jobs.specs.iter().enumerate() {
+            match queue_link::QueueLink::submit(&*queue, spec) {
+                Ok(jobs) => queued.extend(jobs.into_iter().map(|(id, _)| id)),
+                Err(e) => {
+                    queued.iter().for_each(|&id| {
+                        let _ = queue_link::QueueLink::cancel(&*queue, id);
+                    });
+                    return Err(e.in_batch(i, start_jobs.specs.len()).into());
+                }
+            }
+        }
+        let notice = (!queued.is_empty())
+            .then(|| format!("queued {} job(s) from the command line", queued.len()));
+        let mut compat = compat_env(self.cli, self.paths, self.registry, report.backend);
+        // The server's machine, not this one, decides what fits.
+        compat.chip = None;
+        compat.macos_version = None;
+        compat.memory_budget_bytes = match &report.machine.device {
+            Some(sampler::DeviceGauge::Discrete { total, .. }) => Some(*total),
+            Some(sampler::DeviceGauge::Unified { budget, .. }) => Some(*budget),
+            None => Some(report.machine.ram_total),
+        };
+        let device = format!("{} @ {host}", report.device);
+        let app_config = self.app_config(notice, &device, compat);
+        let quit = self.run_loop(
+            app_config,
+            LoopParts {
+                runner: Arc::clone(&queue) as Arc<dyn queue_link::QueueLink>,
+                history_rows: HISTORY_ROWS + queued.len(),
+                planner: None,
+            },
+        )?;
+        queue.finish(quit);
+        Ok(0)
+    }
+
+    fn run_loop(&self, config: AppConfig, parts: LoopParts) -> anyhow::Result<QuitMode> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        runtime.block_on(run_loop(config, parts, self.protocol, self.paths))
+    }
 }
 
 /// The form as the job flags pre-fill it; `device` is the runner's, fixed for the session.
@@ -165,24 +254,23 @@ fn compat_env(cli: &Cli, paths: &Paths, registry: &Registry, backend: Backend) -
 
 /// What the event loop runs with besides the app's configuration.
 struct LoopParts {
-    runner: Arc<JobRunner>,
-    /// The runner's events since before the command line's jobs were queued.
-    events: crate::jobs::JobEvents,
+    /// The queue: its events are forwarded from when the link was made.
+    runner: Arc<dyn queue_link::QueueLink>,
     /// Rows of history the queue shows at start (the command line's jobs included).
     history_rows: usize,
-    device_probe: sampler::DeviceProbe,
-    planner: Arc<FormPlanner>,
-    protocol: PreviewProtocol,
+    planner: Option<Arc<FormPlanner>>,
 }
 
-async fn run_loop(config: AppConfig, parts: LoopParts, paths: &Paths) -> anyhow::Result<QuitMode> {
+async fn run_loop(
+    config: AppConfig,
+    parts: LoopParts,
+    protocol: PreviewProtocol,
+    paths: &Paths,
+) -> anyhow::Result<QuitMode> {
     let LoopParts {
         runner,
-        events,
         history_rows,
-        device_probe,
         planner,
-        protocol,
     } = parts;
     let mut guard = terminal::TerminalGuard::enter()?;
     // The capability query reads stdin, so it runs before the input reader starts; keys typed
@@ -213,8 +301,8 @@ async fn run_loop(config: AppConfig, parts: LoopParts, paths: &Paths) -> anyhow:
     event::spawn_input(tx.clone());
     event::spawn_ticks(tx.clone(), TICK);
     event::spawn_signals(tx.clone());
-    sampler::Sampler::new(Some(device_probe)).spawn(SAMPLE_EVERY, tx.clone());
-    forward_job_events(events, tx.clone());
+    runner.spawn_sampler(SAMPLE_EVERY, tx.clone());
+    runner.forward_events(tx.clone());
     let services = Services {
         runner: Arc::clone(&runner),
         tx: tx.clone(),
@@ -267,14 +355,4 @@ async fn run_loop(config: AppConfig, parts: LoopParts, paths: &Paths) -> anyhow:
         }
     }
     Ok(QuitMode::CancelJobs)
-}
-
-fn forward_job_events(mut events: crate::jobs::JobEvents, tx: UnboundedSender<AppEvent>) {
-    tokio::spawn(async move {
-        while let Some(e) = events.recv().await {
-            if tx.send(AppEvent::Job(e)).is_err() {
-                break;
-            }
-        }
-    });
 }
