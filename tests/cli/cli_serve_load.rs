@@ -50,7 +50,7 @@ fn fifty_clients_submit_a_thousand_jobs_and_none_is_lost() {
         server
             .post_json("/api/v1/queue/pause", &json!({ "paused": "yes" }))
             .status,
-        400,
+        422,
         "a pause that is not a boolean is refused"
     );
 
