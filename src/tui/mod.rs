@@ -8,6 +8,7 @@ pub mod commands;
 pub mod event;
 pub mod help;
 pub mod history;
+pub mod hosts;
 pub mod keys;
 pub mod layout;
 pub mod overlay;
@@ -26,6 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use self::app::{App, AppConfig, CompatEnv, QuitMode};
+use self::hosts::{HostsView, Target};
 use self::commands::Services;
 use self::event::AppEvent;
 use self::panes::form::Form;
@@ -68,6 +70,8 @@ pub fn run(cli: &Cli, switches: &Switches) -> anyhow::Result<i32> {
     let theme_dirs = vec![paths.home.join("themes"), "themes".into()];
     let (theme, notice) =
         Theme::load_or_dark(cli.global.theme.as_deref().unwrap_or("dark"), &theme_dirs);
+    let config_file = paths.home.join("config.toml");
+    let hosts = hosts::load(&config_file)?;
     let session = Session {
         cli,
         paths: &paths,
@@ -76,9 +80,33 @@ pub fn run(cli: &Cli, switches: &Switches) -> anyhow::Result<i32> {
         theme,
         notice,
     };
-    match cli.remote.host.as_deref() {
-        Some(host) => session.remote(host, start_jobs),
-        None => session.local(switches, start_jobs),
+    let mut target = match cli.remote.host.as_deref() {
+        Some(url) => Target::Remote(
+            hosts
+                .iter()
+                .find(|h| h.url.trim_end_matches('/') == url.trim_end_matches('/'))
+                .cloned()
+                .unwrap_or_else(|| hosts::HostEntry {
+                    name: "--host".to_owned(),
+                    url: url.to_owned(),
+                    token_file: cli.remote.token_file.clone(),
+                }),
+        ),
+        None => Target::Local,
+    };
+    // The command line's jobs go to the first host only.
+    let mut start_jobs = Some(start_jobs);
+    loop {
+        let view = HostsView::new(hosts.clone(), &target, config_file.clone());
+        let jobs = start_jobs.take().unwrap_or_default();
+        let quit = match &target {
+            Target::Local => session.local(switches, jobs, view.clone())?,
+            Target::Remote(host) => session.remote(host, jobs, view.clone())?,
+        };
+        match quit {
+            QuitMode::Switch(index) => target = view.target(index),
+            _ => return Ok(0),
+        }
     }
 }
 
@@ -106,7 +134,12 @@ impl Session<'_> {
     }
 
     /// This machine's runner.
-    fn local(self, switches: &Switches, start_jobs: batch::StartJobs) -> anyhow::Result<i32> {
+    fn local(
+        &self,
+        switches: &Switches,
+        start_jobs: batch::StartJobs,
+        hosts: HostsView,
+    ) -> anyhow::Result<QuitMode> {
         // The runner starts before the terminal is taken, so its errors print plainly.
         let link = runner_link::runner_link(self.cli, self.paths, switches, self.registry)?;
         let store = Store::open(&self.paths.queue_db).map_err(crate::Error::from)?;
@@ -123,17 +156,23 @@ impl Session<'_> {
                 runner: queue,
                 history_rows: HISTORY_ROWS + started.len(),
                 planner: Some(Arc::new(link.planner)),
+                hosts,
             },
         );
         // A download a submit started would hold the exit: the runtime waits for blocking tasks.
         downloads.cancel();
         let quit = quit?;
         quit::finish(runner, quit, self.paths);
-        Ok(0)
+        Ok(quit)
     }
 
-    /// A remote `pallaidium serve` (`--host URL`).
-    fn remote(self, host: &str, start_jobs: batch::StartJobs) -> anyhow::Result<i32> {
+    /// A remote `pallaidium serve` (`--host URL`, or a host of the config file).
+    fn remote(
+        &self,
+        host: &hosts::HostEntry,
+        start_jobs: batch::StartJobs,
+        hosts: HostsView,
+    ) -> anyhow::Result<QuitMode> {
         if start_jobs.resume {
             return Err(crate::Error::bad_input(
                 "--resume reads this machine's queue; with --host the server keeps its own \
@@ -141,15 +180,13 @@ impl Session<'_> {
             )
             .into());
         }
-        let token = self
-            .cli
-            .remote
+        let token = host
             .token_file
             .as_deref()
             .map(crate::serve::auth::read_token_file)
             .transpose()?;
         let (queue, report) =
-            remote_queue::RemoteQueue::connect(host, token, self.paths.outputs.clone())?;
+            remote_queue::RemoteQueue::connect(&host.url, token, self.paths.outputs.clone())?;
         let queue = Arc::new(queue);
         let mut queued = Vec::new();
         for (i, spec) in start_jobs.specs.iter().enumerate() {
@@ -174,7 +211,7 @@ impl Session<'_> {
             Some(sampler::DeviceGauge::Unified { budget, .. }) => Some(*budget),
             None => Some(report.machine.ram_total),
         };
-        let device = format!("{} @ {host}", report.device);
+        let device = format!("{} @ {}", report.device, host.url);
         let app_config = self.app_config(notice, &device, compat);
         let quit = self.run_loop(
             app_config,
@@ -182,10 +219,11 @@ impl Session<'_> {
                 runner: Arc::clone(&queue) as Arc<dyn queue_link::QueueLink>,
                 history_rows: HISTORY_ROWS + queued.len(),
                 planner: None,
+                hosts,
             },
         )?;
         queue.finish(quit);
-        Ok(0)
+        Ok(quit)
     }
 
     fn run_loop(&self, config: AppConfig, parts: LoopParts) -> anyhow::Result<QuitMode> {
@@ -259,6 +297,8 @@ struct LoopParts {
     /// Rows of history the queue shows at start (the command line's jobs included).
     history_rows: usize,
     planner: Option<Arc<FormPlanner>>,
+    /// The hosts view, the session's host marked.
+    hosts: HostsView,
 }
 
 async fn run_loop(
@@ -271,6 +311,7 @@ async fn run_loop(
         runner,
         history_rows,
         planner,
+        hosts,
     } = parts;
     let mut guard = terminal::TerminalGuard::enter()?;
     // The capability query reads stdin, so it runs before the input reader starts; keys typed
@@ -282,6 +323,7 @@ async fn run_loop(
     });
     let size = guard.terminal.size()?;
     app.set_size(size.width, size.height);
+    app.hosts = hosts;
     for record in runner
         .history(history_rows)
         .unwrap_or_default()

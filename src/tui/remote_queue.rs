@@ -77,7 +77,7 @@ impl RemoteQueue {
                     }
                 }
             }
-            QuitMode::KeepJobs | QuitMode::StopJobs if !open.is_empty() => {
+            QuitMode::KeepJobs | QuitMode::StopJobs | QuitMode::Switch(_) if !open.is_empty() => {
                 let _ = writeln!(
                     std::io::stderr(),
                     "pallaidium: {} job(s) go on on the server at {} (GET /api/v1/jobs)",
@@ -85,7 +85,7 @@ impl RemoteQueue {
                     self.remote.base()
                 );
             }
-            QuitMode::KeepJobs | QuitMode::StopJobs => {}
+            QuitMode::KeepJobs | QuitMode::StopJobs | QuitMode::Switch(_) => {}
         }
     }
 }

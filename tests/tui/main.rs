@@ -21,6 +21,7 @@ mod tui;
 
 mod tui_snapshots;
 mod tui_snapshots_frames;
+mod tui_snapshots_hosts;
 mod tui_snapshots_media;
 mod tui_tmux;
 mod tui_tmux_keys;
