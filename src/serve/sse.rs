@@ -131,7 +131,12 @@ fn frame(id: &str, json: &str) -> String {
 impl Cursor {
     /// A cursor after event id `resume` (from the start of what is retained when `None` or
     /// another server's), over `job`'s events or all; `until_end` ends it after the job's end.
-    pub fn new(state: &AppState, resume: Option<&str>, job: Option<JobId>, until_end: bool) -> Self {
+    pub fn new(
+        state: &AppState,
+        resume: Option<&str>,
+        job: Option<JobId>,
+        until_end: bool,
+    ) -> Self {
         Self {
             changes: state.events.watch(),
             log: Arc::clone(&state.events),

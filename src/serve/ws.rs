@@ -71,7 +71,8 @@ fn upgrade(
     until_end: bool,
 ) -> ApiResult<Response> {
     let headers = request.headers();
-    if !lists(headers, header::UPGRADE, "websocket") || !lists(headers, header::CONNECTION, "upgrade")
+    if !lists(headers, header::UPGRADE, "websocket")
+        || !lists(headers, header::CONNECTION, "upgrade")
     {
         return Err(ApiError::BadRequest(
             "this is a WebSocket endpoint: open it with a WebSocket handshake (Upgrade: \

@@ -100,7 +100,13 @@ pub fn parse_client(buf: &[u8]) -> Result<Option<(ClientFrame, usize)>, &'static
 
 /// SHA-1 (FIPS 180-4): only for the handshake's accept key, as RFC 6455 prescribes.
 fn sha1(data: &[u8]) -> [u8; 20] {
-    let mut h: [u32; 5] = [0x6745_2301, 0xEFCD_AB89, 0x98BA_DCFE, 0x1032_5476, 0xC3D2_E1F0];
+    let mut h: [u32; 5] = [
+        0x6745_2301,
+        0xEFCD_AB89,
+        0x98BA_DCFE,
+        0x1032_5476,
+        0xC3D2_E1F0,
+    ];
     let mut message = data.to_vec();
     let bits = (data.len() as u64).wrapping_mul(8);
     message.push(0x80);
@@ -164,7 +170,10 @@ mod tests {
     fn sha1_matches_the_standard_vectors() {
         let hex = |d: [u8; 20]| d.iter().map(|b| format!("{b:02x}")).collect::<String>();
         assert_eq!(hex(sha1(b"")), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
-        assert_eq!(hex(sha1(b"abc")), "a9993e364706816aba3e25717850c26c9cd0d89d");
+        assert_eq!(
+            hex(sha1(b"abc")),
+            "a9993e364706816aba3e25717850c26c9cd0d89d"
+        );
         // Two blocks (56 bytes of message).
         assert_eq!(
             hex(sha1(
@@ -189,13 +198,23 @@ mod tests {
     #[test]
     fn a_masked_client_frame_reads_back() {
         let mask = [1u8, 2, 3, 4];
-        let payload: Vec<u8> = b"bye".iter().enumerate().map(|(i, b)| b ^ mask[i % 4]).collect();
+        let payload: Vec<u8> = b"bye"
+            .iter()
+            .enumerate()
+            .map(|(i, b)| b ^ mask[i % 4])
+            .collect();
         let mut bytes = vec![0x88, 0x80 | 3];
         bytes.extend_from_slice(&mask);
         bytes.extend_from_slice(&payload);
         let (f, used) = parse_client(&bytes).unwrap().unwrap();
-        assert_eq!((f.opcode, f.payload.as_slice(), used), (OP_CLOSE, &b"bye"[..], 9));
+        assert_eq!(
+            (f.opcode, f.payload.as_slice(), used),
+            (OP_CLOSE, &b"bye"[..], 9)
+        );
         assert_eq!(parse_client(&bytes[..5]), Ok(None), "a partial frame waits");
-        assert!(parse_client(&[0x81, 0x03, b'a', b'b', b'c']).is_err(), "unmasked");
+        assert!(
+            parse_client(&[0x81, 0x03, b'a', b'b', b'c']).is_err(),
+            "unmasked"
+        );
     }
 }

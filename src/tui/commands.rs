@@ -38,19 +38,17 @@ impl Services {
         };
         match command {
             Command::Submit(spec) => {
-                tokio::task::spawn_blocking(move || {
-                    match runner.submit(&spec) {
-                        Ok(jobs) => {
-                            for (job, spec) in jobs {
-                                let _ = tx.send(AppEvent::Submitted {
-                                    job,
-                                    spec: Box::new(spec),
-                                });
-                            }
+                tokio::task::spawn_blocking(move || match runner.submit(&spec) {
+                    Ok(jobs) => {
+                        for (job, spec) in jobs {
+                            let _ = tx.send(AppEvent::Submitted {
+                                job,
+                                spec: Box::new(spec),
+                            });
                         }
-                        Err(e) => {
-                            let _ = tx.send(AppEvent::Rejected(format!("not queued: {e}")));
-                        }
+                    }
+                    Err(e) => {
+                        let _ = tx.send(AppEvent::Rejected(format!("not queued: {e}")));
                     }
                 });
             }

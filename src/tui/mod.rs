@@ -27,9 +27,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use self::app::{App, AppConfig, CompatEnv, QuitMode};
-use self::hosts::{HostsView, Target};
 use self::commands::Services;
 use self::event::AppEvent;
+use self::hosts::{HostsView, Target};
 use self::panes::form::Form;
 use self::panes::queue::JobRow;
 use self::planning::FormPlanner;

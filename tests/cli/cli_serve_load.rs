@@ -80,7 +80,10 @@ fn fifty_clients_submit_a_thousand_jobs_and_none_is_lost() {
     let listed = server.get("/api/v1/jobs?limit=1000").expect(200);
     let listed = listed["jobs"].as_array().unwrap();
     let listed_ids: BTreeSet<i64> = listed.iter().map(|j| j["id"].as_i64().unwrap()).collect();
-    assert_eq!(listed_ids, ids, "the server lists exactly the submitted jobs");
+    assert_eq!(
+        listed_ids, ids,
+        "the server lists exactly the submitted jobs"
+    );
     let prompts: BTreeSet<&str> = listed
         .iter()
         .map(|j| j["spec"]["prompt"].as_str().unwrap())

@@ -27,7 +27,10 @@ fn connect(server: &Server, path: &str) -> WebSocket<TcpStream> {
 
 /// Reads text messages as JSON until `stop` says so or the server closes; the second value
 /// says whether it closed.
-fn read_until(socket: &mut WebSocket<TcpStream>, stop: impl Fn(&Value) -> bool) -> (Vec<Value>, bool) {
+fn read_until(
+    socket: &mut WebSocket<TcpStream>,
+    stop: impl Fn(&Value) -> bool,
+) -> (Vec<Value>, bool) {
     let mut seen = Vec::new();
     loop {
         match socket.read() {
@@ -66,7 +69,10 @@ fn websocket_events_resume_after_a_disconnect_and_match_the_sse_stream() {
     let (first, closed) = read_until(&mut socket, |v| v["job"] == b);
     assert!(!closed);
     assert_eq!(
-        first.iter().map(|v| (v["event"].clone(), v["job"].clone())).collect::<Vec<_>>(),
+        first
+            .iter()
+            .map(|v| (v["event"].clone(), v["job"].clone()))
+            .collect::<Vec<_>>(),
         [(json!("queued"), json!(a)), (json!("queued"), json!(b))]
     );
     let last_id = first[1]["event_id"].as_str().unwrap().to_owned();
@@ -78,7 +84,10 @@ fn websocket_events_resume_after_a_disconnect_and_match_the_sse_stream() {
         .expect(200);
     let start = Instant::now();
     while server.get(&format!("/api/v1/jobs/{b}")).expect(200)["state"] != "done" {
-        assert!(start.elapsed() < Duration::from_secs(300), "job {b} never finished");
+        assert!(
+            start.elapsed() < Duration::from_secs(300),
+            "job {b} never finished"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 

@@ -32,7 +32,11 @@ fn none() -> KeyModifiers {
 #[test]
 fn f2_lists_the_hosts_and_enter_switches_to_one() {
     let mut a = app("512x512");
-    a.hosts = HostsView::new(hosts(), &Target::Local, "/home/me/.pallaidium/config.toml".into());
+    a.hosts = HostsView::new(
+        hosts(),
+        &Target::Local,
+        "/home/me/.pallaidium/config.toml".into(),
+    );
     key(&mut a, KeyCode::F(2), none());
     key(&mut a, KeyCode::Down, none());
     insta::assert_snapshot!("hosts_100x30", render(&mut a, 100, 30).backend());
@@ -48,14 +52,27 @@ fn f2_lists_the_hosts_and_enter_switches_to_one() {
 #[test]
 fn without_hosts_the_view_says_where_to_add_them_and_esc_closes_it() {
     let mut a = app("512x512");
-    a.hosts = HostsView::new(Vec::new(), &Target::Local, "/home/me/.pallaidium/config.toml".into());
+    a.hosts = HostsView::new(
+        Vec::new(),
+        &Target::Local,
+        "/home/me/.pallaidium/config.toml".into(),
+    );
     key(&mut a, KeyCode::F(2), none());
     let screen = format!("{:?}", render(&mut a, 100, 30).backend());
     assert!(screen.contains("no servers: add [[hosts]]"), "{screen}");
-    assert!(screen.contains("/home/me/.pallaidium/config.toml"), "{screen}");
-    assert!(key(&mut a, KeyCode::Enter, none()).is_empty(), "already on it");
+    assert!(
+        screen.contains("/home/me/.pallaidium/config.toml"),
+        "{screen}"
+    );
+    assert!(
+        key(&mut a, KeyCode::Enter, none()).is_empty(),
+        "already on it"
+    );
     let screen = format!("{:?}", render(&mut a, 100, 30).backend());
-    assert!(!screen.contains("Hosts: where jobs run"), "closed:\n{screen}");
+    assert!(
+        !screen.contains("Hosts: where jobs run"),
+        "closed:\n{screen}"
+    );
 }
 
 #[test]
@@ -75,5 +92,8 @@ fn leaving_this_machine_waits_for_its_jobs() {
     );
     assert_eq!(a.quit(), None);
     let screen = format!("{:?}", render(&mut a, 160, 30).backend());
-    assert!(screen.contains("1 job(s) queued or running here"), "{screen}");
+    assert!(
+        screen.contains("1 job(s) queued or running here"),
+        "{screen}"
+    );
 }

@@ -26,7 +26,10 @@ fn the_tui_queues_a_job_on_a_remote_server_and_sees_it_finish() {
     let screen = tmux.wait_for("the remote plan notice", Duration::from_secs(30), |s| {
         s.contains("the server plans")
     });
-    assert!(screen.contains("cpu:0 @"), "the device is the server's:\n{screen}");
+    assert!(
+        screen.contains("cpu:0 @"),
+        "the device is the server's:\n{screen}"
+    );
 
     tmux.keys(&["-l", "a remote lighthouse"]);
     tmux.keys(&["C-g"]);

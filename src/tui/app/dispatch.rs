@@ -7,10 +7,10 @@ use crossterm::event::{
 
 use super::assist::AssistKind;
 use super::{App, Command, Overlay, QuitMode};
-use crate::tui::hosts::HostsKey;
 use crate::jobs::JobEvent;
 use crate::tui::event::{AppEvent, SignalKind};
 use crate::tui::help;
+use crate::tui::hosts::HostsKey;
 use crate::tui::layout;
 use crate::tui::panes::preview::{OutputKind, output_kind};
 use crate::tui::panes::{Action, Handled, Pane, PaneId, ellipsize};
