@@ -1,7 +1,8 @@
 //! The TUI in client mode (`--host URL`) against a real `pallaidium serve` on loopback, the tiny
 //! SD1 fixture as its model: queue a job from the prompt form, see it finish in the queue pane
 //! (the job ran on the server, its output came down into this client's --out), the gauges fed
-//! by the server, quit. The job stays in the server's queue as done.
+//! by the server; pause the server's queue and cancel a waiting job from the queue pane; restart
+//! the server on the same port and see the next job finish (the event stream reconnected); quit.
 
 use std::time::Duration;
 
@@ -53,5 +54,55 @@ fn the_tui_queues_a_job_on_a_remote_server_and_sees_it_finish() {
     assert_eq!(jobs["jobs"].as_array().unwrap().len(), 1, "{jobs}");
     assert_eq!(jobs["jobs"][0]["state"], "done");
     assert_eq!(jobs["jobs"][0]["spec"]["prompt"], "a remote lighthouse");
+
+    // The queue pane acts on the server: pause it, queue a job that therefore waits, cancel it.
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("the prompt field left", Duration::from_secs(10), |s| {
+        s.contains("Enter/i edits")
+    });
+    tmux.keys(&["Tab"]);
+    tmux.keys(&["Tab"]);
+    tmux.keys(&["p"]);
+    tmux.wait_for("the paused queue", Duration::from_secs(30), |s| {
+        s.contains("PAUSED")
+    });
+    tmux.keys(&["C-g"]);
+    wait_until("job 2 queued on the server", || state(&server, 2) == "queued");
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(state(&server, 2), "queued", "a paused queue starts nothing");
+    // Clear the finished row so the waiting job is the selected one, then cancel it.
+    tmux.keys(&["x"]);
+    tmux.keys(&["c"]);
+    wait_until("job 2 cancelled on the server", || state(&server, 2) == "cancelled");
+    tmux.wait_for("the cancelled row", Duration::from_secs(30), |s| {
+        s.contains("cancelled")
+    });
+    tmux.keys(&["p"]);
+
+    // The server restarts on the same port: the TUI reconnects and follows the next job.
+    let listen = server.base.trim_start_matches("http://").to_owned();
+    let (code, _, run) = server.terminate();
+    assert_eq!(code, Some(0));
+    let server = Server::start_in(run, &[], &["--listen", &listen], None);
+    tmux.keys(&["C-g"]);
+    let screen = tmux.wait_for("job 3 to finish", Duration::from_secs(300), |s| {
+        s.contains("job 3 done") || s.contains("failed")
+    });
+    assert!(!screen.contains("failed"), "job 3 failed:
+{screen}");
+    assert_eq!(state(&server, 3), "done");
+    assert_eq!(pngs(&home.path().join("out")).len(), 2, "job 3's output came down");
     quit(&tmux);
+}
+
+fn state(server: &Server, id: i64) -> serde_json::Value {
+    server.get(&format!("/api/v1/jobs/{id}")).json()["state"].clone()
+}
+
+fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let start = std::time::Instant::now();
+    while !done() {
+        assert!(start.elapsed() < Duration::from_secs(60), "timed out: {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
