@@ -245,3 +245,54 @@ impl Downloads<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    #[test]
+    fn previews_are_dropped_and_a_done_comes_through_once() {
+        // Nothing here reaches the server: a done without outputs downloads nothing.
+        let remote = Remote::new("http://127.0.0.1:9", None).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut downloads = Downloads {
+            remote: &remote,
+            writer: OutputWriter::new(dir.path()),
+            done: BTreeSet::new(),
+        };
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let job = JobId(4);
+        let preview = JobEvent::Preview {
+            job,
+            width: 8,
+            height: 8,
+            pixels: Vec::new(),
+        };
+        assert_eq!(downloads.local(&preview, &tx), None, "no pixels travel");
+        let progress = JobEvent::Progress {
+            job,
+            step: 1,
+            steps: 2,
+            elapsed_s: 0.5,
+            eta_s: 0.5,
+        };
+        assert_eq!(downloads.local(&progress, &tx), Some(progress.clone()));
+        let done = JobEvent::Done {
+            job,
+            outputs: Vec::new(),
+            timings: BTreeMap::new(),
+            peak_bytes: None,
+            device_peak_bytes: None,
+            text: Some("a caption".into()),
+            duration_s: None,
+        };
+        assert_eq!(downloads.local(&done, &tx), Some(done.clone()));
+        assert_eq!(
+            downloads.local(&done, &tx),
+            None,
+            "a replayed done is not shown twice"
+        );
+    }
+}

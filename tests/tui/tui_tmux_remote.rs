@@ -67,13 +67,17 @@ fn the_tui_queues_a_job_on_a_remote_server_and_sees_it_finish() {
         s.contains("PAUSED")
     });
     tmux.keys(&["C-g"]);
-    wait_until("job 2 queued on the server", || state(&server, 2) == "queued");
+    wait_until("job 2 queued on the server", || {
+        state(&server, 2) == "queued"
+    });
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(state(&server, 2), "queued", "a paused queue starts nothing");
     // Clear the finished row so the waiting job is the selected one, then cancel it.
     tmux.keys(&["x"]);
     tmux.keys(&["c"]);
-    wait_until("job 2 cancelled on the server", || state(&server, 2) == "cancelled");
+    wait_until("job 2 cancelled on the server", || {
+        state(&server, 2) == "cancelled"
+    });
     tmux.wait_for("the cancelled row", Duration::from_secs(30), |s| {
         s.contains("cancelled")
     });
@@ -88,10 +92,17 @@ fn the_tui_queues_a_job_on_a_remote_server_and_sees_it_finish() {
     let screen = tmux.wait_for("job 3 to finish", Duration::from_secs(300), |s| {
         s.contains("job 3 done") || s.contains("failed")
     });
-    assert!(!screen.contains("failed"), "job 3 failed:
-{screen}");
+    assert!(
+        !screen.contains("failed"),
+        "job 3 failed:
+{screen}"
+    );
     assert_eq!(state(&server, 3), "done");
-    assert_eq!(pngs(&home.path().join("out")).len(), 2, "job 3's output came down");
+    assert_eq!(
+        pngs(&home.path().join("out")).len(),
+        2,
+        "job 3's output came down"
+    );
     quit(&tmux);
 }
 
@@ -102,7 +113,10 @@ fn state(server: &Server, id: i64) -> serde_json::Value {
 fn wait_until(what: &str, done: impl Fn() -> bool) {
     let start = std::time::Instant::now();
     while !done() {
-        assert!(start.elapsed() < Duration::from_secs(60), "timed out: {what}");
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "timed out: {what}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
