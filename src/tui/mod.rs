@@ -149,7 +149,6 @@ impl Session<'_> {
         let (started, started_notice) = start_jobs.queue(&runner)?;
         let compat = compat_env(self.cli, self.paths, self.registry, link.backend);
         let app_config = self.app_config(started_notice, &link.device, compat);
-        let downloads = link.downloads.clone();
         let quit = self.run_loop(
             app_config,
             LoopParts {
@@ -158,10 +157,8 @@ impl Session<'_> {
                 planner: Some(Arc::new(link.planner)),
                 hosts,
             },
-        );
-        // A download a submit started would hold the exit: the runtime waits for blocking tasks.
-        downloads.cancel();
-        let quit = quit?;
+            Some(&link.downloads),
+        )?;
         quit::finish(runner, quit, self.paths);
         Ok(quit)
     }
@@ -221,17 +218,29 @@ impl Session<'_> {
                 planner: None,
                 hosts,
             },
+            None,
         )?;
         queue.finish(quit);
         Ok(quit)
     }
 
-    fn run_loop(&self, config: AppConfig, parts: LoopParts) -> anyhow::Result<QuitMode> {
+    /// Runs the event loop; `downloads` is cancelled as it ends, before the runtime goes: a
+    /// download a submit started would hold the exit (the runtime waits for blocking tasks).
+    fn run_loop(
+        &self,
+        config: AppConfig,
+        parts: LoopParts,
+        downloads: Option<&crate::engines::CancelToken>,
+    ) -> anyhow::Result<QuitMode> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()?;
-        runtime.block_on(run_loop(config, parts, self.protocol, self.paths))
+        let quit = runtime.block_on(run_loop(config, parts, self.protocol, self.paths));
+        if let Some(downloads) = downloads {
+            downloads.cancel();
+        }
+        quit
     }
 }
 
