@@ -20,6 +20,7 @@ pub mod quit;
 pub mod remote_queue;
 pub mod runner_link;
 pub mod sampler;
+mod session;
 pub mod terminal;
 pub mod theme;
 
@@ -29,14 +30,13 @@ use std::time::Duration;
 use self::app::{App, AppConfig, CompatEnv, QuitMode};
 use self::commands::Services;
 use self::event::AppEvent;
-use self::hosts::{HostsView, Target};
+use self::hosts::HostsView;
 use self::panes::form::Form;
 use self::panes::queue::JobRow;
 use self::planning::FormPlanner;
 use self::preview::PreviewProtocol;
 use self::theme::Theme;
 use crate::cli::Cli;
-use crate::jobs::{JobRunner, Store};
 use crate::models::Registry;
 use crate::platform::paths::Paths;
 use crate::platform::switches::Switches;
@@ -70,182 +70,20 @@ pub fn run(cli: &Cli, switches: &Switches) -> anyhow::Result<i32> {
     let theme_dirs = vec![paths.home.join("themes"), "themes".into()];
     let (theme, notice) =
         Theme::load_or_dark(cli.global.theme.as_deref().unwrap_or("dark"), &theme_dirs);
-    let config_file = paths.home.join("config.toml");
-    let hosts = hosts::load(&config_file)?;
-    let session = Session {
+    let session = session::Session {
         cli,
+        switches,
         paths: &paths,
         registry: &registry,
         protocol,
         theme,
         notice,
     };
-    let mut target = match cli.remote.host.as_deref() {
-        Some(url) => Target::Remote(
-            hosts
-                .iter()
-                .find(|h| h.url.trim_end_matches('/') == url.trim_end_matches('/'))
-                .cloned()
-                .unwrap_or_else(|| hosts::HostEntry {
-                    name: "--host".to_owned(),
-                    url: url.to_owned(),
-                    token_file: cli.remote.token_file.clone(),
-                }),
-        ),
-        None => Target::Local,
-    };
-    // The command line's jobs go to the first host only.
-    let mut start_jobs = Some(start_jobs);
-    loop {
-        let view = HostsView::new(hosts.clone(), &target, config_file.clone());
-        let jobs = start_jobs.take().unwrap_or_default();
-        let quit = match &target {
-            Target::Local => session.local(switches, jobs, view.clone())?,
-            Target::Remote(host) => session.remote(host, jobs, view.clone())?,
-        };
-        match quit {
-            QuitMode::Switch(index) => target = view.target(index),
-            _ => return Ok(0),
-        }
-    }
-}
-
-/// What a session of the TUI starts from, whichever queue it drives.
-struct Session<'a> {
-    cli: &'a Cli,
-    paths: &'a Paths,
-    registry: &'a Registry,
-    protocol: PreviewProtocol,
-    theme: Theme,
-    notice: Option<String>,
-}
-
-impl Session<'_> {
-    fn app_config(&self, notice: Option<String>, device: &str, compat: CompatEnv) -> AppConfig {
-        AppConfig {
-            theme: self.theme,
-            notice: notice.or_else(|| self.notice.clone()),
-            form: initial_form(self.cli, device),
-            prompt: self.cli.job.job.prompt.clone().unwrap_or_default(),
-            negative: self.cli.job.job.negative.clone().unwrap_or_default(),
-            compat,
-            picker: None,
-        }
-    }
-
-    /// This machine's runner.
-    fn local(
-        &self,
-        switches: &Switches,
-        start_jobs: batch::StartJobs,
-        hosts: HostsView,
-    ) -> anyhow::Result<QuitMode> {
-        // The runner starts before the terminal is taken, so its errors print plainly.
-        let link = runner_link::runner_link(self.cli, self.paths, switches, self.registry)?;
-        let store = Store::open(&self.paths.queue_db).map_err(crate::Error::from)?;
-        let runner = Arc::new(JobRunner::start(store, link.config)?);
-        // Subscribed before anything is queued: the loop replays what happens until it runs.
-        let queue = Arc::new(queue_link::LocalQueue::new(Arc::clone(&runner), link.probe));
-        let (started, started_notice) = start_jobs.queue(&runner)?;
-        let compat = compat_env(self.cli, self.paths, self.registry, link.backend);
-        let app_config = self.app_config(started_notice, &link.device, compat);
-        let quit = self.run_loop(
-            app_config,
-            LoopParts {
-                runner: queue,
-                history_rows: HISTORY_ROWS + started.len(),
-                planner: Some(Arc::new(link.planner)),
-                hosts,
-            },
-            Some(&link.downloads),
-        )?;
-        quit::finish(runner, quit, self.paths);
-        Ok(quit)
-    }
-
-    /// A remote `pallaidium serve` (`--host URL`, or a host of the config file).
-    fn remote(
-        &self,
-        host: &hosts::HostEntry,
-        start_jobs: batch::StartJobs,
-        hosts: HostsView,
-    ) -> anyhow::Result<QuitMode> {
-        if start_jobs.resume {
-            return Err(crate::Error::bad_input(
-                "--resume reads this machine's queue; with --host the server keeps its own \
-                 (it resumes its jobs when it starts)",
-            )
-            .into());
-        }
-        let token = host
-            .token_file
-            .as_deref()
-            .map(crate::serve::auth::read_token_file)
-            .transpose()?;
-        let (queue, report) =
-            remote_queue::RemoteQueue::connect(&host.url, token, self.paths.outputs.clone())?;
-        let queue = Arc::new(queue);
-        let mut queued = Vec::new();
-        for (i, spec) in start_jobs.specs.iter().enumerate() {
-            match queue_link::QueueLink::submit(&*queue, spec) {
-                Ok(jobs) => queued.extend(jobs.into_iter().map(|(id, _)| id)),
-                Err(e) => {
-                    queued.iter().for_each(|&id| {
-                        let _ = queue_link::QueueLink::cancel(&*queue, id);
-                    });
-                    return Err(e.in_batch(i, start_jobs.specs.len()).into());
-                }
-            }
-        }
-        let notice = (!queued.is_empty())
-            .then(|| format!("queued {} job(s) from the command line", queued.len()));
-        let mut compat = compat_env(self.cli, self.paths, self.registry, report.backend);
-        // The server's machine, not this one, decides what fits.
-        compat.chip = None;
-        compat.macos_version = None;
-        compat.memory_budget_bytes = match &report.machine.device {
-            Some(sampler::DeviceGauge::Discrete { total, .. }) => Some(*total),
-            Some(sampler::DeviceGauge::Unified { budget, .. }) => Some(*budget),
-            None => Some(report.machine.ram_total),
-        };
-        let device = format!("{} @ {}", report.device, host.url);
-        let app_config = self.app_config(notice, &device, compat);
-        let quit = self.run_loop(
-            app_config,
-            LoopParts {
-                runner: Arc::clone(&queue) as Arc<dyn queue_link::QueueLink>,
-                history_rows: HISTORY_ROWS + queued.len(),
-                planner: None,
-                hosts,
-            },
-            None,
-        )?;
-        queue.finish(quit);
-        Ok(quit)
-    }
-
-    /// Runs the event loop; `downloads` is cancelled as it ends, before the runtime goes: a
-    /// download a submit started would hold the exit (the runtime waits for blocking tasks).
-    fn run_loop(
-        &self,
-        config: AppConfig,
-        parts: LoopParts,
-        downloads: Option<&crate::engines::CancelToken>,
-    ) -> anyhow::Result<QuitMode> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()?;
-        let quit = runtime.block_on(run_loop(config, parts, self.protocol, self.paths));
-        if let Some(downloads) = downloads {
-            downloads.cancel();
-        }
-        quit
-    }
+    session.run_hosts(start_jobs)
 }
 
 /// The form as the job flags pre-fill it; `device` is the runner's, fixed for the session.
-fn initial_form(cli: &Cli, device: &str) -> Form {
+pub(crate) fn initial_form(cli: &Cli, device: &str) -> Form {
     let j = &cli.job.job;
     let text = |v: Option<String>| v.unwrap_or_default();
     Form {
@@ -282,7 +120,12 @@ fn initial_form(cli: &Cli, device: &str) -> Form {
     }
 }
 
-fn compat_env(cli: &Cli, paths: &Paths, registry: &Registry, backend: Backend) -> CompatEnv {
+pub(crate) fn compat_env(
+    cli: &Cli,
+    paths: &Paths,
+    registry: &Registry,
+    backend: Backend,
+) -> CompatEnv {
     let platform = crate::platform::PlatformInfo::detect();
     CompatEnv {
         backend,
@@ -300,17 +143,17 @@ fn compat_env(cli: &Cli, paths: &Paths, registry: &Registry, backend: Backend) -
 }
 
 /// What the event loop runs with besides the app's configuration.
-struct LoopParts {
+pub(crate) struct LoopParts {
     /// The queue: its events are forwarded from when the link was made.
-    runner: Arc<dyn queue_link::QueueLink>,
+    pub runner: Arc<dyn queue_link::QueueLink>,
     /// Rows of history the queue shows at start (the command line's jobs included).
-    history_rows: usize,
-    planner: Option<Arc<FormPlanner>>,
+    pub history_rows: usize,
+    pub planner: Option<Arc<FormPlanner>>,
     /// The hosts view, the session's host marked.
-    hosts: HostsView,
+    pub hosts: HostsView,
 }
 
-async fn run_loop(
+pub(crate) async fn run_loop(
     config: AppConfig,
     parts: LoopParts,
     protocol: PreviewProtocol,

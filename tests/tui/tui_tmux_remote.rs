@@ -120,3 +120,61 @@ fn wait_until(what: &str, done: impl Fn() -> bool) {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// F2 switches from this machine's runner to a server of the config file; a server that cannot
+/// be reached leaves the TUI where it was, saying why.
+#[test]
+fn the_hosts_view_switches_from_this_machine_to_a_configured_server() {
+    let server = Server::start(&[], &[]);
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(
+        home.path().join("config.toml"),
+        format!(
+            "[[hosts]]\nname = \"gone\"\nurl = \"http://127.0.0.1:9\"\n\n\
+             [[hosts]]\nname = \"loopback\"\nurl = \"{}\"\n",
+            server.base
+        ),
+    )
+    .unwrap();
+    let tmux = Tmux::start(160, 48);
+    launch(
+        &tmux,
+        home.path(),
+        &format!(
+            "--model {} --steps 2 --width 64 --height 64 --seed 7",
+            fixture("sd1-tiny").display()
+        ),
+    );
+    tmux.keys(&["F2"]);
+    tmux.wait_for("the hosts view", Duration::from_secs(10), |s| {
+        s.contains("Hosts: where jobs run") && s.contains("loopback")
+    });
+    tmux.keys(&["Down"]);
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_for("the refused switch", Duration::from_secs(60), |s| {
+        s.contains("cannot switch to gone")
+    });
+    assert!(
+        screen.contains("(restart to change)"),
+        "back on this machine:\n{screen}"
+    );
+
+    tmux.keys(&["F2"]);
+    tmux.wait_for("the hosts view", Duration::from_secs(10), |s| {
+        s.contains("Hosts: where jobs run")
+    });
+    tmux.keys(&["Down"]);
+    tmux.keys(&["Down"]);
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("the remote session", Duration::from_secs(60), |s| {
+        s.contains("the server plans") && s.contains("cpu:0 @")
+    });
+    tmux.keys(&["-l", "switched"]);
+    tmux.keys(&["C-g"]);
+    let screen = tmux.wait_for("the job to finish", Duration::from_secs(300), |s| {
+        s.contains("job 1 done") || s.contains("failed")
+    });
+    assert!(!screen.contains("failed"), "the job failed:\n{screen}");
+    assert_eq!(state(&server, 1), "done");
+    quit(&tmux);
+}
