@@ -63,6 +63,9 @@ impl RemoteQueue {
     /// running; otherwise every job goes on on the server.
     pub fn finish(&self, quit: QuitMode) {
         let mine = self.submitted().clone();
+        if mine.is_empty() {
+            return;
+        }
         let still = self
             .remote
             .history(crate::serve::limits::MAX_LIST)
