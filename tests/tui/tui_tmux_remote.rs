@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use crate::serve::Server;
-use crate::tmux::{Tmux, fixture, launch, pngs, quit};
+use crate::tmux::{Tmux, fixture, launch, pngs, quit, start_tui};
 
 #[test]
 fn the_tui_queues_a_job_on_a_remote_server_and_sees_it_finish() {
@@ -177,4 +177,33 @@ fn the_hosts_view_switches_from_this_machine_to_a_configured_server() {
     assert!(!screen.contains("failed"), "the job failed:\n{screen}");
     assert_eq!(state(&server, 1), "done");
     quit(&tmux);
+}
+
+/// Before the terminal is taken: a wrong hosts file is exit 2 naming the file and the fix; a
+/// server that is not there is exit 1 saying so; the screen is the shell's again either way.
+#[test]
+fn a_wrong_hosts_file_and_an_absent_server_are_refused_before_the_tui_starts() {
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(
+        home.path().join("config.toml"),
+        "[[hosts]]\nname = \"gpu\"\nurl = \"gpu:7860\"\n",
+    )
+    .unwrap();
+    let tmux = Tmux::start(160, 48);
+    start_tui(&tmux, home.path(), "none", "");
+    let screen = tmux.wait_for("exit 2", Duration::from_secs(30), |s| s.contains("EXIT=2"));
+    assert!(
+        screen.contains("config.toml") && screen.contains("no http://"),
+        "the file and the fix are named:\n{screen}"
+    );
+    assert!(!tmux.alternate_on(), "the TUI never took the screen");
+
+    std::fs::remove_file(home.path().join("config.toml")).unwrap();
+    tmux.send_line("clear");
+    start_tui(&tmux, home.path(), "none", "--host http://127.0.0.1:9");
+    let screen = tmux.wait_for("exit 1", Duration::from_secs(60), |s| s.contains("EXIT=1"));
+    assert!(
+        screen.contains("cannot reach the server at http://127.0.0.1:9"),
+        "{screen}"
+    );
 }
