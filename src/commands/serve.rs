@@ -30,6 +30,14 @@ pub fn run(
         0,
         FetchDisplay::LogOnly,
     )?;
+    let machine = crate::serve::machine::Machine::new(
+        Some(crate::tui::sampler::device_probe(
+            std::sync::Arc::clone(&setup.selected),
+            std::sync::Arc::clone(&setup.platform),
+        )),
+        format!("{}:{}", setup.selected.kind, setup.selected.ordinal),
+        setup.selected.kind,
+    );
     let store = Store::open(&paths.queue_db).map_err(crate::Error::from)?;
     let reads = Store::open(&paths.queue_db).map_err(crate::Error::from)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -46,6 +54,7 @@ pub fn run(
         uploads_dir: paths.home.join("uploads"),
         global: global.clone(),
         switches: switches.clone(),
+        machine,
     }))?;
     Ok(0)
 }

@@ -12,9 +12,11 @@ pub mod error;
 pub mod events;
 pub mod limits;
 pub mod listen;
+pub mod machine;
 pub mod native;
 pub mod openai;
 pub mod remote;
+pub mod remote_jobs;
 pub mod router;
 pub mod sse;
 pub mod state;
@@ -22,6 +24,8 @@ pub mod submit;
 pub mod system;
 pub mod uploads;
 pub mod views;
+pub mod ws;
+pub mod ws_frame;
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -60,6 +64,8 @@ pub struct ServeConfig {
     pub uploads_dir: PathBuf,
     pub global: GlobalArgs,
     pub switches: Switches,
+    /// The machine's memory, CPU and device, for `GET /api/v1/system`.
+    pub machine: machine::Machine,
 }
 
 fn io_error(what: &str, err: std::io::Error) -> crate::Error {
@@ -101,6 +107,7 @@ pub async fn run(config: ServeConfig) -> crate::Result<()> {
         switches: Arc::new(config.switches),
         token: config.token.map(Arc::new),
         a1111_model: Arc::new(Mutex::new(None)),
+        machine: Arc::new(config.machine),
     };
     let app = router::build(state, config.max_body);
 

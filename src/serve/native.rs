@@ -145,6 +145,20 @@ pub async fn move_job(
     Ok(Json(views::job(&state.record(id)?)))
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PauseBody {
+    paused: bool,
+}
+
+/// `POST /api/v1/queue/pause`: `{"paused": true}` holds the waiting jobs (the running one goes
+/// on), `false` lets them start again.
+pub async fn pause_queue(State(state): State<AppState>, bytes: Bytes) -> ApiResult<Json<Value>> {
+    let asked: PauseBody = body::json(&bytes)?;
+    state.runner.set_paused(asked.paused);
+    Ok(Json(json!({ "paused": asked.paused })))
+}
+
 /// The runner's refusal of an action on a job in the wrong state.
 fn conflict(err: crate::Error) -> ApiError {
     match err {

@@ -26,6 +26,8 @@ pub struct AppState {
     pub token: Option<Arc<Token>>,
     /// The model A1111 clients chose (`POST /sdapi/v1/options`), over the defaults' model.
     pub a1111_model: Arc<Mutex<Option<String>>>,
+    /// The machine's gauges for `GET /api/v1/system`.
+    pub machine: Arc<crate::serve::machine::Machine>,
 }
 
 impl AppState {

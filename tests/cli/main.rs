@@ -45,6 +45,8 @@ mod cli_sd3;
 mod cli_serve;
 mod cli_serve_client;
 mod cli_serve_compat;
+mod cli_serve_load;
+mod cli_serve_ws;
 mod cli_switches;
 mod cli_zimage;
 mod hf_cache_layout;
