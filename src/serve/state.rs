@@ -5,7 +5,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::cli::GlobalArgs;
 use crate::jobs::spec::JobOverrides;
-use crate::jobs::{JobId, JobRecord, JobRunner, Store};
+use crate::jobs::store::JobStore;
+use crate::jobs::{JobId, JobRecord, JobRunner};
 use crate::platform::switches::Switches;
 use crate::serve::auth::Token;
 use crate::serve::error::{ApiError, ApiResult};
@@ -17,7 +18,7 @@ pub struct AppState {
     pub runner: Arc<JobRunner>,
     pub events: Arc<EventLog>,
     /// Reads (get, list, outputs) on a connection of their own, off the runner's lock.
-    pub reads: Arc<Mutex<Store>>,
+    pub reads: Arc<Mutex<Box<dyn JobStore>>>,
     /// Job flags given before `serve`: every request's defaults, under what it asks.
     pub defaults: Arc<JobOverrides>,
     pub uploads: Arc<Uploads>,
@@ -29,7 +30,7 @@ pub struct AppState {
 }
 
 impl AppState {
-    fn store(&self) -> MutexGuard<'_, Store> {
+    fn store(&self) -> MutexGuard<'_, Box<dyn JobStore>> {
         self.reads
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())

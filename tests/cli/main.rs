@@ -46,6 +46,7 @@ mod cli_serve;
 mod cli_serve_client;
 mod cli_serve_compat;
 mod cli_switches;
+mod cli_workers;
 mod cli_zimage;
 mod hf_cache_layout;
 mod planner;
