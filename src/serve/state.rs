@@ -13,6 +13,17 @@ use crate::serve::error::{ApiError, ApiResult};
 use crate::serve::events::EventLog;
 use crate::serve::uploads::Uploads;
 
+/// Runs `work`, which waits on the queue's database, from an async handler: PostgreSQL's
+/// client blocks on a runtime of its own, which may not run inside one of the server's tasks.
+pub fn blocking<T>(work: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(work)
+        }
+        _ => work(),
+    }
+}
+
 #[derive(Clone)]
 pub struct AppState {
     pub runner: Arc<JobRunner>,
@@ -38,12 +49,12 @@ impl AppState {
 
     /// A job as stored now; 404 when there is none.
     pub fn record(&self, id: JobId) -> ApiResult<JobRecord> {
-        Ok(self.store().get(id)?)
+        blocking(|| Ok(self.store().get(id)?))
     }
 
     /// The newest `limit` jobs.
     pub fn history(&self, limit: usize) -> ApiResult<Vec<JobRecord>> {
-        Ok(self.store().history(limit)?)
+        blocking(|| Ok(self.store().history(limit)?))
     }
 
     /// Refuses new work while the server stops.

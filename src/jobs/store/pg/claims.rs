@@ -131,8 +131,8 @@ impl PgStore {
             &[&id.0, &to.as_str(), &worker, &fence, &replace, &text],
         )?;
         if changed.is_empty() {
+            // A lost lease keeps its fence: nothing this process does to the job counts again.
             if fence.is_some() && self.get(id)?.state == JobState::Running {
-                self.claims.remove(&id);
                 return Err(StoreError::LeaseLost(id));
             }
             let from = self.get(id)?.state;
@@ -171,10 +171,7 @@ impl PgStore {
         )?;
         match (changed.is_empty(), fence) {
             (false, _) => Ok(()),
-            (true, Some(_)) => {
-                self.claims.remove(&id);
-                Err(StoreError::LeaseLost(id))
-            }
+            (true, Some(_)) => Err(StoreError::LeaseLost(id)),
             (true, None) => Err(StoreError::NotFound(id)),
         }
     }
@@ -380,10 +377,7 @@ impl JobStore for PgStore {
             &[&id.0, &worker, &attempt, &lease_s],
         )?;
         Ok(match renewed.first().map(|r| r.get::<_, bool>(0)) {
-            None => {
-                self.claims.remove(&id);
-                Lease::Lost
-            }
+            None => Lease::Lost,
             Some(true) => Lease::CancelRequested,
             Some(false) => Lease::Held,
         })
