@@ -11,8 +11,11 @@ pub const URL_VAR: &str = "PALLAIDIUM_TEST_POSTGRES";
 /// # Panics
 /// When the variable is missing under CI.
 pub fn url() -> Option<String> {
-    match std::env::var(URL_VAR) {
-        Ok(url) if !url.trim().is_empty() => Some(url),
+    let set = crate::platform::switches::Switches::from_env()
+        .ok()
+        .and_then(|s| s.test_postgres);
+    match set {
+        Some(url) if !url.trim().is_empty() => Some(url),
         _ if std::env::var_os("CI").is_some() => panic!(
             "{URL_VAR} is not set under CI: .ci/run starts PostgreSQL and sets it; the queue \
              tests must not be skipped there"
