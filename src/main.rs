@@ -72,6 +72,7 @@ fn run(cli: &Cli) -> anyhow::Result<i32> {
         Some(Command::Info { file, json }) => commands::info::run(file, *json),
         Some(Command::Bench { what }) => commands::bench::run(&global, &switches, what),
         Some(Command::Serve(args)) => commands::serve::run(cli, &global, &switches, args),
+        Some(Command::Worker(args)) => commands::worker::run(&global, &switches, args),
         None if cli.job.plan => commands::plan::run(&cli.global, &switches, &cli.job),
         None if headless => headless::run(cli, &switches),
         None => tui::run(cli, &switches),

@@ -48,6 +48,7 @@ mod cli_serve_compat;
 mod cli_serve_load;
 mod cli_serve_ws;
 mod cli_switches;
+mod cli_workers;
 mod cli_zimage;
 mod hf_cache_layout;
 mod planner;
