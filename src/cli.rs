@@ -6,6 +6,7 @@ mod job_args;
 mod remote_args;
 mod scoped;
 mod serve_args;
+mod worker_args;
 
 use std::path::PathBuf;
 
@@ -16,6 +17,7 @@ use crate::vocab::RunSettings;
 pub use job_args::{BatchArgs, JobArgs};
 pub use remote_args::RemoteArgs;
 pub use serve_args::ServeArgs;
+pub use worker_args::{QueueFlags, WorkerArgs};
 
 pub use scoped::{
     BudgetFlag, DeviceFlag, DeviceScope, DtypeFlag, OfflineFlag, OutFlag, RegistryFlag,
@@ -115,6 +117,9 @@ pub enum Command {
     /// outputs, models, doctor; OpenAPI at /api/v1/openapi.json) and OpenAI- and A1111-style
     /// subsets. Job flags given before `serve` are every request's defaults.
     Serve(ServeArgs),
+    /// Run jobs from a shared PostgreSQL queue (no UI; logs with tracing): many workers on
+    /// many machines take jobs one at a time; `serve --queue` with the same URL takes them in.
+    Worker(WorkerArgs),
 }
 
 #[derive(Debug, Subcommand, Clone)]
@@ -269,6 +274,7 @@ impl Cli {
                 a.out.apply(&mut g);
             }
             Some(Command::Serve(args)) => args.apply(&mut g),
+            Some(Command::Worker(args)) => args.apply(&mut g),
             Some(Command::Info { .. }) | None => {}
         }
         g

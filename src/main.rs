@@ -72,11 +72,8 @@ fn run(cli: &Cli) -> anyhow::Result<i32> {
         Some(Command::Info { file, json }) => commands::info::run(file, *json),
         Some(Command::Bench { what }) => commands::bench::run(&global, &switches, what),
         Some(Command::Serve(args)) => commands::serve::run(cli, &global, &switches, args),
+        Some(Command::Worker(args)) => commands::worker::run(&global, &switches, args),
         None if cli.job.plan => commands::plan::run(&cli.global, &switches, &cli.job),
-        None if cli.remote.host.is_some() && !headless => Err(pallaidium::Error::bad_input(
-            "--host drives --headless runs; the TUI cannot drive a remote server yet",
-        )
-        .into()),
         None if headless => headless::run(cli, &switches),
         None => tui::run(cli, &switches),
     }

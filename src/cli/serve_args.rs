@@ -21,6 +21,11 @@ pub struct ServeArgs {
     /// Largest request body, e.g. 32MiB; a larger one is refused with 413 [default: 32MiB].
     #[arg(long, value_name = "SIZE", default_value = "32MiB")]
     pub max_body: String,
+    /// Keep the jobs in a shared PostgreSQL queue (postgres://USER:PASSWORD@HOST:PORT/DB)
+    /// that `pallaidium worker`s run, instead of running them here on the SQLite queue
+    /// [default: none].
+    #[arg(long, value_name = "URL")]
+    pub queue: Option<String>,
     #[command(flatten)]
     pub scope: DeviceScope,
     #[command(flatten)]

@@ -6,3 +6,4 @@ pub mod info;
 pub mod models;
 pub mod plan;
 pub mod serve;
+pub mod worker;

@@ -4,6 +4,7 @@
 use crate::cli::{Cli, GlobalArgs, ServeArgs};
 use crate::jobs::Store;
 use crate::jobs::run::setup::{FetchDisplay, runner_setup};
+use crate::jobs::store::{JobStore, PgOptions, PgStore};
 use crate::platform::paths::Paths;
 use crate::platform::switches::Switches;
 use crate::serve::auth::{Token, check_exposure};
@@ -30,8 +31,34 @@ pub fn run(
         0,
         FetchDisplay::LogOnly,
     )?;
-    let store = Store::open(&paths.queue_db).map_err(crate::Error::from)?;
-    let reads = Store::open(&paths.queue_db).map_err(crate::Error::from)?;
+    let machine = crate::serve::machine::Machine::new(
+        Some(crate::tui::sampler::device_probe(
+            std::sync::Arc::clone(&setup.selected),
+            std::sync::Arc::clone(&setup.platform),
+        )),
+        format!("{}:{}", setup.selected.kind, setup.selected.ordinal),
+        setup.selected.kind,
+    );
+    // Two connections (the runner's, the API's reads) and, on a shared queue, a third for the
+    // events every worker stores there.
+    type Queues = (Box<dyn JobStore>, Box<dyn JobStore>, Option<PgStore>);
+    let (store, reads, shared_queue): Queues = match &args.queue {
+        Some(url) => {
+            let connect =
+                || PgStore::connect(url, PgOptions::default()).map_err(crate::Error::from);
+            let (store, reads) = (connect()?, connect()?);
+            tracing::info!(
+                queue = store.url(),
+                "jobs go to the shared queue; workers run them"
+            );
+            (Box::new(store), Box::new(reads), Some(connect()?))
+        }
+        None => (
+            Box::new(Store::open(&paths.queue_db).map_err(crate::Error::from)?),
+            Box::new(Store::open(&paths.queue_db).map_err(crate::Error::from)?),
+            None,
+        ),
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -42,10 +69,12 @@ pub fn run(
         runner: setup.config,
         store,
         reads,
+        shared_queue,
         defaults: cli.job.job.clone(),
         uploads_dir: paths.home.join("uploads"),
         global: global.clone(),
         switches: switches.clone(),
+        machine,
     }))?;
     Ok(0)
 }

@@ -31,6 +31,9 @@ pub struct Switches {
     pub read_timeout: Option<Duration>,
     /// PALLAIDIUM_TEST_FAULT: the test suite's fault hook (`jobs::run::fault`).
     pub test_fault: Option<String>,
+    /// PALLAIDIUM_TEST_POSTGRES: the PostgreSQL server the queue tests use
+    /// (`jobs::store::pg::test_env`).
+    pub test_postgres: Option<String>,
     /// PALLAIDIUM_STOCK_KERNELS: candle's own layers instead of ours.
     pub stock_kernels: bool,
     /// PALLAIDIUM_COPY_WEIGHTS: copy weights instead of mapping (CPU) or staging (CUDA) them.
@@ -66,6 +69,7 @@ impl Switches {
             connect_timeout: r.seconds("PALLAIDIUM_CONNECT_TIMEOUT")?,
             read_timeout: r.seconds("PALLAIDIUM_READ_TIMEOUT")?,
             test_fault: r.text("PALLAIDIUM_TEST_FAULT")?,
+            test_postgres: r.text("PALLAIDIUM_TEST_POSTGRES")?,
             stock_kernels: r.flag("PALLAIDIUM_STOCK_KERNELS")?,
             copy_weights: r.flag("PALLAIDIUM_COPY_WEIGHTS")?,
             malloc_defaults: r.flag("PALLAIDIUM_MALLOC_DEFAULTS")?,
@@ -89,6 +93,11 @@ impl Switches {
             ("PALLAIDIUM_CONNECT_TIMEOUT", seconds(self.connect_timeout)),
             ("PALLAIDIUM_READ_TIMEOUT", seconds(self.read_timeout)),
             ("PALLAIDIUM_TEST_FAULT", self.test_fault.clone()),
+            // Its password is nobody's business in a log.
+            (
+                "PALLAIDIUM_TEST_POSTGRES",
+                self.test_postgres.as_ref().map(|_| "(set)".to_owned()),
+            ),
             ("PALLAIDIUM_STOCK_KERNELS", flag(self.stock_kernels)),
             ("PALLAIDIUM_COPY_WEIGHTS", flag(self.copy_weights)),
             ("PALLAIDIUM_MALLOC_DEFAULTS", flag(self.malloc_defaults)),

@@ -88,7 +88,7 @@ pub fn run(cli: &Cli, switches: &Switches, host: &str) -> anyhow::Result<i32> {
 
 /// Writes each output of `job` into `--out/<date>/` under the server's name (a `(N)` suffix on
 /// collision), returning the local paths.
-fn download_all(
+pub(crate) fn download_all(
     remote: &Remote,
     writer: &OutputWriter,
     job: i64,

@@ -88,8 +88,10 @@ pub async fn serve(
                 let mut router = router.clone();
                 router.call(request)
             });
-            let conn =
-                hyper::server::conn::http1::Builder::new().serve_connection(Io(stream), service);
+            // Upgrades: the event WebSocket takes the connection over after its 101.
+            let conn = hyper::server::conn::http1::Builder::new()
+                .serve_connection(Io(stream), service)
+                .with_upgrades();
             tokio::pin!(conn);
             let ended = tokio::select! {
                 ended = conn.as_mut() => Some(ended),

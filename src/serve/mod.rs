@@ -12,16 +12,21 @@ pub mod error;
 pub mod events;
 pub mod limits;
 pub mod listen;
+pub mod machine;
 pub mod native;
 pub mod openai;
 pub mod remote;
+pub mod remote_jobs;
 pub mod router;
+pub mod shared_queue;
 pub mod sse;
 pub mod state;
 pub mod submit;
 pub mod system;
 pub mod uploads;
 pub mod views;
+pub mod ws;
+pub mod ws_frame;
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -33,8 +38,10 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::watch;
 
 use crate::cli::GlobalArgs;
+use crate::jobs::run::queue::Takes;
 use crate::jobs::spec::JobOverrides;
-use crate::jobs::{JobRunner, RunnerConfig, Store};
+use crate::jobs::store::{JobStore, PgStore};
+use crate::jobs::{JobRunner, RunnerConfig};
 use crate::platform::switches::Switches;
 use crate::serve::auth::Token;
 use crate::serve::events::EventLog;
@@ -52,14 +59,19 @@ pub struct ServeConfig {
     pub max_body: usize,
     pub runner: RunnerConfig,
     /// The runner's connection to the queue.
-    pub store: Store,
+    pub store: Box<dyn JobStore>,
     /// A second connection, for the API's reads.
-    pub reads: Store,
+    pub reads: Box<dyn JobStore>,
+    /// With `--queue`: the shared queue's events, which workers elsewhere store. This server
+    /// then only queues jobs; its runner runs none.
+    pub shared_queue: Option<PgStore>,
     /// Job flags given before `serve`.
     pub defaults: JobOverrides,
     pub uploads_dir: PathBuf,
     pub global: GlobalArgs,
     pub switches: Switches,
+    /// The machine's memory, CPU and device, for `GET /api/v1/system`.
+    pub machine: machine::Machine,
 }
 
 fn io_error(what: &str, err: std::io::Error) -> crate::Error {
@@ -83,9 +95,19 @@ pub async fn run(config: ServeConfig) -> crate::Result<()> {
         .local_addr()
         .map_err(|e| io_error("the listening address", e))?;
 
-    let runner = Arc::new(JobRunner::start(config.store, config.runner)?);
+    let takes = match config.shared_queue {
+        Some(_) => Takes::Nothing,
+        None => Takes::Own,
+    };
+    let runner = Arc::new(JobRunner::start_taking(config.store, takes, config.runner)?);
     let events = Arc::new(EventLog::new(limits::RETAINED_EVENTS));
-    let pump = tokio::spawn(events::pump(runner.subscribe(), Arc::clone(&events)));
+    let pump = match config.shared_queue {
+        None => tokio::spawn(events::pump(runner.subscribe(), Arc::clone(&events))),
+        Some(queue) => tokio::task::spawn_blocking({
+            let (watching, events) = (runner.subscribe(), Arc::clone(&events));
+            move || shared_queue::pump(queue, watching, &events)
+        }),
+    };
     // The queue is the server's: jobs left queued or interrupted by an earlier run go on.
     let resumed = runner.resume_pending()?;
     if !resumed.is_empty() {
@@ -101,6 +123,7 @@ pub async fn run(config: ServeConfig) -> crate::Result<()> {
         switches: Arc::new(config.switches),
         token: config.token.map(Arc::new),
         a1111_model: Arc::new(Mutex::new(None)),
+        machine: Arc::new(config.machine),
     };
     let app = router::build(state, config.max_body);
 

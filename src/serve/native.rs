@@ -19,7 +19,7 @@ use crate::serve::body;
 use crate::serve::body::Json;
 use crate::serve::error::{ApiError, ApiResult};
 use crate::serve::limits::{self, MAX_LIST};
-use crate::serve::state::AppState;
+use crate::serve::state::{AppState, blocking};
 use crate::serve::{submit, views};
 
 /// `POST /api/v1/jobs`: a job as job files write it, and its input files uploaded.
@@ -100,7 +100,7 @@ pub async fn cancel_job(
 ) -> ApiResult<Json<Value>> {
     let id = body::job_id(path)?;
     let record = state.record(id)?;
-    let outcome = match state.runner.cancel(id)? {
+    let outcome = match blocking(|| state.runner.cancel(id))? {
         CancelOutcome::Dequeued => "cancelled",
         CancelOutcome::Signalled => "stopping",
         CancelOutcome::NotPending => {
@@ -121,7 +121,7 @@ pub async fn retry_job(
     let id = body::job_id(path)?;
     state.check_open()?;
     state.record(id)?;
-    state.runner.retry(id).map_err(conflict)?;
+    blocking(|| state.runner.retry(id)).map_err(conflict)?;
     Ok(Json(views::job(&state.record(id)?)))
 }
 
@@ -141,8 +141,22 @@ pub async fn move_job(
     let id = body::job_id(path)?;
     let asked: MoveBody = body::json(&bytes)?;
     state.record(id)?;
-    state.runner.move_to(id, asked.index).map_err(conflict)?;
+    blocking(|| state.runner.move_to(id, asked.index)).map_err(conflict)?;
     Ok(Json(views::job(&state.record(id)?)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PauseBody {
+    paused: bool,
+}
+
+/// `POST /api/v1/queue/pause`: `{"paused": true}` holds the waiting jobs (the running one goes
+/// on), `false` lets them start again.
+pub async fn pause_queue(State(state): State<AppState>, bytes: Bytes) -> ApiResult<Json<Value>> {
+    let asked: PauseBody = body::json(&bytes)?;
+    state.runner.set_paused(asked.paused);
+    Ok(Json(json!({ "paused": asked.paused })))
 }
 
 /// The runner's refusal of an action on a job in the wrong state.

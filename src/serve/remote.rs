@@ -24,8 +24,8 @@ pub struct Remote {
 }
 
 /// What one connection to an event stream ended with.
-enum Stream {
-    /// The job's last event.
+pub(crate) enum Stream {
+    /// The event the caller stopped at (a job's last one).
     Ended(JobEvent),
     /// The connection ended first.
     Dropped(String),
@@ -52,7 +52,7 @@ impl Remote {
         })
     }
 
-    fn request(&self, method: &str, path: &str) -> ureq::Request {
+    pub(crate) fn request(&self, method: &str, path: &str) -> ureq::Request {
         let req = self.agent.request(method, &format!("{}{path}", self.base));
         match &self.token {
             Some(token) => req.set("Authorization", &format!("Bearer {token}")),
@@ -61,7 +61,7 @@ impl Remote {
     }
 
     /// A refusal with the server's message: 4xx are the user's to fix (exit 2), the rest not.
-    fn refused(&self, what: &str, err: ureq::Error) -> crate::Error {
+    pub(crate) fn refused(&self, what: &str, err: ureq::Error) -> crate::Error {
         match err {
             ureq::Error::Status(code, resp) => {
                 let body: Value = resp.into_json().unwrap_or(Value::Null);
@@ -82,8 +82,21 @@ impl Remote {
         }
     }
 
+    /// The server's URL, as given (no trailing slash).
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     /// Queues `job` there: its local input files go along as uploads. Returns the job's id.
     pub fn submit(&self, job: &JobOverrides) -> crate::Result<i64> {
+        let reply = self.submit_reply(job)?;
+        reply["id"].as_i64().ok_or_else(|| {
+            crate::Error::job_failed(format!("the server's answer has no job id: {reply}"))
+        })
+    }
+
+    /// Queues `job` there (input files uploaded); the server's record of the queued job.
+    pub fn submit_reply(&self, job: &JobOverrides) -> crate::Result<Value> {
         let mut job = job.clone();
         let mut files = BTreeMap::new();
         for (key, slot) in [
@@ -97,15 +110,11 @@ impl Remote {
                 files.insert(key, base64::engine::general_purpose::STANDARD.encode(bytes));
             }
         }
-        let reply: Value = self
-            .request("POST", "/api/v1/jobs")
+        self.request("POST", "/api/v1/jobs")
             .send_json(json!({ "job": job, "files": files }))
             .map_err(|e| self.refused("submitting the job", e))?
             .into_json()
-            .map_err(|e| crate::Error::job_failed(format!("the server's answer: {e}")))?;
-        reply["id"].as_i64().ok_or_else(|| {
-            crate::Error::job_failed(format!("the server's answer has no job id: {reply}"))
-        })
+            .map_err(|e| crate::Error::job_failed(format!("the server's answer: {e}")))
     }
 
     /// Asks the server to cancel `job` (best effort: a batch refused half way).
@@ -125,7 +134,12 @@ impl Remote {
         let mut quiet = 0;
         loop {
             let before = last.clone();
-            match self.stream(job, &mut last, &mut seen)? {
+            let path = format!("/api/v1/jobs/{job}/events");
+            let mut until_end = |event: &JobEvent| {
+                seen(event);
+                event.is_terminal()
+            };
+            match self.stream(&path, &mut last, &mut until_end)? {
                 Stream::Ended(end) => return Ok(end),
                 Stream::Dropped(why) => {
                     quiet = if last == before { quiet + 1 } else { 1 };
@@ -143,13 +157,15 @@ impl Remote {
         }
     }
 
-    fn stream(
+    /// One connection to the event stream at `path`, resumed after `last` (updated as events
+    /// come); `seen` gets each event and says whether to stop there.
+    pub(crate) fn stream(
         &self,
-        job: i64,
+        path: &str,
         last: &mut Option<String>,
-        seen: &mut impl FnMut(&JobEvent),
+        seen: &mut impl FnMut(&JobEvent) -> bool,
     ) -> crate::Result<Stream> {
-        let mut req = self.request("GET", &format!("/api/v1/jobs/{job}/events"));
+        let mut req = self.request("GET", path);
         if let Some(id) = last.as_deref() {
             req = req.set("Last-Event-ID", id);
         }
@@ -176,8 +192,7 @@ impl Remote {
                 })?;
                 data.clear();
                 *last = id.take().or_else(|| last.take());
-                seen(&event);
-                if event.is_terminal() {
+                if seen(&event) {
                     return Ok(Stream::Ended(event));
                 }
             }

@@ -10,7 +10,7 @@ use axum::routing::{MethodRouter, get, post};
 
 use crate::serve::error::ApiError;
 use crate::serve::state::AppState;
-use crate::serve::{a1111, auth, native, openai, sse, system};
+use crate::serve::{a1111, auth, native, openai, sse, system, ws};
 
 /// One route: its method and path (axum's and OpenAPI's `{param}` syntax).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,7 +30,7 @@ const fn route(method: &'static str, path: &'static str) -> Route {
 }
 
 /// Every route the server answers.
-pub const ROUTES: [Route; 22] = [
+pub const ROUTES: [Route; 26] = [
     Route {
         method: "get",
         path: "/api/v1/health",
@@ -39,6 +39,8 @@ pub const ROUTES: [Route; 22] = [
     route("get", "/api/v1/openapi.json"),
     route("get", "/api/v1/models"),
     route("get", "/api/v1/doctor"),
+    route("get", "/api/v1/system"),
+    route("post", "/api/v1/queue/pause"),
     route("post", "/api/v1/jobs"),
     route("get", "/api/v1/jobs"),
     route("get", "/api/v1/jobs/{id}"),
@@ -48,6 +50,8 @@ pub const ROUTES: [Route; 22] = [
     route("get", "/api/v1/jobs/{id}/events"),
     route("get", "/api/v1/jobs/{id}/outputs/{index}"),
     route("get", "/api/v1/events"),
+    route("get", "/api/v1/events/ws"),
+    route("get", "/api/v1/jobs/{id}/events/ws"),
     route("post", "/v1/images/generations"),
     route("post", "/v1/images/edits"),
     route("post", "/sdapi/v1/txt2img"),
@@ -66,6 +70,8 @@ fn handler(route: &Route) -> MethodRouter<AppState> {
         ("get", "/api/v1/openapi.json") => get(system::openapi),
         ("get", "/api/v1/models") => get(system::models),
         ("get", "/api/v1/doctor") => get(system::doctor),
+        ("get", "/api/v1/system") => get(system::system),
+        ("post", "/api/v1/queue/pause") => post(native::pause_queue),
         ("post", "/api/v1/jobs") => post(native::submit_job),
         ("get", "/api/v1/jobs") => get(native::list_jobs),
         ("get", "/api/v1/jobs/{id}") => get(native::get_job),
@@ -75,6 +81,8 @@ fn handler(route: &Route) -> MethodRouter<AppState> {
         ("get", "/api/v1/jobs/{id}/events") => get(sse::job_events),
         ("get", "/api/v1/jobs/{id}/outputs/{index}") => get(native::get_output),
         ("get", "/api/v1/events") => get(sse::all_events),
+        ("get", "/api/v1/events/ws") => get(ws::all_events),
+        ("get", "/api/v1/jobs/{id}/events/ws") => get(ws::job_events),
         ("post", "/v1/images/generations") => post(openai::generations),
         ("post", "/v1/images/edits") => post(openai::edits),
         ("get", "/v1/models") => get(openai::models),

@@ -30,9 +30,9 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 #[serde(deny_unknown_fields)]
 pub struct StreamQuery {
     /// Only this job's events.
-    job: Option<i64>,
+    pub job: Option<i64>,
     /// Resume after this event id (for clients that cannot set `Last-Event-ID`).
-    after: Option<String>,
+    pub after: Option<String>,
 }
 
 /// `GET /api/v1/events`: every job's events (or `?job=ID`'s), live, from the resume point.
@@ -75,23 +75,14 @@ fn stream(
     job: Option<JobId>,
     until_end: bool,
 ) -> Response {
-    let resume = headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .or(after)
-        .map_or(0, |id| state.events.resume_after(id));
-    let cursor = Cursor {
-        changes: state.events.watch(),
-        log: Arc::clone(&state.events),
-        state: state.clone(),
-        after: resume,
-        job,
-        until_end,
-        pending: VecDeque::new(),
-        finished: false,
-        last_sent: Instant::now(),
-    };
-    let body = Body::from_stream(futures::stream::unfold(cursor, Cursor::next));
+    let cursor = Cursor::new(state, resume_point(headers, after), job, until_end);
+    let body = Body::from_stream(futures::stream::unfold(cursor, |mut cursor| async move {
+        let text = match cursor.next().await? {
+            Streamed::Event { id, json } => frame(&id, &json),
+            Streamed::KeepAlive => ":\n\n".to_owned(),
+        };
+        Some((Ok::<_, Infallible>(text), cursor))
+    }));
     (
         [
             (header::CONTENT_TYPE, "text/event-stream"),
@@ -102,7 +93,25 @@ fn stream(
         .into_response()
 }
 
-struct Cursor {
+/// The event id a stream resumes after: `Last-Event-ID`, else `?after=`.
+pub fn resume_point<'a>(headers: &'a HeaderMap, after: Option<&'a str>) -> Option<&'a str> {
+    headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .or(after)
+}
+
+/// What a stream sends next.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Streamed {
+    /// An event: its id, and its headless `--json` line.
+    Event { id: String, json: Arc<str> },
+    /// Nothing happened for a while: a keep-alive keeps proxies from closing the stream.
+    KeepAlive,
+}
+
+/// Where a client is in the event log: what it has been sent, what it waits for.
+pub struct Cursor {
     log: Arc<EventLog>,
     changes: watch::Receiver<u64>,
     state: AppState,
@@ -120,7 +129,30 @@ fn frame(id: &str, json: &str) -> String {
 }
 
 impl Cursor {
-    async fn next(mut self) -> Option<(Result<String, Infallible>, Self)> {
+    /// A cursor after event id `resume` (from the start of what is retained when `None` or
+    /// another server's), over `job`'s events or all; `until_end` ends it after the job's end.
+    pub fn new(
+        state: &AppState,
+        resume: Option<&str>,
+        job: Option<JobId>,
+        until_end: bool,
+    ) -> Self {
+        Self {
+            changes: state.events.watch(),
+            log: Arc::clone(&state.events),
+            state: state.clone(),
+            after: resume.map_or(0, |id| state.events.resume_after(id)),
+            job,
+            until_end,
+            pending: VecDeque::new(),
+            finished: false,
+            last_sent: Instant::now(),
+        }
+    }
+
+    /// The next thing to send; `None` once the stream is over (the job ended, the server
+    /// stops). Cancel-safe: an event is taken only when it is returned.
+    pub async fn next(&mut self) -> Option<Streamed> {
         loop {
             if let Some(item) = self.pending.pop_front() {
                 self.after = item.seq;
@@ -131,8 +163,10 @@ impl Cursor {
                     self.pending.extend(later);
                 }
                 self.last_sent = Instant::now();
-                let text = frame(&self.log.event_id(item.seq), &item.json);
-                return Some((Ok(text), self));
+                return Some(Streamed::Event {
+                    id: self.log.event_id(item.seq),
+                    json: item.json,
+                });
             }
             if self.finished {
                 return None;
@@ -149,7 +183,7 @@ impl Cursor {
             }
             if self.last_sent.elapsed() >= KEEP_ALIVE {
                 self.last_sent = Instant::now();
-                return Some((Ok(":\n\n".to_owned()), self));
+                return Some(Streamed::KeepAlive);
             }
             let wait = if self.until_end {
                 ENDED_CHECK

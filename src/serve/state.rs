@@ -5,19 +5,31 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::cli::GlobalArgs;
 use crate::jobs::spec::JobOverrides;
-use crate::jobs::{JobId, JobRecord, JobRunner, Store};
+use crate::jobs::store::JobStore;
+use crate::jobs::{JobId, JobRecord, JobRunner};
 use crate::platform::switches::Switches;
 use crate::serve::auth::Token;
 use crate::serve::error::{ApiError, ApiResult};
 use crate::serve::events::EventLog;
 use crate::serve::uploads::Uploads;
 
+/// Runs `work`, which waits on the queue's database, from an async handler: PostgreSQL's
+/// client blocks on a runtime of its own, which may not run inside one of the server's tasks.
+pub fn blocking<T>(work: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(work)
+        }
+        _ => work(),
+    }
+}
+
 #[derive(Clone)]
 pub struct AppState {
     pub runner: Arc<JobRunner>,
     pub events: Arc<EventLog>,
     /// Reads (get, list, outputs) on a connection of their own, off the runner's lock.
-    pub reads: Arc<Mutex<Store>>,
+    pub reads: Arc<Mutex<Box<dyn JobStore>>>,
     /// Job flags given before `serve`: every request's defaults, under what it asks.
     pub defaults: Arc<JobOverrides>,
     pub uploads: Arc<Uploads>,
@@ -26,10 +38,12 @@ pub struct AppState {
     pub token: Option<Arc<Token>>,
     /// The model A1111 clients chose (`POST /sdapi/v1/options`), over the defaults' model.
     pub a1111_model: Arc<Mutex<Option<String>>>,
+    /// The machine's gauges for `GET /api/v1/system`.
+    pub machine: Arc<crate::serve::machine::Machine>,
 }
 
 impl AppState {
-    fn store(&self) -> MutexGuard<'_, Store> {
+    fn store(&self) -> MutexGuard<'_, Box<dyn JobStore>> {
         self.reads
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -37,12 +51,12 @@ impl AppState {
 
     /// A job as stored now; 404 when there is none.
     pub fn record(&self, id: JobId) -> ApiResult<JobRecord> {
-        Ok(self.store().get(id)?)
+        blocking(|| Ok(self.store().get(id)?))
     }
 
     /// The newest `limit` jobs.
     pub fn history(&self, limit: usize) -> ApiResult<Vec<JobRecord>> {
-        Ok(self.store().history(limit)?)
+        blocking(|| Ok(self.store().history(limit)?))
     }
 
     /// Refuses new work while the server stops.

@@ -26,6 +26,18 @@ pub async fn health(State(state): State<AppState>) -> Json<Value> {
     }))
 }
 
+/// `GET /api/v1/system`: the server's memory, CPU and device memory now (the TUI's gauges in
+/// client mode), its device, and the newest event id.
+pub async fn system(
+    State(state): State<AppState>,
+) -> ApiResult<Json<crate::serve::machine::SystemReport>> {
+    let last = state.events.event_id(state.events.last());
+    let machine = Arc::clone(&state.machine);
+    Ok(Json(
+        tokio::task::spawn_blocking(move || machine.report(last)).await?,
+    ))
+}
+
 /// `GET /api/v1/models`: `pallaidium models --json`.
 pub async fn models(State(state): State<AppState>) -> ApiResult<Json<Value>> {
     let (global, switches) = (Arc::clone(&state.global), Arc::clone(&state.switches));

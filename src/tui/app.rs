@@ -38,6 +38,9 @@ pub enum QuitMode {
     StopJobs,
     /// Restore the terminal and let queued and running jobs finish headless.
     KeepJobs,
+    /// The hosts view chose another place to run jobs (its index there): this session ends
+    /// and one on that host starts.
+    Switch(usize),
 }
 
 /// Work for the event loop.
@@ -95,6 +98,7 @@ enum Overlay {
     None,
     Help,
     ConfirmQuit,
+    Hosts,
 }
 
 pub struct App {
@@ -120,6 +124,8 @@ pub struct App {
     pub compat: CompatPane,
     pub logs: LogsPane,
     pub preview: PreviewPane,
+    /// Where jobs may run (F2).
+    pub hosts: super::hosts::HostsView,
 }
 
 impl App {
@@ -157,6 +163,7 @@ impl App {
             compat: CompatPane::default(),
             logs: LogsPane::default(),
             preview: PreviewPane::new(config.picker),
+            hosts: super::hosts::HostsView::default(),
         };
         app.recompute_compat();
         app

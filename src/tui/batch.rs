@@ -7,6 +7,7 @@ use crate::jobs::spec::JobOverrides;
 use crate::jobs::{JobId, JobRunner};
 
 /// The jobs the command line asks to queue at start.
+#[derive(Debug, Default)]
 pub struct StartJobs {
     pub specs: Vec<JobOverrides>,
     pub resume: bool,

@@ -12,17 +12,19 @@ use super::app::Command;
 use super::event::AppEvent;
 use super::history;
 use super::planning::FormPlanner;
-use crate::jobs::JobRunner;
+use super::queue_link::QueueLink;
 
 /// Plan only once the form has been still this long, so typing does not plan every key.
 pub const PLAN_DEBOUNCE: Duration = Duration::from_millis(250);
 
 /// What commands run against.
 pub struct Services {
-    pub runner: Arc<JobRunner>,
+    /// The queue jobs go to: this machine's runner or a remote server's.
+    pub runner: Arc<dyn QueueLink>,
     pub tx: UnboundedSender<AppEvent>,
     pub history_file: PathBuf,
-    pub planner: Arc<FormPlanner>,
+    /// Plans the form's job here; `None` when a remote server runs it (it plans there).
+    pub planner: Option<Arc<FormPlanner>>,
     /// The newest plan generation asked for; an older request that wakes up late gives way.
     pub plan_latest: Arc<AtomicU64>,
 }
@@ -36,19 +38,17 @@ impl Services {
         };
         match command {
             Command::Submit(spec) => {
-                tokio::task::spawn_blocking(move || {
-                    match runner.submit_prepared(std::slice::from_ref(&*spec)) {
-                        Ok(jobs) => {
-                            for (job, spec) in jobs {
-                                let _ = tx.send(AppEvent::Submitted {
-                                    job,
-                                    spec: Box::new(spec),
-                                });
-                            }
+                tokio::task::spawn_blocking(move || match runner.submit(&spec) {
+                    Ok(jobs) => {
+                        for (job, spec) in jobs {
+                            let _ = tx.send(AppEvent::Submitted {
+                                job,
+                                spec: Box::new(spec),
+                            });
                         }
-                        Err(e) => {
-                            let _ = tx.send(AppEvent::Rejected(format!("not queued: {e}")));
-                        }
+                    }
+                    Err(e) => {
+                        let _ = tx.send(AppEvent::Rejected(format!("not queued: {e}")));
                     }
                 });
             }
@@ -73,7 +73,13 @@ impl Services {
                     }
                 });
             }
-            Command::SetPaused(paused) => runner.set_paused(paused),
+            Command::SetPaused(paused) => {
+                tokio::task::spawn_blocking(move || {
+                    if let Err(e) = runner.set_paused(paused) {
+                        notice(&tx, "pause", e);
+                    }
+                });
+            }
             Command::SaveHistory(entries) => {
                 let file = self.history_file.clone();
                 tokio::task::spawn_blocking(move || {
@@ -129,7 +135,9 @@ impl Services {
             }
             Command::Plan { generation, spec } => self.plan(generation, spec, tx),
             Command::ResolveKind(model) => {
-                let planner = Arc::clone(&self.planner);
+                let Some(planner) = self.planner.clone() else {
+                    return;
+                };
                 tokio::task::spawn_blocking(move || {
                     if let Some(kind) = planner.model_kind(&model) {
                         let _ = tx.send(AppEvent::ModelKind { model, kind });
@@ -149,7 +157,13 @@ impl Services {
     ) {
         self.plan_latest.fetch_max(generation, Ordering::Relaxed);
         let latest = Arc::clone(&self.plan_latest);
-        let planner = Arc::clone(&self.planner);
+        let Some(planner) = self.planner.clone() else {
+            let status = super::planning::PlanStatus::Unavailable(
+                "the server plans the job's memory when it runs it".to_owned(),
+            );
+            let _ = tx.send(AppEvent::Plan { generation, status });
+            return;
+        };
         tokio::spawn(async move {
             tokio::time::sleep(PLAN_DEBOUNCE).await;
             if latest.load(Ordering::Relaxed) != generation {

@@ -11,6 +11,7 @@ pub const BINDINGS: &[(&str, &[(&str, &str)])] = &[
             ("Esc", "leave the field being edited"),
             ("Esc (not editing)", "cancel the running job"),
             ("F1, ?", "this help (? outside text fields)"),
+            ("F2", "hosts: run jobs here or on a server"),
             ("Ctrl-Q, Ctrl-C", "quit (asks while jobs run)"),
             ("q", "quit, outside text fields"),
             ("mouse", "click focuses, wheel scrolls"),

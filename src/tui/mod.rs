@@ -8,33 +8,35 @@ pub mod commands;
 pub mod event;
 pub mod help;
 pub mod history;
+pub mod hosts;
 pub mod keys;
 pub mod layout;
 pub mod overlay;
 pub mod panes;
 pub mod planning;
 pub mod preview;
+pub mod queue_link;
 pub mod quit;
+pub mod remote_queue;
 pub mod runner_link;
 pub mod sampler;
+mod session;
 pub mod terminal;
 pub mod theme;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc::UnboundedSender;
-
 use self::app::{App, AppConfig, CompatEnv, QuitMode};
 use self::commands::Services;
 use self::event::AppEvent;
+use self::hosts::HostsView;
 use self::panes::form::Form;
 use self::panes::queue::JobRow;
 use self::planning::FormPlanner;
 use self::preview::PreviewProtocol;
 use self::theme::Theme;
 use crate::cli::Cli;
-use crate::jobs::{JobRunner, Store};
 use crate::models::Registry;
 use crate::platform::paths::Paths;
 use crate::platform::switches::Switches;
@@ -68,48 +70,20 @@ pub fn run(cli: &Cli, switches: &Switches) -> anyhow::Result<i32> {
     let theme_dirs = vec![paths.home.join("themes"), "themes".into()];
     let (theme, notice) =
         Theme::load_or_dark(cli.global.theme.as_deref().unwrap_or("dark"), &theme_dirs);
-    // The runner starts before the terminal is taken, so its errors print plainly.
-    let link = runner_link::runner_link(cli, &paths, switches, &registry)?;
-    let store = Store::open(&paths.queue_db).map_err(crate::Error::from)?;
-    let runner = Arc::new(JobRunner::start(store, link.config)?);
-    // Subscribed before anything is queued: the loop replays what happens until it runs.
-    let events = runner.subscribe();
-    let (started, started_notice) = start_jobs.queue(&runner)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    let app_config = AppConfig {
+    let session = session::Session {
+        cli,
+        switches,
+        paths: &paths,
+        registry: &registry,
+        protocol,
         theme,
-        notice: started_notice.or(notice),
-        form: initial_form(cli, &link.device),
-        prompt: cli.job.job.prompt.clone().unwrap_or_default(),
-        negative: cli.job.job.negative.clone().unwrap_or_default(),
-        compat: compat_env(cli, &paths, &registry, link.backend),
-        picker: None,
+        notice,
     };
-    let downloads = link.downloads.clone();
-    let quit = runtime.block_on(run_loop(
-        app_config,
-        LoopParts {
-            runner: Arc::clone(&runner),
-            events,
-            history_rows: HISTORY_ROWS + started.len(),
-            device_probe: link.probe,
-            planner: Arc::new(link.planner),
-            protocol,
-        },
-        &paths,
-    ));
-    // A download a submit started would hold the exit: the runtime waits for blocking tasks.
-    downloads.cancel();
-    let quit = quit?;
-    quit::finish(runner, quit, &paths);
-    Ok(0)
+    session.run_hosts(start_jobs)
 }
 
 /// The form as the job flags pre-fill it; `device` is the runner's, fixed for the session.
-fn initial_form(cli: &Cli, device: &str) -> Form {
+pub(crate) fn initial_form(cli: &Cli, device: &str) -> Form {
     let j = &cli.job.job;
     let text = |v: Option<String>| v.unwrap_or_default();
     Form {
@@ -146,7 +120,12 @@ fn initial_form(cli: &Cli, device: &str) -> Form {
     }
 }
 
-fn compat_env(cli: &Cli, paths: &Paths, registry: &Registry, backend: Backend) -> CompatEnv {
+pub(crate) fn compat_env(
+    cli: &Cli,
+    paths: &Paths,
+    registry: &Registry,
+    backend: Backend,
+) -> CompatEnv {
     let platform = crate::platform::PlatformInfo::detect();
     CompatEnv {
         backend,
@@ -164,25 +143,27 @@ fn compat_env(cli: &Cli, paths: &Paths, registry: &Registry, backend: Backend) -
 }
 
 /// What the event loop runs with besides the app's configuration.
-struct LoopParts {
-    runner: Arc<JobRunner>,
-    /// The runner's events since before the command line's jobs were queued.
-    events: crate::jobs::JobEvents,
+pub(crate) struct LoopParts {
+    /// The queue: its events are forwarded from when the link was made.
+    pub runner: Arc<dyn queue_link::QueueLink>,
     /// Rows of history the queue shows at start (the command line's jobs included).
-    history_rows: usize,
-    device_probe: sampler::DeviceProbe,
-    planner: Arc<FormPlanner>,
-    protocol: PreviewProtocol,
+    pub history_rows: usize,
+    pub planner: Option<Arc<FormPlanner>>,
+    /// The hosts view, the session's host marked.
+    pub hosts: HostsView,
 }
 
-async fn run_loop(config: AppConfig, parts: LoopParts, paths: &Paths) -> anyhow::Result<QuitMode> {
+pub(crate) async fn run_loop(
+    config: AppConfig,
+    parts: LoopParts,
+    protocol: PreviewProtocol,
+    paths: &Paths,
+) -> anyhow::Result<QuitMode> {
     let LoopParts {
         runner,
-        events,
         history_rows,
-        device_probe,
         planner,
-        protocol,
+        hosts,
     } = parts;
     let mut guard = terminal::TerminalGuard::enter()?;
     // The capability query reads stdin, so it runs before the input reader starts; keys typed
@@ -194,6 +175,7 @@ async fn run_loop(config: AppConfig, parts: LoopParts, paths: &Paths) -> anyhow:
     });
     let size = guard.terminal.size()?;
     app.set_size(size.width, size.height);
+    app.hosts = hosts;
     for record in runner
         .history(history_rows)
         .unwrap_or_default()
@@ -213,8 +195,8 @@ async fn run_loop(config: AppConfig, parts: LoopParts, paths: &Paths) -> anyhow:
     event::spawn_input(tx.clone());
     event::spawn_ticks(tx.clone(), TICK);
     event::spawn_signals(tx.clone());
-    sampler::Sampler::new(Some(device_probe)).spawn(SAMPLE_EVERY, tx.clone());
-    forward_job_events(events, tx.clone());
+    runner.spawn_sampler(SAMPLE_EVERY, tx.clone());
+    runner.forward_events(tx.clone());
     let services = Services {
         runner: Arc::clone(&runner),
         tx: tx.clone(),
@@ -267,14 +249,4 @@ async fn run_loop(config: AppConfig, parts: LoopParts, paths: &Paths) -> anyhow:
         }
     }
     Ok(QuitMode::CancelJobs)
-}
-
-fn forward_job_events(mut events: crate::jobs::JobEvents, tx: UnboundedSender<AppEvent>) {
-    tokio::spawn(async move {
-        while let Some(e) = events.recv().await {
-            if tx.send(AppEvent::Job(e)).is_err() {
-                break;
-            }
-        }
-    });
 }

@@ -13,7 +13,8 @@ use crate::platform::paths::Paths;
 /// Ends the session's jobs as `quit` says, then shuts the runner down.
 pub fn finish(runner: Arc<JobRunner>, quit: QuitMode, paths: &Paths) {
     match quit {
-        QuitMode::CancelJobs => cancel_all(&runner),
+        // The hosts view lets the session leave only when no job is queued or running here.
+        QuitMode::CancelJobs | QuitMode::Switch(_) => cancel_all(&runner),
         QuitMode::StopJobs => {
             // The running job goes back as interrupted and the rest stay queued (--resume).
             runner.stop();

@@ -2,9 +2,8 @@
 //! `--headless`, so a job queued here runs exactly as it would there.
 
 use super::planning::FormPlanner;
-use super::sampler::{DeviceGauge, DeviceProbe};
+use super::sampler::DeviceProbe;
 use crate::cli::Cli;
-use crate::device::DeviceMemory;
 use std::sync::Arc;
 
 use crate::jobs::RunnerConfig;
@@ -56,26 +55,8 @@ pub fn runner_link(
     );
     let backend = setup.selected.kind;
     let device = format!("{}:{}", setup.selected.kind, setup.selected.ordinal);
-    let (selected, platform, downloads) = (setup.selected, setup.platform, setup.downloads);
-    let probe: DeviceProbe = Box::new(move || {
-        let name = selected.name.clone();
-        match crate::device::memory::query(&selected, &platform) {
-            DeviceMemory::Discrete { total, free } => {
-                Some(DeviceGauge::Discrete { name, total, free })
-            }
-            DeviceMemory::Unified {
-                total,
-                budget,
-                used,
-            } => Some(DeviceGauge::Unified {
-                name,
-                total,
-                budget,
-                used,
-            }),
-            DeviceMemory::System { .. } => None,
-        }
-    });
+    let probe = super::sampler::device_probe(setup.selected, setup.platform);
+    let downloads = setup.downloads;
     Ok(RunnerLink {
         config: setup.config,
         probe,

@@ -9,7 +9,8 @@ use super::event::AppEvent;
 use crate::platform::memory::{SystemMemory, process_rss};
 
 /// Memory of the compute device, as the gauges show it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "memory", rename_all = "lowercase")]
 pub enum DeviceGauge {
     /// A discrete GPU with its own memory (CUDA).
     Discrete { name: String, total: u64, free: u64 },
@@ -22,8 +23,8 @@ pub enum DeviceGauge {
     },
 }
 
-/// One look at the machine, in bytes and percent.
-#[derive(Debug, Clone, PartialEq, Default)]
+/// One look at the machine, in bytes and percent (also `GET /api/v1/system`'s `machine`).
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct SysSnapshot {
     pub ram_total: u64,
     pub ram_used: u64,
@@ -37,6 +38,33 @@ pub struct SysSnapshot {
 
 /// How the device's memory is read; the device module supplies one (none on the CPU).
 pub type DeviceProbe = Box<dyn FnMut() -> Option<DeviceGauge> + Send>;
+
+/// Reads `selected`'s memory as the gauges show it (nothing for the CPU: RAM shows it).
+pub fn device_probe(
+    selected: std::sync::Arc<crate::device::SelectedDevice>,
+    platform: std::sync::Arc<crate::platform::PlatformInfo>,
+) -> DeviceProbe {
+    use crate::device::DeviceMemory;
+    Box::new(move || {
+        let name = selected.name.clone();
+        match crate::device::memory::query(&selected, &platform) {
+            DeviceMemory::Discrete { total, free } => {
+                Some(DeviceGauge::Discrete { name, total, free })
+            }
+            DeviceMemory::Unified {
+                total,
+                budget,
+                used,
+            } => Some(DeviceGauge::Unified {
+                name,
+                total,
+                budget,
+                used,
+            }),
+            DeviceMemory::System { .. } => None,
+        }
+    })
+}
 
 /// Samples the machine; keeps a sysinfo `System` between samples because CPU load is a difference.
 pub struct Sampler {

@@ -56,6 +56,9 @@ fn run_like_diffusers(name: &str) -> f64 {
             .arg(fixture(&gguf))
             .env("PALLAIDIUM_GGUF_MATMUL", "dequant");
     }
+    if let Some(t5) = r["text_encoder_gguf"].as_str() {
+        cmd.arg("--text-encoder-2").arg(fixture(t5));
+    }
     let output = cmd.output().unwrap();
     assert!(
         output.status.success(),
@@ -78,7 +81,13 @@ fn run_like_diffusers(name: &str) -> f64 {
 
 #[test]
 fn headless_sd3_images_match_diffusers() {
-    for name in ["cli_txt2img", "cli_no_t5", "cli_img2img", "cli_gguf_Q4_0"] {
+    for name in [
+        "cli_txt2img",
+        "cli_no_t5",
+        "cli_img2img",
+        "cli_gguf_Q4_0",
+        "cli_t5_gguf_Q4_0",
+    ] {
         let mad = run_like_diffusers(name);
         assert!(mad < parity::IMAGE_TOL_255, "{name}: mean abs diff {mad}");
     }
@@ -136,6 +145,22 @@ fn bad_sd3_inputs_exit_2_with_nothing_written() {
             "64",
         ],
         &["sd3"],
+    );
+    // T5 from a GGUF of another architecture (Z-Image's Qwen3), or with --no-t5.
+    let qwen = fixture("zimage-tiny/gguf/qwen3-Q8_0.gguf");
+    let size = ["--width", "64", "--height", "64"];
+    assert_refused(
+        &[&size[..], &["--text-encoder-2", qwen.to_str().unwrap()]].concat(),
+        &["--text-encoder-2", "qwen3-Q8_0.gguf", "t5encoder"],
+    );
+    let t5 = fixture("sd3-tiny/gguf/t5-encoder-Q4_0.gguf");
+    assert_refused(
+        &[
+            &size[..],
+            &["--text-encoder-2", t5.to_str().unwrap(), "--no-t5"],
+        ]
+        .concat(),
+        &["--text-encoder-2", "--no-t5"],
     );
     // Noise of the wrong shape.
     let noise = fixture("sd3-tiny/reference/noise_txt2img.npy");

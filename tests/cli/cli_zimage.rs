@@ -1,6 +1,6 @@
 //! Z-Image through the real `--headless` binary: diffusers' ZImagePipeline images reproduced from
 //! the same tiny weights and noise (`--init-latents`), with the folder's transformer and with a
-//! Q4_0 GGUF (`--transformer`); `--plan` of the fixture; every bad input (sizes, img2img, FLUX's
+//! Q4_0 GGUF (`--transformer`) and with Qwen3 from a Q4_0 GGUF (`--text-encoder-2`); `--plan` of the fixture; every bad input (sizes, img2img, FLUX's
 //! flags, a FLUX GGUF, latents of the wrong shape) refused with exit 2 and nothing written.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -40,6 +40,9 @@ fn run_like_diffusers(name: &str) -> f64 {
             .arg(fixture(&gguf))
             .env("PALLAIDIUM_GGUF_MATMUL", "dequant");
     }
+    if let Some(qwen) = r["text_encoder_gguf"].as_str() {
+        cmd.arg("--text-encoder-2").arg(fixture(qwen));
+    }
     let output = cmd.output().unwrap();
     assert!(
         output.status.success(),
@@ -62,7 +65,7 @@ fn run_like_diffusers(name: &str) -> f64 {
 
 #[test]
 fn headless_zimage_images_match_diffusers() {
-    for name in ["cli_txt2img", "cli_gguf_Q4_0"] {
+    for name in ["cli_txt2img", "cli_gguf_Q4_0", "cli_qwen_gguf_Q4_0"] {
         let mad = run_like_diffusers(name);
         assert!(mad < parity::IMAGE_TOL_255, "{name}: mean abs diff {mad}");
     }
@@ -138,7 +141,21 @@ fn bad_zimage_inputs_exit_2_with_nothing_written() {
     let t5 = fixture("flux-schnell-tiny/gguf/t5-encoder-Q8_0.gguf");
     assert_refused(
         &[&size[..], &["--text-encoder-2", t5.to_str().unwrap()]].concat(),
-        &["--text-encoder-2", "Qwen3"],
+        &[
+            "--text-encoder-2",
+            "t5-encoder-Q8_0.gguf",
+            "t5encoder",
+            "qwen3",
+        ],
+    );
+    let safetensors = fixture("zimage-tiny/text_encoder/model.safetensors");
+    assert_refused(
+        &[
+            &size[..],
+            &["--text-encoder-2", safetensors.to_str().unwrap()],
+        ]
+        .concat(),
+        &["--text-encoder-2", "Qwen3 GGUF"],
     );
     let image = fixture("images/init_64x48.png");
     assert_refused(

@@ -28,10 +28,20 @@ fn first_word(v: &serde_json::Value) -> Option<String> {
 }
 
 fn pipeline(no_t5: bool, transformer: Option<PathBuf>, residency: Residency) -> Sd3Pipeline {
+    pipeline_with(no_t5, transformer, None, residency)
+}
+
+/// `text_encoder_3`: T5 from a llama.cpp GGUF (`--text-encoder-2`).
+fn pipeline_with(
+    no_t5: bool,
+    transformer: Option<PathBuf>,
+    text_encoder_3: Option<PathBuf>,
+    residency: Residency,
+) -> Sd3Pipeline {
     Sd3Pipeline::load(Sd3LoadOptions {
         model_dir: fixtures().join("sd3-tiny"),
         transformer,
-        text_encoder_3: None,
+        text_encoder_3,
         no_t5,
         device: Device::Cpu,
         dtype: DType::F32,
@@ -95,7 +105,9 @@ fn sd3_pipelines_match_diffusers() {
         let gguf = r["cli"]["gguf"].as_str().map(|g| fixtures().join(g));
         let no_t5 = r["no_t5"].as_bool().unwrap();
         let run = |p: &mut Sd3Pipeline| p.generate(&req, &NullSink, &CancelToken::new());
+        let t5 = r["text_encoder_gguf"].as_str().map(|g| fixtures().join(g));
         let images = match (gguf, no_t5) {
+            _ if t5.is_some() => run(&mut pipeline_with(no_t5, None, t5, Residency::Staged)),
             (Some(path), _) => run(&mut pipeline(no_t5, Some(path), Residency::Staged)),
             (None, true) => run(&mut without_t5),
             (None, false) => run(&mut with_t5),
@@ -134,6 +146,11 @@ fn the_sd3_fixture_has_the_power_to_fail() {
             "{other} vs txt2img: {mad}"
         );
     }
+    // T5 from the Q4_0 GGUF moves the command line's image: the file is what is read.
+    let cli = parity::image_values(&image_of("cli_txt2img"));
+    let t5 = parity::image_values(&image_of("cli_t5_gguf_Q4_0"));
+    let mad = parity::mean_abs_diff_255(&cli, &t5);
+    assert!(mad > 3.0 * parity::IMAGE_TOL_255, "T5 GGUF vs f32: {mad}");
 }
 
 /// Staged residency (each network loaded for its stage, then dropped) and a batch of two with

@@ -2,7 +2,7 @@
 //! (Qwen3 `hidden_states[-2]` at the real tokens, 16 and 512 tokens, truncation included), the
 //! schedule, and every whole-image reference (non-square both ways, 4 and 8 steps, CFG with a
 //! negative prompt, the static shift overridden, 16 Qwen3 tokens, Q8_0 and Q4_0 GGUF
-//! transformers) from the same noise; the fixture's power (each knob moves the image by more than
+//! transformers, Q8_0 and Q4_0 Qwen3 GGUFs) from the same noise; the fixture's power (each knob moves the image by more than
 //! the tolerance); staged and resident runs alike.
 
 use std::path::{Path, PathBuf};
@@ -12,6 +12,7 @@ use pallaidium::engines::EngineSwitches;
 use pallaidium::engines::flux::scheduler::{FlowMatchConfig, FlowMatchEuler};
 use pallaidium::engines::flux::transformer::GgufMatmul;
 use pallaidium::engines::nn::text::qwen::QwenEncoder;
+use pallaidium::engines::nn::text::qwen_config::QwenConfig;
 use pallaidium::engines::progress::{CancelToken, NullSink};
 use pallaidium::engines::sd::GenerateRequest;
 use pallaidium::engines::zimage::tokenizer::QwenTokenizer;
@@ -30,18 +31,20 @@ fn fixture() -> PathBuf {
 
 /// GGUF matrices dequantized with diffusers' arithmetic (the parity tolerance's mode).
 fn load(model_dir: PathBuf, transformer: Option<PathBuf>, residency: Residency) -> ZImagePipeline {
-    load_as(model_dir, transformer, residency, GgufMatmul::Dequant)
+    load_as(model_dir, transformer, None, residency, GgufMatmul::Dequant)
 }
 
 fn load_as(
     model_dir: PathBuf,
     transformer: Option<PathBuf>,
+    text_encoder: Option<PathBuf>,
     residency: Residency,
     matmul: GgufMatmul,
 ) -> ZImagePipeline {
     ZImagePipeline::load(ZImageLoadOptions {
         model_dir,
         transformer,
+        text_encoder,
         device: Device::Cpu,
         dtype: DType::F32,
         residency,
@@ -98,6 +101,71 @@ fn zimage_prompt_features_match_the_pipeline() {
     assert!(checked >= 25, "{checked} prompt references");
 }
 
+/// Qwen3 from a llama.cpp GGUF (Q8_0) gives the features transformers gives on the same file's
+/// dequantized weights; they differ from the folder's f32 encoder by far more than the tolerance
+/// (so the file is what is read), and the Q4_0 file's image (run_all) moves by several levels.
+#[test]
+fn zimage_prompt_features_from_a_qwen3_gguf_match_transformers() {
+    let dir = fixture();
+    let tokenizer = QwenTokenizer::from_dir(&dir.join("tokenizer")).unwrap();
+    let config = QwenConfig::load(&dir.join("text_encoder/config.json")).unwrap();
+    let encoder = QwenEncoder::load_gguf(
+        &dir.join("gguf/qwen3-Q8_0.gguf"),
+        config,
+        &Device::Cpu,
+        DType::F32,
+    )
+    .unwrap();
+    let tokens = parity::reference_json(&dir.join("reference/tokens.json"));
+    let prompts = tokens["prompts"].as_array().unwrap();
+    let reference =
+        parity::reference_tensors(&dir.join("reference/qwen_gguf_text_Q8_0.safetensors"));
+    let f32_folder = parity::reference_tensors(&dir.join("reference/text.safetensors"));
+    assert!(reference.len() >= 10, "{} references", reference.len());
+    for (key, want) in &reference {
+        let i: usize = key.rsplit('_').next().unwrap().parse().unwrap();
+        let got = prompt::encode(
+            &tokenizer,
+            &encoder,
+            prompts[i].as_str().unwrap(),
+            512,
+            DType::F32,
+        )
+        .unwrap();
+        parity::assert_close(key, &got, want, 1e-4);
+        let folder = &f32_folder[key];
+        let drift = parity::rel_diff(want, folder);
+        assert!(
+            drift > 1e-3,
+            "{key}: Q8_0 moves the features by only {drift}"
+        );
+    }
+    // Another architecture's GGUF, or a Qwen3 of another depth, is refused naming the file.
+    for (file, want) in [
+        ("gguf/transformer-Q8_0.gguf", "qwen3"),
+        ("../flux-schnell-tiny/gguf/t5-encoder-Q8_0.gguf", "qwen3"),
+    ] {
+        let config = QwenConfig::load(&dir.join("text_encoder/config.json")).unwrap();
+        let err =
+            QwenEncoder::load_gguf(&dir.join(file), config, &Device::Cpu, DType::F32).unwrap_err();
+        assert_eq!(err.exit_code(), 2, "{err}");
+        assert!(
+            err.to_string().contains(want) && err.to_string().contains(".gguf"),
+            "{err}"
+        );
+    }
+    let mut shallow = QwenConfig::load(&dir.join("text_encoder/config.json")).unwrap();
+    shallow.num_hidden_layers = 2;
+    let err = QwenEncoder::load_gguf(
+        &dir.join("gguf/qwen3-Q8_0.gguf"),
+        shallow,
+        &Device::Cpu,
+        DType::F32,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("3 Qwen3 blocks"), "{err}");
+}
+
 #[test]
 fn zimage_schedule_matches_the_pipeline() {
     let dir = fixture();
@@ -132,7 +200,18 @@ fn run_all() -> Vec<(String, f64)> {
         let gguf = parity::first_word(&r["transformer"]).filter(|t| t.ends_with(".gguf"));
         let req = request(&r);
         let run = |p: &mut ZImagePipeline| p.generate(&req, &NullSink, &CancelToken::new());
+        // A Qwen3 GGUF reference names its file from tests/fixtures.
+        let qwen = r["text_encoder_gguf"]
+            .as_str()
+            .map(|f| fixture().join("..").join(f));
         let images = match (gguf, r.get("scheduler_override")) {
+            _ if qwen.is_some() => run(&mut load_as(
+                fixture(),
+                None,
+                qwen,
+                Residency::Staged,
+                GgufMatmul::Dequant,
+            )),
             (Some(file), _) => run(&mut load(
                 fixture(),
                 Some(fixture().join(file)),
@@ -178,6 +257,8 @@ fn zimage_images_match_diffusers_and_each_knob_moves_them() {
         "shift1",
         "seq16",
         "gguf_Q8_0",
+        "qwen_gguf_Q8_0",
+        "cli_qwen_gguf_Q4_0",
     ] {
         assert!(names.contains(&want), "missing reference {want}: {names:?}");
     }
@@ -284,6 +365,7 @@ fn zimage_gguf_images_in_the_quantized_mode_stay_near_diffusers() {
         let mut p = load_as(
             fixture(),
             Some(fixture().join(file)),
+            None,
             Residency::Staged,
             GgufMatmul::Quantized,
         );

@@ -6,8 +6,12 @@
 // Test code and its helpers unwrap: a failure there is a test failure.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "../support/run.rs"]
+mod run;
 #[path = "../support/runner.rs"]
 mod runner;
+#[path = "../support/serve.rs"]
+mod serve;
 #[path = "../support/silent_hub.rs"]
 mod silent_hub;
 #[path = "../support/tmux.rs"]
@@ -17,6 +21,8 @@ mod tui;
 
 mod tui_snapshots;
 mod tui_snapshots_frames;
+mod tui_snapshots_hosts;
 mod tui_snapshots_media;
 mod tui_tmux;
 mod tui_tmux_keys;
+mod tui_tmux_remote;

@@ -19,7 +19,7 @@ use crate::runner;
 use crate::tui;
 use tui::{GIB, key, pane_terminal, plan_command, render, snapshot};
 
-fn app(size: &str) -> App {
+pub(crate) fn app(size: &str) -> App {
     app_with(size, None)
 }
 

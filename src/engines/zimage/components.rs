@@ -1,7 +1,8 @@
 //! Z-Image's networks and when they are in memory: all at once (resident), or one stage at a time
 //! (staged: the Qwen3 text encoder, then the transformer, then the VAE), which is how a 16 GB
 //! machine runs a 6B transformer beside a 4B text encoder. The transformer may come from a GGUF
-//! file (kept quantized, dequantized per layer).
+//! file (kept quantized, dequantized per layer), Qwen3 from a llama.cpp GGUF (dequantized once
+//! at load into the compute dtype).
 
 use std::path::{Path, PathBuf};
 
@@ -12,6 +13,7 @@ use crate::engines::EngineSwitches;
 use crate::engines::flux::vae_io::{LazyVae, VaeHolder};
 use crate::engines::nn::attention::AttentionMode;
 use crate::engines::nn::text::qwen::QwenEncoder;
+use crate::engines::nn::text::qwen_config::QwenConfig;
 use crate::engines::stage::timed_load as timed;
 use crate::error::{Error, Result};
 use crate::vocab::Residency;
@@ -23,6 +25,9 @@ pub struct ZImageLoadOptions {
     pub model_dir: PathBuf,
     /// The transformer's weights from this GGUF file instead of transformer/.
     pub transformer: Option<PathBuf>,
+    /// Qwen3's weights from this llama.cpp GGUF (`--text-encoder-2`) instead of text_encoder/'s
+    /// safetensors; the config stays text_encoder/config.json.
+    pub text_encoder: Option<PathBuf>,
     pub device: Device,
     pub dtype: DType,
     pub residency: Residency,
@@ -82,8 +87,13 @@ impl ZImageComponents {
                 self.opts.dtype,
                 self.opts.switches,
             );
-            self.text = Some(timed("text_encoder", || {
-                QwenEncoder::load_with(&dir, &device, dtype, sw)
+            let gguf = self.opts.text_encoder.clone();
+            self.text = Some(timed("text_encoder", || match gguf {
+                Some(file) => {
+                    let config = QwenConfig::load(&dir.join("config.json"))?;
+                    QwenEncoder::load_gguf(&file, config, &device, dtype)
+                }
+                None => QwenEncoder::load_with(&dir, &device, dtype, sw),
             })?);
         }
         self.text

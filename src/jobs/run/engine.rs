@@ -43,8 +43,8 @@ pub struct EngineLoad<'a> {
     pub residency: Residency,
     /// The run's PALLAIDIUM_* switches (kernels, weight loading, profile).
     pub switches: EngineSwitches,
-    /// Flow models: the transformer's (FLUX, Z-Image) and T5's (FLUX) weights from these files
-    /// instead of the folder's.
+    /// Flow models: the transformer's weights and the big text encoder's (`--text-encoder-2`:
+    /// FLUX's and SD 3.5's T5, Z-Image's Qwen3) from these files instead of the folder's.
     pub transformer: Option<&'a Path>,
     pub text_encoder_2: Option<&'a Path>,
     /// SD 3.5: T5 left out (`--no-t5`).
@@ -78,6 +78,7 @@ impl Engine {
             Family::ZImage => Self::ZImage(Box::new(ZImagePipeline::load(ZImageLoadOptions {
                 model_dir: path.to_path_buf(),
                 transformer: what.transformer.map(Path::to_path_buf),
+                text_encoder: what.text_encoder_2.map(Path::to_path_buf),
                 device: device.clone(),
                 dtype,
                 residency: what.residency,
@@ -86,7 +87,7 @@ impl Engine {
             Family::Sd3 => Self::Sd3(Box::new(Sd3Pipeline::load(Sd3LoadOptions {
                 model_dir: path.to_path_buf(),
                 transformer: what.transformer.map(Path::to_path_buf),
-                text_encoder_3: None,
+                text_encoder_3: what.text_encoder_2.map(Path::to_path_buf),
                 no_t5: what.no_t5,
                 device: device.clone(),
                 dtype,

@@ -218,6 +218,10 @@ pub fn plan_image_folder(
                     .transformer
                     .clone()
                     .or_else(|| replaced.transformer.clone()),
+                text_encoder: p
+                    .text_encoder_2
+                    .clone()
+                    .or_else(|| replaced.text_encoder_2.clone()),
             },
         ),
         _ => planner::plan_folder(dir, fp16_variant, request),

@@ -7,7 +7,8 @@ use crate::engines::CancelToken;
 
 use crate::jobs::run::events::JobId;
 use crate::jobs::spec::JobSpec;
-use crate::jobs::store::{JobRecord, Store, StoreResult};
+use crate::jobs::store::state::JobState;
+use crate::jobs::store::{JobRecord, JobStore, StoreResult};
 
 /// The job a worker is running now.
 #[derive(Debug, Clone)]
@@ -33,8 +34,22 @@ pub enum CancelOutcome {
     NotPending,
 }
 
+/// Which jobs a runner takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Takes {
+    /// The jobs it queued or adopted (the TUI, headless runs, `serve` on SQLite).
+    Own,
+    /// Any waiting job of a shared queue, at most `limit` of them (`pallaidium worker`).
+    Any { limit: Option<usize> },
+    /// None: it only queues and watches; workers elsewhere run them (`serve --queue`).
+    Nothing,
+}
+
 pub struct Queue {
-    store: Store,
+    store: Box<dyn JobStore>,
+    takes: Takes,
+    /// How many jobs this runner has claimed.
+    claimed: usize,
     owned: BTreeSet<JobId>,
     paused: bool,
     /// Why the queue stopped by itself (an output could not be written): nothing starts until
@@ -45,9 +60,16 @@ pub struct Queue {
 }
 
 impl Queue {
-    pub fn new(store: Store) -> Self {
+    /// A queue that runs the jobs it is given (`Takes::Own`).
+    pub fn new(store: impl JobStore + 'static) -> Self {
+        Self::taking(Box::new(store), Takes::Own)
+    }
+
+    pub fn taking(store: Box<dyn JobStore>, takes: Takes) -> Self {
         Self {
             store,
+            takes,
+            claimed: 0,
             owned: BTreeSet::new(),
             paused: false,
             halted: None,
@@ -56,12 +78,31 @@ impl Queue {
         }
     }
 
-    pub fn store(&self) -> &Store {
-        &self.store
+    pub fn store_mut(&mut self) -> &mut dyn JobStore {
+        self.store.as_mut()
     }
 
-    pub fn store_mut(&mut self) -> &mut Store {
-        &mut self.store
+    /// Whether this runner waits on a queue other processes fill: its idle worker polls.
+    pub fn poll_interval(&self) -> Option<std::time::Duration> {
+        match self.takes {
+            Takes::Any { .. } => self.store.poll_interval(),
+            Takes::Own | Takes::Nothing => None,
+        }
+    }
+
+    /// How many jobs this runner has claimed, and whether it may claim more.
+    pub fn claims(&self) -> (usize, bool) {
+        let more = match self.takes {
+            Takes::Any { limit } => limit.is_none_or(|n| self.claimed < n),
+            Takes::Own => true,
+            Takes::Nothing => false,
+        };
+        (self.claimed, more)
+    }
+
+    /// Whether `id` is one this runner would run or may cancel while it waits.
+    fn waits_here(&self, id: JobId) -> bool {
+        self.takes != Takes::Own || self.owned.contains(&id)
     }
 
     /// Persists jobs (all or none) and takes them on; returns each id and its queue position.
@@ -82,18 +123,22 @@ impl Queue {
 
     /// Takes on every queued and interrupted job in the store (`--resume`).
     pub fn adopt_pending(&mut self) -> StoreResult<Vec<JobId>> {
-        let ids: Vec<JobId> = self.store.pending()?.into_iter().map(|r| r.id).collect();
+        if self.takes != Takes::Own {
+            // A shared queue's waiting jobs are everyone's: nothing to adopt.
+            return Ok(Vec::new());
+        }
+        let ids = self.store.pending_ids()?;
         self.owned.extend(ids.iter().copied());
         Ok(ids)
     }
 
     /// This runner's waiting jobs, in queue order.
-    pub fn order(&self) -> StoreResult<Vec<JobId>> {
+    pub fn order(&mut self) -> StoreResult<Vec<JobId>> {
         Ok(self
             .store
             .pending_ids()?
             .into_iter()
-            .filter(|id| self.owned.contains(id))
+            .filter(|&id| self.waits_here(id))
             .collect())
     }
 
@@ -128,24 +173,46 @@ impl Queue {
         if self.paused || self.halted.is_some() || self.stopping || self.running.is_some() {
             return Ok(None);
         }
+        match self.takes {
+            Takes::Own => {}
+            Takes::Nothing => return Ok(None),
+            Takes::Any { .. } => {
+                if !self.claims().1 {
+                    return Ok(None);
+                }
+                let Some(record) = self.store.claim_next()? else {
+                    return Ok(None);
+                };
+                self.claimed += 1;
+                return Ok(Some(self.start(record)));
+            }
+        }
         // One job at a time from the front: a batch of thousands is not re-read per job.
-        while let Some(id) = self.store.first_pending(|id| self.owned.contains(&id))? {
+        while let Some(id) = {
+            let owned = &self.owned;
+            self.store.first_pending(&mut |id| owned.contains(&id))?
+        } {
             self.owned.remove(&id);
             match self.store.claim(id) {
                 Ok(record) => {
-                    let cancel = CancelToken::new();
-                    self.running = Some(Running {
-                        id,
-                        cancel: cancel.clone(),
-                        shutdown: false,
-                        user_cancelled: false,
-                    });
-                    return Ok(Some((record, cancel)));
+                    self.claimed += 1;
+                    return Ok(Some(self.start(record)));
                 }
                 Err(err) => tracing::warn!(job = %id, %err, "skipping a job another run took"),
             }
         }
         Ok(None)
+    }
+
+    fn start(&mut self, record: JobRecord) -> (JobRecord, CancelToken) {
+        let cancel = CancelToken::new();
+        self.running = Some(Running {
+            id: record.id,
+            cancel: cancel.clone(),
+            shutdown: false,
+            user_cancelled: false,
+        });
+        (record, cancel)
     }
 
     /// The running job ended (the worker records how); returns whether it was stopped by a
@@ -166,11 +233,22 @@ impl Queue {
             running.cancel.cancel();
             return Ok(CancelOutcome::Signalled);
         }
-        if !self.owned.remove(&id) {
-            return Ok(CancelOutcome::NotPending);
+        if self.takes == Takes::Own {
+            if !self.owned.remove(&id) {
+                return Ok(CancelOutcome::NotPending);
+            }
+            self.store.mark_cancelled(id)?;
+            return Ok(CancelOutcome::Dequeued);
         }
-        self.store.mark_cancelled(id)?;
-        Ok(CancelOutcome::Dequeued)
+        // A shared queue: a waiting job is cancelled here, a running one by its worker.
+        match self.store.get(id)?.state {
+            JobState::Queued | JobState::Interrupted => {
+                self.store.mark_cancelled(id)?;
+                Ok(CancelOutcome::Dequeued)
+            }
+            JobState::Running if self.store.request_cancel(id)? => Ok(CancelOutcome::Signalled),
+            _ => Ok(CancelOutcome::NotPending),
+        }
     }
 
     /// Ctrl-C / SIGTERM: start nothing more (waiting jobs stay queued in the store) and stop the
@@ -183,6 +261,15 @@ impl Queue {
             running.cancel.cancel();
             running.id
         })
+    }
+
+    /// The running job's lease is gone (another worker may run it now): stop it as a shutdown
+    /// stops a job, without stopping the queue.
+    pub fn abandon(&mut self, id: JobId) {
+        if let Some(running) = self.running.as_mut().filter(|r| r.id == id) {
+            running.shutdown = true;
+            running.cancel.cancel();
+        }
     }
 
     /// Puts a waiting job at `index` among the waiting jobs.
@@ -208,6 +295,7 @@ impl Queue {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::jobs::store::Store;
     use crate::jobs::store::state::JobState;
 
     fn queue_with(prompts: &[&str]) -> (Queue, Vec<JobId>) {
@@ -268,7 +356,7 @@ mod tests {
         let (_, token) = queue.take_next().unwrap().unwrap();
         assert_eq!(queue.cancel(ids[1]).unwrap(), CancelOutcome::Dequeued);
         assert_eq!(
-            queue.store().get(ids[1]).unwrap().state,
+            queue.store_mut().get(ids[1]).unwrap().state,
             JobState::Cancelled
         );
         assert_eq!(queue.cancel(ids[0]).unwrap(), CancelOutcome::Signalled);
@@ -288,7 +376,7 @@ mod tests {
         assert_eq!(queue.retry(ids[0]).unwrap(), 1);
         assert_eq!(run_next(&mut queue).as_deref(), Some("b"));
         assert_eq!(run_next(&mut queue).as_deref(), Some("a"));
-        assert_eq!(queue.store().get(ids[0]).unwrap().attempts, 2);
+        assert_eq!(queue.store_mut().get(ids[0]).unwrap().attempts, 2);
         assert!(queue.retry(ids[0]).is_err(), "a done job cannot be retried");
     }
 
@@ -300,7 +388,10 @@ mod tests {
         assert!(token.is_cancelled());
         assert!(queue.finish_running(ids[0]), "stopped by shutdown");
         assert!(queue.take_next().unwrap().is_none());
-        assert_eq!(queue.store().get(ids[1]).unwrap().state, JobState::Queued);
+        assert_eq!(
+            queue.store_mut().get(ids[1]).unwrap().state,
+            JobState::Queued
+        );
     }
 
     #[test]

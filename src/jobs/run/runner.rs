@@ -11,12 +11,12 @@ use crate::jobs::output::OutputWriter;
 use crate::jobs::run::config::RunnerConfig;
 use crate::jobs::run::event_hub::{EventHub, JobEvents};
 use crate::jobs::run::events::{JobEvent, JobId};
-use crate::jobs::run::queue::{CancelOutcome, Queue};
+use crate::jobs::run::queue::{CancelOutcome, Queue, Takes};
 use crate::jobs::run::worker::{Shared, Worker};
 use crate::jobs::spec::media::{DEFAULT_ENHANCER, default_model, fill_media_spec, settle_kind};
 use crate::jobs::spec::resolve::{build_request, fill_spec};
 use crate::jobs::spec::{JobOverrides, JobSpec};
-use crate::jobs::store::{JobRecord, Store};
+use crate::jobs::store::{JobRecord, JobStore, Lease};
 
 pub struct JobRunner {
     shared: Arc<Shared>,
@@ -25,14 +25,28 @@ pub struct JobRunner {
 }
 
 impl JobRunner {
-    /// Starts the worker on `store`. Partial files left by killed runs are removed first.
-    pub fn start(store: Store, config: RunnerConfig) -> crate::Result<Self> {
-        let swept = OutputWriter::new(&config.out_dir).sweep_stale_temps();
-        if swept > 0 {
-            tracing::info!(swept, "removed partial outputs of runs that were killed");
+    /// Starts the worker on `store`, running the jobs this runner queues or adopts. Partial
+    /// files left by killed runs are removed first.
+    pub fn start(store: impl JobStore + 'static, config: RunnerConfig) -> crate::Result<Self> {
+        Self::start_taking(Box::new(store), Takes::Own, config)
+    }
+
+    /// Starts the worker on `store`, taking the jobs `takes` says.
+    pub fn start_taking(
+        store: Box<dyn JobStore>,
+        takes: Takes,
+        config: RunnerConfig,
+    ) -> crate::Result<Self> {
+        // Other machines' partial files in a shared folder carry pids this one cannot check:
+        // only a runner alone on its queue sweeps.
+        if !store.is_shared() {
+            let swept = OutputWriter::new(&config.out_dir).sweep_stale_temps();
+            if swept > 0 {
+                tracing::info!(swept, "removed partial outputs of runs that were killed");
+            }
         }
         let shared = Arc::new(Shared {
-            queue: std::sync::Mutex::new(Queue::new(store)),
+            queue: std::sync::Mutex::new(Queue::taking(store, takes)),
             wake: std::sync::Condvar::new(),
             events: EventHub::new(),
             closing: AtomicBool::new(false),
@@ -249,12 +263,42 @@ impl JobRunner {
 
     /// A job as stored now.
     pub fn record(&self, id: JobId) -> crate::Result<JobRecord> {
-        Ok(self.shared.lock().store().get(id)?)
+        Ok(self.shared.lock().store_mut().get(id)?)
     }
 
     /// The newest `limit` jobs.
     pub fn history(&self, limit: usize) -> crate::Result<Vec<JobRecord>> {
-        Ok(self.shared.lock().store().history(limit)?)
+        Ok(self.shared.lock().store_mut().history(limit)?)
+    }
+
+    /// Whether a job is running, how many jobs this runner has claimed, and whether it may
+    /// claim more (`Takes::Any`'s limit).
+    pub fn activity(&self) -> (bool, usize, bool) {
+        let queue = self.shared.lock();
+        let (claimed, more) = queue.claims();
+        (queue.running().is_some(), claimed, more)
+    }
+
+    /// Renews the running job's lease (a shared queue's heartbeat). A cancel asked elsewhere
+    /// stops the job as a cancel; a lost lease stops it as a shutdown would (it is back in
+    /// the queue, and another worker runs it).
+    pub fn keep_alive(&self) -> crate::Result<()> {
+        let mut queue = self.shared.lock();
+        let Some(id) = queue.running().map(|r| r.id) else {
+            return Ok(());
+        };
+        match queue.store_mut().heartbeat(id)? {
+            Lease::Held => {}
+            Lease::CancelRequested => {
+                tracing::info!(job = %id, "cancel asked through the queue");
+                queue.cancel(id)?;
+            }
+            Lease::Lost => {
+                tracing::warn!(job = %id, "lease lost: the job went back to the queue; stopping it here");
+                queue.abandon(id);
+            }
+        }
+        Ok(())
     }
 
     /// Lets the worker finish what it is running, then waits for its thread to end.

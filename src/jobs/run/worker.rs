@@ -96,11 +96,21 @@ impl Worker {
                 queue = self.shared.lock();
                 continue;
             }
-            queue = self
-                .shared
-                .wake
-                .wait(queue)
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            // A shared queue is filled by other processes too: look again every poll.
+            queue = match queue.poll_interval() {
+                Some(every) => {
+                    self.shared
+                        .wake
+                        .wait_timeout(queue, every)
+                        .unwrap_or_else(|poisoned| poisoned.into_inner())
+                        .0
+                }
+                None => self
+                    .shared
+                    .wake
+                    .wait(queue)
+                    .unwrap_or_else(|poisoned| poisoned.into_inner()),
+            };
         }
     }
 

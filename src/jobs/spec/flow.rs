@@ -106,9 +106,9 @@ pub fn fill(
             "SD 3.5 applies --guidance as classifier-free guidance with --negative",
         ),
         (
-            cfg_flow && asked.text_encoder_2.is_some(),
+            no_t5 && asked.text_encoder_2.is_some(),
             "--text-encoder-2",
-            "SD 3.5's T5 is text_encoder_3/ and comes from --model (or is left out with --no-t5)",
+            "it replaces T5's weights, which --no-t5 leaves out; pass one of the two",
         ),
     ] {
         if set {
@@ -159,19 +159,11 @@ pub fn fill(
             )
         })
         .transpose()?;
-    let text_encoder_2 = asked
-        .text_encoder_2
-        .as_deref()
-        .map(|p| weights_file(p, "--text-encoder-2", &["t5encoder", "t5"]))
-        .transpose()?;
-    if text_encoder_2
-        .as_deref()
-        .is_some_and(|p| p.extension().is_none_or(|e| e != "gguf"))
-    {
-        return Err(bad(
-            "--text-encoder-2 takes a T5 encoder GGUF file (e.g. t5-v1_1-xxl-encoder-Q8_0.gguf)",
-        ));
-    }
+    let text_encoder_2 = encoder_gguf(
+        asked,
+        &["t5encoder", "t5"],
+        "a T5 encoder GGUF file (e.g. t5-v1_1-xxl-encoder-Q8_0.gguf)",
+    )?;
     Ok(FlowFill {
         max_sequence_length,
         true_cfg,
@@ -181,20 +173,15 @@ pub fn fill(
     })
 }
 
-/// Z-Image: text-to-image with CFG through --guidance and --negative; only the transformer's
-/// weights may be replaced (a GGUF of the original checkpoint's names, architecture lumina2 as
-/// ComfyUI-GGUF writes it).
+/// Z-Image: text-to-image with CFG through --guidance and --negative; the transformer's weights
+/// may be replaced (a GGUF of the original checkpoint's names, architecture lumina2 as
+/// ComfyUI-GGUF writes it), and Qwen3's (`--text-encoder-2`, a llama.cpp qwen3 GGUF).
 fn fill_zimage(asked: &JobOverrides, kind: JobKind) -> crate::Result<FlowFill> {
     for (set, flag, why) in [
         (
             asked.true_cfg.is_some(),
             "--true-cfg",
             "its guidance is --guidance (classifier-free above 0) with --negative",
-        ),
-        (
-            asked.text_encoder_2.is_some(),
-            "--text-encoder-2",
-            "it has one text encoder (Qwen3, from --model)",
         ),
         (
             asked.no_t5 == Some(true),
@@ -216,13 +203,37 @@ fn fill_zimage(asked: &JobOverrides, kind: JobKind) -> crate::Result<FlowFill> {
         .as_deref()
         .map(|p| weights_file(p, "--transformer", &["lumina2", "zimage", "z_image"]))
         .transpose()?;
+    let text_encoder_2 = encoder_gguf(
+        asked,
+        &[crate::engines::nn::text::qwen_gguf::ARCHITECTURE],
+        "a Qwen3 GGUF file (e.g. Qwen3-4B-Q8_0.gguf; Z-Image-Turbo reads Qwen3-4B)",
+    )?;
     Ok(FlowFill {
         max_sequence_length: asked.max_sequence_length,
         true_cfg: None,
         transformer,
-        text_encoder_2: None,
+        text_encoder_2,
         no_t5: false,
     })
+}
+
+/// `--text-encoder-2`: a llama.cpp GGUF of the model's big text encoder (`what` says which),
+/// checked now.
+fn encoder_gguf(
+    asked: &JobOverrides,
+    architectures: &[&str],
+    what: &str,
+) -> crate::Result<Option<PathBuf>> {
+    let Some(path) = asked.text_encoder_2.as_deref() else {
+        return Ok(None);
+    };
+    if path.extension().is_none_or(|e| e != "gguf") {
+        return Err(bad(format!(
+            "--text-encoder-2 {}: takes {what}",
+            path.display()
+        )));
+    }
+    weights_file(path, "--text-encoder-2", architectures).map(Some)
 }
 
 /// A replacement weights file: it exists, and a GGUF's header is sound, of the architecture

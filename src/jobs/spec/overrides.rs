@@ -142,8 +142,9 @@ pub struct JobOverrides {
     #[arg(long, value_name = "PATH", help_heading = IMAGE)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub transformer: Option<PathBuf>,
-    /// FLUX: the T5 encoder's weights from this GGUF (e.g. t5-v1_1-xxl-encoder-Q8_0.gguf)
-    /// instead of the model's text_encoder_2/ [default: the model's].
+    /// Flow models: the big text encoder's weights from this llama.cpp GGUF instead of the
+    /// model's: T5 for FLUX and SD 3.5 (e.g. t5-v1_1-xxl-encoder-Q8_0.gguf), Qwen3 for Z-Image
+    /// (e.g. Qwen3-4B-Q8_0.gguf) [default: the model's].
     #[arg(long, value_name = "PATH", help_heading = IMAGE)]
     #[serde(alias = "text_encoder_2", skip_serializing_if = "Option::is_none")]
     pub text_encoder_2: Option<PathBuf>,

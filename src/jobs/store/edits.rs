@@ -62,8 +62,7 @@ impl Store {
 
     /// Puts a waiting job at `index` (0 = next) among the waiting jobs.
     pub fn move_to(&mut self, id: JobId, index: usize) -> StoreResult<()> {
-        let mut order: Vec<JobId> = self.pending()?.into_iter().map(|r| r.id).collect();
-        let Some(current) = order.iter().position(|&j| j == id) else {
+        let Some(order) = super::ops::reordered(self.pending_ids()?, id, index) else {
             let from = self.get(id)?.state;
             return Err(StoreError::InvalidTransition {
                 id,
@@ -71,8 +70,6 @@ impl Store {
                 to: JobState::Queued,
             });
         };
-        order.remove(current);
-        order.insert(index.min(order.len()), id);
         let path = self.path.clone();
         let wrap = |source| StoreError::Sqlite {
             path: path.clone(),

@@ -4,7 +4,12 @@
 
 pub mod health;
 mod migrations;
+pub mod ops;
+pub mod pg;
 pub mod state;
+
+pub use ops::{JobStore, Lease};
+pub use pg::{PgOptions, PgStore};
 
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -46,6 +51,26 @@ pub enum StoreError {
     },
     #[error("job {id}: stored data is corrupt: {message}")]
     Corrupt { id: JobId, message: String },
+    #[error("job queue {url}: {source}")]
+    Postgres {
+        /// The queue's URL without its password.
+        url: String,
+        #[source]
+        source: postgres::Error,
+    },
+    /// The PostgreSQL queue at `url` cannot be used at all (a bad URL, no server, a refused
+    /// login): `fix` says what to do.
+    #[error("job queue {url}: {problem}; {fix}")]
+    Unreachable {
+        url: String,
+        problem: String,
+        fix: String,
+    },
+    #[error(
+        "job {0}: this worker's lease on it ended (it did not renew it in time) and the job went \
+         back to the queue; the result of this run is dropped"
+    )]
+    LeaseLost(JobId),
 }
 
 impl From<StoreError> for crate::Error {
@@ -54,7 +79,9 @@ impl From<StoreError> for crate::Error {
             StoreError::NotFound(_) | StoreError::InvalidTransition { .. } => {
                 crate::Error::bad_input(err.to_string())
             }
-            StoreError::TooNew { .. } => crate::Error::bad_input(err.to_string()),
+            StoreError::TooNew { .. } | StoreError::Unreachable { .. } => {
+                crate::Error::bad_input(err.to_string())
+            }
             // A damaged file or a home it cannot live in fails every run: name the fix (exit 2).
             StoreError::Sqlite {
                 ref path,
@@ -357,6 +384,18 @@ impl Store {
             }
             Ok(None)
         })
+    }
+
+    /// Jobs queued, interrupted or running.
+    pub fn unfinished(&self) -> StoreResult<usize> {
+        let n: i64 = self.sql(|c| {
+            c.query_row(
+                "SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'interrupted', 'running')",
+                [],
+                |r| r.get(0),
+            )
+        })?;
+        Ok(usize::try_from(n).unwrap_or(0))
     }
 
     fn select(&self, query: &str) -> StoreResult<Vec<JobRecord>> {

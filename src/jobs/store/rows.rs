@@ -12,16 +12,16 @@ pub(super) const COLUMNS: &str = "id, spec, state, created_ms, started_ms, finis
 
 /// A row before its JSON columns are decoded (so decode errors name the job).
 pub(super) struct RawRow {
-    id: i64,
-    spec: String,
-    state: String,
-    created_ms: i64,
-    started_ms: Option<i64>,
-    finished_ms: Option<i64>,
-    outputs: String,
-    error: Option<String>,
-    position: i64,
-    attempts: i64,
+    pub(super) id: i64,
+    pub(super) spec: String,
+    pub(super) state: String,
+    pub(super) created_ms: i64,
+    pub(super) started_ms: Option<i64>,
+    pub(super) finished_ms: Option<i64>,
+    pub(super) outputs: String,
+    pub(super) error: Option<String>,
+    pub(super) position: i64,
+    pub(super) attempts: i64,
 }
 
 pub(super) fn raw_row(r: &Row<'_>) -> rusqlite::Result<RawRow> {

@@ -7,19 +7,21 @@ use super::{JobRecord, Store, StoreError, StoreResult, now_ms};
 use crate::jobs::run::events::JobId;
 use crate::jobs::store::state::JobState;
 
+/// The states that may become `to`, as an SQL list (`'queued','interrupted'`): every store's
+/// transitions are one UPDATE guarded by it.
+pub(super) fn sources_of(to: JobState) -> String {
+    JobState::ALL
+        .iter()
+        .filter(|s| s.can_become(to))
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 impl Store {
     /// Moves `id` to `from` -> `to` if its state allows; the error names the state it was in.
     fn transition(&mut self, id: JobId, to: JobState, extra_sets: &str) -> StoreResult<()> {
-        let from_states: Vec<&str> = JobState::ALL
-            .iter()
-            .filter(|s| s.can_become(to))
-            .map(|s| s.as_str())
-            .collect();
-        let in_list = from_states
-            .iter()
-            .map(|s| format!("'{s}'"))
-            .collect::<Vec<_>>()
-            .join(",");
+        let in_list = sources_of(to);
         let sets = if extra_sets.is_empty() {
             String::new()
         } else {

@@ -22,7 +22,8 @@ use crate::vocab::Residency;
 pub struct FluxJob {
     /// T5 tokens.
     pub max_sequence_length: u32,
-    /// `--transformer` / `--text-encoder-2` (or a quantized variant's files).
+    /// `--transformer` / `--text-encoder-2` (T5: FLUX's text_encoder_2/, SD 3.5's
+    /// text_encoder_3/), or a quantized variant's files.
     pub transformer: Option<PathBuf>,
     pub text_encoder_2: Option<PathBuf>,
     /// SD 3.5 without T5 (`--no-t5`).
@@ -83,7 +84,7 @@ impl FluxFootprint {
         let t5 = if job.no_t5 {
             Source::Folder(ComponentWeights::from_headers("text_encoder_3", &[]))
         } else {
-            source(&None, "text_encoder_3")?
+            source(&job.text_encoder_2, "text_encoder_3")?
         };
         Ok(Self {
             sd3: true,

@@ -24,6 +24,8 @@ pub struct ZImageJob {
     pub max_sequence_length: u32,
     /// `--transformer` (or a quantized variant's file).
     pub transformer: Option<PathBuf>,
+    /// `--text-encoder-2`: Qwen3 from a llama.cpp GGUF (dequantized at load).
+    pub text_encoder: Option<PathBuf>,
 }
 
 /// A Z-Image folder's weights as the engine will hold them, and its shapes.
@@ -32,7 +34,7 @@ pub struct ZImageFootprint {
     transformer_config: ZImageTransformerConfig,
     text_config: QwenConfig,
     vae_arch: VaeArch,
-    text: ComponentWeights,
+    text: Source,
     transformer: Source,
     vae: ComponentWeights,
 }
@@ -47,7 +49,7 @@ impl ZImageFootprint {
             )?,
             text_config: QwenConfig::load(&dir.join("text_encoder/config.json"))?,
             vae_arch: VaeArch::from_config(&vae),
-            text: component(&dir.join("text_encoder"), "text_encoder", false)?,
+            text: Source::read(dir, job.text_encoder.as_deref(), "text_encoder", false)?,
             transformer: Source::read(
                 dir,
                 job.transformer.as_deref(),
@@ -67,12 +69,19 @@ impl ZImageFootprint {
         }
     }
 
+    /// Qwen3 as the engine holds it: dense in its compute dtype, a GGUF's tensors dequantized
+    /// into it at load (one at a time).
     fn text_held(&self, dtype: DType, device: Backend) -> Held {
-        Held {
-            bytes: self
-                .text
-                .bytes_at(Self::text_dtype(dtype, device).size_in_bytes() as u64),
-            transient: self.text.largest_tensor_bytes,
+        let text = Self::text_dtype(dtype, device);
+        match &self.text {
+            Source::Folder(c) => Held {
+                bytes: c.bytes_at(text.size_in_bytes() as u64),
+                transient: c.largest_tensor_bytes,
+            },
+            Source::Gguf(g) => Held {
+                bytes: g.dequantized(text),
+                transient: g.largest_dequantized(DType::F32),
+            },
         }
     }
 

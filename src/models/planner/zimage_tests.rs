@@ -126,6 +126,7 @@ fn turbo_at_1024_fits_a_16_gib_mac_staged_quantized_or_bf16_and_not_in_f32() {
     let job = ZImageJob {
         max_sequence_length: 512,
         transformer: Some(q8),
+        text_encoder: None,
     };
     let fp = ZImageFootprint::read(dir.path(), true, &job).unwrap();
     let p = plan(&fp, &req, &job);
@@ -183,6 +184,7 @@ fn on_the_cpu_qwen3_is_held_in_f32() {
     let job = ZImageJob {
         max_sequence_length: 512,
         transformer: Some(q4),
+        text_encoder: None,
     };
     let fp = ZImageFootprint::read(dir.path(), true, &job).unwrap();
     let mut req = mac_16gib(DType::F32);
@@ -198,4 +200,77 @@ fn on_the_cpu_qwen3_is_held_in_f32() {
     let held = gib(p.breakdown.unet_bytes);
     assert!((3.0..4.0).contains(&held), "Q4_K transformer: {held} GiB");
     assert!(p.fits, "{p:#?}");
+}
+
+/// Qwen3-4B as llama.cpp writes it (`qwen3`, 36 blocks), every matrix of type `q`.
+fn qwen_gguf(path: &Path, q: (u32, u64, u64)) {
+    let (h, ff, kv) = (2560u64, 9728u64, 8 * 128u64);
+    let mut t: Vec<TensorRow> = vec![
+        ("token_embd.weight".into(), vec![h, 151_936], q),
+        ("output_norm.weight".into(), vec![h], F32),
+    ];
+    for i in 0..36 {
+        let mut w = |name: &str, dims: Vec<u64>, ty| t.push((format!("blk.{i}.{name}"), dims, ty));
+        w("attn_q.weight", vec![h, 32 * 128], q);
+        w("attn_k.weight", vec![h, kv], q);
+        w("attn_v.weight", vec![h, kv], q);
+        w("attn_output.weight", vec![32 * 128, h], q);
+        w("attn_q_norm.weight", vec![128], F32);
+        w("attn_k_norm.weight", vec![128], F32);
+        w("attn_norm.weight", vec![h], F32);
+        w("ffn_norm.weight", vec![h], F32);
+        w("ffn_gate.weight", vec![h, ff], q);
+        w("ffn_up.weight", vec![h, ff], q);
+        w("ffn_down.weight", vec![ff, h], q);
+    }
+    sparse_gguf(path, "qwen3", &t);
+}
+
+#[test]
+fn a_qwen3_gguf_is_held_dequantized_like_the_folders_encoder() {
+    let dir = tempfile::tempdir().unwrap();
+    turbo_folder(dir.path());
+    let q8 = dir.path().join("z_image_turbo-Q8_0.gguf");
+    transformer_gguf(&q8, Q8_0);
+    let qwen = dir.path().join("Qwen3-4B-Q8_0.gguf");
+    qwen_gguf(&qwen, Q8_0);
+    let mut req = mac_16gib(DType::BF16);
+    req.device = Backend::Metal;
+    let job = ZImageJob {
+        max_sequence_length: 512,
+        transformer: Some(q8),
+        text_encoder: Some(qwen),
+    };
+    let fp = ZImageFootprint::read(dir.path(), true, &job).unwrap();
+    let p = plan(&fp, &req, &job);
+    assert!(p.fits && p.residency == Residency::Staged, "{p:#?}");
+    // Dequantized into bf16 at load: Qwen3-4B's 4.02 B values, as from the folder.
+    let text = gib(p.breakdown.text_encoders_bytes);
+    assert!(
+        (7.0..8.0).contains(&text),
+        "Qwen3-4B GGUF in bf16: {text} GiB"
+    );
+    // On the CPU it computes in f32.
+    let mut cpu = req.clone();
+    cpu.device = Backend::Cpu;
+    cpu.dtype = DType::F32;
+    cpu.budget_cap = Some(64 * GIB);
+    cpu.memory = crate::device::DeviceMemory::Unified {
+        total: 64 * GIB,
+        budget: 64 * GIB,
+        used: 0,
+    };
+    let p = plan(&fp, &cpu, &job);
+    let text = gib(p.breakdown.text_encoders_bytes);
+    assert!(
+        (14.5..16.0).contains(&text),
+        "Qwen3-4B GGUF in f32: {text} GiB"
+    );
+    // A file that is not there is an error naming it, not a plan.
+    let gone = ZImageJob {
+        text_encoder: Some(dir.path().join("missing.gguf")),
+        ..job
+    };
+    let err = ZImageFootprint::read(dir.path(), true, &gone).unwrap_err();
+    assert!(err.to_string().contains("missing.gguf"), "{err}");
 }

@@ -93,6 +93,12 @@ pub const SWITCHES: &[Switch] = &[
         what: "test suite only: injects panics into named jobs; never set it",
     },
     Switch {
+        name: "PALLAIDIUM_TEST_POSTGRES",
+        effect: Effect::Setting,
+        takes: Takes::Text,
+        what: "test suite only: a postgres:// URL where the queue tests may create schemas",
+    },
+    Switch {
         name: "PALLAIDIUM_STOCK_KERNELS",
         effect: Effect::Results,
         takes: Takes::Flag,

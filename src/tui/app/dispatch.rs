@@ -10,6 +10,7 @@ use super::{App, Command, Overlay, QuitMode};
 use crate::jobs::JobEvent;
 use crate::tui::event::{AppEvent, SignalKind};
 use crate::tui::help;
+use crate::tui::hosts::HostsKey;
 use crate::tui::layout;
 use crate::tui::panes::preview::{OutputKind, output_kind};
 use crate::tui::panes::{Action, Handled, Pane, PaneId, ellipsize};
@@ -108,6 +109,7 @@ impl App {
                 }
                 return;
             }
+            Overlay::Hosts => return self.hosts_key(key.code, commands),
             Overlay::None => {}
         }
         match key.code {
@@ -126,6 +128,11 @@ impl App {
         }
         if key.code == KeyCode::F(1) {
             return self.open_help();
+        }
+        if key.code == KeyCode::F(2) {
+            self.hosts.open();
+            self.overlay = Overlay::Hosts;
+            return;
         }
         if self.pane(self.focus).handle(event, actions) == Handled::Consumed {
             return;
@@ -169,6 +176,24 @@ impl App {
             }
         }
         .min(max);
+    }
+
+    /// Keys while the hosts view is open. Leaving this machine's runner while it has jobs
+    /// would stop them, so that waits until they end or are cancelled.
+    fn hosts_key(&mut self, code: KeyCode, commands: &mut Vec<Command>) {
+        match self.hosts.key(code) {
+            HostsKey::Stay => {}
+            HostsKey::Close => self.overlay = Overlay::None,
+            HostsKey::Switch(_) if self.hosts.is_local() && self.queue.active() > 0 => {
+                self.notice = Some(format!(
+                    "{} job(s) queued or running here: let them finish or cancel them, then \
+                     switch hosts",
+                    self.queue.active()
+                ));
+                self.overlay = Overlay::None;
+            }
+            HostsKey::Switch(index) => commands.push(Command::Quit(QuitMode::Switch(index))),
+        }
     }
 
     /// Esc outside a text field: cancel the running job, if one runs.

@@ -30,6 +30,7 @@ impl App {
             Overlay::ConfirmQuit => {
                 overlay::confirm_quit(frame, area, &self.theme, self.queue.active())
             }
+            Overlay::Hosts => self.hosts.draw(frame, area, &self.theme),
             Overlay::None => {}
         }
     }

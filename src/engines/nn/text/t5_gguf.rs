@@ -10,7 +10,7 @@ use std::sync::Arc;
 use candle_core::{DType, Device};
 
 use super::t5::{T5Config, T5Encoder};
-use crate::engines::nn::weights::gguf::{GgufFile, GgufWeights, NameMap};
+use crate::engines::nn::weights::gguf::{GgufWeights, NameMap};
 use crate::error::{Error, Result};
 
 /// llama.cpp's `general.architecture` for an encoder-only T5.
@@ -54,17 +54,6 @@ pub fn gguf_name(name: &str) -> String {
     format!("enc.blk.{block}.{stored}")
 }
 
-/// How many encoder blocks the file holds (`enc.blk.N.*` names, N counted from 0).
-fn block_count(file: &GgufFile) -> usize {
-    file.tensors()
-        .iter()
-        .filter_map(|t| t.name.strip_prefix("enc.blk.")?.split_once('.'))
-        .filter_map(|(n, _)| n.parse::<usize>().ok())
-        .map(|n| n + 1)
-        .max()
-        .unwrap_or(0)
-}
-
 impl T5Encoder {
     /// The encoder from a llama.cpp/city96 T5 encoder GGUF, with `config` (FLUX's
     /// `text_encoder_2/config.json`), computing in f32. Another architecture, a block count
@@ -85,7 +74,7 @@ impl T5Encoder {
         let dtype = Self::dtype_for(dtype);
         let names: NameMap = Arc::new(gguf_name);
         let weights = GgufWeights::open(path, Some(ARCHITECTURE), dtype, device, Some(names))?;
-        let blocks = block_count(weights.file());
+        let blocks = weights.file().block_count("enc.blk.");
         if blocks != config.num_layers {
             return Err(Error::bad_input(format!(
                 "{}: the GGUF holds {blocks} T5 encoder blocks but the config's `num_layers` is \

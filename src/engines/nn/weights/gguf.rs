@@ -156,6 +156,18 @@ impl GgufFile {
         &self.tensors
     }
 
+    /// How many numbered blocks the file holds: the largest N + 1 of tensors named
+    /// `{prefix}N.*` (llama.cpp's `blk.`, a T5 encoder's `enc.blk.`), 0 when none.
+    pub fn block_count(&self, prefix: &str) -> usize {
+        self.tensors
+            .iter()
+            .filter_map(|t| t.name.strip_prefix(prefix)?.split_once('.'))
+            .filter_map(|(n, _)| n.parse::<usize>().ok())
+            .map(|n| n + 1)
+            .max()
+            .unwrap_or(0)
+    }
+
     pub fn contains(&self, name: &str) -> bool {
         self.index.contains_key(name)
     }

@@ -74,7 +74,8 @@ fn schedulers_and_flux_flags_stay_with_their_family() {
 }
 
 /// SD 3.5 (a flow model with classifier-free guidance: no embedded_guidance) takes --no-t5 and
-/// refuses FLUX's --true-cfg and --text-encoder-2; FLUX refuses --no-t5.
+/// --text-encoder-2 (its T5 from a GGUF, checked now) but not both, and refuses FLUX's
+/// --true-cfg; FLUX refuses --no-t5.
 #[test]
 fn sd3_flags_stay_with_sd3() {
     let sd3 = Defaults {
@@ -93,8 +94,15 @@ fn sd3_flags_stay_with_sd3() {
             "--true-cfg",
         ),
         (
+            |s: &mut JobOverrides| {
+                s.text_encoder_2 = Some("t5.gguf".into());
+                s.no_t5 = Some(true);
+            },
+            "--no-t5",
+        ),
+        (
             |s: &mut JobOverrides| s.text_encoder_2 = Some("t5.gguf".into()),
-            "--text-encoder-2",
+            "no such file",
         ),
     ] {
         let mut s = spec();
