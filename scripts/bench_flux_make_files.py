@@ -56,7 +56,7 @@ def flux_tensors(dev):
     return t
 
 
-def ggml_type(shape):
+def ggml_type(_name, shape):
     if len(shape) == 2 and shape[1] % QK_K == 0:
         return GGML_Q4_K
     return GGML_F16 if len(shape) == 2 else GGML_F32
@@ -86,8 +86,10 @@ def tensor_data(name, shape, ty):
     return (RNG.standard_normal(shape, np.float32) * 0.02).astype(np.float16).tobytes()
 
 
-def write_gguf(path, tensors):
-    kv = [("general.architecture", "flux"), ("general.quantization_version", 2),
+def write_gguf(path, tensors, arch="flux", type_of=ggml_type, data_of=tensor_data):
+    """GGUF v3 with `general.architecture` = arch, file type MOSTLY_Q4_K_S; type_of(name, shape)
+    picks each tensor's type (FLUX: ggml_type's rule), data_of(name, shape, ty) its bytes."""
+    kv = [("general.architecture", arch), ("general.quantization_version", 2),
           ("general.file_type", 14)]  # MOSTLY_Q4_K_S
     head = b"GGUF" + struct.pack("<IQQ", 3, len(tensors), len(kv))
     for k, v in kv:
@@ -95,7 +97,7 @@ def write_gguf(path, tensors):
         head += struct.pack("<I", 8) + gguf_str(v) if isinstance(v, str) else struct.pack("<II", 4, v)
     offset, infos = 0, []
     for name, shape in tensors:
-        ty = ggml_type(shape)
+        ty = type_of(name, shape)
         head += gguf_str(name) + struct.pack("<I", len(shape))
         head += b"".join(struct.pack("<Q", n) for n in reversed(shape))  # ne0 = input width
         head += struct.pack("<IQ", ty, offset)
@@ -105,7 +107,7 @@ def write_gguf(path, tensors):
     with open(path, "wb") as f:
         f.write(head)
         for name, shape, ty, off in infos:
-            data = tensor_data(name, shape, ty)
+            data = data_of(name, shape, ty)
             assert len(data) == nbytes(shape, ty), name
             f.write(data + b"\0" * ((-len(data)) % ALIGN))
     return offset + len(head)
