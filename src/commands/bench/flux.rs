@@ -52,7 +52,7 @@ pub fn find(model: &str) -> Result<&'static FluxBenchModel> {
         "flux-dev" | "flux1-dev" | "flux.1-dev" | "dev" => "flux-dev",
         other => {
             return Err(Error::bad_input(format!(
-                "--model {other:?} has no FLUX benchmark configuration: use flux-schnell or flux-dev"
+                "--model {other:?} has no transformer benchmark configuration: use flux-schnell, flux-dev, z-image-turbo or sd35-medium"
             )));
         }
     };
