@@ -15,6 +15,9 @@ pub const MAX_PROMPT_CHARS: usize = 8_000;
 /// The events the server keeps for streams to resume from.
 pub const RETAINED_EVENTS: usize = 20_000;
 
+/// The log lines the server keeps for `GET /api/v1/logs`.
+pub const RETAINED_LOG_LINES: usize = 2_000;
+
 /// The most jobs a list answers with.
 pub const MAX_LIST: usize = 1_000;
 

@@ -46,6 +46,8 @@ mod cli_serve;
 mod cli_serve_client;
 mod cli_serve_compat;
 mod cli_serve_load;
+mod cli_serve_logs;
+mod cli_serve_preview;
 mod cli_serve_ws;
 mod cli_switches;
 mod cli_upscale;
