@@ -49,6 +49,7 @@ fn load_as(
             gguf_matmul: Some(matmul),
             ..Default::default()
         },
+        loras: vec![],
     })
     .unwrap()
 }
