@@ -108,12 +108,23 @@ fn tiny_job(seed: u64, lora: Option<&str>) -> String {
     job
 }
 
-fn done_outputs(stdout: &[u8]) -> Vec<PathBuf> {
-    crate::run::json_lines(stdout)
+/// Runs `cmd`, which must succeed; the first output of each finished job.
+fn outputs_of(cmd: &mut assert_cmd::Command) -> Vec<PathBuf> {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    crate::run::json_lines(&out.stdout)
         .iter()
         .filter(|v| v["event"] == "done")
         .map(|v| PathBuf::from(v["outputs"][0].as_str().unwrap()))
         .collect()
+}
+
+fn rgb(path: &std::path::Path) -> image::RgbImage {
+    image::open(path).unwrap().to_rgb8()
 }
 
 /// One process, one engine cache: base, LoRA'd, base again. The third is the first exactly.
@@ -129,15 +140,9 @@ fn a_job_without_the_lora_after_one_with_it_gets_the_base_model() {
     .concat();
     let file = run.dir.path().join("jobs.toml");
     std::fs::write(&file, jobs).unwrap();
-    let out = run.command().arg("--jobs").arg(&file).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let outputs = done_outputs(&out.stdout);
+    let outputs = outputs_of(run.command().arg("--jobs").arg(&file));
     assert_eq!(outputs.len(), 3, "{outputs:?}");
-    let img = |i: usize| image::open(&outputs[i]).unwrap().to_rgb8();
+    let img = |i: usize| rgb(&outputs[i]);
     assert_ne!(img(0), img(1), "the LoRA changes the image");
     assert_eq!(img(0), img(2), "the cached base model is the base model");
 }
@@ -152,64 +157,29 @@ fn the_png_records_the_lora_and_from_image_applies_it_again() {
         .args(["--width", "64", "--height", "64", "--steps", "2"])
         .args(["--prompt", "a lighthouse", "--seed", "5", "--lora"])
         .arg(format!("{}@0.5", file.display()));
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let first = done_outputs(&out.stdout).remove(0);
+    let first = outputs_of(&mut cmd).remove(0);
     let text = png_parameters(&first);
     assert!(
         text.starts_with("a lighthouse <lora:sd1-peft:0.5>\n"),
         "{text}"
     );
-    let again = run
-        .command()
-        .arg("--from-image")
-        .arg(&first)
-        .output()
-        .unwrap();
-    assert!(
-        again.status.success(),
-        "{}",
-        String::from_utf8_lossy(&again.stderr)
-    );
-    let second = done_outputs(&again.stdout).remove(0);
-    let (a, b) = (
-        image::open(&first).unwrap().to_rgb8(),
-        image::open(&second).unwrap().to_rgb8(),
-    );
+    let second = outputs_of(run.command().arg("--from-image").arg(&first)).remove(0);
+    let (a, b) = (rgb(&first), rgb(&second));
     assert_eq!(a, b, "the stored LoRA is applied again");
-    let base = run
-        .command()
-        .arg("--from-image")
-        .arg(&first)
-        .args(["--lora", &format!("{}@0", file.display())])
-        .output()
-        .unwrap();
-    let third = done_outputs(&base.stdout).remove(0);
-    assert_ne!(
-        a,
-        image::open(&third).unwrap().to_rgb8(),
-        "a flag replaces it"
-    );
+    let third = outputs_of(
+        run.command()
+            .arg("--from-image")
+            .arg(&first)
+            .args(["--lora", &format!("{}@0", file.display())]),
+    )
+    .remove(0);
+    assert_ne!(a, rgb(&third), "a flag replaces it");
 }
 
 fn png_parameters(path: &std::path::Path) -> String {
-    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).unwrap()));
-    let reader = decoder.read_info().unwrap();
-    let info = reader.info();
-    info.uncompressed_latin1_text
-        .iter()
-        .find(|c| c.keyword == "parameters")
-        .map(|c| c.text.clone())
-        .or_else(|| {
-            info.utf8_text
-                .iter()
-                .find(|c| c.keyword == "parameters")
-                .and_then(|c| c.get_text().ok())
-        })
+    pallaidium::jobs::output::png_meta::read_parameters(path)
+        .unwrap()
+        .parameters
         .unwrap()
 }
 
@@ -281,5 +251,38 @@ fn a_lora_matching_nothing_or_pickled_is_exit_2() {
         pickle.to_str().unwrap(),
         "sd1-tiny",
         &["style.ckpt", "pickled"],
+    );
+}
+
+/// `REPO:FILE` is the file in the Hugging Face cache's snapshot of the repo: the same image as
+/// its path.
+#[test]
+fn a_repo_file_in_the_hugging_face_cache_is_the_same_lora() {
+    let run = Run::new();
+    let commit = "0123456789abcdef0123456789abcdef01234567";
+    let repo = run.home.join("hf/hub/models--someone--tiny-lora");
+    let snapshot = repo.join("snapshots").join(commit);
+    std::fs::create_dir_all(&snapshot).unwrap();
+    std::fs::create_dir_all(repo.join("refs")).unwrap();
+    std::fs::write(repo.join("refs/main"), commit).unwrap();
+    std::fs::copy(
+        lora("sd1-kohya.safetensors"),
+        snapshot.join("style.safetensors"),
+    )
+    .unwrap();
+    let image = |value: &str| {
+        let mut cmd = run.command();
+        cmd.arg("--model")
+            .arg(fixture("sd1-tiny"))
+            .args(["--width", "64", "--height", "64", "--steps", "2"])
+            .args(["--prompt", "a lighthouse", "--seed", "5", "--lora", value]);
+        rgb(&outputs_of(&mut cmd).remove(0))
+    };
+    let by_path = image(&format!("{}@0.7", lora("sd1-kohya.safetensors").display()));
+    assert_eq!(image("someone/tiny-lora:style.safetensors@0.7"), by_path);
+    refused(
+        "someone/other:style.safetensors",
+        "sd1-tiny",
+        &["someone/other", "not in the Hugging Face cache"],
     );
 }
