@@ -83,6 +83,7 @@ pub fn check_no_paths(job: &JobOverrides) -> Result<(), ApiError> {
         ("init-latents", job.init_latents.is_some()),
         ("transformer", job.transformer.is_some()),
         ("text-encoder-2", job.text_encoder_2.is_some()),
+        ("lora", job.lora.is_some()),
     ];
     match named.iter().find(|(_, set)| *set) {
         None => Ok(()),

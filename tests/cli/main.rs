@@ -34,6 +34,7 @@ mod cli_headless;
 mod cli_help;
 mod cli_jobs;
 mod cli_large_batch;
+mod cli_lora;
 mod cli_memory;
 mod cli_models;
 mod cli_no_terminal;

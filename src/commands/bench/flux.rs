@@ -134,7 +134,8 @@ pub fn run(model: &FluxBenchModel, s: &BenchSetup) -> Result<Value> {
 
     let rss_before_build = current_rss();
     let t = Instant::now();
-    let mut model_t = FluxTransformer::load(&dir, a.gguf.as_deref(), device, s.dtype, switches)?;
+    let mut model_t =
+        FluxTransformer::load(&dir, a.gguf.as_deref(), device, s.dtype, switches, None)?;
     model_t.set_attention_mode(s.attention);
     device.synchronize()?;
     let build_s = t.elapsed().as_secs_f64();

@@ -47,6 +47,10 @@ fn scheduler_from_sampler(sampler: &str) -> Option<Scheduler> {
 pub fn a1111_parameters(spec: &JobSpec) -> String {
     let mut text = spec.prompt.clone();
     let image = spec.image();
+    // A1111 keeps its LoRAs in the prompt as `<lora:NAME:WEIGHT>` tags.
+    for lora in image.map(|p| p.loras.as_slice()).unwrap_or_default() {
+        text.push_str(&format!(" <lora:{}:{}>", lora.name(), lora.weight));
+    }
     if let Some(p) = image
         && !p.negative.is_empty()
     {
@@ -110,7 +114,9 @@ pub fn parse_a1111(text: &str) -> JobOverrides {
             prompt.push(*line);
         }
     }
-    job.prompt = Some(prompt.join("\n"));
+    let (prompt, loras) = take_lora_tags(&prompt.join("\n"));
+    job.prompt = Some(prompt);
+    job.lora = (!loras.is_empty()).then_some(loras);
     job.negative = negative.map(|n| n.join("\n"));
     for field in settings.unwrap_or("").split(", ") {
         let Some((key, value)) = field.split_once(": ") else {
@@ -134,6 +140,29 @@ pub fn parse_a1111(text: &str) -> JobOverrides {
         }
     }
     job
+}
+
+/// The prompt without its A1111 `<lora:NAME:WEIGHT>` tags, and the tags as `--lora NAME@WEIGHT`
+/// values (a name is a file only where A1111 kept it; a flag laid over replaces them).
+fn take_lora_tags(prompt: &str) -> (String, Vec<String>) {
+    let mut rest = prompt;
+    let mut kept = String::new();
+    let mut loras = vec![];
+    while let Some(at) = rest.find("<lora:") {
+        let Some(end) = rest[at..].find('>') else {
+            break;
+        };
+        let tag = &rest[at + "<lora:".len()..at + end];
+        let (name, weight) = match tag.rsplit_once(':') {
+            Some((n, w)) if w.trim().parse::<f64>().is_ok() => (n, w.trim()),
+            _ => (tag, "1"),
+        };
+        loras.push(format!("{name}@{weight}"));
+        kept.push_str(rest[..at].trim_end_matches(' '));
+        rest = &rest[at + end + 1..];
+    }
+    kept.push_str(rest);
+    (kept, loras)
 }
 
 /// Encodes an RGB image with both chunks into `out`, and the recorded `switches` (when any).
@@ -304,6 +333,37 @@ mod tests {
             "a red fox, snow\nNegative prompt: blurry\nSteps: 20, Sampler: Euler a, CFG scale: 7.5, \
              Seed: 1234, Size: 512x768, Model: sd15"
         );
+    }
+
+    #[test]
+    fn loras_are_a1111_tags_in_the_prompt_and_parse_back() {
+        let mut spec = resolved();
+        if let Some(p) = spec.image_mut() {
+            p.loras = vec![
+                crate::jobs::spec::lora::LoraRef {
+                    path: "/l/ink style.safetensors".into(),
+                    weight: 0.8,
+                },
+                crate::jobs::spec::lora::LoraRef {
+                    path: "/l/detail.safetensors".into(),
+                    weight: 1.0,
+                },
+            ];
+        }
+        let text = a1111_parameters(&spec);
+        assert!(
+            text.starts_with("a red fox, snow <lora:ink style:0.8> <lora:detail:1>\n"),
+            "{text}"
+        );
+        let back = parse_a1111(&text);
+        assert_eq!(back.prompt.as_deref(), Some("a red fox, snow"));
+        assert_eq!(
+            back.lora,
+            Some(vec!["ink style@0.8".to_string(), "detail@1".to_string()])
+        );
+        let (prompt, loras) = take_lora_tags("<lora:a:0.5>cat <lora:b> on a mat");
+        assert_eq!(prompt, "cat on a mat");
+        assert_eq!(loras, ["a@0.5", "b@1"]);
     }
 
     #[test]
