@@ -15,8 +15,8 @@ use serde_json::{Value, json};
 
 use super::report::{current_rss, timed_runs};
 use super::{BenchSetup, flow_common};
-use crate::engines::sd3::transformer::{self, Sd3Transformer, Sd3TransformerConfig};
 use crate::Result;
+use crate::engines::sd3::transformer::{self, Sd3Transformer, Sd3TransformerConfig};
 
 /// The registry id this bench builds.
 pub const ID: &str = "sd35-medium";

@@ -16,8 +16,8 @@ use serde_json::{Value, json};
 
 use super::report::{current_rss, timed_runs};
 use super::{BenchSetup, flow_common};
-use crate::engines::zimage::transformer::{self, ZImageTransformer, ZImageTransformerConfig};
 use crate::Result;
+use crate::engines::zimage::transformer::{self, ZImageTransformer, ZImageTransformerConfig};
 
 /// The registry id this bench builds.
 pub const ID: &str = "z-image-turbo";
