@@ -32,7 +32,7 @@ case "$1" in
     timeout 300 python3 scripts/bench_flux_device.py "$OUT" --bin "$C/pallaidium" --budget-s 290 --models flux-schnell
     ;;
   all)
-    # The kernels against candle's ops (the flow transformers' head size 128 included), every flow
+    # The kernels against candle's ops (branch f/gpu-kernels adds the flow transformers' head size 128), every flow
     # fixture on CUDA, then FLUX, Z-Image and SD 3.5 Medium steps against diffusers (and the baseline build).
     timeout 120 "$C/pallaidium" bench ops --device cuda --dtype f16 --runs 5 --json > "$OUT/ops.json" 2> "$OUT/ops.err"
     mkdir -p "$OUT/flow_check"

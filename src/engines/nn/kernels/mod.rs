@@ -49,9 +49,9 @@ impl Kernels {
     }
 }
 
-/// Head sizes the CUDA fused attention kernels are compiled for (`cuda/attention.rs`): SD's
-/// 40, 64 and 80, and the flow transformers' 128; the planner counts no score memory for them.
-pub const FUSED_ATTENTION_HEAD_DIMS: [usize; 4] = [40, 64, 80, 128];
+/// Head sizes the CUDA fused attention kernels are compiled for (`cuda/attention.rs`); the
+/// planner counts no score memory for them.
+pub const FUSED_ATTENTION_HEAD_DIMS: [usize; 3] = [40, 64, 80];
 
 pub use attention_cpu::attention as cpu_attention;
 pub use conv::{Conv2d, conv2d};
