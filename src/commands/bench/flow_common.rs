@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use serde_json::{Map, Value, json};
 
-use super::report::TimedRuns;
+use super::report::{TimedRuns, current_rss};
 use super::{BenchSetup, validate_size};
 use crate::platform::paths::Paths;
 use crate::{Error, Result};
@@ -76,15 +76,42 @@ pub fn weights_json(s: &BenchSetup, dir: &std::path::Path) -> Value {
     }
 }
 
+/// How long building the model took, and the process's RSS around it.
+pub struct Built {
+    pub build_s: f64,
+    pub rss_before: Option<u64>,
+    pub rss_after: Option<u64>,
+}
+
+/// Runs `load` (the model built and its attention mode set), then a device synchronize, timed.
+pub fn timed_build<T>(
+    device: &candle_core::Device,
+    load: impl FnOnce() -> Result<T>,
+) -> Result<(T, Built)> {
+    let rss_before = current_rss();
+    let t = std::time::Instant::now();
+    let model = load()?;
+    device.synchronize()?;
+    let build_s = t.elapsed().as_secs_f64();
+    let built = Built {
+        build_s,
+        rss_before,
+        rss_after: current_rss(),
+    };
+    Ok((model, built))
+}
+
 /// The timing and memory fields every transformer bench reports.
-pub fn timing_json(s: &BenchSetup, timed: &TimedRuns, build_s: f64) -> Map<String, Value> {
+pub fn timing_json(s: &BenchSetup, timed: &TimedRuns, built: &Built) -> Map<String, Value> {
     let mut m = Map::new();
     m.insert("runs".into(), json!(timed.times.len()));
     m.insert("warmup".into(), json!(s.args.warmup));
     m.insert("times_s".into(), json!(timed.times_s()));
     m.insert("median_s".into(), json!(timed.median_s));
     m.insert("min_s".into(), json!(timed.min_s));
-    m.insert("build_s".into(), json!(build_s));
+    m.insert("build_s".into(), json!(built.build_s));
+    m.insert("rss_after_build_bytes".into(), json!(built.rss_after));
+    m.insert("rss_before_build_bytes".into(), json!(built.rss_before));
     m.insert("peak_bytes".into(), json!(timed.peak_bytes));
     m.insert(
         "peak_reserved_bytes".into(),

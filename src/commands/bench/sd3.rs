@@ -13,7 +13,7 @@
 use candle_core::Tensor;
 use serde_json::{Value, json};
 
-use super::report::{current_rss, timed_runs};
+use super::report::timed_runs;
 use super::{BenchSetup, flow_common};
 use crate::Result;
 use crate::engines::sd3::transformer::{self, Sd3Transformer, Sd3TransformerConfig};
@@ -46,13 +46,11 @@ pub fn run(s: &BenchSetup) -> Result<Value> {
     let dir = flow_common::transformer_dir(s, ID, CONFIG)?;
     let device = &s.device.device;
     let switches = crate::engines::EngineSwitches::from_switches(s.switches);
-    let rss_before_build = current_rss();
-    let t = std::time::Instant::now();
-    let mut model = Sd3Transformer::load(&dir, a.gguf.as_deref(), device, s.dtype, switches)?;
-    model.set_attention_mode(s.attention);
-    device.synchronize()?;
-    let build_s = t.elapsed().as_secs_f64();
-    let rss_after_build = current_rss();
+    let (model, built) = flow_common::timed_build(device, || {
+        let mut model = Sd3Transformer::load(&dir, a.gguf.as_deref(), device, s.dtype, switches)?;
+        model.set_attention_mode(s.attention);
+        Ok(model)
+    })?;
 
     let c: &Sd3TransformerConfig = model.config();
     let latent =
@@ -83,11 +81,9 @@ pub fn run(s: &BenchSetup) -> Result<Value> {
         "weights": weights,
         "weight_bytes_loaded": model.weight_bytes_loaded(),
         "weight_bytes_stored": transformer::weight_bytes(&dir, a.gguf.as_deref()).ok(),
-        "rss_after_build_bytes": rss_after_build,
-        "rss_before_build_bytes": rss_before_build,
     });
     if let Value::Object(m) = &mut out {
-        m.extend(flow_common::timing_json(s, &timed, build_s));
+        m.extend(flow_common::timing_json(s, &timed, &built));
     }
     Ok(out)
 }

@@ -9,12 +9,10 @@
 //! scripts/bench_zimage_diffusers.py, so diffusers and we run the same file) or a GGUF (`--gguf`,
 //! kept quantized as the engine keeps it).
 
-use std::time::Instant;
-
 use candle_core::Tensor;
 use serde_json::{Value, json};
 
-use super::report::{current_rss, timed_runs};
+use super::report::timed_runs;
 use super::{BenchSetup, flow_common};
 use crate::Result;
 use crate::engines::zimage::transformer::{self, ZImageTransformer, ZImageTransformerConfig};
@@ -44,13 +42,12 @@ pub fn run(s: &BenchSetup) -> Result<Value> {
     let dir = flow_common::transformer_dir(s, ID, CONFIG)?;
     let device = &s.device.device;
     let switches = crate::engines::EngineSwitches::from_switches(s.switches);
-    let rss_before_build = current_rss();
-    let t = Instant::now();
-    let mut model = ZImageTransformer::load(&dir, a.gguf.as_deref(), device, s.dtype, switches)?;
-    model.set_attention_mode(s.attention);
-    device.synchronize()?;
-    let build_s = t.elapsed().as_secs_f64();
-    let rss_after_build = current_rss();
+    let (model, built) = flow_common::timed_build(device, || {
+        let mut model =
+            ZImageTransformer::load(&dir, a.gguf.as_deref(), device, s.dtype, switches)?;
+        model.set_attention_mode(s.attention);
+        Ok(model)
+    })?;
 
     let c: &ZImageTransformerConfig = model.config();
     let latent =
@@ -79,11 +76,9 @@ pub fn run(s: &BenchSetup) -> Result<Value> {
         "parameters": c.parameters(),
         "weights": weights,
         "weight_bytes_stored": transformer::weight_bytes(&dir, a.gguf.as_deref()).ok(),
-        "rss_after_build_bytes": rss_after_build,
-        "rss_before_build_bytes": rss_before_build,
     });
     if let Value::Object(m) = &mut out {
-        m.extend(flow_common::timing_json(s, &timed, build_s));
+        m.extend(flow_common::timing_json(s, &timed, &built));
     }
     Ok(out)
 }

@@ -50,14 +50,7 @@ impl Weights {
         fp16_variant: bool,
         switches: crate::engines::EngineSwitches,
     ) -> Result<Self> {
-        Self::open_with(
-            dir,
-            device,
-            dtype,
-            fp16_variant,
-            !switches.copy_weights,
-            None,
-        )
+        Self::open_patched(dir, device, dtype, fp16_variant, switches, None)
     }
 
     /// `open` with LoRA deltas merged into the weights they change as those are fetched.

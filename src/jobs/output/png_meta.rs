@@ -4,6 +4,7 @@
 use std::io::{BufReader, Write};
 use std::path::{Path, PathBuf};
 
+use super::lora_tags;
 use crate::jobs::spec::{JobOverrides, JobSpec};
 use crate::vocab::Scheduler;
 
@@ -47,10 +48,9 @@ fn scheduler_from_sampler(sampler: &str) -> Option<Scheduler> {
 pub fn a1111_parameters(spec: &JobSpec) -> String {
     let mut text = spec.prompt.clone();
     let image = spec.image();
-    // A1111 keeps its LoRAs in the prompt as `<lora:NAME:WEIGHT>` tags.
-    for lora in image.map(|p| p.loras.as_slice()).unwrap_or_default() {
-        text.push_str(&format!(" <lora:{}:{}>", lora.name(), lora.weight));
-    }
+    text.push_str(&lora_tags::tags(
+        image.map(|p| p.loras.as_slice()).unwrap_or_default(),
+    ));
     if let Some(p) = image
         && !p.negative.is_empty()
     {
@@ -114,7 +114,7 @@ pub fn parse_a1111(text: &str) -> JobOverrides {
             prompt.push(*line);
         }
     }
-    let (prompt, loras) = take_lora_tags(&prompt.join("\n"));
+    let (prompt, loras) = lora_tags::take(&prompt.join("\n"));
     job.prompt = Some(prompt);
     job.lora = (!loras.is_empty()).then_some(loras);
     job.negative = negative.map(|n| n.join("\n"));
@@ -140,29 +140,6 @@ pub fn parse_a1111(text: &str) -> JobOverrides {
         }
     }
     job
-}
-
-/// The prompt without its A1111 `<lora:NAME:WEIGHT>` tags, and the tags as `--lora NAME@WEIGHT`
-/// values (a name is a file only where A1111 kept it; a flag laid over replaces them).
-fn take_lora_tags(prompt: &str) -> (String, Vec<String>) {
-    let mut rest = prompt;
-    let mut kept = String::new();
-    let mut loras = vec![];
-    while let Some(at) = rest.find("<lora:") {
-        let Some(end) = rest[at..].find('>') else {
-            break;
-        };
-        let tag = &rest[at + "<lora:".len()..at + end];
-        let (name, weight) = match tag.rsplit_once(':') {
-            Some((n, w)) if w.trim().parse::<f64>().is_ok() => (n, w.trim()),
-            _ => (tag, "1"),
-        };
-        loras.push(format!("{name}@{weight}"));
-        kept.push_str(rest[..at].trim_end_matches(' '));
-        rest = &rest[at + end + 1..];
-    }
-    kept.push_str(rest);
-    (kept, loras)
 }
 
 /// Encodes an RGB image with both chunks into `out`, and the recorded `switches` (when any).
@@ -361,9 +338,6 @@ mod tests {
             back.lora,
             Some(vec!["ink style@0.8".to_string(), "detail@1".to_string()])
         );
-        let (prompt, loras) = take_lora_tags("<lora:a:0.5>cat <lora:b> on a mat");
-        assert_eq!(prompt, "cat on a mat");
-        assert_eq!(loras, ["a@0.5", "b@1"]);
     }
 
     #[test]
