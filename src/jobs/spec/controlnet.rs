@@ -114,6 +114,47 @@ pub fn a1111_fields(nets: &[ControlNetRef]) -> Vec<String> {
         .collect()
 }
 
+/// The engine's inputs: each control image decoded, preprocessed (Canny edges of the image as
+/// given, as the diffusers docs compute them) and resized to the job's size (Lanczos, as
+/// diffusers' image processor).
+pub fn engine_inputs(
+    nets: &[ControlNetRef],
+    width: u32,
+    height: u32,
+) -> crate::Result<Vec<crate::engines::sd::controlnet::steer::ControlInput>> {
+    use crate::engines::sd::controlnet::{canny, steer::ControlInput};
+    nets.iter()
+        .map(|c| {
+            let image = super::resolve::load_image(&c.image, "--control-image")?.to_rgb8();
+            let image = match c.preprocess {
+                ControlPreprocess::None => image,
+                ControlPreprocess::Canny => canny::canny_rgb(
+                    &image,
+                    c.canny_low.unwrap_or(DEFAULT_CANNY_LOW),
+                    c.canny_high.unwrap_or(DEFAULT_CANNY_HIGH),
+                ),
+            };
+            let image = if image.dimensions() == (width, height) {
+                image
+            } else {
+                image::imageops::resize(
+                    &image,
+                    width,
+                    height,
+                    image::imageops::FilterType::Lanczos3,
+                )
+            };
+            Ok(ControlInput {
+                dir: c.model.clone(),
+                image,
+                scale: c.scale,
+                start: c.start,
+                end: c.end,
+            })
+        })
+        .collect()
+}
+
 /// The diffusers docs' Canny thresholds.
 pub const DEFAULT_CANNY_LOW: f64 = 100.0;
 pub const DEFAULT_CANNY_HIGH: f64 = 200.0;
