@@ -234,3 +234,67 @@ fn the_start_end_window_changes_diffusers_image() {
     let moved = crate::parity::mean_abs_diff_255(&get("cn_txt2img"), &get("cn_window"));
     assert!(moved > 5.0 * crate::parity::IMAGE_TOL_255, "{moved}");
 }
+
+fn outputs_of(cmd: &mut assert_cmd::Command) -> Vec<PathBuf> {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    crate::run::json_lines(&out.stdout)
+        .iter()
+        .filter(|v| v["event"] == "done")
+        .map(|v| PathBuf::from(v["outputs"][0].as_str().unwrap()))
+        .collect()
+}
+
+/// Canny preprocessing in Rust on a photo-like image (resized to the job), the PNG's A1111
+/// fields, and `--from-image` making the same image again; a new --control-scale replaces the
+/// stored one.
+#[test]
+fn canny_control_runs_records_and_from_image_repeats_it() {
+    let run = Run::new();
+    let mut cmd = run.command();
+    cmd.arg("--model")
+        .arg(fixture("sd1-tiny"))
+        .args(["--width", "96", "--height", "64", "--steps", "2"])
+        .args(["--prompt", "a lighthouse", "--seed", "5"])
+        .arg("--controlnet")
+        .arg(net("sd1-a"))
+        .arg("--control-image")
+        .arg(fixture("canny/photo.png"))
+        .args(["--control-preprocess", "canny", "--canny-low", "50"])
+        .args(["--canny-high", "150", "--control-scale", "0.8"]);
+    let first = outputs_of(&mut cmd).remove(0);
+    let text = pallaidium::jobs::output::png_meta::read_parameters(&first)
+        .unwrap()
+        .parameters
+        .unwrap();
+    assert!(
+        text.contains(
+            "ControlNet 0: \"Module: canny, Model: sd1-a, Weight: 0.8, Guidance Start: 0, \
+             Guidance End: 1, Threshold A: 50, Threshold B: 150\""
+        ),
+        "{text}"
+    );
+    let rgb = |p: &PathBuf| image::open(p).unwrap().to_rgb8();
+    let again = outputs_of(run.command().arg("--from-image").arg(&first)).remove(0);
+    assert_eq!(
+        rgb(&first),
+        rgb(&again),
+        "the stored ControlNet is applied again"
+    );
+    let weaker = outputs_of(
+        run.command()
+            .arg("--from-image")
+            .arg(&first)
+            .args(["--control-scale", "0"]),
+    )
+    .remove(0);
+    assert_ne!(
+        rgb(&first),
+        rgb(&weaker),
+        "a flag replaces the stored scale"
+    );
+}
