@@ -6,6 +6,7 @@
 
 use std::path::PathBuf;
 
+use crate::cli_lora::outputs_of;
 use crate::cli_parity::run_headless_with;
 use crate::run::{Run, fixture};
 
@@ -233,20 +234,6 @@ fn the_start_end_window_changes_diffusers_image() {
     };
     let moved = crate::parity::mean_abs_diff_255(&get("cn_txt2img"), &get("cn_window"));
     assert!(moved > 5.0 * crate::parity::IMAGE_TOL_255, "{moved}");
-}
-
-fn outputs_of(cmd: &mut assert_cmd::Command) -> Vec<PathBuf> {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    crate::run::json_lines(&out.stdout)
-        .iter()
-        .filter(|v| v["event"] == "done")
-        .map(|v| PathBuf::from(v["outputs"][0].as_str().unwrap()))
-        .collect()
 }
 
 /// Canny preprocessing in Rust on a photo-like image (resized to the job), the PNG's A1111

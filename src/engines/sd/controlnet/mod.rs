@@ -16,7 +16,6 @@ use candle_nn::VarBuilder;
 
 use self::config::ControlNetConfig;
 use self::embedding::CondEmbedding;
-use super::unet::blocks::BlockInputs;
 use super::unet::encoder::Encoder;
 use super::unet::probe::Probe;
 use super::unet::resnet::conv;
@@ -135,13 +134,7 @@ impl ControlNet {
         };
         let context = step.context.to_dtype(dtype)?;
         let temb_silu = self.encoder.embed(step.timestep, b, step.added)?;
-        let inp = BlockInputs {
-            temb_silu: &temb_silu,
-            context: &context,
-            mode: step.attn,
-            probe: &self.probe,
-            cancel: step.cancel,
-        };
+        let inp = step.block_inputs(&temb_silu, &context, &self.probe);
         let xs = self.encoder.conv_in(&sample.to_dtype(dtype)?)?;
         let cond = self.cond_embedding.forward(&image.to_dtype(dtype)?)?;
         let (xs, skips) = self.encoder.down((xs + cond)?, &inp)?;

@@ -50,6 +50,24 @@ pub struct UNetStep<'a> {
     pub cancel: &'a CancelToken,
 }
 
+impl<'a> UNetStep<'a> {
+    /// What each block's forward needs, with the step's time embedding and text states.
+    pub fn block_inputs(
+        &self,
+        temb_silu: &'a Tensor,
+        context: &'a Tensor,
+        probe: &'a probe::Probe,
+    ) -> BlockInputs<'a> {
+        BlockInputs {
+            temb_silu,
+            context,
+            mode: self.attn,
+            probe,
+            cancel: self.cancel,
+        }
+    }
+}
+
 /// A ControlNet's additions to the UNet's skips (one per skip, conv_in's first) and to the mid
 /// block's output, already scaled.
 #[derive(Debug, Clone)]
@@ -241,13 +259,7 @@ impl UNet {
             sample
         };
         let temb_silu = self.encoder.embed(step.timestep, b, step.added)?;
-        let inp = BlockInputs {
-            temb_silu: &temb_silu,
-            context: &context,
-            mode: step.attn,
-            probe: &self.probe,
-            cancel: step.cancel,
-        };
+        let inp = step.block_inputs(&temb_silu, &context, &self.probe);
         let xs = self
             .probe
             .time("conv_in", || self.encoder.conv_in(&sample))?;
