@@ -175,7 +175,15 @@ impl JobOverrides {
         ] {
             *path = path.take().map(from);
         }
-        for model in [&mut self.model, &mut self.upscaler].into_iter().flatten() {
+        if let Some(images) = self.control_image.take() {
+            self.control_image = Some(images.into_iter().map(from).collect());
+        }
+        let nets = self.controlnet.iter_mut().flatten();
+        for model in [&mut self.model, &mut self.upscaler]
+            .into_iter()
+            .flatten()
+            .chain(nets)
+        {
             let local = dir.join(&*model);
             // A folder, or an upscaler's weight file.
             if Path::new(model.as_str()).is_relative() && (local.is_dir() || local.is_file()) {
@@ -189,6 +197,21 @@ impl JobOverrides {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn job_file_control_paths_are_taken_from_its_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("net")).unwrap();
+        let o = JobOverrides {
+            controlnet: Some(vec!["net".into(), "org/canny".into()]),
+            control_image: Some(vec!["edges.png".into()]),
+            ..JobOverrides::default()
+        }
+        .relative_to(dir.path());
+        let net = dir.path().join("net").to_string_lossy().into_owned();
+        assert_eq!(o.controlnet, Some(vec![net, "org/canny".into()]));
+        assert_eq!(o.control_image, Some(vec![dir.path().join("edges.png")]));
+    }
 
     #[test]
     fn newer_values_win_and_absent_ones_keep_the_older() {
