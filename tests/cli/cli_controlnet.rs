@@ -49,124 +49,106 @@ fn path(p: PathBuf) -> String {
 fn bad_controlnet_inputs_are_exit_2_with_nothing_written() {
     let sd1 = path(net("sd1-a"));
     let image = path(net("control_wide.png"));
-    let with = |extra: &[(&str, String)]| {
-        let mut all = vec![
-            ("--controlnet", sd1.clone()),
-            ("--control-image", image.clone()),
-        ];
-        all.extend_from_slice(extra);
+    // --controlnet NET --control-image IMAGE, then `extra`.
+    let pair = |n: String, i: String, extra: &[(&str, &str)]| {
+        let mut all = vec![("--controlnet", n), ("--control-image", i)];
+        all.extend(extra.iter().map(|(f, v)| (*f, v.to_string())));
         flags(&all)
     };
-    // A folder that does not exist, and one that is a UNet, not a ControlNet.
-    let missing = path(net("no-such-net"));
-    refused(
-        "sd1-tiny",
-        &flags(&[
-            ("--controlnet", missing),
-            ("--control-image", image.clone()),
-        ]),
-        &["--controlnet", "no-such-net", "no such folder"],
-    );
-    refused(
-        "sd1-tiny",
-        &flags(&[
-            ("--controlnet", path(fixture("sd1-tiny/unet"))),
-            ("--control-image", image.clone()),
-        ]),
-        &["not a ControlNet", "UNet2DConditionModel"],
-    );
-    // An SD 1.x ControlNet on SDXL, and SDXL's on SD 1.x.
-    refused(
-        "sdxl-tiny",
-        &with(&[]),
-        &["a ControlNet for Sd1", "Sdxl model"],
-    );
-    refused(
-        "sd1-tiny",
-        &flags(&[
-            ("--controlnet", path(net("sdxl"))),
-            ("--control-image", image.clone()),
-        ]),
-        &["a ControlNet for Sdxl", "Sd1 model"],
-    );
-    // A control image that is missing, or not an image.
-    refused(
-        "sd1-tiny",
-        &flags(&[
-            ("--controlnet", sd1.clone()),
-            ("--control-image", "nope.png".into()),
-        ]),
-        &["--control-image", "nope.png"],
-    );
-    refused(
-        "sd1-tiny",
-        &flags(&[
-            ("--controlnet", sd1.clone()),
-            ("--control-image", path(net("sd1-a/config.json"))),
-        ]),
-        &["--control-image", "not a decodable image"],
-    );
-    // Counts that do not pair.
-    refused(
-        "sd1-tiny",
-        &flags(&[
-            ("--controlnet", sd1.clone()),
-            ("--controlnet", sd1.clone()),
-            ("--control-image", image.clone()),
-        ]),
-        &["--controlnet is given 2 times but --control-image 1 times"],
-    );
-    refused(
-        "sd1-tiny",
-        &flags(&[
-            ("--controlnet", sd1.clone()),
-            ("--controlnet", sd1.clone()),
-            ("--control-image", image.clone()),
-            ("--control-image", image.clone()),
-            ("--control-scale", "1".into()),
-            ("--control-scale", "1".into()),
-            ("--control-scale", "1".into()),
-        ]),
-        &["--control-scale is given 3 times but --controlnet 2 times"],
-    );
-    refused(
-        "sd1-tiny",
-        &flags(&[("--control-image", image.clone())]),
-        &["--control-image needs --controlnet"],
-    );
-    // Numbers out of range.
-    refused(
-        "sd1-tiny",
-        &with(&[("--control-scale", "11".into())]),
-        &["--control-scale 11"],
-    );
-    refused(
-        "sd1-tiny",
-        &with(&[("--control-end", "1.5".into())]),
-        &["--control-end 1.5"],
-    );
-    refused(
-        "sd1-tiny",
-        &with(&[
-            ("--control-start", "0.8".into()),
-            ("--control-end", "0.2".into()),
-        ]),
-        &["--control-start 0.8 must be less than --control-end 0.2"],
-    );
-    refused(
-        "sd1-tiny",
-        &with(&[
-            ("--control-preprocess", "canny".into()),
-            ("--canny-low", "300".into()),
-            ("--canny-high", "100".into()),
-        ]),
-        &["--canny-low 300"],
-    );
-    refused(
-        "sd1-tiny",
-        &with(&[("--control-preprocess", "sobel".into())]),
-        &["--control-preprocess", "canny or none"],
-    );
+    let ok = |extra: &[(&str, &str)]| pair(sd1.clone(), image.clone(), extra);
+    let two_nets_one_image = flags(&[
+        ("--controlnet", sd1.clone()),
+        ("--controlnet", sd1.clone()),
+        ("--control-image", image.clone()),
+    ]);
+    let mut three_scales = ok(&[("--controlnet", &sd1), ("--control-image", &image)]);
+    for _ in 0..3 {
+        three_scales.extend(["--control-scale".to_string(), "1".to_string()]);
+    }
+    let cases: Vec<(&str, Vec<String>, &[&str])> = vec![
+        // A folder that does not exist, and one that is a UNet, not a ControlNet.
+        (
+            "sd1-tiny",
+            pair(path(net("no-such-net")), image.clone(), &[]),
+            &["--controlnet", "no-such-net", "no such folder"],
+        ),
+        (
+            "sd1-tiny",
+            pair(path(fixture("sd1-tiny/unet")), image.clone(), &[]),
+            &["not a ControlNet", "UNet2DConditionModel"],
+        ),
+        // An SD 1.x ControlNet on SDXL, and SDXL's on SD 1.x.
+        (
+            "sdxl-tiny",
+            ok(&[]),
+            &["a ControlNet for Sd1", "Sdxl model"],
+        ),
+        (
+            "sd1-tiny",
+            pair(path(net("sdxl")), image.clone(), &[]),
+            &["a ControlNet for Sdxl", "Sd1 model"],
+        ),
+        // A control image that is missing, or not an image.
+        (
+            "sd1-tiny",
+            pair(sd1.clone(), "nope.png".into(), &[]),
+            &["--control-image", "nope.png"],
+        ),
+        (
+            "sd1-tiny",
+            pair(sd1.clone(), path(net("sd1-a/config.json")), &[]),
+            &["--control-image", "not a decodable image"],
+        ),
+        // Counts that do not pair.
+        (
+            "sd1-tiny",
+            two_nets_one_image,
+            &["--controlnet is given 2 times but --control-image 1 times"],
+        ),
+        (
+            "sd1-tiny",
+            three_scales,
+            &["--control-scale is given 3 times but --controlnet 2 times"],
+        ),
+        (
+            "sd1-tiny",
+            flags(&[("--control-image", image.clone())]),
+            &["--control-image needs --controlnet"],
+        ),
+        // Numbers out of range, and an unknown preprocessor.
+        (
+            "sd1-tiny",
+            ok(&[("--control-scale", "11")]),
+            &["--control-scale 11"],
+        ),
+        (
+            "sd1-tiny",
+            ok(&[("--control-end", "1.5")]),
+            &["--control-end 1.5"],
+        ),
+        (
+            "sd1-tiny",
+            ok(&[("--control-start", "0.8"), ("--control-end", "0.2")]),
+            &["--control-start 0.8 must be less than --control-end 0.2"],
+        ),
+        (
+            "sd1-tiny",
+            ok(&[
+                ("--control-preprocess", "canny"),
+                ("--canny-low", "300"),
+                ("--canny-high", "100"),
+            ]),
+            &["--canny-low 300"],
+        ),
+        (
+            "sd1-tiny",
+            ok(&[("--control-preprocess", "sobel")]),
+            &["--control-preprocess", "canny or none"],
+        ),
+    ];
+    for (model, flags, names) in cases {
+        refused(model, &flags, names);
+    }
 }
 
 /// The flags the reference JSON records (paths relative to tests/fixtures), with `scale` in place
