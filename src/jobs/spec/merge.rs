@@ -50,6 +50,14 @@ impl JobOverrides {
             text_encoder_2,
             no_t5,
             lora,
+            controlnet,
+            control_image,
+            control_scale,
+            control_start,
+            control_end,
+            control_preprocess,
+            canny_low,
+            canny_high,
             attention_slicing,
             vae_tiling,
             residency,
@@ -98,6 +106,14 @@ impl JobOverrides {
         over(&mut self.text_encoder_2, text_encoder_2);
         over(&mut self.no_t5, no_t5);
         over(&mut self.lora, lora);
+        over(&mut self.controlnet, controlnet);
+        over(&mut self.control_image, control_image);
+        over(&mut self.control_scale, control_scale);
+        over(&mut self.control_start, control_start);
+        over(&mut self.control_end, control_end);
+        over(&mut self.control_preprocess, control_preprocess);
+        over(&mut self.canny_low, canny_low);
+        over(&mut self.canny_high, canny_high);
         over(&mut self.attention_slicing, attention_slicing);
         over(&mut self.vae_tiling, vae_tiling);
         over(&mut self.residency, residency);
@@ -159,7 +175,15 @@ impl JobOverrides {
         ] {
             *path = path.take().map(from);
         }
-        for model in [&mut self.model, &mut self.upscaler].into_iter().flatten() {
+        if let Some(images) = self.control_image.take() {
+            self.control_image = Some(images.into_iter().map(from).collect());
+        }
+        let nets = self.controlnet.iter_mut().flatten();
+        for model in [&mut self.model, &mut self.upscaler]
+            .into_iter()
+            .flatten()
+            .chain(nets)
+        {
             let local = dir.join(&*model);
             // A folder, or an upscaler's weight file.
             if Path::new(model.as_str()).is_relative() && (local.is_dir() || local.is_file()) {
@@ -173,6 +197,21 @@ impl JobOverrides {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn job_file_control_paths_are_taken_from_its_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("net")).unwrap();
+        let o = JobOverrides {
+            controlnet: Some(vec!["net".into(), "org/canny".into()]),
+            control_image: Some(vec!["edges.png".into()]),
+            ..JobOverrides::default()
+        }
+        .relative_to(dir.path());
+        let net = dir.path().join("net").to_string_lossy().into_owned();
+        assert_eq!(o.controlnet, Some(vec![net, "org/canny".into()]));
+        assert_eq!(o.control_image, Some(vec![dir.path().join("edges.png")]));
+    }
 
     #[test]
     fn newer_values_win_and_absent_ones_keep_the_older() {
