@@ -36,6 +36,8 @@ pub const BINDINGS: &[(&str, &[(&str, &str)])] = &[
             ("←→  + -", "cycle presets, nudge numbers"),
             ("r   Del", "random seed toggle, back to default"),
             ("Tab (path)", "complete image / mask / audio path"),
+            ("loras: Enter", "LoRA picker: Space on/off, + - weight"),
+            ("upscale: ←→", "upscale after the job: off, x2, x4"),
             ("model kinds", "the fields follow the model's kind"),
         ],
     ),

@@ -25,6 +25,12 @@ pub enum ParamField {
     Audio,
     Language,
     Translate,
+    /// LoRAs (`--lora`), chosen in the LoRA picker.
+    Loras,
+    /// Upscale after the job (`--upscale`): off, x2, x4.
+    Upscale,
+    /// The upscaler of that step (`--upscaler`).
+    Upscaler,
 }
 
 /// The fields of image models (the form as it was before audio and text).
@@ -39,6 +45,9 @@ const IMAGE_FIELDS: &[ParamField] = &[
     ParamField::Strength,
     ParamField::InitImage,
     ParamField::Mask,
+    ParamField::Loras,
+    ParamField::Upscale,
+    ParamField::Upscaler,
     ParamField::Dtype,
     ParamField::Residency,
     ParamField::Device,
@@ -115,6 +124,9 @@ impl ParamField {
             Self::Audio => "audio",
             Self::Language => "language",
             Self::Translate => "translate",
+            Self::Loras => "loras",
+            Self::Upscale => "upscale",
+            Self::Upscaler => "upscaler",
         }
     }
 
@@ -136,6 +148,8 @@ impl ParamField {
             (Self::Audio, _) => "none (Enter, then a .wav path)",
             (Self::Language, _) => "detect",
             (Self::Translate, _) => "off (transcribe as spoken)",
+            (Self::Loras, _) => "none (Enter: choose)",
+            (Self::Upscale, _) => "off (←→: x2, x4)",
             (Self::InitImage, Some(Kind::Caption | Kind::Upscale)) => {
                 "none (Enter, then an image path)"
             }
@@ -156,6 +170,9 @@ impl ParamField {
     }
 
     pub fn is_path(self) -> bool {
-        matches!(self, Self::InitImage | Self::Mask | Self::Audio)
+        matches!(
+            self,
+            Self::InitImage | Self::Mask | Self::Audio | Self::Upscaler
+        )
     }
 }

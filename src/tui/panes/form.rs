@@ -9,6 +9,7 @@ use crate::models::{Defaults, Kind, Verdict};
 use crate::vocab::{DtypeChoice, JobKind, ResidencyChoice};
 
 pub use super::fields::{ParamField, fields_for};
+use super::form_toolkit::{self, LoraPick};
 
 /// A model the picker offers.
 #[derive(Debug, Clone, PartialEq)]
@@ -19,6 +20,8 @@ pub struct ModelChoice {
     pub defaults: Defaults,
     pub native: [u32; 2],
     pub kind: Kind,
+    /// The registry's family; `None` for a folder (the LoRA picker then marks nothing).
+    pub family: Option<crate::models::Family>,
 }
 
 /// The form's values as text; an empty string means "the model's default".
@@ -48,6 +51,12 @@ pub struct Form {
     pub audio: String,
     pub language: String,
     pub translate: bool,
+    /// LoRAs (`--lora`), in order.
+    pub loras: Vec<LoraPick>,
+    /// Upscale after the job by 2 or 4 (`--upscale`), or not.
+    pub upscale: Option<u32>,
+    /// `--upscaler` as typed (empty: the scale's default).
+    pub upscaler: String,
     /// The command line's job flags. Those the form shows as fields are replaced by the fields;
     /// the others (--max-tokens, --enhancer for Ctrl-E, memory modes...) are sent as given.
     pub base: JobOverrides,
@@ -86,6 +95,9 @@ impl Form {
             ParamField::Audio => self.audio.clone(),
             ParamField::Language => self.language.clone(),
             ParamField::Translate => if self.translate { "on" } else { "" }.into(),
+            ParamField::Loras => form_toolkit::loras_text(&self.loras),
+            ParamField::Upscale => self.upscale.map_or_else(String::new, |s| format!("x{s}")),
+            ParamField::Upscaler => self.upscaler.clone(),
         }
     }
 
@@ -118,6 +130,9 @@ impl Form {
             ParamField::Translate => {
                 next.translate = matches!(value.trim(), "on" | "yes" | "true" | "1")
             }
+            ParamField::Loras => next.loras = form_toolkit::parse_loras(&value)?,
+            ParamField::Upscale => next.upscale = form_toolkit::parse_upscale(&value)?,
+            ParamField::Upscaler => next.upscaler = value,
             // Cycled, not typed; the device is fixed for the session.
             ParamField::Dtype | ParamField::Residency | ParamField::Device => {}
         }
@@ -167,6 +182,9 @@ impl Form {
         o.audio = None;
         o.language = None;
         o.translate = None;
+        o.lora = None;
+        o.upscale = None;
+        o.upscaler = None;
         o.seed = if self.random_seed {
             None
         } else {
@@ -250,6 +268,7 @@ impl Form {
         o.strength = strength;
         o.mask = path(&self.mask);
         o.residency = self.residency;
+        form_toolkit::apply(o, &self.loras, self.upscale, &self.upscaler);
         Ok(())
     }
 }

@@ -5,8 +5,10 @@ pub mod compat;
 pub mod editor;
 pub mod fields;
 pub mod form;
+pub mod form_toolkit;
 pub mod gauges;
 pub mod logs;
+pub mod lora_picker;
 pub mod model_picker;
 pub mod params;
 pub mod presets;
@@ -54,6 +56,8 @@ pub enum Action {
     Notice(String),
     /// Stop the running prompt helper (enhance or caption).
     CancelAssist,
+    /// List the LoRA files for the LoRA picker (answered by `AppEvent::LoraFiles`).
+    ScanLoras,
 }
 
 /// The focusable panes, in Tab order.
