@@ -23,6 +23,7 @@ mod cli_audio_text;
 mod cli_bad_configs;
 mod cli_bad_weights;
 mod cli_cancel_stage;
+mod cli_controlnet;
 mod cli_doctor;
 mod cli_failures;
 mod cli_fetch;

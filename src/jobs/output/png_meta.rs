@@ -75,6 +75,9 @@ pub fn a1111_parameters(spec: &JobSpec) -> String {
     {
         fields.push(format!("Denoising strength: {}", p.strength));
     }
+    if let Some(p) = image {
+        fields.extend(crate::jobs::spec::controlnet::a1111_fields(&p.controlnets));
+    }
     // A1111's Extras tab names its upscaling so.
     let upscaled = match &spec.params {
         crate::jobs::spec::Params::Upscale(p) => Some((p.scale, spec.model.as_str())),
@@ -118,7 +121,7 @@ pub fn parse_a1111(text: &str) -> JobOverrides {
     job.prompt = Some(prompt);
     job.lora = (!loras.is_empty()).then_some(loras);
     job.negative = negative.map(|n| n.join("\n"));
-    for field in settings.unwrap_or("").split(", ") {
+    for field in split_fields(settings.unwrap_or("")) {
         let Some((key, value)) = field.split_once(": ") else {
             continue;
         };
@@ -140,6 +143,23 @@ pub fn parse_a1111(text: &str) -> JobOverrides {
         }
     }
     job
+}
+
+/// The settings line's `Key: value` fields: split at ", " outside double quotes (A1111's
+/// extensions quote values holding commas, as `ControlNet 0: "Module: canny, ..."`).
+fn split_fields(line: &str) -> Vec<&str> {
+    let mut fields = vec![];
+    let (mut start, mut quoted) = (0, false);
+    for (i, c) in line.char_indices() {
+        if c == '"' {
+            quoted = !quoted;
+        } else if !quoted && line[i..].starts_with(", ") {
+            fields.push(&line[start..i]);
+            start = i + 2;
+        }
+    }
+    fields.push(&line[start..]);
+    fields
 }
 
 /// Encodes an RGB image with both chunks into `out`, and the recorded `switches` (when any).

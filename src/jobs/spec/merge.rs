@@ -50,6 +50,14 @@ impl JobOverrides {
             text_encoder_2,
             no_t5,
             lora,
+            controlnet,
+            control_image,
+            control_scale,
+            control_start,
+            control_end,
+            control_preprocess,
+            canny_low,
+            canny_high,
             attention_slicing,
             vae_tiling,
             residency,
@@ -98,6 +106,14 @@ impl JobOverrides {
         over(&mut self.text_encoder_2, text_encoder_2);
         over(&mut self.no_t5, no_t5);
         over(&mut self.lora, lora);
+        over(&mut self.controlnet, controlnet);
+        over(&mut self.control_image, control_image);
+        over(&mut self.control_scale, control_scale);
+        over(&mut self.control_start, control_start);
+        over(&mut self.control_end, control_end);
+        over(&mut self.control_preprocess, control_preprocess);
+        over(&mut self.canny_low, canny_low);
+        over(&mut self.canny_high, canny_high);
         over(&mut self.attention_slicing, attention_slicing);
         over(&mut self.vae_tiling, vae_tiling);
         over(&mut self.residency, residency);

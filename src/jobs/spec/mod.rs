@@ -4,6 +4,7 @@
 //! `JobSpec`: the common fields and one family's typed `Params`. The `JobSpec` is what the queue
 //! stores, the engine gets and every output records.
 
+pub mod controlnet;
 pub mod flow;
 pub mod latents_file;
 mod legacy;
@@ -131,6 +132,7 @@ impl JobSpec {
                 o.no_t5 = p.no_t5.then_some(true);
                 o.lora = (!p.loras.is_empty())
                     .then(|| p.loras.iter().map(lora::LoraRef::flag_value).collect());
+                controlnet::to_overrides(&p.controlnets, &mut o);
                 o.attention_slicing = p.attention_slicing;
                 o.vae_tiling = p.vae_tiling;
                 o.residency = p.residency;

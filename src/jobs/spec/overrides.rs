@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use clap::Args;
 use serde::{Deserialize, Serialize};
 
+use super::controlnet::ControlPreprocess;
 use crate::vocab::values;
 use crate::vocab::{AttentionSlicing, DtypeChoice, JobKind, ResidencyChoice, Scheduler, Toggle};
 
@@ -17,6 +18,7 @@ const IMAGE: &str = "Image";
 const MEDIA: &str = "Audio and text";
 const MEMORY: &str = "Memory";
 const UPSCALE: &str = "Upscaling";
+const CONTROL: &str = "ControlNet";
 
 /// One job as asked; see the module header.
 #[derive(Debug, Clone, PartialEq, Default, Args, Serialize, Deserialize)]
@@ -154,6 +156,43 @@ pub struct JobOverrides {
     #[arg(long, value_name = "PATH|REPO:FILE[@WEIGHT]", help_heading = IMAGE)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lora: Option<Vec<String>>,
+    /// SD 1.x/2.x, SDXL: a ControlNet steering the image (a diffusers ControlNetModel folder,
+    /// or a repo in the Hugging Face cache); repeat for several, each with its --control-image
+    /// [default: none].
+    #[arg(long, value_name = "ID|DIR", help_heading = CONTROL)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub controlnet: Option<Vec<String>>,
+    /// The control image of each --controlnet, in order; resized to the job's size
+    /// [default: none].
+    #[arg(long, value_name = "PATH", help_heading = CONTROL)]
+    #[serde(alias = "control_image", skip_serializing_if = "Option::is_none")]
+    pub control_image: Option<Vec<PathBuf>>,
+    /// How strongly each ControlNet steers, 0..10; once for all or once per --controlnet
+    /// [default: 1].
+    #[arg(long, value_name = "F", value_parser = values::non_negative, help_heading = CONTROL)]
+    #[serde(alias = "control_scale", skip_serializing_if = "Option::is_none")]
+    pub control_scale: Option<Vec<f64>>,
+    /// The fraction of the steps where each ControlNet starts acting, 0..1 [default: 0].
+    #[arg(long, value_name = "F", value_parser = values::fraction, help_heading = CONTROL)]
+    #[serde(alias = "control_start", skip_serializing_if = "Option::is_none")]
+    pub control_start: Option<Vec<f64>>,
+    /// The fraction of the steps where each ControlNet stops acting, 0..1 [default: 1].
+    #[arg(long, value_name = "F", value_parser = values::fraction, help_heading = CONTROL)]
+    #[serde(alias = "control_end", skip_serializing_if = "Option::is_none")]
+    pub control_end: Option<Vec<f64>>,
+    /// canny: Canny edges of the control image are the input; none: the image as given
+    /// [default: none].
+    #[arg(long, value_name = "canny|none", value_parser = ControlPreprocess::parse_flag, help_heading = CONTROL)]
+    #[serde(alias = "control_preprocess", skip_serializing_if = "Option::is_none")]
+    pub control_preprocess: Option<Vec<ControlPreprocess>>,
+    /// Canny's lower hysteresis threshold (as OpenCV's cv2.Canny) [default: 100].
+    #[arg(long, value_name = "F", value_parser = values::non_negative, help_heading = CONTROL)]
+    #[serde(alias = "canny_low", skip_serializing_if = "Option::is_none")]
+    pub canny_low: Option<Vec<f64>>,
+    /// Canny's upper hysteresis threshold [default: 200].
+    #[arg(long, value_name = "F", value_parser = values::non_negative, help_heading = CONTROL)]
+    #[serde(alias = "canny_high", skip_serializing_if = "Option::is_none")]
+    pub canny_high: Option<Vec<f64>>,
     /// SD 3.5: leave the T5 text encoder out (zeros in its place, as diffusers without
     /// text_encoder_3): less memory and time, weaker prompt following [default: off].
     #[arg(long = "no-t5", num_args = 0, default_missing_value = "true", help_heading = IMAGE)]

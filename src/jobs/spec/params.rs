@@ -66,6 +66,9 @@ pub struct ImageParams {
     /// LoRAs merged into the model (`--lora`), in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub loras: Vec<super::lora::LoraRef>,
+    /// ControlNets steering the image (`--controlnet`), in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub controlnets: Vec<super::controlnet::ControlNetRef>,
     /// Memory modes pinned by the job; absent: the planner's choice.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attention_slicing: Option<AttentionSlicing>,
@@ -101,6 +104,7 @@ impl Default for ImageParams {
             text_encoder_2: None,
             no_t5: false,
             loras: vec![],
+            controlnets: vec![],
             attention_slicing: None,
             vae_tiling: None,
             residency: None,
