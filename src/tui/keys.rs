@@ -35,7 +35,7 @@ pub const BINDINGS: &[(&str, &[(&str, &str)])] = &[
             ("↑↓  Enter", "select a field, edit it, Enter sets"),
             ("←→  + -", "cycle presets, nudge numbers"),
             ("r   Del", "random seed toggle, back to default"),
-            ("Tab (path)", "complete image / mask / audio path"),
+            ("Tab (path)", "complete a path (images, ControlNet)"),
             ("loras: Enter", "LoRA picker: Space on/off, + - weight"),
             ("upscale: ←→", "upscale after the job: off, x2, x4"),
             ("model kinds", "the fields follow the model's kind"),

@@ -33,7 +33,7 @@ use self::commands::Services;
 use self::event::AppEvent;
 use self::hosts::HostsView;
 use self::panes::form::Form;
-use self::panes::form_toolkit::LoraPick;
+use self::panes::form_toolkit::Toolkit;
 use self::panes::queue::JobRow;
 use self::planning::FormPlanner;
 use self::preview::PreviewProtocol;
@@ -125,15 +125,7 @@ pub(crate) fn initial_form(cli: &Cli, device: &str) -> Form {
         audio: text(j.audio.as_ref().map(|p| p.display().to_string())),
         language: text(j.language.clone()),
         translate: j.translate.unwrap_or(false),
-        // A --lora value that does not parse is refused when the job is submitted.
-        loras: j
-            .lora
-            .iter()
-            .flatten()
-            .filter_map(|v| LoraPick::parse(v).ok())
-            .collect(),
-        upscale: j.upscale,
-        upscaler: text(j.upscaler.clone()),
+        toolkit: Toolkit::from_flags(j),
         base: j.clone(),
     }
 }

@@ -12,10 +12,21 @@ use pallaidium::tui::event::AppEvent;
 use pallaidium::tui::lora_files::{LoraFamily, LoraFile};
 
 use crate::tui::{key, pane_terminal};
-use crate::tui_snapshots::app;
+use crate::tui_snapshots::{app, app_with, halfblocks_in_preview};
 
 fn press(a: &mut pallaidium::tui::app::App, code: KeyCode) -> Vec<Command> {
     key(a, code, KeyModifiers::NONE)
+}
+
+/// F5: the job the form queues.
+fn submit(a: &mut pallaidium::tui::app::App) -> Box<pallaidium::jobs::spec::JobOverrides> {
+    press(a, KeyCode::F(5))
+        .into_iter()
+        .find_map(|c| match c {
+            Command::Submit(s) => Some(s),
+            _ => None,
+        })
+        .expect("F5 queues")
 }
 
 #[test]
@@ -61,17 +72,66 @@ fn lora_picker_weights_and_upscale_reach_the_job() {
         "pane_params_loras_upscale",
         pane_terminal(&a.params, 72, 20).backend()
     );
-    let commands = press(&mut a, KeyCode::F(5));
-    let spec = commands
-        .iter()
-        .find_map(|c| match c {
-            Command::Submit(s) => Some(s.clone()),
-            _ => None,
-        })
-        .expect("F5 queues");
+    let spec = submit(&mut a);
     assert_eq!(
         spec.lora.as_deref(),
         Some(&["/loras/style.safetensors@0.8".to_owned()][..])
     );
     assert_eq!((spec.upscale, spec.upscaler.as_deref()), (Some(2), None));
+}
+
+fn type_text(a: &mut pallaidium::tui::app::App, text: &str) {
+    for c in text.chars() {
+        press(a, KeyCode::Char(c));
+    }
+}
+
+#[test]
+fn the_control_image_is_previewed_and_the_controlnet_reaches_the_job() {
+    let mut a = app_with("", Some(ratatui_image::picker::Picker::halfblocks()));
+    press(&mut a, KeyCode::Esc);
+    press(&mut a, KeyCode::Tab);
+    for _ in 0..13 {
+        press(&mut a, KeyCode::Down);
+    }
+    press(&mut a, KeyCode::Enter);
+    type_text(&mut a, "cn-sd1");
+    press(&mut a, KeyCode::Enter);
+    press(&mut a, KeyCode::Down);
+    press(&mut a, KeyCode::Enter);
+    // Relative (tests run in the crate's folder), so the snapshot does not hold the checkout's path.
+    let image = PathBuf::from("tests/fixtures/controlnets/control_wide.png");
+    type_text(&mut a, &image.display().to_string());
+    let commands = press(&mut a, KeyCode::Enter);
+    assert!(
+        commands.contains(&Command::LoadImage(image.clone())),
+        "setting the control image loads it for the preview: {commands:?}"
+    );
+    assert_eq!(halfblocks_in_preview(&mut a, 160, 48), 0);
+    a.handle(AppEvent::Image {
+        label: "control_wide.png".into(),
+        image: Box::new(image::open(&image).unwrap()),
+    });
+    assert!(
+        halfblocks_in_preview(&mut a, 160, 48) > 0,
+        "the preview draws it"
+    );
+    press(&mut a, KeyCode::Down);
+    press(&mut a, KeyCode::Left);
+    press(&mut a, KeyCode::Down);
+    press(&mut a, KeyCode::Right);
+    insta::assert_snapshot!(
+        "pane_params_controlnet",
+        pane_terminal(&a.params, 72, 22).backend()
+    );
+    let spec = submit(&mut a);
+    assert_eq!(spec.controlnet, Some(vec!["cn-sd1".to_owned()]));
+    assert_eq!(spec.control_image, Some(vec![image]));
+    assert_eq!(spec.control_scale, Some(vec![0.95]));
+    assert_eq!(
+        spec.control_preprocess,
+        Some(vec![
+            pallaidium::jobs::spec::controlnet::ControlPreprocess::Canny
+        ])
+    );
 }

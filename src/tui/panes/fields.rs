@@ -31,6 +31,11 @@ pub enum ParamField {
     Upscale,
     /// The upscaler of that step (`--upscaler`).
     Upscaler,
+    /// A ControlNet (`--controlnet`), its image, scale and preprocessing.
+    ControlNet,
+    ControlImage,
+    ControlScale,
+    ControlPreprocess,
 }
 
 /// The fields of image models (the form as it was before audio and text).
@@ -48,6 +53,10 @@ const IMAGE_FIELDS: &[ParamField] = &[
     ParamField::Loras,
     ParamField::Upscale,
     ParamField::Upscaler,
+    ParamField::ControlNet,
+    ParamField::ControlImage,
+    ParamField::ControlScale,
+    ParamField::ControlPreprocess,
     ParamField::Dtype,
     ParamField::Residency,
     ParamField::Device,
@@ -127,6 +136,10 @@ impl ParamField {
             Self::Loras => "loras",
             Self::Upscale => "upscale",
             Self::Upscaler => "upscaler",
+            Self::ControlNet => "controlnet",
+            Self::ControlImage => "ctrl image",
+            Self::ControlScale => "ctrl scale",
+            Self::ControlPreprocess => "ctrl prep",
         }
     }
 
@@ -150,6 +163,10 @@ impl ParamField {
             (Self::Translate, _) => "off (transcribe as spoken)",
             (Self::Loras, _) => "none (Enter: choose)",
             (Self::Upscale, _) => "off (←→: x2, x4)",
+            (Self::ControlNet, _) => "none (Enter, then a ControlNet folder)",
+            (Self::ControlImage, _) => "none (Enter, then an image path)",
+            (Self::ControlScale, _) => "1",
+            (Self::ControlPreprocess, _) => "none (←→: canny edges)",
             (Self::InitImage, Some(Kind::Caption | Kind::Upscale)) => {
                 "none (Enter, then an image path)"
             }
@@ -165,6 +182,7 @@ impl ParamField {
             Self::Guidance => (0.5, 0.0, 30.0, 1),
             Self::Strength => (0.05, 0.0, 1.0, 2),
             Self::Duration => (1.0, 1.0, 300.0, 0),
+            Self::ControlScale => (0.05, 0.0, 10.0, 2),
             _ => return None,
         })
     }
@@ -172,7 +190,12 @@ impl ParamField {
     pub fn is_path(self) -> bool {
         matches!(
             self,
-            Self::InitImage | Self::Mask | Self::Audio | Self::Upscaler
+            Self::InitImage
+                | Self::Mask
+                | Self::Audio
+                | Self::Upscaler
+                | Self::ControlNet
+                | Self::ControlImage
         )
     }
 }

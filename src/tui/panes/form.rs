@@ -9,7 +9,7 @@ use crate::models::{Defaults, Kind, Verdict};
 use crate::vocab::{DtypeChoice, JobKind, ResidencyChoice};
 
 pub use super::fields::{ParamField, fields_for};
-use super::form_toolkit::{self, LoraPick};
+use super::form_toolkit::Toolkit;
 
 /// A model the picker offers.
 #[derive(Debug, Clone, PartialEq)]
@@ -51,12 +51,8 @@ pub struct Form {
     pub audio: String,
     pub language: String,
     pub translate: bool,
-    /// LoRAs (`--lora`), in order.
-    pub loras: Vec<LoraPick>,
-    /// Upscale after the job by 2 or 4 (`--upscale`), or not.
-    pub upscale: Option<u32>,
-    /// `--upscaler` as typed (empty: the scale's default).
-    pub upscaler: String,
+    /// LoRAs, upscale step and ControlNet of an image job.
+    pub toolkit: Toolkit,
     /// The command line's job flags. Those the form shows as fields are replaced by the fields;
     /// the others (--max-tokens, --enhancer for Ctrl-E, memory modes...) are sent as given.
     pub base: JobOverrides,
@@ -95,9 +91,8 @@ impl Form {
             ParamField::Audio => self.audio.clone(),
             ParamField::Language => self.language.clone(),
             ParamField::Translate => if self.translate { "on" } else { "" }.into(),
-            ParamField::Loras => form_toolkit::loras_text(&self.loras),
-            ParamField::Upscale => self.upscale.map_or_else(String::new, |s| format!("x{s}")),
-            ParamField::Upscaler => self.upscaler.clone(),
+            // LoRAs, upscale step, ControlNet.
+            _ => self.toolkit.get(field),
         }
     }
 
@@ -130,11 +125,10 @@ impl Form {
             ParamField::Translate => {
                 next.translate = matches!(value.trim(), "on" | "yes" | "true" | "1")
             }
-            ParamField::Loras => next.loras = form_toolkit::parse_loras(&value)?,
-            ParamField::Upscale => next.upscale = form_toolkit::parse_upscale(&value)?,
-            ParamField::Upscaler => next.upscaler = value,
             // Cycled, not typed; the device is fixed for the session.
             ParamField::Dtype | ParamField::Residency | ParamField::Device => {}
+            // LoRAs, upscale step, ControlNet.
+            _ => next.toolkit.set(field, value)?,
         }
         next.to_overrides()?;
         *self = next;
@@ -182,9 +176,7 @@ impl Form {
         o.audio = None;
         o.language = None;
         o.translate = None;
-        o.lora = None;
-        o.upscale = None;
-        o.upscaler = None;
+        Toolkit::clear(&mut o);
         o.seed = if self.random_seed {
             None
         } else {
@@ -268,8 +260,7 @@ impl Form {
         o.strength = strength;
         o.mask = path(&self.mask);
         o.residency = self.residency;
-        form_toolkit::apply(o, &self.loras, self.upscale, &self.upscaler);
-        Ok(())
+        self.toolkit.apply(o, &self.base)
     }
 }
 

@@ -104,17 +104,21 @@ impl ParamsPane {
             ParamField::Residency => "auto (the planner chooses)".into(),
             ParamField::Upscaler => format!(
                 "{} (the default)",
-                crate::jobs::spec::upscale::default_upscaler(self.form.upscale)
+                crate::jobs::spec::upscale::default_upscaler(self.form.toolkit.upscale)
             ),
             _ => "default".into(),
         }
     }
 
     fn commit(&mut self, field: ParamField, value: String, out: &mut Vec<Action>) -> bool {
+        // A control image set is shown in the preview pane.
+        let control = (field == ParamField::ControlImage && !value.trim().is_empty())
+            .then(|| std::path::PathBuf::from(value.trim()));
         match self.form.set(field, value) {
             Ok(()) => {
                 self.error = None;
                 out.push(Action::ParamsChanged);
+                out.extend(control.map(Action::ShowOutput));
                 true
             }
             Err(e) => {
@@ -223,7 +227,8 @@ impl Pane for ParamsPane {
                 ParamField::Dtype
                 | ParamField::Residency
                 | ParamField::Translate
-                | ParamField::Upscale => self.nudge(true, out),
+                | ParamField::Upscale
+                | ParamField::ControlPreprocess => self.nudge(true, out),
                 ParamField::Device => self.error = Some(DEVICE_FIXED.into()),
                 _ => self.editing = Some(self.form.get(field)),
             },
@@ -237,7 +242,7 @@ impl Pane for ParamsPane {
                     ParamField::Dtype => self.form.dtype = DtypeChoice::Auto,
                     ParamField::Residency => self.form.residency = None,
                     ParamField::Translate => self.form.translate = false,
-                    ParamField::Upscale => self.form.upscale = None,
+                    ParamField::Upscale => self.form.toolkit.upscale = None,
                     _ => {}
                 }
                 self.commit(field, String::new(), out);
@@ -307,11 +312,11 @@ impl Pane for ParamsPane {
                         spans.push(Span::styled("on", Style::new().fg(t.accent)));
                         spans.push(Span::styled(" (into English)", t.muted()));
                     }
-                    ParamField::Upscale if self.form.upscale.is_some() => {
+                    ParamField::Upscale if self.form.toolkit.upscale.is_some() => {
                         spans.push(Span::styled(typed, Style::new().fg(t.accent)));
                         spans.push(Span::styled(" after the job (←→)", t.muted()));
                     }
-                    ParamField::Upscaler if self.form.upscale.is_none() => {
+                    ParamField::Upscaler if self.form.toolkit.upscale.is_none() => {
                         spans.push(Span::styled("(upscale is off)", t.muted()));
                     }
                     ParamField::Seed if self.form.random_seed => {

@@ -11,7 +11,7 @@ use crate::tui::lora_files::LoraFile;
 impl ParamsPane {
     pub(super) fn open_loras(&mut self, out: &mut Vec<Action>) {
         let family = self.current_model().and_then(|m| m.family);
-        self.loras = Some(LoraPicker::new(self.form.loras.clone(), family));
+        self.loras = Some(LoraPicker::new(self.form.toolkit.loras.clone(), family));
         out.push(Action::ScanLoras);
     }
 
@@ -31,8 +31,8 @@ impl ParamsPane {
             LoraOutcome::Cancelled => self.loras = None,
             LoraOutcome::Done(picks) => {
                 self.loras = None;
-                if picks != self.form.loras {
-                    self.form.loras = picks;
+                if picks != self.form.toolkit.loras {
+                    self.form.toolkit.loras = picks;
                     self.error = None;
                     out.push(Action::ParamsChanged);
                 }

@@ -105,9 +105,14 @@ impl ParamsPane {
                 out.push(Action::ParamsChanged);
                 return;
             }
+            ParamField::ControlPreprocess => {
+                self.form.toolkit.control_canny ^= true;
+                out.push(Action::ParamsChanged);
+                return;
+            }
             ParamField::Upscale => {
-                self.form.upscale =
-                    cycle(&UPSCALES, &self.form.upscale, forward).unwrap_or_default();
+                self.form.toolkit.upscale =
+                    cycle(&UPSCALES, &self.form.toolkit.upscale, forward).unwrap_or_default();
                 out.push(Action::ParamsChanged);
                 return;
             }
@@ -121,10 +126,10 @@ impl ParamsPane {
                             .map(|m| m.id.clone()),
                     )
                     .collect();
-                if !ids.contains(&self.form.upscaler) {
-                    ids.push(self.form.upscaler.clone());
+                if !ids.contains(&self.form.toolkit.upscaler) {
+                    ids.push(self.form.toolkit.upscaler.clone());
                 }
-                cycle(&ids, &self.form.upscaler, forward).unwrap_or_default()
+                cycle(&ids, &self.form.toolkit.upscaler, forward).unwrap_or_default()
             }
             _ => return,
         };
