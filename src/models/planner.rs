@@ -391,7 +391,18 @@ pub fn plan_folder(
     fp16_variant: bool,
     req: &PlanRequest,
 ) -> Result<MemoryPlan> {
-    Ok(plan(&ModelFootprint::read(dir, fp16_variant)?, req))
+    plan_folder_with(dir, fp16_variant, req, &[])
+}
+
+/// `plan_folder` for a job with ControlNets (their folders).
+pub fn plan_folder_with(
+    dir: &std::path::Path,
+    fp16_variant: bool,
+    req: &PlanRequest,
+    controlnets: &[std::path::PathBuf],
+) -> Result<MemoryPlan> {
+    let fp = ModelFootprint::read(dir, fp16_variant)?.with_controlnets(controlnets)?;
+    Ok(plan(&fp, req))
 }
 
 #[cfg(test)]

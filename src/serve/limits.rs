@@ -84,6 +84,7 @@ pub fn check_no_paths(job: &JobOverrides) -> Result<(), ApiError> {
         ("transformer", job.transformer.is_some()),
         ("text-encoder-2", job.text_encoder_2.is_some()),
         ("lora", job.lora.is_some()),
+        ("control-image", job.control_image.is_some()),
     ];
     match named.iter().find(|(_, set)| *set) {
         None => Ok(()),

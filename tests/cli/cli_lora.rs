@@ -109,7 +109,7 @@ fn tiny_job(seed: u64, lora: Option<&str>) -> String {
 }
 
 /// Runs `cmd`, which must succeed; the first output of each finished job.
-fn outputs_of(cmd: &mut assert_cmd::Command) -> Vec<PathBuf> {
+pub(crate) fn outputs_of(cmd: &mut assert_cmd::Command) -> Vec<PathBuf> {
     let out = cmd.output().unwrap();
     assert!(
         out.status.success(),

@@ -57,6 +57,10 @@ impl Components {
         self.dir.join(name)
     }
 
+    pub fn switches(&self) -> EngineSwitches {
+        self.switches
+    }
+
     pub fn residency(&self) -> Residency {
         self.residency
     }

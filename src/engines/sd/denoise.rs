@@ -6,11 +6,12 @@ use std::time::Instant;
 use candle_core::Tensor;
 
 use super::conditioning::Conditioning;
+use super::controlnet::steer::{self, Steering};
 use super::latents::latent_preview;
 use super::noise::SeededNoise;
 use super::request::MemoryModes;
 use super::schedulers::Scheduler;
-use super::unet::{AddedConditioning, UNet};
+use super::unet::{AddedConditioning, UNet, UNetStep};
 use crate::engines::nn::attention::AttentionMode;
 use crate::engines::progress::{CancelToken, EngineEvent, ProgressSink};
 use crate::error::{Error, Result};
@@ -27,6 +28,8 @@ pub struct Inpainting {
 
 pub struct DenoiseInputs<'a> {
     pub unet: &'a UNet,
+    /// ControlNets steering each step (none: plain denoising).
+    pub control: &'a [Steering],
     pub scheduler: &'a mut dyn Scheduler,
     pub cond: &'a Conditioning,
     pub time_ids: Option<&'a Tensor>,
@@ -81,6 +84,15 @@ pub fn denoise(inp: DenoiseInputs<'_>) -> Result<Tensor> {
         let model_in = inp
             .scheduler
             .scale_model_input(&doubled(&latents, guided)?, index)?;
+        let step = UNetStep {
+            timestep: t,
+            context: &context,
+            added: added.as_ref(),
+            attn,
+            cancel: inp.cancel,
+        };
+        // The ControlNets take the scaled latents, before a 9-channel UNet's mask channels.
+        let control = steer::residuals(inp.control, &model_in, &step, done, total)?;
         let model_in = match inp
             .inpainting
             .and_then(|i| i.masked_image_latents.as_ref().map(|m| (&i.mask, m)))
@@ -92,9 +104,9 @@ pub fn denoise(inp: DenoiseInputs<'_>) -> Result<Tensor> {
             }
             None => model_in,
         };
-        let out =
-            inp.unet
-                .forward_watched(&model_in, t, &context, added.as_ref(), attn, inp.cancel)?;
+        let out = inp
+            .unet
+            .forward_controlled(&model_in, &step, control.as_ref())?;
         let guided_out = if guided {
             let uncond = out.narrow(0, 0, n)?;
             let text = out.narrow(0, n, n)?;

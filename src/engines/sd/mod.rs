@@ -2,6 +2,7 @@
 
 mod components;
 pub mod conditioning;
+pub mod controlnet;
 pub mod denoise;
 pub mod footprint;
 pub mod json_compat;

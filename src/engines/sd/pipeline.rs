@@ -341,9 +341,17 @@ impl SdPipeline {
             None
         };
         let sdxl = self.is_sdxl();
+        let control = super::controlnet::steer::load(
+            &req.controlnets,
+            &self.unet_config,
+            (&device, dtype, self.components.switches()),
+            n,
+            guided,
+        )?;
         let unet = self.components.unet()?;
         let latents = denoise(DenoiseInputs {
             unet,
+            control: &control,
             scheduler: scheduler.as_mut(),
             cond: &cond,
             time_ids: time_ids.as_ref(),

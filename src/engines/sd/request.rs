@@ -62,6 +62,8 @@ pub struct GenerateRequest {
     pub max_sequence_length: Option<usize>,
     /// FLUX: true classifier-free guidance scale with `negative` (applies above 1).
     pub true_cfg: Option<f64>,
+    /// SD 1.x/2.x, SDXL: ControlNets steering the image, in order.
+    pub controlnets: Vec<super::controlnet::steer::ControlInput>,
 }
 
 impl Default for GenerateRequest {
@@ -85,6 +87,7 @@ impl Default for GenerateRequest {
             preview_every: 0,
             max_sequence_length: None,
             true_cfg: None,
+            controlnets: vec![],
         }
     }
 }

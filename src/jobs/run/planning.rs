@@ -224,7 +224,12 @@ pub fn plan_image_folder(
                     .or_else(|| replaced.text_encoder_2.clone()),
             },
         ),
-        _ => planner::plan_folder(dir, fp16_variant, request),
+        _ => {
+            let controlnets: Vec<_> = params
+                .map(|(p, _)| p.controlnets.iter().map(|c| c.model.clone()).collect())
+                .unwrap_or_default();
+            planner::plan_folder_with(dir, fp16_variant, request, &controlnets)
+        }
     }
 }
 

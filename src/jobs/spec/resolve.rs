@@ -385,6 +385,7 @@ pub fn build_request(spec: &JobSpec, preview_every: u32) -> crate::Result<Genera
         preview_every,
         max_sequence_length: p.max_sequence_length.map(|n| n as usize),
         true_cfg: p.true_cfg,
+        controlnets: super::controlnet::engine_inputs(&p.controlnets, width, height)?,
     })
 }
 

@@ -273,6 +273,26 @@ pub fn text_encoder(arch: &TextArch, s: &ActivationShape) -> u64 {
     hidden + b * arch.heads * t * t * 8
 }
 
+/// The residuals a ControlNet hands the UNet each step: one tensor per skip (conv_in's and each
+/// down block's resnets and downsampler) and the mid block's output, for the whole CFG batch.
+pub fn control_residuals(arch: &UNetArch, shape: &ActivationShape) -> u64 {
+    let batch = shape.images * if shape.guided { 2 } else { 1 };
+    let ch = &arch.block_out_channels;
+    let (mut h, mut w) = (shape.latent_h, shape.latent_w);
+    let mut elements = ch.first().copied().unwrap_or(0) * h * w;
+    for (i, &c) in ch.iter().enumerate() {
+        let layers = arch.layers_per_block.get(i).copied().unwrap_or(1);
+        elements += layers * c * h * w;
+        if i + 1 < ch.len() {
+            h = h.div_ceil(2);
+            w = w.div_ceil(2);
+            elements += c * h * w;
+        }
+    }
+    elements += ch.last().copied().unwrap_or(0) * h * w;
+    elements * batch * shape.elem
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

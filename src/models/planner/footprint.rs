@@ -110,6 +110,8 @@ pub struct ModelFootprint {
     pub unet_arch: UNetArch,
     pub vae_arch: VaeArch,
     pub text_arch: Vec<TextArch>,
+    /// The job's ControlNets (`--controlnet`): loaded and held with the UNet.
+    pub controlnets: Vec<ComponentWeights>,
 }
 
 impl ModelFootprint {
@@ -133,7 +135,16 @@ impl ModelFootprint {
             unet_arch: arch.unet,
             vae_arch: arch.vae,
             text_arch: arch.text,
+            controlnets: vec![],
         })
+    }
+
+    /// This footprint with a job's ControlNet folders (their safetensors headers read).
+    pub fn with_controlnets(mut self, dirs: &[PathBuf]) -> Result<Self> {
+        for dir in dirs {
+            self.controlnets.push(component(dir, "controlnet", false)?);
+        }
+        Ok(self)
     }
 }
 

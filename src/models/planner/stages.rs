@@ -146,7 +146,9 @@ pub fn steps(
         .map(|t| t.bytes_at(job.elem))
         .collect();
     let te_total: u64 = te_bytes.iter().sum();
-    let unet = fp.unet.bytes_at(job.elem);
+    // ControlNets load with the UNet and stay while it denoises.
+    let controlnets: u64 = fp.controlnets.iter().map(|c| c.bytes_at(job.elem)).sum();
+    let unet = fp.unet.bytes_at(job.elem) + controlnets;
     let vae = fp.vae.bytes_at(job.vae_elem);
     let te_act = fp
         .text_arch
@@ -154,7 +156,14 @@ pub fn steps(
         .map(|a| activations::text_encoder(a, &shape))
         .max()
         .unwrap_or(0);
-    let unet_act = activations::unet_step(&fp.unet_arch, &shape);
+    // A ControlNet's pass is the UNet's encoding half (within the UNet's step); its residuals,
+    // one per skip and the mid block's, are held through the UNet's pass.
+    let unet_act = activations::unet_step(&fp.unet_arch, &shape)
+        + if fp.controlnets.is_empty() {
+            0
+        } else {
+            activations::control_residuals(&fp.unet_arch, &shape)
+        };
     let tiles = cand.vae_tiling && (latent_h > VAE_TILE_LATENT || latent_w > VAE_TILE_LATENT);
     // Tiled, the decoded tiles (they overlap), the blended rows and the whole image add up to
     // about three RGB images at full size besides one tile's decode.

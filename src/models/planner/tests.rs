@@ -27,6 +27,7 @@ pub(super) fn sd15() -> ModelFootprint {
         dir: PathBuf::from("sd15"),
         text_encoders: vec![weights("text_encoder", 123_060_480, 49_408 * 768, 4)],
         unet: weights("unet", 859_520_964, 2560 * 1280 * 9, 4),
+        controlnets: vec![],
         vae: weights("vae", 83_653_863, 512 * 512 * 9, 4),
         unet_arch: UNetArch {
             in_channels: 4,
@@ -375,4 +376,31 @@ fn staged_vae_stages_count_what_the_released_unet_leaves_in_the_heap() {
         step(&p, "vae decode").weights_bytes,
         p.steps[2].weights_bytes
     );
+}
+
+/// SD 1.5's ControlNet (361.3M parameters in f32) loads with the UNet and adds its residuals to
+/// the denoising step.
+#[test]
+fn a_controlnet_adds_its_weights_and_residuals_to_the_denoise_step() {
+    let base = sd15();
+    let mut with = sd15();
+    with.controlnets = vec![weights("controlnet", 361_278_561, 1280 * 1280 * 9, 4)];
+    let req = request(64 * GIB, 512, 1);
+    let denoise = |fp: &ModelFootprint| step(&plan(fp, &req), "denoise").total_bytes;
+    let added = denoise(&with) - denoise(&base);
+    let residuals = super::activations::control_residuals(
+        &base.unet_arch,
+        &super::activations::ActivationShape {
+            latent_h: 64,
+            latent_w: 64,
+            images: 1,
+            guided: true,
+            elem: 4,
+            conv: super::ConvWorkspace::InputCopy,
+            attention_slice: None,
+            stock_kernels: false,
+        },
+    );
+    assert!(residuals > 10 << 20, "{residuals}");
+    assert_eq!(added, 361_278_561 * 4 + residuals);
 }

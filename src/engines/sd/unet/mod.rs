@@ -5,6 +5,7 @@
 pub mod blocks;
 pub mod cross_attention;
 pub mod embeddings;
+pub mod encoder;
 #[cfg(all(test, feature = "cuda"))]
 #[allow(clippy::unwrap_used)]
 mod gpu_parity;
@@ -17,10 +18,9 @@ use std::path::Path;
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::VarBuilder;
 
-use self::blocks::{BlockInputs, DownBlock, DownSpec, MidBlock, UpBlock, UpSpec};
-use self::embeddings::{TimestepEmbedding, host_f32, sinusoidal};
-use self::resnet::{ResnetConfig, conv, norm_silu};
-use self::transformer::TransformerConfig;
+use self::blocks::{BlockInputs, UpBlock, UpSpec};
+use self::encoder::Encoder;
+use self::resnet::{conv, norm_silu};
 use super::config::UNetConfig;
 use crate::engines::EngineSwitches;
 use crate::engines::nn::attention::AttentionMode;
@@ -40,24 +40,49 @@ pub struct AddedConditioning {
     pub time_ids: Tensor,
 }
 
-#[derive(Debug)]
-struct AddEmbedding {
-    time_dim: usize,
-    embedding: TimestepEmbedding,
+/// One evaluation's inputs besides the sample.
+pub struct UNetStep<'a> {
+    pub timestep: f64,
+    /// (b, tokens, cross_attention_dim).
+    pub context: &'a Tensor,
+    pub added: Option<&'a AddedConditioning>,
+    pub attn: AttentionMode,
+    pub cancel: &'a CancelToken,
+}
+
+impl<'a> UNetStep<'a> {
+    /// What each block's forward needs, with the step's time embedding and text states.
+    pub fn block_inputs(
+        &self,
+        temb_silu: &'a Tensor,
+        context: &'a Tensor,
+        probe: &'a probe::Probe,
+    ) -> BlockInputs<'a> {
+        BlockInputs {
+            temb_silu,
+            context,
+            mode: self.attn,
+            probe,
+            cancel: self.cancel,
+        }
+    }
+}
+
+/// A ControlNet's additions to the UNet's skips (one per skip, conv_in's first) and to the mid
+/// block's output, already scaled.
+#[derive(Debug, Clone)]
+pub struct ControlResiduals {
+    pub down: Vec<Tensor>,
+    pub mid: Tensor,
 }
 
 #[derive(Debug)]
 pub struct UNet {
     config: UNetConfig,
-    conv_in: Conv2d,
-    time_embedding: TimestepEmbedding,
-    add_embedding: Option<AddEmbedding>,
-    down_blocks: Vec<DownBlock>,
-    mid_block: Option<MidBlock>,
+    encoder: Encoder,
     up_blocks: Vec<UpBlock>,
     conv_norm_out: GroupNorm,
     conv_out: Conv2d,
-    device: Device,
     dtype: DType,
     probe: probe::Probe,
 }
@@ -103,74 +128,9 @@ impl UNet {
         let c = &config;
         let ch = &c.block_out_channels;
         let blocks = ch.len();
-        let temb_dim = c.time_embedding_dim;
-        let resnet = ResnetConfig {
-            groups: c.norm_num_groups,
-            eps: c.norm_eps,
-            temb_channels: Some(temb_dim),
-            output_scale_factor: c.resnet_out_scale_factor,
-            kernels,
-        };
-        let transformer = |i: usize, depth: usize| TransformerConfig {
-            heads: c.num_attention_heads[i],
-            depth,
-            cross_attention_dim: c.cross_attention_dim[i],
-            groups: c.norm_num_groups,
-            use_linear_projection: c.use_linear_projection,
-            upcast: c.upcast_attention,
-            kernels,
-        };
-        let pad_in = (c.conv_in_kernel - 1) / 2;
-        let conv_in = conv(
-            vb.pp("conv_in"),
-            c.in_channels,
-            ch[0],
-            c.conv_in_kernel,
-            1,
-            pad_in,
-            kernels,
-        )?;
-        let time_embedding = TimestepEmbedding::new(vb.pp("time_embedding"), ch[0], temb_dim)?;
-        let add_embedding = match (
-            c.addition_time_embed_dim,
-            c.projection_class_embeddings_input_dim,
-        ) {
-            (Some(time_dim), Some(in_dim)) if c.needs_added_conditioning() => Some(AddEmbedding {
-                time_dim,
-                embedding: TimestepEmbedding::new(vb.pp("add_embedding"), in_dim, temb_dim)?,
-            }),
-            _ => None,
-        };
-
-        let mut down_blocks = Vec::with_capacity(blocks);
-        for i in 0..blocks {
-            let spec = DownSpec {
-                in_c: if i == 0 { ch[0] } else { ch[i - 1] },
-                out_c: ch[i],
-                layers: c.layers_per_block[i],
-                resnet,
-                transformer: (c.down_block_types[i] == "CrossAttnDownBlock2D")
-                    .then(|| transformer(i, c.transformer_layers_per_block[i])),
-                add_downsample: i + 1 < blocks,
-                downsample_padding: c.downsample_padding,
-            };
-            down_blocks.push(DownBlock::new(vb.pp(format!("down_blocks.{i}")), &spec)?);
-        }
-
+        let resnet = encoder::resnet_config(c, switches);
+        let encoder = Encoder::new(vb.clone(), c, switches)?;
         let last = blocks - 1;
-        let mid_block = match c.mid_block_type {
-            Some(_) => Some(MidBlock::new(
-                vb.pp("mid_block"),
-                ch[last],
-                ResnetConfig {
-                    output_scale_factor: c.mid_block_scale_factor,
-                    ..resnet
-                },
-                &transformer(last, c.transformer_layers_per_block[last]),
-            )?),
-            None => None,
-        };
-
         let mut up_blocks = Vec::with_capacity(blocks);
         let mut prev_out_c = ch[last];
         for i in 0..blocks {
@@ -183,8 +143,14 @@ impl UNet {
                 in_c,
                 layers: c.layers_per_block[rev] + 1,
                 resnet,
-                transformer: (c.up_block_types[i] == "CrossAttnUpBlock2D")
-                    .then(|| transformer(rev, c.reverse_transformer_layers_per_block[i])),
+                transformer: (c.up_block_types[i] == "CrossAttnUpBlock2D").then(|| {
+                    encoder::transformer_config(
+                        c,
+                        switches,
+                        rev,
+                        c.reverse_transformer_layers_per_block[i],
+                    )
+                }),
                 add_upsample: i + 1 < blocks,
             };
             up_blocks.push(UpBlock::new(vb.pp(format!("up_blocks.{i}")), &spec)?);
@@ -210,14 +176,9 @@ impl UNet {
                 kernels,
             )?,
             probe: probe::Probe::new(vb.device(), switches.profile),
-            device: vb.device().clone(),
             dtype: vb.dtype(),
             config,
-            conv_in,
-            time_embedding,
-            add_embedding,
-            down_blocks,
-            mid_block,
+            encoder,
             up_blocks,
         })
     }
@@ -259,6 +220,24 @@ impl UNet {
         attn: AttentionMode,
         cancel: &CancelToken,
     ) -> Result<Tensor> {
+        let step = UNetStep {
+            timestep,
+            context: encoder_hidden_states,
+            added,
+            attn,
+            cancel,
+        };
+        self.forward_controlled(sample, &step, None)
+    }
+
+    /// `forward_watched` with a ControlNet's residuals added to the skips and the mid block's
+    /// output (diffusers' `down_block_additional_residuals`, `mid_block_additional_residual`).
+    pub fn forward_controlled(
+        &self,
+        sample: &Tensor,
+        step: &UNetStep<'_>,
+        control: Option<&ControlResiduals>,
+    ) -> Result<Tensor> {
         let (b, in_c, _, _) = sample.dims4()?;
         if in_c != self.config.in_channels {
             return Err(Error::bad_input(format!(
@@ -266,58 +245,41 @@ impl UNet {
                 self.config.in_channels
             )));
         }
-        if encoder_hidden_states.dim(0)? != b {
+        if step.context.dim(0)? != b {
             return Err(Error::bad_input(format!(
                 "UNet batch {b} but {} text embeddings",
-                encoder_hidden_states.dim(0)?
+                step.context.dim(0)?
             )));
         }
         let sample = sample.to_dtype(self.dtype)?;
-        let context = encoder_hidden_states.to_dtype(self.dtype)?;
+        let context = step.context.to_dtype(self.dtype)?;
         let sample = if self.config.center_input_sample {
             ((sample * 2.0)? - 1.0)?
         } else {
             sample
         };
-
-        let t_emb = sinusoidal(
-            &vec![timestep as f32; b],
-            self.config.block_out_channels[0],
-            self.config.flip_sin_to_cos,
-            self.config.freq_shift,
-            &self.device,
-        )?
-        .to_dtype(self.dtype)?;
-        let mut emb = self.time_embedding.forward(&t_emb)?;
-        match (&self.add_embedding, added) {
-            (Some(add), Some(cond)) => emb = (emb + self.added_embedding(add, cond, b)?)?,
-            (Some(_), None) => {
-                return Err(Error::bad_input(
-                    "this UNet (SDXL) needs added conditioning: pooled text embeddings and time ids",
-                ));
-            }
-            (None, _) => {}
-        }
-        let temb_silu = candle_nn::ops::silu(&emb)?;
-        let inp = BlockInputs {
-            temb_silu: &temb_silu,
-            context: &context,
-            mode: attn,
-            probe: &self.probe,
-            cancel,
-        };
-
-        let mut xs = self
+        let temb_silu = self.encoder.embed(step.timestep, b, step.added)?;
+        let inp = step.block_inputs(&temb_silu, &context, &self.probe);
+        let xs = self
             .probe
-            .time("conv_in", || self.conv_in.forward(&sample))?;
-        let mut skips = vec![xs.clone()];
-        for block in &self.down_blocks {
-            let (out, states) = block.forward(&xs, &inp)?;
-            xs = out;
-            skips.extend(states);
+            .time("conv_in", || self.encoder.conv_in(&sample))?;
+        let (xs, mut skips) = self.encoder.down(xs, &inp)?;
+        if let Some(c) = control {
+            if c.down.len() != skips.len() {
+                return Err(Error::bad_input(format!(
+                    "the ControlNet gives {} down residuals but the UNet has {} skips; it was \
+                     made for another UNet",
+                    c.down.len(),
+                    skips.len()
+                )));
+            }
+            for (skip, r) in skips.iter_mut().zip(&c.down) {
+                *skip = (&*skip + r.to_dtype(self.dtype)?)?;
+            }
         }
-        if let Some(mid) = &self.mid_block {
-            xs = mid.forward(&xs, &inp)?;
+        let mut xs = self.encoder.mid(xs, &inp)?;
+        if let Some(c) = control {
+            xs = (xs + c.mid.to_dtype(self.dtype)?)?;
         }
         for block in &self.up_blocks {
             let n = block.num_resnets();
@@ -342,35 +304,5 @@ impl UNet {
     /// otherwise): (kind, seconds, calls).
     pub fn take_profile(&self) -> Vec<(&'static str, f64, u64)> {
         self.probe.take()
-    }
-
-    fn added_embedding(
-        &self,
-        add: &AddEmbedding,
-        cond: &AddedConditioning,
-        b: usize,
-    ) -> Result<Tensor> {
-        let ids = host_f32(&cond.time_ids)?;
-        if ids.is_empty() || ids.len() % b != 0 || cond.text_embeds.dim(0)? != b {
-            return Err(Error::bad_input(format!(
-                "added conditioning for batch {b}: time ids of shape {:?}, text embeds of shape {:?}",
-                cond.time_ids.dims(),
-                cond.text_embeds.dims()
-            )));
-        }
-        let time = sinusoidal(
-            &ids,
-            add.time_dim,
-            self.config.flip_sin_to_cos,
-            self.config.freq_shift,
-            &self.device,
-        )?
-        .reshape((b, ()))?;
-        let text = cond
-            .text_embeds
-            .to_dtype(DType::F32)?
-            .to_device(&self.device)?;
-        let joined = Tensor::cat(&[&text, &time], 1)?.to_dtype(self.dtype)?;
-        Ok(add.embedding.forward(&joined)?)
     }
 }
