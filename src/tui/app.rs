@@ -60,6 +60,12 @@ pub enum Command {
     LoadAudio(PathBuf),
     /// Read a text output for the preview; the answer is `AppEvent::TextFile`.
     LoadText(PathBuf),
+    /// Show the form's control image, or its Canny edges (low, high); the answer is
+    /// `AppEvent::Image`.
+    LoadControl {
+        path: PathBuf,
+        canny: Option<(f64, f64)>,
+    },
     /// List the LoRA files; the answer is `AppEvent::LoraFiles`.
     ScanLoras,
     /// Find what a model (a folder) makes; the answer is `AppEvent::ModelKind`.

@@ -146,6 +146,19 @@ impl Services {
                     }
                 });
             }
+            Command::LoadControl { path, canny } => {
+                tokio::task::spawn_blocking(move || {
+                    let _ = tx.send(
+                        match super::preview::control::control_preview(&path, canny) {
+                            Ok((label, image)) => AppEvent::Image {
+                                label,
+                                image: Box::new(image),
+                            },
+                            Err(e) => AppEvent::Notice(e),
+                        },
+                    );
+                });
+            }
             Command::ScanLoras => {
                 let sources = self.loras.clone();
                 tokio::task::spawn_blocking(move || {

@@ -103,23 +103,39 @@ fn the_control_image_is_previewed_and_the_controlnet_reaches_the_job() {
     let image = PathBuf::from("tests/fixtures/controlnets/control_wide.png");
     type_text(&mut a, &image.display().to_string());
     let commands = press(&mut a, KeyCode::Enter);
+    let shown = |canny| Command::LoadControl {
+        path: image.clone(),
+        canny,
+    };
     assert!(
-        commands.contains(&Command::LoadImage(image.clone())),
+        commands.contains(&shown(None)),
         "setting the control image loads it for the preview: {commands:?}"
     );
     assert_eq!(halfblocks_in_preview(&mut a, 160, 48), 0);
+    press(&mut a, KeyCode::Down);
+    press(&mut a, KeyCode::Left);
+    press(&mut a, KeyCode::Down);
+    let commands = press(&mut a, KeyCode::Right);
+    let canny = Some((100.0, 200.0));
+    assert!(
+        commands.contains(&shown(canny)),
+        "canny shows the edge map: {commands:?}"
+    );
+    // What the loop answers LoadControl with.
+    let (label, edges) = pallaidium::tui::preview::control::control_preview(&image, canny).unwrap();
     a.handle(AppEvent::Image {
-        label: "control_wide.png".into(),
-        image: Box::new(image::open(&image).unwrap()),
+        label,
+        image: Box::new(edges),
     });
     assert!(
         halfblocks_in_preview(&mut a, 160, 48) > 0,
         "the preview draws it"
     );
-    press(&mut a, KeyCode::Down);
-    press(&mut a, KeyCode::Left);
-    press(&mut a, KeyCode::Down);
-    press(&mut a, KeyCode::Right);
+    let screen = format!("{}", crate::tui::render(&mut a, 160, 48).backend());
+    assert!(
+        screen.contains("canny edges 100/200: control_wide.png"),
+        "{screen}"
+    );
     insta::assert_snapshot!(
         "pane_params_controlnet",
         pane_terminal(&a.params, 72, 22).backend()

@@ -235,6 +235,9 @@ impl App {
             }),
             Action::CancelAssist => self.cancel_assist(commands),
             Action::ScanLoras => commands.push(Command::ScanLoras),
+            Action::PreviewControl { path, canny } => {
+                commands.push(Command::LoadControl { path, canny })
+            }
             Action::Notice(n) => self.notice = Some(n),
         }
     }

@@ -4,7 +4,11 @@
 
 use super::fields::ParamField;
 use crate::jobs::spec::JobOverrides;
-use crate::jobs::spec::controlnet::{ControlPreprocess, MAX_SCALE};
+use std::path::PathBuf;
+
+use crate::jobs::spec::controlnet::{
+    ControlPreprocess, DEFAULT_CANNY_HIGH, DEFAULT_CANNY_LOW, MAX_SCALE,
+};
 use crate::jobs::spec::lora::{MAX_WEIGHT, split_weight};
 
 /// The toolkit's fields as typed; empty strings are "none" or the default.
@@ -91,6 +95,24 @@ impl Toolkit {
             _ => {}
         }
         Ok(())
+    }
+
+    /// What the preview shows of the control image: its path, and Canny's thresholds (the
+    /// command line's first, else the defaults) when it is preprocessed.
+    pub fn control_preview(&self, base: &JobOverrides) -> Option<(PathBuf, Option<(f64, f64)>)> {
+        let path = self.control_image.trim();
+        if path.is_empty() {
+            return None;
+        }
+        let first =
+            |v: &Option<Vec<f64>>, d: f64| v.as_ref().and_then(|v| v.first()).copied().unwrap_or(d);
+        let canny = self.control_canny.then(|| {
+            (
+                first(&base.canny_low, DEFAULT_CANNY_LOW),
+                first(&base.canny_high, DEFAULT_CANNY_HIGH),
+            )
+        });
+        Some((path.into(), canny))
     }
 
     /// The flags the toolkit's fields replace, dropped (the kinds without them send none).
@@ -291,6 +313,13 @@ mod tests {
         let mut kit = Toolkit::from_flags(&flags);
         assert_eq!((kit.controlnet.as_str(), kit.control_canny), ("cn-a", true));
         kit.set(ParamField::ControlScale, "0.6".into()).unwrap();
+        assert_eq!(
+            kit.control_preview(&flags),
+            Some((
+                "a.png".into(),
+                Some((DEFAULT_CANNY_LOW, DEFAULT_CANNY_HIGH))
+            ))
+        );
         let mut o = JobOverrides::default();
         kit.apply(&mut o, &flags).unwrap();
         assert_eq!(o.controlnet, Some(vec!["cn-a".to_owned()]));

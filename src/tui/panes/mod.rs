@@ -56,6 +56,11 @@ pub enum Action {
     Notice(String),
     /// Stop the running prompt helper (enhance or caption).
     CancelAssist,
+    /// Show the form's control image (its Canny edges with thresholds (low, high)).
+    PreviewControl {
+        path: PathBuf,
+        canny: Option<(f64, f64)>,
+    },
     /// List the LoRA files for the LoRA picker (answered by `AppEvent::LoraFiles`).
     ScanLoras,
 }

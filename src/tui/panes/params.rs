@@ -111,14 +111,13 @@ impl ParamsPane {
     }
 
     fn commit(&mut self, field: ParamField, value: String, out: &mut Vec<Action>) -> bool {
-        // A control image set is shown in the preview pane.
-        let control = (field == ParamField::ControlImage && !value.trim().is_empty())
-            .then(|| std::path::PathBuf::from(value.trim()));
         match self.form.set(field, value) {
             Ok(()) => {
                 self.error = None;
                 out.push(Action::ParamsChanged);
-                out.extend(control.map(Action::ShowOutput));
+                if field == ParamField::ControlImage {
+                    out.extend(self.preview_control());
+                }
                 true
             }
             Err(e) => {
@@ -126,6 +125,12 @@ impl ParamsPane {
                 false
             }
         }
+    }
+
+    /// The control image (or its edges) for the preview pane, once it is set.
+    fn preview_control(&self) -> Option<Action> {
+        let (path, canny) = self.form.toolkit.control_preview(&self.form.base)?;
+        Some(Action::PreviewControl { path, canny })
     }
 
     fn edit_key(&mut self, key: &KeyEvent, out: &mut Vec<Action>) {

@@ -108,6 +108,7 @@ impl ParamsPane {
             ParamField::ControlPreprocess => {
                 self.form.toolkit.control_canny ^= true;
                 out.push(Action::ParamsChanged);
+                out.extend(self.preview_control());
                 return;
             }
             ParamField::Upscale => {
