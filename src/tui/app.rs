@@ -60,6 +60,14 @@ pub enum Command {
     LoadAudio(PathBuf),
     /// Read a text output for the preview; the answer is `AppEvent::TextFile`.
     LoadText(PathBuf),
+    /// Show the form's control image, or its Canny edges (low, high); the answer is
+    /// `AppEvent::Image`.
+    LoadControl {
+        path: PathBuf,
+        canny: Option<(f64, f64)>,
+    },
+    /// List the LoRA files; the answer is `AppEvent::LoraFiles`.
+    ScanLoras,
     /// Find what a model (a folder) makes; the answer is `AppEvent::ModelKind`.
     ResolveKind(String),
     /// Plan the form's job (debounced by the loop); the answer is `AppEvent::Plan`.
@@ -141,6 +149,7 @@ impl App {
                 defaults: e.defaults.clone(),
                 native: e.native_resolution,
                 kind: e.kind,
+                family: Some(e.family),
             })
             .collect();
         let mut app = Self {
@@ -346,7 +355,14 @@ pub fn job_label(spec: &JobSpec) -> String {
             .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
     };
     match &spec.params {
-        Params::Image(_) => first.to_owned(),
+        // An image job's LoRAs as A1111 tags, and its upscale step.
+        Params::Image(p) => format!(
+            "{first}{}{}",
+            crate::jobs::output::lora_tags::tags(&p.loras),
+            p.upscale
+                .as_ref()
+                .map_or_else(String::new, |u| format!(" ↑x{}", u.scale))
+        ),
         Params::Caption(p) => format!("caption: {}", file(&p.image)),
         Params::Transcribe(p) => format!("stt: {}", file(&p.audio)),
         Params::Upscale(p) => format!("upscale x{}: {}", p.scale, file(&p.image)),

@@ -27,6 +27,8 @@ pub struct Services {
     pub planner: Option<Arc<FormPlanner>>,
     /// The newest plan generation asked for; an older request that wakes up late gives way.
     pub plan_latest: Arc<AtomicU64>,
+    /// Where the LoRA picker's files are.
+    pub loras: super::lora_files::LoraSources,
 }
 
 impl Services {
@@ -142,6 +144,25 @@ impl Services {
                     if let Some(kind) = planner.model_kind(&model) {
                         let _ = tx.send(AppEvent::ModelKind { model, kind });
                     }
+                });
+            }
+            Command::LoadControl { path, canny } => {
+                tokio::task::spawn_blocking(move || {
+                    let _ = tx.send(
+                        match super::preview::control::control_preview(&path, canny) {
+                            Ok((label, image)) => AppEvent::Image {
+                                label,
+                                image: Box::new(image),
+                            },
+                            Err(e) => AppEvent::Notice(e),
+                        },
+                    );
+                });
+            }
+            Command::ScanLoras => {
+                let sources = self.loras.clone();
+                tokio::task::spawn_blocking(move || {
+                    let _ = tx.send(AppEvent::LoraFiles(super::lora_files::scan(&sources)));
                 });
             }
             Command::Quit(_) => {}

@@ -35,6 +35,8 @@ pub enum AppEvent {
     Rejected(String),
     /// An audio output's waveform, read for the preview.
     Waveform(Box<crate::tui::preview::waveform::Waveform>),
+    /// The LoRA files for the LoRA picker.
+    LoraFiles(Vec<crate::tui::lora_files::LoraFile>),
     /// What the form's model (a folder) makes.
     ModelKind {
         model: String,

@@ -11,6 +11,7 @@ pub mod history;
 pub mod hosts;
 pub mod keys;
 pub mod layout;
+pub mod lora_files;
 pub mod overlay;
 pub mod panes;
 pub mod planning;
@@ -32,6 +33,7 @@ use self::commands::Services;
 use self::event::AppEvent;
 use self::hosts::HostsView;
 use self::panes::form::Form;
+use self::panes::form_toolkit::Toolkit;
 use self::panes::queue::JobRow;
 use self::planning::FormPlanner;
 use self::preview::PreviewProtocol;
@@ -67,6 +69,12 @@ pub fn run(cli: &Cli, switches: &Switches) -> anyhow::Result<i32> {
     paths.create_dirs()?;
     let registry = Registry::load(cli.global.models_file.as_deref())?;
     let start_jobs = batch::StartJobs::read(cli)?;
+    // `[loras] dir` of the config file: a wrong one is refused before the terminal is taken.
+    let loras = lora_files::LoraSources::load(
+        &paths.home,
+        &paths.home.join("config.toml"),
+        Some(paths.hf_cache.clone()),
+    )?;
     let theme_dirs = vec![paths.home.join("themes"), "themes".into()];
     let (theme, notice) =
         Theme::load_or_dark(cli.global.theme.as_deref().unwrap_or("dark"), &theme_dirs);
@@ -78,6 +86,7 @@ pub fn run(cli: &Cli, switches: &Switches) -> anyhow::Result<i32> {
         protocol,
         theme,
         notice,
+        loras,
     };
     session.run_hosts(start_jobs)
 }
@@ -116,6 +125,7 @@ pub(crate) fn initial_form(cli: &Cli, device: &str) -> Form {
         audio: text(j.audio.as_ref().map(|p| p.display().to_string())),
         language: text(j.language.clone()),
         translate: j.translate.unwrap_or(false),
+        toolkit: Toolkit::from_flags(j),
         base: j.clone(),
     }
 }
@@ -151,6 +161,8 @@ pub(crate) struct LoopParts {
     pub planner: Option<Arc<FormPlanner>>,
     /// The hosts view, the session's host marked.
     pub hosts: HostsView,
+    /// Where the LoRA picker looks.
+    pub loras: lora_files::LoraSources,
 }
 
 pub(crate) async fn run_loop(
@@ -164,6 +176,7 @@ pub(crate) async fn run_loop(
         history_rows,
         planner,
         hosts,
+        loras,
     } = parts;
     let mut guard = terminal::TerminalGuard::enter()?;
     // The capability query reads stdin, so it runs before the input reader starts; keys typed
@@ -203,6 +216,7 @@ pub(crate) async fn run_loop(
         history_file: history::path(&paths.home),
         planner,
         plan_latest: Arc::default(),
+        loras,
     };
     for command in app.start_commands() {
         services.execute(command);

@@ -29,6 +29,8 @@ pub struct Session<'a> {
     pub protocol: PreviewProtocol,
     pub theme: Theme,
     pub notice: Option<String>,
+    /// Where the LoRA picker looks.
+    pub loras: super::lora_files::LoraSources,
 }
 
 impl Session<'_> {
@@ -121,6 +123,7 @@ impl Session<'_> {
                 history_rows: HISTORY_ROWS + started.len(),
                 planner: Some(Arc::new(link.planner)),
                 hosts,
+                loras: self.loras.clone(),
             },
             Some(&link.downloads),
         )?;
@@ -192,6 +195,7 @@ impl Session<'_> {
                 history_rows: HISTORY_ROWS + queued.len(),
                 planner: None,
                 hosts,
+                loras: self.loras.clone(),
             },
             None,
         )?;

@@ -23,6 +23,8 @@ mod tui_snapshots;
 mod tui_snapshots_frames;
 mod tui_snapshots_hosts;
 mod tui_snapshots_media;
+mod tui_snapshots_toolkit;
 mod tui_tmux;
 mod tui_tmux_keys;
 mod tui_tmux_remote;
+mod tui_tmux_toolkit;

@@ -23,7 +23,7 @@ pub(crate) fn app(size: &str) -> App {
     app_with(size, None)
 }
 
-fn app_with(size: &str, picker: Option<ratatui_image::picker::Picker>) -> App {
+pub(crate) fn app_with(size: &str, picker: Option<ratatui_image::picker::Picker>) -> App {
     let registry = Registry::shipped().unwrap();
     let model = registry.entries()[0].id.clone();
     let mut app = App::new(AppConfig {
@@ -325,7 +325,7 @@ fn the_device_field_is_read_only() {
 }
 
 /// Cells of the preview pane's image area that hold halfblock glyphs.
-fn halfblocks_in_preview(app: &mut App, w: u16, h: u16) -> usize {
+pub(crate) fn halfblocks_in_preview(app: &mut App, w: u16, h: u16) -> usize {
     let term = render(app, w, h);
     let areas = pallaidium::tui::layout::areas(ratatui::layout::Rect::new(0, 0, w, h)).unwrap();
     let r = areas.get(pallaidium::tui::panes::PaneId::Preview);

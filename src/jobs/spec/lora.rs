@@ -41,7 +41,7 @@ impl LoraRef {
 }
 
 /// Strengths outside this are refused as typos.
-const MAX_WEIGHT: f64 = 10.0;
+pub const MAX_WEIGHT: f64 = 10.0;
 
 fn bad(message: impl Into<String>) -> crate::Error {
     crate::Error::bad_input(message)

@@ -69,6 +69,7 @@ impl App {
                 self.notice = Some(n.clone());
                 self.assist_rejected();
             }
+            AppEvent::LoraFiles(files) => self.params.set_lora_files(files.clone()),
             AppEvent::Waveform(wave) => self.preview.set_waveform((**wave).clone()),
             AppEvent::TextFile { label, text } => {
                 self.preview.set_text(label.clone(), text.clone(), None)
@@ -233,6 +234,10 @@ impl App {
                 OutputKind::Text => Command::LoadText(path),
             }),
             Action::CancelAssist => self.cancel_assist(commands),
+            Action::ScanLoras => commands.push(Command::ScanLoras),
+            Action::PreviewControl { path, canny } => {
+                commands.push(Command::LoadControl { path, canny })
+            }
             Action::Notice(n) => self.notice = Some(n),
         }
     }

@@ -25,6 +25,17 @@ pub enum ParamField {
     Audio,
     Language,
     Translate,
+    /// LoRAs (`--lora`), chosen in the LoRA picker.
+    Loras,
+    /// Upscale after the job (`--upscale`): off, x2, x4.
+    Upscale,
+    /// The upscaler of that step (`--upscaler`).
+    Upscaler,
+    /// A ControlNet (`--controlnet`), its image, scale and preprocessing.
+    ControlNet,
+    ControlImage,
+    ControlScale,
+    ControlPreprocess,
 }
 
 /// The fields of image models (the form as it was before audio and text).
@@ -39,6 +50,13 @@ const IMAGE_FIELDS: &[ParamField] = &[
     ParamField::Strength,
     ParamField::InitImage,
     ParamField::Mask,
+    ParamField::Loras,
+    ParamField::Upscale,
+    ParamField::Upscaler,
+    ParamField::ControlNet,
+    ParamField::ControlImage,
+    ParamField::ControlScale,
+    ParamField::ControlPreprocess,
     ParamField::Dtype,
     ParamField::Residency,
     ParamField::Device,
@@ -115,6 +133,13 @@ impl ParamField {
             Self::Audio => "audio",
             Self::Language => "language",
             Self::Translate => "translate",
+            Self::Loras => "loras",
+            Self::Upscale => "upscale",
+            Self::Upscaler => "upscaler",
+            Self::ControlNet => "controlnet",
+            Self::ControlImage => "ctrl image",
+            Self::ControlScale => "ctrl scale",
+            Self::ControlPreprocess => "ctrl prep",
         }
     }
 
@@ -136,6 +161,12 @@ impl ParamField {
             (Self::Audio, _) => "none (Enter, then a .wav path)",
             (Self::Language, _) => "detect",
             (Self::Translate, _) => "off (transcribe as spoken)",
+            (Self::Loras, _) => "none (Enter: choose)",
+            (Self::Upscale, _) => "off (←→: x2, x4)",
+            (Self::ControlNet, _) => "none (Enter, then a ControlNet folder)",
+            (Self::ControlImage, _) => "none (Enter, then an image path)",
+            (Self::ControlScale, _) => "1",
+            (Self::ControlPreprocess, _) => "none (←→: canny edges)",
             (Self::InitImage, Some(Kind::Caption | Kind::Upscale)) => {
                 "none (Enter, then an image path)"
             }
@@ -151,11 +182,20 @@ impl ParamField {
             Self::Guidance => (0.5, 0.0, 30.0, 1),
             Self::Strength => (0.05, 0.0, 1.0, 2),
             Self::Duration => (1.0, 1.0, 300.0, 0),
+            Self::ControlScale => (0.05, 0.0, 10.0, 2),
             _ => return None,
         })
     }
 
     pub fn is_path(self) -> bool {
-        matches!(self, Self::InitImage | Self::Mask | Self::Audio)
+        matches!(
+            self,
+            Self::InitImage
+                | Self::Mask
+                | Self::Audio
+                | Self::Upscaler
+                | Self::ControlNet
+                | Self::ControlImage
+        )
     }
 }

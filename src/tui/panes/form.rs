@@ -9,6 +9,7 @@ use crate::models::{Defaults, Kind, Verdict};
 use crate::vocab::{DtypeChoice, JobKind, ResidencyChoice};
 
 pub use super::fields::{ParamField, fields_for};
+use super::form_toolkit::Toolkit;
 
 /// A model the picker offers.
 #[derive(Debug, Clone, PartialEq)]
@@ -19,6 +20,8 @@ pub struct ModelChoice {
     pub defaults: Defaults,
     pub native: [u32; 2],
     pub kind: Kind,
+    /// The registry's family; `None` for a folder (the LoRA picker then marks nothing).
+    pub family: Option<crate::models::Family>,
 }
 
 /// The form's values as text; an empty string means "the model's default".
@@ -48,6 +51,8 @@ pub struct Form {
     pub audio: String,
     pub language: String,
     pub translate: bool,
+    /// LoRAs, upscale step and ControlNet of an image job.
+    pub toolkit: Toolkit,
     /// The command line's job flags. Those the form shows as fields are replaced by the fields;
     /// the others (--max-tokens, --enhancer for Ctrl-E, memory modes...) are sent as given.
     pub base: JobOverrides,
@@ -86,6 +91,8 @@ impl Form {
             ParamField::Audio => self.audio.clone(),
             ParamField::Language => self.language.clone(),
             ParamField::Translate => if self.translate { "on" } else { "" }.into(),
+            // LoRAs, upscale step, ControlNet.
+            _ => self.toolkit.get(field),
         }
     }
 
@@ -120,6 +127,8 @@ impl Form {
             }
             // Cycled, not typed; the device is fixed for the session.
             ParamField::Dtype | ParamField::Residency | ParamField::Device => {}
+            // LoRAs, upscale step, ControlNet.
+            _ => next.toolkit.set(field, value)?,
         }
         next.to_overrides()?;
         *self = next;
@@ -167,6 +176,7 @@ impl Form {
         o.audio = None;
         o.language = None;
         o.translate = None;
+        Toolkit::clear(&mut o);
         o.seed = if self.random_seed {
             None
         } else {
@@ -250,7 +260,7 @@ impl Form {
         o.strength = strength;
         o.mask = path(&self.mask);
         o.residency = self.residency;
-        Ok(())
+        self.toolkit.apply(o, &self.base)
     }
 }
 

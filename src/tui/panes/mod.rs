@@ -5,8 +5,10 @@ pub mod compat;
 pub mod editor;
 pub mod fields;
 pub mod form;
+pub mod form_toolkit;
 pub mod gauges;
 pub mod logs;
+pub mod lora_picker;
 pub mod model_picker;
 pub mod params;
 pub mod presets;
@@ -54,6 +56,13 @@ pub enum Action {
     Notice(String),
     /// Stop the running prompt helper (enhance or caption).
     CancelAssist,
+    /// Show the form's control image (its Canny edges with thresholds (low, high)).
+    PreviewControl {
+        path: PathBuf,
+        canny: Option<(f64, f64)>,
+    },
+    /// List the LoRA files for the LoRA picker (answered by `AppEvent::LoraFiles`).
+    ScanLoras,
 }
 
 /// The focusable panes, in Tab order.

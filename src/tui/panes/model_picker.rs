@@ -146,6 +146,7 @@ mod tests {
             },
             native: [512, 512],
             kind: crate::models::Kind::Txt2img,
+            family: None,
         }
     }
 

@@ -24,6 +24,8 @@ pub struct ParamsPane {
     /// The text being typed into the selected field.
     editing: Option<String>,
     picker: Option<ModelPicker>,
+    /// The LoRA picker, while open.
+    loras: Option<super::lora_picker::LoraPicker>,
     error: Option<String>,
 }
 
@@ -100,6 +102,10 @@ impl ParamsPane {
             ParamField::Seed => "random".into(),
             ParamField::InitImage | ParamField::Mask => "none".into(),
             ParamField::Residency => "auto (the planner chooses)".into(),
+            ParamField::Upscaler => format!(
+                "{} (the default)",
+                crate::jobs::spec::upscale::default_upscaler(self.form.toolkit.upscale)
+            ),
             _ => "default".into(),
         }
     }
@@ -109,6 +115,9 @@ impl ParamsPane {
             Ok(()) => {
                 self.error = None;
                 out.push(Action::ParamsChanged);
+                if field == ParamField::ControlImage {
+                    out.extend(self.preview_control());
+                }
                 true
             }
             Err(e) => {
@@ -116,6 +125,12 @@ impl ParamsPane {
                 false
             }
         }
+    }
+
+    /// The control image (or its edges) for the preview pane, once it is set.
+    fn preview_control(&self) -> Option<Action> {
+        let (path, canny) = self.form.toolkit.control_preview(&self.form.base)?;
+        Some(Action::PreviewControl { path, canny })
     }
 
     fn edit_key(&mut self, key: &KeyEvent, out: &mut Vec<Action>) {
@@ -194,6 +209,10 @@ impl Pane for ParamsPane {
             self.picker_key(key, out);
             return Handled::Consumed;
         }
+        if self.loras.is_some() {
+            self.lora_key(key, out);
+            return Handled::Consumed;
+        }
         if self.editing.is_some() {
             self.edit_key(key, out);
             return Handled::Consumed;
@@ -209,9 +228,12 @@ impl Pane for ParamsPane {
             KeyCode::Char('r') if field == ParamField::Seed => self.nudge(true, out),
             KeyCode::Enter | KeyCode::Char('e') => match field {
                 ParamField::Model => self.picker = Some(ModelPicker::default()),
-                ParamField::Dtype | ParamField::Residency | ParamField::Translate => {
-                    self.nudge(true, out)
-                }
+                ParamField::Loras => self.open_loras(out),
+                ParamField::Dtype
+                | ParamField::Residency
+                | ParamField::Translate
+                | ParamField::Upscale
+                | ParamField::ControlPreprocess => self.nudge(true, out),
                 ParamField::Device => self.error = Some(DEVICE_FIXED.into()),
                 _ => self.editing = Some(self.form.get(field)),
             },
@@ -225,6 +247,7 @@ impl Pane for ParamsPane {
                     ParamField::Dtype => self.form.dtype = DtypeChoice::Auto,
                     ParamField::Residency => self.form.residency = None,
                     ParamField::Translate => self.form.translate = false,
+                    ParamField::Upscale => self.form.toolkit.upscale = None,
                     _ => {}
                 }
                 self.commit(field, String::new(), out);
@@ -235,13 +258,14 @@ impl Pane for ParamsPane {
     }
 
     fn captures_text(&self) -> bool {
-        self.editing.is_some() || self.picker.is_some()
+        self.editing.is_some() || self.picker.is_some() || self.loras.is_some()
     }
 
     fn on_focus(&mut self, gained: bool) {
         if !gained {
             self.editing = None;
             self.picker = None;
+            self.loras = None;
         }
     }
 
@@ -292,6 +316,13 @@ impl Pane for ParamsPane {
                     ParamField::Translate if self.form.translate => {
                         spans.push(Span::styled("on", Style::new().fg(t.accent)));
                         spans.push(Span::styled(" (into English)", t.muted()));
+                    }
+                    ParamField::Upscale if self.form.toolkit.upscale.is_some() => {
+                        spans.push(Span::styled(typed, Style::new().fg(t.accent)));
+                        spans.push(Span::styled(" after the job (←→)", t.muted()));
+                    }
+                    ParamField::Upscaler if self.form.toolkit.upscale.is_none() => {
+                        spans.push(Span::styled("(upscale is off)", t.muted()));
                     }
                     ParamField::Seed if self.form.random_seed => {
                         spans.push(Span::styled("random", Style::new().fg(t.accent)));
@@ -350,8 +381,13 @@ impl Pane for ParamsPane {
         if let Some(p) = &self.picker {
             p.draw(frame, inner, &self.models, ctx);
         }
+        if let Some(p) = &self.loras {
+            p.draw(frame, area, ctx);
+        }
     }
 }
 
+#[path = "params_loras.rs"]
+mod loras;
 #[path = "params_nudge.rs"]
 mod nudge;

@@ -18,6 +18,7 @@ const RESIDENCIES: [Option<ResidencyChoice>; 3] = [
     Some(ResidencyChoice::Resident),
     Some(ResidencyChoice::Staged),
 ];
+const UPSCALES: [Option<u32>; 3] = [None, Some(2), Some(4)];
 fn cycle<T: PartialEq + Clone>(items: &[T], current: &T, forward: bool) -> Option<T> {
     let n = items.len();
     if n == 0 {
@@ -104,6 +105,33 @@ impl ParamsPane {
                 out.push(Action::ParamsChanged);
                 return;
             }
+            ParamField::ControlPreprocess => {
+                self.form.toolkit.control_canny ^= true;
+                out.push(Action::ParamsChanged);
+                out.extend(self.preview_control());
+                return;
+            }
+            ParamField::Upscale => {
+                self.form.toolkit.upscale =
+                    cycle(&UPSCALES, &self.form.toolkit.upscale, forward).unwrap_or_default();
+                out.push(Action::ParamsChanged);
+                return;
+            }
+            ParamField::Upscaler => {
+                // The scale's default, the registry's upscalers, and a file typed or given.
+                let mut ids: Vec<String> = std::iter::once(String::new())
+                    .chain(
+                        self.models
+                            .iter()
+                            .filter(|m| m.kind == crate::models::Kind::Upscale)
+                            .map(|m| m.id.clone()),
+                    )
+                    .collect();
+                if !ids.contains(&self.form.toolkit.upscaler) {
+                    ids.push(self.form.toolkit.upscaler.clone());
+                }
+                cycle(&ids, &self.form.toolkit.upscaler, forward).unwrap_or_default()
+            }
             _ => return,
         };
         self.commit(field, value, out);
@@ -128,6 +156,7 @@ mod tests {
             },
             native: [1024, 1024],
             kind: Kind::Txt2img,
+            family: None,
         };
         let form = Form {
             model: "m".into(),

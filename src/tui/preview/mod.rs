@@ -1,6 +1,7 @@
 //! Which image protocol the preview uses: a terminal query with a deadline (`probe`, tmux
 //! passthrough aware), environment hints, halfblocks last; or the protocol the user forces.
 
+pub mod control;
 pub mod probe;
 pub mod typed_ahead;
 pub mod waveform;
