@@ -1,5 +1,5 @@
-//! LoRA: low-rank changes to a model's weights, merged into them at load (`patch`). Files in
-//! kohya/A1111 and diffusers/PEFT naming (`keys`, kohya's SDXL names through `sgm`) are read
+//! LoRA: low-rank changes to a model's weights, merged into them at load (`patch`). Plain LoRAs
+//! and LyCORIS's LoHa and LoKr (`factors`), in kohya/A1111 and diffusers/PEFT naming (`keys`, kohya's SDXL names through `sgm`) are read
 //! (`file`) and matched against the components' weights before anything loads (`resolve`), so a
 //! LoRA for another model is refused up front, naming its first key that matches nothing.
 
@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 pub mod bfl;
+pub mod factors;
 pub mod file;
 pub mod keys;
 pub mod patch;
@@ -46,6 +47,19 @@ pub fn index_folders(
             Ok((t, ComponentIndex::new(tensors, lpb)))
         })
         .collect()
+}
+
+/// What `loras` hold, read from their files: (their factors in f32, the largest change one of
+/// them makes, in f32), for the memory planner.
+pub fn footprint(loras: &[LoraSpec]) -> Result<(u64, u64)> {
+    let (mut factors, mut largest) = (0u64, 0u64);
+    for lora in loras {
+        for (_, m) in file::read(&lora.path)? {
+            factors += m.factors.bytes();
+            largest = largest.max(m.factors.numel() as u64 * 4);
+        }
+    }
+    Ok((factors, largest))
 }
 
 /// The deltas of `loras` on a pipeline folder's `targets` (none: no patches).
