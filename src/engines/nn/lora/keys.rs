@@ -26,7 +26,7 @@ impl Target {
 }
 
 /// Which tensor of a module's low-rank pair a key holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Part {
     /// The (rank, in, ...) projection: kohya's lora_down, PEFT's lora_A.
     Down,

@@ -9,11 +9,13 @@ use std::path::{Path, PathBuf};
 pub mod bfl;
 pub mod factors;
 pub mod file;
+pub mod footprint;
 pub mod keys;
 pub mod patch;
 pub mod resolve;
 pub mod sgm;
 
+pub use footprint::footprint;
 pub use keys::Target;
 pub use patch::{PatchedBackend, WeightPatch};
 pub use resolve::{ComponentIndex, Patches};
@@ -47,19 +49,6 @@ pub fn index_folders(
             Ok((t, ComponentIndex::new(tensors, lpb)))
         })
         .collect()
-}
-
-/// What `loras` hold, read from their files: (their factors in f32, the largest change one of
-/// them makes, in f32), for the memory planner.
-pub fn footprint(loras: &[LoraSpec]) -> Result<(u64, u64)> {
-    let (mut factors, mut largest) = (0u64, 0u64);
-    for lora in loras {
-        for (_, m) in file::read(&lora.path)? {
-            factors += m.factors.bytes();
-            largest = largest.max(m.factors.numel() as u64 * 4);
-        }
-    }
-    Ok((factors, largest))
 }
 
 /// The deltas of `loras` on a pipeline folder's `targets` (none: no patches).
