@@ -397,3 +397,68 @@ fn the_plan_counts_loras() {
         "{flux_plan}"
     );
 }
+
+/// A GGUF's layers take plain LoRAs as side branches; a LoHa (a full matrix) is exit 2 naming the
+/// GGUF and the layer, nothing written. kohya's FLUX LoRA (BFL's fused names) runs beside the
+/// GGUF's fused layers and changes the image.
+#[test]
+fn a_gguf_takes_kohya_loras_and_refuses_loha() {
+    let run = Run::new();
+    let gguf = fixture("flux-schnell-tiny/gguf/transformer-Q4_0.gguf");
+    let job = |lora_value: &str| {
+        let mut cmd = run.command();
+        cmd.arg("--model")
+            .arg(fixture("flux-schnell-tiny"))
+            .args(["--width", "80", "--height", "64", "--steps", "1"])
+            .args(["--prompt", "x", "--seed", "3", "--transformer"])
+            .arg(&gguf);
+        if !lora_value.is_empty() {
+            cmd.args(["--lora", lora_value]);
+        }
+        cmd.output().unwrap()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let loha = dir.path().join("loha.safetensors");
+    let dev = candle_core::Device::Cpu;
+    let t = |shape: (usize, usize)| {
+        candle_core::Tensor::ones(shape, candle_core::DType::F32, &dev).unwrap()
+    };
+    let m = "lora_transformer_transformer_blocks_0_attn_to_q";
+    let tensors = std::collections::HashMap::from([
+        (format!("{m}.hada_w1_a"), t((32, 2))),
+        (format!("{m}.hada_w1_b"), t((2, 32))),
+        (format!("{m}.hada_w2_a"), t((32, 2))),
+        (format!("{m}.hada_w2_b"), t((2, 32))),
+    ]);
+    candle_core::safetensors::save(&tensors, &loha).unwrap();
+    let out = job(loha.to_str().unwrap());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    for name in [
+        "transformer-Q4_0.gguf",
+        "LoHa",
+        "transformer_blocks.0.attn.to_q",
+    ] {
+        assert!(stderr.contains(name), "`{name}` not in: {stderr}");
+    }
+    assert!(run.files().is_empty(), "nothing is written");
+    let image = |value: &str| {
+        let out = job(value);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let done = crate::run::json_lines(&out.stdout)
+            .into_iter()
+            .find(|v| v["event"] == "done")
+            .unwrap();
+        rgb(std::path::Path::new(done["outputs"][0].as_str().unwrap()))
+    };
+    let kohya = lora("flux-kohya.safetensors");
+    assert_ne!(
+        image(""),
+        image(kohya.to_str().unwrap()),
+        "the kohya LoRA changes the image"
+    );
+}
