@@ -77,6 +77,21 @@ pub fn plan_for_args(
             "--width {width} --height {height}: both must be multiples of {scale}"
         )));
     }
+    // The LoRAs' memory: their files read as the job would read them.
+    let loras: Vec<_> = crate::jobs::spec::lora::fill(
+        job.lora.as_deref(),
+        resolved.family,
+        job.transformer.as_deref(),
+    )?
+    .iter()
+    .map(|l| l.to_engine())
+    .collect();
+    let gguf = job
+        .transformer
+        .as_deref()
+        .or(resolved.weights.transformer.as_deref())
+        .is_some_and(crate::jobs::spec::lora::is_gguf);
+    let lora = crate::jobs::run::planning::lora_bytes(&loras, gguf, dtype, &memory)?;
     let req = PlanRequest {
         width,
         height,
@@ -89,6 +104,7 @@ pub fn plan_for_args(
         budget_cap: parse_memory_budget(global.memory_budget.as_deref())?,
         overrides: overrides_from_args(job),
         stock_kernels: switches.stock_kernels,
+        lora,
     };
     let fp16_variant = matches!(dtype, candle_core::DType::F16 | candle_core::DType::BF16);
     let mut plan = if resolved.family.is_flow() {
@@ -147,6 +163,15 @@ pub fn human(plan: &MemoryPlan) -> String {
         plan.requested_batch,
         plan.dtype
     ));
+    let lora = &plan.breakdown.lora;
+    if !lora.is_empty() {
+        out.push_str(&format!(
+            "LoRAs: {} held in every stage (their factors; side branches on a GGUF), {} more \
+             while a weight is merged at load\n",
+            format_bytes(lora.resident_bytes),
+            format_bytes(lora.merge_bytes)
+        ));
+    }
     out
 }
 

@@ -7,6 +7,7 @@ pub mod activations;
 pub mod flow;
 pub mod flux;
 pub mod footprint;
+pub mod lora;
 pub mod media;
 pub mod stages;
 pub mod zimage;
@@ -17,6 +18,7 @@ use serde::Serialize;
 pub use activations::ConvWorkspace;
 pub use flux::plan_flux_folder;
 pub use footprint::ModelFootprint;
+pub use lora::LoraBytes;
 pub use stages::{Candidate, DeviceTraits, JobShape, PlanStep};
 pub use zimage::plan_zimage_folder;
 
@@ -58,6 +60,8 @@ pub struct PlanRequest {
     pub overrides: Overrides,
     /// The engine runs candle's stock layers (`Switches::stock_kernels`): other workspaces.
     pub stock_kernels: bool,
+    /// What the job's LoRAs hold (none: zero).
+    pub lora: LoraBytes,
 }
 
 /// Bytes per stage category, at the chosen plan's worst stage.
@@ -71,6 +75,9 @@ pub struct Breakdown {
     pub overhead_bytes: u64,
     /// The stage that sets the peak.
     pub peak_stage: String,
+    /// The job's LoRAs (counted in the stages too).
+    #[serde(skip_serializing_if = "LoraBytes::is_empty")]
+    pub lora: LoraBytes,
 }
 
 /// The plan the runner applies: residency and memory modes, the images per pass, and why.
@@ -196,7 +203,7 @@ pub fn plan(fp: &ModelFootprint, req: &PlanRequest) -> MemoryPlan {
     let job = job_shape(fp, req);
     let candidates = candidates(req);
     let evaluate = |cand: &Candidate| {
-        let steps = stages::steps(fp, &job, cand, &dev);
+        let steps = req.lora.apply(stages::steps(fp, &job, cand, &dev));
         let peak = steps.iter().map(|s| s.total_bytes).max().unwrap_or(0);
         (steps, peak)
     };
@@ -221,7 +228,10 @@ pub fn plan(fp: &ModelFootprint, req: &PlanRequest) -> MemoryPlan {
         suggestions(fp, req, budget)
     };
     MemoryPlan {
-        breakdown: breakdown(fp, &job, &steps, &dev),
+        breakdown: Breakdown {
+            lora: req.lora,
+            ..breakdown(fp, &job, &steps, &dev)
+        },
         steps,
         peak_bytes: peak,
         budget_bytes: budget,
@@ -293,6 +303,7 @@ fn breakdown(
         working_bytes: worst.map_or(0, |s| s.working_bytes),
         overhead_bytes: dev.overhead_bytes,
         peak_stage: worst.map_or_else(String::new, |s| s.stage.clone()),
+        lora: LoraBytes::default(),
     }
 }
 
@@ -378,7 +389,8 @@ fn plan_without_suggestions(fp: &ModelFootprint, req: &PlanRequest) -> u64 {
 fn plan_peak(fp: &ModelFootprint, req: &PlanRequest, cand: &Candidate) -> u64 {
     let job = job_shape(fp, req);
     let dev = request_traits(req);
-    stages::steps(fp, &job, cand, &dev)
+    req.lora
+        .apply(stages::steps(fp, &job, cand, &dev))
         .iter()
         .map(|s| s.total_bytes)
         .max()

@@ -152,6 +152,8 @@ impl FormPlanner {
             budget_cap: self.budget_cap,
             overrides: overrides_from_flags(p.attention_slicing, p.vae_tiling, p.residency),
             stock_kernels: self.stock_kernels,
+            // The files are read when the job is submitted, not on every keystroke.
+            lora: Default::default(),
         };
         let fp16 = dtype != candle_core::DType::F32;
         crate::jobs::run::planning::plan_image_folder(

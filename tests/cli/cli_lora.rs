@@ -1,7 +1,7 @@
 //! `--lora` through the real binary: tiny kohya and PEFT LoRAs (tests/fixtures/make_lora.py)
 //! merged into the tiny SD 1.x and SDXL pipelines give diffusers' `load_lora_weights` +
-//! `fuse_lora` images; the engine cache never hands a LoRA'd model to a job without it; the PNG
-//! records `<lora:NAME:WEIGHT>` and `--from-image` applies the LoRA again; a LoRA of another
+//! `fuse_lora` images, LyCORIS LoHa/LoKr files (make_lycoris.py) a torch merge's; the engine
+//! cache never hands a LoRA'd model to a job without it; the PNG records `<lora:NAME:WEIGHT>` and `--from-image` applies the LoRA again; a LoRA of another
 //! family, one matching nothing and a pickle are exit 2 with nothing written.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -56,6 +56,31 @@ fn lora_images_match_diffusers_fuse_lora() {
     }
 }
 
+/// LyCORIS LoHa and LoKr files (tests/fixtures/make_lycoris.py; diffusers does not read them,
+/// so its reference merges them in torch with LyCORIS's formulas) on the tiny SD 1.x pipeline.
+#[test]
+fn lycoris_loha_and_lokr_images_match_a_torch_merge() {
+    for fmt in ["loha", "lokr"] {
+        let name = format!("lycoris_{fmt}");
+        let r = parity::reference_json_lenient(
+            &fixture("sd1-tiny").join(format!("reference/pipeline_{name}.json")),
+        );
+        let scale = r["lora_scale"].as_f64().unwrap();
+        let moved = reference_moves("sd1-tiny", "euler", &name);
+        assert!(
+            moved > 5.0 * parity::IMAGE_TOL_255,
+            "{fmt}: the LyCORIS file moves the reference image by only {moved}"
+        );
+        let file = lora(&format!("sd1-{fmt}.safetensors"));
+        let flags = ["--lora".to_string(), format!("{}@{scale}", file.display())];
+        let mad = run_headless_with("sd1-tiny", &name, &flags);
+        assert!(
+            mad < parity::IMAGE_TOL_255,
+            "{fmt}: mean abs diff {mad} (the file moves the image {moved})"
+        );
+    }
+}
+
 #[test]
 fn flux_lora_images_match_diffusers_fuse_lora() {
     for fmt in ["peft", "kohya"] {
@@ -73,26 +98,50 @@ fn flux_lora_images_match_diffusers_fuse_lora() {
     }
 }
 
+/// A LoRA on a GGUF transformer's quantized layers, as side branches: diffusers' image with the
+/// same LoRA loaded unfused beside its GGUF layers (make_lora.py build_flux_gguf).
 #[test]
-fn a_lora_on_a_gguf_flux_transformer_is_exit_2() {
+fn a_lora_on_a_gguf_flux_transformer_matches_diffusers_side_branches() {
+    let name = "cli_gguf_lora_peft";
+    let moved = reference_moves("flux-schnell-tiny", "cli_gguf_Q4_0", name);
+    assert!(
+        moved > 5.0 * parity::IMAGE_TOL_255,
+        "the LoRA moves diffusers' GGUF image by only {moved}"
+    );
+    let mad = crate::cli_flux::run_like_diffusers("flux-schnell-tiny", name);
+    assert!(
+        mad < parity::IMAGE_TOL_255,
+        "mean abs diff {mad} (the LoRA moves the image {moved})"
+    );
+}
+
+/// One process: the GGUF transformer, the same with a LoRA, without again: the third is the
+/// first exactly (the side branches live in the LoRA'd model only).
+#[test]
+fn a_gguf_job_without_the_lora_after_one_with_it_gets_the_base_model() {
     let run = Run::new();
-    let out = run
-        .command()
-        .arg("--model")
-        .arg(fixture("flux-schnell-tiny"))
-        .args([
-            "--width", "80", "--height", "64", "--steps", "1", "--prompt", "x",
-        ])
-        .arg("--transformer")
-        .arg(fixture("flux-schnell-tiny/gguf/transformer-Q4_0.gguf"))
-        .arg("--lora")
-        .arg(lora("flux-peft.safetensors"))
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("transformer-Q4_0.gguf"), "{stderr}");
-    assert!(run.files().is_empty());
+    let job = |with: bool| {
+        let mut job = format!(
+            "[[job]]\nmodel = {:?}\ntransformer = {:?}\nprompt = \"x\"\nseed = 3\nwidth = 80\n\
+             height = 64\nsteps = 1\n",
+            fixture("flux-schnell-tiny").to_str().unwrap(),
+            fixture("flux-schnell-tiny/gguf/transformer-Q4_0.gguf")
+                .to_str()
+                .unwrap()
+        );
+        if with {
+            let file = lora("flux-peft.safetensors");
+            job.push_str(&format!("lora = [{:?}]\n", format!("{}@1", file.display())));
+        }
+        job + "\n"
+    };
+    let file = run.dir.path().join("jobs.toml");
+    std::fs::write(&file, [job(false), job(true), job(false)].concat()).unwrap();
+    let outputs = outputs_of(run.command().arg("--jobs").arg(&file));
+    assert_eq!(outputs.len(), 3, "{outputs:?}");
+    let img = |i: usize| rgb(&outputs[i]);
+    assert_ne!(img(0), img(1), "the LoRA changes the image");
+    assert_eq!(img(0), img(2), "the cached base model is the base model");
 }
 
 fn tiny_job(seed: u64, lora: Option<&str>) -> String {
@@ -284,5 +333,132 @@ fn a_repo_file_in_the_hugging_face_cache_is_the_same_lora() {
         "someone/other:style.safetensors",
         "sd1-tiny",
         &["someone/other", "not in the Hugging Face cache"],
+    );
+}
+
+/// `--plan` counts the LoRAs: their bytes in the breakdown (JSON), and a higher
+/// peak than the same job without them; a GGUF's side branches are held besides.
+#[test]
+fn the_plan_counts_loras() {
+    let run = Run::new();
+    let plan = |model: &str, extra: &[&str]| {
+        let mut cmd = run.command();
+        cmd.args(["--plan", "--model"])
+            .arg(fixture(model))
+            .args(extra)
+            .arg("--json");
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let sd1 = lora("sd1-kohya.safetensors");
+    let with = ["--lora", sd1.to_str().unwrap()];
+    let json = |s: String| serde_json::from_str::<serde_json::Value>(&s).unwrap();
+    let base = json(plan("sd1-tiny", &[]));
+    let lora_plan = json(plan("sd1-tiny", &with));
+    assert!(base["breakdown"].get("lora").is_none(), "{base}");
+    let l = &lora_plan["breakdown"]["lora"];
+    let (resident, merge) = (
+        l["resident_bytes"].as_u64().unwrap(),
+        l["merge_bytes"].as_u64().unwrap(),
+    );
+    assert!(resident > 0 && merge > 0, "{l}");
+    assert!(
+        lora_plan["peak_bytes"].as_u64().unwrap()
+            >= base["peak_bytes"].as_u64().unwrap() + resident,
+        "{lora_plan}"
+    );
+    // FLUX on its GGUF: the side branches are held too (f32 here: as many bytes as the factors).
+    let gguf = fixture("flux-schnell-tiny/gguf/transformer-Q4_0.gguf");
+    let flux = lora("flux-peft.safetensors");
+    let args = |with: bool| {
+        let mut a = vec!["--dtype", "f32", "--transformer", gguf.to_str().unwrap()];
+        if with {
+            a.extend(["--lora", flux.to_str().unwrap()]);
+        }
+        a
+    };
+    let flux_plan = json(plan("flux-schnell-tiny", &args(true)));
+    let flux_base = json(plan("flux-schnell-tiny", &args(false)));
+    let held = flux_plan["breakdown"]["lora"]["resident_bytes"]
+        .as_u64()
+        .unwrap();
+    let factors = std::fs::metadata(&flux).unwrap().len();
+    assert!(
+        held > factors * 3 / 2,
+        "factors and side branches: {held} of a {factors}-byte file"
+    );
+    assert!(
+        flux_plan["peak_bytes"].as_u64().unwrap() > flux_base["peak_bytes"].as_u64().unwrap(),
+        "{flux_plan}"
+    );
+}
+
+/// A GGUF's layers take plain LoRAs as side branches; a LoHa (a full matrix) is exit 2 naming the
+/// GGUF and the layer, nothing written. kohya's FLUX LoRA (BFL's fused names) runs beside the
+/// GGUF's fused layers and changes the image.
+#[test]
+fn a_gguf_takes_kohya_loras_and_refuses_loha() {
+    let run = Run::new();
+    let gguf = fixture("flux-schnell-tiny/gguf/transformer-Q4_0.gguf");
+    let job = |lora_value: &str| {
+        let mut cmd = run.command();
+        cmd.arg("--model")
+            .arg(fixture("flux-schnell-tiny"))
+            .args(["--width", "80", "--height", "64", "--steps", "1"])
+            .args(["--prompt", "x", "--seed", "3", "--transformer"])
+            .arg(&gguf);
+        if !lora_value.is_empty() {
+            cmd.args(["--lora", lora_value]);
+        }
+        cmd.output().unwrap()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let loha = dir.path().join("loha.safetensors");
+    let dev = candle_core::Device::Cpu;
+    let t = |shape: (usize, usize)| {
+        candle_core::Tensor::ones(shape, candle_core::DType::F32, &dev).unwrap()
+    };
+    let m = "lora_transformer_transformer_blocks_0_attn_to_q";
+    let tensors = std::collections::HashMap::from([
+        (format!("{m}.hada_w1_a"), t((32, 2))),
+        (format!("{m}.hada_w1_b"), t((2, 32))),
+        (format!("{m}.hada_w2_a"), t((32, 2))),
+        (format!("{m}.hada_w2_b"), t((2, 32))),
+    ]);
+    candle_core::safetensors::save(&tensors, &loha).unwrap();
+    let out = job(loha.to_str().unwrap());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    for name in [
+        "transformer-Q4_0.gguf",
+        "LoHa",
+        "transformer_blocks.0.attn.to_q",
+    ] {
+        assert!(stderr.contains(name), "`{name}` not in: {stderr}");
+    }
+    assert!(run.files().is_empty(), "nothing is written");
+    let image = |value: &str| {
+        let out = job(value);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let done = crate::run::json_lines(&out.stdout)
+            .into_iter()
+            .find(|v| v["event"] == "done")
+            .unwrap();
+        rgb(std::path::Path::new(done["outputs"][0].as_str().unwrap()))
+    };
+    let kohya = lora("flux-kohya.safetensors");
+    assert_ne!(
+        image(""),
+        image(kohya.to_str().unwrap()),
+        "the kohya LoRA changes the image"
     );
 }

@@ -29,6 +29,7 @@ fn request(budget: u64, residency: Option<Residency>) -> PlanRequest {
             ..Overrides::default()
         },
         stock_kernels: false,
+        lora: Default::default(),
     }
 }
 

@@ -93,6 +93,18 @@ fn gguf_of(r: &serde_json::Value) -> Option<String> {
         .or_else(|| r["cli"]["gguf"].as_str().map(|g| format!("../{g}")))
 }
 
+/// The LoRA a reference (make_lora.py) used, at the scale diffusers applied it.
+fn loras_of(r: &serde_json::Value) -> Vec<LoraSpec> {
+    r["lora"]
+        .as_str()
+        .map(|file| LoraSpec {
+            path: fixtures().join(file),
+            weight: r["lora_scale"].as_f64().unwrap(),
+        })
+        .into_iter()
+        .collect()
+}
+
 /// Runs every reference of `model` and returns (name, mean abs diff 0-255).
 fn run_all(model: &str) -> Vec<(String, f64)> {
     let mut dense: Option<FluxPipeline> = None;
@@ -102,19 +114,16 @@ fn run_all(model: &str) -> Vec<(String, f64)> {
         let req = request(model, &r);
         let run = |p: &mut FluxPipeline| p.generate(&req, &NullSink, &CancelToken::new());
         let images = match (gguf, r.get("scheduler_override")) {
-            // A LoRA reference (make_lora.py): the LoRA file at the scale diffusers fused.
-            _ if r.get("lora").is_some() => {
-                let lora = LoraSpec {
-                    path: fixtures().join(r["lora"].as_str().unwrap()),
-                    weight: r["lora_scale"].as_f64().unwrap(),
-                };
+            // A LoRA reference (make_lora.py): merged into the dense weights, or beside a GGUF's.
+            (gguf, _) if r.get("lora").is_some() => {
                 let dir = fixtures().join(model);
+                let gguf = gguf.map(|f| dir.join(f));
                 run(&mut load_as(
                     dir,
-                    None,
+                    gguf,
                     Residency::Resident,
                     GgufMatmul::Dequant,
-                    vec![lora],
+                    loras_of(&r),
                 ))
             }
             (Some(file), _) => {
@@ -187,7 +196,7 @@ fn flux_gguf_pipelines_in_the_quantized_mode_stay_near_diffusers() {
                 Some(path),
                 Residency::Staged,
                 GgufMatmul::Quantized,
-                vec![],
+                loras_of(&r),
             );
             let images = p
                 .generate(&request(model, &r), &NullSink, &CancelToken::new())

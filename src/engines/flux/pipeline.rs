@@ -307,20 +307,50 @@ struct DenoiseInputs<'a> {
     cancel: &'a CancelToken,
 }
 
+/// LoRAs on a `--transformer` file: matched against its tensors (a GGUF's, or a safetensors
+/// file's), then applied as side branches (GGUF) or merged (safetensors).
+fn gguf_lora_patches(
+    opts: &FluxLoadOptions,
+    file: &std::path::Path,
+    fp16: bool,
+) -> Result<crate::engines::nn::lora::Patches> {
+    use crate::engines::nn::lora::{Target, index_folders, resolve};
+    if !crate::jobs::spec::lora::is_gguf(file) {
+        return Err(crate::Error::bad_input(format!(
+            "--lora: LoRAs apply to the model folder's transformer/ or a GGUF --transformer, \
+             not to --transformer {}; drop one of the two",
+            file.display()
+        )));
+    }
+    let config = super::transformer::FluxTransformerConfig::load(
+        &opts.model_dir.join("transformer/config.json"),
+    )?;
+    let mut indexes = index_folders(&opts.model_dir, &[Target::TextEncoder], fp16, None)?;
+    indexes.insert(
+        Target::Transformer,
+        super::transformer::lora_gguf::index(file, &config)?,
+    );
+    let patches = resolve::resolve(&opts.loras, &indexes)?;
+    if let Some(patch) = patches.get(&Target::Transformer) {
+        super::transformer::lora_gguf::check_low_rank(patch, file)?;
+        tracing::info!(
+            weights = patch.len(),
+            "LoRA side branches on the GGUF transformer"
+        );
+    }
+    Ok(patches)
+}
+
 /// The job's LoRAs matched against the transformer and CLIP (FLUX's LoRAs leave T5 alone).
 fn lora_patches(opts: &FluxLoadOptions) -> Result<crate::engines::nn::lora::Patches> {
     use crate::engines::nn::lora::{Target, patches_for};
     if opts.loras.is_empty() {
         return Ok(Default::default());
     }
-    if let Some(file) = &opts.transformer {
-        return Err(crate::Error::bad_input(format!(
-            "--lora: LoRAs merge into the dense transformer/ weights of the model folder, not \
-             into --transformer {} (a GGUF's quantized layers); drop one of the two",
-            file.display()
-        )));
-    }
     let fp16 = opts.dtype != candle_core::DType::F32;
+    if let Some(file) = &opts.transformer {
+        return gguf_lora_patches(opts, file, fp16);
+    }
     patches_for(
         &opts.loras,
         &opts.model_dir,

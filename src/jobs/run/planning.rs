@@ -15,6 +15,51 @@ use crate::models::planner::{self, MemoryPlan, Overrides, PlanRequest};
 use crate::platform::PlatformInfo;
 use crate::vocab::{AttentionSlicing, ResidencyChoice, Toggle};
 
+/// What `loras` add to the plan of a job in `dtype` on a device with `memory`; `gguf`: the
+/// transformer is a GGUF, whose LoRA'd layers carry side branches (`flux::transformer::lora_gguf`).
+/// The factors stay in host memory (the engine merges them again when a component reloads),
+/// which the budget counts on the CPU and unified memory; each merge holds one change and the
+/// merged weight in f32.
+pub fn lora_bytes(
+    loras: &[crate::engines::nn::lora::LoraSpec],
+    gguf: bool,
+    dtype: DType,
+    memory: &crate::device::DeviceMemory,
+) -> Result<planner::LoraBytes> {
+    if loras.is_empty() {
+        return Ok(planner::LoraBytes::default());
+    }
+    let (factors, largest) = crate::engines::nn::lora::footprint(loras)?;
+    let side_branches = if gguf {
+        factors / 4 * dtype.size_in_bytes() as u64
+    } else {
+        0
+    };
+    let host = match memory {
+        crate::device::DeviceMemory::Discrete { .. } => 0,
+        _ => factors,
+    };
+    Ok(planner::LoraBytes {
+        resident_bytes: side_branches + host,
+        merge_bytes: 2 * largest,
+    })
+}
+
+/// The LoRA bytes of an image job's params (FLUX: side branches when its transformer is a
+/// GGUF, the job's own or the model's quantized variant's).
+pub fn image_lora_bytes(
+    p: &crate::jobs::spec::ImageParams,
+    replaced: &crate::models::quant::ReplacedWeights,
+    dtype: DType,
+    memory: &crate::device::DeviceMemory,
+) -> Result<planner::LoraBytes> {
+    let loras: Vec<_> = p.loras.iter().map(|l| l.to_engine()).collect();
+    let gguf = flux_job(p, replaced)
+        .transformer
+        .is_some_and(|t| crate::jobs::spec::lora::is_gguf(&t));
+    lora_bytes(&loras, gguf, dtype, memory)
+}
+
 /// The values a job pins parts of its plan to (auto: the planner's choice).
 pub fn overrides_from_flags(
     attention_slicing: Option<AttentionSlicing>,
@@ -103,6 +148,11 @@ impl JobPlanner {
         let pinned = spec.image().map_or_else(Overrides::default, |p| {
             overrides_from_flags(p.attention_slicing, p.vae_tiling, p.residency)
         });
+        let memory = crate::device::memory::query(&self.selected, &self.platform);
+        let lora = match spec.image() {
+            Some(p) => image_lora_bytes(p, model.1, dtype, &memory)?,
+            None => planner::LoraBytes::default(),
+        };
         let plan_request = PlanRequest {
             width: request.width,
             height: request.height,
@@ -111,10 +161,11 @@ impl JobPlanner {
             img2img: request.init_image.is_some(),
             dtype,
             device: self.selected.kind,
-            memory: crate::device::memory::query(&self.selected, &self.platform),
+            memory,
             budget_cap: self.budget_cap,
             overrides: pinned,
             stock_kernels: self.stock_kernels,
+            lora,
         };
         let plan = plan_image_folder(
             model.0,
@@ -272,5 +323,43 @@ mod tests {
         assert_eq!(auto, Overrides::default());
         let off = overrides_from_flags(Some(AttentionSlicing::Off), None, None);
         assert_eq!(off.attention_slice, Some(None));
+    }
+
+    #[test]
+    fn loras_count_their_factors_merges_and_side_branches() {
+        use crate::device::DeviceMemory;
+        use crate::engines::nn::lora::LoraSpec;
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/loras/sd1-kohya.safetensors");
+        let size = std::fs::metadata(&path).unwrap().len();
+        let loras = [LoraSpec { path, weight: 1.0 }];
+        let (factors, largest) = crate::engines::nn::lora::footprint(&loras).unwrap();
+        // The fixture is f32: its factors are its size less the header and the alphas.
+        assert!(factors <= size && factors > size / 2, "{factors} of {size}");
+        let cpu = DeviceMemory::System {
+            total: 1 << 34,
+            available: 1 << 33,
+        };
+        let gpu = DeviceMemory::Discrete {
+            total: 1 << 34,
+            free: 1 << 33,
+        };
+        let merged = lora_bytes(&loras, false, DType::F16, &cpu).unwrap();
+        assert_eq!(merged.resident_bytes, factors);
+        assert_eq!(merged.merge_bytes, 2 * largest);
+        assert!(largest > 0);
+        assert_eq!(
+            lora_bytes(&loras, false, DType::F16, &gpu)
+                .unwrap()
+                .resident_bytes,
+            0
+        );
+        let branches = lora_bytes(&loras, true, DType::F16, &gpu).unwrap();
+        assert_eq!(
+            branches.resident_bytes,
+            factors / 2,
+            "f16 side branches on the GPU"
+        );
+        assert!(lora_bytes(&[], true, DType::F16, &cpu).unwrap().is_empty());
     }
 }

@@ -92,7 +92,8 @@ fn cached_file(repo: &str, file: &str) -> crate::Result<PathBuf> {
 }
 
 /// The job's LoRAs, checked: each file exists and is safetensors (pickles are refused), and the
-/// model's family takes LoRAs (FLUX's only into its dense weights, not a `--transformer` file).
+/// model's family takes LoRAs (FLUX's into its dense weights or, as side branches, a GGUF
+/// `--transformer`; not a safetensors `--transformer` file).
 pub fn fill(
     asked: Option<&[String]>,
     family: Family,
@@ -111,14 +112,20 @@ pub fn fill(
              {family:?} model"
         )));
     }
-    if let Some(file) = transformer {
+    if let Some(file) = transformer.filter(|f| !is_gguf(f)) {
         return Err(bad(format!(
-            "--lora: LoRAs merge into the dense transformer/ weights of the model folder, not \
-             into --transformer {} (a GGUF's quantized layers are not merged); drop one of the two",
+            "--lora: LoRAs apply to the model folder's transformer/ or a GGUF --transformer (as \
+             side branches), not to --transformer {}; drop one of the two",
             file.display()
         )));
     }
     asked.iter().map(|v| one(v)).collect()
+}
+
+/// A `.gguf` file (the quantized layers a LoRA runs beside).
+pub fn is_gguf(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
 }
 
 fn one(value: &str) -> crate::Result<LoraRef> {
@@ -192,7 +199,13 @@ mod tests {
         let ok = fill(Some(&val(&st)), Family::Sdxl, None).unwrap();
         assert_eq!(ok[0].weight, 0.7);
         assert_eq!(ok[0].name(), "style");
-        let err = fill(Some(&val(&st)), Family::Flux, Some(Path::new("t.gguf")));
-        assert!(err.unwrap_err().to_string().contains("t.gguf"));
+        let err = fill(
+            Some(&val(&st)),
+            Family::Flux,
+            Some(Path::new("t.safetensors")),
+        );
+        assert!(err.unwrap_err().to_string().contains("t.safetensors"));
+        let gguf = fill(Some(&val(&st)), Family::Flux, Some(Path::new("t.gguf"))).unwrap();
+        assert_eq!(gguf.len(), 1, "side branches on a GGUF's layers");
     }
 }

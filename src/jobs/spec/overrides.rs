@@ -151,8 +151,9 @@ pub struct JobOverrides {
     #[serde(alias = "text_encoder_2", skip_serializing_if = "Option::is_none")]
     pub text_encoder_2: Option<PathBuf>,
     /// SD 1.x/2.x, SDXL, FLUX: a LoRA merged into the UNet or transformer and the CLIP text
-    /// encoders, a .safetensors file (kohya/A1111 or diffusers/PEFT naming) or REPO:FILE in the
-    /// Hugging Face cache, at WEIGHT (default 1); repeat for several [default: none].
+    /// encoders (beside a GGUF transformer's layers), a .safetensors file (kohya/A1111 or
+    /// diffusers/PEFT naming, LyCORIS LoHa/LoKr) or REPO:FILE in the Hugging Face cache, at
+    /// WEIGHT (default 1); repeat for several [default: none].
     #[arg(long, value_name = "PATH|REPO:FILE[@WEIGHT]", help_heading = IMAGE)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lora: Option<Vec<String>>,

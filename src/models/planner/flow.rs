@@ -107,7 +107,7 @@ pub fn plan(model: &dyn FlowModel, req: &PlanRequest) -> MemoryPlan {
     let candidates = super::candidates(req);
     let mut chosen = None;
     for cand in &candidates {
-        let s = model.steps(req, cand, &dev);
+        let s = req.lora.apply(model.steps(req, cand, &dev));
         let fits = peak(&s) <= budget;
         chosen = Some((*cand, s));
         if fits {
@@ -116,7 +116,7 @@ pub fn plan(model: &dyn FlowModel, req: &PlanRequest) -> MemoryPlan {
     }
     let (cand, steps_taken) = chosen.unwrap_or_else(|| {
         let cand = super::candidates_fallback(req);
-        let s = model.steps(req, &cand, &dev);
+        let s = req.lora.apply(model.steps(req, &cand, &dev));
         (cand, s)
     });
     let peak_bytes = peak(&steps_taken);
@@ -130,6 +130,7 @@ pub fn plan(model: &dyn FlowModel, req: &PlanRequest) -> MemoryPlan {
         working_bytes: worst.map_or(0, |s| s.working_bytes),
         overhead_bytes: dev.overhead_bytes,
         peak_stage: worst.map_or_else(String::new, |s| s.stage.clone()),
+        lora: req.lora,
     };
     let suggestions = if fits {
         vec![]
@@ -165,7 +166,7 @@ fn suggestions(
         vae_tiling: true,
         batch: 1,
     };
-    let need = |r: &PlanRequest| peak(&model.steps(r, &loosest, dev));
+    let need = |r: &PlanRequest| peak(&r.lora.apply(model.steps(r, &loosest, dev)));
     let mut out = Vec::new();
     let mut smaller = req.clone();
     while smaller.width > 256 || smaller.height > 256 {

@@ -135,6 +135,7 @@ pub fn plan_media(req: &MediaPlanRequest) -> MemoryPlan {
             working_bytes: peak_step.working_bytes,
             overhead_bytes: dev.overhead_bytes,
             peak_stage: peak_step.stage.clone(),
+            lora: Default::default(),
         },
         peak_bytes: peak_step.total_bytes,
         steps,

@@ -98,5 +98,6 @@ pub fn mac_16gib(dtype: DType) -> PlanRequest {
         budget_cap: Some(16 * GIB),
         overrides: Overrides::default(),
         stock_kernels: false,
+        lora: Default::default(),
     }
 }

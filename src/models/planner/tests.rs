@@ -68,6 +68,7 @@ pub(super) fn request(budget: u64, side: u32, batch: u32) -> PlanRequest {
         budget_cap: None,
         overrides: Overrides::default(),
         stock_kernels: false,
+        lora: Default::default(),
     }
 }
 

@@ -92,17 +92,50 @@ impl Weight {
     }
 }
 
-/// `x W^T + b`.
+/// A LoRA applied beside a (quantized) weight: `x D^T U^T`, D (rank, in), U (out, rank) with
+/// the LoRA's scale in it (`lora_gguf.rs`).
+#[derive(Debug, Clone)]
+pub struct LoraBranch {
+    pub down: Tensor,
+    pub up: Tensor,
+}
+
+impl LoraBranch {
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        let h = xs.broadcast_matmul(&self.down.to_dtype(xs.dtype())?.t()?)?;
+        h.broadcast_matmul(&self.up.to_dtype(xs.dtype())?.t()?)
+    }
+
+    fn bytes(&self) -> usize {
+        (self.down.elem_count() + self.up.elem_count()) * self.up.dtype().size_in_bytes()
+    }
+}
+
+/// `x W^T + b`, plus a LoRA side branch when one is given.
 #[derive(Debug, Clone)]
 pub struct Linear {
     weight: Weight,
     bias: Option<Tensor>,
     fast: bool,
+    lora: Option<LoraBranch>,
 }
 
 impl Linear {
     pub fn new(weight: Weight, bias: Option<Tensor>, fast: bool) -> Self {
-        Self { weight, bias, fast }
+        Self {
+            weight,
+            bias,
+            fast,
+            lora: None,
+        }
+    }
+
+    /// The layer with `branch` added to its output.
+    pub fn with_lora(self, branch: Option<LoraBranch>) -> Self {
+        Self {
+            lora: branch,
+            ..self
+        }
     }
 
     pub fn weight(&self) -> &Weight {
@@ -118,18 +151,17 @@ impl Linear {
         Ok(self.weight.dims()?.0)
     }
 
-    /// Bytes held in memory, weight and bias.
+    /// Bytes held in memory, weight, bias and LoRA branch.
     pub fn bytes(&self) -> usize {
         self.weight.bytes()
             + self
                 .bias
                 .as_ref()
                 .map_or(0, |b| b.elem_count() * b.dtype().size_in_bytes())
+            + self.lora.as_ref().map_or(0, LoraBranch::bytes)
     }
-}
 
-impl Module for Linear {
-    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+    fn base(&self, xs: &Tensor) -> Result<Tensor> {
         if let Weight::Quantized { q, matmul, .. } = &self.weight
             && *matmul != GgufMatmul::Dequant
             && q.device().is_cpu()
@@ -154,6 +186,16 @@ impl Module for Linear {
         };
         let layer = candle_nn::Linear::new(weight, bias);
         kernels::linear(&layer, xs, self.fast)
+    }
+}
+
+impl Module for Linear {
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        let ys = self.base(xs)?;
+        match &self.lora {
+            Some(branch) => ys + branch.forward(xs)?,
+            None => Ok(ys),
+        }
     }
 }
 
@@ -204,6 +246,38 @@ mod tests {
             .unwrap()
             .0;
         assert_eq!(d, 0.0);
+    }
+
+    /// A side branch on a quantized layer is the LoRA merged into its dequantized weight.
+    #[test]
+    fn a_lora_branch_equals_the_merged_dequantized_weight() {
+        let dev = Device::Cpu;
+        let q = QTensor::quantize(&wave(32, 64, 0.2, 0.05), GgmlDType::Q8_0).unwrap();
+        // diffusers' Q8_0 values (what the Dequant mode multiplies): ggml's rounded to f16.
+        let deq = q
+            .dequantize_f16(&dev)
+            .unwrap()
+            .to_dtype(DType::F32)
+            .unwrap();
+        let (down, up) = (wave(2, 64, 0.9, 0.3), wave(32, 2, 0.4, 0.3));
+        let merged = (&deq + up.matmul(&down).unwrap()).unwrap();
+        let b = wave(1, 32, 0.5, 0.1).squeeze(0).unwrap();
+        let weight = Weight::Quantized {
+            q: Arc::new(q),
+            ggml: "Q8_0",
+            matmul: GgufMatmul::Dequant,
+        };
+        let branch = LoraBranch { down, up };
+        let with = Linear::new(weight.clone(), Some(b.clone()), true).with_lora(Some(branch));
+        let without = Linear::new(weight, Some(b.clone()), true);
+        let dense = Linear::new(Weight::Dense(merged), Some(b), true);
+        let x = wave(3, 64, 1.3, 1.0).unsqueeze(0).unwrap();
+        let (got, want) = (with.forward(&x).unwrap(), dense.forward(&x).unwrap());
+        let d = rel_mean_diff(&got, &want);
+        let moved = rel_mean_diff(&without.forward(&x).unwrap(), &want);
+        assert!(d < 1e-5, "branch vs merged: {d}");
+        assert!(moved > 1e-2, "the LoRA moves the output by only {moved}");
+        assert!(with.bytes() > without.bytes());
     }
 
     /// A deterministic (rows, cols) matrix of values in about [-scale, scale].

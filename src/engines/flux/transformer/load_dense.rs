@@ -31,7 +31,7 @@ impl DenseSource {
 }
 
 /// `t` with the halves of dim 0 swapped.
-fn swap_halves(t: &Tensor) -> candle_core::Result<Tensor> {
+pub(super) fn swap_halves(t: &Tensor) -> candle_core::Result<Tensor> {
     let half = t.dim(0)? / 2;
     Tensor::cat(&[t.narrow(0, half, half)?, t.narrow(0, 0, half)?], 0)
 }

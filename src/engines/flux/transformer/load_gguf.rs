@@ -17,7 +17,7 @@ use crate::engines::nn::weights::gguf::GgufFile;
 use crate::error::{Error, Result};
 
 /// The prefix ComfyUI-era conversions keep on every name.
-const DIFFUSION_MODEL_PREFIX: &str = "model.diffusion_model.";
+pub(super) const DIFFUSION_MODEL_PREFIX: &str = "model.diffusion_model.";
 
 pub struct GgufSource {
     file: GgufFile,
@@ -26,6 +26,8 @@ pub struct GgufSource {
     device: Device,
     fast: bool,
     matmul: GgufMatmul,
+    /// LoRAs, applied as side branches.
+    lora: Option<std::sync::Arc<crate::engines::nn::lora::WeightPatch>>,
 }
 
 impl GgufSource {
@@ -67,9 +69,21 @@ impl GgufSource {
             device: device.clone(),
             fast,
             matmul,
+            lora: None,
         };
         source.check_structure(config)?;
         Ok(source)
+    }
+
+    /// The source with `patch`'s LoRAs as side branches of the layers they change.
+    pub fn with_lora(
+        self,
+        patch: Option<std::sync::Arc<crate::engines::nn::lora::WeightPatch>>,
+    ) -> Self {
+        Self {
+            lora: patch,
+            ..self
+        }
     }
 
     /// Blocks and the guidance embedder present exactly as the config says.
@@ -160,7 +174,12 @@ impl WeightSource for GgufSource {
         let info = self.checked(name, ".weight", &[out, in_dim])?;
         let weight = Weight::from_gguf(&self.file, info, self.dtype, &self.device, self.matmul)?;
         let bias = self.read_1d(name, ".bias", out)?;
-        Ok(Linear::new(weight, Some(bias), self.fast))
+        let branch = match &self.lora {
+            Some(patch) => super::lora_gguf::branch(patch, name, outs, self.dtype, &self.device)
+                .map_err(|e| self.bad(format!("the LoRA on {}: {e}", describe(name))))?,
+            None => None,
+        };
+        Ok(Linear::new(weight, Some(bias), self.fast).with_lora(branch))
     }
 
     fn vector(&self, name: &str, len: usize) -> Result<Tensor> {

@@ -17,6 +17,7 @@ mod gguf_matmul;
 pub mod linear;
 mod load_dense;
 mod load_gguf;
+pub mod lora_gguf;
 pub mod names;
 
 use std::path::Path;
@@ -52,7 +53,8 @@ pub struct FluxTransformer {
 impl FluxTransformer {
     /// dir = the model's transformer/ folder (config.json + diffusers safetensors, sharded or
     /// not); gguf = Some(path) replaces the weights (city96/BFL-named GGUF) while config.json
-    /// still gives the config.
+    /// still gives the config. `patch`'s LoRAs are merged into dense weights and applied as side
+    /// branches on a GGUF's layers (`lora_gguf.rs`).
     pub fn load(
         dir: &Path,
         gguf: Option<&Path>,
@@ -68,7 +70,8 @@ impl FluxTransformer {
             Some(path) => {
                 let matmul = GgufMatmul::resolve(switches.gguf_matmul, device);
                 tracing::info!(matmul = matmul.word(), "GGUF quantized matrices");
-                let src = GgufSource::open(path, &config, device, dtype, fast, matmul)?;
+                let src = GgufSource::open(path, &config, device, dtype, fast, matmul)?
+                    .with_lora(patch.filter(|p| !p.is_empty()).cloned());
                 Self::build(config, &src, dtype, fast)
             }
             None => {

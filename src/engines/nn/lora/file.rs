@@ -1,32 +1,33 @@
-//! Reading a LoRA safetensors file into its modules: each module's down and up matrices and
-//! alpha, in f32 on the CPU (LoRAs are small; the deltas are made on the device at load).
+//! Reading a LoRA safetensors file into its modules: each module's factors (a LoRA's down and
+//! up matrices, a LoHa's or LoKr's, see `factors`) and alpha, in f32 on the CPU (LoRAs are
+//! small; the deltas are made on the device at load).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 
-use super::keys::{KeyKind, Module, Part, parse_key};
+use super::factors::{Factors, KronFactor, Product};
+use super::keys::{KeyKind, Ly, Module, Part, parse_key};
 use crate::error::{Error, Result};
 
-/// One module's low-rank pair.
+/// One module's change.
 #[derive(Debug, Clone)]
 pub struct LoraModule {
-    /// The file's name for the module's down tensor (for messages).
+    /// The file's name for the module's first tensor (for messages).
     pub key: String,
-    pub down: Tensor,
-    pub up: Tensor,
+    pub factors: Factors,
     pub alpha: Option<f64>,
 }
 
 impl LoraModule {
-    pub fn rank(&self) -> usize {
-        self.down.dims().first().copied().unwrap_or(1)
-    }
-
-    /// alpha / rank, or 1 without an alpha (PEFT's files, saved at alpha = rank).
+    /// alpha / rank, or 1 without an alpha (PEFT's files, saved at alpha = rank) or a rank
+    /// (a LoKr of whole factors).
     pub fn scale(&self) -> f64 {
-        self.alpha.map_or(1.0, |a| a / self.rank() as f64)
+        match (self.alpha, self.factors.rank()) {
+            (Some(a), Some(rank)) => a / rank as f64,
+            _ => 1.0,
+        }
     }
 }
 
@@ -39,9 +40,73 @@ fn bad(path: &Path, why: impl std::fmt::Display) -> Error {
 
 #[derive(Default)]
 struct Parts {
-    down: Option<(String, Tensor)>,
-    up: Option<(String, Tensor)>,
+    /// The first key read (for messages).
+    key: Option<String>,
+    down: Option<Tensor>,
+    up: Option<Tensor>,
+    ly: HashMap<Ly, Tensor>,
     alpha: Option<f64>,
+}
+
+impl Parts {
+    /// The module's factors; Err(why) when its tensors do not make one.
+    fn factors(mut self) -> std::result::Result<Factors, String> {
+        let (loha, lokr) = (self.ly.keys().any(|l| l.is_loha()), !self.ly.is_empty());
+        let mut ly = std::mem::take(&mut self.ly);
+        let mut take = |l: Ly| ly.remove(&l);
+        let factors = if loha {
+            let pair = |a, b, t| match (a, b) {
+                (Some(a), Some(b)) => Ok(Product { a, b, t }),
+                _ => Err("a LoHa module needs hada_w1_a, hada_w1_b, hada_w2_a and hada_w2_b"),
+            };
+            let (t1, t2) = (take(Ly::HadaT1), take(Ly::HadaT2));
+            let w1 = pair(take(Ly::HadaW1A), take(Ly::HadaW1B), t1)?;
+            let w2 = pair(take(Ly::HadaW2A), take(Ly::HadaW2B), t2)?;
+            Factors::Hadamard { w1, w2 }
+        } else if lokr {
+            let factor = |whole: Option<Tensor>, a, b, t: Option<Tensor>, n: u8| match (whole, a, b)
+            {
+                (Some(w), None, None) if t.is_none() => Ok(KronFactor::Whole(w)),
+                (None, Some(a), Some(b)) => Ok(KronFactor::Product(Product { a, b, t })),
+                _ => Err(format!(
+                    "a LoKr module needs lokr_w{n}, or lokr_w{n}_a and lokr_w{n}_b"
+                )),
+            };
+            let w1 = factor(
+                take(Ly::LokrW1),
+                take(Ly::LokrW1A),
+                take(Ly::LokrW1B),
+                None,
+                1,
+            )?;
+            let t2 = take(Ly::LokrT2);
+            let w2 = factor(
+                take(Ly::LokrW2),
+                take(Ly::LokrW2A),
+                take(Ly::LokrW2B),
+                t2,
+                2,
+            )?;
+            Factors::Kronecker { w1, w2 }
+        } else {
+            match (self.down.take(), self.up.take()) {
+                (Some(down), Some(up)) => Factors::LowRank { up, down },
+                (None, None) => return Err("an alpha but no weights".into()),
+                _ => return Err("no matching up/down half".into()),
+            }
+        };
+        if self.down.is_some() || self.up.is_some() || !ly.is_empty() {
+            return Err("LoRA, LoHa and LoKr tensors mixed in one module".into());
+        }
+        if !factors.fits() {
+            return Err(format!(
+                "its {} tensors {} do not fit together",
+                factors.kind(),
+                factors.describe()
+            ));
+        }
+        Ok(factors)
+    }
 }
 
 /// Refuses a pickled file (`.pt`, `.pth`, `.ckpt`, `.bin`) with how to convert it, and anything
@@ -85,7 +150,10 @@ pub fn read(path: &Path) -> Result<Vec<(Module, LoraModule)>> {
             KeyKind::Lycoris(kind) => {
                 return Err(bad(
                     path,
-                    format!("`{key}` is a LyCORIS {kind} tensor; only plain LoRAs are read"),
+                    format!(
+                        "`{key}` is a LyCORIS {kind} tensor, which is not read (LoRA, LoHa \
+                         and LoKr are)"
+                    ),
                 ));
             }
             KeyKind::Unknown => {
@@ -101,9 +169,15 @@ pub fn read(path: &Path) -> Result<Vec<(Module, LoraModule)>> {
         };
         let t = tensors[key].to_dtype(DType::F32)?;
         let entry = modules.entry(module).or_default();
+        if entry.key.is_none() || part == Part::Down {
+            entry.key = Some(key.clone());
+        }
         match part {
-            Part::Down => entry.down = Some((key.clone(), t)),
-            Part::Up => entry.up = Some((key.clone(), t)),
+            Part::Down => entry.down = Some(t),
+            Part::Up => entry.up = Some(t),
+            Part::Lycoris(ly) => {
+                entry.ly.insert(ly, t);
+            }
             Part::Alpha => {
                 entry.alpha = Some(f64::from(t.flatten_all()?.get(0)?.to_scalar::<f32>()?))
             }
@@ -114,35 +188,20 @@ pub fn read(path: &Path) -> Result<Vec<(Module, LoraModule)>> {
     }
     modules
         .into_iter()
-        .map(|(module, parts)| match (parts.down, parts.up) {
-            (Some((key, down)), Some((_, up))) => {
-                if down.rank() < 2 || up.rank() < 2 || up.dim(1)? != down.dim(0)? {
-                    return Err(bad(
-                        path,
-                        format!(
-                            "`{key}`: its up {:?} and down {:?} matrices do not pair",
-                            up.dims(),
-                            down.dims()
-                        ),
-                    ));
-                }
-                Ok((
-                    module,
-                    LoraModule {
-                        key,
-                        down,
-                        up,
-                        alpha: parts.alpha,
-                    },
-                ))
-            }
-            (Some((key, _)), None) | (None, Some((key, _))) => {
-                Err(bad(path, format!("`{key}` has no matching up/down half")))
-            }
-            (None, None) => Err(bad(
-                path,
-                format!("module `{}` has an alpha but no weights", module.path),
-            )),
+        .map(|(module, mut parts)| {
+            let key = parts.key.take().unwrap_or_else(|| module.path.clone());
+            let alpha = parts.alpha;
+            let factors = parts
+                .factors()
+                .map_err(|why| bad(path, format!("`{key}`: {why}")))?;
+            Ok((
+                module,
+                LoraModule {
+                    key,
+                    factors,
+                    alpha,
+                },
+            ))
         })
         .collect()
 }

@@ -26,7 +26,7 @@ impl Target {
 }
 
 /// Which tensor of a module's low-rank pair a key holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Part {
     /// The (rank, in, ...) projection: kohya's lora_down, PEFT's lora_A.
     Down,
@@ -34,7 +34,58 @@ pub enum Part {
     Up,
     /// kohya's scalar alpha (the delta is scaled by alpha / rank).
     Alpha,
+    /// A LyCORIS LoHa or LoKr tensor (`hada_w1_a`, `lokr_w2`, ...), by its name.
+    Lycoris(Ly),
 }
+
+/// The tensors of LyCORIS's LoHa and LoKr modules (kohya-style names, no `.weight`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Ly {
+    HadaW1A,
+    HadaW1B,
+    HadaW2A,
+    HadaW2B,
+    HadaT1,
+    HadaT2,
+    LokrW1,
+    LokrW1A,
+    LokrW1B,
+    LokrW2,
+    LokrW2A,
+    LokrW2B,
+    LokrT2,
+}
+
+impl Ly {
+    /// A LoHa tensor (else a LoKr one).
+    pub fn is_loha(self) -> bool {
+        matches!(
+            self,
+            Self::HadaW1A
+                | Self::HadaW1B
+                | Self::HadaW2A
+                | Self::HadaW2B
+                | Self::HadaT1
+                | Self::HadaT2
+        )
+    }
+}
+
+const LYCORIS: [(&str, Ly); 13] = [
+    (".hada_w1_a", Ly::HadaW1A),
+    (".hada_w1_b", Ly::HadaW1B),
+    (".hada_w2_a", Ly::HadaW2A),
+    (".hada_w2_b", Ly::HadaW2B),
+    (".hada_t1", Ly::HadaT1),
+    (".hada_t2", Ly::HadaT2),
+    (".lokr_w1", Ly::LokrW1),
+    (".lokr_w1_a", Ly::LokrW1A),
+    (".lokr_w1_b", Ly::LokrW1B),
+    (".lokr_w2", Ly::LokrW2),
+    (".lokr_w2_a", Ly::LokrW2A),
+    (".lokr_w2_b", Ly::LokrW2B),
+    (".lokr_t2", Ly::LokrT2),
+];
 
 /// A module a LoRA changes, as the file names it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -51,7 +102,7 @@ pub struct Module {
 pub enum KeyKind {
     /// A part of a plain LoRA's pair.
     Lora(Module, Part),
-    /// A LyCORIS variant (LoHa, LoKr, DoRA, ...), which is not read.
+    /// A LyCORIS variant that is not read (DoRA, a CP-decomposed LoCon, a full difference).
     Lycoris(&'static str),
     /// Not a LoRA tensor name at all.
     Unknown,
@@ -76,8 +127,7 @@ fn lycoris(key: &str) -> Option<&'static str> {
     }
     let last = key.rsplit_once('.').map_or(key, |(_, l)| l);
     match last {
-        l if l.starts_with("hada_") => Some("LoHa"),
-        l if l.starts_with("lokr_") => Some("LoKr"),
+        l if l.starts_with("hada_") || l.starts_with("lokr_") => Some("LoHa/LoKr"),
         "dora_scale" => Some("DoRA"),
         "diff" | "diff_b" => Some("full weight difference"),
         _ => None,
@@ -86,13 +136,19 @@ fn lycoris(key: &str) -> Option<&'static str> {
 
 /// Parses one tensor name of a LoRA file.
 pub fn parse_key(key: &str) -> KeyKind {
-    if let Some(kind) = lycoris(key) {
+    let ly = LYCORIS
+        .iter()
+        .find_map(|(s, ly)| key.strip_suffix(s).map(|m| (m, Part::Lycoris(*ly))));
+    if ly.is_none()
+        && let Some(kind) = lycoris(key)
+    {
         return KeyKind::Lycoris(kind);
     }
-    let Some((module, part)) = SUFFIXES
-        .iter()
-        .find_map(|(s, part)| key.strip_suffix(s).map(|m| (m, *part)))
-    else {
+    let Some((module, part)) = ly.or_else(|| {
+        SUFFIXES
+            .iter()
+            .find_map(|(s, part)| key.strip_suffix(s).map(|m| (m, *part)))
+    }) else {
         return KeyKind::Unknown;
     };
     match parse_module(module) {
@@ -183,14 +239,34 @@ mod tests {
     }
 
     #[test]
-    fn other_names_are_told_apart() {
+    fn lycoris_loha_and_lokr_keys_name_their_part() {
+        let (m, p) = lora("lora_unet_mid_block_attentions_0_proj_in.hada_w1_a");
+        assert_eq!(m.path, "mid_block_attentions_0_proj_in");
+        assert_eq!(p, Part::Lycoris(Ly::HadaW1A));
+        let (m, p) = lora("lora_te_text_model_encoder_layers_0_mlp_fc1.lokr_w1");
         assert_eq!(
-            parse_key("lora_unet_mid_block_attentions_0_proj_in.hada_w1_a"),
-            KeyKind::Lycoris("LoHa")
+            (m.target, p),
+            (Target::TextEncoder, Part::Lycoris(Ly::LokrW1))
         );
         assert_eq!(
-            parse_key("lora_unet_conv_in.lokr_w1"),
-            KeyKind::Lycoris("LoKr")
+            lora("lora_unet_conv_in.lokr_w2_b").1,
+            Part::Lycoris(Ly::LokrW2B)
+        );
+        assert_eq!(
+            lora("lora_unet_conv_in.hada_t2").1,
+            Part::Lycoris(Ly::HadaT2)
+        );
+    }
+
+    #[test]
+    fn other_names_are_told_apart() {
+        assert_eq!(
+            parse_key("lora_unet_conv_in.dora_scale"),
+            KeyKind::Lycoris("DoRA")
+        );
+        assert_eq!(
+            parse_key("lora_unet_conv_in.lokr_t1"),
+            KeyKind::Lycoris("LoHa/LoKr")
         );
         assert_eq!(parse_key("vae.decoder.conv_in.weight"), KeyKind::Unknown);
         assert_eq!(parse_key("lora_unet_.lora_up.weight"), KeyKind::Unknown);

@@ -1,5 +1,5 @@
-//! LoRA: low-rank changes to a model's weights, merged into them at load (`patch`). Files in
-//! kohya/A1111 and diffusers/PEFT naming (`keys`, kohya's SDXL names through `sgm`) are read
+//! LoRA: low-rank changes to a model's weights, merged into them at load (`patch`). Plain LoRAs
+//! and LyCORIS's LoHa and LoKr (`factors`), in kohya/A1111 and diffusers/PEFT naming (`keys`, kohya's SDXL names through `sgm`) are read
 //! (`file`) and matched against the components' weights before anything loads (`resolve`), so a
 //! LoRA for another model is refused up front, naming its first key that matches nothing.
 
@@ -7,12 +7,15 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 pub mod bfl;
+pub mod factors;
 pub mod file;
+pub mod footprint;
 pub mod keys;
 pub mod patch;
 pub mod resolve;
 pub mod sgm;
 
+pub use footprint::footprint;
 pub use keys::Target;
 pub use patch::{PatchedBackend, WeightPatch};
 pub use resolve::{ComponentIndex, Patches};

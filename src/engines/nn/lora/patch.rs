@@ -1,7 +1,8 @@
 //! LoRA deltas merged into weights as they are fetched: a VarBuilder backend that wraps the
-//! safetensors one and adds `scale * up @ down` (reshaped to the weight, so conv LoRAs work too)
-//! to each weight a LoRA changes. The layers never know; the merged weight is computed in f32 on
-//! the device and cast to the model's dtype, as diffusers' `fuse_lora`.
+//! safetensors one and adds `scale * up @ down` (or a LyCORIS module's full change, see
+//! `factors`; reshaped to the weight, so conv LoRAs work too) to each weight a LoRA changes.
+//! The layers never know; the merged weight is computed in f32 on the device and cast to the
+//! model's dtype, as diffusers' `fuse_lora`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -9,13 +10,12 @@ use std::sync::Arc;
 use candle_core::{DType, Device, Shape, Tensor};
 use candle_nn::var_builder::SimpleBackend;
 
+use super::factors::Factors;
+
 /// One LoRA's change to one weight.
 #[derive(Debug, Clone)]
 pub struct Delta {
-    /// (out, rank, 1, ...) or (out, rank).
-    pub up: Tensor,
-    /// (rank, in, ...).
-    pub down: Tensor,
+    pub factors: Factors,
     /// weight x alpha / rank.
     pub scale: f64,
 }
@@ -39,6 +39,33 @@ impl WeightPatch {
         self.deltas.values().map(Vec::len).sum()
     }
 
+    /// The deltas on the weight `name` (none: empty).
+    pub fn deltas(&self, name: &str) -> &[Delta] {
+        self.deltas.get(name).map_or(&[], Vec::as_slice)
+    }
+
+    /// A weight and the kind of a change on it that is not a plain LoRA, if any (by name, so
+    /// the message is the same every run).
+    pub fn first_not_low_rank(&self) -> Option<(&str, &'static str)> {
+        let mut names: Vec<&String> = self.deltas.keys().collect();
+        names.sort();
+        names.into_iter().find_map(|name| {
+            self.deltas[name]
+                .iter()
+                .find(|d| !matches!(d.factors, Factors::LowRank { .. }))
+                .map(|d| (name.as_str(), d.factors.kind()))
+        })
+    }
+
+    /// The bytes the factors hold (f32).
+    pub fn bytes(&self) -> u64 {
+        self.deltas
+            .values()
+            .flatten()
+            .map(|d| d.factors.bytes())
+            .sum()
+    }
+
     /// `base` (the weight `name`) with its deltas added; itself when it has none.
     pub fn apply(&self, name: &str, base: Tensor) -> candle_core::Result<Tensor> {
         let Some(deltas) = self.deltas.get(name) else {
@@ -47,9 +74,7 @@ impl WeightPatch {
         let (dtype, device) = (base.dtype(), base.device().clone());
         let mut merged = base.to_dtype(DType::F32)?;
         for d in deltas {
-            let up = d.up.to_device(&device)?.flatten_from(1)?;
-            let down = d.down.to_device(&device)?.flatten_from(1)?;
-            let delta = (up.matmul(&down)? * d.scale)?.reshape(merged.shape())?;
+            let delta = (d.factors.full(&device)? * d.scale)?.reshape(merged.shape())?;
             merged = (merged + delta)?;
         }
         merged.to_dtype(dtype)
@@ -98,8 +123,10 @@ mod tests {
         patch.add(
             "w".into(),
             Delta {
-                up: up.clone(),
-                down: down.clone(),
+                factors: Factors::LowRank {
+                    up: up.clone(),
+                    down: down.clone(),
+                },
                 scale: 0.5,
             },
         );
@@ -109,8 +136,10 @@ mod tests {
         patch.add(
             "conv".into(),
             Delta {
-                up: up.reshape((2, 1, 1, 1))?,
-                down: down.reshape((1, 2, 1, 1))?,
+                factors: Factors::LowRank {
+                    up: up.reshape((2, 1, 1, 1))?,
+                    down: down.reshape((1, 2, 1, 1))?,
+                },
                 scale: 1.0,
             },
         );

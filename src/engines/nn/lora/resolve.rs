@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use super::factors::Factors;
 use super::file::LoraModule;
 use super::keys::{Module, Target, flatten};
 use super::patch::{Delta, WeightPatch};
@@ -133,22 +134,17 @@ fn match_module(
         ))
     })?;
     let shape = index.shapes.get(name).cloned().unwrap_or_default();
-    let out = m.up.dims()[0];
-    let inner: usize = m.down.dims()[1..].iter().product();
-    let up_trailing: usize = m.up.dims()[2..].iter().product();
-    let base_inner: usize = shape.iter().skip(1).product();
-    if shape.first() != Some(&out) || base_inner != inner || up_trailing != 1 {
+    let f = &m.factors;
+    if shape.first() != Some(&f.out_dim()) || shape.iter().product::<usize>() != f.numel() {
         return Err(refuse(format!(
-            "its delta is {:?} x {:?} but the {}'s `{name}` is {shape:?} (a LoRA made for \
-             another model family?)",
-            m.up.dims(),
-            m.down.dims(),
+            "its delta is {} but the {}'s `{name}` is {shape:?} (a LoRA made for another model \
+             family?)",
+            f.describe(),
             module.target.folder()
         )));
     }
     let delta = Delta {
-        up: m.up,
-        down: m.down,
+        factors: m.factors,
         scale,
     };
     Ok((module.target, vec![(name.to_string(), delta)]))
@@ -170,16 +166,24 @@ fn split_fused(
         }
     }
     let total: usize = shapes.iter().map(|(_, s)| s[0]).sum();
-    let (out, rank_in) = (m.up.dims()[0], m.down.dims());
+    let Factors::LowRank { up, down } = &m.factors else {
+        return Err(format!(
+            "a {} module on BFL's fused `{}` is not read (only plain LoRAs are split over its \
+             projections)",
+            m.factors.kind(),
+            parts.join(" + ")
+        ));
+    };
+    let (out, rank_in) = (up.dims()[0], down.dims());
     if out != total
-        || m.up.rank() != 2
+        || up.rank() != 2
         || rank_in.len() != 2
         || shapes.iter().any(|(_, s)| s[1] != rank_in[1])
     {
         return Err(format!(
             "its delta is {:?} x {rank_in:?} but the transformer's {} are {:?} (a LoRA made for \
              another model?)",
-            m.up.dims(),
+            up.dims(),
             parts.join(" + "),
             shapes.iter().map(|(_, s)| s.clone()).collect::<Vec<_>>()
         ));
@@ -187,15 +191,15 @@ fn split_fused(
     let mut offset = 0;
     let mut deltas = Vec::with_capacity(shapes.len());
     for (name, shape) in shapes {
-        let up =
-            m.up.narrow(0, offset, shape[0])
-                .map_err(|e| e.to_string())?;
+        let part = up.narrow(0, offset, shape[0]).map_err(|e| e.to_string())?;
         offset += shape[0];
         deltas.push((
             name,
             Delta {
-                up,
-                down: m.down.clone(),
+                factors: Factors::LowRank {
+                    up: part,
+                    down: down.clone(),
+                },
                 scale,
             },
         ));
@@ -299,18 +303,20 @@ mod tests {
             .unwrap();
         let m = LoraModule {
             key: "k".into(),
-            down: Tensor::ones((2, 3), DType::F32, &Device::Cpu).unwrap(),
-            up,
+            factors: Factors::LowRank {
+                down: Tensor::ones((2, 3), DType::F32, &Device::Cpu).unwrap(),
+                up,
+            },
             alpha: Some(1.0),
         };
         let (target, deltas) = match_module(Path::new("f"), &indexes, &module, m, 2.0).unwrap();
         assert_eq!(target, Target::Transformer);
         assert_eq!(deltas.len(), 3);
         assert_eq!(deltas[2].0, "transformer_blocks.0.attn.to_v.weight");
-        assert_eq!(
-            deltas[2].1.up.to_vec2::<f32>().unwrap(),
-            [[8., 9.], [10., 11.]]
-        );
+        let Factors::LowRank { up, .. } = &deltas[2].1.factors else {
+            panic!("a LoRA stays one")
+        };
+        assert_eq!(up.to_vec2::<f32>().unwrap(), [[8., 9.], [10., 11.]]);
         assert_eq!(deltas[0].1.scale, 1.0, "weight 2 x alpha 1 / rank 2");
     }
 }
