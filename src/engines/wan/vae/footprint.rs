@@ -39,6 +39,9 @@ pub fn decode_footprint(
         _ => (height, width),
     };
     let ratio = cfg.spatial_ratio() as u64;
+    // Wan 2.2 decodes at half the pixels (2x2 patches in channels), so its last stages run at
+    // spatial_ratio / patch.
+    let patch = cfg.patch_size.unwrap_or(1).max(1) as u64;
     let (mut caches, mut working) = (0u64, 0u64);
     let b = elem_bytes as u64;
     let base = cfg.decoder_dim();
@@ -77,7 +80,8 @@ pub fn decode_footprint(
                 f *= 2;
             }
             px *= 4;
-            c = out / 2;
+            // Wan 2.1's upsamplers halve the channels; 2.2's keep them.
+            c = if cfg.is_residual { out } else { out / 2 };
         }
     }
     conv(c, cfg.out_channels as u64, f, px);
@@ -92,7 +96,7 @@ pub fn decode_footprint(
         }
         _ => full_px,
     };
-    let output = cfg.out_channels as u64 * out_frames * (tiled_px + full_px) * 4;
+    let output = cfg.out_channels as u64 * out_frames * (tiled_px + full_px) * 4 / (patch * patch);
     DecodeFootprint {
         caches,
         working,
@@ -126,5 +130,19 @@ mod tests {
         // 480x832: caches are hundreds of MB to a few GB in bf16, not bytes or terabytes.
         let gib = small.total() as f64 / (1u64 << 30) as f64;
         assert!((0.5..64.0).contains(&gib), "{gib} GiB");
+        // Wan 2.2 (16x, patches of 2): the same frames need latents of half the size.
+        let wan22: WanVaeConfig = serde_json::from_str(
+            r#"{"base_dim": 160, "decoder_base_dim": 256, "z_dim": 48, "is_residual": true,
+                "patch_size": 2, "in_channels": 12, "out_channels": 12,
+                "scale_factor_spatial": 16,
+                "latents_mean": [0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,
+                                 0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0],
+                "latents_std": [1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,
+                                1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1]}"#,
+        )
+        .unwrap();
+        let f22 = decode_footprint(&wan22, 9, 30, 52, 2, None, budget);
+        assert_eq!(f22.output, small.output, "the same 480x832 frames");
+        assert!(f22.caches > 0 && f22.working > 0);
     }
 }
