@@ -14,6 +14,8 @@ pub mod sd3;
 pub mod stage;
 pub mod text;
 pub mod upscale;
+pub mod video;
+pub mod wan;
 pub mod zimage;
 
 pub use progress::{CancelToken, EngineEvent, ProgressSink};

@@ -25,6 +25,8 @@
 pub mod activation;
 pub mod attention;
 pub mod compare;
+pub mod conv3d;
+pub mod conv3d_causal;
 pub mod dtype;
 pub mod kernels;
 pub mod layer_source;

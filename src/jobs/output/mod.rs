@@ -4,8 +4,10 @@
 pub mod lora_tags;
 pub mod media;
 pub mod media_files;
+pub mod mp4;
 pub mod out_dir;
 pub mod png_meta;
+pub mod video;
 
 use std::fs::File;
 use std::io::{BufWriter, Write};

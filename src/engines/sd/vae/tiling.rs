@@ -40,13 +40,16 @@ impl TileSpec {
     }
 }
 
-/// Applies `f` to every tile of `xs` (b, c, h, w) and blends the results.
+/// Applies `f` to every tile of `xs` (b, c, h, w), or (b, c, t, h, w) for video (tiles over
+/// the last two dims), and blends the results.
 pub fn tiled(
     xs: &Tensor,
     spec: &TileSpec,
     f: impl Fn(&Tensor) -> candle_core::Result<Tensor>,
 ) -> Result<Tensor> {
-    let (_, _, h, w) = xs.dims4()?;
+    let rank = xs.rank();
+    let (dh, dw) = (rank - 2, rank - 1);
+    let (h, w) = (xs.dim(dh)?, xs.dim(dw)?);
     // diffusers only tiles inputs larger than a tile; one that fits is processed whole.
     if h <= spec.tile && w <= spec.tile {
         return Ok(f(xs)?);
@@ -56,8 +59,8 @@ pub fn tiled(
         let mut row = Vec::new();
         for j in (0..w).step_by(spec.step) {
             let tile = xs
-                .narrow(2, i, spec.tile.min(h - i))?
-                .narrow(3, j, spec.tile.min(w - j))?
+                .narrow(dh, i, spec.tile.min(h - i))?
+                .narrow(dw, j, spec.tile.min(w - j))?
                 .contiguous()?;
             row.push(f(&tile)?);
         }
@@ -69,25 +72,25 @@ pub fn tiled(
         for j in 0..grid[i].len() {
             let mut tile = grid[i][j].clone();
             if i > 0 {
-                tile = blend(&grid[i - 1][j], &tile, spec.blend, 2)?;
+                tile = blend(&grid[i - 1][j], &tile, spec.blend, dh)?;
             }
             if j > 0 {
-                tile = blend(&grid[i][j - 1], &tile, spec.blend, 3)?;
+                tile = blend(&grid[i][j - 1], &tile, spec.blend, dw)?;
             }
             grid[i][j] = tile.clone();
-            let (_, _, th, tw) = tile.dims4()?;
-            row.push(tile.narrow(2, 0, spec.row_limit.min(th))?.narrow(
-                3,
+            let (th, tw) = (tile.dim(dh)?, tile.dim(dw)?);
+            row.push(tile.narrow(dh, 0, spec.row_limit.min(th))?.narrow(
+                dw,
                 0,
                 spec.row_limit.min(tw),
             )?);
         }
-        rows.push(Tensor::cat(&row, 3)?);
+        rows.push(Tensor::cat(&row, dw)?);
     }
-    Ok(Tensor::cat(&rows, 2)?)
+    Ok(Tensor::cat(&rows, dh)?)
 }
 
-/// The first `extent` rows (dim 2) or columns (dim 3) of `b` ramp from `a`'s last ones to `b`'s:
+/// The first `extent` rows (dim rank - 2) or columns (rank - 1) of `b` ramp from `a`'s last ones to `b`'s:
 /// `b[y] = a[-extent + y] * (1 - y / extent) + b[y] * (y / extent)`.
 fn blend(a: &Tensor, b: &Tensor, extent: usize, dim: usize) -> candle_core::Result<Tensor> {
     let extent = extent.min(a.dim(dim)?).min(b.dim(dim)?);
@@ -95,7 +98,9 @@ fn blend(a: &Tensor, b: &Tensor, extent: usize, dim: usize) -> candle_core::Resu
         return Ok(b.clone());
     }
     let ramp: Vec<f64> = (0..extent).map(|y| y as f64 / extent as f64).collect();
-    let shape: Vec<usize> = (0..4).map(|d| if d == dim { extent } else { 1 }).collect();
+    let shape: Vec<usize> = (0..b.rank())
+        .map(|d| if d == dim { extent } else { 1 })
+        .collect();
     let wb = Tensor::new(ramp.as_slice(), b.device())?.reshape(shape.as_slice())?;
     let wa = (1.0 - &wb)?;
     let (wa, wb) = (wa.to_dtype(DType::F32)?, wb.to_dtype(DType::F32)?);
