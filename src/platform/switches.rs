@@ -21,6 +21,8 @@ pub use table::{Effect, GGUF_MATMUL_MODES, PREVIEW_PROTOCOLS, SWITCHES, Switch, 
 pub struct Switches {
     /// PALLAIDIUM_HOME: the data folder (queue, logs, outputs).
     pub home: Option<PathBuf>,
+    /// PALLAIDIUM_LORA_DIR: the TUI's LoRA folder when config.toml's `[loras] dir` does not name one.
+    pub lora_dir: Option<PathBuf>,
     /// PALLAIDIUM_LOG: an EnvFilter that overrides `--log-level` (checked by `logging`).
     pub log: Option<String>,
     /// PALLAIDIUM_PREVIEW_PROTOCOL: the default of `--preview-protocol` (lowercase).
@@ -64,6 +66,7 @@ impl Switches {
     fn parse_logged(r: &Reader<'_>) -> Result<Self> {
         Ok(Self {
             home: r.path("PALLAIDIUM_HOME")?,
+            lora_dir: r.path("PALLAIDIUM_LORA_DIR")?,
             log: r.text("PALLAIDIUM_LOG")?,
             preview_protocol: r.one_of("PALLAIDIUM_PREVIEW_PROTOCOL", PREVIEW_PROTOCOLS)?,
             connect_timeout: r.seconds("PALLAIDIUM_CONNECT_TIMEOUT")?,
@@ -87,6 +90,10 @@ impl Switches {
             (
                 "PALLAIDIUM_HOME",
                 self.home.as_ref().map(|p| p.display().to_string()),
+            ),
+            (
+                "PALLAIDIUM_LORA_DIR",
+                self.lora_dir.as_ref().map(|p| p.display().to_string()),
             ),
             ("PALLAIDIUM_LOG", self.log.clone()),
             ("PALLAIDIUM_PREVIEW_PROTOCOL", self.preview_protocol.clone()),

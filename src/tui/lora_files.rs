@@ -18,8 +18,6 @@ use crate::engines::nn::lora::keys::{KeyKind, Part, Target, parse_key};
 use crate::models::Family;
 use crate::models::safetensors_header::{TensorInfo, read_header};
 
-/// The environment variable naming the LoRA folder when the config file does not.
-pub const DIR_VAR: &str = "PALLAIDIUM_LORA_DIR";
 /// Cache files larger than this are models, not LoRAs, and their headers are not read.
 const MAX_CACHED_LORA_BYTES: u64 = 2 << 30;
 /// How deep the LoRA folder's subfolders are searched.
@@ -45,9 +43,14 @@ struct LorasSection {
 }
 
 impl LoraSources {
-    /// The folder from `config` (`[loras] dir`), else `$PALLAIDIUM_LORA_DIR`, else
+    /// The folder from `config` (`[loras] dir`), else `env_dir` (`PALLAIDIUM_LORA_DIR`), else
     /// `<home>/loras`. A config file that cannot be read or parsed is an error naming it.
-    pub fn load(home: &Path, config: &Path, hf_cache: Option<PathBuf>) -> crate::Result<Self> {
+    pub fn load(
+        home: &Path,
+        config: &Path,
+        env_dir: Option<&Path>,
+        hf_cache: Option<PathBuf>,
+    ) -> crate::Result<Self> {
         let from_file = match std::fs::read_to_string(config) {
             Ok(text) => toml::from_str::<ConfigFile>(&text)
                 .map_err(|e| {
@@ -63,7 +66,7 @@ impl LoraSources {
             Err(e) => return Err(crate::Error::io(config, e)),
         };
         let dir = from_file
-            .or_else(|| std::env::var_os(DIR_VAR).map(PathBuf::from))
+            .or_else(|| env_dir.map(Path::to_path_buf))
             .unwrap_or_else(|| home.join("loras"));
         Ok(Self { dir, hf_cache })
     }
@@ -332,7 +335,9 @@ mod tests {
             format!("[[hosts]]\nname = \"a\"\nurl = \"http://a\"\n\n[loras]\ndir = {dir:?}\n"),
         )
         .unwrap();
-        let sources = LoraSources::load(home.path(), &config, Some(cache)).unwrap();
+        let elsewhere = home.path().join("elsewhere");
+        let sources =
+            LoraSources::load(home.path(), &config, Some(&elsewhere), Some(cache)).unwrap();
         assert_eq!(sources.dir, dir);
         let files = scan(&sources);
         let labels: Vec<(&str, LoraFamily)> =
@@ -347,11 +352,12 @@ mod tests {
         );
 
         std::fs::write(&config, "[loras]\nfolder = \"x\"\n").unwrap();
-        let err = LoraSources::load(home.path(), &config, None).unwrap_err();
+        let err = LoraSources::load(home.path(), &config, None, None).unwrap_err();
         assert!(err.to_string().contains("config.toml"), "{err}");
-        let none = LoraSources::load(home.path(), &home.path().join("no.toml"), None).unwrap();
-        if std::env::var_os(DIR_VAR).is_none() {
-            assert_eq!(none.dir, home.path().join("loras"));
-        }
+        let no_config = home.path().join("no.toml");
+        let none = LoraSources::load(home.path(), &no_config, None, None).unwrap();
+        assert_eq!(none.dir, home.path().join("loras"));
+        let env = LoraSources::load(home.path(), &no_config, Some(&elsewhere), None).unwrap();
+        assert_eq!(env.dir, elsewhere);
     }
 }

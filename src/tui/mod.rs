@@ -73,6 +73,7 @@ pub fn run(cli: &Cli, switches: &Switches) -> anyhow::Result<i32> {
     let loras = lora_files::LoraSources::load(
         &paths.home,
         &paths.home.join("config.toml"),
+        switches.lora_dir.as_deref(),
         Some(paths.hf_cache.clone()),
     )?;
     let theme_dirs = vec![paths.home.join("themes"), "themes".into()];

@@ -63,6 +63,12 @@ pub const SWITCHES: &[Switch] = &[
         what: "queue database, logs and outputs",
     },
     Switch {
+        name: "PALLAIDIUM_LORA_DIR",
+        effect: Effect::Setting,
+        takes: Takes::Path,
+        what: "the TUI LoRA picker's folder when config.toml's [loras] dir names none",
+    },
+    Switch {
         name: "PALLAIDIUM_LOG",
         effect: Effect::Setting,
         takes: Takes::Text,
