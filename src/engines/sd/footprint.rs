@@ -12,9 +12,15 @@ use super::config::{TextEncoderConfig, UNetConfig, VaeConfig};
 use crate::engines::nn::attention::{CPU_SCORE_BUDGET_BYTES, GPU_SCORE_BUDGET_BYTES};
 use crate::engines::nn::kernels;
 
-/// Whether CUDA's fused attention kernels (which keep the scores on chip) run heads of `head_dim`.
-pub fn fused_attention(head_dim: u64) -> bool {
-    usize::try_from(head_dim).is_ok_and(|d| kernels::FUSED_ATTENTION_HEAD_DIMS.contains(&d))
+/// Whether CUDA's fused attention kernels (which keep the scores on chip) run heads of `head_dim`
+/// in a dtype of `elem_bytes` bytes (f16/bf16 on tensor cores; f32 on the scalar kernel).
+pub fn fused_attention(head_dim: u64, elem_bytes: u64) -> bool {
+    let dims: &[usize] = if elem_bytes == 2 {
+        &kernels::FUSED_ATTENTION_HEAD_DIMS
+    } else {
+        &kernels::SCALAR_ATTENTION_HEAD_DIMS
+    };
+    usize::try_from(head_dim).is_ok_and(|d| dims.contains(&d))
 }
 
 /// `AttentionMode::Auto`'s budget for one query chunk's scores (and their softmax), on the CPU or

@@ -76,7 +76,7 @@ pub(super) fn attention_bytes(
     // CUDA's fused kernels keep the scores on chip.
     let fused = s.conv == ConvWorkspace::Im2colChunked
         && !s.stock_kernels
-        && sd_footprint::fused_attention(dim);
+        && sd_footprint::fused_attention(dim, s.elem);
     if fused {
         return 0;
     }

@@ -49,9 +49,13 @@ impl Kernels {
     }
 }
 
-/// Head sizes the CUDA fused attention kernels are compiled for (`cuda/attention.rs`); the
-/// planner counts no score memory for them.
-pub const FUSED_ATTENTION_HEAD_DIMS: [usize; 3] = [40, 64, 80];
+/// Head sizes the CUDA fused attention kernels are compiled for (`cuda/attention.rs`): SD's
+/// 40, 64 and 80, and the flow transformers' 128 (tensor cores only: f16 and bf16); the planner
+/// counts no score memory for them.
+pub const FUSED_ATTENTION_HEAD_DIMS: [usize; 4] = [40, 64, 80, 128];
+
+/// Head sizes the scalar (one thread a query, f32) kernel is compiled for.
+pub const SCALAR_ATTENTION_HEAD_DIMS: [usize; 3] = [40, 64, 80];
 
 pub use attention_cpu::attention as cpu_attention;
 pub use conv::{Conv2d, conv2d};
@@ -81,17 +85,20 @@ pub fn fused_attention_with(
             q.dtype(),
             candle_core::DType::F32 | candle_core::DType::F16 | candle_core::DType::BF16
         );
-        if q.device().is_cuda() && dtype_ok && cuda::FLASH_HEAD_DIMS.contains(&d) {
+        let op = cuda::FlashAttnOp {
+            tensor_cores,
+            heads: 1,
+            scale: 1.0,
+        };
+        let dims: &[usize] = if op.uses_tensor_cores(q.dtype()) {
+            &cuda::FLASH_HEAD_DIMS
+        } else {
+            &SCALAR_ATTENTION_HEAD_DIMS
+        };
+        if q.device().is_cuda() && dtype_ok && dims.contains(&d) {
             let run = || -> Result<Tensor> {
-                q.contiguous()?.apply_op3_no_bwd(
-                    &k.contiguous()?,
-                    &v.contiguous()?,
-                    &cuda::FlashAttnOp {
-                        tensor_cores,
-                        heads: 1,
-                        scale: 1.0,
-                    },
-                )
+                q.contiguous()?
+                    .apply_op3_no_bwd(&k.contiguous()?, &v.contiguous()?, &op)
             };
             return Some(run());
         }

@@ -75,6 +75,20 @@ FLASH_MMA(__nv_bfloat16, bf16, 40, 48, 2)
 FLASH_MMA(__nv_bfloat16, bf16, 64, 64, 2)
 FLASH_MMA(__nv_bfloat16, bf16, 80, 80, 1)
 
+// Head size 128 (FLUX, Z-Image, SD 3.5): the register-prefetch kernel only, one block an SM. The
+// double-buffered one's two K/V tiles would need 68 KiB of static shared memory (48 KiB is the
+// most a kernel declares statically); attention.rs never asks for it. No scalar (f32) kernel:
+// f32 at this head size composes candle's ops.
+#define FLASH_MMA_SYNC(T, SUFFIX, D, DK)                                                       \
+    extern "C" __global__ void __launch_bounds__(256, 1)                                       \
+        flash_attn_mma_d##D##_##SUFFIX(const T *q, const T *k, const T *v, T *o, int n_q,      \
+                                       int n_k, int heads, float scale) {                      \
+        flash_attn_mma<T, D, DK, false>(q, k, v, o, n_q, n_k, heads, scale);                   \
+    }
+
+FLASH_MMA_SYNC(__half, f16, 128, 128)
+FLASH_MMA_SYNC(__nv_bfloat16, bf16, 128, 128)
+
 #define FLASH(T, SUFFIX, D)                                                                    \
     extern "C" __global__ void flash_attn_d##D##_##SUFFIX(const T *q, const T *k, const T *v,  \
                                                           T *o, int n_q, int n_k) {            \
