@@ -228,10 +228,7 @@ pub fn plan(fp: &ModelFootprint, req: &PlanRequest) -> MemoryPlan {
         suggestions(fp, req, budget)
     };
     MemoryPlan {
-        breakdown: Breakdown {
-            lora: req.lora,
-            ..breakdown(fp, &job, &steps, &dev)
-        },
+        breakdown: breakdown(fp, &job, &steps, &dev, req.lora),
         steps,
         peak_bytes: peak,
         budget_bytes: budget,
@@ -294,6 +291,7 @@ fn breakdown(
     job: &JobShape,
     steps: &[PlanStep],
     dev: &DeviceTraits,
+    lora: LoraBytes,
 ) -> Breakdown {
     let worst = steps.iter().max_by_key(|s| s.total_bytes);
     Breakdown {
@@ -303,7 +301,7 @@ fn breakdown(
         working_bytes: worst.map_or(0, |s| s.working_bytes),
         overhead_bytes: dev.overhead_bytes,
         peak_stage: worst.map_or_else(String::new, |s| s.stage.clone()),
-        lora: LoraBytes::default(),
+        lora,
     }
 }
 
