@@ -23,6 +23,9 @@ use crate::serve::state::AppState;
 
 /// How often a job's stream checks whether the job ended before this server logged its end.
 const ENDED_CHECK: Duration = Duration::from_secs(1);
+/// How long a job's record may say it ended before the stream gives up waiting for its end
+/// event: with a shared queue the record changes before the event is read back from the queue.
+const ENDED_GRACE: Duration = Duration::from_secs(3);
 /// A comment line this often keeps proxies and clients from taking a quiet stream for dead.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
@@ -126,6 +129,8 @@ pub struct Cursor {
     pending: VecDeque<Logged>,
     finished: bool,
     last_sent: Instant,
+    /// When the job's record was first seen finished without its end event in the log.
+    ended_unlogged: Option<Instant>,
 }
 
 /// One event in the SSE wire format: its id, its JSON, a blank line.
@@ -152,6 +157,7 @@ impl Cursor {
             pending: VecDeque::new(),
             finished: false,
             last_sent: Instant::now(),
+            ended_unlogged: None,
         }
     }
 
@@ -200,11 +206,16 @@ impl Cursor {
                 Ok(Err(_)) => return None,
                 Err(_) if self.until_end => {
                     // A job that ended before this server's log began never logs its end here.
+                    // The end event may still be on its way (a shared queue is polled), so
+                    // the stream waits ENDED_GRACE for it before it ends without it.
                     let ended = self.job.and_then(|id| self.state.record(id).ok());
                     if ended.is_some_and(|r| r.state.is_finished()) {
-                        self.finished = true;
-                        let (rest, _) = self.log.since(self.after, self.job);
-                        self.pending.extend(rest);
+                        let since = *self.ended_unlogged.get_or_insert_with(Instant::now);
+                        if since.elapsed() >= ENDED_GRACE {
+                            self.finished = true;
+                            let (rest, _) = self.log.since(self.after, self.job);
+                            self.pending.extend(rest);
+                        }
                     }
                 }
                 Err(_) => {}
