@@ -127,6 +127,7 @@ fn cases<'a>(
     });
     if device.is_cuda() && dtype == DType::F16 {
         out.extend(tensor_core_attention_cases(c, batch, tokens, device)?);
+        out.push(flow_attention_case(device)?);
     }
     // candle's own cuBLAS matmul at the first level's 3x3-conv GEMM size: no kernel of ours
     // (both columns are the same call), the reference for what one GEMM costs here.
@@ -244,6 +245,33 @@ fn tensor_core_attention_cases<'a>(
         });
     }
     Ok(out)
+}
+
+/// The flow transformers' attention (FLUX at 1024x1024: 24 heads of 128 over 4096 image and 256
+/// text tokens) in bf16: candle's ops (f32 scores and softmax) against our tensor-core kernel.
+fn flow_attention_case(device: &Device) -> Result<Case<'_>> {
+    let (rows, n, d) = (24, 4352, 128);
+    let q = randn(&[rows, n, d], (d as f64).powf(-0.5), DType::BF16, device)?;
+    let k = randn(&[rows, n, d], 1.0, DType::BF16, device)?;
+    let v = randn(&[rows, n, d], 1.0, DType::BF16, device)?;
+    Ok(Case {
+        name: "flow_attention_d128",
+        shape: format!("{rows}x{n}x{d} . {n} keys (candle f32 scores -> tensor cores)"),
+        dtype: DType::BF16,
+        run: Box::new(move |tc| {
+            if tc {
+                return crate::engines::nn::kernels::fused_attention_with(&q, &k, &v, true)
+                    .unwrap_or_else(|| {
+                        Err(candle_core::Error::Msg("no fused attention here".into()))
+                    });
+            }
+            let scores = q
+                .to_dtype(DType::F32)?
+                .matmul(&k.to_dtype(DType::F32)?.t()?)?;
+            let probs = candle_nn::ops::softmax_last_dim(&scores)?.to_dtype(DType::BF16)?;
+            probs.matmul(&v)
+        }),
+    })
 }
 
 /// Times `f` (`warmup` untimed calls first) with a device synchronize after each call.

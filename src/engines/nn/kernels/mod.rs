@@ -49,9 +49,9 @@ impl Kernels {
     }
 }
 
-/// Head sizes the CUDA fused attention kernels are compiled for (`cuda/attention.rs`); the
-/// planner counts no score memory for them.
-pub const FUSED_ATTENTION_HEAD_DIMS: [usize; 3] = [40, 64, 80];
+/// Head sizes the CUDA fused attention kernels are compiled for (`cuda/attention.rs`): SD's
+/// 40, 64 and 80, and the flow transformers' 128; the planner counts no score memory for them.
+pub const FUSED_ATTENTION_HEAD_DIMS: [usize; 4] = [40, 64, 80, 128];
 
 pub use attention_cpu::attention as cpu_attention;
 pub use conv::{Conv2d, conv2d};
@@ -95,6 +95,45 @@ pub fn fused_attention_with(
             };
             return Some(run());
         }
+    }
+    None
+}
+
+/// `LayerNorm(x) * (1 + scale) + shift` (no affine, f32 inside) in one pass on CUDA with our
+/// kernels on: `x` (b, s, dim), `shift`/`scale` (b, dim); rounded to x's dtype where the
+/// op-by-op chain rounds. None where the kernel does not apply (the caller composes candle ops).
+#[cfg_attr(not(feature = "cuda"), allow(unused_variables))]
+pub fn layer_norm_modulate(
+    x: &Tensor,
+    shift: &Tensor,
+    scale: &Tensor,
+    eps: f64,
+    fast: bool,
+) -> Option<Result<Tensor>> {
+    #[cfg(feature = "cuda")]
+    if fast && x.device().is_cuda() && x.rank() == 3 {
+        let op = cuda::LnModulateOp { eps: eps as f32 };
+        return Some(
+            x.contiguous()
+                .and_then(|x| x.apply_op3_no_bwd(&shift.contiguous()?, &scale.contiguous()?, &op)),
+        );
+    }
+    None
+}
+
+/// `x + y * gate` in one pass on CUDA with our kernels on: `x`/`y` (b, s, dim), `gate` (b, dim).
+/// None where the kernel does not apply.
+#[cfg_attr(not(feature = "cuda"), allow(unused_variables))]
+pub fn gated_residual(x: &Tensor, gate: &Tensor, y: &Tensor, fast: bool) -> Option<Result<Tensor>> {
+    #[cfg(feature = "cuda")]
+    if fast && x.device().is_cuda() && x.rank() == 3 {
+        return Some(x.contiguous().and_then(|x| {
+            x.apply_op3_no_bwd(
+                &gate.contiguous()?,
+                &y.contiguous()?,
+                &cuda::GatedResidualOp,
+            )
+        }));
     }
     None
 }

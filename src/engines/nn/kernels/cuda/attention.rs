@@ -4,7 +4,11 @@
 use super::*;
 
 /// Head sizes the fused attention kernels are compiled for.
-pub const FLASH_HEAD_DIMS: [usize; 3] = super::super::FUSED_ATTENTION_HEAD_DIMS;
+pub const FLASH_HEAD_DIMS: [usize; 4] = super::super::FUSED_ATTENTION_HEAD_DIMS;
+
+/// Head sizes with the double-buffered (cp.async) tensor-core kernel; larger ones take the
+/// register-prefetch kernel (its tiles fit the static shared memory a kernel may declare).
+const ASYNC_HEAD_DIMS: [usize; 3] = [40, 64, 80];
 
 /// Queries per block of the tensor-core kernel (eight warps of 16) and its threads.
 const TC_QUERIES: usize = 128;
@@ -71,7 +75,7 @@ impl FlashAttnOp {
             .iter()
             .all(|t| t.device_ptr(&stream).0 % 16 == 0);
         // cp.async tiles need 16-byte aligned inputs; others take the register-prefetch kernel.
-        let name = if tc && aligned {
+        let name = if tc && aligned && ASYNC_HEAD_DIMS.contains(&d) {
             format!("flash_attn_async_d{d}_{}", T::DTYPE.as_str())
         } else if tc {
             format!("flash_attn_mma_d{d}_{}", T::DTYPE.as_str())

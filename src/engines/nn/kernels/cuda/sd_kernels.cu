@@ -53,6 +53,7 @@ __device__ float block_sum(float v, float *shared) {
 #include "conv.cuh"
 #include "elementwise.cuh"
 #include "attention.cuh"
+#include "modulation.cuh"
 
 // Two blocks an SM (128 registers a thread) where that costs no more than a few spilled bytes;
 // head size 80 keeps its registers and runs one.
@@ -74,6 +75,19 @@ FLASH_MMA(__half, f16, 80, 80, 1)
 FLASH_MMA(__nv_bfloat16, bf16, 40, 48, 2)
 FLASH_MMA(__nv_bfloat16, bf16, 64, 64, 2)
 FLASH_MMA(__nv_bfloat16, bf16, 80, 80, 1)
+
+// Head size 128 (FLUX, Z-Image): the register-prefetch kernel only, one block an SM. The
+// double-buffered one's two K/V tiles would need 68 KiB of static shared memory (48 KiB is the
+// most a kernel declares statically); attention.rs never asks for it.
+#define FLASH_MMA_SYNC(T, SUFFIX, D, DK)                                                       \
+    extern "C" __global__ void __launch_bounds__(256, 1)                                       \
+        flash_attn_mma_d##D##_##SUFFIX(const T *q, const T *k, const T *v, T *o, int n_q,      \
+                                       int n_k, int heads, float scale) {                      \
+        flash_attn_mma<T, D, DK, false>(q, k, v, o, n_q, n_k, heads, scale);                   \
+    }
+
+FLASH_MMA_SYNC(__half, f16, 128, 128)
+FLASH_MMA_SYNC(__nv_bfloat16, bf16, 128, 128)
 
 #define FLASH(T, SUFFIX, D)                                                                    \
     extern "C" __global__ void flash_attn_d##D##_##SUFFIX(const T *q, const T *k, const T *v,  \
@@ -133,7 +147,16 @@ FLASH_MMA(__nv_bfloat16, bf16, 80, 80, 1)
     }                                                                                          \
     FLASH(T, SUFFIX, 40)                                                                       \
     FLASH(T, SUFFIX, 64)                                                                       \
-    FLASH(T, SUFFIX, 80)
+    FLASH(T, SUFFIX, 80)                                                                       \
+    FLASH(T, SUFFIX, 128)                                                                      \
+    extern "C" __global__ void ln_modulate_##SUFFIX(const T *x, const T *shift, const T *scale, \
+                                                    T *y, int tokens, int dim, float eps) {    \
+        ln_modulate<T>(x, shift, scale, y, tokens, dim, eps);                                  \
+    }                                                                                          \
+    extern "C" __global__ void gated_residual_##SUFFIX(const T *x, const T *gate, const T *y,  \
+                                                       T *out, int rows, int tokens, int dim) { \
+        gated_residual<T>(x, gate, y, out, rows, tokens, dim);                                 \
+    }
 
 SD_KERNELS(float, f32)
 SD_KERNELS(__half, f16)
