@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""One GPU call of the flow-model side-by-side: for flux-schnell, flux-dev and z-image-turbo, random
+"""One GPU call of the flow-model side-by-side: for flux-schnell, flux-dev, z-image-turbo and sd35-medium, random
 full-size bf16 weights written once (scripts/bench_flux_diffusers.py / bench_zimage_diffusers.py
-write), then ours
+/ bench_sd3_diffusers.py write), then ours
 (`pallaidium bench transformer --weights`) and diffusers on the very same folder, ours first,
 1024x1024, bf16, 3 warm-ups + 10 timed runs each. Every JSON, the log and nvidia-smi go to OUT.
 
@@ -30,6 +30,7 @@ def main():
     ap.add_argument("--size", type=int, default=1024)
     ap.add_argument("--models", default="flux-schnell,flux-dev,z-image-turbo")
     ap.add_argument("--scratch", default="/tmp/flux-bench-weights")
+    ap.add_argument("--baseline-bin", help="an earlier build of ours, timed on the same weights in the same call")
     a = ap.parse_args()
     start = time.time()
     log = open(os.path.join(a.out, "log.txt"), "a")
@@ -65,18 +66,19 @@ def main():
     open(os.path.join(a.out, "gpu.txt"), "w").write(smi)
     py = sys.executable
     for model in a.models.split(","):
-        zimage = model == "z-image-turbo"
-        diff = os.path.join(HERE, "bench_zimage_diffusers.py" if zimage else "bench_flux_diffusers.py")
-        which = [] if zimage else ["--model", model]
+        script = {"z-image-turbo": "bench_zimage_diffusers.py", "sd35-medium": "bench_sd3_diffusers.py"}
+        diff = os.path.join(HERE, script.get(model, "bench_flux_diffusers.py"))
+        which = [] if model in script else ["--model", model]
         w = os.path.join(a.scratch, model)
         shutil.rmtree(w, ignore_errors=True)
         if run(f"write_{model}", [py, diff, "write", w, *which], 240, save=False) is None:
             continue
         size = [str(a.size)]
-        run(f"ours_{model}", [a.bin, "bench", "transformer", "--model", model, "--weights", w,
-                              "--width", *size, "--height", *size, "--runs", str(a.runs),
-                              "--warmup", str(a.warmup), "--device", "cuda", "--dtype", "bf16",
-                              "--json"], 300)
+        ours = ["bench", "transformer", "--model", model, "--weights", w, "--width", *size, "--height", *size,
+                "--runs", str(a.runs), "--warmup", str(a.warmup), "--device", "cuda", "--dtype", "bf16", "--json"]
+        run(f"ours_{model}", [a.bin, *ours], 300)
+        if a.baseline_bin:
+            run(f"baseline_{model}", [a.baseline_bin, *ours], 300)
         run(f"diffusers_{model}", [py, diff, "bench", w, *which, "--width", *size,
                                    "--height", *size, "--runs", str(a.runs),
                                    "--warmup", str(a.warmup)], 300)

@@ -120,6 +120,8 @@ def main():
                     cmd += ["--transformer", f"{FIXTURES}/{cli['gguf']}"]
                 if cli.get("no_t5"):
                     cmd += ["--no-t5"]
+                if r.get("text_encoder_gguf"):
+                    cmd += ["--text-encoder-2", f"{FIXTURES}/{r['text_encoder_gguf']}"]
                 t = time.time()
                 p = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
                 row = {"model": model, "reference": name, "dtype": dtype, "rc": p.returncode,

@@ -131,7 +131,7 @@ pub enum BenchCommand {
     /// The hot layers one at a time (GroupNorm, convolutions, attention, GEGLU, the VAE's
     /// full-resolution layers), candle's stock kernels against ours: times and differences.
     Ops(BenchArgs),
-    /// One flow-model transformer step (flux-schnell, flux-dev, z-image-turbo) from a diffusers
+    /// One flow-model transformer step (flux-schnell, flux-dev, z-image-turbo, sd35-medium) from a diffusers
     /// transformer/ folder (--weights) or a GGUF (--gguf): median and min over --runs timed runs.
     Transformer(BenchArgs),
 }
@@ -182,7 +182,7 @@ pub struct BenchArgs {
     #[arg(long, value_name = "DIR")]
     pub weights: Option<PathBuf>,
     /// bench transformer: text tokens [default: T5's 256 for flux-schnell, 512 for flux-dev;
-    /// 128 Qwen3 features for z-image-turbo].
+    /// 128 Qwen3 features for z-image-turbo; 77 CLIP + 256 T5 for sd35-medium].
     #[arg(long, value_name = "N")]
     pub text_tokens: Option<u32>,
     #[command(flatten)]

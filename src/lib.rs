@@ -9,6 +9,7 @@ pub mod engines;
 pub mod error;
 pub mod headless;
 pub mod jobs;
+pub mod log_ring;
 pub mod logging;
 pub mod models;
 pub mod platform;

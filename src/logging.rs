@@ -34,6 +34,8 @@ pub struct LogOptions {
     pub env_filter: Option<String>,
     pub log_dir: PathBuf,
     pub mode: LogMode,
+    /// Also keep the newest lines here (`serve` hands one over for `GET /api/v1/logs`).
+    pub ring: Option<std::sync::Arc<crate::log_ring::LogRing>>,
 }
 
 /// Keeps the file writer alive: drop it last, at the end of `main`, to flush the file.
@@ -138,11 +140,13 @@ pub fn init(opts: &LogOptions) -> Result<LogGuard> {
             .with_filter(stderr_filter)
     });
     let tui = (opts.mode == LogMode::Tui).then_some(tui_logger::TuiTracingSubscriberLayer);
+    let ring = opts.ring.as_ref().map(crate::log_ring::LogRing::layer);
     tracing_subscriber::registry()
         .with(filter)
         .with(file)
         .with(stderr)
         .with(tui)
+        .with(ring)
         .try_init()
         .map_err(|e| {
             Error::job_failed(format!("logging is already set up in this process ({e})"))
@@ -328,6 +332,7 @@ mod tests {
             env_filter: None,
             log_dir: dir.path().join("logs"),
             mode: LogMode::Quiet,
+            ring: None,
         };
         let guard = init(&opts);
         assert!(guard.is_ok(), "{:?}", guard.err());

@@ -48,11 +48,18 @@ fn run(cli: &Cli) -> anyhow::Result<i32> {
     } else {
         LogMode::Headless
     };
+    // `serve` keeps its newest log lines for clients (`GET /api/v1/logs`).
+    let ring = matches!(cli.command, Some(Command::Serve(_))).then(|| {
+        std::sync::Arc::new(pallaidium::log_ring::LogRing::new(
+            pallaidium::serve::limits::RETAINED_LOG_LINES,
+        ))
+    });
     let _log = logging::init(&LogOptions {
         level: global.log_level.clone(),
         env_filter: switches.log.clone(),
         log_dir: paths.logs.clone(),
         mode,
+        ring: ring.clone(),
     })?;
     logging::log_system_info(&platform);
     switches.log_at_start();
@@ -71,7 +78,7 @@ fn run(cli: &Cli) -> anyhow::Result<i32> {
         }) => commands::fetch::run(&global, &switches, model, *dtype, quant.as_deref()),
         Some(Command::Info { file, json }) => commands::info::run(file, *json),
         Some(Command::Bench { what }) => commands::bench::run(&global, &switches, what),
-        Some(Command::Serve(args)) => commands::serve::run(cli, &global, &switches, args),
+        Some(Command::Serve(args)) => commands::serve::run(cli, &global, &switches, args, ring),
         Some(Command::Worker(args)) => commands::worker::run(&global, &switches, args),
         None if cli.job.plan => commands::plan::run(&cli.global, &switches, &cli.job),
         None if headless => headless::run(cli, &switches),

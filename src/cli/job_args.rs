@@ -19,7 +19,8 @@ pub struct JobArgs {
     /// Print the memory plan and exit without running [default: off].
     #[arg(long, help_heading = MEMORY)]
     pub plan: bool,
-    /// Show the finished image inline in the terminal (headless) [default: off].
+    /// Show the finished image inline in the terminal (headless); with `serve`, make latent
+    /// previews for clients [default: off].
     #[arg(long, help_heading = OUTPUT)]
     pub preview: bool,
     /// JSON lines on stdout [default: on when stdout is not a terminal].

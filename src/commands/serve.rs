@@ -1,34 +1,50 @@
 //! `pallaidium serve`: checks the flags (a token where other machines can reach it, the body
 //! limit), sets up the runner as headless runs do, and hands over to `serve::run`.
 
+use std::sync::Arc;
+
 use crate::cli::{Cli, GlobalArgs, ServeArgs};
 use crate::jobs::Store;
 use crate::jobs::run::setup::{FetchDisplay, runner_setup};
 use crate::jobs::store::{JobStore, PgOptions, PgStore};
+use crate::log_ring::LogRing;
 use crate::platform::paths::Paths;
 use crate::platform::switches::Switches;
-use crate::serve::auth::{Token, check_exposure};
+use crate::serve::auth::{Token, check_exposure, read_token_file};
+use crate::serve::limits::RETAINED_LOG_LINES;
 
 pub fn run(
     cli: &Cli,
     global: &GlobalArgs,
     switches: &Switches,
     args: &ServeArgs,
+    logs: Option<Arc<LogRing>>,
 ) -> anyhow::Result<i32> {
-    let token = args
+    let logs = logs.unwrap_or_else(|| Arc::new(LogRing::new(RETAINED_LOG_LINES)));
+    let secret = args
         .token_file
         .as_deref()
-        .map(Token::from_file)
+        .map(read_token_file)
         .transpose()?;
+    if let Some(secret) = &secret {
+        logs.redact(secret);
+    }
+    let token = secret.as_deref().map(Token::new);
     check_exposure(args.listen, token.is_some())?;
     let max_body = crate::device::memory::parse_size(&args.max_body)
         .map_err(|e| crate::Error::bad_input(format!("--max-body: {e}")))?;
     let paths = Paths::resolve(global.out.as_deref(), switches)?;
+    // `--preview`: latent previews while jobs run, for clients (`GET /api/v1/jobs/{id}/preview`).
+    let preview_every = if cli.job.preview {
+        crate::tui::runner_link::PREVIEW_EVERY
+    } else {
+        0
+    };
     let setup = runner_setup(
         &global.run_settings(),
         &paths,
         switches,
-        0,
+        preview_every,
         FetchDisplay::LogOnly,
     )?;
     let machine = crate::serve::machine::Machine::new(
@@ -75,6 +91,7 @@ pub fn run(
         global: global.clone(),
         switches: switches.clone(),
         machine,
+        logs,
     }))?;
     Ok(0)
 }

@@ -9,6 +9,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::watch;
 
 use crate::jobs::{JobEvent, JobEvents, JobId};
+use crate::serve::stream_ids::StreamIds;
+
+/// The jobs whose newest latent preview the server keeps (`GET /api/v1/jobs/{id}/preview`).
+const MAX_PREVIEWS: usize = 16;
 
 /// One event as logged: its number, its job, the event and its JSON line.
 #[derive(Debug, Clone)]
@@ -19,16 +23,22 @@ pub struct Logged {
     pub json: Arc<str>,
 }
 
+/// A job's newest latent preview: width, height, RGB pixels.
+pub type Preview = (u32, u32, Arc<Vec<u8>>);
+
 #[derive(Default)]
 struct Inner {
     events: VecDeque<Logged>,
     last: u64,
     closed: bool,
+    /// The newest preview of the latest jobs that made one, oldest job first; the logged
+    /// `preview` events themselves keep no pixels.
+    previews: VecDeque<(JobId, Preview)>,
 }
 
 pub struct EventLog {
-    /// The server's start (unix ms): the first part of every event id.
-    boot: u64,
+    /// Event ids: the server's start, then the event's number.
+    ids: StreamIds,
     capacity: usize,
     inner: Mutex<Inner>,
     /// The newest event's number, watched by every waiting stream.
@@ -37,9 +47,8 @@ pub struct EventLog {
 
 impl EventLog {
     pub fn new(capacity: usize) -> Self {
-        let boot = u64::try_from(crate::jobs::store::now_ms()).unwrap_or(0);
         Self {
-            boot,
+            ids: StreamIds::default(),
             capacity: capacity.max(1),
             inner: Mutex::new(Inner::default()),
             latest: watch::channel(0).0,
@@ -54,12 +63,26 @@ impl EventLog {
 
     /// Logs `event`; returns its number. A closed log takes nothing more: the shutdown's stop of
     /// the running job is no cancel to show anyone.
-    pub fn push(&self, event: JobEvent) -> u64 {
-        let json: Arc<str> = event.to_json_line().into();
+    pub fn push(&self, mut event: JobEvent) -> u64 {
+        let json: Arc<str> = json_line(&event).into();
         let seq = {
             let mut inner = self.lock();
             if inner.closed {
                 return inner.last;
+            }
+            if let JobEvent::Preview {
+                job,
+                width,
+                height,
+                pixels,
+            } = &mut event
+            {
+                let preview = (*width, *height, Arc::new(std::mem::take(pixels)));
+                inner.previews.retain(|(j, _)| *j != *job);
+                inner.previews.push_back((*job, preview));
+                while inner.previews.len() > MAX_PREVIEWS {
+                    inner.previews.pop_front();
+                }
             }
             inner.last += 1;
             let seq = inner.last;
@@ -75,6 +98,16 @@ impl EventLog {
         };
         self.latest.send_replace(seq);
         seq
+    }
+
+    /// `job`'s newest latent preview, while it is among the latest jobs that made one.
+    pub fn preview(&self, job: JobId) -> Option<Preview> {
+        self.lock()
+            .previews
+            .iter()
+            .rev()
+            .find(|(j, _)| *j == job)
+            .map(|(_, preview)| preview.clone())
     }
 
     /// The newest event's number (0: none yet).
@@ -111,17 +144,13 @@ impl EventLog {
 
     /// The SSE id of event `seq`.
     pub fn event_id(&self, seq: u64) -> String {
-        format!("{}-{seq}", self.boot)
+        self.ids.id(seq)
     }
 
     /// Where a stream resumes from a client's `Last-Event-ID`: after that event when the id is
     /// this server's; from the start of what is retained when it is another's or unreadable.
     pub fn resume_after(&self, id: &str) -> u64 {
-        id.trim()
-            .split_once('-')
-            .filter(|(boot, _)| boot.parse() == Ok(self.boot))
-            .and_then(|(_, seq)| seq.parse().ok())
-            .unwrap_or(0)
+        self.ids.resume_after(id)
     }
 
     /// Waits for `job`'s last event (done, failed or cancelled) logged after number `after`;
@@ -140,6 +169,22 @@ impl EventLog {
                 return None;
             }
         }
+    }
+}
+
+/// The event's headless `--json` line; a `preview` also carries the URL of its PNG.
+fn json_line(event: &JobEvent) -> String {
+    let line = event.to_json_line();
+    match event {
+        JobEvent::Preview { job, .. } => match serde_json::from_str(&line) {
+            Ok(serde_json::Value::Object(mut fields)) => {
+                let url = crate::serve::preview::url(*job);
+                fields.insert("url".to_owned(), serde_json::Value::String(url));
+                serde_json::Value::Object(fields).to_string()
+            }
+            _ => line,
+        },
+        _ => line,
     }
 }
 
@@ -183,6 +228,38 @@ mod tests {
         assert_eq!(log.resume_after(&id), 7);
         assert_eq!(log.resume_after("12-7"), 0, "another server's id");
         assert_eq!(log.resume_after("nonsense"), 0);
+    }
+
+    #[test]
+    fn only_the_newest_preview_of_the_latest_jobs_keeps_its_pixels() {
+        let log = EventLog::new(1000);
+        let preview = |job: i64, shade: u8| JobEvent::Preview {
+            job: JobId(job),
+            width: 1,
+            height: 1,
+            pixels: vec![shade; 3],
+        };
+        log.push(preview(1, 10));
+        log.push(preview(1, 20));
+        let (_, _, pixels) = log.preview(JobId(1)).unwrap();
+        assert_eq!(*pixels, vec![20; 3]);
+        for job in 2..=MAX_PREVIEWS as i64 {
+            log.push(preview(job, 1));
+        }
+        assert!(log.preview(JobId(1)).is_some(), "still among the latest");
+        log.push(preview(100, 1));
+        assert!(
+            log.preview(JobId(1)).is_none(),
+            "the oldest job's is dropped"
+        );
+        assert!(log.preview(JobId(2)).is_some());
+        let (logged, _) = log.since(0, None);
+        assert!(
+            logged.iter().all(
+                |l| matches!(&*l.event, JobEvent::Preview { pixels, .. } if pixels.is_empty())
+            ),
+            "the log itself keeps no pixels"
+        );
     }
 
     #[tokio::test]

@@ -15,6 +15,9 @@ pub const MAX_PROMPT_CHARS: usize = 8_000;
 /// The events the server keeps for streams to resume from.
 pub const RETAINED_EVENTS: usize = 20_000;
 
+/// The log lines the server keeps for `GET /api/v1/logs`.
+pub const RETAINED_LOG_LINES: usize = 2_000;
+
 /// The most jobs a list answers with.
 pub const MAX_LIST: usize = 1_000;
 
@@ -80,6 +83,7 @@ pub fn check_no_paths(job: &JobOverrides) -> Result<(), ApiError> {
         ("init-latents", job.init_latents.is_some()),
         ("transformer", job.transformer.is_some()),
         ("text-encoder-2", job.text_encoder_2.is_some()),
+        ("lora", job.lora.is_some()),
     ];
     match named.iter().find(|(_, set)| *set) {
         None => Ok(()),

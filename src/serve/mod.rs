@@ -12,15 +12,18 @@ pub mod error;
 pub mod events;
 pub mod limits;
 pub mod listen;
+pub mod log_stream;
 pub mod machine;
 pub mod native;
 pub mod openai;
+pub mod preview;
 pub mod remote;
 pub mod remote_jobs;
 pub mod router;
 pub mod shared_queue;
 pub mod sse;
 pub mod state;
+pub mod stream_ids;
 pub mod submit;
 pub mod system;
 pub mod uploads;
@@ -72,6 +75,8 @@ pub struct ServeConfig {
     pub switches: Switches,
     /// The machine's memory, CPU and device, for `GET /api/v1/system`.
     pub machine: machine::Machine,
+    /// The server's newest log lines, for `GET /api/v1/logs`.
+    pub logs: Arc<crate::log_ring::LogRing>,
 }
 
 fn io_error(what: &str, err: std::io::Error) -> crate::Error {
@@ -124,6 +129,7 @@ pub async fn run(config: ServeConfig) -> crate::Result<()> {
         token: config.token.map(Arc::new),
         a1111_model: Arc::new(Mutex::new(None)),
         machine: Arc::new(config.machine),
+        logs: config.logs,
     };
     let app = router::build(state, config.max_body);
 

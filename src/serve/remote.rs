@@ -24,9 +24,9 @@ pub struct Remote {
 }
 
 /// What one connection to an event stream ended with.
-pub(crate) enum Stream {
+pub(crate) enum Stream<T = JobEvent> {
     /// The event the caller stopped at (a job's last one).
-    Ended(JobEvent),
+    Ended(T),
     /// The connection ended first.
     Dropped(String),
 }
@@ -159,12 +159,12 @@ impl Remote {
 
     /// One connection to the event stream at `path`, resumed after `last` (updated as events
     /// come); `seen` gets each event and says whether to stop there.
-    pub(crate) fn stream(
+    pub(crate) fn stream<T: serde::de::DeserializeOwned>(
         &self,
         path: &str,
         last: &mut Option<String>,
-        seen: &mut impl FnMut(&JobEvent) -> bool,
-    ) -> crate::Result<Stream> {
+        seen: &mut impl FnMut(&T) -> bool,
+    ) -> crate::Result<Stream<T>> {
         let mut req = self.request("GET", path);
         if let Some(id) = last.as_deref() {
             req = req.set("Last-Event-ID", id);
@@ -185,7 +185,7 @@ impl Remote {
             } else if let Some(v) = line.strip_prefix("data:") {
                 data.push_str(v.trim_start());
             } else if line.is_empty() && !data.is_empty() {
-                let event: JobEvent = serde_json::from_str(&data).map_err(|e| {
+                let event: T = serde_json::from_str(&data).map_err(|e| {
                     crate::Error::job_failed(format!(
                         "the server sent an unknown event ({e}): {data}"
                     ))

@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::jobs::{JobEvent, JobId, JobRecord, JobSpec, JobState};
+use crate::log_ring::LogLine;
 use crate::serve::machine::SystemReport;
 use crate::serve::remote::{Remote, Stream};
 
@@ -78,6 +79,22 @@ impl Remote {
             .collect()
     }
 
+    /// `job`'s newest latent preview (`GET /api/v1/jobs/{id}/preview`): width, height, RGB.
+    pub fn preview(&self, job: JobId) -> crate::Result<(u32, u32, Vec<u8>)> {
+        let what = format!("fetching job {job}'s preview");
+        let resp = self
+            .request("GET", &crate::serve::preview::url(job))
+            .call()
+            .map_err(|e| self.refused(&what, e))?;
+        let mut png = Vec::new();
+        std::io::Read::read_to_end(&mut resp.into_reader(), &mut png)
+            .map_err(|e| crate::Error::job_failed(format!("{what}: {e}")))?;
+        let image = image::load_from_memory(&png)
+            .map_err(|e| crate::Error::job_failed(format!("{what}: not a PNG ({e})")))?
+            .to_rgb8();
+        Ok((image.width(), image.height(), image.into_raw()))
+    }
+
     /// The server's machine now, its device, and its newest event id.
     pub fn system(&self) -> crate::Result<SystemReport> {
         let reply = self.get("reading the server's machine", "/api/v1/system")?;
@@ -95,14 +112,34 @@ impl Remote {
     /// server's refusal (a token).
     pub fn follow_all(
         &self,
-        mut last: Option<String>,
+        last: Option<String>,
         seen: &mut impl FnMut(&JobEvent) -> bool,
+        dropped: &mut impl FnMut(&str) -> bool,
+    ) -> crate::Result<()> {
+        self.follow_stream("/api/v1/events", last, seen, dropped)
+    }
+
+    /// Follows the server's own log lines (`GET /api/v1/logs`: the newest it kept, then live)
+    /// as `follow_all` follows events.
+    pub fn follow_logs(
+        &self,
+        seen: &mut impl FnMut(&LogLine) -> bool,
+        dropped: &mut impl FnMut(&str) -> bool,
+    ) -> crate::Result<()> {
+        self.follow_stream("/api/v1/logs", None, seen, dropped)
+    }
+
+    fn follow_stream<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        mut last: Option<String>,
+        seen: &mut impl FnMut(&T) -> bool,
         dropped: &mut impl FnMut(&str) -> bool,
     ) -> crate::Result<()> {
         let mut pause = self.backoff;
         loop {
             let before = last.clone();
-            match self.stream("/api/v1/events", &mut last, seen)? {
+            match self.stream(path, &mut last, seen)? {
                 Stream::Ended(_) => return Ok(()),
                 Stream::Dropped(why) => {
                     if !dropped(&why) {
@@ -113,7 +150,7 @@ impl Remote {
                     } else {
                         self.backoff
                     };
-                    tracing::warn!(%why, "event stream dropped; reconnecting");
+                    tracing::warn!(%why, path, "stream dropped; reconnecting");
                     std::thread::sleep(pause);
                 }
             }

@@ -10,7 +10,7 @@ use axum::routing::{MethodRouter, get, post};
 
 use crate::serve::error::ApiError;
 use crate::serve::state::AppState;
-use crate::serve::{a1111, auth, native, openai, sse, system, ws};
+use crate::serve::{a1111, auth, log_stream, native, openai, preview, sse, system, ws};
 
 /// One route: its method and path (axum's and OpenAPI's `{param}` syntax).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,7 +30,7 @@ const fn route(method: &'static str, path: &'static str) -> Route {
 }
 
 /// Every route the server answers.
-pub const ROUTES: [Route; 26] = [
+pub const ROUTES: [Route; 28] = [
     Route {
         method: "get",
         path: "/api/v1/health",
@@ -49,8 +49,10 @@ pub const ROUTES: [Route; 26] = [
     route("post", "/api/v1/jobs/{id}/move"),
     route("get", "/api/v1/jobs/{id}/events"),
     route("get", "/api/v1/jobs/{id}/outputs/{index}"),
+    route("get", "/api/v1/jobs/{id}/preview"),
     route("get", "/api/v1/events"),
     route("get", "/api/v1/events/ws"),
+    route("get", "/api/v1/logs"),
     route("get", "/api/v1/jobs/{id}/events/ws"),
     route("post", "/v1/images/generations"),
     route("post", "/v1/images/edits"),
@@ -80,8 +82,10 @@ fn handler(route: &Route) -> MethodRouter<AppState> {
         ("post", "/api/v1/jobs/{id}/move") => post(native::move_job),
         ("get", "/api/v1/jobs/{id}/events") => get(sse::job_events),
         ("get", "/api/v1/jobs/{id}/outputs/{index}") => get(native::get_output),
+        ("get", "/api/v1/jobs/{id}/preview") => get(preview::job_preview),
         ("get", "/api/v1/events") => get(sse::all_events),
         ("get", "/api/v1/events/ws") => get(ws::all_events),
+        ("get", "/api/v1/logs") => get(log_stream::logs),
         ("get", "/api/v1/jobs/{id}/events/ws") => get(ws::job_events),
         ("post", "/v1/images/generations") => post(openai::generations),
         ("post", "/v1/images/edits") => post(openai::edits),

@@ -24,7 +24,7 @@ use crate::serve::state::AppState;
 /// How often a job's stream checks whether the job ended before this server logged its end.
 const ENDED_CHECK: Duration = Duration::from_secs(1);
 /// A comment line this often keeps proxies and clients from taking a quiet stream for dead.
-const KEEP_ALIVE: Duration = Duration::from_secs(15);
+pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -83,6 +83,11 @@ fn stream(
         };
         Some((Ok::<_, Infallible>(text), cursor))
     }));
+    event_stream(body)
+}
+
+/// `body` answered as a Server-Sent Events stream.
+pub fn event_stream(body: Body) -> Response {
     (
         [
             (header::CONTENT_TYPE, "text/event-stream"),
@@ -124,7 +129,7 @@ pub struct Cursor {
 }
 
 /// One event in the SSE wire format: its id, its JSON, a blank line.
-fn frame(id: &str, json: &str) -> String {
+pub fn frame(id: &str, json: &str) -> String {
     format!("id: {id}\ndata: {json}\n\n")
 }
 

@@ -40,6 +40,8 @@ pub struct AppState {
     pub a1111_model: Arc<Mutex<Option<String>>>,
     /// The machine's gauges for `GET /api/v1/system`.
     pub machine: Arc<crate::serve::machine::Machine>,
+    /// The server's newest log lines (`GET /api/v1/logs`).
+    pub logs: Arc<crate::log_ring::LogRing>,
 }
 
 impl AppState {

@@ -19,6 +19,7 @@ use super::queue_link::{QueueLink, active};
 use crate::jobs::output::OutputWriter;
 use crate::jobs::spec::JobOverrides;
 use crate::jobs::{JobEvent, JobId, JobRecord, JobSpec};
+use crate::log_ring::LogLine;
 use crate::serve::machine::SystemReport;
 use crate::serve::remote::Remote;
 
@@ -128,6 +129,7 @@ impl QueueLink for RemoteQueue {
     }
 
     fn forward_events(&self, tx: UnboundedSender<AppEvent>) {
+        forward_server_logs(Arc::clone(&self.remote), tx.clone());
         let remote = Arc::clone(&self.remote);
         let start = Some(self.start_after.clone());
         let writer = OutputWriter::new(&self.outputs);
@@ -178,6 +180,35 @@ impl QueueLink for RemoteQueue {
     }
 }
 
+/// The server's own log lines into the log pane (target `server`, the server's module after
+/// each message), from the newest it kept, followed through dropped connections until the
+/// app is gone. A server without `GET /api/v1/logs` (an older one) says so once.
+fn forward_server_logs(remote: Arc<Remote>, tx: UnboundedSender<AppEvent>) {
+    // A plain thread: its reads block, and the runtime's exit must not wait for them.
+    std::thread::spawn(move || {
+        let mut seen = |line: &LogLine| {
+            log_server_line(line);
+            tx.is_closed()
+        };
+        let mut dropped = |_: &str| !tx.is_closed();
+        if let Err(e) = remote.follow_logs(&mut seen, &mut dropped) {
+            tracing::warn!(target: "remote", "the server's log is not shown: {e}");
+        }
+    });
+}
+
+/// One of the server's log lines, marked as the server's (target `server`).
+fn log_server_line(line: &LogLine) {
+    let text = format!("{} [{}]", line.message, line.target);
+    match line.level.as_str() {
+        "ERROR" => tracing::error!(target: "server", "{text}"),
+        "WARN" => tracing::warn!(target: "server", "{text}"),
+        "DEBUG" => tracing::debug!(target: "server", "{text}"),
+        "TRACE" => tracing::trace!(target: "server", "{text}"),
+        _ => tracing::info!(target: "server", "{text}"),
+    }
+}
+
 /// The server's job events in the log pane (steps and streamed text are left to the panes).
 fn log_event(event: &JobEvent) {
     match event {
@@ -207,11 +238,19 @@ struct Downloads<'a> {
 
 impl Downloads<'_> {
     /// The event as the app should see it: a `done` with this machine's copies of the
-    /// outputs; `None` for what the app cannot use from afar (latent previews carry no pixels
-    /// over the API) or a `done` already brought down.
+    /// outputs, a `preview` with its pixels fetched from the server (its PNG URL); `None` for a
+    /// preview the server no longer has or a `done` already brought down.
     fn local(&mut self, event: &JobEvent, tx: &UnboundedSender<AppEvent>) -> Option<JobEvent> {
         match event {
-            JobEvent::Preview { .. } => None,
+            JobEvent::Preview { job, .. } => {
+                let (width, height, pixels) = self.remote.preview(*job).ok()?;
+                Some(JobEvent::Preview {
+                    job: *job,
+                    width,
+                    height,
+                    pixels,
+                })
+            }
             JobEvent::Done {
                 job,
                 outputs,
@@ -256,7 +295,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn previews_are_dropped_and_a_done_comes_through_once() {
+    fn unreachable_previews_are_dropped_and_a_done_comes_through_once() {
         // Nothing here reaches the server: a done without outputs downloads nothing.
         let remote = Remote::new("http://127.0.0.1:9", None).unwrap();
         let dir = tempfile::tempdir().unwrap();
@@ -273,7 +312,11 @@ mod tests {
             height: 8,
             pixels: Vec::new(),
         };
-        assert_eq!(downloads.local(&preview, &tx), None, "no pixels travel");
+        assert_eq!(
+            downloads.local(&preview, &tx),
+            None,
+            "no pixels from an unreachable server"
+        );
         let progress = JobEvent::Progress {
             job,
             step: 1,

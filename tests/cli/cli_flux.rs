@@ -16,7 +16,7 @@ fn reference(model: &str, name: &str) -> serde_json::Value {
 
 /// Runs the binary as diffusers ran (the reference's `cli` block) and returns the mean absolute
 /// difference (0-255).
-fn run_like_diffusers(model: &str, name: &str) -> f64 {
+pub(crate) fn run_like_diffusers(model: &str, name: &str) -> f64 {
     let r = reference(model, name);
     let cli = &r["cli"];
     let s = |k: &str| cli[k].as_str().map(str::to_owned);
@@ -54,6 +54,10 @@ fn run_like_diffusers(model: &str, name: &str) -> f64 {
         cmd.arg("--transformer")
             .arg(fixture(&gguf))
             .env("PALLAIDIUM_GGUF_MATMUL", "dequant");
+    }
+    if let Some(lora) = r["lora"].as_str() {
+        cmd.arg("--lora")
+            .arg(format!("{}@{}", fixture(lora).display(), r["lora_scale"]));
     }
     let output = cmd.output().unwrap();
     assert!(

@@ -34,12 +34,17 @@ fn file_of(r: &serde_json::Value, key: &str) -> Option<String> {
 /// Runs the binary as diffusers was run (its initial latents or noise, init image, mask and
 /// strength from the reference JSON) and returns the mean absolute difference (0-255).
 fn run_headless(model: &str, name: &str) -> f64 {
+    run_headless_with(model, name, &[])
+}
+
+/// `run_headless` with more flags (`--lora FILE@SCALE`).
+pub(crate) fn run_headless_with(model: &str, name: &str, flags: &[String]) -> f64 {
     let r = reference(model, name);
     let noise_file = file_of(&r, "noise")
         // txt2img through the .npy copy, so both formats of --init-latents are exercised.
         .or_else(|| file_of(&r, "init_latents_file").map(|f| f.replace(".safetensors", ".npy")))
         .unwrap_or_else(|| panic!("{model} {name}: no noise or init_latents_file"));
-    let mut extra: Vec<String> = Vec::new();
+    let mut extra: Vec<String> = flags.to_vec();
     for (key, flag) in [("init_image", "--init-image"), ("mask_image", "--mask")] {
         if let Some(file) = file_of(&r, key) {
             extra.push(flag.into());

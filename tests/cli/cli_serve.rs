@@ -193,7 +193,8 @@ fn the_openapi_document_is_the_committed_one_and_lists_every_route() {
     // Each route answers (none falls through to "no such route").
     for (method, path) in &routed {
         let concrete = path.replace("{id}", "1").replace("{index}", "0");
-        if method == "get" && !concrete.contains("events") {
+        // Streams (events, logs) never end by themselves: their own tests read them.
+        if method == "get" && !concrete.contains("events") && !concrete.ends_with("/logs") {
             let reply = server.get(&concrete);
             assert!(
                 reply.status == 200

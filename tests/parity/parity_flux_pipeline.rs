@@ -11,6 +11,7 @@ use candle_core::{DType, Device};
 use pallaidium::engines::EngineSwitches;
 use pallaidium::engines::flux::transformer::GgufMatmul;
 use pallaidium::engines::flux::{FluxLoadOptions, FluxPipeline};
+use pallaidium::engines::nn::lora::LoraSpec;
 use pallaidium::engines::nn::text::t5;
 use pallaidium::engines::nn::text::t5_quantized::QuantizedT5Encoder;
 use pallaidium::engines::progress::{CancelToken, NullSink};
@@ -29,7 +30,13 @@ fn pipeline(model: &str, transformer: Option<PathBuf>, residency: Residency) -> 
 
 /// GGUF matrices dequantized with diffusers' arithmetic (the parity tolerance's mode).
 fn load(model_dir: PathBuf, transformer: Option<PathBuf>, residency: Residency) -> FluxPipeline {
-    load_as(model_dir, transformer, residency, GgufMatmul::Dequant)
+    load_as(
+        model_dir,
+        transformer,
+        residency,
+        GgufMatmul::Dequant,
+        vec![],
+    )
 }
 
 fn load_as(
@@ -37,6 +44,7 @@ fn load_as(
     transformer: Option<PathBuf>,
     residency: Residency,
     matmul: GgufMatmul,
+    loras: Vec<LoraSpec>,
 ) -> FluxPipeline {
     FluxPipeline::load(FluxLoadOptions {
         model_dir,
@@ -49,6 +57,7 @@ fn load_as(
             gguf_matmul: Some(matmul),
             ..Default::default()
         },
+        loras,
     })
     .unwrap()
 }
@@ -93,6 +102,21 @@ fn run_all(model: &str) -> Vec<(String, f64)> {
         let req = request(model, &r);
         let run = |p: &mut FluxPipeline| p.generate(&req, &NullSink, &CancelToken::new());
         let images = match (gguf, r.get("scheduler_override")) {
+            // A LoRA reference (make_lora.py): the LoRA file at the scale diffusers fused.
+            _ if r.get("lora").is_some() => {
+                let lora = LoraSpec {
+                    path: fixtures().join(r["lora"].as_str().unwrap()),
+                    weight: r["lora_scale"].as_f64().unwrap(),
+                };
+                let dir = fixtures().join(model);
+                run(&mut load_as(
+                    dir,
+                    None,
+                    Residency::Resident,
+                    GgufMatmul::Dequant,
+                    vec![lora],
+                ))
+            }
             (Some(file), _) => {
                 let path = fixtures().join(model).join(file);
                 run(&mut pipeline(model, Some(path), Residency::Staged))
@@ -163,6 +187,7 @@ fn flux_gguf_pipelines_in_the_quantized_mode_stay_near_diffusers() {
                 Some(path),
                 Residency::Staged,
                 GgufMatmul::Quantized,
+                vec![],
             );
             let images = p
                 .generate(&request(model, &r), &NullSink, &CancelToken::new())

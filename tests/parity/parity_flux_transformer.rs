@@ -41,6 +41,7 @@ fn load_as(model: &str, gguf: Option<&str>, matmul: GgufMatmul) -> FluxTransform
         &Device::Cpu,
         DType::F32,
         multiplied(matmul),
+        None,
     )
     .unwrap()
 }
@@ -153,6 +154,7 @@ fn flux_transformer_runs_in_bf16_and_f16_near_the_f32_references() {
                 &Device::Cpu,
                 dtype,
                 multiplied(GgufMatmul::Dequant),
+                None,
             )
             .unwrap();
             let r =

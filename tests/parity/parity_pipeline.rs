@@ -32,6 +32,7 @@ fn pipeline(model: &str, residency: Residency) -> SdPipeline {
         residency,
         prefer_fp16_variant: false,
         switches: Default::default(),
+        loras: vec![],
     })
     .unwrap()
 }

@@ -3,6 +3,7 @@
 //! (the job ran on the server, its output came down into this client's --out), the gauges fed
 //! by the server; pause the server's queue and cancel a waiting job from the queue pane; restart
 //! the server on the same port and see the next job finish (the event stream reconnected); quit.
+//! The log pane shows the server's own log lines.
 
 use std::time::Duration;
 
@@ -12,17 +13,7 @@ use crate::tmux::{Tmux, fixture, launch, pngs, quit, start_tui};
 #[test]
 fn the_tui_queues_a_job_on_a_remote_server_and_sees_it_finish() {
     let server = Server::start(&[], &[]);
-    let home = tempfile::tempdir().unwrap();
-    let tmux = Tmux::start(160, 48);
-    launch(
-        &tmux,
-        home.path(),
-        &format!(
-            "--host {} --model {} --steps 2 --width 64 --height 64 --seed 7",
-            server.base,
-            fixture("sd1-tiny").display()
-        ),
-    );
+    let (home, tmux) = remote_tui(&server, "--steps 2 --width 64 --height 64 --seed 7");
     // No local plan: the server plans the job when it runs it.
     let screen = tmux.wait_for("the remote plan notice", Duration::from_secs(30), |s| {
         s.contains("the server plans")
@@ -104,6 +95,23 @@ fn the_tui_queues_a_job_on_a_remote_server_and_sees_it_finish() {
         "job 3's output came down"
     );
     quit(&tmux);
+}
+
+/// The TUI in a 160x48 tmux window, in a fresh home, driving `server` with the tiny SD1
+/// fixture as its model and `flags`.
+fn remote_tui(server: &Server, flags: &str) -> (tempfile::TempDir, Tmux) {
+    let home = tempfile::tempdir().unwrap();
+    let tmux = Tmux::start(160, 48);
+    launch(
+        &tmux,
+        home.path(),
+        &format!(
+            "--host {} --model {} {flags}",
+            server.base,
+            fixture("sd1-tiny").display()
+        ),
+    );
+    (home, tmux)
 }
 
 fn state(server: &Server, id: i64) -> serde_json::Value {
@@ -206,4 +214,23 @@ fn a_wrong_hosts_file_and_an_absent_server_are_refused_before_the_tui_starts() {
         screen.contains("cannot reach the server at http://127.0.0.1:9"),
         "{screen}"
     );
+}
+
+#[test]
+fn the_remote_tuis_log_pane_shows_the_servers_own_log_lines() {
+    let server = Server::start(&[], &[]);
+    let (_home, tmux) = remote_tui(&server, "");
+    // The server logged `serving addr=...` at its start; this client never does.
+    let screen = tmux.wait_for("the server's log line", Duration::from_secs(30), |s| {
+        s.contains("serving addr=")
+    });
+    let line = screen
+        .lines()
+        .find(|l| l.contains("serving addr="))
+        .unwrap_or_default();
+    assert!(
+        line.contains("server") && line.contains("[pallaidium::serve]"),
+        "the line is marked as the server's: {line}\n{screen}"
+    );
+    quit(&tmux);
 }

@@ -52,7 +52,7 @@ pub fn find(model: &str) -> Result<&'static FluxBenchModel> {
         "flux-dev" | "flux1-dev" | "flux.1-dev" | "dev" => "flux-dev",
         other => {
             return Err(Error::bad_input(format!(
-                "--model {other:?} has no FLUX benchmark configuration: use flux-schnell or flux-dev"
+                "--model {other:?} has no transformer benchmark configuration: use flux-schnell, flux-dev, z-image-turbo or sd35-medium"
             )));
         }
     };
@@ -134,7 +134,8 @@ pub fn run(model: &FluxBenchModel, s: &BenchSetup) -> Result<Value> {
 
     let rss_before_build = current_rss();
     let t = Instant::now();
-    let mut model_t = FluxTransformer::load(&dir, a.gguf.as_deref(), device, s.dtype, switches)?;
+    let mut model_t =
+        FluxTransformer::load(&dir, a.gguf.as_deref(), device, s.dtype, switches, None)?;
     model_t.set_attention_mode(s.attention);
     device.synchronize()?;
     let build_s = t.elapsed().as_secs_f64();

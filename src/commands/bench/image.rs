@@ -81,6 +81,7 @@ pub fn run(model: &BenchModel, s: &BenchSetup) -> Result<Value> {
         residency: Residency::Resident,
         prefer_fp16_variant: false,
         switches: crate::engines::EngineSwitches::from_switches(s.switches),
+        loras: vec![],
     };
     let peak_reset = reset_peak(&s.device.device);
     let t = Instant::now();

@@ -3,11 +3,13 @@
 //! result names the device, dtype, candle version and machine. BENCHMARKS.md records results.
 
 mod configs;
+mod flow_common;
 mod flux;
 mod image;
 mod ops;
 mod random;
 mod report;
+mod sd3;
 mod unet;
 mod weights_dir;
 mod zimage;
@@ -64,7 +66,8 @@ fn run_inner(
         Some(configs::find(&args.model)?)
     };
     let zimage_model = kind == "transformer" && zimage::is_zimage(&args.model);
-    let flux_model = if kind == "transformer" && !zimage_model {
+    let sd3_model = kind == "transformer" && sd3::is_sd3(&args.model);
+    let flux_model = if kind == "transformer" && !zimage_model && !sd3_model {
         Some(flux::find(&args.model)?)
     } else {
         None
@@ -83,6 +86,7 @@ fn run_inner(
     };
     let mut result = match (kind, model, flux_model) {
         _ if zimage_model => zimage::run(&setup)?,
+        _ if sd3_model => sd3::run(&setup)?,
         (_, _, Some(f)) => flux::run(f, &setup)?,
         ("unet", Some(m), _) => unet::run(m, &setup)?,
         ("ops", Some(m), _) => ops::run(m, &setup)?,

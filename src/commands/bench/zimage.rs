@@ -9,17 +9,13 @@
 //! scripts/bench_zimage_diffusers.py, so diffusers and we run the same file) or a GGUF (`--gguf`,
 //! kept quantized as the engine keeps it).
 
-use std::path::PathBuf;
-use std::time::Instant;
-
 use candle_core::Tensor;
 use serde_json::{Value, json};
 
-use super::report::{current_rss, timed_runs};
-use super::{BenchSetup, validate_size};
+use super::report::timed_runs;
+use super::{BenchSetup, flow_common};
+use crate::Result;
 use crate::engines::zimage::transformer::{self, ZImageTransformer, ZImageTransformerConfig};
-use crate::platform::paths::Paths;
-use crate::{Error, Result};
 
 /// The registry id this bench builds.
 pub const ID: &str = "z-image-turbo";
@@ -34,51 +30,24 @@ pub fn is_zimage(model: &str) -> bool {
     )
 }
 
-/// `--weights`, else the committed config under PALLAIDIUM_HOME/bench-models (a GGUF brings
-/// every weight).
-fn transformer_dir(s: &BenchSetup) -> Result<PathBuf> {
-    if let Some(dir) = &s.args.weights {
-        return Ok(dir.clone());
-    }
-    let paths = Paths::resolve(s.global.out.as_deref(), s.switches)?;
-    let dir = paths.home.join("bench-models").join(ID).join("transformer");
-    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-    let file = dir.join("config.json");
-    std::fs::write(&file, CONFIG).map_err(|e| Error::io(&file, e))?;
-    Ok(dir)
-}
-
 pub fn run(s: &BenchSetup) -> Result<Value> {
     let a = s.args;
-    let (w, h) = validate_size(a.width, a.height)?;
-    if w % 16 != 0 || h % 16 != 0 {
-        return Err(Error::bad_input(format!(
-            "Z-Image needs --width and --height in multiples of 16 ({w}x{h})"
-        )));
-    }
-    if a.gguf.is_none() && a.weights.is_none() {
-        return Err(Error::bad_input(
-            "bench transformer needs --weights DIR (a diffusers transformer/ folder; \
-             scripts/bench_zimage_diffusers.py write DIR makes random full-size ones) or --gguf \
-             FILE (a Z-Image GGUF)",
-        ));
-    }
-    let n_txt = a.text_tokens.map_or(DEFAULT_TEXT_TOKENS, |n| n as usize);
-    if n_txt == 0 || n_txt > 4096 {
-        return Err(Error::bad_input(format!(
-            "--text-tokens {n_txt}: 1 to 4096"
-        )));
-    }
-    let dir = transformer_dir(s)?;
+    let shape = flow_common::check_args(
+        s,
+        "Z-Image",
+        DEFAULT_TEXT_TOKENS,
+        "scripts/bench_zimage_diffusers.py write DIR makes random full-size ones) or --gguf FILE (a Z-Image GGUF",
+    )?;
+    let (w, h, n_txt) = (shape.width, shape.height, shape.text_tokens);
+    let dir = flow_common::transformer_dir(s, ID, CONFIG)?;
     let device = &s.device.device;
     let switches = crate::engines::EngineSwitches::from_switches(s.switches);
-    let rss_before_build = current_rss();
-    let t = Instant::now();
-    let mut model = ZImageTransformer::load(&dir, a.gguf.as_deref(), device, s.dtype, switches)?;
-    model.set_attention_mode(s.attention);
-    device.synchronize()?;
-    let build_s = t.elapsed().as_secs_f64();
-    let rss_after_build = current_rss();
+    let (model, built) = flow_common::timed_build(device, || {
+        let mut model =
+            ZImageTransformer::load(&dir, a.gguf.as_deref(), device, s.dtype, switches)?;
+        model.set_attention_mode(s.attention);
+        Ok(model)
+    })?;
 
     let c: &ZImageTransformerConfig = model.config();
     let latent =
@@ -95,14 +64,8 @@ pub fn run(s: &BenchSetup) -> Result<Value> {
         Ok(())
     };
     let timed = timed_runs(device, (a.warmup, a.runs), "Z-Image step", step)?;
-    let weights = match &a.gguf {
-        Some(g) => json!({
-            "gguf": g.display().to_string(),
-            "file_bytes": std::fs::metadata(g).ok().map(|m| m.len()),
-        }),
-        None => json!({"diffusers_dir": dir.display().to_string()}),
-    };
-    Ok(json!({
+    let weights = flow_common::weights_json(s, &dir);
+    let mut out = json!({
         "bench": "transformer",
         "model": ID,
         "width": w,
@@ -113,19 +76,11 @@ pub fn run(s: &BenchSetup) -> Result<Value> {
         "parameters": c.parameters(),
         "weights": weights,
         "weight_bytes_stored": transformer::weight_bytes(&dir, a.gguf.as_deref()).ok(),
-        "runs": timed.times.len(),
-        "warmup": a.warmup,
-        "times_s": timed.times_s(),
-        "median_s": timed.median_s,
-        "min_s": timed.min_s,
-        "build_s": build_s,
-        "peak_bytes": timed.peak_bytes,
-        "peak_reserved_bytes": timed.peak_reserved_bytes,
-        "peak_kind": format!("{}; over the timed runs", timed.peak_kind),
-        "peak_rss_load_and_warmup_bytes": timed.peak_rss_load_and_warmup,
-        "rss_after_build_bytes": rss_after_build,
-        "rss_before_build_bytes": rss_before_build,
-    }))
+    });
+    if let Value::Object(m) = &mut out {
+        m.extend(flow_common::timing_json(s, &timed, &built));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

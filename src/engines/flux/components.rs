@@ -31,6 +31,8 @@ pub struct FluxLoadOptions {
     pub dtype: DType,
     pub residency: Residency,
     pub switches: EngineSwitches,
+    /// LoRAs merged into the transformer and CLIP at load (the dense transformer/ only).
+    pub loras: Vec<crate::engines::nn::lora::LoraSpec>,
 }
 
 /// FLUX's T5: dense from text_encoder_2/, or a GGUF kept quantized (dequantized per layer).
@@ -53,16 +55,19 @@ impl T5Text {
 /// Lazily loaded networks of one FLUX folder.
 pub struct FluxComponents {
     opts: FluxLoadOptions,
+    /// LoRA deltas merged into the networks each time they load.
+    patches: Patches,
     clip: Option<TextEncoder>,
     t5: Option<T5Text>,
     transformer: Option<FluxTransformer>,
     vae: LazyVae,
 }
 
+use crate::engines::nn::lora::{Patches, Target};
 use crate::engines::stage::timed_load as timed;
 
 impl FluxComponents {
-    pub fn new(opts: FluxLoadOptions) -> Self {
+    pub fn new(opts: FluxLoadOptions, patches: Patches) -> Self {
         let vae = LazyVae::new(
             opts.model_dir.join("vae"),
             opts.device.clone(),
@@ -71,6 +76,7 @@ impl FluxComponents {
         );
         Self {
             opts,
+            patches,
             clip: None,
             t5: None,
             transformer: None,
@@ -108,8 +114,9 @@ impl FluxComponents {
                 self.fp16_variant(),
                 self.opts.switches,
             );
+            let patch = self.patches.get(&Target::TextEncoder);
             self.clip = Some(timed("text_encoder", || {
-                TextEncoder::load_with(&dir, &device, dtype, fp16, sw)
+                TextEncoder::load_patched(&dir, &device, dtype, fp16, sw, patch)
             })?);
         }
         if self.t5.is_none() {
@@ -152,8 +159,9 @@ impl FluxComponents {
                 self.opts.switches,
             );
             let file = self.opts.transformer.clone();
+            let patch = self.patches.get(&Target::Transformer);
             self.transformer = Some(timed("transformer", || {
-                FluxTransformer::load(&dir, file.as_deref(), &device, dtype, sw)
+                FluxTransformer::load(&dir, file.as_deref(), &device, dtype, sw, patch)
             })?);
         }
         let transformer = self

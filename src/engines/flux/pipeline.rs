@@ -61,7 +61,8 @@ impl FluxPipeline {
         let clip_tokenizer = ClipTokenizer::from_dir(&dir.join("tokenizer"))?;
         let t5_tokenizer = T5Tokenizer::from_dir(&dir.join("tokenizer_2"))?;
         let (device, dtype) = (opts.device.clone(), opts.dtype);
-        let mut components = FluxComponents::new(opts);
+        let patches = lora_patches(&opts)?;
+        let mut components = FluxComponents::new(opts, patches);
         if components.residency() == crate::vocab::Residency::Resident {
             components.load_all()?;
         }
@@ -304,4 +305,27 @@ struct DenoiseInputs<'a> {
     attention: AttentionMode,
     sink: &'a dyn ProgressSink,
     cancel: &'a CancelToken,
+}
+
+/// The job's LoRAs matched against the transformer and CLIP (FLUX's LoRAs leave T5 alone).
+fn lora_patches(opts: &FluxLoadOptions) -> Result<crate::engines::nn::lora::Patches> {
+    use crate::engines::nn::lora::{Target, patches_for};
+    if opts.loras.is_empty() {
+        return Ok(Default::default());
+    }
+    if let Some(file) = &opts.transformer {
+        return Err(crate::Error::bad_input(format!(
+            "--lora: LoRAs merge into the dense transformer/ weights of the model folder, not \
+             into --transformer {} (a GGUF's quantized layers); drop one of the two",
+            file.display()
+        )));
+    }
+    let fp16 = opts.dtype != candle_core::DType::F32;
+    patches_for(
+        &opts.loras,
+        &opts.model_dir,
+        &[Target::Transformer, Target::TextEncoder],
+        fp16,
+        None,
+    )
 }

@@ -12,6 +12,7 @@
 //!   gated GELU) and `activation`: transformers' activations, the exact GELU on all CPU cores;
 //! - `layer_source`: a diffusion transformer's layers under their original names, from a diffusers
 //!   folder through a name map or from a GGUF as stored (SD 3.5's);
+//! - `lora`: LoRA files read, matched to a model's weights and merged into them at load;
 //! - `rotary`: rotary position embeddings, Llama/Qwen's (rotate-half) and FLUX's (multi-axis);
 //! - `kernels`: this crate's CPU and CUDA kernels (convolution, fused GroupNorm(+SiLU), softmax,
 //!   attention, GEGLU, upsampling; CUDA's PTX built from kernels/cuda/ by build.rs), each a
@@ -27,6 +28,7 @@ pub mod compare;
 pub mod dtype;
 pub mod kernels;
 pub mod layer_source;
+pub mod lora;
 pub mod mlp;
 pub mod norm;
 pub mod rotary;

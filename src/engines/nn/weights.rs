@@ -12,6 +12,7 @@ use candle_core::safetensors::MmapedSafetensors;
 use candle_core::{DType, Device, Shape, Tensor};
 use candle_nn::VarBuilder;
 
+use crate::engines::nn::lora::{PatchedBackend, WeightPatch};
 use crate::error::{Error, Result};
 
 mod convert;
@@ -49,7 +50,27 @@ impl Weights {
         fp16_variant: bool,
         switches: crate::engines::EngineSwitches,
     ) -> Result<Self> {
-        Self::open_with(dir, device, dtype, fp16_variant, !switches.copy_weights)
+        Self::open_patched(dir, device, dtype, fp16_variant, switches, None)
+    }
+
+    /// `open` with LoRA deltas merged into the weights they change as those are fetched.
+    pub fn open_patched(
+        dir: &Path,
+        device: &Device,
+        dtype: DType,
+        fp16_variant: bool,
+        switches: crate::engines::EngineSwitches,
+        patch: Option<&std::sync::Arc<WeightPatch>>,
+    ) -> Result<Self> {
+        let patch = patch.filter(|p| !p.is_empty()).cloned();
+        Self::open_with(
+            dir,
+            device,
+            dtype,
+            fp16_variant,
+            !switches.copy_weights,
+            patch,
+        )
     }
 
     fn open_with(
@@ -58,6 +79,7 @@ impl Weights {
         dtype: DType,
         fp16_variant: bool,
         fast: bool,
+        patch: Option<std::sync::Arc<WeightPatch>>,
     ) -> Result<Self> {
         let files = find_weight_files(dir, fp16_variant)?;
         let staging = if fast { Staging::new(device) } else { None };
@@ -109,7 +131,14 @@ impl Weights {
             staging: std::sync::Mutex::new(staging),
             routing,
         };
-        let vb = VarBuilder::from_backend(Box::new(backend), dtype, device.clone());
+        let backend: Box<dyn candle_nn::var_builder::SimpleBackend> = match patch {
+            Some(patch) => Box::new(PatchedBackend {
+                inner: Box::new(backend),
+                patch,
+            }),
+            None => Box::new(backend),
+        };
+        let vb = VarBuilder::from_backend(backend, dtype, device.clone());
         Ok(Self { files, vb })
     }
 
@@ -233,6 +262,27 @@ pub fn find_weight_files(dir: &Path, fp16_variant: bool) -> Result<Vec<PathBuf>>
             ""
         }
     )))
+}
+
+/// Every tensor's name and shape in a component folder's weight files, from their headers.
+pub fn tensor_shapes(dir: &Path, fp16_variant: bool) -> Result<Vec<(String, Vec<usize>)>> {
+    let mut out = vec![];
+    for file in find_weight_files(dir, fp16_variant)? {
+        // SAFETY: read-only mapping, as `Weights::open_with`.
+        let st = unsafe { MmapedSafetensors::new(&file) }.map_err(|e| {
+            Error::bad_input(format!(
+                "{} is not a valid safetensors file: {}",
+                file.display(),
+                first_line(&e)
+            ))
+        })?;
+        out.extend(
+            st.tensors()
+                .into_iter()
+                .map(|(name, view)| (name, view.shape().to_vec())),
+        );
+    }
+    Ok(out)
 }
 
 fn shards_from_index(index: &Path) -> Result<Vec<PathBuf>> {

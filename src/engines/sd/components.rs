@@ -9,6 +9,7 @@ use super::request::LoadOptions;
 use super::unet::UNet;
 use super::vae::Vae;
 use crate::engines::EngineSwitches;
+use crate::engines::nn::lora::{Patches, Target};
 use crate::engines::nn::text::clip::TextEncoder;
 use crate::error::Result;
 use crate::vocab::Residency;
@@ -23,6 +24,8 @@ pub struct Components {
     residency: Residency,
     sdxl: bool,
     switches: EngineSwitches,
+    /// LoRA deltas merged into the networks each time they load.
+    patches: Patches,
     text_encoder: Option<TextEncoder>,
     text_encoder_2: Option<TextEncoder>,
     unet: Option<UNet>,
@@ -32,7 +35,7 @@ pub struct Components {
 use crate::engines::stage::timed_load as timed;
 
 impl Components {
-    pub fn new(opts: &LoadOptions, vae_dtype: DType, sdxl: bool) -> Self {
+    pub fn new(opts: &LoadOptions, vae_dtype: DType, sdxl: bool, patches: Patches) -> Self {
         Self {
             dir: opts.model_dir.clone(),
             device: opts.device.clone(),
@@ -42,6 +45,7 @@ impl Components {
             residency: opts.residency,
             sdxl,
             switches: opts.switches,
+            patches,
             text_encoder: None,
             text_encoder_2: None,
             unet: None,
@@ -75,8 +79,9 @@ impl Components {
                 self.fp16_variant,
                 self.switches,
             );
+            let patch = self.patches.get(&Target::TextEncoder);
             self.text_encoder = Some(timed("text_encoder", || {
-                TextEncoder::load_with(&p, &device, dtype, v, sw)
+                TextEncoder::load_patched(&p, &device, dtype, v, sw, patch)
             })?);
         }
         if self.sdxl && self.text_encoder_2.is_none() {
@@ -87,8 +92,9 @@ impl Components {
                 self.fp16_variant,
                 self.switches,
             );
+            let patch = self.patches.get(&Target::TextEncoder2);
             self.text_encoder_2 = Some(timed("text_encoder_2", || {
-                TextEncoder::load_with(&p, &device, dtype, v, sw)
+                TextEncoder::load_patched(&p, &device, dtype, v, sw, patch)
             })?);
         }
         match &self.text_encoder {
@@ -106,8 +112,9 @@ impl Components {
                 self.fp16_variant,
                 self.switches,
             );
+            let patch = self.patches.get(&Target::Unet);
             self.unet = Some(timed("unet", || {
-                UNet::load_with(&p, &device, dtype, v, sw)
+                UNet::load_patched(&p, &device, dtype, v, sw, patch)
             })?);
         }
         self.unet

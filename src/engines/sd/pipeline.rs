@@ -73,7 +73,7 @@ impl SdPipeline {
                 };
                 Ok((first, second))
             });
-            let components = Self::load_components(opts, &vae_config, sdxl);
+            let components = Self::load_components(opts, &vae_config, &unet_config, sdxl);
             let tokenizers = tokenizers
                 .join()
                 .unwrap_or_else(|_| Err(Error::job_failed("the tokenizer thread panicked")));
@@ -98,6 +98,7 @@ impl SdPipeline {
     fn load_components(
         opts: &LoadOptions,
         vae_config: &VaeConfig,
+        unet_config: &UNetConfig,
         sdxl: bool,
     ) -> Result<Components> {
         // As diffusers: SDXL's pipelines upcast an f16 VAE that says `force_upcast` (its VAE
@@ -108,11 +109,38 @@ impl SdPipeline {
         } else {
             opts.dtype
         };
-        let mut components = Components::new(opts, vae_dtype, sdxl);
+        let patches =
+            Self::lora_patches(opts, sdxl, unet_config.layers_per_block.first().copied())?;
+        let mut components = Components::new(opts, vae_dtype, sdxl, patches);
         if components.residency() == crate::vocab::Residency::Resident {
             components.load_all()?;
         }
         Ok(components)
+    }
+
+    /// The job's LoRAs matched against the UNet and text encoders (refused when any module
+    /// matches nothing: a LoRA for another model).
+    fn lora_patches(
+        opts: &LoadOptions,
+        sdxl: bool,
+        layers_per_block: Option<usize>,
+    ) -> Result<crate::engines::nn::lora::Patches> {
+        use crate::engines::nn::lora::{Target, patches_for};
+        if opts.loras.is_empty() {
+            return Ok(Default::default());
+        }
+        let targets: &[Target] = if sdxl {
+            &[Target::Unet, Target::TextEncoder, Target::TextEncoder2]
+        } else {
+            &[Target::Unet, Target::TextEncoder]
+        };
+        patches_for(
+            &opts.loras,
+            &opts.model_dir,
+            targets,
+            opts.prefer_fp16_variant,
+            layers_per_block,
+        )
     }
 
     pub fn is_sdxl(&self) -> bool {

@@ -20,6 +20,8 @@ pub struct LoadOptions {
     pub prefer_fp16_variant: bool,
     /// The PALLAIDIUM_* switches the networks are loaded and built with.
     pub switches: crate::engines::EngineSwitches,
+    /// LoRAs merged into the UNet and text encoders at load.
+    pub loras: Vec<crate::engines::nn::lora::LoraSpec>,
 }
 
 /// Memory-saving modes for one generation.

@@ -1,6 +1,7 @@
 //! Output files: `<out>/<YYYY-MM-DD>/<seed>_<prompt-slug>.png`, written under a temporary name in
 //! the same folder, synced, then linked into place, so no half file ever has the final name.
 
+mod lora_tags;
 pub mod media;
 pub mod media_files;
 pub mod out_dir;

@@ -4,6 +4,7 @@
 use std::io::{BufReader, Write};
 use std::path::{Path, PathBuf};
 
+use super::lora_tags;
 use crate::jobs::spec::{JobOverrides, JobSpec};
 use crate::vocab::Scheduler;
 
@@ -47,6 +48,9 @@ fn scheduler_from_sampler(sampler: &str) -> Option<Scheduler> {
 pub fn a1111_parameters(spec: &JobSpec) -> String {
     let mut text = spec.prompt.clone();
     let image = spec.image();
+    text.push_str(&lora_tags::tags(
+        image.map(|p| p.loras.as_slice()).unwrap_or_default(),
+    ));
     if let Some(p) = image
         && !p.negative.is_empty()
     {
@@ -110,7 +114,9 @@ pub fn parse_a1111(text: &str) -> JobOverrides {
             prompt.push(*line);
         }
     }
-    job.prompt = Some(prompt.join("\n"));
+    let (prompt, loras) = lora_tags::take(&prompt.join("\n"));
+    job.prompt = Some(prompt);
+    job.lora = (!loras.is_empty()).then_some(loras);
     job.negative = negative.map(|n| n.join("\n"));
     for field in settings.unwrap_or("").split(", ") {
         let Some((key, value)) = field.split_once(": ") else {
@@ -303,6 +309,34 @@ mod tests {
             a1111_parameters(&resolved()),
             "a red fox, snow\nNegative prompt: blurry\nSteps: 20, Sampler: Euler a, CFG scale: 7.5, \
              Seed: 1234, Size: 512x768, Model: sd15"
+        );
+    }
+
+    #[test]
+    fn loras_are_a1111_tags_in_the_prompt_and_parse_back() {
+        let mut spec = resolved();
+        if let Some(p) = spec.image_mut() {
+            p.loras = vec![
+                crate::jobs::spec::lora::LoraRef {
+                    path: "/l/ink style.safetensors".into(),
+                    weight: 0.8,
+                },
+                crate::jobs::spec::lora::LoraRef {
+                    path: "/l/detail.safetensors".into(),
+                    weight: 1.0,
+                },
+            ];
+        }
+        let text = a1111_parameters(&spec);
+        assert!(
+            text.starts_with("a red fox, snow <lora:ink style:0.8> <lora:detail:1>\n"),
+            "{text}"
+        );
+        let back = parse_a1111(&text);
+        assert_eq!(back.prompt.as_deref(), Some("a red fox, snow"));
+        assert_eq!(
+            back.lora,
+            Some(vec!["ink style@0.8".to_string(), "detail@1".to_string()])
         );
     }
 

@@ -18,6 +18,9 @@ pub struct EngineKey {
     pub weights: Vec<PathBuf>,
     /// SD 3.5 loaded without T5 (`--no-t5`).
     pub no_t5: bool,
+    /// LoRAs merged at load: (file, weight's bits). A job without them gets another engine,
+    /// the base model's weights as stored.
+    pub loras: Vec<(PathBuf, u64)>,
 }
 
 struct Entry<E> {
@@ -162,6 +165,7 @@ mod tests {
         EngineKey {
             weights: vec![],
             no_t5: false,
+            loras: vec![],
             model_dir: name.into(),
             device: "cpu".into(),
             dtype: DType::F32,

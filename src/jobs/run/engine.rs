@@ -49,6 +49,8 @@ pub struct EngineLoad<'a> {
     pub text_encoder_2: Option<&'a Path>,
     /// SD 3.5: T5 left out (`--no-t5`).
     pub no_t5: bool,
+    /// LoRAs merged into the weights at load.
+    pub loras: &'a [crate::engines::nn::lora::LoraSpec],
 }
 
 impl Engine {
@@ -64,6 +66,7 @@ impl Engine {
                     residency: what.residency,
                     prefer_fp16_variant: dtype != DType::F32,
                     switches,
+                    loras: what.loras.to_vec(),
                 })?))
             }
             Family::Flux => Self::Flux(Box::new(FluxPipeline::load(FluxLoadOptions {
@@ -74,6 +77,7 @@ impl Engine {
                 dtype,
                 residency: what.residency,
                 switches,
+                loras: what.loras.to_vec(),
             })?)),
             Family::ZImage => Self::ZImage(Box::new(ZImagePipeline::load(ZImageLoadOptions {
                 model_dir: path.to_path_buf(),

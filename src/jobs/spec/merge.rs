@@ -49,6 +49,7 @@ impl JobOverrides {
             transformer,
             text_encoder_2,
             no_t5,
+            lora,
             attention_slicing,
             vae_tiling,
             residency,
@@ -96,6 +97,7 @@ impl JobOverrides {
         over(&mut self.transformer, transformer);
         over(&mut self.text_encoder_2, text_encoder_2);
         over(&mut self.no_t5, no_t5);
+        over(&mut self.lora, lora);
         over(&mut self.attention_slicing, attention_slicing);
         over(&mut self.vae_tiling, vae_tiling);
         over(&mut self.residency, residency);

@@ -7,6 +7,7 @@
 pub mod flow;
 pub mod latents_file;
 mod legacy;
+pub mod lora;
 pub mod media;
 pub mod merge;
 pub mod model_check;
@@ -128,6 +129,8 @@ impl JobSpec {
                 o.transformer.clone_from(&p.transformer);
                 o.text_encoder_2.clone_from(&p.text_encoder_2);
                 o.no_t5 = p.no_t5.then_some(true);
+                o.lora = (!p.loras.is_empty())
+                    .then(|| p.loras.iter().map(lora::LoraRef::flag_value).collect());
                 o.attention_slicing = p.attention_slicing;
                 o.vae_tiling = p.vae_tiling;
                 o.residency = p.residency;

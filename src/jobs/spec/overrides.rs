@@ -148,6 +148,12 @@ pub struct JobOverrides {
     #[arg(long, value_name = "PATH", help_heading = IMAGE)]
     #[serde(alias = "text_encoder_2", skip_serializing_if = "Option::is_none")]
     pub text_encoder_2: Option<PathBuf>,
+    /// SD 1.x/2.x, SDXL, FLUX: a LoRA merged into the UNet or transformer and the CLIP text
+    /// encoders, a .safetensors file (kohya/A1111 or diffusers/PEFT naming) or REPO:FILE in the
+    /// Hugging Face cache, at WEIGHT (default 1); repeat for several [default: none].
+    #[arg(long, value_name = "PATH|REPO:FILE[@WEIGHT]", help_heading = IMAGE)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lora: Option<Vec<String>>,
     /// SD 3.5: leave the T5 text encoder out (zeros in its place, as diffusers without
     /// text_encoder_3): less memory and time, weaker prompt following [default: off].
     #[arg(long = "no-t5", num_args = 0, default_missing_value = "true", help_heading = IMAGE)]

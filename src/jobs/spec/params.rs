@@ -63,6 +63,9 @@ pub struct ImageParams {
     /// SD 3.5: T5 left out (`--no-t5`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub no_t5: bool,
+    /// LoRAs merged into the model (`--lora`), in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub loras: Vec<super::lora::LoraRef>,
     /// Memory modes pinned by the job; absent: the planner's choice.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attention_slicing: Option<AttentionSlicing>,
@@ -97,6 +100,7 @@ impl Default for ImageParams {
             transformer: None,
             text_encoder_2: None,
             no_t5: false,
+            loras: vec![],
             attention_slicing: None,
             vae_tiling: None,
             residency: None,

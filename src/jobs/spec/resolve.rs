@@ -71,6 +71,7 @@ pub fn fill_spec(
         )));
     }
     let flow = super::flow::fill(asked, kind, defaults, family)?;
+    let loras = super::lora::fill(asked.lora.as_deref(), family, flow.transformer.as_deref())?;
     let size = job_size(init_image.as_deref(), asked.width, asked.height, defaults)?;
     for note in &size.notes {
         tracing::warn!("{note}");
@@ -147,6 +148,7 @@ pub fn fill_spec(
             transformer: flow.transformer,
             text_encoder_2: flow.text_encoder_2,
             no_t5: flow.no_t5,
+            loras,
             attention_slicing: asked.attention_slicing,
             vae_tiling: asked.vae_tiling,
             residency: asked.residency,

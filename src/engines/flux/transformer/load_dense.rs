@@ -21,9 +21,10 @@ impl DenseSource {
         device: &Device,
         dtype: DType,
         switches: crate::engines::EngineSwitches,
+        patch: Option<&std::sync::Arc<crate::engines::nn::lora::WeightPatch>>,
     ) -> Result<Self> {
         Ok(Self {
-            weights: Weights::open(dir, device, dtype, false, switches)?,
+            weights: Weights::open_patched(dir, device, dtype, false, switches, patch)?,
             fast: switches.kernels().fast(),
         })
     }

@@ -17,7 +17,7 @@ mod gguf_matmul;
 pub mod linear;
 mod load_dense;
 mod load_gguf;
-mod names;
+pub mod names;
 
 use std::path::Path;
 
@@ -59,6 +59,7 @@ impl FluxTransformer {
         device: &Device,
         dtype: DType,
         switches: EngineSwitches,
+        patch: Option<&std::sync::Arc<crate::engines::nn::lora::WeightPatch>>,
     ) -> Result<Self> {
         let _span = tracing::info_span!("load_flux_transformer", dir = %dir.display()).entered();
         let config = FluxTransformerConfig::load(&dir.join("config.json"))?;
@@ -71,7 +72,7 @@ impl FluxTransformer {
                 Self::build(config, &src, dtype, fast)
             }
             None => {
-                let src = DenseSource::open(dir, device, dtype, switches)?;
+                let src = DenseSource::open(dir, device, dtype, switches, patch)?;
                 Self::build(config, &src, dtype, fast)
             }
         }

@@ -166,7 +166,7 @@ fn load(dir: &Path, gguf: Option<&Path>) -> Result<FluxTransformer> {
         gguf_matmul: Some(GgufMatmul::Dequant),
         ..Default::default()
     };
-    FluxTransformer::load(dir, gguf, &Device::Cpu, DType::F32, switches)
+    FluxTransformer::load(dir, gguf, &Device::Cpu, DType::F32, switches, None)
 }
 
 fn max_diff(a: &Tensor, b: &Tensor) -> f32 {

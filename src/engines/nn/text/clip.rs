@@ -106,9 +106,21 @@ impl TextEncoder {
         fp16_variant: bool,
         switches: crate::engines::EngineSwitches,
     ) -> Result<Self> {
+        Self::load_patched(dir, device, dtype, fp16_variant, switches, None)
+    }
+
+    /// `load_with` with LoRA deltas merged into the weights.
+    pub fn load_patched(
+        dir: &Path,
+        device: &Device,
+        dtype: DType,
+        fp16_variant: bool,
+        switches: crate::engines::EngineSwitches,
+        patch: Option<&std::sync::Arc<crate::engines::nn::lora::WeightPatch>>,
+    ) -> Result<Self> {
         let _span = tracing::info_span!("load_text_encoder", dir = %dir.display()).entered();
         let config = TextEncoderConfig::load(&dir.join("config.json"))?;
-        let weights = Weights::open(dir, device, dtype, fp16_variant, switches)?;
+        let weights = Weights::open_patched(dir, device, dtype, fp16_variant, switches, patch)?;
         let model = weights.build("text encoder", |vb| Self::new(vb, config.clone()))?;
         Ok(model)
     }

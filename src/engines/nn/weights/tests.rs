@@ -69,7 +69,7 @@ fn large_f32_tensors_are_mapped_or_copied_over_the_threads_exactly() {
     ]);
     candle_core::safetensors::save(&all, &path).unwrap();
     for map in [true, false] {
-        let w = Weights::open_with(dir.path(), &Device::Cpu, DType::F32, false, map).unwrap();
+        let w = Weights::open_with(dir.path(), &Device::Cpu, DType::F32, false, map, None).unwrap();
         let got = w.vb().get(n, "big").unwrap();
         assert_eq!(got.to_vec1::<f32>().unwrap(), t.to_vec1::<f32>().unwrap());
         let got = w.vb().get(20_001, "mid").unwrap();
@@ -111,8 +111,8 @@ fn staged_upload_matches_candles_upload_and_cast() {
     let all = HashMap::from([("big".to_string(), big), ("small".to_string(), small)]);
     candle_core::safetensors::save(&all, dir.path().join("model.safetensors")).unwrap();
     for dtype in [DType::F16, DType::BF16, DType::F32] {
-        let staged = Weights::open_with(dir.path(), &gpu, dtype, false, true).unwrap();
-        let stock = Weights::open_with(dir.path(), &gpu, dtype, false, false).unwrap();
+        let staged = Weights::open_with(dir.path(), &gpu, dtype, false, true, None).unwrap();
+        let stock = Weights::open_with(dir.path(), &gpu, dtype, false, false, None).unwrap();
         for (name, len) in [("big", n), ("small", 4)] {
             let a = staged.vb().get(len, name).unwrap();
             let b = stock.vb().get(len, name).unwrap();

@@ -14,6 +14,7 @@ fn tiny_sd1(dtype: DType) -> SdPipeline {
         residency: Residency::Resident,
         prefer_fp16_variant: false,
         switches: Default::default(),
+        loras: vec![],
     })
     .unwrap()
 }

@@ -75,9 +75,21 @@ impl UNet {
         fp16_variant: bool,
         switches: EngineSwitches,
     ) -> Result<Self> {
+        Self::load_patched(dir, device, dtype, fp16_variant, switches, None)
+    }
+
+    /// `load_with` with LoRA deltas merged into the weights.
+    pub fn load_patched(
+        dir: &Path,
+        device: &Device,
+        dtype: DType,
+        fp16_variant: bool,
+        switches: EngineSwitches,
+        patch: Option<&std::sync::Arc<crate::engines::nn::lora::WeightPatch>>,
+    ) -> Result<Self> {
         let _span = tracing::info_span!("load_unet", dir = %dir.display()).entered();
         let config = UNetConfig::load(&dir.join("config.json"))?;
-        let weights = Weights::open(dir, device, dtype, fp16_variant, switches)?;
+        let weights = Weights::open_patched(dir, device, dtype, fp16_variant, switches, patch)?;
         weights.build("UNet", |vb| Self::new(vb, config, switches))
     }
 

@@ -106,6 +106,9 @@ impl KindJob for ImageJob {
             .and_then(|p| p.text_encoder_2.clone())
             .or_else(|| model.weights.text_encoder_2.clone());
         let no_t5 = image_params.is_some_and(|p| p.no_t5);
+        let loras: Vec<_> = image_params
+            .map(|p| p.loras.iter().map(|l| l.to_engine()).collect())
+            .unwrap_or_default();
         let key = EngineKey {
             model_dir: model.dir.clone(),
             device: w.config.device.name.clone(),
@@ -113,6 +116,10 @@ impl KindJob for ImageJob {
             residency,
             weights: transformer.iter().chain(&text_encoder_2).cloned().collect(),
             no_t5,
+            loras: loras
+                .iter()
+                .map(|l| (l.path.clone(), l.weight.to_bits()))
+                .collect(),
         };
         let replaced_bytes: u64 = key
             .weights
@@ -145,6 +152,7 @@ impl KindJob for ImageJob {
                     transformer: transformer.as_deref(),
                     text_encoder_2: text_encoder_2.as_deref(),
                     no_t5,
+                    loras: &loras,
                 })
             },
         )?;

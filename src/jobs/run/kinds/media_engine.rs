@@ -22,6 +22,7 @@ pub(super) fn media_key(model: &ModelInfo, device: &WorkerDevice, dtype: DType) 
     EngineKey {
         weights: vec![],
         no_t5: false,
+        loras: vec![],
         model_dir: model.dir.clone(),
         device: device.name.clone(),
         dtype,
@@ -61,6 +62,7 @@ pub(super) fn cached_engine<'c>(
                 transformer: None,
                 text_encoder_2: None,
                 no_t5: false,
+                loras: &[],
             })
         })?;
     if fresh {
