@@ -15,7 +15,12 @@ if [ -f baseline.xz ]; then
   BASE=(--baseline-bin "$C/baseline")
 fi
 source "$C/gpu-libs.sh"
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site "$C"/whl/*.whl > "$OUT/pip.txt" 2>&1
+# The Python packages as wheels (whl/), or unpacked and xz-compressed (site.tar.xz: smaller to carry).
+if [ -f "$C/site.tar.xz" ]; then
+  mkdir -p /tmp/site && tar -C /tmp/site -xJf "$C/site.tar.xz"
+else
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site "$C"/whl/*.whl > "$OUT/pip.txt" 2>&1
+fi
 export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1
 cd "$C/.."
 nvidia-smi > "$OUT/gpu.txt" 2>&1

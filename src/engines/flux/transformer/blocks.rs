@@ -6,6 +6,7 @@ use candle_core::{D, DType, Module, Result, Tensor};
 
 use super::linear::Linear;
 use crate::engines::nn::attention::{AttentionMode, attention_heads};
+use crate::engines::nn::kernels;
 use crate::engines::nn::rotary::RopeTables;
 
 /// The LayerNorms' and RMSNorms' eps (diffusers hard-codes 1e-6 for FLUX).
@@ -38,9 +39,26 @@ pub(crate) fn modulate(normed: &Tensor, shift: &Tensor, scale: &Tensor) -> Resul
         .broadcast_add(&shift.unsqueeze(1)?)
 }
 
-/// `x + gate * y` with a (b, dim) gate.
-pub(crate) fn gated_add(x: &Tensor, gate: &Tensor, y: &Tensor) -> Result<Tensor> {
-    x + y.broadcast_mul(&gate.unsqueeze(1)?)?
+/// `modulate(&layer_norm(x)?, shift, scale)`: one kernel on CUDA with our kernels on (`fast`),
+/// rounded where the op-by-op chain rounds.
+pub(crate) fn ln_modulate(
+    x: &Tensor,
+    shift: &Tensor,
+    scale: &Tensor,
+    fast: bool,
+) -> Result<Tensor> {
+    match kernels::layer_norm_modulate(x, shift, scale, NORM_EPS, fast) {
+        Some(y) => y,
+        None => modulate(&layer_norm(x)?, shift, scale),
+    }
+}
+
+/// `x + gate * y` with a (b, dim) gate; one kernel on CUDA with our kernels on (`fast`).
+pub(crate) fn gated_add(x: &Tensor, gate: &Tensor, y: &Tensor, fast: bool) -> Result<Tensor> {
+    match kernels::gated_residual(x, gate, y, fast) {
+        Some(out) => out,
+        None => x + y.broadcast_mul(&gate.unsqueeze(1)?)?,
+    }
 }
 
 /// f16 activations clipped to its range, as diffusers does after each block.
@@ -130,21 +148,21 @@ struct Prepared {
 }
 
 impl StreamWeights {
-    fn prepare(&self, x: &Tensor, temb: &Tensor, heads: usize) -> Result<Prepared> {
+    fn prepare(&self, x: &Tensor, temb: &Tensor, heads: usize, fast: bool) -> Result<Prepared> {
         let m = modulation(&self.modulation, temb, 6)?;
-        let normed = modulate(&layer_norm(x)?, &m[0], &m[1])?;
+        let normed = ln_modulate(x, &m[0], &m[1], fast)?;
         let [q, k, v] = split_qkv(&self.qkv.forward(&normed)?, heads, Some(&self.norm))?;
         Ok(Prepared { gates: m, q, k, v })
     }
 
     /// The attention output through the projection and gate, then the modulated MLP.
-    fn finish(&self, x: &Tensor, attn: &Tensor, m: &[Tensor]) -> Result<Tensor> {
-        let x = gated_add(x, &m[2], &self.proj.forward(attn)?)?;
-        let normed = modulate(&layer_norm(&x)?, &m[3], &m[4])?;
+    fn finish(&self, x: &Tensor, attn: &Tensor, m: &[Tensor], fast: bool) -> Result<Tensor> {
+        let x = gated_add(x, &m[2], &self.proj.forward(attn)?, fast)?;
+        let normed = ln_modulate(&x, &m[3], &m[4], fast)?;
         let ff = self
             .mlp_out
             .forward(&self.mlp_in.forward(&normed)?.gelu()?)?;
-        gated_add(&x, &m[5], &ff)
+        gated_add(&x, &m[5], &ff, fast)
     }
 }
 
@@ -166,8 +184,8 @@ impl DoubleBlock {
         rope: &RopeTables,
         run: AttentionRun,
     ) -> Result<(Tensor, Tensor)> {
-        let i = self.img.prepare(img, temb, self.heads)?;
-        let t = self.txt.prepare(txt, temb, self.heads)?;
+        let i = self.img.prepare(img, temb, self.heads, run.fast)?;
+        let t = self.txt.prepare(txt, temb, self.heads, run.fast)?;
         let cat = |a: &Tensor, b: &Tensor| Tensor::cat(&[a, b], 2);
         let attn = attend(
             &cat(&t.q, &i.q)?,
@@ -179,8 +197,8 @@ impl DoubleBlock {
         let n_txt = txt.dim(1)?;
         let txt_attn = attn.narrow(1, 0, n_txt)?;
         let img_attn = attn.narrow(1, n_txt, img.dim(1)?)?;
-        let img = self.img.finish(img, &img_attn, &i.gates)?;
-        let txt = clip_f16(self.txt.finish(txt, &txt_attn, &t.gates)?)?;
+        let img = self.img.finish(img, &img_attn, &i.gates, run.fast)?;
+        let txt = clip_f16(self.txt.finish(txt, &txt_attn, &t.gates, run.fast)?)?;
         Ok((txt, img))
     }
 }
@@ -209,7 +227,7 @@ impl SingleBlock {
         run: AttentionRun,
     ) -> Result<Tensor> {
         let m = modulation(&self.modulation, temb, 3)?;
-        let normed = modulate(&layer_norm(x)?, &m[0], &m[1])?;
+        let normed = ln_modulate(x, &m[0], &m[1], run.fast)?;
         let fused = self.linear1.forward(&normed)?;
         let width = fused.dim(D::Minus1)?;
         let qkv = fused.narrow(D::Minus1, 0, 3 * self.inner_dim)?;
@@ -221,7 +239,7 @@ impl SingleBlock {
         let out = self
             .linear2
             .forward(&Tensor::cat(&[attn, mlp], D::Minus1)?)?;
-        clip_f16(gated_add(x, &m[2], &out)?)
+        clip_f16(gated_add(x, &m[2], &out, run.fast)?)
     }
 }
 
@@ -253,7 +271,10 @@ mod tests {
             .to_vec3::<f32>()
             .unwrap();
         assert_eq!(y[0], vec![vec![2.5, 1.0], vec![6.5, 3.0]]);
-        let g = gated_add(&x, &scale, &x).unwrap().to_vec3::<f32>().unwrap();
+        let g = gated_add(&x, &scale, &x, true)
+            .unwrap()
+            .to_vec3::<f32>()
+            .unwrap();
         assert_eq!(g[0], vec![vec![2.0, 2.0], vec![6.0, 4.0]]);
     }
 }

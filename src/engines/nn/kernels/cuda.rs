@@ -13,6 +13,8 @@
 //!   reading the heads in place; one thread per query in f32 otherwise.
 //! - Element-wise: bias broadcasts (a Linear's, the ResNet's time embedding), the NCHW <-> tokens
 //!   transpose, 2x nearest upsampling, which candle runs through its general strided kernels.
+//! - Modulation: the flow transformers' LayerNorm + `(1 + scale)`/`shift` and gated residual,
+//!   one pass each.
 //!
 //! This file holds what every op shares (the PTX, element types, launch helpers, the dtype
 //! dispatch); each op lives in `cuda/<op>.rs` (and its device code in `cuda/<op>.cuh`).
@@ -160,6 +162,7 @@ mod elementwise;
 mod geglu;
 mod group_norm;
 mod im2col;
+mod modulation;
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests;
@@ -169,3 +172,4 @@ pub use conv::Conv2dOp;
 pub use elementwise::{BiasAddOp, TransposeOp, Upsample2xOp};
 pub use geglu::GegluOp;
 pub use group_norm::GroupNormOp;
+pub use modulation::{GatedResidualOp, LnModulateOp};

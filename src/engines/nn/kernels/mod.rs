@@ -106,6 +106,45 @@ pub fn fused_attention_with(
     None
 }
 
+/// `LayerNorm(x) * (1 + scale) + shift` (no affine, f32 inside) in one pass on CUDA with our
+/// kernels on: `x` (b, s, dim), `shift`/`scale` (b, dim); rounded to x's dtype where the
+/// op-by-op chain rounds. None where the kernel does not apply (the caller composes candle ops).
+#[cfg_attr(not(feature = "cuda"), allow(unused_variables))]
+pub fn layer_norm_modulate(
+    x: &Tensor,
+    shift: &Tensor,
+    scale: &Tensor,
+    eps: f64,
+    fast: bool,
+) -> Option<Result<Tensor>> {
+    #[cfg(feature = "cuda")]
+    if fast && x.device().is_cuda() && x.rank() == 3 {
+        let op = cuda::LnModulateOp { eps: eps as f32 };
+        return Some(
+            x.contiguous()
+                .and_then(|x| x.apply_op3_no_bwd(&shift.contiguous()?, &scale.contiguous()?, &op)),
+        );
+    }
+    None
+}
+
+/// `x + y * gate` in one pass on CUDA with our kernels on: `x`/`y` (b, s, dim), `gate` (b, dim).
+/// None where the kernel does not apply.
+#[cfg_attr(not(feature = "cuda"), allow(unused_variables))]
+pub fn gated_residual(x: &Tensor, gate: &Tensor, y: &Tensor, fast: bool) -> Option<Result<Tensor>> {
+    #[cfg(feature = "cuda")]
+    if fast && x.device().is_cuda() && x.rank() == 3 {
+        return Some(x.contiguous().and_then(|x| {
+            x.apply_op3_no_bwd(
+                &gate.contiguous()?,
+                &y.contiguous()?,
+                &cuda::GatedResidualOp,
+            )
+        }));
+    }
+    None
+}
+
 /// `xs` (b, c, h, w) plus `values` (b, c) broadcast over the positions (the ResNet's time
 /// embedding); with `fast` on CUDA one pass of our kernel instead of candle's strided broadcast.
 pub fn add_per_channel(xs: &Tensor, values: &Tensor, fast: bool) -> Result<Tensor> {

@@ -7,7 +7,8 @@
 use candle_core::{D, Module, Result, Tensor};
 
 use crate::engines::flux::transformer::blocks::{
-    AttentionRun, QkNorm, clip_f16, gated_add, layer_norm, modulate, modulation, split_qkv,
+    AttentionRun, QkNorm, clip_f16, gated_add, layer_norm, ln_modulate, modulate, modulation,
+    split_qkv,
 };
 use crate::engines::flux::transformer::linear::Linear;
 use crate::engines::nn::attention::attention_heads;
@@ -103,7 +104,7 @@ impl JointBlock {
         let nx = modulate(&x_normed, &xm[0], &xm[1])?;
         let pre_only = self.context.mlp.is_none();
         let cm = modulation(&self.context.modulation, temb, if pre_only { 2 } else { 6 })?;
-        let nc = modulate(&layer_norm(c)?, &cm[0], &cm[1])?;
+        let nc = ln_modulate(c, &cm[0], &cm[1], run.fast)?;
 
         let [xq, xk, xv] = self.x.attn.qkv(&nx, self.heads)?;
         let [cq, ck, cv] = self.context.attn.qkv(&nc, self.heads)?;
@@ -111,26 +112,31 @@ impl JointBlock {
         let joint = attend(&cat(&xq, &cq)?, &cat(&xk, &ck)?, &cat(&xv, &cv)?, run)?;
         let n_img = x.dim(1)?;
         let x_attn = self.x.attn.project(&joint.narrow(1, 0, n_img)?)?;
-        let mut x = gated_add(x, &xm[2], &x_attn)?;
+        let mut x = gated_add(x, &xm[2], &x_attn, run.fast)?;
         if let Some(attn2) = &self.x.attn2 {
             let nx2 = modulate(&x_normed, &xm[6], &xm[7])?;
             let [q, k, v] = attn2.qkv(&nx2, self.heads)?;
-            x = gated_add(&x, &xm[8], &attn2.project(&attend(&q, &k, &v, run)?)?)?;
+            x = gated_add(
+                &x,
+                &xm[8],
+                &attn2.project(&attend(&q, &k, &v, run)?)?,
+                run.fast,
+            )?;
         }
         let ff = self
             .x
             .mlp
-            .forward(&modulate(&layer_norm(&x)?, &xm[3], &xm[4])?)?;
-        let x = gated_add(&x, &xm[5], &ff)?;
+            .forward(&ln_modulate(&x, &xm[3], &xm[4], run.fast)?)?;
+        let x = gated_add(&x, &xm[5], &ff, run.fast)?;
 
         let c = match &self.context.mlp {
             None => c.clone(),
             Some(mlp) => {
                 let n_txt = c.dim(1)?;
                 let c_attn = self.context.attn.project(&joint.narrow(1, n_img, n_txt)?)?;
-                let c = gated_add(c, &cm[2], &c_attn)?;
-                let ff = mlp.forward(&modulate(&layer_norm(&c)?, &cm[3], &cm[4])?)?;
-                clip_f16(gated_add(&c, &cm[5], &ff)?)?
+                let c = gated_add(c, &cm[2], &c_attn, run.fast)?;
+                let ff = mlp.forward(&ln_modulate(&c, &cm[3], &cm[4], run.fast)?)?;
+                clip_f16(gated_add(&c, &cm[5], &ff, run.fast)?)?
             }
         };
         Ok((clip_f16(x)?, c))

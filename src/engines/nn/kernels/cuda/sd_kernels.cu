@@ -53,6 +53,7 @@ __device__ float block_sum(float v, float *shared) {
 #include "conv.cuh"
 #include "elementwise.cuh"
 #include "attention.cuh"
+#include "modulation.cuh"
 
 // Two blocks an SM (128 registers a thread) where that costs no more than a few spilled bytes;
 // head size 80 keeps its registers and runs one.
@@ -147,7 +148,16 @@ FLASH_MMA_SYNC(__nv_bfloat16, bf16, 128, 128)
     }                                                                                          \
     FLASH(T, SUFFIX, 40)                                                                       \
     FLASH(T, SUFFIX, 64)                                                                       \
-    FLASH(T, SUFFIX, 80)
+    FLASH(T, SUFFIX, 80)                                                                       \
+    FLASH(T, SUFFIX, 128)                                                                      \
+    extern "C" __global__ void ln_modulate_##SUFFIX(const T *x, const T *shift, const T *scale, \
+                                                    T *y, int tokens, int dim, float eps) {    \
+        ln_modulate<T>(x, shift, scale, y, tokens, dim, eps);                                  \
+    }                                                                                          \
+    extern "C" __global__ void gated_residual_##SUFFIX(const T *x, const T *gate, const T *y,  \
+                                                       T *out, int rows, int tokens, int dim) { \
+        gated_residual<T>(x, gate, y, out, rows, tokens, dim);                                 \
+    }
 
 SD_KERNELS(float, f32)
 SD_KERNELS(__half, f16)
