@@ -11,8 +11,9 @@ use sha2::{Digest, Sha256};
 use crate::jobs::spec::JobOverrides;
 use crate::serve::error::ApiError;
 
-/// The job inputs a request may upload, by their job-file key.
-pub const UPLOADABLE: [&str; 4] = ["init-image", "mask", "caption", "image"];
+/// The job inputs a request may upload, by their job-file key. A job with several ControlNets
+/// uploads the N-th one's image as `control-image.N` (from 0; `control-image` is the first).
+pub const UPLOADABLE: [&str; 5] = ["init-image", "mask", "caption", "image", "control-image"];
 
 /// Decodes base64, with or without a `data:image/...;base64,` prefix (A1111 clients send one).
 pub fn decode_base64(field: &str, text: &str) -> Result<Vec<u8>, ApiError> {
@@ -62,8 +63,22 @@ impl Uploads {
         job: &mut JobOverrides,
         files: &BTreeMap<String, String>,
     ) -> Result<(), ApiError> {
+        let mut control = BTreeMap::new();
         for (key, text) in files {
             let field = format!("files.{key}");
+            if let Some(index) = control_index(key)? {
+                let bytes = decode_base64(&field, text)?;
+                if control
+                    .insert(index, self.store_image(&field, &bytes)?)
+                    .is_some()
+                {
+                    return Err(ApiError::Unprocessable(format!(
+                        "{field}: the ControlNet image {index} is sent twice (control-image is \
+                         control-image.0)"
+                    )));
+                }
+                continue;
+            }
             let slot = match key.as_str() {
                 "init-image" => &mut job.init_image,
                 "mask" => &mut job.mask,
@@ -71,7 +86,8 @@ impl Uploads {
                 "image" => &mut job.image,
                 other => {
                     return Err(ApiError::Unprocessable(format!(
-                        "files.{other}: not an upload this server takes; it takes {}",
+                        "files.{other}: not an upload this server takes; it takes {} (and \
+                         control-image.N for the N-th ControlNet)",
                         UPLOADABLE.join(", ")
                     )));
                 }
@@ -79,7 +95,30 @@ impl Uploads {
             let bytes = decode_base64(&field, text)?;
             *slot = Some(self.store_image(&field, &bytes)?);
         }
+        if !control.is_empty() {
+            if let Some(missing) = (0..control.len()).find(|i| !control.contains_key(i)) {
+                return Err(ApiError::Unprocessable(format!(
+                    "files.control-image.{missing} is missing: send one image for each \
+                     ControlNet, numbered from 0 in the order of job.controlnet"
+                )));
+            }
+            job.control_image = Some(control.into_values().collect());
+        }
         Ok(())
+    }
+}
+
+/// The ControlNet a `control-image` / `control-image.N` key is for; `None` for other keys.
+fn control_index(key: &str) -> Result<Option<usize>, ApiError> {
+    match key.strip_prefix("control-image") {
+        Some("") => Ok(Some(0)),
+        Some(rest) => match rest.strip_prefix('.').map(str::parse::<usize>) {
+            Some(Ok(n)) if n < 64 => Ok(Some(n)),
+            _ => Err(ApiError::Unprocessable(format!(
+                "files.{key}: name the N-th ControlNet's image control-image.N, N from 0"
+            ))),
+        },
+        None => Ok(None),
     }
 }
 
@@ -130,11 +169,54 @@ mod tests {
             .attach(&mut JobOverrides::default(), &not_image)
             .unwrap_err();
         assert_eq!(err.status(), axum::http::StatusCode::UNPROCESSABLE_ENTITY);
-        let other = BTreeMap::from([("audio".to_owned(), b64)]);
+        let other = BTreeMap::from([("audio".to_owned(), b64.clone())]);
         assert!(
             uploads
                 .attach(&mut JobOverrides::default(), &other)
                 .is_err()
         );
+    }
+
+    #[test]
+    fn control_images_go_in_controlnet_order_and_gaps_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let uploads = Uploads::new(dir.path().join("uploads"));
+        let first = base64::engine::general_purpose::STANDARD.encode(png());
+        let img = image::RgbImage::from_pixel(4, 4, image::Rgb([200, 0, 0]));
+        let mut second = std::io::Cursor::new(Vec::new());
+        img.write_to(&mut second, image::ImageFormat::Png).unwrap();
+        let second = base64::engine::general_purpose::STANDARD.encode(second.into_inner());
+        let mut job = JobOverrides::default();
+        let files = BTreeMap::from([
+            ("control-image.1".to_owned(), second.clone()),
+            ("control-image".to_owned(), first.clone()),
+        ]);
+        uploads.attach(&mut job, &files).unwrap();
+        let paths = job.control_image.unwrap();
+        assert_eq!(paths.len(), 2);
+        assert_eq!(std::fs::read(&paths[0]).unwrap(), png());
+        assert_ne!(paths[0], paths[1]);
+
+        let refuse = |files: &[(&str, &str)], says: &str| {
+            let files = files
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+            let err = uploads
+                .attach(&mut JobOverrides::default(), &files)
+                .unwrap_err();
+            assert_eq!(err.status(), axum::http::StatusCode::UNPROCESSABLE_ENTITY);
+            assert!(err.to_string().contains(says), "{err}");
+        };
+        refuse(
+            &[("control-image.1", &second)],
+            "control-image.0 is missing",
+        );
+        refuse(
+            &[("control-image", &first), ("control-image.0", &second)],
+            "sent twice",
+        );
+        refuse(&[("control-image.x", &first)], "control-image.N");
+        refuse(&[("control-imagex", &first)], "control-image.N");
     }
 }

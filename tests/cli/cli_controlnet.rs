@@ -267,3 +267,66 @@ fn canny_control_runs_records_and_from_image_repeats_it() {
         "a flag replaces the stored scale"
     );
 }
+
+/// `serve` takes a ControlNet job with its control images uploaded (`files.control-image` and
+/// `control-image.1`), never by path, and makes the image the headless run makes.
+#[test]
+fn serve_takes_control_images_uploaded_and_matches_headless() {
+    use serde_json::json;
+
+    use crate::serve::{Server, b64};
+
+    let (a, b) = (net("control_wide.png"), net("control_wide_b.png"));
+    let sd1 = path(net("sd1-a"));
+    let run = Run::new();
+    let headless = outputs_of(
+        run.command()
+            .arg("--model")
+            .arg(fixture("sd1-tiny"))
+            .args(["--width", "96", "--height", "64", "--steps", "2"])
+            .args(["--prompt", "a lighthouse", "--seed", "5"])
+            .args(["--controlnet", &sd1, "--controlnet", &sd1])
+            .arg("--control-image")
+            .arg(&a)
+            .arg("--control-image")
+            .arg(&b)
+            .args(["--control-scale", "0.7", "--control-scale", "1.2"]),
+    )
+    .remove(0);
+
+    let server = Server::start(&[], &[]);
+    let job = json!({
+        "model": path(fixture("sd1-tiny")), "width": 96, "height": 64, "steps": 2,
+        "prompt": "a lighthouse", "seed": 5, "controlnet": [sd1, sd1],
+        "control-scale": [0.7, 1.2],
+    });
+    let mut by_path = job.clone();
+    by_path["control-image"] = json!([path(a.clone()), path(b.clone())]);
+    let named = server.post_json("/api/v1/jobs", &json!({ "job": by_path }));
+    assert_eq!(named.status, 422, "{}", named.message());
+    assert!(
+        named.message().contains("files.control-image"),
+        "{}",
+        named.message()
+    );
+    let (a, b) = (std::fs::read(a).unwrap(), std::fs::read(b).unwrap());
+    let gap = server.post_json(
+        "/api/v1/jobs",
+        &json!({"job": job, "files": {"control-image.1": b64(&b)}}),
+    );
+    assert_eq!(gap.status, 422, "{}", gap.message());
+    let reply = server.post_json(
+        "/api/v1/jobs",
+        &json!({"job": job, "files": {"control-image": b64(&a), "control-image.1": b64(&b)}}),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.message());
+    let id = reply.json()["id"].as_i64().unwrap();
+    let events = server.events(&format!("/api/v1/jobs/{id}/events"), None, 1000);
+    assert_eq!(events.last().unwrap().data["event"], "done", "{events:?}");
+    let output = server.get(&format!("/api/v1/jobs/{id}/outputs/0"));
+    assert_eq!(output.status, 200);
+    let served = image::load_from_memory(&output.body).unwrap().to_rgb8();
+    assert_eq!(served, image::open(&headless).unwrap().to_rgb8());
+    let (code, stderr, _) = server.terminate();
+    assert_eq!(code, Some(0), "{stderr}");
+}
