@@ -330,3 +330,65 @@ fn serve_takes_control_images_uploaded_and_matches_headless() {
     let (code, stderr, _) = server.terminate();
     assert_eq!(code, Some(0), "{stderr}");
 }
+
+/// A run of jobs with the same ControlNet reads it once; a job without one frees it, and the next
+/// job that asks loads it again. The kept net changes nothing: the second job's image equals a
+/// fresh process's.
+#[test]
+fn a_controlnet_stays_loaded_between_jobs_that_use_it() {
+    let run = Run::new();
+    let dir = run.dir.path();
+    let job = |prompt: &str, control: bool| {
+        let mut text = format!(
+            "[[job]]\nmodel = {:?}\nwidth = 96\nheight = 64\nsteps = 2\nseed = 3\nprompt = {prompt:?}\n",
+            path(fixture("sd1-tiny"))
+        );
+        if control {
+            text.push_str(&format!(
+                "controlnet = [{:?}]\ncontrol-image = [{:?}]\n",
+                path(net("sd1-a")),
+                path(net("control_wide.png"))
+            ));
+        }
+        text
+    };
+    let file = dir.join("jobs.toml");
+    let all = [
+        job("a", true),
+        job("b", true),
+        job("c", false),
+        job("d", true),
+    ]
+    .concat();
+    std::fs::write(&file, all).unwrap();
+    let out = run
+        .command()
+        .env("PALLAIDIUM_LOG", "info")
+        .arg("--jobs")
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let loads = stderr
+        .lines()
+        .filter(|l| l.contains("component loaded") && l.contains("stage=\"controlnet\""))
+        .count();
+    assert_eq!(
+        loads, 2,
+        "jobs a+b share one load, d loads again:\n{stderr}"
+    );
+    let outputs: Vec<PathBuf> = crate::run::json_lines(&out.stdout)
+        .iter()
+        .filter(|v| v["event"] == "done")
+        .map(|v| PathBuf::from(v["outputs"][0].as_str().unwrap()))
+        .collect();
+    assert_eq!(outputs.len(), 4);
+
+    let alone = Run::new();
+    let file = alone.dir.path().join("jobs.toml");
+    std::fs::write(&file, job("b", true)).unwrap();
+    let fresh = outputs_of(alone.command().arg("--jobs").arg(&file)).remove(0);
+    let rgb = |p: &PathBuf| image::open(p).unwrap().to_rgb8();
+    assert_eq!(rgb(&outputs[1]), rgb(&fresh));
+}

@@ -1,10 +1,13 @@
 //! The pipeline's components and when they are in memory: all at once (resident) or one stage at a
 //! time (staged: text encoders, then the UNet, then the VAE), so a 16 GB machine holds only one.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use candle_core::{DType, Device};
 
+use super::controlnet::ControlNet;
+use super::controlnet::loaded::LoadedNets;
 use super::request::LoadOptions;
 use super::unet::UNet;
 use super::vae::Vae;
@@ -30,6 +33,8 @@ pub struct Components {
     text_encoder_2: Option<TextEncoder>,
     unet: Option<UNet>,
     vae: Option<Vae>,
+    /// The last job's ControlNets (in staged mode freed with the UNet).
+    controlnets: LoadedNets<ControlNet>,
 }
 
 use crate::engines::stage::timed_load as timed;
@@ -50,15 +55,12 @@ impl Components {
             text_encoder_2: None,
             unet: None,
             vae: None,
+            controlnets: LoadedNets::default(),
         }
     }
 
     fn path(&self, name: &str) -> PathBuf {
         self.dir.join(name)
-    }
-
-    pub fn switches(&self) -> EngineSwitches {
-        self.switches
     }
 
     pub fn residency(&self) -> Residency {
@@ -151,9 +153,20 @@ impl Components {
         }
     }
 
+    /// The ControlNets in `dirs` (kept from the last job where they are the same; others freed).
+    pub fn controlnets(&mut self, dirs: &[&Path], dtype: DType) -> Result<Vec<Arc<ControlNet>>> {
+        let (device, switches) = (self.device.clone(), self.switches);
+        self.controlnets.get(dirs, dtype, |dir| {
+            timed("controlnet", || {
+                ControlNet::load(dir, &device, dtype, switches)
+            })
+        })
+    }
+
     pub fn release_unet(&mut self) {
         if self.residency == Residency::Staged {
             self.unet = None;
+            self.controlnets.clear();
             crate::logging::log_memory("unet released");
         }
     }

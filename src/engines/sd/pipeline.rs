@@ -341,10 +341,13 @@ impl SdPipeline {
             None
         };
         let sdxl = self.is_sdxl();
-        let control = super::controlnet::steer::load(
+        let dirs: Vec<&std::path::Path> = req.controlnets.iter().map(|c| c.dir.as_path()).collect();
+        let nets = self.components.controlnets(&dirs, dtype)?;
+        let control = super::controlnet::steer::steering(
             &req.controlnets,
+            nets,
             &self.unet_config,
-            (&device, dtype, self.components.switches()),
+            (&device, dtype),
             n,
             guided,
         )?;

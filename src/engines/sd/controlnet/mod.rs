@@ -7,6 +7,7 @@
 pub mod canny;
 pub mod config;
 pub mod embedding;
+pub mod loaded;
 pub mod steer;
 
 use std::path::Path;

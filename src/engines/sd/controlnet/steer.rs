@@ -5,11 +5,11 @@
 //! summed in order.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor};
 
 use super::ControlNet;
-use crate::engines::EngineSwitches;
 use crate::engines::sd::config::UNetConfig;
 use crate::engines::sd::unet::{ControlResiduals, UNetStep};
 use crate::error::{Error, Result};
@@ -27,7 +27,7 @@ pub struct ControlInput {
 
 /// A loaded ControlNet with its batched control image.
 pub struct Steering {
-    net: ControlNet,
+    net: Arc<ControlNet>,
     image: Tensor,
     scale: f64,
     start: f64,
@@ -79,18 +79,20 @@ fn check_fits(net: &UNetConfig, unet: &UNetConfig, dir: &std::path::Path) -> Res
     )))
 }
 
-/// Loads each ControlNet and batches its image for `n` images (doubled when `guided`).
-pub fn load(
+/// Pairs each input with its loaded ControlNet (`nets`, in the same order), checks it fits the
+/// UNet, and batches its image for `n` images (doubled when `guided`).
+pub fn steering(
     inputs: &[ControlInput],
+    nets: Vec<Arc<ControlNet>>,
     unet: &UNetConfig,
-    (device, dtype, switches): (&Device, DType, EngineSwitches),
+    (device, dtype): (&Device, DType),
     n: usize,
     guided: bool,
 ) -> Result<Vec<Steering>> {
     inputs
         .iter()
-        .map(|c| {
-            let net = ControlNet::load(&c.dir, device, dtype, switches)?;
+        .zip(nets)
+        .map(|(c, net)| {
             check_fits(net.unet_config(), unet, &c.dir)?;
             let one = image_tensor(&c.image, device, dtype)?;
             let batch = if guided { 2 * n } else { n };
