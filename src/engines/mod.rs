@@ -33,6 +33,9 @@ pub struct EngineSwitches {
     /// How a diffusion transformer's quantized GGUF matrices are multiplied (None: the default
     /// for the device, `flux::transformer::GgufMatmul::resolve`).
     pub gguf_matmul: Option<flux::transformer::GgufMatmul>,
+    /// kxk convolutions on CUDA as our im2col + GEMM even where cuDNN is built in
+    /// (PALLAIDIUM_CONV=gemm).
+    pub gemm_conv: bool,
 }
 
 impl EngineSwitches {
@@ -45,11 +48,16 @@ impl EngineSwitches {
                 .gguf_matmul
                 .as_deref()
                 .and_then(flux::transformer::GgufMatmul::from_word),
+            gemm_conv: s.conv.as_deref() == Some("gemm"),
         }
     }
 
     /// The layers' implementation these switches pick.
     pub fn kernels(self) -> nn::kernels::Kernels {
-        nn::kernels::Kernels::stock_if(self.stock_kernels)
+        match (self.stock_kernels, self.gemm_conv) {
+            (true, _) => nn::kernels::Kernels::Stock,
+            (false, true) => nn::kernels::Kernels::OursGemmConv,
+            (false, false) => nn::kernels::Kernels::Ours,
+        }
     }
 }

@@ -14,7 +14,9 @@ use std::time::Duration;
 use crate::{Error, Result};
 
 mod table;
-pub use table::{Effect, GGUF_MATMUL_MODES, PREVIEW_PROTOCOLS, SWITCHES, Switch, Takes, switch};
+pub use table::{
+    CONV_MODES, Effect, GGUF_MATMUL_MODES, PREVIEW_PROTOCOLS, SWITCHES, Switch, Takes, switch,
+};
 
 /// The switches of this run. `Default` is every variable unset (what tests construct).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -49,6 +51,8 @@ pub struct Switches {
     /// PALLAIDIUM_GGUF_MATMUL: one of `GGUF_MATMUL_MODES` (lowercase); unset, the engine's
     /// default per device.
     pub gguf_matmul: Option<String>,
+    /// PALLAIDIUM_CONV: one of `CONV_MODES`; unset, cudnn where built in.
+    pub conv: Option<String>,
 }
 
 impl Switches {
@@ -79,6 +83,7 @@ impl Switches {
             cuda_defaults: r.flag("PALLAIDIUM_CUDA_DEFAULTS")?,
             profile: r.flag("PALLAIDIUM_PROFILE")?,
             gguf_matmul: r.one_of("PALLAIDIUM_GGUF_MATMUL", GGUF_MATMUL_MODES)?,
+            conv: r.one_of("PALLAIDIUM_CONV", CONV_MODES)?,
         })
     }
 
@@ -111,6 +116,7 @@ impl Switches {
             ("PALLAIDIUM_CUDA_DEFAULTS", flag(self.cuda_defaults)),
             ("PALLAIDIUM_PROFILE", flag(self.profile)),
             ("PALLAIDIUM_GGUF_MATMUL", self.gguf_matmul.clone()),
+            ("PALLAIDIUM_CONV", self.conv.clone()),
         ]
         .into_iter()
         .filter_map(|(name, value)| value.map(|v| (name, v)))

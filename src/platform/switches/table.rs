@@ -54,6 +54,9 @@ pub const PREVIEW_PROTOCOLS: &[&str] = &[
 /// each).
 pub const GGUF_MATMUL_MODES: &[&str] = &["quantized", "repacked", "dequant"];
 
+/// The words `PALLAIDIUM_CONV` takes.
+pub const CONV_MODES: &[&str] = &["cudnn", "gemm"];
+
 /// All of them.
 pub const SWITCHES: &[Switch] = &[
     Switch {
@@ -142,6 +145,14 @@ pub const SWITCHES: &[Switch] = &[
                quantized (8-bit activations, integer dot products on the stored blocks), \
                repacked (the same on tiles candle repacks and keeps beside them: faster, \
                about twice the memory) or dequant (diffusers' arithmetic, per call)",
+    },
+    Switch {
+        name: "PALLAIDIUM_CONV",
+        effect: Effect::Results,
+        takes: Takes::OneOf(CONV_MODES),
+        what: "how CUDA runs kxk convolutions: cudnn (the default in builds with the cudnn \
+               feature; tensor cores, cuDNN's heuristics) or gemm (our im2col + cuBLAS GEMM, \
+               the default otherwise)",
     },
 ];
 

@@ -75,6 +75,7 @@ impl Conv2d {
         let op = super::cuda::Conv2dOp {
             stride: c.stride,
             padding: c.padding,
+            cudnn: self.kernels.cudnn_conv(),
         };
         let xs = xs.contiguous()?;
         match self.plain.bias() {

@@ -34,8 +34,16 @@ const PTX: &str = include_str!(concat!(env!("OUT_DIR"), "/sd_kernels.ptx"));
 const MODULE: &str = "pallaidium_sd_kernels";
 const THREADS: u32 = 256;
 
+/// With the `cudnn` feature every element type is one cuDNN takes too.
+#[cfg(feature = "cudnn")]
+use candle_core::cuda_backend::cudarc::cudnn::CudnnDataType as MaybeCudnn;
+#[cfg(not(feature = "cudnn"))]
+trait MaybeCudnn {}
+#[cfg(not(feature = "cudnn"))]
+impl<T> MaybeCudnn for T {}
+
 /// Storage types the kernels are compiled for, with cuBLAS's name for each.
-trait Element: DeviceRepr + WithDType + ValidAsZeroBits {
+trait Element: DeviceRepr + WithDType + ValidAsZeroBits + MaybeCudnn {
     const CUDA_TYPE: cublas_sys::cudaDataType;
     /// TF32 for f32 (PyTorch's cuDNN default), f32 accumulation for the half types.
     const COMPUTE: cublas_sys::cublasComputeType_t;
@@ -158,6 +166,8 @@ fn storage(device: &CudaDevice, (slice, shape): (S, Shape)) -> (CudaStorage, Sha
 
 mod attention;
 mod conv;
+#[cfg(feature = "cudnn")]
+mod cudnn_conv;
 mod elementwise;
 mod geglu;
 mod group_norm;

@@ -35,6 +35,9 @@ use candle_core::{D, Result, Tensor};
 pub enum Kernels {
     #[default]
     Ours,
+    /// Ours, with CUDA's kxk convolutions as im2col + GEMM even in a build with cuDNN
+    /// (PALLAIDIUM_CONV=gemm).
+    OursGemmConv,
     Stock,
 }
 
@@ -45,7 +48,13 @@ impl Kernels {
 
     /// Whether our kernels run: the `fast` argument of the `*_with` functions.
     pub fn fast(self) -> bool {
-        self == Self::Ours
+        self != Self::Stock
+    }
+
+    /// Whether CUDA's kxk convolutions go through cuDNN (only builds with the `cudnn` feature
+    /// have it).
+    pub fn cudnn_conv(self) -> bool {
+        cfg!(feature = "cudnn") && self == Self::Ours
     }
 }
 

@@ -14,6 +14,9 @@ const COL_BUDGET_BYTES: usize = crate::engines::nn::kernels::conv::CUDA_COL_BUDG
 pub struct Conv2dOp {
     pub stride: usize,
     pub padding: usize,
+    /// kxk convolutions through cuDNN (`cudnn_conv.rs`; builds with the `cudnn` feature only)
+    /// instead of im2col + GEMM.
+    pub cudnn: bool,
 }
 
 /// One GEMM (or a batch of them) writing into the output: `pn` positions of `count` elements.
@@ -65,6 +68,19 @@ impl Conv2dOp {
         let gemm_into = |out: &mut CudaSlice<T>, call: GemmCall<T>| -> Result<()> {
             gemm::<T>(&blas, &stream, &w, k, c_out, out_len, out, call)
         };
+        #[cfg(feature = "cudnn")]
+        if self.cudnn && kh * kw > 1 {
+            let geometry = super::cudnn_conv::Geometry {
+                input: [b, c_in, h, wd],
+                filter: [c_out, kh, kw],
+                stride: self.stride,
+                padding: self.padding,
+                out_hw: [h_out, w_out],
+            };
+            let mut out = super::cudnn_conv::conv2d::<T>(&x, &w, &geometry, dev)?;
+            add_bias(&mut out, bias, b * c_out, c_out, positions, dev)?;
+            return Ok((out, shape));
+        }
         if kh == 1 && kw == 1 && self.stride == 1 && self.padding == 0 {
             gemm_into(
                 &mut out,
