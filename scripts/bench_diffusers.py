@@ -13,12 +13,14 @@ timestep 500; median/min over --runs after --warmup. Peak: the process VmHWM ove
 torch.cuda.max_memory_allocated on CUDA.
 
 `image`: from_pretrained on the folder `pallaidium bench image` wrote
-($PALLAIDIUM_HOME/bench-models/<id>), Euler scheduler, guidance 7.5, the same prompt, with
-per-stage times (text encoder, first step, all steps, VAE decode). diffusers decodes the whole
-batch at once; `--vae-slicing` decodes one image at a time (pipe.vae.enable_slicing()), which is
-what pallaidium does, so peak memory compares like with like. Stage marks synchronize the device
-(one sync a step); `--no-stage-sync` leaves the host free to run ahead, so the totals carry no
-sync of ours (stage times are then host times).
+($PALLAIDIUM_HOME/bench-models/<id>), Euler scheduler, guidance 7.5, the same prompt. By default
+each call is timed whole, with nothing inside diffusers' loop and one synchronize at the end (the
+headline numbers). `--stages` adds per-stage times (text encoder, first step, all steps, VAE
+decode) through hooks that synchronize the device at every mark (one sync a step), which removes
+diffusers' host/GPU overlap: use them for splits, from a separate run, never as the headline;
+`--no-stage-sync` keeps the hooks but without the synchronize (stage times are then host times).
+diffusers decodes the whole batch at once; `--vae-slicing` decodes one image at a time
+(pipe.vae.enable_slicing()), which is what pallaidium does, so peak memory compares like with like.
 Threads: torch.set_num_threads(os.cpu_count()).
 """
 import argparse
@@ -195,14 +197,18 @@ def bench_image(args, device, dtype):
 
         setattr(module, name, timed)
 
-    wrap(pipe.vae, "decode", "vae_decode")
-    encoders = [pipe.text_encoder] + ([pipe.text_encoder_2] if getattr(pipe, "text_encoder_2", None) else [])
-    for enc in encoders:
-        wrap(enc, "forward", "text_encoder")
+    if args.stages:
+        wrap(pipe.vae, "decode", "vae_decode")
+        encoders = [pipe.text_encoder] + ([pipe.text_encoder_2] if getattr(pipe, "text_encoder_2", None) else [])
+        for enc in encoders:
+            wrap(enc, "forward", "text_encoder")
 
     def on_step(p, i, t, kw):
         mark(f"step {i + 1}")
         return kw
+
+    hooks = {"callback_on_step_end": on_step} if args.stages else {}
+    first_image_s = None
 
     runs, totals = [], []
     for r in range(args.warmup + args.runs):
@@ -211,12 +217,17 @@ def bench_image(args, device, dtype):
         with torch.inference_mode():
             pipe(PROMPT, negative_prompt="", num_inference_steps=args.steps, guidance_scale=7.5,
                  width=args.width, height=args.height, num_images_per_prompt=args.batch,
-                 generator=torch.Generator().manual_seed(0), callback_on_step_end=on_step)
+                 generator=torch.Generator().manual_seed(0), **hooks)
         sync(device)
         total = time.perf_counter() - start
+        if first_image_s is None:
+            first_image_s = load_s + total
         first = lambda label: next(t for l, t in marks if l == label) - start
         last = lambda label: [t for l, t in marks if l == label][-1] - start
-        if r >= args.warmup:
+        if r >= args.warmup and not args.stages:
+            runs.append({"generate_s": total})
+            totals.append(total)
+        elif r >= args.warmup:
             text_end = last("text_encoder end")
             s1, sn = first("step 1"), first(f"step {args.steps}")
             runs.append({
@@ -243,7 +254,8 @@ def bench_image(args, device, dtype):
         "warmup": args.warmup,
         "load_s": load_s,
         "from_pretrained_s": load_s,
-        "load_to_first_step_s": load_s + runs[0]["generate_to_first_step_s"],
+        "load_to_first_step_s": load_s + runs[0]["generate_to_first_step_s"] if args.stages else None,
+        "load_to_first_image_s": first_image_s,
         "median_s": statistics.median(totals),
         "min_s": min(totals),
         "stages": runs,
@@ -255,7 +267,8 @@ def bench_image(args, device, dtype):
                        else "whole batch at once (diffusers' default)")
         + (f", in {args.dtype} (StableDiffusionPipeline ignores force_upcast)" if args.model != "sdxl"
            else ", upcast to f32 when the VAE says force_upcast"),
-        "stage_sync": args.stage_sync,
+        "stage_hooks": args.stages,
+        "stage_sync": args.stage_sync if args.stages else None,
     }
 
 
@@ -274,8 +287,10 @@ def main():
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", action="store_true")
     p.add_argument("--vae-slicing", action="store_true", help="image: decode one image at a time")
+    p.add_argument("--stages", action="store_true",
+                   help="image: per-stage times through hooks (synchronizing; never the headline numbers)")
     p.add_argument("--no-stage-sync", dest="stage_sync", action="store_false",
-                   help="image: stage marks without a device synchronize")
+                   help="image, with --stages: stage marks without a device synchronize")
     args = p.parse_args()
     if args.width % 8 or args.height % 8 or args.runs < 1:
         sys.exit("sizes must be multiples of 8 and --runs at least 1")

@@ -84,8 +84,8 @@ bench dimage_b1 $BD --batch 1
 bench image_b4 "$P" bench image $S --batch 4 --steps 20 --runs 3 --warmup 1 --json
 bench dimage_b4 $BD --batch 4
 bench dimage_b4_slicing $BD --batch 4 --vae-slicing
-bench dimage_b4_nosync $BD --batch 4 --vae-slicing --no-stage-sync
-bench dimage_b1_nosync $BD --batch 1 --no-stage-sync
+bench dimage_b4_stages $BD --batch 4 --vae-slicing --stages
+bench dimage_b1_stages $BD --batch 1 --stages
 bench unet_b2 "$P" bench unet $S --batch 2 --runs 10 --warmup 3 --json
 bench dunet_b2 python3 "$C/bench_diffusers.py" unet $S --batch 2 --runs 10 --warmup 3 --json
 bench unet_b8 "$P" bench unet $S --batch 8 --runs 10 --warmup 3 --json
