@@ -105,6 +105,17 @@ struct OutPtr(*mut f32);
 unsafe impl Send for OutPtr {}
 unsafe impl Sync for OutPtr {}
 
+impl OutPtr {
+    /// The element `i` places in (a method, so closures capture the whole Send wrapper).
+    ///
+    /// # Safety
+    /// `i` must lie within the buffer.
+    unsafe fn at(self, i: usize) -> *mut f32 {
+        // SAFETY: the caller keeps `i` inside the buffer.
+        unsafe { self.0.add(i) }
+    }
+}
+
 /// `x` (c_in, h, w) convolved by `spec` into `out` (c_out, oh, ow), each value `epilogue`(conv +
 /// bias). The im2col columns of all workers together take at most about `band_bytes` (at
 /// least one output row per worker).
@@ -170,12 +181,11 @@ pub fn conv_into(
                 fill_cols(x, h, w, spec, ow, row0, n_rows, &mut cols[..k * n]);
                 (&cols[..k * n], n)
             };
-            let dst = dst;
             let (target, target_rs) = if into {
                 (acc.as_mut_ptr(), n)
             } else {
                 // SAFETY: `at` < plane <= out.len().
-                (unsafe { dst.0.add(at) }, plane)
+                (unsafe { dst.at(at) }, plane)
             };
             // SAFETY: band `task` is rows row0..row0+n_rows of every channel: the runs
             // [c*plane + at, c*plane + at + n) for c < c_out, inside `out` (checked sizes) and
@@ -209,11 +219,11 @@ pub fn conv_into(
                 let start = c * plane + at;
                 let b = spec.bias.map_or(0.0, |b| b[c]);
                 // SAFETY: as above, this run belongs to this task alone.
-                let run = unsafe { std::slice::from_raw_parts_mut(dst.0.add(start), n) };
+                let run = unsafe { std::slice::from_raw_parts_mut(dst.at(start), n) };
                 if let Epilogue::ResidualInto { scale, res, outer } = epilogue {
                     let a = &acc[c * n..(c + 1) * n];
                     for ((o, a), r) in run.iter_mut().zip(a).zip(&res[start..start + n]) {
-                        *o = ((a + b) * scale + r) * outer + *o;
+                        *o += ((a + b) * scale + r) * outer;
                     }
                     continue;
                 }
