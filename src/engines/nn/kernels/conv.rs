@@ -119,6 +119,46 @@ impl Conv2d {
         })
     }
 
+    /// `res + conv(xs)` (res shaped as the output): on the CPU in f32 with our kernels the add
+    /// is fused into the convolution's pass, elsewhere a separate add.
+    pub fn forward_add(&self, xs: &Tensor, res: &Tensor) -> Result<Tensor> {
+        let (b, c_in, h, w) = xs.dims4()?;
+        let cpu = self.kernels.fast() && xs.device().is_cpu() && self.fast_path_applies(xs);
+        if !cpu || res.dtype() != DType::F32 || self.plain.weight().dim(1)? != c_in {
+            return res + self.forward(xs)?;
+        }
+        let xs = xs.contiguous()?;
+        let res = res.contiguous()?;
+        self.with_cpu_spec(|spec| {
+            let Some((oh, ow)) = spec.out_size(h, w) else {
+                return res + self.plain.forward(&xs)?;
+            };
+            if res.dims() != [b, spec.c_out, oh, ow] {
+                candle_core::bail!(
+                    "residual {:?} for a conv output {:?}",
+                    res.dims(),
+                    (b, spec.c_out, oh, ow)
+                );
+            }
+            let (per_out, per_in) = (spec.c_out * oh * ow, c_in * h * w);
+            let mut out = vec![0f32; b * per_out];
+            with_f32(&xs, |x| {
+                with_f32(&res, |r| {
+                    for (i, o) in out.chunks_mut(per_out.max(1)).enumerate() {
+                        let epilogue = Epilogue::Residual {
+                            scale: 1.0,
+                            res: &r[i * per_out..(i + 1) * per_out],
+                        };
+                        let x = &x[i * per_in..(i + 1) * per_in];
+                        conv_into(x, h, w, spec, o, epilogue, COL_BAND_BYTES).map_err(msg)?;
+                    }
+                    Ok(())
+                })
+            })?;
+            Tensor::from_vec(out, (b, spec.c_out, oh, ow), xs.device())
+        })
+    }
+
     /// One image `x` (c_in, h, w) on the CPU in f32 into `out` (c_out, oh, ow) with `epilogue`
     /// fused (see `conv_into`). Errors off the CPU, in another dtype, or for groups/dilation.
     pub fn forward_into_cpu(
@@ -242,6 +282,25 @@ mod tests {
                 assert!(rel(&ours, &want) < 1e-5, "{ci} {co} {k} {s} {p}");
             }
         }
+    }
+
+    #[test]
+    fn forward_add_fuses_the_residual() {
+        let dev = Device::Cpu;
+        let x = Tensor::randn(0f32, 1., (2, 5, 7, 6), &dev).unwrap();
+        let c = plain(5, 4, 3, 1, 1, true);
+        let res = Tensor::randn(0f32, 1., (2, 4, 7, 6), &dev).unwrap();
+        let want = (&res + c.forward(&x).unwrap()).unwrap();
+        assert!(rel(&want, &c.forward(&x).unwrap()) > 0.05);
+        for kernels in [super::super::Kernels::Ours, super::super::Kernels::Stock] {
+            let got = Conv2d::from_candle(c.clone(), kernels)
+                .forward_add(&x, &res)
+                .unwrap();
+            assert!(rel(&got, &want) < 1e-5, "{kernels:?}");
+        }
+        let wrong = Tensor::zeros((2, 4, 7, 5), DType::F32, &dev).unwrap();
+        let ours = Conv2d::from_candle(c, super::super::Kernels::Ours);
+        assert!(ours.forward_add(&x, &wrong).is_err());
     }
 
     #[test]
