@@ -5,6 +5,7 @@
 //! is applied inside the convolution's own parallel pass (`Epilogue`).
 
 use candle_core::{Device, Result, Tensor};
+use rayon::prelude::*;
 
 use super::{DenseBlock, Rrdb, RrdbNet};
 use crate::engines::CancelToken;
@@ -77,7 +78,7 @@ impl Rrdb {
         if a.len() < n || b.len() < n {
             candle_core::bail!("dense block buffers smaller than the trunk");
         }
-        a[..n].copy_from_slice(trunk);
+        par_copy(&mut a[..n], trunk);
         self.blocks[0].forward_cpu(a, nf, hw, &mut b[..n], None)?;
         self.blocks[1].forward_cpu(b, nf, hw, &mut a[..n], None)?;
         self.blocks[2].forward_cpu(a, nf, hw, trunk, Some(RES_SCALE))
@@ -100,7 +101,8 @@ impl RrdbNet {
             self.conv_first
                 .forward_into(x, (h, w), &mut feat, Epilogue::None)
         })?;
-        let mut trunk = feat.clone();
+        let mut trunk = vec![0f32; feat.len()];
+        par_copy(&mut trunk, &feat);
         {
             let dense = (nf + 4 * self.shape.grow) * plane;
             let mut bufs = [vec![0f32; dense], vec![0f32; dense]];
@@ -133,4 +135,12 @@ impl RrdbNet {
             .forward_into(&hr, (h, w), &mut out, Epilogue::None)?;
         Tensor::from_vec(out, (1, c_out, h, w), &Device::Cpu)
     }
+}
+
+/// `dst.copy_from_slice(src)` over the threads (same lengths).
+fn par_copy(dst: &mut [f32], src: &[f32]) {
+    const CHUNK: usize = 1 << 16;
+    dst.par_chunks_mut(CHUNK)
+        .zip(src.par_chunks(CHUNK))
+        .for_each(|(d, s)| d.copy_from_slice(s));
 }

@@ -162,10 +162,7 @@ pub fn conv_into(
     let next = AtomicUsize::new(0);
     let dst = OutPtr(out.as_mut_ptr());
     let into = matches!(epilogue, Epilogue::ResidualInto { .. });
-    let work = |_| {
-        let mut cols = vec![0f32; if spec.pointwise() { 0 } else { k * rows * ow }];
-        // ResidualInto keeps the output's prior values: the GEMM writes a scratch band.
-        let mut acc = vec![0f32; if into { spec.c_out * rows * ow } else { 0 }];
+    let band_loop = |cols: &mut Vec<f32>, acc: &mut Vec<f32>| {
         loop {
             let task = next.fetch_add(1, Ordering::Relaxed);
             if task >= tasks {
@@ -234,12 +231,35 @@ pub fn conv_into(
             }
         }
     };
+    let work = |_| {
+        SCRATCH.with_borrow_mut(|[cols, acc]| {
+            // Kept by the (pool) thread between calls: no page faults or zeroing per conv.
+            grow(cols, if spec.pointwise() { 0 } else { k * rows * ow });
+            // ResidualInto keeps the output's prior values: the GEMM writes a scratch band.
+            grow(acc, if into { spec.c_out * rows * ow } else { 0 });
+            band_loop(cols, acc);
+        })
+    };
     if workers <= 1 {
-        work(0);
+        work(0usize);
     } else {
         (0..workers).into_par_iter().for_each(work);
     }
     Ok(())
+}
+
+thread_local! {
+    /// A worker's im2col band and (ResidualInto) GEMM band, reused across calls.
+    static SCRATCH: std::cell::RefCell<[Vec<f32>; 2]> = const {
+        std::cell::RefCell::new([Vec::new(), Vec::new()])
+    };
+}
+
+/// `v` at least `len` long (new values zero; every value read is written first).
+fn grow(v: &mut Vec<f32>, len: usize) {
+    if v.len() < len {
+        v.resize(len, 0.0);
+    }
 }
 
 /// Rows `row0..row0 + n_rows` of the im2col matrix: (c_in * kh * kw) x (n_rows * ow), row
