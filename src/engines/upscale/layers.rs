@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use candle_core::{Result, Tensor};
 use candle_nn::Conv2dConfig;
 
-use crate::engines::nn::kernels::{Conv2d, Kernels};
+use crate::engines::nn::kernels::{Conv2d, Epilogue, Kernels};
 
 /// A 3x3, stride-1, padding-1 convolution with bias.
 pub struct Conv {
@@ -16,6 +16,21 @@ pub struct Conv {
 impl Conv {
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         self.inner.forward_with(x, self.fast)
+    }
+
+    /// One image (c_in, h, w) on the CPU in f32 into `out` (c_out, h, w), `epilogue` fused.
+    pub fn forward_into(
+        &self,
+        x: &[f32],
+        (h, w): (usize, usize),
+        out: &mut [f32],
+        epilogue: Epilogue,
+    ) -> Result<()> {
+        self.inner.forward_into_cpu(x, h, w, out, epilogue)
+    }
+
+    pub fn out_channels(&self) -> Result<usize> {
+        self.inner.weight().dim(0)
     }
 }
 

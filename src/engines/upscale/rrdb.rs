@@ -11,6 +11,9 @@ use super::layers::{Conv, conv, lrelu};
 use crate::engines::CancelToken;
 use crate::engines::nn::kernels::{Kernels, upsample_nearest2d};
 
+#[path = "rrdb_cpu.rs"]
+mod cpu;
+
 struct DenseBlock {
     convs: [Conv; 5],
 }
@@ -90,7 +93,21 @@ impl RrdbNet {
     }
 
     /// `x` (1, 3, h, w) in 0..1, sides a multiple of the unshuffle -> (1, 3, h*s, w*s), unclamped.
+    /// One image in f32 on the CPU with our kernels runs `forward_cpu` (no concatenations, the
+    /// element-wise work fused into the convolutions); anything else the tensor ops.
     pub fn forward(&self, x: &Tensor, cancel: &CancelToken) -> Result<Tensor> {
+        if self.kernels.fast()
+            && x.device().is_cpu()
+            && x.dtype() == candle_core::DType::F32
+            && x.dim(0)? == 1
+        {
+            return self.forward_cpu(x, cancel);
+        }
+        self.forward_tensors(x, cancel)
+    }
+
+    /// The network as tensor ops (CUDA, other dtypes, batches, candle's kernels).
+    fn forward_tensors(&self, x: &Tensor, cancel: &CancelToken) -> Result<Tensor> {
         let feat = match self.shape.unshuffle {
             1 => x.clone(),
             r => candle_nn::ops::pixel_unshuffle(x, r)?,
@@ -112,3 +129,7 @@ impl RrdbNet {
         self.conv_last.forward(&feat)
     }
 }
+
+#[cfg(test)]
+#[path = "rrdb_tests.rs"]
+mod tests;

@@ -1,12 +1,13 @@
-//! Conv2d for the CPU in f32 without candle's per-call weight repacking: 1x1 stride-1
-//! convolutions are one batched matmul on the NCHW activation as it is; kxk ones build an
-//! im2col matrix in the weight's own (c_in, ky, kx) row order with whole-row copies, then one
-//! matmul per batch element. Other devices, dtypes, groups or dilations use candle's conv2d.
+//! Conv2d for the CPU in f32 without candle's per-call weight repacking: `conv_into` per batch
+//! element (1x1 stride-1 convolutions read the NCHW activation as it is; kxk ones build im2col
+//! bands in the weight's own (c_in, ky, kx) row order with whole-row copies, each worker its
+//! own band; the bias is added in the same parallel pass). Other devices, dtypes, groups or
+//! dilations use candle's conv2d.
 
-use candle_core::{CpuStorage, CustomOp1, DType, Layout, Module, Result, Shape, Tensor};
+use candle_core::{CpuStorage, DType, Module, Result, Storage, Tensor};
 use candle_nn::{Conv2dConfig, VarBuilder};
 
-use super::threads::par_chunks_mut;
+use super::conv_into::{ConvSpec, Epilogue, conv_into};
 
 #[derive(Debug, Clone)]
 pub struct Conv2d {
@@ -93,53 +94,131 @@ impl Conv2d {
         self.forward_cpu_banded(xs, COL_BAND_BYTES)
     }
 
-    /// The CPU path with im2col bands of at most `band_bytes` (at least one output row).
+    /// The CPU path with im2col bands of at most `band_bytes` in all (at least one output row
+    /// a worker): `conv_into` per batch element, bias added in its pass.
     fn forward_cpu_banded(&self, xs: &Tensor, band_bytes: usize) -> Result<Tensor> {
-        let c = self.plain.config();
         let (b, c_in, h, w) = xs.dims4()?;
-        let (c_out, k_in, kh, kw) = self.plain.weight().dims4()?;
-        if k_in != c_in {
+        if self.plain.weight().dim(1)? != c_in {
             return self.plain.forward(xs);
         }
-        let oh = (h + 2 * c.padding - kh) / c.stride + 1;
-        let ow = (w + 2 * c.padding - kw) / c.stride + 1;
-        let k = c_in * kh * kw;
-        let weight = self.plain.weight().reshape((1, c_out, k))?;
-        let weight = weight.broadcast_as((b, c_out, k))?;
-        let out = if kh == 1 && kw == 1 && c.stride == 1 && c.padding == 0 {
-            weight.matmul(&xs.reshape((b, c_in, h * w))?)?
-        } else {
-            // The column matrix is built a band of output rows at a time, so it stays a few
-            // MiB instead of k*oh*ow floats (1.2 GB for a 128-channel 3x3 conv at 512x512).
-            let xs = xs.contiguous()?;
-            let band = (band_bytes / (b * k * ow * 4).max(1)).clamp(1, oh);
-            let mut bands = Vec::with_capacity(oh.div_ceil(band));
-            let mut row0 = 0;
-            while row0 < oh {
-                let rows = band.min(oh - row0);
-                let cols = xs.apply_op1_no_bwd(&Im2Col {
+        let xs = xs.contiguous()?;
+        self.with_cpu_spec(|spec| {
+            let Some((oh, ow)) = spec.out_size(h, w) else {
+                return self.plain.forward(&xs);
+            };
+            let per_out = spec.c_out * oh * ow;
+            let per_in = c_in * h * w;
+            let mut out = vec![0f32; b * per_out];
+            with_f32(&xs, |x| {
+                for (i, o) in out.chunks_mut(per_out.max(1)).enumerate() {
+                    let x = &x[i * per_in..(i + 1) * per_in];
+                    conv_into(x, h, w, spec, o, Epilogue::None, band_bytes).map_err(msg)?;
+                }
+                Ok(())
+            })?;
+            Tensor::from_vec(out, (b, spec.c_out, oh, ow), xs.device())
+        })
+    }
+
+    /// `res + conv(xs)` (res shaped as the output): on the CPU in f32 with our kernels the add
+    /// is fused into the convolution's pass, elsewhere a separate add.
+    pub fn forward_add(&self, xs: &Tensor, res: &Tensor) -> Result<Tensor> {
+        let (b, c_in, h, w) = xs.dims4()?;
+        let cpu = self.kernels.fast() && xs.device().is_cpu() && self.fast_path_applies(xs);
+        if !cpu || res.dtype() != DType::F32 || self.plain.weight().dim(1)? != c_in {
+            return res + self.forward(xs)?;
+        }
+        let xs = xs.contiguous()?;
+        let res = res.contiguous()?;
+        self.with_cpu_spec(|spec| {
+            let Some((oh, ow)) = spec.out_size(h, w) else {
+                return res + self.plain.forward(&xs)?;
+            };
+            if res.dims() != [b, spec.c_out, oh, ow] {
+                candle_core::bail!(
+                    "residual {:?} for a conv output {:?}",
+                    res.dims(),
+                    (b, spec.c_out, oh, ow)
+                );
+            }
+            let (per_out, per_in) = (spec.c_out * oh * ow, c_in * h * w);
+            let mut out = vec![0f32; b * per_out];
+            with_f32(&xs, |x| {
+                with_f32(&res, |r| {
+                    for (i, o) in out.chunks_mut(per_out.max(1)).enumerate() {
+                        let epilogue = Epilogue::Residual {
+                            scale: 1.0,
+                            res: &r[i * per_out..(i + 1) * per_out],
+                        };
+                        let x = &x[i * per_in..(i + 1) * per_in];
+                        conv_into(x, h, w, spec, o, epilogue, COL_BAND_BYTES).map_err(msg)?;
+                    }
+                    Ok(())
+                })
+            })?;
+            Tensor::from_vec(out, (b, spec.c_out, oh, ow), xs.device())
+        })
+    }
+
+    /// One image `x` (c_in, h, w) on the CPU in f32 into `out` (c_out, oh, ow) with `epilogue`
+    /// fused (see `conv_into`). Errors off the CPU, in another dtype, or for groups/dilation.
+    pub fn forward_into_cpu(
+        &self,
+        x: &[f32],
+        h: usize,
+        w: usize,
+        out: &mut [f32],
+        epilogue: Epilogue,
+    ) -> Result<()> {
+        let c = self.plain.config();
+        if c.groups != 1 || c.dilation != 1 {
+            candle_core::bail!("conv_into takes groups 1 and dilation 1");
+        }
+        self.with_cpu_spec(|spec| {
+            conv_into(x, h, w, spec, out, epilogue, COL_BAND_BYTES).map_err(msg)
+        })
+    }
+
+    /// `f` with this layer's weight and bias as f32 slices in CPU memory.
+    fn with_cpu_spec<R>(&self, f: impl FnOnce(&ConvSpec) -> Result<R>) -> Result<R> {
+        let c = self.plain.config();
+        let weight = self.plain.weight().contiguous()?;
+        let (c_out, c_in, kh, kw) = weight.dims4()?;
+        let bias = self.plain.bias().map(|b| b.contiguous()).transpose()?;
+        with_f32(&weight, |wv| {
+            let run = |bias: Option<&[f32]>| {
+                f(&ConvSpec {
+                    weight: wv,
+                    bias,
+                    c_out,
+                    c_in,
                     kh,
                     kw,
                     stride: c.stride,
                     padding: c.padding,
-                    row0,
-                    rows,
-                })?;
-                bands.push(weight.matmul(&cols)?);
-                row0 += rows;
+                })
+            };
+            match &bias {
+                Some(b) => with_f32(b, |bv| run(Some(bv))),
+                None => run(None),
             }
-            if bands.len() == 1 {
-                bands.remove(0)
-            } else {
-                Tensor::cat(&bands, 2)?
-            }
-        };
-        let out = match self.plain.bias() {
-            Some(bias) => out.broadcast_add(&bias.reshape((1, c_out, 1))?)?,
-            None => out,
-        };
-        out.reshape((b, c_out, oh, ow))
+        })
     }
+}
+
+/// `f` with a contiguous f32 CPU tensor's values.
+pub(crate) fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> Result<R>) -> Result<R> {
+    let (storage, layout) = t.storage_and_layout();
+    let (Storage::Cpu(CpuStorage::F32(all)), Some((a, b))) =
+        (&*storage, layout.contiguous_offsets())
+    else {
+        candle_core::bail!("expected a contiguous f32 CPU tensor");
+    };
+    f(&all[a..b])
+}
+
+fn msg(e: impl std::fmt::Display) -> candle_core::Error {
+    candle_core::Error::Msg(e.to_string())
 }
 
 impl Module for Conv2d {
@@ -155,86 +234,6 @@ pub const COL_BAND_BYTES: usize = 32 << 20;
 /// The CUDA convolution's im2col workspace: at most this many bytes (whole batch elements while
 /// they fit, else spatial chunks of at least 8 positions). Used by `cuda/conv.rs` and the planner.
 pub const CUDA_COL_BUDGET_BYTES: usize = 128 << 20;
-
-/// (b, c, h, w) -> (b, c*kh*kw, rows*ow) with zero padding: the columns of output rows
-/// `row0..row0 + rows`.
-struct Im2Col {
-    kh: usize,
-    kw: usize,
-    stride: usize,
-    padding: usize,
-    row0: usize,
-    rows: usize,
-}
-
-impl CustomOp1 for Im2Col {
-    fn name(&self) -> &'static str {
-        "im2col-rows"
-    }
-
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let CpuStorage::F32(data) = storage else {
-            candle_core::bail!("im2col takes f32");
-        };
-        let (b, c, h, w) = layout.shape().dims4()?;
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("im2col takes a contiguous input");
-        };
-        let x = &data[start..end];
-        let (kh, kw, st, pad) = (self.kh, self.kw, self.stride, self.padding);
-        let oh = (h + 2 * pad - kh) / st + 1;
-        let ow = (w + 2 * pad - kw) / st + 1;
-        let rows_per_channel = kh * kw;
-        if self.row0 + self.rows > oh {
-            candle_core::bail!(
-                "im2col rows {}..{} beyond {oh}",
-                self.row0,
-                self.row0 + self.rows
-            );
-        }
-        let plane = self.rows * ow;
-        let row0 = self.row0;
-        let mut out = vec![0f32; b * c * rows_per_channel * plane];
-        // One chunk per (batch, input channel): its kh*kw rows of the column matrix.
-        par_chunks_mut(&mut out, rows_per_channel * plane, |bc, dst| {
-            let src = &x[bc * h * w..(bc + 1) * h * w];
-            for ky in 0..kh {
-                for kx in 0..kw {
-                    let row = &mut dst[(ky * kw + kx) * plane..(ky * kw + kx + 1) * plane];
-                    for (band_row, oy) in (row0..row0 + self.rows).enumerate() {
-                        let iy = (oy * st + ky) as isize - pad as isize;
-                        if iy < 0 || iy >= h as isize {
-                            continue; // stays zero
-                        }
-                        let src_row = &src[iy as usize * w..(iy as usize + 1) * w];
-                        let dst_row = &mut row[band_row * ow..(band_row + 1) * ow];
-                        if st == 1 {
-                            // Output x reads input x + kx - pad: one shifted slice copy.
-                            let shift = kx as isize - pad as isize;
-                            let lo = (-shift).max(0) as usize;
-                            let hi = ((w as isize - shift).min(ow as isize)).max(0) as usize;
-                            if lo < hi {
-                                let from = (lo as isize + shift) as usize;
-                                dst_row[lo..hi].copy_from_slice(&src_row[from..from + (hi - lo)]);
-                            }
-                        } else {
-                            for (ox, d) in dst_row.iter_mut().enumerate() {
-                                let ix = (ox * st + kx) as isize - pad as isize;
-                                if ix >= 0 && ix < w as isize {
-                                    *d = src_row[ix as usize];
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        });
-        Ok((
-            CpuStorage::F32(out),
-            Shape::from((b, c * rows_per_channel, plane)),
-        ))
-    }
-}
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
@@ -284,6 +283,25 @@ mod tests {
                 assert!(rel(&ours, &want) < 1e-5, "{ci} {co} {k} {s} {p}");
             }
         }
+    }
+
+    #[test]
+    fn forward_add_fuses_the_residual() {
+        let dev = Device::Cpu;
+        let x = Tensor::randn(0f32, 1., (2, 5, 7, 6), &dev).unwrap();
+        let c = plain(5, 4, 3, 1, 1, true);
+        let res = Tensor::randn(0f32, 1., (2, 4, 7, 6), &dev).unwrap();
+        let want = (&res + c.forward(&x).unwrap()).unwrap();
+        assert!(rel(&want, &c.forward(&x).unwrap()) > 0.05);
+        for kernels in [super::super::Kernels::Ours, super::super::Kernels::Stock] {
+            let got = Conv2d::from_candle(c.clone(), kernels)
+                .forward_add(&x, &res)
+                .unwrap();
+            assert!(rel(&got, &want) < 1e-5, "{kernels:?}");
+        }
+        let wrong = Tensor::zeros((2, 4, 7, 5), DType::F32, &dev).unwrap();
+        let ours = Conv2d::from_candle(c, super::super::Kernels::Ours);
+        assert!(ours.forward_add(&x, &wrong).is_err());
     }
 
     #[test]

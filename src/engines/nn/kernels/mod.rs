@@ -18,6 +18,7 @@
 mod approx;
 mod attention_cpu;
 pub mod conv;
+pub mod conv_into;
 #[cfg(feature = "cuda")]
 mod cuda;
 mod geglu_cpu;
@@ -68,9 +69,10 @@ pub const SCALAR_ATTENTION_HEAD_DIMS: [usize; 3] = [40, 64, 80];
 
 pub use attention_cpu::attention as cpu_attention;
 pub use conv::{Conv2d, conv2d};
+pub use conv_into::Epilogue;
 pub use group_norm::GroupNorm;
 pub use softmax::softmax_last_dim;
-pub use upsample::upsample_nearest2d;
+pub use upsample::{upsample_nearest2d, upsample2x_planes};
 
 /// Attention in one fused kernel (CUDA builds, head sizes the kernel is compiled for): `q`
 /// (rows, n_q, d) already scaled, `k`/`v` (rows, n_k, d). None where it does not apply. f16

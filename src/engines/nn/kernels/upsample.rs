@@ -27,6 +27,24 @@ pub fn upsample_nearest2d(xs: &Tensor, th: usize, tw: usize, fast: bool) -> Resu
     xs.upsample_nearest2d(th, tw)
 }
 
+/// Planes of width `w` laid end to end (NCHW, any n*c*h) -> each 2x nearest upsampled, over the
+/// threads.
+pub fn upsample2x_planes(x: &[f32], w: usize) -> Vec<f32> {
+    let w = w.max(1);
+    let mut out = vec![0f32; 4 * x.len()];
+    // One task per input row: two output rows of 2w.
+    par_chunks_mut(&mut out, 4 * w, |row, dst| {
+        let src = &x[row * w..(row + 1) * w];
+        let (top, bottom) = dst.split_at_mut(2 * w);
+        for (pair, &v) in top.chunks_exact_mut(2).zip(src) {
+            pair[0] = v;
+            pair[1] = v;
+        }
+        bottom.copy_from_slice(top);
+    });
+    out
+}
+
 struct Upsample2x;
 
 impl CustomOp1 for Upsample2x {
@@ -39,18 +57,7 @@ impl CustomOp1 for Upsample2x {
             candle_core::bail!("2x upsampling takes a contiguous f32 tensor");
         };
         let (n, c, h, w) = layout.shape().dims4()?;
-        let x = &data[a..b];
-        let mut out = vec![0f32; n * c * 4 * h * w];
-        // One task per input row: two output rows of 2w.
-        par_chunks_mut(&mut out, 4 * w, |row, dst| {
-            let src = &x[row * w..(row + 1) * w];
-            let (top, bottom) = dst.split_at_mut(2 * w);
-            for (pair, &v) in top.chunks_exact_mut(2).zip(src) {
-                pair[0] = v;
-                pair[1] = v;
-            }
-            bottom.copy_from_slice(top);
-        });
+        let out = upsample2x_planes(&data[a..b], w);
         Ok((CpuStorage::F32(out), Shape::from((n, c, 2 * h, 2 * w))))
     }
 }

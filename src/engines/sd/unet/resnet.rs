@@ -88,12 +88,14 @@ impl ResnetBlock2D {
         if let (Some(proj), Some(t)) = (&self.time_emb_proj, temb_silu) {
             h = kernels::add_per_channel(&h, &proj.forward(t)?, self.kernels.fast())?;
         }
-        let h = self.conv2.forward(&norm_silu(&self.norm2, &h)?)?;
         let shortcut = match &self.conv_shortcut {
             Some(c) => c.forward(xs)?,
             None => xs.clone(),
         };
-        let out = (shortcut + h)?;
+        // shortcut + conv2(..), the add in the convolution's pass on the CPU.
+        let out = self
+            .conv2
+            .forward_add(&norm_silu(&self.norm2, &h)?, &shortcut)?;
         if self.output_scale_factor == 1.0 {
             Ok(out)
         } else {
