@@ -11,6 +11,7 @@ mod parity;
 
 mod parity_blip;
 mod parity_enhancer;
+mod parity_flow_unipc;
 mod parity_flux_parts;
 mod parity_flux_pipeline;
 mod parity_flux_transformer;
