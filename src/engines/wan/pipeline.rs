@@ -1,0 +1,251 @@
+//! The Wan text-to-video pipeline, step for step as diffusers' `WanPipeline.__call__`: the
+//! prompt's and (with guidance above 1) the negative prompt's UMT5 embeddings padded to
+//! `max_sequence_length` (512); float32 noise (1, C, (F - 1)/4 + 1, H/8, W/8) drawn per seed (or
+//! given: `--init-latents`, as diffusers draws it); the scheduler over the transformer with
+//! classifier-free guidance `uncond + g (cond - uncond)`; the VAE's `latents_mean` / `latents_std`
+//! undone and the latents decoded (in spatial tiles when asked).
+//!
+//! A job without a negative prompt is guided by the empty prompt "", as WanPipeline does with
+//! `negative_prompt=None` (the long Chinese/English negative prompt of Wan's own scripts is only
+//! an example in diffusers' docs; pass it with `--negative` to use it).
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::{DType, Device, Tensor};
+
+use super::schedule::WanSchedulerConfig;
+use super::text::{MAX_SEQUENCE_LENGTH, T5Tokenizer, Umt5Encoder, prompt_embeds};
+use super::transformer::{WanTransformer, WanTransformerConfig};
+use super::vae::{WanVae, WanVaeConfig};
+use crate::engines::EngineSwitches;
+use crate::engines::progress::{CancelToken, EngineEvent, ProgressSink};
+use crate::engines::sd::noise::{NoiseSource, SeededNoise};
+use crate::engines::stage::{check_cancel, emit_step, stage, timed_load};
+use crate::error::{Error, Result};
+
+/// What loading a Wan folder needs.
+#[derive(Debug, Clone)]
+pub struct WanLoadOptions {
+    pub model_dir: PathBuf,
+    pub device: Device,
+    pub dtype: DType,
+    pub switches: EngineSwitches,
+}
+
+/// One clip to make.
+#[derive(Debug, Clone)]
+pub struct VideoRequest {
+    pub prompt: String,
+    pub negative: String,
+    pub steps: u32,
+    pub guidance: f64,
+    pub width: u32,
+    pub height: u32,
+    /// 4n + 1 frames.
+    pub frames: u32,
+    pub seed: u64,
+    /// The 5-D starting noise (1, C, latent frames, H/8, W/8), f32.
+    pub init_latents: Option<Tensor>,
+    pub max_sequence_length: Option<u32>,
+    /// Decode in spatial tiles (diffusers' `vae.enable_tiling()` defaults).
+    pub vae_tiling: bool,
+}
+
+/// Reads the configs a Wan job needs before its weights, with the engine's checks.
+pub fn check_configs(dir: &Path) -> Result<()> {
+    let transformer = WanTransformerConfig::load(&dir.join("transformer/config.json"))?;
+    let vae = WanVaeConfig::read(&dir.join("vae"))?;
+    check_channels(dir, &transformer, &vae)?;
+    WanSchedulerConfig::load(&dir.join("scheduler/scheduler_config.json"))?;
+    Ok(())
+}
+
+fn check_channels(dir: &Path, t: &WanTransformerConfig, vae: &WanVaeConfig) -> Result<()> {
+    if t.in_channels != vae.z_dim || t.out_channels != vae.z_dim {
+        return Err(Error::bad_input(format!(
+            "{}: the VAE has {} latent channels but the transformer takes {} and makes {}; the \
+             folder mixes models",
+            dir.display(),
+            vae.z_dim,
+            t.in_channels,
+            t.out_channels
+        )));
+    }
+    Ok(())
+}
+
+/// A loaded Wan text-to-video model (every component resident).
+pub struct WanPipeline {
+    dir: PathBuf,
+    tokenizer: T5Tokenizer,
+    text_encoder: Umt5Encoder,
+    transformer: WanTransformer,
+    vae: WanVae,
+    scheduler: WanSchedulerConfig,
+    device: Device,
+}
+
+impl WanPipeline {
+    pub fn load(opts: WanLoadOptions) -> Result<Self> {
+        let dir = opts.model_dir.clone();
+        let _span = tracing::info_span!("pipeline_load", model = %dir.display()).entered();
+        let scheduler = WanSchedulerConfig::load(&dir.join("scheduler/scheduler_config.json"))?;
+        let tokenizer = T5Tokenizer::from_dir(&dir.join("tokenizer"))?;
+        let (device, dtype, switches) = (&opts.device, opts.dtype, opts.switches);
+        let text_encoder = timed_load("text_encoder", || {
+            Umt5Encoder::load(&dir.join("text_encoder"), device, dtype, switches)
+        })?;
+        let transformer = timed_load("transformer", || {
+            WanTransformer::load(&dir.join("transformer"), device, dtype, switches)
+        })?;
+        let vae = timed_load("vae", || {
+            WanVae::load(&dir.join("vae"), device, dtype, false, switches)
+        })?;
+        check_channels(&dir, transformer.config(), vae.config())?;
+        Ok(Self {
+            dir,
+            tokenizer,
+            text_encoder,
+            transformer,
+            vae,
+            scheduler,
+            device: opts.device,
+        })
+    }
+
+    pub fn model_dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Latent channels (the shape `--init-latents` must have).
+    pub fn latent_channels(&self) -> usize {
+        self.transformer.config().in_channels
+    }
+
+    /// The clip's frames decoded: (1, 3, frames, height, width) in [-1, 1], f32.
+    pub fn generate(
+        &mut self,
+        req: &VideoRequest,
+        sink: &dyn ProgressSink,
+        cancel: &CancelToken,
+    ) -> Result<Tensor> {
+        let (frames, width, height) = (req.frames, req.width, req.height);
+        if frames == 0
+            || !(frames - 1).is_multiple_of(4)
+            || !width.is_multiple_of(16)
+            || !height.is_multiple_of(16)
+        {
+            return Err(Error::bad_input(format!(
+                "Wan makes 4n+1 frames at sides in multiples of 16, not {frames} frames at \
+                 {width}x{height}"
+            )));
+        }
+        let shape = (
+            1usize,
+            self.latent_channels(),
+            ((frames - 1) / 4 + 1) as usize,
+            (height / 8) as usize,
+            (width / 8) as usize,
+        );
+        let latents = match &req.init_latents {
+            Some(t) if t.dims() == [shape.0, shape.1, shape.2, shape.3, shape.4] => {
+                t.to_device(&self.device)?.to_dtype(DType::F32)?
+            }
+            Some(t) => {
+                return Err(Error::bad_input(format!(
+                    "--init-latents has shape {:?}; {frames} frames at {width}x{height} take \
+                     the noise {shape:?}",
+                    t.dims()
+                )));
+            }
+            None => SeededNoise::new(req.seed).randn(
+                &[shape.0, shape.1, shape.2, shape.3, shape.4],
+                &self.device,
+                DType::F32,
+            )?,
+        };
+        let guided = req.guidance > 1.0;
+        sink.emit(EngineEvent::Loading {
+            stage: "text_encoder".into(),
+        });
+        let max_len = req
+            .max_sequence_length
+            .map_or(MAX_SEQUENCE_LENGTH, |n| n as usize);
+        let (positive, negative) = stage("text_encoder", || {
+            let enc = &self.text_encoder;
+            let pos = prompt_embeds(enc, &self.tokenizer, &req.prompt, max_len)?;
+            let neg = if guided {
+                Some(prompt_embeds(enc, &self.tokenizer, &req.negative, max_len)?)
+            } else {
+                None
+            };
+            Ok((pos, neg))
+        })?;
+        check_cancel(cancel)?;
+        sink.emit(EngineEvent::Loading {
+            stage: "transformer".into(),
+        });
+        let latents = stage("denoise", || {
+            self.denoise(latents, &positive, negative.as_ref(), req, sink, cancel)
+        })?;
+        check_cancel(cancel)?;
+        sink.emit(EngineEvent::Loading {
+            stage: "vae".into(),
+        });
+        stage("vae_decode", || self.decode(&latents, req.vae_tiling))
+    }
+
+    fn denoise(
+        &self,
+        mut latents: Tensor,
+        positive: &Tensor,
+        negative: Option<&Tensor>,
+        req: &VideoRequest,
+        sink: &dyn ProgressSink,
+        cancel: &CancelToken,
+    ) -> Result<Tensor> {
+        let mut schedule = self.scheduler.build(req.steps as usize)?;
+        let timesteps = schedule.timesteps();
+        let total = timesteps.len() as u32;
+        let dtype = self.transformer.dtype();
+        let begin = Instant::now();
+        for (i, &t) in timesteps.iter().enumerate() {
+            check_cancel(cancel)?;
+            let input = latents.to_dtype(dtype)?;
+            let timestep = Tensor::new(&[t as f32], &self.device)?;
+            let cond = self
+                .transformer
+                .forward_watched(&input, &timestep, positive, cancel)?;
+            let velocity = match negative {
+                Some(neg) => {
+                    let uncond = self
+                        .transformer
+                        .forward_watched(&input, &timestep, neg, cancel)?;
+                    // noise_uncond + g * (noise_pred - noise_uncond), in the model's dtype.
+                    (&uncond + ((cond - &uncond)? * req.guidance)?)?
+                }
+                None => cond,
+            };
+            latents = schedule.step(&velocity, i, &latents)?;
+            emit_step(sink, i as u32 + 1, total, begin);
+        }
+        Ok(latents)
+    }
+
+    /// The transformer's latents de-normalised (`latents / (1/std) + mean`) and decoded.
+    fn decode(&self, latents: &Tensor, tiled: bool) -> Result<Tensor> {
+        let z = self.vae.denormalize(&latents.to_dtype(self.vae_dtype())?)?;
+        let video = if tiled {
+            let (tile, overlap) = self.vae.default_tiles();
+            self.vae.tiled_decode(&z, tile, overlap)?
+        } else {
+            self.vae.decode(&z)?
+        };
+        Ok(video.to_dtype(DType::F32)?)
+    }
+
+    fn vae_dtype(&self) -> DType {
+        self.transformer.dtype()
+    }
+}
