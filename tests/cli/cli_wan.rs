@@ -250,3 +250,66 @@ fn wan_bad_inputs_exit_2_with_nothing_written() {
     assert_refused(&sd, &["--frames", "5"], &["--frames", "video"]);
     assert_refused(&sd, &["--kind", "txt2vid"], &["video model"]);
 }
+
+/// Staged residency (each component loaded for its stage) makes the same frames.
+#[test]
+fn wan_staged_matches_diffusers_too() {
+    let clip = run_case("f5", &[("--residency", "staged")]);
+    let mad = frames_diff("f5", &clip.outputs[1..]);
+    assert!(mad <= parity::IMAGE_TOL_255, "staged: {mad}");
+}
+
+#[test]
+fn wan_plan_names_its_stages_and_writes_nothing() {
+    let run = Run::new();
+    let output = run
+        .command()
+        .arg("--model")
+        .arg(model())
+        .args(["--prompt", "x", "--plan", "--json", "--dtype", "f32"])
+        .args(["--width", "96", "--height", "64", "--frames", "9"])
+        .args(["--residency", "staged"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let plan: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let stages: Vec<&str> = plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["stage"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        stages,
+        [
+            "load text encoder",
+            "encode prompt (UMT5)",
+            "load transformer",
+            "denoise (transformer)",
+            "load vae",
+            "vae decode"
+        ],
+        "{plan}"
+    );
+    assert_eq!(plan["residency"], "staged", "{plan}");
+    assert!(run.files().is_empty());
+    // A budget nothing fits in: exit 2 with what would fit.
+    let output = run
+        .command()
+        .arg("--model")
+        .arg(model())
+        .args([
+            "--prompt",
+            "x",
+            "--plan",
+            "--json",
+            "--memory-budget",
+            "1MB",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("not enough memory"), "{stderr}");
+}

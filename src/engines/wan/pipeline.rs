@@ -3,7 +3,9 @@
 //! `max_sequence_length` (512); float32 noise (1, C, (F - 1)/4 + 1, H/8, W/8) drawn per seed (or
 //! given: `--init-latents`, as diffusers draws it); the scheduler over the transformer with
 //! classifier-free guidance `uncond + g (cond - uncond)`; the VAE's `latents_mean` / `latents_std`
-//! undone and the latents decoded (in spatial tiles when asked).
+//! undone and the latents decoded (in spatial tiles when asked). Staged residency loads each
+//! component for its stage and drops it after (the memory plan picks it when they do not fit
+//! together).
 //!
 //! A job without a negative prompt is guided by the empty prompt "", as WanPipeline does with
 //! `negative_prompt=None` (the long Chinese/English negative prompt of Wan's own scripts is only
@@ -23,6 +25,7 @@ use crate::engines::progress::{CancelToken, EngineEvent, ProgressSink};
 use crate::engines::sd::noise::{NoiseSource, SeededNoise};
 use crate::engines::stage::{check_cancel, emit_step, stage, timed_load};
 use crate::error::{Error, Result};
+use crate::vocab::Residency;
 
 /// What loading a Wan folder needs.
 #[derive(Debug, Clone)]
@@ -30,6 +33,7 @@ pub struct WanLoadOptions {
     pub model_dir: PathBuf,
     pub device: Device,
     pub dtype: DType,
+    pub residency: Residency,
     pub switches: EngineSwitches,
 }
 
@@ -75,15 +79,15 @@ fn check_channels(dir: &Path, t: &WanTransformerConfig, vae: &WanVaeConfig) -> R
     Ok(())
 }
 
-/// A loaded Wan text-to-video model (every component resident).
+/// A Wan text-to-video model: its components loaded (resident) or loaded per stage (staged).
 pub struct WanPipeline {
-    dir: PathBuf,
+    opts: WanLoadOptions,
     tokenizer: T5Tokenizer,
-    text_encoder: Umt5Encoder,
-    transformer: WanTransformer,
-    vae: WanVae,
+    config: WanTransformerConfig,
+    text_encoder: Option<Umt5Encoder>,
+    transformer: Option<WanTransformer>,
+    vae: Option<WanVae>,
     scheduler: WanSchedulerConfig,
-    device: Device,
 }
 
 impl WanPipeline {
@@ -92,35 +96,74 @@ impl WanPipeline {
         let _span = tracing::info_span!("pipeline_load", model = %dir.display()).entered();
         let scheduler = WanSchedulerConfig::load(&dir.join("scheduler/scheduler_config.json"))?;
         let tokenizer = T5Tokenizer::from_dir(&dir.join("tokenizer"))?;
-        let (device, dtype, switches) = (&opts.device, opts.dtype, opts.switches);
-        let text_encoder = timed_load("text_encoder", || {
-            Umt5Encoder::load(&dir.join("text_encoder"), device, dtype, switches)
-        })?;
-        let transformer = timed_load("transformer", || {
-            WanTransformer::load(&dir.join("transformer"), device, dtype, switches)
-        })?;
-        let vae = timed_load("vae", || {
-            WanVae::load(&dir.join("vae"), device, dtype, false, switches)
-        })?;
-        check_channels(&dir, transformer.config(), vae.config())?;
-        Ok(Self {
-            dir,
+        let config = WanTransformerConfig::load(&dir.join("transformer/config.json"))?;
+        check_channels(&dir, &config, &WanVaeConfig::read(&dir.join("vae"))?)?;
+        let mut pipeline = Self {
+            opts,
             tokenizer,
-            text_encoder,
-            transformer,
-            vae,
+            config,
+            text_encoder: None,
+            transformer: None,
+            vae: None,
             scheduler,
-            device: opts.device,
-        })
+        };
+        if pipeline.opts.residency == Residency::Resident {
+            pipeline.load_text_encoder()?;
+            pipeline.load_transformer()?;
+            pipeline.load_vae()?;
+        }
+        Ok(pipeline)
+    }
+
+    fn staged(&self) -> bool {
+        self.opts.residency != Residency::Resident
+    }
+
+    fn load_text_encoder(&mut self) -> Result<&Umt5Encoder> {
+        let o = &self.opts;
+        if self.text_encoder.is_none() {
+            let dir = o.model_dir.join("text_encoder");
+            let te = timed_load("text_encoder", || {
+                Umt5Encoder::load(&dir, &o.device, o.dtype, o.switches)
+            })?;
+            self.text_encoder = Some(te);
+        }
+        self.text_encoder
+            .as_ref()
+            .ok_or_else(|| Error::job_failed("internal: the text encoder did not load"))
+    }
+
+    fn load_transformer(&mut self) -> Result<()> {
+        let o = &self.opts;
+        if self.transformer.is_none() {
+            let dir = o.model_dir.join("transformer");
+            let t = timed_load("transformer", || {
+                WanTransformer::load(&dir, &o.device, o.dtype, o.switches)
+            })?;
+            self.transformer = Some(t);
+        }
+        Ok(())
+    }
+
+    fn load_vae(&mut self) -> Result<()> {
+        let o = &self.opts;
+        if self.vae.is_none() {
+            let dir = o.model_dir.join("vae");
+            let v = timed_load("vae", || {
+                WanVae::load(&dir, &o.device, o.dtype, false, o.switches)
+            })?;
+            self.vae = Some(v);
+        }
+        Ok(())
     }
 
     pub fn model_dir(&self) -> &Path {
-        &self.dir
+        &self.opts.model_dir
     }
 
     /// Latent channels (the shape `--init-latents` must have).
     pub fn latent_channels(&self) -> usize {
-        self.transformer.config().in_channels
+        self.config.in_channels
     }
 
     /// The clip's frames decoded: (1, 3, frames, height, width) in [-1, 1], f32.
@@ -148,9 +191,10 @@ impl WanPipeline {
             (height / 8) as usize,
             (width / 8) as usize,
         );
+        let device = self.opts.device.clone();
         let latents = match &req.init_latents {
             Some(t) if t.dims() == [shape.0, shape.1, shape.2, shape.3, shape.4] => {
-                t.to_device(&self.device)?.to_dtype(DType::F32)?
+                t.to_device(&device)?.to_dtype(DType::F32)?
             }
             Some(t) => {
                 return Err(Error::bad_input(format!(
@@ -161,7 +205,7 @@ impl WanPipeline {
             }
             None => SeededNoise::new(req.seed).randn(
                 &[shape.0, shape.1, shape.2, shape.3, shape.4],
-                &self.device,
+                &device,
                 DType::F32,
             )?,
         };
@@ -173,27 +217,42 @@ impl WanPipeline {
             .max_sequence_length
             .map_or(MAX_SEQUENCE_LENGTH, |n| n as usize);
         let (positive, negative) = stage("text_encoder", || {
-            let enc = &self.text_encoder;
-            let pos = prompt_embeds(enc, &self.tokenizer, &req.prompt, max_len)?;
+            self.load_text_encoder()?;
+            let (Some(enc), tok) = (&self.text_encoder, &self.tokenizer) else {
+                return Err(Error::job_failed("internal: the text encoder did not load"));
+            };
+            let pos = prompt_embeds(enc, tok, &req.prompt, max_len)?;
             let neg = if guided {
-                Some(prompt_embeds(enc, &self.tokenizer, &req.negative, max_len)?)
+                Some(prompt_embeds(enc, tok, &req.negative, max_len)?)
             } else {
                 None
             };
             Ok((pos, neg))
         })?;
+        if self.staged() {
+            self.text_encoder = None;
+        }
         check_cancel(cancel)?;
         sink.emit(EngineEvent::Loading {
             stage: "transformer".into(),
         });
+        self.load_transformer()?;
         let latents = stage("denoise", || {
             self.denoise(latents, &positive, negative.as_ref(), req, sink, cancel)
         })?;
+        if self.staged() {
+            self.transformer = None;
+        }
         check_cancel(cancel)?;
         sink.emit(EngineEvent::Loading {
             stage: "vae".into(),
         });
-        stage("vae_decode", || self.decode(&latents, req.vae_tiling))
+        self.load_vae()?;
+        let video = stage("vae_decode", || self.decode(&latents, req.vae_tiling));
+        if self.staged() {
+            self.vae = None;
+        }
+        video
     }
 
     fn denoise(
@@ -205,23 +264,22 @@ impl WanPipeline {
         sink: &dyn ProgressSink,
         cancel: &CancelToken,
     ) -> Result<Tensor> {
+        let Some(transformer) = &self.transformer else {
+            return Err(Error::job_failed("internal: the transformer did not load"));
+        };
         let mut schedule = self.scheduler.build(req.steps as usize)?;
         let timesteps = schedule.timesteps();
         let total = timesteps.len() as u32;
-        let dtype = self.transformer.dtype();
+        let dtype = transformer.dtype();
         let begin = Instant::now();
         for (i, &t) in timesteps.iter().enumerate() {
             check_cancel(cancel)?;
             let input = latents.to_dtype(dtype)?;
-            let timestep = Tensor::new(&[t as f32], &self.device)?;
-            let cond = self
-                .transformer
-                .forward_watched(&input, &timestep, positive, cancel)?;
+            let timestep = Tensor::new(&[t as f32], &self.opts.device)?;
+            let cond = transformer.forward_watched(&input, &timestep, positive, cancel)?;
             let velocity = match negative {
                 Some(neg) => {
-                    let uncond = self
-                        .transformer
-                        .forward_watched(&input, &timestep, neg, cancel)?;
+                    let uncond = transformer.forward_watched(&input, &timestep, neg, cancel)?;
                     // noise_uncond + g * (noise_pred - noise_uncond), in the model's dtype.
                     (&uncond + ((cond - &uncond)? * req.guidance)?)?
                 }
@@ -235,17 +293,16 @@ impl WanPipeline {
 
     /// The transformer's latents de-normalised (`latents / (1/std) + mean`) and decoded.
     fn decode(&self, latents: &Tensor, tiled: bool) -> Result<Tensor> {
-        let z = self.vae.denormalize(&latents.to_dtype(self.vae_dtype())?)?;
+        let Some(vae) = &self.vae else {
+            return Err(Error::job_failed("internal: the VAE did not load"));
+        };
+        let z = vae.denormalize(&latents.to_dtype(self.opts.dtype)?)?;
         let video = if tiled {
-            let (tile, overlap) = self.vae.default_tiles();
-            self.vae.tiled_decode(&z, tile, overlap)?
+            let (tile, overlap) = vae.default_tiles();
+            vae.tiled_decode(&z, tile, overlap)?
         } else {
-            self.vae.decode(&z)?
+            vae.decode(&z)?
         };
         Ok(video.to_dtype(DType::F32)?)
-    }
-
-    fn vae_dtype(&self) -> DType {
-        self.transformer.dtype()
     }
 }

@@ -120,6 +120,7 @@ impl Engine {
                 model_dir: path.to_path_buf(),
                 device: device.clone(),
                 dtype,
+                residency: what.residency,
                 switches,
             })?)),
         })

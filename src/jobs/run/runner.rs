@@ -121,7 +121,10 @@ impl JobRunner {
         }
         let dtype = (self.config.device.dtype)(filled.dtype)?;
         if filled.kind.makes_video() {
-            // The planner does not cover video yet: the job runs with the VAE tiling it asks.
+            // A job that cannot fit is refused now, before anything is queued or loaded.
+            if let Some(planner) = &self.config.planner {
+                planner.plan_video(&model.dir, &filled, dtype)?;
+            }
             return Ok(filled);
         }
         if !filled.kind.makes_images() {

@@ -197,6 +197,7 @@ impl JobSpec {
                 o.init_latents.clone_from(&p.init_latents);
                 o.max_sequence_length = p.max_sequence_length;
                 o.vae_tiling = p.vae_tiling;
+                o.residency = p.residency;
             }
         }
         o

@@ -57,6 +57,8 @@ pub struct VideoParams {
     pub max_sequence_length: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vae_tiling: Option<Toggle>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub residency: Option<ResidencyChoice>,
 }
 
 /// A diffusion image job.

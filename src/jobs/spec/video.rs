@@ -194,6 +194,7 @@ pub fn fill_video_spec(
             init_latents,
             max_sequence_length: asked.max_sequence_length.or(defaults.max_sequence_length),
             vae_tiling: asked.vae_tiling,
+            residency: asked.residency,
         }),
     })
 }

@@ -20,10 +20,10 @@ use crate::jobs::spec::latents_file::read_video_latents;
 use crate::jobs::spec::video::latent_frames;
 use crate::jobs::spec::{JobSpec, Params, VideoParams};
 use crate::jobs::store::JobRecord;
-use crate::vocab::Toggle;
+use crate::vocab::{Residency, ResidencyChoice, Toggle};
 
 use super::KindJob;
-use super::media_engine::{Start, cached_engine, media_start, run_evicting, wrong_engine};
+use super::media_engine::{Start, cached_engine_as, media_start, run_evicting, wrong_engine};
 
 pub(super) struct VideoJob;
 
@@ -39,7 +39,12 @@ impl KindJob for VideoJob {
     }
 }
 
-fn request(spec: &JobSpec, p: &VideoParams, channels: usize) -> crate::Result<VideoRequest> {
+fn request(
+    spec: &JobSpec,
+    p: &VideoParams,
+    channels: usize,
+    vae_tiling: bool,
+) -> crate::Result<VideoRequest> {
     let init_latents = match &p.init_latents {
         Some(path) => Some(read_video_latents(
             path,
@@ -61,7 +66,7 @@ fn request(spec: &JobSpec, p: &VideoParams, channels: usize) -> crate::Result<Vi
         seed: spec.seed.unwrap_or(0),
         init_latents,
         max_sequence_length: p.max_sequence_length,
-        vae_tiling: p.vae_tiling == Some(Toggle::On),
+        vae_tiling,
     })
 }
 
@@ -81,19 +86,33 @@ fn video_job(
         Start::Finished(outcome) => return Ok(outcome),
         Start::Run(start) => start,
     };
-    let engine = cached_engine(
+    // The plan again now (memory may have changed since the job was queued): residency and
+    // tiling; without a planner, the job's own choices (resident unless staged is asked).
+    let (residency, tiled) = match &w.config.planner {
+        Some(planner) => {
+            let plan = planner.plan_video(&start.model.dir, spec, start.dtype)?;
+            (plan.residency, plan.vae_tiling)
+        }
+        None => (
+            p.residency
+                .and_then(ResidencyChoice::forced)
+                .unwrap_or(Residency::Resident),
+            p.vae_tiling == Some(Toggle::On),
+        ),
+    };
+    let engine = cached_engine_as(
         &mut w.cache,
         &w.shared,
         &w.config,
         id,
         &start.model,
-        start.dtype,
+        (start.dtype, residency),
         timings,
     )?;
     let Engine::Wan(wan) = engine else {
         return Err(wrong_engine(&start.model, engine));
     };
-    let req = request(spec, p, wan.latent_channels())?;
+    let req = request(spec, p, wan.latent_channels(), tiled)?;
     if cancel.is_cancelled() {
         return Err(crate::Error::Cancelled);
     }
