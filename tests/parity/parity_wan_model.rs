@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
 use pallaidium::engines::EngineSwitches;
+use pallaidium::engines::nn::text::t5;
 use pallaidium::engines::wan::text::{T5Tokenizer, Umt5Encoder, prompt_embeds};
 use pallaidium::engines::wan::transformer::WanTransformer;
 
@@ -72,6 +73,35 @@ fn wan_umt5_matches_transformers() {
     let short = enc.encode(&long[..5]).unwrap();
     let full = enc.encode(&long).unwrap().narrow(1, 0, 5).unwrap();
     assert!(rel_diff(&short, &full) > 100.0 * TENSOR_REL_TOL);
+}
+
+#[test]
+fn wan_umt5_gguf_matches_transformers_on_the_dequantized_weights() {
+    let r = refs();
+    let config = t5::load_config(&dir().join("text_encoder/config.json")).unwrap();
+    let path = dir().join("gguf/umt5-encoder-Q8_0.gguf");
+    let enc = Umt5Encoder::load_gguf(&path, &config, &Device::Cpu, DType::F32).unwrap();
+    let ids = ids(get(&r, "umt5.ids_long"));
+    let ours = enc.encode(&ids).unwrap();
+    assert_close(
+        "umt5 gguf",
+        &ours,
+        get(&r, "umt5_gguf.hidden_long"),
+        TENSOR_REL_TOL,
+    );
+    // Quantization moves the output past the tolerance: the reference is not the f32 one.
+    let dense = get(&r, "umt5.hidden_long");
+    assert!(rel_diff(&ours, dense) > 10.0 * TENSOR_REL_TOL);
+    // A config with another block count names the file and the key.
+    let mut three = config.clone();
+    three.num_layers = 3;
+    let err = Umt5Encoder::load_gguf(&path, &three, &Device::Cpu, DType::F32)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("umt5-encoder-Q8_0.gguf") && err.contains("num_layers"),
+        "{err}"
+    );
 }
 
 #[test]
