@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Device, Tensor};
 use pallaidium::engines::EngineSwitches;
 use pallaidium::engines::nn::text::t5;
+use pallaidium::engines::progress::CancelToken;
 use pallaidium::engines::wan::text::{T5Tokenizer, Umt5Encoder, prompt_embeds};
 use pallaidium::engines::wan::transformer::WanTransformer;
 
@@ -181,5 +182,47 @@ fn wan_transformer_refuses_bad_shapes() {
     ] {
         let err = result.err().unwrap_or_else(|| panic!("{what}: accepted"));
         assert!(err.to_string().contains("Wan transformer"), "{what}: {err}");
+    }
+}
+
+/// Wan 2.1 image-to-video transformers (tests/fixtures/wan-i2v-tiny, make_wan.py's
+/// `i2v_references`): the CLIP image embedder and the cross-attention's image keys/values, and
+/// FLF2V's position embedding over the first and last frames' image tokens.
+#[test]
+fn wan_i2v_transformers_match_diffusers() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/wan-i2v-tiny");
+    let r = reference_tensors(&root.join("reference.safetensors"));
+    let latents = get(&r, "i2v.latents");
+    let text = get(&r, "i2v.text");
+    let t = get(&r, "i2v.t");
+    let cancel = CancelToken::new();
+    for (key, sub) in [("i2v", "transformer"), ("flf2v", "transformer_flf2v")] {
+        let model = WanTransformer::load(
+            &root.join(sub),
+            &Device::Cpu,
+            DType::F32,
+            EngineSwitches::default(),
+        )
+        .unwrap();
+        let want = get(&r, &format!("{key}.out"));
+        let run = |image: &Tensor| {
+            model
+                .forward_image_watched(latents, t, text, Some(image), &cancel)
+                .unwrap()
+        };
+        let ours = run(get(&r, &format!("{key}.image")));
+        assert_close(key, &ours, want, TENSOR_REL_TOL);
+        let other = run(get(&r, &format!("{key}.other_image")));
+        assert_close(
+            &format!("{key} other image"),
+            &other,
+            get(&r, &format!("{key}.out_image")),
+            TENSOR_REL_TOL,
+        );
+        let moved = rel_diff(&other, want);
+        assert!(moved > 100.0 * TENSOR_REL_TOL, "{key}: moved {moved}");
+        // Without the image features the model refuses to run.
+        let err = model.forward(latents, t, text).unwrap_err().to_string();
+        assert!(err.contains("image features"), "{err}");
     }
 }

@@ -39,7 +39,16 @@ fn rms_norm(xs: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
         .to_dtype(xs.dtype())
 }
 
-/// diffusers' WanAttention (no image keys/values).
+/// Wan 2.1 I2V's image keys and values in the cross-attention.
+#[derive(Debug, Clone)]
+pub struct AddedKv {
+    pub add_k_proj: Linear,
+    pub add_v_proj: Linear,
+    /// RMSNorm weight of the image keys, over heads * d (f32).
+    pub norm_added_k: Tensor,
+}
+
+/// diffusers' WanAttention.
 #[derive(Debug, Clone)]
 pub struct Attention {
     pub to_q: Linear,
@@ -49,47 +58,71 @@ pub struct Attention {
     /// RMSNorm weights over heads * d (f32), when `qk_norm`.
     pub norm_q: Option<Tensor>,
     pub norm_k: Option<Tensor>,
+    /// The image keys/values (cross-attention of an I2V model).
+    pub added: Option<AddedKv>,
+}
+
+/// Scaled dot-product attention per head: `q` (b, heads, n, d) over `k`, `v` (b, heads, m, d);
+/// (b, n, heads * d) out.
+fn attend(q: &Tensor, k: &Tensor, v: &Tensor, run: AttentionRun) -> Result<Tensor> {
+    let (b, heads, n, d) = q.dims4()?;
+    let m = k.dim(2)?;
+    let q = (q.reshape((b * heads, n, d))? * (d as f64).powf(-0.5))?;
+    let k = k.reshape((b * heads, m, d))?;
+    let v = v.reshape((b * heads, m, d))?;
+    let out = attention_heads(&q, &k, &v, true, run.mode, run.fast)?;
+    out.reshape((b, heads, n, d))?
+        .transpose(1, 2)?
+        .contiguous()?
+        .reshape((b, n, heads * d))
 }
 
 impl Attention {
     /// `x` (b, n, dim) attending to `context` (b, m, dim) (itself for self-attention), rotary
-    /// positions on queries and keys when `rope` is given.
+    /// positions on queries and keys when `rope` is given; the image tokens (b, k, dim) too
+    /// when the layer has image keys/values.
     fn forward(
         &self,
         x: &Tensor,
         context: &Tensor,
+        image: Option<&Tensor>,
         rope: Option<&RopeTables>,
-        heads: usize,
-        eps: f64,
-        run: AttentionRun,
+        c: &BlockInputs,
     ) -> Result<Tensor> {
-        let (b, n, _) = x.dims3()?;
-        let m = context.dim(1)?;
-        let norm = |t: Tensor, w: &Option<Tensor>| match w {
-            Some(w) => rms_norm(&t, w, eps),
-            None => Ok(t),
+        let b = x.dim(0)?;
+        let inner = self.to_q.out_dim()?;
+        let d = inner / c.heads;
+        // (b, len, heads * d) -> (b, heads, len, d), RMS-normed across heads first when given.
+        let heads = |t: Tensor, norm: Option<&Tensor>| -> Result<Tensor> {
+            let t = match norm {
+                Some(w) => rms_norm(&t, w, c.eps)?,
+                None => t,
+            };
+            let len = t.dim(1)?;
+            t.reshape((b, len, c.heads, d))?
+                .transpose(1, 2)?
+                .contiguous()
         };
-        let q = norm(self.to_q.forward(x)?, &self.norm_q)?;
-        let k = norm(self.to_k.forward(context)?, &self.norm_k)?;
-        let v = self.to_v.forward(context)?;
-        let inner = q.dim(2)?;
-        let d = inner / heads;
-        let split = |t: &Tensor, len: usize| -> Result<Tensor> {
-            t.reshape((b, len, heads, d))?.transpose(1, 2)?.contiguous()
-        };
-        let (mut q, mut k, v) = (split(&q, n)?, split(&k, m)?, split(&v, m)?);
+        let mut q = heads(self.to_q.forward(x)?, self.norm_q.as_ref())?;
+        let mut k = heads(self.to_k.forward(context)?, self.norm_k.as_ref())?;
+        let v = heads(self.to_v.forward(context)?, None)?;
         if let Some(rope) = rope {
             q = rope.apply(&q)?;
             k = rope.apply(&k)?;
         }
-        let rows = |t: &Tensor, len: usize| t.reshape((b * heads, len, d));
-        let q = (rows(&q, n)? * (d as f64).powf(-0.5))?;
-        let out = attention_heads(&q, &rows(&k, m)?, &rows(&v, m)?, true, run.mode, run.fast)?;
-        let out = out
-            .reshape((b, heads, n, d))?
-            .transpose(1, 2)?
-            .contiguous()?
-            .reshape((b, n, inner))?;
+        let mut out = attend(&q, &k, &v, c.run)?;
+        match (&self.added, image) {
+            (Some(added), Some(image)) => {
+                let k_img = heads(added.add_k_proj.forward(image)?, Some(&added.norm_added_k))?;
+                let v_img = heads(added.add_v_proj.forward(image)?, None)?;
+                out = (out + attend(&q, &k_img, &v_img, c.run)?)?;
+            }
+            (Some(_), None) => candle_core::bail!(
+                "this Wan transformer attends to image features (Wan 2.1 image-to-video) but \
+                 none were given"
+            ),
+            (None, _) => {}
+        }
         self.to_out.forward(&out)
     }
 }
@@ -114,6 +147,8 @@ pub struct BlockInputs<'a> {
     pub text: &'a Tensor,
     /// (b, t, 6, dim) f32: the condition embedder's `timestep_proj`.
     pub proj: &'a Tensor,
+    /// (b, k, dim) the embedded image features (Wan 2.1 I2V).
+    pub image: Option<&'a Tensor>,
     pub rope: &'a RopeTables,
     pub heads: usize,
     pub eps: f64,
@@ -139,15 +174,13 @@ impl Block {
         let normed = modulate(x, &m[0], &m[1])?;
         let attn = self
             .attn1
-            .forward(&normed, &normed, Some(c.rope), c.heads, c.eps, c.run)?;
+            .forward(&normed, &normed, None, Some(c.rope), c)?;
         let x = gated(x, &attn, &m[2])?;
         let normed = match &self.norm2 {
             Some(affine) => layer_norm(&x, c.eps, Some(affine))?.to_dtype(dtype)?,
             None => x.clone(),
         };
-        let attn = self
-            .attn2
-            .forward(&normed, c.text, None, c.heads, c.eps, c.run)?;
+        let attn = self.attn2.forward(&normed, c.text, c.image, None, c)?;
         let x = (x + attn)?;
         let normed = modulate(&x, &m[3], &m[4])?;
         let ff = self

@@ -1,7 +1,8 @@
 //! `transformer/config.json` of a Wan model (diffusers' WanTransformer3DModel), with diffusers'
 //! defaults for missing keys (Wan 2.1 14B's shape) and checked: every size the transformer
-//! divides or indexes by, refused by key otherwise. The image-conditioned variants (Wan 2.1 I2V:
-//! `image_dim`, `added_kv_proj_dim`) are refused for now.
+//! divides or indexes by, refused by key otherwise. Wan 2.1 image-to-video's keys (`image_dim`,
+//! `added_kv_proj_dim`, FLF2V's `pos_embed_seq_len`) add its CLIP image embedder and image
+//! keys/values.
 
 use std::path::Path;
 
@@ -54,6 +55,12 @@ pub struct WanTransformerConfig {
     pub eps: f64,
     /// Positions per axis the rotary tables cover.
     pub rope_max_seq_len: usize,
+    /// Width of the CLIP image features (1280, Wan 2.1 I2V): the model has an image embedder.
+    pub image_dim: Option<usize>,
+    /// Input width of the cross-attention's image keys/values (the model width in Wan 2.1 I2V).
+    pub added_kv_proj_dim: Option<usize>,
+    /// FLF2V: a learned position embedding over the first and last frames' image tokens.
+    pub pos_embed_seq_len: Option<usize>,
 }
 
 impl WanTransformerConfig {
@@ -72,15 +79,6 @@ impl WanTransformerConfig {
     /// Parses and checks a config.json's text; errors are reasons naming the key.
     pub fn from_json(text: &str) -> std::result::Result<Self, String> {
         let raw: RawConfig = serde_json::from_str(text).map_err(|e| e.to_string())?;
-        if let Some(dim) = raw.image_dim {
-            return Err(unsupported("image_dim", dim) + " (Wan 2.1 image-to-video)");
-        }
-        if let Some(dim) = raw.added_kv_proj_dim {
-            return Err(unsupported("added_kv_proj_dim", dim) + " (Wan 2.1 image-to-video)");
-        }
-        if let Some(len) = raw.pos_embed_seq_len {
-            return Err(unsupported("pos_embed_seq_len", len));
-        }
         let patch = raw.patch_size.unwrap_or_else(|| vec![1, 2, 2]);
         let patch_size: [usize; 3] = patch
             .as_slice()
@@ -105,6 +103,9 @@ impl WanTransformerConfig {
             qk_norm,
             eps: raw.eps.unwrap_or(1e-6),
             rope_max_seq_len: raw.rope_max_seq_len.unwrap_or(1024),
+            image_dim: raw.image_dim,
+            added_kv_proj_dim: raw.added_kv_proj_dim,
+            pos_embed_seq_len: raw.pos_embed_seq_len,
         };
         check::positive(&[
             ("num_attention_heads", c.num_attention_heads),
@@ -117,6 +118,18 @@ impl WanTransformerConfig {
             ("rope_max_seq_len", c.rope_max_seq_len),
         ])?;
         check::all_positive("patch_size", &c.patch_size)?;
+        for (key, value) in [
+            ("image_dim", c.image_dim),
+            ("added_kv_proj_dim", c.added_kv_proj_dim),
+            ("pos_embed_seq_len", c.pos_embed_seq_len),
+        ] {
+            if let Some(v) = value {
+                check::positive(&[(key, v)])?;
+            }
+        }
+        if c.pos_embed_seq_len.is_some() && c.image_dim.is_none() {
+            return Err("`pos_embed_seq_len` is set without `image_dim`".to_string());
+        }
         check::positive_float("eps", c.eps)?;
         if c.freq_dim < 2 || !c.freq_dim.is_multiple_of(2) {
             return Err(format!(
@@ -163,7 +176,8 @@ mod tests {
             (r#"{"patch_size": [1, 2]}"#, "`patch_size`"),
             (r#"{"freq_dim": 3}"#, "`freq_dim` = 3"),
             (r#"{"attention_head_dim": 4}"#, "`attention_head_dim` = 4"),
-            (r#"{"image_dim": 1280}"#, "image_dim"),
+            (r#"{"image_dim": 0}"#, "`image_dim` = 0"),
+            (r#"{"pos_embed_seq_len": 514}"#, "without `image_dim`"),
             (r#"{"qk_norm": "layer_norm"}"#, "qk_norm"),
         ] {
             let err = WanTransformerConfig::from_json(json).unwrap_err();

@@ -4,8 +4,10 @@
 
 use candle_core::{DType, Device, Module, Result, Tensor};
 
+use super::blocks::layer_norm;
 use crate::engines::flux::transformer::embeddings::sinusoidal;
 use crate::engines::flux::transformer::linear::Linear;
+use crate::engines::nn::activation::gelu_erf;
 use crate::engines::nn::rotary::{MultiAxisRope, RopeTables};
 
 /// The rotary base diffusers uses for Wan.
@@ -72,6 +74,8 @@ pub struct ConditionEmbedder {
     pub time_proj: Linear,
     /// PixArtAlphaTextProjection with tanh-GELU.
     pub text_embedder: TwoLayer,
+    /// Wan 2.1 I2V's CLIP image embedder.
+    pub image_embedder: Option<ImageEmbedder>,
     pub freq_dim: usize,
 }
 
@@ -108,6 +112,47 @@ impl ConditionEmbedder {
         let tx = &self.text_embedder;
         let text = tx.linear_2.forward(&tx.linear_1.forward(text)?.gelu()?)?;
         Ok(Conditions { temb, proj, text })
+    }
+}
+
+/// diffusers' FP32LayerNorm default eps (the image embedder's norms).
+const IMAGE_NORM_EPS: f64 = 1e-5;
+
+/// Wan 2.1 I2V's WanImageEmbedding: CLIP image features through LayerNorm, a GELU (erf) MLP and
+/// LayerNorm to the model width; FLF2V adds a position embedding over the two frames' tokens.
+#[derive(Debug, Clone)]
+pub struct ImageEmbedder {
+    /// (weight, bias) in f32.
+    pub norm1: (Tensor, Tensor),
+    pub ff_in: Linear,
+    pub ff_out: Linear,
+    pub norm2: (Tensor, Tensor),
+    /// (1, 2 * tokens, image_dim) f32.
+    pub pos_embed: Option<Tensor>,
+}
+
+impl ImageEmbedder {
+    /// `image` (n, tokens, image_dim) -> (n, tokens, dim) in `dtype`; with a position embedding
+    /// each pair of images (first and last frame) becomes one (n / 2, 2 * tokens, dim).
+    pub fn forward(&self, image: &Tensor, dtype: DType) -> Result<Tensor> {
+        let mut x = image.to_dtype(DType::F32)?;
+        if let Some(pos) = &self.pos_embed {
+            let (n, tokens, width) = x.dims3()?;
+            if !n.is_multiple_of(2) || 2 * tokens != pos.dim(1)? {
+                candle_core::bail!(
+                    "image features {:?}: this model (pos_embed_seq_len {}) takes pairs of \
+                     images (first and last frame) of {} tokens each",
+                    x.dims(),
+                    pos.dim(1)?,
+                    pos.dim(1)? / 2
+                );
+            }
+            x = x.reshape((n / 2, 2 * tokens, width))?.broadcast_add(pos)?;
+        }
+        let normed = layer_norm(&x, IMAGE_NORM_EPS, Some(&self.norm1))?.to_dtype(dtype)?;
+        let hidden = gelu_erf(&self.ff_in.forward(&normed)?)?;
+        let out = self.ff_out.forward(&hidden)?;
+        layer_norm(&out, IMAGE_NORM_EPS, Some(&self.norm2))?.to_dtype(dtype)
     }
 }
 

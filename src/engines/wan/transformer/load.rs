@@ -7,9 +7,9 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 
 use super::WanTransformer;
-use super::blocks::{Attention, AttentionRun, Block};
+use super::blocks::{AddedKv, Attention, AttentionRun, Block};
 use super::config::WanTransformerConfig;
-use super::embed::{ConditionEmbedder, TwoLayer};
+use super::embed::{ConditionEmbedder, ImageEmbedder, TwoLayer};
 use crate::engines::EngineSwitches;
 use crate::engines::flux::transformer::linear::{Linear, Weight};
 use crate::engines::nn::attention::AttentionMode;
@@ -34,8 +34,53 @@ fn two_layer(vb: &VarBuilder, name: &str, dims: [usize; 3], fast: bool) -> R<Two
     })
 }
 
-fn attention(vb: &VarBuilder, c: &WanTransformerConfig, fast: bool) -> R<Attention> {
+/// `name.weight` and `name.bias` (len) in f32 (diffusers' FP32LayerNorm).
+fn norm_affine(vb: &VarBuilder, name: &str, len: usize) -> R<(Tensor, Tensor)> {
+    let vb = vb.clone().set_dtype(DType::F32).pp(name);
+    Ok((vb.get(len, "weight")?, vb.get(len, "bias")?))
+}
+
+fn image_embedder(
+    vb: &VarBuilder,
+    c: &WanTransformerConfig,
+    fast: bool,
+) -> R<Option<ImageEmbedder>> {
+    let Some(image_dim) = c.image_dim else {
+        return Ok(None);
+    };
     let d = c.inner_dim();
+    let pos_embed = match c.pos_embed_seq_len {
+        Some(len) => Some(
+            vb.clone()
+                .set_dtype(DType::F32)
+                .get((1, len, image_dim), "pos_embed")?,
+        ),
+        None => None,
+    };
+    Ok(Some(ImageEmbedder {
+        norm1: norm_affine(vb, "norm1", image_dim)?,
+        ff_in: linear(vb, "ff.net.0.proj", (image_dim, image_dim), fast)?,
+        ff_out: linear(vb, "ff.net.2", (image_dim, d), fast)?,
+        norm2: norm_affine(vb, "norm2", d)?,
+        pos_embed,
+    }))
+}
+
+fn attention(
+    vb: &VarBuilder,
+    c: &WanTransformerConfig,
+    added_kv: Option<usize>,
+    fast: bool,
+) -> R<Attention> {
+    let d = c.inner_dim();
+    let added = match added_kv {
+        Some(width) => Some(AddedKv {
+            add_k_proj: linear(vb, "add_k_proj", (width, d), fast)?,
+            add_v_proj: linear(vb, "add_v_proj", (width, d), fast)?,
+            norm_added_k: vb.get(d, "norm_added_k.weight")?.to_dtype(DType::F32)?,
+        }),
+        None => None,
+    };
     let norm = |name: &str| -> R<Option<Tensor>> {
         if c.qk_norm {
             Ok(Some(
@@ -52,6 +97,7 @@ fn attention(vb: &VarBuilder, c: &WanTransformerConfig, fast: bool) -> R<Attenti
         to_out: linear(vb, "to_out.0", (d, d), fast)?,
         norm_q: norm("norm_q")?,
         norm_k: norm("norm_k")?,
+        added,
     })
 }
 
@@ -59,13 +105,13 @@ fn block(vb: &VarBuilder, c: &WanTransformerConfig, fast: bool) -> R<Block> {
     let d = c.inner_dim();
     let f32s = vb.clone().set_dtype(DType::F32);
     let norm2 = if c.cross_attn_norm {
-        Some((f32s.get(d, "norm2.weight")?, f32s.get(d, "norm2.bias")?))
+        Some(norm_affine(vb, "norm2", d)?)
     } else {
         None
     };
     Ok(Block {
-        attn1: attention(&vb.pp("attn1"), c, fast)?,
-        attn2: attention(&vb.pp("attn2"), c, fast)?,
+        attn1: attention(&vb.pp("attn1"), c, None, fast)?,
+        attn2: attention(&vb.pp("attn2"), c, c.added_kv_proj_dim, fast)?,
         norm2,
         ffn_in: linear(vb, "ffn.net.0.proj", (d, c.ffn_dim), fast)?,
         ffn_out: linear(vb, "ffn.net.2", (c.ffn_dim, d), fast)?,
@@ -102,6 +148,7 @@ pub fn load(
             )?,
             time_proj: linear(&ce, "time_proj", (d, 6 * d), fast)?,
             text_embedder: two_layer(&ce, "text_embedder", [c.text_dim, d, d], fast)?,
+            image_embedder: image_embedder(&ce.pp("image_embedder"), c, fast)?,
             freq_dim: c.freq_dim,
         };
         let blocks = (0..c.num_layers)

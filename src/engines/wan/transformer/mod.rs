@@ -87,7 +87,23 @@ impl WanTransformer {
         text: &Tensor,
         cancel: &CancelToken,
     ) -> Result<Tensor> {
+        self.forward_image_watched(latents, timestep, text, None, cancel)
+    }
+
+    /// `forward_watched` with Wan 2.1 image-to-video's CLIP image features: `image`
+    /// (b, tokens, image_dim), the image encoder's `hidden_states[-2]` (257 tokens); FLF2V
+    /// (`pos_embed_seq_len`) takes (2b, tokens, image_dim), each item's first then last frame.
+    /// A model with an image embedder needs them, one without refuses them.
+    pub fn forward_image_watched(
+        &self,
+        latents: &Tensor,
+        timestep: &Tensor,
+        text: &Tensor,
+        image: Option<&Tensor>,
+        cancel: &CancelToken,
+    ) -> Result<Tensor> {
         let grid = self.check_inputs(latents, timestep, text)?;
+        self.check_image(latents.dim(0)?, image)?;
         let _span = tracing::debug_span!("wan_transformer").entered();
         let c = &self.config;
         let latents = latents.to_device(&self.device)?.to_dtype(self.dtype)?;
@@ -96,9 +112,17 @@ impl WanTransformer {
         let timestep = timestep.to_device(&self.device)?.to_dtype(DType::F32)?;
         let text = text.to_device(&self.device)?.to_dtype(self.dtype)?;
         let cond = self.condition.forward(&timestep, &text)?;
+        let image = match (&self.condition.image_embedder, image) {
+            (Some(embedder), Some(image)) => {
+                let image = image.to_device(&self.device)?;
+                Some(embedder.forward(&image, self.dtype)?)
+            }
+            _ => None,
+        };
         let rope = rope_tables(c.rope_axes(), grid, &self.device)?;
         let inputs = BlockInputs {
             text: &cond.text,
+            image: image.as_ref(),
             proj: &cond.proj,
             rope: &rope,
             heads: c.num_attention_heads,
@@ -116,6 +140,35 @@ impl WanTransformer {
             .to_dtype(self.dtype)?;
         let out = self.proj_out.forward(&x)?;
         Ok(unpatchify(&out, c.out_channels, c.patch_size, grid)?)
+    }
+
+    /// Refuses image features the model has no embedder for, or a missing or misshapen one.
+    fn check_image(&self, b: usize, image: Option<&Tensor>) -> Result<()> {
+        let c = &self.config;
+        let bad = |why: String| Error::bad_input(format!("Wan transformer: {why}"));
+        match (c.image_dim, image) {
+            (None, None) => Ok(()),
+            (None, Some(_)) => Err(bad(
+                "image features were given to a model without an image embedder (`image_dim`)"
+                    .into(),
+            )),
+            (Some(_), None) => Err(bad(
+                "this model (Wan 2.1 image-to-video) needs the CLIP image features".into(),
+            )),
+            (Some(width), Some(image)) => {
+                let n = if c.pos_embed_seq_len.is_some() {
+                    2 * b
+                } else {
+                    b
+                };
+                match image.dims() {
+                    &[ib, tokens, w] if ib == n && tokens > 0 && w == width => Ok(()),
+                    dims => Err(bad(format!(
+                        "image features {dims:?}; expected ({n}, tokens, {width})"
+                    ))),
+                }
+            }
+        }
     }
 
     /// Refuses inputs whose shapes disagree with the config or with each other; the patch grid
