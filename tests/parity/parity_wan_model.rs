@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
 use pallaidium::engines::EngineSwitches;
-use pallaidium::engines::nn::text::t5;
+use pallaidium::engines::nn::text::{t5, umt5};
 use pallaidium::engines::progress::CancelToken;
 use pallaidium::engines::wan::text::{T5Tokenizer, Umt5Encoder, prompt_embeds};
 use pallaidium::engines::wan::transformer::WanTransformer;
@@ -81,28 +81,36 @@ fn wan_umt5_gguf_matches_transformers_on_the_dequantized_weights() {
     let r = refs();
     let config = t5::load_config(&dir().join("text_encoder/config.json")).unwrap();
     let path = dir().join("gguf/umt5-encoder-Q8_0.gguf");
-    let enc = Umt5Encoder::load_gguf(&path, &config, &Device::Cpu, DType::F32).unwrap();
     let ids = ids(get(&r, "umt5.ids_long"));
-    let ours = enc.encode(&ids).unwrap();
-    assert_close(
-        "umt5 gguf",
-        &ours,
-        get(&r, "umt5_gguf.hidden_long"),
-        TENSOR_REL_TOL,
-    );
+    let want = get(&r, "umt5_gguf.hidden_long");
+    // Kept quantized (Wan's loader) and dequantized at load (nn::text::umt5).
+    let kept = Umt5Encoder::load_gguf(&path, &config, &Device::Cpu, DType::F32).unwrap();
+    let ours = kept.encode(&ids).unwrap();
+    assert_close("umt5 gguf, kept quantized", &ours, want, TENSOR_REL_TOL);
+    let dense = umt5::Umt5Encoder::load_gguf(&path, &config, &Device::Cpu, DType::F32).unwrap();
+    let ours_dense = dense.encode(&ids).unwrap();
+    assert_close("umt5 gguf, dequantized", &ours_dense, want, TENSOR_REL_TOL);
     // Quantization moves the output past the tolerance: the reference is not the f32 one.
-    let dense = get(&r, "umt5.hidden_long");
-    assert!(rel_diff(&ours, dense) > 10.0 * TENSOR_REL_TOL);
+    let f32_ref = get(&r, "umt5.hidden_long");
+    assert!(rel_diff(&ours, f32_ref) > 10.0 * TENSOR_REL_TOL);
     // A config with another block count names the file and the key.
     let mut three = config.clone();
     three.num_layers = 3;
-    let err = Umt5Encoder::load_gguf(&path, &three, &Device::Cpu, DType::F32)
+    let err = umt5::Umt5Encoder::load_gguf(&path, &three, &Device::Cpu, DType::F32)
         .unwrap_err()
         .to_string();
     assert!(
         err.contains("umt5-encoder-Q8_0.gguf") && err.contains("num_layers"),
         "{err}"
     );
+    // A T5 GGUF (one relative bias, FLUX's) is refused naming the missing per-layer bias.
+    let flux = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/flux-schnell-tiny");
+    let t5_config = t5::load_config(&flux.join("text_encoder_2/config.json")).unwrap();
+    let t5_gguf = flux.join("gguf/t5-encoder-Q8_0.gguf");
+    let err = Umt5Encoder::load_gguf(&t5_gguf, &t5_config, &Device::Cpu, DType::F32)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("enc.blk.1.attn_rel_b"), "{err}");
 }
 
 #[test]

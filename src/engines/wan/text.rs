@@ -1,12 +1,85 @@
-//! Wan's prompt encoding: the UMT5 encoder of `text_encoder/` (`nn::text::umt5`) and the T5
-//! tokenizer of `tokenizer/` (FLUX's `T5Tokenizer`, the same tokenizer.json format), used as
-//! diffusers' `WanPipeline._get_t5_prompt_embeds` uses them.
+//! Wan's prompt encoding: the UMT5 encoder of `text_encoder/` (`nn::text::umt5`, or a GGUF kept
+//! quantized, `nn::text::t5_quantized`) and the T5 tokenizer of `tokenizer/` (FLUX's
+//! `T5Tokenizer`, the same tokenizer.json format), used as diffusers'
+//! `WanPipeline._get_t5_prompt_embeds` uses them.
 
-use candle_core::Tensor;
+use std::path::Path;
 
+use candle_core::{DType, Device, Tensor};
+
+use crate::engines::EngineSwitches;
 pub use crate::engines::flux::tokenizer::T5Tokenizer;
-pub use crate::engines::nn::text::umt5::Umt5Encoder;
+use crate::engines::nn::text::t5::{T5Config, T5Encoder};
+use crate::engines::nn::text::t5_quantized::QuantizedT5Encoder;
+use crate::engines::nn::text::umt5;
 use crate::error::{Error, Result};
+
+/// Wan's UMT5 text encoder: the folder's safetensors, or a llama.cpp/city96 GGUF whose matrices
+/// stay quantized in memory (each dequantized for its one matmul).
+#[derive(Debug)]
+pub struct Umt5Encoder {
+    inner: Inner,
+}
+
+#[derive(Debug)]
+enum Inner {
+    Dense(umt5::Umt5Encoder),
+    Quantized(QuantizedT5Encoder),
+}
+
+impl Umt5Encoder {
+    /// `dir` = the model's `text_encoder/` (config.json + safetensors, sharded or not); f16 is
+    /// widened to f32 (T5's activations overflow it).
+    pub fn load(
+        dir: &Path,
+        device: &Device,
+        dtype: DType,
+        switches: EngineSwitches,
+    ) -> Result<Self> {
+        Ok(Self {
+            inner: Inner::Dense(umt5::Umt5Encoder::load(dir, device, dtype, switches)?),
+        })
+    }
+
+    /// A UMT5 encoder GGUF (`enc.blk.N.attn_rel_b` in every block) with `config` (the model's
+    /// `text_encoder/config.json`, `nn::text::t5::load_config`), its matrices kept quantized;
+    /// computing in `dtype` (f16 widened to f32).
+    pub fn load_gguf(
+        path: &Path,
+        config: &T5Config,
+        device: &Device,
+        dtype: DType,
+    ) -> Result<Self> {
+        let dtype = T5Encoder::dtype_for(dtype);
+        Ok(Self {
+            inner: Inner::Quantized(QuantizedT5Encoder::load_umt5(path, config, device, dtype)?),
+        })
+    }
+
+    /// The last hidden state for one unpadded id sequence: (1, len, d_model) in `dtype()`.
+    pub fn encode(&self, ids: &[u32]) -> Result<Tensor> {
+        match &self.inner {
+            Inner::Dense(e) => e.encode(ids),
+            Inner::Quantized(e) => e.encode(ids),
+        }
+    }
+
+    /// The dtype the encoder computes (and returns) in.
+    pub fn dtype(&self) -> DType {
+        match &self.inner {
+            Inner::Dense(e) => e.dtype(),
+            Inner::Quantized(e) => e.dtype(),
+        }
+    }
+
+    /// Its config (`d_model` is the transformer's `text_dim`).
+    pub fn config(&self) -> &T5Config {
+        match &self.inner {
+            Inner::Dense(e) => e.config(),
+            Inner::Quantized(e) => e.config(),
+        }
+    }
+}
 
 /// The prompt length Wan's pipelines pad to (`max_sequence_length`, 512 in WanPipeline's call;
 /// the transformer's image cross-attention assumes it).
