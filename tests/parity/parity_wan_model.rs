@@ -234,3 +234,29 @@ fn wan_i2v_transformers_match_diffusers() {
         assert!(err.contains("image features"), "{err}");
     }
 }
+
+/// Wan 2.2 TI2V-5B's shape (tests/fixtures/wan-ti2v-tiny, make_wan.py's `ti2v_references`): 8
+/// latent channels, per-token timesteps as WanPipeline's expand_timesteps passes them (the first
+/// latent frame's tokens at 0).
+#[test]
+fn wan_ti2v_transformer_matches_diffusers() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/wan-ti2v-tiny");
+    let r = reference_tensors(&root.join("reference/model.safetensors"));
+    let model = WanTransformer::load(
+        &root.join("transformer"),
+        &Device::Cpu,
+        DType::F32,
+        EngineSwitches::default(),
+    )
+    .unwrap();
+    let latents = get(&r, "ti2v.latents");
+    let text = get(&r, "ti2v.text");
+    let t_tokens = get(&r, "ti2v.t_tokens");
+    let want = get(&r, "ti2v.out");
+    let ours = model.forward(latents, t_tokens, text).unwrap();
+    assert_close("ti2v", &ours, want, TENSOR_REL_TOL);
+    // One timestep for every token (no first-frame conditioning) is far from it.
+    let t = Tensor::new(&[700f32], &Device::Cpu).unwrap();
+    let moved = rel_diff(&model.forward(latents, &t, text).unwrap(), want);
+    assert!(moved > 100.0 * TENSOR_REL_TOL, "moved {moved}");
+}
