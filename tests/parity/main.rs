@@ -29,6 +29,7 @@ mod parity_sd3_pipeline;
 mod parity_t5;
 mod parity_tokenizer;
 mod parity_upscale;
+mod parity_wan_model;
 mod parity_wan_vae;
 mod parity_whisper;
 mod parity_zimage_pipeline;
