@@ -1,7 +1,7 @@
 //! Wan text-to-video through the real `--headless` binary (issue 22): for diffusers' noise
 //! (`--init-latents`), the frames saved with `--save-frames` equal diffusers' WanPipeline frames
 //! (tests/fixtures/make_wan_pipeline.py) within mean |diff| <= 1/255, non-square, 5 and 9
-//! frames; the prompt, guidance and steps move the frames more than that; the MP4 is read back
+//! frames, and a Wan 2.2 TI2V-shaped model (per-token timesteps, the 16x VAE); the prompt, guidance and steps move the frames more than that; the MP4 is read back
 //! by ffprobe with the frame count, size and fps asked; `info` and `--from-image` read its
 //! sidecar; bad input exits 2 with nothing written.
 
@@ -50,12 +50,17 @@ fn run_case(name: &str, extra: &[(&str, &str)]) -> Clip {
         }
     }
     let run = Run::new();
+    let folder = if c["ti2v"] == true {
+        fixture("wan-ti2v-tiny")
+    } else {
+        model()
+    };
     let mut cmd = run.command();
     cmd.args([
         "--json", "--dtype", "f32", "--seed", "0", "--kind", "txt2vid",
     ])
     .arg("--model")
-    .arg(model())
+    .arg(folder)
     .arg("--save-frames");
     for (flag, value) in &flags {
         cmd.args([flag, value]);
@@ -114,7 +119,7 @@ fn check_mp4(mp4: &Path, frames: u64, (w, h): (u64, u64), fps: u32) {
 #[test]
 fn headless_wan_clips_match_diffusers() {
     let meta = cases();
-    for name in ["f5", "f9"] {
+    for name in ["f5", "f9", "ti2v"] {
         let c = &meta["cases"][name];
         let clip = run_case(name, &[]);
         assert_eq!(clip.progress as u64, c["steps"].as_u64().unwrap(), "{name}");

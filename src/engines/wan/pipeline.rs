@@ -7,6 +7,9 @@
 //! component for its stage and drops it after (the memory plan picks it when they do not fit
 //! together).
 //!
+//! Wan 2.2 TI2V folders (model_index.json's `expand_timesteps`) make text-to-video the same way
+//! with one timestep per patch token (all equal without an image) and their 16x VAE.
+//!
 //! A job without a negative prompt is guided by the empty prompt "", as WanPipeline does with
 //! `negative_prompt=None` (the long Chinese/English negative prompt of Wan's own scripts is only
 //! an example in diffusers' docs; pass it with `--negative` to use it).
@@ -56,8 +59,34 @@ pub struct VideoRequest {
     pub vae_tiling: bool,
 }
 
+/// model_index.json's Wan switches: `expand_timesteps` (Wan 2.2 TI2V); a second transformer
+/// (Wan 2.2 A14B's `transformer_2` with `boundary_ratio`) is refused.
+pub fn expands_timesteps(dir: &Path) -> Result<bool> {
+    let path = dir.join("model_index.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    let index: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| Error::bad_input(format!("{}: not valid JSON: {e}", path.display())))?;
+    let second = index
+        .get("transformer_2")
+        .and_then(serde_json::Value::as_array)
+        .is_some_and(|a| a.iter().any(|v| !v.is_null()));
+    let boundary = index.get("boundary_ratio").is_some_and(|v| !v.is_null());
+    if second || boundary {
+        return Err(Error::bad_input(format!(
+            "{}: a two-transformer Wan 2.2 pipeline (transformer_2, boundary_ratio) is not \
+             supported yet; Wan 2.1 T2V and Wan 2.2 TI2V folders are",
+            path.display()
+        )));
+    }
+    Ok(index
+        .get("expand_timesteps")
+        .and_then(serde_json::Value::as_bool)
+        .unwrap_or(false))
+}
+
 /// Reads the configs a Wan job needs before its weights, with the engine's checks.
 pub fn check_configs(dir: &Path) -> Result<()> {
+    expands_timesteps(dir)?;
     let transformer = WanTransformerConfig::load(&dir.join("transformer/config.json"))?;
     let vae = WanVaeConfig::read(&dir.join("vae"))?;
     check_channels(dir, &transformer, &vae)?;
@@ -84,6 +113,9 @@ pub struct WanPipeline {
     opts: WanLoadOptions,
     tokenizer: T5Tokenizer,
     config: WanTransformerConfig,
+    vae_config: WanVaeConfig,
+    /// One timestep per patch token (Wan 2.2 TI2V).
+    expand_timesteps: bool,
     text_encoder: Option<Umt5Encoder>,
     transformer: Option<WanTransformer>,
     vae: Option<WanVae>,
@@ -97,11 +129,15 @@ impl WanPipeline {
         let scheduler = WanSchedulerConfig::load(&dir.join("scheduler/scheduler_config.json"))?;
         let tokenizer = T5Tokenizer::from_dir(&dir.join("tokenizer"))?;
         let config = WanTransformerConfig::load(&dir.join("transformer/config.json"))?;
-        check_channels(&dir, &config, &WanVaeConfig::read(&dir.join("vae"))?)?;
+        let vae_config = WanVaeConfig::read(&dir.join("vae"))?;
+        check_channels(&dir, &config, &vae_config)?;
+        let expand_timesteps = expands_timesteps(&dir)?;
         let mut pipeline = Self {
             opts,
             tokenizer,
             config,
+            vae_config,
+            expand_timesteps,
             text_encoder: None,
             transformer: None,
             vae: None,
@@ -161,8 +197,15 @@ impl WanPipeline {
         &self.opts.model_dir
     }
 
-    /// Latent channels (the shape `--init-latents` must have).
-    pub fn latent_channels(&self) -> usize {
+    /// Latent channels and the VAE's spatial compression (the shape `--init-latents` must have).
+    pub fn latent_shape(&self) -> (usize, u32) {
+        (
+            self.config.in_channels,
+            self.vae_config.spatial_ratio() as u32,
+        )
+    }
+
+    fn latent_channels(&self) -> usize {
         self.config.in_channels
     }
 
@@ -174,23 +217,35 @@ impl WanPipeline {
         cancel: &CancelToken,
     ) -> Result<Tensor> {
         let (frames, width, height) = (req.frames, req.width, req.height);
+        let (ft, r) = (
+            self.vae_config.temporal_ratio() as u32,
+            self.vae_config.spatial_ratio() as u32,
+        );
+        let [pt, ph, pw] = self.config.patch_size.map(|p| p.max(1) as u32);
+        let side = r * ph.max(pw);
         if frames == 0
-            || !(frames - 1).is_multiple_of(4)
-            || !width.is_multiple_of(16)
-            || !height.is_multiple_of(16)
+            || !(frames - 1).is_multiple_of(ft)
+            || !width.is_multiple_of(side)
+            || !height.is_multiple_of(side)
         {
             return Err(Error::bad_input(format!(
-                "Wan makes 4n+1 frames at sides in multiples of 16, not {frames} frames at \
-                 {width}x{height}"
+                "this Wan model makes {ft}n+1 frames at sides in multiples of {side}, not \
+                 {frames} frames at {width}x{height}"
             )));
         }
         let shape = (
             1usize,
             self.latent_channels(),
-            ((frames - 1) / 4 + 1) as usize,
-            (height / 8) as usize,
-            (width / 8) as usize,
+            ((frames - 1) / ft + 1) as usize,
+            (height / r) as usize,
+            (width / r) as usize,
         );
+        if !(shape.2 as u32).is_multiple_of(pt) {
+            return Err(Error::bad_input(format!(
+                "{frames} frames make {} latent frames; this transformer's patches take {pt}",
+                shape.2
+            )));
+        }
         let device = self.opts.device.clone();
         let latents = match &req.init_latents {
             Some(t) if t.dims() == [shape.0, shape.1, shape.2, shape.3, shape.4] => {
@@ -275,7 +330,7 @@ impl WanPipeline {
         for (i, &t) in timesteps.iter().enumerate() {
             check_cancel(cancel)?;
             let input = latents.to_dtype(dtype)?;
-            let timestep = Tensor::new(&[t as f32], &self.opts.device)?;
+            let timestep = self.timestep(t, &latents)?;
             let cond = transformer.forward_watched(&input, &timestep, positive, cancel)?;
             let velocity = match negative {
                 Some(neg) => {
@@ -289,6 +344,19 @@ impl WanPipeline {
             emit_step(sink, i as u32 + 1, total, begin);
         }
         Ok(latents)
+    }
+
+    /// The transformer's timestep input: `t` (1,), or with `expand_timesteps` one per patch
+    /// token (1, F/pt * H/ph * W/pw), all `t` (WanPipeline's mask is all ones without an image).
+    fn timestep(&self, t: f64, latents: &Tensor) -> Result<Tensor> {
+        let device = &self.opts.device;
+        if !self.expand_timesteps {
+            return Ok(Tensor::new(&[t as f32], device)?);
+        }
+        let (_, _, f, h, w) = latents.dims5()?;
+        let [pt, ph, pw] = self.config.patch_size.map(|p| p.max(1));
+        let tokens = (f / pt) * (h / ph) * (w / pw);
+        Ok(Tensor::full(t as f32, (1, tokens), device)?)
     }
 
     /// The transformer's latents de-normalised (`latents / (1/std) + mean`) and decoded.

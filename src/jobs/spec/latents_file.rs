@@ -24,17 +24,18 @@ pub fn read_latents(
     read_checked(path, Expected::new(batch, channels, width, height))
 }
 
-/// Reads video latents of shape (1, channels, latent_frames, height/8, width/8) as f32 on the
-/// CPU (diffusers' 5-D noise), checked as `read_latents` checks images'.
+/// Reads video latents of shape (1, channels, latent_frames, height/ratio, width/ratio) as f32
+/// on the CPU (diffusers' 5-D noise; `ratio` the VAE's spatial compression), checked as
+/// `read_latents` checks images'.
 pub fn read_video_latents(
     path: &Path,
-    channels: usize,
-    latent_frames: usize,
-    width: u32,
-    height: u32,
+    (channels, latent_frames): (usize, usize),
+    (width, height): (u32, u32),
+    ratio: u32,
 ) -> crate::Result<Tensor> {
     let mut expect = Expected::new(1, channels, width, height);
     expect.frames = Some(latent_frames);
+    expect.ratio = ratio.max(1);
     read_checked(path, expect)
 }
 
@@ -110,6 +111,8 @@ struct Expected {
     height: u32,
     /// Video: the latent frames (a 5-D shape).
     frames: Option<usize>,
+    /// Pixels per latent on each side.
+    ratio: u32,
 }
 
 impl Expected {
@@ -120,11 +123,15 @@ impl Expected {
             width,
             height,
             frames: None,
+            ratio: 8,
         }
     }
 
     fn latent_side(&self) -> (usize, usize) {
-        ((self.height / 8) as usize, (self.width / 8) as usize)
+        (
+            (self.height / self.ratio) as usize,
+            (self.width / self.ratio) as usize,
+        )
     }
 
     /// Bytes of the largest latents this job takes, stored as f64.

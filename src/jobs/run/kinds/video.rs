@@ -42,16 +42,15 @@ impl KindJob for VideoJob {
 fn request(
     spec: &JobSpec,
     p: &VideoParams,
-    channels: usize,
+    (channels, ratio): (usize, u32),
     vae_tiling: bool,
 ) -> crate::Result<VideoRequest> {
     let init_latents = match &p.init_latents {
         Some(path) => Some(read_video_latents(
             path,
-            channels,
-            latent_frames(p.frames),
-            p.width,
-            p.height,
+            (channels, latent_frames(p.frames)),
+            (p.width, p.height),
+            ratio,
         )?),
         None => None,
     };
@@ -112,7 +111,7 @@ fn video_job(
     let Engine::Wan(wan) = engine else {
         return Err(wrong_engine(&start.model, engine));
     };
-    let req = request(spec, p, wan.latent_channels(), tiled)?;
+    let req = request(spec, p, wan.latent_shape(), tiled)?;
     if cancel.is_cancelled() {
         return Err(crate::Error::Cancelled);
     }
