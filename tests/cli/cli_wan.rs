@@ -318,3 +318,16 @@ fn wan_plan_names_its_stages_and_writes_nothing() {
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("not enough memory"), "{stderr}");
 }
+
+/// UMT5 from a Q8_0 GGUF (`--text-encoder-2`, kept quantized): the clip is made, close to the
+/// dense encoder's (8-bit weights move it a little), and recorded in the sidecar.
+#[test]
+fn wan_umt5_from_a_gguf() {
+    let gguf = fixture("wan-t2v-tiny/gguf/umt5-encoder-Q8_0.gguf");
+    let clip = run_case("f5", &[("--text-encoder-2", gguf.to_str().unwrap())]);
+    let mad = frames_diff("f5", &clip.outputs[1..]);
+    eprintln!("wan f5 with a Q8_0 UMT5: mean abs diff {mad:.4}");
+    assert!(mad < 2.0, "Q8_0 UMT5: {mad}");
+    let sidecar = std::fs::read_to_string(clip.outputs[0].with_extension("json")).unwrap();
+    assert!(sidecar.contains("umt5-encoder-Q8_0.gguf"), "{sidecar}");
+}

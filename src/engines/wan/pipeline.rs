@@ -38,6 +38,9 @@ pub struct WanLoadOptions {
     pub dtype: DType,
     pub residency: Residency,
     pub switches: EngineSwitches,
+    /// UMT5 from this llama.cpp/city96 GGUF instead of text_encoder/'s weights (kept
+    /// quantized; text_encoder/config.json still gives its shape).
+    pub text_encoder_gguf: Option<PathBuf>,
 }
 
 /// One clip to make.
@@ -159,8 +162,13 @@ impl WanPipeline {
         let o = &self.opts;
         if self.text_encoder.is_none() {
             let dir = o.model_dir.join("text_encoder");
-            let te = timed_load("text_encoder", || {
-                Umt5Encoder::load(&dir, &o.device, o.dtype, o.switches)
+            let te = timed_load("text_encoder", || match &o.text_encoder_gguf {
+                Some(gguf) => {
+                    let config =
+                        crate::engines::nn::text::t5::load_config(&dir.join("config.json"))?;
+                    Umt5Encoder::load_gguf(gguf, &config, &o.device, o.dtype)
+                }
+                None => Umt5Encoder::load(&dir, &o.device, o.dtype, o.switches),
             })?;
             self.text_encoder = Some(te);
         }

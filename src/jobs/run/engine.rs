@@ -122,6 +122,7 @@ impl Engine {
                 dtype,
                 residency: what.residency,
                 switches,
+                text_encoder_gguf: what.text_encoder_2.map(Path::to_path_buf),
             })?)),
         })
     }

@@ -287,7 +287,11 @@ pub fn video_plan(
         guided: p.guidance > 1.0,
         max_sequence_length: p.max_sequence_length,
     };
-    let req = planner::video::VideoPlanRequest::read(dir, dtype, shape, on)?;
+    let mut req = planner::video::VideoPlanRequest::read(dir, dtype, shape, on)?;
+    // A GGUF encoder stays quantized: its file's size.
+    if let Some(gguf) = &p.text_encoder_2 {
+        req.text_encoder_bytes = std::fs::metadata(gguf).map_or(0, |m| m.len());
+    }
     Ok(planner::video::plan_video(&req))
 }
 

@@ -198,6 +198,7 @@ impl JobSpec {
                 o.max_sequence_length = p.max_sequence_length;
                 o.vae_tiling = p.vae_tiling;
                 o.residency = p.residency;
+                o.text_encoder_2.clone_from(&p.text_encoder_2);
             }
         }
         o

@@ -59,6 +59,9 @@ pub struct VideoParams {
     pub vae_tiling: Option<Toggle>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub residency: Option<ResidencyChoice>,
+    /// UMT5 from a GGUF file (`--text-encoder-2`), absolute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text_encoder_2: Option<PathBuf>,
 }
 
 /// A diffusion image job.

@@ -76,7 +76,6 @@ fn refuse_stray_flags(asked: &JobOverrides) -> crate::Result<()> {
         ("--controlnet", asked.controlnet.is_some()),
         ("--true-cfg", asked.true_cfg.is_some()),
         ("--transformer", asked.transformer.is_some()),
-        ("--text-encoder-2", asked.text_encoder_2.is_some()),
         ("--no-t5", asked.no_t5.is_some()),
         ("--upscale", asked.upscale.is_some()),
         ("--image", asked.image.is_some()),
@@ -166,6 +165,24 @@ pub fn fill_video_spec(
             )));
         }
     }
+    let text_encoder_2 = asked.text_encoder_2.as_deref().map(absolute);
+    if let Some(path) = &text_encoder_2
+        && !crate::jobs::spec::lora::is_gguf(path)
+    {
+        return Err(bad(format!(
+            "--text-encoder-2 {}: Wan takes a UMT5 encoder as a llama.cpp GGUF file (e.g. \
+             umt5-xxl-encoder-Q8_0.gguf)",
+            path.display()
+        )));
+    }
+    if let Some(path) = &text_encoder_2
+        && !path.is_file()
+    {
+        return Err(bad(format!(
+            "--text-encoder-2 {}: no such file",
+            path.display()
+        )));
+    }
     let init_image = asked.init_image.as_deref().map(absolute);
     if let Some(path) = &init_image {
         crate::jobs::spec::resolve::load_image(path, "--init-image")?;
@@ -195,6 +212,7 @@ pub fn fill_video_spec(
             max_sequence_length: asked.max_sequence_length.or(defaults.max_sequence_length),
             vae_tiling: asked.vae_tiling,
             residency: asked.residency,
+            text_encoder_2,
         }),
     })
 }

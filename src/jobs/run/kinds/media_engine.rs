@@ -49,7 +49,7 @@ pub(super) fn cached_engine<'c>(
     dtype: DType,
     timings: &mut Timings,
 ) -> crate::Result<&'c mut Engine> {
-    let at = (dtype, Residency::Resident);
+    let at = (dtype, Residency::Resident, None);
     cached_engine_as(cache, shared, config, job, model, at, timings)
 }
 
@@ -61,13 +61,15 @@ pub(super) fn cached_engine_as<'c>(
     config: &RunnerConfig,
     job: JobId,
     model: &ModelInfo,
-    (dtype, residency): (DType, Residency),
+    (dtype, residency, text_encoder_2): (DType, Residency, Option<&std::path::Path>),
     timings: &mut Timings,
 ) -> crate::Result<&'c mut Engine> {
     let device = &config.device;
     let switches = crate::engines::EngineSwitches::from_switches(&config.switches);
     let faults = config.switches.test_fault.as_deref();
-    let key = keyed(model, device, dtype, residency);
+    let mut key = keyed(model, device, dtype, residency);
+    key.weights
+        .extend(text_encoder_2.map(std::path::Path::to_path_buf));
     let started = Instant::now();
     let (engine, fresh) =
         cache.get_or_load(&key, MediaWeights::read(&model.dir, dtype).bytes, || {
@@ -84,7 +86,7 @@ pub(super) fn cached_engine_as<'c>(
                 residency,
                 switches,
                 transformer: None,
-                text_encoder_2: None,
+                text_encoder_2,
                 no_t5: false,
                 loras: &[],
             })

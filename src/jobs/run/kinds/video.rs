@@ -105,7 +105,7 @@ fn video_job(
         &w.config,
         id,
         &start.model,
-        (start.dtype, residency),
+        (start.dtype, residency, p.text_encoder_2.as_deref()),
         timings,
     )?;
     let Engine::Wan(wan) = engine else {
