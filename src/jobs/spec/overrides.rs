@@ -147,7 +147,8 @@ pub struct JobOverrides {
     pub transformer: Option<PathBuf>,
     /// Flow models: the big text encoder's weights from this llama.cpp GGUF instead of the
     /// model's: T5 for FLUX and SD 3.5 (e.g. t5-v1_1-xxl-encoder-Q8_0.gguf), Qwen3 for Z-Image
-    /// (e.g. Qwen3-4B-Q8_0.gguf) [default: the model's].
+    /// (e.g. Qwen3-4B-Q8_0.gguf), UMT5 for Wan (e.g. umt5-xxl-encoder-Q8_0.gguf) [default: the
+    /// model's].
     #[arg(long, value_name = "PATH", help_heading = IMAGE)]
     #[serde(alias = "text_encoder_2", skip_serializing_if = "Option::is_none")]
     pub text_encoder_2: Option<PathBuf>,
