@@ -191,12 +191,7 @@ pub fn fill_video_spec(
         kind,
         model,
         prompt: asked.prompt.clone().unwrap_or_default(),
-        // A fresh random seed is recorded so the output says how to make it again.
-        seed: Some(
-            asked
-                .seed
-                .unwrap_or_else(|| u64::from(rand::random::<u32>())),
-        ),
+        seed: crate::jobs::spec::resolve::recorded_seed(asked.seed),
         dtype: asked.dtype,
         params: Params::Video(VideoParams {
             negative: asked.negative.clone().unwrap_or_default(),
