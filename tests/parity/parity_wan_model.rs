@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
 use pallaidium::engines::EngineSwitches;
+use pallaidium::engines::nn::attention::AttentionMode;
 use pallaidium::engines::nn::text::{t5, umt5};
 use pallaidium::engines::progress::CancelToken;
 use pallaidium::engines::wan::text::{T5Tokenizer, Umt5Encoder, prompt_embeds};
@@ -301,4 +302,37 @@ fn wan_bf16_stays_near_the_f32_references() {
     let f32_enc = encoder();
     let moved = f32_enc.encode(&changed).unwrap();
     assert!(rel_diff(&hidden, &moved) > 2.0 * 8e-2);
+}
+
+/// Sliced attention (a few queries at a time, the memory plan's lever; candle's stock layers,
+/// since our fused CPU kernel needs no slicing) gives diffusers' output too, and a cancelled
+/// token stops the forward with `Error::Cancelled`.
+#[test]
+fn wan_transformer_sliced_attention_and_cancel() {
+    let r = refs();
+    let stock = EngineSwitches {
+        stock_kernels: true,
+        ..EngineSwitches::default()
+    };
+    let mut model =
+        WanTransformer::load(&dir().join("transformer"), &Device::Cpu, DType::F32, stock).unwrap();
+    model.set_attention_mode(AttentionMode::Sliced { query_chunk: 7 });
+    let (latents, t, text) = (
+        get(&r, "dit.latents"),
+        get(&r, "dit.t"),
+        get(&r, "dit.text"),
+    );
+    let ours = model.forward(latents, t, text).unwrap();
+    assert_close(
+        "sliced attention",
+        &ours,
+        get(&r, "dit.out"),
+        TENSOR_REL_TOL,
+    );
+    let cancel = CancelToken::new();
+    cancel.cancel();
+    let err = model
+        .forward_watched(latents, t, text, &cancel)
+        .unwrap_err();
+    assert!(matches!(err, pallaidium::Error::Cancelled), "{err}");
 }
