@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
 use pallaidium::engines::EngineSwitches;
+use pallaidium::engines::nn::attention::AttentionMode;
 use pallaidium::engines::nn::text::{t5, umt5};
 use pallaidium::engines::progress::CancelToken;
 use pallaidium::engines::wan::text::{T5Tokenizer, Umt5Encoder, prompt_embeds};
@@ -259,4 +260,79 @@ fn wan_ti2v_transformer_matches_diffusers() {
     let t = Tensor::new(&[700f32], &Device::Cpu).unwrap();
     let moved = rel_diff(&model.forward(latents, &t, text).unwrap(), want);
     assert!(moved > 100.0 * TENSOR_REL_TOL, "moved {moved}");
+}
+
+/// bf16 weights and activations (the GPU dtype; candle's CPU runs it too): the transformer (its
+/// norms, modulation and timestep MLP kept in f32 as diffusers keeps them) and UMT5 stay near the
+/// f32 references, and nearer them than to the output for other timesteps.
+#[test]
+fn wan_bf16_stays_near_the_f32_references() {
+    let r = refs();
+    let model = WanTransformer::load(
+        &dir().join("transformer"),
+        &Device::Cpu,
+        DType::BF16,
+        EngineSwitches::default(),
+    )
+    .unwrap();
+    let out = model
+        .forward(
+            get(&r, "dit.latents"),
+            get(&r, "dit.t"),
+            get(&r, "dit.text"),
+        )
+        .unwrap();
+    assert_eq!(out.dtype(), DType::BF16);
+    let out = out.to_dtype(DType::F32).unwrap();
+    assert_close("bf16 transformer", &out, get(&r, "dit.out"), 2e-2);
+    assert!(rel_diff(&out, get(&r, "dit.out_t")) > 10.0 * 2e-2);
+    let enc = Umt5Encoder::load(
+        &dir().join("text_encoder"),
+        &Device::Cpu,
+        DType::BF16,
+        EngineSwitches::default(),
+    )
+    .unwrap();
+    assert_eq!(enc.dtype(), DType::BF16);
+    let long = ids(get(&r, "umt5.ids_long"));
+    let hidden = enc.encode(&long).unwrap().to_dtype(DType::F32).unwrap();
+    assert_close("bf16 umt5", &hidden, get(&r, "umt5.hidden_long"), 8e-2);
+    let mut changed = long.clone();
+    changed[1] = if changed[1] == 5 { 6 } else { 5 };
+    let f32_enc = encoder();
+    let moved = f32_enc.encode(&changed).unwrap();
+    assert!(rel_diff(&hidden, &moved) > 2.0 * 8e-2);
+}
+
+/// Sliced attention (a few queries at a time, the memory plan's lever; candle's stock layers,
+/// since our fused CPU kernel needs no slicing) gives diffusers' output too, and a cancelled
+/// token stops the forward with `Error::Cancelled`.
+#[test]
+fn wan_transformer_sliced_attention_and_cancel() {
+    let r = refs();
+    let stock = EngineSwitches {
+        stock_kernels: true,
+        ..EngineSwitches::default()
+    };
+    let mut model =
+        WanTransformer::load(&dir().join("transformer"), &Device::Cpu, DType::F32, stock).unwrap();
+    model.set_attention_mode(AttentionMode::Sliced { query_chunk: 7 });
+    let (latents, t, text) = (
+        get(&r, "dit.latents"),
+        get(&r, "dit.t"),
+        get(&r, "dit.text"),
+    );
+    let ours = model.forward(latents, t, text).unwrap();
+    assert_close(
+        "sliced attention",
+        &ours,
+        get(&r, "dit.out"),
+        TENSOR_REL_TOL,
+    );
+    let cancel = CancelToken::new();
+    cancel.cancel();
+    let err = model
+        .forward_watched(latents, t, text, &cancel)
+        .unwrap_err();
+    assert!(matches!(err, pallaidium::Error::Cancelled), "{err}");
 }

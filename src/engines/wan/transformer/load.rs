@@ -182,5 +182,6 @@ pub fn load(
             mode: AttentionMode::Auto,
             fast,
         },
+        rope_cache: std::sync::Mutex::new(None),
     })
 }

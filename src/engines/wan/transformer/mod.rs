@@ -13,6 +13,7 @@ mod embed;
 mod load;
 
 use std::path::Path;
+use std::sync::Mutex;
 
 use candle_core::{DType, Device, Module, Tensor};
 
@@ -22,8 +23,12 @@ use self::embed::{ConditionEmbedder, modulation, patchify, rope_tables, unpatchi
 use crate::engines::EngineSwitches;
 use crate::engines::flux::transformer::linear::Linear;
 use crate::engines::nn::attention::AttentionMode;
+use crate::engines::nn::rotary::RopeTables;
 use crate::engines::progress::CancelToken;
 use crate::error::{Error, Result};
+
+/// A patch grid: (frames, rows, columns) of patches.
+type Grid = (usize, usize, usize);
 
 pub struct WanTransformer {
     config: WanTransformerConfig,
@@ -37,6 +42,8 @@ pub struct WanTransformer {
     dtype: DType,
     device: Device,
     attention: AttentionRun,
+    /// The last patch grid's rotary tables (every step of a video has the same grid).
+    rope_cache: Mutex<Option<(Grid, RopeTables)>>,
 }
 
 impl WanTransformer {
@@ -119,7 +126,7 @@ impl WanTransformer {
             }
             _ => None,
         };
-        let rope = rope_tables(c.rope_axes(), grid, &self.device)?;
+        let rope = self.rope(grid)?;
         let inputs = BlockInputs {
             text: &cond.text,
             image: image.as_ref(),
@@ -140,6 +147,22 @@ impl WanTransformer {
             .to_dtype(self.dtype)?;
         let out = self.proj_out.forward(&x)?;
         Ok(unpatchify(&out, c.out_channels, c.patch_size, grid)?)
+    }
+
+    /// The rotary tables of a patch grid, cached for the next call.
+    fn rope(&self, grid: Grid) -> Result<RopeTables> {
+        let mut cache = self
+            .rope_cache
+            .lock()
+            .map_err(|_| Error::job_failed("Wan transformer: the rotary cache was poisoned"))?;
+        if let Some((g, tables)) = cache.as_ref()
+            && *g == grid
+        {
+            return Ok(tables.clone());
+        }
+        let tables = rope_tables(self.config.rope_axes(), grid, &self.device)?;
+        *cache = Some((grid, tables.clone()));
+        Ok(tables)
     }
 
     /// Refuses image features the model has no embedder for, or a missing or misshapen one.
