@@ -106,6 +106,11 @@ fn media_info(file: &Path) -> anyhow::Result<String> {
         }
         Params::Caption(p) => writeln!(out, "image: {}", p.image.display())?,
         Params::Upscale(p) => writeln!(out, "image: {} (x{})", p.image.display(), p.scale)?,
+        Params::Video(p) => writeln!(
+            out,
+            "video: {} frames at {} fps, {}x{}, {} steps, guidance {}",
+            p.frames, p.fps, p.width, p.height, p.steps, p.guidance
+        )?,
         Params::Music(_) | Params::Enhance(_) => {}
     }
     if let Some(seed) = spec.seed {

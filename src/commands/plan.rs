@@ -41,6 +41,30 @@ pub fn plan_for_args(
     let device = crate::device::select(&DeviceRequest::parse(&global.device)?, switches)?;
     let dtype = resolve_dtype(global.dtype, &device, &platform)?;
     let memory = crate::device::memory::query(&device, &platform);
+    if resolved.family == crate::models::Family::Wan {
+        let kind =
+            crate::jobs::spec::media::settle_kind(job.kind_asked(), &resolved.id, resolved.kind)?;
+        let spec = crate::jobs::spec::video::fill_video_spec(
+            job,
+            kind,
+            resolved.kind,
+            &resolved.defaults,
+        )?;
+        let Some(p) = spec.video() else {
+            return Err(Error::bad_input("a Wan plan for a job that is not video"));
+        };
+        return crate::jobs::run::planning::video_plan(
+            &resolved.dir,
+            p,
+            dtype,
+            planner::video::VideoDevice {
+                device: device.kind,
+                memory,
+                budget_cap: parse_memory_budget(global.memory_budget.as_deref())?,
+                overrides: overrides_from_args(job),
+            },
+        );
+    }
     let Some(layout) = &resolved.layout else {
         // Audio and text models: the runner's own media plan for the job the flags describe.
         let kind =

@@ -21,6 +21,10 @@ pub enum Kind {
     Text,
     /// Image upscaling (Real-ESRGAN).
     Upscale,
+    /// Text to video (Wan 2.1 T2V).
+    Txt2vid,
+    /// Image to video (and text to video: Wan 2.2 TI2V).
+    Img2vid,
 }
 
 impl Kind {
@@ -35,6 +39,8 @@ impl Kind {
             Self::Caption => "caption",
             Self::Text => "text",
             Self::Upscale => "upscale",
+            Self::Txt2vid => "txt2vid",
+            Self::Img2vid => "img2vid",
         }
     }
 }
@@ -52,6 +58,8 @@ impl Kind {
             JobKind::Caption => Self::Caption,
             JobKind::Enhance => Self::Text,
             JobKind::Upscale => Self::Upscale,
+            JobKind::Txt2vid => Self::Txt2vid,
+            JobKind::Img2vid => Self::Img2vid,
         }
     }
 
@@ -65,6 +73,7 @@ impl Kind {
             Self::Caption => JobKind::Caption,
             Self::Text => JobKind::Enhance,
             Self::Upscale => JobKind::Upscale,
+            Self::Txt2vid | Self::Img2vid => JobKind::Txt2vid,
         }
     }
 }
@@ -105,6 +114,11 @@ pub struct Defaults {
     /// An upscaler's scale (2 or 4): what `--scale` must be with this model.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scale: Option<u32>,
+    /// A video model's frame count and frame rate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frames: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fps: Option<u32>,
 }
 
 impl Default for Defaults {
@@ -121,6 +135,8 @@ impl Default for Defaults {
             max_sequence_length: None,
             embedded_guidance: None,
             scale: None,
+            frames: None,
+            fps: None,
         }
     }
 }

@@ -32,6 +32,9 @@ pub enum Family {
     Sd3,
     /// Real-ESRGAN upscalers (RRDBNet, SRVGGNetCompact) in one safetensors file.
     Realesrgan,
+    /// Wan 2.1 text-to-video (WanPipeline): UMT5 text encoder, a flow-matching video DiT and the
+    /// Wan causal 3D VAE.
+    Wan,
 }
 
 impl Family {
@@ -49,6 +52,7 @@ impl Family {
             Self::ZImage => "z-image",
             Self::Sd3 => "sd3",
             Self::Realesrgan => "realesrgan",
+            Self::Wan => "wan",
         }
     }
 
@@ -79,6 +83,7 @@ impl Family {
             Self::Blip => Kind::Caption,
             Self::GgufLlm => Kind::Text,
             Self::Realesrgan => Kind::Upscale,
+            Self::Wan => Kind::Txt2vid,
         }
     }
 
@@ -126,6 +131,18 @@ impl Family {
                 d.scheduler = Scheduler::FlowEuler;
                 d.max_sequence_length = Some(512);
                 d.embedded_guidance = Some(true);
+            }
+            // WanPipeline's __call__ defaults: 480x832, 81 frames, 50 steps, CFG 5.0, 512 UMT5
+            // tokens; 16 fps (the Wan 2.1 repos' export_to_video examples).
+            Self::Wan => {
+                d.steps = 50;
+                d.guidance = 5.0;
+                d.width = 832;
+                d.height = 480;
+                d.scheduler = Scheduler::UniPc;
+                d.max_sequence_length = Some(512);
+                d.frames = Some(81);
+                d.fps = Some(16);
             }
             // Z-Image-Turbo's model card: 9 steps, no guidance; 512 Qwen3 tokens (diffusers).
             Self::ZImage => {

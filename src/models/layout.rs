@@ -78,6 +78,9 @@ impl ModelLayout {
         if super::zimage_layout::is_zimage(dir, &pipeline_class) {
             return super::zimage_layout::open(dir, pipeline_class);
         }
+        if super::wan_layout::is_wan(&pipeline_class) {
+            return super::wan_layout::open(dir, pipeline_class);
+        }
         if super::sd3_layout::is_sd3(dir, &pipeline_class) {
             return super::sd3_layout::open(dir, pipeline_class);
         }
@@ -158,7 +161,7 @@ impl ModelLayout {
         if self.family == Family::Flux {
             return super::flux_layout::default_params(d, self.embedded_guidance);
         }
-        if self.family == Family::ZImage {
+        if matches!(self.family, Family::ZImage | Family::Wan) {
             return d;
         }
         if self.family == Family::Sd3 {

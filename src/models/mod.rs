@@ -15,6 +15,7 @@ mod registry_errors;
 pub mod resolve;
 mod sd3_layout;
 mod transformer_layout;
+mod wan_layout;
 mod zimage_layout;
 
 pub use compat::{CompatContext, CompatFinding, Severity, Verdict};

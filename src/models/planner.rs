@@ -10,6 +10,7 @@ pub mod footprint;
 pub mod lora;
 pub mod media;
 pub mod stages;
+pub mod video;
 pub mod zimage;
 
 use candle_core::DType;

@@ -103,7 +103,7 @@ fn resolve_folder(dir: &Path) -> Result<ResolvedModel> {
         entry: None,
         defaults: layout.default_params(),
         family: layout.family,
-        kind: Kind::Txt2img,
+        kind: layout.family.kind(),
         layout: Some(layout),
         weights: ReplacedWeights::default(),
         quant: None,
@@ -157,7 +157,7 @@ fn resolve_entry(entry: &ModelEntry, cache: &Path) -> Result<ResolvedModel> {
             entry.id
         )));
     };
-    let layout = if entry.family.is_diffusion() {
+    let layout = if entry.family.is_diffusion() || entry.family == Family::Wan {
         Some(ModelLayout::open(&dir)?)
     } else {
         None

@@ -33,6 +33,12 @@ pub enum JobKind {
     // `image` is the input, `scale` 2 or 4. PNG.
     /// Image upscaling (Real-ESRGAN).
     Upscale,
+    // `prompt` describes it, `frames` at `fps`. MP4 + JSON sidecar.
+    /// Text to video (Wan).
+    Txt2vid,
+    // `init_image` is the first frame. MP4 + JSON sidecar.
+    /// Image to video (an image-to-video model, e.g. Wan 2.2 TI2V).
+    Img2vid,
 }
 
 impl JobKind {
@@ -47,12 +53,19 @@ impl JobKind {
             Self::Caption => "caption",
             Self::Enhance => "enhance",
             Self::Upscale => "upscale",
+            Self::Txt2vid => "txt2vid",
+            Self::Img2vid => "img2vid",
         }
     }
 
     /// Images come out of txt2img, img2img and inpaint; the rest make audio or text.
     pub fn makes_images(self) -> bool {
         matches!(self, Self::Txt2img | Self::Img2img | Self::Inpaint)
+    }
+
+    /// Video clips come out of txt2vid and img2vid.
+    pub fn makes_video(self) -> bool {
+        matches!(self, Self::Txt2vid | Self::Img2vid)
     }
 
     pub fn makes_audio(self) -> bool {

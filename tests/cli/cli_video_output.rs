@@ -17,7 +17,7 @@ const FRAMES: usize = 9;
 const FPS: u32 = 12;
 
 /// Whether ffprobe and ffmpeg run; panics under CI when they do not.
-fn ffmpeg_present() -> bool {
+pub(crate) fn ffmpeg_present() -> bool {
     let ok = ["ffprobe", "ffmpeg"].iter().all(|tool| {
         Command::new(tool)
             .arg("-version")
@@ -65,7 +65,7 @@ fn clip() -> VideoClip {
     }
 }
 
-fn probe(path: &Path) -> serde_json::Value {
+pub(crate) fn probe(path: &Path) -> serde_json::Value {
     let out = Command::new("ffprobe")
         .args([
             "-v",

@@ -54,6 +54,7 @@ mod cli_serve_ws;
 mod cli_switches;
 mod cli_upscale;
 mod cli_video_output;
+mod cli_wan;
 mod cli_workers;
 mod cli_zimage;
 mod hf_cache_layout;

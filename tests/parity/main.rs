@@ -11,6 +11,7 @@ mod parity;
 
 mod parity_blip;
 mod parity_enhancer;
+mod parity_flow_unipc;
 mod parity_flux_parts;
 mod parity_flux_pipeline;
 mod parity_flux_transformer;
@@ -28,6 +29,7 @@ mod parity_sd3_pipeline;
 mod parity_t5;
 mod parity_tokenizer;
 mod parity_upscale;
+mod parity_wan_model;
 mod parity_wan_vae;
 mod parity_whisper;
 mod parity_zimage_pipeline;

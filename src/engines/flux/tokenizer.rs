@@ -77,6 +77,12 @@ impl T5Tokenizer {
     /// Exactly `max_length` ids: the prompt's tokens, truncated so `</s>` still fits, `</s>`,
     /// then padding.
     pub fn encode(&self, prompt: &str, max_length: usize) -> Result<Vec<u32>> {
+        Ok(self.encode_masked(prompt, max_length)?.0)
+    }
+
+    /// `encode`, with the attention mask: true for the prompt's tokens (and `</s>`), false for
+    /// padding.
+    pub fn encode_masked(&self, prompt: &str, max_length: usize) -> Result<(Vec<u32>, Vec<bool>)> {
         if max_length == 0 {
             return Err(Error::bad_input(
                 "the T5 max sequence length must be at least 1",
@@ -109,13 +115,18 @@ impl T5Tokenizer {
             }));
         let encoding = tokenizer.encode(prompt, true).map_err(fail)?;
         let ids = encoding.get_ids().to_vec();
-        if ids.len() != max_length {
+        let mask: Vec<bool> = encoding
+            .get_attention_mask()
+            .iter()
+            .map(|&m| m != 0)
+            .collect();
+        if ids.len() != max_length || mask.len() != max_length {
             return Err(Error::job_failed(format!(
                 "the T5 tokenizer gave {} ids where {max_length} were asked for",
                 ids.len()
             )));
         }
-        Ok(ids)
+        Ok((ids, mask))
     }
 }
 

@@ -1,8 +1,9 @@
 //! Text encoders more than one family uses: `clip` (transformers' CLIPTextModel and
 //! CLIPTextModelWithProjection; its config.json in `clip_config`), `t5` (transformers'
-//! T5EncoderModel) and `qwen` (transformers' Qwen3Model, any of its hidden states: Z-Image's
-//! `hidden_states[-2]`; its config.json in `qwen_config`). `t5_gguf` and `qwen_gguf` read the
-//! llama.cpp GGUFs users download in place of the big encoders' safetensors.
+//! T5EncoderModel; `umt5` its UMT5 sibling, Wan's) and `qwen` (transformers' Qwen3Model, any of
+//! its hidden states: Z-Image's `hidden_states[-2]`; its config.json in `qwen_config`). `t5_gguf`
+//! and `qwen_gguf` read the llama.cpp GGUFs users download in place of the big encoders'
+//! safetensors.
 
 pub mod clip;
 pub mod clip_config;
@@ -13,3 +14,4 @@ pub mod qwen_gguf;
 pub mod t5;
 pub mod t5_gguf;
 pub mod t5_quantized;
+pub mod umt5;

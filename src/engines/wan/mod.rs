@@ -1,4 +1,9 @@
-//! Wan (issue 22): Wan 2.1 / 2.2 text- and image-to-video. So far the 3D causal VAE (`vae`);
-//! the transformer, the UMT5 encoder and the pipeline come next.
+//! Wan (issue 22): Wan 2.1 / 2.2 text- and image-to-video. The 3D causal VAE (`vae`), the UMT5
+//! prompt encoder (`text`), the diffusion transformer (`transformer`), the scheduler its config
+//! names (`schedule`) and the text-to-video pipeline (`pipeline`).
 
+pub mod pipeline;
+pub mod schedule;
+pub mod text;
+pub mod transformer;
 pub mod vae;

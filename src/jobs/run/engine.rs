@@ -16,6 +16,7 @@ use crate::engines::text::blip::BlipCaptioner;
 use crate::engines::text::enhance::PromptEnhancer;
 use crate::engines::text::whisper::WhisperEngine;
 use crate::engines::upscale::Upscaler;
+use crate::engines::wan::pipeline::{WanLoadOptions, WanPipeline};
 use crate::engines::zimage::{ZImageLoadOptions, ZImagePipeline};
 use crate::engines::{CancelToken, ProgressSink};
 use crate::models::Family;
@@ -32,6 +33,7 @@ pub enum Engine {
     Blip(Box<BlipCaptioner>),
     Enhancer(Box<PromptEnhancer>),
     Upscaler(Box<Upscaler>),
+    Wan(Box<WanPipeline>),
 }
 
 /// What loading needs.
@@ -114,6 +116,14 @@ impl Engine {
             Family::Realesrgan => {
                 Self::Upscaler(Box::new(Upscaler::load(path, device, dtype, switches)?))
             }
+            Family::Wan => Self::Wan(Box::new(WanPipeline::load(WanLoadOptions {
+                model_dir: path.to_path_buf(),
+                device: device.clone(),
+                dtype,
+                residency: what.residency,
+                switches,
+                text_encoder_gguf: what.text_encoder_2.map(Path::to_path_buf),
+            })?)),
         })
     }
 
@@ -140,6 +150,7 @@ impl Engine {
             Self::Blip(_) => "blip",
             Self::Enhancer(_) => "gguf-llm",
             Self::Upscaler(_) => "real-esrgan",
+            Self::Wan(_) => "wan",
         }
     }
 }

@@ -208,6 +208,42 @@ impl JobPlanner {
         req
     }
 
+    /// The plan of a video job on the Wan folder at `dir`: resident or staged, the decode
+    /// tiled or not; `BadInput` when nothing fits.
+    pub fn plan_video(
+        &self,
+        dir: &Path,
+        spec: &crate::jobs::JobSpec,
+        dtype: DType,
+    ) -> Result<MemoryPlan> {
+        let Some(p) = spec.video() else {
+            return Err(crate::Error::bad_input(
+                "a video plan for a job that is not video",
+            ));
+        };
+        let plan = video_plan(
+            dir,
+            p,
+            dtype,
+            planner::video::VideoDevice {
+                device: self.selected.kind,
+                memory: crate::device::memory::query(&self.selected, &self.platform),
+                budget_cap: self.budget_cap,
+                overrides: overrides_from_flags(None, p.vae_tiling, p.residency),
+            },
+        )?;
+        tracing::info!(
+            peak = plan.peak_bytes,
+            budget = plan.budget_bytes,
+            fits = plan.fits,
+            residency = ?plan.residency,
+            vae_tiling = plan.vae_tiling,
+            "memory plan"
+        );
+        plan.require_fit()?;
+        Ok(plan)
+    }
+
     /// The tile side an upscaler runs `spec` with (the model at `path`): `--tile`, else the
     /// largest the memory allows.
     pub fn upscale_tile(&self, path: &Path, spec: &crate::jobs::JobSpec, dtype: DType) -> u32 {
@@ -235,6 +271,28 @@ impl JobPlanner {
         plan.require_fit()?;
         Ok(plan)
     }
+}
+
+/// The plan of a video job with parameters `p` on the Wan folder at `dir`.
+pub fn video_plan(
+    dir: &Path,
+    p: &crate::jobs::spec::VideoParams,
+    dtype: DType,
+    on: planner::video::VideoDevice,
+) -> Result<MemoryPlan> {
+    let shape = planner::video::VideoJobShape {
+        frames: p.frames,
+        width: p.width,
+        height: p.height,
+        guided: p.guidance > 1.0,
+        max_sequence_length: p.max_sequence_length,
+    };
+    let mut req = planner::video::VideoPlanRequest::read(dir, dtype, shape, on)?;
+    // A GGUF encoder stays quantized: its file's size.
+    if let Some(gguf) = &p.text_encoder_2 {
+        req.text_encoder_bytes = std::fs::metadata(gguf).map_or(0, |m| m.len());
+    }
+    Ok(planner::video::plan_video(&req))
 }
 
 /// The plan of an image job on a diffusers folder: the family's planner (FLUX and Z-Image with

@@ -96,8 +96,11 @@ impl JobRunner {
                 kind.as_str()
             )));
         }
-        let mut filled = if kind.makes_images() {
+        let mut filled = if kind.makes_video() {
+            crate::jobs::spec::video::fill_video_spec(&asked, kind, model.kind, &model.defaults)?
+        } else if kind.makes_images() {
             crate::jobs::spec::upscale::refuse_stray_flags(&asked, true)?;
+            crate::jobs::spec::video::refuse_video_flags(&asked, kind)?;
             let mut filled = fill_spec(&asked, kind, &model.defaults, model.family)?;
             if let Some(p) = filled.image_mut() {
                 p.upscale =
@@ -107,6 +110,7 @@ impl JobRunner {
             }
             filled
         } else {
+            crate::jobs::spec::video::refuse_video_flags(&asked, kind)?;
             fill_media_spec(&asked, kind, &model.defaults)?
         };
         // A local folder is stored absolute, so --resume works from any directory.
@@ -116,6 +120,13 @@ impl JobRunner {
             filled.model = abs.to_string_lossy().into_owned();
         }
         let dtype = (self.config.device.dtype)(filled.dtype)?;
+        if filled.kind.makes_video() {
+            // A job that cannot fit is refused now, before anything is queued or loaded.
+            if let Some(planner) = &self.config.planner {
+                planner.plan_video(&model.dir, &filled, dtype)?;
+            }
+            return Ok(filled);
+        }
         if !filled.kind.makes_images() {
             if let Some(planner) = &self.config.planner {
                 planner.plan_media(&model.dir, model.family, &filled, dtype)?;

@@ -21,6 +21,25 @@ pub fn read_latents(
     width: u32,
     height: u32,
 ) -> crate::Result<Tensor> {
+    read_checked(path, Expected::new(batch, channels, width, height))
+}
+
+/// Reads video latents of shape (1, channels, latent_frames, height/ratio, width/ratio) as f32
+/// on the CPU (diffusers' 5-D noise; `ratio` the VAE's spatial compression), checked as
+/// `read_latents` checks images'.
+pub fn read_video_latents(
+    path: &Path,
+    (channels, latent_frames): (usize, usize),
+    (width, height): (u32, u32),
+    ratio: u32,
+) -> crate::Result<Tensor> {
+    let mut expect = Expected::new(1, channels, width, height);
+    expect.frames = Some(latent_frames);
+    expect.ratio = ratio.max(1);
+    read_checked(path, expect)
+}
+
+fn read_checked(path: &Path, expect: Expected) -> crate::Result<Tensor> {
     let ext = path
         .extension()
         .and_then(|e| e.to_str())
@@ -28,7 +47,6 @@ pub fn read_latents(
     if !path.is_file() {
         return Err(bad(path, "no such file"));
     }
-    let expect = Expected::new(batch, channels, width, height);
     let tensor = match ext.as_deref() {
         Some("npy") => {
             let header = npy_header::read(path)
@@ -91,6 +109,10 @@ struct Expected {
     channels: usize,
     width: u32,
     height: u32,
+    /// Video: the latent frames (a 5-D shape).
+    frames: Option<usize>,
+    /// Pixels per latent on each side.
+    ratio: u32,
 }
 
 impl Expected {
@@ -100,17 +122,22 @@ impl Expected {
             channels,
             width,
             height,
+            frames: None,
+            ratio: 8,
         }
     }
 
     fn latent_side(&self) -> (usize, usize) {
-        ((self.height / 8) as usize, (self.width / 8) as usize)
+        (
+            (self.height / self.ratio) as usize,
+            (self.width / self.ratio) as usize,
+        )
     }
 
     /// Bytes of the largest latents this job takes, stored as f64.
     fn max_bytes(&self) -> u64 {
         let (lh, lw) = self.latent_side();
-        (self.batch.max(1) * self.channels * lh * lw * 8) as u64
+        (self.batch.max(1) * self.channels * self.frames.unwrap_or(1) * lh * lw * 8) as u64
     }
 
     fn check<D: TryInto<usize> + Copy>(&self, path: &Path, dims: &[D]) -> crate::Result<()> {
@@ -120,6 +147,22 @@ impl Expected {
             .collect();
         let (lh, lw) = self.latent_side();
         let (batch, c) = (self.batch, self.channels);
+        if let Some(f) = self.frames {
+            if matches!(dims.as_slice(), [1, ch, fr, h, w] if *ch == c && *fr == f && *h == lh && *w == lw)
+            {
+                return Ok(());
+            }
+            return Err(bad(
+                path,
+                format!(
+                    "shape {dims:?} does not fit this job: expected [1, {c}, {f}, {lh}, {lw}] \
+                     for {} frames at {}x{}",
+                    (f - 1) * 4 + 1,
+                    self.width,
+                    self.height
+                ),
+            ));
+        }
         let ok = matches!(dims.as_slice(), [b, ch, h, w] if (*b == 1 || *b == batch) && *ch == c && *h == lh && *w == lw);
         if ok {
             return Ok(());

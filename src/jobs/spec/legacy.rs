@@ -112,7 +112,9 @@ pub(super) fn from_flat(value: serde_json::Value) -> Result<JobSpec, String> {
             max_tokens: f.max_tokens.unwrap_or(200),
         }),
         // Upscaling came after the family parameters: no flat row holds one.
-        JobKind::Upscale => return Err(missing("parameters (a flat row cannot hold one)")),
+        JobKind::Upscale | JobKind::Txt2vid | JobKind::Img2vid => {
+            return Err(missing("parameters (a flat row cannot hold one)"));
+        }
     };
     Ok(JobSpec {
         kind: f.kind,

@@ -27,7 +27,11 @@ fn bad(message: impl Into<String>) -> crate::Error {
 /// The model a job without `--model` runs with (None: image jobs need one named).
 pub fn default_model(asked: &JobOverrides) -> Option<String> {
     match asked.kind_asked() {
-        JobKind::Txt2img | JobKind::Img2img | JobKind::Inpaint => None,
+        JobKind::Txt2img
+        | JobKind::Img2img
+        | JobKind::Inpaint
+        | JobKind::Txt2vid
+        | JobKind::Img2vid => None,
         JobKind::Upscale => {
             Some(crate::jobs::spec::upscale::default_upscaler(asked.scale).to_owned())
         }
@@ -49,6 +53,7 @@ fn example(kind: JobKind) -> &'static str {
         JobKind::Enhance => DEFAULT_ENHANCER,
         JobKind::Upscale => crate::jobs::spec::upscale::DEFAULT_X4,
         JobKind::Txt2img | JobKind::Img2img | JobKind::Inpaint => "sd15",
+        JobKind::Txt2vid | JobKind::Img2vid => "a Wan 2.1 T2V diffusers folder",
     }
 }
 
@@ -56,6 +61,32 @@ fn example(kind: JobKind) -> &'static str {
 /// asking a model for something it does not make is bad input naming a model that does.
 pub fn settle_kind(asked: JobKind, model_id: &str, model_kind: Kind) -> crate::Result<JobKind> {
     let makes = model_kind.job_kind();
+    if makes == JobKind::Txt2vid {
+        return match asked {
+            // The default, and --init-image's implied img2img: the video fill refuses the image
+            // on a text-to-video model with its reason.
+            JobKind::Txt2img | JobKind::Txt2vid | JobKind::Img2img => Ok(JobKind::Txt2vid),
+            JobKind::Img2vid if model_kind == Kind::Img2vid => Ok(JobKind::Img2vid),
+            JobKind::Img2vid => Err(bad(format!(
+                "model `{model_id}` is text-to-video only; img2vid needs an image-to-video \
+                 model (Wan 2.2 TI2V), or use --kind txt2vid"
+            ))),
+            other => Err(bad(format!(
+                "model `{model_id}` makes video; a {} job needs a {} model such as `{}`",
+                other.as_str(),
+                other.as_str(),
+                example(other)
+            ))),
+        };
+    }
+    if asked.makes_video() {
+        return Err(bad(format!(
+            "model `{model_id}` makes {}, not video; a {} job needs a video model such as a \
+             Wan 2.1 T2V diffusers folder (WanPipeline)",
+            makes.as_str(),
+            asked.as_str()
+        )));
+    }
     if makes == JobKind::Txt2img {
         if asked.makes_images() {
             return Ok(asked);
@@ -212,7 +243,12 @@ pub fn fill_media_spec(
                 max_tokens: asked.max_tokens.or(defaults.max_tokens).unwrap_or(200),
             })
         }
-        JobKind::Txt2img | JobKind::Img2img | JobKind::Inpaint | JobKind::Upscale => {
+        JobKind::Txt2img
+        | JobKind::Img2img
+        | JobKind::Inpaint
+        | JobKind::Upscale
+        | JobKind::Txt2vid
+        | JobKind::Img2vid => {
             return Err(bad("internal: an image job reached the audio/text checks"));
         }
     };

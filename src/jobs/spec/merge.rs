@@ -66,6 +66,9 @@ impl JobOverrides {
             upscale,
             upscaler,
             tile,
+            frames,
+            fps,
+            save_frames,
             dtype,
             enhanced_from,
         } = newer;
@@ -122,6 +125,9 @@ impl JobOverrides {
         over(&mut self.upscale, upscale);
         over(&mut self.upscaler, upscaler);
         over(&mut self.tile, tile);
+        over(&mut self.frames, frames);
+        over(&mut self.fps, fps);
+        over(&mut self.save_frames, save_frames);
         over(&mut self.dtype, dtype);
         over(&mut self.enhanced_from, enhanced_from);
     }

@@ -17,6 +17,7 @@ pub mod params;
 pub mod resolve;
 pub mod sources;
 pub mod upscale;
+pub mod video;
 
 use serde::{Deserialize, Serialize};
 
@@ -24,7 +25,7 @@ use crate::vocab::{DtypeChoice, JobKind};
 pub use overrides::JobOverrides;
 pub use params::{
     CaptionParams, EnhanceParams, Enhancement, ImageParams, MusicParams, Params, SpeechParams,
-    TranscribeParams, UpscaleParams, UpscaleStep,
+    TranscribeParams, UpscaleParams, UpscaleStep, VideoParams,
 };
 
 /// A prepared job: checked, every default filled in, a random seed recorded.
@@ -73,6 +74,14 @@ impl JobSpec {
         }
     }
 
+    /// A video job's parameters.
+    pub fn video(&self) -> Option<&VideoParams> {
+        match &self.params {
+            Params::Video(p) => Some(p),
+            _ => None,
+        }
+    }
+
     /// Outputs the job makes at once.
     pub fn batch(&self) -> u32 {
         match &self.params {
@@ -96,6 +105,7 @@ impl JobSpec {
     pub fn guidance(&self) -> Option<f64> {
         match &self.params {
             Params::Image(p) => Some(p.guidance),
+            Params::Video(p) => Some(p.guidance),
             Params::Music(p) => Some(p.guidance),
             _ => None,
         }
@@ -174,6 +184,22 @@ impl JobSpec {
                 o.scale = Some(p.scale);
                 o.tile = p.tile;
             }
+            Params::Video(p) => {
+                o.negative = Some(p.negative.clone());
+                o.steps = Some(p.steps);
+                o.guidance = Some(p.guidance);
+                o.width = Some(p.width);
+                o.height = Some(p.height);
+                o.frames = Some(p.frames);
+                o.fps = Some(p.fps);
+                o.save_frames = p.save_frames.then_some(true);
+                o.init_image.clone_from(&p.init_image);
+                o.init_latents.clone_from(&p.init_latents);
+                o.max_sequence_length = p.max_sequence_length;
+                o.vae_tiling = p.vae_tiling;
+                o.residency = p.residency;
+                o.text_encoder_2.clone_from(&p.text_encoder_2);
+            }
         }
         o
     }
@@ -232,6 +258,7 @@ impl JobSpec {
                 | (JobKind::Caption, Params::Caption(_))
                 | (JobKind::Enhance, Params::Enhance(_))
                 | (JobKind::Upscale, Params::Upscale(_))
+                | (JobKind::Txt2vid | JobKind::Img2vid, Params::Video(_))
         );
         if fits {
             Ok(())

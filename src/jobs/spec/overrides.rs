@@ -19,6 +19,7 @@ const MEDIA: &str = "Audio and text";
 const MEMORY: &str = "Memory";
 const UPSCALE: &str = "Upscaling";
 const CONTROL: &str = "ControlNet";
+const VIDEO: &str = "Video";
 
 /// One job as asked; see the module header.
 #[derive(Debug, Clone, PartialEq, Default, Args, Serialize, Deserialize)]
@@ -146,7 +147,8 @@ pub struct JobOverrides {
     pub transformer: Option<PathBuf>,
     /// Flow models: the big text encoder's weights from this llama.cpp GGUF instead of the
     /// model's: T5 for FLUX and SD 3.5 (e.g. t5-v1_1-xxl-encoder-Q8_0.gguf), Qwen3 for Z-Image
-    /// (e.g. Qwen3-4B-Q8_0.gguf) [default: the model's].
+    /// (e.g. Qwen3-4B-Q8_0.gguf), UMT5 for Wan (e.g. umt5-xxl-encoder-Q8_0.gguf) [default: the
+    /// model's].
     #[arg(long, value_name = "PATH", help_heading = IMAGE)]
     #[serde(alias = "text_encoder_2", skip_serializing_if = "Option::is_none")]
     pub text_encoder_2: Option<PathBuf>,
@@ -236,6 +238,18 @@ pub struct JobOverrides {
     #[arg(long, value_name = "N", value_parser = values::count, help_heading = UPSCALE)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tile: Option<u32>,
+    /// Video: frames of the clip (Wan: 4n+1, e.g. 33 or 81) [default: the model's, 81 for Wan].
+    #[arg(long, value_name = "N", value_parser = values::count, help_heading = VIDEO)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frames: Option<u32>,
+    /// Video: frames per second of the MP4, 1..240 [default: the model's, 16 for Wan].
+    #[arg(long, value_name = "N", value_parser = values::count, help_heading = VIDEO)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fps: Option<u32>,
+    /// Video: also write every frame as PNG (listed after the .mp4) [default: off].
+    #[arg(long, num_args = 0, default_missing_value = "true", help_heading = VIDEO)]
+    #[serde(alias = "save_frames", skip_serializing_if = "Option::is_none")]
+    pub save_frames: Option<bool>,
     /// The compute dtype of this job (a job-file key; on the command line --dtype applies to all).
     #[arg(skip)]
     #[serde(skip_serializing_if = "Option::is_none")]

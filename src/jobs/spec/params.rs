@@ -27,6 +27,41 @@ pub enum Params {
     Enhance(EnhanceParams),
     /// An image made larger (Real-ESRGAN).
     Upscale(UpscaleParams),
+    /// txt2vid and img2vid.
+    Video(VideoParams),
+}
+
+/// A diffusion video job (Wan).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VideoParams {
+    pub negative: String,
+    pub steps: u32,
+    pub guidance: f64,
+    pub width: u32,
+    pub height: u32,
+    /// Frames the clip has (Wan: 4n + 1).
+    pub frames: u32,
+    /// Frames per second of the MP4.
+    pub fps: u32,
+    /// Each frame also written as PNG (`--save-frames`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub save_frames: bool,
+    /// img2vid: the first frame.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_image: Option<PathBuf>,
+    /// The 5-D noise diffusers would draw (1, C, latent frames, H/8, W/8).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_latents: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_sequence_length: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vae_tiling: Option<Toggle>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub residency: Option<ResidencyChoice>,
+    /// UMT5 from a GGUF file (`--text-encoder-2`), absolute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text_encoder_2: Option<PathBuf>,
 }
 
 /// A diffusion image job.

@@ -125,12 +125,7 @@ pub fn fill_spec(
         kind,
         model,
         prompt: asked.prompt.clone().unwrap_or_default(),
-        // A fresh random seed is recorded so the output says how to make it again.
-        seed: Some(
-            asked
-                .seed
-                .unwrap_or_else(|| u64::from(rand::random::<u32>())),
-        ),
+        seed: recorded_seed(asked.seed),
         dtype: asked.dtype,
         params: Params::Image(ImageParams {
             negative: asked.negative.clone().unwrap_or_default(),
@@ -159,6 +154,12 @@ pub fn fill_spec(
             upscale: None,
         }),
     })
+}
+
+/// The seed a job records: the one asked, else a fresh random one, so the output says how to
+/// make it again.
+pub(crate) fn recorded_seed(asked: Option<u64>) -> Option<u64> {
+    Some(asked.unwrap_or_else(|| u64::from(rand::random::<u32>())))
 }
 
 /// `--steps`: 1 to MAX_STEPS (jobs and `bench` alike).

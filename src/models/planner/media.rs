@@ -65,9 +65,13 @@ fn working_bytes(req: &MediaPlanRequest) -> u64 {
             let tile = crate::engines::upscale::footprint::tile_bytes(upscale_tile(req), elem);
             return crate::engines::upscale::WORKING_SET.fixed_bytes + tile;
         }
-        Family::Sd1 | Family::Sd2 | Family::Sdxl | Family::Flux | Family::ZImage | Family::Sd3 => {
-            WorkingSet::mib(0, 0)
-        }
+        Family::Sd1
+        | Family::Sd2
+        | Family::Sdxl
+        | Family::Flux
+        | Family::ZImage
+        | Family::Sd3
+        | Family::Wan => WorkingSet::mib(0, 0),
     };
     let per_run = set.fixed_bytes + (set.per_second_bytes as f64 * secs) as u64;
     per_run * elem.max(2) / 4 * u64::from(req.batch.max(1))

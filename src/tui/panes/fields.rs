@@ -91,6 +91,17 @@ const CAPTION_FIELDS: &[ParamField] = &[
     ParamField::Dtype,
     ParamField::Device,
 ];
+/// Video models: the clip's size, steps and guidance (frames and fps come from the model's
+/// defaults or the command line).
+const VIDEO_FIELDS: &[ParamField] = &[
+    ParamField::Model,
+    ParamField::Steps,
+    ParamField::Guidance,
+    ParamField::Seed,
+    ParamField::Size,
+    ParamField::Dtype,
+    ParamField::Device,
+];
 const TEXT_FIELDS: &[ParamField] = &[
     ParamField::Model,
     ParamField::Seed,
@@ -109,6 +120,7 @@ pub fn fields_for(kind: Option<Kind>) -> &'static [ParamField] {
         // An upscaler reads one image, as a captioner does.
         Some(Kind::Caption | Kind::Upscale) => CAPTION_FIELDS,
         Some(Kind::Text) => TEXT_FIELDS,
+        Some(Kind::Txt2vid | Kind::Img2vid) => VIDEO_FIELDS,
     }
 }
 

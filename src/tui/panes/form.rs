@@ -211,6 +211,14 @@ impl Form {
                 o.seed = None;
             }
             Some(Kind::Text) => o.kind = Some(JobKind::Enhance),
+            Some(Kind::Txt2vid | Kind::Img2vid) => {
+                let (width, height) = self.size()?;
+                o.kind = Some(JobKind::Txt2vid);
+                o.steps = opt(&self.steps, "steps", "a whole number")?;
+                o.guidance = opt(&self.guidance, "guidance", "a number")?;
+                o.width = width;
+                o.height = height;
+            }
             Some(Kind::Upscale) => {
                 o.kind = Some(JobKind::Upscale);
                 o.image = path(&self.init_image);

@@ -13,11 +13,17 @@ pub const TIME_PROJ_DIM: usize = 256;
 const MAX_PERIOD: f64 = 10_000.0;
 
 /// diffusers' `get_timestep_embedding(t, 256, flip_sin_to_cos=True, downscale_freq_shift=0)`:
-/// (b,) -> (b, 256) f32, cosines first. Computed in f32 as torch does (the exponent, its exp
-/// and the product with `t`), each f32 operation rounded once; exp, sin and cos are taken in
-/// f64 and rounded, which is what torch's f32 kernels return up to an ulp.
+/// (b,) -> (b, 256) f32, cosines first ([`sinusoidal`] at FLUX's width).
 pub fn timestep_projection(timesteps: &Tensor) -> Result<Tensor> {
-    let half = TIME_PROJ_DIM / 2;
+    sinusoidal(timesteps, TIME_PROJ_DIM)
+}
+
+/// diffusers' `get_timestep_embedding(t, dim, flip_sin_to_cos=True, downscale_freq_shift=0)`
+/// for any even `dim`: (n,) -> (n, dim) f32, cosines first. Computed in f32 as torch does (the
+/// exponent, its exp and the product with `t`), each f32 operation rounded once; exp, sin and
+/// cos are taken in f64 and rounded, which is what torch's f32 kernels return up to an ulp.
+pub fn sinusoidal(timesteps: &Tensor, dim: usize) -> Result<Tensor> {
+    let half = dim / 2;
     let neg_log = -(MAX_PERIOD.ln() as f32);
     let freqs: Vec<f32> = (0..half)
         .map(|i| {
@@ -28,14 +34,15 @@ pub fn timestep_projection(timesteps: &Tensor) -> Result<Tensor> {
     let ts = timesteps
         .to_dtype(DType::F32)?
         .to_device(&candle_core::Device::Cpu)?
+        .flatten_all()?
         .to_vec1::<f32>()?;
-    let mut out = Vec::with_capacity(ts.len() * TIME_PROJ_DIM);
+    let mut out = Vec::with_capacity(ts.len() * 2 * half);
     for &t in &ts {
         let args: Vec<f64> = freqs.iter().map(|&f| f64::from(t * f)).collect();
         out.extend(args.iter().map(|a| a.cos() as f32));
         out.extend(args.iter().map(|a| a.sin() as f32));
     }
-    Tensor::from_vec(out, (ts.len(), TIME_PROJ_DIM), timesteps.device())
+    Tensor::from_vec(out, (ts.len(), 2 * half), timesteps.device())
 }
 
 /// Linear, SiLU, linear (diffusers' TimestepEmbedding / PixArtAlphaTextProjection; BFL's

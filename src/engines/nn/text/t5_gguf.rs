@@ -10,6 +10,7 @@ use std::sync::Arc;
 use candle_core::{DType, Device};
 
 use super::t5::{T5Config, T5Encoder};
+use super::umt5::Umt5Encoder;
 use crate::engines::nn::weights::gguf::{GgufWeights, NameMap};
 use crate::error::{Error, Result};
 
@@ -54,6 +55,42 @@ pub fn gguf_name(name: &str) -> String {
     format!("enc.blk.{block}.{stored}")
 }
 
+/// A llama.cpp-named T5 encoder GGUF under transformers' names, tensors dequantized into `dtype`
+/// as asked for; the file's block count must be the config's.
+fn open_gguf(path: &Path, config: &T5Config, device: &Device, dtype: DType) -> Result<GgufWeights> {
+    let names: NameMap = Arc::new(gguf_name);
+    let weights = GgufWeights::open(path, Some(ARCHITECTURE), dtype, device, Some(names))?;
+    let blocks = weights.file().block_count("enc.blk.");
+    if blocks != config.num_layers {
+        return Err(Error::bad_input(format!(
+            "{}: the GGUF holds {blocks} T5 encoder blocks but the config's `num_layers` is \
+             {} (a GGUF of another T5?)",
+            path.display(),
+            config.num_layers
+        )));
+    }
+    Ok(weights)
+}
+
+impl Umt5Encoder {
+    /// The UMT5 encoder from a llama.cpp-named GGUF (city96's umt5-xxl-encoder files: the T5
+    /// names, `enc.blk.N.attn_rel_b.weight` in every block), with `config` (Wan's
+    /// `text_encoder/config.json`), dequantized into `dtype` (f16 becomes f32). Another
+    /// architecture, a block count other than the config's, a block without its relative bias (a
+    /// T5 GGUF), a wrong shape or a truncated file is bad input naming the file.
+    pub fn load_gguf(
+        path: &Path,
+        config: &T5Config,
+        device: &Device,
+        dtype: DType,
+    ) -> Result<Self> {
+        let _span = tracing::info_span!("umt5_gguf_load", path = %path.display()).entered();
+        let dtype = T5Encoder::dtype_for(dtype);
+        let weights = open_gguf(path, config, device, dtype)?;
+        weights.build("UMT5 encoder", |vb| Self::new(vb, config))
+    }
+}
+
 impl T5Encoder {
     /// The encoder from a llama.cpp/city96 T5 encoder GGUF, with `config` (FLUX's
     /// `text_encoder_2/config.json`), computing in f32. Another architecture, a block count
@@ -72,17 +109,7 @@ impl T5Encoder {
     ) -> Result<Self> {
         let _span = tracing::info_span!("t5_gguf_load", path = %path.display()).entered();
         let dtype = Self::dtype_for(dtype);
-        let names: NameMap = Arc::new(gguf_name);
-        let weights = GgufWeights::open(path, Some(ARCHITECTURE), dtype, device, Some(names))?;
-        let blocks = weights.file().block_count("enc.blk.");
-        if blocks != config.num_layers {
-            return Err(Error::bad_input(format!(
-                "{}: the GGUF holds {blocks} T5 encoder blocks but the config's `num_layers` is \
-                 {} (a GGUF of another T5?)",
-                path.display(),
-                config.num_layers
-            )));
-        }
+        let weights = open_gguf(path, config, device, dtype)?;
         weights.build("T5 encoder", |vb| Self::new(vb, config))
     }
 }

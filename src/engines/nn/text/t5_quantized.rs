@@ -2,8 +2,9 @@
 //! city96's t5-v1_1-xxl-encoder files: 5 GB instead of 19 in f32) and is dequantized for its one
 //! matmul, then dropped. The arithmetic is transformers' T5EncoderModel (what `t5::T5Encoder`
 //! runs through candle_transformers for dense weights): RMS layer norms in f32, unscaled attention
-//! plus a bucketed relative-position bias shared by all layers, the gated-GELU (tanh) feed-forward.
-//! Names are llama.cpp's (`enc.blk.N.attn_q.weight`, ...).
+//! plus a bucketed relative-position bias shared by all layers (UMT5, `load_umt5`: each layer's
+//! own), the gated-GELU (tanh) feed-forward. Names are llama.cpp's (`enc.blk.N.attn_q.weight`,
+//! ...).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -47,8 +48,8 @@ pub struct QuantizedT5Encoder {
     config: T5Config,
     /// (vocab, d_model) in f32, dequantized once (looked up, never multiplied).
     embedding: Tensor,
-    /// (buckets, heads) in f32.
-    relative_bias: Tensor,
+    /// (buckets, heads) in f32: one shared by every layer (T5), or one per layer (UMT5).
+    relative_bias: Vec<Tensor>,
     layers: Vec<Layer>,
     final_norm: Tensor,
     dtype: DType,
@@ -59,6 +60,28 @@ impl QuantizedT5Encoder {
     /// Loads `path` (a llama.cpp-named T5 encoder GGUF) for `config`, computing in `dtype` (f32
     /// or bf16: T5 overflows f16). Every tensor is checked against the config's shapes.
     pub fn load(path: &Path, config: &T5Config, device: &Device, dtype: DType) -> Result<Self> {
+        Self::load_with(path, config, device, dtype, false)
+    }
+
+    /// [`Self::load`] for a UMT5 encoder GGUF (city96's umt5-xxl-encoder files: the T5 names,
+    /// with `enc.blk.N.attn_rel_b.weight` in every block). A T5 GGUF (one bias) is refused
+    /// naming the missing tensor.
+    pub fn load_umt5(
+        path: &Path,
+        config: &T5Config,
+        device: &Device,
+        dtype: DType,
+    ) -> Result<Self> {
+        Self::load_with(path, config, device, dtype, true)
+    }
+
+    fn load_with(
+        path: &Path,
+        config: &T5Config,
+        device: &Device,
+        dtype: DType,
+        per_layer_bias: bool,
+    ) -> Result<Self> {
         let _span = tracing::info_span!("load_t5_gguf", path = %path.display()).entered();
         let file = GgufFile::open(path)?;
         file.expect_architecture("t5encoder")?;
@@ -71,7 +94,7 @@ impl QuantizedT5Encoder {
             let got = shape_of(name)?;
             if got != want {
                 return Err(bad(format!(
-                    "{name} is {got:?}, the T5 config (text_encoder_2/config.json) says {want:?}; \
+                    "{name} is {got:?}, the encoder's config.json says {want:?}; \
                      the GGUF is another T5"
                 )));
             }
@@ -90,8 +113,14 @@ impl QuantizedT5Encoder {
         expect("token_embd.weight", &[config.vocab_size, d])?;
         let embedding = file.load("token_embd.weight", DType::F32, device)?;
         let buckets = config.relative_attention_num_buckets;
-        expect("enc.blk.0.attn_rel_b.weight", &[buckets, heads])?;
-        let relative_bias = file.load("enc.blk.0.attn_rel_b.weight", DType::F32, device)?;
+        let bias_layers = if per_layer_bias { config.num_layers } else { 1 };
+        let relative_bias = (0..bias_layers)
+            .map(|i| {
+                let name = format!("enc.blk.{i}.attn_rel_b.weight");
+                expect(&name, &[buckets, heads])?;
+                file.load(&name, DType::F32, device)
+            })
+            .collect::<Result<Vec<_>>>()?;
         if !config.feed_forward_proj.gated {
             return Err(bad(
                 "a T5 without the gated feed-forward (v1.0); FLUX's T5 is v1.1 (gated-gelu)".into(),
@@ -194,26 +223,32 @@ impl QuantizedT5Encoder {
             .to_dtype(self.dtype)?
             .unsqueeze(0)?;
         let buckets = Tensor::from_vec(self.buckets(len), len * len, &self.device)?;
-        // (1, heads, len, len) in f32.
-        let bias = self
+        // (1, heads, len, len) in f32, per layer (or one for all).
+        let biases = self
             .relative_bias
-            .index_select(&buckets, 0)?
-            .reshape((len, len, heads))?
-            .permute((2, 0, 1))?
-            .unsqueeze(0)?
-            .contiguous()?;
+            .iter()
+            .map(|table| {
+                table
+                    .index_select(&buckets, 0)?
+                    .reshape((len, len, heads))?
+                    .permute((2, 0, 1))?
+                    .unsqueeze(0)?
+                    .contiguous()
+            })
+            .collect::<candle_core::Result<Vec<_>>>()?;
         let split = |t: Tensor| -> candle_core::Result<Tensor> {
             t.reshape((1, len, heads, d_kv))?
                 .transpose(1, 2)?
                 .contiguous()
         };
-        for layer in &self.layers {
+        for (i, layer) in self.layers.iter().enumerate() {
+            let bias = &biases[i.min(biases.len() - 1)];
             let normed = self.norm(&hidden, &layer.attn_norm)?;
             let q = split(layer.q.forward(&normed)?)?;
             let k = split(layer.k.forward(&normed)?)?;
             let v = split(layer.v.forward(&normed)?)?;
             // T5 does not scale its scores; softmax in f32 as transformers does.
-            let scores = (q.matmul(&k.t()?)?.to_dtype(DType::F32)? + &bias)?;
+            let scores = (q.matmul(&k.t()?)?.to_dtype(DType::F32)? + bias)?;
             let probs = candle_nn::ops::softmax_last_dim(&scores)?.to_dtype(self.dtype)?;
             let attn = probs
                 .matmul(&v)?

@@ -38,6 +38,10 @@ pub struct SchedulerConfig {
     pub use_beta_sigmas: Option<bool>,
     pub use_lu_lambdas: Option<bool>,
     pub use_flow_sigmas: Option<bool>,
+    /// Flow UniPC's static shift (Wan: 3.0 for 480p, 5.0 for 720p).
+    pub flow_shift: Option<f64>,
+    pub use_dynamic_shifting: Option<bool>,
+    pub shift_terminal: Option<f64>,
     pub interpolation_type: Option<String>,
     pub timestep_type: Option<String>,
     pub sigma_min: Option<f64>,

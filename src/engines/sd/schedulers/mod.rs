@@ -12,6 +12,7 @@ mod ddim;
 mod dpm_solver;
 mod euler;
 mod euler_ancestral;
+mod flow;
 mod names;
 mod ops;
 mod schedule;

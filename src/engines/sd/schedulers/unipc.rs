@@ -1,5 +1,6 @@
 //! UniPC (diffusers `UniPCMultistepScheduler`; defaults bh2, solver order 2, predict_x0): a
 //! multistep predictor, and a corrector applied to each incoming sample using the new model output.
+//! With `use_flow_sigmas` (Wan) it runs on flow-matching sigmas (see [`super::flow`]).
 
 use candle_core::Tensor;
 
@@ -7,6 +8,7 @@ use super::config::{
     ClassDefaults, FinalSigmas, PredictionType, Resolved, SchedulerConfig, TimestepSpacing,
     refuse_sigma_variants, unsupported,
 };
+use super::flow::{check_flow_config, flow_schedule, is_flow};
 use super::ops::{StepCursor, check_index, lincomb};
 use super::schedule::{
     alpha_sigma, f32r, interp_index, karras_sigmas, log_sigmas, multistep_timesteps,
@@ -21,6 +23,8 @@ pub(crate) struct UniPc {
     timesteps: Vec<f64>,
     sigmas: Vec<f64>,
     prediction: PredictionType,
+    /// Flow matching: alpha = 1 - sigma, sigma_t = sigma, velocity predictions.
+    flow: bool,
     order: usize,
     predict_x0: bool,
     bh2: bool,
@@ -41,8 +45,16 @@ impl UniPc {
             class: CLASS,
             timestep_spacing: TimestepSpacing::Linspace,
         };
-        let r = Resolved::new(cfg, defaults)?;
-        refuse_sigma_variants(cfg, CLASS)?;
+        let flow = is_flow(cfg);
+        let flow_rest;
+        let shared = if flow {
+            flow_rest = check_flow_config(cfg, CLASS)?;
+            &flow_rest
+        } else {
+            refuse_sigma_variants(cfg, CLASS)?;
+            cfg
+        };
+        let r = Resolved::new(shared, defaults)?;
         let order = cfg.solver_order.unwrap_or(2);
         if order == 0 {
             return Err(Error::bad_input(
@@ -65,7 +77,16 @@ impl UniPc {
             steps,
             r.steps_offset,
         );
-        let sigmas: Vec<f64> = if r.use_karras_sigmas {
+        let sigmas: Vec<f64> = if flow {
+            let s = flow_schedule(
+                cfg,
+                r.num_train_timesteps,
+                steps,
+                r.final_sigmas_type == FinalSigmas::Zero,
+            );
+            timesteps = s.timesteps;
+            s.sigmas
+        } else if r.use_karras_sigmas {
             let lo = cfg.sigma_min.unwrap_or(train[0]);
             let hi = cfg.sigma_max.unwrap_or(train[train.len() - 1]);
             let mut sigmas = karras_sigmas(lo, hi, steps);
@@ -92,6 +113,7 @@ impl UniPc {
             timesteps,
             sigmas: sigmas.into_iter().map(f32r).collect(),
             prediction: r.prediction_type,
+            flow,
             order,
             predict_x0: cfg.predict_x0.unwrap_or(true),
             bh2,
@@ -105,8 +127,17 @@ impl UniPc {
         })
     }
 
+    /// alpha_t and sigma_t at this sigma (diffusers' `_sigma_to_alpha_sigma_t`).
+    fn alpha_sigma(&self, sigma: f64) -> (f64, f64) {
+        if self.flow {
+            (1.0 - sigma, sigma)
+        } else {
+            alpha_sigma(sigma)
+        }
+    }
+
     fn lambda(&self, index: usize) -> (f64, f64, f64) {
-        let (alpha, sigma) = alpha_sigma(self.sigmas[index]);
+        let (alpha, sigma) = self.alpha_sigma(self.sigmas[index]);
         (alpha, sigma, alpha.ln() - sigma.ln())
     }
 
@@ -117,6 +148,10 @@ impl UniPc {
         sample: &Tensor,
         index: usize,
     ) -> candle_core::Result<Tensor> {
+        if self.flow {
+            // x0 = sample - sigma * velocity (predict_x0 is required with flow).
+            return lincomb(&[(1.0, sample), (-self.sigmas[index], model_output)]);
+        }
         let (alpha_t, sigma_t) = alpha_sigma(self.sigmas[index]);
         match (self.predict_x0, self.prediction) {
             (true, PredictionType::Epsilon) => {
@@ -325,7 +360,7 @@ impl Scheduler for UniPc {
         timestep_index: usize,
     ) -> candle_core::Result<Tensor> {
         check_index(timestep_index, self.timesteps.len())?;
-        let (alpha_t, sigma_t) = alpha_sigma(self.sigmas[timestep_index]);
+        let (alpha_t, sigma_t) = self.alpha_sigma(self.sigmas[timestep_index]);
         lincomb(&[(alpha_t, original), (sigma_t, noise)])?.to_dtype(original.dtype())
     }
 }

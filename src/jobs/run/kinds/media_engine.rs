@@ -19,6 +19,15 @@ use crate::vocab::Residency;
 
 /// Where a media model's engine lives in the cache.
 pub(super) fn media_key(model: &ModelInfo, device: &WorkerDevice, dtype: DType) -> EngineKey {
+    keyed(model, device, dtype, Residency::Resident)
+}
+
+fn keyed(
+    model: &ModelInfo,
+    device: &WorkerDevice,
+    dtype: DType,
+    residency: Residency,
+) -> EngineKey {
     EngineKey {
         weights: vec![],
         no_t5: false,
@@ -26,7 +35,7 @@ pub(super) fn media_key(model: &ModelInfo, device: &WorkerDevice, dtype: DType) 
         model_dir: model.dir.clone(),
         device: device.name.clone(),
         dtype,
-        residency: Residency::Resident,
+        residency,
     }
 }
 
@@ -40,10 +49,27 @@ pub(super) fn cached_engine<'c>(
     dtype: DType,
     timings: &mut Timings,
 ) -> crate::Result<&'c mut Engine> {
+    let at = (dtype, Residency::Resident, None);
+    cached_engine_as(cache, shared, config, job, model, at, timings)
+}
+
+/// `cached_engine` with the residency the job's plan chose (video: staged when the components
+/// do not fit together).
+pub(super) fn cached_engine_as<'c>(
+    cache: &'c mut EngineCache<Engine>,
+    shared: &Arc<Shared>,
+    config: &RunnerConfig,
+    job: JobId,
+    model: &ModelInfo,
+    (dtype, residency, text_encoder_2): (DType, Residency, Option<&std::path::Path>),
+    timings: &mut Timings,
+) -> crate::Result<&'c mut Engine> {
     let device = &config.device;
     let switches = crate::engines::EngineSwitches::from_switches(&config.switches);
     let faults = config.switches.test_fault.as_deref();
-    let key = media_key(model, device, dtype);
+    let mut key = keyed(model, device, dtype, residency);
+    key.weights
+        .extend(text_encoder_2.map(std::path::Path::to_path_buf));
     let started = Instant::now();
     let (engine, fresh) =
         cache.get_or_load(&key, MediaWeights::read(&model.dir, dtype).bytes, || {
@@ -57,10 +83,10 @@ pub(super) fn cached_engine<'c>(
                 path: &model.dir,
                 device: &device.device,
                 dtype,
-                residency: Residency::Resident,
+                residency,
                 switches,
                 transformer: None,
-                text_encoder_2: None,
+                text_encoder_2,
                 no_t5: false,
                 loras: &[],
             })
@@ -142,7 +168,13 @@ pub(super) fn media_start(w: &Worker, record: &JobRecord, ext: &str) -> crate::R
         }));
     }
     let dtype = (w.config.device.dtype)(spec.dtype)?;
-    if let Some(planner) = &w.config.planner {
+    // Video jobs plan their own stages (`planner.plan_video`, in the video job).
+    if let Some(planner) = w
+        .config
+        .planner
+        .as_ref()
+        .filter(|_| !spec.kind.makes_video())
+    {
         planner.plan_media(&model.dir, model.family, spec, dtype)?;
     }
     Ok(Start::Run(MediaStart {

@@ -9,6 +9,7 @@ mod media_engine;
 mod text;
 mod transcribe;
 mod upscale;
+mod video;
 
 use crate::engines::CancelToken;
 use crate::jobs::run::events::Timings;
@@ -36,5 +37,6 @@ pub(super) fn job_for(params: &Params) -> &'static dyn KindJob {
         Params::Transcribe(_) => &transcribe::TranscribeJob,
         Params::Caption(_) | Params::Enhance(_) => &text::TextJob,
         Params::Upscale(_) => &upscale::UpscaleJob,
+        Params::Video(_) => &video::VideoJob,
     }
 }

@@ -1,0 +1,58 @@
+//! A Wan text-to-video diffusers folder (WanPipeline): transformer/ (WanTransformer3DModel), the
+//! Wan causal 3D VAE in vae/, the UMT5 encoder in text_encoder/ and its tokenizer in tokenizer/.
+//! Only configs are read. Image-to-video pipelines (WanImageToVideoPipeline) are refused by name.
+
+use std::path::Path;
+
+use super::entry::Family;
+use super::layout::{ComponentPaths, ModelLayout, PredictionType, folder_has_fp16, read_json};
+use crate::{Error, Result};
+
+/// model_index.json names a Wan pipeline.
+pub(super) fn is_wan(pipeline_class: &str) -> bool {
+    pipeline_class.starts_with("Wan")
+}
+
+pub(super) fn open(dir: &Path, pipeline_class: String) -> Result<ModelLayout> {
+    if pipeline_class != "WanPipeline" {
+        return Err(Error::bad_input(format!(
+            "{}: `{pipeline_class}` is not supported yet; pallaidium runs Wan's text-to-video \
+             WanPipeline folders",
+            dir.display()
+        )));
+    }
+    read_json(dir, "transformer/config.json")?;
+    read_json(dir, "vae/config.json")?;
+    read_json(dir, "text_encoder/config.json")?;
+    read_json(dir, "scheduler/scheduler_config.json")?;
+    let tokenizer = dir.join("tokenizer/tokenizer.json");
+    if !tokenizer.is_file() {
+        return Err(Error::bad_input(format!(
+            "{}: Wan's UMT5 tokenizer needs tokenizer/tokenizer.json; fetch the model again",
+            dir.display()
+        )));
+    }
+    let paths = ComponentPaths {
+        denoiser: dir.join("transformer"),
+        vae: dir.join("vae"),
+        text_encoder: dir.join("text_encoder"),
+        text_encoder_2: None,
+        tokenizer: dir.join("tokenizer"),
+        tokenizer_2: None,
+        scheduler: dir.join("scheduler"),
+    };
+    Ok(ModelLayout {
+        dir: dir.to_path_buf(),
+        family: Family::Wan,
+        inpainting: false,
+        // Flow matching; the scheduler config says so, and no Wan code reads this.
+        prediction_type: PredictionType::Epsilon,
+        has_fp16_variants: folder_has_fp16(&paths.denoiser),
+        paths,
+        pipeline_class,
+        // Wan 2.1's VAE: 8x spatial (and 4x temporal) compression.
+        vae_scale_factor: 8,
+        unet_sample_size: None,
+        embedded_guidance: None,
+    })
+}
