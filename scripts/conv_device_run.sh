@@ -2,10 +2,11 @@
 # One GPU call for the cuDNN convolutions (PALLAIDIUM_CONV) and the fused RRDB trunk, from the repository
 # root on the device, with .benchcarry/ carried: pallaidium.xz (cargo build --release --features cudnn,
 # xz), gpu-libs.sh (shared/cuda), site.tar.xz (diffusers, spandrel and einops unpacked; torch is on the
-# device). In order, while the budget lasts:
-#   1. every flow fixture's CLI reference on CUDA (scripts/gpu_flow_check.py, f32 and bf16): the VAEs'
+# device). In order, while the budget (BUDGET_S seconds) lasts:
+#   1. 512x512 x4 RRDBNet upscaling against spandrel, f16 then f32, with PALLAIDIUM_CONV=cudnn and =gemm
+#      (bench_upscale.py compares both outputs too);
+#   2. every flow fixture's CLI reference on CUDA (scripts/gpu_flow_check.py, f32 and bf16): the VAEs'
 #      convolutions now run through cuDNN, so this is their parity check on the device;
-#   2. 512x512 x4 RRDBNet upscaling against spandrel, f16 and f32, with PALLAIDIUM_CONV=cudnn and =gemm;
 #   3. the same upscale on the device's CPU (16 cores), one run a side.
 # Results come back under $OUT.
 set -uo pipefail
@@ -24,20 +25,20 @@ python3 -c "import torch, diffusers; print(torch.__version__, torch.version.cuda
 "$C/pallaidium" --version >> "$OUT/versions.txt" 2>&1
 lscpu | head -20 > "$OUT/cpu.txt"
 
-mkdir -p "$OUT/flow_check"
-timeout 200 python3 scripts/gpu_flow_check.py --bin "$C/pallaidium" --out "$OUT/flow_check" --dtypes f32,bf16 \
-  > "$OUT/flow_check.jsonl" 2> "$OUT/flow_check.err"
-rm -rf "$OUT"/flow_check/*/ 2>/dev/null
-echo "flow check: $(tail -1 "$OUT/flow_check.jsonl") [$(left)s left]"
-
-for conv in cudnn gemm; do
-  for dt in f16 f32; do
+for dt in f16 f32; do
+  for conv in cudnn gemm; do
     [ "$(left)" -gt 60 ] || break
     PALLAIDIUM_CONV=$conv timeout 110 python3 scripts/bench_upscale.py --device cuda --dtype "$dt" --runs 2 --repeat 3 \
       --binary "$C/pallaidium" --out "$OUT/gpu-$dt-$conv" > "$OUT/gpu-$dt-$conv.log" 2>&1
     echo "gpu $dt $conv: $(tail -n 2 "$OUT/gpu-$dt-$conv.log" | tr '\n' ' ') [$(left)s left]"
   done
 done
+mkdir -p "$OUT/flow_check"
+timeout $(( $(left) > 200 ? 200 : $(left) - 5 )) python3 scripts/gpu_flow_check.py --bin "$C/pallaidium" --out "$OUT/flow_check" --dtypes f32,bf16 \
+  > "$OUT/flow_check.jsonl" 2> "$OUT/flow_check.err"
+rm -rf "$OUT"/flow_check/*/ 2>/dev/null
+echo "flow check: $(tail -1 "$OUT/flow_check.jsonl") [$(left)s left]"
+
 t=$(( $(left) - 10 ))
 if [ "$t" -gt 40 ]; then
   timeout "$t" python3 scripts/bench_upscale.py --device cpu --dtype f32 --runs 1 \
