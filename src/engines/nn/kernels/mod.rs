@@ -2,9 +2,12 @@
 //! drop-in for the candle_nn layer it replaces and parity-tested against it:
 //! - `GroupNorm`: one fused pass (statistics, affine, optional SiLU) on the CPU in f32 instead of
 //!   eight tensor ops with as many full-size temporaries.
-//! - `Conv2d`: on the CPU in f32, 1x1 convolutions as a plain batched matmul and kxk ones as a
-//!   row-copy im2col in the weight's own (c_in, ky, kx) order followed by one matmul, so the
-//!   weight is never reshuffled per call (candle's tiled path repacks it on every forward).
+//! - `Conv2d`: on the CPU in f32 through `conv_into`: bands of output rows, each worker building
+//!   its own im2col band in the weight's own (c_in, ky, kx) order (1x1 convolutions read the
+//!   input as it is) and running one GEMM into the output, with the bias and an epilogue
+//!   (LeakyReLU, scaled residuals) applied in the same pass; the weight is never reshuffled per
+//!   call (candle's tiled path repacks it on every forward). On CUDA, cuDNN in builds with the
+//!   `cudnn` feature (`cuda/cudnn_conv.rs`), else im2col + cuBLAS.
 //! - Softmax: in place on the CPU in f32, with a vectorized polynomial exp.
 //! - Attention on the CPU in f32: score tiles of 64 queries kept in cache between the two GEMMs.
 //! - On CUDA builds, the same layers plus GEGLU, tensor-core attention, `linear` (one GEMM and a

@@ -1,5 +1,5 @@
-//! A tiny parallel-for over disjoint output chunks (std scoped threads; the crate does not
-//! depend on rayon directly).
+//! A tiny parallel-for over disjoint output chunks on std scoped threads (`conv_into` uses
+//! rayon's pool directly, for its per-thread scratch bands).
 
 /// Runs `f(index, chunk)` for every `chunk_len`-sized chunk of `out`, spread over the threads
 /// candle itself uses.
