@@ -46,10 +46,6 @@ pub enum Kernels {
 }
 
 impl Kernels {
-    pub fn stock_if(stock: bool) -> Self {
-        if stock { Self::Stock } else { Self::Ours }
-    }
-
     /// Whether our kernels run: the `fast` argument of the `*_with` functions.
     pub fn fast(self) -> bool {
         self != Self::Stock
