@@ -300,8 +300,12 @@ impl WanPipeline {
             stage: "transformer".into(),
         });
         self.load_transformer()?;
+        // Each stage ends with a device synchronize, so its logged time is the device's (one
+        // wait per stage, nothing inside the loop).
         let latents = stage("denoise", || {
-            self.denoise(latents, &positive, negative.as_ref(), req, sink, cancel)
+            let out = self.denoise(latents, &positive, negative.as_ref(), req, sink, cancel)?;
+            out.device().synchronize()?;
+            Ok(out)
         })?;
         if self.staged() {
             self.transformer = None;
@@ -311,7 +315,11 @@ impl WanPipeline {
             stage: "vae".into(),
         });
         self.load_vae()?;
-        let video = stage("vae_decode", || self.decode(&latents, req.vae_tiling));
+        let video = stage("vae_decode", || {
+            let out = self.decode(&latents, req.vae_tiling)?;
+            out.device().synchronize()?;
+            Ok(out)
+        });
         if self.staged() {
             self.vae = None;
         }
