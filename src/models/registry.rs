@@ -308,8 +308,11 @@ fn validate_components(e: &ModelEntry) -> std::result::Result<(), (&'static str,
             ("components.weights", &c.weights),
             ("components.weights_fp16", &c.weights_fp16),
         ] {
+            // `<stem>*.safetensors*` also takes a sharded repo's `.safetensors.index.json`.
             if let Some(w) = w
-                && !(w.ends_with(".safetensors") || w.ends_with(".gguf"))
+                && !(w.ends_with(".safetensors")
+                    || w.ends_with(".safetensors*")
+                    || w.ends_with(".gguf"))
             {
                 return Err((
                     key,

@@ -312,3 +312,55 @@ fn z_image_turbo_ships_with_its_defaults_licence_and_quantized_variants() {
     assert_eq!(e.native_resolution, [1024, 1024]);
     assert_eq!(crate::models::quant::names(e), vec!["q4_k_m", "q8_0"]);
 }
+
+#[test]
+fn wan_entries_ship_with_video_defaults_and_take_single_or_sharded_weights() {
+    let reg = Registry::shipped().unwrap();
+    for (id, size, frames, fps) in [
+        ("wan2.1-t2v-1.3b", [832, 480], 81, 16),
+        ("wan2.2-ti2v-5b", [1280, 704], 121, 24),
+    ] {
+        let e = reg.get(id).unwrap_or_else(|| panic!("{id} missing"));
+        assert_eq!((e.family, e.kind), (Family::Wan, Kind::Txt2vid), "{id}");
+        assert!(!e.gated && e.license == "apache-2.0", "{id}");
+        assert_eq!(e.native_resolution, size, "{id}");
+        let d = &e.defaults;
+        assert_eq!([d.width, d.height], size, "{id}");
+        assert_eq!(
+            (d.frames, d.fps, d.steps),
+            (Some(frames), Some(fps), 50),
+            "{id}"
+        );
+        assert_eq!((frames - 1) % 4, 0, "{id}: Wan makes 4n+1 frames");
+        let files = e.required_files(false);
+        let weights = files
+            .iter()
+            .find(|f| f.starts_with("transformer/") && f.contains('*'))
+            .unwrap();
+        for repo_file in [
+            "transformer/diffusion_pytorch_model.safetensors",
+            "transformer/diffusion_pytorch_model-00001-of-00003.safetensors",
+            "transformer/diffusion_pytorch_model.safetensors.index.json",
+        ] {
+            assert!(
+                crate::models::file_pattern::matches(weights, repo_file),
+                "{repo_file}"
+            );
+        }
+        assert!(!crate::models::file_pattern::matches(
+            weights,
+            "transformer/config.json"
+        ));
+    }
+    // A trailing `*` is only allowed after .safetensors: pickles stay refused.
+    let sharded = ONE.replace(
+        "unet/diffusion_pytorch_model.safetensors",
+        "unet/diffusion_pytorch_model*.safetensors*",
+    );
+    assert!(Registry::from_toml(&sharded, "user.toml").is_ok());
+    let pickle = ONE.replace(
+        "unet/diffusion_pytorch_model.safetensors",
+        "unet/diffusion_pytorch_model*.bin*",
+    );
+    assert!(err_of(&pickle).contains("key `components.weights`"));
+}
