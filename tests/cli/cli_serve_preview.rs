@@ -66,3 +66,35 @@ fn a_server_without_preview_has_none_to_give_and_wants_the_token() {
     assert_eq!(none.status, 404);
     assert!(none.message().contains("--preview"), "{}", none.message());
 }
+
+#[test]
+fn a_video_job_previews_its_middle_latent_frame() {
+    let server = Server::start(&["--preview"], &[]);
+    let model = crate::run::fixture("wan-t2v-tiny");
+    // Four steps: previews after steps 2 (never after the last), of the middle latent frame at
+    // latent size (96x64 / 8).
+    let id = server.submit(json!({
+        "model": model, "kind": "txt2vid", "prompt": "a previewed fox", "seed": 5,
+        "steps": 4, "frames": 9, "width": 96, "height": 64, "dtype": "f32"
+    }));
+    let events = server.events(&format!("/api/v1/jobs/{id}/events"), None, 1000);
+    assert_eq!(events.last().unwrap().data["event"], "done", "{events:?}");
+    let preview = events
+        .iter()
+        .find(|e| e.data["event"] == "preview")
+        .unwrap_or_else(|| panic!("no preview event: {events:?}"));
+    assert_eq!(
+        (
+            preview.data["width"].as_u64(),
+            preview.data["height"].as_u64()
+        ),
+        (Some(12), Some(8))
+    );
+    let reply = server.get(preview.data["url"].as_str().unwrap());
+    assert_eq!(reply.status, 200, "{}", reply.message());
+    let image = image::load_from_memory(&reply.body).unwrap().to_rgb8();
+    assert_eq!(image.dimensions(), (12, 8));
+    // Noise-like latents, not a flat frame.
+    let first = image.get_pixel(0, 0);
+    assert!(image.pixels().any(|p| p != first));
+}

@@ -3,6 +3,7 @@
 //! names (`schedule`) and the text-to-video pipeline (`pipeline`).
 
 pub mod pipeline;
+mod preview;
 pub mod schedule;
 pub mod text;
 pub mod transformer;

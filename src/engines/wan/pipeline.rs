@@ -60,6 +60,8 @@ pub struct VideoRequest {
     pub max_sequence_length: Option<u32>,
     /// Decode in spatial tiles (diffusers' `vae.enable_tiling()` defaults).
     pub vae_tiling: bool,
+    /// A latent preview of the middle frame every this many steps (0: none).
+    pub preview_every: u32,
 }
 
 /// model_index.json's Wan switches: `expand_timesteps` (Wan 2.2 TI2V); a second transformer
@@ -357,7 +359,13 @@ impl WanPipeline {
                 None => cond,
             };
             latents = schedule.step(&velocity, i, &latents)?;
-            emit_step(sink, i as u32 + 1, total, begin);
+            let step = i as u32 + 1;
+            emit_step(sink, step, total, begin);
+            if req.preview_every > 0 && step.is_multiple_of(req.preview_every) && step < total {
+                sink.emit(EngineEvent::Preview(super::preview::middle_frame_preview(
+                    &latents,
+                )?));
+            }
         }
         Ok(latents)
     }

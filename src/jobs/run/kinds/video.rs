@@ -44,6 +44,7 @@ fn request(
     p: &VideoParams,
     (channels, ratio): (usize, u32),
     vae_tiling: bool,
+    preview_every: u32,
 ) -> crate::Result<VideoRequest> {
     let init_latents = match &p.init_latents {
         Some(path) => Some(read_video_latents(
@@ -66,6 +67,7 @@ fn request(
         init_latents,
         max_sequence_length: p.max_sequence_length,
         vae_tiling,
+        preview_every,
     })
 }
 
@@ -111,7 +113,7 @@ fn video_job(
     let Engine::Wan(wan) = engine else {
         return Err(wrong_engine(&start.model, engine));
     };
-    let req = request(spec, p, wan.latent_shape(), tiled)?;
+    let req = request(spec, p, wan.latent_shape(), tiled, w.config.preview_every)?;
     if cancel.is_cancelled() {
         return Err(crate::Error::Cancelled);
     }
