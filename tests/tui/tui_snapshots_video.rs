@@ -6,7 +6,7 @@
 use crossterm::event::{KeyCode, KeyModifiers};
 use pallaidium::engines::video::VideoClip;
 use pallaidium::jobs::output::video::encode_mp4;
-use pallaidium::jobs::spec::{JobOverrides, Params, VideoParams};
+use pallaidium::jobs::spec::{Params, VideoParams};
 use pallaidium::jobs::{JobEvent, JobId, JobSpec};
 use pallaidium::models::{Kind, ModelEntry, Registry};
 use pallaidium::tui::app::{App, AppConfig, Command, CompatEnv};
@@ -19,7 +19,8 @@ use pallaidium::vocab::{Backend, JobKind};
 use ratatui_image::picker::Picker;
 
 use crate::tui;
-use tui::{key, pane_terminal, render, snapshot};
+use crate::tui_snapshots_media::{screen, submitted};
+use tui::{key, pane_terminal, snapshot};
 
 fn pane_snapshot(name: &str, pane: &dyn Pane, w: u16, h: u16) {
     insta::assert_snapshot!(name, pane_terminal(pane, w, h).backend());
@@ -64,17 +65,6 @@ fn video_app(form: Form, picker: Option<Picker>) -> App {
     });
     app.handle(AppEvent::System(snapshot()));
     app
-}
-
-fn submitted(commands: &[Command]) -> Option<JobOverrides> {
-    commands.iter().find_map(|c| match c {
-        Command::Submit(s) => Some((**s).clone()),
-        _ => None,
-    })
-}
-
-fn screen(app: &mut App, w: u16, h: u16) -> String {
-    format!("{}", render(app, w, h).backend())
 }
 
 #[test]

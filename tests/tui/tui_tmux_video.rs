@@ -7,20 +7,7 @@
 use std::time::Duration;
 
 use crate::tmux;
-use tmux::{Tmux, fixture, quit, start_tui, wait_for_tui};
-
-fn mp4s(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = entry.path();
-        if p.is_dir() {
-            found.extend(mp4s(&p));
-        } else if p.extension().is_some_and(|x| x == "mp4") {
-            found.push(p);
-        }
-    }
-    found
-}
+use tmux::{Tmux, files_with_ext, fixture, quit, start_tui, wait_for_tui};
 
 #[test]
 fn a_wan_clip_is_queued_with_its_length_and_previewed() {
@@ -64,7 +51,7 @@ fn a_wan_clip_is_queued_with_its_length_and_previewed() {
     );
     assert!(screen.contains("frame 3/5"), "{screen}");
     assert!(screen.contains('▀') || screen.contains('▄'), "{screen}");
-    let clips = mp4s(&home.path().join("out"));
+    let clips = files_with_ext(&home.path().join("out"), "mp4");
     assert_eq!(clips.len(), 1, "{clips:?}");
     quit(&tmux);
 }

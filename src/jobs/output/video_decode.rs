@@ -121,9 +121,9 @@ mod tests {
                 for y in 0..height {
                     for x in 0..width {
                         let (x, y) = (x as f32, y as f32);
-                        let r = 128.0 + 100.0 * (x / 7.0 + t * 0.4).sin();
-                        let g = 128.0 + 100.0 * (y / 5.0 - t * 0.3).cos();
-                        let b = 128.0 + 60.0 * ((x + y) / 9.0 + t * 0.2).sin();
+                        let r = 128.0 + 100.0 * (x / 16.0 + t * 0.4).sin();
+                        let g = 128.0 + 100.0 * (y / 12.0 - t * 0.3).cos();
+                        let b = 128.0 + 60.0 * ((x + y) / 20.0 + t * 0.2).sin();
                         f.extend([r as u8, g as u8, b as u8]);
                     }
                 }

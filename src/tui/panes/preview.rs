@@ -284,12 +284,7 @@ impl Pane for PreviewPane {
             Shown::Video(player) => return self.draw_video(frame, area, player, ctx),
         }
         let image_area = self.block_inner(area);
-        let label_area = Rect::new(
-            inner.x,
-            inner.y + image_area.height,
-            inner.width,
-            inner.height.min(1),
-        );
+        let label_area = label_row(inner, image_area);
         let message = match (&self.picker, &self.image, &self.encoded) {
             (None, _, _) => Some("previews off (--preview-protocol none)"),
             (_, None, _) => Some("no image yet: queue a job (Ctrl-G)"),
@@ -328,6 +323,16 @@ fn pin_escape_cells(buf: &mut Buffer, area: Rect) {
             }
         }
     }
+}
+
+/// The label's row under the image (inside the block).
+fn label_row(inner: Rect, image_area: Rect) -> Rect {
+    Rect::new(
+        inner.x,
+        inner.y + image_area.height,
+        inner.width,
+        inner.height.min(1),
+    )
 }
 
 fn file_name(path: &Path) -> String {

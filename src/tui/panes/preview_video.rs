@@ -12,7 +12,7 @@ use ratatui::widgets::Paragraph;
 use ratatui_image::protocol::Protocol;
 use ratatui_image::{Image, Resize};
 
-use super::{PreviewPane, Shown, pin_escape_cells};
+use super::{PreviewPane, Shown, label_row, pin_escape_cells};
 use crate::tui::panes::{DrawCtx, Handled, ellipsize};
 use crate::tui::preview::video::{Clip, Player};
 
@@ -107,12 +107,7 @@ impl PreviewPane {
         let t = ctx.theme;
         let inner = ctx.block(" Preview ").inner(area);
         let image_area = self.block_inner(area);
-        let label_area = Rect::new(
-            inner.x,
-            inner.y + image_area.height,
-            inner.width,
-            inner.height.min(1),
-        );
+        let label_area = label_row(inner, image_area);
         let encoded = self
             .frames
             .slots
