@@ -58,6 +58,8 @@ pub enum Command {
     LoadImage(PathBuf),
     /// Read an audio output's waveform for the preview; the answer is `AppEvent::Waveform`.
     LoadAudio(PathBuf),
+    /// Decode a video output for the preview (a blocking task); the answer is `AppEvent::Video`.
+    LoadVideo(PathBuf),
     /// Read a text output for the preview; the answer is `AppEvent::TextFile`.
     LoadText(PathBuf),
     /// Show the form's control image, or its Canny edges (low, high); the answer is
@@ -343,6 +345,16 @@ impl App {
     pub fn show_image(&mut self, label: String, image: DynamicImage) {
         self.preview.set_image(label, image);
     }
+
+    /// Whether the preview plays a clip (the loop then runs its frame clock).
+    pub fn animating(&self) -> bool {
+        self.preview.animating()
+    }
+
+    /// The frame clock ticked: true when the preview's frame changed (redraw).
+    pub fn animate(&mut self, now: std::time::Instant) -> bool {
+        self.preview.advance(now)
+    }
 }
 
 /// The queue's label of a job: image jobs keep their prompt's first line as before; the other
@@ -366,6 +378,12 @@ pub fn job_label(spec: &JobSpec) -> String {
         Params::Caption(p) => format!("caption: {}", file(&p.image)),
         Params::Transcribe(p) => format!("stt: {}", file(&p.audio)),
         Params::Upscale(p) => format!("upscale x{}: {}", p.scale, file(&p.image)),
+        // A clip's length, kept while it is queued, runs and after.
+        Params::Video(p) => format!(
+            "{} {}: {first}",
+            spec.kind.as_str(),
+            crate::tui::panes::queue::clip_length(p.frames, f64::from(p.fps))
+        ),
         _ => format!("{}: {first}", spec.kind.as_str()),
     }
 }

@@ -121,6 +121,15 @@ impl Services {
                     let _ = tx.send(event);
                 });
             }
+            Command::LoadVideo(path) => {
+                tokio::task::spawn_blocking(move || {
+                    let event = match super::preview::video::load_clip(&path) {
+                        Ok(clip) => AppEvent::Video(Box::new(clip)),
+                        Err(e) => AppEvent::Notice(format!("cannot play: {e}")),
+                    };
+                    let _ = tx.send(event);
+                });
+            }
             Command::LoadText(path) => {
                 tokio::task::spawn_blocking(move || {
                     let event = match std::fs::read_to_string(&path) {

@@ -42,6 +42,8 @@ pub enum AppEvent {
         model: String,
         kind: crate::models::Kind,
     },
+    /// A video output, decoded for the preview.
+    Video(Box<crate::tui::preview::video::Clip>),
     /// A text output, read for the preview.
     TextFile {
         label: String,

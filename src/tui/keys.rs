@@ -61,6 +61,7 @@ pub const BINDINGS: &[(&str, &[(&str, &str)])] = &[
         &[
             ("↑↓ PgUp PgDn", "scroll a text result (wheel too)"),
             ("Home End", "top, follow the end"),
+            ("Space  ←→", "video: pause / play, step a frame"),
         ],
     ),
 ];

@@ -123,6 +123,8 @@ pub(crate) fn initial_form(cli: &Cli, device: &str) -> Form {
         kind: j.kind.map(crate::models::Kind::for_job),
         voice: text(j.voice.clone()),
         duration: text(j.duration.map(|v| v.to_string())),
+        frames: text(j.frames.map(|v| v.to_string())),
+        fps: text(j.fps.map(|v| v.to_string())),
         audio: text(j.audio.as_ref().map(|p| p.display().to_string())),
         language: text(j.language.clone()),
         translate: j.translate.unwrap_or(false),
@@ -232,6 +234,9 @@ pub(crate) async fn run_loop(
     let mut frames = tokio::time::interval(FRAME);
     frames.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut dirty = true;
+    // A playing clip's frame clock (runs only while one plays).
+    let mut clip_clock = tokio::time::interval(preview::video::FRAME_EVERY);
+    clip_clock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     // Held while jobs are queued or running, so the machine does not sleep under a long batch.
     let mut awake: Option<crate::platform::KeepAwake> = None;
     loop {
@@ -251,6 +256,9 @@ pub(crate) async fn run_loop(
                     _ => {}
                 }
                 dirty = true;
+            }
+            _ = clip_clock.tick(), if app.animating() => {
+                dirty |= app.animate(std::time::Instant::now());
             }
             _ = frames.tick(), if dirty => {
                 let area = guard.terminal.size()?;

@@ -90,6 +90,11 @@ impl Drop for Tmux {
 }
 
 pub fn pngs(dir: &Path) -> Vec<PathBuf> {
+    files_with_ext(dir, "png")
+}
+
+/// Every file under `dir` (recursively) whose extension is `ext`.
+pub fn files_with_ext(dir: &Path, ext: &str) -> Vec<PathBuf> {
     let mut found = Vec::new();
     let Ok(entries) = std::fs::read_dir(dir) else {
         return found;
@@ -97,8 +102,8 @@ pub fn pngs(dir: &Path) -> Vec<PathBuf> {
     for e in entries.flatten() {
         let p = e.path();
         if p.is_dir() {
-            found.extend(pngs(&p));
-        } else if p.extension().is_some_and(|x| x == "png") {
+            found.extend(files_with_ext(&p, ext));
+        } else if p.extension().is_some_and(|x| x == ext) {
             found.push(p);
         }
     }

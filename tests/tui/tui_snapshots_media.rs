@@ -82,14 +82,14 @@ fn prepared(asked: &JobOverrides, params: Params) -> Box<JobSpec> {
     })
 }
 
-fn submitted(commands: &[Command]) -> Option<JobOverrides> {
+pub(crate) fn submitted(commands: &[Command]) -> Option<JobOverrides> {
     commands.iter().find_map(|c| match c {
         Command::Submit(s) => Some((**s).clone()),
         _ => None,
     })
 }
 
-fn screen(app: &mut App, w: u16, h: u16) -> String {
+pub(crate) fn screen(app: &mut App, w: u16, h: u16) -> String {
     format!("{}", render(app, w, h).backend())
 }
 

@@ -5,9 +5,11 @@ pub mod lora_tags;
 pub mod media;
 pub mod media_files;
 pub mod mp4;
+pub mod mp4_demux;
 pub mod out_dir;
 pub mod png_meta;
 pub mod video;
+pub mod video_decode;
 
 use std::fs::File;
 use std::io::{BufWriter, Write};

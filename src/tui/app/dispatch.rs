@@ -71,6 +71,7 @@ impl App {
             }
             AppEvent::LoraFiles(files) => self.params.set_lora_files(files.clone()),
             AppEvent::Waveform(wave) => self.preview.set_waveform((**wave).clone()),
+            AppEvent::Video(clip) => self.preview.set_video((**clip).clone()),
             AppEvent::TextFile { label, text } => {
                 self.preview.set_text(label.clone(), text.clone(), None)
             }
@@ -232,6 +233,7 @@ impl App {
                 OutputKind::Image => Command::LoadImage(path),
                 OutputKind::Audio => Command::LoadAudio(path),
                 OutputKind::Text => Command::LoadText(path),
+                OutputKind::Video => Command::LoadVideo(path),
             }),
             Action::CancelAssist => self.cancel_assist(commands),
             Action::ScanLoras => commands.push(Command::ScanLoras),

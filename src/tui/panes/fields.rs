@@ -36,6 +36,10 @@ pub enum ParamField {
     ControlImage,
     ControlScale,
     ControlPreprocess,
+    /// Video: frames of the clip (`--frames`, Wan 4n+1).
+    Frames,
+    /// Video: frames per second of the MP4 (`--fps`).
+    Fps,
 }
 
 /// The fields of image models (the form as it was before audio and text).
@@ -91,14 +95,15 @@ const CAPTION_FIELDS: &[ParamField] = &[
     ParamField::Dtype,
     ParamField::Device,
 ];
-/// Video models: the clip's size, steps and guidance (frames and fps come from the model's
-/// defaults or the command line).
+/// Video models: the clip's size, length and rate, steps and guidance.
 const VIDEO_FIELDS: &[ParamField] = &[
     ParamField::Model,
     ParamField::Steps,
     ParamField::Guidance,
     ParamField::Seed,
     ParamField::Size,
+    ParamField::Frames,
+    ParamField::Fps,
     ParamField::Dtype,
     ParamField::Device,
 ];
@@ -152,6 +157,8 @@ impl ParamField {
             Self::ControlImage => "ctrl image",
             Self::ControlScale => "ctrl scale",
             Self::ControlPreprocess => "ctrl prep",
+            Self::Frames => "frames",
+            Self::Fps => "fps",
         }
     }
 
@@ -195,6 +202,14 @@ impl ParamField {
             Self::Strength => (0.05, 0.0, 1.0, 2),
             Self::Duration => (1.0, 1.0, 300.0, 0),
             Self::ControlScale => (0.05, 0.0, 10.0, 2),
+            // Wan's 4n+1 frames: a step of 4 keeps a valid count valid.
+            Self::Frames => (
+                f64::from(crate::jobs::spec::video::TEMPORAL),
+                1.0,
+                f64::from(crate::jobs::spec::video::MAX_FRAMES),
+                0,
+            ),
+            Self::Fps => (1.0, 1.0, f64::from(crate::jobs::spec::video::MAX_FPS), 0),
             _ => return None,
         })
     }

@@ -48,6 +48,9 @@ pub struct Form {
     pub voice: String,
     /// Seconds, as typed.
     pub duration: String,
+    /// Video: frames and frames per second, as typed.
+    pub frames: String,
+    pub fps: String,
     pub audio: String,
     pub language: String,
     pub translate: bool,
@@ -88,6 +91,8 @@ impl Form {
             ParamField::Device => self.device.clone(),
             ParamField::Voice => self.voice.clone(),
             ParamField::Duration => self.duration.clone(),
+            ParamField::Frames => self.frames.clone(),
+            ParamField::Fps => self.fps.clone(),
             ParamField::Audio => self.audio.clone(),
             ParamField::Language => self.language.clone(),
             ParamField::Translate => if self.translate { "on" } else { "" }.into(),
@@ -120,6 +125,8 @@ impl Form {
             ParamField::Mask => next.mask = value,
             ParamField::Voice => next.voice = value,
             ParamField::Duration => next.duration = value,
+            ParamField::Frames => next.frames = value,
+            ParamField::Fps => next.fps = value,
             ParamField::Audio => next.audio = value,
             ParamField::Language => next.language = value,
             ParamField::Translate => {
@@ -176,6 +183,8 @@ impl Form {
         o.audio = None;
         o.language = None;
         o.translate = None;
+        o.frames = None;
+        o.fps = None;
         Toolkit::clear(&mut o);
         o.seed = if self.random_seed {
             None
@@ -218,6 +227,7 @@ impl Form {
                 o.guidance = opt(&self.guidance, "guidance", "a number")?;
                 o.width = width;
                 o.height = height;
+                (o.frames, o.fps) = self.clip()?;
             }
             Some(Kind::Upscale) => {
                 o.kind = Some(JobKind::Upscale);
@@ -226,6 +236,29 @@ impl Form {
             }
         }
         Ok(o)
+    }
+
+    /// A video's frames and fps, checked as the headless path checks them (`spec::video`).
+    fn clip(&self) -> Result<(Option<u32>, Option<u32>), String> {
+        use crate::jobs::spec::video::{check_fps, check_frames};
+        // The message without the flag it names ("--frames 10: ...").
+        let why = |field: &str, e: crate::Error| {
+            let m = e.to_string();
+            let m = m
+                .split_once(": ")
+                .map_or(m.as_str(), |(_, rest)| rest)
+                .to_owned();
+            format!("{field}: {m}")
+        };
+        let frames: Option<u32> = opt(&self.frames, "frames", "a whole number")?;
+        if let Some(n) = frames {
+            check_frames(n).map_err(|e| why("frames", e))?;
+        }
+        let fps: Option<u32> = opt(&self.fps, "fps", "a whole number")?;
+        if let Some(n) = fps {
+            check_fps(n).map_err(|e| why("fps", e))?;
+        }
+        Ok((frames, fps))
     }
 
     fn duration(&self) -> Result<Option<f64>, String> {
@@ -388,5 +421,49 @@ mod tests {
         );
         assert!(fields_for(Some(Kind::Stt)).contains(&ParamField::Translate));
         assert!(!fields_for(Some(Kind::Tts)).contains(&ParamField::Steps));
+    }
+
+    #[test]
+    fn a_video_form_sends_frames_and_fps_checked_as_headless() {
+        let mut f = Form {
+            model: "wan".into(),
+            kind: Some(Kind::Txt2vid),
+            random_seed: true,
+            ..Form::default()
+        };
+        assert!(fields_for(f.kind).contains(&ParamField::Frames));
+        assert!(fields_for(f.kind).contains(&ParamField::Fps));
+        assert!(!fields_for(None).contains(&ParamField::Frames));
+        let none = f.to_overrides().unwrap();
+        assert_eq!(
+            (none.frames, none.fps),
+            (None, None),
+            "the model's defaults"
+        );
+        f.set(ParamField::Frames, "33".into()).unwrap();
+        f.set(ParamField::Fps, "24".into()).unwrap();
+        let o = f.to_overrides().unwrap();
+        assert_eq!(
+            (o.kind, o.frames, o.fps),
+            (Some(JobKind::Txt2vid), Some(33), Some(24))
+        );
+        let e = f.set(ParamField::Frames, "34".into()).unwrap_err();
+        assert!(e.starts_with("frames: ") && e.contains("4n+1"), "{e}");
+        assert!(
+            f.set(ParamField::Frames, "485".into())
+                .unwrap_err()
+                .contains("481")
+        );
+        assert!(
+            f.set(ParamField::Fps, "0".into())
+                .unwrap_err()
+                .starts_with("fps: ")
+        );
+        assert!(f.set(ParamField::Fps, "241".into()).is_err());
+        assert_eq!((f.frames.as_str(), f.fps.as_str()), ("33", "24"));
+        // An image model sends no video flags, even typed ones.
+        f.kind = None;
+        let image = f.to_overrides().unwrap();
+        assert_eq!((image.frames, image.fps), (None, None));
     }
 }

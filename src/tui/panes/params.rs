@@ -100,6 +100,8 @@ impl ParamsPane {
             ParamField::Batch => "1".into(),
             ParamField::Strength => "0.75".into(),
             ParamField::Seed => "random".into(),
+            ParamField::Frames => d.frames.unwrap_or(81).to_string(),
+            ParamField::Fps => d.fps.unwrap_or(16).to_string(),
             ParamField::InitImage | ParamField::Mask => "none".into(),
             ParamField::Residency => "auto (the planner chooses)".into(),
             ParamField::Upscaler => format!(

@@ -1,5 +1,6 @@
 //! Preview: the live latent preview while a job runs, else the latest output: an image, an audio
-//! clip's waveform, or a text (streamed while its job runs). The image is encoded for the
+//! clip's waveform, a video clip (played, `preview/video.rs`), or a text (streamed while its job
+//! runs). The image is encoded for the
 //! terminal's protocol in `prepare` (before drawing, when the image or the area changed), and a
 //! waveform is read from its file on a blocking thread, so drawing only copies cells.
 
@@ -22,6 +23,7 @@ use super::text_view::TextView;
 use super::{Action, DrawCtx, Handled, Pane, ellipsize};
 use crate::jobs::{JobEvent, JobId};
 use crate::tui::event::AppEvent;
+use crate::tui::preview::video::Player;
 use crate::tui::preview::waveform::{self, Waveform};
 
 /// What the pane shows.
@@ -32,6 +34,7 @@ enum Shown {
     Image,
     Audio(Waveform),
     Text(TextView),
+    Video(Box<Player>),
 }
 
 #[derive(Default)]
@@ -42,6 +45,8 @@ pub struct PreviewPane {
     /// The encoded image and the area it was encoded for.
     encoded: Option<(Protocol, Rect)>,
     shown: Shown,
+    /// A clip's frames encoded for the area (`preview_video.rs`).
+    frames: video::FrameCache,
 }
 
 /// The output of a job worth showing: a text beats an .srt (the same words without timings),
@@ -60,6 +65,7 @@ pub enum OutputKind {
     Image,
     Audio,
     Text,
+    Video,
 }
 
 pub fn output_kind(path: &Path) -> OutputKind {
@@ -70,6 +76,7 @@ pub fn output_kind(path: &Path) -> OutputKind {
     match ext.as_str() {
         "wav" | "flac" | "mp3" | "ogg" => OutputKind::Audio,
         "txt" | "srt" | "vtt" | "md" => OutputKind::Text,
+        "mp4" | "m4v" | "mov" => OutputKind::Video,
         _ => OutputKind::Image,
     }
 }
@@ -154,6 +161,9 @@ impl PreviewPane {
     /// Encodes the image for `area` (the pane's outer area) if that is not done yet.
     pub fn prepare(&mut self, area: Rect) {
         let inner = self.block_inner(area);
+        if matches!(self.shown, Shown::Video(_)) {
+            return self.prepare_video(inner);
+        }
         let (Shown::Image, Some(picker), Some(image)) = (&self.shown, &self.picker, &self.image)
         else {
             return;
@@ -235,6 +245,9 @@ impl Pane for PreviewPane {
                 Handled::Ignored
             }
             AppEvent::Input(Event::Key(key)) => {
+                if let Shown::Video(player) = &mut self.shown {
+                    return video::key(player, key);
+                }
                 let page = 10;
                 match self.text_view().map(|v| v.key(key, page)) {
                     Some(true) => Handled::Consumed,
@@ -268,14 +281,10 @@ impl Pane for PreviewPane {
             Shown::Image => {}
             Shown::Audio(wave) => return draw_waveform(frame, inner, wave, ctx),
             Shown::Text(view) => return view.draw(frame, inner, ctx),
+            Shown::Video(player) => return self.draw_video(frame, area, player, ctx),
         }
         let image_area = self.block_inner(area);
-        let label_area = Rect::new(
-            inner.x,
-            inner.y + image_area.height,
-            inner.width,
-            inner.height.min(1),
-        );
+        let label_area = label_row(inner, image_area);
         let message = match (&self.picker, &self.image, &self.encoded) {
             (None, _, _) => Some("previews off (--preview-protocol none)"),
             (_, None, _) => Some("no image yet: queue a job (Ctrl-G)"),
@@ -316,6 +325,16 @@ fn pin_escape_cells(buf: &mut Buffer, area: Rect) {
     }
 }
 
+/// The label's row under the image (inside the block).
+fn label_row(inner: Rect, image_area: Rect) -> Rect {
+    Rect::new(
+        inner.x,
+        inner.y + image_area.height,
+        inner.width,
+        inner.height.min(1),
+    )
+}
+
 fn file_name(path: &Path) -> String {
     path.file_name()
         .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
@@ -354,6 +373,9 @@ fn draw_waveform(frame: &mut Frame, area: Rect, wave: &Waveform, ctx: &DrawCtx) 
         );
     }
 }
+
+#[path = "preview_video.rs"]
+mod video;
 
 #[cfg(test)]
 mod tests {

@@ -54,6 +54,21 @@ pub struct QueuePane {
     paused: bool,
 }
 
+/// A clip's length as the queue and the preview show it: "33f 2.1s @16fps".
+pub fn clip_length(frames: u32, fps: f64) -> String {
+    let secs = if fps > 0.0 {
+        f64::from(frames) / fps
+    } else {
+        0.0
+    };
+    let rate = if fps.fract() == 0.0 {
+        format!("{fps:.0}")
+    } else {
+        format!("{fps:.2}")
+    };
+    format!("{frames}f {secs:.1}s @{rate}fps")
+}
+
 fn clock(s: f64) -> String {
     let s = s.max(0.0).round() as u64;
     format!("{}:{:02}", s / 60, s % 60)

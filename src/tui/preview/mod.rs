@@ -4,6 +4,7 @@
 pub mod control;
 pub mod probe;
 pub mod typed_ahead;
+pub mod video;
 pub mod waveform;
 
 use std::str::FromStr;
