@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 fn d_three() -> usize {
     3
@@ -104,17 +104,7 @@ pub struct LtxVaeConfig {
 impl LtxVaeConfig {
     /// Reads `<dir>/config.json` and checks what the model code relies on.
     pub fn read(dir: &Path) -> Result<Self> {
-        let path = dir.join("config.json");
-        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-        let cfg: Self = serde_json::from_str(&text).map_err(|e| {
-            Error::bad_input(format!(
-                "{}: not an LTX-Video VAE config: {e}",
-                path.display()
-            ))
-        })?;
-        cfg.check()
-            .map_err(|m| Error::bad_input(format!("{}: {m}", path.display())))?;
-        Ok(cfg)
+        super::super::read_config(dir, "an LTX-Video VAE", Self::check)
     }
 
     pub fn check(&self) -> std::result::Result<(), String> {

@@ -17,6 +17,7 @@ use std::path::Path;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 
+pub use self::blocks::TimeEmbedder;
 use self::coders::{Decoder, Encoder};
 pub use self::config::LtxVaeConfig;
 use crate::engines::EngineSwitches;
