@@ -16,6 +16,7 @@ mod parity_flux_parts;
 mod parity_flux_pipeline;
 mod parity_flux_transformer;
 mod parity_gguf;
+mod parity_ltx_pipeline;
 mod parity_ltx_transformer;
 mod parity_ltx_vae;
 mod parity_models;

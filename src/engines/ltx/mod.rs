@@ -1,8 +1,10 @@
 //! LTX-Video 0.9.x (Lightricks; diffusers' LTXPipeline): a T5-conditioned video DiT over
 //! 1x1x1-patched latents of a 32x / 8x causal video VAE.
 //! - `vae`: `AutoencoderKLLTXVideo`, encoder and decoder (timestep-conditioned from 0.9.1);
-//! - `transformer`: `LTXVideoTransformer3DModel`.
+//! - `transformer`: `LTXVideoTransformer3DModel`;
+//! - `pipeline`: `LTXPipeline.__call__` (text-to-video).
 
+pub mod pipeline;
 pub mod transformer;
 pub mod vae;
 
