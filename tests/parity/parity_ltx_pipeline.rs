@@ -2,7 +2,9 @@
 //! (make_ltx_pipeline.py): for diffusers' starting noise, the decoded frames equal diffusers'
 //! within mean |diff| <= 1/255 (non-square 64x32, 9 and 17 frames, 4 and 3 steps, guidance 3
 //! and 4 against the empty negative prompt); the prompt and the step count move the frames more
-//! than that; frame counts off the 4n+1 grid are refused.
+//! than that; frame counts off the 4n+1 grid are refused. Case `i2v` is LTXImageToVideoPipeline:
+//! the first frame's latents (the encoder's mean) in latent frame 0, timestep 0 on its tokens,
+//! only the later frames stepped; the image moves the frames.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
@@ -28,6 +30,7 @@ fn pipeline() -> LtxPipeline {
         device: Device::Cpu,
         dtype: DType::F32,
         switches: EngineSwitches::default(),
+        with_encoder: true,
     })
     .unwrap()
 }
@@ -50,6 +53,8 @@ fn request(meta: &serde_json::Value, name: &str) -> LtxRequest {
         max_sequence_length: None,
         decode_timestep: 0.0,
         decode_noise_scale: None,
+        image: (c["image"] == true)
+            .then(|| Tensor::read_npy(fixture(&format!("ltx-pipeline/{name}_image.npy"))).unwrap()),
     }
 }
 
@@ -79,7 +84,7 @@ fn ltx_pipeline_matches_diffusers_frames() {
     let meta = reference_json_lenient(&fixture("ltx-pipeline/cases.json"));
     let mut pipe = pipeline();
     let (sink, cancel) = (NullSink, CancelToken::default());
-    for name in ["f9", "f17"] {
+    for name in ["f9", "f17", "i2v"] {
         let req = request(&meta, name);
         let want = Tensor::read_npy(fixture(&format!("ltx-pipeline/{name}_frames.npy"))).unwrap();
         let ours = as_np(&pipe.generate(&req, &sink, &cancel).unwrap());
@@ -111,6 +116,22 @@ fn ltx_pipeline_matches_diffusers_frames() {
             bad.frames = 8;
             let err = pipe.generate(&bad, &sink, &cancel).unwrap_err();
             assert!(err.to_string().contains("4n+1"), "{err}");
+        }
+        if name == "i2v" {
+            // The first frame conditions the clip: another image moves the frames.
+            let mut other = req.clone();
+            other.image = Some((req.image.as_ref().unwrap() * -1.0).unwrap());
+            let moved = mean_diff(
+                &as_np(&pipe.generate(&other, &sink, &cancel).unwrap()),
+                &want,
+            );
+            assert!(
+                moved > 3.0 * MEAN_TOL,
+                "the image moved the frames by {moved}"
+            );
+            let mut bad = req.clone();
+            bad.image = Some(req.image.as_ref().unwrap().narrow(3, 0, 32).unwrap());
+            assert!(pipe.generate(&bad, &sink, &cancel).is_err());
         }
     }
 }

@@ -40,6 +40,8 @@ pub struct LtxLoadOptions {
     pub device: Device,
     pub dtype: DType,
     pub switches: EngineSwitches,
+    /// Also the VAE's encoder (image-to-video: `LtxRequest::image`).
+    pub with_encoder: bool,
 }
 
 /// One clip to make.
@@ -62,6 +64,10 @@ pub struct LtxRequest {
     /// timestep); only a timestep-conditioned VAE reads them.
     pub decode_timestep: f64,
     pub decode_noise_scale: Option<f64>,
+    /// Image-to-video (`LTXImageToVideoPipeline`): the first frame (1, 3, H, W) in [-1, 1] at
+    /// the clip's size. Its latents replace the first latent frame of the noise, its tokens
+    /// get timestep 0 and only the later frames are stepped.
+    pub image: Option<Tensor>,
 }
 
 /// The latent grid (frames, height, width) of a clip, after checking the sizes: frames
@@ -158,7 +164,7 @@ impl LtxPipeline {
             LtxTransformer::load(&dir.join("transformer"), device, dtype, switches)
         })?;
         let vae = timed_load("vae", || {
-            LtxVae::load(&dir.join("vae"), device, dtype, false, switches)
+            LtxVae::load(&dir.join("vae"), device, dtype, opts.with_encoder, switches)
         })?;
         Ok(Self {
             opts,
@@ -218,6 +224,10 @@ impl LtxPipeline {
             }
             None => noise.randn(&shape, &device, DType::F32)?,
         };
+        let latents = match &req.image {
+            Some(image) => self.with_first_frame(image, &latents, req)?,
+            None => latents,
+        };
         let cfg = self.transformer.config();
         let (p, pt) = (cfg.patch_size, cfg.patch_size_t);
         let latents = pack(&latents, p, pt)?;
@@ -250,6 +260,31 @@ impl LtxPipeline {
         })
     }
 
+    /// `prepare_latents` of LTXImageToVideoPipeline: the image's latents (the encoder's mean,
+    /// normalised) as latent frame 0, the noise after it. diffusers draws a sample of the
+    /// latent distribution with its generator; the mean is what a seed-independent run can
+    /// reproduce (the VAE's variance is small).
+    fn with_first_frame(&self, image: &Tensor, noise: &Tensor, req: &LtxRequest) -> Result<Tensor> {
+        if self.transformer.config().patch_size_t != 1 {
+            return Err(Error::bad_input(
+                "image-to-video needs a transformer with patch_size_t 1 (every LTX-Video release)",
+            ));
+        }
+        let want = [1, 3, req.height as usize, req.width as usize];
+        if image.dims() != want {
+            return Err(Error::bad_input(format!(
+                "the first frame has shape {:?}; a {}x{} clip takes {want:?}",
+                image.dims(),
+                req.width,
+                req.height
+            )));
+        }
+        let z = self.vae.encode(&image.unsqueeze(2)?)?;
+        let z = self.vae.normalize(&z.to_device(noise.device())?)?;
+        let t = noise.dim(2)?;
+        Ok(Tensor::cat(&[&z, &noise.narrow(2, 1, t - 1)?], 2)?)
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn denoise(
         &self,
@@ -279,6 +314,14 @@ impl LtxPipeline {
             vae.spatial_ratio() as f32,
         ];
         let batch = text.dim(0)?;
+        let conditioned = req.image.is_some();
+        // Image-to-video: 1 for the first latent frame's tokens (timestep 0, never stepped).
+        let per_frame = tokens[1] * tokens[2];
+        let keep = |t: f32| -> Vec<f32> {
+            (0..seq)
+                .map(|i| if conditioned && i < per_frame { 0.0 } else { t })
+                .collect()
+        };
         let total = schedule.timesteps().len() as u32;
         let begin = Instant::now();
         for (i, &t) in schedule.timesteps().iter().enumerate() {
@@ -288,7 +331,12 @@ impl LtxPipeline {
             } else {
                 latents.clone()
             };
-            let timestep = Tensor::full(t as f32, batch, latents.device())?;
+            let timestep = if conditioned {
+                let row = Tensor::from_vec(keep(t as f32), (1, seq), latents.device())?;
+                Tensor::cat(&vec![&row; batch], 0)?
+            } else {
+                Tensor::full(t as f32, batch, latents.device())?
+            };
             let inputs = LtxInputs {
                 text,
                 mask: Some(mask),
@@ -304,7 +352,18 @@ impl LtxPipeline {
             } else {
                 pred
             };
-            latents = schedule.step(&velocity, i, &latents)?;
+            latents = if conditioned {
+                // Tokens are frame-major (patch_size_t 1): the first frame's stay as they are.
+                let rest = seq - per_frame;
+                let stepped = schedule.step(
+                    &velocity.narrow(1, per_frame, rest)?,
+                    i,
+                    &latents.narrow(1, per_frame, rest)?,
+                )?;
+                Tensor::cat(&[&latents.narrow(1, 0, per_frame)?, &stepped], 1)?
+            } else {
+                schedule.step(&velocity, i, &latents)?
+            };
             emit_step(sink, i as u32 + 1, total, begin);
         }
         Ok(latents)
