@@ -6,6 +6,7 @@
 pub mod audio;
 pub mod config_check;
 pub mod flux;
+pub mod ltx;
 pub mod media;
 pub mod nn;
 pub mod progress;

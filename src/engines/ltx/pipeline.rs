@@ -1,0 +1,395 @@
+//! The LTX-Video text-to-video pipeline, step for step as diffusers' `LTXPipeline.__call__`:
+//! the prompt's and (with guidance above 1) the negative prompt's T5 states with their padding
+//! masks (`max_sequence_length` 128); float32 noise (1, C, (F - 1)/8 + 1, H/32, W/32) drawn per
+//! seed or given (`--init-latents`, unpacked), packed into tokens; FlowMatchEuler over
+//! `linspace(1, 1/n, n)` shifted by the `mu` of `calculate_shift` on the token count; classifier-
+//! free guidance `uncond + g (cond - uncond)` on a batch of two; the RoPE scaled by (8 /
+//! frame_rate, 32, 32); the latents unpacked, de-normalised and decoded, at `decode_timestep`
+//! with `decode_noise_scale` of fresh noise mixed in when the VAE is timestep-conditioned.
+//!
+//! T5 runs on the padded ids without a mask (as diffusers calls it); the mask only reaches the
+//! transformer's cross-attention.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+
+use super::transformer::{LtxInputs, LtxTransformer, LtxTransformerConfig};
+use super::vae::{LtxVae, LtxVaeConfig};
+use crate::engines::EngineSwitches;
+use crate::engines::flux::scheduler::{FlowMatchConfig, FlowMatchEuler, calculate_shift, linspace};
+use crate::engines::flux::tokenizer::T5Tokenizer;
+use crate::engines::nn::text::t5::{self, T5Encoder};
+use crate::engines::nn::weights::Weights;
+use crate::engines::progress::{CancelToken, EngineEvent, ProgressSink};
+use crate::engines::sd::noise::{NoiseSource, SeededNoise};
+use crate::engines::stage::{check_cancel, emit_step, stage, timed_load};
+use crate::error::{Error, Result};
+
+/// LTXPipeline's default `max_sequence_length`.
+pub const MAX_SEQUENCE_LENGTH: usize = 128;
+/// LTXPipeline's default `frame_rate`.
+pub const FRAME_RATE: f64 = 25.0;
+
+/// What loading an LTX folder needs.
+#[derive(Debug, Clone)]
+pub struct LtxLoadOptions {
+    pub model_dir: PathBuf,
+    pub device: Device,
+    pub dtype: DType,
+    pub switches: EngineSwitches,
+    /// Also the VAE's encoder (image-to-video: `LtxRequest::image`).
+    pub with_encoder: bool,
+}
+
+/// One clip to make.
+#[derive(Debug, Clone)]
+pub struct LtxRequest {
+    pub prompt: String,
+    pub negative: String,
+    pub steps: u32,
+    pub guidance: f64,
+    pub width: u32,
+    pub height: u32,
+    /// 8n + 1 frames (the VAE's temporal ratio n + 1).
+    pub frames: u32,
+    pub frame_rate: f64,
+    pub seed: u64,
+    /// The unpacked 5-D starting noise (1, C, latent frames, H/32, W/32), f32.
+    pub init_latents: Option<Tensor>,
+    pub max_sequence_length: Option<u32>,
+    /// The VAE's decode timestep and noise mix (diffusers' defaults 0.0 and None = the
+    /// timestep); only a timestep-conditioned VAE reads them.
+    pub decode_timestep: f64,
+    pub decode_noise_scale: Option<f64>,
+    /// Image-to-video (`LTXImageToVideoPipeline`): the first frame (1, 3, H, W) in [-1, 1] at
+    /// the clip's size. Its latents replace the first latent frame of the noise, its tokens
+    /// get timestep 0 and only the later frames are stepped.
+    pub image: Option<Tensor>,
+}
+
+/// The latent grid (frames, height, width) of a clip, after checking the sizes: frames
+/// 1 + r n, sides multiples of the VAE's spatial ratio.
+pub fn latent_grid(vae: &LtxVaeConfig, frames: u32, width: u32, height: u32) -> Result<[usize; 3]> {
+    let (rt, rs) = (vae.temporal_ratio() as u32, vae.spatial_ratio() as u32);
+    if frames == 0
+        || !(frames - 1).is_multiple_of(rt)
+        || !width.is_multiple_of(rs)
+        || !height.is_multiple_of(rs)
+        || width == 0
+        || height == 0
+    {
+        return Err(Error::bad_input(format!(
+            "LTX-Video makes {rt}n+1 frames at sides in multiples of {rs}, not {frames} frames \
+             at {width}x{height}"
+        )));
+    }
+    Ok([
+        ((frames - 1) / rt + 1) as usize,
+        (height / rs) as usize,
+        (width / rs) as usize,
+    ])
+}
+
+/// Reads the configs an LTX job needs before its weights (sizes are checked by the caller with
+/// [`latent_grid`]).
+pub fn check_configs(dir: &Path) -> Result<(LtxTransformerConfig, LtxVaeConfig)> {
+    let t = LtxTransformerConfig::read(&dir.join("transformer"))?;
+    let vae = LtxVaeConfig::read(&dir.join("vae"))?;
+    if t.in_channels != vae.latent_channels * t.patch_size * t.patch_size * t.patch_size_t
+        || t.out_channels != t.in_channels
+    {
+        return Err(Error::bad_input(format!(
+            "{}: the VAE has {} latent channels but the transformer takes {} and makes {}; the \
+             folder mixes models",
+            dir.display(),
+            vae.latent_channels,
+            t.in_channels,
+            t.out_channels
+        )));
+    }
+    FlowMatchConfig::load(&dir.join("scheduler/scheduler_config.json"))?;
+    Ok((t, vae))
+}
+
+/// `_pack_latents`: (b, c, f, h, w) → (b, f/pt h/p w/p, c pt p p).
+pub fn pack(x: &Tensor, p: usize, pt: usize) -> candle_core::Result<Tensor> {
+    let (b, c, f, h, w) = x.dims5()?;
+    let (f2, h2, w2) = (f / pt, h / p, w / p);
+    x.reshape(vec![b, c, f2, pt, h2, p, w2, p])?
+        .permute([0, 2, 4, 6, 1, 3, 5, 7])?
+        .contiguous()?
+        .reshape((b, f2 * h2 * w2, c * pt * p * p))
+}
+
+/// `_unpack_latents`: the inverse of [`pack`] for the grid (f, h, w) of patches.
+pub fn unpack(x: &Tensor, grid: [usize; 3], p: usize, pt: usize) -> candle_core::Result<Tensor> {
+    let (b, _, cpp) = x.dims3()?;
+    let c = cpp / (pt * p * p);
+    let [f, h, w] = grid;
+    x.reshape(vec![b, f, h, w, c, pt, p, p])?
+        .permute([0, 4, 1, 5, 2, 6, 3, 7])?
+        .contiguous()?
+        .reshape((b, c, f * pt, h * p, w * p))
+}
+
+pub struct LtxPipeline {
+    opts: LtxLoadOptions,
+    tokenizer: T5Tokenizer,
+    text_encoder: T5Encoder,
+    transformer: LtxTransformer,
+    vae: LtxVae,
+    scheduler: FlowMatchConfig,
+}
+
+impl LtxPipeline {
+    pub fn load(opts: LtxLoadOptions) -> Result<Self> {
+        let dir = opts.model_dir.clone();
+        let _span = tracing::info_span!("pipeline_load", model = %dir.display()).entered();
+        check_configs(&dir)?;
+        let scheduler = FlowMatchConfig::load(&dir.join("scheduler/scheduler_config.json"))?;
+        let tokenizer = T5Tokenizer::from_dir(&dir.join("tokenizer"))?;
+        let (device, dtype, switches) = (&opts.device, opts.dtype, opts.switches);
+        let text_encoder = timed_load("text_encoder", || {
+            let te = dir.join("text_encoder");
+            let config = t5::load_config(&te.join("config.json"))?;
+            let weights = Weights::open(&te, device, T5Encoder::dtype_for(dtype), false, switches)?;
+            weights.build("T5 text encoder", |vb: VarBuilder| {
+                T5Encoder::new(vb, &config)
+            })
+        })?;
+        let transformer = timed_load("transformer", || {
+            LtxTransformer::load(&dir.join("transformer"), device, dtype, switches)
+        })?;
+        let vae = timed_load("vae", || {
+            LtxVae::load(&dir.join("vae"), device, dtype, opts.with_encoder, switches)
+        })?;
+        Ok(Self {
+            opts,
+            tokenizer,
+            text_encoder,
+            transformer,
+            vae,
+            scheduler,
+        })
+    }
+
+    pub fn model_dir(&self) -> &Path {
+        &self.opts.model_dir
+    }
+
+    /// Latent channels and the VAE's spatial compression (the shape `--init-latents` must have).
+    pub fn latent_shape(&self) -> (usize, u32) {
+        (
+            self.vae.config().latent_channels,
+            self.vae.config().spatial_ratio() as u32,
+        )
+    }
+
+    /// One prompt's T5 states (1, max_len, d) and mask (1, max_len): T5 runs on the padded ids
+    /// without a mask, as diffusers' `_get_t5_prompt_embeds` calls it; the mask goes to the
+    /// transformer's cross-attention.
+    fn prompt_embeds(&self, prompt: &str, max_len: usize) -> Result<(Tensor, Tensor)> {
+        let (ids, mask) = self.tokenizer.encode_masked(prompt, max_len)?;
+        let states = self.text_encoder.encode(&ids)?.to_dtype(DType::F32)?;
+        let m: Vec<f32> = mask.iter().map(|&b| if b { 1.0 } else { 0.0 }).collect();
+        let mask = Tensor::from_vec(m, (1, max_len), &self.opts.device)?;
+        Ok((states, mask))
+    }
+
+    /// The clip's frames decoded: (1, 3, frames, height, width), not clamped, f32.
+    pub fn generate(
+        &mut self,
+        req: &LtxRequest,
+        sink: &dyn ProgressSink,
+        cancel: &CancelToken,
+    ) -> Result<Tensor> {
+        let grid = latent_grid(self.vae.config(), req.frames, req.width, req.height)?;
+        let c = self.vae.config().latent_channels;
+        let shape = [1usize, c, grid[0], grid[1], grid[2]];
+        let device = self.opts.device.clone();
+        let mut noise = SeededNoise::new(req.seed);
+        let latents = match &req.init_latents {
+            Some(t) if t.dims() == shape => t.to_device(&device)?.to_dtype(DType::F32)?,
+            Some(t) => {
+                return Err(Error::bad_input(format!(
+                    "--init-latents has shape {:?}; {} frames at {}x{} take the noise {shape:?}",
+                    t.dims(),
+                    req.frames,
+                    req.width,
+                    req.height
+                )));
+            }
+            None => noise.randn(&shape, &device, DType::F32)?,
+        };
+        let latents = match &req.image {
+            Some(image) => self.with_first_frame(image, &latents, req)?,
+            None => latents,
+        };
+        let cfg = self.transformer.config();
+        let (p, pt) = (cfg.patch_size, cfg.patch_size_t);
+        let latents = pack(&latents, p, pt)?;
+        let tokens = [grid[0] / pt, grid[1] / p, grid[2] / p];
+        let guided = req.guidance > 1.0;
+        sink.emit(EngineEvent::Loading {
+            stage: "text_encoder".into(),
+        });
+        let max_len = req
+            .max_sequence_length
+            .map_or(MAX_SEQUENCE_LENGTH, |n| n as usize);
+        let (text, mask) = stage("text_encoder", || {
+            let (pos, pos_mask) = self.prompt_embeds(&req.prompt, max_len)?;
+            if !guided {
+                return Ok((pos, pos_mask));
+            }
+            let (neg, neg_mask) = self.prompt_embeds(&req.negative, max_len)?;
+            Ok((
+                Tensor::cat(&[&neg, &pos], 0)?,
+                Tensor::cat(&[&neg_mask, &pos_mask], 0)?,
+            ))
+        })?;
+        check_cancel(cancel)?;
+        let latents = stage("denoise", || {
+            self.denoise(latents, &text, &mask, tokens, req, sink, cancel)
+        })?;
+        check_cancel(cancel)?;
+        stage("vae_decode", || {
+            self.decode(&latents, tokens, req, &mut noise)
+        })
+    }
+
+    /// `prepare_latents` of LTXImageToVideoPipeline: the image's latents (the encoder's mean,
+    /// normalised) as latent frame 0, the noise after it. diffusers draws a sample of the
+    /// latent distribution with its generator; the mean is what a seed-independent run can
+    /// reproduce (the VAE's variance is small).
+    fn with_first_frame(&self, image: &Tensor, noise: &Tensor, req: &LtxRequest) -> Result<Tensor> {
+        if self.transformer.config().patch_size_t != 1 {
+            return Err(Error::bad_input(
+                "image-to-video needs a transformer with patch_size_t 1 (every LTX-Video release)",
+            ));
+        }
+        let want = [1, 3, req.height as usize, req.width as usize];
+        if image.dims() != want {
+            return Err(Error::bad_input(format!(
+                "the first frame has shape {:?}; a {}x{} clip takes {want:?}",
+                image.dims(),
+                req.width,
+                req.height
+            )));
+        }
+        let z = self.vae.encode(&image.unsqueeze(2)?)?;
+        let z = self.vae.normalize(&z.to_device(noise.device())?)?;
+        let t = noise.dim(2)?;
+        Ok(Tensor::cat(&[&z, &noise.narrow(2, 1, t - 1)?], 2)?)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn denoise(
+        &self,
+        mut latents: Tensor,
+        text: &Tensor,
+        mask: &Tensor,
+        tokens: [usize; 3],
+        req: &LtxRequest,
+        sink: &dyn ProgressSink,
+        cancel: &CancelToken,
+    ) -> Result<Tensor> {
+        let n = req.steps.max(1) as usize;
+        let seq = tokens.iter().product::<usize>();
+        let s = &self.scheduler;
+        let mu = calculate_shift(
+            seq,
+            s.base_image_seq_len.unwrap_or(256),
+            s.max_image_seq_len.unwrap_or(4096),
+            s.base_shift.unwrap_or(0.5),
+            s.max_shift.unwrap_or(1.15),
+        );
+        let schedule = FlowMatchEuler::with_sigmas(s, &linspace(1.0, 1.0 / n as f64, n), Some(mu))?;
+        let vae = self.vae.config();
+        let rope_scale = [
+            (vae.temporal_ratio() as f64 / req.frame_rate) as f32,
+            vae.spatial_ratio() as f32,
+            vae.spatial_ratio() as f32,
+        ];
+        let batch = text.dim(0)?;
+        let conditioned = req.image.is_some();
+        // Image-to-video: 1 for the first latent frame's tokens (timestep 0, never stepped).
+        let per_frame = tokens[1] * tokens[2];
+        let keep = |t: f32| -> Vec<f32> {
+            (0..seq)
+                .map(|i| if conditioned && i < per_frame { 0.0 } else { t })
+                .collect()
+        };
+        let total = schedule.timesteps().len() as u32;
+        let begin = Instant::now();
+        for (i, &t) in schedule.timesteps().iter().enumerate() {
+            check_cancel(cancel)?;
+            let input = if batch == 2 {
+                Tensor::cat(&[&latents, &latents], 0)?
+            } else {
+                latents.clone()
+            };
+            let timestep = if conditioned {
+                let row = Tensor::from_vec(keep(t as f32), (1, seq), latents.device())?;
+                Tensor::cat(&vec![&row; batch], 0)?
+            } else {
+                Tensor::full(t as f32, batch, latents.device())?
+            };
+            let inputs = LtxInputs {
+                text,
+                mask: Some(mask),
+                timestep: &timestep,
+                grid: tokens,
+                rope_scale: Some(rope_scale),
+            };
+            let pred = self.transformer.forward(&input, &inputs)?;
+            let velocity = if batch == 2 {
+                let uncond = pred.narrow(0, 0, 1)?;
+                let cond = pred.narrow(0, 1, 1)?;
+                (&uncond + ((cond - &uncond)? * req.guidance)?)?
+            } else {
+                pred
+            };
+            latents = if conditioned {
+                // Tokens are frame-major (patch_size_t 1): the first frame's stay as they are.
+                let rest = seq - per_frame;
+                let stepped = schedule.step(
+                    &velocity.narrow(1, per_frame, rest)?,
+                    i,
+                    &latents.narrow(1, per_frame, rest)?,
+                )?;
+                Tensor::cat(&[&latents.narrow(1, 0, per_frame)?, &stepped], 1)?
+            } else {
+                schedule.step(&velocity, i, &latents)?
+            };
+            emit_step(sink, i as u32 + 1, total, begin);
+        }
+        Ok(latents)
+    }
+
+    fn decode(
+        &self,
+        latents: &Tensor,
+        tokens: [usize; 3],
+        req: &LtxRequest,
+        noise: &mut SeededNoise,
+    ) -> Result<Tensor> {
+        let cfg = self.transformer.config();
+        let z = unpack(latents, tokens, cfg.patch_size, cfg.patch_size_t)?;
+        let z = self.vae.denormalize(&z)?;
+        if !self.vae.timestep_conditioned() {
+            return self.vae.decode(&z, None);
+        }
+        let scale = req.decode_noise_scale.unwrap_or(req.decode_timestep);
+        let z = if scale != 0.0 {
+            let n = noise.randn(z.dims(), z.device(), DType::F32)?;
+            ((z * (1.0 - scale))? + (n * scale)?)?
+        } else {
+            z
+        };
+        let t = Tensor::new(&[req.decode_timestep as f32], z.device())?;
+        self.vae.decode(&z, Some(&t))
+    }
+}
