@@ -332,6 +332,18 @@ mod tests {
             settle_kind(JobKind::Img2img, "blip-base", Kind::Caption).unwrap(),
             JobKind::Caption
         );
+        // --init-image (implied img2img) on an image-to-video model is img2vid; on a
+        // text-to-video one it stays txt2vid (the video fill refuses the image); img2vid asked
+        // of a text-to-video model is refused.
+        for (asked, model, want) in [
+            (JobKind::Img2img, Kind::Img2vid, JobKind::Img2vid),
+            (JobKind::Img2vid, Kind::Img2vid, JobKind::Img2vid),
+            (JobKind::Txt2img, Kind::Img2vid, JobKind::Txt2vid),
+            (JobKind::Img2img, Kind::Txt2vid, JobKind::Txt2vid),
+        ] {
+            assert_eq!(settle_kind(asked, "wan", model).unwrap(), want, "{asked:?}");
+        }
+        assert!(settle_kind(JobKind::Img2vid, "wan", Kind::Txt2vid).is_err());
     }
 
     #[test]
