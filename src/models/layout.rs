@@ -154,6 +154,15 @@ impl ModelLayout {
         })
     }
 
+    /// What a folder with no registry entry makes: its family's kind, but image-to-video for a
+    /// Wan folder whose pipeline takes an init image (Wan 2.2 TI2V).
+    pub fn kind(&self) -> super::entry::Kind {
+        if self.family == Family::Wan {
+            return super::wan_layout::kind(&self.dir);
+        }
+        self.family.kind()
+    }
+
     /// Defaults for a folder with no registry entry: the family's, with the size the UNet was
     /// trained at when its config says (SD2 epsilon models are 512, v-prediction ones 768).
     pub fn default_params(&self) -> Defaults {

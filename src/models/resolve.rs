@@ -103,7 +103,7 @@ fn resolve_folder(dir: &Path) -> Result<ResolvedModel> {
         entry: None,
         defaults: layout.default_params(),
         family: layout.family,
-        kind: layout.family.kind(),
+        kind: layout.kind(),
         layout: Some(layout),
         weights: ReplacedWeights::default(),
         quant: None,

@@ -21,15 +21,21 @@ fn cases() -> serde_json::Value {
     parity::reference_json_lenient(&fixture("wan-pipeline/cases.json"))
 }
 
-struct Clip {
-    run: Run,
-    outputs: Vec<PathBuf>,
-    progress: usize,
+pub(crate) struct Clip {
+    pub(crate) run: Run,
+    pub(crate) outputs: Vec<PathBuf>,
+    pub(crate) progress: usize,
 }
 
 /// Runs case `name` of the references with the flags of `extra` replacing the case's.
 fn run_case(name: &str, extra: &[(&str, &str)]) -> Clip {
-    let meta = cases();
+    run_listed(&cases(), name, extra)
+}
+
+/// Runs case `name` of `meta` (a cases.json) with the flags of `extra` replacing the case's (an
+/// empty value drops the flag). A case with an `image` (under tests/fixtures/) is an img2vid job
+/// on its `folder`.
+pub(crate) fn run_listed(meta: &serde_json::Value, name: &str, extra: &[(&str, &str)]) -> Clip {
     let c = &meta["cases"][name];
     let noise = fixture(&format!("wan-pipeline/{name}_noise.npy"));
     let mut flags: Vec<(String, String)> = vec![
@@ -40,6 +46,14 @@ fn run_case(name: &str, extra: &[(&str, &str)]) -> Clip {
         ),
         ("--fps".into(), "12".into()),
     ];
+    match c["image"].as_str() {
+        Some(image) => {
+            let image = fixture(image).to_string_lossy().into_owned();
+            flags.push(("--init-image".into(), image));
+            flags.push(("--kind".into(), "img2vid".into()));
+        }
+        None => flags.push(("--kind".into(), "txt2vid".into())),
+    }
     for k in ["steps", "guidance", "width", "height", "frames"] {
         flags.push((format!("--{k}"), c[k].to_string()));
     }
@@ -50,19 +64,17 @@ fn run_case(name: &str, extra: &[(&str, &str)]) -> Clip {
         }
     }
     let run = Run::new();
-    let folder = if c["ti2v"] == true {
-        fixture("wan-ti2v-tiny")
-    } else {
-        model()
+    let folder = match c["folder"].as_str() {
+        Some(folder) => fixture(folder),
+        None if c["ti2v"] == true => fixture("wan-ti2v-tiny"),
+        None => model(),
     };
     let mut cmd = run.command();
-    cmd.args([
-        "--json", "--dtype", "f32", "--seed", "0", "--kind", "txt2vid",
-    ])
-    .arg("--model")
-    .arg(folder)
-    .arg("--save-frames");
-    for (flag, value) in &flags {
+    cmd.args(["--json", "--dtype", "f32", "--seed", "0"])
+        .arg("--model")
+        .arg(folder)
+        .arg("--save-frames");
+    for (flag, value) in flags.iter().filter(|(_, v)| !v.is_empty()) {
         cmd.args([flag, value]);
     }
     let output = cmd.output().unwrap();
@@ -89,7 +101,7 @@ fn run_case(name: &str, extra: &[(&str, &str)]) -> Clip {
 }
 
 /// Mean |ours - diffusers| on the 0-255 scale over every frame of case `name`.
-fn frames_diff(name: &str, pngs: &[PathBuf]) -> f64 {
+pub(crate) fn frames_diff(name: &str, pngs: &[PathBuf]) -> f64 {
     let reference = Tensor::read_npy(fixture(&format!("wan-pipeline/{name}_frames.npy"))).unwrap();
     let (f, h, w, _) = reference.dims4().unwrap();
     assert_eq!(pngs.len(), f, "{name}: one PNG a frame");
@@ -199,7 +211,7 @@ fn wan_sidecar_serves_info_and_from_image() {
 
 /// A headless Wan job with `extra` flags must exit 2, say every one of `needles` and write
 /// nothing.
-fn assert_refused(model: &Path, extra: &[&str], needles: &[&str]) {
+pub(crate) fn assert_refused(model: &Path, extra: &[&str], needles: &[&str]) {
     let run = Run::new();
     let output = run
         .command()

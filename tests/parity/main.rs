@@ -10,6 +10,7 @@
 mod parity;
 
 mod parity_blip;
+mod parity_clip_vision;
 mod parity_enhancer;
 mod parity_flow_unipc;
 mod parity_flux_parts;

@@ -3,10 +3,13 @@
 //! T5EncoderModel; `umt5` its UMT5 sibling, Wan's) and `qwen` (transformers' Qwen3Model, any of
 //! its hidden states: Z-Image's `hidden_states[-2]`; its config.json in `qwen_config`). `t5_gguf`
 //! and `qwen_gguf` read the llama.cpp GGUFs users download in place of the big encoders'
-//! safetensors.
+//! safetensors. `clip_vision` is CLIP's image tower on the text tower's layers (Wan 2.1
+//! image-to-video's image encoder), `clip_image` its image preprocessing.
 
 pub mod clip;
 pub mod clip_config;
+pub mod clip_image;
+pub mod clip_vision;
 pub mod padding;
 pub mod qwen;
 pub mod qwen_config;

@@ -1,7 +1,9 @@
 //! Wan (issue 22): Wan 2.1 / 2.2 text- and image-to-video. The 3D causal VAE (`vae`), the UMT5
 //! prompt encoder (`text`), the diffusion transformer (`transformer`), the scheduler its config
-//! names (`schedule`) and the text-to-video pipeline (`pipeline`).
+//! names (`schedule`), the pipeline (`pipeline`) and its image-to-video conditioning
+//! (`image_cond`).
 
+pub mod image_cond;
 pub mod pipeline;
 mod preview;
 pub mod schedule;

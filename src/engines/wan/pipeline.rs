@@ -8,7 +8,11 @@
 //! together).
 //!
 //! Wan 2.2 TI2V folders (model_index.json's `expand_timesteps`) make text-to-video the same way
-//! with one timestep per patch token (all equal without an image) and their 16x VAE.
+//! with one timestep per patch token (all equal without an image) and their 16x VAE, and
+//! image-to-video as `WanImageToVideoPipeline` does (`image_cond`): the init image VAE-encoded
+//! first (staged: the VAE with its encoder for that stage only) and held as the first latent frame.
+//! Wan 2.1 image-to-video folders (`WanImageToVideoPipeline` with a CLIP `image_encoder`) take
+//! the image as extra input channels and CLIP features (`pipeline/conditioning.rs`); they need one.
 //!
 //! A job without a negative prompt is guided by the empty prompt "", as WanPipeline does with
 //! `negative_prompt=None` (the long Chinese/English negative prompt of Wan's own scripts is only
@@ -19,16 +23,23 @@ use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
 
+use super::image_cond::{token_timesteps, with_first_frame};
 use super::schedule::WanSchedulerConfig;
 use super::text::{MAX_SEQUENCE_LENGTH, T5Tokenizer, Umt5Encoder, prompt_embeds};
 use super::transformer::{WanTransformer, WanTransformerConfig};
 use super::vae::{WanVae, WanVaeConfig};
 use crate::engines::EngineSwitches;
+use crate::engines::nn::text::clip_image::ClipImageProcessor;
+use crate::engines::nn::text::clip_vision::VisionTower;
 use crate::engines::progress::{CancelToken, EngineEvent, ProgressSink};
 use crate::engines::sd::noise::{NoiseSource, SeededNoise};
 use crate::engines::stage::{check_cancel, emit_step, stage, timed_load};
 use crate::error::{Error, Result};
 use crate::vocab::Residency;
+
+mod conditioning;
+
+use conditioning::Condition;
 
 /// What loading a Wan folder needs.
 #[derive(Debug, Clone)]
@@ -62,6 +73,9 @@ pub struct VideoRequest {
     pub vae_tiling: bool,
     /// A latent preview of the middle frame every this many steps (0: none).
     pub preview_every: u32,
+    /// img2vid: the first frame as given (resized to `width` x `height` for the VAE here; Wan
+    /// 2.1's CLIP preprocessing takes it as it is).
+    pub init_image: Option<image::RgbImage>,
 }
 
 /// model_index.json's Wan switches: `expand_timesteps` (Wan 2.2 TI2V); a second transformer
@@ -89,28 +103,78 @@ pub fn expands_timesteps(dir: &Path) -> Result<bool> {
         .unwrap_or(false))
 }
 
-/// Reads the configs a Wan job needs before its weights, with the engine's checks.
-pub fn check_configs(dir: &Path) -> Result<()> {
-    expands_timesteps(dir)?;
-    let transformer = WanTransformerConfig::load(&dir.join("transformer/config.json"))?;
-    let vae = WanVaeConfig::read(&dir.join("vae"))?;
-    check_channels(dir, &transformer, &vae)?;
-    WanSchedulerConfig::load(&dir.join("scheduler/scheduler_config.json"))?;
-    Ok(())
+/// How a Wan model takes an init image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageInput {
+    /// None: text-to-video only (Wan 2.1 T2V).
+    None,
+    /// Wan 2.2 TI2V: the image's latent frame stands for the first; text-to-video without one.
+    FirstFrame,
+    /// Wan 2.1 I2V: the image's latents and a mask as extra input channels, with the CLIP image
+    /// features (`image_dim`); it needs an image.
+    Channels,
 }
 
-fn check_channels(dir: &Path, t: &WanTransformerConfig, vae: &WanVaeConfig) -> Result<()> {
-    if t.in_channels != vae.z_dim || t.out_channels != vae.z_dim {
+/// Reads the configs a Wan job needs before its weights, with the engine's checks.
+pub fn check_configs(dir: &Path) -> Result<()> {
+    read_configs(dir).map(|_| ())
+}
+
+/// What the folder at `dir` does with an init image (its configs read and checked).
+pub fn image_input(dir: &Path) -> Result<ImageInput> {
+    read_configs(dir)
+}
+
+/// A text-to-video job on the folder at `dir`: refused for Wan 2.1 image-to-video models,
+/// which make video from an image only.
+pub fn check_text_to_video(dir: &Path) -> Result<()> {
+    if image_input(dir)? == ImageInput::Channels {
         return Err(Error::bad_input(format!(
-            "{}: the VAE has {} latent channels but the transformer takes {} and makes {}; the \
-             folder mixes models",
-            dir.display(),
-            vae.z_dim,
-            t.in_channels,
-            t.out_channels
+            "{}: this Wan 2.1 image-to-video model makes video from an image only: pass \
+             --init-image PATH (img2vid)",
+            dir.display()
         )));
     }
     Ok(())
+}
+
+fn read_configs(dir: &Path) -> Result<ImageInput> {
+    let expand = expands_timesteps(dir)?;
+    let transformer = WanTransformerConfig::load(&dir.join("transformer/config.json"))?;
+    let vae = WanVaeConfig::read(&dir.join("vae"))?;
+    let input = check_channels(dir, &transformer, &vae, expand)?;
+    WanSchedulerConfig::load(&dir.join("scheduler/scheduler_config.json"))?;
+    if input == ImageInput::Channels {
+        conditioning::check_image_configs(dir, &transformer)?;
+    }
+    Ok(input)
+}
+
+/// The transformer takes the VAE's channels (text-to-video, TI2V), or those plus the mask's
+/// (one a frame of a latent frame) and the image's latents (Wan 2.1 I2V).
+fn check_channels(
+    dir: &Path,
+    t: &WanTransformerConfig,
+    vae: &WanVaeConfig,
+    expand: bool,
+) -> Result<ImageInput> {
+    let z = vae.z_dim;
+    let input = match t.in_channels {
+        n if n == z && expand => Some(ImageInput::FirstFrame),
+        n if n == z => Some(ImageInput::None),
+        n if n == 2 * z + vae.temporal_ratio() && !expand => Some(ImageInput::Channels),
+        _ => None,
+    };
+    match input {
+        Some(input) if t.out_channels == z => Ok(input),
+        _ => Err(Error::bad_input(format!(
+            "{}: the VAE has {z} latent channels but the transformer takes {} and makes {}; the \
+             folder mixes models",
+            dir.display(),
+            t.in_channels,
+            t.out_channels
+        ))),
+    }
 }
 
 /// A Wan text-to-video model: its components loaded (resident) or loaded per stage (staged).
@@ -121,9 +185,15 @@ pub struct WanPipeline {
     vae_config: WanVaeConfig,
     /// One timestep per patch token (Wan 2.2 TI2V).
     expand_timesteps: bool,
+    image_input: ImageInput,
+    /// Wan 2.1 I2V's CLIP image tower and its preprocessing.
+    image_encoder: Option<VisionTower>,
+    image_processor: Option<ClipImageProcessor>,
     text_encoder: Option<Umt5Encoder>,
     transformer: Option<WanTransformer>,
     vae: Option<WanVae>,
+    /// The loaded VAE has its encoder (image-to-video).
+    vae_encoder: bool,
     scheduler: WanSchedulerConfig,
 }
 
@@ -135,23 +205,37 @@ impl WanPipeline {
         let tokenizer = T5Tokenizer::from_dir(&dir.join("tokenizer"))?;
         let config = WanTransformerConfig::load(&dir.join("transformer/config.json"))?;
         let vae_config = WanVaeConfig::read(&dir.join("vae"))?;
-        check_channels(&dir, &config, &vae_config)?;
         let expand_timesteps = expands_timesteps(&dir)?;
+        let image_input = check_channels(&dir, &config, &vae_config, expand_timesteps)?;
+        let image_processor = match (image_input, config.image_dim) {
+            (ImageInput::Channels, Some(_)) => {
+                conditioning::check_image_configs(&dir, &config)?;
+                Some(ClipImageProcessor::load(
+                    &dir.join(conditioning::PROCESSOR_CONFIG),
+                )?)
+            }
+            _ => None,
+        };
         let mut pipeline = Self {
             opts,
             tokenizer,
             config,
             vae_config,
             expand_timesteps,
+            image_input,
+            image_encoder: None,
+            image_processor,
             text_encoder: None,
             transformer: None,
             vae: None,
+            vae_encoder: false,
             scheduler,
         };
         if pipeline.opts.residency == Residency::Resident {
             pipeline.load_text_encoder()?;
             pipeline.load_transformer()?;
-            pipeline.load_vae()?;
+            pipeline.load_vae(pipeline.takes_images())?;
+            pipeline.load_image_encoder()?;
         }
         Ok(pipeline)
     }
@@ -191,16 +275,26 @@ impl WanPipeline {
         Ok(())
     }
 
-    fn load_vae(&mut self) -> Result<()> {
+    /// The VAE, with its encoder when `encoder` (kept loaded if it already has what is needed).
+    fn load_vae(&mut self, encoder: bool) -> Result<&WanVae> {
         let o = &self.opts;
-        if self.vae.is_none() {
+        if self.vae.is_none() || (encoder && !self.vae_encoder) {
+            self.vae = None;
             let dir = o.model_dir.join("vae");
             let v = timed_load("vae", || {
-                WanVae::load(&dir, &o.device, o.dtype, false, o.switches)
+                WanVae::load(&dir, &o.device, o.dtype, encoder, o.switches)
             })?;
             self.vae = Some(v);
+            self.vae_encoder = encoder;
         }
-        Ok(())
+        self.vae
+            .as_ref()
+            .ok_or_else(|| Error::job_failed("internal: the VAE did not load"))
+    }
+
+    /// Whether the model makes image-to-video (Wan 2.2 TI2V, Wan 2.1 I2V).
+    pub fn takes_images(&self) -> bool {
+        self.image_input != ImageInput::None
     }
 
     pub fn model_dir(&self) -> &Path {
@@ -210,13 +304,13 @@ impl WanPipeline {
     /// Latent channels and the VAE's spatial compression (the shape `--init-latents` must have).
     pub fn latent_shape(&self) -> (usize, u32) {
         (
-            self.config.in_channels,
+            self.latent_channels(),
             self.vae_config.spatial_ratio() as u32,
         )
     }
 
     fn latent_channels(&self) -> usize {
-        self.config.in_channels
+        self.vae_config.z_dim
     }
 
     /// The clip's frames decoded: (1, 3, frames, height, width) in [-1, 1], f32.
@@ -274,6 +368,8 @@ impl WanPipeline {
                 DType::F32,
             )?,
         };
+        let condition = self.image_condition(req, sink, cancel)?;
+        check_cancel(cancel)?;
         let guided = req.guidance > 1.0;
         sink.emit(EngineEvent::Loading {
             stage: "text_encoder".into(),
@@ -305,7 +401,8 @@ impl WanPipeline {
         // Each stage ends with a device synchronize, so its logged time is the device's (one
         // wait per stage, nothing inside the loop).
         let latents = stage("denoise", || {
-            let out = self.denoise(latents, &positive, negative.as_ref(), req, sink, cancel)?;
+            let prompts = (&positive, negative.as_ref());
+            let out = self.denoise(latents, prompts, &condition, req, (sink, cancel))?;
             out.device().synchronize()?;
             Ok(out)
         })?;
@@ -316,7 +413,7 @@ impl WanPipeline {
         sink.emit(EngineEvent::Loading {
             stage: "vae".into(),
         });
-        self.load_vae()?;
+        self.load_vae(false)?;
         let video = stage("vae_decode", || {
             let out = self.decode(&latents, req.vae_tiling)?;
             out.device().synchronize()?;
@@ -331,11 +428,10 @@ impl WanPipeline {
     fn denoise(
         &self,
         mut latents: Tensor,
-        positive: &Tensor,
-        negative: Option<&Tensor>,
+        (positive, negative): (&Tensor, Option<&Tensor>),
+        condition: &Condition,
         req: &VideoRequest,
-        sink: &dyn ProgressSink,
-        cancel: &CancelToken,
+        (sink, cancel): (&dyn ProgressSink, &CancelToken),
     ) -> Result<Tensor> {
         let Some(transformer) = &self.transformer else {
             return Err(Error::job_failed("internal: the transformer did not load"));
@@ -347,12 +443,25 @@ impl WanPipeline {
         let begin = Instant::now();
         for (i, &t) in timesteps.iter().enumerate() {
             check_cancel(cancel)?;
-            let input = latents.to_dtype(dtype)?;
-            let timestep = self.timestep(t, &latents)?;
-            let cond = transformer.forward_watched(&input, &timestep, positive, cancel)?;
+            let input = match condition {
+                Condition::FirstFrame(c) => with_first_frame(c, &latents)?,
+                Condition::Channels { latents: c, .. } => Tensor::cat(&[&latents, c], 1)?,
+                Condition::None => latents.clone(),
+            }
+            .to_dtype(dtype)?;
+            let first = matches!(condition, Condition::FirstFrame(_));
+            let timestep = self.timestep(t, &latents, first)?;
+            let image = match condition {
+                Condition::Channels { clip, .. } => clip.as_ref(),
+                _ => None,
+            };
+            let predict = |text: &Tensor| {
+                transformer.forward_image_watched(&input, &timestep, text, image, cancel)
+            };
+            let cond = predict(positive)?;
             let velocity = match negative {
                 Some(neg) => {
-                    let uncond = transformer.forward_watched(&input, &timestep, neg, cancel)?;
+                    let uncond = predict(neg)?;
                     // noise_uncond + g * (noise_pred - noise_uncond), in the model's dtype.
                     (&uncond + ((cond - &uncond)? * req.guidance)?)?
                 }
@@ -367,20 +476,23 @@ impl WanPipeline {
                 )?));
             }
         }
-        Ok(latents)
+        match condition {
+            Condition::FirstFrame(c) => with_first_frame(c, &latents),
+            _ => Ok(latents),
+        }
     }
 
     /// The transformer's timestep input: `t` (1,), or with `expand_timesteps` one per patch
-    /// token (1, F/pt * H/ph * W/pw), all `t` (WanPipeline's mask is all ones without an image).
-    fn timestep(&self, t: f64, latents: &Tensor) -> Result<Tensor> {
+    /// token (1, F/pt * H/ph * W/pw): all `t` without an image (WanPipeline's mask is all ones),
+    /// 0 on the first frame's tokens when it is the init image.
+    fn timestep(&self, t: f64, latents: &Tensor, image_first: bool) -> Result<Tensor> {
         let device = &self.opts.device;
         if !self.expand_timesteps {
             return Ok(Tensor::new(&[t as f32], device)?);
         }
         let (_, _, f, h, w) = latents.dims5()?;
         let [pt, ph, pw] = self.config.patch_size.map(|p| p.max(1));
-        let tokens = (f / pt) * (h / ph) * (w / pw);
-        Ok(Tensor::full(t as f32, (1, tokens), device)?)
+        token_timesteps(t as f32, f / pt, (h / ph) * (w / pw), image_first, device)
     }
 
     /// The transformer's latents de-normalised (`latents / (1/std) + mean`) and decoded.

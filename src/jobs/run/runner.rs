@@ -86,6 +86,9 @@ impl JobRunner {
         let model_id = asked.model.clone().unwrap_or_default();
         let model = (self.config.models)(&model_id)?;
         let kind = settle_kind(asked.kind_asked(), &model.id, model.kind)?;
+        if kind == crate::vocab::JobKind::Txt2vid && model.family == crate::models::Family::Wan {
+            crate::engines::wan::pipeline::check_text_to_video(&model.dir)?;
+        }
         if kind.makes_images() {
             if asked.enhance == Some(true) && asked.enhanced_from.is_none() {
                 asked.enhancer = Some(self.enhancer(&asked)?);

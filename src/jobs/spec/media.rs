@@ -63,10 +63,13 @@ pub fn settle_kind(asked: JobKind, model_id: &str, model_kind: Kind) -> crate::R
     let makes = model_kind.job_kind();
     if makes == JobKind::Txt2vid {
         return match asked {
-            // The default, and --init-image's implied img2img: the video fill refuses the image
-            // on a text-to-video model with its reason.
+            // --init-image's implied img2img is img2vid on an image-to-video model.
+            JobKind::Img2img | JobKind::Img2vid if model_kind == Kind::Img2vid => {
+                Ok(JobKind::Img2vid)
+            }
+            // The default, and img2img on a text-to-video model: the video fill refuses the
+            // image with its reason.
             JobKind::Txt2img | JobKind::Txt2vid | JobKind::Img2img => Ok(JobKind::Txt2vid),
-            JobKind::Img2vid if model_kind == Kind::Img2vid => Ok(JobKind::Img2vid),
             JobKind::Img2vid => Err(bad(format!(
                 "model `{model_id}` is text-to-video only; img2vid needs an image-to-video \
                  model (Wan 2.2 TI2V), or use --kind txt2vid"
@@ -329,6 +332,18 @@ mod tests {
             settle_kind(JobKind::Img2img, "blip-base", Kind::Caption).unwrap(),
             JobKind::Caption
         );
+        // --init-image (implied img2img) on an image-to-video model is img2vid; on a
+        // text-to-video one it stays txt2vid (the video fill refuses the image); img2vid asked
+        // of a text-to-video model is refused.
+        for (asked, model, want) in [
+            (JobKind::Img2img, Kind::Img2vid, JobKind::Img2vid),
+            (JobKind::Img2vid, Kind::Img2vid, JobKind::Img2vid),
+            (JobKind::Txt2img, Kind::Img2vid, JobKind::Txt2vid),
+            (JobKind::Img2img, Kind::Txt2vid, JobKind::Txt2vid),
+        ] {
+            assert_eq!(settle_kind(asked, "wan", model).unwrap(), want, "{asked:?}");
+        }
+        assert!(settle_kind(JobKind::Img2vid, "wan", Kind::Txt2vid).is_err());
     }
 
     #[test]

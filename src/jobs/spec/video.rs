@@ -126,6 +126,12 @@ pub fn fill_video_spec(
              image-to-video model such as Wan 2.2 TI2V); drop --init-image for txt2vid"
         )));
     }
+    if kind == JobKind::Txt2vid && asked.init_image.is_some() {
+        return Err(bad(
+            "--init-image makes an img2vid job (its first frame); drop --kind txt2vid or the \
+             image",
+        ));
+    }
     if kind == JobKind::Img2vid && asked.init_image.is_none() {
         return Err(bad(
             "an img2vid job needs its first frame: pass --init-image PATH",

@@ -107,6 +107,20 @@ const VIDEO_FIELDS: &[ParamField] = &[
     ParamField::Dtype,
     ParamField::Device,
 ];
+/// Image-to-video models (Wan 2.2 TI2V, Wan 2.1 I2V): the video fields and the first frame
+/// (empty: text to video where the model makes it).
+const IMAGE_VIDEO_FIELDS: &[ParamField] = &[
+    ParamField::Model,
+    ParamField::InitImage,
+    ParamField::Steps,
+    ParamField::Guidance,
+    ParamField::Seed,
+    ParamField::Size,
+    ParamField::Frames,
+    ParamField::Fps,
+    ParamField::Dtype,
+    ParamField::Device,
+];
 const TEXT_FIELDS: &[ParamField] = &[
     ParamField::Model,
     ParamField::Seed,
@@ -125,7 +139,8 @@ pub fn fields_for(kind: Option<Kind>) -> &'static [ParamField] {
         // An upscaler reads one image, as a captioner does.
         Some(Kind::Caption | Kind::Upscale) => CAPTION_FIELDS,
         Some(Kind::Text) => TEXT_FIELDS,
-        Some(Kind::Txt2vid | Kind::Img2vid) => VIDEO_FIELDS,
+        Some(Kind::Txt2vid) => VIDEO_FIELDS,
+        Some(Kind::Img2vid) => IMAGE_VIDEO_FIELDS,
     }
 }
 

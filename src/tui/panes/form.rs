@@ -220,9 +220,16 @@ impl Form {
                 o.seed = None;
             }
             Some(Kind::Text) => o.kind = Some(JobKind::Enhance),
-            Some(Kind::Txt2vid | Kind::Img2vid) => {
+            Some(kind @ (Kind::Txt2vid | Kind::Img2vid)) => {
                 let (width, height) = self.size()?;
-                o.kind = Some(JobKind::Txt2vid);
+                // An image-to-video model with a first frame makes img2vid; without one, text
+                // to video (which the model refuses with its reason if it cannot).
+                o.init_image = path(&self.init_image).filter(|_| kind == Kind::Img2vid);
+                o.kind = Some(if o.init_image.is_some() {
+                    JobKind::Img2vid
+                } else {
+                    JobKind::Txt2vid
+                });
                 o.steps = opt(&self.steps, "steps", "a whole number")?;
                 o.guidance = opt(&self.guidance, "guidance", "a number")?;
                 o.width = width;
@@ -465,5 +472,30 @@ mod tests {
         f.kind = None;
         let image = f.to_overrides().unwrap();
         assert_eq!((image.frames, image.fps), (None, None));
+    }
+
+    #[test]
+    fn an_image_to_video_model_sends_img2vid_with_a_first_frame_only() {
+        let mut f = Form {
+            model: "wan-ti2v".into(),
+            kind: Some(Kind::Img2vid),
+            random_seed: true,
+            ..Form::default()
+        };
+        assert!(fields_for(f.kind).contains(&ParamField::InitImage));
+        assert!(!fields_for(Some(Kind::Txt2vid)).contains(&ParamField::InitImage));
+        let o = f.to_overrides().unwrap();
+        assert_eq!((o.kind, o.init_image), (Some(JobKind::Txt2vid), None));
+        f.init_image = "first.png".into();
+        let o = f.to_overrides().unwrap();
+        assert_eq!(o.kind, Some(JobKind::Img2vid));
+        assert_eq!(
+            o.init_image.as_deref(),
+            Some(std::path::Path::new("first.png"))
+        );
+        // A text-to-video model never sends a left-over image.
+        f.kind = Some(Kind::Txt2vid);
+        let o = f.to_overrides().unwrap();
+        assert_eq!((o.kind, o.init_image), (Some(JobKind::Txt2vid), None));
     }
 }

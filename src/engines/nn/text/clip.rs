@@ -32,8 +32,9 @@ pub struct TextEncoderOutput {
     pub pooled: Tensor,
 }
 
+/// One CLIP transformer layer (text and vision towers alike: `clip_vision`).
 #[derive(Debug)]
-struct EncoderLayer {
+pub(super) struct EncoderLayer {
     layer_norm1: LayerNorm,
     self_attn: MultiHeadAttention,
     layer_norm2: LayerNorm,
@@ -49,33 +50,60 @@ const CLIP_ATTENTION: Numerics = Numerics {
     split_heads_above: None,
 };
 
+/// The sizes of a CLIP layer (from a text or a vision config).
+#[derive(Debug, Clone)]
+pub(super) struct LayerShape<'a> {
+    pub hidden: usize,
+    pub heads: usize,
+    pub intermediate: usize,
+    pub eps: f64,
+    pub act: &'a str,
+}
+
 impl EncoderLayer {
     fn new(vb: VarBuilder, c: &TextEncoderConfig) -> candle_core::Result<Self> {
-        let h = c.hidden_size;
+        Self::load(
+            vb,
+            &LayerShape {
+                hidden: c.hidden_size,
+                heads: c.num_attention_heads,
+                intermediate: c.intermediate_size,
+                eps: c.layer_norm_eps,
+                act: &c.hidden_act,
+            },
+        )
+    }
+
+    pub(super) fn load(vb: VarBuilder, c: &LayerShape) -> candle_core::Result<Self> {
+        let h = c.hidden;
         let attn = AttentionConfig {
             numerics: CLIP_ATTENTION,
-            ..AttentionConfig::new(h, c.num_attention_heads)
+            ..AttentionConfig::new(h, c.heads)
         };
         Ok(Self {
-            layer_norm1: norm::layer_norm(h, c.layer_norm_eps, vb.pp("layer_norm1"))?,
+            layer_norm1: norm::layer_norm(h, c.eps, vb.pp("layer_norm1"))?,
             self_attn: MultiHeadAttention::load(vb.pp("self_attn"), &attn)?,
-            layer_norm2: norm::layer_norm(h, c.layer_norm_eps, vb.pp("layer_norm2"))?,
+            layer_norm2: norm::layer_norm(h, c.eps, vb.pp("layer_norm2"))?,
             // The config admits quick_gelu, gelu, gelu_new and gelu_pytorch_tanh.
             mlp: Mlp::load(
                 vb.pp("mlp"),
                 &MlpConfig::new(
                     h,
-                    c.intermediate_size,
-                    Activation::parse(&c.hidden_act).unwrap_or(Activation::QuickGelu),
+                    c.intermediate,
+                    Activation::parse(c.act).unwrap_or(Activation::QuickGelu),
                 ),
             )?,
         })
     }
 
-    /// `mask` is the additive causal mask (seq, seq) in f32.
-    fn forward(&self, xs: &Tensor, mask: &Tensor) -> candle_core::Result<Tensor> {
+    /// `mask`: the text tower's additive causal mask (seq, seq) in f32; none for images.
+    pub(super) fn forward(
+        &self,
+        xs: &Tensor,
+        mask: Option<&Tensor>,
+    ) -> candle_core::Result<Tensor> {
         let normed = self.layer_norm1.forward(xs)?;
-        let xs = (xs + self.self_attn.forward(&normed, Some(mask))?)?;
+        let xs = (xs + self.self_attn.forward(&normed, mask)?)?;
         let mlp = self.mlp.forward(&self.layer_norm2.forward(&xs)?)?;
         xs + mlp
     }
@@ -203,7 +231,7 @@ impl TextEncoder {
             if i == last {
                 penultimate = xs.clone();
             }
-            xs = layer.forward(&xs, &mask)?;
+            xs = layer.forward(&xs, Some(&mask))?;
         }
         let last_hidden_state = self.final_layer_norm.forward(&xs)?;
         let eos_positions: Vec<u32> = host_ids

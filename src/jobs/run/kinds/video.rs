@@ -1,4 +1,4 @@
-//! Video jobs on the worker (txt2vid): the clip made by the video engine, written as
+//! Video jobs on the worker (txt2vid, img2vid with its init image): the clip made by the video engine, written as
 //! `<seed>_<slug>.mp4` (atomically, recorded), then, with `--save-frames`, every frame as
 //! `<mp4 stem>_NNNN.png` (zero-padded so they sort in frame order), then the `.json` sidecar
 //! listing the .mp4 and the frames.
@@ -17,6 +17,7 @@ use crate::jobs::run::engine::Engine;
 use crate::jobs::run::events::Timings;
 use crate::jobs::run::worker::{JobOutcome, Worker, engine_crash, to_job_event};
 use crate::jobs::spec::latents_file::read_video_latents;
+use crate::jobs::spec::resolve::load_image;
 use crate::jobs::spec::video::latent_frames;
 use crate::jobs::spec::{JobSpec, Params, VideoParams};
 use crate::jobs::store::JobRecord;
@@ -55,6 +56,11 @@ fn request(
         )?),
         None => None,
     };
+    // As given: the engine resizes it for the VAE (Wan 2.1's CLIP crops it its own way).
+    let init_image = match &p.init_image {
+        Some(path) => Some(load_image(path, "--init-image")?.to_rgb8()),
+        None => None,
+    };
     Ok(VideoRequest {
         prompt: spec.prompt.clone(),
         negative: p.negative.clone(),
@@ -68,6 +74,7 @@ fn request(
         max_sequence_length: p.max_sequence_length,
         vae_tiling,
         preview_every,
+        init_image,
     })
 }
 
