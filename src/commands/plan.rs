@@ -41,20 +41,22 @@ pub fn plan_for_args(
     let device = crate::device::select(&DeviceRequest::parse(&global.device)?, switches)?;
     let dtype = resolve_dtype(global.dtype, &device, &platform)?;
     let memory = crate::device::memory::query(&device, &platform);
-    if resolved.family == crate::models::Family::Wan {
+    if resolved.family.is_video() {
         let kind =
             crate::jobs::spec::media::settle_kind(job.kind_asked(), &resolved.id, resolved.kind)?;
+        let geometry =
+            crate::jobs::spec::video::VideoGeometry::read(resolved.family, &resolved.dir)?;
         let spec = crate::jobs::spec::video::fill_video_spec(
             job,
             kind,
-            resolved.kind,
+            (resolved.kind, geometry),
             &resolved.defaults,
         )?;
         let Some(p) = spec.video() else {
-            return Err(Error::bad_input("a Wan plan for a job that is not video"));
+            return Err(Error::bad_input("a video plan for a job that is not video"));
         };
         return crate::jobs::run::planning::video_plan(
-            &resolved.dir,
+            (&resolved.dir, resolved.family),
             p,
             dtype,
             planner::video::VideoDevice {

@@ -46,6 +46,16 @@ impl VideoClip {
     }
 }
 
+/// An image-to-video first frame at the clip's size, as diffusers' video processor makes it:
+/// as given when it already is, else resized with Lanczos (PIL's default there).
+pub fn fit_to_clip(image: &image::RgbImage, width: u32, height: u32) -> image::RgbImage {
+    if image.dimensions() == (width, height) {
+        image.clone()
+    } else {
+        image::imageops::resize(image, width, height, image::imageops::FilterType::Lanczos3)
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

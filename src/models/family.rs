@@ -35,6 +35,9 @@ pub enum Family {
     /// Wan 2.1 text-to-video (WanPipeline): UMT5 text encoder, a flow-matching video DiT and the
     /// Wan causal 3D VAE.
     Wan,
+    /// LTX-Video 0.9.x (LTXPipeline, LTXImageToVideoPipeline): a T5 encoder, a video DiT over
+    /// 1x1x1 patches of a 32x spatial, 8x temporal causal VAE.
+    Ltx,
 }
 
 impl Family {
@@ -53,6 +56,7 @@ impl Family {
             Self::Sd3 => "sd3",
             Self::Realesrgan => "realesrgan",
             Self::Wan => "wan",
+            Self::Ltx => "ltx",
         }
     }
 
@@ -71,6 +75,23 @@ impl Family {
         matches!(self, Self::Flux | Self::ZImage | Self::Sd3)
     }
 
+    /// Families that make video clips (`--kind txt2vid|img2vid`).
+    pub fn is_video(self) -> bool {
+        matches!(self, Self::Wan | Self::Ltx)
+    }
+
+    /// A video family's frame step and side multiple as its released models have them: Wan
+    /// makes 4n+1 frames at sides in multiples of 16 (Wan 2.2 TI2V's 16x VAE: 32), LTX-Video
+    /// 8n+1 frames in multiples of 32. A folder's own configs decide when a job is checked
+    /// (`jobs::spec::video::VideoGeometry`); this is the first guess (the TUI's frame nudges).
+    pub fn video_steps(self) -> Option<(u32, u32)> {
+        match self {
+            Self::Wan => Some((4, 16)),
+            Self::Ltx => Some((8, 32)),
+            _ => None,
+        }
+    }
+
     /// What a model of this family makes when no registry entry says.
     pub fn kind(self) -> Kind {
         match self {
@@ -84,6 +105,8 @@ impl Family {
             Self::GgufLlm => Kind::Text,
             Self::Realesrgan => Kind::Upscale,
             Self::Wan => Kind::Txt2vid,
+            // The same weights run LTXPipeline and LTXImageToVideoPipeline.
+            Self::Ltx => Kind::Img2vid,
         }
     }
 
@@ -143,6 +166,18 @@ impl Family {
                 d.max_sequence_length = Some(512);
                 d.frames = Some(81);
                 d.fps = Some(16);
+            }
+            // LTXPipeline's __call__ defaults: 704x512, 161 frames, 50 steps, guidance 3, 128 T5
+            // tokens, frame_rate 25.
+            Self::Ltx => {
+                d.steps = 50;
+                d.guidance = 3.0;
+                d.width = 704;
+                d.height = 512;
+                d.scheduler = Scheduler::FlowEuler;
+                d.max_sequence_length = Some(128);
+                d.frames = Some(161);
+                d.fps = Some(25);
             }
             // Z-Image-Turbo's model card: 9 steps, no guidance; 512 Qwen3 tokens (diffusers).
             Self::ZImage => {

@@ -81,6 +81,9 @@ impl ModelLayout {
         if super::wan_layout::is_wan(&pipeline_class) {
             return super::wan_layout::open(dir, pipeline_class);
         }
+        if super::ltx_layout::is_ltx(&pipeline_class) {
+            return super::ltx_layout::open(dir, pipeline_class);
+        }
         if super::sd3_layout::is_sd3(dir, &pipeline_class) {
             return super::sd3_layout::open(dir, pipeline_class);
         }
@@ -170,7 +173,7 @@ impl ModelLayout {
         if self.family == Family::Flux {
             return super::flux_layout::default_params(d, self.embedded_guidance);
         }
-        if matches!(self.family, Family::ZImage | Family::Wan) {
+        if matches!(self.family, Family::ZImage | Family::Wan | Family::Ltx) {
             return d;
         }
         if self.family == Family::Sd3 {

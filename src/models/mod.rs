@@ -8,6 +8,7 @@ pub mod file_pattern;
 mod flux_layout;
 pub mod hf_cache;
 pub mod layout;
+mod ltx_layout;
 pub mod media_layout;
 pub mod quant;
 pub mod registry;

@@ -11,6 +11,7 @@ pub mod lora;
 pub mod media;
 pub mod stages;
 pub mod video;
+pub mod video_vae;
 pub mod zimage;
 
 use candle_core::DType;

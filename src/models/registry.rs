@@ -7,7 +7,7 @@ use std::path::Path;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::entry::ModelEntry;
+use super::entry::{Kind, ModelEntry};
 use super::registry_errors::{entry_error, parse_error};
 use crate::{Error, Result};
 
@@ -242,7 +242,9 @@ fn validate_image_entry(e: &ModelEntry) -> std::result::Result<(), (&'static str
 
 /// Audio and text entries: a duration and token cap that make sense, and a kind that fits the family.
 fn validate_media_entry(e: &ModelEntry) -> std::result::Result<(), (&'static str, String)> {
-    if e.family.kind() != e.kind {
+    // A video family's models may also take a first frame (Wan 2.2 TI2V, LTX-Video).
+    let video_pair = e.family.is_video() && matches!(e.kind, Kind::Txt2vid | Kind::Img2vid);
+    if e.family.kind() != e.kind && !video_pair {
         return Err((
             "kind",
             format!(

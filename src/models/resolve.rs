@@ -157,7 +157,7 @@ fn resolve_entry(entry: &ModelEntry, cache: &Path) -> Result<ResolvedModel> {
             entry.id
         )));
     };
-    let layout = if entry.family.is_diffusion() || entry.family == Family::Wan {
+    let layout = if entry.family.is_diffusion() || entry.family.is_video() {
         Some(ModelLayout::open(&dir)?)
     } else {
         None

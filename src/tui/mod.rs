@@ -121,6 +121,8 @@ pub(crate) fn initial_form(cli: &Cli, device: &str) -> Form {
         device: device.to_owned(),
         // --kind names it for a folder model; otherwise the parameters pane takes the registry's.
         kind: j.kind.map(crate::models::Kind::for_job),
+        // The parameters pane takes the registry's.
+        family: None,
         voice: text(j.voice.clone()),
         duration: text(j.duration.map(|v| v.to_string())),
         frames: text(j.frames.map(|v| v.to_string())),

@@ -36,8 +36,19 @@ fn run_case(name: &str, extra: &[(&str, &str)]) -> Clip {
 /// empty value drops the flag). A case with an `image` (under tests/fixtures/) is an img2vid job
 /// on its `folder`.
 pub(crate) fn run_listed(meta: &serde_json::Value, name: &str, extra: &[(&str, &str)]) -> Clip {
+    run_in(("wan-pipeline", &model()), meta, name, extra)
+}
+
+/// [`run_listed`] for the references under tests/fixtures/`refs` of a case without a `folder`
+/// on `default_model`.
+pub(crate) fn run_in(
+    (refs, default_model): (&str, &Path),
+    meta: &serde_json::Value,
+    name: &str,
+    extra: &[(&str, &str)],
+) -> Clip {
     let c = &meta["cases"][name];
-    let noise = fixture(&format!("wan-pipeline/{name}_noise.npy"));
+    let noise = fixture(&format!("{refs}/{name}_noise.npy"));
     let mut flags: Vec<(String, String)> = vec![
         ("--prompt".into(), meta["prompt"].as_str().unwrap().into()),
         (
@@ -67,7 +78,7 @@ pub(crate) fn run_listed(meta: &serde_json::Value, name: &str, extra: &[(&str, &
     let folder = match c["folder"].as_str() {
         Some(folder) => fixture(folder),
         None if c["ti2v"] == true => fixture("wan-ti2v-tiny"),
-        None => model(),
+        None => default_model.to_path_buf(),
     };
     let mut cmd = run.command();
     cmd.args(["--json", "--dtype", "f32", "--seed", "0"])
@@ -102,10 +113,21 @@ pub(crate) fn run_listed(meta: &serde_json::Value, name: &str, extra: &[(&str, &
 
 /// Mean |ours - diffusers| on the 0-255 scale over every frame of case `name`.
 pub(crate) fn frames_diff(name: &str, pngs: &[PathBuf]) -> f64 {
-    let reference = Tensor::read_npy(fixture(&format!("wan-pipeline/{name}_frames.npy"))).unwrap();
+    frames_diff_in("wan-pipeline", name, pngs)
+}
+
+/// [`frames_diff`] against the references under tests/fixtures/`refs`.
+pub(crate) fn frames_diff_in(refs: &str, name: &str, pngs: &[PathBuf]) -> f64 {
+    let reference = Tensor::read_npy(fixture(&format!("{refs}/{name}_frames.npy"))).unwrap();
     let (f, h, w, _) = reference.dims4().unwrap();
     assert_eq!(pngs.len(), f, "{name}: one PNG a frame");
-    let theirs: Vec<f32> = reference.flatten_all().unwrap().to_vec1().unwrap();
+    let theirs: Vec<f32> = reference
+        .to_dtype(candle_core::DType::F32)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
     let mut ours = Vec::with_capacity(theirs.len());
     for png in pngs {
         let img = image::open(png).unwrap().to_rgb8();
@@ -115,7 +137,7 @@ pub(crate) fn frames_diff(name: &str, pngs: &[PathBuf]) -> f64 {
     parity::mean_abs_diff_255(&ours, &theirs)
 }
 
-fn check_mp4(mp4: &Path, frames: u64, (w, h): (u64, u64), fps: u32) {
+pub(crate) fn check_mp4(mp4: &Path, frames: u64, (w, h): (u64, u64), fps: u32) {
     if !ffmpeg_present() {
         return;
     }

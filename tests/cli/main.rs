@@ -36,6 +36,7 @@ mod cli_help;
 mod cli_jobs;
 mod cli_large_batch;
 mod cli_lora;
+mod cli_ltx;
 mod cli_memory;
 mod cli_models;
 mod cli_no_terminal;

@@ -9,6 +9,7 @@ use crate::engines::EngineSwitches;
 use crate::engines::audio::musicgen::MusicGen;
 use crate::engines::audio::parler::ParlerTts;
 use crate::engines::flux::{FluxLoadOptions, FluxPipeline};
+use crate::engines::ltx::pipeline::{LtxLoadOptions, LtxPipeline};
 use crate::engines::sd::pipeline::SdPipeline;
 use crate::engines::sd::{GenerateRequest, GeneratedImage, LoadOptions};
 use crate::engines::sd3::{Sd3LoadOptions, Sd3Pipeline};
@@ -34,6 +35,7 @@ pub enum Engine {
     Enhancer(Box<PromptEnhancer>),
     Upscaler(Box<Upscaler>),
     Wan(Box<WanPipeline>),
+    Ltx(Box<LtxPipeline>),
 }
 
 /// What loading needs.
@@ -124,6 +126,13 @@ impl Engine {
                 switches,
                 text_encoder_gguf: what.text_encoder_2.map(Path::to_path_buf),
             })?)),
+            Family::Ltx => Self::Ltx(Box::new(LtxPipeline::load(LtxLoadOptions {
+                model_dir: path.to_path_buf(),
+                device: device.clone(),
+                dtype,
+                switches,
+                with_encoder: true,
+            })?)),
         })
     }
 
@@ -151,6 +160,7 @@ impl Engine {
             Self::Enhancer(_) => "gguf-llm",
             Self::Upscaler(_) => "real-esrgan",
             Self::Wan(_) => "wan",
+            Self::Ltx(_) => "ltx",
         }
     }
 }

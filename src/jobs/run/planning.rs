@@ -208,11 +208,11 @@ impl JobPlanner {
         req
     }
 
-    /// The plan of a video job on the Wan folder at `dir`: resident or staged, the decode
-    /// tiled or not; `BadInput` when nothing fits.
+    /// The plan of a video job on the video folder at `dir` of `family`: resident or staged,
+    /// the decode tiled or not; `BadInput` when nothing fits.
     pub fn plan_video(
         &self,
-        dir: &Path,
+        (dir, family): (&Path, crate::models::Family),
         spec: &crate::jobs::JobSpec,
         dtype: DType,
     ) -> Result<MemoryPlan> {
@@ -222,7 +222,7 @@ impl JobPlanner {
             ));
         };
         let plan = video_plan(
-            dir,
+            (dir, family),
             p,
             dtype,
             planner::video::VideoDevice {
@@ -273,9 +273,9 @@ impl JobPlanner {
     }
 }
 
-/// The plan of a video job with parameters `p` on the Wan folder at `dir`.
+/// The plan of a video job with parameters `p` on the video folder at `dir` of `family`.
 pub fn video_plan(
-    dir: &Path,
+    (dir, family): (&Path, crate::models::Family),
     p: &crate::jobs::spec::VideoParams,
     dtype: DType,
     on: planner::video::VideoDevice,
@@ -287,7 +287,7 @@ pub fn video_plan(
         guided: p.guidance > 1.0,
         max_sequence_length: p.max_sequence_length,
     };
-    let mut req = planner::video::VideoPlanRequest::read(dir, dtype, shape, on)?;
+    let mut req = planner::video::VideoPlanRequest::read((dir, family), dtype, shape, on)?;
     // A GGUF encoder stays quantized: its file's size.
     if let Some(gguf) = &p.text_encoder_2 {
         req.text_encoder_bytes = std::fs::metadata(gguf).map_or(0, |m| m.len());

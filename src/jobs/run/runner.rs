@@ -100,7 +100,13 @@ impl JobRunner {
             )));
         }
         let mut filled = if kind.makes_video() {
-            crate::jobs::spec::video::fill_video_spec(&asked, kind, model.kind, &model.defaults)?
+            let geometry = crate::jobs::spec::video::VideoGeometry::read(model.family, &model.dir)?;
+            crate::jobs::spec::video::fill_video_spec(
+                &asked,
+                kind,
+                (model.kind, geometry),
+                &model.defaults,
+            )?
         } else if kind.makes_images() {
             crate::jobs::spec::upscale::refuse_stray_flags(&asked, true)?;
             crate::jobs::spec::video::refuse_video_flags(&asked, kind)?;
@@ -126,7 +132,7 @@ impl JobRunner {
         if filled.kind.makes_video() {
             // A job that cannot fit is refused now, before anything is queued or loaded.
             if let Some(planner) = &self.config.planner {
-                planner.plan_video(&model.dir, &filled, dtype)?;
+                planner.plan_video((&model.dir, model.family), &filled, dtype)?;
             }
             return Ok(filled);
         }

@@ -33,5 +33,6 @@ pub fn check_model_configs(dir: &Path, family: Family) -> crate::Result<()> {
         // T5's config is read when present: `--no-t5` folders may lack text_encoder_3/.
         Family::Sd3 => sd3::check_configs(dir, !dir.join("text_encoder_3").is_dir()),
         Family::Wan => crate::engines::wan::pipeline::check_configs(dir),
+        Family::Ltx => crate::engines::ltx::pipeline::check_configs(dir).map(drop),
     }
 }

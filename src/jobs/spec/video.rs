@@ -1,67 +1,136 @@
 //! Video jobs (`--kind txt2vid|img2vid`, `--frames N`, `--fps N`, `--save-frames`): filled from
-//! the model's defaults and checked before anything is queued. Wan makes 4n+1 frames (its VAE
-//! compresses time by 4, keeping the first frame) at sizes in multiples of 16 (8x VAE, 2x2
-//! patches).
+//! the model's defaults and checked before anything is queued. A clip's frames and sides follow
+//! the model's VAE and patches ([`VideoGeometry`], read from its configs): Wan makes 4n+1 frames
+//! at sides in multiples of 16 (8x VAE, 2x2 patches; Wan 2.2 TI2V's 16x VAE: 32), LTX-Video
+//! 8n+1 frames in multiples of 32.
+
+use std::path::Path;
 
 use crate::jobs::spec::resolve::{
     MAX_GUIDANCE, MAX_SEQUENCE, MIN_SEQUENCE, absolute, check_side, check_steps,
 };
 use crate::jobs::spec::{JobOverrides, JobSpec, Params, VideoParams};
-use crate::models::{Defaults, Kind};
+use crate::models::{Defaults, Family, Kind};
 use crate::vocab::JobKind;
 
-/// The most frames a clip may have (30 s at Wan's 16 fps).
+/// The most frames a clip may have (30 s at Wan's 16 fps, 19 s at LTX-Video's 25).
 pub const MAX_FRAMES: u32 = 481;
 /// The highest frame rate an MP4 is written at.
 pub const MAX_FPS: u32 = 240;
-/// Frames per latent frame after the first (Wan's temporal compression).
-pub const TEMPORAL: u32 = 4;
-/// Pixel sides are multiples of this (VAE 8 x patch 2).
-pub const SIDE_MULTIPLE: u32 = 16;
 
 fn bad(message: impl Into<String>) -> crate::Error {
     crate::Error::bad_input(message)
 }
 
-/// Latent frames of a clip of `frames` frames.
-pub fn latent_frames(frames: u32) -> usize {
-    ((frames - 1) / TEMPORAL + 1) as usize
+/// How a video model shapes its clips: `temporal` n + 1 frames (its VAE keeps the first frame
+/// and packs `temporal` frames a latent after it), sides in multiples of `side` (the VAE's
+/// spatial ratio times the transformer's patch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VideoGeometry {
+    pub family: Family,
+    pub temporal: u32,
+    pub side: u32,
 }
 
-/// `--frames`: 4n+1 from 1 to MAX_FRAMES.
-pub fn check_frames(frames: u32) -> crate::Result<()> {
-    if frames == 0 || frames > MAX_FRAMES {
-        return Err(bad(format!(
-            "--frames {frames}: must be between 1 and {MAX_FRAMES} (4n+1, e.g. 33 or 81)"
-        )));
+impl VideoGeometry {
+    /// The family's released models' shape (Wan's when `family` makes no video).
+    pub fn of_family(family: Family) -> Self {
+        let (temporal, side) = family.video_steps().unwrap_or((4, 16));
+        Self {
+            family,
+            temporal,
+            side,
+        }
     }
-    if !(frames - 1).is_multiple_of(TEMPORAL) {
-        let down = (frames - 1) / TEMPORAL * TEMPORAL + 1;
-        return Err(bad(format!(
-            "--frames {frames}: Wan makes 4n+1 frames (its VAE packs 4 frames a latent after the \
-             first); try {down} or {}",
-            down + TEMPORAL
-        )));
+
+    /// From the model folder's VAE and transformer configs.
+    pub fn read(family: Family, dir: &Path) -> crate::Result<Self> {
+        let (temporal, side) = match family {
+            Family::Ltx => {
+                let (t, vae) = crate::engines::ltx::pipeline::check_configs(dir)?;
+                (vae.temporal_ratio(), vae.spatial_ratio() * t.patch_size)
+            }
+            Family::Wan => {
+                let vae = crate::engines::wan::vae::WanVaeConfig::read(&dir.join("vae"))?;
+                let t = crate::engines::wan::transformer::WanTransformerConfig::load(
+                    &dir.join("transformer/config.json"),
+                )?;
+                (vae.temporal_ratio(), vae.spatial_ratio() * t.patch_size[1])
+            }
+            other => {
+                return Err(bad(format!(
+                    "a {other} model makes no video; video jobs need a Wan or LTX-Video model"
+                )));
+            }
+        };
+        let (temporal, side) = (u32::try_from(temporal), u32::try_from(side));
+        match (temporal, side) {
+            (Ok(temporal), Ok(side)) if temporal > 0 && side > 0 => Ok(Self {
+                family,
+                temporal,
+                side,
+            }),
+            _ => Err(bad(format!(
+                "{}: the VAE or transformer config gives no usable frame or side ratio; fetch \
+                 the model again",
+                dir.display()
+            ))),
+        }
     }
-    Ok(())
+
+    fn name(self) -> &'static str {
+        match self.family {
+            Family::Ltx => "LTX-Video",
+            _ => "Wan",
+        }
+    }
+
+    /// Latent frames of a clip of `frames` frames.
+    pub fn latent_frames(self, frames: u32) -> usize {
+        (frames.saturating_sub(1) / self.temporal + 1) as usize
+    }
+
+    /// `--frames`: `temporal` n + 1, from 1 to MAX_FRAMES.
+    pub fn check_frames(self, frames: u32) -> crate::Result<()> {
+        let t = self.temporal;
+        if frames == 0 || frames > MAX_FRAMES {
+            return Err(bad(format!(
+                "--frames {frames}: must be between 1 and {MAX_FRAMES} ({t}n+1, e.g. {} or {})",
+                4 * t + 1,
+                8 * t + 1
+            )));
+        }
+        if !(frames - 1).is_multiple_of(t) {
+            let down = (frames - 1) / t * t + 1;
+            return Err(bad(format!(
+                "--frames {frames}: {} makes {t}n+1 frames (its VAE packs {t} frames a latent \
+                 after the first); try {down} or {}",
+                self.name(),
+                down + t
+            )));
+        }
+        Ok(())
+    }
+
+    fn check_side(self, flag: &str, value: u32) -> crate::Result<()> {
+        check_side(flag, value)?;
+        let m = self.side;
+        if !value.is_multiple_of(m) {
+            let down = (value / m * m).max(m);
+            return Err(bad(format!(
+                "{flag} {value}: {} video sides are multiples of {m} (the VAE's compression \
+                 times the transformer's patch); try {down}",
+                self.name()
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// `--fps`: 1 to MAX_FPS.
 pub fn check_fps(fps: u32) -> crate::Result<()> {
     if fps == 0 || fps > MAX_FPS {
         return Err(bad(format!("--fps {fps}: must be between 1 and {MAX_FPS}")));
-    }
-    Ok(())
-}
-
-fn check_video_side(flag: &str, value: u32) -> crate::Result<()> {
-    check_side(flag, value)?;
-    if !value.is_multiple_of(SIDE_MULTIPLE) {
-        let down = value / SIDE_MULTIPLE * SIDE_MULTIPLE;
-        return Err(bad(format!(
-            "{flag} {value}: Wan video sides are multiples of {SIDE_MULTIPLE} (8x VAE, 2x2 \
-             patches); try {down}"
-        )));
     }
     Ok(())
 }
@@ -111,11 +180,12 @@ pub fn refuse_video_flags(asked: &JobOverrides, kind: JobKind) -> crate::Result<
     }
 }
 
-/// Fills and checks a video job (its kind already settled) on a model of `model_kind`.
+/// Fills and checks a video job (its kind already settled) on a model of `model_kind` shaped
+/// as `geometry`.
 pub fn fill_video_spec(
     asked: &JobOverrides,
     kind: JobKind,
-    model_kind: Kind,
+    (model_kind, geometry): (Kind, VideoGeometry),
     defaults: &Defaults,
 ) -> crate::Result<JobSpec> {
     let model = asked.model.clone().unwrap_or_default();
@@ -142,15 +212,16 @@ pub fn fill_video_spec(
     let guidance = asked.guidance.unwrap_or(defaults.guidance);
     if !guidance.is_finite() || !(0.0..=MAX_GUIDANCE).contains(&guidance) {
         return Err(bad(format!(
-            "--guidance {guidance}: must be a number between 0 and {MAX_GUIDANCE} (Wan uses 5)"
+            "--guidance {guidance}: must be a number between 0 and {MAX_GUIDANCE} (Wan uses 5, \
+             LTX-Video 3)"
         )));
     }
     let width = asked.width.unwrap_or(defaults.width);
     let height = asked.height.unwrap_or(defaults.height);
-    check_video_side("--width", width)?;
-    check_video_side("--height", height)?;
+    geometry.check_side("--width", width)?;
+    geometry.check_side("--height", height)?;
     let frames = asked.frames.or(defaults.frames).unwrap_or(81);
-    check_frames(frames)?;
+    geometry.check_frames(frames)?;
     let fps = asked.fps.or(defaults.fps).unwrap_or(16);
     check_fps(fps)?;
     if let Some(n) = asked.max_sequence_length
@@ -172,6 +243,12 @@ pub fn fill_video_spec(
         }
     }
     let text_encoder_2 = asked.text_encoder_2.as_deref().map(absolute);
+    if text_encoder_2.is_some() && geometry.family == Family::Ltx {
+        return Err(bad(
+            "--text-encoder-2 does not apply to LTX-Video yet: its T5 encoder loads from the \
+             model's text_encoder/ folder",
+        ));
+    }
     if let Some(path) = &text_encoder_2
         && !crate::jobs::spec::lora::is_gguf(path)
     {
@@ -223,23 +300,88 @@ pub fn fill_video_spec(
 mod tests {
     use super::*;
 
+    const WAN: Kind = Kind::Txt2vid;
+
+    fn wan() -> VideoGeometry {
+        VideoGeometry::of_family(Family::Wan)
+    }
+
     #[test]
     fn frames_are_4n_plus_1_and_bounded() {
+        let g = wan();
         for ok in [1, 5, 33, 81, MAX_FRAMES] {
-            check_frames(ok).unwrap();
+            g.check_frames(ok).unwrap();
         }
         for bad in [0, 2, 32, 80, MAX_FRAMES + 4, 1_000_001] {
-            assert_eq!(check_frames(bad).unwrap_err().exit_code(), 2, "{bad}");
+            assert_eq!(g.check_frames(bad).unwrap_err().exit_code(), 2, "{bad}");
         }
         assert!(
-            check_frames(32)
+            g.check_frames(32)
                 .unwrap_err()
                 .to_string()
                 .contains("try 29 or 33")
         );
-        assert_eq!(latent_frames(81), 21);
-        assert_eq!(latent_frames(1), 1);
+        assert_eq!(g.latent_frames(81), 21);
+        assert_eq!(g.latent_frames(1), 1);
         assert!(check_fps(0).is_err() && check_fps(241).is_err() && check_fps(16).is_ok());
+    }
+
+    #[test]
+    fn ltx_makes_8n_plus_1_frames_at_multiples_of_32() {
+        let g = VideoGeometry::of_family(Family::Ltx);
+        for ok in [1, 9, 161, MAX_FRAMES] {
+            g.check_frames(ok).unwrap();
+        }
+        let err = g.check_frames(32).unwrap_err().to_string();
+        assert!(
+            err.contains("LTX-Video makes 8n+1") && err.contains("try 25 or 33"),
+            "{err}"
+        );
+        let err = g.check_frames(35).unwrap_err().to_string();
+        assert!(err.contains("try 33 or 41"), "{err}");
+        assert_eq!(g.latent_frames(161), 21);
+        let d = Family::Ltx.default_params();
+        let asked = JobOverrides {
+            model: Some("ltx".into()),
+            ..JobOverrides::default()
+        };
+        let spec = fill_video_spec(&asked, JobKind::Txt2vid, (Kind::Img2vid, g), &d).unwrap();
+        let p = spec.video().unwrap();
+        assert_eq!((p.width, p.height, p.frames, p.fps), (704, 512, 161, 25));
+        assert_eq!(
+            (p.steps, p.guidance, p.max_sequence_length),
+            (50, 3.0, Some(128))
+        );
+        // 848 is a multiple of 16 (fine for Wan) but not of 32.
+        let odd = JobOverrides {
+            width: Some(848),
+            ..asked.clone()
+        };
+        let err = fill_video_spec(&odd, JobKind::Txt2vid, (Kind::Img2vid, g), &d).unwrap_err();
+        assert!(
+            err.to_string().contains("multiples of 32") && err.to_string().contains("try 832"),
+            "{err}"
+        );
+        fill_video_spec(&odd, JobKind::Txt2vid, (WAN, wan()), &d).unwrap();
+        let gguf = JobOverrides {
+            text_encoder_2: Some("t5.gguf".into()),
+            ..asked
+        };
+        let err = fill_video_spec(&gguf, JobKind::Txt2vid, (Kind::Img2vid, g), &d).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+    }
+
+    #[test]
+    fn the_geometry_comes_from_the_folder() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        // The tiny fixtures' VAEs: LTX 8x spatial / 4x temporal; Wan 2.2's 16x spatial.
+        let ltx = VideoGeometry::read(Family::Ltx, &root.join("ltx-tiny")).unwrap();
+        assert_eq!((ltx.temporal, ltx.side), (4, 8));
+        let ti2v = VideoGeometry::read(Family::Wan, &root.join("wan-ti2v-tiny")).unwrap();
+        assert_eq!((ti2v.temporal, ti2v.side), (4, 32));
+        let t2v = VideoGeometry::read(Family::Wan, &root.join("wan-t2v-tiny")).unwrap();
+        assert_eq!((t2v.temporal, t2v.side), (4, 16));
+        assert!(VideoGeometry::read(Family::Sd1, &root.join("sd1-tiny")).is_err());
     }
 
     #[test]
@@ -250,7 +392,7 @@ mod tests {
             prompt: Some("a cat".into()),
             ..JobOverrides::default()
         };
-        let spec = fill_video_spec(&asked, JobKind::Txt2vid, Kind::Txt2vid, &d).unwrap();
+        let spec = fill_video_spec(&asked, JobKind::Txt2vid, (WAN, wan()), &d).unwrap();
         let p = spec.video().unwrap();
         assert_eq!((p.width, p.height, p.frames, p.fps), (832, 480, 81, 16));
         assert_eq!((p.steps, p.guidance), (50, 5.0));
@@ -258,13 +400,13 @@ mod tests {
             init_image: Some("x.png".into()),
             ..asked.clone()
         };
-        let err = fill_video_spec(&with_image, JobKind::Txt2vid, Kind::Txt2vid, &d).unwrap_err();
+        let err = fill_video_spec(&with_image, JobKind::Txt2vid, (WAN, wan()), &d).unwrap_err();
         assert_eq!(err.exit_code(), 2);
         assert!(err.to_string().contains("text-to-video only"), "{err}");
         let odd = JobOverrides {
             width: Some(840),
             ..asked
         };
-        assert!(fill_video_spec(&odd, JobKind::Txt2vid, Kind::Txt2vid, &d).is_err());
+        assert!(fill_video_spec(&odd, JobKind::Txt2vid, (WAN, wan()), &d).is_err());
     }
 }

@@ -71,7 +71,8 @@ fn working_bytes(req: &MediaPlanRequest) -> u64 {
         | Family::Flux
         | Family::ZImage
         | Family::Sd3
-        | Family::Wan => WorkingSet::mib(0, 0),
+        | Family::Wan
+        | Family::Ltx => WorkingSet::mib(0, 0),
     };
     let per_run = set.fixed_bytes + (set.per_second_bytes as f64 * secs) as u64;
     per_run * elem.max(2) / 4 * u64::from(req.batch.max(1))

@@ -1,7 +1,8 @@
-//! Memory plans for Wan video jobs: the UMT5 encoder, the transformer and the VAE at the run
-//! dtype (UMT5 widened to f32 from f16, as it loads), each stage's working memory (the prompt's
-//! encoding; one transformer pass over latent frames x patch tokens, attention in the device's
-//! query chunks; the VAE's causal decode, `wan::vae::footprint`), everything resident when that
+//! Memory plans for video jobs (Wan, LTX-Video): the text encoder (UMT5, T5), the transformer
+//! and the VAE at the run dtype (the encoder widened to f32 from f16, as it loads), each stage's
+//! working memory (the prompt's encoding; one transformer pass over latent frames x patch
+//! tokens, attention in the device's query chunks; the VAE's decode, `video_vae`), everything
+//! resident when that
 //! fits, else one component at a time (staged), and the decode in spatial tiles when its
 //! full-frame decode does not fit.
 
@@ -12,12 +13,14 @@ use candle_core::DType;
 use super::activations::auto_score_budget;
 use super::media::MediaWeights;
 use super::stages::PlanStep;
+use super::video_vae::VideoVae;
 use super::{Breakdown, MemoryPlan, Overrides, device_traits, effective_budget};
 use crate::device::DeviceMemory;
+use crate::engines::ltx::pipeline::check_configs as ltx_configs;
 use crate::engines::nn::dtype::widen_f16;
 use crate::engines::wan::transformer::WanTransformerConfig;
 use crate::engines::wan::vae::WanVaeConfig;
-use crate::engines::wan::vae::footprint::decode_footprint;
+use crate::models::Family;
 use crate::vocab::{Backend, Residency};
 
 /// The transformer's shape as the plan needs it.
@@ -40,11 +43,11 @@ pub struct VideoPlanRequest {
     pub vae_bytes: u64,
     /// The largest tensor as stored (held twice while it loads from a mapped file).
     pub largest_tensor_bytes: u64,
-    /// The UMT5 encoder's width and the prompt tokens it reads.
+    /// The text encoder's width and the prompt tokens it reads.
     pub text_width: u64,
     pub text_tokens: u64,
     pub dit: DitShape,
-    pub vae: WanVaeConfig,
+    pub vae: VideoVae,
     pub frames: u32,
     pub width: u32,
     pub height: u32,
@@ -76,15 +79,37 @@ pub struct VideoDevice {
 }
 
 impl VideoPlanRequest {
-    /// From a Wan folder's configs and weight headers (nothing loaded) for a job of `shape`.
+    /// From a video folder's configs and weight headers (nothing loaded) for a job of `shape`.
     pub fn read(
-        dir: &Path,
+        (dir, family): (&Path, Family),
         dtype: DType,
         shape: VideoJobShape,
         on: VideoDevice,
     ) -> crate::Result<Self> {
-        let dit = WanTransformerConfig::load(&dir.join("transformer/config.json"))?;
-        let vae = WanVaeConfig::read(&dir.join("vae"))?;
+        let (dit, vae, default_tokens) = if family == Family::Ltx {
+            let (t, vae) = ltx_configs(dir)?;
+            let dim = (t.num_attention_heads * t.attention_head_dim) as u64;
+            let dit = DitShape {
+                dim,
+                heads: t.num_attention_heads as u64,
+                // GELU feed-forward of 4x the width.
+                ffn: 4 * dim,
+                pixels_per_token: (vae.spatial_ratio() * t.patch_size) as u64,
+                frames_per_token: t.patch_size_t as u64,
+            };
+            (dit, VideoVae::Ltx(vae), 128)
+        } else {
+            let t = WanTransformerConfig::load(&dir.join("transformer/config.json"))?;
+            let vae = WanVaeConfig::read(&dir.join("vae"))?;
+            let dit = DitShape {
+                dim: t.inner_dim() as u64,
+                heads: t.num_attention_heads as u64,
+                ffn: t.ffn_dim as u64,
+                pixels_per_token: (vae.spatial_ratio() * t.patch_size[1]) as u64,
+                frames_per_token: t.patch_size[0] as u64,
+            };
+            (dit, VideoVae::Wan(vae), 512)
+        };
         let te_config = dir.join("text_encoder/config.json");
         let text =
             std::fs::read_to_string(&te_config).map_err(|e| crate::Error::io(&te_config, e))?;
@@ -106,14 +131,8 @@ impl VideoPlanRequest {
             vae_bytes: va.bytes,
             largest_tensor_bytes: largest,
             text_width,
-            text_tokens: u64::from(shape.max_sequence_length.unwrap_or(512)),
-            dit: DitShape {
-                dim: dit.inner_dim() as u64,
-                heads: dit.num_attention_heads as u64,
-                ffn: dit.ffn_dim as u64,
-                pixels_per_token: (vae.spatial_ratio() * dit.patch_size[1]) as u64,
-                frames_per_token: dit.patch_size[0] as u64,
-            },
+            text_tokens: u64::from(shape.max_sequence_length.unwrap_or(default_tokens)),
+            dit,
             vae,
             frames: shape.frames,
             width: shape.width,
@@ -127,10 +146,19 @@ impl VideoPlanRequest {
         })
     }
 
+    /// The model's name in the plan's stages and its text encoder's.
+    fn names(&self) -> (&'static str, &'static str) {
+        match self.vae {
+            VideoVae::Wan(_) => ("wan", "UMT5"),
+            VideoVae::Ltx(_) => ("ltx-video", "T5"),
+        }
+    }
+
     fn latent(&self) -> (usize, usize, usize) {
         let r = self.vae.spatial_ratio().max(1) as u32;
+        let t = self.vae.temporal_ratio().max(1) as u32;
         (
-            ((self.frames.max(1) - 1) / 4 + 1) as usize,
+            ((self.frames.max(1) - 1) / t + 1) as usize,
             (self.height / r) as usize,
             (self.width / r) as usize,
         )
@@ -156,7 +184,7 @@ impl VideoPlanRequest {
         let full_scores = d.heads * t * t * 4;
         let scores = 2 * full_scores.min(score_budget);
         let (f, h, w) = self.latent();
-        let latents = (f * h * w) as u64 * self.vae.z_dim as u64 * 4 * 4;
+        let latents = (f * h * w) as u64 * self.vae.latent_channels() as u64 * 4 * 4;
         let outputs = if self.guided { 2 } else { 1 } * t * d.dim * elem;
         activations + scores + latents + outputs
     }
@@ -168,19 +196,9 @@ impl VideoPlanRequest {
     }
 
     fn decode_working(&self, tiled: bool, score_budget: u64) -> u64 {
-        let (f, h, w) = self.latent();
         let elem = self.dtype.size_in_bytes();
-        let r = self.vae.spatial_ratio().max(1);
-        let tile = tiled.then(|| {
-            let t = crate::engines::wan::vae::TILE_SAMPLE / r;
-            (
-                t,
-                (crate::engines::wan::vae::TILE_SAMPLE
-                    - crate::engines::wan::vae::TILE_SAMPLE_STRIDE)
-                    / r,
-            )
-        });
-        decode_footprint(&self.vae, f, h, w, elem, tile, score_budget).total()
+        self.vae
+            .decode_working(self.latent(), elem, tiled, score_budget)
     }
 }
 
@@ -212,14 +230,15 @@ fn steps(req: &VideoPlanRequest, residency: Residency, tiled: bool) -> Vec<PlanS
             w
         }
     };
+    let (model, encoder) = req.names();
     let mut out = Vec::new();
     if residency == Residency::Resident {
-        out.push(step("load wan", all, load, o));
+        out.push(step(&format!("load {model}"), all, load, o));
     } else {
         out.push(step("load text encoder", te, load, o));
     }
     out.push(step(
-        "encode prompt (UMT5)",
+        &format!("encode prompt ({encoder})"),
         held(te),
         req.encode_working(),
         o,
@@ -332,7 +351,7 @@ mod tests {
     /// 4096 embedding, stored in bf16), the 1.4B transformer, the 127M VAE (diffusers' defaults
     /// are Wan 2.1's).
     fn wan_1_3b(frames: u32) -> VideoPlanRequest {
-        let vae: WanVaeConfig = serde_json::from_str("{}").unwrap();
+        let vae = VideoVae::Wan(serde_json::from_str("{}").unwrap());
         VideoPlanRequest {
             text_encoder_bytes: 11_360_000_000,
             transformer_bytes: 2_840_000_000,

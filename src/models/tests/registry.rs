@@ -316,12 +316,13 @@ fn z_image_turbo_ships_with_its_defaults_licence_and_quantized_variants() {
 #[test]
 fn wan_entries_ship_with_video_defaults_and_take_single_or_sharded_weights() {
     let reg = Registry::shipped().unwrap();
-    for (id, size, frames, fps) in [
-        ("wan2.1-t2v-1.3b", [832, 480], 81, 16),
-        ("wan2.2-ti2v-5b", [1280, 704], 121, 24),
+    // TI2V makes video from text or from a first frame (`--init-image`).
+    for (id, size, frames, fps, kind) in [
+        ("wan2.1-t2v-1.3b", [832, 480], 81, 16, Kind::Txt2vid),
+        ("wan2.2-ti2v-5b", [1280, 704], 121, 24, Kind::Img2vid),
     ] {
         let e = reg.get(id).unwrap_or_else(|| panic!("{id} missing"));
-        assert_eq!((e.family, e.kind), (Family::Wan, Kind::Txt2vid), "{id}");
+        assert_eq!((e.family, e.kind), (Family::Wan, kind), "{id}");
         assert!(!e.gated && e.license == "apache-2.0", "{id}");
         assert_eq!(e.native_resolution, size, "{id}");
         let d = &e.defaults;

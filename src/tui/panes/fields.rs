@@ -217,13 +217,8 @@ impl ParamField {
             Self::Strength => (0.05, 0.0, 1.0, 2),
             Self::Duration => (1.0, 1.0, 300.0, 0),
             Self::ControlScale => (0.05, 0.0, 10.0, 2),
-            // Wan's 4n+1 frames: a step of 4 keeps a valid count valid.
-            Self::Frames => (
-                f64::from(crate::jobs::spec::video::TEMPORAL),
-                1.0,
-                f64::from(crate::jobs::spec::video::MAX_FRAMES),
-                0,
-            ),
+            // Wan's 4n+1 frames (the nudge takes the model family's step).
+            Self::Frames => (4.0, 1.0, f64::from(crate::jobs::spec::video::MAX_FRAMES), 0),
             Self::Fps => (1.0, 1.0, f64::from(crate::jobs::spec::video::MAX_FPS), 0),
             _ => return None,
         })

@@ -45,6 +45,8 @@ pub struct Form {
     pub device: String,
     /// What the chosen model makes; `None` is an image model (or a folder not in the registry).
     pub kind: Option<Kind>,
+    /// The chosen registry model's family (a video model's frame step); `None` for a folder.
+    pub family: Option<crate::models::Family>,
     pub voice: String,
     /// Seconds, as typed.
     pub duration: String,
@@ -247,7 +249,8 @@ impl Form {
 
     /// A video's frames and fps, checked as the headless path checks them (`spec::video`).
     fn clip(&self) -> Result<(Option<u32>, Option<u32>), String> {
-        use crate::jobs::spec::video::{check_fps, check_frames};
+        use crate::jobs::spec::video::{VideoGeometry, check_fps};
+        let geometry = VideoGeometry::of_family(self.family.unwrap_or(crate::models::Family::Wan));
         // The message without the flag it names ("--frames 10: ...").
         let why = |field: &str, e: crate::Error| {
             let m = e.to_string();
@@ -259,7 +262,7 @@ impl Form {
         };
         let frames: Option<u32> = opt(&self.frames, "frames", "a whole number")?;
         if let Some(n) = frames {
-            check_frames(n).map_err(|e| why("frames", e))?;
+            geometry.check_frames(n).map_err(|e| why("frames", e))?;
         }
         let fps: Option<u32> = opt(&self.fps, "fps", "a whole number")?;
         if let Some(n) = fps {

@@ -34,9 +34,11 @@ const DEVICE_FIXED: &str = "device is fixed at start: restart with --device";
 
 impl ParamsPane {
     pub fn new(mut form: Form, models: Vec<ModelChoice>) -> Self {
+        let chosen = models.iter().find(|m| m.id == form.model);
         if form.kind.is_none() {
-            form.kind = models.iter().find(|m| m.id == form.model).map(|m| m.kind);
+            form.kind = chosen.map(|m| m.kind);
         }
+        form.family = chosen.and_then(|m| m.family);
         Self {
             form,
             models,
@@ -171,7 +173,9 @@ impl ParamsPane {
             PickerOutcome::Open => {}
             PickerOutcome::Closed => self.picker = None,
             PickerOutcome::Chosen(id) => {
-                self.form.kind = self.models.iter().find(|m| m.id == id).map(|m| m.kind);
+                let chosen = self.models.iter().find(|m| m.id == id);
+                self.form.kind = chosen.map(|m| m.kind);
+                self.form.family = chosen.and_then(|m| m.family);
                 self.form.model = id;
                 // A new model's own defaults apply unless the user sets them again.
                 self.form.size.clear();

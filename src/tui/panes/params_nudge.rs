@@ -38,6 +38,11 @@ impl ParamsPane {
     pub(super) fn nudge(&mut self, forward: bool, out: &mut Vec<Action>) {
         let field = self.field();
         if let Some((step, min, max, decimals)) = field.nudge_range() {
+            // A video model's frame step (LTX-Video 8n+1, Wan 4n+1) keeps a valid count valid.
+            let step = match (field, self.form.family.and_then(|f| f.video_steps())) {
+                (ParamField::Frames, Some((temporal, _))) => f64::from(temporal),
+                _ => step,
+            };
             let base: f64 = self
                 .form
                 .get(field)

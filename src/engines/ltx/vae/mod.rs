@@ -11,6 +11,7 @@
 mod blocks;
 mod coders;
 pub mod config;
+pub mod footprint;
 
 use std::path::Path;
 

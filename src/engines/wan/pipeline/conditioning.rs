@@ -93,16 +93,7 @@ impl WanPipeline {
             (Some(image), _) => image,
         };
         // diffusers' video processor: the image resized to the clip (PIL's Lanczos).
-        let resized = if image.dimensions() == (req.width, req.height) {
-            image.clone()
-        } else {
-            ::image::imageops::resize(
-                image,
-                req.width,
-                req.height,
-                ::image::imageops::FilterType::Lanczos3,
-            )
-        };
+        let resized = crate::engines::video::fit_to_clip(image, req.width, req.height);
         let clip = match (&self.image_processor, mode) {
             (Some(_), ImageInput::Channels) => {
                 sink.emit(EngineEvent::Loading {

@@ -1,4 +1,5 @@
-//! Video jobs on the worker (txt2vid, img2vid with its init image): the clip made by the video engine, written as
+//! Video jobs on the worker (txt2vid, img2vid with its init image): the clip made by the video
+//! engine (Wan or LTX-Video), written as
 //! `<seed>_<slug>.mp4` (atomically, recorded), then, with `--save-frames`, every frame as
 //! `<mp4 stem>_NNNN.png` (zero-padded so they sort in frame order), then the `.json` sidecar
 //! listing the .mp4 and the frames.
@@ -9,7 +10,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::engines::video::VideoClip;
+use crate::engines::ltx::pipeline::LtxRequest;
+use crate::engines::video::{VideoClip, fit_to_clip};
 use crate::engines::wan::pipeline::VideoRequest;
 use crate::engines::{CancelToken, EngineEvent};
 use crate::jobs::output::video::check_clip;
@@ -18,7 +20,7 @@ use crate::jobs::run::events::Timings;
 use crate::jobs::run::worker::{JobOutcome, Worker, engine_crash, to_job_event};
 use crate::jobs::spec::latents_file::read_video_latents;
 use crate::jobs::spec::resolve::load_image;
-use crate::jobs::spec::video::latent_frames;
+use crate::jobs::spec::video::VideoGeometry;
 use crate::jobs::spec::{JobSpec, Params, VideoParams};
 use crate::jobs::store::JobRecord;
 use crate::vocab::{Residency, ResidencyChoice, Toggle};
@@ -40,22 +42,30 @@ impl KindJob for VideoJob {
     }
 }
 
+/// `--init-latents`: the unpacked noise of the clip's latent shape.
+fn init_latents(
+    p: &VideoParams,
+    (channels, ratio): (usize, u32),
+    geometry: VideoGeometry,
+) -> crate::Result<Option<candle_core::Tensor>> {
+    match &p.init_latents {
+        Some(path) => Ok(Some(read_video_latents(
+            path,
+            (channels, geometry.latent_frames(p.frames)),
+            (p.width, p.height),
+            ratio,
+        )?)),
+        None => Ok(None),
+    }
+}
+
 fn request(
     spec: &JobSpec,
     p: &VideoParams,
-    (channels, ratio): (usize, u32),
+    init_latents: Option<candle_core::Tensor>,
     vae_tiling: bool,
     preview_every: u32,
 ) -> crate::Result<VideoRequest> {
-    let init_latents = match &p.init_latents {
-        Some(path) => Some(read_video_latents(
-            path,
-            (channels, latent_frames(p.frames)),
-            (p.width, p.height),
-            ratio,
-        )?),
-        None => None,
-    };
     // As given: the engine resizes it for the VAE (Wan 2.1's CLIP crops it its own way).
     let init_image = match &p.init_image {
         Some(path) => Some(load_image(path, "--init-image")?.to_rgb8()),
@@ -75,6 +85,47 @@ fn request(
         vae_tiling,
         preview_every,
         init_image,
+    })
+}
+
+/// LTX-Video's request: the job's fps is the pipeline's `frame_rate` (it scales the RoPE's
+/// time axis), the first frame resized to the clip as diffusers' video processor does.
+fn ltx_request(
+    spec: &JobSpec,
+    p: &VideoParams,
+    init_latents: Option<candle_core::Tensor>,
+) -> crate::Result<LtxRequest> {
+    let image = match &p.init_image {
+        Some(path) => {
+            let rgb = fit_to_clip(
+                &load_image(path, "--init-image")?.to_rgb8(),
+                p.width,
+                p.height,
+            );
+            Some(crate::engines::sd::latents::image_to_tensor(
+                &rgb,
+                &candle_core::Device::Cpu,
+                candle_core::DType::F32,
+            )?)
+        }
+        None => None,
+    };
+    Ok(LtxRequest {
+        prompt: spec.prompt.clone(),
+        negative: p.negative.clone(),
+        steps: p.steps,
+        guidance: p.guidance,
+        width: p.width,
+        height: p.height,
+        frames: p.frames,
+        frame_rate: f64::from(p.fps),
+        seed: spec.seed.unwrap_or(0),
+        init_latents,
+        max_sequence_length: p.max_sequence_length,
+        // diffusers' defaults (0.9.1+'s model cards suggest 0.03 and 0.025).
+        decode_timestep: 0.0,
+        decode_noise_scale: None,
+        image,
     })
 }
 
@@ -98,7 +149,8 @@ fn video_job(
     // tiling; without a planner, the job's own choices (resident unless staged is asked).
     let (residency, tiled) = match &w.config.planner {
         Some(planner) => {
-            let plan = planner.plan_video(&start.model.dir, spec, start.dtype)?;
+            let plan =
+                planner.plan_video((&start.model.dir, start.model.family), spec, start.dtype)?;
             (plan.residency, plan.vae_tiling)
         }
         None => (
@@ -108,6 +160,7 @@ fn video_job(
             p.vae_tiling == Some(Toggle::On),
         ),
     };
+    let geometry = VideoGeometry::read(start.model.family, &start.model.dir)?;
     let engine = cached_engine_as(
         &mut w.cache,
         &w.shared,
@@ -117,18 +170,29 @@ fn video_job(
         (start.dtype, residency, p.text_encoder_2.as_deref()),
         timings,
     )?;
-    let Engine::Wan(wan) = engine else {
-        return Err(wrong_engine(&start.model, engine));
-    };
-    let req = request(spec, p, wan.latent_shape(), tiled, w.config.preview_every)?;
-    if cancel.is_cancelled() {
-        return Err(crate::Error::Cancelled);
-    }
     let shared = Arc::clone(&w.shared);
     let sink = move |event: EngineEvent| shared.emit(to_job_event(id, event));
     let started = Instant::now();
-    let decoded = catch_unwind(AssertUnwindSafe(|| wan.generate(&req, &sink, cancel)))
-        .unwrap_or_else(|panic| Err(engine_crash(panic)))?;
+    let decoded = match engine {
+        Engine::Wan(wan) => {
+            let latents = init_latents(p, wan.latent_shape(), geometry)?;
+            let req = request(spec, p, latents, tiled, w.config.preview_every)?;
+            if cancel.is_cancelled() {
+                return Err(crate::Error::Cancelled);
+            }
+            catch_unwind(AssertUnwindSafe(|| wan.generate(&req, &sink, cancel)))
+        }
+        Engine::Ltx(ltx) => {
+            let latents = init_latents(p, ltx.latent_shape(), geometry)?;
+            let req = ltx_request(spec, p, latents)?;
+            if cancel.is_cancelled() {
+                return Err(crate::Error::Cancelled);
+            }
+            catch_unwind(AssertUnwindSafe(|| ltx.generate(&req, &sink, cancel)))
+        }
+        other => return Err(wrong_engine(&start.model, other)),
+    }
+    .unwrap_or_else(|panic| Err(engine_crash(panic)))?;
     let clip = VideoClip::from_decoded(&decoded, p.fps)?;
     timings.insert("generate".into(), started.elapsed().as_secs_f64());
     check_clip(&clip)?;
