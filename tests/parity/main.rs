@@ -18,6 +18,7 @@ mod parity_flux_pipeline;
 mod parity_flux_transformer;
 mod parity_gguf;
 mod parity_ltx_pipeline;
+mod parity_ltx_staged;
 mod parity_ltx_transformer;
 mod parity_ltx_vae;
 mod parity_models;

@@ -13,29 +13,30 @@ use candle_core::{DType, Device, Tensor};
 use pallaidium::engines::EngineSwitches;
 use pallaidium::engines::ltx::pipeline::{FRAME_RATE, LtxLoadOptions, LtxPipeline, LtxRequest};
 use pallaidium::engines::progress::{CancelToken, NullSink};
+use pallaidium::vocab::Residency;
 
 use crate::parity::reference_json_lenient;
 
 const MEAN_TOL: f64 = 1.0 / 255.0;
 
-fn fixture(name: &str) -> PathBuf {
+pub(crate) fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
         .join(name)
 }
 
-fn pipeline() -> LtxPipeline {
+pub(crate) fn pipeline(residency: Residency) -> LtxPipeline {
     LtxPipeline::load(LtxLoadOptions {
         model_dir: fixture("ltx-tiny"),
         device: Device::Cpu,
         dtype: DType::F32,
         switches: EngineSwitches::default(),
-        with_encoder: true,
+        residency,
     })
     .unwrap()
 }
 
-fn request(meta: &serde_json::Value, name: &str) -> LtxRequest {
+pub(crate) fn request(meta: &serde_json::Value, name: &str) -> LtxRequest {
     let c = &meta["cases"][name];
     let n = |k: &str| c[k].as_u64().unwrap() as u32;
     let noise = Tensor::read_npy(fixture(&format!("ltx-pipeline/{name}_noise.npy"))).unwrap();
@@ -55,18 +56,19 @@ fn request(meta: &serde_json::Value, name: &str) -> LtxRequest {
         decode_noise_scale: None,
         image: (c["image"] == true)
             .then(|| Tensor::read_npy(fixture(&format!("ltx-pipeline/{name}_image.npy"))).unwrap()),
+        vae_tiling: false,
     }
 }
 
 /// Our (1, 3, F, H, W) frames in [-1, 1] as diffusers' (F, H, W, 3) in [0, 1].
-fn as_np(video: &Tensor) -> Tensor {
+pub(crate) fn as_np(video: &Tensor) -> Tensor {
     ((video.squeeze(0).unwrap().permute((1, 2, 3, 0)).unwrap() * 0.5).unwrap() + 0.5)
         .unwrap()
         .clamp(0f32, 1f32)
         .unwrap()
 }
 
-fn mean_diff(a: &Tensor, b: &Tensor) -> f64 {
+pub(crate) fn mean_diff(a: &Tensor, b: &Tensor) -> f64 {
     assert_eq!(a.dims(), b.dims());
     let d = (a.to_dtype(DType::F32).unwrap() - b.to_dtype(DType::F32).unwrap()).unwrap();
     f64::from(
@@ -82,7 +84,7 @@ fn mean_diff(a: &Tensor, b: &Tensor) -> f64 {
 #[test]
 fn ltx_pipeline_matches_diffusers_frames() {
     let meta = reference_json_lenient(&fixture("ltx-pipeline/cases.json"));
-    let mut pipe = pipeline();
+    let mut pipe = pipeline(Residency::Resident);
     let (sink, cancel) = (NullSink, CancelToken::default());
     for name in ["f9", "f17", "i2v"] {
         let req = request(&meta, name);

@@ -131,7 +131,7 @@ impl Engine {
                 device: device.clone(),
                 dtype,
                 switches,
-                with_encoder: true,
+                residency: what.residency,
             })?)),
         })
     }

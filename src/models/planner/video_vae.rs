@@ -53,9 +53,11 @@ impl VideoVae {
                 wan_decode(c, f, h, w, elem_bytes, tile, score_budget).total()
             }
             Self::Ltx(c) => {
-                use crate::engines::ltx::vae::footprint::decode_footprint;
+                use crate::engines::ltx::vae::{VaeTiles, footprint::decode_footprint};
                 // diffusers' AutoencoderKLLTXVideo tiles of 512 pixels every 448.
-                let tile = tiled.then(|| (512 / r, 448 / r));
+                let tile = tiled
+                    .then(|| VaeTiles::default().in_latents(r).ok())
+                    .flatten();
                 decode_footprint(c, latent, elem_bytes, tile)
             }
         }

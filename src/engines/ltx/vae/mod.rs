@@ -2,7 +2,9 @@
 //! 4x4 patches, no timestep conditioning) and 0.9.1 / 0.9.5's (residual depth-to-space
 //! upsamplers, a decoder conditioned on the decode timestep, 0.9.5's space-to-depth encoder).
 //! Whole clips go through at once (no feature caches: every conv pads time by repeating the
-//! edge frames).
+//! edge frames); `tiled_decode` splits the latents into overlapping spatial tiles as diffusers'
+//! `enable_tiling()` does (all frames of a tile at once: diffusers' temporal tiling is the
+//! separate `use_framewise_decoding`, off by default and not switched on by `enable_tiling`).
 //!
 //! Latents here are the VAE's own; the transformer's are `normalize`d:
 //! (z - latents_mean) * scaling_factor / latents_std per channel, with `latents_mean` and
@@ -24,7 +26,52 @@ pub use self::config::LtxVaeConfig;
 use crate::engines::EngineSwitches;
 use crate::engines::nn::kernels::Kernels;
 use crate::engines::nn::weights::Weights;
+use crate::engines::sd::vae::tiling::{TileSpec, tiled};
 use crate::error::{Error, Result};
+
+/// diffusers' `tile_sample_min_height` / `_width`: spatial tiles of 512 pixels (16 latents at
+/// 32x) ...
+pub const TILE_SAMPLE: usize = 512;
+/// ... every `tile_sample_stride_height` / `_width` 448 pixels (14 latents), blended over the
+/// 64 pixels they overlap.
+pub const TILE_SAMPLE_STRIDE: usize = 448;
+
+/// Spatial tiles of a tiled decode, in pixels (diffusers' `tile_sample_min_*` and
+/// `tile_sample_stride_*`, the same for height and width).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VaeTiles {
+    pub sample: usize,
+    pub stride: usize,
+}
+
+impl Default for VaeTiles {
+    fn default() -> Self {
+        Self {
+            sample: TILE_SAMPLE,
+            stride: TILE_SAMPLE_STRIDE,
+        }
+    }
+}
+
+impl VaeTiles {
+    /// (tile, stride) in latents for a VAE of `spatial_ratio` pixels per latent; both must be
+    /// whole latents and the stride positive and below the tile.
+    pub fn in_latents(&self, spatial_ratio: usize) -> Result<(usize, usize)> {
+        let r = spatial_ratio.max(1);
+        if self.stride == 0
+            || self.stride >= self.sample
+            || !self.sample.is_multiple_of(r)
+            || !self.stride.is_multiple_of(r)
+        {
+            return Err(Error::bad_input(format!(
+                "LTX-Video VAE tiles of {} pixels every {}: the stride must be positive, below \
+                 the tile, and both multiples of the VAE's {r} pixels per latent",
+                self.sample, self.stride
+            )));
+        }
+        Ok((self.sample / r, self.stride / r))
+    }
+}
 
 pub struct LtxVae {
     cfg: LtxVaeConfig,
@@ -104,6 +151,26 @@ impl LtxVae {
         let z = z.to_device(&self.device)?.to_dtype(self.dtype)?;
         let t = timestep.map(|t| t.to_device(&self.device)).transpose()?;
         Ok(self.decoder.forward(&z, t.as_ref())?.to_dtype(DType::F32)?)
+    }
+
+    /// `decode` in spatial tiles as diffusers' `tiled_decode`: latents larger than a tile (in
+    /// either side) are cut into tiles of `tiles.sample / ratio` latents every `tiles.stride /
+    /// ratio`, each decoded whole (all frames, the same timestep), blended into its upper and
+    /// left neighbours with linear ramps over the `sample - stride` overlapping pixels and
+    /// cropped to the stride. Latents that fit one tile decode as `decode` does.
+    pub fn tiled_decode(
+        &self,
+        z: &Tensor,
+        timestep: Option<&Tensor>,
+        tiles: VaeTiles,
+    ) -> Result<Tensor> {
+        let ratio = self.cfg.spatial_ratio();
+        let (tile, stride) = tiles.in_latents(ratio)?;
+        let spec = TileSpec::new(tile, tile - stride, ratio, 1)?;
+        let z = z.to_device(&self.device)?.to_dtype(self.dtype)?;
+        let t = timestep.map(|t| t.to_device(&self.device)).transpose()?;
+        let out = tiled(&z, &spec, |x| self.decoder.forward(x, t.as_ref()))?;
+        Ok(out.to_dtype(DType::F32)?)
     }
 
     /// Frames (b, 3, f, h, w) in [-1, 1] → the encoder's moments (b, 2c, t, h/s, w/s): mean,

@@ -94,6 +94,7 @@ fn ltx_request(
     spec: &JobSpec,
     p: &VideoParams,
     init_latents: Option<candle_core::Tensor>,
+    vae_tiling: bool,
 ) -> crate::Result<LtxRequest> {
     let image = match &p.init_image {
         Some(path) => {
@@ -126,6 +127,7 @@ fn ltx_request(
         decode_timestep: 0.0,
         decode_noise_scale: None,
         image,
+        vae_tiling,
     })
 }
 
@@ -184,7 +186,7 @@ fn video_job(
         }
         Engine::Ltx(ltx) => {
             let latents = init_latents(p, ltx.latent_shape(), geometry)?;
-            let req = ltx_request(spec, p, latents)?;
+            let req = ltx_request(spec, p, latents, tiled)?;
             if cancel.is_cancelled() {
                 return Err(crate::Error::Cancelled);
             }

@@ -9,6 +9,13 @@
 //!
 //! T5 runs on the padded ids without a mask (as diffusers calls it); the mask only reaches the
 //! transformer's cross-attention.
+//!
+//! Residency: `Resident` loads T5, the transformer and the VAE's decoder at load and keeps them
+//! (the VAE is reloaded with its encoder on the first image-to-video request and kept so);
+//! `Staged` loads each component when its stage starts and drops it after: the VAE with its
+//! encoder for the first frame's latents (image-to-video), T5 for the prompts, the transformer
+//! for the denoise, the VAE's decoder for the decode. `LtxRequest::vae_tiling` decodes in
+//! diffusers' spatial tiles (`vae::VaeTiles::default()`).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -17,7 +24,7 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 
 use super::transformer::{LtxInputs, LtxTransformer, LtxTransformerConfig};
-use super::vae::{LtxVae, LtxVaeConfig};
+use super::vae::{LtxVae, LtxVaeConfig, VaeTiles};
 use crate::engines::EngineSwitches;
 use crate::engines::flux::scheduler::{FlowMatchConfig, FlowMatchEuler, calculate_shift, linspace};
 use crate::engines::flux::tokenizer::T5Tokenizer;
@@ -27,6 +34,11 @@ use crate::engines::progress::{CancelToken, EngineEvent, ProgressSink};
 use crate::engines::sd::noise::{NoiseSource, SeededNoise};
 use crate::engines::stage::{check_cancel, emit_step, stage, timed_load};
 use crate::error::{Error, Result};
+use crate::vocab::Residency;
+
+mod grid;
+
+pub use grid::{check_configs, latent_grid, pack, unpack};
 
 /// LTXPipeline's default `max_sequence_length`.
 pub const MAX_SEQUENCE_LENGTH: usize = 128;
@@ -40,8 +52,9 @@ pub struct LtxLoadOptions {
     pub device: Device,
     pub dtype: DType,
     pub switches: EngineSwitches,
-    /// Also the VAE's encoder (image-to-video: `LtxRequest::image`).
-    pub with_encoder: bool,
+    /// Resident: everything loaded at once; staged: each component for its stage only. The
+    /// VAE's encoder loads only for a request with an `image`.
+    pub residency: Residency,
 }
 
 /// One clip to make.
@@ -68,79 +81,21 @@ pub struct LtxRequest {
     /// the clip's size. Its latents replace the first latent frame of the noise, its tokens
     /// get timestep 0 and only the later frames are stepped.
     pub image: Option<Tensor>,
+    /// Decode in spatial tiles (diffusers' `vae.enable_tiling()`: 512-pixel tiles every 448).
+    pub vae_tiling: bool,
 }
 
-/// The latent grid (frames, height, width) of a clip, after checking the sizes: frames
-/// 1 + r n, sides multiples of the VAE's spatial ratio.
-pub fn latent_grid(vae: &LtxVaeConfig, frames: u32, width: u32, height: u32) -> Result<[usize; 3]> {
-    let (rt, rs) = (vae.temporal_ratio() as u32, vae.spatial_ratio() as u32);
-    if frames == 0
-        || !(frames - 1).is_multiple_of(rt)
-        || !width.is_multiple_of(rs)
-        || !height.is_multiple_of(rs)
-        || width == 0
-        || height == 0
-    {
-        return Err(Error::bad_input(format!(
-            "LTX-Video makes {rt}n+1 frames at sides in multiples of {rs}, not {frames} frames \
-             at {width}x{height}"
-        )));
-    }
-    Ok([
-        ((frames - 1) / rt + 1) as usize,
-        (height / rs) as usize,
-        (width / rs) as usize,
-    ])
-}
-
-/// Reads the configs an LTX job needs before its weights (sizes are checked by the caller with
-/// [`latent_grid`]).
-pub fn check_configs(dir: &Path) -> Result<(LtxTransformerConfig, LtxVaeConfig)> {
-    let t = LtxTransformerConfig::read(&dir.join("transformer"))?;
-    let vae = LtxVaeConfig::read(&dir.join("vae"))?;
-    if t.in_channels != vae.latent_channels * t.patch_size * t.patch_size * t.patch_size_t
-        || t.out_channels != t.in_channels
-    {
-        return Err(Error::bad_input(format!(
-            "{}: the VAE has {} latent channels but the transformer takes {} and makes {}; the \
-             folder mixes models",
-            dir.display(),
-            vae.latent_channels,
-            t.in_channels,
-            t.out_channels
-        )));
-    }
-    FlowMatchConfig::load(&dir.join("scheduler/scheduler_config.json"))?;
-    Ok((t, vae))
-}
-
-/// `_pack_latents`: (b, c, f, h, w) → (b, f/pt h/p w/p, c pt p p).
-pub fn pack(x: &Tensor, p: usize, pt: usize) -> candle_core::Result<Tensor> {
-    let (b, c, f, h, w) = x.dims5()?;
-    let (f2, h2, w2) = (f / pt, h / p, w / p);
-    x.reshape(vec![b, c, f2, pt, h2, p, w2, p])?
-        .permute([0, 2, 4, 6, 1, 3, 5, 7])?
-        .contiguous()?
-        .reshape((b, f2 * h2 * w2, c * pt * p * p))
-}
-
-/// `_unpack_latents`: the inverse of [`pack`] for the grid (f, h, w) of patches.
-pub fn unpack(x: &Tensor, grid: [usize; 3], p: usize, pt: usize) -> candle_core::Result<Tensor> {
-    let (b, _, cpp) = x.dims3()?;
-    let c = cpp / (pt * p * p);
-    let [f, h, w] = grid;
-    x.reshape(vec![b, f, h, w, c, pt, p, p])?
-        .permute([0, 4, 1, 5, 2, 6, 3, 7])?
-        .contiguous()?
-        .reshape((b, c, f * pt, h * p, w * p))
-}
-
+/// An LTX-Video model: its components loaded (resident) or loaded per stage (staged).
 pub struct LtxPipeline {
     opts: LtxLoadOptions,
     tokenizer: T5Tokenizer,
-    text_encoder: T5Encoder,
-    transformer: LtxTransformer,
-    vae: LtxVae,
+    config: LtxTransformerConfig,
+    vae_config: LtxVaeConfig,
+    text_encoder: Option<T5Encoder>,
+    transformer: Option<LtxTransformer>,
+    vae: Option<LtxVae>,
+    /// The loaded VAE has its encoder (image-to-video).
+    vae_encoder: bool,
     scheduler: FlowMatchConfig,
 }
 
@@ -148,52 +103,109 @@ impl LtxPipeline {
     pub fn load(opts: LtxLoadOptions) -> Result<Self> {
         let dir = opts.model_dir.clone();
         let _span = tracing::info_span!("pipeline_load", model = %dir.display()).entered();
-        check_configs(&dir)?;
+        let (config, vae_config) = check_configs(&dir)?;
         let scheduler = FlowMatchConfig::load(&dir.join("scheduler/scheduler_config.json"))?;
         let tokenizer = T5Tokenizer::from_dir(&dir.join("tokenizer"))?;
-        let (device, dtype, switches) = (&opts.device, opts.dtype, opts.switches);
-        let text_encoder = timed_load("text_encoder", || {
-            let te = dir.join("text_encoder");
-            let config = t5::load_config(&te.join("config.json"))?;
-            let weights = Weights::open(&te, device, T5Encoder::dtype_for(dtype), false, switches)?;
-            weights.build("T5 text encoder", |vb: VarBuilder| {
-                T5Encoder::new(vb, &config)
-            })
-        })?;
-        let transformer = timed_load("transformer", || {
-            LtxTransformer::load(&dir.join("transformer"), device, dtype, switches)
-        })?;
-        let vae = timed_load("vae", || {
-            LtxVae::load(&dir.join("vae"), device, dtype, opts.with_encoder, switches)
-        })?;
-        Ok(Self {
+        let mut pipeline = Self {
             opts,
             tokenizer,
-            text_encoder,
-            transformer,
-            vae,
+            config,
+            vae_config,
+            text_encoder: None,
+            transformer: None,
+            vae: None,
+            vae_encoder: false,
             scheduler,
-        })
+        };
+        if !pipeline.staged() {
+            pipeline.load_text_encoder()?;
+            pipeline.load_transformer()?;
+            pipeline.load_vae(false)?;
+        }
+        Ok(pipeline)
+    }
+
+    fn staged(&self) -> bool {
+        self.opts.residency != Residency::Resident
+    }
+
+    fn load_text_encoder(&mut self) -> Result<&T5Encoder> {
+        let o = &self.opts;
+        if self.text_encoder.is_none() {
+            let te = o.model_dir.join("text_encoder");
+            let encoder = timed_load("text_encoder", || {
+                let config = t5::load_config(&te.join("config.json"))?;
+                let dtype = T5Encoder::dtype_for(o.dtype);
+                let weights = Weights::open(&te, &o.device, dtype, false, o.switches)?;
+                weights.build("T5 text encoder", |vb: VarBuilder| {
+                    T5Encoder::new(vb, &config)
+                })
+            })?;
+            self.text_encoder = Some(encoder);
+        }
+        self.text_encoder
+            .as_ref()
+            .ok_or_else(|| Error::job_failed("internal: the text encoder did not load"))
+    }
+
+    fn load_transformer(&mut self) -> Result<&LtxTransformer> {
+        let o = &self.opts;
+        if self.transformer.is_none() {
+            let dir = o.model_dir.join("transformer");
+            let t = timed_load("transformer", || {
+                LtxTransformer::load(&dir, &o.device, o.dtype, o.switches)
+            })?;
+            self.transformer = Some(t);
+        }
+        self.transformer
+            .as_ref()
+            .ok_or_else(|| Error::job_failed("internal: the transformer did not load"))
+    }
+
+    /// The VAE, with its encoder when `encoder` (kept loaded if it already has what is needed).
+    fn load_vae(&mut self, encoder: bool) -> Result<&LtxVae> {
+        let o = &self.opts;
+        if self.vae.is_none() || (encoder && !self.vae_encoder) {
+            self.vae = None;
+            let dir = o.model_dir.join("vae");
+            let v = timed_load("vae", || {
+                LtxVae::load(&dir, &o.device, o.dtype, encoder, o.switches)
+            })?;
+            self.vae = Some(v);
+            self.vae_encoder = encoder;
+        }
+        self.vae
+            .as_ref()
+            .ok_or_else(|| Error::job_failed("internal: the VAE did not load"))
     }
 
     pub fn model_dir(&self) -> &Path {
         &self.opts.model_dir
     }
 
+    pub fn residency(&self) -> Residency {
+        self.opts.residency
+    }
+
     /// Latent channels and the VAE's spatial compression (the shape `--init-latents` must have).
     pub fn latent_shape(&self) -> (usize, u32) {
         (
-            self.vae.config().latent_channels,
-            self.vae.config().spatial_ratio() as u32,
+            self.vae_config.latent_channels,
+            self.vae_config.spatial_ratio() as u32,
         )
     }
 
     /// One prompt's T5 states (1, max_len, d) and mask (1, max_len): T5 runs on the padded ids
     /// without a mask, as diffusers' `_get_t5_prompt_embeds` calls it; the mask goes to the
     /// transformer's cross-attention.
-    fn prompt_embeds(&self, prompt: &str, max_len: usize) -> Result<(Tensor, Tensor)> {
+    fn prompt_embeds(
+        &self,
+        encoder: &T5Encoder,
+        prompt: &str,
+        max_len: usize,
+    ) -> Result<(Tensor, Tensor)> {
         let (ids, mask) = self.tokenizer.encode_masked(prompt, max_len)?;
-        let states = self.text_encoder.encode(&ids)?.to_dtype(DType::F32)?;
+        let states = encoder.encode(&ids)?.to_dtype(DType::F32)?;
         let m: Vec<f32> = mask.iter().map(|&b| if b { 1.0 } else { 0.0 }).collect();
         let mask = Tensor::from_vec(m, (1, max_len), &self.opts.device)?;
         Ok((states, mask))
@@ -206,8 +218,8 @@ impl LtxPipeline {
         sink: &dyn ProgressSink,
         cancel: &CancelToken,
     ) -> Result<Tensor> {
-        let grid = latent_grid(self.vae.config(), req.frames, req.width, req.height)?;
-        let c = self.vae.config().latent_channels;
+        let grid = latent_grid(&self.vae_config, req.frames, req.width, req.height)?;
+        let c = self.vae_config.latent_channels;
         let shape = [1usize, c, grid[0], grid[1], grid[2]];
         let device = self.opts.device.clone();
         let mut noise = SeededNoise::new(req.seed);
@@ -225,47 +237,90 @@ impl LtxPipeline {
             None => noise.randn(&shape, &device, DType::F32)?,
         };
         let latents = match &req.image {
-            Some(image) => self.with_first_frame(image, &latents, req)?,
+            Some(image) => self.with_first_frame(image, &latents, req, sink)?,
             None => latents,
         };
-        let cfg = self.transformer.config();
-        let (p, pt) = (cfg.patch_size, cfg.patch_size_t);
+        check_cancel(cancel)?;
+        let (p, pt) = (self.config.patch_size, self.config.patch_size_t);
         let latents = pack(&latents, p, pt)?;
         let tokens = [grid[0] / pt, grid[1] / p, grid[2] / p];
-        let guided = req.guidance > 1.0;
+        let (text, mask) = self.encode_prompts(req, sink)?;
+        check_cancel(cancel)?;
+        sink.emit(EngineEvent::Loading {
+            stage: "transformer".into(),
+        });
+        self.load_transformer()?;
+        // Each stage ends with a device synchronize, so its logged time is the device's.
+        let latents = stage("denoise", || {
+            let out = self.denoise(latents, &text, &mask, tokens, req, sink, cancel)?;
+            out.device().synchronize()?;
+            Ok(out)
+        });
+        if self.staged() {
+            self.transformer = None;
+        }
+        let latents = latents?;
+        check_cancel(cancel)?;
+        sink.emit(EngineEvent::Loading {
+            stage: "vae".into(),
+        });
+        self.load_vae(false)?;
+        let video = stage("vae_decode", || {
+            let out = self.decode(&latents, tokens, req, &mut noise)?;
+            out.device().synchronize()?;
+            Ok(out)
+        });
+        if self.staged() {
+            self.vae = None;
+        }
+        video
+    }
+
+    /// The prompt's and (guided) the negative prompt's T5 states and masks, negative first.
+    fn encode_prompts(
+        &mut self,
+        req: &LtxRequest,
+        sink: &dyn ProgressSink,
+    ) -> Result<(Tensor, Tensor)> {
         sink.emit(EngineEvent::Loading {
             stage: "text_encoder".into(),
         });
         let max_len = req
             .max_sequence_length
             .map_or(MAX_SEQUENCE_LENGTH, |n| n as usize);
-        let (text, mask) = stage("text_encoder", || {
-            let (pos, pos_mask) = self.prompt_embeds(&req.prompt, max_len)?;
-            if !guided {
+        self.load_text_encoder()?;
+        let embeds = stage("text_encoder", || {
+            let Some(encoder) = &self.text_encoder else {
+                return Err(Error::job_failed("internal: the text encoder did not load"));
+            };
+            let (pos, pos_mask) = self.prompt_embeds(encoder, &req.prompt, max_len)?;
+            if req.guidance <= 1.0 {
                 return Ok((pos, pos_mask));
             }
-            let (neg, neg_mask) = self.prompt_embeds(&req.negative, max_len)?;
+            let (neg, neg_mask) = self.prompt_embeds(encoder, &req.negative, max_len)?;
             Ok((
                 Tensor::cat(&[&neg, &pos], 0)?,
                 Tensor::cat(&[&neg_mask, &pos_mask], 0)?,
             ))
-        })?;
-        check_cancel(cancel)?;
-        let latents = stage("denoise", || {
-            self.denoise(latents, &text, &mask, tokens, req, sink, cancel)
-        })?;
-        check_cancel(cancel)?;
-        stage("vae_decode", || {
-            self.decode(&latents, tokens, req, &mut noise)
-        })
+        });
+        if self.staged() {
+            self.text_encoder = None;
+        }
+        embeds
     }
 
     /// `prepare_latents` of LTXImageToVideoPipeline: the image's latents (the encoder's mean,
     /// normalised) as latent frame 0, the noise after it. diffusers draws a sample of the
     /// latent distribution with its generator; the mean is what a seed-independent run can
     /// reproduce (the VAE's variance is small).
-    fn with_first_frame(&self, image: &Tensor, noise: &Tensor, req: &LtxRequest) -> Result<Tensor> {
-        if self.transformer.config().patch_size_t != 1 {
+    fn with_first_frame(
+        &mut self,
+        image: &Tensor,
+        noise: &Tensor,
+        req: &LtxRequest,
+        sink: &dyn ProgressSink,
+    ) -> Result<Tensor> {
+        if self.config.patch_size_t != 1 {
             return Err(Error::bad_input(
                 "image-to-video needs a transformer with patch_size_t 1 (every LTX-Video release)",
             ));
@@ -279,8 +334,21 @@ impl LtxPipeline {
                 req.height
             )));
         }
-        let z = self.vae.encode(&image.unsqueeze(2)?)?;
-        let z = self.vae.normalize(&z.to_device(noise.device())?)?;
+        sink.emit(EngineEvent::Loading {
+            stage: "vae".into(),
+        });
+        self.load_vae(true)?;
+        let z = stage("vae_encode", || {
+            let Some(vae) = &self.vae else {
+                return Err(Error::job_failed("internal: the VAE did not load"));
+            };
+            let z = vae.encode(&image.unsqueeze(2)?)?;
+            vae.normalize(&z.to_device(noise.device())?)
+        });
+        if self.staged() {
+            self.vae = None;
+        }
+        let z = z?;
         let t = noise.dim(2)?;
         Ok(Tensor::cat(&[&z, &noise.narrow(2, 1, t - 1)?], 2)?)
     }
@@ -307,7 +375,10 @@ impl LtxPipeline {
             s.max_shift.unwrap_or(1.15),
         );
         let schedule = FlowMatchEuler::with_sigmas(s, &linspace(1.0, 1.0 / n as f64, n), Some(mu))?;
-        let vae = self.vae.config();
+        let Some(transformer) = &self.transformer else {
+            return Err(Error::job_failed("internal: the transformer did not load"));
+        };
+        let vae = &self.vae_config;
         let rope_scale = [
             (vae.temporal_ratio() as f64 / req.frame_rate) as f32,
             vae.spatial_ratio() as f32,
@@ -344,7 +415,7 @@ impl LtxPipeline {
                 grid: tokens,
                 rope_scale: Some(rope_scale),
             };
-            let pred = self.transformer.forward(&input, &inputs)?;
+            let pred = transformer.forward(&input, &inputs)?;
             let velocity = if batch == 2 {
                 let uncond = pred.narrow(0, 0, 1)?;
                 let cond = pred.narrow(0, 1, 1)?;
@@ -369,6 +440,8 @@ impl LtxPipeline {
         Ok(latents)
     }
 
+    /// The latents unpacked, de-normalised and decoded (in tiles when the request asks),
+    /// with the decode timestep and its noise mix for a timestep-conditioned VAE.
     fn decode(
         &self,
         latents: &Tensor,
@@ -376,20 +449,33 @@ impl LtxPipeline {
         req: &LtxRequest,
         noise: &mut SeededNoise,
     ) -> Result<Tensor> {
-        let cfg = self.transformer.config();
-        let z = unpack(latents, tokens, cfg.patch_size, cfg.patch_size_t)?;
-        let z = self.vae.denormalize(&z)?;
-        if !self.vae.timestep_conditioned() {
-            return self.vae.decode(&z, None);
-        }
-        let scale = req.decode_noise_scale.unwrap_or(req.decode_timestep);
-        let z = if scale != 0.0 {
-            let n = noise.randn(z.dims(), z.device(), DType::F32)?;
-            ((z * (1.0 - scale))? + (n * scale)?)?
-        } else {
-            z
+        let Some(vae) = &self.vae else {
+            return Err(Error::job_failed("internal: the VAE did not load"));
         };
-        let t = Tensor::new(&[req.decode_timestep as f32], z.device())?;
-        self.vae.decode(&z, Some(&t))
+        let z = unpack(
+            latents,
+            tokens,
+            self.config.patch_size,
+            self.config.patch_size_t,
+        )?;
+        let z = vae.denormalize(&z)?;
+        let (z, t) = if vae.timestep_conditioned() {
+            let scale = req.decode_noise_scale.unwrap_or(req.decode_timestep);
+            let z = if scale != 0.0 {
+                let n = noise.randn(z.dims(), z.device(), DType::F32)?;
+                ((z * (1.0 - scale))? + (n * scale)?)?
+            } else {
+                z
+            };
+            let t = Tensor::new(&[req.decode_timestep as f32], z.device())?;
+            (z, Some(t))
+        } else {
+            (z, None)
+        };
+        if req.vae_tiling {
+            vae.tiled_decode(&z, t.as_ref(), VaeTiles::default())
+        } else {
+            vae.decode(&z, t.as_ref())
+        }
     }
 }
