@@ -87,6 +87,18 @@ fn ltx_prompt_image_and_fps_move_the_clip() {
     assert!(moved > parity::IMAGE_TOL_255, "fps: {moved}");
 }
 
+/// Staged residency (T5, the transformer and the VAE each loaded for its stage, the VAE's
+/// encoder for the first frame only) with the decode asked tiled makes the same clips (the
+/// tiny clips fit one 512-pixel tile, as in diffusers).
+#[test]
+fn ltx_staged_and_tiled_match_diffusers_too() {
+    for name in ["cli17", "png"] {
+        let clip = run(name, &[("--residency", "staged"), ("--vae-tiling", "on")]);
+        let mad = diff(name, &clip);
+        assert!(mad <= parity::IMAGE_TOL_255, "{name} staged: {mad}");
+    }
+}
+
 #[test]
 fn ltx_bad_inputs_exit_2_with_nothing_written() {
     let ltx = model();
@@ -138,6 +150,7 @@ fn ltx_plan_names_its_stages_and_writes_nothing() {
         .arg(model())
         .args(["--prompt", "x", "--plan", "--json", "--dtype", "f32"])
         .args(["--width", "96", "--height", "64", "--frames", "9"])
+        .args(["--residency", "staged"])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -152,9 +165,11 @@ fn ltx_plan_names_its_stages_and_writes_nothing() {
     assert_eq!(
         stages,
         [
-            "load ltx-video",
+            "load text encoder",
             "encode prompt (T5)",
+            "load transformer",
             "denoise (transformer)",
+            "load vae",
             "vae decode"
         ],
         "{plan}"
