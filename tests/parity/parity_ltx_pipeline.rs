@@ -32,6 +32,7 @@ pub(crate) fn pipeline(residency: Residency) -> LtxPipeline {
         dtype: DType::F32,
         switches: EngineSwitches::default(),
         residency,
+        text_encoder_gguf: None,
     })
     .unwrap()
 }

@@ -5,16 +5,13 @@
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device};
-use candle_nn::VarBuilder;
 
 use super::transformer::FluxTransformer;
 use super::vae_io::{LazyVae, VaeHolder};
 use crate::engines::EngineSwitches;
 use crate::engines::nn::attention::AttentionMode;
 use crate::engines::nn::text::clip::TextEncoder;
-use crate::engines::nn::text::t5::{self, T5Encoder};
-use crate::engines::nn::text::t5_quantized::QuantizedT5Encoder;
-use crate::engines::nn::weights::Weights;
+use crate::engines::nn::text::t5_text::{T5Source, T5Text};
 use crate::error::Result;
 use crate::vocab::Residency;
 
@@ -33,23 +30,6 @@ pub struct FluxLoadOptions {
     pub switches: EngineSwitches,
     /// LoRAs merged into the transformer and CLIP at load (the dense transformer/ only).
     pub loras: Vec<crate::engines::nn::lora::LoraSpec>,
-}
-
-/// FLUX's T5: dense from text_encoder_2/, or a GGUF kept quantized (dequantized per layer).
-#[derive(Debug)]
-pub enum T5Text {
-    Dense(T5Encoder),
-    Quantized(QuantizedT5Encoder),
-}
-
-impl T5Text {
-    /// The last hidden state of `ids`: (1, len, d_model).
-    pub fn encode(&self, ids: &[u32]) -> Result<candle_core::Tensor> {
-        match self {
-            Self::Dense(t) => t.encode(ids),
-            Self::Quantized(t) => t.encode(ids),
-        }
-    }
 }
 
 /// Lazily loaded networks of one FLUX folder.
@@ -132,21 +112,14 @@ impl FluxComponents {
     }
 
     fn load_t5(&self) -> Result<T5Text> {
-        let dir = self.dir("text_encoder_2");
-        let config = t5::load_config(&dir.join("config.json"))?;
-        let device = &self.opts.device;
-        let dtype = T5Encoder::dtype_for(self.opts.dtype);
-        if let Some(gguf) = &self.opts.text_encoder_2 {
-            return Ok(T5Text::Quantized(QuantizedT5Encoder::load(
-                gguf, &config, device, dtype,
-            )?));
-        }
-        let weights = Weights::open(&dir, device, dtype, self.fp16_variant(), self.opts.switches)?;
-        Ok(T5Text::Dense(
-            weights.build("T5 text encoder", |vb: VarBuilder| {
-                T5Encoder::new(vb, &config)
-            })?,
-        ))
+        T5Text::load(T5Source {
+            dir: &self.dir("text_encoder_2"),
+            gguf: self.opts.text_encoder_2.as_deref(),
+            device: &self.opts.device,
+            dtype: self.opts.dtype,
+            fp16_variant: self.fp16_variant(),
+            switches: self.opts.switches,
+        })
     }
 
     /// The transformer, loaded when absent, computing attention as `mode` says.

@@ -4,9 +4,9 @@
 
 use candle_core::{DType, Device, Tensor};
 
-use super::components::T5Text;
 use super::tokenizer::T5Tokenizer;
 use crate::engines::nn::text::clip::TextEncoder;
+use crate::engines::nn::text::t5_text::T5Text;
 use crate::engines::sd::tokenizer::ClipTokenizer;
 use crate::error::Result;
 

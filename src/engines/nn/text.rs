@@ -17,4 +17,5 @@ pub mod qwen_gguf;
 pub mod t5;
 pub mod t5_gguf;
 pub mod t5_quantized;
+pub mod t5_text;
 pub mod umt5;

@@ -5,16 +5,12 @@
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device};
-use candle_nn::VarBuilder;
 
 use super::transformer::Sd3Transformer;
 use crate::engines::EngineSwitches;
-use crate::engines::flux::components::T5Text;
 use crate::engines::nn::attention::AttentionMode;
 use crate::engines::nn::text::clip::TextEncoder;
-use crate::engines::nn::text::t5::{self, T5Encoder};
-use crate::engines::nn::text::t5_quantized::QuantizedT5Encoder;
-use crate::engines::nn::weights::Weights;
+use crate::engines::nn::text::t5_text::{T5Source, T5Text};
 use crate::engines::sd::vae::Vae;
 use crate::engines::stage::timed_load as timed;
 use crate::error::{Error, Result};
@@ -125,22 +121,14 @@ impl Sd3Components {
     }
 
     fn load_t5(&self) -> Result<T5Text> {
-        let dir = self.dir("text_encoder_3");
-        let config = t5::load_config(&dir.join("config.json"))?;
-        let device = &self.opts.device;
-        let dtype = T5Encoder::dtype_for(self.opts.dtype);
-        if let Some(gguf) = &self.opts.text_encoder_3 {
-            return Ok(T5Text::Quantized(QuantizedT5Encoder::load(
-                gguf, &config, device, dtype,
-            )?));
-        }
-        let fp16 = self.opts.dtype != DType::F32;
-        let weights = Weights::open(&dir, device, dtype, fp16, self.opts.switches)?;
-        Ok(T5Text::Dense(
-            weights.build("T5 text encoder", |vb: VarBuilder| {
-                T5Encoder::new(vb, &config)
-            })?,
-        ))
+        T5Text::load(T5Source {
+            dir: &self.dir("text_encoder_3"),
+            gguf: self.opts.text_encoder_3.as_deref(),
+            device: &self.opts.device,
+            dtype: self.opts.dtype,
+            fp16_variant: self.opts.dtype != DType::F32,
+            switches: self.opts.switches,
+        })
     }
 
     /// The transformer, loaded when absent, computing attention as `mode` says.

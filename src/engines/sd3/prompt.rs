@@ -6,9 +6,9 @@
 
 use candle_core::{D, DType, Device, Tensor};
 
-use crate::engines::flux::components::T5Text;
 use crate::engines::flux::tokenizer::T5Tokenizer;
 use crate::engines::nn::text::clip::{TextEncoder, TextEncoderOutput};
+use crate::engines::nn::text::t5_text::T5Text;
 use crate::engines::sd::tokenizer::ClipTokenizer;
 use crate::error::{Error, Result};
 

@@ -132,6 +132,7 @@ impl Engine {
                 dtype,
                 switches,
                 residency: what.residency,
+                text_encoder_gguf: what.text_encoder_2.map(Path::to_path_buf),
             })?)),
         })
     }

@@ -243,18 +243,21 @@ pub fn fill_video_spec(
         }
     }
     let text_encoder_2 = asked.text_encoder_2.as_deref().map(absolute);
-    if text_encoder_2.is_some() && geometry.family == Family::Ltx {
-        return Err(bad(
-            "--text-encoder-2 does not apply to LTX-Video yet: its T5 encoder loads from the \
-             model's text_encoder/ folder",
-        ));
-    }
     if let Some(path) = &text_encoder_2
         && !crate::jobs::spec::lora::is_gguf(path)
     {
+        let example = match geometry.family {
+            Family::Ltx => {
+                "LTX-Video takes its T5 encoder as a llama.cpp GGUF file (e.g. \
+                            t5-v1_1-xxl-encoder-Q8_0.gguf)"
+            }
+            _ => {
+                "Wan takes a UMT5 encoder as a llama.cpp GGUF file (e.g. \
+                  umt5-xxl-encoder-Q8_0.gguf)"
+            }
+        };
         return Err(bad(format!(
-            "--text-encoder-2 {}: Wan takes a UMT5 encoder as a llama.cpp GGUF file (e.g. \
-             umt5-xxl-encoder-Q8_0.gguf)",
+            "--text-encoder-2 {}: {example}",
             path.display()
         )));
     }
@@ -363,12 +366,12 @@ mod tests {
             "{err}"
         );
         fill_video_spec(&odd, JobKind::Txt2vid, (WAN, wan()), &d).unwrap();
-        let gguf = JobOverrides {
-            text_encoder_2: Some("t5.gguf".into()),
+        let dense = JobOverrides {
+            text_encoder_2: Some("t5.safetensors".into()),
             ..asked
         };
-        let err = fill_video_spec(&gguf, JobKind::Txt2vid, (Kind::Img2vid, g), &d).unwrap_err();
-        assert_eq!(err.exit_code(), 2);
+        let err = fill_video_spec(&dense, JobKind::Txt2vid, (Kind::Img2vid, g), &d).unwrap_err();
+        assert!(err.to_string().contains("LTX-Video takes its T5"), "{err}");
     }
 
     #[test]

@@ -21,15 +21,13 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
 
 use super::transformer::{LtxInputs, LtxTransformer, LtxTransformerConfig};
 use super::vae::{LtxVae, LtxVaeConfig, VaeTiles};
 use crate::engines::EngineSwitches;
 use crate::engines::flux::scheduler::{FlowMatchConfig, FlowMatchEuler, calculate_shift, linspace};
 use crate::engines::flux::tokenizer::T5Tokenizer;
-use crate::engines::nn::text::t5::{self, T5Encoder};
-use crate::engines::nn::weights::Weights;
+use crate::engines::nn::text::t5_text::{T5Source, T5Text};
 use crate::engines::progress::{CancelToken, EngineEvent, ProgressSink};
 use crate::engines::sd::noise::{NoiseSource, SeededNoise};
 use crate::engines::stage::{check_cancel, emit_step, stage, timed_load};
@@ -55,6 +53,8 @@ pub struct LtxLoadOptions {
     /// Resident: everything loaded at once; staged: each component for its stage only. The
     /// VAE's encoder loads only for a request with an `image`.
     pub residency: Residency,
+    /// T5's weights from this llama.cpp GGUF (kept quantized) instead of text_encoder/.
+    pub text_encoder_gguf: Option<PathBuf>,
 }
 
 /// One clip to make.
@@ -91,7 +91,7 @@ pub struct LtxPipeline {
     tokenizer: T5Tokenizer,
     config: LtxTransformerConfig,
     vae_config: LtxVaeConfig,
-    text_encoder: Option<T5Encoder>,
+    text_encoder: Option<T5Text>,
     transformer: Option<LtxTransformer>,
     vae: Option<LtxVae>,
     /// The loaded VAE has its encoder (image-to-video).
@@ -129,16 +129,18 @@ impl LtxPipeline {
         self.opts.residency != Residency::Resident
     }
 
-    fn load_text_encoder(&mut self) -> Result<&T5Encoder> {
+    fn load_text_encoder(&mut self) -> Result<&T5Text> {
         let o = &self.opts;
         if self.text_encoder.is_none() {
             let te = o.model_dir.join("text_encoder");
             let encoder = timed_load("text_encoder", || {
-                let config = t5::load_config(&te.join("config.json"))?;
-                let dtype = T5Encoder::dtype_for(o.dtype);
-                let weights = Weights::open(&te, &o.device, dtype, false, o.switches)?;
-                weights.build("T5 text encoder", |vb: VarBuilder| {
-                    T5Encoder::new(vb, &config)
+                T5Text::load(T5Source {
+                    dir: &te,
+                    gguf: o.text_encoder_gguf.as_deref(),
+                    device: &o.device,
+                    dtype: o.dtype,
+                    fp16_variant: false,
+                    switches: o.switches,
                 })
             })?;
             self.text_encoder = Some(encoder);
@@ -200,7 +202,7 @@ impl LtxPipeline {
     /// transformer's cross-attention.
     fn prompt_embeds(
         &self,
-        encoder: &T5Encoder,
+        encoder: &T5Text,
         prompt: &str,
         max_len: usize,
     ) -> Result<(Tensor, Tensor)> {
