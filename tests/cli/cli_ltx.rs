@@ -211,5 +211,33 @@ fn ltx_plan_names_its_stages_and_writes_nothing() {
         "{plan}"
     );
     assert!(plan["peak_bytes"].as_u64().unwrap() > 0, "{plan}");
+    // Image-to-video encodes the first frame first, with the VAE's encoder.
+    let image = fixture("ltx-pipeline/png_image.png");
+    let output = run
+        .command()
+        .arg("--model")
+        .arg(model())
+        .args(["--prompt", "x", "--plan", "--json", "--dtype", "f32"])
+        .args(["--width", "96", "--height", "64", "--frames", "9"])
+        .args(["--residency", "staged", "--init-image"])
+        .arg(&image)
+        .output()
+        .unwrap();
+    let plan: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let stages: Vec<&str> = plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["stage"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        &stages[..3],
+        [
+            "load vae (encoder)",
+            "encode first frame (VAE)",
+            "load text encoder"
+        ],
+        "{plan}"
+    );
     assert!(run.files().is_empty());
 }

@@ -286,6 +286,7 @@ pub fn video_plan(
         height: p.height,
         guided: p.guidance > 1.0,
         max_sequence_length: p.max_sequence_length,
+        image: p.init_image.is_some(),
     };
     let mut req = planner::video::VideoPlanRequest::read((dir, family), dtype, shape, on)?;
     // A GGUF encoder stays quantized: its file's size.

@@ -48,6 +48,8 @@ pub struct VideoPlanRequest {
     pub text_tokens: u64,
     pub dit: DitShape,
     pub vae: VideoVae,
+    /// Image-to-video: the first frame's encoders.
+    pub first_frame: Option<FirstFrame>,
     pub frames: u32,
     pub width: u32,
     pub height: u32,
@@ -67,6 +69,18 @@ pub struct VideoJobShape {
     pub height: u32,
     pub guided: bool,
     pub max_sequence_length: Option<u32>,
+    /// Image-to-video: a first frame to encode.
+    pub image: bool,
+}
+
+/// An image-to-video job's first frame as the plan counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FirstFrame {
+    /// The CLIP image encoder (Wan 2.1 I2V's image_encoder/), 0 when the model has none.
+    pub image_encoder_bytes: u64,
+    /// The VAE encodes the whole clip (Wan 2.1 I2V: the image, then zeros) rather than one
+    /// frame (Wan 2.2 TI2V, LTX-Video).
+    pub whole_clip: bool,
 }
 
 /// Where the job runs, as the planner sees it.
@@ -120,7 +134,14 @@ impl VideoPlanRequest {
         let te = MediaWeights::read(&dir.join("text_encoder"), widen_f16(dtype));
         let tr = MediaWeights::read(&dir.join("transformer"), dtype);
         let va = MediaWeights::read(&dir.join("vae"), dtype);
-        let largest = [te, tr, va]
+        let image_encoder = dir.join("image_encoder");
+        let ie = MediaWeights::read(&image_encoder, dtype);
+        let has_clip = image_encoder.join("config.json").is_file();
+        let first_frame = shape.image.then_some(FirstFrame {
+            image_encoder_bytes: if has_clip { ie.bytes } else { 0 },
+            whole_clip: has_clip,
+        });
+        let largest = [te, tr, va, ie]
             .iter()
             .map(|w| w.largest_tensor_bytes)
             .max()
@@ -134,6 +155,7 @@ impl VideoPlanRequest {
             text_tokens: u64::from(shape.max_sequence_length.unwrap_or(default_tokens)),
             dit,
             vae,
+            first_frame,
             frames: shape.frames,
             width: shape.width,
             height: shape.height,
@@ -195,6 +217,21 @@ impl VideoPlanRequest {
         self.text_tokens * self.text_width * 16 * elem
     }
 
+    /// The first frame's VAE encode: one frame, or the whole clip (Wan 2.1 I2V), untiled (the
+    /// encoder's activations mirror the decoder's).
+    fn frame_encode_working(&self, whole_clip: bool, score_budget: u64) -> u64 {
+        let elem = self.dtype.size_in_bytes();
+        let (f, h, w) = self.latent();
+        let f = if whole_clip { f } else { 1 };
+        self.vae
+            .decode_working((f, h, w), elem, false, score_budget)
+    }
+
+    /// CLIP ViT over one image: 257 tokens of its width, a few copies in f32.
+    fn image_encode_working(&self) -> u64 {
+        257 * 1280 * 16 * 4
+    }
+
     fn decode_working(&self, tiled: bool, score_budget: u64) -> u64 {
         let elem = self.dtype.size_in_bytes();
         self.vae
@@ -221,7 +258,8 @@ fn steps(req: &VideoPlanRequest, residency: Residency, tiled: bool) -> Vec<PlanS
         0
     };
     let (te, tr, vae) = (req.text_encoder_bytes, req.transformer_bytes, req.vae_bytes);
-    let all = te + tr + vae;
+    let ie = req.first_frame.map_or(0, |f| f.image_encoder_bytes);
+    let all = te + tr + vae + ie;
     let o = dev.overhead_bytes;
     let held = |w: u64| {
         if residency == Residency::Resident {
@@ -232,9 +270,33 @@ fn steps(req: &VideoPlanRequest, residency: Residency, tiled: bool) -> Vec<PlanS
     };
     let (model, encoder) = req.names();
     let mut out = Vec::new();
-    if residency == Residency::Resident {
+    let staged = residency != Residency::Resident;
+    if !staged {
         out.push(step(&format!("load {model}"), all, load, o));
-    } else {
+    }
+    if let Some(first) = req.first_frame {
+        if first.image_encoder_bytes > 0 {
+            if staged {
+                out.push(step("load image encoder", ie, load, o));
+            }
+            out.push(step(
+                "encode image (CLIP)",
+                held(ie),
+                req.image_encode_working(),
+                o,
+            ));
+        }
+        if staged {
+            out.push(step("load vae (encoder)", vae, load, o));
+        }
+        out.push(step(
+            "encode first frame (VAE)",
+            held(vae),
+            req.frame_encode_working(first.whole_clip, scores),
+            o,
+        ));
+    }
+    if staged {
         out.push(step("load text encoder", te, load, o));
     }
     out.push(step(
@@ -367,6 +429,7 @@ mod tests {
                 frames_per_token: 1,
             },
             vae,
+            first_frame: None,
             frames,
             width: 832,
             height: 480,
@@ -401,6 +464,60 @@ mod tests {
         assert!(
             plan.suggestions.iter().any(|s| s.contains("--frames")),
             "{plan:?}"
+        );
+    }
+
+    /// Wan 2.1 I2V at 480p: the CLIP image encoder and the VAE's encode of the whole clip are
+    /// stages of their own, before the prompt; staged, each holds only its own weights.
+    #[test]
+    fn image_to_video_counts_its_encoders() {
+        let mut req = wan_1_3b(33);
+        req.overrides.residency = Some(Residency::Staged);
+        req.first_frame = Some(FirstFrame {
+            image_encoder_bytes: 1_260_000_000,
+            whole_clip: true,
+        });
+        let i2v = plan_video(&req);
+        let stages: Vec<&str> = i2v.steps.iter().map(|s| s.stage.as_str()).collect();
+        assert_eq!(
+            &stages[..5],
+            [
+                "load image encoder",
+                "encode image (CLIP)",
+                "load vae (encoder)",
+                "encode first frame (VAE)",
+                "load text encoder"
+            ],
+            "{stages:?}"
+        );
+        let clip = &i2v.steps[1];
+        assert_eq!(clip.weights_bytes, 1_260_000_000);
+        // The whole clip's encode works on more than one frame's (TI2V): the causal VAE runs a
+        // chunk of frames at a time, so not by the frame count.
+        let whole = i2v.steps[3].working_bytes;
+        req.first_frame = Some(FirstFrame {
+            image_encoder_bytes: 0,
+            whole_clip: false,
+        });
+        let ti2v = plan_video(&req);
+        let one = ti2v
+            .steps
+            .iter()
+            .find(|s| s.stage == "encode first frame (VAE)")
+            .unwrap()
+            .working_bytes;
+        assert!(one < whole, "{one} vs {whole}");
+        assert!(!ti2v.steps.iter().any(|s| s.stage.contains("CLIP")));
+        // Resident, the image encoder's weights are held all along.
+        req.overrides.residency = Some(Residency::Resident);
+        req.first_frame = Some(FirstFrame {
+            image_encoder_bytes: 1_260_000_000,
+            whole_clip: true,
+        });
+        let resident = plan_video(&req);
+        assert_eq!(
+            resident.steps[0].weights_bytes,
+            req.text_encoder_bytes + req.transformer_bytes + req.vae_bytes + 1_260_000_000
         );
     }
 }
