@@ -76,6 +76,7 @@ pub fn check_texts(job: &JobOverrides) -> Result<(), ApiError> {
 pub fn check_no_paths(job: &JobOverrides) -> Result<(), ApiError> {
     let named = [
         ("init-image", job.init_image.is_some()),
+        ("last-image", job.last_image.is_some()),
         ("mask", job.mask.is_some()),
         ("caption", job.caption.is_some()),
         ("image", job.image.is_some()),
@@ -124,6 +125,10 @@ mod tests {
         let err = check_no_paths(&job).unwrap_err().to_string();
         assert!(err.contains("files.mask"), "{err}");
         job.mask = None;
+        job.last_image = Some("/etc/passwd".into());
+        let err = check_no_paths(&job).unwrap_err().to_string();
+        assert!(err.contains("files.last-image"), "{err}");
+        job.last_image = None;
         job.transformer = Some("x.gguf".into());
         let err = check_no_paths(&job).unwrap_err().to_string();
         assert!(err.contains("operator"), "{err}");

@@ -13,7 +13,14 @@ use crate::serve::error::ApiError;
 
 /// The job inputs a request may upload, by their job-file key. A job with several ControlNets
 /// uploads the N-th one's image as `control-image.N` (from 0; `control-image` is the first).
-pub const UPLOADABLE: [&str; 5] = ["init-image", "mask", "caption", "image", "control-image"];
+pub const UPLOADABLE: [&str; 6] = [
+    "init-image",
+    "last-image",
+    "mask",
+    "caption",
+    "image",
+    "control-image",
+];
 
 /// Decodes base64, with or without a `data:image/...;base64,` prefix (A1111 clients send one).
 pub fn decode_base64(field: &str, text: &str) -> Result<Vec<u8>, ApiError> {
@@ -81,6 +88,7 @@ impl Uploads {
             }
             let slot = match key.as_str() {
                 "init-image" => &mut job.init_image,
+                "last-image" => &mut job.last_image,
                 "mask" => &mut job.mask,
                 "caption" => &mut job.caption,
                 "image" => &mut job.image,

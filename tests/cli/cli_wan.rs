@@ -34,7 +34,7 @@ fn run_case(name: &str, extra: &[(&str, &str)]) -> Clip {
 
 /// Runs case `name` of `meta` (a cases.json) with the flags of `extra` replacing the case's (an
 /// empty value drops the flag). A case with an `image` (under tests/fixtures/) is an img2vid job
-/// on its `folder`.
+/// on its `folder`, with its `last_image` a first-last-frame one.
 pub(crate) fn run_listed(meta: &serde_json::Value, name: &str, extra: &[(&str, &str)]) -> Clip {
     run_in(("wan-pipeline", &model()), meta, name, extra)
 }
@@ -64,6 +64,10 @@ pub(crate) fn run_in(
             flags.push(("--kind".into(), "img2vid".into()));
         }
         None => flags.push(("--kind".into(), "txt2vid".into())),
+    }
+    if let Some(last) = c["last_image"].as_str() {
+        let last = fixture(last).to_string_lossy().into_owned();
+        flags.push(("--last-image".into(), last));
     }
     for k in ["steps", "guidance", "width", "height", "frames"] {
         flags.push((format!("--{k}"), c[k].to_string()));

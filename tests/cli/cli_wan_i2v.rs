@@ -27,7 +27,7 @@ fn ti2v() -> PathBuf {
 }
 
 /// Mean |ours - diffusers| on the 0-255 scale over frame `i` of case `name`.
-fn frame_diff(name: &str, png: &PathBuf, i: usize) -> f64 {
+pub(crate) fn frame_diff(name: &str, png: &PathBuf, i: usize) -> f64 {
     let reference = Tensor::read_npy(fixture(&format!("wan-pipeline/{name}_frames.npy"))).unwrap();
     let theirs: Vec<f32> = reference
         .get(i)

@@ -56,6 +56,7 @@ mod cli_switches;
 mod cli_upscale;
 mod cli_video_output;
 mod cli_wan;
+mod cli_wan_flf2v;
 mod cli_wan_i2v;
 mod cli_workers;
 mod cli_zimage;

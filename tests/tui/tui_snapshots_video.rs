@@ -131,6 +131,7 @@ fn video_spec(frames: u32, fps: u32) -> Box<JobSpec> {
             fps,
             save_frames: false,
             init_image: None,
+            last_image: None,
             init_latents: None,
             max_sequence_length: None,
             vae_tiling: None,

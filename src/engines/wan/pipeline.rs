@@ -13,6 +13,8 @@
 //! first (staged: the VAE with its encoder for that stage only) and held as the first latent frame.
 //! Wan 2.1 image-to-video folders (`WanImageToVideoPipeline` with a CLIP `image_encoder`) take
 //! the image as extra input channels and CLIP features (`pipeline/conditioning.rs`); they need one.
+//! Wan 2.1 FLF2V folders (the same, with `pos_embed_seq_len` in the transformer's image embedder)
+//! take a last image too and need it.
 //!
 //! A job without a negative prompt is guided by the empty prompt "", as WanPipeline does with
 //! `negative_prompt=None` (the long Chinese/English negative prompt of Wan's own scripts is only
@@ -42,7 +44,10 @@ mod folder;
 
 use conditioning::Condition;
 use folder::check_channels;
-pub use folder::{ImageInput, check_configs, check_text_to_video, expands_timesteps, image_input};
+pub use folder::{
+    ImageInput, check_configs, check_image_frames, check_text_to_video, expands_timesteps,
+    image_input,
+};
 
 /// What loading a Wan folder needs.
 #[derive(Debug, Clone)]
@@ -79,6 +84,9 @@ pub struct VideoRequest {
     /// img2vid: the first frame as given (resized to `width` x `height` for the VAE here; Wan
     /// 2.1's CLIP preprocessing takes it as it is).
     pub init_image: Option<image::RgbImage>,
+    /// First-last-frame (Wan 2.1 FLF2V, `--last-image`): the last frame as given, taken as the
+    /// first is.
+    pub last_image: Option<image::RgbImage>,
 }
 
 /// A Wan text-to-video model: its components loaded (resident) or loaded per stage (staged).

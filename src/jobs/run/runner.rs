@@ -86,6 +86,9 @@ impl JobRunner {
         let model_id = asked.model.clone().unwrap_or_default();
         let model = (self.config.models)(&model_id)?;
         let kind = settle_kind(asked.kind_asked(), &model.id, model.kind)?;
+        if kind.makes_video() {
+            crate::jobs::spec::video::refuse_last_without_first(&asked)?;
+        }
         if kind == crate::vocab::JobKind::Txt2vid && model.family == crate::models::Family::Wan {
             crate::engines::wan::pipeline::check_text_to_video(&model.dir)?;
         }
@@ -122,6 +125,12 @@ impl JobRunner {
             crate::jobs::spec::video::refuse_video_flags(&asked, kind)?;
             fill_media_spec(&asked, kind, &model.defaults)?
         };
+        if let crate::jobs::spec::Params::Video(p) = &filled.params
+            && filled.kind == crate::vocab::JobKind::Img2vid
+            && model.family == crate::models::Family::Wan
+        {
+            crate::engines::wan::pipeline::check_image_frames(&model.dir, p.last_image.is_some())?;
+        }
         // A local folder is stored absolute, so --resume works from any directory.
         if Path::new(&filled.model).exists()
             && let Ok(abs) = std::path::absolute(&filled.model)

@@ -69,6 +69,7 @@ impl JobOverrides {
             frames,
             fps,
             save_frames,
+            last_image,
             dtype,
             enhanced_from,
         } = newer;
@@ -128,6 +129,7 @@ impl JobOverrides {
         over(&mut self.frames, frames);
         over(&mut self.fps, fps);
         over(&mut self.save_frames, save_frames);
+        over(&mut self.last_image, last_image);
         over(&mut self.dtype, dtype);
         over(&mut self.enhanced_from, enhanced_from);
     }
@@ -173,6 +175,7 @@ impl JobOverrides {
         let from = |p: PathBuf| if p.is_absolute() { p } else { dir.join(p) };
         for path in [
             &mut self.init_image,
+            &mut self.last_image,
             &mut self.mask,
             &mut self.init_latents,
             &mut self.audio,
@@ -288,11 +291,13 @@ mod tests {
         let o = JobOverrides {
             model: Some("mymodel".into()),
             init_image: Some("in.png".into()),
+            last_image: Some("last.png".into()),
             audio: Some("/abs/a.wav".into()),
             ..JobOverrides::default()
         }
         .relative_to(dir.path());
         assert_eq!(o.init_image, Some(dir.path().join("in.png")));
+        assert_eq!(o.last_image, Some(dir.path().join("last.png")));
         assert_eq!(o.audio, Some("/abs/a.wav".into()));
         assert_eq!(
             o.model,

@@ -194,6 +194,7 @@ impl JobSpec {
                 o.fps = Some(p.fps);
                 o.save_frames = p.save_frames.then_some(true);
                 o.init_image.clone_from(&p.init_image);
+                o.last_image.clone_from(&p.last_image);
                 o.init_latents.clone_from(&p.init_latents);
                 o.max_sequence_length = p.max_sequence_length;
                 o.vae_tiling = p.vae_tiling;

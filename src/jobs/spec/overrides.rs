@@ -250,6 +250,11 @@ pub struct JobOverrides {
     #[arg(long, num_args = 0, default_missing_value = "true", help_heading = VIDEO)]
     #[serde(alias = "save_frames", skip_serializing_if = "Option::is_none")]
     pub save_frames: Option<bool>,
+    /// Video: the last frame of an img2vid clip that starts at --init-image (Wan 2.1 FLF2V
+    /// first-last-frame models) [default: none].
+    #[arg(long, value_name = "PATH", help_heading = VIDEO)]
+    #[serde(alias = "last_image", skip_serializing_if = "Option::is_none")]
+    pub last_image: Option<PathBuf>,
     /// The compute dtype of this job (a job-file key; on the command line --dtype applies to all).
     #[arg(skip)]
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -50,6 +50,9 @@ pub struct VideoParams {
     /// img2vid: the first frame.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init_image: Option<PathBuf>,
+    /// img2vid on a first-last-frame model (`--last-image`): the last frame.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_image: Option<PathBuf>,
     /// The 5-D noise diffusers would draw (1, C, latent frames, H/8, W/8).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init_latents: Option<PathBuf>,

@@ -169,6 +169,7 @@ pub fn refuse_video_flags(asked: &JobOverrides, kind: JobKind) -> crate::Result<
         ("--frames", asked.frames.is_some()),
         ("--fps", asked.fps.is_some()),
         ("--save-frames", asked.save_frames == Some(true)),
+        ("--last-image", asked.last_image.is_some()),
     ];
     match given.iter().find(|(_, g)| *g) {
         Some((flag, _)) => Err(bad(format!(
@@ -178,6 +179,44 @@ pub fn refuse_video_flags(asked: &JobOverrides, kind: JobKind) -> crate::Result<
         ))),
         None => Ok(()),
     }
+}
+
+/// `--last-image` without `--init-image`.
+pub fn refuse_last_without_first(asked: &JobOverrides) -> crate::Result<()> {
+    if asked.last_image.is_some() && asked.init_image.is_none() {
+        return Err(bad(
+            "--last-image ends a clip that starts at its first frame: pass --init-image PATH too \
+             (img2vid)",
+        ));
+    }
+    Ok(())
+}
+
+/// `--last-image` (first-last-frame-to-video): a readable image ending an img2vid clip of two
+/// frames or more, for Wan (the folder's transformer is checked when the job is prepared).
+fn check_last_image(
+    asked: &JobOverrides,
+    geometry: VideoGeometry,
+    frames: u32,
+) -> crate::Result<Option<std::path::PathBuf>> {
+    let Some(path) = asked.last_image.as_deref().map(absolute) else {
+        return Ok(None);
+    };
+    if geometry.family == Family::Ltx {
+        return Err(bad(
+            "--last-image: LTX-Video does not take a last frame (it starts from --init-image \
+             only); a first-last-frame clip needs a Wan 2.1 FLF2V model",
+        ));
+    }
+    refuse_last_without_first(asked)?;
+    if frames < 2 {
+        return Err(bad(format!(
+            "--last-image needs a clip of at least 2 frames (a first and a last); --frames is \
+             {frames}"
+        )));
+    }
+    crate::jobs::spec::resolve::load_image(&path, "--last-image")?;
+    Ok(Some(path))
 }
 
 /// Fills and checks a video job (its kind already settled) on a model of `model_kind` shaped
@@ -273,6 +312,7 @@ pub fn fill_video_spec(
     if let Some(path) = &init_image {
         crate::jobs::spec::resolve::load_image(path, "--init-image")?;
     }
+    let last_image = check_last_image(asked, geometry, frames)?;
     Ok(JobSpec {
         kind,
         model,
@@ -289,6 +329,7 @@ pub fn fill_video_spec(
             fps,
             save_frames: asked.save_frames.unwrap_or(false),
             init_image,
+            last_image,
             init_latents,
             max_sequence_length: asked.max_sequence_length.or(defaults.max_sequence_length),
             vae_tiling: asked.vae_tiling,
@@ -411,5 +452,59 @@ mod tests {
             ..asked
         };
         assert!(fill_video_spec(&odd, JobKind::Txt2vid, (WAN, wan()), &d).is_err());
+    }
+
+    #[test]
+    fn a_last_image_ends_a_wan_img2vid_clip_and_is_recorded() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/images");
+        let d = crate::models::Family::Wan.default_params();
+        let asked = JobOverrides {
+            model: Some("wan".into()),
+            frames: Some(5),
+            init_image: Some(root.join("init_80x64.png")),
+            last_image: Some(root.join("init_wide.png")),
+            ..JobOverrides::default()
+        };
+        let img2vid = (Kind::Img2vid, wan());
+        let spec = fill_video_spec(&asked, JobKind::Img2vid, img2vid, &d).unwrap();
+        assert_eq!(spec.video().unwrap().last_image, asked.last_image);
+        let text = serde_json::to_string(&spec).unwrap();
+        assert!(text.contains("\"last_image\""), "{text}");
+        let back: JobSpec = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, spec);
+        // Stored before --last-image: no key, no last image.
+        let mut old: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let video = old["params"]["video"].as_object_mut().unwrap();
+        assert!(video.remove("last_image").is_some());
+        let old: JobSpec = serde_json::from_value(old).unwrap();
+        assert_eq!(old.video().unwrap().last_image, None);
+        let refused = |o: JobOverrides, geometry: VideoGeometry, needle: &str| {
+            let err =
+                fill_video_spec(&o, JobKind::Img2vid, (Kind::Img2vid, geometry), &d).unwrap_err();
+            assert_eq!(err.exit_code(), 2);
+            assert!(err.to_string().contains(needle), "{needle}: {err}");
+        };
+        let ltx = VideoGeometry::of_family(Family::Ltx);
+        let ltx_frames = JobOverrides {
+            frames: Some(9),
+            ..asked.clone()
+        };
+        refused(ltx_frames, ltx, "LTX-Video does not take a last frame");
+        let one = JobOverrides {
+            frames: Some(1),
+            ..asked.clone()
+        };
+        refused(one, wan(), "at least 2 frames");
+        let missing = JobOverrides {
+            last_image: Some(root.join("missing.png")),
+            ..asked.clone()
+        };
+        refused(missing, wan(), "--last-image");
+        let txt2vid = JobOverrides {
+            init_image: None,
+            ..asked
+        };
+        let err = fill_video_spec(&txt2vid, JobKind::Txt2vid, img2vid, &d).unwrap_err();
+        assert!(err.to_string().contains("--init-image"), "{err}");
     }
 }

@@ -2,14 +2,16 @@
 //! diffusers' `WanImageToVideoPipeline` does before its loop: Wan 2.2 TI2V's normalised first
 //! latent frame (`image_cond::first_frame_condition`); Wan 2.1 I2V's CLIP features
 //! (`hidden_states[-2]` of the image as CLIPImageProcessor prepares it) and its extra input
-//! channels (`image_cond::channel_condition`). Staged residency loads the image encoder and the
+//! channels (`image_cond::channel_condition`); Wan 2.1 FLF2V's (first-last-frame, its image
+//! embedder's `pos_embed_seq_len`) the same with the last image too: both images' CLIP
+//! features, the last frame in the video encoded and the mask. Staged residency loads the image encoder and the
 //! VAE (with its encoder) for their stage and drops them after.
 
 use std::path::Path;
 
 use candle_core::Tensor;
 
-use super::{ImageInput, VideoRequest, WanPipeline};
+use super::{ImageInput, VideoRequest, WanPipeline, folder};
 use crate::engines::nn::text::clip_image::ClipImageProcessor;
 use crate::engines::nn::text::clip_vision::{VisionConfig, VisionTower};
 use crate::engines::progress::{CancelToken, EngineEvent, ProgressSink};
@@ -54,6 +56,30 @@ pub(super) fn check_image_configs(dir: &Path, t: &WanTransformerConfig) -> Resul
 }
 
 impl WanPipeline {
+    /// A last frame for a first-last-frame model (its image embedder's `pos_embed_seq_len`
+    /// takes two images), none for the others.
+    fn check_last_image(&self, req: &VideoRequest, mode: ImageInput) -> Result<()> {
+        let pairs = mode == ImageInput::Channels && self.config.pos_embed_seq_len.is_some();
+        if req.last_image.is_some() && req.init_image.is_none() {
+            return Err(Error::bad_input(
+                "a last frame (--last-image) ends a clip that starts at --init-image: pass both",
+            ));
+        }
+        match (req.last_image.is_some(), pairs) {
+            (true, false) => Err(Error::bad_input(format!(
+                "{}: {}",
+                self.opts.model_dir.display(),
+                folder::NO_LAST_FRAME
+            ))),
+            (false, true) => Err(Error::bad_input(format!(
+                "{}: {}",
+                self.opts.model_dir.display(),
+                folder::NEEDS_LAST_FRAME
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     pub(super) fn load_image_encoder(&mut self) -> Result<()> {
         let o = &self.opts;
         if self.image_processor.is_some() && self.image_encoder.is_none() {
@@ -74,6 +100,7 @@ impl WanPipeline {
         cancel: &CancelToken,
     ) -> Result<Condition> {
         let mode = self.image_input;
+        self.check_last_image(req, mode)?;
         let image = match (&req.init_image, mode) {
             (None, ImageInput::Channels) => {
                 return Err(Error::bad_input(format!(
@@ -92,8 +119,12 @@ impl WanPipeline {
             }
             (Some(image), _) => image,
         };
-        // diffusers' video processor: the image resized to the clip (PIL's Lanczos).
+        // diffusers' video processor: the images resized to the clip (PIL's Lanczos).
         let resized = crate::engines::video::fit_to_clip(image, req.width, req.height);
+        let last = req
+            .last_image
+            .as_ref()
+            .map(|last| crate::engines::video::fit_to_clip(last, req.width, req.height));
         let clip = match (&self.image_processor, mode) {
             (Some(_), ImageInput::Channels) => {
                 sink.emit(EngineEvent::Loading {
@@ -108,8 +139,16 @@ impl WanPipeline {
                             "internal: the image encoder did not load",
                         ));
                     };
-                    let pixels = processor.preprocess(image, &self.opts.device)?;
-                    encoder.penultimate(&pixels)
+                    // FLF2V: both images' features, first then last (`encode_image([image,
+                    // last_image])`).
+                    let features = [Some(image), req.last_image.as_ref()]
+                        .into_iter()
+                        .flatten()
+                        .map(|img| {
+                            encoder.penultimate(&processor.preprocess(img, &self.opts.device)?)
+                        })
+                        .collect::<Result<Vec<_>>>()?;
+                    Ok(Tensor::cat(&features, 0)?)
                 })?;
                 if self.staged() {
                     self.image_encoder = None;
@@ -127,7 +166,7 @@ impl WanPipeline {
             let vae = self.load_vae(true)?;
             match mode {
                 ImageInput::FirstFrame => first_frame_condition(vae, &resized),
-                _ => channel_condition(vae, &resized, frames),
+                _ => channel_condition(vae, (&resized, last.as_ref()), frames),
             }
         })?;
         if self.staged() {

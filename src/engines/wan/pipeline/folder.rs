@@ -71,6 +71,31 @@ pub fn check_text_to_video(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Why a model that is not first-last-frame refuses a last image.
+pub(super) const NO_LAST_FRAME: &str = "this Wan model takes no last frame: --last-image needs a \
+     Wan 2.1 first-last-frame model (FLF2V, e.g. Wan2.1-FLF2V-14B-720P-diffusers, whose \
+     transformer has pos_embed_seq_len); Wan 2.1 I2V and Wan 2.2 TI2V start from --init-image \
+     only";
+/// Why a first-last-frame model refuses a job without a last image.
+pub(super) const NEEDS_LAST_FRAME: &str = "this Wan 2.1 first-last-frame model (FLF2V) makes a \
+     clip between two images: pass --last-image PATH with --init-image";
+
+/// An img2vid job's frames on the folder at `dir`: a first-last-frame model (FLF2V: Wan 2.1
+/// I2V channels and an image embedder over two images' CLIP tokens, `pos_embed_seq_len`) needs
+/// the last image (`last`), the others take none.
+pub fn check_image_frames(dir: &Path, last: bool) -> Result<()> {
+    let pairs = read_configs(dir)? == ImageInput::Channels
+        && WanTransformerConfig::load(&dir.join("transformer/config.json"))?
+            .pos_embed_seq_len
+            .is_some();
+    let why = match (last, pairs) {
+        (true, false) => NO_LAST_FRAME,
+        (false, true) => NEEDS_LAST_FRAME,
+        _ => return Ok(()),
+    };
+    Err(Error::bad_input(format!("{}: {why}", dir.display())))
+}
+
 fn read_configs(dir: &Path) -> Result<ImageInput> {
     let expand = expands_timesteps(dir)?;
     let transformer = WanTransformerConfig::load(&dir.join("transformer/config.json"))?;

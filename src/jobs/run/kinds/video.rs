@@ -71,6 +71,10 @@ fn request(
         Some(path) => Some(load_image(path, "--init-image")?.to_rgb8()),
         None => None,
     };
+    let last_image = match &p.last_image {
+        Some(path) => Some(load_image(path, "--last-image")?.to_rgb8()),
+        None => None,
+    };
     Ok(VideoRequest {
         prompt: spec.prompt.clone(),
         negative: p.negative.clone(),
@@ -85,6 +89,7 @@ fn request(
         vae_tiling,
         preview_every,
         init_image,
+        last_image,
     })
 }
 
