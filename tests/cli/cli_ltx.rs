@@ -87,6 +87,36 @@ fn ltx_prompt_image_and_fps_move_the_clip() {
     assert!(moved > parity::IMAGE_TOL_255, "fps: {moved}");
 }
 
+/// A timestep-conditioned VAE decoding at `--decode-timestep 0.05` without fresh noise
+/// (`--decode-noise-scale 0`) matches diffusers; the default timestep 0 moves the frames.
+#[test]
+fn ltx_decode_timestep_matches_diffusers() {
+    let flags = [("--decode-timestep", "0.05"), ("--decode-noise-scale", "0")];
+    let clip = run("dt", &flags);
+    let mad = diff("dt", &clip);
+    eprintln!("ltx dt: mean abs diff {mad:.4}");
+    assert!(mad <= parity::IMAGE_TOL_255, "decode timestep: {mad}");
+    let sidecar = std::fs::read_to_string(clip.outputs[0].with_extension("json")).unwrap();
+    assert!(sidecar.contains("\"decode_timestep\": 0.05"), "{sidecar}");
+    let moved = diff("dt", &run("dt", &[]));
+    eprintln!("ltx dt at timestep 0: {moved:.4}");
+    assert!(moved > 2.0 * parity::IMAGE_TOL_255, "timestep 0: {moved}");
+    // Fresh noise (seeded, not torch's) moves them too.
+    let noisy = diff("dt", &run("dt", &[("--decode-timestep", "0.05")]));
+    assert!(noisy > parity::IMAGE_TOL_255, "noise 0.05: {noisy}");
+    let wan = fixture("wan-t2v-tiny");
+    assert_refused(
+        &wan,
+        &["--frames", "5", "--decode-timestep", "0.03"],
+        &["--decode-timestep", "LTX-Video"],
+    );
+    assert_refused(
+        &model(),
+        &["--frames", "9", "--decode-noise-scale", "1.5"],
+        &["--decode-noise-scale"],
+    );
+}
+
 /// Staged residency (T5, the transformer and the VAE each loaded for its stage, the VAE's
 /// encoder for the first frame only) with the decode asked tiled makes the same clips (the
 /// tiny clips fit one 512-pixel tile, as in diffusers).

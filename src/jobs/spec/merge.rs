@@ -70,6 +70,8 @@ impl JobOverrides {
             fps,
             save_frames,
             last_image,
+            decode_timestep,
+            decode_noise_scale,
             dtype,
             enhanced_from,
         } = newer;
@@ -130,6 +132,8 @@ impl JobOverrides {
         over(&mut self.fps, fps);
         over(&mut self.save_frames, save_frames);
         over(&mut self.last_image, last_image);
+        over(&mut self.decode_timestep, decode_timestep);
+        over(&mut self.decode_noise_scale, decode_noise_scale);
         over(&mut self.dtype, dtype);
         over(&mut self.enhanced_from, enhanced_from);
     }

@@ -195,6 +195,8 @@ impl JobSpec {
                 o.save_frames = p.save_frames.then_some(true);
                 o.init_image.clone_from(&p.init_image);
                 o.last_image.clone_from(&p.last_image);
+                o.decode_timestep = p.decode_timestep;
+                o.decode_noise_scale = p.decode_noise_scale;
                 o.init_latents.clone_from(&p.init_latents);
                 o.max_sequence_length = p.max_sequence_length;
                 o.vae_tiling = p.vae_tiling;

@@ -255,6 +255,16 @@ pub struct JobOverrides {
     #[arg(long, value_name = "PATH", help_heading = VIDEO)]
     #[serde(alias = "last_image", skip_serializing_if = "Option::is_none")]
     pub last_image: Option<PathBuf>,
+    /// Video: the timestep a timestep-conditioned LTX-Video VAE decodes at, 0..1 (LTX-Video
+    /// 0.9.1+ model cards: 0.03) [default: 0].
+    #[arg(long, value_name = "T", value_parser = values::fraction, help_heading = VIDEO)]
+    #[serde(alias = "decode_timestep", skip_serializing_if = "Option::is_none")]
+    pub decode_timestep: Option<f64>,
+    /// Video: how much fresh noise is mixed into the latents before such a decode, 0..1
+    /// (0.9.1+ model cards: 0.025) [default: the decode timestep].
+    #[arg(long, value_name = "F", value_parser = values::fraction, help_heading = VIDEO)]
+    #[serde(alias = "decode_noise_scale", skip_serializing_if = "Option::is_none")]
+    pub decode_noise_scale: Option<f64>,
     /// The compute dtype of this job (a job-file key; on the command line --dtype applies to all).
     #[arg(skip)]
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -65,6 +65,12 @@ pub struct VideoParams {
     /// UMT5 from a GGUF file (`--text-encoder-2`), absolute.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text_encoder_2: Option<PathBuf>,
+    /// LTX-Video: the VAE's decode timestep and noise mix (`--decode-timestep`,
+    /// `--decode-noise-scale`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decode_timestep: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decode_noise_scale: Option<f64>,
 }
 
 /// A diffusion image job.

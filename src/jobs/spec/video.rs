@@ -170,6 +170,8 @@ pub fn refuse_video_flags(asked: &JobOverrides, kind: JobKind) -> crate::Result<
         ("--fps", asked.fps.is_some()),
         ("--save-frames", asked.save_frames == Some(true)),
         ("--last-image", asked.last_image.is_some()),
+        ("--decode-timestep", asked.decode_timestep.is_some()),
+        ("--decode-noise-scale", asked.decode_noise_scale.is_some()),
     ];
     match given.iter().find(|(_, g)| *g) {
         Some((flag, _)) => Err(bad(format!(
@@ -179,6 +181,28 @@ pub fn refuse_video_flags(asked: &JobOverrides, kind: JobKind) -> crate::Result<
         ))),
         None => Ok(()),
     }
+}
+
+/// `--decode-timestep` and `--decode-noise-scale`: LTX-Video's timestep-conditioned VAE only.
+fn check_decode_flags(asked: &JobOverrides, geometry: VideoGeometry) -> crate::Result<()> {
+    let given = [
+        ("--decode-timestep", asked.decode_timestep),
+        ("--decode-noise-scale", asked.decode_noise_scale),
+    ];
+    for (flag, value) in given {
+        let Some(v) = value else { continue };
+        if geometry.family != Family::Ltx {
+            return Err(bad(format!(
+                "{flag} is for LTX-Video's timestep-conditioned VAE (0.9.1 and later); {} \
+                 decodes without one",
+                geometry.name()
+            )));
+        }
+        if !(0.0..=1.0).contains(&v) {
+            return Err(bad(format!("{flag} {v}: must be between 0 and 1")));
+        }
+    }
+    Ok(())
 }
 
 /// `--last-image` without `--init-image`.
@@ -313,6 +337,7 @@ pub fn fill_video_spec(
         crate::jobs::spec::resolve::load_image(path, "--init-image")?;
     }
     let last_image = check_last_image(asked, geometry, frames)?;
+    check_decode_flags(asked, geometry)?;
     Ok(JobSpec {
         kind,
         model,
@@ -330,6 +355,8 @@ pub fn fill_video_spec(
             save_frames: asked.save_frames.unwrap_or(false),
             init_image,
             last_image,
+            decode_timestep: asked.decode_timestep,
+            decode_noise_scale: asked.decode_noise_scale,
             init_latents,
             max_sequence_length: asked.max_sequence_length.or(defaults.max_sequence_length),
             vae_tiling: asked.vae_tiling,

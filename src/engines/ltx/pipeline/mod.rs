@@ -472,6 +472,12 @@ impl LtxPipeline {
             let t = Tensor::new(&[req.decode_timestep as f32], z.device())?;
             (z, Some(t))
         } else {
+            if req.decode_timestep != 0.0 || req.decode_noise_scale.is_some_and(|s| s != 0.0) {
+                tracing::warn!(
+                    "this LTX-Video VAE (0.9.0) is not timestep-conditioned: --decode-timestep \
+                     and --decode-noise-scale are ignored"
+                );
+            }
             (z, None)
         };
         if req.vae_tiling {

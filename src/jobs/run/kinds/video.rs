@@ -128,9 +128,10 @@ fn ltx_request(
         seed: spec.seed.unwrap_or(0),
         init_latents,
         max_sequence_length: p.max_sequence_length,
-        // diffusers' defaults (0.9.1+'s model cards suggest 0.03 and 0.025).
-        decode_timestep: 0.0,
-        decode_noise_scale: None,
+        // diffusers' defaults 0 and None (the timestep); 0.9.1+'s model cards suggest 0.03 and
+        // 0.025.
+        decode_timestep: p.decode_timestep.unwrap_or(0.0),
+        decode_noise_scale: p.decode_noise_scale,
         image,
         vae_tiling,
     })
