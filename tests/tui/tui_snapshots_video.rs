@@ -137,6 +137,8 @@ fn video_spec(frames: u32, fps: u32) -> Box<JobSpec> {
             vae_tiling: None,
             residency: None,
             text_encoder_2: None,
+            decode_timestep: None,
+            decode_noise_scale: None,
         }),
     })
 }
