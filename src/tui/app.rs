@@ -219,13 +219,18 @@ impl App {
         commands
     }
 
-    /// What a folder model makes, read off the UI thread: the form's fields follow it.
-    pub fn model_kind_known(&mut self, model: &str, kind: crate::models::Kind) -> Vec<Command> {
+    /// What a folder model makes and its family, read off the UI thread: the form's fields
+    /// (and a video model's frame step) follow them.
+    pub fn model_kind_known(
+        &mut self,
+        model: &str,
+        (kind, family): (crate::models::Kind, crate::models::Family),
+    ) -> Vec<Command> {
         let form = self.params.form();
         if form.kind.is_some() || form.model.trim() != model {
             return Vec::new();
         }
-        self.params.set_kind(kind);
+        self.params.set_kind(kind, family);
         self.request_plan().into_iter().collect()
     }
 

@@ -150,8 +150,12 @@ impl Services {
                     return;
                 };
                 tokio::task::spawn_blocking(move || {
-                    if let Some(kind) = planner.model_kind(&model) {
-                        let _ = tx.send(AppEvent::ModelKind { model, kind });
+                    if let Some((kind, family)) = planner.model_kind(&model) {
+                        let _ = tx.send(AppEvent::ModelKind {
+                            model,
+                            kind,
+                            family,
+                        });
                     }
                 });
             }

@@ -41,6 +41,7 @@ pub enum AppEvent {
     ModelKind {
         model: String,
         kind: crate::models::Kind,
+        family: crate::models::Family,
     },
     /// A video output, decoded for the preview.
     Video(Box<crate::tui::preview::video::Clip>),

@@ -115,12 +115,12 @@ impl FormPlanner {
         }
     }
 
-    /// What the model makes (a folder's kind follows its files); `None` when it cannot be read.
-    /// Blocking (file I/O); never downloads.
-    pub fn model_kind(&self, model: &str) -> Option<crate::models::Kind> {
+    /// What the model makes and its family (a folder's follow its files); `None` when it
+    /// cannot be read. Blocking (file I/O); never downloads.
+    pub fn model_kind(&self, model: &str) -> Option<(crate::models::Kind, crate::models::Family)> {
         crate::models::resolve(&self.registry, model, &self.hf_cache)
             .ok()
-            .map(|m| m.kind)
+            .map(|m| (m.kind, m.family))
     }
 
     fn try_plan(&self, asked: &JobOverrides) -> crate::Result<MemoryPlan> {
@@ -324,7 +324,10 @@ mod tests {
             "longer music needs more"
         );
         let folder = dir.display().to_string();
-        assert_eq!(p.model_kind(&folder), Some(crate::models::Kind::Music));
+        assert_eq!(
+            p.model_kind(&folder),
+            Some((crate::models::Kind::Music, crate::models::Family::Musicgen))
+        );
         assert_eq!(p.model_kind("no-such-model"), None);
     }
 }

@@ -430,8 +430,13 @@ fn a_folder_models_kind_is_learnt_off_the_ui_thread() {
     let commands = a.handle(AppEvent::ModelKind {
         model: "models/my-musicgen".into(),
         kind: Kind::Music,
+        family: pallaidium::models::Family::Musicgen,
     });
     assert_eq!(a.params.form().kind, Some(Kind::Music));
+    assert_eq!(
+        a.params.form().family,
+        Some(pallaidium::models::Family::Musicgen)
+    );
     assert!(
         plan_command(&commands).is_some(),
         "the new form is planned again"

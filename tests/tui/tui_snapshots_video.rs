@@ -42,6 +42,11 @@ fn video_model() -> ModelEntry {
 }
 
 fn video_app(form: Form, picker: Option<Picker>) -> App {
+    video_app_for(video_model(), form, picker)
+}
+
+/// The app with `entry` (id wan2.1-t2v-1.3b) as its only model.
+fn video_app_for(entry: ModelEntry, form: Form, picker: Option<Picker>) -> App {
     let mut app = App::new(AppConfig {
         theme: Theme::dark(),
         notice: None,
@@ -59,7 +64,7 @@ fn video_app(form: Form, picker: Option<Picker>) -> App {
             macos_version: None,
             memory_budget_bytes: None,
             hf_token_present: true,
-            entries: vec![video_model()],
+            entries: vec![entry],
         },
         picker,
     });
@@ -112,6 +117,39 @@ fn frames_nudge_by_four_and_bad_counts_are_refused() {
     let s = screen(&mut a, 160, 48);
     assert!(s.contains("frames: Wan makes 4n+1 frames"), "{s}");
     assert_eq!(a.params.form().frames, "77", "the bad count is not taken");
+}
+
+/// An LTX-Video model's frames step by 8 (8n+1), and the check names LTX's rule.
+#[test]
+fn ltx_frames_nudge_by_eight() {
+    let mut ltx = video_model();
+    ltx.family = pallaidium::models::Family::Ltx;
+    ltx.kind = Kind::Img2vid;
+    ltx.defaults.frames = Some(161);
+    ltx.defaults.fps = Some(25);
+    let mut a = video_app_for(ltx, Form::default(), None);
+    key(&mut a, KeyCode::Esc, KeyModifiers::NONE);
+    key(&mut a, KeyCode::Tab, KeyModifiers::NONE);
+    // An image-to-video model: the frames field is the seventh (after the init image).
+    for _ in 0..6 {
+        key(&mut a, KeyCode::Down, KeyModifiers::NONE);
+    }
+    key(&mut a, KeyCode::Left, KeyModifiers::NONE);
+    assert_eq!(a.params.form().frames, "153", "161 less one latent frame");
+    key(&mut a, KeyCode::Right, KeyModifiers::NONE);
+    key(&mut a, KeyCode::Right, KeyModifiers::NONE);
+    assert_eq!(a.params.form().frames, "169");
+    key(&mut a, KeyCode::Enter, KeyModifiers::NONE);
+    for _ in 0..3 {
+        key(&mut a, KeyCode::Backspace, KeyModifiers::NONE);
+    }
+    for c in "37".chars() {
+        key(&mut a, KeyCode::Char(c), KeyModifiers::NONE);
+    }
+    key(&mut a, KeyCode::Enter, KeyModifiers::NONE);
+    let s = screen(&mut a, 160, 48);
+    assert!(s.contains("frames: LTX-Video makes 8n+1 frames"), "{s}");
+    assert_eq!(a.params.form().frames, "169", "the bad count is not taken");
 }
 
 fn video_spec(frames: u32, fps: u32) -> Box<JobSpec> {

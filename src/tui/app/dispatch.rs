@@ -78,9 +78,11 @@ impl App {
             AppEvent::Submitted { job, spec } => self.job_submitted(*job, spec),
             AppEvent::Image { label, image } => self.show_image(label.clone(), (**image).clone()),
             AppEvent::Plan { generation, status } => self.plan_arrived(*generation, status.clone()),
-            AppEvent::ModelKind { model, kind } => {
-                commands.extend(self.model_kind_known(model, *kind))
-            }
+            AppEvent::ModelKind {
+                model,
+                kind,
+                family,
+            } => commands.extend(self.model_kind_known(model, (*kind, *family))),
             AppEvent::Tick | AppEvent::Input(_) => {}
         }
         for action in actions {

@@ -47,8 +47,9 @@ impl ParamsPane {
     }
 
     /// What the model makes, learnt after the form was built (a folder model): its fields show.
-    pub fn set_kind(&mut self, kind: crate::models::Kind) {
+    pub fn set_kind(&mut self, kind: crate::models::Kind, family: crate::models::Family) {
         self.form.kind = Some(kind);
+        self.form.family = Some(family);
         self.selected = self.selected.min(self.last_field());
         self.editing = None;
     }
