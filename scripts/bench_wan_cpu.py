@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
-"""Wan on the CPU, tiny size (issue 22): the committed tiny Wan 2.1 T2V pipeline
+"""Wan or LTX-Video on the CPU, tiny size (issue 22): the committed tiny Wan 2.1 T2V pipeline
 (tests/fixtures/wan-t2v-tiny) at 96x64, 9 frames, 3 steps, guidance 4, f32, the committed noise
-(wan-pipeline/f9_noise.npy) on both sides. Ours: `pallaidium --headless --json` runs, the done event's
+(wan-pipeline/f9_noise.npy) on both sides; with `--model ltx` the tiny LTXPipeline
+(tests/fixtures/ltx-tiny, case cli9 of ltx-pipeline/: 96x64, 9 frames, 3 steps, guidance 3.5, fps 25,
+its noise) against LTXPipeline. Ours: `pallaidium --headless --json` runs, the done event's
 `generate` time (text encoder, denoise, VAE decode; no loading, no MP4 writing) and the process wall time.
 diffusers: WanPipeline.from_pretrained(folder) once, then the same call (output_type="np") timed whole;
 torch.set_num_threads(os.cpu_count()). Median of --runs after one warm-up on each side. One JSON to OUT.
 
-  /work/venv/bin/python scripts/bench_wan_cpu.py OUT.json --bin target/release/pallaidium [--runs 5]
+  /work/venv/bin/python scripts/bench_wan_cpu.py OUT.json --bin target/release/pallaidium [--runs 5] [--model ltx]
 """
 import argparse
 import json
@@ -38,11 +40,15 @@ def main():
     ap.add_argument("out")
     ap.add_argument("--bin", required=True)
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--model", choices=["wan", "ltx"], default="wan")
     a = ap.parse_args()
-    meta = json.load(open(f"{FIX}/wan-pipeline/cases.json"))
-    c = meta["cases"]["f9"]
-    noise = f"{FIX}/wan-pipeline/f9_noise.npy"
-    folder = f"{FIX}/wan-t2v-tiny"
+    refs, case, folder = {
+        "wan": ("wan-pipeline", "f9", f"{FIX}/wan-t2v-tiny"),
+        "ltx": ("ltx-pipeline", "cli9", f"{FIX}/ltx-tiny"),
+    }[a.model]
+    meta = json.load(open(f"{FIX}/{refs}/cases.json"))
+    c = meta["cases"][case]
+    noise = f"{FIX}/{refs}/{case}_noise.npy"
     ours = []
     with tempfile.TemporaryDirectory() as home:
         env = dict(os.environ, PALLAIDIUM_HOME=home, HF_HUB_OFFLINE="1")
@@ -52,6 +58,8 @@ def main():
                    "--out", os.path.join(home, "out")]
             for k in ["steps", "guidance", "width", "height", "frames"]:
                 cmd += [f"--{k}", str(c[k])]
+            if a.model == "ltx":
+                cmd += ["--fps", "25"]
             t = time.perf_counter()
             p = subprocess.run(cmd, capture_output=True, text=True, env=env)
             wall = time.perf_counter() - t
@@ -61,14 +69,18 @@ def main():
             if i > 0:
                 ours.append({"generate_s": done["timings"]["generate"], "wall_s": wall})
     import torch
-    from diffusers import WanPipeline
+    from diffusers import LTXPipeline, WanPipeline
 
     torch.set_num_threads(os.cpu_count())
     t = time.perf_counter()
-    pipe = WanPipeline.from_pretrained(folder, torch_dtype=torch.float32)
+    cls = LTXPipeline if a.model == "ltx" else WanPipeline
+    pipe = cls.from_pretrained(folder, torch_dtype=torch.float32)
     load = time.perf_counter() - t
     pipe.set_progress_bar_config(disable=True)
     latents = torch.from_numpy(np.load(noise))
+    if a.model == "ltx":
+        # LTXPipeline takes its latents packed into tokens (patch 1).
+        latents = pipe._pack_latents(latents, 1, 1)
     theirs = []
     for i in range(a.runs + 1):
         t = time.perf_counter()
@@ -78,6 +90,7 @@ def main():
         if i > 0:
             theirs.append(time.perf_counter() - t)
     r = {
+        "model": a.model,
         "case": c, "cpu": cpu_model(), "cores": os.cpu_count(), "torch": torch.__version__,
         "diffusers": __import__("diffusers").__version__,
         "ours": {"runs": ours, "median_generate_s": statistics.median(o["generate_s"] for o in ours),
