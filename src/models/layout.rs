@@ -30,6 +30,22 @@ pub struct ComponentPaths {
     pub scheduler: PathBuf,
 }
 
+impl ComponentPaths {
+    /// A transformer folder with one text encoder (Wan, LTX-Video, Z-Image): transformer/, vae/,
+    /// text_encoder/, tokenizer/, scheduler/.
+    pub fn transformer_with_one_encoder(dir: &Path) -> Self {
+        Self {
+            denoiser: dir.join("transformer"),
+            vae: dir.join("vae"),
+            text_encoder: dir.join("text_encoder"),
+            text_encoder_2: None,
+            tokenizer: dir.join("tokenizer"),
+            tokenizer_2: None,
+            scheduler: dir.join("scheduler"),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelLayout {
     pub dir: PathBuf,

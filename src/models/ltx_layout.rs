@@ -34,15 +34,7 @@ pub(super) fn open(dir: &Path, pipeline_class: String) -> Result<ModelLayout> {
             dir.display()
         )));
     }
-    let paths = ComponentPaths {
-        denoiser: dir.join("transformer"),
-        vae: dir.join("vae"),
-        text_encoder: dir.join("text_encoder"),
-        text_encoder_2: None,
-        tokenizer: dir.join("tokenizer"),
-        tokenizer_2: None,
-        scheduler: dir.join("scheduler"),
-    };
+    let paths = ComponentPaths::transformer_with_one_encoder(dir);
     Ok(ModelLayout {
         dir: dir.to_path_buf(),
         family: Family::Ltx,

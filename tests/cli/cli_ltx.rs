@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use crate::cli_wan::{Clip, assert_refused, check_mp4, frames_diff_in, run_in};
 use crate::parity;
-use crate::run::{Run, fixture};
+use crate::run::{Run, fixture, plan_stages};
 
 const REFS: &str = "ltx-pipeline";
 
@@ -222,12 +222,7 @@ fn ltx_plan_names_its_stages_and_writes_nothing() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     let plan: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    let stages: Vec<&str> = plan["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["stage"].as_str().unwrap())
-        .collect();
+    let stages = plan_stages(&plan);
     assert_eq!(
         stages,
         [
@@ -254,12 +249,7 @@ fn ltx_plan_names_its_stages_and_writes_nothing() {
         .output()
         .unwrap();
     let plan: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    let stages: Vec<&str> = plan["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["stage"].as_str().unwrap())
-        .collect();
+    let stages = plan_stages(&plan);
     assert_eq!(
         &stages[..3],
         [

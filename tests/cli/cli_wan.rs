@@ -11,7 +11,7 @@ use candle_core::Tensor;
 
 use crate::cli_video_output::{ffmpeg_present, probe};
 use crate::parity;
-use crate::run::{Run, fixture, json_lines};
+use crate::run::{Run, fixture, json_lines, plan_stages};
 
 fn model() -> PathBuf {
     fixture("wan-t2v-tiny")
@@ -317,12 +317,7 @@ fn wan_plan_names_its_stages_and_writes_nothing() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     let plan: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    let stages: Vec<&str> = plan["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["stage"].as_str().unwrap())
-        .collect();
+    let stages = plan_stages(&plan);
     assert_eq!(
         stages,
         [

@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 
 use crate::parity;
-use crate::run::{Run, fixture, json_lines};
+use crate::run::{Run, fixture, json_lines, plan_stages};
 
 /// Runs the binary as the reference's `cli` block says; returns the mean absolute difference
 /// (0-255) from diffusers' image.
@@ -85,12 +85,7 @@ fn zimage_plan_names_its_stages() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     let plan: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    let stages: Vec<&str> = plan["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["stage"].as_str().unwrap())
-        .collect();
+    let stages = plan_stages(&plan);
     assert_eq!(
         stages,
         [

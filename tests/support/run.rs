@@ -81,6 +81,16 @@ pub fn json_lines(stdout: &[u8]) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// The stage names of a memory plan printed by `--plan --json`, in order.
+pub fn plan_stages(plan: &serde_json::Value) -> Vec<&str> {
+    plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["stage"].as_str().unwrap())
+        .collect()
+}
+
 /// Kills `child` if it is still running after `limit` (a hang must fail the test, not stall it);
 /// returns a guard whose drop stops the watch.
 pub fn watchdog(child: &std::process::Child, limit: std::time::Duration) -> Watchdog {

@@ -18,22 +18,22 @@
 //! diffusers' spatial tiles (`vae::VaeTiles::default()`).
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
 
-use super::transformer::{LtxInputs, LtxTransformer, LtxTransformerConfig};
+use super::transformer::{LtxTransformer, LtxTransformerConfig};
 use super::vae::{LtxVae, LtxVaeConfig, VaeTiles};
 use crate::engines::EngineSwitches;
-use crate::engines::flux::scheduler::{FlowMatchConfig, FlowMatchEuler, calculate_shift, linspace};
+use crate::engines::flux::scheduler::FlowMatchConfig;
 use crate::engines::flux::tokenizer::T5Tokenizer;
 use crate::engines::nn::text::t5_text::{T5Source, T5Text};
 use crate::engines::progress::{CancelToken, EngineEvent, ProgressSink};
 use crate::engines::sd::noise::{NoiseSource, SeededNoise};
-use crate::engines::stage::{check_cancel, emit_step, stage, timed_load};
+use crate::engines::stage::{check_cancel, stage, timed_load};
 use crate::error::{Error, Result};
 use crate::vocab::Residency;
 
+mod denoise;
 mod grid;
 
 pub use grid::{check_configs, latent_grid, pack, unpack};
@@ -353,93 +353,6 @@ impl LtxPipeline {
         let z = z?;
         let t = noise.dim(2)?;
         Ok(Tensor::cat(&[&z, &noise.narrow(2, 1, t - 1)?], 2)?)
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn denoise(
-        &self,
-        mut latents: Tensor,
-        text: &Tensor,
-        mask: &Tensor,
-        tokens: [usize; 3],
-        req: &LtxRequest,
-        sink: &dyn ProgressSink,
-        cancel: &CancelToken,
-    ) -> Result<Tensor> {
-        let n = req.steps.max(1) as usize;
-        let seq = tokens.iter().product::<usize>();
-        let s = &self.scheduler;
-        let mu = calculate_shift(
-            seq,
-            s.base_image_seq_len.unwrap_or(256),
-            s.max_image_seq_len.unwrap_or(4096),
-            s.base_shift.unwrap_or(0.5),
-            s.max_shift.unwrap_or(1.15),
-        );
-        let schedule = FlowMatchEuler::with_sigmas(s, &linspace(1.0, 1.0 / n as f64, n), Some(mu))?;
-        let Some(transformer) = &self.transformer else {
-            return Err(Error::job_failed("internal: the transformer did not load"));
-        };
-        let vae = &self.vae_config;
-        let rope_scale = [
-            (vae.temporal_ratio() as f64 / req.frame_rate) as f32,
-            vae.spatial_ratio() as f32,
-            vae.spatial_ratio() as f32,
-        ];
-        let batch = text.dim(0)?;
-        let conditioned = req.image.is_some();
-        // Image-to-video: 1 for the first latent frame's tokens (timestep 0, never stepped).
-        let per_frame = tokens[1] * tokens[2];
-        let keep = |t: f32| -> Vec<f32> {
-            (0..seq)
-                .map(|i| if conditioned && i < per_frame { 0.0 } else { t })
-                .collect()
-        };
-        let total = schedule.timesteps().len() as u32;
-        let begin = Instant::now();
-        for (i, &t) in schedule.timesteps().iter().enumerate() {
-            check_cancel(cancel)?;
-            let input = if batch == 2 {
-                Tensor::cat(&[&latents, &latents], 0)?
-            } else {
-                latents.clone()
-            };
-            let timestep = if conditioned {
-                let row = Tensor::from_vec(keep(t as f32), (1, seq), latents.device())?;
-                Tensor::cat(&vec![&row; batch], 0)?
-            } else {
-                Tensor::full(t as f32, batch, latents.device())?
-            };
-            let inputs = LtxInputs {
-                text,
-                mask: Some(mask),
-                timestep: &timestep,
-                grid: tokens,
-                rope_scale: Some(rope_scale),
-            };
-            let pred = transformer.forward(&input, &inputs)?;
-            let velocity = if batch == 2 {
-                let uncond = pred.narrow(0, 0, 1)?;
-                let cond = pred.narrow(0, 1, 1)?;
-                (&uncond + ((cond - &uncond)? * req.guidance)?)?
-            } else {
-                pred
-            };
-            latents = if conditioned {
-                // Tokens are frame-major (patch_size_t 1): the first frame's stay as they are.
-                let rest = seq - per_frame;
-                let stepped = schedule.step(
-                    &velocity.narrow(1, per_frame, rest)?,
-                    i,
-                    &latents.narrow(1, per_frame, rest)?,
-                )?;
-                Tensor::cat(&[&latents.narrow(1, 0, per_frame)?, &stepped], 1)?
-            } else {
-                schedule.step(&velocity, i, &latents)?
-            };
-            emit_step(sink, i as u32 + 1, total, begin);
-        }
-        Ok(latents)
     }
 
     /// The latents unpacked, de-normalised and decoded (in tiles when the request asks),
